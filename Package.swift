@@ -1,0 +1,67 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// Layering (each layer only imports the ones above it):
+//   C libraries (system-library targets)  ->  EthereumCore (pure computation + libsecp256k1)
+//   ->  OwnerSigners (hardware and keystore backends)  ->  session-agent (the one executable)
+// Later layers (Smart Sessions protocol, session-key store, agent server) slot in between.
+let package = Package(
+    name: "session-agent",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "session-agent", targets: ["session-agent"]),
+        .library(name: "EthereumCore", targets: ["EthereumCore"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-crypto", "3.12.0"..<"5.0.0"),
+    ],
+    targets: [
+        // The five C libraries, each wrapped once (see the hardware-test-rig notes in docs/).
+        .systemLibrary(name: "CSecp256k1", pkgConfig: "libsecp256k1", providers: [.apt(["libsecp256k1-dev"])]),
+        .systemLibrary(name: "CFido2", pkgConfig: "libfido2", providers: [.apt(["libfido2-dev"])]),
+        .systemLibrary(name: "CPCSC", pkgConfig: "libpcsclite", providers: [.apt(["libpcsclite-dev"])]),
+        .systemLibrary(name: "CPKCS11", pkgConfig: "p11-kit-1", providers: [.apt(["libp11-kit-dev"])]),
+        .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
+
+        // Keccak, hex, addresses, 256-bit integers, ABI, EIP-712, secp256k1, P-256, ERC-4337
+        // user operations, ERC-7579 executions. No sockets, storage or hardware.
+        .target(
+            name: "EthereumCore",
+            dependencies: [
+                "CSecp256k1",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
+        // Owner-key backends. For now: which native libraries are linked, and their versions.
+        .target(
+            name: "OwnerSigners",
+            dependencies: ["CFido2", "CPCSC", "CPKCS11", "COpenSSL", "CSecp256k1"]
+        ),
+        .executableTarget(
+            name: "session-agent",
+            dependencies: [
+                "EthereumCore",
+                "OwnerSigners",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        // Prints throughput figures; run with `swift run -c release bench`.
+        .executableTarget(
+            name: "bench",
+            dependencies: ["EthereumCore", "CSecp256k1", "COpenSSL"]
+        ),
+
+        .target(name: "TestSupport", dependencies: ["EthereumCore"], path: "Tests/TestSupport"),
+        .testTarget(
+            name: "EthereumCoreTests",
+            dependencies: ["EthereumCore", "TestSupport"],
+            resources: [.copy("Fixtures")]
+        ),
+        .testTarget(name: "OwnerSignersTests", dependencies: ["OwnerSigners"]),
+        .testTarget(
+            name: "CLITests",
+            dependencies: ["session-agent", "TestSupport"]
+        ),
+    ]
+)

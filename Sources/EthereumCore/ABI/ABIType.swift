@@ -1,0 +1,231 @@
+/// A Solidity ABI type. Tuples carry their component names (empty when unnamed) so decoded
+/// values can be shown by name; names never enter the canonical form or the encoding.
+public indirect enum ABIType: Hashable, Sendable, CustomStringConvertible {
+    case uint(Int)
+    case int(Int)
+    case address
+    case bool
+    case fixedBytes(Int)
+    case bytes
+    case string
+    /// `T[]`
+    case array(ABIType)
+    /// `T[k]`
+    case fixedArray(ABIType, Int)
+    case tuple([ABIParameter])
+
+    public static let uint256 = ABIType.uint(256)
+    public static let bytes32 = ABIType.fixedBytes(32)
+
+    /// The canonical form used in signatures and selectors: `uint256`, `(address,bytes)[]`.
+    public var canonical: String {
+        switch self {
+        case .uint(let n): "uint\(n)"
+        case .int(let n): "int\(n)"
+        case .address: "address"
+        case .bool: "bool"
+        case .fixedBytes(let n): "bytes\(n)"
+        case .bytes: "bytes"
+        case .string: "string"
+        case .array(let t): t.canonical + "[]"
+        case .fixedArray(let t, let n): t.canonical + "[\(n)]"
+        case .tuple(let ps): "(" + ps.map(\.type.canonical).joined(separator: ",") + ")"
+        }
+    }
+
+    public var description: String { canonical }
+
+    /// Dynamic types are encoded in the tail, behind an offset.
+    public var isDynamic: Bool {
+        switch self {
+        case .bytes, .string, .array: true
+        case .fixedArray(let t, _): t.isDynamic
+        case .tuple(let ps): ps.contains { $0.type.isDynamic }
+        default: false
+        }
+    }
+
+    /// The bytes this type takes in the head of its enclosing tuple.
+    public var headSize: Int {
+        if isDynamic { return 32 }
+        switch self {
+        case .fixedArray(let t, let n): return n * t.headSize
+        case .tuple(let ps): return ps.reduce(0) { $0 + $1.type.headSize }
+        default: return 32
+        }
+    }
+
+    /// Parses a type as written in signatures: `uint256`, `uint` (= uint256), `bytes32`,
+    /// `(address to,uint256 amount)[]`, `tuple(uint8,bool)[2]`.
+    public init(parsing text: String) throws(ABIError) {
+        var parser = SignatureParser(text)
+        self = try parser.parseType()
+        try parser.expectEnd()
+    }
+}
+
+/// A named parameter or tuple component. The name is "" when the source gave none.
+public struct ABIParameter: Hashable, Sendable {
+    public var name: String
+    public var type: ABIType
+
+    public init(_ name: String = "", _ type: ABIType) {
+        self.name = name
+        self.type = type
+    }
+}
+
+/// A recursive-descent parser for types and human-readable signatures
+/// (`function transfer(address to, uint256 amount) external returns (bool)`).
+struct SignatureParser {
+    static let maximumDepth = 32
+    private let chars: [Character]
+    private var position = 0
+
+    init(_ text: String) { chars = Array(text) }
+
+    private func error(_ reason: String) -> ABIError {
+        ABIError("\(reason) at character \(position) of \(String(reflecting: String(chars)))")
+    }
+
+    mutating func skipSpaces() {
+        while position < chars.count, chars[position].isWhitespace { position += 1 }
+    }
+
+    mutating func consume(_ c: Character) -> Bool {
+        skipSpaces()
+        guard position < chars.count, chars[position] == c else { return false }
+        position += 1
+        return true
+    }
+
+    mutating func expect(_ c: Character) throws(ABIError) {
+        guard consume(c) else { throw error("expected '\(c)'") }
+    }
+
+    mutating func expectEnd() throws(ABIError) {
+        skipSpaces()
+        guard position == chars.count else { throw error("unexpected text") }
+    }
+
+    var atEnd: Bool { position >= chars.count }
+
+    /// An identifier: letters, digits, `_` and `$`, not starting with a digit.
+    mutating func identifier() -> String? {
+        skipSpaces()
+        let start = position
+        while position < chars.count,
+              chars[position].isLetter || chars[position].isNumber || chars[position] == "_" || chars[position] == "$" {
+            position += 1
+        }
+        guard position > start, !chars[start].isNumber else { position = start; return nil }
+        return String(chars[start..<position])
+    }
+
+    mutating func peekIdentifier() -> String? {
+        let saved = position
+        defer { position = saved }
+        return identifier()
+    }
+
+    mutating func parseType(depth: Int = 0) throws(ABIError) -> ABIType {
+        guard depth < Self.maximumDepth else { throw error("type nested too deeply") }
+        skipSpaces()
+        var base: ABIType
+        if position < chars.count, chars[position] == "(" {
+            base = .tuple(try parseParameterList(depth: depth + 1, allowEmpty: false))
+        } else {
+            guard let word = identifier() else { throw error("expected a type") }
+            if word == "tuple" {
+                skipSpaces()
+                guard position < chars.count, chars[position] == "(" else { throw error("expected '(' after tuple") }
+                base = .tuple(try parseParameterList(depth: depth + 1, allowEmpty: false))
+            } else {
+                base = try Self.elementary(word, error: error("unknown type \(String(reflecting: word))"))
+            }
+        }
+        while consume("[") {
+            skipSpaces()
+            let start = position
+            while position < chars.count, chars[position].isNumber { position += 1 }
+            let digits = String(chars[start..<position])
+            try expect("]")
+            if digits.isEmpty {
+                base = .array(base)
+            } else {
+                guard let n = Int(digits), n > 0, n <= 1 << 20 else { throw error("invalid array size \(digits)") }
+                base = .fixedArray(base, n)
+            }
+        }
+        return base
+    }
+
+    static func elementary(_ word: String, error: ABIError) throws(ABIError) -> ABIType {
+        func bits(_ suffix: Substring) -> Int? {
+            if suffix.isEmpty { return 256 }
+            guard let n = Int(suffix), n % 8 == 0, (8...256).contains(n), !suffix.hasPrefix("0") else { return nil }
+            return n
+        }
+        switch word {
+        case "address": return .address
+        case "bool": return .bool
+        case "bytes": return .bytes
+        case "string": return .string
+        default: break
+        }
+        if word.hasPrefix("uint"), let n = bits(word.dropFirst(4)) { return .uint(n) }
+        if word.hasPrefix("int"), let n = bits(word.dropFirst(3)) { return .int(n) }
+        if word.hasPrefix("bytes"), let n = Int(word.dropFirst(5)), (1...32).contains(n),
+           !word.dropFirst(5).hasPrefix("0") {
+            return .fixedBytes(n)
+        }
+        throw error
+    }
+
+    private static let modifiers: Set<String> = ["indexed", "calldata", "memory", "storage", "payable"]
+
+    /// `( type [location] [name], … )`
+    mutating func parseParameterList(depth: Int, allowEmpty: Bool) throws(ABIError) -> [ABIParameter] {
+        try expect("(")
+        var params: [ABIParameter] = []
+        if consume(")") {
+            guard allowEmpty else { throw error("a tuple needs at least one component") }
+            return params
+        }
+        repeat {
+            let type = try parseType(depth: depth)
+            var name = ""
+            while let word = peekIdentifier() {
+                _ = identifier()
+                if Self.modifiers.contains(word) { continue }
+                name = word
+                break
+            }
+            params.append(ABIParameter(name, type))
+        } while consume(",")
+        try expect(")")
+        return params
+    }
+
+    /// `[function] name(params) [modifiers] [returns (params)]`
+    mutating func parseFunction() throws(ABIError) -> ABIFunction {
+        guard var name = identifier() else { throw error("expected a function name") }
+        if name == "function" {
+            guard let n = identifier() else { throw error("expected a function name") }
+            name = n
+        }
+        let inputs = try parseParameterList(depth: 0, allowEmpty: true)
+        var outputs: [ABIParameter] = []
+        var stateMutability = "nonpayable"
+        while let word = identifier() {
+            switch word {
+            case "returns": outputs = try parseParameterList(depth: 0, allowEmpty: true)
+            case "view", "pure", "payable", "nonpayable": stateMutability = word
+            case "external", "public": continue
+            default: throw error("unexpected \(String(reflecting: word))")
+            }
+        }
+        try expectEnd()
+        return ABIFunction(name: name, inputs: inputs, outputs: outputs, stateMutability: stateMutability)
+    }
+}

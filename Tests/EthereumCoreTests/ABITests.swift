@@ -1,0 +1,178 @@
+import EthereumCore
+import Testing
+import TestSupport
+
+@Suite("ABI encoding and strict decoding match eth-abi")
+struct ABIDifferentialTests {
+    @Test(.enabled(if: Oracle.isAvailable, "\(Oracle.unavailableReason ?? "")"))
+    func randomNestedTypes() throws {
+        let cases = try Oracle.cases("abi", count: 1000)
+        #expect(cases.count == 1000)
+        var mutantsAccepted = 0
+        for c in cases {
+            let types = try c["types"]!.arrayValue!.map { try ABIType(parsing: $0.stringValue!) }
+            let values = try zip(c["values"]!.arrayValue!, types).map { try ABIValue(json: $0, as: $1) }
+            let context = "types \(types.map(\.canonical)), seed \(Oracle.seed)"
+            let encoded = try c.bytes("encoded")
+            #expect(try ABI.encode(values, as: types) == encoded, "\(context)")
+            #expect(try ABI.decode(encoded, as: types) == values, "\(context)")
+
+            // Strictness: whatever we accept from a corrupted encoding, eth-abi accepts too,
+            // and it is the canonical encoding of what we decoded.
+            let mutant = c["mutant"]!
+            let data = try mutant.bytes("data")
+            if let decoded = try? ABI.decode(data, as: types) {
+                mutantsAccepted += 1
+                #expect(mutant["ethAbiAccepts"] == .bool(true), "\(context)")
+                #expect(try ABI.encode(decoded, as: types) == data, "\(context)")
+                #expect(try mutant.bytes("reencoded") == data, "\(context)")
+            }
+
+            let packedTypes = try c["packedTypes"]!.arrayValue!.map { try ABIType(parsing: $0.stringValue!) }
+            let packedValues = try zip(c["packedValues"]!.arrayValue!, packedTypes).map { try ABIValue(json: $0, as: $1) }
+            #expect(try ABI.encodePacked(packedValues, as: packedTypes) == (try c.bytes("packed")), "packed \(packedTypes.map(\.canonical)), seed \(Oracle.seed)")
+        }
+        // Most corruptions must be caught; a bit flip inside a bytes payload is still valid.
+        #expect(mutantsAccepted < 700)
+    }
+}
+
+@Suite("ABI decoding rejects malformed data with the place and the reason")
+struct ABIStrictDecodingTests {
+    static func word(_ hex: String) -> [UInt8] {
+        let b = try! Hex.decode(hex)
+        return [UInt8](repeating: 0, count: 32 - b.count) + b
+    }
+
+    func rejects(_ data: [UInt8], _ types: [String], containing text: String, at offset: Int? = nil) throws {
+        let parsed = try types.map { try ABIType(parsing: $0) }
+        do throws(ABIError) {
+            _ = try ABI.decode(data, as: parsed)
+            Issue.record("accepted \(data.hex) as \(types)")
+        } catch {
+            #expect(error.reason.contains(text), "\(error)")
+            if let offset { #expect(error.offset == offset, "\(error)") }
+        }
+    }
+
+    @Test func dirtyHighBits() throws {
+        try rejects(Self.word("0100"), ["uint8"], containing: "dirty high bits", at: 0)
+        try rejects(Self.word("01" + String(repeating: "00", count: 20)), ["address"], containing: "dirty high bits")
+        try rejects(Self.word("02"), ["bool"], containing: "0 or 1")
+        try rejects(Self.word("80"), ["int8"], containing: "sign extension")    // 128 is not an int8
+        try rejects(Self.word("ff7f").map { $0 } , ["int8"], containing: "sign extension")
+        try rejects(try Hex.decode("0xaabb") + [UInt8](repeating: 0, count: 29) + [1], ["bytes2"], containing: "dirty padding")
+        #expect(try ABI.decode(Self.word("ff") .enumerated().map { $0.offset < 31 ? 0xff : $0.element }, as: .int(8)) == .int(-1))
+    }
+
+    @Test func offsetsAndLengths() throws {
+        let good = try ABI.encode([.bytes([1, 2, 3])], as: [.bytes])
+        #expect(good == Self.word("20") + Self.word("03") + [1, 2, 3] + [UInt8](repeating: 0, count: 29))
+        try rejects(Self.word("40") + Array(good[32...]), ["bytes"], containing: "gap")
+        try rejects(Self.word("00") + Array(good[32...]), ["bytes"], containing: "overlap")
+        try rejects(Self.word("1000") + Array(good[32...]), ["bytes"], containing: "larger than the data")
+        try rejects(Self.word("20") + Self.word("40") + [1, 2, 3] + [UInt8](repeating: 0, count: 29), ["bytes"], containing: "past the end")
+        try rejects(good + [0], ["bytes"], containing: "unexpected bytes after")
+        try rejects(Array(good.dropLast()), ["bytes"], containing: "past the end")
+        try rejects(Self.word("20") + Self.word("03") + [1, 2, 3, 9] + [UInt8](repeating: 0, count: 28), ["bytes"], containing: "dirty padding")
+        try rejects(Self.word("20") + Self.word("ffffffffffff"), ["uint256[]"], containing: "larger than the data")
+        try rejects(Self.word("20") + Self.word("05") + Self.word("01"), ["uint256[]"], containing: "needs more data")
+        try rejects(Self.word("20") + Self.word("02") + [0xc3, 0x28] + [UInt8](repeating: 0, count: 30), ["string"], containing: "UTF-8")
+        try rejects([1, 2, 3], ["uint256"], containing: "head")
+    }
+
+    @Test func pathNamesTheValue() throws {
+        let type = try ABIType(parsing: "(address to, uint8[] amounts)")
+        let value = ABIValue.tuple([.address(.zero), .array([.uint(1), .uint(2)])])
+        var data = try ABI.encode(value, as: type)
+        data[data.count - 32] = 1   // amounts[1] = 2 + 2^248
+        do throws(ABIError) {
+            _ = try ABI.decode(data, as: type)
+            Issue.record("accepted dirty uint8")
+        } catch {
+            #expect(error.path == ["arg 0", ".amounts", "[1]"])
+            #expect(error.offset == data.count - 32)
+        }
+    }
+
+    @Test func encodingChecksValues() throws {
+        #expect(throws: ABIError.self) { try ABI.encode(.uint(256), as: .uint(8)) }
+        #expect(throws: ABIError.self) { try ABI.encode(.int(Int256(-129)), as: .int(8)) }
+        #expect(throws: ABIError.self) { try ABI.encode(.fixedBytes([1]), as: .fixedBytes(2)) }
+        #expect(throws: ABIError.self) { try ABI.encode(.array([.uint(1)]), as: .fixedArray(.uint256, 2)) }
+        #expect(throws: ABIError.self) { try ABI.encode(.string("x"), as: .bytes) }
+        #expect(throws: ABIError.self) { try ABI.encodePacked([.tuple([.uint(1)])], as: [try ABIType(parsing: "(uint8)")]) }
+        #expect(throws: ABIError.self) { try ABI.encodePacked([.array([.bytes([])])], as: [.array(.bytes)]) }
+    }
+}
+
+@Suite("Signatures and JSON ABIs parse into functions with selectors")
+struct ABIFunctionTests {
+    @Test func humanReadableSignatures() throws {
+        let transfer = try ABIFunction(parsing: "transfer(address to, uint256 amount)")
+        #expect(transfer.signature == "transfer(address,uint256)")
+        #expect(transfer.selector == [0xa9, 0x05, 0x9c, 0xbb])
+        #expect(transfer.inputs.map(\.name) == ["to", "amount"])
+
+        let f = try ABIFunction(parsing: "function execute((address target, uint256 value, bytes callData)[] calldata executions, uint indexed) external payable returns (bytes[] memory results)")
+        #expect(f.signature == "execute((address,uint256,bytes)[],uint256)")
+        #expect(f.outputs.map(\.type) == [.array(.bytes)])
+        #expect(f.stateMutability == "payable")
+        #expect(try ABIFunction(parsing: "f(tuple(uint8 a, bool b)[2] x)").signature == "f((uint8,bool)[2])")
+        #expect(try ABIFunction(parsing: "enableSessions((address,bytes,bytes32,(address,bytes)[],((bytes32,string[])[],(address,bytes)[]),(bytes4,address,(address,bytes)[])[],bool)[])").selector == [0x21, 0x71, 0x24, 0x07])
+
+        for bad in ["transfer(address to", "f(uint7)", "f(bytes33)", "f(uint256[0])", "f(())", "f(foo)", "(uint256)", "f(uint256) returns"] {
+            #expect(throws: ABIError.self, "\(bad)") { try ABIFunction(parsing: bad) }
+        }
+    }
+
+    @Test func jsonABIWithTupleComponents() throws {
+        let abi = """
+        {"abi": [
+          {"type": "constructor", "inputs": []},
+          {"type": "event", "name": "Transfer", "inputs": []},
+          {"type": "function", "name": "submit", "stateMutability": "nonpayable", "outputs": [],
+           "inputs": [{"name": "orders", "type": "tuple[2][]", "components": [
+               {"name": "maker", "type": "address"}, {"name": "amounts", "type": "uint128[]"}]},
+             {"name": "memo", "type": "string"}]}
+        ]}
+        """
+        let contract = try ContractInterface(jsonABI: abi)
+        #expect(contract.functions.count == 1)
+        let submit = contract.functions[0]
+        #expect(submit.signature == "submit((address,uint128[])[2][],string)")
+
+        let order = ABIValue.tuple([.address(try Address("0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed")), .array([.uint(7)])])
+        let calldata = try submit.encodeCall([.array([.array([order, order])]), .string("hi")])
+        #expect(contract.functions(forSelector: Array(calldata[0..<4])).map(\.name) == ["submit"])
+        let decoded = try submit.decodeCall(calldata)
+        #expect(decoded == [.array([.array([order, order])]), .string("hi")])
+        #expect(decoded[0].json(as: submit.inputs[0].type).serialized == #"[[{"maker":"0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed","amounts":["7"]},{"maker":"0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed","amounts":["7"]}]]"#)
+
+        #expect(throws: ABIError.self) { try ContractInterface(jsonABI: #"{"functions": []}"#) }
+        #expect(throws: ABIError.self) { try ContractInterface(jsonABI: #"[{"type":"function","name":"f","inputs":[{"name":"x","type":"tuple"}]}]"#) }
+    }
+
+    @Test func calldataErrorsNameTheArgument() throws {
+        let transfer = try ABIFunction(parsing: "transfer(address to, uint256 amount)")
+        var calldata = try transfer.encodeCall([.address(.zero), .uint(5)])
+        calldata[4] = 1
+        do throws(ABIError) {
+            _ = try transfer.decodeCall(calldata)
+            Issue.record("accepted a dirty address")
+        } catch {
+            #expect(error.path.first == "to")
+            #expect(error.offset == 4)
+        }
+        #expect(throws: ABIError.self) { try transfer.decodeCall([0xde, 0xad, 0xbe, 0xef]) }
+    }
+
+    @Test func textArguments() throws {
+        let type = try ABIType(parsing: "(uint256,address[],string,bytes2,int8)")
+        let value = try ABIValue(text: #"(0x10, [0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed], "a, b", 0xabcd, -3)"#, as: type)
+        #expect(value.text == #"(16, [0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed], "a, b", 0xabcd, -3)"#)
+        #expect(try ABIValue(text: value.text, as: type) == value)
+        #expect(throws: ABIError.self) { try ABIValue(text: "(1, [], x, 0xab, 0)", as: type) }
+        #expect(throws: ABIError.self) { try ABIValue(text: "300", as: .uint(8)) }
+    }
+}

@@ -1,0 +1,98 @@
+import EthereumCore
+import Foundation
+import Testing
+import TestSupport
+
+@Suite("EIP-712 typed-data hashing matches eth-account")
+struct EIP712Tests {
+    @Test(.enabled(if: Oracle.isAvailable, "\(Oracle.unavailableReason ?? "")"))
+    func randomTypeGraphs() throws {
+        let cases = try Oracle.cases("eip712", count: 1000)
+        #expect(cases.count == 1000)
+        for c in cases {
+            let data = try TypedData(json: c["document"]!)
+            let context = "seed \(Oracle.seed), document \(c["document"]!.serialized.prefix(300))"
+            #expect(try data.domainSeparator == (try c.bytes32("domainSeparator")), "\(context)")
+            #expect(try data.hashStruct(data.primaryType, data.message) == (try c.bytes32("structHash")), "\(context)")
+            #expect(try data.digest == (try c.bytes32("digest")), "\(context)")
+        }
+    }
+
+    /// The example of the EIP-712 specification.
+    @Test func mailExample() throws {
+        let json = """
+        {"types": {
+           "EIP712Domain": [{"name":"name","type":"string"},{"name":"version","type":"string"},
+                            {"name":"chainId","type":"uint256"},{"name":"verifyingContract","type":"address"}],
+           "Person": [{"name":"name","type":"string"},{"name":"wallet","type":"address"}],
+           "Mail": [{"name":"from","type":"Person"},{"name":"to","type":"Person"},{"name":"contents","type":"string"}]},
+         "primaryType": "Mail",
+         "domain": {"name":"Ether Mail","version":"1","chainId":1,"verifyingContract":"0xCcCCccccCCCCcCCCCCCcCcCccCcCCCcCcccccccC"},
+         "message": {"from":{"name":"Cow","wallet":"0xCD2a3d9F938E13CD947Ec05AbC7FE734Df8DD826"},
+                     "to":{"name":"Bob","wallet":"0xbBbBBBBbbBBBbbbBbbBbbbbBBbBbbbbBbBbbBBbB"},"contents":"Hello, Bob!"}}
+        """
+        let data = try TypedData(parsing: json)
+        #expect(try data.encodeType("Mail") == "Mail(Person from,Person to,string contents)Person(string name,address wallet)")
+        #expect(try data.domainSeparator.hex == "0xf2cee375fa42b42143804025fc449deafd50cc031ca257e0b194a650a912090f")
+        #expect(try data.hashStruct("Mail", data.message).hex == "0xc52c0ee5d84264471806290a3f2c4cecfc5490626bf912d01f240d7a274b371e")
+        #expect(try data.digest.hex == "0xbe609aee343fb3c4b28e1df9e632fca64fcfaede20f02e86244efddf30957bd2")
+    }
+
+    /// The Smart Sessions type strings and typehashes of the spec (§4.1), and the digest the
+    /// owner signs in its worked example (§11.2), from a plain eth_signTypedData_v4 document.
+    @Test func smartSessionTypesAndWorkedExample() throws {
+        let data = try TypedData(json: try Fixtures.json(Bundle.module, "Fixtures/multichain-session-typed-data.json"))
+        #expect(try data.encodeType("ERC7739Context") == "ERC7739Context(bytes32 appDomainSeparator,string[] contentName)")
+        #expect(try data.encodeType("SignedSession") == "SignedSession(address account,SignedPermissions permissions,address sessionValidator,bytes sessionValidatorInitData,bytes32 salt,address smartSession,uint256 nonce)ActionData(bytes4 actionTargetSelector,address actionTarget,PolicyData[] actionPolicies)ERC7739Context(bytes32 appDomainSeparator,string[] contentName)ERC7739Data(ERC7739Context[] allowedERC7739Content,PolicyData[] erc1271Policies)PolicyData(address policy,bytes initData)SignedPermissions(bool permitGenericPolicy,bool permitAdminAccess,bool ignoreSecurityAttestations,bool permitERC4337Paymaster,PolicyData[] userOpPolicies,ERC7739Data erc7739Policies,ActionData[] actions)")
+        let expected = [
+            "PolicyData": "0xdddac12cd8b10a071bea04226e97ac9490698394e19224abc47a5cfeeeb6ee97",
+            "ActionData": "0x35809859dccf8877c407a59527c2f00fb81ca9c198ebcb0c832c3deaa38d3502",
+            "ERC7739Context": "0x006166b2b3a1edaf1da1ce02715d02d4979a4ab93755bff9ec054b0e6a96a1da",
+            "ERC7739Data": "0xdfd9b5718eebaa2484740b4ea6939e96189024c15848f16ccce901118114e152",
+            "SignedPermissions": "0x871289c05e426554eb0f843c9aa542f9c2bc4eba7742ada6a5c014d3568674d4",
+            "SignedSession": "0xd44896e3cb83d70abc949a38dd6f9f75e675dc329dfe958617f066f79ff88f05",
+            "ChainSession": "0x1ea7e4bc398fa0ccd68d92b5d8931a3fd93eebe1cf0391b4ba28935801af7c80",
+            "MultiChainSession": "0x0c9d02fb89a1da34d66ea2088dc9ee6a58efee71cef6f1bb849ed74fc6003d98",
+            "EIP712Domain": "0xb03948446334eb9b2196d5eb166f69b9d49403eb4a12f36de8d3f9f3cb8e15c3",
+        ]
+        for (name, hash) in expected { #expect(try data.typeHash(name).hex == hash, "\(name)") }
+        #expect(try data.domainSeparator.hex == "0x057501e891776d1482927e5f094ae44049a4d893ba2d7b334dd7db8d38d3a0e1")
+        #expect(try data.digest.hex == "0x73f8de6a9feaf72d8b98a3a9f275900d6747c0a50b3b104d50d59b6a9720bb8d")
+    }
+
+    @Test func recursiveTypesAndMissingDomainType() throws {
+        let data = try TypedData(parsing: """
+        {"types": {"Node": [{"name":"value","type":"uint8"},{"name":"children","type":"Node[]"}]},
+         "primaryType": "Node", "domain": {"chainId": "0x1", "name": "n"},
+         "message": {"value": 1, "children": [{"value": 2, "children": []}]}}
+        """)
+        #expect(try data.encodeType("Node") == "Node(uint8 value,Node[] children)")
+        #expect(try data.encodeType("EIP712Domain") == "EIP712Domain(string name,uint256 chainId)")
+        _ = try data.digest
+    }
+
+    @Test func rejectsWhatWouldChangeTheMeaning() throws {
+        func rejects(_ json: String, _ text: String) {
+            do throws(TypedDataError) {
+                _ = try TypedData(parsing: json).digest
+                Issue.record("accepted \(json)")
+            } catch {
+                #expect(error.description.contains(text), "\(error)")
+            }
+        }
+        let types = #""EIP712Domain":[{"name":"name","type":"string"}],"M":[{"name":"a","type":"uint8"}]"#
+        rejects(#"{"types":{\#(types)},"primaryType":"M","domain":{"name":"x"},"message":{}}"#, "missing field")
+        rejects(#"{"types":{\#(types)},"primaryType":"M","domain":{"name":"x"},"message":{"a":1,"b":2}}"#, "not part of type")
+        rejects(#"{"types":{\#(types)},"primaryType":"M","domain":{"name":"x"},"message":{"a":256}}"#, "does not fit")
+        rejects(#"{"types":{\#(types)},"primaryType":"M","domain":{"name":"x"},"message":{"a":1.5}}"#, "invalid digit")
+        rejects(#"{"types":{\#(types)},"primaryType":"M","domain":{"name":"x"},"message":{"a":true}}"#, "expected an integer")
+        rejects(#"{"types":{\#(types)},"primaryType":"N","domain":{"name":"x"},"message":{"a":1}}"#, "not in types")
+        rejects(#"{"types":{"M":[{"name":"a","type":"Missing"}]},"primaryType":"M","domain":{},"message":{"a":1}}"#, "unknown type")
+        rejects(#"{"types":{\#(types)},"primaryType":"M","domain":{"name":"x"},"message":{"a":1,"a":2}}"#, "duplicate key")
+    }
+
+    @Test func personalMessageHash() {
+        // eth_account.messages.encode_defunct(text="hello")
+        #expect(PersonalMessage.hash(Array("hello".utf8)).hex == "0x50b2c43fd39106bafbba0da34fc430e1f91e3c96ea2acee2bc34119f92b37750")
+    }
+}

@@ -1,0 +1,127 @@
+import EthereumCore
+import Foundation
+import Testing
+import TestSupport
+
+@Suite("ERC-4337 user operation hashes")
+struct UserOperationTests {
+    @Test(.enabled(if: Oracle.isAvailable, "\(Oracle.unavailableReason ?? "")"))
+    func v07AndV08AgainstIndependentHashing() throws {
+        let cases = try Oracle.cases("userop", count: 1000)
+        #expect(cases.count == 1000)
+        for c in cases {
+            let op = try UserOperation(json: c["userOperation"]!)
+            let packed = try op.packed()
+            let chainId = try UInt256(parsing: try c.string("chainId"))
+            let context = "seed \(Oracle.seed), \(c["userOperation"]!.serialized.prefix(200))"
+            #expect(packed.initCode == (try c.bytes("initCode")), "\(context)")
+            #expect(packed.paymasterAndData == (try c.bytes("paymasterAndData")), "\(context)")
+            #expect(packed.accountGasLimits == (try c.bytes32("accountGasLimits")), "\(context)")
+            #expect(packed.gasFees == (try c.bytes32("gasFees")), "\(context)")
+            #expect(packed.hashV07(entryPoint: try Address(try c.string("entryPointV07")), chainId: chainId) == (try c.bytes32("hashV07")), "\(context)")
+            #expect(try packed.hashV08(entryPoint: try Address(try c.string("entryPointV08")), chainId: chainId) == (try c.bytes32("hashV08")), "\(context)")
+            #expect(try packed.unpacked() == op, "\(context)")
+            #expect(try UserOperation(json: op.json) == op)
+            #expect(try PackedUserOperation.parse(json: packed.json) == packed)
+        }
+    }
+
+    /// userOpHashes that the deployed EntryPoint v0.7 computed for the vector records.
+    @Test func v07DeployedVectors() throws {
+        let records = try Fixtures.json(Bundle.module, "Fixtures/sessions.json").arrayValue!
+        #expect(records.count == 200)
+        let entryPoint = EntryPointVersion.v07.canonicalAddress
+        for record in records {
+            let enable = record["enableUserOp"]!
+            let op = try PackedUserOperation(json: enable["userOp"]!)
+            let chainId = try UInt256(parsing: try enable.string("chainId"))
+            #expect(op.hashV07(entryPoint: entryPoint, chainId: chainId) == (try enable.bytes32("userOpHash")), "record \(record["index"]!.serialized)")
+        }
+    }
+
+    @Test func v08EIP7702InitCodeNeedsTheDelegate() throws {
+        var op = UserOperation(sender: try Address("0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed"), nonce: 1)
+        op.factory = try Address("0xef01000000000000000000000000000000000000")
+        op.factoryData = [1, 2]
+        let packed = try op.packed()
+        #expect(packed.hasEIP7702InitCode)
+        let ep = EntryPointVersion.v08.canonicalAddress
+        #expect(throws: UserOperationError.self) { try packed.hashV08(entryPoint: ep, chainId: 1) }
+        let delegate = try Address("0xfB6916095ca1df60bB79Ce92cE3Ea74c37c5d359")
+        // The EntryPoint hashes delegate ‖ initCode[20:] in place of the initCode.
+        var substituted = packed
+        substituted.initCode = delegate.bytes + [1, 2]
+        #expect(try packed.hashV08(entryPoint: ep, chainId: 1, eip7702Delegate: delegate) == (try substituted.hashV08(entryPoint: ep, chainId: 1)))
+    }
+
+    @Test func malformedOperationsAreRejectedByField() throws {
+        func rejects(_ json: String, field: String?) {
+            do {
+                _ = try UserOperation(json: try JSONValue(parsing: json)).packed()
+                Issue.record("accepted \(json)")
+            } catch let error as UserOperationError {
+                #expect(error.field == field, "\(error)")
+            } catch {
+                Issue.record("\(error)")
+            }
+        }
+        let sender = #""sender":"0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed""#
+        rejects("{\(sender)}", field: "nonce")
+        rejects(#"{"nonce":"0x0"}"#, field: "sender")
+        rejects(#"{\#(sender),"nonce":"0x0","bogus":1}"#, field: "bogus")
+        rejects(#"{\#(sender),"nonce":"0x0","callGasLimit":"0x100000000000000000000000000000000"}"#, field: "callGasLimit")
+        rejects(#"{\#(sender),"nonce":"0x0","callData":"abcd"}"#, field: "callData")
+        rejects(#"{\#(sender),"nonce":"-1"}"#, field: "nonce")
+        rejects(#"{\#(sender),"nonce":"0x0","paymasterData":"0x01"}"#, field: "paymaster")
+        #expect(throws: UserOperationError.self) {
+            try PackedUserOperation(json: try JSONValue(parsing: #"{\#(sender),"nonce":"0","initCode":"0x","callData":"0x","accountGasLimits":"0x00","preVerificationGas":"0","gasFees":"0x\#(String(repeating: "00", count: 32))","paymasterAndData":"0x","signature":"0x"}"#))
+        }
+        let short = PackedUserOperation(sender: .zero, nonce: 0, initCode: [], callData: [], accountGasLimits: .zero, preVerificationGas: 0, gasFees: .zero, paymasterAndData: [1, 2, 3], signature: [])
+        #expect(throws: UserOperationError.self) { try short.unpacked() }
+    }
+}
+
+@Suite("ERC-7579 execute calldata")
+struct ExecutionTests {
+    static let usdc = try! Address("0x1c7D4B196Cb0C7B01d743Fbc6116a902379C7238")
+    static let beef = try! Address("0x000000000000000000000000000000000000bEEF")
+
+    /// The spec's example (§11.2): transfer 5 USDC to 0xbeef as a single execution.
+    @Test func singleExampleFromTheSpec() throws {
+        let transfer = try ABIFunction(parsing: "transfer(address,uint256)").encodeCall([.address(Self.beef), .uint(5_000_000)])
+        let call = ExecuteCall.single(Execution(target: Self.usdc, value: 0, callData: transfer))
+        let expected = "0xe9ae5c53" + String(repeating: "0", count: 64) + String(repeating: "0", count: 62) + "40"
+            + String(repeating: "0", count: 62) + "78" + "1c7d4b196cb0c7b01d743fbc6116a902379c7238" + String(repeating: "0", count: 64)
+            + "a9059cbb" + String(repeating: "0", count: 60) + "beef" + String(repeating: "0", count: 58) + "4c4b40" + String(repeating: "0", count: 16)
+        #expect(Hex.encode(call.calldata) == expected)
+        #expect(try ExecuteCall(calldata: call.calldata) == call)
+        #expect(call.executions[0].selector == [0xa9, 0x05, 0x9c, 0xbb])
+    }
+
+    @Test func batchAndDelegateCallRoundTrip() throws {
+        let batch = ExecuteCall.batch([
+            Execution(target: Self.usdc, callData: [0xa9, 0x05, 0x9c, 0xbb, 1]),
+            Execution(target: Self.beef, value: UInt256(10_000_000_000_000_000)),
+        ], execType: .try)
+        let decoded = try ExecuteCall(calldata: batch.calldata)
+        #expect(decoded == batch)
+        #expect(decoded.mode.execType == .try)
+        #expect(decoded.executions[1].selector == [0xff, 0xff, 0xff, 0xff])
+        let delegate = ExecuteCall(mode: ExecutionMode(callType: .delegateCall), calls: .delegateCall(target: Self.beef, callData: [9]))
+        #expect(try ExecuteCall(calldata: delegate.calldata) == delegate)
+    }
+
+    @Test func strictDecoding() throws {
+        let single = ExecuteCall.single(Execution(target: Self.beef)).calldata
+        var unknownCallType = single
+        unknownCallType[4] = 0x07
+        #expect(throws: ExecutionError.self) { try ExecuteCall(calldata: unknownCallType) }
+        #expect(throws: ExecutionError.self) { try ExecuteCall(calldata: [0xe9, 0xae, 0x5c, 0x53]) }
+        #expect(throws: ExecutionError.self) { try ExecuteCall(calldata: [0xde, 0xad, 0xbe, 0xef] + Array(single[4...])) }
+        let short = [0xe9, 0xae, 0x5c, 0x53] + (try ABI.encode([.bytes32(.zero), .bytes(Array(repeating: 1, count: 51))], as: [.bytes32, .bytes]))
+        #expect(throws: ExecutionError.self) { try ExecuteCall(calldata: short) }
+        var batchMode = single
+        batchMode[4] = 0x01   // a single's packed bytes are not an ABI-encoded batch
+        #expect(throws: ExecutionError.self) { try ExecuteCall(calldata: batchMode) }
+    }
+}

@@ -1,0 +1,316 @@
+#!/usr/bin/env python3
+"""Independent reference values for the differential tests.
+
+Usage: oracle.py KIND COUNT SEED  -> COUNT JSON lines on stdout.
+Every expected value is computed by a library that shares no code with session-agent:
+eth-abi (ABI), eth-account (EIP-712, EIP-191, addresses), eth-utils (keccak), coincurve (secp256k1).
+Integers travel as decimal strings so nothing is rounded on the way.
+"""
+import json
+import random
+import string
+import sys
+
+import coincurve
+from eth_abi import encode as abi_encode, decode as abi_decode
+from eth_account import Account
+from eth_account.messages import encode_typed_data, encode_defunct, _hash_eip191_message
+from eth_utils import keccak, to_checksum_address
+
+N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+
+
+def h(b):
+    return "0x" + bytes(b).hex()
+
+
+# ---------------------------------------------------------------- keccak
+
+def keccak_case(r):
+    n = r.choice([0, 1, 31, 32, 33, 135, 136, 137, 271, 272, 273]) if r.random() < 0.2 else r.randint(0, 4096)
+    data = r.randbytes(n)
+    return {"input": h(data), "hash": h(keccak(data))}
+
+
+# ---------------------------------------------------------------- ABI
+
+ELEMENTARY = ["uint", "int", "address", "bool", "bytesN", "bytes", "string"]
+
+
+def random_string(r):
+    pool = string.ascii_letters + string.digits + " \"\\/\n\t" + "äöü€漢字🙂𝄞"
+    return "".join(r.choice(pool) for _ in range(r.randint(0, 40)))
+
+
+def random_type(r, depth):
+    roll = r.random()
+    if depth > 0 and roll < 0.15:
+        return ("tuple", [random_type(r, depth - 1) for _ in range(r.randint(1, 4))])
+    if depth > 0 and roll < 0.27:
+        return ("array", random_type(r, depth - 1))
+    if depth > 0 and roll < 0.37:
+        return ("fixed", random_type(r, depth - 1), r.randint(1, 3))
+    kind = r.choice(ELEMENTARY)
+    if kind in ("uint", "int"):
+        return (kind, 8 * r.randint(1, 32))
+    if kind == "bytesN":
+        return (kind, r.randint(1, 32))
+    return (kind,)
+
+
+def type_string(t):
+    k = t[0]
+    if k in ("uint", "int"):
+        return f"{k}{t[1]}"
+    if k == "bytesN":
+        return f"bytes{t[1]}"
+    if k == "tuple":
+        return "(" + ",".join(type_string(c) for c in t[1]) + ")"
+    if k == "array":
+        return type_string(t[1]) + "[]"
+    if k == "fixed":
+        return type_string(t[1]) + f"[{t[2]}]"
+    return k
+
+
+def random_int(r, bits, signed):
+    lo, hi = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
+    return r.choice([lo, hi, 0, r.randint(lo, hi), r.randint(lo, hi)])
+
+
+def random_address(r):
+    return "0x" + r.randbytes(20).hex()
+
+
+def random_value(r, t):
+    """Returns (python value for eth-abi, JSON value for session-agent)."""
+    k = t[0]
+    if k in ("uint", "int"):
+        v = random_int(r, t[1], k == "int")
+        return v, str(v) if r.random() < 0.8 else (hex(v) if v >= 0 else str(v))
+    if k == "address":
+        a = random_address(r)
+        return a, to_checksum_address(a) if r.random() < 0.5 else a
+    if k == "bool":
+        b = r.random() < 0.5
+        return b, b
+    if k == "bytesN":
+        b = r.randbytes(t[1])
+        return b, h(b)
+    if k == "bytes":
+        b = r.randbytes(r.choice([0, 1, 31, 32, 33, r.randint(0, 100)]))
+        return b, h(b)
+    if k == "string":
+        s = random_string(r)
+        return s, s
+    if k == "tuple":
+        pairs = [random_value(r, c) for c in t[1]]
+        return tuple(p[0] for p in pairs), [p[1] for p in pairs]
+    count = t[2] if k == "fixed" else r.randint(0, 3)
+    pairs = [random_value(r, t[1]) for _ in range(count)]
+    return [p[0] for p in pairs], [p[1] for p in pairs]
+
+
+def mutate(r, data):
+    data = bytearray(data)
+    roll = r.random()
+    if roll < 0.4 and data:
+        i = r.randrange(len(data))
+        data[i] ^= 1 << r.randrange(8)
+    elif roll < 0.6 and data:
+        del data[r.randrange(len(data)):]
+    elif roll < 0.8:
+        data += r.randbytes(r.choice([1, 32]))
+    elif len(data) >= 32:
+        w = r.randrange(len(data) // 32) * 32
+        word = int.from_bytes(data[w:w + 32], "big")
+        data[w:w + 32] = ((word + r.choice([-32, 32, 1 << 200])) % 2 ** 256).to_bytes(32, "big")
+    return bytes(data)
+
+
+def abi_case(r):
+    types = [random_type(r, 3) for _ in range(r.randint(1, 4))]
+    pairs = [random_value(r, t) for t in types]
+    names = [type_string(t) for t in types]
+    values = [p[0] for p in pairs]
+    encoded = abi_encode(names, values)
+    bad = mutate(r, encoded)
+    try:
+        decoded = abi_decode(names, bad)
+        # re-encode to normalise: a lenient decoder may accept non-canonical bytes
+        mutant = {"data": h(bad), "ethAbiAccepts": True, "reencoded": h(abi_encode(names, list(decoded)))}
+    except Exception:
+        mutant = {"data": h(bad), "ethAbiAccepts": False}
+    case = {"types": names, "values": [p[1] for p in pairs], "encoded": h(encoded), "mutant": mutant}
+    # abi.encodePacked (Solidity rules): elementary values minimal, arrays of static
+    # elementary values with each element padded to 32 bytes.
+    ptypes, pvalues, packed = [], [], b""
+    for _ in range(r.randint(1, 4)):
+        t = random_type(r, 0)
+        if r.random() < 0.3 and t[0] not in ("bytes", "string"):
+            arr = ("array", t) if r.random() < 0.5 else ("fixed", t, r.randint(1, 3))
+            v, j = random_value(r, arr)
+            packed += b"".join(abi_encode([type_string(t)], [x]) for x in v)
+            ptypes.append(type_string(arr)); pvalues.append(j)
+            continue
+        v, j = random_value(r, t)
+        k = t[0]
+        if k in ("uint", "int"):
+            packed += v.to_bytes(t[1] // 8, "big", signed=(k == "int"))
+        elif k == "address":
+            packed += bytes.fromhex(v[2:])
+        elif k == "bool":
+            packed += b"\x01" if v else b"\x00"
+        elif k == "string":
+            packed += v.encode()
+        else:
+            packed += v
+        ptypes.append(type_string(t)); pvalues.append(j)
+    case.update({"packedTypes": ptypes, "packedValues": pvalues, "packed": h(packed)})
+    return case
+
+
+# ---------------------------------------------------------------- EIP-712
+
+def eip712_case(r):
+    count = r.randint(1, 5)
+    names = [f"T{i}" + "".join(r.choice(string.ascii_letters) for _ in range(r.randint(0, 3))) for i in range(count)]
+    types = {}
+    for i, name in enumerate(names):
+        fields = []
+        for j in range(r.randint(1, 5)):
+            roll = r.random()
+            if roll < 0.25 and i + 1 < count:
+                base = r.choice(names[i + 1:])          # a DAG keeps values finite
+            else:
+                base = type_string(random_type(r, 0))
+            suffix = r.choice(["", "", "", "[]", "[2]", "[][]", "[1][]"])
+            fields.append({"name": f"f{j}", "type": base + suffix})
+        types[name] = fields
+    # eth-account insists on a single root type: reference every other type from an earlier one
+    for i in range(1, count):
+        owner = types[names[r.randrange(i)]]
+        owner.append({"name": f"f{len(owner)}", "type": names[i] + r.choice(["", "[]", "[1]"])})
+    for fields in types.values():
+        r.shuffle(fields)
+
+    def value(tname):
+        if tname.endswith("]"):
+            inner, size = tname[: tname.rindex("[")], tname[tname.rindex("[") + 1:-1]
+            n = int(size) if size else r.randint(0, 2)
+            return [value(inner) for _ in range(n)]
+        if tname in types:
+            return {f["name"]: value(f["type"]) for f in types[tname]}
+        t = parse_elementary(tname)
+        v, j = random_value(r, t)
+        if t[0] in ("uint", "int") and r.random() < 0.3 and abs(v) < 2 ** 53:
+            return v                                      # a JSON number
+        return j
+
+    domain_fields = [("name", "string"), ("version", "string"), ("chainId", "uint256"),
+                     ("verifyingContract", "address"), ("salt", "bytes32")]
+    chosen = [f for f in domain_fields if r.random() < 0.6] or [domain_fields[0]]
+    domain_type = [{"name": n, "type": t} for n, t in chosen]
+    types_doc = dict(types)
+    if r.random() < 0.85:
+        types_doc["EIP712Domain"] = domain_type
+    domain = {f["name"]: value(f["type"]) for f in domain_type}
+    doc = {"types": types_doc, "primaryType": names[0], "domain": domain, "message": value(names[0])}
+    signable = encode_typed_data(full_message=json.loads(json.dumps(doc)))
+    return {"document": doc, "domainSeparator": h(signable.header), "structHash": h(signable.body),
+            "digest": h(_hash_eip191_message(signable))}
+
+
+def parse_elementary(name):
+    for k in ("uint", "int"):
+        if name.startswith(k) and name[len(k):].isdigit():
+            return (k, int(name[len(k):]))
+    if name.startswith("bytes") and name[5:].isdigit():
+        return ("bytesN", int(name[5:]))
+    return (name,)
+
+
+# ---------------------------------------------------------------- secp256k1, EIP-191
+
+def secp_case(r):
+    key = coincurve.PrivateKey(r.randbytes(32)) if r.random() < 0.99 else coincurve.PrivateKey((N - 1).to_bytes(32, "big"))
+    digest = r.randbytes(32)
+    sig = key.sign_recoverable(digest, hasher=None)          # RFC 6979, low s, r||s||recid
+    der = key.sign(digest, hasher=None)
+    rr, ss = int.from_bytes(sig[:32], "big"), int.from_bytes(sig[32:64], "big")
+    message = r.randbytes(r.randint(0, 80))
+    personal = _hash_eip191_message(encode_defunct(primitive=message))
+    return {
+        "privateKey": h(key.secret), "publicKey": h(key.public_key.format(compressed=False)[1:]),
+        "compressedPublicKey": h(key.public_key.format(compressed=True)),
+        "address": Account.from_key(key.secret).address, "digest": h(digest),
+        "signature": h(sig[:64] + bytes([27 + sig[64]])), "der": h(der),
+        "highS": h(rr.to_bytes(32, "big") + (N - ss).to_bytes(32, "big")),
+        "message": h(message), "personalHash": h(personal),
+    }
+
+
+# ---------------------------------------------------------------- user operations
+
+def userop_case(r):
+    def maybe_bytes(n):
+        return r.randbytes(r.choice([0, 0, n, r.randint(0, 200)]))
+    u128 = lambda: r.choice([0, 1, 2 ** 128 - 1, r.randint(0, 2 ** 128 - 1), r.randint(0, 10 ** 7)])
+    factory = r.randbytes(20) if r.random() < 0.3 else None
+    paymaster = r.randbytes(20) if r.random() < 0.3 else None
+    op = {
+        "sender": "0x" + r.randbytes(20).hex(),
+        "nonce": r.choice([0, r.randint(0, 2 ** 256 - 1), r.randint(0, 2 ** 64)]),
+        "callData": maybe_bytes(100),
+        "callGasLimit": u128(), "verificationGasLimit": u128(), "preVerificationGas": r.choice([u128(), r.randint(0, 2 ** 256 - 1)]),
+        "maxFeePerGas": u128(), "maxPriorityFeePerGas": u128(),
+        "signature": maybe_bytes(65),
+    }
+    init_code = b""
+    if factory:
+        op["factory"] = "0x" + factory.hex(); op["factoryData"] = maybe_bytes(50); init_code = factory + op["factoryData"]
+    pmd = b""
+    if paymaster:
+        op["paymaster"] = "0x" + paymaster.hex()
+        op["paymasterVerificationGasLimit"] = u128(); op["paymasterPostOpGasLimit"] = u128(); op["paymasterData"] = maybe_bytes(30)
+        pmd = paymaster + op["paymasterVerificationGasLimit"].to_bytes(16, "big") + op["paymasterPostOpGasLimit"].to_bytes(16, "big") + op["paymasterData"]
+    agl = op["verificationGasLimit"].to_bytes(16, "big") + op["callGasLimit"].to_bytes(16, "big")
+    fees = op["maxPriorityFeePerGas"].to_bytes(16, "big") + op["maxFeePerGas"].to_bytes(16, "big")
+    chain_id = r.choice([1, 11155111, 8453, r.randint(1, 2 ** 64)])
+    ep7 = "0x0000000071727de22e5e9d8baf0edac6f37da032"
+    ep8 = "0x4337084d9e255ff0702461cf8895ce9e3b5ff108"
+    inner = keccak(abi_encode(["address", "uint256", "bytes32", "bytes32", "bytes32", "uint256", "bytes32", "bytes32"],
+                              [op["sender"], op["nonce"], keccak(init_code), keccak(op["callData"]), agl,
+                               op["preVerificationGas"], fees, keccak(pmd)]))
+    v07 = keccak(abi_encode(["bytes32", "address", "uint256"], [inner, ep7, chain_id]))
+    typed = {
+        "types": {
+            "EIP712Domain": [{"name": "name", "type": "string"}, {"name": "version", "type": "string"},
+                             {"name": "chainId", "type": "uint256"}, {"name": "verifyingContract", "type": "address"}],
+            "PackedUserOperation": [{"name": n, "type": t} for n, t in [
+                ("sender", "address"), ("nonce", "uint256"), ("initCode", "bytes"), ("callData", "bytes"),
+                ("accountGasLimits", "bytes32"), ("preVerificationGas", "uint256"), ("gasFees", "bytes32"),
+                ("paymasterAndData", "bytes")]],
+        },
+        "primaryType": "PackedUserOperation",
+        "domain": {"name": "ERC4337", "version": "1", "chainId": chain_id, "verifyingContract": ep8},
+        "message": {"sender": op["sender"], "nonce": op["nonce"], "initCode": init_code, "callData": op["callData"],
+                    "accountGasLimits": agl, "preVerificationGas": op["preVerificationGas"], "gasFees": fees,
+                    "paymasterAndData": pmd},
+    }
+    v08 = _hash_eip191_message(encode_typed_data(full_message=typed))
+    as_json = {k: ("0x" + v.hex() if isinstance(v, bytes) else (hex(v) if r.random() < 0.7 else str(v)) if isinstance(v, int) else v)
+               for k, v in op.items()}
+    return {"userOperation": as_json, "chainId": str(chain_id), "entryPointV07": ep7, "entryPointV08": ep8,
+            "initCode": h(init_code), "paymasterAndData": h(pmd), "accountGasLimits": h(agl), "gasFees": h(fees),
+            "hashV07": h(v07), "hashV08": h(v08)}
+
+
+KINDS = {"keccak": keccak_case, "abi": abi_case, "eip712": eip712_case, "secp256k1": secp_case, "userop": userop_case}
+
+if __name__ == "__main__":
+    kind, count, seed = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    rng = random.Random(seed)
+    out = sys.stdout
+    for _ in range(count):
+        out.write(json.dumps(KINDS[kind](rng), ensure_ascii=rng.random() < 0.5) + "\n")
