@@ -58,7 +58,7 @@ let package = Package(
             dependencies: ["EthereumCore", "TestSupport"],
             resources: [.copy("Fixtures")]
         ),
-        .testTarget(name: "OwnerSignersTests", dependencies: ["OwnerSigners"]),
+        .testTarget(name: "OwnerSignersTests", dependencies: ["OwnerSigners", "CFido2", "CPCSC", "CPKCS11"]),
         .testTarget(
             name: "CLITests",
             dependencies: ["session-agent", "TestSupport"]

@@ -21,34 +21,41 @@ public struct NativeLibrary: Sendable, Equatable {
 /// shows up here rather than in the middle of a signing request.
 public enum NativeLibraries {
     public static func report() -> [NativeLibrary] {
+        // One real call into each library, so the linker keeps it and a broken install fails here.
         fido_init(0)
-        let secp: @convention(c) (UInt32) -> OpaquePointer? = secp256k1_context_create
-        let ssl: @convention(c) (Int32) -> UnsafePointer<CChar>? = OpenSSL_version
-        let fido: @convention(c) (Int32) -> Void = fido_init
-        let pcsc: @convention(c) (LONG) -> UnsafePointer<CChar>? = pcsc_stringify_error
-        let dl: @convention(c) (UnsafePointer<CChar>?, Int32) -> UnsafeMutableRawPointer? = dlopen
+        let openSSLVersion = OpenSSL_version(Int32(OPENSSL_VERSION)).map { String(cString: $0) }
+        _ = pcsc_stringify_error(LONG(SCARD_S_SUCCESS))
+        secp256k1_context_destroy(secp256k1_context_create(UInt32(SECP256K1_CONTEXT_NONE)))
         return [
             NativeLibrary(name: "libsecp256k1", purpose: "secp256k1 keys and signatures",
-                          path: sharedObject(of: unsafeBitCast(secp, to: UnsafeRawPointer.self)), version: nil),
-            NativeLibrary(name: "OpenSSL", purpose: "libfido2's crypto; SHA3 reference in the benchmark",
-                          path: sharedObject(of: unsafeBitCast(ssl, to: UnsafeRawPointer.self)),
-                          version: OpenSSL_version(Int32(OPENSSL_VERSION)).map { String(cString: $0) }),
+                          path: sharedObject(defining: "secp256k1_context_create"), version: nil),
+            NativeLibrary(name: "OpenSSL", purpose: "libfido2's crypto; the SHA3 reference of the benchmark",
+                          path: sharedObject(defining: "OpenSSL_version"), version: openSSLVersion),
             NativeLibrary(name: "libfido2", purpose: "FIDO2 passkey owners",
-                          path: sharedObject(of: unsafeBitCast(fido, to: UnsafeRawPointer.self)), version: nil),
+                          path: sharedObject(defining: "fido_init"), version: nil),
             NativeLibrary(name: "pcsc-lite", purpose: "smartcard owners (OpenPGP card, PIV)",
-                          path: sharedObject(of: unsafeBitCast(pcsc, to: UnsafeRawPointer.self)),
-                          version: PCSCLITE_VERSION_NUMBER),
-            NativeLibrary(name: "PKCS#11", purpose: "HSM owners; modules are loaded with dlopen",
-                          path: sharedObject(of: unsafeBitCast(dl, to: UnsafeRawPointer.self)),
-                          version: "cryptoki \(CRYPTOKI_VERSION_MAJOR).\(CRYPTOKI_VERSION_MINOR) headers (p11-kit)"),
+                          path: sharedObject(defining: "SCardEstablishContext"), version: PCSCLITE_VERSION_NUMBER),
+            NativeLibrary(name: "PKCS#11", purpose: "HSM owners; token modules are loaded with dlopen",
+                          path: nil, version: "cryptoki \(CRYPTOKI_VERSION_MAJOR).\(CRYPTOKI_VERSION_MINOR) headers (p11-kit)"),
         ]
+    }
+
+    /// The shared object that defines `symbol` in this process.
+    static func sharedObject(defining symbol: String) -> String? {
+        guard let process = dlopen(nil, RTLD_NOW) else { return nil }
+        defer { dlclose(process) }
+        guard let address = dlsym(process, symbol) else { return nil }
+        return sharedObject(of: UnsafeRawPointer(address))
     }
 
     /// The file mapped at `symbol`'s address, from /proc/self/maps (dladdr needs _GNU_SOURCE,
     /// which the C modules do not define), with symlinks resolved.
     static func sharedObject(of symbol: UnsafeRawPointer) -> String? {
         let address = UInt(bitPattern: symbol)
-        guard let maps = try? String(contentsOfFile: "/proc/self/maps", encoding: .utf8) else { return nil }
+        // /proc files report a size of 0, so read to the end rather than by size.
+        guard let file = FileHandle(forReadingAtPath: "/proc/self/maps") else { return nil }
+        defer { try? file.close() }
+        let maps = String(decoding: file.readDataToEndOfFile(), as: UTF8.self)
         for line in maps.split(separator: "\n") {
             let fields = line.split(separator: " ", omittingEmptySubsequences: true)
             guard fields.count >= 6, fields[5].hasPrefix("/") else { continue }

@@ -1,1 +1,135 @@
-print("placeholder")
+// Throughput figures for the Ethereum core, each next to a C reference where one exists.
+// Run with `swift run -c release bench` (or scripts/bench.sh); debug builds are meaningless.
+import COpenSSL
+import CSecp256k1
+import EthereumCore
+
+/// Runs `body` in batches until `seconds` have passed; returns operations per second.
+func measure(seconds: Double = 1.0, batch: Int, _ body: () -> Void) -> Double {
+    let clock = ContinuousClock()
+    for _ in 0..<batch { body() }   // warm-up
+    var operations = 0
+    let start = clock.now
+    var elapsed = Duration.zero
+    while elapsed < .milliseconds(Int64(seconds * 1000)) {
+        for _ in 0..<batch { body() }
+        operations += batch
+        elapsed = clock.now - start
+    }
+    let s = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+    return Double(operations) / s
+}
+
+func row(_ label: String, _ value: Double, _ unit: String, ratio: Double? = nil) {
+    let v = value >= 100 ? String(Int(value.rounded())) : String(format: "%.2f", value)
+    var line = label.padding(toLength: 52, withPad: " ", startingAt: 0) + v.leftPad(12) + " " + unit
+    if let ratio { line += "   ratio " + String(format: "%.2f", ratio) }
+    print(line)
+}
+
+extension String {
+    func leftPad(_ n: Int) -> String { count >= n ? self : String(repeating: " ", count: n - count) + self }
+}
+
+var sink: UInt8 = 0   // keeps results alive so the optimiser cannot drop the work
+
+// MARK: keccak-256 vs OpenSSL SHA3-256 (the same Keccak-f[1600] permutation, hand-tuned assembly)
+print("keccak-256 (Swift) vs SHA3-256 (OpenSSL \(String(cString: OpenSSL_version(Int32(OPENSSL_VERSION))!)))")
+let sha3 = EVP_sha3_256()
+let ctx = EVP_MD_CTX_new()!
+for size in [64, 1024] {
+    let message = (0..<size).map { UInt8(truncatingIfNeeded: $0 &* 31) }
+    let ours = measure(batch: 1000) { sink ^= Keccak256.hash(message)[0] }
+    var digest = [UInt8](repeating: 0, count: 32)
+    var length: UInt32 = 0
+    let theirs = measure(batch: 1000) {
+        EVP_DigestInit_ex2(ctx, sha3, nil)
+        EVP_DigestUpdate(ctx, message, message.count)
+        EVP_DigestFinal_ex(ctx, &digest, &length)
+        sink ^= digest[0]
+    }
+    row("  keccak-256, \(size) B messages", ours * Double(size) / 1e6, "MB/s")
+    row("  OpenSSL SHA3-256, \(size) B messages", theirs * Double(size) / 1e6, "MB/s", ratio: ours / theirs)
+}
+EVP_MD_CTX_free(ctx)
+
+// MARK: secp256k1 through the Swift API vs direct libsecp256k1 calls
+print("secp256k1 (Swift API vs direct libsecp256k1 calls)")
+let key = try! Secp256k1.PrivateKey(hex: "0x" + String(repeating: "22", count: 32))
+var digests = (0..<256).map { Keccak256.hash([UInt8(truncatingIfNeeded: $0)]) }
+var next = 0
+let swiftSign = measure(batch: 200) {
+    next = (next + 1) & 255
+    sink ^= key.sign(digest: digests[next]).v
+}
+let raw = secp256k1_context_create(UInt32(SECP256K1_CONTEXT_NONE))!
+let secret = [UInt8](repeating: 0x22, count: 32)
+let rawDigests = digests.map(\.bytes)
+let directSign = measure(batch: 200) {
+    next = (next + 1) & 255
+    var sig = secp256k1_ecdsa_recoverable_signature()
+    _ = secp256k1_ecdsa_sign_recoverable(raw, &sig, rawDigests[next], secret, nil, nil)
+    var compact = [UInt8](repeating: 0, count: 64)
+    var recid: Int32 = 0
+    _ = secp256k1_ecdsa_recoverable_signature_serialize_compact(raw, &compact, &recid, &sig)
+    sink ^= compact[0]
+}
+row("  sign (Swift: RecoverableSignature)", swiftSign, "sig/s")
+row("  sign (C: sign_recoverable + serialize)", directSign, "sig/s", ratio: swiftSign / directSign)
+
+let signatures = digests.map { key.sign(digest: $0) }
+let swiftRecover = measure(batch: 200) {
+    next = (next + 1) & 255
+    sink ^= (try! signatures[next].recoverPublicKey(digest: digests[next])).uncompressed[0]
+}
+let rawSignatures = signatures.map { $0.bytes }
+let directRecover = measure(batch: 200) {
+    next = (next + 1) & 255
+    var sig = secp256k1_ecdsa_recoverable_signature()
+    _ = secp256k1_ecdsa_recoverable_signature_parse_compact(raw, &sig, Array(rawSignatures[next][0..<64]), Int32(rawSignatures[next][64]) - 27)
+    var pubkey = secp256k1_pubkey()
+    _ = secp256k1_ecdsa_recover(raw, &pubkey, &sig, rawDigests[next])
+    var out = [UInt8](repeating: 0, count: 65)
+    var length = 65
+    _ = secp256k1_ec_pubkey_serialize(raw, &out, &length, &pubkey, UInt32(SECP256K1_EC_UNCOMPRESSED))
+    sink ^= out[1]
+}
+row("  recover (Swift: recoverPublicKey)", swiftRecover, "rec/s")
+row("  recover (C: parse + recover + serialize)", directRecover, "rec/s", ratio: swiftRecover / directRecover)
+
+// MARK: ABI encode/decode of a typical ENABLE payload: abi(EnableSession, bytes), spec §5.2
+print("ABI (the ENABLE payload of the spec's worked example, abi(EnableSession, bytes))")
+let policy = "(address,bytes)"
+let session = "(address,bytes,bytes32,\(policy)[],((bytes32,string[])[],\(policy)[]),(bytes4,address,\(policy)[])[],bool)"
+let enableTypes = [try! ABIType(parsing: "(uint8,(uint64,bytes32)[],\(session),bytes)"), ABIType.bytes]
+func address(_ s: String) -> ABIValue { .address(try! Address(s)) }
+func word(_ n: UInt64) -> [UInt8] { UInt256(n).bigEndianBytes }
+let usdc = "0x1c7D4B196Cb0C7B01d743Fbc6116a902379C7238"
+let sessionValue = ABIValue.tuple([
+    address("0x000000000013fdB5234E4E3162a810F54d9f7E98"),
+    .bytes(word(1) + word(64) + word(1) + (try! Address("0x19E7E376E7C213B7E7e7e46cc70A5dD086DAff2A")).word.bytes),
+    .fixedBytes(word(1)),
+    .array([.tuple([address("0x0000000000D30f611fA3bf652ac6879428586930"), .bytes(try! Hex.decode("0x00006955b900000067748580"))])]),
+    .tuple([.array([]), .array([])]),
+    .array([
+        .tuple([.fixedBytes([0xa9, 0x05, 0x9c, 0xbb]), address(usdc), .array([
+            .tuple([address("0x000000000033212E272655D8a22402Db819477A6"), .bytes(word(64) + word(128) + word(1) + (try! Address(usdc)).word.bytes + word(1) + word(100_000_000))]),
+            .tuple([address("0x00000000001d4479FA2A947026204d0283ceDe4B"), .bytes(Array(word(10)[16...]))]),
+        ])]),
+        .tuple([.fixedBytes([0xff, 0xff, 0xff, 0xff]), address("0x000000000000000000000000000000000000bEEF"), .array([
+            .tuple([address("0x000000000021dC45451291BCDfc9f0B46d6f0278"), .bytes(word(100_000_000_000_000_000))]),
+        ])]),
+    ]),
+    .bool(true),
+])
+let enableValue: [ABIValue] = [
+    .tuple([.uint(0), .array([.tuple([.uint(11_155_111), .fixedBytes(word(7))])]), sessionValue, .bytes([UInt8](repeating: 7, count: 85))]),
+    .bytes([UInt8](repeating: 9, count: 65)),
+]
+let encoded = try! ABI.encode(enableValue, as: enableTypes)
+precondition((try! ABI.decode(encoded, as: enableTypes)) == enableValue)
+let encodeRate = measure(batch: 100) { sink ^= (try! ABI.encode(enableValue, as: enableTypes)).last! }
+let decodeRate = measure(batch: 100) { if case .bytes(let b) = (try! ABI.decode(encoded, as: enableTypes))[1] { sink ^= b[0] } }
+row("  encode (\(encoded.count) bytes)", encodeRate, "payloads/s")
+row("  decode, strict (\(encoded.count) bytes)", decodeRate, "payloads/s")
+print("(sink \(sink))")

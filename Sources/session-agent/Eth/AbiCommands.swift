@@ -1,0 +1,131 @@
+import ArgumentParser
+import EthereumCore
+
+/// A function signature, or a bare parameter list `(uint256,address)`.
+func parseParameters(_ text: String) throws -> (name: String?, parameters: [ABIParameter]) {
+    let trimmed = text.drop { $0 == " " }
+    if trimmed.hasPrefix("(") {
+        let f = try ABIFunction(parsing: "f" + trimmed)
+        return (nil, f.inputs)
+    }
+    let f = try ABIFunction(parsing: text)
+    return (f.name, f.inputs)
+}
+
+/// Decoded values, one per line as `name: value`, and as a JSON object (or array when unnamed).
+func renderValues(_ values: [ABIValue], _ parameters: [ABIParameter]) -> (text: String, json: JSONValue) {
+    let lines = zip(parameters, values).enumerated().map { i, pair in
+        let (p, v) = pair
+        return "\(p.name.isEmpty ? "[\(i)]" : p.name) (\(p.type.canonical)): \(v.text)"
+    }
+    let named = parameters.allSatisfy { !$0.name.isEmpty } && Set(parameters.map(\.name)).count == parameters.count
+    let json: JSONValue
+    if named {
+        var o = JSONObject()
+        for (p, v) in zip(parameters, values) { o[p.name] = v.json(as: p.type) }
+        json = .object(o)
+    } else {
+        json = .array(zip(parameters, values).map { $1.json(as: $0.type) })
+    }
+    return (lines.joined(separator: "\n"), json)
+}
+
+struct AbiEncode: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "abi-encode",
+        abstract: "ABI-encode arguments (without a selector).",
+        discussion: """
+            Arguments are written as in cast: integers in decimal or 0x hex, true/false, 0x hex \
+            bytes, [a, b] for arrays and (a, b) for tuples.
+            Example: session-agent eth abi-encode 'transfer(address,uint256)' 0x…beef 5000000
+            """)
+
+    @Argument(help: "A signature or a parameter list: 'f(uint256,address)' or '(uint256,address)'.") var signature: String
+    @Argument(help: "One argument per parameter.") var arguments: [String] = []
+    @Flag(help: "Use abi.encodePacked rules.") var packed = false
+    @OptionGroup var output: OutputOptions
+
+    func run() throws {
+        try report(output) {
+            let (_, parameters) = try parseParameters(signature)
+            guard arguments.count == parameters.count else {
+                throw CommandFailure(message: "expected \(parameters.count) arguments, got \(arguments.count)")
+            }
+            let types = parameters.map(\.type)
+            let values = try zip(arguments, types).enumerated().map { i, pair in
+                do { return try ABIValue(text: pair.0, as: pair.1) } catch {
+                    throw CommandFailure(message: "argument \(i + 1) (\(pair.1.canonical)): \(error)")
+                }
+            }
+            let encoded = packed ? try ABI.encodePacked(values, as: types) : try ABI.encode(values, as: types)
+            return CommandOutput(text: encoded.hex, json: .object(JSONObject(["encoded": .string(encoded.hex)])))
+        }
+    }
+}
+
+struct AbiDecode: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "abi-decode",
+        abstract: "Strictly decode ABI-encoded data (without a selector).")
+
+    @Argument(help: "A signature or a parameter list: '(uint256 amount,address to)'.") var signature: String
+    @Argument(help: "0x-prefixed data.") var data: String
+    @OptionGroup var output: OutputOptions
+
+    func run() throws {
+        try report(output) {
+            let (_, parameters) = try parseParameters(signature)
+            let values = try ABI.decode(try parseHex(data, what: "data"), as: parameters.map(\.type))
+            let (text, json) = renderValues(values, parameters)
+            return CommandOutput(text: text, json: json)
+        }
+    }
+}
+
+struct CalldataDecode: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "calldata-decode",
+        abstract: "Decode calldata with a function signature or a JSON ABI file.")
+
+    // Positional arguments as in cast: SIGNATURE CALLDATA, or only CALLDATA with --abi.
+    @Argument(help: ArgumentHelp("A signature such as 'transfer(address to, uint256 amount)' (omit with --abi), then the 0x calldata.", valueName: "signature> <calldata"))
+    var arguments: [String] = []
+    @Option(help: "A Solidity JSON ABI (or a Foundry/Hardhat artifact) to find the function in.") var abi: String?
+    @OptionGroup var output: OutputOptions
+
+    var signature: String? { abi == nil ? arguments.first : nil }
+    var calldata: String { arguments.last ?? "" }
+
+    mutating func validate() throws {
+        let expected = abi == nil ? 2 : 1
+        guard arguments.count == expected else {
+            throw ValidationError(abi == nil ? "give a signature and the calldata (or --abi FILE and the calldata)" : "with --abi, give only the calldata")
+        }
+    }
+
+    func run() throws {
+        try report(output) {
+            let bytes = try parseHex(calldata, what: "calldata")
+            guard bytes.count >= 4 else { throw CommandFailure(message: "calldata is shorter than a 4-byte selector") }
+            let function: ABIFunction
+            if let abi {
+                let contract = try ContractInterface(jsonABI: String(decoding: try readInput(abi), as: UTF8.self))
+                let matches = contract.functions(forSelector: Array(bytes[0..<4]))
+                guard let first = matches.first else {
+                    throw CommandFailure(message: "no function in \(abi) has selector \(Hex.encode(bytes[0..<4]))", reason: "not_found")
+                }
+                function = first
+            } else {
+                function = try ABIFunction(parsing: signature!)
+            }
+            let values = try function.decodeCall(bytes)
+            let (text, args) = renderValues(values, function.inputs)
+            return CommandOutput(
+                text: "\(function.description)\nselector: \(Hex.encode(function.selector))\n\(text)",
+                json: .object(JSONObject([
+                    "function": .string(function.signature), "selector": .string(Hex.encode(function.selector)),
+                    "arguments": args,
+                ])))
+        }
+    }
+}

@@ -1,0 +1,84 @@
+import ArgumentParser
+import EthereumCore
+import Foundation
+
+/// `--json` for every command a script may parse.
+struct OutputOptions: ParsableArguments {
+    @Flag(name: .long, help: "Print one JSON object instead of text.")
+    var json = false
+}
+
+/// What a command prints: text for people, and the same facts as JSON for scripts.
+struct CommandOutput {
+    var text: String
+    var json: JSONValue
+}
+
+/// An error a command reports: a sentence, a machine-readable reason, and hints.
+struct CommandFailure: Error {
+    var message: String
+    var reason: String = "bad_input"
+    var hints: [String] = []
+}
+
+extension ParsableCommand {
+    /// Runs `body`, prints its output, and turns any error into `session-agent: error: …` on
+    /// stderr (or a JSON error object with `--json`) and exit status 1.
+    func report(_ options: OutputOptions, _ body: () throws -> CommandOutput) throws {
+        do {
+            let output = try body()
+            print(options.json ? output.json.prettyPrinted : output.text)
+        } catch let failure as CommandFailure {
+            emit(failure, json: options.json)
+            throw ExitCode.failure
+        } catch {
+            emit(CommandFailure(message: "\(error)"), json: options.json)
+            throw ExitCode.failure
+        }
+    }
+
+    private func emit(_ failure: CommandFailure, json: Bool) {
+        var text: String
+        if json {
+            var error = JSONObject()
+            error["message"] = .string(failure.message)
+            error["reason"] = .string(failure.reason)
+            if !failure.hints.isEmpty { error["hints"] = .array(failure.hints.map { .string($0) }) }
+            text = JSONValue.object(JSONObject(["error": .object(error)])).prettyPrinted + "\n"
+        } else {
+            text = "session-agent: error: \(failure.message)\n"
+            for hint in failure.hints { text += "hint: \(hint)\n" }
+        }
+        FileHandle.standardError.write(Data(text.utf8))
+    }
+}
+
+/// Reads a named file, or standard input for `-` or no argument.
+func readInput(_ path: String?) throws -> [UInt8] {
+    if path == nil || path == "-" {
+        return [UInt8](FileHandle.standardInput.readDataToEndOfFile())
+    }
+    do {
+        return [UInt8](try Data(contentsOf: URL(fileURLWithPath: path!)))
+    } catch {
+        throw CommandFailure(message: "cannot read \(path!): \((error as NSError).localizedDescription)", reason: "not_found")
+    }
+}
+
+func parseJSON(_ bytes: [UInt8], what: String) throws -> JSONValue {
+    do { return try JSONValue(parsing: bytes) } catch {
+        throw CommandFailure(message: "\(what): \(error)")
+    }
+}
+
+func parseHex(_ text: String, what: String) throws -> [UInt8] {
+    do { return try Hex.decode(text) } catch {
+        throw CommandFailure(message: "\(what): \(error)")
+    }
+}
+
+func parseAddress(_ text: String, what: String) throws -> Address {
+    do { return try Address(text) } catch {
+        throw CommandFailure(message: "\(what): \(error)")
+    }
+}

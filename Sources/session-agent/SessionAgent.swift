@@ -1,0 +1,13 @@
+import ArgumentParser
+
+@main
+struct SessionAgent: ParsableCommand {
+    static let version = "0.1.0"
+
+    static let configuration = CommandConfiguration(
+        commandName: "session-agent",
+        abstract: "A hardware-backed signer agent for Smart Sessions (ERC-7579 session keys).",
+        version: version,
+        subcommands: [Eth.self, Version.self]
+    )
+}

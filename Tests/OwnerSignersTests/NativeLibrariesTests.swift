@@ -1,0 +1,54 @@
+import CFido2
+import CPCSC
+import CPKCS11
+import Foundation
+import OwnerSigners
+import Testing
+
+@Suite("The five C libraries link and answer")
+struct NativeLibrariesTests {
+    @Test func everyLinkedLibraryIsFound() {
+        let report = NativeLibraries.report()
+        #expect(report.map(\.name) == ["libsecp256k1", "OpenSSL", "libfido2", "pcsc-lite", "PKCS#11"])
+        for lib in report where lib.name != "PKCS#11" {
+            #expect(lib.path.map { FileManager.default.fileExists(atPath: $0) } == true, "\(lib.name): \(lib.path ?? "nil")")
+        }
+        #expect(report[1].version?.hasPrefix("OpenSSL 3") == true)
+    }
+
+    @Test func libfido2ListsDevices() {
+        fido_init(0)
+        let list = fido_dev_info_new(8)
+        defer { var l = list; fido_dev_info_free(&l, 8) }
+        var found = 0
+        // No hidraw devices exist on a build machine: the call succeeds and finds none.
+        #expect(fido_dev_info_manifest(list, 8, &found) == FIDO_OK)
+    }
+
+    @Test func pcscAnswersWithOrWithoutTheDaemon() {
+        var context: SCARDCONTEXT = 0
+        let rv = SCardEstablishContext(DWORD(SCARD_SCOPE_SYSTEM), nil, nil, &context)
+        // Without pcscd the library itself says "no service"; any other answer is a broken install.
+        #expect(rv == SCARD_S_SUCCESS || rv == SCARD_E_NO_SERVICE, "\(String(cString: pcsc_stringify_error(rv)))")
+        if rv == SCARD_S_SUCCESS { SCardReleaseContext(context) }
+    }
+
+    static let softHSM = "/usr/lib/softhsm/libsofthsm2.so"
+
+    @Test(.enabled(if: FileManager.default.fileExists(atPath: softHSM) || ProcessInfo.processInfo.environment["CI"] != nil,
+                   "SoftHSM2 is not installed (\(softHSM)); run scripts/install-deps.sh"))
+    func pkcs11ModuleLoadsThroughTheStandardEntryPoint() throws {
+        let handle = try #require(dlopen(Self.softHSM, RTLD_NOW), "dlopen \(Self.softHSM)")
+        defer { dlclose(handle) }
+        let symbol = try #require(dlsym(handle, "C_GetFunctionList"))
+        let getFunctionList = unsafeBitCast(symbol, to: CK_C_GetFunctionList.self)
+        var functions: UnsafeMutablePointer<CK_FUNCTION_LIST>?
+        #expect(getFunctionList(&functions) == CKR_OK)
+        let list = try #require(functions)
+        #expect(list.pointee.C_Initialize(nil) == CKR_OK)
+        var info = CK_INFO()
+        #expect(list.pointee.C_GetInfo(&info) == CKR_OK)
+        #expect(info.cryptokiVersion.major == 2)
+        #expect(list.pointee.C_Finalize(nil) == CKR_OK)
+    }
+}
