@@ -23,7 +23,7 @@ public enum NativeLibraries {
     public static func report() -> [NativeLibrary] {
         // One real call into each library, so the linker keeps it and a broken install fails here.
         fido_init(0)
-        let openSSLVersion = OpenSSL_version(Int32(OPENSSL_VERSION)).map { String(cString: $0) }
+        let openSSLVersion = OpenSSL_version(Int32(OPENSSL_VERSION)).map { String(String(cString: $0).trimmingPrefix("OpenSSL ")) }
         _ = pcsc_stringify_error(LONG(SCARD_S_SUCCESS))
         secp256k1_context_destroy(secp256k1_context_create(UInt32(SECP256K1_CONTEXT_NONE)))
         return [
