@@ -13,7 +13,7 @@ struct NativeLibrariesTests {
         for lib in report where lib.name != "PKCS#11" {
             #expect(lib.path.map { FileManager.default.fileExists(atPath: $0) } == true, "\(lib.name): \(lib.path ?? "nil")")
         }
-        #expect(report[1].version?.hasPrefix("OpenSSL 3") == true)
+        #expect(report[1].version?.hasPrefix("3.") == true)
     }
 
     @Test func libfido2ListsDevices() {
