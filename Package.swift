@@ -33,6 +33,9 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
+        // The Smart Sessions v1 protocol: the Session model, ids, EIP-712 enable digests,
+        // userOp.signature encodings, policies. Pure computation.
+        .target(name: "SmartSessions", dependencies: ["EthereumCore"]),
         // Owner-key backends. For now: which native libraries are linked, and their versions.
         .target(
             name: "OwnerSigners",
@@ -42,6 +45,7 @@ let package = Package(
             name: "session-agent",
             dependencies: [
                 "EthereumCore",
+                "SmartSessions",
                 "OwnerSigners",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
@@ -49,14 +53,17 @@ let package = Package(
         // Prints throughput figures; run with `swift run -c release bench`.
         .executableTarget(
             name: "bench",
-            dependencies: ["EthereumCore", "CSecp256k1", "COpenSSL"]
+            dependencies: ["EthereumCore", "SmartSessions", "CSecp256k1", "COpenSSL"]
         ),
 
-        .target(name: "TestSupport", dependencies: ["EthereumCore"], path: "Tests/TestSupport"),
+        .target(name: "TestSupport", dependencies: ["EthereumCore"], path: "Tests/TestSupport", resources: [.copy("Fixtures")]),
         .testTarget(
             name: "EthereumCoreTests",
-            dependencies: ["EthereumCore", "TestSupport"],
-            resources: [.copy("Fixtures")]
+            dependencies: ["EthereumCore", "TestSupport"]
+        ),
+        .testTarget(
+            name: "SmartSessionsTests",
+            dependencies: ["SmartSessions", "TestSupport"]
         ),
         .testTarget(name: "OwnerSignersTests", dependencies: ["OwnerSigners", "CFido2", "CPCSC", "CPKCS11"]),
         .testTarget(

@@ -14,7 +14,7 @@ step "$sa" version
 step "$sa" eth sig "transfer(address to, uint256 amount)"
 calldata=$("$sa" eth abi-encode "transfer(address,uint256)" 0x000000000000000000000000000000000000bEEF 5000000)
 step "$sa" eth calldata-decode "transfer(address to, uint256 amount)" "0xa9059cbb${calldata#0x}"
-example=Tests/EthereumCoreTests/Fixtures/multichain-session-typed-data.json
+example=Tests/TestSupport/Fixtures/multichain-session-typed-data.json
 echo
 echo "# The enable digest an owner signs for the spec's worked example (MultiChainSession, EIP-712):"
 step "$sa" eth typed-data-hash "$example"

@@ -41,7 +41,7 @@ struct EIP712Tests {
     /// The Smart Sessions type strings and typehashes of the spec (§4.1), and the digest the
     /// owner signs in its worked example (§11.2), from a plain eth_signTypedData_v4 document.
     @Test func smartSessionTypesAndWorkedExample() throws {
-        let data = try TypedData(json: try Fixtures.json(Bundle.module, "Fixtures/multichain-session-typed-data.json"))
+        let data = try TypedData(json: try Fixtures.json("multichain-session-typed-data.json"))
         #expect(try data.encodeType("ERC7739Context") == "ERC7739Context(bytes32 appDomainSeparator,string[] contentName)")
         #expect(try data.encodeType("SignedSession") == "SignedSession(address account,SignedPermissions permissions,address sessionValidator,bytes sessionValidatorInitData,bytes32 salt,address smartSession,uint256 nonce)ActionData(bytes4 actionTargetSelector,address actionTarget,PolicyData[] actionPolicies)ERC7739Context(bytes32 appDomainSeparator,string[] contentName)ERC7739Data(ERC7739Context[] allowedERC7739Content,PolicyData[] erc1271Policies)PolicyData(address policy,bytes initData)SignedPermissions(bool permitGenericPolicy,bool permitAdminAccess,bool ignoreSecurityAttestations,bool permitERC4337Paymaster,PolicyData[] userOpPolicies,ERC7739Data erc7739Policies,ActionData[] actions)")
         let expected = [

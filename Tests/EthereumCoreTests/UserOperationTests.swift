@@ -28,7 +28,7 @@ struct UserOperationTests {
 
     /// userOpHashes that the deployed EntryPoint v0.7 computed for the vector records.
     @Test func v07DeployedVectors() throws {
-        let records = try Fixtures.json(Bundle.module, "Fixtures/sessions.json").arrayValue!
+        let records = Fixtures.sessionRecords
         #expect(records.count == 200)
         let entryPoint = EntryPointVersion.v07.canonicalAddress
         for record in records {

@@ -56,14 +56,21 @@ public enum Oracle {
     }
 }
 
-/// Reads a fixture shipped with a test target.
+/// Reads the fixtures in Tests/TestSupport/Fixtures (the contract vectors and golden files).
 public enum Fixtures {
-    public static func json(_ bundle: Bundle, _ path: String) throws -> JSONValue {
-        guard let url = bundle.url(forResource: path, withExtension: nil) else {
-            throw Oracle.Failure(description: "fixture \(path) not found in \(bundle.bundlePath)")
+    public static func url(_ path: String) throws -> URL {
+        guard let url = Bundle.module.url(forResource: "Fixtures/" + path, withExtension: nil) else {
+            throw Oracle.Failure(description: "fixture \(path) not found in \(Bundle.module.bundlePath)")
         }
-        return try JSONValue(parsing: [UInt8](try Data(contentsOf: url)))
+        return url
     }
+
+    public static func json(_ path: String) throws -> JSONValue {
+        try JSONValue(parsing: [UInt8](try Data(contentsOf: try url(path))))
+    }
+
+    /// The 200 records of sessions.json, parsed once.
+    public static let sessionRecords: [JSONValue] = (try? json("sessions.json").arrayValue) ?? []
 }
 
 extension JSONValue {

@@ -306,7 +306,96 @@ def userop_case(r):
             "hashV07": h(v07), "hashV08": h(v08)}
 
 
-KINDS = {"keccak": keccak_case, "abi": abi_case, "eip712": eip712_case, "secp256k1": secp_case, "userop": userop_case}
+# ---------------------------------------------------------------- FastLZ (solady.js flzCompress)
+
+def to_int32(x):
+    x = int(x) & 0xFFFFFFFF
+    return x - (1 << 32) if x & 0x80000000 else x
+
+
+def js_hash(x):
+    # JavaScript: the product is an IEEE-754 double, `>>` applies ToInt32 to it.
+    return (to_int32(float(2654435769) * float(x)) >> 19) & 8191
+
+
+def flz_compress_js(ib):
+    """A line-by-line port of solady.js LibZip.flzCompress (the u24 version module-sdk uses),
+    keeping JavaScript number semantics for the hash."""
+    n = len(ib)
+    b = n - 4
+    ht, ob = {}, []
+    a, i = 0, 2
+
+    def byte(p):
+        return ib[p] if 0 <= p < n else 0
+
+    def u24(p):
+        return byte(p) | (byte(p + 1) << 8) | (byte(p + 2) << 16)
+
+    def literals(r, s):
+        while r >= 32:
+            ob.append(31); ob.extend(ib[s:s + 32]); s += 32; r -= 32
+        if r:
+            ob.append(r - 1); ob.extend(ib[s:s + r])
+
+    while i < b - 9:
+        while True:                       # do { … } while (i < b - 9 && i++ && s != c)
+            s = u24(i)
+            h = js_hash(s)
+            r = ht.get(h, 0)              # `ht[h] || 0`
+            ht[h] = i
+            d = i - r
+            c = u24(r) if d < 8192 else 0x1000000
+            if not (i < b - 9):
+                break
+            i += 1
+            if s == c:
+                break
+        if i >= b - 9:
+            break
+        i -= 1
+        if i > a:
+            literals(i - a, a)
+        l, p, q = 0, r + 3, i + 3
+        e = b - q
+        while l < e:
+            if byte(p + l) != byte(q + l):
+                e = 0
+            l += 1
+        i += l
+        d -= 1
+        while l > 262:
+            ob.extend([224 + (d >> 8), 253, d & 255]); l -= 262
+        if l < 7:
+            ob.extend([(l << 5) + (d >> 8), d & 255])
+        else:
+            ob.extend([224 + (d >> 8), l - 7, d & 255])
+        ht[js_hash(u24(i))] = i; i += 1
+        ht[js_hash(u24(i))] = i; i += 1
+        a = i
+    literals(b + 4 - a, a)
+    return bytes(ob)
+
+
+QUIRKS = [0x3b4377, 0x434377, 0x4b4377, 0x534377, 0x5b4377, 0x634377, 0x6b4377, 0x6e86ee, 0x734377, 0x7686ee]
+
+
+def fastlz_case(r):
+    roll = r.random()
+    if roll < 0.3:      # ABI-like: zero words, small integers, addresses, repeats
+        data = b"".join(r.choice([bytes(32), (r.randint(0, 300)).to_bytes(32, "big"), bytes(12) + r.randbytes(20), r.randbytes(32)])
+                        for _ in range(r.randint(0, 80)))
+    elif roll < 0.6:    # the inputs on which the double-precision hash differs from exact integers
+        pieces = [q.to_bytes(3, "little") for q in QUIRKS]
+        data = b"".join(r.choice(pieces + [b"\x80\xff\x81", bytes(r.randint(1, 8)), r.randbytes(r.randint(1, 5))]) for _ in range(r.randint(1, 400)))
+    elif roll < 0.8:    # long runs (matches longer than 262)
+        data = bytes([r.randint(0, 255)]) * r.randint(0, 2000) + r.randbytes(r.randint(0, 40))
+    else:
+        data = bytes(r.choice(b"\x00\x01\xff\x80") for _ in range(r.randint(0, 600)))
+    return {"input": h(data), "compressed": h(flz_compress_js(data))}
+
+
+KINDS = {"keccak": keccak_case, "abi": abi_case, "eip712": eip712_case, "secp256k1": secp_case, "userop": userop_case, "fastlz": fastlz_case}
 
 if __name__ == "__main__":
     kind, count, seed = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])

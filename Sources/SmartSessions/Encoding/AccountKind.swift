@@ -1,0 +1,49 @@
+import EthereumCore
+
+/// The smart-account implementations whose ERC-1271 routing we know (spec §6.1).
+public enum AccountKind: String, Sendable, CaseIterable {
+    /// The ERC-7579 reference implementation (MSAAdvanced).
+    case erc7579Reference = "erc7579"
+    case nexus
+    case safe7579
+    case kernel
+
+    /// `permissionEnableSig`: the owner signature wrapped so the account routes it to
+    /// `validator` (module-sdk `formatPermissionEnableSig`).
+    public func permissionEnableSig(validator: Address, signature: [UInt8]) -> [UInt8] {
+        switch self {
+        case .erc7579Reference, .nexus, .safe7579: validator.bytes + signature
+        case .kernel: [0x01] + validator.bytes + signature
+        }
+    }
+
+    /// Splits a `permissionEnableSig` back into the routed validator and the signature.
+    public func parsePermissionEnableSig(_ bytes: [UInt8]) throws(SmartSessionError) -> (validator: Address, signature: [UInt8]) {
+        switch self {
+        case .erc7579Reference, .nexus, .safe7579:
+            guard bytes.count >= 20 else { throw SmartSessionError("permissionEnableSig is shorter than a validator address") }
+            return (Address(exactly: bytes[0..<20])!, Array(bytes[20...]))
+        case .kernel:
+            guard bytes.count >= 21, bytes[0] == 0x01 else {
+                throw SmartSessionError("a Kernel permissionEnableSig starts with 0x01 and a validator address")
+            }
+            return (Address(exactly: bytes[1..<21])!, Array(bytes[21...]))
+        }
+    }
+
+    /// The hash the account hands its validator for `digest`. Kernel v3.1 wraps it in its own
+    /// EIP-712 domain (`Kernel(bytes32 hash)`, name "Kernel", version "0.3.1"); the others pass
+    /// it unchanged.
+    public func validatorHash(of digest: Bytes32, account: Address, chainId: UInt64) -> Bytes32 {
+        switch self {
+        case .erc7579Reference, .nexus, .safe7579:
+            return digest
+        case .kernel:
+            let domain = keccak256(
+                Keccak256.hash(utf8: "EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)").bytes,
+                Keccak256.hash(utf8: "Kernel").bytes, Keccak256.hash(utf8: "0.3.1").bytes, UInt256(chainId).bigEndianBytes, account.word.bytes)
+            let structHash = keccak256(Keccak256.hash(utf8: "Kernel(bytes32 hash)").bytes, digest.bytes)
+            return keccak256([0x19, 0x01], domain.bytes, structHash.bytes)
+        }
+    }
+}

@@ -1,0 +1,102 @@
+import EthereumCore
+import SmartSessions
+import Testing
+import TestSupport
+
+@Suite("FastLZ is byte-identical to the SDK compressor and decompresses strictly")
+struct FastLZTests {
+    @Test(.enabled(if: Oracle.isAvailable, "\(Oracle.unavailableReason ?? "")"))
+    func againstTheJavaScriptSemanticsPort() throws {
+        let cases = try Oracle.cases("fastlz", count: 1000)
+        #expect(cases.count == 1000)
+        for c in cases {
+            let input = try c.bytes("input")
+            let compressed = FastLZ.compress(input)
+            #expect(compressed == (try c.bytes("compressed")), "length \(input.count), seed \(Oracle.seed)")
+            #expect(try FastLZ.decompress(compressed) == input)
+        }
+    }
+
+    @Test func malformedStreams() throws {
+        #expect(throws: FastLZ.DecompressionError.self) { try FastLZ.decompress([0x05, 1, 2]) }          // truncated literals
+        #expect(throws: FastLZ.DecompressionError.self) { try FastLZ.decompress([0x20, 0x00]) }          // reference before start
+        #expect(throws: FastLZ.DecompressionError.self) { try FastLZ.decompress([0x00, 7, 0x20]) }       // truncated match
+        #expect(throws: FastLZ.DecompressionError.self) { try FastLZ.decompress([0x00, 7, 0xe0, 0x01]) } // truncated long match
+        // 1 literal then long matches: bounded output.
+        let bomb: [UInt8] = [0x00, 7] + Array(repeating: [0xe0, 0xff, 0x00], count: 1000).flatMap { $0 }
+        #expect(throws: FastLZ.DecompressionError.self) { try FastLZ.decompress(bomb, maximumSize: 4096) }
+        #expect(try FastLZ.decompress(bomb).count == 1 + 1000 * 264)
+    }
+}
+
+@Suite("userOp.signature and account encodings round-trip and reject malformed input")
+struct SignatureEncodingTests {
+    @Test func malformedSignatures() {
+        for bad: [UInt8] in [[], [3], [0] + Array(repeating: 1, count: 31), [1, 0x05, 1], [1] + FastLZ.compress([1, 2, 3])] {
+            #expect(throws: SmartSessionError.self, "\(bad.hex)") { try SessionSignature(decoding: bad) }
+        }
+    }
+
+    @Test func accountRoutingPrefixes() throws {
+        let validator = SmartSessionAddresses.ownableValidator
+        let sig = [UInt8](repeating: 7, count: 65)
+        for kind in AccountKind.allCases {
+            let wrapped = kind.permissionEnableSig(validator: validator, signature: sig)
+            #expect(wrapped.count == (kind == .kernel ? 86 : 85))
+            let (v, s) = try kind.parsePermissionEnableSig(wrapped)
+            #expect(v == validator && s == sig)
+        }
+        #expect(throws: SmartSessionError.self) { try AccountKind.kernel.parsePermissionEnableSig([0x00] + validator.bytes) }
+        let digest = Keccak256.hash(utf8: "d")
+        let account = try Address("0x7227dcfb0c5ec7a5f539f97b18be261c49687ed6")
+        #expect(AccountKind.nexus.validatorHash(of: digest, account: account, chainId: 1) == digest)
+        // Kernel's wrapping is its EIP-712 domain over Kernel(bytes32 hash), computed here by the
+        // generic typed-data engine as an independent check.
+        let typed = try TypedData(parsing: """
+            {"types":{"EIP712Domain":[{"name":"name","type":"string"},{"name":"version","type":"string"},{"name":"chainId","type":"uint256"},{"name":"verifyingContract","type":"address"}],
+                      "Kernel":[{"name":"hash","type":"bytes32"}]},
+             "primaryType":"Kernel","domain":{"name":"Kernel","version":"0.3.1","chainId":8453,"verifyingContract":"\(account.checksummed)"},
+             "message":{"hash":"\(digest.hex)"}}
+            """)
+        #expect(AccountKind.kernel.validatorHash(of: digest, account: account, chainId: 8453) == (try typed.digest))
+    }
+
+    @Test func moduleCalls() throws {
+        let s = WorkedExampleTests.session
+        #expect(Array(ModuleCalls.enableSessions([s]).prefix(4)) == [0x21, 0x71, 0x24, 0x07])
+        #expect(try ModuleCalls.decodeEnableSessions(ModuleCalls.enableSessions([s, s])) == [s, s])
+        #expect(Array(ModuleCalls.removeSession(s.permissionId).prefix(4)) == [0xf8, 0x67, 0xb0, 0x8e])
+        #expect(Array(ModuleCalls.revokeEnableSignature(s.permissionId).prefix(4)) == [0xf9, 0xb8, 0x03, 0x69])
+        let install = try ModuleCalls.installSmartSession(sessions: [s])
+        #expect(Array(install.prefix(4)) == (try ABIFunction(parsing: "installModule(uint256,address,bytes)").selector))
+        #expect(try ModuleCalls.installSmartSession().count == 4 + 32 * 4)
+        #expect(try ModuleCalls.onInstallData(sessions: []) == [])
+        #expect(throws: SmartSessionError.self) { try ModuleCalls.onInstallData(sessions: [s], mode: .use) }
+        #expect(throws: SmartSessionError.self) { try ModuleCalls.decodeOnInstallData([0x00, 1]) }
+    }
+}
+
+@Suite("OwnableValidator init data and threshold signatures")
+struct OwnableValidatorTests {
+    @Test func ownersAreSortedNumericallyAndChecked() throws {
+        let keys = (0..<5).map { _ in Secp256k1.PrivateKey.generate() }
+        let config = try OwnableValidatorConfig(threshold: 3, owners: keys.map(\.address))
+        #expect(config.owners == keys.map(\.address).sorted())
+        #expect(try OwnableValidatorConfig(initData: config.initData) == config)
+        #expect(throws: SmartSessionError.self) { try OwnableValidatorConfig(threshold: 0, owners: [keys[0].address]) }
+        #expect(throws: SmartSessionError.self) { try OwnableValidatorConfig(threshold: 2, owners: [keys[0].address]) }
+        #expect(throws: SmartSessionError.self) { try OwnableValidatorConfig(threshold: 1, owners: [keys[0].address, keys[0].address]) }
+        let unsorted = try ABI.encode([.uint(1), .array(config.owners.reversed().map { .address($0) })], as: [.uint256, .array(.address)])
+        #expect(throws: SmartSessionError.self) { try OwnableValidatorConfig(initData: unsorted) }
+
+        let hash = Keccak256.hash(utf8: "enable")
+        var sigs = keys[0..<2].map { $0.sign(digest: hash) }
+        #expect(!config.isValid(hash: hash, signatures: OwnableValidatorConfig.combine(sigs)))
+        #expect(!config.isValid(hash: hash, signatures: OwnableValidatorConfig.combine(sigs + [sigs[0]])))   // duplicates count once
+        var ethSign = keys[4].sign(digest: PersonalMessage.hash(hash))
+        ethSign.v += 4
+        sigs.append(ethSign)
+        #expect(config.isValid(hash: hash, signatures: OwnableValidatorConfig.combine(sigs.reversed())))   // any order
+        #expect(!config.isValid(hash: hash, signatures: OwnableValidatorConfig.combine(sigs).dropLast()))
+    }
+}
