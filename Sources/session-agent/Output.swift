@@ -1,6 +1,7 @@
 import ArgumentParser
 import EthereumCore
 import Foundation
+import SmartSessions
 
 /// `--json` for every command a script may parse.
 struct OutputOptions: ParsableArguments {
@@ -30,6 +31,9 @@ extension ParsableCommand {
             print(options.json ? output.json.prettyPrinted : output.text)
         } catch let failure as CommandFailure {
             emit(failure, json: options.json)
+            throw ExitCode.failure
+        } catch let error as SmartSessionError {
+            emit(CommandFailure(message: error.message, reason: error.reason), json: options.json)
             throw ExitCode.failure
         } catch {
             emit(CommandFailure(message: "\(error)"), json: options.json)

@@ -1,0 +1,87 @@
+import EthereumCore
+
+/// One chain a session is enabled on, with the enable nonce (`SmartSession.getNonce`) there.
+public struct ChainTarget: Hashable, Sendable {
+    public var chainId: UInt64
+    public var nonce: UInt256
+
+    public init(chainId: UInt64, nonce: UInt256 = 0) {
+        self.chainId = chainId
+        self.nonce = nonce
+    }
+}
+
+/// A call a session may make: target and selector (0xffffffff for plain value transfers).
+public struct ActionKey: Hashable, Sendable, Comparable {
+    public var target: Address
+    public var selector: Selector
+
+    public init(target: Address, selector: Selector) {
+        self.target = target
+        self.selector = selector
+    }
+
+    public static func < (l: ActionKey, r: ActionKey) -> Bool { (l.target, l.selector) < (r.target, r.selector) }
+}
+
+/// Which shape the client wrote.
+public enum RequestFormat: String, Sendable {
+    case native = "session-agent"
+    case grantPermissions = "erc7715-wallet_grantPermissions"
+    case requestExecutionPermissions = "erc7715-wallet_requestExecutionPermissions"
+    case rawSession = "raw-session"
+}
+
+/// A request compiled to the exact `Session` and everything else that enters the digests.
+/// What is reviewed and what is signed are both computed from this one value.
+public struct CompiledRequest: Sendable {
+    public var format: RequestFormat
+    public var account: Address
+    public var accountKind: AccountKind?
+    public var chains: [ChainTarget]
+    public var mode: SmartSessionMode
+    public var session: Session
+    /// Function descriptions from the request's ABI, used only as labels: the selector shown
+    /// is always the one in the session.
+    public var functions: [ActionKey: ABIFunction]
+    /// Whether the client asked to receive the session key itself.
+    public var exportKey: Bool
+    public var label: String?
+
+    public init(format: RequestFormat, account: Address, accountKind: AccountKind? = nil, chains: [ChainTarget],
+                mode: SmartSessionMode = .enable, session: Session, functions: [ActionKey: ABIFunction] = [:],
+                exportKey: Bool = false, label: String? = nil) {
+        self.format = format
+        self.account = account
+        self.accountKind = accountKind
+        self.chains = chains
+        self.mode = mode
+        self.session = session
+        self.functions = functions
+        self.exportKey = exportKey
+        self.label = label
+    }
+
+    public var permissionId: Bytes32 { session.permissionId }
+
+    public func sessionDigest(on chain: ChainTarget) -> Bytes32 {
+        EnableDigest.sessionDigest(session, account: account, mode: mode, nonce: chain.nonce)
+    }
+
+    /// The (chainId, sessionDigest) pairs in signing order.
+    public var chainDigests: [ChainDigest] {
+        chains.map { ChainDigest(chainId: $0.chainId, sessionDigest: sessionDigest(on: $0)) }
+    }
+
+    /// What the owner signs.
+    public var multichainDigest: Bytes32 { EnableDigest.multichainDigest(chainDigests) }
+
+    /// The enable data for `chainId`, given the assembled `permissionEnableSig`.
+    public func enableSession(for chainId: UInt64, permissionEnableSig: [UInt8]) throws(SmartSessionError) -> EnableSession {
+        guard let index = chains.firstIndex(where: { $0.chainId == chainId }) else {
+            throw SmartSessionError("chain \(chainId) is not one of the session's chains", reason: "wrong_chain")
+        }
+        return EnableSession(chainDigestIndex: UInt8(index), hashesAndChainIds: chainDigests, sessionToEnable: session,
+                             permissionEnableSig: permissionEnableSig)
+    }
+}

@@ -1,0 +1,341 @@
+import EthereumCore
+
+/// Compiles what clients write (the native request format of docs/requests.md, the two
+/// ERC-7715 shapes, or a raw Session) into a `CompiledRequest`, deterministically: the same
+/// request, keys, time and token list always give the same Session.
+public struct RequestCompiler: Sendable {
+    /// Values the command line or the agent decides, which win over the request's own.
+    public struct Overrides: Sendable {
+        public var account: Address?
+        public var chains: [UInt64]?
+        public var nonces: [UInt64: UInt256] = [:]
+        public var mode: SmartSessionMode?
+        public init(account: Address? = nil, chains: [UInt64]? = nil, nonces: [UInt64: UInt256] = [:], mode: SmartSessionMode? = nil) {
+            self.account = account
+            self.chains = chains
+            self.nonces = nonces
+            self.mode = mode
+        }
+    }
+
+    public var tokens: TokenList
+    /// Unix seconds; durations ("3d") count from here.
+    public var now: UInt64
+    /// The session key(s) the agent generated; they become the OwnableValidator owners.
+    public var sessionKeys: [Address]
+    public var sessionKeyThreshold: Int
+    public var overrides: Overrides
+
+    public init(tokens: TokenList = TokenList(), now: UInt64, sessionKeys: [Address], sessionKeyThreshold: Int = 1, overrides: Overrides = Overrides()) {
+        self.tokens = tokens
+        self.now = now
+        self.sessionKeys = sessionKeys
+        self.sessionKeyThreshold = sessionKeyThreshold
+        self.overrides = overrides
+    }
+
+    public static func format(of json: JSONValue) -> RequestFormat {
+        let object = json.arrayValue?.first ?? json
+        if object["session"] != nil { return .rawSession }
+        if object["rules"] != nil || object["permission"]?["isAdjustmentAllowed"] != nil { return .requestExecutionPermissions }
+        if object["signer"] != nil || object["permission"] != nil || object["policies"] != nil { return .grantPermissions }
+        if let first = object["permissions"]?.arrayValue?.first, first["type"] != nil { return .grantPermissions }
+        return .native
+    }
+
+    public func compile(_ json: JSONValue) throws(SmartSessionError) -> CompiledRequest {
+        var request = json
+        if let array = json.arrayValue {
+            guard array.count == 1 else { throw SmartSessionError("one request per session; got \(array.count)") }
+            request = array[0]
+        }
+        var compiled: CompiledRequest
+        switch Self.format(of: request) {
+        case .native: compiled = try compileNative(request)
+        case .rawSession: compiled = try compileRaw(request)
+        case .grantPermissions, .requestExecutionPermissions: compiled = try ERC7715Compiler(base: self).compile(request)
+        }
+        if let mode = overrides.mode { compiled.mode = mode }
+        for i in compiled.chains.indices {
+            if let nonce = overrides.nonces[compiled.chains[i].chainId] { compiled.chains[i].nonce = nonce }
+        }
+        try check(compiled)
+        return compiled
+    }
+
+    /// Rules SmartSession applies when enabling, checked before anyone is asked to approve.
+    func check(_ c: CompiledRequest) throws(SmartSessionError) {
+        guard !c.chains.isEmpty else { throw SmartSessionError("chains: at least one chain") }
+        guard Set(c.chains.map(\.chainId)).count == c.chains.count else { throw SmartSessionError("chains: listed twice") }
+        guard c.chains.count <= 255 else { throw SmartSessionError("chains: at most 255 (chainDigestIndex is a uint8)") }
+        for (i, a) in c.session.actions.enumerated() {
+            guard a.actionTarget != .zero, a.actionTarget != SmartSessionAddresses.smartSession else {
+                throw SmartSessionError("actions[\(i)]: SmartSession refuses the zero address or itself as a target")
+            }
+        }
+        let slots: [(PolicySlot, [PolicyData], String)] = [(.userOp, c.session.userOpPolicies, "userOpPolicies")]
+            + c.session.actions.enumerated().map { (.action, $1.actionPolicies, "actions[\($0)].actionPolicies") }
+            + [(.erc1271, c.session.erc7739Policies.erc1271Policies, "erc1271Policies")]
+        for (slot, policies, path) in slots {
+            for (j, p) in policies.enumerated() {
+                guard let deployment = PolicyRegistry.deployment(at: p.policy) else { continue }   // unknown: flagged in review
+                guard deployment.kind.slots.contains(slot) else {
+                    throw SmartSessionError("\(path)[\(j)]: \(deployment.kind.rawValue) cannot be used as a \(slot.rawValue) policy; SmartSession would refuse it")
+                }
+                do { _ = try PolicyConfig.decode(deployment.kind, initData: p.initData) } catch {
+                    throw SmartSessionError("\(path)[\(j)]: \(error.message)", reason: error.reason)
+                }
+            }
+        }
+    }
+
+    var sessionValidator: (Address, [UInt8]) {
+        get throws(SmartSessionError) {
+            guard !sessionKeys.isEmpty else { throw SmartSessionError("no session key to bind the session to") }
+            let config = try OwnableValidatorConfig(threshold: sessionKeyThreshold, owners: sessionKeys)
+            return (SmartSessionAddresses.ownableValidator, config.initData)
+        }
+    }
+
+    func chainTargets(_ ids: [UInt64], nonces: [UInt64: UInt256]) -> [ChainTarget] {
+        (overrides.chains ?? ids).map { ChainTarget(chainId: $0, nonce: nonces[$0] ?? 0) }
+    }
+
+    func chainList(_ value: JSONValue?, path: String) throws(SmartSessionError) -> [UInt64] {
+        guard let value else {
+            if overrides.chains != nil { return [] }
+            throw SmartSessionError("\(path): missing (the chains to enable the session on)")
+        }
+        guard let items = value.arrayValue else { throw SmartSessionError("\(path): expected an array of chain ids") }
+        var out: [UInt64] = []
+        for (i, item) in items.enumerated() {
+            guard let id = try JSONFields.integer(item, path: "\(path)[\(i)]").uint64, id > 0 else {
+                throw SmartSessionError("\(path)[\(i)]: not a chain id")
+            }
+            out.append(id)
+        }
+        return out
+    }
+
+    func nonceMap(_ value: JSONValue?, path: String) throws(SmartSessionError) -> [UInt64: UInt256] {
+        guard let value else { return [:] }
+        guard let object = value.objectValue else { throw SmartSessionError("\(path): expected an object of chain id to nonce") }
+        var out: [UInt64: UInt256] = [:]
+        for (key, v) in object {
+            guard let chain = UInt64(key) else { throw SmartSessionError("\(path).\(key): not a chain id") }
+            out[chain] = try JSONFields.integer(v, path: "\(path).\(key)")
+        }
+        return out
+    }
+
+    func account(_ f: JSONFields) throws(SmartSessionError) -> Address {
+        if let a = overrides.account { return a }
+        return try f.address("account")
+    }
+
+    func mode(_ value: JSONValue?, path: String) throws(SmartSessionError) -> SmartSessionMode {
+        guard let value else { return .enable }
+        switch value.stringValue?.lowercased() {
+        case "enable", "1": return .enable
+        case "unsafe-enable", "unsafe_enable", "2": return .unsafeEnable
+        default: throw SmartSessionError("\(path): \"enable\" or \"unsafe-enable\"")
+        }
+    }
+
+    // MARK: - The native format
+
+    func compileNative(_ json: JSONValue) throws(SmartSessionError) -> CompiledRequest {
+        let f = try JSONFields(json, path: "")
+        try f.only(["account", "accountKind", "chains", "nonces", "mode", "salt", "label", "validity", "maxUses", "maxValue",
+                    "maxGas", "sudo", "paymaster", "export", "permissions"])
+        let chains = try chainList(f.optional("chains"), path: "chains")
+        let values = RequestValues(tokens: tokens, chains: overrides.chains ?? chains, now: now)
+        var userOpPolicies: [PolicyConfig] = []
+        if let v = f.optional("validity") { userOpPolicies.append(try values.validity(v, path: "validity")) }
+        if let v = f.optional("maxUses") { userOpPolicies.append(.usageLimit(try values.count(v, path: "maxUses"))) }
+        if let v = f.optional("maxValue") {
+            let limit = try values.amount(v, path: "maxValue")
+            guard !limit.isZero else { throw SmartSessionError("maxValue: 0 is no limit to ValueLimitPolicy; leave it out and give actions no value") }
+            userOpPolicies.append(.valueLimit(limit))
+        }
+        if let v = f.optional("maxGas") {
+            let g = try JSONFields(v, path: "maxGas")
+            try g.only(["gas", "cost"])
+            let gas = try values.count(try g.value("gas"), path: "maxGas.gas")
+            let cost = try values.amount(try g.value("cost"), path: "maxGas.cost")
+            guard !cost.isZero, cost.bitWidth <= 128 else { throw SmartSessionError("maxGas.cost: must be between 1 and 2^128-1 wei") }
+            userOpPolicies.append(.simpleGas(gasLimit: gas, costLimit: cost))
+        }
+        if f.optional("sudo")?.boolValue == true { userOpPolicies.append(.sudo) }
+
+        var actions: [ActionData] = []
+        var functions: [ActionKey: ABIFunction] = [:]
+        let permissions = try f.array("permissions")
+        guard !permissions.isEmpty else { throw SmartSessionError("permissions: at least one permission") }
+        for (i, p) in permissions.enumerated() {
+            let compiled = try compilePermission(p, path: "permissions[\(i)]", values: values)
+            for (action, function) in compiled {
+                guard !actions.contains(where: { $0.actionTarget == action.actionTarget && $0.actionTargetSelector == action.actionTargetSelector }) else {
+                    throw SmartSessionError("permissions[\(i)]: \(action.actionTarget) \(action.actionTargetSelector) is allowed twice; merge the permissions")
+                }
+                actions.append(action)
+                if let function { functions[ActionKey(target: action.actionTarget, selector: action.actionTargetSelector)] = function }
+            }
+        }
+        let (validator, initData) = try sessionValidator
+        let salt = try f.optional("salt").map { _ throws(SmartSessionError) in try f.bytes32("salt") } ?? .zero
+        let session = Session(sessionValidator: validator, sessionValidatorInitData: initData, salt: salt,
+                              userOpPolicies: userOpPolicies.map(\.policyData), actions: actions,
+                              permitERC4337Paymaster: f.optional("paymaster")?.boolValue ?? false)
+        var kind: AccountKind?
+        if let k = f.optional("accountKind") {
+            guard let parsed = k.stringValue.flatMap(AccountKind.init(rawValue:)) else {
+                throw SmartSessionError("accountKind: one of \(AccountKind.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            kind = parsed
+        }
+        return CompiledRequest(format: .native, account: try account(f), accountKind: kind,
+                               chains: chainTargets(chains, nonces: try nonceMap(f.optional("nonces"), path: "nonces")),
+                               mode: try mode(f.optional("mode"), path: "mode"), session: session, functions: functions,
+                               exportKey: f.optional("export")?.boolValue ?? false, label: f.optional("label")?.stringValue)
+    }
+
+    /// One permission: a target and the functions allowed on it, each with the same policies.
+    func compilePermission(_ json: JSONValue, path: String, values: RequestValues) throws(SmartSessionError) -> [(ActionData, ABIFunction?)] {
+        let f = try JSONFields(json, path: path)
+        try f.only(["target", "token", "abi", "functions", "allow", "nativeTransfer", "rules", "spendingLimit", "valueLimit",
+                    "maxUses", "validity", "sudo", "valuePerCall"])
+        let target: Address
+        if let symbol = f.optional("token")?.stringValue, f.optional("target") == nil {
+            let resolved = values.chains.map { tokens.token(symbol: symbol, chains: [$0])?.address }
+            guard let first = resolved.first ?? nil, resolved.allSatisfy({ $0 == first }) else {
+                throw SmartSessionError("\(f.field("token")): \(symbol) is not at one address on every chain of the session; give \"target\"")
+            }
+            target = first
+        } else {
+            target = try f.address("target")
+        }
+
+        // Which calls: functions by name or signature, and/or plain value transfers.
+        var calls: [(Selector, ABIFunction?)] = []
+        let known = try availableFunctions(f, path: path)
+        if let allow = f.optional("allow") {
+            guard let names = allow.arrayValue, !names.isEmpty else { throw SmartSessionError("\(f.field("allow")): a non-empty list of function names") }
+            for (j, n) in names.enumerated() {
+                guard let name = n.stringValue else { throw SmartSessionError("\(f.field("allow"))[\(j)]: expected a function name") }
+                let function = try resolve(name, in: known, path: "\(f.field("allow"))[\(j)]")
+                calls.append((Selector(bytes: function.selector)!, function))
+            }
+        } else if let known, f.optional("abi") != nil || f.optional("functions") != nil {
+            calls = known.map { (Selector(bytes: $0.selector)!, $0) }
+        }
+        if f.optional("nativeTransfer")?.boolValue == true { calls.append((.valueTransfer, nil)) }
+        guard !calls.isEmpty else {
+            throw SmartSessionError("\(path): say which calls are allowed: \"allow\" (function names), \"functions\", \"abi\", or \"nativeTransfer\": true")
+        }
+
+        var actions: [(ActionData, ABIFunction?)] = []
+        for (selector, function) in calls {
+            var policies: [PolicyConfig] = []
+            if let rules = f.optional("rules") {
+                guard let list = rules.arrayValue, !list.isEmpty else { throw SmartSessionError("\(f.field("rules")): a non-empty list of rules") }
+                guard let function else { throw SmartSessionError("\(f.field("rules")): argument rules need a function, not a plain value transfer") }
+                guard list.count <= UniActionConfig.maximumRules else { throw SmartSessionError("\(f.field("rules")): at most 16 rules") }
+                let compiler = ArgumentRuleCompiler(function: function, values: values)
+                var compiled: [ParamRule] = []
+                for (j, r) in list.enumerated() {
+                    guard let text = r.stringValue else { throw SmartSessionError("\(f.field("rules"))[\(j)]: expected a rule string") }
+                    compiled.append(try compiler.compile(text, path: "\(f.field("rules"))[\(j)]"))
+                }
+                let perCall = try f.optional("valuePerCall").map { v throws(SmartSessionError) in try values.amount(v, path: f.field("valuePerCall")) } ?? 0
+                policies.append(.uniAction(UniActionConfig(valueLimitPerUse: perCall, rules: compiled)))
+            } else if f.optional("valuePerCall") != nil {
+                throw SmartSessionError("\(f.field("valuePerCall")): applies with \"rules\"; use \"valueLimit\" for a total")
+            }
+            if let v = f.optional("spendingLimit") {
+                guard KnownSelectors.tokenMoving.contains(selector) else {
+                    throw SmartSessionError("\(f.field("spendingLimit")): ERC20SpendingLimitPolicy only passes transfer, transferFrom, approve and increaseAllowance; \(function?.signature ?? selector.hex) would always fail")
+                }
+                let limit = try values.amount(v, path: f.field("spendingLimit"), token: target)
+                guard !limit.isZero else { throw SmartSessionError("\(f.field("spendingLimit")): must be above 0") }
+                policies.append(.erc20SpendingLimit([TokenLimit(token: target, limit: limit)]))
+            }
+            if let v = f.optional("valueLimit") {
+                let limit = try values.amount(v, path: f.field("valueLimit"))
+                guard !limit.isZero else { throw SmartSessionError("\(f.field("valueLimit")): must be above 0") }
+                policies.append(.valueLimit(limit))
+            }
+            if let v = f.optional("maxUses") { policies.append(.usageLimit(try values.count(v, path: f.field("maxUses")))) }
+            if let v = f.optional("validity") { policies.append(try values.validity(v, path: f.field("validity"))) }
+            if f.optional("sudo")?.boolValue == true { policies.append(.sudo) }
+            guard !policies.isEmpty else {
+                throw SmartSessionError("\(path): no policy for \(function?.signature ?? "value transfers"); add rules or limits, or \"sudo\": true to allow it without limits")
+            }
+            // Only the request's own ABI labels an action; well-known names come from the catalog at review.
+            actions.append((ActionData(actionTargetSelector: selector, actionTarget: target, actionPolicies: policies.map(\.policyData)),
+                            known == nil ? nil : function))
+        }
+        return actions
+    }
+
+    /// The functions a permission's "abi" or "functions" describe, or nil when it has neither.
+    func availableFunctions(_ f: JSONFields, path: String) throws(SmartSessionError) -> [ABIFunction]? {
+        if let abi = f.optional("abi") {
+            do { return try ContractInterface(jsonABI: abi.serialized).functions } catch {
+                throw SmartSessionError("\(f.field("abi")): \(error)")
+            }
+        }
+        if let list = f.optional("functions") {
+            guard let items = list.arrayValue else { throw SmartSessionError("\(f.field("functions")): a list of signatures") }
+            var out: [ABIFunction] = []
+            for (i, item) in items.enumerated() {
+                guard let s = item.stringValue else { throw SmartSessionError("\(f.field("functions"))[\(i)]: expected a signature") }
+                do { out.append(try ABIFunction(parsing: s)) } catch { throw SmartSessionError("\(f.field("functions"))[\(i)]: \(error)") }
+            }
+            return out
+        }
+        return nil
+    }
+
+    /// A function by name (unique), or by full signature.
+    func resolve(_ name: String, in functions: [ABIFunction]?, path: String) throws(SmartSessionError) -> ABIFunction {
+        if name.contains("(") {
+            let parsed: ABIFunction
+            do { parsed = try ABIFunction(parsing: name) } catch { throw SmartSessionError("\(path): \(error)") }
+            if let match = functions?.first(where: { $0.signature == parsed.signature }) { return match }
+            if functions == nil || functions!.isEmpty { return parsed }
+            throw SmartSessionError("\(path): \(parsed.signature) is not in the permission's ABI")
+        }
+        let candidates: [ABIFunction]
+        if let functions {
+            candidates = functions.filter { $0.name == name }
+        } else {
+            // No ABI: the well-known signatures, which must name exactly one function.
+            var seen: [String: ABIFunction] = [:]
+            for (_, entries) in KnownSelectors.bySelector {
+                for e in entries where e.function.name == name { seen[e.function.signature] = e.function }
+            }
+            candidates = seen.values.sorted { $0.signature < $1.signature }
+        }
+        guard !candidates.isEmpty else { throw SmartSessionError("\(path): no function named \(name)\(functions == nil ? " among the well-known ones; give \"functions\" or \"abi\"" : "")") }
+        guard candidates.count == 1 else {
+            throw SmartSessionError("\(path): \(name) is ambiguous (\(candidates.map(\.signature).joined(separator: ", "))); write the full signature")
+        }
+        return candidates[0]
+    }
+
+    // MARK: - A raw Session, for experts
+
+    func compileRaw(_ json: JSONValue) throws(SmartSessionError) -> CompiledRequest {
+        let f = try JSONFields(json, path: "")
+        try f.only(["account", "accountKind", "chains", "chainIds", "nonces", "mode", "session", "label", "export"])
+        let chains = try chainList(f.optional("chains") ?? f.optional("chainIds"), path: "chains")
+        let session = try Session(json: try f.value("session"), path: "session")
+        var kind: AccountKind?
+        if let k = f.optional("accountKind") { kind = k.stringValue.flatMap(AccountKind.init(rawValue:)) }
+        return CompiledRequest(format: .rawSession, account: try account(f), accountKind: kind,
+                               chains: chainTargets(chains, nonces: try nonceMap(f.optional("nonces"), path: "nonces")),
+                               mode: try mode(f.optional("mode"), path: "mode"), session: session,
+                               exportKey: f.optional("export")?.boolValue ?? false, label: f.optional("label")?.stringValue)
+    }
+}

@@ -1,0 +1,96 @@
+import EthereumCore
+import Foundation
+
+/// Parses the values people write in requests: amounts with units, times and durations.
+struct RequestValues {
+    var tokens: TokenList
+    var chains: [UInt64]
+    var now: UInt64
+
+    /// "100 USDC" (decimals from the token list), "0.1 ETH", "5 gwei", "1000" (base units),
+    /// or a JSON integer. `token` is the token the amount is of, when the context says so.
+    func amount(_ value: JSONValue, path: String, token: Address? = nil) throws(SmartSessionError) -> UInt256 {
+        switch value {
+        case .number(let n):
+            return try JSONFields.integer(.number(n), path: path)
+        case .string(let text):
+            let parts = text.split(separator: " ", omittingEmptySubsequences: true)
+            if parts.count == 1 { return try JSONFields.integer(.string(text), path: path) }
+            guard parts.count == 2 else { throw SmartSessionError("\(path): write an amount as \"100 USDC\", \"0.1 ETH\" or base units") }
+            let unit = String(parts[1])
+            let decimals: Int
+            switch unit.lowercased() {
+            case "eth", "ether": decimals = 18
+            case "gwei": decimals = 9
+            case "wei": decimals = 0
+            default:
+                guard let t = tokens.token(symbol: unit, chains: chains) else {
+                    throw SmartSessionError("\(path): unknown token \(unit) on \(chains.map(Chains.label).joined(separator: ", ")); give the amount in base units or add the token to the token list")
+                }
+                if let token, token != t.address {
+                    throw SmartSessionError("\(path): \(unit) is \(t.address), but this limit is for \(token)")
+                }
+                decimals = t.decimals
+            }
+            do { return try Amounts.parse(String(parts[0]), decimals: decimals) } catch {
+                throw SmartSessionError("\(path): \(error.message)")
+            }
+        default:
+            throw SmartSessionError("\(path): expected an amount")
+        }
+    }
+
+    /// A point in time: unix seconds, or an ISO 8601 UTC date ("2026-12-01T00:00:00Z").
+    func time(_ value: JSONValue, path: String) throws(SmartSessionError) -> UInt64 {
+        if case .string(let s) = value, s.contains("-") {
+            let formatter = ISO8601DateFormatter()
+            guard let date = formatter.date(from: s) else { throw SmartSessionError("\(path): expected an ISO 8601 time like 2026-12-01T00:00:00Z") }
+            guard date.timeIntervalSince1970 >= 0 else { throw SmartSessionError("\(path): before 1970") }
+            return UInt64(date.timeIntervalSince1970)
+        }
+        let v = try JSONFields.integer(value, path: path)
+        guard let seconds = v.uint64, seconds < 1 << 48 else { throw SmartSessionError("\(path): out of range") }
+        return seconds
+    }
+
+    /// "90s", "15m", "12h", "3d", "2w".
+    func duration(_ value: JSONValue, path: String) throws(SmartSessionError) -> UInt64 {
+        guard let s = value.stringValue, let unit = s.last, let n = UInt64(s.dropLast()), n > 0 else {
+            throw SmartSessionError("\(path): expected a duration like \"3d\", \"12h\", \"30m\"")
+        }
+        let scale: UInt64
+        switch unit {
+        case "s": scale = 1
+        case "m": scale = 60
+        case "h": scale = 3600
+        case "d": scale = 86400
+        case "w": scale = 604_800
+        default: throw SmartSessionError("\(path): unknown duration unit \(unit) (s, m, h, d, w)")
+        }
+        let (seconds, overflow) = n.multipliedReportingOverflow(by: scale)
+        guard !overflow, seconds < 1 << 40 else { throw SmartSessionError("\(path): too long") }
+        return seconds
+    }
+
+    /// `{"until": …, "after": …, "duration": …}` → TimeFramePolicy.
+    func validity(_ value: JSONValue, path: String) throws(SmartSessionError) -> PolicyConfig {
+        let f = try JSONFields(value, path: path)
+        try f.only(["until", "after", "duration"])
+        let after = try f.optional("after").map { v throws(SmartSessionError) in try time(v, path: f.field("after")) } ?? 0
+        var until: UInt64 = 0
+        if let u = f.optional("until") { until = try time(u, path: f.field("until")) }
+        if let d = f.optional("duration") {
+            guard until == 0 else { throw SmartSessionError("\(path): give \"until\" or \"duration\", not both") }
+            until = max(after, now) + (try duration(d, path: f.field("duration")))
+        }
+        guard until != 0 || after != 0 else { throw SmartSessionError("\(path): give \"until\", \"duration\" or \"after\"") }
+        guard until == 0 || after <= until else { throw SmartSessionError("\(path): \"after\" is later than \"until\"") }
+        return .timeFrame(validUntil: until, validAfter: after)
+    }
+
+    func count(_ value: JSONValue, path: String) throws(SmartSessionError) -> UInt256 {
+        let v = try JSONFields.integer(value, path: path)
+        guard !v.isZero, v.bitWidth <= 128 else { throw SmartSessionError("\(path): must be between 1 and 2^128-1") }
+        return v
+    }
+}

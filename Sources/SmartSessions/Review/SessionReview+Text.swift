@@ -1,0 +1,95 @@
+import EthereumCore
+
+extension SessionReview {
+    /// The review as people read it in a terminal. With `colors`, severities and headings are
+    /// highlighted with ANSI escapes.
+    public func text(colors: Bool = false) -> String {
+        func paint(_ s: String, _ code: String) -> String { colors ? "\u{1B}[\(code)m\(s)\u{1B}[0m" : s }
+        func bold(_ s: String) -> String { paint(s, "1") }
+        func severity(_ s: Severity) -> String {
+            let label = "[\(s.rawValue)]"
+            switch s {
+            case .critical: return paint(label, "1;31")
+            case .high: return paint(label, "31")
+            case .warning: return paint(label, "33")
+            case .info: return paint(label, "36")
+            }
+        }
+        func initData(_ b: [UInt8]) -> String {
+            b.count <= 64 ? (b.isEmpty ? "empty" : Hex.encode(b)) : "\(b.count) bytes, keccak \(Keccak256.hash(b).hex)"
+        }
+        func policy(_ p: PolicyView, indent: String) -> [String] {
+            let name = p.kind.map { $0.rawValue + (p.isCurrentDeployment ? "" : " (older deployment)") } ?? paint("UNKNOWN POLICY", "1;31")
+            var lines = ["\(indent)- \(name) \(p.address.checksummed)"]
+            lines += p.meaning.map { "\(indent)    \($0)" }
+            lines.append("\(indent)    init data: \(initData(p.initData))")
+            return lines
+        }
+
+        var out: [String] = []
+        out.append(bold("Session request") + (label.map { ": \($0)" } ?? "") + "  (\(mode), \(format.rawValue) format)")
+        out.append("  account       \(account.checksummed)" + (accountKind.map { " (\($0.rawValue))" } ?? ""))
+        out.append("  chains        " + chains.map { "\(Chains.label($0.chainId)) enable nonce \($0.nonce)" }.joined(separator: ", "))
+        var v = "  session key   \(validator.name) \(validator.address.checksummed)"
+        if let t = validator.threshold { v += ": \(t) of [\(validator.keys.map(\.checksummed).joined(separator: ", "))]" } else { v += ", init data \(initData(validator.initData))" }
+        out.append(v)
+        out.append("  salt          \(salt.hex)")
+        out.append("  permissionId  \(permissionId.hex)")
+        out.append("  paymaster     \(flags.permitERC4337Paymaster ? "permitted" : "not permitted")")
+        out.append("  key export    \(exportKey ? "requested: the client receives the key" : "no: the key stays in the agent")")
+
+        out.append("")
+        out.append(bold("Session-wide policies") + " (checked on every user operation)")
+        out += userOpPolicies.isEmpty ? ["  none"] : userOpPolicies.flatMap { policy($0, indent: "  ") }
+
+        out.append("")
+        out.append(bold("Allowed calls"))
+        if actions.isEmpty { out.append("  none") }
+        for (i, a) in actions.enumerated() {
+            let head: String
+            switch a.kind {
+            case .fallback: head = "ANY CALL to any contract without its own policies (fallback action)"
+            case .smartSessionCall: head = "calls to SmartSession itself (admin access)"
+            case .valueTransfer: head = "plain native transfers to \(a.target.checksummed)" + (a.targetName.map { " (\($0))" } ?? "")
+            case .call:
+                head = "\(a.target.checksummed)" + (a.targetName.map { " (\($0))" } ?? "") + "." + (a.function ?? "unknown function")
+                    + " [\(a.selector.hex)" + (a.functionSource.map { ", \($0)" } ?? "") + "]"
+            }
+            out.append("  \(i + 1). \(head)")
+            out += a.policies.isEmpty ? ["     no policies: every call is rejected"] : a.policies.flatMap { policy($0, indent: "     ") }
+        }
+
+        out.append("")
+        out.append(bold("ERC-1271 message signing"))
+        if erc7739Contexts.isEmpty && erc1271Policies.isEmpty { out.append("  none") }
+        for c in erc7739Contexts {
+            out.append("  app domain \(c.appDomainSeparator.hex): " + (c.contentNames.isEmpty ? "no content types" : c.contentNames.map { String(reflecting: $0) }.joined(separator: ", ")))
+        }
+        out += erc1271Policies.flatMap { policy($0, indent: "  ") }
+
+        out.append("")
+        out.append(bold("Worst case over the session's life"))
+        func bound(_ b: Bound, decimals: Int?, unit: String) -> String {
+            switch b {
+            case .limited(let v): return decimals.map { "\(Amounts.format(v, decimals: $0)) \(unit) (\(v) base units)" } ?? "\(v) base units"
+            case .unbounded(let why): return paint("UNBOUNDED", "1;31") + ": \(why)"
+            }
+        }
+        out.append("  native value: \(bound(exposure.native, decimals: 18, unit: "ETH"))")
+        for t in exposure.tokens {
+            out.append("  \(t.symbol ?? "token") \(t.token.checksummed): \(bound(t.bound, decimals: t.decimals, unit: t.symbol ?? ""))")
+        }
+        for o in exposure.otherContracts { out.append("  not bounded by policies: \(o)") }
+
+        out.append("")
+        out.append(bold("Risks"))
+        out += risks.isEmpty ? ["  none found"] : risks.map { "  \(severity($0.severity)) \($0.code): \($0.message)" }
+
+        out.append("")
+        out.append(bold("Digests"))
+        out.append("  signed flags  permitGenericPolicy=\(flags.permitGenericPolicy) permitAdminAccess=\(flags.permitAdminAccess) ignoreSecurityAttestations=\(flags.ignoreSecurityAttestations) permitERC4337Paymaster=\(flags.permitERC4337Paymaster)")
+        for c in chains { out.append("  sessionDigest \(Chains.label(c.chainId)): \(c.sessionDigest.hex)") }
+        out.append("  owner signs   \(multichainDigest.hex)")
+        return out.joined(separator: "\n")
+    }
+}

@@ -1,0 +1,91 @@
+import EthereumCore
+
+/// Everything an approver must see about a session request, decoded from the same
+/// `CompiledRequest` the digests are computed from.
+public struct SessionReview: Sendable {
+    public struct ChainLine: Sendable {
+        public var chainId: UInt64
+        public var nonce: UInt256
+        public var sessionDigest: Bytes32
+    }
+
+    public struct PolicyView: Sendable {
+        public var address: Address
+        /// "TimeFramePolicy", or nil for an unknown contract.
+        public var kind: PolicyKind?
+        public var isCurrentDeployment: Bool
+        public var config: PolicyConfig?
+        /// What the policy allows, one sentence per line.
+        public var meaning: [String]
+        public var initData: [UInt8]
+        public var ignoredBytes: Int
+    }
+
+    public enum ActionKind: String, Sendable {
+        case call, valueTransfer = "value-transfer", fallback, smartSessionCall = "smart-session-call"
+    }
+
+    public struct ActionView: Sendable {
+        public var kind: ActionKind
+        public var target: Address
+        /// "USDC (token)", or nil when the target is not known.
+        public var targetName: String?
+        public var selector: Selector
+        /// "transfer(address to, uint256 amount)", or nil when the selector is unknown.
+        public var function: String?
+        /// Where the function name comes from: "request ABI", "ERC-20", …
+        public var functionSource: String?
+        public var policies: [PolicyView]
+    }
+
+    public struct ValidatorView: Sendable {
+        public var address: Address
+        public var name: String
+        public var threshold: Int?
+        public var keys: [Address]
+        public var initData: [UInt8]
+    }
+
+    /// A worst-case amount over the session's life.
+    public enum Bound: Hashable, Sendable {
+        case limited(UInt256)
+        case unbounded(String)
+    }
+
+    public struct TokenExposure: Sendable {
+        public var token: Address
+        public var symbol: String?
+        public var decimals: Int?
+        public var bound: Bound
+    }
+
+    public struct Exposure: Sendable {
+        public var native: Bound
+        public var tokens: [TokenExposure]
+        /// Contracts called whose effect on the account's assets policies cannot bound.
+        public var otherContracts: [String]
+    }
+
+    public var format: RequestFormat
+    public var label: String?
+    public var account: Address
+    public var accountKind: AccountKind?
+    public var mode: SmartSessionMode
+    public var chains: [ChainLine]
+    public var permissionId: Bytes32
+    public var multichainDigest: Bytes32
+    public var validator: ValidatorView
+    public var salt: Bytes32
+    public var flags: SignedFlags
+    public var userOpPolicies: [PolicyView]
+    public var actions: [ActionView]
+    public var erc7739Contexts: [ERC7739Context]
+    public var erc1271Policies: [PolicyView]
+    public var exportKey: Bool
+    public var risks: [RiskFlag]
+    public var exposure: Exposure
+    /// When the review was made (relative times count from here).
+    public var now: UInt64
+
+    public var highestSeverity: Severity? { risks.map(\.severity).max() }
+}
