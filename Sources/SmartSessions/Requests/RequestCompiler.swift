@@ -223,7 +223,8 @@ public struct RequestCompiler: Sendable {
             guard let names = allow.arrayValue, !names.isEmpty else { throw SmartSessionError("\(f.field("allow")): a non-empty list of function names") }
             for (j, n) in names.enumerated() {
                 guard let name = n.stringValue else { throw SmartSessionError("\(f.field("allow"))[\(j)]: expected a function name") }
-                let function = try resolve(name, in: known, path: "\(f.field("allow"))[\(j)]")
+                let isToken = values.chains.contains { tokens.token(chainId: $0, address: target) != nil }
+                let function = try resolve(name, in: known, path: "\(f.field("allow"))[\(j)]", preferring: isToken ? "ERC-20" : nil)
                 calls.append((Selector(bytes: function.selector)!, function))
             }
         } else if let known, f.optional("abi") != nil || f.optional("functions") != nil {
@@ -298,7 +299,7 @@ public struct RequestCompiler: Sendable {
     }
 
     /// A function by name (unique), or by full signature.
-    func resolve(_ name: String, in functions: [ABIFunction]?, path: String) throws(SmartSessionError) -> ABIFunction {
+    func resolve(_ name: String, in functions: [ABIFunction]?, path: String, preferring family: String? = nil) throws(SmartSessionError) -> ABIFunction {
         if name.contains("(") {
             let parsed: ABIFunction
             do { parsed = try ABIFunction(parsing: name) } catch { throw SmartSessionError("\(path): \(error)") }
@@ -311,11 +312,16 @@ public struct RequestCompiler: Sendable {
             candidates = functions.filter { $0.name == name }
         } else {
             // No ABI: the well-known signatures, which must name exactly one function.
+            // On a known token, its ERC-20 meaning wins over same-named functions of other contracts.
             var seen: [String: ABIFunction] = [:]
+            var preferred: [String: ABIFunction] = [:]
             for (_, entries) in KnownSelectors.bySelector {
-                for e in entries where e.function.name == name { seen[e.function.signature] = e.function }
+                for e in entries where e.function.name == name {
+                    seen[e.function.signature] = e.function
+                    if e.family == family { preferred[e.function.signature] = e.function }
+                }
             }
-            candidates = seen.values.sorted { $0.signature < $1.signature }
+            candidates = (preferred.isEmpty ? seen : preferred).values.sorted { $0.signature < $1.signature }
         }
         guard !candidates.isEmpty else { throw SmartSessionError("\(path): no function named \(name)\(functions == nil ? " among the well-known ones; give \"functions\" or \"abi\"" : "")") }
         guard candidates.count == 1 else {

@@ -96,7 +96,7 @@ public struct Reviewer: Sendable {
     func time(_ t: UInt64) -> String { "\(UTCTime.format(t)) (\(UTCTime.relative(t, now: now)))" }
 
     func describe(_ config: PolicyConfig, slot: PolicySlot, function: ABIFunction?, target: Address?, chains: [UInt64]) -> [String] {
-        let what = slot == .userOp ? "user operations" : slot == .action ? "calls" : "signatures"
+        let what = slot == .userOp ? "user operation" : slot == .action ? "call" : "signature"
         switch config {
         case .sudo:
             return ["no limit: every \(slot == .userOp ? "user operation" : slot == .action ? "call" : "signature") passes"]
@@ -106,7 +106,7 @@ public struct Reviewer: Sendable {
             let to = until == 0 ? "with no end" : "until \(time(until))"
             return ["valid \(from) \(to)"]
         case .usageLimit(let n):
-            return ["at most \(n) \(what) in total"]
+            return ["at most \(n) \(what)\(n == .one ? "" : "s") in total"]
         case .valueLimit(let limit):
             return ["at most \(eth(limit)) of native value in total (\(limit) wei)"]
         case .erc20SpendingLimit(let limits):
@@ -283,6 +283,11 @@ public struct Reviewer: Sendable {
     }
 
     func label(_ a: SessionReview.ActionView) -> String {
-        (a.targetName.map { "\($0) " } ?? "") + a.target.checksummed + "." + (a.function ?? a.selector.hex)
+        switch a.kind {
+        case .fallback: "the fallback action (any contract)"
+        case .smartSessionCall: "calls to SmartSession"
+        case .valueTransfer: "native transfers to \(a.target.checksummed)"
+        case .call: (a.targetName.map { "\($0) " } ?? "") + a.target.checksummed + "." + (a.function ?? a.selector.hex)
+        }
     }
 }

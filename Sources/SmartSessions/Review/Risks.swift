@@ -20,7 +20,11 @@ extension Reviewer {
                 out.append(RiskFlag(.warning, "unusable_action", "\(name) has no policy: SmartSession rejects every call to it (NoPoliciesSet)"))
             }
             if a.policies.contains(where: { $0.kind == .sudo }) {
-                out.append(RiskFlag(a.kind == .fallback ? .critical : .high, "sudo", "\(name) is under SudoPolicy: its calls pass whatever their arguments"))
+                if a.kind == .valueTransfer {
+                    out.append(RiskFlag(.warning, "sudo", "\(name) are under SudoPolicy: only the session-wide policies limit them"))
+                } else {
+                    out.append(RiskFlag(a.kind == .fallback ? .critical : .high, "sudo", "\(name) is under SudoPolicy: its calls pass whatever their arguments"))
+                }
             }
             if a.kind == .call, a.function == nil {
                 out.append(RiskFlag(.warning, "unknown_selector", "\(a.target.checksummed) selector \(a.selector.hex) matches no known function and the request gave no ABI"))

@@ -1,0 +1,152 @@
+import EthereumCore
+import SmartSessions
+import Testing
+import TestSupport
+
+@Suite("Requests compile deterministically, and errors name the field")
+struct RequestTests {
+    static let now: UInt64 = 1_764_096_000   // 2025-11-25 18:40 UTC
+    static let key = try! Address("0x19E7E376E7C213B7E7e7e46cc70A5dD086DAff2A")
+    static var compiler: RequestCompiler { RequestCompiler(now: now, sessionKeys: [key]) }
+
+    func compile(_ json: String, _ compiler: RequestCompiler = RequestTests.compiler) throws -> CompiledRequest {
+        try compiler.compile(try JSONValue(parsing: json))
+    }
+
+    func rejects(_ json: String, _ text: String) {
+        do {
+            _ = try compile(json)
+            Issue.record("accepted: \(json)")
+        } catch let error as SmartSessionError {
+            #expect(error.message.contains(text), "\(error.message)")
+        } catch {
+            Issue.record("\(error)")
+        }
+    }
+
+
+    @Test func nativeRequestCompilesToTheExpectedSession() throws {
+        let c = try compile("""
+            {"account": "0x7227dcfb0c5ec7a5f539f97b18be261c49687ed6", "chains": [11155111, "84532"], "nonces": {"84532": "2"},
+             "validity": {"duration": "3d"}, "maxUses": 10, "paymaster": true,
+             "permissions": [{"token": "USDC", "allow": ["transfer"], "spendingLimit": "100 USDC", "maxUses": 5},
+                             {"target": "0x000000000000000000000000000000000000bEEF", "nativeTransfer": true, "valueLimit": "0.1 ETH"}]}
+            """, RequestCompiler(now: Self.now, sessionKeys: [Self.key], overrides: .init(chains: [11155111])))
+        #expect(c.format == .native)
+        #expect(c.chains == [ChainTarget(chainId: 11155111)])   // the override wins; its nonce defaults to 0
+        #expect(c.session.userOpPolicies == [PolicyConfig.timeFrame(validUntil: Self.now + 3 * 86400, validAfter: 0).policyData, PolicyConfig.usageLimit(10).policyData])
+        let usdc = try Address("0x1c7D4B196Cb0C7B01d743Fbc6116a902379C7238")
+        #expect(c.session.actions == [
+            ActionData(actionTargetSelector: Selector(rawValue: 0xa905_9cbb), actionTarget: usdc, actionPolicies: [
+                PolicyConfig.erc20SpendingLimit([TokenLimit(token: usdc, limit: 100_000_000)]).policyData, PolicyConfig.usageLimit(5).policyData]),
+            ActionData(actionTargetSelector: .valueTransfer, actionTarget: try Address("0x000000000000000000000000000000000000bEEF"),
+                       actionPolicies: [PolicyConfig.valueLimit(100_000_000_000_000_000).policyData]),
+        ])
+        #expect(c.session.permitERC4337Paymaster)
+        #expect(try OwnableValidatorConfig(initData: c.session.sessionValidatorInitData).owners == [Self.key])
+        // Deterministic: the same inputs, the same digest.
+        #expect(try compile(#"{"account": "0x7227dcfb0c5ec7a5f539f97b18be261c49687ed6", "chains": [1], "permissions": [{"target": "0x000000000000000000000000000000000000bEEF", "nativeTransfer": true, "sudo": true}]}"#).multichainDigest
+                == (try compile(#"{"permissions": [{"sudo": true, "nativeTransfer": true, "target": "0x000000000000000000000000000000000000beef"}], "chains": [1], "account": "0x7227DCfB0c5EC7A5F539F97b18Be261C49687eD6"}"#).multichainDigest))
+    }
+
+    @Test func argumentRulesLandAtTheRightOffsets() throws {
+        let c = try compile("""
+            {"account": "0x7227dcfb0c5ec7a5f539f97b18be261c49687ed6", "chains": [1],
+             "permissions": [{"target": "0x000000000000000000000000000000000000bEEF",
+               "functions": ["f((uint256 a, uint256 b) pair, address to, bytes data, uint256 amount, bool flag, bytes4 tag)"],
+               "rules": ["to == 0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed", "amount in [2, 0x10]", "total(amount) <= 1 USDC", "flag != true", "tag == 0xdeadbeef", "amount > 1"]}]}
+            """)
+        let p = c.session.actions[0].actionPolicies[0]
+        guard case .uniAction(let config) = try PolicyConfig.decode(.uniAction, initData: p.initData) else { Issue.record("not UniAction"); return }
+        // (uint256,uint256) takes 64 bytes of head, then to at 64, data's offset at 96, amount at 128, flag at 160, tag at 192.
+        #expect(config.rules.map(\.offset) == [64, 128, 128, 160, 192, 128])
+        #expect(config.rules[0] == ParamRule(condition: .equal, offset: 64, ref: try Address("0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed").word))
+        #expect(config.rules[1].ref == UInt256(2).shiftedLeft(128).addingReportingOverflow(16).partialValue.word)
+        #expect(config.rules[2].isLimited && config.rules[2].limit == 1_000_000)
+        #expect(config.rules[4].ref == Bytes32([0xde, 0xad, 0xbe, 0xef] + [UInt8](repeating: 0, count: 28)))
+        #expect(config.rules[5].condition == .greaterThan)
+        // The rule checks what the calldata says: a call that follows the rules passes each of them.
+        let f = try ABIFunction(parsing: "f((uint256 a, uint256 b) pair, address to, bytes data, uint256 amount, bool flag, bytes4 tag)")
+        let call = try f.encodeCall([.tuple([.uint(1), .uint(2)]), .address(try Address("0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed")), .bytes([1, 2, 3]), .uint(5), .bool(false), .fixedBytes([0xde, 0xad, 0xbe, 0xef])])
+        for rule in config.rules {
+            let start = 4 + Int(rule.offset)
+            #expect(rule.accepts(Bytes32(call[start..<(start + 32)])), "\(rule)")
+        }
+    }
+
+    @Test func errorsNameTheFieldAndTheReason() {
+        let head = #""account": "0x7227dcfb0c5ec7a5f539f97b18be261c49687ed6", "chains": [1]"#
+        let beef = #""target": "0x000000000000000000000000000000000000bEEF""#
+        rejects("{\(head)}", "permissions: missing")
+        rejects("{\"chains\": [1], \"permissions\": [{\(beef), \"nativeTransfer\": true, \"sudo\": true}]}", "account: missing")
+        rejects("{\(head), \"permissions\": [{\(beef), \"nativeTransfer\": true}]}", "no policy for value transfers")
+        rejects("{\(head), \"permissions\": [{\(beef), \"allow\": [\"transfer\"], \"rules\": [\"recipient == 0x00\"]}]}", "transfer has no parameter \"recipient\" (it has to, amount)")
+        rejects("{\(head), \"permissions\": [{\(beef), \"functions\": [\"f(int256 x)\"], \"rules\": [\"x < 5\"]}]}", "signed parameters are refused")
+        rejects("{\(head), \"permissions\": [{\(beef), \"functions\": [\"f(bytes x)\"], \"rules\": [\"x == 0x00\"]}]}", "static elementary parameters")
+        rejects("{\(head), \"permissions\": [{\(beef), \"allow\": [\"transfer\"], \"rules\": [\"amount <= 1.5 FOO\"]}]}", "unknown token FOO on Ethereum (1)")
+        rejects("{\(head), \"permissions\": [{\(beef), \"allow\": [\"transfer\"], \"rules\": [\"amount <= 1.0000000000000000001 ETH\"]}]}", "more than 18 decimals")
+        rejects("{\(head), \"permissions\": [{\(beef), \"functions\": [\"f(uint8 x)\"], \"rules\": [\"x <= 300\"]}]}", "does not fit in uint8")
+        rejects("{\(head), \"permissions\": [{\(beef), \"allow\": [\"deposit(uint256,address)\"], \"spendingLimit\": \"5\"}]}", "would always fail")
+        rejects("{\(head), \"permissions\": [{\(beef), \"allow\": [\"safeTransferFrom\"], \"sudo\": true}]}", "ambiguous")
+        rejects("{\(head), \"permissions\": [{\(beef), \"allow\": [\"frobnicate\"], \"sudo\": true}]}", "no function named frobnicate")
+        rejects("{\(head), \"validity\": {\"duration\": \"3y\"}, \"permissions\": [{\(beef), \"nativeTransfer\": true, \"sudo\": true}]}", "unknown duration unit y")
+        rejects("{\(head), \"validity\": {\"until\": 5, \"after\": 6}, \"permissions\": [{\(beef), \"nativeTransfer\": true, \"sudo\": true}]}", "later than")
+        rejects("{\(head), \"bogus\": 1, \"permissions\": [{\(beef), \"nativeTransfer\": true, \"sudo\": true}]}", ".bogus: unknown field")
+        rejects("{\(head), \"permissions\": [{\(beef), \"nativeTransfer\": true, \"sudo\": true}, {\(beef), \"nativeTransfer\": true, \"sudo\": true}]}", "allowed twice")
+        rejects(#"{"account": "0x7227dcfb0c5ec7a5f539f97b18be261c49687ed6", "chains": [1, 1], "permissions": [{\#(beef), "nativeTransfer": true, "sudo": true}]}"#, "listed twice")
+        rejects("{\(head), \"permissions\": [{\"target\": \"0x00000000008bDABA73cD9815d79069c247Eb4bDA\", \"nativeTransfer\": true, \"sudo\": true}]}", "refuses the zero address or itself")
+    }
+
+    @Test func erc7715Shapes() throws {
+        let grant = try RequestTests.compiler.compile(try Fixtures.json("requests/erc7715-grant.json"))
+        #expect(grant.format == .grantPermissions)
+        #expect(grant.chains == [ChainTarget(chainId: 11155111)])
+        let usdc = try Address("0x1c7D4B196Cb0C7B01d743Fbc6116a902379C7238")
+        #expect(grant.session.actions == [ActionData(actionTargetSelector: Selector(rawValue: 0xa905_9cbb), actionTarget: usdc,
+                                                     actionPolicies: [PolicyConfig.erc20SpendingLimit([TokenLimit(token: usdc, limit: 100_000_000)]).policyData])])
+        #expect(grant.session.userOpPolicies.map(\.policy) == [PolicyKind.timeFrame, .usageLimit, .simpleGas].map(PolicyRegistry.address(of:)))
+
+        let execution = try RequestTests.compiler.compile(try Fixtures.json("requests/erc7715-execution.json"))
+        #expect(execution.format == .requestExecutionPermissions)
+        #expect(execution.session.actions.count == 2)
+        #expect(execution.session.userOpPolicies.contains(PolicyConfig.valueLimit(100_000_000_000_000_000).policyData))
+
+        rejects(#"{"chainId": "0x1", "address": "0x7227dcfb0c5ec7a5f539f97b18be261c49687ed6", "signer": {"type": "wallet", "data": {}}, "permission": {"type": "erc20-token-periodic", "isAdjustmentAllowed": true, "data": {}}, "rules": []}"#, "streaming and periodic allowances")
+        rejects(#"{"chainId": "0x1", "address": "0x7227dcfb0c5ec7a5f539f97b18be261c49687ed6", "expiry": 1, "signer": {"type": "account", "data": {}}, "permission": {"type": "native-token-transfer", "data": {"allowance": "0x1"}}, "policies": []}"#, "ERC-7710")
+        rejects(#"{"chainId": "0x1", "address": "0x7227dcfb0c5ec7a5f539f97b18be261c49687ed6", "expiry": 1, "signer": {"type": "key", "data": {}}, "permission": {"type": "native-token-transfer", "data": {"allowance": "0x1"}}, "policies": []}"#, "names no recipient")
+        rejects(#"{"chainId": "0x1", "address": "0x7227dcfb0c5ec7a5f539f97b18be261c49687ed6", "expiry": 1, "signer": {"type": "key", "data": {}}, "permission": {"type": "erc721-token-transfer", "data": {}}, "policies": []}"#, "no Smart Sessions v1 equivalent")
+        rejects(#"{"chainId": "0x1", "address": "0x7227dcfb0c5ec7a5f539f97b18be261c49687ed6", "expiry": 1, "signer": {"type": "key", "data": {}}, "permission": {"type": "erc20-token-transfer", "data": {"address": "0x1c7D4B196Cb0C7B01d743Fbc6116a902379C7238", "allowance": "0x1"}}, "policies": [{"type": "rate-limit", "data": {}}]}"#, "rate-limit")
+    }
+
+    /// A raw Session reproduces the spec's worked example, and the typed-data document the
+    /// request exports hashes (through the generic EIP-712 engine) to the same digest.
+    @Test func rawSessionAndTypedDataExport() throws {
+        let raw: JSONValue = .object(JSONObject([
+            "account": "0x7227dcfb0c5ec7a5f539f97b18be261c49687ed6", "chains": .array([.number("11155111")]),
+            "session": WorkedExampleTests.session.json,
+        ]))
+        let c = try RequestTests.compiler.compile(raw)
+        #expect(c.format == .rawSession)
+        #expect(c.multichainDigest.hex == "0x73f8de6a9feaf72d8b98a3a9f275900d6747c0a50b3b104d50d59b6a9720bb8d")
+        #expect(try TypedData(json: c.enableTypedData).digest == c.multichainDigest)
+        for record in Fixtures.sessionRecords.prefix(60) {
+            let chains = record["chainIds"]!.arrayValue!.map { ChainTarget(chainId: UInt64($0.stringValue!)!, nonce: try! UInt256(parsing: record["nonce"]!.stringValue!)) }
+            let request = CompiledRequest(format: .rawSession, account: try Address(try record.string("account")), chains: chains,
+                                          mode: SmartSessionMode(rawValue: UInt8(try record.string("mode"))!)!, session: try Session(json: record["session"]!))
+            #expect(request.multichainDigest == (try record.bytes32("multichainDigest")))
+            #expect(try TypedData(json: request.enableTypedData).digest == request.multichainDigest, "record \(record["index"]!.serialized)")
+        }
+    }
+
+    @Test func amounts() throws {
+        #expect(Amounts.format(100_500_000, decimals: 6) == "100.5")
+        #expect(Amounts.format(5, decimals: 6) == "0.000005")
+        #expect(Amounts.format(0, decimals: 18) == "0")
+        #expect(Amounts.format(UInt256.max, decimals: 18).hasPrefix("115792089237316195423570985008687907853269984665640564039457.58"))
+        #expect(try Amounts.parse("0.25", decimals: 6) == 250_000)
+        #expect(try Amounts.parse(".5", decimals: 1) == 5)
+        #expect(throws: SmartSessionError.self) { try Amounts.parse("1.2.3", decimals: 6) }
+        #expect(throws: SmartSessionError.self) { try Amounts.parse("-1", decimals: 6) }
+        #expect(TokenList.builtIn.count > 10)   // every built-in address has a valid checksum
+    }
+}

@@ -1,0 +1,103 @@
+import EthereumCore
+import Foundation
+import SmartSessions
+import Testing
+import TestSupport
+
+@Suite("Clear signing: golden renderings")
+struct ReviewGoldenTests {
+    static let requests = ["usdc-transfers", "uniswap-rules", "dangerous", "erc7715-grant", "erc7715-execution"]
+
+    /// Set UPDATE_GOLDEN=1 to rewrite the files after an intended change, then read the diff.
+    @Test(arguments: requests)
+    func rendering(_ name: String) throws {
+        let source = name == "usdc-transfers"
+            ? Oracle.packageRoot.appendingPathComponent("docs/examples/usdc-transfers.json")
+            : try Fixtures.url("requests/\(name).json")
+        let compiled = try RequestTests.compiler.compile(try JSONValue(parsing: [UInt8](try Data(contentsOf: source))))
+        let review = Reviewer(now: RequestTests.now).review(compiled)
+        let text = review.text() + "\n"
+        let json = review.json.prettyPrinted + "\n"
+        let golden = Oracle.packageRoot.appendingPathComponent("Tests/TestSupport/Fixtures/golden")
+        if ProcessInfo.processInfo.environment["UPDATE_GOLDEN"] != nil {
+            try text.write(to: golden.appendingPathComponent("\(name).txt"), atomically: true, encoding: .utf8)
+            try json.write(to: golden.appendingPathComponent("\(name).json"), atomically: true, encoding: .utf8)
+        }
+        #expect(text == (try String(contentsOf: golden.appendingPathComponent("\(name).txt"), encoding: .utf8)))
+        #expect(json == (try String(contentsOf: golden.appendingPathComponent("\(name).json"), encoding: .utf8)))
+        #expect(!review.text(colors: true).isEmpty)
+    }
+
+    @Test func dangerousRequestRaisesEveryFlag() throws {
+        let review = Reviewer(now: RequestTests.now).review(try RequestTests.compiler.compile(try Fixtures.json("requests/dangerous.json")))
+        let codes = Set(review.risks.map(\.code))
+        for code in ["no_action_restriction", "admin_access", "sudo", "unknown_policy", "older_policy", "unlimited_approval", "erc7739",
+                     "no_expiry", "unsafe_enable", "paymaster", "key_export", "self_call", "account_administration", "unknown_selector", "multichain"] {
+            #expect(codes.contains(code), "\(code)")
+        }
+        #expect(review.highestSeverity == .critical)
+        #expect(review.exposure.native == .unbounded("the fallback action (any contract) has no value limit"))
+    }
+}
+
+@Suite("Clear signing: properties over random sessions and the contract vectors")
+struct ReviewPropertyTests {
+    /// Drops what is derived from everything (the digests and the permissionId), so a change
+    /// must show in the decoded fields themselves.
+    static func decodedPart(_ text: String) -> String {
+        text.components(separatedBy: "\nDigests")[0].split(separator: "\n").filter { !$0.contains("permissionId") }.joined(separator: "\n")
+    }
+
+    @Test func renderingNeverFailsAndShowsEveryDigestField() throws {
+        var random = RandomSessions(seed: Oracle.seed)
+        let reviewer = Reviewer(now: RequestTests.now)
+        for i in 0..<300 {
+            let request = random.request()
+            let review = reviewer.review(request)
+            let text = review.text()
+            #expect(try JSONValue(parsing: review.json.serialized) == review.json)
+            #expect(review.multichainDigest == request.multichainDigest)
+
+            // Change one field that enters the digest: the decoded rendering must change too.
+            var changed = request
+            var s = changed.session
+            let field = i % 12
+            switch field {
+            case 0: changed.account = random.address()
+            case 1: changed.chains[0].chainId &+= 1
+            case 2: changed.chains[0].nonce = changed.chains[0].nonce.addingReportingOverflow(.one).partialValue
+            case 3: changed.mode = changed.mode == .enable ? .unsafeEnable : .enable
+            case 4: s.salt = random.word()
+            case 5: s.sessionValidatorInitData = try OwnableValidatorConfig(threshold: 1, owners: [random.address()]).initData
+            case 6: s.permitERC4337Paymaster.toggle()
+            case 7: s.userOpPolicies.append(random.policy(.userOp))
+            case 8:
+                if s.actions.isEmpty { s.actions.append(ActionData(actionTargetSelector: .valueTransfer, actionTarget: random.address(), actionPolicies: [])) }
+                s.actions[0].actionTarget = random.address()
+            case 9:
+                if s.actions.isEmpty { s.sessionValidator = random.address() } else { s.actions[0].actionTargetSelector = Selector(rawValue: s.actions[0].actionTargetSelector.rawValue &+ 1) }
+            case 10:
+                if s.actions.isEmpty || s.actions[0].actionPolicies.isEmpty { s.erc7739Policies.allowedERC7739Content.append(ERC7739Context(appDomainSeparator: random.word(), contentNames: ["X"])) }
+                else { s.actions[0].actionPolicies[0].initData.append(UInt8.random(in: 0...255, using: &random)) }
+            default:
+                if s.erc7739Policies.allowedERC7739Content.isEmpty { s.erc7739Policies.allowedERC7739Content.append(ERC7739Context(appDomainSeparator: random.word(), contentNames: [])) }
+                else { s.erc7739Policies.allowedERC7739Content[0].contentNames.append("Other(bytes32 y)") }
+            }
+            changed.session = s
+            guard changed.multichainDigest != request.multichainDigest else { continue }
+            #expect(Self.decodedPart(reviewer.review(changed).text()) != Self.decodedPart(text), "field \(field), seed \(Oracle.seed), iteration \(i)")
+        }
+    }
+
+    @Test func everyContractVectorSessionRenders() throws {
+        let reviewer = Reviewer(now: RequestTests.now)
+        for record in Fixtures.sessionRecords {
+            let request = CompiledRequest(format: .rawSession, account: try Address(try record.string("account")),
+                                          chains: record["chainIds"]!.arrayValue!.map { ChainTarget(chainId: UInt64($0.stringValue!)!) },
+                                          session: try Session(json: record["session"]!))
+            let review = reviewer.review(request)
+            #expect(review.actions.count == request.session.actions.count)
+            #expect(!review.userOpPolicies.contains { $0.kind == nil }, "every vector policy is known")
+        }
+    }
+}
