@@ -35,7 +35,7 @@ let package = Package(
         ),
         // The Smart Sessions v1 protocol: the Session model, ids, EIP-712 enable digests,
         // userOp.signature encodings, policies. Pure computation.
-        .target(name: "SmartSessions", dependencies: ["EthereumCore"]),
+        .target(name: "SmartSessions", dependencies: ["EthereumCore", .product(name: "Crypto", package: "swift-crypto")]),
         // Owner-key backends. For now: which native libraries are linked, and their versions.
         .target(
             name: "OwnerSigners",
@@ -63,7 +63,7 @@ let package = Package(
         ),
         .testTarget(
             name: "SmartSessionsTests",
-            dependencies: ["SmartSessions", "TestSupport"]
+            dependencies: ["SmartSessions", "TestSupport", .product(name: "Crypto", package: "swift-crypto")]
         ),
         .testTarget(name: "OwnerSignersTests", dependencies: ["OwnerSigners", "CFido2", "CPCSC", "CPKCS11"]),
         .testTarget(
