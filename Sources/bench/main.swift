@@ -3,6 +3,7 @@
 import COpenSSL
 import CSecp256k1
 import EthereumCore
+import SmartSessions
 
 /// Runs `body` in batches until `seconds` have passed; returns operations per second.
 func measure(seconds: Double = 1.0, batch: Int, _ body: () -> Void) -> Double {
@@ -33,7 +34,12 @@ extension String {
 
 var sink: UInt8 = 0   // keeps results alive so the optimiser cannot drop the work
 
+/// `bench [keccak] [secp256k1] [abi] [sessions]`: the named sections, or all of them.
+let sections = Set(CommandLine.arguments.dropFirst())
+func wants(_ section: String) -> Bool { sections.isEmpty || sections.contains(section) || (section == "sessions" && sections.contains("review")) }
+
 // MARK: keccak-256 vs OpenSSL SHA3-256 (the same Keccak-f[1600] permutation, hand-tuned assembly)
+if wants("keccak") {
 print("keccak-256 (Swift) vs SHA3-256 (OpenSSL \(String(cString: OpenSSL_version(Int32(OPENSSL_VERSION))!)))")
 let sha3 = EVP_sha3_256()
 let ctx = EVP_MD_CTX_new()!
@@ -52,8 +58,10 @@ for size in [64, 1024] {
     row("  OpenSSL SHA3-256, \(size) B messages", theirs * Double(size) / 1e6, "MB/s", ratio: ours / theirs)
 }
 EVP_MD_CTX_free(ctx)
+}
 
 // MARK: secp256k1 through the Swift API vs direct libsecp256k1 calls
+if wants("secp256k1") {
 print("secp256k1 (Swift API vs direct libsecp256k1 calls)")
 let key = try! Secp256k1.PrivateKey(hex: "0x" + String(repeating: "22", count: 32))
 var digests = (0..<256).map { Keccak256.hash([UInt8(truncatingIfNeeded: $0)]) }
@@ -96,8 +104,10 @@ let directRecover = measure(batch: 200) {
 }
 row("  recover (Swift: recoverPublicKey)", swiftRecover, "rec/s")
 row("  recover (C: parse + recover + serialize)", directRecover, "rec/s", ratio: swiftRecover / directRecover)
+}
 
 // MARK: ABI encode/decode of a typical ENABLE payload: abi(EnableSession, bytes), spec §5.2
+if wants("abi") {
 print("ABI (the ENABLE payload of the spec's worked example, abi(EnableSession, bytes))")
 let policy = "(address,bytes)"
 let session = "(address,bytes,bytes32,\(policy)[],((bytes32,string[])[],\(policy)[]),(bytes4,address,\(policy)[])[],bool)"
@@ -132,4 +142,67 @@ let encodeRate = measure(batch: 100) { sink ^= (try! ABI.encode(enableValue, as:
 let decodeRate = measure(batch: 100) { if case .bytes(let b) = (try! ABI.decode(encoded, as: enableTypes))[1] { sink ^= b[0] } }
 row("  encode (\(encoded.count) bytes)", encodeRate, "payloads/s")
 row("  decode, strict (\(encoded.count) bytes)", decodeRate, "payloads/s")
+
+
+}
+
+// MARK: Smart Sessions: compile + review + digests, FastLZ, the off-chain policy check
+if wants("sessions") {
+print("Smart Sessions")
+let benchAccount = try! Address("0x7227dcfb0c5ec7a5f539f97b18be261c49687ed6")
+let benchKey = try! Address("0x19E7E376E7C213B7E7e7e46cc70A5dD086DAff2A")
+var permissions: [JSONValue] = []
+for i in 0..<50 {
+    let target = Address(exactly: [UInt8](repeating: 0, count: 18) + [UInt8(1 + i / 256), UInt8(i % 256)])!
+    permissions.append(.object(JSONObject([
+        "target": .string(target.checksummed),
+        "functions": .array([.string("pay(address to, uint256 amount)")]),
+        "rules": .array(["to != 0x0000000000000000000000000000000000000000", "amount <= 1000000"]),
+        "maxUses": JSONValue(10), "valueLimit": "0.01 ETH",
+    ])))
+}
+let bigRequest = JSONValue.object(JSONObject([
+    "account": .string(benchAccount.checksummed), "chains": .array([JSONValue(1), JSONValue(8453), JSONValue(42161)]),
+    "validity": .object(JSONObject(["duration": "3d"])), "permissions": .array(permissions),
+]))
+let compiler = RequestCompiler(now: 1_764_096_000, sessionKeys: [benchKey])
+let reviewer = Reviewer(now: 1_764_096_000)
+let compiledOnce = try! compiler.compile(bigRequest)
+precondition(compiledOnce.session.actions.count == 50 && compiledOnce.session.actions.allSatisfy { $0.actionPolicies.count == 3 })
+if wants("review") || sections.isEmpty || sections.contains("sessions") {
+let pipeline = measure(batch: 20) {
+    let c = try! compiler.compile(bigRequest)
+    let text = reviewer.review(c).text()
+    sink ^= UInt8(truncatingIfNeeded: text.utf8.count) ^ c.multichainDigest[0]
+}
+row("  compile + render + digests, 50 actions × 3 policies, 3 chains", 1000 / pipeline, "ms/request")
+}
+
+let enableSession = EnableSession(chainDigestIndex: 0, hashesAndChainIds: compiledOnce.chainDigests,
+                                  sessionToEnable: compiledOnce.session, permissionEnableSig: [UInt8](repeating: 7, count: 85))
+var payload = SessionSignature.enablePayload(enableSession, signature: [UInt8](repeating: 9, count: 65))
+payload = Array(payload.prefix(2048))
+let compressedPayload = FastLZ.compress(payload)
+if !sections.contains("review") {
+let compressRate = measure(batch: 200) { sink ^= FastLZ.compress(payload).last! }
+let decompressRate = measure(batch: 200) { sink ^= (try! FastLZ.decompress(compressedPayload)).last! }
+row("  FastLZ compress, 2 KiB ENABLE payload (→ \(compressedPayload.count) B)", compressRate * 2048 / 1e6, "MB/s  (\(Int(compressRate))/s)")
+row("  FastLZ decompress, same payload", decompressRate * 2048 / 1e6, "MB/s  (\(Int(decompressRate))/s)")
+
+let checker = PolicyChecker(session: compiledOnce.session, account: benchAccount)
+let pay = try! ABIFunction(parsing: "pay(address to, uint256 amount)")
+let batch = ExecuteCall.batch((0..<10).map { i in
+    Execution(target: compiledOnce.session.actions[i].actionTarget,
+              callData: try! pay.encodeCall([.address(benchKey), .uint(UInt256(UInt64(100 + i)))]))
+})
+let batchOp = PackedUserOperation(sender: benchAccount, nonce: 0, initCode: [], callData: batch.calldata, accountGasLimits: .zero,
+                                  preVerificationGas: 0, gasFees: .zero, paymasterAndData: [], signature: [])
+if case .failure(let denial) = checker.check(batchOp, ledger: PolicyLedger()) { fatalError("bench batch denied: \(denial)") }
+let checkRate = measure(batch: 200) {
+    if case .success(let a) = checker.check(batchOp, ledger: PolicyLedger()) { sink ^= UInt8(truncatingIfNeeded: a.delta.updates.count) }
+}
+row("  off-chain policy check, batch of 10 executions", checkRate, "checks/s")
+}
+}
+
 print("(sink \(sink))")

@@ -20,13 +20,13 @@ extension ABI {
                     throw ABIError("abi.encodePacked does not support arrays of \(t.canonical)", path: path)
                 }
                 for (j, item) in items.enumerated() {
-                    try encodeValue(item, t, path: path + ["[\(j)]"], into: &out)
+                    try encodeValue(item, t, path: { path + ["[\(j)]"] }, into: &out)
                 }
             case (.tuple, _):
                 throw ABIError("abi.encodePacked does not support tuples", path: path)
             case (let t, let v):
                 var word: [UInt8] = []
-                try encodeValue(v, t, path: path, into: &word)
+                try encodeValue(v, t, path: { path }, into: &word)
                 switch t {
                 case .uint(let bits), .int(let bits): out += word[(32 - bits / 8)...]
                 case .address: out += word[12...]

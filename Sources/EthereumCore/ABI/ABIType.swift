@@ -141,7 +141,8 @@ struct SignatureParser {
                 guard position < chars.count, chars[position] == "(" else { throw error("expected '(' after tuple") }
                 base = .tuple(try parseParameterList(depth: depth + 1, allowEmpty: false))
             } else {
-                base = try Self.elementary(word, error: error("unknown type \(String(reflecting: word))"))
+                guard let type = Self.elementary(word) else { throw error("unknown type \(String(reflecting: word))") }
+                base = type
             }
         }
         while consume("[") {
@@ -160,7 +161,7 @@ struct SignatureParser {
         return base
     }
 
-    static func elementary(_ word: String, error: ABIError) throws(ABIError) -> ABIType {
+    static func elementary(_ word: String) -> ABIType? {
         func bits(_ suffix: Substring) -> Int? {
             if suffix.isEmpty { return 256 }
             guard let n = Int(suffix), n % 8 == 0, (8...256).contains(n), !suffix.hasPrefix("0") else { return nil }
@@ -179,7 +180,7 @@ struct SignatureParser {
            !word.dropFirst(5).hasPrefix("0") {
             return .fixedBytes(n)
         }
-        throw error
+        return nil
     }
 
     private static let modifiers: Set<String> = ["indexed", "calldata", "memory", "storage", "payable"]

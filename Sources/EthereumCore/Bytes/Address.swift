@@ -46,11 +46,12 @@ public struct Address: Hashable, Sendable, Comparable, ContiguousBytes, CustomSt
         do { bytes = try Hex.decode(text) } catch { throw .hex(error) }
         guard bytes.count == 20 else { throw .wrongLength(bytes.count) }
         self.init(uncheckedBytes: bytes)
-        let digits = text.dropFirst(2)
-        let hasLower = digits.contains { $0.isLowercase }
-        let hasUpper = digits.contains { $0.isUppercase }
-        if hasLower && hasUpper && checksummed.dropFirst(2) != digits {
-            throw .badChecksum(expected: checksummed)
+        let digits = text.utf8.dropFirst(2)
+        let hasLower = digits.contains { $0 >= UInt8(ascii: "a") && $0 <= UInt8(ascii: "f") }
+        let hasUpper = digits.contains { $0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "F") }
+        if hasLower && hasUpper {
+            let expected = checksummed
+            guard expected.utf8.dropFirst(2).elementsEqual(digits) else { throw .badChecksum(expected: expected) }
         }
     }
 
@@ -86,14 +87,15 @@ public struct Address: Hashable, Sendable, Comparable, ContiguousBytes, CustomSt
 
     /// EIP-55 mixed-case checksum form.
     public var checksummed: String {
-        let lower = Hex.encode(bytes, prefix: false)
-        let hash = Keccak256.hash(Array(lower.utf8))
-        var out = "0x"
-        for (i, c) in lower.enumerated() {
-            let nibble = (hash[i / 2] >> (i % 2 == 0 ? 4 : 0)) & 0x0F
-            out.append(nibble >= 8 ? Character(c.uppercased()) : c)
+        var digits = Array(Hex.encode(bytes, prefix: false).utf8)
+        let hash = Keccak256.hash(digits)
+        hash.withUnsafeBytes { h in
+            for i in digits.indices where digits[i] >= UInt8(ascii: "a") {
+                let nibble = (h[i / 2] >> (i % 2 == 0 ? 4 : 0)) & 0x0F
+                if nibble >= 8 { digits[i] -= 32 }   // to upper case
+            }
         }
-        return out
+        return "0x" + String(decoding: digits, as: UTF8.self)
     }
 
     public var description: String { checksummed }

@@ -36,15 +36,21 @@ public struct UInt256: Hashable, Sendable, Comparable, CustomStringConvertible, 
     }
 
     /// Big-endian bytes, at most 32 (fewer are left-padded with zeros).
+    @inlinable
     public init(bigEndian bytes: some Collection<UInt8>) {
         precondition(bytes.count <= 32, "UInt256 takes at most 32 bytes")
-        var words: [UInt64] = [0, 0, 0, 0]
-        for (i, b) in bytes.reversed().enumerated() {
-            words[i / 8] |= UInt64(b) << (8 * UInt64(i % 8))
+        var word = (UInt64(0), UInt64(0), UInt64(0), UInt64(0))
+        withUnsafeMutableBytes(of: &word) { raw in
+            var i = 32 - bytes.count
+            for b in bytes {
+                raw[i] = b
+                i += 1
+            }
         }
-        limbs = (words[0], words[1], words[2], words[3])
+        self.init(Bytes32(littleEndianLanes: word.0, word.1, word.2, word.3))
     }
 
+    @inlinable
     public init(_ word: Bytes32) {
         limbs = word.withUnsafeBytes { raw in
             @inline(__always) func limb(_ offset: Int) -> UInt64 {
@@ -65,10 +71,9 @@ public struct UInt256: Hashable, Sendable, Comparable, CustomStringConvertible, 
         let radix: UInt64 = isHex ? 16 : 10
         for c in digits {
             guard let d = c.hexDigitValue, d < radix else { throw .invalidDigit(c, in: text) }
-            let (times, o1) = value.multipliedReportingOverflow(by: UInt256(radix))
-            let (plus, o2) = times.addingReportingOverflow(UInt256(UInt64(d)))
-            guard !o1, !o2 else { throw .outOfRange(text, bits: 256, signed: false) }
-            value = plus
+            let (next, overflow) = value.multipliedAdding(radix, UInt64(d))
+            guard !overflow else { throw .outOfRange(text, bits: 256, signed: false) }
+            value = next
         }
         self = value
     }
@@ -102,32 +107,47 @@ public struct UInt256: Hashable, Sendable, Comparable, CustomStringConvertible, 
     public var int: Int? { uint64.flatMap { $0 <= UInt64(Int.max) ? Int($0) : nil } }
 
     public func addingReportingOverflow(_ other: UInt256) -> (partialValue: UInt256, overflow: Bool) {
-        let a = array, b = other.array
-        var out = [UInt64](repeating: 0, count: 4)
-        var carry: UInt64 = 0
-        for i in 0..<4 {
-            let (s1, o1) = a[i].addingReportingOverflow(b[i])
-            let (s2, o2) = s1.addingReportingOverflow(carry)
-            out[i] = s2
-            carry = (o1 ? 1 : 0) + (o2 ? 1 : 0)
-        }
-        return (UInt256(array: out), carry != 0)
+        let (r0, c0) = limbs.0.addingReportingOverflow(other.limbs.0)
+        let (t1, c1a) = limbs.1.addingReportingOverflow(other.limbs.1)
+        let (r1, c1b) = t1.addingReportingOverflow(c0 ? 1 : 0)
+        let (t2, c2a) = limbs.2.addingReportingOverflow(other.limbs.2)
+        let (r2, c2b) = t2.addingReportingOverflow(c1a || c1b ? 1 : 0)
+        let (t3, c3a) = limbs.3.addingReportingOverflow(other.limbs.3)
+        let (r3, c3b) = t3.addingReportingOverflow(c2a || c2b ? 1 : 0)
+        return (UInt256(limbs: (r0, r1, r2, r3)), c3a || c3b)
     }
 
     public func subtractingReportingOverflow(_ other: UInt256) -> (partialValue: UInt256, overflow: Bool) {
-        let a = array, b = other.array
-        var out = [UInt64](repeating: 0, count: 4)
-        var borrow: UInt64 = 0
-        for i in 0..<4 {
-            let (d1, o1) = a[i].subtractingReportingOverflow(b[i])
-            let (d2, o2) = d1.subtractingReportingOverflow(borrow)
-            out[i] = d2
-            borrow = (o1 ? 1 : 0) + (o2 ? 1 : 0)
+        let (r0, b0) = limbs.0.subtractingReportingOverflow(other.limbs.0)
+        let (t1, b1a) = limbs.1.subtractingReportingOverflow(other.limbs.1)
+        let (r1, b1b) = t1.subtractingReportingOverflow(b0 ? 1 : 0)
+        let (t2, b2a) = limbs.2.subtractingReportingOverflow(other.limbs.2)
+        let (r2, b2b) = t2.subtractingReportingOverflow(b1a || b1b ? 1 : 0)
+        let (t3, b3a) = limbs.3.subtractingReportingOverflow(other.limbs.3)
+        let (r3, b3b) = t3.subtractingReportingOverflow(b2a || b2b ? 1 : 0)
+        return (UInt256(limbs: (r0, r1, r2, r3)), b3a || b3b)
+    }
+
+    /// self × small + addend, and whether it overflowed: the step of parsing digits.
+    func multipliedAdding(_ small: UInt64, _ addend: UInt64) -> (partialValue: UInt256, overflow: Bool) {
+        var carry = addend
+        var out = (UInt64(0), UInt64(0), UInt64(0), UInt64(0))
+        func step(_ limb: UInt64) -> UInt64 {
+            let (high, low) = limb.multipliedFullWidth(by: small)
+            let (sum, o) = low.addingReportingOverflow(carry)
+            carry = high &+ (o ? 1 : 0)
+            return sum
         }
-        return (UInt256(array: out), borrow != 0)
+        out.0 = step(limbs.0)
+        out.1 = step(limbs.1)
+        out.2 = step(limbs.2)
+        out.3 = step(limbs.3)
+        return (UInt256(limbs: out), carry != 0)
     }
 
     public func multipliedReportingOverflow(by other: UInt256) -> (partialValue: UInt256, overflow: Bool) {
+        if let small = other.uint64 { return multipliedAdding(small, 0) }
+        if let small = uint64 { return other.multipliedAdding(small, 0) }
         let a = array, b = other.array
         var out = [UInt64](repeating: 0, count: 8)
         for i in 0..<4 where a[i] != 0 {
@@ -143,6 +163,19 @@ public struct UInt256: Hashable, Sendable, Comparable, CustomStringConvertible, 
         }
         let overflow = out[4] | out[5] | out[6] | out[7] != 0
         return (UInt256(array: Array(out[0..<4])), overflow)
+    }
+
+    /// Division by a 64-bit divisor, limb by limb.
+    func quotientAndRemainder(dividingBy divisor: UInt64) -> (quotient: UInt256, remainder: UInt64) {
+        precondition(divisor != 0, "division by zero")
+        var remainder: UInt64 = 0
+        func step(_ limb: UInt64) -> UInt64 {
+            let (q, r) = divisor.dividingFullWidth((remainder, limb))
+            remainder = r
+            return q
+        }
+        let q3 = step(limbs.3), q2 = step(limbs.2), q1 = step(limbs.1), q0 = step(limbs.0)
+        return (UInt256(limbs: (q0, q1, q2, q3)), remainder)
     }
 
     /// Quotient and remainder; division by zero is a programmer error.
@@ -217,10 +250,9 @@ public struct UInt256: Hashable, Sendable, Comparable, CustomStringConvertible, 
         if isZero { return "0" }
         var chunks: [UInt64] = []
         var rest = self
-        let tenPow19 = UInt256(10_000_000_000_000_000_000)
         while !rest.isZero {
-            let (q, r) = rest.quotientAndRemainder(dividingBy: tenPow19)
-            chunks.append(r.limbs.0)
+            let (q, r) = rest.quotientAndRemainder(dividingBy: UInt64(10_000_000_000_000_000_000))
+            chunks.append(r)
             rest = q
         }
         var out = String(chunks.removeLast())

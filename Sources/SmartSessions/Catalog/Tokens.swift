@@ -19,10 +19,19 @@ public struct TokenInfo: Hashable, Sendable {
 /// (`[{"chainId": 1, "address": "0x…", "symbol": "USDC", "decimals": 6}]`).
 public struct TokenList: Sendable {
     private var byKey: [Key: TokenInfo] = [:]
+    private var bySymbol: [String: [TokenInfo]] = [:]
     private struct Key: Hashable { var chainId: UInt64; var address: Address }
 
     public init(_ tokens: [TokenInfo] = TokenList.builtIn) {
-        for t in tokens { byKey[Key(chainId: t.chainId, address: t.address)] = t }
+        for t in tokens { insert(t) }
+    }
+
+    private mutating func insert(_ t: TokenInfo) {
+        if let old = byKey[Key(chainId: t.chainId, address: t.address)] {
+            bySymbol[old.symbol.lowercased()]?.removeAll { $0 == old }
+        }
+        byKey[Key(chainId: t.chainId, address: t.address)] = t
+        bySymbol[t.symbol.lowercased(), default: []].append(t)
     }
 
     public func token(chainId: UInt64, address: Address) -> TokenInfo? { byKey[Key(chainId: chainId, address: address)] }
@@ -34,8 +43,7 @@ public struct TokenList: Sendable {
 
     /// A token by symbol on one of `chains` (for amounts written as "100 USDC").
     public func token(symbol: String, chains: [UInt64]) -> TokenInfo? {
-        byKey.values.filter { $0.symbol.lowercased() == symbol.lowercased() && chains.contains($0.chainId) }
-            .min { $0.chainId < $1.chainId }
+        (bySymbol[symbol.lowercased()] ?? []).filter { chains.contains($0.chainId) }.min { $0.chainId < $1.chainId }
     }
 
     /// Adds (or replaces) tokens from a JSON list.
@@ -47,8 +55,7 @@ public struct TokenList: Sendable {
             guard let decimals = try f.integer("decimals").int, decimals <= 77 else {
                 throw SmartSessionError("tokens[\(i)].decimals: out of range")
             }
-            let t = TokenInfo(chainId: try f.uint64("chainId"), address: try f.address("address"), symbol: try f.string("symbol"), decimals: decimals)
-            byKey[Key(chainId: t.chainId, address: t.address)] = t
+            insert(TokenInfo(chainId: try f.uint64("chainId"), address: try f.address("address"), symbol: try f.string("symbol"), decimals: decimals))
         }
     }
 

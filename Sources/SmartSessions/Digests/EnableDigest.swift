@@ -67,8 +67,15 @@ public enum EnableDigest {
     /// hashStruct(SignedSession): what the contract recomputes on the chain it runs on.
     public static func sessionDigest(_ s: Session, account: Address, mode: SmartSessionMode, nonce: UInt256,
                                      smartSession: Address = SmartSessionAddresses.smartSession) -> Bytes32 {
-        words(sessionTypeHash, account.word, hashPermissions(s, mode: mode), s.sessionValidator.word,
-              Keccak256.hash(s.sessionValidatorInitData), s.salt, smartSession.word, nonce.word)
+        sessionDigests(s, account: account, mode: mode, nonces: [nonce], smartSession: smartSession)[0]
+    }
+
+    /// The session digests at several nonces, hashing the permissions once.
+    public static func sessionDigests(_ s: Session, account: Address, mode: SmartSessionMode, nonces: [UInt256],
+                                      smartSession: Address = SmartSessionAddresses.smartSession) -> [Bytes32] {
+        let permissions = hashPermissions(s, mode: mode)
+        let initData = Keccak256.hash(s.sessionValidatorInitData)
+        return nonces.map { words(sessionTypeHash, account.word, permissions, s.sessionValidator.word, initData, s.salt, smartSession.word, $0.word) }
     }
 
     public static func chainSessionHash(_ c: ChainDigest) -> Bytes32 {

@@ -39,6 +39,12 @@ public struct PolicyData: Hashable, Sendable {
         self.policy = policy
         self.initData = initData
     }
+
+    // Init data can be kilobytes (UniActionPolicy: 3136 bytes); hash it in bulk, not byte by byte.
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(policy)
+        initData.withUnsafeBytes { hasher.combine(bytes: $0) }
+    }
 }
 
 /// `ActionData(bytes4 actionTargetSelector, address actionTarget, PolicyData[] actionPolicies)`

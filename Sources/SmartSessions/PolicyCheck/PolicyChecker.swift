@@ -35,11 +35,26 @@ public struct PolicyChecker: Sendable {
     /// operation can cost.
     public var baseFee: UInt256?
 
+    /// A policy with its init data decoded once, when the checker is made.
+    struct ResolvedPolicy: Sendable {
+        let data: PolicyData
+        let config: Result<PolicyConfig, PolicyDenial>
+    }
+
+    /// One action's policy set and the configId its state lives under.
+    struct ResolvedAction: Sendable {
+        let actionId: Bytes32
+        let configId: Bytes32
+        let policies: [ResolvedPolicy]
+    }
+
     /// The policies SmartSession would hold for the session: a set per id (a policy listed
     /// twice is initialised twice, the last init data winning); actions with the same target
-    /// and selector share one set.
-    let userOpPolicies: [PolicyData]
-    let actionPolicies: [Bytes32: [PolicyData]]
+    /// and selector share one set. Keyed by target and selector, so checking an execution
+    /// hashes nothing.
+    let userOpPolicies: [ResolvedPolicy]
+    let userOpConfigId: Bytes32
+    let actions: [ActionKey: ResolvedAction]
     let permissionId: Bytes32
 
     public init(session: Session, account: Address, smartSession: Address = SmartSessionAddresses.smartSession, baseFee: UInt256? = nil) {
@@ -54,21 +69,41 @@ public struct PolicyChecker: Sendable {
             }
             return out
         }
-        userOpPolicies = merge([], session.userOpPolicies)
-        var actions: [Bytes32: [PolicyData]] = [:]
-        for a in session.actions { actions[a.actionId] = merge(actions[a.actionId] ?? [], a.actionPolicies) }
-        actionPolicies = actions
-        permissionId = session.permissionId
+        func resolve(_ policies: [PolicyData]) -> [ResolvedPolicy] {
+            policies.map { p in ResolvedPolicy(data: p, config: Result { () throws(PolicyDenial) in try Self.decode(p) }) }
+        }
+        let permissionId = session.permissionId
+        self.permissionId = permissionId
+        userOpPolicies = resolve(merge([], session.userOpPolicies))
+        userOpConfigId = SessionIds.configId(account: account, id: permissionId)
+        var merged: [ActionKey: [PolicyData]] = [:]
+        for a in session.actions {
+            let key = ActionKey(target: a.actionTarget, selector: a.actionTargetSelector)
+            merged[key] = merge(merged[key] ?? [], a.actionPolicies)
+        }
+        var actions: [ActionKey: ResolvedAction] = [:]
+        for (key, policies) in merged {
+            let actionId = SessionIds.actionId(target: key.target, selector: key.selector)
+            actions[key] = ResolvedAction(
+                actionId: actionId,
+                configId: SessionIds.configId(account: account, id: SessionIds.actionPolicyId(permissionId: permissionId, actionId: actionId)),
+                policies: resolve(policies))
+        }
+        self.actions = actions
+    }
+
+    static func decode(_ p: PolicyData) throws(PolicyDenial) -> PolicyConfig {
+        guard let deployment = PolicyRegistry.deployment(at: p.policy) else {
+            throw PolicyDenial("unknown_policy", "policy \(p.policy) is unknown: its checks cannot be mirrored, so nothing is signed")
+        }
+        do { return try PolicyConfig.decode(deployment.kind, initData: p.initData) } catch {
+            throw PolicyDenial("policy_reverted", "\(error.message)")
+        }
     }
 
     /// The config ids this session's policies keep state under for the account.
     public var configIds: Set<Bytes32> {
-        var ids: Set<Bytes32> = [SessionIds.configId(account: account, id: permissionId),
-                                 SessionIds.configId(account: account, id: SessionIds.erc1271PolicyId(permissionId: permissionId))]
-        for actionId in actionPolicies.keys {
-            ids.insert(SessionIds.configId(account: account, id: SessionIds.actionPolicyId(permissionId: permissionId, actionId: actionId)))
-        }
-        return ids
+        Set([userOpConfigId, SessionIds.configId(account: account, id: SessionIds.erc1271PolicyId(permissionId: permissionId))] + actions.values.map(\.configId))
     }
 
     /// Checks `op` against the policies and `ledger`. `enabling` is for ENABLE-mode operations,
@@ -128,8 +163,7 @@ public struct PolicyChecker: Sendable {
                 throw PolicyDenial("paymaster_not_permitted", "a paymaster needs at least one user-operation policy")
             }
         }
-        let userOpConfig = SessionIds.configId(account: account, id: permissionId)
-        for p in userOpPolicies { try checkUserOp(p, configId: userOpConfig, op: op, &state) }
+        for p in userOpPolicies { try checkUserOp(p, configId: userOpConfigId, op: op, &state) }
 
         guard op.callData.count >= 4 else { throw PolicyDenial("malformed_calldata", "callData is shorter than a selector") }
         let selector = Selector(bytes: op.callData[0..<4])!
@@ -154,11 +188,10 @@ public struct PolicyChecker: Sendable {
             throw PolicyDenial("unsupported_execution", "executeUserOp is not allowed for sessions")
         } else {
             // Any other call is an action on the account itself, with no fallback.
-            let actionId = SessionIds.actionId(target: account, selector: selector)
-            guard let policies = actionPolicies[actionId], !policies.isEmpty else {
+            guard let action = actions[ActionKey(target: account, selector: selector)], !action.policies.isEmpty else {
                 throw PolicyDenial("no_policies", "the session has no policy for \(selector) on the account itself")
             }
-            try checkAction(policies, actionId: actionId, target: account, value: 0, data: op.callData, what: "account call \(selector)", &state)
+            try checkAction(action, target: account, value: 0, data: op.callData, what: "account call \(selector)", &state)
         }
     }
 
@@ -172,18 +205,16 @@ public struct PolicyChecker: Sendable {
             throw PolicyDenial("invalid_self_call", "\(what): address(1) is not a valid target")
         }
         if e.target == smartSession {
-            let id = SessionIds.smartSessionCallActionId
-            guard let policies = actionPolicies[id], !policies.isEmpty else {
+            guard let admin = actions[ActionKey(target: ActionData.fallbackTarget, selector: .fallbackSmartSessionCall)], !admin.policies.isEmpty else {
                 throw PolicyDenial("no_policies", "\(what): the session may not call SmartSession")
             }
-            try checkAction(policies, actionId: id, target: e.target, value: e.value, data: e.callData, what: what, &state)
+            try checkAction(admin, target: e.target, value: e.value, data: e.callData, what: what, &state)
             return
         }
-        let actionId = SessionIds.actionId(target: e.target, selector: selector)
-        if let policies = actionPolicies[actionId], !policies.isEmpty {
-            try checkAction(policies, actionId: actionId, target: e.target, value: e.value, data: e.callData, what: what, &state)
-        } else if let policies = actionPolicies[SessionIds.fallbackActionId], !policies.isEmpty {
-            try checkAction(policies, actionId: SessionIds.fallbackActionId, target: e.target, value: e.value, data: e.callData, what: what + " under the fallback action", &state)
+        if let action = actions[ActionKey(target: e.target, selector: selector)], !action.policies.isEmpty {
+            try checkAction(action, target: e.target, value: e.value, data: e.callData, what: what, &state)
+        } else if let fallback = actions[ActionKey(target: ActionData.fallbackTarget, selector: .fallback)], !fallback.policies.isEmpty {
+            try checkAction(fallback, target: e.target, value: e.value, data: e.callData, what: what + " under the fallback action", &state)
         } else {
             throw PolicyDenial("no_policies", "\(what): the session does not allow this call")
         }

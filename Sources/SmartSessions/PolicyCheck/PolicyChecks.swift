@@ -9,15 +9,6 @@ extension PolicyChecker {
         PolicyDenial("policy_reverted", "\(kind?.rawValue ?? "policy") \(p.policy) reverts: \(why)")
     }
 
-    func config(_ p: PolicyData) throws(PolicyDenial) -> PolicyConfig {
-        guard let deployment = PolicyRegistry.deployment(at: p.policy) else {
-            throw PolicyDenial("unknown_policy", "policy \(p.policy) is unknown: its checks cannot be mirrored, so nothing is signed")
-        }
-        do { return try PolicyConfig.decode(deployment.kind, initData: p.initData) } catch {
-            throw PolicyDenial("policy_reverted", "\(error.message)")
-        }
-    }
-
     static func add(_ a: UInt256, _ b: UInt256) -> UInt256? {
         let (sum, overflow) = a.addingReportingOverflow(b)
         return overflow ? nil : sum
@@ -25,8 +16,9 @@ extension PolicyChecker {
 
     // MARK: user-operation policies
 
-    func checkUserOp(_ p: PolicyData, configId: Bytes32, op: PackedUserOperation, _ state: inout Evaluation) throws(PolicyDenial) {
-        let c = try config(p)
+    func checkUserOp(_ resolved: ResolvedPolicy, configId: Bytes32, op: PackedUserOperation, _ state: inout Evaluation) throws(PolicyDenial) {
+        let p = resolved.data
+        let c = try resolved.config.get()
         func key(_ counter: String) -> LedgerKey { LedgerKey(policy: p.policy, configId: configId, counter: counter) }
         switch c {
         case .sudo:
@@ -79,12 +71,11 @@ extension PolicyChecker {
 
     // MARK: action policies
 
-    func checkAction(_ policies: [PolicyData], actionId: Bytes32, target: Address, value: UInt256, data: [UInt8], what: String,
+    func checkAction(_ action: ResolvedAction, target: Address, value: UInt256, data: [UInt8], what: String,
                      _ state: inout Evaluation) throws(PolicyDenial) {
-        let configId = SessionIds.configId(account: account, id: SessionIds.actionPolicyId(permissionId: permissionId, actionId: actionId))
-        for p in policies {
+        for p in action.policies {
             do {
-                try checkAction(p, configId: configId, target: target, value: value, data: data, &state)
+                try checkAction(p, configId: action.configId, target: target, value: value, data: data, &state)
             } catch {
                 throw PolicyDenial(error.reason, "\(what): \(error.message)")
             }
@@ -110,8 +101,9 @@ extension PolicyChecker {
         return true
     }
 
-    func checkAction(_ p: PolicyData, configId: Bytes32, target: Address, value: UInt256, data: [UInt8], _ state: inout Evaluation) throws(PolicyDenial) {
-        let c = try config(p)
+    func checkAction(_ resolved: ResolvedPolicy, configId: Bytes32, target: Address, value: UInt256, data: [UInt8], _ state: inout Evaluation) throws(PolicyDenial) {
+        let p = resolved.data
+        let c = try resolved.config.get()
         func key(_ counter: String) -> LedgerKey { LedgerKey(policy: p.policy, configId: configId, counter: counter) }
         switch c {
         case .sudo:

@@ -47,6 +47,9 @@ public struct CompiledRequest: Sendable {
     /// Whether the client asked to receive the session key itself.
     public var exportKey: Bool
     public var label: String?
+    /// The decoded configuration of each known policy of the session, filled by the compiler
+    /// so review and checks do not decode the same init data again.
+    public internal(set) var decodedPolicies: [PolicyData: PolicyConfig] = [:]
 
     public init(format: RequestFormat, account: Address, accountKind: AccountKind? = nil, chains: [ChainTarget],
                 mode: SmartSessionMode = .enable, session: Session, functions: [ActionKey: ABIFunction] = [:],
@@ -70,7 +73,8 @@ public struct CompiledRequest: Sendable {
 
     /// The (chainId, sessionDigest) pairs in signing order.
     public var chainDigests: [ChainDigest] {
-        chains.map { ChainDigest(chainId: $0.chainId, sessionDigest: sessionDigest(on: $0)) }
+        let digests = EnableDigest.sessionDigests(session, account: account, mode: mode, nonces: chains.map(\.nonce))
+        return zip(chains, digests).map { ChainDigest(chainId: $0.chainId, sessionDigest: $1) }
     }
 
     /// What the owner signs.

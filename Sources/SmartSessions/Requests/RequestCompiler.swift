@@ -59,12 +59,13 @@ public struct RequestCompiler: Sendable {
         for i in compiled.chains.indices {
             if let nonce = overrides.nonces[compiled.chains[i].chainId] { compiled.chains[i].nonce = nonce }
         }
-        try check(compiled)
+        try check(&compiled)
         return compiled
     }
 
-    /// Rules SmartSession applies when enabling, checked before anyone is asked to approve.
-    func check(_ c: CompiledRequest) throws(SmartSessionError) {
+    /// Rules SmartSession applies when enabling, checked before anyone is asked to approve;
+    /// records each known policy's decoded configuration.
+    func check(_ c: inout CompiledRequest) throws(SmartSessionError) {
         guard !c.chains.isEmpty else { throw SmartSessionError("chains: at least one chain") }
         guard Set(c.chains.map(\.chainId)).count == c.chains.count else { throw SmartSessionError("chains: listed twice") }
         guard c.chains.count <= 255 else { throw SmartSessionError("chains: at most 255 (chainDigestIndex is a uint8)") }
@@ -82,7 +83,8 @@ public struct RequestCompiler: Sendable {
                 guard deployment.kind.slots.contains(slot) else {
                     throw SmartSessionError("\(path)[\(j)]: \(deployment.kind.rawValue) cannot be used as a \(slot.rawValue) policy; SmartSession would refuse it")
                 }
-                do { _ = try PolicyConfig.decode(deployment.kind, initData: p.initData) } catch {
+                if c.decodedPolicies[p] != nil { continue }
+                do { c.decodedPolicies[p] = try PolicyConfig.decode(deployment.kind, initData: p.initData) } catch {
                     throw SmartSessionError("\(path)[\(j)]: \(error.message)", reason: error.reason)
                 }
             }
@@ -168,25 +170,32 @@ public struct RequestCompiler: Sendable {
         }
         if f.optional("sudo")?.boolValue == true { userOpPolicies.append(.sudo) }
 
-        var actions: [ActionData] = []
+        var actions: [(action: ActionData, configs: [PolicyConfig])] = []
         var functions: [ActionKey: ABIFunction] = [:]
         let permissions = try f.array("permissions")
         guard !permissions.isEmpty else { throw SmartSessionError("permissions: at least one permission") }
         for (i, p) in permissions.enumerated() {
             let compiled = try compilePermission(p, path: "permissions[\(i)]", values: values)
-            for (action, function) in compiled {
-                guard !actions.contains(where: { $0.actionTarget == action.actionTarget && $0.actionTargetSelector == action.actionTargetSelector }) else {
+            for (action, configs, function) in compiled {
+                guard !actions.contains(where: { $0.action.actionTarget == action.actionTarget && $0.action.actionTargetSelector == action.actionTargetSelector }) else {
                     throw SmartSessionError("permissions[\(i)]: \(action.actionTarget) \(action.actionTargetSelector) is allowed twice; merge the permissions")
                 }
-                actions.append(action)
+                actions.append((action, configs))
                 if let function { functions[ActionKey(target: action.actionTarget, selector: action.actionTargetSelector)] = function }
             }
         }
         let (validator, initData) = try sessionValidator
         let salt = try f.optional("salt").map { _ throws(SmartSessionError) in try f.bytes32("salt") } ?? .zero
+        // Encode each policy once: the session and the decoded-policy cache share the bytes.
+        let userOpData = userOpPolicies.map(\.policyData)
         let session = Session(sessionValidator: validator, sessionValidatorInitData: initData, salt: salt,
-                              userOpPolicies: userOpPolicies.map(\.policyData), actions: actions,
+                              userOpPolicies: userOpData, actions: actions.map(\.action),
                               permitERC4337Paymaster: f.optional("paymaster")?.boolValue ?? false)
+        var decoded: [PolicyData: PolicyConfig] = [:]
+        for (data, config) in zip(userOpData, userOpPolicies) { decoded[data] = config }
+        for (action, configs) in actions {
+            for (data, config) in zip(action.actionPolicies, configs) { decoded[data] = config }
+        }
         var kind: AccountKind?
         if let k = f.optional("accountKind") {
             guard let parsed = k.stringValue.flatMap(AccountKind.init(rawValue:)) else {
@@ -194,14 +203,16 @@ public struct RequestCompiler: Sendable {
             }
             kind = parsed
         }
-        return CompiledRequest(format: .native, account: try account(f), accountKind: kind,
-                               chains: chainTargets(chains, nonces: try nonceMap(f.optional("nonces"), path: "nonces")),
-                               mode: try mode(f.optional("mode"), path: "mode"), session: session, functions: functions,
-                               exportKey: f.optional("export")?.boolValue ?? false, label: f.optional("label")?.stringValue)
+        var compiled = CompiledRequest(format: .native, account: try account(f), accountKind: kind,
+                                       chains: chainTargets(chains, nonces: try nonceMap(f.optional("nonces"), path: "nonces")),
+                                       mode: try mode(f.optional("mode"), path: "mode"), session: session, functions: functions,
+                                       exportKey: f.optional("export")?.boolValue ?? false, label: f.optional("label")?.stringValue)
+        compiled.decodedPolicies = decoded
+        return compiled
     }
 
     /// One permission: a target and the functions allowed on it, each with the same policies.
-    func compilePermission(_ json: JSONValue, path: String, values: RequestValues) throws(SmartSessionError) -> [(ActionData, ABIFunction?)] {
+    func compilePermission(_ json: JSONValue, path: String, values: RequestValues) throws(SmartSessionError) -> [(ActionData, [PolicyConfig], ABIFunction?)] {
         let f = try JSONFields(json, path: path)
         try f.only(["target", "token", "abi", "functions", "allow", "nativeTransfer", "rules", "spendingLimit", "valueLimit",
                     "maxUses", "validity", "sudo", "valuePerCall"])
@@ -235,7 +246,7 @@ public struct RequestCompiler: Sendable {
             throw SmartSessionError("\(path): say which calls are allowed: \"allow\" (function names), \"functions\", \"abi\", or \"nativeTransfer\": true")
         }
 
-        var actions: [(ActionData, ABIFunction?)] = []
+        var actions: [(ActionData, [PolicyConfig], ABIFunction?)] = []
         for (selector, function) in calls {
             var policies: [PolicyConfig] = []
             if let rules = f.optional("rules") {
@@ -274,7 +285,7 @@ public struct RequestCompiler: Sendable {
             }
             // Only the request's own ABI labels an action; well-known names come from the catalog at review.
             actions.append((ActionData(actionTargetSelector: selector, actionTarget: target, actionPolicies: policies.map(\.policyData)),
-                            known == nil ? nil : function))
+                            policies, known == nil ? nil : function))
         }
         return actions
     }

@@ -14,14 +14,16 @@ public struct Reviewer: Sendable {
     public func review(_ request: CompiledRequest) -> SessionReview {
         let chainIds = request.chains.map(\.chainId)
         let session = request.session
-        let userOp = session.userOpPolicies.map { policyView($0, slot: .userOp, function: nil, target: nil, chains: chainIds) }
+        let chainDigests = request.chainDigests
+        let known = request.decodedPolicies
+        let userOp = session.userOpPolicies.map { policyView($0, slot: .userOp, function: nil, target: nil, chains: chainIds, known: known) }
         let actions = session.actions.map { actionView($0, request: request) }
-        let erc1271 = session.erc7739Policies.erc1271Policies.map { policyView($0, slot: .erc1271, function: nil, target: nil, chains: chainIds) }
+        let erc1271 = session.erc7739Policies.erc1271Policies.map { policyView($0, slot: .erc1271, function: nil, target: nil, chains: chainIds, known: known) }
         var review = SessionReview(
             format: request.format, label: request.label, account: request.account, accountKind: request.accountKind,
             mode: request.mode,
-            chains: request.chains.map { .init(chainId: $0.chainId, nonce: $0.nonce, sessionDigest: request.sessionDigest(on: $0)) },
-            permissionId: request.permissionId, multichainDigest: request.multichainDigest,
+            chains: zip(request.chains, chainDigests).map { .init(chainId: $0.chainId, nonce: $0.nonce, sessionDigest: $1.sessionDigest) },
+            permissionId: request.permissionId, multichainDigest: EnableDigest.multichainDigest(chainDigests),
             validator: validatorView(session), salt: session.salt, flags: session.signedFlags(mode: request.mode),
             userOpPolicies: userOp, actions: actions, erc7739Contexts: session.erc7739Policies.allowedERC7739Content,
             erc1271Policies: erc1271, exportKey: request.exportKey, risks: [],
@@ -64,17 +66,18 @@ public struct Reviewer: Sendable {
         if a.actionTarget == ActionData.fallbackTarget { targetName = "any contract" }
         return .init(kind: kind, target: a.actionTarget, targetName: targetName, selector: a.actionTargetSelector,
                      function: function?.description, functionSource: source,
-                     policies: a.actionPolicies.map { policyView($0, slot: .action, function: function, target: a.actionTarget, chains: chains) })
+                     policies: a.actionPolicies.map { policyView($0, slot: .action, function: function, target: a.actionTarget, chains: chains, known: request.decodedPolicies) })
     }
 
-    func policyView(_ p: PolicyData, slot: PolicySlot, function: ABIFunction?, target: Address?, chains: [UInt64]) -> SessionReview.PolicyView {
+    func policyView(_ p: PolicyData, slot: PolicySlot, function: ABIFunction?, target: Address?, chains: [UInt64],
+                    known: [PolicyData: PolicyConfig]) -> SessionReview.PolicyView {
         guard let deployment = PolicyRegistry.deployment(at: p.policy) else {
             return .init(address: p.policy, kind: nil, isCurrentDeployment: false, config: nil,
                          meaning: ["unknown policy contract: its init data cannot be decoded and its checks are unknown"],
                          initData: p.initData, ignoredBytes: 0)
         }
         let ignored = PolicyConfig.ignoredBytes(deployment.kind, initData: p.initData)
-        guard let config = try? PolicyConfig.decode(deployment.kind, initData: p.initData) else {
+        guard let config = known[p] ?? (try? PolicyConfig.decode(deployment.kind, initData: p.initData)) else {
             return .init(address: p.policy, kind: deployment.kind, isCurrentDeployment: deployment.isCurrent, config: nil,
                          meaning: ["init data the contract would reject: enabling this session fails"], initData: p.initData, ignoredBytes: ignored)
         }

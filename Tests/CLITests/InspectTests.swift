@@ -1,0 +1,72 @@
+import EthereumCore
+import Foundation
+import Testing
+import TestSupport
+
+@Suite("session-agent inspect and decode-signature")
+struct InspectTests {
+    static let example = Oracle.packageRoot.appendingPathComponent("docs/examples/usdc-transfers.json").path
+    static let key = "0x19E7E376E7C213B7E7e7e46cc70A5dD086DAff2A"
+
+    @Test func inspectPrintsTheReviewAndTheDigests() throws {
+        let r = try Command.sessionAgent("inspect", Self.example, "--session-key", Self.key, "--now", "1764096000", "--color", "never")
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.contains("transfer(address to, uint256 amount)"))
+        #expect(r.stdout.contains("at most 100 USDC (100000000 base units)"))
+        #expect(r.stdout.contains("owner signs   0x"))
+        #expect(!r.stdout.contains("\u{1B}["), "no colour when told")
+
+        let j = try JSONValue(parsing: try Command.sessionAgent("inspect", Self.example, "--session-key", Self.key, "--now", "1764096000",
+                                                              "--chain-id", "1", "--nonce", "4", "--mode", "unsafe-enable",
+                                                              "--account", "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed", "--json").stdout)
+        #expect(j["mode"] == "UNSAFE_ENABLE")
+        #expect(j["account"] == "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed")
+        #expect(j["chains"]?.arrayValue?.map { $0["chainId"]! } == ["1"])
+        #expect(j["chains"]?.arrayValue?.map { $0["nonce"]! } == ["4"])
+        // The exported typed data hashes to the digest the owner signs.
+        let typed = try TypedData(json: j["enableTypedData"]!)
+        #expect(try typed.digest.hex == j["multichainDigest"]?.stringValue)
+        #expect(j["sessionKeyGenerated"] == .bool(false))
+
+        let multichain = try JSONValue(parsing: try Command.sessionAgent("inspect", try Fixtures.url("requests/uniswap-rules.json").path, "--session-key", Self.key,
+                                                                       "--now", "1764096000", "--nonce", "7", "--json").stdout)
+        #expect(multichain["chains"]?.arrayValue?.map { $0["nonce"]! } == ["7", "7"])
+        #expect(try TypedData(json: multichain["enableTypedData"]!).digest.hex == multichain["multichainDigest"]?.stringValue)
+        // A token named by symbol must be one address on every chain.
+        let spread = try Command.sessionAgent("inspect", Self.example, "--chain-id", "1", "--chain-id", "8453")
+        #expect(spread.status == 1 && spread.stderr.contains("USDC is not at one address on every chain"))
+    }
+
+    @Test func inspectRefusesBadRequestsWithTheField() throws {
+        let r = try Command.sessionAgent("inspect", "-", "--json", stdin: #"{"account": "0x7227dcfb0c5ec7a5f539f97b18be261c49687ed6", "chains": [1], "permissions": [{"target": "0x000000000000000000000000000000000000bEEF", "nativeTransfer": true}]}"#)
+        #expect(r.status == 1)
+        let error = try JSONValue(parsing: r.stderr)["error"]
+        #expect(error?["message"]?.stringValue?.contains("permissions[0]: no policy for value transfers") == true)
+        #expect(error?["reason"] == "bad_request")
+        let periodic = try Command.sessionAgent("inspect", "-", stdin: #"{"chainId": "0x1", "address": "0x7227dcfb0c5ec7a5f539f97b18be261c49687ed6", "signer": {"type": "wallet", "data": {}}, "permission": {"type": "native-token-periodic", "isAdjustmentAllowed": true, "data": {}}, "rules": []}"#)
+        #expect(periodic.status == 1 && periodic.stderr.contains("streaming and periodic allowances"))
+        let generated = try Command.sessionAgent("inspect", Self.example, "--color", "never")
+        #expect(generated.status == 0 && generated.stdout.contains("was generated for this inspection"))
+    }
+
+    @Test func decodeSignatureExplainsEnableData() throws {
+        // The ENABLE signature of the spec's worked example.
+        let c = try Fixtures.json("cases/01-enable-then-use.json")
+        let enable = try c["userOps"]!.arrayValue![0]["userOp"]!.string("signature")
+        let r = try Command.sessionAgent("decode-signature", enable, "--account", "0x7227dcfb0c5ec7a5f539f97b18be261c49687ed6", "--color", "never", "--now", "1754000000")
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.contains("mode           ENABLE"))
+        #expect(r.stdout.contains("permissionId   0x46a10c2b2f9c9af0109107cb6de426a5e28c0729ae0d1239e5431a2baeb7b521"))
+        #expect(r.stdout.contains("digests        match"))
+        #expect(r.stdout.contains("owner signer   0x1563915e194D8CfBA1943570603F7606A3115508"))
+        #expect(r.stdout.contains("ERC20SpendingLimitPolicy"))
+        let wrongAccount = try JSONValue(parsing: try Command.sessionAgent("decode-signature", enable, "--account", "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed", "--json").stdout)
+        #expect(wrongAccount["digestsMatch"] == .bool(false))
+
+        let use = try c["userOps"]!.arrayValue![1]["userOp"]!.string("signature")
+        let u = try JSONValue(parsing: try Command.sessionAgent("decode-signature", use, "--json").stdout)
+        #expect(u["mode"] == "USE" && u["permissionId"] == "0x46a10c2b2f9c9af0109107cb6de426a5e28c0729ae0d1239e5431a2baeb7b521")
+        let bad = try Command.sessionAgent("decode-signature", "0x05")
+        #expect(bad.status == 1 && bad.stderr.contains("unknown Smart Sessions mode byte"))
+    }
+}
