@@ -14,22 +14,34 @@ extension PolicyChecker {
         return overflow ? nil : sum
     }
 
+    /// The policies that check the same way as user-operation and as action policies.
+    /// Returns false when `c` is not one of them.
+    func checkShared(_ c: PolicyConfig, _ p: PolicyData, key: (String) -> LedgerKey, uses: String, _ state: inout Evaluation) throws(PolicyDenial) -> Bool {
+        switch c {
+        case .sudo:
+            return true
+        case .timeFrame(let until, let after):
+            guard until != 0 || after != 0 else { throw reverted(p, c.kind, "not initialised") }
+            state.window(until: until, after: after)
+            return true
+        case .usageLimit(let limit):
+            let used = state.value(key("used")).addingReportingOverflow(.one).partialValue
+            guard used <= limit else { throw violation(p, c.kind, "\(uses) are used up (limit \(limit))") }
+            state.set(key("used"), used)
+            return true
+        default:
+            return false
+        }
+    }
+
     // MARK: user-operation policies
 
     func checkUserOp(_ resolved: ResolvedPolicy, configId: Bytes32, op: PackedUserOperation, _ state: inout Evaluation) throws(PolicyDenial) {
         let p = resolved.data
         let c = try resolved.config.get()
         func key(_ counter: String) -> LedgerKey { LedgerKey(policy: p.policy, configId: configId, counter: counter) }
+        if try checkShared(c, p, key: key, uses: "the session's user operations", &state) { return }
         switch c {
-        case .sudo:
-            return
-        case .timeFrame(let until, let after):
-            guard until != 0 || after != 0 else { throw reverted(p, c.kind, "not initialised") }
-            state.window(until: until, after: after)
-        case .usageLimit(let limit):
-            let used = state.value(key("used")).addingReportingOverflow(.one).partialValue
-            guard used <= limit else { throw violation(p, c.kind, "the session's \(limit) user operations are used up") }
-            state.set(key("used"), used)
         case .valueLimit(let limit):
             guard op.callData.count >= 4 else { throw reverted(p, c.kind, "callData shorter than a selector") }
             guard Array(op.callData[0..<4]) == ExecuteCall.selector else { return }   // other calls pass uncounted
@@ -105,16 +117,8 @@ extension PolicyChecker {
         let p = resolved.data
         let c = try resolved.config.get()
         func key(_ counter: String) -> LedgerKey { LedgerKey(policy: p.policy, configId: configId, counter: counter) }
+        if try checkShared(c, p, key: key, uses: "its uses", &state) { return }
         switch c {
-        case .sudo:
-            return
-        case .timeFrame(let until, let after):
-            guard until != 0 || after != 0 else { throw reverted(p, c.kind, "not initialised") }
-            state.window(until: until, after: after)
-        case .usageLimit(let limit):
-            let used = state.value(key("used")).addingReportingOverflow(.one).partialValue
-            guard used <= limit else { throw violation(p, c.kind, "its \(limit) uses are used up") }
-            state.set(key("used"), used)
         case .valueLimit(let limit):
             guard let used = Self.add(state.value(key("valueUsed")), value), used <= limit else {
                 throw violation(p, c.kind, "the native value limit of \(limit) wei would be exceeded")
@@ -179,6 +183,8 @@ extension PolicyChecker {
             guard try evaluate(config, node: Int(config.rootNodeIndex), depth: 0, data: data, key: key, &state, policy: p) else {
                 throw violation(p, c.kind, "the argument expression is false")
             }
+        case .sudo, .timeFrame, .usageLimit:
+            return   // checked by checkShared
         case .simpleGas:
             throw reverted(p, c.kind, "SimpleGasPolicy is not an action policy")
         }
