@@ -23,7 +23,7 @@ func measure(seconds: Double = 1.0, batch: Int, _ body: () -> Void) -> Double {
 
 func row(_ label: String, _ value: Double, _ unit: String, ratio: Double? = nil) {
     let v = value >= 100 ? String(Int(value.rounded())) : String(format: "%.2f", value)
-    var line = label.padding(toLength: 52, withPad: " ", startingAt: 0) + v.leftPad(12) + " " + unit
+    var line = label.padding(toLength: 72, withPad: " ", startingAt: 0) + v.leftPad(12) + " " + unit
     if let ratio { line += "   ratio " + String(format: "%.2f", ratio) }
     print(line)
 }
@@ -151,31 +151,45 @@ if wants("sessions") {
 print("Smart Sessions")
 let benchAccount = try! Address("0x7227dcfb0c5ec7a5f539f97b18be261c49687ed6")
 let benchKey = try! Address("0x19E7E376E7C213B7E7e7e46cc70A5dD086DAff2A")
-var permissions: [JSONValue] = []
-for i in 0..<50 {
-    let target = Address(exactly: [UInt8](repeating: 0, count: 18) + [UInt8(1 + i / 256), UInt8(i % 256)])!
-    permissions.append(.object(JSONObject([
-        "target": .string(target.checksummed),
-        "functions": .array([.string("pay(address to, uint256 amount)")]),
-        "rules": .array(["to != 0x0000000000000000000000000000000000000000", "amount <= 1000000"]),
-        "maxUses": JSONValue(10), "valueLimit": "0.01 ETH",
-    ])))
+/// 50 permissions with 3 policies each: argument rules (UniActionPolicy, 3136-byte init data),
+/// a usage limit and a value limit; or the lighter spending limit + usage limit + time frame.
+func request(argumentRules: Bool) -> JSONValue {
+    var permissions: [JSONValue] = []
+    for i in 0..<50 {
+        let target = Address(exactly: [UInt8](repeating: 0, count: 18) + [UInt8(1 + i / 256), UInt8(i % 256)])!
+        var p = JSONObject()
+        p["target"] = .string(target.checksummed)
+        p["maxUses"] = JSONValue(10)
+        if argumentRules {
+            p["functions"] = .array([.string("pay(address to, uint256 amount)")])
+            p["rules"] = .array(["to != 0x0000000000000000000000000000000000000000", "amount <= 1000000"])
+            p["valueLimit"] = "0.01 ETH"
+        } else {
+            p["allow"] = .array(["transfer"])
+            p["spendingLimit"] = "1000000"
+            p["validity"] = .object(JSONObject(["duration": "1d"]))
+        }
+        permissions.append(.object(p))
+    }
+    return .object(JSONObject([
+        "account": .string(benchAccount.checksummed), "chains": .array([JSONValue(1), JSONValue(8453), JSONValue(42161)]),
+        "validity": .object(JSONObject(["duration": "3d"])), "permissions": .array(permissions),
+    ]))
 }
-let bigRequest = JSONValue.object(JSONObject([
-    "account": .string(benchAccount.checksummed), "chains": .array([JSONValue(1), JSONValue(8453), JSONValue(42161)]),
-    "validity": .object(JSONObject(["duration": "3d"])), "permissions": .array(permissions),
-]))
 let compiler = RequestCompiler(now: 1_764_096_000, sessionKeys: [benchKey])
 let reviewer = Reviewer(now: 1_764_096_000)
+let bigRequest = request(argumentRules: true)
 let compiledOnce = try! compiler.compile(bigRequest)
 precondition(compiledOnce.session.actions.count == 50 && compiledOnce.session.actions.allSatisfy { $0.actionPolicies.count == 3 })
 if wants("review") || sections.isEmpty || sections.contains("sessions") {
-let pipeline = measure(batch: 20) {
-    let c = try! compiler.compile(bigRequest)
-    let text = reviewer.review(c).text()
-    sink ^= UInt8(truncatingIfNeeded: text.utf8.count) ^ c.multichainDigest[0]
-}
-row("  compile + render + digests, 50 actions × 3 policies, 3 chains", 1000 / pipeline, "ms/request")
+    for (label, json) in [("argument rules, usage, value", bigRequest), ("spending, usage, time frame", request(argumentRules: false))] {
+        let rate = measure(batch: 20) {
+            let c = try! compiler.compile(json)
+            let text = reviewer.review(c).text()
+            sink ^= UInt8(truncatingIfNeeded: text.utf8.count) ^ c.multichainDigest[0]
+        }
+        row("  compile+review+digests, 50 actions × (\(label))", 1000 / rate, "ms/request")
+    }
 }
 
 let enableSession = EnableSession(chainDigestIndex: 0, hashesAndChainIds: compiledOnce.chainDigests,
