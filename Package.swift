@@ -36,10 +36,11 @@ let package = Package(
         // The Smart Sessions v1 protocol: the Session model, ids, EIP-712 enable digests,
         // userOp.signature encodings, policies. Pure computation.
         .target(name: "SmartSessions", dependencies: ["EthereumCore", .product(name: "Crypto", package: "swift-crypto")]),
-        // Owner-key backends. For now: which native libraries are linked, and their versions.
+        // Owner-key backends behind one small signer protocol: keystore files now; PKCS#11,
+        // smartcards and FIDO2 later. Also reports the native libraries linked.
         .target(
             name: "OwnerSigners",
-            dependencies: ["CFido2", "CPCSC", "CPKCS11", "COpenSSL", "CSecp256k1"]
+            dependencies: ["EthereumCore", "CFido2", "CPCSC", "CPKCS11", "COpenSSL", "CSecp256k1"]
         ),
         .executableTarget(
             name: "session-agent",
@@ -65,7 +66,7 @@ let package = Package(
             name: "SmartSessionsTests",
             dependencies: ["SmartSessions", "TestSupport", .product(name: "Crypto", package: "swift-crypto")]
         ),
-        .testTarget(name: "OwnerSignersTests", dependencies: ["OwnerSigners", "CFido2", "CPCSC", "CPKCS11"]),
+        .testTarget(name: "OwnerSignersTests", dependencies: ["OwnerSigners", "TestSupport", "CFido2", "CPCSC", "CPKCS11"]),
         .testTarget(
             name: "CLITests",
             dependencies: ["session-agent", "TestSupport"]

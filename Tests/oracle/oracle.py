@@ -395,9 +395,33 @@ def fastlz_case(r):
     return {"input": h(data), "compressed": h(flz_compress_js(data))}
 
 
-KINDS = {"keccak": keccak_case, "abi": abi_case, "eip712": eip712_case, "secp256k1": secp_case, "userop": userop_case, "fastlz": fastlz_case}
+# ---------------------------------------------------------------- keystore v3
+
+def keystore_case(r):
+    key = r.randbytes(32)
+    passphrase = random_string(r) or "x"
+    kdf = r.choice(["scrypt", "pbkdf2"])
+    iterations = r.choice([2, 16, 1024]) if kdf == "scrypt" else r.randint(1, 3000)
+    ks = Account.encrypt(key, passphrase, kdf=kdf, iterations=iterations)
+    if r.random() < 0.3:
+        ks["Crypto"] = ks.pop("crypto")           # geth's older spelling
+    return {"keystore": ks, "passphrase": passphrase, "address": Account.from_key(key).address, "privateKey": h(key)}
+
+
+def keystore_decrypt(path):
+    """Decrypts the keystores session-agent wrote: one {keystore, passphrase} per line."""
+    for line in open(path):
+        item = json.loads(line)
+        key = Account.decrypt(item["keystore"], item["passphrase"])
+        print(json.dumps({"address": Account.from_key(key).address}))
+
+
+KINDS = {"keccak": keccak_case, "abi": abi_case, "eip712": eip712_case, "secp256k1": secp_case, "userop": userop_case, "fastlz": fastlz_case, "keystore": keystore_case}
 
 if __name__ == "__main__":
+    if sys.argv[1] == "keystore-decrypt":
+        keystore_decrypt(sys.argv[2])
+        sys.exit(0)
     kind, count, seed = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
     rng = random.Random(seed)
     out = sys.stdout

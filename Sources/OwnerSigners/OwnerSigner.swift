@@ -1,0 +1,101 @@
+import EthereumCore
+
+/// What kind of owner key a backend holds, for display and routing.
+public struct OwnerIdentity: Hashable, Sendable, CustomStringConvertible {
+    /// "keystore", "pkcs11", "openpgp-card", "fido2".
+    public var backend: String
+    /// The secp256k1 owner's address (what OwnableValidator lists).
+    public var address: Address
+    /// Where the key lives, for people: a file path, a PKCS#11 URI, a card serial.
+    public var location: String
+
+    public init(backend: String, address: Address, location: String) {
+        self.backend = backend
+        self.address = address
+        self.location = location
+    }
+
+    public var description: String { "\(backend) owner \(address) (\(location))" }
+}
+
+/// A digest the agent computed itself from a request that was reviewed and approved. Only code
+/// of this package (the approval step) can make one, so no backend ever signs a hash a client
+/// handed in.
+public struct ApprovedDigest: Sendable, Hashable {
+    public let digest: Bytes32
+    /// What was approved, for the audit log: the request id and the hash of the text shown.
+    public let approval: String
+
+    package init(digest: Bytes32, approval: String) {
+        self.digest = digest
+        self.approval = approval
+    }
+}
+
+/// Why an owner backend could not sign.
+public enum OwnerSignerError: Error, Equatable, Sendable, CustomStringConvertible {
+    case locked(String)
+    case wrongSecret(String)
+    case unavailable(String)
+    case failed(String)
+
+    /// The machine-readable reason for the socket protocol.
+    public var reason: String {
+        switch self {
+        case .locked: "locked"
+        case .wrongSecret: "wrong_pin"
+        case .unavailable: "owner_unavailable"
+        case .failed: "owner_failed"
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .locked(let s), .wrongSecret(let s), .unavailable(let s), .failed(let s): s
+        }
+    }
+}
+
+/// Asks for a passphrase or PIN through whatever approval channel the agent uses (a terminal,
+/// pinentry, a file for servers). The returned bytes are the caller's to drop.
+public typealias SecretPrompt = @Sendable (_ description: String) async throws -> SecretBytes
+
+/// The one interface every owner-key backend implements: keystore files now; PKCS#11 tokens,
+/// OpenPGP cards and FIDO2 authenticators plug in behind it without touching the agent.
+public protocol OwnerSigner: Sendable {
+    var identity: OwnerIdentity { get }
+    /// Signs an approved digest: an Ethereum signature (low s, v 27/28) that recovers to
+    /// `identity.address`.
+    func sign(_ approved: ApprovedDigest, prompt: SecretPrompt) async throws(OwnerSignerError) -> RecoverableSignature
+}
+
+/// An owner key in an Ethereum keystore v3 file; the passphrase is asked for each signature
+/// and the key is dropped (zeroed) right after.
+public struct KeystoreOwner: OwnerSigner {
+    public let keystore: Keystore
+    public let identity: OwnerIdentity
+
+    public init(keystore: Keystore, location: String) throws(OwnerSignerError) {
+        guard let address = keystore.address else {
+            throw .failed("the keystore at \(location) records no address; import it with its address")
+        }
+        self.keystore = keystore
+        self.identity = OwnerIdentity(backend: "keystore", address: address, location: location)
+    }
+
+    public func sign(_ approved: ApprovedDigest, prompt: SecretPrompt) async throws(OwnerSignerError) -> RecoverableSignature {
+        let passphrase: SecretBytes
+        do { passphrase = try await prompt("Passphrase for \(identity.address) (\(identity.location))") } catch {
+            throw .locked("no passphrase was given for \(identity.address)")
+        }
+        let key: Secp256k1.PrivateKey
+        do { key = try keystore.decrypt(passphrase: passphrase) } catch {
+            throw error == .wrongPassphrase ? .wrongSecret("wrong passphrase for \(identity.address)") : .failed("\(error)")
+        }
+        let signature = key.sign(digest: approved.digest)
+        guard (try? signature.recoverAddress(digest: approved.digest)) == identity.address else {
+            throw .failed("the signature does not recover to \(identity.address)")
+        }
+        return signature
+    }
+}

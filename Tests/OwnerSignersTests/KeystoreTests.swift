@@ -1,0 +1,89 @@
+import EthereumCore
+import Foundation
+import OwnerSigners
+import Testing
+import TestSupport
+
+func secret(_ text: String) -> SecretBytes {
+    let bytes = Array(text.utf8)
+    return bytes.withUnsafeBytes { SecretBytes(copying: $0) }
+}
+
+@Suite("Keystore v3 files interoperate with eth-account")
+struct KeystoreTests {
+    @Test(.enabled(if: Oracle.isAvailable, "\(Oracle.unavailableReason ?? "")"))
+    func decryptsWhatEthAccountWrites() throws {
+        for c in try Oracle.cases("keystore", count: 100) {
+            let keystore = try Keystore(json: c["keystore"]!)
+            let key = try keystore.decrypt(passphrase: secret(try c.string("passphrase")))
+            #expect(key.address == (try Address(try c.string("address"))), "seed \(Oracle.seed)")
+            #expect(throws: KeystoreError.wrongPassphrase) { try keystore.decrypt(passphrase: secret(try c.string("passphrase") + "!")) }
+        }
+    }
+
+    @Test(.enabled(if: Oracle.isAvailable, "\(Oracle.unavailableReason ?? "")"))
+    func ethAccountDecryptsWhatWeWrite() throws {
+        var lines: [String] = []
+        var expected: [Address] = []
+        for i in 0..<20 {
+            let key = Secp256k1.PrivateKey.generate()
+            let passphrase = "pässwörd \(i) 🙂"
+            let kdf: Keystore.KDF = i % 2 == 0 ? .scrypt(n: 1024, r: 8, p: 1) : .pbkdf2(iterations: 1000)
+            let keystore = try Keystore.encrypt(key, passphrase: secret(passphrase), kdf: kdf)
+            #expect(try Keystore(json: keystore.json) == keystore)
+            #expect(try keystore.decrypt(passphrase: secret(passphrase)).address == key.address)
+            lines.append(JSONValue.object(JSONObject(["keystore": keystore.json, "passphrase": .string(passphrase)])).serialized)
+            expected.append(key.address)
+        }
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("keystores-\(UUID()).jsonl")
+        try lines.joined(separator: "\n").write(to: file, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(at: file) }
+        let output = try Oracle.run(arguments: [Oracle.packageRoot.appendingPathComponent("Tests/oracle/oracle.py").path, "keystore-decrypt", file.path])
+        let addresses = try output.split(separator: "\n").map { try Address(try JSONValue(parsing: String($0)).string("address")) }
+        #expect(addresses == expected)
+    }
+
+    @Test func rejectsMalformedAndHostileFiles() throws {
+        let good = try Keystore.encrypt(Secp256k1.PrivateKey.generate(), passphrase: secret("p"), kdf: .pbkdf2(iterations: 10)).json
+        func mutated(_ change: (inout JSONObject) -> Void) -> JSONValue {
+            var root = good.objectValue!
+            change(&root)
+            return .object(root)
+        }
+        func crypto(_ change: @escaping (inout JSONObject) -> Void) -> JSONValue {
+            mutated { root in
+                var c = root["crypto"]!.objectValue!
+                change(&c)
+                root["crypto"] = .object(c)
+            }
+        }
+        #expect(throws: KeystoreError.self) { try Keystore(json: mutated { $0["version"] = JSONValue(2) }) }
+        #expect(throws: KeystoreError.self) { try Keystore(json: crypto { $0["cipher"] = "aes-256-gcm" }) }
+        #expect(throws: KeystoreError.self) { try Keystore(json: crypto { $0["kdf"] = "argon2" }) }
+        #expect(throws: KeystoreError.self) { try Keystore(json: crypto { $0["mac"] = "00" }) }
+        #expect(throws: KeystoreError.self) {
+            try Keystore(json: crypto { $0["kdf"] = "scrypt"; $0["kdfparams"] = .object(JSONObject(["dklen": JSONValue(32), "n": .number("1073741824"), "r": JSONValue(8), "p": JSONValue(1), "salt": "00"])) })
+        }
+        #expect(throws: KeystoreError.self) { try Keystore(parsing: Array("{not json".utf8)) }
+        // A keystore whose address field lies is refused after decryption.
+        let other = Secp256k1.PrivateKey.generate().address
+        let lying = try Keystore(json: mutated { $0["address"] = .string(Hex.encode(other.bytes, prefix: false)) })
+        #expect(throws: KeystoreError.self) { try lying.decrypt(passphrase: secret("p")) }
+    }
+
+    @Test func keystoreOwnerSignsApprovedDigests() async throws {
+        let key = try Secp256k1.PrivateKey(hex: "0x" + String(repeating: "22", count: 32))
+        let owner = try KeystoreOwner(keystore: try Keystore.encrypt(key, passphrase: secret("correct"), kdf: .scrypt(n: 16, r: 8, p: 1)), location: "test")
+        #expect(owner.identity.address == key.address)
+        let digest = try Bytes32(hex: "0x73f8de6a9feaf72d8b98a3a9f275900d6747c0a50b3b104d50d59b6a9720bb8d")
+        let signature = try await owner.sign(ApprovedDigest(digest: digest, approval: "test"), prompt: { _ in secret("correct") })
+        // The spec's worked example: the owner's RFC 6979 signature of the multichain digest.
+        #expect(signature.hex == "0xe1a26d3f5e808a2c2ffdb7f16cc38e47a45b75dcad6c325d71ed54427b2c876576100955797b9fdd5761543a4f605ec10798576150634420b5ac001ea91d50cd1c")
+        await #expect(throws: OwnerSignerError.wrongSecret("wrong passphrase for \(key.address)")) {
+            try await owner.sign(ApprovedDigest(digest: digest, approval: "test"), prompt: { _ in secret("wrong") })
+        }
+        await #expect(throws: OwnerSignerError.self) {
+            try await owner.sign(ApprovedDigest(digest: digest, approval: "test"), prompt: { _ in throw CancellationError() })
+        }
+    }
+}
