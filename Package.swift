@@ -15,6 +15,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-crypto", "3.12.0"..<"5.0.0"),
+        .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
     ],
     targets: [
         // The five C libraries, each wrapped once (see the hardware-test-rig notes in docs/).
@@ -42,11 +43,15 @@ let package = Package(
             name: "OwnerSigners",
             dependencies: ["EthereumCore", "CFido2", "CPCSC", "CPKCS11", "COpenSSL", "CSecp256k1"]
         ),
+        // How a reviewed request is decided: the declarative rules file (later also the
+        // terminal and pinentry approvers).
+        .target(name: "Approval", dependencies: ["SmartSessions", .product(name: "TOMLKit", package: "TOMLKit")]),
         .executableTarget(
             name: "session-agent",
             dependencies: [
                 "EthereumCore",
                 "SmartSessions",
+                "Approval",
                 "OwnerSigners",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
@@ -66,6 +71,7 @@ let package = Package(
             name: "SmartSessionsTests",
             dependencies: ["SmartSessions", "TestSupport", .product(name: "Crypto", package: "swift-crypto")]
         ),
+        .testTarget(name: "ApprovalTests", dependencies: ["Approval", "TestSupport"]),
         .testTarget(name: "OwnerSignersTests", dependencies: ["OwnerSigners", "TestSupport", "CFido2", "CPCSC", "CPKCS11"]),
         .testTarget(
             name: "CLITests",

@@ -8,6 +8,6 @@ struct SessionAgent: ParsableCommand {
         commandName: "session-agent",
         abstract: "A hardware-backed signer agent for Smart Sessions (ERC-7579 session keys).",
         version: version,
-        subcommands: [Inspect.self, DecodeSignature.self, Eth.self, Version.self]
+        subcommands: [Inspect.self, DecodeSignature.self, Rules.self, Eth.self, Version.self]
     )
 }

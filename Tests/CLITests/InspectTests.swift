@@ -70,3 +70,18 @@ struct InspectTests {
         #expect(bad.status == 1 && bad.stderr.contains("unknown Smart Sessions mode byte"))
     }
 }
+
+@Suite("session-agent rules test")
+struct RulesCommandTests {
+    @Test func dryRunPrintsTheDecisionAndTheTrace() throws {
+        let rules = Oracle.packageRoot.appendingPathComponent("docs/examples/rules.toml").path
+        let r = try Command.sessionAgent("rules", "test", InspectTests.example, "--rules", rules, "--uid", "1000", "--now", "1764096000")
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.hasPrefix("decision: approve\nreason: USDC payouts"))
+        #expect(r.stdout.contains("[ok] payments bot: max_token_amounts"))
+        let j = try JSONValue(parsing: try Command.sessionAgent("rules", "test", InspectTests.example, "--rules", rules, "--uid", "5", "--json").stdout)
+        #expect(j["decision"] == "ask")
+        let bad = try Command.sessionAgent("rules", "test", InspectTests.example, "--rules", "/dev/null/none")
+        #expect(bad.status == 1 && bad.stderr.contains("cannot read"))
+    }
+}

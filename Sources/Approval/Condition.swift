@@ -1,0 +1,198 @@
+import EthereumCore
+import SmartSessions
+
+/// One condition of a rule's `match` table.
+struct Condition: Sendable {
+    enum Kind: Sendable {
+        case clientUIDs(Set<UInt32>)
+        case clientExecutables(Set<String>)
+        case clientUnits(Set<String>)
+        case accounts(Set<Address>)
+        case chains(Set<UInt64>)
+        /// Every call's target is listed (the fallback action never is).
+        case targets(Set<Address>)
+        /// Every call's selector is listed ("0xffffffff" for plain value transfers).
+        case selectors(Set<Selector>)
+        case maxDuration(UInt64)
+        case requireExpiry(Bool)
+        case maxNativeValue(UInt256)
+        /// Every token the session can move is listed, within its amount (base units).
+        case maxTokenAmounts([Address: UInt256])
+        /// None of these risk codes is raised (for approve rules).
+        case forbid(Set<String>)
+        /// At least one of these risk codes is raised (for deny and ask rules).
+        case anyFlag(Set<String>)
+        case maxSeverity(Severity)
+        case allowExport(Bool)
+    }
+
+    var name: String
+    var kind: Kind
+
+    static let keys = ["client_uids", "client_executables", "client_units", "accounts", "chains", "targets", "selectors", "max_duration",
+                       "require_expiry", "max_native_value", "max_token_amounts", "forbid", "any_flag", "max_severity", "allow_export"]
+
+    static func parse(_ json: JSONValue, at: String) throws(RulesError) -> [Condition] {
+        guard let table = json.objectValue else { throw RulesError("\(at): expected a table") }
+        var out: [Condition] = []
+        for (key, value) in table {
+            let here = "\(at).\(key)"
+            func strings() throws(RulesError) -> [String] {
+                guard let items = value.arrayValue, items.allSatisfy({ $0.stringValue != nil }) else { throw RulesError("\(here): a list of strings") }
+                return items.map { $0.stringValue! }
+            }
+            func integers() throws(RulesError) -> [UInt64] {
+                guard let items = value.arrayValue else { throw RulesError("\(here): a list of integers") }
+                var out: [UInt64] = []
+                for item in items {
+                    guard case .number(let n) = item, let v = UInt64(n) else { throw RulesError("\(here): a list of integers") }
+                    out.append(v)
+                }
+                return out
+            }
+            func addresses() throws(RulesError) -> Set<Address> {
+                var out = Set<Address>()
+                for s in try strings() {
+                    guard let a = try? Address(s) else { throw RulesError("\(here): \(s) is not an address") }
+                    out.insert(a)
+                }
+                return out
+            }
+            func bool() throws(RulesError) -> Bool {
+                guard let b = value.boolValue else { throw RulesError("\(here): true or false") }
+                return b
+            }
+            let kind: Kind
+            switch key {
+            case "client_uids": kind = .clientUIDs(Set(try integers().map { UInt32(truncatingIfNeeded: $0) }))
+            case "client_executables": kind = .clientExecutables(Set(try strings()))
+            case "client_units": kind = .clientUnits(Set(try strings()))
+            case "accounts": kind = .accounts(try addresses())
+            case "chains": kind = .chains(Set(try integers()))
+            case "targets": kind = .targets(try addresses())
+            case "selectors":
+                var selectors = Set<Selector>()
+                for s in try strings() {
+                    if s.contains("(") {
+                        guard let f = try? ABIFunction(parsing: s) else { throw RulesError("\(here): \(s) is not a function signature") }
+                        selectors.insert(Selector(bytes: f.selector)!)
+                    } else {
+                        guard let b = try? Hex.decode(s), let sel = Selector(bytes: b) else { throw RulesError("\(here): \(s) is not a 4-byte selector") }
+                        selectors.insert(sel)
+                    }
+                }
+                kind = .selectors(selectors)
+            case "max_duration":
+                guard let s = value.stringValue, let unit = s.last, let n = UInt64(s.dropLast()),
+                      let scale: UInt64 = ["s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604_800][unit] else {
+                    throw RulesError("\(here): a duration like \"3d\", \"12h\"")
+                }
+                kind = .maxDuration(n * scale)
+            case "require_expiry": kind = .requireExpiry(try bool())
+            case "max_native_value":
+                guard let s = value.stringValue, let wei = Self.amount(s, decimals: 18) else { throw RulesError("\(here): an amount like \"0.1 ETH\" or wei") }
+                kind = .maxNativeValue(wei)
+            case "max_token_amounts":
+                guard let table = value.objectValue else { throw RulesError("\(here): a table of token address = base units") }
+                var limits: [Address: UInt256] = [:]
+                for (token, amount) in table {
+                    guard let a = try? Address(token) else { throw RulesError("\(here).\(token): not a token address") }
+                    let text: String? = if case .number(let n) = amount { n } else { amount.stringValue }
+                    guard let text, let v = try? UInt256(parsing: text) else { throw RulesError("\(here).\(token): an amount in base units") }
+                    limits[a] = v
+                }
+                kind = .maxTokenAmounts(limits)
+            case "forbid": kind = .forbid(Set(try strings()))
+            case "any_flag": kind = .anyFlag(Set(try strings()))
+            case "max_severity":
+                guard let s = value.stringValue.flatMap(Severity.init(rawValue:)) else { throw RulesError("\(here): info, warning, high or critical") }
+                kind = .maxSeverity(s)
+            case "allow_export": kind = .allowExport(try bool())
+            default:
+                throw RulesError("\(here): unknown condition (known: \(keys.joined(separator: ", ")))")
+            }
+            out.append(Condition(name: key, kind: kind))
+        }
+        return out
+    }
+
+    /// "0.1 ETH" or a base-unit integer.
+    static func amount(_ text: String, decimals: Int) -> UInt256? {
+        let parts = text.split(separator: " ")
+        if parts.count == 2, parts[1].uppercased() == "ETH" { return try? Amounts.parse(String(parts[0]), decimals: decimals) }
+        return parts.count == 1 ? try? UInt256(parsing: text) : nil
+    }
+
+    /// When the session stops being usable: the earliest end among session-wide time frames,
+    /// or, when every call has its own, the latest of those.
+    static func expiry(_ r: SessionReview) -> UInt64? {
+        func until(_ policies: [SessionReview.PolicyView]) -> UInt64? {
+            policies.compactMap { if case .timeFrame(let u, _)? = $0.config, u != 0 { u } else { nil } }.min()
+        }
+        if let sessionWide = until(r.userOpPolicies) { return sessionWide }
+        let perAction = r.actions.map { until($0.policies) }
+        guard !perAction.isEmpty, perAction.allSatisfy({ $0 != nil }) else { return nil }
+        return perAction.compactMap { $0 }.max()
+    }
+
+    func check(_ r: SessionReview, client: ClientIdentity?) -> (Bool, String) {
+        switch kind {
+        case .clientUIDs(let uids):
+            guard let c = client else { return (false, "no client identity") }
+            return (uids.contains(c.uid), "client uid \(c.uid)")
+        case .clientExecutables(let exes):
+            guard let exe = client?.executable else { return (false, "client executable unknown") }
+            return (exes.contains(exe), "client executable \(exe)")
+        case .clientUnits(let units):
+            guard let unit = client?.unit else { return (false, "client is in no systemd unit") }
+            return (units.contains(unit), "client unit \(unit)")
+        case .accounts(let accounts):
+            return (accounts.contains(r.account), "account \(r.account)")
+        case .chains(let chains):
+            let outside = r.chains.map(\.chainId).filter { !chains.contains($0) }
+            return (outside.isEmpty, outside.isEmpty ? "all chains listed" : "chain \(outside.map(String.init).joined(separator: ", ")) not listed")
+        case .targets(let targets):
+            if r.actions.contains(where: { $0.kind == .fallback || $0.kind == .smartSessionCall }) { return (false, "the session has a fallback or admin action: any target") }
+            let outside = r.actions.map(\.target).filter { !targets.contains($0) }
+            return (outside.isEmpty, outside.isEmpty ? "all targets listed" : "target \(outside[0]) not listed")
+        case .selectors(let selectors):
+            let outside = r.actions.filter { $0.kind != .fallback && !selectors.contains($0.selector) }
+            if r.actions.contains(where: { $0.kind == .fallback }) { return (false, "the fallback action allows any selector") }
+            return (outside.isEmpty, outside.isEmpty ? "all selectors listed" : "selector \(outside[0].selector) not listed")
+        case .maxDuration(let seconds):
+            guard let end = Self.expiry(r) else { return (false, "the session never expires") }
+            let duration = end > r.now ? end - r.now : 0
+            return (duration <= seconds, "the session lasts \(duration) s of at most \(seconds) s")
+        case .requireExpiry(let required):
+            let expires = Self.expiry(r) != nil
+            return (!required || expires, expires ? "the session expires" : "the session never expires")
+        case .maxNativeValue(let limit):
+            switch r.exposure.native {
+            case .limited(let v): return (v <= limit, "native value at most \(v) wei (limit \(limit))")
+            case .unbounded(let why): return (false, "native value unbounded: \(why)")
+            }
+        case .maxTokenAmounts(let limits):
+            for t in r.exposure.tokens {
+                guard let limit = limits[t.token] else { return (false, "token \(t.token) is not listed") }
+                switch t.bound {
+                case .limited(let v) where v > limit: return (false, "\(t.token): \(v) above \(limit)")
+                case .unbounded(let why): return (false, "\(t.token) unbounded: \(why)")
+                default: continue
+                }
+            }
+            if !r.exposure.otherContracts.isEmpty { return (false, "calls to other contracts: \(r.exposure.otherContracts[0])") }
+            return (true, "every token within its limit")
+        case .forbid(let codes):
+            let hit = r.risks.filter { codes.contains($0.code) }
+            return (hit.isEmpty, hit.isEmpty ? "no forbidden flag" : "flag \(hit[0].code): \(hit[0].message)")
+        case .anyFlag(let codes):
+            let hit = r.risks.filter { codes.contains($0.code) }
+            return (!hit.isEmpty, hit.isEmpty ? "none of the flags" : "flag \(hit[0].code): \(hit[0].message)")
+        case .maxSeverity(let max):
+            let worst = r.highestSeverity
+            return ((worst ?? .info) <= max || worst == nil, "highest severity \(worst?.rawValue ?? "none") (at most \(max.rawValue))")
+        case .allowExport(let allowed):
+            return (allowed || !r.exportKey, r.exportKey ? "the client asks for the key" : "no key export")
+        }
+    }
+}

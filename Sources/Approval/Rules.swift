@@ -1,0 +1,89 @@
+import EthereumCore
+import SmartSessions
+
+/// Why a rules file was refused; names the rule and the field.
+public struct RulesError: Error, Equatable, Sendable, CustomStringConvertible {
+    public var message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}
+
+/// What a rule, or the default, decides.
+public enum RuleDecision: String, Sendable, CaseIterable {
+    case approve, deny, ask
+}
+
+/// One line of `rules test`: a condition of a rule and whether it held.
+public struct RuleTrace: Sendable, Equatable {
+    public var rule: String
+    public var condition: String
+    public var passed: Bool
+    public var detail: String
+}
+
+/// The outcome of evaluating a rules file on a reviewed request.
+public struct RulesOutcome: Sendable {
+    public var decision: RuleDecision
+    /// The rule that decided, or nil for the default.
+    public var rule: String?
+    public var reason: String
+    public var trace: [RuleTrace]
+}
+
+/// A declarative rules file (TOML, no script engine): the first rule whose every condition
+/// holds decides; otherwise the default does. See docs/rules.md.
+public struct RulesFile: Sendable {
+    public struct Rule: Sendable {
+        public var name: String
+        public var decision: RuleDecision
+        public var reason: String
+        var conditions: [Condition]
+    }
+
+    public var defaultDecision: RuleDecision
+    public var rules: [Rule]
+
+    public init(toml: String) throws(RulesError) {
+        try self.init(json: try TOMLDocument.parse(toml))
+    }
+
+    public init(json: JSONValue) throws(RulesError) {
+        guard let root = json.objectValue else { throw RulesError("a rules file is a table") }
+        if let extra = root.keys.first(where: { !["default", "rules"].contains($0) }) { throw RulesError("\(extra): unknown key") }
+        defaultDecision = try Self.decision(root["default"] ?? "ask", at: "default")
+        var rules: [Rule] = []
+        for (i, item) in (root["rules"]?.arrayValue ?? []).enumerated() {
+            guard let r = item.objectValue else { throw RulesError("rules[\(i)]: expected a table") }
+            let name = r["name"]?.stringValue ?? "rule \(i + 1)"
+            let at = "rules[\(i)] (\(name))"
+            if let extra = r.keys.first(where: { !["name", "decision", "reason", "match"].contains($0) }) { throw RulesError("\(at).\(extra): unknown key") }
+            guard let decisionValue = r["decision"] else { throw RulesError("\(at).decision: missing") }
+            let conditions = try Condition.parse(r["match"] ?? .object(JSONObject()), at: "\(at).match")
+            rules.append(Rule(name: name, decision: try Self.decision(decisionValue, at: "\(at).decision"),
+                              reason: r["reason"]?.stringValue ?? "", conditions: conditions))
+        }
+        self.rules = rules
+    }
+
+    static func decision(_ v: JSONValue, at: String) throws(RulesError) -> RuleDecision {
+        guard let s = v.stringValue, let d = RuleDecision(rawValue: s) else { throw RulesError("\(at): approve, deny or ask") }
+        return d
+    }
+
+    /// Decides for `review` asked by `client`; the trace says which conditions held.
+    public func evaluate(_ review: SessionReview, client: ClientIdentity?) -> RulesOutcome {
+        var trace: [RuleTrace] = []
+        for rule in rules {
+            var matched = true
+            for condition in rule.conditions {
+                let (passed, detail) = condition.check(review, client: client)
+                trace.append(RuleTrace(rule: rule.name, condition: condition.name, passed: passed, detail: detail))
+                if !passed { matched = false; break }
+            }
+            if matched {
+                return RulesOutcome(decision: rule.decision, rule: rule.name, reason: rule.reason.isEmpty ? "rule \(rule.name)" : rule.reason, trace: trace)
+            }
+        }
+        return RulesOutcome(decision: defaultDecision, rule: nil, reason: "no rule matched; the default is \(defaultDecision.rawValue)", trace: trace)
+    }
+}

@@ -1,0 +1,52 @@
+import Approval
+import ArgumentParser
+import EthereumCore
+import Foundation
+import SmartSessions
+
+struct Rules: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Work with approval rules files.",
+        subcommands: [RulesTest.self])
+}
+
+struct RulesTest: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "test",
+        abstract: "Show what a rules file decides for a request, and why (a dry run).")
+
+    @Argument(help: "The request file, or - for standard input.") var request: String?
+    @Option(help: "The rules file (TOML).") var rules: String
+    @Option(help: "The client's uid, as the agent would read it from the socket.") var uid: UInt32 = UInt32(getuid())
+    @Option(help: "The client's executable (/proc/PID/exe).") var executable: String?
+    @Option(help: "The client's systemd unit.") var unit: String?
+    @Option(name: .customLong("session-key"), help: "The session key address (default: a fresh one).") var sessionKey: String?
+    @OptionGroup var review: ReviewOptions
+    @OptionGroup var output: OutputOptions
+
+    func run() throws {
+        try report(output) {
+            let rulesText = String(decoding: try readInput(rules), as: UTF8.self)
+            let file: RulesFile
+            do { file = try RulesFile(toml: rulesText) } catch { throw CommandFailure(message: "\(rules): \(error)") }
+            let key = try sessionKey.map { try parseAddress($0, what: "--session-key") } ?? Secp256k1.PrivateKey.generate().address
+            let tokens = try review.tokenList()
+            let compiled = try RequestCompiler(tokens: tokens, now: review.time, sessionKeys: [key])
+                .compile(try parseJSON(try readInput(request), what: "request"))
+            let reviewed = Reviewer(tokens: tokens, now: review.time).review(compiled)
+            let client = ClientIdentity(uid: uid, gid: 0, pid: 0, executable: executable, unit: unit)
+            let outcome = file.evaluate(reviewed, client: client)
+            var lines = ["decision: \(outcome.decision.rawValue)", "reason: \(outcome.reason)", "trace:"]
+            for t in outcome.trace { lines.append("  [\(t.passed ? "ok" : "no")] \(t.rule): \(t.condition): \(t.detail)") }
+            if outcome.rule == nil { lines.append("  default: \(file.defaultDecision.rawValue)") }
+            var o = JSONObject()
+            o["decision"] = .string(outcome.decision.rawValue)
+            o["rule"] = outcome.rule.map { .string($0) } ?? .null
+            o["reason"] = .string(outcome.reason)
+            o["trace"] = .array(outcome.trace.map {
+                .object(JSONObject(["rule": .string($0.rule), "condition": .string($0.condition), "passed": .bool($0.passed), "detail": .string($0.detail)]))
+            })
+            return CommandOutput(text: lines.joined(separator: "\n"), json: .object(o))
+        }
+    }
+}

@@ -1,0 +1,89 @@
+import Approval
+import EthereumCore
+import Foundation
+import SmartSessions
+import Testing
+import TestSupport
+
+@Suite("Rules files decide with a trace, and reject what they do not understand")
+struct RulesTests {
+    static let now: UInt64 = 1_764_096_000
+    static let example = try! String(contentsOf: Oracle.packageRoot.appendingPathComponent("docs/examples/rules.toml"), encoding: .utf8)
+
+    func review(_ json: String) throws -> SessionReview {
+        let compiled = try RequestCompiler(now: Self.now, sessionKeys: [try Address("0x19E7E376E7C213B7E7e7e46cc70A5dD086DAff2A")]).compile(try JSONValue(parsing: json))
+        return Reviewer(now: Self.now).review(compiled)
+    }
+
+    static let payments = """
+        {"account": "0x7227dcfb0c5ec7a5f539f97b18be261c49687ed6", "chains": [11155111], "validity": {"duration": "3d"},
+         "permissions": [{"token": "USDC", "allow": ["transfer"], "spendingLimit": "%AMOUNT% USDC", "maxUses": 10}]}
+        """
+
+    @Test func theExampleApprovesThePaymentsBotWithinItsLimits() throws {
+        let rules = try RulesFile(toml: Self.example)
+        let bot = ClientIdentity(uid: 1000, gid: 1000, pid: 42)
+        let ok = rules.evaluate(try review(Self.payments.replacingOccurrences(of: "%AMOUNT%", with: "100")), client: bot)
+        #expect(ok.decision == .approve && ok.rule == "payments bot")
+        #expect(ok.trace.allSatisfy(\.passed) || ok.trace.first?.rule == "never the dangerous flags")
+
+        let tooMuch = rules.evaluate(try review(Self.payments.replacingOccurrences(of: "%AMOUNT%", with: "101")), client: bot)
+        #expect(tooMuch.decision == .ask && tooMuch.rule == nil)
+        #expect(tooMuch.trace.contains { !$0.passed && $0.condition == "max_token_amounts" })
+
+        let stranger = rules.evaluate(try review(Self.payments.replacingOccurrences(of: "%AMOUNT%", with: "1")), client: ClientIdentity(uid: 4242, gid: 0, pid: 1))
+        #expect(stranger.decision == .ask)
+        #expect(stranger.trace.contains { !$0.passed && $0.condition == "client_uids" })
+
+        let fallback = rules.evaluate(try review("""
+            {"account": "0x7227dcfb0c5ec7a5f539f97b18be261c49687ed6", "chains": [11155111],
+             "session": {"sessionValidator": "0x000000000013fdb5234e4e3162a810f54d9f7e98", "sessionValidatorInitData": "0x0000000000000000000000000000000000000000000000000000000000000001000000000000000000000000000000000000000000000000000000000000004000000000000000000000000000000000000000000000000000000000000000010000000000000000000000001d2423ce516c5b68a7e311db684fd7ad0d389428",
+               "salt": "0x0000000000000000000000000000000000000000000000000000000000000000", "userOpPolicies": [],
+               "erc7739Policies": {"allowedERC7739Content": [], "erc1271Policies": []},
+               "actions": [{"actionTargetSelector": "0x00000001", "actionTarget": "0x0000000000000000000000000000000000000001",
+                            "actionPolicies": [{"policy": "0x00000000001d4479fa2a947026204d0283cede4b", "initData": "0x00000000000000000000000000000001"}]}],
+               "permitERC4337Paymaster": false}}
+            """), client: bot)
+        #expect(fallback.decision == .deny && fallback.rule == "never the dangerous flags")
+    }
+
+    @Test func conditionsEachWay() throws {
+        let r = try review(Self.payments.replacingOccurrences(of: "%AMOUNT%", with: "5"))
+        func decide(_ match: String, client: ClientIdentity? = ClientIdentity(uid: 7, gid: 7, pid: 1, executable: "/usr/bin/bot", unit: "bot.service")) throws -> RuleDecision {
+            try RulesFile(toml: "default = \"deny\"\n[[rules]]\nname = \"r\"\ndecision = \"approve\"\n[rules.match]\n\(match)\n").evaluate(r, client: client).decision
+        }
+        #expect(try decide("client_executables = [\"/usr/bin/bot\"]") == .approve)
+        #expect(try decide("client_executables = [\"/usr/bin/other\"]") == .deny)
+        #expect(try decide("client_units = [\"bot.service\"]") == .approve)
+        #expect(try decide("client_units = [\"bot.service\"]", client: nil) == .deny)
+        #expect(try decide("chains = [1]") == .deny)
+        #expect(try decide("max_duration = \"2d\"") == .deny)
+        #expect(try decide("max_duration = \"3d\"") == .approve)
+        #expect(try decide("max_native_value = \"0.1 ETH\"") == .approve)
+        #expect(try decide("selectors = [\"0x095ea7b3\"]") == .deny)
+        #expect(try decide("max_severity = \"info\"") == .approve)
+        #expect(try decide("forbid = [\"testnet\"]") == .deny)
+        #expect(try decide("any_flag = [\"testnet\"]") == .approve)
+        #expect(try decide("any_flag = [\"sudo\"]") == .deny)
+        #expect(try decide("") == .approve)   // no conditions: always matches
+    }
+
+    @Test func malformedRulesAreRefusedWithTheirPlace() {
+        for (toml, text) in [
+            ("default = \"maybe\"", "default: approve, deny or ask"),
+            ("[[rules]]\ndecision = \"approve\"\n[rules.match]\nmax_gas = 5", "unknown condition"),
+            ("[[rules]]\nname = \"x\"\n[rules.match]\nchains = [1]", "decision: missing"),
+            ("[[rules]]\ndecision = \"approve\"\n[rules.match]\naccounts = [\"0x12\"]", "is not an address"),
+            ("[[rules]]\ndecision = \"approve\"\n[rules.match]\nmax_duration = \"soon\"", "a duration"),
+            ("this is = not toml", "invalid TOML"),
+            ("extra = 1", "extra: unknown key"),
+        ] {
+            do {
+                _ = try RulesFile(toml: toml)
+                Issue.record("accepted \(toml)")
+            } catch {
+                #expect(error.message.contains(text), "\(error.message)")
+            }
+        }
+    }
+}
