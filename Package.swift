@@ -16,6 +16,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-crypto", "3.12.0"..<"5.0.0"),
         .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.0.0"),
     ],
     targets: [
         // The five C libraries, each wrapped once (see the hardware-test-rig notes in docs/).
@@ -43,6 +44,10 @@ let package = Package(
             name: "OwnerSigners",
             dependencies: ["EthereumCore", "CFido2", "CPCSC", "CPKCS11", "COpenSSL", "CSecp256k1"]
         ),
+        // Sessions, their sealed keys, the policy ledger and the audit log, in one SQLite file.
+        .target(name: "SessionStore", dependencies: [
+            "SmartSessions", "OwnerSigners", .product(name: "GRDB", package: "GRDB.swift"), .product(name: "Crypto", package: "swift-crypto"),
+        ]),
         // How a reviewed request is decided: the declarative rules file (later also the
         // terminal and pinentry approvers).
         .target(name: "Approval", dependencies: ["SmartSessions", .product(name: "TOMLKit", package: "TOMLKit")]),
@@ -72,6 +77,7 @@ let package = Package(
             dependencies: ["SmartSessions", "TestSupport", .product(name: "Crypto", package: "swift-crypto")]
         ),
         .testTarget(name: "ApprovalTests", dependencies: ["Approval", "TestSupport"]),
+        .testTarget(name: "SessionStoreTests", dependencies: ["SessionStore", "TestSupport", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(name: "OwnerSignersTests", dependencies: ["OwnerSigners", "TestSupport", "CFido2", "CPCSC", "CPKCS11"]),
         .testTarget(
             name: "CLITests",

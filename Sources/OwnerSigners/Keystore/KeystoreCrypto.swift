@@ -3,8 +3,8 @@ import EthereumCore
 
 /// The OpenSSL calls of the keystore: scrypt, PBKDF2-HMAC-SHA256 and AES-128-CTR. Derived keys
 /// live only in `SecretBytes`.
-enum KeystoreCrypto {
-    static func scrypt(passphrase: SecretBytes, salt: [UInt8], n: UInt64, r: UInt64, p: UInt64, length: Int) throws(KeystoreError) -> SecretBytes {
+package enum KeystoreCrypto {
+    package static func scrypt(passphrase: SecretBytes, salt: [UInt8], n: UInt64, r: UInt64, p: UInt64, length: Int) throws(KeystoreError) -> SecretBytes {
         // OpenSSL refuses to use more than maxmem bytes; scrypt needs 128 · r · (n + p + 1).
         let maxmem = 128 * r * (n + p + 2) + (1 << 20)
         return try SecretBytes(count: length) { (out: UnsafeMutableRawBufferPointer) throws(KeystoreError) in

@@ -1,0 +1,327 @@
+import EthereumCore
+import Foundation
+import GRDB
+import SmartSessions
+
+/// The client a session is bound to: its uid always, its executable or systemd unit when the
+/// request asked for that.
+public struct ClientBinding: Hashable, Sendable {
+    public var uid: UInt32
+    public var executable: String?
+    public var unit: String?
+
+    public init(uid: UInt32, executable: String? = nil, unit: String? = nil) {
+        self.uid = uid
+        self.executable = executable
+        self.unit = unit
+    }
+}
+
+/// A session the agent holds a key for.
+public struct StoredSession: Sendable, Equatable {
+    public var id: String
+    public var client: ClientBinding
+    public var account: Address
+    public var accountKind: AccountKind?
+    public var chains: [ChainTarget]
+    public var mode: SmartSessionMode
+    public var session: Session
+    /// The owner's signature, already routed for the account (`permissionEnableSig`).
+    public var permissionEnableSig: [UInt8]
+    public var sessionKey: Address
+    public var createdAt: UInt64
+    public var expiresAt: UInt64?
+    public var revokedAt: UInt64?
+    public var exportAllowed: Bool
+    public var label: String?
+
+    public init(id: String, client: ClientBinding, account: Address, accountKind: AccountKind?, chains: [ChainTarget], mode: SmartSessionMode,
+                session: Session, permissionEnableSig: [UInt8], sessionKey: Address, createdAt: UInt64, expiresAt: UInt64?,
+                revokedAt: UInt64? = nil, exportAllowed: Bool, label: String? = nil) {
+        self.id = id
+        self.client = client
+        self.account = account
+        self.accountKind = accountKind
+        self.chains = chains
+        self.mode = mode
+        self.session = session
+        self.permissionEnableSig = permissionEnableSig
+        self.sessionKey = sessionKey
+        self.createdAt = createdAt
+        self.expiresAt = expiresAt
+        self.revokedAt = revokedAt
+        self.exportAllowed = exportAllowed
+        self.label = label
+    }
+}
+
+/// The session-key store: one SQLite file (GRDB) holding sessions, their keys sealed with
+/// AES-256-GCM under a data key, the policy ledger and the hash-chained audit log.
+public final class SessionStore: @unchecked Sendable {
+    // The queue serialises every access; `dataKey` is guarded by `lock`.
+    let database: DatabaseQueue
+    private let lock = NSLock()
+    private var dataKey: DataKey?
+
+    /// Opens (creating and migrating) the store at `path`, or in memory for `nil`.
+    public init(path: String?) throws(StoreError) {
+        var configuration = Configuration()
+        configuration.foreignKeysEnabled = true
+        configuration.prepareDatabase { db in
+            // Deleted keys are overwritten, not left in free pages.
+            try db.execute(sql: "PRAGMA secure_delete = ON")
+        }
+        do {
+            if let path {
+                database = try DatabaseQueue(path: path, configuration: configuration)
+                // A commit is on disk before it returns: the ledger is never behind a signature.
+                try database.writeWithoutTransaction { db in
+                    try db.execute(sql: "PRAGMA journal_mode = WAL")
+                    try db.execute(sql: "PRAGMA synchronous = FULL")
+                }
+            } else {
+                database = try DatabaseQueue(configuration: configuration)
+            }
+            try Self.migrator.migrate(database)
+        } catch { throw .database("\(error)") }
+    }
+
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1: sessions, ledger, audit") { db in
+            try db.execute(sql: """
+                CREATE TABLE meta (key TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL);
+                CREATE TABLE sessions (
+                    id TEXT PRIMARY KEY NOT NULL,
+                    client_uid INTEGER NOT NULL, client_executable TEXT, client_unit TEXT,
+                    account TEXT NOT NULL, request TEXT NOT NULL,
+                    session_key TEXT NOT NULL, sealed_key BLOB NOT NULL,
+                    created_at INTEGER NOT NULL, expires_at INTEGER, revoked_at INTEGER,
+                    export_allowed INTEGER NOT NULL);
+                CREATE INDEX sessions_by_uid ON sessions(client_uid);
+                CREATE TABLE enabled_chains (
+                    session_id TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+                    chain_id INTEGER NOT NULL, PRIMARY KEY (session_id, chain_id));
+                CREATE TABLE ledger (
+                    session_id TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
+                    policy TEXT NOT NULL, config_id TEXT NOT NULL, counter TEXT NOT NULL, value TEXT NOT NULL,
+                    PRIMARY KEY (session_id, policy, config_id, counter));
+                CREATE TABLE audit (
+                    seq INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL, kind TEXT NOT NULL,
+                    entry TEXT NOT NULL, hash TEXT NOT NULL);
+                """)
+        }
+        return migrator
+    }
+
+    func run<T>(_ body: (Database) throws -> T) throws(StoreError) -> T {
+        do { return try database.write(body) } catch let e as StoreError { throw e } catch { throw .database("\(error)") }
+    }
+
+    // MARK: - The data key
+
+    /// Whether a data key was ever created.
+    public var isInitialized: Bool {
+        (try? run { try String.fetchOne($0, sql: "SELECT value FROM meta WHERE key = 'data_key'") }) != nil
+    }
+
+    public var isLocked: Bool { lock.withLock { dataKey == nil } }
+
+    /// Creates the data key, wrapped under `passphrase`, and leaves the store unlocked.
+    public func initialize(passphrase: SecretBytes, scryptN: UInt64 = 1 << 15) throws(StoreError) {
+        guard !isInitialized else { throw .corrupt("the store already has a data key") }
+        let key = DataKey.generate()
+        let wrapped = try key.wrap(passphrase: passphrase, n: scryptN)
+        try run { try $0.execute(sql: "INSERT INTO meta (key, value) VALUES ('data_key', ?)", arguments: [wrapped.json.serialized]) }
+        lock.withLock { dataKey = key }
+    }
+
+    public func unlock(passphrase: SecretBytes) throws(StoreError) {
+        guard let text = try run({ try String.fetchOne($0, sql: "SELECT value FROM meta WHERE key = 'data_key'") }) else {
+            throw .notFound("the store's data key (initialise the store first)")
+        }
+        let key = try DataKey.unwrap(try WrappedDataKey(json: text), passphrase: passphrase)
+        lock.withLock { dataKey = key }
+    }
+
+    /// Drops the data key from memory: session keys cannot be used until `unlock`.
+    public func lockStore() { lock.withLock { dataKey = nil } }
+
+    func requireKey() throws(StoreError) -> DataKey {
+        guard let key = lock.withLock({ dataKey }) else { throw .locked }
+        return key
+    }
+
+    // MARK: - Sessions
+
+    static func requestJSON(_ s: StoredSession) -> String {
+        JSONValue.object(JSONObject([
+            "accountKind": s.accountKind.map { .string($0.rawValue) } ?? .null,
+            "chains": .array(s.chains.map { .object(JSONObject(["chainId": .string(String($0.chainId)), "nonce": .string($0.nonce.description)])) }),
+            "mode": .number(String(s.mode.rawValue)), "session": s.session.json,
+            "permissionEnableSig": .string(Hex.encode(s.permissionEnableSig)), "label": s.label.map { .string($0) } ?? .null,
+        ])).serialized
+    }
+
+    /// Stores a session and seals its key; the key's address must be the session's.
+    public func insert(_ s: StoredSession, key: Secp256k1.PrivateKey) throws(StoreError) {
+        guard key.address == s.sessionKey else { throw .corrupt("the key does not belong to session \(s.id)") }
+        let data = try requireKey()
+        let sealed = try key.withUnsafeBytes { raw throws(StoreError) in try data.seal(raw, recordId: s.id) }
+        try run { db in
+            try db.execute(sql: """
+                INSERT INTO sessions (id, client_uid, client_executable, client_unit, account, request, session_key, sealed_key,
+                                      created_at, expires_at, revoked_at, export_allowed)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """, arguments: [s.id, Int64(s.client.uid), s.client.executable, s.client.unit, s.account.lowercased, Self.requestJSON(s),
+                                 s.sessionKey.lowercased, Data(sealed), Int64(s.createdAt), s.expiresAt.map(Int64.init), s.revokedAt.map(Int64.init),
+                                 s.exportAllowed])
+        }
+    }
+
+    static func session(from row: Row) throws -> StoredSession {
+        let request = try JSONValue(parsing: row["request"] as String)
+        let chains = try (request["chains"]?.arrayValue ?? []).map { c in
+            ChainTarget(chainId: UInt64(c["chainId"]?.stringValue ?? "") ?? 0, nonce: try UInt256(parsing: c["nonce"]?.stringValue ?? "0"))
+        }
+        guard case .number(let m)? = request["mode"], let mode = UInt8(m).flatMap(SmartSessionMode.init(rawValue:)) else {
+            throw StoreError.corrupt("session mode")
+        }
+        let uid: Int64 = row["client_uid"]
+        let created: Int64 = row["created_at"]
+        let expires: Int64? = row["expires_at"]
+        let revoked: Int64? = row["revoked_at"]
+        return StoredSession(
+            id: row["id"], client: ClientBinding(uid: UInt32(uid), executable: row["client_executable"], unit: row["client_unit"]),
+            account: try Address(row["account"] as String), accountKind: request["accountKind"]?.stringValue.flatMap(AccountKind.init(rawValue:)),
+            chains: chains, mode: mode, session: try Session(json: request["session"] ?? .null),
+            permissionEnableSig: try Hex.decode(request["permissionEnableSig"]?.stringValue ?? "0x"),
+            sessionKey: try Address(row["session_key"] as String), createdAt: UInt64(created), expiresAt: expires.map(UInt64.init),
+            revokedAt: revoked.map(UInt64.init), exportAllowed: row["export_allowed"], label: request["label"]?.stringValue)
+    }
+
+    public func session(id: String) throws(StoreError) -> StoredSession {
+        guard let s = try run({ db in try Row.fetchOne(db, sql: "SELECT * FROM sessions WHERE id = ?", arguments: [id]).map(Self.session(from:)) }) else {
+            throw .notFound("session \(id)")
+        }
+        return s
+    }
+
+    /// The sessions of one uid, or of everyone for `nil` (the operator's view).
+    public func sessions(uid: UInt32?) throws(StoreError) -> [StoredSession] {
+        try run { db in
+            let rows = if let uid {
+                try Row.fetchAll(db, sql: "SELECT * FROM sessions WHERE client_uid = ? ORDER BY created_at, id", arguments: [Int64(uid)])
+            } else {
+                try Row.fetchAll(db, sql: "SELECT * FROM sessions ORDER BY created_at, id")
+            }
+            return try rows.map(Self.session(from:))
+        }
+    }
+
+    /// The session key, unsealed. Revoked and expired sessions have none.
+    public func sessionKey(id: String) throws(StoreError) -> Secp256k1.PrivateKey {
+        let data = try requireKey()
+        guard let sealed = try run({ db in try Data.fetchOne(db, sql: "SELECT sealed_key FROM sessions WHERE id = ?", arguments: [id]) }) else {
+            throw .notFound("session \(id)")
+        }
+        guard !sealed.isEmpty else { throw .notFound("the key of session \(id) (revoked or expired)") }
+        let secret = try data.open([UInt8](sealed), recordId: id)
+        do { return try secret.withUnsafeBytes { raw throws(Secp256k1Error) in try Secp256k1.PrivateKey(bytes: raw) } } catch {
+            throw .corrupt("session \(id) holds an invalid key")
+        }
+    }
+
+    /// Marks a session revoked and erases its key.
+    public func revoke(id: String, at time: UInt64) throws(StoreError) {
+        let changed = try run { db in
+            try db.execute(sql: "UPDATE sessions SET revoked_at = ?, sealed_key = x'' WHERE id = ? AND revoked_at IS NULL", arguments: [Int64(time), id])
+            return db.changesCount
+        }
+        guard changed == 1 else { throw .notFound("session \(id)") }
+    }
+
+    /// Erases the keys of sessions that expired by `time`; returns their ids.
+    @discardableResult
+    public func eraseExpired(now time: UInt64) throws(StoreError) -> [String] {
+        try run { db in
+            let ids = try String.fetchAll(db, sql: "SELECT id FROM sessions WHERE expires_at IS NOT NULL AND expires_at < ? AND length(sealed_key) > 0", arguments: [Int64(time)])
+            try db.execute(sql: "UPDATE sessions SET sealed_key = x'' WHERE expires_at IS NOT NULL AND expires_at < ?", arguments: [Int64(time)])
+            return ids
+        }
+    }
+
+    // MARK: - Ledger and signatures
+
+    public func ledger(sessionId: String) throws(StoreError) -> PolicyLedger {
+        try run { db in
+            var ledger = PolicyLedger()
+            for row in try Row.fetchAll(db, sql: "SELECT policy, config_id, counter, value FROM ledger WHERE session_id = ?", arguments: [sessionId]) {
+                let key = LedgerKey(policy: try Address(row["policy"] as String), configId: try Bytes32(hex: row["config_id"] as String), counter: row["counter"])
+                ledger.counters[key] = try UInt256(parsing: row["value"] as String)
+            }
+            return ledger
+        }
+    }
+
+    public func enabledChains(sessionId: String) throws(StoreError) -> Set<UInt64> {
+        try run { db in Set(try Int64.fetchAll(db, sql: "SELECT chain_id FROM enabled_chains WHERE session_id = ?", arguments: [sessionId]).map { UInt64($0) }) }
+    }
+
+    /// Records a signature: the ledger delta, the chain now enabled, and the audit entry, in
+    /// one durable transaction that commits before the signature may be handed out.
+    public func recordSignature(sessionId: String, delta: LedgerDelta, enabledChain: UInt64?, audit: JSONValue, at time: UInt64) throws(StoreError) {
+        try run { db in
+            if !delta.resetConfigIds.isEmpty {
+                for id in delta.resetConfigIds {
+                    try db.execute(sql: "DELETE FROM ledger WHERE session_id = ? AND config_id = ?", arguments: [sessionId, id.hex])
+                }
+            }
+            for (key, value) in delta.updates {
+                try db.execute(sql: """
+                    INSERT INTO ledger (session_id, policy, config_id, counter, value) VALUES (?, ?, ?, ?, ?)
+                    ON CONFLICT (session_id, policy, config_id, counter) DO UPDATE SET value = excluded.value
+                    """, arguments: [sessionId, key.policy.lowercased, key.configId.hex, key.counter, value.description])
+            }
+            if let chain = enabledChain {
+                try db.execute(sql: "INSERT OR IGNORE INTO enabled_chains (session_id, chain_id) VALUES (?, ?)", arguments: [sessionId, Int64(chain)])
+            }
+            try Self.appendAudit(db, kind: "signature", entry: audit, at: time)
+        }
+    }
+
+    // MARK: - Audit log
+
+    static func chainHash(previous: String, at: Int64, kind: String, entry: String) -> String {
+        Keccak256.hash(Array("\(previous)|\(at)|\(kind)|\(entry)".utf8)).hex
+    }
+
+    static func appendAudit(_ db: Database, kind: String, entry: JSONValue, at time: UInt64) throws {
+        let previous = try String.fetchOne(db, sql: "SELECT hash FROM audit ORDER BY seq DESC LIMIT 1") ?? Bytes32.zero.hex
+        let text = entry.serialized
+        try db.execute(sql: "INSERT INTO audit (at, kind, entry, hash) VALUES (?, ?, ?, ?)",
+                       arguments: [Int64(time), kind, text, chainHash(previous: previous, at: Int64(time), kind: kind, entry: text)])
+    }
+
+    /// Appends an entry (requests, decisions, approvers; never secrets) to the hash chain.
+    public func audit(_ kind: String, _ entry: JSONValue, at time: UInt64) throws(StoreError) {
+        try run { try Self.appendAudit($0, kind: kind, entry: entry, at: time) }
+    }
+
+    /// The number of entries if the chain is intact; else the first broken entry.
+    public func verifyAudit() throws(StoreError) -> Result<Int, StoreError> {
+        try run { db in
+            var previous = Bytes32.zero.hex
+            var count = 0
+            for row in try Row.fetchAll(db, sql: "SELECT seq, at, kind, entry, hash FROM audit ORDER BY seq") {
+                let expected = Self.chainHash(previous: previous, at: row["at"], kind: row["kind"], entry: row["entry"])
+                guard expected == row["hash"] as String else {
+                    return .failure(.corrupt("audit entry \(row["seq"] as Int64) does not match the chain"))
+                }
+                previous = expected
+                count += 1
+            }
+            return .success(count)
+        }
+    }
+}

@@ -1,0 +1,111 @@
+import EthereumCore
+import Foundation
+import GRDB
+import OwnerSigners
+import SessionStore
+import SmartSessions
+import Testing
+import TestSupport
+
+func secret(_ text: String) -> SecretBytes {
+    Array(text.utf8).withUnsafeBytes { SecretBytes(copying: $0) }
+}
+
+@Suite("The session-key store: sealed keys, binding, lifetimes, ledger, audit chain")
+struct SessionStoreTests {
+    static let account = try! Address("0x7227dcfb0c5ec7a5f539f97b18be261c49687ed6")
+
+    static func stored(_ id: String, key: Secp256k1.PrivateKey, uid: UInt32 = 1000, expires: UInt64? = 2_000_000_000) -> StoredSession {
+        let session = Session(sessionValidator: SmartSessionAddresses.ownableValidator,
+                              sessionValidatorInitData: try! OwnableValidatorConfig(threshold: 1, owners: [key.address]).initData,
+                              userOpPolicies: [PolicyConfig.usageLimit(3).policyData],
+                              actions: [ActionData(actionTargetSelector: .valueTransfer, actionTarget: account, actionPolicies: [PolicyConfig.sudo.policyData])])
+        return StoredSession(id: id, client: ClientBinding(uid: uid, executable: "/usr/bin/bot"), account: account, accountKind: .nexus,
+                             chains: [ChainTarget(chainId: 11155111, nonce: 2)], mode: .enable, session: session,
+                             permissionEnableSig: [1, 2, 3], sessionKey: key.address, createdAt: 1_700_000_000, expiresAt: expires,
+                             exportAllowed: false, label: "bot")
+    }
+
+    static func temporaryPath() -> String {
+        FileManager.default.temporaryDirectory.appendingPathComponent("store-\(UUID()).sqlite").path
+    }
+
+    @Test func keysAreSealedAndOnlyUsableWhenUnlocked() throws {
+        let path = Self.temporaryPath()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let key = Secp256k1.PrivateKey.generate()
+        do {
+            let store = try SessionStore(path: path)
+            #expect(!store.isInitialized)
+            try store.initialize(passphrase: secret("store pass"), scryptN: 1024)
+            try store.insert(Self.stored("s1", key: key), key: key)
+            #expect(try store.sessionKey(id: "s1").address == key.address)
+            #expect(try store.session(id: "s1") == Self.stored("s1", key: key))
+            store.lockStore()
+            #expect(throws: StoreError.locked) { try store.sessionKey(id: "s1") }
+        }
+        // The file holds no plaintext key.
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: path))
+        let raw = key.withUnsafeBytes { Data($0) }
+        #expect(bytes.range(of: raw) == nil)
+
+        let reopened = try SessionStore(path: path)
+        #expect(reopened.isInitialized && reopened.isLocked)
+        #expect(throws: StoreError.wrongPassphrase) { try reopened.unlock(passphrase: secret("wrong")) }
+        try reopened.unlock(passphrase: secret("store pass"))
+        #expect(try reopened.sessionKey(id: "s1").address == key.address)
+    }
+
+    @Test func sessionsAreListedPerClientAndErasedWhenRevokedOrExpired() throws {
+        let store = try SessionStore(path: nil)
+        try store.initialize(passphrase: secret("p"), scryptN: 1024)
+        let a = Secp256k1.PrivateKey.generate(), b = Secp256k1.PrivateKey.generate(), c = Secp256k1.PrivateKey.generate()
+        try store.insert(Self.stored("a", key: a, uid: 1000), key: a)
+        try store.insert(Self.stored("b", key: b, uid: 2000), key: b)
+        try store.insert(Self.stored("c", key: c, uid: 1000, expires: 1_800_000_000), key: c)
+        #expect(try store.sessions(uid: 1000).map(\.id) == ["a", "c"])
+        #expect(try store.sessions(uid: 2000).map(\.id) == ["b"])
+        #expect(try store.sessions(uid: nil).count == 3)
+        #expect(throws: StoreError.self) { try store.insert(Self.stored("x", key: a), key: b) }   // key and session must agree
+
+        try store.revoke(id: "a", at: 1_750_000_000)
+        #expect(throws: StoreError.self) { try store.sessionKey(id: "a") }
+        #expect(try store.session(id: "a").revokedAt == 1_750_000_000)
+        #expect(throws: StoreError.notFound("session a")) { try store.revoke(id: "a", at: 1) }
+        #expect(try store.eraseExpired(now: 1_900_000_000) == ["c"])
+        #expect(throws: StoreError.self) { try store.sessionKey(id: "c") }
+        #expect(try store.sessionKey(id: "b").address == b.address)
+    }
+
+    @Test func ledgerAndAuditCommitTogetherAndTheChainDetectsTampering() throws {
+        let path = Self.temporaryPath()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let store = try SessionStore(path: path)
+        try store.initialize(passphrase: secret("p"), scryptN: 1024)
+        let key = Secp256k1.PrivateKey.generate()
+        let s = Self.stored("s", key: key)
+        try store.insert(s, key: key)
+
+        let checker = PolicyChecker(session: s.session, account: Self.account)
+        let op = PackedUserOperation(sender: Self.account, nonce: 0, initCode: [], callData: ExecuteCall.single(Execution(target: Self.account, value: 1)).calldata,
+                                     accountGasLimits: .zero, preVerificationGas: 0, gasFees: .zero, paymasterAndData: [], signature: [])
+        for i in 0..<3 {
+            guard case .success(let allowance) = checker.check(op, ledger: try store.ledger(sessionId: "s")) else {
+                Issue.record("use \(i) denied")
+                return
+            }
+            try store.recordSignature(sessionId: "s", delta: allowance.delta, enabledChain: 11155111,
+                                      audit: .object(JSONObject(["session": "s", "use": JSONValue(i)])), at: 1_700_000_000 + UInt64(i))
+        }
+        // The ledger survived in the file: the fourth use is refused, as on chain.
+        let reopened = try SessionStore(path: path)
+        if case .success = checker.check(op, ledger: try reopened.ledger(sessionId: "s")) { Issue.record("the usage limit was forgotten") }
+        #expect(try reopened.enabledChains(sessionId: "s") == [11155111])
+        try reopened.audit("decision", .object(JSONObject(["approved": true])), at: 1_700_000_100)
+        #expect(try reopened.verifyAudit() == .success(4))
+
+        // Editing an entry behind the agent's back breaks the chain.
+        try DatabaseQueue(path: path).write { try $0.execute(sql: "UPDATE audit SET entry = '{\"session\":\"s\",\"use\":7}' WHERE seq = 2") }
+        #expect(try SessionStore(path: path).verifyAudit() == .failure(.corrupt("audit entry 2 does not match the chain")))
+    }
+}
