@@ -51,6 +51,11 @@ let package = Package(
         // How a reviewed request is decided: the declarative rules file (later also the
         // terminal and pinentry approvers).
         .target(name: "Approval", dependencies: ["SmartSessions", .product(name: "TOMLKit", package: "TOMLKit")]),
+        // The agent: peer credentials and process hardening now; the socket server, approval
+        // flow and scoped signing next.
+        .target(name: "Agent", dependencies: ["CLinuxShims", "Approval", "SessionStore", "OwnerSigners", "SmartSessions"]),
+        // The few Linux calls Swift's Glibc module does not expose (ucred, prctl).
+        .target(name: "CLinuxShims"),
         .executableTarget(
             name: "session-agent",
             dependencies: [
@@ -77,6 +82,7 @@ let package = Package(
             dependencies: ["SmartSessions", "TestSupport", .product(name: "Crypto", package: "swift-crypto")]
         ),
         .testTarget(name: "ApprovalTests", dependencies: ["Approval", "TestSupport"]),
+        .testTarget(name: "AgentTests", dependencies: ["Agent", "CLinuxShims", "TestSupport"]),
         .testTarget(name: "SessionStoreTests", dependencies: ["SessionStore", "TestSupport", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(name: "OwnerSignersTests", dependencies: ["OwnerSigners", "TestSupport", "CFido2", "CPCSC", "CPKCS11"]),
         .testTarget(

@@ -1,0 +1,47 @@
+import Approval
+internal import CLinuxShims
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Who is at the other end of a Unix socket: SO_PEERCRED (pid, uid, gid as the kernel saw them
+/// at connect time), the executable behind the pid, and its systemd unit.
+public enum PeerCredentials {
+    public struct Failure: Error, CustomStringConvertible {
+        public var description: String
+    }
+
+    /// Reads the peer of a connected AF_UNIX socket.
+    public static func read(socket fd: Int32) throws -> ClientIdentity {
+        var pid: pid_t = 0, uid: uid_t = 0, gid: gid_t = 0
+        guard CLinuxShims_peerCredentials(fd, &pid, &uid, &gid) == 0 else {
+            throw Failure(description: "getsockopt(SO_PEERCRED): \(String(cString: strerror(errno)))")
+        }
+        return ClientIdentity(uid: uid, gid: gid, pid: pid, executable: executable(pid: pid), unit: systemdUnit(pid: pid))
+    }
+
+    /// `/proc/PID/exe`; nil when the process is gone or hidden from us.
+    public static func executable(pid: Int32) -> String? {
+        try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/exe")
+    }
+
+    /// The systemd unit a process runs in, from the unified (or name=systemd) cgroup path:
+    /// the last path component ending in .service or .scope.
+    public static func systemdUnit(pid: Int32) -> String? {
+        guard let file = FileHandle(forReadingAtPath: "/proc/\(pid)/cgroup") else { return nil }
+        defer { try? file.close() }
+        return unit(cgroup: String(decoding: file.readDataToEndOfFile(), as: UTF8.self))
+    }
+
+    static func unit(cgroup text: String) -> String? {
+        for line in text.split(separator: "\n") {
+            let fields = line.split(separator: ":", maxSplits: 2, omittingEmptySubsequences: false)
+            guard fields.count == 3, fields[1].isEmpty || fields[1] == "name=systemd" else { continue }
+            if let unit = fields[2].split(separator: "/").last(where: { $0.hasSuffix(".service") || $0.hasSuffix(".scope") }) {
+                return String(unit)
+            }
+        }
+        return nil
+    }
+}

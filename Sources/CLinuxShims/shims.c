@@ -1,0 +1,18 @@
+#define _GNU_SOURCE
+#include "CLinuxShims.h"
+#include <sys/prctl.h>
+#include <sys/socket.h>
+
+int CLinuxShims_peerCredentials(int fd, pid_t *pid, uid_t *uid, gid_t *gid) {
+    struct ucred credentials;
+    socklen_t length = sizeof(credentials);
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &credentials, &length) != 0) return -1;
+    *pid = credentials.pid;
+    *uid = credentials.uid;
+    *gid = credentials.gid;
+    return 0;
+}
+
+int CLinuxShims_setDumpable(int value) { return prctl(PR_SET_DUMPABLE, value, 0, 0, 0); }
+
+int CLinuxShims_getDumpable(void) { return prctl(PR_GET_DUMPABLE, 0, 0, 0, 0); }

@@ -1,0 +1,87 @@
+@testable import Agent
+import CLinuxShims
+import Foundation
+import Testing
+import TestSupport
+#if canImport(Glibc)
+import Glibc
+#endif
+
+@Suite("Peer credentials of real Unix-socket clients")
+struct PeerCredentialsTests {
+    /// A listening AF_UNIX socket in a private directory.
+    static func listener() throws -> (fd: Int32, path: String) {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("peer-\(UUID())")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
+        let path = dir.appendingPathComponent("s").path
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            for (i, b) in path.utf8.enumerated() { raw[i] = b }
+        }
+        let bound = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) } }
+        #expect(bound == 0)
+        chmod(path, 0o777)   // the test's other-uid client must be able to connect
+        #expect(listen(fd, 4) == 0)
+        return (fd, path)
+    }
+
+    /// Runs a client that connects and waits to be closed, as `uid` (via setpriv) when given.
+    static func client(path: String, uid: UInt32?) throws -> Process {
+        let p = Process()
+        let script = "import socket,sys,time; s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.recv(1)"
+        if let uid {
+            p.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
+            p.arguments = ["--reuid=\(uid)", "--regid=\(uid)", "--clear-groups", "/usr/bin/python3", "-c", script, path]
+        } else {
+            p.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+            p.arguments = ["-c", script, path]
+        }
+        try p.run()
+        return p
+    }
+
+    @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/python3"), "needs /usr/bin/python3 as a client"))
+    func readsUidPidAndExecutable() throws {
+        let (fd, path) = try Self.listener()
+        defer { close(fd); unlink(path) }
+        let client = try Self.client(path: path, uid: nil)
+        let connection = accept(fd, nil, nil)
+        defer { close(connection); client.waitUntilExit() }
+        let peer = try PeerCredentials.read(socket: connection)
+        #expect(peer.uid == getuid())
+        #expect(peer.pid == client.processIdentifier)
+        #expect(peer.executable?.contains("python3") == true)
+    }
+
+    @Test(.enabled(if: getuid() == 0 && FileManager.default.isExecutableFile(atPath: "/usr/bin/setpriv"), "needs root and setpriv to connect as another uid"))
+    func seesAnotherUid() throws {
+        let (fd, path) = try Self.listener()
+        defer { close(fd); unlink(path) }
+        let client = try Self.client(path: path, uid: 65534)
+        let connection = accept(fd, nil, nil)
+        defer { close(connection); client.waitUntilExit() }
+        let peer = try PeerCredentials.read(socket: connection)
+        #expect(peer.uid == 65534 && peer.gid == 65534)
+    }
+
+    @Test func systemdUnitFromCgroup() {
+        #expect(PeerCredentials.unit(cgroup: "0::/system.slice/payments-bot.service\n") == "payments-bot.service")
+        #expect(PeerCredentials.unit(cgroup: "0::/user.slice/user-1000.slice/user@1000.service/app.slice/app-bot-1234.scope\n") == "app-bot-1234.scope")
+        #expect(PeerCredentials.unit(cgroup: "1:name=systemd:/system.slice/cron.service\n0::/\n") == "cron.service")
+        #expect(PeerCredentials.unit(cgroup: "4:memory:/process_api/abc\n0::/\n") == nil)
+    }
+
+    @Test func hardeningIsInForceAfterApply() throws {
+        var saved = rlimit()
+        getrlimit(Int32(RLIMIT_CORE.rawValue), &saved)
+        #expect(!Hardening.isApplied || saved.rlim_max == 0)
+        try Hardening.apply()
+        #expect(Hardening.isApplied)
+        // Give the test runner back what it had (a hard limit of 0 cannot be raised again, so
+        // only the dumpable flag and the umask).
+        _ = CLinuxShims_setDumpable(1)
+        umask(0o022)
+    }
+}
