@@ -123,18 +123,6 @@ struct Condition: Sendable {
         return parts.count == 1 ? try? UInt256(parsing: text) : nil
     }
 
-    /// When the session stops being usable: the earliest end among session-wide time frames,
-    /// or, when every call has its own, the latest of those.
-    static func expiry(_ r: SessionReview) -> UInt64? {
-        func until(_ policies: [SessionReview.PolicyView]) -> UInt64? {
-            policies.compactMap { if case .timeFrame(let u, _)? = $0.config, u != 0 { u } else { nil } }.min()
-        }
-        if let sessionWide = until(r.userOpPolicies) { return sessionWide }
-        let perAction = r.actions.map { until($0.policies) }
-        guard !perAction.isEmpty, perAction.allSatisfy({ $0 != nil }) else { return nil }
-        return perAction.compactMap { $0 }.max()
-    }
-
     func check(_ r: SessionReview, client: ClientIdentity?) -> (Bool, String) {
         switch kind {
         case .clientUIDs(let uids):
@@ -160,11 +148,11 @@ struct Condition: Sendable {
             if r.actions.contains(where: { $0.kind == .fallback }) { return (false, "the fallback action allows any selector") }
             return (outside.isEmpty, outside.isEmpty ? "all selectors listed" : "selector \(outside[0].selector) not listed")
         case .maxDuration(let seconds):
-            guard let end = Self.expiry(r) else { return (false, "the session never expires") }
+            guard let end = r.expiresAt else { return (false, "the session never expires") }
             let duration = end > r.now ? end - r.now : 0
             return (duration <= seconds, "the session lasts \(duration) s of at most \(seconds) s")
         case .requireExpiry(let required):
-            let expires = Self.expiry(r) != nil
+            let expires = r.expiresAt != nil
             return (!required || expires, expires ? "the session expires" : "the session never expires")
         case .maxNativeValue(let limit):
             switch r.exposure.native {

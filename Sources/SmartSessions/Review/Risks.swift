@@ -70,11 +70,7 @@ extension Reviewer {
         if r.userOpPolicies.contains(where: { $0.kind == .sudo }) {
             out.append(RiskFlag(.warning, "sudo", "a SudoPolicy among the session-wide policies passes every user operation"))
         }
-        let sessionExpiry = r.userOpPolicies.contains { if case .timeFrame(let until, _)? = $0.config, until != 0 { true } else { false } }
-        let everyActionExpires = !r.actions.isEmpty && r.actions.allSatisfy { a in
-            a.policies.contains { if case .timeFrame(let until, _)? = $0.config, until != 0 { true } else { false } }
-        }
-        if !sessionExpiry && !everyActionExpires {
+        if r.expiresAt == nil {
             out.append(RiskFlag(.high, "no_expiry", "the session never expires: no time frame ends it"))
         }
         if r.mode == .unsafeEnable {

@@ -88,4 +88,17 @@ public struct SessionReview: Sendable {
     public var now: UInt64
 
     public var highestSeverity: Severity? { risks.map(\.severity).max() }
+
+    /// When the session stops being usable: the earliest end among the session-wide time
+    /// frames, or, when every call has a time frame of its own, the latest of those; nil when
+    /// nothing ends it.
+    public var expiresAt: UInt64? {
+        func until(_ policies: [PolicyView]) -> UInt64? {
+            policies.compactMap { if case .timeFrame(let u, _)? = $0.config, u != 0 { u } else { nil } }.min()
+        }
+        if let sessionWide = until(userOpPolicies) { return sessionWide }
+        let perAction = actions.map { until($0.policies) }
+        guard !perAction.isEmpty, perAction.allSatisfy({ $0 != nil }) else { return nil }
+        return perAction.compactMap { $0 }.max()
+    }
 }

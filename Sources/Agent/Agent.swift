@@ -1,0 +1,203 @@
+import Approval
+import EthereumCore
+import Foundation
+import OwnerSigners
+import SessionStore
+import SmartSessions
+
+/// The agent's decisions, independent of sockets: requests are compiled, reviewed, decided
+/// (rules or a person), signed by the owners and stored with a fresh session key; user
+/// operations are checked against the session and its ledger before the key signs them.
+public actor Agent {
+    public enum RequestStatus: String, Sendable {
+        case pending, approved, denied, expired, failed
+    }
+
+    /// A session request and where it stands.
+    public struct PendingRequest: Sendable {
+        public let id: String
+        public let client: ClientIdentity
+        public let compiled: CompiledRequest
+        public let review: SessionReview
+        public let bindExecutable: Bool
+        public let bindUnit: Bool
+        public let createdAt: UInt64
+        public var status: RequestStatus
+        public var reason: String
+        public var sessionId: String?
+        /// The session key, generated before review (its address is in the digest); held
+        /// only until the request is decided.
+        let sessionKey: Secp256k1.PrivateKey
+    }
+
+    let store: SessionStore
+    let owners: [Address: any OwnerSigner]
+    let accounts: [Address: AccountConfig]
+    var rules: RulesFile?
+    let tokens: TokenList
+    let ownerPrompt: SecretPrompt
+    let clock: @Sendable () -> UInt64
+    let approvalTimeout: UInt64
+    var pending: [String: PendingRequest] = [:]
+    var waiters: [String: [CheckedContinuation<Void, Never>]] = [:]
+
+    public init(store: SessionStore, owners: [any OwnerSigner], accounts: [AccountConfig], rules: RulesFile?, tokens: TokenList = TokenList(),
+                approvalTimeout: UInt64 = 300, ownerPrompt: @escaping SecretPrompt,
+                clock: @escaping @Sendable () -> UInt64 = { UInt64(Date().timeIntervalSince1970) }) {
+        self.store = store
+        self.owners = Dictionary(owners.map { ($0.identity.address, $0) }, uniquingKeysWith: { a, _ in a })
+        self.accounts = Dictionary(accounts.map { ($0.address, $0) }, uniquingKeysWith: { a, _ in a })
+        self.rules = rules
+        self.tokens = tokens
+        self.approvalTimeout = approvalTimeout
+        self.ownerPrompt = ownerPrompt
+        self.clock = clock
+    }
+
+    public func reloadRules(_ rules: RulesFile?) { self.rules = rules }
+
+    // MARK: - Requests
+
+    /// Compiles and reviews a request, lets the rules decide, and returns its id. Approved
+    /// requests are signed and stored before this returns; "ask" leaves them pending for a
+    /// person (`decide`).
+    public func request(_ json: JSONValue, client: ClientIdentity, bindExecutable: Bool = false, bindUnit: Bool = false) async throws(AgentError) -> PendingRequest {
+        let now = clock()
+        let key = Secp256k1.PrivateKey.generate()
+        let compiled: CompiledRequest
+        do { compiled = try RequestCompiler(tokens: tokens, now: now, sessionKeys: [key.address]).compile(json) } catch {
+            throw AgentError(error.reason, error.message, code: -32602)
+        }
+        guard compiled.format != .rawSession else {
+            throw .badRequest("a raw Session names its own session key; the agent generates the key itself, so send the native or ERC-7715 form")
+        }
+        guard let account = accounts[compiled.account] else {
+            throw AgentError("unknown_account", "the agent manages no account \(compiled.account)")
+        }
+        if !account.chains.isEmpty, let chain = compiled.chains.first(where: { !account.chains.contains($0.chainId) }) {
+            throw AgentError("wrong_chain", "account \(account.address) is not configured for chain \(chain.chainId)")
+        }
+        if bindExecutable && client.executable == nil { throw .badRequest("the client's executable cannot be read, so the session cannot be bound to it") }
+        if bindUnit && client.unit == nil { throw .badRequest("the client runs in no systemd unit, so the session cannot be bound to one") }
+        var accountKind = compiled
+        accountKind.accountKind = compiled.accountKind ?? account.kind
+        let review = Reviewer(tokens: tokens, now: now).review(accountKind)
+        let id = "req-" + Hex.encode(Secp256k1.randomBytesForIdentifiers(), prefix: false)
+        var request = PendingRequest(id: id, client: client, compiled: accountKind, review: review, bindExecutable: bindExecutable, bindUnit: bindUnit,
+                                     createdAt: now, status: .pending, reason: "waiting for approval", sessionId: nil, sessionKey: key)
+        try? store.audit("request", .object(JSONObject([
+            "request": .string(id), "client": .string(client.description), "account": .string(compiled.account.checksummed),
+            "permissionId": .string(compiled.permissionId.hex), "multichainDigest": .string(review.multichainDigest.hex),
+            "renderingHash": .string(Keccak256.hash(utf8: review.text()).hex),
+        ])), at: now)
+        pending[id] = request
+        if let rules {
+            let outcome = rules.evaluate(review, client: client)
+            switch outcome.decision {
+            case .approve: request = try await approve(id, approver: "rules: \(outcome.rule ?? "default")", reason: outcome.reason)
+            case .deny: request = finish(id, .denied, reason: "denied by rules: \(outcome.reason)", approver: "rules: \(outcome.rule ?? "default")")
+            case .ask: break
+            }
+        }
+        return request
+    }
+
+    /// A person's (or the rules') decision on a pending request.
+    public func decide(_ id: String, approve: Bool, approver: String, reason: String = "") async throws(AgentError) -> PendingRequest {
+        guard let request = pending[id] else { throw .notFound("request \(id)") }
+        guard request.status == .pending else { throw AgentError("already_decided", "request \(id) is \(request.status.rawValue)") }
+        if approve { return try await self.approve(id, approver: approver, reason: reason) }
+        return finish(id, .denied, reason: reason.isEmpty ? "denied by \(approver)" : reason, approver: approver)
+    }
+
+    func finish(_ id: String, _ status: RequestStatus, reason: String, approver: String, sessionId: String? = nil) -> PendingRequest {
+        pending[id]!.status = status
+        pending[id]!.reason = reason
+        pending[id]!.sessionId = sessionId
+        try? store.audit("decision", .object(JSONObject([
+            "request": .string(id), "status": .string(status.rawValue), "approver": .string(approver), "reason": .string(reason),
+        ])), at: clock())
+        for waiter in waiters.removeValue(forKey: id) ?? [] { waiter.resume() }
+        return pending[id]!
+    }
+
+    /// The owners sign the multichain digest the agent computed; the session and its key are
+    /// stored. Any failure leaves the request failed and nothing stored.
+    func approve(_ id: String, approver: String, reason: String) async throws(AgentError) -> PendingRequest {
+        let request = pending[id]!
+        let compiled = request.compiled
+        let account = accounts[compiled.account]!
+        let digest = compiled.multichainDigest
+        var signatures: [RecoverableSignature] = []
+        for owner in account.owners where signatures.count < account.threshold {
+            guard let signer = owners[owner] else { continue }
+            do {
+                signatures.append(try await signer.sign(ApprovedDigest(digest: digest, approval: id), prompt: ownerPrompt))
+            } catch {
+                _ = finish(id, .failed, reason: "owner \(owner) could not sign: \(error)", approver: approver)
+                throw AgentError(error.reason, "owner \(owner) could not sign: \(error)")
+            }
+        }
+        guard signatures.count >= account.threshold else {
+            _ = finish(id, .failed, reason: "only \(signatures.count) of \(account.threshold) owners are available", approver: approver)
+            throw AgentError("owner_unavailable", "only \(signatures.count) of \(account.threshold) owner signatures are available for \(account.address)")
+        }
+        let enableSig = (compiled.accountKind ?? account.kind).permissionEnableSig(validator: account.ownerValidator, signature: OwnableValidatorConfig.combine(signatures))
+        let sessionId = "sess-" + Hex.encode(Secp256k1.randomBytesForIdentifiers(), prefix: false)
+        let expiry = request.review.expiresAt
+        let stored = StoredSession(
+            id: sessionId,
+            client: ClientBinding(uid: request.client.uid, executable: request.bindExecutable ? request.client.executable : nil,
+                                  unit: request.bindUnit ? request.client.unit : nil),
+            account: compiled.account, accountKind: compiled.accountKind ?? account.kind, chains: compiled.chains, mode: compiled.mode,
+            session: compiled.session, permissionEnableSig: enableSig, sessionKey: request.sessionKey.address, createdAt: clock(),
+            expiresAt: expiry, exportAllowed: compiled.exportKey, label: compiled.label)
+        do throws(StoreError) { try store.insert(stored, key: request.sessionKey) } catch {
+            _ = finish(id, .failed, reason: "\(error)", approver: approver)
+            throw AgentError(error.reason, "\(error)")
+        }
+        return finish(id, .approved, reason: reason.isEmpty ? "approved by \(approver)" : reason, approver: approver, sessionId: sessionId)
+    }
+
+    public func requestStatus(_ id: String, client: ClientIdentity?) throws(AgentError) -> PendingRequest {
+        guard let request = pending[id], client == nil || request.client.uid == client!.uid else { throw .notFound("request \(id)") }
+        return request
+    }
+
+    /// Waits until the request is decided, or `timeout` seconds pass (then it is still pending).
+    public func wait(_ id: String, client: ClientIdentity?, timeout: Double) async throws(AgentError) -> PendingRequest {
+        let request = try requestStatus(id, client: client)
+        guard request.status == .pending else { return request }
+        let deadline = Task { [weak self] in
+            try? await Task.sleep(nanoseconds: UInt64(max(0, timeout) * 1e9))
+            await self?.wakeAll(id)
+        }
+        await withCheckedContinuation { continuation in waiters[id, default: []].append(continuation) }
+        deadline.cancel()
+        return try requestStatus(id, client: client)
+    }
+
+    func wakeAll(_ id: String) {
+        for waiter in waiters.removeValue(forKey: id) ?? [] { waiter.resume() }
+    }
+
+    /// Requests no one decided in time are refused.
+    public func expirePending() {
+        let now = clock()
+        for (id, request) in pending where request.status == .pending && now >= request.createdAt + approvalTimeout {
+            _ = finish(id, .expired, reason: "no decision within \(approvalTimeout) s", approver: "timeout")
+        }
+    }
+
+    public func pendingRequests() -> [PendingRequest] {
+        pending.values.filter { $0.status == .pending }.sorted { $0.createdAt < $1.createdAt }
+    }
+}
+
+extension Secp256k1 {
+    /// 16 random bytes for request and session ids (not secret, just unguessable).
+    static func randomBytesForIdentifiers() -> [UInt8] {
+        var generator = SystemRandomNumberGenerator()
+        return (0..<16).map { _ in UInt8.random(in: 0...255, using: &generator) }
+    }
+}

@@ -1,0 +1,137 @@
+import Agent
+import Approval
+import EthereumCore
+import Foundation
+import OwnerSigners
+import SessionStore
+import SmartSessions
+import Testing
+import TestSupport
+
+/// A small valid Session for the raw-format refusal.
+let WorkedSession = Session(sessionValidator: SmartSessionAddresses.ownableValidator,
+                            sessionValidatorInitData: try! OwnableValidatorConfig(threshold: 1, owners: [AgentFlowTests.owner.address]).initData,
+                            actions: [ActionData(actionTargetSelector: .valueTransfer, actionTarget: AgentFlowTests.account, actionPolicies: [PolicyConfig.sudo.policyData])])
+
+func secret(_ text: String) -> SecretBytes {
+    Array(text.utf8).withUnsafeBytes { SecretBytes(copying: $0) }
+}
+
+/// The agent's flow in-process, with the real store (a SQLite file), a keystore owner and the
+/// example rules file: request, rules approval, owner signature, scoped signing, denials.
+@Suite("The agent: request, approval, owner signature, signing inside the scope")
+struct AgentFlowTests {
+    static let now: UInt64 = 1_764_096_000
+    static let account = try! Address("0x7227dcfb0c5ec7a5f539f97b18be261c49687ed6")
+    static let usdc = try! Address("0x1c7D4B196Cb0C7B01d743Fbc6116a902379C7238")
+    static let owner = try! Secp256k1.PrivateKey(hex: "0x" + String(repeating: "22", count: 32))
+    static let bot = ClientIdentity(uid: 1000, gid: 1000, pid: 4242, executable: "/usr/bin/bot")
+
+    static func agent() throws -> (Agent, SessionStore) {
+        let store = try SessionStore(path: FileManager.default.temporaryDirectory.appendingPathComponent("agent-\(UUID()).sqlite").path)
+        try store.initialize(passphrase: secret("store"), scryptN: 1024)
+        let keystore = try KeystoreOwner(keystore: try Keystore.encrypt(owner, passphrase: secret("owner"), kdf: .scrypt(n: 16, r: 8, p: 1)), location: "test")
+        let rules = try RulesFile(toml: try String(contentsOf: Oracle.packageRoot.appendingPathComponent("docs/examples/rules.toml"), encoding: .utf8))
+        let agent = Agent(store: store, owners: [keystore],
+                          accounts: [AccountConfig(address: account, kind: .erc7579Reference, owners: [owner.address], chains: [11155111])],
+                          rules: rules, ownerPrompt: { _ in secret("owner") }, clock: { now })
+        return (agent, store)
+    }
+
+    static func transfer(_ token: Address, _ amount: UInt64, nonce: UInt64 = 0) -> PackedUserOperation {
+        let call = try! ABIFunction(parsing: "transfer(address,uint256)").encodeCall([.address(try! Address("0x000000000000000000000000000000000000bEEF")), .uint(UInt256(amount))])
+        return PackedUserOperation(sender: account, nonce: UInt256(nonce), initCode: [], callData: ExecuteCall.single(Execution(target: token, callData: call)).calldata,
+                                   accountGasLimits: .zero, preVerificationGas: 0, gasFees: .zero, paymasterAndData: [], signature: [])
+    }
+
+    static var example: JSONValue { try! JSONValue(parsing: [UInt8](try! Data(contentsOf: Oracle.packageRoot.appendingPathComponent("docs/examples/usdc-transfers.json")))) }
+
+    @Test func approvedByRulesThenSignedInsideTheScope() async throws {
+        let (agent, store) = try Self.agent()
+        let request = try await agent.request(Self.example, client: Self.bot)
+        #expect(request.status == .approved, "\(request.reason)")
+        let sessionId = try #require(request.sessionId)
+        let stored = try await agent.session(sessionId, client: Self.bot)
+
+        // First use on the chain: ENABLE, carrying the owner's enable signature.
+        let ep = EntryPointVersion.v07.canonicalAddress
+        let first = try await agent.signUserOperation(sessionId: sessionId, client: Self.bot, chainId: 11155111, entryPoint: ep, version: .v07, operation: Self.transfer(Self.usdc, 5_000_000))
+        #expect(first.mode == .enable)
+        guard case .enable(_, let enable, let sessionSig) = try SessionSignature(decoding: first.signature) else { Issue.record("not ENABLE"); return }
+        #expect(enable.sessionToEnable == stored.session)
+        let (validator, ownerSig) = try AccountKind.erc7579Reference.parsePermissionEnableSig(enable.permissionEnableSig)
+        #expect(validator == SmartSessionAddresses.ownableValidator)
+        #expect(try RecoverableSignature(bytes: ownerSig).recoverAddress(digest: EnableDigest.multichainDigest(enable.hashesAndChainIds)) == Self.owner.address)
+        #expect(try RecoverableSignature(bytes: sessionSig).recoverAddress(digest: first.userOpHash) == stored.sessionKey)
+        #expect(first.userOpHash == Self.transfer(Self.usdc, 5_000_000).hashV07(entryPoint: ep, chainId: 11_155_111))
+
+        // Then USE.
+        let second = try await agent.signUserOperation(sessionId: sessionId, client: Self.bot, chainId: 11155111, entryPoint: ep, version: .v07, operation: Self.transfer(Self.usdc, 1, nonce: 1))
+        #expect(second.mode == .use)
+        guard case .use(let pid, let sig) = try SessionSignature(decoding: second.signature) else { Issue.record("not USE"); return }
+        #expect(pid == stored.session.permissionId)
+        #expect(try RecoverableSignature(bytes: sig).recoverAddress(digest: second.userOpHash) == stored.sessionKey)
+
+        // Outside the scope: another token, or over the spending limit. Nothing is recorded.
+        let before = try store.ledger(sessionId: sessionId)
+        await #expect(throws: AgentError.self) {
+            try await agent.signUserOperation(sessionId: sessionId, client: Self.bot, chainId: 11155111, entryPoint: ep, version: .v07, operation: Self.transfer(Self.account, 1))
+        }
+        do {
+            _ = try await agent.signUserOperation(sessionId: sessionId, client: Self.bot, chainId: 11155111, entryPoint: ep, version: .v07, operation: Self.transfer(Self.usdc, 95_000_000))
+            Issue.record("signed over the spending limit")
+        } catch {
+            #expect(error.reason == "policy_violation" && error.message.contains("spending limit"), "\(error)")
+        }
+        #expect(try store.ledger(sessionId: sessionId) == before)
+        await #expect(throws: AgentError.self) {
+            try await agent.signUserOperation(sessionId: sessionId, client: Self.bot, chainId: 1, entryPoint: ep, version: .v07, operation: Self.transfer(Self.usdc, 1))
+        }
+
+        // Another client cannot see or use the session; the key stays in the agent.
+        let other = ClientIdentity(uid: 2000, gid: 2000, pid: 1)
+        await #expect(throws: AgentError.notFound("session \(sessionId)")) { try await agent.session(sessionId, client: other) }
+        #expect(try await agent.sessions(client: other).isEmpty)
+        await #expect(throws: AgentError.self) { try await agent.exportKey(sessionId: sessionId, client: Self.bot) }
+
+        try await agent.revoke(sessionId: sessionId, client: Self.bot)
+        await #expect(throws: AgentError.self) {
+            try await agent.signUserOperation(sessionId: sessionId, client: Self.bot, chainId: 11155111, entryPoint: ep, version: .v07, operation: Self.transfer(Self.usdc, 1))
+        }
+        #expect(try store.verifyAudit().get() >= 6)
+    }
+
+    @Test func rulesDenyOrAskAPerson() async throws {
+        let (agent, _) = try Self.agent()
+        // Over the rule's limit: no rule matches, so a person is asked.
+        var over = Self.example.objectValue!
+        var permission = over["permissions"]!.arrayValue![0].objectValue!
+        permission["spendingLimit"] = "500 USDC"
+        over["permissions"] = .array([.object(permission)])
+        let asked = try await agent.request(.object(over), client: Self.bot)
+        #expect(asked.status == .pending)
+        #expect(await agent.pendingRequests().map(\.id) == [asked.id])
+        async let waited = agent.wait(asked.id, client: Self.bot, timeout: 30)
+        let decided = try await agent.decide(asked.id, approve: true, approver: "operator at the terminal")
+        #expect(decided.status == .approved && decided.sessionId != nil)
+        #expect(try await waited.status == .approved)
+        await #expect(throws: AgentError.self) { try await agent.decide(asked.id, approve: false, approver: "again") }
+
+        // Raw sessions name their own key: the agent refuses them.
+        let raw: JSONValue = .object(JSONObject(["account": .string(Self.account.checksummed), "chains": .array([JSONValue(11155111)]), "session": WorkedSession.json]))
+        await #expect(throws: AgentError.self) { try await agent.request(raw, client: Self.bot) }
+        // A rules file whose default is deny refuses what no rule approves.
+        await agent.reloadRules(try RulesFile(toml: "default = \"deny\""))
+        let denied = try await agent.request(Self.example, client: Self.bot)
+        #expect(denied.status == .denied && denied.reason.contains("denied by rules"))
+        await agent.reloadRules(try RulesFile(toml: "default = \"ask\""))
+        var unknownAccount = Self.example.objectValue!
+        unknownAccount["account"] = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed"
+        do {
+            _ = try await agent.request(.object(unknownAccount), client: Self.bot)
+            Issue.record("accepted an unknown account")
+        } catch { #expect(error.reason == "unknown_account") }
+        let timedOut = try await agent.wait(try await agent.request(.object(over), client: Self.bot).id, client: Self.bot, timeout: 0.05)
+        #expect(timedOut.status == .pending)
+    }
+}
