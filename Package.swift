@@ -17,6 +17,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto", "3.12.0"..<"5.0.0"),
         .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.0.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.100.0"),
     ],
     targets: [
         // The five C libraries, each wrapped once (see the hardware-test-rig notes in docs/).
@@ -53,7 +54,11 @@ let package = Package(
         .target(name: "Approval", dependencies: ["SmartSessions", .product(name: "TOMLKit", package: "TOMLKit")]),
         // The agent: peer credentials and process hardening now; the socket server, approval
         // flow and scoped signing next.
-        .target(name: "Agent", dependencies: ["CLinuxShims", "Approval", "SessionStore", "OwnerSigners", "SmartSessions"]),
+        .target(name: "Agent", dependencies: [
+            "CLinuxShims", "Approval", "SessionStore", "OwnerSigners", "SmartSessions",
+            .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "TOMLKit", package: "TOMLKit"),
+        ]),
         // The few Linux calls Swift's Glibc module does not expose (ucred, prctl).
         .target(name: "CLinuxShims"),
         .executableTarget(
@@ -62,6 +67,7 @@ let package = Package(
                 "EthereumCore",
                 "SmartSessions",
                 "Approval",
+                "Agent",
                 "OwnerSigners",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]

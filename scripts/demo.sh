@@ -1,33 +1,86 @@
 #!/usr/bin/env bash
-# Sets up what is missing and gives a short tour of the `session-agent eth` toolbox.
+# Sets up what is missing, then runs the real agent in a temporary directory: a new keystore
+# owner, a sample account, a client asking for "USDC transfers only, at most 100 USDC, 3 days,
+# at most 10 uses" on Sepolia, approval by a rules file, one user operation signed inside the
+# scope and one outside it denied with its reason.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 bash scripts/install-deps.sh
 swift build -c release --product session-agent 2>&1 | { grep -vE '^\[|prohibited flag' || true; }
-sa=".build/release/session-agent"
+sa="$root/.build/release/session-agent"
 
-step() { printf '\n\033[1m$ %s\033[0m\n' "$*"; "$@"; }
+demo=$(mktemp -d)
+agent_pid=""
+cleanup() { [ -n "$agent_pid" ] && kill "$agent_pid" 2>/dev/null; wait 2>/dev/null || true; rm -rf "$demo"; }
+trap cleanup EXIT
+cd "$demo"
+say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+run() { printf '$ %s\n' "$*"; "$@"; }
 
-echo "session-agent: a tour of the Ethereum toolbox an operator uses to check what is signed."
-step "$sa" version
-step "$sa" eth sig "transfer(address to, uint256 amount)"
-calldata=$("$sa" eth abi-encode "transfer(address,uint256)" 0x000000000000000000000000000000000000bEEF 5000000)
-step "$sa" eth calldata-decode "transfer(address to, uint256 amount)" "0xa9059cbb${calldata#0x}"
-example=Tests/TestSupport/Fixtures/multichain-session-typed-data.json
-echo
-echo "# The enable digest an owner signs for the spec's worked example (MultiChainSession, EIP-712):"
-step "$sa" eth typed-data-hash "$example"
-echo
-echo "# Which key signed it (the spec's owner key 0x2222…22):"
-step "$sa" eth recover 0xe1a26d3f5e808a2c2ffdb7f16cc38e47a45b75dcad6c325d71ed54427b2c876576100955797b9fdd5761543a4f605ec10798576150634420b5ac001ea91d50cd1c \
-  --digest 0x73f8de6a9feaf72d8b98a3a9f275900d6747c0a50b3b104d50d59b6a9720bb8d
-echo
-echo "# The EntryPoint v0.7 hash of a user operation, as JSON for scripts:"
-op='{"sender":"0x7227dcfb0c5ec7a5f539f97b18be261c49687ed6","nonce":"0x0","callData":"0x","callGasLimit":"0x1e8480","verificationGasLimit":"0x1e8480","preVerificationGas":"0x186a0","maxFeePerGas":"0x3b9aca00","maxPriorityFeePerGas":"0x3b9aca00","signature":"0x"}'
-printf '$ echo %s | %s eth userop-hash --entrypoint 0x0000000071727De22E5E9d8BAf0edAc6f37da032 --chain-id 11155111 --json\n' "'$op'" "$sa"
-echo "$op" | "$sa" eth userop-hash --entrypoint 0x0000000071727De22E5E9d8BAf0edAc6f37da032 --chain-id 11155111 --json
-echo
-echo "# Bad input is refused with a reason (exit status 1):"
-printf '$ %s eth checksum 0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAeD\n' "$sa"
-"$sa" eth checksum 0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAeD || echo "(exit status $?)"
+say "An owner key in an Ethereum keystore (scrypt), and the agent's configuration"
+umask 077
+head -c 24 /dev/urandom | base64 > owner.pass
+head -c 24 /dev/urandom | base64 > store.pass
+owner=$("$sa" owner create --keystore owner.json --passphrase-file owner.pass)
+echo "owner: $owner"
+account=0x7227dcfb0c5ec7a5f539f97b18be261c49687ed6
+cp "$root/docs/examples/rules.toml" rules.toml
+cat > session-agent.toml <<TOML
+data_dir = "data"
+socket_dir = "run"
+rules = "rules.toml"
+store_passphrase_file = "store.pass"
+
+[[owners]]
+keystore = "owner.json"
+passphrase_file = "owner.pass"
+
+[[accounts]]
+address = "$account"
+kind = "erc7579"
+owners = ["$owner"]
+chains = [11155111]
+TOML
+cat session-agent.toml
+
+say "The agent starts (sockets 0600 in a 0700 directory)"
+"$sa" serve --config session-agent.toml > serve.env 2> serve.log &
+agent_pid=$!
+for _ in $(seq 100); do grep -q SESSION_AGENT_SOCK serve.env 2>/dev/null && break; sleep 0.1; done
+cat serve.env
+eval "$(cat serve.env)"
+ls -l run
+
+say "A client asks for a session: USDC transfers only, at most 100 USDC, 3 days, at most 10 uses, on Sepolia"
+cat "$root/docs/examples/usdc-transfers.json"
+echo "(the rules file decides; run \`session-agent approve\` in another terminal to decide by hand)"
+run "$sa" request "$root/docs/examples/usdc-transfers.json" > request.out || true
+cat request.out
+session=$(sed -n 's/^session: //p' request.out)
+
+usdc=0x1c7D4B196Cb0C7B01d743Fbc6116a902379C7238
+userop() {  # userop TARGET CALLDATA NONCE
+  local exec
+  exec=$("$sa" eth execute "$1" 0 "$2")
+  printf '{"sender":"%s","nonce":"%s","callData":"%s","callGasLimit":"0x30000","verificationGasLimit":"0x30000","preVerificationGas":"0x10000","maxFeePerGas":"0x3b9aca00","maxPriorityFeePerGas":"0x3b9aca00","signature":"0x"}' "$account" "$3" "$exec"
+}
+transfer() { "$sa" eth abi-encode 'transfer(address,uint256)' 0x000000000000000000000000000000000000bEEF "$1" | sed 's/^0x/0xa9059cbb/'; }
+
+say "Inside the scope: transfer 5 USDC (the first use enables the session: ENABLE mode)"
+userop "$usdc" "$(transfer 5000000)" 0x0 > op1.json
+run "$sa" sign-userop --session "$session" --chain-id 11155111 op1.json --json | tee signed1.json
+say "What that userOp.signature carries"
+signature=$(sed -n 's/.*"signature": "\(0x[0-9a-f]*\)".*/\1/p' signed1.json)
+"$sa" decode-signature "$signature" --account "$account" --color never | sed -n '1,12p'
+
+say "Inside the scope again: USE mode"
+userop "$usdc" "$(transfer 1000000)" 0x1 > op2.json
+run "$sa" sign-userop --session "$session" --chain-id 11155111 op2.json --json
+
+say "Outside the scope: 200 USDC is over the 100 USDC limit; the agent refuses and says why"
+userop "$usdc" "$(transfer 200000000)" 0x2 > op3.json
+run "$sa" sign-userop --session "$session" --chain-id 11155111 op3.json || echo "(exit status $?)"
+
+say "The audit log (hash-chained; no secrets) checks out"
+run "$sa" rpc audit_verify --control

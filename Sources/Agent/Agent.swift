@@ -102,11 +102,12 @@ public actor Agent {
         return request
     }
 
-    /// A person's (or the rules') decision on a pending request.
-    public func decide(_ id: String, approve: Bool, approver: String, reason: String = "") async throws(AgentError) -> PendingRequest {
+    /// A person's (or the rules') decision on a pending request. `ownerSecret`, when given, is
+    /// the owner passphrase or PIN the approver typed with the decision.
+    public func decide(_ id: String, approve: Bool, approver: String, reason: String = "", ownerSecret: SecretBytes? = nil) async throws(AgentError) -> PendingRequest {
         guard let request = pending[id] else { throw .notFound("request \(id)") }
         guard request.status == .pending else { throw AgentError("already_decided", "request \(id) is \(request.status.rawValue)") }
-        if approve { return try await self.approve(id, approver: approver, reason: reason) }
+        if approve { return try await self.approve(id, approver: approver, reason: reason, ownerSecret: ownerSecret) }
         return finish(id, .denied, reason: reason.isEmpty ? "denied by \(approver)" : reason, approver: approver)
     }
 
@@ -123,7 +124,7 @@ public actor Agent {
 
     /// The owners sign the multichain digest the agent computed; the session and its key are
     /// stored. Any failure leaves the request failed and nothing stored.
-    func approve(_ id: String, approver: String, reason: String) async throws(AgentError) -> PendingRequest {
+    func approve(_ id: String, approver: String, reason: String, ownerSecret: SecretBytes? = nil) async throws(AgentError) -> PendingRequest {
         let request = pending[id]!
         let compiled = request.compiled
         let account = accounts[compiled.account]!
@@ -132,7 +133,8 @@ public actor Agent {
         for owner in account.owners where signatures.count < account.threshold {
             guard let signer = owners[owner] else { continue }
             do {
-                signatures.append(try await signer.sign(ApprovedDigest(digest: digest, approval: id), prompt: ownerPrompt))
+                let prompt: SecretPrompt = ownerSecret.map { secret in { @Sendable _ in secret } } ?? ownerPrompt
+                signatures.append(try await signer.sign(ApprovedDigest(digest: digest, approval: id), prompt: prompt))
             } catch {
                 _ = finish(id, .failed, reason: "owner \(owner) could not sign: \(error)", approver: approver)
                 throw AgentError(error.reason, "owner \(owner) could not sign: \(error)")
@@ -187,6 +189,23 @@ public actor Agent {
         for (id, request) in pending where request.status == .pending && now >= request.createdAt + approvalTimeout {
             _ = finish(id, .expired, reason: "no decision within \(approvalTimeout) s", approver: "timeout")
         }
+    }
+
+    public func accountList() -> [AccountConfig] { accounts.values.sorted { $0.address < $1.address } }
+    public func ownerList() -> [OwnerIdentity] { owners.values.map(\.identity).sorted { $0.address < $1.address } }
+    public func lock() { store.lockStore() }
+
+    public func unlock(_ passphrase: SecretBytes) throws(AgentError) {
+        do { try store.unlock(passphrase: passphrase) } catch { throw AgentError(error.reason, "\(error)") }
+    }
+
+    public func verifyAudit() throws(AgentError) -> (intact: Bool, entries: Int, problem: String?) {
+        do {
+            switch try store.verifyAudit() {
+            case .success(let n): return (true, n, nil)
+            case .failure(let e): return (false, 0, "\(e)")
+            }
+        } catch { throw AgentError(error.reason, "\(error)") }
     }
 
     public func pendingRequests() -> [PendingRequest] {

@@ -1,13 +1,14 @@
 import ArgumentParser
 
 @main
-struct SessionAgent: ParsableCommand {
+struct SessionAgent: AsyncParsableCommand {
     static let version = "0.1.0"
 
     static let configuration = CommandConfiguration(
         commandName: "session-agent",
         abstract: "A hardware-backed signer agent for Smart Sessions (ERC-7579 session keys).",
         version: version,
-        subcommands: [Inspect.self, DecodeSignature.self, Rules.self, Eth.self, Version.self]
+        subcommands: [Serve.self, Request.self, SignUserOp.self, Sessions.self, Revoke.self, Approve.self, RPC.self, Owner.self,
+                      Inspect.self, DecodeSignature.self, Rules.self, Eth.self, Version.self]
     )
 }

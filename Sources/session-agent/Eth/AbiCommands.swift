@@ -129,3 +129,31 @@ struct CalldataDecode: ParsableCommand {
         }
     }
 }
+
+struct Execute: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "ERC-7579 execute(bytes32,bytes) calldata for one call (the callData of a user operation).")
+
+    @Argument(help: "The called contract.") var target: String
+    @Argument(help: "The native value in wei.") var value: String = "0"
+    @Argument(help: "The call's 0x calldata (empty for a plain transfer).") var calldata: String = "0x"
+    @Flag(help: "Decode instead: the argument is execute calldata.") var decode = false
+    @OptionGroup var output: OutputOptions
+
+    func run() throws {
+        try report(output) {
+            if decode {
+                let call = try ExecuteCall(calldata: try parseHex(target, what: "calldata"))
+                let lines = call.executions.map { "\($0.target.checksummed) value \($0.value) data \(Hex.encode($0.callData))" }
+                return CommandOutput(text: "\(call.mode.callType) \(call.mode.execType)\n" + lines.joined(separator: "\n"), json: .object(JSONObject([
+                    "callType": .string(call.mode.callType.description), "execType": .string(call.mode.execType.description),
+                    "executions": .array(call.executions.map { .object(JSONObject(["target": .string($0.target.checksummed), "value": .string($0.value.description), "callData": .string(Hex.encode($0.callData))])) }),
+                ])))
+            }
+            let amount: UInt256
+            do { amount = try UInt256(parsing: value) } catch { throw CommandFailure(message: "value: \(error)") }
+            let call = ExecuteCall.single(Execution(target: try parseAddress(target, what: "target"), value: amount, callData: try parseHex(calldata, what: "calldata")))
+            return CommandOutput(text: Hex.encode(call.calldata), json: .object(JSONObject(["calldata": .string(Hex.encode(call.calldata))])))
+        }
+    }
+}

@@ -6,7 +6,7 @@ struct Eth: ParsableCommand {
         abstract: "Ethereum tools to check what you sign: hashes, ABI, typed data, user operations.",
         subcommands: [
             Keccak.self, Sig.self, AbiEncode.self, AbiDecode.self, CalldataDecode.self,
-            TypedDataHash.self, UserOpHash.self, Recover.self, Checksum.self,
+            TypedDataHash.self, UserOpHash.self, Recover.self, Checksum.self, Execute.self,
         ]
     )
 }

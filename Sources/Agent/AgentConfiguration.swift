@@ -1,0 +1,101 @@
+import Approval
+import EthereumCore
+import Foundation
+import OwnerSigners
+import SmartSessions
+import TOMLKit
+
+/// session-agent.toml: where things live, the owners, the accounts, the rules, who may connect.
+/// Relative paths are relative to the file. See docs/configuration.md.
+public struct AgentConfiguration: Sendable {
+    public var dataDirectory: String
+    public var socketDirectory: String
+    public var rulesFile: String?
+    public var tokensFile: String?
+    public var approvalTimeout: UInt64
+    public var allowedUIDs: Set<UInt32>
+    public var storePassphraseFile: String?
+    public var owners: [(keystore: String, passphraseFile: String?)]
+    public var accounts: [AccountConfig]
+
+    public init(toml text: String, relativeTo base: String, environment env: [String: String] = ProcessInfo.processInfo.environment) throws(AgentError) {
+        let table: TOMLTable
+        do { table = try TOMLTable(string: text) } catch { throw AgentError("bad_config", "invalid TOML: \(error)") }
+        func path(_ key: String, in t: TOMLTable = table, at: String = "") throws(AgentError) -> String? {
+            guard let v = t[key] else { return nil }
+            guard let s = v.string else { throw AgentError("bad_config", "\(at)\(key): a path string") }
+            return s.hasPrefix("/") ? s : base + "/" + s
+        }
+        let known = ["data_dir", "socket_dir", "rules", "tokens", "approval_timeout", "allow_uids", "store_passphrase_file", "owners", "accounts"]
+        if let extra = table.keys.first(where: { !known.contains($0) }) { throw AgentError("bad_config", "\(extra): unknown key") }
+        dataDirectory = try path("data_dir") ?? AgentPaths.dataDirectory(env)
+        socketDirectory = try path("socket_dir") ?? AgentPaths.socketDirectory(env)
+        rulesFile = try path("rules")
+        tokensFile = try path("tokens")
+        storePassphraseFile = try path("store_passphrase_file")
+        approvalTimeout = 300
+        if let t = table["approval_timeout"] {
+            guard let s = t.string, let unit = s.last, let n = UInt64(s.dropLast()), let scale: UInt64 = ["s": 1, "m": 60, "h": 3600][unit] else {
+                throw AgentError("bad_config", "approval_timeout: a duration like \"5m\"")
+            }
+            approvalTimeout = n * scale
+        }
+        allowedUIDs = Set((table["allow_uids"]?.array.map { Array($0) } ?? []).compactMap { $0.int.map { UInt32($0) } })
+        owners = []
+        for (i, item) in (table["owners"]?.array.map { Array($0) } ?? []).enumerated() {
+            guard let t = item.table, let keystore = try path("keystore", in: t, at: "owners[\(i)].") else {
+                throw AgentError("bad_config", "owners[\(i)]: a table with a keystore path")
+            }
+            owners.append((keystore, try path("passphrase_file", in: t, at: "owners[\(i)].")))
+        }
+        accounts = []
+        for (i, item) in (table["accounts"]?.array.map { Array($0) } ?? []).enumerated() {
+            let at = "accounts[\(i)]"
+            guard let t = item.table else { throw AgentError("bad_config", "\(at): a table") }
+            func address(_ s: String?, _ field: String) throws(AgentError) -> Address {
+                guard let s, let a = try? Address(s) else { throw AgentError("bad_config", "\(at).\(field): an address") }
+                return a
+            }
+            guard let kind = t["kind"]?.string.flatMap(AccountKind.init(rawValue:)) else {
+                throw AgentError("bad_config", "\(at).kind: one of \(AccountKind.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            let ownerList = try (t["owners"]?.array.map { Array($0) } ?? []).map { v throws(AgentError) in try address(v.string, "owners") }
+            accounts.append(AccountConfig(
+                address: try address(t["address"]?.string, "address"), kind: kind,
+                ownerValidator: try t["owner_validator"].map { v throws(AgentError) in try address(v.string, "owner_validator") } ?? SmartSessionAddresses.ownableValidator,
+                threshold: t["threshold"]?.int ?? 1, owners: ownerList,
+                chains: Set((t["chains"]?.array.map { Array($0) } ?? []).compactMap { $0.int.map { UInt64($0) } })))
+        }
+    }
+}
+
+/// An owner whose passphrase comes from a file (servers), instead of from the approver.
+public struct FileSecretOwner: OwnerSigner {
+    public let inner: any OwnerSigner
+    public let passphraseFile: String
+
+    public init(_ inner: any OwnerSigner, passphraseFile: String) {
+        self.inner = inner
+        self.passphraseFile = passphraseFile
+    }
+
+    public var identity: OwnerIdentity { inner.identity }
+
+    public func sign(_ approved: ApprovedDigest, prompt: SecretPrompt) async throws(OwnerSignerError) -> RecoverableSignature {
+        let file = passphraseFile
+        return try await inner.sign(approved, prompt: { _ in try SecretFile.read(file) })
+    }
+}
+
+/// Reads a passphrase file (one line; the trailing newline is not part of it).
+public enum SecretFile {
+    public static func read(_ path: String) throws -> SecretBytes {
+        guard var data = FileManager.default.contents(atPath: path) else {
+            throw AgentError("no_secret", "cannot read the passphrase file \(path)")
+        }
+        defer { data.withUnsafeMutableBytes { SecretBytes.zero($0) } }
+        var length = data.count
+        while length > 0, data[length - 1] == 0x0A || data[length - 1] == 0x0D { length -= 1 }
+        return data.withUnsafeBytes { SecretBytes(copying: UnsafeRawBufferPointer(rebasing: $0[0..<length])) }
+    }
+}

@@ -1,0 +1,71 @@
+import Approval
+import EthereumCore
+import Foundation
+import OwnerSigners
+import SessionStore
+import SmartSessions
+
+/// Puts the agent together from its configuration and serves it until cancelled.
+public enum AgentDaemon {
+    public static func run(_ config: AgentConfiguration, onReady: @escaping @Sendable (_ clientSocket: String, _ controlSocket: String) -> Void) async throws {
+        try Hardening.apply()
+        try FileManager.default.createDirectory(atPath: config.dataDirectory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        let store = try SessionStore(path: config.dataDirectory + "/store.sqlite")
+        if let file = config.storePassphraseFile {
+            let passphrase = try SecretFile.read(file)
+            if store.isInitialized { try store.unlock(passphrase: passphrase) } else { try store.initialize(passphrase: passphrase) }
+        }
+        var owners: [any OwnerSigner] = []
+        for owner in config.owners {
+            guard let data = FileManager.default.contents(atPath: owner.keystore) else {
+                throw AgentError("bad_config", "cannot read the owner keystore \(owner.keystore)")
+            }
+            let keystoreOwner = try KeystoreOwner(keystore: try Keystore(parsing: [UInt8](data)), location: owner.keystore)
+            owners.append(owner.passphraseFile.map { FileSecretOwner(keystoreOwner, passphraseFile: $0) } ?? keystoreOwner)
+        }
+        let rulesPath = config.rulesFile
+        let loadRules: @Sendable () throws -> RulesFile? = {
+            guard let rulesPath else { return nil }
+            guard let data = FileManager.default.contents(atPath: rulesPath) else { throw AgentError("bad_config", "cannot read the rules file \(rulesPath)") }
+            return try RulesFile(toml: String(decoding: data, as: UTF8.self))
+        }
+        var tokens = TokenList()
+        if let file = config.tokensFile, let data = FileManager.default.contents(atPath: file) {
+            try tokens.add(json: try JSONValue(parsing: [UInt8](data)))
+        }
+        let agent = Agent(store: store, owners: owners, accounts: config.accounts, rules: try loadRules(), tokens: tokens,
+                          approvalTimeout: config.approvalTimeout,
+                          ownerPrompt: { description in
+                              throw AgentError("locked", "\(description) is needed: approve with `session-agent approve`, which asks for it")
+                          })
+        let server = SocketServer(rpc: AgentRPC(agent: agent, reloadRules: config.rulesFile == nil ? nil : loadRules), allowedUIDs: config.allowedUIDs)
+
+        let activated = Systemd.listenFileDescriptors()
+        let clientPath = config.socketDirectory + "/client.sock", controlPath = config.socketDirectory + "/control.sock"
+        let listeners: [SocketServer.Listener]
+        if let client = activated["client"], let control = activated["control"] {
+            listeners = [.init(source: .descriptor(client), control: false), .init(source: .descriptor(control), control: true)]
+        } else {
+            try SocketServer.prepareDirectory(config.socketDirectory)
+            listeners = [.init(source: .path(clientPath), control: false), .init(source: .path(controlPath), control: true)]
+        }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask {
+                try await server.run(listeners) {
+                    Systemd.notify("READY=1")
+                    onReady(clientPath, controlPath)
+                }
+            }
+            group.addTask {
+                // Requests nobody answered expire; keys of expired sessions are erased.
+                while !Task.isCancelled {
+                    try await Task.sleep(nanoseconds: 5_000_000_000)
+                    await agent.expirePending()
+                    _ = try? store.eraseExpired(now: UInt64(Date().timeIntervalSince1970))
+                }
+            }
+            try await group.next()
+            group.cancelAll()
+        }
+    }
+}

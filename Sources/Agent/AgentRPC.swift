@@ -1,0 +1,186 @@
+import Approval
+import EthereumCore
+import Foundation
+import OwnerSigners
+import SessionStore
+import SmartSessions
+
+/// The methods of the two sockets, documented in docs/protocol.md. Client methods see only the
+/// caller's own requests and sessions; control methods are for the operator.
+public struct AgentRPC: Sendable {
+    public static let version = "0.1.0"
+    public static let clientMethods = ["agent_info", "session_request", "session_wait", "session_get", "session_list",
+                                       "session_signUserOperation", "session_export", "session_revoke"]
+    public static let controlMethods = ["agent_info", "pending_list", "pending_get", "pending_decide", "sessions_list", "session_revoke",
+                                        "accounts_list", "owners_list", "agent_lock", "agent_unlock", "rules_reload", "audit_verify"]
+
+    let agent: Agent
+    /// Re-reads the rules file for `rules_reload`; nil when the agent has none.
+    let reloadRules: (@Sendable () throws -> RulesFile?)?
+
+    public init(agent: Agent, reloadRules: (@Sendable () throws -> RulesFile?)? = nil) {
+        self.agent = agent
+        self.reloadRules = reloadRules
+    }
+
+    /// Answers one line. Never throws: every failure becomes a JSON-RPC error with a reason.
+    public func respond(to line: [UInt8], client: ClientIdentity, control: Bool) async -> String {
+        switch JSONRPC.parse(line) {
+        case .failure(let malformed):
+            return JSONRPC.error(malformed.id, malformed.error)
+        case .success(let request):
+            let allowed = control ? Self.controlMethods : Self.clientMethods
+            guard allowed.contains(request.method) else {
+                let elsewhere = (control ? Self.clientMethods : Self.controlMethods).contains(request.method)
+                return JSONRPC.error(request.id, AgentError(elsewhere ? "wrong_socket" : "unknown_method",
+                                                            elsewhere ? "\(request.method) is a \(control ? "client" : "control") socket method" : "no method \(request.method)",
+                                                            code: -32601))
+            }
+            do throws(AgentError) {
+                return JSONRPC.result(request.id, try await call(request.method, request.params, client: client, control: control))
+            } catch {
+                return JSONRPC.error(request.id, error)
+            }
+        }
+    }
+
+    func string(_ p: JSONObject, _ key: String) throws(AgentError) -> String {
+        guard let s = p[key]?.stringValue else { throw .badRequest("params.\(key): a string is required") }
+        return s
+    }
+
+    func call(_ method: String, _ p: JSONObject, client: ClientIdentity, control: Bool) async throws(AgentError) -> JSONValue {
+        let scope: ClientIdentity? = control ? nil : client
+        switch method {
+        case "agent_info":
+            return .object(JSONObject([
+                "version": .string(Self.version),
+                "methods": .array((control ? Self.controlMethods : Self.clientMethods).map { .string($0) }),
+                "requestFormats": .array(["session-agent", "erc7715-wallet_grantPermissions", "erc7715-wallet_requestExecutionPermissions"]),
+                "entryPoints": .array(EntryPointVersion.allCases.map { .object(JSONObject(["version": .string($0.rawValue), "address": .string($0.canonicalAddress.checksummed)])) }),
+                "smartSession": .string(SmartSessionAddresses.smartSession.checksummed),
+                "client": .string(client.description),
+            ]))
+        case "session_request":
+            guard let request = p["request"] else { throw .badRequest("params.request: the session request is required") }
+            let pending = try await agent.request(request, client: client, bindExecutable: p["bindExecutable"]?.boolValue ?? false,
+                                                  bindUnit: p["bindUnit"]?.boolValue ?? false)
+            return Self.json(pending, withReview: true)
+        case "session_wait":
+            let timeout = Double(p["timeout"].flatMap { if case .number(let n) = $0 { n } else { $0.stringValue } } ?? "60") ?? 60
+            return Self.json(try await agent.wait(try string(p, "id"), client: scope, timeout: min(timeout, 3600)), withReview: false)
+        case "pending_get":
+            return Self.json(try await agent.requestStatus(try string(p, "id"), client: nil), withReview: true)
+        case "session_get":
+            return Self.json(try await agent.session(try string(p, "sessionId"), client: scope))
+        case "session_list", "sessions_list":
+            return .array(try await agent.sessions(client: scope).map { Self.json($0) })
+        case "session_signUserOperation":
+            let sessionId = try string(p, "sessionId")
+            guard let chain = p["chainId"].flatMap({ v -> UInt64? in
+                switch v { case .number(let n): UInt64(n); case .string(let s): (try? UInt256(parsing: s))?.uint64; default: nil }
+            }) else { throw .badRequest("params.chainId: a chain id is required") }
+            let entryPoint: Address
+            do { entryPoint = try Address(try string(p, "entryPoint")) } catch { throw .badRequest("params.entryPoint: \(error)") }
+            let version: EntryPointVersion
+            if let v = p["entryPointVersion"]?.stringValue {
+                guard let parsed = EntryPointVersion(rawValue: v) else { throw .badRequest("params.entryPointVersion: 0.7 or 0.8") }
+                version = parsed
+            } else if let known = EntryPointVersion(canonicalAddress: entryPoint) {
+                version = known
+            } else { throw .badRequest("params.entryPointVersion: needed for a non-canonical EntryPoint") }
+            guard let opJSON = p["userOperation"] else { throw .badRequest("params.userOperation is required") }
+            let op: PackedUserOperation
+            do { op = try PackedUserOperation.parse(json: opJSON) } catch { throw .badRequest("params.userOperation.\(error)") }
+            var mode: SmartSessionMode?
+            if let m = p["mode"]?.stringValue {
+                switch m {
+                case "use": mode = .use
+                case "enable": mode = .enable
+                case "unsafe-enable": mode = .unsafeEnable
+                default: throw .badRequest("params.mode: use, enable or unsafe-enable")
+                }
+            }
+            let signed = try await agent.signUserOperation(sessionId: sessionId, client: client, chainId: chain, entryPoint: entryPoint,
+                                                           version: version, operation: op, forceMode: mode)
+            return .object(JSONObject([
+                "signature": .string(Hex.encode(signed.signature)), "mode": .string(signed.mode.description),
+                "userOpHash": .string(signed.userOpHash.hex), "validAfter": JSONValue(Int(signed.validAfter)), "validUntil": JSONValue(Int(signed.validUntil)),
+            ]))
+        case "session_export":
+            let key = try await agent.exportKey(sessionId: try string(p, "sessionId"), client: client)
+            return .object(JSONObject(["privateKey": .string(key.withUnsafeBytes { Hex.encode($0) }), "address": .string(key.address.checksummed)]))
+        case "session_revoke":
+            try await agent.revoke(sessionId: try string(p, "sessionId"), client: scope)
+            return .object(JSONObject(["revoked": true]))
+        case "pending_list":
+            return .array(await agent.pendingRequests().map { Self.json($0, withReview: true) })
+        case "pending_decide":
+            guard let approve = p["approve"]?.boolValue else { throw .badRequest("params.approve: true or false") }
+            var secret: SecretBytes?
+            if let passphrase = p["passphrase"]?.stringValue { secret = Array(passphrase.utf8).withUnsafeBytes { SecretBytes(copying: $0) } }
+            let decided = try await agent.decide(try string(p, "id"), approve: approve, approver: p["approver"]?.stringValue ?? "operator (\(client))",
+                                                 reason: p["reason"]?.stringValue ?? "", ownerSecret: secret)
+            return Self.json(decided, withReview: false)
+        case "accounts_list":
+            return .array(await agent.accountList().map { a in
+                .object(JSONObject([
+                    "address": .string(a.address.checksummed), "kind": .string(a.kind.rawValue), "ownerValidator": .string(a.ownerValidator.checksummed),
+                    "threshold": JSONValue(a.threshold), "owners": .array(a.owners.map { .string($0.checksummed) }),
+                    "chains": .array(a.chains.sorted().map { .string(String($0)) }),
+                ]))
+            })
+        case "owners_list":
+            return .array(await agent.ownerList().map { .object(JSONObject(["address": .string($0.address.checksummed), "backend": .string($0.backend), "location": .string($0.location)])) })
+        case "agent_lock":
+            await agent.lock()
+            return .object(JSONObject(["locked": true]))
+        case "agent_unlock":
+            let passphrase = Array(try string(p, "passphrase").utf8).withUnsafeBytes { SecretBytes(copying: $0) }
+            try await agent.unlock(passphrase)
+            return .object(JSONObject(["locked": false]))
+        case "rules_reload":
+            guard let reloadRules else { throw AgentError("no_rules", "the agent runs without a rules file") }
+            do { await agent.reloadRules(try reloadRules()) } catch { throw AgentError("bad_rules", "\(error)") }
+            return .object(JSONObject(["reloaded": true]))
+        case "audit_verify":
+            let result = try await agent.verifyAudit()
+            return .object(JSONObject(["intact": .bool(result.intact), "entries": JSONValue(result.entries), "problem": result.problem.map { .string($0) } ?? .null]))
+        default:
+            throw AgentError("unknown_method", "no method \(method)", code: -32601)
+        }
+    }
+
+    static func json(_ r: Agent.PendingRequest, withReview: Bool) -> JSONValue {
+        var o = JSONObject()
+        o["id"] = .string(r.id)
+        o["status"] = .string(r.status.rawValue)
+        o["reason"] = .string(r.reason)
+        o["sessionId"] = r.sessionId.map { .string($0) } ?? .null
+        o["client"] = .string(r.client.description)
+        o["permissionId"] = .string(r.compiled.permissionId.hex)
+        o["multichainDigest"] = .string(r.review.multichainDigest.hex)
+        o["highestSeverity"] = r.review.highestSeverity.map { .string($0.rawValue) } ?? .null
+        if withReview {
+            o["review"] = r.review.json
+            o["reviewText"] = .string(r.review.text())
+        }
+        return .object(o)
+    }
+
+    static func json(_ s: StoredSession) -> JSONValue {
+        var o = JSONObject()
+        o["sessionId"] = .string(s.id)
+        o["label"] = s.label.map { .string($0) } ?? .null
+        o["account"] = .string(s.account.checksummed)
+        o["chains"] = .array(s.chains.map { .string(String($0.chainId)) })
+        o["permissionId"] = .string(s.session.permissionId.hex)
+        o["sessionKey"] = .string(s.sessionKey.checksummed)
+        o["createdAt"] = JSONValue(Int(s.createdAt))
+        o["expiresAt"] = s.expiresAt.map { JSONValue(Int($0)) } ?? .null
+        o["revoked"] = .bool(s.revokedAt != nil)
+        o["exportAllowed"] = .bool(s.exportAllowed)
+        o["session"] = s.session.json
+        return .object(o)
+    }
+}

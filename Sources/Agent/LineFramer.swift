@@ -1,0 +1,63 @@
+import NIOCore
+
+/// What the framer hands on: a complete line, or the reason the connection must end.
+enum Frame: Sendable {
+    case line(ByteBuffer)
+    /// More than the maximum without a newline.
+    case oversized
+    /// Part of a message arrived, then nothing for too long.
+    case stalled
+}
+
+/// Newline framing with a size limit and a deadline for the rest of a message once part of it
+/// has arrived (a client may stay connected idle, but not half-way through a message).
+final class LineFramer: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = Frame
+
+    let maximumSize: Int
+    let partialTimeout: TimeAmount
+    private var buffer: ByteBuffer?
+    private var deadline: Scheduled<Void>?
+    private var failed = false
+
+    init(maximumSize: Int, partialTimeout: TimeAmount) {
+        self.maximumSize = maximumSize
+        self.partialTimeout = partialTimeout
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !failed else { return }
+        var incoming = unwrapInboundIn(data)
+        if buffer == nil { buffer = incoming } else { buffer!.writeBuffer(&incoming) }
+        while let newline = buffer!.readableBytesView.firstIndex(of: UInt8(ascii: "\n")) {
+            let length = newline - buffer!.readerIndex
+            guard length <= maximumSize else { return fail(context, .oversized) }
+            let line = buffer!.readSlice(length: length)!
+            buffer!.moveReaderIndex(forwardBy: 1)
+            if line.readableBytes > 0 { context.fireChannelRead(wrapInboundOut(.line(line))) }
+        }
+        if buffer!.readableBytes > maximumSize { return fail(context, .oversized) }
+        buffer!.discardReadBytes()
+        deadline?.cancel()
+        deadline = nil
+        if buffer!.readableBytes > 0 {
+            let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+            deadline = context.eventLoop.scheduleTask(in: partialTimeout) {
+                let (framer, context) = loopBound.value
+                framer.fail(context, .stalled)
+            }
+        }
+    }
+
+    private func fail(_ context: ChannelHandlerContext, _ frame: Frame) {
+        failed = true
+        buffer = nil
+        deadline?.cancel()
+        context.fireChannelRead(wrapInboundOut(frame))
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        deadline?.cancel()
+    }
+}

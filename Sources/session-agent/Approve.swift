@@ -1,0 +1,55 @@
+import Agent
+import ArgumentParser
+import EthereumCore
+import Foundation
+
+struct Approve: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Review and decide pending session requests (on the control socket).",
+        discussion: """
+            Shows each pending request in full, as the review renders it, and asks yes or no. A request \
+            with a critical risk flag needs the word `approve` typed in full. The owner's passphrase is \
+            asked here when the agent does not have it.
+            """)
+
+    @Option(help: "The agent's control socket (default: $SESSION_AGENT_CONTROL_SOCK).") var socket: String?
+    @Flag(help: "Decide what is pending now and exit, instead of waiting for more.") var once = false
+
+    func run() throws {
+        let path = socket ?? AgentClient.defaultControlSocket
+        let client: AgentClient
+        do { client = try AgentClient(path: path) } catch {
+            FileHandle.standardError.write(Data("session-agent: error: \(error)\n".utf8))
+            throw ExitCode.failure
+        }
+        var seen = Set<String>()
+        while true {
+            let pending = (try client.call("pending_list").arrayValue ?? []).filter { !seen.contains($0["id"]?.stringValue ?? "") }
+            if pending.isEmpty {
+                if once { print("no pending requests"); return }
+                Thread.sleep(forTimeInterval: 1)
+                continue
+            }
+            for request in pending {
+                let id = request["id"]?.stringValue ?? ""
+                seen.insert(id)
+                print("\nRequest \(id) from \(request["client"]?.stringValue ?? "?")\n")
+                print(request["reviewText"]?.stringValue ?? "")
+                let critical = request["highestSeverity"] == "critical"
+                let answer = Terminal.ask(critical ? "\nThis request has CRITICAL risks. Type `approve` to approve, anything else denies: "
+                                                   : "\nApprove? [y/N] ")?.lowercased() ?? ""
+                let approved = critical ? answer == "approve" : (answer == "y" || answer == "yes")
+                var params = JSONObject(["id": .string(id), "approve": .bool(approved), "approver": .string("terminal (uid \(getuid()))")])
+                if approved, let secret = Terminal.readSecret("Owner passphrase (empty if the agent has it): "), secret.count > 0 {
+                    params["passphrase"] = .string(secret.withUnsafeBytes { String(decoding: $0, as: UTF8.self) })
+                }
+                do {
+                    let decided = try client.call("pending_decide", params)
+                    print("\(id): \(decided["status"]?.stringValue ?? "?") (\(decided["reason"]?.stringValue ?? ""))")
+                } catch {
+                    print("\(id): \(error)")
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,129 @@
+import Agent
+import ArgumentParser
+import EthereumCore
+import Foundation
+
+/// Where the client commands find the agent.
+struct SocketOptions: ParsableArguments {
+    @Option(help: "The agent's client socket (default: $SESSION_AGENT_SOCK).") var socket: String?
+
+    func connect() throws -> AgentClient {
+        let path = socket ?? AgentClient.defaultClientSocket
+        do { return try AgentClient(path: path) } catch {
+            throw CommandFailure(message: "\(error)", reason: "no_agent", hints: ["start one with `session-agent serve --config FILE`, and set SESSION_AGENT_SOCK"])
+        }
+    }
+}
+
+/// Calls the agent, turning its errors into this command's.
+func remote(_ body: () throws -> JSONValue) throws -> JSONValue {
+    do { return try body() } catch let e as AgentClient.RemoteError {
+        throw CommandFailure(message: e.message, reason: e.reason)
+    }
+}
+
+struct Request: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Ask the agent for a session (the request formats of docs/requests.md).")
+
+    @Argument(help: "The request file, or - for standard input.") var file: String?
+    @Option(help: "Seconds to wait for a decision (0: return at once).") var wait: Double = 60
+    @Flag(name: .customLong("bind-executable"), help: "Bind the session to this client's executable, not only its uid.") var bindExecutable = false
+    @Flag(name: .customLong("bind-unit"), help: "Bind the session to this client's systemd unit.") var bindUnit = false
+    @OptionGroup var socket: SocketOptions
+    @OptionGroup var output: OutputOptions
+
+    func run() throws {
+        try report(output) {
+            let client = try socket.connect()
+            let request = try parseJSON(try readInput(file), what: "request")
+            var result = try remote { try client.call("session_request", JSONObject(["request": request, "bindExecutable": .bool(bindExecutable), "bindUnit": .bool(bindUnit)])) }
+            let text = result["reviewText"]?.stringValue ?? ""
+            if result["status"] == "pending" && wait > 0 {
+                result = try remote { try client.call("session_wait", JSONObject(["id": result["id"]!, "timeout": .number(String(wait))])) }
+            }
+            let status = result["status"]?.stringValue ?? "?"
+            var lines = [text, "", "request \(result["id"]?.stringValue ?? "?"): \(status) (\(result["reason"]?.stringValue ?? ""))"]
+            if let session = result["sessionId"]?.stringValue { lines.append("session: \(session)") }
+            guard status == "approved" || status == "pending" else {
+                throw CommandFailure(message: "the request was \(status): \(result["reason"]?.stringValue ?? "")", reason: status == "denied" ? "denied" : status)
+            }
+            return CommandOutput(text: lines.joined(separator: "\n"), json: result)
+        }
+    }
+}
+
+struct SignUserOp: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sign-userop",
+        abstract: "Have the agent sign a user operation with a session key, inside the session's scope.")
+
+    @Argument(help: "The user operation (JSON, unpacked or packed), or - for standard input.") var file: String?
+    @Option(help: "The session id.") var session: String
+    @Option(name: .customLong("chain-id"), help: "The chain id.") var chainId: UInt64
+    @Option(help: "The EntryPoint address (default: v0.7).") var entrypoint: String = "0x0000000071727De22E5E9d8BAf0edAc6f37da032"
+    @Option(help: "use or enable (default: ENABLE until the session is enabled on the chain, then USE).") var mode: String?
+    @OptionGroup var socket: SocketOptions
+    @OptionGroup var output: OutputOptions
+
+    func run() throws {
+        try report(output) {
+            let client = try socket.connect()
+            var params = JSONObject(["sessionId": .string(session), "chainId": .number(String(chainId)), "entryPoint": .string(entrypoint),
+                                     "userOperation": try parseJSON(try readInput(file), what: "user operation")])
+            if let mode { params["mode"] = .string(mode) }
+            let result = try remote { try client.call("session_signUserOperation", params) }
+            return CommandOutput(text: result["signature"]?.stringValue ?? "", json: result)
+        }
+    }
+}
+
+struct Sessions: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "List this client's sessions.")
+    @OptionGroup var socket: SocketOptions
+    @OptionGroup var output: OutputOptions
+
+    func run() throws {
+        try report(output) {
+            let list = try remote { try socket.connect().call("session_list") }
+            let lines = (list.arrayValue ?? []).map { s in
+                "\(s["sessionId"]?.stringValue ?? "?")  \(s["label"]?.stringValue ?? "-")  account \(s["account"]?.stringValue ?? "?")  key \(s["sessionKey"]?.stringValue ?? "?")\(s["revoked"] == .bool(true) ? "  (revoked)" : "")"
+            }
+            return CommandOutput(text: lines.isEmpty ? "no sessions" : lines.joined(separator: "\n"), json: list)
+        }
+    }
+}
+
+struct Revoke: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Revoke a session: its key is erased at once (the on-chain session stays until removed).")
+    @Argument(help: "The session id.") var session: String
+    @OptionGroup var socket: SocketOptions
+    @OptionGroup var output: OutputOptions
+
+    func run() throws {
+        try report(output) {
+            let result = try remote { try socket.connect().call("session_revoke", JSONObject(["sessionId": .string(session)])) }
+            return CommandOutput(text: "revoked \(session)", json: result)
+        }
+    }
+}
+
+struct RPC: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Call an agent method directly (for scripts and debugging).")
+    @Argument(help: "The method, e.g. agent_info.") var method: String
+    @Argument(help: "The params as a JSON object.") var params: String = "{}"
+    @Flag(help: "Use the control socket ($SESSION_AGENT_CONTROL_SOCK).") var control = false
+    @OptionGroup var socket: SocketOptions
+    @OptionGroup var output: OutputOptions
+
+    func run() throws {
+        try report(output) {
+            let path = control ? AgentClient.defaultControlSocket : (socket.socket ?? AgentClient.defaultClientSocket)
+            let client: AgentClient
+            do { client = try AgentClient(path: path) } catch { throw CommandFailure(message: "\(error)", reason: "no_agent") }
+            guard let object = try parseJSON(Array(params.utf8), what: "params").objectValue else { throw CommandFailure(message: "params must be a JSON object") }
+            let result = try remote { try client.call(method, object) }
+            return CommandOutput(text: result.prettyPrinted, json: result)
+        }
+    }
+}

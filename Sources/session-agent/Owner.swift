@@ -1,0 +1,58 @@
+import Agent
+import ArgumentParser
+import EthereumCore
+import Foundation
+import OwnerSigners
+
+struct Owner: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Owner keys.", subcommands: [OwnerCreate.self, OwnerAddress.self])
+}
+
+struct OwnerCreate: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "create",
+        abstract: "Create an owner key in an Ethereum keystore v3 file (scrypt, as geth writes it).")
+
+    @Option(help: "Where to write the keystore (must not exist).") var keystore: String
+    @Option(name: .customLong("passphrase-file"), help: "Read the passphrase from this file (servers); otherwise it is asked twice on the terminal.") var passphraseFile: String?
+    @OptionGroup var output: OutputOptions
+
+    func run() throws {
+        try report(output) {
+            guard !FileManager.default.fileExists(atPath: keystore) else { throw CommandFailure(message: "\(keystore) exists; not overwriting it") }
+            let passphrase: SecretBytes
+            if let passphraseFile {
+                do { passphrase = try SecretFile.read(passphraseFile) } catch { throw CommandFailure(message: "\(error)") }
+            } else {
+                guard let first = Terminal.readSecret("New owner passphrase: "), let second = Terminal.readSecret("Again: ") else {
+                    throw CommandFailure(message: "no passphrase given")
+                }
+                let same = first.withUnsafeBytes { a in second.withUnsafeBytes { b in a.elementsEqual(b) } }
+                guard same else { throw CommandFailure(message: "the passphrases differ") }
+                passphrase = first
+            }
+            let key = Secp256k1.PrivateKey.generate()
+            let file = try Keystore.encrypt(key, passphrase: passphrase)
+            let old = umask(0o077)
+            defer { umask(old) }
+            guard FileManager.default.createFile(atPath: keystore, contents: Data((file.json.prettyPrinted + "\n").utf8)) else {
+                throw CommandFailure(message: "cannot write \(keystore)")
+            }
+            return CommandOutput(text: key.address.checksummed, json: .object(JSONObject(["address": .string(key.address.checksummed), "keystore": .string(keystore)])))
+        }
+    }
+}
+
+struct OwnerAddress: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "address", abstract: "Print the address a keystore file records.")
+    @Argument(help: "The keystore file.") var keystore: String
+    @OptionGroup var output: OutputOptions
+
+    func run() throws {
+        try report(output) {
+            let file = try Keystore(parsing: try readInput(keystore))
+            guard let address = file.address else { throw CommandFailure(message: "\(keystore) records no address") }
+            return CommandOutput(text: address.checksummed, json: .object(JSONObject(["address": .string(address.checksummed)])))
+        }
+    }
+}

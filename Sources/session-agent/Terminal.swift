@@ -1,0 +1,35 @@
+import EthereumCore
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Prompts on the controlling terminal: answers and secrets never go through arguments or
+/// the environment.
+enum Terminal {
+    static func ask(_ prompt: String) -> String? {
+        FileHandle.standardError.write(Data(prompt.utf8))
+        return readLine(strippingNewline: true)
+    }
+
+    /// Reads a line without echo; nil at end of input.
+    static func readSecret(_ prompt: String) -> SecretBytes? {
+        FileHandle.standardError.write(Data(prompt.utf8))
+        var saved = termios()
+        let isTTY = tcgetattr(STDIN_FILENO, &saved) == 0
+        if isTTY {
+            var quiet = saved
+            quiet.c_lflag &= ~tcflag_t(ECHO)
+            tcsetattr(STDIN_FILENO, TCSANOW, &quiet)
+        }
+        defer {
+            if isTTY {
+                tcsetattr(STDIN_FILENO, TCSANOW, &saved)
+                FileHandle.standardError.write(Data("\n".utf8))
+            }
+        }
+        guard var line = readLine(strippingNewline: true) else { return nil }
+        defer { line.withUTF8 { SecretBytes.zero(UnsafeMutableRawBufferPointer(mutating: UnsafeRawBufferPointer($0))) } }
+        return Array(line.utf8).withUnsafeBytes { SecretBytes(copying: $0) }
+    }
+}
