@@ -15,6 +15,8 @@ public struct AgentConfiguration: Sendable {
     public var approvalTimeout: UInt64
     public var allowedUIDs: Set<UInt32>
     public var storePassphraseFile: String?
+    /// How long the rest of a message may take once part of it arrived.
+    public var partialMessageTimeout: UInt64
     public var owners: [(keystore: String, passphraseFile: String?)]
     public var accounts: [AccountConfig]
 
@@ -26,20 +28,22 @@ public struct AgentConfiguration: Sendable {
             guard let s = v.string else { throw AgentError("bad_config", "\(at)\(key): a path string") }
             return s.hasPrefix("/") ? s : base + "/" + s
         }
-        let known = ["data_dir", "socket_dir", "rules", "tokens", "approval_timeout", "allow_uids", "store_passphrase_file", "owners", "accounts"]
+        let known = ["data_dir", "socket_dir", "rules", "tokens", "approval_timeout", "partial_message_timeout", "allow_uids", "store_passphrase_file", "owners", "accounts"]
+        func duration(_ key: String, default value: UInt64) throws(AgentError) -> UInt64 {
+            guard let t = table[key] else { return value }
+            guard let s = t.string, let unit = s.last, let n = UInt64(s.dropLast()), let scale: UInt64 = ["s": 1, "m": 60, "h": 3600][unit] else {
+                throw AgentError("bad_config", "\(key): a duration like \"5m\" or \"30s\"")
+            }
+            return n * scale
+        }
         if let extra = table.keys.first(where: { !known.contains($0) }) { throw AgentError("bad_config", "\(extra): unknown key") }
         dataDirectory = try path("data_dir") ?? AgentPaths.dataDirectory(env)
         socketDirectory = try path("socket_dir") ?? AgentPaths.socketDirectory(env)
         rulesFile = try path("rules")
         tokensFile = try path("tokens")
         storePassphraseFile = try path("store_passphrase_file")
-        approvalTimeout = 300
-        if let t = table["approval_timeout"] {
-            guard let s = t.string, let unit = s.last, let n = UInt64(s.dropLast()), let scale: UInt64 = ["s": 1, "m": 60, "h": 3600][unit] else {
-                throw AgentError("bad_config", "approval_timeout: a duration like \"5m\"")
-            }
-            approvalTimeout = n * scale
-        }
+        approvalTimeout = try duration("approval_timeout", default: 300)
+        partialMessageTimeout = try duration("partial_message_timeout", default: 30)
         allowedUIDs = Set((table["allow_uids"]?.array.map { Array($0) } ?? []).compactMap { $0.int.map { UInt32($0) } })
         owners = []
         for (i, item) in (table["owners"]?.array.map { Array($0) } ?? []).enumerated() {

@@ -38,7 +38,8 @@ public enum AgentDaemon {
                           ownerPrompt: { description in
                               throw AgentError("locked", "\(description) is needed: approve with `session-agent approve`, which asks for it")
                           })
-        let server = SocketServer(rpc: AgentRPC(agent: agent, reloadRules: config.rulesFile == nil ? nil : loadRules), allowedUIDs: config.allowedUIDs)
+        let server = SocketServer(rpc: AgentRPC(agent: agent, reloadRules: config.rulesFile == nil ? nil : loadRules), allowedUIDs: config.allowedUIDs,
+                                  partialMessageTimeout: .seconds(Int64(config.partialMessageTimeout)))
 
         let activated = Systemd.listenFileDescriptors()
         let clientPath = config.socketDirectory + "/client.sock", controlPath = config.socketDirectory + "/control.sock"
@@ -46,7 +47,7 @@ public enum AgentDaemon {
         if let client = activated["client"], let control = activated["control"] {
             listeners = [.init(source: .descriptor(client), control: false), .init(source: .descriptor(control), control: true)]
         } else {
-            try SocketServer.prepareDirectory(config.socketDirectory)
+            try SocketServer.prepareDirectory(config.socketDirectory, shared: !config.allowedUIDs.isEmpty)
             listeners = [.init(source: .path(clientPath), control: false), .init(source: .path(controlPath), control: true)]
         }
         try await withThrowingTaskGroup(of: Void.self) { group in

@@ -46,6 +46,9 @@ final class LineFramer: ChannelInboundHandler {
             deadline = context.eventLoop.scheduleTask(in: partialTimeout) {
                 let (framer, context) = loopBound.value
                 framer.fail(context, .stalled)
+                // Outside a socket read nothing else completes the read: the async channel
+                // delivers what it buffered only on read-complete.
+                context.fireChannelReadComplete()
             }
         }
     }

@@ -36,15 +36,17 @@ public struct SocketServer: Sendable {
         self.partialMessageTimeout = partialMessageTimeout
     }
 
-    /// Creates the socket directory 0700, or checks that an existing one is ours and private.
-    public static func prepareDirectory(_ path: String) throws {
+    /// Creates the socket directory, or checks that an existing one is ours: 0700, or 0711 when
+    /// other uids are admitted (they may reach the client socket, never list the directory).
+    public static func prepareDirectory(_ path: String, shared: Bool = false) throws {
+        let mode: mode_t = shared ? 0o711 : 0o700
         var info = stat()
         if stat(path, &info) == 0 {
             guard info.st_uid == getuid() else { throw AgentError("insecure_directory", "\(path) belongs to uid \(info.st_uid), not to the agent") }
-            if info.st_mode & 0o077 != 0 { chmod(path, 0o700) }
+            chmod(path, mode)
             return
         }
-        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true, attributes: [.posixPermissions: Int(mode)])
     }
 
     /// Accepts connections on every listener until the task is cancelled.
@@ -63,7 +65,9 @@ public struct SocketServer: Sendable {
             switch listener.source {
             case .path(let path):
                 server = try await bootstrap.bind(unixDomainSocketPath: path, cleanupExistingSocketFile: true, childChannelInitializer: framing)
-                chmod(path, 0o600)
+                // Peer credentials decide who may talk to the client socket when other uids are
+                // admitted; otherwise the file itself shuts everyone else out.
+                chmod(path, !listener.control && !allowedUIDs.isEmpty ? 0o666 : 0o600)
             case .descriptor(let fd):
                 server = try await bootstrap.bind(fd, childChannelInitializer: framing)
             }

@@ -29,6 +29,7 @@ public enum Oracle {
 
     public struct Failure: Error, CustomStringConvertible {
         public var description: String
+        public init(description: String) { self.description = description }
     }
 
     public static func cases(_ kind: String, count: Int) throws -> [JSONValue] {

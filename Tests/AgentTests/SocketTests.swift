@@ -1,0 +1,207 @@
+import Agent
+import EthereumCore
+import Foundation
+import OwnerSigners
+import SessionStore
+import SmartSessions
+import Testing
+import TestSupport
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The agent as users run it: `session-agent serve` in its own process, spoken to over the real
+/// Unix sockets.
+@Suite("End to end through the agent's sockets", .serialized)
+struct SocketTests {
+    static let usdc = try! Address("0x1c7D4B196Cb0C7B01d743Fbc6116a902379C7238")
+    static var example: JSONValue { try! JSONValue(parsing: [UInt8](try! Data(contentsOf: Oracle.packageRoot.appendingPathComponent("docs/examples/usdc-transfers.json")))) }
+
+    static func transferOp(_ amount: UInt64, nonce: UInt64) -> JSONValue {
+        let call = try! ABIFunction(parsing: "transfer(address,uint256)").encodeCall([.address(try! Address("0x000000000000000000000000000000000000bEEF")), .uint(UInt256(amount))])
+        var op = UserOperation(sender: try! Address(AgentProcess.account), nonce: UInt256(nonce))
+        op.callData = ExecuteCall.single(Execution(target: usdc, callData: call)).calldata
+        return op.json
+    }
+
+    static func sign(_ client: AgentClient, _ session: String, _ amount: UInt64, nonce: UInt64) throws -> JSONValue {
+        try client.call("session_signUserOperation", JSONObject([
+            "sessionId": .string(session), "chainId": JSONValue(11155111), "entryPoint": .string(EntryPointVersion.v07.canonicalAddress.checksummed),
+            "userOperation": transferOp(amount, nonce: nonce),
+        ]))
+    }
+
+    static func requestSession(_ client: AgentClient) throws -> String {
+        let result = try client.call("session_request", JSONObject(["request": example]))
+        guard result["status"] == "approved", let id = result["sessionId"]?.stringValue else {
+            throw Oracle.Failure(description: "not approved: \(result.serialized.prefix(300))")
+        }
+        return id
+    }
+
+    @Test func fullFlowAndDenialsOverTheSockets() throws {
+        let agent = try AgentProcess()
+        try agent.start()
+        let client = try AgentClient(path: agent.clientSocket)
+        #expect(try client.call("agent_info")["version"] == "0.1.0")
+        let session = try Self.requestSession(client)
+        let first = try Self.sign(client, session, 5_000_000, nonce: 0)
+        #expect(first["mode"] == "ENABLE")
+        #expect(try Self.sign(client, session, 1, nonce: 1)["mode"] == "USE")
+        do {
+            _ = try Self.sign(client, session, 200_000_000, nonce: 2)
+            Issue.record("signed over the limit")
+        } catch let e as AgentClient.RemoteError {
+            #expect(e.reason == "policy_violation" && e.message.contains("spending limit"))
+        }
+        // Control methods are not on the client socket, and the control socket lists everything.
+        #expect(throws: AgentClient.RemoteError.self) { try client.call("pending_list") }
+        let control = try AgentClient(path: agent.controlSocket)
+        #expect(try control.call("sessions_list").arrayValue?.count == 1)
+        #expect(try control.call("audit_verify")["intact"] == .bool(true))
+
+        // Sockets 0600 in a 0700 directory.
+        var info = stat()
+        stat(agent.clientSocket, &info)
+        #expect(info.st_mode & 0o777 == 0o600)
+        stat((agent.clientSocket as NSString).deletingLastPathComponent, &info)
+        #expect(info.st_mode & 0o777 == 0o700)
+    }
+
+    @Test func badInputGetsAnErrorAndOthersAreUnaffected() throws {
+        let agent = try AgentProcess(extraConfig: "partial_message_timeout = \"1s\"")
+        try agent.start()
+        let bystander = try AgentClient(path: agent.clientSocket)
+
+        let malformed = try AgentClient(path: agent.clientSocket)
+        try malformed.sendRaw(Array("{\"jsonrpc\": \"2.0\", \"id\": 1, \"method\": \n".utf8))
+        #expect(try malformed.readLine()?["error"]?["code"] == JSONValue(-32700))
+        try malformed.sendRaw(Array("[1,2]\n".utf8))
+        #expect(try malformed.readLine()?["error"]?["data"]?["reason"] == "bad_request")
+        #expect(try malformed.call("agent_info")["version"] == "0.1.0")   // the connection still works
+        #expect(throws: AgentClient.RemoteError.self) { try malformed.call("no_such_method") }
+        #expect(throws: AgentClient.RemoteError.self) { try malformed.call("session_request", JSONObject(["request": "nonsense"])) }
+
+        let oversized = try AgentClient(path: agent.clientSocket)
+        try? oversized.sendRaw([UInt8](repeating: UInt8(ascii: "a"), count: JSONRPC.maximumMessageSize + 10))
+        #expect(try oversized.readLine()?["error"]?["message"]?.stringValue?.contains("larger than") == true)
+        #expect(try oversized.readLine() == nil, "and the connection is closed")
+
+        let staller = try AgentClient(path: agent.clientSocket)
+        try staller.sendRaw(Array("{\"jsonrpc\": \"2.0\", \"id\": 1, \"meth".utf8))
+        #expect(try bystander.call("agent_info")["version"] == "0.1.0", "others are served while one stalls")
+        #expect(try staller.readLine()?["error"]?["message"]?.stringValue?.contains("incomplete message") == true)
+
+        // 200 clients at once, each answered.
+        let answered = LockedCounter()
+        let socketPath = agent.clientSocket
+        DispatchQueue.concurrentPerform(iterations: 200) { _ in
+            if let c = try? AgentClient(path: socketPath), (try? c.call("agent_info"))?["version"] == "0.1.0", (try? c.call("session_list"))?.arrayValue != nil {
+                answered.increment()
+            }
+        }
+        #expect(answered.value == 200)
+        #expect(try bystander.call("agent_info")["version"] == "0.1.0")
+    }
+
+    @Test(.enabled(if: getuid() == 0, "needs root to run clients as other uids"))
+    func otherUidsAreRefusedOrSeeOnlyTheirOwn() throws {
+        let agent = try AgentProcess(allowUIDs: [65534])
+        try agent.start()
+        let root = try AgentClient(path: agent.clientSocket)
+        let session = try Self.requestSession(root)
+        func asUID(_ uid: UInt32, _ socket: String, _ method: String, _ params: String = "{}") throws -> String {
+            let script = """
+                import json,socket,sys
+                s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])
+                s.sendall((json.dumps({"jsonrpc":"2.0","id":1,"method":sys.argv[2],"params":json.loads(sys.argv[3])})+"\\n").encode())
+                print(s.makefile().readline().strip())
+                """
+            let r = try Command.run(URL(fileURLWithPath: "/usr/bin/setpriv"), ["--reuid=\(uid)", "--regid=\(uid)", "--clear-groups", "/usr/bin/python3", "-c", script, socket, method, params])
+            return r.stdout + r.stderr
+        }
+        // An admitted uid is served but sees none of root's sessions, and cannot use them.
+        #expect(try asUID(65534, agent.clientSocket, "session_list").contains("\"result\":[]"))
+        let stolen = try asUID(65534, agent.clientSocket, "session_signUserOperation", #"{"sessionId": "\#(session)", "chainId": 11155111, "entryPoint": "0x0000000071727De22E5E9d8BAf0edAc6f37da032", "userOperation": \#(Self.transferOp(1, nonce: 0).serialized)}"#)
+        #expect(stolen.contains("not_found"), "\(stolen)")
+        // Any other uid is refused by its peer credentials.
+        #expect(try asUID(65533, agent.clientSocket, "agent_info").contains("forbidden"))
+        // Nobody else reaches the control socket at all.
+        #expect(try asUID(65534, agent.controlSocket, "pending_list").contains("PermissionError"))
+    }
+
+    /// The agent is killed in the middle of a signing loop; after a restart the ledger is never
+    /// behind the signatures the client received, and the store opens cleanly.
+    @Test func crashMidLoopNeverLosesLedgerState() throws {
+        let agent = try AgentProcess(rules: """
+            default = "approve"
+            """)
+        try agent.start()
+        let client = try AgentClient(path: agent.clientSocket)
+        var request = Self.example.objectValue!
+        var permission = request["permissions"]!.arrayValue![0].objectValue!
+        permission["maxUses"] = JSONValue(100_000)
+        permission["spendingLimit"] = "1000000 USDC"
+        request["permissions"] = .array([.object(permission)])
+        let result = try client.call("session_request", JSONObject(["request": .object(request)]))
+        let session = try #require(result["sessionId"]?.stringValue, "\(result)")
+
+        let received = LockedCounter()
+        let loopClient = UncheckedBox(client)
+        let loop = Thread {
+            var nonce: UInt64 = 0
+            while (try? Self.sign(loopClient.value, session, 1, nonce: nonce)) != nil {
+                received.increment()
+                nonce += 1
+            }
+        }
+        loop.start()
+        while received.value < 30 { usleep(2000) }
+        agent.stop(signal: SIGKILL)
+        while !loop.isFinished { usleep(1000) }
+
+        let store = try SessionStore(path: agent.directory.appendingPathComponent("data/store.sqlite").path)
+        let ledger = try store.ledger(sessionId: session)
+        let used = ledger.counters.filter { $0.key.counter == "used" }.map(\.value).max() ?? 0
+        #expect(used >= UInt256(UInt64(received.value)), "ledger \(used) behind \(received.value) signatures")
+        #expect(try store.verifyAudit().get() >= received.value)
+
+        try agent.start()
+        let again = try AgentClient(path: agent.clientSocket)
+        #expect(try Self.sign(again, session, 1, nonce: 10_000)["mode"] == "USE")
+    }
+
+    @Test func noSecretInLogsOrAudit() throws {
+        let agent = try AgentProcess()
+        try agent.start()
+        let client = try AgentClient(path: agent.clientSocket)
+        let session = try Self.requestSession(client)
+        _ = try Self.sign(client, session, 1, nonce: 0)
+        _ = try? client.call("session_export", JSONObject(["sessionId": .string(session)]))
+        agent.stop()
+
+        let store = try SessionStore(path: agent.directory.appendingPathComponent("data/store.sqlite").path)
+        try store.unlock(passphrase: Array(agent.storePassphrase.utf8).withUnsafeBytes { SecretBytes(copying: $0) })
+        let sessionKey = try store.sessionKey(id: session).withUnsafeBytes { Hex.encode($0, prefix: false) }
+        let keystore = try Keystore(parsing: [UInt8](try Data(contentsOf: agent.directory.appendingPathComponent("owner.json"))))
+        let ownerKey = try keystore.decrypt(passphrase: Array(agent.ownerPassphrase.utf8).withUnsafeBytes { SecretBytes(copying: $0) }).withUnsafeBytes { Hex.encode($0, prefix: false) }
+        let auditText = try String(decoding: Data(contentsOf: agent.directory.appendingPathComponent("data/store.sqlite")), as: UTF8.self)
+        for secret in [agent.ownerPassphrase, agent.storePassphrase, sessionKey, ownerKey] {
+            #expect(!agent.logs.contains(secret))
+            #expect(!auditText.lowercased().contains(secret.lowercased()))
+        }
+    }
+}
+
+/// Hands a value to one other thread that alone uses it from then on.
+struct UncheckedBox<T>: @unchecked Sendable {
+    let value: T
+    init(_ value: T) { self.value = value }
+}
+
+final class LockedCounter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var count = 0
+    func increment() { lock.withLock { count += 1 } }
+    var value: Int { lock.withLock { count } }
+}

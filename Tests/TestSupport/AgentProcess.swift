@@ -1,0 +1,93 @@
+import EthereumCore
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A real `session-agent serve` in a temporary directory, with a keystore owner, a sample
+/// account, a rules file and a configuration, for end-to-end tests over the real sockets.
+public final class AgentProcess {
+    public let directory: URL
+    public let ownerPassphrase = "owner passphrase 7f3a"
+    public let storePassphrase = "store passphrase 91cc"
+    public private(set) var process: Process?
+    public private(set) var clientSocket = ""
+    public private(set) var controlSocket = ""
+    public static let account = "0x7227dcfb0c5ec7a5f539f97b18be261c49687ed6"
+
+    public init(rules: String? = nil, extraConfig: String = "", allowUIDs: [UInt32] = []) throws {
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("agent-e2e-\(UUID())")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o711])
+        try ownerPassphrase.write(to: directory.appendingPathComponent("owner.pass"), atomically: true, encoding: .utf8)
+        try storePassphrase.write(to: directory.appendingPathComponent("store.pass"), atomically: true, encoding: .utf8)
+        let created = try Command.run(Command.sessionAgent, ["owner", "create", "--keystore", directory.appendingPathComponent("owner.json").path,
+                                                             "--passphrase-file", directory.appendingPathComponent("owner.pass").path])
+        guard created.status == 0 else { throw Oracle.Failure(description: "owner create: \(created.stderr)") }
+        let ownerAddress = created.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let rulesText = try rules ?? String(contentsOf: Oracle.packageRoot.appendingPathComponent("docs/examples/rules.toml"), encoding: .utf8)
+        try rulesText.write(to: directory.appendingPathComponent("rules.toml"), atomically: true, encoding: .utf8)
+        let config = """
+            data_dir = "data"
+            socket_dir = "run"
+            rules = "rules.toml"
+            store_passphrase_file = "store.pass"
+            allow_uids = [\(allowUIDs.map(String.init).joined(separator: ", "))]
+            \(extraConfig)
+
+            [[owners]]
+            keystore = "owner.json"
+            passphrase_file = "owner.pass"
+
+            [[accounts]]
+            address = "\(Self.account)"
+            kind = "erc7579"
+            owners = ["\(ownerAddress)"]
+            chains = [11155111]
+            """
+        try config.write(to: directory.appendingPathComponent("session-agent.toml"), atomically: true, encoding: .utf8)
+    }
+
+    /// Starts the agent and waits until it prints its sockets.
+    public func start() throws {
+        let p = Process()
+        p.executableURL = Command.sessionAgent
+        p.arguments = ["serve", "--config", directory.appendingPathComponent("session-agent.toml").path]
+        let out = Pipe()
+        p.standardOutput = out
+        let log = directory.appendingPathComponent("serve-\(UUID()).log")
+        FileManager.default.createFile(atPath: log.path, contents: nil)
+        p.standardError = try FileHandle(forWritingTo: log)
+        try p.run()
+        process = p
+        var text = ""
+        while !text.contains("SESSION_AGENT_CONTROL_SOCK=") {
+            let chunk = out.fileHandleForReading.availableData
+            guard !chunk.isEmpty else { throw Oracle.Failure(description: "the agent exited: \((try? String(contentsOf: log, encoding: .utf8)) ?? "")") }
+            text += String(decoding: chunk, as: UTF8.self)
+        }
+        for line in text.split(separator: "\n") {
+            let value = line.split(separator: "=", maxSplits: 1).last.map { String($0.split(separator: ";")[0]) } ?? ""
+            if line.hasPrefix("SESSION_AGENT_SOCK=") { clientSocket = value }
+            if line.hasPrefix("SESSION_AGENT_CONTROL_SOCK=") { controlSocket = value }
+        }
+    }
+
+    /// Stops the agent with `signal` (SIGTERM, or SIGKILL to simulate a crash).
+    public func stop(signal: Int32 = SIGTERM) {
+        guard let p = process else { return }
+        kill(p.processIdentifier, signal)
+        p.waitUntilExit()
+        process = nil
+    }
+
+    /// Everything the agent wrote to stderr, over all its runs.
+    public var logs: String {
+        let files = (try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? []
+        return files.filter { $0.hasSuffix(".log") }.compactMap { try? String(contentsOf: directory.appendingPathComponent($0), encoding: .utf8) }.joined()
+    }
+
+    deinit {
+        stop()
+        try? FileManager.default.removeItem(at: directory)
+    }
+}
