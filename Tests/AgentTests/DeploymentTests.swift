@@ -1,0 +1,94 @@
+import Agent
+import EthereumCore
+import Foundation
+import Testing
+import TestSupport
+#if canImport(Glibc)
+import Glibc
+#endif
+
+@Suite("systemd units, udev rules, socket activation and readiness")
+struct DeploymentTests {
+    static func present(_ path: String) -> Bool { FileManager.default.isExecutableFile(atPath: path) || ProcessInfo.processInfo.environment["CI"] != nil }
+
+    /// The units with ExecStart pointing at the built binary (verify checks it exists).
+    static func unitsCopy(_ kind: String) throws -> URL {
+        let target = FileManager.default.temporaryDirectory.appendingPathComponent("units-\(UUID())")
+        try FileManager.default.createDirectory(at: target, withIntermediateDirectories: true)
+        let source = Oracle.packageRoot.appendingPathComponent("systemd/\(kind)")
+        for name in try FileManager.default.contentsOfDirectory(atPath: source.path) {
+            let text = try String(contentsOf: source.appendingPathComponent(name), encoding: .utf8)
+                .replacingOccurrences(of: "/usr/local/bin/session-agent", with: Command.sessionAgent.path)
+            try text.write(to: target.appendingPathComponent(name), atomically: true, encoding: .utf8)
+        }
+        return target
+    }
+
+    @Test(.enabled(if: present("/usr/bin/systemd-analyze"), "systemd-analyze is not installed"), arguments: ["system", "user"])
+    func unitsVerifyWithoutAnyWarning(_ kind: String) throws {
+        let dir = try Self.unitsCopy(kind)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let units = ["session-agent.service", "session-agent-client.socket", "session-agent-control.socket"].map { dir.appendingPathComponent($0).path }
+        var env = ProcessInfo.processInfo.environment
+        env["XDG_RUNTIME_DIR"] = dir.path
+        let r = try Command.run(URL(fileURLWithPath: "/usr/bin/systemd-analyze"), (kind == "user" ? ["--user", "verify"] : ["verify"]) + units, environment: env)
+        #expect(r.status == 0 && r.stderr.isEmpty && r.stdout.isEmpty, "\(r.stdout)\(r.stderr)")
+        if kind == "system" {
+            let security = try Command.run(URL(fileURLWithPath: "/usr/bin/systemd-analyze"), ["security", "--offline=yes", units[0]], environment: env)
+            let score = security.stdout.split(separator: "\n").last { $0.contains("Overall exposure level") } ?? ""
+            #expect(score.contains("OK"), "\(score)")
+        }
+    }
+
+    @Test(.enabled(if: getuid() == 0 && present("/usr/bin/udevadm"), "needs root and udevadm"))
+    func udevRulesParse() throws {
+        let installed = "/run/udev/rules.d/70-session-agent.rules"
+        try FileManager.default.createDirectory(atPath: "/run/udev/rules.d", withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: Oracle.packageRoot.appendingPathComponent("udev/70-session-agent.rules").path, toPath: installed)
+        defer { try? FileManager.default.removeItem(atPath: installed) }
+        let device = try FileManager.default.contentsOfDirectory(atPath: "/sys/devices/virtual/misc").sorted().first ?? "null"
+        let r = try Command.run(URL(fileURLWithPath: "/usr/bin/udevadm"), ["test", "--action=add", "/sys/devices/virtual/misc/\(device)"])
+        let output = r.stdout + r.stderr
+        #expect(output.contains("70-session-agent.rules"), "the rules file was read")
+        let complaints = output.split(separator: "\n").filter { $0.contains("70-session-agent.rules") && ($0.contains("Invalid") || $0.lowercased().contains("error")) }
+        #expect(complaints.isEmpty, "\(complaints)")
+    }
+
+    @Test(.enabled(if: present("/usr/bin/systemd-socket-activate"), "systemd-socket-activate is not installed"))
+    func socketActivationAndReadinessNotification() throws {
+        let agent = try AgentProcess()
+        // A datagram socket standing in for systemd's NOTIFY_SOCKET.
+        let notifyPath = agent.directory.appendingPathComponent("notify").path
+        let notify = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0)
+        defer { close(notify) }
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in for (i, b) in notifyPath.utf8.enumerated() { raw[i] = b } }
+        _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(notify, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) } }
+
+        let client = agent.directory.appendingPathComponent("activated-client.sock").path
+        let control = agent.directory.appendingPathComponent("activated-control.sock").path
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/systemd-socket-activate")
+        p.arguments = ["-l", client, "-l", control, "--fdname=client:control", "-E", "NOTIFY_SOCKET=\(notifyPath)",
+                       Command.sessionAgent.path, "serve", "--config", agent.directory.appendingPathComponent("session-agent.toml").path]
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        defer { p.terminate(); p.waitUntilExit() }
+        var connected: AgentClient?
+        for _ in 0..<200 where connected == nil {
+            connected = try? AgentClient(path: client)
+            if connected == nil { usleep(20_000) }
+        }
+        // The first connection starts the agent on the passed descriptors.
+        let info = try #require(connected).call("agent_info")
+        #expect(info["version"] == "0.1.0")
+        #expect(try AgentClient(path: control).call("pending_list").arrayValue != nil)
+        var buffer = [UInt8](repeating: 0, count: 64)
+        var timeout = timeval(tv_sec: 5, tv_usec: 0)
+        setsockopt(notify, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        let n = recv(notify, &buffer, buffer.count, 0)
+        #expect(n > 0 && String(decoding: buffer[0..<max(n, 0)], as: UTF8.self) == "READY=1")
+    }
+}
