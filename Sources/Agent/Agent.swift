@@ -195,8 +195,11 @@ public actor Agent {
     public func ownerList() -> [OwnerIdentity] { owners.values.map(\.identity).sorted { $0.address < $1.address } }
     public func lock() { store.lockStore() }
 
+    /// Unlocks the store; the first unlock of a new store chooses its passphrase.
     public func unlock(_ passphrase: SecretBytes) throws(AgentError) {
-        do { try store.unlock(passphrase: passphrase) } catch { throw AgentError(error.reason, "\(error)") }
+        do {
+            if store.isInitialized { try store.unlock(passphrase: passphrase) } else { try store.initialize(passphrase: passphrase) }
+        } catch { throw AgentError(error.reason, "\(error)") }
     }
 
     public func verifyAudit() throws(AgentError) -> (intact: Bool, entries: Int, problem: String?) {

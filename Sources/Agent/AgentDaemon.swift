@@ -30,7 +30,8 @@ public enum AgentDaemon {
             return try RulesFile(toml: String(decoding: data, as: UTF8.self))
         }
         var tokens = TokenList()
-        if let file = config.tokensFile, let data = FileManager.default.contents(atPath: file) {
+        if let file = config.tokensFile {
+            guard let data = FileManager.default.contents(atPath: file) else { throw AgentError("bad_config", "cannot read the token list \(file)") }
             try tokens.add(json: try JSONValue(parsing: [UInt8](data)))
         }
         let agent = Agent(store: store, owners: owners, accounts: config.accounts, rules: try loadRules(), tokens: tokens,

@@ -134,4 +134,29 @@ struct AgentFlowTests {
         let timedOut = try await agent.wait(try await agent.request(.object(over), client: Self.bot).id, client: Self.bot, timeout: 0.05)
         #expect(timedOut.status == .pending)
     }
+
+    @Test func lockedStoreSignsNothingUntilUnlocked() async throws {
+        let (agent, store) = try Self.agent()
+        let sessionId = try #require(try await agent.request(Self.example, client: Self.bot).sessionId)
+        let ep = EntryPointVersion.v07.canonicalAddress
+        func sign() async throws(AgentError) -> Agent.SignedOperation {
+            try await agent.signUserOperation(sessionId: sessionId, client: Self.bot, chainId: 11155111, entryPoint: ep, version: .v07, operation: Self.transfer(Self.usdc, 1))
+        }
+        let before = try store.ledger(sessionId: sessionId)
+        await agent.lock()
+        do { _ = try await sign(); Issue.record("signed while locked") } catch { #expect(error.reason == "locked", "\(error)") }
+        #expect(try store.ledger(sessionId: sessionId) == before)
+        do { try await agent.unlock(secret("wrong")); Issue.record("unlocked with a wrong passphrase") } catch { #expect(store.isLocked) }
+        try await agent.unlock(secret("store"))
+        #expect(try await sign().mode == .enable)
+
+        // A new store: the first unlock chooses the passphrase, later ones must repeat it.
+        let fresh = try SessionStore(path: FileManager.default.temporaryDirectory.appendingPathComponent("fresh-\(UUID()).sqlite").path)
+        let blank = Agent(store: fresh, owners: [], accounts: [], rules: nil, ownerPrompt: { _ in secret("") })
+        try await blank.unlock(secret("chosen"))
+        #expect(fresh.isInitialized && !fresh.isLocked)
+        await blank.lock()
+        await #expect(throws: AgentError.self) { try await blank.unlock(secret("other")) }
+        try await blank.unlock(secret("chosen"))
+    }
 }
