@@ -83,4 +83,4 @@ userop "$usdc" "$(transfer 200000000)" 0x2 > op3.json
 run "$sa" sign-userop --session "$session" --chain-id 11155111 op3.json || echo "(exit status $?)"
 
 say "The audit log (hash-chained; no secrets) checks out"
-run "$sa" rpc audit_verify --control
+run "$sa" audit verify

@@ -38,10 +38,10 @@ extension Agent {
     /// commits the ledger durably, and only then returns the signature. `forceMode` picks USE
     /// or ENABLE; by default ENABLE until the session has been enabled on that chain.
     public func signUserOperation(sessionId: String, client: ClientIdentity, chainId: UInt64, entryPoint: Address,
-                                  version: EntryPointVersion, operation: PackedUserOperation, forceMode: SmartSessionMode? = nil) throws(AgentError) -> SignedOperation {
-        let s = try session(sessionId, client: client)
+                                  version: EntryPointVersion, operation: PackedUserOperation, forceMode: SmartSessionMode? = nil) async throws(AgentError) -> SignedOperation {
+        var active = try activeSession(sessionId, client: client)
+        let s = active.stored
         let now = clock()
-        if s.revokedAt != nil { throw AgentError("revoked", "session \(sessionId) was revoked") }
         if let expires = s.expiresAt, now > expires { throw AgentError("expired", "session \(sessionId) expired at \(expires)") }
         guard let chain = s.chains.first(where: { $0.chainId == chainId }) else {
             throw AgentError("wrong_chain", "session \(sessionId) is not enabled for chain \(chainId)")
@@ -49,18 +49,11 @@ extension Agent {
         guard operation.sender == s.account else {
             throw AgentError("wrong_sender", "the operation's sender \(operation.sender) is not the session's account \(s.account)")
         }
-        let enabled: Set<UInt64>
-        let ledger: PolicyLedger
-        do {
-            enabled = try store.enabledChains(sessionId: sessionId)
-            ledger = try store.ledger(sessionId: sessionId)
-        } catch { throw AgentError(error.reason, "\(error)") }
-        let mode: SmartSessionMode = forceMode ?? (enabled.contains(chainId) ? .use : s.mode)
+        let mode: SmartSessionMode = forceMode ?? (active.enabledChains.contains(chainId) ? .use : s.mode)
         guard mode == .use || mode == s.mode else { throw .badRequest("the session was approved for \(s.mode), not \(mode)") }
 
-        let checker = PolicyChecker(session: s.session, account: s.account)
         let allowance: PolicyAllowance
-        switch checker.check(operation, ledger: ledger, enabling: mode != .use, now: now, entryPoint: version) {
+        switch active.checker.check(operation, ledger: active.ledger, enabling: mode != .use, now: now, entryPoint: version) {
         case .success(let a): allowance = a
         case .failure(let denial):
             try? store.audit("denied", .object(JSONObject(["session": .string(sessionId), "reason": .string(denial.reason), "message": .string(denial.message)])), at: now)
@@ -71,9 +64,7 @@ extension Agent {
         do { userOpHash = try operation.hash(version: version, entryPoint: entryPoint, chainId: UInt256(chainId)) } catch {
             throw .badRequest("\(error)")
         }
-        let key: Secp256k1.PrivateKey
-        do { key = try store.sessionKey(id: sessionId) } catch { throw AgentError(error.reason, "\(error)") }
-        let validatorSignature = key.sign(digest: userOpHash).bytes
+        let validatorSignature = active.key.sign(digest: userOpHash).bytes
         let encoded: SessionSignature
         if mode == .use {
             encoded = .use(permissionId: s.session.permissionId, signature: validatorSignature)
@@ -85,14 +76,73 @@ extension Agent {
             }
             encoded = .enable(mode: mode, enableSession: enable, signature: validatorSignature)
         }
-        // Durable before the signature leaves the agent: a crash now loses a signature, never
-        // ledger state.
-        do {
-            try store.recordSignature(sessionId: sessionId, delta: allowance.delta, enabledChain: chainId,
-                                      audit: .object(JSONObject(["session": .string(sessionId), "chainId": .string(String(chainId)),
-                                                                 "userOpHash": .string(userOpHash.hex), "mode": .string(mode.description)])), at: now)
-        } catch { throw AgentError(error.reason, "\(error)") }
+        // The allowance is reserved in memory before the agent awaits the commit, so operations
+        // checked meanwhile see it; the signature leaves only once the commit is durable, so a
+        // crash loses signatures, never ledger state.
+        active.ledger.apply(allowance.delta)
+        active.enabledChains.insert(chainId)
+        activeSessions[sessionId] = active
+        let record = SessionStore.SignatureRecord(
+            sessionId: sessionId, delta: allowance.delta, enabledChain: chainId,
+            audit: .object(JSONObject(["session": .string(sessionId), "chainId": .string(String(chainId)),
+                                       "userOpHash": .string(userOpHash.hex), "mode": .string(mode.description)])), at: now)
+        if case .failure(let error) = await commitDurably(record) { throw AgentError(error.reason, "\(error)") }
         return SignedOperation(signature: encoded.encoded, mode: mode, userOpHash: userOpHash, validAfter: allowance.validAfter, validUntil: allowance.validUntil)
+    }
+
+    /// Group commit: records queue while a transaction is committing and go together in the
+    /// next one. Each caller resumes when the transaction holding its record is durable.
+    func commitDurably(_ record: SessionStore.SignatureRecord) async -> Result<Void, StoreError> {
+        await withCheckedContinuation { continuation in
+            commitQueue.append((record, continuation))
+            if !committing {
+                committing = true
+                Task { await flushCommits() }
+            }
+        }
+    }
+
+    func flushCommits() async {
+        while !commitQueue.isEmpty {
+            let batch = commitQueue
+            commitQueue = []
+            let store = self.store
+            // Off the actor, so requests keep being checked while the disk syncs.
+            let result = await Task.detached { () -> Result<Void, StoreError> in
+                do throws(StoreError) { try store.recordSignatures(batch.map(\.record)); return .success(()) } catch { return .failure(error) }
+            }.value
+            if case .failure = result {
+                // What the cache reserved never reached the disk: read the sessions again.
+                for (record, _) in batch { activeSessions[record.sessionId] = nil }
+            }
+            for (_, continuation) in batch { continuation.resume(returning: result) }
+        }
+        committing = false
+    }
+
+    /// A session being signed with, decoded once. The agent is the store's only writer, so this
+    /// stays true until the agent itself changes it (a signature, revocation, lock).
+    struct ActiveSession {
+        var stored: StoredSession
+        let checker: PolicyChecker
+        let key: Secp256k1.PrivateKey
+        var ledger: PolicyLedger
+        var enabledChains: Set<UInt64>
+    }
+
+    func activeSession(_ id: String, client: ClientIdentity) throws(AgentError) -> ActiveSession {
+        if let cached = activeSessions[id] {
+            guard Self.binding(cached.stored.client, admits: client) else { throw .notFound("session \(id)") }
+            return cached
+        }
+        let s = try session(id, client: client)
+        if s.revokedAt != nil { throw AgentError("revoked", "session \(id) was revoked") }
+        do {
+            let active = ActiveSession(stored: s, checker: PolicyChecker(session: s.session, account: s.account), key: try store.sessionKey(id: id),
+                                       ledger: try store.ledger(sessionId: id), enabledChains: try store.enabledChains(sessionId: id))
+            activeSessions[id] = active
+            return active
+        } catch { throw AgentError(error.reason, "\(error)") }
     }
 
     /// Hands the session key to its client, only when the approved request asked for it.
@@ -108,6 +158,7 @@ extension Agent {
 
     public func revoke(sessionId: String, client: ClientIdentity?) throws(AgentError) {
         _ = try session(sessionId, client: client)
+        activeSessions[sessionId] = nil
         do {
             try store.revoke(id: sessionId, at: clock())
             try store.audit("revoke", .object(JSONObject(["session": .string(sessionId)])), at: clock())

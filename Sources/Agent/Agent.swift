@@ -40,6 +40,11 @@ public actor Agent {
     let approvalTimeout: UInt64
     var pending: [String: PendingRequest] = [:]
     var waiters: [String: [CheckedContinuation<Void, Never>]] = [:]
+    /// Decoded sessions with their unsealed keys; emptied by `lock`.
+    var activeSessions: [String: ActiveSession] = [:]
+    /// Signature records waiting for the next transaction (`commitDurably`).
+    var commitQueue: [(record: SessionStore.SignatureRecord, continuation: CheckedContinuation<Result<Void, StoreError>, Never>)] = []
+    var committing = false
 
     public init(store: SessionStore, owners: [any OwnerSigner], accounts: [AccountConfig], rules: RulesFile?, tokens: TokenList = TokenList(),
                 approvalTimeout: UInt64 = 300, ownerPrompt: @escaping SecretPrompt,
@@ -183,17 +188,23 @@ public actor Agent {
         for waiter in waiters.removeValue(forKey: id) ?? [] { waiter.resume() }
     }
 
-    /// Requests no one decided in time are refused.
-    public func expirePending() {
+    /// Requests no one decided in time are refused; keys of expired sessions are erased, on
+    /// disk and in memory.
+    public func expire() {
         let now = clock()
         for (id, request) in pending where request.status == .pending && now >= request.createdAt + approvalTimeout {
             _ = finish(id, .expired, reason: "no decision within \(approvalTimeout) s", approver: "timeout")
         }
+        for id in (try? store.eraseExpired(now: now)) ?? [] { activeSessions[id] = nil }
+        for (id, active) in activeSessions where active.stored.expiresAt.map({ now > $0 }) ?? false { activeSessions[id] = nil }
     }
 
     public func accountList() -> [AccountConfig] { accounts.values.sorted { $0.address < $1.address } }
     public func ownerList() -> [OwnerIdentity] { owners.values.map(\.identity).sorted { $0.address < $1.address } }
-    public func lock() { store.lockStore() }
+    public func lock() {
+        activeSessions.removeAll()
+        store.lockStore()
+    }
 
     /// Unlocks the store; the first unlock of a new store chooses its passphrase.
     public func unlock(_ passphrase: SecretBytes) throws(AgentError) {

@@ -14,6 +14,7 @@ public struct AgentConfiguration: Sendable {
     public var tokensFile: String?
     public var approvalTimeout: UInt64
     public var allowedUIDs: Set<UInt32>
+    public var allowedGIDs: Set<UInt32>
     public var storePassphraseFile: String?
     /// How long the rest of a message may take once part of it arrived.
     public var partialMessageTimeout: UInt64
@@ -28,7 +29,7 @@ public struct AgentConfiguration: Sendable {
             guard let s = v.string else { throw AgentError("bad_config", "\(at)\(key): a path string") }
             return s.hasPrefix("/") ? s : base + "/" + s
         }
-        let known = ["data_dir", "socket_dir", "rules", "tokens", "approval_timeout", "partial_message_timeout", "allow_uids", "store_passphrase_file", "owners", "accounts"]
+        let known = ["data_dir", "socket_dir", "rules", "tokens", "approval_timeout", "partial_message_timeout", "allow_uids", "allow_gids", "store_passphrase_file", "owners", "accounts"]
         func duration(_ key: String, default value: UInt64) throws(AgentError) -> UInt64 {
             guard let t = table[key] else { return value }
             guard let s = t.string, let unit = s.last, let n = UInt64(s.dropLast()), let scale: UInt64 = ["s": 1, "m": 60, "h": 3600][unit] else {
@@ -44,7 +45,18 @@ public struct AgentConfiguration: Sendable {
         storePassphraseFile = try path("store_passphrase_file")
         approvalTimeout = try duration("approval_timeout", default: 300)
         partialMessageTimeout = try duration("partial_message_timeout", default: 30)
-        allowedUIDs = Set((table["allow_uids"]?.array.map { Array($0) } ?? []).compactMap { $0.int.map { UInt32($0) } })
+        func ids(_ key: String) throws(AgentError) -> Set<UInt32> {
+            guard let value = table[key] else { return [] }
+            guard let list = value.array.map({ Array($0) }) else { throw AgentError("bad_config", "\(key): a list of numeric ids") }
+            var ids = Set<UInt32>()
+            for item in list {
+                guard let n = item.int, let id = UInt32(exactly: n) else { throw AgentError("bad_config", "\(key): a list of numeric ids") }
+                ids.insert(id)
+            }
+            return ids
+        }
+        allowedUIDs = try ids("allow_uids")
+        allowedGIDs = try ids("allow_gids")
         owners = []
         for (i, item) in (table["owners"]?.array.map { Array($0) } ?? []).enumerated() {
             guard let t = item.table, let keystore = try path("keystore", in: t, at: "owners[\(i)].") else {

@@ -39,7 +39,7 @@ public enum AgentDaemon {
                           ownerPrompt: { description in
                               throw AgentError("locked", "\(description) is needed: approve with `session-agent approve`, which asks for it")
                           })
-        let server = SocketServer(rpc: AgentRPC(agent: agent, reloadRules: config.rulesFile == nil ? nil : loadRules), allowedUIDs: config.allowedUIDs,
+        let server = SocketServer(rpc: AgentRPC(agent: agent, reloadRules: config.rulesFile == nil ? nil : loadRules), allowedUIDs: config.allowedUIDs, allowedGIDs: config.allowedGIDs,
                                   partialMessageTimeout: .seconds(Int64(config.partialMessageTimeout)))
 
         let activated = Systemd.listenFileDescriptors()
@@ -48,7 +48,7 @@ public enum AgentDaemon {
         if let client = activated["client"], let control = activated["control"] {
             listeners = [.init(source: .descriptor(client), control: false), .init(source: .descriptor(control), control: true)]
         } else {
-            try SocketServer.prepareDirectory(config.socketDirectory, shared: !config.allowedUIDs.isEmpty)
+            try SocketServer.prepareDirectory(config.socketDirectory, shared: server.admitsOthers)
             listeners = [.init(source: .path(clientPath), control: false), .init(source: .path(controlPath), control: true)]
         }
         try await withThrowingTaskGroup(of: Void.self) { group in
@@ -62,8 +62,7 @@ public enum AgentDaemon {
                 // Requests nobody answered expire; keys of expired sessions are erased.
                 while !Task.isCancelled {
                     try await Task.sleep(nanoseconds: 5_000_000_000)
-                    await agent.expirePending()
-                    _ = try? store.eraseExpired(now: UInt64(Date().timeIntervalSince1970))
+                    await agent.expire()
                 }
             }
             try await group.next()

@@ -28,13 +28,19 @@ public struct SocketServer: Sendable {
     public let rpc: AgentRPC
     /// uids besides the agent's own that may connect to the client socket (server mode).
     public let allowedUIDs: Set<UInt32>
+    /// Groups whose members may too: the peer's gid as SO_PEERCRED reports it (the process's
+    /// effective group; supplementary groups are not consulted).
+    public let allowedGIDs: Set<UInt32>
     public let partialMessageTimeout: TimeAmount
 
-    public init(rpc: AgentRPC, allowedUIDs: Set<UInt32> = [], partialMessageTimeout: TimeAmount = .seconds(30)) {
+    public init(rpc: AgentRPC, allowedUIDs: Set<UInt32> = [], allowedGIDs: Set<UInt32> = [], partialMessageTimeout: TimeAmount = .seconds(30)) {
         self.rpc = rpc
         self.allowedUIDs = allowedUIDs
+        self.allowedGIDs = allowedGIDs
         self.partialMessageTimeout = partialMessageTimeout
     }
+
+    var admitsOthers: Bool { !allowedUIDs.isEmpty || !allowedGIDs.isEmpty }
 
     /// Creates the socket directory, or checks that an existing one is ours: 0700, or 0711 when
     /// other uids are admitted (they may reach the client socket, never list the directory).
@@ -67,7 +73,7 @@ public struct SocketServer: Sendable {
                 server = try await bootstrap.bind(unixDomainSocketPath: path, cleanupExistingSocketFile: true, childChannelInitializer: framing)
                 // Peer credentials decide who may talk to the client socket when other uids are
                 // admitted; otherwise the file itself shuts everyone else out.
-                chmod(path, !listener.control && !allowedUIDs.isEmpty ? 0o666 : 0o600)
+                chmod(path, !listener.control && admitsOthers ? 0o666 : 0o600)
             case .descriptor(let fd):
                 server = try await bootstrap.bind(fd, childChannelInitializer: framing)
             }
@@ -113,8 +119,8 @@ public struct SocketServer: Sendable {
                 return
             }
             // The control socket is the operator's alone; the client socket also admits the
-            // configured uids.
-            guard client.uid == getuid() || (!control && allowedUIDs.contains(client.uid)) else {
+            // configured uids and groups.
+            guard client.uid == getuid() || (!control && (allowedUIDs.contains(client.uid) || allowedGIDs.contains(client.gid))) else {
                 try await send(JSONRPC.error(.null, AgentError("forbidden", "uid \(client.uid) may not use this \(control ? "control" : "client") socket")))
                 return
             }

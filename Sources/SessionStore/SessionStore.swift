@@ -268,25 +268,48 @@ public final class SessionStore: @unchecked Sendable {
         try run { db in Set(try Int64.fetchAll(db, sql: "SELECT chain_id FROM enabled_chains WHERE session_id = ?", arguments: [sessionId]).map { UInt64($0) }) }
     }
 
-    /// Records a signature: the ledger delta, the chain now enabled, and the audit entry, in
-    /// one durable transaction that commits before the signature may be handed out.
+    /// What one signature changes: the ledger delta, the chain it enabled, its audit entry.
+    public struct SignatureRecord: Sendable {
+        public var sessionId: String
+        public var delta: LedgerDelta
+        public var enabledChain: UInt64?
+        public var audit: JSONValue
+        public var at: UInt64
+
+        public init(sessionId: String, delta: LedgerDelta, enabledChain: UInt64?, audit: JSONValue, at: UInt64) {
+            self.sessionId = sessionId
+            self.delta = delta
+            self.enabledChain = enabledChain
+            self.audit = audit
+            self.at = at
+        }
+    }
+
+    /// Records a signature in one durable transaction that commits before the signature may be
+    /// handed out.
     public func recordSignature(sessionId: String, delta: LedgerDelta, enabledChain: UInt64?, audit: JSONValue, at time: UInt64) throws(StoreError) {
+        try recordSignatures([SignatureRecord(sessionId: sessionId, delta: delta, enabledChain: enabledChain, audit: audit, at: time)])
+    }
+
+    /// Records signatures in order, all in one durable transaction (group commit: one fsync
+    /// for every signature that arrived while the previous transaction was committing).
+    public func recordSignatures(_ records: [SignatureRecord]) throws(StoreError) {
         try run { db in
-            if !delta.resetConfigIds.isEmpty {
-                for id in delta.resetConfigIds {
-                    try db.execute(sql: "DELETE FROM ledger WHERE session_id = ? AND config_id = ?", arguments: [sessionId, id.hex])
+            for r in records {
+                for id in r.delta.resetConfigIds {
+                    try db.cachedStatement(sql: "DELETE FROM ledger WHERE session_id = ? AND config_id = ?").execute(arguments: [r.sessionId, id.hex])
                 }
+                for (key, value) in r.delta.updates {
+                    try db.cachedStatement(sql: """
+                        INSERT INTO ledger (session_id, policy, config_id, counter, value) VALUES (?, ?, ?, ?, ?)
+                        ON CONFLICT (session_id, policy, config_id, counter) DO UPDATE SET value = excluded.value
+                        """).execute(arguments: [r.sessionId, key.policy.lowercased, key.configId.hex, key.counter, value.description])
+                }
+                if let chain = r.enabledChain {
+                    try db.cachedStatement(sql: "INSERT OR IGNORE INTO enabled_chains (session_id, chain_id) VALUES (?, ?)").execute(arguments: [r.sessionId, Int64(chain)])
+                }
+                try Self.appendAudit(db, kind: "signature", entry: r.audit, at: r.at)
             }
-            for (key, value) in delta.updates {
-                try db.execute(sql: """
-                    INSERT INTO ledger (session_id, policy, config_id, counter, value) VALUES (?, ?, ?, ?, ?)
-                    ON CONFLICT (session_id, policy, config_id, counter) DO UPDATE SET value = excluded.value
-                    """, arguments: [sessionId, key.policy.lowercased, key.configId.hex, key.counter, value.description])
-            }
-            if let chain = enabledChain {
-                try db.execute(sql: "INSERT OR IGNORE INTO enabled_chains (session_id, chain_id) VALUES (?, ?)", arguments: [sessionId, Int64(chain)])
-            }
-            try Self.appendAudit(db, kind: "signature", entry: audit, at: time)
         }
     }
 
@@ -297,10 +320,10 @@ public final class SessionStore: @unchecked Sendable {
     }
 
     static func appendAudit(_ db: Database, kind: String, entry: JSONValue, at time: UInt64) throws {
-        let previous = try String.fetchOne(db, sql: "SELECT hash FROM audit ORDER BY seq DESC LIMIT 1") ?? Bytes32.zero.hex
+        let previous = try String.fetchOne(db.cachedStatement(sql: "SELECT hash FROM audit ORDER BY seq DESC LIMIT 1")) ?? Bytes32.zero.hex
         let text = entry.serialized
-        try db.execute(sql: "INSERT INTO audit (at, kind, entry, hash) VALUES (?, ?, ?, ?)",
-                       arguments: [Int64(time), kind, text, chainHash(previous: previous, at: Int64(time), kind: kind, entry: text)])
+        try db.cachedStatement(sql: "INSERT INTO audit (at, kind, entry, hash) VALUES (?, ?, ?, ?)")
+            .execute(arguments: [Int64(time), kind, text, chainHash(previous: previous, at: Int64(time), kind: kind, entry: text)])
     }
 
     /// Appends an entry (requests, decisions, approvers; never secrets) to the hash chain.

@@ -4,6 +4,7 @@ import COpenSSL
 import CSecp256k1
 import EthereumCore
 import SmartSessions
+import Foundation
 
 /// Runs `body` in batches until `seconds` have passed; returns operations per second.
 func measure(seconds: Double = 1.0, batch: Int, _ body: () -> Void) -> Double {
@@ -34,7 +35,7 @@ extension String {
 
 var sink: UInt8 = 0   // keeps results alive so the optimiser cannot drop the work
 
-/// `bench [keccak] [secp256k1] [abi] [sessions]`: the named sections, or all of them.
+/// `bench [keccak] [secp256k1] [abi] [sessions] [agent]`: the named sections, or all of them.
 let sections = Set(CommandLine.arguments.dropFirst())
 func wants(_ section: String) -> Bool { sections.isEmpty || sections.contains(section) || (section == "sessions" && sections.contains("review")) }
 
@@ -64,7 +65,7 @@ EVP_MD_CTX_free(ctx)
 if wants("secp256k1") {
 print("secp256k1 (Swift API vs direct libsecp256k1 calls)")
 let key = try! Secp256k1.PrivateKey(hex: "0x" + String(repeating: "22", count: 32))
-var digests = (0..<256).map { Keccak256.hash([UInt8(truncatingIfNeeded: $0)]) }
+let digests = (0..<256).map { Keccak256.hash([UInt8(truncatingIfNeeded: $0)]) }
 var next = 0
 let swiftSign = measure(batch: 200) {
     next = (next + 1) & 255
@@ -217,6 +218,12 @@ let checkRate = measure(batch: 200) {
 }
 row("  off-chain policy check, batch of 10 executions", checkRate, "checks/s")
 }
+}
+
+// MARK: the agent over its socket (AgentBench.swift); BENCH_DIR puts the store on the disk to measure
+if wants("agent") {
+    let directory = ProcessInfo.processInfo.environment["BENCH_DIR"] ?? FileManager.default.currentDirectoryPath + "/.build/bench-agent"
+    do { try await AgentBench.run(directory: directory) } catch { fatalError("agent bench: \(error)") }
 }
 
 print("(sink \(sink))")

@@ -135,6 +135,32 @@ struct AgentFlowTests {
         #expect(timedOut.status == .pending)
     }
 
+    /// Group commit must not let concurrent operations overspend: with a limit of 10 uses,
+    /// exactly 10 of 40 concurrent operations are signed, and the ledger on disk says 10.
+    @Test func concurrentSigningNeverExceedsTheLimits() async throws {
+        let (agent, store) = try Self.agent()
+        let sessionId = try #require(try await agent.request(Self.example, client: Self.bot).sessionId)
+        let ep = EntryPointVersion.v07.canonicalAddress
+        let outcomes = await withTaskGroup(of: Bool.self) { group in
+            for i in 0..<40 {
+                group.addTask {
+                    (try? await agent.signUserOperation(sessionId: sessionId, client: Self.bot, chainId: 11155111, entryPoint: ep, version: .v07,
+                                                        operation: Self.transfer(Self.usdc, 1_000_000, nonce: UInt64(i)))) != nil
+                }
+            }
+            return await group.reduce(into: [Bool]()) { $0.append($1) }
+        }
+        #expect(outcomes.filter { $0 }.count == 10)
+        // A second agent on the same file (as after a restart) reads the ledger from disk.
+        let restarted = Agent(store: store, owners: [], accounts: [AccountConfig(address: Self.account, kind: .erc7579Reference, owners: [Self.owner.address])],
+                              rules: nil, ownerPrompt: { _ in secret("") }, clock: { Self.now })
+        do {
+            _ = try await restarted.signUserOperation(sessionId: sessionId, client: Self.bot, chainId: 11155111, entryPoint: ep, version: .v07, operation: Self.transfer(Self.usdc, 1))
+            Issue.record("an 11th use was signed")
+        } catch { #expect(error.reason == "policy_violation", "\(error)") }
+        #expect(try store.ledger(sessionId: sessionId).counters.values.contains(UInt256(10)))
+    }
+
     @Test func lockedStoreSignsNothingUntilUnlocked() async throws {
         let (agent, store) = try Self.agent()
         let sessionId = try #require(try await agent.request(Self.example, client: Self.bot).sessionId)

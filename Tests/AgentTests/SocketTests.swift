@@ -59,6 +59,18 @@ struct SocketTests {
         let control = try AgentClient(path: agent.controlSocket)
         #expect(try control.call("sessions_list").arrayValue?.count == 1)
         #expect(try control.call("audit_verify")["intact"] == .bool(true))
+        let verified = try Command.run(Command.sessionAgent, ["audit", "verify", "--socket", agent.controlSocket])
+        #expect(verified.status == 0 && verified.stdout.contains("audit log intact"), "\(verified.stderr)")
+        // Someone with write access to the store rewrites history: the chain no longer holds.
+        let tamper = try Command.run(URL(fileURLWithPath: "/usr/bin/env"), ["python3", "-c", """
+            import sqlite3, sys
+            db = sqlite3.connect(sys.argv[1])
+            db.execute("UPDATE audit SET entry = replace(entry, 'ENABLE', 'USE') WHERE kind = 'signature'")
+            db.commit()
+            """, agent.directory.appendingPathComponent("data/store.sqlite").path])
+        #expect(tamper.status == 0, "\(tamper.stderr)")
+        let broken = try Command.run(Command.sessionAgent, ["audit", "verify", "--socket", agent.controlSocket])
+        #expect(broken.status == 1 && broken.stderr.contains("audit log is broken"), "\(broken.stdout) \(broken.stderr)")
 
         // Sockets 0600 in a 0700 directory.
         var info = stat()
@@ -106,26 +118,27 @@ struct SocketTests {
 
     @Test(.enabled(if: getuid() == 0, "needs root to run clients as other uids"))
     func otherUidsAreRefusedOrSeeOnlyTheirOwn() throws {
-        let agent = try AgentProcess(allowUIDs: [65534])
+        let agent = try AgentProcess(extraConfig: "allow_gids = [4242]", allowUIDs: [65534])
         try agent.start()
         let root = try AgentClient(path: agent.clientSocket)
         let session = try Self.requestSession(root)
-        func asUID(_ uid: UInt32, _ socket: String, _ method: String, _ params: String = "{}") throws -> String {
+        func asUID(_ uid: UInt32, gid: UInt32? = nil, _ socket: String, _ method: String, _ params: String = "{}") throws -> String {
             let script = """
                 import json,socket,sys
                 s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])
                 s.sendall((json.dumps({"jsonrpc":"2.0","id":1,"method":sys.argv[2],"params":json.loads(sys.argv[3])})+"\\n").encode())
                 print(s.makefile().readline().strip())
                 """
-            let r = try Command.run(URL(fileURLWithPath: "/usr/bin/setpriv"), ["--reuid=\(uid)", "--regid=\(uid)", "--clear-groups", "/usr/bin/python3", "-c", script, socket, method, params])
+            let r = try Command.run(URL(fileURLWithPath: "/usr/bin/setpriv"), ["--reuid=\(uid)", "--regid=\(gid ?? uid)", "--clear-groups", "/usr/bin/python3", "-c", script, socket, method, params])
             return r.stdout + r.stderr
         }
         // An admitted uid is served but sees none of root's sessions, and cannot use them.
         #expect(try asUID(65534, agent.clientSocket, "session_list").contains("\"result\":[]"))
         let stolen = try asUID(65534, agent.clientSocket, "session_signUserOperation", #"{"sessionId": "\#(session)", "chainId": 11155111, "entryPoint": "0x0000000071727De22E5E9d8BAf0edAc6f37da032", "userOperation": \#(Self.transferOp(1, nonce: 0).serialized)}"#)
         #expect(stolen.contains("not_found"), "\(stolen)")
-        // Any other uid is refused by its peer credentials.
+        // Any other uid is refused by its peer credentials, unless its group is admitted.
         #expect(try asUID(65533, agent.clientSocket, "agent_info").contains("forbidden"))
+        #expect(try asUID(65533, gid: 4242, agent.clientSocket, "agent_info").contains("\"version\""))
         // Nobody else reaches the control socket at all.
         #expect(try asUID(65534, agent.controlSocket, "pending_list").contains("PermissionError"))
     }

@@ -1,0 +1,131 @@
+// session_signUserOperation through the real client socket (SwiftNIO server, SQLite store on
+// disk), with 1 and 16 concurrent clients, next to the same call made in-process.
+import Agent
+import Approval
+import EthereumCore
+import Foundation
+import OwnerSigners
+import SessionStore
+import SmartSessions
+
+enum AgentBench {
+    static let account = try! Address("0x7227dcfb0c5ec7a5f539f97b18be261c49687ed6")
+    static let target = try! Address("0x1c7D4B196Cb0C7B01d743Fbc6116a902379C7238")
+    static let chain: UInt64 = 11_155_111
+
+    static func secret(_ text: String) -> SecretBytes { Array(text.utf8).withUnsafeBytes { SecretBytes(copying: $0) } }
+
+    /// A session with only a time frame (nothing to remember per signature), and one with usage
+    /// and spending limits (every signature updates the ledger, durably).
+    static let sessions: [(label: String, permission: JSONValue)] = [
+        ("time frame only", .object(JSONObject([
+            "target": .string(target.checksummed), "functions": .array(["transfer(address to, uint256 amount)"]),
+            "validity": .object(JSONObject(["duration": "1d"])),
+        ]))),
+        ("usage + spending limits (durable)", .object(JSONObject([
+            "token": "USDC", "allow": .array(["transfer"]), "spendingLimit": "1000000000 USDC", "maxUses": JSONValue(100_000_000),
+        ]))),
+    ]
+
+    static func operation(nonce: UInt64) -> PackedUserOperation {
+        let call = try! ABIFunction(parsing: "transfer(address,uint256)").encodeCall([.address(try! Address("0x000000000000000000000000000000000000bEEF")), .uint(1)])
+        return PackedUserOperation(sender: account, nonce: UInt256(nonce), initCode: [], callData: ExecuteCall.single(Execution(target: target, callData: call)).calldata,
+                                   accountGasLimits: .zero, preVerificationGas: 0, gasFees: .zero, paymasterAndData: [], signature: [])
+    }
+
+    static func run(directory: String) async throws {
+        print("The agent: session_signUserOperation (store in \(directory))")
+        try? FileManager.default.removeItem(atPath: directory)
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let store = try SessionStore(path: directory + "/store.sqlite")
+        try store.initialize(passphrase: secret("bench"), scryptN: 1024)
+        let ownerKey = try Secp256k1.PrivateKey(hex: "0x" + String(repeating: "22", count: 32))
+        let owner = try KeystoreOwner(keystore: try Keystore.encrypt(ownerKey, passphrase: secret("owner"), kdf: .scrypt(n: 16, r: 8, p: 1)), location: "bench")
+        let agent = Agent(store: store, owners: [owner], accounts: [AccountConfig(address: account, kind: .erc7579Reference, owners: [ownerKey.address], chains: [chain])],
+                          rules: try RulesFile(toml: "default = \"approve\""), ownerPrompt: { _ in secret("owner") })
+        let me = ClientIdentity(uid: getuid(), gid: getgid(), pid: getpid())
+
+        let server = SocketServer(rpc: AgentRPC(agent: agent))
+        let path = directory + "/client.sock"
+        let serving = Task { try await server.run([.init(source: .path(path), control: false)]) }
+        defer { serving.cancel() }
+        while !FileManager.default.fileExists(atPath: path) { try await Task.sleep(for: .milliseconds(10)) }
+
+        for (label, permission) in sessions {
+            let request: JSONValue = .object(JSONObject([
+                "account": .string(account.checksummed), "chains": .array([JSONValue(Int(chain))]), "permissions": .array([permission]),
+            ]))
+            let pending = try await agent.request(request, client: me)
+            guard let sessionId = pending.sessionId else { fatalError("bench session not approved: \(pending.reason)") }
+            // Enable on the chain first, so every measured call is a USE signature.
+            _ = try await agent.signUserOperation(sessionId: sessionId, client: me, chainId: chain, entryPoint: EntryPointVersion.v07.canonicalAddress,
+                                                  version: .v07, operation: operation(nonce: 0))
+
+            let count = 2000
+            let clock = ContinuousClock()
+            let start = clock.now
+            for i in 0..<count {
+                _ = try await agent.signUserOperation(sessionId: sessionId, client: me, chainId: chain, entryPoint: EntryPointVersion.v07.canonicalAddress,
+                                                      version: .v07, operation: operation(nonce: UInt64(i)))
+            }
+            let inProcessRate = Double(count) / seconds(clock.now - start)
+            row("  \(label): in-process Agent.signUserOperation", inProcessRate, "sig/s")
+
+            for clients in [1, 16] {
+                // The clients block in recv, so they run on threads of their own, not the
+                // cooperative pool the agent's actor needs.
+                let result = try await withCheckedThrowingContinuation { continuation in
+                    Thread.detachNewThread {
+                        continuation.resume(with: Result { try overSocket(path: path, sessionId: sessionId, clients: clients, callsPerClient: clients == 1 ? 2000 : 500) })
+                    }
+                }
+                row("  \(label): socket, \(clients) client\(clients == 1 ? "" : "s")", result.rate, "sig/s", ratio: result.rate / inProcessRate)
+                row("    p50 / p99 latency", result.p50 * 1e6, "µs  (p99 \(Int((result.p99 * 1e6).rounded())) µs)")
+            }
+        }
+    }
+
+    /// `clients` threads, each with its own connection, each making `callsPerClient` calls in a row.
+    static func overSocket(path: String, sessionId: String, clients: Int, callsPerClient: Int) throws -> (rate: Double, p50: Double, p99: Double) {
+        let params: [JSONObject] = (0..<callsPerClient).map { i in
+            JSONObject([
+                "sessionId": .string(sessionId), "chainId": JSONValue(Int(chain)), "entryPoint": .string(EntryPointVersion.v07.canonicalAddress.checksummed),
+                "userOperation": operation(nonce: UInt64(i)).json,
+            ])
+        }
+        let latencies = LatencyLog()
+        let group = DispatchGroup()
+        let clock = ContinuousClock()
+        let start = clock.now
+        for _ in 0..<clients {
+            group.enter()
+            Thread.detachNewThread {
+                defer { group.leave() }
+                guard let client = try? AgentClient(path: path) else { fatalError("cannot connect to \(path)") }
+                var mine: [Double] = []
+                mine.reserveCapacity(callsPerClient)
+                for p in params {
+                    let t0 = clock.now
+                    do { _ = try client.call("session_signUserOperation", p) } catch { fatalError("bench call failed: \(error)") }
+                    mine.append(seconds(clock.now - t0))
+                }
+                latencies.add(mine)
+            }
+        }
+        group.wait()
+        let elapsed = seconds(clock.now - start)
+        let sorted = latencies.all.sorted()
+        return (Double(sorted.count) / elapsed, sorted[sorted.count / 2], sorted[sorted.count * 99 / 100])
+    }
+
+    static func seconds(_ d: Duration) -> Double { Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18 }
+}
+
+/// Latencies collected from the client threads.
+final class LatencyLog: @unchecked Sendable {
+    private let lock = NSLock()
+    private var values: [Double] = []
+    func add(_ more: [Double]) { lock.withLock { values += more } }
+    var all: [Double] { lock.withLock { values } }
+}

@@ -1,0 +1,51 @@
+import Agent
+import EthereumCore
+import Foundation
+import SmartSessions
+import Testing
+import TestSupport
+
+@Suite("session-agent.toml")
+struct ConfigurationTests {
+    /// The example in docs/configuration.md, with a real owner address in place of the ellipsis.
+    static var documented: String {
+        let doc = try! String(contentsOf: Oracle.packageRoot.appendingPathComponent("docs/configuration.md"), encoding: .utf8)
+        let block = doc.components(separatedBy: "```toml\n")[1].components(separatedBy: "```")[0]
+        return block.replacingOccurrences(of: "\"0x…\"", with: "\"0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed\"")
+    }
+
+    @Test func theDocumentedExampleParses() throws {
+        let c = try AgentConfiguration(toml: Self.documented, relativeTo: "/etc/session-agent", environment: [:])
+        #expect(c.dataDirectory == "/var/lib/session-agent" && c.socketDirectory == "/run/session-agent")
+        #expect(c.rulesFile == "/etc/session-agent/rules.toml" && c.tokensFile == "/etc/session-agent/tokens.json")
+        #expect(c.approvalTimeout == 300 && c.partialMessageTimeout == 30)
+        #expect(c.allowedUIDs == [1001] && c.allowedGIDs == [998])
+        #expect(c.owners.map(\.keystore) == ["/etc/session-agent/owner.json"])
+        #expect(c.accounts.count == 1 && c.accounts[0].kind == .erc7579Reference && c.accounts[0].chains == [11155111, 84532])
+        #expect(c.accounts[0].ownerValidator == SmartSessionAddresses.ownableValidator)
+    }
+
+    @Test func defaultsFollowXDG() throws {
+        let c = try AgentConfiguration(toml: "", relativeTo: "/x", environment: ["XDG_RUNTIME_DIR": "/run/user/7", "HOME": "/home/u"])
+        #expect(c.socketDirectory == "/run/user/7/session-agent" && c.dataDirectory == "/home/u/.local/share/session-agent")
+        #expect(c.allowedUIDs.isEmpty && c.allowedGIDs.isEmpty && c.rulesFile == nil)
+    }
+
+    @Test(arguments: [
+        ("allow_uid = [1]", "allow_uid"),
+        ("approval_timeout = \"5 minutes\"", "approval_timeout"),
+        ("allow_gids = [-1]", "allow_gids"),
+        ("allow_uids = \"1000\"", "allow_uids"),
+        ("[[accounts]]\naddress = \"0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed\"\nkind = \"argent\"", "accounts[0].kind"),
+        ("[[accounts]]\naddress = \"0x5aaeb6053F3E94C9b9A09f33669435E7Ef1BeAed\"\nkind = \"nexus\"", "accounts[0].address"),
+        ("[[owners]]\npassphrase_file = \"x\"", "owners[0]"),
+    ])
+    func mistakesNameTheKey(_ text: String, _ key: String) {
+        do {
+            _ = try AgentConfiguration(toml: text, relativeTo: "/x", environment: [:])
+            Issue.record("accepted: \(text)")
+        } catch {
+            #expect(error.reason == "bad_config" && error.message.hasPrefix(key), "\(error.message)")
+        }
+    }
+}
