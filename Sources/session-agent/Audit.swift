@@ -16,10 +16,7 @@ struct AuditVerify: ParsableCommand {
 
     func run() throws {
         try report(output) {
-            let path = socket ?? AgentClient.defaultControlSocket
-            let client: AgentClient
-            do { client = try AgentClient(path: path) } catch { throw CommandFailure(message: "\(error)", reason: "no_agent") }
-            let result = try remote { try client.call("audit_verify") }
+            let result = try remote { try connectAgent(socket ?? AgentClient.defaultControlSocket).call("audit_verify") }
             let entries = result["entries"].map { $0.serialized } ?? "?"
             guard result["intact"] == .bool(true) else {
                 throw CommandFailure(message: "the audit log is broken after \(entries) entries: \(result["problem"]?.stringValue ?? "unknown")", reason: "audit_broken")

@@ -7,11 +7,14 @@ import Foundation
 struct SocketOptions: ParsableArguments {
     @Option(help: "The agent's client socket (default: $SESSION_AGENT_SOCK).") var socket: String?
 
-    func connect() throws -> AgentClient {
-        let path = socket ?? AgentClient.defaultClientSocket
-        do { return try AgentClient(path: path) } catch {
-            throw CommandFailure(message: "\(error)", reason: "no_agent", hints: ["start one with `session-agent serve --config FILE`, and set SESSION_AGENT_SOCK"])
-        }
+    func connect() throws -> AgentClient { try connectAgent(socket ?? AgentClient.defaultClientSocket) }
+}
+
+/// Connects to one of the agent's sockets, or fails with `no_agent` and how to start one.
+func connectAgent(_ path: String) throws -> AgentClient {
+    do { return try AgentClient(path: path) } catch {
+        throw CommandFailure(message: "\(error)", reason: "no_agent",
+                             hints: ["start one with `session-agent serve --config FILE`, and set SESSION_AGENT_SOCK and SESSION_AGENT_CONTROL_SOCK"])
     }
 }
 
@@ -118,9 +121,7 @@ struct RPC: ParsableCommand {
 
     func run() throws {
         try report(output) {
-            let path = control ? AgentClient.defaultControlSocket : (socket.socket ?? AgentClient.defaultClientSocket)
-            let client: AgentClient
-            do { client = try AgentClient(path: path) } catch { throw CommandFailure(message: "\(error)", reason: "no_agent") }
+            let client = try control ? connectAgent(AgentClient.defaultControlSocket) : socket.connect()
             guard let object = try parseJSON(Array(params.utf8), what: "params").objectValue else { throw CommandFailure(message: "params must be a JSON object") }
             let result = try remote { try client.call(method, object) }
             return CommandOutput(text: result.prettyPrinted, json: result)
