@@ -106,6 +106,8 @@ extension Agent {
         while !commitQueue.isEmpty {
             let batch = commitQueue
             commitQueue = []
+            committingRecords = batch.map(\.record)
+            defer { committingRecords = [] }
             let store = self.store
             // Off the actor, so requests keep being checked while the disk syncs.
             let result = await Task.detached { () -> Result<Void, StoreError> in
@@ -138,8 +140,13 @@ extension Agent {
         let s = try session(id, client: client)
         if s.revokedAt != nil { throw AgentError("revoked", "session \(id) was revoked") }
         do {
-            let active = ActiveSession(stored: s, checker: PolicyChecker(session: s.session, account: s.account), key: try store.sessionKey(id: id),
+            var active = ActiveSession(stored: s, checker: PolicyChecker(session: s.session, account: s.account), key: try store.sessionKey(id: id),
                                        ledger: try store.ledger(sessionId: id), enabledChains: try store.enabledChains(sessionId: id))
+            // Signatures not yet on disk count too (their deltas are absolute values, in order).
+            for r in committingRecords + commitQueue.map(\.record) where r.sessionId == id {
+                active.ledger.apply(r.delta)
+                if let chain = r.enabledChain { active.enabledChains.insert(chain) }
+            }
             activeSessions[id] = active
             return active
         } catch { throw AgentError(error.reason, "\(error)") }

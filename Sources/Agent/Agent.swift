@@ -45,6 +45,8 @@ public actor Agent {
     /// Signature records waiting for the next transaction (`commitDurably`).
     var commitQueue: [(record: SessionStore.SignatureRecord, continuation: CheckedContinuation<Result<Void, StoreError>, Never>)] = []
     var committing = false
+    /// The records of the transaction being committed now.
+    var committingRecords: [SessionStore.SignatureRecord] = []
 
     public init(store: SessionStore, owners: [any OwnerSigner], accounts: [AccountConfig], rules: RulesFile?, tokens: TokenList = TokenList(),
                 approvalTimeout: UInt64 = 300, ownerPrompt: @escaping SecretPrompt,
