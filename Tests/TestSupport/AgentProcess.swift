@@ -55,7 +55,7 @@ public final class AgentProcess {
         let out = Pipe()
         p.standardOutput = out
         let log = directory.appendingPathComponent("serve-\(UUID()).log")
-        FileManager.default.createFile(atPath: log.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: log.path, contents: nil)
         p.standardError = try FileHandle(forWritingTo: log)
         try p.run()
         process = p
