@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Sets up what is missing, then runs the real agent in a temporary directory: a new keystore
 # owner, a sample account, a client asking for "USDC transfers only, at most 100 USDC, 3 days,
-# at most 10 uses" on Sepolia, approval by a rules file, one user operation signed inside the
-# scope and one outside it denied with its reason.
+# at most 10 uses" on Sepolia, approval by you on a terminal (by the example rules file otherwise,
+# or with DEMO_RULES=1), one user operation signed inside the scope and one outside it denied
+# with its reason.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -54,9 +55,23 @@ ls -l run
 
 say "A client asks for a session: USDC transfers only, at most 100 USDC, 3 days, at most 10 uses, on Sepolia"
 cat "$root/docs/examples/usdc-transfers.json"
-echo "(the rules file decides; run \`session-agent approve\` in another terminal to decide by hand)"
-run "$sa" request "$root/docs/examples/usdc-transfers.json" > request.out || true
+if [ -t 0 ] && [ -t 1 ] && [ -z "${DEMO_RULES:-}" ]; then
+  # On a terminal a person decides (DEMO_RULES=1 lets the rules file decide instead).
+  printf 'default = "ask"\n' > rules.toml
+  "$sa" rpc rules_reload --control > /dev/null
+  echo "(you decide: the request is shown below in full; the owner passphrase is in a file, so press Enter at its prompt)"
+  printf '$ %s\n' "$sa request $root/docs/examples/usdc-transfers.json &"
+  "$sa" request "$root/docs/examples/usdc-transfers.json" --wait 600 > request.out &
+  request_pid=$!
+  until "$sa" rpc pending_list --control --json | grep -q '"id"'; do sleep 0.1; done
+  run "$sa" approve --once
+  wait "$request_pid" || true
+else
+  echo "(the rules file decides; run \`session-agent approve\` in another terminal to decide by hand)"
+  run "$sa" request "$root/docs/examples/usdc-transfers.json" > request.out || true
+fi
 cat request.out
+[ -n "$(sed -n 's/^session: //p' request.out)" ] || { echo "no session was approved; the demo ends here"; exit 0; }
 session=$(sed -n 's/^session: //p' request.out)
 
 usdc=0x1c7D4B196Cb0C7B01d743Fbc6116a902379C7238
