@@ -11,7 +11,7 @@ apt_packages=(
   libfido2-dev fido2-tools
   libpcsclite-dev pcscd vsmartcard-vpcd
   p11-kit libp11-kit-dev softhsm2 opensc
-  systemd udev
+  systemd udev pinentry-curses
 )
 
 missing=()

@@ -47,6 +47,10 @@ public actor Agent {
     var committing = false
     /// The records of the transaction being committed now.
     var committingRecords: [SessionStore.SignatureRecord] = []
+    /// The id of each request left for a person to decide, as it arrives (for an approver
+    /// such as pinentry; `session-agent approve` polls the control socket instead).
+    public nonisolated let requestsToDecide: AsyncStream<String>
+    let requestsToDecideContinuation: AsyncStream<String>.Continuation
 
     public init(store: SessionStore, owners: [any OwnerSigner], accounts: [AccountConfig], rules: RulesFile?, tokens: TokenList = TokenList(),
                 approvalTimeout: UInt64 = 300, ownerPrompt: @escaping SecretPrompt,
@@ -59,6 +63,7 @@ public actor Agent {
         self.approvalTimeout = approvalTimeout
         self.ownerPrompt = ownerPrompt
         self.clock = clock
+        (requestsToDecide, requestsToDecideContinuation) = AsyncStream.makeStream()
     }
 
     public func reloadRules(_ rules: RulesFile?) { self.rules = rules }
@@ -106,6 +111,7 @@ public actor Agent {
             case .ask: break
             }
         }
+        if request.status == .pending { requestsToDecideContinuation.yield(id) }
         return request
     }
 

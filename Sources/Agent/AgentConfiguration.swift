@@ -16,6 +16,8 @@ public struct AgentConfiguration: Sendable {
     public var allowedUIDs: Set<UInt32>
     public var allowedGIDs: Set<UInt32>
     public var storePassphraseFile: String?
+    /// The pinentry program and its arguments, when a person approves through one.
+    public var pinentry: [String]?
     /// How long the rest of a message may take once part of it arrived.
     public var partialMessageTimeout: UInt64
     public var owners: [(keystore: String, passphraseFile: String?)]
@@ -29,7 +31,7 @@ public struct AgentConfiguration: Sendable {
             guard let s = v.string else { throw AgentError("bad_config", "\(at)\(key): a path string") }
             return s.hasPrefix("/") ? s : base + "/" + s
         }
-        let known = ["data_dir", "socket_dir", "rules", "tokens", "approval_timeout", "partial_message_timeout", "allow_uids", "allow_gids", "store_passphrase_file", "owners", "accounts"]
+        let known = ["data_dir", "socket_dir", "rules", "tokens", "approval_timeout", "partial_message_timeout", "allow_uids", "allow_gids", "store_passphrase_file", "pinentry", "owners", "accounts"]
         func duration(_ key: String, default value: UInt64) throws(AgentError) -> UInt64 {
             guard let t = table[key] else { return value }
             guard let s = t.string, let unit = s.last, let n = UInt64(s.dropLast()), let scale: UInt64 = ["s": 1, "m": 60, "h": 3600][unit] else {
@@ -54,6 +56,13 @@ public struct AgentConfiguration: Sendable {
                 ids.insert(id)
             }
             return ids
+        }
+        switch table["pinentry"] {
+        case nil: pinentry = nil
+        case let value?:
+            let words = value.string.map { [$0] } ?? value.array.map { Array($0).compactMap(\.string) } ?? []
+            guard !words.isEmpty, words.count == (value.array?.count ?? 1) else { throw AgentError("bad_config", "pinentry: a program path, or a list of the program and its arguments") }
+            pinentry = words
         }
         allowedUIDs = try ids("allow_uids")
         allowedGIDs = try ids("allow_gids")

@@ -37,7 +37,13 @@ public enum AgentDaemon {
         let agent = Agent(store: store, owners: owners, accounts: config.accounts, rules: try loadRules(), tokens: tokens,
                           approvalTimeout: config.approvalTimeout,
                           ownerPrompt: { description in
-                              throw AgentError("locked", "\(description) is needed: approve with `session-agent approve`, which asks for it")
+                              guard let pinentry = config.pinentry.map(Pinentry.init(command:)) else {
+                                  throw AgentError("locked", "\(description) is needed: approve with `session-agent approve`, which asks for it")
+                              }
+                              guard let secret = try await blocking({ try pinentry.secret(title: "session-agent", description: description, prompt: "Passphrase:") }) else {
+                                  throw AgentError("owner_unavailable", "the \(description) was not given")
+                              }
+                              return secret
                           })
         let server = SocketServer(rpc: AgentRPC(agent: agent, reloadRules: config.rulesFile == nil ? nil : loadRules), allowedUIDs: config.allowedUIDs, allowedGIDs: config.allowedGIDs,
                                   partialMessageTimeout: .seconds(Int64(config.partialMessageTimeout)))
@@ -58,6 +64,9 @@ public enum AgentDaemon {
                     onReady(clientPath, controlPath)
                 }
             }
+            if let command = config.pinentry {
+                group.addTask { await approveWithPinentry(agent, Pinentry(command: command)) }
+            }
             group.addTask {
                 // Requests nobody answered expire; keys of expired sessions are erased.
                 while !Task.isCancelled {
@@ -68,5 +77,30 @@ public enum AgentDaemon {
             try await group.next()
             group.cancelAll()
         }
+    }
+
+    /// gpg-agent's way: each request left for a person is shown in the configured pinentry,
+    /// one at a time, every page of it; critical ones need the word `approve` typed.
+    static func approveWithPinentry(_ agent: Agent, _ pinentry: Pinentry) async {
+        for await id in agent.requestsToDecide {
+            guard let request = try? await agent.requestStatus(id, client: nil), request.status == .pending else { continue }
+            let critical = request.review.highestSeverity?.rawValue == "critical"
+            let text = "Session request from \(request.client)\n\n" + request.review.text()
+            let approved = (try? await blocking {
+                guard try pinentry.confirm(title: "session-agent: approve a session?", text: text, ok: critical ? "Continue" : "Approve", cancel: "Deny") else { return false }
+                guard critical else { return true }
+                var typed = try pinentry.secret(title: "session-agent", description: "This request has CRITICAL risks. Type approve to approve it.", prompt: "Confirm:")
+                defer { typed = nil }
+                return typed?.withUnsafeBytes { Array($0) == Array("approve".utf8) } ?? false
+            }) ?? false
+            _ = try? await agent.decide(id, approve: approved, approver: "pinentry (uid \(getuid()))", reason: approved ? "" : "denied at the pinentry dialog")
+        }
+    }
+}
+
+/// Runs blocking work (a dialog, a child process) on a thread of its own, not the cooperative pool.
+func blocking<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        Thread.detachNewThread { continuation.resume(with: Result { try body() }) }
     }
 }

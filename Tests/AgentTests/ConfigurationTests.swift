@@ -20,6 +20,7 @@ struct ConfigurationTests {
         #expect(c.rulesFile == "/etc/session-agent/rules.toml" && c.tokensFile == "/etc/session-agent/tokens.json")
         #expect(c.approvalTimeout == 300 && c.partialMessageTimeout == 30)
         #expect(c.allowedUIDs == [1001] && c.allowedGIDs == [998])
+        #expect(c.pinentry == ["/usr/bin/pinentry-curses", "--ttyname", "/dev/pts/1"])
         #expect(c.owners.map(\.keystore) == ["/etc/session-agent/owner.json"])
         #expect(c.accounts.count == 1 && c.accounts[0].kind == .erc7579Reference && c.accounts[0].chains == [11155111, 84532])
         #expect(c.accounts[0].ownerValidator == SmartSessionAddresses.ownableValidator)
@@ -36,6 +37,8 @@ struct ConfigurationTests {
         ("approval_timeout = \"5 minutes\"", "approval_timeout"),
         ("allow_gids = [-1]", "allow_gids"),
         ("allow_uids = \"1000\"", "allow_uids"),
+        ("pinentry = [\"/usr/bin/pinentry\", 3]", "pinentry"),
+        ("pinentry = []", "pinentry"),
         ("[[accounts]]\naddress = \"0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed\"\nkind = \"argent\"", "accounts[0].kind"),
         ("[[accounts]]\naddress = \"0x5aaeb6053F3E94C9b9A09f33669435E7Ef1BeAed\"\nkind = \"nexus\"", "accounts[0].address"),
         ("[[owners]]\npassphrase_file = \"x\"", "owners[0]"),

@@ -11,4 +11,9 @@ int CLinuxShims_peerCredentials(int fd, pid_t *pid, uid_t *uid, gid_t *gid);
 int CLinuxShims_setDumpable(int value);
 int CLinuxShims_getDumpable(void);
 
+/// A new pseudo-terminal (posix_openpt, grantpt, unlockpt, ptsname_r: _XOPEN_SOURCE only):
+/// returns the master fd and writes the slave's path, or -1 with errno set. For the tests that
+/// play a person at a terminal.
+int CLinuxShims_openPseudoTerminal(char *slavePath, size_t size);
+
 #endif

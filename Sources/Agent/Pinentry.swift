@@ -1,0 +1,174 @@
+import EthereumCore
+import Foundation
+import OwnerSigners
+
+/// A pinentry program (the dialog helper of gpg-agent: pinentry-gnome3, -qt, -curses, -tty)
+/// spoken to over the Assuan protocol, one process per question as gpg-agent does.
+public struct Pinentry: Sendable {
+    /// The program and its arguments, e.g. `["/usr/bin/pinentry-curses", "--ttyname", "/dev/pts/3"]`.
+    public var command: [String]
+
+    public init(command: [String]) {
+        self.command = command
+    }
+
+    /// Assuan lines are at most 1,000 bytes; a description is cut into pages that fit.
+    static let pageBytes = 800
+
+    /// Shows `text` page by page; the last page's OK button says `ok`. True only if every page
+    /// was accepted, so nothing is approved unseen.
+    public func confirm(title: String, text: String, ok: String, cancel: String) throws -> Bool {
+        let pages = Self.pages(text)
+        for (i, page) in pages.enumerated() {
+            let last = i == pages.count - 1
+            let session = try AssuanSession(command)
+            defer { session.close() }
+            try session.set("SETTITLE", title)
+            try session.set("SETDESC", pages.count == 1 ? page : "(\(i + 1)/\(pages.count))\n" + page)
+            try session.set("SETOK", last ? ok : "Next")
+            try session.set("SETCANCEL", cancel)
+            guard try session.transact("CONFIRM").ok else { return false }
+        }
+        return true
+    }
+
+    /// Asks for a secret; nil when the person cancels.
+    public func secret(title: String, description: String, prompt: String) throws -> SecretBytes? {
+        let session = try AssuanSession(command)
+        defer { session.close() }
+        try session.set("SETTITLE", title)
+        try session.set("SETDESC", description)
+        try session.set("SETPROMPT", prompt)
+        let reply = try session.transact("GETPIN")
+        guard reply.ok else { return nil }
+        var data = reply.data
+        defer { data.withUnsafeMutableBytes { SecretBytes.zero($0) } }
+        return data.withUnsafeBytes { SecretBytes(copying: $0) }
+    }
+
+    static func pages(_ text: String) -> [String] {
+        var pages: [String] = []
+        var current = ""
+        for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
+            if !current.isEmpty, current.utf8.count + line.utf8.count + 1 > pageBytes {
+                pages.append(current)
+                current = ""
+            }
+            // A single line longer than a page is cut (at character boundaries).
+            var rest = Substring(line)
+            while rest.utf8.count > pageBytes {
+                let cut = rest.index(rest.startIndex, offsetBy: pageBytes / 4)
+                pages.append(String(rest[..<cut]))
+                rest = rest[cut...]
+            }
+            current += (current.isEmpty ? "" : "\n") + rest
+        }
+        pages.append(current)
+        return pages
+    }
+}
+
+public struct PinentryError: Error, CustomStringConvertible {
+    public var description: String
+}
+
+/// One running pinentry and its Assuan conversation over the child's stdin/stdout.
+final class AssuanSession {
+    let process = Process()
+    let input = Pipe()
+    let output = Pipe()
+    var buffer: [UInt8] = []
+
+    struct Reply {
+        var ok: Bool
+        var data: [UInt8]
+        var error: String
+    }
+
+    init(_ command: [String]) throws {
+        guard let program = command.first else { throw PinentryError(description: "no pinentry program configured") }
+        process.executableURL = URL(fileURLWithPath: program)
+        process.arguments = Array(command.dropFirst())
+        process.standardInput = input
+        process.standardOutput = output
+        process.standardError = FileHandle.nullDevice
+        do { try process.run() } catch { throw PinentryError(description: "cannot start \(program): \(error)") }
+        let greeting = try read()
+        guard greeting.ok else { throw PinentryError(description: "\(program) did not greet: \(greeting.error)") }
+    }
+
+    func close() {
+        try? input.fileHandleForWriting.write(contentsOf: Data("BYE\n".utf8))
+        try? input.fileHandleForWriting.close()
+        process.waitUntilExit()
+    }
+
+    func set(_ command: String, _ value: String) throws {
+        let reply = try transact(command + " " + Self.escape(value))
+        guard reply.ok else { throw PinentryError(description: "pinentry refused \(command): \(reply.error)") }
+    }
+
+    func transact(_ line: String) throws -> Reply {
+        do { try input.fileHandleForWriting.write(contentsOf: Data((line + "\n").utf8)) } catch {
+            throw PinentryError(description: "pinentry exited")
+        }
+        return try read()
+    }
+
+    /// Reads up to the closing OK or ERR line; D lines are the (percent-escaped) data.
+    func read() throws -> Reply {
+        var data: [UInt8] = []
+        defer { data.withUnsafeMutableBytes { SecretBytes.zero($0) } }
+        while true {
+            var line = try readLine()
+            defer { line.withUnsafeMutableBytes { SecretBytes.zero($0) } }
+            if line.starts(with: Array("OK".utf8)) { return Reply(ok: true, data: data, error: "") }
+            if line.starts(with: Array("ERR".utf8)) { return Reply(ok: false, data: [], error: String(decoding: line, as: UTF8.self)) }
+            if line.starts(with: Array("D ".utf8)) { data += Self.unescape(line.dropFirst(2)) }
+            // S (status), # (comments) and INQUIRE-free dialogs need nothing more.
+        }
+    }
+
+    func readLine() throws -> [UInt8] {
+        while true {
+            if let newline = buffer.firstIndex(of: 0x0A) {
+                let line = Array(buffer[..<newline])
+                buffer.withUnsafeMutableBytes { SecretBytes.zero(UnsafeMutableRawBufferPointer(rebasing: $0[...newline])) }
+                buffer.removeSubrange(...newline)
+                return line
+            }
+            let chunk = output.fileHandleForReading.availableData
+            guard !chunk.isEmpty else { throw PinentryError(description: "pinentry closed the conversation") }
+            buffer += chunk
+        }
+    }
+
+    /// Assuan escapes %, CR and LF in arguments.
+    static func escape(_ s: String) -> String {
+        var out = ""
+        for c in s.unicodeScalars {
+            switch c {
+            case "%": out += "%25"
+            case "\r": out += "%0D"
+            case "\n": out += "%0A"
+            default: out.unicodeScalars.append(c)
+            }
+        }
+        return out
+    }
+
+    static func unescape(_ bytes: ArraySlice<UInt8>) -> [UInt8] {
+        var out: [UInt8] = []
+        var i = bytes.startIndex
+        while i < bytes.endIndex {
+            if bytes[i] == UInt8(ascii: "%"), i + 2 < bytes.endIndex, let v = UInt8(String(decoding: bytes[(i + 1)...(i + 2)], as: UTF8.self), radix: 16) {
+                out.append(v)
+                i += 3
+            } else {
+                out.append(bytes[i])
+                i += 1
+            }
+        }
+        return out
+    }
+}

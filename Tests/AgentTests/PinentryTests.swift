@@ -1,0 +1,98 @@
+import Agent
+import CLinuxShims
+import EthereumCore
+import Foundation
+import Testing
+import TestSupport
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A person at a terminal: pinentry-curses on a pseudo-terminal the test holds, reading the
+/// screen and pressing keys, while the agent speaks Assuan to pinentry.
+@Suite("Approval through pinentry (Assuan)", .serialized)
+struct PinentryTests {
+    static let program = "/usr/bin/pinentry-curses"
+
+    /// A pseudo-terminal: the test keeps the master side; pinentry opens the named slave side.
+    final class Terminal {
+        let master: Int32
+        let slavePath: String
+        var screen = ""
+
+        init() throws {
+            var name = [CChar](repeating: 0, count: 128)
+            master = CLinuxShims_openPseudoTerminal(&name, name.count)
+            guard master >= 0 else { throw Oracle.Failure(description: "no pseudo-terminal: \(String(cString: strerror(errno)))") }
+            slavePath = String(cString: name)
+            // Room for a page of the review.
+            var size = winsize(ws_row: 60, ws_col: 160, ws_xpixel: 0, ws_ypixel: 0)
+            _ = ioctl(master, UInt(TIOCSWINSZ), &size)
+        }
+
+        deinit { close(master) }
+
+        /// Reads the screen until `text` shows, or fails after `seconds`.
+        func waitFor(_ text: String, seconds: Double = 20) throws {
+            let deadline = Date().addingTimeInterval(seconds)
+            while !screen.contains(text) {
+                guard Date() < deadline else { throw Oracle.Failure(description: "\(text) never appeared; screen: \(screen.suffix(600))") }
+                var poller = pollfd(fd: master, events: Int16(POLLIN), revents: 0)
+                guard poll(&poller, 1, 200) > 0 else { continue }
+                var chunk = [UInt8](repeating: 0, count: 65536)
+                let n = read(master, &chunk, chunk.count)
+                if n > 0 { screen += String(decoding: chunk[0..<n], as: UTF8.self) }
+            }
+        }
+
+        func press(_ keys: String) {
+            screen = ""
+            _ = keys.utf8CString.withUnsafeBufferPointer { write(master, $0.baseAddress, $0.count - 1) }
+        }
+    }
+
+    static func agent(_ terminal: Terminal) throws -> AgentProcess {
+        try AgentProcess(rules: "default = \"ask\"", extraConfig: """
+            pinentry = ["\(program)", "--ttyname", "\(terminal.slavePath)", "--ttytype", "xterm"]
+            """)
+    }
+
+    static func ask(_ client: AgentClient) throws -> String {
+        let example = try JSONValue(parsing: [UInt8](try Data(contentsOf: Oracle.packageRoot.appendingPathComponent("docs/examples/usdc-transfers.json"))))
+        let pending = try client.call("session_request", JSONObject(["request": example]))
+        #expect(pending["status"] == "pending")
+        return try #require(pending["id"]?.stringValue)
+    }
+
+    @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: program) || ProcessInfo.processInfo.environment["CI"] != nil, "pinentry-curses is not installed"))
+    func everyPageIsShownThenApprovedOrDenied() throws {
+        let terminal = try Terminal()
+        let agent = try Self.agent(terminal)
+        try agent.start()
+        let client = try AgentClient(path: agent.clientSocket)
+
+        // Approve: page through with Enter; the last page's button is <Approve>.
+        let approvedId = try Self.ask(client)
+        var pages = 0
+        while true {
+            try terminal.waitFor("<Deny>")
+            try terminal.waitFor(">")
+            pages += 1
+            if terminal.screen.contains("<Approve>") { break }
+            #expect(terminal.screen.contains("<Next>"), "\(terminal.screen.suffix(300))")
+            terminal.press("\r")
+            #expect(pages < 20)
+        }
+        #expect(pages > 1, "the review does not fit one page, so it is shown in several")
+        terminal.press("\r")
+        let approved = try client.call("session_wait", JSONObject(["id": .string(approvedId), "timeout": JSONValue(20)]))
+        #expect(approved["status"] == "approved" && approved["sessionId"]?.stringValue != nil, "\(approved.serialized)")
+
+        // Deny: Tab to <Deny>, Enter, at the first page.
+        let deniedId = try Self.ask(client)
+        try terminal.waitFor("<Deny>")
+        terminal.press("\t\r")
+        let denied = try client.call("session_wait", JSONObject(["id": .string(deniedId), "timeout": JSONValue(20)]))
+        #expect(denied["status"] == "denied" && denied["reason"] == "denied at the pinentry dialog", "\(denied.serialized)")
+    }
+}
