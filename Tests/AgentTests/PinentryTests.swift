@@ -24,7 +24,7 @@ struct PinentryTests {
             var name = [CChar](repeating: 0, count: 128)
             master = CLinuxShims_openPseudoTerminal(&name, name.count)
             guard master >= 0 else { throw Oracle.Failure(description: "no pseudo-terminal: \(String(cString: strerror(errno)))") }
-            slavePath = String(cString: name)
+            slavePath = String(decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
             // Room for a page of the review.
             var size = winsize(ws_row: 60, ws_col: 160, ws_xpixel: 0, ws_ypixel: 0)
             _ = ioctl(master, UInt(TIOCSWINSZ), &size)
