@@ -24,6 +24,49 @@ public struct AccountConfig: Sendable, Equatable {
     }
 }
 
+extension AccountConfig {
+    /// The form of `accounts_list` and `accounts_add`.
+    public var json: JSONValue {
+        .object(JSONObject([
+            "address": .string(address.checksummed), "kind": .string(kind.rawValue), "ownerValidator": .string(ownerValidator.checksummed),
+            "threshold": JSONValue(threshold), "owners": .array(owners.map { .string($0.checksummed) }),
+            "chains": .array(chains.sorted().map { .string(String($0)) }),
+        ]))
+    }
+
+    public init(json: JSONValue) throws(AgentError) {
+        guard let o = json.objectValue else { throw .badRequest("account: an object") }
+        if let extra = o.keys.first(where: { !["address", "kind", "ownerValidator", "threshold", "owners", "chains"].contains($0) }) {
+            throw .badRequest("account.\(extra): unknown field")
+        }
+        func address(_ v: JSONValue?, _ field: String) throws(AgentError) -> Address {
+            guard let s = v?.stringValue, let a = try? Address(s) else { throw .badRequest("account.\(field): an address") }
+            return a
+        }
+        func integer(_ v: JSONValue) -> UInt64? {
+            switch v { case .number(let n): UInt64(n); case .string(let s): UInt64(s); default: nil }
+        }
+        guard let kind = o["kind"]?.stringValue.flatMap(AccountKind.init(rawValue:)) else {
+            throw .badRequest("account.kind: one of \(AccountKind.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        guard let ownerList = o["owners"]?.arrayValue, !ownerList.isEmpty else { throw .badRequest("account.owners: at least one owner address") }
+        var owners: [Address] = []
+        for (i, v) in ownerList.enumerated() { owners.append(try address(v, "owners[\(i)]")) }
+        let threshold = try o["threshold"].map { v throws(AgentError) in
+            guard let t = integer(v), t >= 1, t <= UInt64(owners.count) else { throw .badRequest("account.threshold: between 1 and the number of owners") }
+            return Int(t)
+        } ?? 1
+        var chains = Set<UInt64>()
+        for v in o["chains"]?.arrayValue ?? [] {
+            guard let c = integer(v) else { throw .badRequest("account.chains: chain ids") }
+            chains.insert(c)
+        }
+        self.init(address: try address(o["address"], "address"), kind: kind,
+                  ownerValidator: try o["ownerValidator"].map { v throws(AgentError) in try address(v, "ownerValidator") } ?? SmartSessionAddresses.ownableValidator,
+                  threshold: threshold, owners: owners, chains: chains)
+    }
+}
+
 /// A failure the agent reports to a client: JSON-RPC code, a sentence and a machine-readable
 /// reason (`not_found`, `denied_by_rules`, `policy_violation`, `expired`, `locked`, `bad_request`…).
 public struct AgentError: Error, Equatable, Sendable, CustomStringConvertible {

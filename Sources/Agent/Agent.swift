@@ -31,8 +31,12 @@ public actor Agent {
     }
 
     let store: SessionStore
-    let owners: [Address: any OwnerSigner]
-    let accounts: [Address: AccountConfig]
+    var owners: [Address: any OwnerSigner]
+    var accounts: [Address: AccountConfig]
+    /// Those from the configuration file: they cannot be removed at run time (they would be back
+    /// at the next start).
+    let fixedOwners: Set<Address>
+    let fixedAccounts: Set<Address>
     var rules: RulesFile?
     let tokens: TokenList
     let ownerPrompt: SecretPrompt
@@ -52,12 +56,15 @@ public actor Agent {
     public nonisolated let requestsToDecide: AsyncStream<String>
     let requestsToDecideContinuation: AsyncStream<String>.Continuation
 
-    public init(store: SessionStore, owners: [any OwnerSigner], accounts: [AccountConfig], rules: RulesFile?, tokens: TokenList = TokenList(),
+    public init(store: SessionStore, owners: [any OwnerSigner], accounts: [AccountConfig], fixedAccounts: Set<Address> = [], fixedOwners: Set<Address> = [],
+                rules: RulesFile?, tokens: TokenList = TokenList(),
                 approvalTimeout: UInt64 = 300, ownerPrompt: @escaping SecretPrompt,
                 clock: @escaping @Sendable () -> UInt64 = { UInt64(Date().timeIntervalSince1970) }) {
         self.store = store
         self.owners = Dictionary(owners.map { ($0.identity.address, $0) }, uniquingKeysWith: { a, _ in a })
         self.accounts = Dictionary(accounts.map { ($0.address, $0) }, uniquingKeysWith: { a, _ in a })
+        self.fixedOwners = fixedOwners
+        self.fixedAccounts = fixedAccounts
         self.rules = rules
         self.tokens = tokens
         self.approvalTimeout = approvalTimeout
@@ -205,6 +212,36 @@ public actor Agent {
         }
         for id in (try? store.eraseExpired(now: now)) ?? [] { activeSessions[id] = nil }
         for (id, active) in activeSessions where active.stored.expiresAt.map({ now > $0 }) ?? false { activeSessions[id] = nil }
+    }
+
+    /// Adds (or replaces) an account, remembered in the store across restarts.
+    public func addAccount(_ account: AccountConfig) throws(AgentError) {
+        guard !fixedAccounts.contains(account.address) else { throw AgentError("forbidden", "\(account.address) is defined in the configuration file") }
+        do { try store.registerAccount(address: account.address.checksummed, config: account.json, at: clock()) } catch { throw AgentError(error.reason, "\(error)") }
+        accounts[account.address] = account
+    }
+
+    public func removeAccount(_ address: Address) throws(AgentError) {
+        guard !fixedAccounts.contains(address) else { throw AgentError("forbidden", "\(address) is defined in the configuration file") }
+        let removed: Bool
+        do { removed = try store.unregister(.account, address: address.checksummed, at: clock()) } catch { throw AgentError(error.reason, "\(error)") }
+        guard removed else { throw .notFound("account \(address)") }
+        accounts[address] = nil
+    }
+
+    public func addOwner(_ owner: any OwnerSigner, registration: SessionStore.RegisteredOwner) throws(AgentError) {
+        let address = owner.identity.address
+        guard !fixedOwners.contains(address) else { throw AgentError("forbidden", "\(address) is defined in the configuration file") }
+        do { try store.registerOwner(registration, at: clock()) } catch { throw AgentError(error.reason, "\(error)") }
+        owners[address] = owner
+    }
+
+    public func removeOwner(_ address: Address) throws(AgentError) {
+        guard !fixedOwners.contains(address) else { throw AgentError("forbidden", "\(address) is defined in the configuration file") }
+        let removed: Bool
+        do { removed = try store.unregister(.owner, address: address.checksummed, at: clock()) } catch { throw AgentError(error.reason, "\(error)") }
+        guard removed else { throw .notFound("owner \(address)") }
+        owners[address] = nil
     }
 
     public func accountList() -> [AccountConfig] { accounts.values.sorted { $0.address < $1.address } }

@@ -15,13 +15,16 @@ public enum AgentDaemon {
             let passphrase = try SecretFile.read(file)
             if store.isInitialized { try store.unlock(passphrase: passphrase) } else { try store.initialize(passphrase: passphrase) }
         }
-        var owners: [any OwnerSigner] = []
-        for owner in config.owners {
-            guard let data = FileManager.default.contents(atPath: owner.keystore) else {
-                throw AgentError("bad_config", "cannot read the owner keystore \(owner.keystore)")
-            }
-            let keystoreOwner = try KeystoreOwner(keystore: try Keystore(parsing: [UInt8](data)), location: owner.keystore)
-            owners.append(owner.passphraseFile.map { FileSecretOwner(keystoreOwner, passphraseFile: $0) } ?? keystoreOwner)
+        // The configuration file's owners and accounts, then those added through the control
+        // socket (the file wins where both name one).
+        var owners = try config.owners.map { owner throws(AgentError) in try OwnerLoader.keystore(owner.keystore, passphraseFile: owner.passphraseFile) }
+        for registered in try store.registeredOwners() where !owners.contains(where: { $0.identity.address.checksummed == registered.address }) {
+            owners.append(try OwnerLoader.keystore(registered.keystore, passphraseFile: registered.passphraseFile))
+        }
+        var accounts = config.accounts
+        for json in try store.registeredAccounts() {
+            let account = try AccountConfig(json: json)
+            if !accounts.contains(where: { $0.address == account.address }) { accounts.append(account) }
         }
         let rulesPath = config.rulesFile
         let loadRules: @Sendable () throws -> RulesFile? = {
@@ -34,7 +37,8 @@ public enum AgentDaemon {
             guard let data = FileManager.default.contents(atPath: file) else { throw AgentError("bad_config", "cannot read the token list \(file)") }
             try tokens.add(json: try JSONValue(parsing: [UInt8](data)))
         }
-        let agent = Agent(store: store, owners: owners, accounts: config.accounts, rules: try loadRules(), tokens: tokens,
+        let agent = Agent(store: store, owners: owners, accounts: accounts, fixedAccounts: Set(config.accounts.map(\.address)),
+                          fixedOwners: Set(owners.prefix(config.owners.count).map(\.identity.address)), rules: try loadRules(), tokens: tokens,
                           approvalTimeout: config.approvalTimeout,
                           ownerPrompt: { description in
                               guard let pinentry = config.pinentry.map(Pinentry.init(command:)) else {
@@ -102,5 +106,17 @@ public enum AgentDaemon {
 func blocking<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
     try await withCheckedThrowingContinuation { continuation in
         Thread.detachNewThread { continuation.resume(with: Result { try body() }) }
+    }
+}
+
+/// Owner keys from files: the configuration's and those added through the control socket.
+public enum OwnerLoader {
+    public static func keystore(_ path: String, passphraseFile: String?) throws(AgentError) -> any OwnerSigner {
+        guard let data = FileManager.default.contents(atPath: path) else { throw AgentError("bad_config", "cannot read the owner keystore \(path)") }
+        let owner: KeystoreOwner
+        do { owner = try KeystoreOwner(keystore: try Keystore(parsing: [UInt8](data)), location: path) } catch {
+            throw AgentError("bad_config", "\(path): \(error)")
+        }
+        return passphraseFile.map { FileSecretOwner(owner, passphraseFile: $0) } ?? owner
     }
 }

@@ -12,7 +12,7 @@ public struct AgentRPC: Sendable {
     public static let clientMethods = ["agent_info", "session_request", "session_wait", "session_get", "session_list",
                                        "session_signUserOperation", "session_export", "session_revoke"]
     public static let controlMethods = ["agent_info", "pending_list", "pending_get", "pending_decide", "sessions_list", "session_revoke",
-                                        "accounts_list", "owners_list", "agent_lock", "agent_unlock", "rules_reload", "audit_verify"]
+                                        "accounts_list", "accounts_add", "accounts_remove", "owners_list", "owners_add", "owners_remove", "agent_lock", "agent_unlock", "rules_reload", "audit_verify"]
 
     let agent: Agent
     /// Re-reads the rules file for `rules_reload`; nil when the agent has none.
@@ -123,13 +123,28 @@ public struct AgentRPC: Sendable {
                                                  reason: p["reason"]?.stringValue ?? "", ownerSecret: secret)
             return Self.json(decided, withReview: false)
         case "accounts_list":
-            return .array(await agent.accountList().map { a in
-                .object(JSONObject([
-                    "address": .string(a.address.checksummed), "kind": .string(a.kind.rawValue), "ownerValidator": .string(a.ownerValidator.checksummed),
-                    "threshold": JSONValue(a.threshold), "owners": .array(a.owners.map { .string($0.checksummed) }),
-                    "chains": .array(a.chains.sorted().map { .string(String($0)) }),
-                ]))
-            })
+            return .array(await agent.accountList().map(\.json))
+        case "accounts_add":
+            guard let account = p["account"] else { throw .badRequest("params.account is required") }
+            try await agent.addAccount(try AccountConfig(json: account))
+            return .object(JSONObject(["added": true]))
+        case "accounts_remove":
+            let address: Address
+            do { address = try Address(try string(p, "address")) } catch { throw .badRequest("params.address: \(error)") }
+            try await agent.removeAccount(address)
+            return .object(JSONObject(["removed": true]))
+        case "owners_add":
+            let keystore = try string(p, "keystore")
+            let passphraseFile = p["passphraseFile"]?.stringValue
+            guard keystore.hasPrefix("/"), passphraseFile?.hasPrefix("/") ?? true else { throw .badRequest("params.keystore, params.passphraseFile: absolute paths") }
+            let owner = try OwnerLoader.keystore(keystore, passphraseFile: passphraseFile)
+            try await agent.addOwner(owner, registration: .init(address: owner.identity.address.checksummed, keystore: keystore, passphraseFile: passphraseFile))
+            return .object(JSONObject(["address": .string(owner.identity.address.checksummed)]))
+        case "owners_remove":
+            let address: Address
+            do { address = try Address(try string(p, "address")) } catch { throw .badRequest("params.address: \(error)") }
+            try await agent.removeOwner(address)
+            return .object(JSONObject(["removed": true]))
         case "owners_list":
             return .array(await agent.ownerList().map { .object(JSONObject(["address": .string($0.address.checksummed), "backend": .string($0.backend), "location": .string($0.location)])) })
         case "agent_lock":

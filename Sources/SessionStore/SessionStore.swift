@@ -111,7 +111,70 @@ public final class SessionStore: @unchecked Sendable {
                     entry TEXT NOT NULL, hash TEXT NOT NULL);
                 """)
         }
+        migrator.registerMigration("v2: owners and accounts registered at run time") { db in
+            try db.execute(sql: """
+                CREATE TABLE registered_owners (address TEXT PRIMARY KEY NOT NULL, keystore TEXT NOT NULL, passphrase_file TEXT);
+                CREATE TABLE registered_accounts (address TEXT PRIMARY KEY NOT NULL, config TEXT NOT NULL);
+                """)
+        }
         return migrator
+    }
+
+    // MARK: - Owners and accounts added through the control socket
+
+    /// An owner keystore registered at run time (the configuration file's are not stored).
+    public struct RegisteredOwner: Sendable, Equatable {
+        public var address: String
+        public var keystore: String
+        public var passphraseFile: String?
+        public init(address: String, keystore: String, passphraseFile: String?) {
+            self.address = address
+            self.keystore = keystore
+            self.passphraseFile = passphraseFile
+        }
+    }
+
+    public func registerOwner(_ owner: RegisteredOwner, at time: UInt64) throws(StoreError) {
+        try run { db in
+            try db.execute(sql: "INSERT OR REPLACE INTO registered_owners (address, keystore, passphrase_file) VALUES (?, ?, ?)",
+                           arguments: [owner.address, owner.keystore, owner.passphraseFile])
+            try Self.appendAudit(db, kind: "owner_add", entry: .object(JSONObject(["address": .string(owner.address), "keystore": .string(owner.keystore)])), at: time)
+        }
+    }
+
+    public func registeredOwners() throws(StoreError) -> [RegisteredOwner] {
+        try run { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM registered_owners ORDER BY address").map {
+                RegisteredOwner(address: $0["address"], keystore: $0["keystore"], passphraseFile: $0["passphrase_file"])
+            }
+        }
+    }
+
+    /// An account's configuration (its JSON form) registered at run time.
+    public func registerAccount(address: String, config: JSONValue, at time: UInt64) throws(StoreError) {
+        try run { db in
+            try db.execute(sql: "INSERT OR REPLACE INTO registered_accounts (address, config) VALUES (?, ?)", arguments: [address, config.serialized])
+            try Self.appendAudit(db, kind: "account_add", entry: config, at: time)
+        }
+    }
+
+    public func registeredAccounts() throws(StoreError) -> [JSONValue] {
+        try run { db in try String.fetchAll(db, sql: "SELECT config FROM registered_accounts ORDER BY address").map { try JSONValue(parsing: $0) } }
+    }
+
+    /// Removes a registered owner or account; false when it was not registered.
+    public func unregister(_ kind: Registration, address: String, at time: UInt64) throws(StoreError) -> Bool {
+        try run { db in
+            try db.execute(sql: "DELETE FROM \(kind.rawValue) WHERE address = ?", arguments: [address])
+            guard db.changesCount > 0 else { return false }
+            try Self.appendAudit(db, kind: kind == .owner ? "owner_remove" : "account_remove", entry: .object(JSONObject(["address": .string(address)])), at: time)
+            return true
+        }
+    }
+
+    public enum Registration: String, Sendable {
+        case owner = "registered_owners"
+        case account = "registered_accounts"
     }
 
     func run<T>(_ body: (Database) throws -> T) throws(StoreError) -> T {

@@ -218,3 +218,58 @@ final class LockedCounter: @unchecked Sendable {
     func increment() { lock.withLock { count += 1 } }
     var value: Int { lock.withLock { count } }
 }
+
+/// Owners and accounts added and removed through the control socket, kept across restarts.
+@Suite("Owners and accounts managed at run time", .serialized)
+struct RegistrationTests {
+    static let other = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed"
+
+    static func request(_ client: AgentClient, account: String) throws -> JSONValue {
+        var example = SocketTests.example.objectValue!
+        example["account"] = .string(account)
+        example["accountKind"] = nil
+        return try client.call("session_request", JSONObject(["request": .object(example)]))
+    }
+
+    @Test func addedOwnersAndAccountsSignAndSurviveARestart() throws {
+        let agent = try AgentProcess(rules: "default = \"approve\"")
+        try agent.start()
+        let keystore = agent.directory.appendingPathComponent("second-owner.json").path
+        let created = try Command.run(Command.sessionAgent, ["owner", "create", "--keystore", keystore, "--passphrase-file", agent.directory.appendingPathComponent("owner.pass").path])
+        let ownerAddress = created.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        var control = try AgentClient(path: agent.controlSocket)
+        let added = try control.call("owners_add", JSONObject(["keystore": .string(keystore), "passphraseFile": .string(agent.directory.appendingPathComponent("owner.pass").path)]))
+        #expect(added["address"]?.stringValue == ownerAddress)
+        _ = try control.call("accounts_add", JSONObject(["account": .object(JSONObject([
+            "address": .string(Self.other), "kind": "nexus", "owners": .array([.string(ownerAddress)]), "chains": .array([JSONValue(11155111)]),
+        ]))]))
+        var client = try AgentClient(path: agent.clientSocket)
+        #expect(try Self.request(client, account: Self.other)["status"] == "approved")
+
+        agent.stop()
+        try agent.start()
+        control = try AgentClient(path: agent.controlSocket)
+        client = try AgentClient(path: agent.clientSocket)
+        #expect(try control.call("accounts_list").arrayValue?.contains { $0["address"]?.stringValue == Self.other && $0["kind"] == "nexus" } == true)
+        #expect(try control.call("owners_list").arrayValue?.contains { $0["address"]?.stringValue == ownerAddress } == true)
+        let again = try Self.request(client, account: Self.other)
+        #expect(again["status"] == "approved", "\(again.serialized.prefix(300))")
+
+        // The configuration file's own cannot be removed; added ones can, and are gone.
+        do {
+            _ = try control.call("accounts_remove", JSONObject(["address": .string(AgentProcess.account)]))
+            Issue.record("removed an account of the configuration file")
+        } catch let e as AgentClient.RemoteError { #expect(e.reason == "forbidden") }
+        _ = try control.call("accounts_remove", JSONObject(["address": .string(Self.other)]))
+        _ = try control.call("owners_remove", JSONObject(["address": .string(ownerAddress)]))
+        do {
+            _ = try Self.request(client, account: Self.other)
+            Issue.record("a removed account was served")
+        } catch let e as AgentClient.RemoteError { #expect(e.reason == "unknown_account") }
+        do {
+            _ = try control.call("accounts_add", JSONObject(["account": .object(JSONObject(["address": .string(Self.other), "kind": "nexus", "owners": .array([])]))]))
+            Issue.record("an account without owners was added")
+        } catch let e as AgentClient.RemoteError { #expect(e.reason == "bad_request" && e.message.contains("account.owners")) }
+        #expect(try control.call("audit_verify")["intact"] == .bool(true))
+    }
+}
