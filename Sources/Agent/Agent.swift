@@ -222,10 +222,7 @@ public actor Agent {
     }
 
     public func removeAccount(_ address: Address) throws(AgentError) {
-        guard !fixedAccounts.contains(address) else { throw AgentError("forbidden", "\(address) is defined in the configuration file") }
-        let removed: Bool
-        do { removed = try store.unregister(.account, address: address.checksummed, at: clock()) } catch { throw AgentError(error.reason, "\(error)") }
-        guard removed else { throw .notFound("account \(address)") }
+        try unregister(.account, address, fixed: fixedAccounts)
         accounts[address] = nil
     }
 
@@ -237,11 +234,15 @@ public actor Agent {
     }
 
     public func removeOwner(_ address: Address) throws(AgentError) {
-        guard !fixedOwners.contains(address) else { throw AgentError("forbidden", "\(address) is defined in the configuration file") }
-        let removed: Bool
-        do { removed = try store.unregister(.owner, address: address.checksummed, at: clock()) } catch { throw AgentError(error.reason, "\(error)") }
-        guard removed else { throw .notFound("owner \(address)") }
+        try unregister(.owner, address, fixed: fixedOwners)
         owners[address] = nil
+    }
+
+    func unregister(_ kind: SessionStore.Registration, _ address: Address, fixed: Set<Address>) throws(AgentError) {
+        guard !fixed.contains(address) else { throw AgentError("forbidden", "\(address) is defined in the configuration file") }
+        let removed: Bool
+        do { removed = try store.unregister(kind, address: address.checksummed, at: clock()) } catch { throw AgentError(error.reason, "\(error)") }
+        guard removed else { throw .notFound("\(kind == .owner ? "owner" : "account") \(address)") }
     }
 
     public func accountList() -> [AccountConfig] { accounts.values.sorted { $0.address < $1.address } }

@@ -49,6 +49,11 @@ public struct AgentRPC: Sendable {
         return s
     }
 
+    func address(_ p: JSONObject, _ key: String) throws(AgentError) -> Address {
+        let text = try string(p, key)
+        do { return try Address(text) } catch { throw .badRequest("params.\(key): \(error)") }
+    }
+
     func call(_ method: String, _ p: JSONObject, client: ClientIdentity, control: Bool) async throws(AgentError) -> JSONValue {
         let scope: ClientIdentity? = control ? nil : client
         switch method {
@@ -80,8 +85,7 @@ public struct AgentRPC: Sendable {
             guard let chain = p["chainId"].flatMap({ v -> UInt64? in
                 switch v { case .number(let n): UInt64(n); case .string(let s): (try? UInt256(parsing: s))?.uint64; default: nil }
             }) else { throw .badRequest("params.chainId: a chain id is required") }
-            let entryPoint: Address
-            do { entryPoint = try Address(try string(p, "entryPoint")) } catch { throw .badRequest("params.entryPoint: \(error)") }
+            let entryPoint = try address(p, "entryPoint")
             let version: EntryPointVersion
             if let v = p["entryPointVersion"]?.stringValue {
                 guard let parsed = EntryPointVersion(rawValue: v) else { throw .badRequest("params.entryPointVersion: 0.7 or 0.8") }
@@ -129,9 +133,7 @@ public struct AgentRPC: Sendable {
             try await agent.addAccount(try AccountConfig(json: account))
             return .object(JSONObject(["added": true]))
         case "accounts_remove":
-            let address: Address
-            do { address = try Address(try string(p, "address")) } catch { throw .badRequest("params.address: \(error)") }
-            try await agent.removeAccount(address)
+            try await agent.removeAccount(try address(p, "address"))
             return .object(JSONObject(["removed": true]))
         case "owners_add":
             let keystore = try string(p, "keystore")
@@ -141,9 +143,7 @@ public struct AgentRPC: Sendable {
             try await agent.addOwner(owner, registration: .init(address: owner.identity.address.checksummed, keystore: keystore, passphraseFile: passphraseFile))
             return .object(JSONObject(["address": .string(owner.identity.address.checksummed)]))
         case "owners_remove":
-            let address: Address
-            do { address = try Address(try string(p, "address")) } catch { throw .badRequest("params.address: \(error)") }
-            try await agent.removeOwner(address)
+            try await agent.removeOwner(try address(p, "address"))
             return .object(JSONObject(["removed": true]))
         case "owners_list":
             return .array(await agent.ownerList().map { .object(JSONObject(["address": .string($0.address.checksummed), "backend": .string($0.backend), "location": .string($0.location)])) })
