@@ -41,7 +41,7 @@ public enum AgentDaemon {
                           fixedOwners: Set(owners.prefix(config.owners.count).map(\.identity.address)), rules: try loadRules(), tokens: tokens,
                           approvalTimeout: config.approvalTimeout,
                           ownerPrompt: { description in
-                              guard let pinentry = config.pinentry.map(Pinentry.init(command:)) else {
+                              guard let pinentry = config.pinentry.map({ Pinentry(command: $0, timeout: TimeInterval(config.approvalTimeout)) }) else {
                                   throw AgentError("locked", "\(description) is needed: approve with `session-agent approve`, which asks for it")
                               }
                               guard let secret = try await blocking({ try pinentry.secret(title: "session-agent", description: description, prompt: "Passphrase:") }) else {
@@ -69,7 +69,7 @@ public enum AgentDaemon {
                 }
             }
             if let command = config.pinentry {
-                group.addTask { await approveWithPinentry(agent, Pinentry(command: command)) }
+                group.addTask { await approveWithPinentry(agent, Pinentry(command: command, timeout: TimeInterval(config.approvalTimeout))) }
             }
             group.addTask {
                 // Requests nobody answered expire; keys of expired sessions are erased.

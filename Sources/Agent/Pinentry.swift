@@ -7,9 +7,13 @@ import OwnerSigners
 public struct Pinentry: Sendable {
     /// The program and its arguments, e.g. `["/usr/bin/pinentry-curses", "--ttyname", "/dev/pts/3"]`.
     public var command: [String]
+    /// A dialog still open after this long is killed: nobody is answering (and pinentry-curses
+    /// whose terminal went away spins instead of exiting).
+    public var timeout: TimeInterval
 
-    public init(command: [String]) {
+    public init(command: [String], timeout: TimeInterval = 300) {
         self.command = command
+        self.timeout = timeout
     }
 
     /// Assuan lines are at most 1,000 bytes; a description is cut into pages that fit.
@@ -21,7 +25,7 @@ public struct Pinentry: Sendable {
         let pages = Self.pages(text)
         for (i, page) in pages.enumerated() {
             let last = i == pages.count - 1
-            let session = try AssuanSession(command)
+            let session = try AssuanSession(command, timeout: timeout)
             defer { session.close() }
             try session.set("SETTITLE", title)
             try session.set("SETDESC", pages.count == 1 ? page : "(\(i + 1)/\(pages.count))\n" + page)
@@ -34,7 +38,7 @@ public struct Pinentry: Sendable {
 
     /// Asks for a secret; nil when the person cancels.
     public func secret(title: String, description: String, prompt: String) throws -> SecretBytes? {
-        let session = try AssuanSession(command)
+        let session = try AssuanSession(command, timeout: timeout)
         defer { session.close() }
         try session.set("SETTITLE", title)
         try session.set("SETDESC", description)
@@ -85,7 +89,9 @@ final class AssuanSession {
         var error: String
     }
 
-    init(_ command: [String]) throws {
+    var watchdog: DispatchWorkItem?
+
+    init(_ command: [String], timeout: TimeInterval) throws {
         guard let program = command.first else { throw PinentryError(description: "no pinentry program configured") }
         process.executableURL = URL(fileURLWithPath: program)
         process.arguments = Array(command.dropFirst())
@@ -93,11 +99,16 @@ final class AssuanSession {
         process.standardOutput = output
         process.standardError = FileHandle.nullDevice
         do { try process.run() } catch { throw PinentryError(description: "cannot start \(program): \(error)") }
+        let pid = process.processIdentifier
+        let watchdog = DispatchWorkItem { kill(pid, SIGKILL) }
+        DispatchQueue.global().asyncAfter(deadline: .now() + timeout, execute: watchdog)
+        self.watchdog = watchdog
         let greeting = try read()
         guard greeting.ok else { throw PinentryError(description: "\(program) did not greet: \(greeting.error)") }
     }
 
     func close() {
+        watchdog?.cancel()
         try? input.fileHandleForWriting.write(contentsOf: Data("BYE\n".utf8))
         try? input.fileHandleForWriting.close()
         process.waitUntilExit()

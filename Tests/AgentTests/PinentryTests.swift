@@ -51,10 +51,19 @@ struct PinentryTests {
         }
     }
 
-    static func agent(_ terminal: Terminal) throws -> AgentProcess {
+    static func agent(_ terminal: Terminal, extraConfig: String = "") throws -> AgentProcess {
         try AgentProcess(rules: "default = \"ask\"", extraConfig: """
             pinentry = ["\(program)", "--ttyname", "\(terminal.slavePath)", "--ttytype", "xterm"]
+            \(extraConfig)
             """)
+    }
+
+    /// The pinentry processes drawing on `tty`.
+    static func dialogs(on tty: String) -> [String] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).filter { pid in
+            guard Int(pid) != nil, let cmdline = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { return false }
+            return String(decoding: cmdline, as: UTF8.self).contains(tty)
+        }
     }
 
     static func ask(_ client: AgentClient) throws -> String {
@@ -94,5 +103,23 @@ struct PinentryTests {
         terminal.press("\t\r")
         let denied = try client.call("session_wait", JSONObject(["id": .string(deniedId), "timeout": JSONValue(20)]))
         #expect(denied["status"] == "denied" && denied["reason"] == "denied at the pinentry dialog", "\(denied.serialized)")
+    }
+
+    @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: program) || ProcessInfo.processInfo.environment["CI"] != nil, "pinentry-curses is not installed"))
+    func aDialogNobodyAnswersIsClosedWhenTheRequestTimesOut() throws {
+        var terminal: Terminal? = try Terminal()
+        let tty = terminal!.slavePath
+        let agent = try Self.agent(terminal!, extraConfig: "approval_timeout = \"2s\"")
+        try agent.start()
+        let client = try AgentClient(path: agent.clientSocket)
+        let id = try Self.ask(client)
+        try terminal!.waitFor("<Deny>")
+        // The person's terminal goes away mid-dialog.
+        terminal = nil
+        let deadline = Date().addingTimeInterval(20)
+        while !Self.dialogs(on: tty).isEmpty && Date() < deadline { _ = poll(nil, 0, 100) }
+        #expect(Self.dialogs(on: tty).isEmpty, "the orphaned pinentry was killed")
+        let status = try client.call("session_wait", JSONObject(["id": .string(id), "timeout": JSONValue(20)]))
+        #expect(status["status"] == "expired" || status["status"] == "denied", "\(status.serialized)")
     }
 }
