@@ -1,6 +1,7 @@
 import Approval
 internal import CLinuxShims
 import Foundation
+import NIOCore
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -14,11 +15,24 @@ public enum PeerCredentials {
 
     /// Reads the peer of a connected AF_UNIX socket.
     public static func read(socket fd: Int32) throws -> ClientIdentity {
-        var pid: pid_t = 0, uid: uid_t = 0, gid: gid_t = 0
-        guard CLinuxShims_peerCredentials(fd, &pid, &uid, &gid) == 0 else {
+        var credentials = CLinuxShims_ucred()
+        var length = socklen_t(MemoryLayout<CLinuxShims_ucred>.size)
+        guard getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &credentials, &length) == 0 else {
             throw Failure(description: "getsockopt(SO_PEERCRED): \(String(cString: strerror(errno)))")
         }
-        return ClientIdentity(uid: uid, gid: gid, pid: pid, executable: executable(pid: pid), unit: systemdUnit(pid: pid))
+        return identity(credentials)
+    }
+
+    /// The same for a connection the agent's SwiftNIO server accepted; nil if it cannot be read.
+    static func read(channel: Channel) async -> ClientIdentity? {
+        guard let provider = channel as? SocketOptionProvider,
+              let credentials: CLinuxShims_ucred = try? await provider.unsafeGetSocketOption(level: SocketOptionLevel(SOL_SOCKET), name: SocketOptionName(SO_PEERCRED)).get()
+        else { return nil }
+        return identity(credentials)
+    }
+
+    static func identity(_ c: CLinuxShims_ucred) -> ClientIdentity {
+        ClientIdentity(uid: c.uid, gid: c.gid, pid: c.pid, executable: executable(pid: c.pid), unit: systemdUnit(pid: c.pid))
     }
 
     /// `/proc/PID/exe`; nil when the process is gone or hidden from us.

@@ -95,23 +95,9 @@ public struct SocketServer: Sendable {
         }
     }
 
-    /// The kernel's `struct ucred`, read through NIO's socket-option access.
-    struct PeerCred: Sendable {
-        var pid: Int32 = 0
-        var uid: UInt32 = 0
-        var gid: UInt32 = 0
-    }
-
-    func identity(of channel: Channel) async -> ClientIdentity? {
-        guard let provider = channel as? SocketOptionProvider,
-              let cred: PeerCred = try? await provider.unsafeGetSocketOption(level: SocketOptionLevel(SOL_SOCKET), name: SocketOptionName(SO_PEERCRED)).get()
-        else { return nil }
-        return ClientIdentity(uid: cred.uid, gid: cred.gid, pid: cred.pid, executable: PeerCredentials.executable(pid: cred.pid),
-                              unit: PeerCredentials.systemdUnit(pid: cred.pid))
-    }
 
     func serve(_ connection: NIOAsyncChannel<Frame, ByteBuffer>, control: Bool) async {
-        let identity = await identity(of: connection.channel)
+        let identity = await PeerCredentials.read(channel: connection.channel)
         try? await connection.executeThenClose { inbound, outbound in
             func send(_ text: String) async throws { try await outbound.write(ByteBuffer(string: text + "\n")) }
             guard let client = identity else {

@@ -3,18 +3,15 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <fcntl.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <unistd.h>
 
-int CLinuxShims_peerCredentials(int fd, pid_t *pid, uid_t *uid, gid_t *gid) {
-    struct ucred credentials;
-    socklen_t length = sizeof(credentials);
-    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &credentials, &length) != 0) return -1;
-    *pid = credentials.pid;
-    *uid = credentials.uid;
-    *gid = credentials.gid;
-    return 0;
-}
+_Static_assert(sizeof(CLinuxShims_ucred) == sizeof(struct ucred)
+               && offsetof(CLinuxShims_ucred, pid) == offsetof(struct ucred, pid)
+               && offsetof(CLinuxShims_ucred, uid) == offsetof(struct ucred, uid)
+               && offsetof(CLinuxShims_ucred, gid) == offsetof(struct ucred, gid),
+               "CLinuxShims_ucred must match struct ucred");
 
 int CLinuxShims_setDumpable(int value) { return prctl(PR_SET_DUMPABLE, value, 0, 0, 0); }
 

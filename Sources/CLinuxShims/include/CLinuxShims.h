@@ -3,9 +3,13 @@
 
 #include <sys/types.h>
 
-/// SO_PEERCRED of a connected AF_UNIX socket (struct ucred needs _GNU_SOURCE, which Swift's
-/// Glibc module does not define). Returns 0, or -1 with errno set.
-int CLinuxShims_peerCredentials(int fd, pid_t *pid, uid_t *uid, gid_t *gid);
+/// struct ucred, what SO_PEERCRED returns: Swift's Glibc module lacks it (it needs _GNU_SOURCE).
+/// shims.c checks at compile time that the two layouts agree.
+typedef struct {
+    pid_t pid;
+    uid_t uid;
+    gid_t gid;
+} CLinuxShims_ucred;
 
 /// prctl(PR_SET_DUMPABLE, value) and prctl(PR_GET_DUMPABLE): sys/prctl.h is not in the Glibc module.
 int CLinuxShims_setDumpable(int value);
