@@ -34,34 +34,36 @@ extension AccountConfig {
         ]))
     }
 
-    public init(json: JSONValue) throws(AgentError) {
-        guard let o = json.objectValue else { throw .badRequest("account: an object") }
+    /// `path` names the value in errors (`account.kind: …`, `accounts[2].owners[0]: …`).
+    public init(json: JSONValue, path: String = "account") throws(AgentError) {
+        guard let o = json.objectValue else { throw .badRequest("\(path): an object") }
         if let extra = o.keys.first(where: { !["address", "kind", "ownerValidator", "threshold", "owners", "chains"].contains($0) }) {
-            throw .badRequest("account.\(extra): unknown field")
+            throw .badRequest("\(path).\(extra): unknown field")
         }
         func address(_ v: JSONValue?, _ field: String) throws(AgentError) -> Address {
-            guard let s = v?.stringValue, let a = try? Address(s) else { throw .badRequest("account.\(field): an address") }
+            guard let s = v?.stringValue, let a = try? Address(s) else { throw .badRequest("\(path).\(field): an address") }
             return a
         }
         func integer(_ v: JSONValue) -> UInt64? {
             switch v { case .number(let n): UInt64(n); case .string(let s): UInt64(s); default: nil }
         }
+        let accountAddress = try address(o["address"], "address")
         guard let kind = o["kind"]?.stringValue.flatMap(AccountKind.init(rawValue:)) else {
-            throw .badRequest("account.kind: one of \(AccountKind.allCases.map(\.rawValue).joined(separator: ", "))")
+            throw .badRequest("\(path).kind: one of \(AccountKind.allCases.map(\.rawValue).joined(separator: ", "))")
         }
-        guard let ownerList = o["owners"]?.arrayValue, !ownerList.isEmpty else { throw .badRequest("account.owners: at least one owner address") }
+        guard let ownerList = o["owners"]?.arrayValue, !ownerList.isEmpty else { throw .badRequest("\(path).owners: at least one owner address") }
         var owners: [Address] = []
         for (i, v) in ownerList.enumerated() { owners.append(try address(v, "owners[\(i)]")) }
         let threshold = try o["threshold"].map { v throws(AgentError) in
-            guard let t = integer(v), t >= 1, t <= UInt64(owners.count) else { throw .badRequest("account.threshold: between 1 and the number of owners") }
+            guard let t = integer(v), t >= 1, t <= UInt64(owners.count) else { throw .badRequest("\(path).threshold: between 1 and the number of owners") }
             return Int(t)
         } ?? 1
         var chains = Set<UInt64>()
         for v in o["chains"]?.arrayValue ?? [] {
-            guard let c = integer(v) else { throw .badRequest("account.chains: chain ids") }
+            guard let c = integer(v) else { throw .badRequest("\(path).chains: chain ids") }
             chains.insert(c)
         }
-        self.init(address: try address(o["address"], "address"), kind: kind,
+        self.init(address: accountAddress, kind: kind,
                   ownerValidator: try o["ownerValidator"].map { v throws(AgentError) in try address(v, "ownerValidator") } ?? SmartSessionAddresses.ownableValidator,
                   threshold: threshold, owners: owners, chains: chains)
     }

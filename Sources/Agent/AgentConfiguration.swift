@@ -73,24 +73,27 @@ public struct AgentConfiguration: Sendable {
             }
             owners.append((keystore, try path("passphrase_file", in: t, at: "owners[\(i)].")))
         }
+        // The same fields as `accounts_add` takes, in snake case.
         accounts = []
         for (i, item) in (table["accounts"]?.array.map { Array($0) } ?? []).enumerated() {
-            let at = "accounts[\(i)]"
-            guard let t = item.table else { throw AgentError("bad_config", "\(at): a table") }
-            func address(_ s: String?, _ field: String) throws(AgentError) -> Address {
-                guard let s, let a = try? Address(s) else { throw AgentError("bad_config", "\(at).\(field): an address") }
-                return a
+            guard let t = item.table else { throw AgentError("bad_config", "accounts[\(i)]: a table") }
+            var fields = JSONObject()
+            for (key, value) in t { fields[key == "owner_validator" ? "ownerValidator" : key] = Self.json(value) }
+            do { accounts.append(try AccountConfig(json: .object(fields), path: "accounts[\(i)]")) } catch {
+                throw AgentError("bad_config", error.message.replacingOccurrences(of: "ownerValidator", with: "owner_validator"))
             }
-            guard let kind = t["kind"]?.string.flatMap(AccountKind.init(rawValue:)) else {
-                throw AgentError("bad_config", "\(at).kind: one of \(AccountKind.allCases.map(\.rawValue).joined(separator: ", "))")
-            }
-            let ownerList = try (t["owners"]?.array.map { Array($0) } ?? []).map { v throws(AgentError) in try address(v.string, "owners") }
-            accounts.append(AccountConfig(
-                address: try address(t["address"]?.string, "address"), kind: kind,
-                ownerValidator: try t["owner_validator"].map { v throws(AgentError) in try address(v.string, "owner_validator") } ?? SmartSessionAddresses.ownableValidator,
-                threshold: t["threshold"]?.int ?? 1, owners: ownerList,
-                chains: Set((t["chains"]?.array.map { Array($0) } ?? []).compactMap { $0.int.map { UInt64($0) } })))
         }
+    }
+}
+
+extension AgentConfiguration {
+    /// TOML strings, integers, booleans and arrays as JSON.
+    static func json(_ value: TOMLValueConvertible) -> JSONValue {
+        if let s = value.string { return .string(s) }
+        if let i = value.int { return .number(String(i)) }
+        if let b = value.bool { return .bool(b) }
+        if let a = value.array { return .array(Array(a).map { json($0) }) }
+        return .null
     }
 }
 
