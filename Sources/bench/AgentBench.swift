@@ -75,11 +75,7 @@ enum AgentBench {
             for clients in [1, 16] {
                 // The clients block in recv, so they run on threads of their own, not the
                 // cooperative pool the agent's actor needs.
-                let result = try await withCheckedThrowingContinuation { continuation in
-                    Thread.detachNewThread {
-                        continuation.resume(with: Result { try overSocket(path: path, sessionId: sessionId, clients: clients, callsPerClient: clients == 1 ? 2000 : 500) })
-                    }
-                }
+                let result = try await blocking { try overSocket(path: path, sessionId: sessionId, clients: clients, callsPerClient: clients == 1 ? 2000 : 500) }
                 row("  \(label): socket, \(clients) client\(clients == 1 ? "" : "s")", result.rate, "sig/s", ratio: result.rate / inProcessRate)
                 row("    p50 / p99 latency", result.p50 * 1e6, "µs  (p99 \(Int((result.p99 * 1e6).rounded())) µs)")
             }
