@@ -1,3 +1,4 @@
-/* PKCS#11 modules are loaded with dlopen; p11-kit provides the standard header only. */
+/* The standard PKCS#11 header as p11-kit ships it, and p11-kit's module loader (modules
+ * registered in /usr/share/p11-kit/modules, or one loaded by path). */
 #include <p11-kit/pkcs11.h>
-#include <dlfcn.h>
+#include <p11-kit/p11-kit.h>

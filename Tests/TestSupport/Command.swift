@@ -51,10 +51,12 @@ public enum Command {
     }
 }
 
-final class LockedBox<T>: @unchecked Sendable {
+/// A value shared between a test and the closures or threads it hands out.
+public final class LockedBox<T>: @unchecked Sendable {
     private let lock = NSLock()
     private var _value: T?
-    var value: T? {
+    public init() {}
+    public var value: T? {
         get { lock.withLock { _value } }
         set { lock.withLock { _value = newValue } }
     }

@@ -416,11 +416,31 @@ def keystore_decrypt(path):
         print(json.dumps({"address": Account.from_key(key).address}))
 
 
+def recover(path):
+    """Checks signatures a token made: one {digest, signature, publicKey} per line, the key as
+    04||X||Y hex. Prints the key's address and the signature's recovered address (coincurve),
+    and whether s is low."""
+    for line in open(path):
+        item = json.loads(line)
+        sig = bytes.fromhex(item["signature"][2:])
+        digest = bytes.fromhex(item["digest"][2:])
+        point = bytes.fromhex(item["publicKey"][2:])
+        recovered = coincurve.PublicKey.from_signature_and_message(sig[:64] + bytes([sig[64] - 27]), digest, hasher=None)
+        print(json.dumps({
+            "keyAddress": to_checksum_address(keccak(point[1:])[12:]),
+            "recovered": to_checksum_address(keccak(recovered.format(compressed=False)[1:])[12:]),
+            "lowS": int.from_bytes(sig[32:64], "big") <= N // 2,
+        }))
+
+
 KINDS = {"keccak": keccak_case, "abi": abi_case, "eip712": eip712_case, "secp256k1": secp_case, "userop": userop_case, "fastlz": fastlz_case, "keystore": keystore_case}
 
 if __name__ == "__main__":
     if sys.argv[1] == "keystore-decrypt":
         keystore_decrypt(sys.argv[2])
+        sys.exit(0)
+    if sys.argv[1] == "recover":
+        recover(sys.argv[2])
         sys.exit(0)
     kind, count, seed = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
     rng = random.Random(seed)

@@ -1,0 +1,406 @@
+internal import CPKCS11
+import EthereumCore
+import Foundation
+
+// Every PKCS#11 call of the agent goes through this file: the module, its slots and tokens, and
+// one session on a token. Handles and return codes stay in here; the rest of the package sees
+// value types and `PKCS11Error`.
+
+/// A PKCS#11 failure: the call and the module's return code with its standard name, or a
+/// module that could not be loaded at all (no code).
+public struct PKCS11Error: Error, Equatable, Sendable, CustomStringConvertible {
+    public let call: String
+    public let code: UInt?
+
+    init(_ call: String, _ rv: CK_RV) {
+        self.call = call
+        self.code = rv
+    }
+
+    init(moduleNotLoaded message: String) {
+        call = message
+        code = nil
+    }
+
+    public var name: String { code.map { Self.names[$0] ?? String(format: "CKR_0x%lX", $0) } ?? "not loaded" }
+    public var description: String { code == nil ? call : "\(call) failed: \(name)" }
+
+    /// The token is gone (unplugged, deleted, its server stopped): drop the session and look again.
+    public var tokenGone: Bool {
+        [CKR_DEVICE_REMOVED, CKR_TOKEN_NOT_PRESENT, CKR_SESSION_HANDLE_INVALID, CKR_SESSION_CLOSED, CKR_DEVICE_ERROR,
+         CKR_SLOT_ID_INVALID, CKR_TOKEN_NOT_RECOGNIZED, CKR_OBJECT_HANDLE_INVALID, CKR_KEY_HANDLE_INVALID,
+         CKR_CRYPTOKI_NOT_INITIALIZED, CKR_GENERAL_ERROR].map { UInt($0) }.contains(code ?? 0)
+    }
+
+    public var pinIncorrect: Bool { code == UInt(CKR_PIN_INCORRECT) }
+    public var pinLocked: Bool { code == UInt(CKR_PIN_LOCKED) }
+    public var notLoggedIn: Bool { code == UInt(CKR_USER_NOT_LOGGED_IN) }
+
+    static let names: [UInt: String] = [
+        UInt(CKR_CANCEL): "CKR_CANCEL", UInt(CKR_HOST_MEMORY): "CKR_HOST_MEMORY", UInt(CKR_SLOT_ID_INVALID): "CKR_SLOT_ID_INVALID",
+        UInt(CKR_GENERAL_ERROR): "CKR_GENERAL_ERROR", UInt(CKR_FUNCTION_FAILED): "CKR_FUNCTION_FAILED", UInt(CKR_ARGUMENTS_BAD): "CKR_ARGUMENTS_BAD",
+        UInt(CKR_ATTRIBUTE_TYPE_INVALID): "CKR_ATTRIBUTE_TYPE_INVALID", UInt(CKR_ATTRIBUTE_VALUE_INVALID): "CKR_ATTRIBUTE_VALUE_INVALID",
+        UInt(CKR_DEVICE_ERROR): "CKR_DEVICE_ERROR", UInt(CKR_DEVICE_MEMORY): "CKR_DEVICE_MEMORY", UInt(CKR_DEVICE_REMOVED): "CKR_DEVICE_REMOVED",
+        UInt(CKR_KEY_HANDLE_INVALID): "CKR_KEY_HANDLE_INVALID", UInt(CKR_KEY_TYPE_INCONSISTENT): "CKR_KEY_TYPE_INCONSISTENT",
+        UInt(CKR_MECHANISM_INVALID): "CKR_MECHANISM_INVALID", UInt(CKR_MECHANISM_PARAM_INVALID): "CKR_MECHANISM_PARAM_INVALID",
+        UInt(CKR_OBJECT_HANDLE_INVALID): "CKR_OBJECT_HANDLE_INVALID", UInt(CKR_OPERATION_ACTIVE): "CKR_OPERATION_ACTIVE",
+        UInt(CKR_PIN_INCORRECT): "CKR_PIN_INCORRECT", UInt(CKR_PIN_LEN_RANGE): "CKR_PIN_LEN_RANGE", UInt(CKR_PIN_LOCKED): "CKR_PIN_LOCKED",
+        UInt(CKR_SESSION_CLOSED): "CKR_SESSION_CLOSED", UInt(CKR_SESSION_HANDLE_INVALID): "CKR_SESSION_HANDLE_INVALID",
+        UInt(CKR_TEMPLATE_INCOMPLETE): "CKR_TEMPLATE_INCOMPLETE", UInt(CKR_TEMPLATE_INCONSISTENT): "CKR_TEMPLATE_INCONSISTENT",
+        UInt(CKR_TOKEN_NOT_PRESENT): "CKR_TOKEN_NOT_PRESENT", UInt(CKR_TOKEN_NOT_RECOGNIZED): "CKR_TOKEN_NOT_RECOGNIZED",
+        UInt(CKR_TOKEN_WRITE_PROTECTED): "CKR_TOKEN_WRITE_PROTECTED", UInt(CKR_USER_ALREADY_LOGGED_IN): "CKR_USER_ALREADY_LOGGED_IN",
+        UInt(CKR_USER_NOT_LOGGED_IN): "CKR_USER_NOT_LOGGED_IN", UInt(CKR_USER_PIN_NOT_INITIALIZED): "CKR_USER_PIN_NOT_INITIALIZED",
+        UInt(CKR_ENCRYPTED_DATA_INVALID): "CKR_ENCRYPTED_DATA_INVALID", UInt(CKR_BUFFER_TOO_SMALL): "CKR_BUFFER_TOO_SMALL",
+        UInt(CKR_CRYPTOKI_NOT_INITIALIZED): "CKR_CRYPTOKI_NOT_INITIALIZED", UInt(CKR_CRYPTOKI_ALREADY_INITIALIZED): "CKR_CRYPTOKI_ALREADY_INITIALIZED",
+    ]
+}
+
+/// A token as C_GetTokenInfo describes it (the fixed-width, space-padded fields trimmed).
+public struct PKCS11TokenInfo: Sendable, Equatable {
+    public var slot: UInt
+    public var slotDescription: String
+    public var label: String
+    public var manufacturer: String
+    public var model: String
+    public var serial: String
+    public var loginRequired: Bool
+    public var pinCountLow: Bool
+    public var pinFinalTry: Bool
+    public var pinLocked: Bool
+}
+
+/// What an object on a token is, as far as the agent cares.
+public enum PKCS11ObjectClass: String, Sendable {
+    case privateKey = "private"
+    case publicKey = "public"
+    case secretKey = "secret-key"
+
+    var value: CK_OBJECT_CLASS {
+        switch self {
+        case .privateKey: CK_OBJECT_CLASS(CKO_PRIVATE_KEY)
+        case .publicKey: CK_OBJECT_CLASS(CKO_PUBLIC_KEY)
+        case .secretKey: CK_OBJECT_CLASS(CKO_SECRET_KEY)
+        }
+    }
+}
+
+/// One loaded PKCS#11 module. Modules named by path are loaded through p11-kit unmanaged: the
+/// agent calls C_Initialize and C_Finalize itself, so dropping this object and loading the
+/// module again really rescans its slots (SoftHSM, for one, only sees a token that came back
+/// after that).
+public final class PKCS11Module: @unchecked Sendable {
+    /// The module's name: its p11-kit registration name, or the path it was loaded from.
+    public let name: String
+    public let path: String
+    let functions: UnsafeMutablePointer<CK_FUNCTION_LIST>
+    /// Whether this object loaded the module itself (so it must finalise and release it).
+    private let owned: Bool
+
+    /// Loads the module at `path` (a shared object implementing PKCS#11).
+    public init(path: String) throws(PKCS11Error) {
+        guard FileManager.default.fileExists(atPath: path) else { throw PKCS11Error(moduleNotLoaded: "the PKCS#11 module \(path) does not exist") }
+        guard let module = p11_kit_module_load(path, Int32(P11_KIT_MODULE_UNMANAGED)) else {
+            throw PKCS11Error(moduleNotLoaded: "the PKCS#11 module \(path) cannot be loaded (not a shared object with C_GetFunctionList?)")
+        }
+        let rv = p11_kit_module_initialize(module)
+        guard rv == CKR_OK else {
+            p11_kit_module_release(module)
+            throw PKCS11Error("C_Initialize of \(path)", rv)
+        }
+        self.functions = module
+        self.name = path
+        self.path = path
+        self.owned = true
+    }
+
+    private init(registered module: UnsafeMutablePointer<CK_FUNCTION_LIST>) {
+        functions = module
+        name = Self.takeString(p11_kit_module_get_name(module)) ?? "unnamed"
+        path = Self.takeString(p11_kit_module_get_filename(module)) ?? name
+        owned = false
+    }
+
+    deinit {
+        if owned {
+            _ = p11_kit_module_finalize(functions)
+            p11_kit_module_release(functions)
+        }
+    }
+
+    /// Runs `body` with the modules p11-kit is configured with (/usr/share/p11-kit/modules,
+    /// /etc/pkcs11/modules, and for non-root users ~/.config/pkcs11/modules), initialised for the
+    /// call and released after it; `body` must not keep them.
+    public static func withRegistered<T>(_ body: ([PKCS11Module]) -> T) -> T {
+        guard let list = p11_kit_modules_load_and_initialize(0) else { return body([]) }
+        defer { p11_kit_modules_finalize_and_release(list) }
+        var modules: [PKCS11Module] = []
+        var i = 0
+        while let module = list[i] {
+            modules.append(PKCS11Module(registered: module))
+            i += 1
+        }
+        return body(modules)
+    }
+
+    private static func takeString(_ p: UnsafeMutablePointer<CChar>?) -> String? {
+        guard let p else { return nil }
+        defer { free(p) }
+        return String(cString: p)
+    }
+
+    // MARK: Slots and tokens
+
+    public func tokens() throws(PKCS11Error) -> [PKCS11TokenInfo] {
+        var count: CK_ULONG = 0
+        try check("C_GetSlotList", functions.pointee.C_GetSlotList(CK_BBOOL(CK_TRUE), nil, &count))
+        var slots = [CK_SLOT_ID](repeating: 0, count: Int(count))
+        try check("C_GetSlotList", functions.pointee.C_GetSlotList(CK_BBOOL(CK_TRUE), &slots, &count))
+        return try slots.prefix(Int(count)).map { slot throws(PKCS11Error) in try tokenInfo(slot: slot) }
+    }
+
+    public func tokenInfo(slot: UInt) throws(PKCS11Error) -> PKCS11TokenInfo {
+        var slotInfo = CK_SLOT_INFO()
+        try check("C_GetSlotInfo", functions.pointee.C_GetSlotInfo(CK_SLOT_ID(slot), &slotInfo))
+        var info = CK_TOKEN_INFO()
+        try check("C_GetTokenInfo", functions.pointee.C_GetTokenInfo(CK_SLOT_ID(slot), &info))
+        let flags = info.flags
+        return PKCS11TokenInfo(
+            slot: slot, slotDescription: Self.padded(&slotInfo.slotDescription), label: Self.padded(&info.label),
+            manufacturer: Self.padded(&info.manufacturerID), model: Self.padded(&info.model), serial: Self.padded(&info.serialNumber),
+            loginRequired: flags & CK_FLAGS(CKF_LOGIN_REQUIRED) != 0, pinCountLow: flags & CK_FLAGS(CKF_USER_PIN_COUNT_LOW) != 0,
+            pinFinalTry: flags & CK_FLAGS(CKF_USER_PIN_FINAL_TRY) != 0, pinLocked: flags & CK_FLAGS(CKF_USER_PIN_LOCKED) != 0)
+    }
+
+    /// A fixed-width PKCS#11 text field: UTF-8 padded with spaces, not NUL-terminated.
+    private static func padded<T>(_ field: inout T) -> String {
+        withUnsafeBytes(of: &field) { raw in
+            let bytes = raw.prefix { $0 != 0 }
+            return String(decoding: bytes, as: UTF8.self).trimmingCharacters(in: .whitespaces)
+        }
+    }
+
+    public func openSession(slot: UInt) throws(PKCS11Error) -> PKCS11Session {
+        var handle: CK_SESSION_HANDLE = 0
+        try check("C_OpenSession", functions.pointee.C_OpenSession(CK_SLOT_ID(slot), CK_FLAGS(CKF_SERIAL_SESSION | CKF_RW_SESSION), nil, nil, &handle))
+        return PKCS11Session(module: self, handle: handle)
+    }
+}
+
+func check(_ call: String, _ rv: CK_RV) throws(PKCS11Error) {
+    guard rv == CKR_OK else { throw PKCS11Error(call, rv) }
+}
+
+/// One open session on a token; closed when dropped. Not thread-safe: a token's sessions are
+/// only used from that token's queue (`PKCS11Token`).
+public final class PKCS11Session: @unchecked Sendable {
+    let module: PKCS11Module
+    let handle: CK_SESSION_HANDLE
+    private var f: CK_FUNCTION_LIST { module.functions.pointee }
+
+    init(module: PKCS11Module, handle: CK_SESSION_HANDLE) {
+        self.module = module
+        self.handle = handle
+    }
+
+    deinit { _ = f.C_CloseSession(handle) }
+
+    /// Whether the token still answers for this session, and whether the user is logged in.
+    public func state() throws(PKCS11Error) -> (loggedIn: Bool, slot: UInt) {
+        var info = CK_SESSION_INFO()
+        try check("C_GetSessionInfo", f.C_GetSessionInfo(handle, &info))
+        let user = info.state == CK_STATE(CKS_RO_USER_FUNCTIONS) || info.state == CK_STATE(CKS_RW_USER_FUNCTIONS)
+        return (user, UInt(info.slotID))
+    }
+
+    /// C_Login as the user. A login applies to every session of the application on that token.
+    public func login(pin: SecretBytes) throws(PKCS11Error) {
+        let rv = pin.withUnsafeBytes { bytes in
+            f.C_Login(handle, CK_USER_TYPE(CKU_USER), UnsafeMutablePointer(mutating: bytes.bindMemory(to: UInt8.self).baseAddress), CK_ULONG(bytes.count))
+        }
+        guard rv != CKR_USER_ALREADY_LOGGED_IN else { return }
+        try check("C_Login", rv)
+    }
+
+    // MARK: Objects
+
+    /// The handles of the objects matching every given attribute.
+    public func find(_ attributes: [PKCS11Attribute]) throws(PKCS11Error) -> [UInt] {
+        try withTemplate(attributes) { template throws(PKCS11Error) in
+            try check("C_FindObjectsInit", f.C_FindObjectsInit(handle, template.baseAddress, CK_ULONG(template.count)))
+        }
+        defer { _ = f.C_FindObjectsFinal(handle) }
+        var found: [UInt] = []
+        var batch = [CK_OBJECT_HANDLE](repeating: 0, count: 32)
+        while true {
+            var count: CK_ULONG = 0
+            try check("C_FindObjects", f.C_FindObjects(handle, &batch, CK_ULONG(batch.count), &count))
+            if count == 0 { return found }
+            found += batch.prefix(Int(count)).map { UInt($0) }
+        }
+    }
+
+    /// An attribute's value, or nil when the object has no such attribute (or keeps it secret).
+    public func attribute(_ type: PKCS11Attribute.Kind, of object: UInt) throws(PKCS11Error) -> [UInt8]? {
+        var attribute = CK_ATTRIBUTE(type: type.value, pValue: nil, ulValueLen: 0)
+        let rv = f.C_GetAttributeValue(handle, CK_OBJECT_HANDLE(object), &attribute, 1)
+        if rv == CKR_ATTRIBUTE_TYPE_INVALID || rv == CKR_ATTRIBUTE_SENSITIVE { return nil }
+        try check("C_GetAttributeValue", rv)
+        guard attribute.ulValueLen != CK_ULONG.max else { return nil }
+        var value = [UInt8](repeating: 0, count: Int(attribute.ulValueLen))
+        let read = value.withUnsafeMutableBytes { buffer in
+            attribute.pValue = buffer.baseAddress
+            return f.C_GetAttributeValue(handle, CK_OBJECT_HANDLE(object), &attribute, 1)
+        }
+        try check("C_GetAttributeValue", read)
+        return Array(value.prefix(Int(attribute.ulValueLen)))
+    }
+
+    // MARK: Keys
+
+    /// CKM_ECDSA over `digest` (the raw r‖s the standard defines).
+    public func signECDSA(key: UInt, digest: [UInt8]) throws(PKCS11Error) -> [UInt8] {
+        var mechanism = CK_MECHANISM(mechanism: CK_MECHANISM_TYPE(CKM_ECDSA), pParameter: nil, ulParameterLen: 0)
+        try check("C_SignInit", f.C_SignInit(handle, &mechanism, CK_OBJECT_HANDLE(key)))
+        var signature = [UInt8](repeating: 0, count: 132)
+        var length = CK_ULONG(signature.count)
+        var input = digest
+        try check("C_Sign", f.C_Sign(handle, &input, CK_ULONG(input.count), &signature, &length))
+        return Array(signature.prefix(Int(length)))
+    }
+
+    /// An EC key pair kept on the token; the private half can sign and never leaves it.
+    public func generateECKeyPair(curveParameters: [UInt8], label: String, id: [UInt8]) throws(PKCS11Error) -> (publicKey: UInt, privateKey: UInt) {
+        let common: [PKCS11Attribute] = [.init(.token, true), .init(.label, Array(label.utf8)), .init(.id, id)]
+        let publicTemplate = common + [.init(.ecParams, curveParameters), .init(.verify, true), .init(.private, false)]
+        let privateTemplate = common + [.init(.private, true), .init(.sensitive, true), .init(.extractable, false), .init(.sign, true)]
+        var mechanism = CK_MECHANISM(mechanism: CK_MECHANISM_TYPE(CKM_EC_KEY_PAIR_GEN), pParameter: nil, ulParameterLen: 0)
+        var publicKey: CK_OBJECT_HANDLE = 0, privateKey: CK_OBJECT_HANDLE = 0
+        try withTemplate(publicTemplate) { pub throws(PKCS11Error) in
+            try withTemplate(privateTemplate) { priv throws(PKCS11Error) in
+                try check("C_GenerateKeyPair", f.C_GenerateKeyPair(handle, &mechanism, pub.baseAddress, CK_ULONG(pub.count),
+                                                                   priv.baseAddress, CK_ULONG(priv.count), &publicKey, &privateKey))
+            }
+        }
+        return (UInt(publicKey), UInt(privateKey))
+    }
+
+    /// An AES-256 key kept on the token that can encrypt and decrypt but never be read out.
+    public func generateAESKey(label: String, id: [UInt8]) throws(PKCS11Error) -> UInt {
+        let template: [PKCS11Attribute] = [
+            .init(.token, true), .init(.label, Array(label.utf8)), .init(.id, id), .init(.valueLength, UInt(32)), .init(.private, true),
+            .init(.sensitive, true), .init(.extractable, false), .init(.encrypt, true), .init(.decrypt, true),
+        ]
+        var mechanism = CK_MECHANISM(mechanism: CK_MECHANISM_TYPE(CKM_AES_KEY_GEN), pParameter: nil, ulParameterLen: 0)
+        var key: CK_OBJECT_HANDLE = 0
+        try withTemplate(template) { t throws(PKCS11Error) in
+            try check("C_GenerateKey", f.C_GenerateKey(handle, &mechanism, t.baseAddress, CK_ULONG(t.count), &key))
+        }
+        return UInt(key)
+    }
+
+    /// AES-GCM with a 128-bit tag under a token key: ciphertext ‖ tag.
+    public func encryptGCM(key: UInt, nonce: [UInt8], aad: [UInt8], plaintext: UnsafeRawBufferPointer) throws(PKCS11Error) -> [UInt8] {
+        try gcm(key: key, nonce: nonce, aad: aad, input: plaintext, encrypt: true)
+    }
+
+    /// The plaintext of an AES-GCM ciphertext ‖ tag.
+    public func decryptGCM(key: UInt, nonce: [UInt8], aad: [UInt8], sealed: [UInt8]) throws(PKCS11Error) -> SecretBytes {
+        let result = sealed.withUnsafeBytes { b in Result { () throws(PKCS11Error) in try gcm(key: key, nonce: nonce, aad: aad, input: b, encrypt: false) } }
+        var plain = try result.get()
+        defer { plain.withUnsafeMutableBytes { SecretBytes.zero($0) } }
+        return plain.withUnsafeBytes { SecretBytes(copying: $0) }
+    }
+
+    private func gcm(key: UInt, nonce: [UInt8], aad: [UInt8], input: UnsafeRawBufferPointer, encrypt: Bool) throws(PKCS11Error) -> [UInt8] {
+        var iv = nonce, additional = aad
+        var output = [UInt8](repeating: 0, count: input.count + 16)
+        var length = CK_ULONG(output.count)
+        let source = UnsafeMutablePointer(mutating: input.bindMemory(to: UInt8.self).baseAddress)
+        // (call, return code) of the init and the operation; checked once the pointers are gone.
+        let (call, rv): (String, CK_RV) = iv.withUnsafeMutableBufferPointer { ivp in
+            additional.withUnsafeMutableBufferPointer { aadp in
+                var params = CK_GCM_PARAMS(pIv: ivp.baseAddress, ulIvLen: CK_ULONG(ivp.count), ulIvBits: CK_ULONG(ivp.count * 8),
+                                           pAAD: aadp.baseAddress, ulAADLen: CK_ULONG(aadp.count), ulTagBits: 128)
+                return withUnsafeMutablePointer(to: &params) { p in
+                    var mechanism = CK_MECHANISM(mechanism: CK_MECHANISM_TYPE(CKM_AES_GCM), pParameter: UnsafeMutableRawPointer(p),
+                                                 ulParameterLen: CK_ULONG(MemoryLayout<CK_GCM_PARAMS>.size))
+                    if encrypt {
+                        let rv = f.C_EncryptInit(handle, &mechanism, CK_OBJECT_HANDLE(key))
+                        return rv != CKR_OK ? ("C_EncryptInit", rv) : ("C_Encrypt", f.C_Encrypt(handle, source, CK_ULONG(input.count), &output, &length))
+                    }
+                    let rv = f.C_DecryptInit(handle, &mechanism, CK_OBJECT_HANDLE(key))
+                    return rv != CKR_OK ? ("C_DecryptInit", rv) : ("C_Decrypt", f.C_Decrypt(handle, source, CK_ULONG(input.count), &output, &length))
+                }
+            }
+        }
+        try check(call, rv)
+        return Array(output.prefix(Int(length)))
+    }
+
+    /// Runs `body` with a C template whose value pointers stay valid for the call.
+    private func withTemplate<T>(_ attributes: [PKCS11Attribute], _ body: (UnsafeMutableBufferPointer<CK_ATTRIBUTE>) throws(PKCS11Error) -> T) throws(PKCS11Error) -> T {
+        let values = attributes.map { attribute -> UnsafeMutableRawBufferPointer in
+            let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: max(attribute.value.count, 1), alignment: 8)
+            buffer.copyBytes(from: attribute.value)
+            return buffer
+        }
+        defer { values.forEach { $0.deallocate() } }
+        var template = zip(attributes, values).map { attribute, buffer in
+            CK_ATTRIBUTE(type: attribute.kind.value, pValue: buffer.baseAddress, ulValueLen: CK_ULONG(attribute.value.count))
+        }
+        return try template.withUnsafeMutableBufferPointer { t throws(PKCS11Error) in try body(t) }
+    }
+}
+
+/// One attribute of a search or creation template, its value in the module's encoding.
+public struct PKCS11Attribute: Sendable {
+    public enum Kind: Sendable {
+        case objectClass, keyType, token, `private`, label, id, sensitive, extractable, sign, verify, encrypt, decrypt, ecParams, ecPoint, valueLength
+
+        var value: CK_ATTRIBUTE_TYPE {
+            let type: UInt =
+                switch self {
+                case .objectClass: CKA_CLASS
+                case .keyType: CKA_KEY_TYPE
+                case .token: CKA_TOKEN
+                case .private: CKA_PRIVATE
+                case .label: CKA_LABEL
+                case .id: CKA_ID
+                case .sensitive: CKA_SENSITIVE
+                case .extractable: CKA_EXTRACTABLE
+                case .sign: CKA_SIGN
+                case .verify: CKA_VERIFY
+                case .encrypt: CKA_ENCRYPT
+                case .decrypt: CKA_DECRYPT
+                case .ecParams: CKA_EC_PARAMS
+                case .ecPoint: CKA_EC_POINT
+                case .valueLength: CKA_VALUE_LEN
+                }
+            return CK_ATTRIBUTE_TYPE(type)
+        }
+    }
+
+    public let kind: Kind
+    public let value: [UInt8]
+
+    public init(_ kind: Kind, _ value: [UInt8]) {
+        self.kind = kind
+        self.value = value
+    }
+
+    public init(_ kind: Kind, _ flag: Bool) {
+        self.init(kind, [flag ? UInt8(CK_TRUE) : UInt8(CK_FALSE)])
+    }
+
+    /// CK_ULONG values (lengths, key types) in host byte order.
+    public init(_ kind: Kind, _ number: UInt) {
+        self.init(kind, withUnsafeBytes(of: CK_ULONG(number)) { Array($0) })
+    }
+
+    public init(_ objectClass: PKCS11ObjectClass) {
+        self.init(.objectClass, UInt(objectClass.value))
+    }
+
+    public static let ecKeyType = PKCS11Attribute(.keyType, UInt(CKK_EC))
+    public static let aesKeyType = PKCS11Attribute(.keyType, UInt(CKK_AES))
+}

@@ -1,0 +1,165 @@
+import EthereumCore
+import Foundation
+
+/// The two curves an owner key on a token may use.
+public enum PKCS11Curve: String, Sendable, CaseIterable {
+    case secp256k1
+    case p256
+
+    /// CKA_EC_PARAMS: the DER-encoded named-curve OID.
+    public var parameters: [UInt8] {
+        switch self {
+        case .secp256k1: [0x06, 0x05, 0x2B, 0x81, 0x04, 0x00, 0x0A]
+        case .p256: [0x06, 0x08, 0x2A, 0x86, 0x48, 0xCE, 0x3D, 0x03, 0x01, 0x07]
+        }
+    }
+
+    init?(parameters: [UInt8]) {
+        guard let curve = Self.allCases.first(where: { $0.parameters == parameters }) else { return nil }
+        self = curve
+    }
+}
+
+/// An EC key pair on a token, as `token list` shows it.
+public struct PKCS11KeyInfo: Sendable, Equatable {
+    public var label: String
+    public var id: [UInt8]
+    public var curve: PKCS11Curve
+    /// X ‖ Y, 64 bytes.
+    public var publicKey: [UInt8]
+    /// The Ethereum address (secp256k1 keys only).
+    public var address: Address? { curve == .secp256k1 ? (try? Secp256k1.PublicKey(publicKey))?.address : nil }
+
+    /// The URI of this key on the token `token` names (with its module).
+    public func uri(on token: PKCS11URI) -> PKCS11URI {
+        var uri = token.tokenOnly
+        uri.object = label.isEmpty ? nil : label
+        uri.id = id.isEmpty ? nil : id
+        return uri
+    }
+}
+
+extension PKCS11Session {
+    /// The EC public keys on the token with their curve and point (objects on other curves, or
+    /// whose point cannot be read, are left out). Public objects need no login.
+    public func ecPublicKeys(matching uri: PKCS11URI = PKCS11URI()) throws(PKCS11Error) -> [PKCS11KeyInfo] {
+        var keys: [PKCS11KeyInfo] = []
+        for handle in try find([PKCS11Attribute(.publicKey), .ecKeyType] + Self.selection(uri)) {
+            guard let parameters = try attribute(.ecParams, of: handle), let curve = PKCS11Curve(parameters: parameters),
+                  let point = try attribute(.ecPoint, of: handle).flatMap(Self.uncompressedPoint)
+            else { continue }
+            keys.append(PKCS11KeyInfo(label: String(decoding: try attribute(.label, of: handle) ?? [], as: UTF8.self),
+                                      id: try attribute(.id, of: handle) ?? [], curve: curve, publicKey: point))
+        }
+        return keys
+    }
+
+    /// The label and id attributes a URI selects by.
+    static func selection(_ uri: PKCS11URI) -> [PKCS11Attribute] {
+        (uri.object.map { [PKCS11Attribute(.label, Array($0.utf8))] } ?? []) + (uri.id.map { [PKCS11Attribute(.id, $0)] } ?? [])
+    }
+
+    /// CKA_EC_POINT is a DER OCTET STRING around 04 ‖ X ‖ Y (some modules leave the wrapper off).
+    static func uncompressedPoint(_ value: [UInt8]) -> [UInt8]? {
+        let point = value.count == 67 && value[0] == 0x04 && value[1] == 0x41 ? Array(value[2...]) : value
+        guard point.count == 65, point[0] == 0x04 else { return nil }
+        return Array(point[1...])
+    }
+}
+
+/// An EC private key on a token, with the module and PIN source to reach it.
+public struct PKCS11Key: Sendable {
+    /// The key's URI, with the module's path, so it names the same key in another process.
+    public let uri: PKCS11URI
+    public let info: PKCS11KeyInfo
+    public let pin: PKCS11PINSource
+    public let provider: PKCS11Provider
+
+    /// Finds the key's public half on the token (no login needed).
+    public static func locate(_ uri: PKCS11URI, pin: PKCS11PINSource, defaultModule: String?) async throws(PKCS11Failure) -> PKCS11Key {
+        let provider = try PKCS11Provider.locate(uri, defaultModule: defaultModule)
+        guard uri.object != nil || uri.id != nil else { throw .keyNotFound("\(uri) names no key; add object= or id=") }
+        let keys = try await provider.withSession(uri) { session, _ throws(PKCS11Failure) in
+            do { return try session.ecPublicKeys(matching: uri) } catch { throw .failed("\(error)") }
+        }
+        guard keys.count == 1, let info = keys.first else {
+            throw .keyNotFound(keys.isEmpty ? "no EC public key matches \(uri)" : "\(keys.count) EC keys match \(uri); add id=")
+        }
+        return PKCS11Key(uri: info.uri(on: uri.with(modulePath: provider.modulePath)), info: info, pin: pin, provider: provider)
+    }
+
+    /// Makes a key pair on the token: the private half is sensitive, not extractable, and signs.
+    /// Its id is random (16 bytes), so it never collides with keys other tools made.
+    public static func generate(on token: PKCS11URI, curve: PKCS11Curve, label: String, pin: PKCS11PINSource, prompt: SecretPrompt,
+                                defaultModule: String?) async throws(PKCS11Failure) -> PKCS11Key {
+        let provider = try PKCS11Provider.locate(token, defaultModule: defaultModule)
+        let id = (0..<16).map { _ in UInt8.random(in: 0...255) }
+        let info = try await provider.withLogin(token, pin: pin, prompt: prompt) { session, _ throws(PKCS11Failure) in
+            do throws(PKCS11Error) {
+                _ = try session.generateECKeyPair(curveParameters: curve.parameters, label: label, id: id)
+                guard let made = try session.ecPublicKeys(matching: { var u = PKCS11URI(); u.id = id; return u }()).first else {
+                    throw PKCS11Error("C_GenerateKeyPair", 0)
+                }
+                return made
+            } catch { throw .failed("\(error)") }
+        }
+        return PKCS11Key(uri: info.uri(on: token.with(modulePath: provider.modulePath)), info: info, pin: pin, provider: provider)
+    }
+
+    /// CKM_ECDSA on the token, as the module returns it (raw r ‖ s).
+    public func signRaw(digest: [UInt8], prompt: SecretPrompt) async throws(PKCS11Failure) -> [UInt8] {
+        let uri = self.uri
+        return try await provider.withLogin(uri, pin: pin, prompt: prompt) { session, state throws(PKCS11Failure) in
+            let key = try state.object(uri.description, [PKCS11Attribute(.privateKey), .ecKeyType] + PKCS11Session.selection(uri), in: session)
+            do throws(PKCS11Error) { return try session.signECDSA(key: key, digest: digest) } catch { throw PKCS11Provider.failure(error, uri.tokenOnly.description) }
+        }
+    }
+
+    /// A P-256 signature with s ≤ n/2, as WebAuthn validators require. Not verified here: the
+    /// token computed it over our digest and lowering s is exact; the verifier checks it anyway.
+    public func signP256(digest: Bytes32, prompt: SecretPrompt) async throws(PKCS11Failure) -> (r: Bytes32, s: Bytes32) {
+        guard info.curve == .p256 else { throw .failed("\(uri) is a \(info.curve) key") }
+        let raw = try await signRaw(digest: digest.bytes, prompt: prompt)
+        guard raw.count == 64, let s = try? P256.normalizedS(Bytes32(raw[32...])) else { throw .failed("the token returned a malformed P-256 signature") }
+        return (Bytes32(raw[..<32]), s)
+    }
+}
+
+extension PKCS11URI {
+    /// The same URI loading its module from `path`.
+    public func with(modulePath path: String) -> PKCS11URI {
+        var uri = self
+        uri.modulePath = path
+        uri.moduleName = nil
+        uri.pinSource = nil
+        return uri
+    }
+}
+
+/// An owner key on a PKCS#11 token (an HSM, a smartcard through OpenSC, SoftHSM). The token
+/// signs with CKM_ECDSA; the raw r ‖ s is normalised to low s and v found by trial recovery, and
+/// a signature that does not recover to the registered address is never returned.
+public struct PKCS11Owner: OwnerSigner {
+    public let identity: OwnerIdentity
+    public let key: PKCS11Key
+
+    public init(_ key: PKCS11Key) throws(PKCS11Failure) {
+        guard let address = key.info.address else {
+            throw .keyNotFound("\(key.uri) is a \(key.info.curve) key; owners of OwnableValidator accounts are secp256k1 keys")
+        }
+        self.key = key
+        identity = OwnerIdentity(backend: "pkcs11", address: address, location: key.uri.description)
+    }
+
+    public static func load(_ uri: PKCS11URI, pin: PKCS11PINSource, defaultModule: String?) async throws(PKCS11Failure) -> PKCS11Owner {
+        try PKCS11Owner(try await PKCS11Key.locate(uri, pin: pin, defaultModule: defaultModule))
+    }
+
+    public func sign(_ approved: ApprovedDigest, prompt: SecretPrompt) async throws(OwnerSignerError) -> RecoverableSignature {
+        let raw: [UInt8]
+        do throws(PKCS11Failure) { raw = try await key.signRaw(digest: approved.digest.bytes, prompt: prompt) } catch { throw error.ownerError }
+        do { return try RecoverableSignature.normalizing(external: raw, digest: approved.digest, signer: identity.address) } catch {
+            throw .failed("the token's signature does not recover to \(identity.address) (\(error)); not returned")
+        }
+    }
+}

@@ -1,0 +1,289 @@
+import Crypto
+import Dispatch
+import EthereumCore
+import Foundation
+
+/// Where a token's user PIN comes from.
+public enum PKCS11PINSource: Sendable, Equatable, CustomStringConvertible {
+    /// Asked through the approval channel (the approver's terminal, or pinentry).
+    case prompt
+    /// The first line of a file (unattended servers).
+    case file(String)
+    /// An environment variable of the agent process (unattended servers).
+    case environment(String)
+
+    /// Unattended sources never spend a token's last PIN try.
+    var unattended: Bool { self != .prompt }
+
+    public var description: String {
+        switch self {
+        case .prompt: "the approval prompt"
+        case .file(let path): "the PIN file \(path)"
+        case .environment(let name): "the environment variable \(name)"
+        }
+    }
+}
+
+/// Why a token operation failed, in the terms the agent reports.
+public enum PKCS11Failure: Error, Equatable, Sendable, CustomStringConvertible {
+    /// The module cannot be loaded.
+    case moduleMissing(String)
+    /// No present token matches the URI (absent, removed, or its server stopped).
+    case tokenAbsent(String)
+    /// The PIN was not given (the prompt was cancelled or timed out).
+    case pinNeeded(String)
+    /// The token rejected the PIN, or it is locked; `detail` says how many tries are left.
+    case wrongPIN(String)
+    /// The URI names no key, or several.
+    case keyNotFound(String)
+    /// Anything else the module reported.
+    case failed(String)
+
+    public var description: String {
+        switch self {
+        case .moduleMissing(let s), .tokenAbsent(let s), .pinNeeded(let s), .wrongPIN(let s), .keyNotFound(let s), .failed(let s): s
+        }
+    }
+
+    /// The owner-signer error the agent reports for it.
+    public var ownerError: OwnerSignerError {
+        switch self {
+        case .moduleMissing(let s), .tokenAbsent(let s), .keyNotFound(let s): .unavailable(s)
+        case .pinNeeded(let s): .locked(s)
+        case .wrongPIN(let s): .wrongSecret(s)
+        case .failed(let s): .failed(s)
+        }
+    }
+}
+
+/// One PKCS#11 module and the tokens the agent uses on it. Every call into the module runs on
+/// one serial queue (off Swift's cooperative pool, since an HSM may take milliseconds or a
+/// network round trip): tokens of one module take turns, and re-initialising the module to see a
+/// token that came back cannot race another token's operation. A session per token is kept
+/// open, and with it the login, while the token stays present.
+public final class PKCS11Provider: @unchecked Sendable {
+    public let modulePath: String
+    private let queue: DispatchQueue
+    // Confined to `queue`:
+    private var module: PKCS11Module?
+    private var sessions: [String: PKCS11Session] = [:]
+    private var keyHandles: [String: UInt] = [:]
+    /// SHA-256 of the last PIN each token rejected: the same PIN is not offered again, since
+    /// each wrong try counts down the token's retry counter.
+    private var rejectedPINs: [String: SHA256.Digest] = [:]
+
+    private static let lock = NSLock()
+    nonisolated(unsafe) private static var providers: [String: PKCS11Provider] = [:]
+
+    /// The one provider of the module at `path` in this process.
+    public static func shared(modulePath path: String) -> PKCS11Provider {
+        lock.withLock {
+            if let provider = providers[path] { return provider }
+            let provider = PKCS11Provider(modulePath: path)
+            providers[path] = provider
+            return provider
+        }
+    }
+
+    private init(modulePath: String) {
+        self.modulePath = modulePath
+        queue = DispatchQueue(label: "pkcs11 \(modulePath)")
+    }
+
+    /// Resolves the module of a URI: its `module-path`, else `defaultModule` (the configuration's),
+    /// else the p11-kit module (by `module-name` when given) that holds a matching token.
+    public static func locate(_ uri: PKCS11URI, defaultModule: String?) throws(PKCS11Failure) -> PKCS11Provider {
+        if let path = uri.modulePath ?? (uri.moduleName == nil ? defaultModule : nil) { return shared(modulePath: path) }
+        let path = PKCS11Module.withRegistered { modules in
+            modules.first { uri.matches($0) && ((try? $0.tokens())?.contains(where: uri.matches) ?? false) }?.path
+        }
+        if let path { return shared(modulePath: path) }
+        throw .tokenAbsent("no PKCS#11 module p11-kit knows has a token matching \(uri.tokenOnly); name the module with ?module-path=…")
+    }
+
+    // MARK: Operations
+
+    /// Runs `body` on the queue in a logged-in session on the token `uri` names. The PIN is
+    /// fetched (outside the queue, since a person may take minutes) only when the token needs a
+    /// login the process does not hold yet.
+    public func withLogin<T: Sendable>(_ uri: PKCS11URI, pin: PKCS11PINSource, prompt: SecretPrompt,
+                                      _ body: @escaping @Sendable (PKCS11Session, TokenState) throws(PKCS11Failure) -> T) async throws(PKCS11Failure) -> T {
+        let first = try await run { () throws(PKCS11Failure) -> Result<T, PINRequest> in
+            let (session, info) = try self.session(for: uri)
+            guard info.loginRequired, !(try self.loggedIn(session, uri)) else { return .success(try self.guarded(uri) { () throws(PKCS11Failure) -> T in try body(session, self.tokenState(uri)) }) }
+            return .failure(PINRequest(token: info))
+        }
+        let request: PINRequest
+        switch first {
+        case .success(let value): return value
+        case .failure(let r): request = r
+        }
+        let secret = try await Self.readPIN(pin, token: request.token, prompt: prompt)
+        return try await run { () throws(PKCS11Failure) -> T in
+            let (session, info) = try self.session(for: uri)
+            if !(try self.loggedIn(session, uri)) {
+                try self.login(session, uri: uri, token: info, pin: secret, source: pin)
+            }
+            return try self.guarded(uri) { () throws(PKCS11Failure) -> T in try body(session, self.tokenState(uri)) }
+        }
+    }
+
+    /// Runs `body` on the queue in a session on the token, without logging in (public objects).
+    public func withSession<T: Sendable>(_ uri: PKCS11URI, _ body: @escaping @Sendable (PKCS11Session, TokenState) throws(PKCS11Failure) -> T) async throws(PKCS11Failure) -> T {
+        try await run { () throws(PKCS11Failure) -> T in
+            _ = try self.session(for: uri)
+            return try self.guarded(uri) { () throws(PKCS11Failure) -> T in try body(self.sessions[self.key(uri)]!, self.tokenState(uri)) }
+        }
+    }
+
+    /// The tokens present, for `token list`.
+    public func tokens() async throws(PKCS11Failure) -> [PKCS11TokenInfo] {
+        try await run { () throws(PKCS11Failure) -> [PKCS11TokenInfo] in
+            do { return try self.loadedModule().tokens() } catch { throw .failed("\(self.modulePath): \(error)") }
+        }
+    }
+
+    /// Key handles cached per token session, dropped with it.
+    public struct TokenState {
+        let provider: PKCS11Provider
+        let tokenKey: String
+
+        /// The one object matching `attributes` (cached by `name` for the session's life).
+        public func object(_ name: String, _ attributes: [PKCS11Attribute], in session: PKCS11Session) throws(PKCS11Failure) -> UInt {
+            let cacheKey = tokenKey + "|" + name
+            if let handle = provider.keyHandles[cacheKey] { return handle }
+            let found: [UInt]
+            do { found = try session.find(attributes) } catch { throw PKCS11Provider.failure(error, tokenKey) }
+            guard found.count == 1 else {
+                throw .keyNotFound(found.isEmpty ? "no object matches \(name) on the token" : "\(found.count) objects match \(name); add id= or object= to the URI")
+            }
+            provider.keyHandles[cacheKey] = found[0]
+            return found[0]
+        }
+    }
+
+    // MARK: Queue-confined internals
+
+    private struct PINRequest: Error { let token: PKCS11TokenInfo }
+
+    private func run<T: Sendable>(_ body: @escaping @Sendable () throws(PKCS11Failure) -> T) async throws(PKCS11Failure) -> T {
+        let result: Result<T, PKCS11Failure> = await withCheckedContinuation { continuation in
+            queue.async { continuation.resume(returning: Result { () throws(PKCS11Failure) -> T in try body() }) }
+        }
+        return try result.get()
+    }
+
+    private func key(_ uri: PKCS11URI) -> String { uri.tokenOnly.description }
+    private func tokenState(_ uri: PKCS11URI) -> TokenState { TokenState(provider: self, tokenKey: key(uri)) }
+
+    private func loadedModule() throws(PKCS11Failure) -> PKCS11Module {
+        if let module { return module }
+        do { module = try PKCS11Module(path: modulePath) } catch { throw .moduleMissing(error.description) }
+        return module!
+    }
+
+    /// The open session on the token, opening one (and finding the token's slot again) when
+    /// there is none or the old one died with its token.
+    private func session(for uri: PKCS11URI) throws(PKCS11Failure) -> (PKCS11Session, PKCS11TokenInfo) {
+        let tokenKey = key(uri)
+        if let session = sessions[tokenKey] {
+            do {
+                let state = try session.state()
+                return (session, try session.module.tokenInfo(slot: state.slot))
+            } catch {
+                forget(tokenKey)
+            }
+        }
+        // A token that was removed and came back (or a server that restarted) is only seen after
+        // the module is initialised again; that closes every session of the module.
+        for attempt in 0..<2 {
+            let module = try loadedModule()
+            let tokens = (try? module.tokens()) ?? []
+            let matching = tokens.filter(uri.matches)
+            if matching.count > 1 { throw .failed("\(matching.count) tokens match \(uri.tokenOnly); add serial= or slot-id=") }
+            if let info = matching.first {
+                do {
+                    let session = try module.openSession(slot: info.slot)
+                    sessions[tokenKey] = session
+                    return (session, info)
+                } catch {
+                    throw Self.failure(error, tokenKey)
+                }
+            }
+            if attempt == 0 { reinitialize() }
+        }
+        throw .tokenAbsent("no token matching \(uri.tokenOnly) is present in \(modulePath)")
+    }
+
+    private func reinitialize() {
+        sessions.removeAll()
+        keyHandles.removeAll()
+        module = nil
+    }
+
+    private func forget(_ tokenKey: String) {
+        sessions[tokenKey] = nil
+        keyHandles = keyHandles.filter { !$0.key.hasPrefix(tokenKey + "|") }
+    }
+
+    private func loggedIn(_ session: PKCS11Session, _ uri: PKCS11URI) throws(PKCS11Failure) -> Bool {
+        do { return try session.state().loggedIn } catch { throw Self.failure(error, key(uri)) }
+    }
+
+    private func login(_ session: PKCS11Session, uri: PKCS11URI, token: PKCS11TokenInfo, pin: SecretBytes, source: PKCS11PINSource) throws(PKCS11Failure) {
+        let tokenKey = key(uri)
+        let fingerprint = pin.withUnsafeBytes { SHA256.hash(data: $0) }
+        if token.pinLocked { throw .wrongPIN("the user PIN of token \"\(token.label)\" is locked; unblock it with the SO PIN") }
+        if rejectedPINs[tokenKey] == fingerprint {
+            throw .wrongPIN("token \"\(token.label)\" rejected this PIN (from \(source)) before; not offering it again, since each try counts down the token's retries")
+        }
+        if token.pinFinalTry && source.unattended {
+            throw .wrongPIN("token \"\(token.label)\" has one PIN try left; an unattended PIN from \(source) will not spend it")
+        }
+        do {
+            try session.login(pin: pin)
+            rejectedPINs[tokenKey] = nil
+        } catch {
+            if error.pinIncorrect {
+                rejectedPINs[tokenKey] = fingerprint
+                let after = try? session.module.tokenInfo(slot: token.slot)
+                let left = after?.pinLocked == true ? "the PIN is now locked" : after?.pinFinalTry == true ? "one try is left" : after?.pinCountLow == true ? "few tries are left" : "the token counts failed tries"
+                throw .wrongPIN("wrong PIN for token \"\(token.label)\" (from \(source)); \(left)")
+            }
+            if error.pinLocked { throw .wrongPIN("the user PIN of token \"\(token.label)\" is locked; unblock it with the SO PIN") }
+            throw Self.failure(error, tokenKey)
+        }
+    }
+
+    /// Runs an operation; a token that went away mid-operation drops its session so the next
+    /// request looks for it afresh.
+    private func guarded<T>(_ uri: PKCS11URI, _ body: () throws(PKCS11Failure) -> T) throws(PKCS11Failure) -> T {
+        do { return try body() } catch {
+            if case .tokenAbsent = error { forget(key(uri)) }
+            throw error
+        }
+    }
+
+    static func failure(_ error: PKCS11Error, _ token: String) -> PKCS11Failure {
+        error.tokenGone ? .tokenAbsent("the token \(token) went away (\(error)); it is used again once it is back") : .failed("\(error)")
+    }
+
+    /// Reads the PIN from its source. Only called when a login is needed.
+    private static func readPIN(_ source: PKCS11PINSource, token: PKCS11TokenInfo, prompt: SecretPrompt) async throws(PKCS11Failure) -> SecretBytes {
+        switch source {
+        case .file(let path):
+            guard var data = FileManager.default.contents(atPath: path) else { throw .pinNeeded("cannot read the PIN file \(path)") }
+            defer { data.withUnsafeMutableBytes { SecretBytes.zero($0) } }
+            let length = data.prefix { $0 != 0x0A && $0 != 0x0D }.count
+            return data.withUnsafeBytes { SecretBytes(copying: UnsafeRawBufferPointer(rebasing: $0[0..<length])) }
+        case .environment(let name):
+            guard let value = ProcessInfo.processInfo.environment[name] else { throw .pinNeeded("the environment variable \(name) (the PIN) is not set") }
+            return Array(value.utf8).withUnsafeBytes { SecretBytes(copying: $0) }
+        case .prompt:
+            let warning = token.pinFinalTry ? " (LAST TRY: a wrong PIN locks it)" : token.pinCountLow ? " (few tries left)" : ""
+            do { return try await prompt("PIN for token \"\(token.label)\"\(warning)") } catch {
+                throw .pinNeeded("no PIN was given for token \"\(token.label)\"")
+            }
+        }
+    }
+}

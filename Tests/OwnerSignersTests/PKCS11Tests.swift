@@ -1,0 +1,199 @@
+import Crypto
+import EthereumCore
+import Foundation
+import OwnerSigners
+import Testing
+import TestSupport
+
+@Suite("PKCS#11 URIs (RFC 7512)")
+struct PKCS11URITests {
+    @Test func parsesWhatP11KitAndOpenSSHWrite() throws {
+        let uri = try PKCS11URI("pkcs11:model=SoftHSM%20v2;manufacturer=SoftHSM%20project;serial=2b4e0c5a7e0fa2a3;token=signer%20test;object=k1key;id=%01%A0;type=private?module-path=/usr/lib/softhsm/libsofthsm2.so&pin-source=file:/etc/pin")
+        #expect(uri.token == "signer test")
+        #expect(uri.model == "SoftHSM v2")
+        #expect(uri.serial == "2b4e0c5a7e0fa2a3")
+        #expect(uri.object == "k1key")
+        #expect(uri.id == [0x01, 0xA0])
+        #expect(uri.type == "private")
+        #expect(uri.modulePath == "/usr/lib/softhsm/libsofthsm2.so")
+        #expect(uri.pinSource == "file:/etc/pin")
+        // Formatting and parsing again gives the same selection.
+        #expect(try PKCS11URI(uri.description) == uri)
+        #expect(try PKCS11URI("pkcs11:").token == nil)
+        #expect(try PKCS11URI("pkcs11:token=a;x-vendor=1").token == "a")
+    }
+
+    @Test func refusesWhatItCannotHonour() {
+        #expect(throws: PKCS11URI.ParseError.notPKCS11("token=a")) { try PKCS11URI("token=a") }
+        #expect(throws: PKCS11URI.ParseError.self) { try PKCS11URI("pkcs11:token=a?pin-value=123456") }
+        #expect(throws: PKCS11URI.ParseError.self) { try PKCS11URI("pkcs11:tokn=a") }
+        #expect(throws: PKCS11URI.ParseError.self) { try PKCS11URI("pkcs11:id=%0") }
+        #expect(throws: PKCS11URI.ParseError.self) { try PKCS11URI("pkcs11:slot-id=x") }
+        #expect(throws: PKCS11URI.ParseError.self) { try PKCS11URI("pkcs11:token") }
+    }
+}
+
+/// Owner keys on SoftHSM2 through the real PKCS#11 interface. Each test loads its own copy of
+/// the module (an independent SoftHSM instance) and makes its own token.
+@Suite("PKCS#11 owners on SoftHSM2", .enabled(if: SoftHSM.isAvailable, "\(SoftHSM.unavailableReason ?? "")"))
+struct PKCS11OwnerTests {
+    let hsm = SoftHSM.process
+    let token = "t-\(UUID().uuidString.prefix(8))"
+
+    func pinFile(_ pin: String) throws -> String {
+        let path = hsm.directory.appendingPathComponent("pin-\(UUID().uuidString.prefix(8))").path
+        try (pin + "\n").write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    func uri(_ module: String, object: String = "k1key") throws -> PKCS11URI {
+        try PKCS11URI("pkcs11:token=\(token);object=\(object)?module-path=\(module)")
+    }
+
+    static func approved(_ digest: Bytes32) -> ApprovedDigest { ApprovedDigest(digest: digest, approval: "test") }
+    static let noPrompt: SecretPrompt = { _ in throw PKCS11Failure.pinNeeded("no prompt in this test") }
+
+    @Test(.enabled(if: Oracle.isAvailable, "\(Oracle.unavailableReason ?? "")"))
+    func signsWithAKeyPkcs11ToolMade() async throws {
+        try hsm.initToken(token)
+        try hsm.generateKey(token: token, label: "k1key", id: "01")
+        let owner = try await PKCS11Owner.load(try uri(try hsm.privateModule()), pin: .file(try pinFile(SoftHSM.userPIN)), defaultModule: nil)
+        let point = try hsm.publicPoint(token: token, id: "01")
+
+        var lines: [String] = [], rawHighS = 0
+        for _ in 0..<64 {
+            let digest = Bytes32(SymmetricKey(size: .bits256).withUnsafeBytes { Array($0) })
+            let raw = try await owner.key.signRaw(digest: digest.bytes, prompt: Self.noPrompt)
+            #expect(raw.count == 64)
+            if UInt256(Bytes32(raw[32...])) > Secp256k1.order.shiftedRight(1) { rawHighS += 1 }
+            let signature = try await owner.sign(Self.approved(digest), prompt: Self.noPrompt)
+            lines.append(JSONValue.object(JSONObject(["digest": .string(digest.hex), "signature": .string(signature.hex), "publicKey": .string(Hex.encode(point))])).serialized)
+        }
+        // SoftHSM returns high s about half the time: normalisation was exercised.
+        #expect(rawHighS > 0)
+        let file = hsm.directory.appendingPathComponent("sigs-\(UUID().uuidString.prefix(8)).jsonl")
+        try lines.joined(separator: "\n").write(to: file, atomically: true, encoding: .utf8)
+        let checks = try Oracle.run(arguments: [Oracle.packageRoot.appendingPathComponent("Tests/oracle/oracle.py").path, "recover", file.path])
+            .split(separator: "\n").map { try JSONValue(parsing: String($0)) }
+        #expect(checks.count == 64)
+        for check in checks {
+            #expect(try Address(try check.string("keyAddress")) == owner.identity.address)
+            #expect(try Address(try check.string("recovered")) == owner.identity.address)
+            #expect(check["lowS"] == .bool(true))
+        }
+    }
+
+    @Test func generatesNonExtractableKeysOnBothCurves() async throws {
+        try hsm.initToken(token)
+        let module = try hsm.privateModule()
+        let provider = PKCS11Provider.shared(modulePath: module)
+        let tokenURI = try PKCS11URI("pkcs11:token=\(token)").with(modulePath: module)
+        let pin = PKCS11PINSource.file(try pinFile(SoftHSM.userPIN))
+        let k1 = try await PKCS11Key.generate(on: tokenURI, curve: .secp256k1, label: "made-k1", pin: pin, prompt: Self.noPrompt, defaultModule: nil)
+        let p256 = try await PKCS11Key.generate(on: tokenURI, curve: .p256, label: "made-p256", pin: pin, prompt: Self.noPrompt, defaultModule: nil)
+        #expect(k1.info.address != nil && p256.info.address == nil)
+        // The private halves can sign but never be read out.
+        let flags = try await provider.withLogin(tokenURI, pin: pin, prompt: Self.noPrompt) { session, _ throws(PKCS11Failure) in
+            do throws(PKCS11Error) {
+                let keys = try session.find([PKCS11Attribute(.privateKey)])
+                return try keys.map { key throws(PKCS11Error) in
+                    [try session.attribute(.extractable, of: key), try session.attribute(.sensitive, of: key), try session.attribute(.sign, of: key)]
+                }
+            } catch { throw .failed("\(error)") }
+        }
+        #expect(flags.count == 2)
+        for f in flags { #expect(f == [[0], [1], [1]]) }
+        // The secp256k1 key is an owner like any other; the P-256 key signs and verifies.
+        let owner = try await PKCS11Owner.load(k1.uri, pin: pin, defaultModule: nil)
+        #expect(owner.identity.address == k1.info.address)
+        let digest = Bytes32(Array(repeating: 7, count: 32))
+        _ = try await owner.sign(Self.approved(digest), prompt: Self.noPrompt)
+        #expect(throws: PKCS11Failure.self) { try PKCS11Owner(p256) }
+        for _ in 0..<16 {
+            let (r, s) = try await p256.signP256(digest: digest, prompt: Self.noPrompt)
+            #expect(P256.isLowS(s))
+            #expect(try P256.PublicKey(p256.info.publicKey).isValidSignature(r: r, s: s, digest: digest))
+        }
+    }
+
+    @Test func aWrongPINIsAClearErrorAndIsNotOfferedAgain() async throws {
+        try hsm.initToken(token)
+        try hsm.generateKey(token: token, label: "k1key", id: "01")
+        let module = try hsm.privateModule()
+        let wrong = try pinFile("999999")
+        let owner = try await PKCS11Owner.load(try uri(module), pin: .file(wrong), defaultModule: nil)
+        let digest = Bytes32(Array(repeating: 1, count: 32))
+        await #expect { try await owner.sign(Self.approved(digest), prompt: Self.noPrompt) } throws: { error in
+            guard case OwnerSignerError.wrongSecret(let message) = error else { return false }
+            return message.contains("wrong PIN") && message.contains(wrong)
+        }
+        await #expect { try await owner.sign(Self.approved(digest), prompt: Self.noPrompt) } throws: { error in
+            guard case OwnerSignerError.wrongSecret(let message) = error else { return false }
+            return message.contains("not offering it again")
+        }
+        // Fixing the file is enough; the token was only tried once.
+        try (SoftHSM.userPIN + "\n").write(toFile: wrong, atomically: true, encoding: .utf8)
+        _ = try await owner.sign(Self.approved(digest), prompt: Self.noPrompt)
+        // A person at the prompt is asked when no source is configured; cancelling is an error.
+        let prompted = try await PKCS11Owner.load(try uri(try hsm.privateModule()), pin: .prompt, defaultModule: nil)
+        await #expect(throws: OwnerSignerError.self) { try await prompted.sign(Self.approved(digest), prompt: Self.noPrompt) }
+        let asked = LockedBox<[String]>()
+        _ = try await prompted.sign(Self.approved(digest), prompt: { description in
+            asked.value = (asked.value ?? []) + [description]
+            return secret(SoftHSM.userPIN)
+        })
+        #expect(asked.value?.count == 1 && asked.value?.first?.contains(token) == true)
+        // The login is kept: the next signature asks nothing.
+        _ = try await prompted.sign(Self.approved(digest), prompt: Self.noPrompt)
+    }
+
+    @Test func aMissingModuleOrTokenIsAClearError() async throws {
+        await #expect { try await PKCS11Owner.load(try PKCS11URI("pkcs11:token=x;object=y?module-path=/nonexistent/libpkcs11.so"), pin: .prompt, defaultModule: nil) } throws: { error in
+            guard case PKCS11Failure.moduleMissing(let message) = error else { return false }
+            return message.contains("/nonexistent/libpkcs11.so")
+        }
+        await #expect { try await PKCS11Owner.load(try uri(try hsm.privateModule()), pin: .prompt, defaultModule: nil) } throws: { error in
+            guard case PKCS11Failure.tokenAbsent(let message) = error else { return false }
+            return message.contains(token)
+        }
+    }
+
+    @Test func aRemovedTokenFailsCleanlyAndWorksAgainWhenItIsBack() async throws {
+        let directory = try hsm.initToken(token)
+        try hsm.generateKey(token: token, label: "k1key", id: "01")
+        let owner = try await PKCS11Owner.load(try uri(try hsm.privateModule()), pin: .file(try pinFile(SoftHSM.userPIN)), defaultModule: nil)
+        let digest = Bytes32(Array(repeating: 2, count: 32))
+        _ = try await owner.sign(Self.approved(digest), prompt: Self.noPrompt)
+
+        // Deleted, as when an HSM is unplugged (a rename would not do: SoftHSM keeps its files open).
+        let away = hsm.directory.appendingPathComponent("away-\(directory.lastPathComponent)")
+        try FileManager.default.copyItem(at: directory, to: away)
+        try FileManager.default.removeItem(at: directory)
+        for _ in 0..<2 {
+            await #expect { try await owner.sign(Self.approved(digest), prompt: Self.noPrompt) } throws: { error in
+                guard case OwnerSignerError.unavailable(let message) = error else { return false }
+                return message.contains(token)
+            }
+        }
+        try FileManager.default.moveItem(at: away, to: directory)
+        let signature = try await owner.sign(Self.approved(digest), prompt: Self.noPrompt)
+        #expect(try signature.recoverAddress(digest: digest) == owner.identity.address)
+    }
+
+    @Test func concurrentRequestsTakeTurnsOnOneToken() async throws {
+        try hsm.initToken(token)
+        try hsm.generateKey(token: token, label: "k1key", id: "01")
+        let owner = try await PKCS11Owner.load(try uri(try hsm.privateModule()), pin: .file(try pinFile(SoftHSM.userPIN)), defaultModule: nil)
+        let signatures = try await withThrowingTaskGroup(of: (Bytes32, RecoverableSignature).self) { group in
+            for i in 0..<24 {
+                group.addTask {
+                    let digest = Bytes32(Array(repeating: UInt8(i), count: 32))
+                    return (digest, try await owner.sign(Self.approved(digest), prompt: Self.noPrompt))
+                }
+            }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        #expect(signatures.count == 24)
+        for (digest, signature) in signatures { #expect(try signature.recoverAddress(digest: digest) == owner.identity.address) }
+    }
+}

@@ -1,0 +1,93 @@
+import Foundation
+
+/// A SoftHSM2 token directory of its own (rig doc §1), driven with the real tools: softhsm2-util
+/// to make tokens, pkcs11-tool to make keys the way an operator would.
+public final class SoftHSM: Sendable {
+    public static let userPIN = "123456"
+    public static let soPIN = "12345678"
+
+    /// Debian installs the module in one of these.
+    public static let systemModule: String? = ["/usr/lib/softhsm/libsofthsm2.so", "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so"]
+        .first { FileManager.default.fileExists(atPath: $0) }
+
+    /// Why SoftHSM tests cannot run here, or nil. In CI everything is installed, so nothing skips.
+    public static var unavailableReason: String? {
+        if systemModule == nil { return "SoftHSM2 is not installed (apt install softhsm2)" }
+        for tool in ["softhsm2-util", "pkcs11-tool"] where which(tool) == nil { return "\(tool) is not installed (apt install softhsm2 opensc)" }
+        return nil
+    }
+
+    public static var isAvailable: Bool { unavailableReason == nil || ProcessInfo.processInfo.environment["CI"] != nil }
+
+    /// The instance whose configuration this test process exports in SOFTHSM2_CONF, for modules
+    /// loaded in-process (SoftHSM reads it once, at C_Initialize).
+    public static let process: SoftHSM = {
+        let hsm = try! SoftHSM()
+        setenv("SOFTHSM2_CONF", hsm.configuration, 1)
+        return hsm
+    }()
+
+    public let directory: URL
+    public var configuration: String { directory.appendingPathComponent("softhsm2.conf").path }
+    public var tokens: URL { directory.appendingPathComponent("tokens") }
+    /// The environment for a child process that should see these tokens.
+    public var environment: [String: String] {
+        ProcessInfo.processInfo.environment.merging(["SOFTHSM2_CONF": configuration]) { _, new in new }
+    }
+
+    public init() throws {
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("softhsm-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: directory.appendingPathComponent("tokens"), withIntermediateDirectories: true)
+        try "directories.tokendir = \(directory.path)/tokens\nobjectstore.backend = file\nlog.level = ERROR\n"
+            .write(toFile: directory.appendingPathComponent("softhsm2.conf").path, atomically: true, encoding: .utf8)
+    }
+
+    /// A copy of the module at a path of its own: loaded in-process it is an independent
+    /// SoftHSM instance (its own slots and sessions), so tests that re-initialise or remove a
+    /// token do not disturb the others running in parallel.
+    public func privateModule() throws -> String {
+        let copy = directory.appendingPathComponent("libsofthsm2-\(UUID().uuidString.prefix(8)).so").path
+        try FileManager.default.copyItem(atPath: URL(fileURLWithPath: Self.systemModule!).resolvingSymlinksInPath().path, toPath: copy)
+        return copy
+    }
+
+    /// Initialises a token in a free slot; returns the directory SoftHSM keeps it in (found by
+    /// its label, since tests running in parallel add tokens to the same directory).
+    @discardableResult
+    public func initToken(_ label: String, pin: String = userPIN) throws -> URL {
+        try tool("softhsm2-util", ["--init-token", "--free", "--label", label, "--so-pin", Self.soPIN, "--pin", pin])
+        for name in try FileManager.default.contentsOfDirectory(atPath: tokens.path) {
+            let object = tokens.appendingPathComponent(name).appendingPathComponent("token.object")
+            if let data = FileManager.default.contents(atPath: object.path), data.range(of: Data(label.utf8)) != nil { return tokens.appendingPathComponent(name) }
+        }
+        throw Oracle.Failure(description: "softhsm2-util made no token directory for \(label)")
+    }
+
+    /// A key pair made by pkcs11-tool, as an operator would (`EC:secp256k1` or `EC:prime256v1`).
+    public func generateKey(token: String, label: String, id: String, keyType: String = "EC:secp256k1", pin: String = userPIN) throws {
+        try tool("pkcs11-tool", ["--module", Self.systemModule!, "--token-label", token, "--login", "--pin", pin,
+                                 "--keypairgen", "--key-type", keyType, "--id", id, "--label", label])
+    }
+
+    /// The key's public point (04 ‖ X ‖ Y), read back by pkcs11-tool: independent of our reader.
+    public func publicPoint(token: String, id: String) throws -> [UInt8] {
+        let out = directory.appendingPathComponent("pub-\(UUID().uuidString.prefix(8)).der").path
+        try tool("pkcs11-tool", ["--module", Self.systemModule!, "--token-label", token, "--read-object", "--type", "pubkey", "--id", id, "-o", out])
+        // A SubjectPublicKeyInfo for a 256-bit curve ends with the 65-byte uncompressed point.
+        let der = [UInt8](try Data(contentsOf: URL(fileURLWithPath: out)))
+        return Array(der.suffix(65))
+    }
+
+    @discardableResult
+    public func tool(_ name: String, _ arguments: [String]) throws -> String {
+        guard let path = Self.which(name) else { throw Oracle.Failure(description: "\(name) is not installed") }
+        let result = try Command.run(URL(fileURLWithPath: path), arguments, environment: environment)
+        guard result.status == 0 else { throw Oracle.Failure(description: "\(name) \(arguments.joined(separator: " ")): \(result.stderr)\(result.stdout)") }
+        return result.stdout
+    }
+
+    static func which(_ name: String) -> String? {
+        for dir in ["/usr/bin", "/usr/local/bin", "/bin"] where FileManager.default.isExecutableFile(atPath: "\(dir)/\(name)") { return "\(dir)/\(name)" }
+        return nil
+    }
+}
