@@ -40,6 +40,8 @@ public actor Agent {
     var rules: RulesFile?
     let tokens: TokenList
     let ownerPrompt: SecretPrompt
+    /// Where the PIN of the token wrapping the store's data key comes from.
+    let storePIN: PKCS11PINSource
     let clock: @Sendable () -> UInt64
     let approvalTimeout: UInt64
     var pending: [String: PendingRequest] = [:]
@@ -58,7 +60,7 @@ public actor Agent {
 
     public init(store: SessionStore, owners: [any OwnerSigner], accounts: [AccountConfig], fixedAccounts: Set<Address> = [], fixedOwners: Set<Address> = [],
                 rules: RulesFile?, tokens: TokenList = TokenList(),
-                approvalTimeout: UInt64 = 300, ownerPrompt: @escaping SecretPrompt,
+                approvalTimeout: UInt64 = 300, storePIN: PKCS11PINSource = .prompt, ownerPrompt: @escaping SecretPrompt,
                 clock: @escaping @Sendable () -> UInt64 = { UInt64(Date().timeIntervalSince1970) }) {
         self.store = store
         self.owners = Dictionary(owners.map { ($0.identity.address, $0) }, uniquingKeysWith: { a, _ in a })
@@ -69,6 +71,7 @@ public actor Agent {
         self.tokens = tokens
         self.approvalTimeout = approvalTimeout
         self.ownerPrompt = ownerPrompt
+        self.storePIN = storePIN
         self.clock = clock
         (requestsToDecide, requestsToDecideContinuation) = AsyncStream.makeStream()
     }
@@ -252,10 +255,20 @@ public actor Agent {
         store.lockStore()
     }
 
-    /// Unlocks the store; the first unlock of a new store chooses its passphrase.
-    public func unlock(_ passphrase: SecretBytes) throws(AgentError) {
-        do {
-            if store.isInitialized { try store.unlock(passphrase: passphrase) } else { try store.initialize(passphrase: passphrase) }
+    /// Unlocks the store: with its passphrase (the first unlock of a new store chooses it), or,
+    /// when a token wraps the data key, with the token's PIN (`secret`, or the configured PIN file).
+    public func unlock(_ secret: SecretBytes?) async throws(AgentError) {
+        do throws(StoreError) {
+            switch store.protection {
+            case .token:
+                try await store.unlock(pin: secret == nil ? storePIN : .prompt, prompt: { _ in
+                    guard let secret else { throw AgentError("bad_request", "params.passphrase: the token's PIN") }
+                    return secret
+                })
+            case .passphrase?, nil:
+                guard let secret else { throw StoreError.wrongPassphrase }
+                if store.isInitialized { try store.unlock(passphrase: secret) } else { try store.initialize(passphrase: secret) }
+            }
         } catch { throw AgentError(error.reason, "\(error)") }
     }
 

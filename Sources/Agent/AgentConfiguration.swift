@@ -20,8 +20,13 @@ public struct AgentConfiguration: Sendable {
     public var pinentry: [String]?
     /// How long the rest of a message may take once part of it arrived.
     public var partialMessageTimeout: UInt64
-    public var owners: [(keystore: String, passphraseFile: String?)]
+    public var owners: [OwnerConfig]
     public var accounts: [AccountConfig]
+    /// The PKCS#11 module for URIs that name none (`?module-path=`); without it, the modules
+    /// p11-kit knows are searched for the token.
+    public var pkcs11Module: String?
+    /// The PIN of the token that wraps the store's data key (`session-agent store rewrap`).
+    public var storePINFile: String?
 
     public init(toml text: String, relativeTo base: String, environment env: [String: String] = ProcessInfo.processInfo.environment) throws(AgentError) {
         let table: TOMLTable
@@ -31,7 +36,8 @@ public struct AgentConfiguration: Sendable {
             guard let s = v.string else { throw AgentError("bad_config", "\(at)\(key): a path string") }
             return s.hasPrefix("/") ? s : base + "/" + s
         }
-        let known = ["data_dir", "socket_dir", "rules", "tokens", "approval_timeout", "partial_message_timeout", "allow_uids", "allow_gids", "store_passphrase_file", "pinentry", "owners", "accounts"]
+        let known = ["data_dir", "socket_dir", "rules", "tokens", "approval_timeout", "partial_message_timeout", "allow_uids", "allow_gids", "store_passphrase_file", "store_pin_file", "pinentry", "owners", "accounts",
+                     "pkcs11_module"]
         func duration(_ key: String, default value: UInt64) throws(AgentError) -> UInt64 {
             guard let t = table[key] else { return value }
             guard let s = t.string, let unit = s.last, let n = UInt64(s.dropLast()), let scale: UInt64 = ["s": 1, "m": 60, "h": 3600][unit] else {
@@ -45,6 +51,8 @@ public struct AgentConfiguration: Sendable {
         rulesFile = try path("rules")
         tokensFile = try path("tokens")
         storePassphraseFile = try path("store_passphrase_file")
+        storePINFile = try path("store_pin_file")
+        pkcs11Module = try path("pkcs11_module")
         approvalTimeout = try duration("approval_timeout", default: 300)
         partialMessageTimeout = try duration("partial_message_timeout", default: 30)
         func ids(_ key: String) throws(AgentError) -> Set<UInt32> {
@@ -68,10 +76,8 @@ public struct AgentConfiguration: Sendable {
         allowedGIDs = try ids("allow_gids")
         owners = []
         for (i, item) in (table["owners"]?.array.map { Array($0) } ?? []).enumerated() {
-            guard let t = item.table, let keystore = try path("keystore", in: t, at: "owners[\(i)].") else {
-                throw AgentError("bad_config", "owners[\(i)]: a table with a keystore path")
-            }
-            owners.append((keystore, try path("passphrase_file", in: t, at: "owners[\(i)].")))
+            guard let t = item.table else { throw AgentError("bad_config", "owners[\(i)]: a table") }
+            owners.append(try OwnerConfig(t, at: "owners[\(i)].", path: { key throws(AgentError) in try path(key, in: t, at: "owners[\(i)].") }))
         }
         // The same fields as `accounts_add` takes, in snake case.
         accounts = []
@@ -94,6 +100,36 @@ extension AgentConfiguration {
         if let b = value.bool { return .bool(b) }
         if let a = value.array { return .array(Array(a).map { json($0) }) }
         return .null
+    }
+}
+
+/// One `[[owners]]` table: a keystore file, or a key on a PKCS#11 token.
+public enum OwnerConfig: Sendable, Equatable {
+    case keystore(path: String, passphraseFile: String?)
+    /// `address`, when given, lets the agent start while the token is absent (and is checked
+    /// against the key once it is there).
+    case pkcs11(uri: PKCS11URI, pin: PKCS11PINSource, address: Address?)
+
+    init(_ t: TOMLTable, at prefix: String, path: (String) throws(AgentError) -> String?) throws(AgentError) {
+        let keys = Set(t.keys)
+        if let keystore = try path("keystore") {
+            if let extra = keys.subtracting(["keystore", "passphrase_file"]).first { throw AgentError("bad_config", "\(prefix)\(extra): unknown key for a keystore owner") }
+            self = .keystore(path: keystore, passphraseFile: try path("passphrase_file"))
+            return
+        }
+        guard let text = t["pkcs11"]?.string else { throw AgentError("bad_config", "\(prefix)keystore or \(prefix)pkcs11: an owner is a keystore file or a PKCS#11 URI") }
+        if let extra = keys.subtracting(["pkcs11", "pin_file", "pin_env", "address"]).first { throw AgentError("bad_config", "\(prefix)\(extra): unknown key for a PKCS#11 owner") }
+        let uri: PKCS11URI
+        do { uri = try PKCS11URI(text) } catch { throw AgentError("bad_config", "\(prefix)pkcs11: \(error)") }
+        var address: Address?
+        if let a = t["address"] {
+            guard let text = a.string, let parsed = try? Address(text) else { throw AgentError("bad_config", "\(prefix)address: a 0x address") }
+            address = parsed
+        }
+        let pinFile = try path("pin_file"), pinEnv = t["pin_env"]?.string
+        guard pinFile == nil || pinEnv == nil else { throw AgentError("bad_config", "\(prefix)pin_file, pin_env: one PIN source, not both") }
+        let fromURI = uri.pinSource.map { PKCS11PINSource.file($0.hasPrefix("file:") ? String($0.dropFirst(5)) : $0) }
+        self = .pkcs11(uri: uri, pin: pinFile.map { .file($0) } ?? pinEnv.map { .environment($0) } ?? fromURI ?? .prompt, address: address)
     }
 }
 

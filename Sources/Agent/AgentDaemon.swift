@@ -11,15 +11,24 @@ public enum AgentDaemon {
         try Hardening.apply()
         try FileManager.default.createDirectory(atPath: config.dataDirectory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         let store = try SessionStore(path: config.dataDirectory + "/store.sqlite")
-        if let file = config.storePassphraseFile {
-            let passphrase = try SecretFile.read(file)
-            if store.isInitialized { try store.unlock(passphrase: passphrase) } else { try store.initialize(passphrase: passphrase) }
+        let storePIN = config.storePINFile.map { PKCS11PINSource.file($0) } ?? .prompt
+        switch store.protection {
+        case nil:
+            if let file = config.storePassphraseFile { try store.initialize(passphrase: try SecretFile.read(file)) }
+        case .passphrase:
+            if let file = config.storePassphraseFile { try store.unlock(passphrase: try SecretFile.read(file)) }
+        case .token:
+            // A store whose token is absent starts locked; `agent_unlock` tries again.
+            do { try await store.unlock(pin: storePIN, prompt: { _ in throw AgentError("locked", "no PIN at start") }) } catch {
+                FileHandle.standardError.write(Data("session-agent: the store stays locked: \(error)\n".utf8))
+            }
         }
         // The configuration file's owners and accounts, then those added through the control
         // socket (the file wins where both name one).
-        var owners = try config.owners.map { owner throws(AgentError) in try OwnerLoader.keystore(owner.keystore, passphraseFile: owner.passphraseFile) }
+        var owners: [any OwnerSigner] = []
+        for owner in config.owners { owners.append(try await OwnerLoader.load(owner, defaultModule: config.pkcs11Module)) }
         for registered in try store.registeredOwners() where !owners.contains(where: { $0.identity.address.checksummed == registered.address }) {
-            owners.append(try OwnerLoader.keystore(registered.keystore, passphraseFile: registered.passphraseFile))
+            owners.append(try OwnerLoader.load(registered))
         }
         var accounts = config.accounts
         for json in try store.registeredAccounts() {
@@ -39,17 +48,18 @@ public enum AgentDaemon {
         }
         let agent = Agent(store: store, owners: owners, accounts: accounts, fixedAccounts: Set(config.accounts.map(\.address)),
                           fixedOwners: Set(owners.prefix(config.owners.count).map(\.identity.address)), rules: try loadRules(), tokens: tokens,
-                          approvalTimeout: config.approvalTimeout,
+                          approvalTimeout: config.approvalTimeout, storePIN: storePIN,
                           ownerPrompt: { description in
                               guard let pinentry = config.pinentry.map({ Pinentry(command: $0, timeout: TimeInterval(config.approvalTimeout)) }) else {
                                   throw AgentError("locked", "\(description) is needed: approve with `session-agent approve`, which asks for it")
                               }
-                              guard let secret = try await blocking({ try pinentry.secret(title: "session-agent", description: description, prompt: "Passphrase:") }) else {
+                              let label = description.hasPrefix("PIN") ? "PIN:" : "Passphrase:"
+                              guard let secret = try await blocking({ try pinentry.secret(title: "session-agent", description: description, prompt: label) }) else {
                                   throw AgentError("owner_unavailable", "the \(description) was not given")
                               }
                               return secret
                           })
-        let server = SocketServer(rpc: AgentRPC(agent: agent, reloadRules: config.rulesFile == nil ? nil : loadRules), allowedUIDs: config.allowedUIDs, allowedGIDs: config.allowedGIDs,
+        let server = SocketServer(rpc: AgentRPC(agent: agent, reloadRules: config.rulesFile == nil ? nil : loadRules, pkcs11Module: config.pkcs11Module), allowedUIDs: config.allowedUIDs, allowedGIDs: config.allowedGIDs,
                                   partialMessageTimeout: .seconds(Int64(config.partialMessageTimeout)))
 
         let activated = Systemd.listenFileDescriptors()
@@ -109,8 +119,32 @@ public func blocking<T: Sendable>(_ body: @escaping @Sendable () throws -> T) as
     }
 }
 
-/// Owner keys from files: the configuration's and those added through the control socket.
+/// Owner keys: the configuration's and those added through the control socket.
 public enum OwnerLoader {
+    public static func load(_ owner: OwnerConfig, defaultModule: String?) async throws(AgentError) -> any OwnerSigner {
+        switch owner {
+        case let .keystore(path, passphraseFile):
+            return try keystore(path, passphraseFile: passphraseFile)
+        case let .pkcs11(uri, pin, address):
+            if let address, let module = uri.modulePath ?? defaultModule {
+                return PKCS11Owner(uri: uri.with(modulePath: module), pin: pin, address: address)
+            }
+            let owner = try await pkcs11(uri, pin: pin, defaultModule: defaultModule)
+            if let address, owner.identity.address != address {
+                throw AgentError("bad_config", "\(uri) holds the key of \(owner.identity.address), not \(address)")
+            }
+            return owner
+        }
+    }
+
+    public static func load(_ registered: SessionStore.RegisteredOwner) throws(AgentError) -> any OwnerSigner {
+        guard registered.backend == "pkcs11" else { return try keystore(registered.location, passphraseFile: registered.secretFile) }
+        guard let uri = try? PKCS11URI(registered.location), uri.modulePath != nil, let address = try? Address(registered.address) else {
+            throw AgentError("store_corrupt", "the registered owner \(registered.address) has an unusable location \(registered.location)")
+        }
+        return PKCS11Owner(uri: uri, pin: registered.secretFile.map { .file($0) } ?? .prompt, address: address)
+    }
+
     public static func keystore(_ path: String, passphraseFile: String?) throws(AgentError) -> any OwnerSigner {
         guard let data = FileManager.default.contents(atPath: path) else { throw AgentError("bad_config", "cannot read the owner keystore \(path)") }
         let owner: KeystoreOwner
@@ -118,5 +152,12 @@ public enum OwnerLoader {
             throw AgentError("bad_config", "\(path): \(error)")
         }
         return passphraseFile.map { FileSecretOwner(owner, passphraseFile: $0) } ?? owner
+    }
+
+    /// Finds the key on its token (which must be present) and derives its address.
+    public static func pkcs11(_ uri: PKCS11URI, pin: PKCS11PINSource, defaultModule: String?) async throws(AgentError) -> PKCS11Owner {
+        do throws(PKCS11Failure) { return try await PKCS11Owner.load(uri, pin: pin, defaultModule: defaultModule) } catch {
+            throw AgentError(error.ownerError.reason, "\(error)")
+        }
     }
 }

@@ -17,10 +17,13 @@ public struct AgentRPC: Sendable {
     let agent: Agent
     /// Re-reads the rules file for `rules_reload`; nil when the agent has none.
     let reloadRules: (@Sendable () throws -> RulesFile?)?
+    /// The configuration's PKCS#11 module, for `owners_add` URIs that name none.
+    let pkcs11Module: String?
 
-    public init(agent: Agent, reloadRules: (@Sendable () throws -> RulesFile?)? = nil) {
+    public init(agent: Agent, reloadRules: (@Sendable () throws -> RulesFile?)? = nil, pkcs11Module: String? = nil) {
         self.agent = agent
         self.reloadRules = reloadRules
+        self.pkcs11Module = pkcs11Module
     }
 
     /// Answers one line. Never throws: every failure becomes a JSON-RPC error with a reason.
@@ -136,12 +139,25 @@ public struct AgentRPC: Sendable {
             try await agent.removeAccount(try address(p, "address"))
             return .object(JSONObject(["removed": true]))
         case "owners_add":
-            let keystore = try string(p, "keystore")
-            let passphraseFile = p["passphraseFile"]?.stringValue
-            guard keystore.hasPrefix("/"), passphraseFile?.hasPrefix("/") ?? true else { throw .badRequest("params.keystore, params.passphraseFile: absolute paths") }
-            let owner = try OwnerLoader.keystore(keystore, passphraseFile: passphraseFile)
-            try await agent.addOwner(owner, registration: .init(address: owner.identity.address.checksummed, keystore: keystore, passphraseFile: passphraseFile))
-            return .object(JSONObject(["address": .string(owner.identity.address.checksummed)]))
+            let owner: any OwnerSigner, registration: SessionStore.RegisteredOwner
+            if let text = p["pkcs11"]?.stringValue {
+                let pinFile = p["pinFile"]?.stringValue
+                guard pinFile?.hasPrefix("/") ?? true else { throw .badRequest("params.pinFile: an absolute path") }
+                let uri: PKCS11URI
+                do { uri = try PKCS11URI(text) } catch { throw .badRequest("params.pkcs11: \(error)") }
+                let located = try await OwnerLoader.pkcs11(uri, pin: pinFile.map { .file($0) } ?? .prompt, defaultModule: pkcs11Module)
+                owner = located
+                registration = .init(address: located.identity.address.checksummed, backend: "pkcs11", location: located.uri.description, secretFile: pinFile)
+            } else {
+                let keystore = try string(p, "keystore")
+                let passphraseFile = p["passphraseFile"]?.stringValue
+                guard keystore.hasPrefix("/"), passphraseFile?.hasPrefix("/") ?? true else { throw .badRequest("params.keystore, params.passphraseFile: absolute paths") }
+                owner = try OwnerLoader.keystore(keystore, passphraseFile: passphraseFile)
+                registration = .init(address: owner.identity.address.checksummed, backend: "keystore", location: keystore, secretFile: passphraseFile)
+            }
+            try await agent.addOwner(owner, registration: registration)
+            return .object(JSONObject(["address": .string(owner.identity.address.checksummed), "backend": .string(owner.identity.backend),
+                                       "location": .string(owner.identity.location)]))
         case "owners_remove":
             try await agent.removeOwner(try address(p, "address"))
             return .object(JSONObject(["removed": true]))
@@ -151,7 +167,7 @@ public struct AgentRPC: Sendable {
             await agent.lock()
             return .object(JSONObject(["locked": true]))
         case "agent_unlock":
-            let passphrase = Array(try string(p, "passphrase").utf8).withUnsafeBytes { SecretBytes(copying: $0) }
+            let passphrase = p["passphrase"]?.stringValue.map { Array($0.utf8).withUnsafeBytes { SecretBytes(copying: $0) } }
             try await agent.unlock(passphrase)
             return .object(JSONObject(["locked": false]))
         case "rules_reload":

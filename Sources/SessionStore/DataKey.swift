@@ -10,6 +10,8 @@ public enum StoreError: Error, Equatable, Sendable, CustomStringConvertible {
     case notFound(String)
     case corrupt(String)
     case database(String)
+    /// The token that wraps the data key is absent, or would not open it.
+    case token(String)
 
     /// The machine-readable reason for the socket protocol.
     public var reason: String {
@@ -19,6 +21,7 @@ public enum StoreError: Error, Equatable, Sendable, CustomStringConvertible {
         case .notFound: "not_found"
         case .corrupt: "store_corrupt"
         case .database: "store_error"
+        case .token: "token_unavailable"
         }
     }
 
@@ -29,46 +32,50 @@ public enum StoreError: Error, Equatable, Sendable, CustomStringConvertible {
         case .notFound(let what): "\(what) not found"
         case .corrupt(let why): "the session-key store is damaged: \(why)"
         case .database(let why): "database error: \(why)"
+        case .token(let why): "the session-key store's token: \(why)"
         }
     }
 }
 
-/// How the store's data key is protected at rest. Stored as JSON in the `meta` table so an
-/// HSM-wrapped variant can be added without a migration.
-struct WrappedDataKey: Equatable {
-    /// "passphrase": AES-256-GCM under scrypt(passphrase).
-    var kind: String
-    var salt: [UInt8]
-    var n: UInt64
-    var r: UInt64
-    var p: UInt64
-    /// nonce ‖ ciphertext ‖ tag of the 32-byte data key.
-    var sealed: [UInt8]
+/// How the store's data key is protected at rest, as JSON in the `meta` table.
+enum WrappedDataKey: Equatable {
+    /// AES-256-GCM under scrypt(passphrase).
+    case passphrase(salt: [UInt8], n: UInt64, r: UInt64, p: UInt64, sealed: [UInt8])
+    /// AES-256-GCM by an AES key that never leaves a PKCS#11 token (`key` is its URI, with the
+    /// module): the store opens only while the token is present.
+    case token(key: PKCS11URI, nonce: [UInt8], sealed: [UInt8])
+
+    /// The associated data of both sealings, so a wrapped key cannot be passed off as anything else.
+    static let aad = Array("session-agent data key".utf8)
 
     var json: JSONValue {
-        .object(JSONObject([
-            "kind": .string(kind), "salt": .string(Hex.encode(salt)), "n": .number(String(n)), "r": .number(String(r)), "p": .number(String(p)),
-            "sealed": .string(Hex.encode(sealed)),
-        ]))
-    }
-
-    init(kind: String, salt: [UInt8], n: UInt64, r: UInt64, p: UInt64, sealed: [UInt8]) {
-        self.kind = kind
-        self.salt = salt
-        self.n = n
-        self.r = r
-        self.p = p
-        self.sealed = sealed
+        switch self {
+        case let .passphrase(salt, n, r, p, sealed):
+            .object(JSONObject([
+                "kind": "passphrase", "salt": .string(Hex.encode(salt)), "n": .number(String(n)), "r": .number(String(r)), "p": .number(String(p)),
+                "sealed": .string(Hex.encode(sealed)),
+            ]))
+        case let .token(key, nonce, sealed):
+            .object(JSONObject(["kind": "pkcs11", "key": .string(key.description), "nonce": .string(Hex.encode(nonce)), "sealed": .string(Hex.encode(sealed))]))
+        }
     }
 
     init(json text: String) throws(StoreError) {
-        guard let json = try? JSONValue(parsing: text), let kind = json["kind"]?.stringValue,
-              let salt = json["salt"]?.stringValue.flatMap({ try? Hex.decode($0) }),
-              case .number(let n)? = json["n"], case .number(let r)? = json["r"], case .number(let p)? = json["p"],
-              let sealed = json["sealed"]?.stringValue.flatMap({ try? Hex.decode($0) }),
-              let nv = UInt64(n), let rv = UInt64(r), let pv = UInt64(p)
-        else { throw .corrupt("the wrapped data key cannot be read") }
-        self.init(kind: kind, salt: salt, n: nv, r: rv, p: pv, sealed: sealed)
+        let json = try? JSONValue(parsing: text)
+        func bytes(_ key: String) -> [UInt8]? { json?[key]?.stringValue.flatMap { try? Hex.decode($0) } }
+        func number(_ key: String) -> UInt64? { if case .number(let n)? = json?[key] { UInt64(n) } else { nil } }
+        switch json?["kind"]?.stringValue {
+        case "passphrase":
+            guard let salt = bytes("salt"), let n = number("n"), let r = number("r"), let p = number("p"), let sealed = bytes("sealed") else { break }
+            self = .passphrase(salt: salt, n: n, r: r, p: p, sealed: sealed)
+            return
+        case "pkcs11":
+            guard let key = json?["key"]?.stringValue.flatMap({ try? PKCS11URI($0) }), let nonce = bytes("nonce"), let sealed = bytes("sealed") else { break }
+            self = .token(key: key, nonce: nonce, sealed: sealed)
+            return
+        default: break
+        }
+        throw .corrupt("the wrapped data key cannot be read")
     }
 }
 
@@ -107,26 +114,41 @@ struct DataKey: Sendable {
         let sealed = try kek.withUnsafeBytes { kekBytes throws(StoreError) in
             do {
                 return try key.withUnsafeBytes { raw in
-                    Array(try AES.GCM.seal(raw, using: SymmetricKey(data: kekBytes), authenticating: Array("session-agent data key".utf8)).combined!)
+                    Array(try AES.GCM.seal(raw, using: SymmetricKey(data: kekBytes), authenticating: WrappedDataKey.aad).combined!)
                 }
             } catch { throw StoreError.corrupt("wrapping failed") }
         }
-        return WrappedDataKey(kind: "passphrase", salt: salt, n: n, r: r, p: p, sealed: sealed)
+        return .passphrase(salt: salt, n: n, r: r, p: p, sealed: sealed)
     }
 
     static func unwrap(_ wrapped: WrappedDataKey, passphrase: SecretBytes) throws(StoreError) -> DataKey {
-        guard wrapped.kind == "passphrase" else { throw .corrupt("unsupported data-key wrapping \(wrapped.kind)") }
+        guard case let .passphrase(salt, n, r, p, sealed) = wrapped else { throw .wrongPassphrase }
         let kek: SecretBytes
-        do { kek = try KeystoreCrypto.scrypt(passphrase: passphrase, salt: wrapped.salt, n: wrapped.n, r: wrapped.r, p: wrapped.p, length: 32) } catch {
+        do { kek = try KeystoreCrypto.scrypt(passphrase: passphrase, salt: salt, n: n, r: r, p: p, length: 32) } catch {
             throw .corrupt("scrypt failed")
         }
         return try kek.withUnsafeBytes { kekBytes throws(StoreError) in
             do {
-                let box = try AES.GCM.SealedBox(combined: wrapped.sealed)
-                var raw = try AES.GCM.open(box, using: SymmetricKey(data: kekBytes), authenticating: Array("session-agent data key".utf8))
+                let box = try AES.GCM.SealedBox(combined: sealed)
+                var raw = try AES.GCM.open(box, using: SymmetricKey(data: kekBytes), authenticating: WrappedDataKey.aad)
                 defer { raw.withUnsafeMutableBytes { SecretBytes.zero($0) } }
                 return DataKey(key: SymmetricKey(data: raw))
             } catch { throw StoreError.wrongPassphrase }
         }
+    }
+
+    /// Wraps this key with AES-GCM on the token, under the AES key `keyURI` names (made there,
+    /// sensitive and not extractable, when the token has none of that name).
+    func wrap(token keyURI: PKCS11URI, pin: PKCS11PINSource, prompt: SecretPrompt) async throws(PKCS11Failure) -> WrappedDataKey {
+        let nonce = (0..<12).map { _ in UInt8.random(in: 0...255) }
+        let plain = key.withUnsafeBytes { SecretBytes(copying: $0) }
+        let (located, sealed) = try await PKCS11SecretKey.encrypt(plain, under: keyURI, nonce: nonce, aad: WrappedDataKey.aad, pin: pin, prompt: prompt)
+        return .token(key: located, nonce: nonce, sealed: sealed)
+    }
+
+    static func unwrap(_ wrapped: WrappedDataKey, pin: PKCS11PINSource, prompt: SecretPrompt) async throws(PKCS11Failure) -> DataKey {
+        guard case let .token(keyURI, nonce, sealed) = wrapped else { throw .failed("the store's data key is wrapped by a passphrase, not a token") }
+        let raw = try await PKCS11SecretKey.decrypt(sealed, under: keyURI, nonce: nonce, aad: WrappedDataKey.aad, pin: pin, prompt: prompt)
+        return raw.withUnsafeBytes { DataKey(key: SymmetricKey(data: $0)) }
     }
 }

@@ -1,6 +1,7 @@
 import EthereumCore
 import Foundation
 import GRDB
+import OwnerSigners
 import SmartSessions
 
 /// The client a session is bound to: its uid always, its executable or systemd unit when the
@@ -53,6 +54,13 @@ public struct StoredSession: Sendable, Equatable {
         self.exportAllowed = exportAllowed
         self.label = label
     }
+}
+
+/// How the store's data key is kept at rest.
+public enum DataKeyProtection: Equatable, Sendable {
+    case passphrase
+    /// Wrapped by the AES key with this URI on a PKCS#11 token.
+    case token(PKCS11URI)
 }
 
 /// The session-key store: one SQLite file (GRDB) holding sessions, their keys sealed with
@@ -117,35 +125,50 @@ public final class SessionStore: @unchecked Sendable {
                 CREATE TABLE registered_accounts (address TEXT PRIMARY KEY NOT NULL, config TEXT NOT NULL);
                 """)
         }
+        migrator.registerMigration("v3: owners on PKCS#11 tokens") { db in
+            try db.execute(sql: """
+                ALTER TABLE registered_owners RENAME COLUMN keystore TO location;
+                ALTER TABLE registered_owners RENAME COLUMN passphrase_file TO secret_file;
+                ALTER TABLE registered_owners ADD COLUMN backend TEXT NOT NULL DEFAULT 'keystore';
+                """)
+        }
         return migrator
     }
 
     // MARK: - Owners and accounts added through the control socket
 
     /// An owner keystore registered at run time (the configuration file's are not stored).
+    /// An owner added through the control socket: a keystore file, or a key on a PKCS#11 token.
     public struct RegisteredOwner: Sendable, Equatable {
         public var address: String
-        public var keystore: String
-        public var passphraseFile: String?
-        public init(address: String, keystore: String, passphraseFile: String?) {
+        /// "keystore" or "pkcs11".
+        public var backend: String
+        /// The keystore's path, or the key's PKCS#11 URI.
+        public var location: String
+        /// The passphrase file (keystore) or PIN file (token), when the secret is not asked.
+        public var secretFile: String?
+        public init(address: String, backend: String, location: String, secretFile: String?) {
             self.address = address
-            self.keystore = keystore
-            self.passphraseFile = passphraseFile
+            self.backend = backend
+            self.location = location
+            self.secretFile = secretFile
         }
     }
 
     public func registerOwner(_ owner: RegisteredOwner, at time: UInt64) throws(StoreError) {
         try run { db in
-            try db.execute(sql: "INSERT OR REPLACE INTO registered_owners (address, keystore, passphrase_file) VALUES (?, ?, ?)",
-                           arguments: [owner.address, owner.keystore, owner.passphraseFile])
-            try Self.appendAudit(db, kind: "owner_add", entry: .object(JSONObject(["address": .string(owner.address), "keystore": .string(owner.keystore)])), at: time)
+            try db.execute(sql: "INSERT OR REPLACE INTO registered_owners (address, backend, location, secret_file) VALUES (?, ?, ?, ?)",
+                           arguments: [owner.address, owner.backend, owner.location, owner.secretFile])
+            try Self.appendAudit(db, kind: "owner_add", entry: .object(JSONObject([
+                "address": .string(owner.address), "backend": .string(owner.backend), "location": .string(owner.location),
+            ])), at: time)
         }
     }
 
     public func registeredOwners() throws(StoreError) -> [RegisteredOwner] {
         try run { db in
             try Row.fetchAll(db, sql: "SELECT * FROM registered_owners ORDER BY address").map {
-                RegisteredOwner(address: $0["address"], keystore: $0["keystore"], passphraseFile: $0["passphrase_file"])
+                RegisteredOwner(address: $0["address"], backend: $0["backend"], location: $0["location"], secretFile: $0["secret_file"])
             }
         }
     }
@@ -200,11 +223,56 @@ public final class SessionStore: @unchecked Sendable {
     }
 
     public func unlock(passphrase: SecretBytes) throws(StoreError) {
+        let key = try DataKey.unwrap(try wrappedKey(), passphrase: passphrase)
+        lock.withLock { dataKey = key }
+    }
+
+    /// How the data key is protected: nil before the store is initialised.
+    public var protection: DataKeyProtection? {
+        switch try? wrappedKey() {
+        case nil: nil
+        case .passphrase: .passphrase
+        case .token(let key, _, _): .token(key)
+        }
+    }
+
+    /// Unlocks a store whose data key a token wraps; fails while the token is absent.
+    public func unlock(pin: PKCS11PINSource, prompt: SecretPrompt) async throws(StoreError) {
+        let wrapped = try wrappedKey()
+        guard case .token = wrapped else { throw .wrongPassphrase }
+        do throws(PKCS11Failure) {
+            let key = try await DataKey.unwrap(wrapped, pin: pin, prompt: prompt)
+            lock.withLock { dataKey = key }
+        } catch { throw .token("\(error)") }
+    }
+
+    /// Wraps the (unlocked) data key under a new passphrase instead. The key itself does not
+    /// change, so the sealed sessions and a running agent are unaffected.
+    public func rewrap(passphrase: SecretBytes, scryptN: UInt64 = 1 << 15) throws(StoreError) {
+        try replaceWrapping(try requireKey().wrap(passphrase: passphrase, n: scryptN))
+    }
+
+    /// Wraps the (unlocked) data key by an AES key on a token instead (made there if absent).
+    public func rewrap(token keyURI: PKCS11URI, pin: PKCS11PINSource, prompt: SecretPrompt) async throws(StoreError) {
+        let key = try requireKey()
+        let wrapped: WrappedDataKey
+        do throws(PKCS11Failure) { wrapped = try await key.wrap(token: keyURI, pin: pin, prompt: prompt) } catch { throw .token("\(error)") }
+        try replaceWrapping(wrapped)
+    }
+
+    private func replaceWrapping(_ wrapped: WrappedDataKey) throws(StoreError) {
+        try run { db in
+            try db.execute(sql: "UPDATE meta SET value = ? WHERE key = 'data_key'", arguments: [wrapped.json.serialized])
+            let kind: String = if case .token = wrapped { "pkcs11" } else { "passphrase" }
+            try Self.appendAudit(db, kind: "store_rewrap", entry: .object(JSONObject(["protection": .string(kind)])), at: UInt64(Date().timeIntervalSince1970))
+        }
+    }
+
+    private func wrappedKey() throws(StoreError) -> WrappedDataKey {
         guard let text = try run({ try String.fetchOne($0, sql: "SELECT value FROM meta WHERE key = 'data_key'") }) else {
             throw .notFound("the store's data key (initialise the store first)")
         }
-        let key = try DataKey.unwrap(try WrappedDataKey(json: text), passphrase: passphrase)
-        lock.withLock { dataKey = key }
+        return try WrappedDataKey(json: text)
     }
 
     /// Drops the data key from memory: session keys cannot be used until `unlock`.

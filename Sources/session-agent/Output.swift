@@ -29,16 +29,24 @@ extension ParsableCommand {
         do {
             let output = try body()
             print(options.json ? output.json.prettyPrinted : output.text)
-        } catch let failure as CommandFailure {
-            emit(failure, json: options.json)
-            throw ExitCode.failure
-        } catch let error as SmartSessionError {
-            emit(CommandFailure(message: error.message, reason: error.reason), json: options.json)
-            throw ExitCode.failure
-        } catch {
-            emit(CommandFailure(message: "\(error)"), json: options.json)
-            throw ExitCode.failure
+        } catch { throw fail(error, json: options.json) }
+    }
+
+    func report(_ options: OutputOptions, _ body: () async throws -> CommandOutput) async throws {
+        do {
+            let output = try await body()
+            print(options.json ? output.json.prettyPrinted : output.text)
+        } catch { throw fail(error, json: options.json) }
+    }
+
+    /// Prints the error the way every command does and returns the exit status to throw.
+    private func fail(_ error: any Error, json: Bool) -> ExitCode {
+        switch error {
+        case let failure as CommandFailure: emit(failure, json: json)
+        case let error as SmartSessionError: emit(CommandFailure(message: error.message, reason: error.reason), json: json)
+        default: emit(CommandFailure(message: "\(error)"), json: json)
         }
+        return ExitCode.failure
     }
 
     private func emit(_ failure: CommandFailure, json: Bool) {

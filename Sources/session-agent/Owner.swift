@@ -5,7 +5,7 @@ import Foundation
 import OwnerSigners
 
 struct Owner: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Owner keys.", subcommands: [OwnerCreate.self, OwnerAddress.self])
+    static let configuration = CommandConfiguration(abstract: "Owner keys.", subcommands: [OwnerCreate.self, OwnerGenerate.self, OwnerAdd.self, OwnerAddress.self])
 }
 
 struct OwnerCreate: ParsableCommand {

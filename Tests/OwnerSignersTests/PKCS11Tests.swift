@@ -63,7 +63,7 @@ struct PKCS11OwnerTests {
         var lines: [String] = [], rawHighS = 0
         for _ in 0..<64 {
             let digest = Bytes32(SymmetricKey(size: .bits256).withUnsafeBytes { Array($0) })
-            let raw = try await owner.key.signRaw(digest: digest.bytes, prompt: Self.noPrompt)
+            let raw = try await owner.signRaw(digest: digest.bytes, prompt: Self.noPrompt)
             #expect(raw.count == 64)
             if UInt256(Bytes32(raw[32...])) > Secp256k1.order.shiftedRight(1) { rawHighS += 1 }
             let signature = try await owner.sign(Self.approved(digest), prompt: Self.noPrompt)

@@ -63,6 +63,8 @@ public struct PKCS11TokenInfo: Sendable, Equatable {
     public var manufacturer: String
     public var model: String
     public var serial: String
+    /// False for an empty slot SoftHSM keeps for the next C_InitToken.
+    public var initialized: Bool
     public var loginRequired: Bool
     public var pinCountLow: Bool
     public var pinFinalTry: Bool
@@ -155,7 +157,7 @@ public final class PKCS11Module: @unchecked Sendable {
         try check("C_GetSlotList", functions.pointee.C_GetSlotList(CK_BBOOL(CK_TRUE), nil, &count))
         var slots = [CK_SLOT_ID](repeating: 0, count: Int(count))
         try check("C_GetSlotList", functions.pointee.C_GetSlotList(CK_BBOOL(CK_TRUE), &slots, &count))
-        return try slots.prefix(Int(count)).map { slot throws(PKCS11Error) in try tokenInfo(slot: slot) }
+        return try slots.prefix(Int(count)).map { slot throws(PKCS11Error) in try tokenInfo(slot: slot) }.filter(\.initialized)
     }
 
     public func tokenInfo(slot: UInt) throws(PKCS11Error) -> PKCS11TokenInfo {
@@ -167,7 +169,7 @@ public final class PKCS11Module: @unchecked Sendable {
         return PKCS11TokenInfo(
             slot: slot, slotDescription: Self.padded(&slotInfo.slotDescription), label: Self.padded(&info.label),
             manufacturer: Self.padded(&info.manufacturerID), model: Self.padded(&info.model), serial: Self.padded(&info.serialNumber),
-            loginRequired: flags & CK_FLAGS(CKF_LOGIN_REQUIRED) != 0, pinCountLow: flags & CK_FLAGS(CKF_USER_PIN_COUNT_LOW) != 0,
+            initialized: flags & CK_FLAGS(CKF_TOKEN_INITIALIZED) != 0, loginRequired: flags & CK_FLAGS(CKF_LOGIN_REQUIRED) != 0, pinCountLow: flags & CK_FLAGS(CKF_USER_PIN_COUNT_LOW) != 0,
             pinFinalTry: flags & CK_FLAGS(CKF_USER_PIN_FINAL_TRY) != 0, pinLocked: flags & CK_FLAGS(CKF_USER_PIN_LOCKED) != 0)
     }
 
@@ -181,7 +183,10 @@ public final class PKCS11Module: @unchecked Sendable {
 
     public func openSession(slot: UInt) throws(PKCS11Error) -> PKCS11Session {
         var handle: CK_SESSION_HANDLE = 0
-        try check("C_OpenSession", functions.pointee.C_OpenSession(CK_SLOT_ID(slot), CK_FLAGS(CKF_SERIAL_SESSION | CKF_RW_SESSION), nil, nil, &handle))
+        // Read-write to make keys; read-only where the token allows no more (p11-kit's trust store).
+        var rv = functions.pointee.C_OpenSession(CK_SLOT_ID(slot), CK_FLAGS(CKF_SERIAL_SESSION | CKF_RW_SESSION), nil, nil, &handle)
+        if rv == CKR_TOKEN_WRITE_PROTECTED { rv = functions.pointee.C_OpenSession(CK_SLOT_ID(slot), CK_FLAGS(CKF_SERIAL_SESSION), nil, nil, &handle) }
+        try check("C_OpenSession", rv)
         return PKCS11Session(module: self, handle: handle)
     }
 }

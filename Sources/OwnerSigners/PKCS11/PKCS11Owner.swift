@@ -73,7 +73,7 @@ public struct PKCS11Key: Sendable {
     public let uri: PKCS11URI
     public let info: PKCS11KeyInfo
     public let pin: PKCS11PINSource
-    public let provider: PKCS11Provider
+    let provider: PKCS11Provider
 
     /// Finds the key's public half on the token (no login needed).
     public static func locate(_ uri: PKCS11URI, pin: PKCS11PINSource, defaultModule: String?) async throws(PKCS11Failure) -> PKCS11Key {
@@ -95,24 +95,20 @@ public struct PKCS11Key: Sendable {
         let provider = try PKCS11Provider.locate(token, defaultModule: defaultModule)
         let id = (0..<16).map { _ in UInt8.random(in: 0...255) }
         let info = try await provider.withLogin(token, pin: pin, prompt: prompt) { session, _ throws(PKCS11Failure) in
+            var made: [PKCS11KeyInfo] = []
             do throws(PKCS11Error) {
                 _ = try session.generateECKeyPair(curveParameters: curve.parameters, label: label, id: id)
-                guard let made = try session.ecPublicKeys(matching: { var u = PKCS11URI(); u.id = id; return u }()).first else {
-                    throw PKCS11Error("C_GenerateKeyPair", 0)
-                }
-                return made
+                made = try session.ecPublicKeys(matching: { var u = PKCS11URI(); u.id = id; return u }())
             } catch { throw .failed("\(error)") }
+            guard made.count == 1 else { throw .failed("the token did not keep the key pair it generated") }
+            return made[0]
         }
         return PKCS11Key(uri: info.uri(on: token.with(modulePath: provider.modulePath)), info: info, pin: pin, provider: provider)
     }
 
     /// CKM_ECDSA on the token, as the module returns it (raw r ‖ s).
     public func signRaw(digest: [UInt8], prompt: SecretPrompt) async throws(PKCS11Failure) -> [UInt8] {
-        let uri = self.uri
-        return try await provider.withLogin(uri, pin: pin, prompt: prompt) { session, state throws(PKCS11Failure) in
-            let key = try state.object(uri.description, [PKCS11Attribute(.privateKey), .ecKeyType] + PKCS11Session.selection(uri), in: session)
-            do throws(PKCS11Error) { return try session.signECDSA(key: key, digest: digest) } catch { throw PKCS11Provider.failure(error, uri.tokenOnly.description) }
-        }
+        try await provider.signECDSA(uri, pin: pin, digest: digest, prompt: prompt)
     }
 
     /// A P-256 signature with s ≤ n/2, as WebAuthn validators require. Not verified here: the
@@ -141,14 +137,26 @@ extension PKCS11URI {
 /// a signature that does not recover to the registered address is never returned.
 public struct PKCS11Owner: OwnerSigner {
     public let identity: OwnerIdentity
-    public let key: PKCS11Key
+    /// The key's URI, with its module's path.
+    public let uri: PKCS11URI
+    public let pin: PKCS11PINSource
+    let provider: PKCS11Provider
 
     public init(_ key: PKCS11Key) throws(PKCS11Failure) {
         guard let address = key.info.address else {
             throw .keyNotFound("\(key.uri) is a \(key.info.curve) key; owners of OwnableValidator accounts are secp256k1 keys")
         }
-        self.key = key
-        identity = OwnerIdentity(backend: "pkcs11", address: address, location: key.uri.description)
+        self.init(uri: key.uri, pin: key.pin, address: address)
+    }
+
+    /// An owner whose address is already known (registered earlier): nothing touches the token
+    /// until it signs, so the agent starts while the token is absent.
+    public init(uri: PKCS11URI, pin: PKCS11PINSource, address: Address) {
+        precondition(uri.modulePath != nil, "a registered PKCS#11 owner's URI names its module")
+        self.uri = uri
+        self.pin = pin
+        provider = PKCS11Provider.shared(modulePath: uri.modulePath!)
+        identity = OwnerIdentity(backend: "pkcs11", address: address, location: uri.description)
     }
 
     public static func load(_ uri: PKCS11URI, pin: PKCS11PINSource, defaultModule: String?) async throws(PKCS11Failure) -> PKCS11Owner {
@@ -157,9 +165,24 @@ public struct PKCS11Owner: OwnerSigner {
 
     public func sign(_ approved: ApprovedDigest, prompt: SecretPrompt) async throws(OwnerSignerError) -> RecoverableSignature {
         let raw: [UInt8]
-        do throws(PKCS11Failure) { raw = try await key.signRaw(digest: approved.digest.bytes, prompt: prompt) } catch { throw error.ownerError }
+        do throws(PKCS11Failure) { raw = try await signRaw(digest: approved.digest.bytes, prompt: prompt) } catch { throw error.ownerError }
         do { return try RecoverableSignature.normalizing(external: raw, digest: approved.digest, signer: identity.address) } catch {
             throw .failed("the token's signature does not recover to \(identity.address) (\(error)); not returned")
+        }
+    }
+
+    /// CKM_ECDSA on the token, as the module returns it (raw r ‖ s).
+    public func signRaw(digest: [UInt8], prompt: SecretPrompt) async throws(PKCS11Failure) -> [UInt8] {
+        try await provider.signECDSA(uri, pin: pin, digest: digest, prompt: prompt)
+    }
+}
+
+extension PKCS11Provider {
+    /// CKM_ECDSA with the private key `uri` names, logging in first when needed.
+    func signECDSA(_ uri: PKCS11URI, pin: PKCS11PINSource, digest: [UInt8], prompt: SecretPrompt) async throws(PKCS11Failure) -> [UInt8] {
+        try await withLogin(uri, pin: pin, prompt: prompt) { session, state throws(PKCS11Failure) in
+            let key = try state.object(uri.description, [PKCS11Attribute(.privateKey), .ecKeyType] + PKCS11Session.selection(uri), in: session)
+            do throws(PKCS11Error) { return try session.signECDSA(key: key, digest: digest) } catch { throw PKCS11Provider.failure(error, uri.tokenOnly.description) }
         }
     }
 }

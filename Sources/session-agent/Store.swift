@@ -1,0 +1,63 @@
+import Agent
+import ArgumentParser
+import EthereumCore
+import Foundation
+import OwnerSigners
+import SessionStore
+
+struct Store: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "The session-key store file.", subcommands: [StoreRewrap.self])
+}
+
+struct StoreRewrap: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "rewrap",
+        abstract: "Protect the store's data key with a token's AES key (pkcs11:…) or a passphrase instead of what protects it now.",
+        discussion: """
+            The data key itself does not change, so the sessions stay sealed as they are and a running agent is not \
+            disturbed. Wrapped by a token, the store opens only while that token is present; the AES key is made on \
+            the token (sensitive, not extractable) when it has none with that label. The new protection is recorded in \
+            the audit log.
+            """)
+
+    @Option(help: "The store file. Default: $XDG_DATA_HOME/session-agent/store.sqlite.") var store: String?
+    @Option(help: "pkcs11:token=…;object=… (an AES key on the token), or \"passphrase\".") var to: String
+    @Option(name: .customLong("passphrase-file"), help: "The current passphrase, when a passphrase protects the store now.") var passphraseFile: String?
+    @Option(name: .customLong("new-passphrase-file"), help: "The new passphrase, with --to passphrase.") var newPassphraseFile: String?
+    @OptionGroup var pkcs11: PKCS11Options
+    @OptionGroup var output: OutputOptions
+
+    func run() async throws {
+        try await report(output) {
+            let path = store ?? AgentPaths.dataDirectory(ProcessInfo.processInfo.environment) + "/store.sqlite"
+            guard FileManager.default.fileExists(atPath: path) else { throw CommandFailure(message: "no store at \(path)", reason: "not_found") }
+            let sessionStore = try SessionStore(path: path)
+            switch sessionStore.protection {
+            case nil: throw CommandFailure(message: "the store at \(path) has no data key yet (the agent's first unlock makes it)", reason: "not_found")
+            case .passphrase?:
+                try sessionStore.unlock(passphrase: try secret(file: passphraseFile, prompt: "Current store passphrase: "))
+            case .token(let uri)?:
+                FileHandle.standardError.write(Data("unlocking with \(uri)\n".utf8))
+                try await sessionStore.unlock(pin: pkcs11.pin, prompt: pkcs11.prompt)
+            }
+            if to == "passphrase" {
+                try sessionStore.rewrap(passphrase: try secret(file: newPassphraseFile, prompt: "New store passphrase: "))
+            } else {
+                var uri = try pkcs11.parse(to)
+                if uri.modulePath == nil, let module = pkcs11.module { uri = uri.with(modulePath: module) }
+                try await sessionStore.rewrap(token: uri, pin: pkcs11.pin, prompt: pkcs11.prompt)
+            }
+            let now: String = switch sessionStore.protection {
+            case .token(let uri)?: uri.description
+            default: "passphrase"
+            }
+            return CommandOutput(text: "the store's data key is now protected by \(now)", json: .object(JSONObject(["store": .string(path), "protection": .string(now)])))
+        }
+    }
+
+    private func secret(file: String?, prompt: String) throws -> SecretBytes {
+        if let file { return try SecretFile.read(file) }
+        guard let secret = Terminal.readSecret(prompt) else { throw CommandFailure(message: "no passphrase given", reason: "locked") }
+        return secret
+    }
+}

@@ -1,0 +1,152 @@
+import Agent
+import ArgumentParser
+import EthereumCore
+import Foundation
+import OwnerSigners
+
+/// Which PKCS#11 modules a command looks in, and where the token's PIN comes from.
+struct PKCS11Options: ParsableArguments {
+    @Option(help: "The PKCS#11 module (.so). Default: the modules p11-kit knows (p11-kit list-modules).") var module: String?
+    @Option(name: .customLong("pin-file"), help: "Read the token's user PIN from this file; otherwise it is asked on the terminal.") var pinFile: String?
+
+    var pin: PKCS11PINSource { pinFile.map { .file($0) } ?? .prompt }
+
+    /// Asks for the PIN on the terminal (only called when the token needs a login).
+    var prompt: SecretPrompt {
+        { description in
+            guard let pin = Terminal.readSecret("\(description): ") else { throw CommandFailure(message: "no PIN given", reason: "locked") }
+            return pin
+        }
+    }
+
+    func parse(_ text: String) throws -> PKCS11URI {
+        do { return try PKCS11URI(text) } catch { throw CommandFailure(message: "\(error)") }
+    }
+}
+
+struct PKCS11Tokens: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "token", abstract: "PKCS#11 tokens (HSMs, smartcards through OpenSC, SoftHSM).",
+                                                    subcommands: [PKCS11TokenList.self])
+}
+
+struct PKCS11TokenList: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "list",
+        abstract: "Show the slots with a token, and the EC keys on each: the Ethereum address of secp256k1 keys, the public key of P-256 keys, and the URI that selects each.")
+
+    @OptionGroup var pkcs11: PKCS11Options
+    @OptionGroup var output: OutputOptions
+
+    func run() async throws {
+        try await report(output) {
+            let paths = pkcs11.module.map { [$0] } ?? PKCS11Module.withRegistered { $0.map(\.path) }
+            guard !paths.isEmpty else { throw CommandFailure(message: "p11-kit knows no PKCS#11 module; name one with --module", reason: "not_found") }
+            var text: [String] = [], modules: [JSONValue] = []
+            for path in paths {
+                let provider = PKCS11Provider.shared(modulePath: path)
+                let tokens: [PKCS11TokenInfo]
+                do { tokens = try await provider.tokens() } catch {
+                    if pkcs11.module != nil { throw CommandFailure(message: "\(error)", reason: "owner_unavailable") }
+                    text.append("module \(path): \(error)")
+                    continue
+                }
+                text.append("module \(path)")
+                var tokenJSON: [JSONValue] = []
+                for info in tokens {
+                    var tokenURI = PKCS11URI()
+                    tokenURI.token = info.label
+                    tokenURI.serial = info.serial
+                    tokenURI.modulePath = path
+                    let keys: [PKCS11KeyInfo]
+                    do {
+                        keys = try await provider.withSession(tokenURI) { session, _ throws(PKCS11Failure) in
+                            do { return try session.ecPublicKeys() } catch { throw .failed("\(error)") }
+                        }
+                    } catch {
+                        text.append("  slot \(info.slot): token \"\(info.label)\": \(error)")
+                        continue
+                    }
+                    let flags = [info.pinLocked ? "PIN LOCKED" : nil, info.pinFinalTry ? "one PIN try left" : nil, info.pinCountLow ? "PIN count low" : nil].compactMap { $0 }
+                    text.append("  slot \(info.slot): token \"\(info.label)\" (\(info.manufacturer) \(info.model), serial \(info.serial))\(flags.isEmpty ? "" : " [" + flags.joined(separator: ", ") + "]")")
+                    if keys.isEmpty { text.append("    no EC keys visible without login") }
+                    for key in keys {
+                        let shown = key.address.map { "address \($0.checksummed)" } ?? "public key 04\(Hex.encode(key.publicKey).dropFirst(2))"
+                        text.append("    \(key.curve.rawValue) \"\(key.label)\" id \(Hex.encode(key.id).dropFirst(2)): \(shown)")
+                        text.append("      \(key.uri(on: tokenURI))")
+                    }
+                    tokenJSON.append(.object(JSONObject([
+                        "slot": JSONValue(Int(info.slot)), "label": .string(info.label), "manufacturer": .string(info.manufacturer), "model": .string(info.model),
+                        "serial": .string(info.serial), "pinLocked": .bool(info.pinLocked), "pinFinalTry": .bool(info.pinFinalTry),
+                        "keys": .array(keys.map { key in
+                            .object(JSONObject([
+                                "label": .string(key.label), "id": .string(Hex.encode(key.id)), "curve": .string(key.curve.rawValue),
+                                "publicKey": .string("0x04" + Hex.encode(key.publicKey).dropFirst(2)), "address": key.address.map { .string($0.checksummed) } ?? .null,
+                                "uri": .string(key.uri(on: tokenURI).description),
+                            ]))
+                        }),
+                    ])))
+                }
+                if tokens.isEmpty { text.append("  no token present") }
+                modules.append(.object(JSONObject(["module": .string(path), "tokens": .array(tokenJSON)])))
+            }
+            return CommandOutput(text: text.joined(separator: "\n"), json: .array(modules))
+        }
+    }
+}
+
+struct OwnerGenerate: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "generate",
+        abstract: "Create a key pair on a PKCS#11 token: the private key is sensitive and not extractable, and only signs.")
+
+    @Option(help: "The token's PKCS#11 URI, e.g. pkcs11:token=signer.") var token: String
+    @Option(help: "secp256k1 (an Ethereum owner) or p256.") var curve: String = "secp256k1"
+    @Option(help: "The key's label (CKA_LABEL).") var label: String = "session-agent owner"
+    @OptionGroup var pkcs11: PKCS11Options
+    @OptionGroup var output: OutputOptions
+
+    func run() async throws {
+        try await report(output) {
+            guard let curve = PKCS11Curve(rawValue: curve) else { throw CommandFailure(message: "--curve: secp256k1 or p256") }
+            let tokenURI = try pkcs11.parse(token)
+            let key: PKCS11Key
+            do throws(PKCS11Failure) { key = try await PKCS11Key.generate(on: tokenURI, curve: curve, label: label, pin: pkcs11.pin, prompt: pkcs11.prompt, defaultModule: pkcs11.module) } catch {
+                throw CommandFailure(message: "\(error)", reason: error.ownerError.reason)
+            }
+            let shown = key.info.address.map { $0.checksummed } ?? "0x04" + Hex.encode(key.info.publicKey).dropFirst(2)
+            return CommandOutput(text: "\(shown)\n\(key.uri)", json: .object(JSONObject([
+                "curve": .string(curve.rawValue), "uri": .string(key.uri.description),
+                "address": key.info.address.map { .string($0.checksummed) } ?? .null, "publicKey": .string("0x04" + Hex.encode(key.info.publicKey).dropFirst(2)),
+            ])))
+        }
+    }
+}
+
+struct OwnerAdd: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "add",
+        abstract: "Register an owner key with the running agent: a keystore file, or a key on a PKCS#11 token (pkcs11:…).",
+        discussion: "The agent reads the key's public half from the token (no PIN needed) and keeps the registration in its store.")
+
+    @Argument(help: "A PKCS#11 URI (pkcs11:token=…;object=…) or a keystore file.") var owner: String
+    @Option(name: .customLong("pin-file"), help: "The token's PIN file, read by the agent at each login (unattended servers). Default: asked at approval.") var pinFile: String?
+    @Option(name: .customLong("passphrase-file"), help: "The keystore's passphrase file, read by the agent (unattended servers).") var passphraseFile: String?
+    @Option(help: "The agent's control socket (default: $SESSION_AGENT_CONTROL_SOCK).") var socket: String?
+    @OptionGroup var output: OutputOptions
+
+    func run() throws {
+        try report(output) {
+            func absolute(_ path: String) -> String { path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path }
+            var params = JSONObject()
+            if owner.hasPrefix("pkcs11:") {
+                params["pkcs11"] = .string(owner)
+                if let pinFile { params["pinFile"] = .string(absolute(pinFile)) }
+            } else {
+                params["keystore"] = .string(absolute(owner))
+                if let passphraseFile { params["passphraseFile"] = .string(absolute(passphraseFile)) }
+            }
+            let result = try remote { try connectAgent(socket ?? AgentClient.defaultControlSocket).call("owners_add", params) }
+            return CommandOutput(text: "\(result["address"]?.stringValue ?? "?") (\(result["location"]?.stringValue ?? ""))", json: result)
+        }
+    }
+}
