@@ -1,6 +1,7 @@
 import Agent
 import EthereumCore
 import Foundation
+import OwnerSigners
 import SmartSessions
 import Testing
 import TestSupport
@@ -21,7 +22,12 @@ struct ConfigurationTests {
         #expect(c.approvalTimeout == 300 && c.partialMessageTimeout == 30)
         #expect(c.allowedUIDs == [1001] && c.allowedGIDs == [998])
         #expect(c.pinentry == ["/usr/bin/pinentry-curses", "--ttyname", "/dev/pts/1"])
-        #expect(c.owners.map(\.keystore) == ["/etc/session-agent/owner.json"])
+        #expect(c.pkcs11Module == "/usr/lib/softhsm/libsofthsm2.so" && c.storePINFile == "/etc/session-agent/hsm.pin")
+        #expect(c.owners == [
+            .keystore(path: "/etc/session-agent/owner.json", passphraseFile: "/etc/session-agent/owner.pass"),
+            .pkcs11(uri: try PKCS11URI("pkcs11:token=signer;object=owner"), pin: .file("/etc/session-agent/hsm.pin"),
+                    address: try Address("0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed")),
+        ])
         #expect(c.accounts.count == 1 && c.accounts[0].kind == .erc7579Reference && c.accounts[0].chains == [11155111, 84532])
         #expect(c.accounts[0].ownerValidator == SmartSessionAddresses.ownableValidator)
     }
@@ -42,6 +48,10 @@ struct ConfigurationTests {
         ("[[accounts]]\naddress = \"0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed\"\nkind = \"argent\"", "accounts[0].kind"),
         ("[[accounts]]\naddress = \"0x5aaeb6053F3E94C9b9A09f33669435E7Ef1BeAed\"\nkind = \"nexus\"", "accounts[0].address"),
         ("[[owners]]\npassphrase_file = \"x\"", "owners[0]"),
+        ("[[owners]]\npkcs11 = \"token=a\"", "owners[0].pkcs11"),
+        ("[[owners]]\npkcs11 = \"pkcs11:token=a\"\npin_file = \"p\"\npin_env = \"P\"", "owners[0].pin_file"),
+        ("[[owners]]\npkcs11 = \"pkcs11:token=a\"\npin = \"123456\"", "owners[0].pin"),
+        ("[[owners]]\nkeystore = \"k\"\npin_file = \"p\"", "owners[0].pin_file"),
     ])
     func mistakesNameTheKey(_ text: String, _ key: String) {
         do {

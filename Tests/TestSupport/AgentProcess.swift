@@ -15,7 +15,17 @@ public final class AgentProcess {
     public private(set) var controlSocket = ""
     public static let account = "0x7227dcfb0c5ec7a5f539f97b18be261c49687ed6"
 
-    public init(rules: String? = nil, extraConfig: String = "", allowUIDs: [UInt32] = []) throws {
+    /// A `[[owners]]` table to use instead of the keystore owner, and the owner's address.
+    public struct Owner {
+        public var toml: String
+        public var address: String
+        public init(toml: String, address: String) {
+            self.toml = toml
+            self.address = address
+        }
+    }
+
+    public init(rules: String? = nil, extraConfig: String = "", allowUIDs: [UInt32] = [], owner: Owner? = nil) throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("agent-e2e-\(UUID())")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o711])
         try ownerPassphrase.write(to: directory.appendingPathComponent("owner.pass"), atomically: true, encoding: .utf8)
@@ -23,7 +33,7 @@ public final class AgentProcess {
         let created = try Command.run(Command.sessionAgent, ["owner", "create", "--keystore", directory.appendingPathComponent("owner.json").path,
                                                              "--passphrase-file", directory.appendingPathComponent("owner.pass").path])
         guard created.status == 0 else { throw Oracle.Failure(description: "owner create: \(created.stderr)") }
-        let ownerAddress = created.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let ownerAddress = owner?.address ?? created.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         let rulesText = try rules ?? String(contentsOf: Oracle.packageRoot.appendingPathComponent("docs/examples/rules.toml"), encoding: .utf8)
         try rulesText.write(to: directory.appendingPathComponent("rules.toml"), atomically: true, encoding: .utf8)
         let config = """
@@ -35,8 +45,7 @@ public final class AgentProcess {
             \(extraConfig)
 
             [[owners]]
-            keystore = "owner.json"
-            passphrase_file = "owner.pass"
+            \(owner?.toml ?? "keystore = \"owner.json\"\npassphrase_file = \"owner.pass\"")
 
             [[accounts]]
             address = "\(Self.account)"

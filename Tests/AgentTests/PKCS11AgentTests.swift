@@ -1,0 +1,208 @@
+import Agent
+import EthereumCore
+import Foundation
+import OwnerSigners
+import SmartSessions
+import Testing
+import TestSupport
+
+/// The agent with its owner key on a SoftHSM2 token, as a server runs it: approval by rules,
+/// the PIN from a file, the key made by pkcs11-tool.
+@Suite("PKCS#11 owners and the token-wrapped store, end to end", .serialized, .enabled(if: SoftHSM.isAvailable, "\(SoftHSM.unavailableReason ?? "")"))
+struct PKCS11AgentTests {
+    let hsm = SoftHSM.process
+    let token = "agent-\(UUID().uuidString.prefix(8))"
+
+    /// A token with a secp256k1 key made by pkcs11-tool, and its PIN file.
+    func tokenWithKey() throws -> (directory: URL, address: Address, pinFile: String) {
+        let directory = try hsm.initToken(token)
+        try hsm.generateKey(token: token, label: "owner", id: "0a")
+        let pinFile = hsm.directory.appendingPathComponent("pin-\(token)").path
+        try SoftHSM.userPIN.write(toFile: pinFile, atomically: true, encoding: .utf8)
+        return (directory, Address(publicKey: Array(try hsm.publicPoint(token: token, id: "0a").dropFirst())), pinFile)
+    }
+
+    @Test func aSessionApprovedByRulesIsEnabledByTheTokenKey() throws {
+        let (_, address, pinFile) = try tokenWithKey()
+        // The module named by p11-kit's registration (no module-path): what a packaged HSM does.
+        let agent = try AgentProcess(rules: "default = \"approve\"", owner: .init(toml: """
+            pkcs11 = "pkcs11:token=\(token);object=owner"
+            pin_file = "\(pinFile)"
+            """, address: address.checksummed))
+        try agent.start()
+        let control = try AgentClient(path: agent.controlSocket)
+        let owners = try control.call("owners_list").arrayValue ?? []
+        #expect(owners.count == 1 && owners[0]["backend"] == "pkcs11" && owners[0]["address"]?.stringValue == address.checksummed)
+
+        let client = try AgentClient(path: agent.clientSocket)
+        let sessionId = try SocketTests.requestSession(client)
+        let session = try client.call("session_get", JSONObject(["sessionId": .string(sessionId)]))
+        let signed = try SocketTests.sign(client, sessionId, 5_000_000, nonce: 0)
+        #expect(signed["mode"] == "ENABLE")
+        let userOpHash = try Bytes32(hex: try #require(signed["userOpHash"]?.stringValue))
+        guard case .enable(_, let enable, let sessionSig) = try SessionSignature(decoding: try Hex.decode(try #require(signed["signature"]?.stringValue))) else {
+            Issue.record("not an ENABLE signature")
+            return
+        }
+        let (validator, ownerSig) = try AccountKind.erc7579Reference.parsePermissionEnableSig(enable.permissionEnableSig)
+        #expect(validator == SmartSessionAddresses.ownableValidator)
+        let ownerSignature = try RecoverableSignature(bytes: ownerSig)
+        #expect(ownerSignature.hasLowS)
+        #expect(try ownerSignature.recoverAddress(digest: EnableDigest.multichainDigest(enable.hashesAndChainIds)) == address)
+        #expect(try RecoverableSignature(bytes: sessionSig).recoverAddress(digest: userOpHash).checksummed == session["sessionKey"]?.stringValue)
+        // The CLI decodes the same signature.
+        let decoded = try Command.run(Command.sessionAgent, ["decode-signature", try #require(signed["signature"]?.stringValue)])
+        #expect(decoded.status == 0 && decoded.stdout.contains("ENABLE"), "\(decoded.stderr)")
+        #expect(!agent.logs.contains(SoftHSM.userPIN))
+    }
+
+    @Test func ownersAddedByURIAndTheTokenGoingAway() throws {
+        let (directory, address, pinFile) = try tokenWithKey()
+        let agent = try AgentProcess(rules: "default = \"approve\"")
+        try agent.start()
+        // `owner add` with a URI: the agent reads the public key from the token.
+        let module = SoftHSM.systemModule!
+        let added = try Command.run(Command.sessionAgent, ["owner", "add", "pkcs11:token=\(token);object=owner?module-path=\(module)", "--pin-file", pinFile,
+                                                           "--socket", agent.controlSocket, "--json"])
+        #expect(added.status == 0, "\(added.stderr)")
+        #expect(try JSONValue(parsing: added.stdout)["address"]?.stringValue == address.checksummed)
+        let control = try AgentClient(path: agent.controlSocket)
+        _ = try control.call("accounts_add", JSONObject(["account": .object(JSONObject([
+            "address": .string(RegistrationTests.other), "kind": "erc7579", "owners": .array([.string(address.checksummed)]), "chains": .array([JSONValue(11155111)]),
+        ]))]))
+        let client = try AgentClient(path: agent.clientSocket)
+        #expect(try RegistrationTests.request(client, account: RegistrationTests.other)["status"] == "approved")
+
+        // The token is deleted: a clear error, the agent keeps serving, and it works again once
+        // the token is back (after a restart too: the registration is kept).
+        let away = hsm.directory.appendingPathComponent("away-\(token)")
+        try FileManager.default.copyItem(at: directory, to: away)
+        try FileManager.default.removeItem(at: directory)
+        do {
+            _ = try RegistrationTests.request(client, account: RegistrationTests.other)
+            Issue.record("approved with the token gone")
+        } catch let e as AgentClient.RemoteError { #expect(e.reason == "owner_unavailable" && e.message.contains(token), "\(e)") }
+        #expect(try client.call("agent_info")["version"] == "0.1.0")
+        try FileManager.default.moveItem(at: away, to: directory)
+        #expect(try RegistrationTests.request(client, account: RegistrationTests.other)["status"] == "approved")
+        agent.stop()
+        try agent.start()
+        #expect(try RegistrationTests.request(try AgentClient(path: agent.clientSocket), account: RegistrationTests.other)["status"] == "approved")
+
+        // A URI naming no key on a present token, and a module that does not exist.
+        for (uri, expected) in [("pkcs11:token=\(token);object=nothing?module-path=\(module)", "no EC public key"),
+                                ("pkcs11:token=\(token);object=owner?module-path=/nonexistent/pkcs11.so", "does not exist")] {
+            let result = try Command.run(Command.sessionAgent, ["owner", "add", uri, "--socket", agent.controlSocket])
+            #expect(result.status == 1 && result.stderr.contains(expected), "\(result.stderr)")
+        }
+    }
+
+    @Test func aWrongPINFailsTheApprovalClearly() throws {
+        let (_, address, pinFile) = try tokenWithKey()
+        try "000000".write(toFile: pinFile, atomically: true, encoding: .utf8)
+        let agent = try AgentProcess(rules: "default = \"approve\"", owner: .init(toml: """
+            pkcs11 = "pkcs11:token=\(token);object=owner?module-path=\(SoftHSM.systemModule!)"
+            pin_file = "\(pinFile)"
+            """, address: address.checksummed))
+        try agent.start()
+        let client = try AgentClient(path: agent.clientSocket)
+        for expected in ["wrong PIN", "not offering it again"] {
+            do {
+                _ = try client.call("session_request", JSONObject(["request": SocketTests.example]))
+                Issue.record("approved with a wrong PIN")
+            } catch let e as AgentClient.RemoteError { #expect(e.reason == "wrong_pin" && e.message.contains(expected), "\(e)") }
+        }
+        try SoftHSM.userPIN.write(toFile: pinFile, atomically: true, encoding: .utf8)
+        #expect(try client.call("session_request", JSONObject(["request": SocketTests.example]))["status"] == "approved")
+        #expect(!agent.logs.contains("000000") && !agent.logs.contains(SoftHSM.userPIN))
+    }
+
+    @Test func aTokenWrappedStoreOpensOnlyWithItsToken() throws {
+        let directory = try hsm.initToken(token)
+        let pinFile = hsm.directory.appendingPathComponent("pin-\(token)").path
+        try SoftHSM.userPIN.write(toFile: pinFile, atomically: true, encoding: .utf8)
+        let agent = try AgentProcess(rules: "default = \"approve\"", extraConfig: "store_pin_file = \"\(pinFile)\"")
+        try agent.start()
+        let client = try AgentClient(path: agent.clientSocket)
+        let sessionId = try SocketTests.requestSession(client)
+        agent.stop()
+
+        let store = agent.directory.appendingPathComponent("data/store.sqlite").path
+        let keyURI = "pkcs11:token=\(token);object=store-key?module-path=\(SoftHSM.systemModule!)"
+        let rewrap = try Command.run(Command.sessionAgent, ["store", "rewrap", "--store", store, "--to", keyURI, "--pin-file", pinFile,
+                                                            "--passphrase-file", agent.directory.appendingPathComponent("store.pass").path])
+        #expect(rewrap.status == 0 && rewrap.stdout.contains("store-key"), "\(rewrap.stderr)")
+        // The passphrase no longer opens it.
+        let again = try Command.run(Command.sessionAgent, ["store", "rewrap", "--store", store, "--to", "passphrase",
+                                                           "--passphrase-file", agent.directory.appendingPathComponent("store.pass").path, "--new-passphrase-file", pinFile])
+        #expect(again.status == 1, "\(again.stdout)")
+
+        // With the token, the agent opens the store by itself and the session still signs.
+        try agent.start()
+        #expect(try SocketTests.sign(try AgentClient(path: agent.clientSocket), sessionId, 1_000_000, nonce: 0)["mode"] == "ENABLE")
+        agent.stop()
+
+        // Without it, the agent starts locked and says why; signing is refused, not attempted.
+        let away = hsm.directory.appendingPathComponent("away-\(token)")
+        try FileManager.default.copyItem(at: directory, to: away)
+        try FileManager.default.removeItem(at: directory)
+        try agent.start()
+        #expect(agent.logs.contains("stays locked"))
+        do {
+            _ = try SocketTests.sign(try AgentClient(path: agent.clientSocket), sessionId, 1, nonce: 1)
+            Issue.record("signed with the store's token absent")
+        } catch let e as AgentClient.RemoteError { #expect(e.reason == "locked", "\(e)") }
+        // Back: `agent_unlock` opens it (the PIN from store_pin_file), and back to a passphrase.
+        try FileManager.default.moveItem(at: away, to: directory)
+        _ = try AgentClient(path: agent.controlSocket).call("agent_unlock")
+        #expect(try SocketTests.sign(try AgentClient(path: agent.clientSocket), sessionId, 1, nonce: 1)["mode"] == "USE")
+        agent.stop()
+        let back = try Command.run(Command.sessionAgent, ["store", "rewrap", "--store", store, "--to", "passphrase", "--pin-file", pinFile,
+                                                          "--new-passphrase-file", agent.directory.appendingPathComponent("store.pass").path])
+        #expect(back.status == 0 && back.stdout.contains("passphrase"), "\(back.stderr)")
+        try agent.start()
+        #expect(try SocketTests.sign(try AgentClient(path: agent.clientSocket), sessionId, 1, nonce: 2)["mode"] == "USE")
+        #expect(try AgentClient(path: agent.controlSocket).call("audit_verify")["intact"] == .bool(true))
+    }
+}
+
+@Suite("token list and owner generate", .enabled(if: SoftHSM.isAvailable, "\(SoftHSM.unavailableReason ?? "")"))
+struct PKCS11CommandTests {
+    @Test func listsTheTokensP11KitKnowsAndMakesKeys() throws {
+        let hsm = SoftHSM.process
+        let token = "cli-\(UUID().uuidString.prefix(8))"
+        try hsm.initToken(token)
+        try hsm.generateKey(token: token, label: "made-by-pkcs11-tool", id: "01")
+        try hsm.generateKey(token: token, label: "p256-key", id: "02", keyType: "EC:prime256v1")
+        let pinFile = hsm.directory.appendingPathComponent("pin-\(token)").path
+        try SoftHSM.userPIN.write(toFile: pinFile, atomically: true, encoding: .utf8)
+
+        let generated = try Command.run(Command.sessionAgent, ["owner", "generate", "--token", "pkcs11:token=\(token)", "--pin-file", pinFile, "--label", "made-here", "--json"],
+                                        environment: hsm.environment)
+        #expect(generated.status == 0, "\(generated.stderr)")
+        let made = try JSONValue(parsing: generated.stdout)
+
+        // No --module: the module comes from p11-kit's registration of SoftHSM.
+        let listed = try Command.run(Command.sessionAgent, ["token", "list", "--json"], environment: hsm.environment)
+        #expect(listed.status == 0, "\(listed.stderr)")
+        let tokens = (try JSONValue(parsing: listed.stdout).arrayValue ?? []).flatMap { $0["tokens"]?.arrayValue ?? [] }
+        let ours = try #require(tokens.first { $0["label"]?.stringValue == token })
+        let keys = ours["keys"]?.arrayValue ?? []
+        #expect(keys.count == 3)
+        let k1 = try #require(keys.first { $0["label"] == "made-by-pkcs11-tool" })
+        #expect(k1["curve"] == "secp256k1")
+        #expect(k1["address"]?.stringValue == Address(publicKey: Array(try hsm.publicPoint(token: token, id: "01").dropFirst())).checksummed)
+        let p256 = try #require(keys.first { $0["label"] == "p256-key" })
+        #expect(p256["curve"] == "p256" && p256["address"] == .null)
+        #expect(p256["publicKey"]?.stringValue == Hex.encode(try hsm.publicPoint(token: token, id: "02")))
+        let here = try #require(keys.first { $0["label"] == "made-here" })
+        #expect(here["address"] == made["address"])
+        let listedURI = try PKCS11URI(try #require(here["uri"]?.stringValue)), madeURI = try PKCS11URI(try #require(made["uri"]?.stringValue))
+        #expect(listedURI.id == madeURI.id && listedURI.object == "made-here" && madeURI.token == token)
+        // Each listed URI selects its key again.
+        #expect(try PKCS11URI(try #require(k1["uri"]?.stringValue)).object == "made-by-pkcs11-tool")
+
+        let wrong = try Command.run(Command.sessionAgent, ["owner", "generate", "--token", "pkcs11:token=\(token)", "--module", "/nonexistent.so", "--pin-file", pinFile])
+        #expect(wrong.status == 1 && wrong.stderr.contains("/nonexistent.so"))
+    }
+}
