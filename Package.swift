@@ -75,7 +75,7 @@ let package = Package(
         // Prints throughput figures; run with `swift run -c release bench`.
         .executableTarget(
             name: "bench",
-            dependencies: ["EthereumCore", "SmartSessions", "Agent", "Approval", "OwnerSigners", "SessionStore", "CSecp256k1", "COpenSSL"]
+            dependencies: ["EthereumCore", "SmartSessions", "Agent", "Approval", "OwnerSigners", "SessionStore", "CSecp256k1", "COpenSSL", "CPKCS11"]
         ),
 
         .target(name: "TestSupport", dependencies: ["EthereumCore"], path: "Tests/TestSupport", resources: [.copy("Fixtures")]),

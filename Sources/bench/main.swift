@@ -35,7 +35,7 @@ extension String {
 
 var sink: UInt8 = 0   // keeps results alive so the optimiser cannot drop the work
 
-/// `bench [keccak] [secp256k1] [abi] [sessions] [agent]`: the named sections, or all of them.
+/// `bench [keccak] [secp256k1] [abi] [sessions] [agent] [pkcs11]`: the named sections, or all of them.
 let sections = Set(CommandLine.arguments.dropFirst())
 func wants(_ section: String) -> Bool { sections.isEmpty || sections.contains(section) || (section == "sessions" && sections.contains("review")) }
 
@@ -224,6 +224,12 @@ row("  off-chain policy check, batch of 10 executions", checkRate, "checks/s")
 if wants("agent") {
     let directory = ProcessInfo.processInfo.environment["BENCH_DIR"] ?? FileManager.default.currentDirectoryPath + "/.build/bench-agent"
     do { try await AgentBench.run(directory: directory) } catch { fatalError("agent bench: \(error)") }
+}
+
+// MARK: owner signing on a SoftHSM2 token (HSMBench.swift)
+if wants("pkcs11") {
+    let directory = FileManager.default.currentDirectoryPath + "/.build/bench-softhsm"
+    do { try await HSMBench.run(directory: directory) } catch { fatalError("pkcs11 bench: \(error)") }
 }
 
 print("(sink \(sink))")

@@ -109,8 +109,11 @@ public final class PKCS11Provider: @unchecked Sendable {
     public func withLogin<T: Sendable>(_ uri: PKCS11URI, pin: PKCS11PINSource, prompt: SecretPrompt,
                                       _ body: @escaping @Sendable (PKCS11Session, TokenState) throws(PKCS11Failure) -> T) async throws(PKCS11Failure) -> T {
         let first = try await run { () throws(PKCS11Failure) -> Result<T, PINRequest> in
-            let (session, info) = try self.session(for: uri)
-            guard info.loginRequired, !(try self.loggedIn(session, uri)) else { return .success(try self.guarded(uri) { () throws(PKCS11Failure) -> T in try body(session, self.tokenState(uri)) }) }
+            let (session, loggedIn) = try self.session(for: uri)
+            // The token's flags are only read when a login is still to be done.
+            if loggedIn { return .success(try self.guarded(uri) { () throws(PKCS11Failure) -> T in try body(session, self.tokenState(uri)) }) }
+            let info = try self.tokenInfo(session, uri)
+            guard info.loginRequired else { return .success(try self.guarded(uri) { () throws(PKCS11Failure) -> T in try body(session, self.tokenState(uri)) }) }
             return .failure(PINRequest(token: info))
         }
         let request: PINRequest
@@ -120,9 +123,9 @@ public final class PKCS11Provider: @unchecked Sendable {
         }
         let secret = try await Self.readPIN(pin, token: request.token, prompt: prompt)
         return try await run { () throws(PKCS11Failure) -> T in
-            let (session, info) = try self.session(for: uri)
-            if !(try self.loggedIn(session, uri)) {
-                try self.login(session, uri: uri, token: info, pin: secret, source: pin)
+            let (session, loggedIn) = try self.session(for: uri)
+            if !loggedIn {
+                try self.login(session, uri: uri, token: try self.tokenInfo(session, uri), pin: secret, source: pin)
             }
             return try self.guarded(uri) { () throws(PKCS11Failure) -> T in try body(session, self.tokenState(uri)) }
         }
@@ -182,17 +185,13 @@ public final class PKCS11Provider: @unchecked Sendable {
         return module!
     }
 
-    /// The open session on the token, opening one (and finding the token's slot again) when
-    /// there is none or the old one died with its token.
-    private func session(for uri: PKCS11URI) throws(PKCS11Failure) -> (PKCS11Session, PKCS11TokenInfo) {
+    /// The open session on the token and whether the user is logged in, opening a session (and
+    /// finding the token's slot again) when there is none or the old one died with its token.
+    private func session(for uri: PKCS11URI) throws(PKCS11Failure) -> (PKCS11Session, loggedIn: Bool) {
         let tokenKey = key(uri)
         if let session = sessions[tokenKey] {
-            do {
-                let state = try session.state()
-                return (session, try session.module.tokenInfo(slot: state.slot))
-            } catch {
-                forget(tokenKey)
-            }
+            if let state = try? session.state() { return (session, state.loggedIn) }
+            forget(tokenKey)
         }
         // A token that was removed and came back (or a server that restarted) is only seen after
         // the module is initialised again; that closes every session of the module.
@@ -205,7 +204,7 @@ public final class PKCS11Provider: @unchecked Sendable {
                 do {
                     let session = try module.openSession(slot: info.slot)
                     sessions[tokenKey] = session
-                    return (session, info)
+                    return (session, try session.state().loggedIn)
                 } catch {
                     throw Self.failure(error, tokenKey)
                 }
@@ -213,6 +212,10 @@ public final class PKCS11Provider: @unchecked Sendable {
             if attempt == 0 { reinitialize() }
         }
         throw .tokenAbsent("no token matching \(uri.tokenOnly) is present in \(modulePath)")
+    }
+
+    private func tokenInfo(_ session: PKCS11Session, _ uri: PKCS11URI) throws(PKCS11Failure) -> PKCS11TokenInfo {
+        do { return try session.module.tokenInfo(slot: try session.state().slot) } catch { throw Self.failure(error, key(uri)) }
     }
 
     private func reinitialize() {
@@ -224,10 +227,6 @@ public final class PKCS11Provider: @unchecked Sendable {
     private func forget(_ tokenKey: String) {
         sessions[tokenKey] = nil
         keyHandles = keyHandles.filter { !$0.key.hasPrefix(tokenKey + "|") }
-    }
-
-    private func loggedIn(_ session: PKCS11Session, _ uri: PKCS11URI) throws(PKCS11Failure) -> Bool {
-        do { return try session.state().loggedIn } catch { throw Self.failure(error, key(uri)) }
     }
 
     private func login(_ session: PKCS11Session, uri: PKCS11URI, token: PKCS11TokenInfo, pin: SecretBytes, source: PKCS11PINSource) throws(PKCS11Failure) {
