@@ -197,3 +197,59 @@ struct PKCS11OwnerTests {
         for (digest, signature) in signatures { #expect(try signature.recoverAddress(digest: digest) == owner.identity.address) }
     }
 }
+
+/// A token in another process: `p11-kit server` exports it on a Unix socket and the agent loads
+/// p11-kit-client.so. Stopping the server is the token going away; starting it again brings it back.
+@Suite("PKCS#11 token behind p11-kit server", .enabled(if: SoftHSM.isAvailable, "\(SoftHSM.unavailableReason ?? "")"))
+struct PKCS11ServerTests {
+    let hsm = SoftHSM.process
+    let token = "srv-\(UUID().uuidString.prefix(8))"
+
+    /// Starts the server; it prints its address once the socket is listening.
+    func serve(_ socket: String) throws -> Process {
+        let server = Process()
+        server.executableURL = URL(fileURLWithPath: "/usr/bin/p11-kit")
+        server.arguments = ["server", "-f", "-n", socket, "--provider", SoftHSM.systemModule!, "pkcs11:token=\(token)"]
+        server.environment = hsm.environment
+        let out = Pipe()
+        server.standardOutput = out
+        server.standardError = FileHandle.nullDevice
+        try server.run()
+        var printed = ""
+        while !printed.contains("P11_KIT_SERVER_ADDRESS") {
+            let chunk = out.fileHandleForReading.availableData
+            guard !chunk.isEmpty else { throw Oracle.Failure(description: "p11-kit server exited") }
+            printed += String(decoding: chunk, as: UTF8.self)
+        }
+        return server
+    }
+
+    @Test func stoppingTheServerIsAClearErrorAndRestartingItHeals() async throws {
+        try hsm.initToken(token)
+        try hsm.generateKey(token: token, label: "k1key", id: "01")
+        let socket = hsm.directory.appendingPathComponent("p11-\(token).sock").path
+        setenv("P11_KIT_SERVER_ADDRESS", "unix:path=\(socket)", 1)
+        var server = try serve(socket)
+        defer {
+            _ = try? Command.run(URL(fileURLWithPath: "/usr/bin/pkill"), ["-TERM", "-P", String(server.processIdentifier)])
+            server.terminate()
+        }
+        let pinFile = hsm.directory.appendingPathComponent("pin-\(token)").path
+        try SoftHSM.userPIN.write(toFile: pinFile, atomically: true, encoding: .utf8)
+        let owner = try await PKCS11Owner.load(try PKCS11URI("pkcs11:token=\(token);object=k1key?module-path=\(SoftHSM.p11KitClient)"), pin: .file(pinFile), defaultModule: nil)
+        let digest = Bytes32(Array(repeating: 9, count: 32))
+        #expect(try await owner.sign(PKCS11OwnerTests.approved(digest), prompt: PKCS11OwnerTests.noPrompt).recoverAddress(digest: digest) == owner.identity.address)
+
+        // The server forks a child per connection: stop them all, as when its container stops.
+        _ = try Command.run(URL(fileURLWithPath: "/usr/bin/pkill"), ["-TERM", "-P", String(server.processIdentifier)])
+        server.terminate()
+        server.waitUntilExit()
+        try? FileManager.default.removeItem(atPath: socket)
+        await #expect { try await owner.sign(PKCS11OwnerTests.approved(digest), prompt: PKCS11OwnerTests.noPrompt) } throws: { error in
+            guard case OwnerSignerError.unavailable(let message) = error else { return false }
+            return message.contains(token)
+        }
+        server = try serve(socket)
+        #expect(try await owner.sign(PKCS11OwnerTests.approved(digest), prompt: PKCS11OwnerTests.noPrompt).recoverAddress(digest: digest) == owner.identity.address)
+    }
+}

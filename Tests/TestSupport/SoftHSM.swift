@@ -10,10 +10,14 @@ public final class SoftHSM: Sendable {
     public static let systemModule: String? = ["/usr/lib/softhsm/libsofthsm2.so", "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so"]
         .first { FileManager.default.fileExists(atPath: $0) }
 
+    /// p11-kit's RPC client module, for a token served by `p11-kit server` in another process.
+    public static let p11KitClient = "/usr/lib/x86_64-linux-gnu/pkcs11/p11-kit-client.so"
+
     /// Why SoftHSM tests cannot run here, or nil. In CI everything is installed, so nothing skips.
     public static var unavailableReason: String? {
         if systemModule == nil { return "SoftHSM2 is not installed (apt install softhsm2)" }
-        for tool in ["softhsm2-util", "pkcs11-tool"] where which(tool) == nil { return "\(tool) is not installed (apt install softhsm2 opensc)" }
+        for tool in ["softhsm2-util", "pkcs11-tool", "p11-kit"] where which(tool) == nil { return "\(tool) is not installed (apt install softhsm2 opensc p11-kit)" }
+        if !FileManager.default.fileExists(atPath: p11KitClient) { return "\(p11KitClient) is not installed (apt install p11-kit-modules)" }
         return nil
     }
 

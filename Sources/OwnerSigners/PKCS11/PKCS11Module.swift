@@ -100,6 +100,7 @@ public final class PKCS11Module: @unchecked Sendable {
 
     /// Loads the module at `path` (a shared object implementing PKCS#11).
     public init(path: String) throws(PKCS11Error) {
+        Self.ignoreBrokenPipes
         guard FileManager.default.fileExists(atPath: path) else { throw PKCS11Error(moduleNotLoaded: "the PKCS#11 module \(path) does not exist") }
         guard let module = p11_kit_module_load(path, Int32(P11_KIT_MODULE_UNMANAGED)) else {
             throw PKCS11Error(moduleNotLoaded: "the PKCS#11 module \(path) cannot be loaded (not a shared object with C_GetFunctionList?)")
@@ -133,6 +134,7 @@ public final class PKCS11Module: @unchecked Sendable {
     /// /etc/pkcs11/modules, and for non-root users ~/.config/pkcs11/modules), initialised for the
     /// call and released after it; `body` must not keep them.
     public static func withRegistered<T>(_ body: ([PKCS11Module]) -> T) -> T {
+        ignoreBrokenPipes
         guard let list = p11_kit_modules_load_and_initialize(0) else { return body([]) }
         defer { p11_kit_modules_finalize_and_release(list) }
         var modules: [PKCS11Module] = []
@@ -143,6 +145,11 @@ public final class PKCS11Module: @unchecked Sendable {
         }
         return body(modules)
     }
+
+    /// Modules for remote HSMs (p11-kit-client, CloudHSM, YubiHSM's connector) write to sockets
+    /// whose other end may be gone: that must be an error from the module, not SIGPIPE ending
+    /// the process.
+    private static let ignoreBrokenPipes: Void = { signal(SIGPIPE, SIG_IGN) }()
 
     private static func takeString(_ p: UnsafeMutablePointer<CChar>?) -> String? {
         guard let p else { return nil }

@@ -73,7 +73,8 @@ public struct PKCS11Key: Sendable {
     public let uri: PKCS11URI
     public let info: PKCS11KeyInfo
     public let pin: PKCS11PINSource
-    let provider: PKCS11Provider
+    /// The module the key is on (the benchmark reaches the same queue through it).
+    public let provider: PKCS11Provider
 
     /// Finds the key's public half on the token (no login needed).
     public static func locate(_ uri: PKCS11URI, pin: PKCS11PINSource, defaultModule: String?) async throws(PKCS11Failure) -> PKCS11Key {
@@ -122,6 +123,11 @@ public struct PKCS11Key: Sendable {
 }
 
 extension PKCS11URI {
+    /// The object part, for messages and caches: `"owner" id 0a`.
+    var objectName: String {
+        (object.map { "\"\($0)\"" } ?? "") + (id.map { " id " + Hex.encode($0).dropFirst(2) } ?? "")
+    }
+
     /// The same URI loading its module from `path`.
     public func with(modulePath path: String) -> PKCS11URI {
         var uri = self
@@ -180,9 +186,11 @@ public struct PKCS11Owner: OwnerSigner {
 extension PKCS11Provider {
     /// CKM_ECDSA with the private key `uri` names, logging in first when needed.
     func signECDSA(_ uri: PKCS11URI, pin: PKCS11PINSource, digest: [UInt8], prompt: SecretPrompt) async throws(PKCS11Failure) -> [UInt8] {
-        try await withLogin(uri, pin: pin, prompt: prompt) { session, state throws(PKCS11Failure) in
-            let key = try state.object(uri.description, [PKCS11Attribute(.privateKey), .ecKeyType] + PKCS11Session.selection(uri), in: session)
-            do throws(PKCS11Error) { return try session.signECDSA(key: key, digest: digest) } catch { throw PKCS11Provider.failure(error, uri.tokenOnly.description) }
+        let selection = [PKCS11Attribute(.privateKey), .ecKeyType] + PKCS11Session.selection(uri)
+        let name = "the EC private key " + uri.objectName
+        return try await withLogin(uri, pin: pin, prompt: prompt) { session, state throws(PKCS11Failure) in
+            let key = try state.object(name, selection, in: session)
+            do throws(PKCS11Error) { return try session.signECDSA(key: key, digest: digest) } catch { throw PKCS11Provider.failure(error, state.tokenKey) }
         }
     }
 }

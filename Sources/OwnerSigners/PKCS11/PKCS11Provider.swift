@@ -108,12 +108,13 @@ public final class PKCS11Provider: @unchecked Sendable {
     /// login the process does not hold yet.
     public func withLogin<T: Sendable>(_ uri: PKCS11URI, pin: PKCS11PINSource, prompt: SecretPrompt,
                                       _ body: @escaping @Sendable (PKCS11Session, TokenState) throws(PKCS11Failure) -> T) async throws(PKCS11Failure) -> T {
+        let state = tokenState(uri)
         let first = try await run { () throws(PKCS11Failure) -> Result<T, PINRequest> in
-            let (session, loggedIn) = try self.session(for: uri)
+            let (session, loggedIn) = try self.session(for: uri, state.tokenKey)
             // The token's flags are only read when a login is still to be done.
-            if loggedIn { return .success(try self.guarded(uri) { () throws(PKCS11Failure) -> T in try body(session, self.tokenState(uri)) }) }
-            let info = try self.tokenInfo(session, uri)
-            guard info.loginRequired else { return .success(try self.guarded(uri) { () throws(PKCS11Failure) -> T in try body(session, self.tokenState(uri)) }) }
+            if loggedIn { return .success(try self.guarded(state) { () throws(PKCS11Failure) -> T in try body(session, state) }) }
+            let info = try self.tokenInfo(session, state.tokenKey)
+            guard info.loginRequired else { return .success(try self.guarded(state) { () throws(PKCS11Failure) -> T in try body(session, state) }) }
             return .failure(PINRequest(token: info))
         }
         let request: PINRequest
@@ -123,19 +124,20 @@ public final class PKCS11Provider: @unchecked Sendable {
         }
         let secret = try await Self.readPIN(pin, token: request.token, prompt: prompt)
         return try await run { () throws(PKCS11Failure) -> T in
-            let (session, loggedIn) = try self.session(for: uri)
+            let (session, loggedIn) = try self.session(for: uri, state.tokenKey)
             if !loggedIn {
-                try self.login(session, uri: uri, token: try self.tokenInfo(session, uri), pin: secret, source: pin)
+                try self.login(session, tokenKey: state.tokenKey, token: try self.tokenInfo(session, state.tokenKey), pin: secret, source: pin)
             }
-            return try self.guarded(uri) { () throws(PKCS11Failure) -> T in try body(session, self.tokenState(uri)) }
+            return try self.guarded(state) { () throws(PKCS11Failure) -> T in try body(session, state) }
         }
     }
 
     /// Runs `body` on the queue in a session on the token, without logging in (public objects).
     public func withSession<T: Sendable>(_ uri: PKCS11URI, _ body: @escaping @Sendable (PKCS11Session, TokenState) throws(PKCS11Failure) -> T) async throws(PKCS11Failure) -> T {
-        try await run { () throws(PKCS11Failure) -> T in
-            _ = try self.session(for: uri)
-            return try self.guarded(uri) { () throws(PKCS11Failure) -> T in try body(self.sessions[self.key(uri)]!, self.tokenState(uri)) }
+        let state = tokenState(uri)
+        return try await run { () throws(PKCS11Failure) -> T in
+            let (session, _) = try self.session(for: uri, state.tokenKey)
+            return try self.guarded(state) { () throws(PKCS11Failure) -> T in try body(session, state) }
         }
     }
 
@@ -146,8 +148,8 @@ public final class PKCS11Provider: @unchecked Sendable {
         }
     }
 
-    /// Key handles cached per token session, dropped with it.
-    public struct TokenState {
+    /// One token's name in the caches, and its key handles (kept per session, dropped with it).
+    public struct TokenState: Sendable {
         let provider: PKCS11Provider
         let tokenKey: String
 
@@ -176,8 +178,7 @@ public final class PKCS11Provider: @unchecked Sendable {
         return try result.get()
     }
 
-    private func key(_ uri: PKCS11URI) -> String { uri.tokenOnly.description }
-    private func tokenState(_ uri: PKCS11URI) -> TokenState { TokenState(provider: self, tokenKey: key(uri)) }
+    private func tokenState(_ uri: PKCS11URI) -> TokenState { TokenState(provider: self, tokenKey: uri.tokenOnly.description) }
 
     private func loadedModule() throws(PKCS11Failure) -> PKCS11Module {
         if let module { return module }
@@ -187,8 +188,7 @@ public final class PKCS11Provider: @unchecked Sendable {
 
     /// The open session on the token and whether the user is logged in, opening a session (and
     /// finding the token's slot again) when there is none or the old one died with its token.
-    private func session(for uri: PKCS11URI) throws(PKCS11Failure) -> (PKCS11Session, loggedIn: Bool) {
-        let tokenKey = key(uri)
+    private func session(for uri: PKCS11URI, _ tokenKey: String) throws(PKCS11Failure) -> (PKCS11Session, loggedIn: Bool) {
         if let session = sessions[tokenKey] {
             if let state = try? session.state() { return (session, state.loggedIn) }
             forget(tokenKey)
@@ -214,8 +214,8 @@ public final class PKCS11Provider: @unchecked Sendable {
         throw .tokenAbsent("no token matching \(uri.tokenOnly) is present in \(modulePath)")
     }
 
-    private func tokenInfo(_ session: PKCS11Session, _ uri: PKCS11URI) throws(PKCS11Failure) -> PKCS11TokenInfo {
-        do { return try session.module.tokenInfo(slot: try session.state().slot) } catch { throw Self.failure(error, key(uri)) }
+    private func tokenInfo(_ session: PKCS11Session, _ tokenKey: String) throws(PKCS11Failure) -> PKCS11TokenInfo {
+        do { return try session.module.tokenInfo(slot: try session.state().slot) } catch { throw Self.failure(error, tokenKey) }
     }
 
     private func reinitialize() {
@@ -229,8 +229,7 @@ public final class PKCS11Provider: @unchecked Sendable {
         keyHandles = keyHandles.filter { !$0.key.hasPrefix(tokenKey + "|") }
     }
 
-    private func login(_ session: PKCS11Session, uri: PKCS11URI, token: PKCS11TokenInfo, pin: SecretBytes, source: PKCS11PINSource) throws(PKCS11Failure) {
-        let tokenKey = key(uri)
+    private func login(_ session: PKCS11Session, tokenKey: String, token: PKCS11TokenInfo, pin: SecretBytes, source: PKCS11PINSource) throws(PKCS11Failure) {
         let fingerprint = pin.withUnsafeBytes { SHA256.hash(data: $0) }
         if token.pinLocked { throw .wrongPIN("the user PIN of token \"\(token.label)\" is locked; unblock it with the SO PIN") }
         if rejectedPINs[tokenKey] == fingerprint {
@@ -256,9 +255,9 @@ public final class PKCS11Provider: @unchecked Sendable {
 
     /// Runs an operation; a token that went away mid-operation drops its session so the next
     /// request looks for it afresh.
-    private func guarded<T>(_ uri: PKCS11URI, _ body: () throws(PKCS11Failure) -> T) throws(PKCS11Failure) -> T {
+    private func guarded<T>(_ state: TokenState, _ body: () throws(PKCS11Failure) -> T) throws(PKCS11Failure) -> T {
         do { return try body() } catch {
-            if case .tokenAbsent = error { forget(key(uri)) }
+            if case .tokenAbsent = error { forget(state.tokenKey) }
             throw error
         }
     }

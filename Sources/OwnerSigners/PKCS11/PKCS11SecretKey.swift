@@ -28,7 +28,7 @@ public enum PKCS11SecretKey {
                                prompt: SecretPrompt) async throws(PKCS11Failure) -> SecretBytes {
         let provider = try PKCS11Provider.locate(uri, defaultModule: nil)
         return try await provider.withLogin(uri, pin: pin, prompt: prompt) { session, state throws(PKCS11Failure) in
-            let key = try state.object(uri.description, selection(uri), in: session)
+            let key = try state.object("the AES key " + uri.objectName, selection(uri), in: session)
             do throws(PKCS11Error) { return try session.decryptGCM(key: key, nonce: nonce, aad: aad, sealed: sealed) } catch {
                 if error.tokenGone { throw PKCS11Provider.failure(error, uri.tokenOnly.description) }
                 throw .failed("the token's key \(uri) does not open this data key (\(error))")

@@ -84,7 +84,7 @@ public struct PKCS11URI: Sendable, Equatable, CustomStringConvertible {
         add("slot-description", slotDescription)
         add("slot-id", slotID.map(String.init))
         add("object", object)
-        if let id { path.append("id=" + id.map { String(format: "%%%02X", $0) }.joined()) }
+        if let id { path.append("id=" + Self.percentEncode(id, everything: true)) }
         add("type", type)
         var query: [String] = []
         if let modulePath { query.append("module-path=\(Self.percentEncode(Array(modulePath.utf8), keepSlash: true))") }
@@ -115,8 +115,18 @@ public struct PKCS11URI: Sendable, Equatable, CustomStringConvertible {
 
     private static let unreserved = Set(Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~".utf8))
 
-    private static func percentEncode(_ bytes: [UInt8], keepSlash: Bool = false) -> String {
-        bytes.map { unreserved.contains($0) || (keepSlash && $0 == UInt8(ascii: "/")) ? String(UnicodeScalar($0)) : String(format: "%%%02X", $0) }.joined()
+    private static func percentEncode(_ bytes: [UInt8], keepSlash: Bool = false, everything: Bool = false) -> String {
+        let hex = Array("0123456789ABCDEF".utf8)
+        var out: [UInt8] = []
+        out.reserveCapacity(bytes.count * 3)
+        for b in bytes {
+            if !everything && (unreserved.contains(b) || (keepSlash && b == UInt8(ascii: "/"))) {
+                out.append(b)
+            } else {
+                out += [UInt8(ascii: "%"), hex[Int(b >> 4)], hex[Int(b & 15)]]
+            }
+        }
+        return String(decoding: out, as: UTF8.self)
     }
 
     private static func percentDecode(_ text: Substring) -> [UInt8]? {
