@@ -8,8 +8,8 @@ struct Approve: ParsableCommand {
         abstract: "Review and decide pending session requests (on the control socket).",
         discussion: """
             Shows each pending request in full, as the review renders it, and asks yes or no. A request \
-            with a critical risk flag needs the word `approve` typed in full. The owner's passphrase is \
-            asked here when the agent does not have it.
+            with a critical risk flag needs the word `approve` typed in full. The owner's passphrase, or \
+            the PIN of the owner's token, is asked here when the agent does not have it.
             """)
 
     @Option(help: "The agent's control socket (default: $SESSION_AGENT_CONTROL_SOCK).") var socket: String?
@@ -40,7 +40,7 @@ struct Approve: ParsableCommand {
                                                    : "\nApprove? [y/N] ")?.lowercased() ?? ""
                 let approved = critical ? answer == "approve" : (answer == "y" || answer == "yes")
                 var params = JSONObject(["id": .string(id), "approve": .bool(approved), "approver": .string("terminal (uid \(getuid()))")])
-                if approved, let secret = Terminal.readSecret("Owner passphrase (empty if the agent has it): "), secret.count > 0 {
+                if approved, let secret = Terminal.readSecret("Owner passphrase or token PIN (empty if the agent has it): "), secret.count > 0 {
                     params["passphrase"] = .string(secret.withUnsafeBytes { String(decoding: $0, as: UTF8.self) })
                 }
                 do {

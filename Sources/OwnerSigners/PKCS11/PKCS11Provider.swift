@@ -32,7 +32,7 @@ public enum PKCS11Failure: Error, Equatable, Sendable, CustomStringConvertible {
     case tokenAbsent(String)
     /// The PIN was not given (the prompt was cancelled or timed out).
     case pinNeeded(String)
-    /// The token rejected the PIN, or it is locked; `detail` says how many tries are left.
+    /// The token rejected the PIN, or it is locked; the message says how many tries are left.
     case wrongPIN(String)
     /// The URI names no key, or several.
     case keyNotFound(String)
