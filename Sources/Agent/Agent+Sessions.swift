@@ -78,27 +78,36 @@ extension Agent {
         }
         // The allowance is reserved in memory before the agent awaits the commit, so operations
         // checked meanwhile see it; the signature leaves only once the commit is durable, so a
-        // crash loses signatures, never ledger state.
+        // crash loses signatures, never ledger state. A signature that changes no state (no
+        // ledger delta, a chain already enabled) has nothing a crash could put behind: its audit
+        // entry goes with the next transaction and the signature leaves at once.
+        let newlyEnabled = active.enabledChains.insert(chainId).inserted
         active.ledger.apply(allowance.delta)
-        active.enabledChains.insert(chainId)
         activeSessions[sessionId] = active
         let record = SessionStore.SignatureRecord(
-            sessionId: sessionId, delta: allowance.delta, enabledChain: chainId,
+            sessionId: sessionId, delta: allowance.delta, enabledChain: newlyEnabled ? chainId : nil,
             audit: .object(JSONObject(["session": .string(sessionId), "chainId": .string(String(chainId)),
                                        "userOpHash": .string(userOpHash.hex), "mode": .string(mode.description)])), at: now)
-        if case .failure(let error) = await commitDurably(record) { throw AgentError(error.reason, "\(error)") }
+        if record.changesState {
+            if case .failure(let error) = await commitDurably(record) { throw AgentError(error.reason, "\(error)") }
+        } else {
+            enqueueCommit(record, continuation: nil)
+        }
         return SignedOperation(signature: encoded.encoded, mode: mode, userOpHash: userOpHash, validAfter: allowance.validAfter, validUntil: allowance.validUntil)
     }
 
     /// Group commit: records queue while a transaction is committing and go together in the
     /// next one. Each caller resumes when the transaction holding its record is durable.
     func commitDurably(_ record: SessionStore.SignatureRecord) async -> Result<Void, StoreError> {
-        await withCheckedContinuation { continuation in
-            commitQueue.append((record, continuation))
-            if !committing {
-                committing = true
-                Task { await flushCommits() }
-            }
+        await withCheckedContinuation { continuation in enqueueCommit(record, continuation: continuation) }
+    }
+
+    /// Queues a record for the next transaction; `continuation`, when given, resumes once it is on disk.
+    func enqueueCommit(_ record: SessionStore.SignatureRecord, continuation: CheckedContinuation<Result<Void, StoreError>, Never>?) {
+        commitQueue.append((record, continuation))
+        if !committing {
+            committing = true
+            Task { await flushCommits() }
         }
     }
 
@@ -117,7 +126,7 @@ extension Agent {
                 // What the cache reserved never reached the disk: read the sessions again.
                 for (record, _) in batch { activeSessions[record.sessionId] = nil }
             }
-            for (_, continuation) in batch { continuation.resume(returning: result) }
+            for (_, continuation) in batch { continuation?.resume(returning: result) }
         }
         committing = false
     }

@@ -49,7 +49,7 @@ public actor Agent {
     /// Decoded sessions with their unsealed keys; emptied by `lock`.
     var activeSessions: [String: ActiveSession] = [:]
     /// Signature records waiting for the next transaction (`commitDurably`).
-    var commitQueue: [(record: SessionStore.SignatureRecord, continuation: CheckedContinuation<Result<Void, StoreError>, Never>)] = []
+    var commitQueue: [(record: SessionStore.SignatureRecord, continuation: CheckedContinuation<Result<Void, StoreError>, Never>?)] = []
     var committing = false
     /// The records of the transaction being committed now.
     var committingRecords: [SessionStore.SignatureRecord] = []

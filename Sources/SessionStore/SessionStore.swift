@@ -414,6 +414,10 @@ public final class SessionStore: @unchecked Sendable {
             self.audit = audit
             self.at = at
         }
+
+        /// Whether the record changes what later signatures are checked against (the ledger, the
+        /// chains a session is enabled on), so it must be on disk before its signature leaves.
+        public var changesState: Bool { !delta.isEmpty || enabledChain != nil }
     }
 
     /// Records a signature in one durable transaction that commits before the signature may be
@@ -422,25 +426,40 @@ public final class SessionStore: @unchecked Sendable {
         try recordSignatures([SignatureRecord(sessionId: sessionId, delta: delta, enabledChain: enabledChain, audit: audit, at: time)])
     }
 
-    /// Records signatures in order, all in one durable transaction (group commit: one fsync
-    /// for every signature that arrived while the previous transaction was committing).
+    /// Records signatures in order, all in one transaction (group commit: one fsync for every
+    /// signature that arrived while the previous transaction was committing). A batch in which
+    /// no record changes state commits without the fsync (`synchronous = NORMAL`: in WAL mode it
+    /// survives the process dying, and is made durable by the next synced commit).
     public func recordSignatures(_ records: [SignatureRecord]) throws(StoreError) {
-        try run { db in
-            for r in records {
-                for id in r.delta.resetConfigIds {
-                    try db.cachedStatement(sql: "DELETE FROM ledger WHERE session_id = ? AND config_id = ?").execute(arguments: [r.sessionId, id.hex])
+        let durable = records.contains(where: \.changesState)
+        do {
+            try database.writeWithoutTransaction { db in
+                // Every other write of the store stays synced: the mode is restored before the queue is released.
+                if !durable { try db.execute(sql: "PRAGMA synchronous = NORMAL") }
+                defer { if !durable { try? db.execute(sql: "PRAGMA synchronous = FULL") } }
+                try db.inTransaction {
+                    try Self.insert(records, db)
+                    return .commit
                 }
-                for (key, value) in r.delta.updates {
-                    try db.cachedStatement(sql: """
-                        INSERT INTO ledger (session_id, policy, config_id, counter, value) VALUES (?, ?, ?, ?, ?)
-                        ON CONFLICT (session_id, policy, config_id, counter) DO UPDATE SET value = excluded.value
-                        """).execute(arguments: [r.sessionId, key.policy.lowercased, key.configId.hex, key.counter, value.description])
-                }
-                if let chain = r.enabledChain {
-                    try db.cachedStatement(sql: "INSERT OR IGNORE INTO enabled_chains (session_id, chain_id) VALUES (?, ?)").execute(arguments: [r.sessionId, Int64(chain)])
-                }
-                try Self.appendAudit(db, kind: "signature", entry: r.audit, at: r.at)
             }
+        } catch let e as StoreError { throw e } catch { throw .database("\(error)") }
+    }
+
+    private static func insert(_ records: [SignatureRecord], _ db: Database) throws {
+        for r in records {
+            for id in r.delta.resetConfigIds {
+                try db.cachedStatement(sql: "DELETE FROM ledger WHERE session_id = ? AND config_id = ?").execute(arguments: [r.sessionId, id.hex])
+            }
+            for (key, value) in r.delta.updates {
+                try db.cachedStatement(sql: """
+                    INSERT INTO ledger (session_id, policy, config_id, counter, value) VALUES (?, ?, ?, ?, ?)
+                    ON CONFLICT (session_id, policy, config_id, counter) DO UPDATE SET value = excluded.value
+                    """).execute(arguments: [r.sessionId, key.policy.lowercased, key.configId.hex, key.counter, value.description])
+            }
+            if let chain = r.enabledChain {
+                try db.cachedStatement(sql: "INSERT OR IGNORE INTO enabled_chains (session_id, chain_id) VALUES (?, ?)").execute(arguments: [r.sessionId, Int64(chain)])
+            }
+            try Self.appendAudit(db, kind: "signature", entry: r.audit, at: r.at)
         }
     }
 

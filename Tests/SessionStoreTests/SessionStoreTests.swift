@@ -2,7 +2,7 @@ import EthereumCore
 import Foundation
 import GRDB
 import OwnerSigners
-import SessionStore
+@testable import SessionStore
 import SmartSessions
 import Testing
 import TestSupport
@@ -107,5 +107,27 @@ struct SessionStoreTests {
         // Editing an entry behind the agent's back breaks the chain.
         try DatabaseQueue(path: path).write { try $0.execute(sql: "UPDATE audit SET entry = '{\"session\":\"s\",\"use\":7}' WHERE seq = 2") }
         #expect(try SessionStore(path: path).verifyAudit() == .failure(.corrupt("audit entry 2 does not match the chain")))
+    }
+
+    @Test func signaturesThatChangeNoStateSkipTheFsyncAndLeaveEveryOtherWriteSynced() throws {
+        let path = Self.temporaryPath()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let store = try SessionStore(path: path)
+        try store.initialize(passphrase: secret("p"), scryptN: 1024)
+        let key = Secp256k1.PrivateKey.generate()
+        try store.insert(Self.stored("s", key: key), key: key)
+        let pure = SessionStore.SignatureRecord(sessionId: "s", delta: LedgerDelta(), enabledChain: nil, audit: .object(JSONObject(["use": JSONValue(1)])), at: 1_700_000_000)
+        var enabling = pure
+        enabling.enabledChain = 11155111
+        #expect(!pure.changesState && enabling.changesState)
+        #expect(SessionStore.SignatureRecord(sessionId: "s", delta: LedgerDelta(resetConfigIds: [Bytes32.zero]), enabledChain: nil, audit: .null, at: 0).changesState)
+
+        func synchronous() throws -> Int? { try store.database.read { try Int.fetchOne($0, sql: "PRAGMA synchronous") } }
+        #expect(try synchronous() == 2)   // FULL
+        try store.recordSignatures([pure])
+        #expect(try synchronous() == 2)
+        try store.recordSignatures([pure, enabling])
+        #expect(try SessionStore(path: path).enabledChains(sessionId: "s") == [11155111])
+        #expect(try SessionStore(path: path).verifyAudit() == .success(3))
     }
 }
