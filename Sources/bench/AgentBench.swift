@@ -52,6 +52,18 @@ enum AgentBench {
         defer { serving.cancel() }
         while !FileManager.default.fileExists(atPath: path) { try await Task.sleep(for: .milliseconds(10)) }
 
+        // The floor under every socket figure: a round trip that does no work (no actor, no store).
+        let floor = try await blocking { () -> Double in
+            let client = try AgentClient(path: path)
+            let clock = ContinuousClock()
+            let latencies = try (0..<2000).map { _ in
+                let t0 = clock.now
+                _ = try client.call("agent_info")
+                return seconds(clock.now - t0)
+            }
+            return latencies.sorted()[1000]
+        }
+        row("  socket round trip that does no work (agent_info), p50", floor * 1e6, "µs")
         for (label, permission) in sessions {
             let request: JSONValue = .object(JSONObject([
                 "account": .string(account.checksummed), "chains": .array([JSONValue(Int(chain))]), "permissions": .array([permission]),
