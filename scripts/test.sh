@@ -6,4 +6,15 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 bash scripts/install-deps.sh
 swift build --build-tests 2>&1 | { grep -vE '^\[|prohibited flag' || true; }
-swift test --skip-build --disable-xctest "$@"
+# Every agent the tests start leaves its log here; none may contain a secret the tests gave it.
+logs=$(mktemp -d)
+trap 'rm -rf "$logs"' EXIT
+SESSION_AGENT_TEST_LOGS=$logs swift test --skip-build --disable-xctest "$@"
+if [ -f "$logs/secrets" ]; then
+    count=$(ls "$logs"/agent-*.log 2>/dev/null | wc -l)
+    if grep -F -l -f "$logs/secrets" "$logs"/agent-*.log; then
+        echo "FAIL: a secret given to the test agents appears in their logs (files above)" >&2
+        exit 1
+    fi
+    echo "no secret in the logs of the $count agents the suite ran"
+fi

@@ -99,7 +99,7 @@ struct PKCS11AgentTests {
 
     @Test func aWrongPINFailsTheApprovalClearly() throws {
         let (_, address, pinFile) = try tokenWithKey()
-        try "000000".write(toFile: pinFile, atomically: true, encoding: .utf8)
+        try SoftHSM.wrongPIN.write(toFile: pinFile, atomically: true, encoding: .utf8)
         let agent = try AgentProcess(rules: "default = \"approve\"", owner: .init(toml: """
             pkcs11 = "pkcs11:token=\(token);object=owner?module-path=\(SoftHSM.systemModule!)"
             pin_file = "\(pinFile)"
@@ -114,7 +114,7 @@ struct PKCS11AgentTests {
         }
         try SoftHSM.userPIN.write(toFile: pinFile, atomically: true, encoding: .utf8)
         #expect(try client.call("session_request", JSONObject(["request": SocketTests.example]))["status"] == "approved")
-        #expect(!agent.logs.contains("000000") && !agent.logs.contains(SoftHSM.userPIN))
+        #expect(!agent.logs.contains(SoftHSM.wrongPIN) && !agent.logs.contains(SoftHSM.userPIN))
     }
 
     @Test func aTokenWrappedStoreOpensOnlyWithItsToken() throws {

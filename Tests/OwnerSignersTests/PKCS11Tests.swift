@@ -120,7 +120,7 @@ struct PKCS11OwnerTests {
         try hsm.initToken(token)
         try hsm.generateKey(token: token, label: "k1key", id: "01")
         let module = try hsm.privateModule()
-        let wrong = try pinFile("999999")
+        let wrong = try pinFile(SoftHSM.wrongPIN)
         let owner = try await PKCS11Owner.load(try uri(module), pin: .file(wrong), defaultModule: nil)
         let digest = Bytes32(Array(repeating: 1, count: 32))
         await #expect { try await owner.sign(Self.approved(digest), prompt: Self.noPrompt) } throws: { error in

@@ -8,8 +8,8 @@ import Glibc
 /// account, a rules file and a configuration, for end-to-end tests over the real sockets.
 public final class AgentProcess {
     public let directory: URL
-    public let ownerPassphrase = "owner passphrase 7f3a"
-    public let storePassphrase = "store passphrase 91cc"
+    public let ownerPassphrase = AgentProcess.secrets[0]
+    public let storePassphrase = AgentProcess.secrets[1]
     public private(set) var process: Process?
     public private(set) var clientSocket = ""
     public private(set) var controlSocket = ""
@@ -95,8 +95,17 @@ public final class AgentProcess {
         return files.filter { $0.hasSuffix(".log") }.compactMap { try? String(contentsOf: directory.appendingPathComponent($0), encoding: .utf8) }.joined()
     }
 
+    /// The secrets every test agent is given; scripts/test.sh looks for them in the logs of all
+    /// the agents the suite ran.
+    public static let secrets = ["owner passphrase 7f3a", "store passphrase 91cc", SoftHSM.userPIN, SoftHSM.wrongPIN, SoftHSM.soPIN]
+
     deinit {
         stop()
+        // Kept for the suite-wide check when SESSION_AGENT_TEST_LOGS names a directory.
+        if let keep = ProcessInfo.processInfo.environment["SESSION_AGENT_TEST_LOGS"] {
+            try? logs.write(toFile: keep + "/agent-\(UUID().uuidString.prefix(8)).log", atomically: true, encoding: .utf8)
+            try? Self.secrets.joined(separator: "\n").write(toFile: keep + "/secrets", atomically: true, encoding: .utf8)
+        }
         try? FileManager.default.removeItem(at: directory)
     }
 }

@@ -3,8 +3,10 @@ import Foundation
 /// A SoftHSM2 token directory of its own (rig doc §1), driven with the real tools: softhsm2-util
 /// to make tokens, pkcs11-tool to make keys the way an operator would.
 public final class SoftHSM: Sendable {
-    public static let userPIN = "123456"
-    public static let soPIN = "12345678"
+    // Distinctive, so the suite-wide log check (scripts/test.sh) cannot mistake a number for them.
+    public static let userPIN = "hsm-user-pin-5831"
+    public static let wrongPIN = "hsm-wrong-pin-0417"
+    public static let soPIN = "hsm-so-pin-2960"
 
     /// Debian installs the module in one of these.
     public static let systemModule: String? = ["/usr/lib/softhsm/libsofthsm2.so", "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so"]
