@@ -46,13 +46,9 @@ public actor Agent {
     let approvalTimeout: UInt64
     var pending: [String: PendingRequest] = [:]
     var waiters: [String: [CheckedContinuation<Void, Never>]] = [:]
-    /// Decoded sessions with their unsealed keys; emptied by `lock`.
-    var activeSessions: [String: ActiveSession] = [:]
-    /// Signature records waiting for the next transaction (`commitDurably`).
-    var commitQueue: [(record: SessionStore.SignatureRecord, continuation: CheckedContinuation<Result<Void, StoreError>, Never>?)] = []
-    var committing = false
-    /// The records of the transaction being committed now.
-    var committingRecords: [SessionStore.SignatureRecord] = []
+    /// Signs user operations: the sessions in use with their unsealed keys (emptied by
+    /// `lock`), the reserved ledger, the group commit.
+    nonisolated let signer: SessionSigner
     /// The id of each request left for a person to decide, as it arrives (for an approver
     /// such as pinentry; `session-agent approve` polls the control socket instead).
     public nonisolated let requestsToDecide: AsyncStream<String>
@@ -73,6 +69,7 @@ public actor Agent {
         self.ownerPrompt = ownerPrompt
         self.storePIN = storePIN
         self.clock = clock
+        signer = SessionSigner(store: store, clock: clock)
         (requestsToDecide, requestsToDecideContinuation) = AsyncStream.makeStream()
     }
 
@@ -213,8 +210,8 @@ public actor Agent {
         for (id, request) in pending where request.status == .pending && now >= request.createdAt + approvalTimeout {
             _ = finish(id, .expired, reason: "no decision within \(approvalTimeout) s", approver: "timeout")
         }
-        for id in (try? store.eraseExpired(now: now)) ?? [] { activeSessions[id] = nil }
-        for (id, active) in activeSessions where active.stored.expiresAt.map({ now > $0 }) ?? false { activeSessions[id] = nil }
+        let erased = Set((try? store.eraseExpired(now: now)) ?? [])
+        signer.forget { id, stored in erased.contains(id) || stored.expiresAt.map { now > $0 } ?? false }
     }
 
     /// Adds (or replaces) an account, remembered in the store across restarts.
@@ -251,8 +248,8 @@ public actor Agent {
     public func accountList() -> [AccountConfig] { accounts.values.sorted { $0.address < $1.address } }
     public func ownerList() -> [OwnerIdentity] { owners.values.map(\.identity).sorted { $0.address < $1.address } }
     public func lock() {
-        activeSessions.removeAll()
         store.lockStore()
+        signer.forget { _, _ in true }
     }
 
     /// Unlocks the store: with its passphrase (the first unlock of a new store chooses it), or,

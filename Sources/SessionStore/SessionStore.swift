@@ -404,13 +404,16 @@ public final class SessionStore: @unchecked Sendable {
         public var sessionId: String
         public var delta: LedgerDelta
         public var enabledChain: UInt64?
+        /// The audit entry's kind: "signature", or "denied" for an operation refused.
+        public var kind: String
         public var audit: JSONValue
         public var at: UInt64
 
-        public init(sessionId: String, delta: LedgerDelta, enabledChain: UInt64?, audit: JSONValue, at: UInt64) {
+        public init(sessionId: String, delta: LedgerDelta, enabledChain: UInt64?, kind: String = "signature", audit: JSONValue, at: UInt64) {
             self.sessionId = sessionId
             self.delta = delta
             self.enabledChain = enabledChain
+            self.kind = kind
             self.audit = audit
             self.at = at
         }
@@ -459,7 +462,7 @@ public final class SessionStore: @unchecked Sendable {
             if let chain = r.enabledChain {
                 try db.cachedStatement(sql: "INSERT OR IGNORE INTO enabled_chains (session_id, chain_id) VALUES (?, ?)").execute(arguments: [r.sessionId, Int64(chain)])
             }
-            try Self.appendAudit(db, kind: "signature", entry: r.audit, at: r.at)
+            try Self.appendAudit(db, kind: r.kind, entry: r.audit, at: r.at)
         }
     }
 

@@ -1,0 +1,212 @@
+import Approval
+import Dispatch
+import EthereumCore
+import Foundation
+import SessionStore
+import SmartSessions
+
+/// Signs user operations inside their sessions' scope: the sessions in use (decoded once, with
+/// their unsealed keys), the ledger they have reserved, and the group commit that puts the
+/// records on disk. One lock guards it rather than the agent's actor, so the socket server can
+/// answer a signing request on the thread that read it, without handing it to another thread.
+final class SessionSigner: @unchecked Sendable {
+    /// One `session_signUserOperation`.
+    struct Request: Sendable {
+        var sessionId: String
+        var client: ClientIdentity
+        var chainId: UInt64
+        var entryPoint: Address
+        var version: EntryPointVersion
+        var operation: PackedUserOperation
+        var forceMode: SmartSessionMode?
+    }
+
+    /// A session being signed with. The agent is the store's only writer, so this stays true
+    /// until the agent itself changes it (a signature, revocation, lock).
+    struct ActiveSession {
+        var stored: StoredSession
+        let checker: PolicyChecker
+        let key: Secp256k1.PrivateKey
+        var ledger: PolicyLedger
+        var enabledChains: Set<UInt64>
+    }
+
+    typealias Completion = @Sendable (Result<Void, StoreError>) -> Void
+
+    let store: SessionStore
+    let clock: @Sendable () -> UInt64
+    private let lock = NSLock()
+    private let commits = DispatchQueue(label: "session-agent commits")
+    // Guarded by `lock`:
+    private var active: [String: ActiveSession] = [:]
+    private var queued: [(record: SessionStore.SignatureRecord, done: Completion?)] = []
+    /// The records of the transaction being committed now.
+    private var committing: [SessionStore.SignatureRecord] = []
+    private var flushing = false
+
+    init(store: SessionStore, clock: @escaping @Sendable () -> UInt64) {
+        self.store = store
+        self.clock = clock
+    }
+
+    /// Checks the operation against the session and the ledger exactly as SmartSession would,
+    /// reserves what it uses, and signs. `durable` says whether the signature changes state:
+    /// then it may leave only once `whenDurable` reports the commit (a crash loses signatures,
+    /// never ledger state); otherwise `whenDurable` is never called.
+    func sign(_ r: Request, whenDurable: @escaping Completion) throws(AgentError) -> (signed: Agent.SignedOperation, durable: Bool) {
+        let now = clock()
+        let userOpHash: Bytes32
+        do { userOpHash = try r.operation.hash(version: r.version, entryPoint: r.entryPoint, chainId: UInt256(r.chainId)) } catch {
+            throw .badRequest("\(error)")
+        }
+        // Checking, reserving and queueing the record happen under one lock, so concurrent
+        // operations see each other's reservations (40 operations at a 10-use session: exactly
+        // 10 are signed), and a session read again from the store sees the queued records.
+        let (session, allowance, mode, durable) = try locked { () throws(AgentError) -> (ActiveSession, PolicyAllowance, SmartSessionMode, Bool) in
+            var session = try activeSession(r.sessionId, client: r.client)
+            let s = session.stored
+            if let expires = s.expiresAt, now > expires { throw AgentError("expired", "session \(r.sessionId) expired at \(expires)") }
+            guard s.chains.contains(where: { $0.chainId == r.chainId }) else {
+                throw AgentError("wrong_chain", "session \(r.sessionId) is not enabled for chain \(r.chainId)")
+            }
+            guard r.operation.sender == s.account else {
+                throw AgentError("wrong_sender", "the operation's sender \(r.operation.sender) is not the session's account \(s.account)")
+            }
+            let mode: SmartSessionMode = r.forceMode ?? (session.enabledChains.contains(r.chainId) ? .use : s.mode)
+            guard mode == .use || mode == s.mode else { throw .badRequest("the session was approved for \(s.mode), not \(mode)") }
+            let allowance: PolicyAllowance
+            switch session.checker.check(r.operation, ledger: session.ledger, enabling: mode != .use, now: now, entryPoint: r.version) {
+            case .success(let a): allowance = a
+            case .failure(let denial):
+                // A denial changes nothing; its audit entry goes with the next transaction.
+                enqueue(.init(sessionId: r.sessionId, delta: LedgerDelta(), enabledChain: nil, kind: "denied", audit: .object(JSONObject([
+                    "session": .string(r.sessionId), "reason": .string(denial.reason), "message": .string(denial.message),
+                ])), at: now), done: nil)
+                throw AgentError(denial.reason == "expired" || denial.reason == "not_yet_valid" ? denial.reason : "policy_violation", denial.message)
+            }
+            let newlyEnabled = session.enabledChains.insert(r.chainId).inserted
+            session.ledger.apply(allowance.delta)
+            active[r.sessionId] = session
+            let record = SessionStore.SignatureRecord(
+                sessionId: r.sessionId, delta: allowance.delta, enabledChain: newlyEnabled ? r.chainId : nil,
+                audit: .object(JSONObject(["session": .string(r.sessionId), "chainId": .string(String(r.chainId)),
+                                           "userOpHash": .string(userOpHash.hex), "mode": .string(mode.description)])), at: now)
+            // A signature that changes no state (no ledger delta, a chain already enabled) has
+            // nothing a crash could put behind: it leaves at once, its audit entry goes with the
+            // next transaction. One that does waits for the commit.
+            enqueue(record, done: record.changesState ? whenDurable : nil)
+            return (session, allowance, mode, record.changesState)
+        }
+
+        let signature = session.key.sign(digest: userOpHash).bytes
+        let encoded: SessionSignature
+        if mode == .use {
+            encoded = .use(permissionId: session.stored.session.permissionId, signature: signature)
+        } else {
+            let s = session.stored
+            let request = CompiledRequest(format: .rawSession, account: s.account, accountKind: s.accountKind, chains: s.chains, mode: s.mode, session: s.session)
+            do { encoded = .enable(mode: mode, enableSession: try request.enableSession(for: r.chainId, permissionEnableSig: s.permissionEnableSig), signature: signature) } catch {
+                throw AgentError(error.reason, error.message)
+            }
+        }
+        let signed = Agent.SignedOperation(signature: encoded.encoded, mode: mode, userOpHash: userOpHash, validAfter: allowance.validAfter, validUntil: allowance.validUntil)
+        return (signed, durable)
+    }
+
+    /// NSLock's `withLock` loses the error's type.
+    private func locked<T>(_ body: () throws(AgentError) -> T) throws(AgentError) -> T {
+        lock.lock()
+        defer { lock.unlock() }
+        return try body()
+    }
+
+    /// The session, decoded once and kept. Called with the lock held, so a revocation or a lock
+    /// (which take it too) cannot interleave with loading the session.
+    private func activeSession(_ id: String, client: ClientIdentity) throws(AgentError) -> ActiveSession {
+        if let cached = active[id] {
+            guard Agent.binding(cached.stored.client, admits: client) else { throw .notFound("session \(id)") }
+            return cached
+        }
+        let s: StoredSession
+        do { s = try store.session(id: id) } catch { throw .notFound("session \(id)") }
+        guard Agent.binding(s.client, admits: client) else { throw .notFound("session \(id)") }
+        if s.revokedAt != nil { throw AgentError("revoked", "session \(id) was revoked") }
+        do {
+            var session = ActiveSession(stored: s, checker: PolicyChecker(session: s.session, account: s.account), key: try store.sessionKey(id: id),
+                                        ledger: try store.ledger(sessionId: id), enabledChains: try store.enabledChains(sessionId: id))
+            // Signatures not yet on disk count too (their deltas are absolute values, in order).
+            for r in committing + queued.map(\.record) where r.sessionId == id {
+                session.ledger.apply(r.delta)
+                if let chain = r.enabledChain { session.enabledChains.insert(chain) }
+            }
+            active[id] = session
+            return session
+        } catch { throw AgentError(error.reason, "\(error)") }
+    }
+
+    /// Forgets sessions (revoked, expired, or all of them when the agent is locked); the next
+    /// operation reads them from the store again.
+    func forget(where condition: (String, StoredSession) -> Bool) {
+        lock.withLock { active = active.filter { !condition($0.key, $0.value.stored) } }
+    }
+
+    // MARK: Group commit
+
+    /// Queues a record for the next transaction. Called with the lock held.
+    private func enqueue(_ record: SessionStore.SignatureRecord, done: Completion?) {
+        queued.append((record, done))
+        guard !flushing else { return }
+        flushing = true
+        commits.async { self.flush() }
+    }
+
+    /// Commits what is queued, batch after batch: records that arrive while a transaction is
+    /// syncing go into the next one, so one fsync covers many signatures.
+    private func flush() {
+        while true {
+            let batch: [(record: SessionStore.SignatureRecord, done: Completion?)] = lock.withLock {
+                let batch = queued
+                queued = []
+                committing = batch.map(\.record)
+                if batch.isEmpty { flushing = false }
+                return batch
+            }
+            if batch.isEmpty { return }
+            let result: Result<Void, StoreError>
+            do throws(StoreError) { try store.recordSignatures(batch.map(\.record)); result = .success(()) } catch { result = .failure(error) }
+            lock.withLock {
+                committing = []
+                // What the cache reserved never reached the disk: read the sessions again.
+                if case .failure = result { for (record, _) in batch { active[record.sessionId] = nil } }
+            }
+            for (_, done) in batch { done?(result) }
+        }
+    }
+}
+
+/// Waits for a commit that may already be over: the completion can come before the wait.
+final class CommitWaiter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var result: Result<Void, StoreError>?
+    private var continuation: CheckedContinuation<Result<Void, StoreError>, Never>?
+
+    func complete(_ r: Result<Void, StoreError>) {
+        let waiting: CheckedContinuation<Result<Void, StoreError>, Never>? = lock.withLock {
+            if let c = continuation { continuation = nil; return c }
+            result = r
+            return nil
+        }
+        waiting?.resume(returning: r)
+    }
+
+    func wait() async -> Result<Void, StoreError> {
+        await withCheckedContinuation { c in
+            let ready: Result<Void, StoreError>? = lock.withLock {
+                if let r = result { return r }
+                continuation = c
+                return nil
+            }
+            if let ready { c.resume(returning: ready) }
+        }
+    }
+}
