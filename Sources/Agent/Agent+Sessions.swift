@@ -47,6 +47,10 @@ extension Agent {
         return signed
     }
 
+    /// Writes what is still queued in memory (audit entries of signatures that change no state,
+    /// denials) before returning: for a clean stop.
+    public nonisolated func drain() { signer.drain() }
+
     /// Hands the session key to its client, only when the approved request asked for it.
     public func exportKey(sessionId: String, client: ClientIdentity) throws(AgentError) -> Secp256k1.PrivateKey {
         let s = try session(sessionId, client: client)

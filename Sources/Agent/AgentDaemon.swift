@@ -62,6 +62,20 @@ public enum AgentDaemon {
         let server = SocketServer(rpc: AgentRPC(agent: agent, reloadRules: config.rulesFile == nil ? nil : loadRules, pkcs11Module: config.pkcs11Module), allowedUIDs: config.allowedUIDs, allowedGIDs: config.allowedGIDs,
                                   partialMessageTimeout: .seconds(Int64(config.partialMessageTimeout)))
 
+        // SIGTERM and SIGINT (systemctl stop, Ctrl-C) end the agent cleanly: the audit entries
+        // still in memory go to disk first.
+        let stops = [SIGTERM, SIGINT].map { number in
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number)
+            source.setEventHandler {
+                agent.drain()
+                exit(0)
+            }
+            source.resume()
+            return source
+        }
+        defer { stops.forEach { $0.cancel() } }
+
         let activated = Systemd.listenFileDescriptors()
         let clientPath = config.socketDirectory + "/client.sock", controlPath = config.socketDirectory + "/control.sock"
         let listeners: [SocketServer.Listener]

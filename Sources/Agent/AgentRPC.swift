@@ -29,22 +29,84 @@ public struct AgentRPC: Sendable {
     /// Answers one line. Never throws: every failure becomes a JSON-RPC error with a reason.
     public func respond(to line: [UInt8], client: ClientIdentity, control: Bool) async -> String {
         switch JSONRPC.parse(line) {
-        case .failure(let malformed):
-            return JSONRPC.error(malformed.id, malformed.error)
-        case .success(let request):
-            let allowed = control ? Self.controlMethods : Self.clientMethods
-            guard allowed.contains(request.method) else {
-                let elsewhere = (control ? Self.clientMethods : Self.controlMethods).contains(request.method)
-                return JSONRPC.error(request.id, AgentError(elsewhere ? "wrong_socket" : "unknown_method",
-                                                            elsewhere ? "\(request.method) is a \(control ? "client" : "control") socket method" : "no method \(request.method)",
-                                                            code: -32601))
+        case .failure(let malformed): JSONRPC.error(malformed.id, malformed.error)
+        case .success(let request): await respond(to: request, client: client, control: control)
+        }
+    }
+
+    func respond(to request: JSONRPC.Request, client: ClientIdentity, control: Bool) async -> String {
+        let allowed = control ? Self.controlMethods : Self.clientMethods
+        guard allowed.contains(request.method) else {
+            let elsewhere = (control ? Self.clientMethods : Self.controlMethods).contains(request.method)
+            return JSONRPC.error(request.id, AgentError(elsewhere ? "wrong_socket" : "unknown_method",
+                                                        elsewhere ? "\(request.method) is a \(control ? "client" : "control") socket method" : "no method \(request.method)",
+                                                        code: -32601))
+        }
+        do throws(AgentError) {
+            return JSONRPC.result(request.id, try await call(request.method, request.params, client: client, control: control))
+        } catch {
+            return JSONRPC.error(request.id, error)
+        }
+    }
+
+    /// Answers `session_signUserOperation` on the calling thread (the socket's event loop):
+    /// `reply` gets the answer at once, or from the commit thread once a signature that changes
+    /// state is on disk. Returns false for every other request, which goes to `respond`.
+    func respondOnThisThread(to request: JSONRPC.Request, client: ClientIdentity, control: Bool, reply: @escaping @Sendable (String) -> Void) -> Bool {
+        guard !control, request.method == "session_signUserOperation" else { return false }
+        do throws(AgentError) {
+            let waiter = CommitWaiter()
+            let (signed, durable) = try agent.signer.sign(try signRequest(request.params, client: client), whenDurable: waiter.complete)
+            guard durable else {
+                reply(JSONRPC.result(request.id, Self.json(signed)))
+                return true
             }
-            do throws(AgentError) {
-                return JSONRPC.result(request.id, try await call(request.method, request.params, client: client, control: control))
-            } catch {
-                return JSONRPC.error(request.id, error)
+            let id = request.id
+            waiter.whenComplete { committed in
+                switch committed {
+                case .success: reply(JSONRPC.result(id, Self.json(signed)))
+                case .failure(let error): reply(JSONRPC.error(id, AgentError(error.reason, "\(error)")))
+                }
+            }
+        } catch {
+            reply(JSONRPC.error(request.id, error))
+        }
+        return true
+    }
+
+    func signRequest(_ p: JSONObject, client: ClientIdentity) throws(AgentError) -> SessionSigner.Request {
+        let sessionId = try string(p, "sessionId")
+        guard let chain = p["chainId"].flatMap({ v -> UInt64? in
+            switch v { case .number(let n): UInt64(n); case .string(let s): (try? UInt256(parsing: s))?.uint64; default: nil }
+        }) else { throw .badRequest("params.chainId: a chain id is required") }
+        let entryPoint = try address(p, "entryPoint")
+        let version: EntryPointVersion
+        if let v = p["entryPointVersion"]?.stringValue {
+            guard let parsed = EntryPointVersion(rawValue: v) else { throw .badRequest("params.entryPointVersion: 0.7 or 0.8") }
+            version = parsed
+        } else if let known = EntryPointVersion(canonicalAddress: entryPoint) {
+            version = known
+        } else { throw .badRequest("params.entryPointVersion: needed for a non-canonical EntryPoint") }
+        guard let opJSON = p["userOperation"] else { throw .badRequest("params.userOperation is required") }
+        let op: PackedUserOperation
+        do { op = try PackedUserOperation.parse(json: opJSON) } catch { throw .badRequest("params.userOperation.\(error)") }
+        var mode: SmartSessionMode?
+        if let m = p["mode"]?.stringValue {
+            switch m {
+            case "use": mode = .use
+            case "enable": mode = .enable
+            case "unsafe-enable": mode = .unsafeEnable
+            default: throw .badRequest("params.mode: use, enable or unsafe-enable")
             }
         }
+        return .init(sessionId: sessionId, client: client, chainId: chain, entryPoint: entryPoint, version: version, operation: op, forceMode: mode)
+    }
+
+    static func json(_ signed: Agent.SignedOperation) -> JSONValue {
+        .object(JSONObject([
+            "signature": .string(Hex.encode(signed.signature)), "mode": .string(signed.mode.description),
+            "userOpHash": .string(signed.userOpHash.hex), "validAfter": JSONValue(Int(signed.validAfter)), "validUntil": JSONValue(Int(signed.validUntil)),
+        ]))
     }
 
     func string(_ p: JSONObject, _ key: String) throws(AgentError) -> String {
@@ -84,36 +146,9 @@ public struct AgentRPC: Sendable {
         case "session_list", "sessions_list":
             return .array(try await agent.sessions(client: scope).map { Self.json($0) })
         case "session_signUserOperation":
-            let sessionId = try string(p, "sessionId")
-            guard let chain = p["chainId"].flatMap({ v -> UInt64? in
-                switch v { case .number(let n): UInt64(n); case .string(let s): (try? UInt256(parsing: s))?.uint64; default: nil }
-            }) else { throw .badRequest("params.chainId: a chain id is required") }
-            let entryPoint = try address(p, "entryPoint")
-            let version: EntryPointVersion
-            if let v = p["entryPointVersion"]?.stringValue {
-                guard let parsed = EntryPointVersion(rawValue: v) else { throw .badRequest("params.entryPointVersion: 0.7 or 0.8") }
-                version = parsed
-            } else if let known = EntryPointVersion(canonicalAddress: entryPoint) {
-                version = known
-            } else { throw .badRequest("params.entryPointVersion: needed for a non-canonical EntryPoint") }
-            guard let opJSON = p["userOperation"] else { throw .badRequest("params.userOperation is required") }
-            let op: PackedUserOperation
-            do { op = try PackedUserOperation.parse(json: opJSON) } catch { throw .badRequest("params.userOperation.\(error)") }
-            var mode: SmartSessionMode?
-            if let m = p["mode"]?.stringValue {
-                switch m {
-                case "use": mode = .use
-                case "enable": mode = .enable
-                case "unsafe-enable": mode = .unsafeEnable
-                default: throw .badRequest("params.mode: use, enable or unsafe-enable")
-                }
-            }
-            let signed = try await agent.signUserOperation(sessionId: sessionId, client: client, chainId: chain, entryPoint: entryPoint,
-                                                           version: version, operation: op, forceMode: mode)
-            return .object(JSONObject([
-                "signature": .string(Hex.encode(signed.signature)), "mode": .string(signed.mode.description),
-                "userOpHash": .string(signed.userOpHash.hex), "validAfter": JSONValue(Int(signed.validAfter)), "validUntil": JSONValue(Int(signed.validUntil)),
-            ]))
+            let r = try signRequest(p, client: client)
+            return Self.json(try await agent.signUserOperation(sessionId: r.sessionId, client: client, chainId: r.chainId, entryPoint: r.entryPoint,
+                                                                version: r.version, operation: r.operation, forceMode: r.forceMode))
         case "session_export":
             let key = try await agent.exportKey(sessionId: try string(p, "sessionId"), client: client)
             return .object(JSONObject(["privateKey": .string(key.withUnsafeBytes { Hex.encode($0) }), "address": .string(key.address.checksummed)]))

@@ -23,12 +23,13 @@ public enum PeerCredentials {
         return identity(credentials)
     }
 
-    /// The same for a connection the agent's SwiftNIO server accepted; nil if it cannot be read.
-    static func read(channel: Channel) async -> ClientIdentity? {
-        guard let provider = channel as? SocketOptionProvider,
-              let credentials: CLinuxShims_ucred = try? await provider.unsafeGetSocketOption(level: SocketOptionLevel(SOL_SOCKET), name: SocketOptionName(SO_PEERCRED)).get()
-        else { return nil }
-        return identity(credentials)
+    /// The same for a connection the agent's SwiftNIO server accepted (on its event loop the
+    /// future is already complete); fails if it cannot be read.
+    static func read(channel: Channel) -> EventLoopFuture<ClientIdentity> {
+        guard let provider = channel as? SocketOptionProvider else {
+            return channel.eventLoop.makeFailedFuture(Failure(description: "not a socket"))
+        }
+        return provider.unsafeGetSocketOption(level: SocketOptionLevel(SOL_SOCKET), name: SocketOptionName(SO_PEERCRED)).map { (c: CLinuxShims_ucred) in identity(c) }
     }
 
     static func identity(_ c: CLinuxShims_ucred) -> ClientIdentity {

@@ -43,6 +43,11 @@ final class SessionSigner: @unchecked Sendable {
     /// The records of the transaction being committed now.
     private var committing: [SessionStore.SignatureRecord] = []
     private var flushing = false
+    /// A delayed flush is scheduled for records nobody waits for.
+    private var flushScheduled = false
+    /// How long records nobody waits for may sit in memory: they go to disk together, off the
+    /// path of the signatures, and a crash loses at most this much of their audit entries.
+    static let lazyFlushDelay: DispatchTimeInterval = .milliseconds(10)
 
     init(store: SessionStore, clock: @escaping @Sendable () -> UInt64) {
         self.store = store
@@ -152,12 +157,38 @@ final class SessionSigner: @unchecked Sendable {
 
     // MARK: Group commit
 
-    /// Queues a record for the next transaction. Called with the lock held.
+    /// Queues a record for the next transaction: at once when someone waits for it, otherwise
+    /// within `lazyFlushDelay`. Called with the lock held.
     private func enqueue(_ record: SessionStore.SignatureRecord, done: Completion?) {
         queued.append((record, done))
         guard !flushing else { return }
-        flushing = true
-        commits.async { self.flush() }
+        if done != nil || queued.count >= 512 {
+            flushing = true
+            commits.async { self.flush() }
+        } else if !flushScheduled {
+            flushScheduled = true
+            commits.asyncAfter(deadline: .now() + Self.lazyFlushDelay) {
+                let start: Bool = self.lock.withLock {
+                    self.flushScheduled = false
+                    guard !self.flushing, !self.queued.isEmpty else { return false }
+                    self.flushing = true
+                    return true
+                }
+                if start { self.flush() }
+            }
+        }
+    }
+
+    /// Writes everything queued before returning (the agent shutting down).
+    func drain() {
+        commits.sync {
+            let start: Bool = lock.withLock {
+                guard !flushing, !queued.isEmpty else { return false }
+                flushing = true
+                return true
+            }
+            if start { flush() }
+        }
     }
 
     /// Commits what is queued, batch after batch: records that arrive while a transaction is
@@ -186,27 +217,30 @@ final class SessionSigner: @unchecked Sendable {
 
 /// Waits for a commit that may already be over: the completion can come before the wait.
 final class CommitWaiter: @unchecked Sendable {
+    typealias Outcome = Result<Void, StoreError>
     private let lock = NSLock()
-    private var result: Result<Void, StoreError>?
-    private var continuation: CheckedContinuation<Result<Void, StoreError>, Never>?
+    private var outcome: Outcome?
+    private var waiting: (@Sendable (Outcome) -> Void)?
 
-    func complete(_ r: Result<Void, StoreError>) {
-        let waiting: CheckedContinuation<Result<Void, StoreError>, Never>? = lock.withLock {
-            if let c = continuation { continuation = nil; return c }
-            result = r
-            return nil
+    func complete(_ r: Outcome) {
+        let callback: (@Sendable (Outcome) -> Void)? = lock.withLock {
+            outcome = r
+            defer { waiting = nil }
+            return waiting
         }
-        waiting?.resume(returning: r)
+        callback?(r)
     }
 
-    func wait() async -> Result<Void, StoreError> {
-        await withCheckedContinuation { c in
-            let ready: Result<Void, StoreError>? = lock.withLock {
-                if let r = result { return r }
-                continuation = c
-                return nil
-            }
-            if let ready { c.resume(returning: ready) }
+    /// Calls `body` once the commit is over: now, if it already is.
+    func whenComplete(_ body: @escaping @Sendable (Outcome) -> Void) {
+        let ready: Outcome? = lock.withLock {
+            if outcome == nil { waiting = body }
+            return outcome
         }
+        if let ready { body(ready) }
+    }
+
+    func wait() async -> Outcome {
+        await withCheckedContinuation { c in whenComplete { c.resume(returning: $0) } }
     }
 }

@@ -58,70 +58,135 @@ public struct SocketServer: Sendable {
     /// Accepts connections on every listener until the task is cancelled.
     public func run(_ listeners: [Listener], onReady: @escaping @Sendable () -> Void = {}) async throws {
         let group = MultiThreadedEventLoopGroup.singleton
-        var servers: [(NIOAsyncChannel<NIOAsyncChannel<Frame, ByteBuffer>, Never>, Bool)] = []
-        let framing: @Sendable (Channel) -> EventLoopFuture<NIOAsyncChannel<Frame, ByteBuffer>> = { [partialMessageTimeout] channel in
-            channel.eventLoop.makeCompletedFuture {
-                try channel.pipeline.syncOperations.addHandler(LineFramer(maximumSize: JSONRPC.maximumMessageSize, partialTimeout: partialMessageTimeout))
-                return try NIOAsyncChannel<Frame, ByteBuffer>(wrappingChannelSynchronously: channel)
-            }
-        }
+        var servers: [NIOAsyncChannel<Void, Never>] = []
         for listener in listeners {
+            let connection: @Sendable (Channel) -> EventLoopFuture<Void> = { [partialMessageTimeout] channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(LineFramer(maximumSize: JSONRPC.maximumMessageSize, partialTimeout: partialMessageTimeout))
+                    try channel.pipeline.syncOperations.addHandler(RPCConnection(rpc: rpc, control: listener.control, admits: { self.admits($0, control: listener.control) }))
+                }
+            }
             let bootstrap = ServerBootstrap(group: group).serverChannelOption(.backlog, value: 256)
-            let server: NIOAsyncChannel<NIOAsyncChannel<Frame, ByteBuffer>, Never>
             switch listener.source {
             case .path(let path):
-                server = try await bootstrap.bind(unixDomainSocketPath: path, cleanupExistingSocketFile: true, childChannelInitializer: framing)
+                servers.append(try await bootstrap.bind(unixDomainSocketPath: path, cleanupExistingSocketFile: true, childChannelInitializer: connection))
                 // Peer credentials decide who may talk to the client socket when other uids are
                 // admitted; otherwise the file itself shuts everyone else out.
                 chmod(path, !listener.control && admitsOthers ? 0o666 : 0o600)
             case .descriptor(let fd):
-                server = try await bootstrap.bind(fd, childChannelInitializer: framing)
+                servers.append(try await bootstrap.bind(fd, childChannelInitializer: connection))
             }
-            servers.append((server, listener.control))
         }
         onReady()
+        // Each connection is served by its RPCConnection; this only keeps the listeners open.
         try await withThrowingDiscardingTaskGroup { group in
-            for (server, control) in servers {
-                group.addTask {
-                    try await server.executeThenClose { connections in
-                        try await withThrowingDiscardingTaskGroup { connectionGroup in
-                            for try await connection in connections {
-                                connectionGroup.addTask { await self.serve(connection, control: control) }
-                            }
-                        }
-                    }
-                }
+            for server in servers {
+                group.addTask { try await server.executeThenClose { connections in for try await _ in connections {} } }
             }
         }
     }
 
+    /// The control socket is the operator's alone; the client socket also admits the
+    /// configured uids and groups.
+    func admits(_ client: ClientIdentity, control: Bool) -> Bool {
+        client.uid == getuid() || (!control && (allowedUIDs.contains(client.uid) || allowedGIDs.contains(client.gid)))
+    }
+}
 
-    func serve(_ connection: NIOAsyncChannel<Frame, ByteBuffer>, control: Bool) async {
-        let identity = await PeerCredentials.read(channel: connection.channel)
-        try? await connection.executeThenClose { inbound, outbound in
-            func send(_ text: String) async throws { try await outbound.write(ByteBuffer(string: text + "\n")) }
-            guard let client = identity else {
-                try await send(JSONRPC.error(.null, AgentError("forbidden", "peer credentials could not be read")))
-                return
+/// One connection: its peer checked once, then one request at a time, answered in order.
+/// Signing requests are answered on the event loop itself (`AgentRPC.respondOnThisThread`);
+/// the others go to the agent's actor. While requests wait their turn, no more is read from the
+/// socket, so a client that sends without reading holds back only itself.
+final class RPCConnection: ChannelDuplexHandler {
+    typealias InboundIn = Frame
+    typealias OutboundIn = Never
+    typealias OutboundOut = ByteBuffer
+
+    let rpc: AgentRPC
+    let control: Bool
+    let admits: @Sendable (ClientIdentity) -> Bool
+    private var context: ChannelHandlerContext?
+    private var client: ClientIdentity?
+    private var waiting: [Frame] = []
+    private var busy = false
+    private var readHeld = false
+    private static let backlog = 16
+
+    init(rpc: AgentRPC, control: Bool, admits: @escaping @Sendable (ClientIdentity) -> Bool) {
+        self.rpc = rpc
+        self.control = control
+        self.admits = admits
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) { self.context = context }
+    func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
+
+    func channelActive(context: ChannelHandlerContext) {
+        let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        PeerCredentials.read(channel: context.channel).whenComplete { result in
+            let connection = bound.value
+            guard case .success(let client) = result else { return connection.refuse("peer credentials could not be read") }
+            guard connection.admits(client) else {
+                return connection.refuse("uid \(client.uid) may not use this \(connection.control ? "control" : "client") socket")
             }
-            // The control socket is the operator's alone; the client socket also admits the
-            // configured uids and groups.
-            guard client.uid == getuid() || (!control && (allowedUIDs.contains(client.uid) || allowedGIDs.contains(client.gid))) else {
-                try await send(JSONRPC.error(.null, AgentError("forbidden", "uid \(client.uid) may not use this \(control ? "control" : "client") socket")))
-                return
+            connection.client = client
+            connection.next()
+        }
+        context.fireChannelActive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        waiting.append(unwrapInboundIn(data))
+        next()
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if waiting.count >= Self.backlog { readHeld = true } else { context.read() }
+    }
+
+    /// Takes the next request when the previous one has been answered.
+    private func next() {
+        guard let context, let client, !busy, !waiting.isEmpty else { return }
+        let frame = waiting.removeFirst()
+        if readHeld, waiting.count < Self.backlog {
+            readHeld = false
+            context.read()
+        }
+        switch frame {
+        case .oversized: return refuse("message larger than \(JSONRPC.maximumMessageSize) bytes", code: -32600)
+        case .stalled: return refuse("incomplete message: the rest did not arrive in time", code: -32600)
+        case .line(let line):
+            busy = true
+            let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+            let loop = context.eventLoop
+            let reply: @Sendable (String) -> Void = { text in
+                if loop.inEventLoop { bound.value.answer(text) } else { loop.execute { bound.value.answer(text) } }
             }
-            for try await frame in inbound {
-                switch frame {
-                case .line(let line):
-                    try await send(await rpc.respond(to: Array(line.readableBytesView), client: client, control: control))
-                case .oversized:
-                    try await send(JSONRPC.error(.null, AgentError("bad_request", "message larger than \(JSONRPC.maximumMessageSize) bytes", code: -32600)))
-                    return
-                case .stalled:
-                    try await send(JSONRPC.error(.null, AgentError("bad_request", "incomplete message: the rest did not arrive in time", code: -32600)))
-                    return
-                }
+            let request: JSONRPC.Request
+            switch JSONRPC.parse(Array(line.readableBytesView)) {
+            case .failure(let malformed): return reply(JSONRPC.error(malformed.id, malformed.error))
+            case .success(let r): request = r
             }
+            if rpc.respondOnThisThread(to: request, client: client, control: control, reply: reply) { return }
+            let (rpc, control) = (self.rpc, self.control)
+            Task { reply(await rpc.respond(to: request, client: client, control: control)) }
+        }
+    }
+
+    private func answer(_ text: String) {
+        busy = false
+        guard let context else { return }
+        context.writeAndFlush(wrapOutboundOut(ByteBuffer(string: text + "\n")), promise: nil)
+        next()
+    }
+
+    /// Answers with an error and closes the connection.
+    private func refuse(_ message: String, code: Int = -32000) {
+        guard let context else { return }
+        let reason = code == -32000 ? "forbidden" : "bad_request"
+        waiting.removeAll()
+        context.writeAndFlush(wrapOutboundOut(ByteBuffer(string: JSONRPC.error(.null, AgentError(reason, message, code: code)) + "\n"))).whenComplete { [channel = context.channel] _ in
+            channel.close(promise: nil)
         }
     }
 }

@@ -98,6 +98,7 @@ struct AgentFlowTests {
         await #expect(throws: AgentError.self) {
             try await agent.signUserOperation(sessionId: sessionId, client: Self.bot, chainId: 11155111, entryPoint: ep, version: .v07, operation: Self.transfer(Self.usdc, 1))
         }
+        agent.drain()
         #expect(try store.verifyAudit().get() >= 6)
     }
 

@@ -187,6 +187,31 @@ struct SocketTests {
         #expect(try Self.sign(again, session, 1, nonce: 10_000)["mode"] == "USE")
     }
 
+    /// Signatures that change no state leave before their audit entries reach the disk; a clean
+    /// stop (SIGTERM) writes those entries first.
+    @Test func aCleanStopKeepsTheAuditEntryOfEverySignature() throws {
+        let agent = try AgentProcess(rules: "default = \"approve\"")
+        try agent.start()
+        let client = try AgentClient(path: agent.clientSocket)
+        let request: JSONValue = .object(JSONObject([
+            "account": .string(AgentProcess.account), "chains": .array([JSONValue(11155111)]),
+            "permissions": .array([.object(JSONObject(["target": .string(Self.usdc.checksummed), "functions": .array(["transfer(address to, uint256 amount)"]),
+                                                       "validity": .object(JSONObject(["duration": "1d"]))]))]),
+        ]))
+        let result = try client.call("session_request", JSONObject(["request": request]))
+        let session = try #require(result["sessionId"]?.stringValue, "\(result.serialized.prefix(300))")
+        #expect(try Self.sign(client, session, 1, nonce: 0)["mode"] == "ENABLE")
+        for nonce in 1...40 { #expect(try Self.sign(client, session, 1, nonce: UInt64(nonce))["mode"] == "USE") }
+        agent.stop(signal: SIGTERM)
+        let count = try Command.run(URL(fileURLWithPath: "/usr/bin/env"), ["python3", "-c", """
+            import sqlite3, sys
+            print(sqlite3.connect(sys.argv[1]).execute("SELECT count(*) FROM audit WHERE kind = 'signature'").fetchone()[0])
+            """, agent.directory.appendingPathComponent("data/store.sqlite").path])
+        #expect(count.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "41", "\(count.stderr)")
+        try agent.start()
+        #expect(try AgentClient(path: agent.controlSocket).call("audit_verify")["intact"] == .bool(true))
+    }
+
     @Test func noSecretInLogsOrAudit() throws {
         let agent = try AgentProcess()
         try agent.start()
