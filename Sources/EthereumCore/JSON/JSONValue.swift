@@ -214,6 +214,16 @@ private struct JSONParser {
 
     mutating func parseString() throws(JSONParseError) -> String {
         position += 1
+        // Most strings (hex, addresses, names) have no escapes: take them whole.
+        var end = position
+        while end < bytes.count, bytes[end] != UInt8(ascii: "\""), bytes[end] != UInt8(ascii: "\\"), bytes[end] >= 0x20 { end += 1 }
+        if end < bytes.count, bytes[end] == UInt8(ascii: "\"") {
+            guard let s = String(validating: UnsafeRawBufferPointer(rebasing: bytes[position..<end]), as: UTF8.self) else {
+                throw error("string is not valid UTF-8")
+            }
+            position = end + 1
+            return s
+        }
         var out: [UInt8] = []
         while true {
             guard let c = peek else { throw error("unterminated string") }
