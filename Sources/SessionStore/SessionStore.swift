@@ -449,6 +449,7 @@ public final class SessionStore: @unchecked Sendable {
     }
 
     private static func insert(_ records: [SignatureRecord], _ db: Database) throws {
+        var previous: String?
         for r in records {
             for id in r.delta.resetConfigIds {
                 try db.cachedStatement(sql: "DELETE FROM ledger WHERE session_id = ? AND config_id = ?").execute(arguments: [r.sessionId, id.hex])
@@ -462,7 +463,7 @@ public final class SessionStore: @unchecked Sendable {
             if let chain = r.enabledChain {
                 try db.cachedStatement(sql: "INSERT OR IGNORE INTO enabled_chains (session_id, chain_id) VALUES (?, ?)").execute(arguments: [r.sessionId, Int64(chain)])
             }
-            try Self.appendAudit(db, kind: r.kind, entry: r.audit, at: r.at)
+            previous = try Self.appendAudit(db, kind: r.kind, entry: r.audit, at: r.at, previous: previous)
         }
     }
 
@@ -472,11 +473,15 @@ public final class SessionStore: @unchecked Sendable {
         Keccak256.hash(Array("\(previous)|\(at)|\(kind)|\(entry)".utf8)).hex
     }
 
-    static func appendAudit(_ db: Database, kind: String, entry: JSONValue, at time: UInt64) throws {
-        let previous = try String.fetchOne(db.cachedStatement(sql: "SELECT hash FROM audit ORDER BY seq DESC LIMIT 1")) ?? Bytes32.zero.hex
+    /// Appends one entry; returns its hash, which `previous` takes for the next one in the same
+    /// transaction (a batch reads the chain's end once).
+    @discardableResult
+    static func appendAudit(_ db: Database, kind: String, entry: JSONValue, at time: UInt64, previous: String? = nil) throws -> String {
+        let previous = try previous ?? String.fetchOne(db.cachedStatement(sql: "SELECT hash FROM audit ORDER BY seq DESC LIMIT 1")) ?? Bytes32.zero.hex
         let text = entry.serialized
-        try db.cachedStatement(sql: "INSERT INTO audit (at, kind, entry, hash) VALUES (?, ?, ?, ?)")
-            .execute(arguments: [Int64(time), kind, text, chainHash(previous: previous, at: Int64(time), kind: kind, entry: text)])
+        let hash = chainHash(previous: previous, at: Int64(time), kind: kind, entry: text)
+        try db.cachedStatement(sql: "INSERT INTO audit (at, kind, entry, hash) VALUES (?, ?, ?, ?)").execute(arguments: [Int64(time), kind, text, hash])
+        return hash
     }
 
     /// Appends an entry (requests, decisions, approvers; never secrets) to the hash chain.
