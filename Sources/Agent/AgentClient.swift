@@ -8,6 +8,8 @@ import Glibc
 public final class AgentClient {
     let fd: Int32
     private var buffer: [UInt8] = []
+    /// Where recv writes; kept, so a call does not allocate and clear 64 KiB.
+    private var chunk = [UInt8](repeating: 0, count: 65536)
     private var nextId = 1
 
     public struct Failure: Error, CustomStringConvertible {
@@ -62,7 +64,6 @@ public final class AgentClient {
                 buffer.removeSubrange(...newline)
                 return try JSONValue(parsing: line)
             }
-            var chunk = [UInt8](repeating: 0, count: 65536)
             let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
             if n == 0 { return nil }
             guard n > 0 else { throw Failure(description: "recv: \(String(cString: strerror(errno)))") }

@@ -486,7 +486,7 @@ public final class SessionStore: @unchecked Sendable {
 
     /// Appends an entry (requests, decisions, approvers; never secrets) to the hash chain.
     public func audit(_ kind: String, _ entry: JSONValue, at time: UInt64) throws(StoreError) {
-        try run { try Self.appendAudit($0, kind: kind, entry: entry, at: time) }
+        _ = try run { try Self.appendAudit($0, kind: kind, entry: entry, at: time) }
     }
 
     /// The number of entries if the chain is intact; else the first broken entry.
