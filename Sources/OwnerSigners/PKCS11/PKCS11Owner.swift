@@ -80,9 +80,12 @@ public struct PKCS11Key: Sendable {
     public static func locate(_ uri: PKCS11URI, pin: PKCS11PINSource, defaultModule: String?) async throws(PKCS11Failure) -> PKCS11Key {
         let provider = try PKCS11Provider.locate(uri, defaultModule: defaultModule)
         guard uri.object != nil || uri.id != nil else { throw .keyNotFound("\(uri) names no key; add object= or id=") }
-        let keys = try await provider.withSession(uri) { session, _ throws(PKCS11Failure) in
+        let read: @Sendable (PKCS11Session, PKCS11Provider.TokenState) throws(PKCS11Failure) -> [PKCS11KeyInfo] = { session, _ throws(PKCS11Failure) in
             do { return try session.ecPublicKeys(matching: uri) } catch { throw .failed("\(error)") }
         }
+        var keys = try await provider.withSession(uri, read)
+        // Some HSMs (CloudHSM) show no object before a login; log in when the PIN is at hand.
+        if keys.isEmpty, pin.unattended { keys = try await provider.withLogin(uri, pin: pin, prompt: { _ in throw PKCS11Failure.pinNeeded("no PIN") }, read) }
         guard keys.count == 1, let info = keys.first else {
             throw .keyNotFound(keys.isEmpty ? "no EC public key matches \(uri)" : "\(keys.count) EC keys match \(uri); add id=")
         }
