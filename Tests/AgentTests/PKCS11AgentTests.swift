@@ -10,7 +10,9 @@ import TestSupport
 /// the PIN from a file, the key made by pkcs11-tool.
 @Suite("PKCS#11 owners and the token-wrapped store, end to end", .serialized, .enabled(if: SoftHSM.isAvailable, "\(SoftHSM.unavailableReason ?? "")"))
 struct PKCS11AgentTests {
-    let hsm = SoftHSM.process
+    /// A token directory of this test's own, given to the agent it starts: unplugging a token
+    /// here disturbs no other test.
+    let hsm = try! SoftHSM()
     let token = "agent-\(UUID().uuidString.prefix(8))"
 
     /// A token with a secp256k1 key made by pkcs11-tool, and its PIN file.
@@ -28,7 +30,7 @@ struct PKCS11AgentTests {
         let agent = try AgentProcess(rules: "default = \"approve\"", owner: .init(toml: """
             pkcs11 = "pkcs11:token=\(token);object=owner"
             pin_file = "\(pinFile)"
-            """, address: address.checksummed))
+            """, address: address.checksummed), environment: hsm.environment)
         try agent.start()
         let control = try AgentClient(path: agent.controlSocket)
         let owners = try control.call("owners_list").arrayValue ?? []
@@ -58,7 +60,7 @@ struct PKCS11AgentTests {
 
     @Test func ownersAddedByURIAndTheTokenGoingAway() throws {
         let (directory, address, pinFile) = try tokenWithKey()
-        let agent = try AgentProcess(rules: "default = \"approve\"")
+        let agent = try AgentProcess(rules: "default = \"approve\"", environment: hsm.environment)
         try agent.start()
         // `owner add` with a URI: the agent reads the public key from the token.
         let module = SoftHSM.systemModule!
@@ -75,15 +77,13 @@ struct PKCS11AgentTests {
 
         // The token is deleted: a clear error, the agent keeps serving, and it works again once
         // the token is back (after a restart too: the registration is kept).
-        let away = hsm.directory.appendingPathComponent("away-\(token)")
-        try FileManager.default.copyItem(at: directory, to: away)
-        try FileManager.default.removeItem(at: directory)
+        let away = try hsm.unplug(directory)
         do {
             _ = try RegistrationTests.request(client, account: RegistrationTests.other)
             Issue.record("approved with the token gone")
         } catch let e as AgentClient.RemoteError { #expect(e.reason == "owner_unavailable" && e.message.contains(token), "\(e)") }
         #expect(try client.call("agent_info")["version"] == "0.1.0")
-        try FileManager.default.moveItem(at: away, to: directory)
+        try hsm.plugIn(away, as: directory)
         #expect(try RegistrationTests.request(client, account: RegistrationTests.other)["status"] == "approved")
         agent.stop()
         try agent.start()
@@ -103,7 +103,7 @@ struct PKCS11AgentTests {
         let agent = try AgentProcess(rules: "default = \"approve\"", owner: .init(toml: """
             pkcs11 = "pkcs11:token=\(token);object=owner?module-path=\(SoftHSM.systemModule!)"
             pin_file = "\(pinFile)"
-            """, address: address.checksummed))
+            """, address: address.checksummed), environment: hsm.environment)
         try agent.start()
         let client = try AgentClient(path: agent.clientSocket)
         for expected in ["wrong PIN", "not offering it again"] {
@@ -121,7 +121,7 @@ struct PKCS11AgentTests {
         let directory = try hsm.initToken(token)
         let pinFile = hsm.directory.appendingPathComponent("pin-\(token)").path
         try SoftHSM.userPIN.write(toFile: pinFile, atomically: true, encoding: .utf8)
-        let agent = try AgentProcess(rules: "default = \"approve\"", extraConfig: "store_pin_file = \"\(pinFile)\"")
+        let agent = try AgentProcess(rules: "default = \"approve\"", extraConfig: "store_pin_file = \"\(pinFile)\"", environment: hsm.environment)
         try agent.start()
         let client = try AgentClient(path: agent.clientSocket)
         let sessionId = try SocketTests.requestSession(client)
@@ -130,11 +130,12 @@ struct PKCS11AgentTests {
         let store = agent.directory.appendingPathComponent("data/store.sqlite").path
         let keyURI = "pkcs11:token=\(token);object=store-key?module-path=\(SoftHSM.systemModule!)"
         let rewrap = try Command.run(Command.sessionAgent, ["store", "rewrap", "--store", store, "--to", keyURI, "--pin-file", pinFile,
-                                                            "--passphrase-file", agent.directory.appendingPathComponent("store.pass").path])
+                                                            "--passphrase-file", agent.directory.appendingPathComponent("store.pass").path], environment: hsm.environment)
         #expect(rewrap.status == 0 && rewrap.stdout.contains("store-key"), "\(rewrap.stderr)")
         // The passphrase no longer opens it.
         let again = try Command.run(Command.sessionAgent, ["store", "rewrap", "--store", store, "--to", "passphrase",
-                                                           "--passphrase-file", agent.directory.appendingPathComponent("store.pass").path, "--new-passphrase-file", pinFile])
+                                                           "--passphrase-file", agent.directory.appendingPathComponent("store.pass").path, "--new-passphrase-file", pinFile],
+                                    environment: hsm.environment)
         #expect(again.status == 1, "\(again.stdout)")
 
         // With the token, the agent opens the store by itself and the session still signs.
@@ -143,9 +144,7 @@ struct PKCS11AgentTests {
         agent.stop()
 
         // Without it, the agent starts locked and says why; signing is refused, not attempted.
-        let away = hsm.directory.appendingPathComponent("away-\(token)")
-        try FileManager.default.copyItem(at: directory, to: away)
-        try FileManager.default.removeItem(at: directory)
+        let away = try hsm.unplug(directory)
         try agent.start()
         #expect(agent.logs.contains("stays locked"))
         do {
@@ -153,12 +152,13 @@ struct PKCS11AgentTests {
             Issue.record("signed with the store's token absent")
         } catch let e as AgentClient.RemoteError { #expect(e.reason == "locked", "\(e)") }
         // Back: `agent_unlock` opens it (the PIN from store_pin_file), and back to a passphrase.
-        try FileManager.default.moveItem(at: away, to: directory)
+        try hsm.plugIn(away, as: directory)
         _ = try AgentClient(path: agent.controlSocket).call("agent_unlock")
         #expect(try SocketTests.sign(try AgentClient(path: agent.clientSocket), sessionId, 1, nonce: 1)["mode"] == "USE")
         agent.stop()
         let back = try Command.run(Command.sessionAgent, ["store", "rewrap", "--store", store, "--to", "passphrase", "--pin-file", pinFile,
-                                                          "--new-passphrase-file", agent.directory.appendingPathComponent("store.pass").path])
+                                                          "--new-passphrase-file", agent.directory.appendingPathComponent("store.pass").path],
+                                   environment: hsm.environment)
         #expect(back.status == 0 && back.stdout.contains("passphrase"), "\(back.stderr)")
         try agent.start()
         #expect(try SocketTests.sign(try AgentClient(path: agent.clientSocket), sessionId, 1, nonce: 2)["mode"] == "USE")

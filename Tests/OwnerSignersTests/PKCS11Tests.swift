@@ -165,17 +165,14 @@ struct PKCS11OwnerTests {
         let digest = Bytes32(Array(repeating: 2, count: 32))
         _ = try await owner.sign(Self.approved(digest), prompt: Self.noPrompt)
 
-        // Deleted, as when an HSM is unplugged (a rename would not do: SoftHSM keeps its files open).
-        let away = hsm.directory.appendingPathComponent("away-\(directory.lastPathComponent)")
-        try FileManager.default.copyItem(at: directory, to: away)
-        try FileManager.default.removeItem(at: directory)
+        let away = try hsm.unplug(directory)
         for _ in 0..<2 {
             await #expect { try await owner.sign(Self.approved(digest), prompt: Self.noPrompt) } throws: { error in
                 guard case OwnerSignerError.unavailable(let message) = error else { return false }
                 return message.contains(token)
             }
         }
-        try FileManager.default.moveItem(at: away, to: directory)
+        try hsm.plugIn(away, as: directory)
         let signature = try await owner.sign(Self.approved(digest), prompt: Self.noPrompt)
         #expect(try signature.recoverAddress(digest: digest) == owner.identity.address)
     }

@@ -25,7 +25,11 @@ public final class AgentProcess {
         }
     }
 
-    public init(rules: String? = nil, extraConfig: String = "", allowUIDs: [UInt32] = [], owner: Owner? = nil) throws {
+    /// The agent's environment (nil: the test process's).
+    let environment: [String: String]?
+
+    public init(rules: String? = nil, extraConfig: String = "", allowUIDs: [UInt32] = [], owner: Owner? = nil, environment: [String: String]? = nil) throws {
+        self.environment = environment
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("agent-e2e-\(UUID())")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o711])
         try ownerPassphrase.write(to: directory.appendingPathComponent("owner.pass"), atomically: true, encoding: .utf8)
@@ -61,6 +65,7 @@ public final class AgentProcess {
         let p = Process()
         p.executableURL = Command.sessionAgent
         p.arguments = ["serve", "--config", directory.appendingPathComponent("session-agent.toml").path]
+        if let environment { p.environment = environment }
         let out = Pipe()
         p.standardOutput = out
         let log = directory.appendingPathComponent("serve-\(UUID()).log")

@@ -48,6 +48,8 @@ public final class SoftHSM: Sendable {
             .write(toFile: directory.appendingPathComponent("softhsm2.conf").path, atomically: true, encoding: .utf8)
     }
 
+    deinit { try? FileManager.default.removeItem(at: directory) }
+
     /// A copy of the module at a path of its own: loaded in-process it is an independent
     /// SoftHSM instance (its own slots and sessions), so tests that re-initialise or remove a
     /// token do not disturb the others running in parallel.
@@ -67,6 +69,19 @@ public final class SoftHSM: Sendable {
             if let data = FileManager.default.contents(atPath: object.path), data.range(of: Data(label.utf8)) != nil { return tokens.appendingPathComponent(name) }
         }
         throw Oracle.Failure(description: "softhsm2-util made no token directory for \(label)")
+    }
+
+    /// Takes a token away as an unplugged HSM would: its directory leaves the token directory in
+    /// one rename, so other tests scanning it in parallel never see a half-deleted token.
+    /// Returns where it went, for `plugIn`.
+    public func unplug(_ token: URL) throws -> URL {
+        let away = directory.appendingPathComponent("unplugged-\(token.lastPathComponent)")
+        try FileManager.default.moveItem(at: token, to: away)
+        return away
+    }
+
+    public func plugIn(_ away: URL, as token: URL) throws {
+        try FileManager.default.moveItem(at: away, to: token)
     }
 
     /// A key pair made by pkcs11-tool, as an operator would (`EC:secp256k1` or `EC:prime256v1`).
