@@ -110,6 +110,7 @@ final class RPCConnection: ChannelDuplexHandler {
     private var waiting: [Frame] = []
     private var busy = false
     private var readHeld = false
+    private var draining = false
     private static let backlog = 16
 
     init(rpc: AgentRPC, control: Bool, admits: @escaping @Sendable (ClientIdentity) -> Bool) {
@@ -125,9 +126,9 @@ final class RPCConnection: ChannelDuplexHandler {
         let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
         PeerCredentials.read(channel: context.channel).whenComplete { result in
             let connection = bound.value
-            guard case .success(let client) = result else { return connection.refuse("peer credentials could not be read") }
+            guard case .success(let client) = result else { return connection.refuse(AgentError("forbidden", "peer credentials could not be read")) }
             guard connection.admits(client) else {
-                return connection.refuse("uid \(client.uid) may not use this \(connection.control ? "control" : "client") socket")
+                return connection.refuse(AgentError("forbidden", "uid \(client.uid) may not use this \(connection.control ? "control" : "client") socket"))
             }
             connection.client = client
             connection.next()
@@ -144,33 +145,41 @@ final class RPCConnection: ChannelDuplexHandler {
         if waiting.count >= Self.backlog { readHeld = true } else { context.read() }
     }
 
-    /// Takes the next request when the previous one has been answered.
+    /// Takes the waiting requests in turn while the previous one has been answered. Answers
+    /// given on this thread come back through `answer` while the loop runs; `draining` keeps
+    /// that from nesting a second loop.
     private func next() {
-        guard let context, let client, !busy, !waiting.isEmpty else { return }
-        let frame = waiting.removeFirst()
-        if readHeld, waiting.count < Self.backlog {
-            readHeld = false
-            context.read()
-        }
-        switch frame {
-        case .oversized: return refuse("message larger than \(JSONRPC.maximumMessageSize) bytes", code: -32600)
-        case .stalled: return refuse("incomplete message: the rest did not arrive in time", code: -32600)
-        case .line(let line):
-            busy = true
-            let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
-            let loop = context.eventLoop
-            let reply: @Sendable (String) -> Void = { text in
-                if loop.inEventLoop { bound.value.answer(text) } else { loop.execute { bound.value.answer(text) } }
+        guard !draining else { return }
+        draining = true
+        defer { draining = false }
+        while let context, let client, !busy, !waiting.isEmpty {
+            let frame = waiting.removeFirst()
+            if readHeld, waiting.count < Self.backlog {
+                readHeld = false
+                context.read()
             }
-            let request: JSONRPC.Request
-            switch JSONRPC.parse(Array(line.readableBytesView)) {
-            case .failure(let malformed): return reply(JSONRPC.error(malformed.id, malformed.error))
-            case .success(let r): request = r
+            switch frame {
+            case .oversized: return refuse(AgentError("bad_request", "message larger than \(JSONRPC.maximumMessageSize) bytes", code: -32600))
+            case .stalled: return refuse(AgentError("bad_request", "incomplete message: the rest did not arrive in time", code: -32600))
+            case .line(let line): take(line, client: client, loop: context.eventLoop)
             }
-            if rpc.respondOnThisThread(to: request, client: client, control: control, reply: reply) { return }
-            let (rpc, control) = (self.rpc, self.control)
-            Task { reply(await rpc.respond(to: request, client: client, control: control)) }
         }
+    }
+
+    private func take(_ line: ByteBuffer, client: ClientIdentity, loop: EventLoop) {
+        busy = true
+        let bound = NIOLoopBound(self, eventLoop: loop)
+        let reply: @Sendable (String) -> Void = { text in
+            if loop.inEventLoop { bound.value.answer(text) } else { loop.execute { bound.value.answer(text) } }
+        }
+        let request: JSONRPC.Request
+        switch JSONRPC.parse(Array(line.readableBytesView)) {
+        case .failure(let malformed): return reply(JSONRPC.error(malformed.id, malformed.error))
+        case .success(let r): request = r
+        }
+        if rpc.respondOnThisThread(to: request, client: client, control: control, reply: reply) { return }
+        let (rpc, control) = (self.rpc, self.control)
+        Task { reply(await rpc.respond(to: request, client: client, control: control)) }
     }
 
     private func answer(_ text: String) {
@@ -181,11 +190,10 @@ final class RPCConnection: ChannelDuplexHandler {
     }
 
     /// Answers with an error and closes the connection.
-    private func refuse(_ message: String, code: Int = -32000) {
+    private func refuse(_ error: AgentError) {
         guard let context else { return }
-        let reason = code == -32000 ? "forbidden" : "bad_request"
         waiting.removeAll()
-        context.writeAndFlush(wrapOutboundOut(ByteBuffer(string: JSONRPC.error(.null, AgentError(reason, message, code: code)) + "\n"))).whenComplete { [channel = context.channel] _ in
+        context.writeAndFlush(wrapOutboundOut(ByteBuffer(string: JSONRPC.error(.null, error) + "\n"))).whenComplete { [channel = context.channel] _ in
             channel.close(promise: nil)
         }
     }

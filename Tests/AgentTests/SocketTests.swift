@@ -187,6 +187,40 @@ struct SocketTests {
         #expect(try Self.sign(again, session, 1, nonce: 10_000)["mode"] == "USE")
     }
 
+    /// Requests sent in one go, some answered on the event loop (signing), some by the actor,
+    /// some malformed, come back one answer each, in order.
+    @Test func pipelinedRequestsAreAnsweredInOrder() throws {
+        let agent = try AgentProcess()
+        try agent.start()
+        let client = try AgentClient(path: agent.clientSocket)
+        let session = try Self.requestSession(client)
+        var lines: [String] = []
+        for i in 0..<60 {
+            switch i % 3 {
+            case 0:
+                lines.append(JSONValue.object(JSONObject(["jsonrpc": "2.0", "id": JSONValue(i), "method": "session_signUserOperation", "params": .object(JSONObject([
+                    "sessionId": .string(session), "chainId": JSONValue(11155111), "entryPoint": .string(EntryPointVersion.v07.canonicalAddress.checksummed),
+                    "userOperation": Self.transferOp(1, nonce: UInt64(i)),
+                ]))])).serialized)
+            case 1: lines.append(JSONValue.object(JSONObject(["jsonrpc": "2.0", "id": JSONValue(i), "method": "agent_info"])).serialized)
+            default: lines.append("{\"jsonrpc\":\"2.0\",\"id\":\(i),\"method\":")   // cut short: a parse error without an id
+            }
+        }
+        try client.sendRaw(Array((lines.joined(separator: "\n") + "\n").utf8))
+        for i in 0..<60 {
+            let answer = try #require(try client.readLine())
+            switch i % 3 {
+            case 0:
+                // The example session allows 10 uses: the first 10 are signed, the rest refused.
+                #expect(answer["id"] == JSONValue(i))
+                if i / 3 < 10 { #expect(answer["result"]?["signature"] != nil, "\(answer.serialized.prefix(200))") }
+                else { #expect(answer["error"]?["data"]?["reason"] == "policy_violation", "\(answer.serialized.prefix(200))") }
+            case 1: #expect(answer["id"] == JSONValue(i) && answer["result"]?["version"] != nil)
+            default: #expect(answer["id"] == .null && answer["error"]?["code"] == JSONValue(-32700))
+            }
+        }
+    }
+
     /// Signatures that change no state leave before their audit entries reach the disk; a clean
     /// stop (SIGTERM) writes those entries first.
     @Test func aCleanStopKeepsTheAuditEntryOfEverySignature() throws {
