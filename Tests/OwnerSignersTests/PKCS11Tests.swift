@@ -197,10 +197,32 @@ struct PKCS11OwnerTests {
 
 /// A token in another process: `p11-kit server` exports it on a Unix socket and the agent loads
 /// p11-kit-client.so. Stopping the server is the token going away; starting it again brings it back.
-@Suite("PKCS#11 token behind p11-kit server", .enabled(if: SoftHSM.isAvailable, "\(SoftHSM.unavailableReason ?? "")"))
+@Suite("PKCS#11 token behind p11-kit server", .serialized, .enabled(if: SoftHSM.isAvailable, "\(SoftHSM.unavailableReason ?? "")"))
 struct PKCS11ServerTests {
     let hsm = SoftHSM.process
     let token = "srv-\(UUID().uuidString.prefix(8))"
+
+    /// A token served by `p11-kit server` on a socket of its own, and an owner on it reached
+    /// through a copy of p11-kit-client.so (its own module instance, which reads the server's
+    /// address from the environment when it initialises; the suite runs its tests one by one).
+    struct Served {
+        var owner: PKCS11Owner
+        var socket: String
+    }
+
+    func served() async throws -> Served {
+        try hsm.initToken(token)
+        try hsm.generateKey(token: token, label: "k1key", id: "01")
+        let socket = hsm.directory.appendingPathComponent("p11-\(token).sock").path
+        setenv("P11_KIT_SERVER_ADDRESS", "unix:path=\(socket)", 1)
+        let client = hsm.directory.appendingPathComponent("p11-kit-client-\(token).so").path
+        try FileManager.default.copyItem(atPath: URL(fileURLWithPath: SoftHSM.p11KitClient).resolvingSymlinksInPath().path, toPath: client)
+        let pinFile = hsm.directory.appendingPathComponent("pin-\(token)").path
+        try SoftHSM.userPIN.write(toFile: pinFile, atomically: true, encoding: .utf8)
+        let owner = PKCS11Owner(uri: try PKCS11URI("pkcs11:token=\(token);object=k1key?module-path=\(client)"), pin: .file(pinFile),
+                                address: Address(publicKey: Array(try hsm.publicPoint(token: token, id: "01").dropFirst())))
+        return Served(owner: owner, socket: socket)
+    }
 
     /// Starts the server; it prints its address once the socket is listening.
     func serve(_ socket: String) throws -> Process {
@@ -221,32 +243,76 @@ struct PKCS11ServerTests {
         return server
     }
 
-    @Test func stoppingTheServerIsAClearErrorAndRestartingItHeals() async throws {
-        try hsm.initToken(token)
-        try hsm.generateKey(token: token, label: "k1key", id: "01")
-        let socket = hsm.directory.appendingPathComponent("p11-\(token).sock").path
-        setenv("P11_KIT_SERVER_ADDRESS", "unix:path=\(socket)", 1)
-        var server = try serve(socket)
-        defer {
-            _ = try? Command.run(URL(fileURLWithPath: "/usr/bin/pkill"), ["-TERM", "-P", String(server.processIdentifier)])
-            server.terminate()
-        }
-        let pinFile = hsm.directory.appendingPathComponent("pin-\(token)").path
-        try SoftHSM.userPIN.write(toFile: pinFile, atomically: true, encoding: .utf8)
-        let owner = try await PKCS11Owner.load(try PKCS11URI("pkcs11:token=\(token);object=k1key?module-path=\(SoftHSM.p11KitClient)"), pin: .file(pinFile), defaultModule: nil)
-        let digest = Bytes32(Array(repeating: 9, count: 32))
-        #expect(try await owner.sign(PKCS11OwnerTests.approved(digest), prompt: PKCS11OwnerTests.noPrompt).recoverAddress(digest: digest) == owner.identity.address)
-
-        // The server forks a child per connection: stop them all, as when its container stops.
-        _ = try Command.run(URL(fileURLWithPath: "/usr/bin/pkill"), ["-TERM", "-P", String(server.processIdentifier)])
-        server.terminate()
+    /// Stops the server and the child it forked for each connection, as when its container
+    /// stops. The listener is frozen first, so a client reconnecting meanwhile cannot get a
+    /// fresh child that outlives it.
+    func stop(_ server: Process, socket: String) throws {
+        let pid = server.processIdentifier
+        guard server.isRunning else { return }
+        kill(pid, SIGSTOP)
+        _ = try Command.run(URL(fileURLWithPath: "/usr/bin/pkill"), ["-KILL", "-P", String(pid)])
+        kill(pid, SIGKILL)
         server.waitUntilExit()
         try? FileManager.default.removeItem(atPath: socket)
-        await #expect { try await owner.sign(PKCS11OwnerTests.approved(digest), prompt: PKCS11OwnerTests.noPrompt) } throws: { error in
+    }
+
+    func sign(_ owner: PKCS11Owner, _ digest: Bytes32) async throws -> Bool {
+        try await owner.sign(PKCS11OwnerTests.approved(digest), prompt: PKCS11OwnerTests.noPrompt).recoverAddress(digest: digest) == owner.identity.address
+    }
+
+    @Test func stoppingTheServerIsAClearErrorAndRestartingItHeals() async throws {
+        let served = try await served()
+        var server = try serve(served.socket)
+        defer { try? stop(server, socket: served.socket) }
+        let digest = Bytes32(Array(repeating: 9, count: 32))
+        #expect(try await sign(served.owner, digest))
+
+        try stop(server, socket: served.socket)
+        await #expect { try await served.owner.sign(PKCS11OwnerTests.approved(digest), prompt: PKCS11OwnerTests.noPrompt) } throws: { error in
             guard case OwnerSignerError.unavailable(let message) = error else { return false }
             return message.contains(token)
         }
-        server = try serve(socket)
-        #expect(try await owner.sign(PKCS11OwnerTests.approved(digest), prompt: PKCS11OwnerTests.noPrompt).recoverAddress(digest: digest) == owner.identity.address)
+        server = try serve(served.socket)
+        #expect(try await sign(served.owner, digest))
+    }
+
+    /// The server goes away while signatures are queued and one is in progress: each request
+    /// either gets a signature that recovers to the owner or a clear error, the process lives
+    /// on, and signing works again once the server is back.
+    @Test func stoppingTheServerInTheMiddleOfSigning() async throws {
+        let served = try await served()
+        var server = try serve(served.socket)
+        defer { try? stop(server, socket: served.socket) }
+        #expect(try await sign(served.owner, Bytes32(Array(repeating: 1, count: 32))))
+
+        let signedSoFar = LockedBox<Int>()
+        signedSoFar.value = 0
+        let outcomes = try await withThrowingTaskGroup(of: String.self) { group in
+            for i in 0..<200 {
+                group.addTask {
+                    do {
+                        guard try await sign(served.owner, Bytes32(Array(repeating: UInt8(i), count: 32))) else { return "WRONG SIGNER" }
+                        signedSoFar.value = (signedSoFar.value ?? 0) + 1
+                        return "signed"
+                    } catch let error as OwnerSignerError {
+                        if case .unavailable = error { return "unavailable" }
+                        return "other: \(error)"
+                    }
+                }
+            }
+            // Stopped once a few are signed, while the rest take their turns on the module's queue.
+            group.addTask { [server] in
+                while (signedSoFar.value ?? 0) < 5 { await Task.yield() }
+                try stop(server, socket: served.socket)
+                return "stopped"
+            }
+            return try await group.reduce(into: [String: Int]()) { $0[$1, default: 0] += 1 }
+        }
+        #expect(outcomes["stopped"] == 1)
+        #expect(outcomes.keys.allSatisfy { ["signed", "unavailable", "stopped"].contains($0) }, "\(outcomes)")
+        #expect((outcomes["signed"] ?? 0) >= 5 && (outcomes["unavailable"] ?? 0) >= 1, "\(outcomes)")
+        #expect((outcomes["signed"] ?? 0) + (outcomes["unavailable"] ?? 0) == 200)
+        server = try serve(served.socket)
+        #expect(try await sign(served.owner, Bytes32(Array(repeating: 2, count: 32))))
     }
 }
