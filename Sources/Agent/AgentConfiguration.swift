@@ -150,16 +150,3 @@ public struct FileSecretOwner: OwnerSigner {
         return try await inner.sign(approved, prompt: { _ in try SecretFile.read(file) })
     }
 }
-
-/// Reads a passphrase file (one line; the trailing newline is not part of it).
-public enum SecretFile {
-    public static func read(_ path: String) throws -> SecretBytes {
-        guard var data = FileManager.default.contents(atPath: path) else {
-            throw AgentError("no_secret", "cannot read the passphrase file \(path)")
-        }
-        defer { data.withUnsafeMutableBytes { SecretBytes.zero($0) } }
-        var length = data.count
-        while length > 0, data[length - 1] == 0x0A || data[length - 1] == 0x0D { length -= 1 }
-        return data.withUnsafeBytes { SecretBytes(copying: UnsafeRawBufferPointer(rebasing: $0[0..<length])) }
-    }
-}

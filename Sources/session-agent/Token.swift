@@ -70,7 +70,7 @@ struct PKCS11TokenList: AsyncParsableCommand {
                     text.append("  slot \(info.slot): token \"\(info.label)\" (\(info.manufacturer) \(info.model), serial \(info.serial))\(flags.isEmpty ? "" : " [" + flags.joined(separator: ", ") + "]")")
                     if keys.isEmpty { text.append("    no EC keys visible without login") }
                     for key in keys {
-                        let shown = key.address.map { "address \($0.checksummed)" } ?? "public key 04\(Hex.encode(key.publicKey).dropFirst(2))"
+                        let shown = key.address.map { "address \($0.checksummed)" } ?? "public key \(key.publicKeyHex)"
                         text.append("    \(key.curve.rawValue) \"\(key.label)\" id \(Hex.encode(key.id).dropFirst(2)): \(shown)")
                         text.append("      \(key.uri(on: tokenURI))")
                     }
@@ -80,7 +80,7 @@ struct PKCS11TokenList: AsyncParsableCommand {
                         "keys": .array(keys.map { key in
                             .object(JSONObject([
                                 "label": .string(key.label), "id": .string(Hex.encode(key.id)), "curve": .string(key.curve.rawValue),
-                                "publicKey": .string("0x04" + Hex.encode(key.publicKey).dropFirst(2)), "address": key.address.map { .string($0.checksummed) } ?? .null,
+                                "publicKey": .string(key.publicKeyHex), "address": key.address.map { .string($0.checksummed) } ?? .null,
                                 "uri": .string(key.uri(on: tokenURI).description),
                             ]))
                         }),
@@ -113,10 +113,10 @@ struct OwnerGenerate: AsyncParsableCommand {
             do throws(PKCS11Failure) { key = try await PKCS11Key.generate(on: tokenURI, curve: curve, label: label, pin: pkcs11.pin, prompt: pkcs11.prompt, defaultModule: pkcs11.module) } catch {
                 throw CommandFailure(message: "\(error)", reason: error.ownerError.reason)
             }
-            let shown = key.info.address.map { $0.checksummed } ?? "0x04" + Hex.encode(key.info.publicKey).dropFirst(2)
+            let shown = key.info.address.map { $0.checksummed } ?? key.info.publicKeyHex
             return CommandOutput(text: "\(shown)\n\(key.uri)", json: .object(JSONObject([
                 "curve": .string(curve.rawValue), "uri": .string(key.uri.description),
-                "address": key.info.address.map { .string($0.checksummed) } ?? .null, "publicKey": .string("0x04" + Hex.encode(key.info.publicKey).dropFirst(2)),
+                "address": key.info.address.map { .string($0.checksummed) } ?? .null, "publicKey": .string(key.info.publicKeyHex),
             ])))
         }
     }

@@ -27,6 +27,8 @@ public struct PKCS11KeyInfo: Sendable, Equatable {
     public var curve: PKCS11Curve
     /// X ‖ Y, 64 bytes.
     public var publicKey: [UInt8]
+    /// The public key as 0x04 ‖ X ‖ Y hex.
+    public var publicKeyHex: String { "0x04" + Hex.encode(publicKey).dropFirst(2) }
     /// The Ethereum address (secp256k1 keys only).
     public var address: Address? { curve == .secp256k1 ? (try? Secp256k1.PublicKey(publicKey))?.address : nil }
 

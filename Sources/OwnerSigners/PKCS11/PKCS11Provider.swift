@@ -7,7 +7,7 @@ import Foundation
 public enum PKCS11PINSource: Sendable, Equatable, CustomStringConvertible {
     /// Asked through the approval channel (the approver's terminal, or pinentry).
     case prompt
-    /// The first line of a file (unattended servers).
+    /// A file (unattended servers), read by `SecretFile`.
     case file(String)
     /// An environment variable of the agent process (unattended servers).
     case environment(String)
@@ -109,12 +109,13 @@ public final class PKCS11Provider: @unchecked Sendable {
     public func withLogin<T: Sendable>(_ uri: PKCS11URI, pin: PKCS11PINSource, prompt: SecretPrompt,
                                       _ body: @escaping @Sendable (PKCS11Session, TokenState) throws(PKCS11Failure) -> T) async throws(PKCS11Failure) -> T {
         let state = tokenState(uri)
+        let call: @Sendable (PKCS11Session) throws(PKCS11Failure) -> T = { session throws(PKCS11Failure) in try self.guarded(state) { () throws(PKCS11Failure) -> T in try body(session, state) } }
         let first = try await run { () throws(PKCS11Failure) -> Result<T, PINRequest> in
             let (session, loggedIn) = try self.session(for: uri, state.tokenKey)
             // The token's flags are only read when a login is still to be done.
-            if loggedIn { return .success(try self.guarded(state) { () throws(PKCS11Failure) -> T in try body(session, state) }) }
+            if loggedIn { return .success(try call(session)) }
             let info = try self.tokenInfo(session, state.tokenKey)
-            guard info.loginRequired else { return .success(try self.guarded(state) { () throws(PKCS11Failure) -> T in try body(session, state) }) }
+            guard info.loginRequired else { return .success(try call(session)) }
             return .failure(PINRequest(token: info))
         }
         let request: PINRequest
@@ -128,7 +129,7 @@ public final class PKCS11Provider: @unchecked Sendable {
             if !loggedIn {
                 try self.login(session, tokenKey: state.tokenKey, token: try self.tokenInfo(session, state.tokenKey), pin: secret, source: pin)
             }
-            return try self.guarded(state) { () throws(PKCS11Failure) -> T in try body(session, state) }
+            return try call(session)
         }
     }
 
@@ -270,10 +271,7 @@ public final class PKCS11Provider: @unchecked Sendable {
     private static func readPIN(_ source: PKCS11PINSource, token: PKCS11TokenInfo, prompt: SecretPrompt) async throws(PKCS11Failure) -> SecretBytes {
         switch source {
         case .file(let path):
-            guard var data = FileManager.default.contents(atPath: path) else { throw .pinNeeded("cannot read the PIN file \(path)") }
-            defer { data.withUnsafeMutableBytes { SecretBytes.zero($0) } }
-            let length = data.prefix { $0 != 0x0A && $0 != 0x0D }.count
-            return data.withUnsafeBytes { SecretBytes(copying: UnsafeRawBufferPointer(rebasing: $0[0..<length])) }
+            do { return try SecretFile.read(path, what: "PIN file") } catch { throw .pinNeeded(error.description) }
         case .environment(let name):
             guard let value = ProcessInfo.processInfo.environment[name] else { throw .pinNeeded("the environment variable \(name) (the PIN) is not set") }
             return Array(value.utf8).withUnsafeBytes { SecretBytes(copying: $0) }
