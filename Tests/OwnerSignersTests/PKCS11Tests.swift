@@ -215,8 +215,7 @@ struct PKCS11ServerTests {
         try hsm.generateKey(token: token, label: "k1key", id: "01")
         let socket = hsm.directory.appendingPathComponent("p11-\(token).sock").path
         setenv("P11_KIT_SERVER_ADDRESS", "unix:path=\(socket)", 1)
-        let client = hsm.directory.appendingPathComponent("p11-kit-client-\(token).so").path
-        try FileManager.default.copyItem(atPath: URL(fileURLWithPath: SoftHSM.p11KitClient).resolvingSymlinksInPath().path, toPath: client)
+        let client = try hsm.privateModule(SoftHSM.p11KitClient)
         let pinFile = hsm.directory.appendingPathComponent("pin-\(token)").path
         try SoftHSM.userPIN.write(toFile: pinFile, atomically: true, encoding: .utf8)
         let owner = PKCS11Owner(uri: try PKCS11URI("pkcs11:token=\(token);object=k1key?module-path=\(client)"), pin: .file(pinFile),

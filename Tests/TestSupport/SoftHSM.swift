@@ -50,12 +50,13 @@ public final class SoftHSM: Sendable {
 
     deinit { try? FileManager.default.removeItem(at: directory) }
 
-    /// A copy of the module at a path of its own: loaded in-process it is an independent
-    /// SoftHSM instance (its own slots and sessions), so tests that re-initialise or remove a
-    /// token do not disturb the others running in parallel.
-    public func privateModule() throws -> String {
-        let copy = directory.appendingPathComponent("libsofthsm2-\(UUID().uuidString.prefix(8)).so").path
-        try FileManager.default.copyItem(atPath: URL(fileURLWithPath: Self.systemModule!).resolvingSymlinksInPath().path, toPath: copy)
+    /// A copy of a module (SoftHSM's by default) at a path of its own: loaded in-process it is an
+    /// independent instance (its own slots, sessions and initialisation), so tests that
+    /// re-initialise it or remove a token do not disturb the others running in parallel.
+    public func privateModule(_ module: String = systemModule!) throws -> String {
+        let original = URL(fileURLWithPath: module).resolvingSymlinksInPath()
+        let copy = directory.appendingPathComponent("\(UUID().uuidString.prefix(8))-\(original.lastPathComponent)").path
+        try FileManager.default.copyItem(atPath: original.path, toPath: copy)
         return copy
     }
 
