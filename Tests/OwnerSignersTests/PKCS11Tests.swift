@@ -286,6 +286,19 @@ struct PKCS11ServerTests {
         #expect(try await sign(served.owner, digest))
     }
 
+    /// The agent keeps its session without asking the token before each signature; a server
+    /// that restarted between two signatures leaves that session stale, and the next signature
+    /// still works on the first request (a fresh session, and the login again from the PIN file).
+    @Test func aServerRestartBetweenSignaturesIsNotSeenByTheNextRequest() async throws {
+        let served = try await served()
+        var server = try serve(served.socket)
+        defer { try? stop(server, socket: served.socket) }
+        #expect(try await sign(served.owner, Bytes32(Array(repeating: 1, count: 32))))
+        try stop(server, socket: served.socket)
+        server = try serve(served.socket)
+        #expect(try await sign(served.owner, Bytes32(Array(repeating: 2, count: 32))))
+    }
+
     /// The server goes away while 200 signatures are queued on the module and the first is on its
     /// way: each request gets a signature that recovers to the owner or a clear error, the
     /// process lives on, and signing works again once the server is back.

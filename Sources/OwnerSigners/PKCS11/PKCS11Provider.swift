@@ -45,6 +45,14 @@ public enum PKCS11Failure: Error, Equatable, Sendable, CustomStringConvertible {
         }
     }
 
+    /// What a kept session fails with when it is stale: its token went away, or its login did.
+    var staleSession: Bool {
+        switch self {
+        case .tokenAbsent, .pinNeeded: true
+        default: false
+        }
+    }
+
     /// The owner-signer error the agent reports for it.
     public var ownerError: OwnerSignerError {
         switch self {
@@ -66,7 +74,7 @@ public final class PKCS11Provider: @unchecked Sendable {
     private let queue: DispatchQueue
     // Confined to `queue`:
     private var module: PKCS11Module?
-    private var sessions: [String: PKCS11Session] = [:]
+    private var sessions: [String: OpenSession] = [:]
     private var keyHandles: [String: UInt] = [:]
     /// SHA-256 of the last PIN each token rejected: the same PIN is not offered again, since
     /// each wrong try counts down the token's retry counter.
@@ -110,8 +118,7 @@ public final class PKCS11Provider: @unchecked Sendable {
                                       _ body: @escaping @Sendable (PKCS11Session, TokenState) throws(PKCS11Failure) -> T) async throws(PKCS11Failure) -> T {
         let state = tokenState(uri)
         let call: @Sendable (PKCS11Session) throws(PKCS11Failure) -> T = { session throws(PKCS11Failure) in try self.guarded(state) { () throws(PKCS11Failure) -> T in try body(session, state) } }
-        let first = try await run { () throws(PKCS11Failure) -> Result<T, PINRequest> in
-            let (session, loggedIn) = try self.session(for: uri, state.tokenKey)
+        let first = try await onSession(uri, state) { session, loggedIn throws(PKCS11Failure) -> Result<T, PINRequest> in
             // The token's flags are only read when a login is still to be done.
             if loggedIn { return .success(try call(session)) }
             let info = try self.tokenInfo(session, state.tokenKey)
@@ -125,7 +132,7 @@ public final class PKCS11Provider: @unchecked Sendable {
         }
         let secret = try await Self.readPIN(pin, token: request.token, prompt: prompt)
         return try await run { () throws(PKCS11Failure) -> T in
-            let (session, loggedIn) = try self.session(for: uri, state.tokenKey)
+            let (session, loggedIn, _) = try self.session(for: uri, state.tokenKey)
             if !loggedIn {
                 try self.login(session, tokenKey: state.tokenKey, token: try self.tokenInfo(session, state.tokenKey), pin: secret, source: pin)
             }
@@ -136,9 +143,8 @@ public final class PKCS11Provider: @unchecked Sendable {
     /// Runs `body` on the queue in a session on the token, without logging in (public objects).
     public func withSession<T: Sendable>(_ uri: PKCS11URI, _ body: @escaping @Sendable (PKCS11Session, TokenState) throws(PKCS11Failure) -> T) async throws(PKCS11Failure) -> T {
         let state = tokenState(uri)
-        return try await run { () throws(PKCS11Failure) -> T in
-            let (session, _) = try self.session(for: uri, state.tokenKey)
-            return try self.guarded(state) { () throws(PKCS11Failure) -> T in try body(session, state) }
+        return try await onSession(uri, state) { session, _ throws(PKCS11Failure) -> T in
+            try self.guarded(state) { () throws(PKCS11Failure) -> T in try body(session, state) }
         }
     }
 
@@ -172,6 +178,34 @@ public final class PKCS11Provider: @unchecked Sendable {
 
     private struct PINRequest: Error { let token: PKCS11TokenInfo }
 
+    /// A token's open session, and whether this process is logged in to the token.
+    private struct OpenSession {
+        let session: PKCS11Session
+        var loggedIn: Bool
+    }
+
+    /// Runs `body` on the queue with the token's session and login state. A session kept from an
+    /// earlier operation is trusted without asking the token (a C_GetSessionInfo per operation is
+    /// a network round trip on a remote HSM); when it turns out stale, because the token went away
+    /// and came back or lost the login, it is dropped and `body` runs once more on a fresh one.
+    private func onSession<T: Sendable>(_ uri: PKCS11URI, _ state: TokenState,
+                                        _ body: @escaping @Sendable (PKCS11Session, _ loggedIn: Bool) throws(PKCS11Failure) -> T) async throws(PKCS11Failure) -> T {
+        var mayRetry = true
+        while true {
+            let retry = mayRetry
+            let outcome = try await run { () throws(PKCS11Failure) -> T? in
+                let (session, loggedIn, reused) = try self.session(for: uri, state.tokenKey)
+                do throws(PKCS11Failure) { return try body(session, loggedIn) } catch {
+                    guard retry, reused, error.staleSession else { throw error }
+                    self.forget(state.tokenKey)
+                    return nil
+                }
+            }
+            if let outcome { return outcome }
+            mayRetry = false
+        }
+    }
+
     private func run<T: Sendable>(_ body: @escaping @Sendable () throws(PKCS11Failure) -> T) async throws(PKCS11Failure) -> T {
         let result: Result<T, PKCS11Failure> = await withCheckedContinuation { continuation in
             queue.async { continuation.resume(returning: Result { () throws(PKCS11Failure) -> T in try body() }) }
@@ -187,13 +221,11 @@ public final class PKCS11Provider: @unchecked Sendable {
         return module!
     }
 
-    /// The open session on the token and whether the user is logged in, opening a session (and
-    /// finding the token's slot again) when there is none or the old one died with its token.
-    private func session(for uri: PKCS11URI, _ tokenKey: String) throws(PKCS11Failure) -> (PKCS11Session, loggedIn: Bool) {
-        if let session = sessions[tokenKey] {
-            if let state = try? session.state() { return (session, state.loggedIn) }
-            forget(tokenKey)
-        }
+    /// The session on the token and whether the user is logged in; `reused` when it was kept from
+    /// an earlier operation (and not asked whether it still lives). A new session finds the
+    /// token's slot again.
+    private func session(for uri: PKCS11URI, _ tokenKey: String) throws(PKCS11Failure) -> (PKCS11Session, loggedIn: Bool, reused: Bool) {
+        if let open = sessions[tokenKey] { return (open.session, open.loggedIn, true) }
         // A token that was removed and came back (or a server that restarted) is only seen after
         // the module is initialised again; that closes every session of the module.
         for attempt in 0..<2 {
@@ -204,8 +236,9 @@ public final class PKCS11Provider: @unchecked Sendable {
             if let info = matching.first {
                 do {
                     let session = try module.openSession(slot: info.slot)
-                    sessions[tokenKey] = session
-                    return (session, try session.state().loggedIn)
+                    let loggedIn = try session.state().loggedIn
+                    sessions[tokenKey] = OpenSession(session: session, loggedIn: loggedIn)
+                    return (session, loggedIn, false)
                 } catch {
                     throw Self.failure(error, tokenKey)
                 }
@@ -241,6 +274,7 @@ public final class PKCS11Provider: @unchecked Sendable {
         }
         do {
             try session.login(pin: pin)
+            sessions[tokenKey]?.loggedIn = true
             rejectedPINs[tokenKey] = nil
         } catch {
             if error.pinIncorrect {
@@ -264,7 +298,9 @@ public final class PKCS11Provider: @unchecked Sendable {
     }
 
     static func failure(_ error: PKCS11Error, _ token: String) -> PKCS11Failure {
-        error.tokenGone ? .tokenAbsent("the token \(token) went away (\(error)); it is used again once it is back") : .failed("\(error)")
+        if error.tokenGone { return .tokenAbsent("the token \(token) went away (\(error)); it is used again once it is back") }
+        if error.notLoggedIn { return .pinNeeded("the token \(token) is no longer logged in (\(error))") }
+        return .failed("\(error)")
     }
 
     /// Reads the PIN from its source. Only called when a login is needed.
