@@ -5,7 +5,8 @@ import OwnerSigners
 
 /// Owner signing on a SoftHSM2 key through the agent's PKCS#11 owner (serial queue hop, kept
 /// session and login, CKM_ECDSA, low s, v by trial recovery and the address check) against a
-/// plain C_SignInit + C_Sign loop on the same key, for secp256k1 and P-256.
+/// plain C_SignInit + C_Sign loop on the same key, for secp256k1 and P-256; then both again with
+/// the token in another process behind `p11-kit server`, as a network HSM would be.
 enum HSMBench {
     static let pin = "123456"
 
@@ -28,36 +29,86 @@ enum HSMBench {
 
         print("owner signing on SoftHSM2 (\(module)): the agent's PKCS#11 owner vs a plain C_SignInit + C_Sign loop")
         let token = try PKCS11URI("pkcs11:token=bench").with(modulePath: module)
-        let noPrompt: SecretPrompt = { _ in throw PKCS11Failure.pinNeeded("bench") }
+        var keys: [PKCS11Key] = []
         for curve in PKCS11Curve.allCases {
-            let key = try await PKCS11Key.generate(on: token, curve: curve, label: "bench-\(curve)", pin: .file(directory + "/pin"), prompt: noPrompt, defaultModule: nil)
-            let digests = (0..<64).map { i in Keccak256.hash([UInt8(i)]) }
-            let direct = try plainLoop(module: module, keyID: key.info.id, digests: digests, seconds: 2)
-            let agent: Double
-            switch curve {
-            case .secp256k1:
-                let owner = try PKCS11Owner(key)
-                agent = try await timed(seconds: 2) { i in _ = try await owner.sign(ApprovedDigest(digest: digests[i % 64], approval: "bench"), prompt: noPrompt) }
-            case .p256:
-                agent = try await timed(seconds: 2) { i in _ = try await key.signP256(digest: digests[i % 64], prompt: noPrompt) }
-            }
-            // Where the difference goes: the handoff to the module's queue alone, and the same bare
-            // C_SignInit + C_Sign run there (a signature computed right after a thread handoff).
-            let hop = try await timed(seconds: 1) { _ in _ = try await key.provider.withSession(key.uri) { _, _ throws(PKCS11Failure) in 0 } }
-            let handle = try await key.provider.withLogin(key.uri, pin: key.pin, prompt: noPrompt) { session, _ throws(PKCS11Failure) in
-                guard let found = try? session.find([PKCS11Attribute(.privateKey), PKCS11Attribute(.id, key.info.id)]).first else { throw .keyNotFound("bench key") }
-                return found
-            }
-            let queued = try await timed(seconds: 2) { i in
-                _ = try await key.provider.withSession(key.uri) { session, _ throws(PKCS11Failure) in
-                    do { return try session.signECDSA(key: handle, digest: digests[i % 64].bytes) } catch { throw .failed("\(error)") }
-                }
-            }
-            row("  \(curve.rawValue): plain C_SignInit + C_Sign loop", direct * 1e6, "µs/signature")
-            row("  \(curve.rawValue): handoff to the module's queue alone", hop * 1e6, "µs")
-            row("  \(curve.rawValue): C_SignInit + C_Sign on the module's queue", queued * 1e6, "µs/signature", ratio: queued / direct)
-            row("  \(curve.rawValue): agent owner signer (\(curve == .secp256k1 ? "low s, v, address check" : "low s"))", agent * 1e6, "µs/signature", ratio: agent / direct)
+            keys.append(try await PKCS11Key.generate(on: token, curve: curve, label: "bench-\(curve)", pin: .file(directory + "/pin"), prompt: noPrompt, defaultModule: nil))
         }
+        for key in keys { try await compare(key, detail: true) }
+
+        // The same keys through p11-kit's RPC, as for a token served from another process or container.
+        guard FileManager.default.fileExists(atPath: p11KitClient), FileManager.default.fileExists(atPath: "/usr/bin/p11-kit") else {
+            print("pkcs11 through p11-kit server: p11-kit or its client module is not installed; skipped")
+            return
+        }
+        let server = try serve(module: module, socket: directory + "/p11-kit.sock")
+        defer { server.terminate(); server.waitUntilExit() }
+        print("the same keys in another process, through p11-kit server and \(p11KitClient)")
+        for key in keys {
+            var uri = key.uri.with(modulePath: p11KitClient)
+            uri.pinSource = nil
+            try await compare(try await PKCS11Key.locate(uri, pin: key.pin, defaultModule: nil), detail: false)
+        }
+    }
+
+    static let noPrompt: SecretPrompt = { _ in throw PKCS11Failure.pinNeeded("bench") }
+    static let p11KitClient = "/usr/lib/x86_64-linux-gnu/pkcs11/p11-kit-client.so"
+    static let digests = (0..<64).map { i in Keccak256.hash([UInt8(i)]) }
+
+    /// The agent's owner signer on `key` against the plain loop on the same module and key; with
+    /// `detail`, also the parts the difference is made of.
+    static func compare(_ key: PKCS11Key, detail: Bool) async throws {
+        let curve = key.info.curve
+        let plain = try PlainSigner(module: key.provider.modulePath, keyID: key.info.id)
+        let direct = try await timed(seconds: 2) { i in try plain.sign(i) }
+        let agent: Double
+        switch curve {
+        case .secp256k1:
+            let owner = try PKCS11Owner(key)
+            agent = try await timed(seconds: 2) { i in _ = try await owner.sign(ApprovedDigest(digest: digests[i % 64], approval: "bench"), prompt: noPrompt) }
+        case .p256:
+            agent = try await timed(seconds: 2) { i in _ = try await key.signP256(digest: digests[i % 64], prompt: noPrompt) }
+        }
+        row("  \(curve.rawValue): plain C_SignInit + C_Sign loop", direct * 1e6, "µs/signature")
+        if detail {
+            // Where the difference goes: the same plain loop with each signature handed to a
+            // dispatch queue (as the agent's module queue does), the handoff alone, and the
+            // secp256k1 v and address check alone.
+            let queue = DispatchQueue(label: "bench")
+            let queued = try await timed(seconds: 2) { i in
+                try await withCheckedThrowingContinuation { (done: CheckedContinuation<Void, Error>) in queue.async { done.resume(with: Result { try plain.sign(i) }) } }
+            }
+            let hop = try await timed(seconds: 1) { _ in _ = try await key.provider.withSession(key.uri) { _, _ throws(PKCS11Failure) in 0 } }
+            row("  \(curve.rawValue): the same loop, each signature on a dispatch queue", queued * 1e6, "µs/signature", ratio: queued / direct)
+            row("  \(curve.rawValue): the handoff to the module's queue alone", hop * 1e6, "µs")
+            if curve == .secp256k1 {
+                let raw = try await (0..<64).asyncMap { i in try await key.signRaw(digest: digests[i].bytes, prompt: noPrompt) }
+                let address = key.info.address!
+                let check = try await timed(seconds: 1) { i in
+                    _ = try RecoverableSignature.normalizing(external: raw[i % 64], digest: digests[i % 64], signer: address)
+                }
+                row("  \(curve.rawValue): low s, v by trial recovery, address check alone", check * 1e6, "µs")
+            }
+        }
+        row("  \(curve.rawValue): agent owner signer (\(curve == .secp256k1 ? "low s, v, address check" : "low s"))", agent * 1e6, "µs/signature", ratio: agent / direct)
+    }
+
+    /// `p11-kit server` serving the bench token, its address exported for p11-kit-client.
+    static func serve(module: String, socket: String) throws -> Process {
+        let server = Process()
+        server.executableURL = URL(fileURLWithPath: "/usr/bin/p11-kit")
+        server.arguments = ["server", "-f", "-n", socket, "--provider", module, "pkcs11:token=bench"]
+        let out = Pipe()
+        server.standardOutput = out
+        server.standardError = FileHandle.nullDevice
+        try server.run()
+        var printed = ""
+        while !printed.contains("P11_KIT_SERVER_ADDRESS") {
+            let chunk = out.fileHandleForReading.availableData
+            guard !chunk.isEmpty else { throw BenchFailure("p11-kit server exited") }
+            printed += String(decoding: chunk, as: UTF8.self)
+        }
+        setenv("P11_KIT_SERVER_ADDRESS", "unix:path=" + socket, 1)
+        return server
     }
 
     /// Mean seconds per call of `body`, called in sequence (latency, not throughput).
@@ -72,19 +123,26 @@ enum HSMBench {
         return AgentBench.seconds(clock.now - start) / Double(count)
     }
 
-    /// The reference: the module's own function list, a logged-in session, the key found once,
-    /// then C_SignInit + C_Sign in a loop. No agent code.
-    static func plainLoop(module path: String, keyID: [UInt8], digests: [Bytes32], seconds: Double) throws -> Double {
+}
+
+/// The reference: the module's own function list, a logged-in session, the key found once, then
+/// C_SignInit + C_Sign per signature. No agent code.
+final class PlainSigner: @unchecked Sendable {
+    let f: UnsafeMutablePointer<CK_FUNCTION_LIST>
+    var session: CK_SESSION_HANDLE = 0
+    var key: CK_OBJECT_HANDLE = 0
+    let inputs = HSMBench.digests.map(\.bytes)
+
+    init(module path: String, keyID: [UInt8]) throws {
         guard let f = p11_kit_module_load(path, Int32(P11_KIT_MODULE_UNMANAGED)) else { throw BenchFailure("cannot load \(path)") }
+        self.f = f
         let initialized = p11_kit_module_initialize(f)
         guard initialized == CKR_OK || initialized == CKR_CRYPTOKI_ALREADY_INITIALIZED else { throw BenchFailure("C_Initialize: \(initialized)") }
         var count: CK_ULONG = 8
         var slots = [CK_SLOT_ID](repeating: 0, count: 8)
         _ = f.pointee.C_GetSlotList(CK_BBOOL(CK_TRUE), &slots, &count)
-        var session: CK_SESSION_HANDLE = 0
-        var found: CK_OBJECT_HANDLE = 0
         for slot in slots.prefix(Int(count)) where f.pointee.C_OpenSession(slot, CK_FLAGS(CKF_SERIAL_SESSION | CKF_RW_SESSION), nil, nil, &session) == CKR_OK {
-            var pinBytes = Array(pin.utf8)
+            var pinBytes = Array(HSMBench.pin.utf8)
             let login = f.pointee.C_Login(session, CK_USER_TYPE(CKU_USER), &pinBytes, CK_ULONG(pinBytes.count))
             guard login == CKR_OK || login == CKR_USER_ALREADY_LOGGED_IN else { continue }
             var keyClass = CK_OBJECT_CLASS(CKO_PRIVATE_KEY)
@@ -95,28 +153,34 @@ enum HSMBench {
                                     CK_ATTRIBUTE(type: CK_ATTRIBUTE_TYPE(CKA_ID), pValue: idp.baseAddress, ulValueLen: CK_ULONG(idp.count))]
                     var n: CK_ULONG = 0
                     _ = f.pointee.C_FindObjectsInit(session, &template, 2)
-                    _ = f.pointee.C_FindObjects(session, &found, 1, &n)
+                    _ = f.pointee.C_FindObjects(session, &key, 1, &n)
                     _ = f.pointee.C_FindObjectsFinal(session)
                     return n
                 }
             }
-            if objectCount == 1 { break }
+            if objectCount == 1 { return }
         }
-        guard found != 0 else { throw BenchFailure("the bench key is not on the token") }
-        defer { _ = f.pointee.C_CloseSession(session) }
+        throw BenchFailure("the bench key is not on the token")
+    }
+
+    // The module stays loaded: the agent's provider shares it in this process.
+    deinit { _ = f.pointee.C_CloseSession(session) }
+
+    func sign(_ i: Int) throws {
         var mechanism = CK_MECHANISM(mechanism: CK_MECHANISM_TYPE(CKM_ECDSA), pParameter: nil, ulParameterLen: 0)
         var signature = [UInt8](repeating: 0, count: 64)
-        var inputs = digests.map(\.bytes)
-        let clock = ContinuousClock(), start = clock.now
-        var n = 0
-        while clock.now - start < .milliseconds(Int64(seconds * 1000)) {
-            var length = CK_ULONG(64)
-            guard f.pointee.C_SignInit(session, &mechanism, found) == CKR_OK,
-                  f.pointee.C_Sign(session, &inputs[n % 64], 32, &signature, &length) == CKR_OK
-            else { throw BenchFailure("C_Sign failed") }
-            n += 1
-        }
-        return AgentBench.seconds(clock.now - start) / Double(n)
+        var length = CK_ULONG(64)
+        var input = inputs[i % 64]
+        guard f.pointee.C_SignInit(session, &mechanism, key) == CKR_OK, f.pointee.C_Sign(session, &input, 32, &signature, &length) == CKR_OK
+        else { throw BenchFailure("C_Sign failed") }
+    }
+}
+
+extension Sequence {
+    func asyncMap<T>(_ transform: (Element) async throws -> T) async rethrows -> [T] {
+        var out: [T] = []
+        for element in self { out.append(try await transform(element)) }
+        return out
     }
 }
 
