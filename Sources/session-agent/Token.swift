@@ -39,7 +39,7 @@ struct PKCS11TokenList: AsyncParsableCommand {
 
     func run() async throws {
         try await report(output) {
-            let paths = pkcs11.module.map { [$0] } ?? PKCS11Module.withRegistered { $0.map(\.path) }
+            let paths = pkcs11.module.map { [$0] } ?? PKCS11Module.registered().map(\.path)
             guard !paths.isEmpty else { throw CommandFailure(message: "p11-kit knows no PKCS#11 module; name one with --module", reason: "not_found") }
             var text: [String] = [], modules: [JSONValue] = []
             for path in paths {

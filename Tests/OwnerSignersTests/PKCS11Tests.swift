@@ -34,8 +34,11 @@ struct PKCS11URITests {
 }
 
 /// Owner keys on SoftHSM2 through the real PKCS#11 interface. Each test loads its own copy of
-/// the module (an independent SoftHSM instance) and makes its own token.
-@Suite("PKCS#11 owners on SoftHSM2", .enabled(if: SoftHSM.isAvailable, "\(SoftHSM.unavailableReason ?? "")"))
+/// the module (an independent SoftHSM instance) and makes its own token. They run one at a time:
+/// SoftHSM's file locks belong to the process, so instances in one process do not exclude each
+/// other, and one scanning the token directory can read a token another is rewriting (SoftHSM
+/// then aborts on two slots with the same id). Separate processes, as in production, are safe.
+@Suite("PKCS#11 owners on SoftHSM2", .serialized, .enabled(if: SoftHSM.isAvailable, "\(SoftHSM.unavailableReason ?? "")"))
 struct PKCS11OwnerTests {
     let hsm = SoftHSM.process
     let token = "t-\(UUID().uuidString.prefix(8))"
@@ -175,6 +178,50 @@ struct PKCS11OwnerTests {
         try hsm.plugIn(away, as: directory)
         let signature = try await owner.sign(Self.approved(digest), prompt: Self.noPrompt)
         #expect(try signature.recoverAddress(digest: digest) == owner.identity.address)
+    }
+
+    /// Tokens on one module come and go independently: one removed since the module last
+    /// scanned its slots is left out of the list, and the others are still listed.
+    @Test func aRemovedTokenDoesNotHideTheOthers() throws {
+        let directory = try hsm.initToken(token)
+        let other = "\(token)-b"
+        try hsm.initToken(other)
+        let module = try PKCS11Module(path: try hsm.privateModule())
+        #expect(Set(try module.tokens().map(\.label)).isSuperset(of: [token, other]))
+        let away = try hsm.unplug(directory)
+        let listed = try module.tokens().map(\.label)
+        #expect(listed.contains(other) && !listed.contains(token))
+        try hsm.plugIn(away, as: directory)
+    }
+
+    /// A key named without a module is looked for in the modules p11-kit knows, SoftHSM among
+    /// them, while an owner on the same SoftHSM library signs: the lookup must neither disturb
+    /// the signer's session nor call into the library beside it. The owner names the library by
+    /// another path (Debian's /usr/lib/softhsm symlink; p11-kit knows the file it points to).
+    @Test func findingAKeyThroughP11KitWhileTheSameModuleSigns() async throws {
+        try hsm.initToken(token)
+        try hsm.generateKey(token: token, label: "k1key", id: "01")
+        let pin = PKCS11PINSource.file(try pinFile(SoftHSM.userPIN))
+        let registered = try #require(PKCS11Module.registered().first { $0.path.hasSuffix("libsofthsm2.so") }?.path, "p11-kit does not know SoftHSM")
+        let symlink = hsm.directory.appendingPathComponent("link-\(token)-libsofthsm2.so").path
+        try FileManager.default.createSymbolicLink(atPath: symlink, withDestinationPath: registered)
+        let owner = try await PKCS11Owner.load(try uri(symlink), pin: pin, defaultModule: nil)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask {
+                for i in 0..<60 {
+                    let digest = Bytes32(Array(repeating: UInt8(i), count: 32))
+                    let signature = try await owner.sign(Self.approved(digest), prompt: Self.noPrompt)
+                    #expect(try signature.recoverAddress(digest: digest) == owner.identity.address)
+                }
+            }
+            group.addTask {
+                for _ in 0..<15 {
+                    let found = try await PKCS11Owner.load(try PKCS11URI("pkcs11:token=\(token);object=k1key"), pin: pin, defaultModule: nil)
+                    #expect(found.identity.address == owner.identity.address)
+                }
+            }
+            try await group.waitForAll()
+        }
     }
 
     @Test func concurrentRequestsTakeTurnsOnOneToken() async throws {

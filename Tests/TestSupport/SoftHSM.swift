@@ -43,6 +43,11 @@ public final class SoftHSM: Sendable {
 
     public init() throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("softhsm-\(UUID().uuidString.prefix(8))")
+        try Self.configure(directory)
+    }
+
+    /// A token directory under `directory` and the softhsm2.conf that names it.
+    private static func configure(_ directory: URL) throws {
         try FileManager.default.createDirectory(at: directory.appendingPathComponent("tokens"), withIntermediateDirectories: true)
         try "directories.tokendir = \(directory.path)/tokens\nobjectstore.backend = file\nlog.level = ERROR\n"
             .write(toFile: directory.appendingPathComponent("softhsm2.conf").path, atomically: true, encoding: .utf8)
@@ -60,16 +65,23 @@ public final class SoftHSM: Sendable {
         return copy
     }
 
-    /// Initialises a token in a free slot; returns the directory SoftHSM keeps it in (found by
-    /// its label, since tests running in parallel add tokens to the same directory).
+    /// Initialises a token; returns the directory SoftHSM keeps it in. The token is made in a
+    /// directory of its own and moved in with one rename: SoftHSM aborts (an assertion in its
+    /// slot manager) when it initialises while softhsm2-util is still writing a token, and tests
+    /// running in parallel load modules at any time.
     @discardableResult
     public func initToken(_ label: String, pin: String = userPIN) throws -> URL {
-        try tool("softhsm2-util", ["--init-token", "--free", "--label", label, "--so-pin", Self.soPIN, "--pin", pin])
-        for name in try FileManager.default.contentsOfDirectory(atPath: tokens.path) {
-            let object = tokens.appendingPathComponent(name).appendingPathComponent("token.object")
-            if let data = FileManager.default.contents(atPath: object.path), data.range(of: Data(label.utf8)) != nil { return tokens.appendingPathComponent(name) }
+        let staging = directory.appendingPathComponent("staging-\(UUID().uuidString.prefix(8))")
+        try Self.configure(staging)
+        defer { try? FileManager.default.removeItem(at: staging) }
+        try tool("softhsm2-util", ["--init-token", "--free", "--label", label, "--so-pin", Self.soPIN, "--pin", pin],
+                 configuration: staging.appendingPathComponent("softhsm2.conf").path)
+        guard let made = try FileManager.default.contentsOfDirectory(atPath: staging.appendingPathComponent("tokens").path).first else {
+            throw Oracle.Failure(description: "softhsm2-util made no token directory for \(label)")
         }
-        throw Oracle.Failure(description: "softhsm2-util made no token directory for \(label)")
+        let token = tokens.appendingPathComponent(made)
+        try toolLock.withLock { try FileManager.default.moveItem(at: staging.appendingPathComponent("tokens").appendingPathComponent(made), to: token) }
+        return token
     }
 
     /// Takes a token away as an unplugged HSM would: its directory leaves the token directory in
@@ -77,13 +89,18 @@ public final class SoftHSM: Sendable {
     /// Returns where it went, for `plugIn`.
     public func unplug(_ token: URL) throws -> URL {
         let away = directory.appendingPathComponent("unplugged-\(token.lastPathComponent)")
-        try FileManager.default.moveItem(at: token, to: away)
+        try toolLock.withLock { try FileManager.default.moveItem(at: token, to: away) }
         return away
     }
 
     public func plugIn(_ away: URL, as token: URL) throws {
-        try FileManager.default.moveItem(at: away, to: token)
+        try toolLock.withLock { try FileManager.default.moveItem(at: away, to: token) }
     }
+
+    /// Held while a tool runs and while a token is unplugged or plugged in: softhsm2-util and
+    /// pkcs11-tool give up ("Could not get info about the token") when a token they listed
+    /// leaves the directory before they read it. (The agent's own listing skips such a token.)
+    private let toolLock = NSLock()
 
     /// A key pair made by pkcs11-tool, as an operator would (`EC:secp256k1` or `EC:prime256v1`).
     public func generateKey(token: String, label: String, id: String, keyType: String = "EC:secp256k1", pin: String = userPIN) throws {
@@ -100,10 +117,12 @@ public final class SoftHSM: Sendable {
         return Array(der.suffix(65))
     }
 
+    /// Runs a SoftHSM tool on these tokens (or on the token directory `configuration` names).
     @discardableResult
-    public func tool(_ name: String, _ arguments: [String]) throws -> String {
+    public func tool(_ name: String, _ arguments: [String], configuration: String? = nil) throws -> String {
         guard let path = Self.which(name) else { throw Oracle.Failure(description: "\(name) is not installed") }
-        let result = try Command.run(URL(fileURLWithPath: path), arguments, environment: environment)
+        let environment = configuration.map { ProcessInfo.processInfo.environment.merging(["SOFTHSM2_CONF": $0]) { _, new in new } } ?? environment
+        let result = try toolLock.withLock { try Command.run(URL(fileURLWithPath: path), arguments, environment: environment) }
         guard result.status == 0 else { throw Oracle.Failure(description: "\(name) \(arguments.joined(separator: " ")): \(result.stderr)\(result.stdout)") }
         return result.stdout
     }

@@ -91,12 +91,8 @@ public enum PKCS11ObjectClass: String, Sendable {
 /// module again really rescans its slots (SoftHSM, for one, only sees a token that came back
 /// after that).
 public final class PKCS11Module: @unchecked Sendable {
-    /// The module's name: its p11-kit registration name, or the path it was loaded from.
-    public let name: String
     public let path: String
     let functions: UnsafeMutablePointer<CK_FUNCTION_LIST>
-    /// Whether this object loaded the module itself (so it must finalise and release it).
-    private let owned: Bool
 
     /// Loads the module at `path` (a shared object implementing PKCS#11).
     public init(path: String) throws(PKCS11Error) {
@@ -111,39 +107,37 @@ public final class PKCS11Module: @unchecked Sendable {
             throw PKCS11Error("C_Initialize of \(path)", rv)
         }
         self.functions = module
-        self.name = path
         self.path = path
-        self.owned = true
-    }
-
-    private init(registered module: UnsafeMutablePointer<CK_FUNCTION_LIST>) {
-        functions = module
-        name = Self.takeString(p11_kit_module_get_name(module)) ?? "unnamed"
-        path = Self.takeString(p11_kit_module_get_filename(module)) ?? name
-        owned = false
     }
 
     deinit {
-        if owned {
-            _ = p11_kit_module_finalize(functions)
-            p11_kit_module_release(functions)
-        }
+        _ = p11_kit_module_finalize(functions)
+        p11_kit_module_release(functions)
     }
 
-    /// Runs `body` with the modules p11-kit is configured with (/usr/share/p11-kit/modules,
-    /// /etc/pkcs11/modules, and for non-root users ~/.config/pkcs11/modules), initialised for the
-    /// call and released after it; `body` must not keep them.
-    public static func withRegistered<T>(_ body: ([PKCS11Module]) -> T) -> T {
+    /// A module p11-kit is configured with: its registration name and its shared object.
+    public struct Registration: Sendable, Equatable {
+        public var name: String
+        public var path: String
+    }
+
+    /// The modules p11-kit is configured with (/usr/share/p11-kit/modules, /etc/pkcs11/modules,
+    /// and for non-root users ~/.config/pkcs11/modules). Listed without initialising them: the
+    /// agent reaches every module through its own loading of it, so a module in use is never
+    /// initialised or finalised beside it.
+    public static func registered() -> [Registration] {
         ignoreBrokenPipes
-        guard let list = p11_kit_modules_load_and_initialize(0) else { return body([]) }
-        defer { p11_kit_modules_finalize_and_release(list) }
-        var modules: [PKCS11Module] = []
+        guard let list = p11_kit_modules_load(nil, 0) else { return [] }
+        defer { p11_kit_modules_release(list) }
+        var registrations: [Registration] = []
         var i = 0
         while let module = list[i] {
-            modules.append(PKCS11Module(registered: module))
+            if let path = takeString(p11_kit_module_get_filename(module)) {
+                registrations.append(Registration(name: takeString(p11_kit_module_get_name(module)) ?? path, path: path))
+            }
             i += 1
         }
-        return body(modules)
+        return registrations
     }
 
     /// Modules for remote HSMs (p11-kit-client, CloudHSM, YubiHSM's connector) write to sockets
@@ -164,7 +158,12 @@ public final class PKCS11Module: @unchecked Sendable {
         try check("C_GetSlotList", functions.pointee.C_GetSlotList(CK_BBOOL(CK_TRUE), nil, &count))
         var slots = [CK_SLOT_ID](repeating: 0, count: Int(count))
         try check("C_GetSlotList", functions.pointee.C_GetSlotList(CK_BBOOL(CK_TRUE), &slots, &count))
-        return try slots.prefix(Int(count)).map { slot throws(PKCS11Error) in try tokenInfo(slot: slot) }.filter(\.initialized)
+        var tokens: [PKCS11TokenInfo] = []
+        for slot in slots.prefix(Int(count)) {
+            // A token removed since the slot list was read is left out, not an error for the others.
+            do throws(PKCS11Error) { tokens.append(try tokenInfo(slot: slot)) } catch where error.tokenGone { continue }
+        }
+        return tokens.filter(\.initialized)
     }
 
     public func tokenInfo(slot: UInt) throws(PKCS11Error) -> PKCS11TokenInfo {

@@ -80,7 +80,7 @@ public struct PKCS11Key: Sendable {
 
     /// Finds the key's public half on the token (no login needed).
     public static func locate(_ uri: PKCS11URI, pin: PKCS11PINSource, defaultModule: String?) async throws(PKCS11Failure) -> PKCS11Key {
-        let provider = try PKCS11Provider.locate(uri, defaultModule: defaultModule)
+        let provider = try await PKCS11Provider.locate(uri, defaultModule: defaultModule)
         guard uri.object != nil || uri.id != nil else { throw .keyNotFound("\(uri) names no key; add object= or id=") }
         let read: @Sendable (PKCS11Session, PKCS11Provider.TokenState) throws(PKCS11Failure) -> [PKCS11KeyInfo] = { session, _ throws(PKCS11Failure) in
             do { return try session.ecPublicKeys(matching: uri) } catch { throw .failed("\(error)") }
@@ -98,7 +98,7 @@ public struct PKCS11Key: Sendable {
     /// Its id is random (16 bytes), so it never collides with keys other tools made.
     public static func generate(on token: PKCS11URI, curve: PKCS11Curve, label: String, pin: PKCS11PINSource, prompt: SecretPrompt,
                                 defaultModule: String?) async throws(PKCS11Failure) -> PKCS11Key {
-        let provider = try PKCS11Provider.locate(token, defaultModule: defaultModule)
+        let provider = try await PKCS11Provider.locate(token, defaultModule: defaultModule)
         let id = (0..<16).map { _ in UInt8.random(in: 0...255) }
         let info = try await provider.withLogin(token, pin: pin, prompt: prompt) { session, _ throws(PKCS11Failure) in
             var made: [PKCS11KeyInfo] = []

@@ -83,12 +83,15 @@ public final class PKCS11Provider: @unchecked Sendable {
     private static let lock = NSLock()
     nonisolated(unsafe) private static var providers: [String: PKCS11Provider] = [:]
 
-    /// The one provider of the module at `path` in this process.
+    /// The one provider of the module at `path` in this process. Two paths to one file (a
+    /// symlink, as Debian's /usr/lib/softhsm is) are one module: the library can be initialised
+    /// only once per process.
     public static func shared(modulePath path: String) -> PKCS11Provider {
-        lock.withLock {
-            if let provider = providers[path] { return provider }
+        let file = (path as NSString).resolvingSymlinksInPath
+        return lock.withLock {
+            if let provider = providers[file] { return provider }
             let provider = PKCS11Provider(modulePath: path)
-            providers[path] = provider
+            providers[file] = provider
             return provider
         }
     }
@@ -99,13 +102,15 @@ public final class PKCS11Provider: @unchecked Sendable {
     }
 
     /// Resolves the module of a URI: its `module-path`, else `defaultModule` (the configuration's),
-    /// else the p11-kit module (by `module-name` when given) that holds a matching token.
-    public static func locate(_ uri: PKCS11URI, defaultModule: String?) throws(PKCS11Failure) -> PKCS11Provider {
+    /// else the p11-kit module (by `module-name` when given) that holds a matching token. Modules
+    /// are only rescanned (re-initialised, which logs out of their tokens) when no module shows
+    /// the token as it is.
+    public static func locate(_ uri: PKCS11URI, defaultModule: String?) async throws(PKCS11Failure) -> PKCS11Provider {
         if let path = uri.modulePath ?? (uri.moduleName == nil ? defaultModule : nil) { return shared(modulePath: path) }
-        let path = PKCS11Module.withRegistered { modules in
-            modules.first { uri.matches($0) && ((try? $0.tokens())?.contains(where: uri.matches) ?? false) }?.path
+        let candidates = PKCS11Module.registered().filter(uri.matches).map { shared(modulePath: $0.path) }
+        for rescan in [false, true] {
+            for provider in candidates where await provider.holdsToken(uri, rescan: rescan) { return provider }
         }
-        if let path { return shared(modulePath: path) }
         throw .tokenAbsent("no PKCS#11 module p11-kit knows has a token matching \(uri.tokenOnly); name the module with ?module-path=…")
     }
 
@@ -146,6 +151,21 @@ public final class PKCS11Provider: @unchecked Sendable {
         return try await onSession(uri, state) { session, _ throws(PKCS11Failure) -> T in
             try self.guarded(state) { () throws(PKCS11Failure) -> T in try body(session, state) }
         }
+    }
+
+    /// Whether a token matching `uri` is present; with `rescan`, the module is initialised again
+    /// first when it does not show one (SoftHSM, for one, only sees tokens made since then).
+    func holdsToken(_ uri: PKCS11URI, rescan: Bool) async -> Bool {
+        let found = try? await run { () throws(PKCS11Failure) -> Bool in
+            let shown = { () throws(PKCS11Failure) -> Bool in
+                do { return try self.loadedModule().tokens().contains(where: uri.matches) } catch { throw .failed("\(error)") }
+            }
+            if try shown() { return true }
+            guard rescan else { return false }
+            self.reinitialize()
+            return try shown()
+        }
+        return found ?? false
     }
 
     /// The tokens present, for `token list`.

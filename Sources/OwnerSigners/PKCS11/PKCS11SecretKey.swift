@@ -9,7 +9,7 @@ public enum PKCS11SecretKey {
     public static func encrypt(_ plain: SecretBytes, under uri: PKCS11URI, nonce: [UInt8], aad: [UInt8], pin: PKCS11PINSource,
                                prompt: SecretPrompt, defaultModule: String? = nil) async throws(PKCS11Failure) -> (key: PKCS11URI, sealed: [UInt8]) {
         guard let label = uri.object else { throw .keyNotFound("\(uri) names no key; add object=") }
-        let provider = try PKCS11Provider.locate(uri, defaultModule: defaultModule)
+        let provider = try await PKCS11Provider.locate(uri, defaultModule: defaultModule)
         let sealed = try await provider.withLogin(uri, pin: pin, prompt: prompt) { session, _ throws(PKCS11Failure) in
             let existing: [UInt]
             do throws(PKCS11Error) { existing = try session.find(selection(uri)) } catch { throw PKCS11Provider.failure(error, uri.tokenOnly.description) }
@@ -26,7 +26,7 @@ public enum PKCS11SecretKey {
     /// ciphertext was sealed by another key.
     public static func decrypt(_ sealed: [UInt8], under uri: PKCS11URI, nonce: [UInt8], aad: [UInt8], pin: PKCS11PINSource,
                                prompt: SecretPrompt) async throws(PKCS11Failure) -> SecretBytes {
-        let provider = try PKCS11Provider.locate(uri, defaultModule: nil)
+        let provider = try await PKCS11Provider.locate(uri, defaultModule: nil)
         return try await provider.withLogin(uri, pin: pin, prompt: prompt) { session, state throws(PKCS11Failure) in
             let key = try state.object("the AES key " + uri.objectName, selection(uri), in: session)
             do throws(PKCS11Error) { return try session.decryptGCM(key: key, nonce: nonce, aad: aad, sealed: sealed) } catch {

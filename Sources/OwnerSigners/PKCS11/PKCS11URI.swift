@@ -108,9 +108,10 @@ public struct PKCS11URI: Sendable, Equatable, CustomStringConvertible {
             && (model ?? info.model) == info.model && (slotDescription ?? info.slotDescription) == info.slotDescription && (slotID ?? info.slot) == info.slot
     }
 
-    /// Whether a loaded module is the one the query names (either of path and name may be given).
-    public func matches(_ module: PKCS11Module) -> Bool {
-        (moduleName ?? module.name) == module.name && (modulePath.map { ($0 as NSString).resolvingSymlinksInPath } ?? module.path) == (module.path as NSString).resolvingSymlinksInPath
+    /// Whether a registered module is the one the query names (either of path and name may be given).
+    public func matches(_ module: PKCS11Module.Registration) -> Bool {
+        let file = (module.path as NSString).resolvingSymlinksInPath
+        return (moduleName ?? module.name) == module.name && (modulePath.map { ($0 as NSString).resolvingSymlinksInPath } ?? file) == file
     }
 
     private static let unreserved = Set(Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~".utf8))
