@@ -150,6 +150,23 @@ struct PKCS11OwnerTests {
         _ = try await prompted.sign(Self.approved(digest), prompt: Self.noPrompt)
     }
 
+    /// The login belongs to the process: one owner logging in to a token serves another owner
+    /// on it, even one whose URI names the token differently and whose session is older.
+    @Test func aLoginServesEveryURIOfTheToken() async throws {
+        try hsm.initToken(token)
+        try hsm.generateKey(token: token, label: "k1key", id: "01")
+        try hsm.generateKey(token: token, label: "k1other", id: "02")
+        let module = try hsm.privateModule()
+        let serial = try #require(try await PKCS11Provider.shared(modulePath: module).tokens().first { $0.label == token }?.serial)
+        let first = try await PKCS11Owner.load(try uri(module), pin: .prompt, defaultModule: nil)
+        let second = try await PKCS11Owner.load(try PKCS11URI("pkcs11:token=\(token);serial=\(serial);object=k1other?module-path=\(module)"),
+                                                pin: .prompt, defaultModule: nil)
+        let digest = Bytes32(Array(repeating: 3, count: 32))
+        _ = try await first.sign(Self.approved(digest), prompt: { _ in secret(SoftHSM.userPIN) })
+        let signature = try await second.sign(Self.approved(digest), prompt: Self.noPrompt)
+        #expect(try signature.recoverAddress(digest: digest) == second.identity.address)
+    }
+
     @Test func aMissingModuleOrTokenIsAClearError() async throws {
         await #expect { try await PKCS11Owner.load(try PKCS11URI("pkcs11:token=x;object=y?module-path=/nonexistent/libpkcs11.so"), pin: .prompt, defaultModule: nil) } throws: { error in
             guard case PKCS11Failure.moduleMissing(let message) = error else { return false }

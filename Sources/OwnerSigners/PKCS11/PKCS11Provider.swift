@@ -245,7 +245,15 @@ public final class PKCS11Provider: @unchecked Sendable {
     /// an earlier operation (and not asked whether it still lives). A new session finds the
     /// token's slot again.
     private func session(for uri: PKCS11URI, _ tokenKey: String) throws(PKCS11Failure) -> (PKCS11Session, loggedIn: Bool, reused: Bool) {
-        if let open = sessions[tokenKey] { return (open.session, open.loggedIn, true) }
+        if var open = sessions[tokenKey] {
+            // A login is the process's, not the session's: another URI naming the same token may
+            // have logged in since. Only asked while this session has not seen one.
+            if !open.loggedIn, let state = try? open.session.state(), state.loggedIn {
+                open.loggedIn = true
+                sessions[tokenKey] = open
+            }
+            return (open.session, open.loggedIn, true)
+        }
         // A token that was removed and came back (or a server that restarted) is only seen after
         // the module is initialised again; that closes every session of the module.
         for attempt in 0..<2 {
