@@ -150,8 +150,8 @@ struct PKCS11OwnerTests {
         _ = try await prompted.sign(Self.approved(digest), prompt: Self.noPrompt)
     }
 
-    /// The login belongs to the process: one owner logging in to a token serves another owner
-    /// on it, even one whose URI names the token differently and whose session is older.
+    /// The token is the same under any URI: a PIN it rejected is not offered again, and one
+    /// owner logging in serves another owner on it, even one whose session is older.
     @Test func aLoginServesEveryURIOfTheToken() async throws {
         try hsm.initToken(token)
         try hsm.generateKey(token: token, label: "k1key", id: "01")
@@ -162,6 +162,12 @@ struct PKCS11OwnerTests {
         let second = try await PKCS11Owner.load(try PKCS11URI("pkcs11:token=\(token);serial=\(serial);object=k1other?module-path=\(module)"),
                                                 pin: .prompt, defaultModule: nil)
         let digest = Bytes32(Array(repeating: 3, count: 32))
+        // A PIN the token rejected under one URI is not offered again under the other.
+        await #expect(throws: OwnerSignerError.self) { try await first.sign(Self.approved(digest), prompt: { _ in secret(SoftHSM.wrongPIN) }) }
+        await #expect { try await second.sign(Self.approved(digest), prompt: { _ in secret(SoftHSM.wrongPIN) }) } throws: { error in
+            guard case OwnerSignerError.wrongSecret(let message) = error else { return false }
+            return message.contains("not offering it again")
+        }
         _ = try await first.sign(Self.approved(digest), prompt: { _ in secret(SoftHSM.userPIN) })
         let signature = try await second.sign(Self.approved(digest), prompt: Self.noPrompt)
         #expect(try signature.recoverAddress(digest: digest) == second.identity.address)

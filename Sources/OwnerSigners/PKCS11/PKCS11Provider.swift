@@ -76,8 +76,8 @@ public final class PKCS11Provider: @unchecked Sendable {
     private var module: PKCS11Module?
     private var sessions: [String: OpenSession] = [:]
     private var keyHandles: [String: UInt] = [:]
-    /// SHA-256 of the last PIN each token rejected: the same PIN is not offered again, since
-    /// each wrong try counts down the token's retry counter.
+    /// SHA-256 of the last PIN each token rejected, by the token's identity (whichever URI named
+    /// it): the same PIN is not offered again, since each wrong try counts down its retry counter.
     private var rejectedPINs: [String: SHA256.Digest] = [:]
 
     private static let lock = NSLock()
@@ -293,8 +293,9 @@ public final class PKCS11Provider: @unchecked Sendable {
 
     private func login(_ session: PKCS11Session, tokenKey: String, token: PKCS11TokenInfo, pin: SecretBytes, source: PKCS11PINSource) throws(PKCS11Failure) {
         let fingerprint = pin.withUnsafeBytes { SHA256.hash(data: $0) }
+        let identity = [token.manufacturer, token.model, token.serial, token.label].joined(separator: "\u{1F}")
         if token.pinLocked { throw .wrongPIN("the user PIN of token \"\(token.label)\" is locked; unblock it with the SO PIN") }
-        if rejectedPINs[tokenKey] == fingerprint {
+        if rejectedPINs[identity] == fingerprint {
             throw .wrongPIN("token \"\(token.label)\" rejected this PIN (from \(source)) before; not offering it again, since each try counts down the token's retries")
         }
         if token.pinFinalTry && source.unattended {
@@ -303,10 +304,10 @@ public final class PKCS11Provider: @unchecked Sendable {
         do {
             try session.login(pin: pin)
             sessions[tokenKey]?.loggedIn = true
-            rejectedPINs[tokenKey] = nil
+            rejectedPINs[identity] = nil
         } catch {
             if error.pinIncorrect {
-                rejectedPINs[tokenKey] = fingerprint
+                rejectedPINs[identity] = fingerprint
                 let after = try? session.module.tokenInfo(slot: token.slot)
                 let left = after?.pinLocked == true ? "the PIN is now locked" : after?.pinFinalTry == true ? "one try is left" : after?.pinCountLow == true ? "few tries are left" : "the token counts failed tries"
                 throw .wrongPIN("wrong PIN for token \"\(token.label)\" (from \(source)); \(left)")
