@@ -45,6 +45,10 @@ public actor Agent {
     let clock: @Sendable () -> UInt64
     let approvalTimeout: UInt64
     var pending: [String: PendingRequest] = [:]
+    /// Requests whose owners are signing now. The owner may take long (a passphrase or PIN
+    /// prompt, an HSM) and the actor serves other calls meanwhile, so a second decision on the
+    /// request, or its expiry, must not race the approval under way.
+    var approving: Set<String> = []
     var waiters: [String: [CheckedContinuation<Void, Never>]] = [:]
     /// Signs user operations: the sessions in use with their unsealed keys (emptied by
     /// `lock`), the reserved ledger, the group commit.
@@ -126,7 +130,9 @@ public actor Agent {
     /// the owner passphrase or PIN the approver typed with the decision.
     public func decide(_ id: String, approve: Bool, approver: String, reason: String = "", ownerSecret: SecretBytes? = nil) async throws(AgentError) -> PendingRequest {
         guard let request = pending[id] else { throw .notFound("request \(id)") }
-        guard request.status == .pending else { throw AgentError("already_decided", "request \(id) is \(request.status.rawValue)") }
+        guard request.status == .pending, !approving.contains(id) else {
+            throw AgentError("already_decided", "request \(id) is \(approving.contains(id) ? "being approved" : request.status.rawValue)")
+        }
         if approve { return try await self.approve(id, approver: approver, reason: reason, ownerSecret: ownerSecret) }
         return finish(id, .denied, reason: reason.isEmpty ? "denied by \(approver)" : reason, approver: approver)
     }
@@ -145,6 +151,8 @@ public actor Agent {
     /// The owners sign the multichain digest the agent computed; the session and its key are
     /// stored. Any failure leaves the request failed and nothing stored.
     func approve(_ id: String, approver: String, reason: String, ownerSecret: SecretBytes? = nil) async throws(AgentError) -> PendingRequest {
+        approving.insert(id)
+        defer { approving.remove(id) }
         let request = pending[id]!
         let compiled = request.compiled
         let account = accounts[compiled.account]!
@@ -207,7 +215,7 @@ public actor Agent {
     /// disk and in memory.
     public func expire() {
         let now = clock()
-        for (id, request) in pending where request.status == .pending && now >= request.createdAt + approvalTimeout {
+        for (id, request) in pending where request.status == .pending && !approving.contains(id) && now >= request.createdAt + approvalTimeout {
             _ = finish(id, .expired, reason: "no decision within \(approvalTimeout) s", approver: "timeout")
         }
         let erased = Set((try? store.eraseExpired(now: now)) ?? [])
@@ -279,7 +287,7 @@ public actor Agent {
     }
 
     public func pendingRequests() -> [PendingRequest] {
-        pending.values.filter { $0.status == .pending }.sorted { $0.createdAt < $1.createdAt }
+        pending.values.filter { $0.status == .pending && !approving.contains($0.id) }.sorted { $0.createdAt < $1.createdAt }
     }
 }
 

@@ -138,6 +138,50 @@ struct AgentFlowTests {
 
     /// Group commit must not let concurrent operations overspend: with a limit of 10 uses,
     /// exactly 10 of 40 concurrent operations are signed, and the ledger on disk says 10.
+    /// The owner may take long to sign (a passphrase or PIN prompt, an HSM), and the agent serves
+    /// other calls meanwhile: a second decision on the request, or its expiry, must not race the
+    /// approval under way. One session comes out, and the request is approved.
+    @Test func aRequestBeingApprovedCannotBeDecidedAgain() async throws {
+        let (entered, enteredContinuation) = AsyncStream<Void>.makeStream()
+        let (release, releaseContinuation) = AsyncStream<Void>.makeStream()
+        let clockValue = LockedBox<UInt64>()
+        clockValue.value = Self.now
+        let prompts = LockedBox<Int>()
+        let store = try SessionStore(path: FileManager.default.temporaryDirectory.appendingPathComponent("agent-\(UUID()).sqlite").path)
+        try store.initialize(passphrase: secret("store"), scryptN: 1024)
+        let keystore = try KeystoreOwner(keystore: try Keystore.encrypt(Self.owner, passphrase: secret("owner"), kdf: .scrypt(n: 16, r: 8, p: 1)), location: "test")
+        let agent = Agent(store: store, owners: [keystore],
+                          accounts: [AccountConfig(address: Self.account, kind: .erc7579Reference, owners: [Self.owner.address], chains: [11155111])],
+                          rules: try RulesFile(toml: "default = \"ask\""), approvalTimeout: 60,
+                          ownerPrompt: { _ in
+                              // Only the first signing waits, so a second one (the race) fails the test instead of hanging it.
+                              if prompts.increment() == 1 {
+                                  enteredContinuation.yield()
+                                  for await _ in release { break }
+                              }
+                              return secret("owner")
+                          },
+                          clock: { clockValue.value! })
+        let asked = try await agent.request(Self.example, client: Self.bot)
+        #expect(asked.status == .pending)
+
+        async let first = agent.decide(asked.id, approve: true, approver: "first")
+        for await _ in entered { break }   // the owner is being asked for its passphrase
+        #expect(await agent.pendingRequests().isEmpty)
+        await #expect { try await agent.decide(asked.id, approve: true, approver: "second") } throws: { error in
+            (error as? AgentError)?.reason == "already_decided"
+        }
+        await #expect(throws: AgentError.self) { try await agent.decide(asked.id, approve: false, approver: "a denial") }
+        clockValue.value = Self.now + 120
+        await agent.expire()
+        releaseContinuation.yield()
+
+        let decided = try await first
+        #expect(decided.status == .approved && decided.sessionId != nil)
+        #expect(try await agent.sessions(client: Self.bot).count == 1)
+        #expect(try await agent.requestStatus(asked.id, client: Self.bot).status == .approved)
+    }
+
     @Test func concurrentSigningNeverExceedsTheLimits() async throws {
         let (agent, store) = try Self.agent()
         let sessionId = try #require(try await agent.request(Self.example, client: Self.bot).sessionId)

@@ -62,3 +62,13 @@ public final class LockedBox<T>: @unchecked Sendable {
     }
 }
 
+
+extension LockedBox where T == Int {
+    /// Adds one and returns the new count, in one step.
+    public func increment() -> Int {
+        lock.withLock {
+            _value = (_value ?? 0) + 1
+            return _value!
+        }
+    }
+}
