@@ -136,8 +136,6 @@ struct AgentFlowTests {
         #expect(timedOut.status == .pending)
     }
 
-    /// Group commit must not let concurrent operations overspend: with a limit of 10 uses,
-    /// exactly 10 of 40 concurrent operations are signed, and the ledger on disk says 10.
     /// The owner may take long to sign (a passphrase or PIN prompt, an HSM), and the agent serves
     /// other calls meanwhile: a second decision on the request, or its expiry, must not race the
     /// approval under way. One session comes out, and the request is approved.
@@ -182,6 +180,8 @@ struct AgentFlowTests {
         #expect(try await agent.requestStatus(asked.id, client: Self.bot).status == .approved)
     }
 
+    /// Group commit must not let concurrent operations overspend: with a limit of 10 uses,
+    /// exactly 10 of 40 concurrent operations are signed, and the ledger on disk says 10.
     @Test func concurrentSigningNeverExceedsTheLimits() async throws {
         let (agent, store) = try Self.agent()
         let sessionId = try #require(try await agent.request(Self.example, client: Self.bot).sessionId)

@@ -35,9 +35,10 @@ struct PKCS11URITests {
 
 /// Owner keys on SoftHSM2 through the real PKCS#11 interface. Each test loads its own copy of
 /// the module (an independent SoftHSM instance) and makes its own token. They run one at a time:
-/// SoftHSM's file locks belong to the process, so instances in one process do not exclude each
-/// other, and one scanning the token directory can read a token another is rewriting (SoftHSM
-/// then aborts on two slots with the same id). Separate processes, as in production, are safe.
+/// instances in one process share the token directory without excluding each other (SoftHSM's
+/// file locks belong to the process), and with several tests rescanning, adding and removing
+/// tokens at once, SoftHSM aborted in its slot manager (two slots with one id) in about one run
+/// of four. An agent loads each library once, so it never meets this.
 @Suite("PKCS#11 owners on SoftHSM2", .serialized, .enabled(if: SoftHSM.isAvailable, "\(SoftHSM.unavailableReason ?? "")"))
 struct PKCS11OwnerTests {
     let hsm = SoftHSM.process

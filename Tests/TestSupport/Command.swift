@@ -62,7 +62,6 @@ public final class LockedBox<T>: @unchecked Sendable {
     }
 }
 
-
 extension LockedBox where T == Int {
     /// Adds one and returns the new count, in one step.
     public func increment() -> Int {

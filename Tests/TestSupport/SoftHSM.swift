@@ -43,11 +43,6 @@ public final class SoftHSM: Sendable {
 
     public init() throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("softhsm-\(UUID().uuidString.prefix(8))")
-        try Self.configure(directory)
-    }
-
-    /// A token directory under `directory` and the softhsm2.conf that names it.
-    private static func configure(_ directory: URL) throws {
         try FileManager.default.createDirectory(at: directory.appendingPathComponent("tokens"), withIntermediateDirectories: true)
         try "directories.tokendir = \(directory.path)/tokens\nobjectstore.backend = file\nlog.level = ERROR\n"
             .write(toFile: directory.appendingPathComponent("softhsm2.conf").path, atomically: true, encoding: .utf8)
@@ -65,23 +60,16 @@ public final class SoftHSM: Sendable {
         return copy
     }
 
-    /// Initialises a token; returns the directory SoftHSM keeps it in. The token is made in a
-    /// directory of its own and moved in with one rename: SoftHSM aborts (an assertion in its
-    /// slot manager) when it initialises while softhsm2-util is still writing a token, and tests
-    /// running in parallel load modules at any time.
+    /// Initialises a token in a free slot; returns the directory SoftHSM keeps it in (found by
+    /// its label, since tests running in parallel add tokens to the same directory).
     @discardableResult
     public func initToken(_ label: String, pin: String = userPIN) throws -> URL {
-        let staging = directory.appendingPathComponent("staging-\(UUID().uuidString.prefix(8))")
-        try Self.configure(staging)
-        defer { try? FileManager.default.removeItem(at: staging) }
-        try tool("softhsm2-util", ["--init-token", "--free", "--label", label, "--so-pin", Self.soPIN, "--pin", pin],
-                 configuration: staging.appendingPathComponent("softhsm2.conf").path)
-        guard let made = try FileManager.default.contentsOfDirectory(atPath: staging.appendingPathComponent("tokens").path).first else {
-            throw Oracle.Failure(description: "softhsm2-util made no token directory for \(label)")
+        try tool("softhsm2-util", ["--init-token", "--free", "--label", label, "--so-pin", Self.soPIN, "--pin", pin])
+        for name in try FileManager.default.contentsOfDirectory(atPath: tokens.path) {
+            let object = tokens.appendingPathComponent(name).appendingPathComponent("token.object")
+            if let data = FileManager.default.contents(atPath: object.path), data.range(of: Data(label.utf8)) != nil { return tokens.appendingPathComponent(name) }
         }
-        let token = tokens.appendingPathComponent(made)
-        try toolLock.withLock { try FileManager.default.moveItem(at: staging.appendingPathComponent("tokens").appendingPathComponent(made), to: token) }
-        return token
+        throw Oracle.Failure(description: "softhsm2-util made no token directory for \(label)")
     }
 
     /// Takes a token away as an unplugged HSM would: its directory leaves the token directory in
@@ -117,11 +105,9 @@ public final class SoftHSM: Sendable {
         return Array(der.suffix(65))
     }
 
-    /// Runs a SoftHSM tool on these tokens (or on the token directory `configuration` names).
     @discardableResult
-    public func tool(_ name: String, _ arguments: [String], configuration: String? = nil) throws -> String {
+    public func tool(_ name: String, _ arguments: [String]) throws -> String {
         guard let path = Self.which(name) else { throw Oracle.Failure(description: "\(name) is not installed") }
-        let environment = configuration.map { ProcessInfo.processInfo.environment.merging(["SOFTHSM2_CONF": $0]) { _, new in new } } ?? environment
         let result = try toolLock.withLock { try Command.run(URL(fileURLWithPath: path), arguments, environment: environment) }
         guard result.status == 0 else { throw Oracle.Failure(description: "\(name) \(arguments.joined(separator: " ")): \(result.stderr)\(result.stdout)") }
         return result.stdout
