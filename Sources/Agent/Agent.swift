@@ -49,6 +49,14 @@ public actor Agent {
     /// prompt, an HSM) and the actor serves other calls meanwhile, so a second decision on the
     /// request, or its expiry, must not race the approval under way.
     var approving: Set<String> = []
+    /// Whether the store is locked because its token went away (or was absent at start), so it
+    /// opens again when the token is back.
+    var lockedForAbsentToken: Bool
+    /// How many times a person asked for a lock (`agent_lock`).
+    var lockRequests = 0
+    /// Whether the token wrapping the store's data key was present at the last look; nil when
+    /// no token wraps it.
+    var storeTokenPresent: Bool?
     var waiters: [String: [CheckedContinuation<Void, Never>]] = [:]
     /// Signs user operations: the sessions in use with their unsealed keys (emptied by
     /// `lock`), the reserved ledger, the group commit.
@@ -70,6 +78,7 @@ public actor Agent {
         self.rules = rules
         self.tokens = tokens
         self.approvalTimeout = approvalTimeout
+        if case .token? = store.protection { lockedForAbsentToken = store.isLocked } else { lockedForAbsentToken = false }
         self.ownerPrompt = ownerPrompt
         self.storePIN = storePIN
         self.clock = clock
@@ -255,9 +264,49 @@ public actor Agent {
 
     public func accountList() -> [AccountConfig] { accounts.values.sorted { $0.address < $1.address } }
     public func ownerList() -> [OwnerIdentity] { owners.values.map(\.identity).sorted { $0.address < $1.address } }
+    /// Whether the store is locked, how its data key is protected, and whether that key's token
+    /// was present at the last look (nil when no token wraps it).
+    public func storeState() -> (locked: Bool, protection: DataKeyProtection?, tokenPresent: Bool?) {
+        (store.isLocked, store.protection, storeTokenPresent)
+    }
+
+    /// Locks the store at a person's request; it stays locked until `unlock`.
     public func lock() {
+        lockStore()
+        lockedForAbsentToken = false
+        lockRequests += 1
+    }
+
+    /// Drops the data key and the unsealed session keys.
+    func lockStore() {
         store.lockStore()
         signer.forget { _, _ in true }
+    }
+
+    /// One look at the token that wraps the store's data key (the daemon looks every second), so
+    /// that session keys are usable only while it is present: when it goes away the store is
+    /// locked; when it is back and its PIN comes from a file or the environment, the store opens
+    /// again. A store a person locked stays locked.
+    public func watchStoreToken() async {
+        guard case .token(let key)? = store.protection, let module = key.modulePath else {
+            storeTokenPresent = nil
+            return
+        }
+        // While the token is away, the module is rescanned to see it come back (SoftHSM and
+        // p11-kit's client only see a returning token after that).
+        let present = await PKCS11Provider.shared(modulePath: module).holdsToken(key, rescan: storeTokenPresent == false || lockedForAbsentToken)
+        storeTokenPresent = present
+        if !present, !store.isLocked {
+            lockStore()
+            lockedForAbsentToken = true
+            try? store.audit("store_lock", .object(JSONObject(["reason": .string("the store's token went away")])), at: clock())
+        } else if present, lockedForAbsentToken, store.isLocked, storePIN.unattended {
+            let requestsBefore = lockRequests
+            do { try await unlock(nil) } catch { return }
+            // A person may have asked for a lock while the token was opening the store.
+            if lockRequests != requestsBefore { return lockStore() }
+            try? store.audit("store_unlock", .object(JSONObject(["reason": .string("the store's token is back")])), at: clock())
+        }
     }
 
     /// Unlocks the store: with its passphrase (the first unlock of a new store chooses it), or,
@@ -274,6 +323,7 @@ public actor Agent {
                 guard let secret else { throw StoreError.wrongPassphrase }
                 if store.isInitialized { try store.unlock(passphrase: secret) } else { try store.initialize(passphrase: secret) }
             }
+            lockedForAbsentToken = false
         } catch { throw AgentError(error.reason, "\(error)") }
     }
 

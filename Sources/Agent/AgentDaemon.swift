@@ -96,6 +96,13 @@ public enum AgentDaemon {
                 group.addTask { await approveWithPinentry(agent, Pinentry(command: command, timeout: TimeInterval(config.approvalTimeout))) }
             }
             group.addTask {
+                // A store whose data key a token wraps is usable only while the token is present.
+                while !Task.isCancelled {
+                    await agent.watchStoreToken()
+                    try await Task.sleep(nanoseconds: 1_000_000_000)
+                }
+            }
+            group.addTask {
                 // Requests nobody answered expire; keys of expired sessions are erased.
                 while !Task.isCancelled {
                     try await Task.sleep(nanoseconds: 5_000_000_000)

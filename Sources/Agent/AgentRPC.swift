@@ -123,7 +123,16 @@ public struct AgentRPC: Sendable {
         let scope: ClientIdentity? = control ? nil : client
         switch method {
         case "agent_info":
+            let store = await agent.storeState()
+            var storeInfo = JSONObject(["locked": .bool(store.locked)])
+            switch store.protection {
+            case nil: storeInfo["protection"] = .null
+            case .passphrase: storeInfo["protection"] = "passphrase"
+            case .token: storeInfo["protection"] = "pkcs11"
+            }
+            if let present = store.tokenPresent { storeInfo["tokenPresent"] = .bool(present) }
             return .object(JSONObject([
+                "store": .object(storeInfo),
                 "version": .string(Self.version),
                 "methods": .array((control ? Self.controlMethods : Self.clientMethods).map { .string($0) }),
                 "requestFormats": .array(["session-agent", "erc7715-wallet_grantPermissions", "erc7715-wallet_requestExecutionPermissions"]),

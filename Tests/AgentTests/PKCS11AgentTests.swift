@@ -164,6 +164,60 @@ struct PKCS11AgentTests {
         #expect(try SocketTests.sign(try AgentClient(path: agent.clientSocket), sessionId, 1, nonce: 2)["mode"] == "USE")
         #expect(try AgentClient(path: agent.controlSocket).call("audit_verify")["intact"] == .bool(true))
     }
+
+    /// Session keys are usable only while the store's token is present: the agent locks the store
+    /// within about a second of the token going away and, with the PIN in store_pin_file, opens it
+    /// again when the token is back. A store a person locked stays locked through all that.
+    @Test func theStoreLocksWhileItsTokenIsAway() throws {
+        let directory = try hsm.initToken(token)
+        let pinFile = hsm.directory.appendingPathComponent("pin-\(token)").path
+        try SoftHSM.userPIN.write(toFile: pinFile, atomically: true, encoding: .utf8)
+        let agent = try AgentProcess(rules: "default = \"approve\"", extraConfig: "store_pin_file = \"\(pinFile)\"", environment: hsm.environment)
+        try agent.start()
+        let sessionId = try SocketTests.requestSession(try AgentClient(path: agent.clientSocket))
+        agent.stop()
+        let rewrap = try Command.run(Command.sessionAgent, ["store", "rewrap", "--store", agent.directory.appendingPathComponent("data/store.sqlite").path,
+                                                            "--to", "pkcs11:token=\(token);object=store-key?module-path=\(SoftHSM.systemModule!)", "--pin-file", pinFile,
+                                                            "--passphrase-file", agent.directory.appendingPathComponent("store.pass").path], environment: hsm.environment)
+        #expect(rewrap.status == 0, "\(rewrap.stderr)")
+        try agent.start()
+        let control = try AgentClient(path: agent.controlSocket)
+        func store() throws -> JSONValue { try control.call("agent_info")["store"] ?? .null }
+        func until(_ what: String, _ condition: () throws -> Bool) throws {
+            let deadline = Date().addingTimeInterval(15)
+            while try !condition() {
+                guard Date() < deadline else { throw Oracle.Failure(description: "\(what) did not happen; store: \(try store())") }
+                _ = poll(nil, 0, 50)
+            }
+        }
+        func signs(_ nonce: UInt64) throws -> Bool {
+            do { return try SocketTests.sign(try AgentClient(path: agent.clientSocket), sessionId, 1, nonce: nonce)["signature"] != nil } catch let e as AgentClient.RemoteError {
+                #expect(e.reason == "locked", "\(e)")
+                return false
+            }
+        }
+        #expect(try store()["protection"] == "pkcs11")
+        #expect(try signs(0))
+
+        let away = try hsm.unplug(directory)
+        try until("the lock after the token left") { try store()["locked"] == .bool(true) }
+        #expect(try store()["tokenPresent"] == .bool(false))
+        #expect(try !signs(1))
+        try hsm.plugIn(away, as: directory)
+        try until("the unlock after the token came back") { try store()["locked"] == .bool(false) }
+        #expect(try signs(1))
+
+        _ = try control.call("agent_lock")
+        let awayAgain = try hsm.unplug(directory)
+        try until("the agent seeing the token leave") { try store()["tokenPresent"] == .bool(false) }
+        try hsm.plugIn(awayAgain, as: directory)
+        try until("the agent seeing the token back") { try store()["tokenPresent"] == .bool(true) }
+        #expect(try store()["locked"] == .bool(true))
+        #expect(try !signs(2))
+        _ = try control.call("agent_unlock")
+        #expect(try signs(2))
+        #expect(try control.call("audit_verify")["intact"] == .bool(true))
+    }
 }
 
 @Suite("token list and owner generate", .enabled(if: SoftHSM.isAvailable, "\(SoftHSM.unavailableReason ?? "")"))

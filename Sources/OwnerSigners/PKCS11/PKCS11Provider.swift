@@ -13,7 +13,7 @@ public enum PKCS11PINSource: Sendable, Equatable, CustomStringConvertible {
     case environment(String)
 
     /// Unattended sources never spend a token's last PIN try.
-    var unattended: Bool { self != .prompt }
+    public var unattended: Bool { self != .prompt }
 
     public var description: String {
         switch self {
@@ -155,7 +155,7 @@ public final class PKCS11Provider: @unchecked Sendable {
 
     /// Whether a token matching `uri` is present; with `rescan`, the module is initialised again
     /// first when it does not show one (SoftHSM, for one, only sees tokens made since then).
-    func holdsToken(_ uri: PKCS11URI, rescan: Bool) async -> Bool {
+    public func holdsToken(_ uri: PKCS11URI, rescan: Bool) async -> Bool {
         let found = try? await run { () throws(PKCS11Failure) -> Bool in
             let shown = { () throws(PKCS11Failure) -> Bool in
                 do { return try self.loadedModule().tokens().contains(where: uri.matches) } catch { throw .failed("\(error)") }
