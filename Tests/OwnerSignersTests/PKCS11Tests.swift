@@ -33,6 +33,46 @@ struct PKCS11URITests {
     }
 }
 
+/// A module whose function list leaves entries empty, as a broken vendor module might: Swift
+/// calls those entries unchecked, so it must be refused when loaded, naming what is missing,
+/// instead of ending the agent at the first call. The module is a few lines of C built here.
+@Suite("A PKCS#11 module with holes in its function list")
+struct PKCS11IncompleteModuleTests {
+    static let source = """
+        #include <p11-kit/pkcs11.h>
+        static CK_RV ok(void *reserved) { return CKR_OK; }
+        static CK_RV oneSlot(CK_BBOOL present, CK_SLOT_ID *list, CK_ULONG *count) { if (list) list[0] = 1; *count = 1; return CKR_OK; }
+        static CK_FUNCTION_LIST functions = { { 2, 40 } };
+        CK_RV C_GetFunctionList(CK_FUNCTION_LIST **out) {
+            functions.C_Initialize = ok; functions.C_Finalize = ok; functions.C_GetSlotList = oneSlot;
+            *out = &functions;
+            return CKR_OK;
+        }
+        """
+
+    @Test func isRefusedWhenLoaded() async throws {
+        // The Swift toolchain links with clang, so it is next to swift wherever the tests run.
+        let path = (ProcessInfo.processInfo.environment["PATH"] ?? "").split(separator: ":").map(String.init) + ["/usr/bin"]
+        let compiler = try #require(path.lazy.flatMap { dir in ["clang", "cc"].map { "\(dir)/\($0)" } }.first(where: FileManager.default.isExecutableFile))
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("holes-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        try Self.source.write(to: directory.appendingPathComponent("holes.c"), atomically: true, encoding: .utf8)
+        let module = directory.appendingPathComponent("holes.so").path
+        let built = try Command.run(URL(fileURLWithPath: compiler), ["-shared", "-fPIC", "-I/usr/include/p11-kit-1", "-o", module, directory.appendingPathComponent("holes.c").path])
+        try #require(built.status == 0, "\(built.stderr)")
+
+        #expect { _ = try PKCS11Module(path: module) } throws: { error in
+            let message = "\(error)"
+            return message.contains("C_GetTokenInfo") && message.contains("C_Sign,") && !message.contains("C_GetSlotList")
+        }
+        await #expect { try await PKCS11Provider.shared(modulePath: module).tokens() } throws: { error in
+            guard case PKCS11Failure.failed(let message) = error else { return false }
+            return message.contains("empty in its function list")
+        }
+    }
+}
+
 /// Owner keys on SoftHSM2 through the real PKCS#11 interface. Each test loads its own copy of
 /// the module (an independent SoftHSM instance) and makes its own token. They run one at a time:
 /// instances in one process share the token directory without excluding each other (SoftHSM's

@@ -101,6 +101,13 @@ public final class PKCS11Module: @unchecked Sendable {
         guard let module = p11_kit_module_load(path, Int32(P11_KIT_MODULE_UNMANAGED)) else {
             throw PKCS11Error(moduleNotLoaded: "the PKCS#11 module \(path) cannot be loaded (not a shared object with C_GetFunctionList?)")
         }
+        // Swift calls the function list's entries unchecked; a module that leaves one empty would
+        // end the process at the first call instead of failing here.
+        let missing = Self.missingFunctions(module.pointee)
+        guard missing.isEmpty else {
+            p11_kit_module_release(module)
+            throw PKCS11Error(moduleNotLoaded: "the PKCS#11 module \(path) leaves \(missing.joined(separator: ", ")) empty in its function list")
+        }
         let rv = p11_kit_module_initialize(module)
         guard rv == CKR_OK else {
             p11_kit_module_release(module)
@@ -113,6 +120,20 @@ public final class PKCS11Module: @unchecked Sendable {
     deinit {
         _ = p11_kit_module_finalize(functions)
         p11_kit_module_release(functions)
+    }
+
+    /// The entries the agent calls that the module left empty.
+    private static func missingFunctions(_ f: CK_FUNCTION_LIST) -> [String] {
+        let entries: KeyValuePairs<String, Bool> = [
+            "C_Initialize": f.C_Initialize == nil, "C_Finalize": f.C_Finalize == nil, "C_GetSlotList": f.C_GetSlotList == nil,
+            "C_GetSlotInfo": f.C_GetSlotInfo == nil, "C_GetTokenInfo": f.C_GetTokenInfo == nil, "C_OpenSession": f.C_OpenSession == nil,
+            "C_CloseSession": f.C_CloseSession == nil, "C_GetSessionInfo": f.C_GetSessionInfo == nil, "C_Login": f.C_Login == nil,
+            "C_FindObjectsInit": f.C_FindObjectsInit == nil, "C_FindObjects": f.C_FindObjects == nil, "C_FindObjectsFinal": f.C_FindObjectsFinal == nil,
+            "C_GetAttributeValue": f.C_GetAttributeValue == nil, "C_SignInit": f.C_SignInit == nil, "C_Sign": f.C_Sign == nil,
+            "C_GenerateKeyPair": f.C_GenerateKeyPair == nil, "C_GenerateKey": f.C_GenerateKey == nil, "C_EncryptInit": f.C_EncryptInit == nil,
+            "C_Encrypt": f.C_Encrypt == nil, "C_DecryptInit": f.C_DecryptInit == nil, "C_Decrypt": f.C_Decrypt == nil,
+        ]
+        return entries.filter(\.value).map(\.key)
     }
 
     /// A module p11-kit is configured with: its registration name and its shared object.
