@@ -214,6 +214,39 @@ struct PKCS11OwnerTests {
         #expect(try signature.recoverAddress(digest: digest) == second.identity.address)
     }
 
+    /// A key marked CKA_ALWAYS_AUTHENTICATE takes the PIN again at every signature (a login for
+    /// that one operation): from the PIN file without a word, or asked at the prompt each time.
+    /// A wrong PIN there is the same clear error, and the key signs again after it.
+    @Test func aKeyThatWantsThePINAtEverySignature() async throws {
+        try hsm.initToken(token)
+        try hsm.generateKey(token: token, label: "k1key", id: "01", alwaysAuthenticate: true)
+        let module = try hsm.privateModule()
+        let unattended = try await PKCS11Owner.load(try uri(module), pin: .file(try pinFile(SoftHSM.userPIN)), defaultModule: nil)
+        for i in 0..<3 {
+            let digest = Bytes32(Array(repeating: UInt8(i), count: 32))
+            #expect(try await unattended.sign(Self.approved(digest), prompt: Self.noPrompt).recoverAddress(digest: digest) == unattended.identity.address)
+        }
+
+        let prompted = try await PKCS11Owner.load(try uri(try hsm.privateModule()), pin: .prompt, defaultModule: nil)
+        let asked = LockedBox<[String]>()
+        let answers = LockedBox<[String]>()
+        answers.value = [SoftHSM.userPIN, SoftHSM.userPIN, SoftHSM.wrongPIN, SoftHSM.userPIN]
+        let prompt: SecretPrompt = { description in
+            asked.value = (asked.value ?? []) + [description]
+            let next = answers.value!.removeFirst()
+            return secret(next)
+        }
+        let digest = Bytes32(Array(repeating: 9, count: 32))
+        #expect(try await prompted.sign(Self.approved(digest), prompt: prompt).recoverAddress(digest: digest) == prompted.identity.address)
+        #expect(asked.value?.count == 2 && asked.value?.last?.contains("every signature") == true)   // the login, then this signature
+        await #expect { try await prompted.sign(Self.approved(digest), prompt: prompt) } throws: { error in
+            guard case OwnerSignerError.wrongSecret(let message) = error else { return false }
+            return message.contains("wrong PIN")
+        }
+        #expect(try await prompted.sign(Self.approved(digest), prompt: prompt).recoverAddress(digest: digest) == prompted.identity.address)
+        #expect(asked.value?.count == 4)
+    }
+
     @Test func aMissingModuleOrTokenIsAClearError() async throws {
         await #expect { try await PKCS11Owner.load(try PKCS11URI("pkcs11:token=x;object=y?module-path=/nonexistent/libpkcs11.so"), pin: .prompt, defaultModule: nil) } throws: { error in
             guard case PKCS11Failure.moduleMissing(let message) = error else { return false }

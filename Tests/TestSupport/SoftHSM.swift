@@ -90,10 +90,12 @@ public final class SoftHSM: Sendable {
     /// leaves the directory before they read it. (The agent's own listing skips such a token.)
     private let toolLock = NSLock()
 
-    /// A key pair made by pkcs11-tool, as an operator would (`EC:secp256k1` or `EC:prime256v1`).
-    public func generateKey(token: String, label: String, id: String, keyType: String = "EC:secp256k1", pin: String = userPIN) throws {
+    /// A key pair made by pkcs11-tool, as an operator would (`EC:secp256k1` or `EC:prime256v1`);
+    /// with `alwaysAuthenticate`, one that wants the PIN at every signature, as PIV signature keys do.
+    public func generateKey(token: String, label: String, id: String, keyType: String = "EC:secp256k1", pin: String = userPIN,
+                            alwaysAuthenticate: Bool = false) throws {
         try tool("pkcs11-tool", ["--module", Self.systemModule!, "--token-label", token, "--login", "--pin", pin,
-                                 "--keypairgen", "--key-type", keyType, "--id", id, "--label", label])
+                                 "--keypairgen", "--key-type", keyType, "--id", id, "--label", label] + (alwaysAuthenticate ? ["--always-auth"] : []))
     }
 
     /// The key's public point (04 ‖ X ‖ Y), read back by pkcs11-tool: independent of our reader.

@@ -245,11 +245,14 @@ public final class PKCS11Session: @unchecked Sendable {
     }
 
     /// C_Login as the user. A login applies to every session of the application on that token.
-    public func login(pin: SecretBytes) throws(PKCS11Error) {
+    /// With `contextSpecific`, the login a key marked CKA_ALWAYS_AUTHENTICATE needs between
+    /// C_SignInit and C_Sign; it lasts for that one operation.
+    public func login(pin: SecretBytes, contextSpecific: Bool = false) throws(PKCS11Error) {
         let rv = pin.withUnsafeBytes { bytes in
-            f.C_Login(handle, CK_USER_TYPE(CKU_USER), UnsafeMutablePointer(mutating: bytes.bindMemory(to: UInt8.self).baseAddress), CK_ULONG(bytes.count))
+            f.C_Login(handle, CK_USER_TYPE(contextSpecific ? CKU_CONTEXT_SPECIFIC : CKU_USER),
+                      UnsafeMutablePointer(mutating: bytes.bindMemory(to: UInt8.self).baseAddress), CK_ULONG(bytes.count))
         }
-        guard rv != CKR_USER_ALREADY_LOGGED_IN else { return }
+        guard rv != CKR_USER_ALREADY_LOGGED_IN || contextSpecific else { return }
         try check("C_Login", rv)
     }
 
@@ -291,8 +294,18 @@ public final class PKCS11Session: @unchecked Sendable {
 
     /// CKM_ECDSA over `digest` (the raw r‖s the standard defines).
     public func signECDSA(key: UInt, digest: [UInt8]) throws(PKCS11Error) -> [UInt8] {
+        try signInitECDSA(key: key)
+        return try sign(digest)
+    }
+
+    /// C_SignInit for CKM_ECDSA; `sign` completes it.
+    public func signInitECDSA(key: UInt) throws(PKCS11Error) {
         var mechanism = CK_MECHANISM(mechanism: CK_MECHANISM_TYPE(CKM_ECDSA), pParameter: nil, ulParameterLen: 0)
         try check("C_SignInit", f.C_SignInit(handle, &mechanism, CK_OBJECT_HANDLE(key)))
+    }
+
+    /// C_Sign: completes the operation `signInitECDSA` began, successful or not.
+    public func sign(_ digest: [UInt8]) throws(PKCS11Error) -> [UInt8] {
         var signature = [UInt8](repeating: 0, count: 132)
         var length = CK_ULONG(signature.count)
         var input = digest
@@ -388,6 +401,7 @@ public final class PKCS11Session: @unchecked Sendable {
 public struct PKCS11Attribute: Sendable {
     public enum Kind: Sendable {
         case objectClass, keyType, token, `private`, label, id, sensitive, extractable, sign, verify, encrypt, decrypt, ecParams, ecPoint, valueLength
+        case alwaysAuthenticate
 
         var value: CK_ATTRIBUTE_TYPE {
             let type: UInt =
@@ -407,6 +421,7 @@ public struct PKCS11Attribute: Sendable {
                 case .ecParams: CKA_EC_PARAMS
                 case .ecPoint: CKA_EC_POINT
                 case .valueLength: CKA_VALUE_LEN
+                case .alwaysAuthenticate: CKA_ALWAYS_AUTHENTICATE
                 }
             return CK_ATTRIBUTE_TYPE(type)
         }

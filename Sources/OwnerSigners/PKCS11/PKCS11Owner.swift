@@ -189,13 +189,24 @@ public struct PKCS11Owner: OwnerSigner {
 }
 
 extension PKCS11Provider {
-    /// CKM_ECDSA with the private key `uri` names, logging in first when needed.
+    /// CKM_ECDSA with the private key `uri` names, logging in first when needed. A key the token
+    /// refuses to use without a login although the session has one is checked for
+    /// CKA_ALWAYS_AUTHENTICATE and, when so marked, signs with the PIN given again.
     func signECDSA(_ uri: PKCS11URI, pin: PKCS11PINSource, digest: [UInt8], prompt: SecretPrompt) async throws(PKCS11Failure) -> [UInt8] {
         let selection = [PKCS11Attribute(.privateKey), .ecKeyType] + PKCS11Session.selection(uri)
         let name = "the EC private key " + uri.objectName
-        return try await withLogin(uri, pin: pin, prompt: prompt) { session, state throws(PKCS11Failure) in
-            let key = try state.object(name, selection, in: session)
-            do throws(PKCS11Error) { return try session.signECDSA(key: key, digest: digest) } catch { throw PKCS11Provider.failure(error, state.tokenKey) }
+        let key: @Sendable (PKCS11Session, TokenState) throws(PKCS11Failure) -> UInt = { session, state throws(PKCS11Failure) in
+            try state.object(name, selection, in: session)
         }
+        // nil: the key wants the PIN for this signature.
+        let signed = try await withLogin(uri, pin: pin, prompt: prompt) { session, state throws(PKCS11Failure) -> [UInt8]? in
+            let handle = try key(session, state)
+            do throws(PKCS11Error) { return try session.signECDSA(key: handle, digest: digest) } catch {
+                if error.notLoggedIn, (try? session.attribute(.alwaysAuthenticate, of: handle)) == [1] { return nil }
+                throw PKCS11Provider.failure(error, state.tokenKey)
+            }
+        }
+        if let signed { return signed }
+        return try await signECDSAWithContextLogin(uri, pin: pin, prompt: prompt, digest: digest, key: key)
     }
 }

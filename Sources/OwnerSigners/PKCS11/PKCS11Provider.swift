@@ -153,6 +153,26 @@ public final class PKCS11Provider: @unchecked Sendable {
         }
     }
 
+    /// Signs with a key marked CKA_ALWAYS_AUTHENTICATE (PIV signature keys, some HSM policies):
+    /// the PIN is given again for this one operation, from the same source and under the same
+    /// rules as the login. `key` finds the key's handle.
+    func signECDSAWithContextLogin(_ uri: PKCS11URI, pin: PKCS11PINSource, prompt: SecretPrompt, digest: [UInt8],
+                                   key: @escaping @Sendable (PKCS11Session, TokenState) throws(PKCS11Failure) -> UInt) async throws(PKCS11Failure) -> [UInt8] {
+        let token = try await withSession(uri) { session, state throws(PKCS11Failure) in try self.tokenInfo(session, state.tokenKey) }
+        let secret = try await Self.readPIN(pin, token: token, prompt: prompt, forOneSignature: true)
+        return try await withLogin(uri, pin: pin, prompt: prompt) { session, state throws(PKCS11Failure) in
+            let handle = try key(session, state)
+            do throws(PKCS11Error) { try session.signInitECDSA(key: handle) } catch { throw Self.failure(error, state.tokenKey) }
+            do throws(PKCS11Failure) {
+                try self.login(session, tokenKey: state.tokenKey, token: try self.tokenInfo(session, state.tokenKey), pin: secret, source: pin, contextSpecific: true)
+            } catch {
+                _ = try? session.sign(digest)   // ends the operation: without the login it fails, and any failure ends it
+                throw error
+            }
+            do throws(PKCS11Error) { return try session.sign(digest) } catch { throw Self.failure(error, state.tokenKey) }
+        }
+    }
+
     /// Whether a token matching `uri` is present; with `rescan`, the module is initialised again
     /// first when it does not show one (SoftHSM, for one, only sees tokens made since then).
     public func holdsToken(_ uri: PKCS11URI, rescan: Bool) async -> Bool {
@@ -291,7 +311,11 @@ public final class PKCS11Provider: @unchecked Sendable {
         keyHandles = keyHandles.filter { !$0.key.hasPrefix(tokenKey + "|") }
     }
 
-    private func login(_ session: PKCS11Session, tokenKey: String, token: PKCS11TokenInfo, pin: SecretBytes, source: PKCS11PINSource) throws(PKCS11Failure) {
+    /// Logs in with every rule of the token's PIN: a locked PIN, or one it rejected before, is not
+    /// tried; an unattended source never spends the last try. `contextSpecific` is the login for
+    /// one operation of an always-authenticate key.
+    private func login(_ session: PKCS11Session, tokenKey: String, token: PKCS11TokenInfo, pin: SecretBytes, source: PKCS11PINSource,
+                       contextSpecific: Bool = false) throws(PKCS11Failure) {
         let fingerprint = pin.withUnsafeBytes { SHA256.hash(data: $0) }
         let identity = [token.manufacturer, token.model, token.serial, token.label].joined(separator: "\u{1F}")
         if token.pinLocked { throw .wrongPIN("the user PIN of token \"\(token.label)\" is locked; unblock it with the SO PIN") }
@@ -302,8 +326,8 @@ public final class PKCS11Provider: @unchecked Sendable {
             throw .wrongPIN("token \"\(token.label)\" has one PIN try left; an unattended PIN from \(source) will not spend it")
         }
         do {
-            try session.login(pin: pin)
-            sessions[tokenKey]?.loggedIn = true
+            try session.login(pin: pin, contextSpecific: contextSpecific)
+            if !contextSpecific { sessions[tokenKey]?.loggedIn = true }
             rejectedPINs[identity] = nil
         } catch {
             if error.pinIncorrect {
@@ -333,7 +357,8 @@ public final class PKCS11Provider: @unchecked Sendable {
     }
 
     /// Reads the PIN from its source. Only called when a login is needed.
-    private static func readPIN(_ source: PKCS11PINSource, token: PKCS11TokenInfo, prompt: SecretPrompt) async throws(PKCS11Failure) -> SecretBytes {
+    private static func readPIN(_ source: PKCS11PINSource, token: PKCS11TokenInfo, prompt: SecretPrompt,
+                                forOneSignature: Bool = false) async throws(PKCS11Failure) -> SecretBytes {
         switch source {
         case .file(let path):
             do { return try SecretFile.read(path, what: "PIN file") } catch { throw .pinNeeded(error.description) }
@@ -342,7 +367,8 @@ public final class PKCS11Provider: @unchecked Sendable {
             return Array(value.utf8).withUnsafeBytes { SecretBytes(copying: $0) }
         case .prompt:
             let warning = token.pinFinalTry ? " (LAST TRY: a wrong PIN locks it)" : token.pinCountLow ? " (few tries left)" : ""
-            do { return try await prompt("PIN for token \"\(token.label)\"\(warning)") } catch {
+            let purpose = forOneSignature ? " (this key asks for it at every signature)" : ""
+            do { return try await prompt("PIN for token \"\(token.label)\"\(purpose)\(warning)") } catch {
                 throw .pinNeeded("no PIN was given for token \"\(token.label)\"")
             }
         }
