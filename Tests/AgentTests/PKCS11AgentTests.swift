@@ -117,21 +117,26 @@ struct PKCS11AgentTests {
         #expect(!agent.logs.contains(SoftHSM.wrongPIN) && !agent.logs.contains(SoftHSM.userPIN))
     }
 
-    @Test func aTokenWrappedStoreOpensOnlyWithItsToken() throws {
+    /// A stopped agent with one session, whose store `store rewrap` then moved from its
+    /// passphrase to an AES key on a fresh token; store_pin_file holds the token's PIN.
+    func agentWithTokenWrappedStore() throws -> (agent: AgentProcess, sessionId: String, token: URL, pinFile: String) {
         let directory = try hsm.initToken(token)
         let pinFile = hsm.directory.appendingPathComponent("pin-\(token)").path
         try SoftHSM.userPIN.write(toFile: pinFile, atomically: true, encoding: .utf8)
         let agent = try AgentProcess(rules: "default = \"approve\"", extraConfig: "store_pin_file = \"\(pinFile)\"", environment: hsm.environment)
         try agent.start()
-        let client = try AgentClient(path: agent.clientSocket)
-        let sessionId = try SocketTests.requestSession(client)
+        let sessionId = try SocketTests.requestSession(try AgentClient(path: agent.clientSocket))
         agent.stop()
-
-        let store = agent.directory.appendingPathComponent("data/store.sqlite").path
-        let keyURI = "pkcs11:token=\(token);object=store-key?module-path=\(SoftHSM.systemModule!)"
-        let rewrap = try Command.run(Command.sessionAgent, ["store", "rewrap", "--store", store, "--to", keyURI, "--pin-file", pinFile,
+        let rewrap = try Command.run(Command.sessionAgent, ["store", "rewrap", "--store", agent.directory.appendingPathComponent("data/store.sqlite").path,
+                                                            "--to", "pkcs11:token=\(token);object=store-key?module-path=\(SoftHSM.systemModule!)", "--pin-file", pinFile,
                                                             "--passphrase-file", agent.directory.appendingPathComponent("store.pass").path], environment: hsm.environment)
         #expect(rewrap.status == 0 && rewrap.stdout.contains("store-key"), "\(rewrap.stderr)")
+        return (agent, sessionId, directory, pinFile)
+    }
+
+    @Test func aTokenWrappedStoreOpensOnlyWithItsToken() throws {
+        let (agent, sessionId, directory, pinFile) = try agentWithTokenWrappedStore()
+        let store = agent.directory.appendingPathComponent("data/store.sqlite").path
         // The passphrase no longer opens it.
         let again = try Command.run(Command.sessionAgent, ["store", "rewrap", "--store", store, "--to", "passphrase",
                                                            "--passphrase-file", agent.directory.appendingPathComponent("store.pass").path, "--new-passphrase-file", pinFile],
@@ -169,17 +174,7 @@ struct PKCS11AgentTests {
     /// within about a second of the token going away and, with the PIN in store_pin_file, opens it
     /// again when the token is back. A store a person locked stays locked through all that.
     @Test func theStoreLocksWhileItsTokenIsAway() throws {
-        let directory = try hsm.initToken(token)
-        let pinFile = hsm.directory.appendingPathComponent("pin-\(token)").path
-        try SoftHSM.userPIN.write(toFile: pinFile, atomically: true, encoding: .utf8)
-        let agent = try AgentProcess(rules: "default = \"approve\"", extraConfig: "store_pin_file = \"\(pinFile)\"", environment: hsm.environment)
-        try agent.start()
-        let sessionId = try SocketTests.requestSession(try AgentClient(path: agent.clientSocket))
-        agent.stop()
-        let rewrap = try Command.run(Command.sessionAgent, ["store", "rewrap", "--store", agent.directory.appendingPathComponent("data/store.sqlite").path,
-                                                            "--to", "pkcs11:token=\(token);object=store-key?module-path=\(SoftHSM.systemModule!)", "--pin-file", pinFile,
-                                                            "--passphrase-file", agent.directory.appendingPathComponent("store.pass").path], environment: hsm.environment)
-        #expect(rewrap.status == 0, "\(rewrap.stderr)")
+        let (agent, sessionId, directory, _) = try agentWithTokenWrappedStore()
         try agent.start()
         let control = try AgentClient(path: agent.controlSocket)
         func store() throws -> JSONValue { try control.call("agent_info")["store"] ?? .null }
