@@ -57,6 +57,8 @@ public actor Agent {
     /// Whether the token wrapping the store's data key was present at the last look; nil when
     /// no token wraps it.
     var storeTokenPresent: Bool?
+    /// Why the store is locked, for `agent_info`; nil while it is open.
+    var lockReason: String?
     var waiters: [String: [CheckedContinuation<Void, Never>]] = [:]
     /// Signs user operations: the sessions in use with their unsealed keys (emptied by
     /// `lock`), the reserved ledger, the group commit.
@@ -79,6 +81,7 @@ public actor Agent {
         self.tokens = tokens
         self.approvalTimeout = approvalTimeout
         if case .token? = store.protection { lockedForAbsentToken = store.isLocked } else { lockedForAbsentToken = false }
+        lockReason = store.isLocked ? "not unlocked since the agent started" : nil
         self.ownerPrompt = ownerPrompt
         self.storePIN = storePIN
         self.clock = clock
@@ -266,8 +269,9 @@ public actor Agent {
     public func ownerList() -> [OwnerIdentity] { owners.values.map(\.identity).sorted { $0.address < $1.address } }
     /// Whether the store is locked, how its data key is protected, and whether that key's token
     /// was present at the last look (nil when no token wraps it).
-    public func storeState() -> (locked: Bool, protection: DataKeyProtection?, tokenPresent: Bool?) {
-        (store.isLocked, store.protection, storeTokenPresent)
+    public func storeState() -> (locked: Bool, reason: String?, protection: DataKeyProtection?, tokenPresent: Bool?) {
+        let locked = store.isLocked
+        return (locked, locked ? lockReason ?? "locked" : nil, store.protection, storeTokenPresent)
     }
 
     /// Locks the store at a person's request; it stays locked until `unlock`.
@@ -275,6 +279,7 @@ public actor Agent {
         lockStore()
         lockedForAbsentToken = false
         lockRequests += 1
+        lockReason = "locked with agent_lock"
     }
 
     /// Drops the data key and the unsealed session keys.
@@ -286,11 +291,11 @@ public actor Agent {
     /// One look at the token that wraps the store's data key (the daemon looks every second), so
     /// that session keys are usable only while it is present: when it goes away the store is
     /// locked; when it is back and its PIN comes from a file or the environment, the store opens
-    /// again. A store a person locked stays locked.
-    public func watchStoreToken() async {
+    /// again. A store a person locked stays locked. Returns what changed, for the daemon's log.
+    public func watchStoreToken() async -> String? {
         guard case .token(let key)? = store.protection, let module = key.modulePath else {
             storeTokenPresent = nil
-            return
+            return nil
         }
         // While the token is away, the module is rescanned to see it come back (SoftHSM and
         // p11-kit's client only see a returning token after that).
@@ -299,14 +304,25 @@ public actor Agent {
         if !present, !store.isLocked {
             lockStore()
             lockedForAbsentToken = true
-            try? store.audit("store_lock", .object(JSONObject(["reason": .string("the store's token went away")])), at: clock())
-        } else if present, lockedForAbsentToken, store.isLocked, storePIN.unattended {
-            let requestsBefore = lockRequests
-            do { try await unlock(nil) } catch { return }
-            // A person may have asked for a lock while the token was opening the store.
-            if lockRequests != requestsBefore { return lockStore() }
-            try? store.audit("store_unlock", .object(JSONObject(["reason": .string("the store's token is back")])), at: clock())
+            lockReason = "the store's token went away"
+            try? store.audit("store_lock", .object(JSONObject(["reason": .string(lockReason!)])), at: clock())
+            return "the store is locked: its token went away"
         }
+        guard present, lockedForAbsentToken, store.isLocked, storePIN.unattended else { return nil }
+        let requestsBefore = lockRequests
+        do { try await unlock(nil) } catch {
+            // Said once, not every second: a rejected PIN is not tried again anyway.
+            let reason = "its token is back, but it did not open: \(error.message)"
+            defer { lockReason = reason }
+            return reason == lockReason ? nil : "the store stays locked: " + reason
+        }
+        // A person may have asked for a lock while the token was opening the store.
+        if lockRequests != requestsBefore {
+            lockStore()
+            return nil
+        }
+        try? store.audit("store_unlock", .object(JSONObject(["reason": .string("the store's token is back")])), at: clock())
+        return "the store is open again: its token is back"
     }
 
     /// Unlocks the store: with its passphrase (the first unlock of a new store chooses it), or,
@@ -324,6 +340,7 @@ public actor Agent {
                 if store.isInitialized { try store.unlock(passphrase: secret) } else { try store.initialize(passphrase: secret) }
             }
             lockedForAbsentToken = false
+            lockReason = nil
         } catch { throw AgentError(error.reason, "\(error)") }
     }
 

@@ -98,7 +98,7 @@ public enum AgentDaemon {
             group.addTask {
                 // A store whose data key a token wraps is usable only while the token is present.
                 while !Task.isCancelled {
-                    await agent.watchStoreToken()
+                    if let change = await agent.watchStoreToken() { FileHandle.standardError.write(Data("session-agent: \(change)\n".utf8)) }
                     try await Task.sleep(nanoseconds: 1_000_000_000)
                 }
             }

@@ -125,6 +125,7 @@ public struct AgentRPC: Sendable {
         case "agent_info":
             let store = await agent.storeState()
             var storeInfo = JSONObject(["locked": .bool(store.locked)])
+            if let reason = store.reason { storeInfo["reason"] = .string(reason) }
             switch store.protection {
             case nil: storeInfo["protection"] = .null
             case .passphrase: storeInfo["protection"] = "passphrase"

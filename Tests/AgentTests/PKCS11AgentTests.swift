@@ -174,7 +174,7 @@ struct PKCS11AgentTests {
     /// within about a second of the token going away and, with the PIN in store_pin_file, opens it
     /// again when the token is back. A store a person locked stays locked through all that.
     @Test func theStoreLocksWhileItsTokenIsAway() throws {
-        let (agent, sessionId, directory, _) = try agentWithTokenWrappedStore()
+        let (agent, sessionId, directory, pinFile) = try agentWithTokenWrappedStore()
         try agent.start()
         let control = try AgentClient(path: agent.controlSocket)
         func store() throws -> JSONValue { try control.call("agent_info")["store"] ?? .null }
@@ -197,10 +197,19 @@ struct PKCS11AgentTests {
         let away = try hsm.unplug(directory)
         try until("the lock after the token left") { try store()["locked"] == .bool(true) }
         #expect(try store()["tokenPresent"] == .bool(false))
+        #expect(try store()["reason"]?.stringValue?.contains("token went away") == true)
         #expect(try !signs(1))
+        // Back with a wrong PIN in the file: it stays locked and says why (one try spent); the
+        // right PIN in the file opens it.
+        try SoftHSM.wrongPIN.write(toFile: pinFile, atomically: true, encoding: .utf8)
         try hsm.plugIn(away, as: directory)
+        try until("the failed unlock") { try store()["reason"]?.stringValue?.contains("did not open") == true }
+        #expect(try !signs(1))
+        try SoftHSM.userPIN.write(toFile: pinFile, atomically: true, encoding: .utf8)
         try until("the unlock after the token came back") { try store()["locked"] == .bool(false) }
+        #expect(try store()["reason"] == nil)
         #expect(try signs(1))
+        #expect(agent.logs.contains("the store is locked: its token went away") && agent.logs.contains("the store is open again"))
 
         _ = try control.call("agent_lock")
         let awayAgain = try hsm.unplug(directory)
@@ -208,6 +217,7 @@ struct PKCS11AgentTests {
         try hsm.plugIn(awayAgain, as: directory)
         try until("the agent seeing the token back") { try store()["tokenPresent"] == .bool(true) }
         #expect(try store()["locked"] == .bool(true))
+        #expect(try store()["reason"] == "locked with agent_lock")
         #expect(try !signs(2))
         _ = try control.call("agent_unlock")
         #expect(try signs(2))
