@@ -319,6 +319,7 @@ public actor Agent {
         // A person may have asked for a lock while the token was opening the store.
         if lockRequests != requestsBefore {
             lockStore()
+            lockReason = "locked with agent_lock"
             return nil
         }
         try? store.audit("store_unlock", .object(JSONObject(["reason": .string("the store's token is back")])), at: clock())
