@@ -127,6 +127,28 @@ struct PKCS11OwnerTests {
         }
     }
 
+    /// A key imported with `softhsm2-util --import` (an operator bringing an existing owner key
+    /// to the HSM) is an owner like any other: the agent finds it, and it signs as that address.
+    @Test func signsWithAKeySofthsmUtilImported() async throws {
+        try hsm.initToken(token)
+        let secret = "4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f362318"
+        let key = try Secp256k1.PrivateKey(hex: "0x" + secret)
+        // PKCS#8 (what softhsm2-util reads) around a SEC1 ECPrivateKey: the scalar and the public point.
+        let sec1: [UInt8] = [0x30, 0x6B, 0x02, 0x01, 0x01, 0x04, 0x20] + (try Hex.decode(secret)) + [0xA1, 0x44, 0x03, 0x42, 0x00, 0x04] + key.publicKey.uncompressed
+        let algorithm: [UInt8] = [0x30, 0x10, 0x06, 0x07, 0x2A, 0x86, 0x48, 0xCE, 0x3D, 0x02, 0x01, 0x06, 0x05, 0x2B, 0x81, 0x04, 0x00, 0x0A]   // id-ecPublicKey, secp256k1
+        let der: [UInt8] = [0x30, 0x81, 0x84, 0x02, 0x01, 0x00] + algorithm + [0x04, 0x6D] + sec1
+        let pem = hsm.directory.appendingPathComponent("import-\(token).pem")
+        try ("-----BEGIN PRIVATE KEY-----\n" + Data(der).base64EncodedString(options: .lineLength64Characters) + "\n-----END PRIVATE KEY-----\n")
+            .write(to: pem, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(at: pem) }
+        try hsm.tool("softhsm2-util", ["--import", pem.path, "--token", token, "--label", "imported", "--id", "0b0b", "--pin", SoftHSM.userPIN])
+
+        let owner = try await PKCS11Owner.load(try uri(try hsm.privateModule(), object: "imported"), pin: .file(try pinFile(SoftHSM.userPIN)), defaultModule: nil)
+        #expect(owner.identity.address == key.address)
+        let digest = Bytes32(Array(repeating: 5, count: 32))
+        #expect(try await owner.sign(Self.approved(digest), prompt: Self.noPrompt).recoverAddress(digest: digest) == key.address)
+    }
+
     @Test func generatesNonExtractableKeysOnBothCurves() async throws {
         try hsm.initToken(token)
         let module = try hsm.privateModule()
