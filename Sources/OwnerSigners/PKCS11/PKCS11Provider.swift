@@ -176,16 +176,7 @@ public final class PKCS11Provider: @unchecked Sendable {
     /// Whether a token matching `uri` is present; with `rescan`, the module is initialised again
     /// first when it does not show one (SoftHSM, for one, only sees tokens made since then).
     public func holdsToken(_ uri: PKCS11URI, rescan: Bool) async -> Bool {
-        let found = try? await run { () throws(PKCS11Failure) -> Bool in
-            let shown = { () throws(PKCS11Failure) -> Bool in
-                do { return try self.loadedModule().tokens().contains(where: uri.matches) } catch { throw .failed("\(error)") }
-            }
-            if try shown() { return true }
-            guard rescan else { return false }
-            self.reinitialize()
-            return try shown()
-        }
-        return found ?? false
+        (try? await run { () throws(PKCS11Failure) -> Bool in !(try self.presentTokens(matching: uri, rescan: rescan)).isEmpty }) ?? false
     }
 
     /// The tokens present, for `token list`.
@@ -274,26 +265,34 @@ public final class PKCS11Provider: @unchecked Sendable {
             }
             return (open.session, open.loggedIn, true)
         }
-        // A token that was removed and came back (or a server that restarted) is only seen after
-        // the module is initialised again; that closes every session of the module.
-        for attempt in 0..<2 {
-            let module = try loadedModule()
-            let tokens = (try? module.tokens()) ?? []
-            let matching = tokens.filter(uri.matches)
-            if matching.count > 1 { throw .failed("\(matching.count) tokens match \(uri.tokenOnly); add serial= or slot-id=") }
-            if let info = matching.first {
-                do {
-                    let session = try module.openSession(slot: info.slot)
-                    let loggedIn = try session.state().loggedIn
-                    sessions[tokenKey] = OpenSession(session: session, loggedIn: loggedIn)
-                    return (session, loggedIn, false)
-                } catch {
-                    throw Self.failure(error, tokenKey)
-                }
-            }
-            if attempt == 0 { reinitialize() }
+        let matching = try presentTokens(matching: uri, rescan: true)
+        if matching.count > 1 { throw .failed("\(matching.count) tokens match \(uri.tokenOnly); add serial= or slot-id=") }
+        guard let info = matching.first else { throw .tokenAbsent("no token matching \(uri.tokenOnly) is present in \(modulePath)") }
+        let module = try loadedModule()
+        do throws(PKCS11Error) {
+            let session = try module.openSession(slot: info.slot)
+            let loggedIn = try session.state().loggedIn
+            sessions[tokenKey] = OpenSession(session: session, loggedIn: loggedIn)
+            return (session, loggedIn, false)
+        } catch {
+            throw Self.failure(error, tokenKey)
         }
-        throw .tokenAbsent("no token matching \(uri.tokenOnly) is present in \(modulePath)")
+    }
+
+    /// The present tokens `uri` matches. With `rescan`, when there are none the module is
+    /// initialised again and asked once more: a token that was removed and came back (or a server
+    /// that restarted) is only seen after that, which closes every session of the module.
+    private func presentTokens(matching uri: PKCS11URI, rescan: Bool) throws(PKCS11Failure) -> [PKCS11TokenInfo] {
+        // A module that cannot list its tokens (its server gone) shows none; one that cannot be
+        // loaded is its own error.
+        func present() throws(PKCS11Failure) -> [PKCS11TokenInfo] {
+            let module = try loadedModule()
+            return ((try? module.tokens()) ?? []).filter(uri.matches)
+        }
+        let matching = try present()
+        guard matching.isEmpty, rescan else { return matching }
+        reinitialize()
+        return try present()
     }
 
     private func tokenInfo(_ session: PKCS11Session, _ tokenKey: String) throws(PKCS11Failure) -> PKCS11TokenInfo {
