@@ -49,16 +49,11 @@ public actor Agent {
     /// prompt, an HSM) and the actor serves other calls meanwhile, so a second decision on the
     /// request, or its expiry, must not race the approval under way.
     var approving: Set<String> = []
-    /// Whether the store is locked because its token went away (or was absent at start), so it
-    /// opens again when the token is back.
-    var lockedForAbsentToken: Bool
-    /// How many times a person asked for a lock (`agent_lock`).
-    var lockRequests = 0
+    /// Why the store is locked; nil while it is open.
+    var lockCause: LockCause?
     /// Whether the token wrapping the store's data key was present at the last look; nil when
     /// no token wraps it.
     var storeTokenPresent: Bool?
-    /// Why the store is locked, for `agent_info`; nil while it is open.
-    var lockReason: String?
     var waiters: [String: [CheckedContinuation<Void, Never>]] = [:]
     /// Signs user operations: the sessions in use with their unsealed keys (emptied by
     /// `lock`), the reserved ledger, the group commit.
@@ -80,8 +75,7 @@ public actor Agent {
         self.rules = rules
         self.tokens = tokens
         self.approvalTimeout = approvalTimeout
-        if case .token? = store.protection { lockedForAbsentToken = store.isLocked } else { lockedForAbsentToken = false }
-        lockReason = store.isLocked ? "not unlocked since the agent started" : nil
+        lockCause = store.isLocked ? .atStart : nil
         self.ownerPrompt = ownerPrompt
         self.storePIN = storePIN
         self.clock = clock
@@ -271,15 +265,13 @@ public actor Agent {
     /// was present at the last look (nil when no token wraps it).
     public func storeState() -> (locked: Bool, reason: String?, protection: DataKeyProtection?, tokenPresent: Bool?) {
         let locked = store.isLocked
-        return (locked, locked ? lockReason ?? "locked" : nil, store.protection, storeTokenPresent)
+        return (locked, locked ? lockCause?.reason ?? "locked" : nil, store.protection, storeTokenPresent)
     }
 
     /// Locks the store at a person's request; it stays locked until `unlock`.
     public func lock() {
         lockStore()
-        lockedForAbsentToken = false
-        lockRequests += 1
-        lockReason = "locked with agent_lock"
+        lockCause = .request
     }
 
     /// Drops the data key and the unsealed session keys.
@@ -299,29 +291,25 @@ public actor Agent {
         }
         // While the token is away, the module is rescanned to see it come back (SoftHSM and
         // p11-kit's client only see a returning token after that).
-        let present = await PKCS11Provider.shared(modulePath: module).holdsToken(key, rescan: storeTokenPresent == false || lockedForAbsentToken)
+        let reopens = lockCause.map { $0 != .request } ?? false
+        let present = await PKCS11Provider.shared(modulePath: module).holdsToken(key, rescan: storeTokenPresent == false || reopens)
         storeTokenPresent = present
         if !present, !store.isLocked {
             lockStore()
-            lockedForAbsentToken = true
-            lockReason = "the store's token went away"
-            try? store.audit("store_lock", .object(JSONObject(["reason": .string(lockReason!)])), at: clock())
+            lockCause = .tokenAway
+            try? store.audit("store_lock", .object(JSONObject(["reason": .string(LockCause.tokenAway.reason)])), at: clock())
             return "the store is locked: its token went away"
         }
-        guard present, lockedForAbsentToken, store.isLocked, storePIN.unattended else { return nil }
-        let requestsBefore = lockRequests
-        do { try await unlock(nil) } catch {
+        guard present, reopens, store.isLocked, storePIN.unattended else { return nil }
+        do { try await unlockStore(nil) } catch {
             // Said once, not every second: a rejected PIN is not tried again anyway.
-            let reason = "its token is back, but it did not open: \(error.message)"
-            defer { lockReason = reason }
-            return reason == lockReason ? nil : "the store stays locked: " + reason
+            let failed = LockCause.tokenBackUnopened(error.message)
+            defer { lockCause = failed }
+            return failed == lockCause ? nil : "the store stays locked: " + failed.reason
         }
         // A person may have asked for a lock while the token was opening the store.
-        if lockRequests != requestsBefore {
-            lockStore()
-            lockReason = "locked with agent_lock"
-            return nil
-        }
+        if lockCause == .request { lockStore(); return nil }
+        lockCause = nil
         try? store.audit("store_unlock", .object(JSONObject(["reason": .string("the store's token is back")])), at: clock())
         return "the store is open again: its token is back"
     }
@@ -329,6 +317,12 @@ public actor Agent {
     /// Unlocks the store: with its passphrase (the first unlock of a new store chooses it), or,
     /// when a token wraps the data key, with the token's PIN (`secret`, or the configured PIN file).
     public func unlock(_ secret: SecretBytes?) async throws(AgentError) {
+        try await unlockStore(secret)
+        lockCause = nil
+    }
+
+    /// The unlock itself; the caller says what becomes of `lockCause`.
+    func unlockStore(_ secret: SecretBytes?) async throws(AgentError) {
         do throws(StoreError) {
             switch store.protection {
             case .token:
@@ -340,8 +334,6 @@ public actor Agent {
                 guard let secret else { throw StoreError.wrongPassphrase }
                 if store.isInitialized { try store.unlock(passphrase: secret) } else { try store.initialize(passphrase: secret) }
             }
-            lockedForAbsentToken = false
-            lockReason = nil
         } catch { throw AgentError(error.reason, "\(error)") }
     }
 
@@ -364,5 +356,28 @@ extension Secp256k1 {
     static func randomBytesForIdentifiers() -> [UInt8] {
         var generator = SystemRandomNumberGenerator()
         return (0..<16).map { _ in UInt8.random(in: 0...255, using: &generator) }
+    }
+}
+
+extension Agent {
+    /// Why the store is locked, and so whether its token's return opens it again.
+    enum LockCause: Equatable {
+        /// Not unlocked since the agent started (no passphrase file, or its token was absent).
+        case atStart
+        /// A person asked (`agent_lock`): only `unlock` opens it.
+        case request
+        /// The token wrapping the data key went away.
+        case tokenAway
+        /// The token came back, but opening the store with it failed.
+        case tokenBackUnopened(String)
+
+        var reason: String {
+            switch self {
+            case .atStart: "not unlocked since the agent started"
+            case .request: "locked with agent_lock"
+            case .tokenAway: "the store's token went away"
+            case .tokenBackUnopened(let why): "its token is back, but it did not open: \(why)"
+            }
+        }
     }
 }
