@@ -51,8 +51,10 @@ struct PKCS11IncompleteModuleTests {
         """
 
     @Test func isRefusedWhenLoaded() async throws {
-        // The Swift toolchain links with clang, so it is next to swift wherever the tests run.
-        let path = (ProcessInfo.processInfo.environment["PATH"] ?? "").split(separator: ":").map(String.init) + ["/usr/bin"]
+        // The Swift toolchain links with clang, so it is next to swift (followed through a
+        // symlink such as /usr/bin/swift) wherever the tests run.
+        var path = (ProcessInfo.processInfo.environment["PATH"] ?? "").split(separator: ":").map(String.init) + ["/usr/bin"]
+        path += path.map { URL(fileURLWithPath: "\($0)/swift").resolvingSymlinksInPath().deletingLastPathComponent().path }
         let compiler = try #require(path.lazy.flatMap { dir in ["clang", "cc"].map { "\(dir)/\($0)" } }.first(where: FileManager.default.isExecutableFile))
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("holes-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
