@@ -91,6 +91,7 @@ public actor Agent {
     /// requests are signed and stored before this returns; "ask" leaves them pending for a
     /// person (`decide`).
     public func request(_ json: JSONValue, client: ClientIdentity, bindExecutable: Bool = false, bindUnit: Bool = false) async throws(AgentError) -> PendingRequest {
+        try requireOpenStore()
         let now = clock()
         let key = Secp256k1.PrivateKey.generate()
         let compiled: CompiledRequest
@@ -139,8 +140,17 @@ public actor Agent {
         guard request.status == .pending, !approving.contains(id) else {
             throw AgentError("already_decided", "request \(id) is \(approving.contains(id) ? "being approved" : request.status.rawValue)")
         }
-        if approve { return try await self.approve(id, approver: approver, reason: reason, ownerSecret: ownerSecret) }
-        return finish(id, .denied, reason: reason.isEmpty ? "denied by \(approver)" : reason, approver: approver)
+        guard approve else { return finish(id, .denied, reason: reason.isEmpty ? "denied by \(approver)" : reason, approver: approver) }
+        try requireOpenStore()
+        return try await self.approve(id, approver: approver, reason: reason, ownerSecret: ownerSecret)
+    }
+
+    /// A session can only be stored while the store is open, so while it is locked nobody is
+    /// asked to approve or sign one: the refusal comes first, and a pending request stays
+    /// pending for after the unlock.
+    func requireOpenStore() throws(AgentError) {
+        guard store.isLocked else { return }
+        throw AgentError("locked", "the session-key store is locked (\(lockCause?.reason ?? "locked")); no session can be stored until it is unlocked")
     }
 
     func finish(_ id: String, _ status: RequestStatus, reason: String, approver: String, sessionId: String? = nil) -> PendingRequest {

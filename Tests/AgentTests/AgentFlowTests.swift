@@ -27,14 +27,14 @@ struct AgentFlowTests {
     static let owner = try! Secp256k1.PrivateKey(hex: "0x" + String(repeating: "22", count: 32))
     static let bot = ClientIdentity(uid: 1000, gid: 1000, pid: 4242, executable: "/usr/bin/bot")
 
-    static func agent() throws -> (Agent, SessionStore) {
+    static func agent(ownerPrompt: @escaping SecretPrompt = { _ in secret("owner") }) throws -> (Agent, SessionStore) {
         let store = try SessionStore(path: FileManager.default.temporaryDirectory.appendingPathComponent("agent-\(UUID()).sqlite").path)
         try store.initialize(passphrase: secret("store"), scryptN: 1024)
         let keystore = try KeystoreOwner(keystore: try Keystore.encrypt(owner, passphrase: secret("owner"), kdf: .scrypt(n: 16, r: 8, p: 1)), location: "test")
         let rules = try RulesFile(toml: try String(contentsOf: Oracle.packageRoot.appendingPathComponent("docs/examples/rules.toml"), encoding: .utf8))
         let agent = Agent(store: store, owners: [keystore],
                           accounts: [AccountConfig(address: account, kind: .erc7579Reference, owners: [owner.address], chains: [11155111])],
-                          rules: rules, ownerPrompt: { _ in secret("owner") }, clock: { now })
+                          rules: rules, ownerPrompt: ownerPrompt, clock: { now })
         return (agent, store)
     }
 
@@ -45,6 +45,15 @@ struct AgentFlowTests {
     }
 
     static var example: JSONValue { try! JSONValue(parsing: [UInt8](try! Data(contentsOf: Oracle.packageRoot.appendingPathComponent("docs/examples/usdc-transfers.json")))) }
+
+    /// The example over the example rules' limit: no rule matches, so a person is asked.
+    static var overTheRulesLimit: JSONValue {
+        var over = example.objectValue!
+        var permission = over["permissions"]!.arrayValue![0].objectValue!
+        permission["spendingLimit"] = "500 USDC"
+        over["permissions"] = .array([.object(permission)])
+        return .object(over)
+    }
 
     @Test func approvedByRulesThenSignedInsideTheScope() async throws {
         let (agent, store) = try Self.agent()
@@ -104,12 +113,7 @@ struct AgentFlowTests {
 
     @Test func rulesDenyOrAskAPerson() async throws {
         let (agent, _) = try Self.agent()
-        // Over the rule's limit: no rule matches, so a person is asked.
-        var over = Self.example.objectValue!
-        var permission = over["permissions"]!.arrayValue![0].objectValue!
-        permission["spendingLimit"] = "500 USDC"
-        over["permissions"] = .array([.object(permission)])
-        let asked = try await agent.request(.object(over), client: Self.bot)
+        let asked = try await agent.request(Self.overTheRulesLimit, client: Self.bot)
         #expect(asked.status == .pending)
         #expect(await agent.pendingRequests().map(\.id) == [asked.id])
         async let waited = agent.wait(asked.id, client: Self.bot, timeout: 30)
@@ -132,7 +136,7 @@ struct AgentFlowTests {
             _ = try await agent.request(.object(unknownAccount), client: Self.bot)
             Issue.record("accepted an unknown account")
         } catch { #expect(error.reason == "unknown_account") }
-        let timedOut = try await agent.wait(try await agent.request(.object(over), client: Self.bot).id, client: Self.bot, timeout: 0.05)
+        let timedOut = try await agent.wait(try await agent.request(Self.overTheRulesLimit, client: Self.bot).id, client: Self.bot, timeout: 0.05)
         #expect(timedOut.status == .pending)
     }
 
@@ -204,6 +208,37 @@ struct AgentFlowTests {
             Issue.record("an 11th use was signed")
         } catch { #expect(error.reason == "policy_violation", "\(error)") }
         #expect(try store.ledger(sessionId: sessionId).counters.values.contains(UInt256(10)))
+    }
+
+    /// While the store is locked no session can be stored, so nobody is asked to approve or sign
+    /// one for nothing: a new request is refused at once, an approval is refused and leaves the
+    /// request pending, and both work after the unlock. A denial needs no store key and works.
+    @Test func lockedStoreRefusesNewSessionsBeforeAnyOwnerIsAsked() async throws {
+        let prompts = LockedBox<Int>()
+        let (agent, store) = try Self.agent(ownerPrompt: { _ in _ = prompts.increment(); return secret("owner") })
+        let asked = try await agent.request(Self.overTheRulesLimit, client: Self.bot)
+        let toDeny = try await agent.request(Self.overTheRulesLimit, client: Self.bot)
+        #expect(asked.status == .pending && toDeny.status == .pending)
+        await agent.lock()
+        let audited = try store.verifyAudit().get()
+
+        do {
+            _ = try await agent.decide(asked.id, approve: true, approver: "operator")
+            Issue.record("approved while the store is locked")
+        } catch { #expect(error.reason == "locked" && error.message.contains("agent_lock"), "\(error)") }
+        #expect(try await agent.requestStatus(asked.id, client: Self.bot).status == .pending)
+        do {
+            _ = try await agent.request(Self.example, client: Self.bot)   // the rules would approve it
+            Issue.record("a request was taken while the store is locked")
+        } catch { #expect(error.reason == "locked", "\(error)") }
+        #expect(prompts.value == nil)
+        #expect(try store.verifyAudit().get() == audited)
+        #expect(try await agent.decide(toDeny.id, approve: false, approver: "operator").status == .denied)
+
+        try await agent.unlock(secret("store"))
+        #expect(try await agent.decide(asked.id, approve: true, approver: "operator").status == .approved)
+        #expect(try await agent.request(Self.example, client: Self.bot).status == .approved)
+        #expect(prompts.value == 2)
     }
 
     @Test func lockedStoreSignsNothingUntilUnlocked() async throws {
