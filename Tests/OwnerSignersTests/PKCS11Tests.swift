@@ -210,7 +210,9 @@ struct PKCS11OwnerTests {
             asked.value = (asked.value ?? []) + [description]
             return secret(SoftHSM.userPIN)
         })
-        #expect(asked.value?.count == 1 && asked.value?.first?.contains(token) == true)
+        // The prompt names the token by label and serial (two tokens may share a label).
+        let serial = try #require(try await PKCS11Provider.shared(modulePath: module).tokens().first { $0.label == token }?.serial)
+        #expect(asked.value?.count == 1 && asked.value?.first?.contains("\"\(token)\", serial \(serial)") == true, "\(asked.value ?? [])")
         // The login is kept: the next signature asks nothing.
         _ = try await prompted.sign(Self.approved(digest), prompt: Self.noPrompt)
     }

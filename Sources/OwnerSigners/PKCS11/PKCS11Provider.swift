@@ -367,7 +367,9 @@ public final class PKCS11Provider: @unchecked Sendable {
         case .prompt:
             let warning = token.pinFinalTry ? " (LAST TRY: a wrong PIN locks it)" : token.pinCountLow ? " (few tries left)" : ""
             let purpose = forOneSignature ? " (this key asks for it at every signature)" : ""
-            do { return try await prompt("PIN for token \"\(token.label)\"\(purpose)\(warning)") } catch {
+            // The serial tells apart two tokens with one label (two cards of one make, say).
+            let serial = token.serial.isEmpty ? "" : ", serial \(token.serial)"
+            do { return try await prompt("PIN for token \"\(token.label)\"\(serial)\(purpose)\(warning)") } catch {
                 throw .pinNeeded("no PIN was given for token \"\(token.label)\"")
             }
         }
