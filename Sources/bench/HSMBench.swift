@@ -59,15 +59,15 @@ enum HSMBench {
     static func compare(_ key: PKCS11Key, detail: Bool) async throws {
         let curve = key.info.curve
         let plain = try PlainSigner(module: key.provider.modulePath, keyID: key.info.id)
-        let direct = try await timed(seconds: 2) { i in try plain.sign(i) }
-        let agent: Double
+        let sign: (Int) async throws -> Void
         switch curve {
         case .secp256k1:
             let owner = try PKCS11Owner(key)
-            agent = try await timed(seconds: 2) { i in _ = try await owner.sign(ApprovedDigest(digest: digests[i % 64], approval: "bench"), prompt: noPrompt) }
+            sign = { i in _ = try await owner.sign(ApprovedDigest(digest: digests[i % 64], approval: "bench"), prompt: noPrompt) }
         case .p256:
-            agent = try await timed(seconds: 2) { i in _ = try await key.signP256(digest: digests[i % 64], prompt: noPrompt) }
+            sign = { i in _ = try await key.signP256(digest: digests[i % 64], prompt: noPrompt) }
         }
+        let (direct, agent, ratios) = try await interleaved({ i in try plain.sign(i) }, sign)
         row("  \(curve.rawValue): plain C_SignInit + C_Sign loop", direct * 1e6, "µs/signature")
         if detail {
             // Where the difference goes: the same plain loop with each signature handed to a
@@ -89,7 +89,17 @@ enum HSMBench {
                 row("  \(curve.rawValue): low s, v by trial recovery, address check alone", check * 1e6, "µs")
             }
         }
-        row("  \(curve.rawValue): agent owner signer (\(curve == .secp256k1 ? "low s, v, address check" : "low s"))", agent * 1e6, "µs/signature", ratio: agent / direct)
+        row("  \(curve.rawValue): agent owner signer (\(curve == .secp256k1 ? "low s, v, address check" : "low s"))", agent * 1e6, "µs/signature", ratio: ratios.median)
+        print("    ratio of each of the \(ratios.count) alternating rounds: " + ratios.map { String(format: "%.2f", $0) }.joined(separator: " "))
+    }
+
+    /// `a` and `b` in alternating short rounds, so that a slow spell of the machine (a VM's
+    /// neighbours, frequency changes) falls on both: the median seconds per call of each, and
+    /// the ratio b / a of each round, sorted.
+    static func interleaved(rounds: Int = 10, seconds: Double = 0.2, _ a: (Int) async throws -> Void, _ b: (Int) async throws -> Void) async throws -> (a: Double, b: Double, ratios: [Double]) {
+        var times: [(a: Double, b: Double)] = []
+        for _ in 0..<rounds { times.append((try await timed(seconds: seconds, a), try await timed(seconds: seconds, b))) }
+        return (times.map(\.a).median, times.map(\.b).median, times.map { $0.b / $0.a }.sorted())
     }
 
     /// `p11-kit server` serving the bench token, its address exported for p11-kit-client.
@@ -187,4 +197,11 @@ extension Sequence {
 struct BenchFailure: Error, CustomStringConvertible {
     let description: String
     init(_ description: String) { self.description = description }
+}
+
+extension Array where Element == Double {
+    var median: Double {
+        let sorted = self.sorted()
+        return sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
+    }
 }
