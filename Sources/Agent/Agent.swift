@@ -142,7 +142,7 @@ public actor Agent {
         }
         guard approve else { return finish(id, .denied, reason: reason.isEmpty ? "denied by \(approver)" : reason, approver: approver) }
         try requireOpenStore()
-        return try await self.approve(id, approver: approver, reason: reason, ownerSecret: ownerSecret)
+        return try await self.approve(id, approver: approver, reason: reason, ownerSecret: ownerSecret, byPerson: true)
     }
 
     /// A session can only be stored while the store is open, so while it is locked nobody is
@@ -165,8 +165,10 @@ public actor Agent {
     }
 
     /// The owners sign the multichain digest the agent computed; the session and its key are
-    /// stored. Any failure leaves the request failed and nothing stored.
-    func approve(_ id: String, approver: String, reason: String, ownerSecret: SecretBytes? = nil) async throws(AgentError) -> PendingRequest {
+    /// stored. A failure stores nothing and leaves the request failed, except that a person's
+    /// approval an owner could not sign for a reason they can mend (a wrong or missing PIN or
+    /// passphrase, a token away) leaves it pending, for them to try again.
+    func approve(_ id: String, approver: String, reason: String, ownerSecret: SecretBytes? = nil, byPerson: Bool = false) async throws(AgentError) -> PendingRequest {
         approving.insert(id)
         defer { approving.remove(id) }
         let request = pending[id]!
@@ -180,8 +182,15 @@ public actor Agent {
                 let prompt: SecretPrompt = ownerSecret.map { secret in { @Sendable _ in secret } } ?? ownerPrompt
                 signatures.append(try await signer.sign(ApprovedDigest(digest: digest, approval: id), prompt: prompt))
             } catch {
-                _ = finish(id, .failed, reason: "owner \(owner) could not sign: \(error)", approver: approver)
-                throw AgentError(error.reason, "owner \(owner) could not sign: \(error)")
+                let message = "owner \(owner) could not sign: \(error)"
+                if byPerson && error.mendable {
+                    try? store.audit("owner_failure", .object(JSONObject([
+                        "request": .string(id), "owner": .string(owner.checksummed), "approver": .string(approver), "reason": .string(error.reason),
+                    ])), at: clock())
+                    throw AgentError(error.reason, message + "; the request is still pending")
+                }
+                _ = finish(id, .failed, reason: message, approver: approver)
+                throw AgentError(error.reason, message)
             }
         }
         guard signatures.count >= account.threshold else {

@@ -51,11 +51,11 @@ public enum AgentDaemon {
                           approvalTimeout: config.approvalTimeout, storePIN: storePIN,
                           ownerPrompt: { description in
                               guard let pinentry = config.pinentry.map({ Pinentry(command: $0, timeout: TimeInterval(config.approvalTimeout)) }) else {
-                                  throw AgentError("locked", "\(description) is needed: approve with `session-agent approve`, which asks for it")
+                                  throw AgentError("secret_needed", "no pinentry is configured; approve with `session-agent approve`, which asks for it")
                               }
                               let label = description.hasPrefix("PIN") ? "PIN:" : "Passphrase:"
                               guard let secret = try await blocking({ try pinentry.secret(title: "session-agent", description: description, prompt: label) }) else {
-                                  throw AgentError("owner_unavailable", "the \(description) was not given")
+                                  throw AgentError("secret_needed", "it was not given at the pinentry dialog")
                               }
                               return secret
                           })
@@ -128,7 +128,29 @@ public enum AgentDaemon {
                 defer { typed = nil }
                 return typed?.withUnsafeBytes { Array($0) == Array("approve".utf8) } ?? false
             }) ?? false
-            _ = try? await agent.decide(id, approve: approved, approver: "pinentry (uid \(getuid()))", reason: approved ? "" : "denied at the pinentry dialog")
+            let approver = "pinentry (uid \(getuid()))"
+            guard approved else {
+                _ = try? await agent.decide(id, approve: false, approver: approver, reason: "denied at the pinentry dialog")
+                continue
+            }
+            // A wrong PIN, a dialog closed too soon, a token not yet plugged in: the agent keeps
+            // the request pending, and the person may try again (asked for the PIN again), as
+            // gpg-agent does, or deny it.
+            while true {
+                do {
+                    _ = try await agent.decide(id, approve: true, approver: approver)
+                    break
+                } catch {
+                    guard (try? await agent.requestStatus(id, client: nil))?.status == .pending else { break }
+                    let again = (try? await blocking {
+                        try pinentry.confirm(title: "session-agent: the approval did not go through", text: error.message, ok: "Try again", cancel: "Deny")
+                    }) ?? false
+                    guard again else {
+                        _ = try? await agent.decide(id, approve: false, approver: approver, reason: "denied at the pinentry dialog after: \(error.message)")
+                        break
+                    }
+                }
+            }
         }
     }
 }

@@ -34,24 +34,33 @@ public struct ApprovedDigest: Sendable, Hashable {
 
 /// Why an owner backend could not sign.
 public enum OwnerSignerError: Error, Equatable, Sendable, CustomStringConvertible {
-    case locked(String)
+    /// The passphrase or PIN was not given (no prompt, cancelled, timed out).
+    case secretNeeded(String)
+    /// The passphrase or PIN was wrong, or the token's PIN is locked.
     case wrongSecret(String)
+    /// The key cannot be reached (its token absent, its module missing).
     case unavailable(String)
     case failed(String)
 
     /// The machine-readable reason for the socket protocol.
     public var reason: String {
         switch self {
-        case .locked: "locked"
-        case .wrongSecret: "wrong_pin"
+        case .secretNeeded: "secret_needed"
+        case .wrongSecret: "wrong_secret"
         case .unavailable: "owner_unavailable"
         case .failed: "owner_failed"
         }
     }
 
+    /// Whether a person can mend it and try again: give the secret (again), bring the token back.
+    public var mendable: Bool {
+        if case .failed = self { return false }
+        return true
+    }
+
     public var description: String {
         switch self {
-        case .locked(let s), .wrongSecret(let s), .unavailable(let s), .failed(let s): s
+        case .secretNeeded(let s), .wrongSecret(let s), .unavailable(let s), .failed(let s): s
         }
     }
 }
@@ -86,7 +95,7 @@ public struct KeystoreOwner: OwnerSigner {
     public func sign(_ approved: ApprovedDigest, prompt: SecretPrompt) async throws(OwnerSignerError) -> RecoverableSignature {
         let passphrase: SecretBytes
         do { passphrase = try await prompt("Passphrase for \(identity.address) (\(identity.location))") } catch {
-            throw .locked("no passphrase was given for \(identity.address)")
+            throw .secretNeeded("no passphrase was given for \(identity.address): \(error)")
         }
         let key: Secp256k1.PrivateKey
         do { key = try keystore.decrypt(passphrase: passphrase) } catch {

@@ -9,7 +9,8 @@ struct Approve: ParsableCommand {
         discussion: """
             Shows each pending request in full, as the review renders it, and asks yes or no. A request \
             with a critical risk flag needs the word `approve` typed in full. The owner's passphrase, or \
-            the PIN of the owner's token, is asked here when the agent does not have it.
+            the PIN of the owner's token, is asked here when the agent does not have it; when it was wrong, or \
+            the token was not plugged in, the request stays pending and you are asked whether to try again.
             """)
 
     @Option(help: "The agent's control socket (default: $SESSION_AGENT_CONTROL_SOCK).") var socket: String?
@@ -40,14 +41,23 @@ struct Approve: ParsableCommand {
                                                    : "\nApprove? [y/N] ")?.lowercased() ?? ""
                 let approved = critical ? answer == "approve" : (answer == "y" || answer == "yes")
                 var params = JSONObject(["id": .string(id), "approve": .bool(approved), "approver": .string("terminal (uid \(getuid()))")])
-                if approved, let secret = Terminal.readSecret("Owner passphrase or token PIN (empty if the agent has it): "), secret.count > 0 {
-                    params["passphrase"] = .string(secret.withUnsafeBytes { String(decoding: $0, as: UTF8.self) })
-                }
-                do {
-                    let decided = try client.call("pending_decide", params)
-                    print("\(id): \(decided["status"]?.stringValue ?? "?") (\(decided["reason"]?.stringValue ?? ""))")
-                } catch {
-                    print("\(id): \(error)")
+                while true {
+                    params["passphrase"] = nil
+                    if approved, let secret = Terminal.readSecret("Owner passphrase or token PIN (empty if the agent has it): "), secret.count > 0 {
+                        params["passphrase"] = .string(secret.withUnsafeBytes { String(decoding: $0, as: UTF8.self) })
+                    }
+                    do {
+                        let decided = try client.call("pending_decide", params)
+                        print("\(id): \(decided["status"]?.stringValue ?? "?") (\(decided["reason"]?.stringValue ?? ""))")
+                        break
+                    } catch {
+                        print("\(id): \(error)")
+                    }
+                    // The agent keeps a request pending when what stopped the approval can be
+                    // mended here: a mistyped PIN, a token to plug in, a store to unlock.
+                    guard approved, (try? client.call("pending_get", JSONObject(["id": .string(id)])))?["status"] == "pending",
+                          ["y", "yes"].contains(Terminal.ask("Try again? [y/N] ")?.lowercased() ?? "")
+                    else { break }
                 }
             }
         }

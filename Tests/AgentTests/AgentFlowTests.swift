@@ -210,6 +210,30 @@ struct AgentFlowTests {
         #expect(try store.ledger(sessionId: sessionId).counters.values.contains(UInt256(10)))
     }
 
+    /// A person who mistypes the owner's passphrase may type it again: the request stays pending,
+    /// and the failed try is in the audit log. The rules have nobody to try again: their
+    /// approval fails the request.
+    @Test func aPersonMayGiveTheOwnerSecretAgain() async throws {
+        let (agent, store) = try Self.agent()
+        let asked = try await agent.request(Self.overTheRulesLimit, client: Self.bot)
+        let audited = try store.verifyAudit().get()
+        do {
+            _ = try await agent.decide(asked.id, approve: true, approver: "operator", ownerSecret: secret("typo"))
+            Issue.record("approved with a wrong passphrase")
+        } catch { #expect(error.reason == "wrong_secret" && error.message.contains("still pending"), "\(error)") }
+        #expect(await agent.pendingRequests().map(\.id) == [asked.id])
+        #expect(try store.verifyAudit().get() == audited + 1)
+        let decided = try await agent.decide(asked.id, approve: true, approver: "operator", ownerSecret: secret("owner"))
+        #expect(decided.status == .approved && decided.sessionId != nil)
+
+        let (ruled, _) = try Self.agent(ownerPrompt: { _ in secret("typo") })
+        do {
+            _ = try await ruled.request(Self.example, client: Self.bot)
+            Issue.record("the rules approved with a wrong passphrase")
+        } catch { #expect(error.reason == "wrong_secret" && !error.message.contains("pending"), "\(error)") }
+        #expect(await ruled.pendingRequests().isEmpty)
+    }
+
     /// While the store is locked no session can be stored, so nobody is asked to approve or sign
     /// one for nothing: a new request is refused at once, an approval is refused and leaves the
     /// request pending, and both work after the unlock. A denial needs no store key and works.

@@ -110,10 +110,34 @@ struct PKCS11AgentTests {
             do {
                 _ = try client.call("session_request", JSONObject(["request": SocketTests.example]))
                 Issue.record("approved with a wrong PIN")
-            } catch let e as AgentClient.RemoteError { #expect(e.reason == "wrong_pin" && e.message.contains(expected), "\(e)") }
+            } catch let e as AgentClient.RemoteError { #expect(e.reason == "wrong_secret" && e.message.contains(expected), "\(e)") }
         }
         try SoftHSM.userPIN.write(toFile: pinFile, atomically: true, encoding: .utf8)
         #expect(try client.call("session_request", JSONObject(["request": SocketTests.example]))["status"] == "approved")
+        #expect(!agent.logs.contains(SoftHSM.wrongPIN) && !agent.logs.contains(SoftHSM.userPIN))
+    }
+
+    /// A person approving at `session-agent approve` types the token's PIN: a wrong one is an
+    /// error saying so (one try spent on the token), the request stays pending, and the PIN typed
+    /// on the second try approves it. The login is then kept: the next approval asks nothing.
+    @Test func theApproverMayTypeTheTokenPINAgain() throws {
+        let (_, address, _) = try tokenWithKey()
+        let agent = try AgentProcess(rules: "default = \"ask\"", owner: .init(toml: """
+            pkcs11 = "pkcs11:token=\(token);object=owner?module-path=\(SoftHSM.systemModule!)"
+            """, address: address.checksummed), environment: hsm.environment)
+        try agent.start()
+        let client = try AgentClient(path: agent.clientSocket)
+        func approve(typing: String) throws -> (id: String, output: String) {
+            let id = try #require(try client.call("session_request", JSONObject(["request": SocketTests.example]))["id"]?.stringValue)
+            let run = try Command.run(Command.sessionAgent, ["approve", "--once", "--socket", agent.controlSocket], stdin: Array(typing.utf8))
+            #expect(run.status == 0, "\(run.stderr)")
+            return (id, run.stdout)
+        }
+        let first = try approve(typing: "y\n\(SoftHSM.wrongPIN)\ny\n\(SoftHSM.userPIN)\n")
+        #expect(first.output.contains("wrong PIN for token \"\(token)\"") && first.output.contains("still pending"), "\(first.output)")
+        #expect(first.output.contains("\(first.id): approved"), "\(first.output)")
+        let second = try approve(typing: "y\n\n")
+        #expect(second.output.contains("\(second.id): approved"), "\(second.output)")
         #expect(!agent.logs.contains(SoftHSM.wrongPIN) && !agent.logs.contains(SoftHSM.userPIN))
     }
 

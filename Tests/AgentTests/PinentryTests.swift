@@ -51,11 +51,28 @@ struct PinentryTests {
         }
     }
 
-    static func agent(_ terminal: Terminal, extraConfig: String = "") throws -> AgentProcess {
+    static func agent(_ terminal: Terminal, extraConfig: String = "", ownerPassphraseAsked: Bool = false) throws -> AgentProcess {
         try AgentProcess(rules: "default = \"ask\"", extraConfig: """
             pinentry = ["\(program)", "--ttyname", "\(terminal.slavePath)", "--ttytype", "xterm"]
             \(extraConfig)
-            """)
+            """, ownerPassphraseAsked: ownerPassphraseAsked)
+    }
+
+    /// Pages through the review with Enter to its last page, whose button is <Approve>, and
+    /// presses it; returns the number of pages.
+    static func approve(on terminal: Terminal) throws -> Int {
+        var pages = 0
+        while true {
+            try terminal.waitFor("<Deny>")
+            try terminal.waitFor(">")
+            pages += 1
+            if terminal.screen.contains("<Approve>") { break }
+            #expect(terminal.screen.contains("<Next>"), "\(terminal.screen.suffix(300))")
+            terminal.press("\r")
+            #expect(pages < 20)
+        }
+        terminal.press("\r")
+        return pages
     }
 
     /// The pinentry processes drawing on `tty`.
@@ -82,18 +99,7 @@ struct PinentryTests {
 
         // Approve: page through with Enter; the last page's button is <Approve>.
         let approvedId = try Self.ask(client)
-        var pages = 0
-        while true {
-            try terminal.waitFor("<Deny>")
-            try terminal.waitFor(">")
-            pages += 1
-            if terminal.screen.contains("<Approve>") { break }
-            #expect(terminal.screen.contains("<Next>"), "\(terminal.screen.suffix(300))")
-            terminal.press("\r")
-            #expect(pages < 20)
-        }
-        #expect(pages > 1, "the review does not fit one page, so it is shown in several")
-        terminal.press("\r")
+        #expect(try Self.approve(on: terminal) > 1, "the review does not fit one page, so it is shown in several")
         let approved = try client.call("session_wait", JSONObject(["id": .string(approvedId), "timeout": JSONValue(20)]))
         #expect(approved["status"] == "approved" && approved["sessionId"]?.stringValue != nil, "\(approved.serialized)")
 
@@ -103,6 +109,40 @@ struct PinentryTests {
         terminal.press("\t\r")
         let denied = try client.call("session_wait", JSONObject(["id": .string(deniedId), "timeout": JSONValue(20)]))
         #expect(denied["status"] == "denied" && denied["reason"] == "denied at the pinentry dialog", "\(denied.serialized)")
+    }
+
+    /// The owner's passphrase asked in pinentry, as gpg-agent asks a PIN: typed wrong, the
+    /// request stays pending and a dialog says so and offers to try again; the passphrase typed
+    /// next approves it. Or the person denies it there.
+    @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: program) || ProcessInfo.processInfo.environment["CI"] != nil, "pinentry-curses is not installed"))
+    func aWrongOwnerPassphraseMayBeTypedAgain() throws {
+        let terminal = try Terminal()
+        let agent = try Self.agent(terminal, ownerPassphraseAsked: true)
+        try agent.start()
+        let client = try AgentClient(path: agent.clientSocket)
+        func typeWrongPassphrase() throws {
+            _ = try Self.approve(on: terminal)
+            try terminal.waitFor("Passphrase:")
+            terminal.press("typo\r")
+            try terminal.waitFor("<Try again>")
+        }
+
+        let id = try Self.ask(client)
+        try typeWrongPassphrase()
+        let status = try client.call("session_wait", JSONObject(["id": .string(id), "timeout": JSONValue(0)]))
+        #expect(status["status"] == "pending", "\(status.serialized)")
+        terminal.press("\r")
+        try terminal.waitFor("Passphrase:")
+        terminal.press(agent.ownerPassphrase + "\r")
+        let approved = try client.call("session_wait", JSONObject(["id": .string(id), "timeout": JSONValue(20)]))
+        #expect(approved["status"] == "approved" && approved["sessionId"]?.stringValue != nil, "\(approved.serialized)")
+
+        let denied = try Self.ask(client)
+        try typeWrongPassphrase()
+        terminal.press("\t\r")
+        let outcome = try client.call("session_wait", JSONObject(["id": .string(denied), "timeout": JSONValue(20)]))
+        #expect(outcome["status"] == "denied" && outcome["reason"]?.stringValue?.contains("wrong passphrase") == true, "\(outcome.serialized)")
+        #expect(!agent.logs.contains(agent.ownerPassphrase))
     }
 
     @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: program) || ProcessInfo.processInfo.environment["CI"] != nil, "pinentry-curses is not installed"))

@@ -246,6 +246,28 @@ struct SocketTests {
         #expect(try AgentClient(path: agent.controlSocket).call("audit_verify")["intact"] == .bool(true))
     }
 
+    /// `session-agent approve` at a terminal: a mistyped owner passphrase does not end the
+    /// request. It stays pending, the operator is asked whether to try again, and the passphrase
+    /// typed next approves it.
+    @Test func theApproverMayTypeTheOwnerPassphraseAgain() throws {
+        let agent = try AgentProcess(rules: "default = \"ask\"", ownerPassphraseAsked: true)
+        try agent.start()
+        let client = try AgentClient(path: agent.clientSocket)
+        let id = try #require(try client.call("session_request", JSONObject(["request": Self.example]))["id"]?.stringValue)
+        let typed = "y\nnot the passphrase\ny\n\(agent.ownerPassphrase)\n"
+        let approve = try Command.run(Command.sessionAgent, ["approve", "--once", "--socket", agent.controlSocket], stdin: Array(typed.utf8))
+        #expect(approve.status == 0, "\(approve.stderr)")
+        #expect(approve.stdout.contains("wrong passphrase") && approve.stdout.contains("still pending"), "\(approve.stdout)")
+        #expect(approve.stdout.contains("\(id): approved"), "\(approve.stdout)")
+        #expect(try client.call("session_wait", JSONObject(["id": .string(id), "timeout": JSONValue(5)]))["status"] == "approved")
+
+        // Said no to trying again: the request is left pending, for a later `approve`.
+        let second = try #require(try client.call("session_request", JSONObject(["request": Self.example]))["id"]?.stringValue)
+        let givenUp = try Command.run(Command.sessionAgent, ["approve", "--once", "--socket", agent.controlSocket], stdin: Array("y\ntypo\nn\n".utf8))
+        #expect(givenUp.status == 0 && !givenUp.stdout.contains("\(second): approved"), "\(givenUp.stdout)")
+        #expect(try client.call("session_wait", JSONObject(["id": .string(second), "timeout": JSONValue(0)]))["status"] == "pending")
+    }
+
     @Test func noSecretInLogsOrAudit() throws {
         let agent = try AgentProcess()
         try agent.start()

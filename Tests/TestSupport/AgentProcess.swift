@@ -28,7 +28,10 @@ public final class AgentProcess {
     /// The agent's environment (nil: the test process's).
     let environment: [String: String]?
 
-    public init(rules: String? = nil, extraConfig: String = "", allowUIDs: [UInt32] = [], owner: Owner? = nil, environment: [String: String]? = nil) throws {
+    /// `ownerPassphraseAsked`: the keystore owner has no passphrase file, so its passphrase is
+    /// asked through the approval channel.
+    public init(rules: String? = nil, extraConfig: String = "", allowUIDs: [UInt32] = [], owner: Owner? = nil, ownerPassphraseAsked: Bool = false,
+                environment: [String: String]? = nil) throws {
         self.environment = environment
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("agent-e2e-\(UUID())")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o711])
@@ -49,7 +52,7 @@ public final class AgentProcess {
             \(extraConfig)
 
             [[owners]]
-            \(owner?.toml ?? "keystore = \"owner.json\"\npassphrase_file = \"owner.pass\"")
+            \(owner?.toml ?? "keystore = \"owner.json\"" + (ownerPassphraseAsked ? "" : "\npassphrase_file = \"owner.pass\""))
 
             [[accounts]]
             address = "\(Self.account)"

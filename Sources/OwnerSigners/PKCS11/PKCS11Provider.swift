@@ -57,7 +57,7 @@ public enum PKCS11Failure: Error, Equatable, Sendable, CustomStringConvertible {
     public var ownerError: OwnerSignerError {
         switch self {
         case .moduleMissing(let s), .tokenAbsent(let s), .keyNotFound(let s): .unavailable(s)
-        case .pinNeeded(let s): .locked(s)
+        case .pinNeeded(let s): .secretNeeded(s)
         case .wrongPIN(let s): .wrongSecret(s)
         case .failed(let s): .failed(s)
         }
@@ -370,7 +370,7 @@ public final class PKCS11Provider: @unchecked Sendable {
             // The serial tells apart two tokens with one label (two cards of one make, say).
             let serial = token.serial.isEmpty ? "" : ", serial \(token.serial)"
             do { return try await prompt("PIN for token \"\(token.label)\"\(serial)\(purpose)\(warning)") } catch {
-                throw .pinNeeded("no PIN was given for token \"\(token.label)\"")
+                throw .pinNeeded("no PIN was given for token \"\(token.label)\": \(error)")
             }
         }
     }
