@@ -105,11 +105,11 @@ struct SocketTests {
         #expect(try staller.readLine()?["error"]?["message"]?.stringValue?.contains("incomplete message") == true)
 
         // 200 clients at once, each answered.
-        let answered = LockedCounter()
+        let answered = LockedBox<Int>()
         let socketPath = agent.clientSocket
         DispatchQueue.concurrentPerform(iterations: 200) { _ in
             if let c = try? AgentClient(path: socketPath), (try? c.call("agent_info"))?["version"] == "0.1.0", (try? c.call("session_list"))?.arrayValue != nil {
-                answered.increment()
+                _ = answered.increment()
             }
         }
         #expect(answered.value == 200)
@@ -162,25 +162,25 @@ struct SocketTests {
         let result = try client.call("session_request", JSONObject(["request": .object(request)]))
         let session = try #require(result["sessionId"]?.stringValue, "\(result)")
 
-        let received = LockedCounter()
+        let received = LockedBox<Int>()
         let loopClient = UncheckedBox(client)
         let loop = Thread {
             var nonce: UInt64 = 0
             while (try? Self.sign(loopClient.value, session, 1, nonce: nonce)) != nil {
-                received.increment()
+                _ = received.increment()
                 nonce += 1
             }
         }
         loop.start()
-        while received.value < 30 { usleep(2000) }
+        while (received.value ?? 0) < 30 { usleep(2000) }
         agent.stop(signal: SIGKILL)
         while !loop.isFinished { usleep(1000) }
 
         let store = try SessionStore(path: agent.directory.appendingPathComponent("data/store.sqlite").path)
         let ledger = try store.ledger(sessionId: session)
         let used = ledger.counters.filter { $0.key.counter == "used" }.map(\.value).max() ?? 0
-        #expect(used >= UInt256(UInt64(received.value)), "ledger \(used) behind \(received.value) signatures")
-        #expect(try store.verifyAudit().get() >= received.value)
+        #expect(used >= UInt256(UInt64(received.value ?? 0)), "ledger \(used) behind \(received.value ?? 0) signatures")
+        #expect(try store.verifyAudit().get() >= received.value ?? 0)
 
         try agent.start()
         let again = try AgentClient(path: agent.clientSocket)
@@ -294,13 +294,6 @@ struct SocketTests {
 struct UncheckedBox<T>: @unchecked Sendable {
     let value: T
     init(_ value: T) { self.value = value }
-}
-
-final class LockedCounter: @unchecked Sendable {
-    private let lock = NSLock()
-    private var count = 0
-    func increment() { lock.withLock { count += 1 } }
-    var value: Int { lock.withLock { count } }
 }
 
 /// Owners and accounts added and removed through the control socket, kept across restarts.
