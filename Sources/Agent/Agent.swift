@@ -176,10 +176,13 @@ public actor Agent {
         let account = accounts[compiled.account]!
         let digest = compiled.multichainDigest
         var signatures: [RecoverableSignature] = []
+        // Whoever is asked for a PIN or passphrase sees what it is for: the rules may have
+        // approved the request with nobody watching.
+        let purpose = "\n\nIt enables the session that \(request.client) asked for (request \(id), approved by \(approver))."
+        let prompt: SecretPrompt = ownerSecret.map { secret in { @Sendable _ in secret } } ?? { [ownerPrompt] in try await ownerPrompt($0 + purpose) }
         for owner in account.owners where signatures.count < account.threshold {
             guard let signer = owners[owner] else { continue }
             do {
-                let prompt: SecretPrompt = ownerSecret.map { secret in { @Sendable _ in secret } } ?? ownerPrompt
                 signatures.append(try await signer.sign(ApprovedDigest(digest: digest, approval: id), prompt: prompt))
             } catch {
                 let message = "owner \(owner) could not sign: \(error)"

@@ -226,12 +226,19 @@ struct AgentFlowTests {
         let decided = try await agent.decide(asked.id, approve: true, approver: "operator", ownerSecret: secret("owner"))
         #expect(decided.status == .approved && decided.sessionId != nil)
 
-        let (ruled, _) = try Self.agent(ownerPrompt: { _ in secret("typo") })
+        // The prompt says what the passphrase is for, since nobody may have watched the rules approve.
+        let prompts = LockedBox<[String]>()
+        let (ruled, _) = try Self.agent(ownerPrompt: { description in
+            prompts.value = (prompts.value ?? []) + [description]
+            return secret("typo")
+        })
         do {
             _ = try await ruled.request(Self.example, client: Self.bot)
             Issue.record("the rules approved with a wrong passphrase")
         } catch { #expect(error.reason == "wrong_secret" && !error.message.contains("pending"), "\(error)") }
         #expect(await ruled.pendingRequests().isEmpty)
+        let prompt = try #require(prompts.value?.first)
+        #expect(prompt.hasPrefix("Passphrase for \(Self.owner.address)") && prompt.contains("\(Self.bot) asked for") && prompt.contains("approved by rules"), "\(prompt)")
     }
 
     /// While the store is locked no session can be stored, so nobody is asked to approve or sign
