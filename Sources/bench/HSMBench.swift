@@ -1,7 +1,10 @@
+import Agent
+import Approval
 import CPKCS11
 import EthereumCore
 import Foundation
 import OwnerSigners
+import SessionStore
 
 /// Owner signing on a SoftHSM2 key through the agent's PKCS#11 owner (serial queue hop, kept
 /// session and login, CKM_ECDSA, low s, v by trial recovery and the address check) against a
@@ -34,6 +37,7 @@ enum HSMBench {
             keys.append(try await PKCS11Key.generate(on: token, curve: curve, label: "bench-\(curve)", pin: .file(directory + "/pin"), prompt: noPrompt, defaultModule: nil))
         }
         for key in keys { try await compare(key, detail: true) }
+        try await sessionRequests(owner: keys[0], directory: directory)
 
         // The same keys through p11-kit's RPC, as for a token served from another process or container.
         guard FileManager.default.fileExists(atPath: p11KitClient), FileManager.default.fileExists(atPath: "/usr/bin/p11-kit") else {
@@ -100,6 +104,27 @@ enum HSMBench {
         var times: [(a: Double, b: Double)] = []
         for _ in 0..<rounds { times.append((try await timed(seconds: seconds, a), try await timed(seconds: seconds, b))) }
         return (times.map(\.a).median, times.map(\.b).median, times.map { $0.b / $0.a }.sorted())
+    }
+
+    /// What the owner's signature is part of: a whole session request that the rules approve,
+    /// with the token's secp256k1 key as the owner (compile, review, rules, the token's
+    /// signature and its check, the durable insert into the store).
+    static func sessionRequests(owner key: PKCS11Key, directory: String) async throws {
+        let store = try SessionStore(path: directory + "/store.sqlite")
+        try store.initialize(passphrase: AgentBench.secret("bench"), scryptN: 1024)
+        let owner = try PKCS11Owner(key)
+        let account = AccountConfig(address: AgentBench.account, kind: .erc7579Reference, owners: [owner.identity.address], chains: [AgentBench.chain])
+        let agent = Agent(store: store, owners: [owner], accounts: [account], rules: try RulesFile(toml: "default = \"approve\""), ownerPrompt: noPrompt)
+        let me = ClientIdentity(uid: getuid(), gid: getgid(), pid: getpid())
+        let request: JSONValue = .object(JSONObject([
+            "account": .string(AgentBench.account.checksummed), "chains": .array([JSONValue(Int(AgentBench.chain))]),
+            "permissions": .array([AgentBench.sessions[1].permission]),
+        ]))
+        let latency = try await timed(seconds: 2) { _ in
+            let decided = try await agent.request(request, client: me)
+            guard decided.status == .approved else { throw BenchFailure("bench request not approved: \(decided.reason)") }
+        }
+        row("  secp256k1: a whole session request the rules approve (Agent.request)", latency * 1e6, "µs/request")
     }
 
     /// `p11-kit server` serving the bench token, its address exported for p11-kit-client.
