@@ -282,7 +282,15 @@ public actor Agent {
     }
 
     public func accountList() -> [AccountConfig] { accounts.values.sorted { $0.address < $1.address } }
-    public func ownerList() -> [OwnerIdentity] { owners.values.map(\.identity).sorted { $0.address < $1.address } }
+    /// Each owner, with what would stop it from signing now (nil: nothing), for an operator to
+    /// see before a request fails. Nothing is signed and nobody is asked for anything.
+    public func ownerReadiness() async -> [(identity: OwnerIdentity, problem: OwnerSignerError?)] {
+        var result: [(identity: OwnerIdentity, problem: OwnerSignerError?)] = []
+        for owner in owners.values.sorted(by: { $0.identity.address < $1.identity.address }) {
+            do { try await owner.checkReady(); result.append((owner.identity, nil)) } catch { result.append((owner.identity, error)) }
+        }
+        return result
+    }
     /// Whether the store is locked, how its data key is protected, and whether that key's token
     /// was present at the last look (nil when no token wraps it).
     public func storeState() -> (locked: Bool, reason: String?, protection: DataKeyProtection?, tokenPresent: Bool?) {

@@ -149,4 +149,9 @@ public struct FileSecretOwner: OwnerSigner {
         let file = passphraseFile
         return try await inner.sign(approved, prompt: { _ in try SecretFile.read(file) })
     }
+
+    public func checkReady() async throws(OwnerSignerError) {
+        do { _ = try SecretFile.read(passphraseFile) } catch { throw .secretNeeded("\(error)") }
+        try await inner.checkReady()
+    }
 }

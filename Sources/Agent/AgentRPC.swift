@@ -207,7 +207,15 @@ public struct AgentRPC: Sendable {
             try await agent.removeOwner(try address(p, "address"))
             return .object(JSONObject(["removed": true]))
         case "owners_list":
-            return .array(await agent.ownerList().map { .object(JSONObject(["address": .string($0.address.checksummed), "backend": .string($0.backend), "location": .string($0.location)])) })
+            return .array(await agent.ownerReadiness().map { owner, problem in
+                var entry = JSONObject(["address": .string(owner.address.checksummed), "backend": .string(owner.backend), "location": .string(owner.location),
+                                        "ready": .bool(problem == nil)])
+                if let problem {
+                    entry["reason"] = .string(problem.reason)
+                    entry["problem"] = .string(problem.description)
+                }
+                return .object(entry)
+            })
         case "agent_lock":
             await agent.lock()
             return .object(JSONObject(["locked": true]))

@@ -76,6 +76,10 @@ public protocol OwnerSigner: Sendable {
     /// Signs an approved digest: an Ethereum signature (low s, v 27/28) that recovers to
     /// `identity.address`.
     func sign(_ approved: ApprovedDigest, prompt: SecretPrompt) async throws(OwnerSignerError) -> RecoverableSignature
+    /// Throws what would stop a signature now, without signing or asking anyone: a token
+    /// absent, a key gone from it, a PIN or passphrase file unreadable. A secret that a person
+    /// gives at approval is not checked.
+    func checkReady() async throws(OwnerSignerError)
 }
 
 /// An owner key in an Ethereum keystore v3 file; the passphrase is asked for each signature
@@ -107,4 +111,7 @@ public struct KeystoreOwner: OwnerSigner {
         }
         return signature
     }
+
+    /// The keystore is in memory, and its passphrase comes with the approval.
+    public func checkReady() async throws(OwnerSignerError) {}
 }

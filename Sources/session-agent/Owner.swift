@@ -5,7 +5,7 @@ import Foundation
 import OwnerSigners
 
 struct Owner: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Owner keys.", subcommands: [OwnerCreate.self, OwnerGenerate.self, OwnerAdd.self, OwnerAddress.self])
+    static let configuration = CommandConfiguration(abstract: "Owner keys.", subcommands: [OwnerCreate.self, OwnerGenerate.self, OwnerAdd.self, OwnerList.self, OwnerAddress.self])
 }
 
 struct OwnerCreate: ParsableCommand {
@@ -54,5 +54,33 @@ struct OwnerAddress: ParsableCommand {
             guard let address = file.address else { throw CommandFailure(message: "\(keystore) records no address") }
             return CommandOutput(text: address.checksummed, json: .object(JSONObject(["address": .string(address.checksummed)])))
         }
+    }
+}
+
+struct OwnerList: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "list",
+        abstract: "The running agent's owners, and whether each could sign now.",
+        discussion: """
+            Ready means: a token owner's token is present and holds its key (read without a login), and a PIN or \
+            passphrase read from a file or the environment can be read. Nothing is signed and nobody is asked for \
+            anything. Exit status 1 when an owner is not ready, for monitoring.
+            """)
+
+    @Option(help: "The agent's control socket (default: $SESSION_AGENT_CONTROL_SOCK).") var socket: String?
+    @OptionGroup var output: OutputOptions
+
+    func run() throws {
+        var allReady = true
+        try report(output) {
+            let owners = try remote { try connectAgent(socket ?? AgentClient.defaultControlSocket).call("owners_list") }.arrayValue ?? []
+            allReady = owners.allSatisfy { $0["ready"] == .bool(true) }
+            let lines = owners.map { owner in
+                let head = ["address", "backend", "location"].map { owner[$0]?.stringValue ?? "?" }.joined(separator: "  ")
+                return head + (owner["problem"]?.stringValue.map { "\n    NOT READY (\(owner["reason"]?.stringValue ?? "?")): \($0)" } ?? "")
+            }
+            return CommandOutput(text: lines.isEmpty ? "no owners" : lines.joined(separator: "\n"), json: .array(owners))
+        }
+        if !allReady { throw ExitCode.failure }
     }
 }

@@ -74,6 +74,14 @@ struct PKCS11AgentTests {
         ]))]))
         let client = try AgentClient(path: agent.clientSocket)
         #expect(try RegistrationTests.request(client, account: RegistrationTests.other)["status"] == "approved")
+        // `owner list`: whether each owner could sign now; exit status 1 when one could not.
+        func listed() throws -> (status: Int32, owner: JSONValue?, others: [JSONValue]) {
+            let run = try Command.run(Command.sessionAgent, ["owner", "list", "--socket", agent.controlSocket, "--json"])
+            let owners = (try? JSONValue(parsing: run.stdout))?.arrayValue ?? []
+            return (run.status, owners.first { $0["address"]?.stringValue == address.checksummed }, owners.filter { $0["address"]?.stringValue != address.checksummed })
+        }
+        var list = try listed()
+        #expect(list.status == 0 && list.owner?["ready"] == .bool(true) && list.others.count == 1, "\(list)")
 
         // The token is deleted: a clear error, the agent keeps serving, and it works again once
         // the token is back (after a restart too: the registration is kept).
@@ -83,8 +91,17 @@ struct PKCS11AgentTests {
             Issue.record("approved with the token gone")
         } catch let e as AgentClient.RemoteError { #expect(e.reason == "owner_unavailable" && e.message.contains(token), "\(e)") }
         #expect(try client.call("agent_info")["version"] == "0.1.0")
+        list = try listed()
+        #expect(list.status == 1 && list.owner?["ready"] == .bool(false) && list.owner?["reason"] == "owner_unavailable", "\(list)")
+        #expect(list.owner?["problem"]?.stringValue?.contains(token) == true && list.others.allSatisfy { $0["ready"] == .bool(true) }, "\(list)")
         try hsm.plugIn(away, as: directory)
+        #expect(try listed().owner?["ready"] == .bool(true))
         #expect(try RegistrationTests.request(client, account: RegistrationTests.other)["status"] == "approved")
+        // A PIN file that cannot be read is caught as well, before a request needs it.
+        try FileManager.default.moveItem(atPath: pinFile, toPath: pinFile + ".moved")
+        list = try listed()
+        #expect(list.status == 1 && list.owner?["reason"] == "secret_needed" && list.owner?["problem"]?.stringValue?.contains(pinFile) == true, "\(list)")
+        try FileManager.default.moveItem(atPath: pinFile + ".moved", toPath: pinFile)
         agent.stop()
         try agent.start()
         #expect(try RegistrationTests.request(try AgentClient(path: agent.clientSocket), account: RegistrationTests.other)["status"] == "approved")

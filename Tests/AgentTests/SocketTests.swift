@@ -328,9 +328,16 @@ struct RegistrationTests {
         control = try AgentClient(path: agent.controlSocket)
         client = try AgentClient(path: agent.clientSocket)
         #expect(try control.call("accounts_list").arrayValue?.contains { $0["address"]?.stringValue == Self.other && $0["kind"] == "nexus" } == true)
-        #expect(try control.call("owners_list").arrayValue?.contains { $0["address"]?.stringValue == ownerAddress } == true)
+        #expect(try control.call("owners_list").arrayValue?.contains { $0["address"]?.stringValue == ownerAddress && $0["ready"] == .bool(true) } == true)
         let again = try Self.request(client, account: Self.other)
         #expect(again["status"] == "approved", "\(again.serialized.prefix(300))")
+        // Its passphrase file gone: the owner is listed as not ready, saying why.
+        let passphraseFile = agent.directory.appendingPathComponent("owner.pass").path
+        try FileManager.default.moveItem(atPath: passphraseFile, toPath: passphraseFile + ".moved")
+        let unready = try control.call("owners_list").arrayValue?.first { $0["address"]?.stringValue == ownerAddress }
+        #expect(unready?["ready"] == .bool(false) && unready?["reason"] == "secret_needed" && unready?["problem"]?.stringValue?.contains(passphraseFile) == true,
+                "\(unready?.serialized ?? "")")
+        try FileManager.default.moveItem(atPath: passphraseFile + ".moved", toPath: passphraseFile)
 
         // The configuration file's own cannot be removed; added ones can, and are gone.
         do {

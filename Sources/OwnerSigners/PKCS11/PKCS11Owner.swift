@@ -186,6 +186,18 @@ public struct PKCS11Owner: OwnerSigner {
     public func signRaw(digest: [UInt8], prompt: SecretPrompt) async throws(PKCS11Failure) -> [UInt8] {
         try await provider.signECDSA(uri, pin: pin, digest: digest, prompt: prompt)
     }
+
+    /// The token is present and holds the owner's key (its public half, read without a login),
+    /// and an unattended PIN can be read.
+    public func checkReady() async throws(OwnerSignerError) {
+        do throws(PKCS11Failure) {
+            let key = try await PKCS11Key.locate(uri, pin: pin, defaultModule: nil)
+            guard key.info.address == identity.address else {
+                throw .keyNotFound("the key \(uri.objectName) on the token is \(key.info.address.map(\.checksummed) ?? "not secp256k1") now, not \(identity.address)")
+            }
+            _ = try pin.unattendedPIN()
+        } catch { throw error.ownerError }
+    }
 }
 
 extension PKCS11Provider {

@@ -15,6 +15,19 @@ public enum PKCS11PINSource: Sendable, Equatable, CustomStringConvertible {
     /// Unattended sources never spend a token's last PIN try.
     public var unattended: Bool { self != .prompt }
 
+    /// The PIN from a file or the environment; nil when a person gives it.
+    func unattendedPIN() throws(PKCS11Failure) -> SecretBytes? {
+        switch self {
+        case .file(let path):
+            do { return try SecretFile.read(path, what: "PIN file") } catch { throw .pinNeeded(error.description) }
+        case .environment(let name):
+            guard let value = ProcessInfo.processInfo.environment[name] else { throw .pinNeeded("the environment variable \(name) (the PIN) is not set") }
+            return Array(value.utf8).withUnsafeBytes { SecretBytes(copying: $0) }
+        case .prompt:
+            return nil
+        }
+    }
+
     public var description: String {
         switch self {
         case .prompt: "the approval prompt"
@@ -358,20 +371,13 @@ public final class PKCS11Provider: @unchecked Sendable {
     /// Reads the PIN from its source. Only called when a login is needed.
     private static func readPIN(_ source: PKCS11PINSource, token: PKCS11TokenInfo, prompt: SecretPrompt,
                                 forOneSignature: Bool = false) async throws(PKCS11Failure) -> SecretBytes {
-        switch source {
-        case .file(let path):
-            do { return try SecretFile.read(path, what: "PIN file") } catch { throw .pinNeeded(error.description) }
-        case .environment(let name):
-            guard let value = ProcessInfo.processInfo.environment[name] else { throw .pinNeeded("the environment variable \(name) (the PIN) is not set") }
-            return Array(value.utf8).withUnsafeBytes { SecretBytes(copying: $0) }
-        case .prompt:
-            let warning = token.pinFinalTry ? " (LAST TRY: a wrong PIN locks it)" : token.pinCountLow ? " (few tries left)" : ""
-            let purpose = forOneSignature ? " (this key asks for it at every signature)" : ""
-            // The serial tells apart two tokens with one label (two cards of one make, say).
-            let serial = token.serial.isEmpty ? "" : ", serial \(token.serial)"
-            do { return try await prompt("PIN for token \"\(token.label)\"\(serial)\(purpose)\(warning)") } catch {
-                throw .pinNeeded("no PIN was given for token \"\(token.label)\": \(error)")
-            }
+        if let unattended = try source.unattendedPIN() { return unattended }
+        let warning = token.pinFinalTry ? " (LAST TRY: a wrong PIN locks it)" : token.pinCountLow ? " (few tries left)" : ""
+        let purpose = forOneSignature ? " (this key asks for it at every signature)" : ""
+        // The serial tells apart two tokens with one label (two cards of one make, say).
+        let serial = token.serial.isEmpty ? "" : ", serial \(token.serial)"
+        do { return try await prompt("PIN for token \"\(token.label)\"\(serial)\(purpose)\(warning)") } catch {
+            throw .pinNeeded("no PIN was given for token \"\(token.label)\": \(error)")
         }
     }
 }
