@@ -202,12 +202,25 @@ struct PKCS11AgentTests {
         _ = try AgentClient(path: agent.controlSocket).call("agent_unlock")
         #expect(try SocketTests.sign(try AgentClient(path: agent.clientSocket), sessionId, 1, nonce: 1)["mode"] == "USE")
         agent.stop()
+
+        // Moved to a key on another token (a new HSM): the first token is no longer needed.
+        let second = token + "-b"
+        try hsm.initToken(second)
+        let moved = try Command.run(Command.sessionAgent, ["store", "rewrap", "--store", store, "--to", "pkcs11:token=\(second);object=store-key?module-path=\(SoftHSM.systemModule!)",
+                                                           "--pin-file", pinFile], environment: hsm.environment)
+        #expect(moved.status == 0 && moved.stdout.contains(second), "\(moved.stderr)")
+        let first = try hsm.unplug(directory)
+        try agent.start()
+        #expect(try SocketTests.sign(try AgentClient(path: agent.clientSocket), sessionId, 1, nonce: 2)["mode"] == "USE")
+        agent.stop()
+        try hsm.plugIn(first, as: directory)
+
         let back = try Command.run(Command.sessionAgent, ["store", "rewrap", "--store", store, "--to", "passphrase", "--pin-file", pinFile,
                                                           "--new-passphrase-file", agent.directory.appendingPathComponent("store.pass").path],
                                    environment: hsm.environment)
         #expect(back.status == 0 && back.stdout.contains("passphrase"), "\(back.stderr)")
         try agent.start()
-        #expect(try SocketTests.sign(try AgentClient(path: agent.clientSocket), sessionId, 1, nonce: 2)["mode"] == "USE")
+        #expect(try SocketTests.sign(try AgentClient(path: agent.clientSocket), sessionId, 1, nonce: 3)["mode"] == "USE")
         #expect(try AgentClient(path: agent.controlSocket).call("audit_verify")["intact"] == .bool(true))
     }
 
