@@ -55,9 +55,11 @@ struct Approve: ParsableCommand {
                     }
                     // The agent keeps a request pending when what stopped the approval can be
                     // mended here: a mistyped PIN, a token to plug in, a store to unlock.
-                    guard approved, (try? client.call("pending_get", JSONObject(["id": .string(id)])))?["status"] == "pending",
-                          ["y", "yes"].contains(Terminal.ask("Try again? [y/N] ")?.lowercased() ?? "")
-                    else { break }
+                    guard approved, (try? client.call("pending_get", JSONObject(["id": .string(id)])))?["status"] == "pending" else { break }
+                    guard ["y", "yes"].contains(Terminal.ask("Try again? [y/N] ")?.lowercased() ?? "") else {
+                        print("\(id): left pending (run `session-agent approve` again to decide it)")
+                        break
+                    }
                 }
             }
         }
