@@ -222,8 +222,8 @@ func check(_ call: String, _ rv: CK_RV) throws(PKCS11Error) {
     guard rv == CKR_OK else { throw PKCS11Error(call, rv) }
 }
 
-/// One open session on a token; closed when dropped. Not thread-safe: a token's sessions are
-/// only used from that token's queue (`PKCS11Token`).
+/// One open session on a token; closed when dropped. Not thread-safe: sessions are only used
+/// from their module's queue (`PKCS11Provider`).
 public final class PKCS11Session: @unchecked Sendable {
     let module: PKCS11Module
     let handle: CK_SESSION_HANDLE
@@ -378,6 +378,9 @@ public final class PKCS11Session: @unchecked Sendable {
                 }
             }
         }
+        // A decrypted data key is copied out; the buffer the module wrote it into is wiped
+        // before it goes back to the allocator.
+        defer { if !encrypt { output.withUnsafeMutableBytes { SecretBytes.zero($0) } } }
         try check(call, rv)
         return Array(output.prefix(Int(length)))
     }
