@@ -33,11 +33,25 @@ struct DeploymentTests {
         env["XDG_RUNTIME_DIR"] = dir.path
         let r = try Command.run(URL(fileURLWithPath: "/usr/bin/systemd-analyze"), (kind == "user" ? ["--user", "verify"] : ["verify"]) + units, environment: env)
         #expect(r.status == 0 && r.stderr.isEmpty && r.stdout.isEmpty, "\(r.stdout)\(r.stderr)")
-        if kind == "system" {
+        guard kind == "system" else { return }
+        /// "→ Overall exposure level for session-agent.service: 1.2 OK 🙂": the score and its rating.
+        func exposure() throws -> (score: Double, rating: String) {
             let security = try Command.run(URL(fileURLWithPath: "/usr/bin/systemd-analyze"), ["security", "--offline=yes", units[0]], environment: env)
-            let score = security.stdout.split(separator: "\n").last { $0.contains("Overall exposure level") } ?? ""
-            #expect(score.contains("OK"), "\(score)")
+            #expect(security.stderr.isEmpty, "\(security.stderr)")
+            let line = security.stdout.split(separator: "\n").last { $0.contains("Overall exposure level") } ?? ""
+            let words = line.split(separator: ":").last?.split(separator: " ") ?? []
+            return (words.first.flatMap { Double($0) } ?? .infinity, words.dropFirst().first.map(String.init) ?? "")
         }
+        let strict = try exposure()
+        #expect(strict.rating == "OK", "\(strict)")
+        // With the drop-in for network HSMs: still no warning, and still rated OK.
+        let dropIns = dir.appendingPathComponent("session-agent.service.d")
+        try FileManager.default.createDirectory(at: dropIns, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(at: Oracle.packageRoot.appendingPathComponent("systemd/hsm-network.conf"), to: dropIns.appendingPathComponent("hsm-network.conf"))
+        let withDropIn = try Command.run(URL(fileURLWithPath: "/usr/bin/systemd-analyze"), ["verify"] + units, environment: env)
+        #expect(withDropIn.status == 0 && withDropIn.stderr.isEmpty && withDropIn.stdout.isEmpty, "\(withDropIn.stdout)\(withDropIn.stderr)")
+        let loosened = try exposure()
+        #expect(loosened.rating == "OK" && loosened.score > strict.score, "\(loosened) after \(strict): the drop-in was not read")
     }
 
     @Test(.enabled(if: getuid() == 0 && present("/usr/bin/udevadm"), "needs root and udevadm"))
