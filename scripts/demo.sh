@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Sets up what is missing, then runs the real agent in a temporary directory: a new keystore
-# owner, a sample account, a client asking for "USDC transfers only, at most 100 USDC, 3 days,
+# Sets up what is missing, then runs the real agent in a temporary directory: an owner key made
+# on a PKCS#11 token (a SoftHSM2 token of the demo's own; an HSM or a smartcard works the same
+# way), a sample account, a client asking for "USDC transfers only, at most 100 USDC, 3 days,
 # at most 10 uses" on Sepolia, approval by you on a terminal (by the example rules file otherwise,
 # or with DEMO_RULES=1), one user operation signed inside the scope and one outside it denied
 # with its reason.
@@ -19,13 +20,25 @@ cd "$demo"
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 run() { printf '$ %s\n' "$*"; "$@"; }
 
-say "An owner key in an Ethereum keystore (scrypt), and the agent's configuration"
+say "An owner key made on a PKCS#11 token: sensitive, not extractable, it only signs"
 umask 077
-head -c 24 /dev/urandom | base64 > owner.pass
+module=""
+for m in /usr/lib/softhsm/libsofthsm2.so /usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so; do [ -f "$m" ] && module=$m && break; done
+[ -n "$module" ] || { echo "SoftHSM2 is not installed (apt install softhsm2)"; exit 1; }
+mkdir tokens
+printf 'directories.tokendir = %s/tokens\nobjectstore.backend = file\nlog.level = ERROR\n' "$demo" > softhsm2.conf
+export SOFTHSM2_CONF="$demo/softhsm2.conf"
+head -c 12 /dev/urandom | base64 > hsm.pin
 head -c 24 /dev/urandom | base64 > store.pass
-owner=$("$sa" owner create --keystore owner.json --passphrase-file owner.pass)
-echo "owner: $owner"
+softhsm2-util --init-token --free --label demo --so-pin "$(head -c 12 /dev/urandom | base64)" --pin "$(cat hsm.pin)" > /dev/null
+printf '$ %s\n' "$sa owner generate --token pkcs11:token=demo --module $module --pin-file hsm.pin --label owner"
+"$sa" owner generate --token "pkcs11:token=demo" --module "$module" --pin-file hsm.pin --label owner | tee owner.out
+owner=$(sed -n 1p owner.out)
+uri=$(sed -n 2p owner.out)
+run "$sa" token list --module "$module"
 account=0x7227dcfb0c5ec7a5f539f97b18be261c49687ed6
+
+say "The agent's configuration: the owner by its PKCS#11 URI, its PIN in a file (a server's way)"
 cp "$root/docs/examples/rules.toml" rules.toml
 cat > session-agent.toml <<TOML
 data_dir = "data"
@@ -34,8 +47,8 @@ rules = "rules.toml"
 store_passphrase_file = "store.pass"
 
 [[owners]]
-keystore = "owner.json"
-passphrase_file = "owner.pass"
+pkcs11 = "$uri"
+pin_file = "hsm.pin"
 
 [[accounts]]
 address = "$account"
@@ -52,6 +65,7 @@ for _ in $(seq 100); do grep -q SESSION_AGENT_SOCK serve.env 2>/dev/null && brea
 cat serve.env
 eval "$(cat serve.env)"
 ls -l run
+run "$sa" owner list
 
 say "A client asks for a session: USDC transfers only, at most 100 USDC, 3 days, at most 10 uses, on Sepolia"
 cat "$root/docs/examples/usdc-transfers.json"
@@ -59,7 +73,7 @@ if [ -t 0 ] && [ -t 1 ] && [ -z "${DEMO_RULES:-}" ]; then
   # On a terminal a person decides (DEMO_RULES=1 lets the rules file decide instead).
   printf 'default = "ask"\n' > rules.toml
   "$sa" rpc rules_reload --control > /dev/null
-  echo "(you decide: the request is shown below in full; the owner passphrase is in a file, so press Enter at its prompt)"
+  echo "(you decide: the request is shown below in full; the token's PIN is in a file, so press Enter at the PIN prompt)"
   printf '$ %s\n' "$sa request $root/docs/examples/usdc-transfers.json &"
   "$sa" request "$root/docs/examples/usdc-transfers.json" --wait 600 > request.out &
   request_pid=$!
