@@ -3,8 +3,8 @@ import PackageDescription
 
 // Layering (each layer only imports the ones above it):
 //   C libraries (system-library targets)  ->  EthereumCore (pure computation + libsecp256k1)
-//   ->  OwnerSigners (hardware and keystore backends)  ->  session-agent (the one executable)
-// Later layers (Smart Sessions protocol, session-key store, agent server) slot in between.
+//   ->  SmartSessions (the protocol)  ->  OwnerSigners (hardware and keystore backends)
+//   ->  SessionStore, Approval  ->  Agent (decisions, sockets)  ->  session-agent (the one executable)
 let package = Package(
     name: "session-agent",
     platforms: [.macOS(.v15)],
@@ -18,6 +18,7 @@ let package = Package(
         .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.0.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.100.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
     ],
     targets: [
         // The five C libraries, each wrapped once (see the hardware-test-rig notes in docs/).
@@ -39,8 +40,8 @@ let package = Package(
         // The Smart Sessions v1 protocol: the Session model, ids, EIP-712 enable digests,
         // userOp.signature encodings, policies. Pure computation.
         .target(name: "SmartSessions", dependencies: ["EthereumCore", .product(name: "Crypto", package: "swift-crypto")]),
-        // Owner-key backends behind one small signer protocol: keystore files now; PKCS#11,
-        // smartcards and FIDO2 later. Also reports the native libraries linked.
+        // Owner-key backends behind one small signer protocol: keystore files and PKCS#11
+        // tokens (smartcards and FIDO2 to come). Also reports the native libraries linked.
         .target(
             name: "OwnerSigners",
             dependencies: ["EthereumCore", "CFido2", "CPCSC", "CPKCS11", "COpenSSL", "CSecp256k1"]
@@ -49,15 +50,14 @@ let package = Package(
         .target(name: "SessionStore", dependencies: [
             "SmartSessions", "OwnerSigners", .product(name: "GRDB", package: "GRDB.swift"), .product(name: "Crypto", package: "swift-crypto"),
         ]),
-        // How a reviewed request is decided: the declarative rules file (later also the
-        // terminal and pinentry approvers).
+        // How a reviewed request is decided by the declarative rules file.
         .target(name: "Approval", dependencies: ["SmartSessions", .product(name: "TOMLKit", package: "TOMLKit")]),
-        // The agent: peer credentials and process hardening now; the socket server, approval
-        // flow and scoped signing next.
+        // The agent: the decisions (requests, approval, owner signatures, scoped signing), the
+        // socket server with peer credentials, configuration, process hardening.
         .target(name: "Agent", dependencies: [
             "CLinuxShims", "Approval", "SessionStore", "OwnerSigners", "SmartSessions",
             .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
-            .product(name: "TOMLKit", package: "TOMLKit"),
+            .product(name: "TOMLKit", package: "TOMLKit"), .product(name: "Logging", package: "swift-log"),
         ]),
         // The few Linux calls Swift's Glibc module does not expose (ucred, prctl).
         .target(name: "CLinuxShims"),
@@ -70,6 +70,7 @@ let package = Package(
                 "Agent",
                 "OwnerSigners",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         // Prints throughput figures; run with `swift run -c release bench`.

@@ -113,3 +113,6 @@ run "$sa" sign-userop --session "$session" --chain-id 11155111 op3.json || echo 
 
 say "The audit log (hash-chained; no secrets) checks out"
 run "$sa" audit verify
+
+say "The agent's log, as journald keeps it (decisions and failures; no secrets)"
+cat serve.log

@@ -1,5 +1,6 @@
 import Approval
 import EthereumCore
+import Logging
 import OwnerSigners
 import SessionStore
 import SmartSessions
@@ -58,6 +59,7 @@ extension Agent {
         do {
             let key = try store.sessionKey(id: sessionId)
             try store.audit("export", .object(JSONObject(["session": .string(sessionId), "client": .string(client.description)])), at: clock())
+            logger.notice("session \(sessionId): its key was exported to \(client)")
             return key
         } catch { throw AgentError(error.reason, "\(error)") }
     }
@@ -69,6 +71,7 @@ extension Agent {
         do {
             try store.revoke(id: sessionId, at: clock())
             try store.audit("revoke", .object(JSONObject(["session": .string(sessionId)])), at: clock())
+            logger.info("session \(sessionId) revoked \(client.map { "by \($0)" } ?? "on the control socket")")
         } catch { throw AgentError(error.reason, "\(error)") }
     }
 }

@@ -1,6 +1,7 @@
 import Approval
 import EthereumCore
 import Foundation
+import Logging
 import OwnerSigners
 import SessionStore
 import SmartSessions
@@ -44,6 +45,9 @@ public actor Agent {
     let storePIN: PKCS11PINSource
     let clock: @Sendable () -> UInt64
     let approvalTimeout: UInt64
+    /// What an operator reads in the journal: requests, decisions, owners that could not sign,
+    /// the store locking and opening. Never a secret.
+    let logger: Logger
     var pending: [String: PendingRequest] = [:]
     /// Requests whose owners are signing now. The owner may take long (a passphrase or PIN
     /// prompt, an HSM) and the actor serves other calls meanwhile, so a second decision on the
@@ -66,7 +70,8 @@ public actor Agent {
     public init(store: SessionStore, owners: [any OwnerSigner], accounts: [AccountConfig], fixedAccounts: Set<Address> = [], fixedOwners: Set<Address> = [],
                 rules: RulesFile?, tokens: TokenList = TokenList(),
                 approvalTimeout: UInt64 = 300, storePIN: PKCS11PINSource = .prompt, ownerPrompt: @escaping SecretPrompt,
-                clock: @escaping @Sendable () -> UInt64 = { UInt64(Date().timeIntervalSince1970) }) {
+                clock: @escaping @Sendable () -> UInt64 = { UInt64(Date().timeIntervalSince1970) },
+                logger: Logger = Logger(label: "session-agent", factory: { _ in SwiftLogNoOpLogHandler() })) {
         self.store = store
         self.owners = Dictionary(owners.map { ($0.identity.address, $0) }, uniquingKeysWith: { a, _ in a })
         self.accounts = Dictionary(accounts.map { ($0.address, $0) }, uniquingKeysWith: { a, _ in a })
@@ -79,7 +84,8 @@ public actor Agent {
         self.ownerPrompt = ownerPrompt
         self.storePIN = storePIN
         self.clock = clock
-        signer = SessionSigner(store: store, clock: clock)
+        self.logger = logger
+        signer = SessionSigner(store: store, clock: clock, logger: logger)
         (requestsToDecide, requestsToDecideContinuation) = AsyncStream.makeStream()
     }
 
@@ -121,6 +127,7 @@ public actor Agent {
             "renderingHash": .string(Keccak256.hash(utf8: review.text()).hex),
         ])), at: now)
         pending[id] = request
+        logger.info("request \(id) from \(client): account \(compiled.account.checksummed), permissionId \(compiled.permissionId.hex)")
         if let rules {
             let outcome = rules.evaluate(review, client: client)
             switch outcome.decision {
@@ -161,6 +168,8 @@ public actor Agent {
             "request": .string(id), "status": .string(status.rawValue), "approver": .string(approver), "reason": .string(reason),
         ])), at: clock())
         for waiter in waiters.removeValue(forKey: id) ?? [] { waiter.resume() }
+        let session = sessionId.map { "; session \($0)" } ?? ""
+        logger.log(level: status == .failed ? .warning : .info, "request \(id) \(status.rawValue) (\(approver)): \(reason)\(session)")
         return pending[id]!
     }
 
@@ -187,6 +196,7 @@ public actor Agent {
             } catch {
                 let message = "owner \(owner) could not sign: \(error)"
                 if byPerson && error.mendable {
+                    logger.warning("request \(id): \(message); still pending for \(approver) to try again")
                     try? store.audit("owner_failure", .object(JSONObject([
                         "request": .string(id), "owner": .string(owner.checksummed), "approver": .string(approver), "reason": .string(error.reason),
                     ])), at: clock())

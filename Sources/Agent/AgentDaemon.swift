@@ -1,13 +1,16 @@
 import Approval
 import EthereumCore
 import Foundation
+import Logging
 import OwnerSigners
 import SessionStore
 import SmartSessions
 
 /// Puts the agent together from its configuration and serves it until cancelled.
 public enum AgentDaemon {
-    public static func run(_ config: AgentConfiguration, onReady: @escaping @Sendable (_ clientSocket: String, _ controlSocket: String) -> Void) async throws {
+    /// `logger` gets what an operator should see in the journal (never a secret).
+    public static func run(_ config: AgentConfiguration, logger: Logger,
+                           onReady: @escaping @Sendable (_ clientSocket: String, _ controlSocket: String) -> Void) async throws {
         try Hardening.apply()
         try FileManager.default.createDirectory(atPath: config.dataDirectory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         let store = try SessionStore(path: config.dataDirectory + "/store.sqlite")
@@ -20,7 +23,7 @@ public enum AgentDaemon {
         case .token:
             // A store whose token is absent starts locked; `agent_unlock` tries again.
             do { try await store.unlock(pin: storePIN, prompt: { _ in throw AgentError("locked", "no PIN at start") }) } catch {
-                FileHandle.standardError.write(Data("session-agent: the store stays locked: \(error)\n".utf8))
+                logger.warning("the store stays locked: \(error)")
             }
         }
         // The configuration file's owners and accounts, then those added through the control
@@ -58,7 +61,8 @@ public enum AgentDaemon {
                                   throw AgentError("secret_needed", "it was not given at the pinentry dialog")
                               }
                               return secret
-                          })
+                          },
+                          logger: logger)
         let server = SocketServer(rpc: AgentRPC(agent: agent, reloadRules: config.rulesFile == nil ? nil : loadRules, pkcs11Module: config.pkcs11Module), allowedUIDs: config.allowedUIDs, allowedGIDs: config.allowedGIDs,
                                   partialMessageTimeout: .seconds(Int64(config.partialMessageTimeout)))
 
@@ -98,7 +102,7 @@ public enum AgentDaemon {
             group.addTask {
                 // A store whose data key a token wraps is usable only while the token is present.
                 while !Task.isCancelled {
-                    if let change = await agent.watchStoreToken() { FileHandle.standardError.write(Data("session-agent: \(change)\n".utf8)) }
+                    if let change = await agent.watchStoreToken() { logger.notice("\(change)") }
                     try await Task.sleep(nanoseconds: 1_000_000_000)
                 }
             }

@@ -2,6 +2,7 @@ import Approval
 import Dispatch
 import EthereumCore
 import Foundation
+import Logging
 import SessionStore
 import SmartSessions
 
@@ -35,6 +36,7 @@ final class SessionSigner: @unchecked Sendable {
 
     let store: SessionStore
     let clock: @Sendable () -> UInt64
+    let logger: Logger
     private let lock = NSLock()
     private let commits = DispatchQueue(label: "session-agent commits")
     // Guarded by `lock`:
@@ -49,9 +51,10 @@ final class SessionSigner: @unchecked Sendable {
     /// path of the signatures, and a crash loses at most this much of their audit entries.
     static let lazyFlushDelay: DispatchTimeInterval = .milliseconds(10)
 
-    init(store: SessionStore, clock: @escaping @Sendable () -> UInt64) {
+    init(store: SessionStore, clock: @escaping @Sendable () -> UInt64, logger: Logger) {
         self.store = store
         self.clock = clock
+        self.logger = logger
     }
 
     /// Checks the operation against the session and the ledger exactly as SmartSession would,
@@ -87,6 +90,8 @@ final class SessionSigner: @unchecked Sendable {
                 enqueue(.init(sessionId: r.sessionId, delta: LedgerDelta(), enabledChain: nil, kind: "denied", audit: .object(JSONObject([
                     "session": .string(r.sessionId), "reason": .string(denial.reason), "message": .string(denial.message),
                 ])), at: now), done: nil)
+                // A client asking for what its session does not allow is worth an operator's look.
+                logger.notice("session \(r.sessionId): a user operation from \(r.client) was refused: \(denial.message)")
                 throw AgentError(denial.reason == "expired" || denial.reason == "not_yet_valid" ? denial.reason : "policy_violation", denial.message)
             }
             let newlyEnabled = session.enabledChains.insert(r.chainId).inserted

@@ -1,6 +1,7 @@
 import Agent
 import ArgumentParser
 import Foundation
+import Logging
 
 struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -26,8 +27,10 @@ struct Serve: AsyncParsableCommand {
             FileHandle.standardError.write(Data("session-agent: error: \(config): \(error)\n".utf8))
             throw ExitCode.failure
         }
+        // To standard error, which journald keeps: standard output carries the socket lines.
+        LoggingSystem.bootstrap { label in StreamLogHandler.standardError(label: label) }
         do {
-            try await AgentDaemon.run(configuration) { client, control in
+            try await AgentDaemon.run(configuration, logger: Logger(label: "session-agent")) { client, control in
                 // Written unbuffered, so a parent reading the pipe sees it at once.
                 FileHandle.standardOutput.write(Data("""
                     SESSION_AGENT_SOCK=\(client); export SESSION_AGENT_SOCK;

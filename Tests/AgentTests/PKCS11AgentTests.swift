@@ -131,7 +131,11 @@ struct PKCS11AgentTests {
         }
         try SoftHSM.userPIN.write(toFile: pinFile, atomically: true, encoding: .utf8)
         #expect(try client.call("session_request", JSONObject(["request": SocketTests.example]))["status"] == "approved")
-        #expect(!agent.logs.contains(SoftHSM.wrongPIN) && !agent.logs.contains(SoftHSM.userPIN))
+        // The operator's journal says what happened, without the PINs.
+        let logs = agent.logs
+        #expect(logs.contains("failed (rules: default): owner \(address) could not sign: wrong PIN for token \"\(token)\""), "\(logs)")
+        #expect(logs.contains("approved (rules: default)") && logs.contains("; session sess-"), "\(logs)")
+        #expect(!logs.contains(SoftHSM.wrongPIN) && !logs.contains(SoftHSM.userPIN))
     }
 
     /// A person approving at `session-agent approve` types the token's PIN: a wrong one is an
@@ -155,6 +159,7 @@ struct PKCS11AgentTests {
         #expect(first.output.contains("\(first.id): approved"), "\(first.output)")
         let second = try approve(typing: "y\n\n")
         #expect(second.output.contains("\(second.id): approved"), "\(second.output)")
+        #expect(agent.logs.contains("request \(first.id): owner \(address) could not sign: wrong PIN") && agent.logs.contains("still pending"), "\(agent.logs)")
         #expect(!agent.logs.contains(SoftHSM.wrongPIN) && !agent.logs.contains(SoftHSM.userPIN))
     }
 

@@ -54,6 +54,9 @@ struct SocketTests {
         } catch let e as AgentClient.RemoteError {
             #expect(e.reason == "policy_violation" && e.message.contains("spending limit"))
         }
+        // The operator's log has the approval and the refusal.
+        #expect(agent.logs.contains("approved (rules: ") && agent.logs.contains("session \(session): a user operation from uid \(getuid())"), "\(agent.logs)")
+        #expect(agent.logs.contains("was refused: ") && agent.logs.contains("spending limit"), "\(agent.logs)")
         // Control methods are not on the client socket, and the control socket lists everything.
         #expect(throws: AgentClient.RemoteError.self) { try client.call("pending_list") }
         let control = try AgentClient(path: agent.controlSocket)
