@@ -240,6 +240,36 @@ struct PKCS11OwnerTests {
         #expect(try signature.recoverAddress(digest: digest) == second.identity.address)
     }
 
+    /// Signatures that arrive while a person types the token's PIN wait for that login instead
+    /// of each asking for the PIN (gpg-agent users know the pile of dialogs otherwise): eight at
+    /// once on a token not logged in, one prompt.
+    @Test func signaturesArrivingDuringAPINPromptWaitForIt() async throws {
+        try hsm.initToken(token)
+        try hsm.generateKey(token: token, label: "k1key", id: "01")
+        let owner = try await PKCS11Owner.load(try uri(try hsm.privateModule()), pin: .prompt, defaultModule: nil)
+        let prompts = LockedBox<Int>()
+        let (typed, typing) = AsyncStream<Void>.makeStream()
+        let prompt: SecretPrompt = { _ in
+            if prompts.increment() == 1 { for await _ in typed { break } }   // the person takes a while
+            return secret(SoftHSM.userPIN)
+        }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for i in 0..<8 {
+                group.addTask {
+                    let digest = Bytes32(Array(repeating: UInt8(i), count: 32))
+                    let signature = try await owner.sign(Self.approved(digest), prompt: prompt)
+                    #expect(try signature.recoverAddress(digest: digest) == owner.identity.address)
+                }
+            }
+            // Not for the test to pass: time for the other seven to reach the prompt, were
+            // they going to ask too.
+            try await Task.sleep(for: .milliseconds(300))
+            typing.yield()
+            try await group.waitForAll()
+        }
+        #expect(prompts.value == 1)
+    }
+
     /// A key marked CKA_ALWAYS_AUTHENTICATE takes the PIN again at every signature (a login for
     /// that one operation): from the PIN file without a word, or asked at the prompt each time.
     /// A wrong PIN there is the same clear error, and the key signs again after it.

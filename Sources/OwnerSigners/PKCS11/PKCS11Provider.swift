@@ -92,6 +92,8 @@ public final class PKCS11Provider: @unchecked Sendable {
     /// SHA-256 of the last PIN each token rejected, by the token's identity (whichever URI named
     /// it): the same PIN is not offered again, since each wrong try counts down its retry counter.
     private var rejectedPINs: [String: SHA256.Digest] = [:]
+    /// Guarded by `lock` (used outside the queue).
+    private var pinPrompts: [String: Turns] = [:]
 
     private static let lock = NSLock()
     nonisolated(unsafe) private static var providers: [String: PKCS11Provider] = [:]
@@ -136,25 +138,49 @@ public final class PKCS11Provider: @unchecked Sendable {
                                       _ body: @escaping @Sendable (PKCS11Session, TokenState) throws(PKCS11Failure) -> T) async throws(PKCS11Failure) -> T {
         let state = tokenState(uri)
         let call: @Sendable (PKCS11Session) throws(PKCS11Failure) -> T = { session throws(PKCS11Failure) in try self.guarded(state) { () throws(PKCS11Failure) -> T in try body(session, state) } }
-        let first = try await onSession(uri, state) { session, loggedIn throws(PKCS11Failure) -> Result<T, PINRequest> in
-            // The token's flags are only read when a login is still to be done.
-            if loggedIn { return .success(try call(session)) }
-            let info = try self.tokenInfo(session, state.tokenKey)
-            guard info.loginRequired else { return .success(try call(session)) }
-            return .failure(PINRequest(token: info))
-        }
-        let request: PINRequest
-        switch first {
-        case .success(let value): return value
-        case .failure(let r): request = r
-        }
-        let secret = try await Self.readPIN(pin, token: request.token, prompt: prompt)
-        return try await run { () throws(PKCS11Failure) -> T in
-            let (session, loggedIn, _) = try self.session(for: uri, state.tokenKey)
-            if !loggedIn {
-                try self.login(session, tokenKey: state.tokenKey, token: try self.tokenInfo(session, state.tokenKey), pin: secret, source: pin)
+        let attempt: @Sendable () async throws(PKCS11Failure) -> Result<T, PINRequest> = {
+            try await self.onSession(uri, state) { session, loggedIn throws(PKCS11Failure) -> Result<T, PINRequest> in
+                // The token's flags are only read when a login is still to be done.
+                if loggedIn { return .success(try call(session)) }
+                let info = try self.tokenInfo(session, state.tokenKey)
+                guard info.loginRequired else { return .success(try call(session)) }
+                return .failure(PINRequest(token: info))
             }
-            return try call(session)
+        }
+        if case .success(let value) = try await attempt() { return value }
+        // One PIN prompt per token at a time: requests that arrive while a person types the PIN
+        // wait for that login instead of asking again.
+        let turns = pinTurns(state.tokenKey)
+        // The prompt is only used before this returns.
+        let outcome: Result<T, PKCS11Failure> = await withoutActuallyEscaping(prompt) { prompt in
+            await turns.run { () async -> Result<T, PKCS11Failure> in
+                do throws(PKCS11Failure) {
+                    let request: PINRequest
+                    switch try await attempt() {
+                    case .success(let value): return .success(value)
+                    case .failure(let r): request = r
+                    }
+                    let secret = try await Self.readPIN(pin, token: request.token, prompt: prompt)
+                    return .success(try await self.run { () throws(PKCS11Failure) -> T in
+                        let (session, loggedIn, _) = try self.session(for: uri, state.tokenKey)
+                        if !loggedIn {
+                            try self.login(session, tokenKey: state.tokenKey, token: try self.tokenInfo(session, state.tokenKey), pin: secret, source: pin)
+                        }
+                        return try call(session)
+                    })
+                } catch { return .failure(error) }
+            }
+        }
+        return try outcome.get()
+    }
+
+    /// The turns of a token's PIN prompts, by the token's name in the caches.
+    private func pinTurns(_ tokenKey: String) -> Turns {
+        Self.lock.withLock {
+            if let turns = pinPrompts[tokenKey] { return turns }
+            let turns = Turns()
+            pinPrompts[tokenKey] = turns
+            return turns
         }
     }
 
