@@ -49,6 +49,9 @@ public enum AgentDaemon {
             guard let data = FileManager.default.contents(atPath: file) else { throw AgentError("bad_config", "cannot read the token list \(file)") }
             try tokens.add(json: try JSONValue(parsing: [UInt8](data)))
         }
+        // One pinentry dialog at a time, as gpg-agent does: a PIN asked for a request the rules
+        // approved waits while the person reads another request, instead of drawing over it.
+        let dialogs = Turns()
         let agent = Agent(store: store, owners: owners, accounts: accounts, fixedAccounts: Set(config.accounts.map(\.address)),
                           fixedOwners: Set(owners.prefix(config.owners.count).map(\.identity.address)), rules: try loadRules(), tokens: tokens,
                           approvalTimeout: config.approvalTimeout, storePIN: storePIN,
@@ -57,7 +60,7 @@ public enum AgentDaemon {
                                   throw AgentError("secret_needed", "no pinentry is configured; approve with `session-agent approve`, which asks for it")
                               }
                               let label = description.hasPrefix("PIN") ? "PIN:" : "Passphrase:"
-                              guard let secret = try await blocking({ try pinentry.secret(title: "session-agent", description: description, prompt: label) }) else {
+                              guard let secret = try await dialog(dialogs, { try pinentry.secret(title: "session-agent", description: description, prompt: label) }) else {
                                   throw AgentError("secret_needed", "it was not given at the pinentry dialog")
                               }
                               return secret
@@ -73,6 +76,7 @@ public enum AgentDaemon {
             let source = DispatchSource.makeSignalSource(signal: number)
             source.setEventHandler {
                 agent.drain()
+                AssuanSession.closeAll()
                 exit(0)
             }
             source.resume()
@@ -97,7 +101,7 @@ public enum AgentDaemon {
                 }
             }
             if let command = config.pinentry {
-                group.addTask { await approveWithPinentry(agent, Pinentry(command: command, timeout: TimeInterval(config.approvalTimeout))) }
+                group.addTask { await approveWithPinentry(agent, Pinentry(command: command, timeout: TimeInterval(config.approvalTimeout)), dialogs: dialogs) }
             }
             group.addTask {
                 // A store whose data key a token wraps is usable only while the token is present.
@@ -120,12 +124,12 @@ public enum AgentDaemon {
 
     /// gpg-agent's way: each request left for a person is shown in the configured pinentry,
     /// one at a time, every page of it; critical ones need the word `approve` typed.
-    static func approveWithPinentry(_ agent: Agent, _ pinentry: Pinentry) async {
+    static func approveWithPinentry(_ agent: Agent, _ pinentry: Pinentry, dialogs: Turns) async {
         for await id in agent.requestsToDecide {
             guard let request = try? await agent.requestStatus(id, client: nil), request.status == .pending else { continue }
             let critical = request.review.highestSeverity?.rawValue == "critical"
             let text = "Session request from \(request.client)\n\n" + request.review.text()
-            let approved = (try? await blocking {
+            let approved = (try? await dialog(dialogs) {
                 guard try pinentry.confirm(title: "session-agent: approve a session?", text: text, ok: critical ? "Continue" : "Approve", cancel: "Deny") else { return false }
                 guard critical else { return true }
                 var typed = try pinentry.secret(title: "session-agent", description: "This request has CRITICAL risks. Type approve to approve it.", prompt: "Confirm:")
@@ -146,7 +150,7 @@ public enum AgentDaemon {
                     break
                 } catch {
                     guard (try? await agent.requestStatus(id, client: nil))?.status == .pending else { break }
-                    let again = (try? await blocking {
+                    let again = (try? await dialog(dialogs) {
                         try pinentry.confirm(title: "session-agent: the approval did not go through", text: error.message, ok: "Try again", cancel: "Deny")
                     }) ?? false
                     guard again else {
@@ -156,6 +160,11 @@ public enum AgentDaemon {
                 }
             }
         }
+    }
+
+    /// A pinentry dialog in its turn among the others, on a thread of its own.
+    static func dialog<T: Sendable>(_ dialogs: Turns, _ body: @escaping @Sendable () throws -> T) async throws -> T {
+        try await dialogs.run { () async throws -> T in try await blocking(body) }
     }
 }
 

@@ -1,6 +1,8 @@
+internal import CLinuxShims
 import EthereumCore
 import Foundation
 import OwnerSigners
+import Synchronization
 
 /// A pinentry program (the dialog helper of gpg-agent: pinentry-gnome3, -qt, -curses, -tty)
 /// spoken to over the Assuan protocol, one process per question as gpg-agent does.
@@ -78,9 +80,10 @@ public struct PinentryError: Error, CustomStringConvertible {
 
 /// One running pinentry and its Assuan conversation over the child's stdin/stdout.
 final class AssuanSession {
-    let process = Process()
-    let input = Pipe()
-    let output = Pipe()
+    let pid: pid_t
+    /// The child's stdin and stdout.
+    let toChild: FileHandle
+    let fromChild: FileHandle
     var buffer: [UInt8] = []
 
     struct Reply {
@@ -93,25 +96,56 @@ final class AssuanSession {
 
     init(_ command: [String], timeout: TimeInterval) throws {
         guard let program = command.first else { throw PinentryError(description: "no pinentry program configured") }
-        process.executableURL = URL(fileURLWithPath: program)
-        process.arguments = Array(command.dropFirst())
-        process.standardInput = input
-        process.standardOutput = output
-        process.standardError = FileHandle.nullDevice
-        do { try process.run() } catch { throw PinentryError(description: "cannot start \(program): \(error)") }
-        let pid = process.processIdentifier
-        let watchdog = DispatchWorkItem { kill(pid, SIGKILL) }
+        // Spawned with SIGTERM and SIGINT back to their defaults (the agent ignores them for
+        // itself, and Foundation's Process would pass that on): a dialog then goes when told.
+        var stdin: [Int32] = [-1, -1], stdout: [Int32] = [-1, -1]
+        guard pipe(&stdin) == 0 else { throw PinentryError(description: "pipe: \(String(cString: strerror(errno)))") }
+        guard pipe(&stdout) == 0 else {
+            stdin.forEach { Glibc.close($0) }
+            throw PinentryError(description: "pipe: \(String(cString: strerror(errno)))")
+        }
+        for fd in stdin + stdout { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+        let arguments = command.map { strdup($0) } + [nil]
+        defer { arguments.forEach { free($0) } }
+        var child: pid_t = 0
+        let spawned = arguments.withUnsafeBufferPointer { CLinuxShims_spawn(program, $0.baseAddress, stdin[0], stdout[1], &child) }
+        Glibc.close(stdin[0])
+        Glibc.close(stdout[1])
+        toChild = FileHandle(fileDescriptor: stdin[1], closeOnDealloc: true)
+        fromChild = FileHandle(fileDescriptor: stdout[0], closeOnDealloc: true)
+        guard spawned == 0 else { throw PinentryError(description: "cannot start \(program): \(String(cString: strerror(spawned)))") }
+        pid = child
+        Self.open.withLock { _ = $0.insert(child) }
+        let watchdog = DispatchWorkItem { kill(child, SIGKILL) }
         DispatchQueue.global().asyncAfter(deadline: .now() + timeout, execute: watchdog)
         self.watchdog = watchdog
-        let greeting = try read()
-        guard greeting.ok else { throw PinentryError(description: "\(program) did not greet: \(greeting.error)") }
+        let greeting: Reply
+        do { greeting = try read() } catch {
+            close()
+            throw error
+        }
+        guard greeting.ok else {
+            close()
+            throw PinentryError(description: "\(program) did not greet: \(greeting.error)")
+        }
     }
 
+    /// Says goodbye and waits for the child to exit.
     func close() {
         watchdog?.cancel()
-        try? input.fileHandleForWriting.write(contentsOf: Data("BYE\n".utf8))
-        try? input.fileHandleForWriting.close()
-        process.waitUntilExit()
+        try? toChild.write(contentsOf: Data("BYE\n".utf8))
+        try? toChild.close()
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        Self.open.withLock { _ = $0.remove(pid) }
+    }
+
+    /// The dialogs on screen now, so that an agent that stops takes them down with it instead
+    /// of leaving them on the person's terminal.
+    static let open = Mutex<Set<pid_t>>([])
+
+    static func closeAll() {
+        for pid in open.withLock({ $0 }) { kill(pid, SIGTERM) }
     }
 
     func set(_ command: String, _ value: String) throws {
@@ -120,7 +154,7 @@ final class AssuanSession {
     }
 
     func transact(_ line: String) throws -> Reply {
-        do { try input.fileHandleForWriting.write(contentsOf: Data((line + "\n").utf8)) } catch {
+        do { try toChild.write(contentsOf: Data((line + "\n").utf8)) } catch {
             throw PinentryError(description: "pinentry exited")
         }
         return try read()
@@ -148,7 +182,7 @@ final class AssuanSession {
                 buffer.removeSubrange(...newline)
                 return line
             }
-            let chunk = output.fileHandleForReading.availableData
+            let chunk = fromChild.availableData
             guard !chunk.isEmpty else { throw PinentryError(description: "pinentry closed the conversation") }
             buffer += chunk
         }

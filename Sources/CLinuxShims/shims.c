@@ -3,6 +3,8 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -25,4 +27,36 @@ int CLinuxShims_openPseudoTerminal(char *slavePath, size_t size) {
         return -1;
     }
     return master;
+}
+
+extern char **environ;
+
+int CLinuxShims_spawn(const char *path, char *const argv[], int stdinFD, int stdoutFD, pid_t *pid) {
+    posix_spawn_file_actions_t actions;
+    posix_spawnattr_t attributes;
+    int result = posix_spawn_file_actions_init(&actions);
+    if (result != 0) return result;
+    result = posix_spawnattr_init(&attributes);
+    if (result != 0) {
+        posix_spawn_file_actions_destroy(&actions);
+        return result;
+    }
+    sigset_t defaults, none;
+    sigemptyset(&defaults);
+    sigaddset(&defaults, SIGINT);
+    sigaddset(&defaults, SIGTERM);
+    sigaddset(&defaults, SIGHUP);
+    sigaddset(&defaults, SIGQUIT);
+    sigaddset(&defaults, SIGPIPE);
+    sigemptyset(&none);
+    if (result == 0) result = posix_spawn_file_actions_adddup2(&actions, stdinFD, 0);
+    if (result == 0) result = posix_spawn_file_actions_adddup2(&actions, stdoutFD, 1);
+    if (result == 0) result = posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0);
+    if (result == 0) result = posix_spawnattr_setsigdefault(&attributes, &defaults);
+    if (result == 0) result = posix_spawnattr_setsigmask(&attributes, &none);
+    if (result == 0) result = posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
+    if (result == 0) result = posix_spawn(pid, path, &actions, &attributes, argv, environ);
+    posix_spawnattr_destroy(&attributes);
+    posix_spawn_file_actions_destroy(&actions);
+    return result;
 }

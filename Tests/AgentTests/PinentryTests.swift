@@ -51,8 +51,9 @@ struct PinentryTests {
         }
     }
 
-    static func agent(_ terminal: Terminal, extraConfig: String = "", ownerPassphraseAsked: Bool = false) throws -> AgentProcess {
-        try AgentProcess(rules: "default = \"ask\"", extraConfig: """
+    /// `rules` nil: the example rules file (which approves the example request).
+    static func agent(_ terminal: Terminal, rules: String? = "default = \"ask\"", extraConfig: String = "", ownerPassphraseAsked: Bool = false) throws -> AgentProcess {
+        try AgentProcess(rules: rules, extraConfig: """
             pinentry = ["\(program)", "--ttyname", "\(terminal.slavePath)", "--ttytype", "xterm"]
             \(extraConfig)
             """, ownerPassphraseAsked: ownerPassphraseAsked)
@@ -143,6 +144,60 @@ struct PinentryTests {
         let outcome = try client.call("session_wait", JSONObject(["id": .string(denied), "timeout": JSONValue(20)]))
         #expect(outcome["status"] == "denied" && outcome["reason"]?.stringValue?.contains("wrong passphrase") == true, "\(outcome.serialized)")
         #expect(!agent.logs.contains(agent.ownerPassphrase))
+    }
+
+    /// One dialog at a time on the person's terminal, as gpg-agent does: while a request is
+    /// shown for approval, the owner passphrase that a request the rules approved needs waits
+    /// for it instead of drawing over it; then each is asked in turn, and both are approved.
+    @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: program) || ProcessInfo.processInfo.environment["CI"] != nil, "pinentry-curses is not installed"))
+    func dialogsTakeTurnsOnTheTerminal() throws {
+        let terminal = try Terminal()
+        let agent = try Self.agent(terminal, rules: nil, ownerPassphraseAsked: true)
+        try agent.start()
+        let client = try AgentClient(path: agent.clientSocket)
+        // Over the example rules' limit: a person decides.
+        var over = try #require(SocketTests.example.objectValue)
+        var permission = try #require(over["permissions"]?.arrayValue?.first?.objectValue)
+        permission["spendingLimit"] = "500 USDC"
+        over["permissions"] = .array([.object(permission)])
+        let asked = try #require(try client.call("session_request", JSONObject(["request": .object(over)]))["id"]?.stringValue)
+        try terminal.waitFor("<Deny>")
+
+        // Within the rules: approved at once, but its owner's passphrase is asked in pinentry.
+        let ruled = LockedBox<JSONValue>()
+        let socket = agent.clientSocket
+        let ruling = Thread { ruled.value = try? AgentClient(path: socket).call("session_request", JSONObject(["request": SocketTests.example])) }
+        ruling.start()
+        // Not for the test to pass: time for a second dialog to appear, were it going to.
+        usleep(500_000)
+        #expect(Self.dialogs(on: terminal.slavePath).count == 1, "one dialog at a time")
+
+        _ = try Self.approve(on: terminal)
+        for _ in 0..<2 {
+            try terminal.waitFor("Passphrase:")
+            terminal.press(agent.ownerPassphrase + "\r")
+        }
+        let decided = try client.call("session_wait", JSONObject(["id": .string(asked), "timeout": JSONValue(20)]))
+        #expect(decided["status"] == "approved", "\(decided.serialized)")
+        let deadline = Date().addingTimeInterval(20)
+        while ruled.value == nil && Date() < deadline { usleep(20_000) }
+        #expect(ruled.value?["status"] == "approved", "\(ruled.value?.serialized ?? "no answer")")
+    }
+
+    /// An agent that stops (systemctl stop, Ctrl-C) takes its dialog with it instead of leaving
+    /// it on the person's terminal.
+    @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: program) || ProcessInfo.processInfo.environment["CI"] != nil, "pinentry-curses is not installed"))
+    func aStoppedAgentLeavesNoDialogBehind() throws {
+        let terminal = try Terminal()
+        let agent = try Self.agent(terminal)
+        try agent.start()
+        _ = try Self.ask(try AgentClient(path: agent.clientSocket))
+        try terminal.waitFor("<Deny>")
+        #expect(Self.dialogs(on: terminal.slavePath).count == 1)
+        agent.stop()
+        let deadline = Date().addingTimeInterval(20)
+        while !Self.dialogs(on: terminal.slavePath).isEmpty && Date() < deadline { usleep(20_000) }
+        #expect(Self.dialogs(on: terminal.slavePath).isEmpty, "\(agent.logs)")
     }
 
     @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: program) || ProcessInfo.processInfo.environment["CI"] != nil, "pinentry-curses is not installed"))
