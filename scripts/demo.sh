@@ -73,7 +73,7 @@ if [ -t 0 ] && [ -t 1 ] && [ -z "${DEMO_RULES:-}" ]; then
   # On a terminal a person decides (DEMO_RULES=1 lets the rules file decide instead).
   printf 'default = "ask"\n' > rules.toml
   "$sa" rpc rules_reload --control > /dev/null
-  echo "(you decide: the request is shown below in full; the token's PIN is in a file, so press Enter at the PIN prompt)"
+  echo "(you decide: the request is shown below in full; the token's PIN is in a file, so only your yes is asked)"
   printf '$ %s\n' "$sa request $root/docs/examples/usdc-transfers.json &"
   "$sa" request "$root/docs/examples/usdc-transfers.json" --wait 600 > request.out &
   request_pid=$!

@@ -292,14 +292,25 @@ public actor Agent {
     }
 
     public func accountList() -> [AccountConfig] { accounts.values.sorted { $0.address < $1.address } }
-    /// Each owner, with what would stop it from signing now (nil: nothing), for an operator to
-    /// see before a request fails. Nothing is signed and nobody is asked for anything.
-    public func ownerReadiness() async -> [(identity: OwnerIdentity, problem: OwnerSignerError?)] {
-        var result: [(identity: OwnerIdentity, problem: OwnerSignerError?)] = []
+    /// Each owner, and what stands between it and a signature now, for an operator to see
+    /// before a request fails. Nothing is signed and nobody is asked for anything.
+    public func ownerReadiness() async -> [(identity: OwnerIdentity, readiness: OwnerReadiness)] {
+        var result: [(identity: OwnerIdentity, readiness: OwnerReadiness)] = []
         for owner in owners.values.sorted(by: { $0.identity.address < $1.identity.address }) {
-            do { try await owner.checkReady(); result.append((owner.identity, nil)) } catch { result.append((owner.identity, error)) }
+            result.append((owner.identity, await owner.readiness()))
         }
         return result
+    }
+
+    /// The passphrase or PIN that approving request `id` will need from the person approving,
+    /// in the words of a prompt; nil when the agent has what its owners need.
+    public func secretToApprove(_ id: String) async throws(AgentError) -> String? {
+        guard let request = pending[id] else { throw .notFound("request \(id)") }
+        guard let account = accounts[request.compiled.account] else { return nil }
+        for owner in account.owners.compactMap({ owners[$0] }).prefix(account.threshold) {
+            if case .needsSecret(let prompt) = await owner.readiness() { return prompt }
+        }
+        return nil
     }
     /// Whether the store is locked, how its data key is protected, and whether that key's token
     /// was present at the last look (nil when no token wraps it).

@@ -150,8 +150,10 @@ public struct FileSecretOwner: OwnerSigner {
         return try await inner.sign(approved, prompt: { _ in try SecretFile.read(file) })
     }
 
-    public func checkReady() async throws(OwnerSignerError) {
-        do { _ = try SecretFile.read(passphraseFile) } catch { throw .secretNeeded("\(error)") }
-        try await inner.checkReady()
+    /// Ready when the file can be read, which gives the secret the inner owner asks for.
+    public func readiness() async -> OwnerReadiness {
+        do { _ = try SecretFile.read(passphraseFile) } catch { return .notReady(.secretNeeded("\(error)")) }
+        if case .notReady(let problem) = await inner.readiness() { return .notReady(problem) }
+        return .ready
     }
 }

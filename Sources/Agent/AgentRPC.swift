@@ -11,7 +11,7 @@ public struct AgentRPC: Sendable {
     public static let version = "0.1.0"
     public static let clientMethods = ["agent_info", "session_request", "session_wait", "session_get", "session_list",
                                        "session_signUserOperation", "session_export", "session_revoke"]
-    public static let controlMethods = ["agent_info", "pending_list", "pending_get", "pending_decide", "sessions_list", "session_revoke",
+    public static let controlMethods = ["agent_info", "pending_list", "pending_get", "pending_secret", "pending_decide", "sessions_list", "session_revoke",
                                         "accounts_list", "accounts_add", "accounts_remove", "owners_list", "owners_add", "owners_remove", "agent_lock", "agent_unlock", "rules_reload", "audit_verify"]
 
     let agent: Agent
@@ -165,6 +165,8 @@ public struct AgentRPC: Sendable {
         case "session_revoke":
             try await agent.revoke(sessionId: try string(p, "sessionId"), client: scope)
             return .object(JSONObject(["revoked": true]))
+        case "pending_secret":
+            return .object(JSONObject(["asks": try await agent.secretToApprove(try string(p, "id")).map { .string($0) } ?? .null]))
         case "pending_list":
             return .array(await agent.pendingRequests().map { Self.json($0, withReview: true) })
         case "pending_decide":
@@ -207,10 +209,16 @@ public struct AgentRPC: Sendable {
             try await agent.removeOwner(try address(p, "address"))
             return .object(JSONObject(["removed": true]))
         case "owners_list":
-            return .array(await agent.ownerReadiness().map { owner, problem in
-                var entry = JSONObject(["address": .string(owner.address.checksummed), "backend": .string(owner.backend), "location": .string(owner.location),
-                                        "ready": .bool(problem == nil)])
-                if let problem {
+            return .array(await agent.ownerReadiness().map { owner, readiness in
+                var entry = JSONObject(["address": .string(owner.address.checksummed), "backend": .string(owner.backend), "location": .string(owner.location)])
+                switch readiness {
+                case .ready:
+                    entry["ready"] = true
+                case .needsSecret(let prompt):
+                    entry["ready"] = true
+                    entry["asks"] = .string(prompt)
+                case .notReady(let problem):
+                    entry["ready"] = false
                     entry["reason"] = .string(problem.reason)
                     entry["problem"] = .string(problem.description)
                 }

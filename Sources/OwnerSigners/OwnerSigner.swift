@@ -76,10 +76,19 @@ public protocol OwnerSigner: Sendable {
     /// Signs an approved digest: an Ethereum signature (low s, v 27/28) that recovers to
     /// `identity.address`.
     func sign(_ approved: ApprovedDigest, prompt: SecretPrompt) async throws(OwnerSignerError) -> RecoverableSignature
-    /// Throws what would stop a signature now, without signing or asking anyone: a token
-    /// absent, a key gone from it, a PIN or passphrase file unreadable. A secret that a person
-    /// gives at approval is not checked.
-    func checkReady() async throws(OwnerSignerError)
+    /// Whether the owner could sign now, found without signing or asking anyone: a token
+    /// absent, a key gone from it, a PIN or passphrase file unreadable stop it; a secret a
+    /// person must give is named.
+    func readiness() async -> OwnerReadiness
+}
+
+/// What stands between an owner and its next signature.
+public enum OwnerReadiness: Sendable, Equatable {
+    case ready
+    /// A person gives a passphrase or PIN at approval: what to ask for, in the words of a prompt
+    /// (which token, and whether it is its last try).
+    case needsSecret(String)
+    case notReady(OwnerSignerError)
 }
 
 /// An owner key in an Ethereum keystore v3 file; the passphrase is asked for each signature
@@ -98,7 +107,7 @@ public struct KeystoreOwner: OwnerSigner {
 
     public func sign(_ approved: ApprovedDigest, prompt: SecretPrompt) async throws(OwnerSignerError) -> RecoverableSignature {
         let passphrase: SecretBytes
-        do { passphrase = try await prompt("Passphrase for \(identity.address) (\(identity.location))") } catch {
+        do { passphrase = try await prompt(passphrasePrompt) } catch {
             throw .secretNeeded("no passphrase was given for \(identity.address): \(error)")
         }
         let key: Secp256k1.PrivateKey
@@ -112,6 +121,8 @@ public struct KeystoreOwner: OwnerSigner {
         return signature
     }
 
-    /// The keystore is in memory, and its passphrase comes with the approval.
-    public func checkReady() async throws(OwnerSignerError) {}
+    /// The keystore is in memory; its passphrase comes with each approval.
+    public func readiness() async -> OwnerReadiness { .needsSecret(passphrasePrompt) }
+
+    var passphrasePrompt: String { "Passphrase for \(identity.address) (\(identity.location))" }
 }

@@ -43,7 +43,10 @@ struct Approve: ParsableCommand {
                 var params = JSONObject(["id": .string(id), "approve": .bool(approved), "approver": .string("terminal (uid \(getuid()))")])
                 while true {
                     params["passphrase"] = nil
-                    if approved, let secret = Terminal.readSecret("Owner passphrase or token PIN (empty if the agent has it): "), secret.count > 0 {
+                    // Asked only when the agent lacks what the owners need, in the agent's words
+                    // (which key or token, and whether it is the PIN's last try).
+                    if approved, let asks = (try? client.call("pending_secret", JSONObject(["id": .string(id)])))?["asks"]?.stringValue,
+                       let secret = Terminal.readSecret(asks + ": "), secret.count > 0 {
                         params["passphrase"] = .string(secret.withUnsafeBytes { String(decoding: $0, as: UTF8.self) })
                     }
                     do {

@@ -148,17 +148,22 @@ struct PKCS11AgentTests {
             """, address: address.checksummed), environment: hsm.environment)
         try agent.start()
         let client = try AgentClient(path: agent.clientSocket)
-        func approve(typing: String) throws -> (id: String, output: String) {
+        func control() throws -> AgentClient { try AgentClient(path: agent.controlSocket) }
+        func approve(typing: String) throws -> (id: String, output: String, prompts: String) {
             let id = try #require(try client.call("session_request", JSONObject(["request": SocketTests.example]))["id"]?.stringValue)
             let run = try Command.run(Command.sessionAgent, ["approve", "--once", "--socket", agent.controlSocket], stdin: Array(typing.utf8))
             #expect(run.status == 0, "\(run.stderr)")
-            return (id, run.stdout)
+            return (id, run.stdout, run.stderr)
         }
+        let serial = try #require(try control().call("owners_list").arrayValue?.first { $0["address"]?.stringValue == address.checksummed }?["asks"]?.stringValue)
+        #expect(serial.hasPrefix("PIN for token \"\(token)\", serial "), "\(serial)")
         let first = try approve(typing: "y\n\(SoftHSM.wrongPIN)\ny\n\(SoftHSM.userPIN)\n")
+        #expect(first.prompts.contains("PIN for token \"\(token)\", serial "), "\(first.prompts)")
         #expect(first.output.contains("wrong PIN for token \"\(token)\"") && first.output.contains("still pending"), "\(first.output)")
         #expect(first.output.contains("\(first.id): approved"), "\(first.output)")
-        let second = try approve(typing: "y\n\n")
-        #expect(second.output.contains("\(second.id): approved"), "\(second.output)")
+        // Logged in now: the next approval asks for nothing but the yes.
+        let second = try approve(typing: "y\n")
+        #expect(second.output.contains("\(second.id): approved") && !second.prompts.contains("PIN"), "\(second.output) \(second.prompts)")
         #expect(agent.logs.contains("request \(first.id): owner \(address) could not sign: wrong PIN") && agent.logs.contains("still pending"), "\(agent.logs)")
         #expect(!agent.logs.contains(SoftHSM.wrongPIN) && !agent.logs.contains(SoftHSM.userPIN))
     }

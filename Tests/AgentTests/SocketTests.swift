@@ -260,6 +260,7 @@ struct SocketTests {
         let typed = "y\nnot the passphrase\ny\n\(agent.ownerPassphrase)\n"
         let approve = try Command.run(Command.sessionAgent, ["approve", "--once", "--socket", agent.controlSocket], stdin: Array(typed.utf8))
         #expect(approve.status == 0, "\(approve.stderr)")
+        #expect(approve.stderr.contains("Passphrase for 0x"), "the agent's words for what it needs: \(approve.stderr)")
         #expect(approve.stdout.contains("wrong passphrase") && approve.stdout.contains("still pending"), "\(approve.stdout)")
         #expect(approve.stdout.contains("\(id): approved"), "\(approve.stdout)")
         #expect(try client.call("session_wait", JSONObject(["id": .string(id), "timeout": JSONValue(5)]))["status"] == "approved")

@@ -187,16 +187,18 @@ public struct PKCS11Owner: OwnerSigner {
         try await provider.signECDSA(uri, pin: pin, digest: digest, prompt: prompt)
     }
 
-    /// The token is present and holds the owner's key (its public half, read without a login),
-    /// and an unattended PIN can be read.
-    public func checkReady() async throws(OwnerSignerError) {
+    /// The token must be present and hold the owner's key (its public half, read without a
+    /// login). Then: ready when the process is logged in or the PIN comes from a file or the
+    /// environment (which must be readable), else the PIN prompt a person will see.
+    public func readiness() async -> OwnerReadiness {
         do throws(PKCS11Failure) {
             let key = try await PKCS11Key.locate(uri, pin: pin, defaultModule: nil)
             guard key.info.address == identity.address else {
                 throw .keyNotFound("the key \(uri.objectName) on the token is \(key.info.address.map(\.checksummed) ?? "not secp256k1") now, not \(identity.address)")
             }
-            _ = try pin.unattendedPIN()
-        } catch { throw error.ownerError }
+            if try pin.unattendedPIN() != nil { return .ready }
+            return try await provider.loginPrompt(uri).map { .needsSecret($0) } ?? .ready
+        } catch { return .notReady(error.ownerError) }
     }
 }
 

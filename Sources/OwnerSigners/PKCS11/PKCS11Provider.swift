@@ -212,6 +212,18 @@ public final class PKCS11Provider: @unchecked Sendable {
         }
     }
 
+    /// The PIN prompt a login to the token would show now, or nil when none is needed (the
+    /// process is logged in, or the token wants no login).
+    public func loginPrompt(_ uri: PKCS11URI) async throws(PKCS11Failure) -> String? {
+        let token = try await withSession(uri) { session, state throws(PKCS11Failure) -> PKCS11TokenInfo? in
+            let loggedIn: Bool
+            do throws(PKCS11Error) { loggedIn = try session.state().loggedIn } catch { throw Self.failure(error, state.tokenKey) }
+            let info = try self.tokenInfo(session, state.tokenKey)
+            return loggedIn || !info.loginRequired ? nil : info
+        }
+        return token.map { Self.pinPrompt($0) }
+    }
+
     /// Whether a token matching `uri` is present; with `rescan`, the module is initialised again
     /// first when it does not show one (SoftHSM, for one, only sees tokens made since then).
     public func holdsToken(_ uri: PKCS11URI, rescan: Bool) async -> Bool {
@@ -398,12 +410,17 @@ public final class PKCS11Provider: @unchecked Sendable {
     private static func readPIN(_ source: PKCS11PINSource, token: PKCS11TokenInfo, prompt: SecretPrompt,
                                 forOneSignature: Bool = false) async throws(PKCS11Failure) -> SecretBytes {
         if let unattended = try source.unattendedPIN() { return unattended }
-        let warning = token.pinFinalTry ? " (LAST TRY: a wrong PIN locks it)" : token.pinCountLow ? " (few tries left)" : ""
-        let purpose = forOneSignature ? " (this key asks for it at every signature)" : ""
-        // The serial tells apart two tokens with one label (two cards of one make, say).
-        let serial = token.serial.isEmpty ? "" : ", serial \(token.serial)"
-        do { return try await prompt("PIN for token \"\(token.label)\"\(serial)\(purpose)\(warning)") } catch {
+        do { return try await prompt(pinPrompt(token, forOneSignature: forOneSignature)) } catch {
             throw .pinNeeded("no PIN was given for token \"\(token.label)\": \(error)")
         }
+    }
+
+    /// What a person is asked: the token by label and serial (which tell apart two tokens with
+    /// one label, two cards of one make say), and a warning when few tries are left.
+    static func pinPrompt(_ token: PKCS11TokenInfo, forOneSignature: Bool = false) -> String {
+        let warning = token.pinFinalTry ? " (LAST TRY: a wrong PIN locks it)" : token.pinCountLow ? " (few tries left)" : ""
+        let purpose = forOneSignature ? " (this key asks for it at every signature)" : ""
+        let serial = token.serial.isEmpty ? "" : ", serial \(token.serial)"
+        return "PIN for token \"\(token.label)\"\(serial)\(purpose)\(warning)"
     }
 }
