@@ -168,8 +168,9 @@ public actor Agent {
             "request": .string(id), "status": .string(status.rawValue), "approver": .string(approver), "reason": .string(reason),
         ])), at: clock())
         for waiter in waiters.removeValue(forKey: id) ?? [] { waiter.resume() }
+        let by = reason.contains(approver) ? "" : " (\(approver))"
         let session = sessionId.map { "; session \($0)" } ?? ""
-        logger.log(level: status == .failed ? .warning : .info, "request \(id) \(status.rawValue) (\(approver)): \(reason)\(session)")
+        logger.log(level: status == .failed ? .warning : .info, "request \(id) \(status.rawValue)\(by): \(reason)\(session)")
         return pending[id]!
     }
 
