@@ -63,8 +63,9 @@ struct OwnerList: ParsableCommand {
         abstract: "The running agent's owners, and whether each could sign now.",
         discussion: """
             Ready means: a token owner's token is present and holds its key (read without a login), and a PIN or \
-            passphrase read from a file or the environment can be read. Nothing is signed and nobody is asked for \
-            anything. Exit status 1 when an owner is not ready, for monitoring.
+            passphrase read from a file or the environment can be read; a secret a person gives at approval is \
+            named. Nothing is signed and nobody is asked for anything. Exit status 1 when an owner is not ready, \
+            for monitoring.
             """)
 
     @Option(help: "The agent's control socket (default: $SESSION_AGENT_CONTROL_SOCK).") var socket: String?
@@ -77,7 +78,8 @@ struct OwnerList: ParsableCommand {
             allReady = owners.allSatisfy { $0["ready"] == .bool(true) }
             let lines = owners.map { owner in
                 let head = ["address", "backend", "location"].map { owner[$0]?.stringValue ?? "?" }.joined(separator: "  ")
-                return head + (owner["problem"]?.stringValue.map { "\n    NOT READY (\(owner["reason"]?.stringValue ?? "?")): \($0)" } ?? "")
+                if let problem = owner["problem"]?.stringValue { return head + "\n    NOT READY (\(owner["reason"]?.stringValue ?? "?")): \(problem)" }
+                return head + (owner["asks"]?.stringValue.map { "\n    asks at approval: \($0)" } ?? "")
             }
             return CommandOutput(text: lines.isEmpty ? "no owners" : lines.joined(separator: "\n"), json: .array(owners))
         }
