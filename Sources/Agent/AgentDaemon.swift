@@ -49,21 +49,12 @@ public enum AgentDaemon {
             guard let data = FileManager.default.contents(atPath: file) else { throw AgentError("bad_config", "cannot read the token list \(file)") }
             try tokens.add(json: try JSONValue(parsing: [UInt8](data)))
         }
-        // One pinentry dialog at a time, as gpg-agent does: a PIN asked for a request the rules
-        // approved waits while the person reads another request, instead of drawing over it.
-        let dialogs = Turns()
+        let pinentry = config.pinentry.map { PinentryApproval(Pinentry(command: $0, timeout: TimeInterval(config.approvalTimeout))) }
         let agent = Agent(store: store, owners: owners, accounts: accounts, fixedAccounts: Set(config.accounts.map(\.address)),
                           fixedOwners: Set(owners.prefix(config.owners.count).map(\.identity.address)), rules: try loadRules(), tokens: tokens,
                           approvalTimeout: config.approvalTimeout, storePIN: storePIN,
-                          ownerPrompt: { description in
-                              guard let pinentry = config.pinentry.map({ Pinentry(command: $0, timeout: TimeInterval(config.approvalTimeout)) }) else {
-                                  throw AgentError("secret_needed", "no pinentry is configured; approve with `session-agent approve`, which asks for it")
-                              }
-                              let label = description.hasPrefix("PIN") ? "PIN:" : "Passphrase:"
-                              guard let secret = try await dialog(dialogs, { try pinentry.secret(title: "session-agent", description: description, prompt: label) }) else {
-                                  throw AgentError("secret_needed", "it was not given at the pinentry dialog")
-                              }
-                              return secret
+                          ownerPrompt: pinentry?.ownerPrompt ?? { @Sendable _ in
+                              throw AgentError("secret_needed", "no pinentry is configured; approve with `session-agent approve`, which asks for it")
                           },
                           logger: logger)
         let server = SocketServer(rpc: AgentRPC(agent: agent, reloadRules: config.rulesFile == nil ? nil : loadRules, pkcs11Module: config.pkcs11Module), allowedUIDs: config.allowedUIDs, allowedGIDs: config.allowedGIDs,
@@ -100,8 +91,8 @@ public enum AgentDaemon {
                     onReady(clientPath, controlPath)
                 }
             }
-            if let command = config.pinentry {
-                group.addTask { await approveWithPinentry(agent, Pinentry(command: command, timeout: TimeInterval(config.approvalTimeout)), dialogs: dialogs) }
+            if let pinentry {
+                group.addTask { await pinentry.decideRequests(of: agent) }
             }
             group.addTask {
                 // A store whose data key a token wraps is usable only while the token is present.
@@ -120,51 +111,6 @@ public enum AgentDaemon {
             try await group.next()
             group.cancelAll()
         }
-    }
-
-    /// gpg-agent's way: each request left for a person is shown in the configured pinentry,
-    /// one at a time, every page of it; critical ones need the word `approve` typed.
-    static func approveWithPinentry(_ agent: Agent, _ pinentry: Pinentry, dialogs: Turns) async {
-        for await id in agent.requestsToDecide {
-            guard let request = try? await agent.requestStatus(id, client: nil), request.status == .pending else { continue }
-            let critical = request.review.highestSeverity?.rawValue == "critical"
-            let text = "Session request from \(request.client)\n\n" + request.review.text()
-            let approved = (try? await dialog(dialogs) {
-                guard try pinentry.confirm(title: "session-agent: approve a session?", text: text, ok: critical ? "Continue" : "Approve", cancel: "Deny") else { return false }
-                guard critical else { return true }
-                var typed = try pinentry.secret(title: "session-agent", description: "This request has CRITICAL risks. Type approve to approve it.", prompt: "Confirm:")
-                defer { typed = nil }
-                return typed?.withUnsafeBytes { Array($0) == Array("approve".utf8) } ?? false
-            }) ?? false
-            let approver = "pinentry (uid \(getuid()))"
-            guard approved else {
-                _ = try? await agent.decide(id, approve: false, approver: approver, reason: "denied at the pinentry dialog")
-                continue
-            }
-            // A wrong PIN, a dialog closed too soon, a token not yet plugged in: the agent keeps
-            // the request pending, and the person may try again (asked for the PIN again), as
-            // gpg-agent does, or deny it.
-            while true {
-                do {
-                    _ = try await agent.decide(id, approve: true, approver: approver)
-                    break
-                } catch {
-                    guard (try? await agent.requestStatus(id, client: nil))?.status == .pending else { break }
-                    let again = (try? await dialog(dialogs) {
-                        try pinentry.confirm(title: "session-agent: the approval did not go through", text: error.message, ok: "Try again", cancel: "Deny")
-                    }) ?? false
-                    guard again else {
-                        _ = try? await agent.decide(id, approve: false, approver: approver, reason: "denied at the pinentry dialog after: \(error.message)")
-                        break
-                    }
-                }
-            }
-        }
-    }
-
-    /// A pinentry dialog in its turn among the others, on a thread of its own.
-    static func dialog<T: Sendable>(_ dialogs: Turns, _ body: @escaping @Sendable () throws -> T) async throws -> T {
-        try await dialogs.run { () async throws -> T in try await blocking(body) }
     }
 }
 

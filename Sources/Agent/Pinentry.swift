@@ -74,6 +74,73 @@ public struct Pinentry: Sendable {
     }
 }
 
+/// A person deciding through pinentry, gpg-agent's way: each request left to a person is shown,
+/// one at a time, every page of it (critical ones need the word `approve` typed), and the owner
+/// passphrases and token PINs are asked in it too. One dialog at a time on the person's screen:
+/// a PIN a request the rules approved needs waits while the person reads another request,
+/// instead of drawing over it.
+struct PinentryApproval: Sendable {
+    let pinentry: Pinentry
+    let dialogs = Turns()
+
+    init(_ pinentry: Pinentry) { self.pinentry = pinentry }
+
+    /// Asks for an owner's passphrase or a token's PIN.
+    var ownerPrompt: SecretPrompt {
+        { [pinentry, dialogs] description in
+            let label = description.hasPrefix("PIN") ? "PIN:" : "Passphrase:"
+            guard let secret = try await Self.dialog(dialogs, { try pinentry.secret(title: "session-agent", description: description, prompt: label) }) else {
+                throw AgentError("secret_needed", "it was not given at the pinentry dialog")
+            }
+            return secret
+        }
+    }
+
+    /// Shows each request the agent leaves to a person, as it arrives, and decides it.
+    func decideRequests(of agent: Agent) async {
+        for await id in agent.requestsToDecide {
+            guard let request = try? await agent.requestStatus(id, client: nil), request.status == .pending else { continue }
+            let critical = request.review.highestSeverity?.rawValue == "critical"
+            let text = "Session request from \(request.client)\n\n" + request.review.text()
+            let approved = (try? await Self.dialog(dialogs) { [pinentry] in
+                guard try pinentry.confirm(title: "session-agent: approve a session?", text: text, ok: critical ? "Continue" : "Approve", cancel: "Deny") else { return false }
+                guard critical else { return true }
+                var typed = try pinentry.secret(title: "session-agent", description: "This request has CRITICAL risks. Type approve to approve it.", prompt: "Confirm:")
+                defer { typed = nil }
+                return typed?.withUnsafeBytes { Array($0) == Array("approve".utf8) } ?? false
+            }) ?? false
+            let approver = "pinentry (uid \(getuid()))"
+            guard approved else {
+                _ = try? await agent.decide(id, approve: false, approver: approver, reason: "denied at the pinentry dialog")
+                continue
+            }
+            // A wrong PIN, a dialog closed too soon, a token not yet plugged in: the agent keeps
+            // the request pending, and the person may try again (asked for the PIN again), as
+            // gpg-agent does, or deny it.
+            while true {
+                do {
+                    _ = try await agent.decide(id, approve: true, approver: approver)
+                    break
+                } catch {
+                    guard (try? await agent.requestStatus(id, client: nil))?.status == .pending else { break }
+                    let again = (try? await Self.dialog(dialogs) { [pinentry] in
+                        try pinentry.confirm(title: "session-agent: the approval did not go through", text: error.message, ok: "Try again", cancel: "Deny")
+                    }) ?? false
+                    guard again else {
+                        _ = try? await agent.decide(id, approve: false, approver: approver, reason: "denied at the pinentry dialog after: \(error.message)")
+                        break
+                    }
+                }
+            }
+        }
+    }
+
+    /// A dialog in its turn among the others, on a thread of its own.
+    private static func dialog<T: Sendable>(_ dialogs: Turns, _ body: @escaping @Sendable () throws -> T) async throws -> T {
+        try await dialogs.run { () async throws -> T in try await blocking(body) }
+    }
+}
+
 public struct PinentryError: Error, CustomStringConvertible {
     public var description: String
 }
