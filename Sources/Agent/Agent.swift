@@ -140,16 +140,18 @@ public actor Agent {
         return request
     }
 
-    /// A person's (or the rules') decision on a pending request. `ownerSecret`, when given, is
-    /// the owner passphrase or PIN the approver typed with the decision.
-    public func decide(_ id: String, approve: Bool, approver: String, reason: String = "", ownerSecret: SecretBytes? = nil) async throws(AgentError) -> PendingRequest {
+    /// A person's (or the rules') decision on a pending request. `ownerSecrets` are the owner
+    /// passphrases or PINs the approver typed with the decision, by owner; `ownerSecret` serves
+    /// every owner without one of its own.
+    public func decide(_ id: String, approve: Bool, approver: String, reason: String = "", ownerSecret: SecretBytes? = nil,
+                       ownerSecrets: [Address: SecretBytes] = [:]) async throws(AgentError) -> PendingRequest {
         guard let request = pending[id] else { throw .notFound("request \(id)") }
         guard request.status == .pending, !approving.contains(id) else {
             throw AgentError("already_decided", "request \(id) is \(approving.contains(id) ? "being approved" : request.status.rawValue)")
         }
         guard approve else { return finish(id, .denied, reason: reason.isEmpty ? "denied by \(approver)" : reason, approver: approver) }
         try requireOpenStore()
-        return try await self.approve(id, approver: approver, reason: reason, ownerSecret: ownerSecret, byPerson: true)
+        return try await self.approve(id, approver: approver, reason: reason, ownerSecret: ownerSecret, ownerSecrets: ownerSecrets, byPerson: true)
     }
 
     /// A session can only be stored while the store is open, so while it is locked nobody is
@@ -178,7 +180,8 @@ public actor Agent {
     /// stored. A failure stores nothing and leaves the request failed, except that a person's
     /// approval an owner could not sign for a reason they can mend (a wrong or missing PIN or
     /// passphrase, a token away) leaves it pending, for them to try again.
-    func approve(_ id: String, approver: String, reason: String, ownerSecret: SecretBytes? = nil, byPerson: Bool = false) async throws(AgentError) -> PendingRequest {
+    func approve(_ id: String, approver: String, reason: String, ownerSecret: SecretBytes? = nil, ownerSecrets: [Address: SecretBytes] = [:],
+                 byPerson: Bool = false) async throws(AgentError) -> PendingRequest {
         approving.insert(id)
         defer { approving.remove(id) }
         let request = pending[id]!
@@ -189,9 +192,10 @@ public actor Agent {
         // Whoever is asked for a PIN or passphrase sees what it is for: the rules may have
         // approved the request with nobody watching.
         let purpose = "\n\nIt enables the session that \(request.client) asked for (request \(id), approved by \(approver))."
-        let prompt: SecretPrompt = ownerSecret.map { secret in { @Sendable _ in secret } } ?? { [ownerPrompt] in try await ownerPrompt($0 + purpose) }
+        let asked: SecretPrompt = { [ownerPrompt] in try await ownerPrompt($0 + purpose) }
         for owner in account.owners where signatures.count < account.threshold {
             guard let signer = owners[owner] else { continue }
+            let prompt: SecretPrompt = (ownerSecrets[owner] ?? ownerSecret).map { secret in { @Sendable _ in secret } } ?? asked
             do {
                 signatures.append(try await signer.sign(ApprovedDigest(digest: digest, approval: id), prompt: prompt))
             } catch {
@@ -303,15 +307,16 @@ public actor Agent {
         return result
     }
 
-    /// The passphrase or PIN that approving request `id` will need from the person approving,
-    /// in the words of a prompt; nil when the agent has what its owners need.
-    public func secretToApprove(_ id: String) async throws(AgentError) -> String? {
+    /// The passphrases and PINs that approving request `id` will need from the person approving,
+    /// by owner, each in the words of a prompt; empty when the agent has what its owners need.
+    public func secretsToApprove(_ id: String) async throws(AgentError) -> [(owner: Address, prompt: String)] {
         guard let request = pending[id] else { throw .notFound("request \(id)") }
-        guard let account = accounts[request.compiled.account] else { return nil }
+        guard let account = accounts[request.compiled.account] else { return [] }
+        var asks: [(owner: Address, prompt: String)] = []
         for owner in account.owners.compactMap({ owners[$0] }).prefix(account.threshold) {
-            if case .needsSecret(let prompt) = await owner.readiness() { return prompt }
+            if case .needsSecret(let prompt) = await owner.readiness() { asks.append((owner.identity.address, prompt)) }
         }
-        return nil
+        return asks
     }
     /// Whether the store is locked, how its data key is protected, and whether that key's token
     /// was present at the last look (nil when no token wraps it).

@@ -166,15 +166,26 @@ public struct AgentRPC: Sendable {
             try await agent.revoke(sessionId: try string(p, "sessionId"), client: scope)
             return .object(JSONObject(["revoked": true]))
         case "pending_secret":
-            return .object(JSONObject(["asks": try await agent.secretToApprove(try string(p, "id")).map { .string($0) } ?? .null]))
+            let asks = try await agent.secretsToApprove(try string(p, "id"))
+            return .object(JSONObject(["asks": .array(asks.map { .object(JSONObject(["owner": .string($0.owner.checksummed), "prompt": .string($0.prompt)])) })]))
         case "pending_list":
             return .array(await agent.pendingRequests().map { Self.json($0, withReview: true) })
         case "pending_decide":
             guard let approve = p["approve"]?.boolValue else { throw .badRequest("params.approve: true or false") }
-            var secret: SecretBytes?
-            if let passphrase = p["passphrase"]?.stringValue { secret = Array(passphrase.utf8).withUnsafeBytes { SecretBytes(copying: $0) } }
+            func secret(_ text: String) -> SecretBytes { Array(text.utf8).withUnsafeBytes { SecretBytes(copying: $0) } }
+            // `passphrase` serves every owner; `secrets` gives owners their own, by address.
+            var secrets: [Address: SecretBytes] = [:]
+            if let given = p["secrets"] {
+                guard let object = given.objectValue else { throw .badRequest("params.secrets: an object of owner address to passphrase or PIN") }
+                for (owner, value) in object.entries {
+                    guard let text = value.stringValue, let address = try? Address(owner) else {
+                        throw .badRequest("params.secrets: an object of owner address to passphrase or PIN")
+                    }
+                    secrets[address] = secret(text)
+                }
+            }
             let decided = try await agent.decide(try string(p, "id"), approve: approve, approver: p["approver"]?.stringValue ?? "operator (\(client))",
-                                                 reason: p["reason"]?.stringValue ?? "", ownerSecret: secret)
+                                                 reason: p["reason"]?.stringValue ?? "", ownerSecret: p["passphrase"]?.stringValue.map(secret), ownerSecrets: secrets)
             return Self.json(decided, withReview: false)
         case "accounts_list":
             return .array(await agent.accountList().map(\.json))

@@ -42,13 +42,16 @@ struct Approve: ParsableCommand {
                 let approved = critical ? answer == "approve" : (answer == "y" || answer == "yes")
                 var params = JSONObject(["id": .string(id), "approve": .bool(approved), "approver": .string("terminal (uid \(getuid()))")])
                 while true {
-                    params["passphrase"] = nil
-                    // Asked only when the agent lacks what the owners need, in the agent's words
+                    // Asked only for what the agent lacks, owner by owner, in the agent's words
                     // (which key or token, and whether it is the PIN's last try).
-                    if approved, let asks = (try? client.call("pending_secret", JSONObject(["id": .string(id)])))?["asks"]?.stringValue,
-                       let secret = Terminal.readSecret(asks + ": "), secret.count > 0 {
-                        params["passphrase"] = .string(secret.withUnsafeBytes { String(decoding: $0, as: UTF8.self) })
+                    var secrets = JSONObject()
+                    let asks = approved ? (try? client.call("pending_secret", JSONObject(["id": .string(id)])))?["asks"]?.arrayValue ?? [] : []
+                    for ask in asks {
+                        guard let owner = ask["owner"]?.stringValue, let prompt = ask["prompt"]?.stringValue,
+                              let secret = Terminal.readSecret(prompt + ": "), secret.count > 0 else { continue }
+                        secrets[owner] = .string(secret.withUnsafeBytes { String(decoding: $0, as: UTF8.self) })
                     }
+                    params["secrets"] = secrets.count > 0 ? .object(secrets) : nil
                     do {
                         let decided = try client.call("pending_decide", params)
                         print("\(id): \(decided["status"]?.stringValue ?? "?") (\(decided["reason"]?.stringValue ?? ""))")

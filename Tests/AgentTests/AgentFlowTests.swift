@@ -241,6 +241,36 @@ struct AgentFlowTests {
         #expect(prompt.hasPrefix("Passphrase for \(Self.owner.address)") && prompt.contains("\(Self.bot) asked for") && prompt.contains("approved by rules"), "\(prompt)")
     }
 
+    /// A 2-of-2 account whose owners have passphrases of their own: the agent names what each
+    /// will ask, one passphrase for both fails the second (the request stays pending), and one
+    /// per owner approves it.
+    @Test func eachOwnerOfAThresholdGetsItsOwnSecret() async throws {
+        let second = try Secp256k1.PrivateKey(hex: "0x" + String(repeating: "33", count: 32))
+        let store = try SessionStore(path: FileManager.default.temporaryDirectory.appendingPathComponent("agent-\(UUID()).sqlite").path)
+        try store.initialize(passphrase: secret("store"), scryptN: 1024)
+        let owners = try [(Self.owner, "first"), (second, "second")].map { key, passphrase in
+            try KeystoreOwner(keystore: try Keystore.encrypt(key, passphrase: secret(passphrase), kdf: .scrypt(n: 16, r: 8, p: 1)), location: passphrase)
+        }
+        let agent = Agent(store: store, owners: owners,
+                          accounts: [AccountConfig(address: Self.account, kind: .erc7579Reference, threshold: 2, owners: [Self.owner.address, second.address], chains: [11155111])],
+                          rules: try RulesFile(toml: "default = \"ask\""), ownerPrompt: { _ in throw AgentError("secret_needed", "nobody here") }, clock: { Self.now })
+        let asked = try await agent.request(Self.example, client: Self.bot)
+        let asks = try await agent.secretsToApprove(asked.id)
+        #expect(asks.map(\.owner) == [Self.owner.address, second.address])
+        #expect(asks.allSatisfy { $0.prompt.hasPrefix("Passphrase for \($0.owner)") })
+
+        do {
+            _ = try await agent.decide(asked.id, approve: true, approver: "operator", ownerSecret: secret("first"))
+            Issue.record("one passphrase served two owners")
+        } catch { #expect(error.reason == "wrong_secret" && error.message.contains("\(second.address)"), "\(error)") }
+        let decided = try await agent.decide(asked.id, approve: true, approver: "operator",
+                                             ownerSecrets: [Self.owner.address: secret("first"), second.address: secret("second")])
+        #expect(decided.status == .approved, "\(decided.reason)")
+        let stored = try await agent.session(try #require(decided.sessionId), client: Self.bot)
+        let (_, combined) = try AccountKind.erc7579Reference.parsePermissionEnableSig(stored.permissionEnableSig)
+        #expect(combined.count == 130)
+    }
+
     /// While the store is locked no session can be stored, so nobody is asked to approve or sign
     /// one for nothing: a new request is refused at once, an approval is refused and leaves the
     /// request pending, and both work after the unlock. A denial needs no store key and works.

@@ -270,6 +270,15 @@ struct SocketTests {
         let givenUp = try Command.run(Command.sessionAgent, ["approve", "--once", "--socket", agent.controlSocket], stdin: Array("y\ntypo\nn\n".utf8))
         #expect(givenUp.status == 0 && givenUp.stdout.contains("\(second): left pending"), "\(givenUp.stdout)")
         #expect(try client.call("session_wait", JSONObject(["id": .string(second), "timeout": JSONValue(0)]))["status"] == "pending")
+        // Secrets by owner must name owners by address; anything else is refused and changes nothing.
+        let control = try AgentClient(path: agent.controlSocket)
+        for bad: JSONValue in ["x", .object(JSONObject(["not an address": "p"])), .object(JSONObject([AgentProcess.account: JSONValue(1)]))] {
+            do {
+                _ = try control.call("pending_decide", JSONObject(["id": .string(second), "approve": true, "secrets": bad]))
+                Issue.record("accepted secrets \(bad.serialized)")
+            } catch let e as AgentClient.RemoteError { #expect(e.reason == "bad_request" && e.message.contains("params.secrets"), "\(e)") }
+        }
+        #expect(try client.call("session_wait", JSONObject(["id": .string(second), "timeout": JSONValue(0)]))["status"] == "pending")
     }
 
     @Test func noSecretInLogsOrAudit() throws {
