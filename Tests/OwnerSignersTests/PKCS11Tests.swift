@@ -240,6 +240,27 @@ struct PKCS11OwnerTests {
         #expect(try signature.recoverAddress(digest: digest) == second.identity.address)
     }
 
+    /// Readiness, found without signing: the PIN a person will be asked for (until a login),
+    /// nothing once logged in, and what is wrong when the key at the URI is not the owner's (a
+    /// token made again under the same label) or the PIN file cannot be read.
+    @Test func readinessSaysWhatStandsBeforeASignature() async throws {
+        try hsm.initToken(token)
+        try hsm.generateKey(token: token, label: "k1key", id: "01")
+        let module = try hsm.privateModule()
+        let prompted = try await PKCS11Owner.load(try uri(module), pin: .prompt, defaultModule: nil)
+        guard case .needsSecret(let asks) = await prompted.readiness() else { Issue.record("no PIN asked before a login"); return }
+        #expect(asks.hasPrefix("PIN for token \"\(token)\", serial "), "\(asks)")
+        _ = try await prompted.sign(Self.approved(Bytes32(Array(repeating: 9, count: 32))), prompt: { _ in secret(SoftHSM.userPIN) })
+        #expect(await prompted.readiness() == .ready)
+
+        let impostor = PKCS11Owner(uri: prompted.uri, pin: .prompt, address: try Address("0x000000000000000000000000000000000000dEaD"))
+        guard case .notReady(.unavailable(let problem)) = await impostor.readiness() else { Issue.record("a key not the owner's was ready"); return }
+        #expect(problem.contains("not 0x000000000000000000000000000000000000dEaD"), "\(problem)")
+        let unreadable = PKCS11Owner(uri: prompted.uri, pin: .file("/nonexistent/pin"), address: prompted.identity.address)
+        guard case .notReady(.secretNeeded(let missing)) = await unreadable.readiness() else { Issue.record("an unreadable PIN file was ready"); return }
+        #expect(missing.contains("/nonexistent/pin"), "\(missing)")
+    }
+
     /// Signatures that arrive while a person types the token's PIN wait for that login instead
     /// of each asking for the PIN (gpg-agent users know the pile of dialogs otherwise): eight at
     /// once on a token not logged in, one prompt.
