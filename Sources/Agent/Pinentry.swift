@@ -163,8 +163,10 @@ final class AssuanSession {
 
     init(_ command: [String], timeout: TimeInterval) throws {
         guard let program = command.first else { throw PinentryError(description: "no pinentry program configured") }
-        // Spawned with SIGTERM and SIGINT back to their defaults (the agent ignores them for
-        // itself, and Foundation's Process would pass that on): a dialog then goes when told.
+        // Spawned with no signal blocked and SIGTERM and SIGINT at their defaults: the threads
+        // that start dialogs descend from libdispatch's workers, which block those signals, and a
+        // signal mask survives exec (Foundation's Process passed it on). A dialog then goes when
+        // told.
         var stdin: [Int32] = [-1, -1], stdout: [Int32] = [-1, -1]
         guard pipe(&stdin) == 0 else { throw PinentryError(description: "pipe: \(String(cString: strerror(errno)))") }
         guard pipe(&stdout) == 0 else {

@@ -21,10 +21,10 @@ int CLinuxShims_getDumpable(void);
 int CLinuxShims_openPseudoTerminal(char *slavePath, size_t size);
 
 /// posix_spawn of `path` with `argv` (NULL-terminated) and the agent's environment, its stdin
-/// and stdout the given descriptors and its stderr /dev/null, with the signals the agent
-/// ignores or blocks for itself (INT, TERM, HUP, QUIT, PIPE) back to their defaults: ignored
-/// dispositions and the signal mask survive exec, and a dialog must die when told to. Returns 0
-/// and writes the child's pid, or an errno value.
+/// and stdout the given descriptors and its stderr /dev/null, with an empty signal mask and
+/// INT, TERM, HUP, QUIT and PIPE at their defaults: the calling thread's mask (libdispatch's
+/// threads block those signals) and ignored dispositions survive exec, and a dialog must die
+/// when told to. Returns 0 and writes the child's pid, or an errno value.
 int CLinuxShims_spawn(const char *path, char *const argv[], int stdinFD, int stdoutFD, pid_t *pid);
 
 #endif
