@@ -76,7 +76,7 @@ let package = Package(
         // Prints throughput figures; run with `swift run -c release bench`.
         .executableTarget(
             name: "bench",
-            dependencies: ["EthereumCore", "SmartSessions", "Agent", "Approval", "OwnerSigners", "SessionStore", "CSecp256k1", "COpenSSL", "CPKCS11"]
+            dependencies: ["EthereumCore", "SmartSessions", "Agent", "Approval", "OwnerSigners", "SessionStore", "CSecp256k1", "COpenSSL", "CPKCS11", "TestSupport"]
         ),
 
         .target(name: "TestSupport", dependencies: ["EthereumCore"], path: "Tests/TestSupport", resources: [.copy("Fixtures")]),

@@ -70,6 +70,11 @@ final class SessionSigner: @unchecked Sendable {
         // Checking, reserving and queueing the record happen under one lock, so concurrent
         // operations see each other's reservations (40 operations at a 10-use session: exactly
         // 10 are signed), and a session read again from the store sees the queued records.
+        // A client asking for what its session does not allow is worth an operator's look; the
+        // log line is written once the lock is released, so a flood of refusals cannot hold up
+        // the signatures of others.
+        var refusal: String?
+        defer { if let refusal { logger.notice("session \(r.sessionId): a user operation from \(r.client) was refused: \(refusal)") } }
         let (session, allowance, mode, durable) = try locked { () throws(AgentError) -> (ActiveSession, PolicyAllowance, SmartSessionMode, Bool) in
             var session = try activeSession(r.sessionId, client: r.client)
             let s = session.stored
@@ -90,8 +95,7 @@ final class SessionSigner: @unchecked Sendable {
                 enqueue(.init(sessionId: r.sessionId, delta: LedgerDelta(), enabledChain: nil, kind: "denied", audit: .object(JSONObject([
                     "session": .string(r.sessionId), "reason": .string(denial.reason), "message": .string(denial.message),
                 ])), at: now), done: nil)
-                // A client asking for what its session does not allow is worth an operator's look.
-                logger.notice("session \(r.sessionId): a user operation from \(r.client) was refused: \(denial.message)")
+                refusal = denial.message
                 throw AgentError(denial.reason == "expired" || denial.reason == "not_yet_valid" ? denial.reason : "policy_violation", denial.message)
             }
             let newlyEnabled = session.enabledChains.insert(r.chainId).inserted

@@ -5,57 +5,49 @@ import EthereumCore
 import Foundation
 import OwnerSigners
 import SessionStore
+import TestSupport
 
 /// Owner signing on a SoftHSM2 key through the agent's PKCS#11 owner (serial queue hop, kept
 /// session and login, CKM_ECDSA, low s, v by trial recovery and the address check) against a
 /// plain C_SignInit + C_Sign loop on the same key, for secp256k1 and P-256; then both again with
 /// the token in another process behind `p11-kit server`, as a network HSM would be.
 enum HSMBench {
-    static let pin = "123456"
-
     static func run(directory: String) async throws {
-        guard let module = ["/usr/lib/softhsm/libsofthsm2.so", "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so"].first(where: FileManager.default.fileExists) else {
-            print("pkcs11: SoftHSM2 is not installed (apt install softhsm2); skipped")
+        if let reason = SoftHSM.unavailableReason {
+            print("pkcs11: \(reason); skipped")
             return
         }
+        let hsm = SoftHSM.process   // its configuration is the one this process's SoftHSM reads
+        let module = SoftHSM.systemModule!
         try? FileManager.default.removeItem(atPath: directory)
-        try FileManager.default.createDirectory(atPath: directory + "/tokens", withIntermediateDirectories: true)
-        try "directories.tokendir = \(directory)/tokens\nobjectstore.backend = file\nlog.level = ERROR\n".write(toFile: directory + "/softhsm2.conf", atomically: true, encoding: .utf8)
-        setenv("SOFTHSM2_CONF", directory + "/softhsm2.conf", 1)
-        let util = Process()
-        util.executableURL = URL(fileURLWithPath: "/usr/bin/softhsm2-util")
-        util.arguments = ["--init-token", "--free", "--label", "bench", "--so-pin", "12345678", "--pin", pin]
-        util.standardOutput = FileHandle.nullDevice
-        try util.run()
-        util.waitUntilExit()
-        try pin.write(toFile: directory + "/pin", atomically: true, encoding: .utf8)
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        try hsm.initToken("bench")
+        let pin = PKCS11PINSource.file(directory + "/pin")
+        try SoftHSM.userPIN.write(toFile: directory + "/pin", atomically: true, encoding: .utf8)
 
         print("owner signing on SoftHSM2 (\(module)): the agent's PKCS#11 owner vs a plain C_SignInit + C_Sign loop")
         let token = try PKCS11URI("pkcs11:token=bench").with(modulePath: module)
         var keys: [PKCS11Key] = []
         for curve in PKCS11Curve.allCases {
-            keys.append(try await PKCS11Key.generate(on: token, curve: curve, label: "bench-\(curve)", pin: .file(directory + "/pin"), prompt: noPrompt, defaultModule: nil))
+            keys.append(try await PKCS11Key.generate(on: token, curve: curve, label: "bench-\(curve)", pin: pin, prompt: noPrompt, defaultModule: nil))
         }
         for key in keys { try await compare(key, detail: true) }
         try await sessionRequests(owner: keys[0], directory: directory)
 
         // The same keys through p11-kit's RPC, as for a token served from another process or container.
-        guard FileManager.default.fileExists(atPath: p11KitClient), FileManager.default.fileExists(atPath: "/usr/bin/p11-kit") else {
-            print("pkcs11 through p11-kit server: p11-kit or its client module is not installed; skipped")
-            return
-        }
-        let server = try serve(module: module, socket: directory + "/p11-kit.sock")
+        let socket = directory + "/p11-kit.sock"
+        let server = try hsm.serve(token: "bench", socket: socket)
         defer { server.terminate(); server.waitUntilExit() }
-        print("the same keys in another process, through p11-kit server and \(p11KitClient)")
+        setenv("P11_KIT_SERVER_ADDRESS", "unix:path=" + socket, 1)
+        print("the same keys in another process, through p11-kit server and \(SoftHSM.p11KitClient)")
         for key in keys {
-            var uri = key.uri.with(modulePath: p11KitClient)
+            var uri = key.uri.with(modulePath: SoftHSM.p11KitClient)
             uri.pinSource = nil
             try await compare(try await PKCS11Key.locate(uri, pin: key.pin, defaultModule: nil), detail: false)
         }
     }
 
     static let noPrompt: SecretPrompt = { _ in throw PKCS11Failure.pinNeeded("bench") }
-    static let p11KitClient = "/usr/lib/x86_64-linux-gnu/pkcs11/p11-kit-client.so"
     static let digests = (0..<64).map { i in Keccak256.hash([UInt8(i)]) }
 
     /// The agent's owner signer on `key` against the plain loop on the same module and key; with
@@ -127,25 +119,6 @@ enum HSMBench {
         row("  secp256k1: a whole session request the rules approve (Agent.request)", latency * 1e6, "µs/request")
     }
 
-    /// `p11-kit server` serving the bench token, its address exported for p11-kit-client.
-    static func serve(module: String, socket: String) throws -> Process {
-        let server = Process()
-        server.executableURL = URL(fileURLWithPath: "/usr/bin/p11-kit")
-        server.arguments = ["server", "-f", "-n", socket, "--provider", module, "pkcs11:token=bench"]
-        let out = Pipe()
-        server.standardOutput = out
-        server.standardError = FileHandle.nullDevice
-        try server.run()
-        var printed = ""
-        while !printed.contains("P11_KIT_SERVER_ADDRESS") {
-            let chunk = out.fileHandleForReading.availableData
-            guard !chunk.isEmpty else { throw BenchFailure("p11-kit server exited") }
-            printed += String(decoding: chunk, as: UTF8.self)
-        }
-        setenv("P11_KIT_SERVER_ADDRESS", "unix:path=" + socket, 1)
-        return server
-    }
-
     /// Mean seconds per call of `body`, called in sequence (latency, not throughput).
     static func timed(seconds: Double, _ body: (Int) async throws -> Void) async throws -> Double {
         for i in 0..<20 { try await body(i) }
@@ -177,7 +150,7 @@ final class PlainSigner: @unchecked Sendable {
         var slots = [CK_SLOT_ID](repeating: 0, count: 8)
         _ = f.pointee.C_GetSlotList(CK_BBOOL(CK_TRUE), &slots, &count)
         for slot in slots.prefix(Int(count)) where f.pointee.C_OpenSession(slot, CK_FLAGS(CKF_SERIAL_SESSION | CKF_RW_SESSION), nil, nil, &session) == CKR_OK {
-            var pinBytes = Array(HSMBench.pin.utf8)
+            var pinBytes = Array(SoftHSM.userPIN.utf8)
             let login = f.pointee.C_Login(session, CK_USER_TYPE(CKU_USER), &pinBytes, CK_ULONG(pinBytes.count))
             guard login == CKR_OK || login == CKR_USER_ALREADY_LOGGED_IN else { continue }
             var keyClass = CK_OBJECT_CLASS(CKO_PRIVATE_KEY)

@@ -445,23 +445,7 @@ struct PKCS11ServerTests {
     }
 
     /// Starts the server; it prints its address once the socket is listening.
-    func serve(_ socket: String) throws -> Process {
-        let server = Process()
-        server.executableURL = URL(fileURLWithPath: "/usr/bin/p11-kit")
-        server.arguments = ["server", "-f", "-n", socket, "--provider", SoftHSM.systemModule!, "pkcs11:token=\(token)"]
-        server.environment = hsm.environment
-        let out = Pipe()
-        server.standardOutput = out
-        server.standardError = FileHandle.nullDevice
-        try server.run()
-        var printed = ""
-        while !printed.contains("P11_KIT_SERVER_ADDRESS") {
-            let chunk = out.fileHandleForReading.availableData
-            guard !chunk.isEmpty else { throw Oracle.Failure(description: "p11-kit server exited") }
-            printed += String(decoding: chunk, as: UTF8.self)
-        }
-        return server
-    }
+    func serve(_ socket: String) throws -> Process { try hsm.serve(token: token, socket: socket) }
 
     /// Stops the server and the child it forked for each connection, as when its container
     /// stops. The listener is frozen first, so a client reconnecting meanwhile cannot get a

@@ -107,6 +107,27 @@ public final class SoftHSM: Sendable {
         return Array(der.suffix(65))
     }
 
+    /// `p11-kit server` serving `token` on `socket`, as an operator runs it for a token in
+    /// another process or container; returns once the socket listens (the server prints its
+    /// address then). The caller stops it.
+    public func serve(token: String, socket: String) throws -> Process {
+        let server = Process()
+        server.executableURL = URL(fileURLWithPath: "/usr/bin/p11-kit")
+        server.arguments = ["server", "-f", "-n", socket, "--provider", Self.systemModule!, "pkcs11:token=\(token)"]
+        server.environment = environment
+        let out = Pipe()
+        server.standardOutput = out
+        server.standardError = FileHandle.nullDevice
+        try server.run()
+        var printed = ""
+        while !printed.contains("P11_KIT_SERVER_ADDRESS") {
+            let chunk = out.fileHandleForReading.availableData
+            guard !chunk.isEmpty else { throw Oracle.Failure(description: "p11-kit server exited") }
+            printed += String(decoding: chunk, as: UTF8.self)
+        }
+        return server
+    }
+
     @discardableResult
     public func tool(_ name: String, _ arguments: [String]) throws -> String {
         guard let path = Self.which(name) else { throw Oracle.Failure(description: "\(name) is not installed") }

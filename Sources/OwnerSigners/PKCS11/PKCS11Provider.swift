@@ -150,28 +150,21 @@ public final class PKCS11Provider: @unchecked Sendable {
         if case .success(let value) = try await attempt() { return value }
         // One PIN prompt per token at a time: requests that arrive while a person types the PIN
         // wait for that login instead of asking again.
-        let turns = pinTurns(state.tokenKey)
-        // The prompt is only used before this returns.
-        let outcome: Result<T, PKCS11Failure> = await withoutActuallyEscaping(prompt) { prompt in
-            await turns.run { () async -> Result<T, PKCS11Failure> in
-                do throws(PKCS11Failure) {
-                    let request: PINRequest
-                    switch try await attempt() {
-                    case .success(let value): return .success(value)
-                    case .failure(let r): request = r
-                    }
-                    let secret = try await Self.readPIN(pin, token: request.token, prompt: prompt)
-                    return .success(try await self.run { () throws(PKCS11Failure) -> T in
-                        let (session, loggedIn, _) = try self.session(for: uri, state.tokenKey)
-                        if !loggedIn {
-                            try self.login(session, tokenKey: state.tokenKey, token: try self.tokenInfo(session, state.tokenKey), pin: secret, source: pin)
-                        }
-                        return try call(session)
-                    })
-                } catch { return .failure(error) }
+        return try await pinTurns(state.tokenKey).run { () async throws(PKCS11Failure) -> T in
+            let request: PINRequest
+            switch try await attempt() {
+            case .success(let value): return value
+            case .failure(let r): request = r
+            }
+            let secret = try await Self.readPIN(pin, token: request.token, prompt: prompt)
+            return try await self.run { () throws(PKCS11Failure) -> T in
+                let (session, loggedIn, _) = try self.session(for: uri, state.tokenKey)
+                if !loggedIn {
+                    try self.login(session, tokenKey: state.tokenKey, token: try self.tokenInfo(session, state.tokenKey), pin: secret, source: pin)
+                }
+                return try call(session)
             }
         }
-        return try outcome.get()
     }
 
     /// The turns of a token's PIN prompts, by the token's name in the caches.
