@@ -156,9 +156,12 @@ public enum OwnerLoader {
         return passphraseFile.map { FileSecretOwner(owner, passphraseFile: $0) } ?? owner
     }
 
-    /// Finds the key on its token (which must be present) and derives its address.
-    public static func pkcs11(_ uri: PKCS11URI, pin: PKCS11PINSource, defaultModule: String?) async throws(AgentError) -> PKCS11Owner {
-        do throws(PKCS11Failure) { return try await PKCS11Owner.load(uri, pin: pin, defaultModule: defaultModule) } catch {
+    /// Finds the key on its token (which must be present) and derives its address. `loginPIN`
+    /// logs in to a token that shows its keys only after a login, when the PIN is not `pin`'s.
+    public static func pkcs11(_ uri: PKCS11URI, pin: PKCS11PINSource, loginPIN: SecretBytes? = nil,
+                              defaultModule: String?) async throws(AgentError) -> PKCS11Owner {
+        let askPIN: SecretPrompt = loginPIN.map { given in { @Sendable _ in given } } ?? PKCS11Key.nobodyToAsk
+        do throws(PKCS11Failure) { return try await PKCS11Owner.load(uri, pin: pin, askPIN: askPIN, defaultModule: defaultModule) } catch {
             throw AgentError(error.ownerError.reason, "\(error)")
         }
     }

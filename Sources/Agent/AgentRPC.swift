@@ -172,7 +172,6 @@ public struct AgentRPC: Sendable {
             return .array(await agent.pendingRequests().map { Self.json($0, withReview: true) })
         case "pending_decide":
             guard let approve = p["approve"]?.boolValue else { throw .badRequest("params.approve: true or false") }
-            func secret(_ text: String) -> SecretBytes { Array(text.utf8).withUnsafeBytes { SecretBytes(copying: $0) } }
             // `passphrase` serves every owner; `secrets` gives owners their own, by address.
             var secrets: [Address: SecretBytes] = [:]
             if let given = p["secrets"] {
@@ -181,11 +180,11 @@ public struct AgentRPC: Sendable {
                     guard let text = value.stringValue, let address = try? Address(owner) else {
                         throw .badRequest("params.secrets: an object of owner address to passphrase or PIN")
                     }
-                    secrets[address] = secret(text)
+                    secrets[address] = SecretBytes(utf8: text)
                 }
             }
             let decided = try await agent.decide(try string(p, "id"), approve: approve, approver: p["approver"]?.stringValue ?? "operator (\(client))",
-                                                 reason: p["reason"]?.stringValue ?? "", ownerSecret: p["passphrase"]?.stringValue.map(secret), ownerSecrets: secrets)
+                                                 reason: p["reason"]?.stringValue ?? "", ownerSecret: p["passphrase"]?.stringValue.map(SecretBytes.init(utf8:)), ownerSecrets: secrets)
             return Self.json(decided, withReview: false)
         case "accounts_list":
             return .array(await agent.accountList().map(\.json))
@@ -203,7 +202,9 @@ public struct AgentRPC: Sendable {
                 guard pinFile?.hasPrefix("/") ?? true else { throw .badRequest("params.pinFile: an absolute path") }
                 let uri: PKCS11URI
                 do { uri = try PKCS11URI(text) } catch { throw .badRequest("params.pkcs11: \(error)") }
-                let located = try await OwnerLoader.pkcs11(uri, pin: pinFile.map { .file($0) } ?? .prompt, defaultModule: pkcs11Module)
+                // `pin` serves once, for a token that shows its keys only after a login; never kept.
+                let loginPIN = p["pin"]?.stringValue.map(SecretBytes.init(utf8:))
+                let located = try await OwnerLoader.pkcs11(uri, pin: pinFile.map { .file($0) } ?? .prompt, loginPIN: loginPIN, defaultModule: pkcs11Module)
                 owner = located
                 registration = .init(address: located.identity.address.checksummed, backend: "pkcs11", location: located.uri.description, secretFile: pinFile)
             } else {
@@ -239,7 +240,7 @@ public struct AgentRPC: Sendable {
             await agent.lock()
             return .object(JSONObject(["locked": true]))
         case "agent_unlock":
-            let passphrase = p["passphrase"]?.stringValue.map { Array($0.utf8).withUnsafeBytes { SecretBytes(copying: $0) } }
+            let passphrase = p["passphrase"]?.stringValue.map(SecretBytes.init(utf8:))
             try await agent.unlock(passphrase)
             return .object(JSONObject(["locked": false]))
         case "rules_reload":

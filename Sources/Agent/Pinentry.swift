@@ -168,12 +168,11 @@ final class AssuanSession {
         // signal mask survives exec (Foundation's Process passed it on). A dialog then goes when
         // told.
         var stdin: [Int32] = [-1, -1], stdout: [Int32] = [-1, -1]
-        guard pipe(&stdin) == 0 else { throw PinentryError(description: "pipe: \(String(cString: strerror(errno)))") }
-        guard pipe(&stdout) == 0 else {
+        guard CLinuxShims_pipeClosedOnExec(&stdin) == 0 else { throw PinentryError(description: "pipe: \(String(cString: strerror(errno)))") }
+        guard CLinuxShims_pipeClosedOnExec(&stdout) == 0 else {
             stdin.forEach { Glibc.close($0) }
             throw PinentryError(description: "pipe: \(String(cString: strerror(errno)))")
         }
-        for fd in stdin + stdout { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
         let arguments = command.map { strdup($0) } + [nil]
         defer { arguments.forEach { free($0) } }
         var child: pid_t = 0

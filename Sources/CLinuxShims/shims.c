@@ -60,3 +60,5 @@ int CLinuxShims_spawn(const char *path, char *const argv[], int stdinFD, int std
     posix_spawn_file_actions_destroy(&actions);
     return result;
 }
+
+int CLinuxShims_pipeClosedOnExec(int fds[2]) { return pipe2(fds, O_CLOEXEC); }

@@ -7,13 +7,12 @@ import Foundation
 import OwnerSigners
 import SessionStore
 import SmartSessions
+import TestSupport
 
 enum AgentBench {
     static let account = try! Address("0x7227dcfb0c5ec7a5f539f97b18be261c49687ed6")
     static let target = try! Address("0x1c7D4B196Cb0C7B01d743Fbc6116a902379C7238")
     static let chain: UInt64 = 11_155_111
-
-    static func secret(_ text: String) -> SecretBytes { Array(text.utf8).withUnsafeBytes { SecretBytes(copying: $0) } }
 
     /// A session with only a time frame (nothing to remember per signature), and one with usage
     /// and spending limits (every signature updates the ledger, durably).

@@ -103,7 +103,7 @@ enum HSMBench {
     /// signature and its check, the durable insert into the store).
     static func sessionRequests(owner key: PKCS11Key, directory: String) async throws {
         let store = try SessionStore(path: directory + "/store.sqlite")
-        try store.initialize(passphrase: AgentBench.secret("bench"), scryptN: 1024)
+        try store.initialize(passphrase: secret("bench"), scryptN: 1024)
         let owner = try PKCS11Owner(key)
         let account = AccountConfig(address: AgentBench.account, kind: .erc7579Reference, owners: [owner.identity.address], chains: [AgentBench.chain])
         let agent = Agent(store: store, owners: [owner], accounts: [account], rules: try RulesFile(toml: "default = \"approve\""), ownerPrompt: noPrompt)

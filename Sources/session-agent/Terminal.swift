@@ -30,6 +30,6 @@ enum Terminal {
         }
         guard var line = readLine(strippingNewline: true) else { return nil }
         defer { line.withUTF8 { SecretBytes.zero(UnsafeMutableRawBufferPointer(mutating: UnsafeRawBufferPointer($0))) } }
-        return Array(line.utf8).withUnsafeBytes { SecretBytes(copying: $0) }
+        return SecretBytes(utf8: line)
     }
 }

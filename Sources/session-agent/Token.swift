@@ -35,6 +35,7 @@ struct PKCS11TokenList: AsyncParsableCommand {
         abstract: "Show the slots with a token, and the EC keys on each: the Ethereum address of secp256k1 keys, the public key of P-256 keys, and the URI that selects each.")
 
     @OptionGroup var pkcs11: PKCS11Options
+    @Flag(help: "Log in to each token first (PIN from --pin-file, or asked), to see keys a token shows only after a login.") var login = false
     @OptionGroup var output: OutputOptions
 
     func run() async throws {
@@ -59,16 +60,17 @@ struct PKCS11TokenList: AsyncParsableCommand {
                     tokenURI.modulePath = path
                     let keys: [PKCS11KeyInfo]
                     do {
-                        keys = try await provider.withSession(tokenURI) { session, _ throws(PKCS11Failure) in
+                        let read: @Sendable (PKCS11Session, PKCS11Provider.TokenState) throws(PKCS11Failure) -> [PKCS11KeyInfo] = { session, _ throws(PKCS11Failure) in
                             do { return try session.ecPublicKeys() } catch { throw .failed("\(error)") }
                         }
+                        keys = login ? try await provider.withLogin(tokenURI, pin: pkcs11.pin, prompt: pkcs11.prompt, read) : try await provider.withSession(tokenURI, read)
                     } catch {
                         text.append("  slot \(info.slot): token \"\(info.label)\": \(error)")
                         continue
                     }
                     let flags = [info.pinLocked ? "PIN LOCKED" : nil, info.pinFinalTry ? "one PIN try left" : nil, info.pinCountLow ? "PIN count low" : nil].compactMap { $0 }
                     text.append("  slot \(info.slot): token \"\(info.label)\" (\(info.manufacturer) \(info.model), serial \(info.serial))\(flags.isEmpty ? "" : " [" + flags.joined(separator: ", ") + "]")")
-                    if keys.isEmpty { text.append("    no EC keys visible without login") }
+                    if keys.isEmpty { text.append(login ? "    no EC keys" : "    no EC keys visible without a login (--login shows those a token hides)") }
                     for key in keys {
                         let shown = key.address.map { "address \($0.checksummed)" } ?? "public key \(key.publicKeyHex)"
                         text.append("    \(key.curve.rawValue) \"\(key.label)\" id \(Hex.encode(key.id).dropFirst(2)): \(shown)")
@@ -126,7 +128,10 @@ struct OwnerAdd: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "add",
         abstract: "Register an owner key with the running agent: a keystore file, or a key on a PKCS#11 token (pkcs11:…).",
-        discussion: "The agent reads the key's public half from the token (no PIN needed) and keeps the registration in its store.")
+        discussion: """
+            The agent reads the key's public half from the token (no PIN needed) and keeps the registration in its store. \
+            A token that shows its keys only after a login (AWS CloudHSM) has the PIN asked here, once, unless --pin-file names it.
+            """)
 
     @Argument(help: "A PKCS#11 URI (pkcs11:token=…;object=…) or a keystore file.") var owner: String
     @Option(name: .customLong("pin-file"), help: "The token's PIN file, read by the agent at each login (unattended servers). Default: asked at approval.") var pinFile: String?
@@ -145,7 +150,15 @@ struct OwnerAdd: ParsableCommand {
                 params["keystore"] = .string(absolute(owner))
                 if let passphraseFile { params["passphraseFile"] = .string(absolute(passphraseFile)) }
             }
-            let result = try remote { try connectAgent(socket ?? AgentClient.defaultControlSocket).call("owners_add", params) }
+            let add = { (params: JSONObject) in try remote { try connectAgent(socket ?? AgentClient.defaultControlSocket).call("owners_add", params) } }
+            let result: JSONValue
+            do { result = try add(params) } catch let failure as CommandFailure where failure.reason == "secret_needed" && params["pkcs11"] != nil && pinFile == nil {
+                // The token shows its keys only after a login: the agent logs in once with the
+                // PIN typed here (and keeps it nowhere), as `pkcs11-tool --login` would.
+                guard let pin = Terminal.readSecret(failure.message + "\nPIN: "), pin.count > 0 else { throw failure }
+                params["pin"] = .string(pin.withUnsafeBytes { String(decoding: $0, as: UTF8.self) })
+                result = try add(params)
+            }
             return CommandOutput(text: "\(result["address"]?.stringValue ?? "?") (\(result["location"]?.stringValue ?? ""))", json: result)
         }
     }

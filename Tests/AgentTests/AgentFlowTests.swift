@@ -13,10 +13,6 @@ let WorkedSession = Session(sessionValidator: SmartSessionAddresses.ownableValid
                             sessionValidatorInitData: try! OwnableValidatorConfig(threshold: 1, owners: [AgentFlowTests.owner.address]).initData,
                             actions: [ActionData(actionTargetSelector: .valueTransfer, actionTarget: AgentFlowTests.account, actionPolicies: [PolicyConfig.sudo.policyData])])
 
-func secret(_ text: String) -> SecretBytes {
-    Array(text.utf8).withUnsafeBytes { SecretBytes(copying: $0) }
-}
-
 /// The agent's flow in-process, with the real store (a SQLite file), a keystore owner and the
 /// example rules file: request, rules approval, owner signature, scoped signing, denials.
 @Suite("The agent: request, approval, owner signature, signing inside the scope")

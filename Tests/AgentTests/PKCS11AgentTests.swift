@@ -114,6 +114,38 @@ struct PKCS11AgentTests {
         }
     }
 
+    /// A token that shows its keys only after a login (CloudHSM): `token list --login` shows
+    /// them, and `owner add` asks for the PIN once (here on its standard input) when no PIN file
+    /// is named; the agent keeps the login, not the PIN.
+    @Test func aKeyShownOnlyAfterALoginIsListedAndAdded() throws {
+        try hsm.initToken(token)
+        try hsm.generateKey(token: token, label: "owner", id: "0a", hiddenBeforeLogin: true)
+        let address = Address(publicKey: Array(try hsm.publicPoint(token: token, id: "0a", pin: SoftHSM.userPIN).dropFirst()))
+        let module = SoftHSM.systemModule!
+        let pinFile = hsm.directory.appendingPathComponent("pin-\(token)").path
+        try SoftHSM.userPIN.write(toFile: pinFile, atomically: true, encoding: .utf8)
+        func listed(_ login: [String]) throws -> [JSONValue] {
+            let run = try Command.run(Command.sessionAgent, ["token", "list", "--module", module, "--json"] + login, environment: hsm.environment)
+            #expect(run.status == 0, "\(run.stderr)")
+            let tokens = (try JSONValue(parsing: run.stdout).arrayValue ?? []).flatMap { $0["tokens"]?.arrayValue ?? [] }
+            return tokens.first { $0["label"]?.stringValue == token }?["keys"]?.arrayValue ?? []
+        }
+        #expect(try listed([]).isEmpty)
+        #expect(try listed(["--login", "--pin-file", pinFile]).map { $0["address"]?.stringValue } == [address.checksummed])
+
+        let agent = try AgentProcess(rules: "default = \"approve\"", environment: hsm.environment)
+        try agent.start()
+        let uri = "pkcs11:token=\(token);object=owner?module-path=\(module)"
+        let refused = try Command.run(Command.sessionAgent, ["owner", "add", uri, "--socket", agent.controlSocket], stdin: [])
+        #expect(refused.status == 1 && refused.stderr.contains("only after a login"), "\(refused.stderr)")
+        let added = try Command.run(Command.sessionAgent, ["owner", "add", uri, "--socket", agent.controlSocket, "--json"], stdin: Array((SoftHSM.userPIN + "\n").utf8))
+        #expect(added.status == 0, "\(added.stderr)")
+        #expect(try JSONValue(parsing: added.stdout)["address"]?.stringValue == address.checksummed)
+        let owners = try AgentClient(path: agent.controlSocket).call("owners_list").arrayValue ?? []
+        #expect(owners.contains { $0["address"]?.stringValue == address.checksummed && $0["ready"] == .bool(true) }, "\(owners)")
+        #expect(!agent.logs.contains(SoftHSM.userPIN))
+    }
+
     @Test func aWrongPINFailsTheApprovalClearly() throws {
         let (_, address, pinFile) = try tokenWithKey()
         try SoftHSM.wrongPIN.write(toFile: pinFile, atomically: true, encoding: .utf8)

@@ -291,10 +291,10 @@ struct SocketTests {
         agent.stop()
 
         let store = try SessionStore(path: agent.directory.appendingPathComponent("data/store.sqlite").path)
-        try store.unlock(passphrase: Array(agent.storePassphrase.utf8).withUnsafeBytes { SecretBytes(copying: $0) })
+        try store.unlock(passphrase: secret(agent.storePassphrase))
         let sessionKey = try store.sessionKey(id: session).withUnsafeBytes { Hex.encode($0, prefix: false) }
         let keystore = try Keystore(parsing: [UInt8](try Data(contentsOf: agent.directory.appendingPathComponent("owner.json"))))
-        let ownerKey = try keystore.decrypt(passphrase: Array(agent.ownerPassphrase.utf8).withUnsafeBytes { SecretBytes(copying: $0) }).withUnsafeBytes { Hex.encode($0, prefix: false) }
+        let ownerKey = try keystore.decrypt(passphrase: secret(agent.ownerPassphrase)).withUnsafeBytes { Hex.encode($0, prefix: false) }
         let auditText = try String(decoding: Data(contentsOf: agent.directory.appendingPathComponent("data/store.sqlite")), as: UTF8.self)
         for secret in [agent.ownerPassphrase, agent.storePassphrase, sessionKey, ownerKey] {
             #expect(!agent.logs.contains(secret))

@@ -4,11 +4,6 @@ import OwnerSigners
 import Testing
 import TestSupport
 
-func secret(_ text: String) -> SecretBytes {
-    let bytes = Array(text.utf8)
-    return bytes.withUnsafeBytes { SecretBytes(copying: $0) }
-}
-
 @Suite("Keystore v3 files interoperate with eth-account")
 struct KeystoreTests {
     @Test(.enabled(if: Oracle.isAvailable, "\(Oracle.unavailableReason ?? "")"))

@@ -261,6 +261,40 @@ struct PKCS11OwnerTests {
         #expect(missing.contains("/nonexistent/pin"), "\(missing)")
     }
 
+    /// Some HSMs (CloudHSM) show no object before a login. The key is found with the PIN from
+    /// its file or the one a person gives; with neither, the error says a PIN is what is missing,
+    /// and a registered owner's readiness asks for it instead of calling the key gone.
+    @Test func aKeyShownOnlyAfterALogin() async throws {
+        try hsm.initToken(token)
+        try hsm.generateKey(token: token, label: "k1key", id: "01", hiddenBeforeLogin: true)
+        let expected = Address(publicKey: Array(try hsm.publicPoint(token: token, id: "01", pin: SoftHSM.userPIN).dropFirst()))
+        #expect(try hsm.tool("pkcs11-tool", ["--module", SoftHSM.systemModule!, "--token-label", token, "-O"]).contains("k1key") == false)
+
+        let module = try hsm.privateModule()
+        await #expect { _ = try await PKCS11Owner.load(try uri(module), pin: .prompt, defaultModule: nil) } throws: { error in
+            guard case PKCS11Failure.pinNeeded(let message) = error else { return false }
+            return message.contains("token \"\(token)\"") && message.contains("only after a login")
+        }
+        let registered = PKCS11Owner(uri: try uri(module), pin: .prompt, address: expected)
+        guard case .needsSecret(let asks) = await registered.readiness() else { Issue.record("a hidden key was not ready for a PIN"); return }
+        #expect(asks.hasPrefix("PIN for token \"\(token)\""), "\(asks)")
+        let found = try await PKCS11Owner.load(try uri(module), pin: .prompt, askPIN: { _ in secret(SoftHSM.userPIN) }, defaultModule: nil)
+        #expect(found.identity.address == expected)
+        #expect(await registered.readiness() == .ready)
+        let digest = Bytes32(Array(repeating: 5, count: 32))
+        #expect(try await registered.sign(Self.approved(digest), prompt: Self.noPrompt).recoverAddress(digest: digest) == expected)
+
+        // Another instance, not logged in: the PIN file serves the lookup as it serves signing;
+        // a URI naming nothing says so after the login.
+        let unattended = try hsm.privateModule()
+        let byFile = try await PKCS11Owner.load(try uri(unattended), pin: .file(try pinFile(SoftHSM.userPIN)), defaultModule: nil)
+        #expect(byFile.identity.address == expected)
+        await #expect { _ = try await PKCS11Owner.load(try uri(try hsm.privateModule(), object: "absent"), pin: .file(try pinFile(SoftHSM.userPIN)), defaultModule: nil) } throws: { error in
+            guard case PKCS11Failure.keyNotFound(let message) = error else { return false }
+            return message.contains("not even after a login")
+        }
+    }
+
     /// Signatures that arrive while a person types the token's PIN wait for that login instead
     /// of each asking for the PIN (gpg-agent users know the pile of dialogs otherwise): eight at
     /// once on a token not logged in, one prompt.

@@ -7,10 +7,6 @@ import SmartSessions
 import Testing
 import TestSupport
 
-func secret(_ text: String) -> SecretBytes {
-    Array(text.utf8).withUnsafeBytes { SecretBytes(copying: $0) }
-}
-
 @Suite("The session-key store: sealed keys, binding, lifetimes, ledger, audit chain")
 struct SessionStoreTests {
     static let account = try! Address("0x7227dcfb0c5ec7a5f539f97b18be261c49687ed6")

@@ -91,17 +91,21 @@ public final class SoftHSM: Sendable {
     private let toolLock = NSLock()
 
     /// A key pair made by pkcs11-tool, as an operator would (`EC:secp256k1` or `EC:prime256v1`);
-    /// with `alwaysAuthenticate`, one that wants the PIN at every signature, as PIV signature keys do.
+    /// with `alwaysAuthenticate`, one that wants the PIN at every signature, as PIV signature keys do;
+    /// with `hiddenBeforeLogin`, one whose public half shows only after a login, as on CloudHSM.
     public func generateKey(token: String, label: String, id: String, keyType: String = "EC:secp256k1", pin: String = userPIN,
-                            alwaysAuthenticate: Bool = false) throws {
+                            alwaysAuthenticate: Bool = false, hiddenBeforeLogin: Bool = false) throws {
         try tool("pkcs11-tool", ["--module", Self.systemModule!, "--token-label", token, "--login", "--pin", pin,
-                                 "--keypairgen", "--key-type", keyType, "--id", id, "--label", label] + (alwaysAuthenticate ? ["--always-auth"] : []))
+                                 "--keypairgen", "--key-type", keyType, "--id", id, "--label", label]
+                                 + (alwaysAuthenticate ? ["--always-auth"] : []) + (hiddenBeforeLogin ? ["--private"] : []))
     }
 
     /// The key's public point (04 ‖ X ‖ Y), read back by pkcs11-tool: independent of our reader.
-    public func publicPoint(token: String, id: String) throws -> [UInt8] {
+    /// With `pin`, after a login (a public half hidden before one).
+    public func publicPoint(token: String, id: String, pin: String? = nil) throws -> [UInt8] {
         let out = directory.appendingPathComponent("pub-\(UUID().uuidString.prefix(8)).der").path
-        try tool("pkcs11-tool", ["--module", Self.systemModule!, "--token-label", token, "--read-object", "--type", "pubkey", "--id", id, "-o", out])
+        try tool("pkcs11-tool", ["--module", Self.systemModule!, "--token-label", token, "--read-object", "--type", "pubkey", "--id", id, "-o", out]
+                                 + (pin.map { ["--login", "--pin", $0] } ?? []))
         // A SubjectPublicKeyInfo for a 256-bit curve ends with the 65-byte uncompressed point.
         let der = [UInt8](try Data(contentsOf: URL(fileURLWithPath: out)))
         return Array(der.suffix(65))

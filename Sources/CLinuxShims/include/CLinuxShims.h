@@ -27,4 +27,8 @@ int CLinuxShims_openPseudoTerminal(char *slavePath, size_t size);
 /// when told to. Returns 0 and writes the child's pid, or an errno value.
 int CLinuxShims_spawn(const char *path, char *const argv[], int stdinFD, int stdoutFD, pid_t *pid);
 
+/// pipe2(fds, O_CLOEXEC) (_GNU_SOURCE only): both ends close on exec from their first instant,
+/// so a process another thread spawns meanwhile cannot inherit them. 0, or -1 with errno set.
+int CLinuxShims_pipeClosedOnExec(int fds[2]);
+
 #endif

@@ -25,6 +25,14 @@ public final class SecretBytes: @unchecked Sendable, CustomStringConvertible {
         self.init(count: bytes.count) { $0.copyMemory(from: bytes) }
     }
 
+    /// The UTF-8 bytes of a PIN or passphrase typed or sent as text, copied straight in (no
+    /// intermediate array left behind unzeroed).
+    public convenience init(utf8 text: String) {
+        self.init(count: text.utf8.count) { buffer in
+            for (i, byte) in text.utf8.enumerated() { buffer[i] = byte }
+        }
+    }
+
     public var count: Int { buffer.count }
 
     public func withUnsafeBytes<R, E: Error>(_ body: (UnsafeRawBufferPointer) throws(E) -> R) throws(E) -> R {

@@ -78,21 +78,28 @@ public struct PKCS11Key: Sendable {
     /// The module the key is on (the benchmark reaches the same queue through it).
     public let provider: PKCS11Provider
 
-    /// Finds the key's public half on the token (no login needed).
-    public static func locate(_ uri: PKCS11URI, pin: PKCS11PINSource, defaultModule: String?) async throws(PKCS11Failure) -> PKCS11Key {
+    /// Finds the key's public half on the token. Public objects need no login, but some HSMs
+    /// (CloudHSM) show no object before one: then the process logs in, with the PIN from `pin`
+    /// or, when a person gives it, from `askPIN` (by default nobody is there to ask).
+    public static func locate(_ uri: PKCS11URI, pin: PKCS11PINSource, askPIN: SecretPrompt = nobodyToAsk,
+                              defaultModule: String?) async throws(PKCS11Failure) -> PKCS11Key {
         let provider = try await PKCS11Provider.locate(uri, defaultModule: defaultModule)
         guard uri.object != nil || uri.id != nil else { throw .keyNotFound("\(uri) names no key; add object= or id=") }
         let read: @Sendable (PKCS11Session, PKCS11Provider.TokenState) throws(PKCS11Failure) -> [PKCS11KeyInfo] = { session, _ throws(PKCS11Failure) in
             do { return try session.ecPublicKeys(matching: uri) } catch { throw .failed("\(error)") }
         }
         var keys = try await provider.withSession(uri, read)
-        // Some HSMs (CloudHSM) show no object before a login; log in when the PIN is at hand.
-        if keys.isEmpty, pin.unattended { keys = try await provider.withLogin(uri, pin: pin, prompt: { _ in throw PKCS11Failure.pinNeeded("no PIN") }, read) }
+        let hidden = keys.isEmpty ? try await provider.loginPrompt(uri) != nil : false
+        if hidden { keys = try await provider.withLogin(uri, pin: pin, prompt: askPIN, read) }
         guard keys.count == 1, let info = keys.first else {
-            throw .keyNotFound(keys.isEmpty ? "no EC public key matches \(uri)" : "\(keys.count) EC keys match \(uri); add id=")
+            let after = hidden ? " (not even after a login)" : ""
+            throw .keyNotFound(keys.isEmpty ? "no EC public key matches \(uri)\(after)" : "\(keys.count) EC keys match \(uri); add id=")
         }
         return PKCS11Key(uri: info.uri(on: uri.with(modulePath: provider.modulePath)), info: info, pin: pin, provider: provider)
     }
+
+    /// The PIN prompt of a lookup with no person at hand: the token's PIN is what is missing.
+    public static let nobodyToAsk: SecretPrompt = { _ in throw PKCS11Failure.pinNeeded("it shows its keys only after a login") }
 
     /// Makes a key pair on the token: the private half is sensitive, not extractable, and signs.
     /// Its id is random (16 bytes), so it never collides with keys other tools made.
@@ -170,8 +177,9 @@ public struct PKCS11Owner: OwnerSigner {
         identity = OwnerIdentity(backend: "pkcs11", address: address, location: uri.description)
     }
 
-    public static func load(_ uri: PKCS11URI, pin: PKCS11PINSource, defaultModule: String?) async throws(PKCS11Failure) -> PKCS11Owner {
-        try PKCS11Owner(try await PKCS11Key.locate(uri, pin: pin, defaultModule: defaultModule))
+    public static func load(_ uri: PKCS11URI, pin: PKCS11PINSource, askPIN: SecretPrompt = PKCS11Key.nobodyToAsk,
+                            defaultModule: String?) async throws(PKCS11Failure) -> PKCS11Owner {
+        try PKCS11Owner(try await PKCS11Key.locate(uri, pin: pin, askPIN: askPIN, defaultModule: defaultModule))
     }
 
     public func sign(_ approved: ApprovedDigest, prompt: SecretPrompt) async throws(OwnerSignerError) -> RecoverableSignature {
@@ -188,11 +196,17 @@ public struct PKCS11Owner: OwnerSigner {
     }
 
     /// The token must be present and hold the owner's key (its public half, read without a
-    /// login). Then: ready when the process is logged in or the PIN comes from a file or the
-    /// environment (which must be readable), else the PIN prompt a person will see.
+    /// login where the token shows it). Then: ready when the process is logged in or the PIN
+    /// comes from a file or the environment (which must be readable), else the PIN prompt a
+    /// person will see.
     public func readiness() async -> OwnerReadiness {
         do throws(PKCS11Failure) {
-            let key = try await PKCS11Key.locate(uri, pin: pin, defaultModule: nil)
+            let key: PKCS11Key
+            do throws(PKCS11Failure) { key = try await PKCS11Key.locate(uri, pin: pin, defaultModule: nil) } catch .pinNeeded(let problem) where !pin.unattended {
+                // The token shows its keys only after a login: the person's PIN will show this one.
+                guard let prompt = try await provider.loginPrompt(uri) else { throw .pinNeeded(problem) }
+                return .needsSecret(prompt)
+            }
             guard key.info.address == identity.address else {
                 throw .keyNotFound("the key \(uri.objectName) on the token is \(key.info.address.map(\.checksummed) ?? "not secp256k1") now, not \(identity.address)")
             }

@@ -22,7 +22,7 @@ public enum PKCS11PINSource: Sendable, Equatable, CustomStringConvertible {
             do { return try SecretFile.read(path, what: "PIN file") } catch { throw .pinNeeded(error.description) }
         case .environment(let name):
             guard let value = ProcessInfo.processInfo.environment[name] else { throw .pinNeeded("the environment variable \(name) (the PIN) is not set") }
-            return Array(value.utf8).withUnsafeBytes { SecretBytes(copying: $0) }
+            return SecretBytes(utf8: value)
         case .prompt:
             return nil
         }
