@@ -13,6 +13,16 @@ public struct AgentRPC: Sendable {
                                        "session_signUserOperation", "session_export", "session_revoke"]
     public static let controlMethods = ["agent_info", "pending_list", "pending_get", "pending_secret", "pending_decide", "sessions_list", "session_revoke",
                                         "accounts_list", "accounts_add", "accounts_remove", "owners_list", "owners_add", "owners_remove", "agent_lock", "agent_unlock", "rules_reload", "audit_verify"]
+    /// The parameters each method takes. Any other is refused, as the configuration file refuses
+    /// unknown keys: a misspelt `bindExecutable` must not quietly give a session bound more loosely.
+    static let parameters: [String: Set<String>] = [
+        "session_request": ["request", "bindExecutable", "bindUnit"], "session_wait": ["id", "timeout"], "session_get": ["sessionId"],
+        "session_signUserOperation": ["sessionId", "chainId", "entryPoint", "entryPointVersion", "userOperation", "mode"],
+        "session_export": ["sessionId"], "session_revoke": ["sessionId"],
+        "pending_get": ["id"], "pending_secret": ["id"], "pending_decide": ["id", "approve", "approver", "reason", "passphrase", "secrets"],
+        "accounts_add": ["account"], "accounts_remove": ["address"], "owners_add": ["pkcs11", "pinFile", "pin", "keystore", "passphraseFile"],
+        "owners_remove": ["address"], "agent_unlock": ["passphrase"],
+    ]
 
     let agent: Agent
     /// Re-reads the rules file for `rules_reload`; nil when the agent has none.
@@ -41,6 +51,11 @@ public struct AgentRPC: Sendable {
             return JSONRPC.error(request.id, AgentError(elsewhere ? "wrong_socket" : "unknown_method",
                                                         elsewhere ? "\(request.method) is a \(control ? "client" : "control") socket method" : "no method \(request.method)",
                                                         code: -32601))
+        }
+        let taken = Self.parameters[request.method] ?? []
+        if let unknown = request.params.keys.first(where: { !taken.contains($0) }) {
+            let takes = taken.isEmpty ? "takes none" : "takes " + taken.sorted().joined(separator: ", ")
+            return JSONRPC.error(request.id, .badRequest("params.\(unknown): not a parameter of \(request.method), which \(takes)"))
         }
         do throws(AgentError) {
             return JSONRPC.result(request.id, try await call(request.method, request.params, client: client, control: control))
@@ -81,7 +96,7 @@ public struct AgentRPC: Sendable {
         }) else { throw .badRequest("params.chainId: a chain id is required") }
         let entryPoint = try address(p, "entryPoint")
         let version: EntryPointVersion
-        if let v = p["entryPointVersion"]?.stringValue {
+        if let v = try optionalString(p, "entryPointVersion") {
             guard let parsed = EntryPointVersion(rawValue: v) else { throw .badRequest("params.entryPointVersion: 0.7 or 0.8") }
             version = parsed
         } else if let known = EntryPointVersion(canonicalAddress: entryPoint) {
@@ -91,7 +106,7 @@ public struct AgentRPC: Sendable {
         let op: PackedUserOperation
         do { op = try PackedUserOperation.parse(json: opJSON) } catch { throw .badRequest("params.userOperation.\(error)") }
         var mode: SmartSessionMode?
-        if let m = p["mode"]?.stringValue {
+        if let m = try optionalString(p, "mode") {
             switch m {
             case "use": mode = .use
             case "enable": mode = .enable
@@ -113,6 +128,18 @@ public struct AgentRPC: Sendable {
         guard let s = p[key]?.stringValue else { throw .badRequest("params.\(key): a string is required") }
         return s
     }
+
+    /// An optional parameter: absent (or null) is nil, and one of another type is an error, not
+    /// taken as absent.
+    func optional<T>(_ p: JSONObject, _ key: String, _ kind: String, _ read: (JSONValue) -> T?) throws(AgentError) -> T? {
+        guard let given = p[key], given != .null else { return nil }
+        guard let value = read(given) else { throw .badRequest("params.\(key): \(kind)") }
+        return value
+    }
+
+    func optionalString(_ p: JSONObject, _ key: String) throws(AgentError) -> String? { try optional(p, key, "a string") { $0.stringValue } }
+    func optionalBool(_ p: JSONObject, _ key: String) throws(AgentError) -> Bool? { try optional(p, key, "true or false") { $0.boolValue } }
+    func optionalSecret(_ p: JSONObject, _ key: String) throws(AgentError) -> SecretBytes? { try optionalString(p, key).map(SecretBytes.init(utf8:)) }
 
     func address(_ p: JSONObject, _ key: String) throws(AgentError) -> Address {
         let text = try string(p, key)
@@ -143,11 +170,15 @@ public struct AgentRPC: Sendable {
             ]))
         case "session_request":
             guard let request = p["request"] else { throw .badRequest("params.request: the session request is required") }
-            let pending = try await agent.request(request, client: client, bindExecutable: p["bindExecutable"]?.boolValue ?? false,
-                                                  bindUnit: p["bindUnit"]?.boolValue ?? false)
+            let pending = try await agent.request(request, client: client, bindExecutable: try optionalBool(p, "bindExecutable") ?? false,
+                                                  bindUnit: try optionalBool(p, "bindUnit") ?? false)
             return Self.json(pending, withReview: true)
         case "session_wait":
-            let timeout = Double(p["timeout"].flatMap { if case .number(let n) = $0 { n } else { $0.stringValue } } ?? "60") ?? 60
+            let timeout = try optional(p, "timeout", "seconds, a number from 0") { value -> Double? in
+                let text: String? = if case .number(let n) = value { n } else { value.stringValue }
+                guard let seconds = text.flatMap(Double.init), seconds >= 0, seconds.isFinite else { return nil }
+                return seconds
+            } ?? 60
             return Self.json(try await agent.wait(try string(p, "id"), client: scope, timeout: min(timeout, 3600)), withReview: false)
         case "pending_get":
             return Self.json(try await agent.requestStatus(try string(p, "id"), client: nil), withReview: true)
@@ -183,8 +214,8 @@ public struct AgentRPC: Sendable {
                     secrets[address] = SecretBytes(utf8: text)
                 }
             }
-            let decided = try await agent.decide(try string(p, "id"), approve: approve, approver: p["approver"]?.stringValue ?? "operator (\(client))",
-                                                 reason: p["reason"]?.stringValue ?? "", ownerSecret: p["passphrase"]?.stringValue.map(SecretBytes.init(utf8:)), ownerSecrets: secrets)
+            let decided = try await agent.decide(try string(p, "id"), approve: approve, approver: try optionalString(p, "approver") ?? "operator (\(client))",
+                                                 reason: try optionalString(p, "reason") ?? "", ownerSecret: try optionalSecret(p, "passphrase"), ownerSecrets: secrets)
             return Self.json(decided, withReview: false)
         case "accounts_list":
             return .array(await agent.accountList().map(\.json))
@@ -197,19 +228,19 @@ public struct AgentRPC: Sendable {
             return .object(JSONObject(["removed": true]))
         case "owners_add":
             let owner: any OwnerSigner, registration: SessionStore.RegisteredOwner
-            if let text = p["pkcs11"]?.stringValue {
-                let pinFile = p["pinFile"]?.stringValue
+            if let text = try optionalString(p, "pkcs11") {
+                let pinFile = try optionalString(p, "pinFile")
                 guard pinFile?.hasPrefix("/") ?? true else { throw .badRequest("params.pinFile: an absolute path") }
                 let uri: PKCS11URI
                 do { uri = try PKCS11URI(text) } catch { throw .badRequest("params.pkcs11: \(error)") }
                 // `pin` serves once, for a token that shows its keys only after a login; never kept.
-                let loginPIN = p["pin"]?.stringValue.map(SecretBytes.init(utf8:))
+                let loginPIN = try optionalSecret(p, "pin")
                 let located = try await OwnerLoader.pkcs11(uri, pin: pinFile.map { .file($0) } ?? .prompt, loginPIN: loginPIN, defaultModule: pkcs11Module)
                 owner = located
                 registration = .init(address: located.identity.address.checksummed, backend: "pkcs11", location: located.uri.description, secretFile: pinFile)
             } else {
                 let keystore = try string(p, "keystore")
-                let passphraseFile = p["passphraseFile"]?.stringValue
+                let passphraseFile = try optionalString(p, "passphraseFile")
                 guard keystore.hasPrefix("/"), passphraseFile?.hasPrefix("/") ?? true else { throw .badRequest("params.keystore, params.passphraseFile: absolute paths") }
                 owner = try OwnerLoader.keystore(keystore, passphraseFile: passphraseFile)
                 registration = .init(address: owner.identity.address.checksummed, backend: "keystore", location: keystore, secretFile: passphraseFile)
@@ -240,7 +271,7 @@ public struct AgentRPC: Sendable {
             await agent.lock()
             return .object(JSONObject(["locked": true]))
         case "agent_unlock":
-            let passphrase = p["passphrase"]?.stringValue.map(SecretBytes.init(utf8:))
+            let passphrase = try optionalSecret(p, "passphrase")
             try await agent.unlock(passphrase)
             return .object(JSONObject(["locked": false]))
         case "rules_reload":

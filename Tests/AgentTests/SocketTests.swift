@@ -96,6 +96,19 @@ struct SocketTests {
         #expect(try malformed.call("agent_info")["version"] == "0.1.0")   // the connection still works
         #expect(throws: AgentClient.RemoteError.self) { try malformed.call("no_such_method") }
         #expect(throws: AgentClient.RemoteError.self) { try malformed.call("session_request", JSONObject(["request": "nonsense"])) }
+        // A misspelt or mistyped option is refused, not dropped: dropped, either would give a
+        // session bound more loosely than asked. Nothing is requested.
+        let control = try AgentClient(path: agent.controlSocket)
+        let audited = try control.call("audit_verify")["entries"]
+        for (key, value, expected) in [("bindExecutible", JSONValue.bool(true), "params.bindExecutible: not a parameter of session_request"),
+                                       ("bindExecutable", .string("yes"), "params.bindExecutable: true or false")] {
+            do {
+                _ = try malformed.call("session_request", JSONObject(["request": Self.example, key: value]))
+                Issue.record("\(key) = \(value) was taken")
+            } catch let e as AgentClient.RemoteError { #expect(e.reason == "bad_request" && e.message.contains(expected), "\(e)") }
+        }
+        #expect(try malformed.call("session_list").arrayValue?.isEmpty == true)
+        #expect(try control.call("audit_verify")["entries"] == audited && control.call("pending_list").arrayValue?.isEmpty == true)
 
         let oversized = try AgentClient(path: agent.clientSocket)
         try? oversized.sendRaw([UInt8](repeating: UInt8(ascii: "a"), count: JSONRPC.maximumMessageSize + 10))
