@@ -525,6 +525,38 @@ struct PKCS11ServerTests {
         #expect(try await sign(served.owner, digest))
     }
 
+    /// A server that stops answering, frozen as a hung network HSM would be, blocks its call for
+    /// ever (p11-kit-client has no timeout of its own). The caller is told after the provider's
+    /// answer timeout and later callers at once; an owner on another module signs meanwhile; and
+    /// once the server answers again, so does the owner. Without the timeout this test hangs.
+    @Test(.timeLimit(.minutes(1))) func aServerThatStopsAnsweringIsAClearErrorAfterTheTimeout() async throws {
+        let served = try await served()
+        let server = try serve(served.socket)
+        defer { try? stop(server, socket: served.socket) }
+        #expect(try await sign(served.owner, Bytes32(Array(repeating: 1, count: 32))))
+        PKCS11Provider.shared(modulePath: served.owner.uri.modulePath!).answerTimeout = .seconds(1)
+        let frozen = [server.processIdentifier] + Self.children(of: server.processIdentifier)
+        for pid in frozen { kill(pid, SIGSTOP) }
+
+        let digest = Bytes32(Array(repeating: 2, count: 32))
+        for expected in ["did not answer within 1 s", "has not answered a call for over 1 s"] {
+            await #expect { try await served.owner.sign(PKCS11OwnerTests.approved(digest), prompt: PKCS11OwnerTests.noPrompt) } throws: { error in
+                guard case OwnerSignerError.unavailable(let message) = error else { return false }
+                return message.contains(expected)
+            }
+        }
+        let local = PKCS11Owner(uri: served.owner.uri.with(modulePath: try hsm.privateModule()), pin: served.owner.pin, address: served.owner.identity.address)
+        #expect(try await sign(local, digest))
+
+        for pid in frozen { kill(pid, SIGCONT) }
+        // The stuck call returns once the server runs again; until then calls fail at once.
+        var answered = false
+        for _ in 0..<200 where !answered {
+            do { answered = try await sign(served.owner, digest) } catch OwnerSignerError.unavailable { try await Task.sleep(for: .milliseconds(50)) }
+        }
+        #expect(answered)
+    }
+
     /// The agent keeps its session without asking the token before each signature; a server
     /// that restarted between two signatures leaves that session stale, and the next signature
     /// still works on the first request (a fresh session, and the login again from the PIN file).

@@ -2,6 +2,7 @@ import Crypto
 import Dispatch
 import EthereumCore
 import Foundation
+import Synchronization
 
 /// Where a token's user PIN comes from.
 public enum PKCS11PINSource: Sendable, Equatable, CustomStringConvertible {
@@ -41,7 +42,8 @@ public enum PKCS11PINSource: Sendable, Equatable, CustomStringConvertible {
 public enum PKCS11Failure: Error, Equatable, Sendable, CustomStringConvertible {
     /// The module cannot be loaded.
     case moduleMissing(String)
-    /// No present token matches the URI (absent, removed, or its server stopped).
+    /// No present token matches the URI (absent, removed, or its server stopped), or its module
+    /// does not answer.
     case tokenAbsent(String)
     /// The PIN was not given (the prompt was cancelled or timed out).
     case pinNeeded(String)
@@ -81,10 +83,22 @@ public enum PKCS11Failure: Error, Equatable, Sendable, CustomStringConvertible {
 /// one serial queue (off Swift's cooperative pool, since an HSM may take milliseconds or a
 /// network round trip): tokens of one module take turns, and re-initialising the module to see a
 /// token that came back cannot race another token's operation. A session per token is kept
-/// open, and with it the login, while the token stays present.
+/// open, and with it the login, while the token stays present. A call that gets no answer
+/// within `answerTimeout` fails, and so does every call after it until the module answers again.
 public final class PKCS11Provider: @unchecked Sendable {
     public let modulePath: String
     private let queue: DispatchQueue
+    /// How long a caller waits for the module. A hung network HSM, or a `p11-kit server` that
+    /// stopped answering, blocks its call forever (p11-kit-client has no timeout of its own); a
+    /// minute leaves room for a key that waits for a touch.
+    public var answerTimeout: Duration {
+        get { timeout.withLock { $0 } }
+        set { timeout.withLock { $0 = newValue } }
+    }
+    private let timeout = Mutex<Duration>(.seconds(60))
+    /// The call on the queue now, and whether a caller's deadline passed while it ran: until it
+    /// returns, new calls fail at once.
+    private let running = Mutex<(call: UInt64, overdue: Bool)?>(nil)
     // Confined to `queue`:
     private var module: PKCS11Module?
     private var sessions: [String: OpenSession] = [:]
@@ -281,11 +295,85 @@ public final class PKCS11Provider: @unchecked Sendable {
         }
     }
 
+    /// Runs `body` on the queue, unless the module has stopped answering: then, and when `body`
+    /// itself gets no answer in time, the caller is told so (a call its caller gave up on before
+    /// it started is not made). The module is used again once the stuck call returns.
     private func run<T: Sendable>(_ body: @escaping @Sendable () throws(PKCS11Failure) -> T) async throws(PKCS11Failure) -> T {
+        let timeout = answerTimeout
+        if running.withLock({ $0?.overdue == true }) {
+            throw .tokenAbsent("\(modulePath) has not answered a call for over \(timeout.components.seconds) s (a hung HSM, its network, or its server); it is used again once it answers")
+        }
         let result: Result<T, PKCS11Failure> = await withCheckedContinuation { continuation in
-            queue.async { continuation.resume(returning: Result { () throws(PKCS11Failure) -> T in try body() }) }
+            let reply = Reply(continuation)
+            let call = watch(until: .now + timeout) { [self] in
+                running.withLock { $0?.overdue = true }
+                reply.send(.failure(.tokenAbsent("\(modulePath) did not answer within \(timeout.components.seconds) s (a hung HSM, its network, or its server); it is used again once it answers")))
+            }
+            queue.async { [self] in
+                guard reply.awaited else { return }
+                running.withLock { $0 = (call, false) }
+                let outcome = Result { () throws(PKCS11Failure) -> T in try body() }
+                running.withLock { $0 = nil }
+                waiting.withLock { _ = $0.calls.removeValue(forKey: call) }
+                reply.send(outcome)
+            }
         }
         return try result.get()
+    }
+
+    /// The caller's side of one call on the queue: answered once, by the call or by its deadline.
+    private final class Reply<T: Sendable>: Sendable {
+        private let continuation: Mutex<CheckedContinuation<Result<T, PKCS11Failure>, Never>?>
+
+        init(_ continuation: CheckedContinuation<Result<T, PKCS11Failure>, Never>) { self.continuation = Mutex(continuation) }
+
+        var awaited: Bool { continuation.withLock { $0 != nil } }
+
+        /// Answers the caller unless it has been answered already.
+        func send(_ result: Result<T, PKCS11Failure>) {
+            continuation.withLock { waiting in defer { waiting = nil }; return waiting }?.resume(returning: result)
+        }
+    }
+
+    /// The calls waiting for the queue, with their deadlines, and when the timer that looks
+    /// after them fires: one timer for all of them, since a timer per call cost more than the
+    /// handoff itself.
+    private struct Waiting {
+        var calls: [UInt64: (deadline: ContinuousClock.Instant, expire: @Sendable () -> Void)] = [:]
+        var lastID: UInt64 = 0
+        var timer: ContinuousClock.Instant?
+    }
+    private let waiting = Mutex(Waiting())
+
+    /// Notes a call that `expire` answers unless it is done by `deadline`; returns its id.
+    private func watch(until deadline: ContinuousClock.Instant, _ expire: @escaping @Sendable () -> Void) -> UInt64 {
+        let (id, sooner) = waiting.withLock { waiting in
+            waiting.lastID += 1
+            waiting.calls[waiting.lastID] = (deadline, expire)
+            let sooner = waiting.timer.map { deadline < $0 } ?? true
+            if sooner { waiting.timer = deadline }
+            return (waiting.lastID, sooner)
+        }
+        if sooner { expireOverdueCalls(at: deadline) }
+        return id
+    }
+
+    /// At `instant`, answers the calls whose deadline has passed and, unless a sooner timer has
+    /// taken its place, sets the timer again for the next deadline.
+    private func expireOverdueCalls(at instant: ContinuousClock.Instant) {
+        let (seconds, attoseconds) = (instant - .now).components
+        DispatchQueue.global().asyncAfter(deadline: .now() + Double(seconds) + Double(attoseconds) / 1e18) { [self] in
+            let now = ContinuousClock.now
+            let (overdue, next) = waiting.withLock { waiting -> ([@Sendable () -> Void], ContinuousClock.Instant?) in
+                let overdue = waiting.calls.filter { $0.value.deadline <= now }
+                for id in overdue.keys { waiting.calls[id] = nil }
+                guard waiting.timer == instant else { return (overdue.values.map(\.expire), nil) }
+                waiting.timer = waiting.calls.values.map(\.deadline).min()
+                return (overdue.values.map(\.expire), waiting.timer)
+            }
+            overdue.forEach { $0() }
+            if let next { expireOverdueCalls(at: next) }
+        }
     }
 
     private func tokenState(_ uri: PKCS11URI) -> TokenState { TokenState(provider: self, tokenKey: uri.tokenOnly.description) }
