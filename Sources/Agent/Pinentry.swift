@@ -174,9 +174,12 @@ final class AssuanSession {
             throw PinentryError(description: "pipe: \(String(cString: strerror(errno)))")
         }
         let arguments = command.map { strdup($0) } + [nil]
-        defer { arguments.forEach { free($0) } }
+        let environment = Self.environment().map { strdup($0) } + [nil]
+        defer { (arguments + environment).forEach { free($0) } }
         var child: pid_t = 0
-        let spawned = arguments.withUnsafeBufferPointer { CLinuxShims_spawn(program, $0.baseAddress, stdin[0], stdout[1], &child) }
+        let spawned = arguments.withUnsafeBufferPointer { argv in
+            environment.withUnsafeBufferPointer { envp in CLinuxShims_spawn(program, argv.baseAddress, envp.baseAddress, stdin[0], stdout[1], &child) }
+        }
         Glibc.close(stdin[0])
         Glibc.close(stdout[1])
         toChild = FileHandle(fileDescriptor: stdin[1], closeOnDealloc: true)
@@ -196,6 +199,17 @@ final class AssuanSession {
             close()
             throw PinentryError(description: "\(program) did not greet: \(greeting.error)")
         }
+    }
+
+    /// What a dialog gets of the agent's environment: what pinentry programs draw with (the
+    /// display, terminal, locale, session bus) and nothing else. The agent's environment may hold
+    /// secrets (a token PIN in `pin_env`, a cloud credential), and unlike the agent, which is not
+    /// dumpable, a dialog's environment is readable by every process of the user.
+    static func environment(_ agent: [String: String] = ProcessInfo.processInfo.environment) -> [String] {
+        let names: Set<String> = ["PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TERM", "TERMINFO", "COLORTERM", "DISPLAY", "WAYLAND_DISPLAY",
+                                  "XAUTHORITY", "DBUS_SESSION_BUS_ADDRESS", "GPG_TTY", "PINENTRY_USER_DATA"]
+        let prefixes = ["LC_", "XDG_", "QT_", "GTK_", "GDK_"]
+        return agent.filter { name, _ in names.contains(name) || prefixes.contains(where: name.hasPrefix) }.map { "\($0.key)=\($0.value)" }.sorted()
     }
 
     /// Says goodbye and waits for the child to exit.

@@ -29,9 +29,7 @@ int CLinuxShims_openPseudoTerminal(char *slavePath, size_t size) {
     return master;
 }
 
-extern char **environ;
-
-int CLinuxShims_spawn(const char *path, char *const argv[], int stdinFD, int stdoutFD, pid_t *pid) {
+int CLinuxShims_spawn(const char *path, char *const argv[], char *const envp[], int stdinFD, int stdoutFD, pid_t *pid) {
     posix_spawn_file_actions_t actions;
     posix_spawnattr_t attributes;
     int result = posix_spawn_file_actions_init(&actions);
@@ -55,7 +53,7 @@ int CLinuxShims_spawn(const char *path, char *const argv[], int stdinFD, int std
     if (result == 0) result = posix_spawnattr_setsigdefault(&attributes, &defaults);
     if (result == 0) result = posix_spawnattr_setsigmask(&attributes, &none);
     if (result == 0) result = posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
-    if (result == 0) result = posix_spawn(pid, path, &actions, &attributes, argv, environ);
+    if (result == 0) result = posix_spawn(pid, path, &actions, &attributes, argv, envp);
     posix_spawnattr_destroy(&attributes);
     posix_spawn_file_actions_destroy(&actions);
     return result;

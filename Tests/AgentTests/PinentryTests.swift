@@ -52,11 +52,16 @@ struct PinentryTests {
     }
 
     /// `rules` nil: the example rules file (which approves the example request).
+    /// A secret in the agent's environment, as a `pin_env` PIN would be: no dialog may see it.
+    static let environmentSecret = (name: "HSM_PIN", value: "env-pin-\(UUID().uuidString.prefix(8))")
+
     static func agent(_ terminal: Terminal, rules: String? = "default = \"ask\"", extraConfig: String = "", ownerPassphraseAsked: Bool = false) throws -> AgentProcess {
-        try AgentProcess(rules: rules, extraConfig: """
+        var environment = ProcessInfo.processInfo.environment
+        environment[environmentSecret.name] = environmentSecret.value
+        return try AgentProcess(rules: rules, extraConfig: """
             pinentry = ["\(program)", "--ttyname", "\(terminal.slavePath)", "--ttytype", "xterm"]
             \(extraConfig)
-            """, ownerPassphraseAsked: ownerPassphraseAsked)
+            """, ownerPassphraseAsked: ownerPassphraseAsked, environment: environment)
     }
 
     /// Pages through the review with Enter to its last page, whose button is <Approve>, and
@@ -194,6 +199,11 @@ struct PinentryTests {
         _ = try Self.ask(try AgentClient(path: agent.clientSocket))
         try terminal.waitFor("<Deny>")
         #expect(Self.dialogs(on: terminal.slavePath).count == 1)
+        // The dialog gets what it draws with, not the agent's secrets.
+        for pid in Self.dialogs(on: terminal.slavePath) {
+            let environment = String(decoding: FileManager.default.contents(atPath: "/proc/\(pid)/environ") ?? Data(), as: UTF8.self).split(separator: "\0")
+            #expect(environment.contains { $0.hasPrefix("PATH=") } && !environment.contains { $0.contains(Self.environmentSecret.value) }, "\(environment)")
+        }
         agent.stop()
         let deadline = Date().addingTimeInterval(20)
         while !Self.dialogs(on: terminal.slavePath).isEmpty && Date() < deadline { usleep(20_000) }

@@ -20,12 +20,12 @@ int CLinuxShims_getDumpable(void);
 /// play a person at a terminal.
 int CLinuxShims_openPseudoTerminal(char *slavePath, size_t size);
 
-/// posix_spawn of `path` with `argv` (NULL-terminated) and the agent's environment, its stdin
-/// and stdout the given descriptors and its stderr /dev/null, with an empty signal mask and
+/// posix_spawn of `path` with `argv` and `envp` (NULL-terminated), its stdin and stdout the
+/// given descriptors and its stderr /dev/null, with an empty signal mask and
 /// INT, TERM, HUP, QUIT and PIPE at their defaults: the calling thread's mask (libdispatch's
 /// threads block those signals) and ignored dispositions survive exec, and a dialog must die
 /// when told to. Returns 0 and writes the child's pid, or an errno value.
-int CLinuxShims_spawn(const char *path, char *const argv[], int stdinFD, int stdoutFD, pid_t *pid);
+int CLinuxShims_spawn(const char *path, char *const argv[], char *const envp[], int stdinFD, int stdoutFD, pid_t *pid);
 
 /// pipe2(fds, O_CLOEXEC) (_GNU_SOURCE only): both ends close on exec from their first instant,
 /// so a process another thread spawns meanwhile cannot inherit them. 0, or -1 with errno set.
