@@ -96,9 +96,10 @@ public final class PKCS11Provider: @unchecked Sendable {
         set { timeout.withLock { $0 = newValue } }
     }
     private let timeout = Mutex<Duration>(.seconds(60))
-    /// The call on the queue now, and whether a caller's deadline passed while it ran: until it
-    /// returns, new calls fail at once.
-    private let running = Mutex<(call: UInt64, overdue: Bool)?>(nil)
+    /// Whether the queue runs a call, and whether a caller's deadline passed while it did: until
+    /// that call returns, new calls fail at once.
+    private enum QueueState { case idle, running, overdue }
+    private let queueState = Mutex(QueueState.idle)
     // Confined to `queue`:
     private var module: PKCS11Module?
     private var sessions: [String: OpenSession] = [:]
@@ -300,20 +301,20 @@ public final class PKCS11Provider: @unchecked Sendable {
     /// it started is not made). The module is used again once the stuck call returns.
     private func run<T: Sendable>(_ body: @escaping @Sendable () throws(PKCS11Failure) -> T) async throws(PKCS11Failure) -> T {
         let timeout = answerTimeout
-        if running.withLock({ $0?.overdue == true }) {
+        if queueState.withLock({ $0 == .overdue }) {
             throw .tokenAbsent("\(modulePath) has not answered a call for over \(timeout.components.seconds) s (a hung HSM, its network, or its server); it is used again once it answers")
         }
         let result: Result<T, PKCS11Failure> = await withCheckedContinuation { continuation in
             let reply = Reply(continuation)
             let call = watch(until: .now + timeout) { [self] in
-                running.withLock { $0?.overdue = true }
+                queueState.withLock { if $0 == .running { $0 = .overdue } }
                 reply.send(.failure(.tokenAbsent("\(modulePath) did not answer within \(timeout.components.seconds) s (a hung HSM, its network, or its server); it is used again once it answers")))
             }
             queue.async { [self] in
                 guard reply.awaited else { return }
-                running.withLock { $0 = (call, false) }
+                queueState.withLock { $0 = .running }
                 let outcome = Result { () throws(PKCS11Failure) -> T in try body() }
-                running.withLock { $0 = nil }
+                queueState.withLock { $0 = .idle }
                 waiting.withLock { _ = $0.calls.removeValue(forKey: call) }
                 reply.send(outcome)
             }
