@@ -146,6 +146,31 @@ struct PKCS11AgentTests {
         #expect(!agent.logs.contains(SoftHSM.userPIN))
     }
 
+    /// A URI that names no token works while there is one, but a second token would make it
+    /// ambiguous, or point it at another key: what `owner generate` prints and what `owner add`
+    /// registers name the token by label and serial.
+    @Test func aURINamingNoTokenIsPinnedToTheToken() throws {
+        let (_, address, pinFile) = try tokenWithKey()
+        let module = SoftHSM.systemModule!
+        let listed = try JSONValue(parsing: try Command.run(Command.sessionAgent, ["token", "list", "--module", module, "--json"], environment: hsm.environment).stdout)
+        let serial = try #require(listed.arrayValue?.first?["tokens"]?.arrayValue?.first?["serial"]?.stringValue)
+        let generated = try Command.run(Command.sessionAgent, ["owner", "generate", "--token", "pkcs11:", "--module", module, "--pin-file", pinFile, "--json"],
+                                        environment: hsm.environment)
+        #expect(generated.status == 0, "\(generated.stderr)")
+        let made = try PKCS11URI(try #require(try JSONValue(parsing: generated.stdout)["uri"]?.stringValue))
+        #expect(made.token == token && made.serial == serial, "\(made)")
+
+        let agent = try AgentProcess(rules: "default = \"approve\"", environment: hsm.environment)
+        try agent.start()
+        let added = try Command.run(Command.sessionAgent, ["owner", "add", "pkcs11:object=owner?module-path=\(module)", "--pin-file", pinFile,
+                                                           "--socket", agent.controlSocket, "--json"])
+        #expect(added.status == 0, "\(added.stderr)")
+        let registered = try JSONValue(parsing: added.stdout)
+        #expect(registered["address"]?.stringValue == address.checksummed)
+        let location = try PKCS11URI(try #require(registered["location"]?.stringValue))
+        #expect(location.token == token && location.serial == serial && location.object == "owner", "\(location)")
+    }
+
     @Test func aWrongPINFailsTheApprovalClearly() throws {
         let (_, address, pinFile) = try tokenWithKey()
         try SoftHSM.wrongPIN.write(toFile: pinFile, atomically: true, encoding: .utf8)

@@ -205,8 +205,7 @@ public final class PKCS11Provider: @unchecked Sendable {
     /// rules as the login. `key` finds the key's handle.
     func signECDSAWithContextLogin(_ uri: PKCS11URI, pin: PKCS11PINSource, prompt: SecretPrompt, digest: [UInt8],
                                    key: @escaping @Sendable (PKCS11Session, TokenState) throws(PKCS11Failure) -> UInt) async throws(PKCS11Failure) -> [UInt8] {
-        let token = try await withSession(uri) { session, state throws(PKCS11Failure) in try self.tokenInfo(session, state.tokenKey) }
-        let secret = try await Self.readPIN(pin, token: token, prompt: prompt, forOneSignature: true)
+        let secret = try await Self.readPIN(pin, token: try await token(uri), prompt: prompt, forOneSignature: true)
         return try await withLogin(uri, pin: pin, prompt: prompt) { session, state throws(PKCS11Failure) in
             let handle = try key(session, state)
             do throws(PKCS11Error) { try session.signInitECDSA(key: handle) } catch { throw Self.failure(error, state.tokenKey) }
@@ -230,6 +229,11 @@ public final class PKCS11Provider: @unchecked Sendable {
             return loggedIn || !info.loginRequired ? nil : info
         }
         return token.map { Self.pinPrompt($0) }
+    }
+
+    /// The token `uri` names, as it describes itself.
+    public func token(_ uri: PKCS11URI) async throws(PKCS11Failure) -> PKCS11TokenInfo {
+        try await withSession(uri) { session, state throws(PKCS11Failure) in try self.tokenInfo(session, state.tokenKey) }
     }
 
     /// Whether a token matching `uri` is present; with `rescan`, the module is initialised again

@@ -102,6 +102,17 @@ public struct PKCS11URI: Sendable, Equatable, CustomStringConvertible {
         return uri
     }
 
+    /// Whether the URI says which token, by any of its attributes.
+    public var namesToken: Bool { token != nil || serial != nil || manufacturer != nil || model != nil || slotDescription != nil || slotID != nil }
+
+    /// This URI naming `found` by its label and serial.
+    public func naming(_ found: PKCS11TokenInfo) -> PKCS11URI {
+        var uri = self
+        uri.token = found.label
+        uri.serial = found.serial.isEmpty ? nil : found.serial
+        return uri
+    }
+
     /// Whether a token matches every token attribute given.
     public func matches(_ info: PKCS11TokenInfo) -> Bool {
         (token ?? info.label) == info.label && (manufacturer ?? info.manufacturer) == info.manufacturer && (serial ?? info.serial) == info.serial
