@@ -23,7 +23,7 @@ enum HSMBench {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         try hsm.initToken("bench")
         let pin = PKCS11PINSource.file(directory + "/pin")
-        try SoftHSM.userPIN.write(toFile: directory + "/pin", atomically: true, encoding: .utf8)
+        try writeSecretFile(SoftHSM.userPIN, directory + "/pin")
 
         print("owner signing on SoftHSM2 (\(module)): the agent's PKCS#11 owner vs a plain C_SignInit + C_Sign loop")
         let token = try PKCS11URI("pkcs11:token=bench").with(modulePath: module)

@@ -20,7 +20,7 @@ struct PKCS11AgentTests {
         let directory = try hsm.initToken(token)
         try hsm.generateKey(token: token, label: "owner", id: "0a")
         let pinFile = hsm.directory.appendingPathComponent("pin-\(token)").path
-        try SoftHSM.userPIN.write(toFile: pinFile, atomically: true, encoding: .utf8)
+        try writeSecretFile(SoftHSM.userPIN, pinFile)
         return (directory, Address(publicKey: Array(try hsm.publicPoint(token: token, id: "0a").dropFirst())), pinFile)
     }
 
@@ -123,7 +123,7 @@ struct PKCS11AgentTests {
         let address = Address(publicKey: Array(try hsm.publicPoint(token: token, id: "0a", pin: SoftHSM.userPIN).dropFirst()))
         let module = SoftHSM.systemModule!
         let pinFile = hsm.directory.appendingPathComponent("pin-\(token)").path
-        try SoftHSM.userPIN.write(toFile: pinFile, atomically: true, encoding: .utf8)
+        try writeSecretFile(SoftHSM.userPIN, pinFile)
         func listed(_ login: [String]) throws -> [JSONValue] {
             let run = try Command.run(Command.sessionAgent, ["token", "list", "--module", module, "--json"] + login, environment: hsm.environment)
             #expect(run.status == 0, "\(run.stderr)")
@@ -173,7 +173,7 @@ struct PKCS11AgentTests {
 
     @Test func aWrongPINFailsTheApprovalClearly() throws {
         let (_, address, pinFile) = try tokenWithKey()
-        try SoftHSM.wrongPIN.write(toFile: pinFile, atomically: true, encoding: .utf8)
+        try writeSecretFile(SoftHSM.wrongPIN, pinFile)
         let agent = try AgentProcess(rules: "default = \"approve\"", owner: .init(toml: """
             pkcs11 = "pkcs11:token=\(token);object=owner?module-path=\(SoftHSM.systemModule!)"
             pin_file = "\(pinFile)"
@@ -186,7 +186,7 @@ struct PKCS11AgentTests {
                 Issue.record("approved with a wrong PIN")
             } catch let e as AgentClient.RemoteError { #expect(e.reason == "wrong_secret" && e.message.contains(expected), "\(e)") }
         }
-        try SoftHSM.userPIN.write(toFile: pinFile, atomically: true, encoding: .utf8)
+        try writeSecretFile(SoftHSM.userPIN, pinFile)
         #expect(try client.call("session_request", JSONObject(["request": SocketTests.example]))["status"] == "approved")
         // The operator's journal says what happened, without the PINs.
         let logs = agent.logs
@@ -230,7 +230,7 @@ struct PKCS11AgentTests {
     func agentWithTokenWrappedStore() throws -> (agent: AgentProcess, sessionId: String, token: URL, pinFile: String) {
         let directory = try hsm.initToken(token)
         let pinFile = hsm.directory.appendingPathComponent("pin-\(token)").path
-        try SoftHSM.userPIN.write(toFile: pinFile, atomically: true, encoding: .utf8)
+        try writeSecretFile(SoftHSM.userPIN, pinFile)
         let agent = try AgentProcess(rules: "default = \"approve\"", extraConfig: "store_pin_file = \"\(pinFile)\"", environment: hsm.environment)
         try agent.start()
         let sessionId = try SocketTests.requestSession(try AgentClient(path: agent.clientSocket))
@@ -322,11 +322,11 @@ struct PKCS11AgentTests {
         #expect(try !signs(1))
         // Back with a wrong PIN in the file: it stays locked and says why (one try spent); the
         // right PIN in the file opens it.
-        try SoftHSM.wrongPIN.write(toFile: pinFile, atomically: true, encoding: .utf8)
+        try writeSecretFile(SoftHSM.wrongPIN, pinFile)
         try hsm.plugIn(away, as: directory)
         try until("the failed unlock") { try store()["reason"]?.stringValue?.contains("did not open") == true }
         #expect(try !signs(1))
-        try SoftHSM.userPIN.write(toFile: pinFile, atomically: true, encoding: .utf8)
+        try writeSecretFile(SoftHSM.userPIN, pinFile)
         try until("the unlock after the token came back") { try store()["locked"] == .bool(false) }
         #expect(try store()["reason"] == nil)
         #expect(try signs(1))
@@ -355,7 +355,7 @@ struct PKCS11CommandTests {
         try hsm.generateKey(token: token, label: "made-by-pkcs11-tool", id: "01")
         try hsm.generateKey(token: token, label: "p256-key", id: "02", keyType: "EC:prime256v1")
         let pinFile = hsm.directory.appendingPathComponent("pin-\(token)").path
-        try SoftHSM.userPIN.write(toFile: pinFile, atomically: true, encoding: .utf8)
+        try writeSecretFile(SoftHSM.userPIN, pinFile)
 
         let generated = try Command.run(Command.sessionAgent, ["owner", "generate", "--token", "pkcs11:token=\(token)", "--pin-file", pinFile, "--label", "made-here", "--json"],
                                         environment: hsm.environment)

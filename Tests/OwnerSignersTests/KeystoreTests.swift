@@ -82,3 +82,29 @@ struct KeystoreTests {
         }
     }
 }
+
+/// Passphrase and PIN files are refused, as ssh refuses a private key file, when other users
+/// could read them or anyone but their owner could change them; a group may read one.
+@Suite("Passphrase and PIN files")
+struct SecretFileTests {
+    @Test func aFileOthersCouldReadOrChangeIsRefused() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("secret-\(UUID().uuidString.prefix(8))").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try writeSecretFile("correct horse\n", path)
+        #expect(try SecretFile.read(path).withUnsafeBytes { Array($0) } == Array("correct horse".utf8))
+        for (mode, refused) in [(0o640, false), (0o644, true), (0o604, true), (0o620, true), (0o602, true), (0o400, false)] {
+            try FileManager.default.setAttributes([.posixPermissions: mode], ofItemAtPath: path)
+            if refused {
+                #expect { _ = try SecretFile.read(path, what: "PIN file") } throws: { error in
+                    "\(error)".contains("the PIN file \(path) is open to other users (mode \(String(mode, radix: 8)))")
+                }
+            } else {
+                #expect(try SecretFile.read(path).count == 13)
+            }
+        }
+        if getuid() == 0 {
+            try FileManager.default.setAttributes([.posixPermissions: 0o600, .ownerAccountID: 65534], ofItemAtPath: path)
+            #expect { _ = try SecretFile.read(path) } throws: { error in "\(error)".contains("belongs to uid 65534") }
+        }
+    }
+}

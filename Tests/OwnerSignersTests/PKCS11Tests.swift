@@ -88,7 +88,7 @@ struct PKCS11OwnerTests {
 
     func pinFile(_ pin: String) throws -> String {
         let path = hsm.directory.appendingPathComponent("pin-\(UUID().uuidString.prefix(8))").path
-        try (pin + "\n").write(toFile: path, atomically: true, encoding: .utf8)
+        try writeSecretFile(pin + "\n", path)
         return path
     }
 
@@ -200,7 +200,7 @@ struct PKCS11OwnerTests {
             return message.contains("not offering it again")
         }
         // Fixing the file is enough; the token was only tried once.
-        try (SoftHSM.userPIN + "\n").write(toFile: wrong, atomically: true, encoding: .utf8)
+        try writeSecretFile(SoftHSM.userPIN + "\n", wrong)
         _ = try await owner.sign(Self.approved(digest), prompt: Self.noPrompt)
         // A person at the prompt is asked when no source is configured; cancelling is an error.
         let prompted = try await PKCS11Owner.load(try uri(try hsm.privateModule()), pin: .prompt, defaultModule: nil)
@@ -472,7 +472,7 @@ struct PKCS11ServerTests {
         setenv("P11_KIT_SERVER_ADDRESS", "unix:path=\(socket)", 1)
         let client = try hsm.privateModule(SoftHSM.p11KitClient)
         let pinFile = hsm.directory.appendingPathComponent("pin-\(token)").path
-        try SoftHSM.userPIN.write(toFile: pinFile, atomically: true, encoding: .utf8)
+        try writeSecretFile(SoftHSM.userPIN, pinFile)
         let owner = PKCS11Owner(uri: try PKCS11URI("pkcs11:token=\(token);object=k1key?module-path=\(client)"), pin: .file(pinFile),
                                 address: Address(publicKey: Array(try hsm.publicPoint(token: token, id: "01").dropFirst())))
         return Served(owner: owner, socket: socket)

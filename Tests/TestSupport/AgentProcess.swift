@@ -35,8 +35,8 @@ public final class AgentProcess {
         self.environment = environment
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("agent-e2e-\(UUID())")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o711])
-        try ownerPassphrase.write(to: directory.appendingPathComponent("owner.pass"), atomically: true, encoding: .utf8)
-        try storePassphrase.write(to: directory.appendingPathComponent("store.pass"), atomically: true, encoding: .utf8)
+        try writeSecretFile(ownerPassphrase, directory.appendingPathComponent("owner.pass").path)
+        try writeSecretFile(storePassphrase, directory.appendingPathComponent("store.pass").path)
         let created = try Command.run(Command.sessionAgent, ["owner", "create", "--keystore", directory.appendingPathComponent("owner.json").path,
                                                              "--passphrase-file", directory.appendingPathComponent("owner.pass").path])
         guard created.status == 0 else { throw Oracle.Failure(description: "owner create: \(created.stderr)") }
