@@ -100,6 +100,7 @@ public final class PKCS11Provider: @unchecked Sendable {
     /// that call returns, new calls fail at once.
     private enum QueueState { case idle, running, overdue }
     private let queueState = Mutex(QueueState.idle)
+    private let deadlines = Deadlines()
     // Confined to `queue`:
     private var module: PKCS11Module?
     private var sessions: [String: OpenSession] = [:]
@@ -268,6 +269,48 @@ public final class PKCS11Provider: @unchecked Sendable {
         }
     }
 
+    // MARK: Calls into the module
+
+    /// Runs `body` on the queue, unless the module has stopped answering: then, and when `body`
+    /// itself gets no answer in time, the caller is told so (a call its caller gave up on before
+    /// it started is not made). The module is used again once the stuck call returns.
+    private func run<T: Sendable>(_ body: @escaping @Sendable () throws(PKCS11Failure) -> T) async throws(PKCS11Failure) -> T {
+        let timeout = answerTimeout
+        if queueState.withLock({ $0 == .overdue }) {
+            throw .tokenAbsent("\(modulePath) has not answered a call for over \(timeout.components.seconds) s (a hung HSM, its network, or its server); it is used again once it answers")
+        }
+        let result: Result<T, PKCS11Failure> = await withCheckedContinuation { continuation in
+            let reply = Reply(continuation)
+            let call = deadlines.watch(until: .now + timeout) { [self] in
+                queueState.withLock { if $0 == .running { $0 = .overdue } }
+                reply.send(.failure(.tokenAbsent("\(modulePath) did not answer within \(timeout.components.seconds) s (a hung HSM, its network, or its server); it is used again once it answers")))
+            }
+            queue.async { [self] in
+                guard reply.awaited else { return }
+                queueState.withLock { $0 = .running }
+                let outcome = Result { () throws(PKCS11Failure) -> T in try body() }
+                queueState.withLock { $0 = .idle }
+                deadlines.done(call)
+                reply.send(outcome)
+            }
+        }
+        return try result.get()
+    }
+
+    /// The caller's side of one call on the queue: answered once, by the call or by its deadline.
+    private final class Reply<T: Sendable>: Sendable {
+        private let continuation: Mutex<CheckedContinuation<Result<T, PKCS11Failure>, Never>?>
+
+        init(_ continuation: CheckedContinuation<Result<T, PKCS11Failure>, Never>) { self.continuation = Mutex(continuation) }
+
+        var awaited: Bool { continuation.withLock { $0 != nil } }
+
+        /// Answers the caller unless it has been answered already.
+        func send(_ result: Result<T, PKCS11Failure>) {
+            continuation.withLock { waiting in defer { waiting = nil }; return waiting }?.resume(returning: result)
+        }
+    }
+
     // MARK: Queue-confined internals
 
     private struct PINRequest: Error { let token: PKCS11TokenInfo }
@@ -297,87 +340,6 @@ public final class PKCS11Provider: @unchecked Sendable {
             }
             if let outcome { return outcome }
             mayRetry = false
-        }
-    }
-
-    /// Runs `body` on the queue, unless the module has stopped answering: then, and when `body`
-    /// itself gets no answer in time, the caller is told so (a call its caller gave up on before
-    /// it started is not made). The module is used again once the stuck call returns.
-    private func run<T: Sendable>(_ body: @escaping @Sendable () throws(PKCS11Failure) -> T) async throws(PKCS11Failure) -> T {
-        let timeout = answerTimeout
-        if queueState.withLock({ $0 == .overdue }) {
-            throw .tokenAbsent("\(modulePath) has not answered a call for over \(timeout.components.seconds) s (a hung HSM, its network, or its server); it is used again once it answers")
-        }
-        let result: Result<T, PKCS11Failure> = await withCheckedContinuation { continuation in
-            let reply = Reply(continuation)
-            let call = watch(until: .now + timeout) { [self] in
-                queueState.withLock { if $0 == .running { $0 = .overdue } }
-                reply.send(.failure(.tokenAbsent("\(modulePath) did not answer within \(timeout.components.seconds) s (a hung HSM, its network, or its server); it is used again once it answers")))
-            }
-            queue.async { [self] in
-                guard reply.awaited else { return }
-                queueState.withLock { $0 = .running }
-                let outcome = Result { () throws(PKCS11Failure) -> T in try body() }
-                queueState.withLock { $0 = .idle }
-                waiting.withLock { _ = $0.calls.removeValue(forKey: call) }
-                reply.send(outcome)
-            }
-        }
-        return try result.get()
-    }
-
-    /// The caller's side of one call on the queue: answered once, by the call or by its deadline.
-    private final class Reply<T: Sendable>: Sendable {
-        private let continuation: Mutex<CheckedContinuation<Result<T, PKCS11Failure>, Never>?>
-
-        init(_ continuation: CheckedContinuation<Result<T, PKCS11Failure>, Never>) { self.continuation = Mutex(continuation) }
-
-        var awaited: Bool { continuation.withLock { $0 != nil } }
-
-        /// Answers the caller unless it has been answered already.
-        func send(_ result: Result<T, PKCS11Failure>) {
-            continuation.withLock { waiting in defer { waiting = nil }; return waiting }?.resume(returning: result)
-        }
-    }
-
-    /// The calls waiting for the queue, with their deadlines, and when the timer that looks
-    /// after them fires: one timer for all of them, since a timer per call cost more than the
-    /// handoff itself.
-    private struct Waiting {
-        var calls: [UInt64: (deadline: ContinuousClock.Instant, expire: @Sendable () -> Void)] = [:]
-        var lastID: UInt64 = 0
-        var timer: ContinuousClock.Instant?
-    }
-    private let waiting = Mutex(Waiting())
-
-    /// Notes a call that `expire` answers unless it is done by `deadline`; returns its id.
-    private func watch(until deadline: ContinuousClock.Instant, _ expire: @escaping @Sendable () -> Void) -> UInt64 {
-        let (id, sooner) = waiting.withLock { waiting in
-            waiting.lastID += 1
-            waiting.calls[waiting.lastID] = (deadline, expire)
-            let sooner = waiting.timer.map { deadline < $0 } ?? true
-            if sooner { waiting.timer = deadline }
-            return (waiting.lastID, sooner)
-        }
-        if sooner { expireOverdueCalls(at: deadline) }
-        return id
-    }
-
-    /// At `instant`, answers the calls whose deadline has passed and, unless a sooner timer has
-    /// taken its place, sets the timer again for the next deadline.
-    private func expireOverdueCalls(at instant: ContinuousClock.Instant) {
-        let (seconds, attoseconds) = (instant - .now).components
-        DispatchQueue.global().asyncAfter(deadline: .now() + Double(seconds) + Double(attoseconds) / 1e18) { [self] in
-            let now = ContinuousClock.now
-            let (overdue, next) = waiting.withLock { waiting -> ([@Sendable () -> Void], ContinuousClock.Instant?) in
-                let overdue = waiting.calls.filter { $0.value.deadline <= now }
-                for id in overdue.keys { waiting.calls[id] = nil }
-                guard waiting.timer == instant else { return (overdue.values.map(\.expire), nil) }
-                waiting.timer = waiting.calls.values.map(\.deadline).min()
-                return (overdue.values.map(\.expire), waiting.timer)
-            }
-            overdue.forEach { $0() }
-            if let next { expireOverdueCalls(at: next) }
         }
     }
 

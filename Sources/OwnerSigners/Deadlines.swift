@@ -1,0 +1,52 @@
+import Dispatch
+import Synchronization
+
+/// The deadlines of calls that may never return (into a PKCS#11 module whose HSM or server
+/// hangs), looked after by one timer at a time: a timer per call cost more than the call's
+/// handoff itself. A call's `expire` runs once its deadline has passed, unless the call was
+/// `done` first.
+final class Deadlines: Sendable {
+    private struct Waiting {
+        var calls: [UInt64: (deadline: ContinuousClock.Instant, expire: @Sendable () -> Void)] = [:]
+        var lastID: UInt64 = 0
+        /// When the timer fires, while one is set.
+        var timer: ContinuousClock.Instant?
+    }
+    private let waiting = Mutex(Waiting())
+
+    /// Notes a call that `expire` answers unless it is done by `deadline`; returns its id.
+    func watch(until deadline: ContinuousClock.Instant, _ expire: @escaping @Sendable () -> Void) -> UInt64 {
+        let (id, sooner) = waiting.withLock { waiting in
+            waiting.lastID += 1
+            waiting.calls[waiting.lastID] = (deadline, expire)
+            let sooner = waiting.timer.map { deadline < $0 } ?? true
+            if sooner { waiting.timer = deadline }
+            return (waiting.lastID, sooner)
+        }
+        if sooner { expireOverdueCalls(at: deadline) }
+        return id
+    }
+
+    /// The call `id` returned: its deadline no longer counts.
+    func done(_ id: UInt64) {
+        waiting.withLock { _ = $0.calls.removeValue(forKey: id) }
+    }
+
+    /// At `instant`, expires the calls whose deadline has passed and, unless a sooner timer has
+    /// taken its place, sets the timer again for the next deadline.
+    private func expireOverdueCalls(at instant: ContinuousClock.Instant) {
+        let (seconds, attoseconds) = (instant - .now).components
+        DispatchQueue.global().asyncAfter(deadline: .now() + Double(seconds) + Double(attoseconds) / 1e18) { [self] in
+            let now = ContinuousClock.now
+            let (overdue, next) = waiting.withLock { waiting -> ([@Sendable () -> Void], ContinuousClock.Instant?) in
+                let overdue = waiting.calls.filter { $0.value.deadline <= now }
+                for id in overdue.keys { waiting.calls[id] = nil }
+                guard waiting.timer == instant else { return (overdue.values.map(\.expire), nil) }
+                waiting.timer = waiting.calls.values.map(\.deadline).min()
+                return (overdue.values.map(\.expire), waiting.timer)
+            }
+            overdue.forEach { $0() }
+            if let next { expireOverdueCalls(at: next) }
+        }
+    }
+}
