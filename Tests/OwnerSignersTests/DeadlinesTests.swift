@@ -7,7 +7,7 @@ import Testing
 /// expire, each once, also those whose deadline came before the timer's.
 @Suite("Deadlines of calls into a module")
 struct DeadlinesTests {
-    @Test func onlyCallsNotDoneExpireEachOnce() async throws {
+    @Test(.timeLimit(.minutes(1))) func onlyCallsNotDoneExpireEachOnce() async throws {
         let deadlines = Deadlines()
         let expired = Mutex<[String]>([])
         let (allExpired, expiring) = AsyncStream<Void>.makeStream()
