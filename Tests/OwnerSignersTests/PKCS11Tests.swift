@@ -285,7 +285,7 @@ struct PKCS11OwnerTests {
         #expect(try await registered.sign(Self.approved(digest), prompt: Self.noPrompt).recoverAddress(digest: digest) == expected)
 
         // Another instance, not logged in: the PIN file serves the lookup as it serves signing;
-        // a URI naming nothing says so after the login.
+        // a URI naming no key there says so, after the login.
         let unattended = try hsm.privateModule()
         let byFile = try await PKCS11Owner.load(try uri(unattended), pin: .file(try pinFile(SoftHSM.userPIN)), defaultModule: nil)
         #expect(byFile.identity.address == expected)
