@@ -137,7 +137,7 @@ struct PKCS11AgentTests {
         try agent.start()
         let uri = "pkcs11:token=\(token);object=owner?module-path=\(module)"
         let refused = try Command.run(Command.sessionAgent, ["owner", "add", uri, "--socket", agent.controlSocket], stdin: [])
-        #expect(refused.status == 1 && refused.stderr.contains("only after a login"), "\(refused.stderr)")
+        #expect(refused.status == 1 && refused.stderr.contains("without a login"), "\(refused.stderr)")
         let added = try Command.run(Command.sessionAgent, ["owner", "add", uri, "--socket", agent.controlSocket, "--json"], stdin: Array((SoftHSM.userPIN + "\n").utf8))
         #expect(added.status == 0, "\(added.stderr)")
         #expect(try JSONValue(parsing: added.stdout)["address"]?.stringValue == address.checksummed)

@@ -131,14 +131,21 @@ struct PKCS11OwnerTests {
 
     /// A key imported with `softhsm2-util --import` (an operator bringing an existing owner key
     /// to the HSM) is an owner like any other: the agent finds it, and it signs as that address.
-    @Test func signsWithAKeySofthsmUtilImported() async throws {
-        try hsm.initToken(token)
+    /// An existing owner key as the tools import it: PKCS#8 (what softhsm2-util and pkcs11-tool
+    /// read) around a SEC1 ECPrivateKey (the scalar and the public point), and its public half
+    /// as a SubjectPublicKeyInfo.
+    static func importable() throws -> (key: Secp256k1.PrivateKey, pkcs8: [UInt8], spki: [UInt8]) {
         let secret = "4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f362318"
         let key = try Secp256k1.PrivateKey(hex: "0x" + secret)
-        // PKCS#8 (what softhsm2-util reads) around a SEC1 ECPrivateKey: the scalar and the public point.
         let sec1: [UInt8] = [0x30, 0x6B, 0x02, 0x01, 0x01, 0x04, 0x20] + (try Hex.decode(secret)) + [0xA1, 0x44, 0x03, 0x42, 0x00, 0x04] + key.publicKey.uncompressed
         let algorithm: [UInt8] = [0x30, 0x10, 0x06, 0x07, 0x2A, 0x86, 0x48, 0xCE, 0x3D, 0x02, 0x01, 0x06, 0x05, 0x2B, 0x81, 0x04, 0x00, 0x0A]   // id-ecPublicKey, secp256k1
-        let der: [UInt8] = [0x30, 0x81, 0x84, 0x02, 0x01, 0x00] + algorithm + [0x04, 0x6D] + sec1
+        return (key, [0x30, 0x81, 0x84, 0x02, 0x01, 0x00] + algorithm + [0x04, 0x6D] + sec1,
+                [0x30, 0x56] + algorithm + [0x03, 0x42, 0x00, 0x04] + key.publicKey.uncompressed)
+    }
+
+    @Test func signsWithAKeySofthsmUtilImported() async throws {
+        try hsm.initToken(token)
+        let (key, der, _) = try Self.importable()
         let pem = hsm.directory.appendingPathComponent("import-\(token).pem")
         try ("-----BEGIN PRIVATE KEY-----\n" + Data(der).base64EncodedString(options: .lineLength64Characters) + "\n-----END PRIVATE KEY-----\n")
             .write(to: pem, atomically: true, encoding: .utf8)
@@ -148,6 +155,32 @@ struct PKCS11OwnerTests {
         let owner = try await PKCS11Owner.load(try uri(try hsm.privateModule(), object: "imported"), pin: .file(try pinFile(SoftHSM.userPIN)), defaultModule: nil)
         #expect(owner.identity.address == key.address)
         let digest = Bytes32(Array(repeating: 5, count: 32))
+        #expect(try await owner.sign(Self.approved(digest), prompt: Self.noPrompt).recoverAddress(digest: digest) == key.address)
+    }
+
+    /// `pkcs11-tool --write-object key.der --type privkey` leaves a private key with no public
+    /// key object beside it: the error says so and how to add it, and then the key is an owner.
+    @Test func aPrivateKeyWrittenAloneIsNamedAsSuch() async throws {
+        try hsm.initToken(token)
+        let (key, pkcs8, spki) = try Self.importable()
+        let files = (private: hsm.directory.appendingPathComponent("priv-\(token).der"), public: hsm.directory.appendingPathComponent("pub-\(token).der"))
+        try Data(pkcs8).write(to: files.private)
+        try Data(spki).write(to: files.public)
+        defer { [files.private, files.public].forEach { try? FileManager.default.removeItem(at: $0) } }
+        func write(_ file: URL, _ type: String) throws {
+            try hsm.tool("pkcs11-tool", ["--module", SoftHSM.systemModule!, "--token-label", token, "--login", "--pin", SoftHSM.userPIN,
+                                         "--write-object", file.path, "--type", type, "--label", "written", "--id", "0c0c"])
+        }
+        try write(files.private, "privkey")
+        let pin = PKCS11PINSource.file(try pinFile(SoftHSM.userPIN))
+        await #expect { _ = try await PKCS11Owner.load(try uri(try hsm.privateModule(), object: "written"), pin: pin, defaultModule: nil) } throws: { error in
+            guard case PKCS11Failure.keyNotFound(let message) = error else { return false }
+            return message.contains("no public key object") && message.contains("--type pubkey")
+        }
+        try write(files.public, "pubkey")
+        let owner = try await PKCS11Owner.load(try uri(try hsm.privateModule(), object: "written"), pin: pin, defaultModule: nil)
+        #expect(owner.identity.address == key.address)
+        let digest = Bytes32(Array(repeating: 6, count: 32))
         #expect(try await owner.sign(Self.approved(digest), prompt: Self.noPrompt).recoverAddress(digest: digest) == key.address)
     }
 
@@ -273,7 +306,7 @@ struct PKCS11OwnerTests {
         let module = try hsm.privateModule()
         await #expect { _ = try await PKCS11Owner.load(try uri(module), pin: .prompt, defaultModule: nil) } throws: { error in
             guard case PKCS11Failure.pinNeeded(let message) = error else { return false }
-            return message.contains("token \"\(token)\"") && message.contains("only after a login")
+            return message.contains("token \"\(token)\"") && message.contains("without a login")
         }
         let registered = PKCS11Owner(uri: try uri(module), pin: .prompt, address: expected)
         guard case .needsSecret(let asks) = await registered.readiness() else { Issue.record("a hidden key was not ready for a PIN"); return }

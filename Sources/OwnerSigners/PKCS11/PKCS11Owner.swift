@@ -61,6 +61,12 @@ extension PKCS11Session {
         (uri.object.map { [PKCS11Attribute(.label, Array($0.utf8))] } ?? []) + (uri.id.map { [PKCS11Attribute(.id, $0)] } ?? [])
     }
 
+    /// Whether an EC private key matches `uri` (visible when logged in, or when the token does
+    /// not hide it); errors count as no.
+    func holdsPrivateECKey(matching uri: PKCS11URI) -> Bool {
+        !((try? find([PKCS11Attribute(.privateKey), .ecKeyType] + Self.selection(uri))) ?? []).isEmpty
+    }
+
     /// CKA_EC_POINT is a DER OCTET STRING around 04 ‖ X ‖ Y (some modules leave the wrapper off).
     static func uncompressedPoint(_ value: [UInt8]) -> [UInt8]? {
         let point = value.count == 67 && value[0] == 0x04 && value[1] == 0x41 ? Array(value[2...]) : value
@@ -92,6 +98,11 @@ public struct PKCS11Key: Sendable {
         let hidden = keys.isEmpty ? try await provider.loginPrompt(uri) != nil : false
         if hidden { keys = try await provider.withLogin(uri, pin: pin, prompt: askPIN, read) }
         guard keys.count == 1, let info = keys.first else {
+            if keys.isEmpty, try await provider.withSession(uri, { session, _ throws(PKCS11Failure) in session.holdsPrivateECKey(matching: uri) }) {
+                // `pkcs11-tool --write-object key.der --type privkey` leaves it so.
+                throw .keyNotFound("the token holds the private key \(uri.objectName) but no public key object, which its address is read from; "
+                                   + "write the public key beside it (pkcs11-tool --write-object pub.der --type pubkey with the same id and label)")
+            }
             let after = hidden ? " (not even after a login)" : ""
             throw .keyNotFound(keys.isEmpty ? "no EC public key matches \(uri)\(after)" : "\(keys.count) EC keys match \(uri); add id=")
         }
@@ -105,7 +116,9 @@ public struct PKCS11Key: Sendable {
     }
 
     /// The PIN prompt of a lookup with no person at hand: the token's PIN is what is missing.
-    public static let nobodyToAsk: SecretPrompt = { _ in throw PKCS11Failure.pinNeeded("it shows its keys only after a login") }
+    public static let nobodyToAsk: SecretPrompt = { _ in
+        throw PKCS11Failure.pinNeeded("no key matches without a login, and some tokens show their keys only after one")
+    }
 
     /// Makes a key pair on the token: the private half is sensitive, not extractable, and signs.
     /// Its id is random (16 bytes), so it never collides with keys other tools made.
