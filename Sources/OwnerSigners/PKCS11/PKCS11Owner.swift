@@ -106,13 +106,7 @@ public struct PKCS11Key: Sendable {
             let after = hidden ? " (not even after a login)" : ""
             throw .keyNotFound(keys.isEmpty ? "no EC public key matches \(uri)\(after)" : "\(keys.count) EC keys match \(uri); add id=")
         }
-        return PKCS11Key(uri: try await pinned(info.uri(on: uri.with(modulePath: provider.modulePath)), provider), info: info, pin: pin, provider: provider)
-    }
-
-    /// `uri`, naming its token by label and serial when it named none: a token added later then
-    /// cannot make a registered key's URI ambiguous, or point it at another token's key.
-    static func pinned(_ uri: PKCS11URI, _ provider: PKCS11Provider) async throws(PKCS11Failure) -> PKCS11URI {
-        uri.namesToken ? uri : uri.naming(try await provider.token(uri))
+        return PKCS11Key(uri: try await provider.namingItsToken(info.uri(on: uri.with(modulePath: provider.modulePath))), info: info, pin: pin, provider: provider)
     }
 
     /// The PIN prompt of a lookup with no person at hand: the token's PIN is what is missing.
@@ -135,7 +129,7 @@ public struct PKCS11Key: Sendable {
             guard made.count == 1 else { throw .failed("the token did not keep the key pair it generated") }
             return made[0]
         }
-        return PKCS11Key(uri: try await pinned(info.uri(on: token.with(modulePath: provider.modulePath)), provider), info: info, pin: pin, provider: provider)
+        return PKCS11Key(uri: try await provider.namingItsToken(info.uri(on: token.with(modulePath: provider.modulePath))), info: info, pin: pin, provider: provider)
     }
 
     /// CKM_ECDSA on the token, as the module returns it (raw r ‖ s).

@@ -237,6 +237,12 @@ public final class PKCS11Provider: @unchecked Sendable {
         try await withSession(uri) { session, state throws(PKCS11Failure) in try self.tokenInfo(session, state.tokenKey) }
     }
 
+    /// `uri`, naming its token by label and serial when it names none: a token added later then
+    /// cannot make a URI the agent keeps ambiguous, or point it at another token's key.
+    public func namingItsToken(_ uri: PKCS11URI) async throws(PKCS11Failure) -> PKCS11URI {
+        uri.namesToken ? uri : uri.naming(try await token(uri))
+    }
+
     /// Whether a token matching `uri` is present; with `rescan`, the module is initialised again
     /// first when it does not show one (SoftHSM, for one, only sees tokens made since then).
     public func holdsToken(_ uri: PKCS11URI, rescan: Bool) async -> Bool {

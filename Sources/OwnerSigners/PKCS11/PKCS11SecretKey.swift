@@ -19,7 +19,7 @@ public enum PKCS11SecretKey {
                 return try plain.withUnsafeBytes { bytes throws(PKCS11Error) in try session.encryptGCM(key: key, nonce: nonce, aad: aad, plaintext: bytes) }
             } catch { throw PKCS11Provider.failure(error, uri.tokenOnly.description) }
         }
-        return (uri.with(modulePath: provider.modulePath), sealed)
+        return (try await provider.namingItsToken(uri.with(modulePath: provider.modulePath)), sealed)
     }
 
     /// Decrypts what `encrypt` sealed; fails when the token or its key is absent, or the
