@@ -216,7 +216,7 @@ public struct PKCS11Owner: OwnerSigner {
         do throws(PKCS11Failure) {
             let key: PKCS11Key
             do throws(PKCS11Failure) { key = try await PKCS11Key.locate(uri, pin: pin, defaultModule: nil) } catch .pinNeeded(let problem) where !pin.unattended {
-                // The token shows its keys only after a login: the person's PIN will show this one.
+                // No key shows before a login (CloudHSM shows none then): the person's PIN will tell.
                 guard let prompt = try await provider.loginPrompt(uri) else { throw .pinNeeded(problem) }
                 return .needsSecret(prompt)
             }
