@@ -147,7 +147,6 @@ enum HSMBench {
         }
         return AgentBench.seconds(clock.now - start) / Double(count)
     }
-
 }
 
 /// The reference: the module's own function list, a logged-in session, the key found once, then

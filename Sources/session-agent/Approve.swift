@@ -48,8 +48,8 @@ struct Approve: ParsableCommand {
                     let asks = approved ? (try? client.call("pending_secret", JSONObject(["id": .string(id)])))?["asks"]?.arrayValue ?? [] : []
                     for ask in asks {
                         guard let owner = ask["owner"]?.stringValue, let prompt = ask["prompt"]?.stringValue,
-                              let secret = Terminal.readSecret(prompt + ": "), secret.count > 0 else { continue }
-                        secrets[owner] = .string(secret.withUnsafeBytes { String(decoding: $0, as: UTF8.self) })
+                              let secret = Terminal.readSecretParameter(prompt + ": ") else { continue }
+                        secrets[owner] = secret
                     }
                     params["secrets"] = secrets.count > 0 ? .object(secrets) : nil
                     do {

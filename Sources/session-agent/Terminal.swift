@@ -32,4 +32,11 @@ enum Terminal {
         defer { line.withUTF8 { SecretBytes.zero(UnsafeMutableRawBufferPointer(mutating: UnsafeRawBufferPointer($0))) } }
         return SecretBytes(utf8: line)
     }
+
+    /// A secret typed for a control-socket call's parameters (which are JSON text); nil when
+    /// nothing was typed.
+    static func readSecretParameter(_ prompt: String) -> JSONValue? {
+        guard let secret = readSecret(prompt), secret.count > 0 else { return nil }
+        return .string(secret.withUnsafeBytes { String(decoding: $0, as: UTF8.self) })
+    }
 }

@@ -155,8 +155,8 @@ struct OwnerAdd: ParsableCommand {
             do { result = try add(params) } catch let failure as CommandFailure where failure.reason == "secret_needed" && params["pkcs11"] != nil && pinFile == nil {
                 // The token shows its keys only after a login: the agent logs in once with the
                 // PIN typed here (and keeps it nowhere), as `pkcs11-tool --login` would.
-                guard let pin = Terminal.readSecret(failure.message + "\nPIN: "), pin.count > 0 else { throw failure }
-                params["pin"] = .string(pin.withUnsafeBytes { String(decoding: $0, as: UTF8.self) })
+                guard let pin = Terminal.readSecretParameter(failure.message + "\nPIN: ") else { throw failure }
+                params["pin"] = pin
                 result = try add(params)
             }
             return CommandOutput(text: "\(result["address"]?.stringValue ?? "?") (\(result["location"]?.stringValue ?? ""))", json: result)
