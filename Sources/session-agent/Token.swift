@@ -103,7 +103,7 @@ struct OwnerGenerate: AsyncParsableCommand {
 
     @Option(help: "The token's PKCS#11 URI, e.g. pkcs11:token=signer.") var token: String
     @Option(help: "secp256k1 (an owner of OwnableValidator accounts) or p256 (for P-256 validators such as WebAuthn; the agent does not sign as a P-256 owner yet).") var curve: String = "secp256k1"
-    @Option(help: "The key's label (CKA_LABEL).") var label: String = "session-agent owner"
+    @Option(help: "The key's label (CKA_LABEL); or object= in --token. Default: session-agent owner.") var label: String?
     @OptionGroup var pkcs11: PKCS11Options
     @OptionGroup var output: OutputOptions
 
@@ -111,6 +111,10 @@ struct OwnerGenerate: AsyncParsableCommand {
         try await report(output) {
             guard let curve = PKCS11Curve(rawValue: curve) else { throw CommandFailure(message: "--curve: secp256k1 or p256") }
             let tokenURI = try pkcs11.parse(token)
+            if let label, let object = tokenURI.object, label != object {
+                throw CommandFailure(message: "--token names the key \"\(object)\" and --label \"\(label)\"; give one")
+            }
+            let label = label ?? tokenURI.object ?? "session-agent owner"
             let key: PKCS11Key
             do throws(PKCS11Failure) { key = try await PKCS11Key.generate(on: tokenURI, curve: curve, label: label, pin: pkcs11.pin, prompt: pkcs11.prompt, defaultModule: pkcs11.module) } catch {
                 throw CommandFailure(message: "\(error)", reason: error.ownerError.reason)

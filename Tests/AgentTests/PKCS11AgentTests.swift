@@ -386,5 +386,22 @@ struct PKCS11CommandTests {
 
         let wrong = try Command.run(Command.sessionAgent, ["owner", "generate", "--token", "pkcs11:token=\(token)", "--module", "/nonexistent.so", "--pin-file", pinFile])
         #expect(wrong.status == 1 && wrong.stderr.contains("/nonexistent.so"))
+
+        // A label given as object= in --token is the key's label; one in use is refused, as is
+        // a second label beside it, and neither refusal makes a key.
+        func generate(_ uri: String, _ extra: [String] = []) throws -> CommandResult {
+            try Command.run(Command.sessionAgent, ["owner", "generate", "--token", uri, "--pin-file", pinFile] + extra, environment: hsm.environment)
+        }
+        let named = try generate("pkcs11:token=\(token);object=named-in-uri", ["--json"])
+        #expect(named.status == 0, "\(named.stderr)")
+        #expect(try PKCS11URI(try #require(try JSONValue(parsing: named.stdout)["uri"]?.stringValue)).object == "named-in-uri")
+        let again = try generate("pkcs11:token=\(token)", ["--label", "made-by-pkcs11-tool"])
+        #expect(again.status == 1 && again.stderr.contains("already holds an EC key with the label \"made-by-pkcs11-tool\": id=%01"), "\(again.stderr)")
+        let both = try generate("pkcs11:token=\(token);object=one", ["--label", "other"])
+        #expect(both.status == 1 && both.stderr.contains("give one"), "\(both.stderr)")
+        let after = try Command.run(Command.sessionAgent, ["token", "list", "--json"], environment: hsm.environment)
+        let count = (try JSONValue(parsing: after.stdout).arrayValue ?? []).flatMap { $0["tokens"]?.arrayValue ?? [] }
+            .first { $0["label"]?.stringValue == token }?["keys"]?.arrayValue?.count
+        #expect(count == 4)
     }
 }

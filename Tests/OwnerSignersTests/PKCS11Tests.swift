@@ -51,18 +51,10 @@ struct PKCS11IncompleteModuleTests {
         """
 
     @Test func isRefusedWhenLoaded() async throws {
-        // The Swift toolchain links with clang, so it is next to swift (followed through a
-        // symlink such as /usr/bin/swift) wherever the tests run.
-        var path = (ProcessInfo.processInfo.environment["PATH"] ?? "").split(separator: ":").map(String.init) + ["/usr/bin"]
-        path += path.map { URL(fileURLWithPath: "\($0)/swift").resolvingSymlinksInPath().deletingLastPathComponent().path }
-        let compiler = try #require(path.lazy.flatMap { dir in ["clang", "cc"].map { "\(dir)/\($0)" } }.first(where: FileManager.default.isExecutableFile))
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("holes-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
-        try Self.source.write(to: directory.appendingPathComponent("holes.c"), atomically: true, encoding: .utf8)
-        let module = directory.appendingPathComponent("holes.so").path
-        let built = try Command.run(URL(fileURLWithPath: compiler), ["-shared", "-fPIC", "-I/usr/include/p11-kit-1", "-o", module, directory.appendingPathComponent("holes.c").path])
-        try #require(built.status == 0, "\(built.stderr)")
+        let module = try CModule.build("holes", source: Self.source, in: directory)
 
         #expect { _ = try PKCS11Module(path: module) } throws: { error in
             let message = "\(error)"
@@ -184,6 +176,26 @@ struct PKCS11OwnerTests {
         #expect(try await owner.sign(Self.approved(digest), prompt: Self.noPrompt).recoverAddress(digest: digest) == key.address)
     }
 
+    /// An id already in use is refused when generating (a label in use is the CLI test's), and a
+    /// URI matching two keys names each by id and address.
+    @Test func twoKeysUnderOneNameAreToldApart() async throws {
+        try hsm.initToken(token)
+        try hsm.generateKey(token: token, label: "k1key", id: "01")
+        let module = try hsm.privateModule()
+        let pin = PKCS11PINSource.file(try pinFile(SoftHSM.userPIN))
+        await #expect { try await PKCS11Key.generate(on: try PKCS11URI("pkcs11:token=\(token);id=%01?module-path=\(module)"), curve: .secp256k1,
+                                                     label: "fresh", pin: pin, prompt: Self.noPrompt, defaultModule: nil) } throws: { error in
+            guard case PKCS11Failure.failed(let message) = error else { return false }
+            return message.contains("already holds an EC key with the id 0x01: id=%01")
+        }
+        try hsm.generateKey(token: token, label: "k1key", id: "02")
+        let addresses = try ["01", "02"].map { Address(publicKey: Array(try hsm.publicPoint(token: token, id: $0).dropFirst())).checksummed }
+        await #expect { try await PKCS11Owner.load(try uri(module), pin: pin, defaultModule: nil) } throws: { error in
+            guard case PKCS11Failure.keyNotFound(let message) = error else { return false }
+            return message.contains("2 EC keys match") && message.contains("id=%01 (\(addresses[0]))") && message.contains("id=%02 (\(addresses[1]))")
+        }
+    }
+
     @Test func generatesNonExtractableKeysOnBothCurves() async throws {
         try hsm.initToken(token)
         let module = try hsm.privateModule()
@@ -215,6 +227,38 @@ struct PKCS11OwnerTests {
             #expect(P256.isLowS(s))
             #expect(try P256.PublicKey(p256.info.publicKey).isValidSignature(r: r, s: s, digest: digest))
         }
+    }
+
+    /// Two things real modules do that SoftHSM does not, from a module in front of it
+    /// (`CModule.quirks`): EC points kept compressed are read on both curves (such keys were
+    /// once left out without a word), and a PIN refused for its length before the token tries
+    /// it (OpenSC) is a wrong PIN a person can mend, not a failure.
+    @Test func aModuleWithCompressedPointsAndPINLengthChecks() async throws {
+        try hsm.initToken(token)
+        try hsm.generateKey(token: token, label: "k1key", id: "01")
+        try hsm.generateKey(token: token, label: "p256key", id: "02", keyType: "EC:prime256v1")
+        let directory = hsm.directory.appendingPathComponent("quirks-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let module = try CModule.quirks(in: directory, real: try hsm.privateModule())
+
+        let keys = try await PKCS11Provider.shared(modulePath: module).withSession(try PKCS11URI("pkcs11:token=\(token)")) { session, _ throws(PKCS11Failure) in
+            do { return try session.ecPublicKeys() } catch { throw .failed("\(error)") }
+        }
+        let k1Point = try hsm.publicPoint(token: token, id: "01"), p256Point = try hsm.publicPoint(token: token, id: "02")
+        #expect(keys.map(\.label).sorted() == ["k1key", "p256key"])
+        #expect(keys.first { $0.curve == .secp256k1 }?.publicKey == Array(k1Point.dropFirst()))
+        #expect(keys.first { $0.curve == .p256 }?.publicKey == Array(p256Point.dropFirst()))
+
+        let long = try pinFile(String(repeating: "7", count: 40))
+        let owner = try await PKCS11Owner.load(try uri(module), pin: .file(long), defaultModule: nil)
+        #expect(owner.identity.address == Address(publicKey: k1Point))
+        let digest = Bytes32(Array(repeating: 9, count: 32))
+        await #expect { try await owner.sign(Self.approved(digest), prompt: Self.noPrompt) } throws: { error in
+            guard case OwnerSignerError.wrongSecret(let message) = error else { return false }
+            return message.contains("CKR_PIN_LEN_RANGE") && message.contains(long)
+        }
+        try writeSecretFile(SoftHSM.userPIN + "\n", long)
+        #expect(try await owner.sign(Self.approved(digest), prompt: Self.noPrompt).recoverAddress(digest: digest) == Address(publicKey: k1Point))
     }
 
     @Test func aWrongPINIsAClearErrorAndIsNotOfferedAgain() async throws {

@@ -33,6 +33,9 @@ public struct PKCS11Error: Error, Equatable, Sendable, CustomStringConvertible {
     }
 
     public var pinIncorrect: Bool { code == UInt(CKR_PIN_INCORRECT) }
+    /// The module refused the PIN's length or characters; OpenSC does so before the card sees
+    /// it, so no try is counted.
+    public var pinMalformed: Bool { code == UInt(CKR_PIN_LEN_RANGE) || code == UInt(CKR_PIN_INVALID) }
     public var pinLocked: Bool { code == UInt(CKR_PIN_LOCKED) }
     public var notLoggedIn: Bool { code == UInt(CKR_USER_NOT_LOGGED_IN) }
 
@@ -44,7 +47,7 @@ public struct PKCS11Error: Error, Equatable, Sendable, CustomStringConvertible {
         UInt(CKR_KEY_HANDLE_INVALID): "CKR_KEY_HANDLE_INVALID", UInt(CKR_KEY_TYPE_INCONSISTENT): "CKR_KEY_TYPE_INCONSISTENT",
         UInt(CKR_MECHANISM_INVALID): "CKR_MECHANISM_INVALID", UInt(CKR_MECHANISM_PARAM_INVALID): "CKR_MECHANISM_PARAM_INVALID",
         UInt(CKR_OBJECT_HANDLE_INVALID): "CKR_OBJECT_HANDLE_INVALID", UInt(CKR_OPERATION_ACTIVE): "CKR_OPERATION_ACTIVE",
-        UInt(CKR_PIN_INCORRECT): "CKR_PIN_INCORRECT", UInt(CKR_PIN_LEN_RANGE): "CKR_PIN_LEN_RANGE", UInt(CKR_PIN_LOCKED): "CKR_PIN_LOCKED",
+        UInt(CKR_PIN_INCORRECT): "CKR_PIN_INCORRECT", UInt(CKR_PIN_LEN_RANGE): "CKR_PIN_LEN_RANGE", UInt(CKR_PIN_INVALID): "CKR_PIN_INVALID", UInt(CKR_PIN_LOCKED): "CKR_PIN_LOCKED",
         UInt(CKR_SESSION_CLOSED): "CKR_SESSION_CLOSED", UInt(CKR_SESSION_HANDLE_INVALID): "CKR_SESSION_HANDLE_INVALID",
         UInt(CKR_TEMPLATE_INCOMPLETE): "CKR_TEMPLATE_INCOMPLETE", UInt(CKR_TEMPLATE_INCONSISTENT): "CKR_TEMPLATE_INCONSISTENT",
         UInt(CKR_TOKEN_NOT_PRESENT): "CKR_TOKEN_NOT_PRESENT", UInt(CKR_TOKEN_NOT_RECOGNIZED): "CKR_TOKEN_NOT_RECOGNIZED",
@@ -69,6 +72,8 @@ public struct PKCS11TokenInfo: Sendable, Equatable {
     public var pinCountLow: Bool
     public var pinFinalTry: Bool
     public var pinLocked: Bool
+    /// The PIN lengths the token takes, in bytes, as it reports them (some report 0 to ~0).
+    public var pinLengths: ClosedRange<UInt>
 }
 
 /// What an object on a token is, as far as the agent cares.
@@ -197,7 +202,8 @@ public final class PKCS11Module: @unchecked Sendable {
             slot: slot, slotDescription: Self.padded(&slotInfo.slotDescription), label: Self.padded(&info.label),
             manufacturer: Self.padded(&info.manufacturerID), model: Self.padded(&info.model), serial: Self.padded(&info.serialNumber),
             initialized: flags & CK_FLAGS(CKF_TOKEN_INITIALIZED) != 0, loginRequired: flags & CK_FLAGS(CKF_LOGIN_REQUIRED) != 0, pinCountLow: flags & CK_FLAGS(CKF_USER_PIN_COUNT_LOW) != 0,
-            pinFinalTry: flags & CK_FLAGS(CKF_USER_PIN_FINAL_TRY) != 0, pinLocked: flags & CK_FLAGS(CKF_USER_PIN_LOCKED) != 0)
+            pinFinalTry: flags & CK_FLAGS(CKF_USER_PIN_FINAL_TRY) != 0, pinLocked: flags & CK_FLAGS(CKF_USER_PIN_LOCKED) != 0,
+            pinLengths: UInt(info.ulMinPinLen)...UInt(max(info.ulMinPinLen, info.ulMaxPinLen)))
     }
 
     /// A fixed-width PKCS#11 text field: UTF-8 padded with spaces, not NUL-terminated.

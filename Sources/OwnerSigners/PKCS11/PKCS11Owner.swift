@@ -32,6 +32,14 @@ public struct PKCS11KeyInfo: Sendable, Equatable {
     /// The Ethereum address (secp256k1 keys only).
     public var address: Address? { curve == .secp256k1 ? (try? Secp256k1.PublicKey(publicKey))?.address : nil }
 
+    /// How an error tells this key from others a URI also matches: its id as a URI writes it,
+    /// and its address (or curve).
+    var distinguished: String {
+        var byID = PKCS11URI()
+        byID.id = id
+        return "\(byID.description.dropFirst("pkcs11:".count)) (\(address?.checksummed ?? curve.rawValue))"
+    }
+
     /// The URI of this key on the token `token` names (with its module).
     public func uri(on token: PKCS11URI) -> PKCS11URI {
         var uri = token.tokenOnly
@@ -48,7 +56,7 @@ extension PKCS11Session {
         var keys: [PKCS11KeyInfo] = []
         for handle in try find([PKCS11Attribute(.publicKey), .ecKeyType] + Self.selection(uri)) {
             guard let parameters = try attribute(.ecParams, of: handle), let curve = PKCS11Curve(parameters: parameters),
-                  let point = try attribute(.ecPoint, of: handle).flatMap(Self.uncompressedPoint)
+                  let point = try attribute(.ecPoint, of: handle).flatMap({ Self.publicPoint($0, on: curve) })
             else { continue }
             keys.append(PKCS11KeyInfo(label: String(decoding: try attribute(.label, of: handle) ?? [], as: UTF8.self),
                                       id: try attribute(.id, of: handle) ?? [], curve: curve, publicKey: point))
@@ -67,11 +75,16 @@ extension PKCS11Session {
         !((try? find([PKCS11Attribute(.privateKey), .ecKeyType] + Self.selection(uri))) ?? []).isEmpty
     }
 
-    /// CKA_EC_POINT is a DER OCTET STRING around 04 ‖ X ‖ Y (some modules leave the wrapper off).
-    static func uncompressedPoint(_ value: [UInt8]) -> [UInt8]? {
-        let point = value.count == 67 && value[0] == 0x04 && value[1] == 0x41 ? Array(value[2...]) : value
-        guard point.count == 65, point[0] == 0x04 else { return nil }
-        return Array(point[1...])
+    /// X ‖ Y of a CKA_EC_POINT: a DER OCTET STRING around 04 ‖ X ‖ Y, or around the compressed
+    /// 02/03 ‖ X some modules keep (and some leave the wrapper off). Nil for a point off the curve.
+    static func publicPoint(_ value: [UInt8], on curve: PKCS11Curve) -> [UInt8]? {
+        let wrapped = (value.count == 67 || value.count == 35) && value[0] == 0x04 && Int(value[1]) == value.count - 2
+        let point = wrapped ? Array(value[2...]) : value
+        guard point.count == 65 || point.count == 33 else { return nil }
+        switch curve {
+        case .secp256k1: return (try? Secp256k1.PublicKey(point))?.uncompressed
+        case .p256: return (try? P256.PublicKey(point)).map { $0.x.bytes + $0.y.bytes }
+        }
     }
 }
 
@@ -104,7 +117,8 @@ public struct PKCS11Key: Sendable {
                                    + "write the public key beside it (pkcs11-tool --write-object pub.der --type pubkey with the same id and label)")
             }
             let after = hidden ? " (not even after a login)" : ""
-            throw .keyNotFound(keys.isEmpty ? "no EC public key matches \(uri)\(after)" : "\(keys.count) EC keys match \(uri); add id=")
+            throw .keyNotFound(keys.isEmpty ? "no EC public key matches \(uri)\(after)"
+                               : "\(keys.count) EC keys match \(uri): \(keys.map(\.distinguished).joined(separator: ", ")); add the id of one")
         }
         return PKCS11Key(uri: try await provider.namingItsToken(info.uri(on: uri.with(modulePath: provider.modulePath))), info: info, pin: pin, provider: provider)
     }
@@ -115,12 +129,22 @@ public struct PKCS11Key: Sendable {
     }
 
     /// Makes a key pair on the token: the private half is sensitive, not extractable, and signs.
-    /// Its id is random (16 bytes), so it never collides with keys other tools made.
+    /// Its id is the URI's, or random (16 bytes). A label or id an EC key on the token already has
+    /// is refused: a URI naming it would then match two keys, and an owner by it would not start.
     public static func generate(on token: PKCS11URI, curve: PKCS11Curve, label: String, pin: PKCS11PINSource, prompt: SecretPrompt,
                                 defaultModule: String?) async throws(PKCS11Failure) -> PKCS11Key {
         let provider = try await PKCS11Provider.locate(token, defaultModule: defaultModule)
-        let id = (0..<16).map { _ in UInt8.random(in: 0...255) }
+        let id = token.id ?? (0..<16).map { _ in UInt8.random(in: 0...255) }
         let info = try await provider.withLogin(token, pin: pin, prompt: prompt) { session, _ throws(PKCS11Failure) in
+            var byLabel = PKCS11URI(), byID = PKCS11URI()
+            byLabel.object = label
+            byID.id = id
+            for (taken, uri) in [("label \"\(label)\"", byLabel), ("id \(Hex.encode(id))", byID)] {
+                let keys = (try? session.ecPublicKeys(matching: uri)) ?? []
+                if !keys.isEmpty || session.holdsPrivateECKey(matching: uri) {
+                    throw .failed("the token already holds an EC key with the \(taken)\(keys.first.map { ": \($0.distinguished)" } ?? ""); choose another")
+                }
+            }
             var made: [PKCS11KeyInfo] = []
             do throws(PKCS11Error) {
                 _ = try session.generateECKeyPair(curveParameters: curve.parameters, label: label, id: id)

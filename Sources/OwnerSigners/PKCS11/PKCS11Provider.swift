@@ -441,6 +441,10 @@ public final class PKCS11Provider: @unchecked Sendable {
                 throw .wrongPIN("wrong PIN for token \"\(token.label)\" (from \(source)); \(left)")
             }
             if error.pinLocked { throw .wrongPIN("the user PIN of token \"\(token.label)\" is locked; unblock it with the SO PIN") }
+            if error.pinMalformed {
+                throw .wrongPIN("token \"\(token.label)\" refused the PIN (from \(source)) as malformed (\(error)); "
+                                + "it takes \(token.pinLengths.lowerBound) to \(token.pinLengths.upperBound) bytes")
+            }
             throw Self.failure(error, tokenKey)
         }
     }

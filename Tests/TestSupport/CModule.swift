@@ -1,0 +1,75 @@
+import Foundation
+
+/// PKCS#11 modules a test builds from a few lines of C, for behaviours of real modules that
+/// SoftHSM2 lacks. The Swift toolchain links with clang, so it is next to swift (followed
+/// through a symlink such as /usr/bin/swift) wherever the tests run.
+public enum CModule {
+    public struct BuildError: Error, CustomStringConvertible {
+        public var description: String
+    }
+
+    /// Compiles `source` into `directory`/`name`.so against p11-kit's PKCS#11 header.
+    public static func build(_ name: String, source: String, in directory: URL) throws -> String {
+        var path = (ProcessInfo.processInfo.environment["PATH"] ?? "").split(separator: ":").map(String.init) + ["/usr/bin"]
+        path += path.map { URL(fileURLWithPath: "\($0)/swift").resolvingSymlinksInPath().deletingLastPathComponent().path }
+        guard let compiler = path.lazy.flatMap({ dir in ["clang", "cc"].map { "\(dir)/\($0)" } }).first(where: FileManager.default.isExecutableFile) else {
+            throw BuildError(description: "no C compiler next to swift or on PATH")
+        }
+        let file = directory.appendingPathComponent("\(name).c"), module = directory.appendingPathComponent("\(name).so").path
+        try source.write(to: file, atomically: true, encoding: .utf8)
+        let built = try Command.run(URL(fileURLWithPath: compiler), ["-shared", "-fPIC", "-I/usr/include/p11-kit-1", "-o", module, file.path, "-ldl"])
+        guard built.status == 0 else { throw BuildError(description: "\(compiler) failed: \(built.stderr)") }
+        return module
+    }
+
+    /// A module in front of another (`real`) that behaves as some vendors' do: it refuses a PIN
+    /// over 32 bytes with CKR_PIN_LEN_RANGE before the token sees it (OpenSC checks a card's
+    /// PIN length so), and gives EC points compressed (02/03 ‖ X in the DER OCTET STRING).
+    public static func quirks(in directory: URL, real: String) throws -> String {
+        try build("quirks", source: quirksSource.replacingOccurrences(of: "REAL_MODULE", with: real), in: directory)
+    }
+
+    static let quirksSource = """
+        #include <dlfcn.h>
+        #include <string.h>
+        #include <p11-kit/pkcs11.h>
+
+        static CK_FUNCTION_LIST *real;
+        static CK_FUNCTION_LIST quirks;
+
+        static CK_RV login(CK_SESSION_HANDLE session, CK_USER_TYPE user, CK_UTF8CHAR *pin, CK_ULONG length) {
+            if (length > 32) return CKR_PIN_LEN_RANGE;
+            return real->C_Login(session, user, pin, length);
+        }
+
+        static CK_RV attributes(CK_SESSION_HANDLE session, CK_OBJECT_HANDLE object, CK_ATTRIBUTE *template, CK_ULONG count) {
+            if (count != 1 || template[0].type != CKA_EC_POINT) return real->C_GetAttributeValue(session, object, template, count);
+            CK_BYTE point[256];
+            CK_ATTRIBUTE whole = { CKA_EC_POINT, point, sizeof point };
+            CK_RV rv = real->C_GetAttributeValue(session, object, &whole, 1);
+            if (rv != CKR_OK || whole.ulValueLen != 67 || point[0] != 0x04 || point[1] != 0x41 || point[2] != 0x04)
+                return real->C_GetAttributeValue(session, object, template, count);
+            point[1] = 0x21;
+            point[2] = 0x02 | (point[66] & 1);
+            if (template[0].pValue != NULL) {
+                if (template[0].ulValueLen < 35) { template[0].ulValueLen = CK_UNAVAILABLE_INFORMATION; return CKR_BUFFER_TOO_SMALL; }
+                memcpy(template[0].pValue, point, 35);
+            }
+            template[0].ulValueLen = 35;
+            return CKR_OK;
+        }
+
+        CK_RV C_GetFunctionList(CK_FUNCTION_LIST **out) {
+            if (real == NULL) {
+                void *library = dlopen("REAL_MODULE", RTLD_NOW | RTLD_LOCAL);
+                CK_C_GetFunctionList get = library ? (CK_C_GetFunctionList)dlsym(library, "C_GetFunctionList") : NULL;
+                if (get == NULL || get(&real) != CKR_OK) return CKR_GENERAL_ERROR;
+                quirks = *real;
+                quirks.C_Login = login;
+                quirks.C_GetAttributeValue = attributes;
+            }
+            *out = &quirks;
+            return CKR_OK;
+        }
+        """
+}
