@@ -89,7 +89,10 @@ public actor Agent {
         (requestsToDecide, requestsToDecideContinuation) = AsyncStream.makeStream()
     }
 
-    public func reloadRules(_ rules: RulesFile?) { self.rules = rules }
+    public func reloadRules(_ rules: RulesFile?) {
+        self.rules = rules
+        logger.notice("the approval rules were reloaded")
+    }
 
     // MARK: - Requests
 
@@ -269,24 +272,28 @@ public actor Agent {
     public func addAccount(_ account: AccountConfig) throws(AgentError) {
         guard !fixedAccounts.contains(account.address) else { throw AgentError("forbidden", "\(account.address) is defined in the configuration file") }
         do { try store.registerAccount(address: account.address.checksummed, config: account.json, at: clock()) } catch { throw AgentError(error.reason, "\(error)") }
+        logger.notice("account \(account.address.checksummed) \(accounts[account.address] == nil ? "added" : "replaced")")
         accounts[account.address] = account
     }
 
     public func removeAccount(_ address: Address) throws(AgentError) {
         try unregister(.account, address, fixed: fixedAccounts)
         accounts[address] = nil
+        logger.notice("account \(address.checksummed) removed")
     }
 
     public func addOwner(_ owner: any OwnerSigner, registration: SessionStore.RegisteredOwner) throws(AgentError) {
         let address = owner.identity.address
         guard !fixedOwners.contains(address) else { throw AgentError("forbidden", "\(address) is defined in the configuration file") }
         do { try store.registerOwner(registration, at: clock()) } catch { throw AgentError(error.reason, "\(error)") }
+        logger.notice("owner \(address.checksummed) \(owners[address] == nil ? "added" : "replaced"): \(registration.backend) \(registration.location)")
         owners[address] = owner
     }
 
     public func removeOwner(_ address: Address) throws(AgentError) {
         try unregister(.owner, address, fixed: fixedOwners)
         owners[address] = nil
+        logger.notice("owner \(address.checksummed) removed")
     }
 
     func unregister(_ kind: SessionStore.Registration, _ address: Address, fixed: Set<Address>) throws(AgentError) {
@@ -329,6 +336,8 @@ public actor Agent {
     public func lock() {
         lockStore()
         lockCause = .request
+        try? store.audit("store_lock", .object(JSONObject(["reason": .string(LockCause.request.reason)])), at: clock())
+        logger.notice("the store is locked: \(LockCause.request.reason)")
     }
 
     /// Drops the data key and the unsealed session keys.
@@ -376,6 +385,8 @@ public actor Agent {
     public func unlock(_ secret: SecretBytes?) async throws(AgentError) {
         try await unlockStore(secret)
         lockCause = nil
+        try? store.audit("store_unlock", .object(JSONObject(["reason": .string("agent_unlock")])), at: clock())
+        logger.notice("the store is unlocked (agent_unlock)")
     }
 
     /// The unlock itself; the caller says what becomes of `lockCause`.
@@ -401,6 +412,10 @@ public actor Agent {
             case .failure(let e): return (false, 0, "\(e)")
             }
         } catch { throw AgentError(error.reason, "\(error)") }
+    }
+
+    public func auditEntries(after seq: Int64?, kind: String?, limit: Int) throws(AgentError) -> [SessionStore.AuditEntry] {
+        do { return try store.auditEntries(after: seq, kind: kind, limit: limit) } catch { throw AgentError(error.reason, "\(error)") }
     }
 
     public func pendingRequests() -> [PendingRequest] {

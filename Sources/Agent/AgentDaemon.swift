@@ -22,7 +22,8 @@ public enum AgentDaemon {
             if let file = config.storePassphraseFile { try store.unlock(passphrase: try SecretFile.read(file)) }
         case .token:
             // A store whose token is absent starts locked; `agent_unlock` tries again.
-            do { try await store.unlock(pin: storePIN, prompt: { _ in throw AgentError("locked", "no PIN at start") }) } catch {
+            let noPIN = config.storePassphraseFile == nil ? "store_pin_file is not set" : "store_pin_file is not set (store_passphrase_file is no use to a store a token protects)"
+            do { try await store.unlock(pin: storePIN, prompt: { _ in throw AgentError("locked", "\(noPIN); agent_unlock takes the PIN") }) } catch {
                 logger.warning("the store stays locked: \(error)")
             }
         }
@@ -84,10 +85,12 @@ public enum AgentDaemon {
             try SocketServer.prepareDirectory(config.socketDirectory, shared: server.admitsOthers)
             listeners = [.init(source: .path(clientPath), control: false), .init(source: .path(controlPath), control: true)]
         }
+        let readyLine = "owners: \(owners.count), accounts: \(accounts.count), \(config.rulesFile.map { "rules from \($0)" } ?? "no rules (a person decides)")"
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask {
                 try await server.run(listeners) {
                     Systemd.notify("READY=1")
+                    logger.notice("ready on \(activated.isEmpty ? "\(clientPath) and \(controlPath)" : "the sockets systemd passed"): \(readyLine), the store \(store.isLocked ? "locked" : "open")")
                     onReady(clientPath, controlPath)
                 }
             }

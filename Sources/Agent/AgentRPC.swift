@@ -12,7 +12,7 @@ public struct AgentRPC: Sendable {
     public static let clientMethods = ["agent_info", "session_request", "session_wait", "session_get", "session_list",
                                        "session_signUserOperation", "session_export", "session_revoke"]
     public static let controlMethods = ["agent_info", "pending_list", "pending_get", "pending_secret", "pending_decide", "sessions_list", "session_revoke",
-                                        "accounts_list", "accounts_add", "accounts_remove", "owners_list", "owners_add", "owners_remove", "agent_lock", "agent_unlock", "rules_reload", "audit_verify"]
+                                        "accounts_list", "accounts_add", "accounts_remove", "owners_list", "owners_add", "owners_remove", "agent_lock", "agent_unlock", "rules_reload", "audit_verify", "audit_show"]
     /// The parameters each method takes. Any other is refused, as the configuration file refuses
     /// unknown keys: a misspelt `bindExecutable` must not quietly give a session bound more loosely.
     static let parameters: [String: Set<String>] = [
@@ -21,7 +21,7 @@ public struct AgentRPC: Sendable {
         "session_export": ["sessionId"], "session_revoke": ["sessionId"],
         "pending_get": ["id"], "pending_secret": ["id"], "pending_decide": ["id", "approve", "approver", "reason", "passphrase", "secrets"],
         "accounts_add": ["account"], "accounts_remove": ["address"], "owners_add": ["pkcs11", "pinFile", "pin", "keystore", "passphraseFile"],
-        "owners_remove": ["address"], "agent_unlock": ["passphrase"],
+        "owners_remove": ["address"], "agent_unlock": ["passphrase"], "audit_show": ["after", "kind", "limit"],
     ]
 
     let agent: Agent
@@ -278,6 +278,18 @@ public struct AgentRPC: Sendable {
             guard let reloadRules else { throw AgentError("no_rules", "the agent runs without a rules file") }
             do { await agent.reloadRules(try reloadRules()) } catch { throw AgentError("bad_rules", "\(error)") }
             return .object(JSONObject(["reloaded": true]))
+        case "audit_show":
+            func count(_ key: String, _ range: ClosedRange<Int64>) throws(AgentError) -> Int64? {
+                try optional(p, key, "a whole number in \(range.lowerBound)...\(range.upperBound)") { value -> Int64? in
+                    guard case .number(let text) = value, let n = Int64(text), range.contains(n) else { return nil }
+                    return n
+                }
+            }
+            let entries = try await agent.auditEntries(after: try count("after", 0...Int64.max), kind: try optionalString(p, "kind"),
+                                                       limit: Int(try count("limit", 1...10_000) ?? 100))
+            return .array(entries.map { e in
+                .object(JSONObject(["seq": JSONValue(Int(e.seq)), "at": JSONValue(Int(e.at)), "kind": .string(e.kind), "entry": e.entry, "hash": .string(e.hash)]))
+            })
         case "audit_verify":
             let result = try await agent.verifyAudit()
             return .object(JSONObject(["intact": .bool(result.intact), "entries": JSONValue(result.entries), "problem": result.problem.map { .string($0) } ?? .null]))

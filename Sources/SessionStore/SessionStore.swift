@@ -489,6 +489,33 @@ public final class SessionStore: @unchecked Sendable {
         _ = try run { try Self.appendAudit($0, kind: kind, entry: entry, at: time) }
     }
 
+    /// One entry of the audit log; `hash` chains it to the entry before.
+    public struct AuditEntry: Sendable {
+        public var seq: Int64
+        public var at: UInt64
+        public var kind: String
+        public var entry: JSONValue
+        public var hash: String
+    }
+
+    /// Entries in order: the first `limit` after `seq`, or without it the last `limit`; only
+    /// those of `kind` when it is given.
+    public func auditEntries(after seq: Int64?, kind: String?, limit: Int) throws(StoreError) -> [AuditEntry] {
+        try run { db in
+            let filter = kind == nil ? "" : "AND kind = ?"
+            var arguments: StatementArguments = [seq ?? 0]
+            if let kind { arguments += [kind] }
+            arguments += [Int64(limit)]
+            let sql = seq != nil
+                ? "SELECT * FROM audit WHERE seq > ? \(filter) ORDER BY seq LIMIT ?"
+                : "SELECT * FROM (SELECT * FROM audit WHERE seq > ? \(filter) ORDER BY seq DESC LIMIT ?) ORDER BY seq"
+            return try Row.fetchAll(db, sql: sql, arguments: arguments).map { row in
+                AuditEntry(seq: row["seq"], at: UInt64(row["at"] as Int64), kind: row["kind"],
+                           entry: try JSONValue(parsing: row["entry"] as String), hash: row["hash"])
+            }
+        }
+    }
+
     /// The number of entries if the chain is intact; else the first broken entry.
     public func verifyAudit() throws(StoreError) -> Result<Int, StoreError> {
         try run { db in

@@ -1,9 +1,37 @@
 import Agent
 import ArgumentParser
 import EthereumCore
+import Foundation
 
 struct Audit: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "The agent's audit log.", subcommands: [AuditVerify.self])
+    static let configuration = CommandConfiguration(abstract: "The agent's audit log.", subcommands: [AuditShow.self, AuditVerify.self])
+}
+
+struct AuditShow: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "show",
+        abstract: "Print entries of the audit log: requests, decisions, owner failures, exports, revocations, owners and accounts added or removed, the store locking and opening.",
+        discussion: "Without --after, the last --limit entries. Each line: sequence number, UTC time, kind, the entry as JSON.")
+
+    @Option(help: "Entries after this sequence number (to follow the log: the last number seen).") var after: Int64?
+    @Option(help: "Only entries of this kind (request, decision, owner_failure, export, revoke, owner_add, store_lock…).") var kind: String?
+    @Option(help: "At most this many entries.") var limit: Int = 50
+    @Option(help: "The agent's control socket (default: $SESSION_AGENT_CONTROL_SOCK).") var socket: String?
+    @OptionGroup var output: OutputOptions
+
+    func run() throws {
+        try report(output) {
+            var params = JSONObject(["limit": JSONValue(limit)])
+            if let after { params["after"] = JSONValue(Int(after)) }
+            if let kind { params["kind"] = .string(kind) }
+            let entries = try remote { try connectAgent(socket ?? AgentClient.defaultControlSocket).call("audit_show", params) }
+            let lines = (entries.arrayValue ?? []).map { e in
+                let at = e["at"].flatMap { $0.serialized.isEmpty ? nil : TimeInterval($0.serialized) }.map { Date(timeIntervalSince1970: $0).ISO8601Format() } ?? "?"
+                return "\(e["seq"]?.serialized ?? "?")  \(at)  \(e["kind"]?.stringValue ?? "?")  \(e["entry"]?.serialized ?? "")"
+            }
+            return CommandOutput(text: lines.isEmpty ? "no entries" : lines.joined(separator: "\n"), json: entries)
+        }
+    }
 }
 
 struct AuditVerify: ParsableCommand {

@@ -70,7 +70,9 @@ struct PKCS11TokenList: AsyncParsableCommand {
                     }
                     let flags = [info.pinLocked ? "PIN LOCKED" : nil, info.pinFinalTry ? "one PIN try left" : nil, info.pinCountLow ? "PIN count low" : nil].compactMap { $0 }
                     text.append("  slot \(info.slot): token \"\(info.label)\" (\(info.manufacturer) \(info.model), serial \(info.serial))\(flags.isEmpty ? "" : " [" + flags.joined(separator: ", ") + "]")")
-                    if keys.isEmpty { text.append(login ? "    no EC keys" : "    no EC keys visible without a login (--login shows those a token hides)") }
+                    if keys.isEmpty {
+                        text.append(login || !info.loginRequired ? "    no EC keys" : "    no EC keys visible without a login (--login shows those a token hides)")
+                    }
                     for key in keys {
                         let shown = key.address.map { "address \($0.checksummed)" } ?? "public key \(key.publicKeyHex)"
                         text.append("    \(key.curve.rawValue) \"\(key.label)\" id \(Hex.encode(key.id).dropFirst(2)): \(shown)")

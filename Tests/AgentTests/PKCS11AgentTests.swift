@@ -345,6 +345,11 @@ struct PKCS11AgentTests {
         _ = try control.call("agent_unlock")
         #expect(try signs(2))
         #expect(try control.call("audit_verify")["intact"] == .bool(true))
+        // The operator's lock and unlock are in the journal and the audit log, as the token's are.
+        #expect(agent.logs.contains("the store is locked: locked with agent_lock") && agent.logs.contains("the store is unlocked (agent_unlock)"))
+        let audit = try Command.run(Command.sessionAgent, ["audit", "show", "--socket", agent.controlSocket, "--kind", "store_lock", "--json"])
+        let reasons = (try JSONValue(parsing: audit.stdout).arrayValue ?? []).compactMap { $0["entry"]?["reason"]?.stringValue }
+        #expect(reasons == ["the store's token went away", "locked with agent_lock"], "\(audit.stdout.prefix(300)) \(audit.stderr)")
     }
 }
 
