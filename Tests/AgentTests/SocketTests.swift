@@ -64,6 +64,20 @@ struct SocketTests {
         #expect(try control.call("audit_verify")["intact"] == .bool(true))
         let verified = try Command.run(Command.sessionAgent, ["audit", "verify", "--socket", agent.controlSocket])
         #expect(verified.status == 0 && verified.stdout.contains("audit log intact"), "\(verified.stderr)")
+        // The audit log reads back whole, from a point, and by kind; malformed paging is refused.
+        let entries = try control.call("audit_show", JSONObject(["limit": JSONValue(10_000)])).arrayValue ?? []
+        let seqs = entries.compactMap { $0["seq"] }
+        #expect(JSONValue(entries.count) == (try control.call("audit_verify")["entries"]) && entries.count >= 3 && seqs.count == entries.count)
+        #expect(try control.call("audit_show", JSONObject(["after": seqs[0], "limit": JSONValue(2)])).arrayValue?.compactMap { $0["seq"] } == Array(seqs[1...2]))
+        #expect(try control.call("audit_show", JSONObject(["limit": JSONValue(1)])).arrayValue?.compactMap { $0["seq"] } == [seqs.last!])
+        let kind = try #require(entries.last?["kind"])
+        #expect(try control.call("audit_show", JSONObject(["kind": kind])).arrayValue?.count == entries.filter { $0["kind"] == kind }.count)
+        let malformedPaging: [(String, JSONValue)] = [("limit", JSONValue(0)), ("after", JSONValue(-1)), ("limit", "5"), ("kind", JSONValue(3)), ("since", JSONValue(1))]
+        for (key, value) in malformedPaging {
+            #expect(throws: AgentClient.RemoteError.self, "\(key): \(value)") { try control.call("audit_show", JSONObject([key: value])) }
+        }
+        let shown = try Command.run(Command.sessionAgent, ["audit", "show", "--socket", agent.controlSocket, "--limit", "1"])
+        #expect(shown.status == 0 && shown.stdout.hasPrefix("\(seqs.last!.serialized)  20") && shown.stdout.contains(kind.stringValue ?? "?"), "\(shown.stdout) \(shown.stderr)")
         // Someone with write access to the store rewrites history: the chain no longer holds.
         let tamper = try Command.run(URL(fileURLWithPath: "/usr/bin/env"), ["python3", "-c", """
             import sqlite3, sys
