@@ -27,6 +27,19 @@ public struct AgentConfiguration: Sendable {
     public var pkcs11Module: String?
     /// The PIN of the token that wraps the store's data key (`session-agent store rewrap`).
     public var storePINFile: String?
+    /// More modules owners added at run time may use (see `runTimeModules`).
+    public var pkcs11Modules: [String]
+
+    /// The modules an owner added through the control socket may name with `module-path`: the
+    /// ones this file names, and those p11-kit knows (which root registers). Any other is
+    /// refused before it is loaded: loading a library runs its code inside the agent, so a
+    /// control socket reached from elsewhere (forwarded, or by a confused program) must not be
+    /// able to pick one, as ssh-agent refuses PKCS#11 providers outside its allow-list.
+    public var runTimeModules: [String] {
+        pkcs11Modules + [pkcs11Module].compactMap { $0 } + owners.compactMap { owner in
+            if case .pkcs11(let uri, _, _) = owner { uri.modulePath } else { nil }
+        }
+    }
 
     public init(toml text: String, relativeTo base: String, environment env: [String: String] = ProcessInfo.processInfo.environment) throws(AgentError) {
         let table: TOMLTable
@@ -37,7 +50,7 @@ public struct AgentConfiguration: Sendable {
             return s.hasPrefix("/") ? s : base + "/" + s
         }
         let known = ["data_dir", "socket_dir", "rules", "tokens", "approval_timeout", "partial_message_timeout", "allow_uids", "allow_gids", "store_passphrase_file", "store_pin_file", "pinentry", "owners", "accounts",
-                     "pkcs11_module"]
+                     "pkcs11_module", "pkcs11_modules"]
         func duration(_ key: String, default value: UInt64) throws(AgentError) -> UInt64 {
             guard let t = table[key] else { return value }
             guard let s = t.string, let unit = s.last, let n = UInt64(s.dropLast()), let scale: UInt64 = ["s": 1, "m": 60, "h": 3600][unit] else {
@@ -53,6 +66,13 @@ public struct AgentConfiguration: Sendable {
         storePassphraseFile = try path("store_passphrase_file")
         storePINFile = try path("store_pin_file")
         pkcs11Module = try path("pkcs11_module")
+        pkcs11Modules = []
+        if let list = table["pkcs11_modules"] {
+            guard let items = list.array.map({ Array($0) }), items.allSatisfy({ $0.string != nil }) else {
+                throw AgentError("bad_config", "pkcs11_modules: a list of module paths")
+            }
+            pkcs11Modules = items.compactMap(\.string).map { $0.hasPrefix("/") ? $0 : base + "/" + $0 }
+        }
         approvalTimeout = try duration("approval_timeout", default: 300)
         partialMessageTimeout = try duration("partial_message_timeout", default: 30)
         func ids(_ key: String) throws(AgentError) -> Set<UInt32> {

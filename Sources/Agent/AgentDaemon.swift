@@ -58,7 +58,7 @@ public enum AgentDaemon {
                               throw AgentError("secret_needed", "no pinentry is configured; approve with `session-agent approve`, which asks for it")
                           },
                           logger: logger)
-        let server = SocketServer(rpc: AgentRPC(agent: agent, reloadRules: config.rulesFile == nil ? nil : loadRules, pkcs11Module: config.pkcs11Module), allowedUIDs: config.allowedUIDs, allowedGIDs: config.allowedGIDs,
+        let server = SocketServer(rpc: AgentRPC(agent: agent, reloadRules: config.rulesFile == nil ? nil : loadRules, pkcs11Module: config.pkcs11Module, runTimeModules: config.runTimeModules), allowedUIDs: config.allowedUIDs, allowedGIDs: config.allowedGIDs,
                                   partialMessageTimeout: .seconds(Int64(config.partialMessageTimeout)))
 
         // SIGTERM and SIGINT (systemctl stop, Ctrl-C) end the agent cleanly: the audit entries

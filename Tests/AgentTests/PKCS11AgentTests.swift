@@ -108,9 +108,34 @@ struct PKCS11AgentTests {
 
         // A URI naming no key on a present token, and a module that does not exist.
         for (uri, expected) in [("pkcs11:token=\(token);object=nothing?module-path=\(module)", "no EC public key"),
-                                ("pkcs11:token=\(token);object=owner?module-path=/nonexistent/pkcs11.so", "does not exist")] {
+                                ("pkcs11:token=\(token);object=owner?module-path=/nonexistent/pkcs11.so", "pkcs11_modules")] {
             let result = try Command.run(Command.sessionAgent, ["owner", "add", uri, "--socket", agent.controlSocket])
             #expect(result.status == 1 && result.stderr.contains(expected), "\(result.stderr)")
+        }
+    }
+
+    /// Loading a module runs its code inside the agent, so `owner add` may name only modules the
+    /// configuration or p11-kit names; any other is refused before it is loaded. Paths are
+    /// compared as files, so a symlink to an allowed module is that module.
+    @Test func ownersAddedAtRunTimeUseOnlyModulesTheConfigurationNames() throws {
+        let (_, address, pinFile) = try tokenWithKey()
+        let copy = try hsm.privateModule()
+        let link = copy + "-link.so"
+        try FileManager.default.createSymbolicLink(atPath: link, withDestinationPath: copy)
+        for allowed in [false, true] {
+            let agent = try AgentProcess(rules: "default = \"approve\"", extraConfig: allowed ? "pkcs11_modules = [\"\(copy)\"]" : "", environment: hsm.environment)
+            try agent.start()
+            defer { agent.stop() }
+            let added = try Command.run(Command.sessionAgent, ["owner", "add", "pkcs11:token=\(token);object=owner?module-path=\(link)", "--pin-file", pinFile,
+                                                               "--socket", agent.controlSocket, "--json"])
+            let maps = try String(contentsOfFile: "/proc/\(try #require(agent.process?.processIdentifier))/maps", encoding: .utf8)
+            if allowed {
+                #expect(added.status == 0 && (try? JSONValue(parsing: added.stdout))?["address"]?.stringValue == address.checksummed, "\(added.stdout) \(added.stderr)")
+                #expect(maps.contains(copy), "\(maps.split(separator: "\n").filter { $0.contains("softhsm") })  \(maps.count)")
+            } else {
+                #expect(added.status == 1 && added.stderr.contains("pkcs11_modules"), "\(added.stderr)")
+                #expect(!maps.contains(copy), "the refused module was loaded")
+            }
         }
     }
 

@@ -196,6 +196,19 @@ struct PKCS11OwnerTests {
         }
     }
 
+    /// Two paths to one library are one module, which a process initialises once; and a URI
+    /// naming a registered module through a symlink (Debian's /usr/lib/softhsm) names it.
+    @Test func aSymlinkToAModuleIsThatModule() throws {
+        let copy = try hsm.privateModule()
+        let link = copy + "-link.so"
+        try FileManager.default.createSymbolicLink(atPath: link, withDestinationPath: URL(fileURLWithPath: copy).lastPathComponent)
+        #expect(PKCS11Provider.shared(modulePath: link) === PKCS11Provider.shared(modulePath: copy))
+        let system = try #require(SoftHSM.systemModule)
+        if (try? FileManager.default.destinationOfSymbolicLink(atPath: system)) != nil {
+            #expect(PKCS11Module.registered().contains { (try? PKCS11URI("pkcs11:?module-path=\(system)"))?.matches($0) == true })
+        }
+    }
+
     @Test func generatesNonExtractableKeysOnBothCurves() async throws {
         try hsm.initToken(token)
         let module = try hsm.privateModule()

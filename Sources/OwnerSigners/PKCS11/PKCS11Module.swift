@@ -97,6 +97,11 @@ public enum PKCS11ObjectClass: String, Sendable {
 /// after that).
 public final class PKCS11Module: @unchecked Sendable {
     public let path: String
+
+    /// The file a module path names, symlinks followed: two paths to one library (Debian's
+    /// /usr/lib/softhsm is a symlink) are one module, initialised once per process. (NSString's
+    /// resolvingSymlinksInPath leaves a relative symlink as it is on Linux.)
+    public static func file(_ path: String) -> String { URL(fileURLWithPath: path).resolvingSymlinksInPath().path }
     let functions: UnsafeMutablePointer<CK_FUNCTION_LIST>
 
     /// Loads the module at `path` (a shared object implementing PKCS#11).

@@ -118,7 +118,7 @@ public final class PKCS11Provider: @unchecked Sendable {
     /// symlink, as Debian's /usr/lib/softhsm is) are one module: the library can be initialised
     /// only once per process.
     public static func shared(modulePath path: String) -> PKCS11Provider {
-        let file = (path as NSString).resolvingSymlinksInPath
+        let file = PKCS11Module.file(path)
         return lock.withLock {
             if let provider = providers[file] { return provider }
             let provider = PKCS11Provider(modulePath: path)

@@ -121,8 +121,8 @@ public struct PKCS11URI: Sendable, Equatable, CustomStringConvertible {
 
     /// Whether a registered module is the one the query names (either of path and name may be given).
     public func matches(_ module: PKCS11Module.Registration) -> Bool {
-        let file = (module.path as NSString).resolvingSymlinksInPath
-        return (moduleName ?? module.name) == module.name && (modulePath.map { ($0 as NSString).resolvingSymlinksInPath } ?? file) == file
+        let file = PKCS11Module.file(module.path)
+        return (moduleName ?? module.name) == module.name && (modulePath.map(PKCS11Module.file) ?? file) == file
     }
 
     private static let unreserved = Set(Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~".utf8))
