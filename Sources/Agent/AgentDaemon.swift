@@ -75,6 +75,18 @@ public enum AgentDaemon {
             return source
         }
         defer { stops.forEach { $0.cancel() } }
+        // SIGHUP (systemctl reload) reads the rules file again, as `rules_reload` does; a file
+        // that does not parse leaves the rules in force.
+        signal(SIGHUP, SIG_IGN)
+        let reload = DispatchSource.makeSignalSource(signal: SIGHUP)
+        reload.setEventHandler {
+            guard config.rulesFile != nil else { return logger.notice("SIGHUP: the agent runs without a rules file") }
+            Task {
+                do { await agent.reloadRules(try loadRules()) } catch { logger.error("SIGHUP: the rules in force are kept: \(error)") }
+            }
+        }
+        reload.resume()
+        defer { reload.cancel() }
 
         let activated = Systemd.listenFileDescriptors()
         let clientPath = config.socketDirectory + "/client.sock", controlPath = config.socketDirectory + "/control.sock"

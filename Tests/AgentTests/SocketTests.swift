@@ -97,6 +97,41 @@ struct SocketTests {
         #expect(info.st_mode & 0o777 == 0o700)
     }
 
+    /// The rules file is read again on `rules_reload` and on SIGHUP (`systemctl reload`); one
+    /// that does not parse leaves the rules in force either way.
+    @Test func rulesAreReloadedOnRequestAndOnSIGHUP() throws {
+        let agent = try AgentProcess(rules: "default = \"approve\"")
+        try agent.start()
+        let client = try AgentClient(path: agent.clientSocket), control = try AgentClient(path: agent.controlSocket)
+        let rules = agent.directory.appendingPathComponent("rules.toml")
+        func decision() throws -> JSONValue? { try client.call("session_request", JSONObject(["request": Self.example]))["status"] }
+        func hangUp(until line: String) throws {
+            let seen = agent.logs.components(separatedBy: line).count
+            kill(try #require(agent.process?.processIdentifier), SIGHUP)
+            let deadline = Date().addingTimeInterval(15)
+            while agent.logs.components(separatedBy: line).count == seen {
+                guard Date() < deadline else { throw Oracle.Failure(description: "no \"\(line)\" after SIGHUP: \(agent.logs)") }
+                _ = poll(nil, 0, 20)
+            }
+        }
+        #expect(try decision() == "approved")
+        try "default = \"deny\"\n".write(to: rules, atomically: true, encoding: .utf8)
+        try hangUp(until: "the approval rules were reloaded")
+        #expect(try decision() == "denied")
+
+        try "default = \n".write(to: rules, atomically: true, encoding: .utf8)
+        do {
+            _ = try control.call("rules_reload")
+            Issue.record("a rules file that does not parse was taken")
+        } catch let e as AgentClient.RemoteError { #expect(e.reason == "bad_rules", "\(e)") }
+        try hangUp(until: "the rules in force are kept")
+        #expect(try decision() == "denied")
+
+        try "default = \"approve\"\n".write(to: rules, atomically: true, encoding: .utf8)
+        #expect(try control.call("rules_reload")["reloaded"] == .bool(true))
+        #expect(try decision() == "approved")
+    }
+
     @Test func badInputGetsAnErrorAndOthersAreUnaffected() throws {
         let agent = try AgentProcess(extraConfig: "partial_message_timeout = \"1s\"")
         try agent.start()
