@@ -84,8 +84,8 @@ struct PinentryTests {
     /// The pinentry processes drawing on `tty`.
     static func dialogs(on tty: String) -> [String] {
         ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).filter { pid in
-            guard Int(pid) != nil, let cmdline = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { return false }
-            return String(decoding: cmdline, as: UTF8.self).contains(tty)
+            guard Int(pid) != nil, let cmdline = procFile("/proc/\(pid)/cmdline") else { return false }
+            return cmdline.contains(tty)
         }
     }
 
@@ -201,7 +201,7 @@ struct PinentryTests {
         #expect(Self.dialogs(on: terminal.slavePath).count == 1)
         // The dialog gets what it draws with, not the agent's secrets.
         for pid in Self.dialogs(on: terminal.slavePath) {
-            let environment = String(decoding: FileManager.default.contents(atPath: "/proc/\(pid)/environ") ?? Data(), as: UTF8.self).split(separator: "\0")
+            let environment = (procFile("/proc/\(pid)/environ") ?? "").split(separator: "\0")
             #expect(environment.contains { $0.hasPrefix("PATH=") } && !environment.contains { $0.contains(Self.environmentSecret.value) }, "\(environment)")
         }
         agent.stop()

@@ -588,7 +588,7 @@ struct PKCS11ServerTests {
     /// The processes whose parent is `pid`, from /proc/*/stat (field 4).
     static func children(of pid: Int32) -> [Int32] {
         ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).compactMap { entry -> Int32? in
-            guard let child = Int32(entry), let stat = try? String(contentsOfFile: "/proc/\(entry)/stat", encoding: .utf8),
+            guard let child = Int32(entry), let stat = procFile("/proc/\(entry)/stat"),
                   let close = stat.lastIndex(of: ")") else { return nil }
             let fields = stat[stat.index(after: close)...].split(separator: " ")
             return fields.count > 2 && Int32(fields[1]) == pid ? child : nil

@@ -71,3 +71,13 @@ extension LockedBox where T == Int {
         }
     }
 }
+
+/// The whole of a /proc file as text. Foundation's String(contentsOfFile:), Data(contentsOf:)
+/// and FileManager.contents(atPath:) stop after the first 4 KiB of these files, whose size
+/// reads as 0: a process's maps or environ would be cut short, and a check that something is
+/// absent from them would pass whatever they hold.
+public func procFile(_ path: String) -> String? {
+    guard let file = FileHandle(forReadingAtPath: path) else { return nil }
+    defer { try? file.close() }
+    return (try? file.readToEnd()).map { String(decoding: $0 ?? Data(), as: UTF8.self) }
+}
