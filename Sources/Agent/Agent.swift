@@ -385,7 +385,7 @@ public actor Agent {
     public func unlock(_ secret: SecretBytes?) async throws(AgentError) {
         try await unlockStore(secret)
         lockCause = nil
-        try? store.audit("store_unlock", .object(JSONObject(["reason": .string("agent_unlock")])), at: clock())
+        try? store.audit("store_unlock", .object(JSONObject(["reason": .string("unlocked with agent_unlock")])), at: clock())
         logger.notice("the store is unlocked (agent_unlock)")
     }
 

@@ -72,8 +72,8 @@ public struct PKCS11TokenInfo: Sendable, Equatable {
     public var pinCountLow: Bool
     public var pinFinalTry: Bool
     public var pinLocked: Bool
-    /// The PIN lengths the token takes, in bytes, as it reports them (some report 0 to ~0).
-    public var pinLengths: ClosedRange<UInt>
+    /// The PIN lengths the token takes, in bytes; nil when it does not say.
+    public var pinLengths: ClosedRange<UInt>?
 }
 
 /// What an object on a token is, as far as the agent cares.
@@ -97,12 +97,12 @@ public enum PKCS11ObjectClass: String, Sendable {
 /// after that).
 public final class PKCS11Module: @unchecked Sendable {
     public let path: String
+    let functions: UnsafeMutablePointer<CK_FUNCTION_LIST>
 
     /// The file a module path names, symlinks followed: two paths to one library (Debian's
     /// /usr/lib/softhsm is a symlink) are one module, initialised once per process. (NSString's
     /// resolvingSymlinksInPath leaves a relative symlink as it is on Linux.)
     public static func file(_ path: String) -> String { URL(fileURLWithPath: path).resolvingSymlinksInPath().path }
-    let functions: UnsafeMutablePointer<CK_FUNCTION_LIST>
 
     /// Loads the module at `path` (a shared object implementing PKCS#11).
     public init(path: String) throws(PKCS11Error) {
@@ -208,7 +208,7 @@ public final class PKCS11Module: @unchecked Sendable {
             manufacturer: Self.padded(&info.manufacturerID), model: Self.padded(&info.model), serial: Self.padded(&info.serialNumber),
             initialized: flags & CK_FLAGS(CKF_TOKEN_INITIALIZED) != 0, loginRequired: flags & CK_FLAGS(CKF_LOGIN_REQUIRED) != 0, pinCountLow: flags & CK_FLAGS(CKF_USER_PIN_COUNT_LOW) != 0,
             pinFinalTry: flags & CK_FLAGS(CKF_USER_PIN_FINAL_TRY) != 0, pinLocked: flags & CK_FLAGS(CKF_USER_PIN_LOCKED) != 0,
-            pinLengths: UInt(info.ulMinPinLen)...UInt(max(info.ulMinPinLen, info.ulMaxPinLen)))
+            pinLengths: info.ulMaxPinLen == CK_ULONG.max || info.ulMaxPinLen < info.ulMinPinLen ? nil : UInt(info.ulMinPinLen)...UInt(info.ulMaxPinLen))
     }
 
     /// A fixed-width PKCS#11 text field: UTF-8 padded with spaces, not NUL-terminated.

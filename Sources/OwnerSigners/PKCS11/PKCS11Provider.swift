@@ -442,8 +442,8 @@ public final class PKCS11Provider: @unchecked Sendable {
             }
             if error.pinLocked { throw .wrongPIN("the user PIN of token \"\(token.label)\" is locked; unblock it with the SO PIN") }
             if error.pinMalformed {
-                throw .wrongPIN("token \"\(token.label)\" refused the PIN (from \(source)) as malformed (\(error)); "
-                                + "it takes \(token.pinLengths.lowerBound) to \(token.pinLengths.upperBound) bytes")
+                let lengths = token.pinLengths.map { "; it takes \($0.lowerBound) to \($0.upperBound) bytes" } ?? ""
+                throw .wrongPIN("token \"\(token.label)\" refused the PIN (from \(source)) as malformed, before trying it (\(error))\(lengths)")
             }
             throw Self.failure(error, tokenKey)
         }
