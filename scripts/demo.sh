@@ -111,7 +111,8 @@ say "Outside the scope: 200 USDC is over the 100 USDC limit; the agent refuses a
 userop "$usdc" "$(transfer 200000000)" 0x2 > op3.json
 run "$sa" sign-userop --session "$session" --chain-id 11155111 op3.json || echo "(exit status $?)"
 
-say "The audit log (hash-chained; no secrets) checks out"
+say "The audit log (hash-chained; no secrets): what happened, and that nobody changed it since"
+run "$sa" audit show
 run "$sa" audit verify
 
 say "The agent's log, as journald keeps it (decisions and failures; no secrets)"
