@@ -5,7 +5,7 @@ import Foundation
 import OwnerSigners
 
 struct Owner: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Owner keys.", subcommands: [OwnerCreate.self, OwnerGenerate.self, OwnerAdd.self, OwnerList.self, OwnerAddress.self])
+    static let configuration = CommandConfiguration(abstract: "Owner keys.", subcommands: [OwnerCreate.self, OwnerGenerate.self, OwnerAdd.self, OwnerRemove.self, OwnerList.self, OwnerAddress.self])
 }
 
 struct OwnerCreate: ParsableCommand {
@@ -53,6 +53,25 @@ struct OwnerAddress: ParsableCommand {
             let file = try Keystore(parsing: try readInput(keystore))
             guard let address = file.address else { throw CommandFailure(message: "\(keystore) records no address") }
             return CommandOutput(text: address.checksummed, json: .object(JSONObject(["address": .string(address.checksummed)])))
+        }
+    }
+}
+
+struct OwnerRemove: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "remove",
+        abstract: "Unregister an owner added with owner add (those in the configuration file stay). The key itself is left as it is.")
+
+    @Argument(help: "The owner's address.") var address: String
+    @Option(help: "The agent's control socket (default: $SESSION_AGENT_CONTROL_SOCK).") var socket: String?
+    @OptionGroup var output: OutputOptions
+
+    func run() throws {
+        try report(output) {
+            let removed = try remote {
+                try connectAgent(socket ?? AgentClient.defaultControlSocket).call("owners_remove", JSONObject(["address": .string(address)]))
+            }
+            return CommandOutput(text: "\(address) is no longer an owner", json: removed)
         }
     }
 }

@@ -420,7 +420,11 @@ struct RegistrationTests {
             Issue.record("removed an account of the configuration file")
         } catch let e as AgentClient.RemoteError { #expect(e.reason == "forbidden") }
         _ = try control.call("accounts_remove", JSONObject(["address": .string(Self.other)]))
-        _ = try control.call("owners_remove", JSONObject(["address": .string(ownerAddress)]))
+        let removed = try Command.run(Command.sessionAgent, ["owner", "remove", ownerAddress, "--socket", agent.controlSocket])
+        #expect(removed.status == 0, "\(removed.stderr)")
+        #expect(try control.call("owners_list").arrayValue?.contains { $0["address"]?.stringValue == ownerAddress } == false)
+        let removedAgain = try Command.run(Command.sessionAgent, ["owner", "remove", ownerAddress, "--socket", agent.controlSocket])
+        #expect(removedAgain.status == 1 && removedAgain.stderr.contains(ownerAddress), "\(removedAgain.stderr)")
         do {
             _ = try Self.request(client, account: Self.other)
             Issue.record("a removed account was served")
