@@ -22,11 +22,16 @@ public final class AgentClient {
         return env["SESSION_AGENT_SOCK"] ?? AgentPaths.socketDirectory(env) + "/client.sock"
     }
 
-    /// The control socket: `SESSION_AGENT_CONTROL_SOCK`, else next to the default client socket.
+    /// The control socket: `SESSION_AGENT_CONTROL_SOCK`, else next to the client socket (the
+    /// agent makes both in one directory), so that exporting SESSION_AGENT_SOCK alone, as one
+    /// exports SSH_AUTH_SOCK, finds both.
     public static var defaultControlSocket: String {
-        let env = ProcessInfo.processInfo.environment
-        return env["SESSION_AGENT_CONTROL_SOCK"] ?? AgentPaths.socketDirectory(env) + "/control.sock"
+        ProcessInfo.processInfo.environment["SESSION_AGENT_CONTROL_SOCK"]
+            ?? URL(fileURLWithPath: defaultClientSocket).deletingLastPathComponent().appendingPathComponent("control.sock").path
     }
+
+    /// The uid of the process serving the socket (SO_PEERCRED), as the kernel saw it listen.
+    public var serverUID: UInt32? { try? PeerCredentials.read(socket: fd).uid }
 
     public init(path: String) throws {
         fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)

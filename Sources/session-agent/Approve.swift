@@ -17,10 +17,9 @@ struct Approve: ParsableCommand {
     @Flag(help: "Decide what is pending now and exit, instead of waiting for more.") var once = false
 
     func run() throws {
-        let path = socket ?? AgentClient.defaultControlSocket
         let client: AgentClient
-        do { client = try AgentClient(path: path) } catch {
-            FileHandle.standardError.write(Data("session-agent: error: \(error)\n".utf8))
+        do { client = try connectControl(socket) } catch {
+            FileHandle.standardError.write(Data("session-agent: error: \((error as? CommandFailure)?.message ?? "\(error)")\n".utf8))
             throw ExitCode.failure
         }
         var seen = Set<String>()

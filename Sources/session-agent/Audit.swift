@@ -24,7 +24,7 @@ struct AuditShow: ParsableCommand {
             var params = JSONObject(["limit": JSONValue(limit)])
             if let after { params["after"] = JSONValue(Int(after)) }
             if let kind { params["kind"] = .string(kind) }
-            let entries = try remote { try connectAgent(socket ?? AgentClient.defaultControlSocket).call("audit_show", params) }
+            let entries = try remote { try connectControl(socket).call("audit_show", params) }
             let lines = (entries.arrayValue ?? []).map { e in
                 let at = e["at"].flatMap { TimeInterval($0.serialized) }.map { Date(timeIntervalSince1970: $0).ISO8601Format() } ?? "?"
                 return "\(e["seq"]?.serialized ?? "?")  \(at)  \(e["kind"]?.stringValue ?? "?")  \(e["entry"]?.serialized ?? "")"
@@ -44,7 +44,7 @@ struct AuditVerify: ParsableCommand {
 
     func run() throws {
         try report(output) {
-            let result = try remote { try connectAgent(socket ?? AgentClient.defaultControlSocket).call("audit_verify") }
+            let result = try remote { try connectControl(socket).call("audit_verify") }
             let entries = result["entries"].map { $0.serialized } ?? "?"
             guard result["intact"] == .bool(true) else {
                 throw CommandFailure(message: "the audit log is broken after \(entries) entries: \(result["problem"]?.stringValue ?? "unknown")", reason: "audit_broken")

@@ -18,6 +18,19 @@ func connectAgent(_ path: String) throws -> AgentClient {
     }
 }
 
+/// Connects to the agent's control socket (`path`, else the default). Only the agent's own uid
+/// may use it, so one served by another uid is not the agent's: it is refused before anything
+/// is sent, since `approve` and `owner add` send passphrases and PINs down it.
+func connectControl(_ path: String?) throws -> AgentClient {
+    let path = path ?? AgentClient.defaultControlSocket
+    let client = try connectAgent(path)
+    guard let uid = client.serverUID, uid == getuid() else {
+        throw CommandFailure(message: "\(path) is served by \(client.serverUID.map { "uid \($0)" } ?? "an unknown process"), not by this user (uid \(getuid())); nothing was sent",
+                             reason: "forbidden")
+    }
+    return client
+}
+
 /// Calls the agent, turning its errors into this command's.
 func remote(_ body: () throws -> JSONValue) throws -> JSONValue {
     do { return try body() } catch let e as AgentClient.RemoteError {
@@ -121,7 +134,7 @@ struct RPC: ParsableCommand {
 
     func run() throws {
         try report(output) {
-            let client = try control ? connectAgent(AgentClient.defaultControlSocket) : socket.connect()
+            let client = try control ? connectControl(socket.socket) : socket.connect()
             guard let object = try parseJSON(Array(params.utf8), what: "params").objectValue else { throw CommandFailure(message: "params must be a JSON object") }
             let result = try remote { try client.call(method, object) }
             return CommandOutput(text: result.prettyPrinted, json: result)

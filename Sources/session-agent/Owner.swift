@@ -69,7 +69,7 @@ struct OwnerRemove: ParsableCommand {
     func run() throws {
         try report(output) {
             let removed = try remote {
-                try connectAgent(socket ?? AgentClient.defaultControlSocket).call("owners_remove", JSONObject(["address": .string(address)]))
+                try connectControl(socket).call("owners_remove", JSONObject(["address": .string(address)]))
             }
             return CommandOutput(text: "\(address) is no longer an owner", json: removed)
         }
@@ -93,7 +93,7 @@ struct OwnerList: ParsableCommand {
     func run() throws {
         var allReady = true
         try report(output) {
-            let owners = try remote { try connectAgent(socket ?? AgentClient.defaultControlSocket).call("owners_list") }.arrayValue ?? []
+            let owners = try remote { try connectControl(socket).call("owners_list") }.arrayValue ?? []
             allReady = owners.allSatisfy { $0["ready"] == .bool(true) }
             let lines = owners.map { owner in
                 let head = ["address", "backend", "location"].map { owner[$0]?.stringValue ?? "?" }.joined(separator: "  ")

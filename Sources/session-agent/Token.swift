@@ -156,7 +156,7 @@ struct OwnerAdd: ParsableCommand {
                 params["keystore"] = .string(absolute(owner))
                 if let passphraseFile { params["passphraseFile"] = .string(absolute(passphraseFile)) }
             }
-            let add = { (params: JSONObject) in try remote { try connectAgent(socket ?? AgentClient.defaultControlSocket).call("owners_add", params) } }
+            let add = { (params: JSONObject) in try remote { try connectControl(socket).call("owners_add", params) } }
             let result: JSONValue
             do { result = try add(params) } catch let failure as CommandFailure where failure.reason == "secret_needed" && params["pkcs11"] != nil && pinFile == nil {
                 // The token shows its keys only after a login: the agent logs in once with the

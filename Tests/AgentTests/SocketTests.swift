@@ -211,6 +211,56 @@ struct SocketTests {
         #expect(try asUID(65534, agent.controlSocket, "pending_list").contains("PermissionError"))
     }
 
+    /// Exporting SESSION_AGENT_SOCK alone, as one exports SSH_AUTH_SOCK, finds the control
+    /// socket beside it.
+    @Test func theControlSocketIsFoundBesideTheClientSocket() throws {
+        let agent = try AgentProcess()
+        try agent.start()
+        var environment = ProcessInfo.processInfo.environment
+        environment["SESSION_AGENT_CONTROL_SOCK"] = nil
+        environment["SESSION_AGENT_SOCK"] = agent.clientSocket
+        let listed = try Command.run(Command.sessionAgent, ["owner", "list", "--json"], environment: environment)
+        #expect(listed.status == 0 && (try? JSONValue(parsing: listed.stdout))?.arrayValue?.count == 1, "\(listed.stdout) \(listed.stderr)")
+    }
+
+    /// A control socket another uid serves is not the agent's (only the agent's own uid may use
+    /// that socket), and `owner add`, `approve` and the like send PINs and passphrases down it:
+    /// the CLI refuses it before sending anything.
+    @Test(.enabled(if: getuid() == 0, "needs root to serve a socket as another uid"))
+    func aControlSocketAnotherUIDServesIsSentNothing() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("impostor-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let socket = directory.appendingPathComponent("control.sock").path, received = directory.appendingPathComponent("received").path
+        // Binds as root, listens as uid 65534 (SO_PEERCRED reports the listener's credentials),
+        // and writes down how many bytes the one connection sent.
+        let impostor = Process()
+        impostor.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        impostor.arguments = ["-c", """
+            import os, socket, sys
+            out = open(sys.argv[2], "w")
+            s = socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); os.chmod(sys.argv[1], 0o666)
+            os.setgid(65534); os.setuid(65534); s.listen(); s.settimeout(20)
+            c, _ = s.accept(); c.settimeout(20)
+            n = 0
+            while chunk := c.recv(4096): n += len(chunk)
+            out.write(str(n)); out.close()
+            """, socket, received]
+        try impostor.run()
+        defer { if impostor.isRunning { impostor.terminate() } }
+        let deadline = Date().addingTimeInterval(10)
+        while !FileManager.default.fileExists(atPath: socket) || (procFile("/proc/\(impostor.processIdentifier)/status") ?? "").contains("Uid:\t0") {
+            guard Date() < deadline else { throw Oracle.Failure(description: "the impostor did not listen") }
+            _ = poll(nil, 0, 20)
+        }
+        let pinFile = directory.appendingPathComponent("pin").path
+        try writeSecretFile("a-pin-for-nobody", pinFile)
+        let added = try Command.run(Command.sessionAgent, ["owner", "add", "pkcs11:token=t;object=k", "--pin-file", pinFile, "--socket", socket])
+        #expect(added.status == 1 && added.stderr.contains("served by uid 65534") && added.stderr.contains("nothing was sent"), "\(added.stderr)")
+        impostor.waitUntilExit()
+        #expect(try String(contentsOfFile: received, encoding: .utf8) == "0")
+    }
+
     /// The agent is killed in the middle of a signing loop; after a restart the ledger is never
     /// behind the signatures the client received, and the store opens cleanly.
     @Test func crashMidLoopNeverLosesLedgerState() throws {
