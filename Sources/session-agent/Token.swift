@@ -77,6 +77,7 @@ struct PKCS11TokenList: AsyncParsableCommand {
                         let shown = key.address.map { "address \($0.checksummed)" } ?? "public key \(key.publicKeyHex)"
                         text.append("    \(key.curve.rawValue) \"\(key.label)\" id \(Hex.encode(key.id).dropFirst(2)): \(shown)")
                         text.append("      \(key.uri(on: tokenURI))")
+                        text.append("      private key: \(key.custody?.description ?? "not visible without a login (--login)")")
                     }
                     tokenJSON.append(.object(JSONObject([
                         "slot": JSONValue(Int(info.slot)), "label": .string(info.label), "manufacturer": .string(info.manufacturer), "model": .string(info.model),
@@ -86,6 +87,7 @@ struct PKCS11TokenList: AsyncParsableCommand {
                                 "label": .string(key.label), "id": .string(Hex.encode(key.id)), "curve": .string(key.curve.rawValue),
                                 "publicKey": .string(key.publicKeyHex), "address": key.address.map { .string($0.checksummed) } ?? .null,
                                 "uri": .string(key.uri(on: tokenURI).description),
+                                "custody": key.custody.map { .string($0.rawValue) } ?? .null,
                             ]))
                         }),
                     ])))

@@ -414,6 +414,10 @@ struct PKCS11CommandTests {
         #expect(listedURI.id == madeURI.id && listedURI.object == "made-here" && madeURI.token == token)
         // Each listed URI selects its key again.
         #expect(try PKCS11URI(try #require(k1["uri"]?.stringValue)).object == "made-by-pkcs11-tool")
+        // After a login the private halves are visible, and what the token says of them is shown.
+        #expect(here["custody"] == .null)
+        let afterLogin = try Command.run(Command.sessionAgent, ["token", "list", "--login", "--pin-file", pinFile], environment: hsm.environment)
+        #expect(afterLogin.status == 0 && afterLogin.stdout.contains("private key: made on the token, never extractable"), "\(afterLogin.stdout) \(afterLogin.stderr)")
 
         let wrong = try Command.run(Command.sessionAgent, ["owner", "generate", "--token", "pkcs11:token=\(token)", "--module", "/nonexistent.so", "--pin-file", pinFile])
         #expect(wrong.status == 1 && wrong.stderr.contains("/nonexistent.so"))

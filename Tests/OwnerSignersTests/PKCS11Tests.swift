@@ -135,6 +135,31 @@ struct PKCS11OwnerTests {
                 [0x30, 0x56] + algorithm + [0x03, 0x42, 0x00, 0x04] + key.publicKey.uncompressed)
     }
 
+    /// What the token says of each private key: made on it and never extractable, imported (it
+    /// existed outside the token), or extractable now. Private keys show only after a login.
+    @Test func aKeysCustodyIsReadFromTheToken() async throws {
+        try hsm.initToken(token)
+        let (_, der, _) = try Self.importable()
+        let pem = hsm.directory.appendingPathComponent("import-\(token).pem")
+        try ("-----BEGIN PRIVATE KEY-----\n" + Data(der).base64EncodedString(options: .lineLength64Characters) + "\n-----END PRIVATE KEY-----\n")
+            .write(to: pem, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(at: pem) }
+        try hsm.tool("softhsm2-util", ["--import", pem.path, "--token", token, "--label", "imported", "--id", "0b0b", "--pin", SoftHSM.userPIN])
+        try hsm.generateKey(token: token, label: "exportable", id: "0c0c", extractable: true)
+        let module = try hsm.privateModule()
+        let tokenURI = try PKCS11URI("pkcs11:token=\(token)?module-path=\(module)")
+        let pin = PKCS11PINSource.file(try pinFile(SoftHSM.userPIN))
+        _ = try await PKCS11Key.generate(on: tokenURI, curve: .secp256k1, label: "made-here", pin: pin, prompt: Self.noPrompt, defaultModule: nil)
+        let read: @Sendable (PKCS11Session, PKCS11Provider.TokenState) throws(PKCS11Failure) -> [String: PKCS11KeyCustody?] = { session, _ throws(PKCS11Failure) in
+            do { return Dictionary(uniqueKeysWithValues: try session.ecPublicKeys().map { ($0.label, $0.custody) }) } catch { throw .failed("\(error)") }
+        }
+        let provider = PKCS11Provider.shared(modulePath: module)
+        #expect(try await provider.withLogin(tokenURI, pin: pin, prompt: Self.noPrompt, read) == ["imported": .imported, "exportable": .exportable, "made-here": .neverLeft])
+        // A fresh instance of the module, not logged in, sees no private key.
+        let fresh = try hsm.privateModule()
+        #expect(try await PKCS11Provider.shared(modulePath: fresh).withSession(tokenURI.with(modulePath: fresh), read).values.allSatisfy { $0 == nil })
+    }
+
     @Test func signsWithAKeySofthsmUtilImported() async throws {
         try hsm.initToken(token)
         let (key, der, _) = try Self.importable()

@@ -94,10 +94,10 @@ public final class SoftHSM: Sendable {
     /// with `alwaysAuthenticate`, one that wants the PIN at every signature, as PIV signature keys do;
     /// with `hiddenBeforeLogin`, one whose public half shows only after a login, as on CloudHSM.
     public func generateKey(token: String, label: String, id: String, keyType: String = "EC:secp256k1", pin: String = userPIN,
-                            alwaysAuthenticate: Bool = false, hiddenBeforeLogin: Bool = false) throws {
+                            alwaysAuthenticate: Bool = false, hiddenBeforeLogin: Bool = false, extractable: Bool = false) throws {
         try tool("pkcs11-tool", ["--module", Self.systemModule!, "--token-label", token, "--login", "--pin", pin,
                                  "--keypairgen", "--key-type", keyType, "--id", id, "--label", label]
-                                 + (alwaysAuthenticate ? ["--always-auth"] : []) + (hiddenBeforeLogin ? ["--private"] : []))
+                                 + (alwaysAuthenticate ? ["--always-auth"] : []) + (hiddenBeforeLogin ? ["--private"] : []) + (extractable ? ["--extractable"] : []))
     }
 
     /// The key's public point (04 ‖ X ‖ Y), read back by pkcs11-tool: independent of our reader.

@@ -415,7 +415,7 @@ public final class PKCS11Session: @unchecked Sendable {
 public struct PKCS11Attribute: Sendable {
     public enum Kind: Sendable {
         case objectClass, keyType, token, `private`, label, id, sensitive, extractable, sign, verify, encrypt, decrypt, ecParams, ecPoint, valueLength
-        case alwaysAuthenticate
+        case alwaysAuthenticate, alwaysSensitive, neverExtractable
 
         var value: CK_ATTRIBUTE_TYPE {
             let type: UInt =
@@ -436,6 +436,8 @@ public struct PKCS11Attribute: Sendable {
                 case .ecPoint: CKA_EC_POINT
                 case .valueLength: CKA_VALUE_LEN
                 case .alwaysAuthenticate: CKA_ALWAYS_AUTHENTICATE
+                case .alwaysSensitive: CKA_ALWAYS_SENSITIVE
+                case .neverExtractable: CKA_NEVER_EXTRACTABLE
                 }
             return CK_ATTRIBUTE_TYPE(type)
         }

@@ -20,6 +20,30 @@ public enum PKCS11Curve: String, Sendable, CaseIterable {
     }
 }
 
+/// Whether a private key can only be used on its token, as the token's flags say: an owner key
+/// that can be read out, or that was made elsewhere and imported, is only as safe as every place
+/// it has been.
+public enum PKCS11KeyCustody: String, Sendable, Equatable, CustomStringConvertible {
+    /// Sensitive and not extractable, and always was (made on the token).
+    case neverLeft = "never_left"
+    /// Sensitive and not extractable now, but it was not always (imported, or marked so later).
+    case imported
+    /// The token would hand it out: extractable, or not sensitive.
+    case exportable
+
+    public var description: String {
+        switch self {
+        case .neverLeft: "made on the token, never extractable"
+        case .imported: "not extractable now, but it existed outside the token (imported)"
+        case .exportable: "CAN BE READ OUT of the token (extractable or not sensitive)"
+        }
+    }
+
+    init(sensitive: Bool, extractable: Bool, alwaysSensitive: Bool, neverExtractable: Bool) {
+        self = !sensitive || extractable ? .exportable : alwaysSensitive && neverExtractable ? .neverLeft : .imported
+    }
+}
+
 /// An EC key pair on a token, as `token list` shows it.
 public struct PKCS11KeyInfo: Sendable, Equatable {
     public var label: String
@@ -27,6 +51,8 @@ public struct PKCS11KeyInfo: Sendable, Equatable {
     public var curve: PKCS11Curve
     /// X ‖ Y, 64 bytes.
     public var publicKey: [UInt8]
+    /// What the token says of the private half; nil when it is not visible (before a login).
+    public var custody: PKCS11KeyCustody?
     /// The public key as 0x04 ‖ X ‖ Y hex.
     public var publicKeyHex: String { "0x04" + Hex.encode(publicKey).dropFirst(2) }
     /// The Ethereum address (secp256k1 keys only).
@@ -58,10 +84,21 @@ extension PKCS11Session {
             guard let parameters = try attribute(.ecParams, of: handle), let curve = PKCS11Curve(parameters: parameters),
                   let point = try attribute(.ecPoint, of: handle).flatMap({ Self.publicPoint($0, on: curve) })
             else { continue }
+            let id = try attribute(.id, of: handle) ?? []
             keys.append(PKCS11KeyInfo(label: String(decoding: try attribute(.label, of: handle) ?? [], as: UTF8.self),
-                                      id: try attribute(.id, of: handle) ?? [], curve: curve, publicKey: point))
+                                      id: id, curve: curve, publicKey: point, custody: try custody(ofPrivateKeyWithID: id)))
         }
         return keys
+    }
+
+    /// The custody flags of the one EC private key with this id, if it is visible.
+    func custody(ofPrivateKeyWithID id: [UInt8]) throws(PKCS11Error) -> PKCS11KeyCustody? {
+        let found = try find([PKCS11Attribute(.privateKey), .ecKeyType, PKCS11Attribute(.id, id)])
+        guard found.count == 1 else { return nil }
+        func flag(_ kind: PKCS11Attribute.Kind) throws(PKCS11Error) -> Bool? { try attribute(kind, of: found[0]).map { $0 != [0] } }
+        // A module that does not report a flag is not taken at its best.
+        return PKCS11KeyCustody(sensitive: try flag(.sensitive) ?? false, extractable: try flag(.extractable) ?? true,
+                                alwaysSensitive: try flag(.alwaysSensitive) ?? false, neverExtractable: try flag(.neverExtractable) ?? false)
     }
 
     /// The label and id attributes a URI selects by.
