@@ -121,8 +121,6 @@ struct PKCS11OwnerTests {
         }
     }
 
-    /// A key imported with `softhsm2-util --import` (an operator bringing an existing owner key
-    /// to the HSM) is an owner like any other: the agent finds it, and it signs as that address.
     /// An existing owner key as the tools import it: PKCS#8 (what softhsm2-util and pkcs11-tool
     /// read) around a SEC1 ECPrivateKey (the scalar and the public point), and its public half
     /// as a SubjectPublicKeyInfo.
@@ -135,16 +133,33 @@ struct PKCS11OwnerTests {
                 [0x30, 0x56] + algorithm + [0x03, 0x42, 0x00, 0x04] + key.publicKey.uncompressed)
     }
 
-    /// What the token says of each private key: made on it and never extractable, imported (it
-    /// existed outside the token), or extractable now. Private keys show only after a login.
-    @Test func aKeysCustodyIsReadFromTheToken() async throws {
-        try hsm.initToken(token)
-        let (_, der, _) = try Self.importable()
+    /// `importable()` put on the token by `softhsm2-util --import`, labelled "imported".
+    func importWithSofthsmUtil() throws -> Secp256k1.PrivateKey {
+        let (key, der, _) = try Self.importable()
         let pem = hsm.directory.appendingPathComponent("import-\(token).pem")
         try ("-----BEGIN PRIVATE KEY-----\n" + Data(der).base64EncodedString(options: .lineLength64Characters) + "\n-----END PRIVATE KEY-----\n")
             .write(to: pem, atomically: true, encoding: .utf8)
         defer { try? FileManager.default.removeItem(at: pem) }
         try hsm.tool("softhsm2-util", ["--import", pem.path, "--token", token, "--label", "imported", "--id", "0b0b", "--pin", SoftHSM.userPIN])
+        return key
+    }
+
+    /// A key imported with `softhsm2-util --import` (an operator bringing an existing owner key
+    /// to the HSM) is an owner like any other: the agent finds it, and it signs as that address.
+    @Test func signsWithAKeySofthsmUtilImported() async throws {
+        try hsm.initToken(token)
+        let key = try importWithSofthsmUtil()
+        let owner = try await PKCS11Owner.load(try uri(try hsm.privateModule(), object: "imported"), pin: .file(try pinFile(SoftHSM.userPIN)), defaultModule: nil)
+        #expect(owner.identity.address == key.address)
+        let digest = Bytes32(Array(repeating: 5, count: 32))
+        #expect(try await owner.sign(Self.approved(digest), prompt: Self.noPrompt).recoverAddress(digest: digest) == key.address)
+    }
+
+    /// What the token says of each private key: made on it and never extractable, imported (it
+    /// existed outside the token), or extractable now. Private keys show only after a login.
+    @Test func aKeysCustodyIsReadFromTheToken() async throws {
+        try hsm.initToken(token)
+        _ = try importWithSofthsmUtil()
         try hsm.generateKey(token: token, label: "exportable", id: "0c0c", extractable: true)
         let module = try hsm.privateModule()
         let tokenURI = try PKCS11URI("pkcs11:token=\(token)?module-path=\(module)")
@@ -158,21 +173,6 @@ struct PKCS11OwnerTests {
         // A fresh instance of the module, not logged in, sees no private key.
         let fresh = try hsm.privateModule()
         #expect(try await PKCS11Provider.shared(modulePath: fresh).withSession(tokenURI.with(modulePath: fresh), read).values.allSatisfy { $0 == nil })
-    }
-
-    @Test func signsWithAKeySofthsmUtilImported() async throws {
-        try hsm.initToken(token)
-        let (key, der, _) = try Self.importable()
-        let pem = hsm.directory.appendingPathComponent("import-\(token).pem")
-        try ("-----BEGIN PRIVATE KEY-----\n" + Data(der).base64EncodedString(options: .lineLength64Characters) + "\n-----END PRIVATE KEY-----\n")
-            .write(to: pem, atomically: true, encoding: .utf8)
-        defer { try? FileManager.default.removeItem(at: pem) }
-        try hsm.tool("softhsm2-util", ["--import", pem.path, "--token", token, "--label", "imported", "--id", "0b0b", "--pin", SoftHSM.userPIN])
-
-        let owner = try await PKCS11Owner.load(try uri(try hsm.privateModule(), object: "imported"), pin: .file(try pinFile(SoftHSM.userPIN)), defaultModule: nil)
-        #expect(owner.identity.address == key.address)
-        let digest = Bytes32(Array(repeating: 5, count: 32))
-        #expect(try await owner.sign(Self.approved(digest), prompt: Self.noPrompt).recoverAddress(digest: digest) == key.address)
     }
 
     /// `pkcs11-tool --write-object key.der --type privkey` leaves a private key with no public
