@@ -58,6 +58,8 @@ public actor Agent {
     /// Whether the token wrapping the store's data key was present at the last look; nil when
     /// no token wraps it.
     var storeTokenPresent: Bool?
+    /// The looks since the store's token was last seen (see `watchStoreToken`).
+    var looksWithoutStoreToken = 0
     var waiters: [String: [CheckedContinuation<Void, Never>]] = [:]
     /// Signs user operations: the sessions in use with their unsealed keys (emptied by
     /// `lock`), the reserved ledger, the group commit.
@@ -355,11 +357,11 @@ public actor Agent {
             storeTokenPresent = nil
             return nil
         }
-        // While the token is away, the module is rescanned to see it come back (SoftHSM and
-        // p11-kit's client only see a returning token after that).
         let reopens = lockCause.map { $0 != .request } ?? false
-        let present = await PKCS11Provider.shared(modulePath: module).holdsToken(key, rescan: storeTokenPresent == false || reopens)
+        let rescan = (storeTokenPresent == false || reopens) && Self.rescanDue(afterLooks: looksWithoutStoreToken)
+        let present = await PKCS11Provider.shared(modulePath: module).holdsToken(key, rescan: rescan)
         storeTokenPresent = present
+        looksWithoutStoreToken = present ? 0 : looksWithoutStoreToken + 1
         if !present, !store.isLocked {
             lockStore()
             lockCause = .tokenAway
@@ -378,6 +380,15 @@ public actor Agent {
         lockCause = nil
         try? store.audit("store_unlock", .object(JSONObject(["reason": .string("the store's token is back")])), at: clock())
         return "the store is open again: its token is back"
+    }
+
+    /// Whether the look after `n` looks without the store's token initialises its module again.
+    /// SoftHSM and p11-kit's client see a returning token only after that, but it ends every
+    /// login on the module and reconnects a network HSM's client: so 1, 2, 4 … 32 looks after the
+    /// token went, then every 30, not at every look. A module that sees tokens come and go by
+    /// itself (OpenSC) shows the token back at the next look anyway.
+    static func rescanDue(afterLooks n: Int) -> Bool {
+        n <= 32 ? n & (n - 1) == 0 : n % 30 == 0
     }
 
     /// Unlocks the store: with its passphrase (the first unlock of a new store chooses it), or,
