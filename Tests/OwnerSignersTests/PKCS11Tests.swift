@@ -503,6 +503,52 @@ struct PKCS11OwnerTests {
         #expect(try signature.recoverAddress(digest: digest) == owner.identity.address)
     }
 
+    /// A login a person gave is kept while its token stays (the agent does not keep the PIN):
+    /// looking for another token of the module that is away does not initialise the module again,
+    /// which would end that login. With logins only from PIN files, it does, and sees the other
+    /// token come back (SoftHSM shows a returning token only then).
+    @Test func lookingForAnAbsentTokenKeepsAPersonsLoginOnAnother() async throws {
+        try hsm.initToken(token)
+        try hsm.generateKey(token: token, label: "k1key", id: "01")
+        let other = "\(token)-b"
+        let otherDirectory = try hsm.initToken(other)
+        try hsm.generateKey(token: other, label: "k1key", id: "02")
+        let otherURI = { (module: String) in try PKCS11URI("pkcs11:token=\(other);object=k1key?module-path=\(module)") }
+        let pin = PKCS11PINSource.file(try pinFile(SoftHSM.userPIN))
+        let digest = Bytes32(Array(repeating: 8, count: 32))
+        let asked = LockedBox<Int>()
+        let person: SecretPrompt = { _ in
+            _ = asked.increment()
+            return secret(SoftHSM.userPIN)
+        }
+
+        let module = try hsm.privateModule()
+        let owner = try await PKCS11Owner.load(try uri(module), pin: .prompt, defaultModule: nil)
+        _ = try await owner.sign(Self.approved(digest), prompt: person)
+        #expect(asked.value == 1)
+        let away = try hsm.unplug(otherDirectory)
+        for _ in 0..<2 {
+            await #expect { _ = try await PKCS11Owner.load(try otherURI(module), pin: pin, defaultModule: nil) } throws: { error in
+                guard case PKCS11Failure.tokenAbsent(let message) = error else { return false }
+                return message.contains(other) && message.contains("holds a login given at approval")
+            }
+        }
+        _ = try await owner.sign(Self.approved(digest), prompt: Self.noPrompt)
+
+        // The same with the PIN from a file: the module is initialised again, and after the token
+        // is back the next lookup finds it; the first owner logs in again from its file.
+        let fileModule = try hsm.privateModule()
+        let fileOwner = try await PKCS11Owner.load(try uri(fileModule), pin: pin, defaultModule: nil)
+        _ = try await fileOwner.sign(Self.approved(digest), prompt: Self.noPrompt)
+        await #expect { _ = try await PKCS11Owner.load(try otherURI(fileModule), pin: pin, defaultModule: nil) } throws: { error in
+            guard case PKCS11Failure.tokenAbsent(let message) = error else { return false }
+            return !message.contains("login given at approval")
+        }
+        try hsm.plugIn(away, as: otherDirectory)
+        _ = try await PKCS11Owner.load(try otherURI(fileModule), pin: pin, defaultModule: nil)
+        _ = try await fileOwner.sign(Self.approved(digest), prompt: Self.noPrompt)
+    }
+
     /// Tokens on one module come and go independently: one removed since the module last
     /// scanned its slots is left out of the list, and the others are still listed.
     @Test func aRemovedTokenDoesNotHideTheOthers() throws {

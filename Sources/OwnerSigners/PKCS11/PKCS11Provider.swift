@@ -325,6 +325,8 @@ public final class PKCS11Provider: @unchecked Sendable {
     private struct OpenSession {
         let session: PKCS11Session
         var loggedIn: Bool
+        /// The login was made with a PIN a person gave, which the agent does not keep.
+        var personsLogin = false
     }
 
     /// Runs `body` on the queue with the token's session and login state. A session kept from an
@@ -386,7 +388,10 @@ public final class PKCS11Provider: @unchecked Sendable {
 
     /// The present tokens `uri` matches. With `rescan`, when there are none the module is
     /// initialised again and asked once more: a token that was removed and came back (or a server
-    /// that restarted) is only seen after that, which closes every session of the module.
+    /// that restarted) is only seen after that, which closes every session of the module. So it
+    /// is not done while another token holds a login a person gave: that login is kept while its
+    /// token stays, and a module that sees tokens come and go by itself (OpenSC) shows this one
+    /// without it. (Logins from a PIN file or the environment are simply made again.)
     private func presentTokens(matching uri: PKCS11URI, rescan: Bool) throws(PKCS11Failure) -> [PKCS11TokenInfo] {
         // A module that cannot list its tokens (its server gone) shows none; one that cannot be
         // loaded is its own error.
@@ -396,6 +401,11 @@ public final class PKCS11Provider: @unchecked Sendable {
         }
         let matching = try present()
         guard matching.isEmpty, rescan else { return matching }
+        let tokenKey = uri.tokenOnly.description
+        if let kept = sessions.first(where: { key, open in key != tokenKey && open.personsLogin && (try? open.session.state().loggedIn) == true })?.key {
+            throw .tokenAbsent("no token matching \(uri.tokenOnly) is present in \(modulePath); the module is not initialised again to look "
+                               + "for it while \(kept) holds a login given at approval, which that would end")
+        }
         reinitialize()
         return try present()
     }
@@ -431,7 +441,10 @@ public final class PKCS11Provider: @unchecked Sendable {
         }
         do {
             try session.login(pin: pin, contextSpecific: contextSpecific)
-            if !contextSpecific { sessions[tokenKey]?.loggedIn = true }
+            if !contextSpecific {
+                sessions[tokenKey]?.loggedIn = true
+                sessions[tokenKey]?.personsLogin = !source.unattended
+            }
             rejectedPINs[identity] = nil
         } catch {
             if error.pinIncorrect {
