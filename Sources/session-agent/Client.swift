@@ -24,8 +24,9 @@ func connectAgent(_ path: String) throws -> AgentClient {
 func connectControl(_ path: String?) throws -> AgentClient {
     let path = path ?? AgentClient.defaultControlSocket
     let client = try connectAgent(path)
-    guard let uid = client.serverUID, uid == getuid() else {
-        throw CommandFailure(message: "\(path) is served by \(client.serverUID.map { "uid \($0)" } ?? "an unknown process"), not by this user (uid \(getuid())); nothing was sent",
+    let server = client.serverUID
+    guard server == getuid() else {
+        throw CommandFailure(message: "\(path) is served by \(server.map { "uid \($0)" } ?? "an unknown process"), not by this user (uid \(getuid())); nothing was sent",
                              reason: "forbidden")
     }
     return client
