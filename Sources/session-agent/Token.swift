@@ -34,20 +34,22 @@ struct PKCS11TokenList: AsyncParsableCommand {
         commandName: "list",
         abstract: "Show the slots with a token, and the EC keys on each: the Ethereum address of secp256k1 keys, the public key of P-256 keys, and the URI that selects each.")
 
+    @Argument(help: "Only the tokens this URI matches, e.g. pkcs11:token=signer (with --login, only those are logged in to).") var token: String?
     @OptionGroup var pkcs11: PKCS11Options
     @Flag(help: "Log in to each token first (PIN from --pin-file, or asked), to see keys a token shows only after a login.") var login = false
     @OptionGroup var output: OutputOptions
 
     func run() async throws {
         try await report(output) {
-            let paths = pkcs11.module.map { [$0] } ?? PKCS11Module.registered().map(\.path)
+            let only = try token.map(pkcs11.parse) ?? PKCS11URI()
+            let paths = (only.modulePath ?? pkcs11.module).map { [$0] } ?? PKCS11Module.registered().filter(only.matches).map(\.path)
             guard !paths.isEmpty else { throw CommandFailure(message: "p11-kit knows no PKCS#11 module; name one with --module", reason: "not_found") }
             var text: [String] = [], modules: [JSONValue] = []
             for path in paths {
                 let provider = PKCS11Provider.shared(modulePath: path)
                 let tokens: [PKCS11TokenInfo]
-                do { tokens = try await provider.tokens() } catch {
-                    if pkcs11.module != nil { throw CommandFailure(message: "\(error)", reason: "owner_unavailable") }
+                do { tokens = try await provider.tokens().filter(only.matches) } catch {
+                    if paths.count == 1 { throw CommandFailure(message: "\(error)", reason: "owner_unavailable") }
                     text.append("module \(path): \(error)")
                     continue
                 }
