@@ -508,7 +508,7 @@ struct PKCS11OwnerTests {
     /// which would end that login. With logins only from PIN files, it does, and sees the other
     /// token come back (SoftHSM shows a returning token only then).
     @Test func lookingForAnAbsentTokenKeepsAPersonsLoginOnAnother() async throws {
-        try hsm.initToken(token)
+        let ownDirectory = try hsm.initToken(token)
         try hsm.generateKey(token: token, label: "k1key", id: "01")
         let other = "\(token)-b"
         let otherDirectory = try hsm.initToken(other)
@@ -547,6 +547,21 @@ struct PKCS11OwnerTests {
         try hsm.plugIn(away, as: otherDirectory)
         _ = try await PKCS11Owner.load(try otherURI(fileModule), pin: pin, defaultModule: nil)
         _ = try await fileOwner.sign(Self.approved(digest), prompt: Self.noPrompt)
+
+        // A person's login on a token that is itself away is lost anyway: it does not keep the
+        // module from looking for that token again under another URI (here with its serial).
+        let sameModule = try hsm.privateModule()
+        let personsOwner = try await PKCS11Owner.load(try uri(sameModule), pin: .prompt, defaultModule: nil)
+        _ = try await personsOwner.sign(Self.approved(digest), prompt: person)
+        let serial = try #require(try await PKCS11Provider.shared(modulePath: sameModule).tokens().first { $0.label == token }?.serial)
+        let bySerial = try PKCS11URI("pkcs11:token=\(token);serial=\(serial);object=k1key?module-path=\(sameModule)")
+        let ownAway = try hsm.unplug(ownDirectory)
+        await #expect { _ = try await PKCS11Owner.load(bySerial, pin: pin, defaultModule: nil) } throws: { error in
+            guard case PKCS11Failure.tokenAbsent(let message) = error else { return false }
+            return !message.contains("login given at approval")
+        }
+        try hsm.plugIn(ownAway, as: ownDirectory)
+        #expect(try await PKCS11Owner.load(bySerial, pin: pin, defaultModule: nil).identity.address == personsOwner.identity.address)
     }
 
     /// Tokens on one module come and go independently: one removed since the module last

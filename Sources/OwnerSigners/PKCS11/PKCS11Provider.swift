@@ -397,17 +397,22 @@ public final class PKCS11Provider: @unchecked Sendable {
         // loaded is its own error.
         func present() throws(PKCS11Failure) -> [PKCS11TokenInfo] {
             let module = try loadedModule()
-            return ((try? module.tokens()) ?? []).filter(uri.matches)
+            return (try? module.tokens()) ?? []
         }
-        let matching = try present()
+        let all = try present()
+        let matching = all.filter(uri.matches)
         guard matching.isEmpty, rescan else { return matching }
-        let tokenKey = uri.tokenOnly.description
-        if let kept = sessions.first(where: { key, open in key != tokenKey && open.personsLogin && (try? open.session.state().loggedIn) == true })?.key {
+        // A login whose token went too (another URI may name the same token) is lost anyway.
+        let tokenKey = uri.tokenOnly.description, slots = Set(all.map(\.slot))
+        let kept = sessions.first { key, open in
+            key != tokenKey && open.personsLogin && (try? open.session.state()).map { $0.loggedIn && slots.contains($0.slot) } == true
+        }?.key
+        if let kept {
             throw .tokenAbsent("no token matching \(uri.tokenOnly) is present in \(modulePath); the module is not initialised again to look "
                                + "for it while \(kept) holds a login given at approval, which that would end")
         }
         reinitialize()
-        return try present()
+        return try present().filter(uri.matches)
     }
 
     private func tokenInfo(_ session: PKCS11Session, _ tokenKey: String) throws(PKCS11Failure) -> PKCS11TokenInfo {
