@@ -79,7 +79,7 @@ struct PKCS11TokenList: AsyncParsableCommand {
                         let shown = key.address.map { "address \($0.checksummed)" } ?? "public key \(key.publicKeyHex)"
                         text.append("    \(key.curve.rawValue) \"\(key.label)\" id \(Hex.encode(key.id).dropFirst(2)): \(shown)")
                         text.append("      \(key.uri(on: tokenURI))")
-                        text.append("      private key: \(key.custody?.description ?? "not visible without a login (--login)")")
+                        text.append("      private key: \(key.custody?.description ?? (login ? "none with this id" : "not visible without a login (--login)"))")
                     }
                     tokenJSON.append(.object(JSONObject([
                         "slot": JSONValue(Int(info.slot)), "label": .string(info.label), "manufacturer": .string(info.manufacturer), "model": .string(info.model),
