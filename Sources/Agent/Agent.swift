@@ -338,8 +338,13 @@ public actor Agent {
     public func lock() {
         lockStore()
         lockCause = .request
-        try? store.audit("store_lock", .object(JSONObject(["reason": .string(LockCause.request.reason)])), at: clock())
-        logger.notice("the store is locked: \(LockCause.request.reason)")
+        record("store_lock", reason: LockCause.request.reason, saying: "the store is locked: \(LockCause.request.reason)")
+    }
+
+    /// The store locked or opened, in the audit log and the journal alike.
+    func record(_ kind: String, reason: String, saying line: String) {
+        try? store.audit(kind, .object(JSONObject(["reason": .string(reason)])), at: clock())
+        logger.notice("\(line)")
     }
 
     /// Drops the data key and the unsealed session keys.
@@ -351,11 +356,11 @@ public actor Agent {
     /// One look at the token that wraps the store's data key (the daemon looks every second), so
     /// that session keys are usable only while it is present: when it goes away the store is
     /// locked; when it is back and its PIN comes from a file or the environment, the store opens
-    /// again. A store a person locked stays locked. Returns what changed, for the daemon's log.
-    public func watchStoreToken() async -> String? {
+    /// again. A store a person locked stays locked.
+    public func watchStoreToken() async {
         guard case .token(let key)? = store.protection, let module = key.modulePath else {
             storeTokenPresent = nil
-            return nil
+            return
         }
         let reopens = lockCause.map { $0 != .request } ?? false
         let rescan = (storeTokenPresent == false || reopens) && Self.rescanDue(afterLooks: looksWithoutStoreToken)
@@ -365,21 +370,21 @@ public actor Agent {
         if !present, !store.isLocked {
             lockStore()
             lockCause = .tokenAway
-            try? store.audit("store_lock", .object(JSONObject(["reason": .string(LockCause.tokenAway.reason)])), at: clock())
-            return "the store is locked: its token went away"
+            record("store_lock", reason: LockCause.tokenAway.reason, saying: "the store is locked: its token went away")
+            return
         }
-        guard present, reopens, store.isLocked, storePIN.unattended else { return nil }
+        guard present, reopens, store.isLocked, storePIN.unattended else { return }
         do { try await unlockStore(nil) } catch {
             // Said once, not every second: a rejected PIN is not tried again anyway.
             let failed = LockCause.tokenBackUnopened(error.message)
-            defer { lockCause = failed }
-            return failed == lockCause ? nil : "the store stays locked: " + failed.reason
+            if failed != lockCause { logger.notice("the store stays locked: \(failed.reason)") }
+            lockCause = failed
+            return
         }
         // A person may have asked for a lock while the token was opening the store.
-        if lockCause == .request { lockStore(); return nil }
+        if lockCause == .request { return lockStore() }
         lockCause = nil
-        try? store.audit("store_unlock", .object(JSONObject(["reason": .string("the store's token is back")])), at: clock())
-        return "the store is open again: its token is back"
+        record("store_unlock", reason: "the store's token is back", saying: "the store is open again: its token is back")
     }
 
     /// Whether the look after `n` looks without the store's token initialises its module again.
@@ -396,8 +401,7 @@ public actor Agent {
     public func unlock(_ secret: SecretBytes?) async throws(AgentError) {
         try await unlockStore(secret)
         lockCause = nil
-        try? store.audit("store_unlock", .object(JSONObject(["reason": .string("unlocked with agent_unlock")])), at: clock())
-        logger.notice("the store is unlocked (agent_unlock)")
+        record("store_unlock", reason: "unlocked with agent_unlock", saying: "the store is unlocked (agent_unlock)")
     }
 
     /// The unlock itself; the caller says what becomes of `lockCause`.

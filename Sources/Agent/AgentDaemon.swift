@@ -112,7 +112,7 @@ public enum AgentDaemon {
             group.addTask {
                 // A store whose data key a token wraps is usable only while the token is present.
                 while !Task.isCancelled {
-                    if let change = await agent.watchStoreToken() { logger.notice("\(change)") }
+                    await agent.watchStoreToken()
                     try await Task.sleep(nanoseconds: 1_000_000_000)
                 }
             }

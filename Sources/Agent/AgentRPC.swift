@@ -45,7 +45,7 @@ public struct AgentRPC: Sendable {
     func checkRunTimeModule(_ uri: PKCS11URI) throws(AgentError) {
         guard let path = uri.modulePath else { return }
         let file = PKCS11Module.file(path)
-        guard !runTimeModules.contains(file), !PKCS11Module.registered().contains(where: { PKCS11Module.file($0.path) == file }) else { return }
+        if runTimeModules.contains(file) || PKCS11Module.registered().contains(where: { PKCS11Module.file($0.path) == file }) { return }
         throw AgentError("forbidden", "\(path) is not a module owners added at run time may use: name it in the configuration "
                          + "(pkcs11_modules, pkcs11_module or an owner's URI) or register it with p11-kit")
     }

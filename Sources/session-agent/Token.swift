@@ -63,7 +63,7 @@ struct PKCS11TokenList: AsyncParsableCommand {
                     let keys: [PKCS11KeyInfo]
                     do {
                         let read: @Sendable (PKCS11Session, PKCS11Provider.TokenState) throws(PKCS11Failure) -> [PKCS11KeyInfo] = { session, _ throws(PKCS11Failure) in
-                            do { return try session.ecPublicKeys() } catch { throw .failed("\(error)") }
+                            do { return try session.ecPublicKeysWithCustody() } catch { throw .failed("\(error)") }
                         }
                         keys = login ? try await provider.withLogin(tokenURI, pin: pkcs11.pin, prompt: pkcs11.prompt, read) : try await provider.withSession(tokenURI, read)
                     } catch {

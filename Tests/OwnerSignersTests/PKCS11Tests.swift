@@ -166,7 +166,7 @@ struct PKCS11OwnerTests {
         let pin = PKCS11PINSource.file(try pinFile(SoftHSM.userPIN))
         _ = try await PKCS11Key.generate(on: tokenURI, curve: .secp256k1, label: "made-here", pin: pin, prompt: Self.noPrompt, defaultModule: nil)
         let read: @Sendable (PKCS11Session, PKCS11Provider.TokenState) throws(PKCS11Failure) -> [String: PKCS11KeyCustody?] = { session, _ throws(PKCS11Failure) in
-            do { return Dictionary(uniqueKeysWithValues: try session.ecPublicKeys().map { ($0.label, $0.custody) }) } catch { throw .failed("\(error)") }
+            do { return Dictionary(uniqueKeysWithValues: try session.ecPublicKeysWithCustody().map { ($0.label, $0.custody) }) } catch { throw .failed("\(error)") }
         }
         let provider = PKCS11Provider.shared(modulePath: module)
         #expect(try await provider.withLogin(tokenURI, pin: pin, prompt: Self.noPrompt, read) == ["imported": .imported, "exportable": .exportable, "made-here": .neverLeft])

@@ -51,7 +51,8 @@ public struct PKCS11KeyInfo: Sendable, Equatable {
     public var curve: PKCS11Curve
     /// X ‖ Y, 64 bytes.
     public var publicKey: [UInt8]
-    /// What the token says of the private half; nil when it is not visible (before a login).
+    /// What the token says of the private half (`ecPublicKeysWithCustody`); nil when it is not
+    /// visible (before a login), or was not asked.
     public var custody: PKCS11KeyCustody?
     /// The public key as 0x04 ‖ X ‖ Y hex.
     public var publicKeyHex: String { "0x04" + Hex.encode(publicKey).dropFirst(2) }
@@ -84,10 +85,17 @@ extension PKCS11Session {
             guard let parameters = try attribute(.ecParams, of: handle), let curve = PKCS11Curve(parameters: parameters),
                   let point = try attribute(.ecPoint, of: handle).flatMap({ Self.publicPoint($0, on: curve) })
             else { continue }
-            let id = try attribute(.id, of: handle) ?? []
             keys.append(PKCS11KeyInfo(label: String(decoding: try attribute(.label, of: handle) ?? [], as: UTF8.self),
-                                      id: id, curve: curve, publicKey: point, custody: try custody(ofPrivateKeyWithID: id)))
+                                      id: try attribute(.id, of: handle) ?? [], curve: curve, publicKey: point))
         }
+        return keys
+    }
+
+    /// The same, with what the token says of each private half, for `token list`. Lookups skip
+    /// it: it is a search and four reads more per key, round trips to a network HSM.
+    public func ecPublicKeysWithCustody(matching uri: PKCS11URI = PKCS11URI()) throws(PKCS11Error) -> [PKCS11KeyInfo] {
+        var keys = try ecPublicKeys(matching: uri)
+        for i in keys.indices { keys[i].custody = try custody(ofPrivateKeyWithID: keys[i].id) }
         return keys
     }
 
