@@ -29,6 +29,8 @@ public struct AgentConfiguration: Sendable {
     public var storePINFile: String?
     /// More modules owners added at run time may use (see `runTimeModules`).
     public var pkcs11Modules: [String]
+    /// How long a PKCS#11 module may take to answer one call, in seconds.
+    public var pkcs11Timeout: UInt64
 
     /// The modules an owner added through the control socket may name with `module-path`: the
     /// ones this file names, and those p11-kit knows (which root registers). Any other is
@@ -50,7 +52,7 @@ public struct AgentConfiguration: Sendable {
             return s.hasPrefix("/") ? s : base + "/" + s
         }
         let known = ["data_dir", "socket_dir", "rules", "tokens", "approval_timeout", "partial_message_timeout", "allow_uids", "allow_gids", "store_passphrase_file", "store_pin_file", "pinentry", "owners", "accounts",
-                     "pkcs11_module", "pkcs11_modules"]
+                     "pkcs11_module", "pkcs11_modules", "pkcs11_timeout"]
         func duration(_ key: String, default value: UInt64) throws(AgentError) -> UInt64 {
             guard let t = table[key] else { return value }
             guard let s = t.string, let unit = s.last, let n = UInt64(s.dropLast()), let scale: UInt64 = ["s": 1, "m": 60, "h": 3600][unit] else {
@@ -75,6 +77,8 @@ public struct AgentConfiguration: Sendable {
         }
         approvalTimeout = try duration("approval_timeout", default: 300)
         partialMessageTimeout = try duration("partial_message_timeout", default: 30)
+        pkcs11Timeout = try duration("pkcs11_timeout", default: 60)
+        guard pkcs11Timeout > 0 else { throw AgentError("bad_config", "pkcs11_timeout: at least \"1s\"") }
         func ids(_ key: String) throws(AgentError) -> Set<UInt32> {
             guard let value = table[key] else { return [] }
             guard let list = value.array.map({ Array($0) }) else { throw AgentError("bad_config", "\(key): a list of numeric ids") }

@@ -14,6 +14,7 @@ public enum AgentDaemon {
         try Hardening.apply()
         try FileManager.default.createDirectory(atPath: config.dataDirectory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         let store = try SessionStore(path: config.dataDirectory + "/store.sqlite")
+        PKCS11Provider.answerTimeoutOfNewProviders = .seconds(Int64(config.pkcs11Timeout))
         let storePIN = config.storePINFile.map { PKCS11PINSource.file($0) } ?? .prompt
         switch store.protection {
         case nil:

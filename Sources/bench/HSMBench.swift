@@ -37,7 +37,7 @@ enum HSMBench {
         // The same keys through p11-kit's RPC, as for a token served from another process or container.
         let socket = directory + "/p11-kit.sock"
         let server = try hsm.serve(token: "bench", socket: socket)
-        defer { server.terminate(); server.waitUntilExit() }
+        defer { server.stop() }
         setenv("P11_KIT_SERVER_ADDRESS", "unix:path=" + socket, 1)
         print("the same keys in another process, through p11-kit server and \(SoftHSM.p11KitClient)")
         for key in keys {

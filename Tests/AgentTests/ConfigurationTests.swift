@@ -23,6 +23,7 @@ struct ConfigurationTests {
         #expect(c.allowedUIDs == [1001] && c.allowedGIDs == [998])
         #expect(c.pinentry == ["/usr/bin/pinentry-curses", "--ttyname", "/dev/pts/1"])
         #expect(c.pkcs11Module == "/usr/lib/softhsm/libsofthsm2.so" && c.storePINFile == "/etc/session-agent/hsm.pin")
+        #expect(c.pkcs11Timeout == 20)
         #expect(c.owners == [
             .keystore(path: "/etc/session-agent/owner.json", passphraseFile: "/etc/session-agent/owner.pass"),
             .pkcs11(uri: try PKCS11URI("pkcs11:token=signer;object=owner"), pin: .file("/etc/session-agent/hsm.pin"),
@@ -35,13 +36,15 @@ struct ConfigurationTests {
     @Test func defaultsFollowXDG() throws {
         let c = try AgentConfiguration(toml: "", relativeTo: "/x", environment: ["XDG_RUNTIME_DIR": "/run/user/7", "HOME": "/home/u"])
         #expect(c.socketDirectory == "/run/user/7/session-agent" && c.dataDirectory == "/home/u/.local/share/session-agent")
-        #expect(c.allowedUIDs.isEmpty && c.allowedGIDs.isEmpty && c.rulesFile == nil)
+        #expect(c.allowedUIDs.isEmpty && c.allowedGIDs.isEmpty && c.rulesFile == nil && c.pkcs11Timeout == 60)
     }
 
     @Test(arguments: [
         ("allow_uid = [1]", "allow_uid"),
         ("approval_timeout = \"5 minutes\"", "approval_timeout"),
         ("allow_gids = [-1]", "allow_gids"),
+        ("pkcs11_timeout = \"0s\"", "pkcs11_timeout"),
+        ("pkcs11_timeout = 30", "pkcs11_timeout"),
         ("allow_uids = \"1000\"", "allow_uids"),
         ("pinentry = [\"/usr/bin/pinentry\", 3]", "pinentry"),
         ("pinentry = []", "pinentry"),

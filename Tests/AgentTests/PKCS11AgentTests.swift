@@ -114,6 +114,51 @@ struct PKCS11AgentTests {
         }
     }
 
+    /// A token in another process, set up as the README says: `p11-kit server` where the token
+    /// is, p11-kit-client.so in the agent. A server that stops answering fails the approval after
+    /// `pkcs11_timeout` (not the default minute) while the agent serves other calls; a server
+    /// that stops is the token going away; once the server answers again, or is back, requests
+    /// are approved again.
+    @Test func aTokenBehindP11KitServerThatHangsOrStops() throws {
+        let (_, address, pinFile) = try tokenWithKey()
+        let socket = hsm.directory.appendingPathComponent("p11-\(token).sock").path
+        var server = try hsm.serve(token: token, socket: socket)
+        defer { server.stop() }
+        var environment = hsm.environment
+        environment["P11_KIT_SERVER_ADDRESS"] = "unix:path=\(socket)"
+        let agent = try AgentProcess(rules: "default = \"approve\"", extraConfig: "pkcs11_timeout = \"1s\"", owner: .init(toml: """
+            pkcs11 = "pkcs11:token=\(token);object=owner?module-path=\(SoftHSM.p11KitClient)"
+            pin_file = "\(pinFile)"
+            """, address: address.checksummed), environment: environment)
+        try agent.start()
+        let client = try AgentClient(path: agent.clientSocket)
+        _ = try SocketTests.requestSession(client)
+        func refused(_ expected: String) throws {
+            do {
+                _ = try SocketTests.requestSession(client)
+                Issue.record("approved while the server was away")
+            } catch let e as AgentClient.RemoteError { #expect(e.reason == "owner_unavailable" && e.message.contains(expected), "\(e)") }
+        }
+
+        server.freeze()
+        try refused("did not answer within 1 s")
+        try refused("has not answered a call for over 1 s")
+        #expect(try client.call("agent_info")["version"] == "0.1.0")
+        server.thaw()
+        // The stuck call returns once the server runs again; until then requests fail at once.
+        var approved = false
+        for _ in 0..<100 where !approved {
+            do { approved = try !SocketTests.requestSession(client).isEmpty } catch is AgentClient.RemoteError { usleep(50_000) }
+        }
+        #expect(approved)
+
+        server.stop()
+        try refused(token)
+        server = try hsm.serve(token: token, socket: socket)
+        _ = try SocketTests.requestSession(client)
+        #expect(!agent.logs.contains(SoftHSM.userPIN))
+    }
+
     /// Loading a module runs its code inside the agent, so `owner add` may name only modules the
     /// configuration or p11-kit names; any other is refused before it is loaded. Paths are
     /// compared as files, so a symlink to an allowed module is that module.

@@ -655,31 +655,7 @@ struct PKCS11ServerTests {
     }
 
     /// Starts the server; it prints its address once the socket is listening.
-    func serve(_ socket: String) throws -> Process { try hsm.serve(token: token, socket: socket) }
-
-    /// Stops the server and the child it forked for each connection, as when its container
-    /// stops. The listener is frozen first, so a client reconnecting meanwhile cannot get a
-    /// fresh child that outlives it; all by system calls, so the stop lands at once even on a
-    /// loaded machine.
-    func stop(_ server: Process, socket: String) throws {
-        let pid = server.processIdentifier
-        guard server.isRunning else { return }
-        kill(pid, SIGSTOP)
-        for child in Self.children(of: pid) { kill(child, SIGKILL) }
-        kill(pid, SIGKILL)
-        server.waitUntilExit()
-        try? FileManager.default.removeItem(atPath: socket)
-    }
-
-    /// The processes whose parent is `pid`, from /proc/*/stat (field 4).
-    static func children(of pid: Int32) -> [Int32] {
-        ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).compactMap { entry -> Int32? in
-            guard let child = Int32(entry), let stat = procFile("/proc/\(entry)/stat"),
-                  let close = stat.lastIndex(of: ")") else { return nil }
-            let fields = stat[stat.index(after: close)...].split(separator: " ")
-            return fields.count > 2 && Int32(fields[1]) == pid ? child : nil
-        }
-    }
+    func serve(_ socket: String) throws -> P11KitServer { try hsm.serve(token: token, socket: socket) }
 
     func sign(_ owner: PKCS11Owner, _ digest: Bytes32) async throws -> Bool {
         try await owner.sign(PKCS11OwnerTests.approved(digest), prompt: PKCS11OwnerTests.noPrompt).recoverAddress(digest: digest) == owner.identity.address
@@ -688,11 +664,11 @@ struct PKCS11ServerTests {
     @Test func stoppingTheServerIsAClearErrorAndRestartingItHeals() async throws {
         let served = try await served()
         var server = try serve(served.socket)
-        defer { try? stop(server, socket: served.socket) }
+        defer { server.stop() }
         let digest = Bytes32(Array(repeating: 9, count: 32))
         #expect(try await sign(served.owner, digest))
 
-        try stop(server, socket: served.socket)
+        server.stop()
         await #expect { try await served.owner.sign(PKCS11OwnerTests.approved(digest), prompt: PKCS11OwnerTests.noPrompt) } throws: { error in
             guard case OwnerSignerError.unavailable(let message) = error else { return false }
             return message.contains(token)
@@ -708,11 +684,10 @@ struct PKCS11ServerTests {
     @Test(.timeLimit(.minutes(1))) func aServerThatStopsAnsweringIsAClearErrorAfterTheTimeout() async throws {
         let served = try await served()
         let server = try serve(served.socket)
-        defer { try? stop(server, socket: served.socket) }
+        defer { server.stop() }
         #expect(try await sign(served.owner, Bytes32(Array(repeating: 1, count: 32))))
         PKCS11Provider.shared(modulePath: served.owner.uri.modulePath!).answerTimeout = .seconds(1)
-        let frozen = [server.processIdentifier] + Self.children(of: server.processIdentifier)
-        for pid in frozen { kill(pid, SIGSTOP) }
+        server.freeze()
 
         let digest = Bytes32(Array(repeating: 2, count: 32))
         for expected in ["did not answer within 1 s", "has not answered a call for over 1 s"] {
@@ -724,7 +699,7 @@ struct PKCS11ServerTests {
         let local = PKCS11Owner(uri: served.owner.uri.with(modulePath: try hsm.privateModule()), pin: served.owner.pin, address: served.owner.identity.address)
         #expect(try await sign(local, digest))
 
-        for pid in frozen { kill(pid, SIGCONT) }
+        server.thaw()
         // The stuck call returns once the server runs again; until then calls fail at once.
         var answered = false
         for _ in 0..<200 where !answered {
@@ -739,9 +714,9 @@ struct PKCS11ServerTests {
     @Test func aServerRestartBetweenSignaturesIsNotSeenByTheNextRequest() async throws {
         let served = try await served()
         var server = try serve(served.socket)
-        defer { try? stop(server, socket: served.socket) }
+        defer { server.stop() }
         #expect(try await sign(served.owner, Bytes32(Array(repeating: 1, count: 32))))
-        try stop(server, socket: served.socket)
+        server.stop()
         server = try serve(served.socket)
         #expect(try await sign(served.owner, Bytes32(Array(repeating: 2, count: 32))))
     }
@@ -752,7 +727,7 @@ struct PKCS11ServerTests {
     @Test func stoppingTheServerInTheMiddleOfSigning() async throws {
         let served = try await served()
         var server = try serve(served.socket)
-        defer { try? stop(server, socket: served.socket) }
+        defer { server.stop() }
         for i in 0..<5 { #expect(try await sign(served.owner, Bytes32(Array(repeating: UInt8(i), count: 32)))) }
 
         let outcomes = try await withThrowingTaskGroup(of: String.self) { group in
@@ -765,7 +740,7 @@ struct PKCS11ServerTests {
                 }
             }
             // At once, by system calls: long before 200 signatures at about 1 ms each are done.
-            try stop(server, socket: served.socket)
+            server.stop()
             return try await group.reduce(into: [String: Int]()) { $0[$1, default: 0] += 1 }
         }
         #expect(outcomes.keys.allSatisfy { ["signed", "unavailable"].contains($0) }, "\(outcomes)")

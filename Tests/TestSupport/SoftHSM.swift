@@ -112,24 +112,10 @@ public final class SoftHSM: Sendable {
     }
 
     /// `p11-kit server` serving `token` on `socket`, as an operator runs it for a token in
-    /// another process or container; returns once the socket listens (the server prints its
-    /// address then). The caller stops it.
-    public func serve(token: String, socket: String) throws -> Process {
-        let server = Process()
-        server.executableURL = URL(fileURLWithPath: "/usr/bin/p11-kit")
-        server.arguments = ["server", "-f", "-n", socket, "--provider", Self.systemModule!, "pkcs11:token=\(token)"]
-        server.environment = environment
-        let out = Pipe()
-        server.standardOutput = out
-        server.standardError = FileHandle.nullDevice
-        try server.run()
-        var printed = ""
-        while !printed.contains("P11_KIT_SERVER_ADDRESS") {
-            let chunk = out.fileHandleForReading.availableData
-            guard !chunk.isEmpty else { throw Oracle.Failure(description: "p11-kit server exited") }
-            printed += String(decoding: chunk, as: UTF8.self)
-        }
-        return server
+    /// another process or container; returns once the socket listens. The caller stops it
+    /// (`defer { server.stop() }`: released early, it stops itself).
+    public func serve(token: String, socket: String) throws -> P11KitServer {
+        try P11KitServer(module: Self.systemModule!, token: token, socket: socket, environment: environment)
     }
 
     @discardableResult
@@ -143,5 +129,63 @@ public final class SoftHSM: Sendable {
     static func which(_ name: String) -> String? {
         for dir in ["/usr/bin", "/usr/local/bin", "/bin"] where FileManager.default.isExecutableFile(atPath: "\(dir)/\(name)") { return "\(dir)/\(name)" }
         return nil
+    }
+}
+
+/// A running `p11-kit server`: a token in another process, as in another container or behind a
+/// network HSM's client. Stopping it is the token going away; freezing it is a hung server.
+public final class P11KitServer {
+    public let socket: String
+    private let process: Process
+
+    /// Returns once the socket listens (the server prints its address then).
+    init(module: String, token: String, socket: String, environment: [String: String]) throws {
+        self.socket = socket
+        process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/p11-kit")
+        process.arguments = ["server", "-f", "-n", socket, "--provider", module, "pkcs11:token=\(token)"]
+        process.environment = environment
+        let out = Pipe()
+        process.standardOutput = out
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        var printed = ""
+        while !printed.contains("P11_KIT_SERVER_ADDRESS") {
+            let chunk = out.fileHandleForReading.availableData
+            guard !chunk.isEmpty else { throw Oracle.Failure(description: "p11-kit server exited") }
+            printed += String(decoding: chunk, as: UTF8.self)
+        }
+    }
+
+    deinit { stop() }
+
+    /// The server and the child it forked for each connection.
+    public var processes: [Int32] { [process.processIdentifier] + Self.children(of: process.processIdentifier) }
+
+    /// Stops every process of the server at once, as a hung network HSM stops answering.
+    public func freeze() { for pid in processes { kill(pid, SIGSTOP) } }
+    public func thaw() { for pid in processes { kill(pid, SIGCONT) } }
+
+    /// Stops the server and its children, as when its container stops. The listener is frozen
+    /// first, so a client reconnecting meanwhile cannot get a fresh child that outlives it; all by
+    /// system calls, so the stop lands at once even on a loaded machine.
+    public func stop() {
+        let pid = process.processIdentifier
+        guard process.isRunning else { return }
+        kill(pid, SIGSTOP)
+        for child in Self.children(of: pid) { kill(child, SIGKILL) }
+        kill(pid, SIGKILL)
+        process.waitUntilExit()
+        try? FileManager.default.removeItem(atPath: socket)
+    }
+
+    /// The processes whose parent is `pid`, from /proc/*/stat (field 4).
+    static func children(of pid: Int32) -> [Int32] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).compactMap { entry -> Int32? in
+            guard let child = Int32(entry), let stat = procFile("/proc/\(entry)/stat"),
+                  let close = stat.lastIndex(of: ")") else { return nil }
+            let fields = stat[stat.index(after: close)...].split(separator: " ")
+            return fields.count > 2 && Int32(fields[1]) == pid ? child : nil
+        }
     }
 }

@@ -89,13 +89,19 @@ public final class PKCS11Provider: @unchecked Sendable {
     public let modulePath: String
     private let queue: DispatchQueue
     /// How long a caller waits for the module. A hung network HSM, or a `p11-kit server` that
-    /// stopped answering, blocks its call forever (p11-kit-client has no timeout of its own); a
-    /// minute leaves room for a key that waits for a touch.
+    /// stopped answering, blocks its call forever (p11-kit-client has no timeout of its own).
     public var answerTimeout: Duration {
         get { timeout.withLock { $0 } }
         set { timeout.withLock { $0 = newValue } }
     }
-    private let timeout = Mutex<Duration>(.seconds(60))
+    private let timeout = Mutex<Duration>(PKCS11Provider.answerTimeoutOfNewProviders)
+    /// The `answerTimeout` providers made from now on start with (the agent's `pkcs11_timeout`).
+    /// A minute by default leaves room for a key that waits for a touch.
+    public static var answerTimeoutOfNewProviders: Duration {
+        get { newProvidersTimeout.withLock { $0 } }
+        set { newProvidersTimeout.withLock { $0 = newValue } }
+    }
+    private static let newProvidersTimeout = Mutex<Duration>(.seconds(60))
     /// Whether the queue runs a call, and whether a caller's deadline passed while it did: until
     /// that call returns, new calls fail at once.
     private enum QueueState { case idle, running, overdue }
