@@ -6,7 +6,8 @@ import SmartSessions
 import TOMLKit
 
 /// session-agent.toml: where things live, the owners, the accounts, the rules, who may connect.
-/// Relative paths are relative to the file. See docs/configuration.md.
+/// Relative paths are relative to the file; `$CREDENTIALS_DIRECTORY/…` is in the directory of
+/// systemd credentials. See docs/configuration.md.
 public struct AgentConfiguration: Sendable {
     public var dataDirectory: String
     public var socketDirectory: String
@@ -49,6 +50,14 @@ public struct AgentConfiguration: Sendable {
         func path(_ key: String, in t: TOMLTable = table, at: String = "") throws(AgentError) -> String? {
             guard let v = t[key] else { return nil }
             guard let s = v.string else { throw AgentError("bad_config", "\(at)\(key): a path string") }
+            // A credential systemd passes (LoadCredentialEncrypted=): a PIN or passphrase kept
+            // encrypted at rest, and readable only by this service while it runs.
+            if s.hasPrefix(Self.credentials + "/") {
+                guard let directory = env["CREDENTIALS_DIRECTORY"], directory.hasPrefix("/") else {
+                    throw AgentError("bad_config", "\(at)\(key): \(Self.credentials) is not set; systemd sets it for a unit with LoadCredential= or LoadCredentialEncrypted=")
+                }
+                return directory + s.dropFirst(Self.credentials.count)
+            }
             return s.hasPrefix("/") ? s : base + "/" + s
         }
         let known = ["data_dir", "socket_dir", "rules", "tokens", "approval_timeout", "partial_message_timeout", "allow_uids", "allow_gids", "store_passphrase_file", "store_pin_file", "pinentry", "owners", "accounts",
@@ -117,6 +126,9 @@ public struct AgentConfiguration: Sendable {
 }
 
 extension AgentConfiguration {
+    /// How a path in the file names the directory of systemd credentials.
+    static let credentials = "$CREDENTIALS_DIRECTORY"
+
     /// TOML strings, integers, booleans and arrays as JSON.
     static func json(_ value: TOMLValueConvertible) -> JSONValue {
         if let s = value.string { return .string(s) }

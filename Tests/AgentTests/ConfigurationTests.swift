@@ -39,6 +39,24 @@ struct ConfigurationTests {
         #expect(c.allowedUIDs.isEmpty && c.allowedGIDs.isEmpty && c.rulesFile == nil && c.pkcs11Timeout == 60)
     }
 
+    /// A PIN or passphrase systemd decrypts for the unit (LoadCredentialEncrypted=) is named by
+    /// its place in $CREDENTIALS_DIRECTORY, which differs between system and user units.
+    @Test func secretsMayComeFromSystemdCredentials() throws {
+        let text = """
+            store_pin_file = "$CREDENTIALS_DIRECTORY/hsm.pin"
+            [[owners]]
+            pkcs11 = "pkcs11:token=signer;object=owner"
+            pin_file = "$CREDENTIALS_DIRECTORY/owner.pin"
+            """
+        let c = try AgentConfiguration(toml: text, relativeTo: "/etc/session-agent", environment: ["CREDENTIALS_DIRECTORY": "/run/credentials/session-agent.service"])
+        #expect(c.storePINFile == "/run/credentials/session-agent.service/hsm.pin")
+        #expect(c.owners == [.pkcs11(uri: try PKCS11URI("pkcs11:token=signer;object=owner"), pin: .file("/run/credentials/session-agent.service/owner.pin"), address: nil)])
+        // Outside such a unit the file is refused at start, naming the key, not read from "/hsm.pin".
+        #expect { try AgentConfiguration(toml: text, relativeTo: "/etc/session-agent", environment: [:]) } throws: { error in
+            (error as? AgentError)?.message.hasPrefix("store_pin_file: $CREDENTIALS_DIRECTORY is not set") == true
+        }
+    }
+
     @Test(arguments: [
         ("allow_uid = [1]", "allow_uid"),
         ("approval_timeout = \"5 minutes\"", "approval_timeout"),
@@ -55,6 +73,7 @@ struct ConfigurationTests {
         ("[[owners]]\npkcs11 = \"pkcs11:token=a\"\npin_file = \"p\"\npin_env = \"P\"", "owners[0].pin_file"),
         ("[[owners]]\npkcs11 = \"pkcs11:token=a\"\npin = \"123456\"", "owners[0].pin"),
         ("[[owners]]\nkeystore = \"k\"\npin_file = \"p\"", "owners[0].pin_file"),
+        ("[[owners]]\nkeystore = \"k\"\npassphrase_file = \"$CREDENTIALS_DIRECTORY/p\"", "owners[0].passphrase_file"),
     ])
     func mistakesNameTheKey(_ text: String, _ key: String) {
         do {
