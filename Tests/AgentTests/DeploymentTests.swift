@@ -28,15 +28,16 @@ struct DeploymentTests {
     func unitsVerifyWithoutAnyWarning(_ kind: String) throws {
         let dir = try Self.unitsCopy(kind)
         defer { try? FileManager.default.removeItem(at: dir) }
-        let units = ["session-agent.service", "session-agent-client.socket", "session-agent-control.socket"].map { dir.appendingPathComponent($0).path }
+        let units = (["session-agent.service", "session-agent-client.socket", "session-agent-control.socket"] + (kind == "system" ? ["session-agent-pkcs11.service"] : []))
+            .map { dir.appendingPathComponent($0).path }
         var env = ProcessInfo.processInfo.environment
         env["XDG_RUNTIME_DIR"] = dir.path
         let r = try Command.run(URL(fileURLWithPath: "/usr/bin/systemd-analyze"), (kind == "user" ? ["--user", "verify"] : ["verify"]) + units, environment: env)
         #expect(r.status == 0 && r.stderr.isEmpty && r.stdout.isEmpty, "\(r.stdout)\(r.stderr)")
         guard kind == "system" else { return }
         /// "→ Overall exposure level for session-agent.service: 1.2 OK 🙂": the score and its rating.
-        func exposure() throws -> (score: Double, rating: String) {
-            let security = try Command.run(URL(fileURLWithPath: "/usr/bin/systemd-analyze"), ["security", "--offline=yes", units[0]], environment: env)
+        func exposure(_ unit: String? = nil) throws -> (score: Double, rating: String) {
+            let security = try Command.run(URL(fileURLWithPath: "/usr/bin/systemd-analyze"), ["security", "--offline=yes", unit ?? units[0]], environment: env)
             #expect(security.stderr.isEmpty, "\(security.stderr)")
             let line = security.stdout.split(separator: "\n").last { $0.contains("Overall exposure level") } ?? ""
             let words = line.split(separator: ":").last?.split(separator: " ") ?? []
@@ -52,6 +53,13 @@ struct DeploymentTests {
         #expect(withDropIn.status == 0 && withDropIn.stderr.isEmpty && withDropIn.stdout.isEmpty, "\(withDropIn.stdout)\(withDropIn.stderr)")
         let loosened = try exposure()
         #expect(loosened.rating == "OK" && loosened.score > strict.score, "\(loosened) after \(strict): the drop-in was not read")
+        // The HSM's module in a unit of its own, and the agent's drop-in that points at it.
+        try FileManager.default.removeItem(at: dropIns.appendingPathComponent("hsm-network.conf"))
+        try FileManager.default.copyItem(at: Oracle.packageRoot.appendingPathComponent("systemd/pkcs11-server.conf"), to: dropIns.appendingPathComponent("pkcs11-server.conf"))
+        let withModuleServer = try Command.run(URL(fileURLWithPath: "/usr/bin/systemd-analyze"), ["verify"] + units, environment: env)
+        #expect(withModuleServer.status == 0 && withModuleServer.stderr.isEmpty && withModuleServer.stdout.isEmpty, "\(withModuleServer.stdout)\(withModuleServer.stderr)")
+        #expect(try exposure() == strict, "the drop-in gives the agent nothing beyond an environment variable")
+        #expect(try exposure(units[3]).rating == "OK")
     }
 
     @Test(.enabled(if: getuid() == 0 && present("/usr/bin/udevadm"), "needs root and udevadm"))

@@ -159,6 +159,42 @@ struct PKCS11AgentTests {
         #expect(!agent.logs.contains(SoftHSM.userPIN))
     }
 
+    /// A vendor module run under `p11-kit server` (systemd/system/session-agent-pkcs11.service)
+    /// is outside the agent: when it crashes (abort in C_Sign) it takes only the server's process
+    /// for that connection, the agent answers `owner_unavailable` and serves on, and the next
+    /// request after the fault is gone is approved. Loaded into the agent, the same module would
+    /// have ended the agent.
+    @Test func aModuleThatCrashesUnderP11KitServerLeavesTheAgentServing() throws {
+        let (_, address, pinFile) = try tokenWithKey()
+        let trigger = hsm.directory.appendingPathComponent("crash-\(token)").path
+        let module = try CModule.crashing(in: hsm.directory, real: SoftHSM.systemModule!, trigger: trigger)
+        let socket = hsm.directory.appendingPathComponent("p11-\(token).sock").path
+        let server = try hsm.serve(token: token, socket: socket, module: module)
+        defer { server.stop() }
+        var environment = hsm.environment
+        environment["P11_KIT_SERVER_ADDRESS"] = "unix:path=\(socket)"
+        let agent = try AgentProcess(rules: "default = \"approve\"", owner: .init(toml: """
+            pkcs11 = "pkcs11:token=\(token);object=owner?module-path=\(SoftHSM.p11KitClient)"
+            pin_file = "\(pinFile)"
+            """, address: address.checksummed), environment: environment)
+        try agent.start()
+        let client = try AgentClient(path: agent.clientSocket)
+        _ = try SocketTests.requestSession(client)
+
+        FileManager.default.createFile(atPath: trigger, contents: nil)
+        do {
+            _ = try SocketTests.requestSession(client)
+            Issue.record("approved by a module that crashed")
+        } catch let e as AgentClient.RemoteError { #expect(e.reason == "owner_unavailable" && e.message.contains("C_Sign failed"), "\(e)") }
+        #expect(try client.call("agent_info")["version"] == "0.1.0")
+        try FileManager.default.removeItem(atPath: trigger)
+        _ = try SocketTests.requestSession(client)
+        // The vendor module was never in the agent's memory; p11-kit's client was.
+        let pid = try #require(agent.process?.processIdentifier)
+        let maps = try #require(procFile("/proc/\(pid)/maps"))
+        #expect(maps.contains("p11-kit-client.so") && !maps.contains(module) && !maps.contains("libsofthsm2"))
+    }
+
     /// Loading a module runs its code inside the agent, so `owner add` may name only modules the
     /// configuration or p11-kit names; any other is refused before it is loaded. Paths are
     /// compared as files, so a symlink to an allowed module is that module.

@@ -29,6 +29,39 @@ public enum CModule {
         try build("quirks", source: quirksSource.replacingOccurrences(of: "REAL_MODULE", with: real), in: directory)
     }
 
+    /// A module in front of another (`real`) that crashes the process it runs in (abort) in
+    /// C_Sign while the file `trigger` exists, as a vendor module with a bug would.
+    public static func crashing(in directory: URL, real: String, trigger: String) throws -> String {
+        try build("crashing", source: crashingSource.replacingOccurrences(of: "REAL_MODULE", with: real).replacingOccurrences(of: "TRIGGER", with: trigger), in: directory)
+    }
+
+    static let crashingSource = """
+        #include <dlfcn.h>
+        #include <stdlib.h>
+        #include <unistd.h>
+        #include <p11-kit/pkcs11.h>
+
+        static CK_FUNCTION_LIST *real;
+        static CK_FUNCTION_LIST crashing;
+
+        static CK_RV sign(CK_SESSION_HANDLE session, CK_BYTE *data, CK_ULONG length, CK_BYTE *signature, CK_ULONG *signatureLength) {
+            if (access("TRIGGER", F_OK) == 0) abort();
+            return real->C_Sign(session, data, length, signature, signatureLength);
+        }
+
+        CK_RV C_GetFunctionList(CK_FUNCTION_LIST **out) {
+            if (real == NULL) {
+                void *library = dlopen("REAL_MODULE", RTLD_NOW | RTLD_LOCAL);
+                CK_C_GetFunctionList get = library ? (CK_C_GetFunctionList)dlsym(library, "C_GetFunctionList") : NULL;
+                if (get == NULL || get(&real) != CKR_OK) return CKR_GENERAL_ERROR;
+                crashing = *real;
+                crashing.C_Sign = sign;
+            }
+            *out = &crashing;
+            return CKR_OK;
+        }
+        """
+
     static let quirksSource = """
         #include <dlfcn.h>
         #include <string.h>

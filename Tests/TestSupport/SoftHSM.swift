@@ -114,8 +114,8 @@ public final class SoftHSM: Sendable {
     /// `p11-kit server` serving `token` on `socket`, as an operator runs it for a token in
     /// another process or container; returns once the socket listens. The caller stops it
     /// (`defer { server.stop() }`: released early, it stops itself).
-    public func serve(token: String, socket: String) throws -> P11KitServer {
-        try P11KitServer(module: Self.systemModule!, token: token, socket: socket, environment: environment)
+    public func serve(token: String, socket: String, module: String = systemModule!) throws -> P11KitServer {
+        try P11KitServer(module: module, token: token, socket: socket, environment: environment)
     }
 
     @discardableResult
