@@ -34,7 +34,7 @@ struct PKCS11TokenList: AsyncParsableCommand {
         commandName: "list",
         abstract: "Show the slots with a token, and the EC keys on each: the Ethereum address of secp256k1 keys, the public key of P-256 keys, and the URI that selects each.")
 
-    @Argument(help: "Only the tokens this URI matches, e.g. pkcs11:token=signer (with --login, only those are logged in to).") var token: String?
+    @Argument(help: "Only the tokens this URI matches, e.g. pkcs11:token=signer (with --login, only those are logged in to), and with object= or id= only those keys. Exit status 1 when nothing matches.") var token: String?
     @OptionGroup var pkcs11: PKCS11Options
     @Flag(help: "Log in to each token first (PIN from --pin-file, or asked), to see keys a token shows only after a login.") var login = false
     @OptionGroup var output: OutputOptions
@@ -44,7 +44,8 @@ struct PKCS11TokenList: AsyncParsableCommand {
             let only = try token.map(pkcs11.parse) ?? PKCS11URI()
             let paths = (only.modulePath ?? pkcs11.module).map { [$0] } ?? PKCS11Module.registered().filter(only.matches).map(\.path)
             guard !paths.isEmpty else { throw CommandFailure(message: "p11-kit knows no PKCS#11 module; name one with --module", reason: "not_found") }
-            var text: [String] = [], modules: [JSONValue] = []
+            let wantsKey = only.object != nil || only.id != nil
+            var text: [String] = [], modules: [JSONValue] = [], shown = 0, hidden = false
             for path in paths {
                 let provider = PKCS11Provider.shared(modulePath: path)
                 let tokens: [PKCS11TokenInfo]
@@ -60,7 +61,7 @@ struct PKCS11TokenList: AsyncParsableCommand {
                     tokenURI.token = info.label
                     tokenURI.serial = info.serial
                     tokenURI.modulePath = path
-                    let keys: [PKCS11KeyInfo]
+                    var keys: [PKCS11KeyInfo]
                     do {
                         let read: @Sendable (PKCS11Session, PKCS11Provider.TokenState) throws(PKCS11Failure) -> [PKCS11KeyInfo] = { session, _ throws(PKCS11Failure) in
                             do { return try session.ecPublicKeysWithCustody() } catch { throw .failed("\(error)") }
@@ -68,8 +69,15 @@ struct PKCS11TokenList: AsyncParsableCommand {
                         keys = login ? try await provider.withLogin(tokenURI, pin: pkcs11.pin, prompt: pkcs11.prompt, read) : try await provider.withSession(tokenURI, read)
                     } catch {
                         text.append("  slot \(info.slot): token \"\(info.label)\": \(error)")
+                        shown += 1
                         continue
                     }
+                    if wantsKey {
+                        keys = keys.filter(only.matches)
+                        hidden = hidden || (keys.isEmpty && !login && info.loginRequired)
+                        if keys.isEmpty { continue }
+                    }
+                    shown += 1
                     let flags = [info.pinLocked ? "PIN LOCKED" : nil, info.pinFinalTry ? "one PIN try left" : nil, info.pinCountLow ? "PIN count low" : nil].compactMap { $0 }
                     text.append("  slot \(info.slot): token \"\(info.label)\" (\(info.manufacturer) \(info.model), serial \(info.serial))\(flags.isEmpty ? "" : " [" + flags.joined(separator: ", ") + "]")")
                     if keys.isEmpty {
@@ -96,6 +104,10 @@ struct PKCS11TokenList: AsyncParsableCommand {
                 }
                 if tokens.isEmpty { text.append("  no token present") }
                 modules.append(.object(JSONObject(["module": .string(path), "tokens": .array(tokenJSON)])))
+            }
+            // As a check in a script: is the token (or the key) there?
+            if let token, shown == 0 {
+                throw CommandFailure(message: "\(wantsKey ? "no key" : "no token") matches \(token)\(hidden ? " (--login shows keys a token hides)" : "")", reason: "not_found")
             }
             return CommandOutput(text: text.joined(separator: "\n"), json: .array(modules))
         }

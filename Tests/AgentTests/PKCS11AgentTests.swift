@@ -503,6 +503,20 @@ struct PKCS11CommandTests {
         #expect(loggedIn.map { $0["label"]?.stringValue } == [token], "\(afterLogin.stdout) \(afterLogin.stderr)")
         #expect(loggedIn.first?["keys"]?.arrayValue?.first { $0["label"] == "made-here" }?["custody"] == "never_left", "\(afterLogin.stdout)")
 
+        // A URI with object= or id= lists only those keys; one that matches nothing is exit status
+        // 1, as a script checking for its token or key expects.
+        func list(_ uri: String) throws -> (status: Int32, keys: [String], stderr: String) {
+            let run = try Command.run(Command.sessionAgent, ["token", "list", uri, "--json"], environment: hsm.environment)
+            let keys = (try? JSONValue(parsing: run.stdout).arrayValue ?? [])?.flatMap { $0["tokens"]?.arrayValue ?? [] }.flatMap { $0["keys"]?.arrayValue ?? [] }
+            return (run.status, keys?.compactMap { $0["label"]?.stringValue } ?? [], run.stderr)
+        }
+        #expect(try list("pkcs11:token=\(token);object=p256-key").keys == ["p256-key"])
+        #expect(try list("pkcs11:token=\(token);id=%01").keys == ["made-by-pkcs11-tool"])
+        for (uri, message) in [("pkcs11:token=\(token)-absent", "no token matches"), ("pkcs11:token=\(token);object=absent", "no key matches")] {
+            let missing = try list(uri)
+            #expect(missing.status == 1 && missing.stderr.contains(message) && missing.stderr.contains(uri), "\(missing)")
+        }
+
         let wrong = try Command.run(Command.sessionAgent, ["owner", "generate", "--token", "pkcs11:token=\(token)", "--module", "/nonexistent.so", "--pin-file", pinFile])
         #expect(wrong.status == 1 && wrong.stderr.contains("/nonexistent.so"))
 
