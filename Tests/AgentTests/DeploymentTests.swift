@@ -28,13 +28,20 @@ struct DeploymentTests {
     func unitsVerifyWithoutAnyWarning(_ kind: String) throws {
         let dir = try Self.unitsCopy(kind)
         defer { try? FileManager.default.removeItem(at: dir) }
-        let units = (["session-agent.service", "session-agent-client.socket", "session-agent-control.socket"] + (kind == "system" ? ["session-agent-pkcs11.service"] : []))
-            .map { dir.appendingPathComponent($0).path }
+        let units = ["session-agent.service", "session-agent-client.socket", "session-agent-control.socket", "session-agent-pkcs11.service"].map { dir.appendingPathComponent($0).path }
         var env = ProcessInfo.processInfo.environment
         env["XDG_RUNTIME_DIR"] = dir.path
         let r = try Command.run(URL(fileURLWithPath: "/usr/bin/systemd-analyze"), (kind == "user" ? ["--user", "verify"] : ["verify"]) + units, environment: env)
         #expect(r.status == 0 && r.stderr.isEmpty && r.stdout.isEmpty, "\(r.stdout)\(r.stderr)")
-        guard kind == "system" else { return }
+        let dropIns = dir.appendingPathComponent("session-agent.service.d")
+        try FileManager.default.createDirectory(at: dropIns, withIntermediateDirectories: true)
+        guard kind == "system" else {
+            // The drop-in that points the agent at the module's own unit serves the user's agent too.
+            try FileManager.default.copyItem(at: Oracle.packageRoot.appendingPathComponent("systemd/pkcs11-server.conf"), to: dropIns.appendingPathComponent("pkcs11-server.conf"))
+            let withModuleServer = try Command.run(URL(fileURLWithPath: "/usr/bin/systemd-analyze"), ["--user", "verify"] + units, environment: env)
+            #expect(withModuleServer.status == 0 && withModuleServer.stderr.isEmpty && withModuleServer.stdout.isEmpty, "\(withModuleServer.stdout)\(withModuleServer.stderr)")
+            return
+        }
         /// "→ Overall exposure level for session-agent.service: 1.2 OK 🙂": the score and its rating.
         func exposure(_ unit: String? = nil) throws -> (score: Double, rating: String) {
             let security = try Command.run(URL(fileURLWithPath: "/usr/bin/systemd-analyze"), ["security", "--offline=yes", unit ?? units[0]], environment: env)
@@ -46,8 +53,6 @@ struct DeploymentTests {
         let strict = try exposure()
         #expect(strict.rating == "OK", "\(strict)")
         // With the drop-in for network HSMs: still no warning, and still rated OK.
-        let dropIns = dir.appendingPathComponent("session-agent.service.d")
-        try FileManager.default.createDirectory(at: dropIns, withIntermediateDirectories: true)
         try FileManager.default.copyItem(at: Oracle.packageRoot.appendingPathComponent("systemd/hsm-network.conf"), to: dropIns.appendingPathComponent("hsm-network.conf"))
         let withDropIn = try Command.run(URL(fileURLWithPath: "/usr/bin/systemd-analyze"), ["verify"] + units, environment: env)
         #expect(withDropIn.status == 0 && withDropIn.stderr.isEmpty && withDropIn.stdout.isEmpty, "\(withDropIn.stdout)\(withDropIn.stderr)")

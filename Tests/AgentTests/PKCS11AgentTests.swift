@@ -159,20 +159,36 @@ struct PKCS11AgentTests {
         #expect(!agent.logs.contains(SoftHSM.userPIN))
     }
 
-    /// A vendor module run under `p11-kit server` (systemd/system/session-agent-pkcs11.service)
-    /// is outside the agent: when it crashes (abort in C_Sign) it takes only the server's process
-    /// for that connection, the agent answers `owner_unavailable` and serves on, and the next
-    /// request after the fault is gone is approved. Loaded into the agent, the same module would
-    /// have ended the agent.
-    @Test func aModuleThatCrashesUnderP11KitServerLeavesTheAgentServing() throws {
+    /// A vendor module run as systemd/system/session-agent-pkcs11.service runs it (its ExecStart
+    /// and ExecStartPost, and the address from the drop-in systemd/pkcs11-server.conf) is outside
+    /// the agent: when it crashes (abort in C_Sign) it takes only the server's process for that
+    /// connection, the agent answers `owner_unavailable` and serves on, and the next request after
+    /// the fault is gone is approved. Loaded into the agent, the same module would have ended it.
+    @Test(.timeLimit(.minutes(1))) func aModuleThatCrashesUnderTheModuleServerUnitLeavesTheAgentServing() throws {
         let (_, address, pinFile) = try tokenWithKey()
         let trigger = hsm.directory.appendingPathComponent("crash-\(token)").path
         let module = try CModule.crashing(in: hsm.directory, real: SoftHSM.systemModule!, trigger: trigger)
-        let socket = hsm.directory.appendingPathComponent("p11-\(token).sock").path
-        let server = try hsm.serve(token: token, socket: socket, module: module)
+        // %t, the runtime directory systemd fills in, and the one it makes for the unit.
+        let runtime = hsm.directory.appendingPathComponent("run-\(token)").path
+        try FileManager.default.createDirectory(atPath: runtime + "/session-agent-pkcs11", withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        func unitLine(_ file: String, _ key: String) throws -> String {
+            let text = try String(contentsOf: Oracle.packageRoot.appendingPathComponent(file), encoding: .utf8)
+            let line = try #require(text.split(separator: "\n").first { $0.hasPrefix(key + "=") }, "\(file) has no \(key)=")
+            return line.dropFirst(key.count + 1).replacingOccurrences(of: "%t", with: runtime).replacingOccurrences(of: "${PKCS11_MODULE}", with: module)
+        }
+        let unit = "systemd/system/session-agent-pkcs11.service"
+        let start = try unitLine(unit, "ExecStart").split(separator: " ").map(String.init)
+        let socket = try #require(start.firstIndex(of: "--name").map { start[$0 + 1] })
+        let server = try P11KitServer(start, socket: socket, environment: hsm.environment)
         defer { server.stop() }
+        // ExecStartPost: /bin/sh -c '…', which returns once the socket is there.
+        let post = try unitLine(unit, "ExecStartPost")
+        let script = try #require(post.split(separator: "'").dropFirst().first.map(String.init))
+        #expect(try Command.run(URL(fileURLWithPath: "/usr/bin/timeout"), ["20", "/bin/sh", "-c", script]).status == 0)
         var environment = hsm.environment
-        environment["P11_KIT_SERVER_ADDRESS"] = "unix:path=\(socket)"
+        let serverAddress = try unitLine("systemd/pkcs11-server.conf", "Environment")
+        #expect(serverAddress == "P11_KIT_SERVER_ADDRESS=unix:path=\(socket)")
+        environment["P11_KIT_SERVER_ADDRESS"] = String(serverAddress.dropFirst("P11_KIT_SERVER_ADDRESS=".count))
         let agent = try AgentProcess(rules: "default = \"approve\"", owner: .init(toml: """
             pkcs11 = "pkcs11:token=\(token);object=owner?module-path=\(SoftHSM.p11KitClient)"
             pin_file = "\(pinFile)"

@@ -115,7 +115,7 @@ public final class SoftHSM: Sendable {
     /// another process or container; returns once the socket listens. The caller stops it
     /// (`defer { server.stop() }`: released early, it stops itself).
     public func serve(token: String, socket: String, module: String = systemModule!) throws -> P11KitServer {
-        try P11KitServer(module: module, token: token, socket: socket, environment: environment)
+        try P11KitServer(["/usr/bin/p11-kit", "server", "-f", "-n", socket, "--provider", module, "pkcs11:token=\(token)"], socket: socket, environment: environment)
     }
 
     @discardableResult
@@ -138,12 +138,13 @@ public final class P11KitServer {
     public let socket: String
     private let process: Process
 
-    /// Returns once the socket listens (the server prints its address then).
-    init(module: String, token: String, socket: String, environment: [String: String]) throws {
+    /// Runs `command` (`p11-kit server --foreground …` listening on `socket`) and returns once the
+    /// socket listens (the server prints its address then).
+    public init(_ command: [String], socket: String, environment: [String: String]) throws {
         self.socket = socket
         process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/p11-kit")
-        process.arguments = ["server", "-f", "-n", socket, "--provider", module, "pkcs11:token=\(token)"]
+        process.executableURL = URL(fileURLWithPath: command[0])
+        process.arguments = Array(command.dropFirst())
         process.environment = environment
         let out = Pipe()
         process.standardOutput = out
