@@ -28,20 +28,17 @@ public struct AgentConfiguration: Sendable {
     public var pkcs11Module: String?
     /// The PIN of the token that wraps the store's data key (`session-agent store rewrap`).
     public var storePINFile: String?
-    /// More modules owners added at run time may use (see `runTimeModules`).
+    /// More modules owners added at run time may use (see `RunTimeModules`).
     public var pkcs11Modules: [String]
     /// How long a PKCS#11 module may take to answer one call, in seconds.
     public var pkcs11Timeout: UInt64
 
-    /// The modules an owner added through the control socket may name with `module-path`: the
-    /// ones this file names, and those p11-kit knows (which root registers). Any other is
-    /// refused before it is loaded: loading a library runs its code inside the agent, so a
-    /// control socket reached from elsewhere (forwarded, or by a confused program) must not be
-    /// able to pick one, as ssh-agent refuses PKCS#11 providers outside its allow-list.
-    public var runTimeModules: [String] {
-        pkcs11Modules + [pkcs11Module].compactMap { $0 } + owners.compactMap { owner in
+    /// The modules an owner added at run time may use: the ones this file names, and those
+    /// p11-kit knows.
+    public var runTimeModules: RunTimeModules {
+        RunTimeModules(pkcs11Modules + [pkcs11Module].compactMap { $0 } + owners.compactMap { owner in
             if case .pkcs11(let uri, _, _) = owner { uri.modulePath } else { nil }
-        }
+        })
     }
 
     public init(toml text: String, relativeTo base: String, environment env: [String: String] = ProcessInfo.processInfo.environment) throws(AgentError) {
@@ -136,6 +133,27 @@ extension AgentConfiguration {
         if let b = value.bool { return .bool(b) }
         if let a = value.array { return .array(Array(a).map { json($0) }) }
         return .null
+    }
+}
+
+/// The PKCS#11 modules an owner added through the control socket may name with `module-path`:
+/// those the configuration names, and those p11-kit knows (which root registers). Any other is
+/// refused before it is loaded: loading a library runs its code inside the agent, so a control
+/// socket reached from elsewhere (forwarded, or by a confused program) must not be able to pick
+/// one, as ssh-agent refuses PKCS#11 providers outside its allow-list. The same holds for such an
+/// owner at the next start, so taking a module out of the configuration takes it out of use.
+public struct RunTimeModules: Sendable {
+    /// The named modules' files (symlinks followed).
+    let files: Set<String>
+
+    public init(_ paths: [String]) { files = Set(paths.map(PKCS11Module.file)) }
+
+    public func check(_ uri: PKCS11URI) throws(AgentError) {
+        guard let path = uri.modulePath else { return }
+        let file = PKCS11Module.file(path)
+        if files.contains(file) || PKCS11Module.registered().contains(where: { PKCS11Module.file($0.path) == file }) { return }
+        throw AgentError("forbidden", "\(path) is not a module owners added at run time may use: name it in the configuration "
+                         + "(pkcs11_modules, pkcs11_module or an owner's URI) or register it with p11-kit")
     }
 }
 

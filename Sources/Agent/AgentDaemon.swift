@@ -33,7 +33,9 @@ public enum AgentDaemon {
         var owners: [any OwnerSigner] = []
         for owner in config.owners { owners.append(try await OwnerLoader.load(owner, defaultModule: config.pkcs11Module)) }
         for registered in try store.registeredOwners() where !owners.contains(where: { $0.identity.address.checksummed == registered.address }) {
-            owners.append(try OwnerLoader.load(registered))
+            let owner = try OwnerLoader.load(registered, modules: config.runTimeModules)
+            if case .notReady(let problem) = await (owner as? RefusedOwner)?.readiness() { logger.warning("\(problem)") }
+            owners.append(owner)
         }
         var accounts = config.accounts
         for json in try store.registeredAccounts() {
@@ -155,10 +157,16 @@ public enum OwnerLoader {
         }
     }
 
-    public static func load(_ registered: SessionStore.RegisteredOwner) throws(AgentError) -> any OwnerSigner {
+    /// An owner added at run time, as the store recorded it. One whose module `modules` no longer
+    /// admits is kept, unusable, so that `owner list` says why and `owner remove` can drop it.
+    public static func load(_ registered: SessionStore.RegisteredOwner, modules: RunTimeModules) throws(AgentError) -> any OwnerSigner {
         guard registered.backend == "pkcs11" else { return try keystore(registered.location, passphraseFile: registered.secretFile) }
         guard let uri = try? PKCS11URI(registered.location), uri.modulePath != nil, let address = try? Address(registered.address) else {
             throw AgentError("store_corrupt", "the registered owner \(registered.address) has an unusable location \(registered.location)")
+        }
+        do throws(AgentError) { try modules.check(uri) } catch {
+            return RefusedOwner(identity: OwnerIdentity(backend: "pkcs11", address: address, location: uri.description),
+                                problem: .failed("the owner \(address) added at run time is not used: \(error.message); or remove it (owner remove)"))
         }
         return PKCS11Owner(uri: uri, pin: registered.secretFile.map { .file($0) } ?? .prompt, address: address)
     }
@@ -181,4 +189,14 @@ public enum OwnerLoader {
             throw AgentError(error.ownerError.reason, "\(error)")
         }
     }
+}
+
+/// A registered owner the agent does not use (see `OwnerLoader.load(_:modules:)`): every
+/// signature and readiness check answers why.
+struct RefusedOwner: OwnerSigner {
+    let identity: OwnerIdentity
+    let problem: OwnerSignerError
+
+    func sign(_ approved: ApprovedDigest, prompt: SecretPrompt) async throws(OwnerSignerError) -> RecoverableSignature { throw problem }
+    func readiness() async -> OwnerReadiness { .notReady(problem) }
 }

@@ -29,25 +29,14 @@ public struct AgentRPC: Sendable {
     let reloadRules: (@Sendable () throws -> RulesFile?)?
     /// The configuration's PKCS#11 module, for `owners_add` URIs that name none.
     let pkcs11Module: String?
-    /// The modules `owners_add` may name besides those p11-kit knows (the configuration's
-    /// `runTimeModules`), as their files.
-    let runTimeModules: Set<String>
+    /// The modules `owners_add` may name.
+    let runTimeModules: RunTimeModules
 
-    public init(agent: Agent, reloadRules: (@Sendable () throws -> RulesFile?)? = nil, pkcs11Module: String? = nil, runTimeModules: [String] = []) {
+    public init(agent: Agent, reloadRules: (@Sendable () throws -> RulesFile?)? = nil, pkcs11Module: String? = nil, runTimeModules: RunTimeModules = RunTimeModules([])) {
         self.agent = agent
         self.reloadRules = reloadRules
         self.pkcs11Module = pkcs11Module
-        self.runTimeModules = Set(runTimeModules.map(PKCS11Module.file))
-    }
-
-    /// Refuses, before anything is loaded, a module path outside `runTimeModules` and p11-kit's
-    /// registrations.
-    func checkRunTimeModule(_ uri: PKCS11URI) throws(AgentError) {
-        guard let path = uri.modulePath else { return }
-        let file = PKCS11Module.file(path)
-        if runTimeModules.contains(file) || PKCS11Module.registered().contains(where: { PKCS11Module.file($0.path) == file }) { return }
-        throw AgentError("forbidden", "\(path) is not a module owners added at run time may use: name it in the configuration "
-                         + "(pkcs11_modules, pkcs11_module or an owner's URI) or register it with p11-kit")
+        self.runTimeModules = runTimeModules
     }
 
     /// Answers one line. Never throws: every failure becomes a JSON-RPC error with a reason.
@@ -247,7 +236,7 @@ public struct AgentRPC: Sendable {
                 guard pinFile?.hasPrefix("/") ?? true else { throw .badRequest("params.pinFile: an absolute path") }
                 let uri: PKCS11URI
                 do { uri = try PKCS11URI(text) } catch { throw .badRequest("params.pkcs11: \(error)") }
-                try checkRunTimeModule(uri)
+                try runTimeModules.check(uri)
                 // `pin` serves once, for a token that shows its keys only after a login; never kept.
                 let loginPIN = try optionalSecret(p, "pin")
                 let located = try await OwnerLoader.pkcs11(uri, pin: pinFile.map { .file($0) } ?? .prompt, loginPIN: loginPIN, defaultModule: pkcs11Module)

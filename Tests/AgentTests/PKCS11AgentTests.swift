@@ -230,6 +230,22 @@ struct PKCS11AgentTests {
             if allowed {
                 #expect(added.status == 0 && (try? JSONValue(parsing: added.stdout))?["address"]?.stringValue == address.checksummed, "\(added.stdout) \(added.stderr)")
                 #expect(maps.contains(copy))
+                // The module taken out of the configuration is out of use at the next start too: the
+                // owner stays listed, saying why, is never loaded, and can be removed.
+                agent.stop()
+                let config = agent.directory.appendingPathComponent("session-agent.toml")
+                try String(contentsOf: config, encoding: .utf8).replacingOccurrences(of: "pkcs11_modules = [\"\(copy)\"]", with: "")
+                    .write(to: config, atomically: true, encoding: .utf8)
+                try agent.start()
+                let listed = try Command.run(Command.sessionAgent, ["owner", "list", "--socket", agent.controlSocket, "--json"])
+                let owner = (try? JSONValue(parsing: listed.stdout))?.arrayValue?.first { $0["address"]?.stringValue == address.checksummed }
+                #expect(listed.status == 1 && owner?["ready"] == .bool(false) && owner?["reason"] == "owner_failed", "\(listed.stdout)")
+                #expect(owner?["problem"]?.stringValue?.contains("pkcs11_modules") == true, "\(listed.stdout)")
+                #expect(agent.logs.contains("the owner \(address.checksummed) added at run time is not used"))
+                let restarted = try #require(agent.process?.processIdentifier)
+                #expect(try #require(procFile("/proc/\(restarted)/maps")).contains(copy) == false, "the module left out was loaded")
+                let removed = try Command.run(Command.sessionAgent, ["owner", "remove", address.checksummed, "--socket", agent.controlSocket])
+                #expect(removed.status == 0, "\(removed.stderr)")
             } else {
                 #expect(added.status == 1 && added.stderr.contains("pkcs11_modules"), "\(added.stderr)")
                 #expect(!maps.contains(copy), "the refused module was loaded")
