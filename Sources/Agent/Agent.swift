@@ -167,17 +167,22 @@ public actor Agent {
         throw AgentError("locked", "the session-key store is locked (\(lockCause?.reason ?? "locked")); no session can be stored until it is unlocked")
     }
 
-    func finish(_ id: String, _ status: RequestStatus, reason: String, approver: String, sessionId: String? = nil) -> PendingRequest {
+    /// `signedBy`: the owner keys whose signatures enable the session, so that the record says
+    /// which key (on which token) signed what.
+    func finish(_ id: String, _ status: RequestStatus, reason: String, approver: String, sessionId: String? = nil, signedBy: [OwnerIdentity] = []) -> PendingRequest {
         pending[id]!.status = status
         pending[id]!.reason = reason
         pending[id]!.sessionId = sessionId
-        try? store.audit("decision", .object(JSONObject([
-            "request": .string(id), "status": .string(status.rawValue), "approver": .string(approver), "reason": .string(reason),
-        ])), at: clock())
+        var entry = JSONObject(["request": .string(id), "status": .string(status.rawValue), "approver": .string(approver), "reason": .string(reason)])
+        if !signedBy.isEmpty {
+            entry["signedBy"] = .array(signedBy.map { .object(JSONObject(["owner": .string($0.address.checksummed), "backend": .string($0.backend), "location": .string($0.location)])) })
+        }
+        try? store.audit("decision", .object(entry), at: clock())
         for waiter in waiters.removeValue(forKey: id) ?? [] { waiter.resume() }
         let by = reason.contains(approver) ? "" : " (\(approver))"
         let session = sessionId.map { "; session \($0)" } ?? ""
-        logger.log(level: status == .failed ? .warning : .info, "request \(id) \(status.rawValue)\(by): \(reason)\(session)")
+        let signers = signedBy.isEmpty ? "" : "; signed by " + signedBy.map { "\($0.address.checksummed) (\($0.location))" }.joined(separator: ", ")
+        logger.log(level: status == .failed ? .warning : .info, "request \(id) \(status.rawValue)\(by): \(reason)\(session)\(signers)")
         return pending[id]!
     }
 
@@ -193,7 +198,7 @@ public actor Agent {
         let compiled = request.compiled
         let account = accounts[compiled.account]!
         let digest = compiled.multichainDigest
-        var signatures: [RecoverableSignature] = []
+        var signatures: [RecoverableSignature] = [], signers: [OwnerIdentity] = []
         // Whoever is asked for a PIN or passphrase sees what it is for: the rules may have
         // approved the request with nobody watching.
         let purpose = "\n\nIt enables the session that \(request.client) asked for (request \(id), approved by \(approver))."
@@ -203,6 +208,7 @@ public actor Agent {
             let prompt: SecretPrompt = (ownerSecrets[owner] ?? ownerSecret).map { secret in { @Sendable _ in secret } } ?? asked
             do {
                 signatures.append(try await signer.sign(ApprovedDigest(digest: digest, approval: id), prompt: prompt))
+                signers.append(signer.identity)
             } catch {
                 let message = "owner \(owner) could not sign: \(error)"
                 if byPerson && error.mendable {
@@ -234,7 +240,7 @@ public actor Agent {
             _ = finish(id, .failed, reason: "\(error)", approver: approver)
             throw AgentError(error.reason, "\(error)")
         }
-        return finish(id, .approved, reason: reason.isEmpty ? "approved by \(approver)" : reason, approver: approver, sessionId: sessionId)
+        return finish(id, .approved, reason: reason.isEmpty ? "approved by \(approver)" : reason, approver: approver, sessionId: sessionId, signedBy: signers)
     }
 
     public func requestStatus(_ id: String, client: ClientIdentity?) throws(AgentError) -> PendingRequest {

@@ -55,6 +55,13 @@ struct PKCS11AgentTests {
         // The CLI decodes the same signature.
         let decoded = try Command.run(Command.sessionAgent, ["decode-signature", try #require(signed["signature"]?.stringValue)])
         #expect(decoded.status == 0 && decoded.stdout.contains("ENABLE"), "\(decoded.stderr)")
+        // The audit log and the journal say which key, on which token, signed the session's enable.
+        let decision = try control.call("audit_show", JSONObject(["kind": "decision", "limit": JSONValue(1)])).arrayValue?.first?["entry"]
+        let signer = decision?["signedBy"]?.arrayValue?.first
+        #expect(decision?["status"] == "approved" && signer?["owner"]?.stringValue == address.checksummed && signer?["backend"] == "pkcs11", "\(String(describing: decision))")
+        let key = "pkcs11:token=\(token);object=owner"
+        #expect(signer?["location"]?.stringValue?.hasPrefix(key) == true, "\(String(describing: signer))")
+        #expect(agent.logs.contains("signed by \(address.checksummed) (\(key)"), "\(agent.logs)")
         #expect(!agent.logs.contains(SoftHSM.userPIN))
     }
 
