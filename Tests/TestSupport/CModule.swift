@@ -26,83 +26,68 @@ public enum CModule {
     /// over 32 bytes with CKR_PIN_LEN_RANGE before the token sees it (OpenSC checks a card's
     /// PIN length so), and gives EC points compressed (02/03 ‖ X in the DER OCTET STRING).
     public static func quirks(in directory: URL, real: String) throws -> String {
-        try build("quirks", source: quirksSource.replacingOccurrences(of: "REAL_MODULE", with: real), in: directory)
+        try build("quirks", source: inFront(of: real, replacing: ["C_Login": "login", "C_GetAttributeValue": "attributes"], with: """
+            static CK_RV login(CK_SESSION_HANDLE session, CK_USER_TYPE user, CK_UTF8CHAR *pin, CK_ULONG length) {
+                if (length > 32) return CKR_PIN_LEN_RANGE;
+                return real->C_Login(session, user, pin, length);
+            }
+
+            static CK_RV attributes(CK_SESSION_HANDLE session, CK_OBJECT_HANDLE object, CK_ATTRIBUTE *template, CK_ULONG count) {
+                if (count != 1 || template[0].type != CKA_EC_POINT) return real->C_GetAttributeValue(session, object, template, count);
+                CK_BYTE point[256];
+                CK_ATTRIBUTE whole = { CKA_EC_POINT, point, sizeof point };
+                CK_RV rv = real->C_GetAttributeValue(session, object, &whole, 1);
+                if (rv != CKR_OK || whole.ulValueLen != 67 || point[0] != 0x04 || point[1] != 0x41 || point[2] != 0x04)
+                    return real->C_GetAttributeValue(session, object, template, count);
+                point[1] = 0x21;
+                point[2] = 0x02 | (point[66] & 1);
+                if (template[0].pValue != NULL) {
+                    if (template[0].ulValueLen < 35) { template[0].ulValueLen = CK_UNAVAILABLE_INFORMATION; return CKR_BUFFER_TOO_SMALL; }
+                    memcpy(template[0].pValue, point, 35);
+                }
+                template[0].ulValueLen = 35;
+                return CKR_OK;
+            }
+            """), in: directory)
     }
 
     /// A module in front of another (`real`) that crashes the process it runs in (abort) in
     /// C_Sign while the file `trigger` exists, as a vendor module with a bug would.
     public static func crashing(in directory: URL, real: String, trigger: String) throws -> String {
-        try build("crashing", source: crashingSource.replacingOccurrences(of: "REAL_MODULE", with: real).replacingOccurrences(of: "TRIGGER", with: trigger), in: directory)
+        try build("crashing", source: inFront(of: real, replacing: ["C_Sign": "sign"], with: """
+            static CK_RV sign(CK_SESSION_HANDLE session, CK_BYTE *data, CK_ULONG length, CK_BYTE *signature, CK_ULONG *signatureLength) {
+                if (access("\(trigger)", F_OK) == 0) abort();
+                return real->C_Sign(session, data, length, signature, signatureLength);
+            }
+            """), in: directory)
     }
 
-    static let crashingSource = """
+    /// The source of a module that passes every call to the module at `real` (as `real`) except
+    /// those `replacing` maps to functions of `functions`.
+    static func inFront(of real: String, replacing: [String: String], with functions: String) -> String {
+        """
         #include <dlfcn.h>
         #include <stdlib.h>
+        #include <string.h>
         #include <unistd.h>
         #include <p11-kit/pkcs11.h>
 
         static CK_FUNCTION_LIST *real;
-        static CK_FUNCTION_LIST crashing;
+        static CK_FUNCTION_LIST wrapper;
 
-        static CK_RV sign(CK_SESSION_HANDLE session, CK_BYTE *data, CK_ULONG length, CK_BYTE *signature, CK_ULONG *signatureLength) {
-            if (access("TRIGGER", F_OK) == 0) abort();
-            return real->C_Sign(session, data, length, signature, signatureLength);
-        }
+        \(functions)
 
         CK_RV C_GetFunctionList(CK_FUNCTION_LIST **out) {
             if (real == NULL) {
-                void *library = dlopen("REAL_MODULE", RTLD_NOW | RTLD_LOCAL);
+                void *library = dlopen("\(real)", RTLD_NOW | RTLD_LOCAL);
                 CK_C_GetFunctionList get = library ? (CK_C_GetFunctionList)dlsym(library, "C_GetFunctionList") : NULL;
                 if (get == NULL || get(&real) != CKR_OK) return CKR_GENERAL_ERROR;
-                crashing = *real;
-                crashing.C_Sign = sign;
+                wrapper = *real;
+        \(replacing.sorted { $0.key < $1.key }.map { "        wrapper.\($0.key) = \($0.value);" }.joined(separator: "\n"))
             }
-            *out = &crashing;
+            *out = &wrapper;
             return CKR_OK;
         }
         """
-
-    static let quirksSource = """
-        #include <dlfcn.h>
-        #include <string.h>
-        #include <p11-kit/pkcs11.h>
-
-        static CK_FUNCTION_LIST *real;
-        static CK_FUNCTION_LIST quirks;
-
-        static CK_RV login(CK_SESSION_HANDLE session, CK_USER_TYPE user, CK_UTF8CHAR *pin, CK_ULONG length) {
-            if (length > 32) return CKR_PIN_LEN_RANGE;
-            return real->C_Login(session, user, pin, length);
-        }
-
-        static CK_RV attributes(CK_SESSION_HANDLE session, CK_OBJECT_HANDLE object, CK_ATTRIBUTE *template, CK_ULONG count) {
-            if (count != 1 || template[0].type != CKA_EC_POINT) return real->C_GetAttributeValue(session, object, template, count);
-            CK_BYTE point[256];
-            CK_ATTRIBUTE whole = { CKA_EC_POINT, point, sizeof point };
-            CK_RV rv = real->C_GetAttributeValue(session, object, &whole, 1);
-            if (rv != CKR_OK || whole.ulValueLen != 67 || point[0] != 0x04 || point[1] != 0x41 || point[2] != 0x04)
-                return real->C_GetAttributeValue(session, object, template, count);
-            point[1] = 0x21;
-            point[2] = 0x02 | (point[66] & 1);
-            if (template[0].pValue != NULL) {
-                if (template[0].ulValueLen < 35) { template[0].ulValueLen = CK_UNAVAILABLE_INFORMATION; return CKR_BUFFER_TOO_SMALL; }
-                memcpy(template[0].pValue, point, 35);
-            }
-            template[0].ulValueLen = 35;
-            return CKR_OK;
-        }
-
-        CK_RV C_GetFunctionList(CK_FUNCTION_LIST **out) {
-            if (real == NULL) {
-                void *library = dlopen("REAL_MODULE", RTLD_NOW | RTLD_LOCAL);
-                CK_C_GetFunctionList get = library ? (CK_C_GetFunctionList)dlsym(library, "C_GetFunctionList") : NULL;
-                if (get == NULL || get(&real) != CKR_OK) return CKR_GENERAL_ERROR;
-                quirks = *real;
-                quirks.C_Login = login;
-                quirks.C_GetAttributeValue = attributes;
-            }
-            *out = &quirks;
-            return CKR_OK;
-        }
-        """
+    }
 }
