@@ -34,7 +34,7 @@ public enum AgentDaemon {
         for owner in config.owners { owners.append(try await OwnerLoader.load(owner, defaultModule: config.pkcs11Module)) }
         for registered in try store.registeredOwners() where !owners.contains(where: { $0.identity.address.checksummed == registered.address }) {
             let owner = try OwnerLoader.load(registered, modules: config.runTimeModules)
-            if case .notReady(let problem) = await (owner as? RefusedOwner)?.readiness() { logger.warning("\(problem)") }
+            if let refused = owner as? RefusedOwner { logger.warning("\(refused.problem)") }
             owners.append(owner)
         }
         var accounts = config.accounts
