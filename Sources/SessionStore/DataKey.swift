@@ -41,9 +41,9 @@ public enum StoreError: Error, Equatable, Sendable, CustomStringConvertible {
 enum WrappedDataKey: Equatable {
     /// AES-256-GCM under scrypt(passphrase).
     case passphrase(salt: [UInt8], n: UInt64, r: UInt64, p: UInt64, sealed: [UInt8])
-    /// AES-256-GCM by an AES key that never leaves a PKCS#11 token (`key` is its URI, with the
+    /// Sealed under an AES key that never leaves a PKCS#11 token (`key` is its URI, with the
     /// module): the store opens only while the token is present.
-    case token(key: PKCS11URI, nonce: [UInt8], sealed: [UInt8])
+    case token(key: PKCS11URI, sealed: PKCS11Sealed)
 
     /// The associated data of both sealings, so a wrapped key cannot be passed off as anything else.
     static let aad = Array("session-agent data key".utf8)
@@ -55,8 +55,10 @@ enum WrappedDataKey: Equatable {
                 "kind": "passphrase", "salt": .string(Hex.encode(salt)), "n": .number(String(n)), "r": .number(String(r)), "p": .number(String(p)),
                 "sealed": .string(Hex.encode(sealed)),
             ]))
-        case let .token(key, nonce, sealed):
+        case let .token(key, .gcm(nonce, sealed)):
             .object(JSONObject(["kind": "pkcs11", "key": .string(key.description), "nonce": .string(Hex.encode(nonce)), "sealed": .string(Hex.encode(sealed))]))
+        case let .token(key, .derived(salt, sealed)):
+            .object(JSONObject(["kind": "pkcs11", "key": .string(key.description), "derivedFrom": .string(Hex.encode(salt)), "sealed": .string(Hex.encode(sealed))]))
         }
     }
 
@@ -70,8 +72,13 @@ enum WrappedDataKey: Equatable {
             self = .passphrase(salt: salt, n: n, r: r, p: p, sealed: sealed)
             return
         case "pkcs11":
-            guard let key = json?["key"]?.stringValue.flatMap({ try? PKCS11URI($0) }), let nonce = bytes("nonce"), let sealed = bytes("sealed") else { break }
-            self = .token(key: key, nonce: nonce, sealed: sealed)
+            guard let key = json?["key"]?.stringValue.flatMap({ try? PKCS11URI($0) }), let sealed = bytes("sealed") else { break }
+            if let nonce = bytes("nonce") {
+                self = .token(key: key, sealed: .gcm(nonce: nonce, sealed: sealed))
+                return
+            }
+            guard let salt = bytes("derivedFrom"), salt.count == 32 else { break }
+            self = .token(key: key, sealed: .derived(salt: salt, sealed: sealed))
             return
         default: break
         }
@@ -137,18 +144,17 @@ struct DataKey: Sendable {
         }
     }
 
-    /// Wraps this key with AES-GCM on the token, under the AES key `keyURI` names (made there,
-    /// sensitive and not extractable, when the token has none of that name).
+    /// Wraps this key under the AES key `keyURI` names on a token (made there, sensitive and not
+    /// extractable, when the token has none of that name).
     func wrap(token keyURI: PKCS11URI, pin: PKCS11PINSource, prompt: SecretPrompt) async throws(PKCS11Failure) -> WrappedDataKey {
-        let nonce = (0..<12).map { _ in UInt8.random(in: 0...255) }
         let plain = key.withUnsafeBytes { SecretBytes(copying: $0) }
-        let (located, sealed) = try await PKCS11SecretKey.encrypt(plain, under: keyURI, nonce: nonce, aad: WrappedDataKey.aad, pin: pin, prompt: prompt)
-        return .token(key: located, nonce: nonce, sealed: sealed)
+        let (located, sealed) = try await PKCS11SecretKey.seal(plain, under: keyURI, aad: WrappedDataKey.aad, pin: pin, prompt: prompt)
+        return .token(key: located, sealed: sealed)
     }
 
     static func unwrap(_ wrapped: WrappedDataKey, pin: PKCS11PINSource, prompt: SecretPrompt) async throws(PKCS11Failure) -> DataKey {
-        guard case let .token(keyURI, nonce, sealed) = wrapped else { throw .failed("the store's data key is wrapped by a passphrase, not a token") }
-        let raw = try await PKCS11SecretKey.decrypt(sealed, under: keyURI, nonce: nonce, aad: WrappedDataKey.aad, pin: pin, prompt: prompt)
+        guard case let .token(keyURI, sealed) = wrapped else { throw .failed("the store's data key is wrapped by a passphrase, not a token") }
+        let raw = try await PKCS11SecretKey.open(sealed, under: keyURI, aad: WrappedDataKey.aad, pin: pin, prompt: prompt)
         return raw.withUnsafeBytes { DataKey(key: SymmetricKey(data: $0)) }
     }
 }

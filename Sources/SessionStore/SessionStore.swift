@@ -232,7 +232,7 @@ public final class SessionStore: @unchecked Sendable {
         switch try? wrappedKey() {
         case nil: nil
         case .passphrase: .passphrase
-        case .token(let key, _, _): .token(key)
+        case .token(let key, _): .token(key)
         }
     }
 

@@ -375,6 +375,53 @@ struct PKCS11AgentTests {
     /// passphrase to an AES key on a fresh token; store_pin_file holds the token's PIN. The URI
     /// given names no token: the one recorded names it by label and serial, so that the tokens
     /// the tests add later cannot make it ambiguous.
+    /// The store's state as `agent_info` tells it.
+    static func store(_ control: AgentClient) throws -> JSONValue { try control.call("agent_info")["store"] ?? .null }
+
+    /// Waits until `condition` holds (the agent looks for the store's token once a second),
+    /// failing with the store's state after 15 s.
+    static func until(_ what: String, _ control: AgentClient, _ condition: () throws -> Bool) throws {
+        let deadline = Date().addingTimeInterval(15)
+        while try !condition() {
+            guard Date() < deadline else { throw Oracle.Failure(description: "\(what) did not happen; store: \(try store(control))") }
+            _ = poll(nil, 0, 50)
+        }
+    }
+
+    /// The store's data key under a key on a token the agent reaches through `p11-kit server`, as
+    /// with the module's own unit. p11-kit 0.24's client passes no AES-GCM, so the token derives
+    /// the sealing key. The store opens while the server is there, locks when it stops, and opens
+    /// again (store_pin_file) when it is back.
+    @Test func aTokenWrappedStoreThroughP11KitServer() throws {
+        try hsm.initToken(token)
+        let pinFile = hsm.directory.appendingPathComponent("pin-\(token)").path
+        try writeSecretFile(SoftHSM.userPIN, pinFile)
+        let socket = hsm.directory.appendingPathComponent("p11-\(token).sock").path
+        var server = try hsm.serve(token: token, socket: socket)
+        defer { server.stop() }
+        var environment = hsm.environment
+        environment["P11_KIT_SERVER_ADDRESS"] = "unix:path=\(socket)"
+        let agent = try AgentProcess(rules: "default = \"approve\"", extraConfig: "store_pin_file = \"\(pinFile)\"", environment: environment)
+        try agent.start()
+        let sessionId = try SocketTests.requestSession(try AgentClient(path: agent.clientSocket))
+        agent.stop()
+        let rewrap = try Command.run(Command.sessionAgent, ["store", "rewrap", "--store", agent.directory.appendingPathComponent("data/store.sqlite").path,
+                                                            "--to", "pkcs11:token=\(token);object=store-key?module-path=\(SoftHSM.p11KitClient)", "--pin-file", pinFile,
+                                                            "--passphrase-file", agent.directory.appendingPathComponent("store.pass").path], environment: environment)
+        #expect(rewrap.status == 0, "\(rewrap.stdout) \(rewrap.stderr)")
+
+        try agent.start()
+        let control = try AgentClient(path: agent.controlSocket)
+        #expect(try Self.store(control)["protection"] == "pkcs11" && Self.store(control)["locked"] == .bool(false))
+        #expect(try SocketTests.sign(try AgentClient(path: agent.clientSocket), sessionId, 1, nonce: 0)["mode"] == "ENABLE")
+        server.stop()
+        try Self.until("the lock after the server stopped", control) { try Self.store(control)["locked"] == .bool(true) }
+        server = try hsm.serve(token: token, socket: socket)
+        try Self.until("the unlock after the server came back", control) { try Self.store(control)["locked"] == .bool(false) }
+        #expect(try SocketTests.sign(try AgentClient(path: agent.clientSocket), sessionId, 1, nonce: 1)["mode"] == "USE")
+        #expect(!agent.logs.contains(SoftHSM.userPIN))
+    }
+
     func agentWithTokenWrappedStore() throws -> (agent: AgentProcess, sessionId: String, token: URL, pinFile: String) {
         let directory = try hsm.initToken(token)
         let pinFile = hsm.directory.appendingPathComponent("pin-\(token)").path
@@ -446,14 +493,8 @@ struct PKCS11AgentTests {
         let (agent, sessionId, directory, pinFile) = try agentWithTokenWrappedStore()
         try agent.start()
         let control = try AgentClient(path: agent.controlSocket)
-        func store() throws -> JSONValue { try control.call("agent_info")["store"] ?? .null }
-        func until(_ what: String, _ condition: () throws -> Bool) throws {
-            let deadline = Date().addingTimeInterval(15)
-            while try !condition() {
-                guard Date() < deadline else { throw Oracle.Failure(description: "\(what) did not happen; store: \(try store())") }
-                _ = poll(nil, 0, 50)
-            }
-        }
+        func store() throws -> JSONValue { try Self.store(control) }
+        func until(_ what: String, _ condition: () throws -> Bool) throws { try Self.until(what, control, condition) }
         func signs(_ nonce: UInt64) throws -> Bool {
             do { return try SocketTests.sign(try AgentClient(path: agent.clientSocket), sessionId, 1, nonce: nonce)["signature"] != nil } catch let e as AgentClient.RemoteError {
                 #expect(e.reason == "locked", "\(e)")

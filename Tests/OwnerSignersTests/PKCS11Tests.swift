@@ -267,6 +267,43 @@ struct PKCS11OwnerTests {
         }
     }
 
+    /// A module that offers no AES-GCM (p11-kit 0.24's client, some HSMs) still seals the
+    /// store's data key under the token's AES key: the token derives the sealing key (AES-ECB of
+    /// a random salt), which the oracle recomputes from the key's known value to open the seal.
+    /// A module with AES-GCM seals on the token, and either module opens both kinds.
+    @Test(.enabled(if: Oracle.isAvailable, "\(Oracle.unavailableReason ?? "")"))
+    func aModuleWithoutAESGCMSealsUnderAKeyTheTokenDerives() async throws {
+        try hsm.initToken(token)
+        let value = SymmetricKey(size: .bits256).withUnsafeBytes { Array($0) }
+        try hsm.importAESKey(token: token, label: "store-key", value: value)
+        let direct = try hsm.privateModule()
+        let directory = hsm.directory.appendingPathComponent("no-gcm-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let withoutGCM = try CModule.withoutAESGCM(in: directory, real: try hsm.privateModule())
+        let pin = PKCS11PINSource.file(try pinFile(SoftHSM.userPIN))
+        let plain = SymmetricKey(size: .bits256).withUnsafeBytes { Array($0) }, aad = Array("session-agent data key".utf8)
+
+        let (_, derived) = try await PKCS11SecretKey.seal(plain.withUnsafeBytes(SecretBytes.init(copying:)), under: try uri(withoutGCM, object: "store-key"), aad: aad, pin: pin, prompt: Self.noPrompt)
+        guard case let .derived(salt, sealed) = derived else { Issue.record("sealed with AES-GCM by a module that refuses it: \(derived)"); return }
+        let opened = try Oracle.run(arguments: [Oracle.packageRoot.appendingPathComponent("Tests/oracle/oracle.py").path, "derived-open",
+                                                Hex.encode(value), Hex.encode(salt), Hex.encode(sealed), Hex.encode(aad)])
+        #expect(opened == Hex.encode(plain) + "\n")
+        let (_, onToken) = try await PKCS11SecretKey.seal(plain.withUnsafeBytes(SecretBytes.init(copying:)), under: try uri(direct, object: "store-key"), aad: aad, pin: pin, prompt: Self.noPrompt)
+        guard case .gcm = onToken else { Issue.record("SoftHSM offers AES-GCM, yet: \(onToken)"); return }
+        for (sealing, module) in [(derived, direct), (derived, withoutGCM), (onToken, direct)] {
+            let back = try await PKCS11SecretKey.open(sealing, under: try uri(module, object: "store-key"), aad: aad, pin: pin, prompt: Self.noPrompt)
+            #expect(back.withUnsafeBytes { Array($0) } == plain)
+        }
+        // Altered, or under other associated data, it does not open.
+        var altered = sealed
+        altered[altered.count - 1] ^= 1
+        for (sealing, data) in [(PKCS11Sealed.derived(salt: salt, sealed: altered), aad), (derived, Array("something else".utf8))] {
+            await #expect { try await PKCS11SecretKey.open(sealing, under: try uri(direct, object: "store-key"), aad: data, pin: pin, prompt: Self.noPrompt) } throws: { error in
+                "\(error)".contains("does not open")
+            }
+        }
+    }
+
     /// Two things real modules do that SoftHSM does not, from a module in front of it
     /// (`CModule.quirks`): EC points kept compressed are read on both curves (such keys were
     /// once left out without a word), and a PIN refused for its length before the token tries

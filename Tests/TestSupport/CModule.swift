@@ -62,6 +62,23 @@ public enum CModule {
             """), in: directory)
     }
 
+    /// A module in front of another (`real`) that offers no AES-GCM, as p11-kit 0.24's client
+    /// (which cannot pass its parameters to the server) and some HSMs do: C_EncryptInit and
+    /// C_DecryptInit refuse CKM_AES_GCM with CKR_MECHANISM_INVALID.
+    public static func withoutAESGCM(in directory: URL, real: String) throws -> String {
+        try build("no-aes-gcm", source: inFront(of: real, replacing: ["C_EncryptInit": "encryptInit", "C_DecryptInit": "decryptInit"], with: """
+            static CK_RV encryptInit(CK_SESSION_HANDLE session, CK_MECHANISM *mechanism, CK_OBJECT_HANDLE key) {
+                if (mechanism != NULL && mechanism->mechanism == CKM_AES_GCM) return CKR_MECHANISM_INVALID;
+                return real->C_EncryptInit(session, mechanism, key);
+            }
+
+            static CK_RV decryptInit(CK_SESSION_HANDLE session, CK_MECHANISM *mechanism, CK_OBJECT_HANDLE key) {
+                if (mechanism != NULL && mechanism->mechanism == CKM_AES_GCM) return CKR_MECHANISM_INVALID;
+                return real->C_DecryptInit(session, mechanism, key);
+            }
+            """), in: directory)
+    }
+
     /// The source of a module that passes every call to the module at `real` (as `real`) except
     /// those `replacing` maps to functions of `functions`.
     static func inFront(of real: String, replacing: [String: String], with functions: String) -> String {

@@ -100,6 +100,15 @@ public final class SoftHSM: Sendable {
                                  + (alwaysAuthenticate ? ["--always-auth"] : []) + (hiddenBeforeLogin ? ["--private"] : []) + (extractable ? ["--extractable"] : []))
     }
 
+    /// An AES-256 key of a known value, written by pkcs11-tool (sensitive: it cannot be read back).
+    public func importAESKey(token: String, label: String, value: [UInt8], pin: String = userPIN) throws {
+        let file = directory.appendingPathComponent("aes-\(UUID().uuidString.prefix(8)).bin")
+        try Data(value).write(to: file)
+        defer { try? FileManager.default.removeItem(at: file) }
+        try tool("pkcs11-tool", ["--module", Self.systemModule!, "--token-label", token, "--login", "--pin", pin,
+                                 "--write-object", file.path, "--type", "secrkey", "--key-type", "AES:\(value.count)", "--label", label, "--sensitive"])
+    }
+
     /// The key's public point (04 ‖ X ‖ Y), read back by pkcs11-tool: independent of our reader.
     /// With `pin`, after a login (a public half hidden before one).
     public func publicPoint(token: String, id: String, pin: String? = nil) throws -> [UInt8] {

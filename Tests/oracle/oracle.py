@@ -3,7 +3,8 @@
 
 Usage: oracle.py KIND COUNT SEED  -> COUNT JSON lines on stdout.
 Every expected value is computed by a library that shares no code with session-agent:
-eth-abi (ABI), eth-account (EIP-712, EIP-191, addresses), eth-utils (keccak), coincurve (secp256k1).
+eth-abi (ABI), eth-account (EIP-712, EIP-191, addresses), eth-utils (keccak), coincurve (secp256k1),
+pycryptodome (AES).
 Integers travel as decimal strings so nothing is rounded on the way.
 """
 import json
@@ -12,6 +13,7 @@ import string
 import sys
 
 import coincurve
+from Crypto.Cipher import AES
 from eth_abi import encode as abi_encode, decode as abi_decode
 from eth_account import Account
 from eth_account.messages import encode_typed_data, encode_defunct, _hash_eip191_message
@@ -433,6 +435,17 @@ def recover(path):
         }))
 
 
+def derived_open(key, salt, sealed, aad):
+    """Opens what session-agent sealed under a key a token derived (PKCS11Sealed.derived): the
+    key is AES-256-ECB of the 32-byte salt under the token's AES key; it seals nonce ||
+    ciphertext || tag with AES-256-GCM. Prints the plaintext (pycryptodome)."""
+    derived = AES.new(bytes.fromhex(key), AES.MODE_ECB).encrypt(bytes.fromhex(salt))
+    box = bytes.fromhex(sealed)
+    cipher = AES.new(derived, AES.MODE_GCM, nonce=box[:12])
+    cipher.update(bytes.fromhex(aad))
+    print(h(cipher.decrypt_and_verify(box[12:-16], box[-16:])))
+
+
 KINDS = {"keccak": keccak_case, "abi": abi_case, "eip712": eip712_case, "secp256k1": secp_case, "userop": userop_case, "fastlz": fastlz_case, "keystore": keystore_case}
 
 if __name__ == "__main__":
@@ -441,6 +454,9 @@ if __name__ == "__main__":
         sys.exit(0)
     if sys.argv[1] == "recover":
         recover(sys.argv[2])
+        sys.exit(0)
+    if sys.argv[1] == "derived-open":
+        derived_open(*(a[2:] if a.startswith("0x") else a for a in sys.argv[2:6]))
         sys.exit(0)
     kind, count, seed = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
     rng = random.Random(seed)

@@ -33,6 +33,9 @@ public struct PKCS11Error: Error, Equatable, Sendable, CustomStringConvertible {
     }
 
     public var pinIncorrect: Bool { code == UInt(CKR_PIN_INCORRECT) }
+    /// The module does not offer the mechanism, or not with these parameters (p11-kit 0.24's
+    /// client passes no AES-GCM parameters to its server, so refuses AES-GCM).
+    public var mechanismRefused: Bool { [CKR_MECHANISM_INVALID, CKR_MECHANISM_PARAM_INVALID].map { UInt($0) }.contains(code ?? 0) }
     /// The module refused the PIN's length or characters; OpenSC does so before the card sees
     /// it, so no try is counted.
     public var pinMalformed: Bool { code == UInt(CKR_PIN_LEN_RANGE) || code == UInt(CKR_PIN_INVALID) }
@@ -365,6 +368,20 @@ public final class PKCS11Session: @unchecked Sendable {
         var plain = try result.get()
         defer { plain.withUnsafeMutableBytes { SecretBytes.zero($0) } }
         return plain.withUnsafeBytes { SecretBytes(copying: $0) }
+    }
+
+    /// AES-ECB of whole blocks under a token key: a pseudo-random function of `blocks` that only
+    /// the token can compute. Its output is secret.
+    public func encryptECB(key: UInt, blocks: [UInt8]) throws(PKCS11Error) -> SecretBytes {
+        var input = blocks
+        var output = [UInt8](repeating: 0, count: blocks.count)
+        var length = CK_ULONG(output.count)
+        defer { output.withUnsafeMutableBytes { SecretBytes.zero($0) } }
+        var mechanism = CK_MECHANISM(mechanism: CK_MECHANISM_TYPE(CKM_AES_ECB), pParameter: nil, ulParameterLen: 0)
+        try check("C_EncryptInit", f.C_EncryptInit(handle, &mechanism, CK_OBJECT_HANDLE(key)))
+        try check("C_Encrypt", f.C_Encrypt(handle, &input, CK_ULONG(input.count), &output, &length))
+        guard Int(length) == blocks.count else { throw PKCS11Error("C_Encrypt", CK_RV(CKR_DATA_LEN_RANGE)) }
+        return output.withUnsafeBytes { SecretBytes(copying: $0) }
     }
 
     private func gcm(key: UInt, nonce: [UInt8], aad: [UInt8], input: UnsafeRawBufferPointer, encrypt: Bool) throws(PKCS11Error) -> [UInt8] {
