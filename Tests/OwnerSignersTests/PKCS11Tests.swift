@@ -294,6 +294,10 @@ struct PKCS11OwnerTests {
             let back = try await PKCS11SecretKey.open(sealing, under: try uri(module, object: "store-key"), aad: aad, pin: pin, prompt: Self.noPrompt)
             #expect(back.withUnsafeBytes { Array($0) } == plain)
         }
+        // Sealed on the token, it cannot be opened through a module without AES-GCM; the error says what to do.
+        await #expect { try await PKCS11SecretKey.open(onToken, under: try uri(withoutGCM, object: "store-key"), aad: aad, pin: pin, prompt: Self.noPrompt) } throws: { error in
+            "\(error)".contains("refuses AES-GCM") && "\(error)".contains("store rewrap")
+        }
         // Altered, or under other associated data, it does not open.
         var altered = sealed
         altered[altered.count - 1] ^= 1

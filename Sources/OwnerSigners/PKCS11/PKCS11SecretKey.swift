@@ -61,6 +61,10 @@ public enum PKCS11SecretKey {
                 }
             } catch {
                 if error.tokenGone { throw PKCS11Provider.failure(error, uri.tokenOnly.description) }
+                if error.mechanismRefused, case .gcm = sealed {
+                    throw .failed("\(uri.modulePath ?? "the module") refuses AES-GCM, which sealed this data key on the token (\(error)); "
+                                  + "open the store through the token's own module once and rewrap it (store rewrap --to) through this one")
+                }
                 throw .failed("the token's key \(uri) does not open this data key (\(error))")
             }
             guard let opened else { throw .failed("the token's key \(uri) does not open this data key") }
