@@ -65,13 +65,14 @@ public enum AgentDaemon {
                                   partialMessageTimeout: .seconds(Int64(config.partialMessageTimeout)))
 
         // SIGTERM and SIGINT (systemctl stop, Ctrl-C) end the agent cleanly: the audit entries
-        // still in memory go to disk first.
+        // still in memory go to disk first, and the PKCS#11 modules are finalized.
         let stops = [SIGTERM, SIGINT].map { number in
             signal(number, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: number)
             source.setEventHandler {
                 agent.drain()
                 AssuanSession.closeAll()
+                PKCS11Provider.finalizeAll(waiting: .seconds(2))
                 exit(0)
             }
             source.resume()

@@ -166,6 +166,23 @@ struct PKCS11AgentTests {
         #expect(!agent.logs.contains(SoftHSM.userPIN))
     }
 
+    /// A stopping agent finalizes its modules (C_Finalize, which ends their sessions and
+    /// logins), so a network HSM frees them at once.
+    @Test func aStoppingAgentFinalizesItsModules() throws {
+        let (_, address, pinFile) = try tokenWithKey()
+        let marker = hsm.directory.appendingPathComponent("finalized-\(token)").path
+        let module = try CModule.markingFinalize(in: hsm.directory, real: SoftHSM.systemModule!, marker: marker)
+        let agent = try AgentProcess(rules: "default = \"approve\"", owner: .init(toml: """
+            pkcs11 = "pkcs11:token=\(token);object=owner?module-path=\(module)"
+            pin_file = "\(pinFile)"
+            """, address: address.checksummed), environment: hsm.environment)
+        try agent.start()
+        _ = try SocketTests.requestSession(try AgentClient(path: agent.clientSocket))
+        #expect(!FileManager.default.fileExists(atPath: marker))
+        agent.stop()
+        #expect(FileManager.default.fileExists(atPath: marker), "the module was not finalized")
+    }
+
     /// A vendor module run as systemd/system/session-agent-pkcs11.service runs it (its ExecStart
     /// and ExecStartPost, and the address from the drop-in systemd/pkcs11-server.conf) is outside
     /// the agent: when it crashes (abort in C_Sign) it takes only the server's process for that

@@ -79,6 +79,19 @@ public enum CModule {
             """), in: directory)
     }
 
+    /// A module in front of another (`real`) that writes the file `marker` when it is finalized.
+    public static func markingFinalize(in directory: URL, real: String, marker: String) throws -> String {
+        try build("marking-finalize", source: inFront(of: real, replacing: ["C_Finalize": "finalize"], with: """
+            #include <stdio.h>
+
+            static CK_RV finalize(void *reserved) {
+                FILE *file = fopen("\(marker)", "w");
+                if (file != NULL) fclose(file);
+                return real->C_Finalize(reserved);
+            }
+            """), in: directory)
+    }
+
     /// The source of a module that passes every call to the module at `real` (as `real`) except
     /// those `replacing` maps to functions of `functions`.
     static func inFront(of real: String, replacing: [String: String], with functions: String) -> String {

@@ -133,6 +133,26 @@ public final class PKCS11Provider: @unchecked Sendable {
         }
     }
 
+    /// Ends every module this process loaded (C_Finalize, which also closes their sessions and
+    /// logins), as a stopping agent should: a network HSM frees them at once instead of when it
+    /// notices the connection gone. A module busy with a call that does not return within
+    /// `wait` is left as it is.
+    public static func finalizeAll(waiting wait: Duration) {
+        let all = lock.withLock { Array(providers.values) }
+        let finalized = DispatchGroup()
+        for provider in all {
+            finalized.enter()
+            provider.queue.async {
+                provider.sessions = [:]
+                provider.keyHandles = [:]
+                provider.module = nil
+                finalized.leave()
+            }
+        }
+        let (seconds, attoseconds) = wait.components
+        _ = finalized.wait(timeout: .now() + Double(seconds) + Double(attoseconds) / 1e18)
+    }
+
     private init(modulePath: String) {
         self.modulePath = modulePath
         queue = DispatchQueue(label: "pkcs11 \(modulePath)")
