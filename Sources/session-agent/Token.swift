@@ -102,7 +102,7 @@ struct PKCS11TokenList: AsyncParsableCommand {
                         }),
                     ])))
                 }
-                if tokens.isEmpty { text.append("  no token present") }
+                if tokens.isEmpty { text.append("  no token present" + (PKCS11Module.serverHint(for: path).map { ": \($0)" } ?? "")) }
                 modules.append(.object(JSONObject(["module": .string(path), "tokens": .array(tokenJSON)])))
             }
             // As a check in a script: is the token (or the key) there?

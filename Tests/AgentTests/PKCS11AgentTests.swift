@@ -614,6 +614,15 @@ struct PKCS11CommandTests {
             #expect(missing.status == 1 && missing.stderr.contains(message) && missing.stderr.contains(uri), "\(missing)")
         }
 
+        // p11-kit's client with no server where it looks: it shows no token, and says why.
+        var noServer = hsm.environment
+        noServer["P11_KIT_SERVER_ADDRESS"] = "unix:path=\(hsm.directory.path)/no-server.sock"
+        let listedByClient = try Command.run(Command.sessionAgent, ["token", "list", "--module", SoftHSM.p11KitClient], environment: noServer)
+        #expect(listedByClient.status == 0 && listedByClient.stdout.contains("no p11-kit server listens at \(hsm.directory.path)/no-server.sock"), "\(listedByClient)")
+        let generatedByClient = try Command.run(Command.sessionAgent, ["owner", "generate", "--token", "pkcs11:token=\(token)", "--module", SoftHSM.p11KitClient,
+                                                                       "--pin-file", pinFile], environment: noServer)
+        #expect(generatedByClient.status == 1 && generatedByClient.stderr.contains("no p11-kit server listens"), "\(generatedByClient)")
+
         let wrong = try Command.run(Command.sessionAgent, ["owner", "generate", "--token", "pkcs11:token=\(token)", "--module", "/nonexistent.so", "--pin-file", pinFile])
         #expect(wrong.status == 1 && wrong.stderr.contains("/nonexistent.so"))
 

@@ -107,6 +107,22 @@ public final class PKCS11Module: @unchecked Sendable {
     /// resolvingSymlinksInPath leaves a relative symlink as it is on Linux.)
     public static func file(_ path: String) -> String { URL(fileURLWithPath: path).resolvingSymlinksInPath().path }
 
+    /// Why p11-kit's client (p11-kit-client.so) may show no token: no `p11-kit server` listens
+    /// where it looks (`P11_KIT_SERVER_ADDRESS`, else its default socket). Nil for other modules,
+    /// and when a server is there.
+    public static func serverHint(for path: String, environment: [String: String] = ProcessInfo.processInfo.environment) -> String? {
+        guard URL(fileURLWithPath: path).lastPathComponent == "p11-kit-client.so" else { return nil }
+        guard let address = environment["P11_KIT_SERVER_ADDRESS"], !address.isEmpty else {
+            let runtime = environment["XDG_RUNTIME_DIR"].flatMap { $0.isEmpty ? nil : $0 } ?? "/run/user/\(getuid())"
+            let socket = runtime + "/p11-kit/pkcs11"
+            if FileManager.default.fileExists(atPath: socket) { return nil }
+            return "P11_KIT_SERVER_ADDRESS is not set, and no p11-kit server listens at \(socket), where p11-kit's client then looks"
+        }
+        guard address.hasPrefix("unix:path="), let socket = address.dropFirst("unix:path=".count).removingPercentEncoding else { return nil }
+        if FileManager.default.fileExists(atPath: socket) { return nil }
+        return "no p11-kit server listens at \(socket) (P11_KIT_SERVER_ADDRESS)"
+    }
+
     /// Loads the module at `path` (a shared object implementing PKCS#11).
     public init(path: String) throws(PKCS11Error) {
         Self.ignoreBrokenPipes
