@@ -113,7 +113,11 @@ public final class PKCS11Module: @unchecked Sendable {
     public static func serverHint(for path: String, environment: [String: String] = ProcessInfo.processInfo.environment) -> String? {
         guard URL(fileURLWithPath: path).lastPathComponent == "p11-kit-client.so" else { return nil }
         guard let address = environment["P11_KIT_SERVER_ADDRESS"], !address.isEmpty else {
-            let runtime = environment["XDG_RUNTIME_DIR"].flatMap { $0.isEmpty ? nil : $0 } ?? "/run/user/\(getuid())"
+            // Where the client looks then: $XDG_RUNTIME_DIR, else /run/user/UID, else ~/.cache.
+            var isDirectory: ObjCBool = false
+            let userRun = "/run/user/\(getuid())"
+            let runtime = environment["XDG_RUNTIME_DIR"].flatMap { $0.isEmpty ? nil : $0 }
+                ?? (FileManager.default.fileExists(atPath: userRun, isDirectory: &isDirectory) && isDirectory.boolValue ? userRun : NSHomeDirectory() + "/.cache")
             let socket = runtime + "/p11-kit/pkcs11"
             if FileManager.default.fileExists(atPath: socket) { return nil }
             return "P11_KIT_SERVER_ADDRESS is not set, and no p11-kit server listens at \(socket), where p11-kit's client then looks"
