@@ -290,11 +290,13 @@ public actor Agent {
         logger.notice("account \(address.checksummed) removed")
     }
 
-    public func addOwner(_ owner: any OwnerSigner, registration: SessionStore.RegisteredOwner) throws(AgentError) {
+    /// `custody`: what the token says of a PKCS#11 owner's private key, when it could be read.
+    public func addOwner(_ owner: any OwnerSigner, registration: SessionStore.RegisteredOwner, custody: PKCS11KeyCustody? = nil) throws(AgentError) {
         let address = owner.identity.address
         guard !fixedOwners.contains(address) else { throw AgentError("forbidden", "\(address) is defined in the configuration file") }
-        do { try store.registerOwner(registration, at: clock()) } catch { throw AgentError(error.reason, "\(error)") }
-        logger.notice("owner \(address.checksummed) \(owners[address] == nil ? "added" : "replaced"): \(registration.backend) \(registration.location)")
+        do { try store.registerOwner(registration, custody: custody?.rawValue, at: clock()) } catch { throw AgentError(error.reason, "\(error)") }
+        logger.log(level: custody == .exportable ? .warning : .notice,
+                   "owner \(address.checksummed) \(owners[address] == nil ? "added" : "replaced"): \(registration.backend) \(registration.location)\(custody.map { "; its private key: \($0)" } ?? "")")
         owners[address] = owner
     }
 

@@ -231,6 +231,7 @@ public struct AgentRPC: Sendable {
             return .object(JSONObject(["removed": true]))
         case "owners_add":
             let owner: any OwnerSigner, registration: SessionStore.RegisteredOwner
+            var custody: PKCS11KeyCustody?
             if let text = try optionalString(p, "pkcs11") {
                 let pinFile = try optionalString(p, "pinFile")
                 guard pinFile?.hasPrefix("/") ?? true else { throw .badRequest("params.pinFile: an absolute path") }
@@ -242,6 +243,16 @@ public struct AgentRPC: Sendable {
                 let located = try await OwnerLoader.pkcs11(uri, pin: pinFile.map { .file($0) } ?? .prompt, loginPIN: loginPIN, defaultModule: pkcs11Module)
                 owner = located
                 registration = .init(address: located.identity.address.checksummed, backend: "pkcs11", location: located.uri.description, secretFile: pinFile)
+                // With a PIN at hand (the file, or the one given for a token that hides its keys),
+                // the agent logs in now: a wrong PIN file is refused here rather than at the first
+                // approval, and what the token says of the private key is reported. An owner key
+                // that can leave its token is worth little as one: said, not refused (a key
+                // imported from a backup is a choice the operator made).
+                if pinFile != nil || loginPIN != nil {
+                    do throws(PKCS11Failure) { custody = try await located.custody(askPIN: loginPIN.map { given in { @Sendable _ in given } } ?? PKCS11Key.nobodyToAsk) } catch {
+                        throw AgentError(error.ownerError.reason, "\(error)")
+                    }
+                }
             } else {
                 let keystore = try string(p, "keystore")
                 let passphraseFile = try optionalString(p, "passphraseFile")
@@ -249,9 +260,11 @@ public struct AgentRPC: Sendable {
                 owner = try OwnerLoader.keystore(keystore, passphraseFile: passphraseFile)
                 registration = .init(address: owner.identity.address.checksummed, backend: "keystore", location: keystore, secretFile: passphraseFile)
             }
-            try await agent.addOwner(owner, registration: registration)
-            return .object(JSONObject(["address": .string(owner.identity.address.checksummed), "backend": .string(owner.identity.backend),
-                                       "location": .string(owner.identity.location)]))
+            try await agent.addOwner(owner, registration: registration, custody: custody)
+            var added = JSONObject(["address": .string(owner.identity.address.checksummed), "backend": .string(owner.identity.backend),
+                                    "location": .string(owner.identity.location)])
+            if registration.backend == "pkcs11" { added["custody"] = custody.map { .string($0.rawValue) } ?? .null }
+            return .object(added)
         case "owners_remove":
             try await agent.removeOwner(try address(p, "address"))
             return .object(JSONObject(["removed": true]))

@@ -155,13 +155,14 @@ public final class SessionStore: @unchecked Sendable {
         }
     }
 
-    public func registerOwner(_ owner: RegisteredOwner, at time: UInt64) throws(StoreError) {
+    /// `custody`: what the token said of the private key when it was added, for the audit log.
+    public func registerOwner(_ owner: RegisteredOwner, custody: String? = nil, at time: UInt64) throws(StoreError) {
         try run { db in
             try db.execute(sql: "INSERT OR REPLACE INTO registered_owners (address, backend, location, secret_file) VALUES (?, ?, ?, ?)",
                            arguments: [owner.address, owner.backend, owner.location, owner.secretFile])
-            try Self.appendAudit(db, kind: "owner_add", entry: .object(JSONObject([
-                "address": .string(owner.address), "backend": .string(owner.backend), "location": .string(owner.location),
-            ])), at: time)
+            var entry = JSONObject(["address": .string(owner.address), "backend": .string(owner.backend), "location": .string(owner.location)])
+            if let custody { entry["custody"] = .string(custody) }
+            try Self.appendAudit(db, kind: "owner_add", entry: .object(entry), at: time)
         }
     }
 

@@ -181,7 +181,11 @@ struct OwnerAdd: ParsableCommand {
                 params["pin"] = pin
                 result = try add(params)
             }
-            return CommandOutput(text: "\(result["address"]?.stringValue ?? "?") (\(result["location"]?.stringValue ?? ""))", json: result)
+            var text = "\(result["address"]?.stringValue ?? "?") (\(result["location"]?.stringValue ?? ""))"
+            if let custody = result["custody"]?.stringValue.flatMap(PKCS11KeyCustody.init(rawValue:)) {
+                text += "\nprivate key: \(custody)" + (custody == .exportable ? "; an owner key that can leave its token is worth little as one" : "")
+            }
+            return CommandOutput(text: text, json: result)
         }
     }
 }

@@ -69,13 +69,31 @@ struct PKCS11AgentTests {
         let (directory, address, pinFile) = try tokenWithKey()
         let agent = try AgentProcess(rules: "default = \"approve\"", environment: hsm.environment)
         try agent.start()
-        // `owner add` with a URI: the agent reads the public key from the token.
+        // `owner add` with a URI: the agent reads the public key from the token, and with a PIN
+        // file logs in, so a wrong PIN is refused now rather than at the first approval.
         let module = SoftHSM.systemModule!
+        let wrongPINFile = hsm.directory.appendingPathComponent("wrong-pin-\(token)").path
+        try writeSecretFile(SoftHSM.wrongPIN, wrongPINFile)
+        let wrongPIN = try Command.run(Command.sessionAgent, ["owner", "add", "pkcs11:token=\(token);object=owner?module-path=\(module)", "--pin-file", wrongPINFile,
+                                                              "--socket", agent.controlSocket])
+        #expect(wrongPIN.status == 1 && wrongPIN.stderr.contains("wrong PIN"), "\(wrongPIN.stderr)")
+        #expect(try AgentClient(path: agent.controlSocket).call("owners_list").arrayValue?.count == 1)
         let added = try Command.run(Command.sessionAgent, ["owner", "add", "pkcs11:token=\(token);object=owner?module-path=\(module)", "--pin-file", pinFile,
                                                            "--socket", agent.controlSocket, "--json"])
         #expect(added.status == 0, "\(added.stderr)")
         #expect(try JSONValue(parsing: added.stdout)["address"]?.stringValue == address.checksummed)
+        #expect(try JSONValue(parsing: added.stdout)["custody"] == "never_left", "\(added.stdout)")
+        // A key the token would hand out is added, but said to be one, to the operator, in the
+        // journal and in the audit log.
+        try hsm.generateKey(token: token, label: "leaky", id: "0b", extractable: true)
+        let leaky = try Command.run(Command.sessionAgent, ["owner", "add", "pkcs11:token=\(token);object=leaky?module-path=\(module)", "--pin-file", pinFile,
+                                                           "--socket", agent.controlSocket])
+        #expect(leaky.status == 0 && leaky.stdout.contains("CAN BE READ OUT") && leaky.stdout.contains("worth little"), "\(leaky.stdout) \(leaky.stderr)")
+        #expect(agent.logs.contains("warning") && agent.logs.contains("its private key: CAN BE READ OUT"), "\(agent.logs)")
         let control = try AgentClient(path: agent.controlSocket)
+        let addedEntries = try control.call("audit_show", JSONObject(["kind": "owner_add"])).arrayValue ?? []
+        #expect(addedEntries.compactMap { $0["entry"]?["custody"]?.stringValue } == ["never_left", "exportable"], "\(addedEntries)")
+        _ = try control.call("owners_remove", JSONObject(["address": .string(Address(publicKey: Array(try hsm.publicPoint(token: token, id: "0b").dropFirst())).checksummed)]))
         _ = try control.call("accounts_add", JSONObject(["account": .object(JSONObject([
             "address": .string(RegistrationTests.other), "kind": "erc7579", "owners": .array([.string(address.checksummed)]), "chains": .array([JSONValue(11155111)]),
         ]))]))
@@ -304,6 +322,8 @@ struct PKCS11AgentTests {
         let added = try Command.run(Command.sessionAgent, ["owner", "add", uri, "--socket", agent.controlSocket, "--json"], stdin: Array((SoftHSM.userPIN + "\n").utf8))
         #expect(added.status == 0, "\(added.stderr)")
         #expect(try JSONValue(parsing: added.stdout)["address"]?.stringValue == address.checksummed)
+        // With the PIN given once, what the token says of the private key is read and reported.
+        #expect(try JSONValue(parsing: added.stdout)["custody"] == "never_left", "\(added.stdout)")
         let owners = try AgentClient(path: agent.controlSocket).call("owners_list").arrayValue ?? []
         #expect(owners.contains { $0["address"]?.stringValue == address.checksummed && $0["ready"] == .bool(true) }, "\(owners)")
         #expect(!agent.logs.contains(SoftHSM.userPIN))

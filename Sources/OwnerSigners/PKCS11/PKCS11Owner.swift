@@ -277,6 +277,16 @@ public struct PKCS11Owner: OwnerSigner {
         try await provider.signECDSA(uri, pin: pin, digest: digest, prompt: prompt)
     }
 
+    /// What the token says of the private key's custody (made there and never extractable,
+    /// imported, or extractable now), read after a login with the PIN from `pin` or, when a person
+    /// gives it, `askPIN`; nil when the token shows no such private key.
+    public func custody(askPIN: SecretPrompt = PKCS11Key.nobodyToAsk) async throws(PKCS11Failure) -> PKCS11KeyCustody? {
+        let read: @Sendable (PKCS11Session, PKCS11Provider.TokenState) throws(PKCS11Failure) -> PKCS11KeyCustody? = { [uri] session, _ throws(PKCS11Failure) in
+            do { return try session.ecPublicKeysWithCustody(matching: uri).first?.custody } catch { throw .failed("\(error)") }
+        }
+        return try await provider.withLogin(uri, pin: pin, prompt: askPIN, read)
+    }
+
     /// The token must be present and hold the owner's key (its public half, read without a
     /// login where the token shows it). Then: ready when the process is logged in or the PIN
     /// comes from a file or the environment (which must be readable), else the PIN prompt a
