@@ -151,8 +151,9 @@ struct OwnerAdd: ParsableCommand {
         commandName: "add",
         abstract: "Register an owner key with the running agent: a keystore file, or a key on a PKCS#11 token (pkcs11:…).",
         discussion: """
-            The agent reads the key's public half from the token (no PIN needed) and keeps the registration in its store. \
-            A token that shows its keys only after a login (AWS CloudHSM) has the PIN asked here, once, unless --pin-file names it.
+            The agent reads the key's public half from the token and keeps the registration in its store. With --pin-file it \
+            logs in at once, so a wrong PIN is refused now, and says whether the private key can leave the token. A token that \
+            shows its keys only after a login (AWS CloudHSM) has the PIN asked here, once, unless --pin-file names it.
             """)
 
     @Argument(help: "A PKCS#11 URI (pkcs11:token=…;object=…) or a keystore file.") var owner: String
