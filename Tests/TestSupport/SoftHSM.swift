@@ -100,7 +100,7 @@ public final class SoftHSM: Sendable {
                                  + (alwaysAuthenticate ? ["--always-auth"] : []) + (hiddenBeforeLogin ? ["--private"] : []) + (extractable ? ["--extractable"] : []))
     }
 
-    /// An AES-256 key of a known value, written by pkcs11-tool (sensitive: it cannot be read back).
+    /// An AES key of a known value, written by pkcs11-tool (sensitive: it cannot be read back).
     public func importAESKey(token: String, label: String, value: [UInt8], pin: String = userPIN) throws {
         let file = directory.appendingPathComponent("aes-\(UUID().uuidString.prefix(8)).bin")
         try Data(value).write(to: file)
