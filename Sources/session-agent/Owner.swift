@@ -82,8 +82,8 @@ struct OwnerList: ParsableCommand {
         abstract: "The running agent's owners, and whether each could sign now.",
         discussion: """
             Ready means: a token owner's token is present and holds its key (read without a login), and a PIN or \
-            passphrase read from a file or the environment can be read; a secret a person gives at approval is \
-            named. Nothing is signed and nobody is asked for anything. Exit status 1 when an owner is not ready, \
+            passphrase read from a file or the environment can be read and is not one the token has refused (or may not \
+            spend: its PIN locked, or one try left); a secret a person gives at approval is named. Nothing is signed and nobody is asked for anything. Exit status 1 when an owner is not ready, \
             for monitoring.
             """)
 

@@ -363,13 +363,24 @@ struct PKCS11AgentTests {
             """, address: address.checksummed), environment: hsm.environment)
         try agent.start()
         let client = try AgentClient(path: agent.clientSocket)
+        // `owner list`, as monitoring runs it: ready until the token has refused the file's PIN,
+        // then not (every approval would fail), and ready again once the file is mended.
+        func owner() throws -> (status: Int32, owner: JSONValue?) {
+            let run = try Command.run(Command.sessionAgent, ["owner", "list", "--socket", agent.controlSocket, "--json"])
+            return (run.status, (try? JSONValue(parsing: run.stdout))?.arrayValue?.first { $0["address"]?.stringValue == address.checksummed })
+        }
+        #expect(try owner().status == 0)
         for expected in ["wrong PIN", "not offering it again"] {
             do {
                 _ = try client.call("session_request", JSONObject(["request": SocketTests.example]))
                 Issue.record("approved with a wrong PIN")
             } catch let e as AgentClient.RemoteError { #expect(e.reason == "wrong_secret" && e.message.contains(expected), "\(e)") }
         }
+        let refused = try owner()
+        #expect(refused.status == 1 && refused.owner?["reason"] == "wrong_secret", "\(refused)")
+        #expect(refused.owner?["problem"]?.stringValue?.contains("rejected this PIN") == true, "\(refused)")
         try writeSecretFile(SoftHSM.userPIN, pinFile)
+        #expect(try owner().status == 0)
         #expect(try client.call("session_request", JSONObject(["request": SocketTests.example]))["status"] == "approved")
         // The operator's journal says what happened, without the PINs.
         let logs = agent.logs

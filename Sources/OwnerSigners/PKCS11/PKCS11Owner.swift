@@ -302,7 +302,11 @@ public struct PKCS11Owner: OwnerSigner {
             guard key.info.address == identity.address else {
                 throw .keyNotFound("the key \(uri.objectName) on the token is \(key.info.address.map(\.checksummed) ?? "not secp256k1") now, not \(identity.address)")
             }
-            if try pin.unattendedPIN() != nil { return .ready }
+            if let secret = try pin.unattendedPIN() {
+                // A PIN the token rejected (or may not be spent) will not be tried: every approval would fail.
+                if let refusal = try await provider.refusal(of: secret, from: pin, for: uri) { throw .wrongPIN(refusal) }
+                return .ready
+            }
             return try await provider.loginPrompt(uri).map { .needsSecret($0) } ?? .ready
         } catch { return .notReady(error.ownerError) }
     }

@@ -464,14 +464,8 @@ public final class PKCS11Provider: @unchecked Sendable {
     private func login(_ session: PKCS11Session, tokenKey: String, token: PKCS11TokenInfo, pin: SecretBytes, source: PKCS11PINSource,
                        contextSpecific: Bool = false) throws(PKCS11Failure) {
         let fingerprint = pin.withUnsafeBytes { SHA256.hash(data: $0) }
-        let identity = [token.manufacturer, token.model, token.serial, token.label].joined(separator: "\u{1F}")
-        if token.pinLocked { throw .wrongPIN("the user PIN of token \"\(token.label)\" is locked; unblock it with the SO PIN") }
-        if rejectedPINs[identity] == fingerprint {
-            throw .wrongPIN("token \"\(token.label)\" rejected this PIN (from \(source)) before; not offering it again, since each try counts down the token's retries")
-        }
-        if token.pinFinalTry && source.unattended {
-            throw .wrongPIN("token \"\(token.label)\" has one PIN try left; an unattended PIN from \(source) will not spend it")
-        }
+        let identity = Self.identity(token)
+        if let refusal = refusal(of: fingerprint, from: source, on: token) { throw .wrongPIN(refusal) }
         do {
             try session.login(pin: pin, contextSpecific: contextSpecific)
             if !contextSpecific {
@@ -492,6 +486,34 @@ public final class PKCS11Provider: @unchecked Sendable {
                 throw .wrongPIN("token \"\(token.label)\" refused the PIN (from \(source)) as malformed, before trying it (\(error))\(lengths)")
             }
             throw Self.failure(error, tokenKey)
+        }
+    }
+
+    /// Why a PIN would not be tried on `token`: its PIN is locked, the token rejected this one
+    /// before, or it has one try left, which an unattended PIN never spends.
+    private func refusal(of fingerprint: SHA256.Digest, from source: PKCS11PINSource, on token: PKCS11TokenInfo) -> String? {
+        if token.pinLocked { return "the user PIN of token \"\(token.label)\" is locked; unblock it with the SO PIN" }
+        if rejectedPINs[Self.identity(token)] == fingerprint {
+            return "token \"\(token.label)\" rejected this PIN (from \(source)) before; not offering it again, since each try counts down the token's retries"
+        }
+        if token.pinFinalTry && source.unattended { return "token \"\(token.label)\" has one PIN try left; an unattended PIN from \(source) will not spend it" }
+        return nil
+    }
+
+    /// A token by what it says of itself, whichever URI named it.
+    private static func identity(_ token: PKCS11TokenInfo) -> String {
+        [token.manufacturer, token.model, token.serial, token.label].joined(separator: "\u{1F}")
+    }
+
+    /// Why `pin` would not be tried at the next login to the token `uri` names (see `login`), or
+    /// nil when it would be or none is due: what `owner list` reports of an unattended PIN.
+    public func refusal(of pin: SecretBytes, from source: PKCS11PINSource, for uri: PKCS11URI) async throws(PKCS11Failure) -> String? {
+        let fingerprint = pin.withUnsafeBytes { SHA256.hash(data: $0) }
+        return try await withSession(uri) { session, state throws(PKCS11Failure) -> String? in
+            let loggedIn: Bool
+            do throws(PKCS11Error) { loggedIn = try session.state().loggedIn } catch { throw Self.failure(error, state.tokenKey) }
+            let token = try self.tokenInfo(session, state.tokenKey)
+            return loggedIn || !token.loginRequired ? nil : self.refusal(of: fingerprint, from: source, on: token)
         }
     }
 
