@@ -127,6 +127,11 @@ struct PKCS11AgentTests {
         list = try listed()
         #expect(list.status == 1 && list.owner?["reason"] == "secret_needed" && list.owner?["problem"]?.stringValue?.contains(pinFile) == true, "\(list)")
         try FileManager.default.moveItem(atPath: pinFile + ".moved", toPath: pinFile)
+        // So is an empty one (a truncated file, a credential systemd did not pass), before it costs a try.
+        try writeSecretFile("\n", pinFile)
+        list = try listed()
+        #expect(list.status == 1 && list.owner?["reason"] == "secret_needed" && list.owner?["problem"]?.stringValue?.contains("is empty") == true, "\(list)")
+        try writeSecretFile(SoftHSM.userPIN, pinFile)
         agent.stop()
         try agent.start()
         #expect(try RegistrationTests.request(try AgentClient(path: agent.clientSocket), account: RegistrationTests.other)["status"] == "approved")

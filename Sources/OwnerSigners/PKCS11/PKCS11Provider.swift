@@ -16,17 +16,22 @@ public enum PKCS11PINSource: Sendable, Equatable, CustomStringConvertible {
     /// Unattended sources never spend a token's last PIN try.
     public var unattended: Bool { self != .prompt }
 
-    /// The PIN from a file or the environment; nil when a person gives it.
+    /// The PIN from a file or the environment; nil when a person gives it. An empty one is a
+    /// mistake (a truncated file, a credential systemd did not pass), refused before it costs a
+    /// token's PIN try.
     func unattendedPIN() throws(PKCS11Failure) -> SecretBytes? {
+        let pin: SecretBytes
         switch self {
         case .file(let path):
-            do { return try SecretFile.read(path, what: "PIN file") } catch { throw .pinNeeded(error.description) }
+            do { pin = try SecretFile.read(path, what: "PIN file") } catch { throw .pinNeeded(error.description) }
         case .environment(let name):
             guard let value = ProcessInfo.processInfo.environment[name] else { throw .pinNeeded("the environment variable \(name) (the PIN) is not set") }
-            return SecretBytes(utf8: value)
+            pin = SecretBytes(utf8: value)
         case .prompt:
             return nil
         }
+        guard pin.count > 0 else { throw .pinNeeded("\(self) is empty") }
+        return pin
     }
 
     public var description: String {
