@@ -34,12 +34,15 @@ struct PKCS11TokenList: AsyncParsableCommand {
         commandName: "list",
         abstract: "Show the slots with a token, and the EC keys on each: the Ethereum address of secp256k1 keys, the public key of P-256 keys, and the URI that selects each.")
 
-    @Argument(help: "Only the tokens this URI matches, e.g. pkcs11:token=signer (with --login, only those are logged in to), and with object= or id= only those keys. Exit status 1 when nothing matches.") var token: String?
+    @Argument(help: "Only the tokens this URI matches, e.g. pkcs11:token=signer (with --login, only those are logged in to), and with object= or id= only those keys. Exit status 1 when nothing matches, or a token cannot be read.") var token: String?
     @OptionGroup var pkcs11: PKCS11Options
     @Flag(help: "Log in to each token first (PIN from --pin-file, or asked), to see keys a token shows only after a login.") var login = false
     @OptionGroup var output: OutputOptions
 
     func run() async throws {
+        // A token whose keys could not be read (a wrong PIN with --login, a token gone while
+        // listed) is shown with its error, and the exit status is 1.
+        var unreadable = false
         try await report(output) {
             let only = try token.map(pkcs11.parse) ?? PKCS11URI()
             let paths = (only.modulePath ?? pkcs11.module).map { [$0] } ?? PKCS11Module.registered().filter(only.matches).map(\.path)
@@ -69,7 +72,10 @@ struct PKCS11TokenList: AsyncParsableCommand {
                         keys = login ? try await provider.withLogin(tokenURI, pin: pkcs11.pin, prompt: pkcs11.prompt, read) : try await provider.withSession(tokenURI, read)
                     } catch {
                         text.append("  slot \(info.slot): token \"\(info.label)\": \(error)")
+                        tokenJSON.append(.object(JSONObject(["slot": JSONValue(Int(info.slot)), "label": .string(info.label), "serial": .string(info.serial),
+                                                             "error": .string("\(error)")])))
                         shown += 1
+                        unreadable = true
                         continue
                     }
                     if wantsKey {
@@ -111,6 +117,7 @@ struct PKCS11TokenList: AsyncParsableCommand {
             }
             return CommandOutput(text: text.joined(separator: "\n"), json: .array(modules))
         }
+        if unreadable { throw ExitCode.failure }
     }
 }
 

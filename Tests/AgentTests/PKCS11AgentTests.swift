@@ -635,6 +635,12 @@ struct PKCS11CommandTests {
         let loggedIn = (try JSONValue(parsing: afterLogin.stdout).arrayValue ?? []).flatMap { $0["tokens"]?.arrayValue ?? [] }
         #expect(loggedIn.map { $0["label"]?.stringValue } == [token], "\(afterLogin.stdout) \(afterLogin.stderr)")
         #expect(loggedIn.first?["keys"]?.arrayValue?.first { $0["label"] == "made-here" }?["custody"] == "never_left", "\(afterLogin.stdout)")
+        // A token it cannot read (here a wrong PIN) is listed with its error, and the exit status is 1.
+        let wrongPINFile = hsm.directory.appendingPathComponent("wrong-pin-\(token)").path
+        try writeSecretFile(SoftHSM.wrongPIN, wrongPINFile)
+        let wrongLogin = try Command.run(Command.sessionAgent, ["token", "list", "pkcs11:token=\(token)", "--login", "--pin-file", wrongPINFile, "--json"], environment: hsm.environment)
+        let unread = (try? JSONValue(parsing: wrongLogin.stdout).arrayValue ?? [])?.flatMap { $0["tokens"]?.arrayValue ?? [] }.first
+        #expect(wrongLogin.status == 1 && unread?["error"]?.stringValue?.contains("wrong PIN") == true, "\(wrongLogin.stdout) \(wrongLogin.stderr)")
 
         // A URI with object= or id= lists only those keys; one that matches nothing is exit status
         // 1, as a script checking for its token or key expects.
