@@ -30,10 +30,11 @@ public enum AgentDaemon {
         }
         // The configuration file's owners and accounts, then those added through the control
         // socket (the file wins where both name one).
+        let runTimeModules = config.runTimeModules
         var owners: [any OwnerSigner] = []
         for owner in config.owners { owners.append(try await OwnerLoader.load(owner, defaultModule: config.pkcs11Module)) }
         for registered in try store.registeredOwners() where !owners.contains(where: { $0.identity.address.checksummed == registered.address }) {
-            let owner = try OwnerLoader.load(registered, modules: config.runTimeModules)
+            let owner = try OwnerLoader.load(registered, modules: runTimeModules)
             if let refused = owner as? RefusedOwner { logger.warning("\(refused.problem)") }
             owners.append(owner)
         }
@@ -61,7 +62,7 @@ public enum AgentDaemon {
                               throw AgentError("secret_needed", "no pinentry is configured; approve with `session-agent approve`, which asks for it")
                           },
                           logger: logger)
-        let server = SocketServer(rpc: AgentRPC(agent: agent, reloadRules: config.rulesFile == nil ? nil : loadRules, pkcs11Module: config.pkcs11Module, runTimeModules: config.runTimeModules), allowedUIDs: config.allowedUIDs, allowedGIDs: config.allowedGIDs,
+        let server = SocketServer(rpc: AgentRPC(agent: agent, reloadRules: config.rulesFile == nil ? nil : loadRules, pkcs11Module: config.pkcs11Module, runTimeModules: runTimeModules), allowedUIDs: config.allowedUIDs, allowedGIDs: config.allowedGIDs,
                                   partialMessageTimeout: .seconds(Int64(config.partialMessageTimeout)))
 
         // SIGTERM and SIGINT (systemctl stop, Ctrl-C) end the agent cleanly: the audit entries
@@ -181,12 +182,17 @@ public enum OwnerLoader {
         return passphraseFile.map { FileSecretOwner(owner, passphraseFile: $0) } ?? owner
     }
 
+    /// The prompt of a lookup or login with no person at hand: it answers `loginPIN` when one was
+    /// given for this one call, and otherwise says the PIN is missing.
+    static func askPIN(_ loginPIN: SecretBytes?) -> SecretPrompt {
+        loginPIN.map { given in { @Sendable _ in given } } ?? PKCS11Key.nobodyToAsk
+    }
+
     /// Finds the key on its token (which must be present) and derives its address. `loginPIN`
     /// logs in to a token that shows its keys only after a login, when the PIN is not `pin`'s.
     public static func pkcs11(_ uri: PKCS11URI, pin: PKCS11PINSource, loginPIN: SecretBytes? = nil,
                               defaultModule: String?) async throws(AgentError) -> PKCS11Owner {
-        let askPIN: SecretPrompt = loginPIN.map { given in { @Sendable _ in given } } ?? PKCS11Key.nobodyToAsk
-        do throws(PKCS11Failure) { return try await PKCS11Owner.load(uri, pin: pin, askPIN: askPIN, defaultModule: defaultModule) } catch {
+        do throws(PKCS11Failure) { return try await PKCS11Owner.load(uri, pin: pin, askPIN: askPIN(loginPIN), defaultModule: defaultModule) } catch {
             throw AgentError(error.ownerError.reason, "\(error)")
         }
     }

@@ -249,7 +249,7 @@ public struct AgentRPC: Sendable {
                 // that can leave its token is worth little as one: said, not refused (a key
                 // imported from a backup is a choice the operator made).
                 if pinFile != nil || loginPIN != nil {
-                    do throws(PKCS11Failure) { custody = try await located.custody(askPIN: loginPIN.map { given in { @Sendable _ in given } } ?? PKCS11Key.nobodyToAsk) } catch {
+                    do throws(PKCS11Failure) { custody = try await located.custody(askPIN: OwnerLoader.askPIN(loginPIN)) } catch {
                         throw AgentError(error.ownerError.reason, "\(error)")
                     }
                 }

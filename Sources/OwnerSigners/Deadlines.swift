@@ -35,8 +35,7 @@ final class Deadlines: Sendable {
     /// At `instant`, expires the calls whose deadline has passed and, unless a sooner timer has
     /// taken its place, sets the timer again for the next deadline.
     private func expireOverdueCalls(at instant: ContinuousClock.Instant) {
-        let (seconds, attoseconds) = (instant - .now).components
-        DispatchQueue.global().asyncAfter(deadline: .now() + Double(seconds) + Double(attoseconds) / 1e18) { [self] in
+        DispatchQueue.global().asyncAfter(deadline: .now() + (instant - .now).seconds) { [self] in
             let now = ContinuousClock.now
             let (overdue, next) = waiting.withLock { waiting -> ([@Sendable () -> Void], ContinuousClock.Instant?) in
                 let overdue = waiting.calls.filter { $0.value.deadline <= now }
@@ -48,5 +47,13 @@ final class Deadlines: Sendable {
             overdue.forEach { $0() }
             if let next { expireOverdueCalls(at: next) }
         }
+    }
+}
+
+extension Duration {
+    /// In seconds, as Dispatch counts time.
+    var seconds: Double {
+        let (seconds, attoseconds) = components
+        return Double(seconds) + Double(attoseconds) / 1e18
     }
 }

@@ -154,8 +154,7 @@ public final class PKCS11Provider: @unchecked Sendable {
                 finalized.leave()
             }
         }
-        let (seconds, attoseconds) = wait.components
-        _ = finalized.wait(timeout: .now() + Double(seconds) + Double(attoseconds) / 1e18)
+        _ = finalized.wait(timeout: .now() + wait.seconds)
     }
 
     private init(modulePath: String) {
@@ -254,13 +253,17 @@ public final class PKCS11Provider: @unchecked Sendable {
     /// The PIN prompt a login to the token would show now, or nil when none is needed (the
     /// process is logged in, or the token wants no login).
     public func loginPrompt(_ uri: PKCS11URI) async throws(PKCS11Failure) -> String? {
-        let token = try await withSession(uri) { session, state throws(PKCS11Failure) -> PKCS11TokenInfo? in
+        try await whenLoginDue(uri) { token in Self.pinPrompt(token) }
+    }
+
+    /// `body` of the token `uri` names, run on the queue when a login to it is due; nil when none is.
+    private func whenLoginDue<T: Sendable>(_ uri: PKCS11URI, _ body: @escaping @Sendable (PKCS11TokenInfo) -> T?) async throws(PKCS11Failure) -> T? {
+        try await withSession(uri) { session, state throws(PKCS11Failure) -> T? in
             let loggedIn: Bool
             do throws(PKCS11Error) { loggedIn = try session.state().loggedIn } catch { throw Self.failure(error, state.tokenKey) }
-            let info = try self.tokenInfo(session, state.tokenKey)
-            return loggedIn || !info.loginRequired ? nil : info
+            let token = try self.tokenInfo(session, state.tokenKey)
+            return loggedIn || !token.loginRequired ? nil : body(token)
         }
-        return token.map { Self.pinPrompt($0) }
     }
 
     /// The token `uri` names, as it describes itself.
@@ -514,12 +517,7 @@ public final class PKCS11Provider: @unchecked Sendable {
     /// nil when it would be or none is due: what `owner list` reports of an unattended PIN.
     public func refusal(of pin: SecretBytes, from source: PKCS11PINSource, for uri: PKCS11URI) async throws(PKCS11Failure) -> String? {
         let fingerprint = pin.withUnsafeBytes { SHA256.hash(data: $0) }
-        return try await withSession(uri) { session, state throws(PKCS11Failure) -> String? in
-            let loggedIn: Bool
-            do throws(PKCS11Error) { loggedIn = try session.state().loggedIn } catch { throw Self.failure(error, state.tokenKey) }
-            let token = try self.tokenInfo(session, state.tokenKey)
-            return loggedIn || !token.loginRequired ? nil : self.refusal(of: fingerprint, from: source, on: token)
-        }
+        return try await whenLoginDue(uri) { token in self.refusal(of: fingerprint, from: source, on: token) }
     }
 
     /// Runs an operation; a token that went away mid-operation drops its session so the next
