@@ -289,7 +289,7 @@ struct PKCS11OwnerTests {
                                                 Hex.encode(value), Hex.encode(salt), Hex.encode(sealed), Hex.encode(aad)])
         #expect(opened == Hex.encode(plain) + "\n")
         let (_, onToken) = try await PKCS11SecretKey.seal(plain.withUnsafeBytes(SecretBytes.init(copying:)), under: try uri(direct, object: "store-key"), aad: aad, pin: pin, prompt: Self.noPrompt)
-        guard case .gcm = onToken else { Issue.record("SoftHSM offers AES-GCM, yet: \(onToken)"); return }
+        guard case let .gcm(nonce, onTokenSealed) = onToken else { Issue.record("SoftHSM offers AES-GCM, yet: \(onToken)"); return }
         for (sealing, module) in [(derived, direct), (derived, withoutGCM), (onToken, direct)] {
             let back = try await PKCS11SecretKey.open(sealing, under: try uri(module, object: "store-key"), aad: aad, pin: pin, prompt: Self.noPrompt)
             #expect(back.withUnsafeBytes { Array($0) } == plain)
@@ -298,12 +298,42 @@ struct PKCS11OwnerTests {
         await #expect { try await PKCS11SecretKey.open(onToken, under: try uri(withoutGCM, object: "store-key"), aad: aad, pin: pin, prompt: Self.noPrompt) } throws: { error in
             "\(error)".contains("refuses AES-GCM") && "\(error)".contains("store rewrap")
         }
-        // Altered, or under other associated data, it does not open.
-        var altered = sealed
+        // Altered, or under other associated data, neither opens; SoftHSM's CKR_GENERAL_ERROR
+        // for a GCM tag that does not match is not taken for a token gone.
+        var altered = sealed, alteredOnToken = onTokenSealed
         altered[altered.count - 1] ^= 1
-        for (sealing, data) in [(PKCS11Sealed.derived(salt: salt, sealed: altered), aad), (derived, Array("something else".utf8))] {
+        alteredOnToken[0] ^= 1
+        for (sealing, data) in [(PKCS11Sealed.derived(salt: salt, sealed: altered), aad), (derived, Array("something else".utf8)),
+                                (.gcm(nonce: nonce, sealed: alteredOnToken), aad), (onToken, Array("something else".utf8))] {
             await #expect { try await PKCS11SecretKey.open(sealing, under: try uri(direct, object: "store-key"), aad: data, pin: pin, prompt: Self.noPrompt) } throws: { error in
                 "\(error)".contains("does not open")
+            }
+        }
+    }
+
+    /// HSMs that choose the AES-GCM nonce themselves. AWS CloudHSM writes it into the
+    /// parameters: the seal keeps that nonce and stays on the token. One that appends it
+    /// (Thales Luna in FIPS mode) or tells nobody gives output that would not open under the
+    /// nonce asked for, so the data key is sealed under the derived key instead, never under a
+    /// wrapping the token cannot open again. Every seal opens through SoftHSM itself.
+    @Test func hsmsThatChooseTheGCMNonceStillSealWhatOpens() async throws {
+        try hsm.initToken(token)
+        let direct = try hsm.privateModule()
+        let directory = hsm.directory.appendingPathComponent("gcm-nonce-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let pin = PKCS11PINSource.file(try pinFile(SoftHSM.userPIN))
+        let plain = SymmetricKey(size: .bits256).withUnsafeBytes { Array($0) }, aad = Array("session-agent data key".utf8)
+        for chosen in CModule.ChosenNonce.allCases {
+            let module = try CModule.choosingGCMNonce(chosen, in: directory, real: try hsm.privateModule())
+            let key = "store-key-\(chosen.rawValue)"
+            let (_, sealed) = try await PKCS11SecretKey.seal(plain.withUnsafeBytes(SecretBytes.init(copying:)), under: try uri(module, object: key), aad: aad, pin: pin, prompt: Self.noPrompt)
+            switch (chosen, sealed) {
+            case (.inParameters, .gcm), (.appended, .derived), (.keptToItself, .derived): break
+            default: Issue.record("\(chosen): sealed as \(sealed)")
+            }
+            for opening in [module, direct] {
+                let back = try await PKCS11SecretKey.open(sealed, under: try uri(opening, object: key), aad: aad, pin: pin, prompt: Self.noPrompt)
+                #expect(back.withUnsafeBytes { Array($0) } == plain, "\(chosen), opened through \(opening)")
             }
         }
     }

@@ -79,6 +79,60 @@ public enum CModule {
             """), in: directory)
     }
 
+    /// Where an HSM that chooses the AES-GCM nonce itself, whatever the caller asked for, puts it.
+    public enum ChosenNonce: String, CaseIterable, Sendable {
+        /// Written over the caller's IV in the parameters (AWS CloudHSM).
+        case inParameters = "in-parameters"
+        /// Appended to ciphertext ‖ tag (Thales Luna in FIPS mode).
+        case appended
+        /// Nowhere: the caller is not told (a module with a bug).
+        case keptToItself = "kept-to-itself"
+    }
+
+    /// A module in front of another (`real`) that encrypts with AES-GCM under a random nonce of
+    /// its own choosing and puts it where `chosen` says.
+    public static func choosingGCMNonce(_ chosen: ChosenNonce, in directory: URL, real: String) throws -> String {
+        try build("gcm-nonce-\(chosen.rawValue)", source: inFront(of: real, replacing: ["C_EncryptInit": "encryptInit", "C_Encrypt": "encrypt"], with: """
+            #include <stdio.h>
+
+            #define CHOSEN_\(chosen.rawValue.uppercased().replacingOccurrences(of: "-", with: "_"))
+            static CK_BYTE chosen[12];
+            static int gcm;
+
+            static CK_RV encryptInit(CK_SESSION_HANDLE session, CK_MECHANISM *mechanism, CK_OBJECT_HANDLE key) {
+                gcm = mechanism != NULL && mechanism->mechanism == CKM_AES_GCM;
+                if (!gcm) return real->C_EncryptInit(session, mechanism, key);
+                FILE *random = fopen("/dev/urandom", "r");
+                if (random == NULL || fread(chosen, 1, sizeof chosen, random) != sizeof chosen) return CKR_GENERAL_ERROR;
+                fclose(random);
+                CK_GCM_PARAMS params = *(CK_GCM_PARAMS *)mechanism->pParameter;
+                params.pIv = chosen;
+                params.ulIvLen = sizeof chosen;
+                params.ulIvBits = 8 * sizeof chosen;
+            #ifdef CHOSEN_IN_PARAMETERS
+                CK_GCM_PARAMS *given = mechanism->pParameter;
+                if (given->ulIvLen != sizeof chosen) return CKR_MECHANISM_PARAM_INVALID;
+                memcpy(given->pIv, chosen, sizeof chosen);
+            #endif
+                CK_MECHANISM own = { CKM_AES_GCM, &params, sizeof params };
+                return real->C_EncryptInit(session, &own, key);
+            }
+
+            static CK_RV encrypt(CK_SESSION_HANDLE session, CK_BYTE *data, CK_ULONG length, CK_BYTE *out, CK_ULONG *outLength) {
+                CK_ULONG room = *outLength;
+                CK_RV rv = real->C_Encrypt(session, data, length, out, outLength);
+            #ifdef CHOSEN_APPENDED
+                if (gcm && rv == CKR_OK && out != NULL) {
+                    if (room < *outLength + sizeof chosen) return CKR_GENERAL_ERROR;
+                    memcpy(out + *outLength, chosen, sizeof chosen);
+                }
+                if (gcm && rv == CKR_OK) *outLength += sizeof chosen;
+            #endif
+                return rv;
+            }
+            """), in: directory)
+    }
+
     /// A module in front of another (`real`) that writes the file `marker` when it is finalized.
     public static func markingFinalize(in directory: URL, real: String, marker: String) throws -> String {
         try build("marking-finalize", source: inFront(of: real, replacing: ["C_Finalize": "finalize"], with: """

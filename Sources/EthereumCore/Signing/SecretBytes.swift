@@ -46,6 +46,12 @@ public final class SecretBytes: @unchecked Sendable, CustomStringConvertible {
         buffer.deallocate()
     }
 
+    /// Whether both hold the same bytes, compared in time that depends only on their lengths.
+    public func sameBytes(as other: SecretBytes) -> Bool {
+        guard count == other.count else { return false }
+        return zip(buffer, other.buffer).reduce(0) { $0 | ($1.0 ^ $1.1) } == 0
+    }
+
     /// Zeroes memory in a way the optimiser cannot drop as a dead store.
     public static func zero(_ bytes: UnsafeMutableRawBufferPointer) {
         guard let base = bytes.baseAddress, bytes.count > 0 else { return }

@@ -377,14 +377,18 @@ public final class PKCS11Session: @unchecked Sendable {
         return UInt(key)
     }
 
-    /// AES-GCM with a 128-bit tag under a token key: ciphertext ‖ tag.
-    public func encryptGCM(key: UInt, nonce: [UInt8], aad: [UInt8], plaintext: UnsafeRawBufferPointer) throws(PKCS11Error) -> [UInt8] {
-        try gcm(key: key, nonce: nonce, aad: aad, input: plaintext, encrypt: true)
+    /// AES-GCM with a 128-bit tag under a token key, asked to use `nonce`: the nonce as the token
+    /// left it in the parameters (AWS CloudHSM, for one, writes the IV it chose there) and what it
+    /// returned, ciphertext ‖ tag from a module that follows the standard. The output has room
+    /// for an IV some HSMs append (Thales Luna in FIPS mode), so such output arrives whole.
+    public func encryptGCM(key: UInt, nonce: [UInt8], aad: [UInt8], plaintext: UnsafeRawBufferPointer) throws(PKCS11Error) -> (nonce: [UInt8], sealed: [UInt8]) {
+        let (iv, output) = try gcm(key: key, nonce: nonce, aad: aad, input: plaintext, encrypt: true)
+        return (iv, output)
     }
 
     /// The plaintext of an AES-GCM ciphertext ‖ tag.
     public func decryptGCM(key: UInt, nonce: [UInt8], aad: [UInt8], sealed: [UInt8]) throws(PKCS11Error) -> SecretBytes {
-        let result = sealed.withUnsafeBytes { b in Result { () throws(PKCS11Error) in try gcm(key: key, nonce: nonce, aad: aad, input: b, encrypt: false) } }
+        let result = sealed.withUnsafeBytes { b in Result { () throws(PKCS11Error) in try gcm(key: key, nonce: nonce, aad: aad, input: b, encrypt: false).output } }
         var plain = try result.get()
         defer { plain.withUnsafeMutableBytes { SecretBytes.zero($0) } }
         return plain.withUnsafeBytes { SecretBytes(copying: $0) }
@@ -404,9 +408,9 @@ public final class PKCS11Session: @unchecked Sendable {
         return output.withUnsafeBytes { SecretBytes(copying: $0) }
     }
 
-    private func gcm(key: UInt, nonce: [UInt8], aad: [UInt8], input: UnsafeRawBufferPointer, encrypt: Bool) throws(PKCS11Error) -> [UInt8] {
+    private func gcm(key: UInt, nonce: [UInt8], aad: [UInt8], input: UnsafeRawBufferPointer, encrypt: Bool) throws(PKCS11Error) -> (iv: [UInt8], output: [UInt8]) {
         var iv = nonce, additional = aad
-        var output = [UInt8](repeating: 0, count: input.count + 16)
+        var output = [UInt8](repeating: 0, count: input.count + (encrypt ? 16 + 32 : 0))
         var length = CK_ULONG(output.count)
         let source = UnsafeMutablePointer(mutating: input.bindMemory(to: UInt8.self).baseAddress)
         // (call, return code) of the init and the operation; checked once the pointers are gone.
@@ -430,7 +434,7 @@ public final class PKCS11Session: @unchecked Sendable {
         // before it goes back to the allocator.
         defer { if !encrypt { output.withUnsafeMutableBytes { SecretBytes.zero($0) } } }
         try check(call, rv)
-        return Array(output.prefix(Int(length)))
+        return (iv, Array(output.prefix(Int(length))))
     }
 
     /// Runs `body` with a C template whose value pointers stay valid for the call.

@@ -7,7 +7,8 @@ public enum PKCS11Sealed: Sendable, Equatable {
     /// AES-GCM on the token: ciphertext ‖ tag.
     case gcm(nonce: [UInt8], sealed: [UInt8])
     /// For a module that offers no AES-GCM (p11-kit 0.24's client cannot pass its parameters to
-    /// `p11-kit server`, and refuses it): the token computes a key as AES-ECB of the two random
+    /// `p11-kit server`, and refuses it; YubiHSM 2 has none), or whose AES-GCM output does not
+    /// open again as the standard says it should: the token computes a key as AES-ECB of the two random
     /// blocks `salt` under its key, a pseudo-random function only it can evaluate, and that key
     /// seals with AES-256-GCM here (`sealed` is nonce ‖ ciphertext ‖ tag).
     case derived(salt: [UInt8], sealed: [UInt8])
@@ -17,7 +18,8 @@ public enum PKCS11Sealed: Sendable, Equatable {
 public enum PKCS11SecretKey {
     /// Seals `plain` under the AES key `uri` names, making that key on the token (sensitive, not
     /// extractable) when there is none: with AES-GCM on the token, or with a key the token
-    /// derives when its module refuses AES-GCM. Returns the key's URI with its module.
+    /// derives when its module refuses AES-GCM or its AES-GCM does not open what it sealed.
+    /// Either is opened once before it is returned. Returns the key's URI with its module.
     public static func seal(_ plain: SecretBytes, under uri: PKCS11URI, aad: [UInt8], pin: PKCS11PINSource,
                             prompt: SecretPrompt, defaultModule: String? = nil) async throws(PKCS11Failure) -> (key: PKCS11URI, sealed: PKCS11Sealed) {
         guard let label = uri.object else { throw .keyNotFound("\(uri) names no key; add object=") }
@@ -31,17 +33,20 @@ public enum PKCS11SecretKey {
             do throws(PKCS11Error) {
                 key = if let found = existing.first { found } else { try session.generateAESKey(label: label, id: uri.id ?? Array(label.utf8)) }
             } catch { throw PKCS11Provider.failure(error, token) }
-            let nonce = randomBytes(12)
-            do throws(PKCS11Error) {
-                let sealed = try plain.withUnsafeBytes { bytes throws(PKCS11Error) in try session.encryptGCM(key: key, nonce: nonce, aad: aad, plaintext: bytes) }
-                return PKCS11Sealed.gcm(nonce: nonce, sealed: sealed)
-            } catch where error.mechanismRefused {
-                // On to the derived key.
-            } catch { throw PKCS11Provider.failure(error, token) }
+            // Whatever seals the data key must open it again before the store forgets its old
+            // wrapping: HSMs differ in how they treat a caller's GCM nonce, and a wrapping that
+            // does not open loses every session key.
+            if let sealed = try sealedOnToken(plain, session, key, aad: aad, token: token), try opens(sealed, plain, session, key, aad: aad, token: token) {
+                return sealed
+            }
             let salt = randomBytes(32)
             let derived: DerivedKey
             do throws(PKCS11Error) { derived = try derivedKey(session, key, salt) } catch { throw PKCS11Provider.failure(error, token) }
-            return .derived(salt: salt, sealed: try derived.sealing(plain, aad: aad))
+            let sealed = PKCS11Sealed.derived(salt: salt, sealed: try derived.sealing(plain, aad: aad))
+            guard try opens(sealed, plain, session, key, aad: aad, token: token) else {
+                throw .failed("the token's AES key \(uri) does not give back what it sealed; nothing was changed")
+            }
+            return sealed
         }
         return (try await provider.namingItsToken(uri.with(modulePath: provider.modulePath)), sealed)
     }
@@ -54,13 +59,8 @@ public enum PKCS11SecretKey {
         return try await provider.withLogin(uri, pin: pin, prompt: prompt) { session, state throws(PKCS11Failure) in
             let key = try state.object("the AES key " + uri.objectName, selection(uri), in: session)
             let opened: SecretBytes?
-            do throws(PKCS11Error) {
-                switch sealed {
-                case let .gcm(nonce, sealed): opened = try session.decryptGCM(key: key, nonce: nonce, aad: aad, sealed: sealed)
-                case let .derived(salt, sealed): opened = try derivedKey(session, key, salt).opening(sealed, aad: aad)
-                }
-            } catch {
-                if error.tokenGone { throw PKCS11Provider.failure(error, uri.tokenOnly.description) }
+            do throws(PKCS11Error) { opened = try opening(sealed, session, key, aad: aad) } catch {
+                if tokenGone(error, session) { throw PKCS11Provider.failure(error, uri.tokenOnly.description) }
                 if error.mechanismRefused, case .gcm = sealed {
                     throw .failed("\(uri.modulePath ?? "the module") refuses AES-GCM, which sealed this data key on the token (\(error)); "
                                   + "open the store through the token's own module once and rewrap it (store rewrap --to) through this one")
@@ -69,6 +69,45 @@ public enum PKCS11SecretKey {
             }
             guard let opened else { throw .failed("the token's key \(uri) does not open this data key") }
             return opened
+        }
+    }
+
+    /// `plain` sealed with AES-GCM on the token, under the nonce the token says it used; nil when
+    /// its module refuses AES-GCM or returns something other than ciphertext ‖ tag (an HSM that
+    /// appends an IV it chose).
+    static func sealedOnToken(_ plain: SecretBytes, _ session: PKCS11Session, _ key: UInt, aad: [UInt8], token: String) throws(PKCS11Failure) -> PKCS11Sealed? {
+        do throws(PKCS11Error) {
+            let (nonce, sealed) = try plain.withUnsafeBytes { bytes throws(PKCS11Error) in try session.encryptGCM(key: key, nonce: randomBytes(12), aad: aad, plaintext: bytes) }
+            return sealed.count == plain.count + 16 ? .gcm(nonce: nonce, sealed: sealed) : nil
+        } catch where error.mechanismRefused {
+            return nil
+        } catch { throw PKCS11Provider.failure(error, token) }
+    }
+
+    /// Whether `sealed` opens to `plain` on the token now.
+    static func opens(_ sealed: PKCS11Sealed, _ plain: SecretBytes, _ session: PKCS11Session, _ key: UInt, aad: [UInt8], token: String) throws(PKCS11Failure) -> Bool {
+        do throws(PKCS11Error) {
+            return try opening(sealed, session, key, aad: aad)?.sameBytes(as: plain) ?? false
+        } catch where tokenGone(error, session) {
+            throw PKCS11Provider.failure(error, token)
+        } catch {
+            return false
+        }
+    }
+
+    /// Whether the token went away during a decryption that failed. SoftHSM answers a GCM tag
+    /// that does not match with CKR_GENERAL_ERROR, which elsewhere means the token is gone; a
+    /// session that still answers tells the two apart.
+    static func tokenGone(_ error: PKCS11Error, _ session: PKCS11Session) -> Bool {
+        error.tokenGone && (try? session.state()) == nil
+    }
+
+    /// What `sealed` opens to under the token's key; nil (or an error from the module) when the
+    /// key did not seal it.
+    static func opening(_ sealed: PKCS11Sealed, _ session: PKCS11Session, _ key: UInt, aad: [UInt8]) throws(PKCS11Error) -> SecretBytes? {
+        switch sealed {
+        case let .gcm(nonce, sealed): try session.decryptGCM(key: key, nonce: nonce, aad: aad, sealed: sealed)
+        case let .derived(salt, sealed): try derivedKey(session, key, salt).opening(sealed, aad: aad)
         }
     }
 
