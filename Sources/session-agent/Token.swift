@@ -64,12 +64,12 @@ struct PKCS11TokenList: AsyncParsableCommand {
                     tokenURI.token = info.label
                     tokenURI.serial = info.serial
                     tokenURI.modulePath = path
-                    var keys: [PKCS11KeyInfo]
+                    let found: PKCS11ECKeys
                     do {
-                        let read: @Sendable (PKCS11Session, PKCS11Provider.TokenState) throws(PKCS11Failure) -> [PKCS11KeyInfo] = { session, _ throws(PKCS11Failure) in
-                            do { return try session.ecPublicKeysWithCustody() } catch { throw .failed("\(error)") }
+                        let read: @Sendable (PKCS11Session, PKCS11Provider.TokenState) throws(PKCS11Failure) -> PKCS11ECKeys = { session, _ throws(PKCS11Failure) in
+                            do { return try session.ecKeysWithCustody(matching: only) } catch { throw .failed("\(error)") }
                         }
-                        keys = login ? try await provider.withLogin(tokenURI, pin: pkcs11.pin, prompt: pkcs11.prompt, read) : try await provider.withSession(tokenURI, read)
+                        found = login ? try await provider.withLogin(tokenURI, pin: pkcs11.pin, prompt: pkcs11.prompt, read) : try await provider.withSession(tokenURI, read)
                     } catch {
                         text.append("  slot \(info.slot): token \"\(info.label)\": \(error)")
                         tokenJSON.append(.object(JSONObject(["slot": JSONValue(Int(info.slot)), "label": .string(info.label), "serial": .string(info.serial),
@@ -78,15 +78,15 @@ struct PKCS11TokenList: AsyncParsableCommand {
                         unreadable = true
                         continue
                     }
+                    let keys = found.usable, others = found.others
                     if wantsKey {
-                        keys = keys.filter(only.matches)
-                        hidden = hidden || (keys.isEmpty && !login && info.loginRequired)
-                        if keys.isEmpty { continue }
+                        hidden = hidden || (keys.isEmpty && others.isEmpty && !login && info.loginRequired)
+                        if keys.isEmpty && others.isEmpty { continue }
                     }
                     shown += 1
                     let flags = [info.pinLocked ? "PIN LOCKED" : nil, info.pinFinalTry ? "one PIN try left" : nil, info.pinCountLow ? "PIN count low" : nil].compactMap { $0 }
                     text.append("  slot \(info.slot): token \"\(info.label)\" (\(info.manufacturer) \(info.model), serial \(info.serial))\(flags.isEmpty ? "" : " [" + flags.joined(separator: ", ") + "]")")
-                    if keys.isEmpty {
+                    if keys.isEmpty && others.isEmpty {
                         text.append(login || !info.loginRequired ? "    no EC keys" : "    no EC keys visible without a login (--login shows those a token hides)")
                     }
                     for key in keys {
@@ -94,6 +94,9 @@ struct PKCS11TokenList: AsyncParsableCommand {
                         text.append("    \(key.curve.rawValue) \"\(key.label)\" id \(Hex.encode(key.id).dropFirst(2)): \(shown)")
                         text.append("      \(key.uri(on: tokenURI))")
                         text.append("      private key: \(key.custody?.description ?? (login ? "none with this id" : "not visible without a login (--login)"))")
+                    }
+                    for other in others {
+                        text.append("    \"\(other.label)\" id \(Hex.encode(other.id).dropFirst(2)): not usable, it \(other.reason)")
                     }
                     tokenJSON.append(.object(JSONObject([
                         "slot": JSONValue(Int(info.slot)), "label": .string(info.label), "manufacturer": .string(info.manufacturer), "model": .string(info.model),
@@ -105,6 +108,9 @@ struct PKCS11TokenList: AsyncParsableCommand {
                                 "uri": .string(key.uri(on: tokenURI).description),
                                 "custody": key.custody.map { .string($0.rawValue) } ?? .null,
                             ]))
+                        }),
+                        "otherKeys": .array(others.map { other in
+                            .object(JSONObject(["label": .string(other.label), "id": .string(Hex.encode(other.id)), "reason": .string(other.reason)]))
                         }),
                     ])))
                 }

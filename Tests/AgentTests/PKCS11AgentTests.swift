@@ -601,6 +601,7 @@ struct PKCS11CommandTests {
         try hsm.initToken(token)
         try hsm.generateKey(token: token, label: "made-by-pkcs11-tool", id: "01")
         try hsm.generateKey(token: token, label: "p256-key", id: "02", keyType: "EC:prime256v1")
+        try hsm.generateKey(token: token, label: "p384-key", id: "03", keyType: "EC:secp384r1")
         let pinFile = hsm.directory.appendingPathComponent("pin-\(token)").path
         try writeSecretFile(SoftHSM.userPIN, pinFile)
 
@@ -624,6 +625,9 @@ struct PKCS11CommandTests {
         #expect(p256["publicKey"]?.stringValue == Hex.encode(try hsm.publicPoint(token: token, id: "02")))
         let here = try #require(keys.first { $0["label"] == "made-here" })
         #expect(here["address"] == made["address"])
+        // A key on another curve is listed apart, with its curve.
+        let others = ours["otherKeys"]?.arrayValue ?? []
+        #expect(others.map { $0["label"] } == ["p384-key"] && others.first?["reason"]?.stringValue?.contains("secp384r1") == true, "\(ours)")
         let listedURI = try PKCS11URI(try #require(here["uri"]?.stringValue)), madeURI = try PKCS11URI(try #require(made["uri"]?.stringValue))
         #expect(listedURI.id == madeURI.id && listedURI.object == "made-here" && madeURI.token == token)
         // Each listed URI selects its key again.
@@ -651,6 +655,7 @@ struct PKCS11CommandTests {
         }
         #expect(try list("pkcs11:token=\(token);object=p256-key").keys == ["p256-key"])
         #expect(try list("pkcs11:token=\(token);id=%01").keys == ["made-by-pkcs11-tool"])
+        #expect(try list("pkcs11:token=\(token);object=p384-key").status == 0)
         for (uri, message) in [("pkcs11:token=\(token)-absent", "no token matches"), ("pkcs11:token=\(token);object=absent", "no key matches")] {
             let missing = try list(uri)
             #expect(missing.status == 1 && missing.stderr.contains(message) && missing.stderr.contains(uri), "\(missing)")

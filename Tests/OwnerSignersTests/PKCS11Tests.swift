@@ -166,7 +166,7 @@ struct PKCS11OwnerTests {
         let pin = PKCS11PINSource.file(try pinFile(SoftHSM.userPIN))
         _ = try await PKCS11Key.generate(on: tokenURI, curve: .secp256k1, label: "made-here", pin: pin, prompt: Self.noPrompt, defaultModule: nil)
         let read: @Sendable (PKCS11Session, PKCS11Provider.TokenState) throws(PKCS11Failure) -> [String: PKCS11KeyCustody?] = { session, _ throws(PKCS11Failure) in
-            do { return Dictionary(uniqueKeysWithValues: try session.ecPublicKeysWithCustody().map { ($0.label, $0.custody) }) } catch { throw .failed("\(error)") }
+            do { return Dictionary(uniqueKeysWithValues: try session.ecKeysWithCustody().usable.map { ($0.label, $0.custody) }) } catch { throw .failed("\(error)") }
         }
         let provider = PKCS11Provider.shared(modulePath: module)
         #expect(try await provider.withLogin(tokenURI, pin: pin, prompt: Self.noPrompt, read) == ["imported": .imported, "exportable": .exportable, "made-here": .neverLeft])
@@ -308,6 +308,36 @@ struct PKCS11OwnerTests {
             await #expect { try await PKCS11SecretKey.open(sealing, under: try uri(direct, object: "store-key"), aad: data, pin: pin, prompt: Self.noPrompt) } throws: { error in
                 "\(error)".contains("does not open")
             }
+        }
+    }
+
+    /// Keys other tools make that are not plain named-curve keys. A secp256k1 key whose
+    /// CKA_EC_PARAMS spell the curve out (OpenSSL's `-param_enc explicit`, kept by
+    /// `pkcs11-tool --write-object`) is an owner like any other; a key on P-384 is listed among
+    /// the others with its curve, and a URI naming it says why it cannot be an owner. Both were
+    /// once left out without a word.
+    @Test func keysWithExplicitParametersOrOnOtherCurves() async throws {
+        try hsm.initToken(token)
+        let point = try hsm.importKeyWithExplicitParameters(token: token, label: "explicit", id: "03")
+        try hsm.generateKey(token: token, label: "p384key", id: "04", keyType: "EC:secp384r1")
+        let module = try hsm.privateModule()
+        let pin = PKCS11PINSource.file(try pinFile(SoftHSM.userPIN))
+
+        let found = try await PKCS11Provider.shared(modulePath: module).withSession(try PKCS11URI("pkcs11:token=\(token)")) { session, _ throws(PKCS11Failure) in
+            do { return try session.ecKeys() } catch { throw .failed("\(error)") }
+        }
+        let address = try Secp256k1.PublicKey(point).address
+        #expect(found.usable.map(\.label) == ["explicit"])
+        #expect(found.usable.first?.address == address)
+        #expect(found.others.map(\.label) == ["p384key"])
+        #expect(found.others.first?.reason.contains("secp384r1") == true)
+
+        let owner = try await PKCS11Owner.load(try uri(module, object: "explicit"), pin: pin, defaultModule: nil)
+        let digest = Bytes32(Array(repeating: 9, count: 32))
+        let signature = try await owner.sign(Self.approved(digest), prompt: Self.noPrompt)
+        #expect(try signature.recoverAddress(digest: digest) == address)
+        await #expect { try await PKCS11Key.locate(try uri(module, object: "p384key"), pin: pin, defaultModule: nil) } throws: { error in
+            "\(error)".contains("cannot be an owner") && "\(error)".contains("secp384r1")
         }
     }
 

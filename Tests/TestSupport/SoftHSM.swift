@@ -109,6 +109,23 @@ public final class SoftHSM: Sendable {
                                  "--write-object", file.path, "--type", "secrkey", "--key-type", "AES:\(value.count)", "--label", label, "--sensitive"])
     }
 
+    /// A key pair OpenSSL made with its curve written out as explicit parameters
+    /// (`-param_enc explicit`), both halves written by pkcs11-tool, which keeps that form in
+    /// CKA_EC_PARAMS. Returns the public point (04 ‖ X ‖ Y) as OpenSSL gives it.
+    public func importKeyWithExplicitParameters(token: String, label: String, id: String, curve: String = "secp256k1", pin: String = userPIN) throws -> [UInt8] {
+        let base = directory.appendingPathComponent("explicit-\(UUID().uuidString.prefix(8))").path
+        defer { for suffix in [".pem", ".pub.der", ".der"] { try? FileManager.default.removeItem(atPath: base + suffix) } }
+        try tool("openssl", ["ecparam", "-name", curve, "-genkey", "-param_enc", "explicit", "-out", base + ".pem"])
+        try tool("openssl", ["ec", "-in", base + ".pem", "-pubout", "-outform", "DER", "-out", base + ".pub.der"])
+        try tool("openssl", ["ec", "-in", base + ".pem", "-outform", "DER", "-out", base + ".der"])
+        for (file, type) in [(".pub.der", "pubkey"), (".der", "privkey")] {
+            try tool("pkcs11-tool", ["--module", Self.systemModule!, "--token-label", token, "--login", "--pin", pin,
+                                     "--write-object", base + file, "--type", type, "--id", id, "--label", label])
+        }
+        // A SubjectPublicKeyInfo for a 256-bit curve ends with the 65-byte uncompressed point.
+        return Array([UInt8](try Data(contentsOf: URL(fileURLWithPath: base + ".pub.der"))).suffix(65))
+    }
+
     /// The key's public point (04 ‖ X ‖ Y), read back by pkcs11-tool: independent of our reader.
     /// With `pin`, after a login (a public half hidden before one).
     public func publicPoint(token: String, id: String, pin: String? = nil) throws -> [UInt8] {

@@ -14,9 +14,23 @@ public enum PKCS11Curve: String, Sendable, CaseIterable {
         }
     }
 
+    /// OpenSSL's name of the curve.
+    var openSSLName: String {
+        switch self {
+        case .secp256k1: "secp256k1"
+        case .p256: "prime256v1"
+        }
+    }
+
+    /// The curve of CKA_EC_PARAMS: by its OID, or by explicit parameters equal to its own.
     init?(parameters: [UInt8]) {
-        guard let curve = Self.allCases.first(where: { $0.parameters == parameters }) else { return nil }
-        self = curve
+        if let curve = Self.allCases.first(where: { $0.parameters == parameters }) {
+            self = curve
+        } else if let name = ECParameters.curveName(parameters), let curve = Self.allCases.first(where: { $0.openSSLName == name }) {
+            self = curve
+        } else {
+            return nil
+        }
     }
 }
 
@@ -41,6 +55,27 @@ public enum PKCS11KeyCustody: String, Sendable, Equatable, CustomStringConvertib
 
     init(sensitive: Bool, extractable: Bool, alwaysSensitive: Bool, neverExtractable: Bool) {
         self = !sensitive || extractable ? .exportable : alwaysSensitive && neverExtractable ? .neverLeft : .imported
+    }
+}
+
+/// The EC keys on a token: those an owner can be, and the others with the reason.
+public struct PKCS11ECKeys: Sendable, Equatable {
+    public var usable: [PKCS11KeyInfo] = []
+    public var others: [PKCS11OtherKey] = []
+}
+
+/// An EC key no owner can be: on another curve, or with a public point that cannot be read.
+/// `token list` shows it, and a URI that matches only it says why, rather than "no key".
+public struct PKCS11OtherKey: Sendable, Equatable {
+    public var label: String
+    public var id: [UInt8]
+    public var reason: String
+
+    /// The key by its id and label, and why it cannot be an owner.
+    var explained: String {
+        var byID = PKCS11URI()
+        byID.id = id
+        return "\"\(label)\" (\(byID.description.dropFirst("pkcs11:".count))) \(reason)"
     }
 }
 
@@ -77,25 +112,38 @@ public struct PKCS11KeyInfo: Sendable, Equatable {
 }
 
 extension PKCS11Session {
-    /// The EC public keys on the token with their curve and point (objects on other curves, or
-    /// whose point cannot be read, are left out). Public objects need no login.
-    public func ecPublicKeys(matching uri: PKCS11URI = PKCS11URI()) throws(PKCS11Error) -> [PKCS11KeyInfo] {
-        var keys: [PKCS11KeyInfo] = []
+    /// The EC public keys on the token: with their curve and point those on the two curves,
+    /// with the reason the others. Public objects need no login.
+    public func ecKeys(matching uri: PKCS11URI = PKCS11URI()) throws(PKCS11Error) -> PKCS11ECKeys {
+        var keys = PKCS11ECKeys()
         for handle in try find([PKCS11Attribute(.publicKey), .ecKeyType] + Self.selection(uri)) {
-            guard let parameters = try attribute(.ecParams, of: handle), let curve = PKCS11Curve(parameters: parameters),
-                  let point = try attribute(.ecPoint, of: handle).flatMap({ Self.publicPoint($0, on: curve) })
-            else { continue }
-            keys.append(PKCS11KeyInfo(label: String(decoding: try attribute(.label, of: handle) ?? [], as: UTF8.self),
-                                      id: try attribute(.id, of: handle) ?? [], curve: curve, publicKey: point))
+            let label = String(decoding: try attribute(.label, of: handle) ?? [], as: UTF8.self), id = try attribute(.id, of: handle) ?? []
+            let parameters = try attribute(.ecParams, of: handle) ?? []
+            guard let curve = PKCS11Curve(parameters: parameters) else {
+                let curve = ECParameters.curveName(parameters).map { "is on \($0)" } ?? "is on a curve OpenSSL does not know (CKA_EC_PARAMS \(Hex.encode(parameters)))"
+                keys.others.append(PKCS11OtherKey(label: label, id: id, reason: curve + "; owners are secp256k1 or P-256 keys"))
+                continue
+            }
+            guard let point = try attribute(.ecPoint, of: handle).flatMap({ Self.publicPoint($0, on: curve) }) else {
+                keys.others.append(PKCS11OtherKey(label: label, id: id, reason: "has a CKA_EC_POINT that is no point on \(curve.rawValue)"))
+                continue
+            }
+            keys.usable.append(PKCS11KeyInfo(label: label, id: id, curve: curve, publicKey: point))
         }
         return keys
     }
 
-    /// The same, with what the token says of each private half, for `token list`. Lookups skip
-    /// it: it is a search and four reads more per key, round trips to a network HSM.
-    public func ecPublicKeysWithCustody(matching uri: PKCS11URI = PKCS11URI()) throws(PKCS11Error) -> [PKCS11KeyInfo] {
-        var keys = try ecPublicKeys(matching: uri)
-        for i in keys.indices { keys[i].custody = try custody(ofPrivateKeyWithID: keys[i].id) }
+    /// The EC public keys on the two curves.
+    public func ecPublicKeys(matching uri: PKCS11URI = PKCS11URI()) throws(PKCS11Error) -> [PKCS11KeyInfo] {
+        try ecKeys(matching: uri).usable
+    }
+
+    /// The same as `ecKeys`, with what the token says of each usable key's private half, for
+    /// `token list`. Lookups skip it: it is a search and four reads more per key, round trips to
+    /// a network HSM.
+    public func ecKeysWithCustody(matching uri: PKCS11URI = PKCS11URI()) throws(PKCS11Error) -> PKCS11ECKeys {
+        var keys = try ecKeys(matching: uri)
+        for i in keys.usable.indices { keys.usable[i].custody = try custody(ofPrivateKeyWithID: keys.usable[i].id) }
         return keys
     }
 
@@ -149,13 +197,17 @@ public struct PKCS11Key: Sendable {
                               defaultModule: String?) async throws(PKCS11Failure) -> PKCS11Key {
         let provider = try await PKCS11Provider.locate(uri, defaultModule: defaultModule)
         guard uri.object != nil || uri.id != nil else { throw .keyNotFound("\(uri) names no key; add object= or id=") }
-        let read: @Sendable (PKCS11Session, PKCS11Provider.TokenState) throws(PKCS11Failure) -> [PKCS11KeyInfo] = { session, _ throws(PKCS11Failure) in
-            do { return try session.ecPublicKeys(matching: uri) } catch { throw .failed("\(error)") }
+        let read: @Sendable (PKCS11Session, PKCS11Provider.TokenState) throws(PKCS11Failure) -> PKCS11ECKeys = { session, _ throws(PKCS11Failure) in
+            do { return try session.ecKeys(matching: uri) } catch { throw .failed("\(error)") }
         }
-        var keys = try await provider.withSession(uri, read)
-        let hidden = keys.isEmpty ? try await provider.loginPrompt(uri) != nil : false
-        if hidden { keys = try await provider.withLogin(uri, pin: pin, prompt: askPIN, read) }
+        var found = try await provider.withSession(uri, read)
+        let hidden = found.usable.isEmpty && found.others.isEmpty ? try await provider.loginPrompt(uri) != nil : false
+        if hidden { found = try await provider.withLogin(uri, pin: pin, prompt: askPIN, read) }
+        let keys = found.usable
         guard keys.count == 1, let info = keys.first else {
+            if keys.isEmpty, !found.others.isEmpty {
+                throw .keyNotFound("the EC key\(found.others.count == 1 ? "" : "s") matching \(uri) cannot be an owner: " + found.others.map(\.explained).joined(separator: "; "))
+            }
             if keys.isEmpty, try await provider.withSession(uri, { session, _ throws(PKCS11Failure) in session.holdsPrivateECKey(matching: uri) }) {
                 // `pkcs11-tool --write-object key.der --type privkey` leaves it so.
                 throw .keyNotFound("the token holds the private key \(uri.objectName) but no public key object, which its address is read from; "
@@ -282,7 +334,7 @@ public struct PKCS11Owner: OwnerSigner {
     /// gives it, `askPIN`; nil when the token shows no such private key.
     public func custody(askPIN: SecretPrompt = PKCS11Key.nobodyToAsk) async throws(PKCS11Failure) -> PKCS11KeyCustody? {
         let read: @Sendable (PKCS11Session, PKCS11Provider.TokenState) throws(PKCS11Failure) -> PKCS11KeyCustody? = { [uri] session, _ throws(PKCS11Failure) in
-            do { return try session.ecPublicKeysWithCustody(matching: uri).first?.custody } catch { throw .failed("\(error)") }
+            do { return try session.ecKeysWithCustody(matching: uri).usable.first?.custody } catch { throw .failed("\(error)") }
         }
         return try await provider.withLogin(uri, pin: pin, prompt: askPIN, read)
     }
