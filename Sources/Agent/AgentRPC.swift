@@ -248,10 +248,14 @@ public struct AgentRPC: Sendable {
                 // approval, and what the token says of the private key is reported. An owner key
                 // that can leave its token is worth little as one: said, not refused (a key
                 // imported from a backup is a choice the operator made).
+                // A key the token will not sign digests with is refused: it would fail every approval.
                 if pinFile != nil || loginPIN != nil {
-                    do throws(PKCS11Failure) { custody = try await located.custody(askPIN: OwnerLoader.askPIN(loginPIN)) } catch {
+                    let key: PKCS11KeyInfo?
+                    do throws(PKCS11Failure) { key = try await located.withPrivateHalf(askPIN: OwnerLoader.askPIN(loginPIN)) } catch {
                         throw AgentError(error.ownerError.reason, "\(error)")
                     }
+                    if let why = key?.cannotSign { throw AgentError("owner_unavailable", "the key \(located.uri) cannot sign as an owner: \(why)") }
+                    custody = key?.custody
                 }
             } else {
                 let keystore = try string(p, "keystore")

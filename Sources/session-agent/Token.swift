@@ -94,6 +94,7 @@ struct PKCS11TokenList: AsyncParsableCommand {
                         text.append("    \(key.curve.rawValue) \"\(key.label)\" id \(Hex.encode(key.id).dropFirst(2)): \(shown)")
                         text.append("      \(key.uri(on: tokenURI))")
                         text.append("      private key: \(key.custody?.description ?? (login ? "none with this id" : "not visible without a login (--login)"))")
+                        if let why = key.cannotSign { text.append("      CANNOT SIGN as an owner: \(why)") }
                     }
                     for other in others {
                         text.append("    \"\(other.label)\" id \(Hex.encode(other.id).dropFirst(2)): not usable, it \(other.reason)")
@@ -107,6 +108,7 @@ struct PKCS11TokenList: AsyncParsableCommand {
                                 "publicKey": .string(key.publicKeyHex), "address": key.address.map { .string($0.checksummed) } ?? .null,
                                 "uri": .string(key.uri(on: tokenURI).description),
                                 "custody": key.custody.map { .string($0.rawValue) } ?? .null,
+                                "cannotSign": key.cannotSign.map { .string($0) } ?? .null,
                             ]))
                         }),
                         "otherKeys": .array(others.map { other in

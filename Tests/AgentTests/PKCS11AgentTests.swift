@@ -93,6 +93,14 @@ struct PKCS11AgentTests {
         let control = try AgentClient(path: agent.controlSocket)
         let addedEntries = try control.call("audit_show", JSONObject(["kind": "owner_add"])).arrayValue ?? []
         #expect(addedEntries.compactMap { $0["entry"]?["custody"]?.stringValue } == ["never_left", "exportable"], "\(addedEntries)")
+        // A key the token will not sign digests with (an HSM policy allowing only CKM_ECDSA_SHA256)
+        // is refused now, not at the first approval.
+        try hsm.generateKey(token: token, label: "hashing-only", id: "0d", allowedMechanisms: "ECDSA-SHA256")
+        let ownersBefore = try control.call("owners_list").arrayValue?.count
+        let hashingOnly = try Command.run(Command.sessionAgent, ["owner", "add", "pkcs11:token=\(token);object=hashing-only?module-path=\(module)", "--pin-file", pinFile,
+                                                                 "--socket", agent.controlSocket])
+        #expect(hashingOnly.status == 1 && hashingOnly.stderr.contains("cannot sign as an owner") && hashingOnly.stderr.contains("CKM_ECDSA_SHA256"), "\(hashingOnly.stderr)")
+        #expect(try control.call("owners_list").arrayValue?.count == ownersBefore)
         _ = try control.call("owners_remove", JSONObject(["address": .string(Address(publicKey: Array(try hsm.publicPoint(token: token, id: "0b").dropFirst())).checksummed)]))
         _ = try control.call("accounts_add", JSONObject(["account": .object(JSONObject([
             "address": .string(RegistrationTests.other), "kind": "erc7579", "owners": .array([.string(address.checksummed)]), "chains": .array([JSONValue(11155111)]),

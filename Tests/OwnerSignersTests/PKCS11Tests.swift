@@ -175,6 +175,31 @@ struct PKCS11OwnerTests {
         #expect(try await PKCS11Provider.shared(modulePath: fresh).withSession(tokenURI.with(modulePath: fresh), read).values.allSatisfy { $0 == nil })
     }
 
+    /// A key an HSM policy restricts to hashing mechanisms (CKA_ALLOWED_MECHANISMS without
+    /// CKM_ECDSA) cannot sign the keccak-256 digests owners sign: its flags say so after a login,
+    /// and a signature the token refuses names the reason rather than a bare CKR_MECHANISM_INVALID.
+    @Test func aKeyRestrictedToHashingMechanismsSaysItCannotSign() async throws {
+        try hsm.initToken(token)
+        try hsm.generateKey(token: token, label: "k1key", id: "01")
+        try hsm.generateKey(token: token, label: "restricted", id: "02", allowedMechanisms: "ECDSA-SHA256,ECDSA-SHA384")
+        let module = try hsm.privateModule()
+        let tokenURI = try PKCS11URI("pkcs11:token=\(token)?module-path=\(module)")
+        let pin = PKCS11PINSource.file(try pinFile(SoftHSM.userPIN))
+        let read: @Sendable (PKCS11Session, PKCS11Provider.TokenState) throws(PKCS11Failure) -> [String: String?] = { session, _ throws(PKCS11Failure) in
+            do { return Dictionary(uniqueKeysWithValues: try session.ecKeysWithCustody().usable.map { ($0.label, $0.cannotSign) }) } catch { throw .failed("\(error)") }
+        }
+        let refusals = try await PKCS11Provider.shared(modulePath: module).withLogin(tokenURI, pin: pin, prompt: Self.noPrompt, read)
+        #expect(refusals["k1key"] == .some(nil))
+        #expect(refusals["restricted"]??.contains("CKM_ECDSA_SHA256, CKM_ECDSA_SHA384") == true, "\(refusals)")
+
+        let restricted = try await PKCS11Owner.load(try uri(module, object: "restricted"), pin: pin, defaultModule: nil)
+        await #expect { try await restricted.sign(Self.approved(Bytes32(Array(repeating: 3, count: 32))), prompt: Self.noPrompt) } throws: { error in
+            "\(error)".contains("will not sign") && "\(error)".contains("CKM_ECDSA_SHA256")
+        }
+        #expect(try await restricted.withPrivateHalf()?.cannotSign != nil)
+        #expect(try await PKCS11Owner.load(try uri(module), pin: pin, defaultModule: nil).withPrivateHalf()?.cannotSign == nil)
+    }
+
     /// `pkcs11-tool --write-object key.der --type privkey` leaves a private key with no public
     /// key object beside it: the error says so and how to add it, and then the key is an owner.
     @Test func aPrivateKeyWrittenAloneIsNamedAsSuch() async throws {

@@ -92,12 +92,14 @@ public final class SoftHSM: Sendable {
 
     /// A key pair made by pkcs11-tool, as an operator would (`EC:secp256k1` or `EC:prime256v1`);
     /// with `alwaysAuthenticate`, one that wants the PIN at every signature, as PIV signature keys do;
-    /// with `hiddenBeforeLogin`, one whose public half shows only after a login, as on CloudHSM.
+    /// with `hiddenBeforeLogin`, one whose public half shows only after a login, as on CloudHSM;
+    /// with `allowedMechanisms` (pkcs11-tool's names: `ECDSA-SHA256`), one an HSM policy restricts.
     public func generateKey(token: String, label: String, id: String, keyType: String = "EC:secp256k1", pin: String = userPIN,
-                            alwaysAuthenticate: Bool = false, hiddenBeforeLogin: Bool = false, extractable: Bool = false) throws {
+                            alwaysAuthenticate: Bool = false, hiddenBeforeLogin: Bool = false, extractable: Bool = false, allowedMechanisms: String? = nil) throws {
         try tool("pkcs11-tool", ["--module", Self.systemModule!, "--token-label", token, "--login", "--pin", pin,
                                  "--keypairgen", "--key-type", keyType, "--id", id, "--label", label]
-                                 + (alwaysAuthenticate ? ["--always-auth"] : []) + (hiddenBeforeLogin ? ["--private"] : []) + (extractable ? ["--extractable"] : []))
+                                 + (alwaysAuthenticate ? ["--always-auth"] : []) + (hiddenBeforeLogin ? ["--private"] : []) + (extractable ? ["--extractable"] : [])
+                                 + (allowedMechanisms.map { ["--allowed-mechanisms", $0] } ?? []))
     }
 
     /// An AES key of a known value, written by pkcs11-tool (sensitive: it cannot be read back).

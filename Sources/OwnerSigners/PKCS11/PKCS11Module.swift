@@ -456,7 +456,7 @@ public final class PKCS11Session: @unchecked Sendable {
 public struct PKCS11Attribute: Sendable {
     public enum Kind: Sendable {
         case objectClass, keyType, token, `private`, label, id, sensitive, extractable, sign, verify, encrypt, decrypt, ecParams, ecPoint, valueLength
-        case alwaysAuthenticate, alwaysSensitive, neverExtractable
+        case alwaysAuthenticate, alwaysSensitive, neverExtractable, allowedMechanisms
 
         var value: CK_ATTRIBUTE_TYPE {
             let type: UInt =
@@ -479,6 +479,7 @@ public struct PKCS11Attribute: Sendable {
                 case .alwaysAuthenticate: CKA_ALWAYS_AUTHENTICATE
                 case .alwaysSensitive: CKA_ALWAYS_SENSITIVE
                 case .neverExtractable: CKA_NEVER_EXTRACTABLE
+                case .allowedMechanisms: CKA_ALLOWED_MECHANISMS
                 }
             return CK_ATTRIBUTE_TYPE(type)
         }

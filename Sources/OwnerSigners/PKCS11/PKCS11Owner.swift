@@ -1,3 +1,4 @@
+internal import CPKCS11
 import EthereumCore
 import Foundation
 
@@ -86,9 +87,12 @@ public struct PKCS11KeyInfo: Sendable, Equatable {
     public var curve: PKCS11Curve
     /// X ‖ Y, 64 bytes.
     public var publicKey: [UInt8]
-    /// What the token says of the private half (`ecPublicKeysWithCustody`); nil when it is not
-    /// visible (before a login), or was not asked.
+    /// What the token says of the private half (`ecKeysWithCustody`); nil when it is not visible
+    /// (before a login), or was not asked.
     public var custody: PKCS11KeyCustody?
+    /// Why the token will not sign a digest with the private half, read with `custody`; nil when
+    /// it will, or it was not read.
+    public var cannotSign: String?
     /// The public key as 0x04 ‖ X ‖ Y hex.
     public var publicKeyHex: String { "0x04" + Hex.encode(publicKey).dropFirst(2) }
     /// The Ethereum address (secp256k1 keys only).
@@ -143,18 +147,47 @@ extension PKCS11Session {
     /// a network HSM.
     public func ecKeysWithCustody(matching uri: PKCS11URI = PKCS11URI()) throws(PKCS11Error) -> PKCS11ECKeys {
         var keys = try ecKeys(matching: uri)
-        for i in keys.usable.indices { keys.usable[i].custody = try custody(ofPrivateKeyWithID: keys.usable[i].id) }
+        for i in keys.usable.indices {
+            guard let handle = try privateKey(withID: keys.usable[i].id) else { continue }
+            keys.usable[i].custody = try custody(of: handle)
+            keys.usable[i].cannotSign = try refusalToSign(with: handle)
+        }
         return keys
     }
 
-    /// The custody flags of the one EC private key with this id, if it is visible.
-    func custody(ofPrivateKeyWithID id: [UInt8]) throws(PKCS11Error) -> PKCS11KeyCustody? {
+    /// The one EC private key with this id, if it is visible.
+    func privateKey(withID id: [UInt8]) throws(PKCS11Error) -> UInt? {
         let found = try find([PKCS11Attribute(.privateKey), .ecKeyType, PKCS11Attribute(.id, id)])
-        guard found.count == 1 else { return nil }
-        func flag(_ kind: PKCS11Attribute.Kind) throws(PKCS11Error) -> Bool? { try attribute(kind, of: found[0]).map { $0 != [0] } }
+        return found.count == 1 ? found[0] : nil
+    }
+
+    /// What a private key's flags say of its custody.
+    func custody(of key: UInt) throws(PKCS11Error) -> PKCS11KeyCustody {
+        func flag(_ kind: PKCS11Attribute.Kind) throws(PKCS11Error) -> Bool? { try attribute(kind, of: key).map { $0 != [0] } }
         // A module that does not report a flag is not taken at its best.
         return PKCS11KeyCustody(sensitive: try flag(.sensitive) ?? false, extractable: try flag(.extractable) ?? true,
                                 alwaysSensitive: try flag(.alwaysSensitive) ?? false, neverExtractable: try flag(.neverExtractable) ?? false)
+    }
+
+    /// Why the token will not sign a digest with CKM_ECDSA with a private key, as its flags say;
+    /// nil when they allow it (or say nothing). A key an HSM's policy restricts to hashing
+    /// mechanisms (CKM_ECDSA_SHA256 …) cannot sign the keccak-256 digests owners sign.
+    func refusalToSign(with key: UInt) throws(PKCS11Error) -> String? {
+        if try attribute(.sign, of: key) == [0] { return "the token does not let it sign (CKA_SIGN is false)" }
+        let width = MemoryLayout<CK_MECHANISM_TYPE>.size
+        guard let listed = try attribute(.allowedMechanisms, of: key), !listed.isEmpty, listed.count % width == 0 else { return nil }
+        let allowed = stride(from: 0, to: listed.count, by: width).map { offset in
+            listed[offset..<offset + width].withUnsafeBytes { $0.loadUnaligned(as: CK_MECHANISM_TYPE.self) }
+        }
+        guard !allowed.contains(CK_MECHANISM_TYPE(CKM_ECDSA)) else { return nil }
+        return "its CKA_ALLOWED_MECHANISMS (\(allowed.map(Self.mechanismName).joined(separator: ", "))) leave out CKM_ECDSA, "
+            + "which signs the keccak-256 digest the agent computed; no hashing mechanism computes keccak-256"
+    }
+
+    static func mechanismName(_ mechanism: CK_MECHANISM_TYPE) -> String {
+        let names: [UInt: String] = [UInt(CKM_ECDSA_SHA1): "CKM_ECDSA_SHA1", UInt(CKM_ECDSA_SHA224): "CKM_ECDSA_SHA224", UInt(CKM_ECDSA_SHA256): "CKM_ECDSA_SHA256",
+                                     UInt(CKM_ECDSA_SHA384): "CKM_ECDSA_SHA384", UInt(CKM_ECDSA_SHA512): "CKM_ECDSA_SHA512", UInt(CKM_ECDH1_DERIVE): "CKM_ECDH1_DERIVE"]
+        return names[UInt(mechanism)] ?? String(format: "0x%lX", UInt(mechanism))
     }
 
     /// The label and id attributes a URI selects by.
@@ -329,12 +362,13 @@ public struct PKCS11Owner: OwnerSigner {
         try await provider.signECDSA(uri, pin: pin, digest: digest, prompt: prompt)
     }
 
-    /// What the token says of the private key's custody (made there and never extractable,
-    /// imported, or extractable now), read after a login with the PIN from `pin` or, when a person
-    /// gives it, `askPIN`; nil when the token shows no such private key.
-    public func custody(askPIN: SecretPrompt = PKCS11Key.nobodyToAsk) async throws(PKCS11Failure) -> PKCS11KeyCustody? {
-        let read: @Sendable (PKCS11Session, PKCS11Provider.TokenState) throws(PKCS11Failure) -> PKCS11KeyCustody? = { [uri] session, _ throws(PKCS11Failure) in
-            do { return try session.ecKeysWithCustody(matching: uri).usable.first?.custody } catch { throw .failed("\(error)") }
+    /// The key with what the token says of its private half (`custody`: made there and never
+    /// extractable, imported, or extractable now; `cannotSign`), read after a login with the PIN
+    /// from `pin` or, when a person gives it, `askPIN`. `custody` is nil when the token shows no
+    /// such private key; all is nil when it shows no such key.
+    public func withPrivateHalf(askPIN: SecretPrompt = PKCS11Key.nobodyToAsk) async throws(PKCS11Failure) -> PKCS11KeyInfo? {
+        let read: @Sendable (PKCS11Session, PKCS11Provider.TokenState) throws(PKCS11Failure) -> PKCS11KeyInfo? = { [uri] session, _ throws(PKCS11Failure) in
+            do { return try session.ecKeysWithCustody(matching: uri).usable.first } catch { throw .failed("\(error)") }
         }
         return try await provider.withLogin(uri, pin: pin, prompt: askPIN, read)
     }
@@ -379,6 +413,9 @@ extension PKCS11Provider {
             let handle = try key(session, state)
             do throws(PKCS11Error) { return try session.signECDSA(key: handle, digest: digest) } catch {
                 if error.notLoggedIn, (try? session.attribute(.alwaysAuthenticate, of: handle)) == [1] { return nil }
+                if error.mechanismRefused || error.code == UInt(CKR_KEY_FUNCTION_NOT_PERMITTED), let why = (try? session.refusalToSign(with: handle)) ?? nil {
+                    throw .failed("the token will not sign with \(name) (\(error)): \(why)")
+                }
                 throw PKCS11Provider.failure(error, state.tokenKey)
             }
         }
