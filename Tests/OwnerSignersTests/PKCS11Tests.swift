@@ -423,6 +423,12 @@ struct PKCS11OwnerTests {
         }
         try writeSecretFile(SoftHSM.userPIN + "\n", long)
         #expect(try await owner.sign(Self.approved(digest), prompt: Self.noPrompt).recoverAddress(digest: digest) == Address(publicKey: k1Point))
+        // A token that makes no secp256k1 keys says so, and still makes P-256 ones.
+        let tokenURI = try PKCS11URI("pkcs11:token=\(token)?module-path=\(module)")
+        await #expect { try await PKCS11Key.generate(on: tokenURI, curve: .secp256k1, label: "made-here", pin: .file(long), prompt: Self.noPrompt, defaultModule: nil) } throws: { error in
+            "\(error)".contains("does not make secp256k1 keys") && "\(error)".contains("CKR_CURVE_NOT_SUPPORTED")
+        }
+        #expect(try await PKCS11Key.generate(on: tokenURI, curve: .p256, label: "made-here", pin: .file(long), prompt: Self.noPrompt, defaultModule: nil).info.curve == .p256)
     }
 
     @Test func aWrongPINIsAClearErrorAndIsNotOfferedAgain() async throws {

@@ -24,9 +24,20 @@ public enum CModule {
 
     /// A module in front of another (`real`) that behaves as some vendors' do: it refuses a PIN
     /// over 32 bytes with CKR_PIN_LEN_RANGE before the token sees it (OpenSC checks a card's
-    /// PIN length so), and gives EC points compressed (02/03 ‖ X in the DER OCTET STRING).
+    /// PIN length so), gives EC points compressed (02/03 ‖ X in the DER OCTET STRING), and makes
+    /// no secp256k1 keys (CKR_CURVE_NOT_SUPPORTED, as PIV cards).
     public static func quirks(in directory: URL, real: String) throws -> String {
-        try build("quirks", source: inFront(of: real, replacing: ["C_Login": "login", "C_GetAttributeValue": "attributes"], with: """
+        try build("quirks", source: inFront(of: real, replacing: ["C_Login": "login", "C_GetAttributeValue": "attributes", "C_GenerateKeyPair": "generateKeyPair"], with: """
+            static CK_RV generateKeyPair(CK_SESSION_HANDLE session, CK_MECHANISM *mechanism, CK_ATTRIBUTE *publicTemplate, CK_ULONG publicCount,
+                                         CK_ATTRIBUTE *privateTemplate, CK_ULONG privateCount, CK_OBJECT_HANDLE *publicKey, CK_OBJECT_HANDLE *privateKey) {
+                static const CK_BYTE secp256k1[] = { 0x06, 0x05, 0x2B, 0x81, 0x04, 0x00, 0x0A };
+                for (CK_ULONG i = 0; i < publicCount; i++) {
+                    if (publicTemplate[i].type == CKA_EC_PARAMS && publicTemplate[i].ulValueLen == sizeof secp256k1
+                        && memcmp(publicTemplate[i].pValue, secp256k1, sizeof secp256k1) == 0) return CKR_CURVE_NOT_SUPPORTED;
+                }
+                return real->C_GenerateKeyPair(session, mechanism, publicTemplate, publicCount, privateTemplate, privateCount, publicKey, privateKey);
+            }
+
             static CK_RV login(CK_SESSION_HANDLE session, CK_USER_TYPE user, CK_UTF8CHAR *pin, CK_ULONG length) {
                 if (length > 32) return CKR_PIN_LEN_RANGE;
                 return real->C_Login(session, user, pin, length);

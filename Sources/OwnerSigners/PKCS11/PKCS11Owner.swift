@@ -279,7 +279,13 @@ public struct PKCS11Key: Sendable {
             do throws(PKCS11Error) {
                 _ = try session.generateECKeyPair(curveParameters: curve.parameters, label: label, id: id)
                 made = try session.ecPublicKeys(matching: { var u = PKCS11URI(); u.id = id; return u }())
-            } catch { throw .failed("\(error)") }
+            } catch {
+                if error.mechanismRefused || [CKR_CURVE_NOT_SUPPORTED, CKR_DOMAIN_PARAMS_INVALID].map({ UInt($0) }).contains(error.code ?? 0) {
+                    throw .failed("the token does not make \(curve.rawValue) keys (\(error))"
+                                  + (curve == .secp256k1 ? "; PIV cards and most smartcards have none, HSMs such as YubiHSM 2, Nitrokey HSM 2 and AWS CloudHSM do" : ""))
+                }
+                throw PKCS11Provider.failure(error, token.tokenOnly.description)
+            }
             guard made.count == 1 else { throw .failed("the token did not keep the key pair it generated") }
             return made[0]
         }
