@@ -2,6 +2,7 @@ import Crypto
 import EthereumCore
 import Foundation
 import OwnerSigners
+import Synchronization
 import Testing
 import TestSupport
 
@@ -429,6 +430,49 @@ struct PKCS11OwnerTests {
             "\(error)".contains("does not make secp256k1 keys") && "\(error)".contains("CKR_CURVE_NOT_SUPPORTED")
         }
         #expect(try await PKCS11Key.generate(on: tokenURI, curve: .p256, label: "made-here", pin: .file(long), prompt: Self.noPrompt, defaultModule: nil).info.curve == .p256)
+    }
+
+    /// A reader with a keypad (CKF_PROTECTED_AUTHENTICATION_PATH; a module in front of SoftHSM
+    /// takes what a person "types" from a file): a person's PIN is entered there and never asked
+    /// for by the agent. A cancel or a wrong PIN is one they can mend, and the same PIN entered
+    /// again is not refused as a repeat (the agent never saw it); a PIN file is used as given.
+    @Test func aReaderWithAKeypadTakesThePINItself() async throws {
+        try hsm.initToken(token)
+        try hsm.generateKey(token: token, label: "k1key", id: "01")
+        let directory = hsm.directory.appendingPathComponent("keypad-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let typed = directory.appendingPathComponent("typed").path
+        let module = try CModule.keypad(in: directory, real: try hsm.privateModule(), typed: typed)
+        let asked = Mutex(0)
+        let prompt: SecretPrompt = { _ in
+            asked.withLock { $0 += 1 }
+            throw PKCS11Failure.pinNeeded("asked")
+        }
+        let owner = try await PKCS11Owner.load(try uri(module), pin: .prompt, defaultModule: nil)
+        #expect(try await PKCS11Provider.shared(modulePath: module).loginPrompt(try uri(module))?.contains("on the reader's keypad") == true)
+        let digest = Bytes32(Array(repeating: 5, count: 32))
+        await #expect { try await owner.sign(Self.approved(digest), prompt: prompt) } throws: { error in
+            guard case OwnerSignerError.secretNeeded(let message) = error else { return false }
+            return message.contains("cancelled")
+        }
+        for _ in 0..<2 {
+            try SoftHSM.wrongPIN.write(toFile: typed, atomically: true, encoding: .utf8)
+            await #expect { try await owner.sign(Self.approved(digest), prompt: prompt) } throws: { error in
+                guard case OwnerSignerError.wrongSecret(let message) = error else { return false }
+                return message.contains("wrong PIN") && message.contains("keypad")
+            }
+        }
+        try SoftHSM.userPIN.write(toFile: typed, atomically: true, encoding: .utf8)
+        #expect(try await owner.sign(Self.approved(digest), prompt: prompt).recoverAddress(digest: digest) == owner.identity.address)
+        #expect(asked.withLock { $0 } == 0)
+
+        // Another instance of the module, with a PIN file and nothing typed on the keypad.
+        try FileManager.default.removeItem(atPath: typed)
+        let other = directory.appendingPathComponent("other")
+        try FileManager.default.createDirectory(at: other, withIntermediateDirectories: true)
+        let withFile = try CModule.keypad(in: other, real: try hsm.privateModule(), typed: typed)
+        let unattended = try await PKCS11Owner.load(try uri(withFile), pin: .file(try pinFile(SoftHSM.userPIN)), defaultModule: nil)
+        #expect(try await unattended.sign(Self.approved(digest), prompt: prompt).recoverAddress(digest: digest) == owner.identity.address)
     }
 
     @Test func aWrongPINIsAClearErrorAndIsNotOfferedAgain() async throws {

@@ -144,6 +144,32 @@ public enum CModule {
             """), in: directory)
     }
 
+    /// A module in front of another (`real`) whose tokens sit in a reader with a keypad
+    /// (CKF_PROTECTED_AUTHENTICATION_PATH): C_Login with no PIN takes the one a person "types",
+    /// read from the file `typed`, and is cancelled (CKR_FUNCTION_CANCELED) when there is none.
+    public static func keypad(in directory: URL, real: String, typed: String) throws -> String {
+        try build("keypad", source: inFront(of: real, replacing: ["C_GetTokenInfo": "tokenInfo", "C_Login": "login"], with: """
+            #include <stdio.h>
+
+            static CK_RV tokenInfo(CK_SLOT_ID slot, CK_TOKEN_INFO *info) {
+                CK_RV rv = real->C_GetTokenInfo(slot, info);
+                if (rv == CKR_OK) info->flags |= CKF_PROTECTED_AUTHENTICATION_PATH;
+                return rv;
+            }
+
+            static CK_RV login(CK_SESSION_HANDLE session, CK_USER_TYPE user, CK_UTF8CHAR *pin, CK_ULONG length) {
+                if (pin != NULL) return real->C_Login(session, user, pin, length);
+                FILE *keypad = fopen("\(typed)", "r");
+                if (keypad == NULL) return CKR_FUNCTION_CANCELED;
+                CK_UTF8CHAR entered[64];
+                size_t count = fread(entered, 1, sizeof entered, keypad);
+                fclose(keypad);
+                while (count > 0 && entered[count - 1] == '\\n') count--;
+                return real->C_Login(session, user, entered, count);
+            }
+            """), in: directory)
+    }
+
     /// A module in front of another (`real`) that writes the file `marker` when it is finalized.
     public static func markingFinalize(in directory: URL, real: String, marker: String) throws -> String {
         try build("marking-finalize", source: inFront(of: real, replacing: ["C_Finalize": "finalize"], with: """

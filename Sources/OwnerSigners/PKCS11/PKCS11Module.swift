@@ -40,6 +40,8 @@ public struct PKCS11Error: Error, Equatable, Sendable, CustomStringConvertible {
     /// it, so no try is counted.
     public var pinMalformed: Bool { code == UInt(CKR_PIN_LEN_RANGE) || code == UInt(CKR_PIN_INVALID) }
     public var pinLocked: Bool { code == UInt(CKR_PIN_LOCKED) }
+    /// The person cancelled on the reader's keypad.
+    public var cancelled: Bool { code == UInt(CKR_FUNCTION_CANCELED) }
     public var notLoggedIn: Bool { code == UInt(CKR_USER_NOT_LOGGED_IN) }
 
     static let names: [UInt: String] = [
@@ -58,7 +60,7 @@ public struct PKCS11Error: Error, Equatable, Sendable, CustomStringConvertible {
         UInt(CKR_USER_NOT_LOGGED_IN): "CKR_USER_NOT_LOGGED_IN", UInt(CKR_USER_PIN_NOT_INITIALIZED): "CKR_USER_PIN_NOT_INITIALIZED",
         UInt(CKR_ENCRYPTED_DATA_INVALID): "CKR_ENCRYPTED_DATA_INVALID", UInt(CKR_BUFFER_TOO_SMALL): "CKR_BUFFER_TOO_SMALL",
         UInt(CKR_KEY_FUNCTION_NOT_PERMITTED): "CKR_KEY_FUNCTION_NOT_PERMITTED", UInt(CKR_DOMAIN_PARAMS_INVALID): "CKR_DOMAIN_PARAMS_INVALID",
-        UInt(CKR_CURVE_NOT_SUPPORTED): "CKR_CURVE_NOT_SUPPORTED",
+        UInt(CKR_CURVE_NOT_SUPPORTED): "CKR_CURVE_NOT_SUPPORTED", UInt(CKR_FUNCTION_CANCELED): "CKR_FUNCTION_CANCELED",
         UInt(CKR_CRYPTOKI_NOT_INITIALIZED): "CKR_CRYPTOKI_NOT_INITIALIZED", UInt(CKR_CRYPTOKI_ALREADY_INITIALIZED): "CKR_CRYPTOKI_ALREADY_INITIALIZED",
     ]
 }
@@ -79,6 +81,9 @@ public struct PKCS11TokenInfo: Sendable, Equatable {
     public var pinLocked: Bool
     /// The PIN lengths the token takes, in bytes; nil when it does not say.
     public var pinLengths: ClosedRange<UInt>?
+    /// The PIN is entered on the reader's own keypad (CKF_PROTECTED_AUTHENTICATION_PATH), so the
+    /// host never sees it.
+    public var keypad: Bool
 }
 
 /// What an object on a token is, as far as the agent cares.
@@ -233,7 +238,8 @@ public final class PKCS11Module: @unchecked Sendable {
             manufacturer: Self.padded(&info.manufacturerID), model: Self.padded(&info.model), serial: Self.padded(&info.serialNumber),
             initialized: flags & CK_FLAGS(CKF_TOKEN_INITIALIZED) != 0, loginRequired: flags & CK_FLAGS(CKF_LOGIN_REQUIRED) != 0, pinCountLow: flags & CK_FLAGS(CKF_USER_PIN_COUNT_LOW) != 0,
             pinFinalTry: flags & CK_FLAGS(CKF_USER_PIN_FINAL_TRY) != 0, pinLocked: flags & CK_FLAGS(CKF_USER_PIN_LOCKED) != 0,
-            pinLengths: info.ulMaxPinLen == CK_ULONG.max || info.ulMaxPinLen < info.ulMinPinLen ? nil : UInt(info.ulMinPinLen)...UInt(info.ulMaxPinLen))
+            pinLengths: info.ulMaxPinLen == CK_ULONG.max || info.ulMaxPinLen < info.ulMinPinLen ? nil : UInt(info.ulMinPinLen)...UInt(info.ulMaxPinLen),
+            keypad: flags & CK_FLAGS(CKF_PROTECTED_AUTHENTICATION_PATH) != 0)
     }
 
     /// A fixed-width PKCS#11 text field: UTF-8 padded with spaces, not NUL-terminated.
@@ -283,11 +289,13 @@ public final class PKCS11Session: @unchecked Sendable {
     /// C_Login as the user. A login applies to every session of the application on that token.
     /// With `contextSpecific`, the login a key marked CKA_ALWAYS_AUTHENTICATE needs between
     /// C_SignInit and C_Sign; it lasts for that one operation.
-    public func login(pin: SecretBytes, contextSpecific: Bool = false) throws(PKCS11Error) {
-        let rv = pin.withUnsafeBytes { bytes in
-            f.C_Login(handle, CK_USER_TYPE(contextSpecific ? CKU_CONTEXT_SPECIFIC : CKU_USER),
-                      UnsafeMutablePointer(mutating: bytes.bindMemory(to: UInt8.self).baseAddress), CK_ULONG(bytes.count))
-        }
+    /// C_Login with `pin`, or with none when the person enters it on the reader's keypad (the
+    /// call returns once they have).
+    public func login(pin: SecretBytes?, contextSpecific: Bool = false) throws(PKCS11Error) {
+        let user = CK_USER_TYPE(contextSpecific ? CKU_CONTEXT_SPECIFIC : CKU_USER)
+        let rv = pin?.withUnsafeBytes { bytes in
+            f.C_Login(handle, user, UnsafeMutablePointer(mutating: bytes.bindMemory(to: UInt8.self).baseAddress), CK_ULONG(bytes.count))
+        } ?? f.C_Login(handle, user, nil, 0)
         guard rv != CKR_USER_ALREADY_LOGGED_IN || contextSpecific else { return }
         try check("C_Login", rv)
     }

@@ -469,9 +469,9 @@ public final class PKCS11Provider: @unchecked Sendable {
     /// Logs in with every rule of the token's PIN: a locked PIN, or one it rejected before, is not
     /// tried; an unattended source never spends the last try. `contextSpecific` is the login for
     /// one operation of an always-authenticate key.
-    private func login(_ session: PKCS11Session, tokenKey: String, token: PKCS11TokenInfo, pin: SecretBytes, source: PKCS11PINSource,
+    private func login(_ session: PKCS11Session, tokenKey: String, token: PKCS11TokenInfo, pin: SecretBytes?, source: PKCS11PINSource,
                        contextSpecific: Bool = false) throws(PKCS11Failure) {
-        let fingerprint = pin.withUnsafeBytes { SHA256.hash(data: $0) }
+        let fingerprint = pin?.withUnsafeBytes { SHA256.hash(data: $0) }
         let identity = Self.identity(token)
         if let refusal = refusal(of: fingerprint, from: source, on: token) { throw .wrongPIN(refusal) }
         do {
@@ -482,26 +482,29 @@ public final class PKCS11Provider: @unchecked Sendable {
             }
             rejectedPINs[identity] = nil
         } catch {
+            let from = pin == nil ? "entered on the reader's keypad" : "from \(source)"
             if error.pinIncorrect {
                 rejectedPINs[identity] = fingerprint
                 let after = try? session.module.tokenInfo(slot: token.slot)
                 let left = after?.pinLocked == true ? "the PIN is now locked" : after?.pinFinalTry == true ? "one try is left" : after?.pinCountLow == true ? "few tries are left" : "the token counts failed tries"
-                throw .wrongPIN("wrong PIN for token \"\(token.label)\" (from \(source)); \(left)")
+                throw .wrongPIN("wrong PIN for token \"\(token.label)\" (\(from)); \(left)")
             }
+            if error.cancelled { throw .pinNeeded("the PIN entry on the keypad of token \"\(token.label)\"'s reader was cancelled") }
             if error.pinLocked { throw .wrongPIN("the user PIN of token \"\(token.label)\" is locked; unblock it with the SO PIN") }
             if error.pinMalformed {
                 let lengths = token.pinLengths.map { "; it takes \($0.lowerBound) to \($0.upperBound) bytes" } ?? ""
-                throw .wrongPIN("token \"\(token.label)\" refused the PIN (from \(source)) as malformed, before trying it (\(error))\(lengths)")
+                throw .wrongPIN("token \"\(token.label)\" refused the PIN (\(from)) as malformed, before trying it (\(error))\(lengths)")
             }
             throw Self.failure(error, tokenKey)
         }
     }
 
     /// Why a PIN would not be tried on `token`: its PIN is locked, the token rejected this one
-    /// before, or it has one try left, which an unattended PIN never spends.
-    private func refusal(of fingerprint: SHA256.Digest, from source: PKCS11PINSource, on token: PKCS11TokenInfo) -> String? {
+    /// before, or it has one try left, which an unattended PIN never spends. (A PIN entered on
+    /// the reader's keypad, which the agent never sees, has no `fingerprint`.)
+    private func refusal(of fingerprint: SHA256.Digest?, from source: PKCS11PINSource, on token: PKCS11TokenInfo) -> String? {
         if token.pinLocked { return "the user PIN of token \"\(token.label)\" is locked; unblock it with the SO PIN" }
-        if rejectedPINs[Self.identity(token)] == fingerprint {
+        if let fingerprint, rejectedPINs[Self.identity(token)] == fingerprint {
             return "token \"\(token.label)\" rejected this PIN (from \(source)) before; not offering it again, since each try counts down the token's retries"
         }
         if token.pinFinalTry && source.unattended { return "token \"\(token.label)\" has one PIN try left; an unattended PIN from \(source) will not spend it" }
@@ -535,10 +538,13 @@ public final class PKCS11Provider: @unchecked Sendable {
         return .failed("\(error)")
     }
 
-    /// Reads the PIN from its source. Only called when a login is needed.
+    /// Reads the PIN from its source; nil when a person is to enter it on the reader's keypad,
+    /// which never lets the host see it (as ssh-agent and gpg-agent leave it to the keypad). Only
+    /// called when a login is needed.
     private static func readPIN(_ source: PKCS11PINSource, token: PKCS11TokenInfo, prompt: SecretPrompt,
-                                forOneSignature: Bool = false) async throws(PKCS11Failure) -> SecretBytes {
+                                forOneSignature: Bool = false) async throws(PKCS11Failure) -> SecretBytes? {
         if let unattended = try source.unattendedPIN() { return unattended }
+        if token.keypad { return nil }
         do { return try await prompt(pinPrompt(token, forOneSignature: forOneSignature)) } catch {
             throw .pinNeeded("no PIN was given for token \"\(token.label)\": \(error)")
         }
@@ -550,6 +556,7 @@ public final class PKCS11Provider: @unchecked Sendable {
         let warning = token.pinFinalTry ? " (LAST TRY: a wrong PIN locks it)" : token.pinCountLow ? " (few tries left)" : ""
         let purpose = forOneSignature ? " (this key asks for it at every signature)" : ""
         let serial = token.serial.isEmpty ? "" : ", serial \(token.serial)"
-        return "PIN for token \"\(token.label)\"\(serial)\(purpose)\(warning)"
+        let keypad = token.keypad ? " on the reader's keypad" : ""
+        return "PIN for token \"\(token.label)\"\(serial)\(keypad)\(purpose)\(warning)"
     }
 }
