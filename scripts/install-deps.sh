@@ -7,7 +7,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 
 apt_packages=(
   pkg-config
-  libsecp256k1-dev libssl-dev
+  libsecp256k1-dev libssl-dev openssl
   libfido2-dev fido2-tools
   libpcsclite-dev pcscd vsmartcard-vpcd
   p11-kit libp11-kit-dev softhsm2 opensc

@@ -111,13 +111,13 @@ public final class SoftHSM: Sendable {
                                  "--write-object", file.path, "--type", "secrkey", "--key-type", "AES:\(value.count)", "--label", label, "--sensitive"])
     }
 
-    /// A key pair OpenSSL made with its curve written out as explicit parameters
+    /// A secp256k1 key pair OpenSSL made with its curve written out as explicit parameters
     /// (`-param_enc explicit`), both halves written by pkcs11-tool, which keeps that form in
     /// CKA_EC_PARAMS. Returns the public point (04 ‖ X ‖ Y) as OpenSSL gives it.
-    public func importKeyWithExplicitParameters(token: String, label: String, id: String, curve: String = "secp256k1", pin: String = userPIN) throws -> [UInt8] {
+    public func importKeyWithExplicitParameters(token: String, label: String, id: String, pin: String = userPIN) throws -> [UInt8] {
         let base = directory.appendingPathComponent("explicit-\(UUID().uuidString.prefix(8))").path
         defer { for suffix in [".pem", ".pub.der", ".der"] { try? FileManager.default.removeItem(atPath: base + suffix) } }
-        try tool("openssl", ["ecparam", "-name", curve, "-genkey", "-param_enc", "explicit", "-out", base + ".pem"])
+        try tool("openssl", ["ecparam", "-name", "secp256k1", "-genkey", "-param_enc", "explicit", "-out", base + ".pem"])
         try tool("openssl", ["ec", "-in", base + ".pem", "-pubout", "-outform", "DER", "-out", base + ".pub.der"])
         try tool("openssl", ["ec", "-in", base + ".pem", "-outform", "DER", "-out", base + ".der"])
         for (file, type) in [(".pub.der", "pubkey"), (".der", "privkey")] {

@@ -124,7 +124,8 @@ extension PKCS11Session {
             let label = String(decoding: try attribute(.label, of: handle) ?? [], as: UTF8.self), id = try attribute(.id, of: handle) ?? []
             let parameters = try attribute(.ecParams, of: handle) ?? []
             guard let curve = PKCS11Curve(parameters: parameters) else {
-                let curve = ECParameters.curveName(parameters).map { "is on \($0)" } ?? "is on a curve OpenSSL does not know (CKA_EC_PARAMS \(Hex.encode(parameters)))"
+                let curve = parameters.isEmpty ? "has no CKA_EC_PARAMS"
+                    : ECParameters.curveName(parameters).map { "is on \($0)" } ?? "is on a curve OpenSSL does not know (CKA_EC_PARAMS \(Hex.encode(parameters)))"
                 keys.others.append(PKCS11OtherKey(label: label, id: id, reason: curve + "; owners are secp256k1 or P-256 keys"))
                 continue
             }

@@ -119,11 +119,6 @@ public struct PKCS11URI: Sendable, Equatable, CustomStringConvertible {
             && (model ?? info.model) == info.model && (slotDescription ?? info.slotDescription) == info.slotDescription && (slotID ?? info.slot) == info.slot
     }
 
-    /// Whether a key has the label (object=) and id the URI gives.
-    public func matches(_ key: PKCS11KeyInfo) -> Bool {
-        (object ?? key.label) == key.label && (id ?? key.id) == key.id
-    }
-
     /// Whether a registered module is the one the query names (either of path and name may be given).
     public func matches(_ module: PKCS11Module.Registration) -> Bool {
         let file = PKCS11Module.file(module.path)
