@@ -34,9 +34,7 @@ public enum AgentDaemon {
         var owners: [any OwnerSigner] = []
         for owner in config.owners { owners.append(try await OwnerLoader.load(owner, defaultModule: config.pkcs11Module)) }
         for registered in try store.registeredOwners() where !owners.contains(where: { $0.identity.address.checksummed == registered.address }) {
-            let owner = try OwnerLoader.load(registered, modules: runTimeModules)
-            if let refused = owner as? RefusedOwner { logger.warning("\(refused.problem)") }
-            owners.append(owner)
+            owners.append(try OwnerLoader.load(registered, modules: runTimeModules))
         }
         var accounts = config.accounts
         for json in try store.registeredAccounts() {
@@ -108,6 +106,16 @@ public enum AgentDaemon {
                 try await server.run(listeners) {
                     Systemd.notify("READY=1")
                     logger.notice("ready on \(activated.isEmpty ? "\(clientPath) and \(controlPath)" : "the sockets systemd passed"): \(readyLine), the store \(store.isLocked ? "locked" : "open")")
+                    // Whatever keeps an owner from signing (a PIN file missing, a token absent, a
+                    // PIN locked, a module the configuration no longer allows) is in the journal
+                    // from the start, not only at the first approval that fails. Nothing is
+                    // signed or asked; a slow token does not hold up the sockets.
+                    Task {
+                        for (owner, readiness) in await agent.ownerReadiness() {
+                            guard case .notReady(let problem) = readiness else { continue }
+                            logger.warning("owner \(owner.address.checksummed) (\(owner.backend) \(owner.location)) cannot sign now: \(problem)")
+                        }
+                    }
                     onReady(clientPath, controlPath)
                 }
             }

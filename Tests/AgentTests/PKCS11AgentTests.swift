@@ -197,6 +197,31 @@ struct PKCS11AgentTests {
         #expect(!agent.logs.contains(SoftHSM.userPIN))
     }
 
+    /// What keeps an owner from signing is in the journal from the start: here a PIN file that
+    /// is not there, and a token that is not there. Nothing waits for a first approval to fail.
+    @Test func anOwnerThatCannotSignIsNamedInTheJournalAtStart() throws {
+        let (_, address, _) = try tokenWithKey()
+        let missing = hsm.directory.appendingPathComponent("no-such-pin-\(token)").path
+        let agent = try AgentProcess(rules: "default = \"approve\"", owner: .init(toml: """
+            pkcs11 = "pkcs11:token=\(token);object=owner?module-path=\(SoftHSM.systemModule!)"
+            pin_file = "\(missing)"
+            address = "\(address.checksummed)"
+            """, address: address.checksummed), environment: hsm.environment)
+        try agent.start()
+        try agent.waitForLog("owner \(address.checksummed) (pkcs11 pkcs11:token=\(token)")
+        #expect(agent.logs.contains("cannot sign now") && agent.logs.contains(missing), "\(agent.logs)")
+        agent.stop()
+
+        try writeSecretFile(SoftHSM.userPIN, missing)
+        let config = agent.directory.appendingPathComponent("session-agent.toml")
+        try String(contentsOf: config, encoding: .utf8).replacingOccurrences(of: "token=\(token);", with: "token=\(token)-absent;")
+            .write(to: config, atomically: true, encoding: .utf8)
+        try agent.start()
+        try agent.waitForLog("(pkcs11 pkcs11:token=\(token)-absent")
+        #expect(agent.logs.contains("cannot sign now"), "\(agent.logs)")
+        #expect(!agent.logs.contains(SoftHSM.userPIN))
+    }
+
     /// A stopping agent finalizes its modules (C_Finalize, which ends their sessions and
     /// logins), so a network HSM frees them at once.
     @Test func aStoppingAgentFinalizesItsModules() throws {
@@ -281,7 +306,7 @@ struct PKCS11AgentTests {
             let added = try Command.run(Command.sessionAgent, ["owner", "add", "pkcs11:token=\(token);object=owner?module-path=\(link)", "--pin-file", pinFile,
                                                                "--socket", agent.controlSocket, "--json"])
             let pid = try #require(agent.process?.processIdentifier)
-            let maps = try #require(procFile("/proc/\(pid)/maps"))
+            let maps = try #require(procFile("/proc/\(pid)/maps"), "\(agent.logs)")
             if allowed {
                 #expect(added.status == 0 && (try? JSONValue(parsing: added.stdout))?["address"]?.stringValue == address.checksummed, "\(added.stdout) \(added.stderr)")
                 #expect(maps.contains(copy))
@@ -296,9 +321,9 @@ struct PKCS11AgentTests {
                 let owner = (try? JSONValue(parsing: listed.stdout))?.arrayValue?.first { $0["address"]?.stringValue == address.checksummed }
                 #expect(listed.status == 1 && owner?["ready"] == .bool(false) && owner?["reason"] == "owner_failed", "\(listed.stdout)")
                 #expect(owner?["problem"]?.stringValue?.contains("pkcs11_modules") == true, "\(listed.stdout)")
-                #expect(agent.logs.contains("the owner \(address.checksummed) added at run time is not used"))
+                try agent.waitForLog("the owner \(address.checksummed) added at run time is not used")
                 let restarted = try #require(agent.process?.processIdentifier)
-                #expect(try #require(procFile("/proc/\(restarted)/maps")).contains(copy) == false, "the module left out was loaded")
+                #expect(try #require(procFile("/proc/\(restarted)/maps"), "\(agent.logs)").contains(copy) == false, "the module left out was loaded")
                 let removed = try Command.run(Command.sessionAgent, ["owner", "remove", address.checksummed, "--socket", agent.controlSocket])
                 #expect(removed.status == 0, "\(removed.stderr)")
             } else {

@@ -103,6 +103,16 @@ public final class AgentProcess {
         return files.filter { $0.hasSuffix(".log") }.compactMap { try? String(contentsOf: directory.appendingPathComponent($0), encoding: .utf8) }.joined()
     }
 
+    /// Waits until the agent has written `text` (what it logs from a task of its own, such as
+    /// the owners' readiness after start), or fails after `seconds`.
+    public func waitForLog(_ text: String, seconds: Double = 15) throws {
+        let deadline = Date().addingTimeInterval(seconds)
+        while !logs.contains(text) {
+            guard Date() < deadline else { throw Oracle.Failure(description: "the agent never logged \"\(text)\": \(logs.suffix(2000))") }
+            _ = poll(nil, 0, 50)
+        }
+    }
+
     /// The secrets every test agent is given; scripts/test.sh looks for them in the logs of all
     /// the agents the suite ran.
     public static let secrets = ["owner passphrase 7f3a", "store passphrase 91cc", SoftHSM.userPIN, SoftHSM.wrongPIN, SoftHSM.soPIN]
