@@ -15,6 +15,8 @@ public enum AgentDaemon {
         try FileManager.default.createDirectory(atPath: config.dataDirectory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         let store = try SessionStore(path: config.dataDirectory + "/store.sqlite")
         PKCS11Provider.answerTimeoutOfNewProviders = .seconds(Int64(config.pkcs11Timeout))
+        // A PIN file a token rejected is not offered again after a restart either.
+        PKCS11Provider.rejectedPINMemory = store
         let storePIN = config.storePINFile.map { PKCS11PINSource.file($0) } ?? .prompt
         switch store.protection {
         case nil:

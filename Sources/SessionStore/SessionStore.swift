@@ -132,6 +132,9 @@ public final class SessionStore: @unchecked Sendable {
                 ALTER TABLE registered_owners ADD COLUMN backend TEXT NOT NULL DEFAULT 'keystore';
                 """)
         }
+        migrator.registerMigration("v4: PINs tokens rejected") { db in
+            try db.execute(sql: "CREATE TABLE rejected_pins (token TEXT PRIMARY KEY NOT NULL, fingerprint BLOB NOT NULL)")
+        }
         return migrator
     }
 

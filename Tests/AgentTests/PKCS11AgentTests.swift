@@ -417,9 +417,26 @@ struct PKCS11AgentTests {
         let refused = try owner()
         #expect(refused.status == 1 && refused.owner?["reason"] == "wrong_secret", "\(refused)")
         #expect(refused.owner?["problem"]?.stringValue?.contains("rejected this PIN") == true, "\(refused)")
+        func request(failsWith expected: String) throws {
+            do {
+                _ = try AgentClient(path: agent.clientSocket).call("session_request", JSONObject(["request": SocketTests.example]))
+                Issue.record("approved with a wrong PIN")
+            } catch let e as AgentClient.RemoteError { #expect(e.reason == "wrong_secret" && e.message.contains(expected), "\(e)") }
+        }
+        // Restarted, the agent does not offer the file's PIN again either (a restart loop would
+        // spend a try each time): the store keeps its fingerprint while the token says no login
+        // has succeeded since a wrong PIN (CKF_USER_PIN_COUNT_LOW). The journal says so at start.
+        agent.stop()
+        try agent.start()
+        try agent.waitForLog("in an earlier run of the agent")
+        try request(failsWith: "in an earlier run of the agent")
+        // A login that succeeds elsewhere (the operator's, with pkcs11-tool) makes that record
+        // stale: the file's PIN is tried again.
+        _ = try hsm.tool("pkcs11-tool", ["--module", SoftHSM.systemModule!, "--token-label", token, "--login", "--pin", SoftHSM.userPIN, "--list-objects"])
+        try request(failsWith: "wrong PIN for token")
         try writeSecretFile(SoftHSM.userPIN, pinFile)
         #expect(try owner().status == 0)
-        #expect(try client.call("session_request", JSONObject(["request": SocketTests.example]))["status"] == "approved")
+        #expect(try AgentClient(path: agent.clientSocket).call("session_request", JSONObject(["request": SocketTests.example]))["status"] == "approved")
         // The operator's journal says what happened, without the PINs.
         let logs = agent.logs
         #expect(logs.contains("failed (rules: default): owner \(address) could not sign: wrong PIN for token \"\(token)\""), "\(logs)")

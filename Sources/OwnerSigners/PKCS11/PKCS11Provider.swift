@@ -43,6 +43,18 @@ public enum PKCS11PINSource: Sendable, Equatable, CustomStringConvertible {
     }
 }
 
+/// Unattended PINs tokens rejected, kept across restarts (the agent's store): a restarted agent
+/// does not offer a PIN file a token rejected again, since each try counts down the token's
+/// retries. It keeps keyed fingerprints, never PINs, and nothing of a PIN a person typed.
+public protocol RejectedPINMemory: AnyObject, Sendable {
+    /// A keyed fingerprint of `pin`, under a key that is the same in every run.
+    func fingerprint(of pin: SecretBytes) -> [UInt8]
+    /// The fingerprint of the PIN the token (by its identity) last rejected, if any.
+    func rejectedPIN(of token: String) -> [UInt8]?
+    /// Remembers the fingerprint of a PIN the token rejected, or with nil forgets it.
+    func remember(rejectedPIN fingerprint: [UInt8]?, of token: String)
+}
+
 /// Why a token operation failed, in the terms the agent reports.
 public enum PKCS11Failure: Error, Equatable, Sendable, CustomStringConvertible {
     /// The module cannot be loaded.
@@ -119,6 +131,13 @@ public final class PKCS11Provider: @unchecked Sendable {
     /// SHA-256 of the last PIN each token rejected, by the token's identity (whichever URI named
     /// it): the same PIN is not offered again, since each wrong try counts down its retry counter.
     private var rejectedPINs: [String: SHA256.Digest] = [:]
+    /// Where unattended PINs a token rejected are kept across restarts (the agent's store); nil
+    /// in the tools, which remember nothing.
+    public static var rejectedPINMemory: (any RejectedPINMemory)? {
+        get { memory.withLock { $0 } }
+        set { memory.withLock { $0 = newValue } }
+    }
+    private static let memory = Mutex<(any RejectedPINMemory)?>(nil)
     /// Guarded by `lock` (used outside the queue).
     private var pinPrompts: [String: Turns] = [:]
 
@@ -471,20 +490,23 @@ public final class PKCS11Provider: @unchecked Sendable {
     /// one operation of an always-authenticate key.
     private func login(_ session: PKCS11Session, tokenKey: String, token: PKCS11TokenInfo, pin: SecretBytes?, source: PKCS11PINSource,
                        contextSpecific: Bool = false) throws(PKCS11Failure) {
-        let fingerprint = pin?.withUnsafeBytes { SHA256.hash(data: $0) }
         let identity = Self.identity(token)
-        if let refusal = refusal(of: fingerprint, from: source, on: token) { throw .wrongPIN(refusal) }
+        if let refusal = refusal(of: pin, from: source, on: token) { throw .wrongPIN(refusal) }
+        let remembered = source.unattended ? Self.rejectedPINMemory : nil
         do {
             try session.login(pin: pin, contextSpecific: contextSpecific)
             if !contextSpecific {
                 sessions[tokenKey]?.loggedIn = true
                 sessions[tokenKey]?.personsLogin = !source.unattended
             }
-            rejectedPINs[identity] = nil
+            if rejectedPINs.removeValue(forKey: identity) != nil || remembered?.rejectedPIN(of: identity) != nil {
+                remembered?.remember(rejectedPIN: nil, of: identity)
+            }
         } catch {
             let from = pin == nil ? "entered on the reader's keypad" : "from \(source)"
             if error.pinIncorrect {
-                rejectedPINs[identity] = fingerprint
+                rejectedPINs[identity] = pin?.withUnsafeBytes { SHA256.hash(data: $0) }
+                if let pin, let remembered { remembered.remember(rejectedPIN: remembered.fingerprint(of: pin), of: identity) }
                 let after = try? session.module.tokenInfo(slot: token.slot)
                 let left = after?.pinLocked == true ? "the PIN is now locked" : after?.pinFinalTry == true ? "one try is left" : after?.pinCountLow == true ? "few tries are left" : "the token counts failed tries"
                 throw .wrongPIN("wrong PIN for token \"\(token.label)\" (\(from)); \(left)")
@@ -501,11 +523,18 @@ public final class PKCS11Provider: @unchecked Sendable {
 
     /// Why a PIN would not be tried on `token`: its PIN is locked, the token rejected this one
     /// before, or it has one try left, which an unattended PIN never spends. (A PIN entered on
-    /// the reader's keypad, which the agent never sees, has no `fingerprint`.)
-    private func refusal(of fingerprint: SHA256.Digest?, from source: PKCS11PINSource, on token: PKCS11TokenInfo) -> String? {
+    /// the reader's keypad, which the agent never sees, is nil.)
+    private func refusal(of pin: SecretBytes?, from source: PKCS11PINSource, on token: PKCS11TokenInfo) -> String? {
         if token.pinLocked { return "the user PIN of token \"\(token.label)\" is locked; unblock it with the SO PIN" }
-        if let fingerprint, rejectedPINs[Self.identity(token)] == fingerprint {
-            return "token \"\(token.label)\" rejected this PIN (from \(source)) before; not offering it again, since each try counts down the token's retries"
+        let again = "not offering it again, since each try counts down the token's retries"
+        if let pin, rejectedPINs[Self.identity(token)] == pin.withUnsafeBytes({ SHA256.hash(data: $0) }) {
+            return "token \"\(token.label)\" rejected this PIN (from \(source)) before; \(again)"
+        }
+        // An earlier run's record holds while the token says no login succeeded since a wrong
+        // PIN (CKF_USER_PIN_COUNT_LOW); after one anywhere, or a reset, it is stale.
+        if let pin, source.unattended, token.pinCountLow || token.pinFinalTry, let memory = Self.rejectedPINMemory,
+           memory.rejectedPIN(of: Self.identity(token)) == memory.fingerprint(of: pin) {
+            return "token \"\(token.label)\" rejected this PIN (from \(source)) in an earlier run of the agent, and no login has succeeded since; \(again)"
         }
         if token.pinFinalTry && source.unattended { return "token \"\(token.label)\" has one PIN try left; an unattended PIN from \(source) will not spend it" }
         return nil
@@ -519,8 +548,7 @@ public final class PKCS11Provider: @unchecked Sendable {
     /// Why `pin` would not be tried at the next login to the token `uri` names (see `login`), or
     /// nil when it would be or none is due: what `owner list` reports of an unattended PIN.
     public func refusal(of pin: SecretBytes, from source: PKCS11PINSource, for uri: PKCS11URI) async throws(PKCS11Failure) -> String? {
-        let fingerprint = pin.withUnsafeBytes { SHA256.hash(data: $0) }
-        return try await whenLoginDue(uri) { token in self.refusal(of: fingerprint, from: source, on: token) }
+        try await whenLoginDue(uri) { token in self.refusal(of: pin, from: source, on: token) }
     }
 
     /// Runs an operation; a token that went away mid-operation drops its session so the next
