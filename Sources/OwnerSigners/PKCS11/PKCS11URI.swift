@@ -1,3 +1,4 @@
+import EthereumCore
 import Foundation
 
 /// An RFC 7512 PKCS#11 URI, as p11-kit, OpenSSL and OpenSSH write them:
@@ -151,5 +152,21 @@ public struct PKCS11URI: Sendable, Equatable, CustomStringConvertible {
             bytes = bytes.dropFirst(2)
         }
         return out
+    }
+}
+
+extension PKCS11URI {
+    /// The object part, for messages and caches: `"owner" id 0a`.
+    var objectName: String {
+        (object.map { "\"\($0)\"" } ?? "") + (id.map { " id " + Hex.encode($0).dropFirst(2) } ?? "")
+    }
+
+    /// The same URI loading its module from `path`.
+    public func with(modulePath path: String) -> PKCS11URI {
+        var uri = self
+        uri.modulePath = path
+        uri.moduleName = nil
+        uri.pinSource = nil
+        return uri
     }
 }
