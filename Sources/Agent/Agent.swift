@@ -325,13 +325,18 @@ public actor Agent {
     }
 
     /// The passphrases and PINs that approving request `id` will need from the person approving,
-    /// by owner, each in the words of a prompt; empty when the agent has what its owners need.
-    public func secretsToApprove(_ id: String) async throws(AgentError) -> [(owner: Address, prompt: String)] {
+    /// by owner, each in the words of a prompt, and those the person gives on the device itself
+    /// (`onDevice`: a reader's keypad); empty when the agent has what its owners need.
+    public func secretsToApprove(_ id: String) async throws(AgentError) -> [(owner: Address, prompt: String, onDevice: Bool)] {
         guard let request = pending[id] else { throw .notFound("request \(id)") }
         guard let account = accounts[request.compiled.account] else { return [] }
-        var asks: [(owner: Address, prompt: String)] = []
+        var asks: [(owner: Address, prompt: String, onDevice: Bool)] = []
         for owner in account.owners.compactMap({ owners[$0] }).prefix(account.threshold) {
-            if case .needsSecret(let prompt) = await owner.readiness() { asks.append((owner.identity.address, prompt)) }
+            switch await owner.readiness() {
+            case .needsSecret(let prompt): asks.append((owner.identity.address, prompt, false))
+            case .asksOnDevice(let prompt): asks.append((owner.identity.address, prompt, true))
+            case .ready, .notReady: break
+            }
         }
         return asks
     }

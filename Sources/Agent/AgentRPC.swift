@@ -201,7 +201,10 @@ public struct AgentRPC: Sendable {
             return .object(JSONObject(["revoked": true]))
         case "pending_secret":
             let asks = try await agent.secretsToApprove(try string(p, "id"))
-            return .object(JSONObject(["asks": .array(asks.map { .object(JSONObject(["owner": .string($0.owner.checksummed), "prompt": .string($0.prompt)])) })]))
+            func list(_ asks: [(owner: Address, prompt: String, onDevice: Bool)]) -> JSONValue {
+                .array(asks.map { .object(JSONObject(["owner": .string($0.owner.checksummed), "prompt": .string($0.prompt)])) })
+            }
+            return .object(JSONObject(["asks": list(asks.filter { !$0.onDevice }), "onDevice": list(asks.filter(\.onDevice))]))
         case "pending_list":
             return .array(await agent.pendingRequests().map { Self.json($0, withReview: true) })
         case "pending_decide":
@@ -281,6 +284,10 @@ public struct AgentRPC: Sendable {
                 case .needsSecret(let prompt):
                     entry["ready"] = true
                     entry["asks"] = .string(prompt)
+                case .asksOnDevice(let prompt):
+                    entry["ready"] = true
+                    entry["asks"] = .string(prompt)
+                    entry["onDevice"] = true
                 case .notReady(let problem):
                     entry["ready"] = false
                     entry["reason"] = .string(problem.reason)

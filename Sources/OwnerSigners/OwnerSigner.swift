@@ -88,6 +88,9 @@ public enum OwnerReadiness: Sendable, Equatable {
     /// A person gives a passphrase or PIN at approval: what to ask for, in the words of a prompt
     /// (which token, and whether it is its last try).
     case needsSecret(String)
+    /// A person acts on the device itself when it signs (the PIN on a reader's keypad): nothing
+    /// is given to the agent. In the words of a prompt.
+    case asksOnDevice(String)
     case notReady(OwnerSignerError)
 }
 

@@ -44,8 +44,11 @@ struct Approve: ParsableCommand {
                     // Asked only for what the agent lacks, owner by owner, in the agent's words
                     // (which key or token, and whether it is the PIN's last try).
                     var secrets = JSONObject()
-                    let asks = approved ? (try? client.call("pending_secret", JSONObject(["id": .string(id)])))?["asks"]?.arrayValue ?? [] : []
-                    for ask in asks {
+                    let needed = approved ? try? client.call("pending_secret", JSONObject(["id": .string(id)])) : nil
+                    for onDevice in needed?["onDevice"]?.arrayValue ?? [] {
+                        if let prompt = onDevice["prompt"]?.stringValue { Terminal.say(prompt + ": enter it there when the reader asks") }
+                    }
+                    for ask in needed?["asks"]?.arrayValue ?? [] {
                         guard let owner = ask["owner"]?.stringValue, let prompt = ask["prompt"]?.stringValue,
                               let secret = Terminal.readSecretParameter(prompt + ": ") else { continue }
                         secrets[owner] = secret

@@ -98,7 +98,8 @@ struct OwnerList: ParsableCommand {
             let lines = owners.map { owner in
                 let head = ["address", "backend", "location"].map { owner[$0]?.stringValue ?? "?" }.joined(separator: "  ")
                 if let problem = owner["problem"]?.stringValue { return head + "\n    NOT READY (\(owner["reason"]?.stringValue ?? "?")): \(problem)" }
-                return head + (owner["asks"]?.stringValue.map { "\n    asks at approval: \($0)" } ?? "")
+                let when = owner["onDevice"] == .bool(true) ? "asks at signing, on the device" : "asks at approval"
+                return head + (owner["asks"]?.stringValue.map { "\n    \(when): \($0)" } ?? "")
             }
             return CommandOutput(text: lines.isEmpty ? "no owners" : lines.joined(separator: "\n"), json: .array(owners))
         }

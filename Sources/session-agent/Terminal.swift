@@ -7,6 +7,11 @@ import Glibc
 /// Prompts on the controlling terminal: answers and secrets never go through arguments or
 /// the environment.
 enum Terminal {
+    /// A line for the person at the terminal (on standard error, with the prompts).
+    static func say(_ line: String) {
+        FileHandle.standardError.write(Data((line + "\n").utf8))
+    }
+
     static func ask(_ prompt: String) -> String? {
         FileHandle.standardError.write(Data(prompt.utf8))
         return readLine(strippingNewline: true)

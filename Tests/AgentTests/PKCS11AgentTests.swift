@@ -474,6 +474,31 @@ struct PKCS11AgentTests {
         #expect(!agent.logs.contains(SoftHSM.wrongPIN) && !agent.logs.contains(SoftHSM.userPIN))
     }
 
+    /// A token in a reader with a keypad (a module in front of SoftHSM whose keypad reads a file):
+    /// `owner list` says its PIN is asked on the device, and `session-agent approve` asks the
+    /// person for nothing but the yes, tells them to enter the PIN on the reader, and approves.
+    @Test func anApproverWithAKeypadReaderTypesNoPINAtTheTerminal() throws {
+        let (_, address, _) = try tokenWithKey()
+        let directory = hsm.directory.appendingPathComponent("keypad-\(token)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let typed = directory.appendingPathComponent("typed").path
+        try SoftHSM.userPIN.write(toFile: typed, atomically: true, encoding: .utf8)
+        let module = try CModule.keypad(in: directory, real: SoftHSM.systemModule!, typed: typed)
+        let agent = try AgentProcess(rules: "default = \"ask\"", owner: .init(toml: """
+            pkcs11 = "pkcs11:token=\(token);object=owner?module-path=\(module)"
+            address = "\(address.checksummed)"
+            """, address: address.checksummed), environment: hsm.environment)
+        try agent.start()
+        let listed = try #require(try AgentClient(path: agent.controlSocket).call("owners_list").arrayValue?.first { $0["address"]?.stringValue == address.checksummed })
+        #expect(listed["onDevice"] == .bool(true) && listed["asks"]?.stringValue?.contains("on the reader's keypad") == true, "\(listed)")
+        let id = try #require(try AgentClient(path: agent.clientSocket).call("session_request", JSONObject(["request": SocketTests.example]))["id"]?.stringValue)
+        let run = try Command.run(Command.sessionAgent, ["approve", "--once", "--socket", agent.controlSocket], stdin: Array("y\n".utf8))
+        #expect(run.status == 0 && run.stdout.contains("\(id): approved"), "\(run.stdout) \(run.stderr)")
+        #expect(run.stderr.contains("on the reader's keypad: enter it there when the reader asks"), "\(run.stderr)")
+        #expect(run.stderr.components(separatedBy: "on the reader's keypad").count == 2, "asked for the PIN at the terminal: \(run.stderr)")
+        #expect(!agent.logs.contains(SoftHSM.userPIN))
+    }
+
     /// A stopped agent with one session, whose store `store rewrap` then moved from its
     /// passphrase to an AES key on a fresh token; store_pin_file holds the token's PIN. The URI
     /// given names no token: the one recorded names it by label and serial, so that the tokens

@@ -160,8 +160,8 @@ public struct PKCS11Owner: OwnerSigner {
             let key: PKCS11Key
             do throws(PKCS11Failure) { key = try await PKCS11Key.locate(uri, pin: pin, defaultModule: nil) } catch .pinNeeded(let problem) where !pin.unattended {
                 // No key shows before a login (CloudHSM shows none then): the person's PIN will tell.
-                guard let prompt = try await provider.loginPrompt(uri) else { throw .pinNeeded(problem) }
-                return .needsSecret(prompt)
+                guard let token = try await provider.loginDue(uri) else { throw .pinNeeded(problem) }
+                return Self.asking(token)
             }
             guard key.info.address == identity.address else {
                 throw .keyNotFound("the key \(uri.objectName) on the token is \(key.info.address.map(\.checksummed) ?? "not secp256k1") now, not \(identity.address)")
@@ -171,8 +171,13 @@ public struct PKCS11Owner: OwnerSigner {
                 if let refusal = try await provider.refusal(of: secret, from: pin, for: uri) { throw .wrongPIN(refusal) }
                 return .ready
             }
-            return try await provider.loginPrompt(uri).map { .needsSecret($0) } ?? .ready
+            return try await provider.loginDue(uri).map(Self.asking) ?? .ready
         } catch { return .notReady(error.ownerError) }
+    }
+
+    /// What a person's login to `token` asks: the PIN from the approver, or on the reader's keypad.
+    static func asking(_ token: PKCS11TokenInfo) -> OwnerReadiness {
+        token.keypad ? .asksOnDevice(PKCS11Provider.pinPrompt(token)) : .needsSecret(PKCS11Provider.pinPrompt(token))
     }
 }
 

@@ -272,7 +272,12 @@ public final class PKCS11Provider: @unchecked Sendable {
     /// The PIN prompt a login to the token would show now, or nil when none is needed (the
     /// process is logged in, or the token wants no login).
     public func loginPrompt(_ uri: PKCS11URI) async throws(PKCS11Failure) -> String? {
-        try await whenLoginDue(uri) { token in Self.pinPrompt(token) }
+        try await loginDue(uri).map { Self.pinPrompt($0) }
+    }
+
+    /// The token `uri` names when a login to it is due, or nil when none is.
+    public func loginDue(_ uri: PKCS11URI) async throws(PKCS11Failure) -> PKCS11TokenInfo? {
+        try await whenLoginDue(uri) { token in token }
     }
 
     /// `body` of the token `uri` names, run on the queue when a login to it is due; nil when none is.
