@@ -84,7 +84,8 @@ struct PKCS11TokenList: AsyncParsableCommand {
                         if keys.isEmpty && others.isEmpty { continue }
                     }
                     shown += 1
-                    let flags = [info.pinLocked ? "PIN LOCKED" : nil, info.pinFinalTry ? "one PIN try left" : nil, info.pinCountLow ? "PIN count low" : nil].compactMap { $0 }
+                    let flags = [info.pinLocked ? "PIN LOCKED" : nil, info.pinFinalTry ? "one PIN try left" : nil, info.pinCountLow ? "PIN count low" : nil,
+                                 info.keypad ? "PIN on the reader's keypad" : nil].compactMap { $0 }
                     text.append("  slot \(info.slot): token \"\(info.label)\" (\(info.manufacturer) \(info.model), serial \(info.serial))\(flags.isEmpty ? "" : " [" + flags.joined(separator: ", ") + "]")")
                     if keys.isEmpty && others.isEmpty {
                         text.append(login || !info.loginRequired ? "    no EC keys" : "    no EC keys visible without a login (--login shows those a token hides)")
@@ -101,7 +102,7 @@ struct PKCS11TokenList: AsyncParsableCommand {
                     }
                     tokenJSON.append(.object(JSONObject([
                         "slot": JSONValue(Int(info.slot)), "label": .string(info.label), "manufacturer": .string(info.manufacturer), "model": .string(info.model),
-                        "serial": .string(info.serial), "pinLocked": .bool(info.pinLocked), "pinFinalTry": .bool(info.pinFinalTry),
+                        "serial": .string(info.serial), "pinLocked": .bool(info.pinLocked), "pinFinalTry": .bool(info.pinFinalTry), "keypad": .bool(info.keypad),
                         "keys": .array(keys.map { key in
                             .object(JSONObject([
                                 "label": .string(key.label), "id": .string(Hex.encode(key.id)), "curve": .string(key.curve.rawValue),

@@ -489,6 +489,8 @@ struct PKCS11AgentTests {
             address = "\(address.checksummed)"
             """, address: address.checksummed), environment: hsm.environment)
         try agent.start()
+        let tokens = try Command.run(Command.sessionAgent, ["token", "list", "pkcs11:token=\(token)", "--module", module], environment: hsm.environment)
+        #expect(tokens.status == 0 && tokens.stdout.contains("[PIN on the reader's keypad]"), "\(tokens.stdout) \(tokens.stderr)")
         let listed = try #require(try AgentClient(path: agent.controlSocket).call("owners_list").arrayValue?.first { $0["address"]?.stringValue == address.checksummed })
         #expect(listed["onDevice"] == .bool(true) && listed["asks"]?.stringValue?.contains("on the reader's keypad") == true, "\(listed)")
         let id = try #require(try AgentClient(path: agent.clientSocket).call("session_request", JSONObject(["request": SocketTests.example]))["id"]?.stringValue)
