@@ -250,8 +250,8 @@ public struct AgentRPC: Sendable {
                 // the agent logs in now: a wrong PIN file is refused here rather than at the first
                 // approval, and what the token says of the private key is reported. An owner key
                 // that can leave its token is worth little as one: said, not refused (a key
-                // imported from a backup is a choice the operator made).
-                // A key the token will not sign digests with is refused: it would fail every approval.
+                // imported from a backup is a choice the operator made). A key the token will not
+                // sign digests with is refused: it would fail every approval.
                 if pinFile != nil || loginPIN != nil {
                     let key: PKCS11KeyInfo?
                     do throws(PKCS11Failure) { key = try await located.withPrivateHalf(askPIN: OwnerLoader.askPIN(loginPIN)) } catch {
