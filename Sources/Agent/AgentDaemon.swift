@@ -138,6 +138,8 @@ public enum AgentDaemon {
                     await agent.expire()
                 }
             }
+            // The first task to end (the server, on a signal) ends the agent, so every task in
+            // this group runs until cancelled; one-off work after the start goes in a Task of its own.
             try await group.next()
             group.cancelAll()
         }
