@@ -210,15 +210,22 @@ struct PKCS11OwnerTests {
         try Data(pkcs8).write(to: files.private)
         try Data(spki).write(to: files.public)
         defer { [files.private, files.public].forEach { try? FileManager.default.removeItem(at: $0) } }
-        func write(_ file: URL, _ type: String) throws {
+        func write(_ file: URL, _ type: String, label: String = "written", id: String = "0c0c") throws {
             try hsm.tool("pkcs11-tool", ["--module", SoftHSM.systemModule!, "--token-label", token, "--login", "--pin", SoftHSM.userPIN,
-                                         "--write-object", file.path, "--type", type, "--label", "written", "--id", "0c0c"])
+                                         "--write-object", file.path, "--type", type, "--label", label, "--id", id])
         }
         try write(files.private, "privkey")
         let pin = PKCS11PINSource.file(try pinFile(SoftHSM.userPIN))
         await #expect { _ = try await PKCS11Owner.load(try uri(try hsm.privateModule(), object: "written"), pin: pin, defaultModule: nil) } throws: { error in
             guard case PKCS11Failure.keyNotFound(let message) = error else { return false }
             return message.contains("no public key object") && message.contains("--type pubkey")
+        }
+        // A public half under another label and id (as tools that label each half apart leave
+        // it) gives the address, but the signature says which private key it looked for.
+        try write(files.public, "pubkey", label: "written-public", id: "0d0d")
+        let apart = try await PKCS11Owner.load(try uri(try hsm.privateModule(), object: "written-public"), pin: pin, defaultModule: nil)
+        await #expect { _ = try await apart.sign(Self.approved(Bytes32(Array(repeating: 6, count: 32))), prompt: Self.noPrompt) } throws: { error in
+            "\(error)".contains("no object matches the EC private key \"written-public\" id 0d0d") && "\(error)".contains("needs the label and id of the public key")
         }
         try write(files.public, "pubkey")
         let owner = try await PKCS11Owner.load(try uri(try hsm.privateModule(), object: "written"), pin: pin, defaultModule: nil)

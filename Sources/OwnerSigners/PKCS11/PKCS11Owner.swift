@@ -189,7 +189,11 @@ extension PKCS11Provider {
         let selection = [PKCS11Attribute(.privateKey), .ecKeyType] + PKCS11Session.selection(uri)
         let name = "the EC private key " + uri.objectName
         let key: @Sendable (PKCS11Session, TokenState) throws(PKCS11Failure) -> UInt = { session, state throws(PKCS11Failure) in
-            try state.object(name, selection, in: session)
+            do throws(PKCS11Failure) { return try state.object(name, selection, in: session) } catch .keyNotFound(let problem) {
+                // Tools that label each half of a pair apart (AWS CloudHSM's CLI) leave a private
+                // key the public key's label and id do not find.
+                throw .keyNotFound(problem + "; the private key needs the label and id of the public key the address was read from")
+            }
         }
         // nil: the key wants the PIN for this signature.
         let signed = try await withLogin(uri, pin: pin, prompt: prompt) { session, state throws(PKCS11Failure) -> [UInt8]? in
