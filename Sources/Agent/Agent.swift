@@ -315,13 +315,36 @@ public actor Agent {
 
     public func accountList() -> [AccountConfig] { accounts.values.sorted { $0.address < $1.address } }
     /// Each owner, and what stands between it and a signature now, for an operator to see
-    /// before a request fails. Nothing is signed and nobody is asked for anything.
+    /// before a request fails. Nothing is signed and nobody is asked for anything. The owners
+    /// are asked together, and one that has not answered within `readinessLimit` (a hung HSM
+    /// would hold `owner list` for the whole `pkcs11_timeout`) is reported so.
     public func ownerReadiness() async -> [(identity: OwnerIdentity, readiness: OwnerReadiness)] {
-        var result: [(identity: OwnerIdentity, readiness: OwnerReadiness)] = []
-        for owner in owners.values.sorted(by: { $0.identity.address < $1.identity.address }) {
-            result.append((owner.identity, await owner.readiness()))
+        let all = owners.values.sorted(by: { $0.identity.address < $1.identity.address })
+        var answers = [OwnerReadiness](repeating: .ready, count: all.count)
+        await withTaskGroup(of: (Int, OwnerReadiness).self) { group in
+            for (i, owner) in all.enumerated() { group.addTask { (i, await Self.readiness(of: owner, within: Self.readinessLimit)) } }
+            for await (i, readiness) in group { answers[i] = readiness }
         }
-        return result
+        return zip(all, answers).map { ($0.identity, $1) }
+    }
+
+    /// How long `owner list` waits for one owner: monitoring wants an answer within seconds.
+    static let readinessLimit: Duration = .seconds(5)
+
+    /// `owner`'s readiness, or after `limit` that it has not answered (its check goes on, and its
+    /// answer is dropped).
+    static func readiness(of owner: any OwnerSigner, within limit: Duration) async -> OwnerReadiness {
+        await withCheckedContinuation { continuation in
+            let answer = FirstAnswer(continuation)
+            let deadline = Task {
+                guard (try? await Task.sleep(for: limit)) != nil else { return }
+                answer.send(.notReady(.unavailable("\(owner.identity.location) did not answer within \(limit.components.seconds) s (a hung HSM, its network, or its server)")))
+            }
+            Task {
+                answer.send(await owner.readiness())
+                deadline.cancel()
+            }
+        }
     }
 
     /// The passphrases and PINs that approving request `id` will need from the person approving,

@@ -57,3 +57,19 @@ extension Duration {
         return Double(seconds) + Double(attoseconds) / 1e18
     }
 }
+
+/// The caller's side of work that may not answer in time: answered once, by the work or by its
+/// deadline, whichever comes first; a later answer is dropped.
+public final class FirstAnswer<T: Sendable>: Sendable {
+    private let continuation: Mutex<CheckedContinuation<T, Never>?>
+
+    public init(_ continuation: CheckedContinuation<T, Never>) { self.continuation = Mutex(continuation) }
+
+    /// Whether the caller still waits.
+    public var awaited: Bool { continuation.withLock { $0 != nil } }
+
+    /// Answers the caller unless it has been answered already.
+    public func send(_ answer: T) {
+        continuation.withLock { waiting in defer { waiting = nil }; return waiting }?.resume(returning: answer)
+    }
+}

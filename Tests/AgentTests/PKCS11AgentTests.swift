@@ -197,6 +197,36 @@ struct PKCS11AgentTests {
         #expect(!agent.logs.contains(SoftHSM.userPIN))
     }
 
+    /// `owner list`, as monitoring runs it, answers within seconds while a token's server hangs
+    /// (the module's own timeout is the default minute): the owner is not ready, having not
+    /// answered within 5 s, and is ready again once the server runs.
+    @Test(.timeLimit(.minutes(1))) func ownerListAnswersWhileTheHSMHangs() throws {
+        let (_, address, pinFile) = try tokenWithKey()
+        let socket = hsm.directory.appendingPathComponent("p11-\(token).sock").path
+        let server = try hsm.serve(token: token, socket: socket)
+        defer { server.stop() }
+        var environment = hsm.environment
+        environment["P11_KIT_SERVER_ADDRESS"] = "unix:path=\(socket)"
+        let agent = try AgentProcess(rules: "default = \"approve\"", owner: .init(toml: """
+            pkcs11 = "pkcs11:token=\(token);object=owner?module-path=\(SoftHSM.p11KitClient)"
+            pin_file = "\(pinFile)"
+            address = "\(address.checksummed)"
+            """, address: address.checksummed), environment: environment)
+        try agent.start()
+        func owner() throws -> JSONValue? {
+            let run = try Command.run(Command.sessionAgent, ["owner", "list", "--socket", agent.controlSocket, "--json"])
+            return (try? JSONValue(parsing: run.stdout))?.arrayValue?.first { $0["address"]?.stringValue == address.checksummed }
+        }
+        #expect(try owner()?["ready"] == .bool(true))
+        server.freeze()
+        let hung = try owner()
+        server.thaw()
+        #expect(hung?["ready"] == .bool(false) && hung?["problem"]?.stringValue?.contains("did not answer within 5 s") == true, "\(String(describing: hung))")
+        let deadline = Date().addingTimeInterval(20)
+        while try owner()?["ready"] != .bool(true), Date() < deadline { _ = poll(nil, 0, 100) }
+        #expect(try owner()?["ready"] == .bool(true))
+    }
+
     /// What keeps an owner from signing is in the journal from the start: here a PIN file that
     /// is not there, and a token that is not there. Nothing waits for a first approval to fail.
     @Test func anOwnerThatCannotSignIsNamedInTheJournalAtStart() throws {

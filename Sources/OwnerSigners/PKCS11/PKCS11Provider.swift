@@ -344,7 +344,7 @@ public final class PKCS11Provider: @unchecked Sendable {
             throw .tokenAbsent("\(modulePath) has not answered a call for over \(timeout.components.seconds) s (a hung HSM, its network, or its server); it is used again once it answers")
         }
         let result: Result<T, PKCS11Failure> = await withCheckedContinuation { continuation in
-            let reply = Reply(continuation)
+            let reply = FirstAnswer(continuation)
             let call = deadlines.watch(until: .now + timeout) { [self] in
                 queueState.withLock { if $0 == .running { $0 = .overdue } }
                 reply.send(.failure(.tokenAbsent("\(modulePath) did not answer within \(timeout.components.seconds) s (a hung HSM, its network, or its server); it is used again once it answers")))
@@ -359,20 +359,6 @@ public final class PKCS11Provider: @unchecked Sendable {
             }
         }
         return try result.get()
-    }
-
-    /// The caller's side of one call on the queue: answered once, by the call or by its deadline.
-    private final class Reply<T: Sendable>: Sendable {
-        private let continuation: Mutex<CheckedContinuation<Result<T, PKCS11Failure>, Never>?>
-
-        init(_ continuation: CheckedContinuation<Result<T, PKCS11Failure>, Never>) { self.continuation = Mutex(continuation) }
-
-        var awaited: Bool { continuation.withLock { $0 != nil } }
-
-        /// Answers the caller unless it has been answered already.
-        func send(_ result: Result<T, PKCS11Failure>) {
-            continuation.withLock { waiting in defer { waiting = nil }; return waiting }?.resume(returning: result)
-        }
     }
 
     // MARK: Queue-confined internals
