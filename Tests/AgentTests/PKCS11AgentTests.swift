@@ -16,6 +16,16 @@ struct PKCS11AgentTests {
     let token = "agent-\(UUID().uuidString.prefix(8))"
 
     /// A token with a secp256k1 key made by pkcs11-tool, and its PIN file.
+    /// The test's token served by `p11-kit server` on a socket of its own, and the environment
+    /// that points p11-kit-client.so at it.
+    func serveToken() throws -> (socket: String, server: P11KitServer, environment: [String: String]) {
+        let socket = hsm.directory.appendingPathComponent("p11-\(token).sock").path
+        let server = try hsm.serve(token: token, socket: socket)
+        var environment = hsm.environment
+        environment["P11_KIT_SERVER_ADDRESS"] = "unix:path=\(socket)"
+        return (socket, server, environment)
+    }
+
     func tokenWithKey() throws -> (directory: URL, address: Address, pinFile: String) {
         let directory = try hsm.initToken(token)
         try hsm.generateKey(token: token, label: "owner", id: "0a")
@@ -159,11 +169,9 @@ struct PKCS11AgentTests {
     /// are approved again.
     @Test func aTokenBehindP11KitServerThatHangsOrStops() throws {
         let (_, address, pinFile) = try tokenWithKey()
-        let socket = hsm.directory.appendingPathComponent("p11-\(token).sock").path
-        var server = try hsm.serve(token: token, socket: socket)
+        let (socket, served, environment) = try serveToken()
+        var server = served
         defer { server.stop() }
-        var environment = hsm.environment
-        environment["P11_KIT_SERVER_ADDRESS"] = "unix:path=\(socket)"
         let agent = try AgentProcess(rules: "default = \"approve\"", extraConfig: "pkcs11_timeout = \"1s\"", owner: .init(toml: """
             pkcs11 = "pkcs11:token=\(token);object=owner?module-path=\(SoftHSM.p11KitClient)"
             pin_file = "\(pinFile)"
@@ -202,11 +210,8 @@ struct PKCS11AgentTests {
     /// answered within 5 s, and is ready again once the server runs.
     @Test(.timeLimit(.minutes(1))) func ownerListAnswersWhileTheHSMHangs() throws {
         let (_, address, pinFile) = try tokenWithKey()
-        let socket = hsm.directory.appendingPathComponent("p11-\(token).sock").path
-        let server = try hsm.serve(token: token, socket: socket)
+        let (_, server, environment) = try serveToken()
         defer { server.stop() }
-        var environment = hsm.environment
-        environment["P11_KIT_SERVER_ADDRESS"] = "unix:path=\(socket)"
         let agent = try AgentProcess(rules: "default = \"approve\"", owner: .init(toml: """
             pkcs11 = "pkcs11:token=\(token);object=owner?module-path=\(SoftHSM.p11KitClient)"
             pin_file = "\(pinFile)"
@@ -556,11 +561,9 @@ struct PKCS11AgentTests {
         try hsm.initToken(token)
         let pinFile = hsm.directory.appendingPathComponent("pin-\(token)").path
         try writeSecretFile(SoftHSM.userPIN, pinFile)
-        let socket = hsm.directory.appendingPathComponent("p11-\(token).sock").path
-        var server = try hsm.serve(token: token, socket: socket)
+        let (socket, served, environment) = try serveToken()
+        var server = served
         defer { server.stop() }
-        var environment = hsm.environment
-        environment["P11_KIT_SERVER_ADDRESS"] = "unix:path=\(socket)"
         let agent = try AgentProcess(rules: "default = \"approve\"", extraConfig: "store_pin_file = \"\(pinFile)\"", environment: environment)
         try agent.start()
         let sessionId = try SocketTests.requestSession(try AgentClient(path: agent.clientSocket))
