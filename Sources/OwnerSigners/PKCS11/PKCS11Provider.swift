@@ -490,9 +490,8 @@ public final class PKCS11Provider: @unchecked Sendable {
                 sessions[tokenKey]?.loggedIn = true
                 sessions[tokenKey]?.personsLogin = !source.unattended
             }
-            if rejectedPINs.removeValue(forKey: identity) != nil || remembered?.rejectedPIN(of: identity) != nil {
-                remembered?.remember(rejectedPIN: nil, of: identity)
-            }
+            rejectedPINs[identity] = nil
+            remembered?.remember(rejectedPIN: nil, of: identity)
         } catch {
             let from = pin == nil ? "entered on the reader's keypad" : "from \(source)"
             if error.pinIncorrect {
