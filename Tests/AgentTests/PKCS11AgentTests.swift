@@ -282,7 +282,7 @@ struct PKCS11AgentTests {
     @Test(.timeLimit(.minutes(1))) func aModuleThatCrashesUnderTheModuleServerUnitLeavesTheAgentServing() throws {
         let (_, address, pinFile) = try tokenWithKey()
         let trigger = hsm.directory.appendingPathComponent("crash-\(token)").path
-        let module = try CModule.crashing(in: hsm.directory, real: SoftHSM.systemModule!, trigger: trigger)
+        let module = try CModule.faultyInSign(.abort, in: hsm.directory, real: SoftHSM.systemModule!, trigger: trigger)
         // %t, the runtime directory systemd fills in, and the one it makes for the unit.
         let runtime = hsm.directory.appendingPathComponent("run-\(token)").path
         try FileManager.default.createDirectory(atPath: runtime + "/session-agent-pkcs11", withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])

@@ -686,6 +686,36 @@ struct PKCS11OwnerTests {
         #expect(try signature.recoverAddress(digest: digest) == owner.identity.address)
     }
 
+    /// A module that fails C_Sign with CKR_GENERAL_ERROR while its token is present (a fault of
+    /// its own) is reported as failing, with its code: not as a token that went away, which
+    /// would drop the session and with it a login a person gave. Once the fault is gone the next
+    /// signature works without asking for the PIN again.
+    @Test func aModuleFaultWithItsTokenPresentIsNotARemoval() async throws {
+        try hsm.initToken(token)
+        try hsm.generateKey(token: token, label: "k1key", id: "01")
+        let directory = hsm.directory.appendingPathComponent("fault-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let trigger = directory.appendingPathComponent("fault").path
+        let module = try CModule.faultyInSign(.generalError, in: directory, real: try hsm.privateModule(), trigger: trigger)
+        let owner = try await PKCS11Owner.load(try uri(module), pin: .prompt, defaultModule: nil)
+        let asked = LockedBox<Int>()
+        let prompt: SecretPrompt = { _ in
+            asked.value = (asked.value ?? 0) + 1
+            return secret(SoftHSM.userPIN)
+        }
+        let digest = Bytes32(Array(repeating: 4, count: 32))
+        #expect(try await owner.sign(Self.approved(digest), prompt: prompt).recoverAddress(digest: digest) == owner.identity.address)
+
+        #expect(FileManager.default.createFile(atPath: trigger, contents: nil))
+        await #expect { try await owner.sign(Self.approved(digest), prompt: prompt) } throws: { error in
+            guard case OwnerSignerError.failed(let message) = error else { return false }
+            return message.contains("C_Sign failed: CKR_GENERAL_ERROR")
+        }
+        try FileManager.default.removeItem(atPath: trigger)
+        #expect(try await owner.sign(Self.approved(digest), prompt: prompt).recoverAddress(digest: digest) == owner.identity.address)
+        #expect(asked.value == 1)
+    }
+
     /// A login a person gave is kept while its token stays (the agent does not keep the PIN):
     /// looking for another token of the module that is away does not initialise the module again,
     /// which would end that login. With logins only from PIN files, it does, and sees the other

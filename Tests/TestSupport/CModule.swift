@@ -62,12 +62,25 @@ public enum CModule {
             """), in: directory)
     }
 
-    /// A module in front of another (`real`) that crashes the process it runs in (abort) in
-    /// C_Sign while the file `trigger` exists, as a vendor module with a bug would.
-    public static func crashing(in directory: URL, real: String, trigger: String) throws -> String {
-        try build("crashing", source: inFront(of: real, replacing: ["C_Sign": "sign"], with: """
+    /// What a vendor module with a bug does in C_Sign.
+    public enum SignFault: String {
+        /// Crashes the process it runs in.
+        case abort
+        /// Fails with CKR_GENERAL_ERROR, its token present (the operation ends, as any failed
+        /// C_Sign ends it).
+        case generalError = "general-error"
+    }
+
+    /// A module in front of another (`real`) that has `fault` in C_Sign while the file `trigger`
+    /// exists.
+    public static func faultyInSign(_ fault: SignFault, in directory: URL, real: String, trigger: String) throws -> String {
+        let onFault = switch fault {
+        case .abort: "abort();"
+        case .generalError: "real->C_Sign(session, data, length, signature, signatureLength); return CKR_GENERAL_ERROR;"
+        }
+        return try build("sign-\(fault.rawValue)", source: inFront(of: real, replacing: ["C_Sign": "sign"], with: """
             static CK_RV sign(CK_SESSION_HANDLE session, CK_BYTE *data, CK_ULONG length, CK_BYTE *signature, CK_ULONG *signatureLength) {
-                if (access("\(trigger)", F_OK) == 0) abort();
+                if (access("\(trigger)", F_OK) == 0) { \(onFault) }
                 return real->C_Sign(session, data, length, signature, signatureLength);
             }
             """), in: directory)

@@ -25,7 +25,9 @@ public struct PKCS11Error: Error, Equatable, Sendable, CustomStringConvertible {
     public var name: String { code.map { Self.names[$0] ?? String(format: "CKR_0x%lX", $0) } ?? "not loaded" }
     public var description: String { code == nil ? call : "\(call) failed: \(name)" }
 
-    /// The token is gone (unplugged, deleted, its server stopped): drop the session and look again.
+    /// The token is gone (unplugged, deleted, its server stopped): drop the session and look
+    /// again. CKR_GENERAL_ERROR may also be a fault of the module's own; see
+    /// `PKCS11Session.tokenGone(after:)`.
     public var tokenGone: Bool {
         [CKR_DEVICE_REMOVED, CKR_TOKEN_NOT_PRESENT, CKR_SESSION_HANDLE_INVALID, CKR_SESSION_CLOSED, CKR_DEVICE_ERROR,
          CKR_SLOT_ID_INVALID, CKR_TOKEN_NOT_RECOGNIZED, CKR_OBJECT_HANDLE_INVALID, CKR_KEY_HANDLE_INVALID,
@@ -284,6 +286,15 @@ public final class PKCS11Session: @unchecked Sendable {
         try check("C_GetSessionInfo", f.C_GetSessionInfo(handle, &info))
         let user = info.state == CK_STATE(CKS_RO_USER_FUNCTIONS) || info.state == CK_STATE(CKS_RW_USER_FUNCTIONS)
         return (user, UInt(info.slotID))
+    }
+
+    /// Whether `error`, from an operation in this session, means the token went away.
+    /// CKR_GENERAL_ERROR is what some modules answer then, and what others answer for a fault of
+    /// their own with the token present (SoftHSM, for an AES-GCM tag that does not match): the
+    /// session still answering tells the two apart.
+    public func tokenGone(after error: PKCS11Error) -> Bool {
+        guard error.tokenGone else { return false }
+        return error.code != UInt(CKR_GENERAL_ERROR) || (try? state()) == nil
     }
 
     /// C_Login as the user. A login applies to every session of the application on that token.

@@ -72,7 +72,7 @@ public struct PKCS11Key: Sendable {
                     throw .failed("the token does not make \(curve.rawValue) keys (\(error))"
                                   + (curve == .secp256k1 ? "; PIV cards and most smartcards have none, HSMs such as YubiHSM 2, Nitrokey HSM 2 and AWS CloudHSM do" : ""))
                 }
-                throw PKCS11Provider.failure(error, token.tokenOnly.description)
+                throw PKCS11Provider.failure(error, token.tokenOnly.description, in: session)
             }
             guard made.count == 1 else { throw .failed("the token did not keep the key pair it generated") }
             return made[0]
@@ -203,7 +203,7 @@ extension PKCS11Provider {
                 if error.mechanismRefused || error.code == UInt(CKR_KEY_FUNCTION_NOT_PERMITTED), let why = (try? session.refusalToSign(with: handle)) ?? nil {
                     throw .failed("the token will not sign with \(name) (\(error)): \(why)")
                 }
-                throw PKCS11Provider.failure(error, state.tokenKey)
+                throw PKCS11Provider.failure(error, state.tokenKey, in: session)
             }
         }
         if let signed { return signed }

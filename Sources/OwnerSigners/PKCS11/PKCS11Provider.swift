@@ -258,14 +258,14 @@ public final class PKCS11Provider: @unchecked Sendable {
         let secret = try await Self.readPIN(pin, token: try await token(uri), prompt: prompt, forOneSignature: true)
         return try await withLogin(uri, pin: pin, prompt: prompt) { session, state throws(PKCS11Failure) in
             let handle = try key(session, state)
-            do throws(PKCS11Error) { try session.signInitECDSA(key: handle) } catch { throw Self.failure(error, state.tokenKey) }
+            do throws(PKCS11Error) { try session.signInitECDSA(key: handle) } catch { throw Self.failure(error, state.tokenKey, in: session) }
             do throws(PKCS11Failure) {
                 try self.login(session, tokenKey: state.tokenKey, token: try self.tokenInfo(session, state.tokenKey), pin: secret, source: pin, contextSpecific: true)
             } catch {
                 _ = try? session.sign(digest)   // ends the operation: without the login it fails, and any failure ends it
                 throw error
             }
-            do throws(PKCS11Error) { return try session.sign(digest) } catch { throw Self.failure(error, state.tokenKey) }
+            do throws(PKCS11Error) { return try session.sign(digest) } catch { throw Self.failure(error, state.tokenKey, in: session) }
         }
     }
 
@@ -284,7 +284,7 @@ public final class PKCS11Provider: @unchecked Sendable {
     private func whenLoginDue<T: Sendable>(_ uri: PKCS11URI, _ body: @escaping @Sendable (PKCS11TokenInfo) -> T?) async throws(PKCS11Failure) -> T? {
         try await withSession(uri) { session, state throws(PKCS11Failure) -> T? in
             let loggedIn: Bool
-            do throws(PKCS11Error) { loggedIn = try session.state().loggedIn } catch { throw Self.failure(error, state.tokenKey) }
+            do throws(PKCS11Error) { loggedIn = try session.state().loggedIn } catch { throw Self.failure(error, state.tokenKey, in: session) }
             let token = try self.tokenInfo(session, state.tokenKey)
             return loggedIn || !token.loginRequired ? nil : body(token)
         }
@@ -324,7 +324,7 @@ public final class PKCS11Provider: @unchecked Sendable {
             let cacheKey = tokenKey + "|" + name
             if let handle = provider.keyHandles[cacheKey] { return handle }
             let found: [UInt]
-            do { found = try session.find(attributes) } catch { throw PKCS11Provider.failure(error, tokenKey) }
+            do { found = try session.find(attributes) } catch { throw PKCS11Provider.failure(error, tokenKey, in: session) }
             guard found.count == 1 else {
                 throw .keyNotFound(found.isEmpty ? "no object matches \(name) on the token" : "\(found.count) objects match \(name); add id= or object= to the URI")
             }
@@ -428,7 +428,7 @@ public final class PKCS11Provider: @unchecked Sendable {
             sessions[tokenKey] = OpenSession(session: session, loggedIn: loggedIn)
             return (session, loggedIn, false)
         } catch {
-            throw Self.failure(error, tokenKey)
+            throw Self.failure(error, tokenKey, in: nil)
         }
     }
 
@@ -462,7 +462,7 @@ public final class PKCS11Provider: @unchecked Sendable {
     }
 
     private func tokenInfo(_ session: PKCS11Session, _ tokenKey: String) throws(PKCS11Failure) -> PKCS11TokenInfo {
-        do { return try session.module.tokenInfo(slot: try session.state().slot) } catch { throw Self.failure(error, tokenKey) }
+        do { return try session.module.tokenInfo(slot: try session.state().slot) } catch { throw Self.failure(error, tokenKey, in: session) }
     }
 
     private func reinitialize() {
@@ -507,7 +507,7 @@ public final class PKCS11Provider: @unchecked Sendable {
                 let lengths = token.pinLengths.map { "; it takes \($0.lowerBound) to \($0.upperBound) bytes" } ?? ""
                 throw .wrongPIN("token \"\(token.label)\" refused the PIN (\(from)) as malformed, before trying it (\(error))\(lengths)")
             }
-            throw Self.failure(error, tokenKey)
+            throw Self.failure(error, tokenKey, in: session)
         }
     }
 
@@ -550,8 +550,9 @@ public final class PKCS11Provider: @unchecked Sendable {
         }
     }
 
-    static func failure(_ error: PKCS11Error, _ token: String) -> PKCS11Failure {
-        if error.tokenGone { return .tokenAbsent("the token \(token) went away (\(error)); it is used again once it is back") }
+    /// What the agent reports for `error`, from an operation in `session` when there was one.
+    static func failure(_ error: PKCS11Error, _ token: String, in session: PKCS11Session?) -> PKCS11Failure {
+        if session?.tokenGone(after: error) ?? error.tokenGone { return .tokenAbsent("the token \(token) went away (\(error)); it is used again once it is back") }
         if error.notLoggedIn { return .pinNeeded("the token \(token) is no longer logged in (\(error))") }
         return .failed("\(error)")
     }

@@ -26,13 +26,13 @@ public enum PKCS11SecretKey {
         let provider = try await PKCS11Provider.locate(uri, defaultModule: defaultModule)
         let sealed = try await provider.withLogin(uri, pin: pin, prompt: prompt) { session, _ throws(PKCS11Failure) -> PKCS11Sealed in
             let existing: [UInt]
-            do throws(PKCS11Error) { existing = try session.find(selection(uri)) } catch { throw PKCS11Provider.failure(error, uri.tokenOnly.description) }
+            do throws(PKCS11Error) { existing = try session.find(selection(uri)) } catch { throw PKCS11Provider.failure(error, uri.tokenOnly.description, in: session) }
             guard existing.count <= 1 else { throw .keyNotFound("\(existing.count) AES keys match \(uri); add id=") }
             let token = uri.tokenOnly.description
             let key: UInt
             do throws(PKCS11Error) {
                 key = if let found = existing.first { found } else { try session.generateAESKey(label: label, id: uri.id ?? Array(label.utf8)) }
-            } catch { throw PKCS11Provider.failure(error, token) }
+            } catch { throw PKCS11Provider.failure(error, token, in: session) }
             // Whatever seals the data key must open it again before the store forgets its old
             // wrapping: HSMs differ in how they treat a caller's GCM nonce, and a wrapping that
             // does not open loses every session key.
@@ -41,7 +41,7 @@ public enum PKCS11SecretKey {
             }
             let salt = randomBytes(32)
             let derived: DerivedKey
-            do throws(PKCS11Error) { derived = try derivedKey(session, key, salt) } catch { throw PKCS11Provider.failure(error, token) }
+            do throws(PKCS11Error) { derived = try derivedKey(session, key, salt) } catch { throw PKCS11Provider.failure(error, token, in: session) }
             let sealed = PKCS11Sealed.derived(salt: salt, sealed: try derived.sealing(plain, aad: aad))
             guard try opens(sealed, plain, session, key, aad: aad, token: token) else {
                 throw .failed("the token's AES key \(uri) does not give back what it sealed; nothing was changed")
@@ -60,7 +60,7 @@ public enum PKCS11SecretKey {
             let key = try state.object("the AES key " + uri.objectName, selection(uri), in: session)
             let opened: SecretBytes?
             do throws(PKCS11Error) { opened = try opening(sealed, session, key, aad: aad) } catch {
-                if tokenGone(error, session) { throw PKCS11Provider.failure(error, uri.tokenOnly.description) }
+                if session.tokenGone(after: error) { throw PKCS11Provider.failure(error, uri.tokenOnly.description, in: session) }
                 if error.mechanismRefused, case .gcm = sealed {
                     throw .failed("\(uri.modulePath ?? "the module") refuses AES-GCM, which sealed this data key on the token (\(error)); "
                                   + "open the store through the token's own module once and rewrap it (store rewrap --to) through this one")
@@ -81,25 +81,18 @@ public enum PKCS11SecretKey {
             return sealed.count == plain.count + 16 ? .gcm(nonce: nonce, sealed: sealed) : nil
         } catch where error.mechanismRefused {
             return nil
-        } catch { throw PKCS11Provider.failure(error, token) }
+        } catch { throw PKCS11Provider.failure(error, token, in: session) }
     }
 
     /// Whether `sealed` opens to `plain` on the token now.
     static func opens(_ sealed: PKCS11Sealed, _ plain: SecretBytes, _ session: PKCS11Session, _ key: UInt, aad: [UInt8], token: String) throws(PKCS11Failure) -> Bool {
         do throws(PKCS11Error) {
             return try opening(sealed, session, key, aad: aad)?.sameBytes(as: plain) ?? false
-        } catch where tokenGone(error, session) {
-            throw PKCS11Provider.failure(error, token)
+        } catch where session.tokenGone(after: error) {
+            throw PKCS11Provider.failure(error, token, in: session)
         } catch {
             return false
         }
-    }
-
-    /// Whether the token went away during a decryption that failed. SoftHSM answers a GCM tag
-    /// that does not match with CKR_GENERAL_ERROR, which elsewhere means the token is gone; a
-    /// session that still answers tells the two apart.
-    static func tokenGone(_ error: PKCS11Error, _ session: PKCS11Session) -> Bool {
-        error.tokenGone && (try? session.state()) == nil
     }
 
     /// What `sealed` opens to under the token's key; nil (or an error from the module) when the
