@@ -41,6 +41,9 @@ public actor Agent {
     var rules: RulesFile?
     let tokens: TokenList
     let ownerPrompt: SecretPrompt
+    /// What tells the person `ownerPrompt` reaches to act on the device itself (enter a PIN on
+    /// a reader's keypad); nil when that channel has no screen of its own to tell them on.
+    let ownerNotice: DeviceNotice.Show?
     /// Where the PIN of the token wrapping the store's data key comes from.
     let storePIN: PKCS11PINSource
     let clock: @Sendable () -> UInt64
@@ -72,7 +75,7 @@ public actor Agent {
     public init(store: SessionStore, owners: [any OwnerSigner], accounts: [AccountConfig], fixedAccounts: Set<Address> = [], fixedOwners: Set<Address> = [],
                 rules: RulesFile?, tokens: TokenList = TokenList(),
                 approvalTimeout: UInt64 = 300, storePIN: PKCS11PINSource = .prompt, ownerPrompt: @escaping SecretPrompt,
-                clock: @escaping @Sendable () -> UInt64 = { UInt64(Date().timeIntervalSince1970) },
+                ownerNotice: DeviceNotice.Show? = nil, clock: @escaping @Sendable () -> UInt64 = { UInt64(Date().timeIntervalSince1970) },
                 logger: Logger = Logger(label: "session-agent", factory: { _ in SwiftLogNoOpLogHandler() })) {
         self.store = store
         self.owners = Dictionary(owners.map { ($0.identity.address, $0) }, uniquingKeysWith: { a, _ in a })
@@ -84,6 +87,7 @@ public actor Agent {
         self.approvalTimeout = approvalTimeout
         lockCause = store.isLocked ? .atStart : nil
         self.ownerPrompt = ownerPrompt
+        self.ownerNotice = ownerNotice
         self.storePIN = storePIN
         self.clock = clock
         self.logger = logger
@@ -203,11 +207,17 @@ public actor Agent {
         // approved the request with nobody watching.
         let purpose = "\n\nIt enables the session that \(request.client) asked for (request \(id), approved by \(approver))."
         let asked: SecretPrompt = { [ownerPrompt] in try await ownerPrompt($0 + purpose) }
+        var told: DeviceNotice.Show?
+        if let ownerNotice { told = { @Sendable text in await ownerNotice(text + purpose) } }
         for owner in account.owners where signatures.count < account.threshold {
             guard let signer = owners[owner] else { continue }
-            let prompt: SecretPrompt = (ownerSecrets[owner] ?? ownerSecret).map { secret in { @Sendable _ in secret } } ?? asked
+            let given = ownerSecrets[owner] ?? ownerSecret
+            let prompt: SecretPrompt = given.map { secret in { @Sendable _ in secret } } ?? asked
             do {
-                signatures.append(try await signer.sign(ApprovedDigest(digest: digest, approval: id), prompt: prompt))
+                let approved = ApprovedDigest(digest: digest, approval: id)
+                signatures.append(try await DeviceNotice.telling(through: given == nil ? told : nil) { () async throws(OwnerSignerError) in
+                    try await signer.sign(approved, prompt: prompt)
+                })
                 signers.append(signer.identity)
             } catch {
                 let message = "owner \(owner) could not sign: \(error)"

@@ -61,7 +61,7 @@ public enum AgentDaemon {
                           ownerPrompt: pinentry?.ownerPrompt ?? { @Sendable _ in
                               throw AgentError("secret_needed", "no pinentry is configured; approve with `session-agent approve`, which asks for it")
                           },
-                          logger: logger)
+                          ownerNotice: pinentry?.ownerNotice, logger: logger)
         let server = SocketServer(rpc: AgentRPC(agent: agent, reloadRules: config.rulesFile == nil ? nil : loadRules, pkcs11Module: config.pkcs11Module, runTimeModules: runTimeModules), allowedUIDs: config.allowedUIDs, allowedGIDs: config.allowedGIDs,
                                   partialMessageTimeout: .seconds(Int64(config.partialMessageTimeout)))
 

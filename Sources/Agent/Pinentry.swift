@@ -52,6 +52,21 @@ public struct Pinentry: Sendable {
         return data.withUnsafeBytes { SecretBytes(copying: $0) }
     }
 
+    /// Shows `text` with an OK button and returns at once, leaving it up until the person
+    /// presses OK or `takeDown` is called on what it returns.
+    func notice(title: String, text: String) throws -> AssuanSession {
+        let session = try AssuanSession(command, timeout: timeout)
+        do {
+            try session.set("SETTITLE", title)
+            try session.set("SETDESC", text)
+            try session.send("MESSAGE")
+        } catch {
+            session.close()
+            throw error
+        }
+        return session
+    }
+
     static func pages(_ text: String) -> [String] {
         var pages: [String] = []
         var current = ""
@@ -93,6 +108,26 @@ struct PinentryApproval: Sendable {
                 throw AgentError("secret_needed", "it was not given at the pinentry dialog")
             }
             return secret
+        }
+    }
+
+    /// Tells the person to enter the PIN on the reader's keypad, as gpg-agent does for a pinpad:
+    /// a dialog in its turn among the others, up until the entry is over (or the person closes
+    /// it), then taken down.
+    var ownerNotice: DeviceNotice.Show {
+        { [pinentry, dialogs] text in
+            let (shown, showing) = AsyncStream<Never>.makeStream()
+            let (over, takeDown) = AsyncStream<Never>.makeStream()
+            Task {
+                await dialogs.run {
+                    let notice = try? await blocking { try pinentry.notice(title: "session-agent", text: text) }
+                    showing.finish()
+                    for await _ in over {}
+                    notice?.takeDown()
+                }
+            }
+            for await _ in shown {}
+            return { takeDown.finish() }
         }
     }
 
@@ -145,8 +180,9 @@ public struct PinentryError: Error, CustomStringConvertible {
     public var description: String
 }
 
-/// One running pinentry and its Assuan conversation over the child's stdin/stdout.
-final class AssuanSession {
+/// One running pinentry and its Assuan conversation over the child's stdin/stdout. Used by one
+/// thread at a time: a notice is handed from the thread that showed it to the one taking it down.
+final class AssuanSession: @unchecked Sendable {
     let pid: pid_t
     /// The child's stdin and stdout.
     let toChild: FileHandle
@@ -212,6 +248,13 @@ final class AssuanSession {
         return agent.filter { name, _ in names.contains(name) || prefixes.contains(where: name.hasPrefix) }.map { "\($0.key)=\($0.value)" }.sorted()
     }
 
+    /// Ends a dialog that may be waiting for the person (one `notice` shows): it is told to go
+    /// (SIGTERM), since it reads no command until it is answered.
+    func takeDown() {
+        kill(pid, SIGTERM)
+        close()
+    }
+
     /// Says goodbye and waits for the child to exit.
     func close() {
         watchdog?.cancel()
@@ -236,10 +279,15 @@ final class AssuanSession {
     }
 
     func transact(_ line: String) throws -> Reply {
+        try send(line)
+        return try read()
+    }
+
+    /// Sends a command without waiting for its reply.
+    func send(_ line: String) throws {
         do { try toChild.write(contentsOf: Data((line + "\n").utf8)) } catch {
             throw PinentryError(description: "pinentry exited")
         }
-        return try read()
     }
 
     /// Reads up to the closing OK or ERR line; D lines are the (percent-escaped) data.

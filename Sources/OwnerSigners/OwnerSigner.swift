@@ -69,6 +69,34 @@ public enum OwnerSignerError: Error, Equatable, Sendable, CustomStringConvertibl
 /// pinentry, a file for servers). The returned bytes are the caller's to drop.
 public typealias SecretPrompt = @Sendable (_ description: String) async throws -> SecretBytes
 
+/// What the person behind an approval is told while a backend waits for them to act on the
+/// device itself (enter the PIN on a reader's keypad), as gpg-agent shows a pinpad's prompt:
+/// the approval channel's notice, when it has a screen of its own (pinentry). Set for the
+/// signatures whose secrets that channel would be asked for.
+public enum DeviceNotice {
+    /// Shows the text; what it returns takes the notice down.
+    public typealias Show = @Sendable (_ text: String) async -> @Sendable () -> Void
+
+    @TaskLocal private static var show: Show?
+
+    /// Runs `body` with `show` as the notice of the device waits in it.
+    public static func telling<T, E: Error>(through show: Show?, _ body: () async throws(E) -> T) async throws(E) -> T {
+        let outcome: Result<T, E> = await $show.withValue(show) {
+            do throws(E) { return .success(try await body()) } catch { return .failure(error) }
+        }
+        return try outcome.get()
+    }
+
+    /// Runs `body`, a wait on the device, with `text` shown meanwhile when a notice is set. A wait
+    /// inside it shows nothing more: one notice at a time.
+    public static func showing<T, E: Error>(_ text: String, _ body: () async throws(E) -> T) async throws(E) -> T {
+        guard let show else { return try await body() }
+        let takeDown = await show(text)
+        defer { takeDown() }
+        return try await telling(through: nil, body)
+    }
+}
+
 /// The one interface every owner-key backend implements: keystore files now; PKCS#11 tokens,
 /// OpenPGP cards and FIDO2 authenticators plug in behind it without touching the agent.
 public protocol OwnerSigner: Sendable {

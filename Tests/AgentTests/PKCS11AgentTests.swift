@@ -536,6 +536,44 @@ struct PKCS11AgentTests {
         #expect(!agent.logs.contains(SoftHSM.userPIN))
     }
 
+    /// The same reader with pinentry as the approval channel, as gpg-agent shows a pinpad's
+    /// prompt: once the person approves, a dialog tells them to enter the token's PIN on the
+    /// reader's keypad while the reader waits for it, and goes once they have. No PIN is asked
+    /// in a dialog.
+    @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: PinentryTests.program) || ProcessInfo.processInfo.environment["CI"] != nil, "pinentry-curses is not installed"))
+    func pinentryTellsThePersonToEnterThePINOnTheKeypad() throws {
+        let (_, address, _) = try tokenWithKey()
+        let directory = hsm.directory.appendingPathComponent("keypad-pinentry-\(token)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let typed = directory.appendingPathComponent("typed").path
+        let module = try CModule.keypad(in: directory, real: SoftHSM.systemModule!, typed: typed, waiting: 60)
+        let terminal = try PinentryTests.Terminal()
+        let agent = try AgentProcess(rules: "default = \"ask\"", extraConfig: """
+            pinentry = ["\(PinentryTests.program)", "--ttyname", "\(terminal.slavePath)", "--ttytype", "xterm"]
+            """, owner: .init(toml: """
+            pkcs11 = "pkcs11:token=\(token);object=owner?module-path=\(module)"
+            address = "\(address.checksummed)"
+            """, address: address.checksummed), environment: hsm.environment)
+        try agent.start()
+        let client = try AgentClient(path: agent.clientSocket)
+        let id = try PinentryTests.ask(client)
+        _ = try PinentryTests.approve(on: terminal)
+
+        try terminal.waitFor("keypad")
+        try terminal.waitFor(token)
+        #expect(!terminal.screen.contains("PIN:"), "a PIN dialog: \(terminal.screen.suffix(600))")
+        #expect(PinentryTests.dialogs(on: terminal.slavePath).count == 1)
+        #expect(try client.call("session_wait", JSONObject(["id": .string(id), "timeout": JSONValue(0)]))["status"] == "pending")
+        // The person types the PIN on the reader.
+        try SoftHSM.userPIN.write(toFile: typed, atomically: true, encoding: .utf8)
+        let approved = try client.call("session_wait", JSONObject(["id": .string(id), "timeout": JSONValue(20)]))
+        #expect(approved["status"] == "approved" && approved["sessionId"]?.stringValue != nil, "\(approved.serialized)")
+        let deadline = Date().addingTimeInterval(20)
+        while !PinentryTests.dialogs(on: terminal.slavePath).isEmpty && Date() < deadline { usleep(20_000) }
+        #expect(PinentryTests.dialogs(on: terminal.slavePath).isEmpty, "the notice is still up")
+        #expect(!agent.logs.contains(SoftHSM.userPIN))
+    }
+
     /// A stopped agent with one session, whose store `store rewrap` then moved from its
     /// passphrase to an AES key on a fresh token; store_pin_file holds the token's PIN. The URI
     /// given names no token: the one recorded names it by label and serial, so that the tokens

@@ -159,8 +159,9 @@ public enum CModule {
 
     /// A module in front of another (`real`) whose tokens sit in a reader with a keypad
     /// (CKF_PROTECTED_AUTHENTICATION_PATH): C_Login with no PIN takes the one a person "types",
-    /// read from the file `typed`, and is cancelled (CKR_FUNCTION_CANCELED) when there is none.
-    public static func keypad(in directory: URL, real: String, typed: String) throws -> String {
+    /// read from the file `typed`, and is cancelled (CKR_FUNCTION_CANCELED) when there is none
+    /// after `waiting` seconds (the reader waits so long for the person).
+    public static func keypad(in directory: URL, real: String, typed: String, waiting: Int = 0) throws -> String {
         try build("keypad", source: inFront(of: real, replacing: ["C_GetTokenInfo": "tokenInfo", "C_Login": "login"], with: """
             #include <stdio.h>
 
@@ -173,6 +174,10 @@ public enum CModule {
             static CK_RV login(CK_SESSION_HANDLE session, CK_USER_TYPE user, CK_UTF8CHAR *pin, CK_ULONG length) {
                 if (pin != NULL) return real->C_Login(session, user, pin, length);
                 FILE *keypad = fopen("\(typed)", "r");
+                for (int waited = 0; keypad == NULL && waited < \(waiting * 20); waited++) {
+                    usleep(50000);
+                    keypad = fopen("\(typed)", "r");
+                }
                 if (keypad == NULL) return CKR_FUNCTION_CANCELED;
                 CK_UTF8CHAR entered[64];
                 size_t count = fread(entered, 1, sizeof entered, keypad);

@@ -222,12 +222,14 @@ public final class PKCS11Provider: @unchecked Sendable {
             case .failure(let r): request = r
             }
             let secret = try await Self.readPIN(pin, token: request.token, prompt: prompt)
-            return try await self.run { () throws(PKCS11Failure) -> T in
-                let (session, loggedIn, _) = try self.session(for: uri, state.tokenKey)
-                if !loggedIn {
-                    try self.login(session, tokenKey: state.tokenKey, token: try self.tokenInfo(session, state.tokenKey), pin: secret, source: pin)
+            return try await Self.onKeypad(secret == nil, request.token) { () async throws(PKCS11Failure) -> T in
+                try await self.run { () throws(PKCS11Failure) -> T in
+                    let (session, loggedIn, _) = try self.session(for: uri, state.tokenKey)
+                    if !loggedIn {
+                        try self.login(session, tokenKey: state.tokenKey, token: try self.tokenInfo(session, state.tokenKey), pin: secret, source: pin)
+                    }
+                    return try call(session)
                 }
-                return try call(session)
             }
         }
     }
@@ -255,18 +257,29 @@ public final class PKCS11Provider: @unchecked Sendable {
     /// rules as the login. `key` finds the key's handle.
     func signECDSAWithContextLogin(_ uri: PKCS11URI, pin: PKCS11PINSource, prompt: SecretPrompt, digest: [UInt8],
                                    key: @escaping @Sendable (PKCS11Session, TokenState) throws(PKCS11Failure) -> UInt) async throws(PKCS11Failure) -> [UInt8] {
-        let secret = try await Self.readPIN(pin, token: try await token(uri), prompt: prompt, forOneSignature: true)
-        return try await withLogin(uri, pin: pin, prompt: prompt) { session, state throws(PKCS11Failure) in
-            let handle = try key(session, state)
-            do throws(PKCS11Error) { try session.signInitECDSA(key: handle) } catch { throw Self.failure(error, state.tokenKey, in: session) }
-            do throws(PKCS11Failure) {
-                try self.login(session, tokenKey: state.tokenKey, token: try self.tokenInfo(session, state.tokenKey), pin: secret, source: pin, contextSpecific: true)
-            } catch {
-                _ = try? session.sign(digest)   // ends the operation: without the login it fails, and any failure ends it
-                throw error
+        let token = try await token(uri)
+        let secret = try await Self.readPIN(pin, token: token, prompt: prompt, forOneSignature: true)
+        return try await Self.onKeypad(secret == nil, token, forOneSignature: true) { () async throws(PKCS11Failure) -> [UInt8] in
+            try await withLogin(uri, pin: pin, prompt: prompt) { session, state throws(PKCS11Failure) in
+                let handle = try key(session, state)
+                do throws(PKCS11Error) { try session.signInitECDSA(key: handle) } catch { throw Self.failure(error, state.tokenKey, in: session) }
+                do throws(PKCS11Failure) {
+                    try self.login(session, tokenKey: state.tokenKey, token: try self.tokenInfo(session, state.tokenKey), pin: secret, source: pin, contextSpecific: true)
+                } catch {
+                    _ = try? session.sign(digest)   // ends the operation: without the login it fails, and any failure ends it
+                    throw error
+                }
+                do throws(PKCS11Error) { return try session.sign(digest) } catch { throw Self.failure(error, state.tokenKey, in: session) }
             }
-            do throws(PKCS11Error) { return try session.sign(digest) } catch { throw Self.failure(error, state.tokenKey, in: session) }
         }
+    }
+
+    /// Runs `login`, in which a person enters the PIN on the token's reader's keypad when
+    /// `entered` (no PIN was read for it), with the approval channel telling them so meanwhile.
+    private static func onKeypad<T>(_ entered: Bool, _ token: PKCS11TokenInfo, forOneSignature: Bool = false,
+                                    _ login: () async throws(PKCS11Failure) -> T) async throws(PKCS11Failure) -> T {
+        guard entered else { return try await login() }
+        return try await DeviceNotice.showing("Enter the \(pinPrompt(token, forOneSignature: forOneSignature)).", login)
     }
 
     /// The PIN prompt a login to the token would show now, or nil when none is needed (the
