@@ -24,9 +24,15 @@ public enum AgentDaemon {
         case .passphrase:
             if let file = config.storePassphraseFile { try store.unlock(passphrase: try SecretFile.read(file)) }
         case .token:
-            // A store whose token is absent starts locked; `agent_unlock` tries again.
-            let noPIN = config.storePassphraseFile == nil ? "store_pin_file is not set" : "store_pin_file is not set (store_passphrase_file is no use to a store a token protects)"
-            do { try await store.unlock(pin: storePIN, prompt: { _ in throw AgentError("locked", "\(noPIN); agent_unlock takes the PIN") }) } catch {
+            // Without store_pin_file only a person opens it (agent_unlock), also where the token's
+            // reader has a keypad: nobody is there to type on it as the agent starts. A store
+            // whose token is absent starts locked too; `agent_unlock` tries again.
+            guard let file = config.storePINFile else {
+                let useless = config.storePassphraseFile == nil ? "" : " (store_passphrase_file is no use to a store a token protects)"
+                logger.warning("the store stays locked: store_pin_file is not set\(useless); agent_unlock takes the PIN")
+                break
+            }
+            do { try await store.unlock(pin: .file(file), prompt: { _ in throw AgentError("locked", "the PIN comes from \(file)") }) } catch {
                 logger.warning("the store stays locked: \(error)")
             }
         }

@@ -623,6 +623,37 @@ struct PKCS11AgentTests {
         #expect(!agent.logs.contains(SoftHSM.userPIN))
     }
 
+    /// A store wrapped by a token in a reader with a keypad, and no store_pin_file: nobody is
+    /// at the reader as the agent starts, so it starts at once, locked and saying why, rather
+    /// than waiting for the reader to give up; `agent_unlock` then takes the PIN on the keypad.
+    @Test func aStoreWrappedByAKeypadTokenWaitsForAPersonsUnlock() throws {
+        try hsm.initToken(token)
+        let pinFile = hsm.directory.appendingPathComponent("pin-\(token)").path
+        try writeSecretFile(SoftHSM.userPIN, pinFile)
+        let directory = hsm.directory.appendingPathComponent("keypad-store-\(token)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let typed = directory.appendingPathComponent("typed").path
+        let module = try CModule.keypad(in: directory, real: SoftHSM.systemModule!, typed: typed, waiting: 60)
+        let agent = try AgentProcess(rules: "default = \"approve\"", environment: hsm.environment)
+        try agent.start()
+        let sessionId = try SocketTests.requestSession(try AgentClient(path: agent.clientSocket))
+        agent.stop()
+        let rewrap = try Command.run(Command.sessionAgent, ["store", "rewrap", "--store", agent.directory.appendingPathComponent("data/store.sqlite").path,
+                                                            "--to", "pkcs11:token=\(token);object=store-key?module-path=\(module)", "--pin-file", pinFile,
+                                                            "--passphrase-file", agent.directory.appendingPathComponent("store.pass").path], environment: hsm.environment)
+        #expect(rewrap.status == 0, "\(rewrap.stdout) \(rewrap.stderr)")
+
+        try agent.start()
+        #expect(agent.logs.contains("the store stays locked: store_pin_file is not set"), "\(agent.logs)")
+        let control = try AgentClient(path: agent.controlSocket)
+        #expect(try Self.store(control)["locked"] == .bool(true))
+        // The person types the PIN on the reader when they unlock.
+        try SoftHSM.userPIN.write(toFile: typed, atomically: true, encoding: .utf8)
+        _ = try control.call("agent_unlock")
+        #expect(try Self.store(control)["locked"] == .bool(false))
+        #expect(try SocketTests.sign(try AgentClient(path: agent.clientSocket), sessionId, 1, nonce: 0)["mode"] == "ENABLE")
+    }
+
     func agentWithTokenWrappedStore() throws -> (agent: AgentProcess, sessionId: String, token: URL, pinFile: String) {
         let directory = try hsm.initToken(token)
         let pinFile = hsm.directory.appendingPathComponent("pin-\(token)").path
