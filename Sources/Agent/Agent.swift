@@ -442,6 +442,21 @@ public actor Agent {
         n <= 32 ? n & (n - 1) == 0 : n % 30 == 0
     }
 
+    /// What unlocking the store needs from the person who unlocks it, in the words of a prompt:
+    /// its passphrase (`new` for a store that has none yet), or the PIN of the token that wraps
+    /// its data key, entered on the token's reader's keypad when `onDevice`. Nil when nothing is
+    /// needed from them: store_pin_file gives the PIN, or the token wants no login now.
+    public func unlockAsks() async throws(AgentError) -> (prompt: String, onDevice: Bool, new: Bool)? {
+        guard case .token(let uri) = store.protection else {
+            return store.isInitialized ? ("Passphrase of the session-key store", false, false) : ("New passphrase for the session-key store", false, true)
+        }
+        if storePIN.unattended { return nil }
+        do throws(PKCS11Failure) {
+            let token = try await PKCS11Provider.locate(uri, defaultModule: nil).loginDue(uri)
+            return token.map { (PKCS11Provider.pinPrompt($0), $0.keypad, false) }
+        } catch { throw AgentError(error.ownerError.reason, "the store's token: \(error)") }
+    }
+
     /// Unlocks the store: with its passphrase (the first unlock of a new store chooses it), or,
     /// when a token wraps the data key, with the token's PIN (`secret`, or the configured PIN file).
     public func unlock(_ secret: SecretBytes?) async throws(AgentError) {

@@ -12,7 +12,7 @@ public struct AgentRPC: Sendable {
     public static let clientMethods = ["agent_info", "session_request", "session_wait", "session_get", "session_list",
                                        "session_signUserOperation", "session_export", "session_revoke"]
     public static let controlMethods = ["agent_info", "pending_list", "pending_get", "pending_secret", "pending_decide", "sessions_list", "session_revoke",
-                                        "accounts_list", "accounts_add", "accounts_remove", "owners_list", "owners_add", "owners_remove", "agent_lock", "agent_unlock", "rules_reload", "audit_verify", "audit_show"]
+                                        "accounts_list", "accounts_add", "accounts_remove", "owners_list", "owners_add", "owners_remove", "agent_lock", "agent_unlock_asks", "agent_unlock", "rules_reload", "audit_verify", "audit_show"]
     /// The parameters each method takes. Any other is refused, as the configuration file refuses
     /// unknown keys: a misspelt `bindExecutable` must not quietly give a session bound more loosely.
     static let parameters: [String: Set<String>] = [
@@ -298,6 +298,14 @@ public struct AgentRPC: Sendable {
         case "agent_lock":
             await agent.lock()
             return .object(JSONObject(["locked": true]))
+        case "agent_unlock_asks":
+            guard await agent.storeState().locked else { return .object(JSONObject(["locked": false])) }
+            var asks = JSONObject(["locked": true])
+            if let (prompt, onDevice, new) = try await agent.unlockAsks() {
+                asks[onDevice ? "onDevice" : "asks"] = .string(prompt)
+                asks["new"] = new ? true : nil
+            }
+            return .object(asks)
         case "agent_unlock":
             let passphrase = try optionalSecret(p, "passphrase")
             try await agent.unlock(passphrase)

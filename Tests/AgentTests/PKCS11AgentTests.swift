@@ -15,7 +15,6 @@ struct PKCS11AgentTests {
     let hsm = try! SoftHSM()
     let token = "agent-\(UUID().uuidString.prefix(8))"
 
-    /// A token with a secp256k1 key made by pkcs11-tool, and its PIN file.
     /// The test's token served by `p11-kit server` on a socket of its own, and the environment
     /// that points p11-kit-client.so at it.
     func serveToken() throws -> (socket: String, server: P11KitServer, environment: [String: String]) {
@@ -26,6 +25,7 @@ struct PKCS11AgentTests {
         return (socket, server, environment)
     }
 
+    /// A token with a secp256k1 key made by pkcs11-tool, and its PIN file.
     func tokenWithKey() throws -> (directory: URL, address: Address, pinFile: String) {
         let directory = try hsm.initToken(token)
         try hsm.generateKey(token: token, label: "owner", id: "0a")
@@ -574,10 +574,6 @@ struct PKCS11AgentTests {
         #expect(!agent.logs.contains(SoftHSM.userPIN))
     }
 
-    /// A stopped agent with one session, whose store `store rewrap` then moved from its
-    /// passphrase to an AES key on a fresh token; store_pin_file holds the token's PIN. The URI
-    /// given names no token: the one recorded names it by label and serial, so that the tokens
-    /// the tests add later cannot make it ambiguous.
     /// The store's state as `agent_info` tells it.
     static func store(_ control: AgentClient) throws -> JSONValue { try control.call("agent_info")["store"] ?? .null }
 
@@ -625,45 +621,59 @@ struct PKCS11AgentTests {
 
     /// A store wrapped by a token in a reader with a keypad, and no store_pin_file: nobody is
     /// at the reader as the agent starts, so it starts at once, locked and saying why, rather
-    /// than waiting for the reader to give up; `agent_unlock` then takes the PIN on the keypad.
+    /// than waiting for the reader to give up; `session-agent unlock` then says to enter the PIN
+    /// on the reader's keypad, and asks for nothing itself.
     @Test func aStoreWrappedByAKeypadTokenWaitsForAPersonsUnlock() throws {
-        try hsm.initToken(token)
-        let pinFile = hsm.directory.appendingPathComponent("pin-\(token)").path
-        try writeSecretFile(SoftHSM.userPIN, pinFile)
         let directory = hsm.directory.appendingPathComponent("keypad-store-\(token)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let typed = directory.appendingPathComponent("typed").path
         let module = try CModule.keypad(in: directory, real: SoftHSM.systemModule!, typed: typed, waiting: 60)
-        let agent = try AgentProcess(rules: "default = \"approve\"", environment: hsm.environment)
-        try agent.start()
-        let sessionId = try SocketTests.requestSession(try AgentClient(path: agent.clientSocket))
-        agent.stop()
-        let rewrap = try Command.run(Command.sessionAgent, ["store", "rewrap", "--store", agent.directory.appendingPathComponent("data/store.sqlite").path,
-                                                            "--to", "pkcs11:token=\(token);object=store-key?module-path=\(module)", "--pin-file", pinFile,
-                                                            "--passphrase-file", agent.directory.appendingPathComponent("store.pass").path], environment: hsm.environment)
-        #expect(rewrap.status == 0, "\(rewrap.stdout) \(rewrap.stderr)")
-
+        let (agent, sessionId, _, _) = try agentWithTokenWrappedStore(module: module, storePINFile: false)
         try agent.start()
         #expect(agent.logs.contains("the store stays locked: store_pin_file is not set"), "\(agent.logs)")
         let control = try AgentClient(path: agent.controlSocket)
         #expect(try Self.store(control)["locked"] == .bool(true))
         // The person types the PIN on the reader when they unlock.
         try SoftHSM.userPIN.write(toFile: typed, atomically: true, encoding: .utf8)
-        _ = try control.call("agent_unlock")
+        let unlocked = try Command.run(Command.sessionAgent, ["unlock", "--socket", agent.controlSocket], stdin: [])
+        #expect(unlocked.status == 0 && unlocked.stderr.contains("on the reader's keypad: enter it there"), "\(unlocked.stdout) \(unlocked.stderr)")
         #expect(try Self.store(control)["locked"] == .bool(false))
         #expect(try SocketTests.sign(try AgentClient(path: agent.clientSocket), sessionId, 1, nonce: 0)["mode"] == "ENABLE")
     }
 
-    func agentWithTokenWrappedStore() throws -> (agent: AgentProcess, sessionId: String, token: URL, pinFile: String) {
+    /// A token-wrapped store without store_pin_file: `session-agent unlock` asks for the token's
+    /// PIN (from the terminal, here standard input). A wrong one leaves the store locked and says
+    /// so; the right one opens it.
+    @Test func aPersonUnlocksATokenWrappedStoreWithThePIN() throws {
+        let (agent, sessionId, _, _) = try agentWithTokenWrappedStore(storePINFile: false)
+        try agent.start()
+        func unlock(typing pin: String) throws -> CommandResult {
+            try Command.run(Command.sessionAgent, ["unlock", "--socket", agent.controlSocket], stdin: Array((pin + "\n").utf8))
+        }
+        let wrong = try unlock(typing: SoftHSM.wrongPIN)
+        #expect(wrong.status == 1 && wrong.stderr.contains("PIN for token \"\(token)\"") && wrong.stderr.contains("wrong PIN"), "\(wrong.stdout) \(wrong.stderr)")
+        let control = try AgentClient(path: agent.controlSocket)
+        #expect(try Self.store(control)["locked"] == .bool(true))
+        let right = try unlock(typing: SoftHSM.userPIN)
+        #expect(right.status == 0, "\(right.stdout) \(right.stderr)")
+        #expect(try SocketTests.sign(try AgentClient(path: agent.clientSocket), sessionId, 1, nonce: 0)["mode"] == "ENABLE")
+        #expect(!agent.logs.contains(SoftHSM.userPIN) && !agent.logs.contains(SoftHSM.wrongPIN))
+    }
+
+    /// A stopped agent with one session, whose store `store rewrap` then moved from its
+    /// passphrase to an AES key on a fresh token (through `module`); store_pin_file, when set,
+    /// holds the token's PIN. The URI given names no token: the one recorded names it by label
+    /// and serial, so that the tokens the tests add later cannot make it ambiguous.
+    func agentWithTokenWrappedStore(module: String = SoftHSM.systemModule!, storePINFile: Bool = true) throws -> (agent: AgentProcess, sessionId: String, token: URL, pinFile: String) {
         let directory = try hsm.initToken(token)
         let pinFile = hsm.directory.appendingPathComponent("pin-\(token)").path
         try writeSecretFile(SoftHSM.userPIN, pinFile)
-        let agent = try AgentProcess(rules: "default = \"approve\"", extraConfig: "store_pin_file = \"\(pinFile)\"", environment: hsm.environment)
+        let agent = try AgentProcess(rules: "default = \"approve\"", extraConfig: storePINFile ? "store_pin_file = \"\(pinFile)\"" : "", environment: hsm.environment)
         try agent.start()
         let sessionId = try SocketTests.requestSession(try AgentClient(path: agent.clientSocket))
         agent.stop()
         let rewrap = try Command.run(Command.sessionAgent, ["store", "rewrap", "--store", agent.directory.appendingPathComponent("data/store.sqlite").path,
-                                                            "--to", "pkcs11:object=store-key?module-path=\(SoftHSM.systemModule!)", "--pin-file", pinFile,
+                                                            "--to", "pkcs11:object=store-key?module-path=\(module)", "--pin-file", pinFile,
                                                             "--passphrase-file", agent.directory.appendingPathComponent("store.pass").path], environment: hsm.environment)
         #expect(rewrap.status == 0 && rewrap.stdout.contains("token=\(token);serial=") && rewrap.stdout.contains("store-key"), "\(rewrap.stdout) \(rewrap.stderr)")
         return (agent, sessionId, directory, pinFile)

@@ -393,6 +393,36 @@ struct SocketTests {
         #expect(try client.call("session_wait", JSONObject(["id": .string(second), "timeout": JSONValue(0)]))["status"] == "pending")
     }
 
+    /// `session-agent lock` and `unlock`, as ssh-add -x and -X: the passphrase is typed (read
+    /// without echo from the terminal, here standard input), never an argument. A wrong one
+    /// leaves the store locked; the right one opens it and signing goes on.
+    @Test func theStoreIsLockedAndUnlockedFromTheCommandLine() throws {
+        let agent = try AgentProcess(rules: "default = \"approve\"")
+        try agent.start()
+        let sessionId = try Self.requestSession(try AgentClient(path: agent.clientSocket))
+        func run(_ arguments: [String], typing: String = "") throws -> CommandResult {
+            try Command.run(Command.sessionAgent, arguments + ["--socket", agent.controlSocket], stdin: Array(typing.utf8))
+        }
+        func signs(nonce: UInt64) throws -> Bool {
+            do { return try Self.sign(try AgentClient(path: agent.clientSocket), sessionId, 1, nonce: nonce)["signature"] != nil } catch let e as AgentClient.RemoteError {
+                #expect(e.reason == "locked", "\(e)")
+                return false
+            }
+        }
+        #expect(try run(["unlock"]).stdout.contains("already open"))
+        let locked = try run(["lock"])
+        #expect(locked.status == 0 && locked.stdout.contains("locked"), "\(locked.stderr)")
+        #expect(try !signs(nonce: 0))
+
+        let wrong = try run(["unlock", "--json"], typing: "not the passphrase\n")
+        #expect(wrong.status == 1 && wrong.stderr.contains("Passphrase of the session-key store") && wrong.stderr.contains("wrong_passphrase"), "\(wrong.stdout) \(wrong.stderr)")
+        #expect(try !signs(nonce: 0))
+        let unlocked = try run(["unlock"], typing: agent.storePassphrase + "\n")
+        #expect(unlocked.status == 0 && unlocked.stdout.contains("open"), "\(unlocked.stdout) \(unlocked.stderr)")
+        #expect(try signs(nonce: 0))
+        #expect(!agent.logs.contains(agent.storePassphrase))
+    }
+
     @Test func noSecretInLogsOrAudit() throws {
         let agent = try AgentProcess()
         try agent.start()

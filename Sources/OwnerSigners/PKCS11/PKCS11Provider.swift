@@ -584,7 +584,7 @@ public final class PKCS11Provider: @unchecked Sendable {
 
     /// What a person is asked: the token by label and serial (which tell apart two tokens with
     /// one label, two cards of one make say), and a warning when few tries are left.
-    static func pinPrompt(_ token: PKCS11TokenInfo, forOneSignature: Bool = false) -> String {
+    public static func pinPrompt(_ token: PKCS11TokenInfo, forOneSignature: Bool = false) -> String {
         let warning = token.pinFinalTry ? " (LAST TRY: a wrong PIN locks it)" : token.pinCountLow ? " (few tries left)" : ""
         let purpose = forOneSignature ? " (this key asks for it at every signature)" : ""
         let serial = token.serial.isEmpty ? "" : ", serial \(token.serial)"
