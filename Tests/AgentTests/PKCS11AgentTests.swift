@@ -514,8 +514,7 @@ struct PKCS11AgentTests {
     /// person for nothing but the yes, tells them to enter the PIN on the reader, and approves.
     @Test func anApproverWithAKeypadReaderTypesNoPINAtTheTerminal() throws {
         let (_, address, _) = try tokenWithKey()
-        let directory = hsm.directory.appendingPathComponent("keypad-\(token)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let directory = try hsm.subdirectory("keypad")
         let typed = directory.appendingPathComponent("typed").path
         try SoftHSM.userPIN.write(toFile: typed, atomically: true, encoding: .utf8)
         let module = try CModule.keypad(in: directory, real: SoftHSM.systemModule!, typed: typed)
@@ -543,8 +542,7 @@ struct PKCS11AgentTests {
     @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: PinentryTests.program) || ProcessInfo.processInfo.environment["CI"] != nil, "pinentry-curses is not installed"))
     func pinentryTellsThePersonToEnterThePINOnTheKeypad() throws {
         let (_, address, _) = try tokenWithKey()
-        let directory = hsm.directory.appendingPathComponent("keypad-pinentry-\(token)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let directory = try hsm.subdirectory("keypad-pinentry")
         let typed = directory.appendingPathComponent("typed").path
         let module = try CModule.keypad(in: directory, real: SoftHSM.systemModule!, typed: typed, waiting: 60)
         let terminal = try PinentryTests.Terminal()
@@ -624,8 +622,7 @@ struct PKCS11AgentTests {
     /// than waiting for the reader to give up; `session-agent unlock` then says to enter the PIN
     /// on the reader's keypad, and asks for nothing itself.
     @Test func aStoreWrappedByAKeypadTokenWaitsForAPersonsUnlock() throws {
-        let directory = hsm.directory.appendingPathComponent("keypad-store-\(token)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let directory = try hsm.subdirectory("keypad-store")
         let typed = directory.appendingPathComponent("typed").path
         let module = try CModule.keypad(in: directory, real: SoftHSM.systemModule!, typed: typed, waiting: 60)
         let (agent, sessionId, _, _) = try agentWithTokenWrappedStore(module: module, storePINFile: false)

@@ -310,8 +310,7 @@ struct PKCS11OwnerTests {
         let value = SymmetricKey(size: .bits256).withUnsafeBytes { Array($0) }
         try hsm.importAESKey(token: token, label: "store-key", value: value)
         let direct = try hsm.privateModule()
-        let directory = hsm.directory.appendingPathComponent("no-gcm-\(UUID().uuidString.prefix(8))")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let directory = try hsm.subdirectory("no-gcm")
         let withoutGCM = try CModule.withoutAESGCM(in: directory, real: try hsm.privateModule())
         let pin = PKCS11PINSource.file(try pinFile(SoftHSM.userPIN))
         let plain = SymmetricKey(size: .bits256).withUnsafeBytes { Array($0) }, aad = Array("session-agent data key".utf8)
@@ -382,8 +381,7 @@ struct PKCS11OwnerTests {
     @Test func hsmsThatChooseTheGCMNonceStillSealWhatOpens() async throws {
         try hsm.initToken(token)
         let direct = try hsm.privateModule()
-        let directory = hsm.directory.appendingPathComponent("gcm-nonce-\(UUID().uuidString.prefix(8))")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let directory = try hsm.subdirectory("gcm-nonce")
         let pin = PKCS11PINSource.file(try pinFile(SoftHSM.userPIN))
         let plain = SymmetricKey(size: .bits256).withUnsafeBytes { Array($0) }, aad = Array("session-agent data key".utf8)
         for chosen in CModule.ChosenNonce.allCases {
@@ -409,8 +407,7 @@ struct PKCS11OwnerTests {
         try hsm.initToken(token)
         try hsm.generateKey(token: token, label: "k1key", id: "01")
         try hsm.generateKey(token: token, label: "p256key", id: "02", keyType: "EC:prime256v1")
-        let directory = hsm.directory.appendingPathComponent("quirks-\(UUID().uuidString.prefix(8))")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let directory = try hsm.subdirectory("quirks")
         let module = try CModule.quirks(in: directory, real: try hsm.privateModule())
 
         let keys = try await PKCS11Provider.shared(modulePath: module).withSession(try PKCS11URI("pkcs11:token=\(token)")) { session, _ throws(PKCS11Failure) in
@@ -446,8 +443,7 @@ struct PKCS11OwnerTests {
     @Test func aReaderWithAKeypadTakesThePINItself() async throws {
         try hsm.initToken(token)
         try hsm.generateKey(token: token, label: "k1key", id: "01")
-        let directory = hsm.directory.appendingPathComponent("keypad-\(UUID().uuidString.prefix(8))")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let directory = try hsm.subdirectory("keypad")
         let typed = directory.appendingPathComponent("typed").path
         let module = try CModule.keypad(in: directory, real: try hsm.privateModule(), typed: typed)
         let asked = Mutex(0)
@@ -693,8 +689,7 @@ struct PKCS11OwnerTests {
     @Test func aModuleFaultWithItsTokenPresentIsNotARemoval() async throws {
         try hsm.initToken(token)
         try hsm.generateKey(token: token, label: "k1key", id: "01")
-        let directory = hsm.directory.appendingPathComponent("fault-\(UUID().uuidString.prefix(8))")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let directory = try hsm.subdirectory("fault")
         let trigger = directory.appendingPathComponent("fault").path
         let module = try CModule.faultyInSign(.generalError, in: directory, real: try hsm.privateModule(), trigger: trigger)
         let owner = try await PKCS11Owner.load(try uri(module), pin: .prompt, defaultModule: nil)

@@ -50,6 +50,14 @@ public final class SoftHSM: Sendable {
 
     deinit { try? FileManager.default.removeItem(at: directory) }
 
+    /// A new directory of this test's own (`name` and a random suffix) for a test module and the
+    /// files it reads.
+    public func subdirectory(_ name: String) throws -> URL {
+        let made = directory.appendingPathComponent("\(name)-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: made, withIntermediateDirectories: true)
+        return made
+    }
+
     /// A copy of a module (SoftHSM's by default) at a path of its own: loaded in-process it is an
     /// independent instance (its own slots, sessions and initialisation), so tests that
     /// re-initialise it or remove a token do not disturb the others running in parallel.
