@@ -67,7 +67,7 @@ public enum AgentDaemon {
                           ownerPrompt: pinentry?.ownerPrompt ?? { @Sendable _ in
                               throw AgentError("secret_needed", "no pinentry is configured; approve with `session-agent approve`, which asks for it")
                           },
-                          ownerNotice: pinentry?.ownerNotice, logger: logger)
+                          ownerNotice: pinentry?.ownerNotice ?? journalNotice(logger), logger: logger)
         let server = SocketServer(rpc: AgentRPC(agent: agent, reloadRules: config.rulesFile == nil ? nil : loadRules, pkcs11Module: config.pkcs11Module, runTimeModules: runTimeModules), allowedUIDs: config.allowedUIDs, allowedGIDs: config.allowedGIDs,
                                   partialMessageTimeout: .seconds(Int64(config.partialMessageTimeout)))
 
@@ -149,6 +149,16 @@ public enum AgentDaemon {
             try await group.next()
             group.cancelAll()
         }
+    }
+}
+
+/// With no pinentry to show it on, a wait on a device goes to the journal: an approval that hangs
+/// on a reader's keypad nobody was told of says why there.
+func journalNotice(_ logger: Logger) -> DeviceNotice.Show {
+    { text in
+        let line = text.split(whereSeparator: \.isNewline).joined(separator: " ")
+        logger.notice("waiting on a device: \(line)")
+        return { logger.info("no longer waiting on a device: \(line)") }
     }
 }
 

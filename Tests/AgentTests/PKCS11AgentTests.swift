@@ -532,6 +532,9 @@ struct PKCS11AgentTests {
         #expect(run.status == 0 && run.stdout.contains("\(id): approved"), "\(run.stdout) \(run.stderr)")
         #expect(run.stderr.contains("on the reader's keypad: enter it there when the reader asks"), "\(run.stderr)")
         #expect(run.stderr.components(separatedBy: "on the reader's keypad").count == 2, "asked for the PIN at the terminal: \(run.stderr)")
+        // With no pinentry to tell the person on, the journal says what the approval waited for.
+        let waited = agent.logs.split(separator: "\n").first { $0.contains("waiting on a device: Enter the PIN for token \"\(token)\"") }
+        #expect(waited?.contains("on the reader's keypad") == true && waited?.contains("request \(id)") == true, "\(agent.logs)")
         #expect(!agent.logs.contains(SoftHSM.userPIN))
     }
 
