@@ -89,7 +89,7 @@ let package = Package(
             dependencies: ["SmartSessions", "TestSupport", .product(name: "Crypto", package: "swift-crypto")]
         ),
         .testTarget(name: "ApprovalTests", dependencies: ["Approval", "TestSupport"]),
-        .testTarget(name: "AgentTests", dependencies: ["Agent", "CLinuxShims", "TestSupport"]),
+        .testTarget(name: "AgentTests", dependencies: ["Agent", "CLinuxShims", "TestSupport", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(name: "SessionStoreTests", dependencies: ["SessionStore", "TestSupport", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(name: "OwnerSignersTests", dependencies: ["OwnerSigners", "TestSupport", "CFido2", "CPCSC", "CPKCS11"]),
         .testTarget(

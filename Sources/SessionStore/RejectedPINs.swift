@@ -12,14 +12,19 @@ extension SessionStore: RejectedPINMemory {
         pin.withUnsafeBytes { Array(HMAC<SHA256>.authenticationCode(for: $0, using: fingerprintKey)) }
     }
 
-    public func rejectedPIN(of token: String) -> [UInt8]? {
-        try? run { db in try Data.fetchOne(db, sql: "SELECT fingerprint FROM rejected_pins WHERE token = ?", arguments: [token]).map { Array($0) } }
+    public func rejectedPIN(of token: String) -> RejectedPIN? {
+        try? run { db in
+            try Row.fetchOne(db, sql: "SELECT fingerprint, at, token_showed_it FROM rejected_pins WHERE token = ?", arguments: [token]).map { row in
+                RejectedPIN(fingerprint: Array(row["fingerprint"] as Data), at: UInt64(row["at"] as Int64), tokenShowedIt: row["token_showed_it"])
+            }
+        }
     }
 
-    public func remember(rejectedPIN fingerprint: [UInt8]?, of token: String) {
+    public func remember(_ rejected: RejectedPIN?, of token: String) {
         _ = try? run { db in
-            if let fingerprint {
-                try db.execute(sql: "INSERT OR REPLACE INTO rejected_pins (token, fingerprint) VALUES (?, ?)", arguments: [token, Data(fingerprint)])
+            if let rejected {
+                try db.execute(sql: "INSERT OR REPLACE INTO rejected_pins (token, fingerprint, at, token_showed_it) VALUES (?, ?, ?, ?)",
+                               arguments: [token, Data(rejected.fingerprint), Int64(rejected.at), rejected.tokenShowedIt])
             } else {
                 try db.execute(sql: "DELETE FROM rejected_pins WHERE token = ?", arguments: [token])
             }

@@ -135,6 +135,13 @@ public final class SessionStore: @unchecked Sendable {
         migrator.registerMigration("v4: PINs tokens rejected") { db in
             try db.execute(sql: "CREATE TABLE rejected_pins (token TEXT PRIMARY KEY NOT NULL, fingerprint BLOB NOT NULL)")
         }
+        // Records of v4 were kept only of tokens that showed the failed try.
+        migrator.registerMigration("v5: when, and whether the token showed it") { db in
+            try db.execute(sql: """
+                ALTER TABLE rejected_pins ADD COLUMN at INTEGER NOT NULL DEFAULT 0;
+                ALTER TABLE rejected_pins ADD COLUMN token_showed_it INTEGER NOT NULL DEFAULT 1;
+                """)
+        }
         return migrator
     }
 

@@ -1,6 +1,7 @@
 import Agent
 import EthereumCore
 import Foundation
+import GRDB
 import OwnerSigners
 import SmartSessions
 import Testing
@@ -477,6 +478,41 @@ struct PKCS11AgentTests {
         #expect(logs.contains("failed (rules: default): owner \(address) could not sign: wrong PIN for token \"\(token)\""), "\(logs)")
         #expect(logs.contains("approved (rules: default)") && logs.contains("; session sess-"), "\(logs)")
         #expect(!logs.contains(SoftHSM.wrongPIN) && !logs.contains(SoftHSM.userPIN))
+    }
+
+    /// A token that does not show failed tries (no CKF_USER_PIN_COUNT_LOW), as AWS CloudHSM, which
+    /// locks a user after five: a PIN file it rejected is not offered again by a restarted agent
+    /// for ten minutes, so that an agent restarting in a loop cannot lock it; then it is.
+    @Test func aTokenThatHidesFailedTriesIsNotLockedByRestarts() throws {
+        let (_, address, pinFile) = try tokenWithKey()
+        try writeSecretFile(SoftHSM.wrongPIN, pinFile)
+        let module = try CModule.hidingFailedTries(in: try hsm.subdirectory("hiding"), real: SoftHSM.systemModule!)
+        let agent = try AgentProcess(rules: "default = \"approve\"", owner: .init(toml: """
+            pkcs11 = "pkcs11:token=\(token);object=owner?module-path=\(module)"
+            pin_file = "\(pinFile)"
+            address = "\(address.checksummed)"
+            """, address: address.checksummed), environment: hsm.environment)
+        func request(failsWith expected: String) throws {
+            do {
+                _ = try AgentClient(path: agent.clientSocket).call("session_request", JSONObject(["request": SocketTests.example]))
+                Issue.record("approved with a wrong PIN")
+            } catch let e as AgentClient.RemoteError { #expect(e.reason == "wrong_secret" && e.message.contains(expected), "\(e)") }
+        }
+        try agent.start()
+        try request(failsWith: "wrong PIN for token")
+        for _ in 0..<3 {
+            agent.stop()
+            try agent.start()
+            try request(failsWith: "the token does not show whether a login succeeded since; it is offered again 10 minutes after that")
+        }
+        // Ten minutes on (the record made older, the agent stopped): the file's PIN is tried again.
+        agent.stop()
+        try DatabaseQueue(path: agent.directory.appendingPathComponent("data/store.sqlite").path).write { db in
+            try db.execute(sql: "UPDATE rejected_pins SET at = at - 600")
+        }
+        try agent.start()
+        try request(failsWith: "wrong PIN for token")
+        #expect(!agent.logs.contains(SoftHSM.wrongPIN))
     }
 
     /// A person approving at `session-agent approve` types the token's PIN: a wrong one is an

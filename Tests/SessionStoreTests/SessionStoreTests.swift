@@ -26,24 +26,25 @@ struct SessionStoreTests {
         FileManager.default.temporaryDirectory.appendingPathComponent("store-\(UUID()).sqlite").path
     }
 
-    /// The PINs a token rejected are remembered across runs as keyed fingerprints: the same PIN
-    /// gives the same one after the store is opened again, another PIN another, and the file
-    /// holds neither PIN.
+    /// The PINs a token rejected are remembered across runs as keyed fingerprints, with when and
+    /// whether the token showed it: the same PIN gives the same fingerprint after the store is
+    /// opened again, another PIN another, and the file holds neither PIN.
     @Test func rejectedPINsAreRememberedAsKeyedFingerprints() throws {
         let path = Self.temporaryPath()
         let pin = "482916", other = "482917"
         let first = try SessionStore(path: path)
         let fingerprint = first.fingerprint(of: SecretBytes(utf8: pin))
-        first.remember(rejectedPIN: fingerprint, of: "token A")
+        let record = RejectedPIN(fingerprint: fingerprint, at: 1_790_000_000, tokenShowedIt: false)
+        first.remember(record, of: "token A")
         #expect(first.rejectedPIN(of: "token B") == nil)
         let again = try SessionStore(path: path)
-        #expect(again.rejectedPIN(of: "token A") == fingerprint)
+        #expect(again.rejectedPIN(of: "token A") == record)
         #expect(again.fingerprint(of: SecretBytes(utf8: pin)) == fingerprint)
         #expect(again.fingerprint(of: SecretBytes(utf8: other)) != fingerprint)
         #expect(try SessionStore(path: nil).fingerprint(of: SecretBytes(utf8: pin)) != fingerprint, "the key is the store's own")
         let bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: path))) + ((try? [UInt8](Data(contentsOf: URL(fileURLWithPath: path + "-wal")))) ?? [])
         #expect(!String(decoding: bytes, as: UTF8.self).contains(pin))
-        again.remember(rejectedPIN: nil, of: "token A")
+        again.remember(nil, of: "token A")
         #expect(first.rejectedPIN(of: "token A") == nil)
     }
 

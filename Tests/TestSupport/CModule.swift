@@ -188,6 +188,19 @@ public enum CModule {
             """), in: directory)
     }
 
+    /// A module in front of another (`real`) whose tokens do not show failed PIN tries: no
+    /// CKF_USER_PIN_COUNT_LOW, FINAL_TRY or LOCKED in C_GetTokenInfo (HSMs that count them
+    /// where no flag shows, as AWS CloudHSM locks a user after five).
+    public static func hidingFailedTries(in directory: URL, real: String) throws -> String {
+        try build("hiding-failed-tries", source: inFront(of: real, replacing: ["C_GetTokenInfo": "tokenInfo"], with: """
+            static CK_RV tokenInfo(CK_SLOT_ID slot, CK_TOKEN_INFO *info) {
+                CK_RV rv = real->C_GetTokenInfo(slot, info);
+                if (rv == CKR_OK) info->flags &= ~(CK_FLAGS)(CKF_USER_PIN_COUNT_LOW | CKF_USER_PIN_FINAL_TRY | CKF_USER_PIN_LOCKED);
+                return rv;
+            }
+            """), in: directory)
+    }
+
     /// A module in front of another (`real`) that writes the file `marker` when it is finalized.
     public static func markingFinalize(in directory: URL, real: String, marker: String) throws -> String {
         try build("marking-finalize", source: inFront(of: real, replacing: ["C_Finalize": "finalize"], with: """

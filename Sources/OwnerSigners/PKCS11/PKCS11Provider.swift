@@ -49,10 +49,26 @@ public enum PKCS11PINSource: Sendable, Equatable, CustomStringConvertible {
 public protocol RejectedPINMemory: AnyObject, Sendable {
     /// A keyed fingerprint of `pin`, under a key that is the same in every run.
     func fingerprint(of pin: SecretBytes) -> [UInt8]
-    /// The fingerprint of the PIN the token (by its identity) last rejected, if any.
-    func rejectedPIN(of token: String) -> [UInt8]?
-    /// Remembers the fingerprint of a PIN the token rejected, or with nil forgets it.
-    func remember(rejectedPIN fingerprint: [UInt8]?, of token: String)
+    /// The PIN the token (by its identity) last rejected, if any.
+    func rejectedPIN(of token: String) -> RejectedPIN?
+    /// Remembers a PIN the token rejected, or with nil forgets it.
+    func remember(_ rejected: RejectedPIN?, of token: String)
+}
+
+/// What `RejectedPINMemory` keeps of a PIN a token rejected.
+public struct RejectedPIN: Sendable, Equatable {
+    public var fingerprint: [UInt8]
+    /// When, in seconds since 1970.
+    public var at: UInt64
+    /// Whether the token showed the failed try (CKF_USER_PIN_COUNT_LOW, or a last try or lock)
+    /// right after it: then its flags tell whether a login succeeded since.
+    public var tokenShowedIt: Bool
+
+    public init(fingerprint: [UInt8], at: UInt64, tokenShowedIt: Bool) {
+        self.fingerprint = fingerprint
+        self.at = at
+        self.tokenShowedIt = tokenShowedIt
+    }
 }
 
 /// Why a token operation failed, in the terms the agent reports.
@@ -504,13 +520,16 @@ public final class PKCS11Provider: @unchecked Sendable {
                 sessions[tokenKey]?.personsLogin = !source.unattended
             }
             rejectedPINs[identity] = nil
-            remembered?.remember(rejectedPIN: nil, of: identity)
+            remembered?.remember(nil, of: identity)
         } catch {
             let from = pin == nil ? "entered on the reader's keypad" : "from \(source)"
             if error.pinIncorrect {
                 rejectedPINs[identity] = pin?.withUnsafeBytes { SHA256.hash(data: $0) }
-                if let pin, let remembered { remembered.remember(rejectedPIN: remembered.fingerprint(of: pin), of: identity) }
                 let after = try? session.module.tokenInfo(slot: token.slot)
+                if let pin, let remembered {
+                    let shown = after.map { $0.pinCountLow || $0.pinFinalTry || $0.pinLocked } ?? false
+                    remembered.remember(RejectedPIN(fingerprint: remembered.fingerprint(of: pin), at: Self.now(), tokenShowedIt: shown), of: identity)
+                }
                 let left = after?.pinLocked == true ? "the PIN is now locked" : after?.pinFinalTry == true ? "one try is left" : after?.pinCountLow == true ? "few tries are left" : "the token counts failed tries"
                 throw .wrongPIN("wrong PIN for token \"\(token.label)\" (\(from)); \(left)")
             }
@@ -533,14 +552,32 @@ public final class PKCS11Provider: @unchecked Sendable {
         if let pin, rejectedPINs[Self.identity(token)] == pin.withUnsafeBytes({ SHA256.hash(data: $0) }) {
             return "token \"\(token.label)\" rejected this PIN (from \(source)) before; \(again)"
         }
-        // An earlier run's record holds while the token says no login succeeded since a wrong
-        // PIN (CKF_USER_PIN_COUNT_LOW); after one anywhere, or a reset, it is stale.
-        if let pin, source.unattended, token.pinCountLow || token.pinFinalTry, let memory = Self.rejectedPINMemory,
-           memory.rejectedPIN(of: Self.identity(token)) == memory.fingerprint(of: pin) {
-            return "token \"\(token.label)\" rejected this PIN (from \(source)) in an earlier run of the agent, and no login has succeeded since; \(again)"
+        if let pin, source.unattended, let memory = Self.rejectedPINMemory, let record = memory.rejectedPIN(of: Self.identity(token)),
+           record.fingerprint == memory.fingerprint(of: pin) {
+            let before = "token \"\(token.label)\" rejected this PIN (from \(source)) in an earlier run of the agent"
+            // A token that shows failed tries (CKF_USER_PIN_COUNT_LOW) tells whether a login
+            // succeeded since, anywhere: until one has, the record holds.
+            if record.tokenShowedIt, token.pinCountLow || token.pinFinalTry { return "\(before), and no login has succeeded since; \(again)" }
+            // One that does not (AWS CloudHSM locks a user after five) gets the PIN again only a
+            // while later, so that an agent restarting in a loop cannot use up its retries.
+            let retry = record.at + UInt64(Self.unattendedRetryAfter.components.seconds)
+            if !record.tokenShowedIt, Self.now() < retry {
+                return "\(before), and the token does not show whether a login succeeded since; it is offered again "
+                    + "\(Self.unattendedRetryAfter.components.seconds / 60) minutes after that, at \(Self.timestamp(retry)), so that an agent restarting in a loop cannot use up the token's retries"
+            }
         }
         if token.pinFinalTry && source.unattended { return "token \"\(token.label)\" has one PIN try left; an unattended PIN from \(source) will not spend it" }
         return nil
+    }
+
+    /// How long after a token that does not show failed tries rejected an unattended PIN, in an
+    /// earlier run, the PIN is offered to it again.
+    static let unattendedRetryAfter = Duration.seconds(600)
+
+    static func now() -> UInt64 { UInt64(Date().timeIntervalSince1970) }
+
+    static func timestamp(_ seconds: UInt64) -> String {
+        ISO8601DateFormatter().string(from: Date(timeIntervalSince1970: TimeInterval(seconds)))
     }
 
     /// A token by what it says of itself, whichever URI named it.
