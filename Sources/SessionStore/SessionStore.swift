@@ -135,7 +135,7 @@ public final class SessionStore: @unchecked Sendable {
         migrator.registerMigration("v4: PINs tokens rejected") { db in
             try db.execute(sql: "CREATE TABLE rejected_pins (token TEXT PRIMARY KEY NOT NULL, fingerprint BLOB NOT NULL)")
         }
-        // Records of v4 were kept only of tokens that showed the failed try.
+        // v4's records were honoured only while the token showed the failed try: they keep that meaning.
         migrator.registerMigration("v5: when, and whether the token showed it") { db in
             try db.execute(sql: """
                 ALTER TABLE rejected_pins ADD COLUMN at INTEGER NOT NULL DEFAULT 0;
