@@ -44,6 +44,7 @@ public struct AgentConfiguration: Sendable {
     public init(toml text: String, relativeTo base: String, environment env: [String: String] = ProcessInfo.processInfo.environment) throws(AgentError) {
         let table: TOMLTable
         do { table = try TOMLTable(string: text) } catch { throw AgentError("bad_config", "invalid TOML: \(error)") }
+        func resolved(_ s: String) -> String { s.hasPrefix("/") ? s : base + "/" + s }
         func path(_ key: String, in t: TOMLTable = table, at: String = "") throws(AgentError) -> String? {
             guard let v = t[key] else { return nil }
             guard let s = v.string else { throw AgentError("bad_config", "\(at)\(key): a path string") }
@@ -55,7 +56,7 @@ public struct AgentConfiguration: Sendable {
                 }
                 return directory + s.dropFirst(Self.credentials.count)
             }
-            return s.hasPrefix("/") ? s : base + "/" + s
+            return resolved(s)
         }
         let known = ["data_dir", "socket_dir", "rules", "tokens", "approval_timeout", "partial_message_timeout", "allow_uids", "allow_gids", "store_passphrase_file", "store_pin_file", "pinentry", "owners", "accounts",
                      "pkcs11_module", "pkcs11_modules", "pkcs11_timeout"]
@@ -79,7 +80,7 @@ public struct AgentConfiguration: Sendable {
             guard let items = list.array.map({ Array($0) }), items.allSatisfy({ $0.string != nil }) else {
                 throw AgentError("bad_config", "pkcs11_modules: a list of module paths")
             }
-            pkcs11Modules = items.compactMap(\.string).map { $0.hasPrefix("/") ? $0 : base + "/" + $0 }
+            pkcs11Modules = items.compactMap(\.string).map(resolved)
         }
         approvalTimeout = try duration("approval_timeout", default: 300)
         partialMessageTimeout = try duration("partial_message_timeout", default: 30)

@@ -116,18 +116,12 @@ struct PinentryApproval: Sendable {
     /// it), then taken down.
     var ownerNotice: DeviceNotice.Show {
         { [pinentry, dialogs] text in
-            let (shown, showing) = AsyncStream<Never>.makeStream()
-            let (over, takeDown) = AsyncStream<Never>.makeStream()
-            Task {
-                await dialogs.run {
-                    let notice = try? await blocking { try pinentry.notice(title: "session-agent", text: text) }
-                    showing.finish()
-                    for await _ in over {}
-                    notice?.takeDown()
-                }
+            await dialogs.begin()
+            let notice = try? await blocking { try pinentry.notice(title: "session-agent", text: text) }
+            return {
+                notice?.takeDown()
+                Task { await dialogs.end() }
             }
-            for await _ in shown {}
-            return { takeDown.finish() }
         }
     }
 

@@ -8,13 +8,24 @@ public actor Turns {
     public init() {}
 
     public func run<T: Sendable, E: Error>(_ body: @Sendable () async throws(E) -> T) async throws(E) -> T {
+        await begin()
+        defer { end() }
+        return try await body()
+    }
+
+    /// Waits for a turn that lasts until `end`, for work that does not fit one closure (a notice
+    /// shown now and taken down later).
+    public func begin() async {
         if busy {
             await withCheckedContinuation { waiting.append($0) }
         } else {
             busy = true
         }
-        // The turn passes straight to the next in line, so no newcomer can slip in between.
-        defer { if waiting.isEmpty { busy = false } else { waiting.removeFirst().resume() } }
-        return try await body()
+    }
+
+    /// Ends the turn `begin` gave. It passes straight to the next in line, so no newcomer can
+    /// slip in between.
+    public func end() {
+        if waiting.isEmpty { busy = false } else { waiting.removeFirst().resume() }
     }
 }

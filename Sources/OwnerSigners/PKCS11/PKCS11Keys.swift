@@ -74,9 +74,7 @@ public struct PKCS11OtherKey: Sendable, Equatable {
 
     /// The key by its id and label, and why it cannot be an owner.
     var explained: String {
-        var byID = PKCS11URI()
-        byID.id = id
-        return "\"\(label)\" (\(byID.description.dropFirst("pkcs11:".count))) \(reason)"
+        "\"\(label)\" (\(PKCS11URI.idAttribute(id))) \(reason)"
     }
 }
 
@@ -101,9 +99,7 @@ public struct PKCS11KeyInfo: Sendable, Equatable {
     /// How an error tells this key from others a URI also matches: its id as a URI writes it,
     /// and its address (or curve).
     var distinguished: String {
-        var byID = PKCS11URI()
-        byID.id = id
-        return "\(byID.description.dropFirst("pkcs11:".count)) (\(address?.checksummed ?? curve.rawValue))"
+        "\(PKCS11URI.idAttribute(id)) (\(address?.checksummed ?? curve.rawValue))"
     }
 
     /// The URI of this key on the token `token` names (with its module).

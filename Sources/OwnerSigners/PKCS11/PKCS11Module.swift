@@ -297,11 +297,10 @@ public final class PKCS11Session: @unchecked Sendable {
         return error.code != UInt(CKR_GENERAL_ERROR) || (try? state()) == nil
     }
 
-    /// C_Login as the user. A login applies to every session of the application on that token.
-    /// With `contextSpecific`, the login a key marked CKA_ALWAYS_AUTHENTICATE needs between
-    /// C_SignInit and C_Sign; it lasts for that one operation.
-    /// C_Login with `pin`, or with none when the person enters it on the reader's keypad (the
-    /// call returns once they have).
+    /// C_Login as the user, with `pin`, or with none when the person enters it on the reader's
+    /// keypad (the call returns once they have). A login applies to every session of the
+    /// application on that token. With `contextSpecific`, the login a key marked
+    /// CKA_ALWAYS_AUTHENTICATE needs between C_SignInit and C_Sign; it lasts for that one operation.
     public func login(pin: SecretBytes?, contextSpecific: Bool = false) throws(PKCS11Error) {
         let user = CK_USER_TYPE(contextSpecific ? CKU_CONTEXT_SPECIFIC : CKU_USER)
         let rv = pin?.withUnsafeBytes { bytes in

@@ -54,10 +54,7 @@ public struct PKCS11Key: Sendable {
         let provider = try await PKCS11Provider.locate(token, defaultModule: defaultModule)
         let id = token.id ?? (0..<16).map { _ in UInt8.random(in: 0...255) }
         let info = try await provider.withLogin(token, pin: pin, prompt: prompt) { session, _ throws(PKCS11Failure) in
-            var byLabel = PKCS11URI(), byID = PKCS11URI()
-            byLabel.object = label
-            byID.id = id
-            for (taken, uri) in [("label \"\(label)\"", byLabel), ("id \(Hex.encode(id))", byID)] {
+            for (taken, uri) in [("label \"\(label)\"", PKCS11URI(object: label)), ("id \(Hex.encode(id))", PKCS11URI(id: id))] {
                 let keys = (try? session.ecPublicKeys(matching: uri)) ?? []
                 if !keys.isEmpty || session.holdsPrivateECKey(matching: uri) {
                     throw .failed("the token already holds an EC key with the \(taken)\(keys.first.map { ": \($0.distinguished)" } ?? ""); choose another")
@@ -66,7 +63,7 @@ public struct PKCS11Key: Sendable {
             var made: [PKCS11KeyInfo] = []
             do throws(PKCS11Error) {
                 _ = try session.generateECKeyPair(curveParameters: curve.parameters, label: label, id: id)
-                made = try session.ecPublicKeys(matching: { var u = PKCS11URI(); u.id = id; return u }())
+                made = try session.ecPublicKeys(matching: PKCS11URI(id: id))
             } catch {
                 if error.mechanismRefused || [CKR_CURVE_NOT_SUPPORTED, CKR_DOMAIN_PARAMS_INVALID].map({ UInt($0) }).contains(error.code ?? 0) {
                     throw .failed("the token does not make \(curve.rawValue) keys (\(error))"

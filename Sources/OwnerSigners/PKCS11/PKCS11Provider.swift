@@ -183,9 +183,7 @@ public final class PKCS11Provider: @unchecked Sendable {
         for provider in all {
             finalized.enter()
             provider.queue.async {
-                provider.sessions = [:]
-                provider.keyHandles = [:]
-                provider.module = nil
+                provider.reinitialize()
                 finalized.leave()
             }
         }
@@ -494,6 +492,8 @@ public final class PKCS11Provider: @unchecked Sendable {
         do { return try session.module.tokenInfo(slot: try session.state().slot) } catch { throw Self.failure(error, tokenKey, in: session) }
     }
 
+    /// Drops the module with its sessions (its deinit finalizes it, which ends the logins); the
+    /// next call loads and initialises it afresh.
     private func reinitialize() {
         sessions.removeAll()
         keyHandles.removeAll()

@@ -21,7 +21,14 @@ public struct PKCS11URI: Sendable, Equatable, CustomStringConvertible {
     /// `file:/path` or a bare path: where the PIN is read from (RFC 7512 `pin-source`).
     public var pinSource: String?
 
-    public init() {}
+    /// A URI selecting by label (`object`) and id, or with neither, everything.
+    public init(object: String? = nil, id: [UInt8]? = nil) {
+        self.object = object
+        self.id = id
+    }
+
+    /// `id=…` as a URI writes it, naming a key in a message.
+    static func idAttribute(_ id: [UInt8]) -> Substring { PKCS11URI(id: id).description.dropFirst("pkcs11:".count) }
 
     public enum ParseError: Error, Equatable, CustomStringConvertible {
         case notPKCS11(String)
