@@ -24,12 +24,12 @@ public enum AgentDaemon {
         case .passphrase:
             if let file = config.storePassphraseFile { try store.unlock(passphrase: try SecretFile.read(file)) }
         case .token:
-            // Without store_pin_file only a person opens it (agent_unlock), also where the token's
-            // reader has a keypad: nobody is there to type on it as the agent starts. A store
-            // whose token is absent starts locked too; `agent_unlock` tries again.
+            // Without store_pin_file only a person opens it (`session-agent unlock`), also where the
+            // token's reader has a keypad: nobody is there to type on it as the agent starts. A
+            // store whose token is absent starts locked too; an unlock tries again.
             guard let file = config.storePINFile else {
                 let useless = config.storePassphraseFile == nil ? "" : " (store_passphrase_file is no use to a store a token protects)"
-                logger.warning("the store stays locked: store_pin_file is not set\(useless); agent_unlock takes the PIN")
+                logger.warning("the store stays locked: store_pin_file is not set\(useless); `session-agent unlock` asks for the PIN")
                 break
             }
             do { try await store.unlock(pin: .file(file), prompt: { _ in throw AgentError("locked", "the PIN comes from \(file)") }) } catch {
