@@ -91,7 +91,7 @@ public actor Agent {
         self.storePIN = storePIN
         self.clock = clock
         self.logger = logger
-        signer = SessionSigner(store: store, clock: clock, logger: logger)
+        signer = SessionSigner(store: store, tokens: tokens, clock: clock, logger: logger)
         (requestsToDecide, requestsToDecideContinuation) = AsyncStream.makeStream()
     }
 

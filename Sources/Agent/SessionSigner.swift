@@ -35,6 +35,8 @@ final class SessionSigner: @unchecked Sendable {
     typealias Completion = @Sendable (Result<Void, StoreError>) -> Void
 
     let store: SessionStore
+    /// Names token amounts in refusals.
+    let tokens: TokenList
     let clock: @Sendable () -> UInt64
     let logger: Logger
     private let lock = NSLock()
@@ -51,8 +53,9 @@ final class SessionSigner: @unchecked Sendable {
     /// path of the signatures, and a crash loses at most this much of their audit entries.
     static let lazyFlushDelay: DispatchTimeInterval = .milliseconds(10)
 
-    init(store: SessionStore, clock: @escaping @Sendable () -> UInt64, logger: Logger) {
+    init(store: SessionStore, tokens: TokenList, clock: @escaping @Sendable () -> UInt64, logger: Logger) {
         self.store = store
+        self.tokens = tokens
         self.clock = clock
         self.logger = logger
     }
@@ -146,7 +149,7 @@ final class SessionSigner: @unchecked Sendable {
         guard Agent.binding(s.client, admits: client) else { throw .notFound("session \(id)") }
         if s.revokedAt != nil { throw AgentError("revoked", "session \(id) was revoked") }
         do {
-            var session = ActiveSession(stored: s, checker: PolicyChecker(session: s.session, account: s.account), key: try store.sessionKey(id: id),
+            var session = ActiveSession(stored: s, checker: PolicyChecker(session: s.session, account: s.account, tokens: tokens, chains: s.chains.map(\.chainId)), key: try store.sessionKey(id: id),
                                         ledger: try store.ledger(sessionId: id), enabledChains: try store.enabledChains(sessionId: id))
             // Signatures not yet on disk count too (their deltas are absolute values, in order).
             for r in committing + queued.map(\.record) where r.sessionId == id {

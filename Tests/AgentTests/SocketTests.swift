@@ -52,11 +52,12 @@ struct SocketTests {
             _ = try Self.sign(client, session, 200_000_000, nonce: 2)
             Issue.record("signed over the limit")
         } catch let e as AgentClient.RemoteError {
-            #expect(e.reason == "policy_violation" && e.message.contains("spending limit"))
+            // In the units the request was written in ("100 USDC"), not base units.
+            #expect(e.reason == "policy_violation" && e.message.contains("200 USDC more would exceed the spending limit of 100 USDC"), "\(e)")
         }
         // The operator's log has the approval and the refusal.
         #expect(agent.logs.contains("approved (rules: ") && agent.logs.contains("session \(session): a user operation from uid \(getuid())"), "\(agent.logs)")
-        #expect(agent.logs.contains("was refused: ") && agent.logs.contains("spending limit"), "\(agent.logs)")
+        #expect(agent.logs.contains("was refused: ") && agent.logs.contains("(5.000001 USDC spent or approved)"), "\(agent.logs)")
         // Control methods are not on the client socket, and the control socket lists everything.
         #expect(throws: AgentClient.RemoteError.self) { try client.call("pending_list") }
         let control = try AgentClient(path: agent.controlSocket)

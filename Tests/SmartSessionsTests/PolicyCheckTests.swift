@@ -178,6 +178,31 @@ struct PolicyRuleTests {
         #expect(!allowed(s, Self.op(.single(Execution(target: Self.token, callData: [0xa9, 0x05, 0x9c, 0xbb, 1]))), &ledger), "short arguments revert")
     }
 
+    /// A refused client (and the operator reading the journal) learns what the operation adds,
+    /// what is used and the limit, in the units the review showed when the session was approved.
+    @Test func aDenialNamesTheAmountsAsTheReviewDid() throws {
+        let usdc = PolicyConfig.erc20SpendingLimit([TokenLimit(token: Self.token, limit: 100_000_000)])
+        let s = Self.session(userOp: [.valueLimit(100_000_000_000_000_000)],
+                             actions: [Self.action(Self.token, Selector(rawValue: 0xa905_9cbb), [usdc]), Self.action(Self.beef, .valueTransfer, [.sudo])])
+        func message(_ call: ExecuteCall, after first: ExecuteCall, chains: [UInt64]) -> String? {
+            let checker = PolicyChecker(session: s, account: Self.account, chains: chains)
+            guard case .success(let a) = checker.check(Self.op(first), ledger: PolicyLedger()) else { return nil }
+            var ledger = PolicyLedger()
+            ledger.apply(a.delta)
+            guard case .failure(let d) = checker.check(Self.op(call), ledger: ledger) else { return nil }
+            return d.message
+        }
+        let sepolia: UInt64 = 11_155_111
+        let spent = try #require(message(Self.pay(60_500_000), after: Self.pay(50_000_000), chains: [sepolia]))
+        #expect(spent.hasSuffix("60.5 USDC more would exceed the spending limit of 100 USDC for \(Self.token) (50 USDC spent or approved)"), "\(spent)")
+        // On a chain the token list does not know the token on, base units, never a guess.
+        let unnamed = try #require(message(Self.pay(60_500_000), after: Self.pay(50_000_000), chains: [1]))
+        #expect(unnamed.hasSuffix("60500000 base units more would exceed the spending limit of 100000000 base units for \(Self.token) (50000000 base units spent or approved)"), "\(unnamed)")
+        let value = try #require(message(.single(Execution(target: Self.beef, value: 60_000_000_000_000_000)),
+                                         after: .single(Execution(target: Self.beef, value: 50_000_000_000_000_000)), chains: [sepolia]))
+        #expect(value.hasSuffix("0.06 ETH more would exceed the session's native value limit of 0.1 ETH (0.05 ETH used)"), "\(value)")
+    }
+
     @Test func uniActionRulesEachWay() throws {
         func session(_ rule: ParamRule, valuePerCall: UInt256 = 0) -> Session {
             Self.session(actions: [Self.action(Self.token, Selector(rawValue: 0xa905_9cbb), [.uniAction(UniActionConfig(valueLimitPerUse: valuePerCall, rules: [rule]))])])

@@ -41,6 +41,13 @@ public struct TokenList: Sendable {
         chains.lazy.compactMap { token(chainId: $0, address: address) }.first
     }
 
+    /// `amount` of the token at `address` as people read it: "100.5 USDC" where the list knows
+    /// the token on one of `chains`, "100500000 base units" where it does not.
+    public func amount(_ amount: UInt256, of address: Address, chains: [UInt64]) -> String {
+        guard let t = token(chains: chains, address: address) else { return "\(amount) base units" }
+        return "\(Amounts.format(amount, decimals: t.decimals)) \(t.symbol)"
+    }
+
     /// A token by symbol on one of `chains` (for amounts written as "100 USDC").
     public func token(symbol: String, chains: [UInt64]) -> TokenInfo? {
         (bySymbol[symbol.lowercased()] ?? []).filter { chains.contains($0.chainId) }.min { $0.chainId < $1.chainId }
@@ -85,6 +92,9 @@ public struct TokenList: Sendable {
 
 /// Formats integer token amounts with decimals, and parses them back.
 public enum Amounts {
+    /// "0.05 ETH" for 5e16 wei: native value, whatever the chain calls its coin.
+    public static func eth(_ wei: UInt256) -> String { "\(format(wei, decimals: 18)) ETH" }
+
     /// "100.5" for 100500000 with 6 decimals; no rounding, trailing zeros dropped.
     public static func format(_ value: UInt256, decimals: Int) -> String {
         guard decimals > 0 else { return value.description }

@@ -34,6 +34,10 @@ public struct PolicyChecker: Sendable {
     /// The block base fee SimpleGasPolicy prices gas with; nil uses maxFeePerGas, the most an
     /// operation can cost.
     public var baseFee: UInt256?
+    /// Name token amounts in denials ("60 USDC") where the list knows the token on one of the
+    /// session's `chains`.
+    public var tokens: TokenList
+    public var chains: [UInt64]
 
     /// A policy with its init data decoded once, when the checker is made.
     struct ResolvedPolicy: Sendable {
@@ -57,11 +61,14 @@ public struct PolicyChecker: Sendable {
     let actions: [ActionKey: ResolvedAction]
     let permissionId: Bytes32
 
-    public init(session: Session, account: Address, smartSession: Address = SmartSessionAddresses.smartSession, baseFee: UInt256? = nil) {
+    public init(session: Session, account: Address, smartSession: Address = SmartSessionAddresses.smartSession, baseFee: UInt256? = nil,
+                tokens: TokenList = TokenList(), chains: [UInt64] = []) {
         self.session = session
         self.account = account
         self.smartSession = smartSession
         self.baseFee = baseFee
+        self.tokens = tokens
+        self.chains = chains
         func merge(_ existing: [PolicyData], _ added: [PolicyData]) -> [PolicyData] {
             var out = existing
             for p in added {

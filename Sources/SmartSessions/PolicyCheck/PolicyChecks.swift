@@ -53,8 +53,9 @@ extension PolicyChecker {
                 guard let t = Self.add(total, e.value) else { throw reverted(p, c.kind, "value overflow") }
                 total = t
             }
-            guard let used = Self.add(state.value(key("valueUsed")), total), used <= limit else {
-                throw violation(p, c.kind, "the session's native value limit of \(limit) wei would be exceeded")
+            let before = state.value(key("valueUsed"))
+            guard let used = Self.add(before, total), used <= limit else {
+                throw violation(p, c.kind, "\(Amounts.eth(total)) more would exceed the session's native value limit of \(Amounts.eth(limit)) (\(Amounts.eth(before)) used)")
             }
             state.set(key("valueUsed"), used)
         case .simpleGas(let gasLimit, let costLimit):
@@ -68,11 +69,12 @@ extension PolicyChecker {
             let maxFee = UInt256(bigEndian: fees[16..<32]), priority = UInt256(bigEndian: fees[0..<16])
             let price = baseFee.map { min(maxFee, priority.addingReportingOverflow($0).partialValue) } ?? maxFee
             let (cost, overflow) = gas.multipliedReportingOverflow(by: price)
-            guard !overflow, let gasUsed = Self.add(state.value(key("gasUsed")), gas), gasUsed <= gasLimit else {
-                throw violation(p, c.kind, "the session's gas limit of \(gasLimit) would be exceeded")
+            let gasBefore = state.value(key("gasUsed")), costBefore = state.value(key("costUsed"))
+            guard !overflow, let gasUsed = Self.add(gasBefore, gas), gasUsed <= gasLimit else {
+                throw violation(p, c.kind, "\(gas) more gas would exceed the session's gas limit of \(gasLimit) (\(gasBefore) used)")
             }
-            guard let costUsed = Self.add(state.value(key("costUsed")), cost), costUsed <= costLimit else {
-                throw violation(p, c.kind, "the session's gas cost limit of \(costLimit) wei would be exceeded")
+            guard let costUsed = Self.add(costBefore, cost), costUsed <= costLimit else {
+                throw violation(p, c.kind, "\(Amounts.eth(cost)) more would exceed the session's gas cost limit of \(Amounts.eth(costLimit)) (\(Amounts.eth(costBefore)) used)")
             }
             state.set(key("gasUsed"), gasUsed)
             state.set(key("costUsed"), costUsed)
@@ -120,8 +122,9 @@ extension PolicyChecker {
         if try checkShared(c, p, key: key, uses: "its uses", &state) { return }
         switch c {
         case .valueLimit(let limit):
-            guard let used = Self.add(state.value(key("valueUsed")), value), used <= limit else {
-                throw violation(p, c.kind, "the native value limit of \(limit) wei would be exceeded")
+            let before = state.value(key("valueUsed"))
+            guard let used = Self.add(before, value), used <= limit else {
+                throw violation(p, c.kind, "\(Amounts.eth(value)) more would exceed the native value limit of \(Amounts.eth(limit)) (\(Amounts.eth(before)) used)")
             }
             state.set(key("valueUsed"), used)
         case .erc20SpendingLimit(let limits):
@@ -156,6 +159,7 @@ extension PolicyChecker {
             let limit = limits.last { $0.token == target }?.limit ?? 0
             let spentKey = key("spent:\(target.lowercased)"), approvedKey = key("approved:\(target.lowercased)")
             var spent = state.value(spentKey), approved = state.value(approvedKey)
+            let before = Self.add(spent, approved)
             if isApproval {
                 guard let a = Self.add(approved, amount) else { throw reverted(p, c.kind, "overflow") }
                 approved = a
@@ -164,7 +168,9 @@ extension PolicyChecker {
                 spent = s
             }
             guard let total = Self.add(spent, approved), total <= limit else {
-                throw violation(p, c.kind, "the spending limit of \(limit) for \(target) would be exceeded")
+                func named(_ amount: UInt256) -> String { tokens.amount(amount, of: target, chains: chains) }
+                throw violation(p, c.kind, "\(named(amount)) more would exceed the spending limit of \(named(limit)) for \(target) ("
+                                + (before.map { "\(named($0)) spent or approved" } ?? "more than 2^256 spent or approved") + ")")
             }
             state.set(isApproval ? approvedKey : spentKey, isApproval ? approved : spent)
         case .uniAction(let config):

@@ -87,13 +87,9 @@ public struct Reviewer: Sendable {
                      meaning: meaning, initData: p.initData, ignoredBytes: ignored)
     }
 
-    func eth(_ wei: UInt256) -> String { "\(Amounts.format(wei, decimals: 18)) ETH" }
-
     func tokenAmount(_ amount: UInt256, token: Address, chains: [UInt64]) -> String {
-        if let t = tokens.token(chains: chains, address: token) {
-            return "\(Amounts.format(amount, decimals: t.decimals)) \(t.symbol) (\(amount) base units)"
-        }
-        return "\(amount) base units of \(token)"
+        guard tokens.token(chains: chains, address: token) != nil else { return "\(amount) base units of \(token)" }
+        return "\(tokens.amount(amount, of: token, chains: chains)) (\(amount) base units)"
     }
 
     func time(_ t: UInt64) -> String { "\(UTCTime.format(t)) (\(UTCTime.relative(t, now: now)))" }
@@ -111,18 +107,18 @@ public struct Reviewer: Sendable {
         case .usageLimit(let n):
             return ["at most \(n) \(what)\(n == .one ? "" : "s") in total"]
         case .valueLimit(let limit):
-            return ["at most \(eth(limit)) of native value in total (\(limit) wei)"]
+            return ["at most \(Amounts.eth(limit)) of native value in total (\(limit) wei)"]
         case .erc20SpendingLimit(let limits):
             return limits.map { "at most \(tokenAmount($0.limit, token: $0.token, chains: chains)) of \($0.token) transferred or approved in total; no native value" }
         case .uniAction(let c):
-            return ["at most \(eth(c.valueLimitPerUse)) of native value per call"]
+            return ["at most \(Amounts.eth(c.valueLimitPerUse)) of native value per call"]
                 + c.rules.map { "argument rule: " + describe($0, function: function, target: target, chains: chains) }
         case .contractWhitelist(let targets):
             return ["only calls to: " + targets.map(\.checksummed).joined(separator: ", ")]
         case .simpleGas(let gas, let cost):
-            return ["at most \(gas) gas units and \(eth(cost)) of gas cost in total"]
+            return ["at most \(gas) gas units and \(Amounts.eth(cost)) of gas cost in total"]
         case .arg(let c):
-            var lines = ["at most \(eth(c.valueLimitPerUse)) of native value per call", "calls pass when " + expression(c, Int(c.rootNodeIndex), depth: 0)]
+            var lines = ["at most \(Amounts.eth(c.valueLimitPerUse)) of native value per call", "calls pass when " + expression(c, Int(c.rootNodeIndex), depth: 0)]
             lines += c.rules.enumerated().map { "rule r\($0): " + describe($1, function: function, target: target, chains: chains) }
             if c.hasCycle { lines.append("the expression refers back to itself: every check runs out of gas") }
             return lines
