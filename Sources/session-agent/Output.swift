@@ -16,10 +16,12 @@ struct CommandOutput {
 }
 
 /// An error a command reports: a sentence, a machine-readable reason, and hints.
-struct CommandFailure: Error {
+struct CommandFailure: Error, CustomStringConvertible {
     var message: String
     var reason: String = "bad_input"
     var hints: [String] = []
+
+    var description: String { message }
 }
 
 extension ParsableCommand {
