@@ -21,7 +21,7 @@ struct PKCS11URITests {
         // Formatting and parsing again gives the same selection.
         #expect(try PKCS11URI(uri.description) == uri)
         #expect(try PKCS11URI("pkcs11:").token == nil)
-        #expect(try PKCS11URI("pkcs11:token=a;x-vendor=1").token == "a")
+        #expect(try PKCS11URI("PKCS11:token=a;?module-name=b&x-vendor=1&") == PKCS11URI("pkcs11:token=a?module-name=b"))
     }
 
     @Test func refusesWhatItCannotHonour() {
@@ -31,6 +31,11 @@ struct PKCS11URITests {
         #expect(throws: PKCS11URI.ParseError.self) { try PKCS11URI("pkcs11:id=%0") }
         #expect(throws: PKCS11URI.ParseError.self) { try PKCS11URI("pkcs11:slot-id=x") }
         #expect(throws: PKCS11URI.ParseError.self) { try PKCS11URI("pkcs11:token") }
+        // What p11-kit would read as another URI, or select by what this agent does not check.
+        for text in ["pkcs11:token=my token", "pkcs11:token=a%+f", "pkcs11:slot-id=+5", "pkcs11:slot-id=", "pkcs11:token=a%00",
+                     "pkcs11:;;token=a", "pkcs11:token=a;x-vendor=1", "pkcs11:library-manufacturer=x;token=a", "pkcs11:slot-manufacturer=x"] {
+            #expect(throws: PKCS11URI.ParseError.self, "\(text)") { try PKCS11URI(text) }
+        }
     }
 }
 

@@ -1,20 +1,15 @@
 import EthereumCore
 import SmartSessions
+import TestSupport
 
 /// Random but well-formed requests for property tests: every policy kind, known and unknown
 /// addresses, fallback and admin actions, ERC-7739 content.
 struct RandomSessions: RandomNumberGenerator {
-    var state: UInt64
+    var source: SplitMix64
 
-    init(seed: UInt64) { state = seed }
+    init(seed: UInt64) { source = SplitMix64(seed: seed) }
 
-    mutating func next() -> UInt64 {   // splitmix64: reproducible from the seed
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
+    mutating func next() -> UInt64 { source.next() }
 
     mutating func bytes(_ n: Int) -> [UInt8] { (0..<n).map { _ in UInt8.random(in: 0...255, using: &self) } }
     mutating func address() -> Address { Address(exactly: bytes(20))! }

@@ -50,8 +50,9 @@ public enum Hex {
         return out
     }
 
+    /// The value of one hex digit (an ASCII byte).
     @inline(__always)
-    static func nibble(_ c: UInt8) -> UInt8? {
+    public static func nibble(_ c: UInt8) -> UInt8? {
         switch c {
         case 0x30...0x39: c - 0x30
         case 0x61...0x66: c - 0x61 + 10

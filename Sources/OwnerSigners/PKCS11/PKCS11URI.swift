@@ -42,18 +42,25 @@ public struct PKCS11URI: Sendable, Equatable, CustomStringConvertible {
         }
     }
 
-    private static let pathKeys = ["token", "manufacturer", "serial", "model", "slot-description", "slot-id", "object", "id", "type",
-                                   "slot-manufacturer", "library-manufacturer", "library-description", "library-version"]
-
+    /// Reads what p11-kit reads (a randomized test holds the two together), except where p11-kit
+    /// would select something other than the text seems to say, and what this agent cannot
+    /// honour: those are refused, not read another way or ignored. So are a raw space or line
+    /// break (p11-kit drops it), an empty attribute (p11-kit stops reading there), a NUL byte and
+    /// an empty slot-id.
     public init(_ text: String) throws(ParseError) {
-        guard text.hasPrefix("pkcs11:") else { throw .notPKCS11(text) }
-        let body = text.dropFirst("pkcs11:".count)
+        guard text.prefix(7).lowercased() == "pkcs11:" else { throw .notPKCS11(text) }
+        guard !text.utf8.contains(where: { [0x20, 0x0A, 0x0D, 0x0B].contains($0) }) else {
+            throw .badAttribute("a space or line break is written %20 or %0A; p11-kit would drop it and read another URI")
+        }
+        let body = text.dropFirst(7)
         let parts = body.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)
-        for (attribute, isQuery) in parts[0].split(separator: ";").map({ ($0, false) }) + (parts.count > 1 ? parts[1].split(separator: "&").map { ($0, true) } : []) {
+        let path = try Self.attributes(parts[0], separator: ";"), query = parts.count > 1 ? try Self.attributes(parts[1], separator: "&") : []
+        for (attribute, isQuery) in path.map({ ($0, false) }) + query.map({ ($0, true) }) {
             let pair = attribute.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
             guard pair.count == 2 else { throw .badAttribute("\"\(attribute)\" has no value") }
             let key = String(pair[0])
-            guard let bytes = Self.percentDecode(pair[1]) else { throw .badAttribute("\(key): bad percent-encoding") }
+            guard let bytes = Self.percentDecode(pair[1]) else { throw .badAttribute("\(key): bad percent-encoding (a % and two hex digits)") }
+            if key != "id" && bytes.contains(0) { throw .badAttribute("\(key): a NUL byte") }
             let value = String(decoding: bytes, as: UTF8.self)
             switch (key, isQuery) {
             case ("token", false): token = value
@@ -62,23 +69,40 @@ public struct PKCS11URI: Sendable, Equatable, CustomStringConvertible {
             case ("model", false): model = value
             case ("slot-description", false): slotDescription = value
             case ("slot-id", false):
-                guard let n = UInt(value) else { throw .badAttribute("slot-id: a decimal number") }
+                // RFC 7512: 1*DIGIT, not percent-encoded.
+                guard !pair[1].isEmpty, pair[1].utf8.allSatisfy({ (0x30...0x39).contains($0) }), let n = UInt(pair[1]) else { throw .badAttribute("slot-id: a decimal number") }
                 slotID = n
             case ("object", false): object = value
             case ("id", false): id = bytes
             case ("type", false):
-                guard ["private", "public", "cert", "secret-key", "data"].contains(value) else { throw .badAttribute("type: private, public, cert, secret-key or data") }
-                type = value
+                // "secretkey": the spelling of the drafts before RFC 7512, which p11-kit still reads.
+                guard ["private", "public", "cert", "secret-key", "secretkey", "data"].contains(value) else { throw .badAttribute("type: private, public, cert, secret-key or data") }
+                type = value == "secretkey" ? "secret-key" : value
             case ("module-path", true): modulePath = value
             case ("module-name", true): moduleName = value
             case ("pin-source", true): pinSource = value
             case ("pin-value", true):
                 throw .badAttribute("pin-value puts the PIN where logs and shell history see it; use pin-source=file:… or the approval prompt")
-            case (let k, false) where Self.pathKeys.contains(k) || k.hasPrefix("x-"): continue
+            case ("library-manufacturer", false), ("library-description", false), ("library-version", false):
+                throw .badAttribute("\(key) is not supported: name the module with module-path or module-name")
+            case ("slot-manufacturer", false):
+                throw .badAttribute("slot-manufacturer is not supported: name the slot with slot-id or slot-description")
+            case (let k, false) where k.hasPrefix("x-"):
+                throw .badAttribute("\(k): a vendor's attribute, which this agent cannot honour; leave it out")
+            // A vendor's query attribute says how to reach the token, not which: it selects nothing.
             case (let k, true) where k.hasPrefix("x-"): continue
             default: throw .badAttribute("unknown attribute \(key)")
             }
         }
+    }
+
+    /// The attributes between separators. Trailing separators are dropped, as p11-kit drops
+    /// them; an empty attribute before another is an error (p11-kit would read nothing after it).
+    private static func attributes(_ text: Substring, separator: Character) throws(ParseError) -> [Substring] {
+        var pieces = text.split(separator: separator, omittingEmptySubsequences: false)
+        while pieces.last?.isEmpty == true { pieces.removeLast() }
+        guard !pieces.contains(where: \.isEmpty) else { throw .badAttribute("an empty attribute (\(separator)\(separator))") }
+        return pieces
     }
 
     /// The URI text, attributes in RFC order, values percent-encoded where needed.
@@ -150,13 +174,13 @@ public struct PKCS11URI: Sendable, Equatable, CustomStringConvertible {
     }
 
     private static func percentDecode(_ text: Substring) -> [UInt8]? {
+        func hexDigit(_ c: UInt8?) -> UInt8? { c.flatMap(Hex.nibble) }
         var out: [UInt8] = []
-        var bytes = Array(text.utf8)[...]
-        while let b = bytes.popFirst() {
+        var bytes = text.utf8.makeIterator()
+        while let b = bytes.next() {
             guard b == UInt8(ascii: "%") else { out.append(b); continue }
-            guard bytes.count >= 2, let v = UInt8(String(decoding: bytes.prefix(2), as: UTF8.self), radix: 16) else { return nil }
-            out.append(v)
-            bytes = bytes.dropFirst(2)
+            guard let high = hexDigit(bytes.next()), let low = hexDigit(bytes.next()) else { return nil }
+            out.append(high << 4 | low)
         }
         return out
     }
