@@ -716,6 +716,40 @@ struct PKCS11OwnerTests {
         #expect(asked.value == 1)
     }
 
+    /// Counts and lengths a module answers are checked against the room it was given before
+    /// they are used: read as given, 2^62 would trap the agent or have it allocate exabytes.
+    /// Each is a clear error (the process running this test survives it), and once the module
+    /// answers sanely again, the same owner signs.
+    @Test func aModuleAnsweringImpossibleLengthsIsAnErrorNotACrash() async throws {
+        try hsm.initToken(token)
+        try hsm.generateKey(token: token, label: "k1key", id: "01")
+        let directory = try hsm.subdirectory("impossible")
+        let trigger = directory.appendingPathComponent("fault").path
+        let module = try CModule.answeringImpossibleLengths(in: directory, real: try hsm.privateModule(), trigger: trigger)
+        let pin = PKCS11PINSource.file(try pinFile(SoftHSM.userPIN))
+        let owner = try await PKCS11Owner.load(try uri(module), pin: pin, defaultModule: nil)
+        let digest = Bytes32(Array(repeating: 5, count: 32))
+        #expect(try await owner.sign(Self.approved(digest), prompt: Self.noPrompt).recoverAddress(digest: digest) == owner.identity.address)
+
+        func faulty(_ call: String, _ operation: () async throws -> Void, _ expected: String) async throws {
+            #expect(FileManager.default.createFile(atPath: "\(trigger).\(call)", contents: nil))
+            do {
+                try await operation()
+                Issue.record("\(call) answering an impossible length went unnoticed")
+            } catch { #expect("\(error)".contains(expected), "\(error)") }
+            try FileManager.default.removeItem(atPath: "\(trigger).\(call)")
+        }
+        try await faulty("C_Sign", { _ = try await owner.sign(Self.approved(digest), prompt: Self.noPrompt) },
+                         "C_Sign answered 4611686018427387904 for the signature's length (a fault of the module)")
+        try await faulty("C_GetSlotList", { _ = try await PKCS11Provider.shared(modulePath: module).tokens() },
+                         "C_GetSlotList answered 4611686018427387904 for the number of slots (a fault of the module)")
+        try await faulty("C_GetAttributeValue", { _ = try await PKCS11Key.locate(try uri(module), pin: pin, defaultModule: nil) },
+                         "C_GetAttributeValue answered 4611686018427387904 for an attribute's length (a fault of the module)")
+        try await faulty("C_FindObjects", { _ = try await PKCS11Key.locate(try uri(module), pin: pin, defaultModule: nil) },
+                         "C_FindObjects answered 33 for the number of objects (a fault of the module)")
+        #expect(try await owner.sign(Self.approved(digest), prompt: Self.noPrompt).recoverAddress(digest: digest) == owner.identity.address)
+    }
+
     /// A login a person gave is kept while its token stays (the agent does not keep the PIN):
     /// looking for another token of the module that is away does not initialise the module again,
     /// which would end that login. With logins only from PIN files, it does, and sees the other

@@ -86,6 +86,47 @@ public enum CModule {
             """), in: directory)
     }
 
+    /// A module in front of another (`real`) that answers counts and lengths no module may, as
+    /// one with a memory fault might: 2^62 bytes of a signature while the file `trigger`.C_Sign
+    /// exists, 2^62 bytes of an attribute (`trigger`.C_GetAttributeValue), 2^62 slots
+    /// (`trigger`.C_GetSlotList), more objects than it was given room for (`trigger`.C_FindObjects).
+    public static func answeringImpossibleLengths(in directory: URL, real: String, trigger: String) throws -> String {
+        try build("impossible-lengths", source: inFront(of: real, replacing: [
+            "C_Sign": "sign", "C_GetAttributeValue": "attributes", "C_GetSlotList": "slots", "C_FindObjects": "findObjects",
+        ], with: """
+            static const CK_ULONG impossible = (CK_ULONG)1 << 62;
+            static int faulty(const char *call) {
+                char path[4096];
+                snprintf(path, sizeof path, "%s.%s", "\(trigger)", call);
+                return access(path, F_OK) == 0;
+            }
+
+            static CK_RV sign(CK_SESSION_HANDLE session, CK_BYTE *data, CK_ULONG length, CK_BYTE *signature, CK_ULONG *signatureLength) {
+                CK_RV rv = real->C_Sign(session, data, length, signature, signatureLength);
+                if (rv == CKR_OK && faulty("C_Sign")) *signatureLength = impossible;
+                return rv;
+            }
+
+            static CK_RV attributes(CK_SESSION_HANDLE session, CK_OBJECT_HANDLE object, CK_ATTRIBUTE *template, CK_ULONG count) {
+                CK_RV rv = real->C_GetAttributeValue(session, object, template, count);
+                if (rv == CKR_OK && faulty("C_GetAttributeValue") && count == 1 && template[0].pValue == NULL) template[0].ulValueLen = impossible;
+                return rv;
+            }
+
+            static CK_RV slots(CK_BBOOL present, CK_SLOT_ID *list, CK_ULONG *count) {
+                CK_RV rv = real->C_GetSlotList(present, list, count);
+                if (rv == CKR_OK && faulty("C_GetSlotList") && list == NULL) *count = impossible;
+                return rv;
+            }
+
+            static CK_RV findObjects(CK_SESSION_HANDLE session, CK_OBJECT_HANDLE *objects, CK_ULONG room, CK_ULONG *count) {
+                CK_RV rv = real->C_FindObjects(session, objects, room, count);
+                if (rv == CKR_OK && faulty("C_FindObjects") && *count > 0) *count = room + 1;
+                return rv;
+            }
+            """), in: directory)
+    }
+
     /// A module in front of another (`real`) that offers no AES-GCM, as p11-kit 0.24's client
     /// (which cannot pass its parameters to the server) and some HSMs do: C_EncryptInit and
     /// C_DecryptInit refuse CKM_AES_GCM with CKR_MECHANISM_INVALID.
@@ -219,6 +260,7 @@ public enum CModule {
     static func inFront(of real: String, replacing: [String: String], with functions: String) -> String {
         """
         #include <dlfcn.h>
+        #include <stdio.h>
         #include <stdlib.h>
         #include <string.h>
         #include <unistd.h>

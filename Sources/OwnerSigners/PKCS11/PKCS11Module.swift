@@ -6,8 +6,8 @@ import Foundation
 // one session on a token. Handles and return codes stay in here; the rest of the package sees
 // value types and `PKCS11Error`.
 
-/// A PKCS#11 failure: the call and the module's return code with its standard name, or a
-/// module that could not be loaded at all (no code).
+/// A PKCS#11 failure: the call and the module's return code with its standard name, or (no
+/// code) a module that could not be loaded at all or that answered what no module may.
 public struct PKCS11Error: Error, Equatable, Sendable, CustomStringConvertible {
     public let call: String
     public let code: UInt?
@@ -22,7 +22,15 @@ public struct PKCS11Error: Error, Equatable, Sendable, CustomStringConvertible {
         code = nil
     }
 
-    public var name: String { code.map { Self.names[$0] ?? String(format: "CKR_0x%lX", $0) } ?? "not loaded" }
+    /// A count or length the module answered that is more than it was given room for, or more
+    /// than any token holds: read as given, it would have the agent read past a buffer, trap,
+    /// or allocate terabytes.
+    init(_ call: String, answered length: CK_ULONG, for what: String) {
+        self.call = "\(call) answered \(length) for \(what) (a fault of the module)"
+        code = nil
+    }
+
+    public var name: String { code.map { Self.names[$0] ?? String(format: "CKR_0x%lX", $0) } ?? "no return code" }
     public var description: String { code == nil ? call : "\(call) failed: \(name)" }
 
     /// The token is gone (unplugged, deleted, its server stopped): drop the session and look
@@ -219,10 +227,10 @@ public final class PKCS11Module: @unchecked Sendable {
     public func tokens() throws(PKCS11Error) -> [PKCS11TokenInfo] {
         var count: CK_ULONG = 0
         try check("C_GetSlotList", functions.pointee.C_GetSlotList(CK_BBOOL(CK_TRUE), nil, &count))
-        var slots = [CK_SLOT_ID](repeating: 0, count: Int(count))
+        var slots = [CK_SLOT_ID](repeating: 0, count: try filled(count, of: 4096, by: "C_GetSlotList", for: "the number of slots"))
         try check("C_GetSlotList", functions.pointee.C_GetSlotList(CK_BBOOL(CK_TRUE), &slots, &count))
         var tokens: [PKCS11TokenInfo] = []
-        for slot in slots.prefix(Int(count)) {
+        for slot in slots.prefix(try filled(count, of: slots.count, by: "C_GetSlotList", for: "the number of slots")) {
             // A token removed since the slot list was read is left out, not an error for the others.
             do throws(PKCS11Error) { tokens.append(try tokenInfo(slot: slot)) } catch where error.tokenGone { continue }
         }
@@ -264,6 +272,13 @@ public final class PKCS11Module: @unchecked Sendable {
 
 func check(_ call: String, _ rv: CK_RV) throws(PKCS11Error) {
     guard rv == CKR_OK else { throw PKCS11Error(call, rv) }
+}
+
+/// `length` as a count, when it is at most `capacity` (the room the module was given, or the
+/// most it may answer).
+func filled(_ length: CK_ULONG, of capacity: Int, by call: String, for what: String) throws(PKCS11Error) -> Int {
+    guard length <= CK_ULONG(capacity) else { throw PKCS11Error(call, answered: length, for: what) }
+    return Int(length)
 }
 
 /// One open session on a token; closed when dropped. Not thread-safe: sessions are only used
@@ -324,7 +339,7 @@ public final class PKCS11Session: @unchecked Sendable {
             var count: CK_ULONG = 0
             try check("C_FindObjects", f.C_FindObjects(handle, &batch, CK_ULONG(batch.count), &count))
             if count == 0 { return found }
-            found += batch.prefix(Int(count)).map { UInt($0) }
+            found += batch.prefix(try filled(count, of: batch.count, by: "C_FindObjects", for: "the number of objects")).map { UInt($0) }
         }
     }
 
@@ -335,13 +350,13 @@ public final class PKCS11Session: @unchecked Sendable {
         if rv == CKR_ATTRIBUTE_TYPE_INVALID || rv == CKR_ATTRIBUTE_SENSITIVE { return nil }
         try check("C_GetAttributeValue", rv)
         guard attribute.ulValueLen != CK_ULONG.max else { return nil }
-        var value = [UInt8](repeating: 0, count: Int(attribute.ulValueLen))
+        var value = [UInt8](repeating: 0, count: try filled(attribute.ulValueLen, of: 1 << 16, by: "C_GetAttributeValue", for: "an attribute's length"))
         let read = value.withUnsafeMutableBytes { buffer in
             attribute.pValue = buffer.baseAddress
             return f.C_GetAttributeValue(handle, CK_OBJECT_HANDLE(object), &attribute, 1)
         }
         try check("C_GetAttributeValue", read)
-        return Array(value.prefix(Int(attribute.ulValueLen)))
+        return Array(value.prefix(try filled(attribute.ulValueLen, of: value.count, by: "C_GetAttributeValue", for: "an attribute's length")))
     }
 
     // MARK: Keys
@@ -364,7 +379,7 @@ public final class PKCS11Session: @unchecked Sendable {
         var length = CK_ULONG(signature.count)
         var input = digest
         try check("C_Sign", f.C_Sign(handle, &input, CK_ULONG(input.count), &signature, &length))
-        return Array(signature.prefix(Int(length)))
+        return Array(signature.prefix(try filled(length, of: signature.count, by: "C_Sign", for: "the signature's length")))
     }
 
     /// An EC key pair kept on the token; the private half can sign and never leaves it.
@@ -424,7 +439,7 @@ public final class PKCS11Session: @unchecked Sendable {
         var mechanism = CK_MECHANISM(mechanism: CK_MECHANISM_TYPE(CKM_AES_ECB), pParameter: nil, ulParameterLen: 0)
         try check("C_EncryptInit", f.C_EncryptInit(handle, &mechanism, CK_OBJECT_HANDLE(key)))
         try check("C_Encrypt", f.C_Encrypt(handle, &input, CK_ULONG(input.count), &output, &length))
-        guard Int(length) == blocks.count else { throw PKCS11Error("C_Encrypt", CK_RV(CKR_DATA_LEN_RANGE)) }
+        guard length == CK_ULONG(blocks.count) else { throw PKCS11Error("C_Encrypt", answered: length, for: "the length of \(blocks.count) bytes encrypted") }
         return output.withUnsafeBytes { SecretBytes(copying: $0) }
     }
 
@@ -454,8 +469,9 @@ public final class PKCS11Session: @unchecked Sendable {
         // before it goes back to the allocator.
         defer { if !encrypt { output.withUnsafeMutableBytes { SecretBytes.zero($0) } } }
         try check(call, rv)
-        return (iv, Array(output.prefix(Int(length))))
+        return (iv, Array(output.prefix(try filled(length, of: output.count, by: call, for: "the output's length"))))
     }
+
 
     /// Runs `body` with a C template whose value pointers stay valid for the call.
     private func withTemplate<T>(_ attributes: [PKCS11Attribute], _ body: (UnsafeMutableBufferPointer<CK_ATTRIBUTE>) throws(PKCS11Error) -> T) throws(PKCS11Error) -> T {
