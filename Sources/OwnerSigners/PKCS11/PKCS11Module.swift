@@ -306,10 +306,14 @@ public final class PKCS11Session: @unchecked Sendable {
     /// Whether `error`, from an operation in this session, means the token went away.
     /// CKR_GENERAL_ERROR is what some modules answer then, and what others answer for a fault of
     /// their own with the token present (SoftHSM, for an AES-GCM tag that does not match): the
-    /// session still answering tells the two apart.
+    /// token still answering for its slot tells the two apart. The session answering is not
+    /// enough: SoftHSM keeps answering for a session whose token directory is gone, and answers
+    /// C_GetTokenInfo for that slot with CKR_GENERAL_ERROR.
     public func tokenGone(after error: PKCS11Error) -> Bool {
         guard error.tokenGone else { return false }
-        return error.code != UInt(CKR_GENERAL_ERROR) || (try? state()) == nil
+        guard error.code == UInt(CKR_GENERAL_ERROR) else { return true }
+        guard let slot = try? state().slot else { return true }
+        return (try? module.tokenInfo(slot: slot)) == nil
     }
 
     /// C_Login as the user, with `pin`, or with none when the person enters it on the reader's
