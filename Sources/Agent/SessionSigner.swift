@@ -149,7 +149,8 @@ final class SessionSigner: @unchecked Sendable {
         guard Agent.binding(s.client, admits: client) else { throw .notFound("session \(id)") }
         if s.revokedAt != nil { throw AgentError("revoked", "session \(id) was revoked") }
         do {
-            var session = ActiveSession(stored: s, checker: PolicyChecker(session: s.session, account: s.account, tokens: tokens, chains: s.chains.map(\.chainId)), key: try store.sessionKey(id: id),
+            let checker = PolicyChecker(session: s.session, account: s.account, tokens: tokens, chains: s.chains.map(\.chainId))
+            var session = ActiveSession(stored: s, checker: checker, key: try store.sessionKey(id: id),
                                         ledger: try store.ledger(sessionId: id), enabledChains: try store.enabledChains(sessionId: id))
             // Signatures not yet on disk count too (their deltas are absolute values, in order).
             for r in committing + queued.map(\.record) where r.sessionId == id {

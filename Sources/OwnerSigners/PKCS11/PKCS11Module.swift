@@ -476,7 +476,6 @@ public final class PKCS11Session: @unchecked Sendable {
         return (iv, Array(output.prefix(try filled(length, of: output.count, by: call, for: "the output's length"))))
     }
 
-
     /// Runs `body` with a C template whose value pointers stay valid for the call.
     private func withTemplate<T>(_ attributes: [PKCS11Attribute], _ body: (UnsafeMutableBufferPointer<CK_ATTRIBUTE>) throws(PKCS11Error) -> T) throws(PKCS11Error) -> T {
         let values = attributes.map { attribute -> UnsafeMutableRawBufferPointer in
