@@ -84,9 +84,10 @@ public struct PKCS11URI: Sendable, Equatable, CustomStringConvertible {
             case ("pin-value", true):
                 throw .badAttribute("pin-value puts the PIN where logs and shell history see it; use pin-source=file:… or the approval prompt")
             case ("library-manufacturer", false), ("library-description", false), ("library-version", false):
-                throw .badAttribute("\(key) is not supported: name the module with module-path or module-name")
+                // p11tool --detailed-url writes them; the module is named otherwise here.
+                throw .badAttribute("\(key) is not supported: leave it out, and name the module with module-path or module-name")
             case ("slot-manufacturer", false):
-                throw .badAttribute("slot-manufacturer is not supported: name the slot with slot-id or slot-description")
+                throw .badAttribute("slot-manufacturer is not supported: leave it out, and name the slot with slot-id or slot-description")
             case (let k, false) where k.hasPrefix("x-"):
                 throw .badAttribute("\(k): a vendor's attribute, which this agent cannot honour; leave it out")
             // A vendor's query attribute says how to reach the token, not which: it selects nothing.
