@@ -13,6 +13,8 @@ public enum AgentDaemon {
                            onReady: @escaping @Sendable (_ clientSocket: String, _ controlSocket: String) -> Void) async throws {
         try Hardening.apply()
         try FileManager.default.createDirectory(atPath: config.dataDirectory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        let instance = try InstanceLock(directory: config.dataDirectory)
+        defer { withExtendedLifetime(instance) {} }
         let store = try SessionStore(path: config.dataDirectory + "/store.sqlite")
         PKCS11Provider.answerTimeoutOfNewProviders = .seconds(Int64(config.pkcs11Timeout))
         // A PIN file a token rejected is not offered again after a restart either.

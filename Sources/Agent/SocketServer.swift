@@ -69,6 +69,11 @@ public struct SocketServer: Sendable {
             let bootstrap = ServerBootstrap(group: group).serverChannelOption(.backlog, value: 256)
             switch listener.source {
             case .path(let path):
+                // A socket file an agent left when it died accepts nobody and is replaced; one
+                // that a running agent serves is not taken from it (its clients would be cut off).
+                if (try? AgentClient(path: path)) != nil {
+                    throw AgentError("already_running", "an agent already listens at \(path): stop it, or give this one another socket_dir")
+                }
                 servers.append(try await bootstrap.bind(unixDomainSocketPath: path, cleanupExistingSocketFile: true, childChannelInitializer: connection))
                 // Peer credentials decide who may talk to the client socket when other uids are
                 // admitted; otherwise the file itself shuts everyone else out.

@@ -133,6 +133,27 @@ struct SocketTests {
         #expect(try decision() == "approved")
     }
 
+    /// A second agent on the same data directory is refused at start: two on one store would
+    /// each keep the sessions' ledgers in memory and together sign past their limits. So is one
+    /// on another store but the same sockets, which would cut the first one's clients off. The
+    /// first serves on. (`timeout` ends a second agent that wrongly starts.)
+    @Test func aSecondAgentIsRefusedAndTheFirstServesOn() throws {
+        let agent = try AgentProcess()
+        try agent.start()
+        let config = agent.directory.appendingPathComponent("session-agent.toml")
+        func serve(_ config: URL) throws -> CommandResult {
+            try Command.run(URL(fileURLWithPath: "/usr/bin/timeout"), ["20", Command.sessionAgent.path, "serve", "--config", config.path])
+        }
+        let sameStore = try serve(config)
+        #expect(sameStore.status == 1 && sameStore.stderr.contains("another session-agent (pid \(agent.process!.processIdentifier)) serves"), "\(sameStore.stderr)")
+        let otherStore = agent.directory.appendingPathComponent("other-store.toml")
+        try String(contentsOf: config, encoding: .utf8).replacingOccurrences(of: "data_dir = \"data\"", with: "data_dir = \"data-2\"")
+            .write(to: otherStore, atomically: true, encoding: .utf8)
+        let sameSockets = try serve(otherStore)
+        #expect(sameSockets.status == 1 && sameSockets.stderr.contains("an agent already listens at \(agent.clientSocket)"), "\(sameSockets.stderr)")
+        #expect(try AgentClient(path: agent.clientSocket).call("agent_info")["version"] == "0.1.0")
+    }
+
     @Test func badInputGetsAnErrorAndOthersAreUnaffected() throws {
         let agent = try AgentProcess(extraConfig: "partial_message_timeout = \"1s\"")
         try agent.start()
