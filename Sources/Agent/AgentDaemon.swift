@@ -12,7 +12,7 @@ public enum AgentDaemon {
     public static func run(_ config: AgentConfiguration, logger: Logger,
                            onReady: @escaping @Sendable (_ clientSocket: String, _ controlSocket: String) -> Void) async throws {
         try Hardening.apply()
-        try FileManager.default.createDirectory(atPath: config.dataDirectory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        try makeDirectory(config.dataDirectory, mode: 0o700, for: "data_dir")
         let instance = try InstanceLock(directory: config.dataDirectory)
         defer { withExtendedLifetime(instance) {} }
         let store = try SessionStore(path: config.dataDirectory + "/store.sqlite")

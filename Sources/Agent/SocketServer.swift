@@ -52,7 +52,7 @@ public struct SocketServer: Sendable {
             chmod(path, mode)
             return
         }
-        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true, attributes: [.posixPermissions: Int(mode)])
+        try makeDirectory(path, mode: mode, for: "socket_dir")
     }
 
     /// Accepts connections on every listener until the task is cancelled.
@@ -69,6 +69,9 @@ public struct SocketServer: Sendable {
             let bootstrap = ServerBootstrap(group: group).serverChannelOption(.backlog, value: 256)
             switch listener.source {
             case .path(let path):
+                guard path.utf8.count < MemoryLayout.size(ofValue: sockaddr_un().sun_path) else {
+                    throw AgentError("bad_config", "\(path) is \(path.utf8.count) bytes, longer than a Unix socket's path may be (107): choose a shorter socket_dir")
+                }
                 // A socket file an agent left when it died accepts nobody and is replaced; one
                 // that a running agent serves is not taken from it (its clients would be cut off).
                 if (try? AgentClient(path: path)) != nil {

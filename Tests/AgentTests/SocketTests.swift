@@ -154,6 +154,22 @@ struct SocketTests {
         #expect(try AgentClient(path: agent.clientSocket).call("agent_info")["version"] == "0.1.0")
     }
 
+    /// A data_dir the agent cannot make, or a socket_dir too long for a Unix socket's path, is
+    /// named in plain words at start (not as Foundation's or SwiftNIO's error value).
+    @Test func directoriesTheAgentCannotUseAreNamedPlainly() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("agent-dirs-\(UUID())")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let long = directory.appendingPathComponent(String(repeating: "s", count: 110)).path
+        for (config, expected) in [("data_dir = \"/proc/no-such\"\nsocket_dir = \"run\"", "cannot make data_dir /proc/no-such: No such file or directory"),
+                                   ("data_dir = \"data\"\nsocket_dir = \"\(long)\"", "\(long)/client.sock is \(long.utf8.count + 12) bytes, longer than a Unix socket's path may be (107)")] {
+            let file = directory.appendingPathComponent("session-agent.toml")
+            try config.write(to: file, atomically: true, encoding: .utf8)
+            let run = try Command.run(URL(fileURLWithPath: "/usr/bin/timeout"), ["20", Command.sessionAgent.path, "serve", "--config", file.path])
+            #expect(run.status == 1 && run.stderr.contains(expected), "\(run.stderr)")
+        }
+    }
+
     @Test func badInputGetsAnErrorAndOthersAreUnaffected() throws {
         let agent = try AgentProcess(extraConfig: "partial_message_timeout = \"1s\"")
         try agent.start()
