@@ -55,12 +55,17 @@ public enum AgentDaemon {
         let loadRules: @Sendable () throws -> RulesFile? = {
             guard let rulesPath else { return nil }
             guard let data = FileManager.default.contents(atPath: rulesPath) else { throw AgentError("bad_config", "cannot read the rules file \(rulesPath)") }
-            return try RulesFile(toml: String(decoding: data, as: UTF8.self))
+            do { return try RulesFile(toml: String(decoding: data, as: UTF8.self)) } catch { throw AgentError("bad_rules", "\(rulesPath): \(error)") }
         }
         var tokens = TokenList()
         if let file = config.tokensFile {
             guard let data = FileManager.default.contents(atPath: file) else { throw AgentError("bad_config", "cannot read the token list \(file)") }
-            try tokens.add(json: try JSONValue(parsing: [UInt8](data)))
+            do { try tokens.add(json: try JSONValue(parsing: [UInt8](data))) } catch { throw AgentError("bad_config", "the token list \(file): \(error)") }
+        }
+        // posix_spawn takes a path, and a dialog that cannot start would only show at the first
+        // approval, as a request nobody is asked about.
+        if let program = config.pinentry?.first, !FileManager.default.isExecutableFile(atPath: program) {
+            throw AgentError("bad_config", "pinentry: \(program) is not an executable file (give the program's full path)")
         }
         let pinentry = config.pinentry.map { PinentryApproval(Pinentry(command: $0, timeout: TimeInterval(config.approvalTimeout))) }
         let agent = Agent(store: store, owners: owners, accounts: accounts, fixedAccounts: Set(config.accounts.map(\.address)),

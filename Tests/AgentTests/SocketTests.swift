@@ -154,17 +154,28 @@ struct SocketTests {
         #expect(try AgentClient(path: agent.clientSocket).call("agent_info")["version"] == "0.1.0")
     }
 
-    /// A data_dir the agent cannot make, or a socket_dir too long for a Unix socket's path, is
-    /// named in plain words at start (not as Foundation's or SwiftNIO's error value).
-    @Test func directoriesTheAgentCannotUseAreNamedPlainly() throws {
+    /// What the agent cannot use is named in plain words at start, with its file: a data_dir it
+    /// cannot make, a socket_dir too long for a Unix socket's path (not as Foundation's or
+    /// SwiftNIO's error value), a token list or rules file that does not parse, a pinentry
+    /// program that is not there (which would otherwise show only at the first approval).
+    @Test func whatTheAgentCannotUseIsNamedPlainlyAtStart() throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("agent-dirs-\(UUID())")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
         let long = directory.appendingPathComponent(String(repeating: "s", count: 110)).path
-        for (config, expected) in [("data_dir = \"/proc/no-such\"\nsocket_dir = \"run\"", "cannot make data_dir /proc/no-such: No such file or directory"),
-                                   ("data_dir = \"data\"\nsocket_dir = \"\(long)\"", "\(long)/client.sock is \(long.utf8.count + 12) bytes, longer than a Unix socket's path may be (107)")] {
+        try "[{\"chainId\": 1,".write(to: directory.appendingPathComponent("tokens.json"), atomically: true, encoding: .utf8)
+        try "default = \"approve\"\n[[rule]]\n".write(to: directory.appendingPathComponent("rules.toml"), atomically: true, encoding: .utf8)
+        let cases = [
+            ("data_dir = \"/proc/no-such\"", "cannot make data_dir /proc/no-such: No such file or directory"),
+            ("socket_dir = \"\(long)\"", "\(long)/client.sock is \(long.utf8.count + 12) bytes, longer than a Unix socket's path may be (107)"),
+            ("tokens = \"tokens.json\"", "the token list \(directory.path)/tokens.json: invalid JSON"),
+            ("rules = \"rules.toml\"", "\(directory.path)/rules.toml: rule: unknown key"),
+            ("pinentry = \"/no-such/pinentry\"", "pinentry: /no-such/pinentry is not an executable file"),
+        ]
+        for (line, expected) in cases {
             let file = directory.appendingPathComponent("session-agent.toml")
-            try config.write(to: file, atomically: true, encoding: .utf8)
+            let config = ["data_dir = \"data\"", "socket_dir = \"run\""].filter { !$0.hasPrefix(line.prefix(8)) } + [line]
+            try config.joined(separator: "\n").write(to: file, atomically: true, encoding: .utf8)
             let run = try Command.run(URL(fileURLWithPath: "/usr/bin/timeout"), ["20", Command.sessionAgent.path, "serve", "--config", file.path])
             #expect(run.status == 1 && run.stderr.contains(expected), "\(run.stderr)")
         }
