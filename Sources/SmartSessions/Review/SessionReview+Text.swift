@@ -69,13 +69,13 @@ extension SessionReview {
 
         out.append("")
         out.append(bold("Worst case over the session's life"))
-        func bound(_ b: Bound, decimals: Int?, unit: String) -> String {
+        func bound(_ b: Bound, decimals: Int?, unit: String, baseUnit: String = "base units") -> String {
             switch b {
-            case .limited(let v): return decimals.map { "\(Amounts.format(v, decimals: $0)) \(unit) (\(v) base units)" } ?? "\(v) base units"
+            case .limited(let v): return decimals.map { "\(Amounts.format(v, decimals: $0)) \(unit) (\(v) \(baseUnit))" } ?? "\(v) \(baseUnit)"
             case .unbounded(let why): return paint("UNBOUNDED", "1;31") + ": \(why)"
             }
         }
-        out.append("  native value: \(bound(exposure.native, decimals: 18, unit: "ETH"))")
+        out.append("  native value: \(bound(exposure.native, decimals: 18, unit: "ETH", baseUnit: "wei"))")
         for t in exposure.tokens {
             out.append("  \(t.symbol ?? "token") \(t.token.checksummed): \(bound(t.bound, decimals: t.decimals, unit: t.symbol ?? ""))")
         }
