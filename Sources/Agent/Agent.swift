@@ -481,11 +481,13 @@ public actor Agent {
         } catch { throw AgentError(error.reason, "\(error)") }
     }
 
-    public func verifyAudit() throws(AgentError) -> (intact: Bool, entries: Int, problem: String?) {
+    /// Whether the chain is intact and ends with the entry this agent knows it to end with
+    /// (`head`, which a person may keep elsewhere to check the log against later).
+    public func verifyAudit() throws(AgentError) -> (intact: Bool, entries: Int, problem: String?, head: (seq: Int64, hash: String)?) {
         do {
             switch try store.verifyAudit() {
-            case .success(let n): return (true, n, nil)
-            case .failure(let e): return (false, 0, "\(e)")
+            case .success(let n): return (true, n, nil, store.knownAuditHead)
+            case .failure(let e): return (false, 0, "\(e)", store.knownAuditHead)
             }
         } catch { throw AgentError(error.reason, "\(error)") }
     }

@@ -121,6 +121,9 @@ public enum AgentDaemon {
                 try await server.run(listeners) {
                     Systemd.notify("READY=1")
                     logger.notice("ready on \(activated.isEmpty ? "\(clientPath) and \(controlPath)" : "the sockets systemd passed"): \(readyLine), the store \(store.isLocked ? "locked" : "open")")
+                    // The journal is kept apart from the store: a log found later without this
+                    // entry was cut short or written again (`audit verify` checks it meanwhile).
+                    if let head = store.knownAuditHead { logger.notice("the audit log ends at entry \(head.seq), hash \(head.hash)") }
                     // Whatever keeps an owner from signing (a PIN file missing, a token absent, a
                     // PIN locked, a module the configuration no longer allows) is in the journal
                     // from the start, not only at the first approval that fails. Nothing is

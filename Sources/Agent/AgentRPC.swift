@@ -328,7 +328,9 @@ public struct AgentRPC: Sendable {
             })
         case "audit_verify":
             let result = try await agent.verifyAudit()
-            return .object(JSONObject(["intact": .bool(result.intact), "entries": JSONValue(result.entries), "problem": result.problem.map { .string($0) } ?? .null]))
+            let head = result.head.map { JSONValue.object(JSONObject(["seq": JSONValue(Int($0.seq)), "hash": .string($0.hash)])) } ?? .null
+            return .object(JSONObject(["intact": .bool(result.intact), "entries": JSONValue(result.entries), "problem": result.problem.map { .string($0) } ?? .null,
+                                       "head": head]))
         default:
             throw AgentError("unknown_method", "no method \(method)", code: -32601)
         }

@@ -66,10 +66,15 @@ public enum DataKeyProtection: Equatable, Sendable {
 /// The session-key store: one SQLite file (GRDB) holding sessions, their keys sealed with
 /// AES-256-GCM under a data key, the policy ledger and the hash-chained audit log.
 public final class SessionStore: @unchecked Sendable {
-    // The queue serialises every access; `dataKey` is guarded by `lock`.
+    // The queue serialises every access; `dataKey` and `auditHead` are guarded by `lock`.
     let database: DatabaseQueue
     private let lock = NSLock()
     private var dataKey: DataKey?
+    /// The last audit entry committed by this process, or found at the end of the chain when
+    /// it opened the store. Re-walking the chain cannot tell entries removed from its end, nor
+    /// a chain someone wrote again whole (its hash has no key); comparing with this can, for as
+    /// long as the process runs. The journal keeps it across restarts (`auditHead`).
+    private var auditHead: (seq: Int64, hash: String)?
 
     /// Opens (creating and migrating) the store at `path`, or in memory for `nil`.
     public init(path: String?) throws(StoreError) {
@@ -91,6 +96,9 @@ public final class SessionStore: @unchecked Sendable {
                 database = try DatabaseQueue(configuration: configuration)
             }
             try Self.migrator.migrate(database)
+            auditHead = try database.read { db in
+                try Row.fetchOne(db, sql: "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").map { (seq: $0["seq"], hash: $0["hash"]) }
+            }
         } catch { throw .database("\(error)") }
     }
 
@@ -172,7 +180,7 @@ public final class SessionStore: @unchecked Sendable {
                            arguments: [owner.address, owner.backend, owner.location, owner.secretFile])
             var entry = JSONObject(["address": .string(owner.address), "backend": .string(owner.backend), "location": .string(owner.location)])
             if let custody { entry["custody"] = .string(custody) }
-            try Self.appendAudit(db, kind: "owner_add", entry: .object(entry), at: time)
+            try self.appendAudit(db, kind: "owner_add", entry: .object(entry), at: time)
         }
     }
 
@@ -188,7 +196,7 @@ public final class SessionStore: @unchecked Sendable {
     public func registerAccount(address: String, config: JSONValue, at time: UInt64) throws(StoreError) {
         try run { db in
             try db.execute(sql: "INSERT OR REPLACE INTO registered_accounts (address, config) VALUES (?, ?)", arguments: [address, config.serialized])
-            try Self.appendAudit(db, kind: "account_add", entry: config, at: time)
+            try self.appendAudit(db, kind: "account_add", entry: config, at: time)
         }
     }
 
@@ -201,7 +209,7 @@ public final class SessionStore: @unchecked Sendable {
         try run { db in
             try db.execute(sql: "DELETE FROM \(kind.rawValue) WHERE address = ?", arguments: [address])
             guard db.changesCount > 0 else { return false }
-            try Self.appendAudit(db, kind: kind == .owner ? "owner_remove" : "account_remove", entry: .object(JSONObject(["address": .string(address)])), at: time)
+            try self.appendAudit(db, kind: kind == .owner ? "owner_remove" : "account_remove", entry: .object(JSONObject(["address": .string(address)])), at: time)
             return true
         }
     }
@@ -275,7 +283,7 @@ public final class SessionStore: @unchecked Sendable {
         try run { db in
             try db.execute(sql: "UPDATE meta SET value = ? WHERE key = 'data_key'", arguments: [wrapped.json.serialized])
             let kind: String = if case .token = wrapped { "pkcs11" } else { "passphrase" }
-            try Self.appendAudit(db, kind: "store_rewrap", entry: .object(JSONObject(["protection": .string(kind)])), at: UInt64(Date().timeIntervalSince1970))
+            try self.appendAudit(db, kind: "store_rewrap", entry: .object(JSONObject(["protection": .string(kind)])), at: UInt64(Date().timeIntervalSince1970))
         }
     }
 
@@ -452,14 +460,14 @@ public final class SessionStore: @unchecked Sendable {
                 if !durable { try db.execute(sql: "PRAGMA synchronous = NORMAL") }
                 defer { if !durable { try? db.execute(sql: "PRAGMA synchronous = FULL") } }
                 try db.inTransaction {
-                    try Self.insert(records, db)
+                    try self.insert(records, db)
                     return .commit
                 }
             }
         } catch let e as StoreError { throw e } catch { throw .database("\(error)") }
     }
 
-    private static func insert(_ records: [SignatureRecord], _ db: Database) throws {
+    private func insert(_ records: [SignatureRecord], _ db: Database) throws {
         var previous: String?
         for r in records {
             for id in r.delta.resetConfigIds {
@@ -474,7 +482,7 @@ public final class SessionStore: @unchecked Sendable {
             if let chain = r.enabledChain {
                 try db.cachedStatement(sql: "INSERT OR IGNORE INTO enabled_chains (session_id, chain_id) VALUES (?, ?)").execute(arguments: [r.sessionId, Int64(chain)])
             }
-            previous = try Self.appendAudit(db, kind: r.kind, entry: r.audit, at: r.at, previous: previous)
+            previous = try self.appendAudit(db, kind: r.kind, entry: r.audit, at: r.at, previous: previous)
         }
     }
 
@@ -487,17 +495,24 @@ public final class SessionStore: @unchecked Sendable {
     /// Appends one entry; returns its hash, which `previous` takes for the next one in the same
     /// transaction (a batch reads the chain's end once).
     @discardableResult
-    static func appendAudit(_ db: Database, kind: String, entry: JSONValue, at time: UInt64, previous: String? = nil) throws -> String {
+    func appendAudit(_ db: Database, kind: String, entry: JSONValue, at time: UInt64, previous: String? = nil) throws -> String {
         let previous = try previous ?? String.fetchOne(db.cachedStatement(sql: "SELECT hash FROM audit ORDER BY seq DESC LIMIT 1")) ?? Bytes32.zero.hex
         let text = entry.serialized
-        let hash = chainHash(previous: previous, at: Int64(time), kind: kind, entry: text)
+        let hash = Self.chainHash(previous: previous, at: Int64(time), kind: kind, entry: text)
         try db.cachedStatement(sql: "INSERT INTO audit (at, kind, entry, hash) VALUES (?, ?, ?, ?)").execute(arguments: [Int64(time), kind, text, hash])
+        let seq = db.lastInsertedRowID
+        db.afterNextTransaction { [self] _ in
+            lock.withLock { if seq > auditHead?.seq ?? 0 { auditHead = (seq, hash) } }
+        }
         return hash
     }
 
+    /// The last entry of the audit log as this process knows it (nil: none yet).
+    public var knownAuditHead: (seq: Int64, hash: String)? { lock.withLock { auditHead } }
+
     /// Appends an entry (requests, decisions, approvers; never secrets) to the hash chain.
     public func audit(_ kind: String, _ entry: JSONValue, at time: UInt64) throws(StoreError) {
-        _ = try run { try Self.appendAudit($0, kind: kind, entry: entry, at: time) }
+        _ = try run { try self.appendAudit($0, kind: kind, entry: entry, at: time) }
     }
 
     /// One entry of the audit log; `hash` chains it to the entry before.
@@ -529,16 +544,25 @@ public final class SessionStore: @unchecked Sendable {
 
     /// The number of entries if the chain is intact; else the first broken entry.
     public func verifyAudit() throws(StoreError) -> Result<Int, StoreError> {
-        try run { db in
+        let head = knownAuditHead
+        return try run { db in
             var previous = Bytes32.zero.hex
             var count = 0
+            var headFound = head == nil
             for row in try Row.fetchAll(db, sql: "SELECT seq, at, kind, entry, hash FROM audit ORDER BY seq") {
                 let expected = Self.chainHash(previous: previous, at: row["at"], kind: row["kind"], entry: row["entry"])
                 guard expected == row["hash"] as String else {
                     return .failure(.corrupt("audit entry \(row["seq"] as Int64) does not match the chain"))
                 }
+                if let head, row["seq"] == head.seq {
+                    guard expected == head.hash else { return .failure(.corrupt("audit entry \(head.seq) is not the one this agent wrote: the chain was written again")) }
+                    headFound = true
+                }
                 previous = expected
                 count += 1
+            }
+            if let head, !headFound {
+                return .failure(.corrupt("the audit log ends before entry \(head.seq), which this agent wrote: entries were removed from its end"))
             }
             return .success(count)
         }

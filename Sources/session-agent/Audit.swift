@@ -45,11 +45,15 @@ struct AuditVerify: ParsableCommand {
     func run() throws {
         try report(output) {
             let result = try remote { try connectControl(socket).call("audit_verify") }
-            let entries = result["entries"].map { $0.serialized } ?? "?"
             guard result["intact"] == .bool(true) else {
-                throw CommandFailure(message: "the audit log is broken after \(entries) entries: \(result["problem"]?.stringValue ?? "unknown")", reason: "audit_broken")
+                throw CommandFailure(message: "the audit log is broken: \(result["problem"]?.stringValue ?? "unknown")", reason: "audit_broken")
             }
-            return CommandOutput(text: "audit log intact: \(entries) entries", json: result)
+            let entries = result["entries"].map { $0.serialized } ?? "?"
+            var text = "audit log intact: \(entries) \(entries == "1" ? "entry" : "entries")"
+            if let seq = result["head"]?["seq"], let hash = result["head"]?["hash"]?.stringValue {
+                text += "\nthe last, entry \(seq.serialized), has hash \(hash): a log checked later that does not hold it was cut short or written again"
+            }
+            return CommandOutput(text: text, json: result)
         }
     }
 }

@@ -60,13 +60,21 @@ struct SocketTests {
         #expect(agent.logs.contains("was refused: ") && agent.logs.contains("(5.000001 USDC spent or approved)"), "\(agent.logs)")
         // Control methods are not on the client socket, and the control socket lists everything.
         #expect(throws: AgentClient.RemoteError.self) { try client.call("pending_list") }
-        let control = try AgentClient(path: agent.controlSocket)
+        var control = try AgentClient(path: agent.controlSocket)
         #expect(try control.call("sessions_list").arrayValue?.count == 1)
         #expect(try control.call("audit_verify")["intact"] == .bool(true))
         let verified = try Command.run(Command.sessionAgent, ["audit", "verify", "--socket", agent.controlSocket])
         #expect(verified.status == 0 && verified.stdout.contains("audit log intact"), "\(verified.stderr)")
         // The audit log reads back whole, from a point, and by kind; malformed paging is refused.
         let entries = try control.call("audit_show", JSONObject(["limit": JSONValue(10_000)])).arrayValue ?? []
+        // Its last entry is named by `audit verify` and in the journal, to be kept apart from the store.
+        let last = try #require(entries.last)
+        #expect(try control.call("audit_verify")["head"] == .object(JSONObject(["seq": last["seq"]!, "hash": last["hash"]!])))
+        #expect(verified.stdout.contains("the last, entry \(last["seq"]!.serialized), has hash \(last["hash"]!.stringValue!)"), "\(verified.stdout)")
+        agent.stop()
+        try agent.start()
+        #expect(agent.logs.contains("the audit log ends at entry \(last["seq"]!.serialized), hash \(last["hash"]!.stringValue!)"), "\(agent.logs)")
+        control = try AgentClient(path: agent.controlSocket)
         let seqs = entries.compactMap { $0["seq"] }
         #expect(JSONValue(entries.count) == (try control.call("audit_verify")["entries"]) && entries.count >= 3 && seqs.count == entries.count)
         #expect(try control.call("audit_show", JSONObject(["after": seqs[0], "limit": JSONValue(2)])).arrayValue?.compactMap { $0["seq"] } == Array(seqs[1...2]))

@@ -122,8 +122,28 @@ struct SessionStoreTests {
         try reopened.audit("decision", .object(JSONObject(["approved": true])), at: 1_700_000_100)
         #expect(try reopened.verifyAudit() == .success(4))
 
+        // What re-walking the chain cannot see, the store that wrote it can, while it is open:
+        // entries removed from the end, and a chain written again whole (its hash has no key).
+        let head = try #require(reopened.knownAuditHead)
+        #expect(head.seq == 4)
+        try DatabaseQueue(path: path).write { try $0.execute(sql: "DELETE FROM audit WHERE seq = 4") }
+        #expect(try SessionStore(path: path).verifyAudit() == .success(3), "a store opened now takes the log as it finds it")
+        #expect(try reopened.verifyAudit() == .failure(.corrupt("the audit log ends before entry 4, which this agent wrote: entries were removed from its end")))
+        try DatabaseQueue(path: path).write { db in
+            try db.execute(sql: "UPDATE audit SET entry = '{\"session\":\"s\",\"use\":7}' WHERE seq = 2")
+            var previous = Bytes32.zero.hex
+            for row in try Row.fetchAll(db, sql: "SELECT seq, at, kind, entry FROM audit ORDER BY seq") {
+                previous = Keccak256.hash(Array("\(previous)|\(row["at"] as Int64)|\(row["kind"] as String)|\(row["entry"] as String)".utf8)).hex
+                try db.execute(sql: "UPDATE audit SET hash = ? WHERE seq = ?", arguments: [previous, row["seq"] as Int64])
+            }
+            try db.execute(sql: "INSERT INTO audit (seq, at, kind, entry, hash) VALUES (4, 1700000100, 'decision', '{}', ?)",
+                           arguments: [Keccak256.hash(Array("\(previous)|1700000100|decision|{}".utf8)).hex])
+        }
+        #expect(try SessionStore(path: path).verifyAudit() == .success(4), "the chain holds together")
+        #expect(try reopened.verifyAudit() == .failure(.corrupt("audit entry 4 is not the one this agent wrote: the chain was written again")))
+
         // Editing an entry behind the agent's back breaks the chain.
-        try DatabaseQueue(path: path).write { try $0.execute(sql: "UPDATE audit SET entry = '{\"session\":\"s\",\"use\":7}' WHERE seq = 2") }
+        try DatabaseQueue(path: path).write { try $0.execute(sql: "UPDATE audit SET entry = '{\"session\":\"s\",\"use\":8}' WHERE seq = 2") }
         #expect(try SessionStore(path: path).verifyAudit() == .failure(.corrupt("audit entry 2 does not match the chain")))
     }
 
