@@ -73,7 +73,7 @@ public final class SessionStore: @unchecked Sendable {
     /// The last audit entry committed by this process, or found at the end of the chain when
     /// it opened the store. Re-walking the chain cannot tell entries removed from its end, nor
     /// a chain someone wrote again whole (its hash has no key); comparing with this can, for as
-    /// long as the process runs. The journal keeps it across restarts (`auditHead`).
+    /// long as the process runs. Across restarts the journal keeps it: the agent logs it at start.
     private var auditHead: (seq: Int64, hash: String)?
 
     /// Opens (creating and migrating) the store at `path`, or in memory for `nil`.
