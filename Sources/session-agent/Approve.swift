@@ -10,7 +10,9 @@ struct Approve: ParsableCommand {
             Shows each pending request in full, as the review renders it, and asks yes or no. A request \
             with a critical risk flag needs the word `approve` typed in full. The owner's passphrase, or \
             the PIN of the owner's token, is asked here when the agent does not have it; when it was wrong, or \
-            the token was not plugged in, the request stays pending and you are asked whether to try again.
+            the token was not plugged in, the request stays pending and you are asked whether to try again. \
+            The end of the input (no terminal, or a script out of answers) decides nothing: the request \
+            stays pending and the command exits with status 1.
             """)
 
     @Option(help: "The agent's control socket (default: $SESSION_AGENT_CONTROL_SOCK).") var socket: String?
@@ -36,8 +38,13 @@ struct Approve: ParsableCommand {
                 print("\nRequest \(id) from \(request["client"]?.stringValue ?? "?")\n")
                 print(request["reviewText"]?.stringValue ?? "")
                 let critical = request["highestSeverity"] == "critical"
-                let answer = Terminal.ask(critical ? "\nThis request has CRITICAL risks. Type `approve` to approve, anything else denies: "
-                                                   : "\nApprove? [y/N] ")?.lowercased() ?? ""
+                // The end of the input is nobody's answer: run without a terminal (stdin closed,
+                // from a script with fewer answers than requests), it must not deny what is pending.
+                guard let answer = Terminal.ask(critical ? "\nThis request has CRITICAL risks. Type `approve` to approve, anything else denies: "
+                                                         : "\nApprove? [y/N] ")?.lowercased() else {
+                    FileHandle.standardError.write(Data("\nsession-agent: no answer (end of input): \(id) left pending\n".utf8))
+                    throw ExitCode.failure
+                }
                 let approved = critical ? answer == "approve" : (answer == "y" || answer == "yes")
                 var params = JSONObject(["id": .string(id), "approve": .bool(approved), "approver": .string("terminal (uid \(getuid()))")])
                 while true {

@@ -439,6 +439,13 @@ struct SocketTests {
         let givenUp = try Command.run(Command.sessionAgent, ["approve", "--once", "--socket", agent.controlSocket], stdin: Array("y\ntypo\nn\n".utf8))
         #expect(givenUp.status == 0 && givenUp.stdout.contains("\(second): left pending"), "\(givenUp.stdout)")
         #expect(try client.call("session_wait", JSONObject(["id": .string(second), "timeout": JSONValue(0)]))["status"] == "pending")
+        // No terminal, or a script with fewer answers than requests: the end of the input decides
+        // nothing, and `approve` stops rather than wait for more it could not answer.
+        for once in [["--once"], []] {
+            let unanswered = try Command.run(URL(fileURLWithPath: "/usr/bin/timeout"), ["20", Command.sessionAgent.path, "approve", "--socket", agent.controlSocket] + once, stdin: [])
+            #expect(unanswered.status == 1 && unanswered.stderr.contains("no answer (end of input): \(second) left pending"), "\(unanswered.stderr)")
+            #expect(try client.call("session_wait", JSONObject(["id": .string(second), "timeout": JSONValue(0)]))["status"] == "pending")
+        }
         // Secrets by owner must name owners by address; anything else is refused and changes nothing.
         let control = try AgentClient(path: agent.controlSocket)
         for bad: JSONValue in ["x", .object(JSONObject(["not an address": "p"])), .object(JSONObject([AgentProcess.account: JSONValue(1)]))] {
