@@ -83,7 +83,8 @@ public struct AgentError: Error, Equatable, Sendable, CustomStringConvertible {
     }
 
     public static func badRequest(_ message: String) -> AgentError { AgentError("bad_request", message, code: -32602) }
-    public static func notFound(_ message: String) -> AgentError { AgentError("not_found", message) }
+    /// "session sess-… not found" for `what` "session sess-…".
+    public static func notFound(_ what: String) -> AgentError { AgentError("not_found", "\(what) not found") }
 
     public var description: String { message }
 }

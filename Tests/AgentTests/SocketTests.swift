@@ -62,6 +62,8 @@ struct SocketTests {
         #expect(throws: AgentClient.RemoteError.self) { try client.call("pending_list") }
         var control = try AgentClient(path: agent.controlSocket)
         #expect(try control.call("sessions_list").arrayValue?.count == 1)
+        let unknown = try Command.run(Command.sessionAgent, ["revoke", "sess-nope", "--socket", agent.clientSocket])
+        #expect(unknown.status == 1 && unknown.stderr.contains("session sess-nope not found"), "\(unknown.stderr)")
         #expect(try control.call("audit_verify")["intact"] == .bool(true))
         let verified = try Command.run(Command.sessionAgent, ["audit", "verify", "--socket", agent.controlSocket])
         #expect(verified.status == 0 && verified.stdout.contains("audit log intact"), "\(verified.stderr)")
