@@ -1,3 +1,4 @@
+import Agent
 import ArgumentParser
 import EthereumCore
 import Foundation
@@ -75,7 +76,7 @@ func readInput(_ path: String?) throws -> [UInt8] {
     do {
         return [UInt8](try Data(contentsOf: URL(fileURLWithPath: path!)))
     } catch {
-        throw CommandFailure(message: "cannot read \(path!): \((error as NSError).localizedDescription)", reason: "not_found")
+        throw CommandFailure(message: "cannot read \(path!): \(systemWords(error))", reason: "not_found")
     }
 }
 

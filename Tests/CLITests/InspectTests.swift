@@ -45,6 +45,9 @@ struct InspectTests {
         #expect(error?["reason"] == "bad_request")
         let periodic = try Command.sessionAgent("inspect", "-", stdin: #"{"chainId": "0x1", "address": "0x7227dcfb0c5ec7a5f539f97b18be261c49687ed6", "signer": {"type": "wallet", "data": {}}, "permission": {"type": "native-token-periodic", "isAdjustmentAllowed": true, "data": {}}, "rules": []}"#)
         #expect(periodic.status == 1 && periodic.stderr.contains("streaming and periodic allowances"))
+        // A file that cannot be read is named with the system's reason, not Foundation's.
+        let missing = try Command.sessionAgent("inspect", "/no-such-request.json")
+        #expect(missing.status == 1 && missing.stderr.contains("cannot read /no-such-request.json: No such file or directory"), "\(missing.stderr)")
         let generated = try Command.sessionAgent("inspect", Self.example, "--color", "never")
         #expect(generated.status == 0 && generated.stdout.contains("was generated for this inspection"))
     }
