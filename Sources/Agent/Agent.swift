@@ -485,9 +485,10 @@ public actor Agent {
     /// (`head`, which a person may keep elsewhere to check the log against later).
     public func verifyAudit() throws(AgentError) -> (intact: Bool, entries: Int, problem: String?, head: (seq: Int64, hash: String)?) {
         do {
-            switch try store.verifyAudit() {
-            case .success(let n): return (true, n, nil, store.knownAuditHead)
-            case .failure(let e): return (false, 0, "\(e)", store.knownAuditHead)
+            let verified = try store.verifyAudit(), head = store.knownAuditHead
+            switch verified {
+            case .success(let n): return (true, n, nil, head)
+            case .failure(let e): return (false, 0, "\(e)", head)
             }
         } catch { throw AgentError(error.reason, "\(error)") }
     }

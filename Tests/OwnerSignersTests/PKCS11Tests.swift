@@ -457,7 +457,7 @@ struct PKCS11OwnerTests {
             throw PKCS11Failure.pinNeeded("asked")
         }
         let owner = try await PKCS11Owner.load(try uri(module), pin: .prompt, defaultModule: nil)
-        #expect(try await PKCS11Provider.shared(modulePath: module).loginPrompt(try uri(module))?.contains("on the reader's keypad") == true)
+        #expect(try await PKCS11Provider.shared(modulePath: module).loginDue(try uri(module)).map { PKCS11Provider.pinPrompt($0) }?.contains("on the reader's keypad") == true)
         let digest = Bytes32(Array(repeating: 5, count: 32))
         await #expect { try await owner.sign(Self.approved(digest), prompt: prompt) } throws: { error in
             guard case OwnerSignerError.secretNeeded(let message) = error else { return false }

@@ -22,7 +22,7 @@ public struct PKCS11Key: Sendable {
             do { return try session.ecKeys(matching: uri) } catch { throw .failed("\(error)") }
         }
         var found = try await provider.withSession(uri, read)
-        let hidden = found.usable.isEmpty && found.others.isEmpty ? try await provider.loginPrompt(uri) != nil : false
+        let hidden = found.usable.isEmpty && found.others.isEmpty ? try await provider.loginDue(uri) != nil : false
         if hidden { found = try await provider.withLogin(uri, pin: pin, prompt: askPIN, read) }
         let keys = found.usable
         guard keys.count == 1, let info = keys.first else {
@@ -52,7 +52,7 @@ public struct PKCS11Key: Sendable {
     public static func generate(on token: PKCS11URI, curve: PKCS11Curve, label: String, pin: PKCS11PINSource, prompt: SecretPrompt,
                                 defaultModule: String?) async throws(PKCS11Failure) -> PKCS11Key {
         let provider = try await PKCS11Provider.locate(token, defaultModule: defaultModule)
-        let id = token.id ?? (0..<16).map { _ in UInt8.random(in: 0...255) }
+        let id = token.id ?? PKCS11SecretKey.randomBytes(16)
         let info = try await provider.withLogin(token, pin: pin, prompt: prompt) { session, _ throws(PKCS11Failure) in
             for (taken, uri) in [("label \"\(label)\"", PKCS11URI(object: label)), ("id \(Hex.encode(id))", PKCS11URI(id: id))] {
                 let keys = (try? session.ecPublicKeys(matching: uri)) ?? []

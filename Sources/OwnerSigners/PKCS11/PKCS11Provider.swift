@@ -296,12 +296,6 @@ public final class PKCS11Provider: @unchecked Sendable {
         return try await DeviceNotice.showing("Enter the \(pinPrompt(token, forOneSignature: forOneSignature)).", login)
     }
 
-    /// The PIN prompt a login to the token would show now, or nil when none is needed (the
-    /// process is logged in, or the token wants no login).
-    public func loginPrompt(_ uri: PKCS11URI) async throws(PKCS11Failure) -> String? {
-        try await loginDue(uri).map { Self.pinPrompt($0) }
-    }
-
     /// The token `uri` names when a login to it is due, or nil when none is.
     public func loginDue(_ uri: PKCS11URI) async throws(PKCS11Failure) -> PKCS11TokenInfo? {
         try await whenLoginDue(uri) { token in token }
@@ -534,7 +528,7 @@ public final class PKCS11Provider: @unchecked Sendable {
                 throw .wrongPIN("wrong PIN for token \"\(token.label)\" (\(from)); \(left)")
             }
             if error.cancelled { throw .pinNeeded("the PIN entry on the keypad of token \"\(token.label)\"'s reader was cancelled") }
-            if error.pinLocked { throw .wrongPIN("the user PIN of token \"\(token.label)\" is locked; unblock it with the SO PIN") }
+            if error.pinLocked { throw .wrongPIN(Self.pinLocked(token)) }
             if error.pinMalformed {
                 let lengths = token.pinLengths.map { "; it takes \($0.lowerBound) to \($0.upperBound) bytes" } ?? ""
                 throw .wrongPIN("token \"\(token.label)\" refused the PIN (\(from)) as malformed, before trying it (\(error))\(lengths)")
@@ -547,7 +541,7 @@ public final class PKCS11Provider: @unchecked Sendable {
     /// before, or it has one try left, which an unattended PIN never spends. (A PIN entered on
     /// the reader's keypad, which the agent never sees, is nil.)
     private func refusal(of pin: SecretBytes?, from source: PKCS11PINSource, on token: PKCS11TokenInfo) -> String? {
-        if token.pinLocked { return "the user PIN of token \"\(token.label)\" is locked; unblock it with the SO PIN" }
+        if token.pinLocked { return Self.pinLocked(token) }
         let again = "not offering it again, since each try counts down the token's retries"
         if let pin, rejectedPINs[Self.identity(token)] == pin.withUnsafeBytes({ SHA256.hash(data: $0) }) {
             return "token \"\(token.label)\" rejected this PIN (from \(source)) before; \(again)"
@@ -568,6 +562,10 @@ public final class PKCS11Provider: @unchecked Sendable {
         }
         if token.pinFinalTry && source.unattended { return "token \"\(token.label)\" has one PIN try left; an unattended PIN from \(source) will not spend it" }
         return nil
+    }
+
+    static func pinLocked(_ token: PKCS11TokenInfo) -> String {
+        "the user PIN of token \"\(token.label)\" is locked; unblock it with the SO PIN"
     }
 
     /// How long after a token that does not show failed tries rejected an unattended PIN, in an

@@ -25,10 +25,10 @@ public enum PKCS11SecretKey {
         guard let label = uri.object else { throw .keyNotFound("\(uri) names no key; add object=") }
         let provider = try await PKCS11Provider.locate(uri, defaultModule: defaultModule)
         let sealed = try await provider.withLogin(uri, pin: pin, prompt: prompt) { session, _ throws(PKCS11Failure) -> PKCS11Sealed in
-            let existing: [UInt]
-            do throws(PKCS11Error) { existing = try session.find(selection(uri)) } catch { throw PKCS11Provider.failure(error, uri.tokenOnly.description, in: session) }
-            guard existing.count <= 1 else { throw .keyNotFound("\(existing.count) AES keys match \(uri); add id=") }
             let token = uri.tokenOnly.description
+            let existing: [UInt]
+            do throws(PKCS11Error) { existing = try session.find(selection(uri)) } catch { throw PKCS11Provider.failure(error, token, in: session) }
+            guard existing.count <= 1 else { throw .keyNotFound("\(existing.count) AES keys match \(uri); add id=") }
             let key: UInt
             do throws(PKCS11Error) {
                 key = if let found = existing.first { found } else { try session.generateAESKey(label: label, id: uri.id ?? Array(label.utf8)) }
