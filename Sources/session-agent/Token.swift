@@ -51,15 +51,18 @@ struct PKCS11TokenList: AsyncParsableCommand {
             var text: [String] = [], modules: [JSONValue] = [], shown = 0, hidden = false
             for path in paths {
                 let provider = PKCS11Provider.shared(modulePath: path)
-                let tokens: [PKCS11TokenInfo]
-                do { tokens = try await provider.tokens().filter(only.matches) } catch {
+                let library: PKCS11LibraryInfo, tokens: [PKCS11TokenInfo]
+                do { (library, tokens) = try await provider.tokens() } catch {
                     if paths.count == 1 { throw CommandFailure(message: "\(error)", reason: "owner_unavailable") }
                     text.append("module \(path): \(error)")
                     continue
                 }
-                text.append("module \(path)")
+                guard only.matches(library) else { continue }
+                // What a URI's library-* attributes match.
+                text.append("module \(path) (\(library.manufacturer): \(library.description) \(library.version))")
+                let matching = tokens.filter(only.matches)
                 var tokenJSON: [JSONValue] = []
-                for info in tokens {
+                for info in matching {
                     var tokenURI = PKCS11URI()
                     tokenURI.token = info.label
                     tokenURI.serial = info.serial
@@ -117,8 +120,16 @@ struct PKCS11TokenList: AsyncParsableCommand {
                         }),
                     ])))
                 }
-                if tokens.isEmpty { text.append("  no token present" + (PKCS11Module.serverHint(for: path).map { ": \($0)" } ?? "")) }
-                modules.append(.object(JSONObject(["module": .string(path), "tokens": .array(tokenJSON)])))
+                if tokens.isEmpty {
+                    text.append("  no token present" + (PKCS11Module.serverHint(for: path).map { ": \($0)" } ?? ""))
+                } else if matching.isEmpty {
+                    text.append("  \(tokens.count == 1 ? "its token does" : "none of its \(tokens.count) tokens does") not match \(only.tokenOnly)")
+                }
+                modules.append(.object(JSONObject([
+                    "module": .string(path), "tokens": .array(tokenJSON),
+                    "library": .object(JSONObject(["manufacturer": .string(library.manufacturer), "description": .string(library.description),
+                                                   "version": .string(library.version.description)])),
+                ])))
             }
             // As a check in a script: is the token (or the key) there?
             if let token, shown == 0 {

@@ -889,6 +889,33 @@ struct PKCS11CommandTests {
             #expect(missing.status == 1 && missing.stderr.contains(message) && missing.stderr.contains(uri), "\(missing)")
         }
 
+        // The module as it describes itself, as p11-kit sees it too; a URI's library-* and
+        // slot-manufacturer select by it.
+        let softhsm = try #require(try JSONValue(parsing: listed.stdout).arrayValue?.first { module in
+            module["tokens"]?.arrayValue?.contains { $0["label"]?.stringValue == token } == true
+        })
+        let listedModules = try Command.run(URL(fileURLWithPath: "/usr/bin/p11-kit"), ["list-modules"], environment: hsm.environment)
+        let p11kitSays = listedModules.stdout.components(separatedBy: "\n").drop { !$0.contains("libsofthsm2.so") }.dropFirst().prefix(3)
+        let library = try #require(softhsm["library"])
+        #expect(Set(p11kitSays.map { $0.trimmingCharacters(in: .whitespaces) })
+                == ["library-description: \(library["description"]?.stringValue ?? "")", "library-manufacturer: \(library["manufacturer"]?.stringValue ?? "")",
+                    "library-version: \(library["version"]?.stringValue ?? "")"], "\(listedModules.stdout)")
+        func encoded(_ s: String?) -> String { s?.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "" }
+        let byLibrary = "pkcs11:token=\(token);library-manufacturer=\(encoded(library["manufacturer"]?.stringValue));"
+            + "library-description=\(encoded(library["description"]?.stringValue));library-version=\(library["version"]?.stringValue ?? "");slot-manufacturer=SoftHSM%20project"
+        #expect(try list(byLibrary).keys.count == 3)
+        for other in ["library-manufacturer=Other", "library-version=1.0", "slot-manufacturer=Other"] {
+            let missing = try list("pkcs11:token=\(token);\(other)")
+            #expect(missing.status == 1 && missing.stderr.contains("no token matches"), "\(other): \(missing)")
+            // Finding the module among those p11-kit knows goes by them too.
+            let notMade = try Command.run(Command.sessionAgent, ["owner", "generate", "--token", "pkcs11:token=\(token);\(other)", "--pin-file", pinFile, "--label", "not-made"],
+                                          environment: hsm.environment)
+            #expect(notMade.status == 1 && notMade.stderr.contains("no PKCS#11 module p11-kit knows has a token matching"), "\(other): \(notMade)")
+        }
+        let madeByLibrary = try Command.run(Command.sessionAgent, ["owner", "generate", "--token", byLibrary, "--pin-file", pinFile, "--label", "by-library"],
+                                            environment: hsm.environment)
+        #expect(madeByLibrary.status == 0, "\(madeByLibrary)")
+
         // p11-kit's client with no server where it looks: it shows no token, and says why.
         var noServer = hsm.environment
         noServer["P11_KIT_SERVER_ADDRESS"] = "unix:path=\(hsm.directory.path)/no-server.sock"
@@ -916,6 +943,7 @@ struct PKCS11CommandTests {
         let after = try Command.run(Command.sessionAgent, ["token", "list", "--json"], environment: hsm.environment)
         let count = (try JSONValue(parsing: after.stdout).arrayValue ?? []).flatMap { $0["tokens"]?.arrayValue ?? [] }
             .first { $0["label"]?.stringValue == token }?["keys"]?.arrayValue?.count
-        #expect(count == 4)
+        // pkcs11-tool's two on usable curves, "made-here", "by-library" and "named-in-uri".
+        #expect(count == 5)
     }
 }

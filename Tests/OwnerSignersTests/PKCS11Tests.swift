@@ -21,6 +21,9 @@ struct PKCS11URITests {
         // Formatting and parsing again gives the same selection.
         #expect(try PKCS11URI(uri.description) == uri)
         #expect(try PKCS11URI("pkcs11:").token == nil)
+        let library = try PKCS11URI("pkcs11:library-manufacturer=SoftHSM;library-description=Implementation%20of%20PKCS11;library-version=2;slot-manufacturer=SoftHSM%20project")
+        #expect(library.libraryManufacturer == "SoftHSM" && library.libraryDescription == "Implementation of PKCS11" && library.slotManufacturer == "SoftHSM project")
+        #expect(library.libraryVersion == PKCS11Version(major: 2, minor: 0) && library.description.contains("library-version=2.0"))
         #expect(try PKCS11URI("PKCS11:token=a;?module-name=b&x-vendor=1&") == PKCS11URI("pkcs11:token=a?module-name=b"))
     }
 
@@ -33,7 +36,8 @@ struct PKCS11URITests {
         #expect(throws: PKCS11URI.ParseError.self) { try PKCS11URI("pkcs11:token") }
         // What p11-kit would read as another URI, or select by what this agent does not check.
         for text in ["pkcs11:token=my token", "pkcs11:token=a%+f", "pkcs11:slot-id=+5", "pkcs11:slot-id=", "pkcs11:token=a%00",
-                     "pkcs11:;;token=a", "pkcs11:token=a;x-vendor=1", "pkcs11:library-manufacturer=x;token=a", "pkcs11:slot-manufacturer=x"] {
+                     "pkcs11:;;token=a", "pkcs11:token=a;x-vendor=1", "pkcs11:library-version=2.", "pkcs11:library-version=255",
+                     "pkcs11:library-version=%32", "pkcs11:library-version=2.6.1"] {
             #expect(throws: PKCS11URI.ParseError.self, "\(text)") { try PKCS11URI(text) }
         }
     }
@@ -510,7 +514,7 @@ struct PKCS11OwnerTests {
             return secret(SoftHSM.userPIN)
         })
         // The prompt names the token by label and serial (two tokens may share a label).
-        let serial = try #require(try await PKCS11Provider.shared(modulePath: module).tokens().first { $0.label == token }?.serial)
+        let serial = try #require(try await PKCS11Provider.shared(modulePath: module).tokens().tokens.first { $0.label == token }?.serial)
         #expect(asked.value?.count == 1 && asked.value?.first?.contains("\"\(token)\", serial \(serial)") == true, "\(asked.value ?? [])")
         // The login is kept: the next signature asks nothing.
         _ = try await prompted.sign(Self.approved(digest), prompt: Self.noPrompt)
@@ -523,7 +527,7 @@ struct PKCS11OwnerTests {
         try hsm.generateKey(token: token, label: "k1key", id: "01")
         try hsm.generateKey(token: token, label: "k1other", id: "02")
         let module = try hsm.privateModule()
-        let serial = try #require(try await PKCS11Provider.shared(modulePath: module).tokens().first { $0.label == token }?.serial)
+        let serial = try #require(try await PKCS11Provider.shared(modulePath: module).tokens().tokens.first { $0.label == token }?.serial)
         let first = try await PKCS11Owner.load(try uri(module), pin: .prompt, defaultModule: nil)
         let second = try await PKCS11Owner.load(try PKCS11URI("pkcs11:token=\(token);serial=\(serial);object=k1other?module-path=\(module)"),
                                                 pin: .prompt, defaultModule: nil)
@@ -812,7 +816,7 @@ struct PKCS11OwnerTests {
         let sameModule = try hsm.privateModule()
         let personsOwner = try await PKCS11Owner.load(try uri(sameModule), pin: .prompt, defaultModule: nil)
         _ = try await personsOwner.sign(Self.approved(digest), prompt: person)
-        let serial = try #require(try await PKCS11Provider.shared(modulePath: sameModule).tokens().first { $0.label == token }?.serial)
+        let serial = try #require(try await PKCS11Provider.shared(modulePath: sameModule).tokens().tokens.first { $0.label == token }?.serial)
         let bySerial = try PKCS11URI("pkcs11:token=\(token);serial=\(serial);object=k1key?module-path=\(sameModule)")
         let ownAway = try hsm.unplug(ownDirectory)
         await #expect { _ = try await PKCS11Owner.load(bySerial, pin: pin, defaultModule: nil) } throws: { error in

@@ -33,7 +33,11 @@ struct PKCS11URIDifferentialTests {
         uri.serial = maybe { text(&$0, bytes: 16) }
         uri.model = maybe { text(&$0, bytes: 16) }
         uri.slotDescription = maybe { text(&$0, bytes: 64) }
+        uri.slotManufacturer = maybe { text(&$0, bytes: 32) }
         uri.slotID = maybe { UInt.random(in: 0...UInt(UInt32.max), using: &$0) }
+        uri.libraryManufacturer = maybe { text(&$0, bytes: 32) }
+        uri.libraryDescription = maybe { text(&$0, bytes: 32) }
+        uri.libraryVersion = maybe { PKCS11Version(major: .random(in: 0...254, using: &$0), minor: .random(in: 0...254, using: &$0)) }
         uri.object = maybe { text(&$0, bytes: 40, trailingSpace: true) }
         uri.id = maybe { r in (0..<Int.random(in: 0...20, using: &r)).map { _ in UInt8.random(in: 0...255, using: &r) } }
         uri.type = maybe { ["private", "public", "cert", "secret-key", "data"].randomElement(using: &$0)! }
@@ -83,7 +87,15 @@ struct PKCS11URIDifferentialTests {
         uri.manufacturer = field(token.manufacturerID)
         uri.serial = field(token.serialNumber)
         uri.model = field(token.model)
-        uri.slotDescription = field(p11_kit_uri_get_slot_info(parsed)!.pointee.slotDescription)
+        let slotInfo = p11_kit_uri_get_slot_info(parsed)!.pointee
+        uri.slotDescription = field(slotInfo.slotDescription)
+        uri.slotManufacturer = field(slotInfo.manufacturerID)
+        let library = p11_kit_uri_get_module_info(parsed)!.pointee
+        uri.libraryManufacturer = field(library.manufacturerID)
+        uri.libraryDescription = field(library.libraryDescription)
+        // p11-kit's "not given" is 255.255.
+        uri.libraryVersion = library.libraryVersion.major == 255 && library.libraryVersion.minor == 255
+            ? nil : PKCS11Version(major: library.libraryVersion.major, minor: library.libraryVersion.minor)
         let slot = p11_kit_uri_get_slot_id(parsed)
         uri.slotID = slot == CK_SLOT_ID.max ? nil : UInt(slot)
         uri.object = attribute(Int32(CKA_LABEL)).map { String(decoding: $0, as: UTF8.self) }
@@ -104,6 +116,7 @@ struct PKCS11URIDifferentialTests {
         func trim(_ s: String?) -> String? { s.map { String($0.reversed().drop { $0 == " " }.reversed()) } }
         var u = uri
         (u.token, u.manufacturer, u.serial, u.model, u.slotDescription) = (trim(u.token), trim(u.manufacturer), trim(u.serial), trim(u.model), trim(u.slotDescription))
+        (u.slotManufacturer, u.libraryManufacturer, u.libraryDescription) = (trim(u.slotManufacturer), trim(u.libraryManufacturer), trim(u.libraryDescription))
         return u
     }
 

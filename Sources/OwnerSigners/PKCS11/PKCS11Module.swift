@@ -75,10 +75,47 @@ public struct PKCS11Error: Error, Equatable, Sendable, CustomStringConvertible {
     ]
 }
 
-/// A token as C_GetTokenInfo describes it (the fixed-width, space-padded fields trimmed).
+/// A module as C_GetInfo describes it: what a URI's `library-*` attributes select.
+public struct PKCS11LibraryInfo: Sendable, Equatable {
+    public var manufacturer: String
+    public var description: String
+    public var version: PKCS11Version
+}
+
+/// A module's version, as C_GetInfo gives it and a URI writes it (`library-version=2.6`).
+public struct PKCS11Version: Sendable, Equatable, CustomStringConvertible {
+    public var major: UInt8
+    public var minor: UInt8
+
+    public init(major: UInt8, minor: UInt8) {
+        self.major = major
+        self.minor = minor
+    }
+
+    /// `M` (minor 0) or `M.N`, decimal digits, as p11-kit reads them: each at most 254, since
+    /// p11-kit keeps 255 to mean "not given".
+    public init?(_ text: Substring) {
+        let parts = text.split(separator: ".", maxSplits: 1, omittingEmptySubsequences: false)
+        func number(_ s: Substring) -> UInt8? {
+            guard !s.isEmpty, s.utf8.allSatisfy({ (0x30...0x39).contains($0) }), let n = UInt8(s), n < 255 else { return nil }
+            return n
+        }
+        guard let major = number(parts[0]) else { return nil }
+        let minor = parts.count > 1 ? number(parts[1]) : 0
+        guard let minor else { return nil }
+        self.init(major: major, minor: minor)
+    }
+
+    public var description: String { "\(major).\(minor)" }
+}
+
+/// A token as C_GetTokenInfo describes it (the fixed-width, space-padded fields trimmed), with
+/// its slot and module.
 public struct PKCS11TokenInfo: Sendable, Equatable {
     public var slot: UInt
     public var slotDescription: String
+    public var slotManufacturer: String
+    public var library: PKCS11LibraryInfo
     public var label: String
     public var manufacturer: String
     public var model: String
@@ -117,6 +154,7 @@ public enum PKCS11ObjectClass: String, Sendable {
 /// after that).
 public final class PKCS11Module: @unchecked Sendable {
     public let path: String
+    public let library: PKCS11LibraryInfo
     let functions: UnsafeMutablePointer<CK_FUNCTION_LIST>
 
     /// The file a module path names, symlinks followed: two paths to one library (Debian's
@@ -163,6 +201,15 @@ public final class PKCS11Module: @unchecked Sendable {
             p11_kit_module_release(module)
             throw PKCS11Error("C_Initialize of \(path)", rv)
         }
+        var info = CK_INFO()
+        let infoRV = module.pointee.C_GetInfo(&info)
+        guard infoRV == CKR_OK else {
+            _ = p11_kit_module_finalize(module)
+            p11_kit_module_release(module)
+            throw PKCS11Error("C_GetInfo of \(path)", infoRV)
+        }
+        library = PKCS11LibraryInfo(manufacturer: Self.padded(&info.manufacturerID), description: Self.padded(&info.libraryDescription),
+                                    version: PKCS11Version(major: info.libraryVersion.major, minor: info.libraryVersion.minor))
         self.functions = module
         self.path = path
     }
@@ -175,7 +222,7 @@ public final class PKCS11Module: @unchecked Sendable {
     /// The entries the agent calls that the module left empty.
     private static func missingFunctions(_ f: CK_FUNCTION_LIST) -> [String] {
         let entries: KeyValuePairs<String, Bool> = [
-            "C_Initialize": f.C_Initialize == nil, "C_Finalize": f.C_Finalize == nil, "C_GetSlotList": f.C_GetSlotList == nil,
+            "C_Initialize": f.C_Initialize == nil, "C_Finalize": f.C_Finalize == nil, "C_GetInfo": f.C_GetInfo == nil, "C_GetSlotList": f.C_GetSlotList == nil,
             "C_GetSlotInfo": f.C_GetSlotInfo == nil, "C_GetTokenInfo": f.C_GetTokenInfo == nil, "C_OpenSession": f.C_OpenSession == nil,
             "C_CloseSession": f.C_CloseSession == nil, "C_GetSessionInfo": f.C_GetSessionInfo == nil, "C_Login": f.C_Login == nil,
             "C_FindObjectsInit": f.C_FindObjectsInit == nil, "C_FindObjects": f.C_FindObjects == nil, "C_FindObjectsFinal": f.C_FindObjectsFinal == nil,
@@ -244,7 +291,8 @@ public final class PKCS11Module: @unchecked Sendable {
         try check("C_GetTokenInfo", functions.pointee.C_GetTokenInfo(CK_SLOT_ID(slot), &info))
         let flags = info.flags
         return PKCS11TokenInfo(
-            slot: slot, slotDescription: Self.padded(&slotInfo.slotDescription), label: Self.padded(&info.label),
+            slot: slot, slotDescription: Self.padded(&slotInfo.slotDescription), slotManufacturer: Self.padded(&slotInfo.manufacturerID),
+            library: library, label: Self.padded(&info.label),
             manufacturer: Self.padded(&info.manufacturerID), model: Self.padded(&info.model), serial: Self.padded(&info.serialNumber),
             initialized: flags & CK_FLAGS(CKF_TOKEN_INITIALIZED) != 0, loginRequired: flags & CK_FLAGS(CKF_LOGIN_REQUIRED) != 0, pinCountLow: flags & CK_FLAGS(CKF_USER_PIN_COUNT_LOW) != 0,
             pinFinalTry: flags & CK_FLAGS(CKF_USER_PIN_FINAL_TRY) != 0, pinLocked: flags & CK_FLAGS(CKF_USER_PIN_LOCKED) != 0,

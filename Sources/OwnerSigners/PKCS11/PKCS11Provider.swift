@@ -328,10 +328,13 @@ public final class PKCS11Provider: @unchecked Sendable {
         (try? await run { () throws(PKCS11Failure) -> Bool in !(try self.presentTokens(matching: uri, rescan: rescan)).isEmpty }) ?? false
     }
 
-    /// The tokens present, for `token list`.
-    public func tokens() async throws(PKCS11Failure) -> [PKCS11TokenInfo] {
-        try await run { () throws(PKCS11Failure) -> [PKCS11TokenInfo] in
-            do { return try self.loadedModule().tokens() } catch { throw .failed("\(self.modulePath): \(error)") }
+    /// The module as it describes itself, and the tokens present, for `token list`.
+    public func tokens() async throws(PKCS11Failure) -> (library: PKCS11LibraryInfo, tokens: [PKCS11TokenInfo]) {
+        try await run { () throws(PKCS11Failure) -> (library: PKCS11LibraryInfo, tokens: [PKCS11TokenInfo]) in
+            do {
+                let module = try self.loadedModule()
+                return (module.library, try module.tokens())
+            } catch { throw .failed("\(self.modulePath): \(error)") }
         }
     }
 

@@ -11,7 +11,11 @@ public struct PKCS11URI: Sendable, Equatable, CustomStringConvertible {
     public var serial: String?
     public var model: String?
     public var slotDescription: String?
+    public var slotManufacturer: String?
     public var slotID: UInt?
+    public var libraryManufacturer: String?
+    public var libraryDescription: String?
+    public var libraryVersion: PKCS11Version?
     public var object: String?
     public var id: [UInt8]?
     public var type: String?
@@ -68,6 +72,13 @@ public struct PKCS11URI: Sendable, Equatable, CustomStringConvertible {
             case ("serial", false): serial = value
             case ("model", false): model = value
             case ("slot-description", false): slotDescription = value
+            case ("slot-manufacturer", false): slotManufacturer = value
+            case ("library-manufacturer", false): libraryManufacturer = value
+            case ("library-description", false): libraryDescription = value
+            case ("library-version", false):
+                // Digits and a dot, not percent-encoded, as p11-kit reads them.
+                guard let version = PKCS11Version(pair[1]) else { throw .badAttribute("library-version: a version such as 2 or 2.6 (each number at most 254)") }
+                libraryVersion = version
             case ("slot-id", false):
                 // RFC 7512: 1*DIGIT, not percent-encoded.
                 guard !pair[1].isEmpty, pair[1].utf8.allSatisfy({ (0x30...0x39).contains($0) }), let n = UInt(pair[1]) else { throw .badAttribute("slot-id: a decimal number") }
@@ -83,11 +94,6 @@ public struct PKCS11URI: Sendable, Equatable, CustomStringConvertible {
             case ("pin-source", true): pinSource = value
             case ("pin-value", true):
                 throw .badAttribute("pin-value puts the PIN where logs and shell history see it; use pin-source=file:… or the approval prompt")
-            case ("library-manufacturer", false), ("library-description", false), ("library-version", false):
-                // p11tool --detailed-url writes them; the module is named otherwise here.
-                throw .badAttribute("\(key) is not supported: leave it out, and name the module with module-path or module-name")
-            case ("slot-manufacturer", false):
-                throw .badAttribute("slot-manufacturer is not supported: leave it out, and name the slot with slot-id or slot-description")
             case (let k, false) where k.hasPrefix("x-"):
                 throw .badAttribute("\(k): a vendor's attribute, which this agent cannot honour; leave it out")
             // A vendor's query attribute says how to reach the token, not which: it selects nothing.
@@ -115,7 +121,11 @@ public struct PKCS11URI: Sendable, Equatable, CustomStringConvertible {
         add("serial", serial)
         add("model", model)
         add("slot-description", slotDescription)
+        add("slot-manufacturer", slotManufacturer)
         add("slot-id", slotID.map(String.init))
+        add("library-manufacturer", libraryManufacturer)
+        add("library-description", libraryDescription)
+        add("library-version", libraryVersion?.description)
         add("object", object)
         if let id { path.append("id=" + Self.percentEncode(id, everything: true)) }
         add("type", type)
@@ -146,10 +156,17 @@ public struct PKCS11URI: Sendable, Equatable, CustomStringConvertible {
         return uri
     }
 
-    /// Whether a token matches every token attribute given.
+    /// Whether a token matches every token, slot and library attribute given.
     public func matches(_ info: PKCS11TokenInfo) -> Bool {
         (token ?? info.label) == info.label && (manufacturer ?? info.manufacturer) == info.manufacturer && (serial ?? info.serial) == info.serial
-            && (model ?? info.model) == info.model && (slotDescription ?? info.slotDescription) == info.slotDescription && (slotID ?? info.slot) == info.slot
+            && (model ?? info.model) == info.model && (slotDescription ?? info.slotDescription) == info.slotDescription
+            && (slotManufacturer ?? info.slotManufacturer) == info.slotManufacturer && (slotID ?? info.slot) == info.slot && matches(info.library)
+    }
+
+    /// Whether a module matches every library attribute given.
+    public func matches(_ library: PKCS11LibraryInfo) -> Bool {
+        (libraryManufacturer ?? library.manufacturer) == library.manufacturer && (libraryDescription ?? library.description) == library.description
+            && (libraryVersion ?? library.version) == library.version
     }
 
     /// Whether a registered module is the one the query names (either of path and name may be given).
