@@ -108,7 +108,7 @@ public struct AgentConfiguration: Sendable {
         owners = []
         for (i, item) in (table["owners"]?.array.map { Array($0) } ?? []).enumerated() {
             guard let t = item.table else { throw AgentError("bad_config", "owners[\(i)]: a table") }
-            owners.append(try OwnerConfig(t, at: "owners[\(i)].", path: { key throws(AgentError) in try path(key, in: t, at: "owners[\(i)].") }))
+            owners.append(try OwnerConfig(t, at: "owners[\(i)].", relativeTo: base, path: { key throws(AgentError) in try path(key, in: t, at: "owners[\(i)].") }))
         }
         // The same fields as `accounts_add` takes, in snake case.
         accounts = []
@@ -165,7 +165,7 @@ public enum OwnerConfig: Sendable, Equatable {
     /// against the key once it is there).
     case pkcs11(uri: PKCS11URI, pin: PKCS11PINSource, address: Address?)
 
-    init(_ t: TOMLTable, at prefix: String, path: (String) throws(AgentError) -> String?) throws(AgentError) {
+    init(_ t: TOMLTable, at prefix: String, relativeTo base: String, path: (String) throws(AgentError) -> String?) throws(AgentError) {
         let keys = Set(t.keys)
         if let keystore = try path("keystore") {
             if let extra = keys.subtracting(["keystore", "passphrase_file"]).first { throw AgentError("bad_config", "\(prefix)\(extra): unknown key for a keystore owner") }
@@ -175,7 +175,7 @@ public enum OwnerConfig: Sendable, Equatable {
         guard let text = t["pkcs11"]?.string else { throw AgentError("bad_config", "\(prefix)keystore or \(prefix)pkcs11: an owner is a keystore file or a PKCS#11 URI") }
         if let extra = keys.subtracting(["pkcs11", "pin_file", "pin_env", "address"]).first { throw AgentError("bad_config", "\(prefix)\(extra): unknown key for a PKCS#11 owner") }
         let uri: PKCS11URI
-        do { uri = try PKCS11URI(text) } catch { throw AgentError("bad_config", "\(prefix)pkcs11: \(error)") }
+        do { uri = try PKCS11URI(text).resolvingPaths(against: base) } catch { throw AgentError("bad_config", "\(prefix)pkcs11: \(error)") }
         var address: Address?
         if let a = t["address"] {
             guard let text = a.string, let parsed = try? Address(text) else { throw AgentError("bad_config", "\(prefix)address: a 0x address") }
@@ -183,7 +183,7 @@ public enum OwnerConfig: Sendable, Equatable {
         }
         let pinFile = try path("pin_file"), pinEnv = t["pin_env"]?.string
         guard pinFile == nil || pinEnv == nil else { throw AgentError("bad_config", "\(prefix)pin_file, pin_env: one PIN source, not both") }
-        let fromURI = uri.pinSource.map { PKCS11PINSource.file($0.hasPrefix("file:") ? String($0.dropFirst(5)) : $0) }
+        let fromURI = uri.pinFile.map { PKCS11PINSource.file($0) }
         self = .pkcs11(uri: uri, pin: pinFile.map { .file($0) } ?? pinEnv.map { .environment($0) } ?? fromURI ?? .prompt, address: address)
     }
 }

@@ -236,10 +236,13 @@ public struct AgentRPC: Sendable {
             let owner: any OwnerSigner, registration: SessionStore.RegisteredOwner
             var custody: PKCS11KeyCustody?
             if let text = try optionalString(p, "pkcs11") {
-                let pinFile = try optionalString(p, "pinFile")
-                guard pinFile?.hasPrefix("/") ?? true else { throw .badRequest("params.pinFile: an absolute path") }
                 let uri: PKCS11URI
                 do { uri = try PKCS11URI(text) } catch { throw .badRequest("params.pkcs11: \(error)") }
+                // The agent's working directory is nobody's business: relative paths would be read there.
+                let pinFile = try optionalString(p, "pinFile") ?? uri.pinFile
+                guard pinFile?.hasPrefix("/") ?? true, uri.modulePath?.hasPrefix("/") ?? true else {
+                    throw .badRequest("params.pinFile, params.pkcs11's module-path and pin-source: absolute paths")
+                }
                 try runTimeModules.check(uri)
                 // `pin` serves once, for a token that shows its keys only after a login; never kept.
                 let loginPIN = try optionalSecret(p, "pin")

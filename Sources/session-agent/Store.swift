@@ -38,14 +38,14 @@ struct StoreRewrap: AsyncParsableCommand {
                 try sessionStore.unlock(passphrase: try secret(file: passphraseFile, prompt: "Current store passphrase: "))
             case .token(let uri)?:
                 FileHandle.standardError.write(Data("unlocking with \(uri)\n".utf8))
-                try await sessionStore.unlock(pin: pkcs11.pin, prompt: pkcs11.prompt)
+                try await sessionStore.unlock(pin: pkcs11.pin(for: uri), prompt: pkcs11.prompt)
             }
             if to == "passphrase" {
                 try sessionStore.rewrap(passphrase: try secret(file: newPassphraseFile, prompt: "New store passphrase: "))
             } else {
                 var uri = try pkcs11.parse(to)
                 if uri.modulePath == nil, let module = pkcs11.module { uri = uri.with(modulePath: module) }
-                try await sessionStore.rewrap(token: uri, pin: pkcs11.pin, prompt: pkcs11.prompt)
+                try await sessionStore.rewrap(token: uri, pin: pkcs11.pin(for: uri), prompt: pkcs11.prompt)
             }
             let now: String = switch sessionStore.protection {
             case .token(let uri)?: uri.description

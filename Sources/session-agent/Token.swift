@@ -6,10 +6,13 @@ import OwnerSigners
 
 /// Which PKCS#11 modules a command looks in, and where the token's PIN comes from.
 struct PKCS11Options: ParsableArguments {
-    @Option(help: "The PKCS#11 module (.so). Default: the modules p11-kit knows (p11-kit list-modules).") var module: String?
-    @Option(name: .customLong("pin-file"), help: "Read the token's user PIN from this file; otherwise it is asked on the terminal.") var pinFile: String?
+    @Option(help: "The PKCS#11 module (.so). Default: the modules p11-kit knows (p11-kit list-modules).",
+            transform: absolute) var module: String?
+    @Option(name: .customLong("pin-file"), help: "Read the token's user PIN from this file (default: the URI's pin-source); otherwise it is asked on the terminal.",
+            transform: absolute) var pinFile: String?
 
-    var pin: PKCS11PINSource { pinFile.map { .file($0) } ?? .prompt }
+    /// The PIN's source for the token `uri` names.
+    func pin(for uri: PKCS11URI) -> PKCS11PINSource { (pinFile ?? uri.pinFile).map { .file($0) } ?? .prompt }
 
     /// Asks for the PIN on the terminal (only called when the token needs a login).
     var prompt: SecretPrompt {
@@ -19,10 +22,15 @@ struct PKCS11Options: ParsableArguments {
         }
     }
 
+    /// A URI typed here, its relative paths taken from the working directory: the agent or the
+    /// store that keeps the URI is used from elsewhere.
     func parse(_ text: String) throws -> PKCS11URI {
-        do { return try PKCS11URI(text) } catch { throw CommandFailure(message: "\(error)") }
+        do { return try PKCS11URI(text).resolvingPaths(against: FileManager.default.currentDirectoryPath) } catch { throw CommandFailure(message: "\(error)") }
     }
 }
+
+/// `path`, made absolute from the working directory (the agent reads files from elsewhere).
+func absolute(_ path: String) -> String { path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path }
 
 struct PKCS11Tokens: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "token", abstract: "PKCS#11 tokens (HSMs, smartcards through OpenSC, SoftHSM).",
@@ -72,7 +80,7 @@ struct PKCS11TokenList: AsyncParsableCommand {
                         let read: @Sendable (PKCS11Session, PKCS11Provider.TokenState) throws(PKCS11Failure) -> PKCS11ECKeys = { session, _ throws(PKCS11Failure) in
                             do { return try session.ecKeysWithCustody(matching: only) } catch { throw .failed("\(error)") }
                         }
-                        found = login ? try await provider.withLogin(tokenURI, pin: pkcs11.pin, prompt: pkcs11.prompt, read) : try await provider.withSession(tokenURI, read)
+                        found = login ? try await provider.withLogin(tokenURI, pin: pkcs11.pin(for: only), prompt: pkcs11.prompt, read) : try await provider.withSession(tokenURI, read)
                     } catch {
                         text.append("  slot \(info.slot): token \"\(info.label)\": \(error)")
                         tokenJSON.append(.object(JSONObject(["slot": JSONValue(Int(info.slot)), "label": .string(info.label), "serial": .string(info.serial),
@@ -161,7 +169,7 @@ struct OwnerGenerate: AsyncParsableCommand {
             }
             let label = label ?? tokenURI.object ?? "session-agent owner"
             let key: PKCS11Key
-            do throws(PKCS11Failure) { key = try await PKCS11Key.generate(on: tokenURI, curve: curve, label: label, pin: pkcs11.pin, prompt: pkcs11.prompt, defaultModule: pkcs11.module) } catch {
+            do throws(PKCS11Failure) { key = try await PKCS11Key.generate(on: tokenURI, curve: curve, label: label, pin: pkcs11.pin(for: tokenURI), prompt: pkcs11.prompt, defaultModule: pkcs11.module) } catch {
                 throw CommandFailure(message: "\(error)", reason: error.ownerError.reason)
             }
             let shown = key.info.address.map { $0.checksummed } ?? key.info.publicKeyHex
@@ -191,10 +199,11 @@ struct OwnerAdd: ParsableCommand {
 
     func run() throws {
         try report(output) {
-            func absolute(_ path: String) -> String { path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path }
             var params = JSONObject()
             if owner.hasPrefix("pkcs11:") {
-                params["pkcs11"] = .string(owner)
+                do { params["pkcs11"] = .string(try PKCS11URI(owner).resolvingPaths(against: FileManager.default.currentDirectoryPath).description) } catch {
+                    throw CommandFailure(message: "\(error)")
+                }
                 if let pinFile { params["pinFile"] = .string(absolute(pinFile)) }
             } else {
                 params["keystore"] = .string(absolute(owner))

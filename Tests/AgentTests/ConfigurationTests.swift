@@ -57,6 +57,28 @@ struct ConfigurationTests {
         }
     }
 
+    /// An owner URI's module-path and pin-source are paths of the configuration like the
+    /// others: relative to its file, not to wherever the agent happened to start.
+    @Test func anOwnerURIsPathsAreRelativeToTheFile() throws {
+        let text = """
+            [[owners]]
+            pkcs11 = "pkcs11:token=a;object=k?module-path=lib/module.so&pin-source=file:a.pin"
+            [[owners]]
+            pkcs11 = "pkcs11:token=b;object=k?module-path=/usr/lib/module.so&pin-source=/run/b.pin"
+            """
+        let c = try AgentConfiguration(toml: text, relativeTo: "/etc/session-agent", environment: [:])
+        guard c.owners.count == 2, case .pkcs11(let a, let pinA, _) = c.owners[0], case .pkcs11(let b, let pinB, _) = c.owners[1] else {
+            Issue.record("\(c.owners)")
+            return
+        }
+        #expect(a.modulePath == "/etc/session-agent/lib/module.so" && pinA == .file("/etc/session-agent/a.pin"))
+        #expect(b.modulePath == "/usr/lib/module.so" && pinB == .file("/run/b.pin"))
+        // An owner added at run time may name the module as the file names it.
+        var added = PKCS11URI()
+        added.modulePath = "/etc/session-agent/lib/module.so"
+        #expect(throws: Never.self) { try c.runTimeModules.check(added) }
+    }
+
     @Test(arguments: [
         ("allow_uid = [1]", "allow_uid"),
         ("approval_timeout = \"5 minutes\"", "approval_timeout"),

@@ -89,8 +89,13 @@ struct PKCS11AgentTests {
                                                               "--socket", agent.controlSocket])
         #expect(wrongPIN.status == 1 && wrongPIN.stderr.contains("wrong PIN"), "\(wrongPIN.stderr)")
         #expect(try AgentClient(path: agent.controlSocket).call("owners_list").arrayValue?.count == 1)
-        let added = try Command.run(Command.sessionAgent, ["owner", "add", "pkcs11:token=\(token);object=owner?module-path=\(module)", "--pin-file", pinFile,
-                                                           "--socket", agent.controlSocket, "--json"])
+        // Paths in the URI typed are the typist's, relative to where they typed it, not to
+        // wherever the agent runs; the agent itself takes only absolute ones.
+        let moduleFromHere = String(repeating: "../", count: hsm.directory.pathComponents.count - 1) + module.dropFirst()
+        let relative = "pkcs11:token=\(token);object=owner?module-path=\(moduleFromHere)&pin-source=file:\(URL(fileURLWithPath: pinFile).lastPathComponent)"
+        let notAbsolute = try Command.run(Command.sessionAgent, ["rpc", "owners_add", "--control", "--socket", agent.controlSocket, #"{"pkcs11":"\#(relative)"}"#])
+        #expect(notAbsolute.status != 0 && notAbsolute.stderr.contains("absolute paths"), "\(notAbsolute)")
+        let added = try Command.run(Command.sessionAgent, ["owner", "add", relative, "--socket", agent.controlSocket, "--json"], in: hsm.directory)
         #expect(added.status == 0, "\(added.stderr)")
         #expect(try JSONValue(parsing: added.stdout)["address"]?.stringValue == address.checksummed)
         #expect(try JSONValue(parsing: added.stdout)["custody"] == "never_left", "\(added.stdout)")

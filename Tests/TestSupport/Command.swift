@@ -21,11 +21,13 @@ public enum Command {
 
     public static var sessionAgent: URL { buildDirectory.appendingPathComponent("session-agent") }
 
-    public static func run(_ executable: URL, _ arguments: [String], stdin: [UInt8]? = nil, environment: [String: String]? = nil) throws -> CommandResult {
+    public static func run(_ executable: URL, _ arguments: [String], stdin: [UInt8]? = nil, environment: [String: String]? = nil,
+                           in directory: URL? = nil) throws -> CommandResult {
         let process = Process()
         process.executableURL = executable
         process.arguments = arguments
         if let environment { process.environment = environment }
+        if let directory { process.currentDirectoryURL = directory }
         let out = Pipe(), err = Pipe(), input = Pipe()
         process.standardOutput = out
         process.standardError = err

@@ -182,11 +182,14 @@ public final class PKCS11Module: @unchecked Sendable {
         return "no p11-kit server listens at \(socket) (P11_KIT_SERVER_ADDRESS)"
     }
 
-    /// Loads the module at `path` (a shared object implementing PKCS#11).
+    /// Loads the module at `path` (a shared object implementing PKCS#11; a relative path is
+    /// relative to the working directory, as for pkcs11-tool and ssh-add, where p11-kit would
+    /// look in its own directory of modules).
     public init(path: String) throws(PKCS11Error) {
         Self.ignoreBrokenPipes
-        guard FileManager.default.fileExists(atPath: path) else { throw PKCS11Error(moduleNotLoaded: "the PKCS#11 module \(path) does not exist") }
-        guard let module = p11_kit_module_load(path, Int32(P11_KIT_MODULE_UNMANAGED)) else {
+        let file = URL(fileURLWithPath: path).path
+        guard FileManager.default.fileExists(atPath: file) else { throw PKCS11Error(moduleNotLoaded: "the PKCS#11 module \(path) does not exist") }
+        guard let module = p11_kit_module_load(file, Int32(P11_KIT_MODULE_UNMANAGED)) else {
             throw PKCS11Error(moduleNotLoaded: "the PKCS#11 module \(path) cannot be loaded (not a shared object with C_GetFunctionList?)")
         }
         // Swift calls the function list's entries unchecked; a module that leaves one empty would

@@ -210,6 +210,20 @@ extension PKCS11URI {
         (object.map { "\"\($0)\"" } ?? "") + (id.map { " id " + Hex.encode($0).dropFirst(2) } ?? "")
     }
 
+    /// The file `pin-source` names (`file:/path`, or a bare path).
+    public var pinFile: String? { pinSource.map { $0.hasPrefix("file:") ? String($0.dropFirst(5)) : $0 } }
+
+    /// This URI with a relative `module-path` or `pin-source` taken as relative to `directory`
+    /// (the configuration file's, or the working directory of the command it was typed to):
+    /// the agent that loads the module or reads the PIN later runs elsewhere.
+    public func resolvingPaths(against directory: String) -> PKCS11URI {
+        func resolved(_ path: String) -> String { path.hasPrefix("/") ? path : directory + "/" + path }
+        var uri = self
+        uri.modulePath = modulePath.map(resolved)
+        uri.pinSource = pinFile.map { "file:" + resolved($0) }
+        return uri
+    }
+
     /// The same URI loading its module from `path`.
     public func with(modulePath path: String) -> PKCS11URI {
         var uri = self
