@@ -197,8 +197,8 @@ public struct AgentRPC: Sendable {
             let key = try await agent.exportKey(sessionId: try string(p, "sessionId"), client: client)
             return .object(JSONObject(["privateKey": .string(key.withUnsafeBytes { Hex.encode($0) }), "address": .string(key.address.checksummed)]))
         case "session_revoke":
-            try await agent.revoke(sessionId: try string(p, "sessionId"), client: scope)
-            return .object(JSONObject(["revoked": true]))
+            let revoked = try await agent.revoke(sessionId: try string(p, "sessionId"), client: scope)
+            return .object(JSONObject(["revoked": true, "revokedAt": JSONValue(Int(revoked.at)), "already": .bool(revoked.already)]))
         case "pending_secret":
             let asks = try await agent.secretsToApprove(try string(p, "id"))
             func list(_ asks: [(owner: Address, prompt: String, onDevice: Bool)]) -> JSONValue {

@@ -120,7 +120,9 @@ struct Revoke: ParsableCommand {
     func run() throws {
         try report(output) {
             let result = try remote { try socket.connect().call("session_revoke", JSONObject(["sessionId": .string(session)])) }
-            return CommandOutput(text: "revoked \(session)", json: result)
+            guard result["already"] == .bool(true) else { return CommandOutput(text: "revoked \(session)", json: result) }
+            let at = result["revokedAt"].flatMap { TimeInterval($0.serialized) }.map { " at " + Date(timeIntervalSince1970: $0).ISO8601Format() } ?? ""
+            return CommandOutput(text: "\(session) was revoked already\(at)", json: result)
         }
     }
 }

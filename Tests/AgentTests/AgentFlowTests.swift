@@ -99,7 +99,13 @@ struct AgentFlowTests {
         #expect(try await agent.sessions(client: other).isEmpty)
         await #expect(throws: AgentError.self) { try await agent.exportKey(sessionId: sessionId, client: Self.bot) }
 
-        try await agent.revoke(sessionId: sessionId, client: Self.bot)
+        let revoked = try await agent.revoke(sessionId: sessionId, client: Self.bot)
+        #expect(!revoked.already)
+        // Revoking again changes nothing and says when it was revoked.
+        let entries = try store.verifyAudit().get()
+        let again = try await agent.revoke(sessionId: sessionId, client: Self.bot)
+        let entriesAfter = try store.verifyAudit().get()
+        #expect(again.already && again.at == revoked.at && entriesAfter == entries)
         await #expect(throws: AgentError.self) {
             try await agent.signUserOperation(sessionId: sessionId, client: Self.bot, chainId: 11155111, entryPoint: ep, version: .v07, operation: Self.transfer(Self.usdc, 1))
         }

@@ -64,6 +64,11 @@ struct SocketTests {
         #expect(try control.call("sessions_list").arrayValue?.count == 1)
         let unknown = try Command.run(Command.sessionAgent, ["revoke", "sess-nope", "--socket", agent.clientSocket])
         #expect(unknown.status == 1 && unknown.stderr.contains("session sess-nope not found"), "\(unknown.stderr)")
+        // Revoking twice is not an error: the second says since when.
+        let revoked = try Command.run(Command.sessionAgent, ["revoke", session, "--socket", agent.clientSocket])
+        let again = try Command.run(Command.sessionAgent, ["revoke", session, "--socket", agent.clientSocket])
+        #expect(revoked.status == 0 && revoked.stdout == "revoked \(session)\n", "\(revoked)")
+        #expect(again.status == 0 && again.stdout.hasPrefix("\(session) was revoked already at 20"), "\(again)")
         #expect(try control.call("audit_verify")["intact"] == .bool(true))
         let verified = try Command.run(Command.sessionAgent, ["audit", "verify", "--socket", agent.controlSocket])
         #expect(verified.status == 0 && verified.stdout.contains("audit log intact"), "\(verified.stderr)")
