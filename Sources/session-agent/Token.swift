@@ -56,7 +56,7 @@ struct PKCS11TokenList: AsyncParsableCommand {
             let paths = (only.modulePath ?? pkcs11.module).map { [$0] } ?? PKCS11Module.registered().filter(only.matches).map(\.path)
             guard !paths.isEmpty else { throw CommandFailure(message: "p11-kit knows no PKCS#11 module; name one with --module", reason: "not_found") }
             let wantsKey = only.object != nil || only.id != nil
-            var text: [String] = [], modules: [JSONValue] = [], shown = 0, hidden = false
+            var text: [String] = [], modules: [JSONValue] = [], shown = 0, hidden = false, hints: [String] = []
             for path in paths {
                 let provider = PKCS11Provider.shared(modulePath: path)
                 let library: PKCS11LibraryInfo, tokens: [PKCS11TokenInfo]
@@ -65,10 +65,13 @@ struct PKCS11TokenList: AsyncParsableCommand {
                     text.append("module \(path): \(error)")
                     continue
                 }
-                guard only.matches(library) else { continue }
+                let hint = tokens.isEmpty ? PKCS11Module.serverHint(for: path) : nil
+                if let hint { hints.append(hint) }
+                let matching = tokens.filter(only.matches)
+                // Given a URI, only the modules holding a token it matches are of interest.
+                guard token == nil || !matching.isEmpty else { continue }
                 // What a URI's library-* attributes match.
                 text.append("module \(path) (\(library.manufacturer): \(library.description) \(library.version))")
-                let matching = tokens.filter(only.matches)
                 var tokenJSON: [JSONValue] = []
                 for info in matching {
                     var tokenURI = PKCS11URI()
@@ -128,11 +131,7 @@ struct PKCS11TokenList: AsyncParsableCommand {
                         }),
                     ])))
                 }
-                if tokens.isEmpty {
-                    text.append("  no token present" + (PKCS11Module.serverHint(for: path).map { ": \($0)" } ?? ""))
-                } else if matching.isEmpty {
-                    text.append("  \(tokens.count == 1 ? "its token does" : "none of its \(tokens.count) tokens does") not match \(only.tokenOnly)")
-                }
+                if tokens.isEmpty { text.append("  no token present" + (hint.map { ": \($0)" } ?? "")) }
                 modules.append(.object(JSONObject([
                     "module": .string(path), "tokens": .array(tokenJSON),
                     "library": .object(JSONObject(["manufacturer": .string(library.manufacturer), "description": .string(library.description),
@@ -141,7 +140,8 @@ struct PKCS11TokenList: AsyncParsableCommand {
             }
             // As a check in a script: is the token (or the key) there?
             if let token, shown == 0 {
-                throw CommandFailure(message: "\(wantsKey ? "no key" : "no token") matches \(token)\(hidden ? " (--login shows keys a token hides)" : "")", reason: "not_found")
+                let why = (hidden ? ["--login shows keys a token hides"] : []) + hints
+                throw CommandFailure(message: "\(wantsKey ? "no key" : "no token") matches \(token)\(why.isEmpty ? "" : " (" + why.joined(separator: "; ") + ")")", reason: "not_found")
             }
             return CommandOutput(text: text.joined(separator: "\n"), json: .array(modules))
         }

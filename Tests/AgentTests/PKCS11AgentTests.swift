@@ -926,6 +926,8 @@ struct PKCS11CommandTests {
         noServer["P11_KIT_SERVER_ADDRESS"] = "unix:path=\(hsm.directory.path)/no-server.sock"
         let listedByClient = try Command.run(Command.sessionAgent, ["token", "list", "--module", SoftHSM.p11KitClient], environment: noServer)
         #expect(listedByClient.status == 0 && listedByClient.stdout.contains("no p11-kit server listens at \(hsm.directory.path)/no-server.sock"), "\(listedByClient)")
+        let tokenByClient = try Command.run(Command.sessionAgent, ["token", "list", "pkcs11:token=\(token)", "--module", SoftHSM.p11KitClient], environment: noServer)
+        #expect(tokenByClient.status == 1 && tokenByClient.stderr.contains("no token matches pkcs11:token=\(token) (no p11-kit server listens"), "\(tokenByClient)")
         let generatedByClient = try Command.run(Command.sessionAgent, ["owner", "generate", "--token", "pkcs11:token=\(token)", "--module", SoftHSM.p11KitClient,
                                                                        "--pin-file", pinFile], environment: noServer)
         #expect(generatedByClient.status == 1 && generatedByClient.stderr.contains("no p11-kit server listens"), "\(generatedByClient)")
