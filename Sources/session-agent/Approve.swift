@@ -7,7 +7,8 @@ struct Approve: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Review and decide pending session requests (on the control socket).",
         discussion: """
-            Shows each pending request in full, as the review renders it, and asks yes or no. A request \
+            Shows each pending request in full, as the review renders it, and asks yes or no (an empty answer is no, \
+            any other asks again). A request \
             with a critical risk flag needs the word `approve` typed in full. The owner's passphrase, or \
             the PIN of the owner's token, is asked here when the agent does not have it; when it was wrong, or \
             the token was not plugged in, the request stays pending and you are asked whether to try again. \
@@ -40,12 +41,12 @@ struct Approve: ParsableCommand {
                 let critical = request["highestSeverity"] == "critical"
                 // The end of the input is nobody's answer: run without a terminal (stdin closed,
                 // from a script with fewer answers than requests), it must not deny what is pending.
-                guard let answer = Terminal.ask(critical ? "\nThis request has CRITICAL risks. Type `approve` to approve, anything else denies: "
-                                                         : "\nApprove? [y/N] ")?.lowercased() else {
+                let answer = critical ? Terminal.ask("\nThis request has CRITICAL risks. Type `approve` to approve, anything else denies: ").map { $0.lowercased() == "approve" }
+                                      : Terminal.yesOrNo("\nApprove? [y/N] ")
+                guard let approved = answer else {
                     FileHandle.standardError.write(Data("\nsession-agent: no answer (end of input): \(id) left pending\n".utf8))
                     throw ExitCode.failure
                 }
-                let approved = critical ? answer == "approve" : (answer == "y" || answer == "yes")
                 var params = JSONObject(["id": .string(id), "approve": .bool(approved), "approver": .string("terminal (uid \(getuid()))")])
                 while true {
                     // Asked only for what the agent lacks, owner by owner, in the agent's words
@@ -71,7 +72,7 @@ struct Approve: ParsableCommand {
                     // The agent keeps a request pending when what stopped the approval can be
                     // mended here: a mistyped PIN, a token to plug in, a store to unlock.
                     guard approved, (try? client.call("pending_get", JSONObject(["id": .string(id)])))?["status"] == "pending" else { break }
-                    guard ["y", "yes"].contains(Terminal.ask("Try again? [y/N] ")?.lowercased() ?? "") else {
+                    guard Terminal.yesOrNo("Try again? [y/N] ") == true else {
                         print("\(id): left pending (run `session-agent approve` again to decide it)")
                         break
                     }

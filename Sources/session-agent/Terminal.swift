@@ -17,6 +17,19 @@ enum Terminal {
         return readLine(strippingNewline: true)
     }
 
+    /// A yes or a no to a `[y/N]` question (an empty answer is no); anything else is asked again,
+    /// so that a typo does not decide. Nil at the end of the input.
+    static func yesOrNo(_ prompt: String) -> Bool? {
+        while let answer = ask(prompt)?.trimmingCharacters(in: .whitespaces).lowercased() {
+            switch answer {
+            case "y", "yes": return true
+            case "", "n", "no": return false
+            default: say("Please answer y or n.")
+            }
+        }
+        return nil
+    }
+
     /// Reads a line without echo; nil at end of input.
     static func readSecret(_ prompt: String) -> SecretBytes? {
         FileHandle.standardError.write(Data(prompt.utf8))

@@ -433,9 +433,11 @@ struct SocketTests {
         try agent.start()
         let client = try AgentClient(path: agent.clientSocket)
         let id = try #require(try client.call("session_request", JSONObject(["request": Self.example]))["id"]?.stringValue)
-        let typed = "y\nnot the passphrase\ny\n\(agent.ownerPassphrase)\n"
+        // An answer that is neither yes nor no is asked again, not taken for a no.
+        let typed = "maybe\ny\nnot the passphrase\nyes please\ny\n\(agent.ownerPassphrase)\n"
         let approve = try Command.run(Command.sessionAgent, ["approve", "--once", "--socket", agent.controlSocket], stdin: Array(typed.utf8))
         #expect(approve.status == 0, "\(approve.stderr)")
+        #expect(approve.stderr.components(separatedBy: "Please answer y or n.").count == 3, "\(approve.stderr)")
         #expect(approve.stderr.contains("Passphrase for 0x"), "the agent's words for what it needs: \(approve.stderr)")
         #expect(approve.stdout.contains("wrong passphrase") && approve.stdout.contains("still pending"), "\(approve.stdout)")
         #expect(approve.stdout.contains("\(id): approved"), "\(approve.stdout)")
