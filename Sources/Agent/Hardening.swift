@@ -21,6 +21,9 @@ public enum Hardening {
         guard setrlimit(Int32(RLIMIT_CORE.rawValue), &none) == 0 else {
             throw Failure(description: "setrlimit(RLIMIT_CORE): \(String(cString: strerror(errno)))")
         }
+        // A write past a file-size limit (systemd's LimitFSIZE=) fails as on a full disk, an
+        // error the agent answers, instead of killing it.
+        signal(SIGXFSZ, SIG_IGN)
     }
 
     /// Whether `apply()` is in force, as the kernel reports it.

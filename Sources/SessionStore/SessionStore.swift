@@ -75,6 +75,10 @@ public final class SessionStore: @unchecked Sendable {
     /// a chain someone wrote again whole (its hash has no key); comparing with this can, for as
     /// long as the process runs. Across restarts the journal keeps it: the agent logs it at start.
     private var auditHead: (seq: Int64, hash: String)?
+    /// The last entry appended by the transaction under way: it becomes `auditHead` only once that
+    /// transaction committed (a commit can still fail, on a full disk). Used on the database's
+    /// queue only.
+    private var appendedAuditHead: (seq: Int64, hash: String)?
 
     /// Opens (creating and migrating) the store at `path`, or in memory for `nil`.
     public init(path: String?) throws(StoreError) {
@@ -220,7 +224,22 @@ public final class SessionStore: @unchecked Sendable {
     }
 
     func run<T>(_ body: (Database) throws -> T) throws(StoreError) -> T {
-        do { return try database.write(body) } catch let e as StoreError { throw e } catch { throw .database("\(error)") }
+        do { return try database.writeWithoutTransaction { db in try self.committed(db, body) } } catch let e as StoreError { throw e } catch { throw .database("\(error)") }
+    }
+
+    /// `body` in one transaction; once it committed, the audit entries it appended are the log's
+    /// known end. (GRDB's afterNextTransaction is not told of a transaction whose COMMIT failed,
+    /// and would fire at the next one.)
+    private func committed<T>(_ db: Database, _ body: (Database) throws -> T) throws -> T {
+        appendedAuditHead = nil
+        defer { appendedAuditHead = nil }
+        var result: T?
+        try db.inTransaction {
+            result = try body(db)
+            return .commit
+        }
+        if let head = appendedAuditHead { lock.withLock { auditHead = head } }
+        return result!
     }
 
     // MARK: - The data key
@@ -459,10 +478,7 @@ public final class SessionStore: @unchecked Sendable {
                 // Every other write of the store stays synced: the mode is restored before the queue is released.
                 if !durable { try db.execute(sql: "PRAGMA synchronous = NORMAL") }
                 defer { if !durable { try? db.execute(sql: "PRAGMA synchronous = FULL") } }
-                try db.inTransaction {
-                    try self.insert(records, db)
-                    return .commit
-                }
+                try self.committed(db) { try self.insert(records, $0) }
             }
         } catch let e as StoreError { throw e } catch { throw .database("\(error)") }
     }
@@ -500,10 +516,7 @@ public final class SessionStore: @unchecked Sendable {
         let text = entry.serialized
         let hash = Self.chainHash(previous: previous, at: Int64(time), kind: kind, entry: text)
         try db.cachedStatement(sql: "INSERT INTO audit (at, kind, entry, hash) VALUES (?, ?, ?, ?)").execute(arguments: [Int64(time), kind, text, hash])
-        let seq = db.lastInsertedRowID
-        db.afterNextTransaction { [self] _ in
-            lock.withLock { if seq > auditHead?.seq ?? 0 { auditHead = (seq, hash) } }
-        }
+        appendedAuditHead = (db.lastInsertedRowID, hash)
         return hash
     }
 

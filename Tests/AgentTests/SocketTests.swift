@@ -425,6 +425,39 @@ struct SocketTests {
         #expect(try AgentClient(path: agent.controlSocket).call("audit_verify")["intact"] == .bool(true))
     }
 
+    /// A store that cannot grow (a full disk; here a file-size limit) fails each write that needs
+    /// room with an error, and nothing more: the audit log the agent vouches for stays whole, and
+    /// the agent goes on answering.
+    @Test func aStoreThatCannotGrowFailsItsWritesNotTheAgent() throws {
+        let agent = try AgentProcess(rules: "default = \"approve\"")
+        try agent.start()
+        _ = try Self.requestSession(try AgentClient(path: agent.clientSocket))
+        agent.stop()
+        // A little room above what the store holds now (its write-ahead log is its largest file).
+        let wal = agent.directory.appendingPathComponent("data/store.sqlite-wal").path
+        let size = try #require(try FileManager.default.attributesOfItem(atPath: wal)[.size] as? Int)
+        agent.fileSizeLimit = size + 40_000
+        try agent.start()
+        var refusal: AgentClient.RemoteError?
+        for _ in 0..<200 {
+            do { _ = try Self.requestSession(try AgentClient(path: agent.clientSocket)) } catch let e as AgentClient.RemoteError {
+                refusal = e
+                break
+            }
+        }
+        let full = try #require(refusal, "the store never reached the limit of \(size + 40_000) bytes")
+        #expect(full.message.contains("database or disk is full") || full.message.contains("disk I/O error"), "\(full)")
+        // The writes after it are refused alike (each one's audit entry with it).
+        for _ in 0..<3 { #expect(throws: AgentClient.RemoteError.self) { try Self.requestSession(try AgentClient(path: agent.clientSocket)) } }
+        let control = try AgentClient(path: agent.controlSocket)
+        let verified = try control.call("audit_verify")
+        #expect(verified["intact"] == .bool(true), "\(verified.serialized)")
+        #expect(try control.call("agent_info")["store"]?["locked"] == .bool(false))
+        // The signal the kernel sends for a write past the limit (SIGXFSZ) would otherwise end it.
+        kill(try #require(agent.process?.processIdentifier), SIGXFSZ)
+        #expect(try AgentClient(path: agent.controlSocket).call("agent_info")["store"]?["locked"] == .bool(false))
+    }
+
     /// `session-agent approve` at a terminal: a mistyped owner passphrase does not end the
     /// request. It stays pending, the operator is asked whether to try again, and the passphrase
     /// typed next approves it.
