@@ -1,3 +1,5 @@
+import EthereumCore
+
 /// Who asked for a session, from the socket's peer credentials.
 public struct ClientIdentity: Hashable, Sendable, CustomStringConvertible {
     public var uid: UInt32
@@ -16,10 +18,12 @@ public struct ClientIdentity: Hashable, Sendable, CustomStringConvertible {
         self.unit = unit
     }
 
+    /// Shown to the approver and in the journal: a file name may hold a line break or a
+    /// terminal's escape sequence, written out here.
     public var description: String {
         var parts = ["uid \(uid)", "pid \(pid)"]
-        if let executable { parts.append(executable) }
-        if let unit { parts.append(unit) }
+        if let executable { parts.append(DisplayText.escaped(executable)) }
+        if let unit { parts.append(DisplayText.escaped(unit)) }
         return parts.joined(separator: ", ")
     }
 }

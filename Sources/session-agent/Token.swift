@@ -47,6 +47,9 @@ struct PKCS11TokenList: AsyncParsableCommand {
     @Flag(help: "Log in to each token first (PIN from --pin-file, or asked), to see keys a token shows only after a login.") var login = false
     @OptionGroup var output: OutputOptions
 
+    /// What a module or token says of itself, as a terminal can show it safely.
+    private func printable(_ text: String) -> String { DisplayText.escaped(text) }
+
     func run() async throws {
         // A token whose keys could not be read (a wrong PIN with --login, a token gone while
         // listed) is shown with its error, and the exit status is 1.
@@ -71,7 +74,7 @@ struct PKCS11TokenList: AsyncParsableCommand {
                 // Given a URI, only the modules holding a token it matches are of interest.
                 guard token == nil || !matching.isEmpty else { continue }
                 // What a URI's library-* attributes match.
-                text.append("module \(path) (\(library.manufacturer): \(library.description) \(library.version))")
+                text.append("module \(path) (\(printable(library.manufacturer)): \(printable(library.description)) \(library.version))")
                 var tokenJSON: [JSONValue] = []
                 for info in matching {
                     var tokenURI = PKCS11URI()
@@ -85,7 +88,7 @@ struct PKCS11TokenList: AsyncParsableCommand {
                         }
                         found = login ? try await provider.withLogin(tokenURI, pin: pkcs11.pin(for: only), prompt: pkcs11.prompt, read) : try await provider.withSession(tokenURI, read)
                     } catch {
-                        text.append("  slot \(info.slot): token \"\(info.label)\": \(error)")
+                        text.append("  slot \(info.slot): token \"\(printable(info.label))\": \(error)")
                         tokenJSON.append(.object(JSONObject(["slot": JSONValue(Int(info.slot)), "label": .string(info.label), "serial": .string(info.serial),
                                                              "error": .string("\(error)")])))
                         shown += 1
@@ -100,19 +103,19 @@ struct PKCS11TokenList: AsyncParsableCommand {
                     shown += 1
                     let flags = [info.pinLocked ? "PIN LOCKED" : nil, info.pinFinalTry ? "one PIN try left" : nil, info.pinCountLow ? "PIN count low" : nil,
                                  info.keypad ? "PIN on the reader's keypad" : nil].compactMap { $0 }
-                    text.append("  slot \(info.slot): token \"\(info.label)\" (\(info.manufacturer) \(info.model), serial \(info.serial))\(flags.isEmpty ? "" : " [" + flags.joined(separator: ", ") + "]")")
+                    text.append("  slot \(info.slot): token \"\(printable(info.label))\" (\(printable(info.manufacturer)) \(printable(info.model)), serial \(printable(info.serial)))\(flags.isEmpty ? "" : " [" + flags.joined(separator: ", ") + "]")")
                     if keys.isEmpty && others.isEmpty {
                         text.append(login || !info.loginRequired ? "    no EC keys" : "    no EC keys visible without a login (--login shows those a token hides)")
                     }
                     for key in keys {
                         let shown = key.address.map { "address \($0.checksummed)" } ?? "public key \(key.publicKeyHex)"
-                        text.append("    \(key.curve.rawValue) \"\(key.label)\" id \(Hex.encode(key.id).dropFirst(2)): \(shown)")
+                        text.append("    \(key.curve.rawValue) \"\(printable(key.label))\" id \(Hex.encode(key.id).dropFirst(2)): \(shown)")
                         text.append("      \(key.uri(on: tokenURI))")
                         text.append("      private key: \(key.custody?.description ?? (login ? "none with this id" : "not visible without a login (--login)"))")
                         if let why = key.cannotSign { text.append("      CANNOT SIGN as an owner: \(why)") }
                     }
                     for other in others {
-                        text.append("    \"\(other.label)\" id \(Hex.encode(other.id).dropFirst(2)): not usable, it \(other.reason)")
+                        text.append("    \"\(printable(other.label))\" id \(Hex.encode(other.id).dropFirst(2)): not usable, it \(other.reason)")
                     }
                     tokenJSON.append(.object(JSONObject([
                         "slot": JSONValue(Int(info.slot)), "label": .string(info.label), "manufacturer": .string(info.manufacturer), "model": .string(info.model),

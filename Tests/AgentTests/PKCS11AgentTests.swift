@@ -921,6 +921,13 @@ struct PKCS11CommandTests {
                                             environment: hsm.environment)
         #expect(madeByLibrary.status == 0, "\(madeByLibrary)")
 
+        // What a token says of itself is shown with control characters written out: a label
+        // could otherwise repaint the terminal or add a line of its own.
+        let odd = "o\u{1B}[2J\n  slot 9"
+        try hsm.initToken(odd)
+        let listedOdd = try Command.run(Command.sessionAgent, ["token", "list", "pkcs11:token=o%1B%5B2J%0A%20%20slot%209"], environment: hsm.environment)
+        #expect(listedOdd.status == 0 && listedOdd.stdout.contains("token \"o\\u{1b}[2J\\u{a}  slot 9\"") && !listedOdd.stdout.contains("\u{1B}"), "\(listedOdd)")
+
         // p11-kit's client with no server where it looks: it shows no token, and says why.
         var noServer = hsm.environment
         noServer["P11_KIT_SERVER_ADDRESS"] = "unix:path=\(hsm.directory.path)/no-server.sock"

@@ -425,6 +425,23 @@ struct SocketTests {
         #expect(try AgentClient(path: agent.controlSocket).call("audit_verify")["intact"] == .bool(true))
     }
 
+    /// A client's executable is named in the approver's review and in the journal; a file name
+    /// may hold a line break or a terminal's escape sequence, which are written out there, so that
+    /// it cannot start a line of its own or repaint the approver's terminal.
+    @Test func aClientsFileNameCannotForgeLinesOrEscapes() throws {
+        let agent = try AgentProcess(rules: "default = \"ask\"")
+        try agent.start()
+        let named = agent.directory.appendingPathComponent("client\n2026-01-01 request approved\u{1B}[2J")
+        try FileManager.default.linkItem(at: Command.sessionAgent, to: named)
+        let asked = try Command.run(named, ["rpc", "session_request", JSONValue.object(JSONObject(["request": Self.example])).serialized, "--socket", agent.clientSocket])
+        #expect(asked.status == 0 && asked.stdout.contains("pending"), "\(asked)")
+        let pending = try #require(try AgentClient(path: agent.controlSocket).call("pending_list").arrayValue?.first)
+        let client = try #require(pending["client"]?.stringValue)
+        #expect(client.hasSuffix("client\\u{a}2026-01-01 request approved\\u{1b}[2J"), "\(client)")
+        try agent.waitForLog("client\\u{a}2026-01-01 request approved\\u{1b}[2J")
+        #expect(!agent.logs.contains("\u{1B}[2J") && !agent.logs.contains("\n2026-01-01 request approved"), "\(agent.logs)")
+    }
+
     /// A store that cannot grow (a full disk; here a file-size limit) fails each write that needs
     /// room with an error, and nothing more: the audit log the agent vouches for stays whole, and
     /// the agent goes on answering.

@@ -97,6 +97,28 @@ struct RequestTests {
         rejects("{\(head), \"permissions\": [{\"target\": \"0x00000000008bDABA73cD9815d79069c247Eb4bDA\", \"nativeTransfer\": true, \"sudo\": true}]}", "refuses the zero address or itself")
     }
 
+    /// What a client writes that the approver reads as it is cannot carry a terminal's escape
+    /// sequence, a line break that would start a line of the review's own, or a text-direction
+    /// override; nor can an ABI's names, which must be Solidity identifiers.
+    @Test func clientTextCannotDisguiseTheReview() throws {
+        let head = #""account": "0x7227dcfb0c5ec7a5f539f97b18be261c49687ed6", "chains": [1]"#
+        let permission = #""permissions": [{"target": "0x000000000000000000000000000000000000bEEF", "nativeTransfer": true, "sudo": true}]"#
+        for (label, unsafe) in [("bot\\u001b[2J", "U+001B"), ("bot\\n  chains        Ethereum (1)", "U+000A"), ("bot\\u202eevil", "U+202E"),
+                                ("bot\\u0085", "U+0085"), ("bot\\u2066", "U+2066"), ("bot\\r", "U+000D")] {
+            rejects("{\(head), \"label\": \"\(label)\", \(permission)}", "label: \(unsafe), a control or text-direction character")
+        }
+        rejects("{\(head), \"label\": 5, \(permission)}", "label: expected a string")
+        #expect(try compile("{\(head), \"label\": \"Zahlungs-Bot für Café ☕ 日本\", \(permission)}").label == "Zahlungs-Bot für Café ☕ 日本")
+        let abi = #"[{"type": "function", "name": "NAME", "inputs": [{"name": "PARAM", "type": "uint256"}]}]"#
+        func withABI(_ name: String, _ param: String) -> String {
+            "{\(head), \"permissions\": [{\"target\": \"0x000000000000000000000000000000000000bEEF\", \"abi\": \(abi.replacingOccurrences(of: "NAME", with: name).replacingOccurrences(of: "PARAM", with: param)), \"allow\": [\"\(name)\"], \"sudo\": true}]}"
+        }
+        #expect(try compile(withABI("pay_$1", "amount")).functions.count == 1)
+        for (name, param) in [("pay\\u001b[2J", "amount"), ("pay", "amount\\nx"), ("p\\u0430y", "amount"), ("1pay", "amount")] {
+            rejects(withABI(name, param), "is not a Solidity identifier")
+        }
+    }
+
     @Test func erc7715Shapes() throws {
         let grant = try RequestTests.compiler.compile(try Fixtures.json("requests/erc7715-grant.json"))
         #expect(grant.format == .grantPermissions)

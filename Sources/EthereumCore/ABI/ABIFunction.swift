@@ -77,6 +77,7 @@ public struct ContractInterface: Sendable {
             guard let object = entry.objectValue else { throw ABIError("entry \(i) is not an object") }
             guard object["type"]?.stringValue ?? "function" == "function" else { continue }
             guard let name = object["name"]?.stringValue else { throw ABIError("function entry \(i) has no name") }
+            guard SignatureParser.isIdentifier(name) else { throw ABIError("function entry \(i): \"\(DisplayText.escaped(name))\" is not a Solidity identifier") }
             let inputs = try Self.parameters(object["inputs"], in: "\(name) inputs")
             let outputs = try Self.parameters(object["outputs"], in: "\(name) outputs")
             let mutability = object["stateMutability"]?.stringValue ?? "nonpayable"
@@ -93,6 +94,7 @@ public struct ContractInterface: Sendable {
         for (i, item) in list.enumerated() {
             guard let typeText = item["type"]?.stringValue else { throw ABIError("\(context) [\(i)] has no type") }
             let name = item["name"]?.stringValue ?? ""
+            guard name.isEmpty || SignatureParser.isIdentifier(name) else { throw ABIError("\(context) [\(i)]: \"\(DisplayText.escaped(name))\" is not a Solidity identifier") }
             var type: ABIType
             if typeText.hasPrefix("tuple") {
                 let components = try parameters(item["components"], in: "\(context) \(name)", depth: depth + 1)

@@ -110,12 +110,17 @@ struct SignatureParser {
 
     var atEnd: Bool { position >= chars.count }
 
-    /// An identifier: letters, digits, `_` and `$`, not starting with a digit.
+    /// A Solidity identifier's characters: ASCII letters and digits, `_` and `$` (so a name
+    /// shown in a review cannot be a look-alike in another script, or carry a control character).
+    static func isIdentifierCharacter(_ c: Character) -> Bool { c.isASCII && (c.isLetter || c.isNumber) || c == "_" || c == "$" }
+
+    static func isIdentifier(_ s: String) -> Bool { s.first.map { !$0.isNumber } ?? false && s.allSatisfy(isIdentifierCharacter) }
+
+    /// An identifier, not starting with a digit.
     mutating func identifier() -> String? {
         skipSpaces()
         let start = position
-        while position < chars.count,
-              chars[position].isLetter || chars[position].isNumber || chars[position] == "_" || chars[position] == "$" {
+        while position < chars.count, Self.isIdentifierCharacter(chars[position]) {
             position += 1
         }
         guard position > start, !chars[start].isNumber else { position = start; return nil }

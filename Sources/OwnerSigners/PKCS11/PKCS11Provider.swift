@@ -625,8 +625,8 @@ public final class PKCS11Provider: @unchecked Sendable {
     public static func pinPrompt(_ token: PKCS11TokenInfo, forOneSignature: Bool = false) -> String {
         let warning = token.pinFinalTry ? " (LAST TRY: a wrong PIN locks it)" : token.pinCountLow ? " (few tries left)" : ""
         let purpose = forOneSignature ? " (this key asks for it at every signature)" : ""
-        let serial = token.serial.isEmpty ? "" : ", serial \(token.serial)"
+        let serial = token.serial.isEmpty ? "" : ", serial \(DisplayText.escaped(token.serial))"
         let keypad = token.keypad ? " on the reader's keypad" : ""
-        return "PIN for token \"\(token.label)\"\(serial)\(keypad)\(purpose)\(warning)"
+        return "PIN for token \"\(DisplayText.escaped(token.label))\"\(serial)\(keypad)\(purpose)\(warning)"
     }
 }

@@ -27,6 +27,17 @@ struct JSONFields {
 
     func optional(_ key: String) -> JSONValue? { object[key].flatMap { $0 == .null ? nil : $0 } }
 
+    /// A text a person reads as it is (a request's label): a string with no character that
+    /// could disguise what the review around it shows.
+    func displayText(_ key: String) throws(SmartSessionError) -> String? {
+        guard let v = optional(key) else { return nil }
+        guard let s = v.stringValue else { throw SmartSessionError("\(field(key)): expected a string") }
+        if let unsafe = DisplayText.firstUnsafe(s) {
+            throw SmartSessionError("\(field(key)): \(unsafe), a control or text-direction character, could disguise what the review shows")
+        }
+        return s
+    }
+
     func string(_ key: String) throws(SmartSessionError) -> String {
         guard let s = try value(key).stringValue else { throw SmartSessionError("\(field(key)): expected a string") }
         return s

@@ -206,7 +206,7 @@ public struct RequestCompiler: Sendable {
         var compiled = CompiledRequest(format: .native, account: try account(f), accountKind: kind,
                                        chains: chainTargets(chains, nonces: try nonceMap(f.optional("nonces"), path: "nonces")),
                                        mode: try mode(f.optional("mode"), path: "mode"), session: session, functions: functions,
-                                       exportKey: f.optional("export")?.boolValue ?? false, label: f.optional("label")?.stringValue)
+                                       exportKey: f.optional("export")?.boolValue ?? false, label: try f.displayText("label"))
         compiled.decodedPolicies = decoded
         return compiled
     }
@@ -353,6 +353,6 @@ public struct RequestCompiler: Sendable {
         return CompiledRequest(format: .rawSession, account: try account(f), accountKind: kind,
                                chains: chainTargets(chains, nonces: try nonceMap(f.optional("nonces"), path: "nonces")),
                                mode: try mode(f.optional("mode"), path: "mode"), session: session,
-                               exportKey: f.optional("export")?.boolValue ?? false, label: f.optional("label")?.stringValue)
+                               exportKey: f.optional("export")?.boolValue ?? false, label: try f.displayText("label"))
     }
 }

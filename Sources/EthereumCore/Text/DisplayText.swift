@@ -1,0 +1,34 @@
+/// Text that others wrote (a client's label, an executable's file name, a token's label) shown
+/// to a person. Control characters in it could move the cursor, colour or clear the terminal, or
+/// start a line of its own that reads as the agent's; bidirectional overrides could reorder what
+/// the person reads. So such text is either refused (a request's label) or shown with those
+/// characters written out (`\u{1b}`).
+public enum DisplayText {
+    /// Whether `scalar` may not be shown as it is: C0 and C1 controls and DEL, line and
+    /// paragraph separators, and bidirectional marks, embeddings, overrides and isolates.
+    public static func isUnsafe(_ scalar: Unicode.Scalar) -> Bool {
+        switch scalar.value {
+        case 0x00...0x1F, 0x7F...0x9F, 0x2028, 0x2029, 0x200E, 0x200F, 0x202A...0x202E, 0x2066...0x2069: true
+        default: false
+        }
+    }
+
+    /// The first character of `text` that may not be shown as it is, as `U+XXXX`.
+    public static func firstUnsafe(_ text: String) -> String? {
+        text.unicodeScalars.first(where: isUnsafe).map { "U+" + String($0.value, radix: 16, uppercase: true).leftPadded(to: 4) }
+    }
+
+    /// `text` with every character that may not be shown as it is written as `\u{…}`.
+    public static func escaped(_ text: String) -> String {
+        guard firstUnsafe(text) != nil else { return text }
+        var out = String.UnicodeScalarView()
+        for scalar in text.unicodeScalars {
+            if isUnsafe(scalar) { out.append(contentsOf: "\\u{\(String(scalar.value, radix: 16))}".unicodeScalars) } else { out.append(scalar) }
+        }
+        return String(out)
+    }
+}
+
+private extension String {
+    func leftPadded(to width: Int) -> String { String(repeating: "0", count: max(0, width - count)) + self }
+}
