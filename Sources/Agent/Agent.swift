@@ -104,9 +104,10 @@ public actor Agent {
 
     /// Compiles and reviews a request, lets the rules decide, and returns its id. Approved
     /// requests are signed and stored before this returns; "ask" leaves them pending for a
-    /// person (`decide`).
-    public func request(_ json: JSONValue, client: ClientIdentity, bindExecutable: Bool = false, bindUnit: Bool = false) async throws(AgentError) -> PendingRequest {
-        try requireOpenStore()
+    /// person (`decide`). Compiling and reviewing run off the actor: a request of a thousand
+    /// actions takes a while, and other clients and the approver are not kept waiting meanwhile.
+    public nonisolated func request(_ json: JSONValue, client: ClientIdentity, bindExecutable: Bool = false, bindUnit: Bool = false) async throws(AgentError) -> PendingRequest {
+        try await requireOpenStore()
         let now = clock()
         let key = Secp256k1.PrivateKey.generate()
         let compiled: CompiledRequest
@@ -116,29 +117,42 @@ public actor Agent {
         guard compiled.format != .rawSession else {
             throw .badRequest("a raw Session names its own session key; the agent generates the key itself, so send the native or ERC-7715 form")
         }
-        guard let account = accounts[compiled.account] else {
-            throw AgentError("unknown_account", "the agent manages no account \(compiled.account)")
-        }
-        if !account.chains.isEmpty, let chain = compiled.chains.first(where: { !account.chains.contains($0.chainId) }) {
-            throw AgentError("wrong_chain", "account \(account.address) is not configured for chain \(chain.chainId)")
-        }
+        let account = try await account(for: compiled)
         if bindExecutable && client.executable == nil { throw .badRequest("the client's executable cannot be read, so the session cannot be bound to it") }
         if bindUnit && client.unit == nil { throw .badRequest("the client runs in no systemd unit, so the session cannot be bound to one") }
         var accountKind = compiled
         accountKind.accountKind = compiled.accountKind ?? account.kind
         let review = Reviewer(tokens: tokens, now: now).review(accountKind)
         let id = "req-" + Hex.encode(Secp256k1.randomBytesForIdentifiers(), prefix: false)
-        var request = PendingRequest(id: id, client: client, compiled: accountKind, review: review, bindExecutable: bindExecutable, bindUnit: bindUnit,
+        let request = PendingRequest(id: id, client: client, compiled: accountKind, review: review, bindExecutable: bindExecutable, bindUnit: bindUnit,
                                      createdAt: now, status: .pending, reason: "waiting for approval", sessionId: nil, sessionKey: key)
+        return try await register(request, renderingHash: Keccak256.hash(utf8: review.text()))
+    }
+
+    /// The configured account a request is for, on chains it is configured for.
+    private func account(for compiled: CompiledRequest) throws(AgentError) -> AccountConfig {
+        guard let account = accounts[compiled.account] else {
+            throw AgentError("unknown_account", "the agent manages no account \(compiled.account)")
+        }
+        if !account.chains.isEmpty, let chain = compiled.chains.first(where: { !account.chains.contains($0.chainId) }) {
+            throw AgentError("wrong_chain", "account \(account.address) is not configured for chain \(chain.chainId)")
+        }
+        return account
+    }
+
+    /// A reviewed request joins the pending ones, and the rules decide it.
+    private func register(_ request: PendingRequest, renderingHash: Bytes32) async throws(AgentError) -> PendingRequest {
+        var request = request
+        let id = request.id, client = request.client, compiled = request.compiled, now = request.createdAt
         try? store.audit("request", .object(JSONObject([
             "request": .string(id), "client": .string(client.description), "account": .string(compiled.account.checksummed),
-            "permissionId": .string(compiled.permissionId.hex), "multichainDigest": .string(review.multichainDigest.hex),
-            "renderingHash": .string(Keccak256.hash(utf8: review.text()).hex),
+            "permissionId": .string(compiled.permissionId.hex), "multichainDigest": .string(request.review.multichainDigest.hex),
+            "renderingHash": .string(renderingHash.hex),
         ])), at: now)
         pending[id] = request
         logger.info("request \(id) from \(client): account \(compiled.account.checksummed), permissionId \(compiled.permissionId.hex)")
         if let rules {
-            let outcome = rules.evaluate(review, client: client)
+            let outcome = rules.evaluate(request.review, client: client)
             switch outcome.decision {
             case .approve: request = try await approve(id, approver: "rules: \(outcome.rule ?? "default")", reason: outcome.reason)
             case .deny: request = finish(id, .denied, reason: "denied by rules: \(outcome.reason)", approver: "rules: \(outcome.rule ?? "default")")
