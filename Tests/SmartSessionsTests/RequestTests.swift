@@ -97,6 +97,19 @@ struct RequestTests {
         rejects("{\(head), \"permissions\": [{\"target\": \"0x00000000008bDABA73cD9815d79069c247Eb4bDA\", \"nativeTransfer\": true, \"sudo\": true}]}", "refuses the zero address or itself")
     }
 
+    /// A session whose ENABLE data could never be sent or decoded is refused before it is
+    /// reviewed (each argument rule is a 3 KB UniActionPolicy configuration).
+    @Test func aSessionTooLargeToEnableIsRefused() throws {
+        func request(_ actions: Int) -> String {
+            let permissions = (0..<actions).map { i in
+                #"{"target": "0x\#(String(repeating: "0", count: 36))\#(String(format: "%04x", 0x1000 + i))", "functions": ["f\#(i)(uint256 a)"], "rules": ["a <= \#(i)"]}"#
+            }
+            return #"{"account": "0x7227dcfb0c5ec7a5f539f97b18be261c49687ed6", "chains": [1], "permissions": [\#(permissions.joined(separator: ", "))]}"#
+        }
+        #expect(try compile(request(250)).session.actions.count == 250)
+        rejects(request(400), "the session is too large: its ENABLE data would be")
+    }
+
     /// What a client writes that the approver reads as it is cannot carry a terminal's escape
     /// sequence, a line break that would start a line of the review's own, or a text-direction
     /// override; nor can an ABI's names, which must be Solidity identifiers.

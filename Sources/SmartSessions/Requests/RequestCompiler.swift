@@ -69,6 +69,15 @@ public struct RequestCompiler: Sendable {
         guard !c.chains.isEmpty else { throw SmartSessionError("chains: at least one chain") }
         guard Set(c.chains.map(\.chainId)).count == c.chains.count else { throw SmartSessionError("chains: listed twice") }
         guard c.chains.count <= 255 else { throw SmartSessionError("chains: at most 255 (chainDigestIndex is a uint8)") }
+        // The ENABLE userOp.signature carries the whole session. One larger than any signature
+        // we decode could never be sent, and reviewing it would cost the agent seconds and
+        // hundreds of megabytes (a 1 MiB request of 7,000 actions reviews to 140 MB of JSON).
+        let placeholder = EnableSession(chainDigestIndex: 0, hashesAndChainIds: c.chains.map { ChainDigest(chainId: $0.chainId, sessionDigest: .zero) },
+                                        sessionToEnable: c.session, permissionEnableSig: [UInt8](repeating: 0, count: 65))
+        let size = SessionSignature.enablePayload(placeholder, signature: [UInt8](repeating: 0, count: 65)).count
+        guard size <= SessionSignature.maximumEnablePayload else {
+            throw SmartSessionError("the session is too large: its ENABLE data would be \(size) bytes, more than the \(SessionSignature.maximumEnablePayload) a Smart Sessions signature is decoded from (\(c.session.actions.count) actions)")
+        }
         for (i, a) in c.session.actions.enumerated() {
             guard a.actionTarget != .zero, a.actionTarget != SmartSessionAddresses.smartSession else {
                 throw SmartSessionError("actions[\(i)]: SmartSession refuses the zero address or itself as a target")
