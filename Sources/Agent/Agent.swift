@@ -26,9 +26,12 @@ public actor Agent {
         public var status: RequestStatus
         public var reason: String
         public var sessionId: String?
+        /// When it was decided. A decided request is kept `approvalTimeout` seconds for its
+        /// client to learn the outcome (`session_wait`), then forgotten.
+        public var decidedAt: UInt64?
         /// The session key, generated before review (its address is in the digest); held
-        /// only until the request is decided.
-        let sessionKey: Secp256k1.PrivateKey
+        /// only until the request is decided (an approved one's is in the store, sealed).
+        var sessionKey: Secp256k1.PrivateKey?
     }
 
     let store: SessionStore
@@ -125,7 +128,7 @@ public actor Agent {
         let review = Reviewer(tokens: tokens, now: now).review(accountKind)
         let id = "req-" + Hex.encode(Secp256k1.randomBytesForIdentifiers(), prefix: false)
         let request = PendingRequest(id: id, client: client, compiled: accountKind, review: review, bindExecutable: bindExecutable, bindUnit: bindUnit,
-                                     createdAt: now, status: .pending, reason: "waiting for approval", sessionId: nil, sessionKey: key)
+                                     createdAt: now, status: .pending, reason: "waiting for approval", sessionId: nil, decidedAt: nil, sessionKey: key)
         return try await register(request, renderingHash: Keccak256.hash(utf8: review.text()))
     }
 
@@ -191,6 +194,8 @@ public actor Agent {
         pending[id]!.status = status
         pending[id]!.reason = reason
         pending[id]!.sessionId = sessionId
+        pending[id]!.decidedAt = clock()
+        pending[id]!.sessionKey = nil
         var entry = JSONObject(["request": .string(id), "status": .string(status.rawValue), "approver": .string(approver), "reason": .string(reason)])
         if !signedBy.isEmpty {
             entry["signedBy"] = .array(signedBy.map { .object(JSONObject(["owner": .string($0.address.checksummed), "backend": .string($0.backend), "location": .string($0.location)])) })
@@ -213,6 +218,7 @@ public actor Agent {
         approving.insert(id)
         defer { approving.remove(id) }
         let request = pending[id]!
+        guard let sessionKey = request.sessionKey else { throw AgentError("already_decided", "request \(id) is \(request.status.rawValue)") }
         let compiled = request.compiled
         let account = accounts[compiled.account]!
         let digest = compiled.multichainDigest
@@ -258,9 +264,9 @@ public actor Agent {
             client: ClientBinding(uid: request.client.uid, executable: request.bindExecutable ? request.client.executable : nil,
                                   unit: request.bindUnit ? request.client.unit : nil),
             account: compiled.account, accountKind: compiled.accountKind ?? account.kind, chains: compiled.chains, mode: compiled.mode,
-            session: compiled.session, permissionEnableSig: enableSig, sessionKey: request.sessionKey.address, createdAt: clock(),
+            session: compiled.session, permissionEnableSig: enableSig, sessionKey: sessionKey.address, createdAt: clock(),
             expiresAt: expiry, exportAllowed: compiled.exportKey, label: compiled.label)
-        do throws(StoreError) { try store.insert(stored, key: request.sessionKey) } catch {
+        do throws(StoreError) { try store.insert(stored, key: sessionKey) } catch {
             _ = finish(id, .failed, reason: "\(error)", approver: approver)
             throw AgentError(error.reason, "\(error)")
         }
@@ -289,13 +295,14 @@ public actor Agent {
         for waiter in waiters.removeValue(forKey: id) ?? [] { waiter.resume() }
     }
 
-    /// Requests no one decided in time are refused; keys of expired sessions are erased, on
-    /// disk and in memory.
+    /// Requests no one decided in time are refused, and those decided long enough ago
+    /// forgotten; keys of expired sessions are erased, on disk and in memory.
     public func expire() {
         let now = clock()
         for (id, request) in pending where request.status == .pending && !approving.contains(id) && now >= request.createdAt + approvalTimeout {
             _ = finish(id, .expired, reason: "no decision within \(approvalTimeout) s", approver: "timeout")
         }
+        pending = pending.filter { _, request in request.decidedAt.map { now < $0 + approvalTimeout } ?? true }
         let erased = Set((try? store.eraseExpired(now: now)) ?? [])
         signer.forget { id, stored in erased.contains(id) || stored.expiresAt.map { now > $0 } ?? false }
     }

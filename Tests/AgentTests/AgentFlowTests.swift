@@ -186,6 +186,30 @@ struct AgentFlowTests {
         #expect(try await agent.requestStatus(asked.id, client: Self.bot).status == .approved)
     }
 
+    /// A decided request stays for its client to learn the outcome, for as long as one may wait
+    /// for a decision, and is then forgotten: a long-running agent does not keep every request
+    /// (and its review) it ever saw.
+    @Test func decidedRequestsAreForgottenAfterAWhile() async throws {
+        let store = try SessionStore(path: FileManager.default.temporaryDirectory.appendingPathComponent("agent-\(UUID()).sqlite").path)
+        try store.initialize(passphrase: secret("store"), scryptN: 1024)
+        let keystore = try KeystoreOwner(keystore: try Keystore.encrypt(Self.owner, passphrase: secret("owner"), kdf: .scrypt(n: 16, r: 8, p: 1)), location: "test")
+        let clock = LockedBox<UInt64>()
+        clock.value = Self.now
+        let agent = Agent(store: store, owners: [keystore],
+                          accounts: [AccountConfig(address: Self.account, kind: .erc7579Reference, owners: [Self.owner.address], chains: [11155111])],
+                          rules: try RulesFile(toml: "default = \"approve\""), approvalTimeout: 60, ownerPrompt: { _ in secret("owner") }, clock: { clock.value! })
+        let approved = try await agent.request(Self.example, client: Self.bot)
+        #expect(approved.status == .approved && approved.decidedAt == Self.now)
+        clock.value = Self.now + 59
+        await agent.expire()
+        #expect(try await agent.requestStatus(approved.id, client: Self.bot).status == .approved)
+        clock.value = Self.now + 60
+        await agent.expire()
+        await #expect(throws: AgentError.notFound("request \(approved.id)")) { try await agent.requestStatus(approved.id, client: Self.bot) }
+        // The session itself stays, of course.
+        #expect(try await agent.session(try #require(approved.sessionId), client: Self.bot).id == approved.sessionId)
+    }
+
     /// Group commit must not let concurrent operations overspend: with a limit of 10 uses,
     /// exactly 10 of 40 concurrent operations are signed, and the ledger on disk says 10.
     @Test func concurrentSigningNeverExceedsTheLimits() async throws {
