@@ -110,7 +110,7 @@ public actor Agent {
     /// person (`decide`). Compiling and reviewing run off the actor: a request of a thousand
     /// actions takes a while, and other clients and the approver are not kept waiting meanwhile.
     public nonisolated func request(_ json: JSONValue, client: ClientIdentity, bindExecutable: Bool = false, bindUnit: Bool = false) async throws(AgentError) -> PendingRequest {
-        try await requireOpenStore()
+        try await admit(client)
         let now = clock()
         let key = Secp256k1.PrivateKey.generate()
         let compiled: CompiledRequest
@@ -143,8 +143,23 @@ public actor Agent {
         return account
     }
 
+    /// Undecided requests one uid may have at a time: a person asked to decide a flood of them
+    /// would stop reading them, and each holds its review in memory.
+    static let maximumUndecidedPerUID = 16
+
+    /// Whether a request of `client` may be taken now (asked again once it is reviewed, since
+    /// others may have come meanwhile).
+    private func admit(_ client: ClientIdentity) throws(AgentError) {
+        try requireOpenStore()
+        let undecided = pending.values.filter { $0.status == .pending && $0.client.uid == client.uid }.count
+        guard undecided < Self.maximumUndecidedPerUID else {
+            throw AgentError("too_many_pending", "uid \(client.uid) has \(undecided) requests waiting for a decision; wait for them (session_wait) before asking for more")
+        }
+    }
+
     /// A reviewed request joins the pending ones, and the rules decide it.
     private func register(_ request: PendingRequest, renderingHash: Bytes32) async throws(AgentError) -> PendingRequest {
+        try admit(request.client)
         var request = request
         let id = request.id, client = request.client, compiled = request.compiled, now = request.createdAt
         try? store.audit("request", .object(JSONObject([

@@ -210,6 +210,21 @@ struct AgentFlowTests {
         #expect(try await agent.session(try #require(approved.sessionId), client: Self.bot).id == approved.sessionId)
     }
 
+    /// One client cannot bury the approver under requests: 16 undecided ones per uid, and the
+    /// next is refused until one is decided. Another uid is not held up by it.
+    @Test func aFloodOfRequestsIsRefusedPastSixteenUndecided() async throws {
+        let (agent, _) = try Self.agent()
+        for _ in 0..<16 { #expect(try await agent.request(Self.overTheRulesLimit, client: Self.bot).status == .pending) }
+        await #expect { try await agent.request(Self.overTheRulesLimit, client: Self.bot) } throws: { error in
+            (error as? AgentError)?.reason == "too_many_pending"
+        }
+        let other = ClientIdentity(uid: 1001, gid: 1001, pid: 7)
+        #expect(try await agent.request(Self.overTheRulesLimit, client: other).status == .pending)
+        let first = try #require(await agent.pendingRequests().first { $0.client.uid == Self.bot.uid })
+        _ = try await agent.decide(first.id, approve: false, approver: "test")
+        #expect(try await agent.request(Self.overTheRulesLimit, client: Self.bot).status == .pending)
+    }
+
     /// Group commit must not let concurrent operations overspend: with a limit of 10 uses,
     /// exactly 10 of 40 concurrent operations are signed, and the ledger on disk says 10.
     @Test func concurrentSigningNeverExceedsTheLimits() async throws {
