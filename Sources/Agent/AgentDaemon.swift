@@ -13,6 +13,7 @@ public enum AgentDaemon {
                            onReady: @escaping @Sendable (_ clientSocket: String, _ controlSocket: String) -> Void) async throws {
         try Hardening.apply()
         try makeDirectory(config.dataDirectory, mode: 0o700, for: "data_dir")
+        try requirePrivate(dataDirectory: config.dataDirectory)
         let instance = try InstanceLock(directory: config.dataDirectory)
         defer { withExtendedLifetime(instance) {} }
         let store = try SessionStore(path: config.dataDirectory + "/store.sqlite")

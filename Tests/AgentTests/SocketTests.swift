@@ -187,13 +187,26 @@ struct SocketTests {
             ("rules = \"rules.toml\"", "\(directory.path)/rules.toml: rule: unknown key"),
             ("pinentry = \"/no-such/pinentry\"", "pinentry: /no-such/pinentry is not an executable file"),
         ]
-        for (line, expected) in cases {
+        func start(_ lines: [String]) throws -> CommandResult {
             let file = directory.appendingPathComponent("session-agent.toml")
-            let config = ["data_dir = \"data\"", "socket_dir = \"run\""].filter { !$0.hasPrefix(line.prefix(8)) } + [line]
-            try config.joined(separator: "\n").write(to: file, atomically: true, encoding: .utf8)
-            let run = try Command.run(URL(fileURLWithPath: "/usr/bin/timeout"), ["20", Command.sessionAgent.path, "serve", "--config", file.path])
+            try lines.joined(separator: "\n").write(to: file, atomically: true, encoding: .utf8)
+            return try Command.run(URL(fileURLWithPath: "/usr/bin/timeout"), ["20", Command.sessionAgent.path, "serve", "--config", file.path])
+        }
+        for (line, expected) in cases {
+            let run = try start(["data_dir = \"data\"", "socket_dir = \"run\""].filter { !$0.hasPrefix(line.prefix(8)) } + [line])
             #expect(run.status == 1 && run.stderr.contains(expected), "\(run.stderr)")
         }
+        // A data directory others may write to, or a store others may read, is refused as ssh
+        // refuses such a key file, naming the fix.
+        let shared = directory.appendingPathComponent("shared")
+        try FileManager.default.createDirectory(at: shared, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o777])
+        chmod(shared.path, 0o777)
+        let open = try start(["data_dir = \"shared\"", "socket_dir = \"run\""])
+        #expect(open.status == 1 && open.stderr.contains("data_dir \(shared.path) is open to other users (mode 777); chmod 700 it"), "\(open.stderr)")
+        chmod(shared.path, 0o700)
+        FileManager.default.createFile(atPath: shared.appendingPathComponent("store.sqlite").path, contents: nil, attributes: [.posixPermissions: 0o644])
+        let readable = try start(["data_dir = \"shared\"", "socket_dir = \"run\""])
+        #expect(readable.status == 1 && readable.stderr.contains("the store file \(shared.path)/store.sqlite is open to other users (mode 644); chmod 600 it"), "\(readable.stderr)")
     }
 
     @Test func badInputGetsAnErrorAndOthersAreUnaffected() throws {
