@@ -74,7 +74,7 @@ public struct PKCS11OtherKey: Sendable, Equatable {
 
     /// The key by its id and label, and why it cannot be an owner.
     var explained: String {
-        "\"\(label)\" (\(PKCS11URI.idAttribute(id))) \(reason)"
+        "\"\(DisplayText.escaped(label))\" (\(PKCS11URI.idAttribute(id))) \(reason)"
     }
 }
 

@@ -131,6 +131,10 @@ public struct PKCS11TokenInfo: Sendable, Equatable {
     /// The PIN is entered on the reader's own keypad (CKF_PROTECTED_AUTHENTICATION_PATH), so the
     /// host never sees it.
     public var keypad: Bool
+
+    /// The label as messages and prompts show it: what the token says of itself, its control
+    /// characters written out.
+    public var shownLabel: String { DisplayText.escaped(label) }
 }
 
 /// What an object on a token is, as far as the agent cares.

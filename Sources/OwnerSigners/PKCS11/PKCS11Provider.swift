@@ -528,13 +528,13 @@ public final class PKCS11Provider: @unchecked Sendable {
                     remembered.remember(RejectedPIN(fingerprint: remembered.fingerprint(of: pin), at: Self.now(), tokenShowedIt: shown), of: identity)
                 }
                 let left = after?.pinLocked == true ? "the PIN is now locked" : after?.pinFinalTry == true ? "one try is left" : after?.pinCountLow == true ? "few tries are left" : "the token counts failed tries"
-                throw .wrongPIN("wrong PIN for token \"\(token.label)\" (\(from)); \(left)")
+                throw .wrongPIN("wrong PIN for token \"\(token.shownLabel)\" (\(from)); \(left)")
             }
-            if error.cancelled { throw .pinNeeded("the PIN entry on the keypad of token \"\(token.label)\"'s reader was cancelled") }
+            if error.cancelled { throw .pinNeeded("the PIN entry on the keypad of token \"\(token.shownLabel)\"'s reader was cancelled") }
             if error.pinLocked { throw .wrongPIN(Self.pinLocked(token)) }
             if error.pinMalformed {
                 let lengths = token.pinLengths.map { "; it takes \($0.lowerBound) to \($0.upperBound) bytes" } ?? ""
-                throw .wrongPIN("token \"\(token.label)\" refused the PIN (\(from)) as malformed, before trying it (\(error))\(lengths)")
+                throw .wrongPIN("token \"\(token.shownLabel)\" refused the PIN (\(from)) as malformed, before trying it (\(error))\(lengths)")
             }
             throw Self.failure(error, tokenKey, in: session)
         }
@@ -547,11 +547,11 @@ public final class PKCS11Provider: @unchecked Sendable {
         if token.pinLocked { return Self.pinLocked(token) }
         let again = "not offering it again, since each try counts down the token's retries"
         if let pin, rejectedPINs[Self.identity(token)] == pin.withUnsafeBytes({ SHA256.hash(data: $0) }) {
-            return "token \"\(token.label)\" rejected this PIN (from \(source)) before; \(again)"
+            return "token \"\(token.shownLabel)\" rejected this PIN (from \(source)) before; \(again)"
         }
         if let pin, source.unattended, let memory = Self.rejectedPINMemory, let record = memory.rejectedPIN(of: Self.identity(token)),
            record.fingerprint == memory.fingerprint(of: pin) {
-            let before = "token \"\(token.label)\" rejected this PIN (from \(source)) in an earlier run of the agent"
+            let before = "token \"\(token.shownLabel)\" rejected this PIN (from \(source)) in an earlier run of the agent"
             // A token that shows failed tries (CKF_USER_PIN_COUNT_LOW) tells whether a login
             // succeeded since, anywhere: until one has, the record holds.
             if record.tokenShowedIt, token.pinCountLow || token.pinFinalTry { return "\(before), and no login has succeeded since; \(again)" }
@@ -563,12 +563,12 @@ public final class PKCS11Provider: @unchecked Sendable {
                     + "\(Self.unattendedRetryAfter.components.seconds / 60) minutes after that, at \(Self.timestamp(retry)), so that an agent restarting in a loop cannot use up the token's retries"
             }
         }
-        if token.pinFinalTry && source.unattended { return "token \"\(token.label)\" has one PIN try left; an unattended PIN from \(source) will not spend it" }
+        if token.pinFinalTry && source.unattended { return "token \"\(token.shownLabel)\" has one PIN try left; an unattended PIN from \(source) will not spend it" }
         return nil
     }
 
     static func pinLocked(_ token: PKCS11TokenInfo) -> String {
-        "the user PIN of token \"\(token.label)\" is locked; unblock it with the SO PIN"
+        "the user PIN of token \"\(token.shownLabel)\" is locked; unblock it with the SO PIN"
     }
 
     /// How long after a token that does not show failed tries rejected an unattended PIN, in an
@@ -616,7 +616,7 @@ public final class PKCS11Provider: @unchecked Sendable {
         if let unattended = try source.unattendedPIN() { return unattended }
         if token.keypad { return nil }
         do { return try await prompt(pinPrompt(token, forOneSignature: forOneSignature)) } catch {
-            throw .pinNeeded("no PIN was given for token \"\(token.label)\": \(error)")
+            throw .pinNeeded("no PIN was given for token \"\(token.shownLabel)\": \(error)")
         }
     }
 
@@ -627,6 +627,6 @@ public final class PKCS11Provider: @unchecked Sendable {
         let purpose = forOneSignature ? " (this key asks for it at every signature)" : ""
         let serial = token.serial.isEmpty ? "" : ", serial \(DisplayText.escaped(token.serial))"
         let keypad = token.keypad ? " on the reader's keypad" : ""
-        return "PIN for token \"\(DisplayText.escaped(token.label))\"\(serial)\(keypad)\(purpose)\(warning)"
+        return "PIN for token \"\(token.shownLabel)\"\(serial)\(keypad)\(purpose)\(warning)"
     }
 }
