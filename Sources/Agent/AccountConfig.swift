@@ -53,14 +53,21 @@ extension AccountConfig {
         }
         guard let ownerList = o["owners"]?.arrayValue, !ownerList.isEmpty else { throw .badRequest("\(path).owners: at least one owner address") }
         var owners: [Address] = []
-        for (i, v) in ownerList.enumerated() { owners.append(try address(v, "owners[\(i)]")) }
+        for (i, v) in ownerList.enumerated() {
+            let owner = try address(v, "owners[\(i)]")
+            // OwnableValidator counts each signer once: a second copy would be a signature that never counts.
+            guard !owners.contains(owner) else { throw .badRequest("\(path).owners[\(i)]: \(owner.checksummed) is listed twice") }
+            owners.append(owner)
+        }
         let threshold = try o["threshold"].map { v throws(AgentError) in
             guard let t = integer(v), t >= 1, t <= UInt64(owners.count) else { throw .badRequest("\(path).threshold: between 1 and the number of owners") }
             return Int(t)
         } ?? 1
+        // Absent means any chain; anything but a list must not be read as absent.
+        guard o["chains"].map({ $0.arrayValue != nil }) ?? true else { throw .badRequest("\(path).chains: a list of chain ids") }
         var chains = Set<UInt64>()
         for v in o["chains"]?.arrayValue ?? [] {
-            guard let c = integer(v) else { throw .badRequest("\(path).chains: chain ids") }
+            guard let c = integer(v), c > 0 else { throw .badRequest("\(path).chains: chain ids") }
             chains.insert(c)
         }
         self.init(address: accountAddress, kind: kind,

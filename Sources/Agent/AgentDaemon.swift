@@ -49,7 +49,12 @@ public enum AgentDaemon {
         }
         var accounts = config.accounts
         for json in try store.registeredAccounts() {
-            let account = try AccountConfig(json: json)
+            // One a newer agent reads more strictly (an owner listed twice) is left out, saying why, not the whole agent.
+            let account: AccountConfig
+            do { account = try AccountConfig(json: json) } catch {
+                logger.error("an account added at run time is not used: \(error) (\(json.serialized))")
+                continue
+            }
             if !accounts.contains(where: { $0.address == account.address }) { accounts.append(account) }
         }
         let rulesPath = config.rulesFile
