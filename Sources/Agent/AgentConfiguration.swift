@@ -105,6 +105,9 @@ public struct AgentConfiguration: Sendable {
         }
         allowedUIDs = try ids("allow_uids")
         allowedGIDs = try ids("allow_gids")
+        for key in ["owners", "accounts"] where table[key] != nil && table[key]?.array == nil {
+            throw AgentError("bad_config", "\(key): a list of tables, written [[\(key)]], not [\(key)]")
+        }
         owners = []
         for (i, item) in (table["owners"]?.array.map { Array($0) } ?? []).enumerated() {
             guard let t = item.table else { throw AgentError("bad_config", "owners[\(i)]: a table") }

@@ -58,13 +58,23 @@ struct Condition: Sendable {
                 }
                 return out
             }
+            func flags() throws(RulesError) -> Set<String> {
+                let names = try strings()
+                if let unknown = names.first(where: { !RiskFlag.codes.contains($0) }) {
+                    throw RulesError("\(here): \(unknown) is no flag a review raises; they are \(RiskFlag.codes.sorted().joined(separator: ", "))")
+                }
+                return Set(names)
+            }
             func bool() throws(RulesError) -> Bool {
                 guard let b = value.boolValue else { throw RulesError("\(here): true or false") }
                 return b
             }
             let kind: Kind
             switch key {
-            case "client_uids": kind = .clientUIDs(Set(try integers().map { UInt32(truncatingIfNeeded: $0) }))
+            case "client_uids":
+                let uids = try integers()
+                guard let wide = uids.first(where: { UInt32(exactly: $0) == nil }) else { kind = .clientUIDs(Set(uids.map { UInt32($0) })); break }
+                throw RulesError("\(here): \(wide) is no uid (at most \(UInt32.max))")
             case "client_executables": kind = .clientExecutables(Set(try strings()))
             case "client_units": kind = .clientUnits(Set(try strings()))
             case "accounts": kind = .accounts(try addresses())
@@ -102,8 +112,8 @@ struct Condition: Sendable {
                     limits[a] = v
                 }
                 kind = .maxTokenAmounts(limits)
-            case "forbid": kind = .forbid(Set(try strings()))
-            case "any_flag": kind = .anyFlag(Set(try strings()))
+            case "forbid": kind = .forbid(try flags())
+            case "any_flag": kind = .anyFlag(try flags())
             case "max_severity":
                 guard let s = value.stringValue.flatMap(Severity.init(rawValue:)) else { throw RulesError("\(here): info, warning, high or critical") }
                 kind = .maxSeverity(s)

@@ -52,6 +52,9 @@ public struct RulesFile: Sendable {
         if let extra = root.keys.first(where: { !["default", "rules"].contains($0) }) { throw RulesError("\(extra): unknown key") }
         defaultDecision = try Self.decision(root["default"] ?? "ask", at: "default")
         var rules: [Rule] = []
+        // `[rules]` (one table) for `[[rules]]` (a list of them) is the usual slip: read as no
+        // rules at all, a deny rule would vanish and the default decide.
+        guard root["rules"].map({ $0.arrayValue != nil }) ?? true else { throw RulesError("rules: a list of tables, written [[rules]], not [rules]") }
         for (i, item) in (root["rules"]?.arrayValue ?? []).enumerated() {
             guard let r = item.objectValue else { throw RulesError("rules[\(i)]: expected a table") }
             let name = r["name"]?.stringValue ?? "rule \(i + 1)"

@@ -92,6 +92,8 @@ struct ConfigurationTests {
         ("[[accounts]]\naddress = \"0x5aaeb6053F3E94C9b9A09f33669435E7Ef1BeAed\"\nkind = \"nexus\"", "accounts[0].address"),
         ("[[accounts]]\naddress = \"0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed\"\nkind = \"nexus\"\nowners = [\"0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed\"]\nchains = 11155111", "accounts[0].chains: a list"),
         ("[[accounts]]\naddress = \"0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed\"\nkind = \"nexus\"\nowners = [\"0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed\", \"0x5aaeb6053f3e94c9b9a09f33669435e7ef1beaed\"]\nthreshold = 2", "accounts[0].owners[1]: 0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed is listed twice"),
+        ("[owners]\nkeystore = \"k\"", "owners: a list of tables, written [[owners]], not [owners]"),
+        ("[accounts]\naddress = \"0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed\"", "accounts: a list of tables"),
         ("[[owners]]\npassphrase_file = \"x\"", "owners[0]"),
         ("[[owners]]\npkcs11 = \"token=a\"", "owners[0].pkcs11"),
         ("[[owners]]\npkcs11 = \"pkcs11:token=a\"\npin_file = \"p\"\npin_env = \"P\"", "owners[0].pin_file"),

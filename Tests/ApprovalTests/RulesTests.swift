@@ -77,6 +77,11 @@ struct RulesTests {
             ("[[rules]]\ndecision = \"approve\"\n[rules.match]\nmax_duration = \"soon\"", "a duration"),
             ("this is = not toml", "invalid TOML"),
             ("extra = 1", "extra: unknown key"),
+            // Slips that would have let through what a rule was written to stop.
+            ("default = \"approve\"\n[rules]\nname = \"no sudo\"\ndecision = \"deny\"\n[rules.match]\nany_flag = [\"sudo\"]", "rules: a list of tables, written [[rules]], not [rules]"),
+            ("[[rules]]\ndecision = \"approve\"\n[rules.match]\nforbid = [\"sudoo\"]", "sudoo is no flag a review raises; they are account_administration, admin_access"),
+            ("[[rules]]\ndecision = \"deny\"\n[rules.match]\nany_flag = [\"no_action_restrictions\"]", "no_action_restrictions is no flag"),
+            ("[[rules]]\ndecision = \"approve\"\n[rules.match]\nclient_uids = [4294967296]", "4294967296 is no uid"),
         ] {
             do {
                 _ = try RulesFile(toml: toml)

@@ -97,6 +97,26 @@ struct RequestTests {
         rejects("{\(head), \"permissions\": [{\"target\": \"0x00000000008bDABA73cD9815d79069c247Eb4bDA\", \"nativeTransfer\": true, \"sudo\": true}]}", "refuses the zero address or itself")
     }
 
+    /// A field of the wrong type is an error, never taken for absent: read as absent, an ERC-7715
+    /// expiry given as an object instead of a list would vanish, and a contract-call's function
+    /// list given as a string would allow every function of the ABI.
+    @Test func aFieldOfTheWrongTypeIsNotReadAsAbsent() {
+        let head = #""account": "0x7227dcfb0c5ec7a5f539f97b18be261c49687ed6", "chains": [1]"#
+        let transfer = #""permissions": [{"target": "0x000000000000000000000000000000000000bEEF", "nativeTransfer": true, "sudo": true}]"#
+        rejects("{\(head), \"paymaster\": \"no\", \(transfer)}", "paymaster: expected true or false")
+        rejects("{\(head), \"export\": 1, \(transfer)}", "export: expected true or false")
+        rejects("{\(head), \"permissions\": [{\"target\": \"0x000000000000000000000000000000000000bEEF\", \"nativeTransfer\": \"true\", \"sudo\": true}]}", "nativeTransfer: expected true or false")
+        rejects(#"{"account": "0x7227dcfb0c5ec7a5f539f97b18be261c49687ed6", "accountKind": "safe", "chains": [1], "session": \#(WorkedExampleTests.session.json.serialized)}"#,
+                "accountKind: one of")
+        let grant = #""chainId": "0x1", "address": "0x7227dcfb0c5ec7a5f539f97b18be261c49687ed6", "signer": {"type": "wallet"}"#
+        let call = #"{"type": "contract-call", "data": {"address": "0x000000000000000000000000000000000000bEEF", "abi": [{"type": "function", "name": "a", "inputs": []}, {"type": "function", "name": "b", "inputs": []}], "functions": FUNCTIONS}}"#
+        rejects("{\(grant), \"permission\": \(call.replacingOccurrences(of: "FUNCTIONS", with: "\"a\""))}", "functions: expected an array")
+        rejects("{\(grant), \"permission\": \(call.replacingOccurrences(of: "FUNCTIONS", with: "[5]"))}", "functions[0]: a function name")
+        let allowA = "{\(grant), \"permission\": \(call.replacingOccurrences(of: "FUNCTIONS", with: "[\"a\"]"))"
+        rejects(allowA + #", "rules": {"type": "expiry", "data": {"timestamp": 1800000000}}}"#, "rules: expected an array")
+        rejects(allowA + #", "policies": {}}"#, "policies: expected an array")
+    }
+
     /// A session whose ENABLE data could never be sent or decoded is refused before it is
     /// reviewed (each argument rule is a 3 KB UniActionPolicy configuration).
     @Test func aSessionTooLargeToEnableIsRefused() throws {

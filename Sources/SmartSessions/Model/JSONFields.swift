@@ -93,6 +93,16 @@ struct JSONFields {
         return v
     }
 
+    /// An optional field read as its type or refused: a wrong type is never taken for absent
+    /// (a restriction given as an object instead of a list would otherwise vanish).
+    func optionalBool(_ key: String) throws(SmartSessionError) -> Bool? {
+        optional(key) == nil ? nil : try bool(key)
+    }
+
+    func optionalArray(_ key: String) throws(SmartSessionError) -> [JSONValue]? {
+        optional(key) == nil ? nil : try array(key)
+    }
+
     func array(_ key: String) throws(SmartSessionError) -> [JSONValue] {
         guard let a = try value(key).arrayValue else { throw SmartSessionError("\(field(key)): expected an array") }
         return a

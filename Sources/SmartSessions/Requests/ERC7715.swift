@@ -38,10 +38,10 @@ struct ERC7715Compiler {
             actions += a
             userOp += u
         }
-        for (i, p) in (f.optional("policies")?.arrayValue ?? []).enumerated() {
+        for (i, p) in (try f.optionalArray("policies") ?? []).enumerated() {
             userOp.append(try policy(p, path: "policies[\(i)]", values: values))
         }
-        for (i, r) in (f.optional("rules")?.arrayValue ?? []).enumerated() {
+        for (i, r) in (try f.optionalArray("rules") ?? []).enumerated() {
             let path = "rules[\(i)]"
             guard r["type"]?.stringValue == "expiry" else {
                 throw refuse(path, "rule type \(r["type"]?.stringValue ?? "?") has no Smart Sessions v1 equivalent")
@@ -87,11 +87,12 @@ struct ERC7715Compiler {
             if let abi = data.optional("abi") {
                 do { functions = try ContractInterface(jsonABI: abi.serialized).functions } catch { throw SmartSessionError("\(data.field("abi")): \(error)") }
             }
-            if let names = data.optional("functions")?.arrayValue {
-                let named: [String] = names.compactMap { $0["functionName"]?.stringValue ?? $0.stringValue }
+            if let names = try data.optionalArray("functions") {
                 var chosen: [ABIFunction] = []
-                for (i, n) in named.enumerated() {
-                    chosen.append(try base.resolve(n, in: functions.isEmpty ? nil : functions, path: "\(data.field("functions"))[\(i)]"))
+                for (i, entry) in names.enumerated() {
+                    let path = "\(data.field("functions"))[\(i)]"
+                    guard let name = entry["functionName"]?.stringValue ?? entry.stringValue else { throw SmartSessionError("\(path): a function name, or {functionName}") }
+                    chosen.append(try base.resolve(name, in: functions.isEmpty ? nil : functions, path: path))
                 }
                 functions = chosen
             }

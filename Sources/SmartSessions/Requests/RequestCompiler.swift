@@ -177,7 +177,7 @@ public struct RequestCompiler: Sendable {
             guard !cost.isZero, cost.bitWidth <= 128 else { throw SmartSessionError("maxGas.cost: must be between 1 and 2^128-1 wei") }
             userOpPolicies.append(.simpleGas(gasLimit: gas, costLimit: cost))
         }
-        if f.optional("sudo")?.boolValue == true { userOpPolicies.append(.sudo) }
+        if try f.optionalBool("sudo") == true { userOpPolicies.append(.sudo) }
 
         var actions: [(action: ActionData, configs: [PolicyConfig])] = []
         var functions: [ActionKey: ABIFunction] = [:]
@@ -199,23 +199,16 @@ public struct RequestCompiler: Sendable {
         let userOpData = userOpPolicies.map(\.policyData)
         let session = Session(sessionValidator: validator, sessionValidatorInitData: initData, salt: salt,
                               userOpPolicies: userOpData, actions: actions.map(\.action),
-                              permitERC4337Paymaster: f.optional("paymaster")?.boolValue ?? false)
+                              permitERC4337Paymaster: try f.optionalBool("paymaster") ?? false)
         var decoded: [PolicyData: PolicyConfig] = [:]
         for (data, config) in zip(userOpData, userOpPolicies) { decoded[data] = config }
         for (action, configs) in actions {
             for (data, config) in zip(action.actionPolicies, configs) { decoded[data] = config }
         }
-        var kind: AccountKind?
-        if let k = f.optional("accountKind") {
-            guard let parsed = k.stringValue.flatMap(AccountKind.init(rawValue:)) else {
-                throw SmartSessionError("accountKind: one of \(AccountKind.allCases.map(\.rawValue).joined(separator: ", "))")
-            }
-            kind = parsed
-        }
-        var compiled = CompiledRequest(format: .native, account: try account(f), accountKind: kind,
+        var compiled = CompiledRequest(format: .native, account: try account(f), accountKind: try accountKind(f),
                                        chains: chainTargets(chains, nonces: try nonceMap(f.optional("nonces"), path: "nonces")),
                                        mode: try mode(f.optional("mode"), path: "mode"), session: session, functions: functions,
-                                       exportKey: f.optional("export")?.boolValue ?? false, label: try f.displayText("label"))
+                                       exportKey: try f.optionalBool("export") ?? false, label: try f.displayText("label"))
         compiled.decodedPolicies = decoded
         return compiled
     }
@@ -250,7 +243,7 @@ public struct RequestCompiler: Sendable {
         } else if let known, f.optional("abi") != nil || f.optional("functions") != nil {
             calls = known.map { (Selector(bytes: $0.selector)!, $0) }
         }
-        if f.optional("nativeTransfer")?.boolValue == true { calls.append((.valueTransfer, nil)) }
+        if try f.optionalBool("nativeTransfer") == true { calls.append((.valueTransfer, nil)) }
         guard !calls.isEmpty else {
             throw SmartSessionError("\(path): say which calls are allowed: \"allow\" (function names), \"functions\", \"abi\", or \"nativeTransfer\": true")
         }
@@ -288,7 +281,7 @@ public struct RequestCompiler: Sendable {
             }
             if let v = f.optional("maxUses") { policies.append(.usageLimit(try values.count(v, path: f.field("maxUses")))) }
             if let v = f.optional("validity") { policies.append(try values.validity(v, path: f.field("validity"))) }
-            if f.optional("sudo")?.boolValue == true { policies.append(.sudo) }
+            if try f.optionalBool("sudo") == true { policies.append(.sudo) }
             guard !policies.isEmpty else {
                 throw SmartSessionError("\(path): no policy for \(function?.signature ?? "value transfers"); add rules or limits, or \"sudo\": true to allow it without limits")
             }
@@ -297,6 +290,15 @@ public struct RequestCompiler: Sendable {
                             policies, known == nil ? nil : function))
         }
         return actions
+    }
+
+    /// The account kind a request names, if it names one.
+    func accountKind(_ f: JSONFields) throws(SmartSessionError) -> AccountKind? {
+        guard let k = f.optional("accountKind") else { return nil }
+        guard let parsed = k.stringValue.flatMap(AccountKind.init(rawValue:)) else {
+            throw SmartSessionError("accountKind: one of \(AccountKind.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        return parsed
     }
 
     /// The functions a permission's "abi" or "functions" describe, or nil when it has neither.
@@ -357,11 +359,9 @@ public struct RequestCompiler: Sendable {
         try f.only(["account", "accountKind", "chains", "chainIds", "nonces", "mode", "session", "label", "export"])
         let chains = try chainList(f.optional("chains") ?? f.optional("chainIds"), path: "chains")
         let session = try Session(json: try f.value("session"), path: "session")
-        var kind: AccountKind?
-        if let k = f.optional("accountKind") { kind = k.stringValue.flatMap(AccountKind.init(rawValue:)) }
-        return CompiledRequest(format: .rawSession, account: try account(f), accountKind: kind,
+        return CompiledRequest(format: .rawSession, account: try account(f), accountKind: try accountKind(f),
                                chains: chainTargets(chains, nonces: try nonceMap(f.optional("nonces"), path: "nonces")),
                                mode: try mode(f.optional("mode"), path: "mode"), session: session,
-                               exportKey: f.optional("export")?.boolValue ?? false, label: try f.displayText("label"))
+                               exportKey: try f.optionalBool("export") ?? false, label: try f.displayText("label"))
     }
 }
