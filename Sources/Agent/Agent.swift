@@ -55,6 +55,8 @@ public actor Agent {
     /// the store locking and opening. Never a secret.
     let logger: Logger
     var pending: [String: PendingRequest] = [:]
+    /// How many of `pending` are undecided, by the uid that asked.
+    var undecided: [UInt32: Int] = [:]
     /// Requests whose owners are signing now. The owner may take long (a passphrase or PIN
     /// prompt, an HSM) and the actor serves other calls meanwhile, so a second decision on the
     /// request, or its expiry, must not race the approval under way.
@@ -151,9 +153,9 @@ public actor Agent {
     /// others may have come meanwhile).
     private func admit(_ client: ClientIdentity) throws(AgentError) {
         try requireOpenStore()
-        let undecided = pending.values.filter { $0.status == .pending && $0.client.uid == client.uid }.count
-        guard undecided < Self.maximumUndecidedPerUID else {
-            throw AgentError("too_many_pending", "uid \(client.uid) has \(undecided) requests waiting for a decision; wait for them (session_wait) before asking for more")
+        let waiting = undecided[client.uid, default: 0]
+        guard waiting < Self.maximumUndecidedPerUID else {
+            throw AgentError("too_many_pending", "uid \(client.uid) has \(waiting) requests waiting for a decision; wait for them (session_wait) before asking for more")
         }
     }
 
@@ -168,6 +170,7 @@ public actor Agent {
             "renderingHash": .string(renderingHash.hex),
         ])), at: now)
         pending[id] = request
+        undecided[client.uid, default: 0] += 1
         logger.info("request \(id) from \(client): account \(compiled.account.checksummed), permissionId \(compiled.permissionId.hex)")
         if let rules {
             let outcome = rules.evaluate(request.review, client: client)
@@ -206,6 +209,7 @@ public actor Agent {
     /// `signedBy`: the owner keys whose signatures enable the session, so that the record says
     /// which key (on which token) signed what.
     func finish(_ id: String, _ status: RequestStatus, reason: String, approver: String, sessionId: String? = nil, signedBy: [OwnerIdentity] = []) -> PendingRequest {
+        if pending[id]!.status == .pending { undecided[pending[id]!.client.uid]! -= 1 }
         pending[id]!.status = status
         pending[id]!.reason = reason
         pending[id]!.sessionId = sessionId
