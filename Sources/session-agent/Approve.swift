@@ -7,9 +7,9 @@ struct Approve: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Review and decide pending session requests (on the control socket).",
         discussion: """
-            Shows each pending request in full, as the review renders it, and asks yes or no (an empty answer is no, \
-            any other asks again). A request \
-            with a critical risk flag needs the word `approve` typed in full. The owner's passphrase, or \
+            Shows each pending request in full, as the review renders it, and asks yes or no (an empty \
+            answer is no; any other answer is asked again). A request with a critical risk flag needs the \
+            word `approve` typed in full. The owner's passphrase, or \
             the PIN of the owner's token, is asked here when the agent does not have it; when it was wrong, or \
             the token was not plugged in, the request stays pending and you are asked whether to try again. \
             The end of the input (no terminal, or a script out of answers) decides nothing: the request \
