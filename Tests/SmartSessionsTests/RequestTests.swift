@@ -115,6 +115,13 @@ struct RequestTests {
         let allowA = "{\(grant), \"permission\": \(call.replacingOccurrences(of: "FUNCTIONS", with: "[\"a\"]"))"
         rejects(allowA + #", "rules": {"type": "expiry", "data": {"timestamp": 1800000000}}}"#, "rules: expected an array")
         rejects(allowA + #", "policies": {}}"#, "policies: expected an array")
+        // A limit this compiler does not read is refused, not dropped.
+        rejects("{\(grant), \"permission\": {\"type\": \"erc20-token-transfer\", \"data\": {\"address\": \"0x1c7D4B196Cb0C7B01d743Fbc6116a902379C7238\", \"allowance\": \"0x10\", \"to\": [\"0x000000000000000000000000000000000000bEEF\"]}}}",
+                "permission.data.to: unknown field")
+        rejects(allowA + #", "policies": [{"type": "call-limit", "data": {"count": 5, "period": 86400}}]}"#, "policies[0].data.period: unknown field")
+        #expect(throws: Never.self) {
+            try compile("{\(grant), \"permission\": {\"type\": \"erc20-token-transfer\", \"data\": {\"address\": \"0x1c7D4B196Cb0C7B01d743Fbc6116a902379C7238\", \"allowance\": \"0x10\", \"justification\": \"payouts\"}}}")
+        }
     }
 
     /// A session whose ENABLE data could never be sent or decoded is refused before it is

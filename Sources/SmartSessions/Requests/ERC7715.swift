@@ -47,6 +47,7 @@ struct ERC7715Compiler {
                 throw refuse(path, "rule type \(r["type"]?.stringValue ?? "?") has no Smart Sessions v1 equivalent")
             }
             let data = try JSONFields(try JSONFields(r, path: path).value("data"), path: "\(path).data")
+            try data.only(["timestamp"])
             userOp.append(.timeFrame(validUntil: try values.time(try data.value("timestamp"), path: data.field("timestamp")), validAfter: 0))
         }
         let (validator, initData) = try base.sessionValidator
@@ -62,6 +63,11 @@ struct ERC7715Compiler {
         try f.only(["type", "data", "isAdjustmentAllowed", "required"])
         let type = try f.string("type")
         let data = try JSONFields(try f.value("data"), path: f.field("data"))
+        // A field this compiler does not read (a recipient list, a period) would be a limit the
+        // session silently lacks. `justification` is the client's words to the user: not a limit.
+        let fields: [String: Set<String>] = ["erc20-token-transfer": ["address", "allowance"], "native-token-transfer": ["allowance", "to"],
+                                             "contract-call": ["address", "abi", "functions"]]
+        if let known = fields[type] { try data.only(known.union(["justification"])) }
         switch type {
         case "erc20-token-transfer":
             let token = try data.address("address")
@@ -113,6 +119,8 @@ struct ERC7715Compiler {
         try f.only(["type", "data"])
         let type = try f.string("type")
         let data = try JSONFields(try f.value("data"), path: f.field("data"))
+        let fields: [String: Set<String>] = ["call-limit": ["count"], "spent-limit": ["allowance"], "gas-limit": ["limit"]]
+        if let known = fields[type] { try data.only(known) }
         switch type {
         case "call-limit":
             return .usageLimit(try values.count(try data.value("count"), path: data.field("count")))
