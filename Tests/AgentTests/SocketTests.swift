@@ -445,7 +445,8 @@ struct SocketTests {
         let agent = try AgentProcess(rules: "default = \"ask\"")
         try agent.start()
         let named = agent.directory.appendingPathComponent("client\n2026-01-01 request approved\u{1B}[2J")
-        try FileManager.default.linkItem(at: Command.sessionAgent, to: named)
+        // A hard link where the build directory and the temporary directory share a file system.
+        do { try FileManager.default.linkItem(at: Command.sessionAgent, to: named) } catch { try FileManager.default.copyItem(at: Command.sessionAgent, to: named) }
         let asked = try Command.run(named, ["rpc", "session_request", JSONValue.object(JSONObject(["request": Self.example])).serialized, "--socket", agent.clientSocket])
         #expect(asked.status == 0 && asked.stdout.contains("pending"), "\(asked)")
         let pending = try #require(try AgentClient(path: agent.controlSocket).call("pending_list").arrayValue?.first)
