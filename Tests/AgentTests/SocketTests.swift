@@ -204,7 +204,7 @@ struct SocketTests {
         let open = try start(["data_dir = \"shared\"", "socket_dir = \"run\""])
         #expect(open.status == 1 && open.stderr.contains("data_dir \(shared.path) is open to other users (mode 777); chmod 700 it"), "\(open.stderr)")
         chmod(shared.path, 0o700)
-        FileManager.default.createFile(atPath: shared.appendingPathComponent("store.sqlite").path, contents: nil, attributes: [.posixPermissions: 0o644])
+        _ = FileManager.default.createFile(atPath: shared.appendingPathComponent("store.sqlite").path, contents: nil, attributes: [.posixPermissions: 0o644])
         let readable = try start(["data_dir = \"shared\"", "socket_dir = \"run\""])
         #expect(readable.status == 1 && readable.stderr.contains("the store file \(shared.path)/store.sqlite is open to other users (mode 644); chmod 600 it"), "\(readable.stderr)")
     }
