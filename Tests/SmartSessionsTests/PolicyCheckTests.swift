@@ -249,6 +249,20 @@ struct PolicyRuleTests {
         #expect(allowed(gas, Self.op(Self.pay(1)), &cheap, baseFee: 0))
         #expect(!allowed(gas, Self.op(Self.pay(1)), &cheap, baseFee: 0), "the gas-unit limit")
 
+        // Limits that add up, or a cost that multiplies out, past 2^256: the contract reverts, and
+        // the refusal says so (a wrapped sum would have passed as a small one).
+        var huge = Self.op(Self.pay(1))
+        huge.preVerificationGas = UInt256.max
+        if case .failure(let d) = PolicyChecker(session: gas, account: Self.account).check(huge, ledger: PolicyLedger()) {
+            #expect(d.message.contains("gas limits add up past 2^256"), "\(d.message)")
+        } else { Issue.record("a wrapped gas sum passed") }
+        var dear = Self.op(Self.pay(1))
+        dear.preVerificationGas = UInt256.powerOfTwo(200)
+        dear.gasFees = Bytes32(UInt256(1).bigEndianBytes.suffix(16) + UInt256.powerOfTwo(100).bigEndianBytes.suffix(16))
+        if case .failure(let d) = PolicyChecker(session: gas, account: Self.account).check(dear, ledger: PolicyLedger()) {
+            #expect(d.message.contains("gas cost") && d.message.contains("past 2^256"), "\(d.message)")
+        } else { Issue.record("an overflowing cost passed") }
+
         let timed = Self.session(userOp: [.timeFrame(validUntil: 2000, validAfter: 1000)], actions: gas.actions)
         var l = PolicyLedger()
         #expect(allowed(timed, Self.op(Self.pay(1)), &l, now: 1000) && allowed(timed, Self.op(Self.pay(1)), &l, now: 2000))

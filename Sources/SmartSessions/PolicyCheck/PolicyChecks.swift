@@ -60,17 +60,20 @@ extension PolicyChecker {
             state.set(key("valueUsed"), used)
         case .simpleGas(let gasLimit, let costLimit):
             let limits = op.accountGasLimits.bytes, fees = op.gasFees.bytes
-            var gas = UInt256(bigEndian: limits[0..<16]).addingReportingOverflow(UInt256(bigEndian: limits[16..<32])).partialValue
-                .addingReportingOverflow(op.preVerificationGas).partialValue
+            // The contract's checked arithmetic reverts where a sum or the cost passes 2^256.
+            var parts = [UInt256(bigEndian: limits[0..<16]), UInt256(bigEndian: limits[16..<32]), op.preVerificationGas]
             if op.paymasterAndData.count >= 52 {
-                gas = gas.addingReportingOverflow(UInt256(bigEndian: op.paymasterAndData[20..<36])).partialValue
-                    .addingReportingOverflow(UInt256(bigEndian: op.paymasterAndData[36..<52])).partialValue
+                parts += [UInt256(bigEndian: op.paymasterAndData[20..<36]), UInt256(bigEndian: op.paymasterAndData[36..<52])]
+            }
+            guard let gas = parts.dropFirst().reduce(parts[0] as UInt256?, { sum, part in sum.flatMap { Self.add($0, part) } }) else {
+                throw violation(p, c.kind, "the user operation's gas limits add up past 2^256, where SimpleGasPolicy reverts")
             }
             let maxFee = UInt256(bigEndian: fees[16..<32]), priority = UInt256(bigEndian: fees[0..<16])
             let price = baseFee.map { min(maxFee, priority.addingReportingOverflow($0).partialValue) } ?? maxFee
             let (cost, overflow) = gas.multipliedReportingOverflow(by: price)
+            guard !overflow else { throw violation(p, c.kind, "the user operation's gas cost (\(gas) gas at \(price) wei) is past 2^256, where SimpleGasPolicy reverts") }
             let gasBefore = state.value(key("gasUsed")), costBefore = state.value(key("costUsed"))
-            guard !overflow, let gasUsed = Self.add(gasBefore, gas), gasUsed <= gasLimit else {
+            guard let gasUsed = Self.add(gasBefore, gas), gasUsed <= gasLimit else {
                 throw violation(p, c.kind, "\(gas) more gas would exceed the session's gas limit of \(gasLimit) (\(gasBefore) used)")
             }
             guard let costUsed = Self.add(costBefore, cost), costUsed <= costLimit else {
