@@ -104,7 +104,8 @@ struct Sessions: ParsableCommand {
         try report(output) {
             let list = try remote { try socket.connect().call("session_list") }
             let lines = (list.arrayValue ?? []).map { s in
-                "\(s["sessionId"]?.stringValue ?? "?")  \(s["label"]?.stringValue ?? "-")  account \(s["account"]?.stringValue ?? "?")  key \(s["sessionKey"]?.stringValue ?? "?")\(s["revoked"] == .bool(true) ? "  (revoked)" : "")"
+                // A label stored before labels were checked may hold control characters.
+                "\(s["sessionId"]?.stringValue ?? "?")  \(s["label"]?.stringValue.map(DisplayText.escaped) ?? "-")  account \(s["account"]?.stringValue ?? "?")  key \(s["sessionKey"]?.stringValue ?? "?")\(s["revoked"] == .bool(true) ? "  (revoked)" : "")"
             }
             return CommandOutput(text: lines.isEmpty ? "no sessions" : lines.joined(separator: "\n"), json: list)
         }
