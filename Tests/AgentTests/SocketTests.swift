@@ -456,6 +456,22 @@ struct SocketTests {
         #expect(!agent.logs.contains("\u{1B}[2J") && !agent.logs.contains("\n2026-01-01 request approved"), "\(agent.logs)")
     }
 
+    /// A label stored before labels were checked is shown with its control characters written out.
+    @Test func aStoredLabelIsShownAsText() throws {
+        let agent = try AgentProcess(rules: "default = \"approve\"")
+        try agent.start()
+        let session = try Self.requestSession(try AgentClient(path: agent.clientSocket))
+        let relabel = try Command.run(URL(fileURLWithPath: "/usr/bin/env"), ["python3", "-c", """
+            import sqlite3, sys
+            db = sqlite3.connect(sys.argv[1])
+            db.execute("UPDATE sessions SET request = json_set(request, '$.label', ?) WHERE id = ?", ("bot\\x1b[2J\\nforged", sys.argv[2]))
+            db.commit()
+            """, agent.directory.appendingPathComponent("data/store.sqlite").path, session])
+        #expect(relabel.status == 0, "\(relabel.stderr)")
+        let listed = try Command.run(Command.sessionAgent, ["sessions", "--socket", agent.clientSocket])
+        #expect(listed.status == 0 && listed.stdout.contains("bot\\u{1b}[2J\\u{a}forged") && !listed.stdout.contains("\u{1B}"), "\(listed)")
+    }
+
     /// A store that cannot grow (a full disk; here a file-size limit) fails each write that needs
     /// room with an error, and nothing more: the audit log the agent vouches for stays whole, and
     /// the agent goes on answering.
