@@ -231,7 +231,6 @@ public final class SessionStore: @unchecked Sendable {
     /// known end. (GRDB's afterNextTransaction is not told of a transaction whose COMMIT failed,
     /// and would fire at the next one.)
     private func committed<T>(_ db: Database, _ body: (Database) throws -> T) throws -> T {
-        appendedAuditHead = nil
         defer { appendedAuditHead = nil }
         var result: T?
         try db.inTransaction {

@@ -26,7 +26,7 @@ struct AuditShow: ParsableCommand {
             if let kind { params["kind"] = .string(kind) }
             let entries = try remote { try connectControl(socket).call("audit_show", params) }
             let lines = (entries.arrayValue ?? []).map { e in
-                let at = e["at"].flatMap { TimeInterval($0.serialized) }.map { Date(timeIntervalSince1970: $0).ISO8601Format() } ?? "?"
+                let at = utcTime(e["at"]) ?? "?"
                 return "\(e["seq"]?.serialized ?? "?")  \(at)  \(e["kind"]?.stringValue ?? "?")  \(e["entry"]?.serialized ?? "")"
             }
             return CommandOutput(text: lines.isEmpty ? "no entries" : lines.joined(separator: "\n"), json: entries)

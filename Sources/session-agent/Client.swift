@@ -122,7 +122,7 @@ struct Revoke: ParsableCommand {
         try report(output) {
             let result = try remote { try socket.connect().call("session_revoke", JSONObject(["sessionId": .string(session)])) }
             guard result["already"] == .bool(true) else { return CommandOutput(text: "revoked \(session)", json: result) }
-            let at = result["revokedAt"].flatMap { TimeInterval($0.serialized) }.map { " at " + Date(timeIntervalSince1970: $0).ISO8601Format() } ?? ""
+            let at = utcTime(result["revokedAt"]).map { " at " + $0 } ?? ""
             return CommandOutput(text: "\(session) was revoked already\(at)", json: result)
         }
     }

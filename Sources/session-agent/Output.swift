@@ -97,3 +97,8 @@ func parseAddress(_ text: String, what: String) throws -> Address {
         throw CommandFailure(message: "\(what): \(error)")
     }
 }
+
+/// A time the agent answered in Unix seconds, as ISO 8601 UTC; nil when it gave none.
+func utcTime(_ value: JSONValue?) -> String? {
+    value.flatMap { TimeInterval($0.serialized) }.map { Date(timeIntervalSince1970: $0).ISO8601Format() }
+}

@@ -94,6 +94,12 @@ struct PKCS11OwnerTests {
         return path
     }
 
+    /// The test's token, with a secp256k1 key "k1key" (id 01) that pkcs11-tool made.
+    func tokenWithKey() throws {
+        try hsm.initToken(token)
+        try hsm.generateKey(token: token, label: "k1key", id: "01")
+    }
+
     func uri(_ module: String, object: String = "k1key") throws -> PKCS11URI {
         try PKCS11URI("pkcs11:token=\(token);object=\(object)?module-path=\(module)")
     }
@@ -103,8 +109,7 @@ struct PKCS11OwnerTests {
 
     @Test(.enabled(if: Oracle.isAvailable, "\(Oracle.unavailableReason ?? "")"))
     func signsWithAKeyPkcs11ToolMade() async throws {
-        try hsm.initToken(token)
-        try hsm.generateKey(token: token, label: "k1key", id: "01")
+        try tokenWithKey()
         let owner = try await PKCS11Owner.load(try uri(try hsm.privateModule()), pin: .file(try pinFile(SoftHSM.userPIN)), defaultModule: nil)
         let point = try hsm.publicPoint(token: token, id: "01")
 
@@ -189,8 +194,7 @@ struct PKCS11OwnerTests {
     /// CKM_ECDSA) cannot sign the keccak-256 digests owners sign: its flags say so after a login,
     /// and a signature the token refuses names the reason rather than a bare CKR_MECHANISM_INVALID.
     @Test func aKeyRestrictedToHashingMechanismsSaysItCannotSign() async throws {
-        try hsm.initToken(token)
-        try hsm.generateKey(token: token, label: "k1key", id: "01")
+        try tokenWithKey()
         try hsm.generateKey(token: token, label: "restricted", id: "02", allowedMechanisms: "ECDSA-SHA256,ECDSA-SHA384")
         let module = try hsm.privateModule()
         let tokenURI = try PKCS11URI("pkcs11:token=\(token)?module-path=\(module)")
@@ -246,8 +250,7 @@ struct PKCS11OwnerTests {
     /// An id already in use is refused when generating (a label in use is the CLI test's), and a
     /// URI matching two keys names each by id and address.
     @Test func twoKeysUnderOneNameAreToldApart() async throws {
-        try hsm.initToken(token)
-        try hsm.generateKey(token: token, label: "k1key", id: "01")
+        try tokenWithKey()
         let module = try hsm.privateModule()
         let pin = PKCS11PINSource.file(try pinFile(SoftHSM.userPIN))
         await #expect { try await PKCS11Key.generate(on: try PKCS11URI("pkcs11:token=\(token);id=%01?module-path=\(module)"), curve: .secp256k1,
@@ -413,8 +416,7 @@ struct PKCS11OwnerTests {
     /// once left out without a word), and a PIN refused for its length before the token tries
     /// it (OpenSC) is a wrong PIN a person can mend, not a failure.
     @Test func aModuleWithCompressedPointsAndPINLengthChecks() async throws {
-        try hsm.initToken(token)
-        try hsm.generateKey(token: token, label: "k1key", id: "01")
+        try tokenWithKey()
         try hsm.generateKey(token: token, label: "p256key", id: "02", keyType: "EC:prime256v1")
         let directory = try hsm.subdirectory("quirks")
         let module = try CModule.quirks(in: directory, real: try hsm.privateModule())
@@ -450,8 +452,7 @@ struct PKCS11OwnerTests {
     /// for by the agent. A cancel or a wrong PIN is one they can mend, and the same PIN entered
     /// again is not refused as a repeat (the agent never saw it); a PIN file is used as given.
     @Test func aReaderWithAKeypadTakesThePINItself() async throws {
-        try hsm.initToken(token)
-        try hsm.generateKey(token: token, label: "k1key", id: "01")
+        try tokenWithKey()
         let directory = try hsm.subdirectory("keypad")
         let typed = directory.appendingPathComponent("typed").path
         let module = try CModule.keypad(in: directory, real: try hsm.privateModule(), typed: typed)
@@ -488,8 +489,7 @@ struct PKCS11OwnerTests {
     }
 
     @Test func aWrongPINIsAClearErrorAndIsNotOfferedAgain() async throws {
-        try hsm.initToken(token)
-        try hsm.generateKey(token: token, label: "k1key", id: "01")
+        try tokenWithKey()
         let module = try hsm.privateModule()
         let wrong = try pinFile(SoftHSM.wrongPIN)
         let owner = try await PKCS11Owner.load(try uri(module), pin: .file(wrong), defaultModule: nil)
@@ -523,8 +523,7 @@ struct PKCS11OwnerTests {
     /// The token is the same under any URI: a PIN it rejected is not offered again, and one
     /// owner logging in serves another owner on it, even one whose session is older.
     @Test func aLoginServesEveryURIOfTheToken() async throws {
-        try hsm.initToken(token)
-        try hsm.generateKey(token: token, label: "k1key", id: "01")
+        try tokenWithKey()
         try hsm.generateKey(token: token, label: "k1other", id: "02")
         let module = try hsm.privateModule()
         let serial = try #require(try await PKCS11Provider.shared(modulePath: module).tokens().tokens.first { $0.label == token }?.serial)
@@ -547,8 +546,7 @@ struct PKCS11OwnerTests {
     /// nothing once logged in, and what is wrong when the key at the URI is not the owner's (a
     /// token made again under the same label) or the PIN file cannot be read.
     @Test func readinessSaysWhatStandsBeforeASignature() async throws {
-        try hsm.initToken(token)
-        try hsm.generateKey(token: token, label: "k1key", id: "01")
+        try tokenWithKey()
         let module = try hsm.privateModule()
         let prompted = try await PKCS11Owner.load(try uri(module), pin: .prompt, defaultModule: nil)
         guard case .needsSecret(let asks) = await prompted.readiness() else { Issue.record("no PIN asked before a login"); return }
@@ -602,8 +600,7 @@ struct PKCS11OwnerTests {
     /// of each asking for the PIN (gpg-agent users know the pile of dialogs otherwise): eight at
     /// once on a token not logged in, one prompt.
     @Test func signaturesArrivingDuringAPINPromptWaitForIt() async throws {
-        try hsm.initToken(token)
-        try hsm.generateKey(token: token, label: "k1key", id: "01")
+        try tokenWithKey()
         let owner = try await PKCS11Owner.load(try uri(try hsm.privateModule()), pin: .prompt, defaultModule: nil)
         let prompts = LockedBox<Int>()
         let (typed, typing) = AsyncStream<Void>.makeStream()
@@ -708,8 +705,7 @@ struct PKCS11OwnerTests {
     /// would drop the session and with it a login a person gave. Once the fault is gone the next
     /// signature works without asking for the PIN again.
     @Test func aModuleFaultWithItsTokenPresentIsNotARemoval() async throws {
-        try hsm.initToken(token)
-        try hsm.generateKey(token: token, label: "k1key", id: "01")
+        try tokenWithKey()
         let directory = try hsm.subdirectory("fault")
         let trigger = directory.appendingPathComponent("fault").path
         let module = try CModule.faultyInSign(.generalError, in: directory, real: try hsm.privateModule(), trigger: trigger)
@@ -737,8 +733,7 @@ struct PKCS11OwnerTests {
     /// Each is a clear error (the process running this test survives it), and once the module
     /// answers sanely again, the same owner signs.
     @Test func aModuleAnsweringImpossibleLengthsIsAnErrorNotACrash() async throws {
-        try hsm.initToken(token)
-        try hsm.generateKey(token: token, label: "k1key", id: "01")
+        try tokenWithKey()
         let directory = try hsm.subdirectory("impossible")
         let trigger = directory.appendingPathComponent("fault").path
         let module = try CModule.answeringImpossibleLengths(in: directory, real: try hsm.privateModule(), trigger: trigger)
@@ -846,8 +841,7 @@ struct PKCS11OwnerTests {
     /// the signer's session nor call into the library beside it. The owner names the library by
     /// another path (Debian's /usr/lib/softhsm symlink; p11-kit knows the file it points to).
     @Test func findingAKeyThroughP11KitWhileTheSameModuleSigns() async throws {
-        try hsm.initToken(token)
-        try hsm.generateKey(token: token, label: "k1key", id: "01")
+        try tokenWithKey()
         let pin = PKCS11PINSource.file(try pinFile(SoftHSM.userPIN))
         let registered = try #require(PKCS11Module.registered().first { $0.path.hasSuffix("libsofthsm2.so") }?.path, "p11-kit does not know SoftHSM")
         let symlink = hsm.directory.appendingPathComponent("link-\(token)-libsofthsm2.so").path
@@ -872,8 +866,7 @@ struct PKCS11OwnerTests {
     }
 
     @Test func concurrentRequestsTakeTurnsOnOneToken() async throws {
-        try hsm.initToken(token)
-        try hsm.generateKey(token: token, label: "k1key", id: "01")
+        try tokenWithKey()
         let owner = try await PKCS11Owner.load(try uri(try hsm.privateModule()), pin: .file(try pinFile(SoftHSM.userPIN)), defaultModule: nil)
         let signatures = try await withThrowingTaskGroup(of: (Bytes32, RecoverableSignature).self) { group in
             for i in 0..<24 {

@@ -1,3 +1,5 @@
+import Foundation
+
 /// Text that others wrote (a client's label, an executable's file name, a token's label) shown
 /// to a person. Control characters in it could move the cursor, colour or clear the terminal, or
 /// start a line of its own that reads as the agent's; bidirectional overrides could reorder what
@@ -15,20 +17,16 @@ public enum DisplayText {
 
     /// The first character of `text` that may not be shown as it is, as `U+XXXX`.
     public static func firstUnsafe(_ text: String) -> String? {
-        text.unicodeScalars.first(where: isUnsafe).map { "U+" + String($0.value, radix: 16, uppercase: true).leftPadded(to: 4) }
+        text.unicodeScalars.first(where: isUnsafe).map { String(format: "U+%04X", $0.value) }
     }
 
     /// `text` with every character that may not be shown as it is written as `\u{…}`.
     public static func escaped(_ text: String) -> String {
-        guard firstUnsafe(text) != nil else { return text }
+        guard text.unicodeScalars.contains(where: isUnsafe) else { return text }
         var out = String.UnicodeScalarView()
         for scalar in text.unicodeScalars {
             if isUnsafe(scalar) { out.append(contentsOf: "\\u{\(String(scalar.value, radix: 16))}".unicodeScalars) } else { out.append(scalar) }
         }
         return String(out)
     }
-}
-
-private extension String {
-    func leftPadded(to width: Int) -> String { String(repeating: "0", count: max(0, width - count)) + self }
 }
