@@ -81,8 +81,17 @@ public final class AgentClient {
         let id = nextId
         nextId += 1
         let request = JSONValue.object(JSONObject(["jsonrpc": "2.0", "id": JSONValue(id), "method": .string(method), "params": .object(params)]))
-        try sendRaw(Array((request.serialized + "\n").utf8))
-        guard let response = try readLine() else { throw Failure(description: "the agent closed the connection") }
+        let response: JSONValue?
+        do {
+            try sendRaw(Array((request.serialized + "\n").utf8))
+            response = try readLine()
+        } catch {
+            // An agent that refuses a connection (its uid, too many open) says why and closes
+            // it, perhaps before the request could be sent: the reason is still there to read.
+            guard let refusal = try? readLine(), refusal["error"] != nil else { throw error }
+            response = refusal
+        }
+        guard let response else { throw Failure(description: "the agent closed the connection") }
         if let error = response["error"] {
             throw RemoteError(message: error["message"]?.stringValue ?? "error", reason: error["data"]?["reason"]?.stringValue ?? "unknown",
                               code: Int(error["code"].flatMap { if case .number(let n) = $0 { n } else { nil } } ?? "0") ?? 0)

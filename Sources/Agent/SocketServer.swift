@@ -3,6 +3,7 @@ import EthereumCore
 import Foundation
 import NIOCore
 import NIOPosix
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -32,6 +33,7 @@ public struct SocketServer: Sendable {
     /// effective group; supplementary groups are not consulted).
     public let allowedGIDs: Set<UInt32>
     public let partialMessageTimeout: TimeAmount
+    let connections = ConnectionCounts()
 
     public init(rpc: AgentRPC, allowedUIDs: Set<UInt32> = [], allowedGIDs: Set<UInt32> = [], partialMessageTimeout: TimeAmount = .seconds(30)) {
         self.rpc = rpc
@@ -63,7 +65,8 @@ public struct SocketServer: Sendable {
             let connection: @Sendable (Channel) -> EventLoopFuture<Void> = { [partialMessageTimeout] channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(LineFramer(maximumSize: JSONRPC.maximumMessageSize, partialTimeout: partialMessageTimeout))
-                    try channel.pipeline.syncOperations.addHandler(RPCConnection(rpc: rpc, control: listener.control, admits: { self.admits($0, control: listener.control) }))
+                    try channel.pipeline.syncOperations.addHandler(RPCConnection(rpc: rpc, control: listener.control, connections: connections,
+                                                                                  admits: { self.admits($0, control: listener.control) }))
                 }
             }
             let bootstrap = ServerBootstrap(group: group).serverChannelOption(.backlog, value: 256)
@@ -101,6 +104,36 @@ public struct SocketServer: Sendable {
     }
 }
 
+/// How many connections each uid holds open to each socket. One client opening connections
+/// without end would otherwise use up the agent's descriptors and lock every other client out;
+/// the control socket is counted apart, so the operator can always reach it.
+public final class ConnectionCounts: Sendable {
+    public static let perUID = 64
+
+    struct Key: Hashable {
+        var uid: UInt32
+        var control: Bool
+    }
+
+    private let open = Mutex<[Key: Int]>([:])
+
+    /// Counts one more connection for `key`, unless it has `perUID` already.
+    func admit(_ key: Key) -> Bool {
+        open.withLock { open in
+            guard open[key, default: 0] < Self.perUID else { return false }
+            open[key, default: 0] += 1
+            return true
+        }
+    }
+
+    func release(_ key: Key) {
+        open.withLock { open in
+            open[key, default: 1] -= 1
+            if open[key] == 0 { open[key] = nil }
+        }
+    }
+}
+
 /// One connection: its peer checked once, then one request at a time, answered in order.
 /// Signing requests are answered on the event loop itself (`AgentRPC.respondOnThisThread`);
 /// the others go to the agent's actor. While requests wait their turn, no more is read from the
@@ -112,23 +145,32 @@ final class RPCConnection: ChannelDuplexHandler {
 
     let rpc: AgentRPC
     let control: Bool
+    let connections: ConnectionCounts
     let admits: @Sendable (ClientIdentity) -> Bool
     private var context: ChannelHandlerContext?
     private var client: ClientIdentity?
+    /// Set once the connection counts against its uid's share.
+    private var counted: ConnectionCounts.Key?
     private var waiting: [Frame] = []
     private var busy = false
     private var readHeld = false
     private var draining = false
     private static let backlog = 16
 
-    init(rpc: AgentRPC, control: Bool, admits: @escaping @Sendable (ClientIdentity) -> Bool) {
+    init(rpc: AgentRPC, control: Bool, connections: ConnectionCounts, admits: @escaping @Sendable (ClientIdentity) -> Bool) {
         self.rpc = rpc
         self.control = control
+        self.connections = connections
         self.admits = admits
     }
 
     func handlerAdded(context: ChannelHandlerContext) { self.context = context }
-    func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+        if let counted { connections.release(counted) }
+        counted = nil
+    }
 
     func channelActive(context: ChannelHandlerContext) {
         let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
@@ -138,6 +180,13 @@ final class RPCConnection: ChannelDuplexHandler {
             guard connection.admits(client) else {
                 return connection.refuse(AgentError("forbidden", "uid \(client.uid) may not use this \(connection.control ? "control" : "client") socket"))
             }
+            // A connection closed before its credentials came back has nothing to count.
+            guard connection.context != nil else { return }
+            let key = ConnectionCounts.Key(uid: client.uid, control: connection.control)
+            guard connection.connections.admit(key) else {
+                return connection.refuse(AgentError("too_many_connections", "uid \(client.uid) has \(ConnectionCounts.perUID) connections open to this socket already; close one first"))
+            }
+            connection.counted = key
             connection.client = client
             connection.next()
         }

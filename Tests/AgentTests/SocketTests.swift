@@ -258,34 +258,76 @@ struct SocketTests {
         #expect(try bystander.call("agent_info")["version"] == "0.1.0")
     }
 
+    /// One call on its own connection, made as `uid` (and `gid`); the answer line, or Python's error.
+    static func asUID(_ uid: UInt32, gid: UInt32? = nil, _ socket: String, _ method: String, _ params: String = "{}") throws -> String {
+        let script = """
+            import json,socket,sys
+            s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])
+            # A refused peer may find the socket closed before it writes; the reason was
+            # sent first and is still there to read.
+            try: s.sendall((json.dumps({"jsonrpc":"2.0","id":1,"method":sys.argv[2],"params":json.loads(sys.argv[3])})+"\\n").encode())
+            except BrokenPipeError: pass
+            print(s.makefile().readline().strip())
+            """
+        let r = try Command.run(URL(fileURLWithPath: "/usr/bin/setpriv"), ["--reuid=\(uid)", "--regid=\(gid ?? uid)", "--clear-groups", "/usr/bin/python3", "-c", script, socket, method, params])
+        return r.stdout + r.stderr
+    }
+
+    /// A client that opens connections without end is stopped at its uid's share; the operator,
+    /// other uids, and that uid once it closes one, are still served.
+    @Test func aUIDOpeningConnectionsWithoutEndIsStoppedAtItsShare() throws {
+        let agent = try AgentProcess(allowUIDs: [65534])
+        agent.limits = ["--nofile=1024:4096"]
+        try agent.start()
+        // Nor does the soft default of 1024 descriptors bound them: the agent raised it to its hard limit.
+        let limits = try String(contentsOfFile: "/proc/\(agent.process!.processIdentifier)/limits", encoding: .utf8)
+        let files = limits.split(separator: "\n").first { $0.hasPrefix("Max open files") }?.split(separator: " ", omittingEmptySubsequences: true)
+        #expect(files?.count == 6 && files?[3] == "4096" && files?[4] == "4096", "\(files ?? [])")
+        var held: [AgentClient] = []
+        for _ in 0..<ConnectionCounts.perUID {
+            let client = try AgentClient(path: agent.clientSocket)
+            _ = try client.call("agent_info")   // answered, so counted
+            held.append(client)
+        }
+        func oneMore() throws -> Result<JSONValue, AgentClient.RemoteError> {
+            do { return .success(try AgentClient(path: agent.clientSocket).call("agent_info")) } catch let e as AgentClient.RemoteError { return .failure(e) }
+        }
+        // Each refusal is read, also when the agent closed the connection before the request
+        // was sent (it says why first).
+        for _ in 0..<50 {
+            guard case .failure(let refused) = try oneMore() else { Issue.record("a connection beyond the share was served"); return }
+            #expect(refused.reason == "too_many_connections" && refused.message.contains("\(ConnectionCounts.perUID) connections"), "\(refused)")
+        }
+        #expect(try held[0].call("agent_info")["version"] == "0.1.0", "the connections it holds still work")
+        #expect(try AgentClient(path: agent.controlSocket).call("pending_list").arrayValue?.isEmpty == true, "the control socket is counted apart")
+        if getuid() == 0 {
+            #expect(try Self.asUID(65534, agent.clientSocket, "agent_info").contains("\"version\""), "another uid has a share of its own")
+        }
+        // Closing one gives its place back, once the agent has seen it close.
+        held.removeLast()
+        let deadline = Date().addingTimeInterval(10)
+        var served = false
+        while !served, Date() < deadline {
+            if case .success = try oneMore() { served = true }
+        }
+        #expect(served)
+    }
+
     @Test(.enabled(if: getuid() == 0, "needs root to run clients as other uids"))
     func otherUidsAreRefusedOrSeeOnlyTheirOwn() throws {
         let agent = try AgentProcess(extraConfig: "allow_gids = [4242]", allowUIDs: [65534])
         try agent.start()
         let root = try AgentClient(path: agent.clientSocket)
         let session = try Self.requestSession(root)
-        func asUID(_ uid: UInt32, gid: UInt32? = nil, _ socket: String, _ method: String, _ params: String = "{}") throws -> String {
-            let script = """
-                import json,socket,sys
-                s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])
-                # A refused peer may find the socket closed before it writes; the reason was
-                # sent first and is still there to read.
-                try: s.sendall((json.dumps({"jsonrpc":"2.0","id":1,"method":sys.argv[2],"params":json.loads(sys.argv[3])})+"\\n").encode())
-                except BrokenPipeError: pass
-                print(s.makefile().readline().strip())
-                """
-            let r = try Command.run(URL(fileURLWithPath: "/usr/bin/setpriv"), ["--reuid=\(uid)", "--regid=\(gid ?? uid)", "--clear-groups", "/usr/bin/python3", "-c", script, socket, method, params])
-            return r.stdout + r.stderr
-        }
         // An admitted uid is served but sees none of root's sessions, and cannot use them.
-        #expect(try asUID(65534, agent.clientSocket, "session_list").contains("\"result\":[]"))
-        let stolen = try asUID(65534, agent.clientSocket, "session_signUserOperation", #"{"sessionId": "\#(session)", "chainId": 11155111, "entryPoint": "0x0000000071727De22E5E9d8BAf0edAc6f37da032", "userOperation": \#(Self.transferOp(1, nonce: 0).serialized)}"#)
+        #expect(try Self.asUID(65534, agent.clientSocket, "session_list").contains("\"result\":[]"))
+        let stolen = try Self.asUID(65534, agent.clientSocket, "session_signUserOperation", #"{"sessionId": "\#(session)", "chainId": 11155111, "entryPoint": "0x0000000071727De22E5E9d8BAf0edAc6f37da032", "userOperation": \#(Self.transferOp(1, nonce: 0).serialized)}"#)
         #expect(stolen.contains("not_found"), "\(stolen)")
         // Any other uid is refused by its peer credentials, unless its group is admitted.
-        #expect(try asUID(65533, agent.clientSocket, "agent_info").contains("forbidden"))
-        #expect(try asUID(65533, gid: 4242, agent.clientSocket, "agent_info").contains("\"version\""))
+        #expect(try Self.asUID(65533, agent.clientSocket, "agent_info").contains("forbidden"))
+        #expect(try Self.asUID(65533, gid: 4242, agent.clientSocket, "agent_info").contains("\"version\""))
         // Nobody else reaches the control socket at all.
-        #expect(try asUID(65534, agent.controlSocket, "pending_list").contains("PermissionError"))
+        #expect(try Self.asUID(65534, agent.controlSocket, "pending_list").contains("PermissionError"))
     }
 
     /// Exporting SESSION_AGENT_SOCK alone, as one exports SSH_AUTH_SOCK, finds the control
@@ -483,7 +525,7 @@ struct SocketTests {
         // A little room above what the store holds now (its write-ahead log is its largest file).
         let wal = agent.directory.appendingPathComponent("data/store.sqlite-wal").path
         let size = try #require(try FileManager.default.attributesOfItem(atPath: wal)[.size] as? Int)
-        agent.fileSizeLimit = size + 40_000
+        agent.limits = ["--fsize=\(size + 40_000)"]
         try agent.start()
         var refusal: AgentClient.RemoteError?
         for _ in 0..<200 {

@@ -27,8 +27,9 @@ public final class AgentProcess {
 
     /// The agent's environment (nil: the test process's).
     let environment: [String: String]?
-    /// The largest file the agent may write, in bytes (prlimit --fsize), as on a disk that fills.
-    public var fileSizeLimit: Int?
+    /// Resource limits the agent starts under, as prlimit options: `--fsize=N` for a disk that
+    /// fills, `--nofile=SOFT:HARD`.
+    public var limits: [String] = []
 
     /// `ownerPassphraseAsked`: the keystore owner has no passphrase file, so its passphrase is
     /// asked through the approval channel.
@@ -70,8 +71,8 @@ public final class AgentProcess {
         let p = Process()
         p.executableURL = Command.sessionAgent
         p.arguments = ["serve", "--config", directory.appendingPathComponent("session-agent.toml").path]
-        if let fileSizeLimit {
-            p.arguments = ["--fsize=\(fileSizeLimit)", "--", Command.sessionAgent.path] + p.arguments!
+        if !limits.isEmpty {
+            p.arguments = limits + ["--", Command.sessionAgent.path] + p.arguments!
             p.executableURL = URL(fileURLWithPath: "/usr/bin/prlimit")
         }
         if let environment { p.environment = environment }
