@@ -62,10 +62,11 @@ public struct AgentConfiguration: Sendable {
                      "pkcs11_module", "pkcs11_modules", "pkcs11_timeout"]
         func duration(_ key: String, default value: UInt64) throws(AgentError) -> UInt64 {
             guard let t = table[key] else { return value }
-            guard let s = t.string, let unit = s.last, let n = UInt64(s.dropLast()), let scale: UInt64 = ["s": 1, "m": 60, "h": 3600][unit] else {
-                throw AgentError("bad_config", "\(key): a duration like \"5m\" or \"30s\"")
-            }
-            return n * scale
+            let seconds: UInt64
+            do { seconds = try DurationText.seconds(t.string ?? "") } catch { throw AgentError("bad_config", "\(key): \(error)") }
+            // A year is beyond any sensible wait, and keeps timers (nanoseconds in an Int64) in range.
+            guard seconds <= 366 * 86400 else { throw AgentError("bad_config", "\(key): at most \"366d\"") }
+            return seconds
         }
         if let extra = table.keys.first(where: { !known.contains($0) }) { throw AgentError("bad_config", "\(extra): unknown key") }
         dataDirectory = try path("data_dir") ?? AgentPaths.dataDirectory(env)

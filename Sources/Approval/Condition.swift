@@ -93,11 +93,7 @@ struct Condition: Sendable {
                 }
                 kind = .selectors(selectors)
             case "max_duration":
-                guard let s = value.stringValue, let unit = s.last, let n = UInt64(s.dropLast()),
-                      let scale: UInt64 = ["s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604_800][unit] else {
-                    throw RulesError("\(here): a duration like \"3d\", \"12h\"")
-                }
-                kind = .maxDuration(n * scale)
+                do { kind = .maxDuration(try DurationText.seconds(value.stringValue ?? "")) } catch { throw RulesError("\(here): \(error)") }
             case "require_expiry": kind = .requireExpiry(try bool())
             case "max_native_value":
                 guard let s = value.stringValue, let wei = Self.amount(s, decimals: 18) else { throw RulesError("\(here): an amount like \"0.1 ETH\" or wei") }

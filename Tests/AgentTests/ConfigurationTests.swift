@@ -82,6 +82,9 @@ struct ConfigurationTests {
     @Test(arguments: [
         ("allow_uid = [1]", "allow_uid"),
         ("approval_timeout = \"5 minutes\"", "approval_timeout"),
+        // Overflows when scaled, and beyond a timer's range: both were a crash at start.
+        ("approval_timeout = \"9999999999999999999h\"", "approval_timeout: too long"),
+        ("partial_message_timeout = \"10000w\"", "partial_message_timeout: at most \"366d\""),
         ("allow_gids = [-1]", "allow_gids"),
         ("pkcs11_timeout = \"0s\"", "pkcs11_timeout"),
         ("pkcs11_timeout = 30", "pkcs11_timeout"),

@@ -75,6 +75,9 @@ struct RulesTests {
             ("[[rules]]\nname = \"x\"\n[rules.match]\nchains = [1]", "decision: missing"),
             ("[[rules]]\ndecision = \"approve\"\n[rules.match]\naccounts = [\"0x12\"]", "is not an address"),
             ("[[rules]]\ndecision = \"approve\"\n[rules.match]\nmax_duration = \"soon\"", "a duration"),
+            // A number that overflows when scaled was a crash (of the agent too, at a reload).
+            ("[[rules]]\ndecision = \"approve\"\n[rules.match]\nmax_duration = \"9999999999999999999w\"", "max_duration: too long"),
+            ("[[rules]]\ndecision = \"approve\"\n[rules.match]\nmax_duration = \"0s\"", "max_duration: expected a duration"),
             ("this is = not toml", "invalid TOML"),
             ("extra = 1", "extra: unknown key"),
             // Slips that would have let through what a rule was written to stop.

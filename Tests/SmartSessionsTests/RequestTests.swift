@@ -90,6 +90,7 @@ struct RequestTests {
         rejects("{\(head), \"permissions\": [{\(beef), \"allow\": [\"safeTransferFrom\"], \"sudo\": true}]}", "ambiguous")
         rejects("{\(head), \"permissions\": [{\(beef), \"allow\": [\"frobnicate\"], \"sudo\": true}]}", "no function named frobnicate")
         rejects("{\(head), \"validity\": {\"duration\": \"3y\"}, \"permissions\": [{\(beef), \"nativeTransfer\": true, \"sudo\": true}]}", "unknown duration unit y")
+        rejects("{\(head), \"validity\": {\"duration\": \"9999999999999999999w\"}, \"permissions\": [{\(beef), \"nativeTransfer\": true, \"sudo\": true}]}", "validity.duration: too long")
         rejects("{\(head), \"validity\": {\"until\": 5, \"after\": 6}, \"permissions\": [{\(beef), \"nativeTransfer\": true, \"sudo\": true}]}", "later than")
         rejects("{\(head), \"bogus\": 1, \"permissions\": [{\(beef), \"nativeTransfer\": true, \"sudo\": true}]}", ".bogus: unknown field")
         rejects("{\(head), \"permissions\": [{\(beef), \"nativeTransfer\": true, \"sudo\": true}, {\(beef), \"nativeTransfer\": true, \"sudo\": true}]}", "allowed twice")

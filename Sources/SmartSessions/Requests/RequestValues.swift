@@ -55,21 +55,7 @@ struct RequestValues {
 
     /// "90s", "15m", "12h", "3d", "2w".
     func duration(_ value: JSONValue, path: String) throws(SmartSessionError) -> UInt64 {
-        guard let s = value.stringValue, let unit = s.last, let n = UInt64(s.dropLast()), n > 0 else {
-            throw SmartSessionError("\(path): expected a duration like \"3d\", \"12h\", \"30m\"")
-        }
-        let scale: UInt64
-        switch unit {
-        case "s": scale = 1
-        case "m": scale = 60
-        case "h": scale = 3600
-        case "d": scale = 86400
-        case "w": scale = 604_800
-        default: throw SmartSessionError("\(path): unknown duration unit \(unit) (s, m, h, d, w)")
-        }
-        let (seconds, overflow) = n.multipliedReportingOverflow(by: scale)
-        guard !overflow, seconds < 1 << 40 else { throw SmartSessionError("\(path): too long") }
-        return seconds
+        do { return try DurationText.seconds(value.stringValue ?? "") } catch { throw SmartSessionError("\(path): \(error)") }
     }
 
     /// `{"until": …, "after": …, "duration": …}` → TimeFramePolicy.
