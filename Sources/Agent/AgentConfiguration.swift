@@ -86,7 +86,6 @@ public struct AgentConfiguration: Sendable {
         approvalTimeout = try duration("approval_timeout", default: 300)
         partialMessageTimeout = try duration("partial_message_timeout", default: 30)
         pkcs11Timeout = try duration("pkcs11_timeout", default: 60)
-        guard pkcs11Timeout > 0 else { throw AgentError("bad_config", "pkcs11_timeout: at least \"1s\"") }
         func ids(_ key: String) throws(AgentError) -> Set<UInt32> {
             guard let value = table[key] else { return [] }
             guard let list = value.array.map({ Array($0) }) else { throw AgentError("bad_config", "\(key): a list of numeric ids") }
