@@ -521,20 +521,37 @@ public actor Agent {
         } catch { throw AgentError(error.reason, "\(error)") }
     }
 
+    // The audit log is read and pruned off the actor: a long log keeps neither requests nor
+    // decisions waiting, and the store lets signing go on meanwhile.
+
     /// Whether the chain is intact and ends with the entry this agent knows it to end with
-    /// (`head`, which a person may keep elsewhere to check the log against later).
-    public func verifyAudit() throws(AgentError) -> (intact: Bool, entries: Int, problem: String?, head: (seq: Int64, hash: String)?) {
+    /// (`head`, which a person may keep elsewhere to check the log against later); `start`, the
+    /// last entry pruned, when older entries were.
+    public nonisolated func verifyAudit() throws(AgentError)
+        -> (intact: Bool, entries: Int, problem: String?, head: (seq: Int64, hash: String)?, start: (seq: Int64, hash: String)?) {
         do {
-            let verified = try store.verifyAudit(), head = store.knownAuditHead
+            let verified = try store.verifyAudit(), head = store.knownAuditHead, start = try store.auditPrunedThrough()
             switch verified {
-            case .success(let n): return (true, n, nil, head)
-            case .failure(let e): return (false, 0, "\(e)", head)
+            case .success(let n): return (true, n, nil, head, start)
+            case .failure(let e): return (false, 0, "\(e)", head, start)
             }
         } catch { throw AgentError(error.reason, "\(error)") }
     }
 
-    public func auditEntries(after seq: Int64?, kind: String?, limit: Int) throws(AgentError) -> [SessionStore.AuditEntry] {
+    public nonisolated func auditEntries(after seq: Int64?, kind: String?, limit: Int) throws(AgentError) -> [SessionStore.AuditEntry] {
         do { return try store.auditEntries(after: seq, kind: kind, limit: limit) } catch { throw AgentError(error.reason, "\(error)") }
+    }
+
+    /// Removes the audit entries through entry `seq`, or through the last one written before
+    /// `time`. Nil: there were none.
+    public nonisolated func pruneAudit(through seq: Int64?, before time: UInt64?) throws(AgentError) -> SessionStore.AuditPrune? {
+        do {
+            var through = seq
+            if let time { through = try store.lastAuditEntry(before: time) }
+            guard let through, let pruned = try store.pruneAudit(through: through, at: clock()) else { return nil }
+            logger.notice("audit entries through \(pruned.through) pruned (\(pruned.removed)); the log now starts after hash \(pruned.hash)")
+            return pruned
+        } catch { throw AgentError(error.reason, "\(error)") }
     }
 
     public func pendingRequests() -> [PendingRequest] {

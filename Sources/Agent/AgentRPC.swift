@@ -12,7 +12,7 @@ public struct AgentRPC: Sendable {
     public static let clientMethods = ["agent_info", "session_request", "session_wait", "session_get", "session_list",
                                        "session_signUserOperation", "session_export", "session_revoke"]
     public static let controlMethods = ["agent_info", "pending_list", "pending_get", "pending_secret", "pending_decide", "sessions_list", "session_revoke",
-                                        "accounts_list", "accounts_add", "accounts_remove", "owners_list", "owners_add", "owners_remove", "agent_lock", "agent_unlock_asks", "agent_unlock", "rules_reload", "audit_verify", "audit_show"]
+                                        "accounts_list", "accounts_add", "accounts_remove", "owners_list", "owners_add", "owners_remove", "agent_lock", "agent_unlock_asks", "agent_unlock", "rules_reload", "audit_verify", "audit_show", "audit_prune"]
     /// The parameters each method takes. Any other is refused, as the configuration file refuses
     /// unknown keys: a misspelt `bindExecutable` must not quietly give a session bound more loosely.
     static let parameters: [String: Set<String>] = [
@@ -21,7 +21,7 @@ public struct AgentRPC: Sendable {
         "session_export": ["sessionId"], "session_revoke": ["sessionId"],
         "pending_get": ["id"], "pending_secret": ["id"], "pending_decide": ["id", "approve", "approver", "reason", "passphrase", "secrets"],
         "accounts_add": ["account"], "accounts_remove": ["address"], "owners_add": ["pkcs11", "pinFile", "pin", "keystore", "passphraseFile"],
-        "owners_remove": ["address"], "agent_unlock": ["passphrase"], "audit_show": ["after", "kind", "limit"],
+        "owners_remove": ["address"], "agent_unlock": ["passphrase"], "audit_show": ["after", "kind", "limit"], "audit_prune": ["through", "before"],
     ]
 
     let agent: Agent
@@ -143,6 +143,12 @@ public struct AgentRPC: Sendable {
     func optionalString(_ p: JSONObject, _ key: String) throws(AgentError) -> String? { try optional(p, key, "a string") { $0.stringValue } }
     func optionalBool(_ p: JSONObject, _ key: String) throws(AgentError) -> Bool? { try optional(p, key, "true or false") { $0.boolValue } }
     func optionalSecret(_ p: JSONObject, _ key: String) throws(AgentError) -> SecretBytes? { try optionalString(p, key).map(SecretBytes.init(utf8:)) }
+    func optionalCount(_ p: JSONObject, _ key: String, _ range: ClosedRange<Int64>) throws(AgentError) -> Int64? {
+        try optional(p, key, "a whole number in \(range.lowerBound)...\(range.upperBound)") { value -> Int64? in
+            guard case .number(let text) = value, let n = Int64(text), range.contains(n) else { return nil }
+            return n
+        }
+    }
 
     func address(_ p: JSONObject, _ key: String) throws(AgentError) -> Address {
         let text = try string(p, key)
@@ -318,22 +324,21 @@ public struct AgentRPC: Sendable {
             do { await agent.reloadRules(try reloadRules()) } catch { throw AgentError("bad_rules", "\(error)") }
             return .object(JSONObject(["reloaded": true]))
         case "audit_show":
-            func count(_ key: String, _ range: ClosedRange<Int64>) throws(AgentError) -> Int64? {
-                try optional(p, key, "a whole number in \(range.lowerBound)...\(range.upperBound)") { value -> Int64? in
-                    guard case .number(let text) = value, let n = Int64(text), range.contains(n) else { return nil }
-                    return n
-                }
-            }
-            let entries = try await agent.auditEntries(after: try count("after", 0...Int64.max), kind: try optionalString(p, "kind"),
-                                                       limit: Int(try count("limit", 1...10_000) ?? 100))
+            let entries = try agent.auditEntries(after: try optionalCount(p, "after", 0...Int64.max), kind: try optionalString(p, "kind"),
+                                                 limit: Int(try optionalCount(p, "limit", 1...10_000) ?? 100))
             return .array(entries.map { e in
                 .object(JSONObject(["seq": JSONValue(Int(e.seq)), "at": JSONValue(Int(e.at)), "kind": .string(e.kind), "entry": e.entry, "hash": .string(e.hash)]))
             })
         case "audit_verify":
-            let result = try await agent.verifyAudit()
-            let head = result.head.map { JSONValue.object(JSONObject(["seq": JSONValue(Int($0.seq)), "hash": .string($0.hash)])) } ?? .null
+            let result = try agent.verifyAudit()
+            func entry(_ e: (seq: Int64, hash: String)?) -> JSONValue { e.map { .object(JSONObject(["seq": JSONValue(Int($0.seq)), "hash": .string($0.hash)])) } ?? .null }
             return .object(JSONObject(["intact": .bool(result.intact), "entries": JSONValue(result.entries), "problem": result.problem.map { .string($0) } ?? .null,
-                                       "head": head]))
+                                       "head": entry(result.head), "prunedThrough": entry(result.start)]))
+        case "audit_prune":
+            let (through, before) = (try optionalCount(p, "through", 1...Int64.max), try optionalCount(p, "before", 0...Int64.max))
+            guard (through == nil) != (before == nil) else { throw .badRequest("params: give one of through (an entry's number) and before (a Unix time)") }
+            guard let pruned = try agent.pruneAudit(through: through, before: before.map(UInt64.init)) else { return .object(JSONObject(["removed": JSONValue(0)])) }
+            return .object(JSONObject(["removed": JSONValue(pruned.removed), "through": JSONValue(Int(pruned.through)), "hash": .string(pruned.hash)]))
         default:
             throw AgentError("unknown_method", "no method \(method)", code: -32601)
         }

@@ -66,8 +66,10 @@ public enum DataKeyProtection: Equatable, Sendable {
 /// The session-key store: one SQLite file (GRDB) holding sessions, their keys sealed with
 /// AES-256-GCM under a data key, the policy ledger and the hash-chained audit log.
 public final class SessionStore: @unchecked Sendable {
-    // The queue serialises every access; `dataKey` and `auditHead` are guarded by `lock`.
-    let database: DatabaseQueue
+    // Every write, and every read that a write depends on, goes through the one writer, in
+    // turn; reading the audit log (walking it whole, filtering it) is done beside it, on a
+    // snapshot (WAL), so that it never holds up signing. `dataKey` and `auditHead` are guarded by `lock`.
+    let database: any DatabaseWriter
     private let lock = NSLock()
     private var dataKey: DataKey?
     /// The last audit entry committed by this process, or found at the end of the chain when
@@ -90,12 +92,10 @@ public final class SessionStore: @unchecked Sendable {
         }
         do {
             if let path {
-                database = try DatabaseQueue(path: path, configuration: configuration)
+                // In WAL mode, as a pool always is.
+                database = try DatabasePool(path: path, configuration: configuration)
                 // A commit is on disk before it returns: the ledger is never behind a signature.
-                try database.writeWithoutTransaction { db in
-                    try db.execute(sql: "PRAGMA journal_mode = WAL")
-                    try db.execute(sql: "PRAGMA synchronous = FULL")
-                }
+                try database.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
             } else {
                 database = try DatabaseQueue(configuration: configuration)
             }
@@ -225,6 +225,11 @@ public final class SessionStore: @unchecked Sendable {
 
     func run<T>(_ body: (Database) throws -> T) throws(StoreError) -> T {
         do { return try database.writeWithoutTransaction { db in try self.committed(db, body) } } catch let e as StoreError { throw e } catch { throw .database("\(error)") }
+    }
+
+    /// `body` on a snapshot, beside the writer: for reads no write depends on.
+    func snapshot<T>(_ body: (Database) throws -> T) throws(StoreError) -> T {
+        do { return try database.read(body) } catch let e as StoreError { throw e } catch { throw .database("\(error)") }
     }
 
     /// `body` in one transaction; once it committed, the audit entries it appended are the log's
@@ -539,7 +544,7 @@ public final class SessionStore: @unchecked Sendable {
     /// Entries in order: the first `limit` after `seq`, or without it the last `limit`; only
     /// those of `kind` when it is given.
     public func auditEntries(after seq: Int64?, kind: String?, limit: Int) throws(StoreError) -> [AuditEntry] {
-        try run { db in
+        try snapshot { db in
             let filter = kind == nil ? "" : "AND kind = ?"
             var arguments: StatementArguments = [seq ?? 0]
             if let kind { arguments += [kind] }
@@ -554,14 +559,16 @@ public final class SessionStore: @unchecked Sendable {
         }
     }
 
-    /// The number of entries if the chain is intact; else the first broken entry.
+    /// The number of entries if the chain is intact; else the first broken entry. Entries are
+    /// read one at a time from a snapshot: a long log takes no memory and holds up no write.
     public func verifyAudit() throws(StoreError) -> Result<Int, StoreError> {
         let head = knownAuditHead
-        return try run { db in
-            var previous = Bytes32.zero.hex
+        return try snapshot { db in
+            var previous = try Self.auditAnchor(db)?.hash ?? Bytes32.zero.hex
             var count = 0
             var headFound = head == nil
-            for row in try Row.fetchAll(db, sql: "SELECT seq, at, kind, entry, hash FROM audit ORDER BY seq") {
+            let rows = try Row.fetchCursor(db, sql: "SELECT seq, at, kind, entry, hash FROM audit ORDER BY seq")
+            while let row = try rows.next() {
                 let expected = Self.chainHash(previous: previous, at: row["at"], kind: row["kind"], entry: row["entry"])
                 guard expected == row["hash"] as String else {
                     return .failure(.corrupt("audit entry \(row["seq"] as Int64) does not match the chain"))
@@ -578,5 +585,65 @@ public final class SessionStore: @unchecked Sendable {
             }
             return .success(count)
         }
+    }
+
+    // MARK: - Pruning the audit log
+
+    /// What `pruneAudit` removed: `removed` entries, through entry `through`, whose hash the
+    /// first entry kept chains from.
+    public struct AuditPrune: Sendable, Equatable {
+        public var removed: Int
+        public var through: Int64
+        public var hash: String
+    }
+
+    /// The last entry written before `time`, if any.
+    public func lastAuditEntry(before time: UInt64) throws(StoreError) -> Int64? {
+        try snapshot { try Int64.fetchOne($0, sql: "SELECT max(seq) FROM audit WHERE at < ?", arguments: [Int64(time)]) }
+    }
+
+    /// Where the log starts when older entries were pruned: the last entry removed.
+    public func auditPrunedThrough() throws(StoreError) -> (seq: Int64, hash: String)? {
+        try snapshot { try Self.auditAnchor($0) }
+    }
+
+    /// Removes the audit entries through `seq`, oldest first, `batch` at a time, each batch its
+    /// own transaction so that signing goes on meanwhile. The log stays verifiable: the last
+    /// entry removed is kept as its starting point (in `meta`, moved on with each batch), and an
+    /// `audit_prune` entry, appended first, records what goes; so the newest entry is never
+    /// removed. Nil: there was nothing to remove.
+    public func pruneAudit(through seq: Int64, at time: UInt64, batch: Int = 10_000) throws(StoreError) -> AuditPrune? {
+        let target: AuditPrune? = try run { db in
+            guard let last = try Row.fetchOne(db, sql: "SELECT seq, hash FROM audit WHERE seq <= ? ORDER BY seq DESC LIMIT 1", arguments: [seq]) else { return nil }
+            let target = AuditPrune(removed: try Int.fetchOne(db, sql: "SELECT count(*) FROM audit WHERE seq <= ?", arguments: [last["seq"] as Int64]) ?? 0,
+                                    through: last["seq"], hash: last["hash"])
+            try appendAudit(db, kind: "audit_prune", entry: .object(JSONObject([
+                "through": JSONValue(Int(target.through)), "hash": .string(target.hash), "removed": JSONValue(target.removed),
+            ])), at: time)
+            return target
+        }
+        guard let target else { return nil }
+        var removedThrough: Int64 = 0
+        while removedThrough < target.through {
+            removedThrough = try run { db in
+                let end = try Row.fetchOne(db, sql: "SELECT seq, hash FROM audit WHERE seq <= ? ORDER BY seq LIMIT 1 OFFSET ?", arguments: [target.through, max(batch, 1) - 1])
+                    .map { (seq: $0["seq"] as Int64, hash: $0["hash"] as String) } ?? (seq: target.through, hash: target.hash)
+                try db.execute(sql: "DELETE FROM audit WHERE seq <= ?", arguments: [end.seq])
+                let anchor = JSONValue.object(JSONObject(["seq": JSONValue(Int(end.seq)), "hash": .string(end.hash)]))
+                try db.execute(sql: "INSERT INTO meta (key, value) VALUES ('audit_anchor', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                               arguments: [anchor.serialized])
+                return end.seq
+            }
+        }
+        return target
+    }
+
+    static func auditAnchor(_ db: Database) throws -> (seq: Int64, hash: String)? {
+        guard let text = try String.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'audit_anchor'") else { return nil }
+        let json = try? JSONValue(parsing: text)
+        guard case .number(let seq)? = json?["seq"], let seq = Int64(seq), let hash = json?["hash"]?.stringValue else {
+            throw StoreError.corrupt("where the pruned audit log starts cannot be read")
+        }
+        return (seq, hash)
     }
 }

@@ -32,24 +32,51 @@ enum AgentBench {
                                    accountGasLimits: .zero, preVerificationGas: 0, gasFees: .zero, paymasterAndData: [], signature: [])
     }
 
-    static func run(directory: String) async throws {
-        print("The agent: session_signUserOperation (store in \(directory))")
-        try? FileManager.default.removeItem(atPath: directory)
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: directory) }
-        let store = try SessionStore(path: directory + "/store.sqlite")
-        try store.initialize(passphrase: secret("bench"), scryptN: 1024)
-        let ownerKey = try Secp256k1.PrivateKey(hex: "0x" + String(repeating: "22", count: 32))
-        let owner = try KeystoreOwner(keystore: try Keystore.encrypt(ownerKey, passphrase: secret("owner"), kdf: .scrypt(n: 16, r: 8, p: 1)), location: "bench")
-        let agent = Agent(store: store, owners: [owner], accounts: [AccountConfig(address: account, kind: .erc7579Reference, owners: [ownerKey.address], chains: [chain])],
-                          rules: try RulesFile(toml: "default = \"approve\""), ownerPrompt: { _ in secret("owner") })
+    /// An agent with a fresh store in `directory`, serving its client socket there.
+    struct Served {
+        let store: SessionStore
+        let agent: Agent
+        let path: String
+        let serving: Task<Void, any Error>
         let me = ClientIdentity(uid: getuid(), gid: getgid(), pid: getpid())
 
-        let server = SocketServer(rpc: AgentRPC(agent: agent))
-        let path = directory + "/client.sock"
-        let serving = Task { try await server.run([.init(source: .path(path), control: false)]) }
-        defer { serving.cancel() }
-        while !FileManager.default.fileExists(atPath: path) { try await Task.sleep(for: .milliseconds(10)) }
+        init(directory: String) async throws {
+            try? FileManager.default.removeItem(atPath: directory)
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            store = try SessionStore(path: directory + "/store.sqlite")
+            try store.initialize(passphrase: secret("bench"), scryptN: 1024)
+            let ownerKey = try Secp256k1.PrivateKey(hex: "0x" + String(repeating: "22", count: 32))
+            let owner = try KeystoreOwner(keystore: try Keystore.encrypt(ownerKey, passphrase: secret("owner"), kdf: .scrypt(n: 16, r: 8, p: 1)), location: "bench")
+            agent = Agent(store: store, owners: [owner], accounts: [AccountConfig(address: account, kind: .erc7579Reference, owners: [ownerKey.address], chains: [chain])],
+                          rules: try RulesFile(toml: "default = \"approve\""), ownerPrompt: { _ in secret("owner") })
+            let server = SocketServer(rpc: AgentRPC(agent: agent))
+            path = directory + "/client.sock"
+            serving = Task { [path] in try await server.run([.init(source: .path(path), control: false)]) }
+            while !FileManager.default.fileExists(atPath: path) { try await Task.sleep(for: .milliseconds(10)) }
+        }
+
+        /// A session the rules approve, already enabled on the chain, so that every signature
+        /// measured is a USE signature.
+        func session(_ permission: JSONValue) async throws -> String {
+            let request: JSONValue = .object(JSONObject([
+                "account": .string(account.checksummed), "chains": .array([JSONValue(Int(chain))]), "permissions": .array([permission]),
+            ]))
+            let pending = try await agent.request(request, client: me)
+            guard let sessionId = pending.sessionId else { fatalError("bench session not approved: \(pending.reason)") }
+            _ = try await agent.signUserOperation(sessionId: sessionId, client: me, chainId: chain, entryPoint: EntryPointVersion.v07.canonicalAddress,
+                                                  version: .v07, operation: operation(nonce: 0))
+            return sessionId
+        }
+    }
+
+    static func run(directory: String) async throws {
+        print("The agent: session_signUserOperation (store in \(directory))")
+        let served = try await Served(directory: directory)
+        defer {
+            served.serving.cancel()
+            try? FileManager.default.removeItem(atPath: directory)
+        }
+        let (agent, path, me) = (served.agent, served.path, served.me)
 
         // The floor under every socket figure: a round trip that does no work (no actor, no store).
         let floor = try await blocking { () -> Double in
@@ -64,15 +91,7 @@ enum AgentBench {
         }
         row("  socket round trip that does no work (agent_info), p50", floor * 1e6, "µs")
         for (label, permission) in sessions {
-            let request: JSONValue = .object(JSONObject([
-                "account": .string(account.checksummed), "chains": .array([JSONValue(Int(chain))]), "permissions": .array([permission]),
-            ]))
-            let pending = try await agent.request(request, client: me)
-            guard let sessionId = pending.sessionId else { fatalError("bench session not approved: \(pending.reason)") }
-            // Enable on the chain first, so every measured call is a USE signature.
-            _ = try await agent.signUserOperation(sessionId: sessionId, client: me, chainId: chain, entryPoint: EntryPointVersion.v07.canonicalAddress,
-                                                  version: .v07, operation: operation(nonce: 0))
-
+            let sessionId = try await served.session(permission)
             let count = 2000
             let clock = ContinuousClock()
             let start = clock.now
@@ -127,6 +146,76 @@ enum AgentBench {
     }
 
     static func seconds(_ d: Duration) -> Double { Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18 }
+
+    /// A long audit log read and pruned while one client signs without pause (durable limits):
+    /// how long each takes, and how long the signatures meanwhile took.
+    static func audit(directory: String, entries: Int) async throws {
+        print("The audit log: verify, show and prune beside a client signing (\(entries) entries, store in \(directory))")
+        let served = try await Served(directory: directory)
+        defer {
+            served.serving.cancel()
+            try? FileManager.default.removeItem(atPath: directory)
+        }
+        let sessionId = try await served.session(sessions[1].permission)
+        let clock = ContinuousClock()
+        let start = clock.now
+        let entry: JSONValue = .object(JSONObject([
+            "session": .string(sessionId), "chainId": "11155111", "userOpHash": .string(Bytes32.zero.hex), "mode": "USE",
+        ]))
+        let record = SessionStore.SignatureRecord(sessionId: sessionId, delta: LedgerDelta(), enabledChain: nil, audit: entry, at: UInt64(Date().timeIntervalSince1970))
+        for _ in 0..<(entries / 1000) { try served.store.recordSignatures(Array(repeating: record, count: 1000)) }
+        row("  writing the entries, 1000 a transaction", seconds(clock.now - start), "s")
+
+        // The client: (when it asked, how long the answer took), until told to stop.
+        let samples = SampleLog()
+        let signer = Thread {
+            guard let client = try? AgentClient(path: served.path) else { fatalError("cannot connect") }
+            var nonce: UInt64 = 1
+            while !samples.stopped {
+                let params = JSONObject([
+                    "sessionId": .string(sessionId), "chainId": JSONValue(Int(chain)), "entryPoint": .string(EntryPointVersion.v07.canonicalAddress.checksummed),
+                    "userOperation": operation(nonce: nonce).json,
+                ])
+                let t0 = clock.now
+                do { _ = try client.call("session_signUserOperation", params) } catch { fatalError("bench call failed: \(error)") }
+                samples.add(t0, seconds(clock.now - t0))
+                nonce += 1
+            }
+        }
+        signer.start()
+        defer { samples.stop() }
+        /// Runs `body` (nil: waits 2 s) and prints how long it took and what the signatures
+        /// answered while it ran waited.
+        func phase(_ label: String, _ body: (@Sendable () throws -> Void)?) async throws {
+            let from = clock.now
+            if let body { try await blocking { try body() } } else { try await Task.sleep(for: .seconds(2)) }
+            let to = clock.now
+            let during = samples.overlapping(from, to).sorted()
+            let waits = during.isEmpty ? "no signature" : String(format: "signatures meanwhile: %d, p50 %.0f µs, p99 %.0f µs, longest %.1f ms",
+                                                                during.count, during[during.count / 2] * 1e6, during[during.count * 99 / 100] * 1e6, during.last! * 1e3)
+            row("  \(label)", seconds(to - from) * 1e3, "ms   \(waits)")
+        }
+        let agent = served.agent
+        try await phase("signing alone, 2 s", nil)
+        try await phase("audit verify", { guard try agent.verifyAudit().intact else { fatalError("the audit log is broken") } })
+        try await phase("audit show --kind revoke (there is none: every entry read)", { _ = try agent.auditEntries(after: nil, kind: "revoke", limit: 50) })
+        try await phase("audit prune, the older half", { _ = try agent.pruneAudit(through: Int64(entries / 2), before: nil) })
+        try await phase("audit verify, the half left", { guard try agent.verifyAudit().intact else { fatalError("the audit log is broken") } })
+    }
+}
+
+/// When each call was made and how long it took; `stopped` ends the client's loop.
+final class SampleLog: @unchecked Sendable {
+    private let lock = NSLock()
+    private var samples: [(at: ContinuousClock.Instant, seconds: Double)] = []
+    private var stopFlag = false
+    func add(_ at: ContinuousClock.Instant, _ seconds: Double) { lock.withLock { samples.append((at, seconds)) } }
+    var stopped: Bool { lock.withLock { stopFlag } }
+    func stop() { lock.withLock { stopFlag = true } }
+    /// The latencies of the calls that were under way at some moment between `from` and `to`.
+    func overlapping(_ from: ContinuousClock.Instant, _ to: ContinuousClock.Instant) -> [Double] {
+        lock.withLock { samples.filter { $0.at < to && $0.at + .seconds($0.seconds) > from }.map(\.seconds) }
+    }
 }
 
 /// Latencies collected from the client threads.

@@ -35,7 +35,7 @@ extension String {
 
 var sink: UInt8 = 0   // keeps results alive so the optimiser cannot drop the work
 
-/// `bench [keccak] [secp256k1] [abi] [sessions] [agent] [pkcs11]`: the named sections, or all of them.
+/// `bench [keccak] [secp256k1] [abi] [sessions] [agent] [audit] [pkcs11]`: the named sections, or all of them.
 let sections = Set(CommandLine.arguments.dropFirst())
 func wants(_ section: String) -> Bool { sections.isEmpty || sections.contains(section) || (section == "sessions" && sections.contains("review")) }
 
@@ -224,6 +224,13 @@ row("  off-chain policy check, batch of 10 executions", checkRate, "checks/s")
 if wants("agent") {
     let directory = ProcessInfo.processInfo.environment["BENCH_DIR"] ?? FileManager.default.currentDirectoryPath + "/.build/bench-agent"
     do { try await AgentBench.run(directory: directory) } catch { fatalError("agent bench: \(error)") }
+}
+
+// MARK: a long audit log read and pruned beside signing (AgentBench.swift); BENCH_AUDIT_ENTRIES sets its length
+if wants("audit") {
+    let directory = ProcessInfo.processInfo.environment["BENCH_DIR"] ?? FileManager.default.currentDirectoryPath + "/.build/bench-audit"
+    let entries = ProcessInfo.processInfo.environment["BENCH_AUDIT_ENTRIES"].flatMap { Int($0) } ?? 1_000_000
+    do { try await AgentBench.audit(directory: directory, entries: entries) } catch { fatalError("audit bench: \(error)") }
 }
 
 // MARK: owner signing on a SoftHSM2 token (HSMBench.swift)

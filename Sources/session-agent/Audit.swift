@@ -4,7 +4,7 @@ import EthereumCore
 import Foundation
 
 struct Audit: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "The agent's audit log.", subcommands: [AuditShow.self, AuditVerify.self])
+    static let configuration = CommandConfiguration(abstract: "The agent's audit log.", subcommands: [AuditShow.self, AuditVerify.self, AuditPrune.self])
 }
 
 struct AuditShow: ParsableCommand {
@@ -50,10 +50,55 @@ struct AuditVerify: ParsableCommand {
             }
             let entries = result["entries"].map { $0.serialized } ?? "?"
             var text = "audit log intact: \(entries) \(entries == "1" ? "entry" : "entries")"
+            if let seq = result["prunedThrough"]?["seq"], let hash = result["prunedThrough"]?["hash"]?.stringValue {
+                text += ", after entry \(seq.serialized) (pruned; the first kept chains from its hash \(hash))"
+            }
             if let seq = result["head"]?["seq"], let hash = result["head"]?["hash"]?.stringValue {
                 text += "\nthe last, entry \(seq.serialized), has hash \(hash): a log checked later that does not hold it was cut short or written again"
             }
             return CommandOutput(text: text, json: result)
+        }
+    }
+}
+
+struct AuditPrune: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "prune",
+        abstract: "Remove the oldest entries of the audit log; what is left still verifies.",
+        discussion: """
+            Give --through with the number of the last entry to remove (after keeping them elsewhere, \
+            with `audit show --json`), or --older-than to remove every entry up to the last one written \
+            that long ago. The log then starts from the last entry removed, whose hash `audit verify` \
+            shows; the removal is itself an entry (audit_prune). It is done a few thousand entries at \
+            a time, and signing goes on meanwhile. The file does not shrink: SQLite reuses the space.
+            """)
+
+    @Option(help: "Remove the entries up to and including this sequence number.") var through: Int64?
+    @Option(help: "Remove the entries older than this (\"90d\", \"26w\").") var olderThan: String?
+    @Option(help: "The agent's control socket (default: $SESSION_AGENT_CONTROL_SOCK).") var socket: String?
+    @OptionGroup var output: OutputOptions
+
+    func validate() throws {
+        guard (through == nil) != (olderThan == nil) else { throw ValidationError("give one of --through and --older-than") }
+        if let through, through < 1 { throw ValidationError("--through: an entry's number, from 1") }
+        if let olderThan {
+            do { _ = try DurationText.seconds(olderThan) } catch { throw ValidationError("--older-than: \(error)") }
+        }
+    }
+
+    func run() throws {
+        try report(output) {
+            var params = JSONObject()
+            if let through { params["through"] = JSONValue(Int(through)) }
+            if let olderThan {
+                let now = UInt64(Date().timeIntervalSince1970)
+                params["before"] = JSONValue(Int(now - min(now, try DurationText.seconds(olderThan))))
+            }
+            let result = try remote { try connectControl(socket).call("audit_prune", params) }
+            guard let removed = result["removed"], removed != JSONValue(0), let seq = result["through"], let hash = result["hash"]?.stringValue else {
+                return CommandOutput(text: "nothing to remove", json: result)
+            }
+            return CommandOutput(text: "removed \(removed.serialized) entries, through entry \(seq.serialized); the log now starts after its hash \(hash)", json: result)
         }
     }
 }

@@ -588,6 +588,39 @@ struct SocketTests {
         #expect(try client.call("session_wait", JSONObject(["id": .string(second), "timeout": JSONValue(0)]))["status"] == "pending")
     }
 
+    /// `audit prune` removes the oldest entries; the log left verifies from where it now starts,
+    /// and signing goes on. A prune that says neither how far nor how old is refused, and removes nothing.
+    @Test func theAuditLogIsPrunedAndStillVerifies() throws {
+        let agent = try AgentProcess(rules: "default = \"approve\"")
+        try agent.start()
+        let client = try AgentClient(path: agent.clientSocket), control = try AgentClient(path: agent.controlSocket)
+        let session = try Self.requestSession(client)
+        for nonce in 0..<5 { _ = try Self.sign(client, session, 1, nonce: UInt64(nonce)) }
+        func audit(_ arguments: [String]) throws -> CommandResult {
+            try Command.run(Command.sessionAgent, ["audit"] + arguments + ["--socket", agent.controlSocket])
+        }
+        let written = try #require(try control.call("audit_show", JSONObject(["limit": JSONValue(100)])).arrayValue)
+        #expect(written.count >= 7)
+
+        for bad in [JSONObject(), JSONObject(["through": JSONValue(3), "before": JSONValue(5)]), JSONObject(["through": JSONValue(0)]), JSONObject(["through": "3"])] {
+            do {
+                _ = try control.call("audit_prune", bad)
+                Issue.record("pruned with \(bad)")
+            } catch let e as AgentClient.RemoteError { #expect(e.reason == "bad_request", "\(e)") }
+        }
+        #expect(try control.call("audit_show", JSONObject(["limit": JSONValue(100)])).arrayValue == written)
+
+        let pruned = try audit(["prune", "--through", "3", "--json"])
+        let expected = JSONValue.object(JSONObject(["removed": JSONValue(3), "through": JSONValue(3), "hash": try #require(written[2]["hash"])]))
+        #expect(pruned.status == 0 && (try? JSONValue(parsing: pruned.stdout)) == expected, "\(pruned.stdout) \(pruned.stderr)")
+        #expect(try Self.sign(client, session, 1, nonce: 5)["signature"] != nil)
+        let verified = try audit(["verify"])
+        // Every entry but the three removed, with the prune's and the signature's since.
+        #expect(verified.status == 0 && verified.stdout.contains("intact: \(written.count - 3 + 2) entries, after entry 3 (pruned"), "\(verified.stdout) \(verified.stderr)")
+        #expect(try audit(["prune", "--older-than", "1w"]).stdout.contains("nothing to remove"))
+        #expect(agent.logs.contains("audit entries through 3 pruned (3)"), "\(agent.logs)")
+    }
+
     /// `session-agent lock` and `unlock`, as ssh-add -x and -X: the passphrase is typed (read
     /// without echo from the terminal, here standard input), never an argument. A wrong one
     /// leaves the store locked; the right one opens it and signing goes on.

@@ -147,6 +147,41 @@ struct SessionStoreTests {
         #expect(try SessionStore(path: path).verifyAudit() == .failure(.corrupt("audit entry 2 does not match the chain")))
     }
 
+    /// Pruning removes the oldest entries a batch at a time and leaves a log that still verifies
+    /// from where it now starts, with the prune itself in it; tampering with what is left, or
+    /// with where it starts, is still found.
+    @Test func prunedAuditLogsStillVerify() throws {
+        let path = Self.temporaryPath()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let store = try SessionStore(path: path)
+        for i in 1...25 { try store.audit("signature", .object(JSONObject(["use": JSONValue(i)])), at: 1_700_000_000 + UInt64(i)) }
+        let hashes = try store.auditEntries(after: 0, kind: nil, limit: 100).map(\.hash)
+        #expect(try store.lastAuditEntry(before: 1_700_000_011) == 10 && store.lastAuditEntry(before: 1_700_000_001) == nil)
+
+        // Through entry 10, in batches of 3: ten entries go, and the prune is entry 26.
+        #expect(try store.pruneAudit(through: 10, at: 1_700_000_100, batch: 3) == .init(removed: 10, through: 10, hash: hashes[9]))
+        let kept = try store.auditEntries(after: 0, kind: nil, limit: 100)
+        #expect(kept.map(\.seq) == Array(11...26))
+        #expect(kept.last?.kind == "audit_prune" && kept.last?.entry == .object(JSONObject(["through": JSONValue(10), "hash": .string(hashes[9]), "removed": JSONValue(10)])))
+        #expect(try store.auditPrunedThrough()?.seq == 10 && store.auditPrunedThrough()?.hash == hashes[9])
+        #expect(try store.verifyAudit() == .success(16))
+        #expect(try SessionStore(path: path).verifyAudit() == .success(16), "and after reopening")
+        #expect(try store.pruneAudit(through: 7, at: 1_700_000_101) == nil, "nothing left to remove")
+
+        // Pruning through the newest entry keeps the prune's own entry.
+        #expect(try store.pruneAudit(through: 1000, at: 1_700_000_102)?.removed == 16)
+        #expect(try store.auditEntries(after: 0, kind: nil, limit: 100).map(\.seq) == [27])
+        #expect(try store.verifyAudit() == .success(1))
+
+        try store.audit("decision", .object(JSONObject(["approved": true])), at: 1_700_000_103)
+        try DatabaseQueue(path: path).write { try $0.execute(sql: "DELETE FROM audit WHERE seq = 27") }
+        #expect(try store.verifyAudit() == .failure(.corrupt("audit entry 28 does not match the chain")), "an entry removed after where the log starts")
+        try DatabaseQueue(path: path).write { try $0.execute(sql: "UPDATE meta SET value = '{\"seq\":27,\"hash\":\"0x00\"}' WHERE key = 'audit_anchor'") }
+        #expect(try store.verifyAudit() == .failure(.corrupt("audit entry 28 does not match the chain")), "a starting point moved")
+        try DatabaseQueue(path: path).write { try $0.execute(sql: "UPDATE meta SET value = 'nonsense' WHERE key = 'audit_anchor'") }
+        #expect(throws: StoreError.corrupt("where the pruned audit log starts cannot be read")) { try store.verifyAudit() }
+    }
+
     @Test func signaturesThatChangeNoStateSkipTheFsyncAndLeaveEveryOtherWriteSynced() throws {
         let path = Self.temporaryPath()
         defer { try? FileManager.default.removeItem(atPath: path) }
@@ -160,7 +195,8 @@ struct SessionStoreTests {
         #expect(!pure.changesState && enabling.changesState)
         #expect(SessionStore.SignatureRecord(sessionId: "s", delta: LedgerDelta(resetConfigIds: [Bytes32.zero]), enabledChain: nil, audit: .null, at: 0).changesState)
 
-        func synchronous() throws -> Int? { try store.database.read { try Int.fetchOne($0, sql: "PRAGMA synchronous") } }
+        // The writer's connection: readers of a pool have their own, which never write.
+        func synchronous() throws -> Int? { try store.database.writeWithoutTransaction { try Int.fetchOne($0, sql: "PRAGMA synchronous") } }
         #expect(try synchronous() == 2)   // FULL
         try store.recordSignatures([pure])
         #expect(try synchronous() == 2)
