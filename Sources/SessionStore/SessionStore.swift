@@ -612,7 +612,7 @@ public final class SessionStore: @unchecked Sendable {
     /// entry removed is kept as its starting point (in `meta`, moved on with each batch), and an
     /// `audit_prune` entry, appended first, records what goes; so the newest entry is never
     /// removed. Nil: there was nothing to remove.
-    public func pruneAudit(through seq: Int64, at time: UInt64, batch: Int = 10_000) throws(StoreError) -> AuditPrune? {
+    public func pruneAudit(through seq: Int64, at time: UInt64, batch: Int = 1000) throws(StoreError) -> AuditPrune? {
         let target: AuditPrune? = try run { db in
             guard let last = try Row.fetchOne(db, sql: "SELECT seq, hash FROM audit WHERE seq <= ? ORDER BY seq DESC LIMIT 1", arguments: [seq]) else { return nil }
             let target = AuditPrune(removed: try Int.fetchOne(db, sql: "SELECT count(*) FROM audit WHERE seq <= ?", arguments: [last["seq"] as Int64]) ?? 0,
