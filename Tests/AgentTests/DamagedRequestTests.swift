@@ -122,4 +122,24 @@ struct DamagedRequestTests {
         #expect(try client.call("agent_info")["version"] == "0.1.0")
         #expect(try client.call("session_list").arrayValue?.contains { $0["sessionId"]?.stringValue == session } == true)
     }
+
+    /// A parameter type whose size overflowed crashed the agent, from one request of any client.
+    @Test func aTypeLargerThanAnyCalldataIsRefusedAndTheAgentServesOn() throws {
+        let agent = try AgentProcess()
+        try agent.start()
+        let client = try AgentClient(path: agent.clientSocket)
+        let request = JSONValue.object(JSONObject([
+            "account": .string(AgentProcess.account), "chains": .array([JSONValue(11155111)]),
+            "permissions": .array([.object(JSONObject([
+                "target": .string(SocketTests.usdc.checksummed), "functions": .array(["f(uint256[1048576][1048576][1048576] a, uint256 b)"]), "rules": .array(["b <= 5"]),
+            ]))]),
+        ]))
+        do {
+            _ = try client.call("session_request", JSONObject(["request": request]))
+            Issue.record("the request was taken")
+        } catch let e as AgentClient.RemoteError {
+            #expect(e.reason == "bad_request" && e.message.contains("would take more than 4 GiB of calldata"), "\(e)")
+        }
+        #expect(try client.call("agent_info")["version"] == "0.1.0")
+    }
 }

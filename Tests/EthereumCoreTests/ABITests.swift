@@ -126,6 +126,21 @@ struct ABIFunctionTests {
         }
     }
 
+    /// A static type so large that its size overflows (a crash of the agent, from one session
+    /// request) or goes beyond any calldata is refused where it is read; one just within is taken.
+    @Test func staticTypesBeyondAnyCalldataAreRefused() throws {
+        #expect(try ABIType(parsing: "uint256[1048576][128]").headSize == ABIType.maximumHeadSize)
+        #expect(try ABIType(parsing: "(uint256[1048576][64],uint256[1048576][64])").headSize == ABIType.maximumHeadSize)
+        for bad in ["uint256[1048576][1048576][1048576]", "uint256[1048576][129]", "(uint256[1048576][128],bool)", "((uint256[1048576][64],uint256[1048576][64])[2],bytes)"] {
+            #expect(throws: ABIError.self, "\(bad)") { try ABIType(parsing: bad) }
+            #expect(throws: ABIError.self, "\(bad)") { try ABIFunction(parsing: "f(\(bad) x)") }
+        }
+        let huge = #"[{"type":"function","name":"f","inputs":[{"name":"x","type":"tuple[1048576][1048576]","components":[{"name":"a","type":"uint256[1048576]"}]}]}]"#
+        #expect(throws: ABIError.self) { try ContractInterface(jsonABI: huge) }
+        // A dynamic type takes one word in the head: a list of the largest static type is taken.
+        #expect(try ABIType(parsing: "uint256[1048576][128][]").headSize == 32)
+    }
+
     @Test func jsonABIWithTupleComponents() throws {
         let abi = """
         {"abi": [

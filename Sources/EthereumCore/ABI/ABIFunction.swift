@@ -102,6 +102,7 @@ public struct ContractInterface: Sendable {
                 // The array suffixes after "tuple" apply to the tuple of components.
                 type = try ABIType(parsing: "(uint8)" + typeText.dropFirst(5))
                 type = type.replacingInnermostElement(with: .tuple(components))
+                guard type.headSizeIsBounded else { throw ABIError("\(context) \(name): \(type.canonical) would take more than 4 GiB of calldata") }
             } else {
                 type = try ABIType(parsing: typeText)
             }

@@ -45,6 +45,34 @@ public indirect enum ABIType: Hashable, Sendable, CustomStringConvertible {
         }
     }
 
+    /// The most bytes a static type may take: beyond any calldata a chain takes, and far enough
+    /// from Int's end that sizes and offsets computed from it never overflow. Types are checked
+    /// against it as they are parsed (`uint256[1048576][1048576][1048576]` is refused), so
+    /// `headSize` is only ever computed for one within it.
+    public static let maximumHeadSize = 1 << 32
+
+    /// Whether the type's head fits in `maximumHeadSize`, found without overflowing.
+    var headSizeIsBounded: Bool { boundedHeadSize != nil }
+
+    private var boundedHeadSize: Int? {
+        if isDynamic { return 32 }
+        switch self {
+        case .fixedArray(let t, let n):
+            guard let element = t.boundedHeadSize else { return nil }
+            let (size, overflow) = n.multipliedReportingOverflow(by: element)
+            return overflow || size > Self.maximumHeadSize ? nil : size
+        case .tuple(let ps):
+            var size = 0
+            for p in ps {
+                guard let component = p.type.boundedHeadSize else { return nil }
+                size += component
+                guard size <= Self.maximumHeadSize else { return nil }
+            }
+            return size
+        default: return 32
+        }
+    }
+
     /// The bytes this type takes in the head of its enclosing tuple.
     public var headSize: Int {
         if isDynamic { return 32 }
@@ -163,6 +191,7 @@ struct SignatureParser {
                 base = .fixedArray(base, n)
             }
         }
+        guard base.headSizeIsBounded else { throw error("\(base.canonical) would take more than 4 GiB of calldata") }
         return base
     }
 
