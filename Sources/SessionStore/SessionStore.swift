@@ -438,7 +438,7 @@ public final class SessionStore: @unchecked Sendable {
     }
 
     public func enabledChains(sessionId: String) throws(StoreError) -> Set<UInt64> {
-        try run { db in Set(try Int64.fetchAll(db, sql: "SELECT chain_id FROM enabled_chains WHERE session_id = ?", arguments: [sessionId]).map { UInt64($0) }) }
+        try run { db in Set(try Int64.fetchAll(db, sql: "SELECT chain_id FROM enabled_chains WHERE session_id = ?", arguments: [sessionId]).map { UInt64(bitPattern: $0) }) }
     }
 
     /// What one signature changes: the ledger delta, the chain it enabled, its audit entry.
@@ -500,7 +500,8 @@ public final class SessionStore: @unchecked Sendable {
                     """).execute(arguments: [r.sessionId, key.policy.lowercased, key.configId.hex, key.counter, value.description])
             }
             if let chain = r.enabledChain {
-                try db.cachedStatement(sql: "INSERT OR IGNORE INTO enabled_chains (session_id, chain_id) VALUES (?, ?)").execute(arguments: [r.sessionId, Int64(chain)])
+                // A chain id is a uint64 (ChainDigest's), stored as the Int64 of its bits.
+                try db.cachedStatement(sql: "INSERT OR IGNORE INTO enabled_chains (session_id, chain_id) VALUES (?, ?)").execute(arguments: [r.sessionId, Int64(bitPattern: chain)])
             }
             previous = try self.appendAudit(db, kind: r.kind, entry: r.audit, at: r.at, previous: previous)
         }

@@ -204,4 +204,17 @@ struct SessionStoreTests {
         #expect(try SessionStore(path: path).enabledChains(sessionId: "s") == [11155111])
         #expect(try SessionStore(path: path).verifyAudit() == .success(3))
     }
+
+    /// Chain ids are uint64 (ChainDigest's): one beyond Int64's range is kept whole. Storing it
+    /// was a crash, which a client could cause on an account configured for any chain.
+    @Test func chainIdsBeyondInt64AreKeptWhole() throws {
+        let store = try SessionStore(path: nil)
+        try store.initialize(passphrase: secret("p"), scryptN: 1024)
+        let key = Secp256k1.PrivateKey.generate()
+        try store.insert(Self.stored("s", key: key), key: key)
+        for chain: UInt64 in [1, 1 << 63, .max] {
+            try store.recordSignature(sessionId: "s", delta: LedgerDelta(), enabledChain: chain, audit: .null, at: 1_700_000_000)
+        }
+        #expect(try store.enabledChains(sessionId: "s") == [1, 1 << 63, .max])
+    }
 }
