@@ -11,13 +11,16 @@ import TestSupport
 /// agent serves others afterwards. A failure names the seed (`ORACLE_SEED` replays it).
 @Suite("Damaged requests over the client socket")
 struct DamagedRequestTests {
-    /// Values a damaged field takes: each JSON type, numbers beyond every integer width, hex of
-    /// odd or huge length, deep nesting.
+    /// Values a damaged field takes: each JSON type, numbers beyond every integer width and at
+    /// the edges of 32 and 64 bits, hex of odd or huge length, deep nesting, a duration and a
+    /// type whose sizes overflow.
     static let replacements: [JSONValue] = [
         .null, .bool(true), .number("-1"), .number("0"), .number("1e308"), .number("115792089237316195423570985008687907853269984665640564039457584007913129639936"),
         .number("-0.5"), .string(""), .string("0x"), .string("0x0"), .string("0x" + String(repeating: "ab", count: 5000)), .string("USDC"),
         .string("999999999999999999999999999999 USDC"), .string("1e-30"), .string(String(repeating: "é", count: 3000)), .array([]), .object(JSONObject()),
         .array(Array(repeating: .number("1"), count: 2000)), (0..<100).reduce(JSONValue.number("1")) { inner, _ in .array([inner]) },
+        .number("4294967296"), .number("9223372036854775808"), .number("18446744073709551615"), .string("18446744073709551616"),
+        .string("9999999999999999999w"), .string("transfer(uint256[1048576][1048576][1048576] to, uint256 amount)"),
     ]
 
     /// Every value in `value`, by path.
