@@ -627,13 +627,18 @@ public final class SessionStore: @unchecked Sendable {
         var removedThrough: Int64 = 0
         while removedThrough < target.through {
             removedThrough = try run { db in
-                let end = try Row.fetchOne(db, sql: "SELECT seq, hash FROM audit WHERE seq <= ? ORDER BY seq LIMIT 1 OFFSET ?", arguments: [target.through, max(batch, 1) - 1])
-                    .map { (seq: $0["seq"] as Int64, hash: $0["hash"] as String) } ?? (seq: target.through, hash: target.hash)
-                try db.execute(sql: "DELETE FROM audit WHERE seq <= ?", arguments: [end.seq])
-                let anchor = JSONValue.object(JSONObject(["seq": JSONValue(Int(end.seq)), "hash": .string(end.hash)]))
+                // The batch's last entry: the batch-th left, or the last left. The starting point
+                // is always an entry that was there, so a prune running beside this one can
+                // never move it back.
+                guard let end = try Row.fetchOne(db, sql: "SELECT seq, hash FROM audit WHERE seq <= ? ORDER BY seq LIMIT 1 OFFSET ?", arguments: [target.through, max(batch, 1) - 1])
+                    ?? Row.fetchOne(db, sql: "SELECT seq, hash FROM audit WHERE seq <= ? ORDER BY seq DESC LIMIT 1", arguments: [target.through])
+                else { return target.through }
+                let (seq, hash): (Int64, String) = (end["seq"], end["hash"])
+                try db.execute(sql: "DELETE FROM audit WHERE seq <= ?", arguments: [seq])
+                let anchor = JSONValue.object(JSONObject(["seq": JSONValue(Int(seq)), "hash": .string(hash)]))
                 try db.execute(sql: "INSERT INTO meta (key, value) VALUES ('audit_anchor', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                                arguments: [anchor.serialized])
-                return end.seq
+                return seq
             }
         }
         return target
