@@ -69,8 +69,8 @@ struct AuditPrune: ParsableCommand {
             Give --through with the number of the last entry to remove (after keeping them elsewhere, \
             with `audit show --json`), or --older-than to remove every entry up to the last one written \
             that long ago. The log then starts from the last entry removed, whose hash `audit verify` \
-            shows; the removal is itself an entry (audit_prune). It is done a few thousand entries at \
-            a time, and signing goes on meanwhile. The file does not shrink: SQLite reuses the space.
+            shows; the removal is itself an entry (audit_prune). It is done a thousand entries at a \
+            time, and signing goes on meanwhile. The file does not shrink: SQLite reuses the space.
             """)
 
     @Option(help: "Remove the entries up to and including this sequence number.") var through: Int64?
