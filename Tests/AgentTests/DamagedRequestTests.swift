@@ -92,9 +92,19 @@ struct DamagedRequestTests {
             "sessionId": .string(session), "chainId": JSONValue(11155111), "entryPoint": .string(EntryPointVersion.v07.canonicalAddress.checksummed),
             "userOperation": SocketTests.transferOp(1, nonce: 0),
         ])
+        // Argument rules and tuple signatures, on the test account's chain and its USDC, so
+        // that the damage reaches past the chain and token checks into compiling them.
+        guard case .object(var rules) = try Fixtures.json("requests/uniswap-rules.json"), case .array(var permissions)? = rules["permissions"],
+              case .object(var approve) = permissions[0] else { throw Oracle.Failure(description: "uniswap-rules.json changed shape") }
+        approve["target"] = .string(SocketTests.usdc.checksummed)
+        permissions[0] = .object(approve)
+        rules["permissions"] = .array(permissions)
+        rules["chains"] = .array([JSONValue(11155111)])
+        rules["nonces"] = nil
         let originals = [
             message("session_request", JSONObject(["request": SocketTests.example])),
             message("session_request", JSONObject(["request": try Fixtures.json("requests/erc7715-grant.json")])),
+            message("session_request", JSONObject(["request": .object(rules)])),
             message("session_signUserOperation", sign),
             message("session_list", JSONObject()),
             message("session_get", JSONObject(["sessionId": .string(session)])),
