@@ -37,14 +37,36 @@ struct AuditShow: ParsableCommand {
 struct AuditVerify: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "verify",
-        abstract: "Re-walk the audit log's hash chain; exit status 1 if any entry was changed, removed or reordered.")
+        abstract: "Re-walk the audit log's hash chain; exit status 1 if any entry was changed, removed or reordered.",
+        discussion: """
+            The agent knows the last entry it wrote, and checks that too; across a restart, keep \
+            an entry's number and hash elsewhere (this command prints the last one, the journal \
+            names it at every start) and give it to --holds: a log cut short before it, or written \
+            again since, fails.
+            """)
 
+    @Option(help: ArgumentHelp("An entry the log must still hold, as printed before.", valueName: "seq:hash")) var holds: String?
     @Option(help: "The agent's control socket (default: $SESSION_AGENT_CONTROL_SOCK).") var socket: String?
     @OptionGroup var output: OutputOptions
 
+    /// `--holds`, read.
+    var heldEntry: (seq: Int64, hash: String)? {
+        get throws {
+            guard let holds else { return nil }
+            let parts = holds.split(separator: ":", omittingEmptySubsequences: false)
+            guard parts.count == 2, let seq = Int64(parts[0]), seq > 0, let hash = try? Bytes32(hex: String(parts[1])) else {
+                throw ValidationError("--holds: an entry's number and hash, as 12:0x3f…")
+            }
+            return (seq, hash.hex)
+        }
+    }
+
+    func validate() throws { _ = try heldEntry }
+
     func run() throws {
         try report(output) {
-            let result = try remote { try connectControl(socket).call("audit_verify") }
+            let control = try connectControl(socket)
+            let result = try remote { try control.call("audit_verify") }
             guard result["intact"] == .bool(true) else {
                 throw CommandFailure(message: "the audit log is broken: \(result["problem"]?.stringValue ?? "unknown")", reason: "audit_broken")
             }
@@ -56,7 +78,34 @@ struct AuditVerify: ParsableCommand {
             if let seq = result["head"]?["seq"], let hash = result["head"]?["hash"]?.stringValue {
                 text += "\nthe last, entry \(seq.serialized), has hash \(hash): a log checked later that does not hold it was cut short or written again"
             }
+            if let held = try heldEntry {
+                try check(held, in: result, control)
+                text += "\nentry \(held.seq) still has hash \(held.hash): the log holds what was written up to it"
+            }
             return CommandOutput(text: text, json: result)
+        }
+    }
+}
+
+extension AuditVerify {
+    /// Whether the intact log `verified` still holds `held`: as an entry, or as where it starts
+    /// after a prune (the last entry removed).
+    func check(_ held: (seq: Int64, hash: String), in verified: JSONValue, _ control: AgentClient) throws {
+        if case .number(let text)? = verified["prunedThrough"]?["seq"], let start = Int64(text), held.seq <= start {
+            guard held.seq == start else {
+                throw CommandFailure(message: "entry \(held.seq) was pruned: the log now starts after entry \(start), the earliest that can be checked", reason: "audit_pruned")
+            }
+            guard verified["prunedThrough"]?["hash"]?.stringValue == held.hash else {
+                throw CommandFailure(message: "the log starts after entry \(start) with hash \(verified["prunedThrough"]?["hash"]?.stringValue ?? "?"), not \(held.hash): it was written again", reason: "audit_broken")
+            }
+            return
+        }
+        let found = try remote { try control.call("audit_show", JSONObject(["after": JSONValue(Int(held.seq - 1)), "limit": JSONValue(1)])) }.arrayValue?.first
+        guard found?["seq"] == JSONValue(Int(held.seq)) else {
+            throw CommandFailure(message: "the log does not hold entry \(held.seq): it was cut short, or the store is another one", reason: "audit_broken")
+        }
+        guard found?["hash"]?.stringValue == held.hash else {
+            throw CommandFailure(message: "entry \(held.seq) has hash \(found?["hash"]?.stringValue ?? "?"), not \(held.hash): the log was written again", reason: "audit_broken")
         }
     }
 }

@@ -589,7 +589,8 @@ struct SocketTests {
     }
 
     /// `audit prune` removes the oldest entries; the log left verifies from where it now starts,
-    /// and signing goes on. A prune that says neither how far nor how old is refused, and removes nothing.
+    /// and signing goes on. A prune that says neither how far nor how old is refused, and removes
+    /// nothing. `audit verify --holds` checks an entry kept elsewhere, pruned or not.
     @Test func theAuditLogIsPrunedAndStillVerifies() throws {
         let agent = try AgentProcess(rules: "default = \"approve\"")
         try agent.start()
@@ -609,6 +610,14 @@ struct SocketTests {
             } catch let e as AgentClient.RemoteError { #expect(e.reason == "bad_request", "\(e)") }
         }
         #expect(try control.call("audit_show", JSONObject(["limit": JSONValue(100)])).arrayValue == written)
+        func entry(_ i: Int) -> String { "\(written[i]["seq"]!.serialized):\(written[i]["hash"]!.stringValue!)" }
+        func holds(_ held: String) throws -> CommandResult { try audit(["verify", "--holds", held]) }
+        #expect(try holds(entry(4)).stdout.contains("entry 5 still has hash \(written[4]["hash"]!.stringValue!)"))
+        let rewritten = try holds("5:" + Bytes32.zero.hex)
+        #expect(rewritten.status == 1 && rewritten.stderr.contains("entry 5 has hash \(written[4]["hash"]!.stringValue!), not \(Bytes32.zero.hex): the log was written again"), "\(rewritten.stderr)")
+        let cut = try holds("1000:" + Bytes32.zero.hex)
+        #expect(cut.status == 1 && cut.stderr.contains("the log does not hold entry 1000"), "\(cut.stderr)")
+        #expect(try holds("5:0x12").status != 0, "not a hash")
 
         let pruned = try audit(["prune", "--through", "3", "--json"])
         let expected = JSONValue.object(JSONObject(["removed": JSONValue(3), "through": JSONValue(3), "hash": try #require(written[2]["hash"])]))
@@ -618,6 +627,9 @@ struct SocketTests {
         // Every entry but the three removed, with the prune's and the signature's since.
         #expect(verified.status == 0 && verified.stdout.contains("intact: \(written.count - 3 + 2) entries, after entry 3 (pruned"), "\(verified.stdout) \(verified.stderr)")
         #expect(try audit(["prune", "--older-than", "1w"]).stdout.contains("nothing to remove"))
+        #expect(try holds(entry(2)).status == 0 && holds(entry(4)).status == 0, "where the log starts, and an entry after it")
+        let gone = try holds(entry(1))
+        #expect(gone.status == 1 && gone.stderr.contains("entry 2 was pruned: the log now starts after entry 3"), "\(gone.stderr)")
         #expect(agent.logs.contains("audit entries through 3 pruned (3)"), "\(agent.logs)")
     }
 
