@@ -154,6 +154,11 @@ public final class SessionStore: @unchecked Sendable {
                 ALTER TABLE rejected_pins ADD COLUMN token_showed_it INTEGER NOT NULL DEFAULT 1;
                 """)
         }
+        // The agent looks for keys to erase every few seconds, under the writer: without this it
+        // read every session ever stored each time (50 ms per look at 100,000 sessions).
+        migrator.registerMigration("v6: the keys still to erase, by expiry") { db in
+            try db.execute(sql: "CREATE INDEX sessions_to_erase ON sessions(expires_at) WHERE length(sealed_key) > 0")
+        }
         return migrator
     }
 
@@ -414,12 +419,16 @@ public final class SessionStore: @unchecked Sendable {
         guard changed == 1 else { throw .notFound("session \(id)") }
     }
 
+    /// The sessions whose keys are due to be erased at a time (the argument); the index
+    /// `sessions_to_erase` finds them.
+    static let keysToErase = "expires_at IS NOT NULL AND expires_at < ? AND length(sealed_key) > 0"
+
     /// Erases the keys of sessions that expired by `time`; returns their ids.
     @discardableResult
     public func eraseExpired(now time: UInt64) throws(StoreError) -> [String] {
         try run { db in
-            let ids = try String.fetchAll(db, sql: "SELECT id FROM sessions WHERE expires_at IS NOT NULL AND expires_at < ? AND length(sealed_key) > 0", arguments: [Int64(time)])
-            try db.execute(sql: "UPDATE sessions SET sealed_key = x'' WHERE expires_at IS NOT NULL AND expires_at < ?", arguments: [Int64(time)])
+            let ids = try String.fetchAll(db, sql: "SELECT id FROM sessions WHERE \(Self.keysToErase)", arguments: [Int64(time)])
+            try db.execute(sql: "UPDATE sessions SET sealed_key = x'' WHERE \(Self.keysToErase)", arguments: [Int64(time)])
             return ids
         }
     }

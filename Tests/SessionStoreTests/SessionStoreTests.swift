@@ -205,6 +205,18 @@ struct SessionStoreTests {
         #expect(try SessionStore(path: path).verifyAudit() == .success(3))
     }
 
+    /// The look for keys to erase, every few seconds under the writer, goes through the index of
+    /// the keys left rather than every session ever stored.
+    @Test func findingKeysToEraseReadsOnlyTheKeysLeft() throws {
+        let store = try SessionStore(path: nil)
+        for statement in ["SELECT id FROM sessions", "UPDATE sessions SET sealed_key = x''"] {
+            let plan = try store.database.read { db in
+                try Row.fetchAll(db, sql: "EXPLAIN QUERY PLAN \(statement) WHERE \(SessionStore.keysToErase)", arguments: [1_700_000_000]).map { $0["detail"] as String }
+            }
+            #expect(plan.contains { $0.contains("USING INDEX sessions_to_erase") }, "\(statement): \(plan)")
+        }
+    }
+
     /// Chain ids are uint64 (ChainDigest's): one beyond Int64's range is kept whole. Storing it
     /// was a crash, which a client could cause on an account configured for any chain.
     @Test func chainIdsBeyondInt64AreKeptWhole() throws {
