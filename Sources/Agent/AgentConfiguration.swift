@@ -21,6 +21,8 @@ public struct AgentConfiguration: Sendable {
     public var pinentry: [String]?
     /// How long the rest of a message may take once part of it arrived.
     public var partialMessageTimeout: UInt64
+    /// How many connections one uid may hold open to each socket.
+    public var connectionsPerUID: Int
     public var owners: [OwnerConfig]
     public var accounts: [AccountConfig]
     /// The PKCS#11 module for URIs that name none (`?module-path=`); without it, the modules
@@ -58,7 +60,7 @@ public struct AgentConfiguration: Sendable {
             }
             return resolved(s)
         }
-        let known = ["data_dir", "socket_dir", "rules", "tokens", "approval_timeout", "partial_message_timeout", "allow_uids", "allow_gids", "store_passphrase_file", "store_pin_file", "pinentry", "owners", "accounts",
+        let known = ["data_dir", "socket_dir", "rules", "tokens", "approval_timeout", "partial_message_timeout", "connections_per_uid", "allow_uids", "allow_gids", "store_passphrase_file", "store_pin_file", "pinentry", "owners", "accounts",
                      "pkcs11_module", "pkcs11_modules", "pkcs11_timeout"]
         func duration(_ key: String, default value: UInt64) throws(AgentError) -> UInt64 {
             guard let t = table[key] else { return value }
@@ -86,6 +88,11 @@ public struct AgentConfiguration: Sendable {
         approvalTimeout = try duration("approval_timeout", default: 300)
         partialMessageTimeout = try duration("partial_message_timeout", default: 30)
         pkcs11Timeout = try duration("pkcs11_timeout", default: 60)
+        connectionsPerUID = ConnectionCounts.defaultPerUID
+        if let value = table["connections_per_uid"] {
+            guard let n = value.int, (1...65536).contains(n) else { throw AgentError("bad_config", "connections_per_uid: a number from 1 to 65536") }
+            connectionsPerUID = n
+        }
         func ids(_ key: String) throws(AgentError) -> Set<UInt32> {
             guard let value = table[key] else { return [] }
             guard let list = value.array.map({ Array($0) }) else { throw AgentError("bad_config", "\(key): a list of numeric ids") }

@@ -82,7 +82,7 @@ public enum AgentDaemon {
                           },
                           ownerNotice: pinentry?.ownerNotice ?? journalNotice(logger), logger: logger)
         let server = SocketServer(rpc: AgentRPC(agent: agent, reloadRules: config.rulesFile == nil ? nil : loadRules, pkcs11Module: config.pkcs11Module, runTimeModules: runTimeModules), allowedUIDs: config.allowedUIDs, allowedGIDs: config.allowedGIDs,
-                                  partialMessageTimeout: .seconds(Int64(config.partialMessageTimeout)))
+                                  partialMessageTimeout: .seconds(Int64(config.partialMessageTimeout)), connectionsPerUID: config.connectionsPerUID)
 
         // SIGTERM and SIGINT (systemctl stop, Ctrl-C) end the agent cleanly: the audit entries
         // still in memory go to disk first, and the PKCS#11 modules are finalized.

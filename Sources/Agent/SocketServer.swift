@@ -33,13 +33,15 @@ public struct SocketServer: Sendable {
     /// effective group; supplementary groups are not consulted).
     public let allowedGIDs: Set<UInt32>
     public let partialMessageTimeout: TimeAmount
-    let connections = ConnectionCounts()
+    let connections: ConnectionCounts
 
-    public init(rpc: AgentRPC, allowedUIDs: Set<UInt32> = [], allowedGIDs: Set<UInt32> = [], partialMessageTimeout: TimeAmount = .seconds(30)) {
+    public init(rpc: AgentRPC, allowedUIDs: Set<UInt32> = [], allowedGIDs: Set<UInt32> = [], partialMessageTimeout: TimeAmount = .seconds(30),
+                connectionsPerUID: Int = ConnectionCounts.defaultPerUID) {
         self.rpc = rpc
         self.allowedUIDs = allowedUIDs
         self.allowedGIDs = allowedGIDs
         self.partialMessageTimeout = partialMessageTimeout
+        connections = ConnectionCounts(perUID: connectionsPerUID)
     }
 
     var admitsOthers: Bool { !allowedUIDs.isEmpty || !allowedGIDs.isEmpty }
@@ -108,7 +110,8 @@ public struct SocketServer: Sendable {
 /// without end would otherwise use up the agent's descriptors and lock every other client out;
 /// the control socket is counted apart, so the operator can always reach it.
 public final class ConnectionCounts: Sendable {
-    public static let perUID = 64
+    public static let defaultPerUID = 64
+    let perUID: Int
 
     struct Key: Hashable {
         var uid: UInt32
@@ -117,10 +120,12 @@ public final class ConnectionCounts: Sendable {
 
     private let open = Mutex<[Key: Int]>([:])
 
+    init(perUID: Int) { self.perUID = perUID }
+
     /// Counts one more connection for `key`, unless it has `perUID` already.
     func admit(_ key: Key) -> Bool {
         open.withLock { open in
-            guard open[key, default: 0] < Self.perUID else { return false }
+            guard open[key, default: 0] < perUID else { return false }
             open[key, default: 0] += 1
             return true
         }
@@ -184,7 +189,8 @@ final class RPCConnection: ChannelDuplexHandler {
             guard connection.context != nil else { return }
             let key = ConnectionCounts.Key(uid: client.uid, control: connection.control)
             guard connection.connections.admit(key) else {
-                return connection.refuse(AgentError("too_many_connections", "uid \(client.uid) has \(ConnectionCounts.perUID) connections open to this socket already; close one first"))
+                return connection.refuse(AgentError("too_many_connections",
+                                                    "uid \(client.uid) has \(connection.connections.perUID) connections open to this socket already (connections_per_uid); close one first"))
             }
             connection.counted = key
             connection.client = client

@@ -19,7 +19,7 @@ struct ConfigurationTests {
         let c = try AgentConfiguration(toml: Self.documented, relativeTo: "/etc/session-agent", environment: [:])
         #expect(c.dataDirectory == "/var/lib/session-agent" && c.socketDirectory == "/run/session-agent")
         #expect(c.rulesFile == "/etc/session-agent/rules.toml" && c.tokensFile == "/etc/session-agent/tokens.json")
-        #expect(c.approvalTimeout == 300 && c.partialMessageTimeout == 30)
+        #expect(c.approvalTimeout == 300 && c.partialMessageTimeout == 30 && c.connectionsPerUID == 64)
         #expect(c.allowedUIDs == [1001] && c.allowedGIDs == [998])
         #expect(c.pinentry == ["/usr/bin/pinentry-curses", "--ttyname", "/dev/pts/1"])
         #expect(c.pkcs11Module == "/usr/lib/softhsm/libsofthsm2.so" && c.storePINFile == "/etc/session-agent/hsm.pin")
@@ -85,6 +85,8 @@ struct ConfigurationTests {
         // Overflows when scaled, and beyond a timer's range: both were a crash at start.
         ("approval_timeout = \"9999999999999999999h\"", "approval_timeout: too long"),
         ("partial_message_timeout = \"10000w\"", "partial_message_timeout: at most \"366d\""),
+        ("connections_per_uid = 0", "connections_per_uid: a number from 1 to 65536"),
+        ("connections_per_uid = \"64\"", "connections_per_uid"),
         ("allow_gids = [-1]", "allow_gids"),
         ("pkcs11_timeout = \"0s\"", "pkcs11_timeout"),
         ("pkcs11_timeout = 30", "pkcs11_timeout"),

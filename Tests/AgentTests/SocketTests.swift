@@ -276,7 +276,8 @@ struct SocketTests {
     /// A client that opens connections without end is stopped at its uid's share; the operator,
     /// other uids, and that uid once it closes one, are still served.
     @Test func aUIDOpeningConnectionsWithoutEndIsStoppedAtItsShare() throws {
-        let agent = try AgentProcess(allowUIDs: [65534])
+        let share = 8
+        let agent = try AgentProcess(extraConfig: "connections_per_uid = \(share)", allowUIDs: [65534])
         agent.limits = ["--nofile=1024:4096"]
         try agent.start()
         // Nor does the soft default of 1024 descriptors bound them: the agent raised it to its hard limit.
@@ -284,7 +285,7 @@ struct SocketTests {
         let files = limits.split(separator: "\n").first { $0.hasPrefix("Max open files") }?.split(separator: " ", omittingEmptySubsequences: true)
         #expect(files?.count == 6 && files?[3] == "4096" && files?[4] == "4096", "\(files ?? [])")
         var held: [AgentClient] = []
-        for _ in 0..<ConnectionCounts.perUID {
+        for _ in 0..<share {
             let client = try AgentClient(path: agent.clientSocket)
             _ = try client.call("agent_info")   // answered, so counted
             held.append(client)
@@ -296,7 +297,7 @@ struct SocketTests {
         // was sent (it says why first).
         for _ in 0..<50 {
             guard case .failure(let refused) = try oneMore() else { Issue.record("a connection beyond the share was served"); return }
-            #expect(refused.reason == "too_many_connections" && refused.message.contains("\(ConnectionCounts.perUID) connections"), "\(refused)")
+            #expect(refused.reason == "too_many_connections" && refused.message.contains("\(share) connections open to this socket already (connections_per_uid)"), "\(refused)")
         }
         #expect(try held[0].call("agent_info")["version"] == "0.1.0", "the connections it holds still work")
         #expect(try AgentClient(path: agent.controlSocket).call("pending_list").arrayValue?.isEmpty == true, "the control socket is counted apart")
