@@ -17,6 +17,11 @@ struct ReviewOptions: ParsableArguments {
 
     var time: UInt64 { now ?? UInt64(Date().timeIntervalSince1970) }
 
+    /// Durations are added to it: a time near UInt64's end overflowed (a crash).
+    func validate() throws {
+        if let now, now > DurationText.maximumSeconds { throw ValidationError("--now: a Unix time up to \(DurationText.maximumSeconds) (the year 36812)") }
+    }
+
     var colors: Bool {
         switch color {
         case "always": true

@@ -50,6 +50,11 @@ struct InspectTests {
         #expect(missing.status == 1 && missing.stderr.contains("cannot read /no-such-request.json: No such file or directory"), "\(missing.stderr)")
         let generated = try Command.sessionAgent("inspect", Self.example, "--color", "never")
         #expect(generated.status == 0 && generated.stdout.contains("was generated for this inspection"))
+        // Durations are counted from --now: one near UInt64's end overflowed, a crash.
+        for command in ["inspect", "decode-signature"] {
+            let late = try Command.sessionAgent(command, Self.example, "--now", "18446744073709551615")
+            #expect(late.status == 64 && late.stderr.contains("--now: a Unix time up to 1099511627776"), "\(command): \(late.status) \(late.stderr)")
+        }
     }
 
     @Test func decodeSignatureExplainsEnableData() throws {

@@ -91,6 +91,12 @@ struct RequestTests {
         rejects("{\(head), \"permissions\": [{\(beef), \"allow\": [\"frobnicate\"], \"sudo\": true}]}", "no function named frobnicate")
         rejects("{\(head), \"validity\": {\"duration\": \"3y\"}, \"permissions\": [{\(beef), \"nativeTransfer\": true, \"sudo\": true}]}", "unknown duration unit y")
         rejects("{\(head), \"validity\": {\"duration\": \"9999999999999999999w\"}, \"permissions\": [{\(beef), \"nativeTransfer\": true, \"sudo\": true}]}", "validity.duration: too long")
+        // A duration counted from a time near the end of the range overflowed (`inspect --now` crashed).
+        rejects("{\(head), \"validity\": {\"after\": 281474976710000, \"duration\": \"1w\"}, \"permissions\": [{\(beef), \"nativeTransfer\": true, \"sudo\": true}]}",
+                "validity.duration: ends beyond a time frame's range")
+        #expect(throws: SmartSessionError.self) {
+            try compile("{\(head), \"validity\": {\"duration\": \"1d\"}, \"permissions\": [{\(beef), \"nativeTransfer\": true, \"sudo\": true}]}", RequestCompiler(now: .max, sessionKeys: [Self.key]))
+        }
         rejects("{\(head), \"validity\": {\"until\": 5, \"after\": 6}, \"permissions\": [{\(beef), \"nativeTransfer\": true, \"sudo\": true}]}", "later than")
         rejects("{\(head), \"bogus\": 1, \"permissions\": [{\(beef), \"nativeTransfer\": true, \"sudo\": true}]}", ".bogus: unknown field")
         rejects("{\(head), \"permissions\": [{\(beef), \"nativeTransfer\": true, \"sudo\": true}, {\(beef), \"nativeTransfer\": true, \"sudo\": true}]}", "allowed twice")

@@ -67,7 +67,10 @@ struct RequestValues {
         if let u = f.optional("until") { until = try time(u, path: f.field("until")) }
         if let d = f.optional("duration") {
             guard until == 0 else { throw SmartSessionError("\(path): give \"until\" or \"duration\", not both") }
-            until = max(after, now) + (try duration(d, path: f.field("duration")))
+            let (end, overflow) = max(after, now).addingReportingOverflow(try duration(d, path: f.field("duration")))
+            // A time frame's times are uint48.
+            guard !overflow, end < 1 << 48 else { throw SmartSessionError("\(f.field("duration")): ends beyond a time frame's range (2^48 s)") }
+            until = end
         }
         guard until != 0 || after != 0 else { throw SmartSessionError("\(path): give \"until\", \"duration\" or \"after\"") }
         guard until == 0 || after <= until else { throw SmartSessionError("\(path): \"after\" is later than \"until\"") }
