@@ -145,8 +145,6 @@ struct ABIDecoder {
     /// Decodes a head/tail sequence of `count` values starting at `base`; returns the values
     /// and the end of the last byte the sequence uses. Paths are built only for errors.
     func decodeSequence(count: Int, _ type: (Int) -> ABIType, at base: Int, path: () -> [String], component: (Int) -> String) throws(ABIError) -> ([ABIValue], Int) {
-        var values: [ABIValue] = []
-        values.reserveCapacity(count)
         var head = base
         var headSize = 0
         for i in 0..<count { headSize += type(i).headSize }
@@ -154,6 +152,9 @@ struct ABIDecoder {
         guard tailEnd <= data.count else {
             throw ABIError("data ends inside the head (needs \(tailEnd - base) bytes)", path: path(), offset: base)
         }
+        // Only now: a type's count alone (up to 2^20) is no measure of the data.
+        var values: [ABIValue] = []
+        values.reserveCapacity(count)
         for i in 0..<count {
             let itemType = type(i)
             func itemPath() -> [String] { path() + [component(i)] }
