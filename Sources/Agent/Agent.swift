@@ -554,6 +554,15 @@ public actor Agent {
         } catch { throw AgentError(error.reason, "\(error)") }
     }
 
+    /// Removes the sessions that ended (revoked, or expired) before `time`; returns how many.
+    public nonisolated func pruneSessions(endedBefore time: UInt64) throws(AgentError) -> Int {
+        let ids: Set<String>
+        do { ids = Set(try store.pruneSessions(endedBefore: time, at: clock())) } catch { throw AgentError(error.reason, "\(error)") }
+        signer.forget { id, _ in ids.contains(id) }
+        if !ids.isEmpty { logger.notice("\(ids.count) session\(ids.count == 1 ? "" : "s") that ended before \(time) pruned") }
+        return ids.count
+    }
+
     public func pendingRequests() -> [PendingRequest] {
         pending.values.filter { $0.status == .pending && !approving.contains($0.id) }.sorted { $0.createdAt < $1.createdAt }
     }

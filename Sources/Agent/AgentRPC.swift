@@ -12,7 +12,7 @@ public struct AgentRPC: Sendable {
     public static let clientMethods = ["agent_info", "session_request", "session_wait", "session_get", "session_list",
                                        "session_signUserOperation", "session_export", "session_revoke"]
     public static let controlMethods = ["agent_info", "pending_list", "pending_get", "pending_secret", "pending_decide", "sessions_list", "session_revoke",
-                                        "accounts_list", "accounts_add", "accounts_remove", "owners_list", "owners_add", "owners_remove", "agent_lock", "agent_unlock_asks", "agent_unlock", "rules_reload", "audit_verify", "audit_show", "audit_prune"]
+                                        "accounts_list", "accounts_add", "accounts_remove", "owners_list", "owners_add", "owners_remove", "agent_lock", "agent_unlock_asks", "agent_unlock", "rules_reload", "audit_verify", "audit_show", "audit_prune", "sessions_prune"]
     /// The parameters each method takes. Any other is refused, as the configuration file refuses
     /// unknown keys: a misspelt `bindExecutable` must not quietly give a session bound more loosely.
     static let parameters: [String: Set<String>] = [
@@ -21,7 +21,7 @@ public struct AgentRPC: Sendable {
         "session_export": ["sessionId"], "session_revoke": ["sessionId"],
         "pending_get": ["id"], "pending_secret": ["id"], "pending_decide": ["id", "approve", "approver", "reason", "passphrase", "secrets"],
         "accounts_add": ["account"], "accounts_remove": ["address"], "owners_add": ["pkcs11", "pinFile", "pin", "keystore", "passphraseFile"],
-        "owners_remove": ["address"], "agent_unlock": ["passphrase"], "audit_show": ["after", "kind", "limit"], "audit_prune": ["through", "before"],
+        "owners_remove": ["address"], "agent_unlock": ["passphrase"], "audit_show": ["after", "kind", "limit"], "audit_prune": ["through", "before"], "sessions_prune": ["before"],
     ]
 
     let agent: Agent
@@ -339,6 +339,9 @@ public struct AgentRPC: Sendable {
             guard (through == nil) != (before == nil) else { throw .badRequest("params: give one of through (an entry's number) and before (a Unix time)") }
             guard let pruned = try agent.pruneAudit(through: through, before: before.map(UInt64.init)) else { return .object(JSONObject(["removed": JSONValue(0)])) }
             return .object(JSONObject(["removed": JSONValue(pruned.removed), "through": JSONValue(Int(pruned.through)), "hash": .string(pruned.hash)]))
+        case "sessions_prune":
+            guard let before = try optionalCount(p, "before", 0...Int64.max) else { throw .badRequest("params.before: the Unix time sessions must have ended before") }
+            return .object(JSONObject(["removed": JSONValue(try agent.pruneSessions(endedBefore: UInt64(before)))]))
         default:
             throw AgentError("unknown_method", "no method \(method)", code: -32601)
         }

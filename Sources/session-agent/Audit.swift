@@ -130,19 +130,14 @@ struct AuditPrune: ParsableCommand {
     func validate() throws {
         guard (through == nil) != (olderThan == nil) else { throw ValidationError("give one of --through and --older-than") }
         if let through, through < 1 { throw ValidationError("--through: an entry's number, from 1") }
-        if let olderThan {
-            do { _ = try DurationText.seconds(olderThan) } catch { throw ValidationError("--older-than: \(error)") }
-        }
+        if let olderThan { _ = try unixTime(olderThan: olderThan) }
     }
 
     func run() throws {
         try report(output) {
             var params = JSONObject()
             if let through { params["through"] = JSONValue(Int(through)) }
-            if let olderThan {
-                let now = UInt64(Date().timeIntervalSince1970)
-                params["before"] = JSONValue(Int(now - min(now, try DurationText.seconds(olderThan))))
-            }
+            if let olderThan { params["before"] = JSONValue(try unixTime(olderThan: olderThan)) }
             let result = try remote { try connectControl(socket).call("audit_prune", params) }
             guard let removed = result["removed"], removed != JSONValue(0), let seq = result["through"], let hash = result["hash"]?.stringValue else {
                 return CommandOutput(text: "nothing to remove", json: result)
@@ -150,4 +145,12 @@ struct AuditPrune: ParsableCommand {
             return CommandOutput(text: "removed \(removed.serialized) entries, through entry \(seq.serialized); the log now starts after its hash \(hash)", json: result)
         }
     }
+}
+
+/// The Unix time `--older-than` (a duration) ago.
+func unixTime(olderThan text: String) throws -> Int {
+    let seconds: UInt64
+    do { seconds = try DurationText.seconds(text) } catch { throw ValidationError("--older-than: \(error)") }
+    let now = UInt64(Date().timeIntervalSince1970)
+    return Int(now - min(now, seconds))
 }

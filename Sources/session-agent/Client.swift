@@ -96,7 +96,12 @@ struct SignUserOp: ParsableCommand {
 }
 
 struct Sessions: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "List this client's sessions.")
+    static let configuration = CommandConfiguration(abstract: "This client's sessions; the operator prunes those that ended.",
+                                                    subcommands: [SessionsList.self, SessionsPrune.self], defaultSubcommand: SessionsList.self)
+}
+
+struct SessionsList: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "list", abstract: "List this client's sessions.")
     @OptionGroup var socket: SocketOptions
     @OptionGroup var output: OutputOptions
 
@@ -108,6 +113,27 @@ struct Sessions: ParsableCommand {
                 "\(s["sessionId"]?.stringValue ?? "?")  \(s["label"]?.stringValue.map(DisplayText.escaped) ?? "-")  account \(s["account"]?.stringValue ?? "?")  key \(s["sessionKey"]?.stringValue ?? "?")\(s["revoked"] == .bool(true) ? "  (revoked)" : "")"
             }
             return CommandOutput(text: lines.isEmpty ? "no sessions" : lines.joined(separator: "\n"), json: list)
+        }
+    }
+}
+
+struct SessionsPrune: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "prune",
+        abstract: "Remove the sessions of every client that ended (revoked, or expired) longer ago than --older-than.",
+        discussion: "Their keys were erased when they ended; this removes what is left (the request, the ledger). The audit log keeps what they did, and an entry for the prune.")
+
+    @Option(help: "How long ago they ended (\"30d\", \"52w\").") var olderThan: String
+    @Option(help: "The agent's control socket (default: $SESSION_AGENT_CONTROL_SOCK).") var socket: String?
+    @OptionGroup var output: OutputOptions
+
+    func validate() throws { _ = try unixTime(olderThan: olderThan) }
+
+    func run() throws {
+        try report(output) {
+            let result = try remote { try connectControl(socket).call("sessions_prune", JSONObject(["before": JSONValue(try unixTime(olderThan: olderThan))])) }
+            let removed = result["removed"].map { $0.serialized } ?? "?"
+            return CommandOutput(text: removed == "0" ? "nothing to remove" : "removed \(removed) session\(removed == "1" ? "" : "s")", json: result)
         }
     }
 }

@@ -634,6 +634,30 @@ struct SocketTests {
         #expect(agent.logs.contains("audit entries through 3 pruned (3)"), "\(agent.logs)")
     }
 
+    /// The operator prunes the sessions that ended; their ids are gone, the others sign on.
+    @Test func sessionsThatEndedArePrunedByTheOperator() throws {
+        let agent = try AgentProcess(rules: "default = \"approve\"")
+        try agent.start()
+        let client = try AgentClient(path: agent.clientSocket), control = try AgentClient(path: agent.controlSocket)
+        let ended = try Self.requestSession(client), live = try Self.requestSession(client)
+        _ = try client.call("session_revoke", JSONObject(["sessionId": .string(ended)]))
+        for bad in [JSONObject(), JSONObject(["before": "soon"])] {
+            #expect(throws: AgentClient.RemoteError.self) { try control.call("sessions_prune", bad) }
+        }
+        #expect(throws: AgentClient.RemoteError.self, "the control socket's") { try client.call("sessions_prune", JSONObject(["before": JSONValue(0)])) }
+        let late = Int(Date().timeIntervalSince1970) + 60
+        #expect(try control.call("sessions_prune", JSONObject(["before": JSONValue(late)]))["removed"] == JSONValue(1))
+        #expect(try client.call("session_list").arrayValue?.compactMap { $0["sessionId"]?.stringValue } == [live])
+        do {
+            _ = try client.call("session_get", JSONObject(["sessionId": .string(ended)]))
+            Issue.record("a pruned session was found")
+        } catch let e as AgentClient.RemoteError { #expect(e.reason == "not_found", "\(e)") }
+        #expect(try Self.sign(client, live, 1, nonce: 0)["signature"] != nil)
+        let again = try Command.run(Command.sessionAgent, ["sessions", "prune", "--older-than", "1w", "--socket", agent.controlSocket])
+        #expect(again.status == 0 && again.stdout.contains("nothing to remove"), "\(again.stdout) \(again.stderr)")
+        #expect(agent.logs.contains("1 session that ended before \(late) pruned"), "\(agent.logs)")
+    }
+
     /// `session-agent lock` and `unlock`, as ssh-add -x and -X: the passphrase is typed (read
     /// without echo from the terminal, here standard input), never an argument. A wrong one
     /// leaves the store locked; the right one opens it and signing goes on.

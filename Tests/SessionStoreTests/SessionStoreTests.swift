@@ -206,15 +206,40 @@ struct SessionStoreTests {
     }
 
     /// The look for keys to erase, every few seconds under the writer, goes through the index of
-    /// the keys left rather than every session ever stored.
-    @Test func findingKeysToEraseReadsOnlyTheKeysLeft() throws {
+    /// the keys left rather than every session ever stored; pruning, through that of the ended.
+    @Test func findingKeysToEraseAndSessionsEndedReadsOnlyThose() throws {
         let store = try SessionStore(path: nil)
-        for statement in ["SELECT id FROM sessions", "UPDATE sessions SET sealed_key = x''"] {
+        for (statement, index) in [("SELECT id FROM sessions WHERE \(SessionStore.keysToErase)", "sessions_to_erase"),
+                                   ("UPDATE sessions SET sealed_key = x'' WHERE \(SessionStore.keysToErase)", "sessions_to_erase"),
+                                   ("SELECT id FROM sessions WHERE \(SessionStore.sessionsEnded)", "sessions_ended")] {
             let plan = try store.database.read { db in
-                try Row.fetchAll(db, sql: "EXPLAIN QUERY PLAN \(statement) WHERE \(SessionStore.keysToErase)", arguments: [1_700_000_000]).map { $0["detail"] as String }
+                try Row.fetchAll(db, sql: "EXPLAIN QUERY PLAN \(statement)", arguments: [1_700_000_000]).map { $0["detail"] as String }
             }
-            #expect(plan.contains { $0.contains("USING INDEX sessions_to_erase") }, "\(statement): \(plan)")
+            #expect(plan.contains { $0.contains("USING INDEX \(index)") }, "\(statement): \(plan)")
         }
+    }
+
+    /// Pruning removes the sessions that ended before the time given, revoked or expired, with
+    /// their ledger and chains, a batch at a time, and says so in the audit log; the others stay.
+    @Test func sessionsThatEndedArePrunedWithTheirLedger() throws {
+        let store = try SessionStore(path: nil)
+        try store.initialize(passphrase: secret("p"), scryptN: 1024)
+        for (id, expires) in [("live", 2_000_000_000), ("expired", 1_700_000_100), ("expired later", 1_700_000_900), ("revoked", 2_000_000_000), ("no end", nil)] as [(String, UInt64?)] {
+            let key = Secp256k1.PrivateKey.generate()
+            try store.insert(Self.stored(id, key: key, expires: expires), key: key)
+            try store.recordSignature(sessionId: id, delta: LedgerDelta(updates: [LedgerKey(policy: .zero, configId: .zero, counter: "uses"): UInt256(1)]),
+                                      enabledChain: 1, audit: .null, at: 1_700_000_000)
+        }
+        try store.revoke(id: "revoked", at: 1_700_000_200)
+        #expect(try store.eraseExpired(now: 1_700_001_000).sorted() == ["expired", "expired later"])
+        #expect(try store.pruneSessions(endedBefore: 1_700_000_500, at: 1_700_002_000, batch: 1).sorted() == ["expired", "revoked"])
+        #expect(try store.sessions(uid: nil).map(\.id).sorted() == ["expired later", "live", "no end"])
+        let left = try store.database.read { db in try String.fetchAll(db, sql: "SELECT DISTINCT session_id FROM ledger UNION SELECT session_id FROM enabled_chains ORDER BY 1") }
+        #expect(left == ["expired later", "live", "no end"])
+        #expect(try store.auditEntries(after: nil, kind: "sessions_prune", limit: 10).map(\.entry)
+                == [.object(JSONObject(["endedBefore": JSONValue(1_700_000_500), "removed": JSONValue(2)]))])
+        #expect(try store.pruneSessions(endedBefore: 1_700_000_500, at: 1_700_002_000).isEmpty, "nothing left to remove, and no entry for it")
+        #expect(try store.auditEntries(after: nil, kind: "sessions_prune", limit: 10).count == 1)
     }
 
     /// Chain ids are uint64 (ChainDigest's): one beyond Int64's range is kept whole. Storing it
