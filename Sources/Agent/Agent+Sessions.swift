@@ -28,7 +28,7 @@ extension Agent {
         b.uid == c.uid && (b.executable == nil || b.executable == c.executable) && (b.unit == nil || b.unit == c.unit)
     }
 
-    public func sessions(client: ClientIdentity?) throws(AgentError) -> [StoredSession] {
+    public nonisolated func sessions(client: ClientIdentity?) throws(AgentError) -> [StoredSession] {
         let all: [StoredSession]
         do { all = try store.sessions(uid: client?.uid) } catch { throw AgentError(error.reason, "\(error)") }
         guard let client else { return all }

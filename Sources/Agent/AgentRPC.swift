@@ -194,7 +194,7 @@ public struct AgentRPC: Sendable {
         case "session_get":
             return Self.json(try await agent.session(try string(p, "sessionId"), client: scope))
         case "session_list", "sessions_list":
-            return .array(try await agent.sessions(client: scope).map { Self.json($0) })
+            return .array(try agent.sessions(client: scope).map { Self.json($0) })
         case "session_signUserOperation":
             let r = try signRequest(p, client: client)
             return Self.json(try await agent.signUserOperation(sessionId: r.sessionId, client: client, chainId: r.chainId, entryPoint: r.entryPoint,

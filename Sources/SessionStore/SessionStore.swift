@@ -390,8 +390,9 @@ public final class SessionStore: @unchecked Sendable {
     }
 
     /// The sessions of one uid, or of everyone for `nil` (the operator's view).
+    /// Read beside the writer: a long list holds up no signature.
     public func sessions(uid: UInt32?) throws(StoreError) -> [StoredSession] {
-        try run { db in
+        try snapshot { db in
             let rows = if let uid {
                 try Row.fetchAll(db, sql: "SELECT * FROM sessions WHERE client_uid = ? ORDER BY created_at, id", arguments: [Int64(uid)])
             } else {

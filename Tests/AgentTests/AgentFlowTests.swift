@@ -96,7 +96,7 @@ struct AgentFlowTests {
         // Another client cannot see or use the session; the key stays in the agent.
         let other = ClientIdentity(uid: 2000, gid: 2000, pid: 1)
         await #expect(throws: AgentError.notFound("session \(sessionId)")) { try await agent.session(sessionId, client: other) }
-        #expect(try await agent.sessions(client: other).isEmpty)
+        #expect(try agent.sessions(client: other).isEmpty)
         await #expect(throws: AgentError.self) { try await agent.exportKey(sessionId: sessionId, client: Self.bot) }
 
         let revoked = try await agent.revoke(sessionId: sessionId, client: Self.bot)
@@ -182,7 +182,7 @@ struct AgentFlowTests {
 
         let decided = try await first
         #expect(decided.status == .approved && decided.sessionId != nil)
-        #expect(try await agent.sessions(client: Self.bot).count == 1)
+        #expect(try agent.sessions(client: Self.bot).count == 1)
         #expect(try await agent.requestStatus(asked.id, client: Self.bot).status == .approved)
     }
 
