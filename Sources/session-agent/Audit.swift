@@ -146,11 +146,3 @@ struct AuditPrune: ParsableCommand {
         }
     }
 }
-
-/// The Unix time `--older-than` (a duration) ago.
-func unixTime(olderThan text: String) throws -> Int {
-    let seconds: UInt64
-    do { seconds = try DurationText.seconds(text) } catch { throw ValidationError("--older-than: \(error)") }
-    let now = UInt64(Date().timeIntervalSince1970)
-    return Int(now - min(now, seconds))
-}

@@ -102,3 +102,11 @@ func parseAddress(_ text: String, what: String) throws -> Address {
 func utcTime(_ value: JSONValue?) -> String? {
     value.flatMap { TimeInterval($0.serialized) }.map { Date(timeIntervalSince1970: $0).ISO8601Format() }
 }
+
+/// The Unix time `--older-than` (a duration) ago.
+func unixTime(olderThan text: String) throws -> Int {
+    let seconds: UInt64
+    do { seconds = try DurationText.seconds(text) } catch { throw ValidationError("--older-than: \(error)") }
+    let now = UInt64(Date().timeIntervalSince1970)
+    return Int(now - min(now, seconds))
+}
