@@ -530,7 +530,7 @@ public actor Agent {
     public nonisolated func verifyAudit() throws(AgentError)
         -> (intact: Bool, entries: Int, problem: String?, head: (seq: Int64, hash: String)?, start: (seq: Int64, hash: String)?) {
         do {
-            let verified = try store.verifyAudit(), head = store.knownAuditHead, start = try store.auditPrunedThrough()
+            let (verified, start) = try store.walkAudit(), head = store.knownAuditHead
             switch verified {
             case .success(let n): return (true, n, nil, head, start)
             case .failure(let e): return (false, 0, "\(e)", head, start)

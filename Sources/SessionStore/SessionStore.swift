@@ -601,30 +601,39 @@ public final class SessionStore: @unchecked Sendable {
 
     /// The number of entries if the chain is intact; else the first broken entry. Entries are
     /// read one at a time from a snapshot: a long log takes no memory and holds up no write.
-    public func verifyAudit() throws(StoreError) -> Result<Int, StoreError> {
+    public func verifyAudit() throws(StoreError) -> Result<Int, StoreError> { try walkAudit().result }
+
+    /// `verifyAudit`, with where the walk started when older entries were pruned (the last
+    /// entry removed), read in the same snapshot.
+    public func walkAudit() throws(StoreError) -> (result: Result<Int, StoreError>, prunedThrough: (seq: Int64, hash: String)?) {
         let head = knownAuditHead
         return try snapshot { db in
-            var previous = try Self.auditAnchor(db)?.hash ?? Bytes32.zero.hex
-            var count = 0
-            var headFound = head == nil
-            let rows = try Row.fetchCursor(db, sql: "SELECT seq, at, kind, entry, hash FROM audit ORDER BY seq")
-            while let row = try rows.next() {
-                let expected = Self.chainHash(previous: previous, at: row["at"], kind: row["kind"], entry: row["entry"])
-                guard expected == row["hash"] as String else {
-                    return .failure(.corrupt("audit entry \(row["seq"] as Int64) does not match the chain"))
-                }
-                if let head, row["seq"] == head.seq {
-                    guard expected == head.hash else { return .failure(.corrupt("audit entry \(head.seq) is not the one this agent wrote: the chain was written again")) }
-                    headFound = true
-                }
-                previous = expected
-                count += 1
-            }
-            if let head, !headFound {
-                return .failure(.corrupt("the audit log ends before entry \(head.seq), which this agent wrote: entries were removed from its end"))
-            }
-            return .success(count)
+            let start = try Self.auditAnchor(db)
+            return (try Self.walk(db, from: start?.hash ?? Bytes32.zero.hex, head: head), start)
         }
+    }
+
+    private static func walk(_ db: Database, from start: String, head: (seq: Int64, hash: String)?) throws -> Result<Int, StoreError> {
+        var previous = start
+        var count = 0
+        var headFound = head == nil
+        let rows = try Row.fetchCursor(db, sql: "SELECT seq, at, kind, entry, hash FROM audit ORDER BY seq")
+        while let row = try rows.next() {
+            let expected = Self.chainHash(previous: previous, at: row["at"], kind: row["kind"], entry: row["entry"])
+            guard expected == row["hash"] as String else {
+                return .failure(.corrupt("audit entry \(row["seq"] as Int64) does not match the chain"))
+            }
+            if let head, row["seq"] == head.seq {
+                guard expected == head.hash else { return .failure(.corrupt("audit entry \(head.seq) is not the one this agent wrote: the chain was written again")) }
+                headFound = true
+            }
+            previous = expected
+            count += 1
+        }
+        if let head, !headFound {
+            return .failure(.corrupt("the audit log ends before entry \(head.seq), which this agent wrote: entries were removed from its end"))
+        }
+        return .success(count)
     }
 
     // MARK: - Pruning the audit log
@@ -640,11 +649,6 @@ public final class SessionStore: @unchecked Sendable {
     /// The last entry written before `time`, if any.
     public func lastAuditEntry(before time: UInt64) throws(StoreError) -> Int64? {
         try snapshot { try Int64.fetchOne($0, sql: "SELECT max(seq) FROM audit WHERE at < ?", arguments: [Int64(clamping: time)]) }
-    }
-
-    /// Where the log starts when older entries were pruned: the last entry removed.
-    public func auditPrunedThrough() throws(StoreError) -> (seq: Int64, hash: String)? {
-        try snapshot { try Self.auditAnchor($0) }
     }
 
     /// Removes the audit entries through `seq`, oldest first, `batch` at a time, each batch its

@@ -163,7 +163,7 @@ struct SessionStoreTests {
         let kept = try store.auditEntries(after: 0, kind: nil, limit: 100)
         #expect(kept.map(\.seq) == Array(11...26))
         #expect(kept.last?.kind == "audit_prune" && kept.last?.entry == .object(JSONObject(["through": JSONValue(10), "hash": .string(hashes[9]), "removed": JSONValue(10)])))
-        #expect(try store.auditPrunedThrough()?.seq == 10 && store.auditPrunedThrough()?.hash == hashes[9])
+        #expect(try store.walkAudit().prunedThrough?.seq == 10 && store.walkAudit().prunedThrough?.hash == hashes[9])
         #expect(try store.verifyAudit() == .success(16))
         #expect(try SessionStore(path: path).verifyAudit() == .success(16), "and after reopening")
         #expect(try store.pruneAudit(through: 7, at: 1_700_000_101) == nil, "nothing left to remove")
