@@ -24,13 +24,6 @@ public enum Hardening {
         // A write past a file-size limit (systemd's LimitFSIZE=) fails as on a full disk, an
         // error the agent answers, instead of killing it.
         signal(SIGXFSZ, SIG_IGN)
-        // Connections are bounded per uid (`ConnectionCounts`), not by the soft default of 1024
-        // descriptors, which a few busy uids together would reach.
-        var files = rlimit()
-        if getrlimit(Int32(RLIMIT_NOFILE.rawValue), &files) == 0, files.rlim_cur < files.rlim_max {
-            files.rlim_cur = files.rlim_max
-            setrlimit(Int32(RLIMIT_NOFILE.rawValue), &files)
-        }
     }
 
     /// Whether `apply()` is in force, as the kernel reports it.
