@@ -548,7 +548,8 @@ public final class SessionStore: @unchecked Sendable {
 
     // MARK: - Audit log
 
-    static func chainHash(previous: String, at: Int64, kind: String, entry: String) -> String {
+    /// An entry's hash: keccak-256 of `previous|at|kind|entry` (the entry's JSON text), hex.
+    public static func chainHash(previous: String, at: Int64, kind: String, entry: String) -> String {
         Keccak256.hash(Array("\(previous)|\(at)|\(kind)|\(entry)".utf8)).hex
     }
 

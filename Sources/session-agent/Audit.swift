@@ -2,9 +2,10 @@ import Agent
 import ArgumentParser
 import EthereumCore
 import Foundation
+import SessionStore
 
 struct Audit: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "The agent's audit log.", subcommands: [AuditShow.self, AuditVerify.self, AuditPrune.self])
+    static let configuration = CommandConfiguration(abstract: "The agent's audit log.", subcommands: [AuditShow.self, AuditVerify.self, AuditExport.self, AuditPrune.self])
 }
 
 struct AuditShow: ParsableCommand {
@@ -42,10 +43,13 @@ struct AuditVerify: ParsableCommand {
             The agent knows the last entry it wrote, and checks that too; across a restart, keep \
             an entry's number and hash elsewhere (this command prints the last one, the journal \
             names it at every start) and give it to --holds: a log cut short before it, or written \
-            again since, fails.
+            again since, fails. With --file, checks entries kept elsewhere (`audit export`) instead, \
+            without the agent.
             """)
 
     @Option(help: ArgumentHelp("An entry the log must still hold, as printed before.", valueName: "seq:hash")) var holds: String?
+    @Option(help: "Check this file of entries `audit export` wrote, not the agent's log.") var file: String?
+    @Option(help: ArgumentHelp("With --file: the hash of the entry before the file's first, when that is not entry 1.", valueName: "hash")) var previous: String?
     @Option(help: "The agent's control socket (default: $SESSION_AGENT_CONTROL_SOCK).") var socket: String?
     @OptionGroup var output: OutputOptions
 
@@ -61,10 +65,16 @@ struct AuditVerify: ParsableCommand {
         }
     }
 
-    func validate() throws { _ = try heldEntry }
+    func validate() throws {
+        _ = try heldEntry
+        if file != nil, holds != nil { throw ValidationError("--holds checks the agent's log, --file a file: give one") }
+        if previous != nil, file == nil { throw ValidationError("--previous goes with --file") }
+        if let previous, (try? Bytes32(hex: previous)) == nil { throw ValidationError("--previous: a 32-byte hash, 0x and 64 hex digits") }
+    }
 
     func run() throws {
         try report(output) {
+            if let file { return try verify(file: file) }
             let control = try connectControl(socket)
             let result = try remote { try control.call("audit_verify") }
             guard result["intact"] == .bool(true) else {
@@ -110,13 +120,71 @@ extension AuditVerify {
     }
 }
 
+extension AuditVerify {
+    /// Walks the chain of the entries in `path` (JSON lines, as `audit export` writes them).
+    func verify(file path: String) throws -> CommandOutput {
+        let lines = String(decoding: try readInput(path), as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: true)
+        var previousHash = try previous.map { try Bytes32(hex: $0).hex }
+        var last: (seq: Int64, hash: String)?
+        for (i, line) in lines.enumerated() {
+            let e = try parseJSON(Array(line.utf8), what: "\(path), line \(i + 1)")
+            guard case .number(let seqText)? = e["seq"], let seq = Int64(seqText), case .number(let atText)? = e["at"], let at = Int64(atText),
+                  let kind = e["kind"]?.stringValue, let entry = e["entry"], let hash = e["hash"]?.stringValue else {
+                throw CommandFailure(message: "\(path), line \(i + 1): not an audit entry (seq, at, kind, entry, hash)")
+            }
+            if previousHash == nil {
+                guard seq == 1 else {
+                    throw CommandFailure(message: "\(path) starts at entry \(seq): give --previous, the hash of entry \(seq - 1)", reason: "bad_input")
+                }
+                previousHash = Bytes32.zero.hex
+            }
+            guard SessionStore.chainHash(previous: previousHash!, at: at, kind: kind, entry: entry.serialized) == hash else {
+                throw CommandFailure(message: "\(path): entry \(seq) (line \(i + 1)) does not match the chain", reason: "audit_broken")
+            }
+            previousHash = hash
+            last = (seq, hash)
+        }
+        guard let last else { throw CommandFailure(message: "\(path) holds no entry") }
+        let text = "\(path) intact: \(lines.count) \(lines.count == 1 ? "entry" : "entries")\nthe last, entry \(last.seq), has hash \(last.hash): "
+            + "the agent's log continues from it after `audit prune --through \(last.seq)` (`audit verify --holds \(last.seq):\(last.hash)`)"
+        return CommandOutput(text: text, json: .object(JSONObject([
+            "intact": true, "entries": JSONValue(lines.count), "last": .object(JSONObject(["seq": JSONValue(Int(last.seq)), "hash": .string(last.hash)])),
+        ])))
+    }
+}
+
+struct AuditExport: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "export",
+        abstract: "Write the audit log's entries as JSON lines, to keep them elsewhere before a prune.",
+        discussion: "Each line is one entry as `audit show --json` gives it. `audit verify --file` checks such a file without the agent.")
+
+    @Option(help: "Only the entries after this sequence number.") var after: Int64 = 0
+    @Option(help: "The agent's control socket (default: $SESSION_AGENT_CONTROL_SOCK).") var socket: String?
+    @OptionGroup(title: "An error as JSON") var output: OutputOptions
+
+    func run() throws {
+        try report(output) {
+            let control = try connectControl(socket)
+            var after = after
+            while true {
+                let page = try remote { try control.call("audit_show", JSONObject(["after": JSONValue(Int(after)), "limit": JSONValue(10_000)])) }.arrayValue ?? []
+                for entry in page { print(entry.serialized) }
+                guard page.count == 10_000, case .number(let last)? = page.last?["seq"], let seq = Int64(last) else { break }
+                after = seq
+            }
+            return .streamed
+        }
+    }
+}
+
 struct AuditPrune: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "prune",
         abstract: "Remove the oldest entries of the audit log; what is left still verifies.",
         discussion: """
             Give --through with the number of the last entry to remove (after keeping them elsewhere, \
-            with `audit show --json`), or --older-than to remove every entry up to the last one written \
+            with `audit export`), or --older-than to remove every entry up to the last one written \
             that long ago. The log then starts from the last entry removed, whose hash `audit verify` \
             shows; the removal is itself an entry (audit_prune). It is done a thousand entries at a \
             time, and signing goes on meanwhile. The file does not shrink: SQLite reuses the space.

@@ -14,6 +14,10 @@ struct OutputOptions: ParsableArguments {
 struct CommandOutput {
     var text: String
     var json: JSONValue
+
+    /// A command that printed what it had as it went (`audit export`): nothing more to print.
+    static let streamed = CommandOutput(text: "", json: .null)
+    var isStreamed: Bool { text.isEmpty && json == .null }
 }
 
 /// An error a command reports: a sentence, a machine-readable reason, and hints.
@@ -31,6 +35,7 @@ extension ParsableCommand {
     func report(_ options: OutputOptions, _ body: () throws -> CommandOutput) throws {
         do {
             let output = try body()
+            guard !output.isStreamed else { return }
             print(options.json ? output.json.prettyPrinted : output.text)
         } catch { throw fail(error, json: options.json) }
     }

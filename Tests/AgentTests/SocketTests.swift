@@ -627,6 +627,27 @@ struct SocketTests {
         let gone = try holds(entry(1))
         #expect(gone.status == 1 && gone.stderr.contains("entry 2 was pruned: the log now starts after entry 3"), "\(gone.stderr)")
         #expect(agent.logs.contains("audit entries through 3 pruned (3)"), "\(agent.logs)")
+
+        // Kept elsewhere before the next prune, the entries still verify without the agent, and
+        // the log left after it continues from the last of them.
+        let exported = try audit(["export"])
+        let lines = exported.stdout.split(separator: "\n").map(String.init)
+        #expect(exported.status == 0 && lines.count == written.count - 3 + 2, "\(exported.stderr)")
+        let archive = agent.directory.appendingPathComponent("archive.jsonl")
+        try exported.stdout.write(to: archive, atomically: true, encoding: .utf8)
+        let previous = written[2]["hash"]!.stringValue!
+        let unanchored = try audit(["verify", "--file", archive.path])
+        #expect(unanchored.status == 1 && unanchored.stderr.contains("starts at entry 4: give --previous, the hash of entry 3"), "\(unanchored.stderr)")
+        let checked = try audit(["verify", "--file", archive.path, "--previous", previous, "--json"])
+        let last = try JSONValue(parsing: Array(lines.last!.utf8))
+        #expect(checked.status == 0 && (try? JSONValue(parsing: checked.stdout))?["last"]?["hash"] == last["hash"], "\(checked.stdout) \(checked.stderr)")
+        try lines.enumerated().map { $1.replacingOccurrences(of: "\"mode\":\"USE\"", with: $0 == 1 ? "\"mode\":\"ENABLE\"" : "\"mode\":\"USE\"") }
+            .joined(separator: "\n").write(to: archive, atomically: true, encoding: .utf8)
+        let tampered = try audit(["verify", "--file", archive.path, "--previous", previous])
+        #expect(tampered.status == 1 && tampered.stderr.contains("does not match the chain"), "\(tampered.stdout) \(tampered.stderr)")
+        let lastHeld = "\(last["seq"]!.serialized):\(last["hash"]!.stringValue!)"
+        #expect(try audit(["prune", "--through", last["seq"]!.serialized]).status == 0)
+        #expect(try holds(lastHeld).status == 0)
     }
 
     /// The operator prunes the sessions that ended; their ids are gone, the others sign on.

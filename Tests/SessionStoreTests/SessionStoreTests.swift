@@ -182,6 +182,25 @@ struct SessionStoreTests {
         #expect(throws: StoreError.corrupt("where the pruned audit log starts cannot be read")) { try store.verifyAudit() }
     }
 
+    /// An entry read back and written out again (`audit export`) is the text it was hashed as,
+    /// escapes, non-ASCII and number forms included, so a file of exported entries can be
+    /// walked without the store (`audit verify --file`).
+    @Test func entriesReadBackHashAsWritten() throws {
+        let store = try SessionStore(path: nil)
+        let tricky: [JSONValue] = [
+            .object(JSONObject(["client": "uid 0, pid 7, /tmp/a\nb\u{1b}[31m", "label": "café ☕ \"quoted\" back\\slash\t/", "n": .number("1e2")])),
+            .object(JSONObject(["list": .array([.number("-0.5"), .null, .bool(true), .array([]), .object(JSONObject())]), "big": .number("115792089237316195423570985008687907853269984665640564039457584007913129639935")])),
+            .string("\u{7f}\u{80}\u{2028}\u{feff}"),
+        ]
+        for (i, entry) in tricky.enumerated() { try store.audit("kind \(i)", entry, at: 1_700_000_000 + UInt64(i)) }
+        var previous = Bytes32.zero.hex
+        for e in try store.auditEntries(after: 0, kind: nil, limit: 10) {
+            let again = try JSONValue(parsing: Array(e.entry.serialized.utf8)).serialized
+            #expect(SessionStore.chainHash(previous: previous, at: Int64(e.at), kind: e.kind, entry: again) == e.hash, "\(again)")
+            previous = e.hash
+        }
+    }
+
     @Test func signaturesThatChangeNoStateSkipTheFsyncAndLeaveEveryOtherWriteSynced() throws {
         let path = Self.temporaryPath()
         defer { try? FileManager.default.removeItem(atPath: path) }
