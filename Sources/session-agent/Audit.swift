@@ -118,9 +118,7 @@ extension AuditVerify {
             throw CommandFailure(message: "entry \(held.seq) has hash \(found?["hash"]?.stringValue ?? "?"), not \(held.hash): the log was written again", reason: "audit_broken")
         }
     }
-}
 
-extension AuditVerify {
     /// Walks the chain of the entries in `path` (JSON lines, as `audit export` writes them).
     func verify(file path: String) throws -> CommandOutput {
         let lines = String(decoding: try readInput(path), as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: true)
