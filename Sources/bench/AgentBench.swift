@@ -184,8 +184,8 @@ enum AgentBench {
         }
         signer.start()
         defer { samples.stop() }
-        /// Runs `body` (nil: waits 2 s) and prints how long it took and what the signatures
-        /// answered while it ran waited.
+        /// Runs `body` (nil: waits 2 s), and prints how long it took and how long the signatures
+        /// made meanwhile took.
         func phase(_ label: String, _ body: (@Sendable () throws -> Void)?) async throws {
             let from = clock.now
             if let body { try await blocking { try body() } } else { try await Task.sleep(for: .seconds(2)) }
