@@ -121,14 +121,15 @@ extension AuditVerify {
 
     /// Walks the chain of the entries in `path` (JSON lines, as `audit export` writes them).
     func verify(file path: String) throws -> CommandOutput {
-        let lines = String(decoding: try readInput(path), as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: true)
         var previousHash = try previous.map { try Bytes32(hex: $0).hex }
         var last: (seq: Int64, hash: String)?
-        for (i, line) in lines.enumerated() {
-            let e = try parseJSON(Array(line.utf8), what: "\(path), line \(i + 1)")
+        var count = 0
+        try forEachLine(of: path) { number, line in
+            count += 1
+            let e = try parseJSON(Array(line), what: "\(path), line \(number)")
             guard case .number(let seqText)? = e["seq"], let seq = Int64(seqText), case .number(let atText)? = e["at"], let at = Int64(atText),
                   let kind = e["kind"]?.stringValue, let entry = e["entry"], let hash = e["hash"]?.stringValue else {
-                throw CommandFailure(message: "\(path), line \(i + 1): not an audit entry (seq, at, kind, entry, hash)")
+                throw CommandFailure(message: "\(path), line \(number): not an audit entry (seq, at, kind, entry, hash)")
             }
             if previousHash == nil {
                 guard seq == 1 else {
@@ -137,16 +138,16 @@ extension AuditVerify {
                 previousHash = Bytes32.zero.hex
             }
             guard SessionStore.chainHash(previous: previousHash!, at: at, kind: kind, entry: entry.serialized) == hash else {
-                throw CommandFailure(message: "\(path): entry \(seq) (line \(i + 1)) does not match the chain", reason: "audit_broken")
+                throw CommandFailure(message: "\(path): entry \(seq) (line \(number)) does not match the chain", reason: "audit_broken")
             }
             previousHash = hash
             last = (seq, hash)
         }
         guard let last else { throw CommandFailure(message: "\(path) holds no entry") }
-        let text = "\(path) intact: \(lines.count) \(lines.count == 1 ? "entry" : "entries")\nthe last, entry \(last.seq), has hash \(last.hash): "
+        let text = "\(path) intact: \(count) \(count == 1 ? "entry" : "entries")\nthe last, entry \(last.seq), has hash \(last.hash): "
             + "the agent's log continues from it after `audit prune --through \(last.seq)` (`audit verify --holds \(last.seq):\(last.hash)`)"
         return CommandOutput(text: text, json: .object(JSONObject([
-            "intact": true, "entries": JSONValue(lines.count), "last": .object(JSONObject(["seq": JSONValue(Int(last.seq)), "hash": .string(last.hash)])),
+            "intact": true, "entries": JSONValue(count), "last": .object(JSONObject(["seq": JSONValue(Int(last.seq)), "hash": .string(last.hash)])),
         ])))
     }
 }

@@ -85,6 +85,28 @@ func readInput(_ path: String?) throws -> [UInt8] {
     }
 }
 
+/// Calls `body` with each non-empty line of a named file, or of standard input for `-`, and its
+/// number (from 1), read a megabyte at a time: a file of a million audit entries is not held whole.
+func forEachLine(of path: String, _ body: (Int, ArraySlice<UInt8>) throws -> Void) throws {
+    let handle: FileHandle
+    do { handle = path == "-" ? .standardInput : try FileHandle(forReadingFrom: URL(fileURLWithPath: path)) } catch {
+        throw CommandFailure(message: "cannot read \(path): \(systemWords(error))", reason: "not_found")
+    }
+    var pending: [UInt8] = []
+    var number = 0
+    while let chunk = try handle.read(upToCount: 1 << 20), !chunk.isEmpty {
+        pending += chunk
+        var start = 0
+        while let newline = pending[start...].firstIndex(of: UInt8(ascii: "\n")) {
+            number += 1
+            if newline > start { try body(number, pending[start..<newline]) }
+            start = newline + 1
+        }
+        pending.removeFirst(start)
+    }
+    if !pending.isEmpty { try body(number + 1, pending[...]) }
+}
+
 func parseJSON(_ bytes: [UInt8], what: String) throws -> JSONValue {
     do { return try JSONValue(parsing: bytes) } catch {
         throw CommandFailure(message: "\(what): \(error)")
