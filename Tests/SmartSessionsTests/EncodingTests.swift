@@ -27,6 +27,41 @@ struct FastLZTests {
         #expect(throws: FastLZ.DecompressionError.self) { try FastLZ.decompress(bomb, maximumSize: 4096) }
         #expect(try FastLZ.decompress(bomb).count == 1 + 1000 * 264)
     }
+
+    /// Random streams, and the contracts' own ENABLE signatures damaged, both compressed and
+    /// before compression: each decodes or is refused with an error, never a trap. The seed is
+    /// the oracle's (`ORACLE_SEED` replays a failure).
+    @Test func damagedStreamsAndSignaturesAreRefusedNotCrashedOn() throws {
+        var random = SplitMix64(seed: Oracle.seed)
+        for _ in 0..<3000 {
+            let junk = (0..<Int.random(in: 0...300, using: &random)).map { _ in UInt8.random(in: 0...255, using: &random) }
+            _ = try? FastLZ.decompress(junk, maximumSize: 1 << 16)
+            _ = try? SessionSignature(decoding: [UInt8.random(in: 0...2, using: &random)] + junk)
+        }
+        func damaged(_ bytes: [UInt8]) -> [UInt8] {
+            var bytes = bytes
+            for _ in 0..<Int.random(in: 1...4, using: &random) where !bytes.isEmpty {
+                let at = Int.random(in: 0..<bytes.count, using: &random)
+                switch Int.random(in: 0..<4, using: &random) {
+                case 0: bytes[at] = UInt8.random(in: 0...255, using: &random)
+                case 1: bytes.remove(at: at)
+                case 2: bytes.insert(UInt8.random(in: 0...255, using: &random), at: at)
+                default: bytes[at] ^= 0x80
+                }
+            }
+            return bytes
+        }
+        var refused = 0
+        for record in Fixtures.sessionRecords.prefix(60) {
+            let signature = try record["enableUserOp"]!["userOp"]!.bytes("signature")
+            let payload = try FastLZ.decompress(Array(signature.dropFirst()))
+            for _ in 0..<20 {
+                do { _ = try SessionSignature(decoding: damaged(signature)) } catch { refused += 1 }
+                do { _ = try SessionSignature(decoding: [signature[0]] + FastLZ.compress(damaged(payload))) } catch { refused += 1 }
+            }
+        }
+        #expect(refused > 0, "no damage was refused: the damage does nothing (seed \(Oracle.seed))")
+    }
 }
 
 @Suite("userOp.signature and account encodings round-trip and reject malformed input")
