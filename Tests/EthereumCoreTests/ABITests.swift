@@ -191,3 +191,47 @@ struct ABIFunctionTests {
         #expect(throws: ABIError.self) { try ABIValue(text: "300", as: .uint(8)) }
     }
 }
+
+@Suite("ABI types and data no decoder input can trap on")
+struct ABIRobustnessTests {
+    /// A random type as a signature writes it: elementary types, lists, fixed arrays of sizes up
+    /// to the largest taken, tuples, nested a few levels.
+    static func randomType(_ random: inout SplitMix64, depth: Int = 0) -> String {
+        let elementary = ["uint8", "uint256", "int16", "address", "bool", "bytes", "string", "bytes1", "bytes32"]
+        var type: String
+        if depth < 3, Int.random(in: 0..<4, using: &random) == 0 {
+            type = "(" + (0..<Int.random(in: 1...3, using: &random)).map { _ in randomType(&random, depth: depth + 1) }.joined(separator: ",") + ")"
+        } else {
+            type = elementary.randomElement(using: &random)!
+        }
+        for _ in 0..<Int.random(in: 0...2, using: &random) {
+            type += ["[]", "[1]", "[2]", "[3]", "[1000]", "[65536]", "[1048576]"].randomElement(using: &random)!
+        }
+        return type
+    }
+
+    /// Whatever the type and the data, decoding answers or throws; a word that claims a huge
+    /// length or offset is among the data often.
+    @Test func randomTypesAndDataAreDecodedOrRefused() {
+        var random = SplitMix64(seed: Oracle.seed)
+        var parsed = 0
+        for _ in 0..<3000 {
+            guard let type = try? ABIType(parsing: "(" + Self.randomType(&random) + ")") else { continue }
+            parsed += 1
+            var data: [UInt8] = []
+            for _ in 0..<Int.random(in: 0...40, using: &random) {
+                var word = [UInt8](repeating: 0, count: 32)
+                switch Int.random(in: 0..<4, using: &random) {
+                case 0: word[31] = UInt8.random(in: 0...255, using: &random)
+                case 1: word[28...31] = [0x7f, 0xff, 0xff, 0xff]
+                case 2: word = (0..<32).map { _ in 0xff }
+                default: word[30] = UInt8.random(in: 0...3, using: &random); word[31] = 0x20
+                }
+                data += word
+            }
+            data += (0..<Int.random(in: 0...31, using: &random)).map { _ in UInt8.random(in: 0...255, using: &random) }
+            _ = try? ABI.decode(data, as: type)
+        }
+        #expect(parsed > 1000, "the generator makes mostly types the parser refuses (seed \(Oracle.seed))")
+    }
+}
