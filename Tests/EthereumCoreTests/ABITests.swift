@@ -194,29 +194,13 @@ struct ABIFunctionTests {
 
 @Suite("ABI types and data no decoder input can trap on")
 struct ABIRobustnessTests {
-    /// A random type as a signature writes it: elementary types, lists, fixed arrays of sizes up
-    /// to the largest taken, tuples, nested a few levels.
-    static func randomType(_ random: inout SplitMix64, depth: Int = 0) -> String {
-        let elementary = ["uint8", "uint256", "int16", "address", "bool", "bytes", "string", "bytes1", "bytes32"]
-        var type: String
-        if depth < 3, Int.random(in: 0..<4, using: &random) == 0 {
-            type = "(" + (0..<Int.random(in: 1...3, using: &random)).map { _ in randomType(&random, depth: depth + 1) }.joined(separator: ",") + ")"
-        } else {
-            type = elementary.randomElement(using: &random)!
-        }
-        for _ in 0..<Int.random(in: 0...2, using: &random) {
-            type += ["[]", "[1]", "[2]", "[3]", "[1000]", "[65536]", "[1048576]"].randomElement(using: &random)!
-        }
-        return type
-    }
-
     /// Whatever the type and the data, decoding answers or throws; a word that claims a huge
     /// length or offset is among the data often.
     @Test func randomTypesAndDataAreDecodedOrRefused() {
         var random = SplitMix64(seed: Oracle.seed)
         var parsed = 0
         for _ in 0..<3000 {
-            guard let type = try? ABIType(parsing: "(" + Self.randomType(&random) + ")") else { continue }
+            guard let type = try? ABIType(parsing: "(" + random.abiType() + ")") else { continue }
             parsed += 1
             var data: [UInt8] = []
             for _ in 0..<Int.random(in: 0...40, using: &random) {
