@@ -446,16 +446,17 @@ public final class SessionStore: @unchecked Sendable {
     /// transaction; returns their ids. What they did stays in the audit log, with an entry that
     /// says how many went.
     public func pruneSessions(endedBefore time: UInt64, at now: UInt64, batch: Int = 1000) throws(StoreError) -> [String] {
-        let time = Int64(clamping: time)
+        let (time, batch) = (Int64(clamping: time), max(batch, 1))
         var removed: [String] = []
         while true {
             let ids = try run { db in
-                let ids = try String.fetchAll(db, sql: "SELECT id FROM sessions WHERE \(Self.sessionsEnded) LIMIT ?", arguments: [time, max(batch, 1)])
-                for id in ids { try db.execute(sql: "DELETE FROM sessions WHERE id = ?", arguments: [id]) }
+                let ids = try String.fetchAll(db, sql: "SELECT id FROM sessions WHERE \(Self.sessionsEnded) LIMIT ?", arguments: [time, batch])
+                let delete = try db.cachedStatement(sql: "DELETE FROM sessions WHERE id = ?")
+                for id in ids { try delete.execute(arguments: [id]) }
                 return ids
             }
             removed += ids
-            if ids.count < max(batch, 1) { break }
+            if ids.count < batch { break }
         }
         if !removed.isEmpty {
             try audit("sessions_prune", .object(JSONObject(["endedBefore": JSONValue(Int(time)), "removed": JSONValue(removed.count)])), at: now)
