@@ -91,6 +91,35 @@ struct EIP712Tests {
         rejects(#"{"types":{\#(types)},"primaryType":"M","domain":{"name":"x"},"message":{"a":1,"a":2}}"#, "duplicate key")
     }
 
+    /// A document is as deep as its author makes it: a chain of struct types or array dimensions
+    /// thousands long is hashed or refused, without the recursion that overflowed the stack.
+    @Test func documentsDeeperThanAStackAllows() throws {
+        let count = 20_000
+        let types = (0..<count).map { #""T\#($0)":[{"name":"a","type":"T\#($0 + 1)[]"}]"# }
+            + [#""T\#(count)":[{"name":"a","type":"uint8"}]"#]
+        let chain = try TypedData(parsing: #"{"types":{\#(types.joined(separator: ","))},"primaryType":"T0","domain":{},"message":{"a":[]}}"#)
+        let expected = "T0(T1[] a)" + (1...count).map { "T\($0)" }.sorted().map { name in
+            name == "T\(count)" ? "\(name)(uint8 a)" : "\(name)(T\(Int(name.dropFirst())! + 1)[] a)"
+        }.joined()
+        #expect(try chain.encodeType("T0") == expected)
+        #expect(try chain.typeHash("T0") == Keccak256.hash(utf8: expected))
+        _ = try chain.digest
+
+        func document(dimensions: Int) throws -> TypedData {
+            let type = "uint256" + String(repeating: "[]", count: dimensions)
+            return try TypedData(parsing: #"{"types":{"M":[{"name":"a","type":"\#(type)"}]},"primaryType":"M","domain":{},"message":{"a":[]}}"#)
+        }
+        _ = try document(dimensions: 32).digest
+        for dimensions in [33, 100_000] {
+            #expect(throws: TypedDataError.self) { try document(dimensions: dimensions) }
+        }
+        do {
+            _ = try document(dimensions: 33)
+        } catch {
+            #expect("\(error)".contains("more than 32 array dimensions"), "\(error)")
+        }
+    }
+
     @Test func personalMessageHash() {
         // eth_account.messages.encode_defunct(text="hello")
         #expect(PersonalMessage.hash(Array("hello".utf8)).hex == "0x50b2c43fd39106bafbba0da34fc430e1f91e3c96ea2acee2bc34119f92b37750")

@@ -90,39 +90,57 @@ public struct TypedData: Sendable {
         case array(FieldKind, count: Int?)
     }
 
+    /// As many array dimensions as a Solidity type may have, and as hashing can follow.
+    static let maximumDimensions = 32
+
     func fieldKind(_ type: String, path: [String]) throws(TypedDataError) -> FieldKind {
-        if type.hasSuffix("]"), let open = type.lastIndex(of: "[") {
-            let inner = String(type[..<open])
-            let size = type[type.index(after: open)..<type.index(before: type.endIndex)]
-            if size.isEmpty { return .array(try fieldKind(inner, path: path), count: nil) }
-            guard let n = Int(size), n > 0 else { throw TypedDataError("invalid array size in \(type)", path: path) }
-            return .array(try fieldKind(inner, path: path), count: n)
+        // The dimensions are read from the end, innermost last, without recursing: a document
+        // may come from anybody and write thousands of them.
+        var base = Substring(type)
+        var counts: [Int?] = []
+        while base.hasSuffix("]"), let open = base.lastIndex(of: "[") {
+            guard counts.count < Self.maximumDimensions else {
+                throw TypedDataError("more than \(Self.maximumDimensions) array dimensions", path: path)
+            }
+            let size = base[base.index(after: open)..<base.index(before: base.endIndex)]
+            if size.isEmpty {
+                counts.append(nil)
+            } else {
+                guard let n = Int(size), n > 0 else { throw TypedDataError("invalid array size in \(type)", path: path) }
+                counts.append(n)
+            }
+            base = base[..<open]
         }
-        if types[type] != nil { return .structure(type) }
-        guard let abi = try? ABIType(parsing: type), type == abi.canonical, !abi.isTupleOrArray else {
-            throw TypedDataError("unknown type \(String(reflecting: type))", path: path)
+        var kind: FieldKind
+        if types[String(base)] != nil {
+            kind = .structure(String(base))
+        } else {
+            guard let abi = try? ABIType(parsing: String(base)), base == abi.canonical, !abi.isTupleOrArray else {
+                throw TypedDataError("unknown type \(String(reflecting: String(base)))", path: path)
+            }
+            kind = .atomic(abi)
         }
-        return .atomic(abi)
+        for count in counts.reversed() { kind = .array(kind, count: count) }
+        return kind
     }
 
     /// `encodeType`: the primary type followed by every struct it references, sorted by name.
     public func encodeType(_ name: String) throws(TypedDataError) -> String {
         guard types[name] != nil else { throw TypedDataError("unknown type \(String(reflecting: name))") }
-        var found: Set<String> = []
-        try collectDependencies(name, into: &found)
+        var found: Set<String> = [name]
+        // A worklist rather than recursion: a chain of struct types is as long as the document.
+        var unvisited = [name]
+        while let next = unvisited.popLast() {
+            for f in types[next] ?? [] {
+                var kind = try fieldKind(f.type, path: [next, f.name])
+                while case .array(let inner, _) = kind { kind = inner }
+                if case .structure(let s) = kind, found.insert(s).inserted { unvisited.append(s) }
+            }
+        }
         found.remove(name)
         return ([name] + found.sorted()).map { n in
             n + "(" + types[n]!.map { "\($0.type) \($0.name)" }.joined(separator: ",") + ")"
         }.joined()
-    }
-
-    private func collectDependencies(_ name: String, into found: inout Set<String>) throws(TypedDataError) {
-        guard found.insert(name).inserted, let fields = types[name] else { return }
-        for f in fields {
-            var kind = try fieldKind(f.type, path: [name, f.name])
-            while case .array(let inner, _) = kind { kind = inner }
-            if case .structure(let s) = kind { try collectDependencies(s, into: &found) }
-        }
     }
 
     public func typeHash(_ name: String) throws(TypedDataError) -> Bytes32 {
