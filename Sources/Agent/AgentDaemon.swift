@@ -17,6 +17,13 @@ public enum AgentDaemon {
         let instance = try InstanceLock(directory: config.dataDirectory)
         defer { withExtendedLifetime(instance) {} }
         let store = try SessionStore(path: config.dataDirectory + "/store.sqlite")
+        do {
+            if let through = try store.finishAuditPrune() {
+                logger.notice("audit entries through \(through) pruned: the prune the agent began before it stopped is finished")
+            }
+        } catch {
+            logger.error("an audit prune the agent began before it stopped is left unfinished: \(error)")
+        }
         PKCS11Provider.answerTimeoutOfNewProviders = .seconds(Int64(config.pkcs11Timeout))
         // A PIN file a token rejected is not offered again after a restart either.
         PKCS11Provider.rejectedPINMemory = store

@@ -443,8 +443,8 @@ public final class SessionStore: @unchecked Sendable {
     static let sessionsEnded = "length(sealed_key) = 0 AND coalesce(revoked_at, expires_at) < ?"
 
     /// Removes the sessions that ended before `time`, with their ledger and chains, `batch` a
-    /// transaction; returns their ids. What they did stays in the audit log, with an entry that
-    /// says how many went.
+    /// transaction; returns their ids. What they did stays in the audit log, with an entry for
+    /// each batch that says how many went.
     public func pruneSessions(endedBefore time: UInt64, at now: UInt64, batch: Int = 1000) throws(StoreError) -> [String] {
         let (time, batch) = (Int64(clamping: time), max(batch, 1))
         var removed: [String] = []
@@ -453,13 +453,14 @@ public final class SessionStore: @unchecked Sendable {
                 let ids = try String.fetchAll(db, sql: "SELECT id FROM sessions WHERE \(Self.sessionsEnded) LIMIT ?", arguments: [time, batch])
                 let delete = try db.cachedStatement(sql: "DELETE FROM sessions WHERE id = ?")
                 for id in ids { try delete.execute(arguments: [id]) }
+                // In the batch's own transaction: however far a prune gets, the log says so.
+                if !ids.isEmpty {
+                    try appendAudit(db, kind: "sessions_prune", entry: .object(JSONObject(["endedBefore": JSONValue(Int(time)), "removed": JSONValue(ids.count)])), at: now)
+                }
                 return ids
             }
             removed += ids
             if ids.count < batch { break }
-        }
-        if !removed.isEmpty {
-            try audit("sessions_prune", .object(JSONObject(["endedBefore": JSONValue(Int(time)), "removed": JSONValue(removed.count)])), at: now)
         }
         return removed
     }
@@ -666,27 +667,57 @@ public final class SessionStore: @unchecked Sendable {
             try appendAudit(db, kind: "audit_prune", entry: .object(JSONObject([
                 "through": JSONValue(Int(target.through)), "hash": .string(target.hash), "removed": JSONValue(target.removed),
             ])), at: time)
+            // Of two prunes under way, the one reaching further is the one left to finish.
+            try db.execute(sql: """
+                INSERT INTO meta (key, value) VALUES ('\(Self.auditPruning)', ?)
+                ON CONFLICT (key) DO UPDATE SET value = max(CAST(value AS INTEGER), CAST(excluded.value AS INTEGER))
+                """, arguments: [String(target.through)])
             return target
         }
         guard let target else { return nil }
+        try removeAudit(through: target.through, batch: batch)
+        return target
+    }
+
+    /// Meta key of a prune under way: the last entry its `audit_prune` entry says goes. An agent
+    /// that stopped before removing them all finishes it when it starts (`finishAuditPrune`),
+    /// so that the entry comes true.
+    static let auditPruning = "audit_pruning"
+
+    /// Finishes a prune that the process which began it did not; returns the last entry it removes.
+    public func finishAuditPrune(batch: Int = 1000) throws(StoreError) -> Int64? {
+        guard let text = try run({ db in try String.fetchOne(db, sql: "SELECT value FROM meta WHERE key = ?", arguments: [Self.auditPruning]) }) else { return nil }
+        guard let through = Int64(text) else { throw .corrupt("the audit prune under way cannot be read") }
+        try removeAudit(through: through, batch: batch)
+        return through
+    }
+
+    /// Removes the entries through `through`, oldest first, `batch` a transaction, moving the
+    /// anchor the chain is walked from along with them.
+    private func removeAudit(through: Int64, batch: Int) throws(StoreError) {
         var removedThrough: Int64 = 0
-        while removedThrough < target.through {
+        while removedThrough < through {
             removedThrough = try run { db in
                 // The batch's last entry: the batch-th left, or the last left. The starting point
                 // is always an entry that was there, so a prune running beside this one can
                 // never move it back.
-                guard let end = try Row.fetchOne(db, sql: "SELECT seq, hash FROM audit WHERE seq <= ? ORDER BY seq LIMIT 1 OFFSET ?", arguments: [target.through, max(batch, 1) - 1])
-                    ?? Row.fetchOne(db, sql: "SELECT seq, hash FROM audit WHERE seq <= ? ORDER BY seq DESC LIMIT 1", arguments: [target.through])
-                else { return target.through }
-                let (seq, hash): (Int64, String) = (end["seq"], end["hash"])
-                try db.execute(sql: "DELETE FROM audit WHERE seq <= ?", arguments: [seq])
-                let anchor = JSONValue.object(JSONObject(["seq": JSONValue(Int(seq)), "hash": .string(hash)]))
-                try db.execute(sql: "INSERT INTO meta (key, value) VALUES ('audit_anchor', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                               arguments: [anchor.serialized])
-                return seq
+                let end = try Row.fetchOne(db, sql: "SELECT seq, hash FROM audit WHERE seq <= ? ORDER BY seq LIMIT 1 OFFSET ?", arguments: [through, max(batch, 1) - 1])
+                    ?? Row.fetchOne(db, sql: "SELECT seq, hash FROM audit WHERE seq <= ? ORDER BY seq DESC LIMIT 1", arguments: [through])
+                var removed = through
+                if let end {
+                    let (seq, hash): (Int64, String) = (end["seq"], end["hash"])
+                    try db.execute(sql: "DELETE FROM audit WHERE seq <= ?", arguments: [seq])
+                    let anchor = JSONValue.object(JSONObject(["seq": JSONValue(Int(seq)), "hash": .string(hash)]))
+                    try db.execute(sql: "INSERT INTO meta (key, value) VALUES ('audit_anchor', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                                   arguments: [anchor.serialized])
+                    removed = seq
+                }
+                if removed == through {
+                    try db.execute(sql: "DELETE FROM meta WHERE key = ? AND CAST(value AS INTEGER) <= ?", arguments: [Self.auditPruning, through])
+                }
+                return removed
             }
         }
-        return target
     }
 
     static func auditAnchor(_ db: Database) throws -> (seq: Int64, hash: String)? {

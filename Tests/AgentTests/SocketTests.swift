@@ -1,6 +1,7 @@
 import Agent
 import EthereumCore
 import Foundation
+import GRDB
 import OwnerSigners
 import SessionStore
 import SmartSessions
@@ -648,6 +649,24 @@ struct SocketTests {
         let lastHeld = "\(last["seq"]!.serialized):\(last["hash"]!.stringValue!)"
         #expect(try audit(["prune", "--through", last["seq"]!.serialized]).status == 0)
         #expect(try holds(lastHeld).status == 0)
+
+        // An agent that stopped in the middle of a prune finishes it as it starts again. What it
+        // leaves: the prune's entry, written first, and its mark; here of a prune through the
+        // entry before the newest.
+        for nonce in 6..<9 { _ = try Self.sign(client, session, 1, nonce: UInt64(nonce)) }
+        agent.stop(signal: SIGKILL)
+        let path = agent.directory.appendingPathComponent("data/store.sqlite").path
+        let store = try SessionStore(path: path)
+        let tail = try store.auditEntries(after: nil, kind: nil, limit: 3)
+        try store.audit("audit_prune", .object(JSONObject(["through": JSONValue(Int(tail[1].seq)), "hash": .string(tail[1].hash), "removed": JSONValue(2)])), at: tail[2].at)
+        try DatabaseQueue(path: path).write { db in
+            try db.execute(sql: "INSERT INTO meta (key, value) VALUES ('audit_pruning', ?)", arguments: [String(tail[1].seq)])
+        }
+        try agent.start()
+        try agent.waitForLog("audit entries through \(tail[1].seq) pruned: the prune the agent began before it stopped is finished")
+        let finished = try AgentClient(path: agent.controlSocket).call("audit_verify")
+        #expect(finished["intact"] == true && finished["prunedThrough"]?["seq"] == JSONValue(Int(tail[1].seq)), "\(finished.serialized)")
+        #expect(finished["entries"] == JSONValue(2), "the newest signature and the prune")
     }
 
     /// The operator prunes the sessions that ended; their ids are gone, the others sign on.

@@ -182,6 +182,42 @@ struct SessionStoreTests {
         #expect(throws: StoreError.corrupt("where the pruned audit log starts cannot be read")) { try store.verifyAudit() }
     }
 
+    /// A prune whose process stopped before it removed every entry its `audit_prune` entry names
+    /// is finished by the next one to open the store (the agent, as it starts): the entry comes
+    /// true. Of two prunes under way, the one reaching further is the one kept to finish.
+    @Test func aPruneCutShortIsFinishedLater() throws {
+        let path = Self.temporaryPath()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let store = try SessionStore(path: path)
+        for i in 1...30 { try store.audit("signature", .object(JSONObject(["use": JSONValue(i)])), at: 1_700_000_000 + UInt64(i)) }
+        #expect(try store.finishAuditPrune() == nil, "none under way")
+        let hashes = try store.auditEntries(after: 0, kind: nil, limit: 100).map(\.hash)
+
+        // What a process that stopped after the first batches of a prune through 20 leaves: its
+        // entry, the entries through 8 removed, and the mark of the prune under way.
+        try store.audit("audit_prune", .object(JSONObject(["through": JSONValue(20), "hash": .string(hashes[19]), "removed": JSONValue(20)])), at: 1_700_000_100)
+        #expect(try store.pruneAudit(through: 8, at: 1_700_000_101)?.through == 8)
+        try DatabaseQueue(path: path).write { db in
+            try db.execute(sql: "INSERT INTO meta (key, value) VALUES ('audit_pruning', '20')")
+        }
+        #expect(try store.auditEntries(after: 0, kind: nil, limit: 100).first?.seq == 9)
+
+        // A prune reaching less far, meanwhile, leaves the mark as it is.
+        #expect(try store.pruneAudit(through: 12, at: 1_700_000_102)?.removed == 4)
+        let reopened = try SessionStore(path: path)
+        #expect(try reopened.finishAuditPrune() == 20)
+        #expect(try reopened.auditEntries(after: 0, kind: nil, limit: 100).map(\.seq) == Array(21...33))
+        #expect(try reopened.walkAudit().prunedThrough?.hash == hashes[19])
+        #expect(try reopened.verifyAudit() == .success(13))
+        #expect(try reopened.finishAuditPrune() == nil, "done")
+        #expect(try SessionStore(path: path).finishAuditPrune() == nil, "and the mark is gone from the file")
+
+        try DatabaseQueue(path: path).write { db in
+            try db.execute(sql: "INSERT INTO meta (key, value) VALUES ('audit_pruning', 'nonsense')")
+        }
+        #expect(throws: StoreError.corrupt("the audit prune under way cannot be read")) { try SessionStore(path: path).finishAuditPrune() }
+    }
+
     /// An entry read back and written out again (`audit export`) is the text it was hashed as,
     /// escapes, non-ASCII and number forms included, so a file of exported entries can be
     /// walked without the store (`audit verify --file`).
@@ -255,10 +291,15 @@ struct SessionStoreTests {
         #expect(try store.sessions(uid: nil).map(\.id).sorted() == ["expired later", "live", "no end"])
         let left = try store.database.read { db in try String.fetchAll(db, sql: "SELECT DISTINCT session_id FROM ledger UNION SELECT session_id FROM enabled_chains ORDER BY 1") }
         #expect(left == ["expired later", "live", "no end"])
+        // One entry a batch, in the batch's transaction.
         #expect(try store.auditEntries(after: nil, kind: "sessions_prune", limit: 10).map(\.entry)
-                == [.object(JSONObject(["endedBefore": JSONValue(1_700_000_500), "removed": JSONValue(2)]))])
+                == Array(repeating: .object(JSONObject(["endedBefore": JSONValue(1_700_000_500), "removed": JSONValue(1)])), count: 2))
         #expect(try store.pruneSessions(endedBefore: 1_700_000_500, at: 1_700_002_000).isEmpty, "nothing left to remove, and no entry for it")
-        #expect(try store.auditEntries(after: nil, kind: "sessions_prune", limit: 10).count == 1)
+        #expect(try store.auditEntries(after: nil, kind: "sessions_prune", limit: 10).count == 2)
+        #expect(try store.pruneSessions(endedBefore: 1_700_001_000, at: 1_700_002_000) == ["expired later"])
+        #expect(try store.auditEntries(after: nil, kind: "sessions_prune", limit: 10).last?.entry
+                == .object(JSONObject(["endedBefore": JSONValue(1_700_001_000), "removed": JSONValue(1)])))
+        #expect(try store.verifyAudit() == .success(try store.auditEntries(after: 0, kind: nil, limit: 100).count))
     }
 
     /// Chain ids are uint64 (ChainDigest's): one beyond Int64's range is kept whole. Storing it
