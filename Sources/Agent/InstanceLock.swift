@@ -6,10 +6,10 @@ import Glibc
 /// The one agent serving a data directory. Two agents on one store would each keep the
 /// sessions' ledgers in memory and together sign past their limits, so a second is refused at
 /// start. The lock is the kernel's (flock): it goes with the process, however that ends.
-final class InstanceLock {
+public final class InstanceLock {
     private let fd: Int32
 
-    init(directory: String) throws(AgentError) {
+    public init(directory: String) throws(AgentError) {
         let path = directory + "/agent.lock"
         fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw AgentError("bad_config", "cannot open \(path): \(String(cString: strerror(errno)))") }

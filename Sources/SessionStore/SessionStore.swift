@@ -89,6 +89,10 @@ public final class SessionStore: @unchecked Sendable {
         configuration.prepareDatabase { db in
             // Deleted keys are overwritten, not left in free pages.
             try db.execute(sql: "PRAGMA secure_delete = ON")
+            // Pages freed by pruning go back to the file system (`releaseFreePages`). Only a new
+            // file takes this, before WAL mode writes its first page; an older one stays as it
+            // was until `compact`.
+            if !db.configuration.readonly { try db.execute(sql: "PRAGMA auto_vacuum = INCREMENTAL") }
         }
         do {
             if let path {
@@ -462,6 +466,7 @@ public final class SessionStore: @unchecked Sendable {
             removed += ids
             if ids.count < batch { break }
         }
+        if !removed.isEmpty { try releaseFreePages() }
         return removed
     }
 
@@ -676,6 +681,7 @@ public final class SessionStore: @unchecked Sendable {
         }
         guard let target else { return nil }
         try removeAudit(through: target.through, batch: batch)
+        try releaseFreePages()
         return target
     }
 
@@ -689,7 +695,41 @@ public final class SessionStore: @unchecked Sendable {
         guard let text = try run({ db in try String.fetchOne(db, sql: "SELECT value FROM meta WHERE key = ?", arguments: [Self.auditPruning]) }) else { return nil }
         guard let through = Int64(text) else { throw .corrupt("the audit prune under way cannot be read") }
         try removeAudit(through: through, batch: batch)
+        try releaseFreePages()
         return through
+    }
+
+    /// Gives the pages that removals freed back to the file system, 256 KB a write, so
+    /// that a store shrinks as it is pruned without holding up signing for long. A store made
+    /// before stores did this keeps its free pages for later writes until it is compacted.
+    func releaseFreePages(pagesAWrite: Int = 64) throws(StoreError) {
+        do {
+            guard try database.read({ db in try Int.fetchOne(db, sql: "PRAGMA auto_vacuum") }) == 2 else { return }
+            var left = Int.max
+            while true {
+                let now = try database.writeWithoutTransaction { db in
+                    try db.execute(sql: "PRAGMA incremental_vacuum(\(pagesAWrite))")
+                    return try Int.fetchOne(db, sql: "PRAGMA freelist_count") ?? 0
+                }
+                // Also stops should another write free pages as fast as this gives them back.
+                guard now > 0, now < left else { return }
+                left = now
+            }
+        } catch { throw .database("\(error)") }
+    }
+
+    /// Rewrites the whole file without its free pages, and makes it one that gives back what
+    /// pruning frees from then on. It holds up every other write meanwhile (about 2 s for
+    /// 400 MB), so `session-agent store compact` runs it only while no agent serves the store.
+    public func compact() throws(StoreError) {
+        do {
+            try database.writeWithoutTransaction { db in
+                try db.execute(sql: "PRAGMA auto_vacuum = INCREMENTAL")
+                try db.execute(sql: "VACUUM")
+            }
+            // VACUUM wrote every page to the WAL: back into the file, and the WAL emptied.
+            if let pool = database as? DatabasePool { try pool.writeWithoutTransaction { db in _ = try db.checkpoint(.truncate) } }
+        } catch { throw .database("\(error)") }
     }
 
     /// Removes the entries through `through`, oldest first, `batch` a transaction, moving the

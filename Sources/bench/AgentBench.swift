@@ -199,7 +199,11 @@ enum AgentBench {
         try await phase("signing alone, 2 s", nil)
         try await phase("audit verify", { guard try agent.verifyAudit().intact else { fatalError("the audit log is broken") } })
         try await phase("audit show --kind revoke (there is none: every entry read)", { _ = try agent.auditEntries(after: nil, kind: "revoke", limit: 50) })
-        try await phase("audit prune, the older half", { _ = try agent.pruneAudit(through: Int64(entries / 2), before: nil) })
+        let file = directory + "/store.sqlite"
+        func megabytes() -> Double { Double((try? FileManager.default.attributesOfItem(atPath: file)[.size] as? NSNumber)??.int64Value ?? 0) / 1e6 }
+        let full = megabytes()
+        try await phase("audit prune, the older half (the freed pages given back)", { _ = try agent.pruneAudit(through: Int64(entries / 2), before: nil) })
+        row("  the store file, before and after the prune", full, "MB → \(String(format: "%.0f", megabytes())) MB")
         try await phase("audit verify, the half left", { guard try agent.verifyAudit().intact else { fatalError("the audit log is broken") } })
     }
 }

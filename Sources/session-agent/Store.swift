@@ -6,7 +6,51 @@ import OwnerSigners
 import SessionStore
 
 struct Store: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "The session-key store file.", subcommands: [StoreRewrap.self])
+    static let configuration = CommandConfiguration(abstract: "The session-key store file.", subcommands: [StoreRewrap.self, StoreCompact.self])
+
+    static func path(_ given: String?) throws -> String {
+        let path = given ?? AgentPaths.dataDirectory(ProcessInfo.processInfo.environment) + "/store.sqlite"
+        guard FileManager.default.fileExists(atPath: path) else { throw CommandFailure(message: "no store at \(path)", reason: "not_found") }
+        return path
+    }
+}
+
+struct StoreCompact: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "compact",
+        abstract: "Rewrite the store file without the space that pruning freed; the agent must be stopped.",
+        discussion: """
+            A store this version made gives back what `audit prune` and `sessions prune` free as they go. One made \
+            before keeps that space for later writes: compact rewrites it once (about 2 s for 400 MB), and from then \
+            on it gives the space back too. Nothing in it changes: sessions, ledger and audit chain stay as they are.
+            """)
+
+    @Option(help: "The store file. Default: $XDG_DATA_HOME/session-agent/store.sqlite.") var store: String?
+    @OptionGroup var output: OutputOptions
+
+    func run() throws {
+        try report(output) {
+            let path = try Store.path(store)
+            let directory = (path as NSString).deletingLastPathComponent
+            let lock: InstanceLock
+            do throws(AgentError) { lock = try InstanceLock(directory: directory) } catch {
+                guard error.reason == "already_running" else { throw error }
+                throw CommandFailure(message: "an agent serves \(directory): stop it first, since the rewrite would hold up its writes (the ledger entries of signatures among them) for as long as it takes",
+                                     reason: "already_running")
+            }
+            let before = try fileSize(path)
+            try withExtendedLifetime(lock) { try SessionStore(path: path).compact() }
+            let after = try fileSize(path)
+            return CommandOutput(text: "compacted \(path): \(megabytes(before)) → \(megabytes(after))",
+                                 json: .object(JSONObject(["store": .string(path), "bytesBefore": JSONValue(Int(before)), "bytesAfter": JSONValue(Int(after))])))
+        }
+    }
+
+    private func fileSize(_ path: String) throws -> UInt64 {
+        (try FileManager.default.attributesOfItem(atPath: path)[.size] as? NSNumber)?.uint64Value ?? 0
+    }
+
+    private func megabytes(_ bytes: UInt64) -> String { String(format: "%.1f MB", Double(bytes) / 1e6) }
 }
 
 struct StoreRewrap: AsyncParsableCommand {
@@ -29,8 +73,7 @@ struct StoreRewrap: AsyncParsableCommand {
 
     func run() async throws {
         try await report(output) {
-            let path = store ?? AgentPaths.dataDirectory(ProcessInfo.processInfo.environment) + "/store.sqlite"
-            guard FileManager.default.fileExists(atPath: path) else { throw CommandFailure(message: "no store at \(path)", reason: "not_found") }
+            let path = try Store.path(store)
             let sessionStore = try SessionStore(path: path)
             switch sessionStore.protection {
             case nil: throw CommandFailure(message: "the store at \(path) has no data key yet (the agent's first unlock makes it)", reason: "not_found")

@@ -693,6 +693,30 @@ struct SocketTests {
         #expect(agent.logs.contains("1 session that ended before \(late) pruned"), "\(agent.logs)")
     }
 
+    /// `store compact` rewrites the file only while no agent serves it (the rewrite would hold
+    /// up the agent's writes), and leaves what it holds as it was: the agent signs on after it.
+    @Test func theStoreIsCompactedOnlyWhileNoAgentServesIt() throws {
+        let agent = try AgentProcess(rules: "default = \"approve\"")
+        try agent.start()
+        let session = try Self.requestSession(try AgentClient(path: agent.clientSocket))
+        _ = try Self.sign(try AgentClient(path: agent.clientSocket), session, 1, nonce: 0)
+        let path = agent.directory.appendingPathComponent("data/store.sqlite").path
+        func compact() throws -> CommandResult { try Command.run(Command.sessionAgent, ["store", "compact", "--store", path, "--json"]) }
+        let refused = try compact()
+        #expect(refused.status == 1 && refused.stderr.contains("already_running") && refused.stderr.contains("stop it first"), "\(refused.stdout) \(refused.stderr)")
+        #expect(try compact().status == 1, "and again: the agent's lock was not taken from it")
+        agent.stop()
+        let compacted = try compact()
+        let answer = try JSONValue(parsing: compacted.stdout)
+        #expect(compacted.status == 0 && answer["store"]?.stringValue == path && answer["bytesAfter"] != nil, "\(compacted.stdout) \(compacted.stderr)")
+        try agent.start()
+        let client = try AgentClient(path: agent.clientSocket)
+        #expect(try Self.sign(client, session, 1, nonce: 1)["signature"] != nil)
+        #expect(try AgentClient(path: agent.controlSocket).call("audit_verify")["intact"] == true)
+        let missing = try Command.run(Command.sessionAgent, ["store", "compact", "--store", path + ".none"])
+        #expect(missing.status == 1 && missing.stderr.contains("no store at"), "\(missing.stderr)")
+    }
+
     /// `session-agent lock` and `unlock`, as ssh-add -x and -X: the passphrase is typed (read
     /// without echo from the terminal, here standard input), never an argument. A wrong one
     /// leaves the store locked; the right one opens it and signing goes on.

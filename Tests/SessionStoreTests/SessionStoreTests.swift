@@ -218,6 +218,55 @@ struct SessionStoreTests {
         #expect(throws: StoreError.corrupt("the audit prune under way cannot be read")) { try SessionStore(path: path).finishAuditPrune() }
     }
 
+    /// A store gives back to the file system the pages that pruning frees; one made before
+    /// stores did (auto_vacuum off) keeps them, until `compact` rewrites it, contents unchanged,
+    /// into one that gives them back from then on.
+    @Test func pruningShrinksTheFileAndCompactingConvertsAnOlderStore() throws {
+        let path = Self.temporaryPath()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        func pages(_ store: SessionStore) throws -> (count: Int, free: Int, autoVacuum: Int) {
+            try store.database.read { db in
+                (try Int.fetchOne(db, sql: "PRAGMA page_count")!, try Int.fetchOne(db, sql: "PRAGMA freelist_count")!, try Int.fetchOne(db, sql: "PRAGMA auto_vacuum")!)
+            }
+        }
+        func fill(_ store: SessionStore, _ count: Int) throws {
+            let padding = String(repeating: "x", count: 1000)
+            for i in 0..<count { try store.audit("signature", .object(JSONObject(["use": JSONValue(i), "padding": .string(padding)])), at: 1_700_000_000) }
+        }
+        let store = try SessionStore(path: path)
+        try store.initialize(passphrase: secret("p"), scryptN: 1024)
+        let key = Secp256k1.PrivateKey.generate()
+        try store.insert(Self.stored("kept", key: key), key: key)
+        try fill(store, 2000)
+        let full = try pages(store)
+        #expect(full.autoVacuum == 2, "incremental")
+        #expect(try store.pruneAudit(through: 1800, at: 1_700_000_001, batch: 300)?.removed == 1800)
+        let pruned = try pages(store)
+        #expect(pruned.free == 0 && pruned.count < full.count / 4, "\(full) → \(pruned)")
+
+        // The store as an earlier version made it.
+        try DatabaseQueue(path: path).writeWithoutTransaction { db in
+            try db.execute(sql: "PRAGMA auto_vacuum = NONE")
+            try db.execute(sql: "VACUUM")
+        }
+        let older = try SessionStore(path: path)
+        #expect(try pages(older).autoVacuum == 0, "kept as it was")
+        try fill(older, 2000)
+        let olderFull = try pages(older)
+        #expect(try older.pruneAudit(through: 3800, at: 1_700_000_002)?.removed == 2000)
+        let kept = try pages(older)
+        #expect(kept.count == olderFull.count && kept.free > olderFull.count / 2, "\(olderFull) → \(kept)")
+        let entries = try older.auditEntries(after: 0, kind: nil, limit: 1000)
+        try older.compact()
+        let compacted = try pages(older)
+        #expect(compacted.autoVacuum == 2 && compacted.free == 0 && compacted.count < kept.count / 4, "\(kept) → \(compacted)")
+        #expect(try older.auditEntries(after: 0, kind: nil, limit: 1000).map(\.hash) == entries.map(\.hash))
+        #expect(try older.verifyAudit() == .success(entries.count))
+        #expect(try older.walkAudit().prunedThrough?.seq == 3800)
+        try older.unlock(passphrase: secret("p"))
+        #expect(try older.sessionKey(id: "kept").address == key.address)
+    }
+
     /// An entry read back and written out again (`audit export`) is the text it was hashed as,
     /// escapes, non-ASCII and number forms included, so a file of exported entries can be
     /// walked without the store (`audit verify --file`).
