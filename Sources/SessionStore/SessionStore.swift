@@ -699,39 +699,6 @@ public final class SessionStore: @unchecked Sendable {
         return through
     }
 
-    /// Gives the pages that removals freed back to the file system, 256 KB a write, so
-    /// that a store shrinks as it is pruned without holding up signing for long. A store made
-    /// before stores did this keeps its free pages for later writes until it is compacted.
-    func releaseFreePages(pagesAWrite: Int = 64) throws(StoreError) {
-        do {
-            guard try database.read({ db in try Int.fetchOne(db, sql: "PRAGMA auto_vacuum") }) == 2 else { return }
-            var left = Int.max
-            while true {
-                let now = try database.writeWithoutTransaction { db in
-                    try db.execute(sql: "PRAGMA incremental_vacuum(\(pagesAWrite))")
-                    return try Int.fetchOne(db, sql: "PRAGMA freelist_count") ?? 0
-                }
-                // Also stops should another write free pages as fast as this gives them back.
-                guard now > 0, now < left else { return }
-                left = now
-            }
-        } catch { throw .database("\(error)") }
-    }
-
-    /// Rewrites the whole file without its free pages, and makes it one that gives back what
-    /// pruning frees from then on. It holds up every other write meanwhile (about 2 s for
-    /// 400 MB), so `session-agent store compact` runs it only while no agent serves the store.
-    public func compact() throws(StoreError) {
-        do {
-            try database.writeWithoutTransaction { db in
-                try db.execute(sql: "PRAGMA auto_vacuum = INCREMENTAL")
-                try db.execute(sql: "VACUUM")
-            }
-            // VACUUM wrote every page to the WAL: back into the file, and the WAL emptied.
-            if let pool = database as? DatabasePool { try pool.writeWithoutTransaction { db in _ = try db.checkpoint(.truncate) } }
-        } catch { throw .database("\(error)") }
-    }
-
     /// Removes the entries through `through`, oldest first, `batch` a transaction, moving the
     /// anchor the chain is walked from along with them.
     private func removeAudit(through: Int64, batch: Int) throws(StoreError) {
@@ -767,5 +734,40 @@ public final class SessionStore: @unchecked Sendable {
             throw StoreError.corrupt("where the pruned audit log starts cannot be read")
         }
         return (seq, hash)
+    }
+
+    // MARK: - The file
+
+    /// Gives the pages that removals freed back to the file system, 256 KB a write, so
+    /// that a store shrinks as it is pruned without holding up signing for long. A store made
+    /// before stores did this keeps its free pages for later writes until it is compacted.
+    func releaseFreePages(pagesAWrite: Int = 64) throws(StoreError) {
+        do {
+            guard try database.read({ db in try Int.fetchOne(db, sql: "PRAGMA auto_vacuum") }) == 2 else { return }
+            var left = Int.max
+            while true {
+                let now = try database.writeWithoutTransaction { db in
+                    try db.execute(sql: "PRAGMA incremental_vacuum(\(pagesAWrite))")
+                    return try Int.fetchOne(db, sql: "PRAGMA freelist_count") ?? 0
+                }
+                // Also stops should another write free pages as fast as this gives them back.
+                guard now > 0, now < left else { return }
+                left = now
+            }
+        } catch { throw .database("\(error)") }
+    }
+
+    /// Rewrites the whole file without its free pages, and makes it one that gives back what
+    /// pruning frees from then on. It holds up every other write meanwhile (about 2 s for
+    /// 400 MB), so `session-agent store compact` runs it only while no agent serves the store.
+    public func compact() throws(StoreError) {
+        do {
+            try database.writeWithoutTransaction { db in
+                try db.execute(sql: "PRAGMA auto_vacuum = INCREMENTAL")
+                try db.execute(sql: "VACUUM")
+            }
+            // VACUUM wrote every page to the WAL: back into the file, and the WAL emptied.
+            if let pool = database as? DatabasePool { try pool.writeWithoutTransaction { db in _ = try db.checkpoint(.truncate) } }
+        } catch { throw .database("\(error)") }
     }
 }
