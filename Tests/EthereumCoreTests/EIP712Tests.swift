@@ -105,6 +105,14 @@ struct EIP712Tests {
         #expect(try chain.typeHash("T0") == Keccak256.hash(utf8: expected))
         _ = try chain.digest
 
+        // Thousands of values of such a type: its hash, which takes the whole chain to encode, is
+        // computed once per document (it took minutes), and each value still hashes as alone.
+        let many = try TypedData(parsing: #"{"types":{"M":[{"name":"xs","type":"T0[]"}],\#(types.joined(separator: ","))},"primaryType":"M","domain":{},"message":{"xs":[\#(Array(repeating: #"{"a":[]}"#, count: 3000).joined(separator: ","))]}}"#)
+        let one = try many.hashStruct("T0", try JSONValue(parsing: #"{"a":[]}"#))
+        var items = Keccak256()
+        for _ in 0..<3000 { items.update(one) }
+        #expect(try many.hashStruct("M", many.message) == keccak256(try many.typeHash("M").bytes, items.finalize().bytes))
+
         func document(dimensions: Int) throws -> TypedData {
             let type = "uint256" + String(repeating: "[]", count: dimensions)
             return try TypedData(parsing: #"{"types":{"M":[{"name":"a","type":"\#(type)"}]},"primaryType":"M","domain":{},"message":{"a":[]}}"#)

@@ -149,6 +149,14 @@ public struct TypedData: Sendable {
 
     /// `hashStruct(s) = keccak256(typeHash ‖ encodeData(s))`
     public func hashStruct(_ name: String, _ value: JSONValue, path: [String] = []) throws(TypedDataError) -> Bytes32 {
+        var typeHashes: [String: Bytes32] = [:]
+        return try hashStruct(name, value, path: path, typeHashes: &typeHashes)
+    }
+
+    /// `typeHashes`: each type's hash, computed once per value hashed. Encoding a type walks
+    /// every type it references, which a document can make thousands long, and an array can
+    /// hold thousands of values of it.
+    private func hashStruct(_ name: String, _ value: JSONValue, path: [String], typeHashes: inout [String: Bytes32]) throws(TypedDataError) -> Bytes32 {
         guard path.count < 64 else { throw TypedDataError("value nested too deeply", path: path) }
         guard let fields = types[name] else { throw TypedDataError("unknown type \(String(reflecting: name))", path: path) }
         guard let object = value.objectValue else { throw TypedDataError("expected an object of type \(name), got \(value.kind)", path: path) }
@@ -157,24 +165,30 @@ public struct TypedData: Sendable {
             throw TypedDataError("field \(String(reflecting: extra)) is not part of type \(name)", path: path)
         }
         var hasher = Keccak256()
-        hasher.update(try typeHash(name))
+        if let known = typeHashes[name] {
+            hasher.update(known)
+        } else {
+            let computed = try typeHash(name)
+            typeHashes[name] = computed
+            hasher.update(computed)
+        }
         for f in fields {
             guard let v = object[f.name] else { throw TypedDataError("missing field of type \(f.type)", path: path + [f.name]) }
-            hasher.update(try encodeField(try fieldKind(f.type, path: path + [f.name]), v, path: path + [f.name]))
+            hasher.update(try encodeField(try fieldKind(f.type, path: path + [f.name]), v, path: path + [f.name], typeHashes: &typeHashes))
         }
         return hasher.finalize()
     }
 
-    private func encodeField(_ kind: FieldKind, _ value: JSONValue, path: [String]) throws(TypedDataError) -> Bytes32 {
+    private func encodeField(_ kind: FieldKind, _ value: JSONValue, path: [String], typeHashes: inout [String: Bytes32]) throws(TypedDataError) -> Bytes32 {
         switch kind {
         case .structure(let name):
-            return try hashStruct(name, value, path: path)
+            return try hashStruct(name, value, path: path, typeHashes: &typeHashes)
         case .array(let inner, let count):
             guard let items = value.arrayValue else { throw TypedDataError("expected an array, got \(value.kind)", path: path) }
             if let count, items.count != count { throw TypedDataError("expected \(count) elements, got \(items.count)", path: path) }
             var hasher = Keccak256()
             for (i, item) in items.enumerated() {
-                hasher.update(try encodeField(inner, item, path: path + ["[\(i)]"]))
+                hasher.update(try encodeField(inner, item, path: path + ["[\(i)]"], typeHashes: &typeHashes))
             }
             return hasher.finalize()
         case .atomic(let type):
