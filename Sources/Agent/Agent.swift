@@ -415,9 +415,11 @@ public actor Agent {
     }
     /// Whether the store is locked, how its data key is protected, and whether that key's token
     /// was present at the last look (nil when no token wraps it).
-    public func storeState() -> (locked: Bool, reason: String?, protection: DataKeyProtection?, tokenPresent: Bool?) {
+    public func storeState() throws(AgentError) -> (locked: Bool, reason: String?, protection: DataKeyProtection?, tokenPresent: Bool?) {
         let locked = store.isLocked
-        return (locked, locked ? lockCause?.reason ?? "locked" : nil, store.protection, storeTokenPresent)
+        let protection: DataKeyProtection?
+        do { protection = try store.protection } catch { throw AgentError(error.reason, "\(error)") }
+        return (locked, locked ? lockCause?.reason ?? "locked" : nil, protection, storeTokenPresent)
     }
 
     /// Locks the store at a person's request; it stays locked until `unlock`.
@@ -444,7 +446,12 @@ public actor Agent {
     /// locked; when it is back and its PIN comes from a file or the environment, the store opens
     /// again. A store a person locked stays locked.
     public func watchStoreToken() async {
-        guard case .token(let key)? = store.protection, let module = key.modulePath else {
+        let protection: DataKeyProtection?
+        do { protection = try store.protection } catch {
+            // A look that cannot read the store changes nothing; the next one tries again.
+            return logger.error("the store's protection cannot be read: \(error)")
+        }
+        guard case .token(let key)? = protection, let module = key.modulePath else {
             storeTokenPresent = nil
             return
         }
@@ -487,8 +494,10 @@ public actor Agent {
     /// its data key, entered on the token's reader's keypad when `onDevice`. Nil when nothing is
     /// needed from them: store_pin_file gives the PIN, or the token wants no login now.
     public func unlockAsks() async throws(AgentError) -> (prompt: String, onDevice: Bool, new: Bool)? {
-        guard case .token(let uri) = store.protection else {
-            return store.isInitialized ? ("Passphrase of the session-key store", false, false) : ("New passphrase for the session-key store", false, true)
+        let (protection, initialized): (DataKeyProtection?, Bool)
+        do { (protection, initialized) = (try store.protection, try store.isInitialized) } catch { throw AgentError(error.reason, "\(error)") }
+        guard case .token(let uri) = protection else {
+            return initialized ? ("Passphrase of the session-key store", false, false) : ("New passphrase for the session-key store", false, true)
         }
         if storePIN.unattended { return nil }
         do throws(PKCS11Failure) {
@@ -508,7 +517,7 @@ public actor Agent {
     /// The unlock itself; the caller says what becomes of `lockCause`.
     func unlockStore(_ secret: SecretBytes?) async throws(AgentError) {
         do throws(StoreError) {
-            switch store.protection {
+            switch try store.protection {
             case .token:
                 try await store.unlock(pin: secret == nil ? storePIN : .prompt, prompt: { _ in
                     guard let secret else { throw AgentError("bad_request", "params.passphrase: the token's PIN") }
@@ -516,7 +525,7 @@ public actor Agent {
                 })
             case .passphrase?, nil:
                 guard let secret else { throw StoreError.wrongPassphrase }
-                if store.isInitialized { try store.unlock(passphrase: secret) } else { try store.initialize(passphrase: secret) }
+                if try store.isInitialized { try store.unlock(passphrase: secret) } else { try store.initialize(passphrase: secret) }
             }
         } catch { throw AgentError(error.reason, "\(error)") }
     }

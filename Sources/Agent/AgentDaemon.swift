@@ -28,7 +28,7 @@ public enum AgentDaemon {
         // A PIN file a token rejected is not offered again after a restart either.
         PKCS11Provider.rejectedPINMemory = store
         let storePIN = config.storePINFile.map { PKCS11PINSource.file($0) } ?? .prompt
-        switch store.protection {
+        switch try store.protection {
         case nil:
             if let file = config.storePassphraseFile { try store.initialize(passphrase: try SecretFile.read(file)) }
         case .passphrase:

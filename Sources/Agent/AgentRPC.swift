@@ -159,7 +159,7 @@ public struct AgentRPC: Sendable {
         let scope: ClientIdentity? = control ? nil : client
         switch method {
         case "agent_info":
-            let store = await agent.storeState()
+            let store = try await agent.storeState()
             var storeInfo = JSONObject(["locked": .bool(store.locked)])
             if let reason = store.reason { storeInfo["reason"] = .string(reason) }
             switch store.protection {
@@ -308,7 +308,7 @@ public struct AgentRPC: Sendable {
             await agent.lock()
             return .object(JSONObject(["locked": true]))
         case "agent_unlock_asks":
-            guard await agent.storeState().locked else { return .object(JSONObject(["locked": false])) }
+            guard try await agent.storeState().locked else { return .object(JSONObject(["locked": false])) }
             var asks = JSONObject(["locked": true])
             if let (prompt, onDevice, new) = try await agent.unlockAsks() {
                 asks[onDevice ? "onDevice" : "asks"] = .string(prompt)

@@ -86,6 +86,9 @@ public final class SessionStore: @unchecked Sendable {
     public init(path: String?) throws(StoreError) {
         var configuration = Configuration()
         configuration.foreignKeysEnabled = true
+        // Another process may write the file for a moment (`store rewrap` beside a running agent):
+        // a write waits for it rather than failing, a signature's ledger entry among them.
+        configuration.busyMode = .timeout(5)
         configuration.prepareDatabase { db in
             // Deleted keys are overwritten, not left in free pages.
             try db.execute(sql: "PRAGMA secure_delete = ON")
@@ -263,17 +266,21 @@ public final class SessionStore: @unchecked Sendable {
 
     /// Whether a data key was ever created.
     public var isInitialized: Bool {
-        (try? run { try String.fetchOne($0, sql: "SELECT value FROM meta WHERE key = 'data_key'") }) != nil
+        get throws(StoreError) { try snapshot { try String.fetchOne($0, sql: "SELECT value FROM meta WHERE key = 'data_key'") } != nil }
     }
 
     public var isLocked: Bool { lock.withLock { dataKey == nil } }
 
     /// Creates the data key, wrapped under `passphrase`, and leaves the store unlocked.
     public func initialize(passphrase: SecretBytes, scryptN: UInt64 = 1 << 15) throws(StoreError) {
-        guard !isInitialized else { throw .corrupt("the store already has a data key") }
+        guard try !isInitialized else { throw .corrupt("the store already has a data key") }
         let key = DataKey.generate()
         let wrapped = try key.wrap(passphrase: passphrase, n: scryptN)
-        try run { try $0.execute(sql: "INSERT INTO meta (key, value) VALUES ('data_key', ?)", arguments: [wrapped.json.serialized]) }
+        try run { db in
+            // Checked again under the writer: another process may have made one meanwhile.
+            guard try String.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'data_key'") == nil else { throw StoreError.corrupt("the store already has a data key") }
+            try db.execute(sql: "INSERT INTO meta (key, value) VALUES ('data_key', ?)", arguments: [wrapped.json.serialized])
+        }
         lock.withLock { dataKey = key }
     }
 
@@ -284,10 +291,12 @@ public final class SessionStore: @unchecked Sendable {
 
     /// How the data key is protected: nil before the store is initialised.
     public var protection: DataKeyProtection? {
-        switch try? wrappedKey() {
-        case nil: nil
-        case .passphrase: .passphrase
-        case .token(let key, _): .token(key)
+        get throws(StoreError) {
+            switch try storedWrapping() {
+            case nil: nil
+            case .passphrase?: .passphrase
+            case .token(let key, _)?: .token(key)
+            }
         }
     }
 
@@ -323,11 +332,15 @@ public final class SessionStore: @unchecked Sendable {
         }
     }
 
-    private func wrappedKey() throws(StoreError) -> WrappedDataKey {
-        guard let text = try run({ try String.fetchOne($0, sql: "SELECT value FROM meta WHERE key = 'data_key'") }) else {
-            throw .notFound("the store's data key (initialise the store first)")
-        }
+    /// The data key as the file keeps it wrapped; nil before the store is initialised.
+    private func storedWrapping() throws(StoreError) -> WrappedDataKey? {
+        guard let text = try snapshot({ try String.fetchOne($0, sql: "SELECT value FROM meta WHERE key = 'data_key'") }) else { return nil }
         return try WrappedDataKey(json: text)
+    }
+
+    private func wrappedKey() throws(StoreError) -> WrappedDataKey {
+        guard let wrapped = try storedWrapping() else { throw .notFound("the store's data key (initialise the store first)") }
+        return wrapped
     }
 
     /// Drops the data key from memory: session keys cannot be used until `unlock`.

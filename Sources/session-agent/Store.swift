@@ -75,7 +75,7 @@ struct StoreRewrap: AsyncParsableCommand {
         try await report(output) {
             let path = try Store.path(store)
             let sessionStore = try SessionStore(path: path)
-            switch sessionStore.protection {
+            switch try sessionStore.protection {
             case nil: throw CommandFailure(message: "the store at \(path) has no data key yet (the agent's first unlock makes it)", reason: "not_found")
             case .passphrase?:
                 try sessionStore.unlock(passphrase: try secret(file: passphraseFile, prompt: "Current store passphrase: "))
@@ -90,7 +90,7 @@ struct StoreRewrap: AsyncParsableCommand {
                 if uri.modulePath == nil, let module = pkcs11.module { uri = uri.with(modulePath: module) }
                 try await sessionStore.rewrap(token: uri, pin: pkcs11.pin(for: uri), prompt: pkcs11.prompt)
             }
-            let now: String = switch sessionStore.protection {
+            let now: String = switch try sessionStore.protection {
             case .token(let uri)?: uri.description
             default: "passphrase"
             }

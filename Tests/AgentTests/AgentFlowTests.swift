@@ -362,7 +362,7 @@ struct AgentFlowTests {
         let fresh = try SessionStore(path: FileManager.default.temporaryDirectory.appendingPathComponent("fresh-\(UUID()).sqlite").path)
         let blank = Agent(store: fresh, owners: [], accounts: [], rules: nil, ownerPrompt: { _ in secret("") })
         try await blank.unlock(secret("chosen"))
-        #expect(fresh.isInitialized && !fresh.isLocked)
+        #expect(try fresh.isInitialized && !fresh.isLocked)
         await blank.lock()
         await #expect(throws: AgentError.self) { try await blank.unlock(secret("other")) }
         try await blank.unlock(secret("chosen"))

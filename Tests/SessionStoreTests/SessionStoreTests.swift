@@ -54,7 +54,7 @@ struct SessionStoreTests {
         let key = Secp256k1.PrivateKey.generate()
         do {
             let store = try SessionStore(path: path)
-            #expect(!store.isInitialized)
+            #expect(try !store.isInitialized)
             try store.initialize(passphrase: secret("store pass"), scryptN: 1024)
             try store.insert(Self.stored("s1", key: key), key: key)
             #expect(try store.sessionKey(id: "s1").address == key.address)
@@ -68,7 +68,7 @@ struct SessionStoreTests {
         #expect(bytes.range(of: raw) == nil)
 
         let reopened = try SessionStore(path: path)
-        #expect(reopened.isInitialized && reopened.isLocked)
+        #expect(try reopened.isInitialized && reopened.isLocked)
         #expect(throws: StoreError.wrongPassphrase) { try reopened.unlock(passphrase: secret("wrong")) }
         try reopened.unlock(passphrase: secret("store pass"))
         #expect(try reopened.sessionKey(id: "s1").address == key.address)
@@ -265,6 +265,33 @@ struct SessionStoreTests {
         #expect(try older.walkAudit().prunedThrough?.seq == 3800)
         try older.unlock(passphrase: secret("p"))
         #expect(try older.sessionKey(id: "kept").address == key.address)
+    }
+
+    /// Another process writing the file (`store rewrap` beside the agent) holds its write lock
+    /// for a moment: the agent's next write, a signature's ledger entry, waits for it instead of
+    /// failing with "database is locked"; reading how the data key is protected takes no lock.
+    @Test func aWriteWaitsForAnotherProcessHoldingTheFile() throws {
+        let path = Self.temporaryPath()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let store = try SessionStore(path: path)
+        try store.initialize(passphrase: secret("p"), scryptN: 1024)
+        let key = Secp256k1.PrivateKey.generate()
+        try store.insert(Self.stored("s", key: key), key: key)
+
+        var holding = Configuration()
+        holding.allowsUnsafeTransactions = true
+        let other = try DatabaseQueue(path: path, configuration: holding)
+        try other.writeWithoutTransaction { db in try db.execute(sql: "BEGIN IMMEDIATE") }
+        #expect(try store.protection == .passphrase, "read beside the lock")
+        // The lock is let go of a moment after this write began waiting for it.
+        let release = Thread {
+            Thread.sleep(forTimeInterval: 0.3)
+            try? other.writeWithoutTransaction { db in try db.execute(sql: "COMMIT") }
+        }
+        release.start()
+        try store.recordSignature(sessionId: "s", delta: LedgerDelta(updates: [LedgerKey(policy: .zero, configId: .zero, counter: "uses"): UInt256(1)]),
+                                  enabledChain: 1, audit: .null, at: 1_700_000_000)
+        #expect(try store.enabledChains(sessionId: "s") == [1])
     }
 
     /// An entry read back and written out again (`audit export`) is the text it was hashed as,
