@@ -164,11 +164,14 @@ public actor Agent {
         try admit(request.client)
         var request = request
         let id = request.id, client = request.client, compiled = request.compiled, now = request.createdAt
-        try? store.audit("request", .object(JSONObject([
-            "request": .string(id), "client": .string(client.description), "account": .string(compiled.account.checksummed),
-            "permissionId": .string(compiled.permissionId.hex), "multichainDigest": .string(request.review.multichainDigest.hex),
-            "renderingHash": .string(renderingHash.hex),
-        ])), at: now)
+        // Before anyone is asked: a request the log cannot hold is not taken.
+        do throws(StoreError) {
+            try store.audit("request", .object(JSONObject([
+                "request": .string(id), "client": .string(client.description), "account": .string(compiled.account.checksummed),
+                "permissionId": .string(compiled.permissionId.hex), "multichainDigest": .string(request.review.multichainDigest.hex),
+                "renderingHash": .string(renderingHash.hex),
+            ])), at: now)
+        } catch { throw AgentError(error.reason, "\(error)") }
         pending[id] = request
         undecided[client.uid, default: 0] += 1
         logger.info("request \(id) from \(client): account \(compiled.account.checksummed), permissionId \(compiled.permissionId.hex)")
@@ -206,8 +209,8 @@ public actor Agent {
         throw AgentError("locked", "the session-key store is locked (\(lockCause?.reason ?? "locked")); no session can be stored until it is unlocked")
     }
 
-    /// `signedBy`: the owner keys whose signatures enable the session, so that the record says
-    /// which key (on which token) signed what.
+    /// Ends a request as `status`. `signedBy`: the owner keys whose signatures enable the
+    /// session, named in the journal's line as in the approval's audit entry.
     func finish(_ id: String, _ status: RequestStatus, reason: String, approver: String, sessionId: String? = nil, signedBy: [OwnerIdentity] = []) -> PendingRequest {
         if pending[id]!.status == .pending { undecided[pending[id]!.client.uid]! -= 1 }
         pending[id]!.status = status
@@ -215,17 +218,31 @@ public actor Agent {
         pending[id]!.sessionId = sessionId
         pending[id]!.decidedAt = clock()
         pending[id]!.sessionKey = nil
-        var entry = JSONObject(["request": .string(id), "status": .string(status.rawValue), "approver": .string(approver), "reason": .string(reason)])
-        if !signedBy.isEmpty {
-            entry["signedBy"] = .array(signedBy.map { .object(JSONObject(["owner": .string($0.address.checksummed), "backend": .string($0.backend), "location": .string($0.location)])) })
-        }
-        try? store.audit("decision", .object(entry), at: clock())
+        // An approval's entry went into the store with its session (`approve`).
+        if status != .approved { audit("decision", Self.decisionEntry(id, status, reason: reason, approver: approver)) }
         for waiter in waiters.removeValue(forKey: id) ?? [] { waiter.resume() }
         let by = reason.contains(approver) ? "" : " (\(approver))"
         let session = sessionId.map { "; session \($0)" } ?? ""
         let signers = signedBy.isEmpty ? "" : "; signed by " + signedBy.map { "\($0.address.checksummed) (\($0.location))" }.joined(separator: ", ")
         logger.log(level: status == .failed ? .warning : .info, "request \(id) \(status.rawValue)\(by): \(reason)\(session)\(signers)")
         return pending[id]!
+    }
+
+    /// The audit entry of a decision; `signedBy` says which key (on which token) signed what.
+    static func decisionEntry(_ id: String, _ status: RequestStatus, reason: String, approver: String, signedBy: [OwnerIdentity] = []) -> JSONValue {
+        var entry = JSONObject(["request": .string(id), "status": .string(status.rawValue), "approver": .string(approver), "reason": .string(reason)])
+        if !signedBy.isEmpty {
+            entry["signedBy"] = .array(signedBy.map { .object(JSONObject(["owner": .string($0.address.checksummed), "backend": .string($0.backend), "location": .string($0.location)])) })
+        }
+        return .object(entry)
+    }
+
+    /// An entry for the audit log. One the store cannot take (a full disk) goes to the journal
+    /// instead, with why, rather than nowhere; entries hold no secret.
+    func audit(_ kind: String, _ entry: JSONValue) {
+        do { try store.audit(kind, entry, at: clock()) } catch {
+            logger.error("the audit log could not take this \(kind) entry: \(error): \(entry.serialized)")
+        }
     }
 
     /// The owners sign the multichain digest the agent computed; the session and its key are
@@ -262,9 +279,9 @@ public actor Agent {
                 let message = "owner \(owner) could not sign: \(error)"
                 if byPerson && error.mendable {
                     logger.warning("request \(id): \(message); still pending for \(approver) to try again")
-                    try? store.audit("owner_failure", .object(JSONObject([
+                    audit("owner_failure", .object(JSONObject([
                         "request": .string(id), "owner": .string(owner.checksummed), "approver": .string(approver), "reason": .string(error.reason),
-                    ])), at: clock())
+                    ])))
                     throw AgentError(error.reason, message + "; the request is still pending")
                 }
                 _ = finish(id, .failed, reason: message, approver: approver)
@@ -285,11 +302,14 @@ public actor Agent {
             account: compiled.account, accountKind: compiled.accountKind ?? account.kind, chains: compiled.chains, mode: compiled.mode,
             session: compiled.session, permissionEnableSig: enableSig, sessionKey: sessionKey.address, createdAt: clock(),
             expiresAt: expiry, exportAllowed: compiled.exportKey, label: compiled.label)
-        do throws(StoreError) { try store.insert(stored, key: sessionKey) } catch {
+        let approval = reason.isEmpty ? "approved by \(approver)" : reason
+        do throws(StoreError) {
+            try store.insert(stored, key: sessionKey, decision: Self.decisionEntry(id, .approved, reason: approval, approver: approver, signedBy: signers))
+        } catch {
             _ = finish(id, .failed, reason: "\(error)", approver: approver)
             throw AgentError(error.reason, "\(error)")
         }
-        return finish(id, .approved, reason: reason.isEmpty ? "approved by \(approver)" : reason, approver: approver, sessionId: sessionId, signedBy: signers)
+        return finish(id, .approved, reason: approval, approver: approver, sessionId: sessionId, signedBy: signers)
     }
 
     public func requestStatus(_ id: String, client: ClientIdentity?) throws(AgentError) -> PendingRequest {
@@ -322,7 +342,11 @@ public actor Agent {
             _ = finish(id, .expired, reason: "no decision within \(approvalTimeout) s", approver: "timeout")
         }
         pending = pending.filter { _, request in request.decidedAt.map { now < $0 + approvalTimeout } ?? true }
-        let erased = Set((try? store.eraseExpired(now: now)) ?? [])
+        var erased: Set<String> = []
+        do { erased = Set(try store.eraseExpired(now: now)) } catch {
+            // Tried again at the next look; an expired session signs nothing meanwhile anyway.
+            logger.error("the keys of expired sessions could not be erased: \(error)")
+        }
         signer.forget { id, stored in erased.contains(id) || stored.expiresAt.map { now > $0 } ?? false }
     }
 
@@ -431,7 +455,7 @@ public actor Agent {
 
     /// The store locked or opened, in the audit log and the journal alike.
     func record(_ kind: String, reason: String, saying line: String) {
-        try? store.audit(kind, .object(JSONObject(["reason": .string(reason)])), at: clock())
+        audit(kind, .object(JSONObject(["reason": .string(reason)])))
         logger.notice("\(line)")
     }
 

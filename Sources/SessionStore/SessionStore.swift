@@ -363,11 +363,14 @@ public final class SessionStore: @unchecked Sendable {
     }
 
     /// Stores a session and seals its key; the key's address must be the session's.
-    public func insert(_ s: StoredSession, key: Secp256k1.PrivateKey) throws(StoreError) {
+    /// Stores a session and its sealed key; `decision`, the audit entry of the approval that made
+    /// it, in the same transaction: there is never a session the log does not say was approved.
+    public func insert(_ s: StoredSession, key: Secp256k1.PrivateKey, decision: JSONValue? = nil) throws(StoreError) {
         guard key.address == s.sessionKey else { throw .corrupt("the key does not belong to session \(s.id)") }
         let data = try requireKey()
         let sealed = try key.withUnsafeBytes { raw throws(StoreError) in try data.seal(raw, recordId: s.id) }
         try run { db in
+            if let decision { try appendAudit(db, kind: "decision", entry: decision, at: s.createdAt) }
             try db.execute(sql: """
                 INSERT INTO sessions (id, client_uid, client_executable, client_unit, account, request, session_key, sealed_key,
                                       created_at, expires_at, revoked_at, export_allowed)

@@ -542,6 +542,26 @@ struct SocketTests {
         // The signal the kernel sends for a write past the limit (SIGXFSZ) would otherwise end it.
         kill(try #require(agent.process?.processIdentifier), SIGXFSZ)
         #expect(try AgentClient(path: agent.controlSocket).call("agent_info")["store"]?["locked"] == .bool(false))
+
+        // What the log holds still tells the whole story: every session stored was approved by a
+        // decision in it, and every decision is of a request in it. A request the log could not
+        // take was refused before its owner was asked.
+        agent.stop()
+        agent.limits = []
+        try agent.start()
+        let restarted = try AgentClient(path: agent.controlSocket)
+        let entries: [JSONValue] = try #require(try restarted.call("audit_show", JSONObject(["limit": JSONValue(10000)])).arrayValue)
+        func requests(_ kind: String, _ status: String? = nil) -> Set<String> {
+            var ids = Set<String>()
+            for e in entries where e["kind"]?.stringValue == kind && (status == nil || e["entry"]?["status"]?.stringValue == status) {
+                if let id = e["entry"]?["request"]?.stringValue { ids.insert(id) }
+            }
+            return ids
+        }
+        let log = entries.map { $0.serialized }.joined(separator: "\n")
+        #expect(requests("decision").isSubset(of: requests("request")), "\(log)")
+        let sessions: [JSONValue] = try #require(try restarted.call("sessions_list").arrayValue)
+        #expect(sessions.count == requests("decision", "approved").count, "\(sessions.count) sessions, \(log)")
     }
 
     /// `session-agent approve` at a terminal: a mistyped owner passphrase does not end the

@@ -267,6 +267,21 @@ struct SessionStoreTests {
         #expect(try older.sessionKey(id: "kept").address == key.address)
     }
 
+    /// A session goes in with the audit entry of the decision that approved it, in one
+    /// transaction: one that cannot be stored leaves no entry claiming it was.
+    @Test func aSessionIsStoredWithItsDecision() throws {
+        let store = try SessionStore(path: nil)
+        try store.initialize(passphrase: secret("p"), scryptN: 1024)
+        let key = Secp256k1.PrivateKey.generate()
+        let decision = JSONValue.object(JSONObject(["request": "r-1", "status": "approved"]))
+        try store.insert(Self.stored("s", key: key), key: key, decision: decision)
+        let written = try store.auditEntries(after: nil, kind: nil, limit: 10)
+        #expect(written.map(\.kind) == ["decision"] && written.first?.entry == decision)
+        #expect(written.first?.at == Self.stored("s", key: key).createdAt)
+        #expect(throws: StoreError.self, "the id is taken") { try store.insert(Self.stored("s", key: key), key: key, decision: decision) }
+        #expect(try store.auditEntries(after: nil, kind: nil, limit: 10).count == 1)
+    }
+
     /// Another process writing the file (`store rewrap` beside the agent) holds its write lock
     /// for a moment: the agent's next write, a signature's ledger entry, waits for it instead of
     /// failing with "database is locked"; reading how the data key is protected takes no lock.
