@@ -256,7 +256,12 @@ public actor Agent {
         let request = pending[id]!
         guard let sessionKey = request.sessionKey else { throw AgentError("already_decided", "request \(id) is \(request.status.rawValue)") }
         let compiled = request.compiled
-        let account = accounts[compiled.account]!
+        guard let account = accounts[compiled.account] else {
+            // Removed since the request came (`removeAccount` ends those it finds pending).
+            let message = "the account \(compiled.account.checksummed) is no longer configured"
+            _ = finish(id, .failed, reason: message, approver: approver)
+            throw AgentError("unknown_account", message)
+        }
         let digest = compiled.multichainDigest
         var signatures: [RecoverableSignature] = [], signers: [OwnerIdentity] = []
         // Whoever is asked for a PIN or passphrase sees what it is for: the rules may have
@@ -358,10 +363,15 @@ public actor Agent {
         accounts[account.address] = account
     }
 
+    /// Removes an account added at run time; its requests still waiting for a decision fail, since
+    /// nobody may now approve them. One whose owners are signing already goes on.
     public func removeAccount(_ address: Address) throws(AgentError) {
         try unregister(.account, address, fixed: fixedAccounts)
         accounts[address] = nil
         logger.notice("account \(address.checksummed) removed")
+        for (id, request) in pending where request.status == .pending && !approving.contains(id) && request.compiled.account == address {
+            _ = finish(id, .failed, reason: "the account \(address.checksummed) was removed", approver: "accounts_remove")
+        }
     }
 
     /// `custody`: what the token says of a PKCS#11 owner's private key, when it could be read.

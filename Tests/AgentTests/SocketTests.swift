@@ -859,4 +859,27 @@ struct RegistrationTests {
         } catch let e as AgentClient.RemoteError { #expect(e.reason == "bad_request" && e.message.contains("account.owners")) }
         #expect(try control.call("audit_verify")["intact"] == .bool(true))
     }
+
+    /// An account removed while a request for it waits for a person: the request fails, saying
+    /// why, and approving it is refused. Approving it crashed the agent.
+    @Test func removingAnAccountEndsItsPendingRequests() throws {
+        let agent = try AgentProcess(rules: "default = \"ask\"")
+        try agent.start()
+        let control = try AgentClient(path: agent.controlSocket), client = try AgentClient(path: agent.clientSocket)
+        let owner = try #require(try control.call("owners_list").arrayValue?.first?["address"])
+        _ = try control.call("accounts_add", JSONObject(["account": .object(JSONObject([
+            "address": .string(Self.other), "kind": "nexus", "owners": .array([owner]), "chains": .array([JSONValue(11155111)]),
+        ]))]))
+        let waiting = try #require(try Self.request(client, account: Self.other)["id"])
+        let kept = try #require(try client.call("session_request", JSONObject(["request": SocketTests.example]))["id"])
+        _ = try control.call("accounts_remove", JSONObject(["address": .string(Self.other)]))
+        let ended = try client.call("session_wait", JSONObject(["id": waiting, "timeout": JSONValue(5)]))
+        #expect(ended["status"] == "failed" && ended["reason"]?.stringValue?.contains("was removed") == true, "\(ended.serialized)")
+        do {
+            _ = try control.call("pending_decide", JSONObject(["id": waiting, "approve": true]))
+            Issue.record("a request for a removed account was approved")
+        } catch let e as AgentClient.RemoteError { #expect(e.reason == "already_decided", "\(e)") }
+        #expect(try control.call("pending_list").arrayValue?.map { $0["id"] } == [kept], "the other account's request waits on")
+        #expect(try control.call("pending_decide", JSONObject(["id": kept, "approve": true]))["status"] == "approved")
+    }
 }
