@@ -162,6 +162,8 @@ public actor Agent {
     /// A reviewed request joins the pending ones, and the rules decide it.
     private func register(_ request: PendingRequest, renderingHash: Bytes32) async throws(AgentError) -> PendingRequest {
         try admit(request.client)
+        // Removed, or its chains changed, while the request was reviewed off the actor.
+        _ = try account(for: request.compiled)
         var request = request
         let id = request.id, client = request.client, compiled = request.compiled, now = request.createdAt
         // Before anyone is asked: a request the log cannot hold is not taken.

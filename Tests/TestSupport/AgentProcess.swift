@@ -99,9 +99,12 @@ public final class AgentProcess {
     /// Stops the agent with `signal` (SIGTERM, or SIGKILL to simulate a crash).
     public func stop(signal: Int32 = SIGTERM) {
         guard let p = process else { return }
+        process = nil
+        // Only while it runs (or has not been reaped): the pid of an agent that ended by itself
+        // may be another process's by now, in a suite that starts thousands (pid_max 32768).
+        guard p.isRunning else { return }
         kill(p.processIdentifier, signal)
         p.waitUntilExit()
-        process = nil
     }
 
     /// Everything the agent wrote to stderr, over all its runs.

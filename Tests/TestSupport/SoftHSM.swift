@@ -200,8 +200,8 @@ public final class P11KitServer {
     public var processes: [Int32] { [process.processIdentifier] + Self.children(of: process.processIdentifier) }
 
     /// Stops every process of the server at once, as a hung network HSM stops answering.
-    public func freeze() { for pid in processes { kill(pid, SIGSTOP) } }
-    public func thaw() { for pid in processes { kill(pid, SIGCONT) } }
+    public func freeze() { if process.isRunning { for pid in processes { kill(pid, SIGSTOP) } } }
+    public func thaw() { if process.isRunning { for pid in processes { kill(pid, SIGCONT) } } }
 
     /// Stops the server and its children, as when its container stops. The listener is frozen
     /// first, so a client reconnecting meanwhile cannot get a fresh child that outlives it; all by
