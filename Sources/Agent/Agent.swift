@@ -313,6 +313,11 @@ public actor Agent {
         do throws(StoreError) {
             try store.insert(stored, key: sessionKey, decision: Self.decisionEntry(id, .approved, reason: approval, approver: approver, signedBy: signers))
         } catch {
+            // Locked while the owners signed: mended by an unlock, so a person may approve again.
+            if byPerson, error == .locked {
+                logger.warning("request \(id): the store was locked while its owners signed; still pending for \(approver) to approve again")
+                throw AgentError("locked", "the session-key store was locked while the owners signed, so the session could not be stored; unlock it and approve again: the request is still pending")
+            }
             _ = finish(id, .failed, reason: "\(error)", approver: approver)
             throw AgentError(error.reason, "\(error)")
         }

@@ -343,6 +343,29 @@ struct AgentFlowTests {
         #expect(prompts.value == 2)
     }
 
+    /// The store locked while the owners sign a person's approval (the operator's `agent_lock`
+    /// as a PIN is typed): the session cannot be stored, and the request stays pending for the
+    /// person to approve again after the unlock, as with a mistyped PIN.
+    @Test func aStoreLockedWhileTheOwnersSignLeavesThePersonsRequestPending() async throws {
+        let locker = LockedBox<Agent>()
+        let (agent, store) = try Self.agent(ownerPrompt: { _ in
+            if let agent = locker.value { await agent.lock() }
+            return secret("owner")
+        })
+        locker.value = agent
+        let asked = try await agent.request(Self.overTheRulesLimit, client: Self.bot)
+        do {
+            _ = try await agent.decide(asked.id, approve: true, approver: "operator")
+            Issue.record("approved into a locked store")
+        } catch { #expect(error.reason == "locked" && error.message.contains("still pending"), "\(error)") }
+        #expect(try await agent.requestStatus(asked.id, client: Self.bot).status == .pending)
+        #expect(try store.sessions(uid: nil).isEmpty)
+        locker.value = nil
+        try await agent.unlock(secret("store"))
+        let decided = try await agent.decide(asked.id, approve: true, approver: "operator")
+        #expect(decided.status == .approved && decided.sessionId != nil, "\(decided.reason)")
+    }
+
     @Test func lockedStoreSignsNothingUntilUnlocked() async throws {
         let (agent, store) = try Self.agent()
         let sessionId = try #require(try await agent.request(Self.example, client: Self.bot).sessionId)
