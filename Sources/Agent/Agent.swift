@@ -178,7 +178,12 @@ public actor Agent {
         undecided[client.uid, default: 0] += 1
         logger.info("request \(id) from \(client): account \(compiled.account.checksummed), permissionId \(compiled.permissionId.hex)")
         if let rules {
-            let outcome = rules.evaluate(request.review, client: client)
+            // Those being approved count as held already: two requests decided side by side
+            // must not both fit under a cap that has room for one.
+            let held: Int
+            do { held = try store.liveSessionCount(uid: client.uid, at: now) } catch { throw AgentError(error.reason, "\(error)") }
+            let approvingNow = approving.count { pending[$0]?.client.uid == client.uid }
+            let outcome = rules.evaluate(request.review, client: client, holdings: ClientHoldings(liveSessions: held + approvingNow))
             switch outcome.decision {
             case .approve: request = try await approve(id, approver: "rules: \(outcome.rule ?? "default")", reason: outcome.reason)
             case .deny: request = finish(id, .denied, reason: "denied by rules: \(outcome.reason)", approver: "rules: \(outcome.rule ?? "default")")

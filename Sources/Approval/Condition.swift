@@ -24,13 +24,16 @@ struct Condition: Sendable {
         case anyFlag(Set<String>)
         case maxSeverity(Severity)
         case allowExport(Bool)
+        /// The client holds fewer live sessions than this: with `max_token_amounts`, what it can
+        /// move across all of them is bounded, not only in each.
+        case maxLiveSessions(Int)
     }
 
     var name: String
     var kind: Kind
 
     static let keys = ["client_uids", "client_executables", "client_units", "accounts", "chains", "targets", "selectors", "max_duration",
-                       "require_expiry", "max_native_value", "max_token_amounts", "forbid", "any_flag", "max_severity", "allow_export"]
+                       "require_expiry", "max_native_value", "max_token_amounts", "forbid", "any_flag", "max_severity", "allow_export", "max_live_sessions"]
 
     static func parse(_ json: JSONValue, at: String) throws(RulesError) -> [Condition] {
         guard let table = json.objectValue else { throw RulesError("\(at): expected a table") }
@@ -114,6 +117,9 @@ struct Condition: Sendable {
                 guard let s = value.stringValue.flatMap(Severity.init(rawValue:)) else { throw RulesError("\(here): info, warning, high or critical") }
                 kind = .maxSeverity(s)
             case "allow_export": kind = .allowExport(try bool())
+            case "max_live_sessions":
+                guard case .number(let n) = value, let count = Int(n), count > 0 else { throw RulesError("\(here): a number of sessions, at least 1") }
+                kind = .maxLiveSessions(count)
             default:
                 throw RulesError("\(here): unknown condition (known: \(keys.joined(separator: ", ")))")
             }
@@ -129,7 +135,7 @@ struct Condition: Sendable {
         return parts.count == 1 ? try? UInt256(parsing: text) : nil
     }
 
-    func check(_ r: SessionReview, client: ClientIdentity?) -> (Bool, String) {
+    func check(_ r: SessionReview, client: ClientIdentity?, holdings: ClientHoldings?) -> (Bool, String) {
         switch kind {
         case .clientUIDs(let uids):
             guard let c = client else { return (false, "no client identity") }
@@ -187,6 +193,9 @@ struct Condition: Sendable {
             return ((worst ?? .info) <= max || worst == nil, "highest severity \(worst?.rawValue ?? "none") (at most \(max.rawValue))")
         case .allowExport(let allowed):
             return (allowed || !r.exportKey, r.exportKey ? "the client asks for the key" : "no key export")
+        case .maxLiveSessions(let count):
+            guard let held = holdings?.liveSessions else { return (false, "the client's sessions are not known") }
+            return (held < count, "the client holds \(held) live session\(held == 1 ? "" : "s") (fewer than \(count) allowed)")
         }
     }
 }

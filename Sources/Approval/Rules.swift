@@ -30,6 +30,15 @@ public struct RulesOutcome: Sendable {
     public var trace: [RuleTrace]
 }
 
+/// What the requesting client holds already, for the conditions that bound it across all its
+/// sessions rather than one at a time.
+public struct ClientHoldings: Sendable, Equatable {
+    /// Its sessions neither expired nor revoked, and those of its requests being approved.
+    public var liveSessions: Int
+
+    public init(liveSessions: Int) { self.liveSessions = liveSessions }
+}
+
 /// A declarative rules file (TOML, no script engine): the first rule whose every condition
 /// holds decides; otherwise the default does. See docs/rules.md.
 public struct RulesFile: Sendable {
@@ -74,12 +83,14 @@ public struct RulesFile: Sendable {
     }
 
     /// Decides for `review` asked by `client`; the trace says which conditions held.
-    public func evaluate(_ review: SessionReview, client: ClientIdentity?) -> RulesOutcome {
+    /// `holdings`: what the client holds already; nil where that is not known, where a
+    /// condition on it does not hold.
+    public func evaluate(_ review: SessionReview, client: ClientIdentity?, holdings: ClientHoldings? = nil) -> RulesOutcome {
         var trace: [RuleTrace] = []
         for rule in rules {
             var matched = true
             for condition in rule.conditions {
-                let (passed, detail) = condition.check(review, client: client)
+                let (passed, detail) = condition.check(review, client: client, holdings: holdings)
                 trace.append(RuleTrace(rule: rule.name, condition: condition.name, passed: passed, detail: detail))
                 if !passed { matched = false; break }
             }

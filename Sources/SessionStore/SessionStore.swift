@@ -409,6 +409,14 @@ public final class SessionStore: @unchecked Sendable {
         return s
     }
 
+    /// How many sessions of `uid` are live at `time`: neither revoked nor expired.
+    public func liveSessionCount(uid: UInt32, at time: UInt64) throws(StoreError) -> Int {
+        try snapshot { db in
+            try Int.fetchOne(db, sql: "SELECT count(*) FROM sessions WHERE client_uid = ? AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?)",
+                             arguments: [Int64(uid), Int64(clamping: time)]) ?? 0
+        }
+    }
+
     /// The sessions of one uid, or of everyone for `nil` (the operator's view).
     /// Read beside the writer: a long list holds up no signature.
     public func sessions(uid: UInt32?) throws(StoreError) -> [StoredSession] {

@@ -21,8 +21,13 @@ struct RulesTest: ParsableCommand {
     @Option(help: "The client's executable (/proc/PID/exe).") var executable: String?
     @Option(help: "The client's systemd unit.") var unit: String?
     @Option(name: .customLong("session-key"), help: "The session key address (default: a fresh one).") var sessionKey: String?
+    @Option(name: .customLong("live-sessions"), help: "How many live sessions the client holds already (for max_live_sessions).") var liveSessions: Int = 0
     @OptionGroup var review: ReviewOptions
     @OptionGroup var output: OutputOptions
+
+    func validate() throws {
+        guard liveSessions >= 0 else { throw ValidationError("--live-sessions: a count, 0 or more") }
+    }
 
     func run() throws {
         try report(output) {
@@ -35,7 +40,7 @@ struct RulesTest: ParsableCommand {
                 .compile(try parseJSON(try readInput(request), what: "request"))
             let reviewed = Reviewer(tokens: tokens, now: review.time).review(compiled)
             let client = ClientIdentity(uid: uid, gid: 0, pid: 0, executable: executable, unit: unit)
-            let outcome = file.evaluate(reviewed, client: client)
+            let outcome = file.evaluate(reviewed, client: client, holdings: ClientHoldings(liveSessions: liveSessions))
             var lines = ["decision: \(outcome.decision.rawValue)", "reason: \(outcome.reason)", "trace:"]
             for t in outcome.trace { lines.append("  [\(t.passed ? "ok" : "no")] \(t.rule): \(t.condition): \(t.detail)") }
             if outcome.rule == nil { lines.append("  default: \(file.defaultDecision.rawValue)") }

@@ -366,6 +366,33 @@ struct AgentFlowTests {
         #expect(decided.status == .approved && decided.sessionId != nil, "\(decided.reason)")
     }
 
+    /// A rule with `max_live_sessions` approves a client's requests only while it holds fewer
+    /// live sessions; past that a person is asked, and one revoked makes room again. Requests
+    /// decided side by side count those still being approved, so both cannot fit under a cap
+    /// with room for one.
+    @Test func aClientGetsNoMoreLiveSessionsThanTheRuleAllows() async throws {
+        let store = try SessionStore(path: FileManager.default.temporaryDirectory.appendingPathComponent("agent-\(UUID()).sqlite").path)
+        try store.initialize(passphrase: secret("store"), scryptN: 1024)
+        let keystore = try KeystoreOwner(keystore: try Keystore.encrypt(Self.owner, passphrase: secret("owner"), kdf: .scrypt(n: 16, r: 8, p: 1)), location: "test")
+        let rules = try RulesFile(toml: "default = \"ask\"\n[[rules]]\nname = \"two at a time\"\ndecision = \"approve\"\n[rules.match]\nmax_live_sessions = 2\n")
+        let agent = Agent(store: store, owners: [keystore], accounts: [AccountConfig(address: Self.account, kind: .erc7579Reference, owners: [Self.owner.address], chains: [11155111])],
+                          rules: rules, ownerPrompt: { _ in secret("owner") }, clock: { Self.now })
+        let other = ClientIdentity(uid: 1001, gid: 1001, pid: 4343)
+
+        async let first = agent.request(Self.example, client: Self.bot)
+        async let second = agent.request(Self.example, client: Self.bot)
+        async let third = agent.request(Self.example, client: Self.bot)
+        let statuses = try await [first, second, third].map(\.status)
+        #expect(statuses.filter { $0 == .approved }.count == 2 && statuses.filter { $0 == .pending }.count == 1, "\(statuses)")
+        #expect(try await agent.request(Self.example, client: other).status == .approved, "another client's are its own")
+
+        let held = try store.sessions(uid: Self.bot.uid)
+        #expect(held.count == 2)
+        _ = try await agent.revoke(sessionId: held[0].id, client: Self.bot)
+        #expect(try await agent.request(Self.example, client: Self.bot).status == .approved, "room again after a revocation")
+        #expect(try await agent.request(Self.example, client: Self.bot).status == .pending)
+    }
+
     @Test func lockedStoreSignsNothingUntilUnlocked() async throws {
         let (agent, store) = try Self.agent()
         let sessionId = try #require(try await agent.request(Self.example, client: Self.bot).sessionId)

@@ -23,15 +23,18 @@ struct RulesTests {
     @Test func theExampleApprovesThePaymentsBotWithinItsLimits() throws {
         let rules = try RulesFile(toml: Self.example)
         let bot = ClientIdentity(uid: 1000, gid: 1000, pid: 42)
-        let ok = rules.evaluate(try review(Self.payments.replacingOccurrences(of: "%AMOUNT%", with: "100")), client: bot)
+        let none = ClientHoldings(liveSessions: 0)
+        let ok = rules.evaluate(try review(Self.payments.replacingOccurrences(of: "%AMOUNT%", with: "100")), client: bot, holdings: none)
         #expect(ok.decision == .approve && ok.rule == "payments bot")
         #expect(ok.trace.allSatisfy(\.passed) || ok.trace.first?.rule == "never the dangerous flags")
+        let fifth = rules.evaluate(try review(Self.payments.replacingOccurrences(of: "%AMOUNT%", with: "100")), client: bot, holdings: ClientHoldings(liveSessions: 5))
+        #expect(fifth.decision == .ask && fifth.trace.contains { !$0.passed && $0.condition == "max_live_sessions" }, "five held already")
 
-        let tooMuch = rules.evaluate(try review(Self.payments.replacingOccurrences(of: "%AMOUNT%", with: "101")), client: bot)
+        let tooMuch = rules.evaluate(try review(Self.payments.replacingOccurrences(of: "%AMOUNT%", with: "101")), client: bot, holdings: none)
         #expect(tooMuch.decision == .ask && tooMuch.rule == nil)
         #expect(tooMuch.trace.contains { !$0.passed && $0.condition == "max_token_amounts" })
 
-        let stranger = rules.evaluate(try review(Self.payments.replacingOccurrences(of: "%AMOUNT%", with: "1")), client: ClientIdentity(uid: 4242, gid: 0, pid: 1))
+        let stranger = rules.evaluate(try review(Self.payments.replacingOccurrences(of: "%AMOUNT%", with: "1")), client: ClientIdentity(uid: 4242, gid: 0, pid: 1), holdings: none)
         #expect(stranger.decision == .ask)
         #expect(stranger.trace.contains { !$0.passed && $0.condition == "client_uids" })
 
@@ -68,6 +71,20 @@ struct RulesTests {
         #expect(try decide("") == .approve)   // no conditions: always matches
     }
 
+    /// `max_live_sessions` bounds what a client holds across its sessions: it holds with fewer
+    /// live sessions than its count, and not where they are unknown.
+    @Test func maxLiveSessionsCountsWhatTheClientHolds() throws {
+        let r = try review(Self.payments.replacingOccurrences(of: "%AMOUNT%", with: "5"))
+        let rules = try RulesFile(toml: "default = \"ask\"\n[[rules]]\nname = \"capped\"\ndecision = \"approve\"\n[rules.match]\nmax_live_sessions = 2\n")
+        let bot = ClientIdentity(uid: 7, gid: 7, pid: 1)
+        for (held, decision) in [(0, RuleDecision.approve), (1, .approve), (2, .ask), (9, .ask)] {
+            let outcome = rules.evaluate(r, client: bot, holdings: ClientHoldings(liveSessions: held))
+            #expect(outcome.decision == decision, "\(held) held: \(outcome.trace)")
+            #expect(outcome.trace.first?.detail.contains("holds \(held) live session") == true, "\(outcome.trace)")
+        }
+        #expect(rules.evaluate(r, client: bot).decision == .ask, "unknown holdings match nothing")
+    }
+
     @Test func malformedRulesAreRefusedWithTheirPlace() {
         for (toml, text) in [
             ("default = \"maybe\"", "default: approve, deny or ask"),
@@ -85,6 +102,9 @@ struct RulesTests {
             ("[[rules]]\ndecision = \"approve\"\n[rules.match]\nforbid = [\"sudoo\"]", "sudoo is no flag a review raises; they are account_administration, admin_access"),
             ("[[rules]]\ndecision = \"deny\"\n[rules.match]\nany_flag = [\"no_action_restrictions\"]", "no_action_restrictions is no flag"),
             ("[[rules]]\ndecision = \"approve\"\n[rules.match]\nclient_uids = [4294967296]", "4294967296 is no uid"),
+            ("[[rules]]\ndecision = \"approve\"\n[rules.match]\nmax_live_sessions = 0", "max_live_sessions: a number of sessions, at least 1"),
+            ("[[rules]]\ndecision = \"approve\"\n[rules.match]\nmax_live_sessions = \"5\"", "max_live_sessions: a number of sessions"),
+            ("[[rules]]\ndecision = \"approve\"\n[rules.match]\nmax_live_sessions = 1.5", "max_live_sessions: a number of sessions"),
         ] {
             do {
                 _ = try RulesFile(toml: toml)
