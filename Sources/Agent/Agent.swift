@@ -57,6 +57,11 @@ public actor Agent {
     var pending: [String: PendingRequest] = [:]
     /// How many of `pending` are undecided, by the uid that asked.
     var undecided: [UInt32: Int] = [:]
+    /// The decided requests of `pending`, oldest first, by the uid that asked: a client whose
+    /// requests the rules approve as fast as it asks would otherwise fill the agent's memory
+    /// with them (5 KB each, kept `approvalTimeout`).
+    var decided: [UInt32: [String]] = [:]
+    public static let maximumDecidedKeptPerUID = 256
     /// Requests whose owners are signing now. The owner may take long (a passphrase or PIN
     /// prompt, an HSM) and the actor serves other calls meanwhile, so a second decision on the
     /// request, or its expiry, must not race the approval under way.
@@ -180,10 +185,13 @@ public actor Agent {
         if let rules {
             // Those being approved count as held already: two requests decided side by side
             // must not both fit under a cap that has room for one.
-            let held: Int
-            do { held = try store.liveSessionCount(uid: client.uid, at: now) } catch { throw AgentError(error.reason, "\(error)") }
-            let approvingNow = approving.count { pending[$0]?.client.uid == client.uid }
-            let outcome = rules.evaluate(request.review, client: client, holdings: ClientHoldings(liveSessions: held + approvingNow))
+            var holdings: ClientHoldings?
+            if rules.looksAtHoldings {
+                let held: Int
+                do { held = try store.liveSessionCount(uid: client.uid, at: now) } catch { throw AgentError(error.reason, "\(error)") }
+                holdings = ClientHoldings(liveSessions: held + approving.count { pending[$0]?.client.uid == client.uid })
+            }
+            let outcome = rules.evaluate(request.review, client: client, holdings: holdings)
             switch outcome.decision {
             case .approve: request = try await approve(id, approver: "rules: \(outcome.rule ?? "default")", reason: outcome.reason)
             case .deny: request = finish(id, .denied, reason: "denied by rules: \(outcome.reason)", approver: "rules: \(outcome.rule ?? "default")")
@@ -219,7 +227,13 @@ public actor Agent {
     /// Ends a request as `status`. `signedBy`: the owner keys whose signatures enable the
     /// session, named in the journal's line as in the approval's audit entry.
     func finish(_ id: String, _ status: RequestStatus, reason: String, approver: String, sessionId: String? = nil, signedBy: [OwnerIdentity] = []) -> PendingRequest {
-        if pending[id]!.status == .pending { undecided[pending[id]!.client.uid]! -= 1 }
+        let uid = pending[id]!.client.uid
+        if pending[id]!.status == .pending {
+            undecided[uid]! -= 1
+            decided[uid, default: []].append(id)
+            // Its oldest are forgotten early (`session_wait` on one answers not_found, as after the timeout).
+            while decided[uid]!.count > Self.maximumDecidedKeptPerUID { pending[decided[uid]!.removeFirst()] = nil }
+        }
         pending[id]!.status = status
         pending[id]!.reason = reason
         pending[id]!.sessionId = sessionId
@@ -359,6 +373,10 @@ public actor Agent {
             _ = finish(id, .expired, reason: "no decision within \(approvalTimeout) s", approver: "timeout")
         }
         pending = pending.filter { _, request in request.decidedAt.map { now < $0 + approvalTimeout } ?? true }
+        for (uid, ids) in decided {
+            let kept = ids.filter { pending[$0] != nil }
+            decided[uid] = kept.isEmpty ? nil : kept
+        }
         var erased: Set<String> = []
         do { erased = Set(try store.eraseExpired(now: now)) } catch {
             // Tried again at the next look; an expired session signs nothing meanwhile anyway.

@@ -23,11 +23,12 @@ struct AgentFlowTests {
     static let owner = try! Secp256k1.PrivateKey(hex: "0x" + String(repeating: "22", count: 32))
     static let bot = ClientIdentity(uid: 1000, gid: 1000, pid: 4242, executable: "/usr/bin/bot")
 
-    static func agent(ownerPrompt: @escaping SecretPrompt = { _ in secret("owner") }) throws -> (Agent, SessionStore) {
+    /// `rules`: a rules file's text; the example's by default.
+    static func agent(rules text: String? = nil, ownerPrompt: @escaping SecretPrompt = { _ in secret("owner") }) throws -> (Agent, SessionStore) {
         let store = try SessionStore(path: FileManager.default.temporaryDirectory.appendingPathComponent("agent-\(UUID()).sqlite").path)
         try store.initialize(passphrase: secret("store"), scryptN: 1024)
         let keystore = try KeystoreOwner(keystore: try Keystore.encrypt(owner, passphrase: secret("owner"), kdf: .scrypt(n: 16, r: 8, p: 1)), location: "test")
-        let rules = try RulesFile(toml: try String(contentsOf: Oracle.packageRoot.appendingPathComponent("docs/examples/rules.toml"), encoding: .utf8))
+        let rules = try RulesFile(toml: try text ?? String(contentsOf: Oracle.packageRoot.appendingPathComponent("docs/examples/rules.toml"), encoding: .utf8))
         let agent = Agent(store: store, owners: [keystore],
                           accounts: [AccountConfig(address: account, kind: .erc7579Reference, owners: [owner.address], chains: [11155111])],
                           rules: rules, ownerPrompt: ownerPrompt, clock: { now })
@@ -371,12 +372,7 @@ struct AgentFlowTests {
     /// decided side by side count those still being approved, so both cannot fit under a cap
     /// with room for one.
     @Test func aClientGetsNoMoreLiveSessionsThanTheRuleAllows() async throws {
-        let store = try SessionStore(path: FileManager.default.temporaryDirectory.appendingPathComponent("agent-\(UUID()).sqlite").path)
-        try store.initialize(passphrase: secret("store"), scryptN: 1024)
-        let keystore = try KeystoreOwner(keystore: try Keystore.encrypt(Self.owner, passphrase: secret("owner"), kdf: .scrypt(n: 16, r: 8, p: 1)), location: "test")
-        let rules = try RulesFile(toml: "default = \"ask\"\n[[rules]]\nname = \"two at a time\"\ndecision = \"approve\"\n[rules.match]\nmax_live_sessions = 2\n")
-        let agent = Agent(store: store, owners: [keystore], accounts: [AccountConfig(address: Self.account, kind: .erc7579Reference, owners: [Self.owner.address], chains: [11155111])],
-                          rules: rules, ownerPrompt: { _ in secret("owner") }, clock: { Self.now })
+        let (agent, store) = try Self.agent(rules: "default = \"ask\"\n[[rules]]\nname = \"two at a time\"\ndecision = \"approve\"\n[rules.match]\nmax_live_sessions = 2\n")
         let other = ClientIdentity(uid: 1001, gid: 1001, pid: 4343)
 
         async let first = agent.request(Self.example, client: Self.bot)
@@ -391,6 +387,26 @@ struct AgentFlowTests {
         _ = try await agent.revoke(sessionId: held[0].id, client: Self.bot)
         #expect(try await agent.request(Self.example, client: Self.bot).status == .approved, "room again after a revocation")
         #expect(try await agent.request(Self.example, client: Self.bot).status == .pending)
+    }
+
+    /// A client whose requests the rules approve as fast as it asks: the agent keeps its newest
+    /// 256 decided requests (for `session_wait`), not every one for five minutes.
+    @Test func theDecidedRequestsKeptForAClientAreBounded() async throws {
+        let (agent, _) = try Self.agent(rules: "default = \"approve\"")
+        var ids: [String] = []
+        for _ in 0..<(Agent.maximumDecidedKeptPerUID + 20) {
+            let decided = try await agent.request(Self.example, client: Self.bot)
+            #expect(decided.status == .approved)
+            ids.append(decided.id)
+        }
+        for (i, id) in ids.enumerated() {
+            let kept = (try? await agent.requestStatus(id, client: Self.bot)) != nil
+            #expect(kept == (i >= 20), "request \(i)")
+        }
+        let other = ClientIdentity(uid: 1001, gid: 1001, pid: 4343)
+        let theirs = try await agent.request(Self.example, client: other)
+        _ = try await agent.request(Self.example, client: Self.bot)
+        #expect(try await agent.requestStatus(theirs.id, client: other).status != .pending, "another client's are kept apart")
     }
 
     @Test func lockedStoreSignsNothingUntilUnlocked() async throws {
