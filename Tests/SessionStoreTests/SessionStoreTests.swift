@@ -26,6 +26,15 @@ struct SessionStoreTests {
         FileManager.default.temporaryDirectory.appendingPathComponent("store-\(UUID()).sqlite").path
     }
 
+    /// A store in a file at `path`, unlocked, holding the session "s".
+    static func storeWithSession(at path: String) throws -> SessionStore {
+        let store = try SessionStore(path: path)
+        try store.initialize(passphrase: secret("p"), scryptN: 1024)
+        let key = Secp256k1.PrivateKey.generate()
+        try store.insert(Self.stored("s", key: key), key: key)
+        return store
+    }
+
     /// The PINs a token rejected are remembered across runs as keyed fingerprints, with when and
     /// whether the token showed it: the same PIN gives the same fingerprint after the store is
     /// opened again, another PIN another, and the file holds neither PIN.
@@ -288,10 +297,7 @@ struct SessionStoreTests {
     @Test func aWriteWaitsForAnotherProcessHoldingTheFile() throws {
         let path = Self.temporaryPath()
         defer { try? FileManager.default.removeItem(atPath: path) }
-        let store = try SessionStore(path: path)
-        try store.initialize(passphrase: secret("p"), scryptN: 1024)
-        let key = Secp256k1.PrivateKey.generate()
-        try store.insert(Self.stored("s", key: key), key: key)
+        let store = try Self.storeWithSession(at: path)
 
         var holding = Configuration()
         holding.allowsUnsafeTransactions = true
@@ -331,10 +337,7 @@ struct SessionStoreTests {
     @Test func signaturesThatChangeNoStateSkipTheFsyncAndLeaveEveryOtherWriteSynced() throws {
         let path = Self.temporaryPath()
         defer { try? FileManager.default.removeItem(atPath: path) }
-        let store = try SessionStore(path: path)
-        try store.initialize(passphrase: secret("p"), scryptN: 1024)
-        let key = Secp256k1.PrivateKey.generate()
-        try store.insert(Self.stored("s", key: key), key: key)
+        let store = try Self.storeWithSession(at: path)
         let pure = SessionStore.SignatureRecord(sessionId: "s", delta: LedgerDelta(), enabledChain: nil, audit: .object(JSONObject(["use": JSONValue(1)])), at: 1_700_000_000)
         var enabling = pure
         enabling.enabledChain = 11155111
