@@ -171,6 +171,15 @@ public actor Agent {
         _ = try account(for: request.compiled)
         var request = request
         let id = request.id, client = request.client, compiled = request.compiled, now = request.createdAt
+        // What the client holds, for rules that bound its sessions together. Those being approved
+        // count as held: two requests decided side by side must not both fit under a cap that
+        // has room for one. (Nothing from here to the rules' decision waits.)
+        var holdings: ClientHoldings?
+        if let rules, rules.looksAtHoldings {
+            let held: Int
+            do { held = try store.liveSessionCount(uid: client.uid, at: now) } catch { throw AgentError(error.reason, "\(error)") }
+            holdings = ClientHoldings(liveSessions: held + approving.count { pending[$0]?.client.uid == client.uid })
+        }
         // Before anyone is asked: a request the log cannot hold is not taken.
         do throws(StoreError) {
             try store.audit("request", .object(JSONObject([
@@ -183,14 +192,6 @@ public actor Agent {
         undecided[client.uid, default: 0] += 1
         logger.info("request \(id) from \(client): account \(compiled.account.checksummed), permissionId \(compiled.permissionId.hex)")
         if let rules {
-            // Those being approved count as held already: two requests decided side by side
-            // must not both fit under a cap that has room for one.
-            var holdings: ClientHoldings?
-            if rules.looksAtHoldings {
-                let held: Int
-                do { held = try store.liveSessionCount(uid: client.uid, at: now) } catch { throw AgentError(error.reason, "\(error)") }
-                holdings = ClientHoldings(liveSessions: held + approving.count { pending[$0]?.client.uid == client.uid })
-            }
             let outcome = rules.evaluate(request.review, client: client, holdings: holdings)
             switch outcome.decision {
             case .approve: request = try await approve(id, approver: "rules: \(outcome.rule ?? "default")", reason: outcome.reason)

@@ -82,13 +82,13 @@ public struct RulesFile: Sendable {
         return d
     }
 
-    /// Decides for `review` asked by `client`; the trace says which conditions held.
     /// Whether a condition looks at what the client holds already: counting that costs a
     /// look at the store, which rules without such a condition do not need.
     public var looksAtHoldings: Bool {
         rules.contains { $0.conditions.contains { if case .maxLiveSessions = $0.kind { true } else { false } } }
     }
 
+    /// Decides for `review` asked by `client`; the trace says which conditions held.
     /// `holdings`: what the client holds already; nil where that is not known, where a
     /// condition on it does not hold.
     public func evaluate(_ review: SessionReview, client: ClientIdentity?, holdings: ClientHoldings? = nil) -> RulesOutcome {
