@@ -362,9 +362,9 @@ public final class SessionStore: @unchecked Sendable {
         ])).serialized
     }
 
-    /// Stores a session and seals its key; the key's address must be the session's.
-    /// Stores a session and its sealed key; `decision`, the audit entry of the approval that made
-    /// it, in the same transaction: there is never a session the log does not say was approved.
+    /// Stores a session and seals its key (the key's address must be the session's); `decision`,
+    /// the audit entry of the approval that made it, goes in the same transaction: there is never
+    /// a session the log does not say was approved.
     public func insert(_ s: StoredSession, key: Secp256k1.PrivateKey, decision: JSONValue? = nil) throws(StoreError) {
         guard key.address == s.sessionKey else { throw .corrupt("the key does not belong to session \(s.id)") }
         let data = try requireKey()

@@ -20,9 +20,10 @@ struct StoreCompact: ParsableCommand {
         commandName: "compact",
         abstract: "Rewrite the store file without the space that pruning freed; the agent must be stopped.",
         discussion: """
-            A store this version made gives back what `audit prune` and `sessions prune` free as they go. One made \
-            before keeps that space for later writes: compact rewrites it once (about 2 s for 400 MB), and from then \
-            on it gives the space back too. Nothing in it changes: sessions, ledger and audit chain stay as they are.
+            A store gives back what `audit prune` and `sessions prune` free as they go, unless an earlier build made \
+            it: such a store keeps that space for later writes. compact rewrites it once (about 2 s for 400 MB), and \
+            from then on it gives the space back too. Nothing in it changes: sessions, ledger and audit chain stay as \
+            they are.
             """)
 
     @Option(help: "The store file. Default: $XDG_DATA_HOME/session-agent/store.sqlite.") var store: String?
