@@ -92,10 +92,12 @@ public final class SessionStore: @unchecked Sendable {
         configuration.prepareDatabase { db in
             // Deleted keys are overwritten, not left in free pages.
             try db.execute(sql: "PRAGMA secure_delete = ON")
-            // Pages freed by pruning go back to the file system (`releaseFreePages`). Only a new
-            // file takes this, before WAL mode writes its first page; an older one stays as it
-            // was until `compact`.
-            if !db.configuration.readonly { try db.execute(sql: "PRAGMA auto_vacuum = INCREMENTAL") }
+            // Pages freed by pruning go back to the file system (`releaseFreePages`). Only a new,
+            // empty file takes this, before WAL mode writes its first page; an older one stays as
+            // it was until `compact` (and is not locked to try, beside a running agent).
+            if !db.configuration.readonly, try Int.fetchOne(db, sql: "PRAGMA page_count") == 0 {
+                try db.execute(sql: "PRAGMA auto_vacuum = INCREMENTAL")
+            }
         }
         do {
             if let path {

@@ -7,7 +7,7 @@ import TestSupport
 
 /// Clients and the operator at once, in random order: requests, decisions, signatures and
 /// revocations beside accounts and owners added and removed, the store locked and unlocked,
-/// sessions pruned and the rules reloaded. Whatever the interleaving, every call gets an answer,
+/// sessions pruned, the rules reloaded and the store rewrapped by another process. Whatever the interleaving, every call gets an answer,
 /// the agent stays up, no session signs past its limits, and the audit log holds together and
 /// accounts for every session. (Approving a request whose account was removed meanwhile
 /// crashed the agent; a request whose account went while it was reviewed was kept.)
@@ -38,6 +38,8 @@ struct InterleavingTests {
         let seen = Mutex(Seen())
         let seed = Oracle.seed
         let (clientSocket, controlSocket, storePassphrase) = (agent.clientSocket, agent.controlSocket, agent.storePassphrase)
+        let storeFile = agent.directory.appendingPathComponent("data/store.sqlite").path
+        let storePassphraseFile = agent.directory.appendingPathComponent("store.pass").path
         DispatchQueue.concurrentPerform(iterations: 4) { thread in
             var random = SplitMix64(seed: seed &+ UInt64(thread))
             guard let client = try? AgentClient(path: clientSocket), let control = try? AgentClient(path: controlSocket) else {
@@ -69,14 +71,21 @@ struct InterleavingTests {
                         if (try SocketTests.sign(client, session, amount, nonce: nonce))["signature"] != nil {
                             seen.withLock { $0.signed[session, default: (0, 0)].amount += amount; $0.signed[session, default: (0, 0)].uses += 1 }
                         }
+                    case 60..<62:
+                        // Another process writing the file, as `store rewrap` does beside the agent.
+                        method = "store rewrap"
+                        let rewrap = try Command.run(Command.sessionAgent, ["store", "rewrap", "--store", storeFile, "--to", "passphrase",
+                                                                            "--passphrase-file", storePassphraseFile, "--new-passphrase-file", storePassphraseFile])
+                        if rewrap.status != 0 { seen.withLock { $0.unanswered.append("thread \(thread), step \(step), store rewrap: \(rewrap.stderr)") } }
                     default:
                         let (name, params) = Self.operatorCall(&random, now: now, owners: [first, second], secondOwner: secondOwner, passphraseFile: passphraseFile,
                                                                storePassphrase: storePassphrase)
                         method = name
                         _ = try (name == "session_revoke" ? client : control).call(name, params)
                     }
-                } catch is AgentClient.RemoteError {
-                    // A refusal is an answer.
+                } catch let refusal as AgentClient.RemoteError {
+                    // A refusal is an answer; but nothing here should find the store unusable.
+                    if refusal.reason == "store_error" { seen.withLock { $0.unanswered.append("thread \(thread), step \(step), \(method): \(refusal)") } }
                 } catch {
                     return seen.withLock { $0.unanswered.append("thread \(thread), step \(step), \(method): \(error)") }
                 }
