@@ -29,6 +29,54 @@ struct InterleavingTests {
     @Test func everyCallIsAnsweredAndEveryLimitHolds() throws {
         let agent = try AgentProcess(rules: "default = \"ask\"")
         try agent.start()
+        let after = try Self.interleave(agent)
+        try Self.checkWhatHolds(agent, after)
+    }
+
+    /// The same with the account's owner key on a SoftHSM2 token, its PIN from a file, and the
+    /// token unplugged and plugged in again meanwhile: approvals while it is away fail and leave
+    /// their requests pending, and nothing else changes.
+    @Test(.enabled(if: SoftHSM.isAvailable, "\(SoftHSM.unavailableReason ?? "")"))
+    func aTokenOwnerComingAndGoing() throws {
+        let hsm = try SoftHSM()
+        let token = "interleaved-\(UUID().uuidString.prefix(8))"
+        let directory = try hsm.initToken(token)
+        try hsm.generateKey(token: token, label: "owner", id: "0a")
+        let pinFile = hsm.directory.appendingPathComponent("pin-\(token)").path
+        try writeSecretFile(SoftHSM.userPIN, pinFile)
+        let address = Address(publicKey: Array(try hsm.publicPoint(token: token, id: "0a").dropFirst()))
+        let agent = try AgentProcess(rules: "default = \"ask\"", owner: .init(toml: """
+            pkcs11 = "pkcs11:token=\(token);object=owner?module-path=\(SoftHSM.systemModule!)"
+            pin_file = "\(pinFile)"
+            """, address: address.checksummed), environment: hsm.environment)
+        try agent.start()
+        let away = Mutex<URL?>(nil)
+        let after = try Self.interleave(agent) {
+            try away.withLock { away in
+                if let unplugged = away {
+                    try hsm.plugIn(unplugged, as: directory)
+                    away = nil
+                } else {
+                    away = try hsm.unplug(directory)
+                }
+            }
+        }
+        if let unplugged = away.withLock({ $0 }) { try hsm.plugIn(unplugged, as: directory) }
+        try Self.checkWhatHolds(agent, after)
+        // Back for good: the next request is approved and enabled by the token's key.
+        let control = try AgentClient(path: agent.controlSocket), client = try AgentClient(path: agent.clientSocket)
+        for left in try control.call("pending_list").arrayValue ?? [] {
+            _ = try? control.call("pending_decide", JSONObject(["id": left["id"] ?? .null, "approve": false]))
+        }
+        let id = try #require(try client.call("session_request", JSONObject(["request": SocketTests.example]))["id"])
+        let decided = try control.call("pending_decide", JSONObject(["id": id, "approve": true]))
+        let session = try #require(decided["sessionId"]?.stringValue, "\(decided.serialized)")
+        #expect(try SocketTests.sign(client, session, 1, nonce: 1 << 40)["mode"] == "ENABLE")
+    }
+
+    /// Four threads of clients and the operator, 150 calls each. `plug`, when given, takes the
+    /// owner's token away or brings it back; thread 0 calls it now and then.
+    static func interleave(_ agent: AgentProcess, plug: (@Sendable () throws -> Void)? = nil) throws -> Seen {
         let secondOwner = agent.directory.appendingPathComponent("second-owner.json").path
         let passphraseFile = agent.directory.appendingPathComponent("owner.pass").path
         let created = try Command.run(Command.sessionAgent, ["owner", "create", "--keystore", secondOwner, "--passphrase-file", passphraseFile])
@@ -77,6 +125,9 @@ struct InterleavingTests {
                         let rewrap = try Command.run(Command.sessionAgent, ["store", "rewrap", "--store", storeFile, "--to", "passphrase",
                                                                             "--passphrase-file", storePassphraseFile, "--new-passphrase-file", storePassphraseFile])
                         if rewrap.status != 0 { seen.withLock { $0.unanswered.append("thread \(thread), step \(step), store rewrap: \(rewrap.stderr)") } }
+                    case 62..<66 where thread == 0 && plug != nil:
+                        method = "the token unplugged or plugged in"
+                        try plug!()
                     default:
                         let (name, params) = Self.operatorCall(&random, now: now, owners: [first, second], secondOwner: secondOwner, passphraseFile: passphraseFile,
                                                                storePassphrase: storePassphrase)
@@ -91,8 +142,13 @@ struct InterleavingTests {
                 }
             }
         }
+        return seen.withLock { $0 }
+    }
 
-        let after = seen.withLock { $0 }
+    /// Every call was answered, the agent is up, no session signed past its limits, and the
+    /// audit log holds together and accounts for every session.
+    static func checkWhatHolds(_ agent: AgentProcess, _ after: Seen) throws {
+        let seed = Oracle.seed
         #expect(after.unanswered.isEmpty, "seed \(seed): \(after.unanswered)")
         let control = try AgentClient(path: agent.controlSocket)
         _ = try? control.call("agent_unlock", JSONObject(["passphrase": .string(agent.storePassphrase)]))
