@@ -55,6 +55,12 @@ enum AgentBench {
             while !FileManager.default.fileExists(atPath: path) { try await Task.sleep(for: .milliseconds(10)) }
         }
 
+        /// Stops serving and removes the directory.
+        func close(_ directory: String) {
+            serving.cancel()
+            try? FileManager.default.removeItem(atPath: directory)
+        }
+
         /// A session the rules approve, already enabled on the chain, so that every signature
         /// measured is a USE signature.
         func session(_ permission: JSONValue) async throws -> String {
@@ -72,10 +78,7 @@ enum AgentBench {
     static func run(directory: String) async throws {
         print("The agent: session_signUserOperation (store in \(directory))")
         let served = try await Served(directory: directory)
-        defer {
-            served.serving.cancel()
-            try? FileManager.default.removeItem(atPath: directory)
-        }
+        defer { served.close(directory) }
         let (agent, path, me) = (served.agent, served.path, served.me)
 
         // The floor under every socket figure: a round trip that does no work (no actor, no store).
@@ -152,10 +155,7 @@ enum AgentBench {
     static func audit(directory: String, entries: Int) async throws {
         print("The audit log: verify, show and prune beside a client signing (\(entries) entries, store in \(directory))")
         let served = try await Served(directory: directory)
-        defer {
-            served.serving.cancel()
-            try? FileManager.default.removeItem(atPath: directory)
-        }
+        defer { served.close(directory) }
         let sessionId = try await served.session(sessions[1].permission)
         let clock = ContinuousClock()
         let start = clock.now

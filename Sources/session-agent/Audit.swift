@@ -186,7 +186,8 @@ struct AuditPrune: ParsableCommand {
             with `audit export`), or --older-than to remove every entry up to the last one written \
             that long ago. The log then starts from the last entry removed, whose hash `audit verify` \
             shows; the removal is itself an entry (audit_prune). It is done a thousand entries at a \
-            time, and signing goes on meanwhile. The file does not shrink: SQLite reuses the space.
+            time, and signing goes on meanwhile. The file then shrinks by what was freed (a store an \
+            earlier build made needs `store compact` once for that).
             """)
 
     @Option(help: "Remove the entries up to and including this sequence number.") var through: Int64?
