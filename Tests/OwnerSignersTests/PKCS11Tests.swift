@@ -544,7 +544,8 @@ struct PKCS11OwnerTests {
 
     /// Readiness, found without signing: the PIN a person will be asked for (until a login),
     /// nothing once logged in, and what is wrong when the key at the URI is not the owner's (a
-    /// token made again under the same label) or the PIN file cannot be read.
+    /// token made again under the same label: its signature is refused too) or the PIN file
+    /// cannot be read.
     @Test func readinessSaysWhatStandsBeforeASignature() async throws {
         try tokenWithKey()
         let module = try hsm.privateModule()
@@ -557,6 +558,10 @@ struct PKCS11OwnerTests {
         let impostor = PKCS11Owner(uri: prompted.uri, pin: .prompt, address: try Address("0x000000000000000000000000000000000000dEaD"))
         guard case .notReady(.unavailable(let problem)) = await impostor.readiness() else { Issue.record("a key not the owner's was ready"); return }
         #expect(problem.contains("not 0x000000000000000000000000000000000000dEaD"), "\(problem)")
+        // Signing anyway, the token's signature recovers to the key it holds: never returned.
+        await #expect { try await impostor.sign(Self.approved(Bytes32(Array(repeating: 9, count: 32))), prompt: Self.noPrompt) } throws: { error in
+            "\(error)".contains("does not recover to 0x000000000000000000000000000000000000dEaD: the key on the token is not the one registered")
+        }
         let unreadable = PKCS11Owner(uri: prompted.uri, pin: .file("/nonexistent/pin"), address: prompted.identity.address)
         guard case .notReady(.secretNeeded(let missing)) = await unreadable.readiness() else { Issue.record("an unreadable PIN file was ready"); return }
         #expect(missing.contains("/nonexistent/pin"), "\(missing)")

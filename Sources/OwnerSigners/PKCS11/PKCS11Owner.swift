@@ -128,7 +128,12 @@ public struct PKCS11Owner: OwnerSigner {
         let raw: [UInt8]
         do throws(PKCS11Failure) { raw = try await signRaw(digest: approved.digest.bytes, prompt: prompt) } catch { throw error.ownerError }
         do { return try RecoverableSignature.normalizing(external: raw, digest: approved.digest, signer: identity.address) } catch {
-            throw .failed("the token's signature does not recover to \(identity.address) (\(error)); not returned")
+            switch error {
+            case .signerMismatch:
+                throw .failed("the token's signature does not recover to \(identity.address): the key on the token is not the one registered; not returned")
+            default:
+                throw .failed("the token returned an unusable signature (\(error)); not returned")
+            }
         }
     }
 
