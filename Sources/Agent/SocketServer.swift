@@ -1,6 +1,7 @@
 import Approval
 import EthereumCore
 import Foundation
+import Logging
 import NIOCore
 import NIOPosix
 import Synchronization
@@ -72,6 +73,9 @@ public struct SocketServer: Sendable {
                 }
             }
             let bootstrap = ServerBootstrap(group: group).serverChannelOption(.backlog, value: 256)
+                .serverChannelInitializer { [logger = rpc.agent.logger] channel in
+                    channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(AcceptFailures(logger: logger)) }
+                }
             switch listener.source {
             case .path(let path):
                 guard path.utf8.count < MemoryLayout.size(ofValue: sockaddr_un().sun_path) else {
@@ -103,6 +107,25 @@ public struct SocketServer: Sendable {
     /// configured uids and groups.
     func admits(_ client: ClientIdentity, control: Bool) -> Bool {
         client.uid == getuid() || (!control && (allowedUIDs.contains(client.uid) || allowedGIDs.contains(client.gid)))
+    }
+}
+
+/// Says in the journal why connections wait unanswered: an accept that fails (the agent out of
+/// descriptors, EMFILE) leaves them in the listen backlog while NIO waits a second and tries
+/// again, and NIO swallows the error. Once a minute at most, for a client that keeps trying.
+final class AcceptFailures: ChannelInboundHandler {
+    typealias InboundIn = Channel
+    let logger: Logger
+    private var quietUntil = NIODeadline.uptimeNanoseconds(0)
+
+    init(logger: Logger) { self.logger = logger }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        if NIODeadline.now() >= quietUntil {
+            quietUntil = .now() + .minutes(1)
+            logger.warning("connections wait unanswered: accepting one failed (\(error)); clients are served again once connections close")
+        }
+        context.fireErrorCaught(error)
     }
 }
 

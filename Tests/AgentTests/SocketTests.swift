@@ -310,6 +310,27 @@ struct SocketTests {
         #expect(served)
     }
 
+    /// The agent keeps the soft descriptor limit it is started with (PKCS#11 modules in its
+    /// process may use select()). Out of descriptors, connections wait in the backlog and the
+    /// journal says why; they are served once connections close, and the agent goes on.
+    @Test func anAgentOutOfDescriptorsSaysSoAndServesWhenSomeClose() throws {
+        let agent = try AgentProcess(extraConfig: "connections_per_uid = 500")
+        agent.limits = ["--nofile=40:64"]
+        try agent.start()
+        let limits = try String(contentsOfFile: "/proc/\(agent.process!.processIdentifier)/limits", encoding: .utf8)
+        let open = limits.split(separator: "\n").first { $0.hasPrefix("Max open files") }.map { $0.split(separator: " ", omittingEmptySubsequences: true) }
+        #expect(open.map { Array($0.suffix(3)) } == ["40", "64", "files"], "\(String(describing: open))")
+
+        var held = [try AgentClient(path: agent.clientSocket)]
+        _ = try held[0].call("agent_info")
+        for _ in 0..<100 { held.append(try AgentClient(path: agent.clientSocket)) }
+        try agent.waitForLog("connections wait unanswered: accepting one failed")
+        #expect(try held[0].call("agent_info")["version"] == "0.1.0", "a connection it accepted still works")
+        held.removeAll()
+        #expect(try AgentClient(path: agent.clientSocket).call("agent_info")["version"] == "0.1.0")
+        #expect(agent.logs.components(separatedBy: "connections wait unanswered").count == 2, "said once, not at every retry")
+    }
+
     @Test(.enabled(if: getuid() == 0, "needs root to run clients as other uids"))
     func otherUidsAreRefusedOrSeeOnlyTheirOwn() throws {
         let agent = try AgentProcess(extraConfig: "allow_gids = [4242]", allowUIDs: [65534])
