@@ -397,6 +397,136 @@ def fastlz_case(r):
     return {"input": h(data), "compressed": h(flz_compress_js(data))}
 
 
+# ---------------------------------------------------------------- Smart Sessions (spec §2-§5)
+
+OWNABLE_VALIDATOR = "0x000000000013fdb5234e4e3162a810f54d9f7e98"
+SMART_SESSION = "0x00000000008bdaba73cd9815d79069c247eb4bda"
+FALLBACK_TARGET = "0x" + "00" * 19 + "01"
+
+SESSION_TYPES = {
+    "PolicyData": [{"name": "policy", "type": "address"}, {"name": "initData", "type": "bytes"}],
+    "ActionData": [{"name": "actionTargetSelector", "type": "bytes4"}, {"name": "actionTarget", "type": "address"},
+                   {"name": "actionPolicies", "type": "PolicyData[]"}],
+    "ERC7739Context": [{"name": "appDomainSeparator", "type": "bytes32"}, {"name": "contentName", "type": "string[]"}],
+    "ERC7739Data": [{"name": "allowedERC7739Content", "type": "ERC7739Context[]"}, {"name": "erc1271Policies", "type": "PolicyData[]"}],
+    "SignedPermissions": [{"name": "permitGenericPolicy", "type": "bool"}, {"name": "permitAdminAccess", "type": "bool"},
+                          {"name": "ignoreSecurityAttestations", "type": "bool"}, {"name": "permitERC4337Paymaster", "type": "bool"},
+                          {"name": "userOpPolicies", "type": "PolicyData[]"}, {"name": "erc7739Policies", "type": "ERC7739Data"},
+                          {"name": "actions", "type": "ActionData[]"}],
+    "SignedSession": [{"name": "account", "type": "address"}, {"name": "permissions", "type": "SignedPermissions"},
+                      {"name": "sessionValidator", "type": "address"}, {"name": "sessionValidatorInitData", "type": "bytes"},
+                      {"name": "salt", "type": "bytes32"}, {"name": "smartSession", "type": "address"}, {"name": "nonce", "type": "uint256"}],
+    "ChainSession": [{"name": "chainId", "type": "uint64"}, {"name": "session", "type": "SignedSession"}],
+    "MultiChainSession": [{"name": "sessionsAndChainIds", "type": "ChainSession[]"}],
+}
+DOMAIN = {"name": "SmartSession", "version": "1"}
+DOMAIN_TYPE = [{"name": "name", "type": "string"}, {"name": "version", "type": "string"}]
+POLICY_ABI = "(address,bytes)"
+SESSION_ABI = f"(address,bytes,bytes32,{POLICY_ABI}[],((bytes32,string[])[],{POLICY_ABI}[]),(bytes4,address,{POLICY_ABI}[])[],bool)"
+ENABLE_SESSION_ABI = f"(uint8,(uint64,bytes32)[],{SESSION_ABI},bytes)"
+
+
+def random_session(r):
+    def address():
+        return h(r.randbytes(20))
+
+    def policies(most):
+        return [{"policy": address(), "initData": h(r.randbytes(r.choice([0, 12, 16, r.randint(0, 300)])))} for _ in range(r.randint(0, most))]
+
+    def action():
+        roll = r.random()
+        if roll < 0.1:
+            selector, target = "0x00000001", FALLBACK_TARGET
+        elif roll < 0.2:
+            selector, target = "0x00000002", FALLBACK_TARGET
+        else:
+            selector = r.choice(["0xffffffff", "0xa9059cbb", h(r.randbytes(4))])
+            target = r.choice([FALLBACK_TARGET, address()])
+        return {"actionTargetSelector": selector, "actionTarget": target, "actionPolicies": policies(3)}
+
+    contexts = [{"appDomainSeparator": h(r.randbytes(32)), "contentNames": [random_string(r) for _ in range(r.randint(0, 3))]}
+                for _ in range(r.randint(0, 3))]
+    return {"sessionValidator": r.choice([OWNABLE_VALIDATOR, address()]), "sessionValidatorInitData": h(r.randbytes(r.randint(0, 200))),
+            "salt": h(r.randbytes(32)), "userOpPolicies": policies(3),
+            "erc7739Policies": {"allowedERC7739Content": contexts, "erc1271Policies": policies(2)},
+            "actions": [action() for _ in range(r.randint(0, 5))], "permitERC4337Paymaster": r.random() < 0.5}
+
+
+def b(x):
+    return bytes.fromhex(x[2:])
+
+
+def session_case(r):
+    """A random session, its ids and digests from the spec's definitions (eth-abi, eth-account's
+    EIP-712), and its ENABLE userOp.signature (eth-abi, then the JavaScript compressor's port)."""
+    session = random_session(r)
+    account = h(r.randbytes(20))
+    smart_session = r.choice([SMART_SESSION, h(r.randbytes(20))])
+    mode = r.choice([1, 2])
+    chains = [{"chainId": str(c), "nonce": str(r.choice([0, 1, r.randint(0, 2 ** 256 - 1)]))}
+              for c in r.sample([1, 10, 8453, 11155111, r.randint(1, 2 ** 64 - 1), 2 ** 64 - 1], r.randint(1, 4))]
+    permission_id = keccak(abi_encode(["address", "bytes", "bytes32"],
+                                      [session["sessionValidator"], b(session["sessionValidatorInitData"]), b(session["salt"])]))
+    actions = session["actions"]
+    action_ids = [keccak(b(a["actionTarget"]) + b(a["actionTargetSelector"])) for a in actions]
+    permissions = {
+        "permitGenericPolicy": any(a["actionTarget"] == FALLBACK_TARGET and a["actionTargetSelector"] == "0x00000001" for a in actions),
+        "permitAdminAccess": any(a["actionTarget"] == FALLBACK_TARGET and a["actionTargetSelector"] == "0x00000002" for a in actions),
+        "ignoreSecurityAttestations": mode == 2,
+        "permitERC4337Paymaster": session["permitERC4337Paymaster"],
+        "userOpPolicies": session["userOpPolicies"],
+        "erc7739Policies": {"allowedERC7739Content": [{"appDomainSeparator": c["appDomainSeparator"], "contentName": c["contentNames"]}
+                                                      for c in session["erc7739Policies"]["allowedERC7739Content"]],
+                            "erc1271Policies": session["erc7739Policies"]["erc1271Policies"]},
+        "actions": actions,
+    }
+
+    def signed_session(nonce):
+        return {"account": account, "permissions": permissions, "sessionValidator": session["sessionValidator"],
+                "sessionValidatorInitData": session["sessionValidatorInitData"], "salt": session["salt"],
+                "smartSession": smart_session, "nonce": int(nonce)}
+
+    def typed(primary, message):
+        # eth-account wants exactly the types the primary one reaches
+        reached, todo = {}, [primary]
+        while todo:
+            name = todo.pop()
+            if name not in reached:
+                reached[name] = SESSION_TYPES[name]
+                todo += [f["type"].rstrip("[]") for f in SESSION_TYPES[name] if f["type"].rstrip("[]") in SESSION_TYPES]
+        doc = {"types": dict(reached, EIP712Domain=DOMAIN_TYPE), "primaryType": primary, "domain": DOMAIN, "message": message}
+        return encode_typed_data(full_message=json.loads(json.dumps(doc)))
+
+    session_digests = [typed("SignedSession", signed_session(c["nonce"])).body for c in chains]
+    multichain = typed("MultiChainSession", {"sessionsAndChainIds": [{"chainId": int(c["chainId"]), "session": signed_session(c["nonce"])}
+                                                                     for c in chains]})
+
+    def policy_tuples(ps):
+        return [(p["policy"], b(p["initData"])) for p in ps]
+
+    session_tuple = (session["sessionValidator"], b(session["sessionValidatorInitData"]), b(session["salt"]), policy_tuples(session["userOpPolicies"]),
+                     ([(b(c["appDomainSeparator"]), c["contentNames"]) for c in session["erc7739Policies"]["allowedERC7739Content"]],
+                      policy_tuples(session["erc7739Policies"]["erc1271Policies"])),
+                     [(b(a["actionTargetSelector"]), a["actionTarget"], policy_tuples(a["actionPolicies"])) for a in actions],
+                     session["permitERC4337Paymaster"])
+    index = r.randrange(len(chains))
+    enable_sig, key_sig = r.randbytes(r.randint(0, 150)), r.randbytes(r.randint(0, 150))
+    payload = abi_encode([ENABLE_SESSION_ABI, "bytes"],
+                         [(index, [(int(c["chainId"]), d) for c, d in zip(chains, session_digests)], session_tuple, enable_sig), key_sig])
+
+    def config_id(policy_id):
+        return h(keccak(b(account) + policy_id))
+
+    return {"session": session, "account": account, "smartSession": smart_session, "mode": str(mode), "chains": chains,
+            "permissionId": h(permission_id), "actionIds": [h(a) for a in action_ids],
+            "hashPermissions": h(typed("SignedPermissions", permissions).body),
+            "sessionDigests": [h(d) for d in session_digests], "multichainDigest": h(_hash_eip191_message(multichain)),
+            "configIds": {"userOp": config_id(permission_id), "actions": [config_id(keccak(permission_id + a)) for a in action_ids],
+                          "erc1271": config_id(keccak(b"ERC1271: " + permission_id))},
+            "enable": {"chainDigestIndex": str(index), "permissionEnableSig": h(enable_sig), "signature": h(key_sig),
+                       "encoded": h(bytes([mode]) + flz_compress_js(payload))}}
+
+
 # ---------------------------------------------------------------- keystore v3
 
 def keystore_case(r):
@@ -446,7 +576,8 @@ def derived_open(key, salt, sealed, aad):
     print(h(cipher.decrypt_and_verify(box[12:-16], box[-16:])))
 
 
-KINDS = {"keccak": keccak_case, "abi": abi_case, "eip712": eip712_case, "secp256k1": secp_case, "userop": userop_case, "fastlz": fastlz_case, "keystore": keystore_case}
+KINDS = {"keccak": keccak_case, "abi": abi_case, "eip712": eip712_case, "secp256k1": secp_case, "userop": userop_case, "fastlz": fastlz_case, "session": session_case,
+         "keystore": keystore_case}
 
 if __name__ == "__main__":
     if sys.argv[1] == "keystore-decrypt":
