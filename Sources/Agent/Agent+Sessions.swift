@@ -16,7 +16,7 @@ extension Agent {
     }
 
     /// A session as its client (or the operator) may see it; `nil` client is the operator.
-    public func session(_ id: String, client: ClientIdentity?) throws(AgentError) -> StoredSession {
+    public nonisolated func session(_ id: String, client: ClientIdentity?) throws(AgentError) -> StoredSession {
         let s: StoredSession
         do { s = try store.session(id: id) } catch { throw .notFound("session \(id)") }
         // Another client's session is reported exactly like a missing one.
@@ -28,11 +28,26 @@ extension Agent {
         b.uid == c.uid && (b.executable == nil || b.executable == c.executable) && (b.unit == nil || b.unit == c.unit)
     }
 
-    public nonisolated func sessions(client: ClientIdentity?) throws(AgentError) -> [StoredSession] {
-        let all: [StoredSession]
-        do { all = try store.sessions(uid: client?.uid) } catch { throw AgentError(error.reason, "\(error)") }
-        guard let client else { return all }
-        return all.filter { Self.binding($0.client, admits: client) }
+    /// A page of the sessions `client` may see (everyone's for the operator), oldest first: at
+    /// most `limit`, those after the session `after` (the last of the page before), and with
+    /// `live` only those neither revoked nor expired.
+    public nonisolated func sessions(client: ClientIdentity?, live: Bool = false, after: String? = nil,
+                                     limit: Int = .max) throws(AgentError) -> [StoredSession] {
+        var cursor = try after.map { id throws(AgentError) in try session(id, client: client) }.map { (createdAt: $0.createdAt, id: $0.id) }
+        var page: [StoredSession] = []
+        // The store pages by uid; a session bound to another executable or unit of that uid is
+        // left out here, and the page filled up from the next ones.
+        while page.count < limit {
+            let wanted = limit - page.count
+            let batch: [StoredSession]
+            do { batch = try store.sessions(uid: client?.uid, liveAt: live ? clock() : nil, after: cursor, limit: wanted) } catch {
+                throw AgentError(error.reason, "\(error)")
+            }
+            page += batch.filter { s in client.map { Self.binding(s.client, admits: $0) } ?? true }
+            guard batch.count == wanted, let last = batch.last else { break }
+            cursor = (last.createdAt, last.id)
+        }
+        return page
     }
 
     /// Checks the operation against the session and the ledger exactly as SmartSession would,

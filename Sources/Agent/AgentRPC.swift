@@ -18,7 +18,7 @@ public struct AgentRPC: Sendable {
     static let parameters: [String: Set<String>] = [
         "session_request": ["request", "bindExecutable", "bindUnit"], "session_wait": ["id", "timeout"], "session_get": ["sessionId"],
         "session_signUserOperation": ["sessionId", "chainId", "entryPoint", "entryPointVersion", "userOperation", "mode"],
-        "session_export": ["sessionId"], "session_revoke": ["sessionId"],
+        "session_export": ["sessionId"], "session_revoke": ["sessionId"], "session_list": ["live", "after", "limit"], "sessions_list": ["live", "after", "limit"],
         "pending_get": ["id"], "pending_secret": ["id"], "pending_decide": ["id", "approve", "approver", "reason", "passphrase", "secrets"],
         "accounts_add": ["account"], "accounts_remove": ["address"], "owners_add": ["pkcs11", "pinFile", "pin", "keystore", "passphraseFile"],
         "owners_remove": ["address"], "agent_unlock": ["passphrase"], "audit_show": ["after", "kind", "limit"], "audit_prune": ["through", "before"], "sessions_prune": ["before"],
@@ -192,9 +192,11 @@ public struct AgentRPC: Sendable {
         case "pending_get":
             return Self.json(try await agent.requestStatus(try string(p, "id"), client: nil), withReview: true)
         case "session_get":
-            return Self.json(try await agent.session(try string(p, "sessionId"), client: scope))
+            return Self.json(try agent.session(try string(p, "sessionId"), client: scope))
         case "session_list", "sessions_list":
-            return .array(try agent.sessions(client: scope).map { Self.json($0) })
+            let page = try agent.sessions(client: scope, live: try optionalBool(p, "live") ?? false, after: try optionalString(p, "after"),
+                                          limit: Int(try optionalCount(p, "limit", 1...10_000) ?? 1_000))
+            return .array(page.map { Self.json($0) })
         case "session_signUserOperation":
             let r = try signRequest(p, client: client)
             return Self.json(try await agent.signUserOperation(sessionId: r.sessionId, client: client, chainId: r.chainId, entryPoint: r.entryPoint,

@@ -172,6 +172,14 @@ public final class SessionStore: @unchecked Sendable {
                 CREATE INDEX sessions_ended ON sessions(coalesce(revoked_at, expires_at)) WHERE length(sealed_key) = 0;
                 """)
         }
+        // Sessions are listed a page at a time, in the order they were made.
+        migrator.registerMigration("v7: sessions in the order they were made, by uid and for everyone") { db in
+            try db.execute(sql: """
+                DROP INDEX sessions_by_uid;
+                CREATE INDEX sessions_by_uid_in_order ON sessions(client_uid, created_at, id);
+                CREATE INDEX sessions_in_order ON sessions(created_at, id);
+                """)
+        }
         return migrator
     }
 
@@ -419,17 +427,29 @@ public final class SessionStore: @unchecked Sendable {
         }
     }
 
-    /// The sessions of one uid, or of everyone for `nil` (the operator's view).
-    /// Read beside the writer: a long list holds up no signature.
-    public func sessions(uid: UInt32?) throws(StoreError) -> [StoredSession] {
-        try snapshot { db in
-            let rows = if let uid {
-                try Row.fetchAll(db, sql: "SELECT * FROM sessions WHERE client_uid = ? ORDER BY created_at, id", arguments: [Int64(uid)])
-            } else {
-                try Row.fetchAll(db, sql: "SELECT * FROM sessions ORDER BY created_at, id")
-            }
-            return try rows.map(Self.session(from:))
+    /// The sessions of one uid, or of everyone for `nil` (the operator's view), oldest first (by
+    /// creation, then id): at most `limit`, those created after `after` (the last of the page
+    /// before), and with `liveAt` only those neither revoked nor expired then. Read beside the
+    /// writer: a long list holds up no signature.
+    public func sessions(uid: UInt32?, liveAt: UInt64? = nil, after: (createdAt: UInt64, id: String)? = nil,
+                         limit: Int = .max) throws(StoreError) -> [StoredSession] {
+        var conditions: [String] = [], arguments: StatementArguments = []
+        if let uid {
+            conditions.append("client_uid = ?")
+            arguments += [Int64(uid)]
         }
+        if let liveAt {
+            conditions.append("revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?)")
+            arguments += [Int64(clamping: liveAt)]
+        }
+        if let after {
+            conditions.append("(created_at, id) > (?, ?)")
+            arguments += [Int64(clamping: after.createdAt), after.id]
+        }
+        let sql = "SELECT * FROM sessions" + (conditions.isEmpty ? "" : " WHERE " + conditions.joined(separator: " AND "))
+            + " ORDER BY created_at, id LIMIT ?"
+        arguments += [Int64(clamping: limit)]
+        return try snapshot { db in try Row.fetchAll(db, sql: sql, arguments: arguments).map(Self.session(from:)) }
     }
 
     /// The session key, unsealed. Revoked and expired sessions have none.

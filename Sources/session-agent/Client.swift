@@ -33,7 +33,7 @@ func connectControl(_ path: String?) throws -> AgentClient {
 }
 
 /// Calls the agent, turning its errors into this command's.
-func remote(_ body: () throws -> JSONValue) throws -> JSONValue {
+func remote<T>(_ body: () throws -> T) throws -> T {
     do { return try body() } catch let e as AgentClient.RemoteError {
         throw CommandFailure(message: e.message, reason: e.reason)
     }
@@ -101,18 +101,33 @@ struct Sessions: ParsableCommand {
 }
 
 struct SessionsList: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "list", abstract: "List this client's sessions.")
+    static let configuration = CommandConfiguration(commandName: "list", abstract: "List this client's sessions, oldest first.")
+    @Flag(help: "Only the sessions still usable: neither revoked nor expired.") var live = false
     @OptionGroup var socket: SocketOptions
     @OptionGroup var output: OutputOptions
 
+    /// The agent answers a page at a time.
+    static let page = 1_000
+
     func run() throws {
         try report(output) {
-            let list = try remote { try socket.connect().call("session_list") }
-            let lines = (list.arrayValue ?? []).map { s in
-                // A label stored before labels were checked may hold control characters.
-                "\(s["sessionId"]?.stringValue ?? "?")  \(s["label"]?.stringValue.map(DisplayText.escaped) ?? "-")  account \(s["account"]?.stringValue ?? "?")  key \(s["sessionKey"]?.stringValue ?? "?")\(s["revoked"] == .bool(true) ? "  (revoked)" : "")"
+            let client = try remote { try socket.connect() }
+            var sessions: [JSONValue] = []
+            while true {
+                var params = JSONObject(["limit": JSONValue(Self.page), "live": .bool(live)])
+                if let last = sessions.last?["sessionId"] { params["after"] = last }
+                let page = try remote { try client.call("session_list", params) }.arrayValue ?? []
+                sessions += page
+                if page.count < Self.page { break }
             }
-            return CommandOutput(text: lines.isEmpty ? "no sessions" : lines.joined(separator: "\n"), json: list)
+            let now = UInt64(Date().timeIntervalSince1970)
+            let lines = sessions.map { s in
+                let expiresAt = (s["expiresAt"]?.serialized).flatMap { UInt64($0) }
+                let ended = s["revoked"] == .bool(true) ? "  (revoked)" : expiresAt.map { $0 <= now } == true ? "  (expired)" : ""
+                // A label stored before labels were checked may hold control characters.
+                return "\(s["sessionId"]?.stringValue ?? "?")  \(s["label"]?.stringValue.map(DisplayText.escaped) ?? "-")  account \(s["account"]?.stringValue ?? "?")  key \(s["sessionKey"]?.stringValue ?? "?")\(ended)"
+            }
+            return CommandOutput(text: lines.isEmpty ? "no sessions" : lines.joined(separator: "\n"), json: .array(sessions))
         }
     }
 }

@@ -57,7 +57,7 @@ struct AgentFlowTests {
         let request = try await agent.request(Self.example, client: Self.bot)
         #expect(request.status == .approved, "\(request.reason)")
         let sessionId = try #require(request.sessionId)
-        let stored = try await agent.session(sessionId, client: Self.bot)
+        let stored = try agent.session(sessionId, client: Self.bot)
 
         // First use on the chain: ENABLE, carrying the owner's enable signature.
         let ep = EntryPointVersion.v07.canonicalAddress
@@ -96,7 +96,7 @@ struct AgentFlowTests {
 
         // Another client cannot see or use the session; the key stays in the agent.
         let other = ClientIdentity(uid: 2000, gid: 2000, pid: 1)
-        await #expect(throws: AgentError.notFound("session \(sessionId)")) { try await agent.session(sessionId, client: other) }
+        #expect(throws: AgentError.notFound("session \(sessionId)")) { try agent.session(sessionId, client: other) }
         #expect(try agent.sessions(client: other).isEmpty)
         await #expect(throws: AgentError.self) { try await agent.exportKey(sessionId: sessionId, client: Self.bot) }
 
@@ -112,6 +112,41 @@ struct AgentFlowTests {
         }
         agent.drain()
         #expect(try store.verifyAudit().get() >= 6)
+    }
+
+    /// A client lists its sessions a page at a time: a page is filled past the sessions of its
+    /// uid bound to another executable, which it never sees, nor pages from; `live` leaves out
+    /// the revoked ones.
+    @Test func sessionsAreListedAPageAtATime() async throws {
+        let (agent, _) = try Self.agent(rules: "default = \"approve\"")
+        let other = ClientIdentity(uid: Self.bot.uid, gid: 1000, pid: 4343, executable: "/usr/bin/other")
+        var mine: [String] = [], others: [String] = []
+        for i in 0..<12 {
+            let (client, bound) = [(Self.bot, false), (Self.bot, true), (other, true)][i % 3]
+            let request = try await agent.request(Self.example, client: client, bindExecutable: bound)
+            let id = try #require(request.sessionId)
+            if client == Self.bot || !bound { mine.append(id) }
+            if client == other || !bound { others.append(id) }
+        }
+        func listed(_ client: ClientIdentity, live: Bool = false, limit: Int) throws -> [String] {
+            var all: [String] = []
+            while true {
+                let page = try agent.sessions(client: client, live: live, after: all.last, limit: limit).map(\.id)
+                #expect(page.count <= limit)
+                all += page
+                if page.count < limit || all.count > 12 { return all }
+            }
+        }
+        let made = try agent.sessions(client: nil).map(\.id)
+        #expect(made.count == 12)
+        for limit in [1, 2, 5, 100] {
+            #expect(try listed(Self.bot, limit: limit) == made.filter(mine.contains), "limit \(limit)")
+            #expect(try listed(other, limit: limit) == made.filter(others.contains), "limit \(limit)")
+        }
+        let hidden = try #require(others.first { !mine.contains($0) })
+        #expect(throws: AgentError.notFound("session \(hidden)")) { try agent.sessions(client: Self.bot, after: hidden, limit: 5) }
+        _ = try await agent.revoke(sessionId: mine[1], client: Self.bot)
+        #expect(try listed(Self.bot, live: true, limit: 2) == made.filter { mine.contains($0) && $0 != mine[1] })
     }
 
     @Test func rulesDenyOrAskAPerson() async throws {
@@ -208,7 +243,7 @@ struct AgentFlowTests {
         await agent.expire()
         await #expect(throws: AgentError.notFound("request \(approved.id)")) { try await agent.requestStatus(approved.id, client: Self.bot) }
         // The session itself stays, of course.
-        #expect(try await agent.session(try #require(approved.sessionId), client: Self.bot).id == approved.sessionId)
+        #expect(try agent.session(try #require(approved.sessionId), client: Self.bot).id == approved.sessionId)
     }
 
     /// One client cannot bury the approver under requests: 16 undecided ones per uid, and the
@@ -308,7 +343,7 @@ struct AgentFlowTests {
         let decided = try await agent.decide(asked.id, approve: true, approver: "operator",
                                              ownerSecrets: [Self.owner.address: secret("first"), second.address: secret("second")])
         #expect(decided.status == .approved, "\(decided.reason)")
-        let stored = try await agent.session(try #require(decided.sessionId), client: Self.bot)
+        let stored = try agent.session(try #require(decided.sessionId), client: Self.bot)
         let (_, combined) = try AccountKind.erc7579Reference.parsePermissionEnableSig(stored.permissionEnableSig)
         #expect(combined.count == 130)
     }

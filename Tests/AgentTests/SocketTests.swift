@@ -717,6 +717,13 @@ struct SocketTests {
         let client = try AgentClient(path: agent.clientSocket), control = try AgentClient(path: agent.controlSocket)
         let ended = try Self.requestSession(client), live = try Self.requestSession(client)
         _ = try client.call("session_revoke", JSONObject(["sessionId": .string(ended)]))
+        let listed = try Command.run(Command.sessionAgent, ["sessions", "--socket", agent.clientSocket])
+        #expect(listed.stdout.split(separator: "\n").map { $0.hasPrefix(ended) ? $0.hasSuffix("(revoked)") : !$0.contains("(") } == [true, true], "\(listed.stdout)")
+        let usable = try Command.run(Command.sessionAgent, ["sessions", "--live", "--socket", agent.clientSocket, "--json"])
+        #expect(try JSONValue(parsing: usable.stdout).arrayValue?.compactMap { $0["sessionId"]?.stringValue } == [live], "\(usable.stdout)")
+        for bad in [JSONObject(["limit": JSONValue(0)]), JSONObject(["limit": JSONValue(10_001)]), JSONObject(["live": "yes"])] {
+            #expect(throws: AgentClient.RemoteError.self, "\(bad)") { try client.call("session_list", bad) }
+        }
         for bad in [JSONObject(), JSONObject(["before": "soon"])] {
             #expect(throws: AgentClient.RemoteError.self) { try control.call("sessions_prune", bad) }
         }

@@ -104,6 +104,49 @@ struct SessionStoreTests {
         #expect(try store.sessionKey(id: "b").address == b.address)
     }
 
+    /// Page after page, whatever the page's size, a listing gives every session once, in the
+    /// order they were made (ties by id), and with `liveAt` only those neither revoked nor
+    /// expired then.
+    @Test func sessionsAreListedAPageAtATimeInTheOrderTheyWereMade() throws {
+        let store = try SessionStore(path: nil)
+        try store.initialize(passphrase: secret("p"), scryptN: 1024)
+        var random = SplitMix64(seed: 7)
+        var all: [StoredSession] = []
+        for i in 0..<40 {
+            let key = Secp256k1.PrivateKey.generate()
+            var s = Self.stored("s\(Int.random(in: 0..<1000, using: &random))-\(i)", key: key, uid: [1000, 2000].randomElement(using: &random)!,
+                                expires: [nil, 1_700_000_500, 2_000_000_000].randomElement(using: &random)!)
+            s.createdAt = 1_700_000_000 + UInt64.random(in: 0..<4, using: &random)
+            try store.insert(s, key: key)
+            if Int.random(in: 0..<4, using: &random) == 0 {
+                try store.revoke(id: s.id, at: 1_700_000_100)
+                s.revokedAt = 1_700_000_100
+            }
+            all.append(s)
+        }
+        let now: UInt64 = 1_700_001_000
+        for uid in [1000, 2000, nil] as [UInt32?] {
+            for live in [false, true] {
+                let expected = all.filter { uid == nil || $0.client.uid == uid }
+                    .filter { !live || ($0.revokedAt == nil && ($0.expiresAt.map { $0 > now } ?? true)) }
+                    .sorted { ($0.createdAt, $0.id) < ($1.createdAt, $1.id) }.map(\.id)
+                #expect(!expected.isEmpty)
+                for limit in [1, 3, 7, 100] {
+                    var listed: [String] = [], cursor: (createdAt: UInt64, id: String)?
+                    while true {
+                        let page = try store.sessions(uid: uid, liveAt: live ? now : nil, after: cursor, limit: limit)
+                        #expect(page.count <= limit)
+                        listed += page.map(\.id)
+                        guard listed.count <= all.count else { Issue.record("a page repeats what came before"); break }
+                        guard page.count == limit, let last = page.last else { break }
+                        cursor = (last.createdAt, last.id)
+                    }
+                    #expect(listed == expected, "uid \(String(describing: uid)), live \(live), limit \(limit)")
+                }
+            }
+        }
+    }
+
     @Test func ledgerAndAuditCommitTogetherAndTheChainDetectsTampering() throws {
         let path = Self.temporaryPath()
         defer { try? FileManager.default.removeItem(atPath: path) }
