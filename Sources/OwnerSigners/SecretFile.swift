@@ -15,6 +15,10 @@ public enum SecretFile {
         public let description: String
     }
 
+    /// More than any passphrase or PIN: a file longer than this is not one. `/dev/zero` named by
+    /// mistake was read until the agent's memory ran out (20 GB in a minute).
+    public static let maximumSize = 64 * 1024
+
     /// `what` names the file in the error ("passphrase file", "PIN file").
     public static func read(_ path: String, what: String = "passphrase file") throws(Unreadable) -> SecretBytes {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
@@ -31,8 +35,11 @@ public enum SecretFile {
                 throw Unreadable(description: "the \(what) \(path) belongs to uid \(info.st_uid), neither this user nor root")
             }
         }
-        guard var data = try? handle.readToEnd() ?? Data() else { throw Unreadable(description: "cannot read the \(what) \(path)") }
+        guard var data = try? handle.read(upToCount: maximumSize + 1) ?? Data() else { throw Unreadable(description: "cannot read the \(what) \(path)") }
         defer { data.withUnsafeMutableBytes { SecretBytes.zero($0) } }
+        guard data.count <= maximumSize else {
+            throw Unreadable(description: "the \(what) \(path) goes on past \(maximumSize / 1024) KiB: it is not a \(what) holding one secret")
+        }
         var length = data.count
         while length > 0, data[length - 1] == 0x0A || data[length - 1] == 0x0D { length -= 1 }
         return data.withUnsafeBytes { SecretBytes(copying: UnsafeRawBufferPointer(rebasing: $0[0..<length])) }

@@ -107,4 +107,18 @@ struct SecretFileTests {
             #expect { _ = try SecretFile.read(path) } throws: { error in "\(error)".contains("belongs to uid 65534") }
         }
     }
+
+    /// A file that does not end (a device, named by mistake) or is far longer than a secret is
+    /// refused after 64 KiB, not read until memory runs out; a long passphrase is still read.
+    @Test func aFileLongerThanASecretIsRefused() throws {
+        #expect { _ = try SecretFile.read("/dev/zero", what: "PIN file") } throws: { error in
+            "\(error)".contains("the PIN file /dev/zero goes on past 64 KiB")
+        }
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("secret-\(UUID().uuidString.prefix(8))").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try writeSecretFile(String(repeating: "x", count: SecretFile.maximumSize), path)
+        #expect(try SecretFile.read(path).count == SecretFile.maximumSize)
+        try writeSecretFile(String(repeating: "x", count: SecretFile.maximumSize + 1), path)
+        #expect(throws: SecretFile.Unreadable.self) { try SecretFile.read(path) }
+    }
 }
