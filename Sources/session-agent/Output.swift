@@ -73,21 +73,30 @@ extension ParsableCommand {
     }
 }
 
+/// The most a command reads as its input: far more than any request, user operation or document
+/// it takes (the agent takes a line of 1 MiB). `/dev/zero` is refused, not read until memory runs out.
+let maximumInputSize = 64 << 20
+
 /// Reads a named file, or standard input for `-` or no argument.
 func readInput(_ path: String?) throws -> [UInt8] {
-    if path == nil || path == "-" {
-        return [UInt8](FileHandle.standardInput.readDataToEndOfFile())
-    }
+    let name = path == nil || path == "-" ? "standard input" : path!
+    let data: Data
     do {
-        return [UInt8](try Data(contentsOf: URL(fileURLWithPath: path!)))
+        let handle = name == "standard input" ? FileHandle.standardInput : try FileHandle(forReadingFrom: URL(fileURLWithPath: name))
+        data = try handle.read(upToCount: maximumInputSize + 1) ?? Data()
     } catch {
-        throw CommandFailure(message: "cannot read \(path!): \(systemWords(error))", reason: "not_found")
+        throw CommandFailure(message: "cannot read \(name): \(systemWords(error))", reason: "not_found")
     }
+    guard data.count <= maximumInputSize else {
+        throw CommandFailure(message: "\(name) goes on past \(maximumInputSize >> 20) MiB, more than any input this command takes", reason: "bad_request")
+    }
+    return [UInt8](data)
 }
 
 /// Calls `body` with each non-empty line of a named file, or of standard input for `-`, and its
 /// number (from 1), read a megabyte at a time: a file of a million audit entries is not held whole.
-func forEachLine(of path: String, _ body: (Int, ArraySlice<UInt8>) throws -> Void) throws {
+/// A line longer than `maximumLine` is refused (`/dev/zero` has none).
+func forEachLine(of path: String, maximumLine: Int = 16 << 20, _ body: (Int, ArraySlice<UInt8>) throws -> Void) throws {
     let handle: FileHandle
     do { handle = path == "-" ? .standardInput : try FileHandle(forReadingFrom: URL(fileURLWithPath: path)) } catch {
         throw CommandFailure(message: "cannot read \(path): \(systemWords(error))", reason: "not_found")
@@ -95,14 +104,19 @@ func forEachLine(of path: String, _ body: (Int, ArraySlice<UInt8>) throws -> Voi
     var pending: [UInt8] = []
     var number = 0
     while let chunk = try handle.read(upToCount: 1 << 20), !chunk.isEmpty {
+        // What is left of the chunks before holds no newline: only the new chunk is searched.
+        var start = 0, searched = pending.count
         pending += chunk
-        var start = 0
-        while let newline = pending[start...].firstIndex(of: UInt8(ascii: "\n")) {
+        while let newline = pending[searched...].firstIndex(of: UInt8(ascii: "\n")) {
             number += 1
             if newline > start { try body(number, pending[start..<newline]) }
             start = newline + 1
+            searched = start
         }
         pending.removeFirst(start)
+        guard pending.count <= maximumLine else {
+            throw CommandFailure(message: "\(path): line \(number + 1) goes on past \(maximumLine >> 20) MiB", reason: "bad_request")
+        }
     }
     if !pending.isEmpty { try body(number + 1, pending[...]) }
 }

@@ -683,6 +683,14 @@ struct SocketTests {
         let checked = try audit(["verify", "--file", archive.path, "--previous", previous, "--json"])
         let last = try JSONValue(parsing: Array(lines.last!.utf8))
         #expect(checked.status == 0 && (try? JSONValue(parsing: checked.stdout))?["last"]?["hash"] == last["hash"], "\(checked.stdout) \(checked.stderr)")
+        // The file is read a megabyte at a time: an entry across the first megabyte's end is read
+        // whole. A file with no end of line is refused, not read until memory runs out.
+        let straddling = agent.directory.appendingPathComponent("straddling.jsonl")
+        try (String(repeating: "\n", count: (1 << 20) - 10) + exported.stdout).write(to: straddling, atomically: true, encoding: .utf8)
+        let across = try audit(["verify", "--file", straddling.path, "--previous", previous, "--json"])
+        #expect(across.status == 0 && (try? JSONValue(parsing: across.stdout))?["last"]?["hash"] == last["hash"], "\(across.stdout) \(across.stderr)")
+        let endless = try audit(["verify", "--file", "/dev/zero", "--previous", previous])
+        #expect(endless.status == 1 && endless.stderr.contains("/dev/zero: line 1 goes on past 16 MiB"), "\(endless.stderr)")
         try lines.enumerated().map { $1.replacingOccurrences(of: "\"mode\":\"USE\"", with: $0 == 1 ? "\"mode\":\"ENABLE\"" : "\"mode\":\"USE\"") }
             .joined(separator: "\n").write(to: archive, atomically: true, encoding: .utf8)
         let tampered = try audit(["verify", "--file", archive.path, "--previous", previous])

@@ -48,6 +48,10 @@ struct InspectTests {
         // A file that cannot be read is named with the system's reason, not Foundation's.
         let missing = try Command.sessionAgent("inspect", "/no-such-request.json")
         #expect(missing.status == 1 && missing.stderr.contains("cannot read /no-such-request.json: No such file or directory"), "\(missing.stderr)")
+        let endless = try Command.sessionAgent("inspect", "/dev/zero")
+        #expect(endless.status == 1 && endless.stderr.contains("/dev/zero goes on past 64 MiB"), "\(endless.stderr)")
+        let directory = try Command.sessionAgent("inspect", "/tmp")
+        #expect(directory.status == 1 && directory.stderr.contains("cannot read /tmp: Is a directory"), "\(directory.stderr)")
         let generated = try Command.sessionAgent("inspect", Self.example, "--color", "never")
         #expect(generated.status == 0 && generated.stdout.contains("was generated for this inspection"))
         // Durations are counted from --now: one near UInt64's end overflowed, a crash.
