@@ -225,12 +225,35 @@ public enum OwnerLoader {
     }
 
     public static func keystore(_ path: String, passphraseFile: String?) throws(AgentError) -> any OwnerSigner {
+        let owner = try keystoreOwner(path)
+        return passphraseFile.map { FileSecretOwner(owner, passphraseFile: $0) } ?? owner
+    }
+
+    static func keystoreOwner(_ path: String) throws(AgentError) -> KeystoreOwner {
         guard let data = FileManager.default.contents(atPath: path) else { throw AgentError("bad_config", "cannot read the owner keystore \(path)") }
-        let owner: KeystoreOwner
-        do { owner = try KeystoreOwner(keystore: try Keystore(parsing: [UInt8](data)), location: path) } catch {
+        do { return try KeystoreOwner(keystore: try Keystore(parsing: [UInt8](data)), location: path) } catch {
             throw AgentError("bad_config", "\(path): \(error)")
         }
-        return passphraseFile.map { FileSecretOwner(owner, passphraseFile: $0) } ?? owner
+    }
+
+    /// Opens the keystore once with the passphrase in `passphraseFile`, as a token owner's PIN
+    /// file logs in at once: a passphrase that does not open it is refused when the owner is
+    /// added, not at its first approval. The key is dropped at once.
+    static func checkPassphrase(_ owner: KeystoreOwner, passphraseFile: String) async throws(AgentError) {
+        let path = owner.identity.location
+        let passphrase: SecretBytes
+        do { passphrase = try SecretFile.read(passphraseFile) } catch { throw AgentError("secret_needed", "\(error)") }
+        let keystore = owner.keystore
+        // scrypt takes a second or so: not on the cooperative pool.
+        let opened = try? await blocking { () -> Result<Void, KeystoreError> in
+            Result { () throws(KeystoreError) in _ = try keystore.decrypt(passphrase: passphrase) }
+        }
+        switch opened {
+        case .success: return
+        case .failure(.wrongPassphrase): throw AgentError("wrong_secret", "the passphrase in \(passphraseFile) does not open the keystore \(path)")
+        case .failure(let error): throw AgentError("owner_failed", "the keystore \(path) does not open: \(error)")
+        case nil: throw AgentError("owner_failed", "the keystore \(path) could not be opened")
+        }
     }
 
     /// The prompt of a lookup or login with no person at hand: it answers `loginPIN` when one was

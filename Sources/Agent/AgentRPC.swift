@@ -275,7 +275,9 @@ public struct AgentRPC: Sendable {
                 let keystore = try string(p, "keystore")
                 let passphraseFile = try optionalString(p, "passphraseFile")
                 guard keystore.hasPrefix("/"), passphraseFile?.hasPrefix("/") ?? true else { throw .badRequest("params.keystore, params.passphraseFile: absolute paths") }
-                owner = try OwnerLoader.keystore(keystore, passphraseFile: passphraseFile)
+                let opened = try OwnerLoader.keystoreOwner(keystore)
+                if let passphraseFile { try await OwnerLoader.checkPassphrase(opened, passphraseFile: passphraseFile) }
+                owner = passphraseFile.map { FileSecretOwner(opened, passphraseFile: $0) } ?? opened
                 registration = .init(address: owner.identity.address.checksummed, backend: "keystore", location: keystore, secretFile: passphraseFile)
             }
             try await agent.addOwner(owner, registration: registration, custody: custody)

@@ -196,7 +196,7 @@ struct OwnerAdd: ParsableCommand {
 
     @Argument(help: "A PKCS#11 URI (pkcs11:token=…;object=…) or a keystore file.") var owner: String
     @Option(name: .customLong("pin-file"), help: "The token's PIN file, read by the agent at each login (unattended servers). Default: asked at approval.") var pinFile: String?
-    @Option(name: .customLong("passphrase-file"), help: "The keystore's passphrase file, read by the agent (unattended servers).") var passphraseFile: String?
+    @Option(name: .customLong("passphrase-file"), help: "The keystore's passphrase file, read by the agent at each approval (unattended servers); it opens the keystore once now, so a wrong passphrase is refused now.") var passphraseFile: String?
     @Option(help: "The agent's control socket (default: $SESSION_AGENT_CONTROL_SOCK).") var socket: String?
     @OptionGroup var output: OutputOptions
 

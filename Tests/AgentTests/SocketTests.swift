@@ -850,6 +850,18 @@ struct RegistrationTests {
         let created = try Command.run(Command.sessionAgent, ["owner", "create", "--keystore", keystore, "--passphrase-file", agent.directory.appendingPathComponent("owner.pass").path])
         let ownerAddress = created.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         var control = try AgentClient(path: agent.controlSocket)
+        // A passphrase file that does not open the keystore is refused at once, as a PIN file
+        // that a token refuses; so is one that never ends.
+        let wrongFile = agent.directory.appendingPathComponent("wrong.pass").path
+        try writeSecretFile("not the passphrase", wrongFile)
+        for (file, reason, words) in [(wrongFile, "wrong_secret", "the passphrase in \(wrongFile) does not open the keystore \(keystore)"),
+                                      ("/dev/zero", "secret_needed", "goes on past 64 KiB")] {
+            do {
+                _ = try control.call("owners_add", JSONObject(["keystore": .string(keystore), "passphraseFile": .string(file)]))
+                Issue.record("a passphrase file that does not open the keystore was taken: \(file)")
+            } catch let e as AgentClient.RemoteError { #expect(e.reason == reason && e.message.contains(words), "\(e)") }
+        }
+        #expect(try control.call("owners_list").arrayValue?.count == 1, "nothing was added")
         let added = try control.call("owners_add", JSONObject(["keystore": .string(keystore), "passphraseFile": .string(agent.directory.appendingPathComponent("owner.pass").path)]))
         #expect(added["address"]?.stringValue == ownerAddress)
         _ = try control.call("accounts_add", JSONObject(["account": .object(JSONObject([
