@@ -59,6 +59,11 @@ struct KeystoreTests {
         #expect(throws: KeystoreError.self) {
             try Keystore(json: crypto { $0["kdf"] = "scrypt"; $0["kdfparams"] = .object(JSONObject(["dklen": JSONValue(32), "n": .number("1073741824"), "r": JSONValue(8), "p": JSONValue(1), "salt": "00"])) })
         }
+        // 4 GiB for each approval: refused. 1 GiB is the most.
+        #expect(throws: KeystoreError.unsupported("scrypt parameters n=1048576 r=32 p=1 (n must be a power of two up to 2^20, and 128 · n · r bytes at most 1 GiB)")) {
+            try Keystore(json: crypto { $0["kdf"] = "scrypt"; $0["kdfparams"] = .object(JSONObject(["dklen": JSONValue(32), "n": JSONValue(1 << 20), "r": JSONValue(32), "p": JSONValue(1), "salt": "00"])) })
+        }
+        _ = try Keystore(json: crypto { $0["kdf"] = "scrypt"; $0["kdfparams"] = .object(JSONObject(["dklen": JSONValue(32), "n": JSONValue(1 << 19), "r": JSONValue(16), "p": JSONValue(1), "salt": "00"])) })
         #expect(throws: KeystoreError.self) { try Keystore(parsing: Array("{not json".utf8)) }
         // A keystore whose address field lies is refused after decryption.
         let other = Secp256k1.PrivateKey.generate().address

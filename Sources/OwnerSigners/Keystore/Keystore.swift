@@ -77,8 +77,10 @@ public struct Keystore: Sendable, Equatable {
         switch crypto["kdf"]?.stringValue {
         case "scrypt":
             let n = try int(params?["n"], "n"), r = try int(params?["r"], "r"), p = try int(params?["p"], "p")
-            guard n > 1, n & (n - 1) == 0, n <= Self.maximumScryptN, (1...32).contains(r), (1...16).contains(p) else {
-                throw .unsupported("scrypt parameters n=\(n) r=\(r) p=\(p) (n must be a power of two up to 2^20)")
+            // scrypt holds 128 · n · r bytes: 1 GiB at most (n = 2^20 with r = 8), as each approval
+            // derives the key again; geth's standard parameters take 256 MiB.
+            guard n > 1, n & (n - 1) == 0, n <= Self.maximumScryptN, (1...32).contains(r), n * r <= Self.maximumScryptN * 8, (1...16).contains(p) else {
+                throw .unsupported("scrypt parameters n=\(n) r=\(r) p=\(p) (n must be a power of two up to 2^20, and 128 · n · r bytes at most 1 GiB)")
             }
             kdf = .scrypt(n: n, r: r, p: p)
         case "pbkdf2":
