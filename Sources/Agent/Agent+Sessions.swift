@@ -33,7 +33,11 @@ extension Agent {
     /// `live` only those neither revoked nor expired.
     public nonisolated func sessions(client: ClientIdentity?, live: Bool = false, after: String? = nil,
                                      limit: Int = .max) throws(AgentError) -> [StoredSession] {
-        var cursor = try after.map { id throws(AgentError) in try session(id, client: client) }.map { (createdAt: $0.createdAt, id: $0.id) }
+        var cursor: (createdAt: UInt64, id: String)?
+        if let after {
+            let last = try session(after, client: client)   // not_found unless the caller sees it
+            cursor = (last.createdAt, last.id)
+        }
         var page: [StoredSession] = []
         // The store pages by uid; a session bound to another executable or unit of that uid is
         // left out here, and the page filled up from the next ones.

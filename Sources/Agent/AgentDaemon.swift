@@ -244,15 +244,13 @@ public enum OwnerLoader {
         let passphrase: SecretBytes
         do { passphrase = try SecretFile.read(passphraseFile) } catch { throw AgentError("secret_needed", "\(error)") }
         let keystore = owner.keystore
-        // scrypt takes a second or so: not on the cooperative pool.
-        let opened = try? await blocking { () -> Result<Void, KeystoreError> in
-            Result { () throws(KeystoreError) in _ = try keystore.decrypt(passphrase: passphrase) }
-        }
-        switch opened {
-        case .success: return
-        case .failure(.wrongPassphrase): throw AgentError("wrong_secret", "the passphrase in \(passphraseFile) does not open the keystore \(path)")
-        case .failure(let error): throw AgentError("owner_failed", "the keystore \(path) does not open: \(error)")
-        case nil: throw AgentError("owner_failed", "the keystore \(path) could not be opened")
+        do {
+            // scrypt takes a second or so: not on the cooperative pool.
+            try await blocking { _ = try keystore.decrypt(passphrase: passphrase) }
+        } catch KeystoreError.wrongPassphrase {
+            throw AgentError("wrong_secret", "the passphrase in \(passphraseFile) does not open the keystore \(path)")
+        } catch {
+            throw AgentError("owner_failed", "the keystore \(path) does not open: \(error)")
         }
     }
 

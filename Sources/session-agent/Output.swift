@@ -79,10 +79,11 @@ let maximumInputSize = 64 << 20
 
 /// Reads a named file, or standard input for `-` or no argument.
 func readInput(_ path: String?) throws -> [UInt8] {
-    let name = path == nil || path == "-" ? "standard input" : path!
+    let standardInput = path == nil || path == "-"
+    let name = standardInput ? "standard input" : path!
     let data: Data
     do {
-        let handle = name == "standard input" ? FileHandle.standardInput : try FileHandle(forReadingFrom: URL(fileURLWithPath: name))
+        let handle = standardInput ? FileHandle.standardInput : try FileHandle(forReadingFrom: URL(fileURLWithPath: name))
         data = try handle.read(upToCount: maximumInputSize + 1) ?? Data()
     } catch {
         throw CommandFailure(message: "cannot read \(name): \(systemWords(error))", reason: "not_found")
@@ -95,8 +96,9 @@ func readInput(_ path: String?) throws -> [UInt8] {
 
 /// Calls `body` with each non-empty line of a named file, or of standard input for `-`, and its
 /// number (from 1), read a megabyte at a time: a file of a million audit entries is not held whole.
-/// A line longer than `maximumLine` is refused (`/dev/zero` has none).
-func forEachLine(of path: String, maximumLine: Int = 16 << 20, _ body: (Int, ArraySlice<UInt8>) throws -> Void) throws {
+/// A line longer than 16 MiB, far longer than any audit entry, is refused (`/dev/zero` has none).
+func forEachLine(of path: String, _ body: (Int, ArraySlice<UInt8>) throws -> Void) throws {
+    let maximumLine = 16 << 20
     let handle: FileHandle
     do { handle = path == "-" ? .standardInput : try FileHandle(forReadingFrom: URL(fileURLWithPath: path)) } catch {
         throw CommandFailure(message: "cannot read \(path): \(systemWords(error))", reason: "not_found")
