@@ -19,13 +19,24 @@ extension Agent {
     public nonisolated func session(_ id: String, client: ClientIdentity?) throws(AgentError) -> StoredSession {
         let s: StoredSession
         do { s = try store.session(id: id) } catch { throw .notFound("session \(id)") }
-        // Another client's session is reported exactly like a missing one.
-        if let client, !Self.binding(s.client, admits: client) { throw .notFound("session \(id)") }
+        if let client { try Self.requireBinding(s.client, admits: client, session: id) }
         return s
     }
 
     static func binding(_ b: ClientBinding, admits c: ClientIdentity) -> Bool {
         b.uid == c.uid && (b.executable == nil || b.executable == c.executable) && (b.unit == nil || b.unit == c.unit)
+    }
+
+    /// Another client's session is reported exactly like a missing one. But a process of its
+    /// uid that runs as the bound program's path, no longer the file there (a package upgrade
+    /// replaced it since it started), is told why, and what to do.
+    static func requireBinding(_ b: ClientBinding, admits c: ClientIdentity, session id: String) throws(AgentError) {
+        guard !binding(b, admits: c) else { return }
+        if b.uid == c.uid, let bound = b.executable, let running = c.unverifiedExecutable, running.path == bound {
+            throw AgentError("forbidden", "session \(id) is bound to \(DisplayText.escaped(bound)), and this process does not run the file there: "
+                                          + "\(running.why); restart it")
+        }
+        throw .notFound("session \(id)")
     }
 
     /// A page of the sessions `client` may see (everyone's for the operator), oldest first: at

@@ -33,12 +33,26 @@ public enum PeerCredentials {
     }
 
     static func identity(_ c: CLinuxShims_ucred) -> ClientIdentity {
-        ClientIdentity(uid: c.uid, gid: c.gid, pid: c.pid, executable: executable(pid: c.pid), unit: systemdUnit(pid: c.pid))
+        let program = executable(pid: c.pid)
+        return ClientIdentity(uid: c.uid, gid: c.gid, pid: c.pid, executable: program.verified, unverifiedExecutable: program.unverified,
+                              unit: systemdUnit(pid: c.pid))
     }
 
-    /// `/proc/PID/exe`; nil when the process is gone or hidden from us.
-    public static func executable(pid: Int32) -> String? {
-        try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/exe")
+    /// The path `/proc/PID/exe` names, `verified` when the file the agent finds there is the
+    /// one the process runs (same device and inode). The path alone proves nothing: a process in
+    /// a mount namespace of its own (`unshare -Urm`, open to any user) can bind its own program
+    /// over a path and run it under that name; and a program a package upgrade replaced runs on
+    /// as the old file, "… (deleted)". Both are `unverified`, with why. Neither when the
+    /// process is gone or hidden from us.
+    static func executable(pid: Int32) -> (verified: String?, unverified: ClientIdentity.UnverifiedExecutable?) {
+        let exe = "/proc/\(pid)/exe"
+        guard let path = try? FileManager.default.destinationOfSymbolicLink(atPath: exe) else { return (nil, nil) }
+        var running = stat(), atPath = stat()
+        guard stat(exe, &running) == 0 else { return (nil, nil) }
+        if stat(path, &atPath) == 0, running.st_dev == atPath.st_dev, running.st_ino == atPath.st_ino { return (path, nil) }
+        let deleted = " (deleted)"
+        return (nil, path.hasSuffix(deleted) ? .init(path: String(path.dropLast(deleted.count)), why: "replaced on disk since it started")
+                                            : .init(path: path, why: "not the file at that path"))
     }
 
     /// The systemd unit a process runs in, from the unified (or name=systemd) cgroup path:

@@ -141,12 +141,12 @@ final class SessionSigner: @unchecked Sendable {
     /// (which take it too) cannot interleave with loading the session.
     private func activeSession(_ id: String, client: ClientIdentity) throws(AgentError) -> ActiveSession {
         if let cached = active[id] {
-            guard Agent.binding(cached.stored.client, admits: client) else { throw .notFound("session \(id)") }
+            try Agent.requireBinding(cached.stored.client, admits: client, session: id)
             return cached
         }
         let s: StoredSession
         do { s = try store.session(id: id) } catch { throw .notFound("session \(id)") }
-        guard Agent.binding(s.client, admits: client) else { throw .notFound("session \(id)") }
+        try Agent.requireBinding(s.client, admits: client, session: id)
         if s.revokedAt != nil { throw AgentError("revoked", "session \(id) was revoked") }
         do {
             let checker = PolicyChecker(session: s.session, account: s.account, tokens: tokens, chains: s.chains.map(\.chainId))

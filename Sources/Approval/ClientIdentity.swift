@@ -5,16 +5,33 @@ public struct ClientIdentity: Hashable, Sendable, CustomStringConvertible {
     public var uid: UInt32
     public var gid: UInt32
     public var pid: Int32
-    /// `/proc/PID/exe`, when it could be read.
+    /// The program's path from `/proc/PID/exe`, when the file at that path is the one the
+    /// process runs. Sessions bound to an executable and rules on executables match only this.
     public var executable: String?
+    /// The path `/proc/PID/exe` names when the file there is not the one the process runs, and
+    /// why: shown, never matched.
+    public var unverifiedExecutable: UnverifiedExecutable?
     /// The systemd unit from `/proc/PID/cgroup`, when there is one.
     public var unit: String?
 
-    public init(uid: UInt32, gid: UInt32, pid: Int32, executable: String? = nil, unit: String? = nil) {
+    public struct UnverifiedExecutable: Hashable, Sendable {
+        public var path: String
+        /// "replaced on disk since it started" (a package upgrade), or "not the file at that
+        /// path" (the process sees another file there than the agent).
+        public var why: String
+
+        public init(path: String, why: String) {
+            self.path = path
+            self.why = why
+        }
+    }
+
+    public init(uid: UInt32, gid: UInt32, pid: Int32, executable: String? = nil, unverifiedExecutable: UnverifiedExecutable? = nil, unit: String? = nil) {
         self.uid = uid
         self.gid = gid
         self.pid = pid
         self.executable = executable
+        self.unverifiedExecutable = unverifiedExecutable
         self.unit = unit
     }
 
@@ -23,6 +40,7 @@ public struct ClientIdentity: Hashable, Sendable, CustomStringConvertible {
     public var description: String {
         var parts = ["uid \(uid)", "pid \(pid)"]
         if let executable { parts.append(DisplayText.escaped(executable)) }
+        if let unverifiedExecutable { parts.append("\(DisplayText.escaped(unverifiedExecutable.path)) (\(unverifiedExecutable.why))") }
         if let unit { parts.append(DisplayText.escaped(unit)) }
         return parts.joined(separator: ", ")
     }

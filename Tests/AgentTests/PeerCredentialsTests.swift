@@ -66,6 +66,58 @@ struct PeerCredentialsTests {
         #expect(peer.uid == 65534 && peer.gid == 65534)
     }
 
+    /// A copy of python3, run as a client of `path` through `launcher` (a command the client's
+    /// own command line is appended to); `setUp` runs first, with the copy's path.
+    static func clientFromCopy(path: String, launcher: (String) -> [String], setUp: (String) throws -> Void = { _ in }) throws -> (Process, String) {
+        let copy = FileManager.default.temporaryDirectory.appendingPathComponent("client-\(UUID())").path
+        try FileManager.default.copyItem(at: URL(fileURLWithPath: "/usr/bin/python3").resolvingSymlinksInPath(), to: URL(fileURLWithPath: copy))
+        try setUp(copy)
+        let p = Process()
+        let command = launcher(copy) + ["-c", "import socket,sys; s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.recv(1)", path]
+        p.executableURL = URL(fileURLWithPath: command[0])
+        p.arguments = Array(command.dropFirst())
+        try p.run()
+        return (p, copy)
+    }
+
+    /// The path /proc/PID/exe names counts only when the file there is the one running: not
+    /// when a package upgrade replaced it since it started, nor when the process runs another
+    /// program over that path in a mount namespace of its own. Both are shown, with why.
+    @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/python3"), "needs /usr/bin/python3 as a client"))
+    func anExecutableIsTheFileAtItsPathOrUnverified() throws {
+        let (fd, path) = try Self.listener()
+        defer { close(fd); unlink(path) }
+        let (client, copy) = try Self.clientFromCopy(path: path, launcher: { [$0] })
+        let connection = accept(fd, nil, nil)
+        defer { close(connection); client.waitUntilExit() }
+        var peer = try PeerCredentials.read(socket: connection)
+        #expect(peer.executable == copy && peer.unverifiedExecutable == nil, "\(peer)")
+        try FileManager.default.removeItem(atPath: copy)   // what an upgrade does to the old file
+        peer = try PeerCredentials.read(socket: connection)
+        #expect(peer.executable == nil && peer.unverifiedExecutable == .init(path: copy, why: "replaced on disk since it started"), "\(peer)")
+        #expect(peer.description.hasSuffix("\(copy) (replaced on disk since it started)"))
+    }
+
+    @Test(.enabled(if: getuid() == 0 && FileManager.default.isExecutableFile(atPath: "/usr/bin/unshare") && FileManager.default.isExecutableFile(atPath: "/usr/bin/python3"),
+                   "needs root and unshare to run a program over another's path"))
+    func aProgramRunOverAnothersPathIsNotThatProgram() throws {
+        let (fd, path) = try Self.listener()
+        defer { close(fd); unlink(path) }
+        let bot = FileManager.default.temporaryDirectory.appendingPathComponent("bot-\(UUID())").path
+        try FileManager.default.copyItem(atPath: "/bin/true", toPath: bot)
+        defer { try? FileManager.default.removeItem(atPath: bot) }
+        // The client's own program (the python copy) bound over the bot's path, in a mount
+        // namespace the agent does not share, and run by that path.
+        let (client, copy) = try Self.clientFromCopy(path: path, launcher: { copy in
+            ["/usr/bin/unshare", "-m", "--propagation", "private", "/bin/sh", "-c", "mount --bind \"$0\" \"$1\" && shift && exec \"$@\"", copy, bot, bot]
+        })
+        defer { try? FileManager.default.removeItem(atPath: copy) }
+        let connection = accept(fd, nil, nil)
+        defer { close(connection); client.waitUntilExit() }
+        let peer = try PeerCredentials.read(socket: connection)
+        #expect(peer.executable == nil && peer.unverifiedExecutable == .init(path: bot, why: "not the file at that path"), "\(peer)")
+    }
+
     @Test func systemdUnitFromCgroup() {
         #expect(PeerCredentials.unit(cgroup: "0::/system.slice/payments-bot.service\n") == "payments-bot.service")
         #expect(PeerCredentials.unit(cgroup: "0::/user.slice/user-1000.slice/user@1000.service/app.slice/app-bot-1234.scope\n") == "app-bot-1234.scope")

@@ -516,6 +516,35 @@ struct SocketTests {
         #expect(!agent.logs.contains("\u{1B}[2J") && !agent.logs.contains("\n2026-01-01 request approved"), "\(agent.logs)")
     }
 
+    /// A package upgrade replaces the file of a running client: it no longer runs the program
+    /// at its path (the kernel names it "… (deleted)"), and a session bound to that path is
+    /// refused to it, saying why and what to do, as a program run over the path would be. The
+    /// approver and the journal see why it is not known by its path.
+    @Test func aClientWhoseProgramWasReplacedIsToldToRestart() throws {
+        let agent = try AgentProcess(rules: "default = \"approve\"")
+        try agent.start()
+        let program = agent.directory.appendingPathComponent("bot")
+        try FileManager.default.copyItem(at: URL(fileURLWithPath: "/usr/bin/python3").resolvingSymlinksInPath(), to: program)
+        let script = """
+            import json, os, socket, sys
+            def call(method, params):
+                s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); f = s.makefile("rwb")
+                f.write((json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}) + "\\n").encode()); f.flush()
+                return json.loads(f.readline())
+            session = call("session_request", {"request": json.loads(sys.argv[2]), "bindExecutable": True})["result"]["sessionId"]
+            before = call("session_get", {"sessionId": session})
+            os.unlink(os.readlink("/proc/self/exe"))
+            print(json.dumps({"before": before, "after": call("session_get", {"sessionId": session}), "info": call("agent_info", {})}))
+            """
+        let ran = try Command.run(program, ["-c", script, agent.clientSocket, Self.example.serialized])
+        let out = try JSONValue(parsing: ran.stdout)
+        #expect(out["before"]?["result"]?["sessionId"] != nil, "\(ran.stdout) \(ran.stderr)")
+        let refused = out["after"]?["error"]
+        #expect(refused?["data"]?["reason"] == "forbidden" && refused?["message"]?.stringValue?.contains(
+            "is bound to \(program.path), and this process does not run the file there: replaced on disk since it started; restart it") == true, "\(ran.stdout)")
+        #expect(out["info"]?["result"]?["client"]?.stringValue?.hasSuffix("\(program.path) (replaced on disk since it started)") == true, "\(ran.stdout)")
+    }
+
     /// A label stored before labels were checked is shown with its control characters written out.
     @Test func aStoredLabelIsShownAsText() throws {
         let agent = try AgentProcess(rules: "default = \"approve\"")
