@@ -56,7 +56,8 @@ public enum PeerCredentials {
     }
 
     /// The systemd unit a process runs in, from the unified (or name=systemd) cgroup path:
-    /// the last path component ending in .service or .scope.
+    /// the outermost path component ending in .service or .scope, and after it the innermost,
+    /// if another: `user@1000.service/bot.service` for a unit of a user's own service manager.
     public static func systemdUnit(pid: Int32) -> String? {
         guard let file = FileHandle(forReadingAtPath: "/proc/\(pid)/cgroup") else { return nil }
         defer { try? file.close() }
@@ -67,9 +68,13 @@ public enum PeerCredentials {
         for line in text.split(separator: "\n") {
             let fields = line.split(separator: ":", maxSplits: 2, omittingEmptySubsequences: false)
             guard fields.count == 3, fields[1].isEmpty || fields[1] == "name=systemd" else { continue }
-            if let unit = fields[2].split(separator: "/").last(where: { $0.hasSuffix(".service") || $0.hasSuffix(".scope") }) {
-                return String(unit)
-            }
+            let units = fields[2].split(separator: "/").filter { $0.hasSuffix(".service") || $0.hasSuffix(".scope") }
+            guard let outer = units.first, let inner = units.last else { continue }
+            // The outermost unit is the system manager's. What runs inside it may make units of
+            // any name (a user's own manager: systemd-run --user --unit=payments-bot; a container
+            // running systemd): those are named after the unit they are in, so that none passes
+            // for the system's unit of the same name.
+            return units.count == 1 ? String(outer) : "\(outer)/\(inner)"
         }
         return nil
     }

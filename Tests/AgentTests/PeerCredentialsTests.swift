@@ -120,7 +120,15 @@ struct PeerCredentialsTests {
 
     @Test func systemdUnitFromCgroup() {
         #expect(PeerCredentials.unit(cgroup: "0::/system.slice/payments-bot.service\n") == "payments-bot.service")
-        #expect(PeerCredentials.unit(cgroup: "0::/user.slice/user-1000.slice/user@1000.service/app.slice/app-bot-1234.scope\n") == "app-bot-1234.scope")
+        #expect(PeerCredentials.unit(cgroup: "0::/user.slice/user-1000.slice/user@1000.service/app.slice/app-bot-1234.scope\n") == "user@1000.service/app-bot-1234.scope")
+        // A user may name a unit of their own manager as a system unit is named: it stays theirs.
+        #expect(PeerCredentials.unit(cgroup: "0::/user.slice/user-1000.slice/user@1000.service/app.slice/payments-bot.service\n") == "user@1000.service/payments-bot.service")
+        #expect(PeerCredentials.unit(cgroup: "0::/user.slice/user-1000.slice/user@1000.service/init.scope\n") == "user@1000.service/init.scope")
+        #expect(PeerCredentials.unit(cgroup: "0::/user.slice/user-1000.slice/user@1000.service\n") == "user@1000.service")
+        #expect(PeerCredentials.unit(cgroup: "0::/user.slice/user-1000.slice/session-3.scope\n") == "session-3.scope")
+        // So may a container running systemd, and a service its own subgroups.
+        #expect(PeerCredentials.unit(cgroup: "0::/system.slice/docker-ab12.scope/system.slice/payments-bot.service\n") == "docker-ab12.scope/payments-bot.service")
+        #expect(PeerCredentials.unit(cgroup: "0::/system.slice/payments-bot.service/worker\n") == "payments-bot.service")
         #expect(PeerCredentials.unit(cgroup: "1:name=systemd:/system.slice/cron.service\n0::/\n") == "cron.service")
         #expect(PeerCredentials.unit(cgroup: "4:memory:/process_api/abc\n0::/\n") == nil)
     }
