@@ -49,10 +49,12 @@ public enum PeerCredentials {
         guard let path = try? FileManager.default.destinationOfSymbolicLink(atPath: exe) else { return (nil, nil) }
         var running = stat(), atPath = stat()
         guard stat(exe, &running) == 0 else { return (nil, nil) }
-        if stat(path, &atPath) == 0, running.st_dev == atPath.st_dev, running.st_ino == atPath.st_ino { return (path, nil) }
+        let seen = stat(path, &atPath) == 0
+        if seen, running.st_dev == atPath.st_dev, running.st_ino == atPath.st_ino { return (path, nil) }
         let deleted = " (deleted)"
-        return (nil, path.hasSuffix(deleted) ? .init(path: String(path.dropLast(deleted.count)), why: "replaced on disk since it started")
-                                            : .init(path: path, why: "not the file at that path"))
+        if path.hasSuffix(deleted) { return (nil, .init(path: String(path.dropLast(deleted.count)), why: "replaced on disk since it started")) }
+        // The system unit hides /home and /tmp from the agent (ProtectHome=, PrivateTmp=).
+        return (nil, .init(path: path, why: seen ? "not the file at that path" : "a path the agent cannot see to check"))
     }
 
     /// The systemd unit a process runs in, from the unified (or name=systemd) cgroup path:

@@ -16,8 +16,9 @@ public struct ClientIdentity: Hashable, Sendable, CustomStringConvertible {
 
     public struct UnverifiedExecutable: Hashable, Sendable {
         public var path: String
-        /// "replaced on disk since it started" (a package upgrade), or "not the file at that
-        /// path" (the process sees another file there than the agent).
+        /// "replaced on disk since it started" (a package upgrade), "not the file at that path"
+        /// (the process sees another file there than the agent), or "a path the agent cannot
+        /// see to check" (one its systemd unit hides from it).
         public var why: String
 
         public init(path: String, why: String) {

@@ -116,6 +116,21 @@ struct PeerCredentialsTests {
         defer { close(connection); client.waitUntilExit() }
         let peer = try PeerCredentials.read(socket: connection)
         #expect(peer.executable == nil && peer.unverifiedExecutable == .init(path: bot, why: "not the file at that path"), "\(peer)")
+
+        // A program at a path only the client's namespace has (as the system unit's agent has
+        // no /home) cannot be checked.
+        let hidden = FileManager.default.temporaryDirectory.appendingPathComponent("hidden-\(UUID())").path
+        try FileManager.default.createDirectory(atPath: hidden, withIntermediateDirectories: false)
+        defer { try? FileManager.default.removeItem(atPath: hidden) }
+        let (unseen, program) = try Self.clientFromCopy(path: path, launcher: { copy in
+            ["/usr/bin/unshare", "-m", "--propagation", "private", "/bin/sh", "-c", "mount -t tmpfs none \"$1\" && cp \"$0\" \"$1/bot\" && shift && exec \"$@\"",
+             copy, hidden, hidden + "/bot"]
+        })
+        defer { try? FileManager.default.removeItem(atPath: program) }
+        let second = accept(fd, nil, nil)
+        defer { close(second); unseen.waitUntilExit() }
+        let other = try PeerCredentials.read(socket: second)
+        #expect(other.executable == nil && other.unverifiedExecutable == .init(path: hidden + "/bot", why: "a path the agent cannot see to check"), "\(other)")
     }
 
     @Test func systemdUnitFromCgroup() {
