@@ -28,13 +28,13 @@ extension Agent {
     }
 
     /// Another client's session is reported exactly like a missing one. But a process of its
-    /// uid that runs as the bound program's path, no longer the file there (a package upgrade
-    /// replaced it since it started), is told why, and what to do.
+    /// uid known by the bound program's path, though not proved to run the file there (a package
+    /// upgrade replaced it since it started), is told why, and what to do.
     static func requireBinding(_ b: ClientBinding, admits c: ClientIdentity, session id: String) throws(AgentError) {
         guard !binding(b, admits: c) else { return }
         if b.uid == c.uid, let bound = b.executable, let running = c.unverifiedExecutable, running.path == bound {
-            throw AgentError("forbidden", "session \(id) is bound to \(DisplayText.escaped(bound)), and this process does not run the file there: "
-                                          + "\(running.why); restart it")
+            throw AgentError("forbidden", "session \(id) is bound to \(DisplayText.escaped(bound)), and this process is not proved to run the file there: "
+                                          + running.why.rawValue + (running.why == .replaced ? "; restart it" : ""))
         }
         throw .notFound("session \(id)")
     }

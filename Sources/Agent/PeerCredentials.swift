@@ -52,9 +52,9 @@ public enum PeerCredentials {
         let seen = stat(path, &atPath) == 0
         if seen, running.st_dev == atPath.st_dev, running.st_ino == atPath.st_ino { return (path, nil) }
         let deleted = " (deleted)"
-        if path.hasSuffix(deleted) { return (nil, .init(path: String(path.dropLast(deleted.count)), why: "replaced on disk since it started")) }
+        if path.hasSuffix(deleted) { return (nil, .init(path: String(path.dropLast(deleted.count)), why: .replaced)) }
         // The system unit hides /home and /tmp from the agent (ProtectHome=, PrivateTmp=).
-        return (nil, .init(path: path, why: seen ? "not the file at that path" : "a path the agent cannot see to check"))
+        return (nil, .init(path: path, why: seen ? .notTheFileThere : .unseen))
     }
 
     /// The systemd unit a process runs in, from the unified (or name=systemd) cgroup path:

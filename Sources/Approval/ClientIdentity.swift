@@ -15,13 +15,19 @@ public struct ClientIdentity: Hashable, Sendable, CustomStringConvertible {
     public var unit: String?
 
     public struct UnverifiedExecutable: Hashable, Sendable {
-        public var path: String
-        /// "replaced on disk since it started" (a package upgrade), "not the file at that path"
-        /// (the process sees another file there than the agent), or "a path the agent cannot
-        /// see to check" (one its systemd unit hides from it).
-        public var why: String
+        public enum Why: String, Hashable, Sendable {
+            /// A package upgrade: the process runs the file that was there.
+            case replaced = "replaced on disk since it started"
+            /// The process sees another file at that path than the agent (a mount namespace).
+            case notTheFileThere = "not the file at that path"
+            /// The agent's systemd unit hides that path from it (ProtectHome=, PrivateTmp=).
+            case unseen = "a path the agent cannot see to check"
+        }
 
-        public init(path: String, why: String) {
+        public var path: String
+        public var why: Why
+
+        public init(path: String, why: Why) {
             self.path = path
             self.why = why
         }
@@ -41,7 +47,7 @@ public struct ClientIdentity: Hashable, Sendable, CustomStringConvertible {
     public var description: String {
         var parts = ["uid \(uid)", "pid \(pid)"]
         if let executable { parts.append(DisplayText.escaped(executable)) }
-        if let unverifiedExecutable { parts.append("\(DisplayText.escaped(unverifiedExecutable.path)) (\(unverifiedExecutable.why))") }
+        if let unverifiedExecutable { parts.append("\(DisplayText.escaped(unverifiedExecutable.path)) (\(unverifiedExecutable.why.rawValue))") }
         if let unit { parts.append(DisplayText.escaped(unit)) }
         return parts.joined(separator: ", ")
     }

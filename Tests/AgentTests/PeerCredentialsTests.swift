@@ -94,7 +94,7 @@ struct PeerCredentialsTests {
         #expect(peer.executable == copy && peer.unverifiedExecutable == nil, "\(peer)")
         try FileManager.default.removeItem(atPath: copy)   // what an upgrade does to the old file
         peer = try PeerCredentials.read(socket: connection)
-        #expect(peer.executable == nil && peer.unverifiedExecutable == .init(path: copy, why: "replaced on disk since it started"), "\(peer)")
+        #expect(peer.executable == nil && peer.unverifiedExecutable == .init(path: copy, why: .replaced), "\(peer)")
         #expect(peer.description.hasSuffix("\(copy) (replaced on disk since it started)"))
     }
 
@@ -115,7 +115,7 @@ struct PeerCredentialsTests {
         let connection = accept(fd, nil, nil)
         defer { close(connection); client.waitUntilExit() }
         let peer = try PeerCredentials.read(socket: connection)
-        #expect(peer.executable == nil && peer.unverifiedExecutable == .init(path: bot, why: "not the file at that path"), "\(peer)")
+        #expect(peer.executable == nil && peer.unverifiedExecutable == .init(path: bot, why: .notTheFileThere), "\(peer)")
 
         // A program at a path only the client's namespace has (as the system unit's agent has
         // no /home) cannot be checked.
@@ -130,7 +130,7 @@ struct PeerCredentialsTests {
         let second = accept(fd, nil, nil)
         defer { close(second); unseen.waitUntilExit() }
         let other = try PeerCredentials.read(socket: second)
-        #expect(other.executable == nil && other.unverifiedExecutable == .init(path: hidden + "/bot", why: "a path the agent cannot see to check"), "\(other)")
+        #expect(other.executable == nil && other.unverifiedExecutable == .init(path: hidden + "/bot", why: .unseen), "\(other)")
     }
 
     @Test func systemdUnitFromCgroup() {

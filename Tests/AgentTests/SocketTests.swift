@@ -541,7 +541,7 @@ struct SocketTests {
         #expect(out["before"]?["result"]?["sessionId"] != nil, "\(ran.stdout) \(ran.stderr)")
         let refused = out["after"]?["error"]
         #expect(refused?["data"]?["reason"] == "forbidden" && refused?["message"]?.stringValue?.contains(
-            "is bound to \(program.path), and this process does not run the file there: replaced on disk since it started; restart it") == true, "\(ran.stdout)")
+            "is bound to \(program.path), and this process is not proved to run the file there: replaced on disk since it started; restart it") == true, "\(ran.stdout)")
         #expect(out["info"]?["result"]?["client"]?.stringValue?.hasSuffix("\(program.path) (replaced on disk since it started)") == true, "\(ran.stdout)")
     }
 
