@@ -33,7 +33,7 @@ public struct Pinentry: Sendable {
             try session.set("SETDESC", pages.count == 1 ? page : "(\(i + 1)/\(pages.count))\n" + page)
             try session.set("SETOK", last ? ok : "Next")
             try session.set("SETCANCEL", cancel)
-            guard try session.transact("CONFIRM").ok else { return false }
+            guard try session.transact("CONFIRM").answered("CONFIRM").ok else { return false }
         }
         return true
     }
@@ -45,7 +45,7 @@ public struct Pinentry: Sendable {
         try session.set("SETTITLE", title)
         try session.set("SETDESC", description)
         try session.set("SETPROMPT", prompt)
-        let reply = try session.transact("GETPIN")
+        let reply = try session.transact("GETPIN").answered("GETPIN")
         guard reply.ok else { return nil }
         var data = reply.data
         defer { data.withUnsafeMutableBytes { SecretBytes.zero($0) } }
@@ -131,14 +131,23 @@ struct PinentryApproval: Sendable {
             guard let request = try? await agent.requestStatus(id, client: nil), request.status == .pending else { continue }
             let critical = request.review.highestSeverity?.rawValue == "critical"
             let text = "Session request from \(request.client)\n\n" + request.review.text()
-            let approved = (try? await Self.dialog(dialogs) { [pinentry] in
-                guard try pinentry.confirm(title: "session-agent: approve a session?", text: text, ok: critical ? "Continue" : "Approve", cancel: "Deny") else { return false }
-                guard critical else { return true }
-                var typed = try pinentry.secret(title: "session-agent", description: "This request has CRITICAL risks. Type approve to approve it.", prompt: "Confirm:")
-                defer { typed = nil }
-                return typed?.withUnsafeBytes { Array($0) == Array("approve".utf8) } ?? false
-            }) ?? false
             let approver = "pinentry (uid \(getuid()))"
+            let approved: Bool
+            do {
+                approved = try await Self.dialog(dialogs) { [pinentry] in
+                    guard try pinentry.confirm(title: "session-agent: approve a session?", text: text, ok: critical ? "Continue" : "Approve", cancel: "Deny") else { return false }
+                    guard critical else { return true }
+                    var typed = try pinentry.secret(title: "session-agent", description: "This request has CRITICAL risks. Type approve to approve it.", prompt: "Confirm:")
+                    defer { typed = nil }
+                    return typed?.withUnsafeBytes { Array($0) == Array("approve".utf8) } ?? false
+                }
+            } catch {
+                // A dialog that could not be shown (no terminal or display, a broken program) is
+                // no person's denial, and is not told as one: not a silent refusal, as ssh-agent's
+                // without an askpass.
+                _ = try? await agent.decide(id, approve: false, approver: approver, reason: "the pinentry dialog failed: \(error)")
+                continue
+            }
             guard approved else {
                 _ = try? await agent.decide(id, approve: false, approver: approver, reason: "denied at the pinentry dialog")
                 continue
@@ -187,11 +196,30 @@ final class AssuanSession: @unchecked Sendable {
         var ok: Bool
         var data: [UInt8]
         var error: String
+
+        /// An ERR that is the person's answer (Cancel, Deny, closing the dialog), not a failure to
+        /// ask: its gpg-error code is GPG_ERR_CANCELED, GPG_ERR_NOT_CONFIRMED or
+        /// GPG_ERR_FULLY_CANCELED.
+        var cancelled: Bool {
+            let words = error.split(separator: " ")
+            guard words.count > 1, let code = UInt32(words[1]) else { return false }
+            return [99, 114, 198].contains(code & 0xFFFF)
+        }
+
+        /// The reply, when it is OK or the person's cancel; throws for a failure to ask.
+        func answered(_ command: String) throws -> Reply {
+            guard ok || cancelled else { throw PinentryError(description: "pinentry could not ask (\(command)): \(error)") }
+            return self
+        }
     }
 
     var watchdog: DispatchWorkItem?
+    /// Set when the watchdog ended a dialog nobody answered in time.
+    let timedOut = Atomic<Bool>(false)
+    let timeout: TimeInterval
 
     init(_ command: [String], timeout: TimeInterval) throws {
+        self.timeout = timeout
         guard let program = command.first else { throw PinentryError(description: "no pinentry program configured") }
         // Spawned with no signal blocked and SIGTERM and SIGINT at their defaults: the threads
         // that start dialogs descend from libdispatch's workers, which block those signals, and a
@@ -217,7 +245,10 @@ final class AssuanSession: @unchecked Sendable {
         guard spawned == 0 else { throw PinentryError(description: "cannot start \(program): \(String(cString: strerror(spawned)))") }
         pid = child
         Self.open.withLock { _ = $0.insert(child) }
-        let watchdog = DispatchWorkItem { kill(child, SIGKILL) }
+        let watchdog = DispatchWorkItem { [weak self] in
+            self?.timedOut.store(true, ordering: .relaxed)
+            kill(child, SIGKILL)
+        }
         DispatchQueue.global().asyncAfter(deadline: .now() + timeout, execute: watchdog)
         self.watchdog = watchdog
         let greeting: Reply
@@ -249,13 +280,18 @@ final class AssuanSession: @unchecked Sendable {
         close()
     }
 
-    /// Says goodbye and waits for the child to exit.
+    /// Says goodbye and waits for the child to exit. A program that does not go when told is
+    /// ended after 2 s: a dialog thread waiting on it for ever held up every dialog after it.
     func close() {
         watchdog?.cancel()
         try? toChild.write(contentsOf: Data("BYE\n".utf8))
         try? toChild.close()
+        try? fromChild.close()
+        let straggler = DispatchWorkItem { [pid] in kill(pid, SIGKILL) }
+        DispatchQueue.global().asyncAfter(deadline: .now() + 2, execute: straggler)
         var status: Int32 = 0
         while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        straggler.cancel()
         Self.open.withLock { _ = $0.remove(pid) }
     }
 
@@ -294,6 +330,7 @@ final class AssuanSession: @unchecked Sendable {
             if line.starts(with: Array("OK".utf8)) { return Reply(ok: true, data: data, error: "") }
             if line.starts(with: Array("ERR".utf8)) { return Reply(ok: false, data: [], error: String(decoding: line, as: UTF8.self)) }
             if line.starts(with: Array("D ".utf8)) { data += Self.unescape(line.dropFirst(2)) }
+            guard data.count <= SecretFile.maximumSize else { throw PinentryError(description: "pinentry sent more data than any passphrase or PIN") }
             // S (status), # (comments) and INQUIRE-free dialogs need nothing more.
         }
     }
@@ -306,8 +343,13 @@ final class AssuanSession: @unchecked Sendable {
                 buffer.removeSubrange(...newline)
                 return line
             }
+            // Assuan lines hold 1,000 bytes; a program that sends far longer ones is no pinentry,
+            // and is not read until memory runs out.
+            guard buffer.count <= 4096 else { throw PinentryError(description: "pinentry sent a line longer than Assuan allows") }
             let chunk = fromChild.availableData
-            guard !chunk.isEmpty else { throw PinentryError(description: "pinentry closed the conversation") }
+            guard !chunk.isEmpty else {
+                throw PinentryError(description: timedOut.load(ordering: .relaxed) ? "nobody answered the dialog within \(Int(timeout)) s" : "pinentry closed the conversation")
+            }
             buffer += chunk
         }
     }

@@ -191,6 +191,30 @@ struct PinentryTests {
 
     /// An agent that stops (systemctl stop, Ctrl-C) takes its dialog with it instead of leaving
     /// it on the person's terminal.
+    /// A dialog that cannot be shown (a pinentry with no terminal or display, a broken program)
+    /// is no person's denial: the request fails saying why, in its answer and the audit log,
+    /// and a program that sends without end is not read until memory runs out.
+    @Test func aPinentryThatCannotAskIsNotADenial() throws {
+        let programs = [
+            ("echo OK; while read l; do case \"$l\" in CONFIRM*) echo 'ERR 83918950 Inappropriate ioctl for device <Pinentry>';; *) echo OK;; esac; done",
+             "the pinentry dialog failed: pinentry could not ask (CONFIRM): ERR 83918950 Inappropriate ioctl for device <Pinentry>"),
+            ("echo OK; exec cat /dev/zero", "the pinentry dialog failed: pinentry sent a line longer than Assuan allows"),
+            // Nor does one that does not go when told hold up the dialogs after it.
+            ("trap '' TERM PIPE; echo OK; while read l; do echo 'ERR 1 broken'; done; exec sleep 1000",
+             "the pinentry dialog failed: pinentry refused SETTITLE: ERR 1 broken"),
+        ]
+        for (script, reason) in programs {
+            let agent = try AgentProcess(rules: "default = \"ask\"", extraConfig: "pinentry = [\"/bin/sh\", \"-c\", \"\(script.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\""))\"]")
+            try agent.start()
+            let client = try AgentClient(path: agent.clientSocket)
+            for _ in 0..<2 {
+                let id = try Self.ask(client)
+                let status = try client.call("session_wait", JSONObject(["id": .string(id), "timeout": JSONValue(20)]))
+                #expect(status["status"] == "denied" && status["reason"]?.stringValue?.contains(reason) == true, "\(script): \(status.serialized)")
+            }
+        }
+    }
+
     @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: program) || ProcessInfo.processInfo.environment["CI"] != nil, "pinentry-curses is not installed"))
     func aStoppedAgentLeavesNoDialogBehind() throws {
         let terminal = try Terminal()
