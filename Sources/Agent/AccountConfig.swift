@@ -1,4 +1,5 @@
 import EthereumCore
+import SessionStore
 import SmartSessions
 
 /// A smart account the agent enables sessions for: how it routes ERC-1271 signatures and
@@ -94,4 +95,9 @@ public struct AgentError: Error, Equatable, Sendable, CustomStringConvertible {
     public static func notFound(_ what: String) -> AgentError { AgentError("not_found", "\(what) not found") }
 
     public var description: String { message }
+}
+
+extension AgentError {
+    /// The store's error as the agent answers it: its reason, in its words.
+    init(_ error: StoreError) { self.init(error.reason, "\(error)") }
 }

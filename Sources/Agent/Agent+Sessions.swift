@@ -56,7 +56,7 @@ extension Agent {
             let wanted = limit - page.count
             let batch: [StoredSession]
             do { batch = try store.sessions(uid: client?.uid, liveAt: live ? clock() : nil, after: cursor, limit: wanted) } catch {
-                throw AgentError(error.reason, "\(error)")
+                throw AgentError(error)
             }
             page += batch.filter { s in client.map { Self.binding(s.client, admits: $0) } ?? true }
             guard batch.count == wanted, let last = batch.last else { break }
@@ -74,7 +74,7 @@ extension Agent {
         let waiter = CommitWaiter()
         let (signed, durable) = try signer.sign(.init(sessionId: sessionId, client: client, chainId: chainId, entryPoint: entryPoint, version: version,
                                                       operation: operation, forceMode: forceMode), whenDurable: waiter.complete)
-        if durable, case .failure(let error) = await waiter.wait() { throw AgentError(error.reason, "\(error)") }
+        if durable, case .failure(let error) = await waiter.wait() { throw AgentError(error) }
         return signed
     }
 
@@ -91,7 +91,7 @@ extension Agent {
             try store.audit("export", .object(JSONObject(["session": .string(sessionId), "client": .string(client.description)])), at: clock())
             logger.notice("session \(sessionId): its key was exported to \(client)")
             return key
-        } catch { throw AgentError(error.reason, "\(error)") }
+        } catch { throw AgentError(error) }
     }
 
     /// Revokes the session; returns when it was revoked. A session revoked already stays as it
@@ -107,6 +107,6 @@ extension Agent {
             try store.audit("revoke", .object(JSONObject(["session": .string(sessionId)])), at: now)
             logger.info("session \(sessionId) revoked \(client.map { "by \($0)" } ?? "on the control socket")")
             return (now, false)
-        } catch { throw AgentError(error.reason, "\(error)") }
+        } catch { throw AgentError(error) }
     }
 }

@@ -177,7 +177,7 @@ public actor Agent {
         var holdings: ClientHoldings?
         if let rules, rules.looksAtHoldings {
             let held: Int
-            do { held = try store.liveSessionCount(uid: client.uid, at: now) } catch { throw AgentError(error.reason, "\(error)") }
+            do { held = try store.liveSessionCount(uid: client.uid, at: now) } catch { throw AgentError(error) }
             holdings = ClientHoldings(liveSessions: held + approving.count { pending[$0]?.client.uid == client.uid })
         }
         // Before anyone is asked: a request the log cannot hold is not taken.
@@ -187,7 +187,7 @@ public actor Agent {
                 "permissionId": .string(compiled.permissionId.hex), "multichainDigest": .string(request.review.multichainDigest.hex),
                 "renderingHash": .string(renderingHash.hex),
             ])), at: now)
-        } catch { throw AgentError(error.reason, "\(error)") }
+        } catch { throw AgentError(error) }
         pending[id] = request
         undecided[client.uid, default: 0] += 1
         logger.info("request \(id) from \(client): account \(compiled.account.checksummed), permissionId \(compiled.permissionId.hex)")
@@ -339,7 +339,7 @@ public actor Agent {
                 throw AgentError("locked", "the session-key store was locked while the owners signed, so the session could not be stored; unlock it and approve again: the request is still pending")
             }
             _ = finish(id, .failed, reason: "\(error)", approver: approver)
-            throw AgentError(error.reason, "\(error)")
+            throw AgentError(error)
         }
         return finish(id, .approved, reason: approval, approver: approver, sessionId: sessionId, signedBy: signers)
     }
@@ -389,7 +389,7 @@ public actor Agent {
     /// Adds (or replaces) an account, remembered in the store across restarts.
     public func addAccount(_ account: AccountConfig) throws(AgentError) {
         guard !fixedAccounts.contains(account.address) else { throw AgentError("forbidden", "\(account.address) is defined in the configuration file") }
-        do { try store.registerAccount(address: account.address.checksummed, config: account.json, at: clock()) } catch { throw AgentError(error.reason, "\(error)") }
+        do { try store.registerAccount(address: account.address.checksummed, config: account.json, at: clock()) } catch { throw AgentError(error) }
         logger.notice("account \(account.address.checksummed) \(accounts[account.address] == nil ? "added" : "replaced")")
         accounts[account.address] = account
     }
@@ -409,7 +409,7 @@ public actor Agent {
     public func addOwner(_ owner: any OwnerSigner, registration: SessionStore.RegisteredOwner, custody: PKCS11KeyCustody? = nil) throws(AgentError) {
         let address = owner.identity.address
         guard !fixedOwners.contains(address) else { throw AgentError("forbidden", "\(address) is defined in the configuration file") }
-        do { try store.registerOwner(registration, custody: custody?.rawValue, at: clock()) } catch { throw AgentError(error.reason, "\(error)") }
+        do { try store.registerOwner(registration, custody: custody?.rawValue, at: clock()) } catch { throw AgentError(error) }
         logger.log(level: custody == .exportable ? .warning : .notice,
                    "owner \(address.checksummed) \(owners[address] == nil ? "added" : "replaced"): \(registration.backend) \(registration.location)\(custody.map { "; its private key: \($0)" } ?? "")")
         owners[address] = owner
@@ -424,7 +424,7 @@ public actor Agent {
     func unregister(_ kind: SessionStore.Registration, _ address: Address, fixed: Set<Address>) throws(AgentError) {
         guard !fixed.contains(address) else { throw AgentError("forbidden", "\(address) is defined in the configuration file") }
         let removed: Bool
-        do { removed = try store.unregister(kind, address: address.checksummed, at: clock()) } catch { throw AgentError(error.reason, "\(error)") }
+        do { removed = try store.unregister(kind, address: address.checksummed, at: clock()) } catch { throw AgentError(error) }
         guard removed else { throw .notFound("\(kind == .owner ? "owner" : "account") \(address)") }
     }
 
@@ -483,7 +483,7 @@ public actor Agent {
     public func storeState() throws(AgentError) -> (locked: Bool, reason: String?, protection: DataKeyProtection?, tokenPresent: Bool?) {
         let locked = store.isLocked
         let protection: DataKeyProtection?
-        do { protection = try store.protection } catch { throw AgentError(error.reason, "\(error)") }
+        do { protection = try store.protection } catch { throw AgentError(error) }
         return (locked, locked ? lockCause?.reason ?? "locked" : nil, protection, storeTokenPresent)
     }
 
@@ -560,7 +560,7 @@ public actor Agent {
     /// needed from them: store_pin_file gives the PIN, or the token wants no login now.
     public func unlockAsks() async throws(AgentError) -> (prompt: String, onDevice: Bool, new: Bool)? {
         let (protection, initialized): (DataKeyProtection?, Bool)
-        do { (protection, initialized) = (try store.protection, try store.isInitialized) } catch { throw AgentError(error.reason, "\(error)") }
+        do { (protection, initialized) = (try store.protection, try store.isInitialized) } catch { throw AgentError(error) }
         guard case .token(let uri) = protection else {
             return initialized ? ("Passphrase of the session-key store", false, false) : ("New passphrase for the session-key store", false, true)
         }
@@ -592,7 +592,7 @@ public actor Agent {
                 guard let secret else { throw StoreError.wrongPassphrase }
                 if try store.isInitialized { try store.unlock(passphrase: secret) } else { try store.initialize(passphrase: secret) }
             }
-        } catch { throw AgentError(error.reason, "\(error)") }
+        } catch { throw AgentError(error) }
     }
 
     // The audit log is read and pruned off the actor: a long log keeps neither requests nor
@@ -609,11 +609,11 @@ public actor Agent {
             case .success(let n): return (true, n, nil, head, start)
             case .failure(let e): return (false, 0, "\(e)", head, start)
             }
-        } catch { throw AgentError(error.reason, "\(error)") }
+        } catch { throw AgentError(error) }
     }
 
     public nonisolated func auditEntries(after seq: Int64?, kind: String?, limit: Int) throws(AgentError) -> [SessionStore.AuditEntry] {
-        do { return try store.auditEntries(after: seq, kind: kind, limit: limit) } catch { throw AgentError(error.reason, "\(error)") }
+        do { return try store.auditEntries(after: seq, kind: kind, limit: limit) } catch { throw AgentError(error) }
     }
 
     /// Removes the audit entries through entry `seq`, or through the last one written before
@@ -625,13 +625,13 @@ public actor Agent {
             guard let through, let pruned = try store.pruneAudit(through: through, at: clock()) else { return nil }
             logger.notice("audit entries through \(pruned.through) pruned (\(pruned.removed)); the log now starts after hash \(pruned.hash)")
             return pruned
-        } catch { throw AgentError(error.reason, "\(error)") }
+        } catch { throw AgentError(error) }
     }
 
     /// Removes the sessions that ended (revoked, or expired) before `time`; returns how many.
     public nonisolated func pruneSessions(endedBefore time: UInt64) throws(AgentError) -> Int {
         let ids: Set<String>
-        do { ids = Set(try store.pruneSessions(endedBefore: time, at: clock())) } catch { throw AgentError(error.reason, "\(error)") }
+        do { ids = Set(try store.pruneSessions(endedBefore: time, at: clock())) } catch { throw AgentError(error) }
         signer.forget { id, _ in ids.contains(id) }
         if !ids.isEmpty { logger.notice("\(ids.count) session\(ids.count == 1 ? "" : "s") that ended before \(time) pruned") }
         return ids.count

@@ -83,7 +83,7 @@ public struct AgentRPC: Sendable {
             waiter.whenComplete { committed in
                 switch committed {
                 case .success: reply(JSONRPC.result(id, Self.json(signed)))
-                case .failure(let error): reply(JSONRPC.error(id, AgentError(error.reason, "\(error)")))
+                case .failure(let error): reply(JSONRPC.error(id, AgentError(error)))
                 }
             }
         } catch {

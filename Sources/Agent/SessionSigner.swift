@@ -159,7 +159,7 @@ final class SessionSigner: @unchecked Sendable {
             }
             active[id] = session
             return session
-        } catch { throw AgentError(error.reason, "\(error)") }
+        } catch { throw AgentError(error) }
     }
 
     /// Forgets sessions (revoked, expired, or all of them when the agent is locked); the next

@@ -276,7 +276,12 @@ public final class SessionStore: @unchecked Sendable {
 
     /// Whether a data key was ever created.
     public var isInitialized: Bool {
-        get throws(StoreError) { try snapshot { try String.fetchOne($0, sql: "SELECT value FROM meta WHERE key = 'data_key'") } != nil }
+        get throws(StoreError) { try snapshot(Self.storedDataKey) != nil }
+    }
+
+    /// The wrapped data key's JSON text, nil before the store is initialised.
+    static func storedDataKey(_ db: Database) throws -> String? {
+        try String.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'data_key'")
     }
 
     public var isLocked: Bool { lock.withLock { dataKey == nil } }
@@ -288,7 +293,7 @@ public final class SessionStore: @unchecked Sendable {
         let wrapped = try key.wrap(passphrase: passphrase, n: scryptN)
         try run { db in
             // Checked again under the writer: another process may have made one meanwhile.
-            guard try String.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'data_key'") == nil else { throw StoreError.corrupt("the store already has a data key") }
+            guard try Self.storedDataKey(db) == nil else { throw StoreError.corrupt("the store already has a data key") }
             try db.execute(sql: "INSERT INTO meta (key, value) VALUES ('data_key', ?)", arguments: [wrapped.json.serialized])
         }
         lock.withLock { dataKey = key }
@@ -344,7 +349,7 @@ public final class SessionStore: @unchecked Sendable {
 
     /// The data key as the file keeps it wrapped; nil before the store is initialised.
     private func storedWrapping() throws(StoreError) -> WrappedDataKey? {
-        guard let text = try snapshot({ try String.fetchOne($0, sql: "SELECT value FROM meta WHERE key = 'data_key'") }) else { return nil }
+        guard let text = try snapshot(Self.storedDataKey) else { return nil }
         return try WrappedDataKey(json: text)
     }
 
@@ -419,10 +424,13 @@ public final class SessionStore: @unchecked Sendable {
         return s
     }
 
+    /// The sessions neither revoked nor expired at a time (the argument).
+    static let liveAt = "revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?)"
+
     /// How many sessions of `uid` are live at `time`: neither revoked nor expired.
     public func liveSessionCount(uid: UInt32, at time: UInt64) throws(StoreError) -> Int {
         try snapshot { db in
-            try Int.fetchOne(db, sql: "SELECT count(*) FROM sessions WHERE client_uid = ? AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?)",
+            try Int.fetchOne(db, sql: "SELECT count(*) FROM sessions WHERE client_uid = ? AND \(Self.liveAt)",
                              arguments: [Int64(uid), Int64(clamping: time)]) ?? 0
         }
     }
@@ -439,7 +447,7 @@ public final class SessionStore: @unchecked Sendable {
             arguments += [Int64(uid)]
         }
         if let liveAt {
-            conditions.append("revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?)")
+            conditions.append(Self.liveAt)
             arguments += [Int64(clamping: liveAt)]
         }
         if let after {

@@ -166,10 +166,11 @@ struct AuditExport: ParsableCommand {
         try report(output) {
             let control = try connectControl(socket)
             var after = after
+            let most = 10_000   // the most `audit_show` answers at once
             while true {
-                let page = try remote { try control.call("audit_show", JSONObject(["after": JSONValue(Int(after)), "limit": JSONValue(10_000)])) }.arrayValue ?? []
+                let page = try remote { try control.call("audit_show", JSONObject(["after": JSONValue(Int(after)), "limit": JSONValue(most)])) }.arrayValue ?? []
                 for entry in page { print(entry.serialized) }
-                guard page.count == 10_000, case .number(let last)? = page.last?["seq"], let seq = Int64(last) else { break }
+                guard page.count == most, case .number(let last)? = page.last?["seq"], let seq = Int64(last) else { break }
                 after = seq
             }
             return .streamed

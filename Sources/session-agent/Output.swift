@@ -77,15 +77,19 @@ extension ParsableCommand {
 /// it takes (the agent takes a line of 1 MiB). `/dev/zero` is refused, not read until memory runs out.
 let maximumInputSize = 64 << 20
 
+/// Opens a named file, or standard input for `-` or no argument; `name` is how errors call it.
+func openInput(_ path: String?) throws -> (handle: FileHandle, name: String) {
+    guard let path, path != "-" else { return (.standardInput, "standard input") }
+    do { return (try FileHandle(forReadingFrom: URL(fileURLWithPath: path)), path) } catch {
+        throw CommandFailure(message: "cannot read \(path): \(systemWords(error))", reason: "not_found")
+    }
+}
+
 /// Reads a named file, or standard input for `-` or no argument.
 func readInput(_ path: String?) throws -> [UInt8] {
-    let standardInput = path == nil || path == "-"
-    let name = standardInput ? "standard input" : path!
+    let (handle, name) = try openInput(path)
     let data: Data
-    do {
-        let handle = standardInput ? FileHandle.standardInput : try FileHandle(forReadingFrom: URL(fileURLWithPath: name))
-        data = try handle.read(upToCount: maximumInputSize + 1) ?? Data()
-    } catch {
+    do { data = try handle.read(upToCount: maximumInputSize + 1) ?? Data() } catch {
         throw CommandFailure(message: "cannot read \(name): \(systemWords(error))", reason: "not_found")
     }
     guard data.count <= maximumInputSize else {
@@ -99,10 +103,7 @@ func readInput(_ path: String?) throws -> [UInt8] {
 /// A line longer than 16 MiB, far longer than any audit entry, is refused (`/dev/zero` has none).
 func forEachLine(of path: String, _ body: (Int, ArraySlice<UInt8>) throws -> Void) throws {
     let maximumLine = 16 << 20
-    let handle: FileHandle
-    do { handle = path == "-" ? .standardInput : try FileHandle(forReadingFrom: URL(fileURLWithPath: path)) } catch {
-        throw CommandFailure(message: "cannot read \(path): \(systemWords(error))", reason: "not_found")
-    }
+    let (handle, name) = try openInput(path)
     var pending: [UInt8] = []
     var number = 0
     while let chunk = try handle.read(upToCount: 1 << 20), !chunk.isEmpty {
@@ -117,7 +118,7 @@ func forEachLine(of path: String, _ body: (Int, ArraySlice<UInt8>) throws -> Voi
         }
         pending.removeFirst(start)
         guard pending.count <= maximumLine else {
-            throw CommandFailure(message: "\(path): line \(number + 1) goes on past \(maximumLine >> 20) MiB", reason: "bad_request")
+            throw CommandFailure(message: "\(name): line \(number + 1) goes on past \(maximumLine >> 20) MiB", reason: "bad_request")
         }
     }
     if !pending.isEmpty { try body(number + 1, pending[...]) }
