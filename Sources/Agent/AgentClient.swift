@@ -6,7 +6,8 @@ import Glibc
 
 /// A blocking JSON-RPC client for the agent's sockets, for the CLI, tests and the benchmark.
 public final class AgentClient {
-    let fd: Int32
+    /// The connected socket, for a caller that polls it.
+    public let fd: Int32
     private var buffer: [UInt8] = []
     /// Where recv writes; kept, so a call does not allocate and clear 64 KiB.
     private var chunk = [UInt8](repeating: 0, count: 65536)

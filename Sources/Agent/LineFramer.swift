@@ -11,9 +11,13 @@ enum Frame: Sendable {
 
 /// Newline framing with a size limit and a deadline for the rest of a message once part of it
 /// has arrived (a client may stay connected idle, but not half-way through a message).
-final class LineFramer: ChannelInboundHandler {
+/// The deadline runs only while the connection reads: while the handler after it holds reads
+/// back (requests waiting their turn), the rest may sit unread in the socket.
+final class LineFramer: ChannelDuplexHandler {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = Frame
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
 
     let maximumSize: Int
     let partialTimeout: TimeAmount
@@ -41,7 +45,10 @@ final class LineFramer: ChannelInboundHandler {
         buffer!.discardReadBytes()
         deadline?.cancel()
         deadline = nil
-        if buffer!.readableBytes > 0 {
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if deadline == nil, !failed, let buffer, buffer.readableBytes > 0 {
             let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
             deadline = context.eventLoop.scheduleTask(in: partialTimeout) {
                 let (framer, context) = loopBound.value
@@ -51,6 +58,7 @@ final class LineFramer: ChannelInboundHandler {
                 context.fireChannelReadComplete()
             }
         }
+        context.read()
     }
 
     private func fail(_ context: ChannelHandlerContext, _ frame: Frame) {

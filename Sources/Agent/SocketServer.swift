@@ -165,7 +165,9 @@ public final class ConnectionCounts: Sendable {
 /// One connection: its peer checked once, then one request at a time, answered in order.
 /// Signing requests are answered on the event loop itself (`AgentRPC.respondOnThisThread`);
 /// the others go to the agent's actor. While requests wait their turn, no more is read from the
-/// socket, so a client that sends without reading holds back only itself.
+/// socket, and while answers wait for the client to read them, no more is answered: a client
+/// that sends without reading holds back only itself, and holds at most one answer in the
+/// agent's memory.
 final class RPCConnection: ChannelDuplexHandler {
     typealias InboundIn = Frame
     typealias OutboundIn = Never
@@ -227,6 +229,11 @@ final class RPCConnection: ChannelDuplexHandler {
         next()
     }
 
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable { next() }
+        context.fireChannelWritabilityChanged()
+    }
+
     func read(context: ChannelHandlerContext) {
         if waiting.count >= Self.backlog { readHeld = true } else { context.read() }
     }
@@ -238,7 +245,7 @@ final class RPCConnection: ChannelDuplexHandler {
         guard !draining else { return }
         draining = true
         defer { draining = false }
-        while let context, let client, !busy, !waiting.isEmpty {
+        while let context, let client, !busy, context.channel.isWritable, !waiting.isEmpty {
             let frame = waiting.removeFirst()
             if readHeld, waiting.count < Self.backlog {
                 readHeld = false

@@ -473,6 +473,62 @@ struct SocketTests {
         }
     }
 
+    /// A client that sends without reading its answers is stopped at the socket: while its
+    /// answers wait to be read the agent answers no more, so it reads no more, and the client's
+    /// sends block. The agent used to answer on and keep every answer: a client sending
+    /// `session_list` for 20 s without reading grew it by 700 MB.
+    @Test func aClientThatDoesNotReadIsNotAnsweredWithoutEnd() throws {
+        let agent = try AgentProcess()
+        try agent.start()
+        let bystander = try AgentClient(path: agent.clientSocket), flooder = try AgentClient(path: agent.clientSocket)
+        let request = Array((JSONValue.object(JSONObject(["jsonrpc": "2.0", "id": JSONValue(1), "method": "agent_info"])).serialized + "\n").utf8)
+        let batch = Array([[UInt8]](repeating: request, count: 100).joined())
+        let limit = 100_000
+        _ = fcntl(flooder.fd, F_SETFL, fcntl(flooder.fd, F_GETFL) | O_NONBLOCK)
+        var sent = 0   // bytes
+        while sent < limit * request.count {
+            let n = batch[(sent % batch.count)...].withUnsafeBytes { send(flooder.fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            if n > 0 { sent += n; continue }
+            try #require(errno == EAGAIN, "send: \(String(cString: strerror(errno)))")
+            var writable = pollfd(fd: flooder.fd, events: Int16(POLLOUT), revents: 0)
+            if poll(&writable, 1, 3000) == 0 { break }   // the agent reads no more
+        }
+        #expect(sent / request.count < limit / 10, "the agent took \(sent / request.count) requests while none of its answers was read")
+        #expect(try bystander.call("agent_info")["version"] == "0.1.0", "others are served meanwhile")
+
+        // Once the client reads, each request it sent is answered.
+        _ = fcntl(flooder.fd, F_SETFL, fcntl(flooder.fd, F_GETFL) & ~O_NONBLOCK)
+        try flooder.sendRaw(Array(request[(sent % request.count)...]))
+        var answered = 0
+        for _ in 0..<((sent + request.count - 1) / request.count) where try flooder.readLine()?["result"]?["version"] == "0.1.0" { answered += 1 }
+        #expect(answered == (sent + request.count - 1) / request.count)
+    }
+
+    /// A message whose rest arrived while the requests before it waited their turn (for a
+    /// person's decision, here) is not cut off as incomplete: the rest sat unread in the socket.
+    @Test func aMessageWaitingItsTurnIsNotCutOffAsIncomplete() throws {
+        let agent = try AgentProcess(rules: "default = \"ask\"", extraConfig: "partial_message_timeout = \"1s\"")
+        try agent.start()
+        let client = try AgentClient(path: agent.clientSocket), control = try AgentClient(path: agent.controlSocket)
+        let pending = try #require(try client.call("session_request", JSONObject(["request": Self.example]))["id"])
+        let wait = JSONValue.object(JSONObject(["jsonrpc": "2.0", "id": JSONValue(1), "method": "session_wait",
+                                                "params": .object(JSONObject(["id": pending, "timeout": JSONValue(60)]))])).serialized + "\n"
+        let last = Array("{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"agent_info\"}\n".utf8)
+        // More waits than the agent takes in at once (16), then the start of one more message;
+        // its rest comes while the waits wait, and stays unread past partial_message_timeout.
+        try client.sendRaw(Array(String(repeating: wait, count: 20).utf8) + last[..<20])
+        Thread.sleep(forTimeInterval: 0.3)
+        try client.sendRaw(Array(last[20...]))
+        Thread.sleep(forTimeInterval: 2)
+        _ = try control.call("pending_decide", JSONObject(["id": pending, "approve": false]))
+        for _ in 0..<20 {
+            let answer = try #require(try client.readLine())
+            #expect(answer["result"]?["status"] == "denied", "\(answer.serialized.prefix(200))")
+        }
+        let answer = try #require(try client.readLine())
+        #expect(answer["result"]?["version"] == "0.1.0", "\(answer.serialized.prefix(200))")
+    }
+
     /// Signatures that change no state leave before their audit entries reach the disk; a clean
     /// stop (SIGTERM) writes those entries first.
     @Test func aCleanStopKeepsTheAuditEntryOfEverySignature() throws {
