@@ -7,6 +7,10 @@ enum Frame: Sendable {
     case oversized
     /// Part of a message arrived, then nothing for too long.
     case stalled
+
+    var size: Int {
+        if case .line(let line) = self { line.readableBytes } else { 0 }
+    }
 }
 
 /// Newline framing with a size limit and a deadline for the rest of a message once part of it

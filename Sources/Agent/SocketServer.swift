@@ -182,6 +182,9 @@ final class RPCConnection: ChannelDuplexHandler {
     /// Set once the connection counts against its uid's share.
     private var counted: ConnectionCounts.Key?
     private var waiting: [Frame] = []
+    /// The size of the waiting lines: reading stops at 16 requests or 1 MiB, whichever comes
+    /// first, so that a uid's connections, each held up by a slow request, hold little memory.
+    private var waitingBytes = 0
     private var busy = false
     private var readHeld = false
     private var draining = false
@@ -225,7 +228,9 @@ final class RPCConnection: ChannelDuplexHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        waiting.append(unwrapInboundIn(data))
+        let frame = unwrapInboundIn(data)
+        waiting.append(frame)
+        waitingBytes += frame.size
         next()
     }
 
@@ -235,8 +240,10 @@ final class RPCConnection: ChannelDuplexHandler {
     }
 
     func read(context: ChannelHandlerContext) {
-        if waiting.count >= Self.backlog { readHeld = true } else { context.read() }
+        if backlogFull { readHeld = true } else { context.read() }
     }
+
+    private var backlogFull: Bool { waiting.count >= Self.backlog || waitingBytes >= JSONRPC.maximumMessageSize }
 
     /// Takes the waiting requests in turn while the previous one has been answered. Answers
     /// given on this thread come back through `answer` while the loop runs; `draining` keeps
@@ -247,7 +254,8 @@ final class RPCConnection: ChannelDuplexHandler {
         defer { draining = false }
         while let context, let client, !busy, context.channel.isWritable, !waiting.isEmpty {
             let frame = waiting.removeFirst()
-            if readHeld, waiting.count < Self.backlog {
+            waitingBytes -= frame.size
+            if readHeld, !backlogFull {
                 readHeld = false
                 context.read()
             }
@@ -286,6 +294,7 @@ final class RPCConnection: ChannelDuplexHandler {
     private func refuse(_ error: AgentError) {
         guard let context else { return }
         waiting.removeAll()
+        waitingBytes = 0
         context.writeAndFlush(wrapOutboundOut(ByteBuffer(string: JSONRPC.error(.null, error) + "\n"))).whenComplete { [channel = context.channel] _ in
             channel.close(promise: nil)
         }
