@@ -33,6 +33,8 @@ struct EthToolboxTests {
         #expect(encoded.stdout == "0x" + transferCalldata.dropFirst(10) + "\n")
         let decoded = try json(try Command.sessionAgent("eth", "abi-decode", "(address to, uint256 amount)", "0x" + String(transferCalldata.dropFirst(10)), "--json"))
         #expect(decoded == .object(JSONObject(["to": "0x000000000000000000000000000000000000bEEF", "amount": "5000000"])))
+        let bare = try Command.sessionAgent("eth", "abi-decode", "address,uint256", "0x" + String(transferCalldata.dropFirst(10)))
+        #expect(bare.stdout == "[0] (address): 0x000000000000000000000000000000000000bEEF\n[1] (uint256): 5000000\n", "types without parentheses: \(bare.stderr)")
         let packed = try Command.sessionAgent("eth", "abi-encode", "--packed", "(uint8,address,string)", "1", "0x000000000000000000000000000000000000bEEF", "hi")
         #expect(packed.stdout == "0x01000000000000000000000000000000000000beef6869\n")
 

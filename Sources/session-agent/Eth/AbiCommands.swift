@@ -1,11 +1,12 @@
 import ArgumentParser
 import EthereumCore
 
-/// A function signature, or a bare parameter list `(uint256,address)`.
+/// A function signature, or a bare parameter list: `(uint256,address)`, or without the
+/// parentheses, `uint256,address`, as `cast` and ethabi take types.
 func parseParameters(_ text: String) throws -> (name: String?, parameters: [ABIParameter]) {
     let trimmed = text.drop { $0 == " " }
-    if trimmed.hasPrefix("(") {
-        let f = try ABIFunction(parsing: "f" + trimmed)
+    if trimmed.hasPrefix("(") || !trimmed.contains("(") {
+        let f = try ABIFunction(parsing: trimmed.hasPrefix("(") ? "f" + trimmed : "f(" + trimmed + ")")
         return (nil, f.inputs)
     }
     let f = try ABIFunction(parsing: text)
@@ -40,7 +41,7 @@ struct AbiEncode: ParsableCommand {
             Example: session-agent eth abi-encode 'transfer(address,uint256)' 0x…beef 5000000
             """)
 
-    @Argument(help: "A signature or a parameter list: 'f(uint256,address)' or '(uint256,address)'.") var signature: String
+    @Argument(help: "A signature or a parameter list: 'f(uint256,address)', '(uint256,address)' or 'uint256,address'.") var signature: String
     @Argument(help: "One argument per parameter.") var arguments: [String] = []
     @Flag(help: "Use abi.encodePacked rules.") var packed = false
     @OptionGroup var output: OutputOptions
@@ -68,7 +69,7 @@ struct AbiDecode: ParsableCommand {
         commandName: "abi-decode",
         abstract: "Strictly decode ABI-encoded data (without a selector).")
 
-    @Argument(help: "A signature or a parameter list: '(uint256 amount,address to)'.") var signature: String
+    @Argument(help: "A signature or a parameter list: '(uint256 amount,address to)' or 'uint256,address'.") var signature: String
     @Argument(help: "0x-prefixed data.") var data: String
     @OptionGroup var output: OutputOptions
 
