@@ -18,7 +18,8 @@ public struct Pinentry: Sendable {
         self.timeout = timeout
     }
 
-    /// Assuan lines are at most 1,000 bytes; a description is cut into pages that fit.
+    /// Assuan lines are at most 1,000 bytes (pinentry exits on a longer one); a description is
+    /// cut into pages that fit, counted as they are sent: escaped.
     static let pageBytes = 800
 
     /// Shows `text` page by page; the last page's OK button says `ok`. True only if every page
@@ -69,20 +70,28 @@ public struct Pinentry: Sendable {
 
     static func pages(_ text: String) -> [String] {
         var pages: [String] = []
-        var current = ""
+        var current = "", size = 0
         for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
-            if !current.isEmpty, current.utf8.count + line.utf8.count + 1 > pageBytes {
+            var rest = Substring(line), restSize = AssuanSession.escapedSize(line)
+            if !current.isEmpty, size + 3 + restSize > pageBytes {
                 pages.append(current)
-                current = ""
+                (current, size) = ("", 0)
             }
-            // A single line longer than a page is cut (at character boundaries).
-            var rest = Substring(line)
-            while rest.utf8.count > pageBytes {
-                let cut = rest.index(rest.startIndex, offsetBy: pageBytes / 4)
-                pages.append(String(rest[..<cut]))
-                rest = rest[cut...]
+            // A line longer than a page is cut between code points (at most 4 bytes, or 3
+            // escaped): a character may carry any number of combining marks.
+            while restSize > pageBytes {
+                let cut = rest.unicodeScalars.index(rest.startIndex, offsetBy: pageBytes / 4)
+                let piece = String(rest.unicodeScalars[..<cut])
+                pages.append(piece)
+                restSize -= AssuanSession.escapedSize(piece)
+                rest = Substring(rest.unicodeScalars[cut...])
             }
-            current += (current.isEmpty ? "" : "\n") + rest
+            if !current.isEmpty {
+                current += "\n"
+                size += 3
+            }
+            current += rest
+            size += restSize
         }
         pages.append(current)
         return pages
@@ -352,6 +361,11 @@ final class AssuanSession: @unchecked Sendable {
             }
             buffer += chunk
         }
+    }
+
+    /// How many bytes `escape` makes of `s`.
+    static func escapedSize(_ s: some StringProtocol) -> Int {
+        s.utf8.reduce(0) { $0 + ($1 == UInt8(ascii: "%") || $1 == UInt8(ascii: "\r") || $1 == UInt8(ascii: "\n") ? 3 : 1) }
     }
 
     /// Assuan escapes %, CR and LF in arguments.

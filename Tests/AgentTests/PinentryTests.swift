@@ -1,4 +1,4 @@
-import Agent
+@testable import Agent
 import CLinuxShims
 import EthereumCore
 import Foundation
@@ -79,6 +79,25 @@ struct PinentryTests {
         }
         terminal.press("\r")
         return pages
+    }
+
+    /// Each page of a description fits an Assuan line as it is sent, escaped: pinentry exits on
+    /// a longer one. Whatever the text: short lines (each newline is sent as 3 bytes), percent
+    /// signs, long lines, a character with hundreds of combining marks. Nothing is left out.
+    @Test func everyPageFitsAnAssuanLine() {
+        var random = SplitMix64(seed: 7)
+        let pieces = ["", "a", "%", "%%%", "\r", "é", "🦊", "e" + String(repeating: "\u{301}", count: 300), String(repeating: "x", count: 900),
+                      String(repeating: "%", count: 500), "Spend at most 100 USDC a day on Sepolia"]
+        func withoutNewlines(_ s: String) -> [Unicode.Scalar] { s.unicodeScalars.filter { $0 != "\n" } }
+        for _ in 0..<300 {
+            let text = (0..<Int(random.next() % 400)).map { _ in pieces[Int(random.next() % UInt64(pieces.count))] + (random.next() % 3 == 0 ? "" : "\n") }.joined()
+            let pages = Pinentry.pages(text)
+            for (i, page) in pages.enumerated() {
+                let line = "SETDESC " + AssuanSession.escape("(\(i + 1)/\(pages.count))\n" + page)
+                #expect(line.utf8.count <= 1000, "\(line.utf8.count) bytes")
+            }
+            #expect(withoutNewlines(pages.joined()) == withoutNewlines(text))
+        }
     }
 
     /// The pinentry processes drawing on `tty`.
