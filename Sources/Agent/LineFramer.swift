@@ -65,6 +65,18 @@ final class LineFramer: ChannelDuplexHandler {
         context.read()
     }
 
+    /// A client that closes its side after its last request (`socat`, `nc -N`) is answered; a
+    /// last message without its newline is complete, as nothing more can come.
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if case .inputClosed = event as? ChannelEvent, !failed, let last = buffer, last.readableBytes > 0 {
+            buffer = nil
+            deadline?.cancel()
+            deadline = nil
+            context.fireChannelRead(wrapInboundOut(.line(last)))
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
     private func fail(_ context: ChannelHandlerContext, _ frame: Frame) {
         failed = true
         buffer = nil

@@ -73,6 +73,7 @@ public struct SocketServer: Sendable {
                 }
             }
             let bootstrap = ServerBootstrap(group: group).serverChannelOption(.backlog, value: 256)
+                .childChannelOption(.allowRemoteHalfClosure, value: true)
                 .serverChannelInitializer { [logger = rpc.agent.logger] channel in
                     channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(AcceptFailures(logger: logger)) }
                 }
@@ -187,6 +188,9 @@ final class RPCConnection: ChannelDuplexHandler {
     private var waitingBytes = 0
     private var busy = false
     private var readHeld = false
+    /// The client closed its side: once what it sent is answered, the connection is closed.
+    private var inputClosed = false
+    private var lastAnswer: EventLoopFuture<Void>?
     private var draining = false
     private static let backlog = 16
 
@@ -234,6 +238,12 @@ final class RPCConnection: ChannelDuplexHandler {
         next()
     }
 
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        guard case .inputClosed = event as? ChannelEvent else { return context.fireUserInboundEventTriggered(event) }
+        inputClosed = true
+        next()
+    }
+
     func channelWritabilityChanged(context: ChannelHandlerContext) {
         if context.channel.isWritable { next() }
         context.fireChannelWritabilityChanged()
@@ -265,6 +275,10 @@ final class RPCConnection: ChannelDuplexHandler {
             case .line(let line): take(line, client: client, loop: context.eventLoop)
             }
         }
+        if inputClosed, client != nil, !busy, waiting.isEmpty, let context {
+            let channel = context.channel
+            (lastAnswer ?? context.eventLoop.makeSucceededVoidFuture()).whenComplete { _ in channel.close(promise: nil) }
+        }
     }
 
     private func take(_ line: ByteBuffer, client: ClientIdentity, loop: EventLoop) {
@@ -286,7 +300,7 @@ final class RPCConnection: ChannelDuplexHandler {
     private func answer(_ text: String) {
         busy = false
         guard let context else { return }
-        context.writeAndFlush(wrapOutboundOut(ByteBuffer(string: text + "\n")), promise: nil)
+        lastAnswer = context.writeAndFlush(wrapOutboundOut(ByteBuffer(string: text + "\n")))
         next()
     }
 

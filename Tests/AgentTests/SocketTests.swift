@@ -543,6 +543,26 @@ struct SocketTests {
         return (sent + message.count - 1) / message.count
     }
 
+    /// A client that closes its side once it has sent its requests, as `socat` and `nc -N` do,
+    /// is answered, then the connection ends; its last message needs no newline. Such a client
+    /// used to get nothing.
+    @Test func aClientThatClosesItsSideIsStillAnswered() throws {
+        let agent = try AgentProcess()
+        try agent.start()
+        let client = try AgentClient(path: agent.clientSocket)
+        let session = try Self.requestSession(client)
+        let sign = JSONValue.object(JSONObject(["jsonrpc": "2.0", "id": JSONValue(2), "method": "session_signUserOperation", "params": .object(JSONObject([
+            "sessionId": .string(session), "chainId": JSONValue(11155111), "entryPoint": .string(EntryPointVersion.v07.canonicalAddress.checksummed),
+            "userOperation": Self.transferOp(1, nonce: 0),
+        ]))])).serialized
+        try client.sendRaw(Array("{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"session_list\"}\n\(sign)\n{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"agent_info\"}".utf8))
+        shutdown(client.fd, Int32(SHUT_WR))
+        #expect(try client.readLine()?["result"]?.arrayValue?.count == 1)
+        #expect(try client.readLine()?["result"]?["signature"] != nil)
+        #expect(try client.readLine()?["result"]?["version"] == "0.1.0")
+        #expect(try client.readLine() == nil)
+    }
+
     /// A message whose rest arrived while the requests before it waited their turn (for a
     /// person's decision, here) is not cut off as incomplete: the rest sat unread in the socket.
     @Test func aMessageWaitingItsTurnIsNotCutOffAsIncomplete() throws {
