@@ -563,6 +563,26 @@ struct SocketTests {
         #expect(try client.readLine() == nil)
     }
 
+    /// A client that goes away while its `session_wait` waits no longer holds its connection
+    /// (only a client that closes just its sending side is answered): a client restarted while
+    /// it waits is not locked out by its own earlier connections.
+    @Test func aClientThatGoesAwayWhileItWaitsFreesItsConnection() throws {
+        let agent = try AgentProcess(rules: "default = \"ask\"", extraConfig: "connections_per_uid = 2")
+        try agent.start()
+        let pending = try #require(try AgentClient(path: agent.clientSocket).call("session_request", JSONObject(["request": Self.example]))["id"])
+        let wait = JSONValue.object(JSONObject(["jsonrpc": "2.0", "id": JSONValue(1), "method": "session_wait",
+                                                "params": .object(JSONObject(["id": pending, "timeout": JSONValue(3600)]))])).serialized + "\n"
+        for _ in 0..<4 {
+            let gone = try AgentClient(path: agent.clientSocket)
+            try gone.sendRaw(Array(wait.utf8))
+        }
+        // The agent sees each close a moment after it happens.
+        let deadline = Date().addingTimeInterval(10)
+        var answer: Result<JSONValue, any Error>
+        repeat { answer = Result { try AgentClient(path: agent.clientSocket).call("agent_info") } } while (try? answer.get()) == nil && Date() < deadline
+        #expect(try answer.get()["version"] == "0.1.0")
+    }
+
     /// A message whose rest arrived while the requests before it waited their turn (for a
     /// person's decision, here) is not cut off as incomplete: the rest sat unread in the socket.
     @Test func aMessageWaitingItsTurnIsNotCutOffAsIncomplete() throws {
