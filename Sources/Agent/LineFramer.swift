@@ -43,7 +43,7 @@ final class LineFramer: ChannelDuplexHandler {
             guard length <= maximumSize else { return fail(context, .oversized) }
             let line = buffer!.readSlice(length: length)!
             buffer!.moveReaderIndex(forwardBy: 1)
-            if line.readableBytes > 0 { context.fireChannelRead(wrapInboundOut(.line(line))) }
+            if !Self.isBlank(line) { context.fireChannelRead(wrapInboundOut(.line(line))) }
         }
         if buffer!.readableBytes > maximumSize { return fail(context, .oversized) }
         buffer!.discardReadBytes()
@@ -68,13 +68,19 @@ final class LineFramer: ChannelDuplexHandler {
     /// A client that closes its side after its last request (`socat`, `nc -N`) is answered; a
     /// last message without its newline is complete, as nothing more can come.
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if case .inputClosed = event as? ChannelEvent, !failed, let last = buffer, last.readableBytes > 0 {
+        if case .inputClosed = event as? ChannelEvent, !failed, let last = buffer, !Self.isBlank(last) {
             buffer = nil
             deadline?.cancel()
             deadline = nil
             context.fireChannelRead(wrapInboundOut(.line(last)))
         }
         context.fireUserInboundEventTriggered(event)
+    }
+
+    /// A line of nothing but spaces, tabs and carriage returns (a client ending its lines with
+    /// CRLF, a person typing at `socat`) is no message and gets no answer, as an empty one.
+    static func isBlank(_ line: ByteBuffer) -> Bool {
+        line.readableBytesView.allSatisfy { $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") || $0 == UInt8(ascii: "\r") }
     }
 
     private func fail(_ context: ChannelHandlerContext, _ frame: Frame) {
