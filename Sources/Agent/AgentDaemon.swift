@@ -93,15 +93,16 @@ public enum AgentDaemon {
 
         // SIGTERM and SIGINT (systemctl stop, Ctrl-C) end the agent cleanly: the audit entries
         // still in memory go to disk first, and the PKCS#11 modules are finalized.
+        let stop: @Sendable (Int32) -> Never = { status in
+            agent.drain()
+            AssuanSession.closeAll()
+            PKCS11Provider.finalizeAll(waiting: .seconds(2))
+            exit(status)
+        }
         let stops = [SIGTERM, SIGINT].map { number in
             signal(number, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: number)
-            source.setEventHandler {
-                agent.drain()
-                AssuanSession.closeAll()
-                PKCS11Provider.finalizeAll(waiting: .seconds(2))
-                exit(0)
-            }
+            source.setEventHandler { stop(0) }
             source.resume()
             return source
         }
@@ -169,7 +170,13 @@ public enum AgentDaemon {
             }
             // The first task to end (the server, on a signal) ends the agent, so every task in
             // this group runs until cancelled; one-off work after the start goes in a Task of its own.
-            try await group.next()
+            // An agent whose socket is gone would hold its data directory while no client can
+            // reach it, and keep a new agent from starting: it stops, as gpg-agent does, and
+            // systemd's Restart=on-failure starts it again.
+            do { try await group.next() } catch let gone as SocketServer.SocketGone {
+                logger.critical("\(gone)")
+                stop(1)
+            }
             group.cancelAll()
         }
     }

@@ -60,10 +60,21 @@ public struct SocketServer: Sendable {
         try makeDirectory(path, mode: mode, for: "socket_dir")
     }
 
-    /// Accepts connections on every listener until the task is cancelled.
+    /// A socket file the agent made was removed (a cleaner of /tmp, a mistaken `rm`) or replaced:
+    /// no client can reach the agent through it any more.
+    public struct SocketGone: Error, CustomStringConvertible {
+        public var path: String
+        public var description: String {
+            "the socket \(path) was removed or replaced, so no client can reach this agent; it stops (start it again to make its sockets)"
+        }
+    }
+
+    /// Accepts connections on every listener until the task is cancelled, or throws `SocketGone`
+    /// (checked every 5 s) for a socket file it made. Sockets systemd passed are systemd's.
     public func run(_ listeners: [Listener], onReady: @escaping @Sendable () -> Void = {}) async throws {
         let group = MultiThreadedEventLoopGroup.singleton
         var servers: [NIOAsyncChannel<Void, Never>] = []
+        var made: [(path: String, file: stat)] = []
         for listener in listeners {
             let connection: @Sendable (Channel) -> EventLoopFuture<Void> = { [partialMessageTimeout] channel in
                 channel.eventLoop.makeCompletedFuture {
@@ -91,6 +102,8 @@ public struct SocketServer: Sendable {
                 // Peer credentials decide who may talk to the client socket when other uids are
                 // admitted; otherwise the file itself shuts everyone else out.
                 chmod(path, !listener.control && admitsOthers ? 0o666 : 0o600)
+                var file = stat()
+                if stat(path, &file) == 0 { made.append((path, file)) }
             case .descriptor(let fd):
                 servers.append(try await bootstrap.bind(fd, childChannelInitializer: connection))
             }
@@ -100,6 +113,17 @@ public struct SocketServer: Sendable {
         try await withThrowingDiscardingTaskGroup { group in
             for server in servers {
                 group.addTask { try await server.executeThenClose { connections in for try await _ in connections {} } }
+            }
+            if !made.isEmpty {
+                group.addTask { [made] in
+                    while true {
+                        try await Task.sleep(for: .seconds(5))
+                        for (path, file) in made {
+                            var now = stat()
+                            guard stat(path, &now) == 0, now.st_dev == file.st_dev, now.st_ino == file.st_ino else { throw SocketGone(path: path) }
+                        }
+                    }
+                }
             }
         }
     }

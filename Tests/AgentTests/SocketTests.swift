@@ -624,13 +624,38 @@ struct SocketTests {
         #expect(try Self.sign(client, session, 1, nonce: 0)["mode"] == "ENABLE")
         for nonce in 1...40 { #expect(try Self.sign(client, session, 1, nonce: UInt64(nonce))["mode"] == "USE") }
         agent.stop(signal: SIGTERM)
+        #expect(try Self.signatureEntries(agent) == "41")
+        try agent.start()
+        #expect(try AgentClient(path: agent.controlSocket).call("audit_verify")["intact"] == .bool(true))
+    }
+
+    /// How many signature entries the stopped agent's audit log holds, read by SQLite itself.
+    static func signatureEntries(_ agent: AgentProcess) throws -> String {
         let count = try Command.run(URL(fileURLWithPath: "/usr/bin/env"), ["python3", "-c", """
             import sqlite3, sys
             print(sqlite3.connect(sys.argv[1]).execute("SELECT count(*) FROM audit WHERE kind = 'signature'").fetchone()[0])
             """, agent.directory.appendingPathComponent("data/store.sqlite").path])
-        #expect(count.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "41", "\(count.stderr)")
+        return count.stdout.trimmingCharacters(in: .whitespacesAndNewlines) + count.stderr
+    }
+
+    /// An agent whose socket file was removed (or replaced) stops within seconds, saying why,
+    /// its audit entries written, rather than hold its data directory while no client can
+    /// reach it: a new agent can then start in its place. Before, it ran on, and the new one
+    /// was refused.
+    @Test func anAgentWhoseSocketWasRemovedStopsForANewOne() throws {
+        let agent = try AgentProcess()
         try agent.start()
-        #expect(try AgentClient(path: agent.controlSocket).call("audit_verify")["intact"] == .bool(true))
+        let first = try #require(agent.process)
+        let client = try AgentClient(path: agent.clientSocket)
+        let session = try Self.requestSession(client)
+        for nonce in UInt64(0)..<3 { #expect(try Self.sign(client, session, 1, nonce: nonce)["signature"] != nil) }
+        try FileManager.default.removeItem(atPath: agent.clientSocket)
+        try agent.waitForLog("the socket \(agent.clientSocket) was removed or replaced", seconds: 20)
+        first.waitUntilExit()
+        #expect(first.terminationStatus == 1)
+        #expect(try Self.signatureEntries(agent) == "3")
+        try agent.start()
+        #expect(try AgentClient(path: agent.clientSocket).call("session_list").arrayValue?.count == 1)
     }
 
     /// A client's executable is named in the approver's review and in the journal; a file name
