@@ -171,8 +171,8 @@ public enum AgentDaemon {
             // The first task to end (the server, on a signal) ends the agent, so every task in
             // this group runs until cancelled; one-off work after the start goes in a Task of its own.
             // An agent whose socket is gone would hold its data directory while no client can
-            // reach it, and keep a new agent from starting: it stops, as gpg-agent does, and
-            // systemd's Restart=on-failure starts it again.
+            // reach it, and keep a new agent from starting: it stops, as gpg-agent does (under
+            // systemd, Restart=on-failure starts it again).
             do { try await group.next() } catch let gone as SocketServer.SocketGone {
                 logger.critical("\(gone)")
                 stop(1)

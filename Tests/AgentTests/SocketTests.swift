@@ -476,7 +476,7 @@ struct SocketTests {
     /// A client that sends without reading its answers is stopped at the socket: while its
     /// answers wait to be read the agent answers no more, so it reads no more, and the client's
     /// sends block. The agent used to answer on and keep every answer: a client sending
-    /// `session_list` for 20 s without reading grew it by 700 MB.
+    /// `session_list` for 20 s without reading grew it by 630 MB.
     @Test func aClientThatDoesNotReadIsNotAnsweredWithoutEnd() throws {
         let agent = try AgentProcess()
         try agent.start()
@@ -484,7 +484,8 @@ struct SocketTests {
         let request = Array((JSONValue.object(JSONObject(["jsonrpc": "2.0", "id": JSONValue(1), "method": "agent_info"])).serialized + "\n").utf8)
         let limit = 100_000
         let sent = try Self.sendUntilHeldBack(flooder, repeating: request, atMost: limit)
-        #expect(sent < limit / 10, "the agent took \(sent) requests while none of its answers was read")
+        // About 4,500 here, most of them in the sockets' buffers; before, all of them.
+        #expect(sent < limit / 4, "the agent took \(sent) requests while none of its answers was read")
         #expect(try bystander.call("agent_info")["version"] == "0.1.0", "others are served meanwhile")
         var answered = 0
         for _ in 0..<sent where try flooder.readLine()?["result"]?["version"] == "0.1.0" { answered += 1 }
