@@ -124,6 +124,17 @@ struct ABIFunctionTests {
         for bad in ["transfer(address to", "f(uint7)", "f(bytes33)", "f(uint256[0])", "f(())", "f(foo)", "(uint256)", "f(uint256) returns"] {
             #expect(throws: ABIError.self, "\(bad)") { try ABIFunction(parsing: bad) }
         }
+        // The error quotes the text around the fault, not a client's whole megabyte.
+        for (bad, at, quoted) in [("f" + String(repeating: "(", count: 100_000) + "uint256", "at character 34 of \"f((((", "((((…\""),
+                                  ("f(" + String(repeating: "uint256,", count: 20_000) + "foo)", "at character 160005 of \"…", "uint256,foo)\"")] {
+            do {
+                _ = try ABIFunction(parsing: bad)
+                Issue.record("taken")
+            } catch {
+                let message = "\(error)"
+                #expect(message.count < 200 && message.contains(at) && message.hasSuffix(quoted), "\(message)")
+            }
+        }
     }
 
     /// A static type so large that its size overflows (a crash of the agent, from one session

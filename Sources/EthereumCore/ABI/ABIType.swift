@@ -112,8 +112,12 @@ struct SignatureParser {
 
     init(_ text: String) { chars = Array(text) }
 
+    /// Quotes the text around the error, not all of it: a signature may be a client's
+    /// megabyte, and the error goes back to it and may reach the journal.
     private func error(_ reason: String) -> ABIError {
-        ABIError("\(reason) at character \(position) of \(String(reflecting: String(chars)))")
+        let window = max(0, position - 60)..<min(chars.count, position + 60)
+        let excerpt = (window.lowerBound > 0 ? "…" : "") + String(chars[window]) + (window.upperBound < chars.count ? "…" : "")
+        return ABIError("\(reason) at character \(position) of \(String(reflecting: excerpt))")
     }
 
     mutating func skipSpaces() {
