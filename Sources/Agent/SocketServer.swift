@@ -207,9 +207,6 @@ final class RPCConnection: ChannelDuplexHandler {
     /// Set once the connection counts against its uid's share.
     private var counted: ConnectionCounts.Key?
     private var waiting: [Frame] = []
-    /// The size of the waiting lines: reading stops at 16 requests or 1 MiB, whichever comes
-    /// first, so that a uid's connections, each held up by a slow request, hold little memory.
-    private var waitingBytes = 0
     private var busy = false
     private var readHeld = false
     /// The client closed its side: once what it sent is answered, the connection is closed.
@@ -256,9 +253,7 @@ final class RPCConnection: ChannelDuplexHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let frame = unwrapInboundIn(data)
-        waiting.append(frame)
-        waitingBytes += frame.size
+        waiting.append(unwrapInboundIn(data))
         next()
     }
 
@@ -277,7 +272,11 @@ final class RPCConnection: ChannelDuplexHandler {
         if backlogFull { readHeld = true } else { context.read() }
     }
 
-    private var backlogFull: Bool { waiting.count >= Self.backlog || waitingBytes >= JSONRPC.maximumMessageSize }
+    /// Reading stops at 16 waiting requests or 1 MiB of them, whichever comes first, so that a
+    /// uid's connections, each held up by a slow request, hold little memory.
+    private var backlogFull: Bool {
+        waiting.count >= Self.backlog || waiting.reduce(0) { $0 + $1.size } >= JSONRPC.maximumMessageSize
+    }
 
     /// Takes the waiting requests in turn while the previous one has been answered. Answers
     /// given on this thread come back through `answer` while the loop runs; `draining` keeps
@@ -288,7 +287,6 @@ final class RPCConnection: ChannelDuplexHandler {
         defer { draining = false }
         while let context, let client, !busy, context.channel.isWritable, !waiting.isEmpty {
             let frame = waiting.removeFirst()
-            waitingBytes -= frame.size
             if readHeld, !backlogFull {
                 readHeld = false
                 context.read()
@@ -332,7 +330,6 @@ final class RPCConnection: ChannelDuplexHandler {
     private func refuse(_ error: AgentError) {
         guard let context else { return }
         waiting.removeAll()
-        waitingBytes = 0
         context.writeAndFlush(wrapOutboundOut(ByteBuffer(string: JSONRPC.error(.null, error) + "\n"))).whenComplete { [channel = context.channel] _ in
             channel.close(promise: nil)
         }
