@@ -137,6 +137,32 @@ struct ABIFunctionTests {
         }
     }
 
+    /// Parameter lists as `cast` takes them, with or without parentheses; an error quotes what
+    /// was written, not a signature made around it.
+    @Test func parameterLists() throws {
+        let cases: [(String, [String])] = [
+            ("", []), ("()", []), (" ( ) ", []),
+            ("uint256,address", ["uint256", "address"]),
+            ("(uint256 amount, address to)", ["uint256", "address"]),
+            ("(uint8,bool)", ["uint8", "bool"]),
+            ("(uint8,bool)[]", ["(uint8,bool)[]"]),
+            ("(uint8,bool), address", ["(uint8,bool)", "address"]),
+            ("((uint8,bool),address)", ["(uint8,bool)", "address"]),
+            ("tuple(uint8,bool) x", ["(uint8,bool)"]),
+        ]
+        for (text, types) in cases {
+            #expect(try ABIParameter.list(parsing: text).map(\.type.canonical) == types, "\(text)")
+        }
+        #expect(try ABIParameter.list(parsing: "(uint256 amount, address to)").map(\.name) == ["amount", "to"])
+        for (bad, message) in [("uint256,addres", #"unknown type "addres" at character 14 of "uint256,addres""#),
+                               ("(uint256,addres)", #"unknown type "addres" at character 15 of "(uint256,addres)""#),
+                               ("uint256,", #"expected a type at character 8 of "uint256,""#),
+                               ("(uint256", #"expected ')' at character 8 of "(uint256""#),
+                               ("(uint256))", #"unexpected text at character 9 of "(uint256))""#)] {
+            #expect(throws: ABIError(message), "\(bad)") { try ABIParameter.list(parsing: bad) }
+        }
+    }
+
     /// A static type so large that its size overflows (a crash of the agent, from one session
     /// request) or goes beyond any calldata is refused where it is read; one just within is taken.
     @Test func staticTypesBeyondAnyCalldataAreRefused() throws {

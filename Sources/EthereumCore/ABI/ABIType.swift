@@ -101,6 +101,24 @@ public struct ABIParameter: Hashable, Sendable {
         self.name = name
         self.type = type
     }
+
+    /// Parses a parameter list as `cast` and ethabi take it: `(uint256 amount, address)`, or
+    /// without the parentheses, `uint256,address`. `()` and "" are the empty list.
+    /// `(uint8,bool)[]` and `(uint8,bool),address` start with a tuple type, not the list.
+    public static func list(parsing text: String) throws(ABIError) -> [ABIParameter] {
+        let start = text.drop { $0.isWhitespace }
+        if start.isEmpty { return [] }
+        if start.hasPrefix("(") {
+            var enclosed = SignatureParser(text)
+            let params = try enclosed.parseParameterList(depth: 0, allowEmpty: true)
+            enclosed.skipSpaces()
+            if enclosed.atEnd { return params }
+        }
+        var parser = SignatureParser(text)
+        let params = try parser.parseParameters(depth: 0)
+        try parser.expectEnd()
+        return params
+    }
 }
 
 /// A recursive-descent parser for types and human-readable signatures
@@ -226,11 +244,18 @@ struct SignatureParser {
     /// `( type [location] [name], … )`
     mutating func parseParameterList(depth: Int, allowEmpty: Bool) throws(ABIError) -> [ABIParameter] {
         try expect("(")
-        var params: [ABIParameter] = []
         if consume(")") {
             guard allowEmpty else { throw error("a tuple needs at least one component") }
-            return params
+            return []
         }
+        let params = try parseParameters(depth: depth)
+        try expect(")")
+        return params
+    }
+
+    /// `type [location] [name], …`: one or more, without the parentheses.
+    mutating func parseParameters(depth: Int) throws(ABIError) -> [ABIParameter] {
+        var params: [ABIParameter] = []
         repeat {
             let type = try parseType(depth: depth)
             var name = ""
@@ -242,7 +267,6 @@ struct SignatureParser {
             }
             params.append(ABIParameter(name, type))
         } while consume(",")
-        try expect(")")
         return params
     }
 

@@ -4,10 +4,9 @@ import EthereumCore
 /// A function signature, or a bare parameter list: `(uint256,address)`, or without the
 /// parentheses, `uint256,address`, as `cast` and ethabi take types.
 func parseParameters(_ text: String) throws -> (name: String?, parameters: [ABIParameter]) {
-    let trimmed = text.drop { $0 == " " }
+    let trimmed = text.drop { $0.isWhitespace }
     if trimmed.hasPrefix("(") || !trimmed.contains("(") {
-        let f = try ABIFunction(parsing: trimmed.hasPrefix("(") ? "f" + trimmed : "f(" + trimmed + ")")
-        return (nil, f.inputs)
+        return (nil, try ABIParameter.list(parsing: text))
     }
     let f = try ABIFunction(parsing: text)
     return (f.name, f.inputs)
