@@ -67,13 +67,15 @@ public enum AgentDaemon {
         let rulesPath = config.rulesFile
         let loadRules: @Sendable () throws -> RulesFile? = {
             guard let rulesPath else { return nil }
-            guard let data = FileManager.default.contents(atPath: rulesPath) else { throw AgentError("bad_config", "cannot read the rules file \(rulesPath)") }
+            let data: [UInt8]
+            do { data = try RegularFile.read(rulesPath, what: "the rules file", limit: 16 << 20).bytes } catch { throw AgentError("bad_config", "\(error)") }
             do { return try RulesFile(toml: String(decoding: data, as: UTF8.self)) } catch { throw AgentError("bad_rules", "\(rulesPath): \(error)") }
         }
         var tokens = TokenList()
         if let file = config.tokensFile {
-            guard let data = FileManager.default.contents(atPath: file) else { throw AgentError("bad_config", "cannot read the token list \(file)") }
-            do { try tokens.add(json: try JSONValue(parsing: [UInt8](data))) } catch { throw AgentError("bad_config", "the token list \(file): \(error)") }
+            let data: [UInt8]
+            do { data = try RegularFile.read(file, what: "the token list", limit: 16 << 20).bytes } catch { throw AgentError("bad_config", "\(error)") }
+            do { try tokens.add(json: try JSONValue(parsing: data)) } catch { throw AgentError("bad_config", "the token list \(file): \(error)") }
         }
         // posix_spawn takes a path, and a dialog that cannot start would only show at the first
         // approval, as a request nobody is asked about.
@@ -237,8 +239,9 @@ public enum OwnerLoader {
     }
 
     static func keystoreOwner(_ path: String) throws(AgentError) -> KeystoreOwner {
-        guard let data = FileManager.default.contents(atPath: path) else { throw AgentError("bad_config", "cannot read the owner keystore \(path)") }
-        do { return try KeystoreOwner(keystore: try Keystore(parsing: [UInt8](data)), location: path) } catch {
+        let data: [UInt8]
+        do { data = try RegularFile.read(path, what: "the owner keystore", limit: 1 << 20).bytes } catch { throw AgentError("bad_config", "\(error)") }
+        do { return try KeystoreOwner(keystore: try Keystore(parsing: data), location: path) } catch {
             throw AgentError("bad_config", "\(path): \(error)")
         }
     }

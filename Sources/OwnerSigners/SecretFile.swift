@@ -11,37 +11,50 @@ import Glibc
 /// anyone but its owner could change (a group may read it: a service group sharing a PIN). The
 /// check is made on the file as opened, so a file swapped in after it cannot slip past.
 public enum SecretFile {
-    public struct Unreadable: Error, CustomStringConvertible {
-        public let description: String
-    }
+    public typealias Unreadable = RegularFile.Unreadable
 
     /// More than any passphrase or PIN: a file longer than this is not one. `/dev/zero` named by
     /// mistake was read until the agent's memory ran out (20 GB in a minute).
     public static let maximumSize = 64 * 1024
 
-    /// `what` names the file in the error ("passphrase file", "PIN file").
+    /// The agent's read: a regular file only, which it reads again at each use and never waits
+    /// on. `what` names the file in the error ("passphrase file", "PIN file").
     public static func read(_ path: String, what: String = "passphrase file") throws(Unreadable) -> SecretBytes {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        var (bytes, status) = try RegularFile.read(path, what: "the \(what)", limit: maximumSize)
+        defer { bytes.withUnsafeMutableBytes { SecretBytes.zero($0) } }
+        try requirePrivate(status, path, what)
+        return secret(bytes)
+    }
+
+    /// A command's read, made once: a pipe such as `<(pass show store)` is read too, and waited
+    /// for.
+    public static func readOnce(_ path: String, what: String = "passphrase file") throws(Unreadable) -> SecretBytes {
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY)
         guard fd >= 0 else { throw Unreadable(description: "cannot read the \(what) \(path): \(String(cString: strerror(errno)))") }
-        let handle = FileHandle(fileDescriptor: fd, closeOnDealloc: true)
-        var info = stat()
-        guard fstat(fd, &info) == 0 else { throw Unreadable(description: "cannot read the \(what) \(path): \(String(cString: strerror(errno)))") }
-        if (info.st_mode & S_IFMT) == S_IFREG {
-            let mode = info.st_mode & 0o7777
-            if mode & 0o006 != 0 || mode & 0o020 != 0 {
-                throw Unreadable(description: "the \(what) \(path) is open to other users (mode \(String(mode, radix: 8))); chmod 600 it")
-            }
-            if info.st_uid != getuid() && info.st_uid != 0 {
-                throw Unreadable(description: "the \(what) \(path) belongs to uid \(info.st_uid), neither this user nor root")
-            }
+        defer { close(fd) }
+        var status = stat()
+        guard fstat(fd, &status) == 0 else { throw Unreadable(description: "cannot read the \(what) \(path): \(String(cString: strerror(errno)))") }
+        guard status.st_mode & S_IFMT != S_IFDIR else { throw Unreadable(description: "the \(what) \(path) is a directory") }
+        if status.st_mode & S_IFMT == S_IFREG { try requirePrivate(status, path, what) }
+        var bytes = try RegularFile.readAll(fd, path: path, what: "the \(what)", limit: maximumSize)
+        defer { bytes.withUnsafeMutableBytes { SecretBytes.zero($0) } }
+        return secret(bytes)
+    }
+
+    private static func requirePrivate(_ status: stat, _ path: String, _ what: String) throws(Unreadable) {
+        let mode = status.st_mode & 0o7777
+        if mode & 0o006 != 0 || mode & 0o020 != 0 {
+            throw Unreadable(description: "the \(what) \(path) is open to other users (mode \(String(mode, radix: 8))); chmod 600 it")
         }
-        guard var data = try? handle.read(upToCount: maximumSize + 1) ?? Data() else { throw Unreadable(description: "cannot read the \(what) \(path)") }
-        defer { data.withUnsafeMutableBytes { SecretBytes.zero($0) } }
-        guard data.count <= maximumSize else {
-            throw Unreadable(description: "the \(what) \(path) goes on past \(maximumSize / 1024) KiB: it is not a \(what) holding one secret")
+        if status.st_uid != getuid() && status.st_uid != 0 {
+            throw Unreadable(description: "the \(what) \(path) belongs to uid \(status.st_uid), neither this user nor root")
         }
-        var length = data.count
-        while length > 0, data[length - 1] == 0x0A || data[length - 1] == 0x0D { length -= 1 }
-        return data.withUnsafeBytes { SecretBytes(copying: UnsafeRawBufferPointer(rebasing: $0[0..<length])) }
+    }
+
+    /// The content without its trailing newline.
+    private static func secret(_ bytes: [UInt8]) -> SecretBytes {
+        var length = bytes.count
+        while length > 0, bytes[length - 1] == 0x0A || bytes[length - 1] == 0x0D { length -= 1 }
+        return bytes.withUnsafeBytes { SecretBytes(copying: UnsafeRawBufferPointer(rebasing: $0[0..<length])) }
     }
 }

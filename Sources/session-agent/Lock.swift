@@ -50,7 +50,7 @@ struct Unlock: ParsableCommand {
     /// The secret from `secretFile`, or typed here (twice when it is a new passphrase).
     private func secret(_ prompt: String, new: Bool) throws -> JSONValue {
         func text(_ secret: SecretBytes) -> JSONValue { .string(secret.withUnsafeBytes { String(decoding: $0, as: UTF8.self) }) }
-        if let secretFile { return text(try SecretFile.read(secretFile)) }
+        if let secretFile { return text(try SecretFile.readOnce(secretFile)) }
         guard let typed = Terminal.readSecretParameter(prompt + ": ") else { throw CommandFailure(message: "nothing was typed; the store stays locked", reason: "locked") }
         if new, Terminal.readSecretParameter("Again: ") != typed { throw CommandFailure(message: "the two passphrases differ; the store stays locked", reason: "locked") }
         return typed

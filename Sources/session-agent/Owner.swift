@@ -22,7 +22,7 @@ struct OwnerCreate: ParsableCommand {
             guard !FileManager.default.fileExists(atPath: keystore) else { throw CommandFailure(message: "\(keystore) exists; not overwriting it") }
             let passphrase: SecretBytes
             if let passphraseFile {
-                do { passphrase = try SecretFile.read(passphraseFile) } catch { throw CommandFailure(message: "\(error)") }
+                do { passphrase = try SecretFile.readOnce(passphraseFile) } catch { throw CommandFailure(message: "\(error)") }
             } else {
                 guard let first = Terminal.readSecret("New owner passphrase: "), let second = Terminal.readSecret("Again: ") else {
                     throw CommandFailure(message: "no passphrase given")

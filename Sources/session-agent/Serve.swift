@@ -2,6 +2,7 @@ import Agent
 import ArgumentParser
 import Foundation
 import Logging
+import OwnerSigners
 
 struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -16,8 +17,9 @@ struct Serve: AsyncParsableCommand {
 
     func run() async throws {
         let path = URL(fileURLWithPath: config)
-        guard let data = FileManager.default.contents(atPath: path.path) else {
-            FileHandle.standardError.write(Data("session-agent: error: cannot read \(config)\n".utf8))
+        let data: [UInt8]
+        do { data = try RegularFile.read(config, what: "the configuration", limit: 16 << 20).bytes } catch {
+            FileHandle.standardError.write(Data("session-agent: error: \(error)\n".utf8))
             throw ExitCode.failure
         }
         let configuration: AgentConfiguration

@@ -100,7 +100,7 @@ struct StoreRewrap: AsyncParsableCommand {
     }
 
     private func secret(file: String?, prompt: String) throws -> SecretBytes {
-        if let file { return try SecretFile.read(file) }
+        if let file { return try SecretFile.readOnce(file) }
         guard let secret = Terminal.readSecret(prompt) else { throw CommandFailure(message: "no passphrase given", reason: "locked") }
         return secret
     }

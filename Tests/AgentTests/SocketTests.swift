@@ -1048,15 +1048,25 @@ struct RegistrationTests {
         let created = try Command.run(Command.sessionAgent, ["owner", "create", "--keystore", keystore, "--passphrase-file", agent.directory.appendingPathComponent("owner.pass").path])
         let ownerAddress = created.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
         var control = try AgentClient(path: agent.controlSocket)
+        // An agent that waits on a file answers nobody: the call fails rather than the test hangs.
+        var patience = timeval(tv_sec: 20, tv_usec: 0)
+        setsockopt(control.fd, SOL_SOCKET, SO_RCVTIMEO, &patience, socklen_t(MemoryLayout<timeval>.size))
         // A passphrase file that does not open the keystore is refused at once, as a PIN file
-        // that a token refuses; so is one that never ends.
+        // that a token refuses; so is one that never ends, and a FIFO nobody writes to, which
+        // held one of the agent's two threads for good each time it was named.
         let wrongFile = agent.directory.appendingPathComponent("wrong.pass").path
         try writeSecretFile("not the passphrase", wrongFile)
-        for (file, reason, words) in [(wrongFile, "wrong_secret", "the passphrase in \(wrongFile) does not open the keystore \(keystore)"),
-                                      ("/dev/zero", "secret_needed", "goes on past 64 KiB")] {
+        let fifo = agent.directory.appendingPathComponent("fifo").path
+        #expect(mkfifo(fifo, 0o600) == 0)
+        let refused = [(keystore, wrongFile, "wrong_secret", "the passphrase in \(wrongFile) does not open the keystore \(keystore)"),
+                       (keystore, "/dev/zero", "secret_needed", "the passphrase file /dev/zero is a character device, not a regular file"),
+                       ("/dev/zero", nil, "bad_config", "the owner keystore /dev/zero is a character device, not a regular file"),
+                       (fifo, nil, "bad_config", "the owner keystore \(fifo) is a FIFO, not a regular file")]
+            + Array(repeating: (keystore, fifo, "secret_needed", "the passphrase file \(fifo) is a FIFO, not a regular file"), count: 3)
+        for (keystore, file, reason, words) in refused {
             do {
-                _ = try control.call("owners_add", JSONObject(["keystore": .string(keystore), "passphraseFile": .string(file)]))
-                Issue.record("a passphrase file that does not open the keystore was taken: \(file)")
+                _ = try control.call("owners_add", JSONObject(["keystore": .string(keystore), "passphraseFile": file.map { .string($0) } ?? .null]))
+                Issue.record("an owner that cannot sign was taken: \(keystore), \(file ?? "")")
             } catch let e as AgentClient.RemoteError { #expect(e.reason == reason && e.message.contains(words), "\(e)") }
         }
         #expect(try control.call("owners_list").arrayValue?.count == 1, "nothing was added")

@@ -116,14 +116,37 @@ struct SecretFileTests {
     /// A file that does not end (a device, named by mistake) or is far longer than a secret is
     /// refused after 64 KiB, not read until memory runs out; a long passphrase is still read.
     @Test func aFileLongerThanASecretIsRefused() throws {
-        #expect { _ = try SecretFile.read("/dev/zero", what: "PIN file") } throws: { error in
-            "\(error)".contains("the PIN file /dev/zero goes on past 64 KiB")
+        #expect { _ = try SecretFile.readOnce("/dev/zero", what: "PIN file") } throws: { error in
+            "\(error)" == "the PIN file /dev/zero goes on past 64 KiB"
         }
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("secret-\(UUID().uuidString.prefix(8))").path
         defer { try? FileManager.default.removeItem(atPath: path) }
         try writeSecretFile(String(repeating: "x", count: SecretFile.maximumSize), path)
         #expect(try SecretFile.read(path).count == SecretFile.maximumSize)
+        #expect(try SecretFile.readOnce(path).count == SecretFile.maximumSize)
         try writeSecretFile(String(repeating: "x", count: SecretFile.maximumSize + 1), path)
         #expect(throws: SecretFile.Unreadable.self) { try SecretFile.read(path) }
+        #expect(throws: SecretFile.Unreadable.self) { try SecretFile.readOnce(path) }
+    }
+
+    /// The agent reads a secret file again at each use and must not wait on one: it reads only
+    /// regular files, and refuses a FIFO nobody writes to at once. A command reads its secret
+    /// once, so `--passphrase-file <(pass show store)` works there.
+    @Test func onlyACommandReadsAPipe() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("secret-\(UUID().uuidString.prefix(8))").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: false)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let fifo = directory + "/fifo"
+        #expect(mkfifo(fifo, 0o600) == 0)
+        for (path, kind) in [(fifo, "a FIFO"), ("/dev/null", "a character device"), (directory, "a directory")] {
+            #expect { _ = try SecretFile.read(path, what: "PIN file") } throws: { error in
+                "\(error)".hasPrefix("the PIN file \(path) is \(kind), not a regular file")
+            }
+        }
+        #expect { _ = try SecretFile.readOnce(directory) } throws: { error in "\(error)" == "the passphrase file \(directory) is a directory" }
+
+        let writer = Thread { try? Data("correct horse\n".utf8).write(to: URL(fileURLWithPath: fifo)) }
+        writer.start()
+        #expect(try SecretFile.readOnce(fifo).withUnsafeBytes { Array($0) } == Array("correct horse".utf8))
     }
 }
