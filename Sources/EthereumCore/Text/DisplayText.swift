@@ -7,10 +7,14 @@ import Foundation
 /// characters written out (`\u{1b}`).
 public enum DisplayText {
     /// Whether `scalar` may not be shown as it is: C0 and C1 controls and DEL, line and
-    /// paragraph separators, and bidirectional marks, embeddings, overrides and isolates.
+    /// paragraph separators, and the invisible format characters: bidirectional marks
+    /// (U+061C as well as U+200E, U+200F), embeddings, overrides and isolates, zero-width spaces
+    /// and joiners, soft hyphens, and tag characters that carry text nobody sees. The
+    /// zero-width (non-)joiner stays: emoji sequences and Persian words need it.
     public static func isUnsafe(_ scalar: Unicode.Scalar) -> Bool {
-        switch scalar.value {
-        case 0x00...0x1F, 0x7F...0x9F, 0x2028, 0x2029, 0x200E, 0x200F, 0x202A...0x202E, 0x2066...0x2069: true
+        switch scalar.properties.generalCategory {
+        case .control, .lineSeparator, .paragraphSeparator: true
+        case .format: scalar.value != 0x200C && scalar.value != 0x200D
         default: false
         }
     }
