@@ -151,8 +151,9 @@ struct RequestTests {
         let head = #""account": "0x7227dcfb0c5ec7a5f539f97b18be261c49687ed6", "chains": [1]"#
         let permission = #""permissions": [{"target": "0x000000000000000000000000000000000000bEEF", "nativeTransfer": true, "sudo": true}]"#
         for (label, unsafe) in [("bot\\u001b[2J", "U+001B"), ("bot\\n  chains        Ethereum (1)", "U+000A"), ("bot\\u202eevil", "U+202E"),
-                                ("bot\\u0085", "U+0085"), ("bot\\u2066", "U+2066"), ("bot\\r", "U+000D")] {
-            rejects("{\(head), \"label\": \"\(label)\", \(permission)}", "label: \(unsafe), a control or text-direction character")
+                                ("bot\\u0085", "U+0085"), ("bot\\u2066", "U+2066"), ("bot\\r", "U+000D"), ("bot\\u061c", "U+061C"),
+                                ("pay\\u200bments", "U+200B"), ("bot\\udb40\\udc73", "U+E0073")] {
+            rejects("{\(head), \"label\": \"\(label)\", \(permission)}", "label: \(unsafe), a control, text-direction or invisible character")
         }
         rejects("{\(head), \"label\": 5, \(permission)}", "label: expected a string")
         #expect(try compile("{\(head), \"label\": \"Zahlungs-Bot für Café ☕ 日本\", \(permission)}").label == "Zahlungs-Bot für Café ☕ 日本")

@@ -33,7 +33,7 @@ struct JSONFields {
         guard let v = optional(key) else { return nil }
         guard let s = v.stringValue else { throw SmartSessionError("\(field(key)): expected a string") }
         if let unsafe = DisplayText.firstUnsafe(s) {
-            throw SmartSessionError("\(field(key)): \(unsafe), a control or text-direction character, could disguise what the review shows")
+            throw SmartSessionError("\(field(key)): \(unsafe), a control, text-direction or invisible character, could disguise what the review shows")
         }
         return s
     }
