@@ -1,9 +1,11 @@
 import Approval
 import EthereumCore
 import Foundation
+import Logging
 import OwnerSigners
 import SessionStore
 import SmartSessions
+import Synchronization
 
 /// The methods of the two sockets, documented in docs/protocol.md. Client methods see only the
 /// caller's own requests and sessions; control methods are for the operator.
@@ -31,12 +33,14 @@ public struct AgentRPC: Sendable {
     let pkcs11Module: String?
     /// The modules `owners_add` may name.
     let runTimeModules: RunTimeModules
+    let storeFaults: StoreFaults
 
     public init(agent: Agent, reloadRules: (@Sendable () throws -> RulesFile?)? = nil, pkcs11Module: String? = nil, runTimeModules: RunTimeModules = RunTimeModules([])) {
         self.agent = agent
         self.reloadRules = reloadRules
         self.pkcs11Module = pkcs11Module
         self.runTimeModules = runTimeModules
+        storeFaults = StoreFaults(logger: agent.logger)
     }
 
     /// Answers one line. Never throws: every failure becomes a JSON-RPC error with a reason.
@@ -63,6 +67,7 @@ public struct AgentRPC: Sendable {
         do throws(AgentError) {
             return JSONRPC.result(request.id, try await call(request.method, request.params, client: client, control: control))
         } catch {
+            storeFaults.report(error)
             return JSONRPC.error(request.id, error)
         }
     }
@@ -83,10 +88,13 @@ public struct AgentRPC: Sendable {
             waiter.whenComplete { committed in
                 switch committed {
                 case .success: reply(JSONRPC.result(id, Self.json(signed)))
-                case .failure(let error): reply(JSONRPC.error(id, AgentError(error)))
+                case .failure(let error):
+                    storeFaults.report(AgentError(error))
+                    reply(JSONRPC.error(id, AgentError(error)))
                 }
             }
         } catch {
+            storeFaults.report(error)
             reply(JSONRPC.error(request.id, error))
         }
         return true
@@ -382,5 +390,26 @@ public struct AgentRPC: Sendable {
         o["exportAllowed"] = .bool(s.exportAllowed)
         o["session"] = s.session.json
         return .object(o)
+    }
+}
+
+/// Says in the journal that the store could not be read or written (a full disk, a failing one,
+/// a lock another program holds): clients are only told `store_error`, and the operator must
+/// hear of it to mend it. Once a minute at most, for clients that keep trying.
+final class StoreFaults: Sendable {
+    let logger: Logger
+    private let quietUntil = Mutex<ContinuousClock.Instant?>(nil)
+
+    init(logger: Logger) { self.logger = logger }
+
+    func report(_ error: AgentError) {
+        guard error.reason == StoreError.database("").reason else { return }
+        let now = ContinuousClock.now
+        let due = quietUntil.withLock { until in
+            guard until.map({ now >= $0 }) ?? true else { return false }
+            until = now + .seconds(60)
+            return true
+        }
+        if due { logger.error("the session-key store could not be read or written (\(error.message)); clients get store_error until it can") }
     }
 }

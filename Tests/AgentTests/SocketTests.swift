@@ -731,8 +731,8 @@ struct SocketTests {
     }
 
     /// A store that cannot grow (a full disk; here a file-size limit) fails each write that needs
-    /// room with an error, and nothing more: the audit log the agent vouches for stays whole, and
-    /// the agent goes on answering.
+    /// room with an error, and nothing more: the audit log the agent vouches for stays whole, the
+    /// agent goes on answering, and the operator is told.
     @Test func aStoreThatCannotGrowFailsItsWritesNotTheAgent() throws {
         let agent = try AgentProcess(rules: "default = \"approve\"")
         try agent.start()
@@ -754,6 +754,9 @@ struct SocketTests {
         #expect(full.message.contains("database or disk is full") || full.message.contains("disk I/O error"), "\(full)")
         // The writes after it are refused alike (each one's audit entry with it).
         for _ in 0..<3 { #expect(throws: AgentClient.RemoteError.self) { try Self.requestSession(try AgentClient(path: agent.clientSocket)) } }
+        // The operator hears of it in the journal, once rather than at each refusal.
+        try agent.waitForLog("the session-key store could not be read or written")
+        #expect(agent.logs.components(separatedBy: "the session-key store could not be read or written (database error: ").count == 2, "\(agent.logs)")
         let control = try AgentClient(path: agent.controlSocket)
         let verified = try control.call("audit_verify")
         #expect(verified["intact"] == .bool(true), "\(verified.serialized)")
