@@ -20,7 +20,10 @@ public enum PeerCredentials {
         guard getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &credentials, &length) == 0 else {
             throw Failure(description: "getsockopt(SO_PEERCRED): \(String(cString: strerror(errno)))")
         }
-        return identity(credentials)
+        var pidfd: Int32 = -1
+        length = socklen_t(MemoryLayout<Int32>.size)
+        let process = getsockopt(fd, SOL_SOCKET, CLinuxShims_SO_PEERPIDFD, &pidfd, &length) == 0 ? ConnectedProcess.held(pidfd) : ConnectedProcess(failure: errno)
+        return identity(credentials, process)
     }
 
     /// The same for a connection the agent's SwiftNIO server accepted (on its event loop the
@@ -29,13 +32,48 @@ public enum PeerCredentials {
         guard let provider = channel as? SocketOptionProvider else {
             return channel.eventLoop.makeFailedFuture(Failure(description: "not a socket"))
         }
-        return provider.unsafeGetSocketOption(level: SocketOptionLevel(SOL_SOCKET), name: SocketOptionName(SO_PEERCRED)).map { (c: CLinuxShims_ucred) in identity(c) }
+        let credentials: EventLoopFuture<CLinuxShims_ucred> = provider.unsafeGetSocketOption(level: SocketOptionLevel(SOL_SOCKET), name: SocketOptionName(SO_PEERCRED))
+        return credentials.flatMap { c in
+            (provider.unsafeGetSocketOption(level: SocketOptionLevel(SOL_SOCKET), name: SocketOptionName(CLinuxShims_SO_PEERPIDFD)) as EventLoopFuture<Int32>)
+                .map(ConnectedProcess.held)
+                .recover { ConnectedProcess(failure: ($0 as? IOError)?.errnoCode ?? EINVAL) }
+                .map { identity(c, $0) }
+        }
     }
 
-    static func identity(_ c: CLinuxShims_ucred) -> ClientIdentity {
+    /// The process that connected, held by a pidfd rather than known by its pid: once it exits,
+    /// the kernel may give its pid to any new process, and what `/proc/PID` then says is that
+    /// one's. A client could connect, hand the connection to a child and exit, and have the pid
+    /// taken by a program a session is bound to (pids wrap at 32768 on many machines).
+    enum ConnectedProcess {
+        case held(Int32)
+        /// It exited before the agent looked (the kernel has no pidfd for it).
+        case gone
+        /// A kernel before 6.5: the pid is all there is.
+        case unknown
+
+        init(failure errno: Int32) { self = errno == ENOPROTOOPT ? .unknown : .gone }
+
+        /// Whether it still runs; closes the pidfd. A pidfd polls readable once its process exits.
+        consuming func stillRuns() -> Bool {
+            switch self {
+            case .held(let pidfd):
+                defer { close(pidfd) }
+                var entry = pollfd(fd: pidfd, events: Int16(POLLIN), revents: 0)
+                return poll(&entry, 1, 0) == 0
+            case .gone: return false
+            case .unknown: return true
+            }
+        }
+    }
+
+    static func identity(_ c: CLinuxShims_ucred, _ process: consuming ConnectedProcess) -> ClientIdentity {
         let program = executable(pid: c.pid)
-        return ClientIdentity(uid: c.uid, gid: c.gid, pid: c.pid, executable: program.verified, unverifiedExecutable: program.unverified,
-                              unit: systemdUnit(pid: c.pid))
+        let unit = systemdUnit(pid: c.pid)
+        // Checked after reading: what was read is of the process that connected only if it
+        // still ran then, so its pid was still its own.
+        guard process.stillRuns() else { return ClientIdentity(uid: c.uid, gid: c.gid, pid: c.pid) }
+        return ClientIdentity(uid: c.uid, gid: c.gid, pid: c.pid, executable: program.verified, unverifiedExecutable: program.unverified, unit: unit)
     }
 
     /// The path `/proc/PID/exe` names, `verified` when the file the agent finds there is the

@@ -714,6 +714,64 @@ struct SocketTests {
         #expect(out["info"]?["result"]?["client"]?.stringValue?.hasSuffix("\(program.path) (replaced on disk since it started)") == true, "\(ran.stdout)")
     }
 
+    /// A client connects, hands its connection to a child and exits; its pid goes to a program a
+    /// session is bound to (set here through ns_last_pid; pids wrap at 32768 on many machines).
+    /// The connection is still the first client's: what `/proc/PID` says of the new process is
+    /// not taken as its. The agent is stopped meanwhile, so that it looks only afterwards.
+    @Test(.enabled(if: getuid() == 0 && access("/proc/sys/kernel/ns_last_pid", W_OK) == 0, "needs root to choose the next pid"))
+    func aPidTakenOverByABoundProgramDoesNotPassTheConnectionOff() throws {
+        let agent = try AgentProcess(rules: "default = \"approve\"")
+        try agent.start()
+        let bot = agent.directory.appendingPathComponent("bot")
+        try FileManager.default.copyItem(at: URL(fileURLWithPath: "/usr/bin/python3").resolvingSymlinksInPath(), to: bot)
+        let script = agent.directory.appendingPathComponent("reuse.py")
+        try """
+            import json, os, signal, socket, subprocess, sys
+            def call(s, method, params):
+                f = s.makefile("rwb")
+                f.write((json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}) + "\\n").encode()); f.flush()
+                return json.loads(f.readline())
+            def connect():
+                s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[2]); return s
+            if sys.argv[1] == "ask":
+                print(call(connect(), "session_request", {"request": json.loads(sys.argv[3]), "bindExecutable": True})["result"]["sessionId"])
+                sys.exit(0)
+            if sys.argv[1] == "wait":
+                signal.pause()
+            agent, bot, session = int(sys.argv[3]), sys.argv[4], sys.argv[5]
+            for attempt in range(20):
+                os.kill(agent, signal.SIGSTOP)
+                go_r, go_w = os.pipe(); out_r, out_w = os.pipe()
+                first = os.fork()
+                if first == 0:
+                    s = connect()
+                    if os.fork() == 0:
+                        os.read(go_r, 1)
+                        os.write(out_w, json.dumps(call(s, "session_get", {"sessionId": session})).encode())
+                    os._exit(0)
+                os.waitpid(first, 0)
+                with open("/proc/sys/kernel/ns_last_pid", "w") as f: f.write(str(first - 1))
+                bound = subprocess.Popen([bot, sys.argv[0], "wait"])
+                os.kill(agent, signal.SIGCONT)
+                os.write(go_w, b"x")
+                answer = os.read(out_r, 1 << 20).decode()
+                bound.kill(); bound.wait()
+                if bound.pid == first:
+                    print(json.dumps({"pid": first, "answer": json.loads(answer)})); sys.exit(0)
+            print(json.dumps({"pid": None}))
+            """.write(to: script, atomically: true, encoding: .utf8)
+        let asked = try Command.run(bot, [script.path, "ask", agent.clientSocket, Self.example.serialized])
+        let session = asked.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(session.hasPrefix("sess-"), "\(asked)")
+        let agentPID = try #require(agent.process?.processIdentifier)
+        let ran = try Command.run(URL(fileURLWithPath: "/usr/bin/python3"), [script.path, "attack", agent.clientSocket, "\(agentPID)", bot.path, session])
+        let out = try JSONValue(parsing: ran.stdout)
+        try #require(out["pid"] != .null, "the bound program never got the pid: \(ran)")
+        #expect(out["answer"]?["error"]?["data"]?["reason"] == "not_found", "\(ran.stdout)")
+        // The bound program itself is still served.
+        #expect(try Command.run(bot, [script.path, "ask", agent.clientSocket, Self.example.serialized]).stdout.hasPrefix("sess-"))
+    }
+
     /// A label stored before labels were checked is shown with its control characters written out.
     @Test func aStoredLabelIsShownAsText() throws {
         let agent = try AgentProcess(rules: "default = \"approve\"")

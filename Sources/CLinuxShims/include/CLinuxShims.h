@@ -11,6 +11,10 @@ typedef struct {
     gid_t gid;
 } CLinuxShims_ucred;
 
+/// SO_PEERPIDFD (Linux 6.5): a pidfd for the process that connected. Debian 12's kernel headers
+/// predate it; the value is the same on every architecture.
+static const int CLinuxShims_SO_PEERPIDFD = 77;
+
 /// prctl(PR_SET_DUMPABLE, value) and prctl(PR_GET_DUMPABLE): sys/prctl.h is not in the Glibc module.
 int CLinuxShims_setDumpable(int value);
 int CLinuxShims_getDumpable(void);
