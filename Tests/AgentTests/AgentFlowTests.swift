@@ -102,7 +102,9 @@ struct AgentFlowTests {
 
         let revoked = try await agent.revoke(sessionId: sessionId, client: Self.bot)
         #expect(!revoked.already)
-        // Revoking again changes nothing and says when it was revoked.
+        // Revoking again changes nothing and says when it was revoked. (The denials above are
+        // written to the audit log behind their answers: counted once they are in.)
+        agent.drain()
         let entries = try store.verifyAudit().get()
         let again = try await agent.revoke(sessionId: sessionId, client: Self.bot)
         let entriesAfter = try store.verifyAudit().get()
