@@ -2,6 +2,7 @@ internal import CLinuxShims
 import EthereumCore
 import Foundation
 import OwnerSigners
+import SmartSessions
 import Synchronization
 
 /// A pinentry program (the dialog helper of gpg-agent: pinentry-gnome3, -qt, -curses, -tty)
@@ -139,7 +140,7 @@ struct PinentryApproval: Sendable {
         for await id in agent.requestsToDecide {
             guard let request = try? await agent.requestStatus(id, client: nil), request.status == .pending else { continue }
             let critical = request.review.highestSeverity?.rawValue == "critical"
-            let text = "Session request from \(request.client)\n\n" + request.review.text()
+            let text = Self.description(of: request)
             let approver = "pinentry (uid \(getuid()))"
             let approved: Bool
             do {
@@ -180,6 +181,21 @@ struct PinentryApproval: Sendable {
                 }
             }
         }
+    }
+
+    /// What the dialog shows of a request. A review longer than a page opens with its risks
+    /// counted: they are listed near its end, which a person paging through a long one (a
+    /// client may ask for thousands of calls) might never reach.
+    static func description(of request: Agent.PendingRequest) -> String {
+        let text = "Session request from \(request.client)\n\n" + request.review.text()
+        guard Pinentry.pages(text).count > 1 else { return text }
+        let risks = request.review.risks
+        let counts = Severity.allCases.reversed().compactMap { severity in
+            let n = risks.count { $0.severity == severity }
+            return n == 0 ? nil : "\(n) \(severity.rawValue)"
+        }
+        let summary = counts.isEmpty ? "No risks found." : "Risks: \(counts.joined(separator: ", ")), each under \"Risks\" near the end."
+        return summary + "\n\n" + text
     }
 
     /// A dialog in its turn among the others, on a thread of its own.

@@ -122,8 +122,10 @@ struct PinentryTests {
         try agent.start()
         let client = try AgentClient(path: agent.clientSocket)
 
-        // Approve: page through with Enter; the last page's button is <Approve>.
+        // Approve: page through with Enter; the last page's button is <Approve>. The first page
+        // counts the risks, which are listed on the last.
         let approvedId = try Self.ask(client)
+        try terminal.waitFor("Risks: 1 info, each under")
         #expect(try Self.approve(on: terminal) > 1, "the review does not fit one page, so it is shown in several")
         let approved = try client.call("session_wait", JSONObject(["id": .string(approvedId), "timeout": JSONValue(20)]))
         #expect(approved["status"] == "approved" && approved["sessionId"]?.stringValue != nil, "\(approved.serialized)")
