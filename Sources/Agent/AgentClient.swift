@@ -9,6 +9,9 @@ public final class AgentClient {
     /// The connected socket, for a caller that polls it.
     public let fd: Int32
     private var buffer: [UInt8] = []
+    /// How much of `buffer` holds no newline: a long answer is searched once, not again at
+    /// each chunk.
+    private var scanned = 0
     /// Where recv writes; kept, so a call does not allocate and clear 64 KiB.
     private var chunk = [UInt8](repeating: 0, count: 65536)
     private var nextId = 1
@@ -65,11 +68,13 @@ public final class AgentClient {
     /// Reads one line (the answer to one message), or nil at end of stream.
     public func readLine() throws -> JSONValue? {
         while true {
-            if let newline = buffer.firstIndex(of: UInt8(ascii: "\n")) {
+            if let newline = buffer[scanned...].firstIndex(of: UInt8(ascii: "\n")) {
                 let line = Array(buffer[..<newline])
                 buffer.removeSubrange(...newline)
+                scanned = 0
                 return try JSONValue(parsing: line)
             }
+            scanned = buffer.count
             let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
             if n == 0 { return nil }
             guard n > 0 else { throw Failure(description: "recv: \(String(cString: strerror(errno)))") }
