@@ -128,7 +128,7 @@ public actor Agent {
             throw .badRequest("a raw Session names its own session key; the agent generates the key itself, so send the native or ERC-7715 form")
         }
         let account = try await account(for: compiled)
-        if bindExecutable && client.executable == nil { throw .badRequest("the client's executable cannot be read, so the session cannot be bound to it") }
+        if bindExecutable && client.executable == nil { throw .badRequest(Self.unboundExecutable(client, agentUID: getuid())) }
         if bindUnit && client.unit == nil { throw .badRequest("the client runs in no systemd unit, so the session cannot be bound to one") }
         var accountKind = compiled
         accountKind.accountKind = compiled.accountKind ?? account.kind
@@ -148,6 +148,20 @@ public actor Agent {
             throw AgentError("wrong_chain", "account \(account.address) is not configured for chain \(chain.chainId)")
         }
         return account
+    }
+
+    /// Why a session cannot be bound to `client`'s executable, and what binds it instead. An
+    /// agent running as its own user (the system unit) sees no other uid's executable: the
+    /// kernel shows `/proc/PID/exe` only to the process's uid and root, as it allows ptrace.
+    static func unboundExecutable(_ client: ClientIdentity, agentUID: UInt32) -> String {
+        let why = if let shown = client.unverifiedExecutable {
+            "\(DisplayText.escaped(shown.path)) is \(shown.why.rawValue)"
+        } else if client.uid != agentUID && agentUID != 0 {
+            "the kernel shows a process's executable only to its own uid and root, and the agent runs as uid \(agentUID); bind it by its systemd unit (bindUnit), or give the program a uid of its own"
+        } else {
+            "the process has exited"
+        }
+        return "the client's executable cannot be read, so the session cannot be bound to it: \(why)"
     }
 
     /// Undecided requests one uid may have at a time: a person asked to decide a flood of them

@@ -1,4 +1,4 @@
-import Agent
+@testable import Agent
 import Approval
 import EthereumCore
 import Foundation
@@ -114,6 +114,28 @@ struct AgentFlowTests {
         }
         agent.drain()
         #expect(try store.verifyAudit().get() >= 6)
+    }
+
+    /// A session cannot be bound to an executable the agent cannot read, and the refusal says
+    /// why: the kernel hides other uids' executables from an agent that is not root (the system
+    /// unit), which is told to bind by unit or uid instead.
+    @Test func aSessionBoundToAnExecutableTheAgentCannotReadIsRefusedSayingWhy() async throws {
+        let (agent, _) = try Self.agent(rules: "default = \"approve\"")
+        let unseen = ClientIdentity(uid: Self.bot.uid, gid: 1000, pid: 4343)
+        do {
+            _ = try await agent.request(Self.example, client: unseen, bindExecutable: true)
+            Issue.record("a session was bound to no executable")
+        } catch { #expect(error.reason == "bad_request" && error.message.hasPrefix("the client's executable cannot be read, so the session cannot be bound to it: "), "\(error)") }
+        #expect(try agent.sessions(client: nil).isEmpty)
+
+        let replaced = ClientIdentity(uid: 1000, gid: 1000, pid: 4343, unverifiedExecutable: .init(path: "/usr/bin/bot", why: .replaced))
+        #expect(Agent.unboundExecutable(replaced, agentUID: 1000).hasSuffix(": /usr/bin/bot is replaced on disk since it started"))
+        let otherUID = ClientIdentity(uid: 1001, gid: 1001, pid: 4343)
+        #expect(Agent.unboundExecutable(otherUID, agentUID: 998).hasSuffix(
+            ": the kernel shows a process's executable only to its own uid and root, and the agent runs as uid 998; bind it by its systemd unit (bindUnit), or give the program a uid of its own"))
+        for agentUID: UInt32 in [0, 1001] {
+            #expect(Agent.unboundExecutable(otherUID, agentUID: agentUID).hasSuffix(": the process has exited"))
+        }
     }
 
     /// A client lists its sessions a page at a time: a page is filled past the sessions of its
