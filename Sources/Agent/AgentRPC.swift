@@ -251,6 +251,13 @@ public struct AgentRPC: Sendable {
         case "owners_add":
             let owner: any OwnerSigner, registration: SessionStore.RegisteredOwner
             var custody: PKCS11KeyCustody?
+            // A parameter of the other kind of owner is a mistake, not something to drop: a
+            // keystore given `pinFile` for its passphrase would ask a person at each approval.
+            let token = (p["pkcs11"] ?? .null) != .null
+            let others: Set<String> = token ? ["keystore", "passphraseFile"] : ["pinFile", "pin"]
+            if let stray = p.keys.first(where: { others.contains($0) && p[$0] != .null }) {
+                throw .badRequest("params.\(stray): not for a \(token ? "PKCS#11 owner, which takes pinFile and pin" : "keystore owner, which takes passphraseFile")")
+            }
             if let text = try optionalString(p, "pkcs11") {
                 let uri: PKCS11URI
                 do { uri = try PKCS11URI(text) } catch { throw .badRequest("params.pkcs11: \(error)") }

@@ -1130,8 +1130,22 @@ struct RegistrationTests {
                 Issue.record("an owner that cannot sign was taken: \(keystore), \(file ?? "")")
             } catch let e as AgentClient.RemoteError { #expect(e.reason == reason && e.message.contains(words), "\(e)") }
         }
+        // A secret meant for the other kind of owner is refused, not dropped: a keystore given
+        // a pinFile would have asked a person for its passphrase at each approval.
+        let passphraseFile = agent.directory.appendingPathComponent("owner.pass").path
+        for (params, message) in [(["keystore": keystore, "pinFile": passphraseFile], "params.pinFile: not for a keystore owner, which takes passphraseFile"),
+                                  (["keystore": keystore, "pin": "1234"], "params.pin: not for a keystore owner, which takes passphraseFile"),
+                                  (["pkcs11": "pkcs11:token=t;object=o", "passphraseFile": passphraseFile], "params.passphraseFile: not for a PKCS#11 owner, which takes pinFile and pin"),
+                                  (["pkcs11": "pkcs11:token=t;object=o", "keystore": keystore], "params.keystore: not for a PKCS#11 owner, which takes pinFile and pin")] {
+            var object = JSONObject()
+            for (key, value) in params { object[key] = .string(value) }
+            do {
+                _ = try control.call("owners_add", object)
+                Issue.record("taken: \(params)")
+            } catch let e as AgentClient.RemoteError { #expect(e.reason == "bad_request" && e.message == message, "\(e)") }
+        }
         #expect(try control.call("owners_list").arrayValue?.count == 1, "nothing was added")
-        let added = try control.call("owners_add", JSONObject(["keystore": .string(keystore), "passphraseFile": .string(agent.directory.appendingPathComponent("owner.pass").path)]))
+        let added = try control.call("owners_add", JSONObject(["keystore": .string(keystore), "passphraseFile": .string(passphraseFile)]))
         #expect(added["address"]?.stringValue == ownerAddress)
         _ = try control.call("accounts_add", JSONObject(["account": .object(JSONObject([
             "address": .string(Self.other), "kind": "nexus", "owners": .array([.string(ownerAddress)]), "chains": .array([JSONValue(11155111)]),
@@ -1148,7 +1162,6 @@ struct RegistrationTests {
         let again = try Self.request(client, account: Self.other)
         #expect(again["status"] == "approved", "\(again.serialized.prefix(300))")
         // Its passphrase file gone: the owner is listed as not ready, saying why.
-        let passphraseFile = agent.directory.appendingPathComponent("owner.pass").path
         try FileManager.default.moveItem(atPath: passphraseFile, toPath: passphraseFile + ".moved")
         let unready = try control.call("owners_list").arrayValue?.first { $0["address"]?.stringValue == ownerAddress }
         #expect(unready?["ready"] == .bool(false) && unready?["reason"] == "secret_needed" && unready?["problem"]?.stringValue?.contains(passphraseFile) == true,
