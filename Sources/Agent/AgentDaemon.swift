@@ -94,17 +94,22 @@ public enum AgentDaemon {
                                   partialMessageTimeout: .seconds(Int64(config.partialMessageTimeout)), connectionsPerUID: config.connectionsPerUID)
 
         // SIGTERM and SIGINT (systemctl stop, Ctrl-C) end the agent cleanly: the audit entries
-        // still in memory go to disk first, and the PKCS#11 modules are finalized.
+        // still in memory go to disk first, the PKCS#11 modules are finalized, and the socket
+        // files it made are removed.
         let stop: @Sendable (Int32) -> Never = { status in
+            server.removeSocketFiles()
             agent.drain()
             AssuanSession.closeAll()
             PKCS11Provider.finalizeAll(waiting: .seconds(2))
             exit(status)
         }
-        let stops = [SIGTERM, SIGINT].map { number in
+        let stops = [(SIGTERM, "SIGTERM"), (SIGINT, "SIGINT")].map { number, name in
             signal(number, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: number)
-            source.setEventHandler { stop(0) }
+            source.setEventHandler {
+                logger.notice("stopping on \(name)")
+                stop(0)
+            }
             source.resume()
             return source
         }

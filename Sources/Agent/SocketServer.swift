@@ -35,6 +35,9 @@ public struct SocketServer: Sendable {
     public let allowedGIDs: Set<UInt32>
     public let partialMessageTimeout: TimeAmount
     let connections: ConnectionCounts
+    /// The socket files `run` made: the agent removes them as it stops, as ssh-agent does, and
+    /// notices when someone else does.
+    private let made = MadeFiles()
 
     public init(rpc: AgentRPC, allowedUIDs: Set<UInt32> = [], allowedGIDs: Set<UInt32> = [], partialMessageTimeout: TimeAmount = .seconds(30),
                 connectionsPerUID: Int = ConnectionCounts.defaultPerUID) {
@@ -74,7 +77,6 @@ public struct SocketServer: Sendable {
     public func run(_ listeners: [Listener], onReady: @escaping @Sendable () -> Void = {}) async throws {
         let group = MultiThreadedEventLoopGroup.singleton
         var servers: [NIOAsyncChannel<Void, Never>] = []
-        var made: [(path: String, file: stat)] = []
         for listener in listeners {
             let connection: @Sendable (Channel) -> EventLoopFuture<Void> = { [partialMessageTimeout] channel in
                 channel.eventLoop.makeCompletedFuture {
@@ -103,7 +105,7 @@ public struct SocketServer: Sendable {
                 // admitted; otherwise the file itself shuts everyone else out.
                 chmod(path, !listener.control && admitsOthers ? 0o666 : 0o600)
                 var file = stat()
-                if stat(path, &file) == 0 { made.append((path, file)) }
+                if stat(path, &file) == 0 { made.files.withLock { $0.append((path, file)) } }
             case .descriptor(let fd):
                 servers.append(try await bootstrap.bind(fd, childChannelInitializer: connection))
             }
@@ -114,17 +116,33 @@ public struct SocketServer: Sendable {
             for server in servers {
                 group.addTask { try await server.executeThenClose { connections in for try await _ in connections {} } }
             }
-            if !made.isEmpty {
+            if !made.files.withLock(\.isEmpty) {
                 group.addTask { [made] in
                     while true {
                         try await Task.sleep(for: .seconds(5))
-                        for (path, file) in made {
-                            var now = stat()
-                            guard stat(path, &now) == 0, now.st_dev == file.st_dev, now.st_ino == file.st_ino else { throw SocketGone(path: path) }
-                        }
+                        if let gone = made.files.withLock({ $0.first { !MadeFiles.isStill($0) } }) { throw SocketGone(path: gone.path) }
                     }
                 }
             }
+        }
+    }
+
+    /// Removes the socket files `run` made that are still the ones it made (not those systemd
+    /// passed, nor one another agent put in their place).
+    public func removeSocketFiles() {
+        made.files.withLock { files in
+            for file in files where MadeFiles.isStill(file) { unlink(file.path) }
+            files = []
+        }
+    }
+
+    /// Files by path, with the device and inode they were made with.
+    final class MadeFiles: Sendable {
+        let files = Mutex<[(path: String, file: stat)]>([])
+
+        static func isStill(_ made: (path: String, file: stat)) -> Bool {
+            var now = stat()
+            return stat(made.path, &now) == 0 && now.st_dev == made.file.st_dev && now.st_ino == made.file.st_ino
         }
     }
 

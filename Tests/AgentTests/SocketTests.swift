@@ -618,7 +618,8 @@ struct SocketTests {
     }
 
     /// Signatures that change no state leave before their audit entries reach the disk; a clean
-    /// stop (SIGTERM) writes those entries first.
+    /// stop (SIGTERM, or Ctrl-C's SIGINT) writes those entries first, says so, and removes the
+    /// socket files, as ssh-agent does.
     @Test func aCleanStopKeepsTheAuditEntryOfEverySignature() throws {
         let agent = try AgentProcess(rules: "default = \"approve\"")
         try agent.start()
@@ -634,8 +635,12 @@ struct SocketTests {
         for nonce in 1...40 { #expect(try Self.sign(client, session, 1, nonce: UInt64(nonce))["mode"] == "USE") }
         agent.stop(signal: SIGTERM)
         #expect(try Self.signatureEntries(agent) == "41")
+        let sockets = [agent.clientSocket, agent.controlSocket]
+        #expect(agent.logs.contains("stopping on SIGTERM") && !sockets.contains(where: FileManager.default.fileExists), "\(agent.logs)")
         try agent.start()
         #expect(try AgentClient(path: agent.controlSocket).call("audit_verify")["intact"] == .bool(true))
+        agent.stop(signal: SIGINT)
+        #expect(agent.logs.contains("stopping on SIGINT") && !sockets.contains(where: FileManager.default.fileExists), "\(agent.logs)")
     }
 
     /// How many signature entries the stopped agent's audit log holds, read by SQLite itself.
