@@ -18,7 +18,11 @@ extension Agent {
     /// A session as its client (or the operator) may see it; `nil` client is the operator.
     public nonisolated func session(_ id: String, client: ClientIdentity?) throws(AgentError) -> StoredSession {
         let s: StoredSession
-        do { s = try store.session(id: id) } catch { throw .notFound("session \(id)") }
+        do { s = try store.session(id: id) } catch {
+            // A store that cannot be read is said to be so, not taken for a session that is not there.
+            if case .notFound = error { throw .notFound("session \(id)") }
+            throw AgentError(error)
+        }
         if let client { try Self.requireBinding(s.client, admits: client, session: id) }
         return s
     }

@@ -401,7 +401,7 @@ public struct AgentRPC: Sendable {
 }
 
 /// Says in the journal that the store could not be read or written (a full disk, a failing one,
-/// a lock another program holds): clients are only told `store_error`, and the operator must
+/// a lock another program holds, damage in the file): clients are only told `store_error`, and the operator must
 /// hear of it to mend it. Once a minute at most, for clients that keep trying.
 final class StoreFaults: Sendable {
     let logger: Logger
@@ -410,13 +410,13 @@ final class StoreFaults: Sendable {
     init(logger: Logger) { self.logger = logger }
 
     func report(_ error: AgentError) {
-        guard error.reason == StoreError.database("").reason else { return }
+        guard [StoreError.database("").reason, StoreError.corrupt("").reason].contains(error.reason) else { return }
         let now = ContinuousClock.now
         let due = quietUntil.withLock { until in
             guard until.map({ now >= $0 }) ?? true else { return false }
             until = now + .seconds(60)
             return true
         }
-        if due { logger.error("the session-key store could not be read or written (\(error.message)); clients get store_error until it can") }
+        if due { logger.error("the session-key store could not be read or written (\(error.message)); clients get \(error.reason) until it can") }
     }
 }

@@ -1,6 +1,7 @@
 import Crypto
 import EthereumCore
 import Foundation
+import GRDB
 import OwnerSigners
 
 /// Why the store could not be opened, unlocked or used. Never carries secret material.
@@ -33,6 +34,18 @@ public enum StoreError: Error, Equatable, Sendable, CustomStringConvertible {
         case .corrupt(let why): "the session-key store is damaged: \(why)"
         case .database(let why): "database error: \(why)"
         case .token(let why): "the session-key store's token: \(why)"
+        }
+    }
+}
+
+extension StoreError {
+    /// A database error as the store reports it: damage SQLite found in the file (a disk that
+    /// failed, a copy cut short) is `corrupt`, which a retry does not mend.
+    init(database error: any Error) {
+        if let sqlite = error as? DatabaseError, [.SQLITE_CORRUPT, .SQLITE_NOTADB].contains(sqlite.resultCode) {
+            self = .corrupt("SQLite finds the file damaged (\(sqlite.message ?? "\(sqlite.resultCode)")); restore it from a backup")
+        } else {
+            self = .database("\(error)")
         }
     }
 }

@@ -112,7 +112,7 @@ public final class SessionStore: @unchecked Sendable {
             auditHead = try database.read { db in
                 try Row.fetchOne(db, sql: "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").map { (seq: $0["seq"], hash: $0["hash"]) }
             }
-        } catch { throw .database("\(error)") }
+        } catch { throw StoreError(database: error) }
     }
 
     static var migrator: DatabaseMigrator {
@@ -250,12 +250,12 @@ public final class SessionStore: @unchecked Sendable {
     }
 
     func run<T>(_ body: (Database) throws -> T) throws(StoreError) -> T {
-        do { return try database.writeWithoutTransaction { db in try self.committed(db, body) } } catch let e as StoreError { throw e } catch { throw .database("\(error)") }
+        do { return try database.writeWithoutTransaction { db in try self.committed(db, body) } } catch let e as StoreError { throw e } catch { throw StoreError(database: error) }
     }
 
     /// `body` on a snapshot, beside the writer: for reads no write depends on.
     func snapshot<T>(_ body: (Database) throws -> T) throws(StoreError) -> T {
-        do { return try database.read(body) } catch let e as StoreError { throw e } catch { throw .database("\(error)") }
+        do { return try database.read(body) } catch let e as StoreError { throw e } catch { throw StoreError(database: error) }
     }
 
     /// `body` in one transaction; once it committed, the audit entries it appended are the log's
@@ -584,7 +584,7 @@ public final class SessionStore: @unchecked Sendable {
                 defer { if !durable { try? db.execute(sql: "PRAGMA synchronous = FULL") } }
                 try self.committed(db) { try self.insert(records, $0) }
             }
-        } catch let e as StoreError { throw e } catch { throw .database("\(error)") }
+        } catch let e as StoreError { throw e } catch { throw StoreError(database: error) }
     }
 
     private func insert(_ records: [SignatureRecord], _ db: Database) throws {
@@ -808,7 +808,7 @@ public final class SessionStore: @unchecked Sendable {
                 guard now > 0, now < left else { return }
                 left = now
             }
-        } catch { throw .database("\(error)") }
+        } catch { throw StoreError(database: error) }
     }
 
     /// Rewrites the whole file without its free pages, and makes it one that gives back what
@@ -822,6 +822,6 @@ public final class SessionStore: @unchecked Sendable {
             }
             // VACUUM wrote every page to the WAL: back into the file, and the WAL emptied.
             if let pool = database as? DatabasePool { try pool.writeWithoutTransaction { db in _ = try db.checkpoint(.truncate) } }
-        } catch { throw .database("\(error)") }
+        } catch { throw StoreError(database: error) }
     }
 }

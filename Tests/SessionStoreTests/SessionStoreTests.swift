@@ -319,6 +319,29 @@ struct SessionStoreTests {
         #expect(try older.sessionKey(id: "kept").address == key.address)
     }
 
+    /// A file SQLite finds damaged (a failing disk, a copy cut short) is reported as damaged,
+    /// with what to do, not as a database error a retry might mend.
+    @Test func aDamagedFileIsReportedAsDamaged() throws {
+        let path = Self.temporaryPath()
+        defer { for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) } }
+        do {
+            let store = try SessionStore(path: path)
+            let padding = String(repeating: "x", count: 1000)
+            for i in 0..<400 { try store.audit("signature", .object(JSONObject(["use": JSONValue(i), "padding": .string(padding)])), at: 1_700_000_000) }
+            try store.database.writeWithoutTransaction { db in _ = try db.checkpoint(.truncate) }
+        }
+        let size = try #require(try FileManager.default.attributesOfItem(atPath: path)[.size] as? Int)
+        let file = try #require(FileHandle(forUpdatingAtPath: path))
+        var random = SplitMix64(seed: 11)
+        try file.seek(toOffset: UInt64(size / 2))
+        try file.write(contentsOf: Data((0..<(size / 4)).map { _ in UInt8(truncatingIfNeeded: random.next()) }))
+        try file.close()
+        #expect { try SessionStore(path: path).verifyAudit() } throws: { error in
+            guard case .corrupt(let why) = error as? StoreError else { return false }
+            return why.hasPrefix("SQLite finds the file damaged (") && why.hasSuffix("); restore it from a backup")
+        }
+    }
+
     /// A session goes in with the audit entry of the decision that approved it, in one
     /// transaction: one that cannot be stored leaves no entry claiming it was.
     @Test func aSessionIsStoredWithItsDecision() throws {
