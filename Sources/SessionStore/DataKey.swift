@@ -43,7 +43,7 @@ extension StoreError {
     /// failed, a copy cut short) is `corrupt`, which a retry does not mend.
     init(database error: any Error) {
         if let sqlite = error as? DatabaseError, [.SQLITE_CORRUPT, .SQLITE_NOTADB].contains(sqlite.resultCode) {
-            self = .corrupt("SQLite finds the file damaged (\(sqlite.message ?? "\(sqlite.resultCode)")); restore it from a backup")
+            self = .corrupt("SQLite finds errors in the file (\(sqlite.message ?? "\(sqlite.resultCode)")); restore it from a backup")
         } else {
             self = .database("\(error)")
         }

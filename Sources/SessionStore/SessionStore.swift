@@ -661,6 +661,16 @@ public final class SessionStore: @unchecked Sendable {
         }
     }
 
+    /// Checks every page of the file (SQLite's quick_check: about 0.2 s for 60 MB) on a
+    /// snapshot, holding up no write; throws `corrupt` for a damaged file. A page that only
+    /// sessions no one uses live on would otherwise go unnoticed until the backups are gone too.
+    public func checkFile() throws(StoreError) {
+        let problems = try snapshot { db in try String.fetchAll(db, sql: "PRAGMA quick_check") }
+        guard problems == ["ok"] else {
+            throw .corrupt("SQLite finds errors in the file (\(problems.prefix(3).joined(separator: "; "))); restore it from a backup")
+        }
+    }
+
     /// The number of entries if the chain is intact; else the first broken entry. Entries are
     /// read one at a time from a snapshot: a long log takes no memory and holds up no write.
     public func verifyAudit() throws(StoreError) -> Result<Int, StoreError> { try walkAudit().result }
