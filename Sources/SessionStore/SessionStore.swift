@@ -821,6 +821,26 @@ public final class SessionStore: @unchecked Sendable {
         } catch { throw StoreError(database: error) }
     }
 
+    /// Copies the store at `path` to `destination`, a file that must not exist yet, made 0600:
+    /// one consistent snapshot (SQLite's VACUUM INTO, from a read-only connection), taken
+    /// beside a running agent without holding up its writes.
+    public static func backup(_ path: String, to destination: String) throws(StoreError) {
+        let fd = open(destination, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw .database("cannot make \(destination): \(String(cString: strerror(errno)))") }
+        close(fd)
+        var configuration = Configuration()
+        configuration.readonly = true
+        configuration.busyMode = .timeout(5)
+        do {
+            try DatabaseQueue(path: path, configuration: configuration).inDatabase { db in
+                try db.execute(sql: "VACUUM INTO ?", arguments: [destination])
+            }
+        } catch {
+            unlink(destination)
+            throw StoreError(database: error)
+        }
+    }
+
     /// Rewrites the whole file without its free pages, and makes it one that gives back what
     /// pruning frees from then on. It holds up every other write meanwhile (about 2 s for
     /// 400 MB), so `session-agent store compact` runs it only while no agent serves the store.

@@ -6,12 +6,47 @@ import OwnerSigners
 import SessionStore
 
 struct Store: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "The session-key store file.", subcommands: [StoreRewrap.self, StoreCompact.self])
+    static let configuration = CommandConfiguration(abstract: "The session-key store file.", subcommands: [StoreBackup.self, StoreRewrap.self, StoreCompact.self])
 
     static func path(_ given: String?) throws -> String {
         let path = given ?? AgentPaths.dataDirectory(ProcessInfo.processInfo.environment) + "/store.sqlite"
         guard FileManager.default.fileExists(atPath: path) else { throw CommandFailure(message: "no store at \(path)", reason: "not_found") }
         return path
+    }
+}
+
+struct StoreBackup: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "backup",
+        abstract: "Copy the store to a new file, while the agent runs, and check the copy.",
+        discussion: """
+            The copy is one consistent snapshot (SQLite's VACUUM INTO), taken without holding up the agent's writes, \
+            in a new file made 0600. It is then checked page by page and its audit chain walked; the entry it ends at \
+            is printed, to be noted beside it. Session keys stay sealed in it: the store's passphrase, or the token \
+            that wraps its data key, opens it. To restore, stop the agent and put the copy in place of store.sqlite \
+            (removing store.sqlite-wal and -shm): the agent's ledger then counts only what was signed before the \
+            copy, while the chain's policies count everything (docs/configuration.md).
+            """)
+
+    @Option(help: "The store file. Default: $XDG_DATA_HOME/session-agent/store.sqlite.") var store: String?
+    @Option(help: "The new file (it must not exist).") var to: String
+    @OptionGroup var output: OutputOptions
+
+    func run() throws {
+        try report(output) {
+            let path = try Store.path(store)
+            guard !FileManager.default.fileExists(atPath: to) else { throw CommandFailure(message: "\(to) exists; not overwriting it") }
+            try SessionStore.backup(path, to: to)
+            let copy = try SessionStore(path: to)
+            try copy.checkFile()
+            let entries = try copy.verifyAudit().get()
+            let head = copy.knownAuditHead
+            let size = (try? FileManager.default.attributesOfItem(atPath: to)[.size] as? NSNumber)?.intValue ?? 0
+            var json = JSONObject(["store": .string(path), "backup": .string(to), "bytes": JSONValue(size), "auditEntries": JSONValue(entries)])
+            json["auditHead"] = head.map { .object(JSONObject(["seq": JSONValue(Int($0.seq)), "hash": .string($0.hash)])) } ?? .null
+            let end = head.map { "; its audit log ends at entry \($0.seq), hash \($0.hash)" } ?? ""
+            return CommandOutput(text: "backed up \(path) to \(to) (\(String(format: "%.1f MB", Double(size) / 1e6)), checked\(end))", json: .object(json))
+        }
     }
 }
 

@@ -643,6 +643,36 @@ struct SocketTests {
         #expect(agent.logs.contains("stopping on SIGINT") && !sockets.contains(where: FileManager.default.fileExists), "\(agent.logs)")
     }
 
+    /// `store backup` copies the store beside the running agent; the copy, put in place of the
+    /// store, is the store as it was then: its sessions sign, its audit log verifies and ends
+    /// where the backup said, without what was signed after.
+    @Test func aBackupTakenWhileTheAgentRunsRestores() throws {
+        let agent = try AgentProcess(rules: "default = \"approve\"")
+        try agent.start()
+        let client = try AgentClient(path: agent.clientSocket)
+        let session = try Self.requestSession(client)
+        for nonce in UInt64(0)..<3 { #expect(try Self.sign(client, session, 1, nonce: nonce)["signature"] != nil) }
+        let store = agent.directory.appendingPathComponent("data/store.sqlite").path
+        let backup = agent.directory.appendingPathComponent("backup.sqlite").path
+        let taken = try Command.run(Command.sessionAgent, ["store", "backup", "--store", store, "--to", backup, "--json"])
+        #expect(taken.status == 0, "\(taken.stderr)")
+        let report = try JSONValue(parsing: taken.stdout)
+        let entries = try #require(report["auditEntries"].flatMap { if case .number(let n) = $0 { Int(n) } else { nil } }, "\(taken.stdout)")
+        #expect(entries >= 5 && report["auditHead"]?["seq"] == JSONValue(entries), "\(taken.stdout)")
+        #expect((try FileManager.default.attributesOfItem(atPath: backup)[.posixPermissions] as? Int) == 0o600)
+        let again = try Command.run(Command.sessionAgent, ["store", "backup", "--store", store, "--to", backup])
+        #expect(again.status == 1 && again.stderr.contains("\(backup) exists; not overwriting it"), "\(again.stderr)")
+        #expect(try Self.sign(client, session, 1, nonce: 3)["signature"] != nil)
+        agent.stop()
+
+        for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: store + suffix) }
+        try FileManager.default.moveItem(atPath: backup, toPath: store)
+        try agent.start()
+        let control = try AgentClient(path: agent.controlSocket)
+        #expect(try control.call("audit_verify")["entries"] == JSONValue(entries))
+        #expect(try Self.sign(try AgentClient(path: agent.clientSocket), session, 1, nonce: 4)["signature"] != nil)
+    }
+
     /// How many signature entries the stopped agent's audit log holds, read by SQLite itself.
     static func signatureEntries(_ agent: AgentProcess) throws -> String {
         let count = try Command.run(URL(fileURLWithPath: "/usr/bin/env"), ["python3", "-c", """
