@@ -16,7 +16,9 @@ public enum AgentDaemon {
         try requirePrivate(dataDirectory: config.dataDirectory)
         let instance = try InstanceLock(directory: config.dataDirectory)
         defer { withExtendedLifetime(instance) {} }
-        let store = try SessionStore(path: config.dataDirectory + "/store.sqlite")
+        let storePath = config.dataDirectory + "/store.sqlite"
+        let store = try SessionStore(path: storePath)
+        let storeFile = FileIdentity(storePath)
         do {
             if let through = try store.finishAuditPrune() {
                 logger.notice("audit entries through \(through) pruned: the prune the agent began before it stopped is finished")
@@ -173,6 +175,14 @@ public enum AgentDaemon {
                     try await Task.sleep(nanoseconds: 1_000_000_000)
                 }
             }
+            if let storeFile {
+                group.addTask {
+                    while true {
+                        try await Task.sleep(for: .seconds(5))
+                        guard storeFile.isStillThere else { throw StoreFileGone(path: storeFile.path) }
+                    }
+                }
+            }
             group.addTask {
                 // Requests nobody answered expire; keys of expired sessions are erased.
                 while !Task.isCancelled {
@@ -188,9 +198,29 @@ public enum AgentDaemon {
             do { try await group.next() } catch let gone as SocketServer.SocketGone {
                 logger.critical("\(gone)")
                 stop(1)
+            } catch let gone as StoreFileGone {
+                // What the agent wrote since (sessions, ledger, audit entries) is only in the file
+                // it holds open, which goes once it stops: saved beside the store first.
+                let rescue = "\(gone.path).rescued-\(UInt64(Date().timeIntervalSince1970))"
+                do {
+                    try store.copy(to: rescue)
+                    logger.critical("\(gone); what it held is saved in \(rescue)")
+                } catch {
+                    logger.critical("\(gone); saving what it held in \(rescue) failed: \(error)")
+                }
+                stop(1)
             }
             group.cancelAll()
         }
+    }
+}
+
+/// The store's file was removed or replaced while the agent ran (an `rm`, a backup moved over
+/// it): what the agent writes would be lost once it stops, so it stops now.
+struct StoreFileGone: Error, CustomStringConvertible {
+    var path: String
+    var description: String {
+        "the store file \(path) was removed or replaced while the agent ran, so it stops (restore a backup only while it is stopped)"
     }
 }
 

@@ -42,3 +42,21 @@ private func requireMode(_ path: String, allowing allowed: mode_t, what: String,
         throw AgentError("bad_config", "\(what) \(path) is open to other users (mode \(String(mode, radix: 8))); \(fix) it")
     }
 }
+
+/// A file by its path, and the device and inode it had when the agent made or opened it: a file
+/// removed, or replaced by another at that path, is no longer there.
+struct FileIdentity: Sendable {
+    let path: String
+    private let device: UInt64, inode: UInt64
+
+    init?(_ path: String) {
+        var file = stat()
+        guard stat(path, &file) == 0 else { return nil }
+        (self.path, device, inode) = (path, UInt64(file.st_dev), UInt64(file.st_ino))
+    }
+
+    var isStillThere: Bool {
+        var now = stat()
+        return stat(path, &now) == 0 && UInt64(now.st_dev) == device && UInt64(now.st_ino) == inode
+    }
+}

@@ -104,8 +104,7 @@ public struct SocketServer: Sendable {
                 // Peer credentials decide who may talk to the client socket when other uids are
                 // admitted; otherwise the file itself shuts everyone else out.
                 chmod(path, !listener.control && admitsOthers ? 0o666 : 0o600)
-                var file = stat()
-                if stat(path, &file) == 0 { made.files.withLock { $0.append((path, file)) } }
+                if let file = FileIdentity(path) { made.files.withLock { $0.append(file) } }
             case .descriptor(let fd):
                 servers.append(try await bootstrap.bind(fd, childChannelInitializer: connection))
             }
@@ -120,7 +119,7 @@ public struct SocketServer: Sendable {
                 group.addTask { [made] in
                     while true {
                         try await Task.sleep(for: .seconds(5))
-                        if let gone = made.files.withLock({ $0.first { !MadeFiles.isStill($0) } }) { throw SocketGone(path: gone.path) }
+                        if let gone = made.files.withLock({ $0.first { !$0.isStillThere } }) { throw SocketGone(path: gone.path) }
                     }
                 }
             }
@@ -131,19 +130,13 @@ public struct SocketServer: Sendable {
     /// passed, nor one another agent put in their place).
     public func removeSocketFiles() {
         made.files.withLock { files in
-            for file in files where MadeFiles.isStill(file) { unlink(file.path) }
+            for file in files where file.isStillThere { unlink(file.path) }
             files = []
         }
     }
 
-    /// Files by path, with the device and inode they were made with.
     final class MadeFiles: Sendable {
-        let files = Mutex<[(path: String, file: stat)]>([])
-
-        static func isStill(_ made: (path: String, file: stat)) -> Bool {
-            var now = stat()
-            return stat(made.path, &now) == 0 && now.st_dev == made.file.st_dev && now.st_ino == made.file.st_ino
-        }
+        let files = Mutex<[FileIdentity]>([])
     }
 
     /// The control socket is the operator's alone; the client socket also admits the

@@ -825,17 +825,26 @@ public final class SessionStore: @unchecked Sendable {
     /// one consistent snapshot (SQLite's VACUUM INTO, from a read-only connection), taken
     /// beside a running agent without holding up its writes.
     public static func backup(_ path: String, to destination: String) throws(StoreError) {
-        let fd = open(destination, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw .database("cannot make \(destination): \(String(cString: strerror(errno)))") }
-        close(fd)
         var configuration = Configuration()
         configuration.readonly = true
         configuration.busyMode = .timeout(5)
-        do {
-            try DatabaseQueue(path: path, configuration: configuration).inDatabase { db in
-                try db.execute(sql: "VACUUM INTO ?", arguments: [destination])
-            }
-        } catch {
+        try vacuum(into: destination) { statement in
+            try DatabaseQueue(path: path, configuration: configuration).inDatabase { db in try db.execute(sql: statement, arguments: [destination]) }
+        }
+    }
+
+    /// The same from this store as it is open: what it holds even once its file was removed.
+    public func copy(to destination: String) throws(StoreError) {
+        try Self.vacuum(into: destination) { statement in
+            try database.writeWithoutTransaction { db in try db.execute(sql: statement, arguments: [destination]) }
+        }
+    }
+
+    private static func vacuum(into destination: String, _ run: (String) throws -> Void) throws(StoreError) {
+        let fd = open(destination, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw .database("cannot make \(destination): \(String(cString: strerror(errno)))") }
+        close(fd)
+        do { try run("VACUUM INTO ?") } catch {
             unlink(destination)
             throw StoreError(database: error)
         }

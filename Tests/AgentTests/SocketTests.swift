@@ -673,6 +673,35 @@ struct SocketTests {
         #expect(try Self.sign(try AgentClient(path: agent.clientSocket), session, 1, nonce: 4)["signature"] != nil)
     }
 
+    /// A store file removed while the agent runs (or a backup moved over it) would take what
+    /// the agent writes from then on with it, once it stops: the agent saves what it holds
+    /// beside it and stops, saying so. Before, it signed on into a file nobody could open again,
+    /// and the next agent started on a store without those sessions and ledger entries.
+    @Test func anAgentWhoseStoreFileWasRemovedSavesItAndStops() throws {
+        let agent = try AgentProcess()
+        try agent.start()
+        let first = try #require(agent.process)
+        let client = try AgentClient(path: agent.clientSocket)
+        let session = try Self.requestSession(client)
+        let store = agent.directory.appendingPathComponent("data/store.sqlite").path
+        try FileManager.default.removeItem(atPath: store)
+        for nonce in UInt64(0)..<3 { #expect(try Self.sign(client, session, 1, nonce: nonce)["signature"] != nil) }
+        try agent.waitForLog("the store file \(store) was removed or replaced while the agent ran", seconds: 20)
+        first.waitUntilExit()
+        #expect(first.terminationStatus == 1)
+        let rescued = try #require(try FileManager.default.contentsOfDirectory(atPath: agent.directory.appendingPathComponent("data").path)
+            .first { $0.hasPrefix("store.sqlite.rescued-") }, "\(agent.logs)")
+        #expect(agent.logs.contains("what it held is saved in \(store).rescued-"))
+
+        // The saved store is the one the agent signed with: put in place, it goes on from there.
+        for suffix in ["-wal", "-shm"] { try? FileManager.default.removeItem(atPath: store + suffix) }
+        try FileManager.default.moveItem(atPath: agent.directory.appendingPathComponent("data/" + rescued).path, toPath: store)
+        #expect(try Self.signatureEntries(agent) == "3")
+        try agent.start()
+        #expect(try AgentClient(path: agent.controlSocket).call("audit_verify")["intact"] == .bool(true))
+        #expect(try Self.sign(try AgentClient(path: agent.clientSocket), session, 1, nonce: 3)["mode"] == "USE")
+    }
+
     /// How many signature entries the stopped agent's audit log holds, read by SQLite itself.
     static func signatureEntries(_ agent: AgentProcess) throws -> String {
         let count = try Command.run(URL(fileURLWithPath: "/usr/bin/env"), ["python3", "-c", """
