@@ -38,6 +38,11 @@ struct EthToolboxTests {
         let packed = try Command.sessionAgent("eth", "abi-encode", "--packed", "(uint8,address,string)", "1", "0x000000000000000000000000000000000000bEEF", "hi")
         #expect(packed.stdout == "0x01000000000000000000000000000000000000beef6869\n")
 
+        let made = try Command.sessionAgent("eth", "calldata", "transfer(address to, uint256 amount)", "0x000000000000000000000000000000000000bEEF", "5000000")
+        #expect(made.stdout == transferCalldata + "\n", "\(made.stderr)")
+        let notAFunction = try Command.sessionAgent("eth", "calldata", "address,uint256", "0x000000000000000000000000000000000000bEEF", "1")
+        #expect(notAFunction.status == 1 && notAFunction.stderr.contains("expected"), "\(notAFunction.stderr)")
+
         let call = try Command.sessionAgent("eth", "calldata-decode", "transfer(address to, uint256 amount)", transferCalldata)
         #expect(call.stdout.contains("to (address): 0x000000000000000000000000000000000000bEEF"))
         #expect(call.stdout.contains("amount (uint256): 5000000"))

@@ -48,17 +48,42 @@ struct AbiEncode: ParsableCommand {
     func run() throws {
         try report(output) {
             let (_, parameters) = try parseParameters(signature)
-            guard arguments.count == parameters.count else {
-                throw CommandFailure(message: "expected \(parameters.count) arguments, got \(arguments.count)")
-            }
+            let values = try parseArguments(arguments, parameters)
             let types = parameters.map(\.type)
-            let values = try zip(arguments, types).enumerated().map { i, pair in
-                do { return try ABIValue(text: pair.0, as: pair.1) } catch {
-                    throw CommandFailure(message: "argument \(i + 1) (\(pair.1.canonical)): \(error)")
-                }
-            }
             let encoded = packed ? try ABI.encodePacked(values, as: types) : try ABI.encode(values, as: types)
             return CommandOutput(text: encoded.hex, json: .object(JSONObject(["encoded": .string(encoded.hex)])))
+        }
+    }
+}
+
+/// One value per parameter, each written as cast writes it.
+func parseArguments(_ arguments: [String], _ parameters: [ABIParameter]) throws -> [ABIValue] {
+    guard arguments.count == parameters.count else {
+        throw CommandFailure(message: "expected \(parameters.count) arguments, got \(arguments.count)")
+    }
+    return try zip(arguments, parameters).enumerated().map { i, pair in
+        do { return try ABIValue(text: pair.0, as: pair.1.type) } catch {
+            throw CommandFailure(message: "argument \(i + 1) (\(pair.1.type.canonical)): \(error)")
+        }
+    }
+}
+
+struct Calldata: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Calldata for a function call: its selector, then the encoded arguments (as cast calldata).",
+        discussion: """
+            Example: session-agent eth execute 0x1c7D…7238 0 "$(session-agent eth calldata 'transfer(address,uint256)' 0x…beef 5000000)"
+            """)
+
+    @Argument(help: "The function's signature: 'transfer(address to, uint256 amount)'.") var signature: String
+    @Argument(help: "One argument per parameter, as for abi-encode.") var arguments: [String] = []
+    @OptionGroup var output: OutputOptions
+
+    func run() throws {
+        try report(output) {
+            let function = try ABIFunction(parsing: signature)
+            let calldata = try function.encodeCall(try parseArguments(arguments, function.inputs))
+            return CommandOutput(text: calldata.hex, json: .object(JSONObject(["calldata": .string(calldata.hex), "function": .string(function.signature)])))
         }
     }
 }

@@ -5,7 +5,7 @@ struct Eth: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Ethereum tools to check what you sign: hashes, ABI, typed data, user operations.",
         subcommands: [
-            Keccak.self, Sig.self, AbiEncode.self, AbiDecode.self, CalldataDecode.self,
+            Keccak.self, Sig.self, AbiEncode.self, AbiDecode.self, Calldata.self, CalldataDecode.self,
             TypedDataHash.self, UserOpHash.self, Recover.self, Checksum.self, Execute.self,
         ]
     )
