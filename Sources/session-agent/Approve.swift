@@ -7,7 +7,8 @@ struct Approve: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Review and decide pending session requests (on the control socket).",
         discussion: """
-            Shows each pending request in full, as the review renders it, and asks yes or no (an empty \
+            Shows each pending request in full, as the review renders it (through $PAGER, else less, when it \
+            is longer than the terminal, as git does), and asks yes or no once it is read (an empty \
             answer is no; any other answer is asked again). A request with a critical risk flag needs the \
             word `approve` typed in full. The owner's passphrase, or \
             the PIN of the owner's token, is asked here when the agent does not have it; when it was wrong, or \
@@ -36,8 +37,7 @@ struct Approve: ParsableCommand {
             for request in pending {
                 let id = request["id"]?.stringValue ?? ""
                 seen.insert(id)
-                print("\nRequest \(id) from \(request["client"]?.stringValue ?? "?")\n")
-                print(request["reviewText"]?.stringValue ?? "")
+                Terminal.show("\nRequest \(id) from \(request["client"]?.stringValue ?? "?")\n\n" + (request["reviewText"]?.stringValue ?? ""))
                 let critical = request["highestSeverity"] == "critical"
                 // The end of the input is nobody's answer: run without a terminal (stdin closed,
                 // from a script with fewer answers than requests), it must not deny what is pending.

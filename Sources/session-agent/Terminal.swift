@@ -12,6 +12,34 @@ enum Terminal {
         FileHandle.standardError.write(Data((line + "\n").utf8))
     }
 
+    /// Prints `text`; at a terminal it is shorter than, through the pager ($PAGER, else less), as
+    /// git does: a review of thousands of calls would scroll out of reach, and the question comes
+    /// once the pager is closed. A pager that cannot run leaves the text printed as it is.
+    static func show(_ text: String) {
+        var size = winsize()
+        let environment = ProcessInfo.processInfo.environment
+        let command = environment["PAGER"] ?? "less"
+        guard !command.isEmpty, isatty(STDIN_FILENO) == 1, isatty(STDOUT_FILENO) == 1, ioctl(STDOUT_FILENO, UInt(TIOCGWINSZ), &size) == 0,
+              text.utf8.count { $0 == UInt8(ascii: "\n") } + 1 >= Int(size.ws_row) else {
+            return print(text)
+        }
+        let pager = Process()
+        pager.executableURL = URL(fileURLWithPath: "/bin/sh")
+        pager.arguments = ["-c", command]
+        // less: quit at the end of the text if it fits after all, and leave the screen as it was.
+        pager.environment = environment.merging(["LESS": "FX"]) { given, _ in given }
+        let input = Pipe()
+        pager.standardInput = input
+        do { try pager.run() } catch { return print(text) }
+        // The person may quit the pager before it read everything.
+        signal(SIGPIPE, SIG_IGN)
+        try? input.fileHandleForWriting.write(contentsOf: Data((text + "\n").utf8))
+        try? input.fileHandleForWriting.close()
+        pager.waitUntilExit()
+        // The shell's "not found" and "cannot run": the text was never shown.
+        if [126, 127].contains(pager.terminationStatus) { print(text) }
+    }
+
     static func ask(_ prompt: String) -> String? {
         FileHandle.standardError.write(Data(prompt.utf8))
         return readLine(strippingNewline: true)

@@ -949,6 +949,41 @@ struct SocketTests {
         #expect(try client.call("session_wait", JSONObject(["id": .string(second), "timeout": JSONValue(0)]))["status"] == "pending")
     }
 
+    /// `session-agent approve` at a terminal shows a review longer than the terminal through the
+    /// pager, as git does, and asks once it is closed; a pager that cannot run leaves the review
+    /// printed as it is, never unseen.
+    @Test func aReviewLongerThanTheTerminalIsPaged() throws {
+        let agent = try AgentProcess(rules: "default = \"ask\"")
+        try agent.start()
+        let client = try AgentClient(path: agent.clientSocket)
+        let paged = agent.directory.appendingPathComponent("paged").path
+        for pager in ["cat > '\(paged)'", "no-such-pager"] {
+            let id = try #require(try client.call("session_request", JSONObject(["request": Self.example]))["id"]?.stringValue)
+            let terminal = try PinentryTests.Terminal()
+            var size = winsize(ws_row: 20, ws_col: 160, ws_xpixel: 0, ws_ypixel: 0)
+            _ = ioctl(terminal.master, UInt(TIOCSWINSZ), &size)
+            let tty = try #require(FileHandle(forUpdatingAtPath: terminal.slavePath))
+            let approve = Process()
+            approve.executableURL = Command.sessionAgent
+            approve.arguments = ["approve", "--once", "--socket", agent.controlSocket]
+            approve.environment = ProcessInfo.processInfo.environment.merging(["PAGER": pager]) { _, given in given }
+            (approve.standardInput, approve.standardOutput, approve.standardError) = (tty, tty, tty)
+            try approve.run()
+            try terminal.waitFor("Approve? [y/N]")
+            if pager == "no-such-pager" {
+                #expect(terminal.screen.contains("Request \(id)") && terminal.screen.contains("Digests"), "\(terminal.screen.suffix(500))")
+            } else {
+                let shown = try String(contentsOfFile: paged, encoding: .utf8)
+                #expect(shown.contains("Request \(id)") && shown.contains("Allowed calls") && shown.contains("Digests"), "\(shown)")
+                #expect(!terminal.screen.contains("Allowed calls"), "paged, not printed as well")
+            }
+            terminal.press("n\r")
+            approve.waitUntilExit()
+            #expect(approve.terminationStatus == 0)
+            #expect(try client.call("session_wait", JSONObject(["id": .string(id), "timeout": JSONValue(5)]))["status"] == "denied")
+        }
+    }
+
     /// `audit prune` removes the oldest entries; the log left verifies from where it now starts,
     /// and signing goes on. A prune that says neither how far nor how old is refused, and removes
     /// nothing. `audit verify --holds` checks an entry kept elsewhere, pruned or not.
