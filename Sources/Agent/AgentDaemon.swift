@@ -71,7 +71,12 @@ public enum AgentDaemon {
             guard let rulesPath else { return nil }
             let data: [UInt8]
             do { data = try RegularFile.read(rulesPath, what: "the rules file", limit: 16 << 20).bytes } catch { throw AgentError("bad_config", "\(error)") }
-            do { return try RulesFile(toml: String(decoding: data, as: UTF8.self)) } catch { throw AgentError("bad_rules", "\(rulesPath): \(error)") }
+            let rules: RulesFile
+            do { rules = try RulesFile(toml: String(decoding: data, as: UTF8.self)) } catch { throw AgentError("bad_rules", "\(rulesPath): \(error)") }
+            if let unseen = unseenExecutables(rules, agentUID: getuid(), admitsOthers: !config.allowedUIDs.isEmpty || !config.allowedGIDs.isEmpty) {
+                logger.warning("\(unseen)")
+            }
+            return rules
         }
         var tokens = TokenList()
         if let file = config.tokensFile {
@@ -213,6 +218,15 @@ public enum AgentDaemon {
             group.cancelAll()
         }
     }
+}
+
+/// What a rules file that names executables cannot see: an agent that is not root (the system
+/// unit) sees the executable of its own uid's processes only, so those conditions never hold
+/// for the other uids it admits. Said at start and at each reload, not found out from rules
+/// that never match.
+func unseenExecutables(_ rules: RulesFile, agentUID: UInt32, admitsOthers: Bool) -> String? {
+    guard rules.namesExecutables, admitsOthers, agentUID != 0 else { return nil }
+    return "the rules name client_executables, but this agent runs as uid \(agentUID), not root, and the kernel shows it no other uid's executable: those conditions hold only for uid \(agentUID)'s own clients; match the others by client_uids and client_units"
 }
 
 /// The store's file was removed or replaced while the agent ran (an `rm`, a backup moved over

@@ -82,6 +82,11 @@ public struct RulesFile: Sendable {
         return d
     }
 
+    /// Whether a rule matches on the client's executable.
+    public var namesExecutables: Bool {
+        rules.contains { $0.conditions.contains { if case .clientExecutables = $0.kind { true } else { false } } }
+    }
+
     /// Whether a condition looks at what the client holds already: counting that costs a
     /// look at the store, which rules without such a condition do not need.
     public var looksAtHoldings: Bool {

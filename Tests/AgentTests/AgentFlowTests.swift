@@ -138,6 +138,18 @@ struct AgentFlowTests {
         }
     }
 
+    /// Rules on executables, in an agent that cannot see other uids' executables and admits
+    /// other uids, are warned of at start and at each reload: they would quietly never match.
+    @Test func rulesOnExecutablesTheAgentCannotSeeAreWarnedOf() throws {
+        let named = try RulesFile(toml: "default = \"deny\"\n[[rules]]\nname = \"bot\"\ndecision = \"approve\"\n[rules.match]\nclient_executables = [\"/usr/bin/bot\"]\n")
+        let warning = try #require(unseenExecutables(named, agentUID: 998, admitsOthers: true))
+        #expect(warning.hasPrefix("the rules name client_executables, but this agent runs as uid 998, not root"), "\(warning)")
+        #expect(unseenExecutables(named, agentUID: 0, admitsOthers: true) == nil, "root sees every executable")
+        #expect(unseenExecutables(named, agentUID: 998, admitsOthers: false) == nil, "its own uid's it sees")
+        #expect(unseenExecutables(try RulesFile(toml: "default = \"deny\"\n[[rules]]\nname = \"bot\"\ndecision = \"approve\"\n[rules.match]\nclient_uids = [1001]\n"),
+                                  agentUID: 998, admitsOthers: true) == nil)
+    }
+
     /// A client lists its sessions a page at a time: a page is filled past the sessions of its
     /// uid bound to another executable, which it never sees, nor pages from; `live` leaves out
     /// the revoked ones.
