@@ -23,17 +23,20 @@ public enum RegularFile {
         var status = stat()
         guard fstat(fd, &status) == 0 else { throw Unreadable(description: "cannot read \(what) \(path): \(String(cString: strerror(errno)))") }
         guard status.st_mode & S_IFMT == S_IFREG else {
-            throw Unreadable(description: "\(what) \(path) is \(kind(status.st_mode)), not a regular file: the agent reads it again at each use, and never waits on it")
+            throw Unreadable(description: "\(what) \(path) is \(kind(status.st_mode)), not a regular file")
         }
         return (try readAll(fd, path: path, what: what, limit: limit), status)
     }
 
-    /// Up to `limit` bytes from `fd`, or an error when there are more.
+    /// Up to `limit` bytes from `fd`, or an error when there are more. A secret (at most 1 MiB)
+    /// is read into one buffer, never moved, so that no copy of it is left unzeroed; a longer
+    /// document grows its buffer as it goes rather than take its limit at once.
     static func readAll(_ fd: Int32, path: String, what: String, limit: Int) throws(Unreadable) -> [UInt8] {
-        var bytes = [UInt8](repeating: 0, count: limit + 1)
+        var bytes = [UInt8](repeating: 0, count: min(limit + 1, 1 << 20))
         var count = 0
         while count <= limit {
-            let n = bytes.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress! + count, limit + 1 - count) }
+            if count == bytes.count { bytes += repeatElement(0, count: min(bytes.count, limit + 1 - bytes.count)) }
+            let n = bytes.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress! + count, $0.count - count) }
             if n == 0 { break }
             if n < 0 {
                 if errno == EINTR { continue }
