@@ -89,8 +89,9 @@ public struct AgentRPC: Sendable {
                 switch committed {
                 case .success: reply(JSONRPC.result(id, Self.json(signed)))
                 case .failure(let error):
-                    storeFaults.report(AgentError(error))
-                    reply(JSONRPC.error(id, AgentError(error)))
+                    let failure = AgentError(error)
+                    storeFaults.report(failure)
+                    reply(JSONRPC.error(id, failure))
                 }
             }
         } catch {
@@ -401,8 +402,9 @@ public struct AgentRPC: Sendable {
 }
 
 /// Says in the journal that the store could not be read or written (a full disk, a failing one,
-/// a lock another program holds, damage in the file): clients are only told `store_error`, and the operator must
-/// hear of it to mend it. Once a minute at most, for clients that keep trying.
+/// a lock another program holds, damage in the file): clients are only told `store_error` or
+/// `store_corrupt`, and the operator must hear of it to mend it. Once a minute at most, for
+/// clients that keep trying.
 final class StoreFaults: Sendable {
     let logger: Logger
     private let quietUntil = Mutex<ContinuousClock.Instant?>(nil)

@@ -135,6 +135,7 @@ public struct SocketServer: Sendable {
         }
     }
 
+    /// A box for the lock: the server is a value, shared by the tasks that serve it.
     final class MadeFiles: Sendable {
         let files = Mutex<[FileIdentity]>([])
     }
