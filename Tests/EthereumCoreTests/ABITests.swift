@@ -13,6 +13,13 @@ struct ABIDifferentialTests {
             let types = try c["types"]!.arrayValue!.map { try ABIType(parsing: $0.stringValue!) }
             let values = try zip(c["values"]!.arrayValue!, types).map { try ABIValue(json: $0, as: $1) }
             let context = "types \(types.map(\.canonical)), seed \(Oracle.seed)"
+            // The same types as a parameter list, in parentheses or bare (where a lone tuple
+            // would read as the list itself).
+            let written = c["types"]!.arrayValue!.map { $0.stringValue! }
+            #expect(try ABIParameter.list(parsing: "(" + written.joined(separator: ", ") + ")").map(\.type) == types, "\(context)")
+            if written.count != 1 || !written[0].hasPrefix("(") {
+                #expect(try ABIParameter.list(parsing: written.joined(separator: ",")).map(\.type) == types, "\(context)")
+            }
             let encoded = try c.bytes("encoded")
             #expect(try ABI.encode(values, as: types) == encoded, "\(context)")
             #expect(try ABI.decode(encoded, as: types) == values, "\(context)")
