@@ -359,7 +359,11 @@ public actor Agent {
     }
 
     public func requestStatus(_ id: String, client: ClientIdentity?) throws(AgentError) -> PendingRequest {
-        guard let request = pending[id], client == nil || request.client.uid == client!.uid else { throw .notFound("request \(id)") }
+        guard let request = pending[id], client == nil || request.client.uid == client!.uid else {
+            // A client that lost track of a request is told where its session would be.
+            throw AgentError("not_found", "request \(id) not found: a decided request is kept \(approvalTimeout) s after its decision, and only a uid's "
+                             + "newest \(Self.maximumDecidedKeptPerUID); the session of an approved one is in session_list")
+        }
         return request
     }
 

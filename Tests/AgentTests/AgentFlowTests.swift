@@ -277,7 +277,11 @@ struct AgentFlowTests {
         #expect(try await agent.requestStatus(approved.id, client: Self.bot).status == .approved)
         clock.value = Self.now + 60
         await agent.expire()
-        await #expect(throws: AgentError.notFound("request \(approved.id)")) { try await agent.requestStatus(approved.id, client: Self.bot) }
+        // Forgotten, and the client is told why, and where its session is.
+        await #expect(throws: AgentError("not_found", "request \(approved.id) not found: a decided request is kept 60 s after its decision, and only a uid's newest 256; "
+                                                      + "the session of an approved one is in session_list")) {
+            try await agent.requestStatus(approved.id, client: Self.bot)
+        }
         // The session itself stays, of course.
         #expect(try agent.session(try #require(approved.sessionId), client: Self.bot).id == approved.sessionId)
     }
