@@ -19,8 +19,9 @@ enum Terminal {
         var size = winsize()
         let environment = ProcessInfo.processInfo.environment
         let command = environment["PAGER"] ?? "less"
+        let lines = text.utf8.count(where: { $0 == UInt8(ascii: "\n") }) + 1
         guard !command.isEmpty, isatty(STDIN_FILENO) == 1, isatty(STDOUT_FILENO) == 1, ioctl(STDOUT_FILENO, UInt(TIOCGWINSZ), &size) == 0,
-              text.utf8.count { $0 == UInt8(ascii: "\n") } + 1 >= Int(size.ws_row) else {
+              lines >= Int(size.ws_row) else {
             return print(text)
         }
         let pager = Process()
