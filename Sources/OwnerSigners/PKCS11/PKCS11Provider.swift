@@ -36,7 +36,7 @@ public enum PKCS11PINSource: Sendable, Equatable, CustomStringConvertible {
 
     public var description: String {
         switch self {
-        case .prompt: "the approval prompt"
+        case .prompt: "the prompt"
         case .file(let path): "the PIN file \(path)"
         case .environment(let name): "the environment variable \(name)"
         }
