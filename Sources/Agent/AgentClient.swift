@@ -35,7 +35,7 @@ public final class AgentClient {
     }
 
     /// The uid of the process serving the socket (SO_PEERCRED), as the kernel saw it listen.
-    public var serverUID: UInt32? { try? PeerCredentials.read(socket: fd).uid }
+    public var serverUID: UInt32? { try? PeerCredentials.uid(socket: fd) }
 
     public init(path: String) throws {
         fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)

@@ -15,15 +15,24 @@ public enum PeerCredentials {
 
     /// Reads the peer of a connected AF_UNIX socket.
     public static func read(socket fd: Int32) throws -> ClientIdentity {
+        let credentials = try peerCredentials(socket: fd)
+        var pidfd: Int32 = -1
+        var length = socklen_t(MemoryLayout<Int32>.size)
+        let process = getsockopt(fd, SOL_SOCKET, CLinuxShims_SO_PEERPIDFD, &pidfd, &length) == 0 ? ConnectedProcess.held(pidfd) : ConnectedProcess(failure: errno)
+        return identity(credentials, process)
+    }
+
+    /// The uid the peer had when it connected (or listened): all the CLI asks of the agent it
+    /// talks to, without reading the agent's /proc entries.
+    public static func uid(socket fd: Int32) throws -> UInt32 { try peerCredentials(socket: fd).uid }
+
+    private static func peerCredentials(socket fd: Int32) throws -> CLinuxShims_ucred {
         var credentials = CLinuxShims_ucred()
         var length = socklen_t(MemoryLayout<CLinuxShims_ucred>.size)
         guard getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &credentials, &length) == 0 else {
             throw Failure(description: "getsockopt(SO_PEERCRED): \(String(cString: strerror(errno)))")
         }
-        var pidfd: Int32 = -1
-        length = socklen_t(MemoryLayout<Int32>.size)
-        let process = getsockopt(fd, SOL_SOCKET, CLinuxShims_SO_PEERPIDFD, &pidfd, &length) == 0 ? ConnectedProcess.held(pidfd) : ConnectedProcess(failure: errno)
-        return identity(credentials, process)
+        return credentials
     }
 
     /// The same for a connection the agent's SwiftNIO server accepted (on its event loop the
@@ -55,7 +64,7 @@ public enum PeerCredentials {
         init(failure errno: Int32) { self = errno == ENOPROTOOPT ? .unknown : .gone }
 
         /// Whether it still runs; closes the pidfd. A pidfd polls readable once its process exits.
-        consuming func stillRuns() -> Bool {
+        func stillRuns() -> Bool {
             switch self {
             case .held(let pidfd):
                 defer { close(pidfd) }
@@ -67,7 +76,7 @@ public enum PeerCredentials {
         }
     }
 
-    static func identity(_ c: CLinuxShims_ucred, _ process: consuming ConnectedProcess) -> ClientIdentity {
+    static func identity(_ c: CLinuxShims_ucred, _ process: ConnectedProcess) -> ClientIdentity {
         let program = executable(pid: c.pid)
         let unit = systemdUnit(pid: c.pid)
         // Checked after reading: what was read is of the process that connected only if it

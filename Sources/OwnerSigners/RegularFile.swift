@@ -17,15 +17,26 @@ public enum RegularFile {
     /// The file's bytes, and its status as read from the open file (the one read, not one
     /// swapped in at the path since). `what` names the file in errors ("the rules file").
     public static func read(_ path: String, what: String, limit: Int) throws(Unreadable) -> (bytes: [UInt8], status: stat) {
-        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY)
-        guard fd >= 0 else { throw Unreadable(description: "cannot read \(what) \(path): \(String(cString: strerror(errno)))") }
+        let (fd, status) = try opened(path, what: what, flags: O_NONBLOCK)
         defer { close(fd) }
-        var status = stat()
-        guard fstat(fd, &status) == 0 else { throw Unreadable(description: "cannot read \(what) \(path): \(String(cString: strerror(errno)))") }
         guard status.st_mode & S_IFMT == S_IFREG else {
             throw Unreadable(description: "\(what) \(path) is \(kind(status.st_mode)), not a regular file")
         }
         return (try readAll(fd, path: path, what: what, limit: limit), status)
+    }
+
+    /// The file open for reading (with `flags` besides), and its status as opened; the caller
+    /// closes it.
+    static func opened(_ path: String, what: String, flags: Int32 = 0) throws(Unreadable) -> (fd: Int32, status: stat) {
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | flags)
+        guard fd >= 0 else { throw Unreadable(description: "cannot read \(what) \(path): \(String(cString: strerror(errno)))") }
+        var status = stat()
+        guard fstat(fd, &status) == 0 else {
+            let reason = String(cString: strerror(errno))
+            close(fd)
+            throw Unreadable(description: "cannot read \(what) \(path): \(reason)")
+        }
+        return (fd, status)
     }
 
     /// Up to `limit` bytes from `fd`, or an error when there are more. A secret (at most 1 MiB)

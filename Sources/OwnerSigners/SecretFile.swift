@@ -29,11 +29,8 @@ public enum SecretFile {
     /// A command's read, made once: a pipe such as `<(pass show store)` is read too, and waited
     /// for.
     public static func readOnce(_ path: String, what: String = "passphrase file") throws(Unreadable) -> SecretBytes {
-        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY)
-        guard fd >= 0 else { throw Unreadable(description: "cannot read the \(what) \(path): \(String(cString: strerror(errno)))") }
+        let (fd, status) = try RegularFile.opened(path, what: "the \(what)")
         defer { close(fd) }
-        var status = stat()
-        guard fstat(fd, &status) == 0 else { throw Unreadable(description: "cannot read the \(what) \(path): \(String(cString: strerror(errno)))") }
         guard status.st_mode & S_IFMT != S_IFDIR else { throw Unreadable(description: "the \(what) \(path) is a directory") }
         if status.st_mode & S_IFMT == S_IFREG { try requirePrivate(status, path, what) }
         var bytes = try RegularFile.readAll(fd, path: path, what: "the \(what)", limit: maximumSize)
