@@ -193,6 +193,9 @@ public enum OwnerConfig: Sendable, Equatable {
         }
         let pinFile = try path("pin_file"), pinEnv = t["pin_env"]?.string
         guard pinFile == nil || pinEnv == nil else { throw AgentError("bad_config", "\(prefix)pin_file, pin_env: one PIN source, not both") }
+        if pinFile != nil || pinEnv != nil, uri.pinSourceDiffers(from: pinFile) {
+            throw AgentError("bad_config", "\(prefix)\(pinFile == nil ? "pin_env" : "pin_file"): the URI's pin-source already names \(uri.pinFile ?? ""); one PIN source, not two")
+        }
         let fromURI = uri.pinFile.map { PKCS11PINSource.file($0) }
         self = .pkcs11(uri: uri, pin: pinFile.map { .file($0) } ?? pinEnv.map { .environment($0) } ?? fromURI ?? .prompt, address: address)
     }

@@ -263,7 +263,11 @@ public struct AgentRPC: Sendable {
                 let uri: PKCS11URI
                 do { uri = try PKCS11URI(text) } catch { throw .badRequest("params.pkcs11: \(error)") }
                 // The agent's working directory is nobody's business: relative paths would be read there.
-                let pinFile = try optionalString(p, "pinFile") ?? uri.pinFile
+                let givenPINFile = try optionalString(p, "pinFile")
+                if givenPINFile != nil, uri.pinSourceDiffers(from: givenPINFile) {
+                    throw .badRequest("params.pinFile: params.pkcs11's pin-source already names \(uri.pinFile ?? ""); one PIN source, not two")
+                }
+                let pinFile = givenPINFile ?? uri.pinFile
                 guard pinFile?.hasPrefix("/") ?? true, uri.modulePath?.hasPrefix("/") ?? true else {
                     throw .badRequest("params.pinFile, params.pkcs11's module-path and pin-source: absolute paths")
                 }

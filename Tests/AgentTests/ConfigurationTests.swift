@@ -65,14 +65,20 @@ struct ConfigurationTests {
             pkcs11 = "pkcs11:token=a;object=k?module-path=lib/module.so&pin-source=file:a.pin"
             [[owners]]
             pkcs11 = "pkcs11:token=b;object=k?module-path=/usr/lib/module.so&pin-source=/run/b.pin"
+            [[owners]]
+            pkcs11 = "pkcs11:token=a;object=k2?pin-source=file:a.pin"
+            pin_file = "/etc/session-agent/a.pin"
             """
         let c = try AgentConfiguration(toml: text, relativeTo: "/etc/session-agent", environment: [:])
-        guard c.owners.count == 2, case .pkcs11(let a, let pinA, _) = c.owners[0], case .pkcs11(let b, let pinB, _) = c.owners[1] else {
+        guard c.owners.count == 3, case .pkcs11(let a, let pinA, _) = c.owners[0], case .pkcs11(let b, let pinB, _) = c.owners[1],
+              case .pkcs11(_, let pinBoth, _) = c.owners[2] else {
             Issue.record("\(c.owners)")
             return
         }
         #expect(a.modulePath == "/etc/session-agent/lib/module.so" && pinA == .file("/etc/session-agent/a.pin"))
         #expect(b.modulePath == "/usr/lib/module.so" && pinB == .file("/run/b.pin"))
+        // The same file named twice is one source.
+        #expect(pinBoth == .file("/etc/session-agent/a.pin"))
         // An owner added at run time may name the module as the file names it.
         var added = PKCS11URI()
         added.modulePath = "/etc/session-agent/lib/module.so"
@@ -102,6 +108,9 @@ struct ConfigurationTests {
         ("[[owners]]\npassphrase_file = \"x\"", "owners[0]"),
         ("[[owners]]\npkcs11 = \"token=a\"", "owners[0].pkcs11"),
         ("[[owners]]\npkcs11 = \"pkcs11:token=a\"\npin_file = \"p\"\npin_env = \"P\"", "owners[0].pin_file"),
+        // Two PIN sources that differ: the agent would have had to pick one silently.
+        ("[[owners]]\npkcs11 = \"pkcs11:token=a?pin-source=file:a.pin\"\npin_file = \"b.pin\"", "owners[0].pin_file: the URI's pin-source already names /x/a.pin"),
+        ("[[owners]]\npkcs11 = \"pkcs11:token=a?pin-source=a.pin\"\npin_env = \"PIN\"", "owners[0].pin_env"),
         ("[[owners]]\npkcs11 = \"pkcs11:token=a\"\npin = \"123456\"", "owners[0].pin"),
         ("[[owners]]\nkeystore = \"k\"\npin_file = \"p\"", "owners[0].pin_file"),
         ("[[owners]]\nkeystore = \"k\"\npassphrase_file = \"$CREDENTIALS_DIRECTORY/p\"", "owners[0].passphrase_file"),

@@ -95,6 +95,10 @@ struct PKCS11AgentTests {
         let relative = "pkcs11:token=\(token);object=owner?module-path=\(moduleFromHere)&pin-source=file:\(URL(fileURLWithPath: pinFile).lastPathComponent)"
         let notAbsolute = try Command.run(Command.sessionAgent, ["rpc", "owners_add", "--control", "--socket", agent.controlSocket, #"{"pkcs11":"\#(relative)"}"#])
         #expect(notAbsolute.status != 0 && notAbsolute.stderr.contains("absolute paths"), "\(notAbsolute)")
+        // A PIN file beside a URI that names another: which one was meant is not guessed.
+        let twoPINFiles = try Command.run(Command.sessionAgent, ["owner", "add", "pkcs11:token=\(token);object=owner?module-path=\(module)&pin-source=file:\(pinFile)",
+                                                                 "--pin-file", wrongPINFile, "--socket", agent.controlSocket])
+        #expect(twoPINFiles.status != 0 && twoPINFiles.stderr.contains("pin-source already names \(pinFile); one PIN source, not two"), "\(twoPINFiles)")
         let added = try Command.run(Command.sessionAgent, ["owner", "add", relative, "--socket", agent.controlSocket, "--json"], in: hsm.directory)
         #expect(added.status == 0, "\(added.stderr)")
         #expect(try JSONValue(parsing: added.stdout)["address"]?.stringValue == address.checksummed)

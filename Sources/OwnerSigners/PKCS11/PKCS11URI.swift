@@ -213,6 +213,14 @@ extension PKCS11URI {
     /// The file `pin-source` names (`file:/path`, or a bare path).
     public var pinFile: String? { pinSource.map { $0.hasPrefix("file:") ? String($0.dropFirst(5)) : $0 } }
 
+    /// Whether a PIN source given beside this URI (a `pin_file`, `pin_env` or `pinFile`) leaves
+    /// it in doubt where the PIN comes from: the URI's `pin-source` names another file. Which of
+    /// the two the operator meant is not for the agent to guess.
+    public func pinSourceDiffers(from file: String?) -> Bool {
+        guard let own = pinFile else { return false }
+        return file != own
+    }
+
     /// This URI with a relative `module-path` or `pin-source` taken as relative to `directory`
     /// (the configuration file's, or the working directory of the command it was typed to):
     /// the agent that loads the module or reads the PIN later runs elsewhere.
