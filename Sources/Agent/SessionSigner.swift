@@ -42,7 +42,7 @@ final class SessionSigner: @unchecked Sendable {
     private let lock = NSLock()
     private let commits = DispatchQueue(label: "session-agent commits")
     // Guarded by `lock`:
-    private var active: [String: ActiveSession] = [:]
+    private var active: RecentSessions
     private var queued: [(record: SessionStore.SignatureRecord, done: Completion?)] = []
     /// The records of the transaction being committed now.
     private var committing: [SessionStore.SignatureRecord] = []
@@ -53,7 +53,11 @@ final class SessionSigner: @unchecked Sendable {
     /// path of the signatures, and a crash loses at most this much of their audit entries.
     static let lazyFlushDelay: DispatchTimeInterval = .milliseconds(10)
 
-    init(store: SessionStore, tokens: TokenList, clock: @escaping @Sendable () -> UInt64, logger: Logger) {
+    /// How many sessions stay decoded, with their keys unsealed: ~4 KB each.
+    static let sessionsKept = 4096
+
+    init(store: SessionStore, tokens: TokenList, clock: @escaping @Sendable () -> UInt64, logger: Logger, keeping: Int = sessionsKept) {
+        active = RecentSessions(capacity: keeping)
         self.store = store
         self.tokens = tokens
         self.clock = clock
@@ -144,14 +148,15 @@ final class SessionSigner: @unchecked Sendable {
             try Agent.requireBinding(cached.stored.client, admits: client, session: id)
             return cached
         }
-        let s: StoredSession
-        do { s = try store.session(id: id) } catch { throw .notFound("session \(id)") }
+        let read: SessionStore.SessionToSign
+        // A store that cannot be read says so (store_error), rather than "not found".
+        do { read = try store.sessionToSign(id: id) } catch { throw AgentError(error) }
+        let s = read.stored
         try Agent.requireBinding(s.client, admits: client, session: id)
         if s.revokedAt != nil { throw AgentError("revoked", "session \(id) was revoked") }
         do {
             let checker = PolicyChecker(session: s.session, account: s.account, tokens: tokens, chains: s.chains.map(\.chainId))
-            var session = ActiveSession(stored: s, checker: checker, key: try store.sessionKey(id: id),
-                                        ledger: try store.ledger(sessionId: id), enabledChains: try store.enabledChains(sessionId: id))
+            var session = ActiveSession(stored: s, checker: checker, key: try store.unsealKey(read), ledger: read.ledger, enabledChains: read.enabledChains)
             // Signatures not yet on disk count too (their deltas are absolute values, in order).
             for r in committing + queued.map(\.record) where r.sessionId == id {
                 session.ledger.apply(r.delta)
@@ -165,8 +170,11 @@ final class SessionSigner: @unchecked Sendable {
     /// Forgets sessions (revoked, expired, or all of them when the agent is locked); the next
     /// operation reads them from the store again.
     func forget(where condition: (String, StoredSession) -> Bool) {
-        lock.withLock { active = active.filter { !condition($0.key, $0.value.stored) } }
+        lock.withLock { active.removeAll(where: condition) }
     }
+
+    /// How many sessions are decoded now.
+    var sessionsHeld: Int { lock.withLock { active.count } }
 
     // MARK: Group commit
 
@@ -225,6 +233,45 @@ final class SessionSigner: @unchecked Sendable {
             }
             for (_, done) in batch { done?(result) }
         }
+    }
+}
+
+/// The sessions signed with most recently, at most `capacity` of them. A server holds
+/// thousands of live sessions, most of them idle: kept decoded, they would grow the agent's
+/// memory without end and keep every one of their keys unsealed in it. One read again costs a
+/// store lookup; whatever it had reserved and not yet written is applied again as it is read.
+struct RecentSessions {
+    let capacity: Int
+    private var entries: [String: (session: SessionSigner.ActiveSession, lastUse: UInt64)] = [:]
+    private var uses: UInt64 = 0
+
+    init(capacity: Int) { self.capacity = max(capacity, 1) }
+
+    var count: Int { entries.count }
+
+    subscript(id: String) -> SessionSigner.ActiveSession? {
+        mutating get {
+            guard let entry = entries[id] else { return nil }
+            uses += 1
+            entries[id]!.lastUse = uses
+            return entry.session
+        }
+        set {
+            guard let newValue else { entries[id] = nil; return }
+            uses += 1
+            if entries[id] == nil, entries.count >= capacity { evictLeastRecentlyUsed() }
+            entries[id] = (newValue, uses)
+        }
+    }
+
+    mutating func removeAll(where condition: (String, StoredSession) -> Bool) {
+        entries = entries.filter { !condition($0.key, $0.value.session.stored) }
+    }
+
+    /// A quarter at once, so the sort is paid once per `capacity / 4` sessions read.
+    private mutating func evictLeastRecentlyUsed() {
+        let oldest = entries.sorted { $0.value.lastUse < $1.value.lastUse }.prefix(max(capacity / 4, 1))
+        for (id, _) in oldest { entries[id] = nil }
     }
 }
 

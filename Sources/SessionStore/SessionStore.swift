@@ -67,8 +67,11 @@ public enum DataKeyProtection: Equatable, Sendable {
 /// AES-256-GCM under a data key, the policy ledger and the hash-chained audit log.
 public final class SessionStore: @unchecked Sendable {
     // Every write, and every read that a write depends on, goes through the one writer, in
-    // turn; reading the audit log (walking it whole, filtering it) is done beside it, on a
-    // snapshot (WAL), so that it never holds up signing. `dataKey` and `auditHead` are guarded by `lock`.
+    // turn; reading the audit log (walking it whole, filtering it) and a session with its
+    // ledger is done beside it, on a snapshot (WAL), so that neither waits for a commit or for
+    // another process holding the file's write lock. (The agent's signer applies the records
+    // it has not yet written on top of the ledger it reads.) `dataKey` and `auditHead` are
+    // guarded by `lock`.
     let database: any DatabaseWriter
     private let lock = NSLock()
     private var dataKey: DataKey?
@@ -418,7 +421,7 @@ public final class SessionStore: @unchecked Sendable {
     }
 
     public func session(id: String) throws(StoreError) -> StoredSession {
-        guard let s = try run({ db in try Row.fetchOne(db, sql: "SELECT * FROM sessions WHERE id = ?", arguments: [id]).map(Self.session(from:)) }) else {
+        guard let s = try snapshot({ db in try Row.fetchOne(db, sql: "SELECT * FROM sessions WHERE id = ?", arguments: [id]).map(Self.session(from:)) }) else {
             throw .notFound("session \(id)")
         }
         return s
@@ -462,15 +465,43 @@ public final class SessionStore: @unchecked Sendable {
 
     /// The session key, unsealed. Revoked and expired sessions have none.
     public func sessionKey(id: String) throws(StoreError) -> Secp256k1.PrivateKey {
-        let data = try requireKey()
-        guard let sealed = try run({ db in try Data.fetchOne(db, sql: "SELECT sealed_key FROM sessions WHERE id = ?", arguments: [id]) }) else {
+        guard let sealed = try snapshot({ db in try Data.fetchOne(db, sql: "SELECT sealed_key FROM sessions WHERE id = ?", arguments: [id]) }) else {
             throw .notFound("session \(id)")
         }
+        return try unseal(sealed, id: id)
+    }
+
+    private func unseal(_ sealed: Data, id: String) throws(StoreError) -> Secp256k1.PrivateKey {
+        let data = try requireKey()
         guard !sealed.isEmpty else { throw .notFound("the key of session \(id) (revoked or expired)") }
         let secret = try data.open([UInt8](sealed), recordId: id)
         do { return try secret.withUnsafeBytes { raw throws(Secp256k1Error) in try Secp256k1.PrivateKey(bytes: raw) } } catch {
             throw .corrupt("session \(id) holds an invalid key")
         }
+    }
+
+    /// A session with the ledger and chains signing with it needs, read on one snapshot (one
+    /// read transaction rather than three). Its key stays sealed until `unsealKey`, so that
+    /// whoever asks can be checked first.
+    public struct SessionToSign: Sendable {
+        public let stored: StoredSession
+        public let ledger: PolicyLedger
+        public let enabledChains: Set<UInt64>
+        fileprivate let sealedKey: Data
+    }
+
+    public func sessionToSign(id: String) throws(StoreError) -> SessionToSign {
+        let read = try snapshot { db -> SessionToSign? in
+            guard let row = try Row.fetchOne(db, sql: "SELECT * FROM sessions WHERE id = ?", arguments: [id]) else { return nil }
+            return SessionToSign(stored: try Self.session(from: row), ledger: try Self.ledger(db, sessionId: id),
+                                 enabledChains: try Self.enabledChains(db, sessionId: id), sealedKey: row["sealed_key"])
+        }
+        guard let read else { throw .notFound("session \(id)") }
+        return read
+    }
+
+    public func unsealKey(_ session: SessionToSign) throws(StoreError) -> Secp256k1.PrivateKey {
+        try unseal(session.sealedKey, id: session.stored.id)
     }
 
     /// Marks a session revoked and erases its key.
@@ -527,18 +558,24 @@ public final class SessionStore: @unchecked Sendable {
     // MARK: - Ledger and signatures
 
     public func ledger(sessionId: String) throws(StoreError) -> PolicyLedger {
-        try run { db in
-            var ledger = PolicyLedger()
-            for row in try Row.fetchAll(db, sql: "SELECT policy, config_id, counter, value FROM ledger WHERE session_id = ?", arguments: [sessionId]) {
-                let key = LedgerKey(policy: try Address(row["policy"] as String), configId: try Bytes32(hex: row["config_id"] as String), counter: row["counter"])
-                ledger.counters[key] = try UInt256(parsing: row["value"] as String)
-            }
-            return ledger
+        try snapshot { db in try Self.ledger(db, sessionId: sessionId) }
+    }
+
+    static func ledger(_ db: Database, sessionId: String) throws -> PolicyLedger {
+        var ledger = PolicyLedger()
+        for row in try Row.fetchAll(db, sql: "SELECT policy, config_id, counter, value FROM ledger WHERE session_id = ?", arguments: [sessionId]) {
+            let key = LedgerKey(policy: try Address(row["policy"] as String), configId: try Bytes32(hex: row["config_id"] as String), counter: row["counter"])
+            ledger.counters[key] = try UInt256(parsing: row["value"] as String)
         }
+        return ledger
     }
 
     public func enabledChains(sessionId: String) throws(StoreError) -> Set<UInt64> {
-        try run { db in Set(try Int64.fetchAll(db, sql: "SELECT chain_id FROM enabled_chains WHERE session_id = ?", arguments: [sessionId]).map { UInt64(bitPattern: $0) }) }
+        try snapshot { db in try Self.enabledChains(db, sessionId: sessionId) }
+    }
+
+    static func enabledChains(_ db: Database, sessionId: String) throws -> Set<UInt64> {
+        Set(try Int64.fetchAll(db, sql: "SELECT chain_id FROM enabled_chains WHERE session_id = ?", arguments: [sessionId]).map { UInt64(bitPattern: $0) })
     }
 
     /// What one signature changes: the ledger delta, the chain it enabled, its audit entry.

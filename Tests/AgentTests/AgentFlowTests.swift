@@ -2,6 +2,7 @@
 import Approval
 import EthereumCore
 import Foundation
+import GRDB
 import OwnerSigners
 import SessionStore
 import SmartSessions
@@ -24,8 +25,9 @@ struct AgentFlowTests {
     static let bot = ClientIdentity(uid: 1000, gid: 1000, pid: 4242, executable: "/usr/bin/bot")
 
     /// `rules`: a rules file's text; the example's by default.
-    static func agent(rules text: String? = nil, ownerPrompt: @escaping SecretPrompt = { _ in secret("owner") }) throws -> (Agent, SessionStore) {
-        let store = try SessionStore(path: FileManager.default.temporaryDirectory.appendingPathComponent("agent-\(UUID()).sqlite").path)
+    static func agent(rules text: String? = nil, ownerPrompt: @escaping SecretPrompt = { _ in secret("owner") },
+                      path: String = FileManager.default.temporaryDirectory.appendingPathComponent("agent-\(UUID()).sqlite").path) throws -> (Agent, SessionStore) {
+        let store = try SessionStore(path: path)
         try store.initialize(passphrase: secret("store"), scryptN: 1024)
         let keystore = try KeystoreOwner(keystore: try Keystore.encrypt(owner, passphrase: secret("owner"), kdf: .scrypt(n: 16, r: 8, p: 1)), location: "test")
         let rules = try RulesFile(toml: try text ?? String(contentsOf: Oracle.packageRoot.appendingPathComponent("docs/examples/rules.toml"), encoding: .utf8))
@@ -50,6 +52,41 @@ struct AgentFlowTests {
         permission["spendingLimit"] = "500 USDC"
         over["permissions"] = .array([.object(permission)])
         return .object(over)
+    }
+
+    /// The signer keeps only the sessions used most recently. One read again from the store
+    /// still counts everything signed with it, including what has not reached the disk: 30 USDC
+    /// at a time under a 100 USDC limit, three sessions taking turns in a signer that holds two,
+    /// while another connection holds the file's write lock.
+    @Test func sessionsReadAgainKeepCountingTheirSpending() async throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("agent-\(UUID()).sqlite").path
+        let (agent, store) = try Self.agent(path: path)
+        var ids: [String] = []
+        for _ in 0..<3 { ids.append(try #require(try await agent.request(Self.example, client: Self.bot).sessionId)) }
+        let signer = SessionSigner(store: store, tokens: await agent.tokens, clock: { Self.now }, logger: await agent.logger, keeping: 2)
+        var holding = Configuration()
+        holding.allowsUnsafeTransactions = true
+        let other = try DatabaseQueue(path: path, configuration: holding)
+        try await other.writeWithoutTransaction { db in try db.execute(sql: "BEGIN IMMEDIATE") }
+        var signed: [String: Int] = [:], refused: [String: Int] = [:]
+        for round in 0..<5 {
+            for id in ids {
+                let request = SessionSigner.Request(sessionId: id, client: Self.bot, chainId: 11155111, entryPoint: EntryPointVersion.v07.canonicalAddress,
+                                                    version: .v07, operation: Self.transfer(Self.usdc, 30_000_000, nonce: UInt64(round)))
+                do {
+                    _ = try signer.sign(request, whenDurable: { _ in })
+                    signed[id, default: 0] += 1
+                } catch {
+                    #expect(error.reason == "policy_violation" && error.message.contains("spending limit"), "\(error)")
+                    refused[id, default: 0] += 1
+                }
+                #expect(signer.sessionsHeld <= 2)
+            }
+        }
+        #expect(ids.allSatisfy { signed[$0] == 3 && refused[$0] == 2 }, "signed \(signed), refused \(refused)")
+        try await other.writeWithoutTransaction { db in try db.execute(sql: "COMMIT") }
+        signer.drain()
+        for id in ids { #expect(try store.ledger(sessionId: id).counters.values.contains(UInt256(90_000_000))) }
     }
 
     @Test func approvedByRulesThenSignedInsideTheScope() async throws {
