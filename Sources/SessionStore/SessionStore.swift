@@ -517,13 +517,22 @@ public final class SessionStore: @unchecked Sendable {
     /// `sessions_to_erase` finds them.
     static let keysToErase = "expires_at IS NOT NULL AND expires_at < ? AND length(sealed_key) > 0"
 
-    /// Erases the keys of sessions that expired by `time`; returns their ids.
+    /// Erases the keys of sessions that expired by `time`, `batch` a transaction; returns their
+    /// ids. Sessions made together expire together: 20,000 keys erased in one transaction held
+    /// every signature up for 343 ms.
     @discardableResult
-    public func eraseExpired(now time: UInt64) throws(StoreError) -> [String] {
-        try run { db in
-            let ids = try String.fetchAll(db, sql: "SELECT id FROM sessions WHERE \(Self.keysToErase)", arguments: [Int64(time)])
-            try db.execute(sql: "UPDATE sessions SET sealed_key = x'' WHERE \(Self.keysToErase)", arguments: [Int64(time)])
-            return ids
+    public func eraseExpired(now time: UInt64, batch: Int = 500) throws(StoreError) -> [String] {
+        let (time, batch) = (Int64(clamping: time), max(batch, 1))
+        var erased: [String] = []
+        while true {
+            let ids = try run { db in
+                let ids = try String.fetchAll(db, sql: "SELECT id FROM sessions WHERE \(Self.keysToErase) LIMIT ?", arguments: [time, batch])
+                let erase = try db.cachedStatement(sql: "UPDATE sessions SET sealed_key = x'' WHERE id = ?")
+                for id in ids { try erase.execute(arguments: [id]) }
+                return ids
+            }
+            erased += ids
+            if ids.count < batch { return erased }
         }
     }
 

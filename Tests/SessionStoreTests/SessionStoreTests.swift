@@ -451,7 +451,10 @@ struct SessionStoreTests {
                                       enabledChain: 1, audit: .null, at: 1_700_000_000)
         }
         try store.revoke(id: "revoked", at: 1_700_000_200)
-        #expect(try store.eraseExpired(now: 1_700_001_000).sorted() == ["expired", "expired later"])
+        // A batch at a time too: each expired key erased, once.
+        #expect(try store.eraseExpired(now: 1_700_001_000, batch: 1).sorted() == ["expired", "expired later"])
+        #expect(try store.eraseExpired(now: 1_700_001_000, batch: 1).isEmpty)
+        #expect(throws: StoreError.notFound("the key of session expired later (revoked or expired)")) { try store.sessionKey(id: "expired later") }
         #expect(try store.pruneSessions(endedBefore: 1_700_000_500, at: 1_700_002_000, batch: 1).sorted() == ["expired", "revoked"])
         #expect(try store.sessions(uid: nil).map(\.id).sorted() == ["expired later", "live", "no end"])
         let left = try store.database.read { db in try String.fetchAll(db, sql: "SELECT DISTINCT session_id FROM ledger UNION SELECT session_id FROM enabled_chains ORDER BY 1") }
