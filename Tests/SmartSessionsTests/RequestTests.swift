@@ -108,6 +108,32 @@ struct RequestTests {
     /// A field of the wrong type is an error, never taken for absent: read as absent, an ERC-7715
     /// expiry given as an object instead of a list would vanish, and a contract-call's function
     /// list given as a string would allow every function of the ABI.
+    /// A time frame ends when it was written to end, or the request is refused: against Python's
+    /// datetime on random times, a sixth of them with a field out of range (February 30th was
+    /// taken for March 2nd, 24:00 for the next day).
+    @Test(.enabled(if: Oracle.isAvailable, Comment(rawValue: Oracle.unavailableReason ?? "")))
+    func timesAreReadAsPythonsDatetimeReadsThem() throws {
+        let cases = try Oracle.cases("rfc3339", count: 2000)
+        #expect(cases.contains { $0["seconds"] == .null } && cases.contains { $0["seconds"] != .null })
+        for c in cases {
+            let text = try #require(c["text"]?.stringValue)
+            let request = #"{"account": "0x7227dcfb0c5ec7a5f539f97b18be261c49687ed6", "chains": [1], "validity": {"until": "\#(text)"}, "#
+                + #""permissions": [{"target": "0x000000000000000000000000000000000000bEEF", "nativeTransfer": true, "sudo": true}]}"#
+            let policies: [PolicyData]?
+            do { policies = try compile(request).session.userOpPolicies } catch { policies = nil }
+            if case .number(let digits)? = c["seconds"], let seconds = UInt64(digits) {
+                #expect(policies?.contains(PolicyConfig.timeFrame(validUntil: seconds, validAfter: 0).policyData) == true, "\(text) (seed \(Oracle.seed))")
+            } else {
+                #expect(policies == nil, "\(text) accepted (seed \(Oracle.seed))")
+            }
+        }
+        for text in ["2026-12-01T00:00:00", "2026-12-01 00:00:00Z", "2026-12-01T00:00:00.5Z", "2026-12-01T00:00:00z", "2026-12-01T00:00:00+0200", "+2026-12-01T00:00:00Z", "2026-1-01T00:00:00Z"] {
+            let request = #"{"account": "0x7227dcfb0c5ec7a5f539f97b18be261c49687ed6", "chains": [1], "validity": {"until": "\#(text)"}, "#
+                + #""permissions": [{"target": "0x000000000000000000000000000000000000bEEF", "nativeTransfer": true, "sudo": true}]}"#
+            rejects(request, "validity.until: expected a date and time that exist")
+        }
+    }
+
     @Test func aFieldOfTheWrongTypeIsNotReadAsAbsent() {
         let head = #""account": "0x7227dcfb0c5ec7a5f539f97b18be261c49687ed6", "chains": [1]"#
         let transfer = #""permissions": [{"target": "0x000000000000000000000000000000000000bEEF", "nativeTransfer": true, "sudo": true}]"#

@@ -7,6 +7,7 @@ eth-abi (ABI), eth-account (EIP-712, EIP-191, addresses), eth-utils (keccak), co
 pycryptodome (AES).
 Integers travel as decimal strings so nothing is rounded on the way.
 """
+import datetime
 import json
 import random
 import string
@@ -576,7 +577,29 @@ def derived_open(key, salt, sealed, aad):
     print(h(cipher.decrypt_and_verify(box[12:-16], box[-16:])))
 
 
-KINDS = {"keccak": keccak_case, "abi": abi_case, "eip712": eip712_case, "secp256k1": secp_case, "userop": userop_case, "fastlz": fastlz_case, "session": session_case,
+def rfc3339_case(r):
+    """A time as a request may give it, often with a field out of range (February 30th, 24:00,
+    an offset of 24 hours), and its unix seconds by Python's datetime, or None where datetime
+    refuses it or it falls before 1970."""
+    def pick(good, bad):
+        return r.choice(bad) if r.random() < 0.15 else good
+    year = r.choice([1969, 1970, 2000, 2024, 2025, 2100, 2400, r.randint(1970, 9999)])
+    month, day = pick(r.randint(1, 12), [0, 13]), pick(r.randint(1, 31), [0, 29, 30, 31, 32])
+    hour, minute, second = pick(r.randint(0, 23), [24, 99]), pick(r.randint(0, 59), [60]), pick(r.randint(0, 59), [60])
+    zone_minutes = pick(r.choice([0, 30, 45]), [59, 60])
+    zone = "Z" if r.random() < 0.4 else "%s%02d:%02d" % (r.choice("+-"), pick(r.randint(0, 14), [23, 24]), zone_minutes)
+    text = "%04d-%02d-%02dT%02d:%02d:%02d%s" % (year, month, day, hour, minute, second, zone)
+    try:
+        seconds = int(datetime.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp())
+    except ValueError:
+        seconds = None
+    # datetime takes an offset of 60 minutes as one more hour; RFC 3339's minutes are 00-59.
+    if zone != "Z" and zone_minutes >= 60:
+        seconds = None
+    return {"text": text, "seconds": seconds if seconds is None or seconds >= 0 else None}
+
+
+KINDS = {"rfc3339": rfc3339_case, "keccak": keccak_case, "abi": abi_case, "eip712": eip712_case, "secp256k1": secp_case, "userop": userop_case, "fastlz": fastlz_case, "session": session_case,
          "keystore": keystore_case}
 
 if __name__ == "__main__":

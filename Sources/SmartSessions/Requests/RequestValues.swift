@@ -40,13 +40,14 @@ struct RequestValues {
         }
     }
 
-    /// A point in time: unix seconds, or an ISO 8601 UTC date ("2026-12-01T00:00:00Z").
+    /// A point in time: unix seconds, or an RFC 3339 (ISO 8601) time ("2026-12-01T00:00:00Z").
     func time(_ value: JSONValue, path: String) throws(SmartSessionError) -> UInt64 {
         if case .string(let s) = value, s.contains("-") {
-            let formatter = ISO8601DateFormatter()
-            guard let date = formatter.date(from: s) else { throw SmartSessionError("\(path): expected an ISO 8601 time like 2026-12-01T00:00:00Z") }
-            guard date.timeIntervalSince1970 >= 0 else { throw SmartSessionError("\(path): before 1970") }
-            return UInt64(date.timeIntervalSince1970)
+            guard let seconds = UTCTime.seconds(rfc3339: s) else {
+                throw SmartSessionError("\(path): expected a date and time that exist, in whole seconds, like 2026-12-01T00:00:00Z or 2026-12-01T02:00:00+02:00")
+            }
+            guard seconds >= 0 else { throw SmartSessionError("\(path): before 1970") }
+            return UInt64(seconds)
         }
         let v = try JSONFields.integer(value, path: path)
         guard let seconds = v.uint64, seconds < 1 << 48 else { throw SmartSessionError("\(path): out of range") }

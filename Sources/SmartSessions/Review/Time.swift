@@ -18,6 +18,44 @@ enum UTCTime {
         return "\(year)-\(two(Int(month)))-\(two(Int(day))) \(two(rest / 3600)):\(two(rest / 60 % 60)):\(two(rest % 60)) UTC"
     }
 
+    /// Seconds since 1970 (negative before) of an RFC 3339 time in whole seconds, in UTC
+    /// ("2026-12-01T00:00:00Z") or at an offset ("2026-12-01T02:00:00+02:00"); nil for any other
+    /// text, and for a date or time that does not exist. Foundation's parser moved February 30th
+    /// on to March 2nd, and 24:00 to the next day: a time frame must end when it was written to.
+    static func seconds(rfc3339 text: String) -> Int64? {
+        let b = Array(text.utf8)
+        guard b.count == 20 || b.count == 25 else { return nil }
+        func number(_ at: Int, _ digits: Int) -> Int64? {
+            var n: Int64 = 0
+            for c in b[at..<at + digits] {
+                guard c >= UInt8(ascii: "0"), c <= UInt8(ascii: "9") else { return nil }
+                n = n * 10 + Int64(c - UInt8(ascii: "0"))
+            }
+            return n
+        }
+        func at(_ i: Int, _ c: Character) -> Bool { b[i] == c.asciiValue! }
+        guard at(4, "-"), at(7, "-"), at(10, "T"), at(13, ":"), at(16, ":"),
+              let year = number(0, 4), let month = number(5, 2), let day = number(8, 2),
+              let hour = number(11, 2), let minute = number(14, 2), let second = number(17, 2) else { return nil }
+        var offset: Int64 = 0
+        if b.count == 20 {
+            guard at(19, "Z") else { return nil }
+        } else {
+            guard at(19, "+") || at(19, "-"), at(22, ":"), let hours = number(20, 2), let minutes = number(23, 2), hours < 24, minutes < 60 else { return nil }
+            offset = (hours * 3600 + minutes * 60) * (at(19, "-") ? -1 : 1)
+        }
+        let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0)
+        let monthDays: [Int64] = [31, leap ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]
+        guard (1...12).contains(month), (1...monthDays[Int(month) - 1]).contains(day), hour < 24, minute < 60, second < 60 else { return nil }
+        // Days since 1970-01-01 from a civil date (the inverse of `format`'s algorithm).
+        let y = month <= 2 ? year - 1 : year
+        let era = (y >= 0 ? y : y - 399) / 400
+        let yoe = y - era * 400
+        let doy = (153 * ((month + 9) % 12) + 2) / 5 + day - 1
+        let days = era * 146_097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719_468
+        return days * 86400 + hour * 3600 + minute * 60 + second - offset
+    }
+
     /// "in 3 days", "5 hours ago", "now"
     static func relative(_ seconds: UInt64, now: UInt64) -> String {
         let future = seconds >= now
