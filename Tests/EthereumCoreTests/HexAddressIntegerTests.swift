@@ -10,6 +10,7 @@ struct HexAddressIntegerTests {
         #expect(Hex.encode([0x00, 0xff]) == "0x00ff")
         #expect(throws: HexError.oddLength(3)) { try Hex.decode("0xabc") }
         #expect(throws: HexError.invalidCharacter("g", position: 3)) { try Hex.decode("0x0g") }
+        #expect(throws: HexError.invalidCharacter("Ｆ", position: 2)) { try Hex.decode("0xＦＦ") }
     }
 
     // The test vectors of EIP-55.
@@ -42,6 +43,9 @@ struct HexAddressIntegerTests {
             try UInt256(parsing: "115792089237316195423570985008687907853269984665640564039457584007913129639936")
         }
         #expect(throws: IntegerParseError.invalidDigit("_", in: "1_000")) { try UInt256(parsing: "1_000") }
+        // Digits and letters that are not ASCII, though Unicode gives them values (fullwidth forms).
+        #expect(throws: IntegerParseError.invalidDigit("１", in: "１00")) { try UInt256(parsing: "１00") }
+        #expect(throws: IntegerParseError.invalidDigit("Ｆ", in: "0xＦF")) { try UInt256(parsing: "0xＦF") }
         #expect(max.addingReportingOverflow(.one).overflow)
         #expect(UInt256.zero.subtractingReportingOverflow(.one).overflow)
         #expect(max.multipliedReportingOverflow(by: 2).overflow)

@@ -243,6 +243,8 @@ struct RequestTests {
         #expect(try Amounts.parse("0.25", decimals: 6) == 250_000)
         #expect(try Amounts.parse(".5", decimals: 1) == 5)
         #expect(throws: SmartSessionError.self) { try Amounts.parse("1.2.3", decimals: 6) }
+        #expect(throws: SmartSessionError("invalid amount \"１００\"")) { try Amounts.parse("１００", decimals: 6) }
+        #expect(throws: SmartSessionError("invalid amount \"½\"")) { try Amounts.parse("½", decimals: 6) }
         #expect(throws: SmartSessionError.self) { try Amounts.parse("-1", decimals: 6) }
         #expect(TokenList.builtIn.count > 10)   // every built-in address has a valid checksum
     }

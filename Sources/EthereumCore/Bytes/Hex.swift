@@ -42,8 +42,9 @@ public enum Hex {
         var high: UInt8 = 0
         for (i, c) in utf8.enumerated() {
             guard let nibble = nibble(c) else {
-                let scalar = Character(Unicode.Scalar(c))
-                throw .invalidCharacter(scalar, position: offset + i)
+                // The whole character, not the first byte of its UTF-8 ("Ｆ", not "ï").
+                let character = text[text.utf8.index(text.utf8.startIndex, offsetBy: offset + i)...].first!
+                throw .invalidCharacter(character, position: offset + i)
             }
             if i % 2 == 0 { high = nibble } else { out.append(high << 4 | nibble) }
         }

@@ -70,7 +70,8 @@ public struct UInt256: Hashable, Sendable, Comparable, CustomStringConvertible, 
         guard !digits.isEmpty else { throw .empty }
         let radix: UInt64 = isHex ? 16 : 10
         for c in digits {
-            guard let d = c.hexDigitValue, d < radix else { throw .invalidDigit(c, in: text) }
+            // ASCII only: Character's hexDigitValue also reads fullwidth digits and letters ("０ｘＦＦ").
+            guard c.isASCII, let d = c.hexDigitValue, d < radix else { throw .invalidDigit(c, in: text) }
             let (next, overflow) = value.multipliedAdding(radix, UInt64(d))
             guard !overflow else { throw .outOfRange(text, bits: 256, signed: false) }
             value = next

@@ -109,7 +109,7 @@ public enum Amounts {
     /// has is an error (never rounded).
     public static func parse(_ text: String, decimals: Int) throws(SmartSessionError) -> UInt256 {
         let parts = text.split(separator: ".", omittingEmptySubsequences: false)
-        guard parts.count <= 2, !parts[0].isEmpty || parts.count == 2, parts.allSatisfy({ $0.allSatisfy(\.isNumber) }) else {
+        guard parts.count <= 2, !parts[0].isEmpty || parts.count == 2, parts.allSatisfy({ $0.allSatisfy { $0.isASCII && $0.isNumber } }) else {
             throw SmartSessionError("invalid amount \(String(reflecting: text))")
         }
         let fraction = parts.count == 2 ? String(parts[1]) : ""
