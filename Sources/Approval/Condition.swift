@@ -45,10 +45,10 @@ struct Condition: Sendable {
                 return items.map { $0.stringValue! }
             }
             func integers() throws(RulesError) -> [UInt64] {
-                guard let items = value.arrayValue else { throw RulesError("\(here): a list of integers") }
+                guard let items = value.arrayValue else { throw RulesError("\(here): a list of whole numbers, none negative") }
                 var out: [UInt64] = []
                 for item in items {
-                    guard case .number(let n) = item, let v = UInt64(n) else { throw RulesError("\(here): a list of integers") }
+                    guard case .number(let n) = item, let v = UInt64(n) else { throw RulesError("\(here): a list of whole numbers, none negative") }
                     out.append(v)
                 }
                 return out

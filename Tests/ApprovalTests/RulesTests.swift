@@ -102,6 +102,7 @@ struct RulesTests {
             ("[[rules]]\ndecision = \"approve\"\n[rules.match]\nforbid = [\"sudoo\"]", "sudoo is no flag a review raises; they are account_administration, admin_access"),
             ("[[rules]]\ndecision = \"deny\"\n[rules.match]\nany_flag = [\"no_action_restrictions\"]", "no_action_restrictions is no flag"),
             ("[[rules]]\ndecision = \"approve\"\n[rules.match]\nclient_uids = [4294967296]", "4294967296 is no uid"),
+            ("[[rules]]\ndecision = \"approve\"\n[rules.match]\nclient_uids = [-1]", "client_uids: a list of whole numbers, none negative"),
             ("[[rules]]\ndecision = \"approve\"\n[rules.match]\nmax_live_sessions = 0", "max_live_sessions: a number of sessions, at least 1"),
             ("[[rules]]\ndecision = \"approve\"\n[rules.match]\nmax_live_sessions = \"5\"", "max_live_sessions: a number of sessions"),
             ("[[rules]]\ndecision = \"approve\"\n[rules.match]\nmax_live_sessions = 1.5", "max_live_sessions: a number of sessions"),
