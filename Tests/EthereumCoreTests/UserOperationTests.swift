@@ -26,6 +26,19 @@ struct UserOperationTests {
         }
     }
 
+    /// Fields of both forms in one operation: which gas limits were meant is not guessed, and
+    /// the error says so rather than calling a field of the other form unknown.
+    @Test func bothFormsAtOnceAreRefused() throws {
+        var mixed = try #require(PackedUserOperation(sender: .zero, nonce: 0, initCode: [], callData: [], accountGasLimits: .zero, preVerificationGas: 0,
+                                                     gasFees: .zero, paymasterAndData: [], signature: []).json.objectValue)
+        mixed["callGasLimit"] = "0x10000"
+        #expect(throws: UserOperationError("a field of the unpacked form, beside accountGasLimits and gasFees and initCode of the packed one: give either form, not both",
+                                           field: "callGasLimit")) { try PackedUserOperation.parse(json: .object(mixed)) }
+        mixed["callGasLimit"] = nil
+        mixed["bogus"] = "1"
+        #expect(throws: UserOperationError("unknown field", field: "bogus")) { try PackedUserOperation.parse(json: .object(mixed)) }
+    }
+
     /// userOpHashes that the deployed EntryPoint v0.7 computed for the vector records.
     @Test func v07DeployedVectors() throws {
         let records = Fixtures.sessionRecords

@@ -65,7 +65,10 @@ extension PackedUserOperation {
     public init(json: JSONValue) throws(UserOperationError) {
         guard let object = json.objectValue else { throw UserOperationError("a user operation is a JSON object") }
         if let unknown = object.keys.first(where: { !Self.fields.contains($0) }) {
-            throw UserOperationError("unknown field", field: unknown)
+            let packed = object.keys.filter { ["accountGasLimits", "initCode", "gasFees"].contains($0) }.sorted()
+            throw UserOperationError(UserOperation.unpackedFields.contains(unknown)
+                                     ? "a field of the unpacked form, beside \(packed.joined(separator: " and ")) of the packed one: give either form, not both"
+                                     : "unknown field", field: unknown)
         }
         let reader = FieldReader(object: object)
         self.init(
