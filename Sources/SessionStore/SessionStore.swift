@@ -566,10 +566,6 @@ public final class SessionStore: @unchecked Sendable {
 
     // MARK: - Ledger and signatures
 
-    public func ledger(sessionId: String) throws(StoreError) -> PolicyLedger {
-        try snapshot { db in try Self.ledger(db, sessionId: sessionId) }
-    }
-
     static func ledger(_ db: Database, sessionId: String) throws -> PolicyLedger {
         var ledger = PolicyLedger()
         for row in try Row.fetchAll(db, sql: "SELECT policy, config_id, counter, value FROM ledger WHERE session_id = ?", arguments: [sessionId]) {
@@ -577,10 +573,6 @@ public final class SessionStore: @unchecked Sendable {
             ledger.counters[key] = try UInt256(parsing: row["value"] as String)
         }
         return ledger
-    }
-
-    public func enabledChains(sessionId: String) throws(StoreError) -> Set<UInt64> {
-        try snapshot { db in try Self.enabledChains(db, sessionId: sessionId) }
     }
 
     static func enabledChains(_ db: Database, sessionId: String) throws -> Set<UInt64> {

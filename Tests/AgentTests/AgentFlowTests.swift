@@ -86,7 +86,7 @@ struct AgentFlowTests {
         #expect(ids.allSatisfy { signed[$0] == 3 && refused[$0] == 2 }, "signed \(signed), refused \(refused)")
         try await other.writeWithoutTransaction { db in try db.execute(sql: "COMMIT") }
         signer.drain()
-        for id in ids { #expect(try store.ledger(sessionId: id).counters.values.contains(UInt256(90_000_000))) }
+        for id in ids { #expect(try store.sessionToSign(id: id).ledger.counters.values.contains(UInt256(90_000_000))) }
     }
 
     @Test func approvedByRulesThenSignedInsideTheScope() async throws {
@@ -116,7 +116,7 @@ struct AgentFlowTests {
         #expect(try RecoverableSignature(bytes: sig).recoverAddress(digest: second.userOpHash) == stored.sessionKey)
 
         // Outside the scope: another token, or over the spending limit. Nothing is recorded.
-        let before = try store.ledger(sessionId: sessionId)
+        let before = try store.sessionToSign(id: sessionId).ledger
         await #expect(throws: AgentError.self) {
             try await agent.signUserOperation(sessionId: sessionId, client: Self.bot, chainId: 11155111, entryPoint: ep, version: .v07, operation: Self.transfer(Self.account, 1))
         }
@@ -126,7 +126,7 @@ struct AgentFlowTests {
         } catch {
             #expect(error.reason == "policy_violation" && error.message.contains("spending limit"), "\(error)")
         }
-        #expect(try store.ledger(sessionId: sessionId) == before)
+        #expect(try store.sessionToSign(id: sessionId).ledger == before)
         await #expect(throws: AgentError.self) {
             try await agent.signUserOperation(sessionId: sessionId, client: Self.bot, chainId: 1, entryPoint: ep, version: .v07, operation: Self.transfer(Self.usdc, 1))
         }
@@ -361,7 +361,7 @@ struct AgentFlowTests {
             _ = try await restarted.signUserOperation(sessionId: sessionId, client: Self.bot, chainId: 11155111, entryPoint: ep, version: .v07, operation: Self.transfer(Self.usdc, 1))
             Issue.record("an 11th use was signed")
         } catch { #expect(error.reason == "policy_violation", "\(error)") }
-        #expect(try store.ledger(sessionId: sessionId).counters.values.contains(UInt256(10)))
+        #expect(try store.sessionToSign(id: sessionId).ledger.counters.values.contains(UInt256(10)))
     }
 
     /// A person who mistypes the owner's passphrase may type it again: the request stays pending,
@@ -528,10 +528,10 @@ struct AgentFlowTests {
         func sign() async throws(AgentError) -> Agent.SignedOperation {
             try await agent.signUserOperation(sessionId: sessionId, client: Self.bot, chainId: 11155111, entryPoint: ep, version: .v07, operation: Self.transfer(Self.usdc, 1))
         }
-        let before = try store.ledger(sessionId: sessionId)
+        let before = try store.sessionToSign(id: sessionId).ledger
         await agent.lock()
         do { _ = try await sign(); Issue.record("signed while locked") } catch { #expect(error.reason == "locked", "\(error)") }
-        #expect(try store.ledger(sessionId: sessionId) == before)
+        #expect(try store.sessionToSign(id: sessionId).ledger == before)
         do { try await agent.unlock(secret("wrong")); Issue.record("unlocked with a wrong passphrase") } catch { #expect(store.isLocked) }
         try await agent.unlock(secret("store"))
         #expect(try await sign().mode == .enable)

@@ -160,7 +160,7 @@ struct SessionStoreTests {
         let op = PackedUserOperation(sender: Self.account, nonce: 0, initCode: [], callData: ExecuteCall.single(Execution(target: Self.account, value: 1)).calldata,
                                      accountGasLimits: .zero, preVerificationGas: 0, gasFees: .zero, paymasterAndData: [], signature: [])
         for i in 0..<3 {
-            guard case .success(let allowance) = checker.check(op, ledger: try store.ledger(sessionId: "s")) else {
+            guard case .success(let allowance) = checker.check(op, ledger: try store.sessionToSign(id: "s").ledger) else {
                 Issue.record("use \(i) denied")
                 return
             }
@@ -169,8 +169,8 @@ struct SessionStoreTests {
         }
         // The ledger survived in the file: the fourth use is refused, as on chain.
         let reopened = try SessionStore(path: path)
-        if case .success = checker.check(op, ledger: try reopened.ledger(sessionId: "s")) { Issue.record("the usage limit was forgotten") }
-        #expect(try reopened.enabledChains(sessionId: "s") == [11155111])
+        if case .success = checker.check(op, ledger: try reopened.sessionToSign(id: "s").ledger) { Issue.record("the usage limit was forgotten") }
+        #expect(try reopened.sessionToSign(id: "s").enabledChains == [11155111])
         try reopened.audit("decision", .object(JSONObject(["approved": true])), at: 1_700_000_100)
         #expect(try reopened.verifyAudit() == .success(4))
 
@@ -383,7 +383,7 @@ struct SessionStoreTests {
         release.start()
         try store.recordSignature(sessionId: "s", delta: LedgerDelta(updates: [LedgerKey(policy: .zero, configId: .zero, counter: "uses"): UInt256(1)]),
                                   enabledChain: 1, audit: .null, at: 1_700_000_000)
-        #expect(try store.enabledChains(sessionId: "s") == [1])
+        #expect(try store.sessionToSign(id: "s").enabledChains == [1])
     }
 
     /// An entry read back and written out again (`audit export`) is the text it was hashed as,
@@ -421,7 +421,7 @@ struct SessionStoreTests {
         try store.recordSignatures([pure])
         #expect(try synchronous() == 2)
         try store.recordSignatures([pure, enabling])
-        #expect(try SessionStore(path: path).enabledChains(sessionId: "s") == [11155111])
+        #expect(try SessionStore(path: path).sessionToSign(id: "s").enabledChains == [11155111])
         #expect(try SessionStore(path: path).verifyAudit() == .success(3))
     }
 
@@ -480,6 +480,6 @@ struct SessionStoreTests {
         for chain: UInt64 in [1, 1 << 63, .max] {
             try store.recordSignature(sessionId: "s", delta: LedgerDelta(), enabledChain: chain, audit: .null, at: 1_700_000_000)
         }
-        #expect(try store.enabledChains(sessionId: "s") == [1, 1 << 63, .max])
+        #expect(try store.sessionToSign(id: "s").enabledChains == [1, 1 << 63, .max])
     }
 }
