@@ -62,16 +62,10 @@ enum Terminal {
     /// Reads a line without echo; nil at end of input.
     static func readSecret(_ prompt: String) -> SecretBytes? {
         FileHandle.standardError.write(Data(prompt.utf8))
-        var saved = termios()
-        let isTTY = tcgetattr(STDIN_FILENO, &saved) == 0
-        if isTTY {
-            var quiet = saved
-            quiet.c_lflag &= ~tcflag_t(ECHO)
-            tcsetattr(STDIN_FILENO, TCSANOW, &quiet)
-        }
+        let isTTY = SilentTerminal.start()
         defer {
             if isTTY {
-                tcsetattr(STDIN_FILENO, TCSANOW, &saved)
+                SilentTerminal.end()
                 FileHandle.standardError.write(Data("\n".utf8))
             }
         }
@@ -85,5 +79,46 @@ enum Terminal {
     static func readSecretParameter(_ prompt: String) -> JSONValue? {
         guard let secret = readSecret(prompt), secret.count > 0 else { return nil }
         return .string(secret.withUnsafeBytes { String(decoding: $0, as: UTF8.self) })
+    }
+}
+
+/// Echo off while a secret is typed, and back on whatever ends the prompt. Ctrl-C (or Ctrl-\\,
+/// a kill, a hang-up) used to end the command with echo still off, and the shell then took the
+/// next commands blind. As readpassphrase(3) does: such a signal puts the terminal back and then
+/// does what it would have done; Ctrl-Z puts it back while the command is stopped, and turns
+/// echo off again once it is continued.
+private enum SilentTerminal {
+    // Read by the signal handler: set before it is installed, and not changed while it is.
+    nonisolated(unsafe) static var echoing = termios()
+    nonisolated(unsafe) static var quiet = termios()
+    static let signals = [SIGINT, SIGQUIT, SIGTERM, SIGHUP, SIGTSTP]
+
+    /// Turns echo off, when standard input is a terminal (whether it is, returned).
+    static func start() -> Bool {
+        guard tcgetattr(STDIN_FILENO, &echoing) == 0 else { return false }
+        quiet = echoing
+        quiet.c_lflag &= ~tcflag_t(ECHO)
+        for signal in signals { Glibc.signal(signal) { SilentTerminal.handle($0) } }
+        tcsetattr(STDIN_FILENO, TCSANOW, &quiet)
+        return true
+    }
+
+    static func end() {
+        tcsetattr(STDIN_FILENO, TCSANOW, &echoing)
+        for signal in signals { Glibc.signal(signal, SIG_DFL) }
+    }
+
+    /// Only async-signal-safe calls: tcsetattr, signal, sigprocmask, raise.
+    static func handle(_ signal: Int32) {
+        tcsetattr(STDIN_FILENO, TCSANOW, &echoing)
+        Glibc.signal(signal, SIG_DFL)
+        var only = sigset_t()
+        sigemptyset(&only)
+        sigaddset(&only, signal)
+        sigprocmask(SIG_UNBLOCK, &only, nil)
+        raise(signal)
+        // Back here only after a stop, once the command is continued (`fg`).
+        Glibc.signal(signal) { SilentTerminal.handle($0) }
+        tcsetattr(STDIN_FILENO, TCSANOW, &quiet)
     }
 }

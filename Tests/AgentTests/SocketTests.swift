@@ -984,6 +984,28 @@ struct SocketTests {
         }
     }
 
+    /// Ctrl-C, or a kill, at a passphrase prompt leaves the terminal as it was: echo back on,
+    /// where the command used to die with it off and the shell took the next commands blind.
+    @Test(arguments: [SIGINT, SIGTERM])
+    func aSignalAtASecretsPromptTurnsEchoBackOn(_ signal: Int32) throws {
+        let terminal = try PinentryTests.Terminal()
+        let tty = try #require(FileHandle(forUpdatingAtPath: terminal.slavePath))
+        let keystore = FileManager.default.temporaryDirectory.appendingPathComponent("owner-\(UUID()).json").path
+        let create = Process()
+        create.executableURL = Command.sessionAgent
+        create.arguments = ["owner", "create", "--keystore", keystore]
+        (create.standardInput, create.standardOutput, create.standardError) = (tty, tty, tty)
+        try create.run()
+        try terminal.waitFor("passphrase: ")
+        var modes = termios()
+        #expect(tcgetattr(terminal.master, &modes) == 0 && modes.c_lflag & tcflag_t(ECHO) == 0, "echo off while the passphrase is typed")
+        kill(create.processIdentifier, signal)
+        create.waitUntilExit()
+        #expect(create.terminationReason == .uncaughtSignal && create.terminationStatus == signal, "ended by the signal, as before")
+        #expect(tcgetattr(terminal.master, &modes) == 0 && modes.c_lflag & tcflag_t(ECHO) != 0, "echo back on")
+        #expect(!FileManager.default.fileExists(atPath: keystore))
+    }
+
     /// `audit prune` removes the oldest entries; the log left verifies from where it now starts,
     /// and signing goes on. A prune that says neither how far nor how old is refused, and removes
     /// nothing. `audit verify --holds` checks an entry kept elsewhere, pruned or not.
