@@ -89,7 +89,7 @@ extension Reviewer {
             out.append(RiskFlag(.warning, "key_export", "the client will receive the session key itself; the agent can no longer check what it signs"))
         }
         if r.chains.count > 1 {
-            out.append(RiskFlag(.info, "multichain", "one signature enables the session on \(r.chains.count) chains"))
+            out.append(RiskFlag(.info, "multichain", "one signature enables the session on \(r.chains.count) chains, and its limits hold on each chain apart"))
         }
         if r.chains.allSatisfy({ Chains.testnets.contains($0.chainId) }) {
             out.append(RiskFlag(.info, "testnet", "test networks only"))

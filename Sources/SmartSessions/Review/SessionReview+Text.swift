@@ -68,7 +68,9 @@ extension SessionReview {
         out += erc1271Policies.flatMap { policy($0, indent: "  ") }
 
         out.append("")
-        out.append(bold("Worst case over the session's life"))
+        // Each chain keeps its own policy state, and their native coins differ: a sum across
+        // chains would mean nothing, so the figures are each chain's.
+        out.append(bold("Worst case over the session's life" + (chains.count > 1 ? ", on each of its \(chains.count) chains" : "")))
         func bound(_ b: Bound, decimals: Int?, unit: String, baseUnit: String = "base units") -> String {
             switch b {
             case .limited(let v): return decimals.map { "\(Amounts.format(v, decimals: $0)) \(unit) (\(v) \(baseUnit))" } ?? "\(v) \(baseUnit)"
