@@ -28,7 +28,8 @@ final class SessionSigner: @unchecked Sendable {
         var stored: StoredSession
         let checker: PolicyChecker
         let key: Secp256k1.PrivateKey
-        var ledger: PolicyLedger
+        /// Each chain's: the session's policies keep their state on each chain apart.
+        var ledgers: [UInt64: PolicyLedger]
         var enabledChains: Set<UInt64>
     }
 
@@ -95,21 +96,21 @@ final class SessionSigner: @unchecked Sendable {
             let mode: SmartSessionMode = r.forceMode ?? (session.enabledChains.contains(r.chainId) ? .use : s.mode)
             guard mode == .use || mode == s.mode else { throw .badRequest("the session was approved for \(s.mode), not \(mode)") }
             let allowance: PolicyAllowance
-            switch session.checker.check(r.operation, ledger: session.ledger, enabling: mode != .use, now: now, entryPoint: r.version) {
+            switch session.checker.check(r.operation, ledger: session.ledgers[r.chainId] ?? PolicyLedger(), enabling: mode != .use, now: now, entryPoint: r.version) {
             case .success(let a): allowance = a
             case .failure(let denial):
                 // A denial changes nothing; its audit entry goes with the next transaction.
-                enqueue(.init(sessionId: r.sessionId, delta: LedgerDelta(), enabledChain: nil, kind: "denied", audit: .object(JSONObject([
+                enqueue(.init(sessionId: r.sessionId, chainId: r.chainId, delta: LedgerDelta(), enablesChain: false, kind: "denied", audit: .object(JSONObject([
                     "session": .string(r.sessionId), "reason": .string(denial.reason), "message": .string(denial.message),
                 ])), at: now), done: nil)
                 refusal = denial.message
                 throw AgentError(denial.reason == "expired" || denial.reason == "not_yet_valid" ? denial.reason : "policy_violation", denial.message)
             }
             let newlyEnabled = session.enabledChains.insert(r.chainId).inserted
-            session.ledger.apply(allowance.delta)
+            session.ledgers[r.chainId, default: PolicyLedger()].apply(allowance.delta)
             active[r.sessionId] = session
             let record = SessionStore.SignatureRecord(
-                sessionId: r.sessionId, delta: allowance.delta, enabledChain: newlyEnabled ? r.chainId : nil,
+                sessionId: r.sessionId, chainId: r.chainId, delta: allowance.delta, enablesChain: newlyEnabled,
                 audit: .object(JSONObject(["session": .string(r.sessionId), "chainId": .string(String(r.chainId)),
                                            "userOpHash": .string(userOpHash.hex), "mode": .string(mode.description)])), at: now)
             // A signature that changes no state (no ledger delta, a chain already enabled) has
@@ -156,11 +157,11 @@ final class SessionSigner: @unchecked Sendable {
         if s.revokedAt != nil { throw AgentError("revoked", "session \(id) was revoked") }
         do {
             let checker = PolicyChecker(session: s.session, account: s.account, tokens: tokens, chains: s.chains.map(\.chainId))
-            var session = ActiveSession(stored: s, checker: checker, key: try store.unsealKey(read), ledger: read.ledger, enabledChains: read.enabledChains)
+            var session = ActiveSession(stored: s, checker: checker, key: try store.unsealKey(read), ledgers: read.ledgers, enabledChains: read.enabledChains)
             // Signatures not yet on disk count too (their deltas are absolute values, in order).
             for r in committing + queued.map(\.record) where r.sessionId == id {
-                session.ledger.apply(r.delta)
-                if let chain = r.enabledChain { session.enabledChains.insert(chain) }
+                session.ledgers[r.chainId, default: PolicyLedger()].apply(r.delta)
+                if r.enablesChain { session.enabledChains.insert(r.chainId) }
             }
             active[id] = session
             return session

@@ -183,6 +183,22 @@ public final class SessionStore: @unchecked Sendable {
                 CREATE INDEX sessions_in_order ON sessions(created_at, id);
                 """)
         }
+        // Each chain a session is enabled on keeps its own policy state, and an ENABLE starts
+        // that chain's counters again, not the others'. The ledger was kept once per session;
+        // its counters go to every chain the session was signed on, which is exact for the
+        // sessions of one chain (nearly all of them).
+        migrator.registerMigration("v8: the ledger of each chain apart") { db in
+            try db.execute(sql: """
+                CREATE TABLE ledger_by_chain (
+                    session_id TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE, chain_id INTEGER NOT NULL,
+                    policy TEXT NOT NULL, config_id TEXT NOT NULL, counter TEXT NOT NULL, value TEXT NOT NULL,
+                    PRIMARY KEY (session_id, chain_id, policy, config_id, counter));
+                INSERT INTO ledger_by_chain (session_id, chain_id, policy, config_id, counter, value)
+                    SELECT l.session_id, c.chain_id, l.policy, l.config_id, l.counter, l.value FROM ledger l JOIN enabled_chains c USING (session_id);
+                DROP TABLE ledger;
+                ALTER TABLE ledger_by_chain RENAME TO ledger;
+                """)
+        }
         return migrator
     }
 
@@ -480,12 +496,13 @@ public final class SessionStore: @unchecked Sendable {
         }
     }
 
-    /// A session with the ledger and chains signing with it needs, read on one snapshot (one
+    /// A session with the ledgers and chains signing with it needs, read on one snapshot (one
     /// read transaction rather than three). Its key stays sealed until `unsealKey`, so that
     /// whoever asks can be checked first.
     public struct SessionToSign: Sendable {
         public let stored: StoredSession
-        public let ledger: PolicyLedger
+        /// Each chain's: the policies keep their state on each chain apart.
+        public let ledgers: [UInt64: PolicyLedger]
         public let enabledChains: Set<UInt64>
         fileprivate let sealedKey: Data
     }
@@ -493,7 +510,7 @@ public final class SessionStore: @unchecked Sendable {
     public func sessionToSign(id: String) throws(StoreError) -> SessionToSign {
         let read = try snapshot { db -> SessionToSign? in
             guard let row = try Row.fetchOne(db, sql: "SELECT * FROM sessions WHERE id = ?", arguments: [id]) else { return nil }
-            return SessionToSign(stored: try Self.session(from: row), ledger: try Self.ledger(db, sessionId: id),
+            return SessionToSign(stored: try Self.session(from: row), ledgers: try Self.ledgers(db, sessionId: id),
                                  enabledChains: try Self.enabledChains(db, sessionId: id), sealedKey: row["sealed_key"])
         }
         guard let read else { throw .notFound("session \(id)") }
@@ -566,33 +583,36 @@ public final class SessionStore: @unchecked Sendable {
 
     // MARK: - Ledger and signatures
 
-    static func ledger(_ db: Database, sessionId: String) throws -> PolicyLedger {
-        var ledger = PolicyLedger()
-        for row in try Row.fetchAll(db, sql: "SELECT policy, config_id, counter, value FROM ledger WHERE session_id = ?", arguments: [sessionId]) {
+    static func ledgers(_ db: Database, sessionId: String) throws -> [UInt64: PolicyLedger] {
+        var ledgers: [UInt64: PolicyLedger] = [:]
+        for row in try Row.fetchAll(db, sql: "SELECT chain_id, policy, config_id, counter, value FROM ledger WHERE session_id = ?", arguments: [sessionId]) {
             let key = LedgerKey(policy: try Address(row["policy"] as String), configId: try Bytes32(hex: row["config_id"] as String), counter: row["counter"])
-            ledger.counters[key] = try UInt256(parsing: row["value"] as String)
+            ledgers[UInt64(bitPattern: row["chain_id"]), default: PolicyLedger()].counters[key] = try UInt256(parsing: row["value"] as String)
         }
-        return ledger
+        return ledgers
     }
 
     static func enabledChains(_ db: Database, sessionId: String) throws -> Set<UInt64> {
         Set(try Int64.fetchAll(db, sql: "SELECT chain_id FROM enabled_chains WHERE session_id = ?", arguments: [sessionId]).map { UInt64(bitPattern: $0) })
     }
 
-    /// What one signature changes: the ledger delta, the chain it enabled, its audit entry.
+    /// What one signature changes: the delta to its chain's ledger, whether it enabled the
+    /// session on that chain, its audit entry.
     public struct SignatureRecord: Sendable {
         public var sessionId: String
+        public var chainId: UInt64
         public var delta: LedgerDelta
-        public var enabledChain: UInt64?
+        public var enablesChain: Bool
         /// The audit entry's kind: "signature", or "denied" for an operation refused.
         public var kind: String
         public var audit: JSONValue
         public var at: UInt64
 
-        public init(sessionId: String, delta: LedgerDelta, enabledChain: UInt64?, kind: String = "signature", audit: JSONValue, at: UInt64) {
+        public init(sessionId: String, chainId: UInt64, delta: LedgerDelta, enablesChain: Bool, kind: String = "signature", audit: JSONValue, at: UInt64) {
             self.sessionId = sessionId
+            self.chainId = chainId
             self.delta = delta
-            self.enabledChain = enabledChain
+            self.enablesChain = enablesChain
             self.kind = kind
             self.audit = audit
             self.at = at
@@ -600,13 +620,13 @@ public final class SessionStore: @unchecked Sendable {
 
         /// Whether the record changes what later signatures are checked against (the ledger, the
         /// chains a session is enabled on), so it must be on disk before its signature leaves.
-        public var changesState: Bool { !delta.isEmpty || enabledChain != nil }
+        public var changesState: Bool { !delta.isEmpty || enablesChain }
     }
 
     /// Records a signature in one durable transaction that commits before the signature may be
     /// handed out.
-    public func recordSignature(sessionId: String, delta: LedgerDelta, enabledChain: UInt64?, audit: JSONValue, at time: UInt64) throws(StoreError) {
-        try recordSignatures([SignatureRecord(sessionId: sessionId, delta: delta, enabledChain: enabledChain, audit: audit, at: time)])
+    public func recordSignature(sessionId: String, chainId: UInt64, delta: LedgerDelta, enablesChain: Bool, audit: JSONValue, at time: UInt64) throws(StoreError) {
+        try recordSignatures([SignatureRecord(sessionId: sessionId, chainId: chainId, delta: delta, enablesChain: enablesChain, audit: audit, at: time)])
     }
 
     /// Records signatures in order, all in one transaction (group commit: one fsync for every
@@ -628,18 +648,19 @@ public final class SessionStore: @unchecked Sendable {
     private func insert(_ records: [SignatureRecord], _ db: Database) throws {
         var previous: String?
         for r in records {
+            // A chain id is a uint64 (ChainDigest's), stored as the Int64 of its bits.
+            let chain = Int64(bitPattern: r.chainId)
             for id in r.delta.resetConfigIds {
-                try db.cachedStatement(sql: "DELETE FROM ledger WHERE session_id = ? AND config_id = ?").execute(arguments: [r.sessionId, id.hex])
+                try db.cachedStatement(sql: "DELETE FROM ledger WHERE session_id = ? AND chain_id = ? AND config_id = ?").execute(arguments: [r.sessionId, chain, id.hex])
             }
             for (key, value) in r.delta.updates {
                 try db.cachedStatement(sql: """
-                    INSERT INTO ledger (session_id, policy, config_id, counter, value) VALUES (?, ?, ?, ?, ?)
-                    ON CONFLICT (session_id, policy, config_id, counter) DO UPDATE SET value = excluded.value
-                    """).execute(arguments: [r.sessionId, key.policy.lowercased, key.configId.hex, key.counter, value.description])
+                    INSERT INTO ledger (session_id, chain_id, policy, config_id, counter, value) VALUES (?, ?, ?, ?, ?, ?)
+                    ON CONFLICT (session_id, chain_id, policy, config_id, counter) DO UPDATE SET value = excluded.value
+                    """).execute(arguments: [r.sessionId, chain, key.policy.lowercased, key.configId.hex, key.counter, value.description])
             }
-            if let chain = r.enabledChain {
-                // A chain id is a uint64 (ChainDigest's), stored as the Int64 of its bits.
-                try db.cachedStatement(sql: "INSERT OR IGNORE INTO enabled_chains (session_id, chain_id) VALUES (?, ?)").execute(arguments: [r.sessionId, Int64(bitPattern: chain)])
+            if r.enablesChain {
+                try db.cachedStatement(sql: "INSERT OR IGNORE INTO enabled_chains (session_id, chain_id) VALUES (?, ?)").execute(arguments: [r.sessionId, chain])
             }
             previous = try self.appendAudit(db, kind: r.kind, entry: r.audit, at: r.at, previous: previous)
         }

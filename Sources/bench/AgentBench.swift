@@ -120,7 +120,7 @@ enum AgentBench {
                 let read = try! store.sessionToSign(id: sessionId), s = read.stored
                 let key = try! store.unsealKey(read)
                 let checker = PolicyChecker(session: s.session, account: s.account, chains: s.chains.map(\.chainId))
-                withExtendedLifetime(key) { kept &+= read.ledger.counters.count + read.enabledChains.count + checker.session.actions.count }
+                withExtendedLifetime(key) { kept &+= read.ledgers.count + read.enabledChains.count + checker.session.actions.count }
             }
             if kept == 0 { print("(nothing was read)") }
             row("  \(label): a session read again from the store", 1e6 / reads, "µs")
@@ -174,7 +174,7 @@ enum AgentBench {
         let entry: JSONValue = .object(JSONObject([
             "session": .string(sessionId), "chainId": "11155111", "userOpHash": .string(Bytes32.zero.hex), "mode": "USE",
         ]))
-        let record = SessionStore.SignatureRecord(sessionId: sessionId, delta: LedgerDelta(), enabledChain: nil, audit: entry, at: UInt64(Date().timeIntervalSince1970))
+        let record = SessionStore.SignatureRecord(sessionId: sessionId, chainId: chain, delta: LedgerDelta(), enablesChain: false, audit: entry, at: UInt64(Date().timeIntervalSince1970))
         for _ in 0..<(entries / 1000) { try served.store.recordSignatures(Array(repeating: record, count: 1000)) }
         row("  writing the entries, 1000 a transaction", seconds(clock.now - start), "s")
 

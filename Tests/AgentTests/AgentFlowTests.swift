@@ -26,13 +26,14 @@ struct AgentFlowTests {
 
     /// `rules`: a rules file's text; the example's by default.
     static func agent(rules text: String? = nil, ownerPrompt: @escaping SecretPrompt = { _ in secret("owner") },
-                      path: String = FileManager.default.temporaryDirectory.appendingPathComponent("agent-\(UUID()).sqlite").path) throws -> (Agent, SessionStore) {
+                      path: String = FileManager.default.temporaryDirectory.appendingPathComponent("agent-\(UUID()).sqlite").path,
+                      chains: Set<UInt64> = [11155111]) throws -> (Agent, SessionStore) {
         let store = try SessionStore(path: path)
         try store.initialize(passphrase: secret("store"), scryptN: 1024)
         let keystore = try KeystoreOwner(keystore: try Keystore.encrypt(owner, passphrase: secret("owner"), kdf: .scrypt(n: 16, r: 8, p: 1)), location: "test")
         let rules = try RulesFile(toml: try text ?? String(contentsOf: Oracle.packageRoot.appendingPathComponent("docs/examples/rules.toml"), encoding: .utf8))
         let agent = Agent(store: store, owners: [keystore],
-                          accounts: [AccountConfig(address: account, kind: .erc7579Reference, owners: [owner.address], chains: [11155111])],
+                          accounts: [AccountConfig(address: account, kind: .erc7579Reference, owners: [owner.address], chains: chains)],
                           rules: rules, ownerPrompt: ownerPrompt, clock: { now })
         return (agent, store)
     }
@@ -86,7 +87,45 @@ struct AgentFlowTests {
         #expect(ids.allSatisfy { signed[$0] == 3 && refused[$0] == 2 }, "signed \(signed), refused \(refused)")
         try await other.writeWithoutTransaction { db in try db.execute(sql: "COMMIT") }
         signer.drain()
-        for id in ids { #expect(try store.sessionToSign(id: id).ledger.counters.values.contains(UInt256(90_000_000))) }
+        for id in ids { #expect(try store.sessionToSign(id: id).ledgers[11155111]?.counters.values.contains(UInt256(90_000_000)) == true) }
+    }
+
+    /// A session on two chains is enabled on each, and each chain's policies keep their own
+    /// state: its limits hold on each chain apart, and enabling it on the second chain starts
+    /// that chain's counters only. The agent's ledger, kept once for the session, was reset by
+    /// the second ENABLE: it then signed on the first chain what that chain's limit refuses.
+    @Test func aMultichainSessionsLimitsHoldOnEachChainApart() async throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("agent-\(UUID()).sqlite").path
+        let (agent, store) = try Self.agent(rules: "default = \"approve\"", path: path, chains: [11155111, 84532])
+        let token = try Address("0x000000000000000000000000000000000000cafE")
+        let request = try JSONValue(parsing: """
+            {"account": "\(Self.account.checksummed)", "chains": [11155111, 84532], "validity": {"duration": "1d"},
+             "permissions": [{"target": "\(token.checksummed)", "functions": ["transfer(address to, uint256 amount)"], "spendingLimit": "100"}]}
+            """)
+        let sessionId = try #require(try await agent.request(request, client: Self.bot).sessionId)
+        let ep = EntryPointVersion.v07.canonicalAddress
+        var nonce: UInt64 = 0
+        func sign(_ chain: UInt64, _ amount: UInt64, by signer: SessionSigner? = nil) async throws -> SmartSessionMode {
+            nonce += 1
+            let operation = Self.transfer(token, amount, nonce: nonce)
+            if let signer {
+                let request = SessionSigner.Request(sessionId: sessionId, client: Self.bot, chainId: chain, entryPoint: ep, version: .v07, operation: operation)
+                return try signer.sign(request, whenDurable: { _ in }).signed.mode
+            }
+            return try await agent.signUserOperation(sessionId: sessionId, client: Self.bot, chainId: chain, entryPoint: ep, version: .v07, operation: operation).mode
+        }
+        #expect(try await sign(11155111, 60) == .enable)
+        #expect(try await sign(84532, 30) == .enable)
+        await #expect(throws: AgentError.self, "60 + 70 is over the first chain's 100") { try await sign(11155111, 70) }
+        #expect(try await sign(11155111, 40) == .use)
+        #expect(try await sign(84532, 70) == .use)
+        await #expect(throws: AgentError.self, "30 + 70 + 1 is over the second chain's 100") { try await sign(84532, 1) }
+        // The same, read from the store by a signer that starts afresh (an agent restarted).
+        agent.drain()
+        let restarted = SessionSigner(store: store, tokens: await agent.tokens, clock: { Self.now }, logger: await agent.logger)
+        for chain: UInt64 in [11155111, 84532] {
+            await #expect(throws: AgentError.self) { try await sign(chain, 1, by: restarted) }
+        }
     }
 
     @Test func approvedByRulesThenSignedInsideTheScope() async throws {
@@ -116,7 +155,7 @@ struct AgentFlowTests {
         #expect(try RecoverableSignature(bytes: sig).recoverAddress(digest: second.userOpHash) == stored.sessionKey)
 
         // Outside the scope: another token, or over the spending limit. Nothing is recorded.
-        let before = try store.sessionToSign(id: sessionId).ledger
+        let before = try store.sessionToSign(id: sessionId).ledgers
         await #expect(throws: AgentError.self) {
             try await agent.signUserOperation(sessionId: sessionId, client: Self.bot, chainId: 11155111, entryPoint: ep, version: .v07, operation: Self.transfer(Self.account, 1))
         }
@@ -126,7 +165,7 @@ struct AgentFlowTests {
         } catch {
             #expect(error.reason == "policy_violation" && error.message.contains("spending limit"), "\(error)")
         }
-        #expect(try store.sessionToSign(id: sessionId).ledger == before)
+        #expect(try store.sessionToSign(id: sessionId).ledgers == before)
         await #expect(throws: AgentError.self) {
             try await agent.signUserOperation(sessionId: sessionId, client: Self.bot, chainId: 1, entryPoint: ep, version: .v07, operation: Self.transfer(Self.usdc, 1))
         }
@@ -361,7 +400,7 @@ struct AgentFlowTests {
             _ = try await restarted.signUserOperation(sessionId: sessionId, client: Self.bot, chainId: 11155111, entryPoint: ep, version: .v07, operation: Self.transfer(Self.usdc, 1))
             Issue.record("an 11th use was signed")
         } catch { #expect(error.reason == "policy_violation", "\(error)") }
-        #expect(try store.sessionToSign(id: sessionId).ledger.counters.values.contains(UInt256(10)))
+        #expect(try store.sessionToSign(id: sessionId).ledgers[11155111]?.counters.values.contains(UInt256(10)) == true)
     }
 
     /// A person who mistypes the owner's passphrase may type it again: the request stays pending,
@@ -528,10 +567,10 @@ struct AgentFlowTests {
         func sign() async throws(AgentError) -> Agent.SignedOperation {
             try await agent.signUserOperation(sessionId: sessionId, client: Self.bot, chainId: 11155111, entryPoint: ep, version: .v07, operation: Self.transfer(Self.usdc, 1))
         }
-        let before = try store.sessionToSign(id: sessionId).ledger
+        let before = try store.sessionToSign(id: sessionId).ledgers
         await agent.lock()
         do { _ = try await sign(); Issue.record("signed while locked") } catch { #expect(error.reason == "locked", "\(error)") }
-        #expect(try store.sessionToSign(id: sessionId).ledger == before)
+        #expect(try store.sessionToSign(id: sessionId).ledgers == before)
         do { try await agent.unlock(secret("wrong")); Issue.record("unlocked with a wrong passphrase") } catch { #expect(store.isLocked) }
         try await agent.unlock(secret("store"))
         #expect(try await sign().mode == .enable)

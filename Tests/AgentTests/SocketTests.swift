@@ -429,7 +429,7 @@ struct SocketTests {
         while !loop.isFinished { usleep(1000) }
 
         let store = try SessionStore(path: agent.directory.appendingPathComponent("data/store.sqlite").path)
-        let ledger = try store.sessionToSign(id: session).ledger
+        let ledger = try store.sessionToSign(id: session).ledgers[11155111] ?? PolicyLedger()
         let used = ledger.counters.filter { $0.key.counter == "used" }.map(\.value).max() ?? 0
         #expect(used >= UInt256(UInt64(received.value ?? 0)), "ledger \(used) behind \(received.value ?? 0) signatures")
         #expect(try store.verifyAudit().get() >= received.value ?? 0)

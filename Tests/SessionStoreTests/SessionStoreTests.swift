@@ -35,6 +35,32 @@ struct SessionStoreTests {
         return store
     }
 
+    /// A store written before v8 kept one ledger for a session; opened now, its counters belong
+    /// to each chain the session was signed on, and new signatures keep each chain's apart.
+    @Test func aLedgerKeptOncePerSessionGoesToEachOfItsChains() throws {
+        let (current, older) = (Self.temporaryPath(), Self.temporaryPath())
+        defer { for path in [current, older] { try? FileManager.default.removeItem(atPath: path) } }
+        _ = try Self.storeWithSession(at: current)
+        let queue = try DatabaseQueue(path: older)
+        try SessionStore.migrator.migrate(queue, upTo: "v7: sessions in the order they were made, by uid and for everyone")
+        let used = LedgerKey(policy: .zero, configId: .zero, counter: "used")
+        try queue.inDatabase { db in
+            try db.execute(sql: "ATTACH DATABASE ? AS current", arguments: [current])
+            try db.execute(sql: """
+                INSERT INTO sessions SELECT * FROM current.sessions;
+                INSERT INTO enabled_chains (session_id, chain_id) VALUES ('s', 11155111), ('s', 84532);
+                INSERT INTO ledger (session_id, policy, config_id, counter, value) VALUES ('s', ?, ?, 'used', '2');
+                DETACH DATABASE current;
+                """, arguments: [used.policy.lowercased, used.configId.hex])
+        }
+        try queue.close()
+        let store = try SessionStore(path: older)
+        let two = PolicyLedger(counters: [used: 2])
+        #expect(try store.sessionToSign(id: "s").ledgers == [11155111: two, 84532: two])
+        try store.recordSignature(sessionId: "s", chainId: 84532, delta: LedgerDelta(resetConfigIds: [used.configId], updates: [used: 1]), enablesChain: false, audit: .null, at: 1_700_000_000)
+        #expect(try store.sessionToSign(id: "s").ledgers == [11155111: two, 84532: PolicyLedger(counters: [used: 1])])
+    }
+
     /// The PINs a token rejected are remembered across runs as keyed fingerprints, with when and
     /// whether the token showed it: the same PIN gives the same fingerprint after the store is
     /// opened again, another PIN another, and the file holds neither PIN.
@@ -160,16 +186,16 @@ struct SessionStoreTests {
         let op = PackedUserOperation(sender: Self.account, nonce: 0, initCode: [], callData: ExecuteCall.single(Execution(target: Self.account, value: 1)).calldata,
                                      accountGasLimits: .zero, preVerificationGas: 0, gasFees: .zero, paymasterAndData: [], signature: [])
         for i in 0..<3 {
-            guard case .success(let allowance) = checker.check(op, ledger: try store.sessionToSign(id: "s").ledger) else {
+            guard case .success(let allowance) = checker.check(op, ledger: try store.sessionToSign(id: "s").ledgers[11155111] ?? PolicyLedger()) else {
                 Issue.record("use \(i) denied")
                 return
             }
-            try store.recordSignature(sessionId: "s", delta: allowance.delta, enabledChain: 11155111,
+            try store.recordSignature(sessionId: "s", chainId: 11155111, delta: allowance.delta, enablesChain: true,
                                       audit: .object(JSONObject(["session": "s", "use": JSONValue(i)])), at: 1_700_000_000 + UInt64(i))
         }
         // The ledger survived in the file: the fourth use is refused, as on chain.
         let reopened = try SessionStore(path: path)
-        if case .success = checker.check(op, ledger: try reopened.sessionToSign(id: "s").ledger) { Issue.record("the usage limit was forgotten") }
+        if case .success = checker.check(op, ledger: try reopened.sessionToSign(id: "s").ledgers[11155111] ?? PolicyLedger()) { Issue.record("the usage limit was forgotten") }
         #expect(try reopened.sessionToSign(id: "s").enabledChains == [11155111])
         try reopened.audit("decision", .object(JSONObject(["approved": true])), at: 1_700_000_100)
         #expect(try reopened.verifyAudit() == .success(4))
@@ -381,8 +407,8 @@ struct SessionStoreTests {
             try? other.writeWithoutTransaction { db in try db.execute(sql: "COMMIT") }
         }
         release.start()
-        try store.recordSignature(sessionId: "s", delta: LedgerDelta(updates: [LedgerKey(policy: .zero, configId: .zero, counter: "uses"): UInt256(1)]),
-                                  enabledChain: 1, audit: .null, at: 1_700_000_000)
+        try store.recordSignature(sessionId: "s", chainId: 1, delta: LedgerDelta(updates: [LedgerKey(policy: .zero, configId: .zero, counter: "uses"): UInt256(1)]),
+                                  enablesChain: true, audit: .null, at: 1_700_000_000)
         #expect(try store.sessionToSign(id: "s").enabledChains == [1])
     }
 
@@ -409,11 +435,11 @@ struct SessionStoreTests {
         let path = Self.temporaryPath()
         defer { try? FileManager.default.removeItem(atPath: path) }
         let store = try Self.storeWithSession(at: path)
-        let pure = SessionStore.SignatureRecord(sessionId: "s", delta: LedgerDelta(), enabledChain: nil, audit: .object(JSONObject(["use": JSONValue(1)])), at: 1_700_000_000)
+        let pure = SessionStore.SignatureRecord(sessionId: "s", chainId: 11155111, delta: LedgerDelta(), enablesChain: false, audit: .object(JSONObject(["use": JSONValue(1)])), at: 1_700_000_000)
         var enabling = pure
-        enabling.enabledChain = 11155111
+        enabling.enablesChain = true
         #expect(!pure.changesState && enabling.changesState)
-        #expect(SessionStore.SignatureRecord(sessionId: "s", delta: LedgerDelta(resetConfigIds: [Bytes32.zero]), enabledChain: nil, audit: .null, at: 0).changesState)
+        #expect(SessionStore.SignatureRecord(sessionId: "s", chainId: 1, delta: LedgerDelta(resetConfigIds: [Bytes32.zero]), enablesChain: false, audit: .null, at: 0).changesState)
 
         // The writer's connection: readers of a pool have their own, which never write.
         func synchronous() throws -> Int? { try store.database.writeWithoutTransaction { try Int.fetchOne($0, sql: "PRAGMA synchronous") } }
@@ -447,8 +473,8 @@ struct SessionStoreTests {
         for (id, expires) in [("live", 2_000_000_000), ("expired", 1_700_000_100), ("expired later", 1_700_000_900), ("revoked", 2_000_000_000), ("no end", nil)] as [(String, UInt64?)] {
             let key = Secp256k1.PrivateKey.generate()
             try store.insert(Self.stored(id, key: key, expires: expires), key: key)
-            try store.recordSignature(sessionId: id, delta: LedgerDelta(updates: [LedgerKey(policy: .zero, configId: .zero, counter: "uses"): UInt256(1)]),
-                                      enabledChain: 1, audit: .null, at: 1_700_000_000)
+            try store.recordSignature(sessionId: id, chainId: 1, delta: LedgerDelta(updates: [LedgerKey(policy: .zero, configId: .zero, counter: "uses"): UInt256(1)]),
+                                      enablesChain: true, audit: .null, at: 1_700_000_000)
         }
         try store.revoke(id: "revoked", at: 1_700_000_200)
         // A batch at a time too: each expired key erased, once.
@@ -478,8 +504,11 @@ struct SessionStoreTests {
         let key = Secp256k1.PrivateKey.generate()
         try store.insert(Self.stored("s", key: key), key: key)
         for chain: UInt64 in [1, 1 << 63, .max] {
-            try store.recordSignature(sessionId: "s", delta: LedgerDelta(), enabledChain: chain, audit: .null, at: 1_700_000_000)
+            try store.recordSignature(sessionId: "s", chainId: chain, delta: LedgerDelta(updates: [LedgerKey(policy: .zero, configId: .zero, counter: "uses"): UInt256(chain)]),
+                                      enablesChain: true, audit: .null, at: 1_700_000_000)
         }
         #expect(try store.sessionToSign(id: "s").enabledChains == [1, 1 << 63, .max])
+        // Each chain's ledger apart, under the same id.
+        #expect(try store.sessionToSign(id: "s").ledgers.mapValues { $0.counters.values.first } == [1: 1, 1 << 63: UInt256(1 << 63), .max: UInt256(UInt64.max)])
     }
 }

@@ -20,7 +20,8 @@ public struct LedgerKey: Hashable, Sendable, Comparable, CustomStringConvertible
     public var description: String { "\(policy.lowercased)/\(configId.hex)/\(counter)" }
 }
 
-/// The local mirror of the stateful policies' counters for one account.
+/// The local mirror of the stateful policies' counters for one account on one chain (each chain
+/// keeps its own).
 public struct PolicyLedger: Sendable, Equatable {
     public var counters: [LedgerKey: UInt256]
 
