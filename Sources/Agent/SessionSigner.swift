@@ -96,7 +96,11 @@ final class SessionSigner: @unchecked Sendable {
             let mode: SmartSessionMode = r.forceMode ?? (session.enabledChains.contains(r.chainId) ? .use : s.mode)
             guard mode == .use || mode == s.mode else { throw .badRequest("the session was approved for \(s.mode), not \(mode)") }
             let allowance: PolicyAllowance
-            switch session.checker.check(r.operation, ledger: session.ledgers[r.chainId] ?? PolicyLedger(), enabling: mode != .use, now: now, entryPoint: r.version) {
+            // An ENABLE starts the chain's counters again, as the contracts do, but only the
+            // first on a chain: one forced again there (the first may never have landed) fails
+            // on chain if the first did, its enable nonce spent, and the counters must go on.
+            let enabling = mode != .use && !session.enabledChains.contains(r.chainId)
+            switch session.checker.check(r.operation, ledger: session.ledgers[r.chainId] ?? PolicyLedger(), enabling: enabling, now: now, entryPoint: r.version) {
             case .success(let a): allowance = a
             case .failure(let denial):
                 // A denial changes nothing; its audit entry goes with the next transaction.

@@ -115,6 +115,12 @@ struct AgentFlowTests {
             return try await agent.signUserOperation(sessionId: sessionId, client: Self.bot, chainId: chain, entryPoint: ep, version: .v07, operation: operation).mode
         }
         #expect(try await sign(11155111, 60) == .enable)
+        // ENABLE forced again on the chain does not start its counters again: if the first
+        // landed, the second fails on chain (its enable nonce spent) and the 60 still count.
+        await #expect(throws: AgentError.self, "60 + 50 is over 100, ENABLE or not") {
+            _ = try await agent.signUserOperation(sessionId: sessionId, client: Self.bot, chainId: 11155111, entryPoint: ep, version: .v07,
+                                                  operation: Self.transfer(token, 50, nonce: 99), forceMode: .enable)
+        }
         #expect(try await sign(84532, 30) == .enable)
         await #expect(throws: AgentError.self, "60 + 70 is over the first chain's 100") { try await sign(11155111, 70) }
         #expect(try await sign(11155111, 40) == .use)
