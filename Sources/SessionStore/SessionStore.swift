@@ -111,11 +111,17 @@ public final class SessionStore: @unchecked Sendable {
             } else {
                 database = try DatabaseQueue(configuration: configuration)
             }
+            // A newer agent's store may keep what this one writes elsewhere (v8 keeps each
+            // chain's ledger apart): written to as this one knows it, its limits would go wrong.
+            let unknown = try database.read { db in try Self.migrator.appliedIdentifiers(db).subtracting(Self.migrator.migrations) }
+            if let newest = unknown.sorted().last {
+                throw StoreError.database("the store was written by a newer session-agent (it has \"\(newest)\", which this one does not know); run that version, or restore a backup this version wrote")
+            }
             try Self.migrator.migrate(database)
             auditHead = try database.read { db in
                 try Row.fetchOne(db, sql: "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").map { (seq: $0["seq"], hash: $0["hash"]) }
             }
-        } catch { throw StoreError(database: error) }
+        } catch let e as StoreError { throw e } catch { throw StoreError(database: error) }
     }
 
     static var migrator: DatabaseMigrator {

@@ -61,6 +61,20 @@ struct SessionStoreTests {
         #expect(try store.sessionToSign(id: "s").ledgers == [11155111: two, 84532: PolicyLedger(counters: [used: 1])])
     }
 
+    /// A store a newer agent migrated is refused, not written as this one knows it: an agent
+    /// from before v8 signed on into a v8 store, and each durable signature failed.
+    @Test func aStoreANewerAgentWroteIsRefused() throws {
+        let path = Self.temporaryPath()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        _ = try Self.storeWithSession(at: path)
+        let queue = try DatabaseQueue(path: path)
+        try queue.write { db in try db.execute(sql: "INSERT INTO grdb_migrations (identifier) VALUES ('v99: from the future')") }
+        try queue.close()
+        #expect(throws: StoreError.database("the store was written by a newer session-agent (it has \"v99: from the future\", which this one does not know); run that version, or restore a backup this version wrote")) {
+            try SessionStore(path: path)
+        }
+    }
+
     /// The PINs a token rejected are remembered across runs as keyed fingerprints, with when and
     /// whether the token showed it: the same PIN gives the same fingerprint after the store is
     /// opened again, another PIN another, and the file holds neither PIN.
