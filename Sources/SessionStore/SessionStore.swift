@@ -545,17 +545,26 @@ public final class SessionStore: @unchecked Sendable {
     /// every signature up for 343 ms.
     @discardableResult
     public func eraseExpired(now time: UInt64, batch: Int = 500) throws(StoreError) -> [String] {
-        let (time, batch) = (Int64(clamping: time), max(batch, 1))
-        var erased: [String] = []
+        try sessions(where: Self.keysToErase, Int64(clamping: time), batch: batch) { db, ids in
+            let erase = try db.cachedStatement(sql: "UPDATE sessions SET sealed_key = x'' WHERE id = ?")
+            for id in ids { try erase.execute(arguments: [id]) }
+        }
+    }
+
+    /// Runs `body` on the ids of the sessions `condition` (with its one argument) selects,
+    /// `batch` in a transaction, until it selects none; returns them all. A long run of work
+    /// holds each signature up for one batch at the most.
+    private func sessions(where condition: String, _ argument: Int64, batch: Int, _ body: (Database, [String]) throws -> Void) throws(StoreError) -> [String] {
+        let batch = max(batch, 1)
+        var all: [String] = []
         while true {
             let ids = try run { db in
-                let ids = try String.fetchAll(db, sql: "SELECT id FROM sessions WHERE \(Self.keysToErase) LIMIT ?", arguments: [time, batch])
-                let erase = try db.cachedStatement(sql: "UPDATE sessions SET sealed_key = x'' WHERE id = ?")
-                for id in ids { try erase.execute(arguments: [id]) }
+                let ids = try String.fetchAll(db, sql: "SELECT id FROM sessions WHERE \(condition) LIMIT ?", arguments: [argument, batch])
+                try body(db, ids)
                 return ids
             }
-            erased += ids
-            if ids.count < batch { return erased }
+            all += ids
+            if ids.count < batch { return all }
         }
     }
 
@@ -567,21 +576,14 @@ public final class SessionStore: @unchecked Sendable {
     /// transaction; returns their ids. What they did stays in the audit log, with an entry for
     /// each batch that says how many went.
     public func pruneSessions(endedBefore time: UInt64, at now: UInt64, batch: Int = 1000) throws(StoreError) -> [String] {
-        let (time, batch) = (Int64(clamping: time), max(batch, 1))
-        var removed: [String] = []
-        while true {
-            let ids = try run { db in
-                let ids = try String.fetchAll(db, sql: "SELECT id FROM sessions WHERE \(Self.sessionsEnded) LIMIT ?", arguments: [time, batch])
-                let delete = try db.cachedStatement(sql: "DELETE FROM sessions WHERE id = ?")
-                for id in ids { try delete.execute(arguments: [id]) }
-                // In the batch's own transaction: however far a prune gets, the log says so.
-                if !ids.isEmpty {
-                    try appendAudit(db, kind: "sessions_prune", entry: .object(JSONObject(["endedBefore": JSONValue(Int(time)), "removed": JSONValue(ids.count)])), at: now)
-                }
-                return ids
+        let time = Int64(clamping: time)
+        let removed = try sessions(where: Self.sessionsEnded, time, batch: batch) { db, ids in
+            let delete = try db.cachedStatement(sql: "DELETE FROM sessions WHERE id = ?")
+            for id in ids { try delete.execute(arguments: [id]) }
+            // In the batch's own transaction: however far a prune gets, the log says so.
+            if !ids.isEmpty {
+                try self.appendAudit(db, kind: "sessions_prune", entry: .object(JSONObject(["endedBefore": JSONValue(Int(time)), "removed": JSONValue(ids.count)])), at: now)
             }
-            removed += ids
-            if ids.count < batch { break }
         }
         if !removed.isEmpty { try releaseFreePages() }
         return removed
