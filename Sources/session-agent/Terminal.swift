@@ -91,21 +91,28 @@ private enum SilentTerminal {
     // Read by the signal handler: set before it is installed, and not changed while it is.
     nonisolated(unsafe) static var echoing = termios()
     nonisolated(unsafe) static var quiet = termios()
-    static let signals = [SIGINT, SIGQUIT, SIGTERM, SIGHUP, SIGTSTP]
+    /// What each signal did before `start`, for `end` to put back.
+    nonisolated(unsafe) static var before: [(signal: Int32, handler: __sighandler_t?)] = []
 
     /// Turns echo off, when standard input is a terminal (whether it is, returned).
     static func start() -> Bool {
         guard tcgetattr(STDIN_FILENO, &echoing) == 0 else { return false }
         quiet = echoing
         quiet.c_lflag &= ~tcflag_t(ECHO)
-        for signal in signals { Glibc.signal(signal) { SilentTerminal.handle($0) } }
+        for signal in [SIGINT, SIGQUIT, SIGTERM, SIGHUP, SIGTSTP] {
+            let handler = Glibc.signal(signal) { SilentTerminal.handle($0) }
+            // One the command was started ignoring (a hang-up, under nohup) stays ignored.
+            if unsafeBitCast(handler, to: Int.self) == unsafeBitCast(SIG_IGN, to: Int.self) { Glibc.signal(signal, SIG_IGN) }
+            before.append((signal, handler))
+        }
         tcsetattr(STDIN_FILENO, TCSANOW, &quiet)
         return true
     }
 
     static func end() {
         tcsetattr(STDIN_FILENO, TCSANOW, &echoing)
-        for signal in signals { Glibc.signal(signal, SIG_DFL) }
+        for (signal, handler) in before { Glibc.signal(signal, handler) }
+        before = []
     }
 
     /// Only async-signal-safe calls: tcsetattr, signal, sigprocmask, raise.
