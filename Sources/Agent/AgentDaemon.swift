@@ -69,8 +69,7 @@ public enum AgentDaemon {
         let rulesPath = config.rulesFile
         let loadRules: @Sendable () throws -> RulesFile? = {
             guard let rulesPath else { return nil }
-            let data: [UInt8]
-            do { data = try RegularFile.read(rulesPath, what: "the rules file", limit: 16 << 20).bytes } catch { throw AgentError("bad_config", "\(error)") }
+            let data = try configurationFile(rulesPath, what: "the rules file")
             let rules: RulesFile
             do { rules = try RulesFile(toml: String(decoding: data, as: UTF8.self)) } catch { throw AgentError("bad_rules", "\(rulesPath): \(error)") }
             if let unseen = unseenExecutables(rules, agentUID: getuid(), admitsOthers: !config.allowedUIDs.isEmpty || !config.allowedGIDs.isEmpty) {
@@ -80,8 +79,7 @@ public enum AgentDaemon {
         }
         var tokens = TokenList()
         if let file = config.tokensFile {
-            let data: [UInt8]
-            do { data = try RegularFile.read(file, what: "the token list", limit: 16 << 20).bytes } catch { throw AgentError("bad_config", "\(error)") }
+            let data = try configurationFile(file, what: "the token list")
             do { try tokens.add(json: try JSONValue(parsing: data)) } catch { throw AgentError("bad_config", "the token list \(file): \(error)") }
         }
         // posix_spawn takes a path, and a dialog that cannot start would only show at the first
@@ -229,6 +227,12 @@ func unseenExecutables(_ rules: RulesFile, agentUID: UInt32, admitsOthers: Bool)
     return "the rules name client_executables, but this agent runs as uid \(agentUID), not root, and the kernel shows it no other uid's executable: those conditions hold only for uid \(agentUID)'s own clients; match the others by client_uids and client_units"
 }
 
+/// A file the configuration names (the rules, the token list, a keystore), read whole: a
+/// regular file only, up to `limit` bytes, or `bad_config` saying why not.
+func configurationFile(_ path: String, what: String, limit: Int = 16 << 20) throws(AgentError) -> [UInt8] {
+    do { return try RegularFile.read(path, what: what, limit: limit).bytes } catch { throw AgentError("bad_config", "\(error)") }
+}
+
 /// The store's file was removed or replaced while the agent ran (an `rm`, a backup moved over
 /// it): what the agent writes would be lost once it stops, so it stops now.
 struct StoreFileGone: Error, CustomStringConvertible {
@@ -293,8 +297,7 @@ public enum OwnerLoader {
     }
 
     static func keystoreOwner(_ path: String) throws(AgentError) -> KeystoreOwner {
-        let data: [UInt8]
-        do { data = try RegularFile.read(path, what: "the owner keystore", limit: 1 << 20).bytes } catch { throw AgentError("bad_config", "\(error)") }
+        let data = try configurationFile(path, what: "the owner keystore", limit: 1 << 20)
         do { return try KeystoreOwner(keystore: try Keystore(parsing: data), location: path) } catch {
             throw AgentError("bad_config", "\(path): \(error)")
         }

@@ -545,7 +545,7 @@ public final class SessionStore: @unchecked Sendable {
     /// every signature up for 343 ms.
     @discardableResult
     public func eraseExpired(now time: UInt64, batch: Int = 500) throws(StoreError) -> [String] {
-        try sessions(where: Self.keysToErase, Int64(clamping: time), batch: batch) { db, ids in
+        try batchesOfSessions(where: Self.keysToErase, Int64(clamping: time), batch: batch) { db, ids in
             let erase = try db.cachedStatement(sql: "UPDATE sessions SET sealed_key = x'' WHERE id = ?")
             for id in ids { try erase.execute(arguments: [id]) }
         }
@@ -554,7 +554,7 @@ public final class SessionStore: @unchecked Sendable {
     /// Runs `body` on the ids of the sessions `condition` (with its one argument) selects,
     /// `batch` in a transaction, until it selects none; returns them all. A long run of work
     /// holds each signature up for one batch at the most.
-    private func sessions(where condition: String, _ argument: Int64, batch: Int, _ body: (Database, [String]) throws -> Void) throws(StoreError) -> [String] {
+    private func batchesOfSessions(where condition: String, _ argument: Int64, batch: Int, _ body: (Database, [String]) throws -> Void) throws(StoreError) -> [String] {
         let batch = max(batch, 1)
         var all: [String] = []
         while true {
@@ -577,7 +577,7 @@ public final class SessionStore: @unchecked Sendable {
     /// each batch that says how many went.
     public func pruneSessions(endedBefore time: UInt64, at now: UInt64, batch: Int = 1000) throws(StoreError) -> [String] {
         let time = Int64(clamping: time)
-        let removed = try sessions(where: Self.sessionsEnded, time, batch: batch) { db, ids in
+        let removed = try batchesOfSessions(where: Self.sessionsEnded, time, batch: batch) { db, ids in
             let delete = try db.cachedStatement(sql: "DELETE FROM sessions WHERE id = ?")
             for id in ids { try delete.execute(arguments: [id]) }
             // In the batch's own transaction: however far a prune gets, the log says so.

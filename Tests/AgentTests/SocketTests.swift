@@ -32,6 +32,14 @@ struct SocketTests {
         ]))
     }
 
+    /// A started agent, a client connected to it, and a session its rules approved.
+    static func agentWithSession(rules: String? = nil) throws -> (agent: AgentProcess, client: AgentClient, session: String) {
+        let agent = try AgentProcess(rules: rules)
+        try agent.start()
+        let client = try AgentClient(path: agent.clientSocket)
+        return (agent, client, try requestSession(client))
+    }
+
     static func requestSession(_ client: AgentClient) throws -> String {
         let result = try client.call("session_request", JSONObject(["request": example]))
         guard result["status"] == "approved", let id = result["sessionId"]?.stringValue else {
@@ -442,10 +450,7 @@ struct SocketTests {
     /// Requests sent in one go, some answered on the event loop (signing), some by the actor,
     /// some malformed, come back one answer each, in order.
     @Test func pipelinedRequestsAreAnsweredInOrder() throws {
-        let agent = try AgentProcess()
-        try agent.start()
-        let client = try AgentClient(path: agent.clientSocket)
-        let session = try Self.requestSession(client)
+        let (agent, client, session) = try Self.agentWithSession()
         var lines: [String] = []
         for i in 0..<60 {
             switch i % 3 {
@@ -556,10 +561,7 @@ struct SocketTests {
     /// is answered, then the connection ends; its last message needs no newline. Such a client
     /// used to get nothing. Blank lines (CRLF ends, a person typing) get no answer.
     @Test func aClientThatClosesItsSideIsStillAnswered() throws {
-        let agent = try AgentProcess()
-        try agent.start()
-        let client = try AgentClient(path: agent.clientSocket)
-        let session = try Self.requestSession(client)
+        let (agent, client, session) = try Self.agentWithSession()
         let sign = JSONValue.object(JSONObject(["jsonrpc": "2.0", "id": JSONValue(2), "method": "session_signUserOperation", "params": .object(JSONObject([
             "sessionId": .string(session), "chainId": JSONValue(11155111), "entryPoint": .string(EntryPointVersion.v07.canonicalAddress.checksummed),
             "userOperation": Self.transferOp(1, nonce: 0),
@@ -647,10 +649,7 @@ struct SocketTests {
     /// store, is the store as it was then: its sessions sign, its audit log verifies and ends
     /// where the backup said, without what was signed after.
     @Test func aBackupTakenWhileTheAgentRunsRestores() throws {
-        let agent = try AgentProcess(rules: "default = \"approve\"")
-        try agent.start()
-        let client = try AgentClient(path: agent.clientSocket)
-        let session = try Self.requestSession(client)
+        let (agent, client, session) = try Self.agentWithSession(rules: "default = \"approve\"")
         for nonce in UInt64(0)..<3 { #expect(try Self.sign(client, session, 1, nonce: nonce)["signature"] != nil) }
         let store = agent.directory.appendingPathComponent("data/store.sqlite").path
         let backup = agent.directory.appendingPathComponent("backup.sqlite").path
@@ -678,11 +677,8 @@ struct SocketTests {
     /// beside it and stops, saying so. Before, it signed on into a file nobody could open again,
     /// and the next agent started on a store without those sessions and ledger entries.
     @Test func anAgentWhoseStoreFileWasRemovedSavesItAndStops() throws {
-        let agent = try AgentProcess()
-        try agent.start()
+        let (agent, client, session) = try Self.agentWithSession()
         let first = try #require(agent.process)
-        let client = try AgentClient(path: agent.clientSocket)
-        let session = try Self.requestSession(client)
         let store = agent.directory.appendingPathComponent("data/store.sqlite").path
         try FileManager.default.removeItem(atPath: store)
         for nonce in UInt64(0)..<3 { #expect(try Self.sign(client, session, 1, nonce: nonce)["signature"] != nil) }
@@ -716,11 +712,8 @@ struct SocketTests {
     /// reach it: a new agent can then start in its place. Before, it ran on, and the new one
     /// was refused.
     @Test func anAgentWhoseSocketWasRemovedStopsForANewOne() throws {
-        let agent = try AgentProcess()
-        try agent.start()
+        let (agent, client, session) = try Self.agentWithSession()
         let first = try #require(agent.process)
-        let client = try AgentClient(path: agent.clientSocket)
-        let session = try Self.requestSession(client)
         for nonce in UInt64(0)..<3 { #expect(try Self.sign(client, session, 1, nonce: nonce)["signature"] != nil) }
         try FileManager.default.removeItem(atPath: agent.clientSocket)
         try agent.waitForLog("the socket \(agent.clientSocket) was removed or replaced", seconds: 20)
@@ -1010,10 +1003,8 @@ struct SocketTests {
     /// and signing goes on. A prune that says neither how far nor how old is refused, and removes
     /// nothing. `audit verify --holds` checks an entry kept elsewhere, pruned or not.
     @Test func theAuditLogIsPrunedAndStillVerifies() throws {
-        let agent = try AgentProcess(rules: "default = \"approve\"")
-        try agent.start()
-        let client = try AgentClient(path: agent.clientSocket), control = try AgentClient(path: agent.controlSocket)
-        let session = try Self.requestSession(client)
+        let (agent, client, session) = try Self.agentWithSession(rules: "default = \"approve\"")
+        let control = try AgentClient(path: agent.controlSocket)
         for nonce in 0..<5 { _ = try Self.sign(client, session, 1, nonce: UInt64(nonce)) }
         func audit(_ arguments: [String]) throws -> CommandResult {
             try Command.run(Command.sessionAgent, ["audit"] + arguments + ["--socket", agent.controlSocket])
@@ -1184,10 +1175,7 @@ struct SocketTests {
     }
 
     @Test func noSecretInLogsOrAudit() throws {
-        let agent = try AgentProcess()
-        try agent.start()
-        let client = try AgentClient(path: agent.clientSocket)
-        let session = try Self.requestSession(client)
+        let (agent, client, session) = try Self.agentWithSession()
         _ = try Self.sign(client, session, 1, nonce: 0)
         _ = try? client.call("session_export", JSONObject(["sessionId": .string(session)]))
         agent.stop()
