@@ -451,6 +451,7 @@ struct SocketTests {
     /// some malformed, come back one answer each, in order.
     @Test func pipelinedRequestsAreAnsweredInOrder() throws {
         let (agent, client, session) = try Self.agentWithSession()
+        defer { withExtendedLifetime(agent) {} }   // it stops once released
         var lines: [String] = []
         for i in 0..<60 {
             switch i % 3 {
@@ -562,6 +563,7 @@ struct SocketTests {
     /// used to get nothing. Blank lines (CRLF ends, a person typing) get no answer.
     @Test func aClientThatClosesItsSideIsStillAnswered() throws {
         let (agent, client, session) = try Self.agentWithSession()
+        defer { withExtendedLifetime(agent) {} }   // it stops once released
         let sign = JSONValue.object(JSONObject(["jsonrpc": "2.0", "id": JSONValue(2), "method": "session_signUserOperation", "params": .object(JSONObject([
             "sessionId": .string(session), "chainId": JSONValue(11155111), "entryPoint": .string(EntryPointVersion.v07.canonicalAddress.checksummed),
             "userOperation": Self.transferOp(1, nonce: 0),
