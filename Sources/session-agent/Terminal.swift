@@ -61,8 +61,10 @@ enum Terminal {
 
     /// Reads a line without echo; nil at end of input.
     static func readSecret(_ prompt: String) -> SecretBytes? {
-        FileHandle.standardError.write(Data(prompt.utf8))
+        // Echo off before the prompt shows, as readpassphrase(3) does: what is typed as soon as
+        // it shows is not echoed, and a signal from then on finds the terminal's modes saved.
         let isTTY = SilentTerminal.start()
+        FileHandle.standardError.write(Data(prompt.utf8))
         defer {
             if isTTY {
                 SilentTerminal.end()
