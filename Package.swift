@@ -4,7 +4,7 @@ import PackageDescription
 // Layering (each layer only imports the ones above it):
 //   C libraries (system-library targets)  ->  EthereumCore (pure computation + libsecp256k1)
 //   ->  SmartSessions (the protocol)  ->  OwnerSigners (hardware and keystore backends)
-//   ->  SessionStore, Approval  ->  Agent (decisions, sockets)  ->  session-agent (the one executable)
+//   ->  SessionStore, TOML, Approval  ->  Agent (decisions, sockets)  ->  session-agent (the one executable)
 let package = Package(
     name: "session-agent",
     platforms: [.macOS(.v15)],
@@ -15,8 +15,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-crypto", "3.12.0"..<"5.0.0"),
-        .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
-        .package(url: "https://github.com/groue/GRDB.swift", from: "7.0.0"),
+                .package(url: "https://github.com/groue/GRDB.swift", from: "7.0.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.100.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
     ],
@@ -50,14 +49,16 @@ let package = Package(
         .target(name: "SessionStore", dependencies: [
             "SmartSessions", "OwnerSigners", .product(name: "GRDB", package: "GRDB.swift"), .product(name: "Crypto", package: "swift-crypto"),
         ]),
+        // The configuration and rules files' TOML, read into the JSON tree the agent reads strictly.
+        .target(name: "TOML", dependencies: ["EthereumCore"]),
         // How a reviewed request is decided by the declarative rules file.
-        .target(name: "Approval", dependencies: ["SmartSessions", .product(name: "TOMLKit", package: "TOMLKit")]),
+        .target(name: "Approval", dependencies: ["SmartSessions", "TOML"]),
         // The agent: the decisions (requests, approval, owner signatures, scoped signing), the
         // socket server with peer credentials, configuration, process hardening.
         .target(name: "Agent", dependencies: [
             "CLinuxShims", "Approval", "SessionStore", "OwnerSigners", "SmartSessions",
             .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
-            .product(name: "TOMLKit", package: "TOMLKit"), .product(name: "Logging", package: "swift-log"),
+            "TOML", .product(name: "Logging", package: "swift-log"),
         ]),
         // The few Linux calls Swift's Glibc module does not expose (ucred, prctl).
         .target(name: "CLinuxShims"),
@@ -79,6 +80,9 @@ let package = Package(
             dependencies: ["EthereumCore", "SmartSessions", "Agent", "Approval", "OwnerSigners", "SessionStore", "CSecp256k1", "COpenSSL", "CPKCS11", "TestSupport"]
         ),
 
+        // The fuzz target: `scripts/fuzz.sh` builds it for libFuzzer; built plainly, it replays inputs.
+        .executableTarget(name: "fuzz", dependencies: ["EthereumCore", "SmartSessions", "Approval", "OwnerSigners", "TOML"]),
+
         .target(name: "TestSupport", dependencies: ["EthereumCore"], path: "Tests/TestSupport", resources: [.copy("Fixtures")]),
         .testTarget(
             name: "EthereumCoreTests",
@@ -88,6 +92,7 @@ let package = Package(
             name: "SmartSessionsTests",
             dependencies: ["SmartSessions", "TestSupport", .product(name: "Crypto", package: "swift-crypto")]
         ),
+        .testTarget(name: "TOMLTests", dependencies: ["TOML", "TestSupport"]),
         .testTarget(name: "ApprovalTests", dependencies: ["Approval", "TestSupport"]),
         .testTarget(name: "AgentTests", dependencies: ["Agent", "CLinuxShims", "TestSupport", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(name: "SessionStoreTests", dependencies: ["SessionStore", "TestSupport", .product(name: "GRDB", package: "GRDB.swift")]),

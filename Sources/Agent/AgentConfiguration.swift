@@ -3,7 +3,7 @@ import EthereumCore
 import Foundation
 import OwnerSigners
 import SmartSessions
-import TOMLKit
+import TOML
 
 /// session-agent.toml: where things live, the owners, the accounts, the rules, who may connect.
 /// Relative paths are relative to the file; `$CREDENTIALS_DIRECTORY/…` is in the directory of
@@ -44,12 +44,12 @@ public struct AgentConfiguration: Sendable {
     }
 
     public init(toml text: String, relativeTo base: String, environment env: [String: String] = ProcessInfo.processInfo.environment) throws(AgentError) {
-        let table: TOMLTable
-        do { table = try TOMLTable(string: text) } catch { throw AgentError("bad_config", "invalid TOML: \(error)") }
+        let table: JSONObject
+        do { table = try TOMLDocument.parse(text) } catch { throw AgentError("bad_config", "invalid TOML: \(error)") }
         func resolved(_ s: String) -> String { s.hasPrefix("/") ? s : base + "/" + s }
-        func path(_ key: String, in t: TOMLTable = table, at: String = "") throws(AgentError) -> String? {
+        func path(_ key: String, in t: JSONObject = table, at: String = "") throws(AgentError) -> String? {
             guard let v = t[key] else { return nil }
-            guard let s = v.string else { throw AgentError("bad_config", "\(at)\(key): a path string") }
+            guard let s = v.stringValue else { throw AgentError("bad_config", "\(at)\(key): a path string") }
             // A credential systemd passes (LoadCredentialEncrypted=): a PIN or passphrase kept
             // encrypted at rest, and readable only by this service while it runs.
             if s.hasPrefix(Self.credentials + "/") {
@@ -65,7 +65,7 @@ public struct AgentConfiguration: Sendable {
         func duration(_ key: String, default value: UInt64) throws(AgentError) -> UInt64 {
             guard let t = table[key] else { return value }
             let seconds: UInt64
-            do { seconds = try DurationText.seconds(t.string ?? "") } catch { throw AgentError("bad_config", "\(key): \(error)") }
+            do { seconds = try DurationText.seconds(t.stringValue ?? "") } catch { throw AgentError("bad_config", "\(key): \(error)") }
             // A year is beyond any sensible wait, and keeps timers (nanoseconds in an Int64) in range.
             guard seconds <= 366 * 86400 else { throw AgentError("bad_config", "\(key): at most \"366d\"") }
             return seconds
@@ -80,25 +80,25 @@ public struct AgentConfiguration: Sendable {
         pkcs11Module = try path("pkcs11_module")
         pkcs11Modules = []
         if let list = table["pkcs11_modules"] {
-            guard let items = list.array.map({ Array($0) }), items.allSatisfy({ $0.string != nil }) else {
+            guard let items = list.arrayValue, items.allSatisfy({ $0.stringValue != nil }) else {
                 throw AgentError("bad_config", "pkcs11_modules: a list of module paths")
             }
-            pkcs11Modules = items.compactMap(\.string).map(resolved)
+            pkcs11Modules = items.compactMap(\.stringValue).map(resolved)
         }
         approvalTimeout = try duration("approval_timeout", default: 300)
         partialMessageTimeout = try duration("partial_message_timeout", default: 30)
         pkcs11Timeout = try duration("pkcs11_timeout", default: 60)
         connectionsPerUID = ConnectionCounts.defaultPerUID
         if let value = table["connections_per_uid"] {
-            guard let n = value.int, (1...65536).contains(n) else { throw AgentError("bad_config", "connections_per_uid: a number from 1 to 65536") }
-            connectionsPerUID = n
+            guard let n = value.integerValue, (1...65536).contains(n) else { throw AgentError("bad_config", "connections_per_uid: a number from 1 to 65536") }
+            connectionsPerUID = Int(n)
         }
         func ids(_ key: String) throws(AgentError) -> Set<UInt32> {
             guard let value = table[key] else { return [] }
-            guard let list = value.array.map({ Array($0) }) else { throw AgentError("bad_config", "\(key): a list of numeric ids") }
+            guard let list = value.arrayValue else { throw AgentError("bad_config", "\(key): a list of numeric ids") }
             var ids = Set<UInt32>()
             for item in list {
-                guard let n = item.int, let id = UInt32(exactly: n) else { throw AgentError("bad_config", "\(key): a list of numeric ids") }
+                guard let n = item.integerValue, let id = UInt32(exactly: n) else { throw AgentError("bad_config", "\(key): a list of numeric ids") }
                 ids.insert(id)
             }
             return ids
@@ -106,26 +106,26 @@ public struct AgentConfiguration: Sendable {
         switch table["pinentry"] {
         case nil: pinentry = nil
         case let value?:
-            let words = value.string.map { [$0] } ?? value.array.map { Array($0).compactMap(\.string) } ?? []
-            guard !words.isEmpty, words.count == (value.array?.count ?? 1) else { throw AgentError("bad_config", "pinentry: a program path, or a list of the program and its arguments") }
+            let words = value.stringValue.map { [$0] } ?? value.arrayValue?.compactMap(\.stringValue) ?? []
+            guard !words.isEmpty, words.count == (value.arrayValue?.count ?? 1) else { throw AgentError("bad_config", "pinentry: a program path, or a list of the program and its arguments") }
             pinentry = words
         }
         allowedUIDs = try ids("allow_uids")
         allowedGIDs = try ids("allow_gids")
-        for key in ["owners", "accounts"] where table[key] != nil && table[key]?.array == nil {
+        for key in ["owners", "accounts"] where table[key] != nil && table[key]?.arrayValue == nil {
             throw AgentError("bad_config", "\(key): a list of tables, written [[\(key)]], not [\(key)]")
         }
         owners = []
-        for (i, item) in (table["owners"]?.array.map { Array($0) } ?? []).enumerated() {
-            guard let t = item.table else { throw AgentError("bad_config", "owners[\(i)]: a table") }
+        for (i, item) in (table["owners"]?.arrayValue ?? []).enumerated() {
+            guard let t = item.objectValue else { throw AgentError("bad_config", "owners[\(i)]: a table") }
             owners.append(try OwnerConfig(t, at: "owners[\(i)].", relativeTo: base, path: { key throws(AgentError) in try path(key, in: t, at: "owners[\(i)].") }))
         }
         // The same fields as `accounts_add` takes, in snake case.
         accounts = []
-        for (i, item) in (table["accounts"]?.array.map { Array($0) } ?? []).enumerated() {
-            guard let t = item.table else { throw AgentError("bad_config", "accounts[\(i)]: a table") }
+        for (i, item) in (table["accounts"]?.arrayValue ?? []).enumerated() {
+            guard let t = item.objectValue else { throw AgentError("bad_config", "accounts[\(i)]: a table") }
             var fields = JSONObject()
-            for (key, value) in t { fields[key == "owner_validator" ? "ownerValidator" : key] = Self.json(value) }
+            for (key, value) in t { fields[key == "owner_validator" ? "ownerValidator" : key] = value }
             do { accounts.append(try AccountConfig(json: .object(fields), path: "accounts[\(i)]")) } catch {
                 throw AgentError("bad_config", error.message.replacingOccurrences(of: "ownerValidator", with: "owner_validator"))
             }
@@ -136,15 +136,6 @@ public struct AgentConfiguration: Sendable {
 extension AgentConfiguration {
     /// How a path in the file names the directory of systemd credentials.
     static let credentials = "$CREDENTIALS_DIRECTORY"
-
-    /// TOML strings, integers, booleans and arrays as JSON.
-    static func json(_ value: TOMLValueConvertible) -> JSONValue {
-        if let s = value.string { return .string(s) }
-        if let i = value.int { return .number(String(i)) }
-        if let b = value.bool { return .bool(b) }
-        if let a = value.array { return .array(Array(a).map { json($0) }) }
-        return .null
-    }
 }
 
 /// The PKCS#11 modules an owner added through the control socket may name with `module-path`:
@@ -175,23 +166,23 @@ public enum OwnerConfig: Sendable, Equatable {
     /// against the key once it is there).
     case pkcs11(uri: PKCS11URI, pin: PKCS11PINSource, address: Address?)
 
-    init(_ t: TOMLTable, at prefix: String, relativeTo base: String, path: (String) throws(AgentError) -> String?) throws(AgentError) {
+    init(_ t: JSONObject, at prefix: String, relativeTo base: String, path: (String) throws(AgentError) -> String?) throws(AgentError) {
         let keys = Set(t.keys)
         if let keystore = try path("keystore") {
             if let extra = keys.subtracting(["keystore", "passphrase_file"]).first { throw AgentError("bad_config", "\(prefix)\(extra): unknown key for a keystore owner") }
             self = .keystore(path: keystore, passphraseFile: try path("passphrase_file"))
             return
         }
-        guard let text = t["pkcs11"]?.string else { throw AgentError("bad_config", "\(prefix)keystore or \(prefix)pkcs11: an owner is a keystore file or a PKCS#11 URI") }
+        guard let text = t["pkcs11"]?.stringValue else { throw AgentError("bad_config", "\(prefix)keystore or \(prefix)pkcs11: an owner is a keystore file or a PKCS#11 URI") }
         if let extra = keys.subtracting(["pkcs11", "pin_file", "pin_env", "address"]).first { throw AgentError("bad_config", "\(prefix)\(extra): unknown key for a PKCS#11 owner") }
         let uri: PKCS11URI
         do { uri = try PKCS11URI(text).resolvingPaths(against: base) } catch { throw AgentError("bad_config", "\(prefix)pkcs11: \(error)") }
         var address: Address?
         if let a = t["address"] {
-            guard let text = a.string, let parsed = try? Address(text) else { throw AgentError("bad_config", "\(prefix)address: a 0x address") }
+            guard let text = a.stringValue, let parsed = try? Address(text) else { throw AgentError("bad_config", "\(prefix)address: a 0x address") }
             address = parsed
         }
-        let pinFile = try path("pin_file"), pinEnv = t["pin_env"]?.string
+        let pinFile = try path("pin_file"), pinEnv = t["pin_env"]?.stringValue
         guard pinFile == nil || pinEnv == nil else { throw AgentError("bad_config", "\(prefix)pin_file, pin_env: one PIN source, not both") }
         if pinFile != nil || pinEnv != nil, uri.pinSourceDiffers(from: pinFile) {
             throw AgentError("bad_config", "\(prefix)\(pinFile == nil ? "pin_env" : "pin_file"): the URI's pin-source already names \(uri.pinFile ?? ""); one PIN source, not two")

@@ -1,5 +1,6 @@
 import EthereumCore
 import SmartSessions
+import TOML
 
 /// Why a rules file was refused; names the rule and the field.
 public struct RulesError: Error, Equatable, Sendable, CustomStringConvertible {
@@ -53,7 +54,9 @@ public struct RulesFile: Sendable {
     public var rules: [Rule]
 
     public init(toml: String) throws(RulesError) {
-        try self.init(json: try TOMLDocument.parse(toml))
+        let document: JSONObject
+        do { document = try TOMLDocument.parse(toml) } catch { throw RulesError("invalid TOML: \(error)") }
+        try self.init(json: .object(document))
     }
 
     public init(json: JSONValue) throws(RulesError) {

@@ -151,6 +151,11 @@ struct SocketTests {
         } catch let e as AgentClient.RemoteError { #expect(e.reason == "bad_rules", "\(e)") }
         try hangUp(until: "the rules in force are kept")
         #expect(try decision() == "denied")
+        // Saved mid-edit, a header begun: the TOML library the agent used before stopped the
+        // whole process on this one.
+        try "default = \"approve\"\n[\n".write(to: rules, atomically: true, encoding: .utf8)
+        try hangUp(until: "the rules in force are kept")
+        #expect(try decision() == "denied")
 
         try "default = \"approve\"\n".write(to: rules, atomically: true, encoding: .utf8)
         #expect(try control.call("rules_reload")["reloaded"] == .bool(true))

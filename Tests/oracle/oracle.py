@@ -12,6 +12,7 @@ import json
 import random
 import string
 import sys
+import tomllib
 
 import coincurve
 from Crypto.Cipher import AES
@@ -599,12 +600,163 @@ def rfc3339_case(r):
     return {"text": text, "seconds": seconds if seconds is None or seconds >= 0 else None}
 
 
-KINDS = {"rfc3339": rfc3339_case, "keccak": keccak_case, "abi": abi_case, "eip712": eip712_case, "secp256k1": secp_case, "userop": userop_case, "fastlz": fastlz_case, "session": session_case,
+def toml_case(r):
+    """A TOML document as an operator might write one, often with a slip in it: keys from a small
+    pool (so tables collide and get redefined), every string, number and date form, nested
+    arrays and inline tables, dotted keys, headers; then, often, a few bytes deleted, inserted or
+    moved. Python's tomllib decides it in toml-check, after session-agent has read it."""
+    keys = ["a", "b", "c", "x-1", "_"]
+
+    def pick(good, bad):
+        return r.choice(bad) if r.random() < 0.06 else r.choice(good)
+
+    def ws():
+        return r.choice(["", " ", "  ", "\t"])
+
+    def simple_key():
+        k = r.random()
+        if k < 0.75:
+            return r.choice(keys)
+        if k < 0.9:
+            return '"' + pick(keys + ["", "a.b", "é", "\\u00e9", "\\n", " "], ["\\", "\n"]) + '"'
+        return "'" + pick(keys + ["", "a.b", "\\", '"'], ["'", "\n"]) + "'"
+
+    def key():
+        return (ws() + "." + ws()).join(simple_key() for _ in range(r.choice([1, 1, 1, 2, 2, 3])))
+
+    def basic_char():
+        return pick(["a", "é", "😀", " ", "\\t", "\\n", "\\\\", '\\"', "\\b", "\\f", "\\r", "\\u00e9", "\\U0001F600", "'", "\t", "#"],
+                    ["\\uD800", "\\u12", "\\x41", "\\e", "\x7f", "\x00", "\\U00110000"])
+
+    def value(depth):
+        k = r.randrange(12 if depth < 4 else 9)
+        if k == 0:
+            return '"' + "".join(basic_char() for _ in range(r.randrange(4))) + '"'
+        if k == 1:
+            return "'" + "".join(pick(["a", "é", '"', "\\", " ", "\t"], ["\x01", "\n"]) for _ in range(r.randrange(4))) + "'"
+        if k == 2:
+            body = "".join(pick(["a", "\n", '"', '""', "\\\n   ", "\\  \n\n  x", "\\u00e9", "\t", "\r\n"], ["\r", "\\ x", '"""', "\\"]) for _ in range(r.randrange(5)))
+            return '"""' + r.choice(["", "\n"]) + body + r.choice(['"""', '""""', '"""""', '""""""'])
+        if k == 3:
+            body = "".join(pick(["a", "\n", "'", "''", "\\", "\t"], ["\x02", "'" * 3]) for _ in range(r.randrange(5)))
+            return "'''" + r.choice(["", "\n"]) + body + r.choice(["'" * 3, "'" * 4, "'" * 5, "'" * 6])
+        if k == 4:
+            return pick(["0", "+0", "-0", "1_000", "+99", "-17", "9223372036854775807", "-9223372036854775808", "0xdead_BEEF", "0o755", "0b1101",
+                         "0x7fffffffffffffff", str(r.randint(-10**6, 10**6))],
+                        ["00", "01", "1__0", "_1", "1_", "9223372036854775808", "-9223372036854775809", "0x_1", "0x", "0o8", "0b2", "+0x1", "0xffffffffffffffff"])
+        if k == 5:
+            return pick(["1.5", "-0.0", "+1.0", "1e5", "1E-5", "1e+05", "1_0.0_1", "6.02e23", "1e400", "inf", "-inf", "+inf", "nan", "-nan", "+nan", "1e0_1"],
+                        ["1.", ".5", "1.e5", "3.14e", "infinity", "0.1_", "00.1", "1e_1"])
+        if k == 6:
+            return pick(["true", "false"], ["True", "tru", "falsey"])
+        if k == 7:
+            date = "%04d-%02d-%02d" % (pick([1, 1979, 2000, 2100, 2024], [0]), pick([1, 2, 12], [13, 0]), pick([1, 28, 29, 30, 31], [32, 0]))
+            time = "%02d:%02d:%02d" % (pick([0, 7, 23], [24]), pick([0, 32, 59], [60]), pick([0, 59], [60])) + pick(["", ".5", ".999999999"], ["."])
+            zone = pick(["", "Z", "z", "+05:30", "-07:00"], ["+24:00", "+05:60", "+0530"])
+            return pick([date, time, date + r.choice(["T", "t", " "]) + time + zone], [date + "_" + time, date + "T" + time[:5]])
+        if k == 8:
+            return pick(["true"], ["", "=", "[", "]", "{", "}", "'", '"', "x", "#"])
+        if k in (9, 10):
+            items = [value(depth + 1) for _ in range(r.randrange(4))]
+            sep = pick([",", ", ", " ,", ",\n  ", ",\n# c\n"], [",,", " "])
+            return "[" + r.choice(["", " ", "\n"]) + sep.join(items) + r.choice(["", ",", " ", "\n", " # c\n"]) + "]"
+        pairs = [key() + ws() + "=" + ws() + value(depth + 1) for _ in range(r.randrange(4))]
+        return "{" + ws() + pick([", ", ",", " ,"], [",,", "\n,"]).join(pairs) + pick([""], [",", "\n"]) + ws() + "}"
+
+    lines = []
+    for _ in range(r.randrange(1, 9)):
+        k = r.random()
+        if k < 0.55:
+            line = key() + ws() + "=" + ws() + value(0)
+        elif k < 0.75:
+            line = "[" + ws() + key() + ws() + "]"
+        elif k < 0.9:
+            line = "[[" + ws() + key() + ws() + "]]"
+        else:
+            line = ""
+        lines.append(ws() + line + r.choice(["", "", ws() + "# " + pick(["note", "é", "\t"], ["\x01", "\x7f"])]))
+    doc = "\n".join(lines) + r.choice(["", "\n", "\r\n"])
+    for _ in range(r.choice([0, 0, 0, 1, 2])):
+        i = r.randrange(len(doc) + 1)
+        edit = r.random()
+        if edit < 0.4:
+            doc = doc[:i] + doc[i + 1:]
+        elif edit < 0.8:
+            doc = doc[:i] + r.choice("[]{}=.,\"'#\n \t\\0x_-+:aZ\r") + doc[i:]
+        else:
+            parts = doc.split("\n")
+            r.shuffle(parts)
+            doc = "\n".join(parts)
+    return {"doc": doc}
+
+
+def toml_check(path):
+    """Compares what session-agent read from each document ({doc, value} or {doc, error} per
+    line) with tomllib's reading: one line per document, "ok" or why not. session-agent refuses
+    integers beyond 64 bits (as TOML requires of a reader that cannot keep them exactly) and
+    keeps floats and dates as strings."""
+    def beyond_64_bits(v):
+        if isinstance(v, bool):
+            return False
+        if isinstance(v, int):
+            return not -2**63 <= v < 2**63
+        if isinstance(v, dict):
+            return any(beyond_64_bits(x) for x in v.values())
+        if isinstance(v, list):
+            return any(beyond_64_bits(x) for x in v)
+        return False
+
+    def same(ours, theirs):
+        if isinstance(theirs, bool):
+            return ours is theirs
+        if isinstance(theirs, int):
+            return type(ours) is int and ours == theirs
+        if isinstance(theirs, str):
+            return ours == theirs
+        if isinstance(theirs, float):
+            if not isinstance(ours, str):
+                return False
+            return float(ours) == theirs or (theirs != theirs and float(ours) != float(ours))
+        if isinstance(theirs, (datetime.datetime, datetime.date, datetime.time)):
+            try:
+                return isinstance(ours, str) and tomllib.loads("v = " + ours)["v"] == theirs
+            except tomllib.TOMLDecodeError:
+                return False
+        if isinstance(theirs, list):
+            return isinstance(ours, list) and len(ours) == len(theirs) and all(same(o, t) for o, t in zip(ours, theirs))
+        if isinstance(theirs, dict):
+            return isinstance(ours, dict) and ours.keys() == theirs.keys() and all(same(ours[k], theirs[k]) for k in theirs)
+        return False
+
+    for line in open(path):
+        case = json.loads(line)
+        why = "an integer beyond 64 bits"
+        try:
+            theirs = tomllib.loads(case["doc"])
+            if beyond_64_bits(theirs):
+                theirs = None
+        except tomllib.TOMLDecodeError as e:
+            theirs, why = None, str(e)
+        ours = case.get("value")
+        if theirs is None and ours is not None:
+            print("session-agent read %r as %r; tomllib refuses it (%s)" % (case["doc"], ours, why))
+        elif theirs is not None and ours is None:
+            print("session-agent refused %r (%s); tomllib reads %r" % (case["doc"], case.get("error"), theirs))
+        elif theirs is not None and not same(ours, theirs):
+            print("session-agent read %r as %r; tomllib as %r" % (case["doc"], ours, theirs))
+        else:
+            print("ok")
+
+
+KINDS = {"toml": toml_case, "rfc3339": rfc3339_case, "keccak": keccak_case, "abi": abi_case, "eip712": eip712_case, "secp256k1": secp_case, "userop": userop_case, "fastlz": fastlz_case, "session": session_case,
          "keystore": keystore_case}
 
 if __name__ == "__main__":
     if sys.argv[1] == "keystore-decrypt":
         keystore_decrypt(sys.argv[2])
+        sys.exit(0)
+    if sys.argv[1] == "toml-check":
+        toml_check(sys.argv[2])
         sys.exit(0)
     if sys.argv[1] == "recover":
         recover(sys.argv[2])

@@ -19,6 +19,8 @@ public indirect enum JSONValue: Hashable, Sendable {
     public var arrayValue: [JSONValue]? { if case .array(let a) = self { a } else { nil } }
     public var objectValue: JSONObject? { if case .object(let o) = self { o } else { nil } }
     public var boolValue: Bool? { if case .bool(let b) = self { b } else { nil } }
+    /// A number written as an integer that fits 64 bits.
+    public var integerValue: Int64? { if case .number(let n) = self { Int64(n) } else { nil } }
 
     /// A short name of the kind of value, for error messages.
     public var kind: String {

@@ -1,0 +1,141 @@
+import Approval
+import Foundation
+import EthereumCore
+import OwnerSigners
+import SmartSessions
+
+/// What the agent and the CLI read from people and programs they do not control, each entry
+/// point fed the fuzzer's bytes. The first byte picks the entry point; the rest is its input.
+/// An input may be refused with any error; only a trap (a crash of the agent) is a finding.
+enum Harnesses {
+    static let all: [(name: String, run: @Sendable ([UInt8]) -> Void)] = [
+        ("session request", sessionRequest),
+        ("user operation in a session", userOperation),
+        ("userOp.signature", signature),
+        ("ABI decode", abiDecode),
+        ("EIP-712 document", typedData),
+        ("PKCS#11 URI", pkcs11URI),
+        ("rules file", rulesFile),
+        ("numbers and times", numbersAndTimes),
+    ]
+
+    /// FUZZ_ONLY=N gives every input to harness N alone, whole.
+    static let only = ProcessInfo.processInfo.environment["FUZZ_ONLY"].flatMap { Int($0) }.map { all[$0 % all.count] }
+
+    static func run(_ input: [UInt8]) {
+        if let only { return only.run(input) }
+        guard let first = input.first else { return }
+        all[Int(first) % all.count].run(Array(input.dropFirst()))
+    }
+
+    static let now: UInt64 = 1_790_000_000
+    static let client = ClientIdentity(uid: 1000, gid: 1000, pid: 4242, executable: "/usr/bin/client")
+
+    static func json(_ bytes: [UInt8]) -> JSONValue? { try? JSONValue(parsing: bytes) }
+
+    /// `session_request`'s parameters: compiled, reviewed, rendered, and decided by rules.
+    static func sessionRequest(_ bytes: [UInt8]) {
+        guard let request = json(bytes), let compiled = compile(request) else { return }
+        let review = Reviewer(tokens: TokenList(), now: now).review(compiled)
+        _ = review.text()
+        _ = review.json
+        _ = rules.evaluate(review, client: client, holdings: ClientHoldings(liveSessions: 2))
+        for chain in compiled.chains { _ = compiled.sessionDigest(on: chain) }
+    }
+
+    static func compile(_ request: JSONValue) -> CompiledRequest? {
+        try? RequestCompiler(tokens: TokenList(), now: now, sessionKeys: [sessionKey]).compile(request)
+    }
+
+    static let sessionKey = Secp256k1.PrivateKey.generate().address
+
+    static let rules = try! RulesFile(toml: """
+        default = "ask"
+        [[rules]]
+        name = "bounded"
+        decision = "approve"
+        reason = "fuzz"
+        [rules.match]
+        client_uids = [1000]
+        max_token_amounts = { "0x1c7D4B196Cb0C7B01d743Fbc6116a902379C7238" = "100000000" }
+        max_native_value = "1000000000000000000"
+        max_duration = "3d"
+        max_live_sessions = 5
+        max_severity = "warning"
+        """)
+
+    /// `{"request": …, "userOp": …, "chainId": …, "enabling": …}`: the operation checked against
+    /// the session as the agent checks it before signing, and its signature encoded.
+    static func userOperation(_ bytes: [UInt8]) {
+        guard case .object(let o)? = json(bytes), let request = o["request"], let compiled = compile(request),
+              let opJSON = o["userOp"], let op = try? PackedUserOperation.parse(json: opJSON) else { return }
+        let chainId = compiled.chains.first?.chainId ?? 1
+        for version in [EntryPointVersion.v07, .v08] {
+            _ = try? op.hash(version: version, entryPoint: .zero, chainId: UInt256(chainId))
+        }
+        let checker = PolicyChecker(session: compiled.session, account: compiled.account, tokens: TokenList(), chains: [chainId])
+        var ledger = PolicyLedger()
+        for enabling in [true, false] {
+            if case .success(let allowance) = checker.check(op, ledger: ledger, enabling: enabling, now: now) { ledger.apply(allowance.delta) }
+        }
+        if let enable = try? compiled.enableSession(for: chainId, permissionEnableSig: [UInt8](repeating: 1, count: 86)) {
+            _ = SessionSignature.enable(mode: compiled.mode, enableSession: enable, signature: [UInt8](repeating: 2, count: 65)).encoded
+        }
+    }
+
+    /// `decode-signature`: a userOp.signature, and the session an ENABLE carries, reviewed.
+    static func signature(_ bytes: [UInt8]) {
+        guard let decoded = try? SessionSignature(decoding: bytes) else { return }
+        _ = decoded.encoded
+        guard case .enable(let mode, let enable, _) = decoded else { return }
+        let request = CompiledRequest(format: .rawSession, account: .zero, accountKind: .erc7579Reference,
+                                      chains: enable.hashesAndChainIds.map { ChainTarget(chainId: $0.chainId) }, mode: mode, session: enable.sessionToEnable)
+        _ = EnableDigest.multichainDigest(enable.hashesAndChainIds)
+        _ = try? AccountKind.erc7579Reference.parsePermissionEnableSig(enable.permissionEnableSig)
+        _ = Reviewer(tokens: TokenList(), now: now).review(request).text()
+    }
+
+    /// `eth abi-decode`: a type on the first line, the data after it.
+    static func abiDecode(_ bytes: [UInt8]) {
+        guard let newline = bytes.firstIndex(of: 10) else { return }
+        let text = String(decoding: bytes[..<newline], as: UTF8.self)
+        let data = Array(bytes[(newline + 1)...])
+        if let type = try? ABIType(parsing: text), let value = try? ABI.decode(data, as: type) {
+            _ = try? ABI.encode(value, as: type)
+            _ = value.json(as: type)
+        }
+        if let function = try? ABIFunction(parsing: text) { _ = try? function.decodeCall(data) }
+        _ = try? ContractInterface(jsonABI: String(decoding: data, as: UTF8.self))
+    }
+
+    /// `eth typed-data-hash` and `eth_signTypedData_v4` documents.
+    static func typedData(_ bytes: [UInt8]) {
+        guard let document = try? TypedData(parsing: String(decoding: bytes, as: UTF8.self)) else { return }
+        _ = try? document.digest
+    }
+
+    static func pkcs11URI(_ bytes: [UInt8]) {
+        guard let uri = try? PKCS11URI(String(decoding: bytes, as: UTF8.self)) else { return }
+        _ = uri.description
+        _ = try? PKCS11URI(uri.description)
+    }
+
+    static func rulesFile(_ bytes: [UInt8]) {
+        guard let rules = try? RulesFile(toml: String(decoding: bytes, as: UTF8.self)), let compiled = compile(example) else { return }
+        _ = rules.evaluate(Reviewer(tokens: TokenList(), now: now).review(compiled), client: client, holdings: ClientHoldings(liveSessions: 1))
+    }
+
+    static let example = try! JSONValue(parsing: """
+        {"account": "0x7227DCfB0c5EC7A5F539F97b18Be261C49687eD6", "chains": [11155111], "expiry": "2026-09-25T00:00:00Z",
+         "permissions": [{"type": "erc20-transfer", "token": "0x1c7D4B196Cb0C7B01d743Fbc6116a902379C7238", "limit": "100 USDC"}]}
+        """)
+
+    static func numbersAndTimes(_ bytes: [UInt8]) {
+        let text = String(decoding: bytes, as: UTF8.self)
+        _ = try? UInt256(parsing: text)
+        _ = try? Int256(parsing: text)
+        _ = try? Amounts.parse(text, decimals: Int(bytes.first ?? 0) % 80)
+        _ = try? Hex.decode(text)
+        _ = try? Address(text)
+    }
+}
