@@ -12,7 +12,7 @@ enum Harnesses {
         ("session request", sessionRequest),
         ("user operation in a session", userOperation),
         ("userOp.signature", signature),
-        ("ABI decode", abiDecode),
+        ("ABI data and values", abi),
         ("EIP-712 document", typedData),
         ("PKCS#11 URI", pkcs11URI),
         ("rules file", rulesFile),
@@ -95,14 +95,22 @@ enum Harnesses {
         _ = Reviewer(tokens: TokenList(), now: now).review(request).text()
     }
 
-    /// `eth abi-decode`: a type on the first line, the data after it.
-    static func abiDecode(_ bytes: [UInt8]) {
+    /// `eth abi-decode` and `eth abi-encode`: a type on the first line, after it the data, or
+    /// a value written as cast writes it.
+    static func abi(_ bytes: [UInt8]) {
         guard let newline = bytes.firstIndex(of: 10) else { return }
         let text = String(decoding: bytes[..<newline], as: UTF8.self)
         let data = Array(bytes[(newline + 1)...])
-        if let type = try? ABIType(parsing: text), let value = try? ABI.decode(data, as: type) {
-            _ = try? ABI.encode(value, as: type)
-            _ = value.json(as: type)
+        if let type = try? ABIType(parsing: text) {
+            if let value = try? ABI.decode(data, as: type) {
+                _ = try? ABI.encode(value, as: type)
+                _ = value.json(as: type)
+                _ = value.text
+            }
+            if let value = try? ABIValue(text: String(decoding: data, as: UTF8.self), as: type) {
+                _ = try? ABI.encode(value, as: type)
+                _ = try? ABI.encodePacked([value], as: [type])
+            }
         }
         if let function = try? ABIFunction(parsing: text) { _ = try? function.decodeCall(data) }
         _ = try? ContractInterface(jsonABI: String(decoding: data, as: UTF8.self))
