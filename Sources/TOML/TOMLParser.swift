@@ -239,8 +239,8 @@ struct TOMLParser {
     private mutating func value(depth: Int) throws(TOMLError) -> JSONValue {
         guard depth < Self.maximumDepth else { throw error("arrays and inline tables nested deeper than \(Self.maximumDepth)") }
         switch peek() {
-        case 0x22?: return .string(matches("\"\"\"") ? try multilineBasicString() : try basicString())
-        case 0x27?: return .string(matches("'''") ? try multilineLiteralString() : try literalString())
+        case 0x22?: return .string(matches("\"\"\"") ? try multilineString(quote: 0x22) : try basicString())
+        case 0x27?: return .string(matches("'''") ? try multilineString(quote: 0x27) : try literalString())
         case 0x74? where matches("true"): pos += 4; return .bool(true)
         case 0x66? where matches("false"): pos += 5; return .bool(false)
         case 0x5B?: return try array(depth: depth)
@@ -430,23 +430,25 @@ struct TOMLParser {
         }
     }
 
-    private mutating func multilineBasicString() throws(TOMLError) -> String {
+    /// A `"""` string (with escapes) or a `'''` one (without), at its opening quotes. A newline
+    /// just after them is not part of it.
+    private mutating func multilineString(quote: UInt8) throws(TOMLError) -> String {
         pos += 3
         if peek() == 0x0A { pos += 1 }
         var out: [UInt8] = []
         while true {
             guard let c = peek() else { throw error("the string is not closed") }
-            if matches("\"\"\"") {
+            if c == quote, peek(1) == quote, peek(2) == quote {
                 pos += 3
                 // Up to two quotes just before the closing three belong to the string.
-                for _ in 0..<2 where peek() == 0x22 { out.append(0x22); pos += 1 }
+                for _ in 0..<2 where peek() == quote { out.append(quote); pos += 1 }
                 return String(decoding: out, as: UTF8.self)
             }
-            if c == 0x5C {
+            if c == 0x5C, quote == 0x22 {
                 out += try escape(multiline: true)
                 continue
             }
-            guard c == 0x0A || Self.allowedInString(c) else { throw error("a control character in a string; write it as an escape") }
+            guard c == 0x0A || Self.allowedInString(c) else { throw error("a control character in a string") }
             out.append(c)
             pos += 1
         }
@@ -464,23 +466,6 @@ struct TOMLParser {
         }
         defer { pos += 1 }
         return String(decoding: bytes[start..<pos], as: UTF8.self)
-    }
-
-    private mutating func multilineLiteralString() throws(TOMLError) -> String {
-        pos += 3
-        if peek() == 0x0A { pos += 1 }
-        var out: [UInt8] = []
-        while true {
-            guard let c = peek() else { throw error("the string is not closed") }
-            if matches("'''") {
-                pos += 3
-                for _ in 0..<2 where peek() == 0x27 { out.append(0x27); pos += 1 }
-                return String(decoding: out, as: UTF8.self)
-            }
-            guard c == 0x0A || Self.allowedInString(c) else { throw error("a control character in a literal string") }
-            out.append(c)
-            pos += 1
-        }
     }
 
     /// The UTF-8 of one escape in a basic string, at its backslash. In a multiline string a
