@@ -10,11 +10,11 @@ import EthereumCore
 /// on SIGHUP with such a slip took the agent down for every client, instead of being refused.
 ///
 /// What it accepts follows Python's `tomllib` (TOML 1.0.0), which the test suite uses as its
-/// oracle: the same documents are read, the same are refused, with three limits of ours: integers
-/// must fit 64 bits (TOML requires an error for one that cannot be kept exactly), and keys of
-/// more than 64 parts or values nested more than 64 deep are refused (the tree is walked
-/// recursively after). Floats and dates become strings (no field of ours takes one, so the
-/// consumer's error names the field).
+/// oracle: the same documents are read, the same are refused. But a leading byte order mark is
+/// skipped, and three limits are ours: integers must fit 64 bits (TOML requires an error for one
+/// that cannot be kept exactly), keys of more than 64 parts and values nested more than 64 deep
+/// are refused (the tree is walked recursively after). Floats and dates become strings (no field
+/// of ours takes one, so the consumer's error names the field).
 public enum TOMLDocument {
     public static func parse(_ text: String) throws(TOMLError) -> JSONObject {
         var parser = TOMLParser(text)
@@ -83,10 +83,11 @@ struct TOMLParser {
     static let maximumDepth = 64
 
     init(_ text: String) {
-        // As tomllib does: CRLF is a newline; a CR anywhere else is refused.
+        // As tomllib does: CRLF is a newline; a CR anywhere else is refused. Unlike tomllib, a
+        // byte order mark some editors put first is skipped (the TOMLKit before did so too).
         var b: [UInt8] = []
         b.reserveCapacity(text.utf8.count)
-        var it = text.utf8.makeIterator(), next = it.next()
+        var it = text.utf8.dropFirst(text.hasPrefix("\u{FEFF}") ? 3 : 0).makeIterator(), next = it.next()
         while let c = next {
             next = it.next()
             if c == 0x0D, next == 0x0A { continue }

@@ -59,6 +59,12 @@ struct TOMLTests {
         #expect(try TOMLDocument.parse("x = " + String(repeating: "[", count: 64) + String(repeating: "]", count: 64)).count == 1)
     }
 
+    /// A byte order mark, which some editors write first, is skipped, as TOMLKit did.
+    @Test func aByteOrderMarkIsSkipped() throws {
+        #expect(try TOMLDocument.parse("\u{FEFF}default = \"deny\"\n")["default"] == "deny")
+        #expect(throws: TOMLError.self) { try TOMLDocument.parse("a = 1\n\u{FEFF}b = 2") }
+    }
+
     @Test func integersBeyond64BitsAreRefusedNotRounded() throws {
         #expect(try TOMLDocument.parse("n = 9223372036854775807")["n"] == .number("9223372036854775807"))
         #expect(throws: TOMLError.self) { try TOMLDocument.parse("n = 9223372036854775808") }
