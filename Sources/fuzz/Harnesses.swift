@@ -1,6 +1,6 @@
 import Approval
-import Foundation
 import EthereumCore
+import Foundation
 import OwnerSigners
 import SmartSessions
 
@@ -16,7 +16,7 @@ enum Harnesses {
         ("EIP-712 document", typedData),
         ("PKCS#11 URI", pkcs11URI),
         ("rules file", rulesFile),
-        ("numbers and times", numbersAndTimes),
+        ("numbers, amounts, hex, addresses", numbers),
     ]
 
     /// FUZZ_ONLY=N gives every input to harness N alone, whole.
@@ -64,8 +64,8 @@ enum Harnesses {
         max_severity = "warning"
         """)
 
-    /// `{"request": …, "userOp": …, "chainId": …, "enabling": …}`: the operation checked against
-    /// the session as the agent checks it before signing, and its signature encoded.
+    /// `{"request": …, "userOp": …}`: the operation checked against the session as the agent
+    /// checks it before signing (enabling, then in use), and an ENABLE signature encoded.
     static func userOperation(_ bytes: [UInt8]) {
         guard case .object(let o)? = json(bytes), let request = o["request"], let compiled = compile(request),
               let opJSON = o["userOp"], let op = try? PackedUserOperation.parse(json: opJSON) else { return }
@@ -129,16 +129,19 @@ enum Harnesses {
     }
 
     static func rulesFile(_ bytes: [UInt8]) {
-        guard let rules = try? RulesFile(toml: String(decoding: bytes, as: UTF8.self)), let compiled = compile(example) else { return }
-        _ = rules.evaluate(Reviewer(tokens: TokenList(), now: now).review(compiled), client: client, holdings: ClientHoldings(liveSessions: 1))
+        guard let rules = try? RulesFile(toml: String(decoding: bytes, as: UTF8.self)) else { return }
+        _ = rules.evaluate(exampleReview, client: client, holdings: ClientHoldings(liveSessions: 1))
     }
 
+    static let exampleReview = Reviewer(tokens: TokenList(), now: now).review(compile(example)!)
+
+    /// docs/examples/usdc-transfers.json, for the rules files to decide.
     static let example = try! JSONValue(parsing: """
-        {"account": "0x7227DCfB0c5EC7A5F539F97b18Be261C49687eD6", "chains": [11155111], "expiry": "2026-09-25T00:00:00Z",
-         "permissions": [{"type": "erc20-transfer", "token": "0x1c7D4B196Cb0C7B01d743Fbc6116a902379C7238", "limit": "100 USDC"}]}
+        {"account": "0x7227dcfb0c5ec7a5f539f97b18be261c49687ed6", "chains": [11155111], "validity": {"duration": "3d"},
+         "permissions": [{"token": "USDC", "allow": ["transfer"], "spendingLimit": "100 USDC", "maxUses": 10}]}
         """)
 
-    static func numbersAndTimes(_ bytes: [UInt8]) {
+    static func numbers(_ bytes: [UInt8]) {
         let text = String(decoding: bytes, as: UTF8.self)
         _ = try? UInt256(parsing: text)
         _ = try? Int256(parsing: text)
