@@ -27,6 +27,9 @@ for i, f in enumerate(sorted(glob.glob("Tests/TestSupport/Fixtures/cases/*.json"
         seed("userop-%d-%d" % (i, j), 1, json.dumps({"request": request, "userOp": user_op}).encode())
         if str(user_op.get("signature", "")).startswith("0x"):
             seed("signature-%d-%d" % (i, j), 2, bytes.fromhex(user_op["signature"][2:]))
+        if str(user_op.get("callData", "")).startswith("0x"):
+            # Harness 8's sessions: the example, four request fixtures, then these cases in order.
+            seed("calldata-%d-%d" % (i, j), 8, bytes([5 + i]) + bytes.fromhex(user_op["callData"][2:]))
 seed("abi", 3, b"(uint256,bytes,address[])\n" + bytes(63) + b"\x60" + bytes(128))
 seed("typed-data", 4, open("Tests/TestSupport/Fixtures/multichain-session-typed-data.json", "rb").read())
 seed("uri", 5, b"pkcs11:token=signer;object=owner;id=%01%02?module-path=/usr/lib/softhsm/libsofthsm2.so&pin-source=file:/x")

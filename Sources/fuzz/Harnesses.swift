@@ -3,6 +3,7 @@ import EthereumCore
 import Foundation
 import OwnerSigners
 import SmartSessions
+import TestSupport
 
 /// What the agent and the CLI read from people and programs they do not control, each entry
 /// point fed the fuzzer's bytes. The first byte picks the entry point; the rest is its input.
@@ -17,6 +18,7 @@ enum Harnesses {
         ("PKCS#11 URI", pkcs11URI),
         ("rules file", rulesFile),
         ("numbers, amounts, hex, addresses", numbers),
+        ("callData against a session", callData),
     ]
 
     /// FUZZ_ONLY=N gives every input to harness N alone, whole.
@@ -82,6 +84,31 @@ enum Harnesses {
             _ = SessionSignature.enable(mode: compiled.mode, enableSession: enable, signature: [UInt8](repeating: 2, count: 65)).encoded
         }
     }
+
+    /// A user operation's callData, as a client may send any, checked against one of the
+    /// fixtures' sessions (the first byte picks it) twice, the ledger carried from the first:
+    /// ERC-7579 execute decoding, batches, argument rules, spending and value limits.
+    static func callData(_ bytes: [UInt8]) {
+        guard let first = bytes.first, !fixtureSessions.isEmpty else { return }
+        let (session, account) = fixtureSessions[Int(first) % fixtureSessions.count]
+        let op = PackedUserOperation(sender: account, nonce: 0, initCode: [], callData: Array(bytes.dropFirst()), accountGasLimits: Bytes32([UInt8](repeating: 1, count: 32)),
+                                     preVerificationGas: 70_000, gasFees: Bytes32([UInt8](repeating: 2, count: 32)), paymasterAndData: [], signature: [])
+        let checker = PolicyChecker(session: session, account: account, tokens: TokenList(), chains: [1])
+        var ledger = PolicyLedger()
+        for _ in 0..<2 {
+            if case .success(let allowance) = checker.check(op, ledger: ledger, now: now) { ledger.apply(allowance.delta) }
+        }
+    }
+
+    /// The sessions of the request fixtures and of the contract cases.
+    static let fixtureSessions: [(Session, Address)] = {
+        let requests = ["dangerous.json", "erc7715-execution.json", "erc7715-grant.json", "uniswap-rules.json"].compactMap { try? Fixtures.json("requests/" + $0) }
+        let caseFiles = (try? FileManager.default.contentsOfDirectory(atPath: Fixtures.url("cases").path)) ?? []
+        let cases = caseFiles.sorted().compactMap { try? Fixtures.json("cases/" + $0) }.map { c -> JSONValue in
+            .object(JSONObject(["account": c["account"]?["address"] ?? .null, "chains": .array([JSONValue(1)]), "session": c["session"] ?? .null]))
+        }
+        return ([example] + requests + cases).compactMap(compile).map { ($0.session, $0.account) }
+    }()
 
     /// `decode-signature`: a userOp.signature, and the session an ENABLE carries, reviewed.
     static func signature(_ bytes: [UInt8]) {
