@@ -81,7 +81,7 @@ let package = Package(
         ),
 
         // The fuzz target: `scripts/fuzz.sh` builds it for libFuzzer; built plainly, it replays inputs.
-        .executableTarget(name: "fuzz", dependencies: ["EthereumCore", "SmartSessions", "Approval", "OwnerSigners", "TOML", "TestSupport"]),
+        .executableTarget(name: "fuzz", dependencies: ["EthereumCore", "SmartSessions", "Approval", "OwnerSigners", "TOML", "Agent", "SessionStore", "TestSupport"]),
 
         .target(name: "TestSupport", dependencies: ["EthereumCore"], path: "Tests/TestSupport", resources: [.copy("Fixtures")]),
         .testTarget(

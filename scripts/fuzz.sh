@@ -35,6 +35,23 @@ seed("typed-data", 4, open("Tests/TestSupport/Fixtures/multichain-session-typed-
 seed("uri", 5, b"pkcs11:token=signer;object=owner;id=%01%02?module-path=/usr/lib/softhsm/libsofthsm2.so&pin-source=file:/x")
 seed("rules", 6, open("docs/examples/rules.toml", "rb").read())
 seed("amount", 7, b"100.5 USDC")
+# A conversation with the agent: the example approved by the rules and signed with, a larger
+# one approved by the operator, listed, revoked. $S and $R are the last session and request ids.
+request = json.load(open("docs/examples/usdc-transfers.json"))
+larger = dict(request, permissions=[dict(request["permissions"][0], spendingLimit="500 USDC")])
+op = {"sender": "0x7227dcfb0c5ec7a5f539f97b18be261c49687ed6", "nonce": "0x0", "callGasLimit": "0x30000", "verificationGasLimit": "0x30000",
+      "preVerificationGas": "0x10000", "maxFeePerGas": "0x3b9aca00", "maxPriorityFeePerGas": "0x3b9aca00", "signature": "0x",
+      "callData": "0xe9ae5c53" + "00" * 63 + "40" + "00" * 31 + "78" + "1c7d4b196cb0c7b01d743fbc6116a902379c7238" + "00" * 32
+                  + "a9059cbb" + "00" * 30 + "beef" + "00" * 29 + "4c4b40" + "00" * 8}
+sign = lambda i, nonce: {"jsonrpc": "2.0", "id": i, "method": "session_signUserOperation", "params": {
+    "sessionId": "$S", "chainId": 11155111, "entryPoint": "0x0000000071727De22E5E9d8BAf0edAc6f37da032", "userOperation": dict(op, nonce=nonce)}}
+call = lambda i, method, params, control=False: ("!" if control else "") + json.dumps({"jsonrpc": "2.0", "id": i, "method": method, "params": params})
+seed("agent", 9, "\n".join([
+    call(1, "session_request", {"request": request}), json.dumps(sign(2, "0x0")), json.dumps(sign(3, "0x1")),
+    call(4, "session_get", {"sessionId": "$S"}), call(5, "session_request", {"request": larger}),
+    call(6, "pending_decide", {"id": "$R", "approve": True, "reason": "ok"}, True), call(7, "sessions_list", {}, True),
+    call(8, "session_revoke", {"sessionId": "$S"}, True), call(9, "audit_verify", {}, True), json.dumps(sign(10, "0x2")),
+]).encode())
 PY
 
 SWIFT_BACKTRACE=enable=no .build-fuzz/release/fuzz "$corpus" -fork=1 -ignore_crashes=1 -artifact_prefix=.build-fuzz/findings/ \

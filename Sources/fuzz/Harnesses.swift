@@ -19,6 +19,7 @@ enum Harnesses {
         ("rules file", rulesFile),
         ("numbers, amounts, hex, addresses", numbers),
         ("callData against a session", callData),
+        ("the agent's socket methods", AgentHarness.run),
     ]
 
     /// FUZZ_ONLY=N gives every input to harness N alone, whole.
