@@ -56,6 +56,7 @@ PY
 
 SWIFT_BACKTRACE=enable=no .build-fuzz/release/fuzz "$corpus" -fork=1 -ignore_crashes=1 -artifact_prefix=.build-fuzz/findings/ \
     -max_total_time="$seconds" -max_len=16384 -timeout=10 2>&1 | grep -E '^(INFO: fuzzed|#[0-9]+:|==[0-9]+== ERROR|.*Assertion|Fatal error)' | tail -n 20
+rm -rf /dev/shm/session-agent-fuzz-*   # the agent harness's stores, one directory per fuzzing process
 found=$(find .build-fuzz/findings -type f | wc -l)
 echo "fuzz: $found finding(s) in .build-fuzz/findings"
 [ "$found" -eq 0 ]
