@@ -8,8 +8,8 @@ import SessionStore
 import SmartSessions
 
 /// The agent's socket methods in process: each input is a conversation, one JSON-RPC request a
-/// line, given to a fresh agent (a store in /dev/shm, a keystore owner, rules that approve the
-/// example and leave the rest to a person). A line that starts with `!` comes to the control
+/// line, given to a fresh agent (a store in /dev/shm, a keystore owner, the rules harness's
+/// rules, which approve the example and leave larger requests to a person). A line that starts with `!` comes to the control
 /// socket. `$S` and `$R` stand for the session and request ids the agent last answered with,
 /// which the fuzzer could not guess (`session_wait`, which waits in real time, is left out).
 /// Answers may be errors; a trap is a finding.
@@ -19,17 +19,6 @@ enum AgentHarness {
     static let client = ClientIdentity(uid: 1000, gid: 1000, pid: 4242, executable: "/usr/bin/bot")
     static let operator_ = ClientIdentity(uid: getuid(), gid: getgid(), pid: 4243, executable: "/usr/bin/session-agent")
     static let keystore = try! Keystore.encrypt(owner, passphrase: SecretBytes(utf8: "owner"), kdf: .scrypt(n: 16, r: 8, p: 1))
-    static let rules = try! RulesFile(toml: """
-        default = "ask"
-        [[rules]]
-        name = "bot"
-        decision = "approve"
-        reason = "fuzz"
-        [rules.match]
-        client_uids = [1000]
-        max_duration = "3d"
-        max_live_sessions = 3
-        """)
     static let directory: String = {
         let path = (FileManager.default.fileExists(atPath: "/dev/shm") ? "/dev/shm" : NSTemporaryDirectory()) + "/session-agent-fuzz-\(getpid())"
         try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
@@ -48,7 +37,7 @@ enum AgentHarness {
                   let keystoreOwner = try? KeystoreOwner(keystore: keystore, location: "fuzz") else { return }
             let agent = Agent(store: store, owners: [keystoreOwner],
                               accounts: [AccountConfig(address: account, kind: .erc7579Reference, owners: [owner.address], chains: [11155111])],
-                              rules: rules, ownerPrompt: { _ in SecretBytes(utf8: "owner") }, clock: { 1_764_096_000 })
+                              rules: Harnesses.rules, ownerPrompt: { _ in SecretBytes(utf8: "owner") }, clock: { 1_764_096_000 })
             let rpc = AgentRPC(agent: agent)
             var session = "", request = ""
             for var line in lines {
