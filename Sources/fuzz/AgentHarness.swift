@@ -9,10 +9,10 @@ import SmartSessions
 
 /// The agent's socket methods in process: each input is a conversation, one JSON-RPC request a
 /// line, given to a fresh agent (a store in /dev/shm, a keystore owner, the rules harness's
-/// rules, which approve the example and leave larger requests to a person). A line that starts with `!` comes to the control
-/// socket. `$S` and `$R` stand for the session and request ids the agent last answered with,
-/// which the fuzzer could not guess (`session_wait`, which waits in real time, is left out).
-/// Answers may be errors; a trap is a finding.
+/// rules, which approve the example and leave larger requests to a person). A line that starts
+/// with `!` comes to the control socket. `$S` and `$R` stand for the session and request ids the
+/// agent last answered with, which the fuzzer could not guess (`session_wait`, which waits in
+/// real time, is left out). Answers may be errors; a trap is a finding.
 enum AgentHarness {
     static let owner = try! Secp256k1.PrivateKey(hex: "0x" + String(repeating: "22", count: 32))
     static let account = try! Address("0x7227dcfb0c5ec7a5f539f97b18be261c49687ed6")
