@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Fuzzes what the agent and the CLI read from people and programs they do not control (session
-# requests, user operations against a session, userOp.signatures, ABI data, EIP-712 documents,
-# PKCS#11 URIs, rules files, amounts) with libFuzzer, for SECONDS (default 60).
+# requests, user operations and raw callData against sessions, userOp.signatures, ABI data,
+# EIP-712 documents, PKCS#11 URIs, rules files, amounts, whole conversations with an agent) with
+# libFuzzer, for SECONDS (default 60).
 #   scripts/fuzz.sh [SECONDS]          FUZZ_ONLY=N: harness N alone (Sources/fuzz/Harnesses.swift)
 # A trap is a finding: it lands in .build-fuzz/findings/, and `swift run fuzz FILE` replays it.
 set -euo pipefail
