@@ -154,7 +154,7 @@ public struct AgentRPC: Sendable {
     func optionalSecret(_ p: JSONObject, _ key: String) throws(AgentError) -> SecretBytes? { try optionalString(p, key).map(SecretBytes.init(utf8:)) }
     func optionalCount(_ p: JSONObject, _ key: String, _ range: ClosedRange<Int64>) throws(AgentError) -> Int64? {
         try optional(p, key, "a whole number in \(range.lowerBound)...\(range.upperBound)") { value -> Int64? in
-            guard case .number(let text) = value, let n = Int64(text), range.contains(n) else { return nil }
+            guard let n = value.integerValue, range.contains(n) else { return nil }
             return n
         }
     }

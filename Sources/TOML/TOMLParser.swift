@@ -381,8 +381,7 @@ struct TOMLParser {
                 end += 6
             }
         }
-        let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0)
-        guard year >= 1, day <= [31, leap ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31][month - 1] else {
+        guard CivilDate.exists(year: Int64(year), month: Int64(month), day: Int64(day)) else {
             throw error("not a date: \(String(decoding: bytes[pos..<(pos + 10)], as: UTF8.self))")
         }
         return end

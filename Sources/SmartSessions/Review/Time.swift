@@ -1,3 +1,5 @@
+import EthereumCore
+
 /// UTC dates and relative times, computed without locale or time-zone settings so a
 /// rendering is the same on every machine.
 enum UTCTime {
@@ -44,9 +46,7 @@ enum UTCTime {
             guard at(19, "+") || at(19, "-"), at(22, ":"), let hours = number(20, 2), let minutes = number(23, 2), hours < 24, minutes < 60 else { return nil }
             offset = (hours * 3600 + minutes * 60) * (at(19, "-") ? -1 : 1)
         }
-        let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0)
-        let monthDays: [Int64] = [31, leap ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]
-        guard (1...12).contains(month), (1...monthDays[Int(month) - 1]).contains(day), hour < 24, minute < 60, second < 60 else { return nil }
+        guard CivilDate.exists(year: year, month: month, day: day), hour < 24, minute < 60, second < 60 else { return nil }
         // Days since 1970-01-01 from a civil date (the inverse of `format`'s algorithm).
         let y = month <= 2 ? year - 1 : year
         let era = (y >= 0 ? y : y - 399) / 400
