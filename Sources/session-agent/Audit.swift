@@ -131,6 +131,12 @@ extension AuditVerify {
                   let kind = e["kind"]?.stringValue, let entry = e["entry"], let hash = e["hash"]?.stringValue else {
                 throw CommandFailure(message: "\(path), line \(number): not an audit entry (seq, at, kind, entry, hash)")
             }
+            // Entry numbers are not hashed into the chain, but `--holds` and `prune --through` go
+            // by them: they must count up by one, from 1 unless --previous anchors the file.
+            guard seq > 0 else { throw CommandFailure(message: "\(path), line \(number): entry number \(seq); they start at 1", reason: "bad_input") }
+            if let last, seq - 1 != last.seq {
+                throw CommandFailure(message: "\(path), line \(number): entry \(seq) follows entry \(last.seq); entries were left out, repeated or renumbered", reason: "audit_broken")
+            }
             if previousHash == nil {
                 guard seq == 1 else {
                     throw CommandFailure(message: "\(path) starts at entry \(seq): give --previous, the hash of entry \(seq - 1)", reason: "bad_input")

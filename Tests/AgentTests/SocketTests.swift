@@ -1073,6 +1073,23 @@ struct SocketTests {
             .joined(separator: "\n").write(to: archive, atomically: true, encoding: .utf8)
         let tampered = try audit(["verify", "--file", archive.path, "--previous", previous])
         #expect(tampered.status == 1 && tampered.stderr.contains("does not match the chain"), "\(tampered.stdout) \(tampered.stderr)")
+        // Entry numbers are outside the hashes; renumbered, left out or out of range, they are refused.
+        func renumbered(line index: Int, _ seq: String) throws -> String {
+            try lines.enumerated().map { i, line in
+                guard i == index, case .object(var entry) = try JSONValue(parsing: Array(line.utf8)) else { return line }
+                entry["seq"] = .number(seq)
+                return JSONValue.object(entry).serialized
+            }.joined(separator: "\n")
+        }
+        let firstSeq = try #require(Int64(try JSONValue(parsing: Array(lines[0].utf8))["seq"]!.serialized))
+        try renumbered(line: 2, String(firstSeq + 7)).write(to: archive, atomically: true, encoding: .utf8)
+        let skipping = try audit(["verify", "--file", archive.path, "--previous", previous])
+        #expect(skipping.status == 1 && skipping.stderr.contains("line 3: entry \(firstSeq + 7) follows entry \(firstSeq + 1); entries were left out"), "\(skipping.stderr)")
+        for seq in ["0", String(Int64.min)] {
+            try renumbered(line: 0, seq).write(to: archive, atomically: true, encoding: .utf8)
+            let outOfRange = try audit(["verify", "--file", archive.path])
+            #expect(outOfRange.status == 1 && outOfRange.stderr.contains("line 1: entry number \(seq); they start at 1"), "\(outOfRange.stderr)")
+        }
         let lastHeld = "\(last["seq"]!.serialized):\(last["hash"]!.stringValue!)"
         #expect(try audit(["prune", "--through", last["seq"]!.serialized]).status == 0)
         #expect(try holds(lastHeld).status == 0)
