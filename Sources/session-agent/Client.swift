@@ -57,7 +57,8 @@ struct Request: ParsableCommand {
             var result = try remote { try client.call("session_request", JSONObject(["request": request, "bindExecutable": .bool(bindExecutable), "bindUnit": .bool(bindUnit)])) }
             let text = result["reviewText"]?.stringValue ?? ""
             if result["status"] == "pending" && wait > 0 {
-                result = try remote { try client.call("session_wait", JSONObject(["id": result["id"]!, "timeout": .number(String(wait))])) }
+                guard let id = result["id"] else { throw CommandFailure(message: "the agent answered a pending request without its id") }
+                result = try remote { try client.call("session_wait", JSONObject(["id": id, "timeout": .number(String(wait))])) }
             }
             let status = result["status"]?.stringValue ?? "?"
             var lines = [text, "", "request \(result["id"]?.stringValue ?? "?"): \(status) (\(result["reason"]?.stringValue ?? ""))"]
