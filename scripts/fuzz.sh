@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Fuzzes what the agent and the CLI read from people and programs they do not control (session
 # requests, user operations and raw callData against sessions, userOp.signatures, ABI data,
-# EIP-712 documents, PKCS#11 URIs, rules files, amounts, whole conversations with an agent) with
-# libFuzzer, for SECONDS (default 60).
+# EIP-712 documents, PKCS#11 URIs, rules files, amounts, whole conversations with an agent, the
+# configuration file, token lists, keystore files, and the key data and signatures tokens return)
+# with libFuzzer, for SECONDS (default 60).
 #   scripts/fuzz.sh [SECONDS]          FUZZ_ONLY=N: harness N alone (Sources/fuzz/Harnesses.swift)
 # A trap is a finding: it lands in .build-fuzz/findings/, and `swift run fuzz FILE` replays it.
 set -euo pipefail
@@ -10,14 +11,19 @@ cd "$(dirname "$0")/.."
 seconds=${1:-60}
 swift build -c release --product fuzz --scratch-path .build-fuzz --sanitize fuzzer -Xswiftc -DFUZZING 2>&1 | { grep -vE '^\[|prohibited flag' || true; }
 
-# Seeds: the examples and fixtures, each behind its harness's number.
-corpus=.build-fuzz/corpus
+# Seeds: the examples and fixtures, each behind its harness's number; with FUZZ_ONLY, that
+# harness's alone and as they are, in a corpus of their own.
+corpus=.build-fuzz/corpus${FUZZ_ONLY:+-only-$FUZZ_ONLY}
 mkdir -p "$corpus" .build-fuzz/findings
 python3 - "$corpus" <<'PY'
-import glob, json, sys
+import glob, json, os, sys
 out = sys.argv[1] + "/"
+only = os.environ.get("FUZZ_ONLY")
 def seed(name, harness, data):
-    open(out + name, "wb").write(bytes([harness]) + data)
+    if only is None:
+        open(out + name, "wb").write(bytes([harness]) + data)
+    elif int(only) == harness:
+        open(out + name, "wb").write(data)
 for i, f in enumerate(glob.glob("docs/examples/*.json") + glob.glob("Tests/TestSupport/Fixtures/requests/*.json")):
     seed("request-%d" % i, 0, open(f, "rb").read())
 for i, f in enumerate(sorted(glob.glob("Tests/TestSupport/Fixtures/cases/*.json"))):
@@ -53,6 +59,20 @@ seed("agent", 9, "\n".join([
     call(6, "pending_decide", {"id": "$R", "approve": True, "reason": "ok"}, True), call(7, "sessions_list", {}, True),
     call(8, "session_revoke", {"sessionId": "$S"}, True), call(9, "audit_verify", {}, True), json.dumps(sign(10, "0x2")),
 ]).encode())
+import re
+seed("configuration", 10, re.search(r"```toml\n(.*?)```", open("docs/configuration.md").read(), re.S).group(1).encode())
+seed("tokens", 11, json.dumps({"tokens": [{"chainId": 11155111, "address": "0x1c7D4B196Cb0C7B01d743Fbc6116a902379C7238", "symbol": "USDX",
+                                           "decimals": 6, "name": "USD X"}], "request": dict(request, permissions=[dict(request["permissions"][0], token="USDX", spendingLimit="5 USDX")])}).encode())
+# Harness 12: a keystore (its MAC will not match), secp256k1's generator as CKA_EC_POINT, the
+# two curves' CKA_EC_PARAMS, a DER signature.
+seed("keystore", 12, b"\0" + json.dumps({"version": 3, "id": "x", "address": "7e5f4552091a69125d5dfcb7b8c2659029395bdf", "crypto": {
+    "cipher": "aes-128-ctr", "cipherparams": {"iv": "00" * 16}, "ciphertext": "11" * 32, "mac": "22" * 32,
+    "kdf": "scrypt", "kdfparams": {"dklen": 32, "n": 16, "r": 8, "p": 1, "salt": "33" * 32}}}).encode())
+seed("ec-point", 12, b"\1\x04\x41\x04" + bytes.fromhex("79be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f2815b16f81798"
+                                                      "483ada7726a3c4655da4fbfc0e1108a8fd17b448a68554199c47d08ffb10d4b8"))
+seed("ec-params", 12, b"\2\x06\x05\x2b\x81\x04\x00\x0a")
+seed("ec-params-p256", 12, b"\2\x06\x08\x2a\x86\x48\xce\x3d\x03\x01\x07")
+seed("der-signature", 12, b"\3\x30\x44\x02\x20" + bytes(range(1, 33)) + b"\x02\x20" + bytes(range(33, 65)))
 PY
 
 SWIFT_BACKTRACE=enable=no .build-fuzz/release/fuzz "$corpus" -fork=1 -ignore_crashes=1 -artifact_prefix=.build-fuzz/findings/ \

@@ -1,3 +1,4 @@
+import Agent
 import Approval
 import EthereumCore
 import Foundation
@@ -20,6 +21,9 @@ enum Harnesses {
         ("numbers, amounts, hex, addresses", numbers),
         ("callData against a session", callData),
         ("the agent's socket methods", AgentHarness.run),
+        ("agent configuration file", configuration),
+        ("token list, and a request in its tokens", tokenList),
+        ("keystore files and what tokens return", ownerKeyData),
     ]
 
     /// FUZZ_ONLY=N gives every input to harness N alone, whole.
@@ -168,6 +172,47 @@ enum Harnesses {
         {"account": "0x7227dcfb0c5ec7a5f539f97b18be261c49687ed6", "chains": [11155111], "validity": {"duration": "3d"},
          "permissions": [{"token": "USDC", "allow": ["transfer"], "spendingLimit": "100 USDC", "maxUses": 10}]}
         """)
+
+    /// `serve --config`: the file is read whole before anything is opened.
+    static func configuration(_ bytes: [UInt8]) {
+        _ = try? AgentConfiguration(toml: String(decoding: bytes, as: UTF8.self), relativeTo: "/etc/session-agent", environment: ["CREDENTIALS_DIRECTORY": "/run/credentials/x"])
+    }
+
+    /// `{"tokens": […], "request": …}`: the configuration's token list, then a request whose
+    /// amounts and names are read in its tokens.
+    static func tokenList(_ bytes: [UInt8]) {
+        guard case .object(let o)? = json(bytes), let list = o["tokens"] else { return }
+        var tokens = TokenList()
+        guard (try? tokens.add(json: list)) != nil, let request = o["request"],
+              let compiled = try? RequestCompiler(tokens: tokens, now: now, sessionKeys: [sessionKey]).compile(request) else { return }
+        _ = Reviewer(tokens: tokens, now: now).review(compiled).text()
+    }
+
+    /// What owner keys come from, the first byte picking which: a keystore v3 file (imported
+    /// from geth, clef or Foundry; decrypted when its work factors are small), a key's
+    /// CKA_EC_POINT or CKA_EC_PARAMS as a token gives them, and a token's signature (raw r ‖ s
+    /// or DER) normalised and checked against an owner.
+    static func ownerKeyData(_ bytes: [UInt8]) {
+        guard let first = bytes.first else { return }
+        let data = Array(bytes.dropFirst())
+        switch first % 4 {
+        case 0:
+            guard let keystore = try? Keystore(parsing: data) else { return }
+            switch keystore.kdf {
+            case .scrypt(let n, let r, let p) where n * r * p <= 4096: break
+            case .pbkdf2(let iterations) where iterations <= 4096: break
+            default: return
+            }
+            _ = try? keystore.decrypt(passphrase: secret("fuzz"))
+        case 1:
+            for curve in PKCS11Curve.allCases { _ = PKCS11Session.publicPoint(data, on: curve) }
+        case 2:
+            _ = ECParameters.curveName(data)
+        default:
+            _ = try? RecoverableSignature.normalizing(external: data, digest: Keccak256.hash(data), signer: sessionKey)
+            if data.count == 64 { _ = try? P256.normalizedS(Bytes32(data[32...])) }
+        }
+    }
 
     static func numbers(_ bytes: [UInt8]) {
         let text = String(decoding: bytes, as: UTF8.self)

@@ -200,7 +200,7 @@ extension PKCS11Session {
 
     /// X ‖ Y of a CKA_EC_POINT: a DER OCTET STRING around 04 ‖ X ‖ Y, or around the compressed
     /// 02/03 ‖ X some modules keep (and some leave the wrapper off). Nil for a point off the curve.
-    static func publicPoint(_ value: [UInt8], on curve: PKCS11Curve) -> [UInt8]? {
+    package static func publicPoint(_ value: [UInt8], on curve: PKCS11Curve) -> [UInt8]? {
         let wrapped = (value.count == 67 || value.count == 35) && value[0] == 0x04 && Int(value[1]) == value.count - 2
         let point = wrapped ? Array(value[2...]) : value
         guard point.count == 65 || point.count == 33 else { return nil }
