@@ -2,8 +2,8 @@
 # Fuzzes what the agent and the CLI read from people and programs they do not control (session
 # requests, user operations and raw callData against sessions, userOp.signatures, ABI data,
 # EIP-712 documents, PKCS#11 URIs, rules files, amounts, whole conversations with an agent, the
-# configuration file, token lists, keystore files, and the key data and signatures tokens return)
-# with libFuzzer, for SECONDS (default 60).
+# configuration file, token lists, keystore files, the key data and signatures tokens return, and
+# exported audit entries) with libFuzzer, for SECONDS (default 60).
 #   scripts/fuzz.sh [SECONDS]          FUZZ_ONLY=N: harness N alone (Sources/fuzz/Harnesses.swift)
 # A trap is a finding: it lands in .build-fuzz/findings/, and `swift run fuzz FILE` replays it.
 set -euo pipefail
@@ -15,7 +15,8 @@ swift build -c release --product fuzz --scratch-path .build-fuzz --sanitize fuzz
 # harness's alone and as they are, in a corpus of their own.
 corpus=.build-fuzz/corpus${FUZZ_ONLY:+-only-$FUZZ_ONLY}
 mkdir -p "$corpus" .build-fuzz/findings
-python3 - "$corpus" <<'PY'
+python=.venv-oracle/bin/python; [ -x "$python" ] || python=python3
+"$python" - "$corpus" <<'PY'
 import glob, json, os, sys
 out = sys.argv[1] + "/"
 only = os.environ.get("FUZZ_ONLY")
@@ -72,6 +73,20 @@ seed("ec-point", 12, b"\1\x04\x41\x04" + bytes.fromhex("79be667ef9dcbbac55a06295
                                                       "483ada7726a3c4655da4fbfc0e1108a8fd17b448a68554199c47d08ffb10d4b8"))
 seed("ec-params", 12, b"\2\x06\x05\x2b\x81\x04\x00\x0a")
 seed("ec-params-p256", 12, b"\2\x06\x08\x2a\x86\x48\xce\x3d\x03\x01\x07")
+# Harness 13: three audit entries chained as the agent chains them (keccak-256 from the oracles'
+# venv, when it is there).
+try:
+    from Crypto.Hash import keccak
+    previous, lines = "0x" + "00" * 32, []
+    for seq, (kind, entry) in enumerate([("request", {"client": "uid 1000", "id": "req-1"}), ("decision", {"approved": True, "id": "req-1"}),
+                                         ("revoke", {"sessionId": "sess-1"})], 1):
+        text = json.dumps(entry, separators=(",", ":"), sort_keys=True)
+        at = 1790000000 + seq
+        previous = "0x" + keccak.new(digest_bits=256, data=("%s|%d|%s|%s" % (previous, at, kind, text)).encode()).hexdigest()
+        lines.append('{"at":%d,"entry":%s,"hash":"%s","kind":"%s","seq":%d}' % (at, text, previous, kind, seq))
+    seed("audit", 13, "\n".join(lines).encode())
+except ImportError:
+    pass
 seed("der-signature", 12, b"\3\x30\x44\x02\x20" + bytes(range(1, 33)) + b"\x02\x20" + bytes(range(33, 65)))
 PY
 

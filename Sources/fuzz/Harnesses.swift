@@ -3,6 +3,7 @@ import Approval
 import EthereumCore
 import Foundation
 import OwnerSigners
+import SessionStore
 import SmartSessions
 import TestSupport
 
@@ -24,6 +25,7 @@ enum Harnesses {
         ("agent configuration file", configuration),
         ("token list, and a request in its tokens", tokenList),
         ("keystore files and what tokens return", ownerKeyData),
+        ("exported audit entries", auditFile),
     ]
 
     /// FUZZ_ONLY=N gives every input to harness N alone, whole.
@@ -211,6 +213,14 @@ enum Harnesses {
         default:
             _ = try? RecoverableSignature.normalizing(external: data, digest: Keccak256.hash(data), signer: sessionKey)
             if data.count == 64 { _ = try? P256.normalizedS(Bytes32(data[32...])) }
+        }
+    }
+
+    /// `audit verify --file`: exported audit entries, walked line by line.
+    static func auditFile(_ bytes: [UInt8]) {
+        var walk = AuditFileCheck(previous: nil)
+        for (i, line) in bytes.split(separator: 10).enumerated() {
+            guard (try? walk.check(line, number: i + 1)) != nil else { return }
         }
     }
 

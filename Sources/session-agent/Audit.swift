@@ -121,35 +121,18 @@ extension AuditVerify {
 
     /// Walks the chain of the entries in `path` (JSON lines, as `audit export` writes them).
     func verify(file path: String) throws -> CommandOutput {
-        var previousHash = try previous.map { try Bytes32(hex: $0).hex }
-        var last: (seq: Int64, hash: String)?
-        var count = 0
+        var walk = AuditFileCheck(previous: try previous.map { try Bytes32(hex: $0) })
         try forEachLine(of: path) { number, line in
-            count += 1
-            let e = try parseJSON(Array(line), what: "\(path), line \(number)")
-            guard case .number(let seqText)? = e["seq"], let seq = Int64(seqText), case .number(let atText)? = e["at"], let at = Int64(atText),
-                  let kind = e["kind"]?.stringValue, let entry = e["entry"], let hash = e["hash"]?.stringValue else {
-                throw CommandFailure(message: "\(path), line \(number): not an audit entry (seq, at, kind, entry, hash)")
-            }
-            // Entry numbers are not hashed into the chain, but `--holds` and `prune --through` go
-            // by them: they must count up by one, from 1 unless --previous anchors the file.
-            guard seq > 0 else { throw CommandFailure(message: "\(path), line \(number): entry number \(seq); they start at 1", reason: "bad_input") }
-            if let last, seq - 1 != last.seq {
-                throw CommandFailure(message: "\(path), line \(number): entry \(seq) follows entry \(last.seq); entries were left out, repeated or renumbered", reason: "audit_broken")
-            }
-            if previousHash == nil {
-                guard seq == 1 else {
-                    throw CommandFailure(message: "\(path) starts at entry \(seq): give --previous, the hash of entry \(seq - 1)", reason: "bad_input")
+            do throws(AuditFileCheck.Failure) { try walk.check(line, number: number) } catch {
+                switch error {
+                case .malformed: throw CommandFailure(message: "\(path), \(error)")
+                case .unanchored(let first): throw CommandFailure(message: "\(path) starts at entry \(first): give --previous, the hash of entry \(first - 1)")
+                case .broken: throw CommandFailure(message: "\(path), \(error)", reason: "audit_broken")
                 }
-                previousHash = Bytes32.zero.hex
             }
-            guard SessionStore.chainHash(previous: previousHash!, at: at, kind: kind, entry: entry.serialized) == hash else {
-                throw CommandFailure(message: "\(path): entry \(seq) (line \(number)) does not match the chain", reason: "audit_broken")
-            }
-            previousHash = hash
-            last = (seq, hash)
         }
-        guard let last else { throw CommandFailure(message: "\(path) holds no entry") }
+        let count = walk.count
+        guard let last = walk.last else { throw CommandFailure(message: "\(path) holds no entry") }
         let text = "\(path) intact: \(count) \(count == 1 ? "entry" : "entries")\nthe last, entry \(last.seq), has hash \(last.hash): "
             + "the agent's log continues from it after `audit prune --through \(last.seq)` (`audit verify --holds \(last.seq):\(last.hash)`)"
         return CommandOutput(text: text, json: .object(JSONObject([
