@@ -17,7 +17,7 @@ corpus=.build-fuzz/corpus${FUZZ_ONLY:+-only-$FUZZ_ONLY}
 mkdir -p "$corpus" .build-fuzz/findings
 python=.venv-oracle/bin/python; [ -x "$python" ] || python=python3
 "$python" - "$corpus" <<'PY'
-import glob, json, os, sys
+import glob, json, os, re, sys
 out = sys.argv[1] + "/"
 only = os.environ.get("FUZZ_ONLY")
 def seed(name, harness, data):
@@ -60,7 +60,6 @@ seed("agent", 9, "\n".join([
     call(6, "pending_decide", {"id": "$R", "approve": True, "reason": "ok"}, True), call(7, "sessions_list", {}, True),
     call(8, "session_revoke", {"sessionId": "$S"}, True), call(9, "audit_verify", {}, True), json.dumps(sign(10, "0x2")),
 ]).encode())
-import re
 seed("configuration", 10, re.search(r"```toml\n(.*?)```", open("docs/configuration.md").read(), re.S).group(1).encode())
 seed("tokens", 11, json.dumps({"tokens": [{"chainId": 11155111, "address": "0x1c7D4B196Cb0C7B01d743Fbc6116a902379C7238", "symbol": "USDX",
                                            "decimals": 6, "name": "USD X"}], "request": dict(request, permissions=[dict(request["permissions"][0], token="USDX", spendingLimit="5 USDX")])}).encode())
@@ -73,6 +72,7 @@ seed("ec-point", 12, b"\1\x04\x41\x04" + bytes.fromhex("79be667ef9dcbbac55a06295
                                                       "483ada7726a3c4655da4fbfc0e1108a8fd17b448a68554199c47d08ffb10d4b8"))
 seed("ec-params", 12, b"\2\x06\x05\x2b\x81\x04\x00\x0a")
 seed("ec-params-p256", 12, b"\2\x06\x08\x2a\x86\x48\xce\x3d\x03\x01\x07")
+seed("der-signature", 12, b"\3\x30\x44\x02\x20" + bytes(range(1, 33)) + b"\x02\x20" + bytes(range(33, 65)))
 # Harness 13: three audit entries chained as the agent chains them (keccak-256 from the oracles'
 # venv, when it is there).
 try:
@@ -87,7 +87,6 @@ try:
     seed("audit", 13, "\n".join(lines).encode())
 except ImportError:
     pass
-seed("der-signature", 12, b"\3\x30\x44\x02\x20" + bytes(range(1, 33)) + b"\x02\x20" + bytes(range(33, 65)))
 PY
 
 SWIFT_BACKTRACE=enable=no .build-fuzz/release/fuzz "$corpus" -fork=1 -ignore_crashes=1 -artifact_prefix=.build-fuzz/findings/ \
