@@ -3,28 +3,29 @@
 # requests, user operations and raw callData against sessions, userOp.signatures, ABI data,
 # EIP-712 documents, PKCS#11 URIs, rules files, amounts, whole conversations with an agent, the
 # configuration file, token lists, keystore files, the key data and signatures tokens return, and
-# exported audit entries) with libFuzzer, for SECONDS (default 60).
-#   scripts/fuzz.sh [SECONDS]          FUZZ_ONLY=N: harness N alone (Sources/fuzz/Harnesses.swift)
-# A trap is a finding: it lands in .build-fuzz/findings/, and `swift run fuzz FILE` replays it.
+# exported audit entries) with libFuzzer, for SECONDS (default 60) shared evenly by the harnesses
+# of Sources/fuzz/Harnesses.swift, each on its own corpus: mixed in one run, the agent's
+# conversations (milliseconds each) took nearly all the time.
+#   scripts/fuzz.sh [SECONDS]          FUZZ_HARNESS="N …": those harnesses alone
+# A trap is a finding: it lands in .build-fuzz/findings/harness-N-…, and
+# `FUZZ_HARNESS=N swift run fuzz FILE` replays it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-60}
 swift build -c release --product fuzz --scratch-path .build-fuzz --sanitize fuzzer -Xswiftc -DFUZZING 2>&1 | { grep -vE '^\[|prohibited flag' || true; }
+count=$(sed -n '/static let all/,/^    \]/p' Sources/fuzz/Harnesses.swift | grep -c '^        ("')
+harnesses=${FUZZ_HARNESS:-$(seq 0 $((count - 1)))}
+share=$(( seconds / $(wc -w <<< "$harnesses") ))
+(( share >= 10 )) || share=10
 
-# Seeds: the examples and fixtures, each behind its harness's number; with FUZZ_ONLY, that
-# harness's alone and as they are, in a corpus of their own.
-corpus=.build-fuzz/corpus${FUZZ_ONLY:+-only-$FUZZ_ONLY}
-mkdir -p "$corpus" .build-fuzz/findings
+# Seeds: the examples and fixtures, in .build-fuzz/corpus-N for harness N.
+mkdir -p .build-fuzz/findings
 python=.venv-oracle/bin/python; [ -x "$python" ] || python=python3
-"$python" - "$corpus" <<'PY'
+"$python" - .build-fuzz/corpus- <<'PY'
 import glob, json, os, re, sys
-out = sys.argv[1] + "/"
-only = os.environ.get("FUZZ_ONLY")
 def seed(name, harness, data):
-    if only is None:
-        open(out + name, "wb").write(bytes([harness]) + data)
-    elif int(only) == harness:
-        open(out + name, "wb").write(data)
+    os.makedirs(sys.argv[1] + str(harness), exist_ok=True)
+    open(sys.argv[1] + str(harness) + "/" + name, "wb").write(data)
 for i, f in enumerate(glob.glob("docs/examples/*.json") + glob.glob("Tests/TestSupport/Fixtures/requests/*.json")):
     seed("request-%d" % i, 0, open(f, "rb").read())
 for i, f in enumerate(sorted(glob.glob("Tests/TestSupport/Fixtures/cases/*.json"))):
@@ -89,9 +90,14 @@ except ImportError:
     pass
 PY
 
-SWIFT_BACKTRACE=enable=no .build-fuzz/release/fuzz "$corpus" -fork=1 -ignore_crashes=1 -artifact_prefix=.build-fuzz/findings/ \
-    -max_total_time="$seconds" -max_len=16384 -timeout=10 2>&1 | grep -E '^(INFO: fuzzed|#[0-9]+:|==[0-9]+== ERROR|.*Assertion|Fatal error)' | tail -n 20
-rm -rf /dev/shm/session-agent-fuzz-*   # the agent harness's stores, one directory per fuzzing process
+for n in $harnesses; do
+    mkdir -p ".build-fuzz/corpus-$n"
+    printf 'harness %s: ' "$n"
+    FUZZ_HARNESS=$n SWIFT_BACKTRACE=enable=no .build-fuzz/release/fuzz ".build-fuzz/corpus-$n" -fork=1 -ignore_crashes=1 \
+        -artifact_prefix=".build-fuzz/findings/harness-$n-" -max_total_time="$share" -max_len=16384 -timeout=10 2>&1 \
+        | { grep -E '^(#[0-9]+:|==[0-9]+== ERROR|.*Assertion|Fatal error)' || true; } | tail -n 1
+    rm -rf /dev/shm/session-agent-fuzz-*   # the agent harness's stores, one directory per fuzzing process
+done
 found=$(find .build-fuzz/findings -type f | wc -l)
 echo "fuzz: $found finding(s) in .build-fuzz/findings"
 [ "$found" -eq 0 ]

@@ -1,6 +1,7 @@
 // Built by `scripts/fuzz.sh` (`--sanitize fuzzer -DFUZZING`), this is a libFuzzer target: the
-// driver calls the harnesses with the inputs it generates. Built plainly, it runs them once on
-// each file it is given, so a finding can be replayed under a debugger or kept as a regression.
+// driver calls the harness FUZZ_HARNESS names with the inputs it generates. Built plainly, it
+// runs that harness once on each file it is given, so a finding can be replayed under a
+// debugger or kept as a regression.
 import Foundation
 
 #if FUZZING

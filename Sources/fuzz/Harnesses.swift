@@ -8,8 +8,8 @@ import SmartSessions
 import TestSupport
 
 /// What the agent and the CLI read from people and programs they do not control, each entry
-/// point fed the fuzzer's bytes. The first byte picks the entry point; the rest is its input.
-/// An input may be refused with any error; only a trap (a crash of the agent) is a finding.
+/// point fed the fuzzer's bytes (FUZZ_HARNESS picks it). An input may be refused with any error;
+/// only a trap (a crash of the agent) is a finding.
 enum Harnesses {
     static let all: [(name: String, run: @Sendable ([UInt8]) -> Void)] = [
         ("session request", sessionRequest),
@@ -28,14 +28,16 @@ enum Harnesses {
         ("exported audit entries", auditFile),
     ]
 
-    /// FUZZ_ONLY=N gives every input to harness N alone, whole.
-    static let only = ProcessInfo.processInfo.environment["FUZZ_ONLY"].flatMap { Int($0) }.map { all[$0 % all.count] }
+    /// The harness FUZZ_HARNESS=N names, which every input goes to whole.
+    static let selected = {
+        guard let n = ProcessInfo.processInfo.environment["FUZZ_HARNESS"].flatMap({ Int($0) }), all.indices.contains(n) else {
+            FileHandle.standardError.write(Data(("FUZZ_HARNESS: the number of a harness:\n" + all.enumerated().map { "  \($0) \($1.name)\n" }.joined()).utf8))
+            exit(2)
+        }
+        return all[n].run
+    }()
 
-    static func run(_ input: [UInt8]) {
-        if let only { return only.run(input) }
-        guard let first = input.first else { return }
-        all[Int(first) % all.count].run(Array(input.dropFirst()))
-    }
+    static func run(_ input: [UInt8]) { selected(input) }
 
     static let now: UInt64 = 1_790_000_000
     static let client = ClientIdentity(uid: 1000, gid: 1000, pid: 4242, executable: "/usr/bin/client")
