@@ -76,13 +76,15 @@ struct TOMLParser {
     private let bytes: [UInt8]
     private var pos = 0
     private let root = TOMLTable()
-    /// The key of the current `[table]` or `[[array]]` section.
+    /// The key of the current `[table]` or `[[array]]` section, and its table.
     private var header: [String] = []
+    private var section: TOMLTable
     /// Tables dotted keys made or went through in this section: explicit once it ends.
     private var pending: [TOMLTable] = []
     static let maximumDepth = 64
 
     init(_ text: String) {
+        section = root
         // As tomllib does: CRLF is a newline; a CR anywhere else is refused. Unlike tomllib, a
         // byte order mark some editors put first is skipped (the TOMLKit before did so too).
         var b: [UInt8] = []
@@ -127,18 +129,20 @@ struct TOMLParser {
         let key = try dottedKey()
         guard peek() == 0x5D else { throw error("expected ']' at the end of the table header") }
         let parent = try nest(key.dropLast(), from: root, what: key)
+        let table: TOMLTable
         switch parent[key.last!] {
         case nil:
-            let table = TOMLTable()
-            table.explicit = true
+            table = TOMLTable()
             parent.add(key.last!, .table(table))
-        case .table(let table) where !table.explicit:
-            table.explicit = true
+        case .table(let existing) where !existing.explicit:
+            table = existing
         default:
             throw error("[\(Self.dotted(key))] is defined already")
         }
+        table.explicit = true
         pos += 1
         header = key
+        section = table
     }
 
     private mutating func arrayOfTablesHeader() throws(TOMLError) {
@@ -147,19 +151,21 @@ struct TOMLParser {
         let key = try dottedKey()
         guard peek() == 0x5D, peek(1) == 0x5D else { throw error("expected ']]' at the end of the array of tables header") }
         let parent = try nest(key.dropLast(), from: root, what: key)
+        let table = TOMLTable()
         switch parent[key.last!] {
-        case nil: parent.add(key.last!, .arrayOfTables(TOMLTable.TableList([TOMLTable()])))
-        case .arrayOfTables(let list): list.tables.append(TOMLTable())
+        case nil: parent.add(key.last!, .arrayOfTables(TOMLTable.TableList([table])))
+        case .arrayOfTables(let list): list.tables.append(table)
         default: throw error("\(Self.dotted(key)) is not an array of tables")
         }
         pos += 2
         header = key
+        section = table
     }
 
     private mutating func keyValueStatement() throws(TOMLError) {
         let start = pos
         let (key, value) = try keyValue(depth: 0)
-        var table = try nest(header[...], from: root, what: header)
+        var table = section
         for part in key.dropLast() {
             switch table[part] {
             case nil:
@@ -248,7 +254,7 @@ struct TOMLParser {
         case 0x7B?: return try inlineTable(depth: depth)
         default: break
         }
-        if let end = try dateOrTime() ?? localTime() {
+        if let end = try dateOrTime() ?? time(at: pos) {
             defer { pos = end }
             return .string(String(decoding: bytes[pos..<end], as: UTF8.self))
         }
@@ -386,8 +392,6 @@ struct TOMLParser {
         }
         return end
     }
-
-    private func localTime() -> Int? { time(at: pos) }
 
     /// The end of `HH:MM:SS[.fraction]` at `at`.
     private func time(at: Int) -> Int? {

@@ -54,8 +54,8 @@ enum Harnesses {
         for chain in compiled.chains { _ = compiled.sessionDigest(on: chain) }
     }
 
-    static func compile(_ request: JSONValue) -> CompiledRequest? {
-        try? RequestCompiler(tokens: TokenList(), now: now, sessionKeys: [sessionKey]).compile(request)
+    static func compile(_ request: JSONValue, tokens: TokenList = TokenList()) -> CompiledRequest? {
+        try? RequestCompiler(tokens: tokens, now: now, sessionKeys: [sessionKey]).compile(request)
     }
 
     static let sessionKey = Secp256k1.PrivateKey.generate().address
@@ -116,7 +116,7 @@ enum Harnesses {
         let cases = caseFiles.sorted().compactMap { try? Fixtures.json("cases/" + $0) }.map { c -> JSONValue in
             .object(JSONObject(["account": c["account"]?["address"] ?? .null, "chains": .array([JSONValue(1)]), "session": c["session"] ?? .null]))
         }
-        return ([example] + requests + cases).compactMap(compile).map { ($0.session, $0.account) }
+        return ([example] + requests + cases).compactMap { compile($0) }.map { ($0.session, $0.account) }
     }()
 
     /// `decode-signature`: a userOp.signature, and the session an ENABLE carries, reviewed.
@@ -187,8 +187,7 @@ enum Harnesses {
     static func tokenList(_ bytes: [UInt8]) {
         guard case .object(let o)? = json(bytes), let list = o["tokens"] else { return }
         var tokens = TokenList()
-        guard (try? tokens.add(json: list)) != nil, let request = o["request"],
-              let compiled = try? RequestCompiler(tokens: tokens, now: now, sessionKeys: [sessionKey]).compile(request) else { return }
+        guard (try? tokens.add(json: list)) != nil, let request = o["request"], let compiled = compile(request, tokens: tokens) else { return }
         _ = Reviewer(tokens: tokens, now: now).review(compiled).text()
     }
 
