@@ -748,25 +748,33 @@ public final class SessionStore: @unchecked Sendable {
         let head = knownAuditHead
         return try snapshot { db in
             let start = try Self.auditAnchor(db)
-            return (try Self.walk(db, from: start?.hash ?? Bytes32.zero.hex, head: head), start)
+            return (try Self.walk(db, from: start, head: head), start)
         }
     }
 
-    private static func walk(_ db: Database, from start: String, head: (seq: Int64, hash: String)?) throws -> Result<Int, StoreError> {
-        var previous = start
+    /// Entry numbers are not hashed, but `audit verify --holds` and `audit prune --through` go
+    /// by them, so they must count up by one from entry 1 or from where the pruned log starts.
+    private static func walk(_ db: Database, from start: (seq: Int64, hash: String)?, head: (seq: Int64, hash: String)?) throws -> Result<Int, StoreError> {
+        var (previousSeq, previous) = start ?? (0, Bytes32.zero.hex)
         var count = 0
         var headFound = head == nil
         let rows = try Row.fetchCursor(db, sql: "SELECT seq, at, kind, entry, hash FROM audit ORDER BY seq")
         while let row = try rows.next() {
+            let seq: Int64 = row["seq"]
+            guard previousSeq < Int64.max, seq == previousSeq + 1 else {
+                return .failure(.corrupt(start == nil && count == 0
+                    ? "the audit log starts at entry \(seq), not at entry 1: entries were left out or renumbered"
+                    : "audit entry \(seq) follows entry \(previousSeq): entries were left out or renumbered"))
+            }
             let expected = Self.chainHash(previous: previous, at: row["at"], kind: row["kind"], entry: row["entry"])
             guard expected == row["hash"] as String else {
-                return .failure(.corrupt("audit entry \(row["seq"] as Int64) does not match the chain"))
+                return .failure(.corrupt("audit entry \(seq) does not match the chain"))
             }
-            if let head, row["seq"] == head.seq {
+            if let head, seq == head.seq {
                 guard expected == head.hash else { return .failure(.corrupt("audit entry \(head.seq) is not the one this agent wrote: the chain was written again")) }
                 headFound = true
             }
-            previous = expected
+            (previousSeq, previous) = (seq, expected)
             count += 1
         }
         if let head, !headFound {

@@ -237,6 +237,16 @@ struct SessionStoreTests {
         // Editing an entry behind the agent's back breaks the chain.
         try DatabaseQueue(path: path).write { try $0.execute(sql: "UPDATE audit SET entry = '{\"session\":\"s\",\"use\":8}' WHERE seq = 2") }
         #expect(try SessionStore(path: path).verifyAudit() == .failure(.corrupt("audit entry 2 does not match the chain")))
+
+        // Entry numbers are not hashed, so renumbering keeps the chain; but `audit verify --holds`
+        // and `audit prune --through` go by them.
+        try DatabaseQueue(path: path).write { try $0.execute(sql: "UPDATE audit SET entry = '{\"session\":\"s\",\"use\":7}' WHERE seq = 2") }
+        #expect(try SessionStore(path: path).verifyAudit() == .success(4))
+        try DatabaseQueue(path: path).write { try $0.execute(sql: "UPDATE audit SET seq = seq + 100 WHERE seq >= 3") }
+        #expect(try SessionStore(path: path).verifyAudit() == .failure(.corrupt("audit entry 103 follows entry 2: entries were left out or renumbered")))
+        try DatabaseQueue(path: path).write { try $0.execute(sql: "UPDATE audit SET seq = seq - 100 WHERE seq > 100; UPDATE audit SET seq = -9223372036854775808 WHERE seq = 1") }
+        #expect(try SessionStore(path: path).verifyAudit()
+                == .failure(.corrupt("the audit log starts at entry -9223372036854775808, not at entry 1: entries were left out or renumbered")))
     }
 
     /// Pruning removes the oldest entries a batch at a time and leaves a log that still verifies
@@ -267,9 +277,11 @@ struct SessionStoreTests {
 
         try store.audit("decision", .object(JSONObject(["approved": true])), at: 1_700_000_103)
         try DatabaseQueue(path: path).write { try $0.execute(sql: "DELETE FROM audit WHERE seq = 27") }
-        #expect(try store.verifyAudit() == .failure(.corrupt("audit entry 28 does not match the chain")), "an entry removed after where the log starts")
+        #expect(try store.verifyAudit() == .failure(.corrupt("audit entry 28 follows entry 26: entries were left out or renumbered")), "an entry removed after where the log starts")
         try DatabaseQueue(path: path).write { try $0.execute(sql: "UPDATE meta SET value = '{\"seq\":27,\"hash\":\"0x00\"}' WHERE key = 'audit_anchor'") }
         #expect(try store.verifyAudit() == .failure(.corrupt("audit entry 28 does not match the chain")), "a starting point moved")
+        try DatabaseQueue(path: path).write { try $0.execute(sql: "UPDATE meta SET value = '{\"seq\":9223372036854775807,\"hash\":\"0x00\"}' WHERE key = 'audit_anchor'") }
+        #expect(try store.verifyAudit() == .failure(.corrupt("audit entry 28 follows entry 9223372036854775807: entries were left out or renumbered")))
         try DatabaseQueue(path: path).write { try $0.execute(sql: "UPDATE meta SET value = 'nonsense' WHERE key = 'audit_anchor'") }
         #expect(throws: StoreError.corrupt("where the pruned audit log starts cannot be read")) { try store.verifyAudit() }
     }
