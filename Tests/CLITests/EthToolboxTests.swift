@@ -59,7 +59,10 @@ struct EthToolboxTests {
         let dirty = try Command.sessionAgent("eth", "calldata-decode", "transfer(address to, uint256 amount)", "0xa9059cbb01" + transferCalldata.dropFirst(12))
         #expect(dirty.status == 1 && dirty.stderr.contains("to") && dirty.stderr.contains("dirty high bits"))
         let wrongCount = try Command.sessionAgent("eth", "abi-encode", "f(uint8)", "1", "2")
-        #expect(wrongCount.status == 1 && wrongCount.stderr.contains("expected 1 arguments"))
+        #expect(wrongCount.status == 1 && wrongCount.stderr.contains("expected 1 argument, got 2"))
+        // A negative integer on its own goes after `--`, or it reads as an option.
+        let negative = try Command.sessionAgent("eth", "abi-encode", "f(int8,int16)", "--", "-1", "-300")
+        #expect(negative.stdout == "0x" + String(repeating: "f", count: 64) + String(repeating: "f", count: 61) + "ed4\n", "\(negative.stderr)")
         let overflow = try Command.sessionAgent("eth", "abi-encode", "f(uint8)", "256")
         #expect(overflow.status == 1 && overflow.stderr.contains("does not fit in uint8"))
     }

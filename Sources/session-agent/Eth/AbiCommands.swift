@@ -36,7 +36,8 @@ struct AbiEncode: ParsableCommand {
         abstract: "ABI-encode arguments (without a selector).",
         discussion: """
             Arguments are written as in cast: integers in decimal or 0x hex, true/false, 0x hex \
-            bytes, [a, b] for arrays and (a, b) for tuples.
+            bytes, [a, b] for arrays and (a, b) for tuples. A negative integer as an argument of \
+            its own goes after --: abi-encode 'f(int8)' -- -1.
             Example: session-agent eth abi-encode 'transfer(address,uint256)' 0x…beef 5000000
             """)
 
@@ -59,7 +60,7 @@ struct AbiEncode: ParsableCommand {
 /// One value per parameter, each written as cast writes it.
 func parseArguments(_ arguments: [String], _ parameters: [ABIParameter]) throws -> [ABIValue] {
     guard arguments.count == parameters.count else {
-        throw CommandFailure(message: "expected \(parameters.count) arguments, got \(arguments.count)")
+        throw CommandFailure(message: "expected \(parameters.count) argument\(parameters.count == 1 ? "" : "s"), got \(arguments.count)")
     }
     return try zip(arguments, parameters).enumerated().map { i, pair in
         do { return try ABIValue(text: pair.0, as: pair.1.type) } catch {
