@@ -447,6 +447,20 @@ struct PKCS11OwnerTests {
         #expect(try await PKCS11Key.generate(on: tokenURI, curve: .p256, label: "made-here", pin: .file(long), prompt: Self.noPrompt, defaultModule: nil).info.curve == .p256)
     }
 
+    /// A module finalized as the agent stops is not initialised again by a call that comes after
+    /// it (a token watch, a request under way): under ThreadSanitizer, which slows the agent
+    /// enough, SoftHSM's C_Initialize then ran beside the exit handlers that had freed OpenSSL's
+    /// locks, and the stopping agent crashed. Such a call fails, saying why.
+    @Test func aFinalizedModuleIsNotInitialisedAgain() async throws {
+        try tokenWithKey()
+        let provider = PKCS11Provider.shared(modulePath: try hsm.privateModule())
+        let tokenURI = try PKCS11URI("pkcs11:token=\(token)")
+        #expect(await provider.holdsToken(tokenURI, rescan: false))
+        await withCheckedContinuation { done in provider.finalize { done.resume() } }
+        await #expect { try await provider.tokens() } throws: { "\($0)".contains("was finalized: the agent is stopping") }
+        #expect(await !provider.holdsToken(tokenURI, rescan: true))
+    }
+
     /// A reader with a keypad (CKF_PROTECTED_AUTHENTICATION_PATH; a module in front of SoftHSM
     /// takes what a person "types" from a file): a person's PIN is entered there and never asked
     /// for by the agent. A cancel or a wrong PIN is one they can mend, and the same PIN entered

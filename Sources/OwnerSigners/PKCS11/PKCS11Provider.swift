@@ -142,6 +142,8 @@ public final class PKCS11Provider: @unchecked Sendable {
     private let deadlines = Deadlines()
     // Confined to `queue`:
     private var module: PKCS11Module?
+    /// Set by `finalize`: the module is not loaded again.
+    private var finalized = false
     private var sessions: [String: OpenSession] = [:]
     private var keyHandles: [String: UInt] = [:]
     /// SHA-256 of the last PIN each token rejected, by the token's identity (whichever URI named
@@ -182,12 +184,21 @@ public final class PKCS11Provider: @unchecked Sendable {
         let finalized = DispatchGroup()
         for provider in all {
             finalized.enter()
-            provider.queue.async {
-                provider.reinitialize()
-                finalized.leave()
-            }
+            provider.finalize { finalized.leave() }
         }
         _ = finalized.wait(timeout: .now() + wait.seconds)
+    }
+
+    /// Ends the module for good (C_Finalize), then calls `done` on the module's queue. A call
+    /// made after fails instead of initialising the module again: the process is ending, and
+    /// its exit handlers tear down what a module's C_Initialize may use (OpenSSL's locks, in
+    /// SoftHSM's), so a token watch or a request still under way would crash it.
+    package func finalize(then done: @escaping @Sendable () -> Void) {
+        queue.async { [self] in
+            finalized = true
+            reinitialize()
+            done()
+        }
     }
 
     private init(modulePath: String) {
@@ -423,6 +434,7 @@ public final class PKCS11Provider: @unchecked Sendable {
 
     private func loadedModule() throws(PKCS11Failure) -> PKCS11Module {
         if let module { return module }
+        guard !finalized else { throw .failed("\(modulePath) was finalized: the agent is stopping") }
         do { module = try PKCS11Module(path: modulePath) } catch { throw .moduleMissing(error.description) }
         return module!
     }
