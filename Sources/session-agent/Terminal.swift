@@ -90,36 +90,39 @@ enum Terminal {
 /// does what it would have done; Ctrl-Z puts it back while the command is stopped, and turns
 /// echo off again once it is continued.
 private enum SilentTerminal {
-    // Read by the signal handler: set before it is installed, and not changed while it is.
-    nonisolated(unsafe) static var echoing = termios()
-    nonisolated(unsafe) static var quiet = termios()
+    // Read by the signal handler: set before it is installed, and not changed while it is. On
+    // the heap, where they are as large as C's termios: Swift 6.3 lays a global of it out without
+    // the padding after c_cc, 57 bytes, and tcgetattr writes all 60 (AddressSanitizer caught it;
+    // swiftlang/swift#91387, fixed after 6.3).
+    nonisolated(unsafe) static let echoing = UnsafeMutablePointer<termios>.allocate(capacity: 1)
+    nonisolated(unsafe) static let quiet = UnsafeMutablePointer<termios>.allocate(capacity: 1)
     /// What each signal did before `start`, for `end` to put back.
     nonisolated(unsafe) static var before: [(signal: Int32, handler: __sighandler_t?)] = []
 
     /// Turns echo off, when standard input is a terminal (whether it is, returned).
     static func start() -> Bool {
-        guard tcgetattr(STDIN_FILENO, &echoing) == 0 else { return false }
-        quiet = echoing
-        quiet.c_lflag &= ~tcflag_t(ECHO)
+        guard tcgetattr(STDIN_FILENO, echoing) == 0 else { return false }
+        quiet.pointee = echoing.pointee
+        quiet.pointee.c_lflag &= ~tcflag_t(ECHO)
         for signal in [SIGINT, SIGQUIT, SIGTERM, SIGHUP, SIGTSTP] {
             let handler = Glibc.signal(signal) { SilentTerminal.handle($0) }
             // One the command was started ignoring (a hang-up, under nohup) stays ignored.
             if unsafeBitCast(handler, to: Int.self) == unsafeBitCast(SIG_IGN, to: Int.self) { Glibc.signal(signal, SIG_IGN) }
             before.append((signal, handler))
         }
-        tcsetattr(STDIN_FILENO, TCSANOW, &quiet)
+        tcsetattr(STDIN_FILENO, TCSANOW, quiet)
         return true
     }
 
     static func end() {
-        tcsetattr(STDIN_FILENO, TCSANOW, &echoing)
+        tcsetattr(STDIN_FILENO, TCSANOW, echoing)
         for (signal, handler) in before { Glibc.signal(signal, handler) }
         before = []
     }
 
     /// Only async-signal-safe calls: tcsetattr, signal, sigprocmask, raise.
     static func handle(_ signal: Int32) {
-        tcsetattr(STDIN_FILENO, TCSANOW, &echoing)
+        tcsetattr(STDIN_FILENO, TCSANOW, echoing)
         Glibc.signal(signal, SIG_DFL)
         var only = sigset_t()
         sigemptyset(&only)
@@ -128,6 +131,6 @@ private enum SilentTerminal {
         raise(signal)
         // Back here only after a stop, once the command is continued (`fg`).
         Glibc.signal(signal) { SilentTerminal.handle($0) }
-        tcsetattr(STDIN_FILENO, TCSANOW, &quiet)
+        tcsetattr(STDIN_FILENO, TCSANOW, quiet)
     }
 }
