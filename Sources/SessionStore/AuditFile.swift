@@ -1,10 +1,42 @@
 import EthereumCore
 
+/// The audit log's chain as both of its walks check it, the store's own and an export's: each
+/// entry hashes onto the one before, and its number is the one before's plus one. Entry numbers
+/// are not hashed, but `audit verify --holds` and `audit prune --through` go by them.
+struct AuditChain {
+    enum Break: Error {
+        case notNext(seq: Int64, after: Int64)
+        case mismatch(seq: Int64)
+    }
+
+    /// What the first entry follows: its hash, and its number when known (an export checked
+    /// from a hash given alone may start at any entry).
+    private let startSeq: Int64?
+    private let startHash: String
+    private(set) var last: (seq: Int64, hash: String)?
+    private(set) var count = 0
+
+    init(afterSeq seq: Int64?, hash: String) {
+        startSeq = seq
+        startHash = hash
+    }
+
+    mutating func append(seq: Int64, at: Int64, kind: String, entry: String, hash: String) throws(Break) {
+        if let previous = last?.seq ?? startSeq, !(previous < Int64.max && seq == previous + 1) {
+            throw .notNext(seq: seq, after: previous)
+        }
+        guard SessionStore.chainHash(previous: last?.hash ?? startHash, at: at, kind: kind, entry: entry) == hash else {
+            throw .mismatch(seq: seq)
+        }
+        last = (seq, hash)
+        count += 1
+    }
+}
+
 /// Walks a file of audit entries as `audit export` writes them (JSON lines, each as
 /// `audit_show` answers it), line by line, without the store: every entry must chain from the
 /// one before it, the first from `previous` (the hash of the entry before it) or, when the file
-/// starts at entry 1, from zero. Entry numbers are not hashed, but `audit verify --holds` and
-/// `audit prune --through` go by them, so they must count up by one.
+/// starts at entry 1, from zero; and the numbers must count up by one.
 public struct AuditFileCheck: Sendable {
     public enum Failure: Error, Equatable, Sendable, CustomStringConvertible {
         /// A line that is not an entry, or an entry number below 1.
@@ -22,13 +54,13 @@ public struct AuditFileCheck: Sendable {
         }
     }
 
+    private var chain: AuditChain
     /// The entries checked so far, and the last of them.
-    public private(set) var count = 0
-    public private(set) var last: (seq: Int64, hash: String)?
-    private var previousHash: String?
+    public var count: Int { chain.count }
+    public var last: (seq: Int64, hash: String)? { chain.last }
 
     /// `previous`: the hash of the entry before the file's first, when that is not entry 1.
-    public init(previous: Bytes32?) { previousHash = previous?.hex }
+    public init(previous: Bytes32?) { chain = AuditChain(afterSeq: previous == nil ? 0 : nil, hash: (previous ?? .zero).hex) }
 
     /// Checks the next line (`number` counts from 1, for the errors).
     public mutating func check(_ line: ArraySlice<UInt8>, number: Int) throws(Failure) {
@@ -39,18 +71,13 @@ public struct AuditFileCheck: Sendable {
             throw .malformed(line: number, "not an audit entry (seq, at, kind, entry, hash)")
         }
         guard seq > 0 else { throw .malformed(line: number, "entry number \(seq); they start at 1") }
-        if let last, seq - 1 != last.seq {
-            throw .broken(line: number, "entry \(seq) follows entry \(last.seq); entries were left out, repeated or renumbered")
+        do { try chain.append(seq: seq, at: at, kind: kind, entry: entry.serialized, hash: hash) } catch {
+            switch error {
+            // Only a file checked from zero knows the number its first entry must have.
+            case .notNext where chain.count == 0: throw .unanchored(firstEntry: seq)
+            case .notNext(_, let after): throw .broken(line: number, "entry \(seq) follows entry \(after); entries were left out, repeated or renumbered")
+            case .mismatch: throw .broken(line: number, "entry \(seq) does not match the chain")
+            }
         }
-        if previousHash == nil {
-            guard seq == 1 else { throw .unanchored(firstEntry: seq) }
-            previousHash = Bytes32.zero.hex
-        }
-        guard SessionStore.chainHash(previous: previousHash!, at: at, kind: kind, entry: entry.serialized) == hash else {
-            throw .broken(line: number, "entry \(seq) does not match the chain")
-        }
-        previousHash = hash
-        last = (seq, hash)
-        count += 1
     }
 }

@@ -752,35 +752,30 @@ public final class SessionStore: @unchecked Sendable {
         }
     }
 
-    /// Entry numbers are not hashed, but `audit verify --holds` and `audit prune --through` go
-    /// by them, so they must count up by one from entry 1 or from where the pruned log starts.
+    /// Entry numbers must count up by one from entry 1, or from where the pruned log starts.
     private static func walk(_ db: Database, from start: (seq: Int64, hash: String)?, head: (seq: Int64, hash: String)?) throws -> Result<Int, StoreError> {
-        var (previousSeq, previous) = start ?? (0, Bytes32.zero.hex)
-        var count = 0
+        var chain = AuditChain(afterSeq: start?.seq ?? 0, hash: start?.hash ?? Bytes32.zero.hex)
         var headFound = head == nil
         let rows = try Row.fetchCursor(db, sql: "SELECT seq, at, kind, entry, hash FROM audit ORDER BY seq")
         while let row = try rows.next() {
             let seq: Int64 = row["seq"]
-            guard previousSeq < Int64.max, seq == previousSeq + 1 else {
-                return .failure(.corrupt(start == nil && count == 0
-                    ? "the audit log starts at entry \(seq), not at entry 1: entries were left out or renumbered"
-                    : "audit entry \(seq) follows entry \(previousSeq): entries were left out or renumbered"))
-            }
-            let expected = Self.chainHash(previous: previous, at: row["at"], kind: row["kind"], entry: row["entry"])
-            guard expected == row["hash"] as String else {
-                return .failure(.corrupt("audit entry \(seq) does not match the chain"))
+            do { try chain.append(seq: seq, at: row["at"], kind: row["kind"], entry: row["entry"], hash: row["hash"]) } catch {
+                switch error {
+                case .notNext where start == nil && chain.count == 0:
+                    return .failure(.corrupt("the audit log starts at entry \(seq), not at entry 1: entries were left out or renumbered"))
+                case .notNext(_, let after): return .failure(.corrupt("audit entry \(seq) follows entry \(after): entries were left out or renumbered"))
+                case .mismatch: return .failure(.corrupt("audit entry \(seq) does not match the chain"))
+                }
             }
             if let head, seq == head.seq {
-                guard expected == head.hash else { return .failure(.corrupt("audit entry \(head.seq) is not the one this agent wrote: the chain was written again")) }
+                guard row["hash"] as String == head.hash else { return .failure(.corrupt("audit entry \(head.seq) is not the one this agent wrote: the chain was written again")) }
                 headFound = true
             }
-            (previousSeq, previous) = (seq, expected)
-            count += 1
         }
         if let head, !headFound {
             return .failure(.corrupt("the audit log ends before entry \(head.seq), which this agent wrote: entries were removed from its end"))
         }
-        return .success(count)
+        return .success(chain.count)
     }
 
     // MARK: - Pruning the audit log
