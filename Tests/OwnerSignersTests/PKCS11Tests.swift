@@ -461,6 +461,17 @@ struct PKCS11OwnerTests {
         #expect(await !provider.holdsToken(tokenURI, rescan: true))
     }
 
+    /// Nor is a module that nobody used before the process began to stop (an `owner add` naming
+    /// a new module in those seconds).
+    @Test func aModuleFirstNamedAfterAllWereFinalizedIsNotLoaded() async throws {
+        try tokenWithKey()
+        let providers = PKCS11Providers()
+        providers.finalizeAll(waiting: .seconds(10))
+        let provider = providers.provider(modulePath: try hsm.privateModule())
+        await #expect { try await provider.tokens() } throws: { "\($0)".contains("was finalized: the agent is stopping") }
+        #expect(await !provider.holdsToken(try PKCS11URI("pkcs11:token=\(token)"), rescan: true))
+    }
+
     /// A reader with a keypad (CKF_PROTECTED_AUTHENTICATION_PATH; a module in front of SoftHSM
     /// takes what a person "types" from a file): a person's PIN is entered there and never asked
     /// for by the agent. A cancel or a wrong PIN is one they can mend, and the same PIN entered

@@ -142,7 +142,8 @@ public final class PKCS11Provider: @unchecked Sendable {
     private let deadlines = Deadlines()
     // Confined to `queue`:
     private var module: PKCS11Module?
-    /// Set by `finalize`: the module is not loaded again.
+    /// Set by `finalize`, or from the start by a provider made after `finalizeAll`: the module
+    /// is not loaded (again).
     private var finalized = false
     private var sessions: [String: OpenSession] = [:]
     private var keyHandles: [String: UInt] = [:]
@@ -156,38 +157,19 @@ public final class PKCS11Provider: @unchecked Sendable {
         set { memory.withLock { $0 = newValue } }
     }
     private static let memory = Mutex<(any RejectedPINMemory)?>(nil)
-    /// Guarded by `lock` (used outside the queue).
-    private var pinPrompts: [String: Turns] = [:]
-
-    private static let lock = NSLock()
-    nonisolated(unsafe) private static var providers: [String: PKCS11Provider] = [:]
+    /// Used outside the queue.
+    private let pinPrompts = Mutex<[String: Turns]>([:])
 
     /// The one provider of the module at `path` in this process. Two paths to one file (a
     /// symlink, as Debian's /usr/lib/softhsm is) are one module: the library can be initialised
     /// only once per process.
-    public static func shared(modulePath path: String) -> PKCS11Provider {
-        let file = PKCS11Module.file(path)
-        return lock.withLock {
-            if let provider = providers[file] { return provider }
-            let provider = PKCS11Provider(modulePath: path)
-            providers[file] = provider
-            return provider
-        }
-    }
+    public static func shared(modulePath path: String) -> PKCS11Provider { PKCS11Providers.process.provider(modulePath: path) }
 
     /// Ends every module this process loaded (C_Finalize, which also closes their sessions and
     /// logins), as a stopping agent should: a network HSM frees them at once instead of when it
     /// notices the connection gone. A module busy with a call that does not return within
-    /// `wait` is left as it is.
-    public static func finalizeAll(waiting wait: Duration) {
-        let all = lock.withLock { Array(providers.values) }
-        let finalized = DispatchGroup()
-        for provider in all {
-            finalized.enter()
-            provider.finalize { finalized.leave() }
-        }
-        _ = finalized.wait(timeout: .now() + wait.seconds)
-    }
+    /// `wait` is left as it is. A module first named after this is never loaded.
+    public static func finalizeAll(waiting wait: Duration) { PKCS11Providers.process.finalizeAll(waiting: wait) }
 
     /// Ends the module for good (C_Finalize), then calls `done` on the module's queue. A call
     /// made after fails instead of initialising the module again: the process is ending, and
@@ -201,8 +183,10 @@ public final class PKCS11Provider: @unchecked Sendable {
         }
     }
 
-    private init(modulePath: String) {
+    /// A provider made `finalized` never loads its module.
+    fileprivate init(modulePath: String, finalized: Bool) {
         self.modulePath = modulePath
+        self.finalized = finalized
         queue = DispatchQueue(label: "pkcs11 \(modulePath)")
     }
 
@@ -261,7 +245,7 @@ public final class PKCS11Provider: @unchecked Sendable {
 
     /// The turns of a token's PIN prompts, by the token's name in the caches.
     private func pinTurns(_ tokenKey: String) -> Turns {
-        Self.lock.withLock {
+        pinPrompts.withLock { pinPrompts in
             if let turns = pinPrompts[tokenKey] { return turns }
             let turns = Turns()
             pinPrompts[tokenKey] = turns
@@ -640,5 +624,43 @@ public final class PKCS11Provider: @unchecked Sendable {
         let serial = token.serial.isEmpty ? "" : ", serial \(DisplayText.escaped(token.serial))"
         let keypad = token.keypad ? " on the reader's keypad" : ""
         return "PIN for token \"\(token.shownLabel)\"\(serial)\(keypad)\(purpose)\(warning)"
+    }
+}
+
+/// The providers of one process, one per module file. A package type so that a test can stop a
+/// set of its own while the other tests go on using the process's.
+package final class PKCS11Providers: Sendable {
+    package static let process = PKCS11Providers()
+    private struct State {
+        var providers: [String: PKCS11Provider] = [:]
+        /// Set by `finalizeAll`: a module first named while the process stops would be
+        /// initialised beside its exit handlers, as `PKCS11Provider.finalize` says.
+        var finalized = false
+    }
+    private let state = Mutex(State())
+
+    package init() {}
+
+    package func provider(modulePath path: String) -> PKCS11Provider {
+        let file = PKCS11Module.file(path)
+        return state.withLock { state in
+            if let provider = state.providers[file] { return provider }
+            let provider = PKCS11Provider(modulePath: path, finalized: state.finalized)
+            state.providers[file] = provider
+            return provider
+        }
+    }
+
+    package func finalizeAll(waiting wait: Duration) {
+        let all = state.withLock { state in
+            state.finalized = true
+            return Array(state.providers.values)
+        }
+        let finalized = DispatchGroup()
+        for provider in all {
+            finalized.enter()
+            provider.finalize { finalized.leave() }
+        }
+        _ = finalized.wait(timeout: .now() + wait.seconds)
     }
 }
