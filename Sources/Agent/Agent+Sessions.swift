@@ -31,6 +31,14 @@ extension Agent {
         b.uid == c.uid && (b.executable == nil || b.executable == c.executable) && (b.unit == nil || b.unit == c.unit)
     }
 
+    /// A session revoked or past its lifetime neither signs nor gives out its key, though the
+    /// key of one that expired is erased only at the next sweep, seconds later. A lifetime the
+    /// agent alone keeps is all that ends such a key: on chain it may still be good.
+    static func requireLive(_ s: StoredSession, _ id: String, now: UInt64) throws(AgentError) {
+        if s.revokedAt != nil { throw AgentError("revoked", "session \(id) was revoked") }
+        if let expires = s.expiresAt, now > expires { throw AgentError("expired", "session \(id) expired at \(expires)") }
+    }
+
     /// Another client's session is reported exactly like a missing one. But a process of its
     /// uid known by the bound program's path, though not proved to run the file there (a package
     /// upgrade replaced it since it started), is told why, and what to do.
@@ -86,10 +94,12 @@ extension Agent {
     /// denials) before returning: for a clean stop.
     public nonisolated func drain() { signer.drain() }
 
-    /// Hands the session key to its client, only when the approved request asked for it.
+    /// Hands the session key to its client, only when the approved request asked for it and
+    /// while the session lives.
     public func exportKey(sessionId: String, client: ClientIdentity) throws(AgentError) -> Secp256k1.PrivateKey {
         let s = try session(sessionId, client: client)
         guard s.exportAllowed else { throw AgentError("export_not_allowed", "session \(sessionId) was not approved for key export") }
+        try Self.requireLive(s, sessionId, now: clock())
         do {
             let key = try store.sessionKey(id: sessionId)
             try store.audit("export", .object(JSONObject(["session": .string(sessionId), "client": .string(client.description)])), at: clock())

@@ -86,7 +86,7 @@ final class SessionSigner: @unchecked Sendable {
         let (session, allowance, mode, durable) = try locked { () throws(AgentError) -> (ActiveSession, PolicyAllowance, SmartSessionMode, Bool) in
             var session = try activeSession(r.sessionId, client: r.client)
             let s = session.stored
-            if let expires = s.expiresAt, now > expires { throw AgentError("expired", "session \(r.sessionId) expired at \(expires)") }
+            try Agent.requireLive(s, r.sessionId, now: now)
             guard s.chains.contains(where: { $0.chainId == r.chainId }) else {
                 throw AgentError("wrong_chain", "session \(r.sessionId) is not enabled for chain \(r.chainId)")
             }
@@ -158,7 +158,7 @@ final class SessionSigner: @unchecked Sendable {
         do { read = try store.sessionToSign(id: id) } catch { throw AgentError(error) }
         let s = read.stored
         try Agent.requireBinding(s.client, admits: client, session: id)
-        if s.revokedAt != nil { throw AgentError("revoked", "session \(id) was revoked") }
+        try Agent.requireLive(s, id, now: clock())
         do {
             let checker = PolicyChecker(session: s.session, account: s.account, tokens: tokens, chains: s.chains.map(\.chainId))
             var session = ActiveSession(stored: s, checker: checker, key: try store.unsealKey(read), ledgers: read.ledgers, enabledChains: read.enabledChains)

@@ -6,6 +6,7 @@ import GRDB
 import OwnerSigners
 import SessionStore
 import SmartSessions
+import Synchronization
 import Testing
 import TestSupport
 
@@ -27,14 +28,14 @@ struct AgentFlowTests {
     /// `rules`: a rules file's text; the example's by default.
     static func agent(rules text: String? = nil, ownerPrompt: @escaping SecretPrompt = { _ in secret("owner") },
                       path: String = FileManager.default.temporaryDirectory.appendingPathComponent("agent-\(UUID()).sqlite").path,
-                      chains: Set<UInt64> = [11155111]) throws -> (Agent, SessionStore) {
+                      chains: Set<UInt64> = [11155111], clock: @escaping @Sendable () -> UInt64 = { now }) throws -> (Agent, SessionStore) {
         let store = try SessionStore(path: path)
         try store.initialize(passphrase: secret("store"), scryptN: 1024)
         let keystore = try KeystoreOwner(keystore: try Keystore.encrypt(owner, passphrase: secret("owner"), kdf: .scrypt(n: 16, r: 8, p: 1)), location: "test")
         let rules = try RulesFile(toml: try text ?? String(contentsOf: Oracle.packageRoot.appendingPathComponent("docs/examples/rules.toml"), encoding: .utf8))
         let agent = Agent(store: store, owners: [keystore],
                           accounts: [AccountConfig(address: account, kind: .erc7579Reference, owners: [owner.address], chains: chains)],
-                          rules: rules, ownerPrompt: ownerPrompt, clock: { now })
+                          rules: rules, ownerPrompt: ownerPrompt, clock: clock)
         return (agent, store)
     }
 
@@ -53,6 +54,35 @@ struct AgentFlowTests {
         permission["spendingLimit"] = "500 USDC"
         over["permissions"] = .array([.object(permission)])
         return .object(over)
+    }
+
+    /// A session key leaves the agent only for a session approved for export, only to its
+    /// client, and only while the session lives: not once it is revoked, nor once its lifetime
+    /// is over, though its key is erased only at the next sweep, seconds later.
+    @Test func aKeyIsExportedOnlyToItsClientWhileItsSessionLives() async throws {
+        let time = Mutex(Self.now)
+        let (agent, store) = try Self.agent(rules: "default = \"approve\"", clock: { time.withLock { $0 } })
+        var request = Self.example.objectValue!
+        let kept = try #require(try await agent.request(.object(request), client: Self.bot).sessionId)
+        await #expect { try await agent.exportKey(sessionId: kept, client: Self.bot) } throws: { ($0 as? AgentError)?.reason == "export_not_allowed" }
+        request["export"] = true
+        let exportable = try #require(try await agent.request(.object(request), client: Self.bot, bindExecutable: true).sessionId)
+        let revoked = try #require(try await agent.request(.object(request), client: Self.bot).sessionId)
+
+        let key = try await agent.exportKey(sessionId: exportable, client: Self.bot)
+        #expect(key.address == (try agent.session(exportable, client: Self.bot)).sessionKey)
+        let exports = try store.auditEntries(after: nil, kind: "export", limit: 10)
+        #expect(exports.count == 1 && exports.first?.entry["session"] == .string(exportable), "\(exports)")
+        for other in [ClientIdentity(uid: 2000, gid: 2000, pid: 1), ClientIdentity(uid: Self.bot.uid, gid: Self.bot.gid, pid: 1, executable: "/usr/bin/other")] {
+            await #expect(throws: AgentError.notFound("session \(exportable)")) { try await agent.exportKey(sessionId: exportable, client: other) }
+        }
+
+        _ = try await agent.revoke(sessionId: revoked, client: Self.bot)
+        await #expect { try await agent.exportKey(sessionId: revoked, client: Self.bot) } throws: { ($0 as? AgentError)?.reason == "revoked" }
+        let expiry = try #require(try agent.session(exportable, client: Self.bot).expiresAt)
+        time.withLock { $0 = expiry + 1 }
+        await #expect { try await agent.exportKey(sessionId: exportable, client: Self.bot) } throws: { ($0 as? AgentError)?.reason == "expired" }
+        #expect(try store.auditEntries(after: nil, kind: "export", limit: 10).count == 1)
     }
 
     /// The signer keeps only the sessions used most recently. One read again from the store

@@ -33,15 +33,15 @@ struct SocketTests {
     }
 
     /// A started agent, a client connected to it, and a session its rules approved.
-    static func agentWithSession(rules: String? = nil) throws -> (agent: AgentProcess, client: AgentClient, session: String) {
+    static func agentWithSession(rules: String? = nil, request: JSONValue = example) throws -> (agent: AgentProcess, client: AgentClient, session: String) {
         let agent = try AgentProcess(rules: rules)
         try agent.start()
         let client = try AgentClient(path: agent.clientSocket)
-        return (agent, client, try requestSession(client))
+        return (agent, client, try requestSession(client, request))
     }
 
-    static func requestSession(_ client: AgentClient) throws -> String {
-        let result = try client.call("session_request", JSONObject(["request": example]))
+    static func requestSession(_ client: AgentClient, _ request: JSONValue = example) throws -> String {
+        let result = try client.call("session_request", JSONObject(["request": request]))
         guard result["status"] == "approved", let id = result["sessionId"]?.stringValue else {
             throw Oracle.Failure(description: "not approved: \(result.serialized.prefix(300))")
         }
@@ -1198,15 +1198,20 @@ struct SocketTests {
         #expect(!agent.logs.contains(agent.storePassphrase))
     }
 
+    /// Not even the key the agent exports to its client.
     @Test func noSecretInLogsOrAudit() throws {
-        let (agent, client, session) = try Self.agentWithSession()
+        var exportable = Self.example.objectValue!
+        exportable["export"] = true
+        let (agent, client, session) = try Self.agentWithSession(rules: "default = \"approve\"", request: .object(exportable))
         _ = try Self.sign(client, session, 1, nonce: 0)
-        _ = try? client.call("session_export", JSONObject(["sessionId": .string(session)]))
+        let exported = try client.call("session_export", JSONObject(["sessionId": .string(session)]))
         agent.stop()
 
         let store = try SessionStore(path: agent.directory.appendingPathComponent("data/store.sqlite").path)
         try store.unlock(passphrase: secret(agent.storePassphrase))
         let sessionKey = try store.sessionKey(id: session).withUnsafeBytes { Hex.encode($0, prefix: false) }
+        #expect(exported["privateKey"]?.stringValue == "0x" + sessionKey)
+        #expect(exported["address"]?.stringValue == (try store.session(id: session)).sessionKey.checksummed)
         let keystore = try Keystore(parsing: [UInt8](try Data(contentsOf: agent.directory.appendingPathComponent("owner.json"))))
         let ownerKey = try keystore.decrypt(passphrase: secret(agent.ownerPassphrase)).withUnsafeBytes { Hex.encode($0, prefix: false) }
         let auditText = try String(decoding: Data(contentsOf: agent.directory.appendingPathComponent("data/store.sqlite")), as: UTF8.self)
