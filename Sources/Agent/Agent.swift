@@ -298,6 +298,13 @@ public actor Agent {
             _ = finish(id, .failed, reason: message, approver: approver)
             throw AgentError("unknown_account", message)
         }
+        func tooFewOwners(_ available: Int) -> AgentError {
+            _ = finish(id, .failed, reason: "only \(available) of \(account.threshold) owners are available", approver: approver)
+            return AgentError("owner_unavailable", "only \(available) of \(account.threshold) owner signatures are available for \(account.address)")
+        }
+        // Nobody is asked for a passphrase, a PIN or a tap that cannot make up the threshold.
+        let held = heldOwners(account).count
+        guard held >= account.threshold else { throw tooFewOwners(held) }
         let digest = compiled.multichainDigest
         var signatures: [RecoverableSignature] = [], signers: [OwnerIdentity] = []
         // Whoever is asked for a PIN or passphrase sees what it is for: the rules may have
@@ -329,10 +336,8 @@ public actor Agent {
                 throw AgentError(error.reason, message)
             }
         }
-        guard signatures.count >= account.threshold else {
-            _ = finish(id, .failed, reason: "only \(signatures.count) of \(account.threshold) owners are available", approver: approver)
-            throw AgentError("owner_unavailable", "only \(signatures.count) of \(account.threshold) owner signatures are available for \(account.address)")
-        }
+        // An owner removed while another signed.
+        guard signatures.count >= account.threshold else { throw tooFewOwners(signatures.count) }
         let enableSig = (compiled.accountKind ?? account.kind).permissionEnableSig(validator: account.ownerValidator, signature: OwnableValidatorConfig.combine(signatures))
         let sessionId = "sess-" + Hex.encode(Secp256k1.randomBytesForIdentifiers(), prefix: false)
         let expiry = request.review.expiresAt
@@ -480,14 +485,18 @@ public actor Agent {
         }
     }
 
+    /// The account's owners whose keys the agent holds, in the account's order.
+    private func heldOwners(_ account: AccountConfig) -> [any OwnerSigner] { account.owners.compactMap { owners[$0] } }
+
     /// The passphrases and PINs that approving request `id` will need from the person approving,
     /// by owner, each in the words of a prompt, and those the person gives on the device itself
     /// (`onDevice`: a reader's keypad); empty when the agent has what its owners need.
     public func secretsToApprove(_ id: String) async throws(AgentError) -> [(owner: Address, prompt: String, onDevice: Bool)] {
         guard let request = pending[id] else { throw .notFound("request \(id)") }
-        guard let account = accounts[request.compiled.account] else { return [] }
+        // Approving such a request fails without asking anyone (`approve`).
+        guard let account = accounts[request.compiled.account], heldOwners(account).count >= account.threshold else { return [] }
         var asks: [(owner: Address, prompt: String, onDevice: Bool)] = []
-        for owner in account.owners.compactMap({ owners[$0] }).prefix(account.threshold) {
+        for owner in heldOwners(account).prefix(account.threshold) {
             switch await owner.readiness() {
             case .needsSecret(let prompt): asks.append((owner.identity.address, prompt, false))
             case .asksOnDevice(let prompt): asks.append((owner.identity.address, prompt, true))

@@ -85,6 +85,37 @@ struct AgentFlowTests {
         #expect(try store.auditEntries(after: nil, kind: "export", limit: 10).count == 1)
     }
 
+    /// A 2-of-2 account of which the agent holds one owner's key: no approval can be signed, so
+    /// it fails at once, and nobody is asked for a passphrase or a tap it would waste, neither
+    /// under rules nor by `session-agent approve`.
+    @Test(arguments: ["approve", "ask"]) func aThresholdTheAgentCannotReachAsksNoOwner(_ rule: String) async throws {
+        let asked = Mutex(0)
+        let store = try SessionStore(path: FileManager.default.temporaryDirectory.appendingPathComponent("agent-\(UUID()).sqlite").path)
+        try store.initialize(passphrase: secret("store"), scryptN: 1024)
+        let keystore = try KeystoreOwner(keystore: try Keystore.encrypt(Self.owner, passphrase: secret("owner"), kdf: .scrypt(n: 16, r: 8, p: 1)), location: "test")
+        let elsewhere = try Address("0x00000000000000000000000000000000000e15e1")
+        let agent = Agent(store: store, owners: [keystore],
+                          accounts: [AccountConfig(address: Self.account, kind: .erc7579Reference, threshold: 2, owners: [Self.owner.address, elsewhere], chains: [11155111])],
+                          rules: try RulesFile(toml: "default = \"\(rule)\""),
+                          ownerPrompt: { _ in
+                              asked.withLock { $0 += 1 }
+                              return secret("owner")
+                          }, clock: { Self.now })
+        let tooFew: @Sendable (any Error) -> Bool = { error in
+            let e = error as? AgentError
+            return e?.reason == "owner_unavailable" && e?.message.contains("1 of 2") == true
+        }
+        if rule == "approve" {
+            await #expect(performing: { try await agent.request(Self.example, client: Self.bot) }, throws: tooFew)
+        } else {
+            let pending = try await agent.request(Self.example, client: Self.bot)
+            #expect(try await agent.secretsToApprove(pending.id).isEmpty)
+            await #expect(performing: { try await agent.decide(pending.id, approve: true, approver: "a person") }, throws: tooFew)
+        }
+        #expect(asked.withLock { $0 } == 0)
+        #expect(try agent.sessions(client: Self.bot).isEmpty)
+    }
+
     /// The signer keeps only the sessions used most recently. One read again from the store
     /// still counts everything signed with it, including what has not reached the disk: 30 USDC
     /// at a time under a 100 USDC limit, three sessions taking turns in a signer that holds two,
