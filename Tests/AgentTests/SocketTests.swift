@@ -1198,6 +1198,41 @@ struct SocketTests {
         #expect(!agent.logs.contains(agent.storePassphrase))
     }
 
+    /// The README's client commands against an agent: `request` prints the session the rules
+    /// approved; `sign-userop` signs inside its scope (ENABLE first, then USE), by the session's
+    /// key over the userOpHash of the operation in the file, and refuses what is outside it
+    /// with the agent's reason and exit status 1.
+    @Test func theClientCommandsRequestAndSign() throws {
+        let agent = try AgentProcess()
+        try agent.start()
+        defer { agent.stop() }
+        func run(_ arguments: [String]) throws -> CommandResult { try Command.run(Command.sessionAgent, arguments + ["--socket", agent.clientSocket]) }
+        let requested = try run(["request", Oracle.packageRoot.appendingPathComponent("docs/examples/usdc-transfers.json").path])
+        let line = requested.stdout.split(separator: "\n").first { $0.hasPrefix("session: ") }
+        let session = try #require(line.map { String($0.dropFirst("session: ".count)) }, "\(requested.stdout) \(requested.stderr)")
+        let sessionKey = try AgentClient(path: agent.clientSocket).call("session_get", JSONObject(["sessionId": .string(session)]))["sessionKey"]?.stringValue
+
+        let file = agent.directory.appendingPathComponent("op.json")
+        func sign(_ amount: UInt64, nonce: UInt64) throws -> (CommandResult, userOpHash: Bytes32) {
+            let operation = Self.transferOp(amount, nonce: nonce)
+            try operation.serialized.write(to: file, atomically: true, encoding: .utf8)
+            let hash = try UserOperation(json: operation).packed().hash(version: .v07, entryPoint: EntryPointVersion.v07.canonicalAddress, chainId: 11155111)
+            return (try run(["sign-userop", "--session", session, "--chain-id", "11155111", file.path, "--json"]), hash)
+        }
+        for (nonce, expected) in [(UInt64(0), "ENABLE"), (1, "USE")] {
+            let (signed, hash) = try sign(1_000_000, nonce: nonce)
+            let result = try JSONValue(parsing: Array(signed.stdout.utf8))
+            #expect(signed.status == 0 && result["mode"]?.stringValue == expected && result["userOpHash"]?.stringValue == hash.hex, "\(signed.stdout) \(signed.stderr)")
+            let sessionSignature: [UInt8]
+            switch try SessionSignature(decoding: try Hex.decode(try #require(result["signature"]?.stringValue))) {
+            case .use(_, let signature), .enable(_, _, let signature): sessionSignature = signature
+            }
+            #expect(try RecoverableSignature(bytes: sessionSignature).recoverAddress(digest: hash).checksummed == sessionKey)
+        }
+        let (refused, _) = try sign(200_000_000, nonce: 2)
+        #expect(refused.status == 1 && refused.stdout.isEmpty && refused.stderr.contains("policy_violation") && refused.stderr.contains("spending limit"), "\(refused.stderr)")
+    }
+
     /// Not even the key the agent exports to its client.
     @Test func noSecretInLogsOrAudit() throws {
         var exportable = Self.example.objectValue!
