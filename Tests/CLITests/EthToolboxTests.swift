@@ -67,6 +67,23 @@ struct EthToolboxTests {
         #expect(overflow.status == 1 && overflow.stderr.contains("does not fit in uint8"))
     }
 
+    /// `eth execute` builds the single-call execute calldata eth-abi builds, and decodes it back.
+    @Test(.enabled(if: Oracle.isAvailable, "\(Oracle.unavailableReason ?? "")"))
+    func executeAgainstIndependentEncoding() throws {
+        let singles = try Oracle.cases("execute", count: 200).filter { (try? $0.string("mode")) == "0x" + String(repeating: "0", count: 64) }.prefix(10)
+        #expect(singles.count == 10)
+        for c in singles {
+            let e = try #require(c["executions"]?.arrayValue?.first)
+            let made = try Command.sessionAgent("eth", "execute", try e.string("target"), try e.string("value"), try e.string("callData"))
+            #expect(made.stdout == (try c.string("calldata")) + "\n", "seed \(Oracle.seed): \(made.stderr)")
+            let decoded = try json(try Command.sessionAgent("eth", "execute", "--decode", try c.string("calldata"), "--json"))
+            let back = try #require(decoded["executions"]?.arrayValue?.first)
+            let (target, expected) = (try back.string("target").lowercased(), try e.string("target"))
+            #expect(decoded["callType"] == "single" && target == expected, "seed \(Oracle.seed): \(decoded.serialized)")
+            #expect(back["value"] == e["value"] && back["callData"] == e["callData"], "seed \(Oracle.seed): \(decoded.serialized)")
+        }
+    }
+
     @Test func typedDataUserOpAndRecover() throws {
         let typed = try Command.sessionAgent("eth", "typed-data-hash", "-", "--json", stdin: """
             {"types":{"EIP712Domain":[{"name":"name","type":"string"},{"name":"version","type":"string"}],"M":[{"name":"x","type":"uint256"}]},

@@ -111,6 +111,30 @@ struct ExecutionTests {
         #expect(call.executions[0].selector == [0xa9, 0x05, 0x9c, 0xbb])
     }
 
+    /// Random single, batch and delegatecall executions, with random mode bytes: encoded as
+    /// eth-abi encodes them, and decoded back from eth-abi's bytes.
+    @Test(.enabled(if: Oracle.isAvailable, "\(Oracle.unavailableReason ?? "")"))
+    func againstIndependentEncoding() throws {
+        let cases = try Oracle.cases("execute", count: 500)
+        #expect(cases.count == 500)
+        for c in cases {
+            let mode = ExecutionMode(word: try c.bytes32("mode"))
+            let executions = try #require(c["executions"]?.arrayValue).map { e in
+                Execution(target: try Address(try e.string("target")), value: try UInt256(parsing: try e.string("value")), callData: try e.bytes("callData"))
+            }
+            let calls: ExecuteCall.Calls = switch mode.callType {
+            case .single: .single(executions[0])
+            case .batch: .batch(executions)
+            default: .delegateCall(target: executions[0].target, callData: executions[0].callData)
+            }
+            let call = ExecuteCall(mode: mode, calls: calls)
+            let context = "seed \(Oracle.seed), \(c.serialized.prefix(300))"
+            #expect(call.executionCalldata == (try c.bytes("executionCalldata")), "\(context)")
+            #expect(call.calldata == (try c.bytes("calldata")), "\(context)")
+            #expect(try ExecuteCall(calldata: try c.bytes("calldata")) == call, "\(context)")
+        }
+    }
+
     @Test func batchAndDelegateCallRoundTrip() throws {
         let batch = ExecuteCall.batch([
             Execution(target: Self.usdc, callData: [0xa9, 0x05, 0x9c, 0xbb, 1]),

@@ -310,6 +310,28 @@ def userop_case(r):
             "hashV07": h(v07), "hashV08": h(v08)}
 
 
+def execute_case(r):
+    """ERC-7579 execute(bytes32 mode, bytes executionCalldata) as the reference account decodes it."""
+    def data():
+        return r.randbytes(r.choice([0, 4, 36, r.randint(0, 300)]))
+    def execution():
+        return {"target": "0x" + r.randbytes(20).hex(), "value": r.choice([0, 1, 10 ** 18, r.randint(0, 2 ** 256 - 1)]), "callData": data()}
+    call_type = r.choice([0x00, 0x01, 0xFF])
+    mode = bytes([call_type, r.choice([0x00, 0x01])]) + (r.randbytes(30) if r.random() < 0.3 else bytes(30))
+    executions = [execution() for _ in range(1 if call_type != 0x01 else r.randint(0, 5))]
+    if call_type == 0x00:
+        e = executions[0]
+        inner = bytes.fromhex(e["target"][2:]) + e["value"].to_bytes(32, "big") + e["callData"]
+    elif call_type == 0x01:
+        inner = abi_encode(["(address,uint256,bytes)[]"], [[(e["target"], e["value"], e["callData"]) for e in executions]])
+    else:
+        executions[0]["value"] = 0
+        inner = bytes.fromhex(executions[0]["target"][2:]) + executions[0]["callData"]
+    calldata = keccak(b"execute(bytes32,bytes)")[:4] + abi_encode(["bytes32", "bytes"], [mode, inner])
+    return {"mode": h(mode), "executions": [{"target": e["target"], "value": str(e["value"]), "callData": h(e["callData"])} for e in executions],
+            "executionCalldata": h(inner), "calldata": h(calldata)}
+
+
 # ---------------------------------------------------------------- FastLZ (solady.js flzCompress)
 
 def to_int32(x):
@@ -748,7 +770,7 @@ def toml_check(path):
             print("ok")
 
 
-KINDS = {"toml": toml_case, "rfc3339": rfc3339_case, "keccak": keccak_case, "abi": abi_case, "eip712": eip712_case, "secp256k1": secp_case, "userop": userop_case, "fastlz": fastlz_case, "session": session_case,
+KINDS = {"toml": toml_case, "rfc3339": rfc3339_case, "keccak": keccak_case, "abi": abi_case, "eip712": eip712_case, "secp256k1": secp_case, "userop": userop_case, "execute": execute_case, "fastlz": fastlz_case, "session": session_case,
          "keystore": keystore_case}
 
 if __name__ == "__main__":
