@@ -1281,6 +1281,7 @@ struct RegistrationTests {
         let keystore = agent.directory.appendingPathComponent("second-owner.json").path
         let created = try Command.run(Command.sessionAgent, ["owner", "create", "--keystore", keystore, "--passphrase-file", agent.directory.appendingPathComponent("owner.pass").path])
         let ownerAddress = created.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(try Command.run(Command.sessionAgent, ["owner", "address", keystore]).stdout == created.stdout, "the keystore records the address")
         var control = try AgentClient(path: agent.controlSocket)
         // An agent that waits on a file answers nobody: the call fails rather than the test hangs.
         var patience = timeval(tv_sec: 20, tv_usec: 0)
