@@ -161,8 +161,11 @@ struct PolicyRuleTests {
             Self.action(Self.token, Selector(rawValue: 0x23b8_72dd), [limit]),
             Self.action(Self.token, Selector(rawValue: 0x095e_a7b3), [limit]),
             Self.action(Self.beef, Selector(rawValue: 0xa905_9cbb), [limit]),
+            Self.action(Self.token, Selector(rawValue: 0x4296_6c68), [limit]),
         ])
         var ledger = PolicyLedger()
+        let burn = ExecuteCall.single(Execution(target: Self.token, callData: try ABIFunction(parsing: "burn(uint256)").encodeCall([.uint(1)])))
+        #expect(denial(s, Self.op(burn)) == "policy_violation", "a token call other than transfer, transferFrom, approve and increaseAllowance")
         #expect(allowed(s, Self.op(Self.pay(60)), &ledger))
         #expect(!allowed(s, Self.op(Self.pay(41)), &ledger))
         #expect(allowed(s, Self.op(Self.pay(40)), &ledger))
@@ -240,7 +243,8 @@ struct PolicyRuleTests {
         #expect(denial(whitelist, Self.op(.single(Execution(target: Self.beef)))) == "policy_violation")
 
         // Gas: (100k + 200k + 50k) units at maxFeePerGas 2 gwei without a base fee.
-        let gas = Self.session(userOp: [.simpleGas(gasLimit: 700_000, costLimit: 1_000_000_000_000_000)], actions: [Self.action(Self.token, Selector(rawValue: 0xa905_9cbb), [.sudo])])
+        let gasPolicy = PolicyConfig.simpleGas(gasLimit: 700_000, costLimit: 1_000_000_000_000_000)
+        let gas = Self.session(userOp: [gasPolicy], actions: [Self.action(Self.token, Selector(rawValue: 0xa905_9cbb), [.sudo])])
         var ledger = PolicyLedger()
         #expect(allowed(gas, Self.op(Self.pay(1)), &ledger))
         #expect(!allowed(gas, Self.op(Self.pay(1)), &ledger), "the cost limit: 2 × 350k × 2 gwei > 0.001 ETH")
@@ -248,6 +252,12 @@ struct PolicyRuleTests {
         #expect(allowed(gas, Self.op(Self.pay(1)), &cheap, baseFee: 0))   // price = min(max, priority + base) = 1 gwei
         #expect(allowed(gas, Self.op(Self.pay(1)), &cheap, baseFee: 0))
         #expect(!allowed(gas, Self.op(Self.pay(1)), &cheap, baseFee: 0), "the gas-unit limit")
+        // A paymaster's verification and postOp gas limits count too: 350k + 200k + 150k.
+        let sponsored = Self.session(userOp: [gasPolicy], actions: gas.actions, paymaster: true)
+        let paymaster = [UInt8](repeating: 0x77, count: 20) + UInt256(200_000).bigEndianBytes.suffix(16) + UInt256(150_000).bigEndianBytes.suffix(16)
+        var paid = PolicyLedger()
+        #expect(allowed(sponsored, Self.op(Self.pay(1), paymasterAndData: paymaster), &paid, baseFee: 0))
+        #expect(!allowed(sponsored, Self.op(Self.pay(1), paymasterAndData: paymaster + [1, 2, 3]), &paid, baseFee: 0), "700k of the gas-unit limit used")
 
         // Limits that add up, or a cost that multiplies out, past 2^256: the contract reverts, and
         // the refusal says so (a wrapped sum would have passed as a small one).
