@@ -5,13 +5,15 @@ import SmartSessions
 
 /// Token list and clock options shared by the commands that render sessions.
 struct ReviewOptions: ParsableArguments {
-    @Option(help: "A JSON token list to add to the built-in one ([{chainId, address, symbol, decimals}]).") var tokens: String?
+    @Option(help: "A JSON token list to add to the built-in one ([{chainId, address, symbol, decimals}], or the Token Lists format).") var tokens: String?
     @Option(help: "Unix time to render relative dates and resolve durations against (default: now).") var now: UInt64?
     @Option(help: "Colour the text output: auto, always or never.") var color: String = "auto"
 
     func tokenList() throws -> TokenList {
         var list = TokenList()
-        if let tokens { try list.add(json: try parseJSON(try readInput(tokens), what: tokens)) }
+        guard let tokens else { return list }
+        let json = try parseJSON(try readInput(tokens), what: tokens)
+        do { try list.add(json: json) } catch { throw CommandFailure(message: "the token list \(tokens): \(error.message)") }
         return list
     }
 

@@ -249,6 +249,83 @@ struct RequestTests {
         #expect(TokenList.builtIn.count > 10)   // every built-in address has a valid checksum
     }
 
+    /// A token list adds tokens, in our array or the Token Lists format (whose extra fields are
+    /// ignored). A symbol is shown beside amounts in the review, so one that could disguise it is
+    /// refused; one that names two tokens on a chain, or differs in decimals between the
+    /// session's chains, is refused where a request uses it, rather than guessed at.
+    @Test func tokenLists() throws {
+        let dead = try Address("0x000000000000000000000000000000000000dEaD")
+        let usdc = try Address("0x1c7D4B196Cb0C7B01d743Fbc6116a902379C7238")
+        func list(_ json: String) throws -> TokenList {
+            var list = TokenList()
+            try list.add(json: try JSONValue(parsing: json))
+            return list
+        }
+        let standard = try list("""
+            {"name": "a list", "timestamp": "2026-11-01T00:00:00Z", "version": {"major": 1, "minor": 0, "patch": 0},
+             "tokens": [{"chainId": 84532, "address": "\(dead.checksummed)", "symbol": "USD₮0", "name": "Tether", "decimals": 6,
+                         "logoURI": "https://example.com/t.png", "tags": ["stablecoin"], "extensions": {"bridgeInfo": {}}}]}
+            """)
+        #expect(standard.amount(1_500_000, of: dead, chains: [84532]) == "1.5 USD₮0")
+        #expect(try standard.token(symbol: "usd₮0", chains: [1, 84532])?.address == dead)
+
+        for (symbol, refusal) in [("USDC\\u001b[31m", "U+001B"), ("USDC\\nfake line", "U+000A"), ("\\u202eCDSU", "U+202E"),
+                                  ("US DC", "a symbol is one word"), ("", "a symbol is one word")] {
+            #expect(throws: SmartSessionError("tokens[0].symbol: " + (refusal.hasPrefix("U+") ? "\(refusal), a control, text-direction or invisible character, could disguise what the review shows"
+                                                                                                   : "a symbol is one word, as amounts name it (\"100 USDC\")"))) {
+                try list(#"[{"chainId": 1, "address": "0x000000000000000000000000000000000000dEaD", "decimals": 6, "symbol": "\#(symbol)"}]"#)
+            }
+        }
+        #expect(throws: SmartSessionError.self) { try list(#"{"tokens": {}}"#) }
+        #expect(throws: SmartSessionError.self) { try list(#"[{"chainId": 1, "address": "0x000000000000000000000000000000000000dEaD", "decimals": 6, "symbol": "X", "color": "red"}]"#) }
+
+        // A second USDC on Sepolia: "USDC" no longer says which token is meant.
+        let twice = try list(#"[{"chainId": 11155111, "address": "0x000000000000000000000000000000000000dEaD", "symbol": "USDC", "decimals": 6}]"#)
+        let compiler = RequestCompiler(tokens: twice, now: Self.now, sessionKeys: [Self.key])
+        let account = "\"account\": \"0x7227dcfb0c5ec7a5f539f97b18be261c49687ed6\", \"chains\": [11155111]"
+        let ambiguous = "USDC names two tokens on Sepolia (11155111), \(usdc) and \(dead); give the token's address"
+        #expect(throws: SmartSessionError("permissions[0].token: " + ambiguous)) {
+            try compiler.compile(try JSONValue(parsing: #"{\#(account), "permissions": [{"token": "USDC", "allow": ["transfer"]}]}"#))
+        }
+        #expect(throws: SmartSessionError("permissions[0].spendingLimit: " + ambiguous)) {
+            try compiler.compile(try JSONValue(parsing: #"{\#(account), "permissions": [{"target": "\#(usdc)", "allow": ["transfer"], "spendingLimit": "100 USDC"}]}"#))
+        }
+        let base = try compiler.compile(try JSONValue(parsing: #"{\#(account), "permissions": [{"target": "\#(usdc)", "allow": ["transfer"], "spendingLimit": "100000000"}]}"#))
+        #expect(base.session.actions.count == 1, "base units need no symbol")
+
+        // USDC of 18 decimals on one chain and 6 on another: "100 USDC" is 10^20 or 10^8 base units.
+        let pegged = try list(#"[{"chainId": 56, "address": "\#(usdc)", "symbol": "USDC", "decimals": 18}, {"chainId": 100, "address": "\#(usdc)", "symbol": "USDC", "decimals": 6}]"#)
+        #expect(throws: SmartSessionError("permissions[0].rules[0]: USDC has 18 decimals on BNB Smart Chain (56) but 6 on \(Chains.label(100)); give the amount in base units")) {
+            try RequestCompiler(tokens: pegged, now: Self.now, sessionKeys: [Self.key]).compile(try JSONValue(parsing: #"""
+                {"account": "0x7227dcfb0c5ec7a5f539f97b18be261c49687ed6", "chains": [56, 100],
+                 "permissions": [{"target": "\#(usdc)", "allow": ["transfer"], "rules": ["amount <= 100 USDC"]}]}
+                """#))
+        }
+    }
+
+    /// A limit of native value is in ETH, gwei or wei, and a token's in its symbol or base
+    /// units: "1 USDC" as a native limit was 10^6 wei, and "1 ETH" as a USDC limit 10^12 USDC.
+    /// An argument may be either.
+    @Test func anAmountIsInTheUnitsOfWhatItCounts() throws {
+        let usdc = "0x1c7D4B196Cb0C7B01d743Fbc6116a902379C7238"
+        let head = #""account": "0x7227dcfb0c5ec7a5f539f97b18be261c49687ed6", "chains": [11155111]"#
+        let transfer = #"{"target": "\#(usdc)", "allow": ["transfer"]"#
+        rejects(#"{\#(head), "maxValue": "1 USDC", "permissions": [\#(transfer)}]}"#, "maxValue: native value is in ETH, gwei or wei, not USDC")
+        rejects(#"{\#(head), "maxGas": {"gas": 1000, "cost": "1 USDC"}, "permissions": [\#(transfer)}]}"#, "maxGas.cost: native value is in ETH, gwei or wei, not USDC")
+        rejects(#"{\#(head), "permissions": [{"target": "\#(usdc)", "nativeTransfer": true, "valueLimit": "2 USDC"}]}"#, "permissions[0].valueLimit: native value is in ETH, gwei or wei, not USDC")
+        rejects(#"{\#(head), "permissions": [\#(transfer), "spendingLimit": "1 ETH"}]}"#, "permissions[0].spendingLimit: an amount of the token \(usdc) is in USDC or base units, not ETH")
+        rejects(#"{\#(head), "permissions": [{"target": "0x000000000000000000000000000000000000bEEF", "allow": ["transfer"], "spendingLimit": "5 gwei"}]}"#,
+                "permissions[0].spendingLimit: an amount of the token 0x000000000000000000000000000000000000bEEF is in base units, not gwei")
+        let erc7715 = #"{"chainId": "0xaa36a7", "address": "0x7227dcfb0c5ec7a5f539f97b18be261c49687ed6", "expiry": 1764182400, "signer": {"type": "key", "data": {"id": "did:key:zQ3shokFTS3brHcDQrn82RUDfCZESWL1ZdCEJwekUDPQiYBme"}}, "permission": "#
+        rejects(erc7715 + #"{"type": "erc20-token-transfer", "data": {"address": "\#(usdc)", "allowance": "1 ETH"}}}"#, "an amount of the token \(usdc) is in USDC or base units, not ETH")
+        rejects(erc7715 + #"{"type": "native-token-transfer", "data": {"allowance": "1 USDC", "to": ["0x000000000000000000000000000000000000bEEF"]}}}"#, "native value is in ETH, gwei or wei, not USDC")
+
+        let compiled = try compile(#"{\#(head), "maxValue": "5 gwei", "permissions": [\#(transfer), "spendingLimit": "100 USDC", "rules": ["amount <= 50 USDC"], "valuePerCall": "1 wei"}]}"#)
+        #expect(compiled.session.userOpPolicies.contains(PolicyConfig.valueLimit(5_000_000_000).policyData))
+        #expect(compiled.session.actions[0].actionPolicies.contains(PolicyConfig.erc20SpendingLimit([TokenLimit(token: try Address(usdc), limit: 100_000_000)]).policyData))
+        _ = try compile(#"{\#(head), "permissions": [\#(transfer), "rules": ["amount <= 1 gwei"]}]}"#)
+    }
+
     /// Functions with random parameter types, and argument rules on random parameters: each
     /// request compiles or is refused with an error, never a trap (a type too large for any
     /// calldata once crashed the agent from one request).

@@ -16,7 +16,8 @@ public struct TokenInfo: Hashable, Sendable {
 }
 
 /// Major tokens on major chains, extensible from a JSON list
-/// (`[{"chainId": 1, "address": "0x…", "symbol": "USDC", "decimals": 6}]`).
+/// (`[{"chainId": 1, "address": "0x…", "symbol": "USDC", "decimals": 6}]`, or a list in the
+/// Token Lists format, `{"name": …, "tokens": [those]}`).
 public struct TokenList: Sendable {
     private var byKey: [Key: TokenInfo] = [:]
     private var bySymbol: [String: [TokenInfo]] = [:]
@@ -48,21 +49,44 @@ public struct TokenList: Sendable {
         return "\(Amounts.format(amount, decimals: t.decimals)) \(t.symbol)"
     }
 
-    /// A token by symbol on one of `chains` (for amounts written as "100 USDC").
-    public func token(symbol: String, chains: [UInt64]) -> TokenInfo? {
-        (bySymbol[symbol.lowercased()] ?? []).filter { chains.contains($0.chainId) }.min { $0.chainId < $1.chainId }
+    /// A token by symbol on one of `chains` (for amounts written as "100 USDC"); nil when no
+    /// chain knows it. A symbol that names two tokens on one chain, or tokens of different
+    /// decimals on two, is refused: "100 USDC" would be a guess at which token, or at how many
+    /// base units.
+    public func token(symbol: String, chains: [UInt64]) throws(SmartSessionError) -> TokenInfo? {
+        let found = (bySymbol[symbol.lowercased()] ?? []).filter { chains.contains($0.chainId) }.sorted { $0.chainId < $1.chainId }
+        guard let first = found.first else { return nil }
+        for (a, b) in zip(found, found.dropFirst()) where a.chainId == b.chainId {
+            throw SmartSessionError("\(symbol) names two tokens on \(Chains.label(a.chainId)), \(a.address) and \(b.address); give the token's address")
+        }
+        if let other = found.first(where: { $0.decimals != first.decimals }) {
+            throw SmartSessionError("\(symbol) has \(first.decimals) decimals on \(Chains.label(first.chainId)) but \(other.decimals) on \(Chains.label(other.chainId)); give the amount in base units")
+        }
+        return first
     }
 
-    /// Adds (or replaces) tokens from a JSON list.
+    /// Adds (or replaces) tokens from a JSON list. A symbol is shown in reviews beside amounts,
+    /// so one that could disguise what they show (a control, text-direction or invisible
+    /// character, or a space) is refused.
     public mutating func add(json: JSONValue) throws(SmartSessionError) {
-        guard let items = json.arrayValue else { throw SmartSessionError("a token list is a JSON array") }
+        // The Token Lists format keeps the tokens under "tokens", beside its name and version.
+        guard let items = json.arrayValue ?? json["tokens"]?.arrayValue else {
+            throw SmartSessionError("a token list is a JSON array of tokens, or an object with one under \"tokens\"")
+        }
         for (i, item) in items.enumerated() {
             let f = try JSONFields(item, path: "tokens[\(i)]")
-            try f.only(["chainId", "address", "symbol", "decimals", "name"])
+            try f.only(["chainId", "address", "symbol", "decimals", "name", "logoURI", "tags", "extensions"])
             guard let decimals = try f.integer("decimals").int, decimals <= 77 else {
                 throw SmartSessionError("tokens[\(i)].decimals: out of range")
             }
-            insert(TokenInfo(chainId: try f.uint64("chainId"), address: try f.address("address"), symbol: try f.string("symbol"), decimals: decimals))
+            let symbol = try f.string("symbol")
+            if let unsafe = DisplayText.firstUnsafe(symbol) {
+                throw SmartSessionError("\(f.field("symbol")): \(unsafe), a control, text-direction or invisible character, could disguise what the review shows")
+            }
+            guard !symbol.isEmpty, !symbol.contains(where: \.isWhitespace) else {
+                throw SmartSessionError("\(f.field("symbol")): a symbol is one word, as amounts name it (\"100 USDC\")")
+            }
+            insert(TokenInfo(chainId: try f.uint64("chainId"), address: try f.address("address"), symbol: symbol, decimals: decimals))
         }
     }
 

@@ -40,7 +40,7 @@ struct ArgumentRuleCompiler {
             guard b.count == n else { throw SmartSessionError("\(path): expected \(n) bytes") }
             return UInt256(Bytes32(b + [UInt8](repeating: 0, count: 32 - n)))
         case .uint(let bits):
-            let v = try values.amount(.string(trimmed), path: path)
+            let v = try values.amount(.string(trimmed), path: path, of: .either)
             guard v.bitWidth <= bits else { throw SmartSessionError("\(path): \(v) does not fit in uint\(bits)") }
             return v
         default:

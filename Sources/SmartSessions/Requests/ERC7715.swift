@@ -71,12 +71,12 @@ struct ERC7715Compiler {
         switch type {
         case "erc20-token-transfer":
             let token = try data.address("address")
-            let allowance = try values.amount(try data.value("allowance"), path: data.field("allowance"))
+            let allowance = try values.amount(try data.value("allowance"), path: data.field("allowance"), of: .token(token))
             guard !allowance.isZero else { throw SmartSessionError("\(data.field("allowance")): must be above 0") }
             return ([ActionData(actionTargetSelector: KnownSelectors.erc20Transfer, actionTarget: token,
                                 actionPolicies: [PolicyConfig.erc20SpendingLimit([TokenLimit(token: token, limit: allowance)]).policyData])], [])
         case "native-token-transfer":
-            let allowance = try values.amount(try data.value("allowance"), path: data.field("allowance"))
+            let allowance = try values.amount(try data.value("allowance"), path: data.field("allowance"), of: .native)
             guard let recipients = data.optional("to")?.arrayValue, !recipients.isEmpty else {
                 throw refuse(path, "native-token-transfer names no recipient, and Smart Sessions v1 cannot limit a session to plain transfers to any address (that needs the fallback action, which allows any call); list the recipients in data.to")
             }
@@ -125,7 +125,7 @@ struct ERC7715Compiler {
         case "call-limit":
             return .usageLimit(try values.count(try data.value("count"), path: data.field("count")))
         case "spent-limit":
-            let v = try values.amount(try data.value("allowance"), path: data.field("allowance"))
+            let v = try values.amount(try data.value("allowance"), path: data.field("allowance"), of: .native)
             guard !v.isZero else { throw SmartSessionError("\(data.field("allowance")): must be above 0") }
             return .valueLimit(v)
         case "gas-limit":

@@ -165,7 +165,7 @@ public struct RequestCompiler: Sendable {
         if let v = f.optional("validity") { userOpPolicies.append(try values.validity(v, path: "validity")) }
         if let v = f.optional("maxUses") { userOpPolicies.append(.usageLimit(try values.count(v, path: "maxUses"))) }
         if let v = f.optional("maxValue") {
-            let limit = try values.amount(v, path: "maxValue")
+            let limit = try values.amount(v, path: "maxValue", of: .native)
             guard !limit.isZero else { throw SmartSessionError("maxValue: 0 is no limit to ValueLimitPolicy; leave it out and give actions no value") }
             userOpPolicies.append(.valueLimit(limit))
         }
@@ -173,7 +173,7 @@ public struct RequestCompiler: Sendable {
             let g = try JSONFields(v, path: "maxGas")
             try g.only(["gas", "cost"])
             let gas = try values.count(try g.value("gas"), path: "maxGas.gas")
-            let cost = try values.amount(try g.value("cost"), path: "maxGas.cost")
+            let cost = try values.amount(try g.value("cost"), path: "maxGas.cost", of: .native)
             guard !cost.isZero, cost.bitWidth <= 128 else { throw SmartSessionError("maxGas.cost: must be between 1 and 2^128-1 wei") }
             userOpPolicies.append(.simpleGas(gasLimit: gas, costLimit: cost))
         }
@@ -220,7 +220,10 @@ public struct RequestCompiler: Sendable {
                     "maxUses", "validity", "sudo", "valuePerCall"])
         let target: Address
         if let symbol = f.optional("token")?.stringValue, f.optional("target") == nil {
-            let resolved = values.chains.map { tokens.token(symbol: symbol, chains: [$0])?.address }
+            var resolved: [Address?] = []
+            for chain in values.chains {
+                do { resolved.append(try tokens.token(symbol: symbol, chains: [chain])?.address) } catch { throw SmartSessionError("\(f.field("token")): \(error.message)") }
+            }
             guard let first = resolved.first ?? nil, resolved.allSatisfy({ $0 == first }) else {
                 throw SmartSessionError("\(f.field("token")): \(symbol) is not at one address on every chain of the session; give \"target\"")
             }
@@ -261,7 +264,7 @@ public struct RequestCompiler: Sendable {
                     guard let text = r.stringValue else { throw SmartSessionError("\(f.field("rules"))[\(j)]: expected a rule string") }
                     compiled.append(try compiler.compile(text, path: "\(f.field("rules"))[\(j)]"))
                 }
-                let perCall = try f.optional("valuePerCall").map { v throws(SmartSessionError) in try values.amount(v, path: f.field("valuePerCall")) } ?? 0
+                let perCall = try f.optional("valuePerCall").map { v throws(SmartSessionError) in try values.amount(v, path: f.field("valuePerCall"), of: .native) } ?? 0
                 policies.append(.uniAction(UniActionConfig(valueLimitPerUse: perCall, rules: compiled)))
             } else if f.optional("valuePerCall") != nil {
                 throw SmartSessionError("\(f.field("valuePerCall")): applies with \"rules\"; use \"valueLimit\" for a total")
@@ -270,12 +273,12 @@ public struct RequestCompiler: Sendable {
                 guard KnownSelectors.tokenMoving.contains(selector) else {
                     throw SmartSessionError("\(f.field("spendingLimit")): ERC20SpendingLimitPolicy only passes transfer, transferFrom, approve and increaseAllowance; \(function?.signature ?? selector.hex) would always fail")
                 }
-                let limit = try values.amount(v, path: f.field("spendingLimit"), token: target)
+                let limit = try values.amount(v, path: f.field("spendingLimit"), of: .token(target))
                 guard !limit.isZero else { throw SmartSessionError("\(f.field("spendingLimit")): must be above 0") }
                 policies.append(.erc20SpendingLimit([TokenLimit(token: target, limit: limit)]))
             }
             if let v = f.optional("valueLimit") {
-                let limit = try values.amount(v, path: f.field("valueLimit"))
+                let limit = try values.amount(v, path: f.field("valueLimit"), of: .native)
                 guard !limit.isZero else { throw SmartSessionError("\(f.field("valueLimit")): must be above 0") }
                 policies.append(.valueLimit(limit))
             }

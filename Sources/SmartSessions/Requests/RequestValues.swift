@@ -7,9 +7,14 @@ struct RequestValues {
     var chains: [UInt64]
     var now: UInt64
 
+    /// What an amount counts: the chain's coin, one token, or a function's argument, which may
+    /// be either.
+    enum Denomination { case native, token(Address), either }
+
     /// "100 USDC" (decimals from the token list), "0.1 ETH", "5 gwei", "1000" (base units),
-    /// or a JSON integer. `token` is the token the amount is of, when the context says so.
-    func amount(_ value: JSONValue, path: String, token: Address? = nil) throws(SmartSessionError) -> UInt256 {
+    /// or a JSON integer. A unit that is not what the amount counts is refused: "1 ETH" as a
+    /// USDC limit would be 10^18 base units of USDC, "1 USDC" as a native limit 10^6 wei.
+    func amount(_ value: JSONValue, path: String, of denomination: Denomination) throws(SmartSessionError) -> UInt256 {
         switch value {
         case .number(let n):
             return try JSONFields.integer(.number(n), path: path)
@@ -20,14 +25,22 @@ struct RequestValues {
             let unit = String(parts[1])
             let decimals: Int
             switch unit.lowercased() {
-            case "eth", "ether": decimals = 18
-            case "gwei": decimals = 9
-            case "wei": decimals = 0
+            case "eth", "ether", "gwei", "wei":
+                if case .token(let token) = denomination {
+                    let named = tokens.token(chains: chains, address: token).map { "in \($0.symbol) or" } ?? "in"
+                    throw SmartSessionError("\(path): an amount of the token \(token) is \(named) base units, not \(unit)")
+                }
+                decimals = ["eth": 18, "ether": 18, "gwei": 9, "wei": 0][unit.lowercased()]!
             default:
-                guard let t = tokens.token(symbol: unit, chains: chains) else {
+                if case .native = denomination {
+                    throw SmartSessionError("\(path): native value is in ETH, gwei or wei, not \(unit)")
+                }
+                let found: TokenInfo?
+                do { found = try tokens.token(symbol: unit, chains: chains) } catch { throw SmartSessionError("\(path): \(error.message)") }
+                guard let t = found else {
                     throw SmartSessionError("\(path): unknown token \(unit) on \(chains.map(Chains.label).joined(separator: ", ")); give the amount in base units or add the token to the token list")
                 }
-                if let token, token != t.address {
+                if case .token(let token) = denomination, token != t.address {
                     throw SmartSessionError("\(path): \(unit) is \(t.address), but this limit is for \(token)")
                 }
                 decimals = t.decimals
