@@ -223,6 +223,37 @@ struct SocketTests {
         #expect(readable.status == 1 && readable.stderr.contains("the store file \(shared.path)/store.sqlite is open to other users (mode 644); chmod 600 it"), "\(readable.stderr)")
     }
 
+    /// The configuration's token list: a request names its token by symbol and its limit in
+    /// the token's units, and a refusal names the amounts in them too.
+    @Test func theConfiguredTokenListNamesTokensAndAmounts() throws {
+        let token = try Address("0x00000000000000000000000000000000000070c4")
+        let agent = try AgentProcess(rules: "default = \"approve\"", extraConfig: "tokens = \"tokens.json\"")
+        try #"{"name": "ours", "tokens": [{"chainId": 11155111, "address": "\#(token.checksummed)", "symbol": "TOC", "decimals": 4, "logoURI": "x"}]}"#
+            .write(to: agent.directory.appendingPathComponent("tokens.json"), atomically: true, encoding: .utf8)
+        try agent.start()
+        let client = try AgentClient(path: agent.clientSocket)
+        let request = try JSONValue(parsing: #"""
+            {"account": "\#(AgentProcess.account)", "chains": [11155111], "validity": {"duration": "1d"},
+             "permissions": [{"token": "TOC", "allow": ["transfer"], "spendingLimit": "2.5 TOC"}]}
+            """#)
+        let session = try Self.requestSession(client, request)
+        func pay(_ amount: UInt64, nonce: UInt64) throws -> JSONValue {
+            let call = try ABIFunction(parsing: "transfer(address,uint256)").encodeCall([.address(try Address("0x000000000000000000000000000000000000bEEF")), .uint(UInt256(amount))])
+            var op = UserOperation(sender: try Address(AgentProcess.account), nonce: UInt256(nonce))
+            op.callData = ExecuteCall.single(Execution(target: token, callData: call)).calldata
+            return try client.call("session_signUserOperation", JSONObject([
+                "sessionId": .string(session), "chainId": JSONValue(11155111), "entryPoint": .string(EntryPointVersion.v07.canonicalAddress.checksummed), "userOperation": op.json,
+            ]))
+        }
+        #expect(try pay(25_000, nonce: 0)["mode"] == "ENABLE")
+        do {
+            _ = try pay(1, nonce: 1)
+            Issue.record("signed past the limit")
+        } catch let e as AgentClient.RemoteError {
+            #expect(e.reason == "policy_violation" && e.message.contains("0.0001 TOC more would exceed the spending limit of 2.5 TOC"), "\(e)")
+        }
+    }
+
     @Test func badInputGetsAnErrorAndOthersAreUnaffected() throws {
         let agent = try AgentProcess(extraConfig: "partial_message_timeout = \"1s\"")
         try agent.start()
