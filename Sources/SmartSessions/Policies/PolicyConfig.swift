@@ -79,20 +79,6 @@ public enum PolicyConfig: Hashable, Sendable {
         }
     }
 
-    /// Checks that encoding will succeed and that the contract's initializer would accept it.
-    public func validate() throws(SmartSessionError) {
-        _ = try PolicyConfig.decode(kind, initData: initData)
-        switch self {
-        case .timeFrame(let until, let after) where until >= 1 << 48 || after >= 1 << 48:
-            throw SmartSessionError("TimeFramePolicy: times must fit in uint48")
-        case .usageLimit(let l) where l.bitWidth > 128, .simpleGas(let l, _) where l.bitWidth > 128, .simpleGas(_, let l) where l.bitWidth > 128:
-            throw SmartSessionError("\(kind.rawValue): limits must fit in uint128")
-        case .uniAction(let c) where c.rules.count > UniActionConfig.maximumRules:
-            throw SmartSessionError("UniActionPolicy: at most 16 rules")
-        default: break
-        }
-    }
-
     /// Decodes init data with the validity rules of the contract's initializer; what the
     /// initializer would reject is an error here. Bytes a contract never reads are allowed
     /// (as on chain) and reported by `ignoredBytes(_:initData:)`.
