@@ -58,8 +58,6 @@ public struct ABIFunction: Hashable, Sendable, CustomStringConvertible {
 public struct ContractInterface: Sendable {
     public private(set) var functions: [ABIFunction]
 
-    public init(functions: [ABIFunction]) { self.functions = functions }
-
     /// A JSON ABI array, or a compiler artifact (Foundry, Hardhat) with an `abi` field.
     public init(jsonABI text: String) throws(ABIError) {
         let json: JSONValue
@@ -114,10 +112,6 @@ public struct ContractInterface: Sendable {
     /// The functions whose selector is the first four bytes of `calldata`.
     public func functions(forSelector selector: [UInt8]) -> [ABIFunction] {
         functions.filter { $0.selector == selector }
-    }
-
-    public func functions(named name: String) -> [ABIFunction] {
-        functions.filter { $0.name == name }
     }
 }
 

@@ -88,8 +88,6 @@ public struct ERC7739Data: Hashable, Sendable {
         self.allowedERC7739Content = allowedERC7739Content
         self.erc1271Policies = erc1271Policies
     }
-
-    public var isEmpty: Bool { allowedERC7739Content.isEmpty && erc1271Policies.isEmpty }
 }
 
 /// The Smart Sessions v1 `Session` struct, field for field (`contracts/DataTypes.sol`).

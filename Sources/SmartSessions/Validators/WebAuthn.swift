@@ -121,11 +121,6 @@ public enum RhinestoneWebAuthn {
         for a in auths { assertions.append(try WebAuthnAssertion(abi: a)) }
         return (ids.compactMap { if case .fixedBytes(let b) = $0 { Bytes32(b) } else { nil } }, pre, assertions)
     }
-
-    /// Session-key (stateless) mode signature: `abi.encode(WebAuthnAuth[])`.
-    public static func statelessSignature(_ assertions: [WebAuthnAssertion]) -> [UInt8] {
-        try! ABI.encode(.array(assertions.map(\.abiValue)), as: .array(WebAuthnAssertion.abiType))
-    }
 }
 
 /// ZeroDev's passkey validator (`0x7ab16Ff3…9e69`), spec §6.5: an owner validator only.
