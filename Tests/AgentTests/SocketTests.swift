@@ -1264,6 +1264,43 @@ struct SocketTests {
         #expect(refused.status == 1 && refused.stdout.isEmpty && refused.stderr.contains("policy_violation") && refused.stderr.contains("spending limit"), "\(refused.stderr)")
     }
 
+    /// `session_signUserOperation`'s optional parameters: the EntryPoint version, needed for
+    /// a non-canonical EntryPoint and taken from the address otherwise (v0.8 hashes as EIP-712),
+    /// and a forced mode, which may not turn an ENABLE session into an UNSAFE_ENABLE one.
+    @Test func theEntryPointVersionAndAForcedModeOverTheSocket() throws {
+        let (agent, client, session) = try Self.agentWithSession()
+        defer { agent.stop() }
+        let custom = try Address("0x00000000000000000000000000000000000e7e7e")
+        var nonce: UInt64 = 0
+        func sign(_ extra: [String: JSONValue], entryPoint: Address = EntryPointVersion.v07.canonicalAddress) throws -> JSONValue {
+            nonce += 1
+            var params = JSONObject(["sessionId": .string(session), "chainId": JSONValue(11155111), "entryPoint": .string(entryPoint.checksummed),
+                                     "userOperation": Self.transferOp(1, nonce: nonce)])
+            for (key, value) in extra { params[key] = value }
+            return try client.call("session_signUserOperation", params)
+        }
+        func refusal(_ extra: [String: JSONValue], entryPoint: Address = EntryPointVersion.v07.canonicalAddress) throws -> AgentClient.RemoteError? {
+            do { _ = try sign(extra, entryPoint: entryPoint) } catch let e as AgentClient.RemoteError { return e }
+            return nil
+        }
+        func hash(_ version: EntryPointVersion, _ entryPoint: Address) throws -> String {
+            try PackedUserOperation.parse(json: Self.transferOp(1, nonce: nonce)).hash(version: version, entryPoint: entryPoint, chainId: 11155111).hex
+        }
+
+        let forcedUse = try sign(["mode": "use"]), forcedUseHash = try hash(.v07, EntryPointVersion.v07.canonicalAddress)
+        #expect(forcedUse["mode"] == "USE" && forcedUse["userOpHash"]?.stringValue == forcedUseHash, "\(forcedUse)")
+        let v08 = try sign([:], entryPoint: EntryPointVersion.v08.canonicalAddress), v08Hash = try hash(.v08, EntryPointVersion.v08.canonicalAddress)
+        #expect(v08["userOpHash"]?.stringValue == v08Hash, "\(v08)")
+        let named = try sign(["entryPointVersion": "0.7"], entryPoint: custom), namedHash = try hash(.v07, custom)
+        #expect(named["userOpHash"]?.stringValue == namedHash, "\(named)")
+
+        #expect(try refusal([:], entryPoint: custom)?.message == "params.entryPointVersion: needed for a non-canonical EntryPoint")
+        #expect(try refusal(["entryPointVersion": "0.9"])?.message == "params.entryPointVersion: 0.7 or 0.8")
+        #expect(try refusal(["mode": "sudo"])?.message == "params.mode: use, enable or unsafe-enable")
+        let unsafe = try refusal(["mode": "unsafe-enable"])
+        #expect(unsafe?.reason == "bad_request" && unsafe?.message.contains("the session was approved for ENABLE, not UNSAFE_ENABLE") == true, "\(String(describing: unsafe))")
+    }
+
     /// Not even the key the agent exports to its client.
     @Test func noSecretInLogsOrAudit() throws {
         var exportable = Self.example.objectValue!
