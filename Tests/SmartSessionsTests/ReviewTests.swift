@@ -40,6 +40,31 @@ struct ReviewGoldenTests {
     }
 }
 
+extension ReviewGoldenTests {
+    /// A raw session's policies that can never pass, or whose limits are limits in name only,
+    /// are flagged: a time frame with neither end (the contract reverts), init data the contract
+    /// refuses, and ERC-20 or native limits above 2^128.
+    @Test func policiesThatNeverPassOrNeverLimitAreFlagged() throws {
+        let token = try Address("0x1c7D4B196Cb0C7B01d743Fbc6116a902379C7238")
+        let huge = UInt256.powerOfTwo(200)
+        let session = Session(sessionValidator: SmartSessionAddresses.ownableValidator,
+                              sessionValidatorInitData: try OwnableValidatorConfig(threshold: 1, owners: [token]).initData,
+                              userOpPolicies: [PolicyConfig.timeFrame(validUntil: 0, validAfter: 0).policyData, PolicyConfig.valueLimit(huge).policyData],
+                              actions: [ActionData(actionTargetSelector: Selector(rawValue: 0xa905_9cbb), actionTarget: token, actionPolicies: [
+                                  PolicyConfig.erc20SpendingLimit([TokenLimit(token: token, limit: huge)]).policyData,
+                                  PolicyData(policy: PolicyConfig.usageLimit(1).policyData.policy, initData: [1, 2, 3]),
+                              ])])
+        let review = Reviewer(now: RequestTests.now).review(CompiledRequest(format: .rawSession, account: token, chains: [ChainTarget(chainId: 11155111)], session: session))
+        let flags = review.risks.map { "\($0.severity) \($0.code): \($0.message)" }
+        for expected in ["warning policy_never_passes: a TimeFramePolicy with neither start nor end reverts on every check",
+                         "high policy_never_passes: UsageLimitPolicy at \(PolicyConfig.usageLimit(1).policyData.policy.checksummed) has init data its contract rejects",
+                         "high very_large_limit: an ERC-20 spending limit above 2^128 base units: effectively unlimited",
+                         "high very_large_limit: a native value limit above 2^128 wei: effectively unlimited"] {
+            #expect(flags.contains(expected), "\(expected) in \(flags)")
+        }
+    }
+}
+
 @Suite("Clear signing: properties over random sessions and the contract vectors")
 struct ReviewPropertyTests {
     /// Drops what is derived from everything (the digests and the permissionId), so a change
