@@ -1077,6 +1077,9 @@ struct SocketTests {
         #expect(try holds(entry(2)).status == 0 && holds(entry(4)).status == 0, "where the log starts, and an entry after it")
         let gone = try holds(entry(1))
         #expect(gone.status == 1 && gone.stderr.contains("entry 2 was pruned: the log now starts after entry 3"), "\(gone.stderr)")
+        let rewrittenStart = try holds("3:" + Bytes32.zero.hex)
+        #expect(rewrittenStart.status == 1 && rewrittenStart.stderr.contains("the log starts after entry 3 with hash \(written[2]["hash"]!.stringValue!), not \(Bytes32.zero.hex): it was written again"),
+                "\(rewrittenStart.stderr)")
         #expect(agent.logs.contains("audit entries through 3 pruned (3)"), "\(agent.logs)")
 
         // Kept elsewhere before the next prune, the entries still verify without the agent, and
@@ -1387,8 +1390,11 @@ struct RegistrationTests {
             } catch let e as AgentClient.RemoteError { #expect(e.reason == "bad_request" && e.message == message, "\(e)") }
         }
         #expect(try control.call("owners_list").arrayValue?.count == 1, "nothing was added")
-        let added = try control.call("owners_add", JSONObject(["keystore": .string(keystore), "passphraseFile": .string(passphraseFile)]))
-        #expect(added["address"]?.stringValue == ownerAddress)
+        // `owner add` names the files as given, relative to where it runs: the agent gets them whole.
+        let addedByCommand = try Command.run(Command.sessionAgent, ["owner", "add", "second-owner.json", "--passphrase-file", "owner.pass",
+                                                                     "--socket", agent.controlSocket, "--json"], in: agent.directory)
+        let added = try JSONValue(parsing: Array(addedByCommand.stdout.utf8))
+        #expect(addedByCommand.status == 0 && added["address"]?.stringValue == ownerAddress, "\(addedByCommand.stdout) \(addedByCommand.stderr)")
         _ = try control.call("accounts_add", JSONObject(["account": .object(JSONObject([
             "address": .string(Self.other), "kind": "nexus", "owners": .array([.string(ownerAddress)]), "chains": .array([JSONValue(11155111)]),
         ]))]))
