@@ -295,6 +295,9 @@ struct RequestTests {
 
         // USDC of 18 decimals on one chain and 6 on another: "100 USDC" is 10^20 or 10^8 base units.
         let pegged = try list(#"[{"chainId": 56, "address": "\#(usdc)", "symbol": "USDC", "decimals": 18}, {"chainId": 100, "address": "\#(usdc)", "symbol": "USDC", "decimals": 6}]"#)
+        // Nor is an amount of it shown in either chain's decimals.
+        #expect(pegged.amount(100, of: usdc, chains: [56, 100]) == "100 base units")
+        #expect(pegged.amount(100, of: usdc, chains: [100, 1]) == "0.0001 USDC")
         #expect(throws: SmartSessionError("permissions[0].rules[0]: USDC has 18 decimals on BNB Smart Chain (56) but 6 on \(Chains.label(100)); give the amount in base units")) {
             try RequestCompiler(tokens: pegged, now: Self.now, sessionKeys: [Self.key]).compile(try JSONValue(parsing: #"""
                 {"account": "0x7227dcfb0c5ec7a5f539f97b18be261c49687ed6", "chains": [56, 100],

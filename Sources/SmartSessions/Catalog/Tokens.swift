@@ -37,9 +37,12 @@ public struct TokenList: Sendable {
 
     public func token(chainId: UInt64, address: Address) -> TokenInfo? { byKey[Key(chainId: chainId, address: address)] }
 
-    /// The token at `address` on the first of `chains` that knows it.
+    /// The token at `address` on `chains`; nil when none knows it, or when two know it by
+    /// different symbols or decimals: its amounts would read differently on each.
     public func token(chains: [UInt64], address: Address) -> TokenInfo? {
-        chains.lazy.compactMap { token(chainId: $0, address: address) }.first
+        let known = chains.compactMap { token(chainId: $0, address: address) }
+        guard let first = known.first, known.allSatisfy({ $0.symbol == first.symbol && $0.decimals == first.decimals }) else { return nil }
+        return first
     }
 
     /// `amount` of the token at `address` as people read it: "100.5 USDC" where the list knows
