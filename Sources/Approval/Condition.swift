@@ -99,7 +99,9 @@ struct Condition: Sendable {
                 do { kind = .maxDuration(try DurationText.seconds(value.stringValue ?? "")) } catch { throw RulesError("\(here): \(error)") }
             case "require_expiry": kind = .requireExpiry(try bool())
             case "max_native_value":
-                guard let s = value.stringValue, let wei = Self.amount(s, decimals: 18) else { throw RulesError("\(here): an amount like \"0.1 ETH\" or wei") }
+                // Wei may be a TOML integer, as a token's base units may.
+                let text: String? = if case .number(let n) = value { n } else { value.stringValue }
+                guard let text, let wei = Self.amount(text, decimals: 18) else { throw RulesError("\(here): an amount like \"0.1 ETH\" or wei") }
                 kind = .maxNativeValue(wei)
             case "max_token_amounts":
                 guard let table = value.objectValue else { throw RulesError("\(here): a table of token address = base units") }

@@ -63,6 +63,8 @@ struct RulesTests {
         #expect(try decide("max_duration = \"2d\"") == .deny)
         #expect(try decide("max_duration = \"3d\"") == .approve)
         #expect(try decide("max_native_value = \"0.1 ETH\"") == .approve)
+        #expect(try decide("max_native_value = 0") == .approve, "wei as a TOML integer")
+        #expect(throws: RulesError.self) { try decide("max_native_value = 0.5") }
         #expect(try decide("selectors = [\"0x095ea7b3\"]") == .deny)
         #expect(try decide("max_severity = \"info\"") == .approve)
         #expect(try decide("forbid = [\"testnet\"]") == .deny)
