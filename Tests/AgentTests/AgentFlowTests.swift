@@ -25,16 +25,18 @@ struct AgentFlowTests {
     static let owner = try! Secp256k1.PrivateKey(hex: "0x" + String(repeating: "22", count: 32))
     static let bot = ClientIdentity(uid: 1000, gid: 1000, pid: 4242, executable: "/usr/bin/bot")
 
-    /// `rules`: a rules file's text; the example's by default.
+    /// `rules`: a rules file's text; the example's by default. The agent holds the key of
+    /// `owner` alone, whatever `owners` the account has.
     static func agent(rules text: String? = nil, ownerPrompt: @escaping SecretPrompt = { _ in secret("owner") },
                       path: String = FileManager.default.temporaryDirectory.appendingPathComponent("agent-\(UUID()).sqlite").path,
-                      chains: Set<UInt64> = [11155111], clock: @escaping @Sendable () -> UInt64 = { now }) throws -> (Agent, SessionStore) {
+                      chains: Set<UInt64> = [11155111], owners: [Address] = [owner.address], threshold: Int = 1,
+                      clock: @escaping @Sendable () -> UInt64 = { now }) throws -> (Agent, SessionStore) {
         let store = try SessionStore(path: path)
         try store.initialize(passphrase: secret("store"), scryptN: 1024)
         let keystore = try KeystoreOwner(keystore: try Keystore.encrypt(owner, passphrase: secret("owner"), kdf: .scrypt(n: 16, r: 8, p: 1)), location: "test")
         let rules = try RulesFile(toml: try text ?? String(contentsOf: Oracle.packageRoot.appendingPathComponent("docs/examples/rules.toml"), encoding: .utf8))
         let agent = Agent(store: store, owners: [keystore],
-                          accounts: [AccountConfig(address: account, kind: .erc7579Reference, owners: [owner.address], chains: chains)],
+                          accounts: [AccountConfig(address: account, kind: .erc7579Reference, threshold: threshold, owners: owners, chains: chains)],
                           rules: rules, ownerPrompt: ownerPrompt, clock: clock)
         return (agent, store)
     }
@@ -90,17 +92,11 @@ struct AgentFlowTests {
     /// under rules nor by `session-agent approve`.
     @Test(arguments: ["approve", "ask"]) func aThresholdTheAgentCannotReachAsksNoOwner(_ rule: String) async throws {
         let asked = Mutex(0)
-        let store = try SessionStore(path: FileManager.default.temporaryDirectory.appendingPathComponent("agent-\(UUID()).sqlite").path)
-        try store.initialize(passphrase: secret("store"), scryptN: 1024)
-        let keystore = try KeystoreOwner(keystore: try Keystore.encrypt(Self.owner, passphrase: secret("owner"), kdf: .scrypt(n: 16, r: 8, p: 1)), location: "test")
         let elsewhere = try Address("0x00000000000000000000000000000000000e15e1")
-        let agent = Agent(store: store, owners: [keystore],
-                          accounts: [AccountConfig(address: Self.account, kind: .erc7579Reference, threshold: 2, owners: [Self.owner.address, elsewhere], chains: [11155111])],
-                          rules: try RulesFile(toml: "default = \"\(rule)\""),
-                          ownerPrompt: { _ in
-                              asked.withLock { $0 += 1 }
-                              return secret("owner")
-                          }, clock: { Self.now })
+        let (agent, _) = try Self.agent(rules: "default = \"\(rule)\"", ownerPrompt: { _ in
+            asked.withLock { $0 += 1 }
+            return secret("owner")
+        }, owners: [Self.owner.address, elsewhere], threshold: 2)
         let tooFew: @Sendable (any Error) -> Bool = { error in
             let e = error as? AgentError
             return e?.reason == "owner_unavailable" && e?.message.contains("1 of 2") == true
