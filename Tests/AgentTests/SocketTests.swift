@@ -18,17 +18,17 @@ struct SocketTests {
     static let usdc = try! Address("0x1c7D4B196Cb0C7B01d743Fbc6116a902379C7238")
     static var example: JSONValue { try! JSONValue(parsing: [UInt8](try! Data(contentsOf: Oracle.packageRoot.appendingPathComponent("docs/examples/usdc-transfers.json")))) }
 
-    static func transferOp(_ amount: UInt64, nonce: UInt64) -> JSONValue {
+    static func transferOp(_ amount: UInt64, nonce: UInt64, token: Address = usdc) -> JSONValue {
         let call = try! ABIFunction(parsing: "transfer(address,uint256)").encodeCall([.address(try! Address("0x000000000000000000000000000000000000bEEF")), .uint(UInt256(amount))])
         var op = UserOperation(sender: try! Address(AgentProcess.account), nonce: UInt256(nonce))
-        op.callData = ExecuteCall.single(Execution(target: usdc, callData: call)).calldata
+        op.callData = ExecuteCall.single(Execution(target: token, callData: call)).calldata
         return op.json
     }
 
-    static func sign(_ client: AgentClient, _ session: String, _ amount: UInt64, nonce: UInt64) throws -> JSONValue {
+    static func sign(_ client: AgentClient, _ session: String, _ amount: UInt64, nonce: UInt64, token: Address = usdc) throws -> JSONValue {
         try client.call("session_signUserOperation", JSONObject([
             "sessionId": .string(session), "chainId": JSONValue(11155111), "entryPoint": .string(EntryPointVersion.v07.canonicalAddress.checksummed),
-            "userOperation": transferOp(amount, nonce: nonce),
+            "userOperation": transferOp(amount, nonce: nonce, token: token),
         ]))
     }
 
@@ -237,17 +237,9 @@ struct SocketTests {
              "permissions": [{"token": "TOC", "allow": ["transfer"], "spendingLimit": "2.5 TOC"}]}
             """#)
         let session = try Self.requestSession(client, request)
-        func pay(_ amount: UInt64, nonce: UInt64) throws -> JSONValue {
-            let call = try ABIFunction(parsing: "transfer(address,uint256)").encodeCall([.address(try Address("0x000000000000000000000000000000000000bEEF")), .uint(UInt256(amount))])
-            var op = UserOperation(sender: try Address(AgentProcess.account), nonce: UInt256(nonce))
-            op.callData = ExecuteCall.single(Execution(target: token, callData: call)).calldata
-            return try client.call("session_signUserOperation", JSONObject([
-                "sessionId": .string(session), "chainId": JSONValue(11155111), "entryPoint": .string(EntryPointVersion.v07.canonicalAddress.checksummed), "userOperation": op.json,
-            ]))
-        }
-        #expect(try pay(25_000, nonce: 0)["mode"] == "ENABLE")
+        #expect(try Self.sign(client, session, 25_000, nonce: 0, token: token)["mode"] == "ENABLE")
         do {
-            _ = try pay(1, nonce: 1)
+            _ = try Self.sign(client, session, 1, nonce: 1, token: token)
             Issue.record("signed past the limit")
         } catch let e as AgentClient.RemoteError {
             #expect(e.reason == "policy_violation" && e.message.contains("0.0001 TOC more would exceed the spending limit of 2.5 TOC"), "\(e)")
