@@ -30,7 +30,11 @@ struct RequestValues {
                     let named = tokens.token(chains: chains, address: token).map { "in \($0.symbol) or" } ?? "in"
                     throw SmartSessionError("\(path): an amount of the token \(token) is \(named) base units, not \(unit)")
                 }
-                decimals = ["eth": 18, "ether": 18, "gwei": 9, "wei": 0][unit.lowercased()]!
+                decimals = switch unit.lowercased() {
+                case "gwei": 9
+                case "wei": 0
+                default: 18
+                }
             default:
                 if case .native = denomination {
                     throw SmartSessionError("\(path): native value is in ETH, gwei or wei, not \(unit)")
