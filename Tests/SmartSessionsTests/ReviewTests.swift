@@ -65,6 +65,24 @@ extension ReviewGoldenTests {
     }
 }
 
+extension ReviewGoldenTests {
+    /// ERC-7739 content names are the client's words: the review quotes them with every
+    /// character that could disguise them written out, text-direction overrides, zero-width and
+    /// C1 controls included, so a name cannot pass for another or start a line of its own.
+    @Test func contentNamesAreShownWithWhatCouldDisguiseThemWrittenOut() throws {
+        let session = Session(sessionValidator: SmartSessionAddresses.ownableValidator,
+                              sessionValidatorInitData: try OwnableValidatorConfig(threshold: 1, owners: [SmartSessionAddresses.smartSession]).initData,
+                              erc7739Policies: ERC7739Data(allowedERC7739Content: [ERC7739Context(appDomainSeparator: .zero, contentNames: [
+                                  "Permit\u{202E})gnitset(\u{2066}", "Mail\u{85}fake", "Order\u{200B}", "Quote\"d\n",
+                              ])]))
+        let text = Reviewer(now: RequestTests.now).review(CompiledRequest(format: .rawSession, account: SmartSessionAddresses.smartSession,
+                                                                          chains: [ChainTarget(chainId: 1)], session: session)).text()
+        let line = try #require(text.split(separator: "\n").first { $0.contains("app domain") })
+        #expect(line.hasSuffix(#": "Permit\u{202e})gnitset(\u{2066}", "Mail\u{85}fake", "Order\u{200b}", "Quote\"d\n""#), "\(line)")
+        #expect(DisplayText.firstUnsafe(String(line)) == nil)
+    }
+}
+
 @Suite("Clear signing: properties over random sessions and the contract vectors")
 struct ReviewPropertyTests {
     /// Drops what is derived from everything (the digests and the permissionId), so a change

@@ -63,7 +63,10 @@ extension SessionReview {
         out.append(bold("ERC-1271 message signing"))
         if erc7739Contexts.isEmpty && erc1271Policies.isEmpty { out.append("  none") }
         for c in erc7739Contexts {
-            out.append("  app domain \(c.appDomainSeparator.hex): " + (c.contentNames.isEmpty ? "no content types" : c.contentNames.map { String(reflecting: $0) }.joined(separator: ", ")))
+            // The names are the client's: quoted, and with what could disguise them written out
+            // (String(reflecting:) leaves text-direction overrides, zero-width and C1 characters).
+            let names = c.contentNames.map { DisplayText.escaped(String(reflecting: $0)) }
+            out.append("  app domain \(c.appDomainSeparator.hex): " + (names.isEmpty ? "no content types" : names.joined(separator: ", ")))
         }
         out += erc1271Policies.flatMap { policy($0, indent: "  ") }
 
