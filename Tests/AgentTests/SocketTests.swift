@@ -596,7 +596,7 @@ struct SocketTests {
             "sessionId": .string(session), "chainId": JSONValue(11155111), "entryPoint": .string(EntryPointVersion.v07.canonicalAddress.checksummed),
             "userOperation": Self.transferOp(1, nonce: 0),
         ]))])).serialized
-        try client.sendRaw(Array("{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"session_list\"}\r\n\r\n\(sign)\n \t\n{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"agent_info\"}\n\r".utf8))
+        try client.sendRaw(Array("{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"session_list\"}\r\n\r\n\(sign)\n \t\n\r\n{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"agent_info\"}".utf8))
         shutdown(client.fd, Int32(SHUT_WR))
         #expect(try client.readLine()?["result"]?.arrayValue?.count == 1)
         #expect(try client.readLine()?["result"]?["signature"] != nil)
