@@ -402,8 +402,9 @@ final class AssuanSession: @unchecked Sendable {
         var out: [UInt8] = []
         var i = bytes.startIndex
         while i < bytes.endIndex {
-            if bytes[i] == UInt8(ascii: "%"), i + 2 < bytes.endIndex, let v = UInt8(String(decoding: bytes[(i + 1)...(i + 2)], as: UTF8.self), radix: 16) {
-                out.append(v)
+            // Two hex digits, nothing else: UInt8(_:radix:) would also take a sign ("%+1").
+            if bytes[i] == UInt8(ascii: "%"), i + 2 < bytes.endIndex, let high = Hex.nibble(bytes[i + 1]), let low = Hex.nibble(bytes[i + 2]) {
+                out.append(high << 4 | low)
                 i += 3
             } else {
                 out.append(bytes[i])

@@ -81,6 +81,16 @@ struct PinentryTests {
         return pages
     }
 
+    /// Data pinentry sends back is read as Assuan escapes it: `%` and two hex digits is a byte,
+    /// and anything else is itself (a sign is no hex digit). The round trip through our escape
+    /// gives the text back. (The dialog tests type an owner passphrase with `%` in it too.)
+    @Test func whatPinentrySendsIsUnescapedExactly() {
+        #expect(AssuanSession.unescape(Array("a%+1%-1%2541%0a%0D%4".utf8)[...]) == Array("a%+1%-1%41\n\r%4".utf8))
+        for text in ["100%", "%25", "line\r\nnext", "é%"] {
+            #expect(AssuanSession.unescape(Array(AssuanSession.escape(text).utf8)[...]) == Array(text.utf8))
+        }
+    }
+
     /// Each page of a description fits an Assuan line as it is sent, escaped: pinentry exits on
     /// a longer one. Whatever the text: short lines (each newline is sent as 3 bytes), percent
     /// signs, long lines, a character with hundreds of combining marks. Nothing is left out.

@@ -125,7 +125,7 @@ public final class AgentProcess {
 
     /// The secrets every test agent is given; scripts/test.sh looks for them in the logs of all
     /// the agents the suite ran.
-    public static let secrets = ["owner passphrase 7f3a", "store passphrase 91cc", SoftHSM.userPIN, SoftHSM.wrongPIN, SoftHSM.soPIN]
+    public static let secrets = ["owner passphrase 7f3a %41 100%", "store passphrase 91cc", SoftHSM.userPIN, SoftHSM.wrongPIN, SoftHSM.soPIN]
 
     deinit {
         stop()
