@@ -63,9 +63,7 @@ extension ReviewGoldenTests {
             #expect(flags.contains(expected), "\(expected) in \(flags)")
         }
     }
-}
 
-extension ReviewGoldenTests {
     /// ERC-7739 content names are the client's words: the review quotes them with every
     /// character that could disguise them written out, text-direction overrides, zero-width and
     /// C1 controls included, so a name cannot pass for another or start a line of its own.
