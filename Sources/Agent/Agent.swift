@@ -494,9 +494,11 @@ public actor Agent {
     public func secretsToApprove(_ id: String) async throws(AgentError) -> [(owner: Address, prompt: String, onDevice: Bool)] {
         guard let request = pending[id] else { throw .notFound("request \(id)") }
         // Approving such a request fails without asking anyone (`approve`).
-        guard let account = accounts[request.compiled.account], heldOwners(account).count >= account.threshold else { return [] }
+        guard let account = accounts[request.compiled.account] else { return [] }
+        let held = heldOwners(account)
+        guard held.count >= account.threshold else { return [] }
         var asks: [(owner: Address, prompt: String, onDevice: Bool)] = []
-        for owner in heldOwners(account).prefix(account.threshold) {
+        for owner in held.prefix(account.threshold) {
             switch await owner.readiness() {
             case .needsSecret(let prompt): asks.append((owner.identity.address, prompt, false))
             case .asksOnDevice(let prompt): asks.append((owner.identity.address, prompt, true))

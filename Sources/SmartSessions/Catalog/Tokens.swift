@@ -83,9 +83,7 @@ public struct TokenList: Sendable {
                 throw SmartSessionError("tokens[\(i)].decimals: out of range")
             }
             let symbol = try f.string("symbol")
-            if let unsafe = DisplayText.firstUnsafe(symbol) {
-                throw SmartSessionError("\(f.field("symbol")): \(unsafe), a control, text-direction or invisible character, could disguise what the review shows")
-            }
+            _ = try f.displayText("symbol")   // refuses what could disguise the review, as for a label
             guard !symbol.isEmpty, !symbol.contains(where: \.isWhitespace) else {
                 throw SmartSessionError("\(f.field("symbol")): a symbol is one word, as amounts name it (\"100 USDC\")")
             }

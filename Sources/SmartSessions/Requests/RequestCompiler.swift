@@ -220,9 +220,9 @@ public struct RequestCompiler: Sendable {
                     "maxUses", "validity", "sudo", "valuePerCall"])
         let target: Address
         if let symbol = f.optional("token")?.stringValue, f.optional("target") == nil {
-            var resolved: [Address?] = []
-            for chain in values.chains {
-                do { resolved.append(try tokens.token(symbol: symbol, chains: [chain])?.address) } catch { throw SmartSessionError("\(f.field("token")): \(error.message)") }
+            let resolved: [Address?]
+            do { resolved = try values.chains.map { chain throws(SmartSessionError) in try tokens.token(symbol: symbol, chains: [chain])?.address } } catch {
+                throw SmartSessionError("\(f.field("token")): \(error.message)")
             }
             guard let first = resolved.first ?? nil, resolved.allSatisfy({ $0 == first }) else {
                 throw SmartSessionError("\(f.field("token")): \(symbol) is not at one address on every chain of the session; give \"target\"")
