@@ -84,7 +84,7 @@ struct RequestTests {
         rejects("{\(head), \"permissions\": [{\(beef), \"functions\": [\"f(int256 x)\"], \"rules\": [\"x < 5\"]}]}", "signed parameters are refused")
         rejects("{\(head), \"permissions\": [{\(beef), \"functions\": [\"f(bytes x)\"], \"rules\": [\"x == 0x00\"]}]}", "static elementary parameters")
         rejects("{\(head), \"permissions\": [{\(beef), \"allow\": [\"transfer\"], \"rules\": [\"amount <= 1.5 FOO\"]}]}", "unknown token FOO on Ethereum (1)")
-        rejects("{\(head), \"permissions\": [{\(beef), \"allow\": [\"transfer\"], \"rules\": [\"amount <= 1.0000000000000000001 ETH\"]}]}", "more than 18 decimals")
+        rejects("{\(head), \"permissions\": [{\(beef), \"functions\": [\"f(uint256 amount)\"], \"rules\": [\"amount <= 1.0000000000000000001 ETH\"]}]}", "more than 18 decimals")
         rejects("{\(head), \"permissions\": [{\(beef), \"functions\": [\"f(uint8 x)\"], \"rules\": [\"x <= 300\"]}]}", "does not fit in uint8")
         rejects("{\(head), \"permissions\": [{\(beef), \"allow\": [\"deposit(uint256,address)\"], \"spendingLimit\": \"5\"}]}", "would always fail")
         rejects("{\(head), \"permissions\": [{\(beef), \"allow\": [\"safeTransferFrom\"], \"sudo\": true}]}", "ambiguous")
@@ -326,7 +326,13 @@ struct RequestTests {
         let compiled = try compile(#"{\#(head), "maxValue": "5 gwei", "permissions": [\#(transfer), "spendingLimit": "100 USDC", "rules": ["amount <= 50 USDC"], "valuePerCall": "1 wei"}]}"#)
         #expect(compiled.session.userOpPolicies.contains(PolicyConfig.valueLimit(5_000_000_000).policyData))
         #expect(compiled.session.actions[0].actionPolicies.contains(PolicyConfig.erc20SpendingLimit([TokenLimit(token: try Address(usdc), limit: 100_000_000)]).policyData))
-        _ = try compile(#"{\#(head), "permissions": [\#(transfer), "rules": ["amount <= 1 gwei"]}]}"#)
+        // An ERC-20 transfer's amount is in the token's units; another function's in any unit.
+        rejects(#"{\#(head), "permissions": [\#(transfer), "rules": ["amount <= 1 gwei"]}]}"#, "permissions[0].rules[0]: an amount of the token \(usdc) is in USDC or base units, not gwei")
+        rejects(#"{"account": "0x7227dcfb0c5ec7a5f539f97b18be261c49687ed6", "chains": [1], "permissions": [{"token": "WETH", "allow": ["transfer"], "rules": ["amount <= 100 USDC"]}]}"#,
+                "permissions[0].rules[0]: USDC is 0xA0b86991c6218b36c1d19D4a2e9Eb0cE3606eB48, but this limit is for 0xC02aaA39b223FE8D0A0e5C4F27eAD9083C756Cc2")
+        let swap = try compile(#"{\#(head), "permissions": [{"target": "0x000000000000000000000000000000000000bEEF", "functions": ["swap(uint256 amountIn, uint256 fee)"], "rules": ["amountIn <= 100 USDC", "fee <= 1 gwei"]}]}"#)
+        guard case .uniAction(let config) = try PolicyConfig.decode(.uniAction, initData: swap.session.actions[0].actionPolicies[0].initData) else { Issue.record("not UniAction"); return }
+        #expect(config.rules.map(\.ref) == [UInt256(100_000_000).word, UInt256(1_000_000_000).word])
     }
 
     /// Functions with random parameter types, and argument rules on random parameters: each

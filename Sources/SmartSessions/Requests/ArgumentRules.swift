@@ -6,6 +6,10 @@ import EthereumCore
 struct ArgumentRuleCompiler {
     let function: ABIFunction
     let values: RequestValues
+    /// What the function's uint parameters count: the target token's units for an ERC-20
+    /// transfer or approval, so "amount <= 100 USDC" cannot limit a WETH transfer to
+    /// 10^8 wei of WETH; any unit for other functions.
+    let amounts: RequestValues.Denomination
 
     /// The parameter's type and the offset of its word after the selector.
     func parameter(_ name: String, path: String) throws(SmartSessionError) -> (ABIType, UInt64) {
@@ -40,7 +44,7 @@ struct ArgumentRuleCompiler {
             guard b.count == n else { throw SmartSessionError("\(path): expected \(n) bytes") }
             return UInt256(Bytes32(b + [UInt8](repeating: 0, count: 32 - n)))
         case .uint(let bits):
-            let v = try values.amount(.string(trimmed), path: path, of: .either)
+            let v = try values.amount(.string(trimmed), path: path, of: amounts)
             guard v.bitWidth <= bits else { throw SmartSessionError("\(path): \(v) does not fit in uint\(bits)") }
             return v
         default:

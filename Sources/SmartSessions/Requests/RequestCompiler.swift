@@ -258,7 +258,8 @@ public struct RequestCompiler: Sendable {
                 guard let list = rules.arrayValue, !list.isEmpty else { throw SmartSessionError("\(f.field("rules")): a non-empty list of rules") }
                 guard let function else { throw SmartSessionError("\(f.field("rules")): argument rules need a function, not a plain value transfer") }
                 guard list.count <= UniActionConfig.maximumRules else { throw SmartSessionError("\(f.field("rules")): at most 16 rules") }
-                let compiler = ArgumentRuleCompiler(function: function, values: values)
+                let compiler = ArgumentRuleCompiler(function: function, values: values,
+                                                     amounts: KnownSelectors.tokenMoving.contains(selector) ? .token(target) : .either)
                 var compiled: [ParamRule] = []
                 for (j, r) in list.enumerated() {
                     guard let text = r.stringValue else { throw SmartSessionError("\(f.field("rules"))[\(j)]: expected a rule string") }
