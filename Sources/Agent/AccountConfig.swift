@@ -45,8 +45,9 @@ extension AccountConfig {
             guard let s = v?.stringValue, let a = try? Address(s) else { throw .badRequest("\(path).\(field): an address") }
             return a
         }
+        // Read as requests read integers (decimal or 0x hex), so "+5" is no chain id here either.
         func integer(_ v: JSONValue) -> UInt64? {
-            switch v { case .number(let n): UInt64(n); case .string(let s): UInt64(s); default: nil }
+            switch v { case .number(let text), .string(let text): (try? UInt256(parsing: text))?.uint64; default: nil }
         }
         let accountAddress = try address(o["address"], "address")
         guard let kind = o["kind"]?.stringValue.flatMap(AccountKind.init(rawValue:)) else {

@@ -30,6 +30,8 @@ struct ConfigurationTests {
                     address: try Address("0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed")),
         ])
         #expect(c.accounts.count == 1 && c.accounts[0].kind == .erc7579Reference && c.accounts[0].chains == [11155111, 84532])
+        // A chain id as ERC-7715 writes it, in hex.
+        #expect(try AccountConfig(json: JSONValue(parsing: #"{"address": "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed", "kind": "nexus", "owners": ["0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed"], "chains": ["0xaa36a7", 1]}"#)).chains == [11155111, 1])
         #expect(c.accounts[0].ownerValidator == SmartSessionAddresses.ownableValidator)
     }
 
@@ -102,6 +104,9 @@ struct ConfigurationTests {
         ("[[accounts]]\naddress = \"0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed\"\nkind = \"argent\"", "accounts[0].kind"),
         ("[[accounts]]\naddress = \"0x5aaeb6053F3E94C9b9A09f33669435E7Ef1BeAed\"\nkind = \"nexus\"", "accounts[0].address"),
         ("[[accounts]]\naddress = \"0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed\"\nkind = \"nexus\"\nowners = [\"0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed\"]\nchains = 11155111", "accounts[0].chains: a list"),
+        ("[[accounts]]\naddress = \"0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed\"\nkind = \"nexus\"\nowners = [\"0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed\"]\nchains = [\"+5\"]", "accounts[0].chains: chain ids"),
+        ("[[accounts]]\naddress = \"0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed\"\nkind = \"nexus\"\nowners = [\"0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed\"]\nchains = [1.5]", "accounts[0].chains: chain ids"),
+        ("[[accounts]]\naddress = \"0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed\"\nkind = \"nexus\"\nowners = [\"0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed\"]\nthreshold = \" 1\"", "accounts[0].threshold"),
         ("[[accounts]]\naddress = \"0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed\"\nkind = \"nexus\"\nowners = [\"0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed\", \"0x5aaeb6053f3e94c9b9a09f33669435e7ef1beaed\"]\nthreshold = 2", "accounts[0].owners[1]: 0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed is listed twice"),
         ("[owners]\nkeystore = \"k\"", "owners: a list of tables, written [[owners]], not [owners]"),
         ("[accounts]\naddress = \"0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed\"", "accounts: a list of tables"),
