@@ -1029,6 +1029,28 @@ struct SocketTests {
         #expect(!FileManager.default.fileExists(atPath: keystore))
     }
 
+    /// `audit export` pages through a log longer than one `audit_show` answer (10,000 entries):
+    /// each entry once, in order, and what it wrote verifies from the first entry.
+    @Test func anAuditLogLongerThanOnePageIsExportedWhole() throws {
+        let agent = try AgentProcess()
+        try agent.start()
+        agent.stop()
+        do {
+            let store = try SessionStore(path: agent.directory.appendingPathComponent("data/store.sqlite").path)
+            for i in 0..<10_050 { try store.audit("test", .object(JSONObject(["i": JSONValue(i)])), at: 1_764_096_000 + UInt64(i)) }
+        }
+        try agent.start()
+        let exported = try Command.run(Command.sessionAgent, ["audit", "export", "--socket", agent.controlSocket])
+        let lines = exported.stdout.split(separator: "\n").map(String.init)
+        let seqs = try lines.map { try JSONValue(parsing: Array($0.utf8))["seq"]?.serialized ?? "" }
+        let last = try #require(try AgentClient(path: agent.controlSocket).call("audit_show", JSONObject(["limit": JSONValue(1)])).arrayValue?.first?["seq"]?.serialized)
+        #expect(exported.status == 0 && lines.count >= 10_050 && seqs == (1...lines.count).map(String.init) && seqs.last == last, "\(lines.count) lines, the last \(seqs.last ?? "none") of \(last): \(exported.stderr)")
+        let archive = agent.directory.appendingPathComponent("archive.jsonl")
+        try exported.stdout.write(to: archive, atomically: true, encoding: .utf8)
+        let verified = try Command.run(Command.sessionAgent, ["audit", "verify", "--file", archive.path])
+        #expect(verified.status == 0, "\(verified.stdout) \(verified.stderr)")
+    }
+
     /// `audit prune` removes the oldest entries; the log left verifies from where it now starts,
     /// and signing goes on. A prune that says neither how far nor how old is refused, and removes
     /// nothing. `audit verify --holds` checks an entry kept elsewhere, pruned or not.
