@@ -132,6 +132,10 @@ struct PolicyRuleTests {
         #expect(denial(s, Self.op(.single(Execution(target: SmartSessionAddresses.smartSession, callData: [1, 2, 3, 4])))) == "no_policies")
         let admin = Self.session(actions: [Self.action(ActionData.fallbackTarget, .fallbackSmartSessionCall, [.sudo])])
         #expect(denial(admin, Self.op(.single(Execution(target: SmartSessionAddresses.smartSession, callData: [1, 2, 3, 4])))) == nil)
+        // An action listed without a policy has none enabled: the fallback's policies decide.
+        let empty = Self.session(actions: [Self.action(Self.token, Selector(rawValue: 0xa905_9cbb), []), Self.action(ActionData.fallbackTarget, .fallback, [.usageLimit(1)])])
+        var emptyLedger = PolicyLedger()
+        #expect(allowed(empty, Self.op(Self.pay(1)), &emptyLedger) && !allowed(empty, Self.op(Self.pay(1)), &emptyLedger), "the fallback's one use")
     }
 
     @Test func usageAndValueLimitsCountAndStop() throws {
@@ -150,6 +154,15 @@ struct PolicyRuleTests {
         if case .success(let a) = PolicyChecker(session: s, account: Self.account).check(Self.op(.single(Execution(target: Self.beef, value: 60))), ledger: ledger, enabling: true) {
             ledger.apply(a.delta)
         } else { Issue.record("re-enable should reset the counters") }
+
+        // The user-operation limit holds up to its last wei, summed over a batch.
+        let exact = Self.session(userOp: [.valueLimit(10)], actions: [Self.action(Self.beef, .valueTransfer, [.sudo])])
+        var exactLedger = PolicyLedger()
+        #expect(allowed(exact, Self.op(.batch([Execution(target: Self.beef, value: 4), Execution(target: Self.beef, value: 6)])), &exactLedger))
+        #expect(!allowed(exact, Self.op(.single(Execution(target: Self.beef, value: 1))), &exactLedger))
+        // A policy listed twice is initialised twice: the last init data holds.
+        let twice = Self.session(userOp: [.valueLimit(1), .valueLimit(100)], actions: [Self.action(Self.beef, .valueTransfer, [.sudo])])
+        #expect(denial(twice, Self.op(.single(Execution(target: Self.beef, value: 50)))) == nil)
     }
 
     @Test func erc20SpendingLimit() throws {
@@ -258,6 +271,10 @@ struct PolicyRuleTests {
         var paid = PolicyLedger()
         #expect(allowed(sponsored, Self.op(Self.pay(1), paymasterAndData: paymaster), &paid, baseFee: 0))
         #expect(!allowed(sponsored, Self.op(Self.pay(1), paymasterAndData: paymaster + [1, 2, 3]), &paid, baseFee: 0), "700k of the gas-unit limit used")
+        let roomy = Self.session(userOp: [.simpleGas(gasLimit: 1_050_000, costLimit: 1_000_000_000_000_000_000)], actions: gas.actions, paymaster: true)
+        var exactlyFilled = PolicyLedger()
+        #expect(allowed(roomy, Self.op(Self.pay(1), paymasterAndData: paymaster), &exactlyFilled, baseFee: 0))
+        #expect(!allowed(roomy, Self.op(Self.pay(1), paymasterAndData: paymaster), &exactlyFilled, baseFee: 0), "52 bytes hold both limits: 2 × 700k > 1.05M")
 
         // Limits that add up, or a cost that multiplies out, past 2^256: the contract reverts, and
         // the refusal says so (a wrapped sum would have passed as a small one).
@@ -282,7 +299,13 @@ struct PolicyRuleTests {
         } else { Issue.record("v0.8 window") }
         if case .success(let a) = PolicyChecker(session: timed, account: Self.account).check(Self.op(Self.pay(1)), ledger: l) {
             #expect(a.validAfter == 1000 && a.validUntil == 2000)
-        }
+        } else { Issue.record("the time frame's window") }
+        // Time frames on the operation and on the action: the later start and the earlier end.
+        let narrowed = Self.session(userOp: [.timeFrame(validUntil: 2000, validAfter: 1000)],
+                                    actions: [Self.action(Self.token, Selector(rawValue: 0xa905_9cbb), [.timeFrame(validUntil: 1500, validAfter: 1200)])])
+        if case .success(let a) = PolicyChecker(session: narrowed, account: Self.account).check(Self.op(Self.pay(1)), ledger: l) {
+            #expect(a.validAfter == 1200 && a.validUntil == 1500)
+        } else { Issue.record("two time frames") }
 
         // (r0 OR r1) AND NOT r2: r0 "to == beef", r1 limited amount total ≤ 10, r2 "amount == 7".
         let rules = [ParamRule(condition: .equal, offset: 0, ref: Self.beef.word),
@@ -291,7 +314,7 @@ struct PolicyRuleTests {
         let tree = ArgPolicyConfig(valueLimitPerUse: 0, rootNodeIndex: 5, rules: rules, nodes: [.rule(0), .rule(1), .rule(2), .or(0, 1), .not(2), .and(3, 4)])
         let arg = Self.session(actions: [Self.action(Self.token, Selector(rawValue: 0xa905_9cbb), [.arg(tree)])])
         var argLedger = PolicyLedger()
-        #expect(allowed(arg, Self.op(Self.pay(100, to: Self.beef)), &argLedger), "r0 passes, r1 is never evaluated")
+        #expect(allowed(arg, Self.op(Self.pay(5, to: Self.beef)), &argLedger), "r0 passes, so r1 is never evaluated and counts nothing")
         #expect(!allowed(arg, Self.op(Self.pay(7, to: Self.beef)), &argLedger), "NOT r2 fails")
         #expect(allowed(arg, Self.op(Self.pay(6, to: Self.account)), &argLedger), "r1 counts 6")
         #expect(!allowed(arg, Self.op(Self.pay(5, to: Self.account)), &argLedger), "6 + 5 > 10")
