@@ -70,6 +70,9 @@ struct AgentFlowTests {
         request["export"] = true
         let exportable = try #require(try await agent.request(.object(request), client: Self.bot, bindExecutable: true).sessionId)
         let revoked = try #require(try await agent.request(.object(request), client: Self.bot).sessionId)
+        var inUnit = Self.bot
+        inUnit.unit = "bot.service"
+        let unitBound = try #require(try await agent.request(.object(request), client: inUnit, bindUnit: true).sessionId)
 
         let key = try await agent.exportKey(sessionId: exportable, client: Self.bot)
         #expect(key.address == (try agent.session(exportable, client: Self.bot)).sessionKey)
@@ -78,13 +81,22 @@ struct AgentFlowTests {
         for other in [ClientIdentity(uid: 2000, gid: 2000, pid: 1), ClientIdentity(uid: Self.bot.uid, gid: Self.bot.gid, pid: 1, executable: "/usr/bin/other")] {
             await #expect(throws: AgentError.notFound("session \(exportable)")) { try await agent.exportKey(sessionId: exportable, client: other) }
         }
+        var otherUnit = inUnit
+        otherUnit.unit = "other.service"
+        for other in [otherUnit, Self.bot] {
+            await #expect(throws: AgentError.notFound("session \(unitBound)")) { try await agent.exportKey(sessionId: unitBound, client: other) }
+        }
+        _ = try await agent.exportKey(sessionId: unitBound, client: inUnit)
 
         _ = try await agent.revoke(sessionId: revoked, client: Self.bot)
         await #expect { try await agent.exportKey(sessionId: revoked, client: Self.bot) } throws: { ($0 as? AgentError)?.reason == "revoked" }
+        // Its last second is in its lifetime, as a time frame's validUntil is.
         let expiry = try #require(try agent.session(exportable, client: Self.bot).expiresAt)
+        time.withLock { $0 = expiry }
+        _ = try await agent.exportKey(sessionId: exportable, client: Self.bot)
         time.withLock { $0 = expiry + 1 }
         await #expect { try await agent.exportKey(sessionId: exportable, client: Self.bot) } throws: { ($0 as? AgentError)?.reason == "expired" }
-        #expect(try store.auditEntries(after: nil, kind: "export", limit: 10).count == 1)
+        #expect(try store.auditEntries(after: nil, kind: "export", limit: 10).count == 3)
     }
 
     /// A 2-of-2 account of which the agent holds one owner's key: no approval can be signed, so
@@ -145,6 +157,33 @@ struct AgentFlowTests {
         try await other.writeWithoutTransaction { db in try db.execute(sql: "COMMIT") }
         signer.drain()
         for id in ids { #expect(try store.sessionToSign(id: id).ledgers[11155111]?.counters.values.contains(UInt256(90_000_000)) == true) }
+    }
+
+    /// A signature whose record the store cannot take is refused, and what it reserved is given
+    /// back: the session is read from the store again, so the limit it had left is whole.
+    @Test func aSignatureTheStoreCouldNotRecordReservesNothing() async throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("agent-\(UUID()).sqlite").path
+        let (agent, store) = try Self.agent(path: path)
+        let id = try #require(try await agent.request(Self.example, client: Self.bot).sessionId)
+        let ep = EntryPointVersion.v07.canonicalAddress
+        func sign(_ amount: UInt64, nonce: UInt64) async throws(AgentError) {
+            _ = try await agent.signUserOperation(sessionId: id, client: Self.bot, chainId: 11155111, entryPoint: ep, version: .v07, operation: Self.transfer(Self.usdc, amount, nonce: nonce))
+        }
+        try await sign(30_000_000, nonce: 0)
+        // Another writer holds the store past the agent's wait for it (5 s).
+        var holding = Configuration()
+        holding.allowsUnsafeTransactions = true
+        let other = try DatabaseQueue(path: path, configuration: holding)
+        try await other.writeWithoutTransaction { db in try db.execute(sql: "BEGIN IMMEDIATE") }
+        do {
+            try await sign(70_000_000, nonce: 1)
+            Issue.record("signed while the store could not record it")
+        } catch {
+            #expect(error.reason == "store_error", "\(error)")
+        }
+        try await other.writeWithoutTransaction { db in try db.execute(sql: "ROLLBACK") }
+        try await sign(70_000_000, nonce: 1)
+        #expect(try store.sessionToSign(id: id).ledgers[11155111]?.counters.values.contains(UInt256(100_000_000)) == true)
     }
 
     /// A session on two chains is enabled on each, and each chain's policies keep their own
@@ -229,13 +268,24 @@ struct AgentFlowTests {
             #expect(error.reason == "policy_violation" && error.message.contains("spending limit"), "\(error)")
         }
         #expect(try store.sessionToSign(id: sessionId).ledgers == before)
-        await #expect(throws: AgentError.self) {
-            try await agent.signUserOperation(sessionId: sessionId, client: Self.bot, chainId: 1, entryPoint: ep, version: .v07, operation: Self.transfer(Self.usdc, 1))
+        // Another chain: refused before anything is reserved, in the mode forced too.
+        for force in [nil, SmartSessionMode.use] {
+            do {
+                _ = try await agent.signUserOperation(sessionId: sessionId, client: Self.bot, chainId: 1, entryPoint: ep, version: .v07,
+                                                      operation: Self.transfer(Self.usdc, 1), forceMode: force)
+                Issue.record("signed for chain 1, the mode forced to \(String(describing: force))")
+            } catch {
+                #expect(error.reason == "wrong_chain" && error.message.contains("is not enabled for chain 1"), "\(error)")
+            }
         }
+        #expect(try store.sessionToSign(id: sessionId).ledgers == before)
 
         // Another client cannot see or use the session; the key stays in the agent.
         let other = ClientIdentity(uid: 2000, gid: 2000, pid: 1)
         #expect(throws: AgentError.notFound("session \(sessionId)")) { try agent.session(sessionId, client: other) }
+        await #expect(throws: AgentError.notFound("session \(sessionId)"), "the session is held decoded now, and still bound") {
+            try await agent.signUserOperation(sessionId: sessionId, client: other, chainId: 11155111, entryPoint: ep, version: .v07, operation: Self.transfer(Self.usdc, 1))
+        }
         #expect(try agent.sessions(client: other).isEmpty)
         await #expect(throws: AgentError.self) { try await agent.exportKey(sessionId: sessionId, client: Self.bot) }
 
