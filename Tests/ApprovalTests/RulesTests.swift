@@ -20,6 +20,17 @@ struct RulesTests {
          "permissions": [{"token": "USDC", "allow": ["transfer"], "spendingLimit": "%AMOUNT% USDC", "maxUses": 10}]}
         """
 
+    /// A session whose one action is the fallback: any call to any contract.
+    static let fallbackSession = """
+        {"account": "0x7227dcfb0c5ec7a5f539f97b18be261c49687ed6", "chains": [11155111],
+         "session": {"sessionValidator": "0x000000000013fdb5234e4e3162a810f54d9f7e98", "sessionValidatorInitData": "0x0000000000000000000000000000000000000000000000000000000000000001000000000000000000000000000000000000000000000000000000000000004000000000000000000000000000000000000000000000000000000000000000010000000000000000000000001d2423ce516c5b68a7e311db684fd7ad0d389428",
+           "salt": "0x0000000000000000000000000000000000000000000000000000000000000000", "userOpPolicies": [],
+           "erc7739Policies": {"allowedERC7739Content": [], "erc1271Policies": []},
+           "actions": [{"actionTargetSelector": "0x00000001", "actionTarget": "0x0000000000000000000000000000000000000001",
+                        "actionPolicies": [{"policy": "0x00000000001d4479fa2a947026204d0283cede4b", "initData": "0x00000000000000000000000000000001"}]}],
+           "permitERC4337Paymaster": false}}
+        """
+
     @Test func theExampleApprovesThePaymentsBotWithinItsLimits() throws {
         let rules = try RulesFile(toml: Self.example)
         let bot = ClientIdentity(uid: 1000, gid: 1000, pid: 42)
@@ -38,15 +49,7 @@ struct RulesTests {
         #expect(stranger.decision == .ask)
         #expect(stranger.trace.contains { !$0.passed && $0.condition == "client_uids" })
 
-        let fallback = rules.evaluate(try review("""
-            {"account": "0x7227dcfb0c5ec7a5f539f97b18be261c49687ed6", "chains": [11155111],
-             "session": {"sessionValidator": "0x000000000013fdb5234e4e3162a810f54d9f7e98", "sessionValidatorInitData": "0x0000000000000000000000000000000000000000000000000000000000000001000000000000000000000000000000000000000000000000000000000000004000000000000000000000000000000000000000000000000000000000000000010000000000000000000000001d2423ce516c5b68a7e311db684fd7ad0d389428",
-               "salt": "0x0000000000000000000000000000000000000000000000000000000000000000", "userOpPolicies": [],
-               "erc7739Policies": {"allowedERC7739Content": [], "erc1271Policies": []},
-               "actions": [{"actionTargetSelector": "0x00000001", "actionTarget": "0x0000000000000000000000000000000000000001",
-                            "actionPolicies": [{"policy": "0x00000000001d4479fa2a947026204d0283cede4b", "initData": "0x00000000000000000000000000000001"}]}],
-               "permitERC4337Paymaster": false}}
-            """), client: bot)
+        let fallback = rules.evaluate(try review(Self.fallbackSession), client: bot)
         #expect(fallback.decision == .deny && fallback.rule == "never the dangerous flags")
     }
 
@@ -71,6 +74,51 @@ struct RulesTests {
         #expect(try decide("any_flag = [\"testnet\"]") == .approve)
         #expect(try decide("any_flag = [\"sudo\"]") == .deny)
         #expect(try decide("") == .approve)   // no conditions: always matches
+    }
+
+    /// Every condition on a session where it holds and on one where it does not: a condition
+    /// that always held (or never did) fails here.
+    @Test func eachConditionHoldsAndFails() throws {
+        let head = #""account": "0x7227dcfb0c5ec7a5f539f97b18be261c49687ed6", "chains": [11155111], "validity": {"duration": "7d"}"#
+        let usdc = "0x1c7D4B196Cb0C7B01d743Fbc6116a902379C7238"
+        let fiveUSDC = #"{"token": "USDC", "allow": ["transfer"], "spendingLimit": "5 USDC"}"#
+        let pay = try review(#"{\#(head), "permissions": [\#(fiveUSDC)]}"#)
+        let exporting = try review(#"{\#(head), "export": true, "permissions": [\#(fiveUSDC)]}"#)
+        let endless = try review(#"{"account": "0x7227dcfb0c5ec7a5f539f97b18be261c49687ed6", "chains": [11155111], "permissions": [\#(fiveUSDC)]}"#)
+        let native = try review(#"{\#(head), "permissions": [{"target": "0x000000000000000000000000000000000000bEEF", "nativeTransfer": true, "valueLimit": "0.2 ETH"}]}"#)
+        let anyValue = try review(#"{\#(head), "permissions": [{"target": "0x000000000000000000000000000000000000bEEF", "nativeTransfer": true, "sudo": true}]}"#)
+        let anyAmount = try review(#"{\#(head), "permissions": [{"token": "USDC", "allow": ["transfer"], "sudo": true}]}"#)
+        // Two uses of up to 2^255 each: their product wrapped to 0, read as "at most 0 USDC".
+        let wrapped = try review(#"{\#(head), "permissions": [{"token": "USDC", "allow": ["transfer"], "maxUses": 2, "rules": ["amount <= 0x8000000000000000000000000000000000000000000000000000000000000000"]}]}"#)
+        let unlisted = try review(#"{\#(head), "permissions": [{"target": "0x000000000000000000000000000000000000cafE", "functions": ["transfer(address to, uint256 amount)"], "spendingLimit": "100"}]}"#)
+        let alsoElsewhere = try review(#"{\#(head), "permissions": [\#(fiveUSDC), {"target": "0x000000000000000000000000000000000000bEEF", "functions": ["f(uint256 x)"], "sudo": true}]}"#)
+        let fallback = try review(Self.fallbackSession)
+        let bot = ClientIdentity(uid: 7, gid: 7, pid: 1, executable: "/usr/bin/bot", unit: "bot.service")
+        let unseen = ClientIdentity(uid: 7, gid: 7, pid: 1)
+        let withinFive = "max_token_amounts = { \"\(usdc)\" = 5000000 }"
+        let cases: [(String, SessionReview, ClientIdentity?, RuleDecision)] = [
+            ("client_uids = [7]", pay, bot, .approve), ("client_uids = [7]", pay, nil, .deny),
+            ("client_executables = [\"/usr/bin/bot\"]", pay, unseen, .deny),
+            ("client_units = [\"bot.service\"]", pay, bot, .approve), ("client_units = [\"other.service\"]", pay, bot, .deny),
+            ("accounts = [\"0x7227dcfb0c5ec7a5f539f97b18be261c49687ed6\"]", pay, bot, .approve),
+            ("accounts = [\"0x000000000000000000000000000000000000bEEF\"]", pay, bot, .deny),
+            ("targets = [\"\(usdc)\"]", pay, bot, .approve), ("targets = [\"\(usdc)\"]", alsoElsewhere, bot, .deny),
+            ("targets = [\"0x0000000000000000000000000000000000000001\"]", fallback, bot, .deny),
+            ("selectors = [\"transfer(address,uint256)\"]", pay, bot, .approve), ("selectors = [\"0x00000001\"]", fallback, bot, .deny),
+            ("max_duration = \"30d\"", pay, bot, .approve), ("max_duration = \"30d\"", endless, bot, .deny),
+            ("require_expiry = true", pay, bot, .approve), ("require_expiry = true", endless, bot, .deny),
+            ("max_native_value = \"0.2 ETH\"", native, bot, .approve), ("max_native_value = \"0.19 ETH\"", native, bot, .deny),
+            ("max_native_value = \"1000 ETH\"", anyValue, bot, .deny),
+            (withinFive, pay, bot, .approve), (withinFive, anyAmount, bot, .deny), (withinFive, wrapped, bot, .deny),
+            (withinFive, unlisted, bot, .deny), (withinFive, alsoElsewhere, bot, .deny),
+            ("allow_export = false", pay, bot, .approve), ("allow_export = false", exporting, bot, .deny),
+        ]
+        for (match, r, client, expected) in cases {
+            let outcome = try RulesFile(toml: "default = \"deny\"\n[[rules]]\nname = \"r\"\ndecision = \"approve\"\n[rules.match]\n\(match)\n").evaluate(r, client: client)
+            #expect(outcome.decision == expected, "\(match): \(outcome.trace)")
+        }
+        guard case .unbounded(let why)? = wrapped.exposure.tokens.first?.bound else { Issue.record("\(wrapped.exposure)"); return }
+        #expect(why.contains("no amount limit within 2^256"), "\(why)")
     }
 
     /// `max_live_sessions` bounds what a client holds across its sessions: it holds with fewer

@@ -261,6 +261,9 @@ public struct Reviewer: Sendable {
     /// The most tokens one token-moving action can move or approve over the session.
     func actionTokenBound(_ a: SessionReview.ActionView) -> SessionReview.Bound {
         var best: UInt256?
+        // A per-call cap times the uses past 2^256 bounds nothing (wrapped, it read as a small
+        // amount, and a rules file's max_token_amounts let the session through).
+        var beyondRange = false
         let amountOffset: UInt64 = a.selector == KnownSelectors.erc20TransferFrom ? 64 : 32
         for p in a.policies {
             var bound: UInt256?
@@ -271,14 +274,17 @@ public struct Reviewer: Sendable {
                     .map { $0.limit >= $0.used ? $0.limit.subtractingReportingOverflow($0.used).partialValue : .zero }.min()
                 if bound == nil, let cap = c.rules.first(where: { $0.offset == amountOffset && ($0.condition == .lessThanOrEqual || $0.condition == .lessThan || $0.condition == .equal) }) {
                     let uses = a.policies.compactMap { if case .usageLimit(let n)? = $0.config { n } else { nil } }.min()
-                    if let uses { bound = UInt256(cap.ref).multipliedReportingOverflow(by: uses).partialValue }
+                    if let uses {
+                        let (total, overflow) = UInt256(cap.ref).multipliedReportingOverflow(by: uses)
+                        if overflow { beyondRange = true } else { bound = total }
+                    }
                 }
             default: break
             }
             if let bound { best = best.map { min($0, bound) } ?? bound }
         }
         if let best { return .limited(best) }
-        return .unbounded("\(label(a)) has no amount limit")
+        return .unbounded("\(label(a)) has no amount limit" + (beyondRange ? " within 2^256 (its per-call cap times its uses)" : ""))
     }
 
     func label(_ a: SessionReview.ActionView) -> String {
