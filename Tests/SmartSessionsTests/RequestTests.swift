@@ -208,6 +208,24 @@ struct RequestTests {
         #expect(execution.session.actions.count == 2)
         #expect(execution.session.userOpPolicies.contains(PolicyConfig.valueLimit(100_000_000_000_000_000).policyData))
 
+        // Limits of one kind given twice all hold: one policy, the strictest of each, since
+        // SmartSession keeps only the last init data of a policy contract.
+        let twice = try RequestTests.compiler.compile(try JSONValue(parsing: #"""
+            {"chainId": "0xaa36a7", "address": "0x7227dcfb0c5ec7a5f539f97b18be261c49687ed6", "expiry": 1764200000, "signer": {"type": "key", "data": {}},
+             "permissions": [{"type": "native-token-transfer", "data": {"allowance": "0.5 ETH", "to": ["0x000000000000000000000000000000000000bEEF"]}},
+                             {"type": "native-token-transfer", "data": {"allowance": "0.2 ETH", "to": ["0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed"]}}],
+             "policies": [{"type": "spent-limit", "data": {"allowance": "1 ETH"}}, {"type": "call-limit", "data": {"count": 3}}, {"type": "call-limit", "data": {"count": 9}},
+                          {"type": "gas-limit", "data": {"limit": 500000}}, {"type": "gas-limit", "data": {"limit": 400000}}],
+             "rules": [{"type": "expiry", "data": {"timestamp": 1764300000}}]}
+            """#))
+        #expect(twice.session.userOpPolicies == [PolicyConfig.timeFrame(validUntil: 1_764_200_000, validAfter: 0), .valueLimit(200_000_000_000_000_000), .usageLimit(3),
+                                                 .simpleGas(gasLimit: 400_000, costLimit: UInt256.powerOfTwo(128).subtractingReportingOverflow(.one).partialValue)].map(\.policyData))
+        #expect(Reviewer(now: Self.now).review(twice).expiresAt == 1_764_200_000)
+        // Two grants on one token would be one action whose limit is the last: refused.
+        let token = #"{"type": "erc20-token-transfer", "data": {"address": "0x1c7D4B196Cb0C7B01d743Fbc6116a902379C7238", "allowance": "5 USDC"}}"#
+        rejects(#"{"chainId": "0xaa36a7", "address": "0x7227dcfb0c5ec7a5f539f97b18be261c49687ed6", "expiry": 1764200000, "signer": {"type": "key", "data": {}}, "permissions": [\#(token), \#(token)]}"#,
+                "actions[1]: the same target and selector as actions[0]")
+
         rejects(#"{"chainId": "0x1", "address": "0x7227dcfb0c5ec7a5f539f97b18be261c49687ed6", "signer": {"type": "wallet", "data": {}}, "permission": {"type": "erc20-token-periodic", "isAdjustmentAllowed": true, "data": {}}, "rules": []}"#, "streaming and periodic allowances")
         rejects(#"{"chainId": "0x1", "address": "0x7227dcfb0c5ec7a5f539f97b18be261c49687ed6", "expiry": 1, "signer": {"type": "account", "data": {}}, "permission": {"type": "native-token-transfer", "data": {"allowance": "0x1"}}, "policies": []}"#, "ERC-7710")
         rejects(#"{"chainId": "0x1", "address": "0x7227dcfb0c5ec7a5f539f97b18be261c49687ed6", "expiry": 1, "signer": {"type": "key", "data": {}}, "permission": {"type": "native-token-transfer", "data": {"allowance": "0x1"}}, "policies": []}"#, "names no recipient")
@@ -226,6 +244,13 @@ struct RequestTests {
         #expect(c.format == .rawSession)
         #expect(c.multichainDigest.hex == "0x73f8de6a9feaf72d8b98a3a9f275900d6747c0a50b3b104d50d59b6a9720bb8d")
         #expect(try TypedData(json: c.enableTypedData).digest == c.multichainDigest)
+        // A policy twice in one set: SmartSession keeps its last init data, so a review of each
+        // copy (an end in 2033 beside one in 2096) would show a limit that does not hold.
+        var doubled = WorkedExampleTests.session
+        doubled.userOpPolicies = [PolicyConfig.timeFrame(validUntil: 2_000_000_000, validAfter: 0).policyData, PolicyConfig.timeFrame(validUntil: 4_000_000_000, validAfter: 0).policyData]
+        var rawDoubled = raw.objectValue!
+        rawDoubled["session"] = doubled.json
+        rejects(JSONValue.object(rawDoubled).serialized, "userOpPolicies[1]: the policy \(PolicyRegistry.address(of: .timeFrame)) is userOpPolicies[0] again")
         for record in Fixtures.sessionRecords.prefix(60) {
             let chains = record["chainIds"]!.arrayValue!.map { ChainTarget(chainId: UInt64($0.stringValue!)!, nonce: try! UInt256(parsing: record["nonce"]!.stringValue!)) }
             let request = CompiledRequest(format: .rawSession, account: try Address(try record.string("account")), chains: chains,

@@ -51,11 +51,30 @@ struct ERC7715Compiler {
             userOp.append(.timeFrame(validUntil: try values.time(try data.value("timestamp"), path: data.field("timestamp")), validAfter: 0))
         }
         let (validator, initData) = try base.sessionValidator
-        let session = Session(sessionValidator: validator, sessionValidatorInitData: initData, userOpPolicies: userOp.map(\.policyData), actions: actions)
+        let session = Session(sessionValidator: validator, sessionValidatorInitData: initData, userOpPolicies: Self.strictest(userOp).map(\.policyData), actions: actions)
         let account: Address
         if let a = base.overrides.account { account = a } else { account = try f.address("address") }
         return CompiledRequest(format: newer ? .requestExecutionPermissions : .grantPermissions, account: account,
                                chains: base.chainTargets([chain], nonces: [:]), session: session)
+    }
+
+    /// Limits of one kind given twice (an expiry and an expiry rule, a native allowance and a
+    /// spent-limit policy, two call limits) must all hold, but SmartSession keeps one init data
+    /// per policy contract, the last one: they become one policy, the strictest of each.
+    static func strictest(_ policies: [PolicyConfig]) -> [PolicyConfig] {
+        var out: [PolicyConfig] = []
+        for p in policies {
+            guard let i = out.firstIndex(where: { $0.kind == p.kind }) else { out.append(p); continue }
+            switch (out[i], p) {
+            case let (.timeFrame(until, after), .timeFrame(otherUntil, otherAfter)):
+                out[i] = .timeFrame(validUntil: [until, otherUntil].filter { $0 != 0 }.min() ?? 0, validAfter: max(after, otherAfter))
+            case let (.valueLimit(a), .valueLimit(b)): out[i] = .valueLimit(min(a, b))
+            case let (.usageLimit(a), .usageLimit(b)): out[i] = .usageLimit(min(a, b))
+            case let (.simpleGas(gas, cost), .simpleGas(otherGas, otherCost)): out[i] = .simpleGas(gasLimit: min(gas, otherGas), costLimit: min(cost, otherCost))
+            default: out.append(p)   // no other kind is made twice here; `check` would refuse it
+            }
+        }
+        return out
     }
 
     func permission(_ json: JSONValue, path: String, values: RequestValues, newer: Bool) throws(SmartSessionError) -> ([ActionData], [PolicyConfig]) {

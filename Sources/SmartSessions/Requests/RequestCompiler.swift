@@ -78,16 +78,26 @@ public struct RequestCompiler: Sendable {
         guard size <= SessionSignature.maximumEnablePayload else {
             throw SmartSessionError("the session is too large: its ENABLE data would be \(size) bytes, more than the \(SessionSignature.maximumEnablePayload) a Smart Sessions signature is decoded from (\(c.session.actions.count) actions)")
         }
+        // SmartSession keeps one policy set per action and one init data per policy contract
+        // in a set, the last one given: a review of each copy would show limits that do not hold.
+        var actionAt: [ActionKey: Int] = [:]
         for (i, a) in c.session.actions.enumerated() {
             guard a.actionTarget != .zero, a.actionTarget != SmartSessionAddresses.smartSession else {
                 throw SmartSessionError("actions[\(i)]: SmartSession refuses the zero address or itself as a target")
+            }
+            if let first = actionAt.updateValue(i, forKey: ActionKey(target: a.actionTarget, selector: a.actionTargetSelector)) {
+                throw SmartSessionError("actions[\(i)]: the same target and selector as actions[\(first)]; SmartSession would merge their policies, each contract's last init data winning: give them once")
             }
         }
         let slots: [(PolicySlot, [PolicyData], String)] = [(.userOp, c.session.userOpPolicies, "userOpPolicies")]
             + c.session.actions.enumerated().map { (.action, $1.actionPolicies, "actions[\($0)].actionPolicies") }
             + [(.erc1271, c.session.erc7739Policies.erc1271Policies, "erc1271Policies")]
         for (slot, policies, path) in slots {
+            var seen: [Address: Int] = [:]
             for (j, p) in policies.enumerated() {
+                if let first = seen.updateValue(j, forKey: p.policy) {
+                    throw SmartSessionError("\(path)[\(j)]: the policy \(p.policy) is \(path)[\(first)] again; SmartSession would keep only the last init data: give it once")
+                }
                 guard let deployment = PolicyRegistry.deployment(at: p.policy) else { continue }   // unknown: flagged in review
                 guard deployment.kind.slots.contains(slot) else {
                     throw SmartSessionError("\(path)[\(j)]: \(deployment.kind.rawValue) cannot be used as a \(slot.rawValue) policy; SmartSession would refuse it")
