@@ -43,10 +43,10 @@ struct ReviewGoldenTests {
 extension ReviewGoldenTests {
     /// A raw session's policies that can never pass, or whose limits are limits in name only,
     /// are flagged: a time frame with neither end (the contract reverts), init data the contract
-    /// refuses, and ERC-20 or native limits above 2^128.
+    /// refuses, and ERC-20 or native limits of 2^128 or more.
     @Test func policiesThatNeverPassOrNeverLimitAreFlagged() throws {
         let token = try Address("0x1c7D4B196Cb0C7B01d743Fbc6116a902379C7238")
-        let huge = UInt256.powerOfTwo(200)
+        let huge = UInt256.powerOfTwo(128)
         let session = Session(sessionValidator: SmartSessionAddresses.ownableValidator,
                               sessionValidatorInitData: try OwnableValidatorConfig(threshold: 1, owners: [token]).initData,
                               userOpPolicies: [PolicyConfig.timeFrame(validUntil: 0, validAfter: 0).policyData, PolicyConfig.valueLimit(huge).policyData],
@@ -58,8 +58,8 @@ extension ReviewGoldenTests {
         let flags = review.risks.map { "\($0.severity) \($0.code): \($0.message)" }
         for expected in ["warning policy_never_passes: a TimeFramePolicy with neither start nor end reverts on every check",
                          "high policy_never_passes: UsageLimitPolicy at \(PolicyConfig.usageLimit(1).policyData.policy.checksummed) has init data its contract rejects",
-                         "high very_large_limit: an ERC-20 spending limit above 2^128 base units: effectively unlimited",
-                         "high very_large_limit: a native value limit above 2^128 wei: effectively unlimited"] {
+                         "high very_large_limit: an ERC-20 spending limit of 2^128 base units or more: effectively unlimited",
+                         "high very_large_limit: a native value limit of 2^128 wei or more: effectively unlimited"] {
             #expect(flags.contains(expected), "\(expected) in \(flags)")
         }
     }
@@ -78,6 +78,80 @@ extension ReviewGoldenTests {
         let line = try #require(text.split(separator: "\n").first { $0.contains("app domain") })
         #expect(line.hasSuffix(#": "Permit\u{202e})gnitset(\u{2066}", "Mail\u{85}fake", "Order\u{200b}", "Quote\"d\n""#), "\(line)")
         #expect(DisplayText.firstUnsafe(String(line)) == nil)
+    }
+}
+
+extension ReviewGoldenTests {
+    static let usdc = try! Address("0x1c7D4B196Cb0C7B01d743Fbc6116a902379C7238")
+    static let beef = try! Address("0x000000000000000000000000000000000000bEEF")
+
+    /// The review of a raw session on Sepolia with these policies and actions.
+    static func review(userOp: [PolicyData] = [], actions: [ActionData], erc1271: [PolicyData] = [],
+                       validator: Address = SmartSessionAddresses.ownableValidator) -> SessionReview {
+        let session = Session(sessionValidator: validator, sessionValidatorInitData: try! OwnableValidatorConfig(threshold: 1, owners: [beef]).initData,
+                              userOpPolicies: userOp, erc7739Policies: ERC7739Data(allowedERC7739Content: [], erc1271Policies: erc1271), actions: actions)
+        return Reviewer(now: RequestTests.now).review(CompiledRequest(format: .rawSession, account: try! Address("0x7227dcfb0c5ec7a5f539f97b18be261c49687ed6"),
+                                                                      chains: [ChainTarget(chainId: 11155111)], session: session))
+    }
+
+    static func call(_ target: Address, _ signature: String, _ policies: [PolicyConfig]) -> ActionData {
+        ActionData(actionTargetSelector: Selector(bytes: try! ABIFunction(parsing: signature).selector)!, actionTarget: target, actionPolicies: policies.map(\.policyData))
+    }
+
+    /// Each flag and each bound of the exposure, on a session where it applies and, where the
+    /// line is fine, on its neighbour where it does not.
+    @Test func flagsAndBoundsFollowWhatTheContractsEnforce() throws {
+        func codes(_ r: SessionReview) -> Set<String> { Set(r.risks.map(\.code)) }
+        let transfer = "transfer(address,uint256)"
+        let pay = [Self.call(Self.usdc, transfer, [.sudo])]
+        let now = RequestTests.now
+        #expect(codes(Self.review(actions: [Self.call(Self.usdc, transfer, [])])).contains("unusable_action"))
+        #expect(codes(Self.review(actions: [Self.call(Self.beef, "setApprovalForAll(address,bool)", [.usageLimit(1)])])).contains("unlimited_approval"))
+        let permit2 = try Address("0x000000000022D473030F116dDEE9F6B43aC78BA3")
+        #expect(codes(Self.review(actions: [Self.call(permit2, "approve(address,address,uint160,uint48)", [.usageLimit(1)])])).contains("unlimited_approval"))
+        #expect(codes(Self.review(actions: pay, erc1271: [PolicyConfig.sudo.policyData])).contains("erc7739"), "an ERC-1271 policy without contexts")
+        #expect(codes(Self.review(actions: pay, validator: SmartSessionAddresses.olderOwnableValidator)).contains("unknown_session_validator"))
+        #expect(!codes(Self.review(actions: pay)).contains("unknown_session_validator"))
+        // A time frame's last second is still in it.
+        #expect(!codes(Self.review(userOp: [PolicyConfig.timeFrame(validUntil: now, validAfter: 0).policyData], actions: pay)).contains("already_expired"))
+        #expect(codes(Self.review(userOp: [PolicyConfig.timeFrame(validUntil: now - 1, validAfter: 0).policyData], actions: pay)).contains("already_expired"))
+        let cycle = ArgPolicyConfig(valueLimitPerUse: 0, rootNodeIndex: 0, rules: [ParamRule(condition: .equal, offset: 0, ref: .zero)], nodes: [.not(0)])
+        #expect(Self.review(actions: [Self.call(Self.usdc, transfer, [.arg(cycle)])]).risks.contains { $0.code == "policy_never_passes" && $0.message.contains("refers back to itself") })
+        let belowHuge = UInt256.powerOfTwo(128).subtractingReportingOverflow(.one).partialValue
+        #expect(!codes(Self.review(userOp: [PolicyConfig.valueLimit(belowHuge).policyData],
+                                   actions: [Self.call(Self.usdc, transfer, [.erc20SpendingLimit([TokenLimit(token: Self.usdc, limit: belowHuge)])])])).contains("very_large_limit"))
+
+        // When it ends: the earliest session-wide end (an older TimeFramePolicy deployment holds
+        // beside the current one); else, when every action has an end, the latest of those.
+        let olderTimeFrame = PolicyData(policy: try Address("0x8177451511dE0577b911C254E9551D981C26dc72"), initData: PolicyConfig.timeFrame(validUntil: now + 50, validAfter: 0).policyData.initData)
+        #expect(Self.review(userOp: [PolicyConfig.timeFrame(validUntil: now + 100, validAfter: 0).policyData, olderTimeFrame], actions: pay).expiresAt == now + 50)
+        let ends = [Self.call(Self.usdc, transfer, [.timeFrame(validUntil: now + 100, validAfter: 0)]), Self.call(Self.beef, transfer, [.timeFrame(validUntil: now + 200, validAfter: 0)])]
+        #expect(Self.review(actions: ends).expiresAt == now + 200)
+        #expect(Self.review(actions: ends + [Self.call(Self.beef, "burn(uint256)", [.sudo])]).expiresAt == nil, "one action without an end")
+
+        // Native value: the lowest session-wide limit; the actions' limits added, past 2^256 no bound.
+        let olderValueLimit = PolicyData(policy: try Address("0x730DA93267E7E513e932301B47F2ac7D062abC83"), initData: PolicyConfig.valueLimit(5).policyData.initData)
+        let sendAny = [ActionData(actionTargetSelector: .valueTransfer, actionTarget: Self.beef, actionPolicies: [PolicyConfig.sudo.policyData])]
+        #expect(Self.review(userOp: [PolicyConfig.valueLimit(9).policyData, olderValueLimit], actions: sendAny).exposure.native == .limited(5))
+        let half = [Self.beef, Self.usdc].map { ActionData(actionTargetSelector: .valueTransfer, actionTarget: $0, actionPolicies: [PolicyConfig.valueLimit(UInt256.powerOfTwo(255)).policyData]) }
+        #expect(Self.review(actions: half).exposure.native == .unbounded("the limits add up beyond 2^256"))
+
+        // Tokens: a call on a token that moves none is named for the token.
+        #expect(Self.review(actions: [Self.call(Self.usdc, "burn(uint256)", [.sudo])]).exposure.otherContracts.first?.contains("on the USDC token") == true)
+        func tokenBound(_ signature: String, _ policies: [PolicyConfig]) -> SessionReview.Bound? {
+            Self.review(actions: [Self.call(Self.usdc, signature, policies)]).exposure.tokens.first { $0.token == Self.usdc }?.bound
+        }
+        // transferFrom's amount is its third word; a limited rule bounds by what is left of it.
+        let leftOver = ParamRule(condition: .greaterThanOrEqual, offset: 64, isLimited: true, ref: .zero, limit: 100, used: 30)
+        #expect(tokenBound("transferFrom(address,address,uint256)", [.uniAction(UniActionConfig(valueLimitPerUse: 0, rules: [leftOver]))]) == .limited(70))
+        // A per-call cap times the uses; a floor caps nothing.
+        let cap = ParamRule(condition: .lessThanOrEqual, offset: 32, ref: UInt256(5).word)
+        #expect(tokenBound(transfer, [.uniAction(UniActionConfig(valueLimitPerUse: 0, rules: [cap])), .usageLimit(3)]) == .limited(15))
+        let floor = ParamRule(condition: .greaterThanOrEqual, offset: 32, ref: UInt256(5).word)
+        if case .limited? = tokenBound(transfer, [.uniAction(UniActionConfig(valueLimitPerUse: 0, rules: [floor])), .usageLimit(3)]) { Issue.record("a floor read as a cap") }
+        // A spending limit bounds its own token only.
+        let other = try Address("0x000000000000000000000000000000000000cafE")
+        #expect(tokenBound(transfer, [.erc20SpendingLimit([TokenLimit(token: other, limit: 1), TokenLimit(token: Self.usdc, limit: 100)])]) == .limited(100))
     }
 }
 

@@ -56,14 +56,15 @@ extension Reviewer {
             switch p.config {
             case .timeFrame(0, 0)?:
                 out.append(RiskFlag(.warning, "policy_never_passes", "a TimeFramePolicy with neither start nor end reverts on every check"))
-            case .timeFrame(let until, _)? where until != 0 && until <= now:
+            // validUntil is the last second the frame holds, as the EntryPoint reads it.
+            case .timeFrame(let until, _)? where until != 0 && until < now:
                 out.append(RiskFlag(.warning, "already_expired", "a time frame ended \(UTCTime.relative(until, now: now))"))
             case .arg(let c)? where c.hasCycle:
                 out.append(RiskFlag(.warning, "policy_never_passes", "an ArgPolicy expression refers back to itself"))
             case .erc20SpendingLimit(let limits)? where limits.contains(where: { $0.limit.bitWidth > 128 }):
-                out.append(RiskFlag(.high, "very_large_limit", "an ERC-20 spending limit above 2^128 base units: effectively unlimited"))
+                out.append(RiskFlag(.high, "very_large_limit", "an ERC-20 spending limit of 2^128 base units or more: effectively unlimited"))
             case .valueLimit(let l)? where l.bitWidth > 128:
-                out.append(RiskFlag(.high, "very_large_limit", "a native value limit above 2^128 wei: effectively unlimited"))
+                out.append(RiskFlag(.high, "very_large_limit", "a native value limit of 2^128 wei or more: effectively unlimited"))
             default: break
             }
         }
