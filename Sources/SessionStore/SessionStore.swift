@@ -449,8 +449,9 @@ public final class SessionStore: @unchecked Sendable {
         return s
     }
 
-    /// The sessions neither revoked nor expired at a time (the argument).
-    static let liveAt = "revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?)"
+    /// The sessions neither revoked nor expired at a time (the argument): a session's last
+    /// second, `expires_at`, is in its lifetime, as the agent signs then.
+    static let liveAt = "revoked_at IS NULL AND (expires_at IS NULL OR expires_at >= ?)"
 
     /// How many sessions of `uid` are live at `time`: neither revoked nor expired.
     public func liveSessionCount(uid: UInt32, at time: UInt64) throws(StoreError) -> Int {

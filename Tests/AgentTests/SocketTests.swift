@@ -382,6 +382,28 @@ struct SocketTests {
         #expect(try Self.asUID(65533, gid: 4242, agent.clientSocket, "agent_info").contains("\"version\""))
         // Nobody else reaches the control socket at all.
         #expect(try Self.asUID(65534, agent.controlSocket, "pending_list").contains("PermissionError"))
+        // Nor by its peer credentials, were the socket's mode loosened: admitted uids are admitted
+        // to the client socket only.
+        #expect(chmod(agent.controlSocket, 0o666) == 0)
+        let loosened = try Self.asUID(65534, agent.controlSocket, "pending_list")
+        #expect(loosened.contains("forbidden") && loosened.contains("may not use this control socket"), "\(loosened)")
+    }
+
+    /// A socket directory that exists already is used only when it is the agent's own, and is
+    /// then closed to others (0700; 0711 when other uids are admitted to the client socket).
+    @Test(.enabled(if: getuid() == 0, "needs root to give a directory to another uid"))
+    func aSocketDirectoryOfAnotherUIDIsRefused() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("sockets-\(UUID().uuidString.prefix(8))").path
+        #expect(mkdir(path, 0o777) == 0 && chmod(path, 0o777) == 0)
+        defer { rmdir(path) }
+        var info = stat()
+        try SocketServer.prepareDirectory(path, shared: true)
+        #expect(stat(path, &info) == 0 && info.st_mode & 0o777 == 0o711)
+        try SocketServer.prepareDirectory(path)
+        #expect(stat(path, &info) == 0 && info.st_mode & 0o777 == 0o700)
+        #expect(chown(path, 65534, 65534) == 0 && chmod(path, 0o777) == 0)
+        #expect { try SocketServer.prepareDirectory(path) } throws: { ($0 as? AgentError)?.reason == "insecure_directory" && "\($0)".contains("belongs to uid 65534") }
+        #expect(stat(path, &info) == 0 && info.st_mode & 0o777 == 0o777, "left as it was")
     }
 
     /// Exporting SESSION_AGENT_SOCK alone, as one exports SSH_AUTH_SOCK, finds the control

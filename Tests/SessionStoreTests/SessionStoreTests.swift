@@ -139,6 +139,9 @@ struct SessionStoreTests {
         #expect(throws: StoreError.self) { try store.sessionKey(id: "a") }
         #expect(try store.session(id: "a").revokedAt == 1_750_000_000)
         #expect(throws: StoreError.notFound("session a")) { try store.revoke(id: "a", at: 1) }
+        // Its last second is in its lifetime (the agent signs then): the key is kept, and it is live.
+        #expect(try store.eraseExpired(now: 1_800_000_000).isEmpty)
+        #expect(try store.liveSessionCount(uid: 1000, at: 1_800_000_000) == 1 && store.liveSessionCount(uid: 1000, at: 1_800_000_001) == 0)
         #expect(try store.eraseExpired(now: 1_900_000_000) == ["c"])
         #expect(throws: StoreError.self) { try store.sessionKey(id: "c") }
         #expect(try store.sessionKey(id: "b").address == b.address)
@@ -155,7 +158,7 @@ struct SessionStoreTests {
         for i in 0..<40 {
             let key = Secp256k1.PrivateKey.generate()
             var s = Self.stored("s\(Int.random(in: 0..<1000, using: &random))-\(i)", key: key, uid: [1000, 2000].randomElement(using: &random)!,
-                                expires: [nil, 1_700_000_500, 2_000_000_000].randomElement(using: &random)!)
+                                expires: [nil, 1_700_000_500, 1_700_001_000, 2_000_000_000].randomElement(using: &random)!)
             s.createdAt = 1_700_000_000 + UInt64.random(in: 0..<4, using: &random)
             try store.insert(s, key: key)
             if Int.random(in: 0..<4, using: &random) == 0 {
@@ -168,7 +171,7 @@ struct SessionStoreTests {
         for uid in [1000, 2000, nil] as [UInt32?] {
             for live in [false, true] {
                 let expected = all.filter { uid == nil || $0.client.uid == uid }
-                    .filter { !live || ($0.revokedAt == nil && ($0.expiresAt.map { $0 > now } ?? true)) }
+                    .filter { !live || ($0.revokedAt == nil && ($0.expiresAt.map { $0 >= now } ?? true)) }
                     .sorted { ($0.createdAt, $0.id) < ($1.createdAt, $1.id) }.map(\.id)
                 #expect(!expected.isEmpty)
                 for limit in [1, 3, 7, 100] {
@@ -455,6 +458,30 @@ struct SessionStoreTests {
             do throws(AuditFileCheck.Failure) { try walk.check(Array(line.utf8)[...], number: i + 1) } catch { Issue.record("\(error): \(line)") }
         }
         #expect(walk.count == tricky.count)
+    }
+
+    /// A delta's reset (an ENABLE initialising the policies again) empties that config's
+    /// counters on that chain only, as `PolicyLedger.apply` does in memory: what is on disk is
+    /// what the signer counted from.
+    @Test func aResetEmptiesItsConfigOnItsChainOnly() throws {
+        let store = try SessionStore(path: nil)
+        try store.initialize(passphrase: secret("p"), scryptN: 1024)
+        let key = Secp256k1.PrivateKey.generate()
+        try store.insert(Self.stored("s", key: key), key: key)
+        let reset = Bytes32([UInt8](repeating: 1, count: 32)), kept = Bytes32([UInt8](repeating: 2, count: 32))
+        func counter(_ config: Bytes32) -> LedgerKey { LedgerKey(policy: .zero, configId: config, counter: "used") }
+        let both = LedgerDelta(updates: [counter(reset): 5, counter(kept): 7])
+        let again = LedgerDelta(resetConfigIds: [reset])
+        for chain in [1, 10] as [UInt64] {
+            try store.recordSignature(sessionId: "s", chainId: chain, delta: both, enablesChain: true, audit: .null, at: 1_700_000_000)
+        }
+        try store.recordSignature(sessionId: "s", chainId: 1, delta: again, enablesChain: false, audit: .null, at: 1_700_000_001)
+        var expected: [UInt64: PolicyLedger] = [1: PolicyLedger(), 10: PolicyLedger()]
+        expected[1]!.apply(both)
+        expected[1]!.apply(again)
+        expected[10]!.apply(both)
+        let ledgers = try store.sessionToSign(id: "s").ledgers
+        #expect(ledgers == expected && ledgers[1]?.counters == [counter(kept): 7] && ledgers[10]?.counters.count == 2, "\(ledgers)")
     }
 
     @Test func signaturesThatChangeNoStateSkipTheFsyncAndLeaveEveryOtherWriteSynced() throws {
