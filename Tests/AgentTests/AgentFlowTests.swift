@@ -458,14 +458,21 @@ struct AgentFlowTests {
         clock.value = Self.now
         let agent = Agent(store: store, owners: [keystore],
                           accounts: [AccountConfig(address: Self.account, kind: .erc7579Reference, owners: [Self.owner.address], chains: [11155111])],
-                          rules: try RulesFile(toml: "default = \"approve\""), approvalTimeout: 60, ownerPrompt: { _ in secret("owner") }, clock: { clock.value! })
+                          rules: try RulesFile(toml: "default = \"ask\"\n[[rules]]\nname = \"bot\"\ndecision = \"approve\"\n[rules.match]\nclient_uids = [1000]\n"),
+                          approvalTimeout: 60, ownerPrompt: { _ in secret("owner") }, clock: { clock.value! })
         let approved = try await agent.request(Self.example, client: Self.bot)
         #expect(approved.status == .approved && approved.decidedAt == Self.now)
+        let other = ClientIdentity(uid: 2000, gid: 2000, pid: 1)
+        let undecided = try await agent.request(Self.example, client: other)
+        #expect(undecided.status == .pending)
         clock.value = Self.now + 59
         await agent.expire()
         #expect(try await agent.requestStatus(approved.id, client: Self.bot).status == .approved)
+        #expect(try await agent.requestStatus(undecided.id, client: other).status == .pending)
         clock.value = Self.now + 60
         await agent.expire()
+        // Undecided for the whole timeout: refused, and kept a while to say so.
+        #expect(try await agent.requestStatus(undecided.id, client: other).status == .expired)
         // Forgotten, and the client is told why, and where its session is.
         await #expect(throws: AgentError("not_found", "request \(approved.id) not found: a decided request is kept 60 s after its decision, and only a uid's newest 256; "
                                                       + "the session of an approved one is in session_list")) {
@@ -557,8 +564,10 @@ struct AgentFlowTests {
         let owners = try [(Self.owner, "first"), (second, "second")].map { key, passphrase in
             try KeystoreOwner(keystore: try Keystore.encrypt(key, passphrase: secret(passphrase), kdf: .scrypt(n: 16, r: 8, p: 1)), location: passphrase)
         }
+        let eitherAccount = try Address("0x000000000000000000000000000000000000E1E1")
         let agent = Agent(store: store, owners: owners,
-                          accounts: [AccountConfig(address: Self.account, kind: .erc7579Reference, threshold: 2, owners: [Self.owner.address, second.address], chains: [11155111])],
+                          accounts: [AccountConfig(address: Self.account, kind: .erc7579Reference, threshold: 2, owners: [Self.owner.address, second.address], chains: [11155111]),
+                                     AccountConfig(address: eitherAccount, kind: .erc7579Reference, threshold: 1, owners: [Self.owner.address, second.address], chains: [11155111])],
                           rules: try RulesFile(toml: "default = \"ask\""), ownerPrompt: { _ in throw AgentError("secret_needed", "nobody here") }, clock: { Self.now })
         let asked = try await agent.request(Self.example, client: Self.bot)
         let asks = try await agent.secretsToApprove(asked.id)
@@ -575,6 +584,16 @@ struct AgentFlowTests {
         let stored = try agent.session(try #require(decided.sessionId), client: Self.bot)
         let (_, combined) = try AccountKind.erc7579Reference.parsePermissionEnableSig(stored.permissionEnableSig)
         #expect(combined.count == 130)
+
+        // Where either owner suffices, one signs: the other is asked for nothing.
+        var either = Self.example.objectValue!
+        either["account"] = .string(eitherAccount.checksummed)
+        let one = try await agent.request(.object(either), client: Self.bot)
+        #expect(try await agent.secretsToApprove(one.id).map(\.owner) == [Self.owner.address])
+        let signedOnce = try await agent.decide(one.id, approve: true, approver: "operator",
+                                                ownerSecrets: [Self.owner.address: secret("first"), second.address: secret("second")])
+        let (_, single) = try AccountKind.erc7579Reference.parsePermissionEnableSig(try agent.session(try #require(signedOnce.sessionId), client: Self.bot).permissionEnableSig)
+        #expect(single.count == 65)
     }
 
     /// While the store is locked no session can be stored, so nobody is asked to approve or sign
@@ -651,6 +670,28 @@ struct AgentFlowTests {
         _ = try await agent.revoke(sessionId: held[0].id, client: Self.bot)
         #expect(try await agent.request(Self.example, client: Self.bot).status == .approved, "room again after a revocation")
         #expect(try await agent.request(Self.example, client: Self.bot).status == .pending)
+    }
+
+    /// Under a cap with room for one session, a request whose owner is still signing counts as
+    /// held: a second one asked meanwhile waits for a person. Another uid does not see it.
+    @Test func aRequestBeingApprovedCountsAsHeld() async throws {
+        let signing = Mutex((asked: 0, released: false))
+        let (agent, _) = try Self.agent(rules: "default = \"ask\"\n[[rules]]\nname = \"one\"\ndecision = \"approve\"\n[rules.match]\nmax_live_sessions = 1\n",
+                                        ownerPrompt: { _ in
+            // The first approval's owner waits here until released; any later one answers at once.
+            let first = signing.withLock { $0.asked += 1; return $0.asked == 1 }
+            while first, !signing.withLock({ $0.released }) { try await Task.sleep(nanoseconds: 1_000_000) }
+            return secret("owner")
+        })
+        let first = Task { try await agent.request(Self.example, client: Self.bot) }
+        while signing.withLock({ $0.asked }) == 0 { try await Task.sleep(nanoseconds: 1_000_000) }
+        let second = try await agent.request(Self.example, client: Self.bot)
+        #expect(second.status == .pending, "\(second.status): \(second.reason)")
+        let other = ClientIdentity(uid: 2000, gid: 2000, pid: 1)
+        await #expect(throws: AgentError.self) { try await agent.requestStatus(second.id, client: other) }
+        await #expect(throws: AgentError.self) { try await agent.wait(second.id, client: other, timeout: 0) }
+        signing.withLock { $0.released = true }
+        #expect(try await first.value.status == .approved)
     }
 
     /// A client whose requests the rules approve as fast as it asks: the agent keeps its newest

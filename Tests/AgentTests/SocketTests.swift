@@ -1457,6 +1457,10 @@ struct RegistrationTests {
             _ = try control.call("accounts_remove", JSONObject(["address": .string(AgentProcess.account)]))
             Issue.record("removed an account of the configuration file")
         } catch let e as AgentClient.RemoteError { #expect(e.reason == "forbidden") }
+        do {
+            _ = try control.call("accounts_add", JSONObject(["account": .object(JSONObject(["address": .string(AgentProcess.account), "kind": "nexus", "owners": .array([.string(ownerAddress)])]))]))
+            Issue.record("replaced an account of the configuration file")
+        } catch let e as AgentClient.RemoteError { #expect(e.reason == "forbidden") }
         _ = try control.call("accounts_remove", JSONObject(["address": .string(Self.other)]))
         let removed = try Command.run(Command.sessionAgent, ["owner", "remove", ownerAddress, "--socket", agent.controlSocket])
         #expect(removed.status == 0, "\(removed.stderr)")

@@ -32,6 +32,18 @@ struct Secp256k1Tests {
         }
     }
 
+    /// s = n/2 is low already (the bound is inclusive): kept as the token gave it, not turned into
+    /// n - s, which is high.
+    @Test func anSOfHalfTheOrderIsKept() throws {
+        let digest = Keccak256.hash(utf8: "half the order")
+        let r = try Secp256k1.PrivateKey(hex: "0x" + String(repeating: "22", count: 32)).sign(digest: digest).r
+        let half = try Bytes32(hex: "0x7fffffffffffffffffffffffffffffff5d576e7357a4501ddfe92f46681b20a0")
+        let atHalf = RecoverableSignature(r: r, s: half, v: 27)
+        #expect(atHalf.hasLowS)
+        let signer = try atHalf.recoverAddress(digest: digest)
+        #expect(try RecoverableSignature.normalizing(external: r.bytes + half.bytes, digest: digest, signer: signer) == atHalf)
+    }
+
     /// The worked example of the spec (§11.2): owner and session keys signing raw digests, and
     /// personal_sign with v + 4 for OwnableValidator's eth_sign path.
     @Test func specWorkedExample() throws {
