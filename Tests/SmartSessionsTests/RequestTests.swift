@@ -74,7 +74,7 @@ struct RequestTests {
         }
     }
 
-    @Test func errorsNameTheFieldAndTheReason() {
+    @Test func errorsNameTheFieldAndTheReason() throws {
         let head = #""account": "0x7227dcfb0c5ec7a5f539f97b18be261c49687ed6", "chains": [1]"#
         let beef = #""target": "0x000000000000000000000000000000000000bEEF""#
         rejects("{\(head)}", "permissions: missing")
@@ -98,6 +98,18 @@ struct RequestTests {
             try compile("{\(head), \"validity\": {\"duration\": \"1d\"}, \"permissions\": [{\(beef), \"nativeTransfer\": true, \"sudo\": true}]}", RequestCompiler(now: .max, sessionKeys: [Self.key]))
         }
         rejects("{\(head), \"validity\": {\"until\": 5, \"after\": 6}, \"permissions\": [{\(beef), \"nativeTransfer\": true, \"sudo\": true}]}", "later than")
+        // Limits that would limit nothing, and rules that could not mean what they say.
+        let send = "{\(beef), \"nativeTransfer\": true, \"sudo\": true}"
+        rejects("{\(head), \"validity\": {\"until\": 281474976710656}, \"permissions\": [\(send)]}", "validity.until: out of range")
+        rejects("{\(head), \"maxValue\": \"0\", \"permissions\": [\(send)]}", "maxValue: 0 is no limit")
+        rejects("{\(head), \"maxGas\": {\"gas\": 1, \"cost\": \"340282366920938463463374607431768211456\"}, \"permissions\": [\(send)]}", "maxGas.cost: must be between 1 and 2^128-1 wei")
+        rejects("{\(head), \"permissions\": [{\(beef), \"allow\": [\"transfer\"], \"spendingLimit\": \"0\"}]}", "spendingLimit: must be above 0")
+        rejects("{\(head), \"permissions\": [{\(beef), \"nativeTransfer\": true, \"maxUses\": 0}]}", "maxUses: must be between 1 and 2^128-1")
+        rejects("{\(head), \"permissions\": [{\(beef), \"functions\": [\"f(uint256 x)\"], \"rules\": [\"x in [5, 1]\"]}]}", "the range is empty")
+        rejects("{\(head), \"permissions\": [{\(beef), \"functions\": [\"f(uint256 x)\"], \"rules\": [\"x in [0, 340282366920938463463374607431768211456]\"]}]}", "range bounds must be below 2^128")
+        rejects("{\(head), \"permissions\": [{\(beef), \"functions\": [\"f(address a)\"], \"rules\": [\"a <= 0x000000000000000000000000000000000000bEEF\"]}]}", "addresses are compared with == or !=")
+        rejects("{\(head), \"permissions\": [{\(beef), \"functions\": [\"f(bytes4 tag)\"], \"rules\": [\"tag == 0xdead\"]}]}", "expected 4 bytes")
+        #expect(try compile("{\(head), \"sudo\": true, \"permissions\": [\(send)]}").session.userOpPolicies == [PolicyConfig.sudo.policyData], "a session-wide SudoPolicy")
         // A top-level field is named as it is, with no path before it.
         #expect(throws: SmartSessionError("bogus: unknown field")) { try compile("{\(head), \"bogus\": 1, \"permissions\": [{\(beef), \"nativeTransfer\": true, \"sudo\": true}]}") }
         rejects("{\(head), \"permissions\": [{\(beef), \"nativeTransfer\": true, \"sudo\": true}, {\(beef), \"nativeTransfer\": true, \"sudo\": true}]}", "allowed twice")
