@@ -545,6 +545,29 @@ struct PKCS11OwnerTests {
         _ = try await prompted.sign(Self.approved(digest), prompt: Self.noPrompt)
     }
 
+    /// A token with one PIN try left: a PIN from a file is not spent on it (a wrong one would
+    /// lock the token with nobody there to see it); one a person gives is tried. A locked PIN is
+    /// tried by nobody.
+    @Test func anUnattendedPINNeverSpendsTheLastTry() async throws {
+        try tokenWithKey()
+        let module = try CModule.changingTokenFlags("final-try", in: try hsm.subdirectory("final-try"), real: try hsm.privateModule(), "info->flags |= CKF_USER_PIN_FINAL_TRY;")
+        let digest = Bytes32(Array(repeating: 3, count: 32))
+        let unattended = try await PKCS11Owner.load(try uri(module), pin: .file(try pinFile(SoftHSM.userPIN)), defaultModule: nil)
+        await #expect { try await unattended.sign(Self.approved(digest), prompt: Self.noPrompt) } throws: { error in
+            guard case OwnerSignerError.wrongSecret(let message) = error else { return false }
+            return message.contains("has one PIN try left")
+        }
+        let person = try await PKCS11Owner.load(try uri(module), pin: .prompt, defaultModule: nil)
+        #expect(try await person.sign(Self.approved(digest), prompt: { _ in secret(SoftHSM.userPIN) }).recoverAddress(digest: digest) == person.identity.address)
+
+        let locked = try CModule.changingTokenFlags("pin-locked", in: try hsm.subdirectory("pin-locked"), real: try hsm.privateModule(), "info->flags |= CKF_USER_PIN_LOCKED;")
+        let lockedOut = try await PKCS11Owner.load(try uri(locked), pin: .prompt, defaultModule: nil)
+        await #expect { try await lockedOut.sign(Self.approved(digest), prompt: { _ in secret(SoftHSM.userPIN) }) } throws: { error in
+            guard case OwnerSignerError.wrongSecret(let message) = error else { return false }
+            return message.contains("is locked; unblock it with the SO PIN")
+        }
+    }
+
     /// The token is the same under any URI: a PIN it rejected is not offered again, and one
     /// owner logging in serves another owner on it, even one whose session is older.
     @Test func aLoginServesEveryURIOfTheToken() async throws {

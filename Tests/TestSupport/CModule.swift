@@ -233,10 +233,18 @@ public enum CModule {
     /// CKF_USER_PIN_COUNT_LOW, FINAL_TRY or LOCKED in C_GetTokenInfo (HSMs that count them
     /// where no flag shows, as AWS CloudHSM locks a user after five).
     public static func hidingFailedTries(in directory: URL, real: String) throws -> String {
-        try build("hiding-failed-tries", source: inFront(of: real, replacing: ["C_GetTokenInfo": "tokenInfo"], with: """
+        try changingTokenFlags("hiding-failed-tries", in: directory, real: real,
+                               "info->flags &= ~(CK_FLAGS)(CKF_USER_PIN_COUNT_LOW | CKF_USER_PIN_FINAL_TRY | CKF_USER_PIN_LOCKED);")
+    }
+
+    /// A module in front of another (`real`) whose C_GetTokenInfo flags `change` (a C statement
+    /// on `info`) alters: "info->flags |= CKF_USER_PIN_FINAL_TRY;" for a token with one PIN try
+    /// left, as an HSM or a card shows after failed tries (SoftHSM never does).
+    public static func changingTokenFlags(_ name: String, in directory: URL, real: String, _ change: String) throws -> String {
+        try build(name, source: inFront(of: real, replacing: ["C_GetTokenInfo": "tokenInfo"], with: """
             static CK_RV tokenInfo(CK_SLOT_ID slot, CK_TOKEN_INFO *info) {
                 CK_RV rv = real->C_GetTokenInfo(slot, info);
-                if (rv == CKR_OK) info->flags &= ~(CK_FLAGS)(CKF_USER_PIN_COUNT_LOW | CKF_USER_PIN_FINAL_TRY | CKF_USER_PIN_LOCKED);
+                if (rv == CKR_OK) \(change)
                 return rv;
             }
             """), in: directory)
