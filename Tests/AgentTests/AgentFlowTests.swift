@@ -683,6 +683,8 @@ struct AgentFlowTests {
             while first, !signing.withLock({ $0.released }) { try await Task.sleep(nanoseconds: 1_000_000) }
             return secret("owner")
         })
+        // Released however the test ends, so the first approval never waits on.
+        defer { signing.withLock { $0.released = true } }
         let first = Task { try await agent.request(Self.example, client: Self.bot) }
         while signing.withLock({ $0.asked }) == 0 { try await Task.sleep(nanoseconds: 1_000_000) }
         let second = try await agent.request(Self.example, client: Self.bot)
