@@ -84,9 +84,8 @@ final class SessionSigner: @unchecked Sendable {
         var refusal: String?
         defer { if let refusal { logger.notice("session \(r.sessionId): a user operation from \(r.client) was refused: \(refusal)") } }
         let (session, allowance, mode, durable) = try locked { () throws(AgentError) -> (ActiveSession, PolicyAllowance, SmartSessionMode, Bool) in
-            var session = try activeSession(r.sessionId, client: r.client)
+            var session = try activeSession(r.sessionId, client: r.client, now: now)
             let s = session.stored
-            try Agent.requireLive(s, r.sessionId, now: now)
             guard s.chains.contains(where: { $0.chainId == r.chainId }) else {
                 throw AgentError("wrong_chain", "session \(r.sessionId) is not enabled for chain \(r.chainId)")
             }
@@ -146,11 +145,13 @@ final class SessionSigner: @unchecked Sendable {
         return try body()
     }
 
-    /// The session, decoded once and kept. Called with the lock held, so a revocation or a lock
-    /// (which take it too) cannot interleave with loading the session.
-    private func activeSession(_ id: String, client: ClientIdentity) throws(AgentError) -> ActiveSession {
+    /// The session, decoded once and kept, if `client` may sign with it now: a session read
+    /// from the store is checked before its key is unsealed. Called with the lock held, so a
+    /// revocation or a lock (which take it too) cannot interleave with loading the session.
+    private func activeSession(_ id: String, client: ClientIdentity, now: UInt64) throws(AgentError) -> ActiveSession {
         if let cached = active[id] {
             try Agent.requireBinding(cached.stored.client, admits: client, session: id)
+            try Agent.requireLive(cached.stored, id, now: now)
             return cached
         }
         let read: SessionStore.SessionToSign
@@ -158,7 +159,7 @@ final class SessionSigner: @unchecked Sendable {
         do { read = try store.sessionToSign(id: id) } catch { throw AgentError(error) }
         let s = read.stored
         try Agent.requireBinding(s.client, admits: client, session: id)
-        try Agent.requireLive(s, id, now: clock())
+        try Agent.requireLive(s, id, now: now)
         do {
             let checker = PolicyChecker(session: s.session, account: s.account, tokens: tokens, chains: s.chains.map(\.chainId))
             var session = ActiveSession(stored: s, checker: checker, key: try store.unsealKey(read), ledgers: read.ledgers, enabledChains: read.enabledChains)

@@ -24,18 +24,13 @@ struct RequestValues {
             guard parts.count == 2 else { throw SmartSessionError("\(path): write an amount as \"100 USDC\", \"0.1 ETH\" or base units") }
             let unit = String(parts[1])
             let decimals: Int
-            switch unit.lowercased() {
-            case "eth", "ether", "gwei", "wei":
+            if let native = Self.nativeUnits[unit.lowercased()] {
                 if case .token(let token) = denomination {
                     let named = tokens.token(chains: chains, address: token).map { "in \($0.symbol) or" } ?? "in"
                     throw SmartSessionError("\(path): an amount of the token \(token) is \(named) base units, not \(unit)")
                 }
-                decimals = switch unit.lowercased() {
-                case "gwei": 9
-                case "wei": 0
-                default: 18
-                }
-            default:
+                decimals = native
+            } else {
                 if case .native = denomination {
                     throw SmartSessionError("\(path): native value is in ETH, gwei or wei, not \(unit)")
                 }
@@ -56,6 +51,9 @@ struct RequestValues {
             throw SmartSessionError("\(path): expected an amount")
         }
     }
+
+    /// The chain's coin by unit, with its decimals.
+    static let nativeUnits = ["eth": 18, "ether": 18, "gwei": 9, "wei": 0]
 
     /// A point in time: unix seconds, or an RFC 3339 (ISO 8601) time ("2026-12-01T00:00:00Z").
     func time(_ value: JSONValue, path: String) throws(SmartSessionError) -> UInt64 {
