@@ -81,11 +81,18 @@ extension Agent {
     /// commits the ledger durably, and only then returns the signature. `forceMode` picks USE
     /// or ENABLE; by default ENABLE until the session has been enabled on that chain. Not
     /// isolated to the actor: the signer has a lock of its own (see `SessionSigner`).
+    /// `eip7702Delegate`: the sender's delegate, which a v0.8 userOpHash of an EIP-7702
+    /// initCode covers.
     public nonisolated func signUserOperation(sessionId: String, client: ClientIdentity, chainId: UInt64, entryPoint: Address,
-                                              version: EntryPointVersion, operation: PackedUserOperation, forceMode: SmartSessionMode? = nil) async throws(AgentError) -> SignedOperation {
+                                              version: EntryPointVersion, operation: PackedUserOperation, forceMode: SmartSessionMode? = nil,
+                                              eip7702Delegate: Address? = nil) async throws(AgentError) -> SignedOperation {
+        try await signUserOperation(.init(sessionId: sessionId, client: client, chainId: chainId, entryPoint: entryPoint, version: version,
+                                          operation: operation, forceMode: forceMode, eip7702Delegate: eip7702Delegate))
+    }
+
+    nonisolated func signUserOperation(_ request: SessionSigner.Request) async throws(AgentError) -> SignedOperation {
         let waiter = CommitWaiter()
-        let (signed, durable) = try signer.sign(.init(sessionId: sessionId, client: client, chainId: chainId, entryPoint: entryPoint, version: version,
-                                                      operation: operation, forceMode: forceMode), whenDurable: waiter.complete)
+        let (signed, durable) = try signer.sign(request, whenDurable: waiter.complete)
         if durable, case .failure(let error) = await waiter.wait() { throw AgentError(error) }
         return signed
     }

@@ -19,7 +19,7 @@ public struct AgentRPC: Sendable {
     /// unknown keys: a misspelt `bindExecutable` must not quietly give a session bound more loosely.
     static let parameters: [String: Set<String>] = [
         "session_request": ["request", "bindExecutable", "bindUnit"], "session_wait": ["id", "timeout"], "session_get": ["sessionId"],
-        "session_signUserOperation": ["sessionId", "chainId", "entryPoint", "entryPointVersion", "userOperation", "mode"],
+        "session_signUserOperation": ["sessionId", "chainId", "entryPoint", "entryPointVersion", "userOperation", "mode", "eip7702Delegate"],
         "session_export": ["sessionId"], "session_revoke": ["sessionId"], "session_list": ["live", "after", "limit"], "sessions_list": ["live", "after", "limit"],
         "pending_get": ["id"], "pending_secret": ["id"], "pending_decide": ["id", "approve", "approver", "reason", "passphrase", "secrets"],
         "accounts_add": ["account"], "accounts_remove": ["address"], "owners_add": ["pkcs11", "pinFile", "pin", "keystore", "passphraseFile"],
@@ -126,7 +126,9 @@ public struct AgentRPC: Sendable {
             default: throw .badRequest("params.mode: use, enable or unsafe-enable")
             }
         }
-        return .init(sessionId: sessionId, client: client, chainId: chain, entryPoint: entryPoint, version: version, operation: op, forceMode: mode)
+        let delegate = try p["eip7702Delegate"] == nil ? nil : address(p, "eip7702Delegate")
+        return .init(sessionId: sessionId, client: client, chainId: chain, entryPoint: entryPoint, version: version, operation: op, forceMode: mode,
+                     eip7702Delegate: delegate)
     }
 
     static func json(_ signed: Agent.SignedOperation) -> JSONValue {
@@ -207,9 +209,7 @@ public struct AgentRPC: Sendable {
                                           limit: Int(try optionalCount(p, "limit", 1...10_000) ?? 1_000))
             return .array(page.map { Self.json($0) })
         case "session_signUserOperation":
-            let r = try signRequest(p, client: client)
-            return Self.json(try await agent.signUserOperation(sessionId: r.sessionId, client: client, chainId: r.chainId, entryPoint: r.entryPoint,
-                                                                version: r.version, operation: r.operation, forceMode: r.forceMode))
+            return Self.json(try await agent.signUserOperation(try signRequest(p, client: client)))
         case "session_export":
             let key = try await agent.exportKey(sessionId: try string(p, "sessionId"), client: client)
             return .object(JSONObject(["privateKey": .string(key.withUnsafeBytes { Hex.encode($0) }), "address": .string(key.address.checksummed)]))

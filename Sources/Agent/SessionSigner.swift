@@ -20,6 +20,7 @@ final class SessionSigner: @unchecked Sendable {
         var version: EntryPointVersion
         var operation: PackedUserOperation
         var forceMode: SmartSessionMode?
+        var eip7702Delegate: Address?
     }
 
     /// A session being signed with. The agent is the store's only writer, so this stays true
@@ -72,7 +73,7 @@ final class SessionSigner: @unchecked Sendable {
     func sign(_ r: Request, whenDurable: @escaping Completion) throws(AgentError) -> (signed: Agent.SignedOperation, durable: Bool) {
         let now = clock()
         let userOpHash: Bytes32
-        do { userOpHash = try r.operation.hash(version: r.version, entryPoint: r.entryPoint, chainId: UInt256(r.chainId)) } catch {
+        do { userOpHash = try r.operation.hash(version: r.version, entryPoint: r.entryPoint, chainId: UInt256(r.chainId), eip7702Delegate: r.eip7702Delegate) } catch {
             throw .badRequest("\(error)")
         }
         // Checking, reserving and queueing the record happen under one lock, so concurrent

@@ -81,6 +81,7 @@ struct SignUserOp: ParsableCommand {
     @Option(name: .customLong("chain-id"), help: "The chain id.") var chainId: UInt64
     @Option(help: "The EntryPoint address (default: v0.7).") var entrypoint: String = "0x0000000071727De22E5E9d8BAf0edAc6f37da032"
     @Option(help: "use or enable (default: ENABLE until the session is enabled on the chain, then USE).") var mode: String?
+    @Option(name: .customLong("eip7702-delegate"), help: "EntryPoint v0.8, an EIP-7702 account (factory 0x7702): the sender's delegate, which the userOpHash covers.") var delegate: String?
     @OptionGroup var socket: SocketOptions
     @OptionGroup var output: OutputOptions
 
@@ -90,6 +91,7 @@ struct SignUserOp: ParsableCommand {
             var params = JSONObject(["sessionId": .string(session), "chainId": .number(String(chainId)), "entryPoint": .string(entrypoint),
                                      "userOperation": try parseJSON(try readInput(file), what: "user operation")])
             if let mode { params["mode"] = .string(mode) }
+            if let delegate { params["eip7702Delegate"] = .string(delegate) }
             let result = try remote { try client.call("session_signUserOperation", params) }
             return CommandOutput(text: result["signature"]?.stringValue ?? "", json: result)
         }

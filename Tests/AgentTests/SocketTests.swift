@@ -1311,10 +1311,16 @@ struct SocketTests {
         defer { agent.stop() }
         let custom = try Address("0x00000000000000000000000000000000000e7e7e")
         var nonce: UInt64 = 0
+        var eip7702 = false
+        func operation() -> JSONValue {
+            var op = Self.transferOp(1, nonce: nonce).objectValue!
+            if eip7702 { op["factory"] = "0x7702" }
+            return .object(op)
+        }
         func sign(_ extra: [String: JSONValue], entryPoint: Address = EntryPointVersion.v07.canonicalAddress) throws -> JSONValue {
             nonce += 1
             var params = JSONObject(["sessionId": .string(session), "chainId": JSONValue(11155111), "entryPoint": .string(entryPoint.checksummed),
-                                     "userOperation": Self.transferOp(1, nonce: nonce)])
+                                     "userOperation": operation()])
             for (key, value) in extra { params[key] = value }
             return try client.call("session_signUserOperation", params)
         }
@@ -1322,8 +1328,8 @@ struct SocketTests {
             do { _ = try sign(extra, entryPoint: entryPoint) } catch let e as AgentClient.RemoteError { return e }
             return nil
         }
-        func hash(_ version: EntryPointVersion, _ entryPoint: Address) throws -> String {
-            try PackedUserOperation.parse(json: Self.transferOp(1, nonce: nonce)).hash(version: version, entryPoint: entryPoint, chainId: 11155111).hex
+        func hash(_ version: EntryPointVersion, _ entryPoint: Address, delegate: Address? = nil) throws -> String {
+            try PackedUserOperation.parse(json: operation()).hash(version: version, entryPoint: entryPoint, chainId: 11155111, eip7702Delegate: delegate).hex
         }
 
         let forcedUse = try sign(["mode": "use"]), forcedUseHash = try hash(.v07, EntryPointVersion.v07.canonicalAddress)
@@ -1338,6 +1344,17 @@ struct SocketTests {
         #expect(try refusal(["mode": "sudo"])?.message == "params.mode: use, enable or unsafe-enable")
         let unsafe = try refusal(["mode": "unsafe-enable"])
         #expect(unsafe?.reason == "bad_request" && unsafe?.message.contains("the session was approved for ENABLE, not UNSAFE_ENABLE") == true, "\(String(describing: unsafe))")
+
+        // An EIP-7702 account (viem writes its factory 0x7702): the v0.8 hash covers the
+        // sender's delegate, which only the client knows.
+        eip7702 = true
+        let delegate = try Address("0xfB6916095ca1df60bB79Ce92cE3Ea74c37c5d359")
+        let withDelegate = try sign(["eip7702Delegate": .string(delegate.checksummed)], entryPoint: EntryPointVersion.v08.canonicalAddress)
+        let delegatedHash = try hash(.v08, EntryPointVersion.v08.canonicalAddress, delegate: delegate)
+        #expect(try withDelegate["userOpHash"]?.stringValue == delegatedHash && delegatedHash != (hash(.v08, EntryPointVersion.v08.canonicalAddress, delegate: .zero)), "\(withDelegate)")
+        let noDelegate = try refusal([:], entryPoint: EntryPointVersion.v08.canonicalAddress)
+        #expect(noDelegate?.reason == "bad_request" && noDelegate?.message.contains("initCode: EIP-7702 initCode: the hash depends on the sender's delegate") == true, "\(String(describing: noDelegate))")
+        #expect(try refusal(["eip7702Delegate": "0x7702"], entryPoint: EntryPointVersion.v08.canonicalAddress)?.message == "params.eip7702Delegate: invalid address: expected 20 bytes, got 2")
     }
 
     /// Not even the key the agent exports to its client.

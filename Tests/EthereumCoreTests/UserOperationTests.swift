@@ -19,7 +19,9 @@ struct UserOperationTests {
             #expect(packed.accountGasLimits == (try c.bytes32("accountGasLimits")), "\(context)")
             #expect(packed.gasFees == (try c.bytes32("gasFees")), "\(context)")
             #expect(packed.hashV07(entryPoint: try Address(try c.string("entryPointV07")), chainId: chainId) == (try c.bytes32("hashV07")), "\(context)")
-            #expect(try packed.hashV08(entryPoint: try Address(try c.string("entryPointV08")), chainId: chainId) == (try c.bytes32("hashV08")), "\(context)")
+            let delegate = try c["eip7702Delegate"]?.stringValue.map { try Address($0) }
+            #expect(packed.hasEIP7702InitCode == (delegate != nil), "\(context)")
+            #expect(try packed.hashV08(entryPoint: try Address(try c.string("entryPointV08")), chainId: chainId, eip7702Delegate: delegate) == (try c.bytes32("hashV08")), "\(context)")
             #expect(try packed.unpacked() == op, "\(context)")
             #expect(try UserOperation(json: op.json) == op)
             #expect(try PackedUserOperation.parse(json: packed.json) == packed)
@@ -52,19 +54,35 @@ struct UserOperationTests {
         }
     }
 
+    /// The v0.8 EntryPoint's `Eip7702Support`: an initCode of at least two bytes whose first
+    /// twenty, zero-padded, are 0x7702 is an EIP-7702 authorisation.
     @Test func v08EIP7702InitCodeNeedsTheDelegate() throws {
-        var op = UserOperation(sender: try Address("0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed"), nonce: 1)
-        op.factory = try Address("0xef01000000000000000000000000000000000000")
-        op.factoryData = [1, 2]
-        let packed = try op.packed()
-        #expect(packed.hasEIP7702InitCode)
+        let sender = try Address("0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed")
         let ep = EntryPointVersion.v08.canonicalAddress
-        #expect(throws: UserOperationError.self) { try packed.hashV08(entryPoint: ep, chainId: 1) }
         let delegate = try Address("0xfB6916095ca1df60bB79Ce92cE3Ea74c37c5d359")
-        // The EntryPoint hashes delegate ‖ initCode[20:] in place of the initCode.
-        var substituted = packed
-        substituted.initCode = delegate.bytes + [1, 2]
-        #expect(try packed.hashV08(entryPoint: ep, chainId: 1, eip7702Delegate: delegate) == (try substituted.hashV08(entryPoint: ep, chainId: 1)))
+        for factory in ["0x7702", "0x7702000000000000000000000000000000000000"] {
+            let op = try UserOperation(json: .object(JSONObject(["sender": .string(sender.checksummed), "nonce": "1", "factory": .string(factory), "factoryData": "0x0102"])))
+            let packed = try op.packed()
+            #expect(packed.initCode == [0x77, 0x02] + [UInt8](repeating: 0, count: 18) + [1, 2])
+            #expect(packed.hasEIP7702InitCode)
+            #expect(throws: UserOperationError.self) { try packed.hashV08(entryPoint: ep, chainId: 1) }
+            // The EntryPoint hashes delegate ‖ initCode[20:] in place of the initCode; v0.7 knows no marker.
+            var substituted = packed
+            substituted.initCode = delegate.bytes + [1, 2]
+            #expect(try packed.hashV08(entryPoint: ep, chainId: 1, eip7702Delegate: delegate) == (try substituted.hashV08(entryPoint: ep, chainId: 1)))
+            #expect(try packed.hash(version: .v07, entryPoint: ep, chainId: 1) == packed.hashV07(entryPoint: ep, chainId: 1))
+        }
+        var packed = try UserOperation(sender: sender, nonce: 1).packed()
+        for (initCode, marked) in [([0x77, 0x02], true), ([0x77], false), ([0x77, 0x02, 0x00, 0x01], false), ([0x77, 0x02] + [UInt8](repeating: 0, count: 17) + [1], false),
+                                   ([0x77, 0x03], false), ([0xef, 0x01, 0x00] + [UInt8](repeating: 0, count: 17), false)] as [([UInt8], Bool)] {
+            packed.initCode = initCode
+            #expect(packed.hasEIP7702InitCode == marked, "\(initCode.hex)")
+        }
+        // Twenty bytes or fewer: keccak256(delegate) alone.
+        packed.initCode = [0x77, 0x02]
+        var delegateOnly = packed
+        delegateOnly.initCode = delegate.bytes
+        #expect(try packed.hashV08(entryPoint: ep, chainId: 1, eip7702Delegate: delegate) == (try delegateOnly.hashV08(entryPoint: ep, chainId: 1)))
     }
 
     @Test func malformedOperationsAreRejectedByField() throws {

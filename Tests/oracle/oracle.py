@@ -271,8 +271,16 @@ def userop_case(r):
         "signature": maybe_bytes(65),
     }
     init_code = b""
+    # EntryPoint v0.8 Eip7702Support: an initCode starting with 0x7702 padded to 20 bytes stands
+    # for the sender's delegate, which the v0.8 hash takes in its place (v0.7 knows no marker).
+    marker = bytes.fromhex("7702") + bytes(18)
+    delegate = r.randbytes(20) if factory and r.random() < 0.3 else None
+    if delegate:
+        factory = marker
     if factory:
-        op["factory"] = "0x" + factory.hex(); op["factoryData"] = maybe_bytes(50); init_code = factory + op["factoryData"]
+        op["factory"] = r.choice(["0x7702", "0x" + marker.hex()]) if delegate else "0x" + factory.hex()
+        op["factoryData"] = maybe_bytes(50); init_code = factory + op["factoryData"]
+    init_code_v08 = delegate + init_code[20:] if delegate else init_code
     pmd = b""
     if paymaster:
         op["paymaster"] = "0x" + paymaster.hex()
@@ -298,7 +306,7 @@ def userop_case(r):
         },
         "primaryType": "PackedUserOperation",
         "domain": {"name": "ERC4337", "version": "1", "chainId": chain_id, "verifyingContract": ep8},
-        "message": {"sender": op["sender"], "nonce": op["nonce"], "initCode": init_code, "callData": op["callData"],
+        "message": {"sender": op["sender"], "nonce": op["nonce"], "initCode": init_code_v08, "callData": op["callData"],
                     "accountGasLimits": agl, "preVerificationGas": op["preVerificationGas"], "gasFees": fees,
                     "paymasterAndData": pmd},
     }
@@ -306,6 +314,7 @@ def userop_case(r):
     as_json = {k: ("0x" + v.hex() if isinstance(v, bytes) else (hex(v) if r.random() < 0.7 else str(v)) if isinstance(v, int) else v)
                for k, v in op.items()}
     return {"userOperation": as_json, "chainId": str(chain_id), "entryPointV07": ep7, "entryPointV08": ep8,
+            "eip7702Delegate": h(delegate) if delegate else None,
             "initCode": h(init_code), "paymasterAndData": h(pmd), "accountGasLimits": h(agl), "gasFees": h(fees),
             "hashV07": h(v07), "hashV08": h(v08)}
 

@@ -14,7 +14,7 @@ extension UserOperation {
         }
         let reader = FieldReader(object: object)
         self.init(sender: try reader.address("sender"), nonce: try reader.quantity("nonce"))
-        factory = try reader.optionalAddress("factory")
+        factory = reader.object["factory"]?.stringValue?.lowercased() == "0x7702" ? .eip7702InitCodeMarker : try reader.optionalAddress("factory")
         factoryData = try reader.bytes("factoryData")
         callData = try reader.bytes("callData")
         callGasLimit = try reader.quantity("callGasLimit", default: 0)

@@ -63,6 +63,12 @@ public struct UserOperation: Hashable, Sendable {
     }
 }
 
+extension Address {
+    /// The factory of an EIP-7702 account's user operation: 0x7702 padded to 20 bytes, the
+    /// v0.8 EntryPoint's `INITCODE_EIP7702_MARKER`. Wallets (viem) also write it `0x7702`.
+    public static let eip7702InitCodeMarker = Address(uncheckedBytes: [0x77, 0x02] + [UInt8](repeating: 0, count: 18))
+}
+
 /// The v0.7/v0.8 `PackedUserOperation` struct exactly as the EntryPoint receives it.
 public struct PackedUserOperation: Hashable, Sendable {
     public var sender: Address

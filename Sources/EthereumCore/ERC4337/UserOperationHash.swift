@@ -24,11 +24,14 @@ extension PackedUserOperation {
     static let typeHash = Keccak256.hash(utf8: "PackedUserOperation(address sender,uint256 nonce,bytes initCode,bytes callData,bytes32 accountGasLimits,uint256 preVerificationGas,bytes32 gasFees,bytes paymasterAndData)")
     static let domainTypeHash = Keccak256.hash(utf8: "EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)")
 
-    /// EIP-7702 accounts mark their initCode with 0xef0100 padded to 20 bytes (v0.8).
+    /// Whether the v0.8 EntryPoint reads this initCode as an EIP-7702 authorisation: at least
+    /// two bytes, whose first twenty (zero-padded, as calldata is) are the marker
+    /// (`Eip7702Support._isEip7702InitCode`). 0xef0100, the prefix of a delegated account's
+    /// code, marked it only in drafts before the v0.8.0 release.
     public var hasEIP7702InitCode: Bool {
         guard initCode.count >= 2 else { return false }
         let start = Array(initCode.prefix(20)) + [UInt8](repeating: 0, count: max(0, 20 - initCode.count))
-        return start == [0xef, 0x01, 0x00] + [UInt8](repeating: 0, count: 17)
+        return start == Address.eip7702InitCodeMarker.bytes
     }
 
     /// The fields every version hashes, with `initCodeHash` in place of the initCode.

@@ -40,7 +40,7 @@ struct UserOpHash: ParsableCommand {
     @Option(name: .customLong("entrypoint"), help: "The EntryPoint address.") var entryPoint: String
     @Option(name: .customLong("chain-id"), help: "The chain id.") var chainId: String
     @Option(name: .customLong("entrypoint-version"), help: "0.7 or 0.8; needed only for a non-canonical EntryPoint address.") var version: String?
-    @Option(name: .customLong("eip7702-delegate"), help: "v0.8 only: the sender's EIP-7702 delegate, for an initCode marked 0xef0100.") var delegate: String?
+    @Option(name: .customLong("eip7702-delegate"), help: "v0.8 only: the sender's EIP-7702 delegate, for an initCode marked 0x7702 (factory 0x7702).") var delegate: String?
     @OptionGroup var output: OutputOptions
 
     func run() throws {
