@@ -6,8 +6,9 @@
 MUTATIONS.json is a list of {"id", "file", "old", "new", "filter"}: `old` must occur exactly
 once in `file` (a path from the package root); it is replaced by `new`, the tests are built,
 `swift test --filter FILTER` runs, and the file is put back, whatever happens. Each line says
-KILLED (a test failed, with the first failure) or SURVIVED (no test noticed: a missing test,
-a bug the mutant fixes, or an equivalent mutant). Not part of the test run; see
+KILLED (a test failed, with the first failure), SURVIVED (no test noticed: a missing test,
+a bug the mutant fixes, or an equivalent mutant) or TIMED OUT (after the mutation's "timeout",
+600 s by default; the test processes it started may need stopping by hand). Not part of the test run; see
 docs/testing.md, item 7. Do not edit the files it mutates while it runs, and build again when
 it is done: the build it leaves is the last mutant's.
 """
@@ -33,8 +34,13 @@ for m in json.loads(Path(sys.argv[1]).read_text()):
         if build.returncode != 0:
             print(f"DOES NOT BUILD {m['id']}: {errors[0] if errors else build.stderr.strip()[:300]}", flush=True)
             continue
-        test = subprocess.run(["swift", "test", "--skip-build", "--disable-xctest", "--filter", m["filter"]],
-                              cwd=root, capture_output=True, text=True)
+        try:
+            test = subprocess.run(["swift", "test", "--skip-build", "--disable-xctest", "--filter", m["filter"]],
+                                  cwd=root, capture_output=True, text=True, timeout=m.get("timeout", 600))
+        except subprocess.TimeoutExpired:
+            # A mutant that loops for ever is caught, but by no assertion: say so.
+            print(f"TIMED OUT {m['id']} after {time.monotonic() - started:.0f} s", flush=True)
+            continue
         failures = [line for line in test.stdout.splitlines() if line.startswith("✘ Test") and "recorded" in line]
         verdict = "KILLED" if test.returncode != 0 else "SURVIVED"
         print(f"{verdict} {m['id']} ({time.monotonic() - started:.0f} s) {failures[0][:200] if failures else ''}", flush=True)

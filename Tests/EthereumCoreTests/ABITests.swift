@@ -107,6 +107,9 @@ struct ABIStrictDecodingTests {
         #expect(throws: ABIError.self) { try ABI.encode(.int(Int256(-129)), as: .int(8)) }
         #expect(throws: ABIError.self) { try ABI.encode(.fixedBytes([1]), as: .fixedBytes(2)) }
         #expect(throws: ABIError.self) { try ABI.encode(.array([.uint(1)]), as: .fixedArray(.uint256, 2)) }
+        #expect(throws: ABIError.self) { try ABI.encode(.array([.uint(1), .uint(2), .uint(3)]), as: .fixedArray(.uint256, 2)) }
+        #expect(throws: ABIError.self) { try ABI.encode(.tuple([.uint(1), .uint(2)]), as: try ABIType(parsing: "(uint8)")) }
+        #expect(throws: ABIError.self) { try ABI.encode([.uint(1), .uint(2)], as: [.uint256]) }
         #expect(throws: ABIError.self) { try ABI.encode(.string("x"), as: .bytes) }
         #expect(throws: ABIError.self) { try ABI.encodePacked([.tuple([.uint(1)])], as: [try ABIType(parsing: "(uint8)")]) }
         #expect(throws: ABIError.self) { try ABI.encodePacked([.array([.bytes([])])], as: [.array(.bytes)]) }

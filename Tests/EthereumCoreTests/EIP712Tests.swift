@@ -89,6 +89,45 @@ struct EIP712Tests {
         rejects(#"{"types":{\#(types)},"primaryType":"N","domain":{"name":"x"},"message":{"a":1}}"#, "not in types")
         rejects(#"{"types":{"M":[{"name":"a","type":"Missing"}]},"primaryType":"M","domain":{},"message":{"a":1}}"#, "unknown type")
         rejects(#"{"types":{\#(types)},"primaryType":"M","domain":{"name":"x"},"message":{"a":1,"a":2}}"#, "duplicate key")
+        rejects(#"{"types":{\#(types)},"primaryType":"M","domain":{"name":"x"}}"#, "missing \"message\"")
+        // Types as EIP-712 writes them: canonical names (a wallet hashing "uint" signs another
+        // type hash), no tuples, positive array sizes, identifiers, each field once.
+        func rejectsType(_ type: String, _ text: String, value: String = "1") {
+            rejects(#"{"types":{"M":[{"name":"a","type":"\#(type)"}]},"primaryType":"M","domain":{},"message":{"a":\#(value)}}"#, text)
+        }
+        rejectsType("uint", "unknown type \"uint\"")
+        rejectsType("(uint256,address)", "unknown type")
+        rejectsType("uint8[0]", "invalid array size", value: "[]")
+        rejectsType("uint8[-1]", "invalid array size", value: "[]")
+        rejectsType("uint8[2]", "expected 2 elements, got 1", value: "[1]")
+        rejectsType("uint8[2]", "expected 2 elements, got 3", value: "[1,2,3]")
+        rejects(#"{"types":{"M":[{"name":"a","type":"uint8"},{"name":"a","type":"uint16"}]},"primaryType":"M","domain":{},"message":{"a":1}}"#, "duplicate field \"a\"")
+        for name in ["1M", "M N", "M(", ""] {
+            rejects(#"{"types":{"\#(name)":[{"name":"a","type":"uint8"}],"M":[]},"primaryType":"M","domain":{},"message":{}}"#, "invalid type name")
+        }
+    }
+
+    /// eth_signTypedData_v4 (MetaMask's eth-sig-util): a document whose primary type is the
+    /// domain signs the domain separator alone.
+    @Test func theDomainAsPrimaryTypeSignsTheDomainAlone() throws {
+        let data = try TypedData(parsing: #"{"types":{"EIP712Domain":[{"name":"name","type":"string"}]},"primaryType":"EIP712Domain","domain":{"name":"x"}}"#)
+        #expect(try data.digest == keccak256([0x19, 0x01], try data.domainSeparator.bytes))
+    }
+
+    /// Values nested deeper than any real document are refused by name; the limit keeps the
+    /// recursion over values far from the end of the stack.
+    @Test func valuesNestedTooDeeplyAreRefused() throws {
+        func nested(_ depth: Int) throws -> TypedData {
+            let message = String(repeating: #"{"next":["#, count: depth) + "" + String(repeating: "]}", count: depth)
+            return try TypedData(parsing: #"{"types":{"N":[{"name":"next","type":"N[]"}]},"primaryType":"N","domain":{},"message":\#(message)}"#)
+        }
+        _ = try nested(32).digest
+        do {
+            _ = try nested(33).digest
+            Issue.record("a value nested 33 deep was hashed")
+        } catch {
+            #expect("\(error)".contains("value nested too deeply"), "\(error)")
+        }
     }
 
     /// A document is as deep as its author makes it: a chain of struct types or array dimensions

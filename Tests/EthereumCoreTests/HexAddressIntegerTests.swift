@@ -11,6 +11,12 @@ struct HexAddressIntegerTests {
         #expect(throws: HexError.oddLength(3)) { try Hex.decode("0xabc") }
         #expect(throws: HexError.invalidCharacter("g", position: 3)) { try Hex.decode("0x0g") }
         #expect(throws: HexError.invalidCharacter("Ｆ", position: 2)) { try Hex.decode("0xＦＦ") }
+        #expect(try Hex.decode("0XaBcDeF") == [0xab, 0xcd, 0xef])
+        #expect(try Hex.decode("09AF") == [0x09, 0xaf])
+        // The letters next to each range of digits.
+        for (text, bad) in [("0xG0", "G"), ("0x0g", "g"), ("0x/0", "/"), ("0x:0", ":"), ("0x@0", "@"), ("0x`0", "`")] as [(String, Character)] {
+            #expect(throws: HexError.invalidCharacter(bad, position: text.firstIndex(of: bad)!.utf16Offset(in: text)), "\(text)") { try Hex.decode(text) }
+        }
     }
 
     // The test vectors of EIP-55.
@@ -30,6 +36,7 @@ struct HexAddressIntegerTests {
             try Address("0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAeD")
         }
         #expect(throws: AddressError.wrongLength(19)) { try Address("0x" + String(repeating: "ab", count: 19)) }
+        #expect(throws: AddressError.wrongLength(21)) { try Address("0x" + String(repeating: "ab", count: 21)) }
         #expect(throws: AddressError.missingPrefix) { try Address(String(repeating: "ab", count: 20)) }
     }
 
@@ -43,6 +50,11 @@ struct HexAddressIntegerTests {
             try UInt256(parsing: "115792089237316195423570985008687907853269984665640564039457584007913129639936")
         }
         #expect(throws: IntegerParseError.invalidDigit("_", in: "1_000")) { try UInt256(parsing: "1_000") }
+        // Hex digits are no decimal ones.
+        #expect(throws: IntegerParseError.invalidDigit("a", in: "1a")) { try UInt256(parsing: "1a") }
+        #expect(throws: IntegerParseError.invalidDigit("g", in: "0x1g")) { try UInt256(parsing: "0x1g") }
+        #expect(try UInt256(parsing: "0XfF") == 255)
+        #expect(UInt256(UInt64(Int.max)).int == Int.max && UInt256(UInt64(Int.max) + 1).int == nil)
         // Digits and letters that are not ASCII, though Unicode gives them values (fullwidth forms).
         #expect(throws: IntegerParseError.invalidDigit("１", in: "１00")) { try UInt256(parsing: "１00") }
         #expect(throws: IntegerParseError.invalidDigit("Ｆ", in: "0xＦF")) { try UInt256(parsing: "0xＦF") }

@@ -26,6 +26,14 @@ struct FastLZTests {
         let bomb: [UInt8] = [0x00, 7] + Array(repeating: [0xe0, 0xff, 0x00], count: 1000).flatMap { $0 }
         #expect(throws: FastLZ.DecompressionError.self) { try FastLZ.decompress(bomb, maximumSize: 4096) }
         #expect(try FastLZ.decompress(bomb).count == 1 + 1000 * 264)
+        // The limit holds to the byte, for a stream ending in a literal run and for one ending
+        // in a match (one literal 7, then 4 bytes copied from 1 back).
+        for compressed in [FastLZ.compress(Array(0..<40)), [0x00, 7, 0x40, 0x00]] {
+            let size = try FastLZ.decompress(compressed).count
+            #expect(try FastLZ.decompress(compressed, maximumSize: size).count == size)
+            #expect(throws: FastLZ.DecompressionError.self) { try FastLZ.decompress(compressed, maximumSize: size - 1) }
+        }
+        #expect(try FastLZ.decompress([0x00, 7, 0x40, 0x00]) == [7, 7, 7, 7, 7])
     }
 
     /// Random streams, and the contracts' own ENABLE signatures damaged, both compressed and

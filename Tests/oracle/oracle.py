@@ -423,8 +423,14 @@ def fastlz_case(r):
     elif roll < 0.6:    # the inputs on which the double-precision hash differs from exact integers
         pieces = [q.to_bytes(3, "little") for q in QUIRKS]
         data = b"".join(r.choice(pieces + [b"\x80\xff\x81", bytes(r.randint(1, 8)), r.randbytes(r.randint(1, 5))]) for _ in range(r.randint(1, 400)))
-    elif roll < 0.8:    # long runs (matches longer than 262)
+    elif roll < 0.7:    # long runs (matches longer than 262)
         data = bytes([r.randint(0, 255)]) * r.randint(0, 2000) + r.randbytes(r.randint(0, 40))
+    elif roll < 0.75:   # short inputs, where the first and last match positions meet
+        data = bytes(r.choice(b"ab") for _ in range(r.randint(0, 40)))
+    elif roll < 0.8:    # a repeat 8191 to 8193 bytes back (the window's edge), or just before
+        piece = r.randbytes(r.randint(3, 12))
+        gap = r.choice([8191 - len(piece), 8192 - len(piece), 8193 - len(piece), r.randint(0, 3)])
+        data = r.randbytes(r.randint(0, 3)) + piece + r.randbytes(gap) + piece + r.randbytes(r.randint(0, 14))
     else:
         data = bytes(r.choice(b"\x00\x01\xff\x80") for _ in range(r.randint(0, 600)))
     return {"input": h(data), "compressed": h(flz_compress_js(data))}

@@ -95,32 +95,4 @@ public struct PackedUserOperation: Hashable, Sendable {
         self.paymasterAndData = paymasterAndData
         self.signature = signature
     }
-
-    /// The unpacked form; fails where the packed fields are too short to split.
-    public func unpacked() throws(UserOperationError) -> UserOperation {
-        var op = UserOperation(sender: sender, nonce: nonce)
-        if !initCode.isEmpty {
-            guard initCode.count >= 20 else { throw UserOperationError("shorter than a factory address", field: "initCode") }
-            op.factory = Address(exactly: initCode[0..<20])
-            op.factoryData = Array(initCode[20...])
-        }
-        op.callData = callData
-        let limits = accountGasLimits.bytes, fees = gasFees.bytes
-        op.verificationGasLimit = UInt256(bigEndian: limits[0..<16])
-        op.callGasLimit = UInt256(bigEndian: limits[16..<32])
-        op.preVerificationGas = preVerificationGas
-        op.maxPriorityFeePerGas = UInt256(bigEndian: fees[0..<16])
-        op.maxFeePerGas = UInt256(bigEndian: fees[16..<32])
-        if !paymasterAndData.isEmpty {
-            guard paymasterAndData.count >= 52 else {
-                throw UserOperationError("must be empty or at least 52 bytes (paymaster, two uint128 gas limits)", field: "paymasterAndData")
-            }
-            op.paymaster = Address(exactly: paymasterAndData[0..<20])
-            op.paymasterVerificationGasLimit = UInt256(bigEndian: paymasterAndData[20..<36])
-            op.paymasterPostOpGasLimit = UInt256(bigEndian: paymasterAndData[36..<52])
-            op.paymasterData = Array(paymasterAndData[52...])
-        }
-        op.signature = signature
-        return op
-    }
 }
