@@ -94,7 +94,8 @@ let package = Package(
         ),
         .testTarget(name: "TOMLTests", dependencies: ["TOML", "TestSupport"]),
         .testTarget(name: "ApprovalTests", dependencies: ["Approval", "TestSupport"]),
-        .testTarget(name: "AgentTests", dependencies: ["Agent", "CLinuxShims", "TestSupport", .product(name: "GRDB", package: "GRDB.swift")]),
+        .testTarget(name: "AgentTests", dependencies: ["Agent", "CLinuxShims", "TestSupport", .product(name: "GRDB", package: "GRDB.swift"),
+                                                   .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOEmbedded", package: "swift-nio")]),
         .testTarget(name: "SessionStoreTests", dependencies: ["SessionStore", "TestSupport", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(name: "OwnerSignersTests", dependencies: ["OwnerSigners", "TestSupport", "CFido2", "CPCSC", "CPKCS11"]),
         .testTarget(
