@@ -52,7 +52,7 @@ final class LineFramer: ChannelDuplexHandler {
     }
 
     func read(context: ChannelHandlerContext) {
-        if deadline == nil, !failed, let buffer, buffer.readableBytes > 0 {
+        if deadline == nil, let buffer, buffer.readableBytes > 0 {
             let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
             deadline = context.eventLoop.scheduleTask(in: partialTimeout) {
                 let (framer, context) = loopBound.value
@@ -68,7 +68,7 @@ final class LineFramer: ChannelDuplexHandler {
     /// A client that closes its side after its last request (`socat`, `nc -N`) is answered; a
     /// last message without its newline is complete, as nothing more can come.
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if case .inputClosed = event as? ChannelEvent, !failed, let last = buffer, !Self.isBlank(last) {
+        if case .inputClosed = event as? ChannelEvent, let last = buffer, !Self.isBlank(last) {
             buffer = nil
             deadline?.cancel()
             deadline = nil
@@ -83,6 +83,7 @@ final class LineFramer: ChannelDuplexHandler {
         line.readableBytesView.allSatisfy { $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") || $0 == UInt8(ascii: "\r") }
     }
 
+    /// Ends the framing: nothing is buffered or read after it, so no deadline and no last line.
     private func fail(_ context: ChannelHandlerContext, _ frame: Frame) {
         failed = true
         buffer = nil

@@ -89,6 +89,36 @@ struct PinentryTests {
         for text in ["100%", "%25", "line\r\nnext", "é%"] {
             #expect(AssuanSession.unescape(Array(AssuanSession.escape(text).utf8)[...]) == Array(text.utf8))
         }
+        // Assuan ends a line at LF and takes a CR before it as part of the end.
+        #expect(AssuanSession.escape("a\rb\nc%d") == "a%0Db%0Ac%25d")
+    }
+
+    /// The person's own answers (Cancel, Deny, closing the dialog) against a pinentry that could
+    /// not ask: gpg-error codes GPG_ERR_CANCELED (99), GPG_ERR_NOT_CONFIRMED (114) and
+    /// GPG_ERR_FULLY_CANCELED (198), in the pinentry source 0x05 in the high bits.
+    @Test func aCancelIsAnAnswerAndAnyOtherErrorIsAFailure() throws {
+        func reply(_ error: String) -> AssuanSession.Reply { AssuanSession.Reply(ok: false, data: [], error: error) }
+        for code in [99, 114, 198] {
+            #expect(reply("ERR \(0x0500_0000 + code) Operation cancelled <Pinentry>").cancelled)
+            #expect(try reply("ERR \(0x0500_0000 + code) cancelled").answered("CONFIRM").ok == false)
+        }
+        for error in ["ERR 83918950 Inappropriate ioctl for device <Pinentry>", "ERR 100 no", "ERR", "ERR x 99"] {
+            #expect(!reply(error).cancelled, "\(error)")
+            #expect(throws: PinentryError.self) { try reply(error).answered("CONFIRM") }
+        }
+    }
+
+    /// A program that answers GETPIN with more than any passphrase is not read until memory runs
+    /// out, line by line as well as all at once.
+    @Test func aPinentrySendingWithoutEndIsCutOff() throws {
+        let script = "echo OK; while read l; do case \"$l\" in GETPIN*) yes 'D xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx' | head -n 100000; echo OK;; *) echo OK;; esac; done"
+        let pinentry = Pinentry(command: ["/bin/sh", "-c", script], timeout: 30)
+        do {
+            _ = try pinentry.secret(title: "t", description: "d", prompt: "p")
+            Issue.record("a secret of 7 MB was taken")
+        } catch {
+            #expect("\(error)".contains("more data than any passphrase or PIN"), "\(error)")
+        }
     }
 
     /// Each page of a description fits an Assuan line as it is sent, escaped: pinentry exits on
@@ -97,7 +127,7 @@ struct PinentryTests {
     @Test func everyPageFitsAnAssuanLine() {
         var random = SplitMix64(seed: 7)
         let pieces = ["", "a", "%", "%%%", "\r", "é", "🦊", "e" + String(repeating: "\u{301}", count: 300), String(repeating: "x", count: 900),
-                      String(repeating: "%", count: 500), "Spend at most 100 USDC a day on Sepolia"]
+                      String(repeating: "%", count: 500), String(repeating: "🦊", count: 300), "Spend at most 100 USDC a day on Sepolia"]
         func withoutNewlines(_ s: String) -> [Unicode.Scalar] { s.unicodeScalars.filter { $0 != "\n" } }
         for _ in 0..<300 {
             let text = (0..<Int(random.next() % 400)).map { _ in pieces[Int(random.next() % UInt64(pieces.count))] + (random.next() % 3 == 0 ? "" : "\n") }.joined()
@@ -105,6 +135,7 @@ struct PinentryTests {
             for (i, page) in pages.enumerated() {
                 let line = "SETDESC " + AssuanSession.escape("(\(i + 1)/\(pages.count))\n" + page)
                 #expect(line.utf8.count <= 1000, "\(line.utf8.count) bytes")
+                #expect(AssuanSession.escapedSize(page) == AssuanSession.escape(page).utf8.count && AssuanSession.escapedSize(page) <= Pinentry.pageBytes)
             }
             #expect(withoutNewlines(pages.joined()) == withoutNewlines(text))
         }
@@ -243,6 +274,25 @@ struct PinentryTests {
                 let status = try client.call("session_wait", JSONObject(["id": .string(id), "timeout": JSONValue(20)]))
                 #expect(status["status"] == "denied" && status["reason"]?.stringValue?.contains(reason) == true, "\(script): \(status.serialized)")
             }
+        }
+    }
+
+    /// A request with a critical risk (here: the session may install modules on the account) is
+    /// approved only when the person also types the word `approve`, as it is.
+    @Test func aCriticalRequestNeedsTheWordApprove() throws {
+        let request = try JSONValue(parsing: #"{"account": "0x7227dcfb0c5ec7a5f539f97b18be261c49687ed6", "chains": [11155111], "validity": {"duration": "1h"},"# +
+            #""permissions": [{"target": "0x7227dcfb0c5ec7a5f539f97b18be261c49687ed6", "functions": ["installModule(uint256,address,bytes)"], "sudo": true}]}"#)
+        for (typed, status) in [("approve", "approved"), ("approved", "denied"), ("Approve", "denied"), ("", "denied")] {
+            // Every page confirmed; GETPIN, the word asked for, answered with `typed`.
+            let script = "echo OK; while read l; do case \"$l\" in GETPIN*) echo 'D \(typed)'; echo OK;; *) echo OK;; esac; done"
+            let agent = try AgentProcess(rules: "default = \"ask\"", extraConfig: "pinentry = [\"/bin/sh\", \"-c\", \"\(script.replacingOccurrences(of: "\"", with: "\\\""))\"]")
+            try agent.start()
+            let client = try AgentClient(path: agent.clientSocket)
+            let pending = try client.call("session_request", JSONObject(["request": request]))
+            #expect(pending["highestSeverity"] == "critical", "\(pending.serialized)")
+            let id = try #require(pending["id"]?.stringValue)
+            let decided = try client.call("session_wait", JSONObject(["id": .string(id), "timeout": JSONValue(20)]))
+            #expect(decided["status"]?.stringValue == status, "typed \(String(reflecting: typed)): \(decided.serialized)")
         }
     }
 
