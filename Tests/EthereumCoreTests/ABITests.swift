@@ -131,7 +131,11 @@ struct ABIFunctionTests {
         #expect(try ABIFunction(parsing: "f(tuple(uint8 a, bool b)[2] x)").signature == "f((uint8,bool)[2])")
         #expect(try ABIFunction(parsing: "enableSessions((address,bytes,bytes32,(address,bytes)[],((bytes32,string[])[],(address,bytes)[]),(bytes4,address,(address,bytes)[])[],bool)[])").selector == [0x21, 0x71, 0x24, 0x07])
 
-        for bad in ["transfer(address to", "f(uint7)", "f(bytes33)", "f(uint256[0])", "f(())", "f(foo)", "(uint256)", "f(uint256) returns"] {
+        #expect(try ABIFunction(parsing: "f(address payable to, bytes memory data) public").inputs.map(\.name) == ["to", "data"])
+        // Only Solidity's types, written once (a leading zero would be another spelling of a
+        // type, and so of a selector), and nothing after the signature.
+        for bad in ["transfer(address to", "f(uint7)", "f(uint12)", "f(int264)", "f(uint08)", "f(bytes33)", "f(bytes08)", "f(uint256[0])", "f(uint8[1048577])",
+                    "f(())", "f(tuple)", "f(foo)", "(uint256)", "1f(uint256)", "f(uint256) returns", "f(uint256) view junk", "f(uint256) )"] {
             #expect(throws: ABIError.self, "\(bad)") { try ABIFunction(parsing: bad) }
         }
         // The error quotes the text around the fault, not a client's whole megabyte.
@@ -182,8 +186,17 @@ struct ABIFunctionTests {
             #expect(throws: ABIError.self, "\(bad)") { try ABIType(parsing: bad) }
             #expect(throws: ABIError.self, "\(bad)") { try ABIFunction(parsing: "f(\(bad) x)") }
         }
-        let huge = #"[{"type":"function","name":"f","inputs":[{"name":"x","type":"tuple[1048576][1048576]","components":[{"name":"a","type":"uint256[1048576]"}]}]}]"#
+        // Large only once its components are in: 2^20 tuples of 2^20 words.
+        let huge = #"[{"type":"function","name":"f","inputs":[{"name":"x","type":"tuple[1048576]","components":[{"name":"a","type":"uint256[1048576]"}]}]}]"#
         #expect(throws: ABIError.self) { try ContractInterface(jsonABI: huge) }
+        // Tuples in tuples as deep as a signature may nest them, and no deeper.
+        func nested(_ depth: Int) -> String {
+            (0..<depth).reduce(#"{"name":"a","type":"uint8"}"#) { inner, _ in #"{"name":"t","type":"tuple","components":[\#(inner)]}"# }
+        }
+        #expect(try ContractInterface(jsonABI: #"[{"type":"function","name":"f","inputs":[\#(nested(31))]}]"#).functions.count == 1)
+        #expect(throws: ABIError("f inputs t t t t t t t t t t t t t t t t t t t t t t t t t t t t t t t t: nested too deeply")) {
+            try ContractInterface(jsonABI: #"[{"type":"function","name":"f","inputs":[\#(nested(32))]}]"#)
+        }
         // A dynamic type takes one word in the head: a list of the largest static type is taken.
         #expect(try ABIType(parsing: "uint256[1048576][128][]").headSize == 32)
     }
@@ -227,6 +240,9 @@ struct ABIFunctionTests {
             #expect(error.offset == 4)
         }
         #expect(throws: ABIError.self) { try transfer.decodeCall([0xde, 0xad, 0xbe, 0xef]) }
+        // Another function's call with the same argument types is not read as this one.
+        let approve = try ABIFunction(parsing: "approve(address spender, uint256 amount)").encodeCall([.address(.zero), .uint(5)])
+        #expect(throws: ABIError("selector 0x095ea7b3 is not transfer(address,uint256) (0xa9059cbb)", offset: 0)) { try transfer.decodeCall(approve) }
     }
 
     @Test func textArguments() throws {

@@ -192,8 +192,6 @@ struct SignatureParser {
         } else {
             guard let word = identifier() else { throw error("expected a type") }
             if word == "tuple" {
-                skipSpaces()
-                guard position < chars.count, chars[position] == "(" else { throw error("expected '(' after tuple") }
                 base = .tuple(try parseParameterList(depth: depth + 1, allowEmpty: false))
             } else {
                 guard let type = Self.elementary(word) else { throw error("unknown type \(String(reflecting: word))") }
