@@ -253,6 +253,29 @@ struct ABIFunctionTests {
         #expect(throws: ABIError.self) { try ABIValue(text: "(1, [], x, 0xab, 0)", as: type) }
         #expect(throws: ABIError.self) { try ABIValue(text: "300", as: .uint(8)) }
     }
+
+    /// JSON values (typed data, `--args-json`): exactly the type, nothing dropped or guessed.
+    @Test func jsonArgumentsMatchTheirTypeExactly() throws {
+        func rejects(_ json: String, _ type: String, _ text: String) {
+            do {
+                _ = try ABIValue(json: try JSONValue(parsing: json), as: try ABIType(parsing: type))
+                Issue.record("\(json) taken as \(type)")
+            } catch {
+                #expect("\(error)".contains(text), "\(json) as \(type): \(error)")
+            }
+        }
+        rejects("-129", "int8", "does not fit in int8")
+        rejects("[1,2,3]", "uint8[2]", "expected 2 elements, got 3")
+        rejects("[1]", "uint8[2]", "expected 2 elements, got 1")
+        rejects("[1,2,3]", "(uint8,uint8)", "expected 2 components, got 3")
+        rejects(#"{"a":1,"b":2}"#, "(uint8 a)", #"unknown component "b""#)
+        rejects(#"{"":1}"#, "(uint8)", "missing component #0")
+        rejects(#""abcd""#, "bytes", "expected a 0x hex string")
+        let named = try ABIType(parsing: "(uint8 a, bool b)"), unnamed = try ABIType(parsing: "(uint8, bool)")
+        let value = try ABIValue(json: try JSONValue(parsing: #"{"a":1,"b":true}"#), as: named)
+        #expect(value.json(as: named).serialized == #"{"a":"1","b":true}"#)
+        #expect(value.json(as: unnamed).serialized == #"["1",true]"#)
+    }
 }
 
 @Suite("ABI types and data no decoder input can trap on")

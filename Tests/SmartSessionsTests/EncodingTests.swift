@@ -141,5 +141,24 @@ struct OwnableValidatorTests {
         sigs.append(ethSign)
         #expect(config.isValid(hash: hash, signatures: OwnableValidatorConfig.combine(sigs.reversed())))   // any order
         #expect(!config.isValid(hash: hash, signatures: OwnableValidatorConfig.combine(sigs).dropLast()))
+
+        // Only owners count, and only with v 27/28 (31/32): ecrecover answers nothing for 0/1.
+        let stranger = Secp256k1.PrivateKey.generate().sign(digest: hash)
+        #expect(try config.signers(of: hash, signatures: OwnableValidatorConfig.combine(Array(sigs[0..<2]) + [stranger])) == Array(keys[0..<2].map(\.address)).sorted())
+        var zeroV = keys[2].sign(digest: hash)
+        zeroV.v -= 27
+        #expect(try config.signers(of: hash, signatures: OwnableValidatorConfig.combine(Array(sigs[0..<2]) + [zeroV])).count == 2)
+    }
+
+    /// What the contract's onInstall refuses: no owner or more than 32, the zero address, a
+    /// threshold past any integer.
+    @Test func ownerListsTheContractRefuses() throws {
+        let many = (1...33).map { Address(exactly: [UInt8](repeating: 0, count: 19) + [UInt8($0)])! }
+        #expect(try OwnableValidatorConfig(threshold: 1, owners: Array(many.prefix(32))).owners.count == 32)
+        for (owners, message) in [(many, "needs 1 to 32 owners, got 33"), ([], "needs 1 to 32 owners, got 0"), ([.zero, many[0]], "the zero address as an owner")] as [([Address], String)] {
+            #expect(throws: SmartSessionError("OwnableValidator: " + message)) { try OwnableValidatorConfig(threshold: 1, owners: owners) }
+        }
+        let hugeThreshold = try ABI.encode([.uint(UInt256(limbs: (1, 1, 0, 0))), .array([.address(many[0])])], as: [.uint256, .array(.address)])
+        #expect(throws: SmartSessionError.self) { try OwnableValidatorConfig(initData: hugeThreshold) }
     }
 }
