@@ -103,6 +103,60 @@ struct ContractVectorTests {
         }
         #expect(decodedCount == 1335)   // every policy of the 200 records
     }
+
+    /// Init data a policy's initializer reverts on is refused by name, each rule at its edge:
+    /// a session carrying it could never be enabled, and its review would describe nothing real.
+    @Test func initDataTheInitializersRevertOnIsRefused() throws {
+        let usdc = try Address("0x1c7D4B196Cb0C7B01d743Fbc6116a902379C7238"), dai = try Address("0x6B175474E89094C44Da98b954EedeAC495271d0F")
+        let rule = ParamRule(condition: .lessThanOrEqual, offset: 32, ref: UInt256(5).word)
+        func arg(root: UInt8 = 0, rules: Int = 1, _ nodes: [ArgNode]) -> [UInt8] {
+            PolicyConfig.arg(ArgPolicyConfig(valueLimitPerUse: 0, rootNodeIndex: root, rules: Array(repeating: rule, count: rules), nodes: nodes)).initData
+        }
+        func uniAction(rules: Int) -> [UInt8] { PolicyConfig.uniAction(UniActionConfig(valueLimitPerUse: 0, rules: Array(repeating: rule, count: rules))).initData }
+        var seventeen = uniAction(rules: 16)
+        seventeen[63] = 17   // the rule count, the second word
+        var badCondition = uniAction(rules: 1)
+        badCondition[95] = 7   // the first rule's condition, the third word
+        let cases: [(PolicyKind, [UInt8], String)] = [
+            (.timeFrame, PolicyConfig.timeFrame(validUntil: 10, validAfter: 11).initData, "validAfter (11) is later than validUntil (10)"),
+            (.usageLimit, PolicyConfig.usageLimit(0).initData, "a usage limit of 0"),
+            (.valueLimit, PolicyConfig.valueLimit(0).initData, "a value limit of 0"),
+            (.erc20SpendingLimit, try ABI.encode([.array([.address(usdc), .address(dai)]), .array([.uint(1)])], as: [.array(.address), .array(.uint256)]), "2 tokens but 1 limits"),
+            (.erc20SpendingLimit, PolicyConfig.erc20SpendingLimit([TokenLimit(token: .zero, limit: 1)]).initData, "the zero address as a token"),
+            (.erc20SpendingLimit, PolicyConfig.erc20SpendingLimit([TokenLimit(token: usdc, limit: 1), TokenLimit(token: dai, limit: 0)]).initData, "a limit of 0 for \(dai)"),
+            (.uniAction, seventeen, "17 rules; the contract holds at most 16"),
+            (.uniAction, badCondition, "condition 7 is not a ParamCondition"),
+            (.contractWhitelist, [], "must be a non-empty list of 20-byte addresses"),
+            (.contractWhitelist, usdc.bytes + Address.zero.bytes, "the zero address as a target"),
+            (.simpleGas, PolicyConfig.simpleGas(gasLimit: 1, costLimit: 0).initData, "must both be non-zero"),
+            (.simpleGas, PolicyConfig.simpleGas(gasLimit: 0, costLimit: 1).initData, "must both be non-zero"),
+            (.arg, arg(root: 1, [.rule(0)]), "root node 1 is out of bounds"),
+            (.arg, arg(rules: 129, [.rule(0)]), "more than 128 rules"),
+            (.arg, arg(Array(repeating: .rule(0), count: 256)), "more than 255 nodes"),
+            (.arg, arg([.rule(1)]), "node 0 refers to rule 1 of 1"),
+            (.arg, arg([.not(1)]), "node 0 has child 1 out of bounds"),
+            (.arg, arg(root: 1, [.rule(0), .and(0, 2)]), "node 1 has a child out of bounds"),
+            (.arg, arg(root: 1, [.rule(0), .or(2, 0)]), "node 1 has a child out of bounds"),
+        ]
+        for (kind, initData, message) in cases {
+            do {
+                let config = try PolicyConfig.decode(kind, initData: initData)
+                Issue.record("\(kind) took \(config)")
+            } catch {
+                #expect(error.message.contains(message) && error.reason == "invalid_policy", "\(kind): \(error)")
+            }
+        }
+        // Just within each rule.
+        #expect(try PolicyConfig.decode(.timeFrame, initData: PolicyConfig.timeFrame(validUntil: 0, validAfter: 11).initData) == .timeFrame(validUntil: 0, validAfter: 11))
+        #expect(try PolicyConfig.decode(.timeFrame, initData: PolicyConfig.timeFrame(validUntil: 11, validAfter: 11).initData) == .timeFrame(validUntil: 11, validAfter: 11))
+        guard case .uniAction(let sixteen) = try PolicyConfig.decode(.uniAction, initData: uniAction(rules: 16)) else { Issue.record("not UniAction"); return }
+        #expect(sixteen.rules.count == 16)
+        _ = try PolicyConfig.decode(.arg, initData: arg(rules: 128, Array(repeating: .rule(127), count: 254) + [.and(0, 253)]))
+        #expect(PolicyConfig.ignoredBytes(.timeFrame, initData: [UInt8](repeating: 0, count: 13)) == 1)
+        // notEqual compares as the contract does, zero included.
+        let notZero = ParamRule(condition: .notEqual, offset: 0, ref: .zero)
+        #expect(!notZero.accepts(.zero) && notZero.accepts(UInt256.one.word))
+    }
 }
 
 @Suite("The worked example of the spec, end to end")

@@ -54,9 +54,9 @@ public struct ParamRule: Hashable, Sendable {
     init(abi: ABIValue, path: String) throws(SmartSessionError) {
         guard case .tuple(let f) = abi, case .uint(let c) = f[0], case .uint(let o) = f[1], case .bool(let l) = f[2],
               case .fixedBytes(let r) = f[3], case .tuple(let u) = f[4], case .uint(let limit) = u[0], case .uint(let used) = u[1]
-        else { throw SmartSessionError("\(path): unexpected shape") }
+        else { throw SmartSessionError("\(path): unexpected shape", reason: "invalid_policy") }
         guard let condition = c.uint64.flatMap({ UInt8(exactly: $0) }).flatMap(ParamCondition.init(rawValue:)) else {
-            throw SmartSessionError("\(path): condition \(c) is not a ParamCondition (0…6); the contract reverts on it")
+            throw SmartSessionError("\(path): condition \(c) is not a ParamCondition (0…6); the contract reverts on it", reason: "invalid_policy")
         }
         self.init(condition: condition, offset: o.uint64!, isLimited: l, ref: Bytes32(r), limit: limit, used: used)
     }
