@@ -245,6 +245,47 @@ struct RequestTests {
         rejects(#"{"chainId": "0x1", "address": "0x7227dcfb0c5ec7a5f539f97b18be261c49687ed6", "expiry": 1, "signer": {"type": "key", "data": {}}, "permission": {"type": "erc20-token-transfer", "data": {"address": "0x1c7D4B196Cb0C7B01d743Fbc6116a902379C7238", "allowance": "0x1"}}, "policies": [{"type": "rate-limit", "data": {}}]}"#, "rate-limit")
     }
 
+    /// What an ERC-7715 request cannot mean in Smart Sessions v1, or means nothing by, is refused
+    /// by name rather than compiled into a session that allows less, or more, than it says.
+    @Test func erc7715EdgesAreRefused() throws {
+        let head = #""chainId": "0xaa36a7", "address": "0x7227dcfb0c5ec7a5f539f97b18be261c49687ed6", "expiry": 1764200000, "signer": {"type": "key", "data": {}}"#
+        let usdcGrant = #"{"type": "erc20-token-transfer", "data": {"address": "0x1c7D4B196Cb0C7B01d743Fbc6116a902379C7238", "allowance": "5 USDC"}}"#
+        for (body, text) in [
+            (#""permission": {"type": "erc20-token-transfer", "data": {"address": "0x1c7D4B196Cb0C7B01d743Fbc6116a902379C7238", "allowance": "0"}}"#, "permission.data.allowance: must be above 0"),
+            (#""permission": {"type": "native-token-transfer", "data": {"allowance": "1 ETH", "to": []}}"#, "names no recipient"),
+            (#""permission": {"type": "contract-call", "data": {"address": "0x000000000000000000000000000000000000bEEF", "functions": []}}"#, "name the functions allowed"),
+            (#""permission": \#(usdcGrant), "policies": [{"type": "spent-limit", "data": {"allowance": "0"}}]"#, "policies[0].data.allowance: must be above 0"),
+            (#""permission": \#(usdcGrant), "rules": [{"type": "permission-limit", "data": {"timestamp": 1764200000}}]"#, "rule type permission-limit has no Smart Sessions v1 equivalent"),
+            (#""permission": \#(usdcGrant), "period": 86400"#, "period"),
+        ] {
+            rejects("{\(head), \(body)}", text)
+        }
+        // A token's amount is read on every chain the session will be enabled on, not only the
+        // request's own: USDC has another address on mainnet.
+        let overridden = RequestCompiler(now: Self.now, sessionKeys: [Self.key], overrides: .init(chains: [11155111, 1]))
+        do {
+            _ = try overridden.compile(try JSONValue(parsing: "{\(head), \"permission\": \(usdcGrant)}"))
+            Issue.record("5 USDC was read on Sepolia alone")
+        } catch let error as SmartSessionError {
+            #expect(error.message == "permission.data.allowance: USDC is 0xA0b86991c6218b36c1d19D4a2e9Eb0cE3606eB48, but this limit is for 0x1c7D4B196Cb0C7B01d743Fbc6116a902379C7238", "\(error.message)")
+        }
+        _ = try RequestCompiler(now: Self.now, sessionKeys: [Self.key]).compile(try JSONValue(parsing: "{\(head), \"permission\": \(usdcGrant)}"))
+    }
+
+    @Test func argumentRulesAreWrittenOneWay() throws {
+        func permission(_ rule: String) -> String {
+            #"{"account": "0x7227dcfb0c5ec7a5f539f97b18be261c49687ed6", "chains": [1], "permissions": [{"target": "0x000000000000000000000000000000000000bEEF", "functions": ["f(address to, uint256 amount, bool flag)"], "rules": ["\#(rule)"]}]}"#
+        }
+        for (rule, text) in [("flag == yes", "expected true or false"), ("total(amount) >= 5", "a total is limited with <="), ("total(to) <= 5", "totals apply to uint parameters"),
+                             ("amount in [1, 5", "expected name in [min, max]"), ("amount in 1, 5]", "expected name in [min, max]")] {
+            rejects(permission(rule), text)
+        }
+        // A range of one value.
+        let point = try compile(permission("amount in [5, 5]"))
+        guard case .uniAction(let config) = try PolicyConfig.decode(.uniAction, initData: point.session.actions[0].actionPolicies[0].initData) else { Issue.record("not UniAction"); return }
+        #expect(config.rules == [ParamRule(condition: .inRange, offset: 32, ref: UInt256(5).shiftedLeft(128).addingReportingOverflow(5).partialValue.word)])
+    }
+
     /// A raw Session reproduces the spec's worked example, and the typed-data document the
     /// request exports hashes (through the generic EIP-712 engine) to the same digest.
     @Test func rawSessionAndTypedDataExport() throws {
