@@ -37,6 +37,20 @@ struct WebAuthnTests {
         var moved = assertion
         moved.typeIndex = 2
         #expect(!moved.verify(challenge: challenge, publicKey: publicKey, requireUserVerification: true))
+        // Indexes a signature may carry, decoded from uint256: refused, not a trap.
+        for index in [Int.max, Int.max - 20, -1, assertion.clientDataJSON.utf8.count] {
+            var typeAt = assertion, challengeAt = assertion
+            typeAt.typeIndex = index
+            challengeAt.challengeIndex = index
+            #expect(!typeAt.verify(challenge: challenge, publicKey: publicKey, requireUserVerification: true), "\(index)")
+            #expect(!challengeAt.verify(challenge: challenge, publicKey: publicKey, requireUserVerification: true), "\(index)")
+        }
+        let decoded = try RhinestoneWebAuthn.decodeSignature(RhinestoneWebAuthn.signature(credentialIds: [.zero], usePrecompile: false, assertions: [{
+            var far = assertion
+            far.challengeIndex = Int.max
+            return far
+        }()]))
+        #expect(decoded.assertions[0].challengeIndex == Int.max && !decoded.assertions[0].verify(challenge: challenge, publicKey: publicKey, requireUserVerification: true))
     }
 
     @Test func encodingsRoundTrip() throws {

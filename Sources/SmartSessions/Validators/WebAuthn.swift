@@ -58,9 +58,11 @@ public struct WebAuthnAssertion: Hashable, Sendable {
         let json = Array(clientDataJSON.utf8)
         let type = Array(#""type":"webauthn.get""#.utf8)
         let expectedChallenge = Array(#""challenge":""#.utf8) + Array(Self.base64url(challenge.bytes).utf8) + [UInt8(ascii: "\"")]
+        // Indexes come from a signature anyone may write: compared without an addition that
+        // could overflow (2^63 - 1 is a valid uint256 index).
         guard EthereumCore.P256.isLowS(s), authenticatorData.count >= 37,
-              typeIndex + type.count <= json.count, Array(json[typeIndex..<(typeIndex + type.count)]) == type,
-              challengeIndex + expectedChallenge.count <= json.count,
+              typeIndex >= 0, typeIndex <= json.count - type.count, Array(json[typeIndex..<(typeIndex + type.count)]) == type,
+              challengeIndex >= 0, challengeIndex <= json.count - expectedChallenge.count,
               Array(json[challengeIndex..<(challengeIndex + expectedChallenge.count)]) == expectedChallenge
         else { return false }
         let flags = authenticatorData[32]
