@@ -44,6 +44,33 @@ struct Secp256k1Tests {
         #expect(try RecoverableSignature.normalizing(external: r.bytes + half.bytes, digest: digest, signer: signer) == atHalf)
     }
 
+    /// What a token may hand back, each refused for what it is: r or s of 0 or at least n, bytes
+    /// of no signature format; r ‖ s ‖ v with any v (a card's) is taken.
+    @Test func externalSignaturesAreReadByTheirFormat() throws {
+        let key = try Secp256k1.PrivateKey(hex: "0x" + String(repeating: "22", count: 32))
+        let digest = Keccak256.hash(utf8: "external")
+        let signature = key.sign(digest: digest)
+        #expect(try RecoverableSignature.normalizing(external: signature.r.bytes + signature.s.bytes + [0], digest: digest, signer: key.address) == signature)
+        let n = Secp256k1.order.word
+        for (r, s) in [(Bytes32.zero, signature.s), (signature.r, .zero), (n, signature.s), (signature.r, n)] {
+            #expect(throws: Secp256k1Error.invalidSignature("r and s must be in 1..<n")) {
+                try RecoverableSignature.normalizing(external: r.bytes + s.bytes, digest: digest, signer: key.address)
+            }
+        }
+        #expect(throws: Secp256k1Error.invalidSignature("expected DER, 64-byte r‖s or 65-byte r‖s‖v, got 63 bytes")) {
+            try RecoverableSignature.normalizing(external: Array(signature.bytes.prefix(63)), digest: digest, signer: key.address)
+        }
+        #expect(throws: Secp256k1Error.invalidSignature("expected 65 bytes r‖s‖v, got 66")) { try RecoverableSignature(bytes: signature.bytes + [0]) }
+        // ecrecover's v 0/1 and 27/28 name the same key; an X ‖ Y key without its 0x04 is read.
+        var zeroV = signature
+        zeroV.v -= 27
+        #expect(try zeroV.recoverAddress(digest: digest) == key.address)
+        #expect(try Secp256k1.PublicKey(key.publicKey.uncompressed) == key.publicKey)
+        // P-256's low-s bound is inclusive too.
+        let half = P256.order.shiftedRight(1)
+        #expect(P256.isLowS(half.word) && !P256.isLowS(half.addingReportingOverflow(.one).partialValue.word))
+    }
+
     /// The worked example of the spec (§11.2): owner and session keys signing raw digests, and
     /// personal_sign with v + 4 for OwnableValidator's eth_sign path.
     @Test func specWorkedExample() throws {
