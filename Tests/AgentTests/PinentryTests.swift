@@ -253,6 +253,11 @@ struct PinentryTests {
 
     /// An agent that stops (systemctl stop, Ctrl-C) takes its dialog with it instead of leaving
     /// it on the person's terminal.
+    /// The configuration line of a pinentry that is a shell script, quoted for TOML.
+    static func scripted(_ script: String) -> String {
+        "pinentry = [\"/bin/sh\", \"-c\", \"\(script.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\""))\"]"
+    }
+
     /// A dialog that cannot be shown (a pinentry with no terminal or display, a broken program)
     /// is no person's denial: the request fails saying why, in its answer and the audit log,
     /// and a program that sends without end is not read until memory runs out.
@@ -266,7 +271,7 @@ struct PinentryTests {
              "the pinentry dialog failed: pinentry refused SETTITLE: ERR 1 broken"),
         ]
         for (script, reason) in programs {
-            let agent = try AgentProcess(rules: "default = \"ask\"", extraConfig: "pinentry = [\"/bin/sh\", \"-c\", \"\(script.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\""))\"]")
+            let agent = try AgentProcess(rules: "default = \"ask\"", extraConfig: Self.scripted(script))
             try agent.start()
             let client = try AgentClient(path: agent.clientSocket)
             for _ in 0..<2 {
@@ -285,7 +290,7 @@ struct PinentryTests {
         for (typed, status) in [("approve", "approved"), ("approved", "denied"), ("Approve", "denied"), ("", "denied")] {
             // Every page confirmed; GETPIN, the word asked for, answered with `typed`.
             let script = "echo OK; while read l; do case \"$l\" in GETPIN*) echo 'D \(typed)'; echo OK;; *) echo OK;; esac; done"
-            let agent = try AgentProcess(rules: "default = \"ask\"", extraConfig: "pinentry = [\"/bin/sh\", \"-c\", \"\(script.replacingOccurrences(of: "\"", with: "\\\""))\"]")
+            let agent = try AgentProcess(rules: "default = \"ask\"", extraConfig: Self.scripted(script))
             try agent.start()
             let client = try AgentClient(path: agent.clientSocket)
             let pending = try client.call("session_request", JSONObject(["request": request]))

@@ -29,9 +29,9 @@ extension PackedUserOperation {
     /// (`Eip7702Support._isEip7702InitCode`). 0xef0100, the prefix of a delegated account's
     /// code, marked it only in drafts before the v0.8.0 release.
     public var hasEIP7702InitCode: Bool {
-        guard initCode.count >= 2 else { return false }
-        let start = Array(initCode.prefix(20)) + [UInt8](repeating: 0, count: max(0, 20 - initCode.count))
-        return start == Address.eip7702InitCodeMarker.bytes
+        // Bytes past a short initCode read as zeros, which is what the marker has after its two.
+        let compared = min(initCode.count, 20)
+        return initCode.count >= 2 && initCode.prefix(compared).elementsEqual(Address.eip7702InitCodeMarker.bytes.prefix(compared))
     }
 
     /// The fields every version hashes, with `initCodeHash` in place of the initCode.
