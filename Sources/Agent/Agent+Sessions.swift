@@ -17,14 +17,19 @@ extension Agent {
 
     /// A session as its client (or the operator) may see it; `nil` client is the operator.
     public nonisolated func session(_ id: String, client: ClientIdentity?) throws(AgentError) -> StoredSession {
-        let s: StoredSession
-        do { s = try store.session(id: id) } catch {
+        try sessionRead(id, client: client).stored
+    }
+
+    /// The session as read with its sealed key, if `client` may see it.
+    nonisolated func sessionRead(_ id: String, client: ClientIdentity?) throws(AgentError) -> SessionStore.SessionToSign {
+        let read: SessionStore.SessionToSign
+        do { read = try store.sessionToSign(id: id) } catch {
             // A store that cannot be read is said to be so, not taken for a session that is not there.
             if case .notFound = error { throw .notFound("session \(id)") }
             throw AgentError(error)
         }
-        if let client { try Self.requireBinding(s.client, admits: client, session: id) }
-        return s
+        if let client { try Self.requireBinding(read.stored.client, admits: client, session: id) }
+        return read
     }
 
     static func binding(_ b: ClientBinding, admits c: ClientIdentity) -> Bool {
@@ -104,11 +109,12 @@ extension Agent {
     /// Hands the session key to its client, only when the approved request asked for it and
     /// while the session lives.
     public func exportKey(sessionId: String, client: ClientIdentity) throws(AgentError) -> Secp256k1.PrivateKey {
-        let s = try session(sessionId, client: client)
+        // One read: the key opens only beside the row these checks read.
+        let read = try sessionRead(sessionId, client: client), s = read.stored
         guard s.exportAllowed else { throw AgentError("export_not_allowed", "session \(sessionId) was not approved for key export") }
         try Self.requireLive(s, sessionId, now: clock())
         do {
-            let key = try store.sessionKey(id: sessionId)
+            let key = try store.unsealKey(read)
             try store.audit("export", .object(JSONObject(["session": .string(sessionId), "client": .string(client.description)])), at: clock())
             logger.notice("session \(sessionId): its key was exported to \(client)")
             return key

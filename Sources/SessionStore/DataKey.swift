@@ -105,22 +105,23 @@ struct DataKey: Sendable {
 
     static func generate() -> DataKey { DataKey(key: SymmetricKey(size: .bits256)) }
 
-    /// Seals `plaintext` with a fresh nonce; `recordId` is authenticated, so a record cannot be
-    /// moved to another row.
-    func seal(_ plaintext: UnsafeRawBufferPointer, recordId: String) throws(StoreError) -> [UInt8] {
+    /// Seals `plaintext` with a fresh nonce, bound to `boundTo` (authenticated, not stored): the
+    /// record opens only beside the same data.
+    func seal(_ plaintext: UnsafeRawBufferPointer, boundTo data: [UInt8]) throws(StoreError) -> [UInt8] {
         do {
-            let box = try AES.GCM.seal(plaintext, using: key, authenticating: Array(recordId.utf8))
+            let box = try AES.GCM.seal(plaintext, using: key, authenticating: data)
             return Array(box.combined!)
         } catch { throw .corrupt("sealing failed") }
     }
 
-    func open(_ sealed: [UInt8], recordId: String) throws(StoreError) -> SecretBytes {
+    /// Opens what `seal` sealed bound to `boundTo`; `record` names it in the error.
+    func open(_ sealed: [UInt8], boundTo data: [UInt8], record: String) throws(StoreError) -> SecretBytes {
         do {
             let box = try AES.GCM.SealedBox(combined: sealed)
-            var plain = try AES.GCM.open(box, using: key, authenticating: Array(recordId.utf8))
+            var plain = try AES.GCM.open(box, using: key, authenticating: data)
             defer { plain.withUnsafeMutableBytes { SecretBytes.zero($0) } }
             return plain.withUnsafeBytes { SecretBytes(copying: $0) }
-        } catch { throw .corrupt("record \(recordId) does not decrypt (tampered, or under another key)") }
+        } catch { throw .corrupt("\(record) does not decrypt (its row was edited, or it is under another key)") }
     }
 
     /// Wraps this key under a passphrase with scrypt (interactive cost; `n` can be lowered for tests).

@@ -205,6 +205,13 @@ public final class SessionStore: @unchecked Sendable {
                 ALTER TABLE ledger_by_chain RENAME TO ledger;
                 """)
         }
+        // A key was bound to its session's id alone, so the rest of the row could be edited in
+        // the file (another uid, a later end, export allowed) and the key still opened. Keys are
+        // now bound to the whole row (`boundData`); the older ones are sealed again at the next
+        // unlock, which has the data key that takes.
+        migrator.registerMigration("v9: keys bound to their whole row") { db in
+            try db.execute(sql: "ALTER TABLE sessions ADD COLUMN key_bound_to TEXT NOT NULL DEFAULT 'id'")
+        }
         return migrator
     }
 
@@ -325,8 +332,30 @@ public final class SessionStore: @unchecked Sendable {
     }
 
     public func unlock(passphrase: SecretBytes) throws(StoreError) {
-        let key = try DataKey.unwrap(try wrappedKey(), passphrase: passphrase)
+        try unlocked(with: DataKey.unwrap(try wrappedKey(), passphrase: passphrase))
+    }
+
+    /// Keeps the data key, once the keys sealed before v9 are bound to their whole row.
+    private func unlocked(with key: DataKey) throws(StoreError) {
+        try bindKeysToTheirRows(key)
         lock.withLock { dataKey = key }
+    }
+
+    /// Seals again, bound to their whole row, the keys a store before v9 bound to the session's
+    /// id alone. A key that does not open is left as it is: using it says it is damaged, and the
+    /// store's other sessions stay usable.
+    private func bindKeysToTheirRows(_ key: DataKey) throws(StoreError) {
+        try run { db in
+            for row in try Row.fetchAll(db, sql: "SELECT * FROM sessions WHERE key_bound_to = 'id'") {
+                let id: String = row["id"], sealed: [UInt8] = [UInt8](row["sealed_key"] as Data)
+                if !sealed.isEmpty {
+                    guard let secret = try? key.open(sealed, boundTo: Array(id.utf8), record: id) else { continue }
+                    let resealed = try secret.withUnsafeBytes { raw throws(StoreError) in try key.seal(raw, boundTo: Self.boundData(row)) }
+                    try db.execute(sql: "UPDATE sessions SET sealed_key = ? WHERE id = ?", arguments: [Data(resealed), id])
+                }
+                try db.execute(sql: "UPDATE sessions SET key_bound_to = 'row' WHERE id = ?", arguments: [id])
+            }
+        }
     }
 
     /// How the data key is protected: nil before the store is initialised.
@@ -344,10 +373,9 @@ public final class SessionStore: @unchecked Sendable {
     public func unlock(pin: PKCS11PINSource, prompt: SecretPrompt) async throws(StoreError) {
         let wrapped = try wrappedKey()
         guard case .token = wrapped else { throw .wrongPassphrase }
-        do throws(PKCS11Failure) {
-            let key = try await DataKey.unwrap(wrapped, pin: pin, prompt: prompt)
-            lock.withLock { dataKey = key }
-        } catch { throw .token("\(error)") }
+        let key: DataKey
+        do throws(PKCS11Failure) { key = try await DataKey.unwrap(wrapped, pin: pin, prompt: prompt) } catch { throw .token("\(error)") }
+        try unlocked(with: key)
     }
 
     /// Wraps the (unlocked) data key under a new passphrase instead. The key itself does not
@@ -402,22 +430,52 @@ public final class SessionStore: @unchecked Sendable {
         ])).serialized
     }
 
+    /// The columns of a session's row that never change, which its sealed key is bound to.
+    /// (`revoked_at` changes, but a revocation erases the key.)
+    static let boundColumns = ["id", "client_uid", "client_executable", "client_unit", "account", "request", "session_key",
+                               "created_at", "expires_at", "export_allowed"]
+
+    /// The data a session's key is sealed bound to: the row's `boundColumns` as the file holds
+    /// them. A row edited in the file (handed to another uid or program, given a later end or
+    /// another scope, allowed export) no longer opens its key, though the process that edits it
+    /// may write the file; only the data key, which it has not, seals one again.
+    static func boundData(_ row: Row) -> [UInt8] {
+        boundData(boundColumns.map { row[$0] as DatabaseValue })
+    }
+
+    private static func boundData(_ values: [DatabaseValue]) -> [UInt8] {
+        let columns = values.map { value -> JSONValue in
+            switch value.storage {
+            case .null: .null
+            case .int64(let n): .number(String(n))
+            case .string(let text): .string(text)
+            // No bound column holds one; kept apart from a string all the same.
+            case .double(let x): .array([.string("real"), .string("\(x)")])
+            case .blob(let bytes): .array([.string("blob"), .string(Hex.encode([UInt8](bytes)))])
+            }
+        }
+        return Array(JSONValue.array([.string("session-agent session row")] + columns).serialized.utf8)
+    }
+
     /// Stores a session and seals its key (the key's address must be the session's); `decision`,
     /// the audit entry of the approval that made it, goes in the same transaction: there is never
     /// a session the log does not say was approved.
     public func insert(_ s: StoredSession, key: Secp256k1.PrivateKey, decision: JSONValue? = nil) throws(StoreError) {
         guard key.address == s.sessionKey else { throw .corrupt("the key does not belong to session \(s.id)") }
         let data = try requireKey()
-        let sealed = try key.withUnsafeBytes { raw throws(StoreError) in try data.seal(raw, recordId: s.id) }
+        let bound: [(any DatabaseValueConvertible)?] = [
+            s.id, Int64(s.client.uid), s.client.executable, s.client.unit, s.account.lowercased, Self.requestJSON(s),
+            s.sessionKey.lowercased, Int64(s.createdAt), s.expiresAt.map(Int64.init), s.exportAllowed,
+        ]
+        let sealed = try key.withUnsafeBytes { raw throws(StoreError) in
+            try data.seal(raw, boundTo: Self.boundData(bound.map { $0?.databaseValue ?? .null }))
+        }
         try run { db in
             if let decision { try appendAudit(db, kind: "decision", entry: decision, at: s.createdAt) }
             try db.execute(sql: """
-                INSERT INTO sessions (id, client_uid, client_executable, client_unit, account, request, session_key, sealed_key,
-                                      created_at, expires_at, revoked_at, export_allowed)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """, arguments: [s.id, Int64(s.client.uid), s.client.executable, s.client.unit, s.account.lowercased, Self.requestJSON(s),
-                                 s.sessionKey.lowercased, Data(sealed), Int64(s.createdAt), s.expiresAt.map(Int64.init), s.revokedAt.map(Int64.init),
-                                 s.exportAllowed])
+                INSERT INTO sessions (\(Self.boundColumns.joined(separator: ", ")), revoked_at, sealed_key, key_bound_to)
+                VALUES (\(Array(repeating: "?", count: Self.boundColumns.count + 2).joined(separator: ", ")), 'row')
+                """, arguments: StatementArguments(bound + [s.revokedAt.map(Int64.init), Data(sealed)]))
         }
     }
 
@@ -440,13 +498,6 @@ public final class SessionStore: @unchecked Sendable {
             permissionEnableSig: try Hex.decode(request["permissionEnableSig"]?.stringValue ?? "0x"),
             sessionKey: try Address(row["session_key"] as String), createdAt: UInt64(created), expiresAt: expires.map(UInt64.init),
             revokedAt: revoked.map(UInt64.init), exportAllowed: row["export_allowed"], label: request["label"]?.stringValue)
-    }
-
-    public func session(id: String) throws(StoreError) -> StoredSession {
-        guard let s = try snapshot({ db in try Row.fetchOne(db, sql: "SELECT * FROM sessions WHERE id = ?", arguments: [id]).map(Self.session(from:)) }) else {
-            throw .notFound("session \(id)")
-        }
-        return s
     }
 
     /// The sessions neither revoked nor expired at a time (the argument): a session's last
@@ -488,19 +539,7 @@ public final class SessionStore: @unchecked Sendable {
 
     /// The session key, unsealed. Revoked and expired sessions have none.
     public func sessionKey(id: String) throws(StoreError) -> Secp256k1.PrivateKey {
-        guard let sealed = try snapshot({ db in try Data.fetchOne(db, sql: "SELECT sealed_key FROM sessions WHERE id = ?", arguments: [id]) }) else {
-            throw .notFound("session \(id)")
-        }
-        return try unseal(sealed, id: id)
-    }
-
-    private func unseal(_ sealed: Data, id: String) throws(StoreError) -> Secp256k1.PrivateKey {
-        let data = try requireKey()
-        guard !sealed.isEmpty else { throw .notFound("the key of session \(id) (revoked or expired)") }
-        let secret = try data.open([UInt8](sealed), recordId: id)
-        do { return try secret.withUnsafeBytes { raw throws(Secp256k1Error) in try Secp256k1.PrivateKey(bytes: raw) } } catch {
-            throw .corrupt("session \(id) holds an invalid key")
-        }
+        try unsealKey(sessionToSign(id: id))
     }
 
     /// A session with the ledgers and chains signing with it needs, read on one snapshot (one
@@ -512,20 +551,28 @@ public final class SessionStore: @unchecked Sendable {
         public let ledgers: [UInt64: PolicyLedger]
         public let enabledChains: Set<UInt64>
         fileprivate let sealedKey: Data
+        fileprivate let boundData: [UInt8]
     }
 
     public func sessionToSign(id: String) throws(StoreError) -> SessionToSign {
         let read = try snapshot { db -> SessionToSign? in
             guard let row = try Row.fetchOne(db, sql: "SELECT * FROM sessions WHERE id = ?", arguments: [id]) else { return nil }
             return SessionToSign(stored: try Self.session(from: row), ledgers: try Self.ledgers(db, sessionId: id),
-                                 enabledChains: try Self.enabledChains(db, sessionId: id), sealedKey: row["sealed_key"])
+                                 enabledChains: try Self.enabledChains(db, sessionId: id), sealedKey: row["sealed_key"],
+                                 boundData: Self.boundData(row))
         }
         guard let read else { throw .notFound("session \(id)") }
         return read
     }
 
+    /// The key of a session read by `sessionToSign`, opened only beside the row it was sealed with.
     public func unsealKey(_ session: SessionToSign) throws(StoreError) -> Secp256k1.PrivateKey {
-        try unseal(session.sealedKey, id: session.stored.id)
+        let data = try requireKey(), id = session.stored.id
+        guard !session.sealedKey.isEmpty else { throw .notFound("the key of session \(id) (revoked or expired)") }
+        let secret = try data.open([UInt8](session.sealedKey), boundTo: session.boundData, record: "the key of session \(id)")
+        do { return try secret.withUnsafeBytes { raw throws(Secp256k1Error) in try Secp256k1.PrivateKey(bytes: raw) } } catch {
+            throw .corrupt("session \(id) holds an invalid key")
+        }
     }
 
     /// Marks a session revoked and erases its key.

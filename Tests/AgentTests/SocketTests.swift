@@ -1357,6 +1357,33 @@ struct SocketTests {
         #expect(try refusal(["eip7702Delegate": "0x7702"], entryPoint: EntryPointVersion.v08.canonicalAddress)?.message == "params.eip7702Delegate: invalid address: expected 20 bytes, got 2")
     }
 
+    /// A session whose row was edited in the store's file (a year longer, here) is refused with
+    /// `store_corrupt`, for signing and for export, after a restart as before one; the agent
+    /// goes on signing for the others.
+    @Test func aSessionEditedInTheStoreFileGetsNoSignature() throws {
+        var exportable = Self.example.objectValue!
+        exportable["export"] = true
+        let (agent, client, edited) = try Self.agentWithSession(rules: "default = \"approve\"", request: .object(exportable))
+        defer { agent.stop() }
+        let untouched = try Self.requestSession(client)
+        agent.stop()
+        let file = try DatabaseQueue(path: agent.directory.appendingPathComponent("data/store.sqlite").path)
+        try file.write { db in try db.execute(sql: "UPDATE sessions SET expires_at = expires_at + 31536000 WHERE id = ?", arguments: [edited]) }
+        try file.close()
+
+        try agent.start()
+        let restarted = try AgentClient(path: agent.clientSocket)
+        for method in ["session_signUserOperation", "session_export"] {
+            do {
+                _ = method == "session_export" ? try restarted.call(method, JSONObject(["sessionId": .string(edited)])) : try Self.sign(restarted, edited, 1, nonce: 0)
+                Issue.record("\(method) answered for an edited session")
+            } catch let e as AgentClient.RemoteError {
+                #expect(e.reason == "store_corrupt" && e.message.contains("the key of session \(edited) does not decrypt"), "\(method): \(e)")
+            }
+        }
+        #expect(try Self.sign(restarted, untouched, 1, nonce: 0)["mode"] == "ENABLE")
+    }
+
     /// Not even the key the agent exports to its client.
     @Test func noSecretInLogsOrAudit() throws {
         var exportable = Self.example.objectValue!
@@ -1370,7 +1397,7 @@ struct SocketTests {
         try store.unlock(passphrase: secret(agent.storePassphrase))
         let sessionKey = try store.sessionKey(id: session).withUnsafeBytes { Hex.encode($0, prefix: false) }
         #expect(exported["privateKey"]?.stringValue == "0x" + sessionKey)
-        #expect(exported["address"]?.stringValue == (try store.session(id: session)).sessionKey.checksummed)
+        #expect(exported["address"]?.stringValue == (try store.sessionToSign(id: session)).stored.sessionKey.checksummed)
         let keystore = try Keystore(parsing: [UInt8](try Data(contentsOf: agent.directory.appendingPathComponent("owner.json"))))
         let ownerKey = try keystore.decrypt(passphrase: secret(agent.ownerPassphrase)).withUnsafeBytes { Hex.encode($0, prefix: false) }
         let auditText = try String(decoding: Data(contentsOf: agent.directory.appendingPathComponent("data/store.sqlite")), as: UTF8.self)

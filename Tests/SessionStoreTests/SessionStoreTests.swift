@@ -26,6 +26,9 @@ struct SessionStoreTests {
         FileManager.default.temporaryDirectory.appendingPathComponent("store-\(UUID()).sqlite").path
     }
 
+    /// The columns of a session's row before v9.
+    static let v8Columns = "id, client_uid, client_executable, client_unit, account, request, session_key, sealed_key, created_at, expires_at, revoked_at, export_allowed"
+
     /// A store in a file at `path`, unlocked, holding the session "s".
     static func storeWithSession(at path: String) throws -> SessionStore {
         let store = try SessionStore(path: path)
@@ -47,7 +50,7 @@ struct SessionStoreTests {
         try queue.inDatabase { db in
             try db.execute(sql: "ATTACH DATABASE ? AS current", arguments: [current])
             try db.execute(sql: """
-                INSERT INTO sessions SELECT * FROM current.sessions;
+                INSERT INTO sessions (\(Self.v8Columns)) SELECT \(Self.v8Columns) FROM current.sessions;
                 INSERT INTO enabled_chains (session_id, chain_id) VALUES ('s', 11155111), ('s', 84532);
                 INSERT INTO ledger (session_id, policy, config_id, counter, value) VALUES ('s', ?, ?, 'used', '2');
                 DETACH DATABASE current;
@@ -59,6 +62,103 @@ struct SessionStoreTests {
         #expect(try store.sessionToSign(id: "s").ledgers == [11155111: two, 84532: two])
         try store.recordSignature(sessionId: "s", chainId: 84532, delta: LedgerDelta(resetConfigIds: [used.configId], updates: [used: 1]), enablesChain: false, audit: .null, at: 1_700_000_000)
         #expect(try store.sessionToSign(id: "s").ledgers == [11155111: two, 84532: PolicyLedger(counters: [used: 1])])
+    }
+
+    /// A key opens only beside the row it was sealed with: every column that never changes is
+    /// bound to it, so a row edited in the file (by a process of the agent's uid, which cannot
+    /// read the agent's memory) gets no signature and no export. Put back, it opens again.
+    @Test func aKeyOpensOnlyBesideTheRowItWasSealedWith() throws {
+        let path = Self.temporaryPath()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let store = try SessionStore(path: path)
+        try store.initialize(passphrase: secret("p"), scryptN: 1024)
+        let key = Secp256k1.PrivateKey.generate(), other = Secp256k1.PrivateKey.generate()
+        try store.insert(Self.stored("s", key: key), key: key)
+        try store.insert(Self.stored("t", key: other), key: other)
+        let file = try DatabaseQueue(path: path)
+        defer { try? file.close() }
+        let refusal = StoreError.corrupt("the key of session s does not decrypt (its row was edited, or it is under another key)")
+
+        let edits: [(column: String, value: String)] = [
+            ("client_uid", "0"), ("client_executable", "NULL"), ("client_executable", "'/usr/bin/bot2'"), ("client_unit", "'bot.service'"),
+            ("account", "'0x0000000000000000000000000000000000000001'"), ("request", "replace(request, '\"label\":\"bot\"', '\"label\":\"b0t\"')"),
+            ("session_key", "'\(other.address.lowercased)'"), ("created_at", "created_at - 1"), ("expires_at", "NULL"), ("expires_at", "expires_at + 1"),
+            ("export_allowed", "1"),
+        ]
+        for (column, value) in edits {
+            let original = try file.read { db in try DatabaseValue.fetchOne(db, sql: "SELECT \(column) FROM sessions WHERE id = 's'") }
+            try file.write { db in
+                try db.execute(sql: "UPDATE sessions SET \(column) = \(value) WHERE id = 's'")
+                #expect(try DatabaseValue.fetchOne(db, sql: "SELECT \(column) FROM sessions WHERE id = 's'") != original, "\(column) = \(value) changed nothing")
+            }
+            // The listing still reads it (for the operator to see); its key does not open.
+            let edited = try store.sessionToSign(id: "s")
+            #expect(throws: refusal, "\(column) = \(value)") { try store.unsealKey(edited) }
+            #expect(throws: refusal, "\(column) = \(value)") { try store.sessionKey(id: "s") }
+            try file.write { db in try db.execute(sql: "UPDATE sessions SET \(column) = ? WHERE id = 's'", arguments: [original]) }
+            #expect(try store.sessionKey(id: "s").address == key.address, "\(column) put back")
+        }
+        // A key moved to another row, or the rows' ids swapped, opens neither.
+        try file.write { db in try db.execute(sql: "UPDATE sessions SET sealed_key = (SELECT sealed_key FROM sessions WHERE id = 's') WHERE id = 't'") }
+        #expect(throws: StoreError.self) { try store.sessionKey(id: "t") }
+        try file.write { db in try db.execute(sql: "UPDATE sessions SET id = 'x' WHERE id = 's'; UPDATE sessions SET id = 's' WHERE id = 't'; UPDATE sessions SET id = 't' WHERE id = 'x'") }
+        #expect(throws: StoreError.self) { try store.sessionKey(id: "t") }
+        // What a revocation changes is not bound: it erases the key.
+        try store.revoke(id: "t", at: 1_700_000_001)
+        #expect(try file.read { db in try Data.fetchOne(db, sql: "SELECT sealed_key FROM sessions WHERE id = 't'") } == Data())
+    }
+
+    /// A store before v9 bound each key to its session's id alone. Its next unlock seals the
+    /// keys again, bound to their whole row; a key that no longer opened is left for its use to
+    /// say so, and the other sessions stay usable.
+    @Test func keysSealedBeforeV9AreBoundToTheirRowAtTheNextUnlock() throws {
+        let (current, older) = (Self.temporaryPath(), Self.temporaryPath())
+        defer { for path in [current, older] { try? FileManager.default.removeItem(atPath: path) } }
+        let store = try SessionStore(path: current)
+        try store.initialize(passphrase: secret("p"), scryptN: 1024)
+        var keys: [String: Secp256k1.PrivateKey] = [:]
+        for id in ["kept", "damaged", "revoked"] {
+            keys[id] = Secp256k1.PrivateKey.generate()
+            try store.insert(Self.stored(id, key: keys[id]!), key: keys[id]!)
+        }
+        try store.revoke(id: "revoked", at: 1_700_000_001)
+        // As v8 sealed them: bound to the id alone.
+        let dataKey = try store.requireKey()
+        func sealedByV8(_ id: String) throws -> Data {
+            Data(try keys[id]!.withUnsafeBytes { raw throws(StoreError) in try dataKey.seal(raw, boundTo: Array(id.utf8)) })
+        }
+        let queue = try DatabaseQueue(path: older)
+        try SessionStore.migrator.migrate(queue, upTo: "v8: the ledger of each chain apart")
+        try queue.inDatabase { db in
+            try db.execute(sql: "ATTACH DATABASE ? AS current", arguments: [current])
+            try db.execute(sql: """
+                INSERT INTO meta SELECT * FROM current.meta;
+                INSERT INTO sessions (\(Self.v8Columns)) SELECT \(Self.v8Columns) FROM current.sessions;
+                DETACH DATABASE current;
+                """)
+            try db.execute(sql: "UPDATE sessions SET sealed_key = ? WHERE id = 'kept'", arguments: [try sealedByV8("kept")])
+            var damaged = try sealedByV8("damaged")
+            damaged[20] ^= 1
+            try db.execute(sql: "UPDATE sessions SET sealed_key = ? WHERE id = 'damaged'", arguments: [damaged])
+        }
+        try queue.close()
+
+        let upgraded = try SessionStore(path: older)
+        func boundTo() throws -> [String: String] {
+            try upgraded.snapshot { db in
+                Dictionary(uniqueKeysWithValues: try Row.fetchAll(db, sql: "SELECT id, key_bound_to FROM sessions").map { ($0["id"], $0["key_bound_to"]) })
+            }
+        }
+        #expect(try boundTo() == ["kept": "id", "damaged": "id", "revoked": "id"])
+        #expect(throws: StoreError.locked) { try upgraded.sessionKey(id: "kept") }
+        try upgraded.unlock(passphrase: secret("p"))
+        #expect(try boundTo() == ["kept": "row", "damaged": "id", "revoked": "row"])
+        #expect(try upgraded.sessionKey(id: "kept").address == keys["kept"]!.address)
+        #expect(throws: StoreError.corrupt("the key of session damaged does not decrypt (its row was edited, or it is under another key)")) {
+            try upgraded.sessionKey(id: "damaged")
+        }
+        try upgraded.database.write { db in try db.execute(sql: "UPDATE sessions SET export_allowed = 1 WHERE id = 'kept'") }
+        #expect(throws: StoreError.self, "now bound to its row") { try upgraded.sessionKey(id: "kept") }
     }
 
     /// A store a newer agent migrated is refused, not written as this one knows it: an agent
@@ -107,7 +207,7 @@ struct SessionStoreTests {
             try store.initialize(passphrase: secret("store pass"), scryptN: 1024)
             try store.insert(Self.stored("s1", key: key), key: key)
             #expect(try store.sessionKey(id: "s1").address == key.address)
-            #expect(try store.session(id: "s1") == Self.stored("s1", key: key))
+            #expect(try store.sessionToSign(id: "s1").stored == Self.stored("s1", key: key))
             store.lockStore()
             #expect(throws: StoreError.locked) { try store.sessionKey(id: "s1") }
         }
@@ -137,7 +237,7 @@ struct SessionStoreTests {
 
         try store.revoke(id: "a", at: 1_750_000_000)
         #expect(throws: StoreError.self) { try store.sessionKey(id: "a") }
-        #expect(try store.session(id: "a").revokedAt == 1_750_000_000)
+        #expect(try store.sessionToSign(id: "a").stored.revokedAt == 1_750_000_000)
         #expect(throws: StoreError.notFound("session a")) { try store.revoke(id: "a", at: 1) }
         // Its last second is in its lifetime (the agent signs then): the key is kept, and it is live.
         #expect(try store.eraseExpired(now: 1_800_000_000).isEmpty)
