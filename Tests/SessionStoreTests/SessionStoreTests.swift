@@ -159,6 +159,10 @@ struct SessionStoreTests {
         }
         try upgraded.database.write { db in try db.execute(sql: "UPDATE sessions SET export_allowed = 1 WHERE id = 'kept'") }
         #expect(throws: StoreError.self, "now bound to its row") { try upgraded.sessionKey(id: "kept") }
+        // A key stored now is bound to its row from the start: no unlock seals it again.
+        let new = Secp256k1.PrivateKey.generate()
+        try upgraded.insert(Self.stored("new", key: new), key: new)
+        #expect(try boundTo()["new"] == "row")
     }
 
     /// A store a newer agent migrated is refused, not written as this one knows it: an agent
