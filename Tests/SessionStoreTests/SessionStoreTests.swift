@@ -209,6 +209,7 @@ struct SessionStoreTests {
             let store = try SessionStore(path: path)
             #expect(try !store.isInitialized)
             try store.initialize(passphrase: secret("store pass"), scryptN: 1024)
+            #expect(try store.requireKey().key.bitCount == 256)
             try store.insert(Self.stored("s1", key: key), key: key)
             #expect(try store.sessionKey(id: "s1").address == key.address)
             #expect(try store.sessionToSign(id: "s1").stored == Self.stored("s1", key: key))
@@ -225,6 +226,49 @@ struct SessionStoreTests {
         #expect(throws: StoreError.wrongPassphrase) { try reopened.unlock(passphrase: secret("wrong")) }
         try reopened.unlock(passphrase: secret("store pass"))
         #expect(try reopened.sessionKey(id: "s1").address == key.address)
+        #expect(try reopened.requireKey().key.bitCount == 256)
+    }
+
+    /// A rewrap changes what opens the data key, not the key: the sessions open under the new
+    /// passphrase only, and the audit log says the wrapping changed.
+    @Test func aRewrapMovesTheDataKeyToAnotherPassphrase() throws {
+        let path = Self.temporaryPath()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let key = Secp256k1.PrivateKey.generate()
+        do {
+            let store = try SessionStore(path: path)
+            try store.initialize(passphrase: secret("old"), scryptN: 1024)
+            try store.insert(Self.stored("s", key: key), key: key)
+            try store.rewrap(passphrase: secret("new"), scryptN: 1024)
+            #expect(try store.auditEntries(after: nil, kind: "store_rewrap", limit: 10).map(\.entry) == [.object(JSONObject(["protection": "passphrase"]))])
+            #expect(try store.verifyAudit() == .success(1))
+        }
+        let reopened = try SessionStore(path: path)
+        #expect(throws: StoreError.wrongPassphrase) { try reopened.unlock(passphrase: secret("old")) }
+        try reopened.unlock(passphrase: secret("new"))
+        #expect(try reopened.sessionKey(id: "s").address == key.address)
+    }
+
+    /// How the data key is wrapped is read back as written, and only as written: a wrapping that
+    /// lacks a field, or a derived key's salt of another length, is damage.
+    @Test func theWrappedDataKeyIsReadStrictly() throws {
+        let uri = try PKCS11URI("pkcs11:token=store;object=store-key")
+        let bytes = { (n: Int) in [UInt8](repeating: 7, count: n) }
+        for wrapped in [WrappedDataKey.passphrase(salt: bytes(32), n: 1024, r: 8, p: 1, sealed: bytes(60)),
+                        .token(key: uri, sealed: .gcm(nonce: bytes(12), sealed: bytes(48))), .token(key: uri, sealed: .derived(salt: bytes(32), sealed: bytes(60)))] {
+            #expect(try WrappedDataKey(json: wrapped.json.serialized) == wrapped)
+        }
+        let damaged = [
+            #"{"kind": "pkcs11", "key": "pkcs11:object=k", "derivedFrom": "0x\#(String(repeating: "07", count: 31))", "sealed": "0x07"}"#,
+            #"{"kind": "pkcs11", "key": "pkcs11:object=k", "sealed": "0x07"}"#,
+            #"{"kind": "pkcs11", "key": "not a uri", "nonce": "0x07", "sealed": "0x07"}"#,
+            #"{"kind": "passphrase", "salt": "0x07", "n": 1024, "r": 8, "sealed": "0x07"}"#,
+            #"{"kind": "passphrase", "salt": "0x07", "n": "1024", "r": 8, "p": 1, "sealed": "0x07"}"#,
+            #"{"kind": "scrypt", "salt": "0x07", "n": 1024, "r": 8, "p": 1, "sealed": "0x07"}"#, "[]",
+        ]
+        for text in damaged {
+            #expect(throws: StoreError.corrupt("the wrapped data key cannot be read"), "\(text)") { try WrappedDataKey(json: text) }
+        }
     }
 
     @Test func sessionsAreListedPerClientAndErasedWhenRevokedOrExpired() throws {
@@ -647,6 +691,7 @@ struct SessionStoreTests {
                 == Array(repeating: .object(JSONObject(["endedBefore": JSONValue(1_700_000_500), "removed": JSONValue(1)])), count: 2))
         #expect(try store.pruneSessions(endedBefore: 1_700_000_500, at: 1_700_002_000).isEmpty, "nothing left to remove, and no entry for it")
         #expect(try store.auditEntries(after: nil, kind: "sessions_prune", limit: 10).count == 2)
+        #expect(try store.pruneSessions(endedBefore: 1_700_000_900, at: 1_700_002_000).isEmpty, "it ended at that time, not before it")
         #expect(try store.pruneSessions(endedBefore: 1_700_001_000, at: 1_700_002_000) == ["expired later"])
         #expect(try store.auditEntries(after: nil, kind: "sessions_prune", limit: 10).last?.entry
                 == .object(JSONObject(["endedBefore": JSONValue(1_700_001_000), "removed": JSONValue(1)])))
