@@ -103,7 +103,13 @@ struct RequestTests {
         rejects("{\(head), \"validity\": {\"until\": 281474976710656}, \"permissions\": [\(send)]}", "validity.until: out of range")
         rejects("{\(head), \"maxValue\": \"0\", \"permissions\": [\(send)]}", "maxValue: 0 is no limit")
         rejects("{\(head), \"maxGas\": {\"gas\": 1, \"cost\": \"340282366920938463463374607431768211456\"}, \"permissions\": [\(send)]}", "maxGas.cost: must be between 1 and 2^128-1 wei")
-        rejects("{\(head), \"permissions\": [{\(beef), \"allow\": [\"transfer\"], \"spendingLimit\": \"0\"}]}", "spendingLimit: must be above 0")
+        // The contract's own refusals (here ERC20SpendingLimitPolicy's initializer) name the field the client wrote.
+        #expect(throws: SmartSessionError("permissions[0].spendingLimit: ERC20SpendingLimitPolicy init data: a limit of 0 for 0x000000000000000000000000000000000000bEEF", reason: "invalid_policy")) {
+            try compile("{\(head), \"permissions\": [{\(beef), \"allow\": [\"transfer\"], \"spendingLimit\": \"0\"}]}")
+        }
+        #expect(throws: SmartSessionError("permissions[1].valueLimit: ValueLimitPolicy init data: a value limit of 0", reason: "invalid_policy")) {
+            try compile("{\(head), \"permissions\": [\(send), {\"target\": \"0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed\", \"nativeTransfer\": true, \"valueLimit\": \"0\"}]}")
+        }
         rejects("{\(head), \"permissions\": [{\(beef), \"nativeTransfer\": true, \"maxUses\": 0}]}", "maxUses: must be between 1 and 2^128-1")
         rejects("{\(head), \"permissions\": [{\(beef), \"functions\": [\"f(uint256 x)\"], \"rules\": [\"x in [5, 1]\"]}]}", "the range is empty")
         rejects("{\(head), \"permissions\": [{\(beef), \"functions\": [\"f(uint256 x)\"], \"rules\": [\"x in [0, 340282366920938463463374607431768211456]\"]}]}", "range bounds must be below 2^128")
@@ -112,9 +118,11 @@ struct RequestTests {
         #expect(try compile("{\(head), \"sudo\": true, \"permissions\": [\(send)]}").session.userOpPolicies == [PolicyConfig.sudo.policyData], "a session-wide SudoPolicy")
         // A top-level field is named as it is, with no path before it.
         #expect(throws: SmartSessionError("bogus: unknown field")) { try compile("{\(head), \"bogus\": 1, \"permissions\": [{\(beef), \"nativeTransfer\": true, \"sudo\": true}]}") }
-        rejects("{\(head), \"permissions\": [{\(beef), \"nativeTransfer\": true, \"sudo\": true}, {\(beef), \"nativeTransfer\": true, \"sudo\": true}]}", "allowed twice")
+        rejects("{\(head), \"permissions\": [{\(beef), \"nativeTransfer\": true, \"sudo\": true}, {\(beef), \"nativeTransfer\": true, \"sudo\": true}]}",
+                "permissions[1]: 0x000000000000000000000000000000000000bEEF 0xffffffff is allowed already by permissions[0]; SmartSession would merge their policies")
         rejects(#"{"account": "0x7227dcfb0c5ec7a5f539f97b18be261c49687ed6", "chains": [1, 1], "permissions": [{\#(beef), "nativeTransfer": true, "sudo": true}]}"#, "listed twice")
-        rejects("{\(head), \"permissions\": [{\"target\": \"0x00000000008bDABA73cD9815d79069c247Eb4bDA\", \"nativeTransfer\": true, \"sudo\": true}]}", "refuses the zero address or itself")
+        rejects("{\(head), \"permissions\": [\(send), {\"target\": \"0x00000000008bDABA73cD9815d79069c247Eb4bDA\", \"nativeTransfer\": true, \"sudo\": true}]}",
+                "permissions[1]: SmartSession refuses the zero address or itself")
     }
 
     /// A field of the wrong type is an error, never taken for absent: read as absent, an ERC-7715
@@ -236,7 +244,10 @@ struct RequestTests {
         // Two grants on one token would be one action whose limit is the last: refused.
         let token = #"{"type": "erc20-token-transfer", "data": {"address": "0x1c7D4B196Cb0C7B01d743Fbc6116a902379C7238", "allowance": "5 USDC"}}"#
         rejects(#"{"chainId": "0xaa36a7", "address": "0x7227dcfb0c5ec7a5f539f97b18be261c49687ed6", "expiry": 1764200000, "signer": {"type": "key", "data": {}}, "permissions": [\#(token), \#(token)]}"#,
-                "actions[1]: the same target and selector as actions[0]")
+                "permissions[1]: 0x1c7D4B196Cb0C7B01d743Fbc6116a902379C7238 0xa9059cbb is allowed already by permissions[0]")
+        // A recipient named twice, by its place in the list.
+        rejects(#"{"chainId": "0xaa36a7", "address": "0x7227dcfb0c5ec7a5f539f97b18be261c49687ed6", "expiry": 1764200000, "signer": {"type": "key", "data": {}}, "permission": {"type": "native-token-transfer", "data": {"allowance": "1 ETH", "to": ["0x000000000000000000000000000000000000bEEF", "0x000000000000000000000000000000000000beef"]}}}"#,
+                "permission.data.to[1]: 0x000000000000000000000000000000000000bEEF 0xffffffff is allowed already by permission.data.to[0]")
 
         rejects(#"{"chainId": "0x1", "address": "0x7227dcfb0c5ec7a5f539f97b18be261c49687ed6", "signer": {"type": "wallet", "data": {}}, "permission": {"type": "erc20-token-periodic", "isAdjustmentAllowed": true, "data": {}}, "rules": []}"#, "streaming and periodic allowances")
         rejects(#"{"chainId": "0x1", "address": "0x7227dcfb0c5ec7a5f539f97b18be261c49687ed6", "expiry": 1, "signer": {"type": "account", "data": {}}, "permission": {"type": "native-token-transfer", "data": {"allowance": "0x1"}}, "policies": []}"#, "ERC-7710")
@@ -251,10 +262,13 @@ struct RequestTests {
         let head = #""chainId": "0xaa36a7", "address": "0x7227dcfb0c5ec7a5f539f97b18be261c49687ed6", "expiry": 1764200000, "signer": {"type": "key", "data": {}}"#
         let usdcGrant = #"{"type": "erc20-token-transfer", "data": {"address": "0x1c7D4B196Cb0C7B01d743Fbc6116a902379C7238", "allowance": "5 USDC"}}"#
         for (body, text) in [
-            (#""permission": {"type": "erc20-token-transfer", "data": {"address": "0x1c7D4B196Cb0C7B01d743Fbc6116a902379C7238", "allowance": "0"}}"#, "permission.data.allowance: must be above 0"),
+            (#""permission": {"type": "erc20-token-transfer", "data": {"address": "0x1c7D4B196Cb0C7B01d743Fbc6116a902379C7238", "allowance": "0"}}"#, "permission.data.allowance: ERC20SpendingLimitPolicy init data: a limit of 0"),
             (#""permission": {"type": "native-token-transfer", "data": {"allowance": "1 ETH", "to": []}}"#, "names no recipient"),
             (#""permission": {"type": "contract-call", "data": {"address": "0x000000000000000000000000000000000000bEEF", "functions": []}}"#, "name the functions allowed"),
-            (#""permission": \#(usdcGrant), "policies": [{"type": "spent-limit", "data": {"allowance": "0"}}]"#, "policies[0].data.allowance: must be above 0"),
+            (#""permission": \#(usdcGrant), "policies": [{"type": "spent-limit", "data": {"allowance": "0"}}]"#, "policies[0]: ValueLimitPolicy init data: a value limit of 0"),
+            // Limits of one kind are folded into one policy, which names every field it came from.
+            (#""permission": {"type": "native-token-transfer", "data": {"allowance": "1 ETH", "to": ["0x000000000000000000000000000000000000bEEF"]}}, "policies": [{"type": "spent-limit", "data": {"allowance": "0"}}]"#,
+             "permission.data.allowance and policies[0]: ValueLimitPolicy init data: a value limit of 0"),
             (#""permission": \#(usdcGrant), "rules": [{"type": "permission-limit", "data": {"timestamp": 1764200000}}]"#, "rule type permission-limit has no Smart Sessions v1 equivalent"),
             (#""permission": \#(usdcGrant), "period": 86400"#, "period"),
         ] {

@@ -47,9 +47,17 @@ public struct CompiledRequest: Sendable {
     /// Whether the client asked to receive the session key itself.
     public var exportKey: Bool
     public var label: String?
-    /// The decoded configuration of each known policy of the session, filled by the compiler
-    /// so review and checks do not decode the same init data again.
+    /// The decoded configuration of each known policy of the session, filled by `check` (which
+    /// refuses what a policy's initializer would revert on), so review does not decode it again.
     public internal(set) var decodedPolicies: [PolicyData: PolicyConfig] = [:]
+    /// Where the request gave each part of the session, keyed by the part's path in the session
+    /// (`actions[0]`, `actions[0].actionPolicies[1]`, `userOpPolicies[2]`): the request's own
+    /// field (`permissions[0]`, `permissions[0].spendingLimit`), so that a refusal names what
+    /// the client wrote. A part not in it is named by its path in the session.
+    var requestFields: [String: String] = [:]
+
+    /// What the request calls a part of the session.
+    func field(_ sessionPath: String) -> String { requestFields[sessionPath] ?? sessionPath }
 
     public init(format: RequestFormat, account: Address, accountKind: AccountKind? = nil, chains: [ChainTarget],
                 mode: SmartSessionMode = .enable, session: Session, functions: [ActionKey: ABIFunction] = [:],

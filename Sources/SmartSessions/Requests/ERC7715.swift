@@ -25,21 +25,26 @@ struct ERC7715Compiler {
             }
         }
 
-        var userOp: [PolicyConfig] = []
+        var userOp: [(config: PolicyConfig, field: String)] = []
         var actions: [ActionData] = []
+        var fields: [String: String] = [:]
         if let expiry = f.optional("expiry") {
-            userOp.append(.timeFrame(validUntil: try values.time(expiry, path: "expiry"), validAfter: 0))
+            userOp.append((.timeFrame(validUntil: try values.time(expiry, path: "expiry"), validAfter: 0), "expiry"))
         }
         let permissions: [JSONValue] = if let p = f.optional("permission") { [p] } else { try f.array("permissions") }
         guard !permissions.isEmpty else { throw SmartSessionError("permission: missing") }
         for (i, p) in permissions.enumerated() {
             let path = f.optional("permission") != nil ? "permission" : "permissions[\(i)]"
             let (a, u) = try permission(p, path: path, values: values, newer: newer)
-            actions += a
+            for (action, field, policyFields) in a {
+                fields["actions[\(actions.count)]"] = field
+                for (j, field) in policyFields.enumerated() { fields["actions[\(actions.count)].actionPolicies[\(j)]"] = field }
+                actions.append(action)
+            }
             userOp += u
         }
         for (i, p) in (try f.optionalArray("policies") ?? []).enumerated() {
-            userOp.append(try policy(p, path: "policies[\(i)]", values: values))
+            userOp.append((try policy(p, path: "policies[\(i)]", values: values), "policies[\(i)]"))
         }
         for (i, r) in (try f.optionalArray("rules") ?? []).enumerated() {
             let path = "rules[\(i)]"
@@ -48,36 +53,48 @@ struct ERC7715Compiler {
             }
             let data = try JSONFields(try JSONFields(r, path: path).value("data"), path: "\(path).data")
             try data.only(["timestamp"])
-            userOp.append(.timeFrame(validUntil: try values.time(try data.value("timestamp"), path: data.field("timestamp")), validAfter: 0))
+            userOp.append((.timeFrame(validUntil: try values.time(try data.value("timestamp"), path: data.field("timestamp")), validAfter: 0), path))
         }
+        let strictest = Self.strictest(userOp)
+        for (j, field) in strictest.map(\.field).enumerated() { fields["userOpPolicies[\(j)]"] = field }
         let (validator, initData) = try base.sessionValidator
-        let session = Session(sessionValidator: validator, sessionValidatorInitData: initData, userOpPolicies: Self.strictest(userOp).map(\.policyData), actions: actions)
+        let session = Session(sessionValidator: validator, sessionValidatorInitData: initData, userOpPolicies: strictest.map(\.config.policyData), actions: actions)
         let account: Address
         if let a = base.overrides.account { account = a } else { account = try f.address("address") }
-        return CompiledRequest(format: newer ? .requestExecutionPermissions : .grantPermissions, account: account,
-                               chains: base.chainTargets([chain], nonces: [:]), session: session)
+        var compiled = CompiledRequest(format: newer ? .requestExecutionPermissions : .grantPermissions, account: account,
+                                       chains: base.chainTargets([chain], nonces: [:]), session: session)
+        compiled.requestFields = fields
+        return compiled
     }
 
     /// Limits of one kind given twice (an expiry and an expiry rule, a native allowance and a
     /// spent-limit policy, two call limits) must all hold, but SmartSession keeps one init data
-    /// per policy contract, the last one: they become one policy, the strictest of each.
-    static func strictest(_ policies: [PolicyConfig]) -> [PolicyConfig] {
-        var out: [PolicyConfig] = []
-        for p in policies {
-            guard let i = out.firstIndex(where: { $0.kind == p.kind }) else { out.append(p); continue }
-            switch (out[i], p) {
+    /// per policy contract, the last one: they become one policy, the strictest of each, which
+    /// came from all their fields.
+    static func strictest(_ policies: [(config: PolicyConfig, field: String)]) -> [(config: PolicyConfig, field: String)] {
+        var out: [(config: PolicyConfig, field: String)] = []
+        for (p, field) in policies {
+            guard let i = out.firstIndex(where: { $0.config.kind == p.kind }) else { out.append((p, field)); continue }
+            let merged: PolicyConfig
+            switch (out[i].config, p) {
             case let (.timeFrame(until, after), .timeFrame(otherUntil, otherAfter)):
-                out[i] = .timeFrame(validUntil: [until, otherUntil].filter { $0 != 0 }.min() ?? 0, validAfter: max(after, otherAfter))
-            case let (.valueLimit(a), .valueLimit(b)): out[i] = .valueLimit(min(a, b))
-            case let (.usageLimit(a), .usageLimit(b)): out[i] = .usageLimit(min(a, b))
-            case let (.simpleGas(gas, cost), .simpleGas(otherGas, otherCost)): out[i] = .simpleGas(gasLimit: min(gas, otherGas), costLimit: min(cost, otherCost))
-            default: out.append(p)   // no other kind is made twice here; `check` would refuse it
+                merged = .timeFrame(validUntil: [until, otherUntil].filter { $0 != 0 }.min() ?? 0, validAfter: max(after, otherAfter))
+            case let (.valueLimit(a), .valueLimit(b)): merged = .valueLimit(min(a, b))
+            case let (.usageLimit(a), .usageLimit(b)): merged = .usageLimit(min(a, b))
+            case let (.simpleGas(gas, cost), .simpleGas(otherGas, otherCost)): merged = .simpleGas(gasLimit: min(gas, otherGas), costLimit: min(cost, otherCost))
+            default:   // no other kind is made twice here; `check` would refuse it
+                out.append((p, field))
+                continue
             }
+            out[i] = (merged, "\(out[i].field) and \(field)")
         }
         return out
     }
 
-    func permission(_ json: JSONValue, path: String, values: RequestValues, newer: Bool) throws(SmartSessionError) -> ([ActionData], [PolicyConfig]) {
+    /// One permission's actions (with the fields each came from, and each of its policies) and
+    /// the session-wide policies it adds.
+    func permission(_ json: JSONValue, path: String, values: RequestValues, newer: Bool) throws(SmartSessionError)
+        -> ([(ActionData, field: String, policyFields: [String])], [(config: PolicyConfig, field: String)]) {
         let f = try JSONFields(json, path: path)
         try f.only(["type", "data", "isAdjustmentAllowed", "required"])
         let type = try f.string("type")
@@ -91,21 +108,22 @@ struct ERC7715Compiler {
         case "erc20-token-transfer":
             let token = try data.address("address")
             let allowance = try values.amount(try data.value("allowance"), path: data.field("allowance"), of: .token(token))
-            guard !allowance.isZero else { throw SmartSessionError("\(data.field("allowance")): must be above 0") }
-            return ([ActionData(actionTargetSelector: KnownSelectors.erc20Transfer, actionTarget: token,
-                                actionPolicies: [PolicyConfig.erc20SpendingLimit([TokenLimit(token: token, limit: allowance)]).policyData])], [])
+            return ([(ActionData(actionTargetSelector: KnownSelectors.erc20Transfer, actionTarget: token,
+                                 actionPolicies: [PolicyConfig.erc20SpendingLimit([TokenLimit(token: token, limit: allowance)]).policyData]),
+                      path, [data.field("allowance")])], [])
         case "native-token-transfer":
             let allowance = try values.amount(try data.value("allowance"), path: data.field("allowance"), of: .native)
             guard let recipients = data.optional("to")?.arrayValue, !recipients.isEmpty else {
                 throw refuse(path, "native-token-transfer names no recipient, and Smart Sessions v1 cannot limit a session to plain transfers to any address (that needs the fallback action, which allows any call); list the recipients in data.to")
             }
-            var actions: [ActionData] = []
+            var actions: [(ActionData, field: String, policyFields: [String])] = []
             for (i, r) in recipients.enumerated() {
-                let to = try JSONFields.address(r, path: "\(data.field("to"))[\(i)]")
-                actions.append(ActionData(actionTargetSelector: .valueTransfer, actionTarget: to, actionPolicies: [PolicyConfig.sudo.policyData]))
+                let field = "\(data.field("to"))[\(i)]"
+                let to = try JSONFields.address(r, path: field)
+                actions.append((ActionData(actionTargetSelector: .valueTransfer, actionTarget: to, actionPolicies: [PolicyConfig.sudo.policyData]), field, [field]))
             }
             // One session-wide total, however it is split among the recipients.
-            return (actions, [.valueLimit(allowance)])
+            return (actions, [(.valueLimit(allowance), data.field("allowance"))])
         case "contract-call":
             let target = try data.address("address")
             var functions: [ABIFunction] = []
@@ -123,7 +141,7 @@ struct ERC7715Compiler {
             }
             guard !functions.isEmpty else { throw SmartSessionError("\(data.field("functions")): name the functions allowed") }
             return (functions.map {
-                ActionData(actionTargetSelector: Selector(bytes: $0.selector)!, actionTarget: target, actionPolicies: [PolicyConfig.sudo.policyData])
+                (ActionData(actionTargetSelector: Selector(bytes: $0.selector)!, actionTarget: target, actionPolicies: [PolicyConfig.sudo.policyData]), path, [path])
             }, [])
         default:
             let why = type.hasSuffix("-stream") || type.hasSuffix("-periodic")
@@ -144,9 +162,7 @@ struct ERC7715Compiler {
         case "call-limit":
             return .usageLimit(try values.count(try data.value("count"), path: data.field("count")))
         case "spent-limit":
-            let v = try values.amount(try data.value("allowance"), path: data.field("allowance"), of: .native)
-            guard !v.isZero else { throw SmartSessionError("\(data.field("allowance")): must be above 0") }
-            return .valueLimit(v)
+            return .valueLimit(try values.amount(try data.value("allowance"), path: data.field("allowance"), of: .native))
         case "gas-limit":
             // SimpleGasPolicy also limits cost; the request limits gas units only.
             return .simpleGas(gasLimit: try values.count(try data.value("limit"), path: data.field("limit")),

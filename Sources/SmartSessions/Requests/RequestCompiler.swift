@@ -83,10 +83,10 @@ public struct RequestCompiler: Sendable {
         var actionAt: [ActionKey: Int] = [:]
         for (i, a) in c.session.actions.enumerated() {
             guard a.actionTarget != .zero, a.actionTarget != SmartSessionAddresses.smartSession else {
-                throw SmartSessionError("actions[\(i)]: SmartSession refuses the zero address or itself as a target")
+                throw SmartSessionError("\(c.field("actions[\(i)]")): SmartSession refuses the zero address or itself as a target")
             }
             if let first = actionAt.updateValue(i, forKey: ActionKey(target: a.actionTarget, selector: a.actionTargetSelector)) {
-                throw SmartSessionError("actions[\(i)]: the same target and selector as actions[\(first)]; SmartSession would merge their policies, each contract's last init data winning: give them once")
+                throw SmartSessionError("\(c.field("actions[\(i)]")): \(a.actionTarget) \(a.actionTargetSelector) is allowed already by \(c.field("actions[\(first)]")); SmartSession would merge their policies, each contract's last init data winning: allow it once")
             }
         }
         let slots: [(PolicySlot, [PolicyData], String)] = [(.userOp, c.session.userOpPolicies, "userOpPolicies")]
@@ -95,16 +95,17 @@ public struct RequestCompiler: Sendable {
         for (slot, policies, path) in slots {
             var seen: [Address: Int] = [:]
             for (j, p) in policies.enumerated() {
+                let field = c.field("\(path)[\(j)]")
                 if let first = seen.updateValue(j, forKey: p.policy) {
-                    throw SmartSessionError("\(path)[\(j)]: the policy \(p.policy) is \(path)[\(first)] again; SmartSession would keep only the last init data: give it once")
+                    throw SmartSessionError("\(field): the policy \(p.policy) is \(c.field("\(path)[\(first)]")) again; SmartSession would keep only the last init data: give it once")
                 }
                 guard let deployment = PolicyRegistry.deployment(at: p.policy) else { continue }   // unknown: flagged in review
                 guard deployment.kind.slots.contains(slot) else {
-                    throw SmartSessionError("\(path)[\(j)]: \(deployment.kind.rawValue) cannot be used as a \(slot.rawValue) policy; SmartSession would refuse it")
+                    throw SmartSessionError("\(field): \(deployment.kind.rawValue) cannot be used as a \(slot.rawValue) policy; SmartSession would refuse it")
                 }
-                if c.decodedPolicies[p] != nil { continue }
+                if c.decodedPolicies[p] != nil { continue }   // the same init data, decoded already
                 do { c.decodedPolicies[p] = try PolicyConfig.decode(deployment.kind, initData: p.initData) } catch {
-                    throw SmartSessionError("\(path)[\(j)]: \(error.message)", reason: error.reason)
+                    throw SmartSessionError("\(field): \(error.message)", reason: error.reason)
                 }
             }
         }
@@ -171,13 +172,13 @@ public struct RequestCompiler: Sendable {
                     "maxGas", "sudo", "paymaster", "export", "permissions"])
         let chains = try chainList(f.optional("chains"), path: "chains")
         let values = RequestValues(tokens: tokens, chains: overrides.chains ?? chains, now: now)
-        var userOpPolicies: [PolicyConfig] = []
-        if let v = f.optional("validity") { userOpPolicies.append(try values.validity(v, path: "validity")) }
-        if let v = f.optional("maxUses") { userOpPolicies.append(.usageLimit(try values.count(v, path: "maxUses"))) }
+        var userOpPolicies: [(config: PolicyConfig, field: String)] = []
+        if let v = f.optional("validity") { userOpPolicies.append((try values.validity(v, path: "validity"), "validity")) }
+        if let v = f.optional("maxUses") { userOpPolicies.append((.usageLimit(try values.count(v, path: "maxUses")), "maxUses")) }
         if let v = f.optional("maxValue") {
             let limit = try values.amount(v, path: "maxValue", of: .native)
             guard !limit.isZero else { throw SmartSessionError("maxValue: 0 is no limit to ValueLimitPolicy; leave it out and give actions no value") }
-            userOpPolicies.append(.valueLimit(limit))
+            userOpPolicies.append((.valueLimit(limit), "maxValue"))
         }
         if let v = f.optional("maxGas") {
             let g = try JSONFields(v, path: "maxGas")
@@ -185,46 +186,41 @@ public struct RequestCompiler: Sendable {
             let gas = try values.count(try g.value("gas"), path: "maxGas.gas")
             let cost = try values.amount(try g.value("cost"), path: "maxGas.cost", of: .native)
             guard !cost.isZero, cost.bitWidth <= 128 else { throw SmartSessionError("maxGas.cost: must be between 1 and 2^128-1 wei") }
-            userOpPolicies.append(.simpleGas(gasLimit: gas, costLimit: cost))
+            userOpPolicies.append((.simpleGas(gasLimit: gas, costLimit: cost), "maxGas"))
         }
-        if try f.optionalBool("sudo") == true { userOpPolicies.append(.sudo) }
+        if try f.optionalBool("sudo") == true { userOpPolicies.append((.sudo, "sudo")) }
 
-        var actions: [(action: ActionData, configs: [PolicyConfig])] = []
+        var actions: [ActionData] = []
         var functions: [ActionKey: ABIFunction] = [:]
+        var fields: [String: String] = [:]
+        for (j, field) in userOpPolicies.map(\.field).enumerated() { fields["userOpPolicies[\(j)]"] = field }
         let permissions = try f.array("permissions")
         guard !permissions.isEmpty else { throw SmartSessionError("permissions: at least one permission") }
         for (i, p) in permissions.enumerated() {
-            let compiled = try compilePermission(p, path: "permissions[\(i)]", values: values)
-            for (action, configs, function) in compiled {
-                guard !actions.contains(where: { $0.action.actionTarget == action.actionTarget && $0.action.actionTargetSelector == action.actionTargetSelector }) else {
-                    throw SmartSessionError("permissions[\(i)]: \(action.actionTarget) \(action.actionTargetSelector) is allowed twice; merge the permissions")
-                }
-                actions.append((action, configs))
+            let path = "permissions[\(i)]"
+            for (action, policyFields, function) in try compilePermission(p, path: path, values: values) {
+                fields["actions[\(actions.count)]"] = path
+                for (j, field) in policyFields.enumerated() { fields["actions[\(actions.count)].actionPolicies[\(j)]"] = field }
+                actions.append(action)
                 if let function { functions[ActionKey(target: action.actionTarget, selector: action.actionTargetSelector)] = function }
             }
         }
         let (validator, initData) = try sessionValidator
         let salt = try f.optional("salt").map { _ throws(SmartSessionError) in try f.bytes32("salt") } ?? .zero
-        // Encode each policy once: the session and the decoded-policy cache share the bytes.
-        let userOpData = userOpPolicies.map(\.policyData)
         let session = Session(sessionValidator: validator, sessionValidatorInitData: initData, salt: salt,
-                              userOpPolicies: userOpData, actions: actions.map(\.action),
+                              userOpPolicies: userOpPolicies.map(\.config.policyData), actions: actions,
                               permitERC4337Paymaster: try f.optionalBool("paymaster") ?? false)
-        var decoded: [PolicyData: PolicyConfig] = [:]
-        for (data, config) in zip(userOpData, userOpPolicies) { decoded[data] = config }
-        for (action, configs) in actions {
-            for (data, config) in zip(action.actionPolicies, configs) { decoded[data] = config }
-        }
         var compiled = CompiledRequest(format: .native, account: try account(f), accountKind: try accountKind(f),
                                        chains: chainTargets(chains, nonces: try nonceMap(f.optional("nonces"), path: "nonces")),
                                        mode: try mode(f.optional("mode"), path: "mode"), session: session, functions: functions,
                                        exportKey: try f.optionalBool("export") ?? false, label: try f.displayText("label"))
-        compiled.decodedPolicies = decoded
+        compiled.requestFields = fields
         return compiled
     }
 
-    /// One permission: a target and the functions allowed on it, each with the same policies.
-    func compilePermission(_ json: JSONValue, path: String, values: RequestValues) throws(SmartSessionError) -> [(ActionData, [PolicyConfig], ABIFunction?)] {
+    /// One permission: a target and the functions allowed on it, each with the same policies
+    /// (and the field each policy came from).
+    func compilePermission(_ json: JSONValue, path: String, values: RequestValues) throws(SmartSessionError) -> [(ActionData, policyFields: [String], ABIFunction?)] {
         let f = try JSONFields(json, path: path)
         try f.only(["target", "token", "abi", "functions", "allow", "nativeTransfer", "rules", "spendingLimit", "valueLimit",
                     "maxUses", "validity", "sudo", "valuePerCall"])
@@ -261,9 +257,9 @@ public struct RequestCompiler: Sendable {
             throw SmartSessionError("\(path): say which calls are allowed: \"allow\" (function names), \"functions\", \"abi\", or \"nativeTransfer\": true")
         }
 
-        var actions: [(ActionData, [PolicyConfig], ABIFunction?)] = []
+        var actions: [(ActionData, policyFields: [String], ABIFunction?)] = []
         for (selector, function) in calls {
-            var policies: [PolicyConfig] = []
+            var policies: [(config: PolicyConfig, field: String)] = []
             if let rules = f.optional("rules") {
                 guard let list = rules.arrayValue, !list.isEmpty else { throw SmartSessionError("\(f.field("rules")): a non-empty list of rules") }
                 guard let function else { throw SmartSessionError("\(f.field("rules")): argument rules need a function, not a plain value transfer") }
@@ -276,7 +272,7 @@ public struct RequestCompiler: Sendable {
                     compiled.append(try compiler.compile(text, path: "\(f.field("rules"))[\(j)]"))
                 }
                 let perCall = try f.optional("valuePerCall").map { v throws(SmartSessionError) in try values.amount(v, path: f.field("valuePerCall"), of: .native) } ?? 0
-                policies.append(.uniAction(UniActionConfig(valueLimitPerUse: perCall, rules: compiled)))
+                policies.append((.uniAction(UniActionConfig(valueLimitPerUse: perCall, rules: compiled)), f.field("rules")))
             } else if f.optional("valuePerCall") != nil {
                 throw SmartSessionError("\(f.field("valuePerCall")): applies with \"rules\"; use \"valueLimit\" for a total")
             }
@@ -285,23 +281,20 @@ public struct RequestCompiler: Sendable {
                     throw SmartSessionError("\(f.field("spendingLimit")): ERC20SpendingLimitPolicy only passes transfer, transferFrom, approve and increaseAllowance; \(function?.signature ?? selector.hex) would always fail")
                 }
                 let limit = try values.amount(v, path: f.field("spendingLimit"), of: .token(target))
-                guard !limit.isZero else { throw SmartSessionError("\(f.field("spendingLimit")): must be above 0") }
-                policies.append(.erc20SpendingLimit([TokenLimit(token: target, limit: limit)]))
+                policies.append((.erc20SpendingLimit([TokenLimit(token: target, limit: limit)]), f.field("spendingLimit")))
             }
             if let v = f.optional("valueLimit") {
-                let limit = try values.amount(v, path: f.field("valueLimit"), of: .native)
-                guard !limit.isZero else { throw SmartSessionError("\(f.field("valueLimit")): must be above 0") }
-                policies.append(.valueLimit(limit))
+                policies.append((.valueLimit(try values.amount(v, path: f.field("valueLimit"), of: .native)), f.field("valueLimit")))
             }
-            if let v = f.optional("maxUses") { policies.append(.usageLimit(try values.count(v, path: f.field("maxUses")))) }
-            if let v = f.optional("validity") { policies.append(try values.validity(v, path: f.field("validity"))) }
-            if try f.optionalBool("sudo") == true { policies.append(.sudo) }
+            if let v = f.optional("maxUses") { policies.append((.usageLimit(try values.count(v, path: f.field("maxUses"))), f.field("maxUses"))) }
+            if let v = f.optional("validity") { policies.append((try values.validity(v, path: f.field("validity")), f.field("validity"))) }
+            if try f.optionalBool("sudo") == true { policies.append((.sudo, f.field("sudo"))) }
             guard !policies.isEmpty else {
                 throw SmartSessionError("\(path): no policy for \(function?.signature ?? "value transfers"); add rules or limits, or \"sudo\": true to allow it without limits")
             }
             // Only the request's own ABI labels an action; well-known names come from the catalog at review.
-            actions.append((ActionData(actionTargetSelector: selector, actionTarget: target, actionPolicies: policies.map(\.policyData)),
-                            policies, known == nil ? nil : function))
+            actions.append((ActionData(actionTargetSelector: selector, actionTarget: target, actionPolicies: policies.map(\.config.policyData)),
+                            policies.map(\.field), known == nil ? nil : function))
         }
         return actions
     }
