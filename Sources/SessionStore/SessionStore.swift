@@ -342,18 +342,27 @@ public final class SessionStore: @unchecked Sendable {
     }
 
     /// Seals again, bound to their whole row, the keys a store before v9 bound to the session's
-    /// id alone. A key that does not open is left as it is: using it says it is damaged, and the
-    /// store's other sessions stay usable.
+    /// id alone, and says so in the audit log. A key that does not open is left as it is (using
+    /// it says it is damaged; the store's other sessions stay usable), and named there.
     private func bindKeysToTheirRows(_ key: DataKey) throws(StoreError) {
         try run { db in
+            var bound = 0, unopened: [JSONValue] = []
             for row in try Row.fetchAll(db, sql: "SELECT * FROM sessions WHERE key_bound_to = 'id'") {
                 let id: String = row["id"], sealed: [UInt8] = [UInt8](row["sealed_key"] as Data)
                 if !sealed.isEmpty {
-                    guard let secret = try? key.open(sealed, boundTo: Array(id.utf8), record: id) else { continue }
-                    let resealed = try secret.withUnsafeBytes { raw throws(StoreError) in try key.seal(raw, boundTo: Self.boundData(row)) }
-                    try db.execute(sql: "UPDATE sessions SET sealed_key = ? WHERE id = ?", arguments: [Data(resealed), id])
+                    if let secret = try? key.open(sealed, boundTo: Array(id.utf8), record: id) {
+                        let resealed = try secret.withUnsafeBytes { raw throws(StoreError) in try key.seal(raw, boundTo: Self.boundData(row)) }
+                        try db.execute(sql: "UPDATE sessions SET sealed_key = ? WHERE id = ?", arguments: [Data(resealed), id])
+                        bound += 1
+                    } else {
+                        unopened.append(.string(id))
+                    }
                 }
                 try db.execute(sql: "UPDATE sessions SET key_bound_to = 'row' WHERE id = ?", arguments: [id])
+            }
+            if bound > 0 || !unopened.isEmpty {
+                try appendAudit(db, kind: "keys_bound_to_rows", entry: .object(JSONObject(["bound": JSONValue(bound), "unopened": .array(unopened)])),
+                                at: UInt64(Date().timeIntervalSince1970))
             }
         }
     }

@@ -109,8 +109,8 @@ struct SessionStoreTests {
     }
 
     /// A store before v9 bound each key to its session's id alone. Its next unlock seals the
-    /// keys again, bound to their whole row; a key that no longer opened is left for its use to
-    /// say so, and the other sessions stay usable.
+    /// keys again, bound to their whole row, and the audit log says so; a key that no longer
+    /// opened is named there and left for its use to say so, and the other sessions stay usable.
     @Test func keysSealedBeforeV9AreBoundToTheirRowAtTheNextUnlock() throws {
         let (current, older) = (Self.temporaryPath(), Self.temporaryPath())
         defer { for path in [current, older] { try? FileManager.default.removeItem(atPath: path) } }
@@ -152,13 +152,19 @@ struct SessionStoreTests {
         #expect(try boundTo() == ["kept": "id", "damaged": "id", "revoked": "id"])
         #expect(throws: StoreError.locked) { try upgraded.sessionKey(id: "kept") }
         try upgraded.unlock(passphrase: secret("p"))
-        #expect(try boundTo() == ["kept": "row", "damaged": "id", "revoked": "row"])
+        #expect(try boundTo() == ["kept": "row", "damaged": "row", "revoked": "row"])
+        #expect(try upgraded.auditEntries(after: nil, kind: "keys_bound_to_rows", limit: 10).map(\.entry)
+                == [.object(JSONObject(["bound": JSONValue(1), "unopened": .array(["damaged"])]))])
         #expect(try upgraded.sessionKey(id: "kept").address == keys["kept"]!.address)
         #expect(throws: StoreError.corrupt("the key of session damaged does not decrypt (its row was edited, or it is under another key)")) {
             try upgraded.sessionKey(id: "damaged")
         }
         try upgraded.database.write { db in try db.execute(sql: "UPDATE sessions SET export_allowed = 1 WHERE id = 'kept'") }
         #expect(throws: StoreError.self, "now bound to its row") { try upgraded.sessionKey(id: "kept") }
+        // Bound once: the next unlock has nothing to do, and says nothing.
+        upgraded.lockStore()
+        try upgraded.unlock(passphrase: secret("p"))
+        #expect(try upgraded.auditEntries(after: nil, kind: "keys_bound_to_rows", limit: 10).count == 1)
         // A key stored now is bound to its row from the start: no unlock seals it again.
         let new = Secp256k1.PrivateKey.generate()
         try upgraded.insert(Self.stored("new", key: new), key: new)
