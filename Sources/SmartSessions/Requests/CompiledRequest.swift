@@ -59,6 +59,18 @@ public struct CompiledRequest: Sendable {
     /// What the request calls a part of the session.
     func field(_ sessionPath: String) -> String { requestFields[sessionPath] ?? sessionPath }
 
+    /// `requestFields` of a session whose actions came from `actions` (the field of each, and of
+    /// each of its policies) and whose userOp policies came from `userOpPolicies`, in order.
+    static func requestFields(actions: [(field: String, policyFields: [String])], userOpPolicies: [String]) -> [String: String] {
+        var fields: [String: String] = [:]
+        for (j, field) in userOpPolicies.enumerated() { fields["userOpPolicies[\(j)]"] = field }
+        for (i, action) in actions.enumerated() {
+            fields["actions[\(i)]"] = action.field
+            for (j, field) in action.policyFields.enumerated() { fields["actions[\(i)].actionPolicies[\(j)]"] = field }
+        }
+        return fields
+    }
+
     public init(format: RequestFormat, account: Address, accountKind: AccountKind? = nil, chains: [ChainTarget],
                 mode: SmartSessionMode = .enable, session: Session, functions: [ActionKey: ABIFunction] = [:],
                 exportKey: Bool = false, label: String? = nil) {

@@ -26,8 +26,7 @@ struct ERC7715Compiler {
         }
 
         var userOp: [(config: PolicyConfig, field: String)] = []
-        var actions: [ActionData] = []
-        var fields: [String: String] = [:]
+        var actions: [ActionData] = [], actionFields: [(field: String, policyFields: [String])] = []
         if let expiry = f.optional("expiry") {
             userOp.append((.timeFrame(validUntil: try values.time(expiry, path: "expiry"), validAfter: 0), "expiry"))
         }
@@ -36,11 +35,8 @@ struct ERC7715Compiler {
         for (i, p) in permissions.enumerated() {
             let path = f.optional("permission") != nil ? "permission" : "permissions[\(i)]"
             let (a, u) = try permission(p, path: path, values: values, newer: newer)
-            for (action, field, policyFields) in a {
-                fields["actions[\(actions.count)]"] = field
-                for (j, field) in policyFields.enumerated() { fields["actions[\(actions.count)].actionPolicies[\(j)]"] = field }
-                actions.append(action)
-            }
+            actions += a.map(\.0)
+            actionFields += a.map { ($0.field, $0.policyFields) }
             userOp += u
         }
         for (i, p) in (try f.optionalArray("policies") ?? []).enumerated() {
@@ -56,14 +52,13 @@ struct ERC7715Compiler {
             userOp.append((.timeFrame(validUntil: try values.time(try data.value("timestamp"), path: data.field("timestamp")), validAfter: 0), path))
         }
         let strictest = Self.strictest(userOp)
-        for (j, field) in strictest.map(\.field).enumerated() { fields["userOpPolicies[\(j)]"] = field }
         let (validator, initData) = try base.sessionValidator
         let session = Session(sessionValidator: validator, sessionValidatorInitData: initData, userOpPolicies: strictest.map(\.config.policyData), actions: actions)
         let account: Address
         if let a = base.overrides.account { account = a } else { account = try f.address("address") }
         var compiled = CompiledRequest(format: newer ? .requestExecutionPermissions : .grantPermissions, account: account,
                                        chains: base.chainTargets([chain], nonces: [:]), session: session)
-        compiled.requestFields = fields
+        compiled.requestFields = CompiledRequest.requestFields(actions: actionFields, userOpPolicies: strictest.map(\.field))
         return compiled
     }
 

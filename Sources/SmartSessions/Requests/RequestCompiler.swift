@@ -190,18 +190,15 @@ public struct RequestCompiler: Sendable {
         }
         if try f.optionalBool("sudo") == true { userOpPolicies.append((.sudo, "sudo")) }
 
-        var actions: [ActionData] = []
+        var actions: [ActionData] = [], actionFields: [(field: String, policyFields: [String])] = []
         var functions: [ActionKey: ABIFunction] = [:]
-        var fields: [String: String] = [:]
-        for (j, field) in userOpPolicies.map(\.field).enumerated() { fields["userOpPolicies[\(j)]"] = field }
         let permissions = try f.array("permissions")
         guard !permissions.isEmpty else { throw SmartSessionError("permissions: at least one permission") }
         for (i, p) in permissions.enumerated() {
             let path = "permissions[\(i)]"
             for (action, policyFields, function) in try compilePermission(p, path: path, values: values) {
-                fields["actions[\(actions.count)]"] = path
-                for (j, field) in policyFields.enumerated() { fields["actions[\(actions.count)].actionPolicies[\(j)]"] = field }
                 actions.append(action)
+                actionFields.append((path, policyFields))
                 if let function { functions[ActionKey(target: action.actionTarget, selector: action.actionTargetSelector)] = function }
             }
         }
@@ -214,7 +211,7 @@ public struct RequestCompiler: Sendable {
                                        chains: chainTargets(chains, nonces: try nonceMap(f.optional("nonces"), path: "nonces")),
                                        mode: try mode(f.optional("mode"), path: "mode"), session: session, functions: functions,
                                        exportKey: try f.optionalBool("export") ?? false, label: try f.displayText("label"))
-        compiled.requestFields = fields
+        compiled.requestFields = CompiledRequest.requestFields(actions: actionFields, userOpPolicies: userOpPolicies.map(\.field))
         return compiled
     }
 
