@@ -345,6 +345,8 @@ public final class SessionStore: @unchecked Sendable {
     /// id alone, and says so in the audit log. A key that does not open is left as it is (using
     /// it says it is damaged; the store's other sessions stay usable), and named there.
     private func bindKeysToTheirRows(_ key: DataKey) throws(StoreError) {
+        // Read first: an unlock with nothing to do waits for no other writer of the file.
+        guard try snapshot({ db in try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM sessions WHERE key_bound_to = 'id')") }) == true else { return }
         try run { db in
             var bound = 0, unopened: [JSONValue] = []
             for row in try Row.fetchAll(db, sql: "SELECT * FROM sessions WHERE key_bound_to = 'id'") {

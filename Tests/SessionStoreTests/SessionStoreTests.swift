@@ -171,6 +171,21 @@ struct SessionStoreTests {
         #expect(try boundTo()["new"] == "row")
     }
 
+    /// An unlock with no older key to bind writes nothing: another process holding the file's
+    /// write lock (a `store rewrap`, a long prune) does not hold it up, nor make it fail.
+    @Test func anUnlockWithNothingToBindWaitsForNoWriter() throws {
+        let path = Self.temporaryPath()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let store = try Self.storeWithSession(at: path)
+        store.lockStore()
+        try DatabaseQueue(path: path).inDatabase { db in
+            try db.execute(sql: "BEGIN IMMEDIATE")
+            defer { try? db.execute(sql: "ROLLBACK") }
+            try store.unlock(passphrase: secret("p"))
+        }
+        #expect(try store.sessionKey(id: "s").address == store.sessionToSign(id: "s").stored.sessionKey)
+    }
+
     /// A store a newer agent migrated is refused, not written as this one knows it: an agent
     /// from before v8 signed on into a v8 store, and each durable signature failed.
     @Test func aStoreANewerAgentWroteIsRefused() throws {
