@@ -17,19 +17,16 @@ extension Agent {
 
     /// A session as its client (or the operator) may see it; `nil` client is the operator.
     public nonisolated func session(_ id: String, client: ClientIdentity?) throws(AgentError) -> StoredSession {
-        try sessionRead(id, client: client).stored
+        let s: StoredSession
+        do { s = try store.session(id: id) } catch { throw Self.readFailure(error, session: id) }
+        if let client { try Self.requireBinding(s.client, admits: client, session: id) }
+        return s
     }
 
-    /// The session as read with its sealed key, if `client` may see it.
-    nonisolated func sessionRead(_ id: String, client: ClientIdentity?) throws(AgentError) -> SessionStore.SessionToSign {
-        let read: SessionStore.SessionToSign
-        do { read = try store.sessionToSign(id: id) } catch {
-            // A store that cannot be read is said to be so, not taken for a session that is not there.
-            if case .notFound = error { throw .notFound("session \(id)") }
-            throw AgentError(error)
-        }
-        if let client { try Self.requireBinding(read.stored.client, admits: client, session: id) }
-        return read
+    /// A store that cannot be read is said to be so, not taken for a session that is not there.
+    static func readFailure(_ error: StoreError, session id: String) -> AgentError {
+        if case .notFound = error { return .notFound("session \(id)") }
+        return AgentError(error)
     }
 
     static func binding(_ b: ClientBinding, admits c: ClientIdentity) -> Bool {
@@ -110,7 +107,10 @@ extension Agent {
     /// while the session lives.
     public func exportKey(sessionId: String, client: ClientIdentity) throws(AgentError) -> Secp256k1.PrivateKey {
         // One read: the key opens only beside the row these checks read.
-        let read = try sessionRead(sessionId, client: client), s = read.stored
+        let read: SessionStore.SessionToSign
+        do { read = try store.sessionToSign(id: sessionId) } catch { throw Self.readFailure(error, session: sessionId) }
+        let s = read.stored
+        try Self.requireBinding(s.client, admits: client, session: sessionId)
         guard s.exportAllowed else { throw AgentError("export_not_allowed", "session \(sessionId) was not approved for key export") }
         try Self.requireLive(s, sessionId, now: clock())
         do {

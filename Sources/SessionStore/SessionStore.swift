@@ -451,8 +451,11 @@ public final class SessionStore: @unchecked Sendable {
     /// another scope, allowed export) no longer opens its key, though the process that edits it
     /// may write the file; only the data key, which it has not, seals one again.
     static func boundData(_ row: Row) -> [UInt8] {
-        boundData(boundColumns.map { row[$0] as DatabaseValue })
+        boundData(boundValues(row))
     }
+
+    /// The row's `boundColumns`, as the file holds them.
+    static func boundValues(_ row: Row) -> [DatabaseValue] { boundColumns.map { row[$0] as DatabaseValue } }
 
     private static func boundData(_ values: [DatabaseValue]) -> [UInt8] {
         let columns = values.map { value -> JSONValue in
@@ -511,6 +514,13 @@ public final class SessionStore: @unchecked Sendable {
             revokedAt: revoked.map(UInt64.init), exportAllowed: row["export_allowed"], label: request["label"]?.stringValue)
     }
 
+    public func session(id: String) throws(StoreError) -> StoredSession {
+        guard let s = try snapshot({ db in try Row.fetchOne(db, sql: "SELECT * FROM sessions WHERE id = ?", arguments: [id]).map(Self.session(from:)) }) else {
+            throw .notFound("session \(id)")
+        }
+        return s
+    }
+
     /// The sessions neither revoked nor expired at a time (the argument): a session's last
     /// second, `expires_at`, is in its lifetime, as the agent signs then.
     static let liveAt = "revoked_at IS NULL AND (expires_at IS NULL OR expires_at >= ?)"
@@ -562,7 +572,8 @@ public final class SessionStore: @unchecked Sendable {
         public let ledgers: [UInt64: PolicyLedger]
         public let enabledChains: Set<UInt64>
         fileprivate let sealedKey: Data
-        fileprivate let boundData: [UInt8]
+        /// What the key is bound to, made into `boundData` only when it is unsealed.
+        fileprivate let boundValues: [DatabaseValue]
     }
 
     public func sessionToSign(id: String) throws(StoreError) -> SessionToSign {
@@ -570,7 +581,7 @@ public final class SessionStore: @unchecked Sendable {
             guard let row = try Row.fetchOne(db, sql: "SELECT * FROM sessions WHERE id = ?", arguments: [id]) else { return nil }
             return SessionToSign(stored: try Self.session(from: row), ledgers: try Self.ledgers(db, sessionId: id),
                                  enabledChains: try Self.enabledChains(db, sessionId: id), sealedKey: row["sealed_key"],
-                                 boundData: Self.boundData(row))
+                                 boundValues: Self.boundValues(row))
         }
         guard let read else { throw .notFound("session \(id)") }
         return read
@@ -580,7 +591,7 @@ public final class SessionStore: @unchecked Sendable {
     public func unsealKey(_ session: SessionToSign) throws(StoreError) -> Secp256k1.PrivateKey {
         let data = try requireKey(), id = session.stored.id
         guard !session.sealedKey.isEmpty else { throw .notFound("the key of session \(id) (revoked or expired)") }
-        let secret = try data.open([UInt8](session.sealedKey), boundTo: session.boundData, record: "the key of session \(id)")
+        let secret = try data.open([UInt8](session.sealedKey), boundTo: Self.boundData(session.boundValues), record: "the key of session \(id)")
         do { return try secret.withUnsafeBytes { raw throws(Secp256k1Error) in try Secp256k1.PrivateKey(bytes: raw) } } catch {
             throw .corrupt("session \(id) holds an invalid key")
         }

@@ -1397,7 +1397,7 @@ struct SocketTests {
         try store.unlock(passphrase: secret(agent.storePassphrase))
         let sessionKey = try store.sessionKey(id: session).withUnsafeBytes { Hex.encode($0, prefix: false) }
         #expect(exported["privateKey"]?.stringValue == "0x" + sessionKey)
-        #expect(exported["address"]?.stringValue == (try store.sessionToSign(id: session)).stored.sessionKey.checksummed)
+        #expect(exported["address"]?.stringValue == (try store.session(id: session)).sessionKey.checksummed)
         let keystore = try Keystore(parsing: [UInt8](try Data(contentsOf: agent.directory.appendingPathComponent("owner.json"))))
         let ownerKey = try keystore.decrypt(passphrase: secret(agent.ownerPassphrase)).withUnsafeBytes { Hex.encode($0, prefix: false) }
         let auditText = try String(decoding: Data(contentsOf: agent.directory.appendingPathComponent("data/store.sqlite")), as: UTF8.self)

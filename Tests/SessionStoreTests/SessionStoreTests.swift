@@ -233,7 +233,7 @@ struct SessionStoreTests {
             #expect(try store.requireKey().key.bitCount == 256)
             try store.insert(Self.stored("s1", key: key), key: key)
             #expect(try store.sessionKey(id: "s1").address == key.address)
-            #expect(try store.sessionToSign(id: "s1").stored == Self.stored("s1", key: key))
+            #expect(try store.session(id: "s1") == Self.stored("s1", key: key))
             store.lockStore()
             #expect(throws: StoreError.locked) { try store.sessionKey(id: "s1") }
         }
@@ -306,7 +306,7 @@ struct SessionStoreTests {
 
         try store.revoke(id: "a", at: 1_750_000_000)
         #expect(throws: StoreError.self) { try store.sessionKey(id: "a") }
-        #expect(try store.sessionToSign(id: "a").stored.revokedAt == 1_750_000_000)
+        #expect(try store.session(id: "a").revokedAt == 1_750_000_000)
         #expect(throws: StoreError.notFound("session a")) { try store.revoke(id: "a", at: 1) }
         // Its last second is in its lifetime (the agent signs then): the key is kept, and it is live.
         #expect(try store.eraseExpired(now: 1_800_000_000).isEmpty)
