@@ -190,9 +190,13 @@ public actor Agent {
         // has room for one. (Nothing from here to the rules' decision waits.)
         var holdings: ClientHoldings?
         if let rules, rules.looksAtHoldings {
-            let held: Int
-            do { held = try store.liveSessionCount(uid: client.uid, at: now) } catch { throw AgentError(error) }
-            holdings = ClientHoldings(liveSessions: held + approving.count { pending[$0]?.client.uid == client.uid })
+            let held: Int, madeLastDay: Int
+            do {
+                held = try store.liveSessionCount(uid: client.uid, at: now)
+                madeLastDay = try store.sessionCount(uid: client.uid, madeAfter: now - min(now, 86_400))
+            } catch { throw AgentError(error) }
+            let beingApproved = approving.count { pending[$0]?.client.uid == client.uid }
+            holdings = ClientHoldings(liveSessions: held + beingApproved, sessionsLastDay: madeLastDay + beingApproved)
         }
         // Before anyone is asked: a request the log cannot hold is not taken.
         do throws(StoreError) {

@@ -27,13 +27,14 @@ struct Condition: Sendable {
         /// The client holds fewer live sessions than this: with `max_token_amounts`, what it can
         /// move across all of them is bounded, not only in each.
         case maxLiveSessions(Int)
+        case maxSessionsPerDay(Int)
     }
 
     var name: String
     var kind: Kind
 
     static let keys = ["client_uids", "client_executables", "client_units", "accounts", "chains", "targets", "selectors", "max_duration",
-                       "require_expiry", "max_native_value", "max_token_amounts", "forbid", "any_flag", "max_severity", "allow_export", "max_live_sessions"]
+                       "require_expiry", "max_native_value", "max_token_amounts", "forbid", "any_flag", "max_severity", "allow_export", "max_live_sessions", "max_sessions_per_day"]
 
     static func parse(_ json: JSONValue, at: String) throws(RulesError) -> [Condition] {
         guard let table = json.objectValue else { throw RulesError("\(at): expected a table") }
@@ -122,6 +123,9 @@ struct Condition: Sendable {
             case "max_live_sessions":
                 guard case .number(let n) = value, let count = Int(n), count > 0 else { throw RulesError("\(here): a number of sessions, at least 1") }
                 kind = .maxLiveSessions(count)
+            case "max_sessions_per_day":
+                guard case .number(let n) = value, let count = Int(n), count > 0 else { throw RulesError("\(here): a number of sessions, at least 1") }
+                kind = .maxSessionsPerDay(count)
             default:
                 throw RulesError("\(here): unknown condition (known: \(keys.joined(separator: ", ")))")
             }
@@ -198,6 +202,9 @@ struct Condition: Sendable {
         case .maxLiveSessions(let count):
             guard let held = holdings?.liveSessions else { return (false, "the client's sessions are not known") }
             return (held < count, "the client holds \(held) live session\(held == 1 ? "" : "s") (fewer than \(count) allowed)")
+        case .maxSessionsPerDay(let count):
+            guard let made = holdings?.sessionsLastDay else { return (false, "the client's sessions are not known") }
+            return (made < count, "the client was given \(made) session\(made == 1 ? "" : "s") in the last 24 hours (fewer than \(count) allowed)")
         }
     }
 }

@@ -36,8 +36,14 @@ public struct RulesOutcome: Sendable {
 public struct ClientHoldings: Sendable, Equatable {
     /// Its sessions neither expired nor revoked, and those of its requests being approved.
     public var liveSessions: Int
+    /// The sessions made for it in the last 24 hours, revoked and expired ones too, and those of
+    /// its requests being approved: a client that revokes its sessions to ask again is counted.
+    public var sessionsLastDay: Int
 
-    public init(liveSessions: Int) { self.liveSessions = liveSessions }
+    public init(liveSessions: Int, sessionsLastDay: Int = 0) {
+        self.liveSessions = liveSessions
+        self.sessionsLastDay = sessionsLastDay
+    }
 }
 
 /// A declarative rules file (TOML, no script engine): the first rule whose every condition
@@ -93,7 +99,7 @@ public struct RulesFile: Sendable {
     /// Whether a condition looks at what the client holds already: counting that costs a
     /// look at the store, which rules without such a condition do not need.
     public var looksAtHoldings: Bool {
-        rules.contains { $0.conditions.contains { if case .maxLiveSessions = $0.kind { true } else { false } } }
+        rules.contains { $0.conditions.contains { switch $0.kind { case .maxLiveSessions, .maxSessionsPerDay: true; default: false } } }
     }
 
     /// Decides for `review` asked by `client`; the trace says which conditions held.

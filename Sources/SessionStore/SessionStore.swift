@@ -533,6 +533,15 @@ public final class SessionStore: @unchecked Sendable {
         }
     }
 
+    /// How many sessions were made for `uid` after `time`, whatever became of them since (until
+    /// they are pruned).
+    public func sessionCount(uid: UInt32, madeAfter time: UInt64) throws(StoreError) -> Int {
+        try snapshot { db in
+            try Int.fetchOne(db, sql: "SELECT count(*) FROM sessions WHERE client_uid = ? AND created_at > ?",
+                             arguments: [Int64(uid), Int64(clamping: time)]) ?? 0
+        }
+    }
+
     /// The sessions of one uid, or of everyone for `nil` (the operator's view), oldest first (by
     /// creation, then id): at most `limit`, those created after `after` (the last of the page
     /// before), and with `liveAt` only those neither revoked nor expired then. Read beside the

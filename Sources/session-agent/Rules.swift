@@ -22,11 +22,13 @@ struct RulesTest: ParsableCommand {
     @Option(help: "The client's systemd unit.") var unit: String?
     @Option(name: .customLong("session-key"), help: "The session key address (default: a fresh one).") var sessionKey: String?
     @Option(name: .customLong("live-sessions"), help: "How many live sessions the client holds already (for max_live_sessions).") var liveSessions: Int = 0
+    @Option(name: .customLong("sessions-last-day"), help: "How many sessions the client was given in the last 24 hours, revoked ones too (for max_sessions_per_day).") var sessionsLastDay: Int = 0
     @OptionGroup var review: ReviewOptions
     @OptionGroup var output: OutputOptions
 
     func validate() throws {
         guard liveSessions >= 0 else { throw ValidationError("--live-sessions: a count, 0 or more") }
+        guard sessionsLastDay >= 0 else { throw ValidationError("--sessions-last-day: a count, 0 or more") }
     }
 
     func run() throws {
@@ -40,7 +42,7 @@ struct RulesTest: ParsableCommand {
                 .compile(try parseJSON(try readInput(request), what: "request"))
             let reviewed = Reviewer(tokens: tokens, now: review.time).review(compiled)
             let client = ClientIdentity(uid: uid, gid: 0, pid: 0, executable: executable, unit: unit)
-            let outcome = file.evaluate(reviewed, client: client, holdings: ClientHoldings(liveSessions: liveSessions))
+            let outcome = file.evaluate(reviewed, client: client, holdings: ClientHoldings(liveSessions: liveSessions, sessionsLastDay: sessionsLastDay))
             var lines = ["decision: \(outcome.decision.rawValue)", "reason: \(outcome.reason)", "trace:"]
             for t in outcome.trace { lines.append("  [\(t.passed ? "ok" : "no")] \(t.rule): \(t.condition): \(t.detail)") }
             if outcome.rule == nil { lines.append("  default: \(file.defaultDecision.rawValue)") }

@@ -672,6 +672,26 @@ struct AgentFlowTests {
         #expect(try await agent.request(Self.example, client: Self.bot).status == .pending)
     }
 
+    /// A client that revokes each session to ask for a new one frees its place under
+    /// `max_live_sessions`, but not under `max_sessions_per_day`: the revoked ones still count,
+    /// those of another uid do not, and once a day has passed there is room again.
+    @Test func aClientThatRevokesToAskAgainRunsOutOfItsDailySessions() async throws {
+        let time = Mutex(Self.now)
+        let (agent, store) = try Self.agent(rules: "default = \"ask\"\n[[rules]]\nname = \"one at a time, three a day\"\ndecision = \"approve\"\n[rules.match]\nmax_live_sessions = 1\nmax_sessions_per_day = 3\n",
+                                            clock: { time.withLock { $0 } })
+        for _ in 0..<3 {
+            let request = try await agent.request(Self.example, client: Self.bot)
+            #expect(request.status == .approved, "\(request.reason)")
+            _ = try await agent.revoke(sessionId: try #require(request.sessionId), client: Self.bot)
+        }
+        let fourth = try await agent.request(Self.example, client: Self.bot)
+        #expect(fourth.status == .pending, "\(fourth.reason)")
+        #expect(try await agent.request(Self.example, client: ClientIdentity(uid: 1001, gid: 1001, pid: 4343)).status == .approved)
+        #expect(try store.sessionCount(uid: Self.bot.uid, madeAfter: 0) == 3)
+        time.withLock { $0 += 86_400 }
+        #expect(try await agent.request(Self.example, client: Self.bot).status == .approved, "a day later")
+    }
+
     /// Under a cap with room for one session, a request whose owner is still signing counts as
     /// held: a second one asked meanwhile waits for a person. Another uid does not see it.
     @Test func aRequestBeingApprovedCountsAsHeld() async throws {

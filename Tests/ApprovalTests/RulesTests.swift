@@ -40,6 +40,9 @@ struct RulesTests {
         #expect(ok.trace.allSatisfy(\.passed) || ok.trace.first?.rule == "never the dangerous flags")
         let fifth = rules.evaluate(try review(Self.payments.replacingOccurrences(of: "%AMOUNT%", with: "100")), client: bot, holdings: ClientHoldings(liveSessions: 5))
         #expect(fifth.decision == .ask && fifth.trace.contains { !$0.passed && $0.condition == "max_live_sessions" }, "five held already")
+        let eleventh = rules.evaluate(try review(Self.payments.replacingOccurrences(of: "%AMOUNT%", with: "100")), client: bot,
+                                      holdings: ClientHoldings(liveSessions: 0, sessionsLastDay: 10))
+        #expect(eleventh.decision == .ask && eleventh.trace.contains { !$0.passed && $0.condition == "max_sessions_per_day" }, "ten given today, all revoked")
 
         let tooMuch = rules.evaluate(try review(Self.payments.replacingOccurrences(of: "%AMOUNT%", with: "101")), client: bot, holdings: none)
         #expect(tooMuch.decision == .ask && tooMuch.rule == nil)
@@ -135,6 +138,21 @@ struct RulesTests {
         #expect(rules.evaluate(r, client: bot).decision == .ask, "unknown holdings match nothing")
     }
 
+    /// `max_sessions_per_day` counts the sessions a client was given in the last day, whatever
+    /// became of them: one that revokes its sessions to ask again runs out all the same.
+    @Test func maxSessionsPerDayCountsWhatTheClientWasGiven() throws {
+        let r = try review(Self.payments.replacingOccurrences(of: "%AMOUNT%", with: "5"))
+        let rules = try RulesFile(toml: "default = \"ask\"\n[[rules]]\nname = \"daily\"\ndecision = \"approve\"\n[rules.match]\nmax_sessions_per_day = 3\n")
+        #expect(rules.looksAtHoldings)
+        let bot = ClientIdentity(uid: 7, gid: 7, pid: 1)
+        for (made, decision) in [(0, RuleDecision.approve), (2, .approve), (3, .ask), (50, .ask)] {
+            let outcome = rules.evaluate(r, client: bot, holdings: ClientHoldings(liveSessions: 0, sessionsLastDay: made))
+            #expect(outcome.decision == decision, "\(made) made: \(outcome.trace)")
+            #expect(outcome.trace.first?.detail.contains("was given \(made) session") == true, "\(outcome.trace)")
+        }
+        #expect(rules.evaluate(r, client: bot).decision == .ask, "unknown holdings match nothing")
+    }
+
     @Test func malformedRulesAreRefusedWithTheirPlace() {
         for (toml, text) in [
             ("default = \"maybe\"", "default: approve, deny or ask"),
@@ -156,6 +174,7 @@ struct RulesTests {
             ("[[rules]]\ndecision = \"approve\"\n[rules.match]\nmax_live_sessions = 0", "max_live_sessions: a number of sessions, at least 1"),
             ("[[rules]]\ndecision = \"approve\"\n[rules.match]\nmax_live_sessions = \"5\"", "max_live_sessions: a number of sessions"),
             ("[[rules]]\ndecision = \"approve\"\n[rules.match]\nmax_live_sessions = 1.5", "max_live_sessions: a number of sessions"),
+            ("[[rules]]\ndecision = \"approve\"\n[rules.match]\nmax_sessions_per_day = 0", "max_sessions_per_day: a number of sessions, at least 1"),
         ] {
             do {
                 _ = try RulesFile(toml: toml)
