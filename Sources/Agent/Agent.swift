@@ -190,13 +190,10 @@ public actor Agent {
         // has room for one. (Nothing from here to the rules' decision waits.)
         var holdings: ClientHoldings?
         if let rules, rules.looksAtHoldings {
-            let held: Int, madeLastDay: Int
-            do {
-                held = try store.liveSessionCount(uid: client.uid, at: now)
-                madeLastDay = try store.sessionCount(uid: client.uid, madeAfter: now - min(now, 86_400))
-            } catch { throw AgentError(error) }
+            let counts: (live: Int, made: Int)
+            do { counts = try store.sessionCounts(uid: client.uid, liveAt: now, madeAfter: now - min(now, 86_400)) } catch { throw AgentError(error) }
             let beingApproved = approving.count { pending[$0]?.client.uid == client.uid }
-            holdings = ClientHoldings(liveSessions: held + beingApproved, sessionsLastDay: madeLastDay + beingApproved)
+            holdings = ClientHoldings(liveSessions: counts.live + beingApproved, sessionsLastDay: counts.made + beingApproved)
         }
         // Before anyone is asked: a request the log cannot hold is not taken.
         do throws(StoreError) {

@@ -525,20 +525,15 @@ public final class SessionStore: @unchecked Sendable {
     /// second, `expires_at`, is in its lifetime, as the agent signs then.
     static let liveAt = "revoked_at IS NULL AND (expires_at IS NULL OR expires_at >= ?)"
 
-    /// How many sessions of `uid` are live at `time`: neither revoked nor expired.
-    public func liveSessionCount(uid: UInt32, at time: UInt64) throws(StoreError) -> Int {
+    /// How many sessions of `uid` are live at `time` (neither revoked nor expired), and how many
+    /// were made for it after `madeAfter`, whatever became of them since (until they are
+    /// pruned): one pass over the uid's sessions.
+    public func sessionCounts(uid: UInt32, liveAt time: UInt64, madeAfter: UInt64) throws(StoreError) -> (live: Int, made: Int) {
         try snapshot { db in
-            try Int.fetchOne(db, sql: "SELECT count(*) FROM sessions WHERE client_uid = ? AND \(Self.liveAt)",
-                             arguments: [Int64(uid), Int64(clamping: time)]) ?? 0
-        }
-    }
-
-    /// How many sessions were made for `uid` after `time`, whatever became of them since (until
-    /// they are pruned).
-    public func sessionCount(uid: UInt32, madeAfter time: UInt64) throws(StoreError) -> Int {
-        try snapshot { db in
-            try Int.fetchOne(db, sql: "SELECT count(*) FROM sessions WHERE client_uid = ? AND created_at > ?",
-                             arguments: [Int64(uid), Int64(clamping: time)]) ?? 0
+            let row = try Row.fetchOne(db, sql: """
+                SELECT coalesce(sum(\(Self.liveAt)), 0) AS live, coalesce(sum(created_at > ?), 0) AS made FROM sessions WHERE client_uid = ?
+                """, arguments: [Int64(clamping: time), Int64(clamping: madeAfter), Int64(uid)])
+            return (live: row?["live"] ?? 0, made: row?["made"] ?? 0)
         }
     }
 

@@ -687,7 +687,7 @@ struct AgentFlowTests {
         let fourth = try await agent.request(Self.example, client: Self.bot)
         #expect(fourth.status == .pending, "\(fourth.reason)")
         #expect(try await agent.request(Self.example, client: ClientIdentity(uid: 1001, gid: 1001, pid: 4343)).status == .approved)
-        #expect(try store.sessionCount(uid: Self.bot.uid, madeAfter: 0) == 3)
+        #expect(try store.sessionCounts(uid: Self.bot.uid, liveAt: Self.now, madeAfter: 0) == (live: 0, made: 3))
         time.withLock { $0 += 86_400 }
         #expect(try await agent.request(Self.example, client: Self.bot).status == .approved, "a day later")
     }

@@ -310,7 +310,7 @@ struct SessionStoreTests {
         #expect(throws: StoreError.notFound("session a")) { try store.revoke(id: "a", at: 1) }
         // Its last second is in its lifetime (the agent signs then): the key is kept, and it is live.
         #expect(try store.eraseExpired(now: 1_800_000_000).isEmpty)
-        #expect(try store.liveSessionCount(uid: 1000, at: 1_800_000_000) == 1 && store.liveSessionCount(uid: 1000, at: 1_800_000_001) == 0)
+        #expect(try store.sessionCounts(uid: 1000, liveAt: 1_800_000_000, madeAfter: 0).live == 1 && store.sessionCounts(uid: 1000, liveAt: 1_800_000_001, madeAfter: 0).live == 0)
         #expect(try store.eraseExpired(now: 1_900_000_000) == ["c"])
         #expect(throws: StoreError.self) { try store.sessionKey(id: "c") }
         #expect(try store.sessionKey(id: "b").address == b.address)
