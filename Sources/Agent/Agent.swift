@@ -609,7 +609,8 @@ public actor Agent {
         record("store_unlock", reason: "unlocked with agent_unlock", saying: "the store is unlocked (agent_unlock)")
     }
 
-    /// The unlock itself; the caller says what becomes of `lockCause`.
+    /// The unlock itself; the caller says what becomes of `lockCause`. The session keys are
+    /// checked beside it, off the actor.
     func unlockStore(_ secret: SecretBytes?) async throws(AgentError) {
         do throws(StoreError) {
             switch try store.protection {
@@ -623,6 +624,7 @@ public actor Agent {
                 if try store.isInitialized { try store.unlock(passphrase: secret) } else { try store.initialize(passphrase: secret) }
             }
         } catch { throw AgentError(error) }
+        Task.detached { self.reportDamagedKeys() }
     }
 
     // The audit log is read and pruned off the actor: a long log keeps neither requests nor
@@ -640,6 +642,49 @@ public actor Agent {
             case .failure(let e): return (false, 0, "\(e)", head, start)
             }
         } catch { throw AgentError(error) }
+    }
+
+    /// What `store_check` found: damage SQLite finds in the file's pages, and the session keys
+    /// that do not open beside their row (nil when the damaged file could not be read that far).
+    public struct StoreCheck: Sendable {
+        public let fileProblem: String?
+        public let keys: (checked: Int, damaged: [SessionStore.DamagedKey])?
+        public var intact: Bool { fileProblem == nil && keys?.damaged.isEmpty == true }
+    }
+
+    /// Checks the store's file page by page and opens every session key it holds beside its
+    /// row, on snapshots beside the writer. Only while the store is open: the keys need its data key.
+    public nonisolated func checkStore() throws(AgentError) -> StoreCheck {
+        do throws(StoreError) {
+            var fileProblem: String?
+            do throws(StoreError) { try store.checkFile() } catch {
+                guard case .corrupt(let why) = error else { throw error }
+                fileProblem = why
+            }
+            do throws(StoreError) { return StoreCheck(fileProblem: fileProblem, keys: try store.checkKeys()) } catch {
+                // A damaged file may fail the walk too: the damage is the finding then.
+                guard fileProblem != nil, case .corrupt = error else { throw error }
+                return StoreCheck(fileProblem: fileProblem, keys: nil)
+            }
+        } catch { throw AgentError(error) }
+    }
+
+    /// After an unlock, names in the journal the sessions whose key does not open beside its
+    /// row (edited in the file, or damaged): found at once, not when their client next signs.
+    /// Nothing is revoked: the operator decides, and the rows stay as evidence.
+    nonisolated func reportDamagedKeys() {
+        let damaged: [SessionStore.DamagedKey]
+        do { damaged = try store.checkKeys().damaged } catch {
+            // Locked again meanwhile: the next unlock looks again.
+            if case .locked = error { return }
+            return logger.error("the session keys could not be checked: \(error)")
+        }
+        for key in damaged.prefix(10) {
+            logger.error("session \(key.sessionId) cannot sign: \(key.problem); revoke it, or restore the store from a backup")
+        }
+        if damaged.count > 10 {
+            logger.error("\(damaged.count - 10) more sessions cannot sign, for the same reason: `session-agent store check` lists them all")
+        }
     }
 
     public nonisolated func auditEntries(after seq: Int64?, kind: String?, limit: Int) throws(AgentError) -> [SessionStore.AuditEntry] {

@@ -150,10 +150,12 @@ public enum AgentDaemon {
                     // The journal is kept apart from the store: a log found later without this
                     // entry was cut short or written again (`audit verify` checks it meanwhile).
                     if let head = store.knownAuditHead { logger.notice("the audit log ends at entry \(head.seq), hash \(head.hash)") }
-                    // Damage in the store's file is in the journal from the start, while there
-                    // are backups to restore it from.
+                    // Damage in the store's file, and sessions whose keys do not open beside
+                    // their rows, are in the journal from the start, while there are backups to
+                    // restore it from.
                     Task.detached {
                         do { try store.checkFile() } catch { logger.error("\(error)") }
+                        agent.reportDamagedKeys()
                     }
                     // Whatever keeps an owner from signing (a PIN file missing, a token absent, a
                     // PIN locked, a module the configuration no longer allows) is in the journal

@@ -14,7 +14,7 @@ public struct AgentRPC: Sendable {
     public static let clientMethods = ["agent_info", "session_request", "session_wait", "session_get", "session_list",
                                        "session_signUserOperation", "session_export", "session_revoke"]
     public static let controlMethods = ["agent_info", "pending_list", "pending_get", "pending_secret", "pending_decide", "sessions_list", "session_revoke",
-                                        "accounts_list", "accounts_add", "accounts_remove", "owners_list", "owners_add", "owners_remove", "agent_lock", "agent_unlock_asks", "agent_unlock", "rules_reload", "audit_verify", "audit_show", "audit_prune", "sessions_prune"]
+                                        "accounts_list", "accounts_add", "accounts_remove", "owners_list", "owners_add", "owners_remove", "agent_lock", "agent_unlock_asks", "agent_unlock", "rules_reload", "audit_verify", "audit_show", "audit_prune", "sessions_prune", "store_check"]
     /// The parameters each method takes. Any other is refused, as the configuration file refuses
     /// unknown keys: a misspelt `bindExecutable` must not quietly give a session bound more loosely.
     static let parameters: [String: Set<String>] = [
@@ -366,6 +366,14 @@ public struct AgentRPC: Sendable {
         case "sessions_prune":
             guard let before = try optionalCount(p, "before", 0...Int64.max) else { throw .badRequest("params.before: the Unix time sessions must have ended before") }
             return .object(JSONObject(["removed": JSONValue(try agent.pruneSessions(endedBefore: UInt64(before)))]))
+        case "store_check":
+            let check = try agent.checkStore()
+            let keys = check.keys.map { keys in
+                JSONValue.object(JSONObject(["checked": JSONValue(keys.checked), "damaged": .array(keys.damaged.map {
+                    .object(JSONObject(["sessionId": .string($0.sessionId), "problem": .string($0.problem)]))
+                })]))
+            }
+            return .object(JSONObject(["intact": .bool(check.intact), "file": check.fileProblem.map { .string($0) } ?? .string("ok"), "keys": keys ?? .null]))
         default:
             throw AgentError("unknown_method", "no method \(method)", code: -32601)
         }

@@ -595,9 +595,41 @@ public final class SessionStore: @unchecked Sendable {
     public func unsealKey(_ session: SessionToSign) throws(StoreError) -> Secp256k1.PrivateKey {
         let data = try requireKey(), id = session.stored.id
         guard !session.sealedKey.isEmpty else { throw .notFound("the key of session \(id) (revoked or expired)") }
-        let secret = try data.open([UInt8](session.sealedKey), boundTo: Self.boundData(session.boundValues), record: "the key of session \(id)")
+        return try Self.openKey([UInt8](session.sealedKey), boundTo: session.boundValues, of: id, with: data)
+    }
+
+    private static func openKey(_ sealed: [UInt8], boundTo values: [DatabaseValue], of id: String, with data: DataKey) throws(StoreError) -> Secp256k1.PrivateKey {
+        let secret = try data.open(sealed, boundTo: boundData(values), record: "the key of session \(id)")
         do { return try secret.withUnsafeBytes { raw throws(Secp256k1Error) in try Secp256k1.PrivateKey(bytes: raw) } } catch {
             throw .corrupt("session \(id) holds an invalid key")
+        }
+    }
+
+    /// A session whose key does not open beside its row, and why.
+    public struct DamagedKey: Sendable, Equatable {
+        public let sessionId: String
+        public let problem: String
+    }
+
+    /// Opens every key the store holds (the sessions neither revoked nor expired and erased)
+    /// beside its row, on one snapshot, a row at a time: an edited row or a damaged key is found
+    /// now, not when its client next signs. Returns how many were opened and those that did not.
+    public func checkKeys() throws(StoreError) -> (checked: Int, damaged: [DamagedKey]) {
+        let data = try requireKey()
+        return try snapshot { db in
+            var checked = 0, damaged: [DamagedKey] = []
+            let rows = try Row.fetchCursor(db, sql: "SELECT * FROM sessions WHERE length(sealed_key) > 0 ORDER BY created_at, id")
+            while let row = try rows.next() {
+                let id: String = row["id"]
+                checked += 1
+                do throws(StoreError) {
+                    _ = try Self.openKey([UInt8](row["sealed_key"] as Data), boundTo: Self.boundValues(row), of: id, with: data)
+                } catch {
+                    guard case .corrupt(let why) = error else { throw error }
+                    damaged.append(DamagedKey(sessionId: id, problem: why))
+                }
+            }
+            return (checked, damaged)
         }
     }
 

@@ -162,13 +162,13 @@ enum AgentBench {
 
     static func seconds(_ d: Duration) -> Double { Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18 }
 
-    /// A long audit log read and pruned while one client signs without pause (durable limits):
-    /// how long each takes, and how long the signatures meanwhile took.
-    static func audit(directory: String, entries: Int) async throws {
-        print("The audit log: verify, show and prune beside a client signing (\(entries) entries, store in \(directory))")
+    /// A long audit log read and pruned, and the store checked, while one client signs without
+    /// pause (durable limits): how long each takes, and how long the signatures meanwhile took.
+    static func audit(directory: String, entries: Int, sessions: Int) async throws {
+        print("The audit log and the store's check beside a client signing (\(entries) entries, \(sessions + 1) sessions, store in \(directory))")
         let served = try await Served(directory: directory)
         defer { served.close(directory) }
-        let sessionId = try await served.session(sessions[1].permission)
+        let sessionId = try await served.session(Self.sessions[1].permission)
         let clock = ContinuousClock()
         let start = clock.now
         let entry: JSONValue = .object(JSONObject([
@@ -177,6 +177,13 @@ enum AgentBench {
         let record = SessionStore.SignatureRecord(sessionId: sessionId, chainId: chain, delta: LedgerDelta(), enablesChain: false, audit: entry, at: UInt64(Date().timeIntervalSince1970))
         for _ in 0..<(entries / 1000) { try served.store.recordSignatures(Array(repeating: record, count: 1000)) }
         row("  writing the entries, 1000 a transaction", seconds(clock.now - start), "s")
+        // Sessions for `store check` to open, each a copy of the one signing under a key of its own.
+        var copy = try served.store.session(id: sessionId)
+        for n in 0..<sessions {
+            let key = Secp256k1.PrivateKey.generate()
+            (copy.id, copy.sessionKey) = ("sess-bench-\(n)", key.address)
+            try served.store.insert(copy, key: key)
+        }
 
         // The client: (when it asked, how long the answer took), until told to stop.
         let samples = SampleLog()
@@ -209,6 +216,7 @@ enum AgentBench {
         }
         let agent = served.agent
         try await phase("signing alone, 2 s", nil)
+        try await phase("store check: every session key opened, every page read", { guard try agent.checkStore().intact else { fatalError("the store is damaged") } })
         try await phase("audit verify", { guard try agent.verifyAudit().intact else { fatalError("the audit log is broken") } })
         try await phase("audit show --kind revoke (there is none: every entry read)", { _ = try agent.auditEntries(after: nil, kind: "revoke", limit: 50) })
         let file = directory + "/store.sqlite"

@@ -226,11 +226,14 @@ if wants("agent") {
     do { try await AgentBench.run(directory: directory) } catch { fatalError("agent bench: \(error)") }
 }
 
-// MARK: a long audit log read and pruned beside signing (AgentBench.swift); BENCH_AUDIT_ENTRIES sets its length
+// MARK: a long audit log read and pruned, and the store checked, beside signing (AgentBench.swift);
+// BENCH_AUDIT_ENTRIES sets the log's length, BENCH_STORE_SESSIONS how many more sessions the store holds
 if wants("audit") {
-    let directory = ProcessInfo.processInfo.environment["BENCH_DIR"] ?? FileManager.default.currentDirectoryPath + "/.build/bench-audit"
-    let entries = ProcessInfo.processInfo.environment["BENCH_AUDIT_ENTRIES"].flatMap { Int($0) } ?? 1_000_000
-    do { try await AgentBench.audit(directory: directory, entries: entries) } catch { fatalError("audit bench: \(error)") }
+    let environment = ProcessInfo.processInfo.environment
+    let directory = environment["BENCH_DIR"] ?? FileManager.default.currentDirectoryPath + "/.build/bench-audit"
+    let entries = environment["BENCH_AUDIT_ENTRIES"].flatMap { Int($0) } ?? 1_000_000
+    let sessions = environment["BENCH_STORE_SESSIONS"].flatMap { Int($0) } ?? 10_000
+    do { try await AgentBench.audit(directory: directory, entries: entries, sessions: sessions) } catch { fatalError("audit bench: \(error)") }
 }
 
 // MARK: owner signing on a SoftHSM2 token (HSMBench.swift)

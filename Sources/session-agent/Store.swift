@@ -6,7 +6,7 @@ import OwnerSigners
 import SessionStore
 
 struct Store: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "The session-key store file.", subcommands: [StoreBackup.self, StoreRewrap.self, StoreCompact.self])
+    static let configuration = CommandConfiguration(abstract: "The session-key store file.", subcommands: [StoreBackup.self, StoreCheck.self, StoreRewrap.self, StoreCompact.self])
 
     static func path(_ given: String?) throws -> String {
         let path = given ?? AgentPaths.dataDirectory(ProcessInfo.processInfo.environment) + "/store.sqlite"
@@ -46,6 +46,45 @@ struct StoreBackup: ParsableCommand {
             json["auditHead"] = head.map { .object(JSONObject(["seq": JSONValue(Int($0.seq)), "hash": .string($0.hash)])) } ?? .null
             let end = head.map { "; its audit log ends at entry \($0.seq), hash \($0.hash)" } ?? ""
             return CommandOutput(text: "backed up \(path) to \(to) (\(String(format: "%.1f MB", Double(size) / 1e6)), checked\(end))", json: .object(json))
+        }
+    }
+}
+
+struct StoreCheck: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "check",
+        abstract: "Check the running agent's store: every page of its file, and every session key beside its row; exit status 1 on damage.",
+        discussion: """
+            The agent opens each session key the store holds with the data key, bound to its whole row: a row \
+            edited in the file (another client, a later end, export allowed) or a damaged key is named, with \
+            the sessions it makes unusable. Nothing is changed. The store must be unlocked; the agent does the \
+            same at each unlock and names such sessions in its journal. The audit log's chain has its own \
+            check, `audit verify`.
+            """)
+
+    @Option(help: "The agent's control socket (default: $SESSION_AGENT_CONTROL_SOCK).") var socket: String?
+    @OptionGroup var output: OutputOptions
+
+    func run() throws {
+        try report(output) {
+            let result = try remote { try connectControl(socket).call("store_check") }
+            let file = result["file"]?.stringValue ?? "?"
+            let damaged = (result["keys"]?["damaged"]?.arrayValue ?? []).map { key in
+                (id: key["sessionId"]?.stringValue ?? "?", problem: key["problem"]?.stringValue ?? "?")
+            }
+            guard result["intact"] == .bool(true) else {
+                var problems: [String] = []
+                if file != "ok" { problems.append("its file: \(file)") }
+                if result["keys"] == .null { problems.append("its session keys could not be read past the damage") }
+                if !damaged.isEmpty { problems.append("\(damaged.count) session\(damaged.count == 1 ? "" : "s") cannot sign, as \(damaged.count == 1 ? "its key does" : "their keys do") not open beside \(damaged.count == 1 ? "its row" : "their rows")") }
+                throw CommandFailure(message: "the store is damaged: \(problems.joined(separator: "; "))", reason: "store_corrupt",
+                                     hints: damaged.map { "session \($0.id): \($0.problem)" }
+                                         + (damaged.isEmpty ? [] : ["revoke such a session (session-agent rpc session_revoke '{\"sessionId\":\"…\"}' --control), or restore the store from a backup"])
+                                         + (file == "ok" ? [] : ["restore the store from a backup (session-agent store backup makes one)"]))
+            }
+            let checked = result["keys"]?["checked"]?.serialized ?? "?"
+            return CommandOutput(text: "the store is intact: every page of its file, and the \(checked) session key\(checked == "1" ? "" : "s") it holds, each opened beside its row",
+                                 json: result)
         }
     }
 }

@@ -1382,6 +1382,31 @@ struct SocketTests {
             }
         }
         #expect(try Self.sign(restarted, untouched, 1, nonce: 0)["mode"] == "ENABLE")
+
+        // The operator hears of it without waiting for the client: the journal names it after
+        // the unlock, and `store check` lists it, failing, until it is revoked.
+        let problem = "the key of session \(edited) does not decrypt (its row was edited, or it is under another key)"
+        let journalLine = "session \(edited) cannot sign: \(problem); revoke it, or restore the store from a backup"
+        try agent.waitForLog(journalLine)
+        #expect(!agent.logs.contains("session \(untouched) cannot sign"))
+        let control = try AgentClient(path: agent.controlSocket)
+        #expect(try control.call("store_check") == .object(JSONObject(["intact": false, "file": "ok", "keys": .object(JSONObject([
+            "checked": JSONValue(2), "damaged": [.object(JSONObject(["sessionId": .string(edited), "problem": .string(problem)]))],
+        ]))])))
+        let damaged = try Command.run(Command.sessionAgent, ["store", "check", "--socket", agent.controlSocket])
+        #expect(damaged.status == 1 && damaged.stderr.contains("the store is damaged: 1 session cannot sign, as its key does not open beside its row")
+                    && damaged.stderr.contains("hint: session \(edited): \(problem)"), "\(damaged)")
+        // Locked, the keys cannot be checked; each unlock checks them again.
+        _ = try control.call("agent_lock")
+        do {
+            _ = try control.call("store_check")
+            Issue.record("store_check answered on a locked store")
+        } catch let e as AgentClient.RemoteError { #expect(e.reason == "locked", "\(e)") }
+        _ = try control.call("agent_unlock", JSONObject(["passphrase": .string(agent.storePassphrase)]))
+        try agent.waitForLog(journalLine, times: 2)
+        _ = try control.call("session_revoke", JSONObject(["sessionId": .string(edited)]))
+        let intact = try Command.run(Command.sessionAgent, ["store", "check", "--socket", agent.controlSocket])
+        #expect(intact.status == 0 && intact.stdout.contains("the store is intact: every page of its file, and the 1 session key it holds"), "\(intact)")
     }
 
     /// Not even the key the agent exports to its client.

@@ -77,7 +77,7 @@ struct SessionStoreTests {
         try store.insert(Self.stored("t", key: other), key: other)
         let file = try DatabaseQueue(path: path)
         defer { try? file.close() }
-        let refusal = StoreError.corrupt("the key of session s does not decrypt (its row was edited, or it is under another key)")
+        let problem = "the key of session s does not decrypt (its row was edited, or it is under another key)", refusal = StoreError.corrupt(problem)
 
         let edits: [(column: String, value: String)] = [
             ("client_uid", "0"), ("client_executable", "NULL"), ("client_executable", "'/usr/bin/bot2'"), ("client_unit", "'bot.service'"),
@@ -95,17 +95,26 @@ struct SessionStoreTests {
             let edited = try store.sessionToSign(id: "s")
             #expect(throws: refusal, "\(column) = \(value)") { try store.unsealKey(edited) }
             #expect(throws: refusal, "\(column) = \(value)") { try store.sessionKey(id: "s") }
+            // A check of the whole store names it, and it alone.
+            let check = try store.checkKeys()
+            #expect(check.checked == 2 && check.damaged.map(\.sessionId) == ["s"] && check.damaged.first?.problem == problem, "\(column) = \(value): \(check)")
             try file.write { db in try db.execute(sql: "UPDATE sessions SET \(column) = ? WHERE id = 's'", arguments: [original]) }
             #expect(try store.sessionKey(id: "s").address == key.address, "\(column) put back")
+            #expect(try store.checkKeys().damaged.isEmpty, "\(column) put back")
         }
         // A key moved to another row, or the rows' ids swapped, opens neither.
         try file.write { db in try db.execute(sql: "UPDATE sessions SET sealed_key = (SELECT sealed_key FROM sessions WHERE id = 's') WHERE id = 't'") }
         #expect(throws: StoreError.self) { try store.sessionKey(id: "t") }
         try file.write { db in try db.execute(sql: "UPDATE sessions SET id = 'x' WHERE id = 's'; UPDATE sessions SET id = 's' WHERE id = 't'; UPDATE sessions SET id = 't' WHERE id = 'x'") }
         #expect(throws: StoreError.self) { try store.sessionKey(id: "t") }
-        // What a revocation changes is not bound: it erases the key.
+        #expect(try store.checkKeys().damaged.map(\.sessionId) == ["s", "t"])
+        // What a revocation changes is not bound: it erases the key, and leaves none to check.
         try store.revoke(id: "t", at: 1_700_000_001)
         #expect(try file.read { db in try Data.fetchOne(db, sql: "SELECT sealed_key FROM sessions WHERE id = 't'") } == Data())
+        #expect(try store.checkKeys().checked == 1)
+        // Without the data key nothing can be checked.
+        store.lockStore()
+        #expect(throws: StoreError.locked) { try store.checkKeys() }
     }
 
     /// A store before v9 bound each key to its session's id alone. Its next unlock seals the

@@ -114,10 +114,10 @@ public final class AgentProcess {
     }
 
     /// Waits until the agent has written `text` (what it logs from a task of its own, such as
-    /// the owners' readiness after start), or fails after `seconds`.
-    public func waitForLog(_ text: String, seconds: Double = 15) throws {
+    /// the owners' readiness after start) `times` times over all its runs, or fails after `seconds`.
+    public func waitForLog(_ text: String, times: Int = 1, seconds: Double = 15) throws {
         let deadline = Date().addingTimeInterval(seconds)
-        while !logs.contains(text) {
+        while logs.components(separatedBy: text).count - 1 < times {
             guard Date() < deadline else { throw Oracle.Failure(description: "the agent never logged \"\(text)\": \(logs.suffix(2000))") }
             _ = poll(nil, 0, 50)
         }
