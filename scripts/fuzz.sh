@@ -60,6 +60,7 @@ seed("agent", 9, "\n".join([
     call(4, "session_get", {"sessionId": "$S"}), call(5, "session_request", {"request": larger}),
     call(6, "pending_decide", {"id": "$R", "approve": True, "reason": "ok"}, True), call(7, "sessions_list", {}, True),
     call(8, "session_revoke", {"sessionId": "$S"}, True), call(9, "audit_verify", {}, True), json.dumps(sign(10, "0x2")),
+    call(11, "store_check", {}, True),
 ]).encode())
 seed("configuration", 10, re.search(r"```toml\n(.*?)```", open("docs/configuration.md").read(), re.S).group(1).encode())
 seed("tokens", 11, json.dumps({"tokens": [{"chainId": 11155111, "address": "0x1c7D4B196Cb0C7B01d743Fbc6116a902379C7238", "symbol": "USDX",

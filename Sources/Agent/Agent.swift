@@ -645,11 +645,11 @@ public actor Agent {
     }
 
     /// What `store_check` found: damage SQLite finds in the file's pages, and the session keys
-    /// that do not open beside their row (nil when the damaged file could not be read that far).
+    /// that do not open beside their row.
     public struct StoreCheck: Sendable {
         public let fileProblem: String?
-        public let keys: (checked: Int, damaged: [SessionStore.DamagedKey])?
-        public var intact: Bool { fileProblem == nil && keys?.damaged.isEmpty == true }
+        public let keys: (checked: Int, damaged: [SessionStore.DamagedKey])
+        public var intact: Bool { fileProblem == nil && keys.damaged.isEmpty }
     }
 
     /// Checks the store's file page by page and opens every session key it holds beside its
@@ -661,11 +661,8 @@ public actor Agent {
                 guard case .corrupt(let why) = error else { throw error }
                 fileProblem = why
             }
-            do throws(StoreError) { return StoreCheck(fileProblem: fileProblem, keys: try store.checkKeys()) } catch {
-                // A damaged file may fail the walk too: the damage is the finding then.
-                guard fileProblem != nil, case .corrupt = error else { throw error }
-                return StoreCheck(fileProblem: fileProblem, keys: nil)
-            }
+            // Damage among the sessions' own pages fails this walk: `store_corrupt`, saying where.
+            return StoreCheck(fileProblem: fileProblem, keys: try store.checkKeys())
         } catch { throw AgentError(error) }
     }
 

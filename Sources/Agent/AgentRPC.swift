@@ -203,11 +203,12 @@ public struct AgentRPC: Sendable {
         case "pending_get":
             return Self.json(try await agent.requestStatus(try string(p, "id"), client: nil), withReview: true)
         case "session_get":
-            return Self.json(try agent.session(try string(p, "sessionId"), client: scope))
+            return Self.json(try agent.session(try string(p, "sessionId"), client: scope), now: agent.clock())
         case "session_list", "sessions_list":
             let page = try agent.sessions(client: scope, live: try optionalBool(p, "live") ?? false, after: try optionalString(p, "after"),
                                           limit: Int(try optionalCount(p, "limit", 1...10_000) ?? 1_000))
-            return .array(page.map { Self.json($0) })
+            let now = agent.clock()
+            return .array(page.map { Self.json($0, now: now) })
         case "session_signUserOperation":
             return Self.json(try await agent.signUserOperation(try signRequest(p, client: client)))
         case "session_export":
@@ -368,12 +369,9 @@ public struct AgentRPC: Sendable {
             return .object(JSONObject(["removed": JSONValue(try agent.pruneSessions(endedBefore: UInt64(before)))]))
         case "store_check":
             let check = try agent.checkStore()
-            let keys = check.keys.map { keys in
-                JSONValue.object(JSONObject(["checked": JSONValue(keys.checked), "damaged": .array(keys.damaged.map {
-                    .object(JSONObject(["sessionId": .string($0.sessionId), "problem": .string($0.problem)]))
-                })]))
-            }
-            return .object(JSONObject(["intact": .bool(check.intact), "file": check.fileProblem.map { .string($0) } ?? .string("ok"), "keys": keys ?? .null]))
+            let damaged = check.keys.damaged.map { JSONValue.object(JSONObject(["sessionId": .string($0.sessionId), "problem": .string($0.problem)])) }
+            return .object(JSONObject(["intact": .bool(check.intact), "file": .string(check.fileProblem ?? "ok"),
+                                       "keys": .object(JSONObject(["checked": JSONValue(check.keys.checked), "damaged": .array(damaged)]))]))
         default:
             throw AgentError("unknown_method", "no method \(method)", code: -32601)
         }
@@ -396,7 +394,9 @@ public struct AgentRPC: Sendable {
         return .object(o)
     }
 
-    static func json(_ s: StoredSession) -> JSONValue {
+    /// `expired` by the agent's clock, as it signs: a session's last second, `expiresAt`, is in
+    /// its lifetime (a client working it out for itself would easily end it a second early).
+    static func json(_ s: StoredSession, now: UInt64) -> JSONValue {
         var o = JSONObject()
         o["sessionId"] = .string(s.id)
         o["label"] = s.label.map { .string($0) } ?? .null
@@ -407,6 +407,7 @@ public struct AgentRPC: Sendable {
         o["createdAt"] = JSONValue(Int(s.createdAt))
         o["expiresAt"] = s.expiresAt.map { JSONValue(Int($0)) } ?? .null
         o["revoked"] = .bool(s.revokedAt != nil)
+        o["expired"] = .bool(s.expiresAt.map { now > $0 } ?? false)
         o["exportAllowed"] = .bool(s.exportAllowed)
         o["session"] = s.session.json
         return .object(o)

@@ -123,10 +123,8 @@ struct SessionsList: ParsableCommand {
                 sessions += page
                 if page.count < Self.page { break }
             }
-            let now = UInt64(Date().timeIntervalSince1970)
             let lines = sessions.map { s in
-                let expiresAt = (s["expiresAt"]?.serialized).flatMap { UInt64($0) }
-                let ended = s["revoked"] == .bool(true) ? "  (revoked)" : expiresAt.map { $0 <= now } == true ? "  (expired)" : ""
+                let ended = s["revoked"] == .bool(true) ? "  (revoked)" : s["expired"] == .bool(true) ? "  (expired)" : ""
                 // A label stored before labels were checked may hold control characters.
                 return "\(s["sessionId"]?.stringValue ?? "?")  \(s["label"]?.stringValue.map(DisplayText.escaped) ?? "-")  account \(s["account"]?.stringValue ?? "?")  key \(s["sessionKey"]?.stringValue ?? "?")\(ended)"
             }

@@ -75,7 +75,6 @@ struct StoreCheck: ParsableCommand {
             guard result["intact"] == .bool(true) else {
                 var problems: [String] = []
                 if file != "ok" { problems.append("its file: \(file)") }
-                if result["keys"] == .null { problems.append("its session keys could not be read past the damage") }
                 if !damaged.isEmpty { problems.append("\(damaged.count) session\(damaged.count == 1 ? "" : "s") cannot sign, as \(damaged.count == 1 ? "its key does" : "their keys do") not open beside \(damaged.count == 1 ? "its row" : "their rows")") }
                 throw CommandFailure(message: "the store is damaged: \(problems.joined(separator: "; "))", reason: "store_corrupt",
                                      hints: damaged.map { "session \($0.id): \($0.problem)" }

@@ -58,6 +58,27 @@ struct AgentFlowTests {
         return .object(over)
     }
 
+    /// A session is listed as expired, by the agent's clock, only once its last second is over:
+    /// the agent still signs in that second, and a client reading `expiresAt` for itself would
+    /// easily end it a second early.
+    @Test func aSessionIsListedAsExpiredOnlyAfterItsLastSecond() async throws {
+        let time = Mutex(Self.now)
+        let (agent, store) = try Self.agent(clock: { time.withLock { $0 } })
+        let id = try #require(try await agent.request(Self.example, client: Self.bot).sessionId)
+        let end = try #require(try store.session(id: id).expiresAt)
+        let rpc = AgentRPC(agent: agent)
+        func call(_ method: String, _ params: String) async throws -> JSONValue? {
+            let line = #"{"jsonrpc":"2.0","id":1,"method":"\#(method)","params":\#(params)}"#
+            return try JSONValue(parsing: Array(await rpc.respond(to: Array(line.utf8), client: Self.bot, control: false).utf8))["result"]
+        }
+        for (at, expired) in [(end - 1, false), (end, false), (end + 1, true)] {
+            time.withLock { $0 = at }
+            let got = try await call("session_get", #"{"sessionId":"\#(id)"}"#)
+            let listed = try await call("session_list", "{}")?.arrayValue?.first
+            #expect(got?["expired"] == .bool(expired) && listed?["expired"] == .bool(expired) && got?["revoked"] == false, "at \(at), \(end) the last second")
+        }
+    }
+
     /// A session key leaves the agent only for a session approved for export, only to its
     /// client, and only while the session lives: not once it is revoked, nor once its lifetime
     /// is over, though its key is erased only at the next sweep, seconds later.

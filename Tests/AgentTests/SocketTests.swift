@@ -1409,6 +1409,89 @@ struct SocketTests {
         #expect(intact.status == 0 && intact.stdout.contains("the store is intact: every page of its file, and the 1 session key it holds"), "\(intact)")
     }
 
+    /// A store whose file is damaged (a failing disk, a copy cut short) fails `store check`,
+    /// saying what to do, as a script reads it (`--json`) too; the agent said so in its journal
+    /// as it started. The session keys it could read are checked all the same.
+    @Test func aDamagedStoreFileFailsTheStoreCheck() throws {
+        let agent = try AgentProcess(rules: "default = \"approve\"")
+        try agent.start()
+        _ = try Self.requestSession(try AgentClient(path: agent.clientSocket))
+        agent.stop()
+        let path = agent.directory.appendingPathComponent("data/store.sqlite").path
+        do {
+            let store = try SessionStore(path: path)
+            let padding = String(repeating: "x", count: 1000)
+            for i in 0..<400 { try store.audit("test", .object(JSONObject(["i": JSONValue(i), "padding": .string(padding)])), at: 1_764_096_000) }
+        }
+        let file = try DatabaseQueue(path: path)
+        try file.writeWithoutTransaction { db in _ = try db.checkpoint(.truncate) }
+        try file.close()
+        // Random bytes over the middle of the file: pages of the audit log, not the sessions'.
+        let size = try #require(try FileManager.default.attributesOfItem(atPath: path)[.size] as? Int)
+        let handle = try #require(FileHandle(forUpdatingAtPath: path))
+        var random = SplitMix64(seed: 11)
+        try handle.seek(toOffset: UInt64(size / 2))
+        try handle.write(contentsOf: Data((0..<(size / 4)).map { _ in UInt8(truncatingIfNeeded: random.next()) }))
+        try handle.close()
+
+        try agent.start()
+        try agent.waitForLog("the session-key store is damaged: SQLite finds errors in the file (")
+        let result = try AgentClient(path: agent.controlSocket).call("store_check")
+        #expect(result["intact"] == false && result["file"]?.stringValue?.hasPrefix("SQLite finds errors in the file (") == true
+                    && result["keys"] == .object(JSONObject(["checked": JSONValue(1), "damaged": []])), "\(result.serialized)")
+        let checked = try Command.run(Command.sessionAgent, ["store", "check", "--socket", agent.controlSocket, "--json"])
+        let error = try JSONValue(parsing: Array(checked.stderr.utf8))["error"]
+        #expect(checked.status == 1 && error?["reason"] == "store_corrupt"
+                    && error?["message"]?.stringValue?.hasPrefix("the store is damaged: its file: SQLite finds errors in the file (") == true
+                    && error?["hints"] == ["restore the store from a backup (session-agent store backup makes one)"], "\(checked)")
+    }
+
+    /// `session-agent sessions` pages through more sessions than one `session_list` answer
+    /// (1,000): each once, oldest first.
+    @Test func moreSessionsThanOnePageAreListedWhole() throws {
+        let agent = try AgentProcess(rules: "default = \"approve\"")
+        try agent.start()
+        let first = try Self.requestSession(try AgentClient(path: agent.clientSocket))
+        agent.stop()
+        do {
+            let store = try SessionStore(path: agent.directory.appendingPathComponent("data/store.sqlite").path)
+            try store.unlock(passphrase: secret(agent.storePassphrase))
+            var copy = try store.session(id: first)
+            for n in 0..<1_000 {
+                let key = Secp256k1.PrivateKey.generate()
+                (copy.id, copy.sessionKey, copy.createdAt) = ("sess-copy-\(n)", key.address, copy.createdAt + 1)
+                try store.insert(copy, key: key)
+            }
+        }
+        try agent.start()
+        let listed = try Command.run(Command.sessionAgent, ["sessions", "--socket", agent.clientSocket, "--json"])
+        let ids = try JSONValue(parsing: Array(listed.stdout.utf8)).arrayValue?.compactMap { $0["sessionId"]?.stringValue } ?? []
+        #expect(listed.status == 0 && ids == [first] + (0..<1_000).map { "sess-copy-\($0)" }, "\(ids.count) listed: \(listed.stderr)")
+    }
+
+    /// The first unlock of a new store chooses its passphrase, typed twice: two that differ
+    /// leave it locked and still without one.
+    @Test func aNewStoresPassphraseIsTypedTwice() throws {
+        let agent = try AgentProcess(rules: "default = \"approve\"")
+        let config = agent.directory.appendingPathComponent("session-agent.toml")
+        let text = try String(contentsOf: config, encoding: .utf8)
+        try text.replacingOccurrences(of: "store_passphrase_file = \"store.pass\"\n", with: "").write(to: config, atomically: true, encoding: .utf8)
+        try agent.start()
+        func unlock(typing: String) throws -> CommandResult {
+            try Command.run(Command.sessionAgent, ["unlock", "--socket", agent.controlSocket], stdin: Array(typing.utf8))
+        }
+        let control = try AgentClient(path: agent.controlSocket)
+        let differ = try unlock(typing: "a new passphrase\nanother one\n")
+        #expect(differ.status == 1 && differ.stderr.contains("the two passphrases differ; the store stays locked"), "\(differ)")
+        #expect(try control.call("agent_unlock_asks")["new"] == true)
+        let chosen = try unlock(typing: "a new passphrase\na new passphrase\n")
+        #expect(chosen.status == 0 && chosen.stdout.contains("the store is open"), "\(chosen)")
+        _ = try control.call("agent_lock")
+        let asks = try control.call("agent_unlock_asks")
+        #expect(asks["locked"] == true && asks["new"] == nil, "\(asks.serialized)")
+        #expect(try unlock(typing: "a new passphrase\n").status == 0)
+    }
+
     /// Not even the key the agent exports to its client.
     @Test func noSecretInLogsOrAudit() throws {
         var exportable = Self.example.objectValue!
