@@ -55,11 +55,11 @@ struct StoreCheck: ParsableCommand {
         commandName: "check",
         abstract: "Check the running agent's store: every page of its file, and every session key beside its row; exit status 1 on damage.",
         discussion: """
-            The agent opens each session key the store holds with the data key, bound to its whole row: a row \
-            edited in the file (another client, a later end, export allowed) or a damaged key is named, with \
-            the sessions it makes unusable. Nothing is changed. The store must be unlocked; the agent does the \
-            same at each unlock and names such sessions in its journal. The audit log's chain has its own \
-            check, `audit verify`.
+            The agent opens each session key the store holds with the data key, bound to its whole row, and \
+            names each session whose key does not open: its row was edited in the file (another client, a later \
+            end, export allowed), or its key is damaged. Such a session cannot sign. Nothing is changed. The \
+            store must be unlocked; the agent does the same after each unlock and names such sessions in its \
+            journal. The audit log's chain has its own check, `audit verify`.
             """)
 
     @Option(help: "The agent's control socket (default: $SESSION_AGENT_CONTROL_SOCK).") var socket: String?
@@ -75,7 +75,8 @@ struct StoreCheck: ParsableCommand {
             guard result["intact"] == .bool(true) else {
                 var problems: [String] = []
                 if file != "ok" { problems.append("its file: \(file)") }
-                if !damaged.isEmpty { problems.append("\(damaged.count) session\(damaged.count == 1 ? "" : "s") cannot sign, as \(damaged.count == 1 ? "its key does" : "their keys do") not open beside \(damaged.count == 1 ? "its row" : "their rows")") }
+                if damaged.count == 1 { problems.append("1 session cannot sign, as its key does not open beside its row") }
+                if damaged.count > 1 { problems.append("\(damaged.count) sessions cannot sign, as their keys do not open beside their rows") }
                 throw CommandFailure(message: "the store is damaged: \(problems.joined(separator: "; "))", reason: "store_corrupt",
                                      hints: damaged.map { "session \($0.id): \($0.problem)" }
                                          + (damaged.isEmpty ? [] : ["revoke such a session (session-agent rpc session_revoke '{\"sessionId\":\"…\"}' --control), or restore the store from a backup"])

@@ -1413,9 +1413,7 @@ struct SocketTests {
     /// saying what to do, as a script reads it (`--json`) too; the agent said so in its journal
     /// as it started. The session keys it could read are checked all the same.
     @Test func aDamagedStoreFileFailsTheStoreCheck() throws {
-        let agent = try AgentProcess(rules: "default = \"approve\"")
-        try agent.start()
-        _ = try Self.requestSession(try AgentClient(path: agent.clientSocket))
+        let agent = try Self.agentWithSession(rules: "default = \"approve\"").agent
         agent.stop()
         let path = agent.directory.appendingPathComponent("data/store.sqlite").path
         do {
@@ -1426,13 +1424,8 @@ struct SocketTests {
         let file = try DatabaseQueue(path: path)
         try file.writeWithoutTransaction { db in _ = try db.checkpoint(.truncate) }
         try file.close()
-        // Random bytes over the middle of the file: pages of the audit log, not the sessions'.
-        let size = try #require(try FileManager.default.attributesOfItem(atPath: path)[.size] as? Int)
-        let handle = try #require(FileHandle(forUpdatingAtPath: path))
-        var random = SplitMix64(seed: 11)
-        try handle.seek(toOffset: UInt64(size / 2))
-        try handle.write(contentsOf: Data((0..<(size / 4)).map { _ in UInt8(truncatingIfNeeded: random.next()) }))
-        try handle.close()
+        // Pages of the audit log, not the sessions'.
+        try scribbleOverTheThirdQuarter(of: path)
 
         try agent.start()
         try agent.waitForLog("the session-key store is damaged: SQLite finds errors in the file (")
@@ -1449,9 +1442,7 @@ struct SocketTests {
     /// `session-agent sessions` pages through more sessions than one `session_list` answer
     /// (1,000): each once, oldest first.
     @Test func moreSessionsThanOnePageAreListedWhole() throws {
-        let agent = try AgentProcess(rules: "default = \"approve\"")
-        try agent.start()
-        let first = try Self.requestSession(try AgentClient(path: agent.clientSocket))
+        let (agent, _, first) = try Self.agentWithSession(rules: "default = \"approve\"")
         agent.stop()
         do {
             let store = try SessionStore(path: agent.directory.appendingPathComponent("data/store.sqlite").path)

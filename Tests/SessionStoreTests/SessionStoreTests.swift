@@ -565,12 +565,7 @@ struct SessionStoreTests {
             try store.database.writeWithoutTransaction { db in _ = try db.checkpoint(.truncate) }
             try store.checkFile()
         }
-        let size = try #require(try FileManager.default.attributesOfItem(atPath: path)[.size] as? Int)
-        let file = try #require(FileHandle(forUpdatingAtPath: path))
-        var random = SplitMix64(seed: 11)
-        try file.seek(toOffset: UInt64(size / 2))
-        try file.write(contentsOf: Data((0..<(size / 4)).map { _ in UInt8(truncatingIfNeeded: random.next()) }))
-        try file.close()
+        try scribbleOverTheThirdQuarter(of: path)
         func damaged(_ error: any Error) -> Bool {
             guard case .corrupt(let why) = error as? StoreError else { return false }
             return why.hasPrefix("SQLite finds errors in the file (") && why.hasSuffix("); restore it from a backup")

@@ -1,3 +1,5 @@
+import Foundation
+
 /// A random number generator reproducible from its seed (splitmix64), for randomized tests
 /// whose failures name the seed that replays them.
 public struct SplitMix64: RandomNumberGenerator {
@@ -12,4 +14,16 @@ public struct SplitMix64: RandomNumberGenerator {
         z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
         return z ^ (z >> 31)
     }
+}
+
+/// Writes random bytes (the same for the same seed) over the third quarter of a file, as a
+/// failing disk might: a store's later pages, where a long audit log lives.
+public func scribbleOverTheThirdQuarter(of path: String, seed: UInt64 = 11) throws {
+    guard let size = try FileManager.default.attributesOfItem(atPath: path)[.size] as? Int, let file = FileHandle(forUpdatingAtPath: path) else {
+        throw Oracle.Failure(description: "cannot open \(path) to damage it")
+    }
+    defer { try? file.close() }
+    var random = SplitMix64(seed: seed)
+    try file.seek(toOffset: UInt64(size / 2))
+    try file.write(contentsOf: Data((0..<(size / 4)).map { _ in UInt8(truncatingIfNeeded: random.next()) }))
 }
