@@ -58,7 +58,7 @@ let package = Package(
         .target(name: "Agent", dependencies: [
             "CLinuxShims", "Approval", "SessionStore", "OwnerSigners", "SmartSessions",
             .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
-            "TOML", .product(name: "Logging", package: "swift-log"),
+            "TOML", .product(name: "Logging", package: "swift-log"), .product(name: "Crypto", package: "swift-crypto"),
         ]),
         // The few Linux calls Swift's Glibc module does not expose (ucred, prctl).
         .target(name: "CLinuxShims"),

@@ -42,6 +42,8 @@ public actor Agent {
     let fixedOwners: Set<Address>
     let fixedAccounts: Set<Address>
     var rules: RulesFile?
+    /// Where `rules` were read from; nil for rules given in process (tests).
+    var rulesSource: RulesSource?
     let tokens: TokenList
     let ownerPrompt: SecretPrompt
     /// What tells the person `ownerPrompt` reaches to act on the device itself (enter a PIN on
@@ -105,9 +107,21 @@ public actor Agent {
         (requestsToDecide, requestsToDecideContinuation) = AsyncStream.makeStream()
     }
 
-    public func reloadRules(_ rules: RulesFile?) {
+    /// Puts rules in force: at start, and again on SIGHUP or `rules_reload`. The audit log names
+    /// the file and its SHA-256 whenever they change (a `rules_load` entry), and every decision
+    /// the rules make names the SHA-256 too: which rules approved a session can be told after
+    /// the file changed.
+    public func putInForce(_ rules: RulesFile?, from source: RulesSource?, because cause: String) {
         self.rules = rules
-        logger.notice("the approval rules were reloaded")
+        rulesSource = source
+        let entry = JSONValue.object(JSONObject([
+            "cause": .string(cause), "path": source.map { .string($0.path) } ?? .null, "sha256": source.map { .string($0.sha256) } ?? .null,
+        ]))
+        do { _ = try store.recordRulesInForce(source.map { "\($0.sha256) \($0.path)" } ?? "", entry: entry, at: clock()) } catch {
+            logger.error("the audit log could not take this rules_load entry: \(error): \(entry.serialized)")
+        }
+        let file = source.map { ": \($0.path), sha256 \($0.sha256)" } ?? ""
+        logger.notice(cause == "start" ? "the approval rules in force\(file)" : "the approval rules were reloaded (\(cause))\(file)")
     }
 
     // MARK: - Requests
@@ -208,9 +222,11 @@ public actor Agent {
         logger.info("request \(id) from \(client): account \(compiled.account.checksummed), permissionId \(compiled.permissionId.hex)")
         if let rules {
             let outcome = rules.evaluate(request.review, client: client, holdings: holdings)
+            // The rules that decided, named now: a reload while the owners sign changes nothing of it.
+            let approver = "rules: \(outcome.rule ?? "default")", source = rulesSource
             switch outcome.decision {
-            case .approve: request = try await approve(id, approver: "rules: \(outcome.rule ?? "default")", reason: outcome.reason)
-            case .deny: request = finish(id, .denied, reason: "denied by rules: \(outcome.reason)", approver: "rules: \(outcome.rule ?? "default")")
+            case .approve: request = try await approve(id, approver: approver, reason: outcome.reason, rules: source)
+            case .deny: request = finish(id, .denied, reason: "denied by rules: \(outcome.reason)", approver: approver, rules: source)
             case .ask: break
             }
         }
@@ -242,7 +258,8 @@ public actor Agent {
 
     /// Ends a request as `status`. `signedBy`: the owner keys whose signatures enable the
     /// session, named in the journal's line as in the approval's audit entry.
-    func finish(_ id: String, _ status: RequestStatus, reason: String, approver: String, sessionId: String? = nil, signedBy: [OwnerIdentity] = []) -> PendingRequest {
+    func finish(_ id: String, _ status: RequestStatus, reason: String, approver: String, sessionId: String? = nil, signedBy: [OwnerIdentity] = [],
+                rules: RulesSource? = nil) -> PendingRequest {
         let uid = pending[id]!.client.uid
         if pending[id]!.status == .pending {
             undecided[uid]! -= 1
@@ -256,7 +273,7 @@ public actor Agent {
         pending[id]!.decidedAt = clock()
         pending[id]!.sessionKey = nil
         // An approval's entry went into the store with its session (`approve`).
-        if status != .approved { audit("decision", Self.decisionEntry(id, status, reason: reason, approver: approver)) }
+        if status != .approved { audit("decision", Self.decisionEntry(id, status, reason: reason, approver: approver, rules: rules)) }
         for waiter in waiters.removeValue(forKey: id) ?? [] { waiter.resume() }
         let by = reason.contains(approver) ? "" : " (\(approver))"
         let session = sessionId.map { "; session \($0)" } ?? ""
@@ -265,9 +282,12 @@ public actor Agent {
         return pending[id]!
     }
 
-    /// The audit entry of a decision; `signedBy` says which key (on which token) signed what.
-    static func decisionEntry(_ id: String, _ status: RequestStatus, reason: String, approver: String, signedBy: [OwnerIdentity] = []) -> JSONValue {
+    /// The audit entry of a decision; `signedBy` says which key (on which token) signed what,
+    /// `rules` which rules file decided (its SHA-256, as the `rules_load` entries name it).
+    static func decisionEntry(_ id: String, _ status: RequestStatus, reason: String, approver: String, signedBy: [OwnerIdentity] = [],
+                              rules: RulesSource? = nil) -> JSONValue {
         var entry = JSONObject(["request": .string(id), "status": .string(status.rawValue), "approver": .string(approver), "reason": .string(reason)])
+        if let rules { entry["rulesSHA256"] = .string(rules.sha256) }
         if !signedBy.isEmpty {
             entry["signedBy"] = .array(signedBy.map { .object(JSONObject(["owner": .string($0.address.checksummed), "backend": .string($0.backend), "location": .string($0.location)])) })
         }
@@ -287,7 +307,7 @@ public actor Agent {
     /// approval an owner could not sign for a reason they can mend (a wrong or missing PIN or
     /// passphrase, a token away) leaves it pending, for them to try again.
     func approve(_ id: String, approver: String, reason: String, ownerSecret: SecretBytes? = nil, ownerSecrets: [Address: SecretBytes] = [:],
-                 byPerson: Bool = false) async throws(AgentError) -> PendingRequest {
+                 byPerson: Bool = false, rules: RulesSource? = nil) async throws(AgentError) -> PendingRequest {
         approving.insert(id)
         defer { approving.remove(id) }
         let request = pending[id]!
@@ -351,7 +371,7 @@ public actor Agent {
             expiresAt: expiry, exportAllowed: compiled.exportKey, label: compiled.label)
         let approval = reason.isEmpty ? "approved by \(approver)" : reason
         do throws(StoreError) {
-            try store.insert(stored, key: sessionKey, decision: Self.decisionEntry(id, .approved, reason: approval, approver: approver, signedBy: signers))
+            try store.insert(stored, key: sessionKey, decision: Self.decisionEntry(id, .approved, reason: approval, approver: approver, signedBy: signers, rules: rules))
         } catch {
             // Locked while the owners signed: mended by an unlock, so a person may approve again.
             if byPerson, error == .locked {

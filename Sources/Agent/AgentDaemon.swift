@@ -67,7 +67,7 @@ public enum AgentDaemon {
             if !accounts.contains(where: { $0.address == account.address }) { accounts.append(account) }
         }
         let rulesPath = config.rulesFile
-        let loadRules: @Sendable () throws -> RulesFile? = {
+        let loadRules: @Sendable () throws -> (rules: RulesFile, source: RulesSource)? = {
             guard let rulesPath else { return nil }
             let data = try configurationFile(rulesPath, what: "the rules file")
             let rules: RulesFile
@@ -75,8 +75,9 @@ public enum AgentDaemon {
             if let unseen = unseenExecutables(rules, agentUID: getuid(), admitsOthers: !config.allowedUIDs.isEmpty || !config.allowedGIDs.isEmpty) {
                 logger.warning("\(unseen)")
             }
-            return rules
+            return (rules, RulesSource(path: rulesPath, bytes: data))
         }
+        let rulesAtStart = try loadRules()
         var tokens = TokenList()
         if let file = config.tokensFile {
             let data = try configurationFile(file, what: "the token list")
@@ -89,12 +90,13 @@ public enum AgentDaemon {
         }
         let pinentry = config.pinentry.map { PinentryApproval(Pinentry(command: $0, timeout: TimeInterval(config.approvalTimeout))) }
         let agent = Agent(store: store, owners: owners, accounts: accounts, fixedAccounts: Set(config.accounts.map(\.address)),
-                          fixedOwners: Set(owners.prefix(config.owners.count).map(\.identity.address)), rules: try loadRules(), tokens: tokens,
+                          fixedOwners: Set(owners.prefix(config.owners.count).map(\.identity.address)), rules: nil, tokens: tokens,
                           approvalTimeout: config.approvalTimeout, storePIN: storePIN,
                           ownerPrompt: pinentry?.ownerPrompt ?? { @Sendable _ in
                               throw AgentError("secret_needed", "no pinentry is configured; approve with `session-agent approve`, which asks for it")
                           },
                           ownerNotice: pinentry?.ownerNotice ?? journalNotice(logger), logger: logger)
+        if let rulesAtStart { await agent.putInForce(rulesAtStart.rules, from: rulesAtStart.source, because: "start") }
         let server = SocketServer(rpc: AgentRPC(agent: agent, reloadRules: config.rulesFile == nil ? nil : loadRules, pkcs11Module: config.pkcs11Module, runTimeModules: runTimeModules), allowedUIDs: config.allowedUIDs, allowedGIDs: config.allowedGIDs,
                                   partialMessageTimeout: .seconds(Int64(config.partialMessageTimeout)), connectionsPerUID: config.connectionsPerUID)
 
@@ -126,7 +128,10 @@ public enum AgentDaemon {
         reload.setEventHandler {
             guard config.rulesFile != nil else { return logger.notice("SIGHUP: the agent runs without a rules file") }
             Task {
-                do { await agent.reloadRules(try loadRules()) } catch { logger.error("SIGHUP: the rules in force are kept: \(error)") }
+                do {
+                    let loaded = try loadRules()
+                    await agent.putInForce(loaded?.rules, from: loaded?.source, because: "SIGHUP")
+                } catch { logger.error("SIGHUP: the rules in force are kept: \(error)") }
             }
         }
         reload.resume()

@@ -28,14 +28,14 @@ public struct AgentRPC: Sendable {
 
     let agent: Agent
     /// Re-reads the rules file for `rules_reload`; nil when the agent has none.
-    let reloadRules: (@Sendable () throws -> RulesFile?)?
+    let reloadRules: (@Sendable () throws -> (rules: RulesFile, source: RulesSource)?)?
     /// The configuration's PKCS#11 module, for `owners_add` URIs that name none.
     let pkcs11Module: String?
     /// The modules `owners_add` may name.
     let runTimeModules: RunTimeModules
     let storeFaults: StoreFaults
 
-    public init(agent: Agent, reloadRules: (@Sendable () throws -> RulesFile?)? = nil, pkcs11Module: String? = nil, runTimeModules: RunTimeModules = RunTimeModules([])) {
+    public init(agent: Agent, reloadRules: (@Sendable () throws -> (rules: RulesFile, source: RulesSource)?)? = nil, pkcs11Module: String? = nil, runTimeModules: RunTimeModules = RunTimeModules([])) {
         self.agent = agent
         self.reloadRules = reloadRules
         self.pkcs11Module = pkcs11Module
@@ -179,7 +179,7 @@ public struct AgentRPC: Sendable {
             case .token: storeInfo["protection"] = "pkcs11"
             }
             if let present = store.tokenPresent { storeInfo["tokenPresent"] = .bool(present) }
-            return .object(JSONObject([
+            var info = JSONObject([
                 "store": .object(storeInfo),
                 "version": .string(Self.version),
                 "methods": .array((control ? Self.controlMethods : Self.clientMethods).map { .string($0) }),
@@ -187,7 +187,12 @@ public struct AgentRPC: Sendable {
                 "entryPoints": .array(EntryPointVersion.allCases.map { .object(JSONObject(["version": .string($0.rawValue), "address": .string($0.canonicalAddress.checksummed)])) }),
                 "smartSession": .string(SmartSessionAddresses.smartSession.checksummed),
                 "client": .string(client.description),
-            ]))
+            ])
+            // The operator's: which rules file is in force, to hold against `sha256sum` of it.
+            if control, let rules = await agent.rulesSource {
+                info["rules"] = .object(JSONObject(["path": .string(rules.path), "sha256": .string(rules.sha256)]))
+            }
+            return .object(info)
         case "session_request":
             guard let request = p["request"] else { throw .badRequest("params.request: the session request is required") }
             let pending = try await agent.request(request, client: client, bindExecutable: try optionalBool(p, "bindExecutable") ?? false,
@@ -346,7 +351,9 @@ public struct AgentRPC: Sendable {
             return .object(JSONObject(["locked": false]))
         case "rules_reload":
             guard let reloadRules else { throw AgentError("no_rules", "the agent runs without a rules file") }
-            do { await agent.reloadRules(try reloadRules()) } catch { throw AgentError("bad_rules", "\(error)") }
+            let loaded: (rules: RulesFile, source: RulesSource)?
+            do { loaded = try reloadRules() } catch { throw AgentError("bad_rules", "\(error)") }
+            await agent.putInForce(loaded?.rules, from: loaded?.source, because: "rules_reload")
             return .object(JSONObject(["reloaded": true]))
         case "audit_show":
             let entries = try agent.auditEntries(after: try optionalCount(p, "after", 0...Int64.max), kind: try optionalString(p, "kind"),

@@ -1,3 +1,4 @@
+import Agent
 import Approval
 import ArgumentParser
 import EthereumCore
@@ -33,9 +34,11 @@ struct RulesTest: ParsableCommand {
 
     func run() throws {
         try report(output) {
-            let rulesText = String(decoding: try readInput(rules), as: UTF8.self)
+            let rulesBytes = try readInput(rules)
             let file: RulesFile
-            do { file = try RulesFile(toml: rulesText) } catch { throw CommandFailure(message: "\(rules): \(error)") }
+            do { file = try RulesFile(toml: String(decoding: rulesBytes, as: UTF8.self)) } catch { throw CommandFailure(message: "\(rules): \(error)") }
+            // Named as the agent names the file it puts in force, in its audit log and journal.
+            let source = RulesSource(path: rules, bytes: rulesBytes)
             let key = try sessionKey.map { try parseAddress($0, what: "--session-key") } ?? Secp256k1.PrivateKey.generate().address
             let tokens = try review.tokenList()
             let compiled = try RequestCompiler(tokens: tokens, now: review.time, sessionKeys: [key])
@@ -46,10 +49,12 @@ struct RulesTest: ParsableCommand {
             var lines = ["decision: \(outcome.decision.rawValue)", "reason: \(outcome.reason)", "trace:"]
             for t in outcome.trace { lines.append("  [\(t.passed ? "ok" : "no")] \(t.rule): \(t.condition): \(t.detail)") }
             if outcome.rule == nil { lines.append("  default: \(file.defaultDecision.rawValue)") }
+            lines.append("rules: \(source.path), sha256 \(source.sha256)")
             var o = JSONObject()
             o["decision"] = .string(outcome.decision.rawValue)
             o["rule"] = outcome.rule.map { .string($0) } ?? .null
             o["reason"] = .string(outcome.reason)
+            o["rulesSHA256"] = .string(source.sha256)
             o["trace"] = .array(outcome.trace.map {
                 .object(JSONObject(["rule": .string($0.rule), "condition": .string($0.condition), "passed": .bool($0.passed), "detail": .string($0.detail)]))
             })

@@ -410,10 +410,10 @@ struct AgentFlowTests {
         let raw: JSONValue = .object(JSONObject(["account": .string(Self.account.checksummed), "chains": .array([JSONValue(11155111)]), "session": WorkedSession.json]))
         await #expect(throws: AgentError.self) { try await agent.request(raw, client: Self.bot) }
         // A rules file whose default is deny refuses what no rule approves.
-        await agent.reloadRules(try RulesFile(toml: "default = \"deny\""))
+        await agent.putInForce(try RulesFile(toml: "default = \"deny\""), from: nil, because: "test")
         let denied = try await agent.request(Self.example, client: Self.bot)
         #expect(denied.status == .denied && denied.reason.contains("denied by rules"))
-        await agent.reloadRules(try RulesFile(toml: "default = \"ask\""))
+        await agent.putInForce(try RulesFile(toml: "default = \"ask\""), from: nil, because: "test")
         var unknownAccount = Self.example.objectValue!
         unknownAccount["account"] = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed"
         do {

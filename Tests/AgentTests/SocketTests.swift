@@ -139,10 +139,29 @@ struct SocketTests {
                 _ = poll(nil, 0, 20)
             }
         }
+        // Every load names the file's SHA-256 (as sha256sum prints it), and every decision the
+        // rules make names the rules that made it, in the audit log.
+        func sha256sum() throws -> String {
+            let printed = try Command.run(URL(fileURLWithPath: "/usr/bin/sha256sum"), [rules.path])
+            return String(printed.stdout.prefix(64))
+        }
+        func loads(_ control: AgentClient = control) throws -> [JSONValue] {
+            try control.call("audit_show", JSONObject(["kind": "rules_load"])).arrayValue?.compactMap { $0["entry"] } ?? []
+        }
+        func lastDecision() throws -> JSONValue? {
+            try control.call("audit_show", JSONObject(["kind": "decision", "limit": JSONValue(1)])).arrayValue?.first?["entry"]
+        }
+        let first = try sha256sum()
+        #expect(try loads() == [.object(JSONObject(["cause": "start", "path": .string(rules.path), "sha256": .string(first)]))])
+        #expect(try control.call("agent_info")["rules"] == .object(JSONObject(["path": .string(rules.path), "sha256": .string(first)])))
+        #expect(try client.call("agent_info")["rules"] == nil, "the client socket's")
         #expect(try decision() == "approved")
+        #expect(try lastDecision()?["rulesSHA256"] == .string(first))
         try "default = \"deny\"\n".write(to: rules, atomically: true, encoding: .utf8)
-        try hangUp(until: "the approval rules were reloaded")
+        try hangUp(until: "the approval rules were reloaded (SIGHUP): \(rules.path), sha256 \(try sha256sum())")
         #expect(try decision() == "denied")
+        #expect(try lastDecision()?["rulesSHA256"] == .string(try sha256sum()) && lastDecision()?["status"] == "denied")
+        #expect(try loads().map { $0["cause"] } == ["start", "SIGHUP"] && loads().last?["sha256"] == .string(try sha256sum()))
 
         try "default = \n".write(to: rules, atomically: true, encoding: .utf8)
         do {
@@ -160,6 +179,14 @@ struct SocketTests {
         try "default = \"approve\"\n".write(to: rules, atomically: true, encoding: .utf8)
         #expect(try control.call("rules_reload")["reloaded"] == .bool(true))
         #expect(try decision() == "approved")
+        // The files that did not parse were never in force; the last one is, named as such.
+        #expect(try loads().map { $0["cause"] } == ["start", "SIGHUP", "rules_reload"] && loads().last?["sha256"] == .string(try sha256sum()))
+        #expect(try lastDecision()?["rulesSHA256"] == .string(try sha256sum()) && lastDecision()?["status"] == "approved")
+        // The same file again, reloaded or at a restart, changes nothing: nothing more is written.
+        #expect(try control.call("rules_reload")["reloaded"] == .bool(true))
+        agent.stop()
+        try agent.start()
+        #expect(try loads(AgentClient(path: agent.controlSocket)).count == 3)
     }
 
     /// A second agent on the same data directory is refused at start: two on one store would

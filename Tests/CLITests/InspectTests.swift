@@ -99,7 +99,10 @@ struct RulesCommandTests {
         #expect(daily.stdout.hasPrefix("decision: ask") && daily.stdout.contains("[no] payments bot: max_sessions_per_day: the client was given 10 sessions in the last 24 hours (fewer than 10 allowed)"), "\(daily.stdout)")
         #expect(try Command.sessionAgent("rules", "test", InspectTests.example, "--rules", rules, "--sessions-last-day", "-1").status != 0)
         let j = try JSONValue(parsing: try Command.sessionAgent("rules", "test", InspectTests.example, "--rules", rules, "--uid", "5", "--json").stdout)
-        #expect(j["decision"] == "ask")
+        // The file tested is named as the agent names the rules it puts in force: as sha256sum does.
+        let sha256 = String(try Command.run(URL(fileURLWithPath: "/usr/bin/sha256sum"), [rules]).stdout.prefix(64))
+        #expect(j["decision"] == "ask" && j["rulesSHA256"] == .string(sha256))
+        #expect(r.stdout.hasSuffix("\nrules: \(rules), sha256 \(sha256)\n"), "\(r.stdout)")
         let bad = try Command.sessionAgent("rules", "test", InspectTests.example, "--rules", "/dev/null/none")
         #expect(bad.status == 1 && bad.stderr.contains("cannot read"))
     }

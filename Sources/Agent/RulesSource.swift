@@ -1,0 +1,15 @@
+import Crypto
+import EthereumCore
+
+/// Where the rules in force were read from: the file, and the SHA-256 of its bytes as the agent
+/// read them (what `sha256sum` prints of it). The audit log names both at every load, and every
+/// decision the rules make names the SHA-256, as clef attests its rules file.
+public struct RulesSource: Sendable, Equatable {
+    public let path: String
+    public let sha256: String
+
+    public init(path: String, bytes: [UInt8]) {
+        self.path = path
+        sha256 = Hex.encode(Array(SHA256.hash(data: bytes)), prefix: false)
+    }
+}
