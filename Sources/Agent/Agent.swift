@@ -120,8 +120,9 @@ public actor Agent {
         do { _ = try store.recordRulesInForce(source.map { "\($0.sha256) \($0.path)" } ?? "", entry: entry, at: clock()) } catch {
             logger.error("the audit log could not take this rules_load entry: \(error): \(entry.serialized)")
         }
-        let file = source.map { ": \($0.path), sha256 \($0.sha256)" } ?? ""
-        logger.notice(cause == "start" ? "the approval rules in force\(file)" : "the approval rules were reloaded (\(cause))\(file)")
+        guard let source else { return }
+        let file = "\(source.path), sha256 \(source.sha256)"
+        logger.notice(cause == "start" ? "the approval rules in force: \(file)" : "the approval rules were reloaded (\(cause)): \(file)")
     }
 
     // MARK: - Requests

@@ -96,7 +96,8 @@ public enum AgentDaemon {
                               throw AgentError("secret_needed", "no pinentry is configured; approve with `session-agent approve`, which asks for it")
                           },
                           ownerNotice: pinentry?.ownerNotice ?? journalNotice(logger), logger: logger)
-        if let rulesAtStart { await agent.putInForce(rulesAtStart.rules, from: rulesAtStart.source, because: "start") }
+        // Without a rules file too: the audit log then says when the rules last in force went.
+        await agent.putInForce(rulesAtStart?.rules, from: rulesAtStart?.source, because: "start")
         let server = SocketServer(rpc: AgentRPC(agent: agent, reloadRules: config.rulesFile == nil ? nil : loadRules, pkcs11Module: config.pkcs11Module, runTimeModules: runTimeModules), allowedUIDs: config.allowedUIDs, allowedGIDs: config.allowedGIDs,
                                   partialMessageTimeout: .seconds(Int64(config.partialMessageTimeout)), connectionsPerUID: config.connectionsPerUID)
 

@@ -819,11 +819,11 @@ public final class SessionStore: @unchecked Sendable {
     /// Entries in order: the first `limit` after `seq`, or without it the last `limit`; only
     /// those of `kind` when it is given.
     /// Says in the audit log (a `rules_load` entry) that the rules `fingerprint` names are in
-    /// force, unless they are the rules last put in force already: an agent started again with
-    /// the same file adds nothing. Returns whether it wrote the entry.
+    /// force ("": none), unless they are the rules last put in force already: an agent started
+    /// again with the same file, or never given one, adds nothing. Returns whether it wrote.
     public func recordRulesInForce(_ fingerprint: String, entry: JSONValue, at time: UInt64) throws(StoreError) -> Bool {
         try run { db in
-            guard try String.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'rules_in_force'") != fingerprint else { return false }
+            guard try String.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'rules_in_force'") ?? "" != fingerprint else { return false }
             try appendAudit(db, kind: "rules_load", entry: entry, at: time)
             try db.execute(sql: "INSERT INTO meta (key, value) VALUES ('rules_in_force', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                            arguments: [fingerprint])

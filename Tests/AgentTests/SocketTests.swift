@@ -187,6 +187,14 @@ struct SocketTests {
         agent.stop()
         try agent.start()
         #expect(try loads(AgentClient(path: agent.controlSocket)).count == 3)
+        // Started without a rules file, the log says the rules went.
+        agent.stop()
+        let config = agent.directory.appendingPathComponent("session-agent.toml")
+        try String(contentsOf: config, encoding: .utf8).replacingOccurrences(of: "rules = \"rules.toml\"\n", with: "").write(to: config, atomically: true, encoding: .utf8)
+        try agent.start()
+        let withoutRules = try AgentClient(path: agent.controlSocket)
+        #expect(try loads(withoutRules).last == .object(JSONObject(["cause": "start", "path": .null, "sha256": .null])) && loads(withoutRules).count == 4)
+        #expect(try withoutRules.call("agent_info")["rules"] == nil)
     }
 
     /// A second agent on the same data directory is refused at start: two on one store would
