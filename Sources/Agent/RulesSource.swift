@@ -2,8 +2,8 @@ import Crypto
 import EthereumCore
 
 /// Where the rules in force were read from: the file, and the SHA-256 of its bytes as the agent
-/// read them (what `sha256sum` prints of it). The audit log names both at every load, and every
-/// decision the rules make names the SHA-256, as clef attests its rules file.
+/// read them (what `sha256sum` prints of it). The audit log names both whenever the rules in
+/// force change, and every decision the rules make names the SHA-256, as clef attests its rules.
 public struct RulesSource: Sendable, Equatable {
     public let path: String
     public let sha256: String
