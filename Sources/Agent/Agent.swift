@@ -665,26 +665,10 @@ public actor Agent {
         } catch { throw AgentError(error) }
     }
 
-    /// What `store_check` found: damage SQLite finds in the file's pages, and the session keys
-    /// that do not open beside their row.
-    public struct StoreCheck: Sendable {
-        public let fileProblem: String?
-        public let keys: (checked: Int, damaged: [SessionStore.DamagedKey])
-        public var intact: Bool { fileProblem == nil && keys.damaged.isEmpty }
-    }
-
-    /// Checks the store's file page by page and opens every session key it holds beside its
-    /// row, on snapshots beside the writer. Only while the store is open: the keys need its data key.
-    public nonisolated func checkStore() throws(AgentError) -> StoreCheck {
-        do throws(StoreError) {
-            var fileProblem: String?
-            do throws(StoreError) { try store.checkFile() } catch {
-                guard case .corrupt(let why) = error else { throw error }
-                fileProblem = why
-            }
-            // Damage among the sessions' own pages fails this walk: `store_corrupt`, saying where.
-            return StoreCheck(fileProblem: fileProblem, keys: try store.checkKeys())
-        } catch { throw AgentError(error) }
+    /// `store_check`: the store's file page by page, and every session key it holds opened
+    /// beside its row (off the actor: signing goes on meanwhile).
+    public nonisolated func checkStore() throws(AgentError) -> SessionStore.Check {
+        do { return try store.check() } catch { throw AgentError(error) }
     }
 
     /// After an unlock, names in the journal the sessions whose key does not open beside its

@@ -375,10 +375,7 @@ public struct AgentRPC: Sendable {
             guard let before = try optionalCount(p, "before", 0...Int64.max) else { throw .badRequest("params.before: the Unix time sessions must have ended before") }
             return .object(JSONObject(["removed": JSONValue(try agent.pruneSessions(endedBefore: UInt64(before)))]))
         case "store_check":
-            let check = try agent.checkStore()
-            let damaged = check.keys.damaged.map { JSONValue.object(JSONObject(["sessionId": .string($0.sessionId), "problem": .string($0.problem)])) }
-            return .object(JSONObject(["intact": .bool(check.intact), "file": .string(check.fileProblem ?? "ok"),
-                                       "keys": .object(JSONObject(["checked": JSONValue(check.keys.checked), "damaged": .array(damaged)]))]))
+            return try agent.checkStore().json
         default:
             throw AgentError("unknown_method", "no method \(method)", code: -32601)
         }

@@ -611,6 +611,39 @@ public final class SessionStore: @unchecked Sendable {
         public let problem: String
     }
 
+    /// What `check` found: damage SQLite finds in the file's pages, how many session keys were
+    /// opened, and those that did not open beside their row.
+    public struct Check: Sendable {
+        public let fileProblem: String?
+        public let keysChecked: Int
+        public let damaged: [DamagedKey]
+        public var intact: Bool { fileProblem == nil && damaged.isEmpty }
+
+        /// As `store_check` answers and `store check --json` prints it.
+        public var json: JSONValue {
+            .object(JSONObject([
+                "intact": .bool(intact), "file": .string(fileProblem ?? "ok"),
+                "keys": .object(JSONObject(["checked": JSONValue(keysChecked), "damaged": .array(damaged.map {
+                    .object(JSONObject(["sessionId": .string($0.sessionId), "problem": .string($0.problem)]))
+                })])),
+            ]))
+        }
+    }
+
+    /// Reads every page of the file and opens every session key beside its row, on snapshots
+    /// beside the writer. Only while the store is open: the keys need its data key. Damage
+    /// among the sessions' own pages fails the keys' walk: `corrupt`, saying where.
+    public func check() throws(StoreError) -> Check {
+        _ = try requireKey()
+        var fileProblem: String?
+        do throws(StoreError) { try checkFile() } catch {
+            guard case .corrupt(let why) = error else { throw error }
+            fileProblem = why
+        }
+        let keys = try checkKeys()
+        return Check(fileProblem: fileProblem, keysChecked: keys.checked, damaged: keys.damaged)
+    }
+
     /// Opens every key the store holds (the sessions neither revoked nor expired and erased)
     /// beside its row, on one snapshot, a row at a time: an edited row or a damaged key is found
     /// now, not when its client next signs. Returns how many were opened and those that did not.

@@ -13,6 +13,26 @@ struct Store: ParsableCommand {
         guard FileManager.default.fileExists(atPath: path) else { throw CommandFailure(message: "no store at \(path)", reason: "not_found") }
         return path
     }
+
+    /// `store` (the file at `path`, or a copy of it) unlocked here with its passphrase
+    /// (`passphraseFile`, or typed after `prompt`) or the PIN of the token that wraps its data key.
+    static func unlocked(_ store: SessionStore, path: String, passphraseFile: String?, pkcs11: PKCS11Options, prompt: String) async throws -> SessionStore {
+        switch try store.protection {
+        case nil: throw CommandFailure(message: "the store at \(path) has no data key yet (the agent's first unlock makes it)", reason: "not_found")
+        case .passphrase?:
+            try store.unlock(passphrase: try secret(file: passphraseFile, prompt: prompt))
+        case .token(let uri)?:
+            FileHandle.standardError.write(Data("unlocking with \(uri)\n".utf8))
+            try await store.unlock(pin: pkcs11.pin(for: uri), prompt: pkcs11.prompt)
+        }
+        return store
+    }
+
+    static func secret(file: String?, prompt: String) throws -> SecretBytes {
+        if let file { return try SecretFile.readOnce(file) }
+        guard let secret = Terminal.readSecret(prompt) else { throw CommandFailure(message: "no passphrase given", reason: "locked") }
+        return secret
+    }
 }
 
 struct StoreBackup: ParsableCommand {
@@ -50,24 +70,47 @@ struct StoreBackup: ParsableCommand {
     }
 }
 
-struct StoreCheck: ParsableCommand {
+struct StoreCheck: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "check",
-        abstract: "Check the running agent's store: every page of its file, and every session key beside its row; exit status 1 on damage.",
+        abstract: "Check a store: every page of its file, and every session key beside its row; exit status 1 on damage.",
         discussion: """
-            The agent opens each session key the store holds with the data key, bound to its whole row, and \
-            names each session whose key does not open: its row was edited in the file (another client, a later \
-            end, export allowed), or its key is damaged. Such a session cannot sign. Nothing is changed. The \
-            store must be unlocked; the agent does the same after each unlock and names such sessions in its \
-            journal. The audit log's chain has its own check, `audit verify`.
+            Each session key the store holds is opened with the data key, bound to its whole row, and each \
+            session whose key does not open is named: its row was edited in the file (another client, a later \
+            end, export allowed), or its key is damaged. Such a session cannot sign. Nothing is changed. \
+            Without --store, the running agent checks its store, which must be unlocked (it does the same \
+            after each unlock, and names such sessions in its journal). With --store, this command checks that \
+            file, a backup say, with its passphrase or its token's PIN, on a copy it takes aside (the file itself \
+            is only read). The audit log's chain has its own check, `audit verify`.
             """)
 
     @Option(help: "The agent's control socket (default: $SESSION_AGENT_CONTROL_SOCK).") var socket: String?
+    @Option(help: "Check this store file here, not the agent's.") var store: String?
+    @Option(name: .customLong("passphrase-file"), help: "With --store: the store's passphrase (otherwise it is asked).") var passphraseFile: String?
+    @OptionGroup var pkcs11: PKCS11Options
     @OptionGroup var output: OutputOptions
 
-    func run() throws {
-        try report(output) {
-            let result = try remote { try connectControl(socket).call("store_check") }
+    func validate() throws {
+        if store == nil, passphraseFile != nil || pkcs11.pinFile != nil { throw ValidationError("--passphrase-file and --pin-file go with --store") }
+        if store != nil, socket != nil { throw ValidationError("--socket checks the agent's store, --store a file: give one") }
+    }
+
+    func run() async throws {
+        try await report(output) {
+            let result: JSONValue
+            if let store {
+                // Checked on a snapshot copied aside, as `store backup` takes one: opening the file
+                // itself would bring a store of an older version up to date, writing to a backup
+                // that should stay as it was. A page too damaged to copy fails the copy.
+                let path = try Store.path(store)
+                let copy = FileManager.default.temporaryDirectory.appendingPathComponent("session-agent-check-\(UUID()).sqlite").path
+                defer { for suffix in ["", "-wal", "-shm"] { unlink(copy + suffix) } }
+                try SessionStore.backup(path, to: copy)
+                result = try await Store.unlocked(try SessionStore(path: copy), path: path, passphraseFile: passphraseFile, pkcs11: pkcs11,
+                                                  prompt: "Store passphrase: ").check().json
+            } else {
+                result = try remote { try connectControl(socket).call("store_check") }
+            }
             let file = result["file"]?.stringValue ?? "?"
             let damaged = (result["keys"]?["damaged"]?.arrayValue ?? []).map { key in
                 (id: key["sessionId"]?.stringValue ?? "?", problem: key["problem"]?.stringValue ?? "?")
@@ -149,17 +192,10 @@ struct StoreRewrap: AsyncParsableCommand {
     func run() async throws {
         try await report(output) {
             let path = try Store.path(store)
-            let sessionStore = try SessionStore(path: path)
-            switch try sessionStore.protection {
-            case nil: throw CommandFailure(message: "the store at \(path) has no data key yet (the agent's first unlock makes it)", reason: "not_found")
-            case .passphrase?:
-                try sessionStore.unlock(passphrase: try secret(file: passphraseFile, prompt: "Current store passphrase: "))
-            case .token(let uri)?:
-                FileHandle.standardError.write(Data("unlocking with \(uri)\n".utf8))
-                try await sessionStore.unlock(pin: pkcs11.pin(for: uri), prompt: pkcs11.prompt)
-            }
+            let sessionStore = try await Store.unlocked(try SessionStore(path: path), path: path, passphraseFile: passphraseFile, pkcs11: pkcs11,
+                                                        prompt: "Current store passphrase: ")
             if to == "passphrase" {
-                try sessionStore.rewrap(passphrase: try secret(file: newPassphraseFile, prompt: "New store passphrase: "))
+                try sessionStore.rewrap(passphrase: try Store.secret(file: newPassphraseFile, prompt: "New store passphrase: "))
             } else {
                 var uri = try pkcs11.parse(to)
                 if uri.modulePath == nil, let module = pkcs11.module { uri = uri.with(modulePath: module) }
@@ -171,11 +207,5 @@ struct StoreRewrap: AsyncParsableCommand {
             }
             return CommandOutput(text: "the store's data key is now protected by \(now)", json: .object(JSONObject(["store": .string(path), "protection": .string(now)])))
         }
-    }
-
-    private func secret(file: String?, prompt: String) throws -> SecretBytes {
-        if let file { return try SecretFile.readOnce(file) }
-        guard let secret = Terminal.readSecret(prompt) else { throw CommandFailure(message: "no passphrase given", reason: "locked") }
-        return secret
     }
 }

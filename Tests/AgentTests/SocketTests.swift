@@ -1431,6 +1431,18 @@ struct SocketTests {
         let damaged = try Command.run(Command.sessionAgent, ["store", "check", "--socket", agent.controlSocket])
         #expect(damaged.status == 1 && damaged.stderr.contains("the store is damaged: 1 session cannot sign, as its key does not open beside its row")
                     && damaged.stderr.contains("hint: session \(edited): \(problem)"), "\(damaged)")
+        // The file checked here, a backup say, with the store's passphrase: the same finding.
+        let path = agent.directory.appendingPathComponent("data/store.sqlite").path
+        func checkHere(_ passphraseFile: String) throws -> CommandResult {
+            try Command.run(Command.sessionAgent, ["store", "check", "--store", path, "--passphrase-file", passphraseFile, "--json"])
+        }
+        let here = try checkHere(agent.directory.appendingPathComponent("store.pass").path)
+        let hints = try JSONValue(parsing: Array(here.stderr.utf8))["error"]?["hints"]?.arrayValue
+        #expect(here.status == 1 && hints?.first == .string("session \(edited): \(problem)"), "\(here)")
+        let wrongFile = agent.directory.appendingPathComponent("wrong.pass").path
+        try writeSecretFile("not the passphrase", wrongFile)
+        let wrong = try checkHere(wrongFile)
+        #expect(wrong.status == 1 && wrong.stderr.contains("wrong passphrase for the session-key store"), "\(wrong)")
         // Locked, the keys cannot be checked; each unlock checks them again.
         _ = try control.call("agent_lock")
         do {
@@ -1442,6 +1454,7 @@ struct SocketTests {
         _ = try control.call("session_revoke", JSONObject(["sessionId": .string(edited)]))
         let intact = try Command.run(Command.sessionAgent, ["store", "check", "--socket", agent.controlSocket])
         #expect(intact.status == 0 && intact.stdout.contains("the store is intact: every page of its file, and the 1 session key it holds"), "\(intact)")
+        #expect(try checkHere(agent.directory.appendingPathComponent("store.pass").path).status == 0)
     }
 
     /// A store whose file is damaged (a failing disk, a copy cut short) fails `store check`,
@@ -1467,6 +1480,9 @@ struct SocketTests {
         let result = try AgentClient(path: agent.controlSocket).call("store_check")
         #expect(result["intact"] == false && result["file"]?.stringValue?.hasPrefix("SQLite finds errors in the file (") == true
                     && result["keys"] == .object(JSONObject(["checked": JSONValue(1), "damaged": []])), "\(result.serialized)")
+        // Checked here, the file is copied aside first, which its damage stops.
+        let here = try Command.run(Command.sessionAgent, ["store", "check", "--store", path, "--passphrase-file", agent.directory.appendingPathComponent("store.pass").path])
+        #expect(here.status == 1 && here.stderr.contains("the session-key store is damaged"), "\(here)")
         let checked = try Command.run(Command.sessionAgent, ["store", "check", "--socket", agent.controlSocket, "--json"])
         let error = try JSONValue(parsing: Array(checked.stderr.utf8))["error"]
         #expect(checked.status == 1 && error?["reason"] == "store_corrupt"

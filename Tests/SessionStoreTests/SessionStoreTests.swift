@@ -152,6 +152,16 @@ struct SessionStoreTests {
         }
         try queue.close()
 
+        // `store check --store` leaves such a file as it was (a backup should stay one): it
+        // brings a copy up to date, and names the damaged key there.
+        let unchanged = try Data(contentsOf: URL(fileURLWithPath: older))
+        let passphrase = older + ".pass"
+        defer { try? FileManager.default.removeItem(atPath: passphrase) }
+        try writeSecretFile("p", passphrase)
+        let checked = try Command.run(Command.sessionAgent, ["store", "check", "--store", older, "--passphrase-file", passphrase])
+        #expect(checked.status == 1 && checked.stderr.contains("hint: session damaged: the key of session damaged does not decrypt"), "\(checked)")
+        #expect(try Data(contentsOf: URL(fileURLWithPath: older)) == unchanged && !FileManager.default.fileExists(atPath: older + "-wal"))
+
         let upgraded = try SessionStore(path: older)
         func boundTo() throws -> [String: String] {
             try upgraded.snapshot { db in
