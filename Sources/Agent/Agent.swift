@@ -117,7 +117,7 @@ public actor Agent {
         let entry = JSONValue.object(JSONObject([
             "cause": .string(cause), "path": source.map { .string($0.path) } ?? .null, "sha256": source.map { .string($0.sha256) } ?? .null,
         ]))
-        do { _ = try store.recordRulesInForce(source.map { "\($0.sha256) \($0.path)" } ?? "", entry: entry, at: clock()) } catch {
+        do { try store.recordRulesInForce(source.map { "\($0.sha256) \($0.path)" } ?? "", entry: entry, at: clock()) } catch {
             logger.error("the audit log could not take this rules_load entry: \(error): \(entry.serialized)")
         }
         guard let source else { return }
@@ -648,23 +648,6 @@ public actor Agent {
         Task.detached { self.reportDamagedKeys() }
     }
 
-    // The audit log is read and pruned off the actor: a long log keeps neither requests nor
-    // decisions waiting, and the store lets signing go on meanwhile.
-
-    /// Whether the chain is intact and ends with the entry this agent knows it to end with
-    /// (`head`, which a person may keep elsewhere to check the log against later); `start`, the
-    /// last entry pruned, when older entries were.
-    public nonisolated func verifyAudit() throws(AgentError)
-        -> (intact: Bool, entries: Int, problem: String?, head: (seq: Int64, hash: String)?, start: (seq: Int64, hash: String)?) {
-        do {
-            let (verified, start) = try store.walkAudit(), head = store.knownAuditHead
-            switch verified {
-            case .success(let n): return (true, n, nil, head, start)
-            case .failure(let e): return (false, 0, "\(e)", head, start)
-            }
-        } catch { throw AgentError(error) }
-    }
-
     /// `store_check`: the store's file page by page, and every session key it holds opened
     /// beside its row (off the actor: signing goes on meanwhile).
     public nonisolated func checkStore() throws(AgentError) -> SessionStore.Check {
@@ -687,6 +670,23 @@ public actor Agent {
         if damaged.count > 10 {
             logger.error("\(damaged.count - 10) more sessions cannot sign, for the same reason: `session-agent store check` lists them all")
         }
+    }
+
+    // The audit log is read and pruned off the actor: a long log keeps neither requests nor
+    // decisions waiting, and the store lets signing go on meanwhile.
+
+    /// Whether the chain is intact and ends with the entry this agent knows it to end with
+    /// (`head`, which a person may keep elsewhere to check the log against later); `start`, the
+    /// last entry pruned, when older entries were.
+    public nonisolated func verifyAudit() throws(AgentError)
+        -> (intact: Bool, entries: Int, problem: String?, head: (seq: Int64, hash: String)?, start: (seq: Int64, hash: String)?) {
+        do {
+            let (verified, start) = try store.walkAudit(), head = store.knownAuditHead
+            switch verified {
+            case .success(let n): return (true, n, nil, head, start)
+            case .failure(let e): return (false, 0, "\(e)", head, start)
+            }
+        } catch { throw AgentError(error) }
     }
 
     public nonisolated func auditEntries(after seq: Int64?, kind: String?, limit: Int) throws(AgentError) -> [SessionStore.AuditEntry] {

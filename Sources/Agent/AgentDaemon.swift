@@ -67,7 +67,7 @@ public enum AgentDaemon {
             if !accounts.contains(where: { $0.address == account.address }) { accounts.append(account) }
         }
         let rulesPath = config.rulesFile
-        let loadRules: @Sendable () throws -> (rules: RulesFile, source: RulesSource)? = {
+        let loadRules: @Sendable () throws -> LoadedRules? = {
             guard let rulesPath else { return nil }
             let data = try configurationFile(rulesPath, what: "the rules file")
             let rules: RulesFile

@@ -28,14 +28,14 @@ public struct AgentRPC: Sendable {
 
     let agent: Agent
     /// Re-reads the rules file for `rules_reload`; nil when the agent has none.
-    let reloadRules: (@Sendable () throws -> (rules: RulesFile, source: RulesSource)?)?
+    let reloadRules: (@Sendable () throws -> LoadedRules?)?
     /// The configuration's PKCS#11 module, for `owners_add` URIs that name none.
     let pkcs11Module: String?
     /// The modules `owners_add` may name.
     let runTimeModules: RunTimeModules
     let storeFaults: StoreFaults
 
-    public init(agent: Agent, reloadRules: (@Sendable () throws -> (rules: RulesFile, source: RulesSource)?)? = nil, pkcs11Module: String? = nil, runTimeModules: RunTimeModules = RunTimeModules([])) {
+    public init(agent: Agent, reloadRules: (@Sendable () throws -> LoadedRules?)? = nil, pkcs11Module: String? = nil, runTimeModules: RunTimeModules = RunTimeModules([])) {
         self.agent = agent
         self.reloadRules = reloadRules
         self.pkcs11Module = pkcs11Module
@@ -351,7 +351,7 @@ public struct AgentRPC: Sendable {
             return .object(JSONObject(["locked": false]))
         case "rules_reload":
             guard let reloadRules else { throw AgentError("no_rules", "the agent runs without a rules file") }
-            let loaded: (rules: RulesFile, source: RulesSource)?
+            let loaded: LoadedRules?
             do { loaded = try reloadRules() } catch { throw AgentError("bad_rules", "\(error)") }
             await agent.putInForce(loaded?.rules, from: loaded?.source, because: "rules_reload")
             return .object(JSONObject(["reloaded": true]))

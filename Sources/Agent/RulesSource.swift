@@ -1,3 +1,4 @@
+import Approval
 import Crypto
 import EthereumCore
 
@@ -13,3 +14,6 @@ public struct RulesSource: Sendable, Equatable {
         sha256 = Hex.encode(Array(SHA256.hash(data: bytes)), prefix: false)
     }
 }
+
+/// A rules file read, as the daemon's loader gives it for the agent to put in force.
+public typealias LoadedRules = (rules: RulesFile, source: RulesSource)

@@ -120,18 +120,20 @@ struct Condition: Sendable {
                 guard let s = value.stringValue.flatMap(Severity.init(rawValue:)) else { throw RulesError("\(here): info, warning, high or critical") }
                 kind = .maxSeverity(s)
             case "allow_export": kind = .allowExport(try bool())
-            case "max_live_sessions":
-                guard case .number(let n) = value, let count = Int(n), count > 0 else { throw RulesError("\(here): a number of sessions, at least 1") }
-                kind = .maxLiveSessions(count)
-            case "max_sessions_per_day":
-                guard case .number(let n) = value, let count = Int(n), count > 0 else { throw RulesError("\(here): a number of sessions, at least 1") }
-                kind = .maxSessionsPerDay(count)
+            case "max_live_sessions": kind = .maxLiveSessions(try sessionCount(value, at: here))
+            case "max_sessions_per_day": kind = .maxSessionsPerDay(try sessionCount(value, at: here))
             default:
                 throw RulesError("\(here): unknown condition (known: \(keys.joined(separator: ", ")))")
             }
             out.append(Condition(name: key, kind: kind))
         }
         return out
+    }
+
+    /// A count of sessions a rule allows: a whole number, at least 1.
+    static func sessionCount(_ value: JSONValue, at here: String) throws(RulesError) -> Int {
+        guard case .number(let n) = value, let count = Int(n), count > 0 else { throw RulesError("\(here): a number of sessions, at least 1") }
+        return count
     }
 
     /// "0.1 ETH" or a base-unit integer.

@@ -40,7 +40,7 @@ public struct ClientHoldings: Sendable, Equatable {
     /// its requests being approved: a client that revokes its sessions to ask again is counted.
     public var sessionsLastDay: Int
 
-    public init(liveSessions: Int, sessionsLastDay: Int = 0) {
+    public init(liveSessions: Int, sessionsLastDay: Int) {
         self.liveSessions = liveSessions
         self.sessionsLastDay = sessionsLastDay
     }

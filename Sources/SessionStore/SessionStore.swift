@@ -849,21 +849,20 @@ public final class SessionStore: @unchecked Sendable {
         public var hash: String
     }
 
-    /// Entries in order: the first `limit` after `seq`, or without it the last `limit`; only
-    /// those of `kind` when it is given.
     /// Says in the audit log (a `rules_load` entry) that the rules `fingerprint` names are in
     /// force ("": none), unless they are the rules last put in force already: an agent started
-    /// again with the same file, or never given one, adds nothing. Returns whether it wrote.
-    public func recordRulesInForce(_ fingerprint: String, entry: JSONValue, at time: UInt64) throws(StoreError) -> Bool {
+    /// again with the same file, or never given one, adds nothing.
+    public func recordRulesInForce(_ fingerprint: String, entry: JSONValue, at time: UInt64) throws(StoreError) {
         try run { db in
-            guard try String.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'rules_in_force'") ?? "" != fingerprint else { return false }
+            guard try String.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'rules_in_force'") ?? "" != fingerprint else { return }
             try appendAudit(db, kind: "rules_load", entry: entry, at: time)
             try db.execute(sql: "INSERT INTO meta (key, value) VALUES ('rules_in_force', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                            arguments: [fingerprint])
-            return true
         }
     }
 
+    /// Entries in order: the first `limit` after `seq`, or without it the last `limit`; only
+    /// those of `kind` when it is given.
     public func auditEntries(after seq: Int64?, kind: String?, limit: Int) throws(StoreError) -> [AuditEntry] {
         try snapshot { db in
             let filter = kind == nil ? "" : "AND kind = ?"

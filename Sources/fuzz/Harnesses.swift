@@ -50,7 +50,7 @@ enum Harnesses {
         let review = Reviewer(tokens: TokenList(), now: now).review(compiled)
         _ = review.text()
         _ = review.json
-        _ = rules.evaluate(review, client: client, holdings: ClientHoldings(liveSessions: 2))
+        _ = rules.evaluate(review, client: client, holdings: ClientHoldings(liveSessions: 2, sessionsLastDay: 0))
         for chain in compiled.chains { _ = compiled.sessionDigest(on: chain) }
     }
 
@@ -166,7 +166,7 @@ enum Harnesses {
 
     static func rulesFile(_ bytes: [UInt8]) {
         guard let rules = try? RulesFile(toml: String(decoding: bytes, as: UTF8.self)) else { return }
-        _ = rules.evaluate(exampleReview, client: client, holdings: ClientHoldings(liveSessions: 1))
+        _ = rules.evaluate(exampleReview, client: client, holdings: ClientHoldings(liveSessions: 1, sessionsLastDay: 0))
     }
 
     static let exampleReview = Reviewer(tokens: TokenList(), now: now).review(compile(example)!)

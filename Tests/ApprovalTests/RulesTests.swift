@@ -34,11 +34,11 @@ struct RulesTests {
     @Test func theExampleApprovesThePaymentsBotWithinItsLimits() throws {
         let rules = try RulesFile(toml: Self.example)
         let bot = ClientIdentity(uid: 1000, gid: 1000, pid: 42)
-        let none = ClientHoldings(liveSessions: 0)
+        let none = ClientHoldings(liveSessions: 0, sessionsLastDay: 0)
         let ok = rules.evaluate(try review(Self.payments.replacingOccurrences(of: "%AMOUNT%", with: "100")), client: bot, holdings: none)
         #expect(ok.decision == .approve && ok.rule == "payments bot")
         #expect(ok.trace.allSatisfy(\.passed) || ok.trace.first?.rule == "never the dangerous flags")
-        let fifth = rules.evaluate(try review(Self.payments.replacingOccurrences(of: "%AMOUNT%", with: "100")), client: bot, holdings: ClientHoldings(liveSessions: 5))
+        let fifth = rules.evaluate(try review(Self.payments.replacingOccurrences(of: "%AMOUNT%", with: "100")), client: bot, holdings: ClientHoldings(liveSessions: 5, sessionsLastDay: 0))
         #expect(fifth.decision == .ask && fifth.trace.contains { !$0.passed && $0.condition == "max_live_sessions" }, "five held already")
         let eleventh = rules.evaluate(try review(Self.payments.replacingOccurrences(of: "%AMOUNT%", with: "100")), client: bot,
                                       holdings: ClientHoldings(liveSessions: 0, sessionsLastDay: 10))
@@ -131,7 +131,7 @@ struct RulesTests {
         let rules = try RulesFile(toml: "default = \"ask\"\n[[rules]]\nname = \"capped\"\ndecision = \"approve\"\n[rules.match]\nmax_live_sessions = 2\n")
         let bot = ClientIdentity(uid: 7, gid: 7, pid: 1)
         for (held, decision) in [(0, RuleDecision.approve), (1, .approve), (2, .ask), (9, .ask)] {
-            let outcome = rules.evaluate(r, client: bot, holdings: ClientHoldings(liveSessions: held))
+            let outcome = rules.evaluate(r, client: bot, holdings: ClientHoldings(liveSessions: held, sessionsLastDay: 0))
             #expect(outcome.decision == decision, "\(held) held: \(outcome.trace)")
             #expect(outcome.trace.first?.detail.contains("holds \(held) live session") == true, "\(outcome.trace)")
         }
