@@ -267,6 +267,46 @@ struct PKCS11AgentTests {
         #expect(!agent.logs.contains(SoftHSM.userPIN))
     }
 
+    /// The PIN in the agent's environment (`pin_env`), as a systemd unit's `Environment=` or a
+    /// container's secret gives it: the agent logs in with it and never shows it. A variable that
+    /// is not set, or set empty, is named by `owner list` and by the approval that fails, before
+    /// it costs the token a try.
+    @Test func aPINFromTheEnvironmentSignsAndAMissingOneIsNamed() throws {
+        let (_, address, _) = try tokenWithKey()
+        let variable = "SESSION_AGENT_TEST_TOKEN_PIN"
+        func agent(pin: String?) throws -> AgentProcess {
+            var environment = hsm.environment
+            environment[variable] = pin
+            let agent = try AgentProcess(rules: "default = \"approve\"", owner: .init(toml: """
+                pkcs11 = "pkcs11:token=\(token);object=owner?module-path=\(SoftHSM.systemModule!)"
+                pin_env = "\(variable)"
+                """, address: address.checksummed), environment: environment)
+            try agent.start()
+            return agent
+        }
+        func owner(_ agent: AgentProcess) throws -> (status: Int32, owner: JSONValue?) {
+            let run = try Command.run(Command.sessionAgent, ["owner", "list", "--socket", agent.controlSocket, "--json"])
+            return (run.status, (try? JSONValue(parsing: run.stdout))?.arrayValue?.first { $0["address"]?.stringValue == address.checksummed })
+        }
+        let unattended = try agent(pin: SoftHSM.userPIN)
+        #expect(try owner(unattended).owner?["ready"] == .bool(true))
+        #expect(try AgentClient(path: unattended.clientSocket).call("session_request", JSONObject(["request": SocketTests.example]))["status"] == "approved")
+        #expect(unattended.logs.contains("approved (rules: default)") && !unattended.logs.contains(SoftHSM.userPIN), "\(unattended.logs)")
+
+        for (pin, problem) in [(nil, "the environment variable \(variable) (the PIN) is not set"), ("", "the environment variable \(variable) is empty")] {
+            let missing = try agent(pin: pin)
+            let listed = try owner(missing)
+            #expect(listed.status == 1 && listed.owner?["reason"] == "secret_needed" && listed.owner?["problem"]?.stringValue?.contains(problem) == true, "\(listed)")
+            do {
+                _ = try AgentClient(path: missing.clientSocket).call("session_request", JSONObject(["request": SocketTests.example]))
+                Issue.record("approved without a PIN")
+            } catch let e as AgentClient.RemoteError { #expect(e.reason == "secret_needed" && e.message.contains(problem), "\(e)") }
+        }
+        // No login was tried on the token: it shows no failed try (SoftHSM sets "user PIN count low" at one).
+        let flags = try hsm.tool("pkcs11-tool", ["--module", SoftHSM.systemModule!, "--list-token-slots"])
+        #expect(flags.contains("token flags") && !flags.contains("user PIN count low"), "\(flags)")
+    }
+
     /// A stopping agent finalizes its modules (C_Finalize, which ends their sessions and
     /// logins), so a network HSM frees them at once.
     @Test func aStoppingAgentFinalizesItsModules() throws {
