@@ -355,6 +355,53 @@ struct PKCS11OwnerTests {
         }
     }
 
+    /// Each seal of a data key is under a nonce (AES-GCM on the token) or a salt (the derived
+    /// key) of its own: one nonce used twice under a GCM key gives away the XOR of both
+    /// plaintexts and lets anyone forge. A name two AES keys answer to is refused rather than
+    /// sealed under, or opened with, either. A token that goes away while a seal is opened on the session kept
+    /// from the last opening is the token gone, which the agent waits for, not a key that does
+    /// not open this seal.
+    @Test func eachSealIsFreshUnderOneKeyOfAPresentToken() async throws {
+        let directory = try hsm.initToken(token)
+        try hsm.importAESKey(token: token, label: "store-key", value: SymmetricKey(size: .bits256).withUnsafeBytes { Array($0) })
+        let direct = try hsm.privateModule()
+        let withoutGCM = try CModule.withoutAESGCM(in: try hsm.subdirectory("fresh"), real: try hsm.privateModule())
+        let pin = PKCS11PINSource.file(try pinFile(SoftHSM.userPIN))
+        let plain = SymmetricKey(size: .bits256).withUnsafeBytes { SecretBytes(copying: $0) }, aad = Array("session-agent data key".utf8)
+        var nonces: Set<[UInt8]> = [], salts: Set<[UInt8]> = []
+        for _ in 0..<3 {
+            for module in [direct, withoutGCM] {
+                switch try await PKCS11SecretKey.seal(plain, under: try uri(module, object: "store-key"), aad: aad, pin: pin, prompt: Self.noPrompt).sealed {
+                case .gcm(let nonce, _): nonces.insert(nonce)
+                case .derived(let salt, _): salts.insert(salt)
+                }
+            }
+        }
+        #expect(nonces.count == 3 && salts.count == 3, "nonces \(nonces.count), salts \(salts.count)")
+
+        try hsm.importAESKey(token: token, label: "twice", value: SymmetricKey(size: .bits256).withUnsafeBytes { Array($0) })
+        try hsm.importAESKey(token: token, label: "twice", value: SymmetricKey(size: .bits256).withUnsafeBytes { Array($0) })
+        await #expect { try await PKCS11SecretKey.seal(plain, under: try uri(direct, object: "twice"), aad: aad, pin: pin, prompt: Self.noPrompt) } throws: { error in
+            "\(error)".contains("2 AES keys match")
+        }
+
+        let (_, sealed) = try await PKCS11SecretKey.seal(plain, under: try uri(direct, object: "store-key"), aad: aad, pin: pin, prompt: Self.noPrompt)
+        _ = try await PKCS11SecretKey.open(sealed, under: try uri(direct, object: "store-key"), aad: aad, pin: pin, prompt: Self.noPrompt)
+        let away = try hsm.unplug(directory)
+        await #expect { try await PKCS11SecretKey.open(sealed, under: try uri(direct, object: "store-key"), aad: aad, pin: pin, prompt: Self.noPrompt) } throws: { error in
+            guard case PKCS11Failure.tokenAbsent = error else { return false }
+            return true
+        }
+        try hsm.plugIn(away, as: directory)
+        let opened = try await PKCS11SecretKey.open(sealed, under: try uri(direct, object: "store-key"), aad: aad, pin: pin, prompt: Self.noPrompt)
+        #expect(opened.sameBytes(as: plain))
+        // A second key under the name, planted or made by mistake, is not tried in its place.
+        try hsm.importAESKey(token: token, label: "store-key", value: SymmetricKey(size: .bits256).withUnsafeBytes { Array($0) })
+        await #expect { try await PKCS11SecretKey.open(sealed, under: try uri(try hsm.privateModule(), object: "store-key"), aad: aad, pin: pin, prompt: Self.noPrompt) } throws: { error in
+            "\(error)".contains("2 objects match the AES key \"store-key\"")
+        }
+    }
+
     /// Keys other tools make that are not plain named-curve keys. A secp256k1 key whose
     /// CKA_EC_PARAMS spell the curve out (OpenSSL's `-param_enc explicit`, kept by
     /// `pkcs11-tool --write-object`) is an owner like any other; a key on P-384 is listed among
@@ -781,6 +828,51 @@ struct PKCS11OwnerTests {
         #expect(asked.value == 1)
     }
 
+    /// A login the token ended under the session kept from the last signature (an HSM that logs
+    /// idle sessions out): the next signature finds it gone, logs in again from the PIN file on a
+    /// fresh session and is made, instead of failing then and at every request after.
+    @Test func aLoginTheTokenEndedIsMadeAgain() async throws {
+        try tokenWithKey()
+        let directory = try hsm.subdirectory("logout")
+        let trigger = directory.appendingPathComponent("logout").path
+        let module = try CModule.loggingOutAtSignInit(in: directory, real: try hsm.privateModule(), trigger: trigger)
+        let owner = try await PKCS11Owner.load(try uri(module), pin: .file(try pinFile(SoftHSM.userPIN)), defaultModule: nil)
+        let digest = Bytes32(Array(repeating: 6, count: 32))
+        #expect(try await owner.sign(Self.approved(digest), prompt: Self.noPrompt).recoverAddress(digest: digest) == owner.identity.address)
+        #expect(FileManager.default.createFile(atPath: trigger, contents: nil))
+        #expect(try await owner.sign(Self.approved(digest), prompt: Self.noPrompt).recoverAddress(digest: digest) == owner.identity.address)
+        #expect(!FileManager.default.fileExists(atPath: trigger), "the module logged out")
+    }
+
+    /// A token that opens only read-only sessions (a write-protected card, an HSM partition in
+    /// read-only mode) still logs in and signs: a read-only session is asked for when a
+    /// read-write one is refused.
+    @Test func aTokenThatOpensOnlyReadOnlySessionsSigns() async throws {
+        try tokenWithKey()
+        let module = try CModule.readOnly(in: try hsm.subdirectory("read-only"), real: try hsm.privateModule())
+        let owner = try await PKCS11Owner.load(try uri(module), pin: .file(try pinFile(SoftHSM.userPIN)), defaultModule: nil)
+        let digest = Bytes32(Array(repeating: 7, count: 32))
+        #expect(try await owner.sign(Self.approved(digest), prompt: Self.noPrompt).recoverAddress(digest: digest) == owner.identity.address)
+    }
+
+    /// Two tokens under one label (two cards of one make, a token made again beside the old one):
+    /// a URI that matches both is refused, saying how to name one, rather than used on whichever
+    /// the module lists first; with serial= it names one.
+    @Test func aURIThatTwoTokensMatchIsRefused() async throws {
+        try hsm.initToken(token)
+        try hsm.initToken(token)
+        let module = try hsm.privateModule()
+        let provider = PKCS11Provider.shared(modulePath: module)
+        await #expect { try await provider.token(try PKCS11URI("pkcs11:token=\(token)?module-path=\(module)")) } throws: { error in
+            "\(error)".contains("2 tokens match pkcs11:token=\(token)") && "\(error)".contains("add serial= or slot-id=")
+        }
+        let serials = try await provider.tokens().tokens.filter { $0.label == token }.map(\.serial)
+        #expect(Set(serials).count == 2, "\(serials)")
+        for serial in serials {
+            #expect(try await provider.token(try PKCS11URI("pkcs11:token=\(token);serial=\(serial)?module-path=\(module)")).serial == serial)
+        }
+    }
+
     /// Counts and lengths a module answers are checked against the room it was given before
     /// they are used: read as given, 2^62 would trap the agent or have it allocate exabytes.
     /// Each is a clear error (the process running this test survives it), and once the module
@@ -1015,6 +1107,42 @@ struct PKCS11ServerTests {
             do { answered = try await sign(served.owner, digest) } catch OwnerSignerError.unavailable { try await Task.sleep(for: .milliseconds(50)) }
         }
         #expect(answered)
+    }
+
+    /// Calls queued behind the one a frozen server holds are given up on by their callers at
+    /// the timeout, and then never made: of two `owner generate`s told that the module did not
+    /// answer, only the one already on its way to the server makes its key pair once the server
+    /// runs again; the other's does not appear on the token later.
+    @Test(.timeLimit(.minutes(1))) func callsGivenUpOnAreNotMadeWhenTheServerAnswersAgain() async throws {
+        let served = try await served()
+        let server = try serve(served.socket)
+        defer { server.stop() }
+        let digest = Bytes32(Array(repeating: 1, count: 32))
+        #expect(try await sign(served.owner, digest))   // logged in, from the PIN file
+        let module = served.owner.uri.modulePath!
+        PKCS11Provider.shared(modulePath: module).answerTimeout = .seconds(1)
+        server.freeze()
+        let labels = ["late-1", "late-2"], onToken = try PKCS11URI("pkcs11:token=\(token)?module-path=\(module)"), pin = served.owner.pin
+        await withTaskGroup(of: Void.self) { group in
+            for label in labels {
+                group.addTask {
+                    await #expect(throws: PKCS11Failure.self) {
+                        try await PKCS11Key.generate(on: onToken, curve: .secp256k1, label: label, pin: pin, prompt: PKCS11OwnerTests.noPrompt, defaultModule: nil)
+                    }
+                }
+            }
+        }
+        server.thaw()
+        var answered = false
+        for _ in 0..<200 where !answered {
+            do { answered = try await sign(served.owner, digest) } catch OwnerSignerError.unavailable { try await Task.sleep(for: .milliseconds(50)) }
+        }
+        #expect(answered)
+        var made: [String] = []
+        for label in labels where (try? await PKCS11Key.locate(try PKCS11URI("pkcs11:token=\(token);object=\(label)?module-path=\(module)"), pin: pin, defaultModule: nil)) != nil {
+            made.append(label)
+        }
+        #expect(made.count == 1, "\(made)")
     }
 
     /// The agent keeps its session without asking the token before each signature; a server

@@ -250,6 +250,30 @@ public enum CModule {
             """), in: directory)
     }
 
+    /// A module in front of another (`real`) that ends the login (C_Logout) at the first
+    /// C_SignInit after the file `trigger` appears, removes the file and answers
+    /// CKR_USER_NOT_LOGGED_IN, as an HSM that logs idle sessions out does. (SoftHSM alone would
+    /// answer CKR_OBJECT_HANDLE_INVALID: it drops the handles of private objects at a logout.)
+    public static func loggingOutAtSignInit(in directory: URL, real: String, trigger: String) throws -> String {
+        try build("logging-out", source: inFront(of: real, replacing: ["C_SignInit": "signInit"], with: """
+            static CK_RV signInit(CK_SESSION_HANDLE session, CK_MECHANISM *mechanism, CK_OBJECT_HANDLE key) {
+                if (unlink("\(trigger)") == 0) { real->C_Logout(session); return CKR_USER_NOT_LOGGED_IN; }
+                return real->C_SignInit(session, mechanism, key);
+            }
+            """), in: directory)
+    }
+
+    /// A module in front of another (`real`) that opens no read-write session
+    /// (CKR_TOKEN_WRITE_PROTECTED), as a write-protected card or an HSM partition in read-only mode.
+    public static func readOnly(in directory: URL, real: String) throws -> String {
+        try build("read-only", source: inFront(of: real, replacing: ["C_OpenSession": "openSession"], with: """
+            static CK_RV openSession(CK_SLOT_ID slot, CK_FLAGS flags, void *application, CK_NOTIFY notify, CK_SESSION_HANDLE *session) {
+                if (flags & CKF_RW_SESSION) return CKR_TOKEN_WRITE_PROTECTED;
+                return real->C_OpenSession(slot, flags, application, notify, session);
+            }
+            """), in: directory)
+    }
+
     /// A module in front of another (`real`) that writes the file `marker` when it is finalized.
     public static func markingFinalize(in directory: URL, real: String, marker: String) throws -> String {
         try build("marking-finalize", source: inFront(of: real, replacing: ["C_Finalize": "finalize"], with: """
