@@ -73,12 +73,12 @@ public enum PKCS11SecretKey {
     }
 
     /// `plain` sealed with AES-GCM on the token, under the nonce the token says it used; nil when
-    /// its module refuses AES-GCM or returns something other than ciphertext ‖ tag (an HSM that
-    /// appends an IV it chose).
+    /// its module refuses AES-GCM. What an HSM that appends an IV it chose returns does not open
+    /// under that nonce, which `seal` finds out before it keeps anything.
     static func sealedOnToken(_ plain: SecretBytes, _ session: PKCS11Session, _ key: UInt, aad: [UInt8], token: String) throws(PKCS11Failure) -> PKCS11Sealed? {
         do throws(PKCS11Error) {
             let (nonce, sealed) = try plain.withUnsafeBytes { bytes throws(PKCS11Error) in try session.encryptGCM(key: key, nonce: randomBytes(12), aad: aad, plaintext: bytes) }
-            return sealed.count == plain.count + 16 ? .gcm(nonce: nonce, sealed: sealed) : nil
+            return .gcm(nonce: nonce, sealed: sealed)
         } catch where error.mechanismRefused {
             return nil
         } catch { throw PKCS11Provider.failure(error, token, in: session) }
