@@ -1086,6 +1086,21 @@ struct SocketTests {
         #expect(!FileManager.default.fileExists(atPath: keystore))
     }
 
+    /// `owner create` without a passphrase file asks for the passphrase twice: two that differ
+    /// write no keystore; the same one twice writes a keystore that it, and only it, opens.
+    @Test func aNewOwnersPassphraseIsTypedTwice() throws {
+        let keystore = FileManager.default.temporaryDirectory.appendingPathComponent("owner-\(UUID()).json").path
+        defer { try? FileManager.default.removeItem(atPath: keystore) }
+        let differ = try Command.run(Command.sessionAgent, ["owner", "create", "--keystore", keystore], stdin: Array("first one\nsecond one\n".utf8))
+        #expect(differ.status == 1 && differ.stderr.contains("the passphrases differ"), "\(differ)")
+        #expect(!FileManager.default.fileExists(atPath: keystore))
+        let created = try Command.run(Command.sessionAgent, ["owner", "create", "--keystore", keystore, "--json"], stdin: Array("the same one\nthe same one\n".utf8))
+        #expect(created.status == 0, "\(created)")
+        let file = try Keystore(parsing: Array(try Data(contentsOf: URL(fileURLWithPath: keystore))))
+        #expect(try file.decrypt(passphrase: secret("the same one")).address.checksummed == JSONValue(parsing: created.stdout)["address"]?.stringValue)
+        #expect(throws: KeystoreError.self) { try file.decrypt(passphrase: secret("first one")) }
+    }
+
     /// `audit export` pages through a log longer than one `audit_show` answer (10,000 entries):
     /// each entry once, in order, and what it wrote verifies from the first entry.
     @Test func anAuditLogLongerThanOnePageIsExportedWhole() throws {
