@@ -116,17 +116,4 @@ public enum Secp256k1 {
         _ = secp256k1_ecdsa_signature_serialize_compact(ctx, &compact, &sig)
         return (Bytes32(compact[0..<32]), Bytes32(compact[32..<64]))
     }
-
-    /// Plain ECDSA verification; like libsecp256k1 it rejects high s.
-    static func verify(r: Bytes32, s: Bytes32, digest: Bytes32, publicKey: PublicKey) -> Bool {
-        var sig = secp256k1_ecdsa_signature()
-        let compact = r.bytes + s.bytes
-        guard secp256k1_ecdsa_signature_parse_compact(ctx, &sig, compact) == 1 else { return false }
-        var pubkey = secp256k1_pubkey()
-        let encoded = [0x04] + publicKey.uncompressed
-        guard secp256k1_ec_pubkey_parse(ctx, &pubkey, encoded, encoded.count) == 1 else { return false }
-        return digest.withUnsafeBytes { d in
-            secp256k1_ecdsa_verify(ctx, &sig, d.bindMemory(to: UInt8.self).baseAddress!, &pubkey) == 1
-        }
-    }
 }

@@ -55,11 +55,6 @@ extension Secp256k1 {
         }
 
         public var address: Address { Address(publicKey: uncompressed) }
-
-        /// Verifies a low-s signature over `digest`.
-        public func isValidSignature(_ signature: RecoverableSignature, digest: Bytes32) -> Bool {
-            Secp256k1.verify(r: signature.r, s: signature.s, digest: digest, publicKey: self)
-        }
     }
 }
 
