@@ -438,6 +438,9 @@ struct SessionStoreTests {
         try DatabaseQueue(path: path).write { try $0.execute(sql: "UPDATE audit SET seq = seq - 100 WHERE seq > 100; UPDATE audit SET seq = -9223372036854775808 WHERE seq = 1") }
         #expect(try SessionStore(path: path).verifyAudit()
                 == .failure(.corrupt("the audit log starts at entry -9223372036854775808, not at entry 1: entries were left out or renumbered")))
+        // So is a log whose first entry was removed.
+        try DatabaseQueue(path: path).write { try $0.execute(sql: "DELETE FROM audit WHERE seq = -9223372036854775808") }
+        #expect(try SessionStore(path: path).verifyAudit() == .failure(.corrupt("the audit log starts at entry 2, not at entry 1: entries were left out or renumbered")))
     }
 
     /// Pruning removes the oldest entries a batch at a time and leaves a log that still verifies
