@@ -35,6 +35,12 @@ struct PKCS11AgentTests {
         return (directory, Address(publicKey: Array(try hsm.publicPoint(token: token, id: "0a").dropFirst())), pinFile)
     }
 
+    /// `owner list --json`, as monitoring runs it: its exit status, and what it says of `address`.
+    func listedOwner(_ address: Address, by agent: AgentProcess) throws -> (status: Int32, owner: JSONValue?) {
+        let run = try Command.run(Command.sessionAgent, ["owner", "list", "--socket", agent.controlSocket, "--json"])
+        return (run.status, (try? JSONValue(parsing: run.stdout))?.arrayValue?.first { $0["address"]?.stringValue == address.checksummed })
+    }
+
     @Test func aSessionApprovedByRulesIsEnabledByTheTokenKey() throws {
         let (_, address, pinFile) = try tokenWithKey()
         // The module named by p11-kit's registration (no module-path): what a packaged HSM does.
@@ -228,10 +234,7 @@ struct PKCS11AgentTests {
             address = "\(address.checksummed)"
             """, address: address.checksummed), environment: environment)
         try agent.start()
-        func owner() throws -> JSONValue? {
-            let run = try Command.run(Command.sessionAgent, ["owner", "list", "--socket", agent.controlSocket, "--json"])
-            return (try? JSONValue(parsing: run.stdout))?.arrayValue?.first { $0["address"]?.stringValue == address.checksummed }
-        }
+        func owner() throws -> JSONValue? { try listedOwner(address, by: agent).owner }
         #expect(try owner()?["ready"] == .bool(true))
         server.freeze()
         let hung = try owner()
@@ -284,18 +287,14 @@ struct PKCS11AgentTests {
             try agent.start()
             return agent
         }
-        func owner(_ agent: AgentProcess) throws -> (status: Int32, owner: JSONValue?) {
-            let run = try Command.run(Command.sessionAgent, ["owner", "list", "--socket", agent.controlSocket, "--json"])
-            return (run.status, (try? JSONValue(parsing: run.stdout))?.arrayValue?.first { $0["address"]?.stringValue == address.checksummed })
-        }
         let unattended = try agent(pin: SoftHSM.userPIN)
-        #expect(try owner(unattended).owner?["ready"] == .bool(true))
+        #expect(try listedOwner(address, by: unattended).owner?["ready"] == .bool(true))
         #expect(try AgentClient(path: unattended.clientSocket).call("session_request", JSONObject(["request": SocketTests.example]))["status"] == "approved")
         #expect(unattended.logs.contains("approved (rules: default)") && !unattended.logs.contains(SoftHSM.userPIN), "\(unattended.logs)")
 
         for (pin, problem) in [(nil, "the environment variable \(variable) (the PIN) is not set"), ("", "the environment variable \(variable) is empty")] {
             let missing = try agent(pin: pin)
-            let listed = try owner(missing)
+            let listed = try listedOwner(address, by: missing)
             #expect(listed.status == 1 && listed.owner?["reason"] == "secret_needed" && listed.owner?["problem"]?.stringValue?.contains(problem) == true, "\(listed)")
             do {
                 _ = try AgentClient(path: missing.clientSocket).call("session_request", JSONObject(["request": SocketTests.example]))
@@ -402,10 +401,9 @@ struct PKCS11AgentTests {
                 try String(contentsOf: config, encoding: .utf8).replacingOccurrences(of: "pkcs11_modules = [\"\(copy)\"]", with: "")
                     .write(to: config, atomically: true, encoding: .utf8)
                 try agent.start()
-                let listed = try Command.run(Command.sessionAgent, ["owner", "list", "--socket", agent.controlSocket, "--json"])
-                let owner = (try? JSONValue(parsing: listed.stdout))?.arrayValue?.first { $0["address"]?.stringValue == address.checksummed }
-                #expect(listed.status == 1 && owner?["ready"] == .bool(false) && owner?["reason"] == "owner_failed", "\(listed.stdout)")
-                #expect(owner?["problem"]?.stringValue?.contains("pkcs11_modules") == true, "\(listed.stdout)")
+                let (status, owner) = try listedOwner(address, by: agent)
+                #expect(status == 1 && owner?["ready"] == .bool(false) && owner?["reason"] == "owner_failed", "\(String(describing: owner))")
+                #expect(owner?["problem"]?.stringValue?.contains("pkcs11_modules") == true, "\(String(describing: owner))")
                 try agent.waitForLog("the owner \(address.checksummed) added at run time is not used")
                 let restarted = try #require(agent.process?.processIdentifier)
                 #expect(try #require(procFile("/proc/\(restarted)/maps"), "\(agent.logs)").contains(copy) == false, "the module left out was loaded")
@@ -491,10 +489,7 @@ struct PKCS11AgentTests {
         let client = try AgentClient(path: agent.clientSocket)
         // `owner list`, as monitoring runs it: ready until the token has refused the file's PIN,
         // then not (every approval would fail), and ready again once the file is mended.
-        func owner() throws -> (status: Int32, owner: JSONValue?) {
-            let run = try Command.run(Command.sessionAgent, ["owner", "list", "--socket", agent.controlSocket, "--json"])
-            return (run.status, (try? JSONValue(parsing: run.stdout))?.arrayValue?.first { $0["address"]?.stringValue == address.checksummed })
-        }
+        func owner() throws -> (status: Int32, owner: JSONValue?) { try listedOwner(address, by: agent) }
         #expect(try owner().status == 0)
         for expected in ["wrong PIN", "not offering it again"] {
             do {

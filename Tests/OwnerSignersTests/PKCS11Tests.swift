@@ -358,9 +358,9 @@ struct PKCS11OwnerTests {
     /// Each seal of a data key is under a nonce (AES-GCM on the token) or a salt (the derived
     /// key) of its own: one nonce used twice under a GCM key gives away the XOR of both
     /// plaintexts and lets anyone forge. A name two AES keys answer to is refused rather than
-    /// sealed under, or opened with, either. A token that goes away while a seal is opened on the session kept
-    /// from the last opening is the token gone, which the agent waits for, not a key that does
-    /// not open this seal.
+    /// sealed under, or opened with, either. A token that goes away while a seal is opened on
+    /// the session kept from the last opening is the token gone, which the agent waits for, not
+    /// a key that does not open this seal.
     @Test func eachSealIsFreshUnderOneKeyOfAPresentToken() async throws {
         let directory = try hsm.initToken(token)
         try hsm.importAESKey(token: token, label: "store-key", value: SymmetricKey(size: .bits256).withUnsafeBytes { Array($0) })
@@ -395,7 +395,8 @@ struct PKCS11OwnerTests {
         try hsm.plugIn(away, as: directory)
         let opened = try await PKCS11SecretKey.open(sealed, under: try uri(direct, object: "store-key"), aad: aad, pin: pin, prompt: Self.noPrompt)
         #expect(opened.sameBytes(as: plain))
-        // A second key under the name, planted or made by mistake, is not tried in its place.
+        // A second key under the name, planted or made by mistake, is not tried in its place
+        // (by a module of its own here: a session keeps the handle it found).
         try hsm.importAESKey(token: token, label: "store-key", value: SymmetricKey(size: .bits256).withUnsafeBytes { Array($0) })
         await #expect { try await PKCS11SecretKey.open(sealed, under: try uri(try hsm.privateModule(), object: "store-key"), aad: aad, pin: pin, prompt: Self.noPrompt) } throws: { error in
             "\(error)".contains("2 objects match the AES key \"store-key\"")
