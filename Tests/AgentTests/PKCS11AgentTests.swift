@@ -911,6 +911,12 @@ struct PKCS11CommandTests {
         let loggedIn = (try JSONValue(parsing: afterLogin.stdout).arrayValue ?? []).flatMap { $0["tokens"]?.arrayValue ?? [] }
         #expect(loggedIn.map { $0["label"]?.stringValue } == [token], "\(afterLogin.stdout) \(afterLogin.stderr)")
         #expect(loggedIn.first?["keys"]?.arrayValue?.first { $0["label"] == "made-here" }?["custody"] == "never_left", "\(afterLogin.stdout)")
+        // Without a PIN file the PIN is asked for, naming the token, and read from the terminal.
+        let typed = try Command.run(Command.sessionAgent, ["token", "list", "pkcs11:token=\(token)", "--login", "--json"],
+                                    stdin: Array((SoftHSM.userPIN + "\n").utf8), environment: hsm.environment)
+        #expect(typed.status == 0 && typed.stderr.contains("PIN for token \"\(token)\""), "\(typed.stderr)")
+        #expect((try JSONValue(parsing: typed.stdout).arrayValue ?? []).flatMap { $0["tokens"]?.arrayValue ?? [] }.first?["keys"]?.arrayValue?
+            .first { $0["label"] == "made-here" }?["custody"] == "never_left", "\(typed.stdout)")
         // A token it cannot read (here a wrong PIN) is listed with its error, and the exit status is 1.
         let wrongPINFile = hsm.directory.appendingPathComponent("wrong-pin-\(token)").path
         try writeSecretFile(SoftHSM.wrongPIN, wrongPINFile)
