@@ -80,8 +80,9 @@ struct StoreCheck: AsyncParsableCommand {
             end, export allowed), or its key is damaged. Such a session cannot sign. Nothing is changed. \
             Without --store, the running agent checks its store, which must be unlocked (it does the same \
             after each unlock, and names such sessions in its journal). With --store, this command checks that \
-            file, a backup say, with its passphrase or its token's PIN, on a copy it takes aside (the file itself \
-            is only read). The audit log's chain has its own check, `audit verify`.
+            file, a backup say, with its passphrase or its token's PIN, on a copy it takes aside in $TMPDIR (/tmp \
+            unless set), which needs room for it; the file itself is only read. The audit log's chain has its own \
+            check, `audit verify`.
             """)
 
     @Option(help: "The agent's control socket (default: $SESSION_AGENT_CONTROL_SOCK).") var socket: String?
