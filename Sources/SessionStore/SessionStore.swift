@@ -948,7 +948,8 @@ public final class SessionStore: @unchecked Sendable {
     /// own transaction so that signing goes on meanwhile. The log stays verifiable: the last
     /// entry removed is kept as its starting point (in `meta`, moved on with each batch), and an
     /// `audit_prune` entry, appended first, records what goes; so the newest entry is never
-    /// removed. Nil: there was nothing to remove.
+    /// removed. The last `rules_load` entry, if it goes, is appended again after it. Nil: there
+    /// was nothing to remove.
     public func pruneAudit(through seq: Int64, at time: UInt64, batch: Int = 1000) throws(StoreError) -> AuditPrune? {
         let target: AuditPrune? = try run { db in
             guard let last = try Row.fetchOne(db, sql: "SELECT seq, hash FROM audit WHERE seq <= ? ORDER BY seq DESC LIMIT 1", arguments: [seq]) else { return nil }
@@ -957,6 +958,13 @@ public final class SessionStore: @unchecked Sendable {
             try appendAudit(db, kind: "audit_prune", entry: .object(JSONObject([
                 "through": JSONValue(Int(target.through)), "hash": .string(target.hash), "removed": JSONValue(target.removed),
             ])), at: time)
+            // The log keeps naming the rules in force: the last `rules_load` entry, when it goes,
+            // is written again after the prune's own (its cause "audit_prune").
+            if let rules = try Row.fetchOne(db, sql: "SELECT seq, entry FROM audit WHERE kind = 'rules_load' ORDER BY seq DESC LIMIT 1"),
+               (rules["seq"] as Int64) <= target.through, case .object(var entry) = try JSONValue(parsing: rules["entry"] as String) {
+                entry["cause"] = "audit_prune"
+                try appendAudit(db, kind: "rules_load", entry: .object(entry), at: time)
+            }
             // Of two prunes under way, the one reaching further is the one left to finish.
             try db.execute(sql: """
                 INSERT INTO meta (key, value) VALUES ('\(Self.auditPruning)', ?)

@@ -1157,8 +1157,12 @@ struct SocketTests {
         #expect(pruned.status == 0 && (try? JSONValue(parsing: pruned.stdout)) == expected, "\(pruned.stdout) \(pruned.stderr)")
         #expect(try Self.sign(client, session, 1, nonce: 5)["signature"] != nil)
         let verified = try audit(["verify"])
-        // Every entry but the three removed, with the prune's and the signature's since.
-        #expect(verified.status == 0 && verified.stdout.contains("intact: \(written.count - 3 + 2) entries, after entry 3 (pruned"), "\(verified.stdout) \(verified.stderr)")
+        // Every entry but the three removed, with the prune's, the rules in force named again (the
+        // first entry, which went, named them) and the signature's since.
+        #expect(verified.status == 0 && verified.stdout.contains("intact: \(written.count - 3 + 3) entries, after entry 3 (pruned"), "\(verified.stdout) \(verified.stderr)")
+        #expect(written[0]["kind"] == "rules_load")
+        let named = try control.call("audit_show", JSONObject(["kind": "rules_load"])).arrayValue
+        #expect(named?.count == 1 && named?[0]["entry"]?["cause"] == "audit_prune" && named?[0]["entry"]?["sha256"] == written[0]["entry"]?["sha256"], "\(String(describing: named))")
         #expect(try audit(["prune", "--older-than", "1w"]).stdout.contains("nothing to remove"))
         #expect(try holds(entry(2)).status == 0 && holds(entry(4)).status == 0, "where the log starts, and an entry after it")
         let gone = try holds(entry(1))
@@ -1172,7 +1176,7 @@ struct SocketTests {
         // the log left after it continues from the last of them.
         let exported = try audit(["export"])
         let lines = exported.stdout.split(separator: "\n").map(String.init)
-        #expect(exported.status == 0 && lines.count == written.count - 3 + 2, "\(exported.stderr)")
+        #expect(exported.status == 0 && lines.count == written.count - 3 + 3, "\(exported.stderr)")
         let archive = agent.directory.appendingPathComponent("archive.jsonl")
         try exported.stdout.write(to: archive, atomically: true, encoding: .utf8)
         let previous = written[2]["hash"]!.stringValue!

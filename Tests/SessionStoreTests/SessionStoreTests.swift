@@ -480,6 +480,35 @@ struct SessionStoreTests {
         #expect(throws: StoreError.corrupt("where the pruned audit log starts cannot be read")) { try store.verifyAudit() }
     }
 
+    /// A pruned log still names the rules in force: the last `rules_load` entry, when a prune
+    /// removes it, is written again after the prune's entry; a prune that leaves it, or a later
+    /// one, adds none.
+    @Test func aPrunedLogStillNamesTheRulesInForce() throws {
+        let path = Self.temporaryPath()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let store = try SessionStore(path: path)
+        func rules(_ name: String, _ cause: String) -> JSONValue {
+            .object(JSONObject(["cause": .string(cause), "path": .string("/etc/session-agent/\(name).toml"), "sha256": .string(String(repeating: name, count: 64))]))
+        }
+        try store.recordRulesInForce("a", entry: rules("a", "start"), at: 1_700_000_000)
+        for i in 1...3 { try store.audit("signature", .object(JSONObject(["use": JSONValue(i)])), at: 1_700_000_000 + UInt64(i)) }
+        try store.recordRulesInForce("b", entry: rules("b", "SIGHUP"), at: 1_700_000_010)
+        try store.audit("signature", .object(JSONObject(["use": JSONValue(4)])), at: 1_700_000_011)
+
+        // Entry 1 (rules a) goes; rules b (entry 5) stay in the log, so nothing is added.
+        _ = try store.pruneAudit(through: 2, at: 1_700_000_020)
+        #expect(try store.auditEntries(after: 0, kind: nil, limit: 100).map(\.kind) == ["signature", "signature", "rules_load", "signature", "audit_prune"])
+        // A prune through rules b's entry names them again, after its own entry.
+        _ = try store.pruneAudit(through: 5, at: 1_700_000_030)
+        let kept = try store.auditEntries(after: 0, kind: nil, limit: 100)
+        #expect(kept.map(\.kind) == ["signature", "audit_prune", "audit_prune", "rules_load"], "\(kept)")
+        #expect(kept.last?.entry == rules("b", "audit_prune") && kept.last?.at == 1_700_000_030)
+        #expect(try store.verifyAudit() == .success(4))
+        // The rules in force are still b, so putting them in force again adds nothing.
+        try store.recordRulesInForce("b", entry: rules("b", "start"), at: 1_700_000_040)
+        #expect(try store.auditEntries(after: 0, kind: nil, limit: 100).count == 4)
+    }
+
     /// A prune whose process stopped before it removed every entry its `audit_prune` entry names
     /// is finished by the next one to open the store (the agent, as it starts): the entry comes
     /// true. Of two prunes under way, the one reaching further is the one kept to finish.
