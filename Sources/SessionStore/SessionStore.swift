@@ -212,6 +212,11 @@ public final class SessionStore: @unchecked Sendable {
         migrator.registerMigration("v9: keys bound to their whole row") { db in
             try db.execute(sql: "ALTER TABLE sessions ADD COLUMN key_bound_to TEXT NOT NULL DEFAULT 'id'")
         }
+        // A prune looks for the last `rules_load` entry inside its write transaction, and
+        // `audit_show` filters by kind: without the index both read the whole log.
+        migrator.registerMigration("v10: audit entries by kind") { db in
+            try db.execute(sql: "CREATE INDEX audit_by_kind ON audit(kind)")
+        }
         return migrator
     }
 
