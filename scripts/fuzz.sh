@@ -45,7 +45,8 @@ seed("uri", 5, b"pkcs11:token=signer;object=owner;id=%01%02?module-path=/usr/lib
 seed("rules", 6, open("docs/examples/rules.toml", "rb").read())
 seed("amount", 7, b"100.5 USDC")
 # A conversation with the agent: the example approved by the rules and signed with, a larger
-# one approved by the operator, listed, revoked. $S and $R are the last session and request ids.
+# one approved by the operator, listed, revoked; the store checked, the audit log pruned past the
+# rules' entry, which the prune writes again. $S and $R are the last session and request ids.
 request = json.load(open("docs/examples/usdc-transfers.json"))
 larger = dict(request, permissions=[dict(request["permissions"][0], spendingLimit="500 USDC")])
 op = {"sender": "0x7227dcfb0c5ec7a5f539f97b18be261c49687ed6", "nonce": "0x0", "callGasLimit": "0x30000", "verificationGasLimit": "0x30000",
@@ -60,7 +61,8 @@ seed("agent", 9, "\n".join([
     call(4, "session_get", {"sessionId": "$S"}), call(5, "session_request", {"request": larger}),
     call(6, "pending_decide", {"id": "$R", "approve": True, "reason": "ok"}, True), call(7, "sessions_list", {}, True),
     call(8, "session_revoke", {"sessionId": "$S"}, True), call(9, "audit_verify", {}, True), json.dumps(sign(10, "0x2")),
-    call(11, "store_check", {}, True),
+    call(11, "store_check", {}, True), call(12, "audit_prune", {"through": 3}, True), call(13, "audit_show", {"kind": "rules_load"}, True),
+    call(14, "audit_verify", {}, True),
 ]).encode())
 seed("configuration", 10, re.search(r"```toml\n(.*?)```", open("docs/configuration.md").read(), re.S).group(1).encode())
 seed("tokens", 11, json.dumps({"tokens": [{"chainId": 11155111, "address": "0x1c7D4B196Cb0C7B01d743Fbc6116a902379C7238", "symbol": "USDX",

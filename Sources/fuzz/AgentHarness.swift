@@ -38,6 +38,8 @@ enum AgentHarness {
             let agent = Agent(store: store, owners: [keystoreOwner],
                               accounts: [AccountConfig(address: account, kind: .erc7579Reference, owners: [owner.address], chains: [11155111])],
                               rules: Harnesses.rules, ownerPrompt: { _ in SecretBytes(utf8: "owner") }, clock: { 1_764_096_000 })
+            // As the daemon starts one: its log begins with the rules it put in force.
+            await agent.putInForce(Harnesses.rules, from: RulesSource(path: "/etc/session-agent/rules.toml", bytes: Array("fuzz".utf8)), because: "start")
             let rpc = AgentRPC(agent: agent)
             var session = "", request = ""
             for var line in lines {
