@@ -982,6 +982,34 @@ struct PKCS11OwnerTests {
         try hsm.plugIn(away, as: directory)
     }
 
+    /// A token named without a module is looked for in each module p11-kit knows as it is first,
+    /// and only then in each initialised again, which would end its sessions and logins: a module
+    /// that already shows the token wins over one listed before it that does not. A module-name
+    /// narrows the search to that module.
+    @Test func theModuleThatShowsATokenIsFoundBeforeAnyIsInitialisedAgain() async throws {
+        let first = PKCS11Module.Registration(name: "first", path: try hsm.privateModule())
+        let second = PKCS11Module.Registration(name: "second", path: try hsm.privateModule())
+        let registered = [first, second]
+        let early = try PKCS11URI("pkcs11:token=\(token)")
+        #expect(await !PKCS11Provider.shared(modulePath: first.path).holdsToken(early, rescan: false))
+        try hsm.initToken(token)
+        #expect(await PKCS11Provider.shared(modulePath: second.path).holdsToken(early, rescan: false))
+        #expect(try await PKCS11Provider.locate(early, defaultModule: nil, among: registered).modulePath == second.path)
+
+        // A token neither shows yet: the first is initialised again and shows it.
+        let late = "\(token)-late"
+        try hsm.initToken(late)
+        let lateURI = try PKCS11URI("pkcs11:token=\(late)")
+        #expect(try await PKCS11Provider.locate(lateURI, defaultModule: nil, among: registered).modulePath == first.path)
+        #expect(await !PKCS11Provider.shared(modulePath: second.path).holdsToken(lateURI, rescan: false))
+        let bySecond = try PKCS11URI("pkcs11:token=\(late)?module-name=second")
+        #expect(try await PKCS11Provider.locate(bySecond, defaultModule: nil, among: registered).modulePath == second.path)
+        await #expect { try await PKCS11Provider.locate(try PKCS11URI("pkcs11:token=\(token)-absent"), defaultModule: nil, among: registered) } throws: { error in
+            guard case PKCS11Failure.tokenAbsent(let message) = error else { return false }
+            return message.contains("no PKCS#11 module p11-kit knows has a token matching pkcs11:token=\(token)-absent")
+        }
+    }
+
     /// A key named without a module is looked for in the modules p11-kit knows, SoftHSM among
     /// them, while an owner on the same SoftHSM library signs: the lookup must neither disturb
     /// the signer's session nor call into the library beside it. The owner names the library by

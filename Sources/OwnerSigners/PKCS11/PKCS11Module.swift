@@ -244,6 +244,11 @@ public final class PKCS11Module: @unchecked Sendable {
     public struct Registration: Sendable, Equatable {
         public var name: String
         public var path: String
+
+        package init(name: String, path: String) {
+            self.name = name
+            self.path = path
+        }
     }
 
     /// The modules p11-kit is configured with (/usr/share/p11-kit/modules, /etc/pkcs11/modules,

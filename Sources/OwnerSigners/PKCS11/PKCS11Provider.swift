@@ -193,10 +193,11 @@ public final class PKCS11Provider: @unchecked Sendable {
     /// Resolves the module of a URI: its `module-path`, else `defaultModule` (the configuration's),
     /// else the p11-kit module (by `module-name` when given) that holds a matching token. Modules
     /// are only rescanned (re-initialised, which logs out of their tokens) when no module shows
-    /// the token as it is.
-    public static func locate(_ uri: PKCS11URI, defaultModule: String?) async throws(PKCS11Failure) -> PKCS11Provider {
+    /// the token as it is. `registered` is read only when the URI names no module.
+    public static func locate(_ uri: PKCS11URI, defaultModule: String?,
+                              among registered: @autoclosure () -> [PKCS11Module.Registration] = PKCS11Module.registered()) async throws(PKCS11Failure) -> PKCS11Provider {
         if let path = uri.modulePath ?? (uri.moduleName == nil ? defaultModule : nil) { return shared(modulePath: path) }
-        let candidates = PKCS11Module.registered().filter(uri.matches).map { shared(modulePath: $0.path) }
+        let candidates = registered().filter(uri.matches).map { shared(modulePath: $0.path) }
         for rescan in [false, true] {
             for provider in candidates where await provider.holdsToken(uri, rescan: rescan) { return provider }
         }
