@@ -83,7 +83,8 @@ let package = Package(
         // The fuzz target: `scripts/fuzz.sh` builds it for libFuzzer; built plainly, it replays inputs.
         .executableTarget(name: "fuzz", dependencies: ["EthereumCore", "SmartSessions", "Approval", "OwnerSigners", "TOML", "Agent", "SessionStore", "TestSupport"]),
 
-        .target(name: "TestSupport", dependencies: ["EthereumCore"], path: "Tests/TestSupport", resources: [.copy("Fixtures")]),
+        .target(name: "TestSupport", dependencies: ["EthereumCore", "OwnerSigners"], path: "Tests/TestSupport", resources: [.copy("Fixtures")]),
+        .target(name: "TestTraits", dependencies: ["TestSupport"], path: "Tests/TestTraits"),
         .testTarget(
             name: "EthereumCoreTests",
             dependencies: ["EthereumCore", "TestSupport"]
@@ -94,10 +95,10 @@ let package = Package(
         ),
         .testTarget(name: "TOMLTests", dependencies: ["TOML", "TestSupport"]),
         .testTarget(name: "ApprovalTests", dependencies: ["Approval", "TestSupport"]),
-        .testTarget(name: "AgentTests", dependencies: ["Agent", "CLinuxShims", "TestSupport", .product(name: "GRDB", package: "GRDB.swift"),
+        .testTarget(name: "AgentTests", dependencies: ["Agent", "CLinuxShims", "TestSupport", "TestTraits", .product(name: "GRDB", package: "GRDB.swift"),
                                                    .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOEmbedded", package: "swift-nio")]),
         .testTarget(name: "SessionStoreTests", dependencies: ["SessionStore", "TestSupport", .product(name: "GRDB", package: "GRDB.swift")]),
-        .testTarget(name: "OwnerSignersTests", dependencies: ["OwnerSigners", "TestSupport", "CFido2", "CPCSC", "CPKCS11"]),
+        .testTarget(name: "OwnerSignersTests", dependencies: ["OwnerSigners", "TestSupport", "TestTraits", "CFido2", "CPCSC", "CPKCS11"]),
         .testTarget(
             name: "CLITests",
             dependencies: ["session-agent", "TestSupport"]

@@ -5,6 +5,7 @@ import OwnerSigners
 import Synchronization
 import Testing
 import TestSupport
+import TestTraits
 
 @Suite("PKCS#11 URIs (RFC 7512)")
 struct PKCS11URITests {
@@ -83,7 +84,7 @@ struct PKCS11IncompleteModuleTests {
 /// file locks belong to the process), and with several tests rescanning, adding and removing
 /// tokens at once, SoftHSM aborted in its slot manager (two slots with one id) in about one run
 /// of four. An agent loads each library once, so it never meets this.
-@Suite("PKCS#11 owners on SoftHSM2", .serialized, .enabled(if: SoftHSM.isAvailable, "\(SoftHSM.unavailableReason ?? "")"))
+@Suite("PKCS#11 owners on SoftHSM2", .serialized, .inProcessSoftHSM, .enabled(if: SoftHSM.isAvailable, "\(SoftHSM.unavailableReason ?? "")"))
 struct PKCS11OwnerTests {
     let hsm = SoftHSM.process
     let token = "t-\(UUID().uuidString.prefix(8))"
@@ -1111,7 +1112,7 @@ struct PKCS11ServerTests {
     /// ever (p11-kit-client has no timeout of its own). The caller is told after the provider's
     /// answer timeout and later callers at once; an owner on another module signs meanwhile; and
     /// once the server answers again, so does the owner. Without the timeout this test hangs.
-    @Test(.timeLimit(.minutes(1))) func aServerThatStopsAnsweringIsAClearErrorAfterTheTimeout() async throws {
+    @Test(.timeLimit(.minutes(1)), .inProcessSoftHSM) func aServerThatStopsAnsweringIsAClearErrorAfterTheTimeout() async throws {
         let served = try await served()
         let server = try serve(served.socket)
         defer { server.stop() }

@@ -287,6 +287,29 @@ public enum CModule {
             """), in: directory)
     }
 
+    /// A module in front of another (`real`) that adds a line to the file `log` each time it is
+    /// initialised ("C_Initialize") or asked to log in ("C_Login"), and holds a login while the
+    /// file `hold` exists: a token slow to answer at the moment a test chooses.
+    public static func observed(in directory: URL, real: String, log: String, hold: String) throws -> String {
+        try build("observed", source: inFront(of: real, replacing: ["C_Initialize": "initialize", "C_Login": "login"], with: """
+            static void note(const char *call) {
+                FILE *file = fopen("\(log)", "a");
+                if (file != NULL) { fprintf(file, "%s\\n", call); fclose(file); }
+            }
+
+            static CK_RV initialize(void *arguments) {
+                note("C_Initialize");
+                return real->C_Initialize(arguments);
+            }
+
+            static CK_RV login(CK_SESSION_HANDLE session, CK_USER_TYPE user, CK_UTF8CHAR *pin, CK_ULONG length) {
+                note("C_Login");
+                while (access("\(hold)", F_OK) == 0) usleep(1000);
+                return real->C_Login(session, user, pin, length);
+            }
+            """), in: directory)
+    }
+
     /// The source of a module that passes every call to the module at `real` (as `real`) except
     /// those `replacing` maps to functions of `functions`.
     static func inFront(of real: String, replacing: [String: String], with functions: String) -> String {

@@ -1,4 +1,5 @@
 import Foundation
+import OwnerSigners
 
 /// A SoftHSM2 token directory of its own (rig doc §1), driven with the real tools: softhsm2-util
 /// to make tokens, pkcs11-tool to make keys the way an operator would.
@@ -32,6 +33,11 @@ public final class SoftHSM: Sendable {
         setenv("SOFTHSM2_CONF", hsm.configuration, 1)
         return hsm
     }()
+
+    /// Turns of the tests that load SoftHSM in this process, whichever suite they are in: its
+    /// instances here share the token directory without excluding each other, and with several
+    /// adding, removing and rescanning tokens at once SoftHSM aborted in its slot manager.
+    public static let inProcessTurns = Turns()
 
     public let directory: URL
     public var configuration: String { directory.appendingPathComponent("softhsm2.conf").path }
