@@ -4,11 +4,17 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
+# What the build and the tests write to temporary files (stores, token directories, module
+# copies: about 25 MB a run) goes in a directory of this run's, as open to other users as /tmp
+# is (tests run clients under other uids), and leaves with it.
+TMPDIR=$(mktemp -d "${TMPDIR:-/tmp}/session-agent-tests.XXXXXX")
+chmod 1777 "$TMPDIR"
+export TMPDIR
+trap 'rm -rf "$TMPDIR"' EXIT
 bash scripts/install-deps.sh
 swift build --build-tests 2>&1 | { grep -vE '^\[|prohibited flag' || true; }
 # Every agent the tests start leaves its log here; none may contain a secret the tests gave it.
 logs=$(mktemp -d)
-trap 'rm -rf "$logs"' EXIT
 SESSION_AGENT_TEST_LOGS=$logs swift test --skip-build --disable-xctest "$@"
 if [ -f "$logs/secrets" ]; then
     count=$(ls "$logs"/agent-*.log 2>/dev/null | wc -l)

@@ -79,7 +79,8 @@ struct PKCS11IncompleteModuleTests {
 }
 
 /// Owner keys on SoftHSM2 through the real PKCS#11 interface. Each test loads its own copy of
-/// the module (an independent SoftHSM instance) and makes its own token. They run one at a time:
+/// the module (an independent SoftHSM instance) and makes its own token. They run one at a time,
+/// and not beside other suites' tests that load SoftHSM in this process (`.inProcessSoftHSM`):
 /// instances in one process share the token directory without excluding each other (SoftHSM's
 /// file locks belong to the process), and with several tests rescanning, adding and removing
 /// tokens at once, SoftHSM aborted in its slot manager (two slots with one id) in about one run
