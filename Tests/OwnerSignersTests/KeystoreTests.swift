@@ -99,17 +99,32 @@ struct SecretFileTests {
         #expect(try SecretFile.read(path).withUnsafeBytes { Array($0) } == Array("correct horse".utf8))
         for (mode, refused) in [(0o640, false), (0o644, true), (0o604, true), (0o620, true), (0o602, true), (0o400, false)] {
             try FileManager.default.setAttributes([.posixPermissions: mode], ofItemAtPath: path)
-            if refused {
-                #expect { _ = try SecretFile.read(path, what: "PIN file") } throws: { error in
-                    "\(error)".contains("the PIN file \(path) is open to other users (mode \(String(mode, radix: 8)))")
+            // A command's one read of a regular file is held to the same rule as the agent's.
+            for read in [{ try SecretFile.read(path, what: "PIN file") }, { try SecretFile.readOnce(path, what: "PIN file") }] {
+                if refused {
+                    #expect { _ = try read() } throws: { error in
+                        "\(error)".contains("the PIN file \(path) is open to other users (mode \(String(mode, radix: 8)))")
+                    }
+                } else {
+                    #expect(try read().count == 13)
                 }
-            } else {
-                #expect(try SecretFile.read(path).count == 13)
             }
         }
         if getuid() == 0 {
             try FileManager.default.setAttributes([.posixPermissions: 0o600, .ownerAccountID: 65534], ofItemAtPath: path)
             #expect { _ = try SecretFile.read(path) } throws: { error in "\(error)".contains("belongs to uid 65534") }
+        }
+    }
+
+    /// The line end a file was saved with is not part of the secret, a Windows one included.
+    @Test func theLineEndIsNotPartOfTheSecret() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("secret-\(UUID().uuidString.prefix(8))").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        for (content, secret) in [("correct horse", "correct horse"), ("correct horse\r\n", "correct horse"), ("correct horse\n\n", "correct horse"),
+                                  ("correct\nhorse\n", "correct\nhorse"), (" correct horse \n", " correct horse ")] {
+            try writeSecretFile(content, path)
+            #expect(try SecretFile.read(path).withUnsafeBytes { String(decoding: $0, as: UTF8.self) } == secret, "\(content.debugDescription)")
+            #expect(try SecretFile.readOnce(path).withUnsafeBytes { String(decoding: $0, as: UTF8.self) } == secret, "\(content.debugDescription)")
         }
     }
 
