@@ -8,7 +8,7 @@ once in `file` (a path from the package root); it is replaced by `new`, the test
 `swift test --filter FILTER` runs, and the file is put back, whatever happens. Each line says
 KILLED (a test failed, with the first failure), SURVIVED (no test noticed: a missing test,
 a bug the mutant fixes, or an equivalent mutant) or TIMED OUT (after the mutation's "timeout",
-600 s by default; the test processes it started may need stopping by hand). Not part of the test run; see
+600 s by default, when the test processes it started are stopped). Not part of the test run; see
 docs/testing.md, item 7. Do not edit the files it mutates while it runs, and build again when
 it is done: the build it leaves is the last mutant's.
 """
@@ -34,14 +34,20 @@ for m in json.loads(Path(sys.argv[1]).read_text()):
         if build.returncode != 0:
             print(f"DOES NOT BUILD {m['id']}: {errors[0] if errors else build.stderr.strip()[:300]}", flush=True)
             continue
+        # In a session of its own, so that a timeout also stops the test process swift test
+        # starts (in a process group of its own), and the next mutant's build does not run
+        # beside it.
+        test = subprocess.Popen(["swift", "test", "--skip-build", "--disable-xctest", "--filter", m["filter"]],
+                                cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
         try:
-            test = subprocess.run(["swift", "test", "--skip-build", "--disable-xctest", "--filter", m["filter"]],
-                                  cwd=root, capture_output=True, text=True, timeout=m.get("timeout", 600))
+            stdout, _ = test.communicate(timeout=m.get("timeout", 600))
         except subprocess.TimeoutExpired:
+            subprocess.run(["pkill", "-KILL", "--session", str(test.pid)])
+            test.communicate()
             # A mutant that loops for ever is caught, but by no assertion: say so.
             print(f"TIMED OUT {m['id']} after {time.monotonic() - started:.0f} s", flush=True)
             continue
-        failures = [line for line in test.stdout.splitlines() if line.startswith("✘ Test") and "recorded" in line]
+        failures = [line for line in stdout.splitlines() if line.startswith("✘ Test") and "recorded" in line]
         verdict = "KILLED" if test.returncode != 0 else "SURVIVED"
         print(f"{verdict} {m['id']} ({time.monotonic() - started:.0f} s) {failures[0][:200] if failures else ''}", flush=True)
     finally:
