@@ -39,7 +39,12 @@ run "$sa" token list --module "$module"
 account=0x7227dcfb0c5ec7a5f539f97b18be261c49687ed6
 
 say "The agent's configuration: the owner by its PKCS#11 URI, its PIN in a file (a server's way)"
-cp "$root/docs/examples/rules.toml" rules.toml
+# The example's payments rule approves clients of root and of uid 1000; the demo's run as you.
+uid=$(id -u)
+case $uid in
+  0|1000) cp "$root/docs/examples/rules.toml" rules.toml ;;
+  *) sed "s/^client_uids = \[0, 1000\]/client_uids = [0, 1000, $uid]/" "$root/docs/examples/rules.toml" > rules.toml ;;
+esac
 cat > session-agent.toml <<TOML
 data_dir = "data"
 socket_dir = "run"

@@ -15,6 +15,14 @@ public final class AgentProcess {
     public private(set) var controlSocket = ""
     public static let account = "0x7227dcfb0c5ec7a5f539f97b18be261c49687ed6"
 
+    /// The example rules file, whose payments rule approves the clients of root and of the
+    /// first desktop user (uid 1000); when the tests run as another user, its clients too.
+    public static func exampleRules() throws -> String {
+        let example = try String(contentsOf: Oracle.packageRoot.appendingPathComponent("docs/examples/rules.toml"), encoding: .utf8)
+        let uid = getuid()
+        return uid == 0 || uid == 1000 ? example : example.replacingOccurrences(of: "client_uids = [0, 1000]", with: "client_uids = [0, 1000, \(uid)]")
+    }
+
     /// A `[[owners]]` table to use instead of the keystore owner, and the owner's address.
     public struct Owner {
         public var toml: String
@@ -44,7 +52,7 @@ public final class AgentProcess {
                                                              "--passphrase-file", directory.appendingPathComponent("owner.pass").path])
         guard created.status == 0 else { throw Oracle.Failure(description: "owner create: \(created.stderr)") }
         let ownerAddress = owner?.address ?? created.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
-        let rulesText = try rules ?? String(contentsOf: Oracle.packageRoot.appendingPathComponent("docs/examples/rules.toml"), encoding: .utf8)
+        let rulesText = try rules ?? Self.exampleRules()
         try rulesText.write(to: directory.appendingPathComponent("rules.toml"), atomically: true, encoding: .utf8)
         let config = """
             data_dir = "data"
