@@ -85,12 +85,19 @@ if [ -t 0 ] && [ -t 1 ] && [ -z "${DEMO_RULES:-}" ]; then
   until "$sa" rpc pending_list --control --json | grep -q '"id"'; do sleep 0.1; done
   run "$sa" approve --once
   wait "$request_pid" || true
+  decided_by=you
 else
   echo "(the rules file decides; run \`session-agent approve\` in another terminal to decide by hand)"
   run "$sa" request "$root/docs/examples/usdc-transfers.json" > request.out || true
+  decided_by=rules
 fi
 cat request.out
-[ -n "$(sed -n 's/^session: //p' request.out)" ] || { echo "no session was approved; the demo ends here"; exit 0; }
+if [ -z "$(sed -n 's/^session: //p' request.out)" ]; then
+  echo "no session was approved; the demo ends here"
+  # You may say no; the example rules approve this request, so with them it is a failure.
+  [ "$decided_by" = you ]
+  exit
+fi
 session=$(sed -n 's/^session: //p' request.out)
 
 usdc=0x1c7D4B196Cb0C7B01d743Fbc6116a902379C7238
