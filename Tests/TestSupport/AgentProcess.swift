@@ -19,8 +19,9 @@ public final class AgentProcess {
     /// first desktop user (uid 1000); when the tests run as another user, its clients too.
     public static func exampleRules() throws -> String {
         let example = try String(contentsOf: Oracle.packageRoot.appendingPathComponent("docs/examples/rules.toml"), encoding: .utf8)
-        let uid = getuid()
-        return uid == 0 || uid == 1000 ? example : example.replacingOccurrences(of: "client_uids = [0, 1000]", with: "client_uids = [0, 1000, \(uid)]")
+        let uid = getuid(), clients = "client_uids = [0, 1000]"
+        guard example.contains(clients) else { throw Oracle.Failure(description: "docs/examples/rules.toml no longer says \(clients)") }
+        return uid == 0 || uid == 1000 ? example : example.replacingOccurrences(of: clients, with: "client_uids = [0, 1000, \(uid)]")
     }
 
     /// A `[[owners]]` table to use instead of the keystore owner, and the owner's address.
