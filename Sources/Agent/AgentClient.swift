@@ -120,6 +120,15 @@ public enum AgentPaths {
         (env["XDG_RUNTIME_DIR"] ?? "/run/user/\(getuid())") + "/session-agent"
     }
 
+    /// Why the default socket directory has nowhere to go, in a session systemd-logind did not
+    /// open (su, sudo, cron, ssh without pam_systemd); nil when there is a runtime directory.
+    public static func missingRuntimeDirectory(_ env: [String: String]) -> String? {
+        let run = "/run/user/\(getuid())"
+        guard env["XDG_RUNTIME_DIR"] == nil, !FileManager.default.fileExists(atPath: run) else { return nil }
+        return "XDG_RUNTIME_DIR is not set and \(run) does not exist, as in a session systemd-logind did not open (su, sudo, cron); "
+            + "set socket_dir in the configuration, or XDG_RUNTIME_DIR"
+    }
+
     public static func dataDirectory(_ env: [String: String]) -> String {
         (env["XDG_DATA_HOME"] ?? (env["HOME"] ?? "/root") + "/.local/share") + "/session-agent"
     }

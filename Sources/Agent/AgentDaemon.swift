@@ -144,7 +144,11 @@ public enum AgentDaemon {
         if let client = activated["client"], let control = activated["control"] {
             listeners = [.init(source: .descriptor(client), control: false), .init(source: .descriptor(control), control: true)]
         } else {
-            try SocketServer.prepareDirectory(config.socketDirectory, shared: server.admitsOthers)
+            do { try SocketServer.prepareDirectory(config.socketDirectory, shared: server.admitsOthers) } catch let error as AgentError {
+                let env = ProcessInfo.processInfo.environment
+                guard config.socketDirectory == AgentPaths.socketDirectory(env), let why = AgentPaths.missingRuntimeDirectory(env) else { throw error }
+                throw AgentError(error.reason, "\(error.message): \(why)")
+            }
             listeners = [.init(source: .path(clientPath), control: false), .init(source: .path(controlPath), control: true)]
         }
         let readyLine = "owners: \(owners.count), accounts: \(accounts.count), \(config.rulesFile.map { "rules from \($0)" } ?? "no rules (a person decides)")"

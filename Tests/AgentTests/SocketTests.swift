@@ -441,6 +441,39 @@ struct SocketTests {
         #expect(stat(path, &info) == 0 && info.st_mode & 0o777 == 0o777, "left as it was")
     }
 
+    /// In a session systemd-logind did not open (su, sudo, cron) the default socket directory
+    /// has no runtime directory to go in: the agent says so, and what to set, not only
+    /// "Permission denied".
+    @Test(.enabled(if: getuid() == 0 && FileManager.default.isExecutableFile(atPath: "/usr/bin/setpriv") && !FileManager.default.fileExists(atPath: "/run/user/65534"),
+                   "needs root and setpriv to start an agent as uid 65534, and no /run/user/65534"))
+    func anAgentWithoutARuntimeDirectorySaysWhatToSet() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("no-runtime-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: false)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        // The program where uid 65534 may run it: the build directory may be closed to it.
+        let program = directory.appendingPathComponent("session-agent").path
+        try FileManager.default.copyItem(atPath: Command.sessionAgent.path, toPath: program)
+        let config = directory.appendingPathComponent("session-agent.toml").path
+        try "data_dir = \"data\"\n".write(toFile: config, atomically: true, encoding: .utf8)
+        #expect(chown(directory.path, 65534, 65534) == 0 && chmod(directory.path, 0o700) == 0)
+        var environment = ProcessInfo.processInfo.environment
+        environment["XDG_RUNTIME_DIR"] = nil
+        environment["HOME"] = directory.path
+        let started = try Command.run(URL(fileURLWithPath: "/usr/bin/setpriv"), ["--reuid=65534", "--regid=65534", "--clear-groups", program, "serve", "--config", config],
+                                      environment: environment)
+        #expect(started.status == 1 && started.stderr.contains("cannot make socket_dir /run/user/65534/session-agent: Permission denied: XDG_RUNTIME_DIR is not set and /run/user/65534 does not exist")
+                && started.stderr.contains("set socket_dir in the configuration, or XDG_RUNTIME_DIR"), "\(started)")
+        // A runtime directory it may not write to is only that.
+        let closed = FileManager.default.temporaryDirectory.appendingPathComponent("closed-\(UUID().uuidString.prefix(8))").path
+        #expect(mkdir(closed, 0o755) == 0)
+        defer { rmdir(closed) }
+        environment["XDG_RUNTIME_DIR"] = closed
+        let refused = try Command.run(URL(fileURLWithPath: "/usr/bin/setpriv"), ["--reuid=65534", "--regid=65534", "--clear-groups", program, "serve", "--config", config],
+                                      environment: environment)
+        #expect(refused.status == 1 && refused.stderr.contains("cannot make socket_dir \(closed)/session-agent: Permission denied")
+                && !refused.stderr.contains("XDG_RUNTIME_DIR is not set"), "\(refused)")
+    }
+
     /// Exporting SESSION_AGENT_SOCK alone, as one exports SSH_AUTH_SOCK, finds the control
     /// socket beside it.
     @Test func theControlSocketIsFoundBesideTheClientSocket() throws {
