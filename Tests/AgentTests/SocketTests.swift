@@ -447,20 +447,14 @@ struct SocketTests {
     @Test(.enabled(if: getuid() == 0 && FileManager.default.isExecutableFile(atPath: "/usr/bin/setpriv") && !FileManager.default.fileExists(atPath: "/run/user/65534"),
                    "needs root and setpriv to start an agent as uid 65534, and no /run/user/65534"))
     func anAgentWithoutARuntimeDirectorySaysWhatToSet() throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("no-runtime-\(UUID().uuidString.prefix(8))")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: false)
+        let (directory, asNobody) = try Self.programForNobody()
         defer { try? FileManager.default.removeItem(at: directory) }
-        // The program where uid 65534 may run it: the build directory may be closed to it.
-        let program = directory.appendingPathComponent("session-agent").path
-        try FileManager.default.copyItem(atPath: Command.sessionAgent.path, toPath: program)
         let config = directory.appendingPathComponent("session-agent.toml").path
         try "data_dir = \"data\"\n".write(toFile: config, atomically: true, encoding: .utf8)
-        #expect(chown(directory.path, 65534, 65534) == 0 && chmod(directory.path, 0o700) == 0)
         var environment = ProcessInfo.processInfo.environment
         environment["XDG_RUNTIME_DIR"] = nil
         environment["HOME"] = directory.path
-        let started = try Command.run(URL(fileURLWithPath: "/usr/bin/setpriv"), ["--reuid=65534", "--regid=65534", "--clear-groups", program, "serve", "--config", config],
-                                      environment: environment)
+        let started = try asNobody(["serve", "--config", config], environment)
         #expect(started.status == 1 && started.stderr.contains("cannot make socket_dir /run/user/65534/session-agent: Permission denied: XDG_RUNTIME_DIR is not set and /run/user/65534 does not exist")
                 && started.stderr.contains("set socket_dir in the configuration, or XDG_RUNTIME_DIR"), "\(started)")
         // A runtime directory it may not write to is only that.
@@ -468,10 +462,40 @@ struct SocketTests {
         #expect(mkdir(closed, 0o755) == 0)
         defer { rmdir(closed) }
         environment["XDG_RUNTIME_DIR"] = closed
-        let refused = try Command.run(URL(fileURLWithPath: "/usr/bin/setpriv"), ["--reuid=65534", "--regid=65534", "--clear-groups", program, "serve", "--config", config],
-                                      environment: environment)
+        let refused = try asNobody(["serve", "--config", config], environment)
         #expect(refused.status == 1 && refused.stderr.contains("cannot make socket_dir \(closed)/session-agent: Permission denied")
                 && !refused.stderr.contains("XDG_RUNTIME_DIR is not set"), "\(refused)")
+    }
+
+    /// A passphrase or PIN file root keeps and lets the program's group read (root:session-agent
+    /// 0640, as files in /etc are kept) is read by a program that is not root; one another user
+    /// owns is refused.
+    @Test(.enabled(if: getuid() == 0 && FileManager.default.isExecutableFile(atPath: "/usr/bin/setpriv"), "needs root and setpriv to run a program as uid 65534"))
+    func aSecretFileRootKeepsIsReadByAnotherUser() throws {
+        let (directory, asNobody) = try Self.programForNobody()
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let passphrase = directory.appendingPathComponent("owner.pass").path
+        try writeSecretFile("correct horse", passphrase)
+        #expect(chown(passphrase, 0, 65534) == 0 && chmod(passphrase, 0o640) == 0)
+        let keystore = directory.appendingPathComponent("owner.json").path
+        let made = try asNobody(["owner", "create", "--keystore", keystore, "--passphrase-file", passphrase], ProcessInfo.processInfo.environment)
+        #expect(made.status == 0 && made.stdout.hasPrefix("0x"), "\(made)")
+        #expect(chown(passphrase, 1, 65534) == 0)
+        let refused = try asNobody(["owner", "create", "--keystore", keystore + "-2", "--passphrase-file", passphrase], ProcessInfo.processInfo.environment)
+        #expect(refused.status == 1 && refused.stderr.contains("the passphrase file \(passphrase) belongs to uid 1, neither this user nor root"), "\(refused)")
+    }
+
+    /// A directory of uid 65534's own, with a copy of the program there (the build directory
+    /// may be closed to that uid), and a way to run the copy as that uid.
+    static func programForNobody() throws -> (URL, (_ arguments: [String], _ environment: [String: String]) throws -> CommandResult) {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("nobody-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: false)
+        let program = directory.appendingPathComponent("session-agent").path
+        try FileManager.default.copyItem(atPath: Command.sessionAgent.path, toPath: program)
+        guard chown(directory.path, 65534, 65534) == 0, chmod(directory.path, 0o700) == 0 else { throw Oracle.Failure(description: "cannot give \(directory.path) to uid 65534") }
+        return (directory, { arguments, environment in
+            try Command.run(URL(fileURLWithPath: "/usr/bin/setpriv"), ["--reuid=65534", "--regid=65534", "--clear-groups", program] + arguments, environment: environment)
+        })
     }
 
     /// Exporting SESSION_AGENT_SOCK alone, as one exports SSH_AUTH_SOCK, finds the control
