@@ -32,7 +32,7 @@ struct StoreTokenWatchTests {
 /// the daemon), made one by one here on a module in front of SoftHSM that counts its
 /// initialisations: SoftHSM sees a token come back only after one, which ends every login on
 /// the module, so the look that is due decides when the store opens again.
-@Suite("The store's token, looked for by the agent", .serialized, .inProcessSoftHSM, .enabled(if: SoftHSM.isAvailable, "\(SoftHSM.unavailableReason ?? "")"))
+@Suite("The store's token, looked for by the agent", .inProcessSoftHSM, .enabled(if: SoftHSM.isAvailable, "\(SoftHSM.unavailableReason ?? "")"))
 struct StoreTokenLooksTests {
     let hsm = SoftHSM.process
     let token = "watch-\(UUID().uuidString.prefix(8))"
