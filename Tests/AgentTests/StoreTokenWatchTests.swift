@@ -1,7 +1,9 @@
 @testable import Agent
 import Foundation
+import Logging
 import OwnerSigners
 import SessionStore
+import Synchronization
 import Testing
 import TestSupport
 import TestTraits
@@ -128,5 +130,67 @@ struct StoreTokenLooksTests {
         try FileManager.default.removeItem(atPath: hold)
         await opening.value
         #expect(try await state() == (true, "locked with agent_lock", true))
+    }
+
+    /// A token back with a wrong PIN in its file leaves the store locked. The PIN is tried once;
+    /// the journal says so, then that it is not offered again, and nothing more at each look. A
+    /// right PIN in the file is tried at the next look.
+    @Test func aTokenBackWithAWrongPINIsSaidOnceAndTriedOnce() async throws {
+        let directory = try hsm.initToken(token)
+        let files = try hsm.subdirectory("wrong-pin")
+        let log = files.appendingPathComponent("calls").path
+        let module = try CModule.observed(in: files, real: try hsm.privateModule(), log: log, hold: files.appendingPathComponent("hold").path)
+        func logins() -> Int { ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").split(separator: "\n").count { $0 == "C_Login" } }
+        let pinFile = files.appendingPathComponent("pin").path
+        try writeSecretFile(SoftHSM.userPIN, pinFile)
+        let path = files.appendingPathComponent("store.sqlite").path
+        let made = try SessionStore(path: path)
+        try made.initialize(passphrase: secret("store"), scryptN: 1024)
+        try await made.rewrap(token: try PKCS11URI("pkcs11:token=\(token);object=store-key?module-path=\(module)"), pin: .file(pinFile),
+                              prompt: { _ in throw PKCS11Failure.pinNeeded("nobody is asked in this test") })
+
+        let journal = JournalLines()
+        let agent = Agent(store: try SessionStore(path: path), owners: [], accounts: [], rules: nil, storePIN: .file(pinFile),
+                          ownerPrompt: { _ in secret("") }, logger: Logger(label: "test", factory: { _ in journal }))
+        func look(_ times: Int = 1) async { for _ in 0..<times { await agent.watchStoreToken() } }
+        await look()
+        #expect(try await !agent.storeState().locked)
+
+        try writeSecretFile(SoftHSM.wrongPIN, pinFile)
+        let away = try hsm.unplug(directory)
+        await look()
+        try hsm.plugIn(away, as: directory)
+        let before = logins()
+        await look(10)
+        let state = try await agent.storeState()
+        #expect(state.locked && state.tokenPresent == true && state.reason?.hasPrefix("its token is back, but it did not open: ") == true, "\(state)")
+        #expect(logins() == before + 1)
+        let said = journal.lines.filter { $0.hasPrefix("the store stays locked: its token is back, but it did not open: ") }
+        #expect(said.count == 2 && said[0].contains("wrong PIN for token") && said[1].contains("rejected this PIN (from the PIN file \(pinFile)) before; not offering it again"),
+                "\(journal.lines)")
+        #expect(!journal.lines.contains { $0.contains(SoftHSM.wrongPIN) || $0.contains(SoftHSM.userPIN) })
+
+        try writeSecretFile(SoftHSM.userPIN, pinFile)
+        await look()
+        #expect(try await !agent.storeState().locked)
+        #expect(logins() == before + 2)
+        #expect(journal.lines.last == "the store is open again: its token is back")
+    }
+}
+
+/// The agent's journal, line by line, as a test reads it.
+private final class JournalLines: LogHandler, @unchecked Sendable {
+    private let recorded = Mutex<[String]>([])
+    var lines: [String] { recorded.withLock { $0 } }
+
+    var metadata: Logger.Metadata = [:]
+    var logLevel: Logger.Level = .trace
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    func log(event: LogEvent) {
+        recorded.withLock { $0.append(event.message.description) }
     }
 }
