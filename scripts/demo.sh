@@ -8,14 +8,15 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
-bash scripts/install-deps.sh
-swift build -c release --product session-agent 2>&1 | { grep -vE '^\[|prohibited flag' || true; }
-sa="$root/.build/release/session-agent"
-
 demo=$(mktemp -d)
 agent_pid=""
 cleanup() { [ -n "$agent_pid" ] && kill "$agent_pid" 2>/dev/null; wait 2>/dev/null || true; rm -rf "$demo"; }
 trap cleanup EXIT
+bash scripts/install-deps.sh
+# SwiftPM leaves empty directories in $TMPDIR at each build: here they go with the demo's.
+mkdir "$demo/tmp"
+TMPDIR="$demo/tmp" swift build -c release --product session-agent 2>&1 | { grep -vE '^\[|prohibited flag' || true; }
+sa="$root/.build/release/session-agent"
 cd "$demo"
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 run() { printf '$ %s\n' "$*"; "$@"; }
