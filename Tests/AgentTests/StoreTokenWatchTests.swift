@@ -39,13 +39,21 @@ struct StoreTokenLooksTests {
     let hsm = SoftHSM.process
     let token = "watch-\(UUID().uuidString.prefix(8))"
 
-    @Test func theModuleIsInitialisedAgainOnlyAtTheLooksThatAreDue() async throws {
+    /// A store whose data key an AES key on a new token wraps, through a module in front of
+    /// SoftHSM that logs the calls it passes on and holds a login while the file `hold` exists;
+    /// its PIN file holds the right PIN.
+    struct WrappedStore {
+        let directory: URL
+        let path, pinFile, hold, log: String
+
+        func calls(_ name: String) -> Int { ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").split(separator: "\n").count { $0 == name } }
+    }
+
+    func wrappedStore() async throws -> WrappedStore {
         let directory = try hsm.initToken(token)
         let files = try hsm.subdirectory("watch")
         let log = files.appendingPathComponent("calls").path, hold = files.appendingPathComponent("hold").path
         let module = try CModule.observed(in: files, real: try hsm.privateModule(), log: log, hold: hold)
-        func calls(_ name: String) -> Int { ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").split(separator: "\n").count { $0 == name } }
-        func initialisations() -> Int { calls("C_Initialize") }
         let pinFile = files.appendingPathComponent("pin").path
         try writeSecretFile(SoftHSM.userPIN, pinFile)
         let path = files.appendingPathComponent("store.sqlite").path
@@ -53,10 +61,18 @@ struct StoreTokenLooksTests {
         try made.initialize(passphrase: secret("store"), scryptN: 1024)
         try await made.rewrap(token: try PKCS11URI("pkcs11:token=\(token);object=store-key?module-path=\(module)"), pin: .file(pinFile),
                               prompt: { _ in throw PKCS11Failure.pinNeeded("nobody is asked in this test") })
+        return WrappedStore(directory: directory, path: path, pinFile: pinFile, hold: hold, log: log)
+    }
+
+    @Test func theModuleIsInitialisedAgainOnlyAtTheLooksThatAreDue() async throws {
+        let wrapped = try await wrappedStore()
+        let (directory, pinFile, hold) = (wrapped.directory, wrapped.pinFile, wrapped.hold)
+        func calls(_ name: String) -> Int { wrapped.calls(name) }
+        func initialisations() -> Int { calls("C_Initialize") }
 
         // Started with the token away, the agent's store is locked, and the first look already
         // initialises the module again to look for it.
-        let store = try SessionStore(path: path)
+        let store = try SessionStore(path: wrapped.path)
         let agent = Agent(store: store, owners: [], accounts: [], rules: nil, storePIN: .file(pinFile), ownerPrompt: { _ in secret("") })
         func state() async throws -> (locked: Bool, reason: String?, present: Bool?) {
             let state = try await agent.storeState()
@@ -136,21 +152,11 @@ struct StoreTokenLooksTests {
     /// the journal says so, then that it is not offered again, and nothing more at each look. A
     /// right PIN in the file is tried at the next look.
     @Test func aTokenBackWithAWrongPINIsSaidOnceAndTriedOnce() async throws {
-        let directory = try hsm.initToken(token)
-        let files = try hsm.subdirectory("wrong-pin")
-        let log = files.appendingPathComponent("calls").path
-        let module = try CModule.observed(in: files, real: try hsm.privateModule(), log: log, hold: files.appendingPathComponent("hold").path)
-        func logins() -> Int { ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").split(separator: "\n").count { $0 == "C_Login" } }
-        let pinFile = files.appendingPathComponent("pin").path
-        try writeSecretFile(SoftHSM.userPIN, pinFile)
-        let path = files.appendingPathComponent("store.sqlite").path
-        let made = try SessionStore(path: path)
-        try made.initialize(passphrase: secret("store"), scryptN: 1024)
-        try await made.rewrap(token: try PKCS11URI("pkcs11:token=\(token);object=store-key?module-path=\(module)"), pin: .file(pinFile),
-                              prompt: { _ in throw PKCS11Failure.pinNeeded("nobody is asked in this test") })
-
+        let wrapped = try await wrappedStore()
+        let (directory, pinFile) = (wrapped.directory, wrapped.pinFile)
+        func logins() -> Int { wrapped.calls("C_Login") }
         let journal = JournalLines()
-        let agent = Agent(store: try SessionStore(path: path), owners: [], accounts: [], rules: nil, storePIN: .file(pinFile),
+        let agent = Agent(store: try SessionStore(path: wrapped.path), owners: [], accounts: [], rules: nil, storePIN: .file(pinFile),
                           ownerPrompt: { _ in secret("") }, logger: Logger(label: "test", factory: { _ in journal }))
         func look(_ times: Int = 1) async { for _ in 0..<times { await agent.watchStoreToken() } }
         await look()
