@@ -59,7 +59,7 @@ struct PKCS11TokenList: AsyncParsableCommand {
             let paths = (only.modulePath ?? pkcs11.module).map { [$0] } ?? PKCS11Module.registered().filter(only.matches).map(\.path)
             guard !paths.isEmpty else { throw CommandFailure(message: "p11-kit knows no PKCS#11 module; name one with --module", reason: "not_found") }
             let wantsKey = only.object != nil || only.id != nil
-            var text: [String] = [], modules: [JSONValue] = [], shown = 0, hidden = false, hints: [String] = []
+            var text: [String] = [], modules: [JSONValue] = [], shown = 0, hidden = false, hints: [String] = [], present: [PKCS11TokenInfo] = []
             for path in paths {
                 let provider = PKCS11Provider.shared(modulePath: path)
                 let library: PKCS11LibraryInfo, tokens: [PKCS11TokenInfo]
@@ -68,6 +68,7 @@ struct PKCS11TokenList: AsyncParsableCommand {
                     text.append("module \(path): \(error)")
                     continue
                 }
+                present += tokens
                 let hint = tokens.isEmpty ? PKCS11Module.serverHint(for: path) : nil
                 if let hint { hints.append(hint) }
                 let matching = tokens.filter(only.matches)
@@ -144,6 +145,7 @@ struct PKCS11TokenList: AsyncParsableCommand {
             // As a check in a script: is the token (or the key) there?
             if let token, shown == 0 {
                 let why = (hidden ? ["--login shows keys a token hides"] : []) + hints
+                    + (wantsKey ? [] : ["\(paths.count == 1 ? "the module shows" : "the modules show") \(PKCS11TokenInfo.shown(present))"])
                 throw CommandFailure(message: "\(wantsKey ? "no key" : "no token") matches \(token)\(why.isEmpty ? "" : " (" + why.joined(separator: "; ") + ")")", reason: "not_found")
             }
             return CommandOutput(text: text.joined(separator: "\n"), json: .array(modules))

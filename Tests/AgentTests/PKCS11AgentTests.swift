@@ -456,6 +456,29 @@ struct PKCS11AgentTests {
         #expect(!agent.logs.contains(SoftHSM.userPIN))
     }
 
+    /// A URI naming a token the module does not show says which tokens it shows (a label
+    /// mistyped is the usual cause): none, one, or the first five and how many more; `token
+    /// list` says so too.
+    @Test func aTokenNotFoundIsNamedBesideTheTokensShown() throws {
+        let module = SoftHSM.systemModule!, pinFile = hsm.directory.appendingPathComponent("pin").path
+        try writeSecretFile(SoftHSM.userPIN, pinFile)
+        func generate() throws -> String {
+            let run = try Command.run(Command.sessionAgent, ["owner", "generate", "--token", "pkcs11:token=\(token)-typo", "--module", module, "--pin-file", pinFile],
+                                      environment: hsm.environment)
+            #expect(run.status == 1)
+            return run.stderr
+        }
+        let absent = "no token matching pkcs11:token=\(token)-typo is present in \(module)"
+        #expect(try generate().contains("\(absent) (it shows no token)"))
+        try hsm.initToken(token)
+        #expect(try generate().contains("\(absent) (it shows \"\(token)\")"))
+        let listed = try Command.run(Command.sessionAgent, ["token", "list", "pkcs11:token=\(token)-typo", "--module", module], environment: hsm.environment)
+        #expect(listed.status == 1 && listed.stderr.contains("no token matches pkcs11:token=\(token)-typo (the module shows \"\(token)\")"), "\(listed)")
+        for i in 1...6 { try hsm.initToken("\(token)-\(i)") }
+        let many = try generate()
+        #expect(many.contains("\(absent) (it shows \"") && many.contains(" and 2 more)"), "\(many)")
+    }
+
     /// A URI that names no token works while there is one, but a second token would make it
     /// ambiguous, or point it at another key: what `owner generate` prints and what `owner add`
     /// registers name the token by label and serial.

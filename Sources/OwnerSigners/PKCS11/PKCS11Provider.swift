@@ -440,7 +440,8 @@ public final class PKCS11Provider: @unchecked Sendable {
         let matching = try presentTokens(matching: uri, rescan: true)
         if matching.count > 1 { throw .failed("\(matching.count) tokens match \(uri.tokenOnly); add serial= or slot-id=") }
         guard let info = matching.first else {
-            throw .tokenAbsent("no token matching \(uri.tokenOnly) is present in \(modulePath)" + (PKCS11Module.serverHint(for: modulePath).map { ": \($0)" } ?? ""))
+            throw .tokenAbsent("no token matching \(uri.tokenOnly) is present in \(modulePath) (it shows \(PKCS11TokenInfo.shown((try? loadedModule().tokens()) ?? [])))"
+                               + (PKCS11Module.serverHint(for: modulePath).map { ": \($0)" } ?? ""))
         }
         let module = try loadedModule()
         do throws(PKCS11Error) {
