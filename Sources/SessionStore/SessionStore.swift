@@ -86,7 +86,33 @@ public final class SessionStore: @unchecked Sendable {
     private var appendedAuditHead: (seq: Int64, hash: String)?
 
     /// Opens (creating and migrating) the store at `path`, or in memory for `nil`.
-    public init(path: String?) throws(StoreError) {
+    public convenience init(path: String?) throws(StoreError) {
+        try self.init { configuration in
+            guard let path else { return try DatabaseQueue(configuration: configuration) }
+            // In WAL mode, as a pool always is.
+            let pool = try DatabasePool(path: path, configuration: configuration)
+            // A commit is on disk before it returns: the ledger is never behind a signature.
+            try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
+            return pool
+        }
+    }
+
+    /// The store at `path`, copied into memory page by page from a read-only connection (SQLite's
+    /// online backup, damaged pages as they are) and opened there: what is done to it, bringing
+    /// an older store up to date among it, leaves the file as it was, and nothing of it is
+    /// written anywhere else. It takes as much memory as the file is large.
+    public static func copyInMemory(of path: String) throws(StoreError) -> SessionStore {
+        try SessionStore { configuration in
+            var source = Configuration()
+            source.readonly = true
+            source.busyMode = .timeout(5)
+            let memory = try DatabaseQueue(configuration: configuration)
+            try DatabaseQueue(path: path, configuration: source).backup(to: memory)
+            return memory
+        }
+    }
+
+    private init(opening open: (Configuration) throws -> any DatabaseWriter) throws(StoreError) {
         var configuration = Configuration()
         configuration.foreignKeysEnabled = true
         // Another process may write the file for a moment (`store rewrap` beside a running agent):
@@ -103,14 +129,7 @@ public final class SessionStore: @unchecked Sendable {
             }
         }
         do {
-            if let path {
-                // In WAL mode, as a pool always is.
-                database = try DatabasePool(path: path, configuration: configuration)
-                // A commit is on disk before it returns: the ledger is never behind a signature.
-                try database.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
-            } else {
-                database = try DatabaseQueue(configuration: configuration)
-            }
+            database = try open(configuration)
             // A newer agent's store may keep what this one writes elsewhere (v8 keeps each
             // chain's ledger apart): written to as this one knows it, its limits would go wrong.
             let unknown = try database.read { db in try Self.migrator.appliedIdentifiers(db).subtracting(Self.migrator.migrations) }

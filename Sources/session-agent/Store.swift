@@ -80,9 +80,8 @@ struct StoreCheck: AsyncParsableCommand {
             end, export allowed), or its key is damaged. Such a session cannot sign. Nothing is changed. \
             Without --store, the running agent checks its store, which must be unlocked (it does the same \
             after each unlock, and names such sessions in its journal). With --store, this command checks that \
-            file, a backup say, with its passphrase or its token's PIN, on a copy it takes aside in $TMPDIR (/tmp \
-            unless set), which needs room for it; the file itself is only read. The audit log's chain has its own \
-            check, `audit verify`.
+            file, a backup say, with its passphrase or its token's PIN, on a copy it takes into memory (as much \
+            as the file is large); the file itself is only read. The audit log's chain has its own check, `audit verify`.
             """)
 
     @Option(help: "The agent's control socket (default: $SESSION_AGENT_CONTROL_SOCK).") var socket: String?
@@ -100,14 +99,11 @@ struct StoreCheck: AsyncParsableCommand {
         try await report(output) {
             let result: JSONValue
             if let store {
-                // Checked on a snapshot copied aside, as `store backup` takes one: opening the file
-                // itself would bring a store of an older version up to date, writing to a backup
-                // that should stay as it was. A page too damaged to copy fails the copy.
+                // Checked on a copy in memory: opening the file itself would bring a store of an
+                // older version up to date, writing to a backup that should stay as it was, and a
+                // copy on disk would stay behind a check stopped with Ctrl-C.
                 let path = try Store.path(store)
-                let copy = FileManager.default.temporaryDirectory.appendingPathComponent("session-agent-check-\(UUID()).sqlite").path
-                defer { for suffix in ["", "-wal", "-shm"] { unlink(copy + suffix) } }
-                try SessionStore.backup(path, to: copy)
-                result = try await Store.unlocked(try SessionStore(path: copy), path: path, passphraseFile: passphraseFile, pkcs11: pkcs11,
+                result = try await Store.unlocked(try SessionStore.copyInMemory(of: path), path: path, passphraseFile: passphraseFile, pkcs11: pkcs11,
                                                   prompt: "Store passphrase: ").check().json
             } else {
                 result = try remote { try connectControl(socket).call("store_check") }

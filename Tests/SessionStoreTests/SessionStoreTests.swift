@@ -153,12 +153,14 @@ struct SessionStoreTests {
         try queue.close()
 
         // `store check --store` leaves such a file as it was (a backup should stay one): it
-        // brings a copy up to date, and names the damaged key there.
+        // brings a copy in memory up to date, and names the damaged key there. It writes no
+        // copy anywhere, so it needs no temporary directory.
         let unchanged = try Data(contentsOf: URL(fileURLWithPath: older))
         let passphrase = older + ".pass"
         defer { try? FileManager.default.removeItem(atPath: passphrase) }
         try writeSecretFile("p", passphrase)
-        let checked = try Command.run(Command.sessionAgent, ["store", "check", "--store", older, "--passphrase-file", passphrase])
+        let checked = try Command.run(Command.sessionAgent, ["store", "check", "--store", older, "--passphrase-file", passphrase],
+                                      environment: ProcessInfo.processInfo.environment.merging(["TMPDIR": "/nonexistent/tmp"]) { _, new in new })
         #expect(checked.status == 1 && checked.stderr.contains("hint: session damaged: the key of session damaged does not decrypt"), "\(checked)")
         #expect(try Data(contentsOf: URL(fileURLWithPath: older)) == unchanged && !FileManager.default.fileExists(atPath: older + "-wal"))
 
