@@ -170,8 +170,10 @@ struct PKCS11AgentTests {
         try agent.start()
         #expect(try RegistrationTests.request(try AgentClient(path: agent.clientSocket), account: RegistrationTests.other)["status"] == "approved")
 
-        // A URI naming no key on a present token, and a module that does not exist.
-        for (uri, expected) in [("pkcs11:token=\(token);object=nothing?module-path=\(module)", "no EC public key"),
+        // A URI naming no key on a present token (the keys it shows named), and a module that
+        // does not exist.
+        for (uri, expected) in [("pkcs11:token=\(token);object=nothing?module-path=\(module)",
+                                 "no EC public key matches pkcs11:token=\(token);object=nothing?module-path=\(module); the token shows \"owner\" id=%0A (\(address.checksummed))"),
                                 ("pkcs11:token=\(token);object=owner?module-path=/nonexistent/pkcs11.so", "pkcs11_modules")] {
             let result = try Command.run(Command.sessionAgent, ["owner", "add", uri, "--socket", agent.controlSocket])
             #expect(result.status == 1 && result.stderr.contains(expected), "\(result.stderr)")

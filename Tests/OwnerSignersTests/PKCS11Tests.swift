@@ -772,6 +772,28 @@ struct PKCS11OwnerTests {
         }
     }
 
+    /// A URI naming no key on the token says which EC keys the token shows: none, or the first
+    /// five and how many more, by label, id and address (or curve).
+    @Test func aKeyNotFoundIsNamedBesideTheKeysShown() async throws {
+        try hsm.initToken(token)
+        let module = try hsm.privateModule(), pin = PKCS11PINSource.file(try pinFile(SoftHSM.userPIN))
+        func missing() async -> String? {
+            do {
+                _ = try await PKCS11Owner.load(try uri(module, object: "typo"), pin: pin, defaultModule: nil)
+                return nil
+            } catch {
+                guard case PKCS11Failure.keyNotFound(let message) = error else { return "\(error)" }
+                return message
+            }
+        }
+        #expect(await missing()?.hasSuffix("; the token shows no EC key") == true)
+        try hsm.generateKey(token: token, label: "p256", id: "01", keyType: "EC:prime256v1")
+        #expect(await missing()?.hasSuffix("; the token shows \"p256\" id=%01 (p256)") == true)
+        for i in 2...6 { try hsm.generateKey(token: token, label: "k\(i)", id: "0\(i)") }
+        let many = await missing()
+        #expect(many?.contains("; the token shows \"") == true && many?.hasSuffix(" and 1 more") == true, "\(many ?? "found")")
+    }
+
     @Test func aRemovedTokenFailsCleanlyAndWorksAgainWhenItIsBack() async throws {
         let directory = try hsm.initToken(token)
         try hsm.generateKey(token: token, label: "k1key", id: "01")

@@ -139,7 +139,7 @@ public struct PKCS11TokenInfo: Sendable, Equatable {
     /// The tokens a module shows, for an error about one it does not (a label mistyped in a URI
     /// is the usual cause): `"a", "b"`, the first five and how many more, or `no token`.
     public static func shown(_ tokens: [PKCS11TokenInfo]) -> String {
-        let labels = tokens.filter(\.initialized).map { "\"\($0.shownLabel)\"" }
+        let labels = tokens.map { "\"\($0.shownLabel)\"" }
         if labels.isEmpty { return "no token" }
         return labels.prefix(5).joined(separator: ", ") + (labels.count > 5 ? " and \(labels.count - 5) more" : "")
     }

@@ -34,9 +34,14 @@ public struct PKCS11Key: Sendable {
                 throw .keyNotFound("the token holds the private key \(uri.objectName) but no public key object, which its address is read from; "
                                    + "write the public key beside it (pkcs11-tool --write-object pub.der --type pubkey with the same id and label)")
             }
-            let after = hidden ? " (not even after a login)" : ""
-            throw .keyNotFound(keys.isEmpty ? "no EC public key matches \(uri)\(after)"
-                               : "\(keys.count) EC keys match \(uri): \(keys.map(\.distinguished).joined(separator: ", ")); add the id of one")
+            guard keys.isEmpty else {
+                throw .keyNotFound("\(keys.count) EC keys match \(uri): \(keys.map(\.distinguished).joined(separator: ", ")); add the id of one")
+            }
+            let onToken = try? await provider.withSession(uri) { session, _ throws(PKCS11Failure) in
+                do { return try session.ecKeys().usable } catch { throw .failed("\(error)") }
+            }
+            throw .keyNotFound("no EC public key matches \(uri)\(hidden ? " (not even after a login)" : "")"
+                               + (onToken.map { "; the token shows \(PKCS11KeyInfo.shown($0))" } ?? ""))
         }
         return PKCS11Key(uri: try await provider.namingItsToken(info.uri(on: uri.with(modulePath: provider.modulePath))), info: info, pin: pin, provider: provider)
     }
