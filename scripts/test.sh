@@ -23,4 +23,11 @@ if [ -f "$logs/secrets" ]; then
         exit 1
     fi
     echo "no secret in the logs of the $count agents the suite ran"
+    # Nor may one stopped with SIGTERM end any other way than with status 0 (a crash at exit,
+    # in a C library's exit handler say, would show only here).
+    if grep -v -x -H "exit 0" "$logs"/agent-*.stops; then
+        echo "FAIL: an agent stopped with SIGTERM did not exit with status 0 (files above)" >&2
+        exit 1
+    fi
+    echo "the $(cat "$logs"/agent-*.stops | wc -l) SIGTERM stops of those agents each ended with status 0"
 fi

@@ -11,6 +11,9 @@ public final class AgentProcess {
     public let ownerPassphrase = AgentProcess.secrets[0]
     public let storePassphrase = AgentProcess.secrets[1]
     public private(set) var process: Process?
+    /// How each stop by SIGTERM ended (`exit 0` when the agent ended cleanly); scripts/test.sh
+    /// requires every one to be `exit 0`, in every agent the suite ran.
+    private var stops: [String] = []
     public private(set) var clientSocket = ""
     public private(set) var controlSocket = ""
     public static let account = "0x7227dcfb0c5ec7a5f539f97b18be261c49687ed6"
@@ -114,6 +117,7 @@ public final class AgentProcess {
         guard p.isRunning else { return }
         kill(p.processIdentifier, signal)
         p.waitUntilExit()
+        if signal == SIGTERM { stops.append("\(p.terminationReason == .exit ? "exit" : "signal") \(p.terminationStatus)") }
     }
 
     /// Everything the agent wrote to stderr, over all its runs.
@@ -140,7 +144,9 @@ public final class AgentProcess {
         stop()
         // Kept for the suite-wide check when SESSION_AGENT_TEST_LOGS names a directory.
         if let keep = ProcessInfo.processInfo.environment["SESSION_AGENT_TEST_LOGS"] {
-            try? logs.write(toFile: keep + "/agent-\(UUID().uuidString.prefix(8)).log", atomically: true, encoding: .utf8)
+            let name = keep + "/agent-\(UUID().uuidString.prefix(8))"
+            try? logs.write(toFile: name + ".log", atomically: true, encoding: .utf8)
+            try? stops.map { $0 + "\n" }.joined().write(toFile: name + ".stops", atomically: true, encoding: .utf8)
             try? Self.secrets.joined(separator: "\n").write(toFile: keep + "/secrets", atomically: true, encoding: .utf8)
         }
         try? FileManager.default.removeItem(at: directory)
