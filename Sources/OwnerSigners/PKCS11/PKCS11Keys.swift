@@ -99,9 +99,7 @@ public struct PKCS11KeyInfo: Sendable, Equatable {
     /// The keys a token shows, for an error about one it does not (a label mistyped in a URI is
     /// the usual cause): `"owner" id=%0A (0x…)`, the first five and how many more, or `no EC key`.
     public static func shown(_ keys: [PKCS11KeyInfo]) -> String {
-        let named = keys.map { "\"\(DisplayText.escaped($0.label))\" \($0.distinguished)" }
-        if named.isEmpty { return "no EC key" }
-        return named.prefix(5).joined(separator: ", ") + (named.count > 5 ? " and \(named.count - 5) more" : "")
+        listed(keys.map { "\"\(DisplayText.escaped($0.label))\" \($0.distinguished)" }, none: "no EC key")
     }
 
     /// How an error tells this key from others a URI also matches: its id as a URI writes it,

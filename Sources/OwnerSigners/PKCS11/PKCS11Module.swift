@@ -139,10 +139,14 @@ public struct PKCS11TokenInfo: Sendable, Equatable {
     /// The tokens a module shows, for an error about one it does not (a label mistyped in a URI
     /// is the usual cause): `"a", "b"`, the first five and how many more, or `no token`.
     public static func shown(_ tokens: [PKCS11TokenInfo]) -> String {
-        let labels = tokens.map { "\"\($0.shownLabel)\"" }
-        if labels.isEmpty { return "no token" }
-        return labels.prefix(5).joined(separator: ", ") + (labels.count > 5 ? " and \(labels.count - 5) more" : "")
+        listed(tokens.map { "\"\($0.shownLabel)\"" }, none: "no token")
     }
+}
+
+/// Names in an error: the first five and how many more, or `none`.
+func listed(_ names: [String], none: String) -> String {
+    if names.isEmpty { return none }
+    return names.prefix(5).joined(separator: ", ") + (names.count > 5 ? " and \(names.count - 5) more" : "")
 }
 
 /// What an object on a token is, as far as the agent cares.
