@@ -151,7 +151,7 @@ struct StoreTokenLooksTests {
     /// A token back with a wrong PIN in its file leaves the store locked. The PIN is tried once;
     /// the journal says so, then that it is not offered again, and nothing more at each look. A
     /// right PIN in the file is tried at the next look.
-    @Test func aTokenBackWithAWrongPINIsSaidOnceAndTriedOnce() async throws {
+    @Test func aTokenBackWithAWrongPINIsTriedOnceAndNotSaidAtEveryLook() async throws {
         let wrapped = try await wrappedStore()
         let (directory, pinFile) = (wrapped.directory, wrapped.pinFile)
         func logins() -> Int { wrapped.calls("C_Login") }

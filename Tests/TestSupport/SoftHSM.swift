@@ -31,6 +31,8 @@ public final class SoftHSM: Sendable {
     public static let process: SoftHSM = {
         let hsm = try! SoftHSM()
         setenv("SOFTHSM2_CONF", hsm.configuration, 1)
+        // A static is never deinitialised: its tokens go when the process exits.
+        atexit { try? FileManager.default.removeItem(at: SoftHSM.process.directory) }
         return hsm
     }()
 
