@@ -1015,6 +1015,12 @@ struct PKCS11CommandTests {
 
         let wrong = try Command.run(Command.sessionAgent, ["owner", "generate", "--token", "pkcs11:token=\(token)", "--module", "/nonexistent.so", "--pin-file", pinFile])
         #expect(wrong.status == 1 && wrong.stderr.contains("/nonexistent.so"))
+        // Named once, as what it is.
+        for module in ["/nonexistent.so", "/usr/lib/x86_64-linux-gnu/libz.so.1"] {
+            let listed = try Command.run(Command.sessionAgent, ["token", "list", "--module", module])
+            #expect(listed.status == 1 && listed.stderr.hasPrefix("session-agent: error: the PKCS#11 module \(module) ")
+                        && listed.stderr.components(separatedBy: module).count == 2, "\(listed)")
+        }
 
         // A label given as object= in --token is the key's label; one in use is refused, as is
         // a second label beside it, and neither refusal makes a key.

@@ -72,7 +72,7 @@ struct PKCS11IncompleteModuleTests {
             return message.contains("C_GetTokenInfo") && message.contains("C_Sign,") && !message.contains("C_GetSlotList")
         }
         await #expect { try await PKCS11Provider.shared(modulePath: module).tokens() } throws: { error in
-            guard case PKCS11Failure.failed(let message) = error else { return false }
+            guard case PKCS11Failure.moduleMissing(let message) = error else { return false }
             return message.contains("empty in its function list")
         }
     }

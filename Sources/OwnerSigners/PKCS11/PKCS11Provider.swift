@@ -327,10 +327,8 @@ public final class PKCS11Provider: @unchecked Sendable {
     /// The module as it describes itself, and the tokens present, for `token list`.
     public func tokens() async throws(PKCS11Failure) -> (library: PKCS11LibraryInfo, tokens: [PKCS11TokenInfo]) {
         try await run { () throws(PKCS11Failure) -> (library: PKCS11LibraryInfo, tokens: [PKCS11TokenInfo]) in
-            do {
-                let module = try self.loadedModule()
-                return (module.library, try module.tokens())
-            } catch { throw .failed("\(self.modulePath): \(error)") }
+            let module = try self.loadedModule()   // whose error names the module
+            do { return (module.library, try module.tokens()) } catch { throw .failed("\(self.modulePath): \(error)") }
         }
     }
 
