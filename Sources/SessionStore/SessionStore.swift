@@ -103,13 +103,18 @@ public final class SessionStore: @unchecked Sendable {
     /// written anywhere else. It takes as much memory as the file is large.
     public static func copyInMemory(of path: String) throws(StoreError) -> SessionStore {
         try SessionStore { configuration in
-            var source = Configuration()
-            source.readonly = true
-            source.busyMode = .timeout(5)
             let memory = try DatabaseQueue(configuration: configuration)
-            try DatabaseQueue(path: path, configuration: source).backup(to: memory)
+            try readOnly(path).backup(to: memory)
             return memory
         }
+    }
+
+    /// A connection that only reads the store file at `path`, beside an agent that writes it.
+    private static func readOnly(_ path: String) throws -> DatabaseQueue {
+        var configuration = Configuration()
+        configuration.readonly = true
+        configuration.busyMode = .timeout(5)
+        return try DatabaseQueue(path: path, configuration: configuration)
     }
 
     private init(opening open: (Configuration) throws -> any DatabaseWriter) throws(StoreError) {
@@ -1078,11 +1083,8 @@ public final class SessionStore: @unchecked Sendable {
     /// one consistent snapshot (SQLite's VACUUM INTO, from a read-only connection), taken
     /// beside a running agent without holding up its writes.
     public static func backup(_ path: String, to destination: String) throws(StoreError) {
-        var configuration = Configuration()
-        configuration.readonly = true
-        configuration.busyMode = .timeout(5)
         try vacuum(into: destination) { statement in
-            try DatabaseQueue(path: path, configuration: configuration).inDatabase { db in try db.execute(sql: statement, arguments: [destination]) }
+            try readOnly(path).inDatabase { db in try db.execute(sql: statement, arguments: [destination]) }
         }
     }
 
