@@ -21,7 +21,7 @@ enum HSMBench {
         let module = SoftHSM.systemModule!
         try? FileManager.default.removeItem(atPath: directory)
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        try hsm.initToken("bench")
+        let tokenDirectory = try hsm.initToken("bench")
         let pin = PKCS11PINSource.file(directory + "/pin")
         try writeSecretFile(SoftHSM.userPIN, directory + "/pin")
 
@@ -33,6 +33,7 @@ enum HSMBench {
         }
         for key in keys { try await compare(key, detail: true) }
         try await sessionRequests(owner: keys[0], directory: directory)
+        try await removals(of: tokenDirectory, owner: keys[0], hsm: hsm)
 
         // The same keys through p11-kit's RPC, as for a token served from another process or container.
         let socket = directory + "/p11-kit.sock"
@@ -107,6 +108,39 @@ enum HSMBench {
             row("  \(curve.rawValue): agent beyond the queued loop and the check", beyond.median * direct.median * 1e6, "µs", ratio: 1 + beyond.median)
             print("    that ratio in each round: " + beyond.map { String(format: "%.2f", 1 + $0) }.joined(separator: " "))
         }
+        // A leak in the C wrapping (a buffer, a session or a handle left behind per call) would
+        // show as growth here; the rounds above have warmed every cache the signer keeps.
+        let count = 10_000, before = residentKiB()
+        for i in 0..<count { try await sign(i) }
+        row("  \(curve.rawValue): resident memory after \(count) more agent signatures", Double(residentKiB() - before), "KiB more")
+    }
+
+    /// The token taken away and brought back again and again, with a signature tried while it
+    /// is away (which fails) and one after it is back (which must work): each return makes the
+    /// agent drop its session and login and open new ones, which must leave nothing behind.
+    static func removals(of token: URL, owner key: PKCS11Key, hsm: SoftHSM) async throws {
+        let owner = try PKCS11Owner(key)
+        let sign = { (i: Int) in try await owner.sign(ApprovedDigest(digest: digests[i % 64], approval: "bench"), prompt: noPrompt) }
+        let cycles = 500
+        func cycle(_ i: Int) async throws {
+            let away = try hsm.unplug(token)
+            if (try? await sign(i)) != nil { throw BenchFailure("a signature with the token away") }
+            try hsm.plugIn(away, as: token)
+            _ = try await sign(i)
+        }
+        for i in 0..<20 { try await cycle(i) }
+        let clock = ContinuousClock(), start = clock.now, before = residentKiB()
+        for i in 0..<cycles { try await cycle(i) }
+        let curve = key.info.curve.rawValue
+        row("  \(curve): a removal, a failed signature, the return and a signature", AgentBench.seconds(clock.now - start) / Double(cycles) * 1e6, "µs/cycle")
+        row("  \(curve): resident memory after \(cycles) more of those cycles", Double(residentKiB() - before), "KiB more")
+    }
+
+    /// VmRSS of this process.
+    static func residentKiB() -> Int {
+        let status = (try? String(contentsOfFile: "/proc/self/status", encoding: .utf8)) ?? ""
+        let line = status.split(separator: "\n").first { $0.hasPrefix("VmRSS:") } ?? ""
+        return line.split(whereSeparator: \.isWhitespace).dropFirst().first.flatMap { Int($0) } ?? 0
     }
 
     /// The loops in alternating short rounds, so that a slow spell of the machine (a VM's
