@@ -900,7 +900,8 @@ struct PKCS11OwnerTests {
     }
 
     /// Counts and lengths a module answers are checked against the room it was given before
-    /// they are used: read as given, 2^62 would trap the agent or have it allocate exabytes.
+    /// they are used: read as given, 2^62 would trap the agent or have it allocate exabytes. A
+    /// search that never ends (a faulty module, or a hostile `p11-kit server`) is given up on.
     /// Each is a clear error (the process running this test survives it), and once the module
     /// answers sanely again, the same owner signs.
     @Test func aModuleAnsweringImpossibleLengthsIsAnErrorNotACrash() async throws {
@@ -929,6 +930,8 @@ struct PKCS11OwnerTests {
                          "C_GetAttributeValue answered 4611686018427387904 for an attribute's length (a fault of the module)")
         try await faulty("C_FindObjects", { _ = try await PKCS11Key.locate(try uri(module), pin: pin, defaultModule: nil) },
                          "C_FindObjects answered 33 for the number of objects (a fault of the module)")
+        try await faulty("C_FindObjects.endless", { _ = try await PKCS11Key.locate(try uri(module), pin: pin, defaultModule: nil) },
+                         "C_FindObjects answered 65568 for the objects of one search, more than the agent takes (a fault of the module)")
         #expect(try await owner.sign(Self.approved(digest), prompt: Self.noPrompt).recoverAddress(digest: digest) == owner.identity.address)
     }
 

@@ -89,7 +89,8 @@ public enum CModule {
     /// A module in front of another (`real`) that answers counts and lengths no module may, as
     /// one with a memory fault might: 2^62 bytes of a signature while the file `trigger`.C_Sign
     /// exists, 2^62 bytes of an attribute (`trigger`.C_GetAttributeValue), 2^62 slots
-    /// (`trigger`.C_GetSlotList), more objects than it was given room for (`trigger`.C_FindObjects).
+    /// (`trigger`.C_GetSlotList), more objects than it was given room for (`trigger`.C_FindObjects),
+    /// or a search that never ends, a full batch of objects at every call (`trigger`.C_FindObjects.endless).
     public static func answeringImpossibleLengths(in directory: URL, real: String, trigger: String) throws -> String {
         try build("impossible-lengths", source: inFront(of: real, replacing: [
             "C_Sign": "sign", "C_GetAttributeValue": "attributes", "C_GetSlotList": "slots", "C_FindObjects": "findObjects",
@@ -122,6 +123,10 @@ public enum CModule {
             static CK_RV findObjects(CK_SESSION_HANDLE session, CK_OBJECT_HANDLE *objects, CK_ULONG room, CK_ULONG *count) {
                 CK_RV rv = real->C_FindObjects(session, objects, room, count);
                 if (rv == CKR_OK && faulty("C_FindObjects") && *count > 0) *count = room + 1;
+                if (rv == CKR_OK && faulty("C_FindObjects.endless")) {
+                    for (CK_ULONG i = 0; i < room; i++) objects[i] = i + 1;
+                    *count = room;
+                }
                 return rv;
             }
             """), in: directory)

@@ -403,6 +403,11 @@ public final class PKCS11Session: @unchecked Sendable {
 
     // MARK: Objects
 
+    /// The most objects one search is taken from: far more than any the agent makes (a key by
+    /// its label and id, a token's EC keys) can match, and a bound on what a module that never
+    /// says "no more" (a faulty one, or a hostile `p11-kit server`) can have the agent collect.
+    static let mostObjectsFound = 1 << 16
+
     /// The handles of the objects matching every given attribute.
     public func find(_ attributes: [PKCS11Attribute]) throws(PKCS11Error) -> [UInt] {
         try withTemplate(attributes) { template throws(PKCS11Error) in
@@ -416,6 +421,9 @@ public final class PKCS11Session: @unchecked Sendable {
             try check("C_FindObjects", f.C_FindObjects(handle, &batch, CK_ULONG(batch.count), &count))
             if count == 0 { return found }
             found += batch.prefix(try filled(count, of: batch.count, by: "C_FindObjects", for: "the number of objects")).map { UInt($0) }
+            if found.count > Self.mostObjectsFound {
+                throw PKCS11Error("C_FindObjects", answered: CK_ULONG(found.count), for: "the objects of one search, more than the agent takes")
+            }
         }
     }
 
