@@ -935,6 +935,21 @@ struct PKCS11OwnerTests {
         #expect(try await owner.sign(Self.approved(digest), prompt: Self.noPrompt).recoverAddress(digest: digest) == owner.identity.address)
     }
 
+    /// A slot list that grew between counting the slots and reading them (a reader or token
+    /// plugged in at that moment) is read again: before, the lookup failed, and the agent took
+    /// the module for one showing no token and initialised it again, ending its logins. A list
+    /// that keeps growing is given up on after three reads.
+    @Test func aSlotListThatGrowsWhileReadIsReadAgain() async throws {
+        try hsm.initToken(token)
+        let real = try hsm.privateModule()
+        let twice = try CModule.slotListGrowing(times: 2, in: try hsm.subdirectory("growing-twice"), real: real)
+        #expect(try await PKCS11Provider.shared(modulePath: twice).tokens().tokens.contains { $0.label == token })
+        let always = try CModule.slotListGrowing(times: 1000, in: try hsm.subdirectory("growing-always"), real: try hsm.privateModule())
+        await #expect { try await PKCS11Provider.shared(modulePath: always).tokens() } throws: { error in
+            "\(error)".contains("C_GetSlotList failed: CKR_BUFFER_TOO_SMALL")
+        }
+    }
+
     /// A login a person gave is kept while its token stays (the agent does not keep the PIN):
     /// looking for another token of the module that is away does not initialise the module again,
     /// which would end that login. With logins only from PIN files, it does, and sees the other

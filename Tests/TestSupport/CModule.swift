@@ -234,6 +234,24 @@ public enum CModule {
             """), in: directory)
     }
 
+    /// A module in front of another (`real`) whose slot list grows between the call that counts
+    /// the slots and the one that fills them in, the first `times` times it is read, as when a
+    /// reader or a token is plugged in at that moment: the filling call answers
+    /// CKR_BUFFER_TOO_SMALL, as the standard says it must.
+    public static func slotListGrowing(times: Int, in directory: URL, real: String) throws -> String {
+        try build("slot-list-growing", source: inFront(of: real, replacing: ["C_GetSlotList": "slots"], with: """
+            static int grown = 0;
+            static CK_RV slots(CK_BBOOL present, CK_SLOT_ID *list, CK_ULONG *count) {
+                if (list == NULL || grown >= \(times)) return real->C_GetSlotList(present, list, count);
+                grown++;
+                CK_RV rv = real->C_GetSlotList(present, NULL, count);
+                if (rv != CKR_OK) return rv;
+                *count += 1;
+                return CKR_BUFFER_TOO_SMALL;
+            }
+            """), in: directory)
+    }
+
     /// A module in front of another (`real`) whose tokens do not show failed PIN tries: no
     /// CKF_USER_PIN_COUNT_LOW, FINAL_TRY or LOCKED in C_GetTokenInfo (HSMs that count them
     /// where no flag shows, as AWS CloudHSM locks a user after five).

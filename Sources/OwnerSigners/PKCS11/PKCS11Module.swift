@@ -296,16 +296,28 @@ public final class PKCS11Module: @unchecked Sendable {
     // MARK: Slots and tokens
 
     public func tokens() throws(PKCS11Error) -> [PKCS11TokenInfo] {
-        var count: CK_ULONG = 0
-        try check("C_GetSlotList", functions.pointee.C_GetSlotList(CK_BBOOL(CK_TRUE), nil, &count))
-        var slots = [CK_SLOT_ID](repeating: 0, count: try filled(count, of: 4096, by: "C_GetSlotList", for: "the number of slots"))
-        try check("C_GetSlotList", functions.pointee.C_GetSlotList(CK_BBOOL(CK_TRUE), &slots, &count))
         var tokens: [PKCS11TokenInfo] = []
-        for slot in slots.prefix(try filled(count, of: slots.count, by: "C_GetSlotList", for: "the number of slots")) {
+        for slot in try slotsWithTokens() {
             // A token removed since the slot list was read is left out, not an error for the others.
             do throws(PKCS11Error) { tokens.append(try tokenInfo(slot: slot)) } catch where error.tokenGone { continue }
         }
         return tokens.filter(\.initialized)
+    }
+
+    /// The slots holding a token. A token or reader plugged in between counting the slots and
+    /// reading them makes the list longer than counted (CKR_BUFFER_TOO_SMALL): it is read again.
+    private func slotsWithTokens() throws(PKCS11Error) -> ArraySlice<CK_SLOT_ID> {
+        var reads = 0
+        while true {
+            reads += 1
+            var count: CK_ULONG = 0
+            try check("C_GetSlotList", functions.pointee.C_GetSlotList(CK_BBOOL(CK_TRUE), nil, &count))
+            var slots = [CK_SLOT_ID](repeating: 0, count: try filled(count, of: 4096, by: "C_GetSlotList", for: "the number of slots"))
+            let rv = functions.pointee.C_GetSlotList(CK_BBOOL(CK_TRUE), &slots, &count)
+            if rv == CKR_BUFFER_TOO_SMALL, reads < 3 { continue }
+            try check("C_GetSlotList", rv)
+            return slots.prefix(try filled(count, of: slots.count, by: "C_GetSlotList", for: "the number of slots"))
+        }
     }
 
     public func tokenInfo(slot: UInt) throws(PKCS11Error) -> PKCS11TokenInfo {
