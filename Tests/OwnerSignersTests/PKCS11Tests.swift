@@ -941,8 +941,7 @@ struct PKCS11OwnerTests {
     /// that keeps growing is given up on after three reads.
     @Test func aSlotListThatGrowsWhileReadIsReadAgain() async throws {
         try hsm.initToken(token)
-        let real = try hsm.privateModule()
-        let twice = try CModule.slotListGrowing(times: 2, in: try hsm.subdirectory("growing-twice"), real: real)
+        let twice = try CModule.slotListGrowing(times: 2, in: try hsm.subdirectory("growing-twice"), real: try hsm.privateModule())
         #expect(try await PKCS11Provider.shared(modulePath: twice).tokens().tokens.contains { $0.label == token })
         let always = try CModule.slotListGrowing(times: 1000, in: try hsm.subdirectory("growing-always"), real: try hsm.privateModule())
         await #expect { try await PKCS11Provider.shared(modulePath: always).tokens() } throws: { error in
