@@ -50,6 +50,8 @@ enum HSMBench {
 
     static let noPrompt: SecretPrompt = { _ in throw PKCS11Failure.pinNeeded("bench") }
     static let digests = (0..<64).map { i in Keccak256.hash([UInt8(i)]) }
+    /// The `i`th signature's digest, as the agent hands it to an owner once a request is approved.
+    static func approved(_ i: Int) -> ApprovedDigest { ApprovedDigest(digest: digests[i % 64], approval: "bench") }
 
     /// The agent's owner signer on `key` against the plain loop on the same module and key; with
     /// `detail`, also the parts the difference is made of.
@@ -60,7 +62,7 @@ enum HSMBench {
         switch curve {
         case .secp256k1:
             let owner = try PKCS11Owner(key)
-            sign = { i in _ = try await owner.sign(ApprovedDigest(digest: digests[i % 64], approval: "bench"), prompt: noPrompt) }
+            sign = { i in _ = try await owner.sign(approved(i), prompt: noPrompt) }
         case .p256:
             sign = { i in _ = try await key.signP256(digest: digests[i % 64], prompt: noPrompt) }
         }
@@ -120,7 +122,7 @@ enum HSMBench {
     /// agent drop its session and login and open new ones, which must leave nothing behind.
     static func removals(of token: URL, owner key: PKCS11Key, hsm: SoftHSM) async throws {
         let owner = try PKCS11Owner(key)
-        let sign = { (i: Int) in try await owner.sign(ApprovedDigest(digest: digests[i % 64], approval: "bench"), prompt: noPrompt) }
+        let sign = { (i: Int) in try await owner.sign(approved(i), prompt: noPrompt) }
         let cycles = 500
         func cycle(_ i: Int) async throws {
             let away = try hsm.unplug(token)
