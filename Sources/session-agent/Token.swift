@@ -52,23 +52,26 @@ struct PKCS11TokenList: AsyncParsableCommand {
 
     func run() async throws {
         // A token whose keys could not be read (a wrong PIN with --login, a token gone while
-        // listed) is shown with its error, and the exit status is 1.
+        // listed), or a slot whose token could not be, is shown with its error, and the exit
+        // status is 1.
         var unreadable = false
         try await report(output) {
             let only = try token.map(pkcs11.parse) ?? PKCS11URI()
             let paths = (only.modulePath ?? pkcs11.module).map { [$0] } ?? PKCS11Module.registered().filter(only.matches).map(\.path)
             guard !paths.isEmpty else { throw CommandFailure(message: "p11-kit knows no PKCS#11 module; name one with --module", reason: "not_found") }
             let wantsKey = only.object != nil || only.id != nil
-            var text: [String] = [], modules: [JSONValue] = [], shown = 0, hidden = false, hints: [String] = [], present: [PKCS11TokenInfo] = []
+            var text: [String] = [], modules: [JSONValue] = [], shown = 0, hidden = false, hints: [String] = [], seen = PKCS11TokenListing()
             for path in paths {
                 let provider = PKCS11Provider.shared(modulePath: path)
-                let library: PKCS11LibraryInfo, tokens: [PKCS11TokenInfo]
-                do { (library, tokens) = try await provider.tokens() } catch {
+                let answer: (library: PKCS11LibraryInfo, tokens: PKCS11TokenListing)
+                do { answer = try await provider.tokens() } catch {
                     if paths.count == 1 { throw CommandFailure(message: "\(error)", reason: "owner_unavailable") }
                     text.append("module \(path): \(error)")
                     continue
                 }
-                present += tokens
+                let library = answer.library, listing = answer.tokens, tokens = listing.present
+                seen.present += tokens
+                seen.unreadable += listing.unreadable
                 let hint = tokens.isEmpty ? PKCS11Module.serverHint(for: path) : nil
                 if let hint { hints.append(hint) }
                 let matching = tokens.filter(only.matches)
@@ -135,7 +138,15 @@ struct PKCS11TokenList: AsyncParsableCommand {
                         }),
                     ])))
                 }
-                if tokens.isEmpty { text.append("  no token present" + (hint.map { ": \($0)" } ?? "")) }
+                // Given a URI, a slot that cannot be read is named only if nothing matches.
+                if token == nil {
+                    for slot in listing.unreadable {
+                        text.append("  \(slot)")
+                        tokenJSON.append(.object(JSONObject(["slot": JSONValue(Int(slot.slot)), "error": .string("\(slot.error)")])))
+                        unreadable = true
+                    }
+                }
+                if tokens.isEmpty && listing.unreadable.isEmpty { text.append("  no token present" + (hint.map { ": \($0)" } ?? "")) }
                 modules.append(.object(JSONObject([
                     "module": .string(path), "tokens": .array(tokenJSON),
                     "library": .object(JSONObject(["manufacturer": .string(library.manufacturer), "description": .string(library.description),
@@ -145,7 +156,7 @@ struct PKCS11TokenList: AsyncParsableCommand {
             // As a check in a script: is the token (or the key) there?
             if let token, shown == 0 {
                 let why = (hidden ? ["--login shows keys a token hides"] : []) + hints
-                    + (wantsKey ? [] : ["\(paths.count == 1 ? "the module shows" : "the modules show") \(PKCS11TokenInfo.shown(present))"])
+                    + (wantsKey ? [] : ["\(paths.count == 1 ? "the module shows" : "the modules show") \(seen.shown)"])
                 throw CommandFailure(message: "\(wantsKey ? "no key" : "no token") matches \(token)\(why.isEmpty ? "" : " (" + why.joined(separator: "; ") + ")")", reason: "not_found")
             }
             return CommandOutput(text: text.joined(separator: "\n"), json: .array(modules))

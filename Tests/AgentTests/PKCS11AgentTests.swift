@@ -482,6 +482,24 @@ struct PKCS11AgentTests {
         #expect(shown?.split(separator: ", ").count == 5 && shown?.split(separator: ", ").allSatisfy { $0.hasPrefix("\"\(token)") } == true, "\(many)")
     }
 
+    /// `token list` shows a slot whose token the module cannot describe with its error, beside
+    /// the tokens it can, and exits 1; asked for a token that can be read it exits 0, and asked
+    /// for one that cannot, it names the slot.
+    @Test func aSlotThatCannotBeReadIsListedWithItsError() throws {
+        let (_, address, _) = try tokenWithKey()
+        let broken = "\(token)-broken"
+        try hsm.initToken(broken)
+        let module = try CModule.unreadableToken(broken, in: try hsm.subdirectory("unreadable"), real: SoftHSM.systemModule!)
+        let all = try Command.run(Command.sessionAgent, ["token", "list", "--module", module], environment: hsm.environment)
+        #expect(all.status == 1 && all.stdout.contains(address.checksummed), "\(all)")
+        #expect(all.stdout.contains("cannot be read (C_GetTokenInfo failed: CKR_FUNCTION_FAILED)") && !all.stdout.contains("no token present"), "\(all)")
+        let readable = try Command.run(Command.sessionAgent, ["token", "list", "pkcs11:token=\(token)", "--module", module], environment: hsm.environment)
+        #expect(readable.status == 0 && readable.stdout.contains(address.checksummed), "\(readable)")
+        let named = try Command.run(Command.sessionAgent, ["token", "list", "pkcs11:token=\(broken)", "--module", module], environment: hsm.environment)
+        #expect(named.status == 1 && named.stderr.contains("no token matches pkcs11:token=\(broken)")
+                && named.stderr.contains("cannot be read (C_GetTokenInfo failed: CKR_FUNCTION_FAILED)"), "\(named)")
+    }
+
     /// A URI that names no token works while there is one, but a second token would make it
     /// ambiguous, or point it at another key: what `owner generate` prints and what `owner add`
     /// registers name the token by label and serial.

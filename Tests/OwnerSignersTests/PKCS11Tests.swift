@@ -589,7 +589,7 @@ struct PKCS11OwnerTests {
             return secret(SoftHSM.userPIN)
         })
         // The prompt names the token by label and serial (two tokens may share a label).
-        let serial = try #require(try await PKCS11Provider.shared(modulePath: module).tokens().tokens.first { $0.label == token }?.serial)
+        let serial = try #require(try await PKCS11Provider.shared(modulePath: module).tokens().tokens.present.first { $0.label == token }?.serial)
         #expect(asked.value?.count == 1 && asked.value?.first?.contains("\"\(token)\", serial \(serial)") == true, "\(asked.value ?? [])")
         // The login is kept: the next signature asks nothing.
         _ = try await prompted.sign(Self.approved(digest), prompt: Self.noPrompt)
@@ -624,7 +624,7 @@ struct PKCS11OwnerTests {
         try tokenWithKey()
         try hsm.generateKey(token: token, label: "k1other", id: "02")
         let module = try hsm.privateModule()
-        let serial = try #require(try await PKCS11Provider.shared(modulePath: module).tokens().tokens.first { $0.label == token }?.serial)
+        let serial = try #require(try await PKCS11Provider.shared(modulePath: module).tokens().tokens.present.first { $0.label == token }?.serial)
         let first = try await PKCS11Owner.load(try uri(module), pin: .prompt, defaultModule: nil)
         let second = try await PKCS11Owner.load(try PKCS11URI("pkcs11:token=\(token);serial=\(serial);object=k1other?module-path=\(module)"),
                                                 pin: .prompt, defaultModule: nil)
@@ -892,7 +892,7 @@ struct PKCS11OwnerTests {
         await #expect { try await provider.token(try PKCS11URI("pkcs11:token=\(token)?module-path=\(module)")) } throws: { error in
             "\(error)".contains("2 tokens match pkcs11:token=\(token)") && "\(error)".contains("add serial= or slot-id=")
         }
-        let serials = try await provider.tokens().tokens.filter { $0.label == token }.map(\.serial)
+        let serials = try await provider.tokens().tokens.present.filter { $0.label == token }.map(\.serial)
         #expect(Set(serials).count == 2, "\(serials)")
         for serial in serials {
             #expect(try await provider.token(try PKCS11URI("pkcs11:token=\(token);serial=\(serial)?module-path=\(module)")).serial == serial)
@@ -942,7 +942,7 @@ struct PKCS11OwnerTests {
     @Test func aSlotListThatGrowsWhileReadIsReadAgain() async throws {
         try hsm.initToken(token)
         let twice = try CModule.slotListGrowing(times: 2, in: try hsm.subdirectory("growing-twice"), real: try hsm.privateModule())
-        #expect(try await PKCS11Provider.shared(modulePath: twice).tokens().tokens.contains { $0.label == token })
+        #expect(try await PKCS11Provider.shared(modulePath: twice).tokens().tokens.present.contains { $0.label == token })
         let always = try CModule.slotListGrowing(times: 1000, in: try hsm.subdirectory("growing-always"), real: try hsm.privateModule())
         await #expect { try await PKCS11Provider.shared(modulePath: always).tokens() } throws: { error in
             "\(error)".contains("C_GetSlotList failed: CKR_BUFFER_TOO_SMALL")
@@ -999,7 +999,7 @@ struct PKCS11OwnerTests {
         let sameModule = try hsm.privateModule()
         let personsOwner = try await PKCS11Owner.load(try uri(sameModule), pin: .prompt, defaultModule: nil)
         _ = try await personsOwner.sign(Self.approved(digest), prompt: person)
-        let serial = try #require(try await PKCS11Provider.shared(modulePath: sameModule).tokens().tokens.first { $0.label == token }?.serial)
+        let serial = try #require(try await PKCS11Provider.shared(modulePath: sameModule).tokens().tokens.present.first { $0.label == token }?.serial)
         let bySerial = try PKCS11URI("pkcs11:token=\(token);serial=\(serial);object=k1key?module-path=\(sameModule)")
         let ownAway = try hsm.unplug(ownDirectory)
         await #expect { _ = try await PKCS11Owner.load(bySerial, pin: pin, defaultModule: nil) } throws: { error in
@@ -1017,11 +1017,33 @@ struct PKCS11OwnerTests {
         let other = "\(token)-b"
         try hsm.initToken(other)
         let module = try PKCS11Module(path: try hsm.privateModule())
-        #expect(Set(try module.tokens().map(\.label)).isSuperset(of: [token, other]))
+        #expect(Set(try module.tokens().present.map(\.label)).isSuperset(of: [token, other]))
         let away = try hsm.unplug(directory)
-        let listed = try module.tokens().map(\.label)
+        let listed = try module.tokens().present.map(\.label)
         #expect(listed.contains(other) && !listed.contains(token))
         try hsm.plugIn(away, as: directory)
+    }
+
+    /// A slot the module cannot describe (its C_GetTokenInfo failing with CKR_FUNCTION_FAILED,
+    /// as a faulty slot or a reader in a bad state may) is set apart with its error. Before, it failed the whole
+    /// list, so the agent saw no token at all, initialised the module again (ending its logins)
+    /// and could not sign with the module's other tokens either.
+    @Test func aSlotThatCannotBeReadDoesNotHideTheOthers() async throws {
+        try tokenWithKey()
+        let broken = "\(token)-broken"
+        try hsm.initToken(broken)
+        let module = try CModule.unreadableToken(broken, in: try hsm.subdirectory("unreadable"), real: try hsm.privateModule())
+        let listed = try await PKCS11Provider.shared(modulePath: module).tokens().tokens
+        #expect(listed.present.contains { $0.label == token } && !listed.present.contains { $0.label == broken }, "\(listed.present)")
+        #expect(listed.unreadable.map { "\($0.error)" } == ["C_GetTokenInfo failed: CKR_FUNCTION_FAILED"], "\(listed.unreadable)")
+
+        let pin = PKCS11PINSource.file(try pinFile(SoftHSM.userPIN))
+        let owner = try await PKCS11Owner.load(try uri(module), pin: pin, defaultModule: nil)
+        let digest = Bytes32(Array(repeating: 9, count: 32))
+        #expect(try await owner.sign(Self.approved(digest), prompt: Self.noPrompt).recoverAddress(digest: digest) == owner.identity.address)
+        await #expect { try await PKCS11Key.locate(try PKCS11URI("pkcs11:token=\(broken);object=k1key?module-path=\(module)"), pin: pin, defaultModule: nil) } throws: { error in
+            "\(error)".contains("no token matching pkcs11:token=\(broken)?module-path=\(module) is present") && "\(error)".contains("cannot be read (C_GetTokenInfo failed: CKR_FUNCTION_FAILED)")
+        }
     }
 
     /// A token named without a module is looked for in each module p11-kit knows as it is first,

@@ -252,6 +252,14 @@ public enum CModule {
             """), in: directory)
     }
 
+    /// A module in front of another (`real`) that cannot describe the token labelled `label`:
+    /// C_GetTokenInfo answers CKR_FUNCTION_FAILED for its slot, as a faulty slot or a reader in
+    /// a bad state may.
+    public static func unreadableToken(_ label: String, in directory: URL, real: String) throws -> String {
+        try changingTokenFlags("unreadable-token", in: directory, real: real,
+                               "{ if (memcmp(info->label, \"\(label)\", \(label.utf8.count)) == 0) return CKR_FUNCTION_FAILED; }")
+    }
+
     /// A module in front of another (`real`) whose tokens do not show failed PIN tries: no
     /// CKF_USER_PIN_COUNT_LOW, FINAL_TRY or LOCKED in C_GetTokenInfo (HSMs that count them
     /// where no flag shows, as AWS CloudHSM locks a user after five).

@@ -143,6 +143,26 @@ public struct PKCS11TokenInfo: Sendable, Equatable {
     }
 }
 
+/// What a module shows: its tokens, and the slots whose token it could not describe.
+public struct PKCS11TokenListing: Sendable {
+    public var present: [PKCS11TokenInfo] = []
+    public var unreadable: [UnreadableSlot] = []
+
+    public init() {}
+
+    public struct UnreadableSlot: Sendable, CustomStringConvertible {
+        public var slot: UInt
+        public var error: PKCS11Error
+        public var description: String { "slot \(slot) cannot be read (\(error))" }
+    }
+
+    /// For an error about a token the module does not show: the tokens it does, and the slots
+    /// it could not read (the token may be in one).
+    public var shown: String {
+        ([PKCS11TokenInfo.shown(present)] + unreadable.map(\.description)).joined(separator: "; ")
+    }
+}
+
 /// Names in an error: the first five and how many more, or `none`.
 func listed(_ names: [String], none: String) -> String {
     if names.isEmpty { return none }
@@ -295,13 +315,20 @@ public final class PKCS11Module: @unchecked Sendable {
 
     // MARK: Slots and tokens
 
-    public func tokens() throws(PKCS11Error) -> [PKCS11TokenInfo] {
-        var tokens: [PKCS11TokenInfo] = []
+    /// The tokens the module shows. A slot it cannot describe (a reader in a bad state, a faulty
+    /// slot of an HSM) is set apart with its error: it must not hide the module's other tokens
+    /// from the agent. A token removed since the slot list was read is left out.
+    public func tokens() throws(PKCS11Error) -> PKCS11TokenListing {
+        var tokens = PKCS11TokenListing()
         for slot in try slotsWithTokens() {
-            // A token removed since the slot list was read is left out, not an error for the others.
-            do throws(PKCS11Error) { tokens.append(try tokenInfo(slot: slot)) } catch where error.tokenGone { continue }
+            do throws(PKCS11Error) {
+                let info = try tokenInfo(slot: slot)
+                if info.initialized { tokens.present.append(info) }
+            } catch {
+                if !error.tokenGone { tokens.unreadable.append(PKCS11TokenListing.UnreadableSlot(slot: slot, error: error)) }
+            }
         }
-        return tokens.filter(\.initialized)
+        return tokens
     }
 
     /// The slots holding a token. A token or reader plugged in between counting the slots and

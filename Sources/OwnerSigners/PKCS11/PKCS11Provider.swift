@@ -325,8 +325,8 @@ public final class PKCS11Provider: @unchecked Sendable {
     }
 
     /// The module as it describes itself, and the tokens present, for `token list`.
-    public func tokens() async throws(PKCS11Failure) -> (library: PKCS11LibraryInfo, tokens: [PKCS11TokenInfo]) {
-        try await run { () throws(PKCS11Failure) -> (library: PKCS11LibraryInfo, tokens: [PKCS11TokenInfo]) in
+    public func tokens() async throws(PKCS11Failure) -> (library: PKCS11LibraryInfo, tokens: PKCS11TokenListing) {
+        try await run { () throws(PKCS11Failure) -> (library: PKCS11LibraryInfo, tokens: PKCS11TokenListing) in
             let module = try self.loadedModule()   // whose error names the module
             do { return (module.library, try module.tokens()) } catch { throw .failed("\(self.modulePath): \(error)") }
         }
@@ -438,7 +438,7 @@ public final class PKCS11Provider: @unchecked Sendable {
         let matching = try presentTokens(matching: uri, rescan: true)
         if matching.count > 1 { throw .failed("\(matching.count) tokens match \(uri.tokenOnly); add serial= or slot-id=") }
         guard let info = matching.first else {
-            throw .tokenAbsent("no token matching \(uri.tokenOnly) is present in \(modulePath) (it shows \(PKCS11TokenInfo.shown((try? loadedModule().tokens()) ?? [])))"
+            throw .tokenAbsent("no token matching \(uri.tokenOnly) is present in \(modulePath) (it shows \(((try? loadedModule().tokens()) ?? PKCS11TokenListing()).shown))"
                                + (PKCS11Module.serverHint(for: modulePath).map { ": \($0)" } ?? ""))
         }
         let module = try loadedModule()
@@ -463,7 +463,7 @@ public final class PKCS11Provider: @unchecked Sendable {
         // loaded is its own error.
         func present() throws(PKCS11Failure) -> [PKCS11TokenInfo] {
             let module = try loadedModule()
-            return (try? module.tokens()) ?? []
+            return (try? module.tokens())?.present ?? []
         }
         let all = try present()
         let matching = all.filter(uri.matches)
