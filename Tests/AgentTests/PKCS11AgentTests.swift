@@ -493,6 +493,10 @@ struct PKCS11AgentTests {
         let all = try Command.run(Command.sessionAgent, ["token", "list", "--module", module], environment: hsm.environment)
         #expect(all.status == 1 && all.stdout.contains(address.checksummed), "\(all)")
         #expect(all.stdout.contains("cannot be read (C_GetTokenInfo failed: CKR_FUNCTION_FAILED)") && !all.stdout.contains("no token present"), "\(all)")
+        let json = try Command.run(Command.sessionAgent, ["token", "list", "--module", module, "--json"], environment: hsm.environment)
+        let listed = try JSONValue(parsing: json.stdout).arrayValue?.first?["tokens"]?.arrayValue ?? []
+        #expect(json.status == 1 && listed.contains { $0["label"]?.stringValue == token }, "\(json)")
+        #expect(listed.compactMap { $0["error"]?.stringValue } == ["C_GetTokenInfo failed: CKR_FUNCTION_FAILED"], "\(json)")
         let readable = try Command.run(Command.sessionAgent, ["token", "list", "pkcs11:token=\(token)", "--module", module], environment: hsm.environment)
         #expect(readable.status == 0 && readable.stdout.contains(address.checksummed), "\(readable)")
         let named = try Command.run(Command.sessionAgent, ["token", "list", "pkcs11:token=\(broken)", "--module", module], environment: hsm.environment)
