@@ -235,6 +235,11 @@ struct PKCS11OwnerTests {
             guard case PKCS11Failure.keyNotFound(let message) = error else { return false }
             return message.contains("no public key object") && message.contains("--type pubkey")
         }
+        // Its label is in use all the same: a key generated under it would make the label name two.
+        await #expect { try await PKCS11Key.generate(on: try PKCS11URI("pkcs11:token=\(token)?module-path=\(try hsm.privateModule())"), curve: .secp256k1,
+                                                     label: "written", pin: pin, prompt: Self.noPrompt, defaultModule: nil) } throws: { error in
+            "\(error)".contains("already holds an EC key with the label \"written\"")
+        }
         // A public half under another label and id (as tools that label each half apart leave
         // it) gives the address, but the signature says which private key it looked for.
         try write(files.public, "pubkey", label: "written-public", id: "0d0d")
@@ -932,6 +937,14 @@ struct PKCS11OwnerTests {
                          "C_FindObjects answered 33 for the number of objects (a fault of the module)")
         try await faulty("C_FindObjects.endless", { _ = try await PKCS11Key.locate(try uri(module), pin: pin, defaultModule: nil) },
                          "C_FindObjects answered 65568 for the objects of one search, more than the agent takes (a fault of the module)")
+        // A search that fails says nothing of a label in use: no key is made on it.
+        try await faulty("C_FindObjects.endless", {
+            _ = try await PKCS11Key.generate(on: try PKCS11URI("pkcs11:token=\(token)?module-path=\(module)"), curve: .secp256k1, label: "unchecked",
+                                             pin: pin, prompt: Self.noPrompt, defaultModule: nil)
+        }, "more than the agent takes (a fault of the module)")
+        await #expect { try await PKCS11Key.locate(try uri(module, object: "unchecked"), pin: pin, defaultModule: nil) } throws: { error in
+            "\(error)".contains("no EC public key matches")
+        }
         #expect(try await owner.sign(Self.approved(digest), prompt: Self.noPrompt).recoverAddress(digest: digest) == owner.identity.address)
     }
 

@@ -199,9 +199,9 @@ extension PKCS11Session {
     }
 
     /// Whether an EC private key matches `uri` (visible when logged in, or when the token does
-    /// not hide it); errors count as no.
-    func holdsPrivateECKey(matching uri: PKCS11URI) -> Bool {
-        !((try? find([PKCS11Attribute(.privateKey), .ecKeyType] + Self.selection(uri))) ?? []).isEmpty
+    /// not hide it).
+    func holdsPrivateECKey(matching uri: PKCS11URI) throws(PKCS11Error) -> Bool {
+        !(try find([PKCS11Attribute(.privateKey), .ecKeyType] + Self.selection(uri))).isEmpty
     }
 
     /// X ‖ Y of a CKA_EC_POINT: a DER OCTET STRING around 04 ‖ X ‖ Y, or around the compressed

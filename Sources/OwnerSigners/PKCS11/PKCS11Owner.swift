@@ -29,7 +29,7 @@ public struct PKCS11Key: Sendable {
             if keys.isEmpty, !found.others.isEmpty {
                 throw .keyNotFound("the EC key\(found.others.count == 1 ? "" : "s") matching \(uri) cannot be an owner: " + found.others.map(\.explained).joined(separator: "; "))
             }
-            if keys.isEmpty, try await provider.withSession(uri, { session, _ throws(PKCS11Failure) in session.holdsPrivateECKey(matching: uri) }) {
+            if keys.isEmpty, try await provider.withSession(uri, { session, _ throws(PKCS11Failure) in (try? session.holdsPrivateECKey(matching: uri)) ?? false }) {
                 // `pkcs11-tool --write-object key.der --type privkey` leaves it so.
                 throw .keyNotFound("the token holds the private key \(uri.objectName) but no public key object, which its address is read from; "
                                    + "write the public key beside it (pkcs11-tool --write-object pub.der --type pubkey with the same id and label)")
@@ -60,8 +60,15 @@ public struct PKCS11Key: Sendable {
         let id = token.id ?? PKCS11SecretKey.randomBytes(16)
         let info = try await provider.withLogin(token, pin: pin, prompt: prompt) { session, _ throws(PKCS11Failure) in
             for (taken, uri) in [("label \"\(label)\"", PKCS11URI(object: label)), ("id \(Hex.encode(id))", PKCS11URI(id: id))] {
-                let keys = (try? session.ecPublicKeys(matching: uri)) ?? []
-                if !keys.isEmpty || session.holdsPrivateECKey(matching: uri) {
+                // A search that fails says nothing of a label or id in use: it is not taken as none.
+                let keys: [PKCS11KeyInfo], holdsPrivateKey: Bool
+                do throws(PKCS11Error) {
+                    keys = try session.ecPublicKeys(matching: uri)
+                    holdsPrivateKey = try session.holdsPrivateECKey(matching: uri)
+                } catch {
+                    throw PKCS11Provider.failure(error, token.tokenOnly.description, in: session)
+                }
+                if !keys.isEmpty || holdsPrivateKey {
                     throw .failed("the token already holds an EC key with the \(taken)\(keys.first.map { ": \($0.distinguished)" } ?? ""); choose another")
                 }
             }
