@@ -325,6 +325,32 @@ struct PKCS11AgentTests {
         #expect(FileManager.default.fileExists(atPath: marker), "the module was not finalized")
     }
 
+    /// A token that answers CKR_OK with a wrong signature (a bit of s flipped) gets the request
+    /// an `owner_failed` error: no session is enabled and no enable signature leaves the agent.
+    /// Once the token signs soundly again, the same request is approved.
+    @Test func aWrongSignatureFromTheTokenEnablesNoSession() throws {
+        let (_, address, pinFile) = try tokenWithKey()
+        let trigger = hsm.directory.appendingPathComponent("flip-\(token)").path
+        let module = try CModule.faultyInSign(.flippedBit, in: try hsm.subdirectory("flip"), real: SoftHSM.systemModule!, trigger: trigger)
+        let agent = try AgentProcess(rules: "default = \"approve\"", owner: .init(toml: """
+            pkcs11 = "pkcs11:token=\(token);object=owner?module-path=\(module)"
+            pin_file = "\(pinFile)"
+            """, address: address.checksummed), environment: hsm.environment)
+        try agent.start()
+        let client = try AgentClient(path: agent.clientSocket), control = try AgentClient(path: agent.controlSocket)
+        #expect(FileManager.default.createFile(atPath: trigger, contents: nil))
+        do {
+            _ = try SocketTests.requestSession(client)
+            Issue.record("approved with a signature that does not recover to the owner")
+        } catch let e as AgentClient.RemoteError {
+            #expect(e.reason == "owner_failed" && e.message.contains("does not recover to \(address.checksummed)"), "\(e)")
+        }
+        #expect(try control.call("sessions_list").arrayValue?.isEmpty == true)
+        try FileManager.default.removeItem(atPath: trigger)
+        let sessionId = try SocketTests.requestSession(client)
+        #expect(try control.call("sessions_list").arrayValue?.compactMap { $0["sessionId"]?.stringValue } == [sessionId])
+    }
+
     /// A vendor module run as systemd/system/session-agent-pkcs11.service runs it (its ExecStart
     /// and ExecStartPost, and the address from the drop-in systemd/pkcs11-server.conf) is outside
     /// the agent: when it crashes (abort in C_Sign) it takes only the server's process for that

@@ -663,7 +663,7 @@ struct PKCS11OwnerTests {
         #expect(problem.contains("not 0x000000000000000000000000000000000000dEaD"), "\(problem)")
         // Signing anyway, the token's signature recovers to the key it holds: never returned.
         await #expect { try await impostor.sign(Self.approved(Bytes32(Array(repeating: 9, count: 32))), prompt: Self.noPrompt) } throws: { error in
-            "\(error)".contains("does not recover to 0x000000000000000000000000000000000000dEaD: the key on the token is not the one registered")
+            "\(error)".contains("does not recover to 0x000000000000000000000000000000000000dEaD (the key on the token is not the one registered")
         }
         let unreadable = PKCS11Owner(uri: prompted.uri, pin: .file("/nonexistent/pin"), address: prompted.identity.address)
         guard case .notReady(.secretNeeded(let missing)) = await unreadable.readiness() else { Issue.record("an unreadable PIN file was ready"); return }
@@ -857,6 +857,27 @@ struct PKCS11OwnerTests {
         try FileManager.default.removeItem(atPath: trigger)
         #expect(try await owner.sign(Self.approved(digest), prompt: prompt).recoverAddress(digest: digest) == owner.identity.address)
         #expect(asked.value == 1)
+    }
+
+    /// A signature the token gets wrong and answers CKR_OK for (a faulty or glitched token) is
+    /// never returned: one with a bit flipped recovers to no owner, and one with r zero is
+    /// refused before any recovery. The token's next sound signature is returned.
+    @Test func aSignatureTheTokenGetsWrongIsNeverReturned() async throws {
+        try tokenWithKey()
+        let directory = try hsm.subdirectory("wrong-signature")
+        let digest = Bytes32(Array(repeating: 8, count: 32))
+        for (fault, expected) in [(CModule.SignFault.flippedBit, "does not recover to"), (.zeroR, "unusable signature (invalid signature: r and s must be in 1..<n)")] {
+            let trigger = directory.appendingPathComponent(fault.rawValue).path
+            let module = try CModule.faultyInSign(fault, in: directory, real: try hsm.privateModule(), trigger: trigger)
+            let owner = try await PKCS11Owner.load(try uri(module), pin: .file(try pinFile(SoftHSM.userPIN)), defaultModule: nil)
+            #expect(FileManager.default.createFile(atPath: trigger, contents: nil))
+            await #expect { try await owner.sign(Self.approved(digest), prompt: Self.noPrompt) } throws: { error in
+                guard case OwnerSignerError.failed(let message) = error else { return false }
+                return message.contains(expected) && message.hasSuffix("; not returned")
+            }
+            try FileManager.default.removeItem(atPath: trigger)
+            #expect(try await owner.sign(Self.approved(digest), prompt: Self.noPrompt).recoverAddress(digest: digest) == owner.identity.address)
+        }
     }
 
     /// A login the token ended under the session kept from the last signature (an HSM that logs

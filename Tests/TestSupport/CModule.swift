@@ -69,6 +69,11 @@ public enum CModule {
         /// Fails with CKR_GENERAL_ERROR, its token present (the operation ends, as any failed
         /// C_Sign ends it).
         case generalError = "general-error"
+        /// Answers CKR_OK with the last bit of s flipped: a signature no key made, as a
+        /// glitched or faulty token gives.
+        case flippedBit = "flipped-bit"
+        /// Answers CKR_OK with r zero.
+        case zeroR = "zero-r"
     }
 
     /// A module in front of another (`real`) that has `fault` in C_Sign while the file `trigger`
@@ -77,6 +82,12 @@ public enum CModule {
         let onFault = switch fault {
         case .abort: "abort();"
         case .generalError: "real->C_Sign(session, data, length, signature, signatureLength); return CKR_GENERAL_ERROR;"
+        case .flippedBit, .zeroR:
+            """
+            CK_RV rv = real->C_Sign(session, data, length, signature, signatureLength);
+            if (rv == CKR_OK && signature != NULL && *signatureLength == 64) \(fault == .zeroR ? "memset(signature, 0, 32);" : "signature[63] ^= 1;")
+            return rv;
+            """
         }
         return try build("sign-\(fault.rawValue)", source: inFront(of: real, replacing: ["C_Sign": "sign"], with: """
             static CK_RV sign(CK_SESSION_HANDLE session, CK_BYTE *data, CK_ULONG length, CK_BYTE *signature, CK_ULONG *signatureLength) {

@@ -142,7 +142,7 @@ public struct PKCS11Owner: OwnerSigner {
         do { return try RecoverableSignature.normalizing(external: raw, digest: approved.digest, signer: identity.address) } catch {
             switch error {
             case .signerMismatch:
-                throw .failed("the token's signature does not recover to \(identity.address): the key on the token is not the one registered; not returned")
+                throw .failed("the token's signature does not recover to \(identity.address) (the key on the token is not the one registered, or the token signed wrongly); not returned")
             default:
                 throw .failed("the token returned an unusable signature (\(error)); not returned")
             }
