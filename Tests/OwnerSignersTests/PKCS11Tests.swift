@@ -1059,9 +1059,9 @@ struct PKCS11OwnerTests {
     }
 
     /// A slot the module cannot describe (its C_GetTokenInfo failing with CKR_FUNCTION_FAILED,
-    /// as a faulty slot or a reader in a bad state may) is set apart with its error. Before, it failed the whole
-    /// list, so the agent saw no token at all, initialised the module again (ending its logins)
-    /// and could not sign with the module's other tokens either.
+    /// as a faulty slot or a reader in a bad state may) is set apart with its error. Before, it
+    /// failed the whole list, so the agent saw no token at all, initialised the module again
+    /// (ending its logins) and could not sign with the module's other tokens either.
     @Test func aSlotThatCannotBeReadDoesNotHideTheOthers() async throws {
         try tokenWithKey()
         let broken = "\(token)-broken"
