@@ -880,6 +880,19 @@ struct PKCS11OwnerTests {
         }
     }
 
+    /// A token whose user PIN was never set (made with `pkcs11-tool --init-token` alone) says so
+    /// and how to set one, rather than giving a bare return code.
+    @Test func aTokenWithoutAUserPINSaysHowToSetOne() async throws {
+        try hsm.initTokenWithoutUserPIN(token)
+        let module = try hsm.privateModule()
+        let pin = PKCS11PINSource.file(try pinFile(SoftHSM.userPIN))
+        let tokenURI = try PKCS11URI("pkcs11:token=\(token)?module-path=\(module)")
+        await #expect { try await PKCS11Key.generate(on: tokenURI, curve: .secp256k1, label: "k1key", pin: pin, prompt: Self.noPrompt, defaultModule: nil) } throws: { error in
+            guard case PKCS11Failure.failed(let message) = error else { return false }
+            return message.contains("token \"\(token)\" has no user PIN yet (C_Login failed: CKR_USER_PIN_NOT_INITIALIZED)") && message.contains("--init-pin")
+        }
+    }
+
     /// A login the token ended under the session kept from the last signature (an HSM that logs
     /// idle sessions out): the next signature finds it gone, logs in again from the PIN file on a
     /// fresh session and is made, instead of failing then and at every request after.

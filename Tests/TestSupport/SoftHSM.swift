@@ -88,6 +88,13 @@ public final class SoftHSM: Sendable {
         throw Oracle.Failure(description: "softhsm2-util made no token directory for \(label)")
     }
 
+    /// A token with no user PIN, as `pkcs11-tool --init-token` without `--init-pin` leaves one:
+    /// made, then initialised again by its label, which keeps the SO PIN and drops the user's.
+    public func initTokenWithoutUserPIN(_ label: String) throws {
+        try initToken(label)
+        _ = try tool("pkcs11-tool", ["--module", Self.systemModule!, "--token-label", label, "--init-token", "--label", label, "--so-pin", Self.soPIN])
+    }
+
     /// Takes a token away as an unplugged HSM would: its directory leaves the token directory in
     /// one rename, so other tests scanning it in parallel never see a half-deleted token.
     /// Returns where it went, for `plugIn`.

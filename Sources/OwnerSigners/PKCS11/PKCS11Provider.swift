@@ -532,6 +532,11 @@ public final class PKCS11Provider: @unchecked Sendable {
                 let lengths = token.pinLengths.map { "; it takes \($0.lowerBound) to \($0.upperBound) bytes" } ?? ""
                 throw .wrongPIN("token \"\(token.shownLabel)\" refused the PIN (\(from)) as malformed, before trying it (\(error))\(lengths)")
             }
+            // A token made with `pkcs11-tool --init-token` alone.
+            if error.noUserPIN {
+                throw .failed("token \"\(token.shownLabel)\" has no user PIN yet (\(error)); set one with its SO PIN: "
+                              + "pkcs11-tool --token-label … --login --login-type so --init-pin, or the HSM's own tool")
+            }
             throw Self.failure(error, tokenKey, in: session)
         }
     }
