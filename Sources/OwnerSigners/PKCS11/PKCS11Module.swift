@@ -195,9 +195,9 @@ public struct PKCS11TokenListing: Sendable {
     }
 
     /// For an error about a token the module does not show: the tokens it does, and the slots
-    /// it could not read (the token may be in one).
+    /// it could not read (the token may be in one), each the first five and how many more.
     public var shown: String {
-        ([PKCS11TokenInfo.shown(present)] + unreadable.map(\.description)).joined(separator: "; ")
+        PKCS11TokenInfo.shown(present) + (unreadable.isEmpty ? "" : "; " + listed(unreadable.map(\.description), none: ""))
     }
 }
 
