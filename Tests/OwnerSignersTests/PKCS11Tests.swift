@@ -1080,14 +1080,14 @@ struct PKCS11OwnerTests {
         let broken = "\(token)-broken"
         try hsm.initToken(broken)
         let module = try CModule.unreadableToken(broken, in: try hsm.subdirectory("unreadable"), real: try hsm.privateModule())
-        let listed = try await PKCS11Provider.shared(modulePath: module).tokens().tokens
-        #expect(listed.present.contains { $0.label == token } && !listed.present.contains { $0.label == broken }, "\(listed.present)")
-        #expect(listed.unreadable.map { "\($0.error)" } == ["C_GetTokenInfo failed: CKR_FUNCTION_FAILED"], "\(listed.unreadable)")
-
         let pin = PKCS11PINSource.file(try pinFile(SoftHSM.userPIN))
         let owner = try await PKCS11Owner.load(try uri(module), pin: pin, defaultModule: nil)
         let digest = Bytes32(Array(repeating: 9, count: 32))
         #expect(try await owner.sign(Self.approved(digest), prompt: Self.noPrompt).recoverAddress(digest: digest) == owner.identity.address)
+
+        let listed = try await PKCS11Provider.shared(modulePath: module).tokens().tokens
+        #expect(listed.present.contains { $0.label == token } && !listed.present.contains { $0.label == broken }, "\(listed.present)")
+        #expect(listed.unreadable.map { "\($0.error)" } == ["C_GetTokenInfo failed: CKR_FUNCTION_FAILED"], "\(listed.unreadable)")
         await #expect { try await PKCS11Key.locate(try PKCS11URI("pkcs11:token=\(broken);object=k1key?module-path=\(module)"), pin: pin, defaultModule: nil) } throws: { error in
             "\(error)".contains("no token matching pkcs11:token=\(broken)?module-path=\(module) is present") && "\(error)".contains("cannot be read (C_GetTokenInfo failed: CKR_FUNCTION_FAILED)")
         }
