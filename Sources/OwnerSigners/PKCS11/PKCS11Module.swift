@@ -173,12 +173,6 @@ public struct PKCS11TokenInfo: Sendable, Equatable {
     /// The label as messages and prompts show it: what the token says of itself, its control
     /// characters written out.
     public var shownLabel: String { DisplayText.escaped(label) }
-
-    /// The tokens a module shows, for an error about one it does not (a label mistyped in a URI
-    /// is the usual cause): `"a", "b"`, the first five and how many more, or `no token`.
-    public static func shown(_ tokens: [PKCS11TokenInfo]) -> String {
-        listed(tokens.map { "\"\($0.shownLabel)\"" }, none: "no token")
-    }
 }
 
 /// What a module shows: its tokens, and the slots whose token it could not describe.
@@ -194,10 +188,12 @@ public struct PKCS11TokenListing: Sendable {
         public var description: String { "slot \(slot) cannot be read (\(error))" }
     }
 
-    /// For an error about a token the module does not show: the tokens it does, and the slots
-    /// it could not read (the token may be in one), each the first five and how many more.
+    /// For an error about a token the module does not show (a label mistyped in a URI is the
+    /// usual cause): the tokens it does, `"a", "b"` or `no token`, and the slots it could not
+    /// read (the token may be in one), each the first five and how many more.
     public var shown: String {
-        PKCS11TokenInfo.shown(present) + (unreadable.isEmpty ? "" : "; " + listed(unreadable.map(\.description), none: ""))
+        listed(present.map { "\"\($0.shownLabel)\"" }, none: "no token")
+            + (unreadable.isEmpty ? "" : "; " + listed(unreadable.map(\.description), none: ""))
     }
 }
 

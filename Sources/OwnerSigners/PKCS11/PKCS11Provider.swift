@@ -321,7 +321,7 @@ public final class PKCS11Provider: @unchecked Sendable {
     /// Whether a token matching `uri` is present; with `rescan`, the module is initialised again
     /// first when it does not show one (SoftHSM, for one, only sees tokens made since then).
     public func holdsToken(_ uri: PKCS11URI, rescan: Bool) async -> Bool {
-        (try? await run { () throws(PKCS11Failure) -> Bool in !(try self.presentTokens(matching: uri, rescan: rescan)).isEmpty }) ?? false
+        (try? await run { () throws(PKCS11Failure) -> Bool in !(try self.presentTokens(matching: uri, rescan: rescan)).matching.isEmpty }) ?? false
     }
 
     /// The module as it describes itself, and the tokens present, for `token list`.
@@ -435,10 +435,10 @@ public final class PKCS11Provider: @unchecked Sendable {
             }
             return (open.session, open.loggedIn, true)
         }
-        let matching = try presentTokens(matching: uri, rescan: true)
+        let (matching, scanned) = try presentTokens(matching: uri, rescan: true)
         if matching.count > 1 { throw .failed("\(matching.count) tokens match \(uri.tokenOnly); add serial= or slot-id=") }
         guard let info = matching.first else {
-            throw .tokenAbsent("no token matching \(uri.tokenOnly) is present in \(modulePath) (it shows \(((try? loadedModule().tokens()) ?? PKCS11TokenListing()).shown))"
+            throw .tokenAbsent("no token matching \(uri.tokenOnly) is present in \(modulePath) (it shows \(scanned.shown))"
                                + (PKCS11Module.serverHint(for: modulePath).map { ": \($0)" } ?? ""))
         }
         let module = try loadedModule()
@@ -457,19 +457,20 @@ public final class PKCS11Provider: @unchecked Sendable {
     /// that restarted) is only seen after that, which closes every session of the module. So it
     /// is not done while another token holds a login a person gave: that login is kept while its
     /// token stays, and a module that sees tokens come and go by itself (OpenSC) shows this one
-    /// without it. (Logins from a PIN file or the environment are simply made again.)
-    private func presentTokens(matching uri: PKCS11URI, rescan: Bool) throws(PKCS11Failure) -> [PKCS11TokenInfo] {
+    /// without it. (Logins from a PIN file or the environment are simply made again.) Also
+    /// returns what the last scan showed, for an error about a token it did not.
+    private func presentTokens(matching uri: PKCS11URI, rescan: Bool) throws(PKCS11Failure) -> (matching: [PKCS11TokenInfo], scanned: PKCS11TokenListing) {
         // A module that cannot list its tokens (its server gone) shows none; one that cannot be
         // loaded is its own error.
-        func present() throws(PKCS11Failure) -> [PKCS11TokenInfo] {
+        func scan() throws(PKCS11Failure) -> (matching: [PKCS11TokenInfo], scanned: PKCS11TokenListing) {
             let module = try loadedModule()
-            return (try? module.tokens())?.present ?? []
+            let scanned = (try? module.tokens()) ?? PKCS11TokenListing()
+            return (scanned.present.filter(uri.matches), scanned)
         }
-        let all = try present()
-        let matching = all.filter(uri.matches)
-        guard matching.isEmpty, rescan else { return matching }
+        let first = try scan()
+        guard first.matching.isEmpty, rescan else { return first }
         // A login whose token went too (another URI may name the same token) is lost anyway.
-        let tokenKey = uri.tokenOnly.description, slots = Set(all.map(\.slot))
+        let tokenKey = uri.tokenOnly.description, slots = Set(first.scanned.present.map(\.slot))
         let kept = sessions.first { key, open in
             key != tokenKey && open.personsLogin && (try? open.session.state()).map { $0.loggedIn && slots.contains($0.slot) } == true
         }?.key
@@ -478,7 +479,7 @@ public final class PKCS11Provider: @unchecked Sendable {
                                + "for it while \(kept) holds a login given at approval, which that would end")
         }
         reinitialize()
-        return try present().filter(uri.matches)
+        return try scan()
     }
 
     private func tokenInfo(_ session: PKCS11Session, _ tokenKey: String) throws(PKCS11Failure) -> PKCS11TokenInfo {
