@@ -25,7 +25,7 @@ struct OwnerCreate: ParsableCommand {
                 do { passphrase = try SecretFile.readOnce(passphraseFile) } catch { throw CommandFailure(message: "\(error)") }
             } else {
                 guard let first = Terminal.readSecret("New owner passphrase: "), let second = Terminal.readSecret("Again: ") else {
-                    throw CommandFailure(message: "no passphrase given")
+                    throw CommandFailure(message: "standard input ended before the passphrase was typed twice; give it with --passphrase-file")
                 }
                 let same = first.withUnsafeBytes { a in second.withUnsafeBytes { b in a.elementsEqual(b) } }
                 guard same else { throw CommandFailure(message: "the passphrases differ") }

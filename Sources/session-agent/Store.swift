@@ -28,9 +28,9 @@ struct Store: ParsableCommand {
         return store
     }
 
-    static func secret(file: String?, prompt: String) throws -> SecretBytes {
+    static func secret(file: String?, option: String = "--passphrase-file", prompt: String) throws -> SecretBytes {
         if let file { return try SecretFile.readOnce(file) }
-        guard let secret = Terminal.readSecret(prompt) else { throw CommandFailure(message: "no passphrase given", reason: "locked") }
+        guard let secret = Terminal.readSecret(prompt) else { throw CommandFailure(message: "standard input ended before a passphrase; give it with \(option)", reason: "locked") }
         return secret
     }
 }
@@ -192,7 +192,7 @@ struct StoreRewrap: AsyncParsableCommand {
             let sessionStore = try await Store.unlocked(try SessionStore(path: path), path: path, passphraseFile: passphraseFile, pkcs11: pkcs11,
                                                         prompt: "Current store passphrase: ")
             if to == "passphrase" {
-                try sessionStore.rewrap(passphrase: try Store.secret(file: newPassphraseFile, prompt: "New store passphrase: "))
+                try sessionStore.rewrap(passphrase: try Store.secret(file: newPassphraseFile, option: "--new-passphrase-file", prompt: "New store passphrase: "))
             } else {
                 var uri = try pkcs11.parse(to)
                 if uri.modulePath == nil, let module = pkcs11.module { uri = uri.with(modulePath: module) }

@@ -66,10 +66,10 @@ enum Terminal {
         let isTTY = SilentTerminal.start()
         FileHandle.standardError.write(Data(prompt.utf8))
         defer {
-            if isTTY {
-                SilentTerminal.end()
-                FileHandle.standardError.write(Data("\n".utf8))
-            }
+            if isTTY { SilentTerminal.end() }
+            // Nothing echoed the answer's newline (echo was off, or the answer came from a pipe):
+            // what is printed next starts a line of its own.
+            FileHandle.standardError.write(Data("\n".utf8))
         }
         guard var line = readLine(strippingNewline: true) else { return nil }
         defer { line.withUTF8 { SecretBytes.zero(UnsafeMutableRawBufferPointer(mutating: UnsafeRawBufferPointer($0))) } }

@@ -17,7 +17,7 @@ struct PKCS11Options: ParsableArguments {
     /// Asks for the PIN on the terminal (only called when the token needs a login).
     var prompt: SecretPrompt {
         { description in
-            guard let pin = Terminal.readSecret("\(description): ") else { throw CommandFailure(message: "no PIN given", reason: "secret_needed") }
+            guard let pin = Terminal.readSecret("\(description): ") else { throw CommandFailure(message: "standard input ended before a PIN; give it with --pin-file", reason: "secret_needed") }
             return pin
         }
     }

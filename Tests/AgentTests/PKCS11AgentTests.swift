@@ -466,8 +466,10 @@ struct PKCS11AgentTests {
         #expect(try listed([]).isEmpty)
         #expect(try listed(["--login", "--pin-file", pinFile]).map { $0["address"]?.stringValue } == [address.checksummed])
         let unanswered = try Command.run(Command.sessionAgent, ["token", "list", "pkcs11:token=\(token)", "--module", module, "--login"], stdin: [], environment: hsm.environment)
-        #expect(unanswered.status == 1 && unanswered.stdout.contains("token \"\(token)\": no PIN was given for token \"\(token)\": no PIN given\n"),
+        #expect(unanswered.status == 1 && unanswered.stdout.contains("token \"\(token)\": no PIN was given for token \"\(token)\": standard input ended before a PIN; give it with --pin-file\n"),
                 "\(unanswered.stdout) \(unanswered.stderr)")
+        // The prompt's line ends before anything else is printed.
+        #expect(unanswered.stderr.hasPrefix("PIN for token \"\(token)\"") && unanswered.stderr.hasSuffix(": \n"), "\(unanswered.stderr)")
 
         let agent = try AgentProcess(rules: "default = \"approve\"", environment: hsm.environment)
         try agent.start()

@@ -1143,13 +1143,18 @@ struct SocketTests {
         #expect(!FileManager.default.fileExists(atPath: keystore))
     }
 
-    /// `owner create` without a passphrase file asks for the passphrase twice: two that differ
-    /// write no keystore; the same one twice writes a keystore that it, and only it, opens.
+    /// `owner create` without a passphrase file asks for the passphrase twice: two that differ,
+    /// or input that ends after one, write no keystore; the same one twice writes a keystore that
+    /// it, and only it, opens.
     @Test func aNewOwnersPassphraseIsTypedTwice() throws {
         let keystore = FileManager.default.temporaryDirectory.appendingPathComponent("owner-\(UUID()).json").path
         defer { try? FileManager.default.removeItem(atPath: keystore) }
         let differ = try Command.run(Command.sessionAgent, ["owner", "create", "--keystore", keystore], stdin: Array("first one\nsecond one\n".utf8))
         #expect(differ.status == 1 && differ.stderr.contains("the passphrases differ"), "\(differ)")
+        #expect(!FileManager.default.fileExists(atPath: keystore))
+        let once = try Command.run(Command.sessionAgent, ["owner", "create", "--keystore", keystore], stdin: Array("only once\n".utf8))
+        #expect(once.status == 1 && once.stderr == "New owner passphrase: \nAgain: \nsession-agent: error: standard input ended before the passphrase was typed twice; give it with --passphrase-file\n",
+                "\(once)")
         #expect(!FileManager.default.fileExists(atPath: keystore))
         let created = try Command.run(Command.sessionAgent, ["owner", "create", "--keystore", keystore, "--json"], stdin: Array("the same one\nthe same one\n".utf8))
         #expect(created.status == 0, "\(created)")
