@@ -878,6 +878,22 @@ struct PKCS11OwnerTests {
             try FileManager.default.removeItem(atPath: trigger)
             #expect(try await owner.sign(Self.approved(digest), prompt: Self.noPrompt).recoverAddress(digest: digest) == owner.identity.address)
         }
+        // A P-256 key's signature is verified under its public key instead.
+        try hsm.generateKey(token: token, label: "p256key", id: "02", keyType: "EC:prime256v1")
+        let p256Directory = try hsm.subdirectory("wrong-p256-signature")   // modules of their own: a loaded one stays loaded
+        for (fault, expected) in [(CModule.SignFault.flippedBit, "does not verify under the public key of"), (.zeroR, "does not verify")] {
+            let trigger = p256Directory.appendingPathComponent(fault.rawValue).path
+            let module = try CModule.faultyInSign(fault, in: p256Directory, real: try hsm.privateModule(), trigger: trigger)
+            let key = try await PKCS11Key.locate(try uri(module, object: "p256key"), pin: .file(try pinFile(SoftHSM.userPIN)), defaultModule: nil)
+            #expect(FileManager.default.createFile(atPath: trigger, contents: nil))
+            await #expect { try await key.signP256(digest: digest, prompt: Self.noPrompt) } throws: { error in
+                guard case PKCS11Failure.failed(let message) = error else { return false }
+                return message.contains(expected) && message.hasSuffix("; not returned")
+            }
+            try FileManager.default.removeItem(atPath: trigger)
+            let (r, s) = try await key.signP256(digest: digest, prompt: Self.noPrompt)
+            #expect(try P256.PublicKey(key.info.publicKey).isValidSignature(r: r, s: s, digest: digest))
+        }
     }
 
     /// A token whose user PIN was never set (made with `pkcs11-tool --init-token` alone) says so

@@ -94,13 +94,22 @@ public struct PKCS11Key: Sendable {
         try await provider.signECDSA(uri, pin: pin, digest: digest, prompt: prompt)
     }
 
-    /// A P-256 signature with s ≤ n/2, as WebAuthn validators require. Not verified here: the
-    /// token computed it over our digest and lowering s is exact; the verifier checks it anyway.
+    /// A P-256 signature with s ≤ n/2, as WebAuthn validators require, verified against the key's
+    /// public half before it is returned: as with a secp256k1 owner, a token that answers CKR_OK
+    /// with a wrong signature must not have it sent on.
     public func signP256(digest: Bytes32, prompt: SecretPrompt) async throws(PKCS11Failure) -> (r: Bytes32, s: Bytes32) {
         guard info.curve == .p256 else { throw .failed("\(uri) is a \(info.curve) key") }
-        let raw = try await signRaw(digest: digest.bytes, prompt: prompt)
-        guard raw.count == 64, let s = try? P256.normalizedS(Bytes32(raw[32...])) else { throw .failed("the token returned a malformed P-256 signature") }
-        return (Bytes32(raw[..<32]), s)
+        return try checkedP256(try await signRaw(digest: digest.bytes, prompt: prompt), digest: digest)
+    }
+
+    /// What the token returned for `digest`, with s lowered, once it verifies under this key.
+    public func checkedP256(_ raw: [UInt8], digest: Bytes32) throws(PKCS11Failure) -> (r: Bytes32, s: Bytes32) {
+        guard raw.count == 64, let s = try? P256.normalizedS(Bytes32(raw[32...])) else { throw .failed("the token returned a malformed P-256 signature; not returned") }
+        let r = Bytes32(raw[..<32])
+        guard (try? P256.PublicKey(info.publicKey))?.isValidSignature(r: r, s: s, digest: digest) == true else {
+            throw .failed("the token's signature does not verify under the public key of \(uri.objectName) (the token signed wrongly); not returned")
+        }
+        return (r, s)
     }
 }
 
