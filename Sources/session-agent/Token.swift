@@ -189,9 +189,12 @@ struct OwnerGenerate: AsyncParsableCommand {
                 throw CommandFailure(message: "\(error)", reason: error.ownerError.reason)
             }
             let shown = key.info.address.map { $0.checksummed } ?? key.info.publicKeyHex
-            return CommandOutput(text: "\(shown)\n\(key.uri)", json: .object(JSONObject([
+            var text = "\(shown)\n\(key.uri)" + privateKeyLine(key.info.custody)
+            if let why = key.info.cannotSign { text += "\nCANNOT SIGN as an owner: \(why)" }
+            return CommandOutput(text: text, json: .object(JSONObject([
                 "curve": .string(curve.rawValue), "uri": .string(key.uri.description),
                 "address": key.info.address.map { .string($0.checksummed) } ?? .null, "publicKey": .string(key.info.publicKeyHex),
+                "custody": key.info.custody.map { .string($0.rawValue) } ?? .null, "cannotSign": key.info.cannotSign.map { .string($0) } ?? .null,
             ])))
         }
     }
@@ -234,11 +237,16 @@ struct OwnerAdd: ParsableCommand {
                 params["pin"] = pin
                 result = try add(params)
             }
-            var text = "\(result["address"]?.stringValue ?? "?") (\(result["location"]?.stringValue ?? ""))"
-            if let custody = result["custody"]?.stringValue.flatMap(PKCS11KeyCustody.init(rawValue:)) {
-                text += "\nprivate key: \(custody)" + (custody == .exportable ? "; an owner key that can leave its token is worth little as one" : "")
-            }
+            let text = "\(result["address"]?.stringValue ?? "?") (\(result["location"]?.stringValue ?? ""))"
+                + privateKeyLine(result["custody"]?.stringValue.flatMap(PKCS11KeyCustody.init(rawValue:)))
             return CommandOutput(text: text, json: result)
         }
     }
+}
+
+/// What the token says of an owner key's private half, on a line of its own; nothing when it
+/// could not be read.
+func privateKeyLine(_ custody: PKCS11KeyCustody?) -> String {
+    guard let custody else { return "" }
+    return "\nprivate key: \(custody)" + (custody == .exportable ? "; an owner key that can leave its token is worth little as one" : "")
 }

@@ -557,6 +557,24 @@ struct PKCS11AgentTests {
         #expect(location.token == token && location.serial == serial && location.object == "owner", "\(location)")
     }
 
+    /// A token whose policy overrides the template `owner generate` gives (the private key made
+    /// extractable, or limited to a hashing mechanism) does not have its key passed off as one
+    /// that never leaves it: the command says what the token made.
+    @Test func aKeyTheTokenMadeOtherwiseThanAskedIsShownAsMade() throws {
+        let (_, _, pinFile) = try tokenWithKey()
+        let module = try CModule.overridingKeyTemplates(in: try hsm.subdirectory("overriding"), real: SoftHSM.systemModule!)
+        let generated = try Command.run(Command.sessionAgent, ["owner", "generate", "--token", "pkcs11:token=\(token)", "--module", module, "--pin-file", pinFile,
+                                                               "--label", "overridden"], environment: hsm.environment)
+        #expect(generated.status == 0, "\(generated.stderr)")
+        #expect(generated.stdout.contains("\nprivate key: CAN BE READ OUT of the token (extractable or not sensitive); an owner key that can leave its token is worth little as one\n"),
+                "\(generated.stdout)")
+        #expect(generated.stdout.contains("\nCANNOT SIGN as an owner: its CKA_ALLOWED_MECHANISMS (CKM_ECDSA_SHA256) leave out CKM_ECDSA"), "\(generated.stdout)")
+        let json = try Command.run(Command.sessionAgent, ["owner", "generate", "--token", "pkcs11:token=\(token)", "--module", module, "--pin-file", pinFile,
+                                                          "--label", "overridden-too", "--json"], environment: hsm.environment)
+        let made = try JSONValue(parsing: json.stdout)
+        #expect(made["custody"] == "exportable" && made["cannotSign"]?.stringValue?.contains("CKM_ECDSA_SHA256") == true, "\(made)")
+    }
+
     @Test func aWrongPINFailsTheApprovalClearly() throws {
         let (_, address, pinFile) = try tokenWithKey()
         try writeSecretFile(SoftHSM.wrongPIN, pinFile)
@@ -960,6 +978,7 @@ struct PKCS11CommandTests {
                                         environment: hsm.environment)
         #expect(generated.status == 0, "\(generated.stderr)")
         let made = try JSONValue(parsing: generated.stdout)
+        #expect(made["custody"] == "never_left" && made["cannotSign"] == .null, "\(made)")
 
         // No --module: the module comes from p11-kit's registration of SoftHSM.
         let listed = try Command.run(Command.sessionAgent, ["token", "list", "--json"], environment: hsm.environment)

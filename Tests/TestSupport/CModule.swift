@@ -62,6 +62,30 @@ public enum CModule {
             """), in: directory)
     }
 
+    /// A module in front of another (`real`) whose policy overrides what a caller asks of a key
+    /// pair it generates, as an HSM configured for key backups or for one signing mechanism
+    /// might: the private key is made extractable and not sensitive, and may only sign with
+    /// CKM_ECDSA_SHA256.
+    public static func overridingKeyTemplates(in directory: URL, real: String) throws -> String {
+        try build("overriding-templates", source: inFront(of: real, replacing: ["C_GenerateKeyPair": "generateKeyPair"], with: """
+            static CK_RV generateKeyPair(CK_SESSION_HANDLE session, CK_MECHANISM *mechanism, CK_ATTRIBUTE *publicTemplate, CK_ULONG publicCount,
+                                         CK_ATTRIBUTE *privateTemplate, CK_ULONG privateCount, CK_OBJECT_HANDLE *publicKey, CK_OBJECT_HANDLE *privateKey) {
+                static CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
+                static CK_MECHANISM_TYPE onlySHA256 = CKM_ECDSA_SHA256;
+                CK_ATTRIBUTE private[64];
+                CK_ULONG count = 0;
+                for (CK_ULONG i = 0; i < privateCount && count < 61; i++) {
+                    CK_ATTRIBUTE_TYPE type = privateTemplate[i].type;
+                    if (type != CKA_SENSITIVE && type != CKA_EXTRACTABLE && type != CKA_ALLOWED_MECHANISMS) private[count++] = privateTemplate[i];
+                }
+                private[count++] = (CK_ATTRIBUTE){ CKA_SENSITIVE, &no, sizeof no };
+                private[count++] = (CK_ATTRIBUTE){ CKA_EXTRACTABLE, &yes, sizeof yes };
+                private[count++] = (CK_ATTRIBUTE){ CKA_ALLOWED_MECHANISMS, &onlySHA256, sizeof onlySHA256 };
+                return real->C_GenerateKeyPair(session, mechanism, publicTemplate, publicCount, private, count, publicKey, privateKey);
+            }
+            """), in: directory)
+    }
+
     /// What a vendor module with a bug does in C_Sign.
     public enum SignFault: String {
         /// Crashes the process it runs in.

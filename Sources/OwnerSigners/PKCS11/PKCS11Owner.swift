@@ -75,7 +75,10 @@ public struct PKCS11Key: Sendable {
             var made: [PKCS11KeyInfo] = []
             do throws(PKCS11Error) {
                 _ = try session.generateECKeyPair(curveParameters: curve.parameters, label: label, id: id)
-                made = try session.ecPublicKeys(matching: PKCS11URI(id: id))
+                // With what the token says of the private half: a token may override the template
+                // (an HSM policy that keeps keys extractable for its backups, or that limits
+                // their mechanisms), and the person who asked for a key that never leaves it is told.
+                made = try session.ecKeysWithCustody(matching: PKCS11URI(id: id)).usable
             } catch {
                 if error.mechanismRefused || [CKR_CURVE_NOT_SUPPORTED, CKR_DOMAIN_PARAMS_INVALID].map({ UInt($0) }).contains(error.code ?? 0) {
                     throw .failed("the token does not make \(curve.rawValue) keys (\(error))"
