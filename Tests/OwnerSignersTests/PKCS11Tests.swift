@@ -362,6 +362,29 @@ struct PKCS11OwnerTests {
         }
     }
 
+    /// An AES key whose value can be read from the token seals nothing: a store sealed under it
+    /// could be opened without the token. Neither one written without --sensitive nor one a
+    /// token's policy made readable although `seal` asked for a sensitive, unextractable key.
+    @Test func anAESKeyThatCanBeReadSealsNothing() async throws {
+        try hsm.initToken(token)
+        try hsm.importAESKey(token: token, label: "readable", value: SymmetricKey(size: .bits256).withUnsafeBytes { Array($0) }, sensitive: false)
+        let pin = PKCS11PINSource.file(try pinFile(SoftHSM.userPIN))
+        let direct = try hsm.privateModule()
+        let overriding = try CModule.overridingKeyTemplates(in: try hsm.subdirectory("readable-aes"), real: try hsm.privateModule())
+        let plain = [UInt8](repeating: 9, count: 32).withUnsafeBytes(SecretBytes.init(copying:)), aad = Array("session-agent data key".utf8)
+        for (module, label, made) in [(direct, "readable", "on the token"), (overriding, "made-readable", "the token just made")] {
+            await #expect { try await PKCS11SecretKey.seal(plain, under: try uri(module, object: label), aad: aad, pin: pin, prompt: Self.noPrompt) } throws: { error in
+                guard case PKCS11Failure.failed(let message) = error else { return false }
+                return message.hasPrefix("the AES key \"\(label)\" \(made) can be read out of it") && message.contains("nothing was sealed")
+            }
+        }
+        // What the token makes when it follows the template seals, and so does a sensitive key written in.
+        try hsm.importAESKey(token: token, label: "sensitive", value: SymmetricKey(size: .bits256).withUnsafeBytes { Array($0) })
+        for label in ["made-here", "sensitive"] {
+            _ = try await PKCS11SecretKey.seal(plain, under: try uri(direct, object: label), aad: aad, pin: pin, prompt: Self.noPrompt)
+        }
+    }
+
     /// Each seal of a data key is under a nonce (AES-GCM on the token) or a salt (the derived
     /// key) of its own: one nonce used twice under a GCM key gives away the XOR of both
     /// plaintexts and lets anyone forge. A name two AES keys answer to is refused rather than

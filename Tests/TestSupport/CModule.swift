@@ -62,26 +62,38 @@ public enum CModule {
             """), in: directory)
     }
 
-    /// A module in front of another (`real`) whose policy overrides what a caller asks of a key
-    /// pair it generates, as an HSM configured for key backups or for one signing mechanism
-    /// might: the private key is made extractable and not sensitive, and may only sign with
-    /// CKM_ECDSA_SHA256.
+    /// A module in front of another (`real`) whose policy overrides what a caller asks of the
+    /// keys it generates, as an HSM configured for key backups or for one signing mechanism
+    /// might: private and secret keys are made extractable and not sensitive, and a private key
+    /// may only sign with CKM_ECDSA_SHA256.
     public static func overridingKeyTemplates(in directory: URL, real: String) throws -> String {
-        try build("overriding-templates", source: inFront(of: real, replacing: ["C_GenerateKeyPair": "generateKeyPair"], with: """
+        try build("overriding-templates", source: inFront(of: real, replacing: ["C_GenerateKeyPair": "generateKeyPair", "C_GenerateKey": "generateKey"], with: """
+            static CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
+            static CK_MECHANISM_TYPE onlySHA256 = CKM_ECDSA_SHA256;
+
+            /// `template` without the attributes overridden, then the overriding ones, in `out` (64 long).
+            static CK_ULONG overridden(const CK_ATTRIBUTE *template, CK_ULONG count, CK_ATTRIBUTE *out, int restrictMechanisms) {
+                CK_ULONG kept = 0;
+                for (CK_ULONG i = 0; i < count && kept < 61; i++) {
+                    CK_ATTRIBUTE_TYPE type = template[i].type;
+                    if (type != CKA_SENSITIVE && type != CKA_EXTRACTABLE && type != CKA_ALLOWED_MECHANISMS) out[kept++] = template[i];
+                }
+                out[kept++] = (CK_ATTRIBUTE){ CKA_SENSITIVE, &no, sizeof no };
+                out[kept++] = (CK_ATTRIBUTE){ CKA_EXTRACTABLE, &yes, sizeof yes };
+                if (restrictMechanisms) out[kept++] = (CK_ATTRIBUTE){ CKA_ALLOWED_MECHANISMS, &onlySHA256, sizeof onlySHA256 };
+                return kept;
+            }
+
             static CK_RV generateKeyPair(CK_SESSION_HANDLE session, CK_MECHANISM *mechanism, CK_ATTRIBUTE *publicTemplate, CK_ULONG publicCount,
                                          CK_ATTRIBUTE *privateTemplate, CK_ULONG privateCount, CK_OBJECT_HANDLE *publicKey, CK_OBJECT_HANDLE *privateKey) {
-                static CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
-                static CK_MECHANISM_TYPE onlySHA256 = CKM_ECDSA_SHA256;
                 CK_ATTRIBUTE private[64];
-                CK_ULONG count = 0;
-                for (CK_ULONG i = 0; i < privateCount && count < 61; i++) {
-                    CK_ATTRIBUTE_TYPE type = privateTemplate[i].type;
-                    if (type != CKA_SENSITIVE && type != CKA_EXTRACTABLE && type != CKA_ALLOWED_MECHANISMS) private[count++] = privateTemplate[i];
-                }
-                private[count++] = (CK_ATTRIBUTE){ CKA_SENSITIVE, &no, sizeof no };
-                private[count++] = (CK_ATTRIBUTE){ CKA_EXTRACTABLE, &yes, sizeof yes };
-                private[count++] = (CK_ATTRIBUTE){ CKA_ALLOWED_MECHANISMS, &onlySHA256, sizeof onlySHA256 };
+                CK_ULONG count = overridden(privateTemplate, privateCount, private, 1);
                 return real->C_GenerateKeyPair(session, mechanism, publicTemplate, publicCount, private, count, publicKey, privateKey);
+            }
+
+            static CK_RV generateKey(CK_SESSION_HANDLE session, CK_MECHANISM *mechanism, CK_ATTRIBUTE *template, CK_ULONG count, CK_OBJECT_HANDLE *key) {
+                CK_ATTRIBUTE secret[64];
+                return real->C_GenerateKey(session, mechanism, secret, overridden(template, count, secret, 0), key);
             }
             """), in: directory)
     }

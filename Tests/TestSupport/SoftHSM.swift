@@ -125,13 +125,14 @@ public final class SoftHSM: Sendable {
                                  + (allowedMechanisms.map { ["--allowed-mechanisms", $0] } ?? []))
     }
 
-    /// An AES key of a known value, written by pkcs11-tool (sensitive: it cannot be read back).
-    public func importAESKey(token: String, label: String, value: [UInt8], pin: String = userPIN) throws {
+    /// An AES key of a known value, written by pkcs11-tool (sensitive unless asked otherwise: it
+    /// cannot be read back).
+    public func importAESKey(token: String, label: String, value: [UInt8], pin: String = userPIN, sensitive: Bool = true) throws {
         let file = directory.appendingPathComponent("aes-\(UUID().uuidString.prefix(8)).bin")
         try Data(value).write(to: file)
         defer { try? FileManager.default.removeItem(at: file) }
         try tool("pkcs11-tool", ["--module", Self.systemModule!, "--token-label", token, "--login", "--pin", pin,
-                                 "--write-object", file.path, "--type", "secrkey", "--key-type", "AES:\(value.count)", "--label", label, "--sensitive"])
+                                 "--write-object", file.path, "--type", "secrkey", "--key-type", "AES:\(value.count)", "--label", label] + (sensitive ? ["--sensitive"] : []))
     }
 
     /// A secp256k1 key pair OpenSSL made with its curve written out as explicit parameters

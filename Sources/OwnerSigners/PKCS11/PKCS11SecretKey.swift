@@ -29,10 +29,18 @@ public enum PKCS11SecretKey {
             let existing: [UInt]
             do throws(PKCS11Error) { existing = try session.find(selection(uri)) } catch { throw PKCS11Provider.failure(error, token, in: session) }
             guard existing.count <= 1 else { throw .keyNotFound("\(existing.count) AES keys match \(uri); add id=") }
-            let key: UInt
+            let key: UInt, custody: PKCS11KeyCustody
             do throws(PKCS11Error) {
                 key = if let found = existing.first { found } else { try session.generateAESKey(label: label, id: uri.id ?? Array(label.utf8)) }
+                custody = try session.custody(of: key)
             } catch { throw PKCS11Provider.failure(error, token, in: session) }
+            // A key whose value can be read (written without --sensitive, or made so by a token's
+            // policy) would let a copy of the store be opened without the token.
+            guard custody != .exportable else {
+                throw .failed("the AES key \(uri.objectName) \(existing.isEmpty ? "the token just made" : "on the token") can be read out of it (not sensitive, "
+                              + "or extractable), so a store sealed under it would not need the token; nothing was sealed. Name a new label "
+                              + "for rewrap to make one that cannot be (sensitive, not extractable)")
+            }
             // Whatever seals the data key must open it again before the store forgets its old
             // wrapping: HSMs differ in how they treat a caller's GCM nonce, and a wrapping that
             // does not open loses every session key.
