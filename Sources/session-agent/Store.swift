@@ -175,8 +175,8 @@ struct StoreRewrap: AsyncParsableCommand {
         discussion: """
             The data key itself does not change, so the sessions stay sealed as they are and a running agent is not \
             disturbed. Wrapped by a token, the store opens only while that token is present; the AES key is made on \
-            the token (sensitive, not extractable) when it has none with that label. The new protection is recorded in \
-            the audit log.
+            the token (sensitive, not extractable) when it has none with that label, and one whose value the token lets be \
+            read is refused. The new protection is recorded in the audit log.
             """)
 
     @Option(help: "The store file. Default: $XDG_DATA_HOME/session-agent/store.sqlite.") var store: String?
