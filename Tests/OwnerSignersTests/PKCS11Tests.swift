@@ -372,10 +372,10 @@ struct PKCS11OwnerTests {
         let direct = try hsm.privateModule()
         let overriding = try CModule.overridingKeyTemplates(in: try hsm.subdirectory("readable-aes"), real: try hsm.privateModule())
         let plain = [UInt8](repeating: 9, count: 32).withUnsafeBytes(SecretBytes.init(copying:)), aad = Array("session-agent data key".utf8)
-        for (module, label, made) in [(direct, "readable", "on the token"), (overriding, "made-readable", "the token just made")] {
+        for (module, label, made, remedy) in [(direct, "readable", "on the token", "Name a new label"), (overriding, "made-readable", "the token just made", "delete the key it made")] {
             await #expect { try await PKCS11SecretKey.seal(plain, under: try uri(module, object: label), aad: aad, pin: pin, prompt: Self.noPrompt) } throws: { error in
                 guard case PKCS11Failure.failed(let message) = error else { return false }
-                return message.hasPrefix("the AES key \"\(label)\" \(made) can be read out of it") && message.contains("nothing was sealed")
+                return message.hasPrefix("the AES key \"\(label)\" \(made) can be read out of it") && message.contains("nothing was sealed. ") && message.contains(remedy)
             }
         }
         // What the token makes when it follows the template seals, and so does a sensitive key written in.
