@@ -125,13 +125,7 @@ struct PKCS11TokenList: AsyncParsableCommand {
                         "slot": JSONValue(Int(info.slot)), "label": .string(info.label), "manufacturer": .string(info.manufacturer), "model": .string(info.model),
                         "serial": .string(info.serial), "pinLocked": .bool(info.pinLocked), "pinFinalTry": .bool(info.pinFinalTry), "keypad": .bool(info.keypad),
                         "keys": .array(keys.map { key in
-                            .object(JSONObject([
-                                "label": .string(key.label), "id": .string(Hex.encode(key.id)), "curve": .string(key.curve.rawValue),
-                                "publicKey": .string(key.publicKeyHex), "address": key.address.map { .string($0.checksummed) } ?? .null,
-                                "uri": .string(key.uri(on: tokenURI).description),
-                                "custody": key.custody.map { .string($0.rawValue) } ?? .null,
-                                "cannotSign": key.cannotSign.map { .string($0) } ?? .null,
-                            ]))
+                            keyJSON(key, uri: key.uri(on: tokenURI), after: JSONObject(["label": .string(key.label), "id": .string(Hex.encode(key.id))]))
                         }),
                         "otherKeys": .array(others.map { other in
                             .object(JSONObject(["label": .string(other.label), "id": .string(Hex.encode(other.id)), "reason": .string(other.reason)]))
@@ -191,11 +185,7 @@ struct OwnerGenerate: AsyncParsableCommand {
             let shown = key.info.address.map { $0.checksummed } ?? key.info.publicKeyHex
             var text = "\(shown)\n\(key.uri)" + privateKeyLine(key.info.custody)
             if let why = key.info.cannotSign { text += "\nCANNOT SIGN as an owner: \(why)" }
-            return CommandOutput(text: text, json: .object(JSONObject([
-                "curve": .string(curve.rawValue), "uri": .string(key.uri.description),
-                "address": key.info.address.map { .string($0.checksummed) } ?? .null, "publicKey": .string(key.info.publicKeyHex),
-                "custody": key.info.custody.map { .string($0.rawValue) } ?? .null, "cannotSign": key.info.cannotSign.map { .string($0) } ?? .null,
-            ])))
+            return CommandOutput(text: text, json: keyJSON(key.info, uri: key.uri))
         }
     }
 }
@@ -242,6 +232,20 @@ struct OwnerAdd: ParsableCommand {
             return CommandOutput(text: text, json: result)
         }
     }
+}
+
+/// An EC key as `token list` and `owner generate` give it in JSON, after the fields `leading`
+/// holds: its curve, public key, address (secp256k1), URI, and what the token says of its
+/// private half (null where that was not read).
+func keyJSON(_ key: PKCS11KeyInfo, uri: PKCS11URI, after leading: JSONObject = JSONObject()) -> JSONValue {
+    var object = leading
+    object["curve"] = .string(key.curve.rawValue)
+    object["publicKey"] = .string(key.publicKeyHex)
+    object["address"] = key.address.map { .string($0.checksummed) } ?? .null
+    object["uri"] = .string(uri.description)
+    object["custody"] = key.custody.map { .string($0.rawValue) } ?? .null
+    object["cannotSign"] = key.cannotSign.map { .string($0) } ?? .null
+    return .object(object)
 }
 
 /// What the token says of an owner key's private half, on a line of its own; nothing when it

@@ -37,11 +37,11 @@ public enum PKCS11SecretKey {
             // A key whose value can be read (written without --sensitive, or made so by a token's
             // policy) would let a copy of the store be opened without the token.
             guard custody != .exportable else {
-                let remedy = existing.isEmpty
-                    ? "The token's policy overrode the template rewrap gave (sensitive, not extractable): delete the key it made, and use a token that keeps one so"
-                    : "Name a new label for rewrap to make one that cannot be (sensitive, not extractable)"
-                throw .failed("the AES key \(uri.objectName) \(existing.isEmpty ? "the token just made" : "on the token") can be read out of it (not sensitive, "
-                              + "or extractable), so a store sealed under it would not need the token; nothing was sealed. " + remedy)
+                let (which, remedy) = existing.isEmpty
+                    ? ("the token just made", "The token's policy overrode the template rewrap gave (sensitive, not extractable): delete the key it made, and use a token that keeps one so")
+                    : ("on the token", "Name a new label for rewrap to make one that cannot be (sensitive, not extractable)")
+                throw .failed("the AES key \(uri.objectName) \(which) can be read out of it (not sensitive, or extractable), so a store sealed under it "
+                              + "would not need the token; nothing was sealed. " + remedy)
             }
             // Whatever seals the data key must open it again before the store forgets its old
             // wrapping: HSMs differ in how they treat a caller's GCM nonce, and a wrapping that
