@@ -44,7 +44,9 @@ public enum AgentDaemon {
                 logger.warning("the store stays locked: store_pin_file is not set\(useless); `session-agent unlock` asks for the PIN")
                 break
             }
-            do { try await store.unlock(pin: .file(file), prompt: { _ in throw AgentError("locked", "the PIN comes from \(file)") }) } catch {
+            do {
+                if let warning = try await store.unlock(pin: .file(file), prompt: { _ in throw AgentError("locked", "the PIN comes from \(file)") }) { logger.warning("\(warning)") }
+            } catch {
                 logger.warning("the store stays locked: \(error)")
             }
         }

@@ -166,9 +166,10 @@ struct DataKey: Sendable {
         return .token(key: located, sealed: sealed)
     }
 
-    static func unwrap(_ wrapped: WrappedDataKey, pin: PKCS11PINSource, prompt: SecretPrompt) async throws(PKCS11Failure) -> DataKey {
+    /// This key, and what the token says of the AES key that wrapped it.
+    static func unwrap(_ wrapped: WrappedDataKey, pin: PKCS11PINSource, prompt: SecretPrompt) async throws(PKCS11Failure) -> (DataKey, PKCS11KeyCustody) {
         guard case let .token(keyURI, sealed) = wrapped else { throw .failed("the store's data key is wrapped by a passphrase, not a token") }
-        let raw = try await PKCS11SecretKey.open(sealed, under: keyURI, aad: WrappedDataKey.aad, pin: pin, prompt: prompt)
-        return raw.withUnsafeBytes { DataKey(key: SymmetricKey(data: $0)) }
+        let (raw, custody) = try await PKCS11SecretKey.open(sealed, under: keyURI, aad: WrappedDataKey.aad, pin: pin, prompt: prompt)
+        return (raw.withUnsafeBytes { DataKey(key: SymmetricKey(data: $0)) }, custody)
     }
 }

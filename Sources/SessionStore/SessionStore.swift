@@ -409,13 +409,20 @@ public final class SessionStore: @unchecked Sendable {
         }
     }
 
-    /// Unlocks a store whose data key a token wraps; fails while the token is absent.
-    public func unlock(pin: PKCS11PINSource, prompt: SecretPrompt) async throws(StoreError) {
+    /// Unlocks a store whose data key a token wraps; fails while the token is absent. Returns a
+    /// warning for whoever unlocks it when the token lets its AES key be read: then a copy of
+    /// the file opens without the token (a store sealed before `rewrap` refused such keys).
+    public func unlock(pin: PKCS11PINSource, prompt: SecretPrompt) async throws(StoreError) -> String? {
         let wrapped = try wrappedKey()
-        guard case .token = wrapped else { throw .wrongPassphrase }
-        let key: DataKey
-        do throws(PKCS11Failure) { key = try await DataKey.unwrap(wrapped, pin: pin, prompt: prompt) } catch { throw .token("\(error)") }
+        guard case .token(let keyURI, _) = wrapped else { throw .wrongPassphrase }
+        let (key, custody): (DataKey, PKCS11KeyCustody)
+        do throws(PKCS11Failure) { (key, custody) = try await DataKey.unwrap(wrapped, pin: pin, prompt: prompt) } catch { throw .token("\(error)") }
         try unlocked(with: key)
+        guard custody == .exportable else { return nil }
+        var fresh = keyURI.tokenOnly
+        fresh.object = "NEW-LABEL"
+        return "the AES key \(keyURI) that wraps this store's data key can be read out of its token (not sensitive, or extractable), "
+            + "so a copy of the store opens without the token; rewrap the store under a key that cannot be, made by: session-agent store rewrap --to '\(fresh)'"
     }
 
     /// Wraps the (unlocked) data key under a new passphrase instead. The key itself does not

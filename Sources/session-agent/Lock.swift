@@ -43,6 +43,7 @@ struct Unlock: ParsableCommand {
             var params = JSONObject()
             if let prompt = asks["asks"]?.stringValue { params["passphrase"] = try secret(prompt, new: asks["new"] == .bool(true)) }
             let result = try remote { try client.call("agent_unlock", params) }
+            if let warning = result["warning"]?.stringValue { Terminal.say("WARNING: " + warning) }
             return CommandOutput(text: "the store is open", json: result)
         }
     }

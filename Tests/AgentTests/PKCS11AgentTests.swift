@@ -908,6 +908,58 @@ struct PKCS11AgentTests {
         #expect(try AgentClient(path: agent.controlSocket).call("audit_verify")["intact"] == .bool(true))
     }
 
+    /// A store sealed under an AES key the token lets be read (as `store rewrap` allowed before it
+    /// refused such keys; here the key is replaced by a readable copy of itself) still opens, but
+    /// whoever opens it hears that a copy of the file opens without the token, and how to move
+    /// it: `store check` and `unlock` on their standard error, the agent in its journal and its
+    /// answer to `agent_unlock`. Once moved to a key that cannot be read, nobody is warned.
+    @Test func aStoreSealedUnderAKeyThatCanBeReadOpensWithAWarning() throws {
+        let value = (0..<32).map { _ in UInt8.random(in: 0...255) }
+        try hsm.initToken(token)
+        try hsm.importAESKey(token: token, label: "store-key", value: value)
+        let pinFile = hsm.directory.appendingPathComponent("pin-\(token)").path
+        try writeSecretFile(SoftHSM.userPIN, pinFile)
+        let agent = try AgentProcess(rules: "default = \"approve\"", extraConfig: "store_pin_file = \"\(pinFile)\"", environment: hsm.environment)
+        try agent.start()
+        let sessionId = try SocketTests.requestSession(try AgentClient(path: agent.clientSocket))
+        agent.stop()
+        let store = agent.directory.appendingPathComponent("data/store.sqlite").path
+        func check() throws -> CommandResult {
+            try Command.run(Command.sessionAgent, ["store", "check", "--store", store, "--pin-file", pinFile], environment: hsm.environment)
+        }
+        let rewrap = try Command.run(Command.sessionAgent, ["store", "rewrap", "--store", store, "--to", "pkcs11:token=\(token);object=store-key?module-path=\(SoftHSM.systemModule!)",
+                                                            "--pin-file", pinFile, "--passphrase-file", agent.directory.appendingPathComponent("store.pass").path], environment: hsm.environment)
+        #expect(rewrap.status == 0, "\(rewrap.stdout) \(rewrap.stderr)")
+        let sealed = try check()
+        #expect(sealed.status == 0 && !sealed.stderr.contains("WARNING"), "\(sealed.stdout) \(sealed.stderr)")
+
+        try hsm.deleteAESKey(token: token, label: "store-key")
+        try hsm.importAESKey(token: token, label: "store-key", value: value, sensitive: false)
+        let warning = "that wraps this store's data key can be read out of its token (not sensitive, or extractable), so a copy of the store opens without the token"
+        let checked = try check()
+        #expect(checked.status == 0 && checked.stderr.contains("WARNING: the AES key pkcs11:token=\(token)") && checked.stderr.contains(warning)
+                && checked.stderr.contains("store rewrap --to 'pkcs11:token=\(token);object=NEW-LABEL?module-path="), "\(checked.stdout) \(checked.stderr)")
+        try agent.start()
+        #expect(agent.logs.contains(warning), "\(agent.logs)")
+        #expect(try SocketTests.sign(try AgentClient(path: agent.clientSocket), sessionId, 1, nonce: 0)["mode"] == "ENABLE")
+        let control = try AgentClient(path: agent.controlSocket)
+        _ = try control.call("agent_lock")
+        let unlocked = try Command.run(Command.sessionAgent, ["unlock", "--socket", agent.controlSocket], stdin: [])
+        #expect(unlocked.status == 0 && unlocked.stdout == "the store is open\n" && unlocked.stderr.hasPrefix("WARNING: ") && unlocked.stderr.contains(warning),
+                "\(unlocked.stdout) \(unlocked.stderr)")
+        agent.stop()
+
+        let moved = try Command.run(Command.sessionAgent, ["store", "rewrap", "--store", store, "--to", "pkcs11:token=\(token);object=sealing-key?module-path=\(SoftHSM.systemModule!)",
+                                                           "--pin-file", pinFile], environment: hsm.environment)
+        #expect(moved.status == 0 && moved.stderr.contains(warning), "\(moved.stdout) \(moved.stderr)")
+        let after = try check()
+        #expect(after.status == 0 && !after.stderr.contains("WARNING"), "\(after.stdout) \(after.stderr)")
+        let warnings = agent.logs.components(separatedBy: warning).count
+        try agent.start()
+        #expect(agent.logs.components(separatedBy: warning).count == warnings)
+        #expect(try SocketTests.sign(try AgentClient(path: agent.clientSocket), sessionId, 1, nonce: 1)["mode"] == "USE")
+    }
+
     /// Session keys are usable only while the store's token is present: the agent locks the store
     /// within about a second of the token going away and, with the PIN in store_pin_file, opens it
     /// again when the token is back. A store a person locked stays locked through all that.

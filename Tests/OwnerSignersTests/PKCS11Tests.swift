@@ -341,9 +341,13 @@ struct PKCS11OwnerTests {
         #expect(opened == Hex.encode(plain) + "\n")
         let (_, onToken) = try await PKCS11SecretKey.seal(plain.withUnsafeBytes(SecretBytes.init(copying:)), under: try uri(direct, object: "store-key"), aad: aad, pin: pin, prompt: Self.noPrompt)
         guard case let .gcm(nonce, onTokenSealed) = onToken else { Issue.record("SoftHSM offers AES-GCM, yet: \(onToken)"); return }
-        for (sealing, module) in [(derived, direct), (derived, withoutGCM), (onToken, direct)] {
-            let back = try await PKCS11SecretKey.open(sealing, under: try uri(module, object: "store-key"), aad: aad, pin: pin, prompt: Self.noPrompt)
-            #expect(back.withUnsafeBytes { Array($0) } == plain)
+        // A readable copy of the key opens both too, and says it can be read (the store warns whoever opens it).
+        try hsm.importAESKey(token: token, label: "readable-copy", value: value, sensitive: false)
+        for (sealing, module, key) in [(derived, direct, "store-key"), (derived, withoutGCM, "store-key"), (onToken, direct, "store-key"),
+                                       (derived, direct, "readable-copy"), (onToken, direct, "readable-copy")] {
+            let back = try await PKCS11SecretKey.open(sealing, under: try uri(module, object: key), aad: aad, pin: pin, prompt: Self.noPrompt)
+            #expect(back.opened.withUnsafeBytes { Array($0) } == plain)
+            #expect((back.custody == .exportable) == (key == "readable-copy"), "\(key): \(back.custody)")
         }
         // Sealed on the token, it cannot be opened through a module without AES-GCM; the error says what to do.
         await #expect { try await PKCS11SecretKey.open(onToken, under: try uri(withoutGCM, object: "store-key"), aad: aad, pin: pin, prompt: Self.noPrompt) } throws: { error in
@@ -424,7 +428,7 @@ struct PKCS11OwnerTests {
         }
         try hsm.plugIn(away, as: directory)
         let opened = try await PKCS11SecretKey.open(sealed, under: try uri(direct, object: "store-key"), aad: aad, pin: pin, prompt: Self.noPrompt)
-        #expect(opened.sameBytes(as: plain))
+        #expect(opened.opened.sameBytes(as: plain))
         // A second key under the name, planted or made by mistake, is not tried in its place
         // (by a module of its own here: a session keeps the handle it found).
         try hsm.importAESKey(token: token, label: "store-key", value: SymmetricKey(size: .bits256).withUnsafeBytes { Array($0) })
@@ -484,7 +488,7 @@ struct PKCS11OwnerTests {
             }
             for opening in [module, direct] {
                 let back = try await PKCS11SecretKey.open(sealed, under: try uri(opening, object: key), aad: aad, pin: pin, prompt: Self.noPrompt)
-                #expect(back.withUnsafeBytes { Array($0) } == plain, "\(chosen), opened through \(opening)")
+                #expect(back.opened.withUnsafeBytes { Array($0) } == plain, "\(chosen), opened through \(opening)")
             }
         }
     }

@@ -135,6 +135,11 @@ public final class SoftHSM: Sendable {
                                  "--write-object", file.path, "--type", "secrkey", "--key-type", "AES:\(value.count)", "--label", label] + (sensitive ? ["--sensitive"] : []))
     }
 
+    /// Deletes the AES key `label` from the token, as an operator would with pkcs11-tool.
+    public func deleteAESKey(token: String, label: String, pin: String = userPIN) throws {
+        try tool("pkcs11-tool", ["--module", Self.systemModule!, "--token-label", token, "--login", "--pin", pin, "--delete-object", "--type", "secrkey", "--label", label])
+    }
+
     /// A secp256k1 key pair OpenSSL made with its curve written out as explicit parameters
     /// (`-param_enc explicit`), both halves written by pkcs11-tool, which keeps that form in
     /// CKA_EC_PARAMS. Returns the public point (04 ‖ X ‖ Y) as OpenSSL gives it.

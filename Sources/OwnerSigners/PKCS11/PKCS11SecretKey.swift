@@ -62,14 +62,18 @@ public enum PKCS11SecretKey {
     }
 
     /// Opens what `seal` sealed; fails when the token or its key is absent, or it was sealed by
-    /// another key.
+    /// another key. Also says whether the key can be read out of the token: what was sealed
+    /// before `seal` refused such keys still opens, and the one who opens it should hear so.
     public static func open(_ sealed: PKCS11Sealed, under uri: PKCS11URI, aad: [UInt8], pin: PKCS11PINSource,
-                            prompt: SecretPrompt) async throws(PKCS11Failure) -> SecretBytes {
+                            prompt: SecretPrompt) async throws(PKCS11Failure) -> (opened: SecretBytes, custody: PKCS11KeyCustody) {
         let provider = try await PKCS11Provider.locate(uri, defaultModule: nil)
         return try await provider.withLogin(uri, pin: pin, prompt: prompt) { session, state throws(PKCS11Failure) in
             let key = try state.object("the AES key " + uri.objectName, selection(uri), in: session)
-            let opened: SecretBytes?
-            do throws(PKCS11Error) { opened = try opening(sealed, session, key, aad: aad) } catch {
+            let opened: SecretBytes?, custody: PKCS11KeyCustody
+            do throws(PKCS11Error) {
+                opened = try opening(sealed, session, key, aad: aad)
+                custody = try session.custody(of: key)
+            } catch {
                 if session.tokenGone(after: error) { throw PKCS11Provider.failure(error, uri.tokenOnly.description, in: session) }
                 if error.mechanismRefused, case .gcm = sealed {
                     throw .failed("\(uri.modulePath ?? "the module") refuses AES-GCM, which sealed this data key on the token (\(error)); "
@@ -78,7 +82,7 @@ public enum PKCS11SecretKey {
                 throw .failed("the token's key \(uri) does not open this data key (\(error))")
             }
             guard let opened else { throw .failed("the token's key \(uri) does not open this data key") }
-            return opened
+            return (opened, custody)
         }
     }
 
