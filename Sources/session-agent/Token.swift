@@ -40,7 +40,7 @@ struct PKCS11Tokens: ParsableCommand {
 struct PKCS11TokenList: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "list",
-        abstract: "Show the slots with a token, and the EC keys on each: the Ethereum address of secp256k1 keys, the public key of P-256 keys, and the URI that selects each.")
+        abstract: "Show the slots, with or without a token, and the EC keys on each token: the Ethereum address of secp256k1 keys, the public key of P-256 keys, and the URI that selects each.")
 
     @Argument(help: "Only the tokens this URI matches, e.g. pkcs11:token=signer (with --login, only those are logged in to), and with object= or id= only those keys. Exit status 1 when nothing matches, or a token cannot be read.") var token: String?
     @OptionGroup var pkcs11: PKCS11Options
@@ -71,6 +71,7 @@ struct PKCS11TokenList: AsyncParsableCommand {
                 }
                 let library = answer.library, listing = answer.tokens, tokens = listing.present
                 seen.present += tokens
+                seen.empty += listing.empty
                 seen.unreadable += listing.unreadable
                 let hint = tokens.isEmpty ? PKCS11Module.serverHint(for: path) : nil
                 if let hint { hints.append(hint) }
@@ -132,17 +133,23 @@ struct PKCS11TokenList: AsyncParsableCommand {
                         }),
                     ])))
                 }
-                // Given a URI, a slot that cannot be read is named only if nothing matches.
+                // Given a URI, an empty slot, or one that cannot be read, is named only if nothing matches.
+                var emptySlots: [JSONValue] = []
                 if token == nil {
+                    for slot in listing.empty {
+                        text.append("  \(slot)")
+                        emptySlots.append(.object(JSONObject(["slot": JSONValue(Int(slot.slot)), "description": .string(slot.slotDescription),
+                                                              "manufacturer": .string(slot.manufacturer)])))
+                    }
                     for slot in listing.unreadable {
                         text.append("  \(slot)")
                         tokenJSON.append(.object(JSONObject(["slot": JSONValue(Int(slot.slot)), "error": .string("\(slot.error)")])))
                         unreadable = true
                     }
                 }
-                if tokens.isEmpty && listing.unreadable.isEmpty { text.append("  no token present" + (hint.map { ": \($0)" } ?? "")) }
+                if tokens.isEmpty && listing.empty.isEmpty && listing.unreadable.isEmpty { text.append("  no token present" + (hint.map { ": \($0)" } ?? "")) }
                 modules.append(.object(JSONObject([
-                    "module": .string(path), "tokens": .array(tokenJSON),
+                    "module": .string(path), "tokens": .array(tokenJSON), "emptySlots": .array(emptySlots),
                     "library": .object(JSONObject(["manufacturer": .string(library.manufacturer), "description": .string(library.description),
                                                    "version": .string(library.version.description)])),
                 ])))

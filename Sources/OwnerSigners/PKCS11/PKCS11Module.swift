@@ -175,12 +175,30 @@ public struct PKCS11TokenInfo: Sendable, Equatable {
     public var shownLabel: String { DisplayText.escaped(label) }
 }
 
-/// What a module shows: its tokens, and the slots whose token it could not describe.
+/// What a module shows: its tokens, its empty slots, and the slots whose token it could not
+/// describe.
 public struct PKCS11TokenListing: Sendable {
     public var present: [PKCS11TokenInfo] = []
+    public var empty: [EmptySlot] = []
     public var unreadable: [UnreadableSlot] = []
 
     public init() {}
+
+    /// A slot without a token: a smartcard reader without its card, an HSM's slot not in use.
+    /// It tells whoever misses a token that the module sees the reader or device.
+    public struct EmptySlot: Sendable, CustomStringConvertible {
+        public var slot: UInt
+        public var slotDescription: String
+        public var manufacturer: String
+        public var description: String { "slot \(slot) \"\(DisplayText.escaped(slotDescription))\" is empty" }
+
+        init(slot: UInt, _ info: CK_SLOT_INFO) {
+            var info = info
+            self.slot = slot
+            slotDescription = PKCS11Module.padded(&info.slotDescription)
+            manufacturer = PKCS11Module.padded(&info.manufacturerID)
+        }
+    }
 
     public struct UnreadableSlot: Sendable, CustomStringConvertible {
         public var slot: UInt
@@ -188,12 +206,13 @@ public struct PKCS11TokenListing: Sendable {
         public var description: String { "slot \(slot) cannot be read (\(error))" }
     }
 
-    /// For an error about a token the module does not show (a label mistyped in a URI is the
-    /// usual cause): the tokens it does, `"a", "b"` or `no token`, and the slots it could not
-    /// read (the token may be in one), each the first five and how many more.
+    /// For an error about a token the module does not show (a label mistyped in a URI, or a card
+    /// not in its reader): the tokens it does, `"a", "b"` or `no token`, its empty slots, and the
+    /// slots it could not read (the token may be in one), each the first five and how many more.
     public var shown: String {
-        listed(present.map { "\"\($0.shownLabel)\"" }, none: "no token")
-            + (unreadable.isEmpty ? "" : "; " + listed(unreadable.map(\.description), none: ""))
+        ([listed(present.map { "\"\($0.shownLabel)\"" }, none: "no token")]
+            + [empty.map(\.description), unreadable.map(\.description)].filter { !$0.isEmpty }.map { listed($0, none: "") })
+            .joined(separator: "; ")
     }
 }
 
@@ -349,32 +368,45 @@ public final class PKCS11Module: @unchecked Sendable {
 
     // MARK: Slots and tokens
 
-    /// The tokens the module shows. A slot it cannot describe (a reader in a bad state, a faulty
-    /// slot of an HSM) is set apart with its error: it must not hide the module's other tokens
-    /// from the agent. A token removed since the slot list was read is left out.
+    /// The tokens the module shows, and its empty slots. A slot it cannot describe (a reader in a
+    /// bad state, a faulty slot of an HSM) is set apart with its error: it must not hide the
+    /// module's other tokens from the agent. A slot gone since the slot list was read is left
+    /// out, and one whose token went meanwhile is empty. (SoftHSM's spare slot, with a token
+    /// not initialised yet, is neither: it is there for C_InitToken, not for a person to miss.)
     public func tokens() throws(PKCS11Error) -> PKCS11TokenListing {
         var tokens = PKCS11TokenListing()
-        for slot in try slotsWithTokens() {
+        for slot in try slots() {
+            var slotInfo = CK_SLOT_INFO()
             do throws(PKCS11Error) {
-                let info = try tokenInfo(slot: slot)
+                try check("C_GetSlotInfo", functions.pointee.C_GetSlotInfo(CK_SLOT_ID(slot), &slotInfo))
+                guard slotInfo.flags & CK_FLAGS(CKF_TOKEN_PRESENT) != 0 else {
+                    tokens.empty.append(PKCS11TokenListing.EmptySlot(slot: slot, slotInfo))
+                    continue
+                }
+                let info = try tokenInfo(slot: slot, slotInfo)
                 if info.initialized { tokens.present.append(info) }
+            } catch where error.code == UInt(CKR_TOKEN_NOT_PRESENT) {
+                tokens.empty.append(PKCS11TokenListing.EmptySlot(slot: slot, slotInfo))
+            } catch where error.tokenGone {
+                continue
             } catch {
-                if !error.tokenGone { tokens.unreadable.append(PKCS11TokenListing.UnreadableSlot(slot: slot, error: error)) }
+                tokens.unreadable.append(PKCS11TokenListing.UnreadableSlot(slot: slot, error: error))
             }
         }
         return tokens
     }
 
-    /// The slots holding a token. A token or reader plugged in between counting the slots and
-    /// reading them makes the list longer than counted (CKR_BUFFER_TOO_SMALL): it is read again.
-    private func slotsWithTokens() throws(PKCS11Error) -> ArraySlice<CK_SLOT_ID> {
+    /// Every slot, with a token or without. A token or reader plugged in between counting the
+    /// slots and reading them makes the list longer than counted (CKR_BUFFER_TOO_SMALL): it is
+    /// read again.
+    private func slots() throws(PKCS11Error) -> ArraySlice<CK_SLOT_ID> {
         var reads = 0
         while true {
             reads += 1
             var count: CK_ULONG = 0
-            try check("C_GetSlotList", functions.pointee.C_GetSlotList(CK_BBOOL(CK_TRUE), nil, &count))
+            try check("C_GetSlotList", functions.pointee.C_GetSlotList(CK_BBOOL(CK_FALSE), nil, &count))
             var slots = [CK_SLOT_ID](repeating: 0, count: try filled(count, of: 4096, by: "C_GetSlotList", for: "the number of slots"))
-            let rv = functions.pointee.C_GetSlotList(CK_BBOOL(CK_TRUE), &slots, &count)
+            let rv = functions.pointee.C_GetSlotList(CK_BBOOL(CK_FALSE), &slots, &count)
             if rv == CKR_BUFFER_TOO_SMALL, reads < 3 { continue }
             try check("C_GetSlotList", rv)
             return slots.prefix(try filled(count, of: slots.count, by: "C_GetSlotList", for: "the number of slots"))
@@ -384,6 +416,11 @@ public final class PKCS11Module: @unchecked Sendable {
     public func tokenInfo(slot: UInt) throws(PKCS11Error) -> PKCS11TokenInfo {
         var slotInfo = CK_SLOT_INFO()
         try check("C_GetSlotInfo", functions.pointee.C_GetSlotInfo(CK_SLOT_ID(slot), &slotInfo))
+        return try tokenInfo(slot: slot, slotInfo)
+    }
+
+    private func tokenInfo(slot: UInt, _ slotInfo: CK_SLOT_INFO) throws(PKCS11Error) -> PKCS11TokenInfo {
+        var slotInfo = slotInfo
         var info = CK_TOKEN_INFO()
         try check("C_GetTokenInfo", functions.pointee.C_GetTokenInfo(CK_SLOT_ID(slot), &info))
         let flags = info.flags
@@ -398,7 +435,7 @@ public final class PKCS11Module: @unchecked Sendable {
     }
 
     /// A fixed-width PKCS#11 text field: UTF-8 padded with spaces, not NUL-terminated.
-    private static func padded<T>(_ field: inout T) -> String {
+    fileprivate static func padded<T>(_ field: inout T) -> String {
         withUnsafeBytes(of: &field) { raw in
             let bytes = raw.prefix { $0 != 0 }
             return String(decoding: bytes, as: UTF8.self).trimmingCharacters(in: .whitespaces)
