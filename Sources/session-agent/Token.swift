@@ -107,7 +107,7 @@ struct PKCS11TokenList: AsyncParsableCommand {
                     }
                     shown += 1
                     let flags = [info.pinLocked ? "PIN LOCKED" : nil, info.pinFinalTry ? "one PIN try left" : nil, info.pinCountLow ? "PIN count low" : nil,
-                                 info.keypad ? "PIN on the reader's keypad" : nil].compactMap { $0 }
+                                 info.pinToBeChanged ? "PIN TO BE CHANGED" : nil, info.keypad ? "PIN on the reader's keypad" : nil].compactMap { $0 }
                     text.append("  slot \(info.slot): token \"\(printable(info.label))\" (\(printable(info.manufacturer)) \(printable(info.model)), serial \(printable(info.serial)))\(flags.isEmpty ? "" : " [" + flags.joined(separator: ", ") + "]")")
                     if keys.isEmpty && others.isEmpty {
                         text.append(login || !info.loginRequired ? "    no EC keys" : "    no EC keys visible without a login (--login shows those a token hides)")
@@ -124,7 +124,8 @@ struct PKCS11TokenList: AsyncParsableCommand {
                     }
                     tokenJSON.append(.object(JSONObject([
                         "slot": JSONValue(Int(info.slot)), "label": .string(info.label), "manufacturer": .string(info.manufacturer), "model": .string(info.model),
-                        "serial": .string(info.serial), "pinLocked": .bool(info.pinLocked), "pinFinalTry": .bool(info.pinFinalTry), "keypad": .bool(info.keypad),
+                        "serial": .string(info.serial), "pinLocked": .bool(info.pinLocked), "pinFinalTry": .bool(info.pinFinalTry), "pinToBeChanged": .bool(info.pinToBeChanged),
+                        "keypad": .bool(info.keypad),
                         "keys": .array(keys.map { key in
                             keyJSON(key, uri: key.uri(on: tokenURI), after: JSONObject(["label": .string(key.label), "id": .string(Hex.encode(key.id))]))
                         }),

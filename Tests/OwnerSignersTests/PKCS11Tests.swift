@@ -650,6 +650,25 @@ struct PKCS11OwnerTests {
         }
     }
 
+    /// A token whose user PIN has expired (an HSM's password policy) says so, and to change it:
+    /// the PIN is right, so it is not taken for a wrong one, and the token's flag is read.
+    @Test func anExpiredPINSaysToChangeIt() async throws {
+        try tokenWithKey()
+        let module = try CModule.expiredPIN(in: try hsm.subdirectory("expired-pin"), real: try hsm.privateModule())
+        let owner = try await PKCS11Owner.load(try uri(module), pin: .file(try pinFile(SoftHSM.userPIN)), defaultModule: nil)
+        for _ in 0..<2 {
+            await #expect { try await owner.sign(Self.approved(Bytes32(Array(repeating: 5, count: 32))), prompt: Self.noPrompt) } throws: { error in
+                guard case OwnerSignerError.wrongSecret(let message) = error else { return false }
+                return message.contains("the user PIN of token \"\(token)\" has expired (C_Login failed: CKR_PIN_EXPIRED); change it with the token's own tool")
+            }
+        }
+        let expired = try #require(try await PKCS11Provider.shared(modulePath: module).tokens().tokens.present.first { $0.label == token })
+        let plain = try #require(try await PKCS11Provider.shared(modulePath: try hsm.privateModule()).tokens().tokens.present.first { $0.label == token })
+        #expect(expired.pinToBeChanged && !plain.pinToBeChanged)
+        let listed = try Command.run(Command.sessionAgent, ["token", "list", "pkcs11:token=\(token)", "--module", module], environment: hsm.environment)
+        #expect(listed.status == 0 && listed.stdout.contains("serial \(expired.serial)) [PIN TO BE CHANGED]\n"), "\(listed.stdout) \(listed.stderr)")
+    }
+
     /// The token is the same under any URI: a PIN it rejected is not offered again, and one
     /// owner logging in serves another owner on it, even one whose session is older.
     @Test func aLoginServesEveryURIOfTheToken() async throws {

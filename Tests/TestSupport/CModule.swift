@@ -328,6 +328,25 @@ public enum CModule {
             """), in: directory)
     }
 
+    /// A module in front of another (`real`) whose user PIN has expired, as an HSM's password
+    /// policy makes it (SoftHSM has none): the right PIN gets CKR_PIN_EXPIRED and no login, a
+    /// wrong one what the token says of it, and the token shows CKF_USER_PIN_TO_BE_CHANGED.
+    public static func expiredPIN(in directory: URL, real: String) throws -> String {
+        try build("expired-pin", source: inFront(of: real, replacing: ["C_Login": "login", "C_GetTokenInfo": "tokenInfo"], with: """
+            static CK_RV login(CK_SESSION_HANDLE session, CK_USER_TYPE user, CK_UTF8CHAR *pin, CK_ULONG length) {
+                CK_RV rv = real->C_Login(session, user, pin, length);
+                if (rv != CKR_OK || user != CKU_USER) return rv;
+                real->C_Logout(session);
+                return CKR_PIN_EXPIRED;
+            }
+            static CK_RV tokenInfo(CK_SLOT_ID slot, CK_TOKEN_INFO *info) {
+                CK_RV rv = real->C_GetTokenInfo(slot, info);
+                if (rv == CKR_OK) info->flags |= CKF_USER_PIN_TO_BE_CHANGED;
+                return rv;
+            }
+            """), in: directory)
+    }
+
     /// A module in front of another (`real`) that ends the login (C_Logout) at the first
     /// C_SignInit after the file `trigger` appears, removes the file and answers
     /// CKR_USER_NOT_LOGGED_IN, as an HSM that logs idle sessions out does. (SoftHSM alone would

@@ -58,6 +58,7 @@ public struct PKCS11Error: Error, Equatable, Sendable, CustomStringConvertible {
     /// it, so no try is counted.
     public var pinMalformed: Bool { code == UInt(CKR_PIN_LEN_RANGE) || code == UInt(CKR_PIN_INVALID) }
     public var pinLocked: Bool { code == UInt(CKR_PIN_LOCKED) }
+    public var pinExpired: Bool { code == UInt(CKR_PIN_EXPIRED) }
     /// The person cancelled on the reader's keypad.
     public var cancelled: Bool { code == UInt(CKR_FUNCTION_CANCELED) }
     public var notLoggedIn: Bool { code == UInt(CKR_USER_NOT_LOGGED_IN) }
@@ -164,6 +165,9 @@ public struct PKCS11TokenInfo: Sendable, Equatable {
     public var pinCountLow: Bool
     public var pinFinalTry: Bool
     public var pinLocked: Bool
+    /// The user PIN must be changed before it is any use (CKF_USER_PIN_TO_BE_CHANGED): expired,
+    /// or still the one the token came with.
+    public var pinToBeChanged: Bool
     /// The PIN lengths the token takes, in bytes; nil when it does not say.
     public var pinLengths: ClosedRange<UInt>?
     /// The PIN is entered on the reader's own keypad (CKF_PROTECTED_AUTHENTICATION_PATH), so the
@@ -430,6 +434,7 @@ public final class PKCS11Module: @unchecked Sendable {
             manufacturer: Self.padded(&info.manufacturerID), model: Self.padded(&info.model), serial: Self.padded(&info.serialNumber),
             initialized: flags & CK_FLAGS(CKF_TOKEN_INITIALIZED) != 0, loginRequired: flags & CK_FLAGS(CKF_LOGIN_REQUIRED) != 0, pinCountLow: flags & CK_FLAGS(CKF_USER_PIN_COUNT_LOW) != 0,
             pinFinalTry: flags & CK_FLAGS(CKF_USER_PIN_FINAL_TRY) != 0, pinLocked: flags & CK_FLAGS(CKF_USER_PIN_LOCKED) != 0,
+            pinToBeChanged: flags & CK_FLAGS(CKF_USER_PIN_TO_BE_CHANGED) != 0,
             pinLengths: info.ulMaxPinLen == CK_ULONG.max || info.ulMaxPinLen < info.ulMinPinLen ? nil : UInt(info.ulMinPinLen)...UInt(info.ulMaxPinLen),
             keypad: flags & CK_FLAGS(CKF_PROTECTED_AUTHENTICATION_PATH) != 0)
     }

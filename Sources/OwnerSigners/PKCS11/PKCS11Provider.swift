@@ -529,6 +529,11 @@ public final class PKCS11Provider: @unchecked Sendable {
             }
             if error.cancelled { throw .pinNeeded("the PIN entry on the keypad of token \"\(token.shownLabel)\"'s reader was cancelled") }
             if error.pinLocked { throw .wrongPIN(Self.pinLocked(token)) }
+            // Right but expired (an HSM's password policy): no other PIN will do until it is changed.
+            if error.pinExpired {
+                throw .wrongPIN("the user PIN of token \"\(token.shownLabel)\" has expired (\(error)); change it with the token's own tool "
+                                + "(pkcs11-tool --login --change-pin, or the HSM's), then give the new one")
+            }
             if error.pinMalformed {
                 let lengths = token.pinLengths.map { "; it takes \($0.lowerBound) to \($0.upperBound) bytes" } ?? ""
                 throw .wrongPIN("token \"\(token.shownLabel)\" refused the PIN (\(from)) as malformed, before trying it (\(error))\(lengths)")
