@@ -530,6 +530,11 @@ struct PKCS11AgentTests {
         let named = try Command.run(Command.sessionAgent, ["token", "list", "pkcs11:token=\(broken)", "--module", module], environment: hsm.environment)
         #expect(named.status == 1 && named.stderr.contains("no token matches pkcs11:token=\(broken)")
                 && named.stderr.contains("cannot be read (C_GetTokenInfo failed: CKR_FUNCTION_FAILED)"), "\(named)")
+
+        // A token taken out between the module describing its slot and the token leaves the slot empty.
+        let taken = try CModule.unreadableToken(broken, answering: "CKR_TOKEN_NOT_PRESENT", in: try hsm.subdirectory("taken-out"), real: SoftHSM.systemModule!)
+        let emptied = try Command.run(Command.sessionAgent, ["token", "list", "--module", taken], environment: hsm.environment)
+        #expect(emptied.status == 0 && emptied.stdout.contains(address.checksummed) && emptied.stdout.contains("\" is empty\n") && !emptied.stdout.contains("cannot be read"), "\(emptied)")
     }
 
     /// A URI that names no token works while there is one, but a second token would make it

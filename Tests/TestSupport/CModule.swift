@@ -301,10 +301,11 @@ public enum CModule {
 
     /// A module in front of another (`real`) that cannot describe the token labelled `label`:
     /// C_GetTokenInfo answers CKR_FUNCTION_FAILED for its slot, as a faulty slot or a reader in
-    /// a bad state may.
-    public static func unreadableToken(_ label: String, in directory: URL, real: String) throws -> String {
+    /// a bad state may; or `answer`, CKR_TOKEN_NOT_PRESENT for a token taken out after its slot
+    /// was described.
+    public static func unreadableToken(_ label: String, answering answer: String = "CKR_FUNCTION_FAILED", in directory: URL, real: String) throws -> String {
         try changingTokenFlags("unreadable-token", in: directory, real: real,
-                               "{ if (memcmp(info->label, \"\(label)\", \(label.utf8.count)) == 0) return CKR_FUNCTION_FAILED; }")
+                               "{ if (memcmp(info->label, \"\(label)\", \(label.utf8.count)) == 0) return \(answer); }")
     }
 
     /// A module in front of another (`real`) whose tokens do not show failed PIN tries: no
