@@ -952,6 +952,7 @@ struct PKCS11AgentTests {
         let unlocked = try Command.run(Command.sessionAgent, ["unlock", "--socket", agent.controlSocket], stdin: [])
         #expect(unlocked.status == 0 && unlocked.stdout == "the store is open\n" && unlocked.stderr.hasPrefix("WARNING: ") && unlocked.stderr.contains(warning),
                 "\(unlocked.stdout) \(unlocked.stderr)")
+        try agent.waitForLog(warning, times: 2)
         agent.stop()
 
         let moved = try Command.run(Command.sessionAgent, ["store", "rewrap", "--store", store, "--to", "pkcs11:token=\(token);object=sealing-key?module-path=\(SoftHSM.systemModule!)",
