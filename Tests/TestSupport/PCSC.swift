@@ -7,13 +7,13 @@ public final class PCSCDaemon {
     /// Where Debian's OpenSC installs its PKCS#11 module (the second is p11-kit's registration).
     public static let openSCModule: String? = ["/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so", "/usr/lib/x86_64-linux-gnu/pkcs11/opensc-pkcs11.so"]
         .first { FileManager.default.fileExists(atPath: $0) }
-    static let vpcdDriver = "/usr/lib/pcsc/drivers/serial/libifdvpcd.so"
+    static let daemon = "/usr/sbin/pcscd", vpcdDriver = "/usr/lib/pcsc/drivers/serial/libifdvpcd.so"
     static let socket = "/run/pcscd/pcscd.comm", pidFile = "/run/pcscd/pcscd.pid"
 
     /// Why these tests cannot run here, or nil. pcscd serves one socket per machine, under /run.
     public static var unavailableReason: String? {
         if getuid() != 0 { return "needs root: pcscd serves \(socket)" }
-        if SoftHSM.which("pcscd") == nil && !FileManager.default.isExecutableFile(atPath: "/usr/sbin/pcscd") { return "pcscd is not installed (apt install pcscd)" }
+        if !FileManager.default.isExecutableFile(atPath: daemon) { return "pcscd is not installed (apt install pcscd)" }
         if !FileManager.default.fileExists(atPath: vpcdDriver) { return "vpcd is not installed (apt install vsmartcard-vpcd)" }
         if openSCModule == nil || SoftHSM.which("opensc-tool") == nil { return "OpenSC is not installed (apt install opensc)" }
         if let running { return "a pcscd (pid \(running)) already serves \(socket); stop it to run this test" }
@@ -42,7 +42,7 @@ public final class PCSCDaemon {
         let port = Int.random(in: 40_000...60_000)
         try "FRIENDLYNAME \"Virtual PCD\"\nDEVICENAME /dev/null:0x\(String(port, radix: 16))\nLIBPATH \(Self.vpcdDriver)\nCHANNELID 0x\(String(port, radix: 16))\n"
             .write(to: readers.appendingPathComponent("vpcd"), atomically: true, encoding: .utf8)
-        process.executableURL = URL(fileURLWithPath: "/usr/sbin/pcscd")
+        process.executableURL = URL(fileURLWithPath: Self.daemon)
         process.arguments = ["--foreground", "--config", readers.path]
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
