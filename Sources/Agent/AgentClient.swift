@@ -38,19 +38,23 @@ public final class AgentClient {
     public var serverUID: UInt32? { try? PeerCredentials.uid(socket: fd) }
 
     public init(path: String) throws {
-        fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw Failure(description: "socket: \(String(cString: strerror(errno)))") }
+        // `fd` is set last: a class whose init throws once every property is set is deinited,
+        // and the deinit's close after this one's would close whatever the number was given
+        // to meanwhile, in another thread.
+        let connected = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        guard connected >= 0 else { throw Failure(description: "socket: \(String(cString: strerror(errno)))") }
         var address = sockaddr_un()
         address.sun_family = sa_family_t(AF_UNIX)
         let bytes = Array(path.utf8)
-        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else { close(fd); throw Failure(description: "socket path too long: \(path)") }
+        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else { close(connected); throw Failure(description: "socket path too long: \(path)") }
         withUnsafeMutableBytes(of: &address.sun_path) { raw in for (i, b) in bytes.enumerated() { raw[i] = b } }
-        let rc = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) } }
+        let rc = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(connected, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) } }
         guard rc == 0 else {
             let why = String(cString: strerror(errno))
-            close(fd)
+            close(connected)
             throw Failure(description: "cannot connect to the agent at \(path): \(why)")
         }
+        fd = connected
     }
 
     deinit { close(fd) }

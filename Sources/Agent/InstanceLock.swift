@@ -11,18 +11,20 @@ public final class InstanceLock {
 
     public init(directory: String) throws(AgentError) {
         let path = directory + "/agent.lock"
-        fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw AgentError("bad_config", "cannot open \(path): \(String(cString: strerror(errno)))") }
-        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+        // `fd` is set last, as in AgentClient: a refused lock's file is closed here only.
+        let locked = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        guard locked >= 0 else { throw AgentError("bad_config", "cannot open \(path): \(String(cString: strerror(errno)))") }
+        guard flock(locked, LOCK_EX | LOCK_NB) == 0 else {
             let holder = (try? String(contentsOfFile: path, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines)
-            close(fd)
+            close(locked)
             throw AgentError("already_running", "another session-agent\(holder.map { " (pid \($0))" } ?? "") serves \(directory): "
                              + "two would each keep the sessions' limits in memory and together sign past them")
         }
         // For the message a second agent gives.
         let pid = Array("\(getpid())\n".utf8)
-        _ = ftruncate(fd, 0)
-        _ = pid.withUnsafeBytes { pwrite(fd, $0.baseAddress, $0.count, 0) }
+        _ = ftruncate(locked, 0)
+        _ = pid.withUnsafeBytes { pwrite(locked, $0.baseAddress, $0.count, 0) }
+        fd = locked
     }
 
     deinit { close(fd) }
