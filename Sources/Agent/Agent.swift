@@ -531,11 +531,11 @@ public actor Agent {
     }
     /// Whether the store is locked, how its data key is protected, and whether that key's token
     /// was present at the last look (nil when no token wraps it).
-    public func storeState() throws(AgentError) -> (locked: Bool, reason: String?, protection: DataKeyProtection?, tokenPresent: Bool?) {
+    public func storeState() throws(AgentError) -> (locked: Bool, reason: String?, protection: DataKeyProtection?, tokenPresent: Bool?, warning: String?) {
         let locked = store.isLocked
         let protection: DataKeyProtection?
         do { protection = try store.protection } catch { throw AgentError(error) }
-        return (locked, locked ? lockCause?.reason ?? "locked" : nil, protection, storeTokenPresent)
+        return (locked, locked ? lockCause?.reason ?? "locked" : nil, protection, storeTokenPresent, store.warning)
     }
 
     /// Locks the store at a person's request; it stays locked until `unlock`.

@@ -179,6 +179,8 @@ public struct AgentRPC: Sendable {
             case .token: storeInfo["protection"] = "pkcs11"
             }
             if let present = store.tokenPresent { storeInfo["tokenPresent"] = .bool(present) }
+            // The operator's to act on (it names the token and the key).
+            if control, let warning = store.warning { storeInfo["warning"] = .string(warning) }
             var info = JSONObject([
                 "store": .object(storeInfo),
                 "version": .string(Self.version),

@@ -70,11 +70,13 @@ public final class SessionStore: @unchecked Sendable {
     // turn; reading the audit log (walking it whole, filtering it) and a session with its
     // ledger is done beside it, on a snapshot (WAL), so that neither waits for a commit or for
     // another process holding the file's write lock. (The agent's signer applies the records
-    // it has not yet written on top of the ledger it reads.) `dataKey` and `auditHead` are
-    // guarded by `lock`.
+    // it has not yet written on top of the ledger it reads.) `dataKey`, `sealWarning` and
+    // `auditHead` are guarded by `lock`.
     let database: any DatabaseWriter
     private let lock = NSLock()
     private var dataKey: DataKey?
+    /// What the last unlock warned of the data key's seal (see `unlock(pin:prompt:)`).
+    private var sealWarning: String?
     /// The last audit entry committed by this process, or found at the end of the chain when
     /// it opened the store. Re-walking the chain cannot tell entries removed from its end, nor
     /// a chain someone wrote again whole (its hash has no key); comparing with this can, for as
@@ -347,6 +349,10 @@ public final class SessionStore: @unchecked Sendable {
 
     public var isLocked: Bool { lock.withLock { dataKey == nil } }
 
+    /// The warning the unlock of the open store gave, for anyone who asks later how it is
+    /// protected; nil while it is locked.
+    public var warning: String? { lock.withLock { dataKey == nil ? nil : sealWarning } }
+
     /// Creates the data key, wrapped under `passphrase`, and leaves the store unlocked.
     public func initialize(passphrase: SecretBytes, scryptN: UInt64 = 1 << 15) throws(StoreError) {
         guard try !isInitialized else { throw .corrupt("the store already has a data key") }
@@ -357,17 +363,17 @@ public final class SessionStore: @unchecked Sendable {
             guard try Self.storedDataKey(db) == nil else { throw StoreError.corrupt("the store already has a data key") }
             try db.execute(sql: "INSERT INTO meta (key, value) VALUES ('data_key', ?)", arguments: [wrapped.json.serialized])
         }
-        lock.withLock { dataKey = key }
+        lock.withLock { (dataKey, sealWarning) = (key, nil) }
     }
 
     public func unlock(passphrase: SecretBytes) throws(StoreError) {
-        try unlocked(with: DataKey.unwrap(try wrappedKey(), passphrase: passphrase))
+        try unlocked(with: DataKey.unwrap(try wrappedKey(), passphrase: passphrase), warning: nil)
     }
 
     /// Keeps the data key, once the keys sealed before v9 are bound to their whole row.
-    private func unlocked(with key: DataKey) throws(StoreError) {
+    private func unlocked(with key: DataKey, warning: String?) throws(StoreError) {
         try bindKeysToTheirRows(key)
-        lock.withLock { dataKey = key }
+        lock.withLock { (dataKey, sealWarning) = (key, warning) }
     }
 
     /// Seals again, bound to their whole row, the keys a store before v9 bound to the session's
@@ -417,12 +423,15 @@ public final class SessionStore: @unchecked Sendable {
         guard case .token(let keyURI, _) = wrapped else { throw .wrongPassphrase }
         let (key, custody): (DataKey, PKCS11KeyCustody)
         do throws(PKCS11Failure) { (key, custody) = try await DataKey.unwrap(wrapped, pin: pin, prompt: prompt) } catch { throw .token("\(error)") }
-        try unlocked(with: key)
-        guard custody == .exportable else { return nil }
-        var fresh = keyURI.tokenOnly
-        fresh.object = "NEW-LABEL"
-        return "the AES key \(keyURI) that wraps this store's data key can be read out of its token (not sensitive, or extractable), "
-            + "so a copy of the store opens without the token; rewrap the store under a key that cannot be, made by: session-agent store rewrap --to '\(fresh)'"
+        var warning: String?
+        if custody == .exportable {
+            var fresh = keyURI.tokenOnly
+            fresh.object = "NEW-LABEL"
+            warning = "the AES key \(keyURI) that wraps this store's data key can be read out of its token (not sensitive, or extractable), "
+                + "so a copy of the store opens without the token; rewrap the store under a key that cannot be, made by: session-agent store rewrap --to '\(fresh)'"
+        }
+        try unlocked(with: key, warning: warning)
+        return warning
     }
 
     /// Wraps the (unlocked) data key under a new passphrase instead. The key itself does not

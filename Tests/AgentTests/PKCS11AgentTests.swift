@@ -948,11 +948,16 @@ struct PKCS11AgentTests {
         #expect(agent.logs.contains(warning), "\(agent.logs)")
         #expect(try SocketTests.sign(try AgentClient(path: agent.clientSocket), sessionId, 1, nonce: 0)["mode"] == "ENABLE")
         let control = try AgentClient(path: agent.controlSocket)
+        // The operator asking later how the store is kept is told too; a client is not.
+        #expect(try Self.store(control)["warning"]?.stringValue?.contains(warning) == true)
+        #expect(try Self.store(try AgentClient(path: agent.clientSocket))["warning"] == nil)
         _ = try control.call("agent_lock")
+        #expect(try Self.store(control)["warning"] == nil)
         let unlocked = try Command.run(Command.sessionAgent, ["unlock", "--socket", agent.controlSocket], stdin: [])
         #expect(unlocked.status == 0 && unlocked.stdout == "the store is open\n" && unlocked.stderr.hasPrefix("WARNING: ") && unlocked.stderr.contains(warning),
                 "\(unlocked.stdout) \(unlocked.stderr)")
         try agent.waitForLog(warning, times: 2)
+        #expect(try Self.store(control)["warning"]?.stringValue?.contains(warning) == true)
         agent.stop()
 
         let moved = try Command.run(Command.sessionAgent, ["store", "rewrap", "--store", store, "--to", "pkcs11:token=\(token);object=sealing-key?module-path=\(SoftHSM.systemModule!)",
@@ -964,6 +969,7 @@ struct PKCS11AgentTests {
         try agent.start()
         #expect(agent.logs.components(separatedBy: warning).count == warnings)
         #expect(try SocketTests.sign(try AgentClient(path: agent.clientSocket), sessionId, 1, nonce: 1)["mode"] == "USE")
+        #expect(try Self.store(try AgentClient(path: agent.controlSocket))["warning"] == nil)
     }
 
     /// Session keys are usable only while the store's token is present: the agent locks the store
