@@ -656,6 +656,7 @@ struct PKCS11OwnerTests {
         try tokenWithKey()
         let module = try CModule.expiredPIN(in: try hsm.subdirectory("expired-pin"), real: try hsm.privateModule())
         let owner = try await PKCS11Owner.load(try uri(module), pin: .file(try pinFile(SoftHSM.userPIN)), defaultModule: nil)
+        // The second try finds no login left over from the first, which the token left made.
         for _ in 0..<2 {
             await #expect { try await owner.sign(Self.approved(Bytes32(Array(repeating: 5, count: 32))), prompt: Self.noPrompt) } throws: { error in
                 guard case OwnerSignerError.wrongSecret(let message) = error else { return false }

@@ -330,14 +330,14 @@ public enum CModule {
     }
 
     /// A module in front of another (`real`) whose user PIN has expired, as an HSM's password
-    /// policy makes it (SoftHSM has none): the right PIN gets CKR_PIN_EXPIRED and no login, a
-    /// wrong one what the token says of it, and the token shows CKF_USER_PIN_TO_BE_CHANGED.
+    /// policy makes it (SoftHSM has none): the right PIN gets CKR_PIN_EXPIRED, with the session
+    /// left logged in (where a token allows C_SetPIN alone), a wrong one what the token says of
+    /// it, and the token shows CKF_USER_PIN_TO_BE_CHANGED.
     public static func expiredPIN(in directory: URL, real: String) throws -> String {
         try build("expired-pin", source: inFront(of: real, replacing: ["C_Login": "login", "C_GetTokenInfo": "tokenInfo"], with: """
             static CK_RV login(CK_SESSION_HANDLE session, CK_USER_TYPE user, CK_UTF8CHAR *pin, CK_ULONG length) {
                 CK_RV rv = real->C_Login(session, user, pin, length);
                 if (rv != CKR_OK || user != CKU_USER) return rv;
-                real->C_Logout(session);
                 return CKR_PIN_EXPIRED;
             }
             static CK_RV tokenInfo(CK_SLOT_ID slot, CK_TOKEN_INFO *info) {
