@@ -33,6 +33,7 @@ enum HSMBench {
             keys.append(try await PKCS11Key.generate(on: token, curve: curve, label: "bench-\(curve)", pin: pin, prompt: noPrompt, defaultModule: nil))
         }
         for key in keys { try await compare(key, detail: true) }
+        try await looks(for: keys[0])
         try await sessionRequests(owner: keys[0], directory: directory)
         try await removals(of: tokenDirectory, owner: keys[0], hsm: hsm)
 
@@ -42,11 +43,28 @@ enum HSMBench {
         defer { server.stop() }
         setenv("P11_KIT_SERVER_ADDRESS", "unix:path=" + socket, 1)
         print("the same keys in another process, through p11-kit server and \(SoftHSM.p11KitClient)")
+        var served: [PKCS11Key] = []
         for key in keys {
             var uri = key.uri.with(modulePath: SoftHSM.p11KitClient)
             uri.pinSource = nil
-            try await compare(try await PKCS11Key.locate(uri, pin: key.pin, defaultModule: nil), detail: false)
+            served.append(try await PKCS11Key.locate(uri, pin: key.pin, defaultModule: nil))
+            try await compare(served.last!, detail: false)
         }
+        try await looks(for: served[0])
+    }
+
+    /// The look the agent makes once a second for the token of a store it wraps (each slot's
+    /// C_GetSlotInfo, then each present token's C_GetTokenInfo), and C_GetSlotInfo alone: what
+    /// a slot without a token (a reader without its card) adds to each look.
+    static func looks(for key: PKCS11Key) async throws {
+        let provider = key.provider, token = key.uri.tokenOnly
+        let look = try await timed(seconds: 1) { _ in
+            guard await provider.holdsToken(token, rescan: false) else { throw BenchFailure("the bench token is not found") }
+        }
+        let plain = try PlainSigner(module: provider.modulePath, keyID: key.info.id)
+        let slotInfo = try await timed(seconds: 1) { _ in try plain.slotInfo() }
+        row("  a look for a token-wrapped store's token (the agent's, once a second)", look * 1e6, "µs")
+        row("  C_GetSlotInfo alone: what each slot without a token adds to a look", slotInfo * 1e6, "µs")
     }
 
     static let noPrompt: SecretPrompt = { _ in throw PKCS11Failure.pinNeeded("bench") }
@@ -205,6 +223,7 @@ enum HSMBench {
 final class PlainSigner: @unchecked Sendable {
     let f: UnsafeMutablePointer<CK_FUNCTION_LIST>
     var session: CK_SESSION_HANDLE = 0
+    var slot: CK_SLOT_ID = 0
     var key: CK_OBJECT_HANDLE = 0
     let inputs = HSMBench.digests.map(\.bytes)
 
@@ -233,13 +252,21 @@ final class PlainSigner: @unchecked Sendable {
                     return n
                 }
             }
-            if objectCount == 1 { return }
+            if objectCount == 1 {
+                self.slot = slot
+                return
+            }
         }
         throw BenchFailure("the bench key is not on the token")
     }
 
     // The module stays loaded: the agent's provider shares it in this process.
     deinit { _ = f.pointee.C_CloseSession(session) }
+
+    func slotInfo() throws {
+        var info = CK_SLOT_INFO()
+        guard f.pointee.C_GetSlotInfo(slot, &info) == CKR_OK else { throw BenchFailure("C_GetSlotInfo failed") }
+    }
 
     @discardableResult func sign(_ i: Int) throws -> [UInt8] {
         var mechanism = CK_MECHANISM(mechanism: CK_MECHANISM_TYPE(CKM_ECDSA), pParameter: nil, ulParameterLen: 0)
