@@ -50,6 +50,9 @@ int CLinuxShims_spawn(const char *path, char *const argv[], char *const envp[], 
     if (result == 0) result = posix_spawn_file_actions_adddup2(&actions, stdinFD, 0);
     if (result == 0) result = posix_spawn_file_actions_adddup2(&actions, stdoutFD, 1);
     if (result == 0) result = posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0);
+    // Not every descriptor of the agent's is close-on-exec (NIO's sockets and epolls are not,
+    // nor is what a PKCS#11 module may open): the child gets its three and nothing else.
+    if (result == 0) result = posix_spawn_file_actions_addclosefrom_np(&actions, 3);
     if (result == 0) result = posix_spawnattr_setsigdefault(&attributes, &defaults);
     if (result == 0) result = posix_spawnattr_setsigmask(&attributes, &none);
     if (result == 0) result = posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);

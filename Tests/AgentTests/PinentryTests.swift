@@ -141,6 +141,16 @@ struct PinentryTests {
         }
     }
 
+    /// What each of a process's descriptors is open on, by number.
+    static func openFiles(of pid: Int32) -> [Int32: String] {
+        let directory = "/proc/\(pid)/fd"
+        var files: [Int32: String] = [:]
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [] {
+            if let fd = Int32(name), let file = try? FileManager.default.destinationOfSymbolicLink(atPath: "\(directory)/\(name)") { files[fd] = file }
+        }
+        return files
+    }
+
     /// The pinentry processes drawing on `tty`.
     static func dialogs(on tty: String) -> [String] {
         ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).filter { pid in
@@ -309,10 +319,16 @@ struct PinentryTests {
         _ = try Self.ask(try AgentClient(path: agent.clientSocket))
         try terminal.waitFor("<Deny>")
         #expect(Self.dialogs(on: terminal.slavePath).count == 1)
-        // The dialog gets what it draws with, not the agent's secrets.
+        // The dialog gets what it draws with, not the agent's secrets, nor any descriptor of
+        // the agent's but its stdin and stdout: one that held the agent's sockets kept them
+        // listening after the agent went, and could answer its clients.
+        let agentFiles = Set(Self.openFiles(of: try #require(agent.process?.processIdentifier)).values)
         for pid in Self.dialogs(on: terminal.slavePath) {
             let environment = (procFile("/proc/\(pid)/environ") ?? "").split(separator: "\0")
             #expect(environment.contains { $0.hasPrefix("PATH=") } && !environment.contains { $0.contains(Self.environmentSecret.value) }, "\(environment)")
+            let files = Self.openFiles(of: try #require(Int32(pid)))
+            let shared = Set(files.filter { $0.key > 2 }.values).intersection(agentFiles).subtracting([files[0], files[1]].compactMap { $0 })
+            #expect(shared.isEmpty, "the dialog holds the agent's \(shared.sorted())")
         }
         agent.stop()
         let deadline = Date().addingTimeInterval(20)

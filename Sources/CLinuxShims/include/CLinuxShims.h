@@ -25,7 +25,7 @@ int CLinuxShims_getDumpable(void);
 int CLinuxShims_openPseudoTerminal(char *slavePath, size_t size);
 
 /// posix_spawn of `path` with `argv` and `envp` (NULL-terminated), its stdin and stdout the
-/// given descriptors and its stderr /dev/null, with an empty signal mask and
+/// given descriptors and its stderr /dev/null, no other descriptor, an empty signal mask and
 /// INT, TERM, HUP, QUIT and PIPE at their defaults: the calling thread's mask (libdispatch's
 /// threads block those signals) and ignored dispositions survive exec, and a dialog must die
 /// when told to. Returns 0 and writes the child's pid, or an errno value.
