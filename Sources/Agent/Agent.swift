@@ -529,8 +529,8 @@ public actor Agent {
         }
         return asks
     }
-    /// Whether the store is locked, how its data key is protected, and whether that key's token
-    /// was present at the last look (nil when no token wraps it).
+    /// Whether the store is locked, how its data key is protected, whether that key's token
+    /// was present at the last look (nil when no token wraps it), and what its unlock warned of.
     public func storeState() throws(AgentError) -> (locked: Bool, reason: String?, protection: DataKeyProtection?, tokenPresent: Bool?, warning: String?) {
         let locked = store.isLocked
         let protection: DataKeyProtection?

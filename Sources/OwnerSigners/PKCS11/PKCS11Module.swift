@@ -514,8 +514,9 @@ public final class PKCS11Session: @unchecked Sendable {
         } ?? f.C_Login(handle, user, nil, 0)
         guard rv != CKR_USER_ALREADY_LOGGED_IN || contextSpecific else { return }
         // A token may leave the session logged in, for C_SetPIN alone; the next C_Login would
-        // then answer CKR_USER_ALREADY_LOGGED_IN, taken above for a login that works.
-        if rv == CKR_PIN_EXPIRED { _ = f.C_Logout(handle) }
+        // then answer CKR_USER_ALREADY_LOGGED_IN, taken above for a login that works. (A
+        // context-specific login's failure leaves the user's login as it was.)
+        if rv == CKR_PIN_EXPIRED, !contextSpecific { _ = f.C_Logout(handle) }
         try check("C_Login", rv)
     }
 
