@@ -139,9 +139,10 @@ enum HSMBench {
         }
         // A leak in the C wrapping (a buffer, a session or a handle left behind per call) would
         // show as growth here; the rounds above have warmed every cache the signer keeps.
-        let count = 10_000, before = residentKiB()
+        let count = 10_000, before = residentKiB(), descriptors = openDescriptors()
         for i in 0..<count { try await sign(i) }
         row("  \(curve.rawValue): resident memory after \(count) more agent signatures", Double(residentKiB() - before), "KiB more")
+        row("  \(curve.rawValue): open descriptors after them", Double(openDescriptors() - descriptors), "more")
     }
 
     /// The token taken away and brought back again and again, with a signature tried while it
@@ -158,12 +159,17 @@ enum HSMBench {
             _ = try await sign(i)
         }
         for i in 0..<20 { try await cycle(i) }
-        let clock = ContinuousClock(), start = clock.now, before = residentKiB()
+        let clock = ContinuousClock(), start = clock.now, before = residentKiB(), descriptors = openDescriptors()
         for i in 0..<cycles { try await cycle(i) }
         let curve = key.info.curve.rawValue
         row("  \(curve): a removal, a failed signature, the return and a signature", AgentBench.seconds(clock.now - start) / Double(cycles) * 1e6, "µs/cycle")
         row("  \(curve): resident memory after \(cycles) more of those cycles", Double(residentKiB() - before), "KiB more")
+        row("  \(curve): open descriptors after them", Double(openDescriptors() - descriptors), "more")
     }
+
+    /// This process's open descriptors: a session or a connection to p11-kit server left
+    /// behind per signature or per return of the token would show here.
+    static func openDescriptors() -> Int { ((try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []).count }
 
     /// VmRSS of this process.
     static func residentKiB() -> Int {
