@@ -191,9 +191,7 @@ struct OwnerGenerate: AsyncParsableCommand {
                 throw CommandFailure(message: "\(error)", reason: error.ownerError.reason)
             }
             let shown = key.info.address.map { $0.checksummed } ?? key.info.publicKeyHex
-            var text = "\(shown)\n\(key.uri)" + privateKeyLine(key.info.custody)
-            if let why = key.info.cannotSign { text += "\nCANNOT SIGN as an owner: \(why)" }
-            return CommandOutput(text: text, json: keyJSON(key.info, uri: key.uri))
+            return CommandOutput(text: "\(shown)\n\(key.uri)" + privateKeyLine(key.info.custody), json: keyJSON(key.info, uri: key.uri))
         }
     }
 }

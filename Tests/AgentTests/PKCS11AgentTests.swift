@@ -562,22 +562,41 @@ struct PKCS11AgentTests {
         #expect(location.token == token && location.serial == serial && location.object == "owner", "\(location)")
     }
 
-    /// A token whose policy overrides the template `owner generate` gives (the private key made
-    /// extractable, or limited to a hashing mechanism) does not have its key passed off as one
-    /// that never leaves it: the command says what the token made.
+    /// A token whose policy overrides the template `owner generate` gives does not have its key
+    /// passed off as one that never leaves it: the command says what the token made. A key it
+    /// keeps from CKM_ECDSA is no owner key: the command fails and removes the pair again, so
+    /// the label is free for another try.
     @Test func aKeyTheTokenMadeOtherwiseThanAskedIsShownAsMade() throws {
         let (_, _, pinFile) = try tokenWithKey()
-        let module = try CModule.overridingKeyTemplates(in: try hsm.subdirectory("overriding"), real: SoftHSM.systemModule!)
-        let generated = try Command.run(Command.sessionAgent, ["owner", "generate", "--token", "pkcs11:token=\(token)", "--module", module, "--pin-file", pinFile,
-                                                               "--label", "overridden"], environment: hsm.environment)
+        func generate(_ module: String, label: String = "overridden", json: Bool = false) throws -> CommandResult {
+            try Command.run(Command.sessionAgent, ["owner", "generate", "--token", "pkcs11:token=\(token)", "--module", module, "--pin-file", pinFile,
+                                                   "--label", label] + (json ? ["--json"] : []), environment: hsm.environment)
+        }
+        func listed(_ module: String) throws -> CommandResult {
+            try Command.run(Command.sessionAgent, ["token", "list", "pkcs11:token=\(token);object=overridden", "--module", module, "--login", "--pin-file", pinFile],
+                            environment: hsm.environment)
+        }
+        let restricting = try CModule.overridingKeyTemplates(in: try hsm.subdirectory("overriding"), real: SoftHSM.systemModule!)
+        let refused = try generate(restricting)
+        #expect(refused.status == 1 && refused.stderr.contains("the token made a key that cannot sign as an owner, its policy overriding what was asked: "
+                                                               + "its CKA_ALLOWED_MECHANISMS (CKM_ECDSA_SHA256) leave out CKM_ECDSA")
+                && refused.stderr.contains("the key pair was removed again"), "\(refused.stdout) \(refused.stderr)")
+        let gone = try listed(SoftHSM.systemModule!)
+        #expect(gone.status == 1 && gone.stderr.contains("no key matches"), "\(gone.stdout) \(gone.stderr)")
+        // A token that lets no key be removed has the person told what is left to remove.
+        let keeping = try CModule.overridingKeyTemplates(in: try hsm.subdirectory("keeping"), real: SoftHSM.systemModule!, keepingKeys: true)
+        let kept = try generate(keeping, label: "kept")
+        #expect(kept.status == 1 && kept.stderr.contains("cannot sign as an owner") && kept.stderr.contains("removing it failed too (C_DestroyObject failed: CKR_ACTION_PROHIBITED): "
+                                                                                                          + "remove the key pair with id "), "\(kept.stdout) \(kept.stderr)")
+
+        let exporting = try CModule.overridingKeyTemplates(in: try hsm.subdirectory("exporting"), real: SoftHSM.systemModule!, restrictingMechanisms: false)
+        let generated = try generate(exporting)
         #expect(generated.status == 0, "\(generated.stderr)")
         #expect(generated.stdout.contains("\nprivate key: CAN BE READ OUT of the token (extractable or not sensitive); an owner key that can leave its token is worth little as one\n"),
                 "\(generated.stdout)")
-        #expect(generated.stdout.contains("\nCANNOT SIGN as an owner: its CKA_ALLOWED_MECHANISMS (CKM_ECDSA_SHA256) leave out CKM_ECDSA"), "\(generated.stdout)")
-        let json = try Command.run(Command.sessionAgent, ["owner", "generate", "--token", "pkcs11:token=\(token)", "--module", module, "--pin-file", pinFile,
-                                                          "--label", "overridden-too", "--json"], environment: hsm.environment)
-        let made = try JSONValue(parsing: json.stdout)
-        #expect(made["custody"] == "exportable" && made["cannotSign"]?.stringValue?.contains("CKM_ECDSA_SHA256") == true, "\(made)")
+        #expect(try listed(SoftHSM.systemModule!).status == 0)
+        let made = try JSONValue(parsing: try generate(exporting, label: "overridden-too", json: true).stdout)
+        #expect(made["custody"] == "exportable" && made["cannotSign"] == .null, "\(made)")
     }
 
     @Test func aWrongPINFailsTheApprovalClearly() throws {

@@ -64,11 +64,16 @@ public enum CModule {
 
     /// A module in front of another (`real`) whose policy overrides what a caller asks of the
     /// keys it generates, as an HSM configured for key backups or for one signing mechanism
-    /// might: private and secret keys are made extractable and not sensitive, and a private key
-    /// may only sign with CKM_ECDSA_SHA256.
-    public static func overridingKeyTemplates(in directory: URL, real: String) throws -> String {
-        try build("overriding-templates", source: inFront(of: real, replacing: ["C_GenerateKeyPair": "generateKeyPair", "C_GenerateKey": "generateKey"], with: """
+    /// might: private and secret keys are made extractable and not sensitive, and with
+    /// `restrictingMechanisms` a private key may only sign with CKM_ECDSA_SHA256. With
+    /// `keepingKeys` no object may be removed (CKR_ACTION_PROHIBITED).
+    public static func overridingKeyTemplates(in directory: URL, real: String, restrictingMechanisms: Bool = true, keepingKeys: Bool = false) throws -> String {
+        try build("overriding-templates\(restrictingMechanisms ? "-mechanisms" : "")\(keepingKeys ? "-keeping" : "")",
+                  source: inFront(of: real, replacing: ["C_GenerateKeyPair": "generateKeyPair", "C_GenerateKey": "generateKey"]
+                                                       .merging(keepingKeys ? ["C_DestroyObject": "destroyObject"] : [:]) { $1 }, with: """
             static CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
+
+            static CK_RV destroyObject(CK_SESSION_HANDLE session, CK_OBJECT_HANDLE object) { return CKR_ACTION_PROHIBITED; }
             static CK_MECHANISM_TYPE onlySHA256 = CKM_ECDSA_SHA256;
 
             /// `template` without the attributes overridden, then the overriding ones, in `out` (64 long).
@@ -87,7 +92,7 @@ public enum CModule {
             static CK_RV generateKeyPair(CK_SESSION_HANDLE session, CK_MECHANISM *mechanism, CK_ATTRIBUTE *publicTemplate, CK_ULONG publicCount,
                                          CK_ATTRIBUTE *privateTemplate, CK_ULONG privateCount, CK_OBJECT_HANDLE *publicKey, CK_OBJECT_HANDLE *privateKey) {
                 CK_ATTRIBUTE private[64];
-                CK_ULONG count = overridden(privateTemplate, privateCount, private, 1);
+                CK_ULONG count = overridden(privateTemplate, privateCount, private, \(restrictingMechanisms ? 1 : 0));
                 return real->C_GenerateKeyPair(session, mechanism, publicTemplate, publicCount, private, count, publicKey, privateKey);
             }
 

@@ -601,6 +601,13 @@ public final class PKCS11Session: @unchecked Sendable {
         return (UInt(publicKey), UInt(privateKey))
     }
 
+    /// Removes an object from the token.
+    public func destroy(_ object: UInt) throws(PKCS11Error) {
+        // Not among the functions a module must fill in to be loaded: only this needs it.
+        guard f.C_DestroyObject != nil else { throw PKCS11Error("C_DestroyObject", CK_RV(CKR_FUNCTION_NOT_SUPPORTED)) }
+        try check("C_DestroyObject", f.C_DestroyObject(handle, CK_OBJECT_HANDLE(object)))
+    }
+
     /// An AES-256 key kept on the token that can encrypt and decrypt but never be read out.
     public func generateAESKey(label: String, id: [UInt8]) throws(PKCS11Error) -> UInt {
         let template: [PKCS11Attribute] = [

@@ -73,8 +73,9 @@ public struct PKCS11Key: Sendable {
                 }
             }
             var made: [PKCS11KeyInfo] = []
+            var pair: (publicKey: UInt, privateKey: UInt) = (0, 0)
             do throws(PKCS11Error) {
-                _ = try session.generateECKeyPair(curveParameters: curve.parameters, label: label, id: id)
+                pair = try session.generateECKeyPair(curveParameters: curve.parameters, label: label, id: id)
                 // With what the token says of the private half: a token may override the template
                 // (an HSM policy that keeps keys extractable for its backups, or that limits
                 // their mechanisms), and the person who asked for a key that never leaves it is told.
@@ -87,6 +88,18 @@ public struct PKCS11Key: Sendable {
                 throw PKCS11Provider.failure(error, token.tokenOnly.description, in: session)
             }
             guard made.count == 1 else { throw .failed("the token did not keep the key pair it generated") }
+            // One its policy keeps from CKM_ECDSA is no owner key: it goes again, rather than
+            // stay under the label asked for. (One it lets leave still signs, and is kept.)
+            if let why = made[0].cannotSign {
+                var removed = "the key pair was removed again"
+                do throws(PKCS11Error) {
+                    try session.destroy(pair.privateKey)
+                    try session.destroy(pair.publicKey)
+                } catch {
+                    removed = "removing it failed too (\(error)): remove the key pair with id \(Hex.encode(id)) with the token's own tool"
+                }
+                throw .failed("the token made a key that cannot sign as an owner, its policy overriding what was asked: \(why); \(removed)")
+            }
             return made[0]
         }
         return PKCS11Key(uri: try await provider.namingItsToken(info.uri(on: token.with(modulePath: provider.modulePath))), info: info, pin: pin, provider: provider)
