@@ -624,24 +624,19 @@ public actor Agent {
 
     /// Unlocks the store: with its passphrase (the first unlock of a new store chooses it), or,
     /// when a token wraps the data key, with the token's PIN (`secret`, or the configured PIN file).
-    /// Returns a warning for the person who unlocked it (see `SessionStore.unlock(pin:prompt:)`).
-    @discardableResult
-    public func unlock(_ secret: SecretBytes?) async throws(AgentError) -> String? {
-        let warning = try await unlockStore(secret)
+    public func unlock(_ secret: SecretBytes?) async throws(AgentError) {
+        try await unlockStore(secret)
         lockCause = nil
         record("store_unlock", reason: "unlocked with agent_unlock", saying: "the store is unlocked (agent_unlock)")
-        return warning
     }
 
     /// The unlock itself; the caller says what becomes of `lockCause`. The session keys are
     /// checked beside it, off the actor. A warning from the unlock goes to the journal too.
-    @discardableResult
-    func unlockStore(_ secret: SecretBytes?) async throws(AgentError) -> String? {
-        var warning: String?
+    func unlockStore(_ secret: SecretBytes?) async throws(AgentError) {
         do throws(StoreError) {
             switch try store.protection {
             case .token:
-                warning = try await store.unlock(pin: secret == nil ? storePIN : .prompt, prompt: { _ in
+                try await store.unlock(pin: secret == nil ? storePIN : .prompt, prompt: { _ in
                     guard let secret else { throw AgentError("bad_request", "params.passphrase: the token's PIN") }
                     return secret
                 })
@@ -650,9 +645,8 @@ public actor Agent {
                 if try store.isInitialized { try store.unlock(passphrase: secret) } else { try store.initialize(passphrase: secret) }
             }
         } catch { throw AgentError(error) }
-        if let warning { logger.warning("\(warning)") }
+        if let warning = store.warning { logger.warning("\(warning)") }
         Task.detached { self.reportDamagedKeys() }
-        return warning
     }
 
     /// `store_check`: the store's file page by page, and every session key it holds opened

@@ -45,7 +45,8 @@ public enum AgentDaemon {
                 break
             }
             do {
-                if let warning = try await store.unlock(pin: .file(file), prompt: { _ in throw AgentError("locked", "the PIN comes from \(file)") }) { logger.warning("\(warning)") }
+                try await store.unlock(pin: .file(file), prompt: { _ in throw AgentError("locked", "the PIN comes from \(file)") })
+                if let warning = store.warning { logger.warning("\(warning)") }
             } catch {
                 logger.warning("the store stays locked: \(error)")
             }

@@ -349,8 +349,9 @@ public struct AgentRPC: Sendable {
             return .object(asks)
         case "agent_unlock":
             let passphrase = try optionalSecret(p, "passphrase")
+            try await agent.unlock(passphrase)
             var unlocked = JSONObject(["locked": false])
-            unlocked["warning"] = try await agent.unlock(passphrase).map { .string($0) }
+            unlocked["warning"] = try await agent.storeState().warning.map { .string($0) }
             return .object(unlocked)
         case "rules_reload":
             guard let reloadRules else { throw AgentError("no_rules", "the agent runs without a rules file") }

@@ -349,8 +349,8 @@ public final class SessionStore: @unchecked Sendable {
 
     public var isLocked: Bool { lock.withLock { dataKey == nil } }
 
-    /// The warning the unlock of the open store gave, for anyone who asks later how it is
-    /// protected; nil while it is locked.
+    /// What the unlock of the open store warns of (see `unlock(pin:prompt:)`); nil while it is
+    /// locked.
     public var warning: String? { lock.withLock { dataKey == nil ? nil : sealWarning } }
 
     /// Creates the data key, wrapped under `passphrase`, and leaves the store unlocked.
@@ -415,10 +415,10 @@ public final class SessionStore: @unchecked Sendable {
         }
     }
 
-    /// Unlocks a store whose data key a token wraps; fails while the token is absent. Returns a
-    /// warning for whoever unlocks it when the token lets its AES key be read: then a copy of
-    /// the file opens without the token (a store sealed before `rewrap` refused such keys).
-    public func unlock(pin: PKCS11PINSource, prompt: SecretPrompt) async throws(StoreError) -> String? {
+    /// Unlocks a store whose data key a token wraps; fails while the token is absent. When the
+    /// token lets its AES key be read, `warning` then says so, for whoever unlocked it: a copy
+    /// of the file opens without the token (a store sealed before `rewrap` refused such keys).
+    public func unlock(pin: PKCS11PINSource, prompt: SecretPrompt) async throws(StoreError) {
         let wrapped = try wrappedKey()
         guard case .token(let keyURI, _) = wrapped else { throw .wrongPassphrase }
         let (key, custody): (DataKey, PKCS11KeyCustody)
@@ -431,7 +431,6 @@ public final class SessionStore: @unchecked Sendable {
                 + "so a copy of the store opens without the token; rewrap the store under a key that cannot be, made by: session-agent store rewrap --to '\(fresh)'"
         }
         try unlocked(with: key, warning: warning)
-        return warning
     }
 
     /// Wraps the (unlocked) data key under a new passphrase instead. The key itself does not

@@ -23,7 +23,8 @@ struct Store: ParsableCommand {
             try store.unlock(passphrase: try secret(file: passphraseFile, prompt: prompt))
         case .token(let uri)?:
             FileHandle.standardError.write(Data("unlocking with \(uri)\n".utf8))
-            if let warning = try await store.unlock(pin: pkcs11.pin(for: uri), prompt: pkcs11.prompt) { Terminal.say("WARNING: " + warning) }
+            try await store.unlock(pin: pkcs11.pin(for: uri), prompt: pkcs11.prompt)
+            if let warning = store.warning { Terminal.say("WARNING: " + warning) }
         }
         return store
     }
