@@ -64,6 +64,9 @@ public actor Agent {
     /// with them (5 KB each, kept `approvalTimeout`).
     var decided: [UInt32: [String]] = [:]
     public static let maximumDecidedKeptPerUID = 256
+    /// How many requests of each uid the rules turned down (denied, or approved and then the
+    /// approval failed, say for an absent token) in the minute from `since`.
+    var turnedDown: [UInt32: (since: UInt64, count: Int)] = [:]
     /// Requests whose owners are signing now. The owner may take long (a passphrase or PIN
     /// prompt, an HSM) and the actor serves other calls meanwhile, so a second decision on the
     /// request, or its expiry, must not race the approval under way.
@@ -183,6 +186,12 @@ public actor Agent {
     /// would stop reading them, and each holds its review in memory.
     static let maximumUndecidedPerUID = 16
 
+    /// Requests of one uid the rules may turn down in a minute before its next are refused
+    /// unread. Each one taken goes to the audit log, twice (the request, the decision), and the
+    /// rules answer in about a millisecond: a client asking again and again for what they deny would
+    /// otherwise fill the disk the ledger is written to, and stop every client's signing.
+    static let maximumTurnedDownPerUIDPerMinute = 16
+
     /// Whether a request of `client` may be taken now (asked again once it is reviewed, since
     /// others may have come meanwhile).
     private func admit(_ client: ClientIdentity) throws(AgentError) {
@@ -190,6 +199,26 @@ public actor Agent {
         let waiting = undecided[client.uid, default: 0]
         guard waiting < Self.maximumUndecidedPerUID else {
             throw AgentError("too_many_pending", "uid \(client.uid) has \(waiting) requests waiting for a decision; wait for them (session_wait) before asking for more")
+        }
+        let now = clock()
+        if let turned = turnedDown[client.uid] {
+            if now >= turned.since + 60 { turnedDown[client.uid] = nil } else if turned.count >= Self.maximumTurnedDownPerUIDPerMinute {
+                throw AgentError("too_many_denied", "the rules turned down \(turned.count) requests of uid \(client.uid) within a minute (denied, "
+                                 + "or approved and then failed); ask again in \(turned.since + 60 - now) s")
+            }
+        }
+    }
+
+    /// Counts a request of `client` the rules turned down, and tells the journal when its uid
+    /// reaches the bound: the refusals that follow are written nowhere else.
+    private func countTurnedDown(_ client: ClientIdentity) {
+        let now = clock()
+        var (since, count) = turnedDown[client.uid] ?? (now, 0)
+        if now >= since + 60 { (since, count) = (now, 0) }
+        count += 1
+        turnedDown[client.uid] = (since, count)
+        if count == Self.maximumTurnedDownPerUIDPerMinute {
+            logger.warning("the rules turned down \(count) requests of uid \(client.uid) within a minute; its requests are refused unread for \(since + 60 - now) s")
         }
     }
 
@@ -226,8 +255,14 @@ public actor Agent {
             // The rules that decided, named now: a reload while the owners sign changes nothing of it.
             let approver = "rules: \(outcome.rule ?? "default")", source = rulesSource
             switch outcome.decision {
-            case .approve: request = try await approve(id, approver: approver, reason: outcome.reason, rules: source)
-            case .deny: request = finish(id, .denied, reason: "denied by rules: \(outcome.reason)", approver: approver, rules: source)
+            case .approve:
+                do { request = try await approve(id, approver: approver, reason: outcome.reason, rules: source) } catch {
+                    countTurnedDown(client)
+                    throw error
+                }
+            case .deny:
+                request = finish(id, .denied, reason: "denied by rules: \(outcome.reason)", approver: approver, rules: source)
+                countTurnedDown(client)
             case .ask: break
             }
         }

@@ -3,6 +3,7 @@ import Approval
 import EthereumCore
 import Foundation
 import GRDB
+import Logging
 import OwnerSigners
 import SessionStore
 import SmartSessions
@@ -30,14 +31,15 @@ struct AgentFlowTests {
     static func agent(rules text: String? = nil, ownerPrompt: @escaping SecretPrompt = { _ in secret("owner") },
                       path: String = FileManager.default.temporaryDirectory.appendingPathComponent("agent-\(UUID()).sqlite").path,
                       chains: Set<UInt64> = [11155111], owners: [Address] = [owner.address], threshold: Int = 1,
-                      clock: @escaping @Sendable () -> UInt64 = { now }) throws -> (Agent, SessionStore) {
+                      clock: @escaping @Sendable () -> UInt64 = { now }, journal: JournalLines? = nil) throws -> (Agent, SessionStore) {
         let store = try SessionStore(path: path)
         try store.initialize(passphrase: secret("store"), scryptN: 1024)
         let keystore = try KeystoreOwner(keystore: try Keystore.encrypt(owner, passphrase: secret("owner"), kdf: .scrypt(n: 16, r: 8, p: 1)), location: "test")
         let rules = try RulesFile(toml: try text ?? String(contentsOf: Oracle.packageRoot.appendingPathComponent("docs/examples/rules.toml"), encoding: .utf8))
         let agent = Agent(store: store, owners: [keystore],
                           accounts: [AccountConfig(address: account, kind: .erc7579Reference, threshold: threshold, owners: owners, chains: chains)],
-                          rules: rules, ownerPrompt: ownerPrompt, clock: clock)
+                          rules: rules, ownerPrompt: ownerPrompt, clock: clock,
+                          logger: Logger(label: "test", factory: { _ in journal.map { $0 as any LogHandler } ?? SwiftLogNoOpLogHandler() }))
         return (agent, store)
     }
 
@@ -516,6 +518,42 @@ struct AgentFlowTests {
         let first = try #require(await agent.pendingRequests().first { $0.client.uid == Self.bot.uid })
         _ = try await agent.decide(first.id, approve: false, approver: "test")
         #expect(try await agent.request(Self.overTheRulesLimit, client: Self.bot).status == .pending)
+    }
+
+    /// A client cannot fill the audit log (and the disk the ledger needs) by asking again and
+    /// again for what the rules turn down: after 16 in a minute, denied or failed, its requests
+    /// are refused unread, and nothing more is written, until that minute is over. Another uid
+    /// is heard meanwhile.
+    @Test(arguments: [false, true]) func requestsTheRulesKeepTurningDownAreRefusedUnreadPastSixteenAMinute(failing: Bool) async throws {
+        let time = Mutex(Self.now), journal = JournalLines()
+        let (agent, store) = try Self.agent(rules: failing ? "default = \"approve\"" : "default = \"deny\"",
+                                            ownerPrompt: { _ in throw AgentError("secret_needed", "nobody here") }, clock: { time.withLock { $0 } }, journal: journal)
+        let refusals = { journal.lines.filter { $0.contains("refused unread") } }
+        func ask(_ client: ClientIdentity = Self.bot) async throws -> Agent.RequestStatus {
+            do { return try await agent.request(Self.example, client: client).status } catch where error.reason == "secret_needed" {
+                return .failed
+            }
+        }
+        let turnedDown: Agent.RequestStatus = failing ? .failed : .denied
+        for second in 0..<16 {
+            #expect(refusals().isEmpty)
+            time.withLock { $0 = Self.now + UInt64(second) }
+            #expect(try await ask() == turnedDown)
+        }
+        // The journal is told once: the refusals that follow are written nowhere.
+        #expect(refusals() == ["the rules turned down 16 requests of uid 1000 within a minute; its requests are refused unread for 45 s"])
+        let written = try store.auditEntries(after: nil, kind: nil, limit: 10_000).count
+        for (second, wait) in [(15, 45), (59, 1)] {
+            time.withLock { $0 = Self.now + UInt64(second) }
+            await #expect(throws: AgentError("too_many_denied", "the rules turned down 16 requests of uid 1000 within a minute (denied, or approved and then failed); ask again in \(wait) s")) {
+                try await agent.request(Self.example, client: Self.bot)
+            }
+        }
+        #expect(try store.auditEntries(after: nil, kind: nil, limit: 10_000).count == written)
+        #expect(try await ask(ClientIdentity(uid: 1001, gid: 1001, pid: 7)) == turnedDown)
+        time.withLock { $0 = Self.now + 60 }
+        #expect(try await ask() == turnedDown)
+        #expect(refusals().count == 1)
     }
 
     /// Group commit must not let concurrent operations overspend: with a limit of 10 uses,

@@ -185,7 +185,7 @@ struct StoreTokenLooksTests {
 }
 
 /// The agent's journal, line by line, as a test reads it.
-private final class JournalLines: LogHandler, @unchecked Sendable {
+final class JournalLines: LogHandler, @unchecked Sendable {
     private let recorded = Mutex<[String]>([])
     var lines: [String] { recorded.withLock { $0 } }
 
