@@ -64,9 +64,9 @@ public actor Agent {
     /// with them (5 KB each, kept `approvalTimeout`).
     var decided: [UInt32: [String]] = [:]
     public static let maximumDecidedKeptPerUID = 256
-    /// How many requests of each uid the rules turned down (denied, or approved and then the
-    /// approval failed, say for an absent token) in the minute from `since`.
-    var turnedDown: [UInt32: (since: UInt64, count: Int)] = [:]
+    /// Requests of each uid the rules turned down (denied, or approved and then the approval
+    /// failed, say for an absent token).
+    var turnedDown = MinuteCounts()
     /// Requests whose owners are signing now. The owner may take long (a passphrase or PIN
     /// prompt, an HSM) and the actor serves other calls meanwhile, so a second decision on the
     /// request, or its expiry, must not race the approval under way.
@@ -200,25 +200,19 @@ public actor Agent {
         guard waiting < Self.maximumUndecidedPerUID else {
             throw AgentError("too_many_pending", "uid \(client.uid) has \(waiting) requests waiting for a decision; wait for them (session_wait) before asking for more")
         }
-        let now = clock()
-        if let turned = turnedDown[client.uid] {
-            if now >= turned.since + 60 { turnedDown[client.uid] = nil } else if turned.count >= Self.maximumTurnedDownPerUIDPerMinute {
-                throw AgentError("too_many_denied", "the rules turned down \(turned.count) requests of uid \(client.uid) within a minute (denied, "
-                                 + "or approved and then failed); ask again in \(turned.since + 60 - now) s")
-            }
+        let now = clock(), (count, over) = turnedDown.count(client.uid, at: now)
+        guard count < Self.maximumTurnedDownPerUIDPerMinute else {
+            throw AgentError("too_many_denied", "the rules turned down \(count) requests of uid \(client.uid) within a minute (denied, "
+                             + "or approved and then failed); ask again in \(over - now) s")
         }
     }
 
     /// Counts a request of `client` the rules turned down, and tells the journal when its uid
     /// reaches the bound: the refusals that follow are written nowhere else.
     private func countTurnedDown(_ client: ClientIdentity) {
-        let now = clock()
-        var (since, count) = turnedDown[client.uid] ?? (now, 0)
-        if now >= since + 60 { (since, count) = (now, 0) }
-        count += 1
-        turnedDown[client.uid] = (since, count)
+        let now = clock(), (count, over) = turnedDown.add(client.uid, at: now)
         if count == Self.maximumTurnedDownPerUIDPerMinute {
-            logger.warning("the rules turned down \(count) requests of uid \(client.uid) within a minute; its requests are refused unread for \(since + 60 - now) s")
+            logger.warning("the rules turned down \(count) requests of uid \(client.uid) within a minute; its requests are refused unread for \(over - now) s")
         }
     }
 

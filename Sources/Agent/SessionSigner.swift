@@ -58,6 +58,16 @@ final class SessionSigner: @unchecked Sendable {
     /// How many sessions stay decoded, with their keys unsealed: ~4 KB each.
     static let sessionsKept = 4096
 
+    /// Refused operations of one uid recorded one by one in a minute, each an audit entry and a
+    /// journal line. An operation its session does not allow is refused in microseconds: a client
+    /// sending them in a loop would otherwise fill the audit log, the disk the ledger needs, and
+    /// the journal. Past the bound they are counted, and the next one recorded says how many.
+    static let refusalsRecordedPerUIDPerMinute = 16
+    // Guarded by `lock`, by uid: the refusals recorded, and those only counted since the last
+    // one recorded.
+    private var refusalsRecorded = MinuteCounts()
+    private var refusalsUnrecorded: [UInt32: Int] = [:]
+
     init(store: SessionStore, tokens: TokenList, clock: @escaping @Sendable () -> UInt64, logger: Logger, keeping: Int = sessionsKept) {
         active = RecentSessions(capacity: keeping)
         self.store = store
@@ -103,11 +113,7 @@ final class SessionSigner: @unchecked Sendable {
             switch session.checker.check(r.operation, ledger: session.ledgers[r.chainId] ?? PolicyLedger(), enabling: enabling, now: now, entryPoint: r.version) {
             case .success(let a): allowance = a
             case .failure(let denial):
-                // A denial changes nothing; its audit entry goes with the next transaction.
-                enqueue(.init(sessionId: r.sessionId, chainId: r.chainId, delta: LedgerDelta(), enablesChain: false, kind: "denied", audit: .object(JSONObject([
-                    "session": .string(r.sessionId), "reason": .string(denial.reason), "message": .string(denial.message),
-                ])), at: now), done: nil)
-                refusal = denial.message
+                refusal = record(denial, of: r, at: now)
                 throw AgentError(denial.reason == "expired" || denial.reason == "not_yet_valid" ? denial.reason : "policy_violation", denial.message)
             }
             let newlyEnabled = session.enabledChains.insert(r.chainId).inserted
@@ -137,6 +143,29 @@ final class SessionSigner: @unchecked Sendable {
         }
         let signed = Agent.SignedOperation(signature: encoded.encoded, mode: mode, userOpHash: userOpHash, validAfter: allowance.validAfter, validUntil: allowance.validUntil)
         return (signed, durable)
+    }
+
+    /// Records a refused operation (an audit entry, and the journal line returned) within the
+    /// bound of its uid; past it, counts it. Called with the lock held.
+    private func record(_ denial: PolicyDenial, of r: Request, at now: UInt64) -> String? {
+        let uid = r.client.uid
+        guard refusalsRecorded.count(uid, at: now).count < Self.refusalsRecordedPerUIDPerMinute else {
+            refusalsUnrecorded[uid, default: 0] += 1
+            return nil
+        }
+        let (recorded, over) = refusalsRecorded.add(uid, at: now)
+        var entry = JSONObject(["session": .string(r.sessionId), "reason": .string(denial.reason), "message": .string(denial.message)])
+        var line = denial.message
+        if let unrecorded = refusalsUnrecorded.removeValue(forKey: uid) {
+            entry["unrecordedBefore"] = JSONValue(unrecorded)
+            line += " (and \(unrecorded) of uid \(uid)'s before it, counted only)"
+        }
+        if recorded == Self.refusalsRecordedPerUIDPerMinute {
+            line += "; the next refused within \(over - now) s are counted, not recorded one by one"
+        }
+        // A denial changes nothing; its audit entry goes with the next transaction.
+        enqueue(.init(sessionId: r.sessionId, chainId: r.chainId, delta: LedgerDelta(), enablesChain: false, kind: "denied", audit: .object(entry), at: now), done: nil)
+        return line
     }
 
     /// NSLock's `withLock` loses the error's type.

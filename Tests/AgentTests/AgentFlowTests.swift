@@ -556,6 +556,48 @@ struct AgentFlowTests {
         #expect(refusals().count == 1)
     }
 
+    /// A client sending what its session does not allow, again and again, cannot fill the audit
+    /// log or the journal: 16 refusals of a uid are recorded a minute, one by one; the rest are
+    /// refused all the same, counted, and the next one recorded says how many. Another uid's are
+    /// recorded meanwhile.
+    @Test func refusedOperationsAreRecordedSixteenAMinuteAndTheRestCounted() async throws {
+        let time = Mutex(Self.now), journal = JournalLines()
+        let (agent, store) = try Self.agent(rules: "default = \"approve\"", clock: { time.withLock { $0 } }, journal: journal)
+        let other = ClientIdentity(uid: 1001, gid: 1001, pid: 7)
+        let ours = try #require(try await agent.request(Self.example, client: Self.bot).sessionId)
+        let theirs = try #require(try await agent.request(Self.example, client: other).sessionId)
+        func refuse(_ sessionId: String, _ client: ClientIdentity) async {
+            await #expect { try await agent.signUserOperation(sessionId: sessionId, client: client, chainId: 11155111, entryPoint: EntryPointVersion.v07.canonicalAddress,
+                                                              version: .v07, operation: Self.transfer(Self.usdc, 200_000_000)) } throws: { ($0 as? AgentError)?.reason == "policy_violation" }
+        }
+        func recorded() throws -> [JSONObject] {
+            agent.drain()
+            return try store.auditEntries(after: nil, kind: "denied", limit: 10_000).compactMap { $0.entry.objectValue }
+        }
+        let lines = { journal.lines.filter { $0.contains("was refused") } }
+        for second in 0..<20 {
+            time.withLock { $0 = Self.now + UInt64(second) }
+            await refuse(ours, Self.bot)
+        }
+        #expect(try recorded().count == 16 && lines().count == 16)
+        #expect(try recorded().allSatisfy { $0["unrecordedBefore"] == nil })
+        #expect(lines().last?.hasSuffix("; the next refused within 45 s are counted, not recorded one by one") == true, "\(lines().last ?? "")")
+        await refuse(theirs, other)
+        #expect(try recorded().count == 17 && lines().count == 17)
+        // The next minute: the four counted are said in the first recorded.
+        time.withLock { $0 = Self.now + 60 }
+        await refuse(ours, Self.bot)
+        let first = try #require(try recorded().last)
+        #expect(first["unrecordedBefore"] == JSONValue(4) && first["session"] == .string(ours))
+        #expect(lines().last?.contains("(and 4 of uid 1000's before it, counted only)") == true, "\(lines().last ?? "")")
+        await refuse(ours, Self.bot)
+        #expect(try recorded().count == 19 && recorded().last?["unrecordedBefore"] == nil)
+        // Nothing of the refusals counted against the session.
+        let signed = try await agent.signUserOperation(sessionId: ours, client: Self.bot, chainId: 11155111, entryPoint: EntryPointVersion.v07.canonicalAddress,
+                                                       version: .v07, operation: Self.transfer(Self.usdc, 100_000_000))
+        #expect(!signed.signature.isEmpty)
+    }
+
     /// Group commit must not let concurrent operations overspend: with a limit of 10 uses,
     /// exactly 10 of 40 concurrent operations are signed, and the ledger on disk says 10.
     @Test func concurrentSigningNeverExceedsTheLimits() async throws {
