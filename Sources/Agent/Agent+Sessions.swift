@@ -103,6 +103,11 @@ extension Agent {
     /// denials) before returning: for a clean stop.
     public nonisolated func drain() { signer.drain() }
 
+    /// Session keys one uid may be handed in a minute. Each is an audit entry, written at once:
+    /// a client asking for its key again and again would otherwise fill the audit log. It is
+    /// refused instead of left out, as a key that leaves the agent is always recorded.
+    static let maximumExportsPerUIDPerMinute = 16
+
     /// Hands the session key to its client, only when the approved request asked for it and
     /// while the session lives.
     public func exportKey(sessionId: String, client: ClientIdentity) throws(AgentError) -> Secp256k1.PrivateKey {
@@ -112,10 +117,16 @@ extension Agent {
         let s = read.stored
         try Self.requireBinding(s.client, admits: client, session: sessionId)
         guard s.exportAllowed else { throw AgentError("export_not_allowed", "session \(sessionId) was not approved for key export") }
-        try Self.requireLive(s, sessionId, now: clock())
+        let now = clock()
+        try Self.requireLive(s, sessionId, now: now)
+        let (count, over) = exports.count(client.uid, at: now)
+        guard count < Self.maximumExportsPerUIDPerMinute else {
+            throw AgentError("too_many_exports", "uid \(client.uid) was handed \(count) session keys within a minute; ask again in \(over - now) s")
+        }
         do {
             let key = try store.unsealKey(read)
-            try store.audit("export", .object(JSONObject(["session": .string(sessionId), "client": .string(client.description)])), at: clock())
+            try store.audit("export", .object(JSONObject(["session": .string(sessionId), "client": .string(client.description)])), at: now)
+            exports.add(client.uid, at: now)
             logger.notice("session \(sessionId): its key was exported to \(client)")
             return key
         } catch { throw AgentError(error) }

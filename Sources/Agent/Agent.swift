@@ -67,6 +67,8 @@ public actor Agent {
     /// Requests of each uid the rules turned down (denied, or approved and then the approval
     /// failed, say for an absent token).
     var turnedDown = MinuteCounts()
+    /// Session keys handed to each uid (`exportKey`).
+    var exports = MinuteCounts()
     /// Requests whose owners are signing now. The owner may take long (a passphrase or PIN
     /// prompt, an HSM) and the actor serves other calls meanwhile, so a second decision on the
     /// request, or its expiry, must not race the approval under way.

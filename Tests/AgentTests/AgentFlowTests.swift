@@ -598,6 +598,31 @@ struct AgentFlowTests {
         #expect(!signed.signature.isEmpty)
     }
 
+    /// A client cannot fill the audit log by asking for its session key again and again: a uid
+    /// is handed 16 keys a minute, each recorded, and the next is refused, not left out of the
+    /// log, until that minute is over. Another uid is handed its own meanwhile.
+    @Test func aUIDIsHandedSixteenKeysAMinute() async throws {
+        let time = Mutex(Self.now)
+        let (agent, store) = try Self.agent(rules: "default = \"approve\"", clock: { time.withLock { $0 } })
+        var request = Self.example.objectValue!
+        request["export"] = true
+        let other = ClientIdentity(uid: 1001, gid: 1001, pid: 7)
+        let ours = try #require(try await agent.request(.object(request), client: Self.bot).sessionId)
+        let theirs = try #require(try await agent.request(.object(request), client: other).sessionId)
+        for second in 0..<16 {
+            time.withLock { $0 = Self.now + UInt64(second) }
+            _ = try await agent.exportKey(sessionId: ours, client: Self.bot)
+        }
+        await #expect(throws: AgentError("too_many_exports", "uid 1000 was handed 16 session keys within a minute; ask again in 45 s")) {
+            try await agent.exportKey(sessionId: ours, client: Self.bot)
+        }
+        #expect(try store.auditEntries(after: nil, kind: "export", limit: 100).count == 16)
+        _ = try await agent.exportKey(sessionId: theirs, client: other)
+        time.withLock { $0 = Self.now + 60 }
+        _ = try await agent.exportKey(sessionId: ours, client: Self.bot)
+        #expect(try store.auditEntries(after: nil, kind: "export", limit: 100).count == 18)
+    }
+
     /// Group commit must not let concurrent operations overspend: with a limit of 10 uses,
     /// exactly 10 of 40 concurrent operations are signed, and the ledger on disk says 10.
     @Test func concurrentSigningNeverExceedsTheLimits() async throws {
