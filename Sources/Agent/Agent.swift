@@ -190,8 +190,8 @@ public actor Agent {
 
     /// Requests of one uid the rules may turn down in a minute before its next are refused
     /// unread. Each one taken goes to the audit log, twice (the request, the decision), and the
-    /// rules answer in about a millisecond: a client asking again and again for what they deny would
-    /// otherwise fill the disk the ledger is written to, and stop every client's signing.
+    /// rules answer in about a millisecond: a client asking again and again for what they deny
+    /// would otherwise fill the disk the ledger is written to, and stop every client's signing.
     static let maximumTurnedDownPerUIDPerMinute = 16
 
     /// Whether a request of `client` may be taken now (asked again once it is reviewed, since
