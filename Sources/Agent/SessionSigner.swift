@@ -61,12 +61,26 @@ final class SessionSigner: @unchecked Sendable {
     /// Refused operations of one uid recorded one by one in a minute, each an audit entry and a
     /// journal line. An operation its session does not allow is refused in microseconds: a client
     /// sending them in a loop would otherwise fill the audit log, the disk the ledger needs, and
-    /// the journal. Past the bound they are counted, and the next one recorded says how many.
+    /// the journal. Past the bound they are counted, and the count is written as one entry when
+    /// the minute is over (or the agent stops first), so the log still says how many there were.
     static let refusalsRecordedPerUIDPerMinute = 16
-    // Guarded by `lock`, by uid: the refusals recorded, and those only counted since the last
-    // one recorded.
+    /// A uid's refusals counted since its last entry.
+    struct CountedRefusals {
+        let first: UInt64
+        var count = 0
+        var last: UInt64 = 0
+        var session = ""
+        var chainId: UInt64 = 0
+
+        mutating func add(_ r: Request, at now: UInt64) {
+            count += 1
+            last = now
+            (session, chainId) = (r.sessionId, r.chainId)
+        }
+    }
+    // Guarded by `lock`, by uid: the refusals recorded, and those only counted.
     private var refusalsRecorded = MinuteCounts()
-    private var refusalsUnrecorded: [UInt32: Int] = [:]
+    private var refusalsCounted: [UInt32: CountedRefusals] = [:]
 
     init(store: SessionStore, tokens: TokenList, clock: @escaping @Sendable () -> UInt64, logger: Logger, keeping: Int = sessionsKept) {
         active = RecentSessions(capacity: keeping)
@@ -92,8 +106,8 @@ final class SessionSigner: @unchecked Sendable {
         // A client asking for what its session does not allow is worth an operator's look; the
         // log line is written once the lock is released, so a flood of refusals cannot hold up
         // the signatures of others.
-        var refusal: String?
-        defer { if let refusal { logger.notice("session \(r.sessionId): a user operation from \(r.client) was refused: \(refusal)") } }
+        var refusals: [String] = []
+        defer { for line in refusals { logger.notice("\(line)") } }
         let (session, allowance, mode, durable) = try locked { () throws(AgentError) -> (ActiveSession, PolicyAllowance, SmartSessionMode, Bool) in
             var session = try activeSession(r.sessionId, client: r.client, now: now)
             let s = session.stored
@@ -113,7 +127,7 @@ final class SessionSigner: @unchecked Sendable {
             switch session.checker.check(r.operation, ledger: session.ledgers[r.chainId] ?? PolicyLedger(), enabling: enabling, now: now, entryPoint: r.version) {
             case .success(let a): allowance = a
             case .failure(let denial):
-                refusal = record(denial, of: r, at: now)
+                refusals = record(denial, of: r, at: now)
                 throw AgentError(denial.reason == "expired" || denial.reason == "not_yet_valid" ? denial.reason : "policy_violation", denial.message)
             }
             let newlyEnabled = session.enabledChains.insert(r.chainId).inserted
@@ -145,27 +159,46 @@ final class SessionSigner: @unchecked Sendable {
         return (signed, durable)
     }
 
-    /// Records a refused operation (an audit entry, and the journal line returned) within the
+    /// Records a refused operation (an audit entry, and the journal lines returned) within the
     /// bound of its uid; past it, counts it. Called with the lock held.
-    private func record(_ denial: PolicyDenial, of r: Request, at now: UInt64) -> String? {
+    private func record(_ denial: PolicyDenial, of r: Request, at now: UInt64) -> [String] {
         let uid = r.client.uid
-        guard refusalsRecorded.count(uid, at: now).count < Self.refusalsRecordedPerUIDPerMinute else {
-            refusalsUnrecorded[uid, default: 0] += 1
-            return nil
+        let (recordedBefore, over) = refusalsRecorded.count(uid, at: now)
+        guard recordedBefore < Self.refusalsRecordedPerUIDPerMinute else {
+            if refusalsCounted[uid] == nil {
+                commits.asyncAfter(deadline: .now() + .seconds(Int(over - now))) { [weak self] in self?.writeCounted(of: uid) }
+            }
+            refusalsCounted[uid, default: CountedRefusals(first: now)].add(r, at: now)
+            return []
         }
-        let (recorded, over) = refusalsRecorded.add(uid, at: now)
-        var entry = JSONObject(["session": .string(r.sessionId), "reason": .string(denial.reason), "message": .string(denial.message)])
-        var line = denial.message
-        if let unrecorded = refusalsUnrecorded.removeValue(forKey: uid) {
-            entry["unrecordedBefore"] = JSONValue(unrecorded)
-            line += " (and \(unrecorded) of uid \(uid)'s before it, counted only)"
+        // Those counted in the minute before come first, if their entry is not written yet.
+        var lines = enqueueCounted(of: uid, at: now).map { [$0] } ?? []
+        refusalsRecorded.add(uid, at: now)
+        var line = "session \(r.sessionId): a user operation from \(r.client) was refused: \(denial.message)"
+        if recordedBefore + 1 == Self.refusalsRecordedPerUIDPerMinute {
+            line += "; the next refused within \(over - now) s are counted, and written as one entry then"
         }
-        if recorded == Self.refusalsRecordedPerUIDPerMinute {
-            line += "; the next refused within \(over - now) s are counted, not recorded one by one"
-        }
+        lines.append(line)
         // A denial changes nothing; its audit entry goes with the next transaction.
+        let entry = JSONObject(["session": .string(r.sessionId), "reason": .string(denial.reason), "message": .string(denial.message)])
         enqueue(.init(sessionId: r.sessionId, chainId: r.chainId, delta: LedgerDelta(), enablesChain: false, kind: "denied", audit: .object(entry), at: now), done: nil)
-        return line
+        return lines
+    }
+
+    /// Queues the entry of `uid`'s refusals counted since its last one, if there are any, and
+    /// returns its journal line. Called with the lock held.
+    private func enqueueCounted(of uid: UInt32, at now: UInt64) -> String? {
+        guard let counted = refusalsCounted.removeValue(forKey: uid) else { return nil }
+        let entry = JSONObject(["session": .string(counted.session), "uid": JSONValue(Int(uid)), "countedOnly": JSONValue(counted.count),
+                                "from": .string(String(counted.first)), "until": .string(String(counted.last))])
+        enqueue(.init(sessionId: counted.session, chainId: counted.chainId, delta: LedgerDelta(), enablesChain: false, kind: "denied", audit: .object(entry), at: now), done: nil)
+        return "uid \(uid): \(counted.count) more user operations were refused within its minute and counted only, the last on session \(counted.session)"
+    }
+
+    /// Writes what `uid` had counted once its minute is over: the count reaches the log even
+    /// when the client asks nothing more.
+    private func writeCounted(of uid: UInt32) {
+        if let line = lock.withLock({ enqueueCounted(of: uid, at: clock()) }) { logger.notice("\(line)") }
     }
 
     /// NSLock's `withLock` loses the error's type.
@@ -236,8 +269,16 @@ final class SessionSigner: @unchecked Sendable {
         }
     }
 
-    /// Writes everything queued before returning (the agent shutting down).
+    /// Writes everything queued before returning, with the refusals counted so far: the agent
+    /// is shutting down.
     func drain() {
+        let counted = lock.withLock { Array(refusalsCounted.keys).compactMap { enqueueCounted(of: $0, at: clock()) } }
+        for line in counted { logger.notice("\(line)") }
+        writeQueued()
+    }
+
+    /// Writes everything queued before returning.
+    func writeQueued() {
         commits.sync {
             let start: Bool = lock.withLock {
                 guard !flushing, !queued.isEmpty else { return false }

@@ -558,44 +558,72 @@ struct AgentFlowTests {
 
     /// A client sending what its session does not allow, again and again, cannot fill the audit
     /// log or the journal: 16 refusals of a uid are recorded a minute, one by one; the rest are
-    /// refused all the same, counted, and the next one recorded says how many. Another uid's are
-    /// recorded meanwhile.
+    /// refused all the same and counted, and the count is one entry, written before the next
+    /// one recorded, or when the agent stops. Another uid's are recorded meanwhile.
     @Test func refusedOperationsAreRecordedSixteenAMinuteAndTheRestCounted() async throws {
         let time = Mutex(Self.now), journal = JournalLines()
         let (agent, store) = try Self.agent(rules: "default = \"approve\"", clock: { time.withLock { $0 } }, journal: journal)
         let other = ClientIdentity(uid: 1001, gid: 1001, pid: 7)
         let ours = try #require(try await agent.request(Self.example, client: Self.bot).sessionId)
         let theirs = try #require(try await agent.request(Self.example, client: other).sessionId)
-        func refuse(_ sessionId: String, _ client: ClientIdentity) async {
+        let ourSecond = try #require(try await agent.request(Self.example, client: Self.bot).sessionId)
+        func refuse(_ sessionId: String, _ client: ClientIdentity, at second: UInt64) async {
+            time.withLock { $0 = Self.now + second }
             await #expect { try await agent.signUserOperation(sessionId: sessionId, client: client, chainId: 11155111, entryPoint: EntryPointVersion.v07.canonicalAddress,
                                                               version: .v07, operation: Self.transfer(Self.usdc, 200_000_000)) } throws: { ($0 as? AgentError)?.reason == "policy_violation" }
         }
-        func recorded() throws -> [JSONObject] {
-            agent.drain()
-            return try store.auditEntries(after: nil, kind: "denied", limit: 10_000).compactMap { $0.entry.objectValue }
+        func written() throws -> [JSONObject] {
+            try store.auditEntries(after: nil, kind: "denied", limit: 10_000).compactMap { $0.entry.objectValue }
         }
-        let lines = { journal.lines.filter { $0.contains("was refused") } }
-        for second in 0..<20 {
-            time.withLock { $0 = Self.now + UInt64(second) }
-            await refuse(ours, Self.bot)
-        }
-        #expect(try recorded().count == 16 && lines().count == 16)
-        #expect(try recorded().allSatisfy { $0["unrecordedBefore"] == nil })
-        #expect(lines().last?.hasSuffix("; the next refused within 45 s are counted, not recorded one by one") == true, "\(lines().last ?? "")")
-        await refuse(theirs, other)
-        #expect(try recorded().count == 17 && lines().count == 17)
-        // The next minute: the four counted are said in the first recorded.
-        time.withLock { $0 = Self.now + 60 }
-        await refuse(ours, Self.bot)
-        let first = try #require(try recorded().last)
-        #expect(first["unrecordedBefore"] == JSONValue(4) && first["session"] == .string(ours))
-        #expect(lines().last?.contains("(and 4 of uid 1000's before it, counted only)") == true, "\(lines().last ?? "")")
-        await refuse(ours, Self.bot)
-        #expect(try recorded().count == 19 && recorded().last?["unrecordedBefore"] == nil)
+        let lines = { journal.lines.filter { $0.contains("refused") } }
+        for second in 0..<20 { await refuse(ours, Self.bot, at: UInt64(second)) }
+        await refuse(theirs, other, at: 20)
+        // What is queued, not the count: the minute is not over.
+        agent.signer.writeQueued()
+        #expect(try written().count == 17 && lines().count == 17)
+        #expect(try written().allSatisfy { $0["countedOnly"] == nil })
+        #expect(lines()[15].hasSuffix("; the next refused within 45 s are counted, and written as one entry then"), "\(lines()[15])")
+        // The next minute: the four counted are written first, then the refusal.
+        await refuse(ours, Self.bot, at: 60)
+        agent.signer.writeQueued()
+        let (counted, next) = try (#require(written().dropLast().last), #require(written().last))
+        #expect(counted == JSONObject(["session": .string(ours), "uid": JSONValue(1000), "countedOnly": JSONValue(4),
+                                       "from": .string(String(Self.now + 16)), "until": .string(String(Self.now + 19))]))
+        #expect(try next["session"] == .string(ours) && next["countedOnly"] == nil && written().count == 19)
+        #expect(lines().suffix(2).first == "uid 1000: 4 more user operations were refused within its minute and counted only, the last on session \(ours)")
+        // Counted and not yet written when the agent stops: stopping writes them.
+        for second in 61..<78 { await refuse(ours, Self.bot, at: UInt64(second)) }
+        await refuse(ourSecond, Self.bot, at: 78)
+        agent.signer.writeQueued()
+        #expect(try written().count == 34)
+        agent.drain()
+        let last = try #require(try written().last)
+        #expect(try last["countedOnly"] == JSONValue(3) && last["session"] == .string(ourSecond) && written().count == 35)
+        #expect(lines().last == "uid 1000: 3 more user operations were refused within its minute and counted only, the last on session \(ourSecond)")
         // Nothing of the refusals counted against the session.
         let signed = try await agent.signUserOperation(sessionId: ours, client: Self.bot, chainId: 11155111, entryPoint: EntryPointVersion.v07.canonicalAddress,
                                                        version: .v07, operation: Self.transfer(Self.usdc, 100_000_000))
         #expect(!signed.signature.isEmpty)
+    }
+
+    /// The count reaches the log when the minute is over, though the client asks nothing more.
+    @Test func refusalsCountedAreWrittenWhenTheirMinuteIsOver() async throws {
+        let time = Mutex(Self.now)
+        let (agent, store) = try Self.agent(rules: "default = \"approve\"", clock: { time.withLock { $0 } })
+        let ours = try #require(try await agent.request(Self.example, client: Self.bot).sessionId)
+        // The last two in the minute's last second: its count is due a second later.
+        for second in Array(0..<16) + [59, 59] {
+            time.withLock { $0 = Self.now + UInt64(second) }
+            await #expect { try await agent.signUserOperation(sessionId: ours, client: Self.bot, chainId: 11155111, entryPoint: EntryPointVersion.v07.canonicalAddress,
+                                                              version: .v07, operation: Self.transfer(Self.usdc, 200_000_000)) } throws: { ($0 as? AgentError)?.reason == "policy_violation" }
+        }
+        let deadline = ContinuousClock.now + .seconds(30)
+        var counted: JSONValue?
+        while counted == nil, ContinuousClock.now < deadline {
+            counted = try store.auditEntries(after: nil, kind: "denied", limit: 100).compactMap { $0.entry.objectValue?["countedOnly"] }.first
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        #expect(counted == JSONValue(2))
     }
 
     /// A client cannot fill the audit log by asking for its session key again and again: a uid
