@@ -558,8 +558,9 @@ struct AgentFlowTests {
 
     /// A client sending what its session does not allow, again and again, cannot fill the audit
     /// log or the journal: 16 refusals of a uid are recorded a minute, one by one; the rest are
-    /// refused all the same and counted, and the count is one entry, written before the next
-    /// one recorded, or when the agent stops. Another uid's are recorded meanwhile.
+    /// refused all the same and counted, and the count is one entry, written when the minute is
+    /// over (the next test), before the next one recorded, or when the agent stops. Another
+    /// uid's are recorded meanwhile.
     @Test func refusedOperationsAreRecordedSixteenAMinuteAndTheRestCounted() async throws {
         let time = Mutex(Self.now), journal = JournalLines()
         let (agent, store) = try Self.agent(rules: "default = \"approve\"", clock: { time.withLock { $0 } }, journal: journal)
