@@ -351,7 +351,7 @@ public struct AgentRPC: Sendable {
             let passphrase = try optionalSecret(p, "passphrase")
             try await agent.unlock(passphrase)
             var unlocked = JSONObject(["locked": false])
-            unlocked["warning"] = try await agent.storeState().warning.map { .string($0) }
+            unlocked["warning"] = agent.store.warning.map { .string($0) }
             return .object(unlocked)
         case "rules_reload":
             guard let reloadRules else { throw AgentError("no_rules", "the agent runs without a rules file") }

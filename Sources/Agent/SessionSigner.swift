@@ -195,8 +195,8 @@ final class SessionSigner: @unchecked Sendable {
         return "uid \(uid): \(counted.count) more user operations were refused within its minute and counted only, the last on session \(counted.session)"
     }
 
-    /// Writes what `uid` had counted once its minute is over: the count reaches the log even
-    /// when the client asks nothing more.
+    /// Queues what `uid` has counted, and says so in the journal: once its minute is over, so
+    /// that the count reaches the log even when the client asks nothing more, or at a stop.
     private func writeCounted(of uid: UInt32) {
         if let line = lock.withLock({ enqueueCounted(of: uid, at: clock()) }) { logger.notice("\(line)") }
     }
@@ -272,8 +272,7 @@ final class SessionSigner: @unchecked Sendable {
     /// Writes everything queued before returning, with the refusals counted so far: the agent
     /// is shutting down.
     func drain() {
-        let counted = lock.withLock { Array(refusalsCounted.keys).compactMap { enqueueCounted(of: $0, at: clock()) } }
-        for line in counted { logger.notice("\(line)") }
+        for uid in lock.withLock({ Array(refusalsCounted.keys) }) { writeCounted(of: uid) }
         writeQueued()
     }
 
