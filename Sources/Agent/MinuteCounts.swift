@@ -8,7 +8,7 @@ struct MinuteCounts {
     /// number of requests.
     private var sweptAt: UInt64 = 0
 
-    /// How many uids are held: those whose minute began within the last two.
+    /// How many uids are held: those whose minute began within the last two minutes.
     var uidsHeld: Int { minutes.count }
 
     /// `uid`'s count at `now`, and the second its minute is over (0 and now + 60 for a uid whose
