@@ -72,8 +72,7 @@ public struct PKCS11Key: Sendable {
                     throw .failed("the token already holds an EC key with the \(taken)\(keys.first.map { ": \($0.distinguished)" } ?? ""); choose another")
                 }
             }
-            var made: [PKCS11KeyInfo] = []
-            var pair: (publicKey: UInt, privateKey: UInt) = (0, 0)
+            let made: [PKCS11KeyInfo], pair: (publicKey: UInt, privateKey: UInt)
             do throws(PKCS11Error) {
                 pair = try session.generateECKeyPair(curveParameters: curve.parameters, label: label, id: id)
                 // With what the token says of the private half: a token may override the template
