@@ -98,7 +98,7 @@ let package = Package(
         .testTarget(name: "AgentTests", dependencies: ["Agent", "CLinuxShims", "TestSupport", "TestTraits", .product(name: "GRDB", package: "GRDB.swift"),
                                                    .product(name: "Logging", package: "swift-log"),
                                                    .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOEmbedded", package: "swift-nio")]),
-        .testTarget(name: "SessionStoreTests", dependencies: ["SessionStore", "TestSupport", .product(name: "GRDB", package: "GRDB.swift")]),
+        .testTarget(name: "SessionStoreTests", dependencies: ["SessionStore", "TestSupport", "TestTraits", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(name: "OwnerSignersTests", dependencies: ["OwnerSigners", "TestSupport", "TestTraits", "CFido2", "CPCSC", "CPKCS11"]),
         .testTarget(
             name: "CLITests",

@@ -4,9 +4,8 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
-# What the build and the tests write to temporary files (stores, token directories, module
-# copies: about 25 MB a run) goes in a directory of this run's, as open to other users as /tmp
-# is (tests run clients under other uids), and leaves with it.
+# What the build and the tests write to temporary files goes in a directory of this run's, as
+# open to other users as /tmp is (tests run clients under other uids), and leaves with it.
 TMPDIR=$(mktemp -d "${TMPDIR:-/tmp}/session-agent-tests.XXXXXX")
 chmod 1777 "$TMPDIR"
 export TMPDIR
@@ -16,6 +15,15 @@ swift build --build-tests 2>&1 | { grep -vE '^\[|prohibited flag' || true; }
 # Every agent the tests start leaves its log here; none may contain a secret the tests gave it.
 logs=$(mktemp -d)
 SESSION_AGENT_TEST_LOGS=$logs swift test --skip-build --disable-xctest "$@"
+# Each test removes what it made (the stores, sockets and copies it needs go in a directory
+# of its own: TestTraits' ScratchDirectory), so a bare `swift test` leaves nothing behind
+# either. SwiftPM's own leftovers there (*.lock, TemporaryDirectory.*) are not the tests'.
+left=$(find "$TMPDIR" -mindepth 1 -maxdepth 1 ! -path "$logs" ! -name '*.lock' ! -name 'TemporaryDirectory.*')
+if [ -n "$left" ]; then
+    echo "FAIL: the tests left these in the temporary directory:" >&2
+    echo "$left" >&2
+    exit 1
+fi
 if [ -f "$logs/secrets" ]; then
     count=$(ls "$logs"/agent-*.log 2>/dev/null | wc -l)
     if grep -F -l -f "$logs/secrets" "$logs"/agent-*.log; then

@@ -10,6 +10,7 @@ import SmartSessions
 import Synchronization
 import Testing
 import TestSupport
+import TestTraits
 
 /// A small valid Session for the raw-format refusal.
 let WorkedSession = Session(sessionValidator: SmartSessionAddresses.ownableValidator,
@@ -18,7 +19,7 @@ let WorkedSession = Session(sessionValidator: SmartSessionAddresses.ownableValid
 
 /// The agent's flow in-process, with the real store (a SQLite file), a keystore owner and the
 /// example rules file: request, rules approval, owner signature, scoped signing, denials.
-@Suite("The agent: request, approval, owner signature, signing inside the scope")
+@Suite("The agent: request, approval, owner signature, signing inside the scope", .scratchDirectory)
 struct AgentFlowTests {
     static let now: UInt64 = 1_764_096_000
     static let account = try! Address("0x7227dcfb0c5ec7a5f539f97b18be261c49687ed6")
@@ -29,7 +30,7 @@ struct AgentFlowTests {
     /// `rules`: a rules file's text; the example's by default. The agent holds the key of
     /// `owner` alone, whatever `owners` the account has.
     static func agent(rules text: String? = nil, ownerPrompt: @escaping SecretPrompt = { _ in secret("owner") },
-                      path: String = FileManager.default.temporaryDirectory.appendingPathComponent("agent-\(UUID()).sqlite").path,
+                      path: String = ScratchDirectory.path("agent.sqlite"),
                       chains: Set<UInt64> = [11155111], owners: [Address] = [owner.address], threshold: Int = 1,
                       clock: @escaping @Sendable () -> UInt64 = { now }, journal: JournalLines? = nil) throws -> (Agent, SessionStore) {
         let store = try SessionStore(path: path)
@@ -152,7 +153,7 @@ struct AgentFlowTests {
     /// at a time under a 100 USDC limit, three sessions taking turns in a signer that holds two,
     /// while another connection holds the file's write lock.
     @Test func sessionsReadAgainKeepCountingTheirSpending() async throws {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("agent-\(UUID()).sqlite").path
+        let path = ScratchDirectory.path("agent.sqlite")
         let (agent, store) = try Self.agent(path: path)
         var ids: [String] = []
         for _ in 0..<3 { ids.append(try #require(try await agent.request(Self.example, client: Self.bot).sessionId)) }
@@ -185,7 +186,7 @@ struct AgentFlowTests {
     /// A signature whose record the store cannot take is refused, and what it reserved is given
     /// back: the session is read from the store again, so the limit it had left is whole.
     @Test func aSignatureTheStoreCouldNotRecordReservesNothing() async throws {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("agent-\(UUID()).sqlite").path
+        let path = ScratchDirectory.path("agent.sqlite")
         let (agent, store) = try Self.agent(path: path)
         let id = try #require(try await agent.request(Self.example, client: Self.bot).sessionId)
         let ep = EntryPointVersion.v07.canonicalAddress
@@ -214,7 +215,7 @@ struct AgentFlowTests {
     /// that chain's counters only. The agent's ledger, kept once for the session, was reset by
     /// the second ENABLE: it then signed on the first chain what that chain's limit refuses.
     @Test func aMultichainSessionsLimitsHoldOnEachChainApart() async throws {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("agent-\(UUID()).sqlite").path
+        let path = ScratchDirectory.path("agent.sqlite")
         let (agent, store) = try Self.agent(rules: "default = \"approve\"", path: path, chains: [11155111, 84532])
         let token = try Address("0x000000000000000000000000000000000000cafE")
         let request = try JSONValue(parsing: """
@@ -435,7 +436,7 @@ struct AgentFlowTests {
         let clockValue = LockedBox<UInt64>()
         clockValue.value = Self.now
         let prompts = LockedBox<Int>()
-        let store = try SessionStore(path: FileManager.default.temporaryDirectory.appendingPathComponent("agent-\(UUID()).sqlite").path)
+        let store = try SessionStore(path: ScratchDirectory.path("agent.sqlite"))
         try store.initialize(passphrase: secret("store"), scryptN: 1024)
         let keystore = try KeystoreOwner(keystore: try Keystore.encrypt(Self.owner, passphrase: secret("owner"), kdf: .scrypt(n: 16, r: 8, p: 1)), location: "test")
         let agent = Agent(store: store, owners: [keystore],
@@ -474,7 +475,7 @@ struct AgentFlowTests {
     /// for a decision, and is then forgotten: a long-running agent does not keep every request
     /// (and its review) it ever saw.
     @Test func decidedRequestsAreForgottenAfterAWhile() async throws {
-        let store = try SessionStore(path: FileManager.default.temporaryDirectory.appendingPathComponent("agent-\(UUID()).sqlite").path)
+        let store = try SessionStore(path: ScratchDirectory.path("agent.sqlite"))
         try store.initialize(passphrase: secret("store"), scryptN: 1024)
         let keystore = try KeystoreOwner(keystore: try Keystore.encrypt(Self.owner, passphrase: secret("owner"), kdf: .scrypt(n: 16, r: 8, p: 1)), location: "test")
         let clock = LockedBox<UInt64>()
@@ -721,7 +722,7 @@ struct AgentFlowTests {
     /// per owner approves it.
     @Test func eachOwnerOfAThresholdGetsItsOwnSecret() async throws {
         let second = try Secp256k1.PrivateKey(hex: "0x" + String(repeating: "33", count: 32))
-        let store = try SessionStore(path: FileManager.default.temporaryDirectory.appendingPathComponent("agent-\(UUID()).sqlite").path)
+        let store = try SessionStore(path: ScratchDirectory.path("agent.sqlite"))
         try store.initialize(passphrase: secret("store"), scryptN: 1024)
         let owners = try [(Self.owner, "first"), (second, "second")].map { key, passphrase in
             try KeystoreOwner(keystore: try Keystore.encrypt(key, passphrase: secret(passphrase), kdf: .scrypt(n: 16, r: 8, p: 1)), location: passphrase)
@@ -914,7 +915,7 @@ struct AgentFlowTests {
         #expect(try await sign().mode == .enable)
 
         // A new store: the first unlock chooses the passphrase, later ones must repeat it.
-        let fresh = try SessionStore(path: FileManager.default.temporaryDirectory.appendingPathComponent("fresh-\(UUID()).sqlite").path)
+        let fresh = try SessionStore(path: ScratchDirectory.path("fresh.sqlite"))
         let blank = Agent(store: fresh, owners: [], accounts: [], rules: nil, ownerPrompt: { _ in secret("") })
         try await blank.unlock(secret("chosen"))
         #expect(try fresh.isInitialized && !fresh.isLocked)

@@ -3,15 +3,16 @@ import CLinuxShims
 import Foundation
 import Testing
 import TestSupport
+import TestTraits
 #if canImport(Glibc)
 import Glibc
 #endif
 
-@Suite("Peer credentials of real Unix-socket clients")
+@Suite("Peer credentials of real Unix-socket clients", .scratchDirectory)
 struct PeerCredentialsTests {
     /// A listening AF_UNIX socket in a private directory.
     static func listener() throws -> (fd: Int32, path: String) {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("peer-\(UUID())")
+        let dir = URL(fileURLWithPath: ScratchDirectory.path("peer"))
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
         let path = dir.appendingPathComponent("s").path
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
@@ -45,7 +46,7 @@ struct PeerCredentialsTests {
     @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/python3"), "needs /usr/bin/python3 as a client"))
     func readsUidPidAndExecutable() throws {
         let (fd, path) = try Self.listener()
-        defer { close(fd); unlink(path) }
+        defer { close(fd) }
         let client = try Self.client(path: path, uid: nil)
         let connection = accept(fd, nil, nil)
         defer { close(connection); client.waitUntilExit() }
@@ -58,7 +59,7 @@ struct PeerCredentialsTests {
     @Test(.enabled(if: getuid() == 0 && FileManager.default.isExecutableFile(atPath: "/usr/bin/setpriv"), "needs root and setpriv to connect as another uid"))
     func seesAnotherUid() throws {
         let (fd, path) = try Self.listener()
-        defer { close(fd); unlink(path) }
+        defer { close(fd) }
         let client = try Self.client(path: path, uid: 65534)
         let connection = accept(fd, nil, nil)
         defer { close(connection); client.waitUntilExit() }
@@ -69,7 +70,7 @@ struct PeerCredentialsTests {
     /// A copy of python3, run as a client of `path` through `launcher` (a command the client's
     /// own command line is appended to); `setUp` runs first, with the copy's path.
     static func clientFromCopy(path: String, launcher: (String) -> [String], setUp: (String) throws -> Void = { _ in }) throws -> (Process, String) {
-        let copy = FileManager.default.temporaryDirectory.appendingPathComponent("client-\(UUID())").path
+        let copy = ScratchDirectory.path("client")
         try FileManager.default.copyItem(at: URL(fileURLWithPath: "/usr/bin/python3").resolvingSymlinksInPath(), to: URL(fileURLWithPath: copy))
         try setUp(copy)
         let p = Process()
@@ -86,7 +87,7 @@ struct PeerCredentialsTests {
     @Test(.enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/python3"), "needs /usr/bin/python3 as a client"))
     func anExecutableIsTheFileAtItsPathOrUnverified() throws {
         let (fd, path) = try Self.listener()
-        defer { close(fd); unlink(path) }
+        defer { close(fd) }
         let (client, copy) = try Self.clientFromCopy(path: path, launcher: { [$0] })
         let connection = accept(fd, nil, nil)
         defer { close(connection); client.waitUntilExit() }
@@ -102,16 +103,14 @@ struct PeerCredentialsTests {
                    "needs root and unshare to run a program over another's path"))
     func aProgramRunOverAnothersPathIsNotThatProgram() throws {
         let (fd, path) = try Self.listener()
-        defer { close(fd); unlink(path) }
-        let bot = FileManager.default.temporaryDirectory.appendingPathComponent("bot-\(UUID())").path
+        defer { close(fd) }
+        let bot = ScratchDirectory.path("bot")
         try FileManager.default.copyItem(atPath: "/bin/true", toPath: bot)
-        defer { try? FileManager.default.removeItem(atPath: bot) }
         // The client's own program (the python copy) bound over the bot's path, in a mount
         // namespace the agent does not share, and run by that path.
         let (client, copy) = try Self.clientFromCopy(path: path, launcher: { copy in
             ["/usr/bin/unshare", "-m", "--propagation", "private", "/bin/sh", "-c", "mount --bind \"$0\" \"$1\" && shift && exec \"$@\"", copy, bot, bot]
         })
-        defer { try? FileManager.default.removeItem(atPath: copy) }
         let connection = accept(fd, nil, nil)
         defer { close(connection); client.waitUntilExit() }
         let peer = try PeerCredentials.read(socket: connection)
@@ -119,14 +118,12 @@ struct PeerCredentialsTests {
 
         // A program at a path only the client's namespace has (as the system unit's agent has
         // no /home) cannot be checked.
-        let hidden = FileManager.default.temporaryDirectory.appendingPathComponent("hidden-\(UUID())").path
+        let hidden = ScratchDirectory.path("hidden")
         try FileManager.default.createDirectory(atPath: hidden, withIntermediateDirectories: false)
-        defer { try? FileManager.default.removeItem(atPath: hidden) }
         let (unseen, program) = try Self.clientFromCopy(path: path, launcher: { copy in
             ["/usr/bin/unshare", "-m", "--propagation", "private", "/bin/sh", "-c", "mount -t tmpfs none \"$1\" && cp \"$0\" \"$1/bot\" && shift && exec \"$@\"",
              copy, hidden, hidden + "/bot"]
         })
-        defer { try? FileManager.default.removeItem(atPath: program) }
         let second = accept(fd, nil, nil)
         defer { close(second); unseen.waitUntilExit() }
         let other = try PeerCredentials.read(socket: second)

@@ -6,8 +6,9 @@ import OwnerSigners
 import SmartSessions
 import Testing
 import TestSupport
+import TestTraits
 
-@Suite("The session-key store: sealed keys, binding, lifetimes, ledger, audit chain")
+@Suite("The session-key store: sealed keys, binding, lifetimes, ledger, audit chain", .scratchDirectory)
 struct SessionStoreTests {
     static let account = try! Address("0x7227dcfb0c5ec7a5f539f97b18be261c49687ed6")
 
@@ -23,7 +24,7 @@ struct SessionStoreTests {
     }
 
     static func temporaryPath() -> String {
-        FileManager.default.temporaryDirectory.appendingPathComponent("store-\(UUID()).sqlite").path
+        ScratchDirectory.path("store.sqlite")
     }
 
     /// The columns of a session's row before v9.
@@ -42,7 +43,6 @@ struct SessionStoreTests {
     /// to each chain the session was signed on, and new signatures keep each chain's apart.
     @Test func aLedgerKeptOncePerSessionGoesToEachOfItsChains() throws {
         let (current, older) = (Self.temporaryPath(), Self.temporaryPath())
-        defer { for path in [current, older] { try? FileManager.default.removeItem(atPath: path) } }
         _ = try Self.storeWithSession(at: current)
         let queue = try DatabaseQueue(path: older)
         try SessionStore.migrator.migrate(queue, upTo: "v7: sessions in the order they were made, by uid and for everyone")
@@ -69,7 +69,6 @@ struct SessionStoreTests {
     /// read the agent's memory) gets no signature and no export. Put back, it opens again.
     @Test func aKeyOpensOnlyBesideTheRowItWasSealedWith() throws {
         let path = Self.temporaryPath()
-        defer { try? FileManager.default.removeItem(atPath: path) }
         let store = try SessionStore(path: path)
         try store.initialize(passphrase: secret("p"), scryptN: 1024)
         let key = Secp256k1.PrivateKey.generate(), other = Secp256k1.PrivateKey.generate()
@@ -122,7 +121,6 @@ struct SessionStoreTests {
     /// opened is named there and left for its use to say so, and the other sessions stay usable.
     @Test func keysSealedBeforeV9AreBoundToTheirRowAtTheNextUnlock() throws {
         let (current, older) = (Self.temporaryPath(), Self.temporaryPath())
-        defer { for path in [current, older] { try? FileManager.default.removeItem(atPath: path) } }
         let store = try SessionStore(path: current)
         try store.initialize(passphrase: secret("p"), scryptN: 1024)
         var keys: [String: Secp256k1.PrivateKey] = [:]
@@ -157,7 +155,6 @@ struct SessionStoreTests {
         // copy anywhere, so it needs no temporary directory.
         let unchanged = try Data(contentsOf: URL(fileURLWithPath: older))
         let passphrase = older + ".pass"
-        defer { try? FileManager.default.removeItem(atPath: passphrase) }
         try writeSecretFile("p", passphrase)
         let checked = try Command.run(Command.sessionAgent, ["store", "check", "--store", older, "--passphrase-file", passphrase],
                                       environment: ProcessInfo.processInfo.environment.merging(["TMPDIR": "/nonexistent/tmp"]) { _, new in new })
@@ -196,7 +193,6 @@ struct SessionStoreTests {
     /// write lock (a `store rewrap`, a long prune) does not hold it up, nor make it fail.
     @Test func anUnlockWithNothingToBindWaitsForNoWriter() throws {
         let path = Self.temporaryPath()
-        defer { try? FileManager.default.removeItem(atPath: path) }
         let store = try Self.storeWithSession(at: path)
         store.lockStore()
         try DatabaseQueue(path: path).inDatabase { db in
@@ -211,7 +207,6 @@ struct SessionStoreTests {
     /// from before v8 signed on into a v8 store, and each durable signature failed.
     @Test func aStoreANewerAgentWroteIsRefused() throws {
         let path = Self.temporaryPath()
-        defer { try? FileManager.default.removeItem(atPath: path) }
         _ = try Self.storeWithSession(at: path)
         let queue = try DatabaseQueue(path: path)
         try queue.write { db in try db.execute(sql: "INSERT INTO grdb_migrations (identifier) VALUES ('v99: from the future')") }
@@ -245,7 +240,6 @@ struct SessionStoreTests {
 
     @Test func keysAreSealedAndOnlyUsableWhenUnlocked() throws {
         let path = Self.temporaryPath()
-        defer { try? FileManager.default.removeItem(atPath: path) }
         let key = Secp256k1.PrivateKey.generate()
         do {
             let store = try SessionStore(path: path)
@@ -275,7 +269,6 @@ struct SessionStoreTests {
     /// passphrase only, and the audit log says the wrapping changed.
     @Test func aRewrapMovesTheDataKeyToAnotherPassphrase() throws {
         let path = Self.temporaryPath()
-        defer { try? FileManager.default.removeItem(atPath: path) }
         let key = Secp256k1.PrivateKey.generate()
         do {
             let store = try SessionStore(path: path)
@@ -382,7 +375,6 @@ struct SessionStoreTests {
 
     @Test func ledgerAndAuditCommitTogetherAndTheChainDetectsTampering() throws {
         let path = Self.temporaryPath()
-        defer { try? FileManager.default.removeItem(atPath: path) }
         let store = try SessionStore(path: path)
         try store.initialize(passphrase: secret("p"), scryptN: 1024)
         let key = Secp256k1.PrivateKey.generate()
@@ -450,7 +442,6 @@ struct SessionStoreTests {
     /// with where it starts, is still found.
     @Test func prunedAuditLogsStillVerify() throws {
         let path = Self.temporaryPath()
-        defer { try? FileManager.default.removeItem(atPath: path) }
         let store = try SessionStore(path: path)
         for i in 1...25 { try store.audit("signature", .object(JSONObject(["use": JSONValue(i)])), at: 1_700_000_000 + UInt64(i)) }
         let hashes = try store.auditEntries(after: 0, kind: nil, limit: 100).map(\.hash)
@@ -487,7 +478,6 @@ struct SessionStoreTests {
     /// one, adds none.
     @Test func aPrunedLogStillNamesTheRulesInForce() throws {
         let path = Self.temporaryPath()
-        defer { try? FileManager.default.removeItem(atPath: path) }
         let store = try SessionStore(path: path)
         func rules(_ name: String, _ cause: String) -> JSONValue {
             .object(JSONObject(["cause": .string(cause), "path": .string("/etc/session-agent/\(name).toml"), "sha256": .string(String(repeating: name, count: 64))]))
@@ -516,7 +506,6 @@ struct SessionStoreTests {
     /// true. Of two prunes under way, the one reaching further is the one kept to finish.
     @Test func aPruneCutShortIsFinishedLater() throws {
         let path = Self.temporaryPath()
-        defer { try? FileManager.default.removeItem(atPath: path) }
         let store = try SessionStore(path: path)
         for i in 1...30 { try store.audit("signature", .object(JSONObject(["use": JSONValue(i)])), at: 1_700_000_000 + UInt64(i)) }
         #expect(try store.finishAuditPrune() == nil, "none under way")
@@ -552,7 +541,6 @@ struct SessionStoreTests {
     /// into one that gives them back from then on.
     @Test func pruningShrinksTheFileAndCompactingConvertsAnOlderStore() throws {
         let path = Self.temporaryPath()
-        defer { try? FileManager.default.removeItem(atPath: path) }
         func pages(_ store: SessionStore) throws -> (count: Int, free: Int, autoVacuum: Int) {
             try store.database.read { db in
                 (try Int.fetchOne(db, sql: "PRAGMA page_count")!, try Int.fetchOne(db, sql: "PRAGMA freelist_count")!, try Int.fetchOne(db, sql: "PRAGMA auto_vacuum")!)
@@ -601,7 +589,6 @@ struct SessionStoreTests {
     /// finds it too.
     @Test func aDamagedFileIsReportedAsDamaged() throws {
         let path = Self.temporaryPath()
-        defer { for suffix in ["", "-wal", "-shm"] { try? FileManager.default.removeItem(atPath: path + suffix) } }
         do {
             let store = try SessionStore(path: path)
             let padding = String(repeating: "x", count: 1000)
@@ -639,7 +626,6 @@ struct SessionStoreTests {
     /// failing with "database is locked"; reading how the data key is protected takes no lock.
     @Test func aWriteWaitsForAnotherProcessHoldingTheFile() throws {
         let path = Self.temporaryPath()
-        defer { try? FileManager.default.removeItem(atPath: path) }
         let store = try Self.storeWithSession(at: path)
 
         var holding = Configuration()
@@ -703,7 +689,6 @@ struct SessionStoreTests {
 
     @Test func signaturesThatChangeNoStateSkipTheFsyncAndLeaveEveryOtherWriteSynced() throws {
         let path = Self.temporaryPath()
-        defer { try? FileManager.default.removeItem(atPath: path) }
         let store = try Self.storeWithSession(at: path)
         let pure = SessionStore.SignatureRecord(sessionId: "s", chainId: 11155111, delta: LedgerDelta(), enablesChain: false, audit: .object(JSONObject(["use": JSONValue(1)])), at: 1_700_000_000)
         var enabling = pure
