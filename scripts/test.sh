@@ -17,8 +17,9 @@ logs=$(mktemp -d)
 SESSION_AGENT_TEST_LOGS=$logs swift test --skip-build --disable-xctest "$@"
 # Each test removes what it made (the stores, sockets and copies it needs go in a directory
 # of its own: TestTraits' ScratchDirectory), so a bare `swift test` leaves nothing behind
-# either. SwiftPM's own leftovers there (*.lock, TemporaryDirectory.*) are not the tests'.
-left=$(find "$TMPDIR" -mindepth 1 -maxdepth 1 ! -path "$logs" ! -name '*.lock' ! -name 'TemporaryDirectory.*')
+# either. What SwiftPM and the compiler leave there (*.lock, TemporaryDirectory.*,
+# swift-generated-sources) is not the tests'.
+left=$(find "$TMPDIR" -mindepth 1 -maxdepth 1 ! -path "$logs" ! -name '*.lock' ! -name 'TemporaryDirectory.*' ! -name swift-generated-sources)
 if [ -n "$left" ]; then
     echo "FAIL: the tests left these in the temporary directory:" >&2
     echo "$left" >&2
