@@ -125,22 +125,19 @@ enum AgentBench {
             if kept == 0 { print("(nothing was read)") }
             row("  \(label): a session read again from the store", 1e6 / reads, "µs")
         }
-        try await refusals(served, directory: directory)
+        try await refusals(served)
     }
 
     /// What a client sending operations its session refuses costs: each is checked and refused
     /// in microseconds, and only its uid's first 16 a minute are recorded (an audit entry, a
     /// journal line), so the rest write nothing.
-    static func refusals(_ served: Served, directory: String) async throws {
+    static func refusals(_ served: Served) async throws {
         let sessionId = try await served.session(sessions[0].permission)
         let call = try ABIFunction(parsing: "approve(address,uint256)").encodeCall([.address(target), .uint(1)])
         let refused = PackedUserOperation(sender: account, nonce: 0, initCode: [], callData: ExecuteCall.single(Execution(target: target, callData: call)).calldata,
                                           accountGasLimits: .zero, preVerificationGas: 0, gasFees: .zero, paymasterAndData: [], signature: [])
-        func bytesOnDisk() -> Int64 {
-            ["", "-wal"].reduce(0) { $0 + ((try? FileManager.default.attributesOfItem(atPath: directory + "/store.sqlite" + $1)[.size] as? NSNumber)??.int64Value ?? 0) }
-        }
         served.agent.drain()
-        let before = bytesOnDisk(), count = 20_000, clock = ContinuousClock(), start = clock.now
+        let count = 20_000, clock = ContinuousClock(), start = clock.now
         let agent = served.agent, me = served.me
         func refusal() async -> AgentError? {
             do {
@@ -158,7 +155,6 @@ enum AgentBench {
         let recorded = entries.filter { $0.objectValue?["countedOnly"] == nil }
         let entryBytes = recorded.map { $0.serialized.utf8.count }.reduce(0, +) / max(recorded.count, 1)
         row("  a refused operation, in-process (\(count); \(recorded.count) recorded, \(entries.count - recorded.count) count)", rate, "refusals/s")
-        row("    the store file grew by", Double(bytesOnDisk() - before) / 1024, "KiB")
         row("    one recorded refusal's audit entry (JSON alone)", Double(entryBytes), "bytes")
         row("    were each recorded, at this rate: at least", Double(entryBytes) * rate * 3600 / 1e9, "GB an hour")
     }
