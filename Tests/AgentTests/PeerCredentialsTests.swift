@@ -108,7 +108,7 @@ struct PeerCredentialsTests {
         try FileManager.default.copyItem(atPath: "/bin/true", toPath: bot)
         // The client's own program (the python copy) bound over the bot's path, in a mount
         // namespace the agent does not share, and run by that path.
-        let (client, copy) = try Self.clientFromCopy(path: path, launcher: { copy in
+        let (client, _) = try Self.clientFromCopy(path: path, launcher: { copy in
             ["/usr/bin/unshare", "-m", "--propagation", "private", "/bin/sh", "-c", "mount --bind \"$0\" \"$1\" && shift && exec \"$@\"", copy, bot, bot]
         })
         let connection = accept(fd, nil, nil)
@@ -120,7 +120,7 @@ struct PeerCredentialsTests {
         // no /home) cannot be checked.
         let hidden = ScratchDirectory.path("hidden")
         try FileManager.default.createDirectory(atPath: hidden, withIntermediateDirectories: false)
-        let (unseen, program) = try Self.clientFromCopy(path: path, launcher: { copy in
+        let (unseen, _) = try Self.clientFromCopy(path: path, launcher: { copy in
             ["/usr/bin/unshare", "-m", "--propagation", "private", "/bin/sh", "-c", "mount -t tmpfs none \"$1\" && cp \"$0\" \"$1/bot\" && shift && exec \"$@\"",
              copy, hidden, hidden + "/bot"]
         })
