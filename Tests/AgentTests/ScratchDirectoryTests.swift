@@ -3,8 +3,9 @@ import Testing
 import TestSupport
 import TestTraits
 
-/// The directory the store and socket suites make their files in (TestTraits, beside the
-/// agent's tests that use it most) is each test's own and goes when the test ends, however it ends.
+/// The directory the store, agent-flow and peer-credential suites make their files in is each
+/// test's own, and goes when the test ends however it ends. (The trait is in TestTraits; its
+/// test is here, beside the suites that use it most.)
 @Suite("A test's scratch directory")
 struct ScratchDirectoryTests {
     @Test func isTheTestsOwnAndGoesWhenItEnds() async throws {
