@@ -124,6 +124,9 @@ say "Outside the scope: 200 USDC is over the 100 USDC limit; the agent refuses a
 userop "$usdc" "$(transfer 200000000)" 0x2 > op3.json
 run "$sa" sign-userop --session "$session" --chain-id 11155111 op3.json || echo "(exit status $?)"
 
+say "What is used and left of the session's limits: what the client may still ask for"
+run "$sa" sessions show "$session"
+
 say "The audit log (hash-chained; no secrets): what happened, and that nobody changed it since"
 run "$sa" audit show
 run "$sa" audit verify

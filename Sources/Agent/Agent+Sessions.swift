@@ -23,6 +23,31 @@ extension Agent {
         return s
     }
 
+    /// One of a session's limits on one of its chains, and how people read it.
+    public struct LimitOnChain: Sendable {
+        public var chainId: UInt64
+        public var limit: SessionLimit
+        public var text: String
+    }
+
+    /// A session as `session` gives it, with what is used and left of each of its limits on each
+    /// of its chains: by the ledger on disk, which no signature a client holds is ahead of (one
+    /// that moves a counter leaves only once its record is committed). A chain the session has
+    /// signed nothing on has no ledger yet: its first ENABLE starts the contracts' counters
+    /// from the init data, and so does this.
+    public nonisolated func sessionWithLimits(_ id: String, client: ClientIdentity?) throws(AgentError) -> (session: StoredSession, limits: [LimitOnChain]) {
+        let read: SessionStore.SessionToSign
+        do { read = try store.sessionToSign(id: id) } catch { throw Self.readFailure(error, session: id) }
+        let s = read.stored
+        if let client { try Self.requireBinding(s.client, admits: client, session: id) }
+        let chains = s.chains.map(\.chainId)
+        let checker = PolicyChecker(session: s.session, account: s.account, tokens: tokens, chains: chains)
+        let limits = chains.flatMap { chain in
+            checker.limits(ledger: read.ledgers[chain] ?? PolicyLedger()).map { LimitOnChain(chainId: chain, limit: $0, text: checker.describe($0)) }
+        }
+        return (s, limits)
+    }
+
     /// A store that cannot be read is said to be so, not taken for a session that is not there.
     static func readFailure(_ error: StoreError, session id: String) -> AgentError {
         if case .notFound = error { return .notFound("session \(id)") }

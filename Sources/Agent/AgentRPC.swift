@@ -13,7 +13,7 @@ public struct AgentRPC: Sendable {
     public static let version = "0.1.0"
     public static let clientMethods = ["agent_info", "session_request", "session_wait", "session_get", "session_list",
                                        "session_signUserOperation", "session_export", "session_revoke"]
-    public static let controlMethods = ["agent_info", "pending_list", "pending_get", "pending_secret", "pending_decide", "sessions_list", "session_revoke",
+    public static let controlMethods = ["agent_info", "pending_list", "pending_get", "pending_secret", "pending_decide", "sessions_list", "session_get", "session_revoke",
                                         "accounts_list", "accounts_add", "accounts_remove", "owners_list", "owners_add", "owners_remove", "agent_lock", "agent_unlock_asks", "agent_unlock", "rules_reload", "audit_verify", "audit_show", "audit_prune", "sessions_prune", "store_check"]
     /// The parameters each method takes. Any other is refused, as the configuration file refuses
     /// unknown keys: a misspelt `bindExecutable` must not quietly give a session bound more loosely.
@@ -210,7 +210,10 @@ public struct AgentRPC: Sendable {
         case "pending_get":
             return Self.json(try await agent.requestStatus(try string(p, "id"), client: nil), withReview: true)
         case "session_get":
-            return Self.json(try agent.session(try string(p, "sessionId"), client: scope), now: agent.clock())
+            let (session, limits) = try agent.sessionWithLimits(try string(p, "sessionId"), client: scope)
+            guard case .object(var o) = Self.json(session, now: agent.clock()) else { preconditionFailure("a session is a JSON object") }
+            o["limits"] = .array(limits.map(Self.json))
+            return .object(o)
         case "session_list", "sessions_list":
             let page = try agent.sessions(client: scope, live: try optionalBool(p, "live") ?? false, after: try optionalString(p, "after"),
                                           limit: Int(try optionalCount(p, "limit", 1...10_000) ?? 1_000))
@@ -404,6 +407,25 @@ public struct AgentRPC: Sendable {
 
     /// `expired` by the agent's clock, as it signs: a session's last second, `expiresAt`, is in
     /// its lifetime (a client working it out for itself would easily end it a second early).
+    static func json(_ l: Agent.LimitOnChain) -> JSONValue {
+        var o = JSONObject(["chainId": .string(String(l.chainId)), "policy": .string(l.limit.policy.checksummed), "kind": .string(l.limit.kind.rawValue),
+                            "used": .string(l.limit.used.description), "limit": .string(l.limit.limit.description),
+                            "remaining": .string(l.limit.remaining.description), "text": .string(l.text)])
+        switch l.limit.scope {
+        case .userOperation: o["scope"] = .string("userOperation")
+        case .action(let key): o["scope"] = .object(JSONObject(["target": .string(key.target.checksummed), "selector": .string(key.selector.hex)]))
+        }
+        switch l.limit.measure {
+        case .uses: o["measure"] = .string("uses")
+        case .nativeValue: o["measure"] = .string("nativeValue")
+        case .token(let token): o["measure"] = .string("token"); o["token"] = .string(token.checksummed)
+        case .gas: o["measure"] = .string("gas")
+        case .gasCost: o["measure"] = .string("gasCost")
+        case .argument(let rule): o["measure"] = .string("argument"); o["rule"] = JSONValue(rule)
+        }
+        return .object(o)
+    }
+
     static func json(_ s: StoredSession, now: UInt64) -> JSONValue {
         var o = JSONObject()
         o["sessionId"] = .string(s.id)

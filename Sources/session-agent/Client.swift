@@ -2,6 +2,7 @@ import Agent
 import ArgumentParser
 import EthereumCore
 import Foundation
+import SmartSessions
 
 /// Where the client commands find the agent.
 struct SocketOptions: ParsableArguments {
@@ -100,13 +101,13 @@ struct SignUserOp: ParsableCommand {
 
 struct Sessions: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "This client's sessions; the operator prunes those that ended.",
-                                                    subcommands: [SessionsList.self, SessionsPrune.self], defaultSubcommand: SessionsList.self)
+                                                    subcommands: [SessionsList.self, SessionsShow.self, SessionsPrune.self], defaultSubcommand: SessionsList.self)
 }
 
 struct SessionsList: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "list", abstract: "List this client's sessions, oldest first.")
     @Flag(help: "Only the sessions still usable: neither revoked nor expired.") var live = false
-    @OptionGroup var socket: SocketOptions
+    @OptionGroup var socket: SessionsSocketOptions
     @OptionGroup var output: OutputOptions
 
     /// The agent answers a page at a time.
@@ -119,16 +120,59 @@ struct SessionsList: ParsableCommand {
             while true {
                 var params = JSONObject(["limit": JSONValue(Self.page), "live": .bool(live)])
                 if let last = sessions.last?["sessionId"] { params["after"] = last }
-                let page = try remote { try client.call("session_list", params) }.arrayValue ?? []
+                let page = try remote { try client.call(socket.control ? "sessions_list" : "session_list", params) }.arrayValue ?? []
                 sessions += page
                 if page.count < Self.page { break }
             }
             let lines = sessions.map { s in
-                let ended = s["revoked"] == .bool(true) ? "  (revoked)" : s["expired"] == .bool(true) ? "  (expired)" : ""
                 // A label stored before labels were checked may hold control characters.
-                return "\(s["sessionId"]?.stringValue ?? "?")  \(s["label"]?.stringValue.map(DisplayText.escaped) ?? "-")  account \(s["account"]?.stringValue ?? "?")  key \(s["sessionKey"]?.stringValue ?? "?")\(ended)"
+                "\(s["sessionId"]?.stringValue ?? "?")  \(s["label"]?.stringValue.map(DisplayText.escaped) ?? "-")  account \(s["account"]?.stringValue ?? "?")  key \(s["sessionKey"]?.stringValue ?? "?")  \(Self.state(s))"
             }
             return CommandOutput(text: lines.isEmpty ? "no sessions" : lines.joined(separator: "\n"), json: .array(sessions))
+        }
+    }
+
+    /// "revoked", "expired 2026-…Z", "until 2026-…Z" or "no end", from a session as the agent answers it.
+    static func state(_ s: JSONValue) -> String {
+        if s["revoked"] == .bool(true) { return "revoked" }
+        guard let expires = utcTime(s["expiresAt"]) else { return "no end" }
+        return (s["expired"] == .bool(true) ? "expired " : "until ") + expires
+    }
+}
+
+/// The client socket, where a client sees its own sessions; or the control socket, where the
+/// operator sees everyone's.
+struct SessionsSocketOptions: ParsableArguments {
+    @Option(help: "The agent's socket (default: $SESSION_AGENT_SOCK, or with --control $SESSION_AGENT_CONTROL_SOCK).") var socket: String?
+    @Flag(help: "Every client's sessions, on the control socket (the operator's).") var control = false
+
+    func connect() throws -> AgentClient { try control ? connectControl(socket) : connectAgent(socket ?? AgentClient.defaultClientSocket) }
+}
+
+struct SessionsShow: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "show",
+        abstract: "One session: its lifetime, and what is used and left of each of its limits on each chain.",
+        discussion: "By the agent's ledger, which counts every signature it handed out; operations signed elsewhere, or never sent, are not known to it.")
+
+    @Argument(help: "The session id.") var session: String
+    @OptionGroup var socket: SessionsSocketOptions
+    @OptionGroup var output: OutputOptions
+
+    func run() throws {
+        try report(output) {
+            let s = try remote { try socket.connect().call("session_get", JSONObject(["sessionId": .string(session)])) }
+            var lines = ["\(s["sessionId"]?.stringValue ?? "?")  \(s["label"]?.stringValue.map(DisplayText.escaped) ?? "-")",
+                         "  account \(s["account"]?.stringValue ?? "?"), key \(s["sessionKey"]?.stringValue ?? "?")",
+                         "  created \(utcTime(s["createdAt"]) ?? "?"), \(SessionsList.state(s))"]
+            let limits = s["limits"]?.arrayValue ?? []
+            for chain in (s["chains"]?.arrayValue ?? []).compactMap(\.stringValue) {
+                let texts = limits.filter { $0["chainId"]?.stringValue == chain }.compactMap { $0["text"]?.stringValue }
+                let name = UInt64(chain).map(Chains.label) ?? "chain \(chain)"
+                lines.append("  on \(name): " + (texts.isEmpty ? "no limit that counts" : "used and left"))
+                lines += texts.map { "    " + $0 }
+            }
+            return CommandOutput(text: lines.joined(separator: "\n"), json: s)
         }
     }
 }

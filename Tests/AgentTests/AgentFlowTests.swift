@@ -254,6 +254,41 @@ struct AgentFlowTests {
         }
     }
 
+    /// A client is told what is used and left of each limit on each chain, and what it is told
+    /// is left is what the agent then signs: all of it, and not one base unit more.
+    @Test func aClientSeesWhatIsLeftOfItsLimitsOnEachChain() async throws {
+        let (agent, _) = try Self.agent(rules: "default = \"approve\"", chains: [11155111, 84532])
+        let token = try Address("0x000000000000000000000000000000000000cafE")
+        let request = try JSONValue(parsing: """
+            {"account": "\(Self.account.checksummed)", "chains": [11155111, 84532], "validity": {"duration": "1d"},
+             "permissions": [{"target": "\(token.checksummed)", "functions": ["transfer(address to, uint256 amount)"], "spendingLimit": "100", "maxUses": 5}]}
+            """)
+        let id = try #require(try await agent.request(request, client: Self.bot).sessionId)
+        func left(_ chain: UInt64) throws -> [SessionLimit.Measure: UInt256] {
+            let limits = try agent.sessionWithLimits(id, client: Self.bot).limits.filter { $0.chainId == chain }
+            return Dictionary(uniqueKeysWithValues: limits.map { ($0.limit.measure, $0.limit.remaining) })
+        }
+        #expect(try left(11155111) == [.token(token): 100, .uses: 5] && left(84532) == [.token(token): 100, .uses: 5])
+        var nonce: UInt64 = 0
+        func sign(_ chain: UInt64, _ amount: UInt256) async throws(AgentError) {
+            nonce += 1
+            let call = try! ABIFunction(parsing: "transfer(address,uint256)").encodeCall([.address(token), .uint(amount)])
+            let operation = PackedUserOperation(sender: Self.account, nonce: UInt256(nonce), initCode: [], callData: ExecuteCall.single(Execution(target: token, callData: call)).calldata,
+                                                accountGasLimits: .zero, preVerificationGas: 0, gasFees: .zero, paymasterAndData: [], signature: [])
+            _ = try await agent.signUserOperation(sessionId: id, client: Self.bot, chainId: chain, entryPoint: EntryPointVersion.v07.canonicalAddress, version: .v07, operation: operation)
+        }
+        try await sign(11155111, 60)
+        #expect(try left(11155111) == [.token(token): 40, .uses: 4] && left(84532) == [.token(token): 100, .uses: 5], "each chain apart")
+        await #expect(throws: AgentError.self, "one more than is left") { try await sign(11155111, 41) }
+        try await sign(11155111, try #require(try left(11155111)[.token(token)]))
+        #expect(try left(11155111) == [.token(token): 0, .uses: 3])
+        let texts = try agent.sessionWithLimits(id, client: Self.bot).limits.filter { $0.chainId == 11155111 }.map(\.text)
+        #expect(texts.contains { $0.hasSuffix("100 base units of 100 base units, 0 base units left (ERC20SpendingLimitPolicy)") }, "\(texts)")
+        // Another client's session is not found, as everywhere else.
+        #expect(throws: AgentError.self) { try agent.sessionWithLimits(id, client: ClientIdentity(uid: 2000, gid: 2000, pid: 1)) }
+        #expect(try agent.sessionWithLimits(id, client: nil).limits.count == 4, "the operator sees them all")
+    }
+
     @Test func approvedByRulesThenSignedInsideTheScope() async throws {
         let (agent, store) = try Self.agent()
         let request = try await agent.request(Self.example, client: Self.bot)

@@ -989,6 +989,31 @@ struct SocketTests {
         #expect(listed.status == 0 && listed.stdout.contains("bot\\u{1b}[2J\\u{a}forged") && !listed.stdout.contains("\u{1B}"), "\(listed)")
     }
 
+    /// `sessions show`: what is used and left of each limit, in the units of the request; the
+    /// list says until when each session lives.
+    @Test func aClientIsShownWhatIsLeftOfItsSession() throws {
+        let (agent, client, session) = try Self.agentWithSession()
+        _ = try Self.sign(client, session, 5_000_000, nonce: 0)
+        _ = try Self.sign(client, session, 1, nonce: 1)
+        let shown = try Command.run(Command.sessionAgent, ["sessions", "show", session, "--socket", agent.clientSocket])
+        #expect(shown.status == 0, "\(shown.stderr)")
+        #expect(shown.stdout.contains("on Sepolia (11155111): used and left\n"), "\(shown.stdout)")
+        #expect(shown.stdout.contains("transfer (0xa9059cbb) on \(Self.usdc.checksummed): USDC spent or approved 5.000001 USDC of 100 USDC, 94.999999 USDC left"), "\(shown.stdout)")
+        #expect(shown.stdout.contains(": uses 2 of 10, 8 left (UsageLimitPolicy)"), "\(shown.stdout)")
+        let json = try JSONValue(parsing: Array(try Command.run(Command.sessionAgent, ["sessions", "show", session, "--socket", agent.clientSocket, "--json"]).stdout.utf8))
+        let token = json["limits"]?.arrayValue?.first { $0["measure"] == "token" }
+        #expect(token?["used"] == "5000001" && token?["remaining"] == "94999999" && token?["token"] == .string(Self.usdc.checksummed), "\(json.serialized)")
+        let listed = try Command.run(Command.sessionAgent, ["sessions", "--socket", agent.clientSocket])
+        #expect(listed.stdout.hasPrefix(session) && listed.stdout.contains("  until 20"), "\(listed.stdout)")
+        let unknown = try Command.run(Command.sessionAgent, ["sessions", "show", "sess-nope", "--socket", agent.clientSocket])
+        #expect(unknown.status == 1 && unknown.stderr.contains("session sess-nope not found"), "\(unknown.stderr)")
+        // The operator's view, on the control socket, is the same.
+        let asOperator = try Command.run(Command.sessionAgent, ["sessions", "show", session, "--control", "--socket", agent.controlSocket])
+        #expect(asOperator.status == 0 && asOperator.stdout == shown.stdout, "\(asOperator)")
+        let all = try Command.run(Command.sessionAgent, ["sessions", "--control", "--socket", agent.controlSocket])
+        #expect(all.status == 0 && all.stdout == listed.stdout, "\(all)")
+    }
+
     /// A store that cannot grow (a full disk; here a file-size limit) fails each write that needs
     /// room with an error, and nothing more: the audit log the agent vouches for stays whole, the
     /// agent goes on answering, and the operator is told.
