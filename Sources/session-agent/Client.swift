@@ -53,8 +53,9 @@ struct Request: ParsableCommand {
 
     func run() throws {
         try report(output) {
-            let client = try socket.connect()
+            // The file first: a mistyped name is told as such, agent or not.
             let request = try parseJSON(try readInput(file), what: "request")
+            let client = try socket.connect()
             var result = try remote { try client.call("session_request", JSONObject(["request": request, "bindExecutable": .bool(bindExecutable), "bindUnit": .bool(bindUnit)])) }
             let text = result["reviewText"]?.stringValue ?? ""
             if result["status"] == "pending" && wait > 0 {
@@ -88,12 +89,11 @@ struct SignUserOp: ParsableCommand {
 
     func run() throws {
         try report(output) {
-            let client = try socket.connect()
             var params = JSONObject(["sessionId": .string(session), "chainId": .number(String(chainId)), "entryPoint": .string(entrypoint),
                                      "userOperation": try parseJSON(try readInput(file), what: "user operation")])
             if let mode { params["mode"] = .string(mode) }
             if let delegate { params["eip7702Delegate"] = .string(delegate) }
-            let result = try remote { try client.call("session_signUserOperation", params) }
+            let result = try remote { try socket.connect().call("session_signUserOperation", params) }
             return CommandOutput(text: result["signature"]?.stringValue ?? "", json: result)
         }
     }
@@ -224,8 +224,8 @@ struct RPC: ParsableCommand {
 
     func run() throws {
         try report(output) {
-            let client = try control ? connectControl(socket.socket) : socket.connect()
             guard let object = try parseJSON(Array(params.utf8), what: "params").objectValue else { throw CommandFailure(message: "params must be a JSON object") }
+            let client = try control ? connectControl(socket.socket) : socket.connect()
             let result = try remote { try client.call(method, object) }
             return CommandOutput(text: result.prettyPrinted, json: result)
         }

@@ -32,3 +32,16 @@ struct ClientCommandTests {
         #expect(out["status"] == JSONValue(1) && out["stderr"]?.stringValue?.contains("the agent answered a pending request without its id") == true, "\(ran.stdout)")
     }
 }
+
+@Suite("session-agent client commands read their input first")
+struct ClientInputTests {
+    /// What the command reads is read before the agent is looked for: a mistyped file name or
+    /// malformed params are told as such, not hidden behind "cannot connect to the agent".
+    @Test(arguments: [["request", "/nonexistent/request.json"], ["sign-userop", "--session", "sess-1", "--chain-id", "1", "/nonexistent/op.json"],
+                      ["rpc", "agent_info", "{"]])
+    func itsInputIsReadBeforeTheAgentIsLookedFor(_ arguments: [String]) throws {
+        let ran = try Command.run(Command.sessionAgent, arguments + ["--socket", "/nonexistent/agent.sock"])
+        #expect(ran.status == 1 && !ran.stderr.contains("cannot connect"), "\(ran.stderr)")
+        #expect(ran.stderr.contains("cannot read /nonexistent/") || ran.stderr.contains("params: invalid JSON"), "\(ran.stderr)")
+    }
+}
