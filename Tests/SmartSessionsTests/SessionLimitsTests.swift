@@ -104,6 +104,16 @@ struct SessionLimitsTests {
         #expect(after.first { $0.measure == .gasCost }?.used == 700_000_000_000_000)
     }
 
+    /// ERC20SpendingLimitPolicy initialises a token listed twice twice: the last limit holds.
+    @Test func aTokenListedTwiceHasItsLastLimit() throws {
+        let session = R.session(actions: [R.action(R.token, Selector(rawValue: 0xa905_9cbb),
+                                                   [.erc20SpendingLimit([TokenLimit(token: R.token, limit: 5), TokenLimit(token: R.beef, limit: 9), TokenLimit(token: R.token, limit: 50)])])])
+        let checker = PolicyChecker(session: session, account: R.account)
+        let limits = checker.limits(ledger: PolicyLedger())
+        #expect(limits.map(\.measure) == [.token(R.token), .token(R.beef)] && limits.map(\.remaining) == [50, 9], "\(limits)")
+        #expect((try? checker.check(R.op(R.pay(50)), ledger: PolicyLedger()).get()) != nil && (try? checker.check(R.op(R.pay(51)), ledger: PolicyLedger()).get()) == nil)
+    }
+
     @Test func describedInTheUnitsTheReviewUses() throws {
         let usdc = try Address("0x1c7D4B196Cb0C7B01d743Fbc6116a902379C7238")   // USDC on Sepolia, in the built-in list
         let session = R.session(userOp: [.valueLimit(2_000_000_000_000_000_000)],
