@@ -126,11 +126,14 @@ struct SessionsList: ParsableCommand {
             }
             let lines = sessions.map { s in
                 // A label stored before labels were checked may hold control characters.
-                "\(s["sessionId"]?.stringValue ?? "?")  \(s["label"]?.stringValue.map(DisplayText.escaped) ?? "-")  account \(s["account"]?.stringValue ?? "?")  key \(s["sessionKey"]?.stringValue ?? "?")  \(Self.state(s))"
+                "\(s["sessionId"]?.stringValue ?? "?")  \(s["label"]?.stringValue.map(DisplayText.escaped) ?? "-")  account \(s["account"]?.stringValue ?? "?")  key \(s["sessionKey"]?.stringValue ?? "?")  "
+                    + (Self.ended(s) ? "(\(Self.state(s)))" : Self.state(s))
             }
             return CommandOutput(text: lines.isEmpty ? "no sessions" : lines.joined(separator: "\n"), json: .array(sessions))
         }
     }
+
+    static func ended(_ s: JSONValue) -> Bool { s["revoked"] == .bool(true) || s["expired"] == .bool(true) }
 
     /// "revoked", "expired 2026-…Z", "until 2026-…Z" or "no end", from a session as the agent answers it.
     static func state(_ s: JSONValue) -> String {
