@@ -998,7 +998,7 @@ struct SocketTests {
         let shown = try Command.run(Command.sessionAgent, ["sessions", "show", session, "--socket", agent.clientSocket])
         #expect(shown.status == 0, "\(shown.stderr)")
         #expect(shown.stdout.contains("on Sepolia (11155111): used and left\n"), "\(shown.stdout)")
-        #expect(shown.stdout.contains("transfer (0xa9059cbb) on \(Self.usdc.checksummed): USDC spent or approved 5.000001 USDC of 100 USDC, 94.999999 USDC left"), "\(shown.stdout)")
+        #expect(shown.stdout.contains("\(Self.usdc.checksummed) (USDC token).transfer [0xa9059cbb]: USDC spent or approved 5.000001 USDC of 100 USDC, 94.999999 USDC left"), "\(shown.stdout)")
         #expect(shown.stdout.contains(": uses 2 of 10, 8 left (UsageLimitPolicy)"), "\(shown.stdout)")
         let json = try JSONValue(parsing: Array(try Command.run(Command.sessionAgent, ["sessions", "show", session, "--socket", agent.clientSocket, "--json"]).stdout.utf8))
         let token = json["limits"]?.arrayValue?.first { $0["measure"] == "token" }

@@ -126,8 +126,8 @@ struct SessionLimitsTests {
         let texts = checker.limits(ledger: ledger).map(checker.describe)
         #expect(texts == [
             "user operations: native value 0 ETH of 2 ETH, 2 ETH left (ValueLimitPolicy)",
-            "0x12345678 on 0x000000000000000000000000000000000000bEEF: token 0x000000000000000000000000000000000000bEEF spent or approved 0 base units of 7 base units, 7 base units left (ERC20SpendingLimitPolicy)",
-            "transfer (0xa9059cbb) on 0x1c7D4B196Cb0C7B01d743Fbc6116a902379C7238: USDC spent or approved 40 USDC of 100 USDC, 60 USDC left (ERC20SpendingLimitPolicy)",
+            "0x000000000000000000000000000000000000bEEF [0x12345678]: token 0x000000000000000000000000000000000000bEEF spent or approved 0 base units of 7 base units, 7 base units left (ERC20SpendingLimitPolicy)",
+            "0x1c7D4B196Cb0C7B01d743Fbc6116a902379C7238 (USDC token).transfer [0xa9059cbb]: USDC spent or approved 40 USDC of 100 USDC, 60 USDC left (ERC20SpendingLimitPolicy)",
         ], "\(texts)")
     }
 }

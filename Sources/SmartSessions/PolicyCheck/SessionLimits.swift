@@ -77,8 +77,8 @@ extension PolicyChecker {
         return out
     }
 
-    /// A limit as people read it: "transfer (0xa9059cbb) on 0x1c7D…7238: USDC spent or approved
-    /// 40 USDC of 100 USDC, 60 USDC left (ERC20SpendingLimitPolicy)".
+    /// A limit as people read it: "0x1c7D…7238 (USDC token).transfer [0xa9059cbb]: USDC spent or
+    /// approved 40 USDC of 100 USDC, 60 USDC left (ERC20SpendingLimitPolicy)".
     public func describe(_ l: SessionLimit) -> String {
         let amount: (UInt256) -> String
         let what: String
@@ -92,18 +92,20 @@ extension PolicyChecker {
         case .gasCost: what = "gas cost"; amount = Amounts.eth
         case .argument(let rule): what = "argument rule \(rule)"; amount = { "\($0)" }
         }
-        return "\(Self.describe(l.scope)): \(what) \(amount(l.used)) of \(amount(l.limit)), \(amount(l.remaining)) left (\(l.kind.rawValue))"
+        return "\(describe(l.scope)): \(what) \(amount(l.used)) of \(amount(l.limit)), \(amount(l.remaining)) left (\(l.kind.rawValue))"
     }
 
-    static func describe(_ scope: SessionLimit.Scope) -> String {
+    /// As the review names the call: "0x1c7D…7238 (USDC token).transfer [0xa9059cbb]".
+    func describe(_ scope: SessionLimit.Scope) -> String {
         guard case .action(let key) = scope else { return "user operations" }
         switch key {
         case ActionKey(target: ActionData.fallbackTarget, selector: .fallback): return "any other call"
         case ActionKey(target: ActionData.fallbackTarget, selector: .fallbackSmartSessionCall): return "calls to SmartSession"
         default:
+            let token = tokens.token(chains: chains, address: key.target).map { " (\($0.symbol) token)" } ?? ""
             // The function's name where the catalog knows it (ERC-20 and ERC-721 `approve` share one).
             let names = Set(KnownSelectors.entries(for: key.selector).map(\.function.name))
-            return (names.count == 1 ? "\(names.first!) (\(key.selector))" : "\(key.selector)") + " on \(key.target)"
+            return "\(key.target)\(token)" + (names.count == 1 ? ".\(names.first!)" : "") + " [\(key.selector)]"
         }
     }
 }
