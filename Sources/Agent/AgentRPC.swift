@@ -405,8 +405,7 @@ public struct AgentRPC: Sendable {
         return .object(o)
     }
 
-    /// `expired` by the agent's clock, as it signs: a session's last second, `expiresAt`, is in
-    /// its lifetime (a client working it out for itself would easily end it a second early).
+    /// One of `session_get`'s `limits` (docs/protocol.md).
     static func json(_ l: Agent.LimitOnChain) -> JSONValue {
         var o = JSONObject(["chainId": .string(String(l.chainId)), "policy": .string(l.limit.policy.checksummed), "kind": .string(l.limit.kind.rawValue),
                             "used": .string(l.limit.used.description), "limit": .string(l.limit.limit.description),
@@ -426,6 +425,8 @@ public struct AgentRPC: Sendable {
         return .object(o)
     }
 
+    /// `expired` by the agent's clock, as it signs: a session's last second, `expiresAt`, is in
+    /// its lifetime (a client working it out for itself would easily end it a second early).
     static func json(_ s: StoredSession, now: UInt64) -> JSONValue {
         var o = JSONObject()
         o["sessionId"] = .string(s.id)

@@ -105,7 +105,7 @@ struct Sessions: ParsableCommand {
 }
 
 struct SessionsList: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "list", abstract: "List this client's sessions, oldest first.")
+    static let configuration = CommandConfiguration(commandName: "list", abstract: "List this client's sessions (every client's with --control), oldest first.")
     @Flag(help: "Only the sessions still usable: neither revoked nor expired.") var live = false
     @OptionGroup var socket: SessionsSocketOptions
     @OptionGroup var output: OutputOptions
@@ -172,7 +172,7 @@ struct SessionsShow: ParsableCommand {
             for chain in (s["chains"]?.arrayValue ?? []).compactMap(\.stringValue) {
                 let texts = limits.filter { $0["chainId"]?.stringValue == chain }.compactMap { $0["text"]?.stringValue }
                 let name = UInt64(chain).map(Chains.label) ?? "chain \(chain)"
-                lines.append("  on \(name): " + (texts.isEmpty ? "no limit that counts" : "used and left"))
+                lines.append("  on \(name): " + (texts.isEmpty ? "no limit that runs out" : "used and left"))
                 lines += texts.map { "    " + $0 }
             }
             return CommandOutput(text: lines.joined(separator: "\n"), json: s)
