@@ -89,6 +89,7 @@ enum Harnesses {
         for enabling in [true, false] {
             if case .success(let allowance) = checker.check(op, ledger: ledger, enabling: enabling, now: now) { ledger.apply(allowance.delta) }
         }
+        limitsLeft(checker, ledger)
         if let enable = try? compiled.enableSession(for: chainId, permissionEnableSig: [UInt8](repeating: 1, count: 86)) {
             _ = SessionSignature.enable(mode: compiled.mode, enableSession: enable, signature: [UInt8](repeating: 2, count: 65)).encoded
         }
@@ -106,6 +107,18 @@ enum Harnesses {
         var ledger = PolicyLedger()
         for _ in 0..<2 {
             if case .success(let allowance) = checker.check(op, ledger: ledger, now: now) { ledger.apply(allowance.delta) }
+        }
+        limitsLeft(checker, ledger)
+    }
+
+    /// What is left of each limit after the operations the check let through, as `sessions
+    /// show` tells it: none of them spent past its limit. (An argument rule's init data may
+    /// start it past its limit; the rule then refuses every call.)
+    static func limitsLeft(_ checker: PolicyChecker, _ ledger: PolicyLedger) {
+        for limit in checker.limits(ledger: ledger) {
+            _ = checker.describe(limit)
+            if case .argument = limit.measure { continue }
+            precondition(limit.used <= limit.limit, "\(limit) spent past its limit")
         }
     }
 
