@@ -127,6 +127,9 @@ run "$sa" sign-userop --session "$session" --chain-id 11155111 op3.json || echo 
 say "What is used and left of the session's limits: what the client may still ask for"
 run "$sa" sessions show "$session"
 
+say "Done with it: revoke the session (its key is erased now; on chain it ends when the account sends what this prints)"
+run "$sa" revoke "$session"
+
 say "The audit log (hash-chained; no secrets): what happened, and that nobody changed it since"
 run "$sa" audit show
 run "$sa" audit verify

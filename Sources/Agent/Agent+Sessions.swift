@@ -157,11 +157,12 @@ extension Agent {
         } catch { throw AgentError(error) }
     }
 
-    /// Revokes the session; returns when it was revoked. A session revoked already stays as it
-    /// is (a script making sure of a revocation is not an error).
+    /// Revokes the session; returns it and when it was revoked. A session revoked already stays
+    /// as it is (a script making sure of a revocation is not an error).
     @discardableResult
-    public func revoke(sessionId: String, client: ClientIdentity?) throws(AgentError) -> (at: UInt64, already: Bool) {
-        if let at = try session(sessionId, client: client).revokedAt { return (at, true) }
+    public func revoke(sessionId: String, client: ClientIdentity?) throws(AgentError) -> (session: StoredSession, at: UInt64, already: Bool) {
+        let s = try session(sessionId, client: client)
+        if let at = s.revokedAt { return (s, at, true) }
         // On disk first: the signer, reading the session again, then finds it revoked.
         defer { signer.forget { id, _ in id == sessionId } }
         let now = clock()
@@ -169,7 +170,7 @@ extension Agent {
             try store.revoke(id: sessionId, at: now)
             try store.audit("revoke", .object(JSONObject(["session": .string(sessionId)])), at: now)
             logger.info("session \(sessionId) revoked \(client.map { "by \($0)" } ?? "on the control socket")")
-            return (now, false)
+            return (s, now, false)
         } catch { throw AgentError(error) }
     }
 }

@@ -226,7 +226,14 @@ public struct AgentRPC: Sendable {
             return .object(JSONObject(["privateKey": .string(key.withUnsafeBytes { Hex.encode($0) }), "address": .string(key.address.checksummed)]))
         case "session_revoke":
             let revoked = try await agent.revoke(sessionId: try string(p, "sessionId"), client: scope)
-            return .object(JSONObject(["revoked": true, "revokedAt": JSONValue(Int(revoked.at)), "already": .bool(revoked.already)]))
+            // The key is gone from here, not from the chain: what the account sends to end it there.
+            let end = ModuleCalls.endSession(revoked.session.session.permissionId)
+            let onChain = JSONObject(["account": .string(revoked.session.account.checksummed),
+                                      "chains": .array(revoked.session.chains.map { .string(String($0.chainId)) }),
+                                      "callData": .string(end.calldata.hex),
+                                      "calls": .array(end.executions.map { .object(JSONObject(["target": .string($0.target.checksummed), "data": .string($0.callData.hex)])) })])
+            return .object(JSONObject(["revoked": true, "revokedAt": JSONValue(Int(revoked.at)), "already": .bool(revoked.already),
+                                       "exportAllowed": .bool(revoked.session.exportAllowed), "onChain": .object(onChain)]))
         case "pending_secret":
             let asks = try await agent.secretsToApprove(try string(p, "id"))
             func list(_ asks: [(owner: Address, prompt: String, onDevice: Bool)]) -> JSONValue {

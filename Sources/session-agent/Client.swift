@@ -202,7 +202,8 @@ struct SessionsPrune: ParsableCommand {
 }
 
 struct Revoke: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Revoke a session: its key is erased at once (the on-chain session stays until removed).")
+    static let configuration = CommandConfiguration(
+        abstract: "Revoke a session: its key is erased at once; prints what the account sends to remove it on chain.")
     @Argument(help: "The session id.") var session: String
     @OptionGroup var socket: SocketOptions
     @OptionGroup var output: OutputOptions
@@ -210,9 +211,19 @@ struct Revoke: ParsableCommand {
     func run() throws {
         try report(output) {
             let result = try remote { try socket.connect().call("session_revoke", JSONObject(["sessionId": .string(session)])) }
-            guard result["already"] == .bool(true) else { return CommandOutput(text: "revoked \(session)", json: result) }
-            let at = utcTime(result["revokedAt"]).map { " at " + $0 } ?? ""
-            return CommandOutput(text: "\(session) was revoked already\(at)", json: result)
+            var lines = [result["already"] == .bool(true) ? "\(session) was revoked already" + (utcTime(result["revokedAt"]).map { " at " + $0 } ?? "")
+                                                          : "revoked \(session)"]
+            if result["exportAllowed"] == .bool(true) {
+                lines.append("Its key may have been handed to the client (the session allows export): a copy there can still sign.")
+            }
+            if let end = result["onChain"], let callData = end["callData"]?.stringValue {
+                let chains = (end["chains"]?.arrayValue ?? []).compactMap { $0.stringValue.flatMap(UInt64.init) }.map(Chains.label)
+                lines.append("On chain the session stays enabled until the account \(end["account"]?.stringValue ?? "?") removes it. Sent as the callData "
+                             + "of a user operation its owners sign, on \(chains.joined(separator: ", ")), this removes it (removeSession) and voids the "
+                             + "ENABLE signatures they gave for it (revokeEnableSignature):")
+                lines.append(callData)
+            }
+            return CommandOutput(text: lines.joined(separator: "\n"), json: result)
         }
     }
 }

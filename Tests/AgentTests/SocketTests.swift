@@ -74,10 +74,19 @@ struct SocketTests {
         let unknown = try Command.run(Command.sessionAgent, ["revoke", "sess-nope", "--socket", agent.clientSocket])
         #expect(unknown.status == 1 && unknown.stderr.contains("session sess-nope not found"), "\(unknown.stderr)")
         // Revoking twice is not an error: the second says since when.
+        let permissionId = try Bytes32(hex: try #require(try client.call("session_get", JSONObject(["sessionId": .string(session)]))["permissionId"]?.stringValue))
         let revoked = try Command.run(Command.sessionAgent, ["revoke", session, "--socket", agent.clientSocket])
         let again = try Command.run(Command.sessionAgent, ["revoke", session, "--socket", agent.clientSocket])
-        #expect(revoked.status == 0 && revoked.stdout == "revoked \(session)\n", "\(revoked)")
+        #expect(revoked.status == 0 && revoked.stdout.hasPrefix("revoked \(session)\nOn chain the session stays enabled until the account "), "\(revoked)")
         #expect(again.status == 0 && again.stdout.hasPrefix("\(session) was revoked already at 20"), "\(again)")
+        // What it prints for the account to send removes the session on chain and voids its
+        // enable signatures: SmartSession's removeSession and revokeEnableSignature (spec §5.4).
+        let callData = try #require(revoked.stdout.split(separator: "\n").last.map(String.init))
+        let end = try ExecuteCall(calldata: try Hex.decode(callData))
+        let selectors = end.executions.map { Array($0.callData.prefix(4)) }, arguments = end.executions.map { Array($0.callData.dropFirst(4)) }
+        #expect(end.mode.callType == .batch && end.executions.allSatisfy { $0.target == SmartSessionAddresses.smartSession && $0.value == 0 })
+        #expect(selectors == [[0xf8, 0x67, 0xb0, 0x8e], [0xf9, 0xb8, 0x03, 0x69]] && arguments == [permissionId.bytes, permissionId.bytes], "\(callData)")
+        #expect(again.stdout.hasSuffix(callData + "\n"), "the same when it was revoked already")
         #expect(try control.call("audit_verify")["intact"] == .bool(true))
         let verified = try Command.run(Command.sessionAgent, ["audit", "verify", "--socket", agent.controlSocket])
         #expect(verified.status == 0 && verified.stdout.contains("audit log intact"), "\(verified.stderr)")
@@ -1641,6 +1650,19 @@ struct SocketTests {
         let asks = try control.call("agent_unlock_asks")
         #expect(asks["locked"] == true && asks["new"] == nil, "\(asks.serialized)")
         #expect(try unlock(typing: "a new passphrase\n").status == 0)
+    }
+
+    /// Revoking erases the agent's copy of a key; one the session let the client have signs on,
+    /// and the operator is told so beside what ends the session on chain.
+    @Test func revokingASessionWhoseKeyMayHaveLeftSaysSo() throws {
+        var exportable = Self.example.objectValue!
+        exportable["export"] = true
+        let (agent, client, session) = try Self.agentWithSession(rules: "default = \"approve\"", request: .object(exportable))
+        let kept = try Self.requestSession(client)
+        for (id, mayHaveLeft) in [(session, true), (kept, false)] {
+            let revoked = try Command.run(Command.sessionAgent, ["revoke", id, "--socket", agent.clientSocket])
+            #expect(revoked.status == 0 && revoked.stdout.contains("(the session allows export): a copy there can still sign") == mayHaveLeft, "\(revoked)")
+        }
     }
 
     /// Not even the key the agent exports to its client.

@@ -47,6 +47,15 @@ public enum ModuleCalls {
         try! revokeFunction.encodeCall([.bytes32(permissionId)])
     }
 
+    /// What the account executes to end a session on chain: `removeSession` drops its policies,
+    /// and `revokeEnableSignature` moves its enable nonce on, so that no ENABLE signature its
+    /// owners gave enables it again. Each acts on the calling account's state only, and neither
+    /// reverts for a session that was never enabled.
+    public static func endSession(_ permissionId: Bytes32, smartSession: Address = SmartSessionAddresses.smartSession) -> ExecuteCall {
+        .batch([Execution(target: smartSession, callData: removeSession(permissionId)),
+                Execution(target: smartSession, callData: revokeEnableSignature(permissionId))])
+    }
+
     /// The account's `installModule(1, SmartSession, onInstallData)`.
     public static func installSmartSession(sessions: [Session] = [], mode: SmartSessionMode = .enable,
                                            module: Address = SmartSessionAddresses.smartSession) throws(SmartSessionError) -> [UInt8] {
