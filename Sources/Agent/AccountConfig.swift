@@ -38,8 +38,9 @@ extension AccountConfig {
     /// `path` names the value in errors (`account.kind: …`, `accounts[2].owners[0]: …`).
     public init(json: JSONValue, path: String = "account") throws(AgentError) {
         guard let o = json.objectValue else { throw .badRequest("\(path): an object") }
-        if let extra = o.keys.first(where: { !["address", "kind", "ownerValidator", "threshold", "owners", "chains"].contains($0) }) {
-            throw .badRequest("\(path).\(extra): unknown field")
+        let known = ["address", "kind", "ownerValidator", "threshold", "owners", "chains"]
+        if let extra = o.keys.first(where: { !known.contains($0) }) {
+            throw .badRequest("\(path).\(extra): unknown field" + Spelling.suggestion(for: extra, among: known))
         }
         func address(_ v: JSONValue?, _ field: String) throws(AgentError) -> Address {
             guard let s = v?.stringValue, let a = try? Address(s) else { throw .badRequest("\(path).\(field): an address") }

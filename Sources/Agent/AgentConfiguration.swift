@@ -70,7 +70,7 @@ public struct AgentConfiguration: Sendable {
             guard seconds <= 366 * 86400 else { throw AgentError("bad_config", "\(key): at most \"366d\"") }
             return seconds
         }
-        if let extra = table.keys.first(where: { !known.contains($0) }) { throw AgentError("bad_config", "\(extra): unknown key") }
+        if let extra = table.keys.first(where: { !known.contains($0) }) { throw AgentError("bad_config", "\(extra): unknown key" + Spelling.suggestion(for: extra, among: known)) }
         dataDirectory = try path("data_dir") ?? AgentPaths.dataDirectory(env)
         socketDirectory = try path("socket_dir") ?? AgentPaths.socketDirectory(env)
         rulesFile = try path("rules")
@@ -169,12 +169,18 @@ public enum OwnerConfig: Sendable, Equatable {
     init(_ t: JSONObject, at prefix: String, relativeTo base: String, path: (String) throws(AgentError) -> String?) throws(AgentError) {
         let keys = Set(t.keys)
         if let keystore = try path("keystore") {
-            if let extra = keys.subtracting(["keystore", "passphrase_file"]).first { throw AgentError("bad_config", "\(prefix)\(extra): unknown key for a keystore owner") }
+            let known = ["keystore", "passphrase_file"]
+            if let extra = keys.subtracting(known).first {
+                throw AgentError("bad_config", "\(prefix)\(extra): unknown key for a keystore owner" + Spelling.suggestion(for: extra, among: known))
+            }
             self = .keystore(path: keystore, passphraseFile: try path("passphrase_file"))
             return
         }
         guard let text = t["pkcs11"]?.stringValue else { throw AgentError("bad_config", "\(prefix)keystore or \(prefix)pkcs11: an owner is a keystore file or a PKCS#11 URI") }
-        if let extra = keys.subtracting(["pkcs11", "pin_file", "pin_env", "address"]).first { throw AgentError("bad_config", "\(prefix)\(extra): unknown key for a PKCS#11 owner") }
+        let known = ["pkcs11", "pin_file", "pin_env", "address"]
+        if let extra = keys.subtracting(known).first {
+            throw AgentError("bad_config", "\(prefix)\(extra): unknown key for a PKCS#11 owner" + Spelling.suggestion(for: extra, among: known))
+        }
         let uri: PKCS11URI
         do { uri = try PKCS11URI(text).resolvingPaths(against: base) } catch { throw AgentError("bad_config", "\(prefix)pkcs11: \(error)") }
         var address: Address?

@@ -62,7 +62,7 @@ public struct AgentRPC: Sendable {
         let taken = Self.parameters[request.method] ?? []
         if let unknown = request.params.keys.first(where: { !taken.contains($0) }) {
             let takes = taken.isEmpty ? "takes none" : "takes " + taken.sorted().joined(separator: ", ")
-            return JSONRPC.error(request.id, .badRequest("params.\(unknown): not a parameter of \(request.method), which \(takes)"))
+            return JSONRPC.error(request.id, .badRequest("params.\(unknown): not a parameter of \(request.method), which \(takes)" + Spelling.suggestion(for: unknown, among: taken)))
         }
         do throws(AgentError) {
             return JSONRPC.result(request.id, try await call(request.method, request.params, client: client, control: control))

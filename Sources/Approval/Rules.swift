@@ -67,7 +67,8 @@ public struct RulesFile: Sendable {
 
     public init(json: JSONValue) throws(RulesError) {
         guard let root = json.objectValue else { throw RulesError("a rules file is a table") }
-        if let extra = root.keys.first(where: { !["default", "rules"].contains($0) }) { throw RulesError("\(extra): unknown key") }
+        let known = ["default", "rules"]
+        if let extra = root.keys.first(where: { !known.contains($0) }) { throw RulesError("\(extra): unknown key" + Spelling.suggestion(for: extra, among: known)) }
         defaultDecision = try Self.decision(root["default"] ?? "ask", at: "default")
         var rules: [Rule] = []
         // `[rules]` (one table) for `[[rules]]` (a list of them) is the usual slip: read as no
@@ -77,7 +78,8 @@ public struct RulesFile: Sendable {
             guard let r = item.objectValue else { throw RulesError("rules[\(i)]: expected a table") }
             let name = r["name"]?.stringValue ?? "rule \(i + 1)"
             let at = "rules[\(i)] (\(name))"
-            if let extra = r.keys.first(where: { !["name", "decision", "reason", "match"].contains($0) }) { throw RulesError("\(at).\(extra): unknown key") }
+            let known = ["name", "decision", "reason", "match"]
+            if let extra = r.keys.first(where: { !known.contains($0) }) { throw RulesError("\(at).\(extra): unknown key" + Spelling.suggestion(for: extra, among: known)) }
             guard let decisionValue = r["decision"] else { throw RulesError("\(at).decision: missing") }
             let conditions = try Condition.parse(r["match"] ?? .object(JSONObject()), at: "\(at).match")
             rules.append(Rule(name: name, decision: try Self.decision(decisionValue, at: "\(at).decision"),

@@ -242,7 +242,8 @@ struct SocketTests {
             ("data_dir = \"/proc/no-such\"", "cannot make data_dir /proc/no-such: No such file or directory"),
             ("socket_dir = \"\(long)\"", "\(long)/client.sock is \(long.utf8.count + 12) bytes, longer than a Unix socket's path may be (107)"),
             ("tokens = \"tokens.json\"", "the token list \(directory.path)/tokens.json: invalid JSON"),
-            ("rules = \"rules.toml\"", "\(directory.path)/rules.toml: rule: unknown key"),
+            ("rules = \"rules.toml\"", "\(directory.path)/rules.toml: rule: unknown key (did you mean `rules`?)"),
+            ("pinetnry = \"/usr/bin/pinentry\"", "pinetnry: unknown key (did you mean `pinentry`?)"),
             ("pinentry = \"/no-such/pinentry\"", "pinentry: /no-such/pinentry is not an executable file"),
         ]
         func start(_ lines: [String]) throws -> CommandResult {
@@ -307,7 +308,7 @@ struct SocketTests {
         // session bound more loosely than asked. Nothing is requested.
         let control = try AgentClient(path: agent.controlSocket)
         let audited = try control.call("audit_verify")["entries"]
-        for (key, value, expected) in [("bindExecutible", JSONValue.bool(true), "params.bindExecutible: not a parameter of session_request"),
+        for (key, value, expected) in [("bindExecutible", JSONValue.bool(true), "params.bindExecutible: not a parameter of session_request, which takes bindExecutable, bindUnit, request (did you mean `bindExecutable`?)"),
                                        ("bindExecutable", .string("yes"), "params.bindExecutable: true or false")] {
             do {
                 _ = try malformed.call("session_request", JSONObject(["request": Self.example, key: value]))

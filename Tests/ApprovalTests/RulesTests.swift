@@ -165,6 +165,8 @@ struct RulesTests {
             ("[[rules]]\ndecision = \"approve\"\n[rules.match]\nmax_duration = \"0s\"", "max_duration: expected a duration"),
             ("this is = not toml", "invalid TOML"),
             ("extra = 1", "extra: unknown key"),
+            ("defualt = \"approve\"", "defualt: unknown key (did you mean `default`?)"),
+            ("[[rules]]\ndecison = \"approve\"", "decison: unknown key (did you mean `decision`?)"),
             // Slips that would have let through what a rule was written to stop.
             ("default = \"approve\"\n[rules]\nname = \"no sudo\"\ndecision = \"deny\"\n[rules.match]\nany_flag = [\"sudo\"]", "rules: a list of tables, written [[rules]], not [rules]"),
             ("[[rules]]\ndecision = \"approve\"\n[rules.match]\nforbid = [\"sudoo\"]", "sudoo is no flag a review raises; they are account_administration, admin_access"),

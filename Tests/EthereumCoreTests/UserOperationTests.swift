@@ -38,6 +38,9 @@ struct UserOperationTests {
         mixed["callGasLimit"] = nil
         mixed["bogus"] = "1"
         #expect(throws: UserOperationError("unknown field", field: "bogus")) { try PackedUserOperation.parse(json: .object(mixed)) }
+        mixed["bogus"] = nil
+        mixed["paymasterAndDta"] = "0x"
+        #expect(throws: UserOperationError("unknown field (did you mean `paymasterAndData`?)", field: "paymasterAndDta")) { try PackedUserOperation.parse(json: .object(mixed)) }
     }
 
     /// userOpHashes that the deployed EntryPoint v0.7 computed for the vector records.

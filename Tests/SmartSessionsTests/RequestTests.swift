@@ -118,6 +118,9 @@ struct RequestTests {
         #expect(try compile("{\(head), \"sudo\": true, \"permissions\": [\(send)]}").session.userOpPolicies == [PolicyConfig.sudo.policyData], "a session-wide SudoPolicy")
         // A top-level field is named as it is, with no path before it.
         #expect(throws: SmartSessionError("bogus: unknown field")) { try compile("{\(head), \"bogus\": 1, \"permissions\": [{\(beef), \"nativeTransfer\": true, \"sudo\": true}]}") }
+        #expect(throws: SmartSessionError("permissions[0].nativeTransfr: unknown field (did you mean `nativeTransfer`?)")) {
+            try compile("{\(head), \"permissions\": [{\(beef), \"nativeTransfr\": true, \"sudo\": true}]}")
+        }
         rejects("{\(head), \"permissions\": [{\(beef), \"nativeTransfer\": true, \"sudo\": true}, {\(beef), \"nativeTransfer\": true, \"sudo\": true}]}",
                 "permissions[1]: 0x000000000000000000000000000000000000bEEF 0xffffffff is allowed already by permissions[0]; SmartSession would merge their policies")
         rejects(#"{"account": "0x7227dcfb0c5ec7a5f539f97b18be261c49687ed6", "chains": [1, 1], "permissions": [{\#(beef), "nativeTransfer": true, "sudo": true}]}"#, "listed twice")

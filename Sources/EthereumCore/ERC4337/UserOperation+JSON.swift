@@ -10,7 +10,7 @@ extension UserOperation {
     public init(json: JSONValue) throws(UserOperationError) {
         guard let object = json.objectValue else { throw UserOperationError("a user operation is a JSON object") }
         if let unknown = object.keys.first(where: { !Self.unpackedFields.contains($0) }) {
-            throw UserOperationError("unknown field", field: unknown)
+            throw UserOperationError("unknown field" + Spelling.suggestion(for: unknown, among: Self.unpackedFields), field: unknown)
         }
         let reader = FieldReader(object: object)
         self.init(sender: try reader.address("sender"), nonce: try reader.quantity("nonce"))
@@ -68,7 +68,7 @@ extension PackedUserOperation {
             let packed = object.keys.filter { ["accountGasLimits", "initCode", "gasFees"].contains($0) }.sorted()
             throw UserOperationError(UserOperation.unpackedFields.contains(unknown)
                                      ? "a field of the unpacked form, beside \(packed.joined(separator: " and ")) of the packed one: give either form, not both"
-                                     : "unknown field", field: unknown)
+                                     : "unknown field" + Spelling.suggestion(for: unknown, among: Self.fields), field: unknown)
         }
         let reader = FieldReader(object: object)
         self.init(

@@ -14,7 +14,7 @@ struct JSONFields {
 
     func only(_ allowed: Set<String>) throws(SmartSessionError) {
         if let extra = object.keys.first(where: { !allowed.contains($0) }) {
-            throw SmartSessionError("\(field(extra)): unknown field")
+            throw SmartSessionError("\(field(extra)): unknown field" + Spelling.suggestion(for: extra, among: allowed))
         }
     }
 
