@@ -39,7 +39,7 @@ struct SpellingTests {
         #expect(Spelling.suggestion(for: "rule", among: config) == " (did you mean `rules`?)")
         #expect(Spelling.suggestion(for: "pinetnry", among: config) == " (did you mean `pinentry`?)", "a swap")
         #expect(Spelling.suggestion(for: "datadir", among: config) == " (did you mean `data_dir`?)")
-        #expect(Spelling.suggestion(for: "sessionID", among: ["sessionId"]) == " (did you mean `sessionId`?)", "letter case aside")
+        #expect(Spelling.suggestion(for: "maxpriorityfeepergas", among: ["maxPriorityFeePerGas"]) == " (did you mean `maxPriorityFeePerGas`?)", "letter case aside")
         #expect(Spelling.suggestion(for: "rul", among: config) == "", "two edits from a short name is a guess")
         #expect(Spelling.suggestion(for: "passphrase", among: config) == "")
         #expect(Spelling.suggestion(for: "zzz", among: [String]()) == "")
