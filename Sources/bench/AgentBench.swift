@@ -122,8 +122,10 @@ enum AgentBench {
                 let checker = PolicyChecker(session: s.session, account: s.account, chains: s.chains.map(\.chainId))
                 withExtendedLifetime(key) { kept &+= read.ledgers.count + read.enabledChains.count + checker.session.actions.count }
             }
+            let limits = measure(batch: 100) { kept &+= try! agent.sessionWithLimits(sessionId, client: me).limits.count }
             if kept == 0 { print("(nothing was read)") }
             row("  \(label): a session read again from the store", 1e6 / reads, "µs")
+            row("  \(label): session_get, limits used and left", 1e6 / limits, "µs")
         }
         try await refusals(served)
     }
