@@ -143,11 +143,11 @@ struct SessionsList: ParsableCommand {
     }
 }
 
-/// The client socket, where a client sees its own sessions; or the control socket, where the
-/// operator sees everyone's.
+/// The client socket, where a client reaches its own sessions; or the control socket, where the
+/// operator reaches everyone's.
 struct SessionsSocketOptions: ParsableArguments {
     @Option(help: "The agent's socket (default: $SESSION_AGENT_SOCK, or with --control $SESSION_AGENT_CONTROL_SOCK).") var socket: String?
-    @Flag(help: "Every client's sessions, on the control socket (the operator's).") var control = false
+    @Flag(help: "On the control socket, where the operator reaches every client's sessions.") var control = false
 
     func connect() throws -> AgentClient { try control ? connectControl(socket) : connectAgent(socket ?? AgentClient.defaultClientSocket) }
 }
@@ -205,7 +205,7 @@ struct Revoke: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Revoke a session: its key is erased at once; prints what the account sends to remove it on chain.")
     @Argument(help: "The session id.") var session: String
-    @OptionGroup var socket: SocketOptions
+    @OptionGroup var socket: SessionsSocketOptions
     @OptionGroup var output: OutputOptions
 
     func run() throws {

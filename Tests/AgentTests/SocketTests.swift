@@ -1022,6 +1022,8 @@ struct SocketTests {
         #expect(asOperator.status == 0 && asOperator.stdout == shown.stdout, "\(asOperator)")
         let all = try Command.run(Command.sessionAgent, ["sessions", "--control", "--socket", agent.controlSocket])
         #expect(all.status == 0 && all.stdout == listed.stdout, "\(all)")
+        let revoked = try Command.run(Command.sessionAgent, ["revoke", session, "--control", "--socket", agent.controlSocket])
+        #expect(revoked.status == 0 && revoked.stdout.hasPrefix("revoked \(session)\n"), "\(revoked)")
     }
 
     /// A store that cannot grow (a full disk; here a file-size limit) fails each write that needs
