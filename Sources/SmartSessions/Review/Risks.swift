@@ -87,7 +87,7 @@ extension Reviewer {
             out.append(RiskFlag(.high, "unknown_session_validator", "session signatures are checked by \(r.validator.name) \(r.validator.address.checksummed)"))
         }
         if r.exportKey {
-            out.append(RiskFlag(.warning, "key_export", "the client will receive the session key itself; the agent can no longer check what it signs"))
+            out.append(RiskFlag(.warning, "key_export", "the client will receive the session key itself; the agent can no longer check what it signs, and revoking the session in the agent does not stop that key: only removing the session on chain does"))
         }
         if r.chains.count > 1 {
             out.append(RiskFlag(.info, "multichain", "one signature enables the session on \(r.chains.count) chains, and its limits hold on each chain apart"))
