@@ -211,14 +211,14 @@ public struct AgentRPC: Sendable {
             return Self.json(try await agent.requestStatus(try string(p, "id"), client: nil), withReview: true)
         case "session_get":
             let (session, limits) = try agent.sessionWithLimits(try string(p, "sessionId"), client: scope)
-            guard case .object(var o) = Self.json(session, now: agent.clock()) else { preconditionFailure("a session is a JSON object") }
+            var o = Self.json(session, now: agent.clock())
             o["limits"] = .array(limits.map(Self.json))
             return .object(o)
         case "session_list", "sessions_list":
             let page = try agent.sessions(client: scope, live: try optionalBool(p, "live") ?? false, after: try optionalString(p, "after"),
                                           limit: Int(try optionalCount(p, "limit", 1...10_000) ?? 1_000))
             let now = agent.clock()
-            return .array(page.map { Self.json($0, now: now) })
+            return .array(page.map { .object(Self.json($0, now: now)) })
         case "session_signUserOperation":
             return Self.json(try await agent.signUserOperation(try signRequest(p, client: client)))
         case "session_export":
@@ -226,14 +226,8 @@ public struct AgentRPC: Sendable {
             return .object(JSONObject(["privateKey": .string(key.withUnsafeBytes { Hex.encode($0) }), "address": .string(key.address.checksummed)]))
         case "session_revoke":
             let revoked = try await agent.revoke(sessionId: try string(p, "sessionId"), client: scope)
-            // The key is gone from here, not from the chain: what the account sends to end it there.
-            let end = ModuleCalls.endSession(revoked.session.session.permissionId)
-            let onChain = JSONObject(["account": .string(revoked.session.account.checksummed),
-                                      "chains": .array(revoked.session.chains.map { .string(String($0.chainId)) }),
-                                      "callData": .string(end.calldata.hex),
-                                      "calls": .array(end.executions.map { .object(JSONObject(["target": .string($0.target.checksummed), "data": .string($0.callData.hex)])) })])
             return .object(JSONObject(["revoked": true, "revokedAt": JSONValue(Int(revoked.at)), "already": .bool(revoked.already),
-                                       "exportAllowed": .bool(revoked.session.exportAllowed), "onChain": .object(onChain)]))
+                                       "exportAllowed": .bool(revoked.session.exportAllowed), "onChain": .object(Self.onChainEnd(of: revoked.session))]))
         case "pending_secret":
             let asks = try await agent.secretsToApprove(try string(p, "id"))
             func list(_ asks: [(owner: Address, prompt: String, onDevice: Bool)]) -> JSONValue {
@@ -434,12 +428,12 @@ public struct AgentRPC: Sendable {
 
     /// `expired` by the agent's clock, as it signs: a session's last second, `expiresAt`, is in
     /// its lifetime (a client working it out for itself would easily end it a second early).
-    static func json(_ s: StoredSession, now: UInt64) -> JSONValue {
+    static func json(_ s: StoredSession, now: UInt64) -> JSONObject {
         var o = JSONObject()
         o["sessionId"] = .string(s.id)
         o["label"] = s.label.map { .string($0) } ?? .null
         o["account"] = .string(s.account.checksummed)
-        o["chains"] = .array(s.chains.map { .string(String($0.chainId)) })
+        o["chains"] = chains(of: s)
         o["permissionId"] = .string(s.session.permissionId.hex)
         o["sessionKey"] = .string(s.sessionKey.checksummed)
         o["createdAt"] = JSONValue(Int(s.createdAt))
@@ -448,7 +442,17 @@ public struct AgentRPC: Sendable {
         o["expired"] = .bool(s.expiresAt.map { now > $0 } ?? false)
         o["exportAllowed"] = .bool(s.exportAllowed)
         o["session"] = s.session.json
-        return .object(o)
+        return o
+    }
+
+    static func chains(of s: StoredSession) -> JSONValue { .array(s.chains.map { .string(String($0.chainId)) }) }
+
+    /// A revoked session's key is gone from the agent, not from the chain: what the account
+    /// sends to end the session there (docs/protocol.md, `session_revoke`).
+    static func onChainEnd(of s: StoredSession) -> JSONObject {
+        let end = ModuleCalls.endSession(s.session.permissionId)
+        return JSONObject(["account": .string(s.account.checksummed), "chains": chains(of: s), "callData": .string(end.calldata.hex),
+                           "calls": .array(end.executions.map { .object(JSONObject(["target": .string($0.target.checksummed), "data": .string($0.callData.hex)])) })])
     }
 }
 

@@ -107,7 +107,7 @@ struct Sessions: ParsableCommand {
 struct SessionsList: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "list", abstract: "List this client's sessions (every client's with --control), oldest first.")
     @Flag(help: "Only the sessions still usable: neither revoked nor expired.") var live = false
-    @OptionGroup var socket: SessionsSocketOptions
+    @OptionGroup var socket: ClientOrControlSocket
     @OptionGroup var output: OutputOptions
 
     /// The agent answers a page at a time.
@@ -144,10 +144,10 @@ struct SessionsList: ParsableCommand {
 }
 
 /// The client socket, where a client reaches its own sessions; or the control socket, where the
-/// operator reaches everyone's.
-struct SessionsSocketOptions: ParsableArguments {
+/// operator reaches everyone's, and the control methods.
+struct ClientOrControlSocket: ParsableArguments {
     @Option(help: "The agent's socket (default: $SESSION_AGENT_SOCK, or with --control $SESSION_AGENT_CONTROL_SOCK).") var socket: String?
-    @Flag(help: "On the control socket, where the operator reaches every client's sessions.") var control = false
+    @Flag(help: "Use the control socket: the operator's, where every client's sessions are reached.") var control = false
 
     func connect() throws -> AgentClient { try control ? connectControl(socket) : connectAgent(socket ?? AgentClient.defaultClientSocket) }
 }
@@ -159,7 +159,7 @@ struct SessionsShow: ParsableCommand {
         discussion: "By the agent's ledger, which counts every signature it handed out; operations signed elsewhere, or never sent, are not known to it.")
 
     @Argument(help: "The session id.") var session: String
-    @OptionGroup var socket: SessionsSocketOptions
+    @OptionGroup var socket: ClientOrControlSocket
     @OptionGroup var output: OutputOptions
 
     func run() throws {
@@ -205,7 +205,7 @@ struct Revoke: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Revoke a session: its key is erased at once; prints what the account sends to remove it on chain.")
     @Argument(help: "The session id.") var session: String
-    @OptionGroup var socket: SessionsSocketOptions
+    @OptionGroup var socket: ClientOrControlSocket
     @OptionGroup var output: OutputOptions
 
     func run() throws {
@@ -232,15 +232,13 @@ struct RPC: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Call an agent method directly (for scripts and debugging).")
     @Argument(help: "The method, e.g. agent_info.") var method: String
     @Argument(help: "The params as a JSON object.") var params: String = "{}"
-    @Flag(help: "Use the control socket ($SESSION_AGENT_CONTROL_SOCK).") var control = false
-    @OptionGroup var socket: SocketOptions
+    @OptionGroup var socket: ClientOrControlSocket
     @OptionGroup var output: OutputOptions
 
     func run() throws {
         try report(output) {
             guard let object = try parseJSON(Array(params.utf8), what: "params").objectValue else { throw CommandFailure(message: "params must be a JSON object") }
-            let client = try control ? connectControl(socket.socket) : socket.connect()
-            let result = try remote { try client.call(method, object) }
+            let result = try remote { try socket.connect().call(method, object) }
             return CommandOutput(text: result.prettyPrinted, json: result)
         }
     }
