@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what session-agent needs on a Debian 12 machine that already has Swift:
-# the Debian packages of the hardware test rig (even the ones later features use), and the
-# Python venv that holds the independent test oracles. Idempotent: a second run only checks.
+# the Debian packages of the hardware test rig (even the ones later features use), the
+# Python venv that holds the independent test oracles, and the one that runs the OpenPGP card
+# emulator. Idempotent: a second run only checks.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 
@@ -25,12 +26,16 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# Test oracles: independent implementations the differential tests compare against.
-venv="$root/.venv-oracle"
-stamp="$venv/.installed-$(sha256sum "$root/scripts/oracle-requirements.txt" | cut -c1-16)"
-if [ ! -f "$stamp" ]; then
-  echo "install-deps: python oracle venv in $venv"
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install -q --disable-pip-version-check -r "$root/scripts/oracle-requirements.txt"
-  touch "$stamp"
-fi
+# A venv per requirements file: oracle (independent implementations the differential tests
+# compare against) and card (the OpenPGP card emulator behind vpcd, Tests/rig/openpgp-card.py;
+# apart, because its `smartcard` package and pyscard's would overwrite each other).
+for name in oracle card; do
+  venv="$root/.venv-$name"
+  stamp="$venv/.installed-$(sha256sum "$root/scripts/$name-requirements.txt" | cut -c1-16)"
+  if [ ! -f "$stamp" ]; then
+    echo "install-deps: python $name venv in $venv"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install -q --disable-pip-version-check -r "$root/scripts/$name-requirements.txt"
+    touch "$stamp"
+  fi
+done

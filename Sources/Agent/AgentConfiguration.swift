@@ -159,12 +159,15 @@ public struct RunTimeModules: Sendable {
     }
 }
 
-/// One `[[owners]]` table: a keystore file, or a key on a PKCS#11 token.
+/// One `[[owners]]` table: a keystore file, a key on a PKCS#11 token, or an OpenPGP card's
+/// signature key.
 public enum OwnerConfig: Sendable, Equatable {
     case keystore(path: String, passphraseFile: String?)
     /// `address`, when given, lets the agent start while the token is absent (and is checked
     /// against the key once it is there).
     case pkcs11(uri: PKCS11URI, pin: PKCS11PINSource, address: Address?)
+    /// The card by its serial number; `address` as for a token.
+    case openPGPCard(serial: String, pin: PKCS11PINSource, address: Address?)
 
     init(_ t: JSONObject, at prefix: String, relativeTo base: String, path: (String) throws(AgentError) -> String?) throws(AgentError) {
         let keys = Set(t.keys)
@@ -176,13 +179,15 @@ public enum OwnerConfig: Sendable, Equatable {
             self = .keystore(path: keystore, passphraseFile: try path("passphrase_file"))
             return
         }
-        guard let text = t["pkcs11"]?.stringValue else { throw AgentError("bad_config", "\(prefix)keystore or \(prefix)pkcs11: an owner is a keystore file or a PKCS#11 URI") }
-        let known = ["pkcs11", "pin_file", "pin_env", "address"]
-        if let extra = keys.subtracting(known).first {
-            throw AgentError("bad_config", "\(prefix)\(extra): unknown key for a PKCS#11 owner" + Spelling.suggestion(for: extra, among: known))
+        let card = t["openpgp_card"]
+        guard let text = (card ?? t["pkcs11"])?.stringValue else {
+            throw AgentError("bad_config", "\(prefix)keystore, \(prefix)pkcs11 or \(prefix)openpgp_card: an owner is a keystore file, a PKCS#11 URI or an OpenPGP card's serial number")
         }
-        let uri: PKCS11URI
-        do { uri = try PKCS11URI(text).resolvingPaths(against: base) } catch { throw AgentError("bad_config", "\(prefix)pkcs11: \(error)") }
+        let kind = card == nil ? "pkcs11" : "openpgp_card"
+        let known = [kind, "pin_file", "pin_env", "address"]
+        if let extra = keys.subtracting(known).first {
+            throw AgentError("bad_config", "\(prefix)\(extra): unknown key for \(card == nil ? "a PKCS#11" : "an OpenPGP card") owner" + Spelling.suggestion(for: extra, among: known))
+        }
         var address: Address?
         if let a = t["address"] {
             guard let text = a.stringValue, let parsed = try? Address(text) else { throw AgentError("bad_config", "\(prefix)address: a 0x address") }
@@ -190,6 +195,14 @@ public enum OwnerConfig: Sendable, Equatable {
         }
         let pinFile = try path("pin_file"), pinEnv = t["pin_env"]?.stringValue
         guard pinFile == nil || pinEnv == nil else { throw AgentError("bad_config", "\(prefix)pin_file, pin_env: one PIN source, not both") }
+        if card != nil {
+            let serial: String
+            do { serial = try OpenPGPCards.serial(text) } catch { throw AgentError("bad_config", "\(prefix)openpgp_card: \(error)") }
+            self = .openPGPCard(serial: serial, pin: pinFile.map { .file($0) } ?? pinEnv.map { .environment($0) } ?? .prompt, address: address)
+            return
+        }
+        let uri: PKCS11URI
+        do { uri = try PKCS11URI(text).resolvingPaths(against: base) } catch { throw AgentError("bad_config", "\(prefix)pkcs11: \(error)") }
         if pinFile != nil || pinEnv != nil, uri.pinSourceDiffers(from: pinFile) {
             throw AgentError("bad_config", "\(prefix)\(pinFile == nil ? "pin_env" : "pin_file"): the URI's pin-source already names \(uri.pinFile ?? ""); one PIN source, not two")
         }

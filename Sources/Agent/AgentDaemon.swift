@@ -289,6 +289,11 @@ public enum OwnerLoader {
                 throw AgentError("bad_config", "\(uri) holds the key of \(owner.identity.address), not \(address)")
             }
             return owner
+        case let .openPGPCard(serial, pin, address):
+            if let address { return OpenPGPCardOwner(serial: serial, pin: pin, address: address) }
+            do { return try await OpenPGPCardOwner.load(serial: serial, pin: pin) } catch {
+                throw AgentError(error.ownerError.reason, "\(error); or give the owner's address in the configuration, to start without the card")
+            }
         }
     }
 

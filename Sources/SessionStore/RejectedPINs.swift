@@ -14,8 +14,9 @@ extension SessionStore: RejectedPINMemory {
 
     public func rejectedPIN(of token: String) -> RejectedPIN? {
         try? run { db in
-            try Row.fetchOne(db, sql: "SELECT fingerprint, at, token_showed_it FROM rejected_pins WHERE token = ?", arguments: [token]).map { row in
-                RejectedPIN(fingerprint: Array(row["fingerprint"] as Data), at: UInt64(row["at"] as Int64), tokenShowedIt: row["token_showed_it"])
+            try Row.fetchOne(db, sql: "SELECT fingerprint, at, token_showed_it, tries_left FROM rejected_pins WHERE token = ?", arguments: [token]).map { row in
+                RejectedPIN(fingerprint: Array(row["fingerprint"] as Data), at: UInt64(row["at"] as Int64), tokenShowedIt: row["token_showed_it"],
+                            triesLeft: row["tries_left"])
             }
         }
     }
@@ -23,8 +24,8 @@ extension SessionStore: RejectedPINMemory {
     public func remember(_ rejected: RejectedPIN?, of token: String) {
         _ = try? run { db in
             if let rejected {
-                try db.execute(sql: "INSERT OR REPLACE INTO rejected_pins (token, fingerprint, at, token_showed_it) VALUES (?, ?, ?, ?)",
-                               arguments: [token, Data(rejected.fingerprint), Int64(rejected.at), rejected.tokenShowedIt])
+                try db.execute(sql: "INSERT OR REPLACE INTO rejected_pins (token, fingerprint, at, token_showed_it, tries_left) VALUES (?, ?, ?, ?, ?)",
+                               arguments: [token, Data(rejected.fingerprint), Int64(rejected.at), rejected.tokenShowedIt, rejected.triesLeft])
             } else {
                 try db.execute(sql: "DELETE FROM rejected_pins WHERE token = ?", arguments: [token])
             }

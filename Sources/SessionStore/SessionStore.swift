@@ -243,6 +243,9 @@ public final class SessionStore: @unchecked Sendable {
         migrator.registerMigration("v10: audit entries by kind") { db in
             try db.execute(sql: "CREATE INDEX audit_by_kind ON audit(kind)")
         }
+        migrator.registerMigration("v11: the retry counter a card showed after rejecting a PIN") { db in
+            try db.execute(sql: "ALTER TABLE rejected_pins ADD COLUMN tries_left INTEGER")
+        }
         return migrator
     }
 

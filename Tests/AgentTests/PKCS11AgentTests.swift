@@ -1051,24 +1051,24 @@ struct PKCS11CommandTests {
     /// names it, so whoever misses a token sees that the reader is there, and a URI that
     /// matches no token says so too. (SoftHSM has no empty slot: each of its slots holds a token.)
     @Test(.enabled(if: PCSCDaemon.isAvailable, "\(PCSCDaemon.unavailableReason ?? "")"))
-    func aReaderWithoutItsCardIsAnEmptySlot() throws {
-        let pcscd = try PCSCDaemon()
-        defer { pcscd.stop() }
-        let module = try #require(PCSCDaemon.openSCModule)
-        let listed = try Command.run(Command.sessionAgent, ["token", "list", "--module", module])
-        #expect(listed.status == 0 && listed.stdout.contains("\n  slot 0 \"Virtual PCD 00 00\" is empty\n") && listed.stdout.hasSuffix("\"Virtual PCD 00 01\" is empty\n")
-                && !listed.stdout.contains("no token present"), "\(listed.stdout) \(listed.stderr)")
-        let json = try JSONValue(parsing: try Command.run(Command.sessionAgent, ["token", "list", "--module", module, "--json"]).stdout)
-        let empty = json.arrayValue?.first?["emptySlots"]?.arrayValue ?? []
-        #expect(empty.compactMap { $0["description"]?.stringValue } == ["Virtual PCD 00 00", "Virtual PCD 00 01"] && empty.first?["slot"] == JSONValue(0), "\(json)")
-        #expect(json.arrayValue?.first?["tokens"] == .array([]))
-        let card = try Command.run(Command.sessionAgent, ["token", "list", "pkcs11:token=card?module-path=\(module)"])
-        #expect(card.status == 1 && card.stderr.contains("(the module shows no token; slot 0 \"Virtual PCD 00 00\" is empty, slot "), "\(card.stderr)")
+    func aReaderWithoutItsCardIsAnEmptySlot() async throws {
+        try await PCSCDaemon.exclusively { pcscd in
+            let module = try #require(PCSCDaemon.openSCModule)
+            let listed = try Command.run(Command.sessionAgent, ["token", "list", "--module", module])
+            #expect(listed.status == 0 && listed.stdout.contains("\n  slot 0 \"Virtual PCD 00 00\" is empty\n") && listed.stdout.hasSuffix("\"Virtual PCD 00 01\" is empty\n")
+                    && !listed.stdout.contains("no token present"), "\(listed.stdout) \(listed.stderr)")
+            let json = try JSONValue(parsing: try Command.run(Command.sessionAgent, ["token", "list", "--module", module, "--json"]).stdout)
+            let empty = json.arrayValue?.first?["emptySlots"]?.arrayValue ?? []
+            #expect(empty.compactMap { $0["description"]?.stringValue } == ["Virtual PCD 00 00", "Virtual PCD 00 01"] && empty.first?["slot"] == JSONValue(0), "\(json)")
+            #expect(json.arrayValue?.first?["tokens"] == .array([]))
+            let card = try Command.run(Command.sessionAgent, ["token", "list", "pkcs11:token=card?module-path=\(module)"])
+            #expect(card.status == 1 && card.stderr.contains("(the module shows no token; slot 0 \"Virtual PCD 00 00\" is empty, slot "), "\(card.stderr)")
 
-        // Without pcscd there is no reader, so no slot at all.
-        pcscd.stop()
-        let none = try Command.run(Command.sessionAgent, ["token", "list", "--module", module])
-        #expect(none.status == 0 && none.stdout.hasSuffix("\n  no token present\n") && !none.stdout.contains("is empty"), "\(none.stdout) \(none.stderr)")
+            // Without pcscd there is no reader, so no slot at all.
+            pcscd.stop()
+            let none = try Command.run(Command.sessionAgent, ["token", "list", "--module", module])
+            #expect(none.status == 0 && none.stdout.hasSuffix("\n  no token present\n") && !none.stdout.contains("is empty"), "\(none.stdout) \(none.stderr)")
+        }
     }
 
     @Test func listsTheTokensP11KitKnowsAndMakesKeys() throws {

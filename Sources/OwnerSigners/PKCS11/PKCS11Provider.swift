@@ -63,11 +63,15 @@ public struct RejectedPIN: Sendable, Equatable {
     /// Whether the token showed the failed try (CKF_USER_PIN_COUNT_LOW, or a last try or lock)
     /// right after it: then its flags tell whether a login succeeded since.
     public var tokenShowedIt: Bool
+    /// The retry counter right after it, where the device shows one (an OpenPGP card): a higher
+    /// one later means a PIN was verified since.
+    public var triesLeft: Int?
 
-    public init(fingerprint: [UInt8], at: UInt64, tokenShowedIt: Bool) {
+    public init(fingerprint: [UInt8], at: UInt64, tokenShowedIt: Bool, triesLeft: Int? = nil) {
         self.fingerprint = fingerprint
         self.at = at
         self.tokenShowedIt = tokenShowedIt
+        self.triesLeft = triesLeft
     }
 }
 
