@@ -113,6 +113,12 @@ public final class PCSCDaemon {
         }
     }
 
+    /// Sends APDUs (hex) to the card in the first reader with OpenSC's tool, as another program
+    /// using the card would; returns what the tool printed.
+    public func send(_ apdus: [String]) throws -> String {
+        try Command.run(URL(fileURLWithPath: SoftHSM.which("opensc-tool")!), ["--reader", "0"] + apdus.flatMap { ["--send-apdu", $0] }).stdout
+    }
+
     /// Pulls the card out: the emulator stops, and vpcd reports the reader empty.
     public func removeCard() {
         guard let emulator else { return }

@@ -1,0 +1,114 @@
+import Agent
+import EthereumCore
+import Foundation
+import OwnerSigners
+import SmartSessions
+import Testing
+import TestSupport
+
+/// The agent with its owner key on an OpenPGP card, end to end: the key made by
+/// `session-agent card generate`, the card in pcscd's virtual reader, approval by rules and the
+/// PIN from a file, as a server runs it.
+@Suite("OpenPGP card owners, end to end", .enabled(if: PCSCDaemon.isAvailable, "\(PCSCDaemon.unavailableReason ?? "")"))
+struct OpenPGPCardAgentTests {
+    let serial = String(format: "%08X", UInt32.random(in: 1...UInt32.max))
+    let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("card-agent-\(UUID().uuidString.prefix(8))")
+
+    /// The card's new secp256k1 key, made through the CLI, and a PIN file holding `pin`.
+    func cardWithKey(pin: String = PCSCDaemon.userPIN) throws -> (address: Address, pinFile: String) {
+        try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
+        let adminFile = scratch.appendingPathComponent("admin-pin").path, pinFile = scratch.appendingPathComponent("pin").path
+        try writeSecretFile(PCSCDaemon.adminPIN, adminFile)
+        try writeSecretFile(pin, pinFile)
+        let made = try Command.run(Command.sessionAgent, ["card", "generate", "--serial", serial.lowercased(), "--admin-pin-file", adminFile, "--json"])
+        #expect(made.status == 0, "\(made.stderr)")
+        let address = try Address(try #require(try JSONValue(parsing: made.stdout)["address"]?.stringValue))
+        // `card list` shows it, with the line of configuration that makes it an owner.
+        let listed = try Command.run(Command.sessionAgent, ["card", "list"])
+        #expect(listed.stdout.contains("Virtual PCD 00 00: OpenPGP card \(serial) (manufacturer ff00)\n  signature key: address \(address.checksummed)\n  PIN: 3 tries left, Admin PIN: 3\n  owner: [[owners]] openpgp_card = \"\(serial)\"\nVirtual PCD 00 01: no card"), "\(listed.stdout)")
+        return (address, pinFile)
+    }
+
+    func pinTriesLeft() throws -> JSONValue? {
+        let listed = try JSONValue(parsing: try Command.run(Command.sessionAgent, ["card", "list", "--json"]).stdout)
+        return listed.arrayValue?.first { $0["serial"]?.stringValue == serial }?["pinTriesLeft"]
+    }
+
+    @Test func aSessionApprovedByRulesIsEnabledByTheCardKey() async throws {
+        try await PCSCDaemon.exclusively(card: serial) { _ in
+            defer { try? FileManager.default.removeItem(at: scratch) }
+            let (address, pinFile) = try cardWithKey()
+            // No address in the configuration: the agent reads it from the card at start.
+            let agent = try AgentProcess(rules: "default = \"approve\"", owner: .init(toml: """
+                openpgp_card = "\(serial)"
+                pin_file = "\(pinFile)"
+                """, address: address.checksummed))
+            try agent.start()
+            defer { agent.stop() }
+            let control = try AgentClient(path: agent.controlSocket)
+            let owners = try control.call("owners_list").arrayValue ?? []
+            #expect(owners.count == 1 && owners[0]["backend"] == "openpgp-card" && owners[0]["address"]?.stringValue == address.checksummed
+                    && owners[0]["ready"] == .bool(true), "\(owners)")
+
+            let client = try AgentClient(path: agent.clientSocket)
+            let sessionId = try SocketTests.requestSession(client)
+            let signed = try SocketTests.sign(client, sessionId, 5_000_000, nonce: 0)
+            guard case .enable(_, let enable, _) = try SessionSignature(decoding: try Hex.decode(try #require(signed["signature"]?.stringValue))) else {
+                Issue.record("not an ENABLE signature")
+                return
+            }
+            let (validator, ownerSig) = try AccountKind.erc7579Reference.parsePermissionEnableSig(enable.permissionEnableSig)
+            #expect(validator == SmartSessionAddresses.ownableValidator)
+            let ownerSignature = try RecoverableSignature(bytes: ownerSig)
+            #expect(ownerSignature.hasLowS)
+            #expect(try ownerSignature.recoverAddress(digest: EnableDigest.multichainDigest(enable.hashesAndChainIds)) == address)
+            let decision = try control.call("audit_show", JSONObject(["kind": "decision", "limit": JSONValue(1)])).arrayValue?.first?["entry"]
+            let signer = decision?["signedBy"]?.arrayValue?.first
+            #expect(signer?["backend"] == "openpgp-card" && signer?["location"]?.stringValue == "OpenPGP card \(serial)", "\(String(describing: decision))")
+            #expect(try pinTriesLeft() == JSONValue(3))
+            #expect(!agent.logs.contains(PCSCDaemon.userPIN))
+        }
+    }
+
+    /// A PIN file the card rejected is not offered again, by this agent or a restarted one, until
+    /// the card shows a PIN verified since: every approval would spend one of its three tries.
+    @Test func aRejectedPINFileIsNotOfferedAgainUntilTheCardWasUnlockedSince() async throws {
+        try await PCSCDaemon.exclusively(card: serial) { pcscd in
+            defer { try? FileManager.default.removeItem(at: scratch) }
+            let (address, pinFile) = try cardWithKey(pin: "654321")
+            let agent = try AgentProcess(rules: "default = \"approve\"", owner: .init(toml: """
+                openpgp_card = "\(serial)"
+                pin_file = "\(pinFile)"
+                address = "\(address.checksummed)"
+                """, address: address.checksummed))
+            try agent.start()
+            defer { agent.stop() }
+            func request(failsWith expected: String) throws {
+                do {
+                    _ = try AgentClient(path: agent.clientSocket).call("session_request", JSONObject(["request": SocketTests.example]))
+                    Issue.record("approved with a wrong PIN")
+                } catch let e as AgentClient.RemoteError { #expect(e.reason == "wrong_secret" && e.message.contains(expected), "\(e)") }
+            }
+            try request(failsWith: "OpenPGP card \(serial): wrong PIN: 2 tries left")
+            try request(failsWith: "it rejected the PIN in the PIN file \(pinFile) before, and no PIN has been verified on it since")
+            agent.stop()
+            try agent.start()
+            try request(failsWith: "no PIN has been verified on it since")
+            #expect(try pinTriesLeft() == JSONValue(2))
+            let owner = try Command.run(Command.sessionAgent, ["owner", "list", "--socket", agent.controlSocket, "--json"])
+            #expect(owner.status == 1 && owner.stdout.contains("wrong_secret"), "\(owner.stdout)")
+
+            // The operator verifies the right PIN with another tool: the card counts 3 again, and
+            // the file's PIN is offered again (still wrong: 2 left).
+            let verified = try pcscd.send(["00A4040006D27600012401", "0020008106" + Hex.encode(Array(PCSCDaemon.userPIN.utf8), prefix: false)])
+            #expect(verified.components(separatedBy: "SW1=0x90, SW2=0x00").count == 3, "\(verified)")
+            #expect(try pinTriesLeft() == JSONValue(3))
+            try request(failsWith: "wrong PIN: 2 tries left")
+            // Mended, the file signs.
+            try writeSecretFile(PCSCDaemon.userPIN, pinFile)
+            #expect(try AgentClient(path: agent.clientSocket).call("session_request", JSONObject(["request": SocketTests.example]))["status"] == "approved")
+            #expect(try pinTriesLeft() == JSONValue(3))
+            #expect(!agent.logs.contains("654321") && !agent.logs.contains(PCSCDaemon.userPIN))
+        }
+    }
+}
