@@ -300,6 +300,12 @@ public enum OwnerLoader {
     /// An owner added at run time, as the store recorded it. One whose module `modules` no longer
     /// admits is kept, unusable, so that `owner list` says why and `owner remove` can drop it.
     public static func load(_ registered: SessionStore.RegisteredOwner, modules: RunTimeModules) throws(AgentError) -> any OwnerSigner {
+        if registered.backend == "openpgp-card" {
+            guard let serial = try? OpenPGPCards.serial(registered.location), let address = try? Address(registered.address) else {
+                throw AgentError("store_corrupt", "the registered owner \(registered.address) has an unusable card serial \(registered.location)")
+            }
+            return OpenPGPCardOwner(serial: serial, pin: registered.secretFile.map { .file($0) } ?? .prompt, address: address)
+        }
         guard registered.backend == "pkcs11" else { return try keystore(registered.location, passphraseFile: registered.secretFile) }
         guard let uri = try? PKCS11URI(registered.location), uri.modulePath != nil, let address = try? Address(registered.address) else {
             throw AgentError("store_corrupt", "the registered owner \(registered.address) has an unusable location \(registered.location)")

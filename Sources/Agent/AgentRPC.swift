@@ -22,7 +22,7 @@ public struct AgentRPC: Sendable {
         "session_signUserOperation": ["sessionId", "chainId", "entryPoint", "entryPointVersion", "userOperation", "mode", "eip7702Delegate"],
         "session_export": ["sessionId"], "session_revoke": ["sessionId"], "session_list": ["live", "after", "limit"], "sessions_list": ["live", "after", "limit"],
         "pending_get": ["id"], "pending_secret": ["id"], "pending_decide": ["id", "approve", "approver", "reason", "passphrase", "secrets"],
-        "accounts_add": ["account"], "accounts_remove": ["address"], "owners_add": ["pkcs11", "pinFile", "pin", "keystore", "passphraseFile"],
+        "accounts_add": ["account"], "accounts_remove": ["address"], "owners_add": ["pkcs11", "pinFile", "pin", "openpgpCard", "keystore", "passphraseFile"],
         "owners_remove": ["address"], "agent_unlock": ["passphrase"], "audit_show": ["after", "kind", "limit"], "audit_prune": ["through", "before"], "sessions_prune": ["before"],
     ]
 
@@ -264,14 +264,30 @@ public struct AgentRPC: Sendable {
         case "owners_add":
             let owner: any OwnerSigner, registration: SessionStore.RegisteredOwner
             var custody: PKCS11KeyCustody?
-            // A parameter of the other kind of owner is a mistake, not something to drop: a
+            // A parameter of another kind of owner is a mistake, not something to drop: a
             // keystore given `pinFile` for its passphrase would ask a person at each approval.
-            let token = (p["pkcs11"] ?? .null) != .null
-            let others: Set<String> = token ? ["keystore", "passphraseFile"] : ["pinFile", "pin"]
-            if let stray = p.keys.first(where: { others.contains($0) && p[$0] != .null }) {
-                throw .badRequest("params.\(stray): not for a \(token ? "PKCS#11 owner, which takes pinFile and pin" : "keystore owner, which takes passphraseFile")")
+            let kinds: [(key: String, name: String, takes: [String])] = [("pkcs11", "PKCS#11 owner", ["pinFile", "pin"]),
+                                                                        ("openpgpCard", "card owner", ["pinFile"]),
+                                                                        ("keystore", "keystore owner", ["passphraseFile"])]
+            let kind = kinds.first { (p[$0.key] ?? .null) != .null } ?? kinds[2]
+            if let stray = p.keys.sorted().first(where: { !([kind.key] + kind.takes).contains($0) && p[$0] != .null }) {
+                throw .badRequest("params.\(stray): not for a \(kind.name), which takes \(kind.takes.joined(separator: " and "))")
             }
-            if let text = try optionalString(p, "pkcs11") {
+            if let text = try optionalString(p, "openpgpCard") {
+                let pinFile = try optionalString(p, "pinFile")
+                guard pinFile?.hasPrefix("/") ?? true else { throw .badRequest("params.pinFile: an absolute path") }
+                let serial: String
+                do { serial = try OpenPGPCards.serial(text) } catch { throw .badRequest("params.openpgpCard: \(error)") }
+                let card: OpenPGPCardOwner
+                do throws(OpenPGPCardFailure) {
+                    card = try await OpenPGPCardOwner.load(serial: serial, pin: pinFile.map { .file($0) } ?? .prompt)
+                    // A PIN file is tried now, under the rules of every unattended PIN: a wrong one
+                    // is refused here rather than at the first approval.
+                    if pinFile != nil { try await card.checkPIN() }
+                } catch { throw AgentError(error.ownerError.reason, "\(error)") }
+                owner = card
+                registration = .init(address: card.identity.address.checksummed, backend: "openpgp-card", location: serial, secretFile: pinFile)
+            } else if let text = try optionalString(p, "pkcs11") {
                 let uri: PKCS11URI
                 do { uri = try PKCS11URI(text) } catch { throw .badRequest("params.pkcs11: \(error)") }
                 // The agent's working directory is nobody's business: relative paths would be read there.

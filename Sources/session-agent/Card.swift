@@ -34,7 +34,7 @@ struct OpenPGPCardList: AsyncParsableCommand {
                     text.append("\(reader): OpenPGP card \(card.serial) (manufacturer \(card.manufacturer))")
                     text.append("  signature key: \(key)")
                     text.append("  PIN: \(card.pinTriesLeft) tries left, Admin PIN: \(card.adminPINTriesLeft)")
-                    if card.address != nil { text.append("  owner: [[owners]] openpgp_card = \"\(card.serial)\"") }
+                    if card.address != nil { text.append("  owner: [[owners]] openpgp_card = \"\(card.serial)\", or session-agent owner add card:\(card.serial)") }
                     var object = JSONObject(["reader": .string(slot.reader), "serial": .string(card.serial), "manufacturer": .string(card.manufacturer),
                                              "aid": .string(Hex.encode(card.aid)), "signingAlgorithm": .string(card.signingAlgorithm),
                                              "pinTriesLeft": JSONValue(card.pinTriesLeft), "adminPINTriesLeft": JSONValue(card.adminPINTriesLeft)])

@@ -25,7 +25,7 @@ struct OpenPGPCardAgentTests {
         let address = try Address(try #require(try JSONValue(parsing: made.stdout)["address"]?.stringValue))
         // `card list` shows it, with the line of configuration that makes it an owner.
         let listed = try Command.run(Command.sessionAgent, ["card", "list"])
-        #expect(listed.stdout.contains("Virtual PCD 00 00: OpenPGP card \(serial) (manufacturer ff00)\n  signature key: address \(address.checksummed)\n  PIN: 3 tries left, Admin PIN: 3\n  owner: [[owners]] openpgp_card = \"\(serial)\"\nVirtual PCD 00 01: no card"), "\(listed.stdout)")
+        #expect(listed.stdout.contains("Virtual PCD 00 00: OpenPGP card \(serial) (manufacturer ff00)\n  signature key: address \(address.checksummed)\n  PIN: 3 tries left, Admin PIN: 3\n  owner: [[owners]] openpgp_card = \"\(serial)\", or session-agent owner add card:\(serial)\nVirtual PCD 00 01: no card"), "\(listed.stdout)")
         return (address, pinFile)
     }
 
@@ -67,6 +67,54 @@ struct OpenPGPCardAgentTests {
             #expect(signer?["backend"] == "openpgp-card" && signer?["location"]?.stringValue == "OpenPGP card \(serial)", "\(String(describing: decision))")
             #expect(try pinTriesLeft() == JSONValue(3))
             #expect(!agent.logs.contains(PCSCDaemon.userPIN))
+        }
+    }
+
+    /// `owner add card:SERIAL`: the agent reads the key from the card and tries a PIN file at
+    /// once; the registration outlives a restart, and a card pulled out fails approvals clearly
+    /// while the agent serves on.
+    @Test func aCardOwnerAddedAtRunTime() async throws {
+        try await PCSCDaemon.exclusively(card: serial) { pcscd in
+            defer { try? FileManager.default.removeItem(at: scratch) }
+            let (address, pinFile) = try cardWithKey()
+            let agent = try AgentProcess(rules: "default = \"approve\"")
+            try agent.start()
+            defer { agent.stop() }
+            let wrongFile = scratch.appendingPathComponent("wrong-pin").path
+            try writeSecretFile("654321", wrongFile)
+            let wrong = try Command.run(Command.sessionAgent, ["owner", "add", "card:\(serial)", "--pin-file", wrongFile, "--socket", agent.controlSocket])
+            #expect(wrong.status == 1 && wrong.stderr.contains("OpenPGP card \(serial): wrong PIN: 2 tries left"), "\(wrong.stderr)")
+            let again = try Command.run(Command.sessionAgent, ["owner", "add", "card:\(serial)", "--pin-file", wrongFile, "--socket", agent.controlSocket])
+            #expect(again.status == 1 && again.stderr.contains("not offering it again"), "\(again.stderr)")
+            #expect(try pinTriesLeft() == JSONValue(2))
+            let stray = try Command.run(Command.sessionAgent, ["rpc", "owners_add", "--control", "--socket", agent.controlSocket, #"{"openpgpCard":"\#(serial)","pin":"1"}"#])
+            #expect(stray.status != 0 && stray.stderr.contains("params.pin: not for a card owner, which takes pinFile"), "\(stray.stderr)")
+            let noCard = try Command.run(Command.sessionAgent, ["owner", "add", "card:0BADCAFE", "--socket", agent.controlSocket])
+            #expect(noCard.status == 1 && noCard.stderr.contains("OpenPGP card 0BADCAFE is not in any reader"), "\(noCard.stderr)")
+
+            let added = try Command.run(Command.sessionAgent, ["owner", "add", "card:\(serial)", "--pin-file", pinFile, "--socket", agent.controlSocket, "--json"])
+            #expect(added.status == 0, "\(added.stderr)")
+            let json = try JSONValue(parsing: added.stdout)
+            #expect(json["address"]?.stringValue == address.checksummed && json["backend"] == "openpgp-card" && json["location"]?.stringValue == "OpenPGP card \(serial)", "\(json)")
+            #expect(try pinTriesLeft() == JSONValue(3))
+            let control = try AgentClient(path: agent.controlSocket)
+            _ = try control.call("accounts_add", JSONObject(["account": .object(JSONObject([
+                "address": .string(RegistrationTests.other), "kind": "erc7579", "owners": .array([.string(address.checksummed)]), "chains": .array([JSONValue(11155111)]),
+            ]))]))
+            #expect(try RegistrationTests.request(try AgentClient(path: agent.clientSocket), account: RegistrationTests.other)["status"] == "approved")
+
+            pcscd.removeCard()
+            do {
+                _ = try RegistrationTests.request(try AgentClient(path: agent.clientSocket), account: RegistrationTests.other)
+                Issue.record("approved with the card pulled out")
+            } catch let e as AgentClient.RemoteError { #expect(e.reason == "owner_unavailable" && e.message.contains("OpenPGP card \(serial) is not in any reader"), "\(e)") }
+            let listed = try Command.run(Command.sessionAgent, ["owner", "list", "--socket", agent.controlSocket])
+            #expect(listed.status == 1 && listed.stdout.contains("not in any reader"), "\(listed.stdout)")
+            try pcscd.insertCard()
+            agent.stop()
+            try agent.start()
+            #expect(try RegistrationTests.request(try AgentClient(path: agent.clientSocket), account: RegistrationTests.other)["status"] == "approved")
+            #expect(!agent.logs.contains("654321") && !agent.logs.contains(PCSCDaemon.userPIN))
         }
     }
 

@@ -12,6 +12,7 @@ secp256k1 is added to the curves the applet knows (OpenPGP cards such as the Yub
 import socket
 import struct
 import sys
+import time
 
 import ZODB
 import ZODB.FileStorage
@@ -22,6 +23,22 @@ from smartcard.app.openpgp import tag
 from smartcard.utils import transaction_manager
 
 tag.AlgorithmAttributesBase.ECDSA._OID_TO_CURVE_DICT[bytes.fromhex("2b8104000a")] = SECP256K1
+
+# The applet makes keys ahead on a thread of its own and fails a GENERATE that comes before the
+# key is made (status 6F00), which a loaded machine shows; a real card answers once it has made
+# the key.
+_generate = OpenPGP.generateAsymmetricKeyPair
+
+
+def generate_once_made(self, channel, p1, p2, command_data):
+    if p1 == 0x80:
+        deadline = time.monotonic() + 30
+        while None in self._v_s_keygen_key_list and time.monotonic() < deadline:
+            time.sleep(0.01)
+    return _generate(self, channel, p1, p2, command_data)
+
+
+OpenPGP.generateAsymmetricKeyPair = generate_once_made
 
 
 def open_card(path, serial):

@@ -135,17 +135,8 @@ public struct OpenPGPCardOwner: OwnerSigner {
         do throws(OpenPGPCardFailure) {
             let info = try await current()
             let secret = try await pinFor(info, prompt: prompt)
-            // Kept across restarts for unattended PINs only: nothing of a PIN a person typed stays.
-            let memory = pin.unattended ? PKCS11Provider.rejectedPINMemory : nil
-            let raw = try await OpenPGPCards.withCard(serial) { [cardName] applet, _ throws(OpenPGPCardFailure) in
-                do throws(OpenPGPCardFailure) { try applet.verifySigningPIN(secret) } catch {
-                    if case .wrongPIN = error, let memory {
-                        memory.remember(RejectedPIN(fingerprint: memory.fingerprint(of: secret), at: UInt64(Date().timeIntervalSince1970), tokenShowedIt: true,
-                                                    triesLeft: (try? applet.info())?.pinTriesLeft), of: cardName)
-                    }
-                    throw error
-                }
-                memory?.remember(nil, of: cardName)
+            let raw = try await OpenPGPCards.withCard(serial) { [self] applet, _ throws(OpenPGPCardFailure) in
+                try verify(secret, on: applet)
                 return try applet.sign(approved.digest)
             }
             do { return try RecoverableSignature.normalizing(external: raw, digest: approved.digest, signer: identity.address) } catch {
@@ -154,6 +145,30 @@ public struct OpenPGPCardOwner: OwnerSigner {
         } catch {
             throw OpenPGPCardFailure.inContext(error, of: serial).ownerError
         }
+    }
+
+    /// Verifies the PIN from a file or the environment, signing nothing: an owner added with a
+    /// wrong one is refused at once rather than at its first approval.
+    public func checkPIN() async throws(OpenPGPCardFailure) {
+        do {
+            let secret = try unattendedPIN(try await current())
+            try await OpenPGPCards.withCard(serial) { [self] applet, _ throws(OpenPGPCardFailure) in try verify(secret, on: applet) }
+        } catch { throw .inContext(error, of: serial) }
+    }
+
+    /// VERIFY with `secret`. An unattended PIN the card rejects is remembered (across restarts,
+    /// with the retry counter after it), and one it takes is forgotten; nothing of a PIN a
+    /// person typed is kept.
+    private func verify(_ secret: SecretBytes, on applet: OpenPGPApplet) throws(OpenPGPCardFailure) {
+        let memory = pin.unattended ? PKCS11Provider.rejectedPINMemory : nil
+        do throws(OpenPGPCardFailure) { try applet.verifySigningPIN(secret) } catch {
+            if case .wrongPIN = error, let memory {
+                memory.remember(RejectedPIN(fingerprint: memory.fingerprint(of: secret), at: UInt64(Date().timeIntervalSince1970), tokenShowedIt: true,
+                                            triesLeft: (try? applet.info())?.pinTriesLeft), of: cardName)
+            }
+            throw error
+        }
+        memory?.remember(nil, of: cardName)
     }
 
     /// The card must be in a reader and hold the registered key; then its PIN from a file or the
