@@ -70,6 +70,38 @@ struct OpenPGPCardAgentTests {
         }
     }
 
+    /// A person approving at the terminal is asked for the card's PIN with its tries left, may
+    /// type it again after a wrong one, and is asked again at the next approval: the card is
+    /// reset after each signature, so it keeps nothing unlocked.
+    @Test func theApproverTypesTheCardPINForEachApproval() async throws {
+        try await PCSCDaemon.exclusively(card: serial) { _ in
+            defer { try? FileManager.default.removeItem(at: scratch) }
+            let (address, _) = try cardWithKey()
+            let agent = try AgentProcess(rules: "default = \"ask\"", owner: .init(toml: """
+                openpgp_card = "\(serial)"
+                address = "\(address.checksummed)"
+                """, address: address.checksummed))
+            try agent.start()
+            defer { agent.stop() }
+            let client = try AgentClient(path: agent.clientSocket)
+            func approve(typing: String) throws -> (id: String, output: String, prompts: String) {
+                let id = try #require(try client.call("session_request", JSONObject(["request": SocketTests.example]))["id"]?.stringValue)
+                let run = try Command.run(Command.sessionAgent, ["approve", "--once", "--socket", agent.controlSocket], stdin: Array(typing.utf8))
+                #expect(run.status == 0, "\(run.stderr)")
+                return (id, run.stdout, run.stderr)
+            }
+            let asks = try AgentClient(path: agent.controlSocket).call("owners_list").arrayValue?.first?["asks"]
+            #expect(asks == .string("PIN of OpenPGP card \(serial) (3 tries left)"), "\(String(describing: asks))")
+            let first = try approve(typing: "y\n654321\ny\n\(PCSCDaemon.userPIN)\n")
+            #expect(first.prompts.contains("PIN of OpenPGP card \(serial) (3 tries left)") && first.prompts.contains("PIN of OpenPGP card \(serial) (2 tries left)"), "\(first.prompts)")
+            #expect(first.output.contains("OpenPGP card \(serial): wrong PIN: 2 tries left") && first.output.contains("still pending"), "\(first.output)")
+            #expect(first.output.contains("\(first.id): approved"), "\(first.output)")
+            let second = try approve(typing: "y\n\(PCSCDaemon.userPIN)\n")
+            #expect(second.output.contains("\(second.id): approved") && second.prompts.contains("PIN of OpenPGP card \(serial) (3 tries left)"), "\(second.output) \(second.prompts)")
+            #expect(!agent.logs.contains("654321") && !agent.logs.contains(PCSCDaemon.userPIN))
+        }
+    }
+
     /// `owner add card:SERIAL`: the agent reads the key from the card and tries a PIN file at
     /// once; the registration outlives a restart, and a card pulled out fails approvals clearly
     /// while the agent serves on.
