@@ -35,7 +35,7 @@ extension String {
 
 var sink: UInt8 = 0   // keeps results alive so the optimiser cannot drop the work
 
-/// `bench [keccak] [secp256k1] [abi] [sessions] [agent] [audit] [pkcs11]`: the named sections, or all of them.
+/// `bench [keccak] [secp256k1] [abi] [sessions] [agent] [audit] [pkcs11] [card]`: the named sections, or all of them.
 let sections = Set(CommandLine.arguments.dropFirst())
 func wants(_ section: String) -> Bool { sections.isEmpty || sections.contains(section) || (section == "sessions" && sections.contains("review")) }
 
@@ -240,6 +240,12 @@ if wants("audit") {
 if wants("pkcs11") {
     let directory = FileManager.default.currentDirectoryPath + "/.build/bench-softhsm"
     do { try await HSMBench.run(directory: directory) } catch { fatalError("pkcs11 bench: \(error)") }
+}
+
+// MARK: owner signing on an OpenPGP card (CardBench.swift)
+if wants("card") {
+    let directory = FileManager.default.currentDirectoryPath + "/.build/bench-card"
+    do { try await CardBench.run(directory: directory) } catch { fatalError("card bench: \(error)") }
 }
 
 print("(sink \(sink))")

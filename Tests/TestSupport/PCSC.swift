@@ -95,8 +95,11 @@ public final class PCSCDaemon {
         process.executableURL = Self.cardPython
         process.arguments = [Self.cardEmulator.path, String(port), directory.appendingPathComponent("card.fs").path, card]
         process.standardOutput = FileHandle.nullDevice
-        let errors = Pipe()
-        process.standardError = errors
+        // A file, not a pipe: the applet logs every APDU it cannot answer (OpenSC, in other tests,
+        // probes the card for its applications), and a pipe nobody reads would stop it once full.
+        let log = directory.appendingPathComponent("card.log")
+        FileManager.default.createFile(atPath: log.path, contents: nil)
+        process.standardError = try FileHandle(forWritingTo: log)
         try process.run()
         emulator = process
         let deadline = Date().addingTimeInterval(20)
@@ -107,7 +110,7 @@ public final class PCSCDaemon {
             guard process.isRunning, Date() < deadline else {
                 let running = process.isRunning
                 removeCard()
-                throw Oracle.Failure(description: "the card emulator did not show in the reader within 20 s (running: \(running)): \(listed) \(String(decoding: errors.fileHandleForReading.availableData, as: UTF8.self))")
+                throw Oracle.Failure(description: "the card emulator did not show in the reader within 20 s (running: \(running)): \(listed) \((try? String(contentsOf: log, encoding: .utf8))?.suffix(2000) ?? "")")
             }
             _ = poll(nil, 0, 50)
         }

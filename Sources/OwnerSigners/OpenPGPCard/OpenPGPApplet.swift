@@ -76,7 +76,7 @@ public enum OpenPGPCurve: String, Sendable, CaseIterable {
 
 /// The OpenPGP card application (OpenPGP Smart Card Application 3.4) on one card: the APDUs an
 /// owner key needs, and nothing else.
-struct OpenPGPApplet {
+package struct OpenPGPApplet {
     let card: PCSCCard
 
     /// A response's data and status word.
@@ -89,7 +89,7 @@ struct OpenPGPApplet {
     static let aidPrefix: [UInt8] = [0xD2, 0x76, 0x00, 0x01, 0x24, 0x01]
 
     /// Selects the application; nil when the card has none.
-    static func select(on card: PCSCCard) throws(OpenPGPCardFailure) -> OpenPGPApplet? {
+    package static func select(on card: PCSCCard) throws(OpenPGPCardFailure) -> OpenPGPApplet? {
         let applet = OpenPGPApplet(card: card)
         let response = try applet.send([0x00, 0xA4, 0x04, 0x00, UInt8(aidPrefix.count)] + aidPrefix + [0x00])
         return response.ok ? applet : nil
@@ -120,7 +120,7 @@ struct OpenPGPApplet {
 
     /// VERIFY PW1 for a signature (reference 81). A PIN the card refuses is never tried again
     /// here: the caller is told how many tries are left.
-    func verifySigningPIN(_ pin: SecretBytes) throws(OpenPGPCardFailure) {
+    package func verifySigningPIN(_ pin: SecretBytes) throws(OpenPGPCardFailure) {
         try verify(reference: 0x81, pin, what: "PIN")
     }
 
@@ -161,7 +161,7 @@ struct OpenPGPApplet {
     }
 
     /// PSO: COMPUTE DIGITAL SIGNATURE over a 32-byte digest, with the PIN verified just before.
-    func sign(_ digest: Bytes32) throws(OpenPGPCardFailure) -> [UInt8] {
+    package func sign(_ digest: Bytes32) throws(OpenPGPCardFailure) -> [UInt8] {
         let response = try send([0x00, 0x2A, 0x9E, 0x9A, 0x20] + digest.bytes + [0x00])
         switch response.status {
         case 0x9000: return response.data

@@ -25,8 +25,10 @@ public enum OpenPGPCards {
                 Slot(reader: reader, card: Result { () throws(OpenPGPCardFailure) in
                     let card: PCSCCard
                     do throws(PCSCError) { card = try context.connect(reader) } catch { throw error.cardGone ? .unavailable("no card") : .from(error) }
-                    guard let applet = try OpenPGPApplet.select(on: card) else { throw .failed("not an OpenPGP card") }
-                    return try applet.info()
+                    return try inTransaction(on: card) { () throws(OpenPGPCardFailure) in
+                        guard let applet = try OpenPGPApplet.select(on: card) else { throw .failed("not an OpenPGP card") }
+                        return try applet.info()
+                    }
                 })
             }
         }
@@ -40,18 +42,17 @@ public enum OpenPGPCards {
             let readers: [String]
             do throws(PCSCError) { readers = try context.readers() } catch { throw .from(error) }
             for reader in readers {
-                // A reader without a card, or with another kind of card, is passed over.
-                guard let card = try? context.connect(reader), let applet = try? OpenPGPApplet.select(on: card),
-                      let info = try? applet.info(), info.serial == serial else { continue }
-                do {
-                    return try card.transaction { () throws -> T in
-                        // Selected again inside the transaction: another program may have come between.
-                        guard let applet = try OpenPGPApplet.select(on: card) else { throw OpenPGPCardFailure.unavailable("the card \(serial) left") }
-                        return try body(applet, info)
-                    }
-                } catch let error as OpenPGPCardFailure { throw error } catch let error as PCSCError { throw .from(error) } catch {
-                    throw .failed("\(error)")
+                // A reader without a card, or with another kind of card, is passed over. The card
+                // is read in the same transaction as `body` runs in: another program (OpenSC,
+                // scdaemon) may select another application between two of ours.
+                guard let card = try? context.connect(reader) else { continue }
+                let outcome = try? inTransaction(on: card) { () throws(OpenPGPCardFailure) -> Result<T, OpenPGPCardFailure>? in
+                    guard let applet = try OpenPGPApplet.select(on: card) else { return nil }
+                    let info = try applet.info()
+                    guard info.serial == serial else { return nil }
+                    return Result { () throws(OpenPGPCardFailure) in try body(applet, info) }
                 }
+                if let outcome = outcome ?? nil { return try outcome.get() }
             }
             throw .unavailable("OpenPGP card \(serial) is not in any reader" + (readers.isEmpty ? " (pcscd knows no reader)" : " (readers: \(readers.joined(separator: ", ")))"))
         }
@@ -81,6 +82,13 @@ public enum OpenPGPCards {
             _ = try applet.generateSigningKey(curve)
             return try applet.info()
         }
+    }
+
+    /// `body` in a PC/SC transaction on `card`.
+    private static func inTransaction<T>(on card: PCSCCard, _ body: () throws(OpenPGPCardFailure) -> T) throws(OpenPGPCardFailure) -> T {
+        do { return try card.transaction { () throws -> T in try body() } } catch let error as OpenPGPCardFailure { throw error } catch let error as PCSCError {
+            throw .from(error)
+        } catch { throw .failed("\(error)") }
     }
 
     private static func context() throws(OpenPGPCardFailure) -> PCSCContext {

@@ -34,11 +34,12 @@ public struct PCSCError: Error, Sendable, Equatable, CustomStringConvertible {
 }
 
 /// A connection to pcscd (an SCARDCONTEXT), released when dropped. Every call blocks: callers
-/// run them off the cooperative pool (`CardLine`).
-final class PCSCContext {
+/// run them off the cooperative pool (`OpenPGPCards` has a queue for them). `package` for the
+/// benchmark, which times the card without the owner around it.
+package final class PCSCContext {
     private let handle: SCARDCONTEXT
 
-    init() throws(PCSCError) {
+    package init() throws(PCSCError) {
         var handle: SCARDCONTEXT = 0
         let status = SCardEstablishContext(DWORD(SCARD_SCOPE_SYSTEM), nil, nil, &handle)
         guard status == 0 else { throw PCSCError("SCardEstablishContext", status) }
@@ -48,7 +49,7 @@ final class PCSCContext {
     deinit { SCardReleaseContext(handle) }
 
     /// The readers pcscd knows, with or without a card; none is no error.
-    func readers() throws(PCSCError) -> [String] {
+    package func readers() throws(PCSCError) -> [String] {
         var length: DWORD = 0
         var status = SCardListReaders(handle, nil, nil, &length)
         if status == LONG(PCSCError.noReadersAvailable) { return [] }
@@ -62,7 +63,7 @@ final class PCSCContext {
     }
 
     /// The card in `reader`, shared with other programs (they wait for our transactions).
-    func connect(_ reader: String) throws(PCSCError) -> PCSCCard {
+    package func connect(_ reader: String) throws(PCSCError) -> PCSCCard {
         var card: SCARDHANDLE = 0
         var protocolInUse: DWORD = 0
         let status = SCardConnect(handle, reader, DWORD(SCARD_SHARE_SHARED), DWORD(SCARD_PROTOCOL_T0 | SCARD_PROTOCOL_T1), &card, &protocolInUse)
@@ -72,7 +73,7 @@ final class PCSCContext {
 }
 
 /// A card in a reader (an SCARDHANDLE), let go when dropped.
-final class PCSCCard {
+package final class PCSCCard {
     private let handle: SCARDHANDLE
     private let protocolInUse: DWORD
     let reader: String
