@@ -50,7 +50,7 @@ public actor Agent {
     /// a reader's keypad); nil when that channel has no screen of its own to tell them on.
     let ownerNotice: DeviceNotice.Show?
     /// Where the PIN of the token wrapping the store's data key comes from.
-    let storePIN: PKCS11PINSource
+    let storePIN: PINSource
     let clock: @Sendable () -> UInt64
     let approvalTimeout: UInt64
     /// What an operator reads in the journal: requests, decisions, owners that could not sign,
@@ -91,7 +91,7 @@ public actor Agent {
 
     public init(store: SessionStore, owners: [any OwnerSigner], accounts: [AccountConfig], fixedAccounts: Set<Address> = [], fixedOwners: Set<Address> = [],
                 rules: RulesFile?, tokens: TokenList = TokenList(),
-                approvalTimeout: UInt64 = 300, storePIN: PKCS11PINSource = .prompt, ownerPrompt: @escaping SecretPrompt,
+                approvalTimeout: UInt64 = 300, storePIN: PINSource = .prompt, ownerPrompt: @escaping SecretPrompt,
                 ownerNotice: DeviceNotice.Show? = nil, clock: @escaping @Sendable () -> UInt64 = { UInt64(Date().timeIntervalSince1970) },
                 logger: Logger = Logger(label: "session-agent", factory: { _ in SwiftLogNoOpLogHandler() })) {
         self.store = store

@@ -165,9 +165,9 @@ public enum OwnerConfig: Sendable, Equatable {
     case keystore(path: String, passphraseFile: String?)
     /// `address`, when given, lets the agent start while the token is absent (and is checked
     /// against the key once it is there).
-    case pkcs11(uri: PKCS11URI, pin: PKCS11PINSource, address: Address?)
+    case pkcs11(uri: PKCS11URI, pin: PINSource, address: Address?)
     /// The card by its serial number; `address` as for a token.
-    case openPGPCard(serial: String, pin: PKCS11PINSource, address: Address?)
+    case openPGPCard(serial: String, pin: PINSource, address: Address?)
 
     init(_ t: JSONObject, at prefix: String, relativeTo base: String, path: (String) throws(AgentError) -> String?) throws(AgentError) {
         let keys = Set(t.keys)
@@ -206,7 +206,7 @@ public enum OwnerConfig: Sendable, Equatable {
         if pinFile != nil || pinEnv != nil, uri.pinSourceDiffers(from: pinFile) {
             throw AgentError("bad_config", "\(prefix)\(pinFile == nil ? "pin_env" : "pin_file"): the URI's pin-source already names \(uri.pinFile ?? ""); one PIN source, not two")
         }
-        let fromURI = uri.pinFile.map { PKCS11PINSource.file($0) }
+        let fromURI = uri.pinFile.map { PINSource.file($0) }
         self = .pkcs11(uri: uri, pin: pinFile.map { .file($0) } ?? pinEnv.map { .environment($0) } ?? fromURI ?? .prompt, address: address)
     }
 }

@@ -28,8 +28,8 @@ public enum AgentDaemon {
         }
         PKCS11Provider.answerTimeoutOfNewProviders = .seconds(Int64(config.pkcs11Timeout))
         // A PIN file a token rejected is not offered again after a restart either.
-        PKCS11Provider.rejectedPINMemory = store
-        let storePIN = config.storePINFile.map { PKCS11PINSource.file($0) } ?? .prompt
+        RejectedPINs.memory = store
+        let storePIN = config.storePINFile.map { PINSource.file($0) } ?? .prompt
         switch try store.protection {
         case nil:
             if let file = config.storePassphraseFile { try store.initialize(passphrase: try SecretFile.read(file)) }
@@ -355,7 +355,7 @@ public enum OwnerLoader {
 
     /// Finds the key on its token (which must be present) and derives its address. `loginPIN`
     /// logs in to a token that shows its keys only after a login, when the PIN is not `pin`'s.
-    public static func pkcs11(_ uri: PKCS11URI, pin: PKCS11PINSource, loginPIN: SecretBytes? = nil,
+    public static func pkcs11(_ uri: PKCS11URI, pin: PINSource, loginPIN: SecretBytes? = nil,
                               defaultModule: String?) async throws(AgentError) -> PKCS11Owner {
         do throws(PKCS11Failure) { return try await PKCS11Owner.load(uri, pin: pin, askPIN: askPIN(loginPIN), defaultModule: defaultModule) } catch {
             throw AgentError(error.ownerError.reason, "\(error)")

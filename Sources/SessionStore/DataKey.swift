@@ -160,14 +160,14 @@ struct DataKey: Sendable {
 
     /// Wraps this key under the AES key `keyURI` names on a token (made there, sensitive and not
     /// extractable, when the token has none of that name).
-    func wrap(token keyURI: PKCS11URI, pin: PKCS11PINSource, prompt: SecretPrompt) async throws(PKCS11Failure) -> WrappedDataKey {
+    func wrap(token keyURI: PKCS11URI, pin: PINSource, prompt: SecretPrompt) async throws(PKCS11Failure) -> WrappedDataKey {
         let plain = key.withUnsafeBytes { SecretBytes(copying: $0) }
         let (located, sealed) = try await PKCS11SecretKey.seal(plain, under: keyURI, aad: WrappedDataKey.aad, pin: pin, prompt: prompt)
         return .token(key: located, sealed: sealed)
     }
 
     /// This key, and what the token says of the AES key that wrapped it.
-    static func unwrap(_ wrapped: WrappedDataKey, pin: PKCS11PINSource, prompt: SecretPrompt) async throws(PKCS11Failure) -> (DataKey, PKCS11KeyCustody) {
+    static func unwrap(_ wrapped: WrappedDataKey, pin: PINSource, prompt: SecretPrompt) async throws(PKCS11Failure) -> (DataKey, PKCS11KeyCustody) {
         guard case let .token(keyURI, sealed) = wrapped else { throw .failed("the store's data key is wrapped by a passphrase, not a token") }
         let (raw, custody) = try await PKCS11SecretKey.open(sealed, under: keyURI, aad: WrappedDataKey.aad, pin: pin, prompt: prompt)
         return (raw.withUnsafeBytes { DataKey(key: SymmetricKey(data: $0)) }, custody)

@@ -421,7 +421,7 @@ public final class SessionStore: @unchecked Sendable {
     /// Unlocks a store whose data key a token wraps; fails while the token is absent. When the
     /// token lets its AES key be read, `warning` then says so, for whoever unlocked it: a copy
     /// of the file opens without the token (a store sealed before `rewrap` refused such keys).
-    public func unlock(pin: PKCS11PINSource, prompt: SecretPrompt) async throws(StoreError) {
+    public func unlock(pin: PINSource, prompt: SecretPrompt) async throws(StoreError) {
         let wrapped = try wrappedKey()
         guard case .token(let keyURI, _) = wrapped else { throw .wrongPassphrase }
         let (key, custody): (DataKey, PKCS11KeyCustody)
@@ -443,7 +443,7 @@ public final class SessionStore: @unchecked Sendable {
     }
 
     /// Wraps the (unlocked) data key by an AES key on a token instead (made there if absent).
-    public func rewrap(token keyURI: PKCS11URI, pin: PKCS11PINSource, prompt: SecretPrompt) async throws(StoreError) {
+    public func rewrap(token keyURI: PKCS11URI, pin: PINSource, prompt: SecretPrompt) async throws(StoreError) {
         let key = try requireKey()
         let wrapped: WrappedDataKey
         do throws(PKCS11Failure) { wrapped = try await key.wrap(token: keyURI, pin: pin, prompt: prompt) } catch { throw .token("\(error)") }

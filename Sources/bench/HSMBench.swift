@@ -23,7 +23,7 @@ enum HSMBench {
         try? FileManager.default.removeItem(atPath: directory)
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let tokenDirectory = try hsm.initToken("bench")
-        let pin = PKCS11PINSource.file(directory + "/pin")
+        let pin = PINSource.file(directory + "/pin")
         try writeSecretFile(SoftHSM.userPIN, directory + "/pin")
 
         print("owner signing on SoftHSM2 (\(module)): the agent's PKCS#11 owner vs a plain C_SignInit + C_Sign loop")

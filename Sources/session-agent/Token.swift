@@ -12,7 +12,7 @@ struct PKCS11Options: ParsableArguments {
             transform: absolute) var pinFile: String?
 
     /// The PIN's source for the token `uri` names.
-    func pin(for uri: PKCS11URI) -> PKCS11PINSource { (pinFile ?? uri.pinFile).map { .file($0) } ?? .prompt }
+    func pin(for uri: PKCS11URI) -> PINSource { (pinFile ?? uri.pinFile).map { .file($0) } ?? .prompt }
 
     /// Asks for the PIN on the terminal (only called when the token needs a login).
     var prompt: SecretPrompt {

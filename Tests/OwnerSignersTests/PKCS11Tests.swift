@@ -180,7 +180,7 @@ struct PKCS11OwnerTests {
         try hsm.generateKey(token: token, label: "exportable", id: "0c0c", extractable: true)
         let module = try hsm.privateModule()
         let tokenURI = try PKCS11URI("pkcs11:token=\(token)?module-path=\(module)")
-        let pin = PKCS11PINSource.file(try pinFile(SoftHSM.userPIN))
+        let pin = PINSource.file(try pinFile(SoftHSM.userPIN))
         _ = try await PKCS11Key.generate(on: tokenURI, curve: .secp256k1, label: "made-here", pin: pin, prompt: Self.noPrompt, defaultModule: nil)
         let read: @Sendable (PKCS11Session, PKCS11Provider.TokenState) throws(PKCS11Failure) -> [String: PKCS11KeyCustody?] = { session, _ throws(PKCS11Failure) in
             do { return Dictionary(uniqueKeysWithValues: try session.ecKeysWithCustody().usable.map { ($0.label, $0.custody) }) } catch { throw .failed("\(error)") }
@@ -200,7 +200,7 @@ struct PKCS11OwnerTests {
         try hsm.generateKey(token: token, label: "restricted", id: "02", allowedMechanisms: "ECDSA-SHA256,ECDSA-SHA384")
         let module = try hsm.privateModule()
         let tokenURI = try PKCS11URI("pkcs11:token=\(token)?module-path=\(module)")
-        let pin = PKCS11PINSource.file(try pinFile(SoftHSM.userPIN))
+        let pin = PINSource.file(try pinFile(SoftHSM.userPIN))
         let read: @Sendable (PKCS11Session, PKCS11Provider.TokenState) throws(PKCS11Failure) -> [String: String?] = { session, _ throws(PKCS11Failure) in
             do { return Dictionary(uniqueKeysWithValues: try session.ecKeysWithCustody().usable.map { ($0.label, $0.cannotSign) }) } catch { throw .failed("\(error)") }
         }
@@ -230,7 +230,7 @@ struct PKCS11OwnerTests {
                                          "--write-object", file.path, "--type", type, "--label", label, "--id", id])
         }
         try write(files.private, "privkey")
-        let pin = PKCS11PINSource.file(try pinFile(SoftHSM.userPIN))
+        let pin = PINSource.file(try pinFile(SoftHSM.userPIN))
         await #expect { _ = try await PKCS11Owner.load(try uri(try hsm.privateModule(), object: "written"), pin: pin, defaultModule: nil) } throws: { error in
             guard case PKCS11Failure.keyNotFound(let message) = error else { return false }
             return message.contains("no public key object") && message.contains("--type pubkey")
@@ -259,7 +259,7 @@ struct PKCS11OwnerTests {
     @Test func twoKeysUnderOneNameAreToldApart() async throws {
         try tokenWithKey()
         let module = try hsm.privateModule()
-        let pin = PKCS11PINSource.file(try pinFile(SoftHSM.userPIN))
+        let pin = PINSource.file(try pinFile(SoftHSM.userPIN))
         await #expect { try await PKCS11Key.generate(on: try PKCS11URI("pkcs11:token=\(token);id=%01?module-path=\(module)"), curve: .secp256k1,
                                                      label: "fresh", pin: pin, prompt: Self.noPrompt, defaultModule: nil) } throws: { error in
             guard case PKCS11Failure.failed(let message) = error else { return false }
@@ -291,7 +291,7 @@ struct PKCS11OwnerTests {
         let module = try hsm.privateModule()
         let provider = PKCS11Provider.shared(modulePath: module)
         let tokenURI = try PKCS11URI("pkcs11:token=\(token)").with(modulePath: module)
-        let pin = PKCS11PINSource.file(try pinFile(SoftHSM.userPIN))
+        let pin = PINSource.file(try pinFile(SoftHSM.userPIN))
         let k1 = try await PKCS11Key.generate(on: tokenURI, curve: .secp256k1, label: "made-k1", pin: pin, prompt: Self.noPrompt, defaultModule: nil)
         let p256 = try await PKCS11Key.generate(on: tokenURI, curve: .p256, label: "made-p256", pin: pin, prompt: Self.noPrompt, defaultModule: nil)
         #expect(k1.info.address != nil && p256.info.address == nil)
@@ -331,7 +331,7 @@ struct PKCS11OwnerTests {
         let direct = try hsm.privateModule()
         let directory = try hsm.subdirectory("no-gcm")
         let withoutGCM = try CModule.withoutAESGCM(in: directory, real: try hsm.privateModule())
-        let pin = PKCS11PINSource.file(try pinFile(SoftHSM.userPIN))
+        let pin = PINSource.file(try pinFile(SoftHSM.userPIN))
         let plain = SymmetricKey(size: .bits256).withUnsafeBytes { Array($0) }, aad = Array("session-agent data key".utf8)
 
         let (_, derived) = try await PKCS11SecretKey.seal(plain.withUnsafeBytes(SecretBytes.init(copying:)), under: try uri(withoutGCM, object: "store-key"), aad: aad, pin: pin, prompt: Self.noPrompt)
@@ -372,7 +372,7 @@ struct PKCS11OwnerTests {
     @Test func anAESKeyThatCanBeReadSealsNothing() async throws {
         try hsm.initToken(token)
         try hsm.importAESKey(token: token, label: "readable", value: SymmetricKey(size: .bits256).withUnsafeBytes { Array($0) }, sensitive: false)
-        let pin = PKCS11PINSource.file(try pinFile(SoftHSM.userPIN))
+        let pin = PINSource.file(try pinFile(SoftHSM.userPIN))
         let direct = try hsm.privateModule()
         let overriding = try CModule.overridingKeyTemplates(in: try hsm.subdirectory("readable-aes"), real: try hsm.privateModule())
         let plain = [UInt8](repeating: 9, count: 32).withUnsafeBytes(SecretBytes.init(copying:)), aad = Array("session-agent data key".utf8)
@@ -400,7 +400,7 @@ struct PKCS11OwnerTests {
         try hsm.importAESKey(token: token, label: "store-key", value: SymmetricKey(size: .bits256).withUnsafeBytes { Array($0) })
         let direct = try hsm.privateModule()
         let withoutGCM = try CModule.withoutAESGCM(in: try hsm.subdirectory("fresh"), real: try hsm.privateModule())
-        let pin = PKCS11PINSource.file(try pinFile(SoftHSM.userPIN))
+        let pin = PINSource.file(try pinFile(SoftHSM.userPIN))
         let plain = SymmetricKey(size: .bits256).withUnsafeBytes { SecretBytes(copying: $0) }, aad = Array("session-agent data key".utf8)
         var nonces: Set<[UInt8]> = [], salts: Set<[UInt8]> = []
         for _ in 0..<3 {
@@ -447,7 +447,7 @@ struct PKCS11OwnerTests {
         let point = try hsm.importKeyWithExplicitParameters(token: token, label: "explicit", id: "03")
         try hsm.generateKey(token: token, label: "p384key", id: "04", keyType: "EC:secp384r1")
         let module = try hsm.privateModule()
-        let pin = PKCS11PINSource.file(try pinFile(SoftHSM.userPIN))
+        let pin = PINSource.file(try pinFile(SoftHSM.userPIN))
 
         let found = try await PKCS11Provider.shared(modulePath: module).withSession(try PKCS11URI("pkcs11:token=\(token)")) { session, _ throws(PKCS11Failure) in
             do { return try session.ecKeys() } catch { throw .failed("\(error)") }
@@ -476,7 +476,7 @@ struct PKCS11OwnerTests {
         try hsm.initToken(token)
         let direct = try hsm.privateModule()
         let directory = try hsm.subdirectory("gcm-nonce")
-        let pin = PKCS11PINSource.file(try pinFile(SoftHSM.userPIN))
+        let pin = PINSource.file(try pinFile(SoftHSM.userPIN))
         let plain = SymmetricKey(size: .bits256).withUnsafeBytes { Array($0) }, aad = Array("session-agent data key".utf8)
         for chosen in CModule.ChosenNonce.allCases {
             let module = try CModule.choosingGCMNonce(chosen, in: directory, real: try hsm.privateModule())
@@ -828,7 +828,7 @@ struct PKCS11OwnerTests {
     /// five and how many more, by label, id and address (or curve).
     @Test func aKeyNotFoundIsNamedBesideTheKeysShown() async throws {
         try hsm.initToken(token)
-        let module = try hsm.privateModule(), pin = PKCS11PINSource.file(try pinFile(SoftHSM.userPIN))
+        let module = try hsm.privateModule(), pin = PINSource.file(try pinFile(SoftHSM.userPIN))
         func missing() async -> String? {
             do {
                 _ = try await PKCS11Owner.load(try uri(module, object: "typo"), pin: pin, defaultModule: nil)
@@ -948,7 +948,7 @@ struct PKCS11OwnerTests {
     @Test func aTokenWithoutAUserPINSaysHowToSetOne() async throws {
         try hsm.initTokenWithoutUserPIN(token)
         let module = try hsm.privateModule()
-        let pin = PKCS11PINSource.file(try pinFile(SoftHSM.userPIN))
+        let pin = PINSource.file(try pinFile(SoftHSM.userPIN))
         let tokenURI = try PKCS11URI("pkcs11:token=\(token)?module-path=\(module)")
         await #expect { try await PKCS11Key.generate(on: tokenURI, curve: .secp256k1, label: "k1key", pin: pin, prompt: Self.noPrompt, defaultModule: nil) } throws: { error in
             guard case PKCS11Failure.failed(let message) = error else { return false }
@@ -1011,7 +1011,7 @@ struct PKCS11OwnerTests {
         let directory = try hsm.subdirectory("impossible")
         let trigger = directory.appendingPathComponent("fault").path
         let module = try CModule.answeringImpossibleLengths(in: directory, real: try hsm.privateModule(), trigger: trigger)
-        let pin = PKCS11PINSource.file(try pinFile(SoftHSM.userPIN))
+        let pin = PINSource.file(try pinFile(SoftHSM.userPIN))
         let owner = try await PKCS11Owner.load(try uri(module), pin: pin, defaultModule: nil)
         let digest = Bytes32(Array(repeating: 5, count: 32))
         #expect(try await owner.sign(Self.approved(digest), prompt: Self.noPrompt).recoverAddress(digest: digest) == owner.identity.address)
@@ -1070,7 +1070,7 @@ struct PKCS11OwnerTests {
         let otherDirectory = try hsm.initToken(other)
         try hsm.generateKey(token: other, label: "k1key", id: "02")
         let otherURI = { (module: String) in try PKCS11URI("pkcs11:token=\(other);object=k1key?module-path=\(module)") }
-        let pin = PKCS11PINSource.file(try pinFile(SoftHSM.userPIN))
+        let pin = PINSource.file(try pinFile(SoftHSM.userPIN))
         let digest = Bytes32(Array(repeating: 8, count: 32))
         let asked = LockedBox<Int>()
         let person: SecretPrompt = { _ in
@@ -1143,7 +1143,7 @@ struct PKCS11OwnerTests {
         let broken = "\(token)-broken"
         try hsm.initToken(broken)
         let module = try CModule.unreadableToken(broken, in: try hsm.subdirectory("unreadable"), real: try hsm.privateModule())
-        let pin = PKCS11PINSource.file(try pinFile(SoftHSM.userPIN))
+        let pin = PINSource.file(try pinFile(SoftHSM.userPIN))
         let owner = try await PKCS11Owner.load(try uri(module), pin: pin, defaultModule: nil)
         let digest = Bytes32(Array(repeating: 9, count: 32))
         #expect(try await owner.sign(Self.approved(digest), prompt: Self.noPrompt).recoverAddress(digest: digest) == owner.identity.address)
@@ -1190,7 +1190,7 @@ struct PKCS11OwnerTests {
     /// another path (Debian's /usr/lib/softhsm symlink; p11-kit knows the file it points to).
     @Test func findingAKeyThroughP11KitWhileTheSameModuleSigns() async throws {
         try tokenWithKey()
-        let pin = PKCS11PINSource.file(try pinFile(SoftHSM.userPIN))
+        let pin = PINSource.file(try pinFile(SoftHSM.userPIN))
         let registered = try #require(PKCS11Module.registered().first { $0.path.hasSuffix("libsofthsm2.so") }?.path, "p11-kit does not know SoftHSM")
         let symlink = hsm.directory.appendingPathComponent("link-\(token)-libsofthsm2.so").path
         try FileManager.default.createSymbolicLink(atPath: symlink, withDestinationPath: registered)

@@ -98,7 +98,7 @@ public final class PCSCDaemon {
         // A file, not a pipe: the applet logs every APDU it cannot answer (OpenSC, in other tests,
         // probes the card for its applications), and a pipe nobody reads would stop it once full.
         let log = directory.appendingPathComponent("card.log")
-        FileManager.default.createFile(atPath: log.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: log.path, contents: nil)
         process.standardError = try FileHandle(forWritingTo: log)
         try process.run()
         emulator = process

@@ -1,7 +1,6 @@
 import Dispatch
 import EthereumCore
 import Foundation
-import Synchronization
 
 /// The OpenPGP cards in the readers pcscd serves. Every PC/SC call blocks, so they run one at a
 /// time on a queue of their own: that also serialises access to each card.
@@ -120,17 +119,17 @@ public enum OpenPGPCards {
 public struct OpenPGPCardOwner: OwnerSigner {
     public let identity: OwnerIdentity
     public let serial: String
-    public let pin: PKCS11PINSource
+    public let pin: PINSource
 
     /// An owner whose address is already known: nothing touches the card until it signs.
-    public init(serial: String, pin: PKCS11PINSource, address: Address) {
+    public init(serial: String, pin: PINSource, address: Address) {
         self.serial = serial
         self.pin = pin
         identity = OwnerIdentity(backend: "openpgp-card", address: address, location: "OpenPGP card \(serial)")
     }
 
     /// The owner whose key is on the card `serial`, read from the card.
-    public static func load(serial: String, pin: PKCS11PINSource) async throws(OpenPGPCardFailure) -> OpenPGPCardOwner {
+    public static func load(serial: String, pin: PINSource) async throws(OpenPGPCardFailure) -> OpenPGPCardOwner {
         let info = try await OpenPGPCards.withCard(serial) { _, info in info }
         guard let address = info.address else {
             throw .failed("OpenPGP card \(serial) has " + (info.signingKey == nil ? "no signature key" : "a \(info.signingAlgorithm) signature key")
@@ -168,7 +167,7 @@ public struct OpenPGPCardOwner: OwnerSigner {
     /// with the retry counter after it), and one it takes is forgotten; nothing of a PIN a
     /// person typed is kept.
     private func verify(_ secret: SecretBytes, on applet: OpenPGPApplet) throws(OpenPGPCardFailure) {
-        let memory = pin.unattended ? PKCS11Provider.rejectedPINMemory : nil
+        let memory = pin.unattended ? RejectedPINs.memory : nil
         do throws(OpenPGPCardFailure) { try applet.verifySigningPIN(secret) } catch {
             if case .wrongPIN = error, let memory {
                 memory.remember(RejectedPIN(fingerprint: memory.fingerprint(of: secret), at: UInt64(Date().timeIntervalSince1970), tokenShowedIt: true,
@@ -212,10 +211,10 @@ public struct OpenPGPCardOwner: OwnerSigner {
     /// spend the card's last try: unattended PINs never block a card.
     private func unattendedPIN(_ info: OpenPGPCardInfo) throws(OpenPGPCardFailure) -> SecretBytes {
         let secret: SecretBytes
-        do { secret = try pin.unattendedPIN()! } catch { throw .pinNeeded("\(error)") }
+        do throws(OwnerSignerError) { secret = try pin.unattendedPIN()! } catch { throw .pinNeeded(error.description) }
         // Until the card's retry counter shows a PIN verified since (gpg's, say), whatever the
         // agent's restarts.
-        if let memory = PKCS11Provider.rejectedPINMemory, let record = memory.rejectedPIN(of: cardName),
+        if let memory = RejectedPINs.memory, let record = memory.rejectedPIN(of: cardName),
            record.fingerprint == memory.fingerprint(of: secret), info.pinTriesLeft <= record.triesLeft ?? 0 {
             throw .wrongPIN("it rejected the PIN in \(pin) before, and no PIN has been verified on it since; not offering it again, since each try counts down the card's retries")
         }

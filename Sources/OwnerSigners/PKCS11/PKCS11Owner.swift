@@ -7,14 +7,14 @@ public struct PKCS11Key: Sendable {
     /// The key's URI, with the module's path, so it names the same key in another process.
     public let uri: PKCS11URI
     public let info: PKCS11KeyInfo
-    public let pin: PKCS11PINSource
+    public let pin: PINSource
     /// The module the key is on (the benchmark reaches the same queue through it).
     public let provider: PKCS11Provider
 
     /// Finds the key's public half on the token. Public objects need no login, but some HSMs
     /// (CloudHSM) show no object before one: then the process logs in, with the PIN from `pin`
     /// or, when a person gives it, from `askPIN` (by default nobody is there to ask).
-    public static func locate(_ uri: PKCS11URI, pin: PKCS11PINSource, askPIN: SecretPrompt = nobodyToAsk,
+    public static func locate(_ uri: PKCS11URI, pin: PINSource, askPIN: SecretPrompt = nobodyToAsk,
                               defaultModule: String?) async throws(PKCS11Failure) -> PKCS11Key {
         let provider = try await PKCS11Provider.locate(uri, defaultModule: defaultModule)
         guard uri.object != nil || uri.id != nil else { throw .keyNotFound("\(uri) names no key; add object= or id=") }
@@ -54,7 +54,7 @@ public struct PKCS11Key: Sendable {
     /// Makes a key pair on the token: the private half is sensitive, not extractable, and signs.
     /// Its id is the URI's, or random (16 bytes). A label or id an EC key on the token already has
     /// is refused: a URI naming it would then match two keys, and an owner by it would not start.
-    public static func generate(on token: PKCS11URI, curve: PKCS11Curve, label: String, pin: PKCS11PINSource, prompt: SecretPrompt,
+    public static func generate(on token: PKCS11URI, curve: PKCS11Curve, label: String, pin: PINSource, prompt: SecretPrompt,
                                 defaultModule: String?) async throws(PKCS11Failure) -> PKCS11Key {
         let provider = try await PKCS11Provider.locate(token, defaultModule: defaultModule)
         let id = token.id ?? PKCS11SecretKey.randomBytes(16)
@@ -135,7 +135,7 @@ public struct PKCS11Owner: OwnerSigner {
     public let identity: OwnerIdentity
     /// The key's URI, with its module's path.
     public let uri: PKCS11URI
-    public let pin: PKCS11PINSource
+    public let pin: PINSource
     let provider: PKCS11Provider
 
     public init(_ key: PKCS11Key) throws(PKCS11Failure) {
@@ -147,7 +147,7 @@ public struct PKCS11Owner: OwnerSigner {
 
     /// An owner whose address is already known (registered earlier): nothing touches the token
     /// until it signs, so the agent starts while the token is absent.
-    public init(uri: PKCS11URI, pin: PKCS11PINSource, address: Address) {
+    public init(uri: PKCS11URI, pin: PINSource, address: Address) {
         precondition(uri.modulePath != nil, "a registered PKCS#11 owner's URI names its module")
         self.uri = uri
         self.pin = pin
@@ -155,7 +155,7 @@ public struct PKCS11Owner: OwnerSigner {
         identity = OwnerIdentity(backend: "pkcs11", address: address, location: uri.description)
     }
 
-    public static func load(_ uri: PKCS11URI, pin: PKCS11PINSource, askPIN: SecretPrompt = PKCS11Key.nobodyToAsk,
+    public static func load(_ uri: PKCS11URI, pin: PINSource, askPIN: SecretPrompt = PKCS11Key.nobodyToAsk,
                             defaultModule: String?) async throws(PKCS11Failure) -> PKCS11Owner {
         try PKCS11Owner(try await PKCS11Key.locate(uri, pin: pin, askPIN: askPIN, defaultModule: defaultModule))
     }
@@ -204,7 +204,7 @@ public struct PKCS11Owner: OwnerSigner {
             guard key.info.address == identity.address else {
                 throw .keyNotFound("the key \(uri.objectName) on the token is \(key.info.address.map(\.checksummed) ?? "not secp256k1") now, not \(identity.address)")
             }
-            if let secret = try pin.unattendedPIN() {
+            if let secret = try pin.tokenPIN() {
                 // A PIN the token rejected (or may not be spent) will not be tried: every approval would fail.
                 if let refusal = try await provider.refusal(of: secret, from: pin, for: uri) { throw .wrongPIN(refusal) }
                 return .ready
@@ -223,7 +223,7 @@ extension PKCS11Provider {
     /// CKM_ECDSA with the private key `uri` names, logging in first when needed. A key the token
     /// refuses to use without a login although the session has one is checked for
     /// CKA_ALWAYS_AUTHENTICATE and, when so marked, signs with the PIN given again.
-    func signECDSA(_ uri: PKCS11URI, pin: PKCS11PINSource, digest: [UInt8], prompt: SecretPrompt) async throws(PKCS11Failure) -> [UInt8] {
+    func signECDSA(_ uri: PKCS11URI, pin: PINSource, digest: [UInt8], prompt: SecretPrompt) async throws(PKCS11Failure) -> [UInt8] {
         let selection = [PKCS11Attribute(.privateKey), .ecKeyType] + PKCS11Session.selection(uri)
         let name = "the EC private key " + uri.objectName
         let key: @Sendable (PKCS11Session, TokenState) throws(PKCS11Failure) -> UInt = { session, state throws(PKCS11Failure) in

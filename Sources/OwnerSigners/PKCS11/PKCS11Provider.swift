@@ -4,74 +4,10 @@ import EthereumCore
 import Foundation
 import Synchronization
 
-/// Where a token's user PIN comes from.
-public enum PKCS11PINSource: Sendable, Equatable, CustomStringConvertible {
-    /// Asked through the approval channel (the approver's terminal, or pinentry).
-    case prompt
-    /// A file (unattended servers), read by `SecretFile`.
-    case file(String)
-    /// An environment variable of the agent process (unattended servers).
-    case environment(String)
-
-    /// Unattended sources never spend a token's last PIN try.
-    public var unattended: Bool { self != .prompt }
-
-    /// The PIN from a file or the environment; nil when a person gives it. An empty one is a
-    /// mistake (a truncated file, a credential systemd did not pass), refused before it costs a
-    /// token's PIN try.
-    func unattendedPIN() throws(PKCS11Failure) -> SecretBytes? {
-        let pin: SecretBytes
-        switch self {
-        case .file(let path):
-            do { pin = try SecretFile.read(path, what: "PIN file") } catch { throw .pinNeeded(error.description) }
-        case .environment(let name):
-            guard let value = ProcessInfo.processInfo.environment[name] else { throw .pinNeeded("the environment variable \(name) (the PIN) is not set") }
-            pin = SecretBytes(utf8: value)
-        case .prompt:
-            return nil
-        }
-        guard pin.count > 0 else { throw .pinNeeded("\(self) is empty") }
-        return pin
-    }
-
-    public var description: String {
-        switch self {
-        case .prompt: "the prompt"
-        case .file(let path): "the PIN file \(path)"
-        case .environment(let name): "the environment variable \(name)"
-        }
-    }
-}
-
-/// Unattended PINs tokens rejected, kept across restarts (the agent's store): a restarted agent
-/// does not offer a PIN file a token rejected again, since each try counts down the token's
-/// retries. It keeps keyed fingerprints, never PINs, and nothing of a PIN a person typed.
-public protocol RejectedPINMemory: AnyObject, Sendable {
-    /// A keyed fingerprint of `pin`, under a key that is the same in every run.
-    func fingerprint(of pin: SecretBytes) -> [UInt8]
-    /// The PIN the token (by its identity) last rejected, if any.
-    func rejectedPIN(of token: String) -> RejectedPIN?
-    /// Remembers a PIN the token rejected, or with nil forgets it.
-    func remember(_ rejected: RejectedPIN?, of token: String)
-}
-
-/// What `RejectedPINMemory` keeps of a PIN a token rejected.
-public struct RejectedPIN: Sendable, Equatable {
-    public var fingerprint: [UInt8]
-    /// When, in seconds since 1970.
-    public var at: UInt64
-    /// Whether the token showed the failed try (CKF_USER_PIN_COUNT_LOW, or a last try or lock)
-    /// right after it: then its flags tell whether a login succeeded since.
-    public var tokenShowedIt: Bool
-    /// The retry counter right after it, where the device shows one (an OpenPGP card): a higher
-    /// one later means a PIN was verified since.
-    public var triesLeft: Int?
-
-    public init(fingerprint: [UInt8], at: UInt64, tokenShowedIt: Bool, triesLeft: Int? = nil) {
-        self.fingerprint = fingerprint
-        self.at = at
-        self.tokenShowedIt = tokenShowedIt
-        self.triesLeft = triesLeft
+extension PINSource {
+    /// `unattendedPIN`, failing as a token login does.
+    func tokenPIN() throws(PKCS11Failure) -> SecretBytes? {
+        do { return try unattendedPIN() } catch { throw .pinNeeded(error.description) }
     }
 }
 
@@ -154,13 +90,6 @@ public final class PKCS11Provider: @unchecked Sendable {
     /// SHA-256 of the last PIN each token rejected, by the token's identity (whichever URI named
     /// it): the same PIN is not offered again, since each wrong try counts down its retry counter.
     private var rejectedPINs: [String: SHA256.Digest] = [:]
-    /// Where unattended PINs a token rejected are kept across restarts (the agent's store); nil
-    /// in the tools, which remember nothing.
-    public static var rejectedPINMemory: (any RejectedPINMemory)? {
-        get { memory.withLock { $0 } }
-        set { memory.withLock { $0 = newValue } }
-    }
-    private static let memory = Mutex<(any RejectedPINMemory)?>(nil)
     /// Used outside the queue.
     private let pinPrompts = Mutex<[String: Turns]>([:])
 
@@ -213,7 +142,7 @@ public final class PKCS11Provider: @unchecked Sendable {
     /// Runs `body` on the queue in a logged-in session on the token `uri` names. The PIN is
     /// fetched (outside the queue, since a person may take minutes) only when the token needs a
     /// login the process does not hold yet.
-    public func withLogin<T: Sendable>(_ uri: PKCS11URI, pin: PKCS11PINSource, prompt: SecretPrompt,
+    public func withLogin<T: Sendable>(_ uri: PKCS11URI, pin: PINSource, prompt: SecretPrompt,
                                       _ body: @escaping @Sendable (PKCS11Session, TokenState) throws(PKCS11Failure) -> T) async throws(PKCS11Failure) -> T {
         let state = tokenState(uri)
         let call: @Sendable (PKCS11Session) throws(PKCS11Failure) -> T = { session throws(PKCS11Failure) in try self.guarded(state) { () throws(PKCS11Failure) -> T in try body(session, state) } }
@@ -269,7 +198,7 @@ public final class PKCS11Provider: @unchecked Sendable {
     /// Signs with a key marked CKA_ALWAYS_AUTHENTICATE (PIV signature keys, some HSM policies):
     /// the PIN is given again for this one operation, from the same source and under the same
     /// rules as the login. `key` finds the key's handle.
-    func signECDSAWithContextLogin(_ uri: PKCS11URI, pin: PKCS11PINSource, prompt: SecretPrompt, digest: [UInt8],
+    func signECDSAWithContextLogin(_ uri: PKCS11URI, pin: PINSource, prompt: SecretPrompt, digest: [UInt8],
                                    key: @escaping @Sendable (PKCS11Session, TokenState) throws(PKCS11Failure) -> UInt) async throws(PKCS11Failure) -> [UInt8] {
         let token = try await token(uri)
         let secret = try await Self.readPIN(pin, token: token, prompt: prompt, forOneSignature: true)
@@ -506,11 +435,11 @@ public final class PKCS11Provider: @unchecked Sendable {
     /// Logs in with every rule of the token's PIN: a locked PIN, or one it rejected before, is not
     /// tried; an unattended source never spends the last try. `contextSpecific` is the login for
     /// one operation of an always-authenticate key.
-    private func login(_ session: PKCS11Session, tokenKey: String, token: PKCS11TokenInfo, pin: SecretBytes?, source: PKCS11PINSource,
+    private func login(_ session: PKCS11Session, tokenKey: String, token: PKCS11TokenInfo, pin: SecretBytes?, source: PINSource,
                        contextSpecific: Bool = false) throws(PKCS11Failure) {
         let identity = Self.identity(token)
         if let refusal = refusal(of: pin, from: source, on: token) { throw .wrongPIN(refusal) }
-        let remembered = source.unattended ? Self.rejectedPINMemory : nil
+        let remembered = source.unattended ? RejectedPINs.memory : nil
         do {
             try session.login(pin: pin, contextSpecific: contextSpecific)
             if !contextSpecific {
@@ -554,13 +483,13 @@ public final class PKCS11Provider: @unchecked Sendable {
     /// Why a PIN would not be tried on `token`: its PIN is locked, the token rejected this one
     /// before, or it has one try left, which an unattended PIN never spends. (A PIN entered on
     /// the reader's keypad, which the agent never sees, is nil.)
-    private func refusal(of pin: SecretBytes?, from source: PKCS11PINSource, on token: PKCS11TokenInfo) -> String? {
+    private func refusal(of pin: SecretBytes?, from source: PINSource, on token: PKCS11TokenInfo) -> String? {
         if token.pinLocked { return Self.pinLocked(token) }
         let again = "not offering it again, since each try counts down the token's retries"
         if let pin, rejectedPINs[Self.identity(token)] == pin.withUnsafeBytes({ SHA256.hash(data: $0) }) {
             return "token \"\(token.shownLabel)\" rejected this PIN (from \(source)) before; \(again)"
         }
-        if let pin, source.unattended, let memory = Self.rejectedPINMemory, let record = memory.rejectedPIN(of: Self.identity(token)),
+        if let pin, source.unattended, let memory = RejectedPINs.memory, let record = memory.rejectedPIN(of: Self.identity(token)),
            record.fingerprint == memory.fingerprint(of: pin) {
             let before = "token \"\(token.shownLabel)\" rejected this PIN (from \(source)) in an earlier run of the agent"
             // A token that shows failed tries (CKF_USER_PIN_COUNT_LOW) tells whether a login
@@ -599,7 +528,7 @@ public final class PKCS11Provider: @unchecked Sendable {
 
     /// Why `pin` would not be tried at the next login to the token `uri` names (see `login`), or
     /// nil when it would be or none is due: what `owner list` reports of an unattended PIN.
-    public func refusal(of pin: SecretBytes, from source: PKCS11PINSource, for uri: PKCS11URI) async throws(PKCS11Failure) -> String? {
+    public func refusal(of pin: SecretBytes, from source: PINSource, for uri: PKCS11URI) async throws(PKCS11Failure) -> String? {
         try await whenLoginDue(uri) { token in self.refusal(of: pin, from: source, on: token) }
     }
 
@@ -622,9 +551,9 @@ public final class PKCS11Provider: @unchecked Sendable {
     /// Reads the PIN from its source; nil when a person is to enter it on the reader's keypad,
     /// which never lets the host see it (as ssh-agent and gpg-agent leave it to the keypad). Only
     /// called when a login is needed.
-    private static func readPIN(_ source: PKCS11PINSource, token: PKCS11TokenInfo, prompt: SecretPrompt,
+    private static func readPIN(_ source: PINSource, token: PKCS11TokenInfo, prompt: SecretPrompt,
                                 forOneSignature: Bool = false) async throws(PKCS11Failure) -> SecretBytes? {
-        if let unattended = try source.unattendedPIN() { return unattended }
+        if let unattended = try source.tokenPIN() { return unattended }
         if token.keypad { return nil }
         do { return try await prompt(pinPrompt(token, forOneSignature: forOneSignature)) } catch {
             throw .pinNeeded("no PIN was given for token \"\(token.shownLabel)\": \(error)")

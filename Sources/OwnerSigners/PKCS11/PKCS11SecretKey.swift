@@ -20,7 +20,7 @@ public enum PKCS11SecretKey {
     /// extractable) when there is none: with AES-GCM on the token, or with a key the token
     /// derives when its module refuses AES-GCM or its AES-GCM does not open what it sealed.
     /// Either is opened once before it is returned. Returns the key's URI with its module.
-    public static func seal(_ plain: SecretBytes, under uri: PKCS11URI, aad: [UInt8], pin: PKCS11PINSource,
+    public static func seal(_ plain: SecretBytes, under uri: PKCS11URI, aad: [UInt8], pin: PINSource,
                             prompt: SecretPrompt, defaultModule: String? = nil) async throws(PKCS11Failure) -> (key: PKCS11URI, sealed: PKCS11Sealed) {
         guard let label = uri.object else { throw .keyNotFound("\(uri) names no key; add object=") }
         let provider = try await PKCS11Provider.locate(uri, defaultModule: defaultModule)
@@ -64,7 +64,7 @@ public enum PKCS11SecretKey {
     /// Opens what `seal` sealed; fails when the token or its key is absent, or it was sealed by
     /// another key. Also says whether the key can be read out of the token: what was sealed
     /// before `seal` refused such keys still opens, and the one who opens it should hear so.
-    public static func open(_ sealed: PKCS11Sealed, under uri: PKCS11URI, aad: [UInt8], pin: PKCS11PINSource,
+    public static func open(_ sealed: PKCS11Sealed, under uri: PKCS11URI, aad: [UInt8], pin: PINSource,
                             prompt: SecretPrompt) async throws(PKCS11Failure) -> (opened: SecretBytes, custody: PKCS11KeyCustody) {
         let provider = try await PKCS11Provider.locate(uri, defaultModule: nil)
         return try await provider.withLogin(uri, pin: pin, prompt: prompt) { session, state throws(PKCS11Failure) in
