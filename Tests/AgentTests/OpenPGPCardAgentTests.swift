@@ -71,8 +71,8 @@ struct OpenPGPCardAgentTests {
     }
 
     /// A person approving at the terminal is asked for the card's PIN with its tries left, may
-    /// type it again after a wrong one, and is asked again at the next approval: the card is
-    /// reset after each signature, so it keeps nothing unlocked.
+    /// type it again after a wrong one, and is asked again at the next approval: the card keeps
+    /// nothing unlocked between them.
     @Test func theApproverTypesTheCardPINForEachApproval() async throws {
         try await PCSCDaemon.exclusively(card: serial) { _ in
             defer { try? FileManager.default.removeItem(at: scratch) }

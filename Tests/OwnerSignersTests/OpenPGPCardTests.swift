@@ -45,9 +45,29 @@ struct OpenPGPCardTests {
                 #expect(signature.hasLowS && (signature.v == 27 || signature.v == 28))
                 #expect(try signature.recoverAddress(digest: digest) == address)
             }
-            // Each signature verified the PIN again, and the card was reset after it: the PIN is
-            // not left verified for whoever uses the card next (the card signs once per VERIFY).
             #expect(try await card().pinTriesLeft == 3)
+        }
+    }
+
+    /// A card set to keep the PIN verified for several signatures is reset when the agent lets
+    /// go of it, so the next program to use the card cannot sign without the PIN; one that keeps
+    /// it for one signature needs no reset.
+    @Test func noPINStaysVerifiedForTheNextProgram() async throws {
+        try await PCSCDaemon.exclusively(card: serial) { pcscd in
+            let address = try #require(try await generate().address)
+            let owner = OpenPGPCardOwner(serial: serial, pin: .prompt, address: address)
+            let select = "00A4040006D27600012401", signWithoutPIN = "002A9E9A20" + String(repeating: "11", count: 32) + "00"
+            for several in [false, true] {
+                if several {
+                    // PUT DATA C4 with the Admin PIN: "PW1 valid for several PSO:CDS".
+                    let set = try pcscd.send([select, "0020008308" + Hex.encode(Array(PCSCDaemon.adminPIN.utf8), prefix: false), "00DA00C40101"])
+                    #expect(set.components(separatedBy: "SW1=0x90, SW2=0x00").count == 4, "\(set)")
+                }
+                let digest = keccak256(Array("several: \(several)".utf8))
+                #expect(try await owner.sign(Self.approved(digest), prompt: Self.pin(PCSCDaemon.userPIN)).recoverAddress(digest: digest) == address)
+                let after = try pcscd.send([select, signWithoutPIN])
+                #expect(after.contains("SW1=0x69, SW2=0x82"), "several: \(several): \(after)")
+            }
         }
     }
 

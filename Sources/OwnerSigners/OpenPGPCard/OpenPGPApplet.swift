@@ -30,6 +30,21 @@ public enum OpenPGPCardFailure: Error, Sendable, Equatable, CustomStringConverti
     }
 }
 
+/// What a card's application related data (GET DATA 6E) says: which card it is, its signature
+/// key's algorithm and the state of its PINs. Enough to find a card, one APDU after SELECT.
+struct OpenPGPApplicationData: Sendable {
+    let aid: [UInt8]
+    let signingAlgorithm: String
+    /// The PW status bytes (C4): whether a verified PIN signs more than once, the PINs' lengths,
+    /// then the retry counters of the PIN, the reset code and the Admin PIN.
+    let pinStatus: [UInt8]
+
+    var serial: String { Hex.encode(aid[10..<14], prefix: false).uppercased() }
+    /// Whether the PIN stays verified after a signature (the card's "PW1 valid for several
+    /// PSO:CDS"; most cards verify it for one).
+    var pinValidForSeveralSignatures: Bool { pinStatus[0] == 1 }
+}
+
 /// What an OpenPGP card says of itself and of its signature key, read without a PIN.
 public struct OpenPGPCardInfo: Sendable, Equatable {
     public let reader: String
@@ -52,6 +67,15 @@ public struct OpenPGPCardInfo: Sendable, Equatable {
     public var address: Address? {
         guard signingAlgorithm == OpenPGPCurve.secp256k1.name, let key = signingKey else { return nil }
         return (try? Secp256k1.PublicKey(key))?.address
+    }
+
+    init(reader: String, _ data: OpenPGPApplicationData, signingKey: [UInt8]?) {
+        self.reader = reader
+        aid = data.aid
+        signingAlgorithm = data.signingAlgorithm
+        self.signingKey = signingKey
+        pinTriesLeft = Int(data.pinStatus[4])
+        adminPINTriesLeft = Int(data.pinStatus[6])
     }
 
     public var pinPrompt: String {
@@ -95,16 +119,23 @@ package struct OpenPGPApplet {
         return response.ok ? applet : nil
     }
 
-    /// Reads the application related data and the signature key.
-    func info() throws(OpenPGPCardFailure) -> OpenPGPCardInfo {
+    /// Reads the application related data.
+    func applicationData() throws(OpenPGPCardFailure) -> OpenPGPApplicationData {
         let data = try getData(0x6E)
         guard let aid = BERTLV.find(0x4F, in: data), aid.count == 16,
               let attributes = BERTLV.find(0xC1, in: data), let status = BERTLV.find(0xC4, in: data), status.count >= 7 else {
             throw .failed("the card's OpenPGP application data lacks its AID, algorithm attributes or PIN status")
         }
-        return OpenPGPCardInfo(reader: card.reader, aid: aid, signingAlgorithm: Self.algorithm(attributes),
-                               signingKey: try signingKey(), pinTriesLeft: Int(status[4]), adminPINTriesLeft: Int(status[6]))
+        return OpenPGPApplicationData(aid: aid, signingAlgorithm: Self.algorithm(attributes), pinStatus: status)
     }
+
+    /// `data`, with the signature key read.
+    func info(_ data: OpenPGPApplicationData) throws(OpenPGPCardFailure) -> OpenPGPCardInfo {
+        OpenPGPCardInfo(reader: card.reader, data, signingKey: try signingKey())
+    }
+
+    /// Reads the application related data and the signature key.
+    func info() throws(OpenPGPCardFailure) -> OpenPGPCardInfo { try info(try applicationData()) }
 
     /// The signature key's public point (GENERATE ASYMMETRIC KEY PAIR, read mode).
     func signingKey() throws(OpenPGPCardFailure) -> [UInt8]? {
@@ -161,10 +192,13 @@ package struct OpenPGPApplet {
     }
 
     /// PSO: COMPUTE DIGITAL SIGNATURE over a 32-byte digest, with the PIN verified just before.
-    package func sign(_ digest: Bytes32) throws(OpenPGPCardFailure) -> [UInt8] {
+    /// Unless the PIN stays verified after it (`pinStaysValid`), a card that signed needs no reset.
+    package func sign(_ digest: Bytes32, pinStaysValid: Bool) throws(OpenPGPCardFailure) -> [UInt8] {
         let response = try send([0x00, 0x2A, 0x9E, 0x9A, 0x20] + digest.bytes + [0x00])
         switch response.status {
-        case 0x9000: return response.data
+        case 0x9000:
+            card.resetWhenDone = pinStaysValid
+            return response.data
         case 0x6982: throw .pinNeeded("the card wants its PIN again before it signs")
         case 0x6A88: throw .failed("the card has no signature key")
         default: throw .failed("the card refused to sign (status \(Self.hex(response.status)))")

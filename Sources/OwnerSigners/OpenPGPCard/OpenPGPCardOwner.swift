@@ -34,7 +34,7 @@ public enum OpenPGPCards {
     }
 
     /// Runs `body` in a transaction on the card whose serial number is `serial`, wherever it is.
-    static func withCard<T: Sendable>(_ serial: String, _ body: @escaping @Sendable (OpenPGPApplet, OpenPGPCardInfo) throws(OpenPGPCardFailure) -> T)
+    static func withCard<T: Sendable>(_ serial: String, _ body: @escaping @Sendable (OpenPGPApplet, OpenPGPApplicationData) throws(OpenPGPCardFailure) -> T)
         async throws(OpenPGPCardFailure) -> T {
         try await onLine { () throws(OpenPGPCardFailure) in
             let context = try context()
@@ -47,9 +47,9 @@ public enum OpenPGPCards {
                 guard let card = try? context.connect(reader) else { continue }
                 let outcome = try? inTransaction(on: card) { () throws(OpenPGPCardFailure) -> Result<T, OpenPGPCardFailure>? in
                     guard let applet = try OpenPGPApplet.select(on: card) else { return nil }
-                    let info = try applet.info()
-                    guard info.serial == serial else { return nil }
-                    return Result { () throws(OpenPGPCardFailure) in try body(applet, info) }
+                    let data = try applet.applicationData()
+                    guard data.serial == serial else { return nil }
+                    return Result { () throws(OpenPGPCardFailure) in try body(applet, data) }
                 }
                 if let outcome = outcome ?? nil { return try outcome.get() }
             }
@@ -66,7 +66,7 @@ public enum OpenPGPCards {
     }
 
     private static func generate(on serial: String, curve: OpenPGPCurve, replacing: Bool, adminPIN: SecretPrompt) async throws(OpenPGPCardFailure) -> OpenPGPCardInfo {
-        let before = try await withCard(serial) { _, info in info }
+        let before = try await withCard(serial) { applet, data throws(OpenPGPCardFailure) in try applet.info(data) }
         if let key = before.signingKey, !replacing {
             throw .failed("OpenPGP card \(serial) already holds a \(before.signingAlgorithm) signature key (\(before.address?.checksummed ?? Hex.encode(key))); "
                           + "generating one would destroy it (--replace, if no account has it as an owner)")
@@ -112,8 +112,9 @@ public enum OpenPGPCards {
 }
 
 /// An owner key that is the signature key of an OpenPGP card (a YubiKey 5 or Nitrokey 3 holds
-/// secp256k1 ones). The PIN is verified for each signature and the card is reset after it, so
-/// nothing stays unlocked between approvals. The card's raw r ‖ s is normalised to low s and v
+/// secp256k1 ones). The PIN is verified for each signature, and a card that would keep it
+/// verified (or that did not sign after it) is reset when let go, so nothing stays unlocked
+/// between approvals. The card's raw r ‖ s is normalised to low s and v
 /// found by trial recovery; a signature that does not recover to the registered address is
 /// never returned.
 public struct OpenPGPCardOwner: OwnerSigner {
@@ -130,7 +131,7 @@ public struct OpenPGPCardOwner: OwnerSigner {
 
     /// The owner whose key is on the card `serial`, read from the card.
     public static func load(serial: String, pin: PINSource) async throws(OpenPGPCardFailure) -> OpenPGPCardOwner {
-        let info = try await OpenPGPCards.withCard(serial) { _, info in info }
+        let info = try await OpenPGPCards.withCard(serial) { applet, data throws(OpenPGPCardFailure) in try applet.info(data) }
         guard let address = info.address else {
             throw .failed("OpenPGP card \(serial) has " + (info.signingKey == nil ? "no signature key" : "a \(info.signingAlgorithm) signature key")
                           + "; an owner is a secp256k1 key (session-agent card generate makes one)")
@@ -140,11 +141,26 @@ public struct OpenPGPCardOwner: OwnerSigner {
 
     public func sign(_ approved: ApprovedDigest, prompt: SecretPrompt) async throws(OwnerSignerError) -> RecoverableSignature {
         do throws(OpenPGPCardFailure) {
-            let info = try await current()
-            let secret = try await pinFor(info, prompt: prompt)
-            let raw = try await OpenPGPCards.withCard(serial) { [self] applet, _ throws(OpenPGPCardFailure) in
-                try verify(secret, on: applet)
-                return try applet.sign(approved.digest)
+            let raw: [UInt8]
+            if pin.unattended {
+                // Nobody to wait for: the card is checked, the PIN verified and the digest signed
+                // in one transaction.
+                raw = try await OpenPGPCards.withCard(serial) { [self] applet, data throws(OpenPGPCardFailure) in
+                    let secret = try unattendedPIN(try check(applet.info(data)))
+                    try verify(secret, on: applet)
+                    return try applet.sign(approved.digest, pinStaysValid: data.pinValidForSeveralSignatures)
+                }
+            } else {
+                // The card is read first, for the prompt to say how many tries are left; it is
+                // not held while the person types.
+                let info = try await current()
+                guard info.pinTriesLeft > 0 else { throw .wrongPIN("its PIN is blocked; unblock it with gpg --card-edit (admin, passwd)") }
+                let secret: SecretBytes
+                do { secret = try await prompt(info.pinPrompt) } catch { throw .pinNeeded("no PIN was given: \(error)") }
+                raw = try await OpenPGPCards.withCard(serial) { [self] applet, data throws(OpenPGPCardFailure) in
+                    try verify(secret, on: applet)
+                    return try applet.sign(approved.digest, pinStaysValid: data.pinValidForSeveralSignatures)
+                }
             }
             do { return try RecoverableSignature.normalizing(external: raw, digest: approved.digest, signer: identity.address) } catch {
                 throw OpenPGPCardFailure.failed("the card's signature does not recover to \(identity.address) (\(error)); not returned")
@@ -194,17 +210,15 @@ public struct OpenPGPCardOwner: OwnerSigner {
 
     /// The card's state, once it shows it still holds this owner's key.
     private func current() async throws(OpenPGPCardFailure) -> OpenPGPCardInfo {
-        let info = try await OpenPGPCards.withCard(serial) { _, info in info }
+        try await OpenPGPCards.withCard(serial) { [self] applet, data throws(OpenPGPCardFailure) in try check(applet.info(data)) }
+    }
+
+    /// `info`, once it shows the card still holds this owner's key.
+    private func check(_ info: OpenPGPCardInfo) throws(OpenPGPCardFailure) -> OpenPGPCardInfo {
         guard info.address == identity.address else {
             throw .failed("its signature key is \(info.address?.checksummed ?? "a \(info.signingAlgorithm) key") now, not \(identity.address)")
         }
         return info
-    }
-
-    private func pinFor(_ info: OpenPGPCardInfo, prompt: SecretPrompt) async throws(OpenPGPCardFailure) -> SecretBytes {
-        if pin.unattended { return try unattendedPIN(info) }
-        guard info.pinTriesLeft > 0 else { throw .wrongPIN("its PIN is blocked; unblock it with gpg --card-edit (admin, passwd)") }
-        do { return try await prompt(info.pinPrompt) } catch { throw .pinNeeded("no PIN was given: \(error)") }
     }
 
     /// The PIN from a file or the environment, unless the card rejected it before or it would

@@ -77,9 +77,10 @@ package final class PCSCCard {
     private let handle: SCARDHANDLE
     private let protocolInUse: DWORD
     let reader: String
-    /// Set once a PIN went to the card: dropping it then resets the card, so that the PIN does
-    /// not stay verified for the next program to use it. (Not always: vsmartcard's reader
-    /// stops seeing cards after a reset of one just pulled out.)
+    /// Set while a PIN the card verified may still count: dropping it then resets the card, so
+    /// that the PIN does not stay verified for the next program to use it. (Not always: a reset
+    /// costs the next program a power-up, and vsmartcard's reader stops seeing cards after a
+    /// reset of one just pulled out.)
     var resetWhenDone = false
 
     fileprivate init(handle: SCARDHANDLE, protocolInUse: DWORD, reader: String) {
