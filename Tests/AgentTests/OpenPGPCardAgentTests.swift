@@ -52,16 +52,7 @@ struct OpenPGPCardAgentTests {
 
             let client = try AgentClient(path: agent.clientSocket)
             let sessionId = try SocketTests.requestSession(client)
-            let signed = try SocketTests.sign(client, sessionId, 5_000_000, nonce: 0)
-            guard case .enable(_, let enable, _) = try SessionSignature(decoding: try Hex.decode(try #require(signed["signature"]?.stringValue))) else {
-                Issue.record("not an ENABLE signature")
-                return
-            }
-            let (validator, ownerSig) = try AccountKind.erc7579Reference.parsePermissionEnableSig(enable.permissionEnableSig)
-            #expect(validator == SmartSessionAddresses.ownableValidator)
-            let ownerSignature = try RecoverableSignature(bytes: ownerSig)
-            #expect(ownerSignature.hasLowS)
-            #expect(try ownerSignature.recoverAddress(digest: EnableDigest.multichainDigest(enable.hashesAndChainIds)) == address)
+            #expect(try SocketTests.enableSigners(try SocketTests.sign(client, sessionId, 5_000_000, nonce: 0)).owner == address)
             let decision = try control.call("audit_show", JSONObject(["kind": "decision", "limit": JSONValue(1)])).arrayValue?.first?["entry"]
             let signer = decision?["signedBy"]?.arrayValue?.first
             #expect(signer?["backend"] == "openpgp-card" && signer?["location"]?.stringValue == "OpenPGP card \(serial)", "\(String(describing: decision))")

@@ -58,17 +58,8 @@ struct PKCS11AgentTests {
         let session = try client.call("session_get", JSONObject(["sessionId": .string(sessionId)]))
         let signed = try SocketTests.sign(client, sessionId, 5_000_000, nonce: 0)
         #expect(signed["mode"] == "ENABLE")
-        let userOpHash = try Bytes32(hex: try #require(signed["userOpHash"]?.stringValue))
-        guard case .enable(_, let enable, let sessionSig) = try SessionSignature(decoding: try Hex.decode(try #require(signed["signature"]?.stringValue))) else {
-            Issue.record("not an ENABLE signature")
-            return
-        }
-        let (validator, ownerSig) = try AccountKind.erc7579Reference.parsePermissionEnableSig(enable.permissionEnableSig)
-        #expect(validator == SmartSessionAddresses.ownableValidator)
-        let ownerSignature = try RecoverableSignature(bytes: ownerSig)
-        #expect(ownerSignature.hasLowS)
-        #expect(try ownerSignature.recoverAddress(digest: EnableDigest.multichainDigest(enable.hashesAndChainIds)) == address)
-        #expect(try RecoverableSignature(bytes: sessionSig).recoverAddress(digest: userOpHash).checksummed == session["sessionKey"]?.stringValue)
+        let signers = try SocketTests.enableSigners(signed)
+        #expect(signers.owner == address && signers.sessionKey.checksummed == session["sessionKey"]?.stringValue)
         // The CLI decodes the same signature.
         let decoded = try Command.run(Command.sessionAgent, ["decode-signature", try #require(signed["signature"]?.stringValue)])
         #expect(decoded.status == 0 && decoded.stdout.contains("ENABLE"), "\(decoded.stderr)")

@@ -40,6 +40,22 @@ struct SocketTests {
         return (agent, client, try requestSession(client, request))
     }
 
+    /// The owner who signed the session an ENABLE `userOp.signature` enables: the signature must
+    /// be routed to OwnableValidator and have a low s, and is recovered over the session's
+    /// multichain digest. Also the session key's signature, recovered over `userOpHash`.
+    static func enableSigners(_ signed: JSONValue) throws -> (owner: Address, sessionKey: Address) {
+        guard case .enable(_, let enable, let sessionSig) = try SessionSignature(decoding: try Hex.decode(try #require(signed["signature"]?.stringValue))) else {
+            throw Oracle.Failure(description: "not an ENABLE signature: \(signed)")
+        }
+        let (validator, ownerSig) = try AccountKind.erc7579Reference.parsePermissionEnableSig(enable.permissionEnableSig)
+        #expect(validator == SmartSessionAddresses.ownableValidator)
+        let ownerSignature = try RecoverableSignature(bytes: ownerSig)
+        #expect(ownerSignature.hasLowS)
+        let userOpHash = try Bytes32(hex: try #require(signed["userOpHash"]?.stringValue))
+        return (try ownerSignature.recoverAddress(digest: EnableDigest.multichainDigest(enable.hashesAndChainIds)),
+                try RecoverableSignature(bytes: sessionSig).recoverAddress(digest: userOpHash))
+    }
+
     static func requestSession(_ client: AgentClient, _ request: JSONValue = example) throws -> String {
         let result = try client.call("session_request", JSONObject(["request": request]))
         guard result["status"] == "approved", let id = result["sessionId"]?.stringValue else {
