@@ -1,3 +1,4 @@
+import CPCSC
 import EthereumCore
 import Foundation
 import OwnerSigners
@@ -133,6 +134,28 @@ struct OpenPGPCardTests {
                 return
             }
             #expect(problem.contains("is pcscd running?"), "\(problem)")
+        }
+    }
+
+    /// A card another program holds for itself (gpg's scdaemon does) is named with the reason
+    /// and what to do, and signs once it is let go.
+    @Test func aCardHeldByAnotherProgramIsNamedSo() async throws {
+        try await PCSCDaemon.exclusively(card: serial) { _ in
+            let address = try #require(try await generate().address)
+            let owner = OpenPGPCardOwner(serial: serial, pin: .prompt, address: address)
+            var context: SCARDCONTEXT = 0, handle: SCARDHANDLE = 0, active: DWORD = 0
+            #expect(SCardEstablishContext(DWORD(SCARD_SCOPE_SYSTEM), nil, nil, &context) == 0)
+            defer { SCardReleaseContext(context) }
+            #expect(SCardConnect(context, "Virtual PCD 00 00", DWORD(SCARD_SHARE_EXCLUSIVE), DWORD(SCARD_PROTOCOL_T1), &handle, &active) == 0)
+            let readiness = await owner.readiness()
+            guard case .notReady(.unavailable(let problem)) = readiness else {
+                Issue.record("\(readiness)")
+                return
+            }
+            #expect(problem.contains("is not in any reader (readers: Virtual PCD 00 00 (SCardConnect: Sharing violation. (0x8010000b) (another program holds the card; gpg's scdaemon does: gpgconf --kill scdaemon)), Virtual PCD 00 01)"), "\(problem)")
+            SCardDisconnect(handle, DWORD(SCARD_LEAVE_CARD))
+            let digest = keccak256([2])
+            #expect(try await owner.sign(Self.approved(digest), prompt: Self.pin(PCSCDaemon.userPIN)).recoverAddress(digest: digest) == address)
         }
     }
 

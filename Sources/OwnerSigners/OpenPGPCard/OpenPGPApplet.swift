@@ -25,8 +25,9 @@ public enum OpenPGPCardFailure: Error, Sendable, Equatable, CustomStringConverti
         }
     }
 
+    /// A card pulled out, pcscd stopped or another program holding the card can be mended.
     static func from(_ error: PCSCError) -> OpenPGPCardFailure {
-        error.cardGone || error.noService ? .unavailable("\(error)") : .failed("\(error)")
+        error.cardGone || error.noService || error.heldElsewhere ? .unavailable("\(error)") : .failed("\(error)")
     }
 }
 
@@ -39,7 +40,11 @@ struct OpenPGPApplicationData: Sendable {
     /// then the retry counters of the PIN, the reset code and the Admin PIN.
     let pinStatus: [UInt8]
 
-    var serial: String { Hex.encode(aid[10..<14], prefix: false).uppercased() }
+    var serial: String { Self.serial(of: aid) }
+
+    /// The card's serial number in its AID, 8 hex digits, as `gpg --card-status` shows it.
+    static func serial(of aid: [UInt8]) -> String { Hex.encode(aid[10..<14], prefix: false).uppercased() }
+
     /// Whether the PIN stays verified after a signature (the card's "PW1 valid for several
     /// PSO:CDS"; most cards verify it for one).
     var pinValidForSeveralSignatures: Bool { pinStatus[0] == 1 }
@@ -60,7 +65,7 @@ public struct OpenPGPCardInfo: Sendable, Equatable {
     public let adminPINTriesLeft: Int
 
     /// The card's serial number, 8 hex digits, as `gpg --card-status` shows it.
-    public var serial: String { Hex.encode(aid[10..<14], prefix: false).uppercased() }
+    public var serial: String { OpenPGPApplicationData.serial(of: aid) }
     public var manufacturer: String { Hex.encode(aid[8..<10], prefix: false) }
 
     /// The owner address of a secp256k1 signature key.

@@ -40,20 +40,34 @@ public enum OpenPGPCards {
             let context = try context()
             let readers: [String]
             do throws(PCSCError) { readers = try context.readers() } catch { throw .from(error) }
+            // What kept a reader's card from being read, unless it was only that there is none
+            // (or it was pulled out while we looked).
+            var unread: [String: String] = [:]
             for reader in readers {
                 // A reader without a card, or with another kind of card, is passed over. The card
                 // is read in the same transaction as `body` runs in: another program (OpenSC,
                 // scdaemon) may select another application between two of ours.
-                guard let card = try? context.connect(reader) else { continue }
-                let outcome = try? inTransaction(on: card) { () throws(OpenPGPCardFailure) -> Result<T, OpenPGPCardFailure>? in
-                    guard let applet = try OpenPGPApplet.select(on: card) else { return nil }
-                    let data = try applet.applicationData()
-                    guard data.serial == serial else { return nil }
-                    return Result { () throws(OpenPGPCardFailure) in try body(applet, data) }
+                let card: PCSCCard
+                do throws(PCSCError) { card = try context.connect(reader) } catch {
+                    if !error.cardGone { unread[reader] = "\(error)" }
+                    continue
                 }
-                if let outcome = outcome ?? nil { return try outcome.get() }
+                let outcome: Result<T, OpenPGPCardFailure>?
+                do throws(OpenPGPCardFailure) {
+                    outcome = try inTransaction(on: card) { () throws(OpenPGPCardFailure) -> Result<T, OpenPGPCardFailure>? in
+                        guard let applet = try OpenPGPApplet.select(on: card) else { return nil }
+                        let data = try applet.applicationData()
+                        guard data.serial == serial else { return nil }
+                        return Result { () throws(OpenPGPCardFailure) in try body(applet, data) }
+                    }
+                } catch {
+                    if case .unavailable = error {} else { unread[reader] = "\(error)" }
+                    continue
+                }
+                if let outcome { return try outcome.get() }
             }
-            throw .unavailable("OpenPGP card \(serial) is not in any reader" + (readers.isEmpty ? " (pcscd knows no reader)" : " (readers: \(readers.joined(separator: ", ")))"))
+            let shown = readers.map { reader in unread[reader].map { "\(reader) (\($0))" } ?? reader }
+            throw .unavailable("OpenPGP card \(serial) is not in any reader" + (readers.isEmpty ? " (pcscd knows no reader)" : " (readers: \(shown.joined(separator: ", ")))"))
         }
     }
 

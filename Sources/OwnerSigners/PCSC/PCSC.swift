@@ -10,20 +10,24 @@ public struct PCSCError: Error, Sendable, Equatable, CustomStringConvertible {
     static let noSmartcard = 0x8010_000C, readerUnavailable = 0x8010_0017, unknownReader = 0x8010_0009
     static let noService = 0x8010_001D, serviceStopped = 0x8010_001E, noReadersAvailable = 0x8010_002E
     static let removedCard = 0x8010_0069, resetCard = 0x8010_0068, unpoweredCard = 0x8010_0067, unresponsiveCard = 0x8010_0066
-    static let sharingViolation = 0x8010_000B
+    static let sharingViolation = 0x8010_000B, notTransacted = 0x8010_0016
 
-    /// The card left, or its reader did: bring it back and try again.
+    /// The card left, or its reader did: bring it back and try again. (pcsc-lite fails a
+    /// transmit with "Transaction failed" when the card was pulled out under it.)
     public var cardGone: Bool {
         [Self.noSmartcard, Self.readerUnavailable, Self.unknownReader, Self.removedCard, Self.resetCard,
-         Self.unpoweredCard, Self.unresponsiveCard].contains(code)
+         Self.unpoweredCard, Self.unresponsiveCard, Self.notTransacted].contains(code)
     }
 
     /// pcscd is not running (or stopped while we talked to it).
     public var noService: Bool { [Self.noService, Self.serviceStopped].contains(code) }
 
+    /// Another program holds the card for itself.
+    public var heldElsewhere: Bool { code == Self.sharingViolation }
+
     public var description: String {
         let text = String(cString: pcsc_stringify_error(LONG(bitPattern: UInt(code))))
-        let hint = noService ? " (is pcscd running? systemctl start pcscd.socket)" : code == Self.sharingViolation ? " (another program holds the card; gpg's scdaemon does: gpgconf --kill scdaemon)" : ""
+        let hint = noService ? " (is pcscd running? systemctl start pcscd.socket)" : heldElsewhere ? " (another program holds the card; gpg's scdaemon does: gpgconf --kill scdaemon)" : ""
         return "\(call): \(text) (0x\(String(code, radix: 16)))\(hint)"
     }
 
