@@ -27,6 +27,7 @@ public enum AgentDaemon {
             logger.error("an audit prune the agent began before it stopped is left unfinished: \(error)")
         }
         PKCS11Provider.answerTimeoutOfNewProviders = .seconds(Int64(config.pkcs11Timeout))
+        OpenPGPCards.answerTimeout = .seconds(Int64(config.pkcs11Timeout))
         // A PIN file a token rejected is not offered again after a restart either.
         RejectedPINs.memory = store
         let storePIN = config.storePINFile.map { PINSource.file($0) } ?? .prompt

@@ -137,6 +137,29 @@ struct OpenPGPCardTests {
         }
     }
 
+    /// A card that stops answering fails the signature after the timeout (the agent's
+    /// `pkcs11_timeout`), and every card call after it at once, until it answers again.
+    @Test func aCardThatHangsFailsAfterTheTimeoutAndSignsOnceItAnswers() async throws {
+        try await PCSCDaemon.exclusively(card: serial) { pcscd in
+            let address = try #require(try await generate().address)
+            let owner = OpenPGPCardOwner(serial: serial, pin: .prompt, address: address)
+            let timeout = OpenPGPCards.answerTimeout
+            OpenPGPCards.answerTimeout = .seconds(2)
+            defer { OpenPGPCards.answerTimeout = timeout }
+            let digest = keccak256([3])
+            pcscd.freezeCard()
+            let hung = OwnerSignerError.unavailable("OpenPGP card \(serial): the card did not answer within 2 s (a card or reader that hangs); cards are used again once it answers")
+            await #expect(throws: hung) { try await owner.sign(Self.approved(digest), prompt: Self.pin(PCSCDaemon.userPIN)) }
+            #expect(await owner.readiness() == .notReady(.unavailable("OpenPGP card \(serial): a card has not answered for over 2 s (a card or reader that hangs); cards are used again once it answers")))
+            pcscd.freezeCard(false)
+            // The stuck call returns, and the card is used again.
+            let clock = ContinuousClock(), deadline = clock.now + .seconds(20)
+            while case .notReady = await owner.readiness(), clock.now < deadline { _ = poll(nil, 0, 50) }
+            #expect(await owner.readiness() == .needsSecret("PIN of OpenPGP card \(serial) (3 tries left)"))
+            #expect(try await owner.sign(Self.approved(digest), prompt: Self.pin(PCSCDaemon.userPIN)).recoverAddress(digest: digest) == address)
+        }
+    }
+
     /// A card another program holds for itself (gpg's scdaemon does) is named with the reason
     /// and what to do, and signs once it is let go.
     @Test func aCardHeldByAnotherProgramIsNamedSo() async throws {

@@ -122,10 +122,17 @@ public final class PCSCDaemon {
         try Command.run(URL(fileURLWithPath: SoftHSM.which("opensc-tool")!), ["--reader", "0"] + apdus.flatMap { ["--send-apdu", $0] }).stdout
     }
 
+    /// Stops the card from answering (SIGSTOP), or with false lets it answer again: a card that
+    /// hangs.
+    public func freezeCard(_ frozen: Bool = true) {
+        if let emulator, emulator.isRunning { kill(emulator.processIdentifier, frozen ? SIGSTOP : SIGCONT) }
+    }
+
     /// Pulls the card out: the emulator stops, and vpcd reports the reader empty.
     public func removeCard() {
         guard let emulator else { return }
         if emulator.isRunning {
+            kill(emulator.processIdentifier, SIGCONT)
             kill(emulator.processIdentifier, SIGKILL)
             emulator.waitUntilExit()
         }

@@ -1,6 +1,7 @@
 import Dispatch
 import EthereumCore
 import Foundation
+import Synchronization
 
 /// The OpenPGP cards in the readers pcscd serves. Every PC/SC call blocks, so they run one at a
 /// time on a queue of their own: that also serialises access to each card.
@@ -13,6 +14,18 @@ public enum OpenPGPCards {
     }
 
     private static let line = DispatchQueue(label: "session-agent.openpgp-card")
+
+    /// How long a card operation may take before its caller is told the card did not answer (the
+    /// agent's `pkcs11_timeout`): a card or reader that hangs must not hold an approval for good.
+    /// The operation goes on, and every one after it fails at once until it returns.
+    public static var answerTimeout: Duration {
+        get { timeout.withLock { $0 } }
+        set { timeout.withLock { $0 = newValue } }
+    }
+    private static let timeout = Mutex<Duration>(.seconds(60))
+    private static let deadlines = Deadlines()
+    private enum LineState { case idle, running, overdue }
+    private static let state = Mutex(LineState.idle)
 
     /// Every reader, and the OpenPGP card in it.
     public static func list() async throws(OpenPGPCardFailure) -> [Slot] {
@@ -109,8 +122,24 @@ public enum OpenPGPCards {
     }
 
     private static func onLine<T: Sendable>(_ body: @escaping @Sendable () throws(OpenPGPCardFailure) -> T) async throws(OpenPGPCardFailure) -> T {
+        let timeout = answerTimeout, seconds = timeout.components.seconds
+        if state.withLock({ $0 == .overdue }) {
+            throw .unavailable("a card has not answered for over \(seconds) s (a card or reader that hangs); cards are used again once it answers")
+        }
         let result: Result<T, OpenPGPCardFailure> = await withCheckedContinuation { continuation in
-            line.async { continuation.resume(returning: Result { () throws(OpenPGPCardFailure) in try body() }) }
+            let reply = FirstAnswer(continuation)
+            let call = deadlines.watch(until: .now + timeout) {
+                state.withLock { if $0 == .running { $0 = .overdue } }
+                reply.send(.failure(.unavailable("the card did not answer within \(seconds) s (a card or reader that hangs); cards are used again once it answers")))
+            }
+            line.async {
+                guard reply.awaited else { return }
+                state.withLock { $0 = .running }
+                let outcome = Result { () throws(OpenPGPCardFailure) in try body() }
+                state.withLock { $0 = .idle }
+                deadlines.done(call)
+                reply.send(outcome)
+            }
         }
         return try result.get()
     }
