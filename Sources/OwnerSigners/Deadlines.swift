@@ -73,3 +73,38 @@ public final class FirstAnswer<T: Sendable>: Sendable {
         continuation.withLock { waiting in defer { waiting = nil }; return waiting }?.resume(returning: answer)
     }
 }
+
+/// A serial queue for blocking calls into something that may never answer (a PKCS#11 module
+/// whose HSM hangs, a card reader): each call runs off Swift's cooperative pool, one at a time.
+/// A caller not answered within its timeout is answered `overdue` instead, and until that call
+/// returns every new call is answered `stuck` at once; a call its caller gave up on before it
+/// started is not made.
+final class DeviceLine: Sendable {
+    let queue: DispatchQueue
+    private enum State { case idle, running, overdue }
+    private let state = Mutex(State.idle)
+    private let deadlines = Deadlines()
+
+    init(label: String) { queue = DispatchQueue(label: label) }
+
+    func run<T: Sendable, E: Error>(timeout: Duration, overdue: @escaping @Sendable () -> E, stuck: () -> E,
+                                    _ body: @escaping @Sendable () throws(E) -> T) async throws(E) -> T {
+        if state.withLock({ $0 == .overdue }) { throw stuck() }
+        let result: Result<T, E> = await withCheckedContinuation { continuation in
+            let reply = FirstAnswer(continuation)
+            let call = deadlines.watch(until: .now + timeout) { [self] in
+                state.withLock { if $0 == .running { $0 = .overdue } }
+                reply.send(.failure(overdue()))
+            }
+            queue.async { [self] in
+                guard reply.awaited else { return }
+                state.withLock { $0 = .running }
+                let outcome = Result { () throws(E) -> T in try body() }
+                state.withLock { $0 = .idle }
+                deadlines.done(call)
+                reply.send(outcome)
+            }
+        }
+        return try result.get()
+    }
+}

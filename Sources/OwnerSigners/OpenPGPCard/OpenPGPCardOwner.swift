@@ -13,7 +13,7 @@ public enum OpenPGPCards {
         public let card: Result<OpenPGPCardInfo, OpenPGPCardFailure>
     }
 
-    private static let line = DispatchQueue(label: "session-agent.openpgp-card")
+    private static let line = DeviceLine(label: "session-agent.openpgp-card")
 
     /// How long a card operation may take before its caller is told the card did not answer (the
     /// agent's `pkcs11_timeout`): a card or reader that hangs must not hold an approval for good.
@@ -23,9 +23,6 @@ public enum OpenPGPCards {
         set { timeout.withLock { $0 = newValue } }
     }
     private static let timeout = Mutex<Duration>(.seconds(60))
-    private static let deadlines = Deadlines()
-    private enum LineState { case idle, running, overdue }
-    private static let state = Mutex(LineState.idle)
 
     /// Every reader, and the OpenPGP card in it.
     public static func list() async throws(OpenPGPCardFailure) -> [Slot] {
@@ -122,26 +119,12 @@ public enum OpenPGPCards {
     }
 
     private static func onLine<T: Sendable>(_ body: @escaping @Sendable () throws(OpenPGPCardFailure) -> T) async throws(OpenPGPCardFailure) -> T {
-        let timeout = answerTimeout, seconds = timeout.components.seconds
-        if state.withLock({ $0 == .overdue }) {
-            throw .unavailable("a card has not answered for over \(seconds) s (a card or reader that hangs); cards are used again once it answers")
-        }
-        let result: Result<T, OpenPGPCardFailure> = await withCheckedContinuation { continuation in
-            let reply = FirstAnswer(continuation)
-            let call = deadlines.watch(until: .now + timeout) {
-                state.withLock { if $0 == .running { $0 = .overdue } }
-                reply.send(.failure(.unavailable("the card did not answer within \(seconds) s (a card or reader that hangs); cards are used again once it answers")))
-            }
-            line.async {
-                guard reply.awaited else { return }
-                state.withLock { $0 = .running }
-                let outcome = Result { () throws(OpenPGPCardFailure) in try body() }
-                state.withLock { $0 = .idle }
-                deadlines.done(call)
-                reply.send(outcome)
-            }
-        }
-        return try result.get()
+        let seconds = answerTimeout.components.seconds
+        return try await line.run(timeout: answerTimeout, overdue: {
+            .unavailable("the card did not answer within \(seconds) s (a card or reader that hangs); cards are used again once it answers")
+        }, stuck: {
+            .unavailable("a card has not answered for over \(seconds) s (a card or reader that hangs); cards are used again once it answers")
+        }, body)
     }
 
     /// A serial number as the configuration or a person writes it: 8 hex digits.

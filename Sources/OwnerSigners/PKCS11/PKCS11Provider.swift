@@ -60,7 +60,7 @@ public enum PKCS11Failure: Error, Equatable, Sendable, CustomStringConvertible {
 /// within `answerTimeout` fails, and so does every call after it until the module answers again.
 public final class PKCS11Provider: @unchecked Sendable {
     public let modulePath: String
-    private let queue: DispatchQueue
+    private let line: DeviceLine
     /// How long a caller waits for the module. A hung network HSM, or a `p11-kit server` that
     /// stopped answering, blocks its call forever (p11-kit-client has no timeout of its own).
     public var answerTimeout: Duration {
@@ -75,12 +75,7 @@ public final class PKCS11Provider: @unchecked Sendable {
         set { newProvidersTimeout.withLock { $0 = newValue } }
     }
     private static let newProvidersTimeout = Mutex<Duration>(.seconds(60))
-    /// Whether the queue runs a call, and whether a caller's deadline passed while it did: until
-    /// that call returns, new calls fail at once.
-    private enum QueueState { case idle, running, overdue }
-    private let queueState = Mutex(QueueState.idle)
-    private let deadlines = Deadlines()
-    // Confined to `queue`:
+    // Confined to `line`'s queue:
     private var module: PKCS11Module?
     /// Set by `finalize`, or from the start by a provider made after `finalizeAll`: the module
     /// is not loaded (again).
@@ -109,7 +104,7 @@ public final class PKCS11Provider: @unchecked Sendable {
     /// its exit handlers tear down what a module's C_Initialize may use (OpenSSL's locks, in
     /// SoftHSM's), so a token watch or a request still under way would crash it.
     package func finalize(then done: @escaping @Sendable () -> Void) {
-        queue.async { [self] in
+        line.queue.async { [self] in
             finalized = true
             reinitialize()
             done()
@@ -120,7 +115,7 @@ public final class PKCS11Provider: @unchecked Sendable {
     fileprivate init(modulePath: String, finalized: Bool) {
         self.modulePath = modulePath
         self.finalized = finalized
-        queue = DispatchQueue(label: "pkcs11 \(modulePath)")
+        line = DeviceLine(label: "pkcs11 \(modulePath)")
     }
 
     /// Resolves the module of a URI: its `module-path`, else `defaultModule` (the configuration's),
@@ -290,26 +285,12 @@ public final class PKCS11Provider: @unchecked Sendable {
     /// itself gets no answer in time, the caller is told so (a call its caller gave up on before
     /// it started is not made). The module is used again once the stuck call returns.
     private func run<T: Sendable>(_ body: @escaping @Sendable () throws(PKCS11Failure) -> T) async throws(PKCS11Failure) -> T {
-        let timeout = answerTimeout
-        if queueState.withLock({ $0 == .overdue }) {
-            throw .tokenAbsent("\(modulePath) has not answered a call for over \(timeout.components.seconds) s (a hung HSM, its network, or its server); it is used again once it answers")
-        }
-        let result: Result<T, PKCS11Failure> = await withCheckedContinuation { continuation in
-            let reply = FirstAnswer(continuation)
-            let call = deadlines.watch(until: .now + timeout) { [self] in
-                queueState.withLock { if $0 == .running { $0 = .overdue } }
-                reply.send(.failure(.tokenAbsent("\(modulePath) did not answer within \(timeout.components.seconds) s (a hung HSM, its network, or its server); it is used again once it answers")))
-            }
-            queue.async { [self] in
-                guard reply.awaited else { return }
-                queueState.withLock { $0 = .running }
-                let outcome = Result { () throws(PKCS11Failure) -> T in try body() }
-                queueState.withLock { $0 = .idle }
-                deadlines.done(call)
-                reply.send(outcome)
-            }
-        }
-        return try result.get()
+        let seconds = answerTimeout.components.seconds, modulePath = modulePath
+        return try await line.run(timeout: answerTimeout, overdue: {
+            .tokenAbsent("\(modulePath) did not answer within \(seconds) s (a hung HSM, its network, or its server); it is used again once it answers")
+        }, stuck: {
+            .tokenAbsent("\(modulePath) has not answered a call for over \(seconds) s (a hung HSM, its network, or its server); it is used again once it answers")
+        }, body)
     }
 
     // MARK: Queue-confined internals
