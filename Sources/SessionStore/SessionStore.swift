@@ -251,15 +251,15 @@ public final class SessionStore: @unchecked Sendable {
 
     // MARK: - Owners and accounts added through the control socket
 
-    /// An owner keystore registered at run time (the configuration file's are not stored).
-    /// An owner added through the control socket: a keystore file, or a key on a PKCS#11 token.
+    /// An owner added through the control socket (the configuration file's are not stored): a
+    /// keystore file, a key on a PKCS#11 token, or an OpenPGP card's signature key.
     public struct RegisteredOwner: Sendable, Equatable {
         public var address: String
-        /// "keystore" or "pkcs11".
+        /// "keystore", "pkcs11" or "openpgp-card".
         public var backend: String
-        /// The keystore's path, or the key's PKCS#11 URI.
+        /// The keystore's path, the key's PKCS#11 URI, or the card's serial number.
         public var location: String
-        /// The passphrase file (keystore) or PIN file (token), when the secret is not asked.
+        /// The passphrase file (keystore) or PIN file (token, card), when the secret is not asked.
         public var secretFile: String?
         public init(address: String, backend: String, location: String, secretFile: String?) {
             self.address = address
