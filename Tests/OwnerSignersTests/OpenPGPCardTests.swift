@@ -160,6 +160,22 @@ struct OpenPGPCardTests {
         }
     }
 
+    /// A card that takes its PINs derived by a KDF (gpg's kdf-setup) would count the PIN as typed
+    /// as a wrong one: it is never sent, and the tries stay.
+    @Test func aCardThatDerivesItsPINsIsNeverSentOne() async throws {
+        try await PCSCDaemon.exclusively(card: serial) { pcscd in
+            let address = try #require(try await generate().address)
+            let set = try pcscd.send(["00A4040006D27600012401", "0020008308" + Hex.encode(Array(PCSCDaemon.adminPIN.utf8), prefix: false), "00DA00F903810103"])
+            #expect(set.components(separatedBy: "SW1=0x90, SW2=0x00").count == 4, "\(set)")
+            let owner = OpenPGPCardOwner(serial: serial, pin: .prompt, address: address)
+            await #expect(throws: OwnerSignerError.failed("OpenPGP card \(serial): the card takes its PINs derived by a KDF (gpg's kdf-setup), which the agent does not do yet; "
+                                                           + "the PIN was not sent, so no try was spent (gpg --card-edit, admin, kdf-setup turns it off)")) {
+                try await owner.sign(Self.approved(keccak256([4])), prompt: Self.pin(PCSCDaemon.userPIN))
+            }
+            #expect(try await card().pinTriesLeft == 3)
+        }
+    }
+
     /// A card another program holds for itself (gpg's scdaemon does) is named with the reason
     /// and what to do, and signs once it is let go.
     @Test func aCardHeldByAnotherProgramIsNamedSo() async throws {

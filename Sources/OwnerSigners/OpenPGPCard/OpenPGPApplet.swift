@@ -167,6 +167,12 @@ package struct OpenPGPApplet {
 
     private func verify(reference: UInt8, _ pin: SecretBytes, what: String) throws(OpenPGPCardFailure) {
         guard (1...127).contains(pin.count) else { throw .wrongPIN("the \(what) must be 1 to 127 bytes; not sent to the card") }
+        // A card that derives its PINs (KDF-DO, gpg's kdf-setup) takes only the derived value: the
+        // PIN as typed would be wrong, and spend a try.
+        if try derivesPINs() {
+            throw .failed("the card takes its PINs derived by a KDF (gpg's kdf-setup), which the agent does not do yet; the \(what) was not sent, "
+                          + "so no try was spent (gpg --card-edit, admin, kdf-setup turns it off)")
+        }
         // The APDU holding the PIN is zeroed when dropped.
         let command = SecretBytes(count: 5 + pin.count) { buffer in
             buffer.copyBytes(from: [0x00, 0x20, 0x00, reference, UInt8(pin.count)])
@@ -187,6 +193,14 @@ package struct OpenPGPApplet {
         default:
             throw .failed("VERIFY \(what) failed (status \(Self.hex(response.status)))")
         }
+    }
+
+    /// Whether the card's KDF data object (F9, OpenPGP card 3.3) names an algorithm. A card
+    /// without the object answers with an error status, which is no.
+    private func derivesPINs() throws(OpenPGPCardFailure) -> Bool {
+        let response = try send([0x00, 0xCA, 0x00, 0xF9, 0x00])
+        guard response.ok, let algorithm = BERTLV.find(0x81, in: response.data) else { return false }
+        return algorithm != [0x00]
     }
 
     /// The retry counter of PW1 (81) or PW3 (83), from the PW status bytes.
