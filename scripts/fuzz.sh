@@ -2,10 +2,10 @@
 # Fuzzes what the agent and the CLI read from people and programs they do not control (session
 # requests, user operations and raw callData against sessions, userOp.signatures, ABI data,
 # EIP-712 documents, PKCS#11 URIs, rules files, amounts, whole conversations with an agent, the
-# configuration file, token lists, keystore files, the key data and signatures tokens return, and
-# exported audit entries) with libFuzzer, for SECONDS (default 60) shared evenly by the harnesses
-# of Sources/fuzz/Harnesses.swift, each on its own corpus: mixed in one run, the agent's
-# conversations (milliseconds each) took nearly all the time.
+# configuration file, token lists, keystore files, the key data and signatures tokens return, the
+# data objects OpenPGP cards return, and exported audit entries) with libFuzzer, for SECONDS
+# (default 60) shared evenly by the harnesses of Sources/fuzz/Harnesses.swift, each on its own
+# corpus: mixed in one run, the agent's conversations (milliseconds each) took nearly all the time.
 #   scripts/fuzz.sh [SECONDS]          FUZZ_HARNESS="N …": those harnesses alone
 # A trap is a finding: it lands in .build-fuzz/findings/harness-N-…, and
 # `FUZZ_HARNESS=N swift run fuzz FILE` replays it.

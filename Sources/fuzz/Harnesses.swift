@@ -24,7 +24,7 @@ enum Harnesses {
         ("the agent's socket methods", AgentHarness.run),
         ("agent configuration file", configuration),
         ("token list, and a request in its tokens", tokenList),
-        ("keystore files and what tokens return", ownerKeyData),
+        ("keystore files and what tokens and cards return", ownerKeyData),
         ("exported audit entries", auditFile),
     ]
 
@@ -206,12 +206,12 @@ enum Harnesses {
 
     /// What owner keys come from, the first byte picking which: a keystore v3 file (imported
     /// from geth, clef or Foundry; decrypted when its work factors are small), a key's
-    /// CKA_EC_POINT or CKA_EC_PARAMS as a token gives them, and a token's signature (raw r ‖ s
-    /// or DER) normalised and checked against an owner.
+    /// CKA_EC_POINT or CKA_EC_PARAMS as a token gives them, a token's signature (raw r ‖ s or
+    /// DER) normalised and checked against an owner, and an OpenPGP card's data objects.
     static func ownerKeyData(_ bytes: [UInt8]) {
         guard let first = bytes.first else { return }
         let data = Array(bytes.dropFirst())
-        switch first % 4 {
+        switch first % 5 {
         case 0:
             guard let keystore = try? Keystore(parsing: data) else { return }
             switch keystore.kdf {
@@ -224,9 +224,13 @@ enum Harnesses {
             for curve in PKCS11Curve.allCases { _ = PKCS11Session.publicPoint(data, on: curve) }
         case 2:
             _ = ECParameters.curveName(data)
-        default:
+        case 3:
             _ = try? RecoverableSignature.normalizing(external: data, digest: Keccak256.hash(data), signer: sessionKey)
             if data.count == 64 { _ = try? P256.normalizedS(Bytes32(data[32...])) }
+        default:
+            // What an OpenPGP card answers: its data objects, and its algorithm attributes.
+            for tag: UInt16 in [0x4F, 0xC1, 0xC4, 0x86, 0x7F49, 0xF9, 0x81] { _ = BERTLV.find(tag, in: data) }
+            _ = OpenPGPApplet.algorithm(data)
         }
     }
 

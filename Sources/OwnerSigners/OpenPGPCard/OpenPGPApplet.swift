@@ -265,7 +265,8 @@ package struct OpenPGPApplet {
         }
     }
 
-    static func algorithm(_ attributes: [UInt8]) -> String {
+    /// Algorithm attributes (C1) in words. `package` for the fuzzer, as `BERTLV`.
+    package static func algorithm(_ attributes: [UInt8]) -> String {
         guard let id = attributes.first else { return "none" }
         switch id {
         case 0x01:
@@ -285,9 +286,9 @@ package struct OpenPGPApplet {
 }
 
 /// The BER-TLV of card data objects: tags of one or two bytes, lengths of up to three.
-enum BERTLV {
+package enum BERTLV {
     /// The value of the first object tagged `tag`, searching constructed objects depth first.
-    static func find(_ tag: UInt16, in bytes: [UInt8]) -> [UInt8]? {
+    package static func find(_ tag: UInt16, in bytes: [UInt8]) -> [UInt8]? {
         var index = 0
         while index < bytes.count {
             var found = UInt16(bytes[index])
