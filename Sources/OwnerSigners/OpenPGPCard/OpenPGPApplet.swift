@@ -203,6 +203,9 @@ package struct OpenPGPApplet {
         return algorithm != [0x00]
     }
 
+    /// PW1's retry counter, read alone.
+    func signingPINTriesLeft() throws(OpenPGPCardFailure) -> Int { try triesLeft(reference: 0x81) }
+
     /// The retry counter of PW1 (81) or PW3 (83), from the PW status bytes.
     private func triesLeft(reference: UInt8) throws(OpenPGPCardFailure) -> Int {
         let status = try getData(0xC4)

@@ -27,9 +27,7 @@ public enum OpenPGPCards {
     /// Every reader, and the OpenPGP card in it.
     public static func list() async throws(OpenPGPCardFailure) -> [Slot] {
         try await onLine { () throws(OpenPGPCardFailure) in
-            let context = try context()
-            let readers: [String]
-            do throws(PCSCError) { readers = try context.readers() } catch { throw .from(error) }
+            let (context, readers) = try readers()
             return readers.map { reader in
                 Slot(reader: reader, card: Result { () throws(OpenPGPCardFailure) in
                     let card: PCSCCard
@@ -47,9 +45,7 @@ public enum OpenPGPCards {
     static func withCard<T: Sendable>(_ serial: String, _ body: @escaping @Sendable (OpenPGPApplet, OpenPGPApplicationData) throws(OpenPGPCardFailure) -> T)
         async throws(OpenPGPCardFailure) -> T {
         try await onLine { () throws(OpenPGPCardFailure) in
-            let context = try context()
-            let readers: [String]
-            do throws(PCSCError) { readers = try context.readers() } catch { throw .from(error) }
+            let (context, readers) = try readers()
             // What kept a reader's card from being read, unless it was only that there is none
             // (or it was pulled out while we looked).
             var unread: [String: String] = [:]
@@ -114,8 +110,12 @@ public enum OpenPGPCards {
         } catch { throw .failed("\(error)") }
     }
 
-    private static func context() throws(OpenPGPCardFailure) -> PCSCContext {
-        do throws(PCSCError) { return try PCSCContext() } catch { throw .from(error) }
+    /// A connection to pcscd, and the readers it knows.
+    private static func readers() throws(OpenPGPCardFailure) -> (PCSCContext, [String]) {
+        do throws(PCSCError) {
+            let context = try PCSCContext()
+            return (context, try context.readers())
+        } catch { throw .from(error) }
     }
 
     private static func onLine<T: Sendable>(_ body: @escaping @Sendable () throws(OpenPGPCardFailure) -> T) async throws(OpenPGPCardFailure) -> T {
@@ -213,7 +213,7 @@ public struct OpenPGPCardOwner: OwnerSigner {
         do throws(OpenPGPCardFailure) { try applet.verifySigningPIN(secret) } catch {
             if case .wrongPIN = error, let memory {
                 memory.remember(RejectedPIN(fingerprint: memory.fingerprint(of: secret), at: UInt64(Date().timeIntervalSince1970), tokenShowedIt: true,
-                                            triesLeft: (try? applet.info())?.pinTriesLeft), of: cardName)
+                                            triesLeft: try? applet.signingPINTriesLeft()), of: cardName)
             }
             throw error
         }
