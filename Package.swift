@@ -39,11 +39,11 @@ let package = Package(
         // The Smart Sessions v1 protocol: the Session model, ids, EIP-712 enable digests,
         // userOp.signature encodings, policies. Pure computation.
         .target(name: "SmartSessions", dependencies: ["EthereumCore", .product(name: "Crypto", package: "swift-crypto")]),
-        // Owner-key backends behind one small signer protocol: keystore files and PKCS#11
-        // tokens (smartcards and FIDO2 to come). Also reports the native libraries linked.
+        // Owner-key backends behind one small signer protocol: keystore files, PKCS#11 tokens,
+        // OpenPGP cards, FIDO2 authenticators. Also reports the native libraries linked.
         .target(
             name: "OwnerSigners",
-            dependencies: ["EthereumCore", "CFido2", "CPCSC", "CPKCS11", "COpenSSL", "CSecp256k1"]
+            dependencies: ["EthereumCore", "SmartSessions", "CFido2", "CPCSC", "CPKCS11", "COpenSSL", "CSecp256k1"]
         ),
         // Sessions, their sealed keys, the policy ledger and the audit log, in one SQLite file.
         .target(name: "SessionStore", dependencies: [

@@ -27,9 +27,10 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 # A venv per requirements file: oracle (independent implementations the differential tests
-# compare against) and card (the OpenPGP card emulator behind vpcd, Tests/rig/openpgp-card.py;
-# apart, because its `smartcard` package and pyscard's would overwrite each other).
-for name in oracle card; do
+# compare against), card (the OpenPGP card emulator behind vpcd, Tests/rig/openpgp-card.py;
+# apart, because its `smartcard` package and pyscard's would overwrite each other) and fido2
+# (the software FIDO2 authenticator, Tests/rig/fido2-authenticator.py).
+for name in oracle card fido2; do
   venv="$root/.venv-$name"
   stamp="$venv/.installed-$(sha256sum "$root/scripts/$name-requirements.txt" | cut -c1-16)"
   if [ ! -f "$stamp" ]; then

@@ -4,10 +4,12 @@
 Usage: oracle.py KIND COUNT SEED  -> COUNT JSON lines on stdout.
 Every expected value is computed by a library that shares no code with session-agent:
 eth-abi (ABI), eth-account (EIP-712, EIP-191, addresses), eth-utils (keccak), coincurve (secp256k1),
-pycryptodome (AES).
+pycryptodome (AES, P-256).
 Integers travel as decimal strings so nothing is rounded on the way.
 """
+import base64
 import datetime
+import hashlib
 import json
 import random
 import string
@@ -16,6 +18,9 @@ import tomllib
 
 import coincurve
 from Crypto.Cipher import AES
+from Crypto.Hash import SHA256
+from Crypto.PublicKey import ECC
+from Crypto.Signature import DSS
 from eth_abi import encode as abi_encode, decode as abi_decode
 from eth_account import Account
 from eth_account.messages import encode_typed_data, encode_defunct, _hash_eip191_message
@@ -615,6 +620,57 @@ def derived_open(key, salt, sealed, aad):
     print(h(cipher.decrypt_and_verify(box[12:-16], box[-16:])))
 
 
+P256_N = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
+WEBAUTHN_AUTH = "(bytes,string,uint256,uint256,uint256,uint256)"
+
+
+def webauthn_check(path):
+    """Checks passkey owners as Rhinestone's WebAuthnValidator would (spec 6.4), from one
+    {publicKey (04||X||Y), account, rpId, challenge, signature, installData} per line: the
+    signature in account mode (credential id bound to the account), and the install data for one
+    credential without user verification; either may be absent. Prints, per line, the first
+    check that failed or "ok" (eth-abi, pycryptodome)."""
+    for line in open(path):
+        item = json.loads(line)
+        point = bytes.fromhex(item["publicKey"][2:])
+        x, y = int.from_bytes(point[1:33], "big"), int.from_bytes(point[33:], "big")
+        verdict = "ok"
+        if "installData" in item:
+            threshold, credentials = abi_decode(["uint256", "(uint256,uint256,bool)[]"], bytes.fromhex(item["installData"][2:]))
+            if threshold != 1 or list(credentials) != [(x, y, False)]:
+                verdict = "install data"
+        if verdict == "ok" and "signature" in item:
+            ids, _, auths = abi_decode(["bytes32[]", "bool", WEBAUTHN_AUTH + "[]"], bytes.fromhex(item["signature"][2:]))
+            expected_id = keccak(abi_encode(["uint256", "uint256", "address"], [x, y, item["account"].lower()]))
+            verdict = webauthn_verdict(bytes.fromhex(item["challenge"][2:]), x, y, item["rpId"], ids, auths, expected_id)
+        print(json.dumps(verdict))
+
+
+def webauthn_verdict(challenge, x, y, rp_id, ids, auths, expected_id):
+    if list(ids) != [expected_id] or len(auths) != 1:
+        return "credential ids"
+    auth_data, client_data, challenge_index, type_index, r, s = auths[0]
+    data = client_data.encode()
+    if data[type_index:type_index + 21] != b'"type":"webauthn.get"':
+        return "type"
+    wanted = b'"challenge":"' + base64.urlsafe_b64encode(challenge).rstrip(b"=") + b'"'
+    if data[challenge_index:challenge_index + len(wanted)] != wanted:
+        return "challenge"
+    if auth_data[:32] != hashlib.sha256(rp_id.encode()).digest():
+        return "rp id hash"
+    if not auth_data[32] & 0x01:
+        return "user presence"
+    if not 0 < s <= P256_N // 2:
+        return "high s"
+    key = ECC.construct(curve="P-256", point_x=x, point_y=y)
+    message = SHA256.new(auth_data + hashlib.sha256(data).digest())
+    try:
+        DSS.new(key, "fips-186-3").verify(message, r.to_bytes(32, "big") + s.to_bytes(32, "big"))
+    except ValueError:
+        return "signature"
+    return "ok"
+
+
 def rfc3339_case(r):
     """A time as a request may give it, often with a field out of range (February 30th, 24:00,
     an offset of 24 hours), and its unix seconds by Python's datetime, or None where datetime
@@ -797,6 +853,9 @@ if __name__ == "__main__":
         sys.exit(0)
     if sys.argv[1] == "recover":
         recover(sys.argv[2])
+        sys.exit(0)
+    if sys.argv[1] == "webauthn-check":
+        webauthn_check(sys.argv[2])
         sys.exit(0)
     if sys.argv[1] == "derived-open":
         derived_open(*(a[2:] if a.startswith("0x") else a for a in sys.argv[2:6]))

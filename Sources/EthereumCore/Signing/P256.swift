@@ -50,6 +50,15 @@ public enum P256 {
         }
     }
 
+    /// r and s of a DER-encoded ECDSA signature (what FIDO2 authenticators return).
+    public static func signature(der: [UInt8]) throws(P256Error) -> (r: Bytes32, s: Bytes32) {
+        let raw: [UInt8]
+        do { raw = Array(try Crypto.P256.Signing.ECDSASignature(derRepresentation: der).rawRepresentation) } catch {
+            throw .invalidSignature("not a DER-encoded ECDSA signature")
+        }
+        return (Bytes32(raw[0..<32]), Bytes32(raw[32..<64]))
+    }
+
     /// s ≤ n/2.
     public static func isLowS(_ s: Bytes32) -> Bool { UInt256(s) <= order.shiftedRight(1) }
 

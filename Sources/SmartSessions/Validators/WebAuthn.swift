@@ -36,6 +36,13 @@ public struct WebAuthnAssertion: Hashable, Sendable {
         self.init(authenticatorData: a, clientDataJSON: c, challengeIndex: challengeIndex, typeIndex: typeIndex, r: r.word, s: s.word)
     }
 
+    /// The clientDataJSON a WebAuthn client writes to get an assertion over `challenge`, laid out
+    /// as both verifiers read it: the type at 1, the challenge at 23 (ZeroDev's fixed offset).
+    public static func clientData(challenge: Bytes32, origin: String) -> (json: String, typeIndex: Int, challengeIndex: Int) {
+        let json = #"{"type":"webauthn.get","challenge":""# + base64url(challenge.bytes) + #"","origin":"# + JSONValue.string(origin).serialized + #","crossOrigin":false}"#
+        return (json, 1, 23)
+    }
+
     /// base64url without padding, as WebAuthn writes the challenge.
     public static func base64url(_ bytes: [UInt8]) -> String {
         let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")

@@ -1,0 +1,181 @@
+import EthereumCore
+import Foundation
+@testable import OwnerSigners
+import SmartSessions
+import Testing
+import TestSupport
+
+/// Passkey owners through libfido2, with soft-fido2 (`Tests/rig/fido2-authenticator.py`) behind
+/// its I/O hooks as the authenticator. One authenticator call at a time in the process, as in
+/// the agent, and the tap timeout is the process's: the tests take turns.
+@Suite("Passkey owners on a FIDO2 authenticator", .serialized, .enabled(if: SoftFIDO2.isAvailable, "\(SoftFIDO2.unavailableReason ?? "")"))
+struct FIDO2Tests {
+    static func approved(_ digest: Bytes32) -> ApprovedDigest { ApprovedDigest(digest: digest, approval: "test") }
+
+    static func randomDigest() -> Bytes32 { Bytes32((0..<32).map { _ in UInt8.random(in: 0...255) }) }
+
+    /// Made with a tap, the passkey signs random digests, a tap each; every assertion is checked
+    /// by the oracle as Rhinestone's WebAuthnValidator would check the account-mode signature
+    /// (credential id bound to the account, type and challenge, rp id, user presence, low s, and
+    /// the P-256 signature by pycryptodome).
+    @Test(.enabled(if: Oracle.isAvailable, "\(Oracle.unavailableReason ?? "")"))
+    func aPasskeyMadeOnTheAuthenticatorSignsWithATap() async throws {
+        let authenticator = try SoftFIDO2()
+        let passkey = try await FIDO2Authenticators.create(on: authenticator.device, userName: "owner@test")
+        #expect(passkey.rpID == Passkey.defaultRPID)
+        #expect(authenticator.tapsAskedFor >= 1)
+        let owner = PasskeyOwner(passkey: passkey)
+        let account = try Address("0x" + String(repeating: "ab", count: 20))
+        let credentialID = RhinestoneWebAuthn.credentialId(passkey.publicKey, account: account)
+        var lines: [String] = []
+        for _ in 0..<12 {
+            let taps = authenticator.tapsAskedFor
+            let digest = Self.randomDigest()
+            let assertion = try await owner.sign(Self.approved(digest))
+            #expect(authenticator.tapsAskedFor > taps, "each signature asks for a tap")
+            #expect(assertion.verify(challenge: digest, publicKey: passkey.publicKey, requireUserVerification: false))
+            #expect(!assertion.verify(challenge: Self.randomDigest(), publicKey: passkey.publicKey, requireUserVerification: false))
+            let signature = RhinestoneWebAuthn.signature(credentialIds: [credentialID], usePrecompile: true, assertions: [assertion])
+            lines.append(JSONValue.object(JSONObject([
+                "challenge": .string(digest.hex), "publicKey": .string(Hex.encode([4] + passkey.publicKey.x.bytes + passkey.publicKey.y.bytes)),
+                "rpId": .string(passkey.rpID), "account": .string(account.checksummed), "signature": .string(Hex.encode(signature)),
+            ])).serialized)
+        }
+        let file = authenticator.directory.appendingPathComponent("assertions.jsonl")
+        try lines.joined(separator: "\n").write(to: file, atomically: true, encoding: .utf8)
+        let verdicts = try Oracle.run(arguments: [Oracle.packageRoot.appendingPathComponent("Tests/oracle/oracle.py").path, "webauthn-check", file.path])
+        #expect(verdicts.split(separator: "\n") == Array(repeating: "\"ok\"", count: lines.count))
+    }
+
+    /// The passkey file keeps what signing needs and nothing secret, and reads back the same.
+    @Test func aPasskeyFileReadsBackTheSame() async throws {
+        let authenticator = try SoftFIDO2()
+        let passkey = try await FIDO2Authenticators.create(on: authenticator.device, rpID: "owners.example", userName: "owner")
+        let file = authenticator.directory.appendingPathComponent("passkey.json").path
+        try passkey.json.serialized.write(toFile: file, atomically: true, encoding: .utf8)
+        #expect(try Passkey.read(file) == passkey)
+        #expect(try await PasskeyOwner(passkey: Passkey.read(file)).sign(Self.approved(Self.randomDigest())).authenticatorData.count >= 37)
+    }
+
+    /// What the authenticator signed is checked before it is returned: with another key in
+    /// place of the passkey's (a passkey file edited, or mixed up with another), nothing is.
+    @Test func anAssertionThatDoesNotVerifyIsNeverReturned() async throws {
+        let authenticator = try SoftFIDO2()
+        let passkey = try await FIDO2Authenticators.create(on: authenticator.device, userName: "a")
+        let other = try await FIDO2Authenticators.create(on: authenticator.device, userName: "b")
+        var mixed = passkey
+        mixed.publicKey = other.publicKey
+        await #expect { try await PasskeyOwner(passkey: mixed).sign(Self.approved(Self.randomDigest())) } throws: { error in
+            guard case OwnerSignerError.failed(let message) = error else { return false }
+            return message.contains("does not verify")
+        }
+    }
+
+    /// The tap is the approval: refused, there is no signature, and the error is one a person
+    /// can mend; tapped the next time, it signs.
+    @Test func aRefusedTapSignsNothing() async throws {
+        let authenticator = try SoftFIDO2()
+        let passkey = try await FIDO2Authenticators.create(on: authenticator.device, userName: "owner")
+        try authenticator.person(.refuses)
+        await #expect { try await PasskeyOwner(passkey: passkey).sign(Self.approved(Self.randomDigest())) } throws: { error in
+            guard let error = error as? OwnerSignerError, case .secretNeeded(let message) = error else { return false }
+            return error.mendable && message.contains("not tapped")
+        }
+        try authenticator.person(.taps)
+        _ = try await PasskeyOwner(passkey: passkey).sign(Self.approved(Self.randomDigest()))
+    }
+
+    /// Nobody taps: the signature is given up at the tap timeout, and the authenticator is used
+    /// again at once after it.
+    @Test func aTapNotGivenInTimeIsGivenUp() async throws {
+        let authenticator = try SoftFIDO2()
+        let passkey = try await FIDO2Authenticators.create(on: authenticator.device, userName: "owner")
+        let timeout = FIDO2Authenticators.tapTimeout
+        FIDO2Authenticators.tapTimeout = .seconds(2)
+        defer { FIDO2Authenticators.tapTimeout = timeout }
+        try authenticator.person(.isAway)
+        await #expect(throws: OwnerSignerError.self) { try await PasskeyOwner(passkey: passkey).sign(Self.approved(Self.randomDigest())) }
+        try authenticator.person(.taps)
+        // The authenticator itself waits 15 s for the tap that never came; until then it is
+        // busy, which is a clear error too.
+        var outcome: Result<WebAuthnAssertion, OwnerSignerError>?
+        for _ in 0..<300 {
+            do { outcome = .success(try await PasskeyOwner(passkey: passkey).sign(Self.approved(Self.randomDigest()))) } catch { outcome = .failure(error) }
+            guard case .failure(let error) = outcome else { break }
+            #expect(error.mendable, "\(error)")
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        #expect(throws: Never.self) { try outcome?.get() }
+    }
+
+    /// Unplugged, the owner is unavailable (an error a person mends by plugging it back in); the
+    /// same authenticator plugged back in signs for the passkey it made before.
+    @Test func anUnpluggedAuthenticatorSignsOnceItIsBack() async throws {
+        let authenticator = try SoftFIDO2()
+        let passkey = try await FIDO2Authenticators.create(on: authenticator.device, userName: "owner")
+        authenticator.unplug()
+        await #expect { try await PasskeyOwner(passkey: passkey).sign(Self.approved(Self.randomDigest())) } throws: { error in
+            guard case OwnerSignerError.unavailable(let message) = error else { return false }
+            return message.contains("not there")
+        }
+        try authenticator.plugIn()
+        let digest = Self.randomDigest()
+        #expect(try await PasskeyOwner(passkey: passkey).sign(Self.approved(digest)).verify(challenge: digest, publicKey: passkey.publicKey, requireUserVerification: false))
+    }
+
+    /// Another authenticator holds no key for the passkey: it says so, rather than failing
+    /// some other way.
+    @Test func anotherAuthenticatorDoesNotHoldThePasskey() async throws {
+        let maker = try SoftFIDO2(), other = try SoftFIDO2()
+        var passkey = try await FIDO2Authenticators.create(on: maker.device, userName: "owner")
+        passkey.device = other.device
+        await #expect { try await PasskeyOwner(passkey: passkey).sign(Self.approved(Self.randomDigest())) } throws: { error in
+            guard case OwnerSignerError.unavailable(let message) = error else { return false }
+            return message.contains("does not hold this passkey")
+        }
+    }
+
+    /// An authenticator that stops answering (frozen) is given up on after the tap timeout and
+    /// a margin, not waited on for ever.
+    @Test(.timeLimit(.minutes(1))) func anAuthenticatorThatHangsIsGivenUpOn() async throws {
+        let authenticator = try SoftFIDO2()
+        let passkey = try await FIDO2Authenticators.create(on: authenticator.device, userName: "owner")
+        let timeout = FIDO2Authenticators.tapTimeout
+        FIDO2Authenticators.tapTimeout = .seconds(2)
+        defer { FIDO2Authenticators.tapTimeout = timeout }
+        authenticator.freeze()
+        await #expect(throws: OwnerSignerError.self) { try await PasskeyOwner(passkey: passkey).sign(Self.approved(Self.randomDigest())) }
+        authenticator.freeze(false)
+    }
+}
+
+/// The passkey file and the CBOR libfido2 wraps authenticator data in, without an authenticator.
+struct PasskeyFileTests {
+    @Test func malformedPasskeyFilesAreRefusedWithTheirReason() throws {
+        let key = "0x04" + String(repeating: "0", count: 128)
+        let cases: [(String, String)] = [
+            (#"{"kind":"keystore"}"#, "kind"),
+            (#"{"kind":"fido2-passkey","credentialId":"AAAA","publicKey":"0x04"}"#, "rpId"),
+            (#"{"kind":"fido2-passkey","rpId":"x","credentialId":"AA=A","publicKey":"0x04"}"#, "credentialId"),
+            (#"{"kind":"fido2-passkey","rpId":"x","credentialId":"AAAA","publicKey":"\#(key)"}"#, "publicKey"),
+            (#"{"kind":"fido2-passkey","rpId":"x","credentialId":"AAAA","publicKey":"0x04","extra":1}"#, "unknown field extra"),
+        ]
+        for (text, reason) in cases {
+            #expect { try Passkey(json: JSONValue(parsing: text)) } throws: { error in
+                guard case OwnerSignerError.failed(let message) = error else { return false }
+                return message.contains(reason)
+            }
+        }
+    }
+
+    @Test func authenticatorDataIsTakenOutOfItsCBORByteString() {
+        let data = (0..<37).map { UInt8($0) }
+        #expect(FIDO2Device.cborByteString([0x58, 37] + data) == data)
+        #expect(FIDO2Device.cborByteString([0x59, 0, 37] + data) == data)
+        #expect(FIDO2Device.cborByteString([0x45, 1, 2, 3, 4, 5]) == [1, 2, 3, 4, 5])
+        #expect(FIDO2Device.cborByteString([0x58, 38] + data) == nil)   // shorter than it says
+        #expect(FIDO2Device.cborByteString([0x78, 37] + data) == nil)   // a text string
+        #expect(FIDO2Device.cborByteString([0x5f] + data) == nil)       // indefinite length
+        #expect(FIDO2Device.cborByteString([]) == nil)
+    }
+}

@@ -1,0 +1,148 @@
+"""A FIDO2 authenticator on a Unix socket, for the tests (rig doc, appendix B).
+
+soft-fido2 holds the CTAPHID framing and the CTAP2 authenticator; it is built to sit behind
+/dev/uhid with a Qt tray that asks the person for a tap. Neither exists here, so this serves its
+64-byte HID reports on a Unix socket, which the agent reaches through libfido2's I/O hooks
+(device path `unix:PATH`), and stands in for the person:
+
+- The tap is asked for when a credential is made or an assertion signed, as a hardware key asks.
+  soft-fido2 asks when the client reads the authenticator's info instead (as libfido2 opens the
+  device) and remembers the answer for the connection.
+- Each request for user presence (the tap) prints a line `tap` on stdout and is answered from
+  the file `$FIDO_HOME/tap`: absent or `yes` is a tap, `no` a refusal, `wait` no answer at all
+  (the authenticator gives up after 15 s).
+- Its keepalives (sent while it waits for the tap) get the initialisation bit of their command
+  byte, 0xBB, which soft-fido2 0.4.56 leaves out: libfido2 took its 0x3B for a stray packet and
+  gave up on the device as a FIDO2 one.
+- The authenticator's platform-key requests are refused at once, so it uses
+  `$FIDO_HOME/platform.key`, which holds its state: credentials made before a restart still
+  sign after it.
+
+Usage: FIDO_HOME=DIR python fido2-authenticator.py SOCKET. Prints `ready` once it listens.
+"""
+import os
+import queue
+import socket
+import sys
+import threading
+import types
+
+import soft_fido2.ctap.pending as pending
+from soft_fido2.ctap.cborcmd import CBORCommand
+from soft_fido2.key_pair import KeyUtils
+from soft_fido2.platform.message_queues import MessageQueue, PlatformKeyResponse, QueueMessageType
+from soft_fido2.platform.passkey_device import CTAPHIDevice
+
+REPORT = 64
+home = os.environ["FIDO_HOME"]
+if not os.path.exists(os.path.join(home, "platform.key")):
+    KeyUtils.create_platform_key()
+
+
+class KeepalivePacket(pending.CTAPHIDInitPkt):
+    def __init__(self, cid, cmd, bcnt, data):
+        super().__init__(cid=cid, cmd=cmd | 0x80, bcnt=bcnt, data=data)
+
+
+pending.CTAPHIDInitPkt = KeepalivePacket
+
+
+ask_for_presence = CBORCommand.gather_user_presence
+
+
+def presence_when_signing(self, context="default"):
+    return context == "getinfo" or ask_for_presence(self, context)
+
+
+def after_a_tap(operation, context):
+    def run(self, request):
+        if not ask_for_presence(self, context):
+            return self._set_rsp_fields(list(self.CBORStatusCode.CTAP2_ERR_OPERATION_DENIED.to_bytes(1, "big")))
+        return operation(self, request)
+    return run
+
+
+CBORCommand.gather_user_presence = presence_when_signing
+CBORCommand._make_cred = after_a_tap(CBORCommand._make_cred, "makecred")
+CBORCommand._get_assertion = after_a_tap(CBORCommand._get_assertion, "getassertion")
+
+
+def tap_answer():
+    try:
+        with open(os.path.join(home, "tap")) as f:
+            return f.read().strip()
+    except FileNotFoundError:
+        return "yes"
+
+
+def person():
+    """Answers the tray's requests for a tap; its other notices need no answer."""
+    while True:
+        message = MessageQueue.notify_sysapp.get()
+        if message not in (QueueMessageType.USER_REQUEST, QueueMessageType.USER_REQUEST_FPRINT):
+            continue
+        print("tap", flush=True)
+        answer = tap_answer()
+        if answer == "yes":
+            MessageQueue.notify_auth.put(QueueMessageType.USER_RESPONSE_ACCEPT)
+        elif answer == "no":
+            MessageQueue.notify_auth.put(QueueMessageType.USER_RESPONSE_REJECT)
+
+
+def no_platform_keys():
+    while True:
+        request = MessageQueue.platform_key_requests.get()
+        MessageQueue.platform_key_responses.put(PlatformKeyResponse(request.request_id, error="no platform key provider"))
+
+
+class SocketDevice(CTAPHIDevice):
+    """One libfido2 connection: reports in as 65 bytes (report id 0 first), out as 64."""
+
+    def __init__(self, connection):
+        super().__init__(devpath="unused")
+        self.connection = connection
+        # soft-fido2's outgoing queue is one for the class: a connection's own, so reports
+        # meant for one host never go to another.
+        self.pending = queue.Queue(maxsize=100)
+        CBORCommand.set_pending(self.pending)
+
+    def serve(self):
+        def send():
+            # Drained to the end even once the host has gone: the queue is bounded, and the
+            # keepalives of a tap still awaited would block on it for good.
+            while (report := self.pending.get()) is not None:
+                try:
+                    self.connection.sendall(bytes(report).ljust(REPORT, b"\0")[:REPORT])
+                except OSError:
+                    pass
+        threading.Thread(target=send, daemon=True).start()
+        received = b""
+        try:
+            while chunk := self.connection.recv(4096):
+                received += chunk
+                while len(received) >= REPORT + 1:
+                    report, received = received[:REPORT + 1], received[REPORT + 1:]
+                    self.process_output(types.SimpleNamespace(data=report, ev_len=REPORT))
+        finally:
+            self.pending.put(None)
+
+
+for target in (person, no_platform_keys):
+    threading.Thread(target=target, daemon=True).start()
+
+path = sys.argv[1]
+if os.path.exists(path):
+    os.unlink(path)
+server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+server.bind(path)
+server.listen(8)
+print("ready", flush=True)
+while True:
+    connection, _ = server.accept()
+    # One at a time, as a USB key serves one host: the next waits in the listen queue.
+    try:
+        SocketDevice(connection).serve()
+    except OSError:
+        pass
+    finally:
+        connection.close()
