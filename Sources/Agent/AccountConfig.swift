@@ -1,4 +1,5 @@
 import EthereumCore
+import OwnerSigners
 import SessionStore
 import SmartSessions
 
@@ -7,21 +8,45 @@ import SmartSessions
 public struct AccountConfig: Sendable, Equatable {
     public var address: Address
     public var kind: AccountKind
-    /// The validator installed on the account that checks the owners' enable signature.
+    /// The validator installed on the account that checks the owners' enable signature:
+    /// Rhinestone's WebAuthnValidator for passkey owners, OwnableValidator (or one that reads
+    /// its signatures) for secp256k1 owners.
     public var ownerValidator: Address
     public var threshold: Int
-    public var owners: [Address]
+    public var owners: [OwnerKey]
     /// The chains sessions may be enabled on (empty: any).
     public var chains: Set<UInt64>
 
-    public init(address: Address, kind: AccountKind, ownerValidator: Address = SmartSessionAddresses.ownableValidator,
-                threshold: Int = 1, owners: [Address], chains: Set<UInt64> = []) {
+    public init(address: Address, kind: AccountKind, ownerValidator: Address? = nil, threshold: Int = 1, owners: [OwnerKey], chains: Set<UInt64> = []) {
         self.address = address
         self.kind = kind
-        self.ownerValidator = ownerValidator
+        self.ownerValidator = ownerValidator ?? (owners.first?.address == nil && !owners.isEmpty ? SmartSessionAddresses.rhinestoneWebAuthnValidator : SmartSessionAddresses.ownableValidator)
         self.threshold = threshold
         self.owners = owners
         self.chains = chains
+    }
+
+    public init(address: Address, kind: AccountKind, ownerValidator: Address? = nil, threshold: Int = 1, owners: [Address], chains: Set<UInt64> = []) {
+        self.init(address: address, kind: kind, ownerValidator: ownerValidator, threshold: threshold, owners: owners.map(OwnerKey.address), chains: chains)
+    }
+
+    /// Whether the owner validator takes WebAuthn assertions from passkeys, rather than
+    /// secp256k1 signatures.
+    var takesPasskeys: Bool { ownerValidator == SmartSessionAddresses.rhinestoneWebAuthnValidator }
+
+    /// The owners' signatures as the owner validator reads them: OwnableValidator's
+    /// concatenation sorted by signer, or the WebAuthnValidator's credential ids (bound to this
+    /// account, sorted) with their assertions. The verifier is the RIP-7212 precompile, which the
+    /// chains Smart Sessions runs on have.
+    func validatorSignature(_ signed: [(key: OwnerKey, signature: OwnerSignature)]) -> [UInt8] {
+        if takesPasskeys {
+            let assertions = signed.compactMap { owner -> (Bytes32, WebAuthnAssertion)? in
+                guard case .passkey(let key) = owner.key, case .webAuthn(let assertion) = owner.signature else { return nil }
+                return (RhinestoneWebAuthn.credentialId(key, account: address), assertion)
+            }.sorted { $0.0 < $1.0 }
+            return RhinestoneWebAuthn.signature(credentialIds: assertions.map(\.0), usePrecompile: true, assertions: assertions.map(\.1))
+        }
+        return OwnableValidatorConfig.combine(signed.compactMap { if case .ecdsa(let signature) = $0.signature { signature } else { nil } })
     }
 }
 
@@ -30,7 +55,7 @@ extension AccountConfig {
     public var json: JSONValue {
         .object(JSONObject([
             "address": .string(address.checksummed), "kind": .string(kind.rawValue), "ownerValidator": .string(ownerValidator.checksummed),
-            "threshold": JSONValue(threshold), "owners": .array(owners.map { .string($0.checksummed) }),
+            "threshold": JSONValue(threshold), "owners": .array(owners.map { .string($0.description) }),
             "chains": .array(chains.sorted().map { .string(String($0)) }),
         ]))
     }
@@ -55,11 +80,13 @@ extension AccountConfig {
             throw .badRequest("\(path).kind: one of \(AccountKind.allCases.map(\.rawValue).joined(separator: ", "))")
         }
         guard let ownerList = o["owners"]?.arrayValue, !ownerList.isEmpty else { throw .badRequest("\(path).owners: at least one owner address") }
-        var owners: [Address] = []
+        var owners: [OwnerKey] = []
         for (i, v) in ownerList.enumerated() {
-            let owner = try address(v, "owners[\(i)]")
-            // OwnableValidator counts each signer once: a second copy would be a signature that never counts.
-            guard !owners.contains(owner) else { throw .badRequest("\(path).owners[\(i)]: \(owner.checksummed) is listed twice") }
+            guard let text = v.stringValue else { throw .badRequest("\(path).owners[\(i)]: an address, or p256: and a passkey's public key") }
+            let owner: OwnerKey
+            do { owner = try OwnerKey(text) } catch { throw .badRequest("\(path).owners[\(i)]: \(error)") }
+            // The validators count each signer once: a second copy would be a signature that never counts.
+            guard !owners.contains(owner) else { throw .badRequest("\(path).owners[\(i)]: \(owner) is listed twice") }
             owners.append(owner)
         }
         let threshold = try o["threshold"].map { v throws(AgentError) in
@@ -73,9 +100,16 @@ extension AccountConfig {
             guard let c = integer(v), c > 0 else { throw .badRequest("\(path).chains: chain ids") }
             chains.insert(c)
         }
-        self.init(address: accountAddress, kind: kind,
-                  ownerValidator: try o["ownerValidator"].map { v throws(AgentError) in try address(v, "ownerValidator") } ?? SmartSessionAddresses.ownableValidator,
+        self.init(address: accountAddress, kind: kind, ownerValidator: try o["ownerValidator"].map { v throws(AgentError) in try address(v, "ownerValidator") },
                   threshold: threshold, owners: owners, chains: chains)
+        // One validator reads one kind of signature.
+        let passkeys = owners.filter { $0.address == nil }.count
+        if takesPasskeys, passkeys < owners.count {
+            throw .badRequest("\(path).owners: the WebAuthnValidator \(ownerValidator.checksummed) lists passkeys (p256:…), not addresses")
+        }
+        if !takesPasskeys, passkeys > 0 {
+            throw .badRequest("\(path).owners: passkey owners sign for Rhinestone's WebAuthnValidator \(SmartSessionAddresses.rhinestoneWebAuthnValidator.checksummed), not \(ownerValidator.checksummed)")
+        }
     }
 }
 

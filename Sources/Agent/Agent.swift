@@ -35,11 +35,11 @@ public actor Agent {
     }
 
     let store: SessionStore
-    var owners: [Address: any OwnerSigner]
+    var owners: [OwnerKey: any OwnerSigner]
     var accounts: [Address: AccountConfig]
     /// Those from the configuration file: they cannot be removed at run time (they would be back
     /// at the next start).
-    let fixedOwners: Set<Address>
+    let fixedOwners: Set<OwnerKey>
     let fixedAccounts: Set<Address>
     var rules: RulesFile?
     /// Where `rules` were read from; nil for rules given in process (tests).
@@ -89,13 +89,13 @@ public actor Agent {
     public nonisolated let requestsToDecide: AsyncStream<String>
     let requestsToDecideContinuation: AsyncStream<String>.Continuation
 
-    public init(store: SessionStore, owners: [any OwnerSigner], accounts: [AccountConfig], fixedAccounts: Set<Address> = [], fixedOwners: Set<Address> = [],
+    public init(store: SessionStore, owners: [any OwnerSigner], accounts: [AccountConfig], fixedAccounts: Set<Address> = [], fixedOwners: Set<OwnerKey> = [],
                 rules: RulesFile?, tokens: TokenList = TokenList(),
                 approvalTimeout: UInt64 = 300, storePIN: PINSource = .prompt, ownerPrompt: @escaping SecretPrompt,
                 ownerNotice: DeviceNotice.Show? = nil, clock: @escaping @Sendable () -> UInt64 = { UInt64(Date().timeIntervalSince1970) },
                 logger: Logger = Logger(label: "session-agent", factory: { _ in SwiftLogNoOpLogHandler() })) {
         self.store = store
-        self.owners = Dictionary(owners.map { ($0.identity.address, $0) }, uniquingKeysWith: { a, _ in a })
+        self.owners = Dictionary(owners.map { ($0.identity.key, $0) }, uniquingKeysWith: { a, _ in a })
         self.accounts = Dictionary(accounts.map { ($0.address, $0) }, uniquingKeysWith: { a, _ in a })
         self.fixedOwners = fixedOwners
         self.fixedAccounts = fixedAccounts
@@ -270,7 +270,7 @@ public actor Agent {
     /// passphrases or PINs the approver typed with the decision, by owner; `ownerSecret` serves
     /// every owner without one of its own.
     public func decide(_ id: String, approve: Bool, approver: String, reason: String = "", ownerSecret: SecretBytes? = nil,
-                       ownerSecrets: [Address: SecretBytes] = [:]) async throws(AgentError) -> PendingRequest {
+                       ownerSecrets: [OwnerKey: SecretBytes] = [:]) async throws(AgentError) -> PendingRequest {
         guard let request = pending[id] else { throw .notFound("request \(id)") }
         guard request.status == .pending, !approving.contains(id) else {
             throw AgentError("already_decided", "request \(id) is \(approving.contains(id) ? "being approved" : request.status.rawValue)")
@@ -309,7 +309,7 @@ public actor Agent {
         for waiter in waiters.removeValue(forKey: id) ?? [] { waiter.resume() }
         let by = reason.contains(approver) ? "" : " (\(approver))"
         let session = sessionId.map { "; session \($0)" } ?? ""
-        let signers = signedBy.isEmpty ? "" : "; signed by " + signedBy.map { "\($0.address.checksummed) (\($0.location))" }.joined(separator: ", ")
+        let signers = signedBy.isEmpty ? "" : "; signed by " + signedBy.map { "\($0.key) (\($0.location))" }.joined(separator: ", ")
         logger.log(level: status == .failed ? .warning : .info, "request \(id) \(status.rawValue)\(by): \(reason)\(session)\(signers)")
         return pending[id]!
     }
@@ -321,7 +321,7 @@ public actor Agent {
         var entry = JSONObject(["request": .string(id), "status": .string(status.rawValue), "approver": .string(approver), "reason": .string(reason)])
         if let rules { entry["rulesSHA256"] = .string(rules.sha256) }
         if !signedBy.isEmpty {
-            entry["signedBy"] = .array(signedBy.map { .object(JSONObject(["owner": .string($0.address.checksummed), "backend": .string($0.backend), "location": .string($0.location)])) })
+            entry["signedBy"] = .array(signedBy.map { .object(JSONObject(["owner": .string($0.key.description), "backend": .string($0.backend), "location": .string($0.location)])) })
         }
         return .object(entry)
     }
@@ -338,7 +338,7 @@ public actor Agent {
     /// stored. A failure stores nothing and leaves the request failed, except that a person's
     /// approval an owner could not sign for a reason they can mend (a wrong or missing PIN or
     /// passphrase, a token away) leaves it pending, for them to try again.
-    func approve(_ id: String, approver: String, reason: String, ownerSecret: SecretBytes? = nil, ownerSecrets: [Address: SecretBytes] = [:],
+    func approve(_ id: String, approver: String, reason: String, ownerSecret: SecretBytes? = nil, ownerSecrets: [OwnerKey: SecretBytes] = [:],
                  byPerson: Bool = false, rules: RulesSource? = nil) async throws(AgentError) -> PendingRequest {
         approving.insert(id)
         defer { approving.remove(id) }
@@ -359,7 +359,7 @@ public actor Agent {
         let held = heldOwners(account).count
         guard held >= account.threshold else { throw tooFewOwners(held) }
         let digest = compiled.multichainDigest
-        var signatures: [RecoverableSignature] = [], signers: [OwnerIdentity] = []
+        var signatures: [(key: OwnerKey, signature: OwnerSignature)] = [], signers: [OwnerIdentity] = []
         // Whoever is asked for a PIN or passphrase sees what it is for: the rules may have
         // approved the request with nobody watching.
         let purpose = "\n\nIt enables the session that \(request.client) asked for (request \(id), approved by \(approver))."
@@ -372,16 +372,16 @@ public actor Agent {
             let prompt: SecretPrompt = given.map { secret in { @Sendable _ in secret } } ?? asked
             do {
                 let approved = ApprovedDigest(digest: digest, approval: id)
-                signatures.append(try await DeviceNotice.telling(through: given == nil ? told : nil) { () async throws(OwnerSignerError) in
-                    try await signer.sign(approved, prompt: prompt)
-                })
+                signatures.append((owner, try await DeviceNotice.telling(through: given == nil ? told : nil) { () async throws(OwnerSignerError) in
+                    try await signer.ownerSignature(approved, prompt: prompt)
+                }))
                 signers.append(signer.identity)
             } catch {
                 let message = "owner \(owner) could not sign: \(error)"
                 if byPerson && error.mendable {
                     logger.warning("request \(id): \(message); still pending for \(approver) to try again")
                     audit("owner_failure", .object(JSONObject([
-                        "request": .string(id), "owner": .string(owner.checksummed), "approver": .string(approver), "reason": .string(error.reason),
+                        "request": .string(id), "owner": .string(owner.description), "approver": .string(approver), "reason": .string(error.reason),
                     ])))
                     throw AgentError(error.reason, message + "; the request is still pending")
                 }
@@ -391,7 +391,7 @@ public actor Agent {
         }
         // An owner removed while another signed.
         guard signatures.count >= account.threshold else { throw tooFewOwners(signatures.count) }
-        let enableSig = (compiled.accountKind ?? account.kind).permissionEnableSig(validator: account.ownerValidator, signature: OwnableValidatorConfig.combine(signatures))
+        let enableSig = (compiled.accountKind ?? account.kind).permissionEnableSig(validator: account.ownerValidator, signature: account.validatorSignature(signatures))
         let sessionId = "sess-" + Hex.encode(Secp256k1.randomBytesForIdentifiers(), prefix: false)
         let expiry = request.review.expiresAt
         let stored = StoredSession(
@@ -473,7 +473,7 @@ public actor Agent {
     /// Removes an account added at run time; its requests still waiting for a decision fail, since
     /// nobody may now approve them. One whose owners are signing already goes on.
     public func removeAccount(_ address: Address) throws(AgentError) {
-        try unregister(.account, address, fixed: fixedAccounts)
+        try unregister(.account, address.checksummed, fixed: fixedAccounts.contains(address))
         accounts[address] = nil
         logger.notice("account \(address.checksummed) removed")
         for (id, request) in pending where request.status == .pending && !approving.contains(id) && request.compiled.account == address {
@@ -483,25 +483,26 @@ public actor Agent {
 
     /// `custody`: what the token says of a PKCS#11 owner's private key, when it could be read.
     public func addOwner(_ owner: any OwnerSigner, registration: SessionStore.RegisteredOwner, custody: PKCS11KeyCustody? = nil) throws(AgentError) {
-        let address = owner.identity.address
-        guard !fixedOwners.contains(address) else { throw AgentError("forbidden", "\(address) is defined in the configuration file") }
+        let key = owner.identity.key
+        guard !fixedOwners.contains(key) else { throw AgentError("forbidden", "\(key) is defined in the configuration file") }
         do { try store.registerOwner(registration, custody: custody?.rawValue, at: clock()) } catch { throw AgentError(error) }
         logger.log(level: custody == .exportable ? .warning : .notice,
-                   "owner \(address.checksummed) \(owners[address] == nil ? "added" : "replaced"): \(registration.backend) \(registration.location)\(custody.map { "; its private key: \($0)" } ?? "")")
-        owners[address] = owner
+                   "owner \(key) \(owners[key] == nil ? "added" : "replaced"): \(registration.backend) \(registration.location)\(custody.map { "; its private key: \($0)" } ?? "")")
+        owners[key] = owner
     }
 
-    public func removeOwner(_ address: Address) throws(AgentError) {
-        try unregister(.owner, address, fixed: fixedOwners)
-        owners[address] = nil
-        logger.notice("owner \(address.checksummed) removed")
+    public func removeOwner(_ key: OwnerKey) throws(AgentError) {
+        try unregister(.owner, key.description, fixed: fixedOwners.contains(key))
+        owners[key] = nil
+        logger.notice("owner \(key) removed")
     }
 
-    func unregister(_ kind: SessionStore.Registration, _ address: Address, fixed: Set<Address>) throws(AgentError) {
-        guard !fixed.contains(address) else { throw AgentError("forbidden", "\(address) is defined in the configuration file") }
+    /// `name`: an owner key's or an account address's text, as the store keeps it.
+    func unregister(_ kind: SessionStore.Registration, _ name: String, fixed: Bool) throws(AgentError) {
+        guard !fixed else { throw AgentError("forbidden", "\(name) is defined in the configuration file") }
         let removed: Bool
-        do { removed = try store.unregister(kind, address: address.checksummed, at: clock()) } catch { throw AgentError(error) }
-        guard removed else { throw .notFound("\(kind == .owner ? "owner" : "account") \(address)") }
+        do { removed = try store.unregister(kind, address: name, at: clock()) } catch { throw AgentError(error) }
+        guard removed else { throw .notFound("\(kind == .owner ? "owner" : "account") \(name)") }
     }
 
     public func accountList() -> [AccountConfig] { accounts.values.sorted { $0.address < $1.address } }
@@ -510,7 +511,7 @@ public actor Agent {
     /// are asked together, and one that has not answered within `readinessLimit` (a hung HSM
     /// would hold `owner list` for the whole `pkcs11_timeout`) is reported so.
     public func ownerReadiness() async -> [(identity: OwnerIdentity, readiness: OwnerReadiness)] {
-        let all = owners.values.sorted(by: { $0.identity.address < $1.identity.address })
+        let all = owners.values.sorted(by: { $0.identity.key < $1.identity.key })
         var answers = [OwnerReadiness](repeating: .ready, count: all.count)
         await withTaskGroup(of: (Int, OwnerReadiness).self) { group in
             for (i, owner) in all.enumerated() { group.addTask { (i, await Self.readiness(of: owner, within: Self.readinessLimit)) } }
@@ -544,17 +545,17 @@ public actor Agent {
     /// The passphrases and PINs that approving request `id` will need from the person approving,
     /// by owner, each in the words of a prompt, and those the person gives on the device itself
     /// (`onDevice`: a reader's keypad); empty when the agent has what its owners need.
-    public func secretsToApprove(_ id: String) async throws(AgentError) -> [(owner: Address, prompt: String, onDevice: Bool)] {
+    public func secretsToApprove(_ id: String) async throws(AgentError) -> [(owner: OwnerKey, prompt: String, onDevice: Bool)] {
         guard let request = pending[id] else { throw .notFound("request \(id)") }
         // Approving such a request fails without asking anyone (`approve`).
         guard let account = accounts[request.compiled.account] else { return [] }
         let held = heldOwners(account)
         guard held.count >= account.threshold else { return [] }
-        var asks: [(owner: Address, prompt: String, onDevice: Bool)] = []
+        var asks: [(owner: OwnerKey, prompt: String, onDevice: Bool)] = []
         for owner in held.prefix(account.threshold) {
             switch await owner.readiness() {
-            case .needsSecret(let prompt): asks.append((owner.identity.address, prompt, false))
-            case .asksOnDevice(let prompt): asks.append((owner.identity.address, prompt, true))
+            case .needsSecret(let prompt): asks.append((owner.identity.key, prompt, false))
+            case .asksOnDevice(let prompt): asks.append((owner.identity.key, prompt, true))
             case .ready, .notReady: break
             }
         }

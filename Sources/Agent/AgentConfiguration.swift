@@ -159,8 +159,8 @@ public struct RunTimeModules: Sendable {
     }
 }
 
-/// One `[[owners]]` table: a keystore file, a key on a PKCS#11 token, or an OpenPGP card's
-/// signature key.
+/// One `[[owners]]` table: a keystore file, a key on a PKCS#11 token, an OpenPGP card's
+/// signature key, or a passkey on a FIDO2 authenticator.
 public enum OwnerConfig: Sendable, Equatable {
     case keystore(path: String, passphraseFile: String?)
     /// `address`, when given, lets the agent start while the token is absent (and is checked
@@ -168,6 +168,8 @@ public enum OwnerConfig: Sendable, Equatable {
     case pkcs11(uri: PKCS11URI, pin: PINSource, address: Address?)
     /// The card by its serial number; `address` as for a token.
     case openPGPCard(serial: String, pin: PINSource, address: Address?)
+    /// The file `session-agent fido2 create` wrote.
+    case passkey(path: String)
 
     init(_ t: JSONObject, at prefix: String, relativeTo base: String, path: (String) throws(AgentError) -> String?) throws(AgentError) {
         let keys = Set(t.keys)
@@ -179,9 +181,16 @@ public enum OwnerConfig: Sendable, Equatable {
             self = .keystore(path: keystore, passphraseFile: try path("passphrase_file"))
             return
         }
+        if let passkey = try path("passkey") {
+            if let extra = keys.subtracting(["passkey"]).first {
+                throw AgentError("bad_config", "\(prefix)\(extra): unknown key for a passkey owner, which is its file alone")
+            }
+            self = .passkey(path: passkey)
+            return
+        }
         let card = t["openpgp_card"]
         guard let text = (card ?? t["pkcs11"])?.stringValue else {
-            throw AgentError("bad_config", "\(prefix)keystore, \(prefix)pkcs11 or \(prefix)openpgp_card: an owner is a keystore file, a PKCS#11 URI or an OpenPGP card's serial number")
+            throw AgentError("bad_config", "\(prefix)keystore, \(prefix)pkcs11, \(prefix)openpgp_card or \(prefix)passkey: an owner is a keystore file, a PKCS#11 URI, an OpenPGP card's serial number or a passkey file")
         }
         let kind = card == nil ? "pkcs11" : "openpgp_card"
         let known = [kind, "pin_file", "pin_env", "address"]
@@ -223,9 +232,9 @@ public struct FileSecretOwner: OwnerSigner {
 
     public var identity: OwnerIdentity { inner.identity }
 
-    public func sign(_ approved: ApprovedDigest, prompt: SecretPrompt) async throws(OwnerSignerError) -> RecoverableSignature {
+    public func ownerSignature(_ approved: ApprovedDigest, prompt: SecretPrompt) async throws(OwnerSignerError) -> OwnerSignature {
         let file = passphraseFile
-        return try await inner.sign(approved, prompt: { _ in try SecretFile.read(file) })
+        return try await inner.ownerSignature(approved, prompt: { _ in try SecretFile.read(file) })
     }
 
     /// Ready when the file can be read, which gives the secret the inner owner asks for.

@@ -57,7 +57,7 @@ public enum AgentDaemon {
         let runTimeModules = config.runTimeModules
         var owners: [any OwnerSigner] = []
         for owner in config.owners { owners.append(try await OwnerLoader.load(owner, defaultModule: config.pkcs11Module)) }
-        for registered in try store.registeredOwners() where !owners.contains(where: { $0.identity.address.checksummed == registered.address }) {
+        for registered in try store.registeredOwners() where !owners.contains(where: { $0.identity.key.description == registered.address }) {
             owners.append(try OwnerLoader.load(registered, modules: runTimeModules))
         }
         var accounts = config.accounts
@@ -94,7 +94,7 @@ public enum AgentDaemon {
         }
         let pinentry = config.pinentry.map { PinentryApproval(Pinentry(command: $0, timeout: TimeInterval(config.approvalTimeout))) }
         let agent = Agent(store: store, owners: owners, accounts: accounts, fixedAccounts: Set(config.accounts.map(\.address)),
-                          fixedOwners: Set(owners.prefix(config.owners.count).map(\.identity.address)), rules: nil, tokens: tokens,
+                          fixedOwners: Set(owners.prefix(config.owners.count).map(\.identity.key)), rules: nil, tokens: tokens,
                           approvalTimeout: config.approvalTimeout, storePIN: storePIN,
                           ownerPrompt: pinentry?.ownerPrompt ?? { @Sendable _ in
                               throw AgentError("secret_needed", "no pinentry is configured; approve with `session-agent approve`, which asks for it")
@@ -178,7 +178,7 @@ public enum AgentDaemon {
                     Task {
                         for (owner, readiness) in await agent.ownerReadiness() {
                             guard case .notReady(let problem) = readiness else { continue }
-                            logger.warning("owner \(owner.address.checksummed) (\(owner.backend) \(owner.location)) cannot sign now: \(problem)")
+                            logger.warning("owner \(owner.key) (\(owner.backend) \(owner.location)) cannot sign now: \(problem)")
                         }
                     }
                     onReady(clientPath, controlPath)
@@ -286,8 +286,8 @@ public enum OwnerLoader {
                 return PKCS11Owner(uri: uri.with(modulePath: module), pin: pin, address: address)
             }
             let owner = try await pkcs11(uri, pin: pin, defaultModule: defaultModule)
-            if let address, owner.identity.address != address {
-                throw AgentError("bad_config", "\(uri) holds the key of \(owner.identity.address), not \(address)")
+            if let address, owner.address != address {
+                throw AgentError("bad_config", "\(uri) holds the key of \(owner.address), not \(address)")
             }
             return owner
         case let .openPGPCard(serial, pin, address):
@@ -295,6 +295,8 @@ public enum OwnerLoader {
             do { return try await OpenPGPCardOwner.load(serial: serial, pin: pin) } catch {
                 throw AgentError(error.ownerError.reason, "\(error); or give the owner's address in the configuration, to start without the card")
             }
+        case let .passkey(path):
+            return try passkey(path)
         }
     }
 
@@ -307,6 +309,7 @@ public enum OwnerLoader {
             }
             return OpenPGPCardOwner(serial: serial, pin: registered.secretFile.map { .file($0) } ?? .prompt, address: address)
         }
+        if registered.backend == "fido2" { return try passkey(registered.location) }
         guard registered.backend == "pkcs11" else { return try keystore(registered.location, passphraseFile: registered.secretFile) }
         guard let uri = try? PKCS11URI(registered.location), uri.modulePath != nil, let address = try? Address(registered.address) else {
             throw AgentError("store_corrupt", "the registered owner \(registered.address) has an unusable location \(registered.location)")
@@ -316,6 +319,10 @@ public enum OwnerLoader {
                                 problem: .failed("the owner \(address) added at run time is not used: \(error.message); or remove it (owner remove)"))
         }
         return PKCS11Owner(uri: uri, pin: registered.secretFile.map { .file($0) } ?? .prompt, address: address)
+    }
+
+    static func passkey(_ path: String) throws(AgentError) -> PasskeyOwner {
+        do { return PasskeyOwner(passkey: try Passkey.read(path), file: path) } catch { throw AgentError("bad_config", "\(error)") }
     }
 
     public static func keystore(_ path: String, passphraseFile: String?) throws(AgentError) -> any OwnerSigner {
@@ -370,6 +377,6 @@ struct RefusedOwner: OwnerSigner {
     let identity: OwnerIdentity
     let problem: OwnerSignerError
 
-    func sign(_ approved: ApprovedDigest, prompt: SecretPrompt) async throws(OwnerSignerError) -> RecoverableSignature { throw problem }
+    func ownerSignature(_ approved: ApprovedDigest, prompt: SecretPrompt) async throws(OwnerSignerError) -> OwnerSignature { throw problem }
     func readiness() async -> OwnerReadiness { .notReady(problem) }
 }

@@ -22,8 +22,8 @@ public struct AgentRPC: Sendable {
         "session_signUserOperation": ["sessionId", "chainId", "entryPoint", "entryPointVersion", "userOperation", "mode", "eip7702Delegate"],
         "session_export": ["sessionId"], "session_revoke": ["sessionId"], "session_list": ["live", "after", "limit"], "sessions_list": ["live", "after", "limit"],
         "pending_get": ["id"], "pending_secret": ["id"], "pending_decide": ["id", "approve", "approver", "reason", "passphrase", "secrets"],
-        "accounts_add": ["account"], "accounts_remove": ["address"], "owners_add": ["pkcs11", "pinFile", "pin", "openpgpCard", "keystore", "passphraseFile"],
-        "owners_remove": ["address"], "agent_unlock": ["passphrase"], "audit_show": ["after", "kind", "limit"], "audit_prune": ["through", "before"], "sessions_prune": ["before"],
+        "accounts_add": ["account"], "accounts_remove": ["address"], "owners_add": ["pkcs11", "pinFile", "pin", "openpgpCard", "passkey", "keystore", "passphraseFile"],
+        "owners_remove": ["owner", "address"], "agent_unlock": ["passphrase"], "audit_show": ["after", "kind", "limit"], "audit_prune": ["through", "before"], "sessions_prune": ["before"],
     ]
 
     let agent: Agent
@@ -230,8 +230,8 @@ public struct AgentRPC: Sendable {
                                        "exportAllowed": .bool(revoked.session.exportAllowed), "onChain": .object(Self.onChainEnd(of: revoked.session))]))
         case "pending_secret":
             let asks = try await agent.secretsToApprove(try string(p, "id"))
-            func list(_ asks: [(owner: Address, prompt: String, onDevice: Bool)]) -> JSONValue {
-                .array(asks.map { .object(JSONObject(["owner": .string($0.owner.checksummed), "prompt": .string($0.prompt)])) })
+            func list(_ asks: [(owner: OwnerKey, prompt: String, onDevice: Bool)]) -> JSONValue {
+                .array(asks.map { .object(JSONObject(["owner": .string($0.owner.description), "prompt": .string($0.prompt)])) })
             }
             return .object(JSONObject(["asks": list(asks.filter { !$0.onDevice }), "onDevice": list(asks.filter(\.onDevice))]))
         case "pending_list":
@@ -239,14 +239,14 @@ public struct AgentRPC: Sendable {
         case "pending_decide":
             guard let approve = p["approve"]?.boolValue else { throw .badRequest("params.approve: true or false") }
             // `passphrase` serves every owner; `secrets` gives owners their own, by address.
-            var secrets: [Address: SecretBytes] = [:]
+            var secrets: [OwnerKey: SecretBytes] = [:]
             if let given = p["secrets"] {
                 guard let object = given.objectValue else { throw .badRequest("params.secrets: an object of owner address to passphrase or PIN") }
                 for (owner, value) in object.entries {
-                    guard let text = value.stringValue, let address = try? Address(owner) else {
+                    guard let text = value.stringValue, let key = try? OwnerKey(owner) else {
                         throw .badRequest("params.secrets: an object of owner address to passphrase or PIN")
                     }
-                    secrets[address] = SecretBytes(utf8: text)
+                    secrets[key] = SecretBytes(utf8: text)
                 }
             }
             let decided = try await agent.decide(try string(p, "id"), approve: approve, approver: try optionalString(p, "approver") ?? "operator (\(client))",
@@ -268,12 +268,19 @@ public struct AgentRPC: Sendable {
             // keystore given `pinFile` for its passphrase would ask a person at each approval.
             let kinds: [(key: String, name: String, takes: [String])] = [("pkcs11", "PKCS#11 owner", ["pinFile", "pin"]),
                                                                         ("openpgpCard", "card owner", ["pinFile"]),
+                                                                        ("passkey", "passkey owner", []),
                                                                         ("keystore", "keystore owner", ["passphraseFile"])]
-            let kind = kinds.first { (p[$0.key] ?? .null) != .null } ?? kinds[2]
+            let kind = kinds.first { (p[$0.key] ?? .null) != .null } ?? kinds[3]
             if let stray = p.keys.sorted().first(where: { !([kind.key] + kind.takes).contains($0) && p[$0] != .null }) {
-                throw .badRequest("params.\(stray): not for a \(kind.name), which takes \(kind.takes.joined(separator: " and "))")
+                throw .badRequest("params.\(stray): not for a \(kind.name), which takes " + (kind.takes.isEmpty ? "nothing more" : kind.takes.joined(separator: " and ")))
             }
-            if let text = try optionalString(p, "openpgpCard") {
+            if let file = try optionalString(p, "passkey") {
+                guard file.hasPrefix("/") else { throw .badRequest("params.passkey: an absolute path") }
+                let passkey: Passkey
+                do { passkey = try Passkey.read(file) } catch { throw .badRequest("params.passkey: \(error)") }
+                owner = PasskeyOwner(passkey: passkey, file: file)
+                registration = .init(address: owner.identity.key.description, backend: "fido2", location: file, secretFile: nil)
+            } else if let text = try optionalString(p, "openpgpCard") {
                 let pinFile = try optionalString(p, "pinFile")
                 guard pinFile?.hasPrefix("/") ?? true else { throw .badRequest("params.pinFile: an absolute path") }
                 let serial: String
@@ -286,7 +293,7 @@ public struct AgentRPC: Sendable {
                     if pinFile != nil { try await card.checkPIN() }
                 } catch { throw AgentError(error.ownerError.reason, "\(error)") }
                 owner = card
-                registration = .init(address: card.identity.address.checksummed, backend: "openpgp-card", location: serial, secretFile: pinFile)
+                registration = .init(address: card.identity.key.description, backend: "openpgp-card", location: serial, secretFile: pinFile)
             } else if let text = try optionalString(p, "pkcs11") {
                 let uri: PKCS11URI
                 do { uri = try PKCS11URI(text) } catch { throw .badRequest("params.pkcs11: \(error)") }
@@ -304,7 +311,7 @@ public struct AgentRPC: Sendable {
                 let loginPIN = try optionalSecret(p, "pin")
                 let located = try await OwnerLoader.pkcs11(uri, pin: pinFile.map { .file($0) } ?? .prompt, loginPIN: loginPIN, defaultModule: pkcs11Module)
                 owner = located
-                registration = .init(address: located.identity.address.checksummed, backend: "pkcs11", location: located.uri.description, secretFile: pinFile)
+                registration = .init(address: located.identity.key.description, backend: "pkcs11", location: located.uri.description, secretFile: pinFile)
                 // With a PIN at hand (the file, or the one given for a token that hides its keys),
                 // the agent logs in now: a wrong PIN file is refused here rather than at the first
                 // approval, and what the token says of the private key is reported. An owner key
@@ -326,19 +333,23 @@ public struct AgentRPC: Sendable {
                 let opened = try OwnerLoader.keystoreOwner(keystore)
                 if let passphraseFile { try await OwnerLoader.checkPassphrase(opened, passphraseFile: passphraseFile) }
                 owner = passphraseFile.map { FileSecretOwner(opened, passphraseFile: $0) } ?? opened
-                registration = .init(address: owner.identity.address.checksummed, backend: "keystore", location: keystore, secretFile: passphraseFile)
+                registration = .init(address: owner.identity.key.description, backend: "keystore", location: keystore, secretFile: passphraseFile)
             }
             try await agent.addOwner(owner, registration: registration, custody: custody)
-            var added = JSONObject(["address": .string(owner.identity.address.checksummed), "backend": .string(owner.identity.backend),
-                                    "location": .string(owner.identity.location)])
+            var added = Self.ownerEntry(owner.identity)
             if registration.backend == "pkcs11" { added["custody"] = custody.map { .string($0.rawValue) } ?? .null }
             return .object(added)
         case "owners_remove":
-            try await agent.removeOwner(try address(p, "address"))
+            // `address` as before passkeys; `owner` takes a passkey's p256:… too.
+            let named: String
+            if let owner = try optionalString(p, "owner") { named = owner } else { named = try string(p, "address") }
+            let key: OwnerKey
+            do throws(OwnerSignerError) { key = try OwnerKey(named) } catch { throw .badRequest("params.owner: \(error)") }
+            try await agent.removeOwner(key)
             return .object(JSONObject(["removed": true]))
         case "owners_list":
             return .array(await agent.ownerReadiness().map { owner, readiness in
-                var entry = JSONObject(["address": .string(owner.address.checksummed), "backend": .string(owner.backend), "location": .string(owner.location)])
+                var entry = Self.ownerEntry(owner)
                 switch readiness {
                 case .ready:
                     entry["ready"] = true
@@ -465,6 +476,14 @@ public struct AgentRPC: Sendable {
 
     /// A revoked session's key is gone from the agent, not from the chain: what the account
     /// sends to end the session there (docs/protocol.md, `session_revoke`).
+    /// An owner as `owners_list` and `owners_add` show it: its key (`owner`), and the address
+    /// of a secp256k1 one.
+    static func ownerEntry(_ owner: OwnerIdentity) -> JSONObject {
+        var entry = JSONObject(["owner": .string(owner.key.description), "backend": .string(owner.backend), "location": .string(owner.location)])
+        entry["address"] = owner.address.map { .string($0.checksummed) }
+        return entry
+    }
+
     static func onChainEnd(of s: StoredSession) -> JSONObject {
         let end = ModuleCalls.endSession(s.session.permissionId)
         return JSONObject(["account": .string(s.account.checksummed), "chains": chains(of: s), "callData": .string(end.calldata.hex),

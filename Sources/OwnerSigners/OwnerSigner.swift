@@ -1,21 +1,73 @@
 import EthereumCore
+import SmartSessions
+
+/// How an account's validator knows an owner: a secp256k1 key by its address (OwnableValidator),
+/// a passkey by its P-256 public key (WebAuthnValidator).
+public enum OwnerKey: Hashable, Sendable, Comparable, CustomStringConvertible {
+    case address(Address)
+    case passkey(EthereumCore.P256.PublicKey)
+
+    /// `0x` and 40 hex digits, or `p256:` and the passkey's public key (`0x04…`, as
+    /// `session-agent fido2 create` prints it).
+    public init(_ text: String) throws(OwnerSignerError) {
+        if text.hasPrefix(Self.passkeyPrefix) {
+            guard let bytes = try? Hex.decode(String(text.dropFirst(Self.passkeyPrefix.count))), let key = try? EthereumCore.P256.PublicKey(bytes) else {
+                throw .failed("\(text) is not p256: and a P-256 public key in hex")
+            }
+            self = .passkey(key)
+        } else {
+            guard let address = try? Address(text) else { throw .failed("\(text) is neither an address nor p256: and a passkey's public key") }
+            self = .address(address)
+        }
+    }
+
+    static let passkeyPrefix = "p256:"
+
+    /// The secp256k1 owner's address; nil for a passkey.
+    public var address: Address? {
+        if case .address(let address) = self { address } else { nil }
+    }
+
+    public var description: String {
+        switch self {
+        case .address(let address): address.checksummed
+        case .passkey(let key): Self.passkeyPrefix + Hex.encode([4] + key.x.bytes + key.y.bytes)
+        }
+    }
+
+    public static func < (a: OwnerKey, b: OwnerKey) -> Bool { a.description < b.description }
+}
 
 /// What kind of owner key a backend holds, for display and routing.
 public struct OwnerIdentity: Hashable, Sendable, CustomStringConvertible {
     /// "keystore", "pkcs11", "openpgp-card", "fido2".
     public var backend: String
-    /// The secp256k1 owner's address (what OwnableValidator lists).
-    public var address: Address
+    public var key: OwnerKey
     /// Where the key lives, for people: a file path, a PKCS#11 URI, a card serial.
     public var location: String
 
-    public init(backend: String, address: Address, location: String) {
+    public init(backend: String, key: OwnerKey, location: String) {
         self.backend = backend
-        self.address = address
+        self.key = key
         self.location = location
     }
 
-    public var description: String { "\(backend) owner \(address) (\(location))" }
+    public init(backend: String, address: Address, location: String) {
+        self.init(backend: backend, key: .address(address), location: location)
+    }
+
+    /// The secp256k1 owner's address (what OwnableValidator lists); nil for a passkey.
+    public var address: Address? { key.address }
+
+    public var description: String { "\(backend) owner \(key) (\(location))" }
+}
+
+/// An owner's signature over an approved digest, in the form its validator takes.
+public enum OwnerSignature: Sendable {
+    /// An Ethereum signature (low s, v 27/28), for OwnableValidator.
+    case ecdsa(RecoverableSignature)
+    /// A WebAuthn assertion whose challenge is the digest, for WebAuthnValidator.
+    case webAuthn(WebAuthnAssertion)
 }
 
 /// A digest the agent computed itself from a request that was reviewed and approved. Only code
@@ -97,13 +149,13 @@ public enum DeviceNotice {
     }
 }
 
-/// The one interface every owner-key backend implements: keystore files now; PKCS#11 tokens,
-/// OpenPGP cards and FIDO2 authenticators plug in behind it without touching the agent.
+/// The one interface every owner-key backend implements: keystore files, PKCS#11 tokens,
+/// OpenPGP cards and FIDO2 authenticators, behind it without the agent knowing which.
 public protocol OwnerSigner: Sendable {
     var identity: OwnerIdentity { get }
-    /// Signs an approved digest: an Ethereum signature (low s, v 27/28) that recovers to
-    /// `identity.address`.
-    func sign(_ approved: ApprovedDigest, prompt: SecretPrompt) async throws(OwnerSignerError) -> RecoverableSignature
+    /// Signs an approved digest, in the form the owner's validator checks: never a signature
+    /// that does not verify against `identity.key`.
+    func ownerSignature(_ approved: ApprovedDigest, prompt: SecretPrompt) async throws(OwnerSignerError) -> OwnerSignature
     /// Whether the owner could sign now, found without signing or asking anyone: a token
     /// absent, a key gone from it, a PIN or passphrase file unreadable stop it; a secret a
     /// person must give is named.
@@ -122,32 +174,47 @@ public enum OwnerReadiness: Sendable, Equatable {
     case notReady(OwnerSignerError)
 }
 
+/// A secp256k1 owner: its signature recovers to its address.
+public protocol ECDSAOwnerSigner: OwnerSigner {
+    var address: Address { get }
+    /// Signs an approved digest: an Ethereum signature (low s, v 27/28) that recovers to `address`.
+    func sign(_ approved: ApprovedDigest, prompt: SecretPrompt) async throws(OwnerSignerError) -> RecoverableSignature
+}
+
+extension ECDSAOwnerSigner {
+    public func ownerSignature(_ approved: ApprovedDigest, prompt: SecretPrompt) async throws(OwnerSignerError) -> OwnerSignature {
+        .ecdsa(try await sign(approved, prompt: prompt))
+    }
+}
+
 /// An owner key in an Ethereum keystore v3 file; the passphrase is asked for each signature
 /// and the key is dropped (zeroed) right after.
-public struct KeystoreOwner: OwnerSigner {
+public struct KeystoreOwner: ECDSAOwnerSigner {
     public let keystore: Keystore
     public let identity: OwnerIdentity
+    public let address: Address
 
     public init(keystore: Keystore, location: String) throws(OwnerSignerError) {
         guard let address = keystore.address else {
             throw .failed("the keystore at \(location) records no address; import it with its address")
         }
         self.keystore = keystore
+        self.address = address
         self.identity = OwnerIdentity(backend: "keystore", address: address, location: location)
     }
 
     public func sign(_ approved: ApprovedDigest, prompt: SecretPrompt) async throws(OwnerSignerError) -> RecoverableSignature {
         let passphrase: SecretBytes
         do { passphrase = try await prompt(passphrasePrompt) } catch {
-            throw .secretNeeded("no passphrase was given for \(identity.address): \(error)")
+            throw .secretNeeded("no passphrase was given for \(address): \(error)")
         }
         let key: Secp256k1.PrivateKey
         do { key = try keystore.decrypt(passphrase: passphrase) } catch {
-            throw error == .wrongPassphrase ? .wrongSecret("wrong passphrase for \(identity.address)") : .failed("\(error)")
+            throw error == .wrongPassphrase ? .wrongSecret("wrong passphrase for \(address)") : .failed("\(error)")
         }
         let signature = key.sign(digest: approved.digest)
-        guard (try? signature.recoverAddress(digest: approved.digest)) == identity.address else {
-            throw .failed("the signature does not recover to \(identity.address)")
+        guard (try? signature.recoverAddress(digest: approved.digest)) == address else {
+            throw .failed("the signature does not recover to \(address)")
         }
         return signature
     }
@@ -155,5 +222,5 @@ public struct KeystoreOwner: OwnerSigner {
     /// The keystore is in memory; its passphrase comes with each approval.
     public func readiness() async -> OwnerReadiness { .needsSecret(passphrasePrompt) }
 
-    var passphrasePrompt: String { "Passphrase for \(identity.address) (\(identity.location))" }
+    var passphrasePrompt: String { "Passphrase for \(address) (\(identity.location))" }
 }

@@ -152,6 +152,17 @@ struct DecodeSignature: ParsableCommand {
                         signers.append(.string(signer))
                     }
                     o["ownerSigners"] = .array(signers)
+                } else if validator == SmartSessionAddresses.rhinestoneWebAuthnValidator, let decoded = try? RhinestoneWebAuthn.decodeSignature(ownerSig) {
+                    // The credential ids stand for public keys the validator holds: what can be
+                    // read here is which challenge each passkey signed.
+                    var passkeys: [JSONValue] = []
+                    let expected = #""challenge":""# + WebAuthnAssertion.base64url(hash.bytes) + "\""
+                    for (id, assertion) in zip(decoded.credentialIds, decoded.assertions) {
+                        let overDigest = assertion.clientDataJSON.contains(expected)
+                        lines.append("owner passkey  credential \(id.hex): \(overDigest ? "signed this digest" : "signed ANOTHER challenge")")
+                        passkeys.append(.object(JSONObject(["credentialId": .string(id.hex), "signedDigest": .bool(overDigest)])))
+                    }
+                    o["ownerPasskeys"] = .array(passkeys)
                 }
             }
             let reviewed = Reviewer(tokens: try review.tokenList(), now: review.time).review(request)

@@ -62,14 +62,14 @@ struct OwnerRemove: ParsableCommand {
         commandName: "remove",
         abstract: "Unregister an owner added with owner add (those in the configuration file stay). The key itself is left as it is.")
 
-    @Argument(help: "The owner's address.") var address: String
+    @Argument(help: "The owner's address (or a passkey's p256:…).") var address: String
     @Option(help: "The agent's control socket (default: $SESSION_AGENT_CONTROL_SOCK).") var socket: String?
     @OptionGroup var output: OutputOptions
 
     func run() throws {
         try report(output) {
             let removed = try remote {
-                try connectControl(socket).call("owners_remove", JSONObject(["address": .string(address)]))
+                try connectControl(socket).call("owners_remove", JSONObject(["owner": .string(address)]))
             }
             return CommandOutput(text: "\(address) is no longer an owner", json: removed)
         }
@@ -96,7 +96,7 @@ struct OwnerList: ParsableCommand {
             let owners = try remote { try connectControl(socket).call("owners_list") }.arrayValue ?? []
             allReady = owners.allSatisfy { $0["ready"] == .bool(true) }
             let lines = owners.map { owner in
-                let head = ["address", "backend", "location"].map { owner[$0]?.stringValue ?? "?" }.joined(separator: "  ")
+                let head = ["owner", "backend", "location"].map { owner[$0]?.stringValue ?? "?" }.joined(separator: "  ")
                 if let problem = owner["problem"]?.stringValue { return head + "\n    NOT READY (\(owner["reason"]?.stringValue ?? "?")): \(problem)" }
                 let when = owner["onDevice"] == .bool(true) ? "asks at signing, on the device" : "asks at approval"
                 return head + (owner["asks"]?.stringValue.map { "\n    \(when): \($0)" } ?? "")

@@ -199,14 +199,14 @@ struct OwnerGenerate: AsyncParsableCommand {
 struct OwnerAdd: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "add",
-        abstract: "Register an owner key with the running agent: a keystore file, a key on a PKCS#11 token (pkcs11:…), or an OpenPGP card's signature key (card:SERIAL).",
+        abstract: "Register an owner key with the running agent: a keystore file, a key on a PKCS#11 token (pkcs11:…), an OpenPGP card's signature key (card:SERIAL), or a passkey (passkey:FILE).",
         discussion: """
             The agent reads the key's public half from the token or card and keeps the registration in its store. With --pin-file it \
             logs in at once, so a wrong PIN is refused now, and says whether the private key can leave the token. A token that \
             shows its keys only after a login (AWS CloudHSM) has the PIN asked here, once, unless --pin-file names it.
             """)
 
-    @Argument(help: "A PKCS#11 URI (pkcs11:token=…;object=…), card: and an OpenPGP card's serial number (session-agent card list), or a keystore file.") var owner: String
+    @Argument(help: "A PKCS#11 URI (pkcs11:token=…;object=…), card: and an OpenPGP card's serial number (session-agent card list), passkey: and a passkey file (session-agent fido2 create), or a keystore file.") var owner: String
     @Option(name: .customLong("pin-file"), help: "The token's or card's PIN file, read by the agent at each signature (unattended servers). Default: asked at approval.") var pinFile: String?
     @Option(name: .customLong("passphrase-file"), help: "The keystore's passphrase file, read by the agent at each approval (unattended servers); it opens the keystore once now, so a wrong passphrase is refused now.") var passphraseFile: String?
     @Option(help: "The agent's control socket (default: $SESSION_AGENT_CONTROL_SOCK).") var socket: String?
@@ -220,6 +220,8 @@ struct OwnerAdd: ParsableCommand {
                     throw CommandFailure(message: "\(error)")
                 }
                 if let pinFile { params["pinFile"] = .string(absolute(pinFile)) }
+            } else if owner.hasPrefix("passkey:") {
+                params["passkey"] = .string(absolute(String(owner.dropFirst("passkey:".count))))
             } else if owner.hasPrefix("card:") {
                 params["openpgpCard"] = .string(String(owner.dropFirst("card:".count)))
                 if let pinFile { params["pinFile"] = .string(absolute(pinFile)) }
@@ -236,7 +238,7 @@ struct OwnerAdd: ParsableCommand {
                 params["pin"] = pin
                 result = try add(params)
             }
-            let text = "\(result["address"]?.stringValue ?? "?") (\(result["location"]?.stringValue ?? ""))"
+            let text = "\(result["owner"]?.stringValue ?? "?") (\(result["location"]?.stringValue ?? ""))"
                 + privateKeyLine(result["custody"]?.stringValue.flatMap(PKCS11KeyCustody.init(rawValue:)))
             return CommandOutput(text: text, json: result)
         }

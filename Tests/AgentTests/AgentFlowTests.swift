@@ -769,7 +769,7 @@ struct AgentFlowTests {
                           rules: try RulesFile(toml: "default = \"ask\""), ownerPrompt: { _ in throw AgentError("secret_needed", "nobody here") }, clock: { Self.now })
         let asked = try await agent.request(Self.example, client: Self.bot)
         let asks = try await agent.secretsToApprove(asked.id)
-        #expect(asks.map(\.owner) == [Self.owner.address, second.address])
+        #expect(asks.map(\.owner) == [.address(Self.owner.address), .address(second.address)])
         #expect(asks.allSatisfy { $0.prompt.hasPrefix("Passphrase for \($0.owner)") })
 
         do {
@@ -777,7 +777,7 @@ struct AgentFlowTests {
             Issue.record("one passphrase served two owners")
         } catch { #expect(error.reason == "wrong_secret" && error.message.contains("\(second.address)"), "\(error)") }
         let decided = try await agent.decide(asked.id, approve: true, approver: "operator",
-                                             ownerSecrets: [Self.owner.address: secret("first"), second.address: secret("second")])
+                                             ownerSecrets: [.address(Self.owner.address): secret("first"), .address(second.address): secret("second")])
         #expect(decided.status == .approved, "\(decided.reason)")
         let stored = try agent.session(try #require(decided.sessionId), client: Self.bot)
         let (_, combined) = try AccountKind.erc7579Reference.parsePermissionEnableSig(stored.permissionEnableSig)
@@ -787,9 +787,9 @@ struct AgentFlowTests {
         var either = Self.example.objectValue!
         either["account"] = .string(eitherAccount.checksummed)
         let one = try await agent.request(.object(either), client: Self.bot)
-        #expect(try await agent.secretsToApprove(one.id).map(\.owner) == [Self.owner.address])
+        #expect(try await agent.secretsToApprove(one.id).map(\.owner) == [.address(Self.owner.address)])
         let signedOnce = try await agent.decide(one.id, approve: true, approver: "operator",
-                                                ownerSecrets: [Self.owner.address: secret("first"), second.address: secret("second")])
+                                                ownerSecrets: [.address(Self.owner.address): secret("first"), .address(second.address): secret("second")])
         let (_, single) = try AccountKind.erc7579Reference.parsePermissionEnableSig(try agent.session(try #require(signedOnce.sessionId), client: Self.bot).permissionEnableSig)
         #expect(single.count == 65)
     }

@@ -29,6 +29,7 @@ struct ConfigurationTests {
             .pkcs11(uri: try PKCS11URI("pkcs11:token=signer;object=owner"), pin: .file("/etc/session-agent/hsm.pin"),
                     address: try Address("0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed")),
             .openPGPCard(serial: "0123ABCD", pin: .file("/etc/session-agent/card.pin"), address: nil),
+            .passkey(path: "/etc/session-agent/owner.passkey.json"),
         ])
         #expect(c.accounts.count == 1 && c.accounts[0].kind == .erc7579Reference && c.accounts[0].chains == [11155111, 84532])
         // A chain id as ERC-7715 writes it, in hex.
@@ -120,7 +121,8 @@ struct ConfigurationTests {
         ("[[owners]]\npkcs11 = \"pkcs11:token=a\"\npin = \"123456\"", "owners[0].pin"),
         ("[[owners]]\nkeystore = \"k\"\npin_file = \"p\"", "owners[0].pin_file"),
         ("[[owners]]\nopenpgp_card = \"0123ABC\"", "owners[0].openpgp_card: 0123ABC is not an OpenPGP card serial number (8 hex digits"),
-        ("[[owners]]\nopenpgp_card = 123", "owners[0].keystore, owners[0].pkcs11 or owners[0].openpgp_card"),
+        ("[[owners]]\nopenpgp_card = 123", "owners[0].keystore, owners[0].pkcs11, owners[0].openpgp_card or owners[0].passkey"),
+        ("[[owners]]\npasskey = \"p.json\"\npin_file = \"p\"", "owners[0].pin_file: unknown key for a passkey owner"),
         ("[[owners]]\nopenpgp_card = \"0123ABCD\"\npin_fle = \"p\"", "owners[0].pin_fle: unknown key for an OpenPGP card owner (did you mean `pin_file`?)"),
         ("[[owners]]\nopenpgp_card = \"0123ABCD\"\npkcs11 = \"pkcs11:token=a\"", "owners[0].pkcs11: unknown key for an OpenPGP card owner"),
         ("[[owners]]\nopenpgp_card = \"0123ABCD\"\npin_file = \"p\"\npin_env = \"P\"", "owners[0].pin_file, pin_env: one PIN source"),

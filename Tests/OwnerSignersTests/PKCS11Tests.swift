@@ -712,7 +712,7 @@ struct PKCS11OwnerTests {
         await #expect { try await impostor.sign(Self.approved(Bytes32(Array(repeating: 9, count: 32))), prompt: Self.noPrompt) } throws: { error in
             "\(error)".contains("does not recover to 0x000000000000000000000000000000000000dEaD (the key on the token is not the one registered")
         }
-        let unreadable = PKCS11Owner(uri: prompted.uri, pin: .file("/nonexistent/pin"), address: prompted.identity.address)
+        let unreadable = PKCS11Owner(uri: prompted.uri, pin: .file("/nonexistent/pin"), address: prompted.address)
         guard case .notReady(.secretNeeded(let missing)) = await unreadable.readiness() else { Issue.record("an unreadable PIN file was ready"); return }
         #expect(missing.contains("/nonexistent/pin"), "\(missing)")
     }

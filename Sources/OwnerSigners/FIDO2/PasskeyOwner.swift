@@ -149,10 +149,28 @@ public enum FIDO2Authenticators {
 /// assertion is checked as the on-chain verifiers check it (type and challenge in the client
 /// data, user presence, low s, the P-256 signature against the passkey's public key) and is
 /// never returned otherwise.
-public struct PasskeyOwner: Sendable {
+public struct PasskeyOwner: OwnerSigner {
     public let passkey: Passkey
+    /// Where its file is, for people.
+    public let identity: OwnerIdentity
 
-    public init(passkey: Passkey) { self.passkey = passkey }
+    public init(passkey: Passkey, file: String? = nil) {
+        self.passkey = passkey
+        identity = OwnerIdentity(backend: "fido2", key: .passkey(passkey.publicKey), location: file ?? "passkey on \(passkey.device ?? "a FIDO2 authenticator")")
+    }
+
+    public func ownerSignature(_ approved: ApprovedDigest, prompt: SecretPrompt) async throws(OwnerSignerError) -> OwnerSignature {
+        .webAuthn(try await sign(approved))
+    }
+
+    /// A tap on the authenticator, which must be plugged in.
+    public func readiness() async -> OwnerReadiness {
+        do { _ = try await FIDO2Authenticators.devicePath(passkey.device) } catch { return .notReady(error) }
+        if let device = passkey.device, device.hasPrefix(FIDO2.socketPrefix), !FileManager.default.fileExists(atPath: String(device.dropFirst(FIDO2.socketPrefix.count))) {
+            return .notReady(.unavailable("the FIDO2 authenticator \(device) is not there"))
+        }
+        return .asksOnDevice("Tap the FIDO2 authenticator (\(passkey.device ?? "the one plugged in")) to sign.")
+    }
 
     /// An assertion over `approved.digest` (the challenge), from the passkey's authenticator.
     public func sign(_ approved: ApprovedDigest) async throws(OwnerSignerError) -> WebAuthnAssertion {

@@ -143,7 +143,8 @@ public enum OpenPGPCards {
 /// between approvals. The card's raw r ‖ s is normalised to low s and v
 /// found by trial recovery; a signature that does not recover to the registered address is
 /// never returned.
-public struct OpenPGPCardOwner: OwnerSigner {
+public struct OpenPGPCardOwner: ECDSAOwnerSigner {
+    public let address: Address
     public let identity: OwnerIdentity
     public let serial: String
     public let pin: PINSource
@@ -152,6 +153,7 @@ public struct OpenPGPCardOwner: OwnerSigner {
     public init(serial: String, pin: PINSource, address: Address) {
         self.serial = serial
         self.pin = pin
+        self.address = address
         identity = OwnerIdentity(backend: "openpgp-card", address: address, location: "OpenPGP card \(serial)")
     }
 
@@ -188,8 +190,8 @@ public struct OpenPGPCardOwner: OwnerSigner {
                     return try applet.sign(approved.digest, pinStaysValid: data.pinValidForSeveralSignatures)
                 }
             }
-            do { return try RecoverableSignature.normalizing(external: raw, digest: approved.digest, signer: identity.address) } catch {
-                throw OpenPGPCardFailure.failed("the card's signature does not recover to \(identity.address) (\(error)); not returned")
+            do { return try RecoverableSignature.normalizing(external: raw, digest: approved.digest, signer: self.address) } catch {
+                throw OpenPGPCardFailure.failed("the card's signature does not recover to \(self.address) (\(error)); not returned")
             }
         } catch {
             throw OpenPGPCardFailure.inContext(error, of: serial).ownerError
@@ -241,8 +243,8 @@ public struct OpenPGPCardOwner: OwnerSigner {
 
     /// `info`, once it shows the card still holds this owner's key.
     private func check(_ info: OpenPGPCardInfo) throws(OpenPGPCardFailure) -> OpenPGPCardInfo {
-        guard info.address == identity.address else {
-            throw .failed("its signature key is \(info.address?.checksummed ?? "a \(info.signingAlgorithm) key") now, not \(identity.address)")
+        guard info.address == self.address else {
+            throw .failed("its signature key is \(info.address?.checksummed ?? "a \(info.signingAlgorithm) key") now, not \(self.address)")
         }
         return info
     }

@@ -131,7 +131,8 @@ public struct PKCS11Key: Sendable {
 /// An owner key on a PKCS#11 token (an HSM, a smartcard through OpenSC, SoftHSM). The token
 /// signs with CKM_ECDSA; the raw r ‖ s is normalised to low s and v found by trial recovery, and
 /// a signature that does not recover to the registered address is never returned.
-public struct PKCS11Owner: OwnerSigner {
+public struct PKCS11Owner: ECDSAOwnerSigner {
+    public let address: Address
     public let identity: OwnerIdentity
     /// The key's URI, with its module's path.
     public let uri: PKCS11URI
@@ -152,6 +153,7 @@ public struct PKCS11Owner: OwnerSigner {
         self.uri = uri
         self.pin = pin
         provider = PKCS11Provider.shared(modulePath: uri.modulePath!)
+        self.address = address
         identity = OwnerIdentity(backend: "pkcs11", address: address, location: uri.description)
     }
 
@@ -163,10 +165,10 @@ public struct PKCS11Owner: OwnerSigner {
     public func sign(_ approved: ApprovedDigest, prompt: SecretPrompt) async throws(OwnerSignerError) -> RecoverableSignature {
         let raw: [UInt8]
         do throws(PKCS11Failure) { raw = try await signRaw(digest: approved.digest.bytes, prompt: prompt) } catch { throw error.ownerError }
-        do { return try RecoverableSignature.normalizing(external: raw, digest: approved.digest, signer: identity.address) } catch {
+        do { return try RecoverableSignature.normalizing(external: raw, digest: approved.digest, signer: self.address) } catch {
             switch error {
             case .signerMismatch:
-                throw .failed("the token's signature does not recover to \(identity.address) (the key on the token is not the one registered, or the token signed wrongly); not returned")
+                throw .failed("the token's signature does not recover to \(self.address) (the key on the token is not the one registered, or the token signed wrongly); not returned")
             default:
                 throw .failed("the token returned an unusable signature (\(error)); not returned")
             }
@@ -201,8 +203,8 @@ public struct PKCS11Owner: OwnerSigner {
                 guard let token = try await provider.loginDue(uri) else { throw .pinNeeded(problem) }
                 return Self.asking(token)
             }
-            guard key.info.address == identity.address else {
-                throw .keyNotFound("the key \(uri.objectName) on the token is \(key.info.address.map(\.checksummed) ?? "not secp256k1") now, not \(identity.address)")
+            guard key.info.address == self.address else {
+                throw .keyNotFound("the key \(uri.objectName) on the token is \(key.info.address.map(\.checksummed) ?? "not secp256k1") now, not \(self.address)")
             }
             if let secret = try pin.tokenPIN() {
                 // A PIN the token rejected (or may not be spent) will not be tried: every approval would fail.

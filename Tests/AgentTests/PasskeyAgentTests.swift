@@ -1,0 +1,101 @@
+import Agent
+import EthereumCore
+import Foundation
+import OwnerSigners
+import SmartSessions
+import Testing
+import TestSupport
+
+/// The agent with a passkey as the account's owner, end to end: the passkey made by
+/// `session-agent fido2 create`, the account's owners checked by Rhinestone's WebAuthnValidator,
+/// approval by rules and the tap on the (software) authenticator.
+@Suite("Passkey owners, end to end", .enabled(if: SoftFIDO2.isAvailable, "\(SoftFIDO2.unavailableReason ?? "")"))
+struct PasskeyAgentTests {
+    /// The passkey file `fido2 create` wrote, and its owner key as an account lists it.
+    static func passkey(on authenticator: SoftFIDO2) throws -> (file: String, owner: String) {
+        let file = authenticator.directory.appendingPathComponent("owner.passkey.json").path
+        let made = try Command.run(Command.sessionAgent, ["fido2", "create", "--device", authenticator.device, "--out", file, "--json"])
+        #expect(made.status == 0, "\(made.stderr)")
+        return (file, "p256:" + (try #require(try JSONValue(parsing: made.stdout)["publicKey"]?.stringValue)))
+    }
+
+    /// A session approved by the rules is enabled by the passkey, with one tap: the ENABLE
+    /// `userOp.signature` carries the WebAuthnValidator's signature, which the oracle checks
+    /// as the validator would (the credential id bound to the account, the challenge the
+    /// multichain digest the agent computed, the P-256 signature), and the audit log names the
+    /// passkey as the signer.
+    @Test(.enabled(if: Oracle.isAvailable, "\(Oracle.unavailableReason ?? "")"))
+    func aSessionApprovedByRulesIsEnabledByThePasskey() async throws {
+        let authenticator = try SoftFIDO2()
+        let (file, ownerKey) = try Self.passkey(on: authenticator)
+        let agent = try AgentProcess(rules: "default = \"approve\"", owner: .init(toml: "passkey = \"\(file)\"", address: ownerKey))
+        try agent.start()
+        defer { agent.stop() }
+        let control = try AgentClient(path: agent.controlSocket)
+        let owners = try control.call("owners_list").arrayValue ?? []
+        #expect(owners.count == 1 && owners[0]["backend"] == "fido2" && owners[0]["owner"]?.stringValue == ownerKey && owners[0]["address"] == nil
+                && owners[0]["ready"] == .bool(true) && owners[0]["onDevice"] == .bool(true), "\(owners)")
+        let account = try #require(try control.call("accounts_list").arrayValue?.first)
+        #expect(account["ownerValidator"]?.stringValue == SmartSessionAddresses.rhinestoneWebAuthnValidator.checksummed)
+
+        let client = try AgentClient(path: agent.clientSocket)
+        let taps = authenticator.tapsAskedFor
+        let sessionId = try SocketTests.requestSession(client)
+        #expect(authenticator.tapsAskedFor == taps + 1)
+        let signed = try SocketTests.sign(client, sessionId, 5_000_000, nonce: 0)
+        guard case .enable(_, let enable, _) = try SessionSignature(decoding: try Hex.decode(try #require(signed["signature"]?.stringValue))) else {
+            Issue.record("not an ENABLE signature: \(signed)")
+            return
+        }
+        let (validator, validatorSignature) = try AccountKind.erc7579Reference.parsePermissionEnableSig(enable.permissionEnableSig)
+        #expect(validator == SmartSessionAddresses.rhinestoneWebAuthnValidator)
+        let line = JSONValue.object(JSONObject([
+            "publicKey": .string(String(ownerKey.dropFirst("p256:".count))), "account": .string(AgentProcess.account), "rpId": .string(Passkey.defaultRPID),
+            "challenge": .string(EnableDigest.multichainDigest(enable.hashesAndChainIds).hex), "signature": .string(Hex.encode(validatorSignature)),
+        ])).serialized
+        let input = authenticator.directory.appendingPathComponent("enable.jsonl")
+        try line.write(to: input, atomically: true, encoding: .utf8)
+        #expect(try Oracle.run(arguments: [Oracle.packageRoot.appendingPathComponent("Tests/oracle/oracle.py").path, "webauthn-check", input.path]) == "\"ok\"\n")
+        // decode-signature names the passkey's credential and says it signed this session's digest.
+        let publicKey = try EthereumCore.P256.PublicKey(Hex.decode(String(ownerKey.dropFirst("p256:".count))))
+        let credential = RhinestoneWebAuthn.credentialId(publicKey, account: try Address(AgentProcess.account))
+        let decoded = try Command.run(Command.sessionAgent, ["decode-signature", try #require(signed["signature"]?.stringValue), "--account", AgentProcess.account])
+        #expect(decoded.stdout.contains("owner passkey  credential \(credential.hex): signed this digest"), "\(decoded.stdout)\(decoded.stderr)")
+
+        let decision = try control.call("audit_show", JSONObject(["kind": "decision", "limit": JSONValue(1)])).arrayValue?.first?["entry"]
+        let signer = decision?["signedBy"]?.arrayValue?.first
+        #expect(signer?["backend"] == "fido2" && signer?["owner"]?.stringValue == ownerKey && signer?["location"]?.stringValue == file, "\(String(describing: decision))")
+    }
+
+    /// The tap refused, the request fails with the owner's reason and no session is stored; a
+    /// passkey owner added at run time (`owner add passkey:FILE`) serves the next, and is kept
+    /// over a restart.
+    @Test func aRefusedTapEnablesNothingAndAPasskeyAddedAtRunTimeIsKept() async throws {
+        let authenticator = try SoftFIDO2()
+        let (file, ownerKey) = try Self.passkey(on: authenticator)
+        // The configuration's owner is the keystore; the account lists the passkey, added below.
+        let agent = try AgentProcess(rules: "default = \"approve\"", owner: .init(toml: "keystore = \"owner.json\"\npassphrase_file = \"owner.pass\"", address: ownerKey))
+        try agent.start()
+        defer { agent.stop() }
+        let client = try AgentClient(path: agent.clientSocket)
+        #expect(throws: (any Error).self) { try SocketTests.requestSession(client) }   // the passkey is not an owner yet
+
+        let added = try Command.run(Command.sessionAgent, ["owner", "add", "passkey:" + file, "--socket", agent.controlSocket])
+        #expect(added.status == 0 && added.stdout.contains(ownerKey), "\(added.stdout)\(added.stderr)")
+        try authenticator.person(.refuses)
+        do {
+            _ = try client.call("session_request", JSONObject(["request": SocketTests.example]))
+            Issue.record("a refused tap enabled a session")
+        } catch let error as AgentClient.RemoteError { #expect(error.reason == "secret_needed" && error.message.contains("not tapped"), "\(error)") }
+        #expect(try AgentClient(path: agent.controlSocket).call("sessions_list").arrayValue?.isEmpty == true)
+
+        try authenticator.person(.taps)
+        agent.stop()
+        try agent.start()
+        let listed = try Command.run(Command.sessionAgent, ["owner", "list", "--socket", agent.controlSocket])
+        #expect(listed.stdout.contains("\(ownerKey)  fido2  \(file)"), "\(listed.stdout)")
+        _ = try SocketTests.requestSession(try AgentClient(path: agent.clientSocket))
+        let removed = try Command.run(Command.sessionAgent, ["owner", "remove", ownerKey, "--socket", agent.controlSocket])
+        #expect(removed.status == 0, "\(removed.stderr)")
+    }
+}
