@@ -1,4 +1,4 @@
-import Agent
+@testable import Agent
 import EthereumCore
 import Foundation
 import OwnerSigners
@@ -97,5 +97,38 @@ struct PasskeyAgentTests {
         _ = try SocketTests.requestSession(try AgentClient(path: agent.clientSocket))
         let removed = try Command.run(Command.sessionAgent, ["owner", "remove", ownerKey, "--socket", agent.controlSocket])
         #expect(removed.status == 0, "\(removed.stderr)")
+    }
+
+    /// Two passkeys of a threshold-2 account: their credential ids go in ascending order, each
+    /// with its own assertion, whichever order the owners signed in; the validator checks
+    /// assertion i against credential i. An account's owners are of one kind, as its validator
+    /// reads one kind of signature.
+    @Test func twoPasskeysSignInTheOrderOfTheirCredentialIds() async throws {
+        let authenticator = try SoftFIDO2()
+        let first = try await FIDO2Authenticators.create(on: authenticator.device, userName: "a")
+        let second = try await FIDO2Authenticators.create(on: authenticator.device, userName: "b")
+        let account = try AccountConfig(json: .object(JSONObject([
+            "address": .string(AgentProcess.account), "kind": "erc7579", "threshold": JSONValue(2),
+            "owners": .array([first, second].map { .string(OwnerKey.passkey($0.publicKey).description) }),
+        ])))
+        #expect(account.ownerValidator == SmartSessionAddresses.rhinestoneWebAuthnValidator)
+        let digest = Bytes32((0..<32).map { _ in UInt8.random(in: 0...255) })
+        var signed: [(key: OwnerKey, signature: OwnerSignature)] = []
+        for passkey in [first, second] {
+            signed.append((.passkey(passkey.publicKey), try await PasskeyOwner(passkey: passkey).ownerSignature(ApprovedDigest(digest: digest, approval: "test"), prompt: { _ in throw OwnerSignerError.secretNeeded("none") })))
+        }
+        let encoded = account.validatorSignature(signed)
+        #expect(account.validatorSignature(signed.reversed()) == encoded)
+        let (ids, _, assertions) = try RhinestoneWebAuthn.decodeSignature(encoded)
+        #expect(ids == ids.sorted() && ids.count == 2)
+        for (id, assertion) in zip(ids, assertions) {
+            let key = try #require([first, second].first { RhinestoneWebAuthn.credentialId($0.publicKey, account: account.address) == id }).publicKey
+            #expect(assertion.verify(challenge: digest, publicKey: key, requireUserVerification: false))
+        }
+
+        var mixed = account.json.objectValue!
+        mixed["owners"] = .array([.string(OwnerKey.passkey(first.publicKey).description), .string(AgentProcess.account)])
+        mixed["ownerValidator"] = nil
+        #expect(throws: AgentError.self) { try AccountConfig(json: .object(mixed)) }
     }
 }

@@ -135,6 +135,37 @@ struct FIDO2Tests {
         }
     }
 
+    /// An authenticator on a socket that is busy with other hosts, its listen queue full, is
+    /// unavailable at once: the agent's connect does not wait in the queue, where no timeout
+    /// would end it.
+    @Test func anAuthenticatorWithItsQueueFullIsUnavailableAtOnce() async throws {
+        let authenticator = try SoftFIDO2()
+        let passkey = try await FIDO2Authenticators.create(on: authenticator.device, userName: "owner")
+        // Hosts that connect and say nothing: the first is served (the authenticator waits for
+        // its report), the others wait in the queue until it is full.
+        var hosts: [Int32] = []
+        defer { hosts.forEach { close($0) } }
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: authenticator.socket.utf8) }
+        while hosts.count < 64 {
+            let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
+            let connected = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+            }
+            guard connected == 0 else {
+                close(fd)
+                break
+            }
+            hosts.append(fd)
+        }
+        #expect(hosts.count < 64, "the queue never filled")
+        await #expect { try await PasskeyOwner(passkey: passkey).sign(Self.approved(Self.randomDigest())) } throws: { error in
+            guard case OwnerSignerError.unavailable(let message) = error else { return false }
+            return message.contains("not there")
+        }
+    }
+
     /// An authenticator that stops answering (frozen) is given up on after the tap timeout and
     /// a margin, not waited on for ever.
     @Test(.timeLimit(.minutes(1))) func anAuthenticatorThatHangsIsGivenUpOn() async throws {

@@ -165,9 +165,11 @@ public struct PasskeyOwner: OwnerSigner {
 
     /// A tap on the authenticator, which must be plugged in.
     public func readiness() async -> OwnerReadiness {
-        do { _ = try await FIDO2Authenticators.devicePath(passkey.device) } catch { return .notReady(error) }
-        if let device = passkey.device, device.hasPrefix(FIDO2.socketPrefix), !FileManager.default.fileExists(atPath: String(device.dropFirst(FIDO2.socketPrefix.count))) {
-            return .notReady(.unavailable("the FIDO2 authenticator \(device) is not there"))
+        if let device = passkey.device {
+            let path = device.hasPrefix(FIDO2.socketPrefix) ? String(device.dropFirst(FIDO2.socketPrefix.count)) : device
+            guard FileManager.default.fileExists(atPath: path) else { return .notReady(.unavailable("the FIDO2 authenticator \(device) is not there")) }
+        } else {
+            do { _ = try await FIDO2Authenticators.devicePath(nil) } catch { return .notReady(error) }
         }
         return .asksOnDevice("Tap the FIDO2 authenticator (\(passkey.device ?? "the one plugged in")) to sign.")
     }
@@ -190,9 +192,7 @@ public struct PasskeyOwner: OwnerSigner {
         do { s = try EthereumCore.P256.normalizedS(rawSignature.s) } catch { throw .failed("the FIDO2 authenticator answered \(error)") }
         let assertion = WebAuthnAssertion(authenticatorData: answer.authenticatorData, clientDataJSON: clientData.json,
                                           challengeIndex: clientData.challengeIndex, typeIndex: clientData.typeIndex, r: rawSignature.r, s: s)
-        guard answer.authenticatorData.count >= 37, Array(answer.authenticatorData[0..<32]) == Array(SHA256.hash(data: Array(passkey.rpID.utf8))),
-              assertion.verify(challenge: approved.digest, publicKey: passkey.publicKey, requireUserVerification: false)
-        else { throw .failed("the FIDO2 authenticator's assertion does not verify against the passkey's public key; not returned") }
+        guard assertion.verify(challenge: approved.digest, publicKey: passkey.publicKey, requireUserVerification: false) else { throw .failed("the FIDO2 authenticator's assertion does not verify against the passkey's public key; not returned") }
         return assertion
     }
 }
