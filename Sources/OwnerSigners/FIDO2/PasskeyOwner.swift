@@ -192,7 +192,9 @@ public struct PasskeyOwner: OwnerSigner {
         do { s = try EthereumCore.P256.normalizedS(rawSignature.s) } catch { throw .failed("the FIDO2 authenticator answered \(error)") }
         let assertion = WebAuthnAssertion(authenticatorData: answer.authenticatorData, clientDataJSON: clientData.json,
                                           challengeIndex: clientData.challengeIndex, typeIndex: clientData.typeIndex, r: rawSignature.r, s: s)
-        guard assertion.verify(challenge: approved.digest, publicKey: passkey.publicKey, requireUserVerification: false) else { throw .failed("the FIDO2 authenticator's assertion does not verify against the passkey's public key; not returned") }
+        guard assertion.verify(challenge: approved.digest, publicKey: passkey.publicKey, requireUserVerification: false) else {
+            throw .failed("the FIDO2 authenticator's assertion does not verify against the passkey's public key; not returned")
+        }
         return assertion
     }
 }
