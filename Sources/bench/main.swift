@@ -35,7 +35,7 @@ extension String {
 
 var sink: UInt8 = 0   // keeps results alive so the optimiser cannot drop the work
 
-/// `bench [keccak] [secp256k1] [abi] [sessions] [agent] [audit] [pkcs11] [card]`: the named sections, or all of them.
+/// `bench [keccak] [secp256k1] [abi] [sessions] [agent] [audit] [pkcs11] [card] [fido2]`: the named sections, or all of them.
 let sections = Set(CommandLine.arguments.dropFirst())
 func wants(_ section: String) -> Bool { sections.isEmpty || sections.contains(section) || (section == "sessions" && sections.contains("review")) }
 
@@ -246,6 +246,11 @@ if wants("pkcs11") {
 if wants("card") {
     let directory = FileManager.default.currentDirectoryPath + "/.build/bench-card"
     do { try await CardBench.run(directory: directory) } catch { fatalError("card bench: \(error)") }
+}
+
+// MARK: owner signing with a passkey (FIDO2Bench.swift)
+if wants("fido2") {
+    do { try await FIDO2Bench.run() } catch { fatalError("fido2 bench: \(error)") }
 }
 
 print("(sink \(sink))")
