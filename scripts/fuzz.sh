@@ -3,7 +3,7 @@
 # requests, user operations and raw callData against sessions, userOp.signatures, ABI data,
 # EIP-712 documents, PKCS#11 URIs, rules files, amounts, whole conversations with an agent, the
 # configuration file, token lists, keystore files, the key data and signatures tokens return, the
-# data objects OpenPGP cards return, and exported audit entries) with libFuzzer, for SECONDS
+# data objects OpenPGP cards return, what FIDO2 authenticators answer and passkey files, and exported audit entries) with libFuzzer, for SECONDS
 # (default 60) shared evenly by the harnesses of Sources/fuzz/Harnesses.swift, each on its own
 # corpus: mixed in one run, the agent's conversations (milliseconds each) took nearly all the time.
 #   scripts/fuzz.sh [SECONDS]          FUZZ_HARNESS="N …": those harnesses alone
@@ -77,6 +77,13 @@ seed("ec-point", 12, b"\1\x04\x41\x04" + bytes.fromhex("79be667ef9dcbbac55a06295
 seed("ec-params", 12, b"\2\x06\x05\x2b\x81\x04\x00\x0a")
 seed("ec-params-p256", 12, b"\2\x06\x08\x2a\x86\x48\xce\x3d\x03\x01\x07")
 seed("der-signature", 12, b"\3\x30\x44\x02\x20" + bytes(range(1, 33)) + b"\x02\x20" + bytes(range(33, 65)))
+# ... and what a FIDO2 authenticator answers: authenticator data as libfido2 hands it out (a CBOR
+# byte string), a DER signature, a passkey file.
+seed("fido2-authdata", 12, b"\4\x58\x25" + bytes(32) + b"\x05" + bytes(4))
+seed("fido2-signature", 12, b"\4\x30\x44\x02\x20" + bytes(range(1, 33)) + b"\x02\x20" + bytes(range(33, 65)))
+seed("passkey", 12, b"\4" + json.dumps({"kind": "fido2-passkey", "rpId": "session-agent", "credentialId": "AAAA",
+    "publicKey": "0x046b17d1f2e12c4247f8bce6e563a440f277037d812deb33a0f4a13945d898c2964fe342e2fe1a7f9b8ee7eb4a7c0f9e162bce33576b315ececbb6406837bf51f5",
+    "device": "unix:/tmp/x"}).encode())
 # Harness 13: three audit entries chained as the agent chains them (keccak-256 from the oracles'
 # venv, when it is there).
 try:

@@ -24,7 +24,7 @@ enum Harnesses {
         ("the agent's socket methods", AgentHarness.run),
         ("agent configuration file", configuration),
         ("token list, and a request in its tokens", tokenList),
-        ("keystore files and what tokens and cards return", ownerKeyData),
+        ("keystore files, and what tokens, cards and FIDO2 authenticators return", ownerKeyData),
         ("exported audit entries", auditFile),
     ]
 
@@ -140,7 +140,9 @@ enum Harnesses {
         let request = CompiledRequest(format: .rawSession, account: .zero, accountKind: .erc7579Reference,
                                       chains: enable.hashesAndChainIds.map { ChainTarget(chainId: $0.chainId) }, mode: mode, session: enable.sessionToEnable)
         _ = EnableDigest.multichainDigest(enable.hashesAndChainIds)
-        _ = try? AccountKind.erc7579Reference.parsePermissionEnableSig(enable.permissionEnableSig)
+        if let (_, ownerSignature) = try? AccountKind.erc7579Reference.parsePermissionEnableSig(enable.permissionEnableSig) {
+            _ = try? RhinestoneWebAuthn.decodeSignature(ownerSignature)
+        }
         _ = Reviewer(tokens: TokenList(), now: now).review(request).text()
     }
 
@@ -207,11 +209,13 @@ enum Harnesses {
     /// What owner keys come from, the first byte picking which: a keystore v3 file (imported
     /// from geth, clef or Foundry; decrypted when its work factors are small), a key's
     /// CKA_EC_POINT or CKA_EC_PARAMS as a token gives them, a token's signature (raw r ‖ s or
-    /// DER) normalised and checked against an owner, and an OpenPGP card's data objects.
+    /// DER) normalised and checked against an owner, an OpenPGP card's data objects, and what a
+    /// FIDO2 authenticator answers (authenticator data in CBOR, a DER signature) or a passkey
+    /// file holds.
     static func ownerKeyData(_ bytes: [UInt8]) {
         guard let first = bytes.first else { return }
         let data = Array(bytes.dropFirst())
-        switch first % 5 {
+        switch first % 6 {
         case 0:
             guard let keystore = try? Keystore(parsing: data) else { return }
             switch keystore.kdf {
@@ -227,6 +231,10 @@ enum Harnesses {
         case 3:
             _ = try? RecoverableSignature.normalizing(external: data, digest: Keccak256.hash(data), signer: sessionKey)
             if data.count == 64 { _ = try? P256.normalizedS(Bytes32(data[32...])) }
+        case 4:
+            _ = FIDO2Device.cborByteString(data)
+            if let (_, s) = try? P256.signature(der: data) { _ = try? P256.normalizedS(s) }
+            if let json = json(data) { _ = try? Passkey(json: json) }
         default:
             // What an OpenPGP card answers: its data objects, and its algorithm attributes.
             for tag: UInt16 in [0x4F, 0xC1, 0xC4, 0x86, 0x7F49, 0xF9, 0x81] { _ = BERTLV.find(tag, in: data) }

@@ -156,7 +156,7 @@ package final class FIDO2Device {
     }
 
     /// The content of a definite-length CBOR byte string (major type 2), or nil.
-    static func cborByteString(_ cbor: [UInt8]) -> [UInt8]? {
+    package static func cborByteString(_ cbor: [UInt8]) -> [UInt8]? {
         guard let first = cbor.first, first >> 5 == 2 else { return nil }
         let additional = Int(first & 0x1f), header: Int, length: Int
         switch additional {
