@@ -54,7 +54,7 @@ struct Approve: ParsableCommand {
                     var secrets = JSONObject()
                     let needed = approved ? try? client.call("pending_secret", JSONObject(["id": .string(id)])) : nil
                     for onDevice in needed?["onDevice"]?.arrayValue ?? [] {
-                        if let prompt = onDevice["prompt"]?.stringValue { Terminal.say(prompt + ": enter it there when the reader asks") }
+                        if let prompt = onDevice["prompt"]?.stringValue { Terminal.say(prompt + ": give it on the device when it asks") }
                     }
                     for ask in needed?["asks"]?.arrayValue ?? [] {
                         guard let owner = ask["owner"]?.stringValue, let prompt = ask["prompt"]?.stringValue,

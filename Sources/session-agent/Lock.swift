@@ -39,7 +39,7 @@ struct Unlock: ParsableCommand {
             let client = try connectControl(socket)
             let asks = try remote { try client.call("agent_unlock_asks") }
             guard asks["locked"] == .bool(true) else { return CommandOutput(text: "the store is already open", json: asks) }
-            if let prompt = asks["onDevice"]?.stringValue { Terminal.say(prompt + ": enter it there when the reader asks") }
+            if let prompt = asks["onDevice"]?.stringValue { Terminal.say(prompt + ": give it on the device when it asks") }
             var params = JSONObject()
             if let prompt = asks["asks"]?.stringValue { params["passphrase"] = try secret(prompt, new: asks["new"] == .bool(true)) }
             let result = try remote { try client.call("agent_unlock", params) }

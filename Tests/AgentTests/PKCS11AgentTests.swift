@@ -725,7 +725,7 @@ struct PKCS11AgentTests {
         let id = try #require(try AgentClient(path: agent.clientSocket).call("session_request", JSONObject(["request": SocketTests.example]))["id"]?.stringValue)
         let run = try Command.run(Command.sessionAgent, ["approve", "--once", "--socket", agent.controlSocket], stdin: Array("y\n".utf8))
         #expect(run.status == 0 && run.stdout.contains("\(id): approved"), "\(run.stdout) \(run.stderr)")
-        #expect(run.stderr.contains("on the reader's keypad: enter it there when the reader asks"), "\(run.stderr)")
+        #expect(run.stderr.contains("on the reader's keypad: give it on the device when it asks"), "\(run.stderr)")
         #expect(run.stderr.components(separatedBy: "on the reader's keypad").count == 2, "asked for the PIN at the terminal: \(run.stderr)")
         // With no pinentry to tell the person on, the journal says what the approval waited for.
         let waited = agent.logs.split(separator: "\n").first { $0.contains("waiting on a device: Enter the PIN for token \"\(token)\"") }
@@ -831,7 +831,7 @@ struct PKCS11AgentTests {
         // The person types the PIN on the reader when they unlock.
         try SoftHSM.userPIN.write(toFile: typed, atomically: true, encoding: .utf8)
         let unlocked = try Command.run(Command.sessionAgent, ["unlock", "--socket", agent.controlSocket], stdin: [])
-        #expect(unlocked.status == 0 && unlocked.stderr.contains("on the reader's keypad: enter it there"), "\(unlocked.stdout) \(unlocked.stderr)")
+        #expect(unlocked.status == 0 && unlocked.stderr.contains("on the reader's keypad: give it on the device"), "\(unlocked.stdout) \(unlocked.stderr)")
         #expect(try Self.store(control)["locked"] == .bool(false))
         #expect(try SocketTests.sign(try AgentClient(path: agent.clientSocket), sessionId, 1, nonce: 0)["mode"] == "ENABLE")
     }

@@ -67,6 +67,24 @@ struct PasskeyAgentTests {
         #expect(signer?["backend"] == "fido2" && signer?["owner"]?.stringValue == ownerKey && signer?["location"]?.stringValue == file, "\(String(describing: decision))")
     }
 
+    /// A person approves at the terminal (`approve`): they are told the owner asks for a tap on
+    /// the key, nothing else, and the tap they give there enables the session.
+    @Test func aPersonApprovesAndTapsTheKey() async throws {
+        let authenticator = try SoftFIDO2()
+        let (file, ownerKey) = try Self.passkey(on: authenticator)
+        let agent = try AgentProcess(rules: "default = \"ask\"", owner: .init(toml: "passkey = \"\(file)\"", address: ownerKey))
+        try agent.start()
+        defer { agent.stop() }
+        let listed = try Command.run(Command.sessionAgent, ["owner", "list", "--socket", agent.controlSocket])
+        #expect(listed.stdout.contains("asks at signing, on the device: a tap on the FIDO2 authenticator (\(authenticator.device))"), "\(listed.stdout)")
+        let id = try #require(try AgentClient(path: agent.clientSocket).call("session_request", JSONObject(["request": SocketTests.example]))["id"]?.stringValue)
+        let taps = authenticator.tapsAskedFor
+        let run = try Command.run(Command.sessionAgent, ["approve", "--once", "--socket", agent.controlSocket], stdin: Array("y\n".utf8))
+        #expect(run.status == 0 && run.stdout.contains("\(id): approved"), "\(run.stdout) \(run.stderr)")
+        #expect(run.stderr.contains("a tap on the FIDO2 authenticator (\(authenticator.device)): give it on the device when it asks"), "\(run.stderr)")
+        #expect(authenticator.tapsAskedFor == taps + 1)
+    }
+
     /// The tap refused, the request fails with the owner's reason and no session is stored; a
     /// passkey owner added at run time (`owner add passkey:FILE`) serves the next, and is kept
     /// over a restart.

@@ -171,7 +171,7 @@ public struct PasskeyOwner: OwnerSigner {
         } else {
             do { _ = try await FIDO2Authenticators.devicePath(nil) } catch { return .notReady(error) }
         }
-        return .asksOnDevice("Tap the FIDO2 authenticator (\(passkey.device ?? "the one plugged in")) to sign.")
+        return .asksOnDevice("a tap on the FIDO2 authenticator (\(passkey.device ?? "the one plugged in"))")
     }
 
     /// An assertion over `approved.digest` (the challenge), from the passkey's authenticator.
