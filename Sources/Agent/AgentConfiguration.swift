@@ -164,8 +164,8 @@ public struct RunTimeModules: Sendable {
 public enum OwnerConfig: Sendable, Equatable {
     case keystore(path: String, passphraseFile: String?)
     /// `address`, when given, lets the agent start while the token is absent (and is checked
-    /// against the key once it is there).
-    case pkcs11(uri: PKCS11URI, pin: PINSource, address: Address?)
+    /// against the key once it is there): a secp256k1 key's address, or a P-256 key's `p256:…`.
+    case pkcs11(uri: PKCS11URI, pin: PINSource, address: OwnerKey?)
     /// The card by its serial number; `address` as for a token.
     case openPGPCard(serial: String, pin: PINSource, address: Address?)
     /// The file `session-agent fido2 create` wrote.
@@ -197,9 +197,11 @@ public enum OwnerConfig: Sendable, Equatable {
         if let extra = keys.subtracting(known).first {
             throw AgentError("bad_config", "\(prefix)\(extra): unknown key for \(card == nil ? "a PKCS#11" : "an OpenPGP card") owner" + Spelling.suggestion(for: extra, among: known))
         }
-        var address: Address?
+        var address: OwnerKey?
         if let a = t["address"] {
-            guard let text = a.stringValue, let parsed = try? Address(text) else { throw AgentError("bad_config", "\(prefix)address: a 0x address") }
+            guard let text = a.stringValue, let parsed = try? OwnerKey(text), card == nil || parsed.address != nil else {
+                throw AgentError("bad_config", "\(prefix)address: a 0x address" + (card == nil ? ", or p256: and a P-256 key's public key" : ""))
+            }
             address = parsed
         }
         let pinFile = try path("pin_file"), pinEnv = t["pin_env"]?.stringValue
@@ -207,7 +209,7 @@ public enum OwnerConfig: Sendable, Equatable {
         if card != nil {
             let serial: String
             do { serial = try OpenPGPCards.serial(text) } catch { throw AgentError("bad_config", "\(prefix)openpgp_card: \(error)") }
-            self = .openPGPCard(serial: serial, pin: pinFile.map { .file($0) } ?? pinEnv.map { .environment($0) } ?? .prompt, address: address)
+            self = .openPGPCard(serial: serial, pin: pinFile.map { .file($0) } ?? pinEnv.map { .environment($0) } ?? .prompt, address: address?.address)
             return
         }
         let uri: PKCS11URI

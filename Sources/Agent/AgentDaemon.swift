@@ -283,11 +283,11 @@ public enum OwnerLoader {
             return try keystore(path, passphraseFile: passphraseFile)
         case let .pkcs11(uri, pin, address):
             if let address, let module = uri.modulePath ?? defaultModule {
-                return PKCS11Owner(uri: uri.with(modulePath: module), pin: pin, address: address)
+                return PKCS11Owner(uri: uri.with(modulePath: module), pin: pin, key: address)
             }
             let owner = try await pkcs11(uri, pin: pin, defaultModule: defaultModule)
-            if let address, owner.address != address {
-                throw AgentError("bad_config", "\(uri) holds the key of \(owner.address), not \(address)")
+            if let address, owner.key != address {
+                throw AgentError("bad_config", "\(uri) holds the key \(owner.key), not \(address)")
             }
             return owner
         case let .openPGPCard(serial, pin, address):
@@ -311,14 +311,14 @@ public enum OwnerLoader {
         }
         if registered.backend == "fido2" { return try passkey(registered.location) }
         guard registered.backend == "pkcs11" else { return try keystore(registered.location, passphraseFile: registered.secretFile) }
-        guard let uri = try? PKCS11URI(registered.location), uri.modulePath != nil, let address = try? Address(registered.address) else {
+        guard let uri = try? PKCS11URI(registered.location), uri.modulePath != nil, let key = try? OwnerKey(registered.address) else {
             throw AgentError("store_corrupt", "the registered owner \(registered.address) has an unusable location \(registered.location)")
         }
         do throws(AgentError) { try modules.check(uri) } catch {
-            return RefusedOwner(identity: OwnerIdentity(backend: "pkcs11", address: address, location: uri.description),
-                                problem: .failed("the owner \(address) added at run time is not used: \(error.message); or remove it (owner remove)"))
+            return RefusedOwner(identity: OwnerIdentity(backend: "pkcs11", key: key, location: uri.description),
+                                problem: .failed("the owner \(key) added at run time is not used: \(error.message); or remove it (owner remove)"))
         }
-        return PKCS11Owner(uri: uri, pin: registered.secretFile.map { .file($0) } ?? .prompt, address: address)
+        return PKCS11Owner(uri: uri, pin: registered.secretFile.map { .file($0) } ?? .prompt, key: key)
     }
 
     static func passkey(_ path: String) throws(AgentError) -> PasskeyOwner {

@@ -2,7 +2,7 @@ import EthereumCore
 import SmartSessions
 
 /// How an account's validator knows an owner: a secp256k1 key by its address (OwnableValidator),
-/// a passkey by its P-256 public key (WebAuthnValidator).
+/// a P-256 key (a passkey, or a key on a token) by its public key (WebAuthnValidator).
 public enum OwnerKey: Hashable, Sendable, Comparable, CustomStringConvertible {
     case address(Address)
     case passkey(EthereumCore.P256.PublicKey)

@@ -84,7 +84,7 @@ enum HSMBench {
         switch curve {
         case .secp256k1:
             let owner = try PKCS11Owner(key)
-            check = { raw, i in _ = try RecoverableSignature.normalizing(external: raw, digest: digests[i % 64], signer: owner.address) }
+            check = { raw, i in _ = try RecoverableSignature.normalizing(external: raw, digest: digests[i % 64], signer: owner.address!) }
             sign = { i in _ = try await owner.sign(approved(i), prompt: noPrompt) }
         case .p256:
             check = { raw, i in _ = try key.checkedP256(raw, digest: digests[i % 64]) }
@@ -197,7 +197,7 @@ enum HSMBench {
         let store = try SessionStore(path: directory + "/store.sqlite")
         try store.initialize(passphrase: secret("bench"), scryptN: 1024)
         let owner = try PKCS11Owner(key)
-        let account = AccountConfig(address: AgentBench.account, kind: .erc7579Reference, owners: [owner.address], chains: [AgentBench.chain])
+        let account = AccountConfig(address: AgentBench.account, kind: .erc7579Reference, owners: [owner.key], chains: [AgentBench.chain])
         let agent = Agent(store: store, owners: [owner], accounts: [account], rules: try RulesFile(toml: "default = \"approve\""), ownerPrompt: noPrompt)
         let me = ClientIdentity(uid: getuid(), gid: getgid(), pid: getpid())
         let request: JSONValue = .object(JSONObject([

@@ -173,7 +173,7 @@ struct OwnerGenerate: AsyncParsableCommand {
         abstract: "Create a key pair on a PKCS#11 token: the private key is sensitive and not extractable, and only signs.")
 
     @Option(help: "The token's PKCS#11 URI, e.g. pkcs11:token=signer.") var token: String
-    @Option(help: "secp256k1 (an owner of OwnableValidator accounts) or p256 (for P-256 validators such as WebAuthn; the agent does not sign as a P-256 owner yet).") var curve: String = "secp256k1"
+    @Option(help: "secp256k1 (an owner of OwnableValidator accounts) or p256 (an owner of WebAuthnValidator accounts, which list it as p256:0x04…).") var curve: String = "secp256k1"
     @Option(help: "The key's label (CKA_LABEL); or object= in --token. Default: session-agent owner.") var label: String?
     @OptionGroup var pkcs11: PKCS11Options
     @OptionGroup var output: OutputOptions

@@ -27,7 +27,7 @@ struct ConfigurationTests {
         #expect(c.owners == [
             .keystore(path: "/etc/session-agent/owner.json", passphraseFile: "/etc/session-agent/owner.pass"),
             .pkcs11(uri: try PKCS11URI("pkcs11:token=signer;object=owner"), pin: .file("/etc/session-agent/hsm.pin"),
-                    address: try Address("0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed")),
+                    address: .address(try Address("0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed"))),
             .openPGPCard(serial: "0123ABCD", pin: .file("/etc/session-agent/card.pin"), address: nil),
             .passkey(path: "/etc/session-agent/owner.passkey.json"),
         ])

@@ -73,6 +73,48 @@ struct PKCS11AgentTests {
         #expect(!agent.logs.contains(SoftHSM.userPIN))
     }
 
+    /// A P-256 key on the token owns an account through Rhinestone's WebAuthnValidator: the
+    /// account lists it as p256:0x04…, the agent writes the WebAuthn data (user presence and
+    /// verification set: the token's login) and the token signs their hash. The oracle checks
+    /// the enable signature as the validator would; `sign` as an Ethereum owner is refused.
+    @Test(.enabled(if: Oracle.isAvailable, "\(Oracle.unavailableReason ?? "")"))
+    func aP256KeyEnablesASessionThroughTheWebAuthnValidator() throws {
+        _ = try hsm.initToken(token)
+        try hsm.generateKey(token: token, label: "p256", id: "0b", keyType: "EC:prime256v1")
+        let pinFile = hsm.directory.appendingPathComponent("pin-\(token)").path
+        try writeSecretFile(SoftHSM.userPIN, pinFile)
+        let point = try hsm.publicPoint(token: token, id: "0b")
+        let ownerKey = "p256:" + Hex.encode(point)
+        let agent = try AgentProcess(rules: "default = \"approve\"", owner: .init(toml: """
+            pkcs11 = "pkcs11:token=\(token);object=p256"
+            pin_file = "\(pinFile)"
+            """, address: ownerKey), environment: hsm.environment)
+        try agent.start()
+        defer { agent.stop() }
+        let control = try AgentClient(path: agent.controlSocket)
+        let owners = try control.call("owners_list").arrayValue ?? []
+        #expect(owners.count == 1 && owners[0]["owner"]?.stringValue == ownerKey && owners[0]["ready"] == .bool(true), "\(owners)")
+
+        let client = try AgentClient(path: agent.clientSocket)
+        let signed = try SocketTests.sign(client, try SocketTests.requestSession(client), 5_000_000, nonce: 0)
+        guard case .enable(_, let enable, _) = try SessionSignature(decoding: try Hex.decode(try #require(signed["signature"]?.stringValue))) else {
+            Issue.record("not an ENABLE signature: \(signed)")
+            return
+        }
+        let (validator, validatorSignature) = try AccountKind.erc7579Reference.parsePermissionEnableSig(enable.permissionEnableSig)
+        #expect(validator == SmartSessionAddresses.rhinestoneWebAuthnValidator)
+        let (_, _, assertions) = try RhinestoneWebAuthn.decodeSignature(validatorSignature)
+        #expect(assertions.first?.authenticatorData[32] == 0x05, "user presence and verification")
+        let line = JSONValue.object(JSONObject([
+            "publicKey": .string(Hex.encode(point)), "account": .string(AgentProcess.account), "rpId": .string(Passkey.defaultRPID),
+            "challenge": .string(EnableDigest.multichainDigest(enable.hashesAndChainIds).hex), "signature": .string(Hex.encode(validatorSignature)),
+        ])).serialized
+        let input = hsm.directory.appendingPathComponent("enable-\(token).jsonl")
+        try line.write(to: input, atomically: true, encoding: .utf8)
+        #expect(try Oracle.run(arguments: [Oracle.packageRoot.appendingPathComponent("Tests/oracle/oracle.py").path, "webauthn-check", input.path]) == "\"ok\"\n")
+        #expect(agent.logs.contains("signed by \(ownerKey) (pkcs11:token=\(token);object=p256"), "\(agent.logs)")
+    }
+
     @Test func ownersAddedByURIAndTheTokenGoingAway() throws {
         let (directory, address, pinFile) = try tokenWithKey()
         let agent = try AgentProcess(rules: "default = \"approve\"", environment: hsm.environment)

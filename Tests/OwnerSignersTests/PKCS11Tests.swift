@@ -109,6 +109,32 @@ struct PKCS11OwnerTests {
     static func approved(_ digest: Bytes32) -> ApprovedDigest { ApprovedDigest(digest: digest, approval: "test") }
     static let noPrompt: SecretPrompt = { _ in throw PKCS11Failure.pinNeeded("no prompt in this test") }
 
+    /// A P-256 key signs WebAuthn assertions over the digest, with user presence and
+    /// verification set, s low (SoftHSM returns high s half the time), verifying under the key;
+    /// one checked against another key is not returned, and no Ethereum signature is made.
+    @Test func aP256KeySignsWebAuthnAssertions() async throws {
+        try hsm.initToken(token)
+        try hsm.generateKey(token: token, label: "p256", id: "02", keyType: "EC:prime256v1")
+        let owner = try await PKCS11Owner.load(try uri(try hsm.privateModule(), object: "p256"), pin: .file(try pinFile(SoftHSM.userPIN)), defaultModule: nil)
+        let key = try P256.PublicKey(try hsm.publicPoint(token: token, id: "02"))
+        #expect(owner.key == .passkey(key) && owner.address == nil)
+        for _ in 0..<16 {
+            let digest = Bytes32(SymmetricKey(size: .bits256).withUnsafeBytes { Array($0) })
+            guard case .webAuthn(let assertion) = try await owner.ownerSignature(Self.approved(digest), prompt: Self.noPrompt) else {
+                Issue.record("not a WebAuthn assertion")
+                return
+            }
+            #expect(assertion.verify(challenge: digest, publicKey: key, requireUserVerification: true))
+        }
+        let digest = Bytes32(Array(repeating: 7, count: 32))
+        await #expect(throws: OwnerSignerError.self) { try await owner.sign(Self.approved(digest), prompt: Self.noPrompt) }
+        let other = try P256.PublicKey(Hex.decode("0x046b17d1f2e12c4247f8bce6e563a440f277037d812deb33a0f4a13945d898c2964fe342e2fe1a7f9b8ee7eb4a7c0f9e162bce33576b315ececbb6406837bf51f5"))
+        let impostor = PKCS11Owner(uri: owner.uri, pin: owner.pin, key: .passkey(other))
+        await #expect { try await impostor.ownerSignature(Self.approved(digest), prompt: Self.noPrompt) } throws: { error in
+            "\(error)".contains("does not verify")
+        }
+    }
+
     @Test(.enabled(if: Oracle.isAvailable, "\(Oracle.unavailableReason ?? "")"))
     func signsWithAKeyPkcs11ToolMade() async throws {
         try tokenWithKey()
@@ -306,12 +332,13 @@ struct PKCS11OwnerTests {
         }
         #expect(flags.count == 2)
         for f in flags { #expect(f == [[0], [1], [1]]) }
-        // The secp256k1 key is an owner like any other; the P-256 key signs and verifies.
+        // Both keys are owners: the secp256k1 key by its address, the P-256 key by itself (for
+        // the WebAuthnValidator); the P-256 key signs and verifies.
         let owner = try await PKCS11Owner.load(k1.uri, pin: pin, defaultModule: nil)
         #expect(owner.identity.address == k1.info.address)
         let digest = Bytes32(Array(repeating: 7, count: 32))
         _ = try await owner.sign(Self.approved(digest), prompt: Self.noPrompt)
-        #expect(throws: PKCS11Failure.self) { try PKCS11Owner(p256) }
+        #expect(try PKCS11Owner(p256).key == .passkey(try P256.PublicKey(p256.info.publicKey)))
         for _ in 0..<16 {
             let (r, s) = try await p256.signP256(digest: digest, prompt: Self.noPrompt)
             #expect(P256.isLowS(s))
@@ -712,7 +739,7 @@ struct PKCS11OwnerTests {
         await #expect { try await impostor.sign(Self.approved(Bytes32(Array(repeating: 9, count: 32))), prompt: Self.noPrompt) } throws: { error in
             "\(error)".contains("does not recover to 0x000000000000000000000000000000000000dEaD (the key on the token is not the one registered")
         }
-        let unreadable = PKCS11Owner(uri: prompted.uri, pin: .file("/nonexistent/pin"), address: prompted.address)
+        let unreadable = PKCS11Owner(uri: prompted.uri, pin: .file("/nonexistent/pin"), key: prompted.key)
         guard case .notReady(.secretNeeded(let missing)) = await unreadable.readiness() else { Issue.record("an unreadable PIN file was ready"); return }
         #expect(missing.contains("/nonexistent/pin"), "\(missing)")
     }

@@ -1,6 +1,7 @@
 internal import CPKCS11
 import EthereumCore
 import Foundation
+import SmartSessions
 
 /// An EC private key on a token, with the module and PIN source to reach it.
 public struct PKCS11Key: Sendable {
@@ -129,10 +130,14 @@ public struct PKCS11Key: Sendable {
 }
 
 /// An owner key on a PKCS#11 token (an HSM, a smartcard through OpenSC, SoftHSM). The token
-/// signs with CKM_ECDSA; the raw r ‖ s is normalised to low s and v found by trial recovery, and
-/// a signature that does not recover to the registered address is never returned.
-public struct PKCS11Owner: ECDSAOwnerSigner {
-    public let address: Address
+/// signs with CKM_ECDSA. A secp256k1 key's raw r ‖ s is normalised to low s and v found by trial
+/// recovery, and a signature that does not recover to the registered address is never returned.
+/// A P-256 key owns accounts through the WebAuthnValidator: the agent writes the client and
+/// authenticator data an authenticator would, the token signs their hash, and an assertion that
+/// does not verify under the registered key is never returned.
+public struct PKCS11Owner: OwnerSigner {
+    /// The secp256k1 key's address, or the P-256 key.
+    public let key: OwnerKey
     public let identity: OwnerIdentity
     /// The key's URI, with its module's path.
     public let uri: PKCS11URI
@@ -140,21 +145,50 @@ public struct PKCS11Owner: ECDSAOwnerSigner {
     let provider: PKCS11Provider
 
     public init(_ key: PKCS11Key) throws(PKCS11Failure) {
-        guard let address = key.info.address else {
-            throw .keyNotFound("\(key.uri) is a \(key.info.curve) key; owners of OwnableValidator accounts are secp256k1 keys")
-        }
-        self.init(uri: key.uri, pin: key.pin, address: address)
+        guard let ownerKey = Self.ownerKey(key.info) else { throw .keyNotFound("\(key.uri) is a \(key.info.curve) key, which owns no account") }
+        self.init(uri: key.uri, pin: key.pin, key: ownerKey)
     }
 
-    /// An owner whose address is already known (registered earlier): nothing touches the token
+    /// An owner whose key is already known (registered earlier): nothing touches the token
     /// until it signs, so the agent starts while the token is absent.
-    public init(uri: PKCS11URI, pin: PINSource, address: Address) {
+    public init(uri: PKCS11URI, pin: PINSource, key: OwnerKey) {
         precondition(uri.modulePath != nil, "a registered PKCS#11 owner's URI names its module")
         self.uri = uri
         self.pin = pin
         provider = PKCS11Provider.shared(modulePath: uri.modulePath!)
-        self.address = address
-        identity = OwnerIdentity(backend: "pkcs11", address: address, location: uri.description)
+        self.key = key
+        identity = OwnerIdentity(backend: "pkcs11", key: key, location: uri.description)
+    }
+
+    public init(uri: PKCS11URI, pin: PINSource, address: Address) {
+        self.init(uri: uri, pin: pin, key: .address(address))
+    }
+
+    /// How an account lists the key: its address (secp256k1), or the key itself (P-256).
+    static func ownerKey(_ info: PKCS11KeyInfo) -> OwnerKey? {
+        switch info.curve {
+        case .secp256k1: info.address.map(OwnerKey.address)
+        case .p256: (try? P256.PublicKey(info.publicKey)).map(OwnerKey.passkey)
+        }
+    }
+
+    /// The secp256k1 key's address; nil for a P-256 key.
+    public var address: Address? { key.address }
+
+    public func ownerSignature(_ approved: ApprovedDigest, prompt: SecretPrompt) async throws(OwnerSignerError) -> OwnerSignature {
+        guard case .passkey(let publicKey) = key else { return .ecdsa(try await sign(approved, prompt: prompt)) }
+        let clientData = WebAuthnAssertion.clientData(challenge: approved.digest, origin: "https://\(Passkey.defaultRPID)")
+        let authenticatorData = WebAuthnAssertion.authenticatorData(rpID: Passkey.defaultRPID)
+        let message = WebAuthnAssertion.message(authenticatorData: authenticatorData, clientDataJSON: clientData.json)
+        let raw: [UInt8]
+        do throws(PKCS11Failure) { raw = try await signRaw(digest: message.bytes, prompt: prompt) } catch { throw error.ownerError }
+        guard raw.count == 64, let s = try? P256.normalizedS(Bytes32(raw[32...])) else { throw .failed("the token returned a malformed P-256 signature; not returned") }
+        let assertion = WebAuthnAssertion(authenticatorData: authenticatorData, clientDataJSON: clientData.json, challengeIndex: clientData.challengeIndex,
+                                          typeIndex: clientData.typeIndex, r: Bytes32(raw[..<32]), s: s)
+        guard assertion.verify(challenge: approved.digest, publicKey: publicKey, requireUserVerification: true) else {
+            throw .failed("the token's signature does not verify under \(key) (the key on the token is not the one registered, or the token signed wrongly); not returned")
+        }
+        return .webAuthn(assertion)
     }
 
     public static func load(_ uri: PKCS11URI, pin: PINSource, askPIN: SecretPrompt = PKCS11Key.nobodyToAsk,
@@ -162,13 +196,15 @@ public struct PKCS11Owner: ECDSAOwnerSigner {
         try PKCS11Owner(try await PKCS11Key.locate(uri, pin: pin, askPIN: askPIN, defaultModule: defaultModule))
     }
 
+    /// An Ethereum signature by a secp256k1 key.
     public func sign(_ approved: ApprovedDigest, prompt: SecretPrompt) async throws(OwnerSignerError) -> RecoverableSignature {
+        guard let address = key.address else { throw .failed("\(uri) is a P-256 key: it signs WebAuthn assertions, not Ethereum signatures") }
         let raw: [UInt8]
         do throws(PKCS11Failure) { raw = try await signRaw(digest: approved.digest.bytes, prompt: prompt) } catch { throw error.ownerError }
-        do { return try RecoverableSignature.normalizing(external: raw, digest: approved.digest, signer: self.address) } catch {
+        do { return try RecoverableSignature.normalizing(external: raw, digest: approved.digest, signer: address) } catch {
             switch error {
             case .signerMismatch:
-                throw .failed("the token's signature does not recover to \(self.address) (the key on the token is not the one registered, or the token signed wrongly); not returned")
+                throw .failed("the token's signature does not recover to \(address) (the key on the token is not the one registered, or the token signed wrongly); not returned")
             default:
                 throw .failed("the token returned an unusable signature (\(error)); not returned")
             }
@@ -203,8 +239,8 @@ public struct PKCS11Owner: ECDSAOwnerSigner {
                 guard let token = try await provider.loginDue(uri) else { throw .pinNeeded(problem) }
                 return Self.asking(token)
             }
-            guard key.info.address == self.address else {
-                throw .keyNotFound("the key \(uri.objectName) on the token is \(key.info.address.map(\.checksummed) ?? "not secp256k1") now, not \(self.address)")
+            guard Self.ownerKey(key.info) == self.key else {
+                throw .keyNotFound("the key \(uri.objectName) on the token is \(Self.ownerKey(key.info)?.description ?? "a \(key.info.curve) key") now, not \(self.key)")
             }
             if let secret = try pin.tokenPIN() {
                 // A PIN the token rejected (or may not be spent) will not be tried: every approval would fail.

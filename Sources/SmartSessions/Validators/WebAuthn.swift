@@ -74,8 +74,19 @@ public struct WebAuthnAssertion: Hashable, Sendable {
         else { return false }
         let flags = authenticatorData[32]
         guard flags & 0x01 != 0, !requireUserVerification || flags & 0x04 != 0 else { return false }
-        let message = Bytes32(Array(SHA256.hash(data: authenticatorData + Array(SHA256.hash(data: json)))))
-        return publicKey.isValidSignature(r: r, s: s, digest: message)
+        return publicKey.isValidSignature(r: r, s: s, digest: Self.message(authenticatorData: authenticatorData, clientDataJSON: clientDataJSON))
+    }
+
+    /// What the P-256 key signs: sha256(authenticatorData ‖ sha256(clientDataJSON)).
+    public static func message(authenticatorData: [UInt8], clientDataJSON: String) -> Bytes32 {
+        Bytes32(Array(SHA256.hash(data: authenticatorData + Array(SHA256.hash(data: Array(clientDataJSON.utf8))))))
+    }
+
+    /// The authenticator data an assertion by a key that is not an authenticator carries (a
+    /// P-256 key on a token, whose login stands for the person's presence and verification):
+    /// the rp id's hash, the UP and UV flags, a zero signature counter.
+    public static func authenticatorData(rpID: String) -> [UInt8] {
+        Array(SHA256.hash(data: Array(rpID.utf8))) + [0x05, 0, 0, 0, 0]
     }
 }
 
