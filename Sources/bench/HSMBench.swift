@@ -87,8 +87,11 @@ enum HSMBench {
             check = { raw, i in _ = try RecoverableSignature.normalizing(external: raw, digest: digests[i % 64], signer: owner.address!) }
             sign = { i in _ = try await owner.sign(approved(i), prompt: noPrompt) }
         case .p256:
+            // The owner of a WebAuthnValidator account: the WebAuthn data written, their hash
+            // signed, the assertion checked under the key.
+            let owner = try PKCS11Owner(key)
             check = { raw, i in _ = try key.checkedP256(raw, digest: digests[i % 64]) }
-            sign = { i in _ = try await key.signP256(digest: digests[i % 64], prompt: noPrompt) }
+            sign = { i in _ = try await owner.ownerSignature(approved(i), prompt: noPrompt) }
         }
         // With `detail`, the same plain loop with each signature handed to a dispatch queue (as
         // the agent's module queue does), and that loop with each signature checked once it is
