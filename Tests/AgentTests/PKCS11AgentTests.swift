@@ -97,21 +97,10 @@ struct PKCS11AgentTests {
 
         let client = try AgentClient(path: agent.clientSocket)
         let signed = try SocketTests.sign(client, try SocketTests.requestSession(client), 5_000_000, nonce: 0)
-        guard case .enable(_, let enable, _) = try SessionSignature(decoding: try Hex.decode(try #require(signed["signature"]?.stringValue))) else {
-            Issue.record("not an ENABLE signature: \(signed)")
-            return
-        }
-        let (validator, validatorSignature) = try AccountKind.erc7579Reference.parsePermissionEnableSig(enable.permissionEnableSig)
-        #expect(validator == SmartSessionAddresses.rhinestoneWebAuthnValidator)
+        let (verdict, validatorSignature) = try PasskeyAgentTests.enableVerdict(signed, ownerKey: ownerKey, scratch: hsm.directory)
+        #expect(verdict == "\"ok\"")
         let (_, _, assertions) = try RhinestoneWebAuthn.decodeSignature(validatorSignature)
         #expect(assertions.first?.authenticatorData[32] == 0x05, "user presence and verification")
-        let line = JSONValue.object(JSONObject([
-            "publicKey": .string(Hex.encode(point)), "account": .string(AgentProcess.account), "rpId": .string(Passkey.defaultRPID),
-            "challenge": .string(EnableDigest.multichainDigest(enable.hashesAndChainIds).hex), "signature": .string(Hex.encode(validatorSignature)),
-        ])).serialized
-        let input = hsm.directory.appendingPathComponent("enable-\(token).jsonl")
-        try line.write(to: input, atomically: true, encoding: .utf8)
-        #expect(try Oracle.run(arguments: [Oracle.packageRoot.appendingPathComponent("Tests/oracle/oracle.py").path, "webauthn-check", input.path]) == "\"ok\"\n")
         #expect(agent.logs.contains("signed by \(ownerKey) (pkcs11:token=\(token);object=p256"), "\(agent.logs)")
     }
 

@@ -19,6 +19,26 @@ struct PasskeyAgentTests {
         return (file, "p256:" + (try #require(try JSONValue(parsing: made.stdout)["publicKey"]?.stringValue)))
     }
 
+    /// The oracle's verdict on the WebAuthnValidator signature in an ENABLE `userOp.signature`
+    /// signed by `ownerKey` (`p256:0x04…`) for the test account, checked as the validator would
+    /// (the credential id bound to the account, the challenge the multichain digest, the P-256
+    /// signature); and that signature.
+    static func enableVerdict(_ signed: JSONValue, ownerKey: String, scratch: URL) throws -> (verdict: String, validatorSignature: [UInt8]) {
+        guard case .enable(_, let enable, _) = try SessionSignature(decoding: try Hex.decode(try #require(signed["signature"]?.stringValue))) else {
+            throw Oracle.Failure(description: "not an ENABLE signature: \(signed)")
+        }
+        let (validator, validatorSignature) = try AccountKind.erc7579Reference.parsePermissionEnableSig(enable.permissionEnableSig)
+        guard validator == SmartSessionAddresses.rhinestoneWebAuthnValidator else { return ("validator \(validator)", validatorSignature) }
+        let line = JSONValue.object(JSONObject([
+            "publicKey": .string(String(ownerKey.dropFirst("p256:".count))), "account": .string(AgentProcess.account), "rpId": .string(Passkey.defaultRPID),
+            "challenge": .string(EnableDigest.multichainDigest(enable.hashesAndChainIds).hex), "signature": .string(Hex.encode(validatorSignature)),
+        ])).serialized
+        let input = scratch.appendingPathComponent("enable-\(UUID().uuidString.prefix(8)).jsonl")
+        try line.write(to: input, atomically: true, encoding: .utf8)
+        let verdict = try Oracle.run(arguments: [Oracle.packageRoot.appendingPathComponent("Tests/oracle/oracle.py").path, "webauthn-check", input.path])
+        return (verdict.trimmingCharacters(in: .whitespacesAndNewlines), validatorSignature)
+    }
+
     /// A session approved by the rules is enabled by the passkey, with one tap: the ENABLE
     /// `userOp.signature` carries the WebAuthnValidator's signature, which the oracle checks
     /// as the validator would (the credential id bound to the account, the challenge the
@@ -43,19 +63,7 @@ struct PasskeyAgentTests {
         let sessionId = try SocketTests.requestSession(client)
         #expect(authenticator.tapsAskedFor == taps + 1)
         let signed = try SocketTests.sign(client, sessionId, 5_000_000, nonce: 0)
-        guard case .enable(_, let enable, _) = try SessionSignature(decoding: try Hex.decode(try #require(signed["signature"]?.stringValue))) else {
-            Issue.record("not an ENABLE signature: \(signed)")
-            return
-        }
-        let (validator, validatorSignature) = try AccountKind.erc7579Reference.parsePermissionEnableSig(enable.permissionEnableSig)
-        #expect(validator == SmartSessionAddresses.rhinestoneWebAuthnValidator)
-        let line = JSONValue.object(JSONObject([
-            "publicKey": .string(String(ownerKey.dropFirst("p256:".count))), "account": .string(AgentProcess.account), "rpId": .string(Passkey.defaultRPID),
-            "challenge": .string(EnableDigest.multichainDigest(enable.hashesAndChainIds).hex), "signature": .string(Hex.encode(validatorSignature)),
-        ])).serialized
-        let input = authenticator.directory.appendingPathComponent("enable.jsonl")
-        try line.write(to: input, atomically: true, encoding: .utf8)
-        #expect(try Oracle.run(arguments: [Oracle.packageRoot.appendingPathComponent("Tests/oracle/oracle.py").path, "webauthn-check", input.path]) == "\"ok\"\n")
+        #expect(try Self.enableVerdict(signed, ownerKey: ownerKey, scratch: authenticator.directory).verdict == "\"ok\"")
         // decode-signature names the passkey's credential and says it signed this session's digest.
         let publicKey = try EthereumCore.P256.PublicKey(Hex.decode(String(ownerKey.dropFirst("p256:".count))))
         let credential = RhinestoneWebAuthn.credentialId(publicKey, account: try Address(AgentProcess.account))
