@@ -152,6 +152,9 @@ public actor Agent {
         if bindUnit && client.unit == nil { throw .badRequest("the client runs in no systemd unit, so the session cannot be bound to one") }
         var accountKind = compiled
         accountKind.accountKind = compiled.accountKind ?? account.kind
+        if accountKind.accountKind == .kernel, compiled.chains.count > 1 {
+            throw .badRequest("a Kernel account gives its owner validator the enable digest wrapped with the chain id (Kernel v3.1's EIP-712 domain), so one owner signature enables a session on one chain: ask for one chain per request")
+        }
         let review = Reviewer(tokens: tokens, now: now).review(accountKind)
         let id = "req-" + Hex.encode(Secp256k1.randomBytesForIdentifiers(), prefix: false)
         let request = PendingRequest(id: id, client: client, compiled: accountKind, review: review, bindExecutable: bindExecutable, bindUnit: bindUnit,
@@ -358,7 +361,7 @@ public actor Agent {
         // Nobody is asked for a passphrase, a PIN or a tap that cannot make up the threshold.
         let held = heldOwners(account).count
         guard held >= account.threshold else { throw tooFewOwners(held) }
-        let digest = compiled.multichainDigest
+        let digest = compiled.ownerDigest
         var signatures: [(key: OwnerKey, signature: OwnerSignature)] = [], signers: [OwnerIdentity] = []
         // Whoever is asked for a PIN or passphrase sees what it is for: the rules may have
         // approved the request with nobody watching.

@@ -31,14 +31,14 @@ struct AgentFlowTests {
     /// `owner` alone, whatever `owners` the account has.
     static func agent(rules text: String? = nil, ownerPrompt: @escaping SecretPrompt = { _ in secret("owner") },
                       path: String = ScratchDirectory.path("agent.sqlite"),
-                      chains: Set<UInt64> = [11155111], owners: [Address] = [owner.address], threshold: Int = 1,
+                      chains: Set<UInt64> = [11155111], owners: [Address] = [owner.address], threshold: Int = 1, kind: AccountKind = .erc7579Reference,
                       clock: @escaping @Sendable () -> UInt64 = { now }, journal: JournalLines? = nil) throws -> (Agent, SessionStore) {
         let store = try SessionStore(path: path)
         try store.initialize(passphrase: secret("store"), scryptN: 1024)
         let keystore = try KeystoreOwner(keystore: try Keystore.encrypt(owner, passphrase: secret("owner"), kdf: .scrypt(n: 16, r: 8, p: 1)), location: "test")
         let rules = try RulesFile(toml: try text ?? String(contentsOf: Oracle.packageRoot.appendingPathComponent("docs/examples/rules.toml"), encoding: .utf8))
         let agent = Agent(store: store, owners: [keystore],
-                          accounts: [AccountConfig(address: account, kind: .erc7579Reference, threshold: threshold, owners: owners, chains: chains)],
+                          accounts: [AccountConfig(address: account, kind: kind, threshold: threshold, owners: owners, chains: chains)],
                           rules: rules, ownerPrompt: ownerPrompt, clock: clock,
                           logger: Logger(label: "test", factory: { _ in journal.map { $0 as any LogHandler } ?? SwiftLogNoOpLogHandler() }))
         return (agent, store)
@@ -59,6 +59,29 @@ struct AgentFlowTests {
         permission["spendingLimit"] = "500 USDC"
         over["permissions"] = .array([.object(permission)])
         return .object(over)
+    }
+
+    /// A Kernel account gives its owner validator the enable digest wrapped in Kernel's EIP-712
+    /// domain for the account and the chain (spec §6.1): the owner signs that, the review says
+    /// so, and a request for two chains, which one signature cannot serve, is refused before
+    /// anyone is asked.
+    @Test func aKernelAccountsOwnerSignsTheDigestAsKernelWrapsIt() async throws {
+        let (agent, store) = try Self.agent(chains: [], kind: .kernel)
+        var kernel = Self.example.objectValue!
+        kernel["accountKind"] = nil
+        let request = try await agent.request(.object(kernel), client: Self.bot)
+        let stored = try store.session(id: try #require(request.sessionId, "\(request.reason)"))
+        let wrapped = AccountKind.kernel.validatorHash(of: request.review.multichainDigest, account: Self.account, chainId: 11155111)
+        #expect(wrapped != request.review.multichainDigest && request.review.ownerDigest == wrapped)
+        #expect(request.review.text().contains("owner signs   \(wrapped.hex) (Kernel's wrapping of it"))
+        let (_, signature) = try AccountKind.kernel.parsePermissionEnableSig(stored.permissionEnableSig)
+        #expect(try RecoverableSignature(bytes: signature).recoverAddress(digest: wrapped) == Self.owner.address)
+
+        kernel["chains"] = .array([JSONValue(11155111), JSONValue(84532)])
+        kernel["permissions"] = .array([.object(JSONObject(["target": "0x000000000000000000000000000000000000bEEF", "functions": .array(["ping()"]), "sudo": true]))])
+        await #expect { try await agent.request(.object(kernel), client: Self.bot) } throws: { error in
+            "\(error)".contains("one chain per request")
+        }
     }
 
     /// A session is listed as expired, by the agent's clock, only once its last second is over:

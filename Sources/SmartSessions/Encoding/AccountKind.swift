@@ -34,6 +34,15 @@ public enum AccountKind: String, Sendable, CaseIterable {
     /// The hash the account hands its validator for `digest`. Kernel v3.1 wraps it in its own
     /// EIP-712 domain (`Kernel(bytes32 hash)`, name "Kernel", version "0.3.1"); the others pass
     /// it unchanged.
+    /// What the account's owners sign to enable a session on `chainIds` (the multichain digest
+    /// of their session digests): the hash its owner validator is given. Kernel's carries the
+    /// chain id, so one signature serves one chain there; the agent refuses Kernel requests for
+    /// more.
+    public func ownerDigest(_ multichainDigest: Bytes32, account: Address, chainIds: [UInt64]) -> Bytes32 {
+        guard self == .kernel, chainIds.count == 1 else { return multichainDigest }
+        return validatorHash(of: multichainDigest, account: account, chainId: chainIds[0])
+    }
+
     public func validatorHash(of digest: Bytes32, account: Address, chainId: UInt64) -> Bytes32 {
         switch self {
         case .erc7579Reference, .nexus, .safe7579:

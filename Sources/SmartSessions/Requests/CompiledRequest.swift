@@ -97,8 +97,13 @@ public struct CompiledRequest: Sendable {
         return zip(chains, digests).map { ChainDigest(chainId: $0.chainId, sessionDigest: $1) }
     }
 
-    /// What the owner signs.
+    /// The digest of every chain's session digest.
     public var multichainDigest: Bytes32 { EnableDigest.multichainDigest(chainDigests) }
+
+    /// What the owners sign: the multichain digest, as the account's owner validator is given it.
+    public var ownerDigest: Bytes32 {
+        (accountKind ?? .erc7579Reference).ownerDigest(multichainDigest, account: account, chainIds: chains.map(\.chainId))
+    }
 
     /// The enable data for `chainId`, given the assembled `permissionEnableSig`.
     public func enableSession(for chainId: UInt64, permissionEnableSig: [UInt8]) throws(SmartSessionError) -> EnableSession {

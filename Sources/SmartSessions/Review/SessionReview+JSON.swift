@@ -34,6 +34,7 @@ extension SessionReview {
         })
         o["permissionId"] = .string(permissionId.hex)
         o["multichainDigest"] = .string(multichainDigest.hex)
+        o["ownerDigest"] = .string(ownerDigest.hex)
         o["sessionValidator"] = .object(JSONObject([
             "address": .string(validator.address.checksummed), "name": .string(validator.name),
             "threshold": validator.threshold.map { JSONValue($0) } ?? .null,

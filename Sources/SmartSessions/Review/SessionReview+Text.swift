@@ -94,7 +94,12 @@ extension SessionReview {
         out.append(bold("Digests"))
         out.append("  signed flags  permitGenericPolicy=\(flags.permitGenericPolicy) permitAdminAccess=\(flags.permitAdminAccess) ignoreSecurityAttestations=\(flags.ignoreSecurityAttestations) permitERC4337Paymaster=\(flags.permitERC4337Paymaster)")
         for c in chains { out.append("  sessionDigest \(Chains.label(c.chainId)): \(c.sessionDigest.hex)") }
-        out.append("  owner signs   \(multichainDigest.hex)")
+        if ownerDigest == multichainDigest {
+            out.append("  owner signs   \(multichainDigest.hex)")
+        } else {
+            out.append("  multichain    \(multichainDigest.hex)")
+            out.append("  owner signs   \(ownerDigest.hex) (Kernel's wrapping of it, for the account on this chain)")
+        }
         return out.joined(separator: "\n")
     }
 }

@@ -74,6 +74,10 @@ public struct SessionReview: Sendable {
     public var chains: [ChainLine]
     public var permissionId: Bytes32
     public var multichainDigest: Bytes32
+    /// What the owners sign: `multichainDigest` as the account's owner validator is given it.
+    public var ownerDigest: Bytes32 {
+        (accountKind ?? .erc7579Reference).ownerDigest(multichainDigest, account: account, chainIds: chains.map(\.chainId))
+    }
     public var validator: ValidatorView
     public var salt: Bytes32
     public var flags: SignedFlags
