@@ -98,7 +98,7 @@ struct PKCS11AgentTests {
         let client = try AgentClient(path: agent.clientSocket)
         let signed = try SocketTests.sign(client, try SocketTests.requestSession(client), 5_000_000, nonce: 0)
         let (verdict, validatorSignature) = try PasskeyAgentTests.enableVerdict(signed, ownerKey: ownerKey, scratch: hsm.directory)
-        #expect(verdict == "\"ok\"")
+        #expect(verdict == "ok")
         let (_, _, assertions) = try RhinestoneWebAuthn.decodeSignature(validatorSignature)
         #expect(assertions.first?.authenticatorData[32] == 0x05, "user presence and verification")
         #expect(agent.logs.contains("signed by \(ownerKey) (pkcs11:token=\(token);object=p256"), "\(agent.logs)")

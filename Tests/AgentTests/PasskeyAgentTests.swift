@@ -29,14 +29,11 @@ struct PasskeyAgentTests {
         }
         let (validator, validatorSignature) = try AccountKind.erc7579Reference.parsePermissionEnableSig(enable.permissionEnableSig)
         guard validator == SmartSessionAddresses.rhinestoneWebAuthnValidator else { return ("validator \(validator)", validatorSignature) }
-        let line = JSONValue.object(JSONObject([
+        let enabled = JSONValue.object(JSONObject([
             "publicKey": .string(String(ownerKey.dropFirst("p256:".count))), "account": .string(AgentProcess.account), "rpId": .string(Passkey.defaultRPID),
             "challenge": .string(EnableDigest.multichainDigest(enable.hashesAndChainIds).hex), "signature": .string(Hex.encode(validatorSignature)),
-        ])).serialized
-        let input = scratch.appendingPathComponent("enable-\(UUID().uuidString.prefix(8)).jsonl")
-        try line.write(to: input, atomically: true, encoding: .utf8)
-        let verdict = try Oracle.run(arguments: [Oracle.packageRoot.appendingPathComponent("Tests/oracle/oracle.py").path, "webauthn-check", input.path])
-        return (verdict.trimmingCharacters(in: .whitespacesAndNewlines), validatorSignature)
+        ]))
+        return (try Oracle.webAuthnVerdicts([enabled], in: scratch).joined(separator: "\n"), validatorSignature)
     }
 
     /// A session approved by the rules is enabled by the passkey, with one tap: the ENABLE
@@ -63,7 +60,7 @@ struct PasskeyAgentTests {
         let sessionId = try SocketTests.requestSession(client)
         #expect(authenticator.tapsAskedFor == taps + 1)
         let signed = try SocketTests.sign(client, sessionId, 5_000_000, nonce: 0)
-        #expect(try Self.enableVerdict(signed, ownerKey: ownerKey, scratch: authenticator.directory).verdict == "\"ok\"")
+        #expect(try Self.enableVerdict(signed, ownerKey: ownerKey, scratch: authenticator.directory).verdict == "ok")
         // decode-signature names the passkey's credential and says it signed this session's digest.
         let publicKey = try EthereumCore.P256.PublicKey(Hex.decode(String(ownerKey.dropFirst("p256:".count))))
         let credential = RhinestoneWebAuthn.credentialId(publicKey, account: try Address(AgentProcess.account))

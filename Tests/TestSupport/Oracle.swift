@@ -37,6 +37,15 @@ public enum Oracle {
         return try output.split(separator: "\n").map { try JSONValue(parsing: String($0)) }
     }
 
+    /// What `oracle.py webauthn-check` says of each case (one JSON object each, see there): "ok"
+    /// or the first check that failed. The cases go through a file in `directory`.
+    public static func webAuthnVerdicts(_ cases: [JSONValue], in directory: URL) throws -> [String] {
+        let file = directory.appendingPathComponent("webauthn-\(UUID().uuidString.prefix(8)).jsonl")
+        try cases.map(\.serialized).joined(separator: "\n").write(to: file, atomically: true, encoding: .utf8)
+        return try run(arguments: [packageRoot.appendingPathComponent("Tests/oracle/oracle.py").path, "webauthn-check", file.path])
+            .split(separator: "\n").map { String(try JSONValue(parsing: String($0)).stringValue ?? "\($0)") }
+    }
+
     /// Runs the oracle interpreter with `arguments`, returning stdout; a non-zero exit throws
     /// with stderr.
     public static func run(arguments: [String]) throws -> String {

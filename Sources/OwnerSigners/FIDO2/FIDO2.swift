@@ -57,6 +57,11 @@ package enum FIDO2 {
     /// or one passed into a VM or container as a socket.
     package static let socketPrefix = "unix:"
 
+    /// The file a device path names: the socket of `unix:PATH`, or the hidraw path itself.
+    package static func file(of device: String) -> String {
+        device.hasPrefix(socketPrefix) ? String(device.dropFirst(socketPrefix.count)) : device
+    }
+
     fileprivate static let initialised: Void = fido_init(0)
 
     /// The FIDO HID devices plugged in.
@@ -184,7 +189,7 @@ private enum SocketIO {
 
     private static let open: @convention(c) (UnsafePointer<CChar>?) -> UnsafeMutableRawPointer? = { path in
         guard let path else { return nil }
-        let socketPath = String(String(cString: path).dropFirst(FIDO2.socketPrefix.count))
+        let socketPath = FIDO2.file(of: String(cString: path))
         var address = sockaddr_un()
         address.sun_family = sa_family_t(AF_UNIX)
         let capacity = MemoryLayout.size(ofValue: address.sun_path)

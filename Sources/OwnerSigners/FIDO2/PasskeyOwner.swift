@@ -166,8 +166,7 @@ public struct PasskeyOwner: OwnerSigner {
     /// A tap on the authenticator, which must be plugged in.
     public func readiness() async -> OwnerReadiness {
         if let device = passkey.device {
-            let path = device.hasPrefix(FIDO2.socketPrefix) ? String(device.dropFirst(FIDO2.socketPrefix.count)) : device
-            guard FileManager.default.fileExists(atPath: path) else { return .notReady(.unavailable("the FIDO2 authenticator \(device) is not there")) }
+            guard FileManager.default.fileExists(atPath: FIDO2.file(of: device)) else { return .notReady(.unavailable("the FIDO2 authenticator \(device) is not there")) }
         } else {
             do { _ = try await FIDO2Authenticators.devicePath(nil) } catch { return .notReady(error) }
         }
