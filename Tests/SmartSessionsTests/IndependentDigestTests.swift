@@ -51,4 +51,33 @@ struct IndependentDigestTests {
             #expect(try SessionSignature(decoding: try enable.bytes("encoded")) == signature, "\(context)")
         }
     }
+
+    /// The account's operations around sessions (install with sessions, enableSessions, the
+    /// removeSession and revokeEnableSignature pairs) on each kind of account, and the nonce key
+    /// selecting the owners' validator, as eth-abi encodes them from the contracts' ABIs.
+    @Test(.enabled(if: Oracle.isAvailable, "\(Oracle.unavailableReason ?? "")"))
+    func randomAccountOperations() throws {
+        let cases = try Oracle.cases("account-op", count: 300)
+        #expect(cases.count == 300)
+        var rng = SplitMix64(seed: Oracle.seed)
+        for c in cases {
+            let kind = try #require(AccountKind(rawValue: try c.string("kind")))
+            let account = try Address(try c.string("account")), validator = try Address(try c.string("validator"))
+            let context = "\(kind) \(try c.string("operation")), account \(account), seed \(Oracle.seed)"
+            let sessions = try c["sessions"]!.arrayValue!.map { try Session(json: $0) }
+            let operation: AccountOperation
+            switch try c.string("operation") {
+            case "install": operation = .install(sessions: sessions, mode: try #require(SmartSessionMode(rawValue: UInt8(try c.string("mode"))!)))
+            case "enable": operation = .enable(sessions: sessions)
+            default: operation = .end(permissionIds: try c["permissionIds"]!.arrayValue!.map { try Bytes32(hex: $0.stringValue!) })
+            }
+            #expect(try operation.call(account: account, kind: kind).calldata == (try c.bytes("calldata")), "\(context)")
+            #expect(operation.callLines(kind: kind).count == (try operation.call(account: account, kind: kind).executions.count), "\(context)")
+
+            let key = kind.nonceKey(validator: validator)
+            #expect(key.bigEndianBytes == [UInt8](repeating: 0, count: 8) + (try c.bytes("nonceKey")), "\(context)")
+            let nonce = key.shiftedLeft(64) | UInt256(rng.next())
+            #expect(try kind.validator(selectedBy: nonce) == (kind == .kernel ? .kernelRoot : .validator(validator)), "\(context)")
+        }
+    }
 }

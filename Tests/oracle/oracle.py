@@ -500,6 +500,18 @@ def b(x):
     return bytes.fromhex(x[2:])
 
 
+def session_tuple(session):
+    """A session as eth-abi encodes the Session struct (SESSION_ABI)."""
+    def policy_tuples(ps):
+        return [(p["policy"], b(p["initData"])) for p in ps]
+
+    return (session["sessionValidator"], b(session["sessionValidatorInitData"]), b(session["salt"]), policy_tuples(session["userOpPolicies"]),
+            ([(b(c["appDomainSeparator"]), c["contentNames"]) for c in session["erc7739Policies"]["allowedERC7739Content"]],
+             policy_tuples(session["erc7739Policies"]["erc1271Policies"])),
+            [(b(a["actionTargetSelector"]), a["actionTarget"], policy_tuples(a["actionPolicies"])) for a in session["actions"]],
+            session["permitERC4337Paymaster"])
+
+
 def session_case(r):
     """A random session, its ids and digests from the spec's definitions (eth-abi, eth-account's
     EIP-712), and its ENABLE userOp.signature (eth-abi, then the JavaScript compressor's port)."""
@@ -545,18 +557,10 @@ def session_case(r):
     multichain = typed("MultiChainSession", {"sessionsAndChainIds": [{"chainId": int(c["chainId"]), "session": signed_session(c["nonce"])}
                                                                      for c in chains]})
 
-    def policy_tuples(ps):
-        return [(p["policy"], b(p["initData"])) for p in ps]
-
-    session_tuple = (session["sessionValidator"], b(session["sessionValidatorInitData"]), b(session["salt"]), policy_tuples(session["userOpPolicies"]),
-                     ([(b(c["appDomainSeparator"]), c["contentNames"]) for c in session["erc7739Policies"]["allowedERC7739Content"]],
-                      policy_tuples(session["erc7739Policies"]["erc1271Policies"])),
-                     [(b(a["actionTargetSelector"]), a["actionTarget"], policy_tuples(a["actionPolicies"])) for a in actions],
-                     session["permitERC4337Paymaster"])
     index = r.randrange(len(chains))
     enable_sig, key_sig = r.randbytes(r.randint(0, 150)), r.randbytes(r.randint(0, 150))
     payload = abi_encode([ENABLE_SESSION_ABI, "bytes"],
-                         [(index, [(int(c["chainId"]), d) for c, d in zip(chains, session_digests)], session_tuple, enable_sig), key_sig])
+                         [(index, [(int(c["chainId"]), d) for c, d in zip(chains, session_digests)], session_tuple(session), enable_sig), key_sig])
 
     def config_id(policy_id):
         return h(keccak(b(account) + policy_id))
@@ -569,6 +573,41 @@ def session_case(r):
                           "erc1271": config_id(keccak(b"ERC1271: " + permission_id))},
             "enable": {"chainDigestIndex": str(index), "permissionEnableSig": h(enable_sig), "signature": h(key_sig),
                        "encoded": h(bytes([mode]) + flz_compress_js(payload))}}
+
+
+def account_op_case(r):
+    """An account operation (spec 5.4): the account's execute calldata, from the contracts' ABIs
+    (eth-abi), and the nonce key selecting a validator (spec 6.6)."""
+    kind = r.choice(["erc7579", "nexus", "safe7579", "kernel"])
+    account, validator = r.randbytes(20), r.randbytes(20)
+    op = r.choice(["install", "enable", "end"])
+    sessions = [random_session(r) for _ in range(r.randint(0 if op == "install" else 1, 3))] if op != "end" else []
+    ids = [r.randbytes(32) for _ in range(r.randint(1, 4))] if op == "end" else []
+    mode = r.choice([1, 2])
+
+    def call(signature, types, values):
+        return keccak(signature.encode())[:4] + abi_encode(types, values)
+
+    session_array = SESSION_ABI + "[]"
+    if op == "install":
+        data = bytes([mode]) + abi_encode([session_array], [[session_tuple(x) for x in sessions]]) if sessions else b""
+        if kind == "kernel":
+            # Kernel v3.1 installModule(validator): hook (1: none) || abi(validatorData, hookData, selectorData)
+            data = bytes(19) + b"\x01" + abi_encode(["bytes", "bytes", "bytes"], [data, b"", keccak(b"execute(bytes32,bytes)")[:4]])
+        calls = [(account, call("installModule(uint256,address,bytes)", ["uint256", "address", "bytes"], [1, SMART_SESSION, data]))]
+    elif op == "enable":
+        calls = [(b(SMART_SESSION), call("enableSessions(" + session_array + ")", [session_array], [[session_tuple(x) for x in sessions]]))]
+    else:
+        calls = [(b(SMART_SESSION), call(f + "(bytes32)", ["bytes32"], [i])) for i in ids for f in ("removeSession", "revokeEnableSignature")]
+    if len(calls) == 1:
+        execution_mode, inner = bytes(32), calls[0][0] + bytes(32) + calls[0][1]
+    else:
+        execution_mode, inner = bytes([1]) + bytes(31), abi_encode(["(address,uint256,bytes)[]"], [[(t, 0, c) for t, c in calls]])
+    calldata = call("execute(bytes32,bytes)", ["bytes32", "bytes"], [execution_mode, inner])
+    key = {"erc7579": validator + bytes(4), "safe7579": validator + bytes(4), "nexus": bytes(4) + validator,
+           "kernel": bytes(2) + validator + bytes(2)}[kind]
+    return {"kind": kind, "account": h(account), "validator": h(validator), "operation": op, "mode": str(mode),
+            "sessions": sessions, "permissionIds": [h(i) for i in ids], "calldata": h(calldata), "nonceKey": h(key)}
 
 
 # ---------------------------------------------------------------- keystore v3
@@ -607,6 +646,35 @@ def recover(path):
             "recovered": to_checksum_address(keccak(recovered.format(compressed=False)[1:])[12:]),
             "lowS": int.from_bytes(sig[32:64], "big") <= N // 2,
         }))
+
+
+def owner_userop_check(path):
+    """Checks user operations an account's owners signed for OwnableValidator, one
+    {userOperation (unpacked JSON-RPC form), chainId} per line (EntryPoint v0.7): prints the
+    userOpHash (eth-abi) and the address each 65-byte signature recovers to over the EIP-191
+    message of it (eth-account), as validateUserOp checks them."""
+    for line in open(path):
+        item = json.loads(line)
+        op = item["userOperation"]
+
+        def q(key):
+            v = op.get(key, 0)
+            return v if isinstance(v, int) else int(v, 16) if v.startswith("0x") else int(v)
+
+        def raw(key):
+            return b(op[key]) if key in op else b""
+        init_code = b(op["factory"]) + raw("factoryData") if "factory" in op else b""
+        pmd = (b(op["paymaster"]) + q("paymasterVerificationGasLimit").to_bytes(16, "big") + q("paymasterPostOpGasLimit").to_bytes(16, "big")
+               + raw("paymasterData")) if "paymaster" in op else b""
+        agl = q("verificationGasLimit").to_bytes(16, "big") + q("callGasLimit").to_bytes(16, "big")
+        fees = q("maxPriorityFeePerGas").to_bytes(16, "big") + q("maxFeePerGas").to_bytes(16, "big")
+        inner = keccak(abi_encode(["address", "uint256", "bytes32", "bytes32", "bytes32", "uint256", "bytes32", "bytes32"],
+                                  [op["sender"], q("nonce"), keccak(init_code), keccak(raw("callData")), agl, q("preVerificationGas"), fees, keccak(pmd)]))
+        user_op_hash = keccak(abi_encode(["bytes32", "address", "uint256"], [inner, "0x0000000071727de22e5e9d8baf0edac6f37da032", int(item["chainId"])]))
+        signature = raw("signature")
+        signers = [Account.recover_message(encode_defunct(primitive=user_op_hash), signature=signature[i:i + 65])
+                   for i in range(0, len(signature) - 64, 65)]
+        print(json.dumps({"userOpHash": h(user_op_hash), "signers": signers}))
 
 
 def derived_open(key, salt, sealed, aad):
@@ -842,7 +910,7 @@ def toml_check(path):
 
 
 KINDS = {"toml": toml_case, "rfc3339": rfc3339_case, "keccak": keccak_case, "abi": abi_case, "eip712": eip712_case, "secp256k1": secp_case, "userop": userop_case, "execute": execute_case, "fastlz": fastlz_case, "session": session_case,
-         "keystore": keystore_case}
+         "keystore": keystore_case, "account-op": account_op_case}
 
 if __name__ == "__main__":
     if sys.argv[1] == "keystore-decrypt":
@@ -853,6 +921,9 @@ if __name__ == "__main__":
         sys.exit(0)
     if sys.argv[1] == "recover":
         recover(sys.argv[2])
+        sys.exit(0)
+    if sys.argv[1] == "owner-userop-check":
+        owner_userop_check(sys.argv[2])
         sys.exit(0)
     if sys.argv[1] == "webauthn-check":
         webauthn_check(sys.argv[2])

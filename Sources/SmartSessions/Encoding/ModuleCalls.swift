@@ -59,7 +59,12 @@ public enum ModuleCalls {
     /// The account's `installModule(1, SmartSession, onInstallData)`.
     public static func installSmartSession(sessions: [Session] = [], mode: SmartSessionMode = .enable,
                                            module: Address = SmartSessionAddresses.smartSession) throws(SmartSessionError) -> [UInt8] {
-        try! installModuleFunction.encodeCall([.uint(UInt256(validatorModuleType)), .address(module), .bytes(try onInstallData(sessions: sessions, mode: mode))])
+        installValidator(module, initData: try onInstallData(sessions: sessions, mode: mode))
+    }
+
+    /// The account's `installModule(1, module, initData)`.
+    public static func installValidator(_ module: Address, initData: [UInt8]) -> [UInt8] {
+        try! installModuleFunction.encodeCall([.uint(UInt256(validatorModuleType)), .address(module), .bytes(initData)])
     }
 
     /// The sessions of an `enableSessions` call.
