@@ -361,36 +361,23 @@ public actor Agent {
         // Nobody is asked for a passphrase, a PIN or a tap that cannot make up the threshold.
         let held = heldOwners(account).count
         guard held >= account.threshold else { throw tooFewOwners(held) }
-        let digest = compiled.ownerDigest
-        var signatures: [(key: OwnerKey, signature: OwnerSignature)] = [], signers: [OwnerIdentity] = []
         // Whoever is asked for a PIN or passphrase sees what it is for: the rules may have
         // approved the request with nobody watching.
-        let purpose = "\n\nIt enables the session that \(request.client) asked for (request \(id), approved by \(approver))."
-        let asked: SecretPrompt = { [ownerPrompt] in try await ownerPrompt($0 + purpose) }
-        var told: DeviceNotice.Show?
-        if let ownerNotice { told = { @Sendable text in await ownerNotice(text + purpose) } }
-        for owner in account.owners where signatures.count < account.threshold {
-            guard let signer = owners[owner] else { continue }
-            let given = ownerSecrets[owner] ?? ownerSecret
-            let prompt: SecretPrompt = given.map { secret in { @Sendable _ in secret } } ?? asked
-            do {
-                let approved = ApprovedDigest(digest: digest, approval: id)
-                signatures.append((owner, try await DeviceNotice.telling(through: given == nil ? told : nil) { () async throws(OwnerSignerError) in
-                    try await signer.ownerSignature(approved, prompt: prompt)
-                }))
-                signers.append(signer.identity)
-            } catch {
-                let message = "owner \(owner) could not sign: \(error)"
-                if byPerson && error.mendable {
-                    logger.warning("request \(id): \(message); still pending for \(approver) to try again")
-                    audit("owner_failure", .object(JSONObject([
-                        "request": .string(id), "owner": .string(owner.description), "approver": .string(approver), "reason": .string(error.reason),
-                    ])))
-                    throw AgentError(error.reason, message + "; the request is still pending")
-                }
-                _ = finish(id, .failed, reason: message, approver: approver)
-                throw AgentError(error.reason, message)
+        let signatures: [(key: OwnerKey, signature: OwnerSignature)], signers: [OwnerIdentity]
+        do throws(OwnerFailure) {
+            (signatures, signers) = try await ownerSignatures(
+                account, digest: compiled.ownerDigest, approval: id, ownerSecret: ownerSecret, ownerSecrets: ownerSecrets,
+                purpose: "It enables the session that \(request.client) asked for (request \(id), approved by \(approver)).")
+        } catch {
+            if byPerson && error.error.mendable {
+                logger.warning("request \(id): \(error); still pending for \(approver) to try again")
+                audit("owner_failure", .object(JSONObject([
+                    "request": .string(id), "owner": .string(error.owner.description), "approver": .string(approver), "reason": .string(error.error.reason),
+                ])))
+                throw AgentError(error.error.reason, "\(error); the request is still pending")
             }
+            _ = finish(id, .failed, reason: "\(error)", approver: approver)
+            throw AgentError(error.error.reason, "\(error)")
         }
         // An owner removed while another signed.
         guard signatures.count >= account.threshold else { throw tooFewOwners(signatures.count) }
@@ -417,6 +404,37 @@ public actor Agent {
             throw AgentError(error)
         }
         return finish(id, .approved, reason: approval, approver: approver, sessionId: sessionId, signedBy: signers)
+    }
+
+    /// An owner that could not sign, and why.
+    struct OwnerFailure: Error, CustomStringConvertible {
+        let owner: OwnerKey
+        let error: OwnerSignerError
+        var description: String { "owner \(owner) could not sign: \(error)" }
+    }
+
+    /// Signatures over `digest` from `account`'s owners, in their order, until its threshold.
+    /// An owner without a secret given here asks through `ownerPrompt`, saying `purpose`.
+    func ownerSignatures(_ account: AccountConfig, digest: Bytes32, approval: String, ownerSecret: SecretBytes?, ownerSecrets: [OwnerKey: SecretBytes],
+                         purpose: String) async throws(OwnerFailure) -> (signatures: [(key: OwnerKey, signature: OwnerSignature)], signers: [OwnerIdentity]) {
+        let purpose = "\n\n" + purpose
+        let asked: SecretPrompt = { [ownerPrompt] in try await ownerPrompt($0 + purpose) }
+        var told: DeviceNotice.Show?
+        if let ownerNotice { told = { @Sendable text in await ownerNotice(text + purpose) } }
+        var signatures: [(key: OwnerKey, signature: OwnerSignature)] = [], signers: [OwnerIdentity] = []
+        for owner in account.owners where signatures.count < account.threshold {
+            guard let signer = owners[owner] else { continue }
+            let given = ownerSecrets[owner] ?? ownerSecret
+            let prompt: SecretPrompt = given.map { secret in { @Sendable _ in secret } } ?? asked
+            do {
+                let approved = ApprovedDigest(digest: digest, approval: approval)
+                signatures.append((owner, try await DeviceNotice.telling(through: given == nil ? told : nil) { () async throws(OwnerSignerError) in
+                    try await signer.ownerSignature(approved, prompt: prompt)
+                }))
+                signers.append(signer.identity)
+            } catch { throw OwnerFailure(owner: owner, error: error) }
+        }
+        return (signatures, signers)
     }
 
     public func requestStatus(_ id: String, client: ClientIdentity?) throws(AgentError) -> PendingRequest {
@@ -543,7 +561,7 @@ public actor Agent {
     }
 
     /// The account's owners whose keys the agent holds, in the account's order.
-    private func heldOwners(_ account: AccountConfig) -> [any OwnerSigner] { account.owners.compactMap { owners[$0] } }
+    func heldOwners(_ account: AccountConfig) -> [any OwnerSigner] { account.owners.compactMap { owners[$0] } }
 
     /// The passphrases and PINs that approving request `id` will need from the person approving,
     /// by owner, each in the words of a prompt, and those the person gives on the device itself
@@ -552,6 +570,17 @@ public actor Agent {
         guard let request = pending[id] else { throw .notFound("request \(id)") }
         // Approving such a request fails without asking anyone (`approve`).
         guard let account = accounts[request.compiled.account] else { return [] }
+        return await secretsToSign(for: account)
+    }
+
+    /// What `account`'s owners will ask the person signing for: passphrases and PINs, and
+    /// what they give on the device itself.
+    public func secretsToSign(forAccount address: Address) async -> [(owner: OwnerKey, prompt: String, onDevice: Bool)] {
+        guard let account = accounts[address] else { return [] }
+        return await secretsToSign(for: account)
+    }
+
+    func secretsToSign(for account: AccountConfig) async -> [(owner: OwnerKey, prompt: String, onDevice: Bool)] {
         let held = heldOwners(account)
         guard held.count >= account.threshold else { return [] }
         var asks: [(owner: OwnerKey, prompt: String, onDevice: Bool)] = []

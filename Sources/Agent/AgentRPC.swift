@@ -14,7 +14,8 @@ public struct AgentRPC: Sendable {
     public static let clientMethods = ["agent_info", "session_request", "session_wait", "session_get", "session_list",
                                        "session_signUserOperation", "session_export", "session_revoke"]
     public static let controlMethods = ["agent_info", "pending_list", "pending_get", "pending_secret", "pending_decide", "sessions_list", "session_get", "session_revoke",
-                                        "accounts_list", "accounts_add", "accounts_remove", "owners_list", "owners_add", "owners_remove", "agent_lock", "agent_unlock_asks", "agent_unlock", "rules_reload", "audit_verify", "audit_show", "audit_prune", "sessions_prune", "store_check"]
+                                        "accounts_list", "accounts_add", "accounts_remove", "owners_list", "owners_add", "owners_remove", "agent_lock", "agent_unlock_asks", "agent_unlock", "rules_reload", "audit_verify", "audit_show", "audit_prune", "sessions_prune", "store_check",
+                                        "account_prepare", "account_sign"]
     /// The parameters each method takes. Any other is refused, as the configuration file refuses
     /// unknown keys: a misspelt `bindExecutable` must not quietly give a session bound more loosely.
     static let parameters: [String: Set<String>] = [
@@ -24,7 +25,9 @@ public struct AgentRPC: Sendable {
         "pending_get": ["id"], "pending_secret": ["id"], "pending_decide": ["id", "approve", "approver", "reason", "passphrase", "secrets"],
         "accounts_add": ["account"], "accounts_remove": ["address"], "owners_add": ["pkcs11", "pinFile", "pin", "openpgpCard", "passkey", "keystore", "passphraseFile"],
         "owners_remove": ["owner", "address"], "agent_unlock": ["passphrase"], "audit_show": ["after", "kind", "limit"], "audit_prune": ["through", "before"], "sessions_prune": ["before"],
+        "account_prepare": accountOperationParameters, "account_sign": accountOperationParameters.union(["userOpHash", "approver", "passphrase", "secrets"]),
     ]
+    static let accountOperationParameters: Set<String> = ["account", "chainId", "entryPoint", "entryPointVersion", "eip7702Delegate", "operation", "sessionIds", "permissionIds", "userOperation"]
 
     let agent: Agent
     /// Re-reads the rules file for `rules_reload`; nil when the agent has none.
@@ -101,8 +104,9 @@ public struct AgentRPC: Sendable {
         return true
     }
 
-    func signRequest(_ p: JSONObject, client: ClientIdentity) throws(AgentError) -> SessionSigner.Request {
-        let sessionId = try string(p, "sessionId")
+    /// Where a user operation goes: `chainId`, `entryPoint`, `entryPointVersion` (needed for a
+    /// non-canonical EntryPoint) and `eip7702Delegate`.
+    func destination(_ p: JSONObject) throws(AgentError) -> (chainId: UInt64, entryPoint: Address, version: EntryPointVersion, eip7702Delegate: Address?) {
         guard let chain = p["chainId"].flatMap({ v -> UInt64? in
             switch v { case .number(let n): UInt64(n); case .string(let s): (try? UInt256(parsing: s))?.uint64; default: nil }
         }) else { throw .badRequest("params.chainId: a chain id is required") }
@@ -114,6 +118,13 @@ public struct AgentRPC: Sendable {
         } else if let known = EntryPointVersion(canonicalAddress: entryPoint) {
             version = known
         } else { throw .badRequest("params.entryPointVersion: needed for a non-canonical EntryPoint") }
+        let delegate = try p["eip7702Delegate"] == nil ? nil : address(p, "eip7702Delegate")
+        return (chain, entryPoint, version, delegate)
+    }
+
+    func signRequest(_ p: JSONObject, client: ClientIdentity) throws(AgentError) -> SessionSigner.Request {
+        let sessionId = try string(p, "sessionId")
+        let (chain, entryPoint, version, delegate) = try destination(p)
         guard let opJSON = p["userOperation"] else { throw .badRequest("params.userOperation is required") }
         let op: PackedUserOperation
         do { op = try PackedUserOperation.parse(json: opJSON) } catch { throw .badRequest("params.userOperation.\(error)") }
@@ -126,7 +137,6 @@ public struct AgentRPC: Sendable {
             default: throw .badRequest("params.mode: use, enable or unsafe-enable")
             }
         }
-        let delegate = try p["eip7702Delegate"] == nil ? nil : address(p, "eip7702Delegate")
         return .init(sessionId: sessionId, client: client, chainId: chain, entryPoint: entryPoint, version: version, operation: op, forceMode: mode,
                      eip7702Delegate: delegate)
     }
@@ -136,6 +146,47 @@ public struct AgentRPC: Sendable {
             "signature": .string(Hex.encode(signed.signature)), "mode": .string(signed.mode.description),
             "userOpHash": .string(signed.userOpHash.hex), "validAfter": JSONValue(Int(signed.validAfter)), "validUntil": JSONValue(Int(signed.validUntil)),
         ]))
+    }
+
+    static func json(_ asks: [(owner: OwnerKey, prompt: String, onDevice: Bool)]) -> JSONValue {
+        .array(asks.map { .object(JSONObject(["owner": .string($0.owner.description), "prompt": .string($0.prompt)])) })
+    }
+
+    /// `secrets`: owners' own passphrases or PINs, by owner (`passphrase` serves every owner).
+    func ownerSecrets(_ p: JSONObject) throws(AgentError) -> [OwnerKey: SecretBytes] {
+        var secrets: [OwnerKey: SecretBytes] = [:]
+        guard let given = p["secrets"] else { return secrets }
+        guard let object = given.objectValue else { throw .badRequest("params.secrets: an object of owner address to passphrase or PIN") }
+        for (owner, value) in object.entries {
+            guard let text = value.stringValue, let key = try? OwnerKey(owner) else {
+                throw .badRequest("params.secrets: an object of owner address to passphrase or PIN")
+            }
+            secrets[key] = SecretBytes(utf8: text)
+        }
+        return secrets
+    }
+
+    /// The parameters `account_prepare` and `account_sign` share.
+    func accountOperation(_ p: JSONObject) throws(AgentError) -> Agent.AccountOperationRequest {
+        let (chain, entryPoint, version, delegate) = try destination(p)
+        let kinds = Agent.AccountOperationRequest.Kind.allCases.map(\.rawValue)
+        guard let kind = try optionalString(p, "operation").flatMap(Agent.AccountOperationRequest.Kind.init(rawValue:)) else {
+            throw .badRequest("params.operation: one of \(kinds.joined(separator: ", "))")
+        }
+        func list<T>(_ key: String, _ what: String, _ read: (String) -> T?) throws(AgentError) -> [T] {
+            guard let given = p[key], given != .null else { return [] }
+            guard let items = given.arrayValue else { throw .badRequest("params.\(key): a list of \(what)") }
+            var out: [T] = []
+            for item in items {
+                guard let value = item.stringValue.flatMap(read) else { throw .badRequest("params.\(key): a list of \(what)") }
+                out.append(value)
+            }
+            return out
+        }
+        guard let op = p["userOperation"]?.objectValue else { throw .badRequest("params.userOperation: the user operation (gas and fees from the bundler), a JSON object") }
+        return .init(account: try address(p, "account"), chainId: chain, entryPoint: entryPoint, version: version, eip7702Delegate: delegate, kind: kind,
+                     sessionIds: try list("sessionIds", "session ids") { $0 }, permissionIds: try list("permissionIds", "32-byte permission ids") { try? Bytes32(hex: $0) },
+                     userOperation: op)
     }
 
     func string(_ p: JSONObject, _ key: String) throws(AgentError) -> String {
@@ -230,28 +281,28 @@ public struct AgentRPC: Sendable {
                                        "exportAllowed": .bool(revoked.session.exportAllowed), "onChain": .object(Self.onChainEnd(of: revoked.session))]))
         case "pending_secret":
             let asks = try await agent.secretsToApprove(try string(p, "id"))
-            func list(_ asks: [(owner: OwnerKey, prompt: String, onDevice: Bool)]) -> JSONValue {
-                .array(asks.map { .object(JSONObject(["owner": .string($0.owner.description), "prompt": .string($0.prompt)])) })
-            }
-            return .object(JSONObject(["asks": list(asks.filter { !$0.onDevice }), "onDevice": list(asks.filter(\.onDevice))]))
+            return .object(JSONObject(["asks": Self.json(asks.filter { !$0.onDevice }), "onDevice": Self.json(asks.filter(\.onDevice))]))
         case "pending_list":
             return .array(await agent.pendingRequests().map { Self.json($0, withReview: true) })
         case "pending_decide":
             guard let approve = p["approve"]?.boolValue else { throw .badRequest("params.approve: true or false") }
-            // `passphrase` serves every owner; `secrets` gives owners their own, by address.
-            var secrets: [OwnerKey: SecretBytes] = [:]
-            if let given = p["secrets"] {
-                guard let object = given.objectValue else { throw .badRequest("params.secrets: an object of owner address to passphrase or PIN") }
-                for (owner, value) in object.entries {
-                    guard let text = value.stringValue, let key = try? OwnerKey(owner) else {
-                        throw .badRequest("params.secrets: an object of owner address to passphrase or PIN")
-                    }
-                    secrets[key] = SecretBytes(utf8: text)
-                }
-            }
             let decided = try await agent.decide(try string(p, "id"), approve: approve, approver: try optionalString(p, "approver") ?? "operator (\(client))",
-                                                 reason: try optionalString(p, "reason") ?? "", ownerSecret: try optionalSecret(p, "passphrase"), ownerSecrets: secrets)
+                                                 reason: try optionalString(p, "reason") ?? "", ownerSecret: try optionalSecret(p, "passphrase"), ownerSecrets: try ownerSecrets(p))
             return Self.json(decided, withReview: false)
+        case "account_prepare":
+            let request = try accountOperation(p)
+            let prepared = try await agent.prepareAccountOperation(request)
+            let asks = await agent.secretsToSign(forAccount: request.account)
+            return .object(JSONObject([
+                "userOperation": .object(prepared.userOperation), "userOpHash": .string(prepared.userOpHash.hex), "ownerDigest": .string(prepared.ownerDigest.hex),
+                "reviewText": .string(prepared.text), "asks": Self.json(asks.filter { !$0.onDevice }), "onDevice": Self.json(asks.filter(\.onDevice)),
+            ]))
+        case "account_sign":
+            let shown: Bytes32
+            do { shown = try Bytes32(hex: try string(p, "userOpHash")) } catch { throw .badRequest("params.userOpHash: the userOpHash account_prepare gave") }
+            let signed = try await agent.signAccountOperation(try accountOperation(p), shown: shown, approver: try optionalString(p, "approver") ?? "operator (\(client))",
+                                                              ownerSecret: try optionalSecret(p, "passphrase"), ownerSecrets: try ownerSecrets(p))
+            return .object(JSONObject(["userOperation": .object(signed.userOperation), "userOpHash": .string(signed.userOpHash.hex)]))
         case "accounts_list":
             return .array(await agent.accountList().map(\.json))
         case "accounts_add":

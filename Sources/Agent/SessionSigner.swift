@@ -236,6 +236,35 @@ final class SessionSigner: @unchecked Sendable {
         } catch { throw AgentError(error) }
     }
 
+    /// The chains session `id` is enabled on, by the signatures the agent gave (those not yet
+    /// on disk too).
+    func enabledChains(of id: String) throws(AgentError) -> Set<UInt64> {
+        try locked { () throws(AgentError) -> Set<UInt64> in
+            if let cached = active[id] { return cached.enabledChains }
+            var chains: Set<UInt64>
+            do throws(StoreError) { chains = try store.sessionToSign(id: id).enabledChains } catch { throw Agent.readFailure(error, session: id) }
+            for r in committing + queued.map(\.record) where r.sessionId == id && r.enablesChain { chains.insert(r.chainId) }
+            return chains
+        }
+    }
+
+    /// Records that the owners signed a user operation of the account that enables these
+    /// sessions on `chainId` by call: from then on the chain may enable them at any moment, so
+    /// their ledgers there start as an ENABLE's would, and their user operations there go in
+    /// USE mode. Returns once the records are on disk.
+    func enabledByAccount(_ sessionIds: [String], chainId: UInt64, userOpHash: Bytes32, at now: UInt64) async throws(AgentError) {
+        let waiter = CommitWaiter()
+        lock.withLock {
+            for (i, id) in sessionIds.enumerated() {
+                active[id]?.enabledChains.insert(chainId)
+                let entry = JSONObject(["session": .string(id), "chainId": .string(String(chainId)), "userOpHash": .string(userOpHash.hex)])
+                enqueue(.init(sessionId: id, chainId: chainId, delta: LedgerDelta(), enablesChain: true, kind: "enabled_by_account", audit: .object(entry), at: now),
+                        done: i == sessionIds.count - 1 ? waiter.complete : nil)
+            }
+        }
+        if case .failure(let error) = await waiter.wait() { throw AgentError(error) }
+    }
+
     /// Forgets sessions (revoked, expired, or all of them when the agent is locked); the next
     /// operation reads them from the store again.
     func forget(where condition: (String, StoredSession) -> Bool) {

@@ -220,7 +220,7 @@ struct Revoke: ParsableCommand {
                 let chains = (end["chains"]?.arrayValue ?? []).compactMap { $0.stringValue.flatMap(UInt64.init) }.map(Chains.label)
                 lines.append("On chain the session stays enabled until the account \(end["account"]?.stringValue ?? "?") removes it. Sent as the callData "
                              + "of a user operation its owners sign, on \(chains.joined(separator: ", ")), this removes it (removeSession) and voids the "
-                             + "ENABLE signatures they gave for it (revokeEnableSignature):")
+                             + "ENABLE signatures they gave for it (revokeEnableSignature); `session-agent account end` has the owners sign it:")
                 lines.append(callData)
             }
             return CommandOutput(text: lines.joined(separator: "\n"), json: result)

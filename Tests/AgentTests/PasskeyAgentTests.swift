@@ -72,6 +72,37 @@ struct PasskeyAgentTests {
         #expect(signer?["backend"] == "fido2" && signer?["owner"]?.stringValue == ownerKey && signer?["location"]?.stringValue == file, "\(String(describing: decision))")
     }
 
+    /// The passkey signs the account's own user operations too, with a tap: the challenge is the
+    /// userOpHash itself, as the WebAuthnValidator's validateUserOp checks it.
+    @Test(.enabled(if: Oracle.isAvailable, "\(Oracle.unavailableReason ?? "")"))
+    func thePasskeySignsTheAccountsOwnOperations() throws {
+        let authenticator = try SoftFIDO2()
+        let (file, ownerKey) = try Self.passkey(on: authenticator)
+        let agent = try AgentProcess(rules: "default = \"approve\"", owner: .init(toml: "passkey = \"\(file)\"", address: ownerKey))
+        try agent.start()
+        defer { agent.stop() }
+        let client = try AgentClient(path: agent.clientSocket)
+        let sessionId = try SocketTests.requestSession(client)
+        _ = try client.call("session_revoke", JSONObject(["sessionId": .string(sessionId)]))
+        var op = UserOperation(sender: try Address(AgentProcess.account),
+                               nonce: AccountKind.erc7579Reference.nonceKey(validator: SmartSessionAddresses.rhinestoneWebAuthnValidator).shiftedLeft(64))
+        op.callGasLimit = 100_000
+        let userOp = authenticator.directory.appendingPathComponent("userop.json")
+        try op.json.serialized.write(to: userOp, atomically: true, encoding: .utf8)
+
+        let taps = authenticator.tapsAskedFor
+        let ended = try Command.run(Command.sessionAgent, ["account", "end", sessionId, "--account", AgentProcess.account, "--chain-id", "11155111",
+                                                           "--userop", userOp.path, "--socket", agent.controlSocket, "--yes", "--json"])
+        #expect(ended.status == 0, "\(ended)")
+        #expect(authenticator.tapsAskedFor == taps + 1)
+        let result = try JSONValue(parsing: ended.stdout)
+        let signed = JSONValue.object(JSONObject([
+            "publicKey": .string(String(ownerKey.dropFirst("p256:".count))), "account": .string(AgentProcess.account), "rpId": .string(Passkey.defaultRPID),
+            "challenge": try #require(result["userOpHash"]), "signature": try #require(result["userOperation"]?["signature"]),
+        ]))
+        #expect(try Oracle.webAuthnVerdicts([signed], in: authenticator.directory) == ["ok"])
+    }
+
     /// A person approves at the terminal (`approve`): they are told the owner asks for a tap on
     /// the key, nothing else, and the tap they give there enables the session.
     @Test func aPersonApprovesAndTapsTheKey() async throws {

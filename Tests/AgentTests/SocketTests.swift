@@ -149,6 +149,40 @@ struct SocketTests {
 
     /// The rules file is read again on `rules_reload` and on SIGHUP (`systemctl reload`); one
     /// that does not parse leaves the rules in force either way.
+    /// `session-agent account`: the operation is shown, and signed by the owners on a yes; a no
+    /// signs nothing. The signed user operation is checked by the oracle.
+    @Test(.enabled(if: Oracle.isAvailable, "\(Oracle.unavailableReason ?? "")"))
+    func theOperatorSignsTheAccountsOperationsFromTheCommandLine() throws {
+        let (agent, client, session) = try Self.agentWithSession()
+        defer { agent.stop() }
+        _ = try client.call("session_revoke", JSONObject(["sessionId": .string(session)]))
+        let control = try AgentClient(path: agent.controlSocket)
+        let owner = try #require(try control.call("owners_list").arrayValue?.first?["owner"]?.stringValue)
+        var op = UserOperation(sender: try Address(AgentProcess.account),
+                               nonce: AccountKind.erc7579Reference.nonceKey(validator: SmartSessionAddresses.ownableValidator).shiftedLeft(64))
+        (op.callGasLimit, op.verificationGasLimit, op.maxFeePerGas) = (100_000, 100_000, 1_000_000_000)
+        var unsigned = op.json.objectValue!
+        unsigned["callData"] = nil
+        unsigned["signature"] = nil
+        let file = agent.directory.appendingPathComponent("userop.json")
+        try JSONValue.object(unsigned).serialized.write(to: file, atomically: true, encoding: .utf8)
+        let options = ["--account", AgentProcess.account, "--chain-id", "11155111", "--userop", file.path, "--socket", agent.controlSocket]
+
+        let shown = try Command.run(Command.sessionAgent, ["account", "end", session, "--dry-run"] + options)
+        #expect(shown.status == 0 && shown.stdout.hasPrefix("End 1 session on chain") && shown.stdout.contains(session), "\(shown)")
+        let refused = try Command.run(Command.sessionAgent, ["account", "end", session] + options, stdin: Array("n\n".utf8))
+        #expect(refused.status == 1 && refused.stderr.contains("End 1 session on chain") && refused.stderr.contains("not signed"), "\(refused)")
+        #expect(try control.call("audit_show", JSONObject(["kind": "account_operation"])).arrayValue?.count == 0)
+
+        let signed = try Command.run(Command.sessionAgent, ["account", "end", session, "--json"] + options, stdin: Array("y\n".utf8))
+        #expect(signed.status == 0, "\(signed)")
+        let result = try JSONValue(parsing: signed.stdout)
+        let checked = try Oracle.ownerUserOpSigners([try #require(result["userOperation"])], chainId: 11155111, in: agent.directory)
+        #expect(checked.map(\.userOpHash) == [try #require(result["userOpHash"]?.stringValue)])
+        #expect(checked.map(\.signers) == [[owner]])
+        #expect(try control.call("audit_show", JSONObject(["kind": "account_operation"])).arrayValue?.count == 1)
+    }
+
     @Test func rulesAreReloadedOnRequestAndOnSIGHUP() throws {
         let agent = try AgentProcess(rules: "default = \"approve\"")
         try agent.start()

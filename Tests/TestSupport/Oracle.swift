@@ -46,6 +46,20 @@ public enum Oracle {
             .split(separator: "\n").map { String(try JSONValue(parsing: String($0)).stringValue ?? "\($0)") }
     }
 
+    /// What `oracle.py owner-userop-check` says of each user operation (unpacked, EntryPoint
+    /// v0.7) on `chainId`: its userOpHash, and who signed it as OwnableValidator's validateUserOp
+    /// recovers them.
+    public static func ownerUserOpSigners(_ operations: [JSONValue], chainId: UInt64, in directory: URL) throws -> [(userOpHash: String, signers: [String])] {
+        let file = directory.appendingPathComponent("userops-\(UUID().uuidString.prefix(8)).jsonl")
+        try operations.map { JSONValue.object(JSONObject(["userOperation": $0, "chainId": .string(String(chainId))])).serialized }
+            .joined(separator: "\n").write(to: file, atomically: true, encoding: .utf8)
+        return try run(arguments: [packageRoot.appendingPathComponent("Tests/oracle/oracle.py").path, "owner-userop-check", file.path])
+            .split(separator: "\n").map { line in
+                let answer = try JSONValue(parsing: String(line))
+                return (answer["userOpHash"]?.stringValue ?? "", answer["signers"]?.arrayValue?.compactMap(\.stringValue) ?? [])
+            }
+    }
+
     /// Runs the oracle interpreter with `arguments`, returning stdout; a non-zero exit throws
     /// with stderr.
     public static func run(arguments: [String]) throws -> String {

@@ -2,9 +2,9 @@ import EthereumCore
 
 /// UTC dates and relative times, computed without locale or time-zone settings so a
 /// rendering is the same on every machine.
-enum UTCTime {
+public enum UTCTime {
     /// "2026-01-01 00:00:00 UTC"
-    static func format(_ seconds: UInt64) -> String {
+    public static func format(_ seconds: UInt64) -> String {
         let days = Int64(seconds / 86400), rest = Int(seconds % 86400)
         // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
         let z = days + 719_468
@@ -57,7 +57,7 @@ enum UTCTime {
     }
 
     /// "in 3 days", "5 hours ago", "now"
-    static func relative(_ seconds: UInt64, now: UInt64) -> String {
+    public static func relative(_ seconds: UInt64, now: UInt64) -> String {
         let future = seconds >= now
         let delta = future ? seconds - now : now - seconds
         let text: String
