@@ -4,7 +4,8 @@
 # way), a sample account, a client asking for "USDC transfers only, at most 100 USDC, 3 days,
 # at most 10 uses" on Sepolia, approval by you on a terminal (by the example rules file otherwise,
 # or with DEMO_RULES=1), one user operation signed inside the scope and one outside it denied
-# with its reason.
+# with its reason, and the account's own user operation that ends the session on chain, which
+# the token signs.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -129,6 +130,17 @@ run "$sa" sessions show "$session"
 
 say "Done with it: revoke the session (its key is erased now; on chain it ends when the account sends what this prints)"
 run "$sa" revoke "$session"
+
+say "The account's owners end it on chain: the agent writes the user operation, shows it, and the token signs it"
+# The bundler's gas and fees; the nonce's key selects OwnableValidator (validator || 4 zero bytes), sequence 0.
+printf '{"sender":"%s","nonce":"0x000000000013fdb5234e4e3162a810f54d9f7e98000000000000000000000000","callGasLimit":"0x30000","verificationGasLimit":"0x30000","preVerificationGas":"0x10000","maxFeePerGas":"0x3b9aca00","maxPriorityFeePerGas":"0x3b9aca00"}\n' "$account" > end.json
+cat end.json
+if [ "$decided_by" = you ]; then
+  run "$sa" account end "$session" --account "$account" --chain-id 11155111 --userop end.json
+else
+  run "$sa" account end "$session" --account "$account" --chain-id 11155111 --userop end.json --dry-run
+  run "$sa" account end "$session" --account "$account" --chain-id 11155111 --userop end.json --yes
+fi
 
 say "The audit log (hash-chained; no secrets): what happened, and that nobody changed it since"
 run "$sa" audit show

@@ -64,6 +64,18 @@ seed("agent", 9, "\n".join([
     call(11, "store_check", {}, True), call(12, "audit_prune", {"through": 3}, True), call(13, "audit_show", {"kind": "rules_load"}, True),
     call(14, "audit_verify", {}, True),
 ]).encode())
+# The account's own operations: the session enabled by the account's call, used, revoked and ended
+# on chain. $H is the userOpHash the agent last answered with.
+owner_op = {k: v for k, v in op.items() if k not in ("callData", "signature")}
+owner_op["nonce"] = "0x000000000013fdb5234e4e3162a810f54d9f7e98000000000000000000000000"
+account_op = lambda operation: {"account": op["sender"], "chainId": 11155111, "entryPoint": "0x0000000071727De22E5E9d8BAf0edAc6f37da032",
+                                "operation": operation, "sessionIds": ["$S"], "userOperation": owner_op}
+seed("agent-account", 9, "\n".join([
+    call(1, "session_request", {"request": request}), call(2, "account_prepare", account_op("enable"), True),
+    call(3, "account_sign", dict(account_op("enable"), userOpHash="$H"), True), json.dumps(sign(4, "0x0")),
+    call(5, "session_revoke", {"sessionId": "$S"}, True), call(6, "account_prepare", account_op("end"), True),
+    call(7, "account_sign", dict(account_op("end"), userOpHash="$H"), True), call(8, "audit_show", {"kind": "account_operation"}, True),
+]).encode())
 seed("configuration", 10, re.search(r"```toml\n(.*?)```", open("docs/configuration.md").read(), re.S).group(1).encode())
 seed("tokens", 11, json.dumps({"tokens": [{"chainId": 11155111, "address": "0x1c7D4B196Cb0C7B01d743Fbc6116a902379C7238", "symbol": "USDX",
                                            "decimals": 6, "name": "USD X"}], "request": dict(request, permissions=[dict(request["permissions"][0], token="USDX", spendingLimit="5 USDX")])}).encode())
