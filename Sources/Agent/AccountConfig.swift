@@ -51,19 +51,30 @@ public struct AccountConfig: Sendable, Equatable {
 }
 
 extension AccountConfig {
-    /// The form of `accounts_list` and `accounts_add`.
+    /// The form of `accounts_list` and `accounts_add`. `ownerNonceKey` is derived: the key of
+    /// the nonce of the account's own user operations (the EntryPoint's `getNonce(account, key)`).
     public var json: JSONValue {
         .object(JSONObject([
             "address": .string(address.checksummed), "kind": .string(kind.rawValue), "ownerValidator": .string(ownerValidator.checksummed),
             "threshold": JSONValue(threshold), "owners": .array(owners.map { .string($0.description) }),
-            "chains": .array(chains.sorted().map { .string(String($0)) }),
+            "chains": .array(chains.sorted().map { .string(String($0)) }), "ownerNonceKey": .string(ownerNonceKey.hexQuantity),
         ]))
+    }
+
+    /// What selects the owners' validator for the account's own user operations.
+    public var ownerNonceKey: UInt256 { kind.nonceKey(validator: ownerValidator) }
+
+    /// A signature of the owner validator's shape, for a bundler to estimate an account
+    /// operation's gas with: module-sdk's mock OwnableValidator signature, once per owner the
+    /// threshold needs. None for the WebAuthnValidator, whose assertions vary in length.
+    public var dummySignature: [UInt8]? {
+        takesPasskeys ? nil : Array((0..<threshold).map { _ in OwnableValidatorConfig.mockSignature }.joined())
     }
 
     /// `path` names the value in errors (`account.kind: …`, `accounts[2].owners[0]: …`).
     public init(json: JSONValue, path: String = "account") throws(AgentError) {
         guard let o = json.objectValue else { throw .badRequest("\(path): an object") }
-        let known = ["address", "kind", "ownerValidator", "threshold", "owners", "chains"]
+        let known = ["address", "kind", "ownerValidator", "threshold", "owners", "chains", "ownerNonceKey"]
         if let extra = o.keys.first(where: { !known.contains($0) }) {
             throw .badRequest("\(path).\(extra): unknown field" + Spelling.suggestion(for: extra, among: known))
         }
@@ -102,6 +113,10 @@ extension AccountConfig {
         }
         self.init(address: accountAddress, kind: kind, ownerValidator: try o["ownerValidator"].map { v throws(AgentError) in try address(v, "ownerValidator") },
                   threshold: threshold, owners: owners, chains: chains)
+        // As `accounts_list` gives it back: derived, so it must agree.
+        if let given = o["ownerNonceKey"], given.stringValue.flatMap({ try? UInt256(parsing: $0) }) != ownerNonceKey {
+            throw .badRequest("\(path).ownerNonceKey: derived from the kind and the owner validator, \(ownerNonceKey.hexQuantity) here; leave it out")
+        }
         // One validator reads one kind of signature.
         let passkeys = owners.filter { $0.address == nil }.count
         if takesPasskeys, passkeys < owners.count {

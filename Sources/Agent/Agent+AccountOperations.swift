@@ -43,7 +43,8 @@ extension Agent {
     }
 
     public struct PreparedAccountOperation: Sendable {
-        /// In the form it was given, with the agent's callData, and the owners' signature once signed.
+        /// In the form it was given, with the agent's callData, and the owners' signature once
+        /// signed (before, a dummy of its shape for gas estimates, or none for passkeys).
         public var userOperation: JSONObject
         public var userOpHash: Bytes32
         /// What each owner signs: the EIP-191 hash of the userOpHash for OwnableValidator, the
@@ -105,7 +106,8 @@ extension Agent {
             throw .badRequest("params.userOperation.callData: the agent writes it; leave it out (it differs from the \(r.kind.rawValue) operation's)")
         }
         object["callData"] = .string(Hex.encode(call.calldata))
-        object["signature"] = .string("0x")
+        // Of the shape the owners' will have, so that the operation can go to the bundler for its gas as it is.
+        object["signature"] = .string(Hex.encode(account.dummySignature ?? []))
         let packed: PackedUserOperation
         do { packed = try PackedUserOperation.parse(json: .object(object)) } catch { throw .badRequest("params.userOperation.\(error)") }
         // The EntryPoint refuses shorter (its address and two gas limits).

@@ -62,6 +62,7 @@ struct AccountOperationTests {
                       "nonce sequence 3", "The account pays: at most 0.0008 ETH"] {
             #expect(prepared.text.contains(shown), "\(shown) in \(prepared.text)")
         }
+        #expect(prepared.userOperation["signature"]?.stringValue == Hex.encode(OwnableValidatorConfig.mockSignature), "a dummy for the gas estimate")
         let signed = try await agent.signAccountOperation(request, shown: prepared.userOpHash, approver: "test")
         #expect(signed.userOpHash == prepared.userOpHash)
         #expect(try Self.calls(signed) == (try AccountOperation.end(permissionIds: [permissionId, elsewhere]).call(account: AgentFlowTests.account, kind: .erc7579Reference)))

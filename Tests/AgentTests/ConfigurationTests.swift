@@ -35,6 +35,13 @@ struct ConfigurationTests {
         // A chain id as ERC-7715 writes it, in hex.
         #expect(try AccountConfig(json: JSONValue(parsing: #"{"address": "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed", "kind": "nexus", "owners": ["0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed"], "chains": ["0xaa36a7", 1]}"#)).chains == [11155111, 1])
         #expect(c.accounts[0].ownerValidator == SmartSessionAddresses.ownableValidator)
+        // As accounts_list gives it, it is added back; its derived nonce key must agree.
+        #expect(try AccountConfig(json: c.accounts[0].json) == c.accounts[0])
+        var wrongKey = c.accounts[0].json.objectValue!
+        wrongKey["ownerNonceKey"] = "0x1"
+        #expect(throws: AgentError.badRequest("account.ownerNonceKey: derived from the kind and the owner validator, \(c.accounts[0].ownerNonceKey.hexQuantity) here; leave it out")) {
+            try AccountConfig(json: .object(wrongKey))
+        }
     }
 
     @Test func defaultsFollowXDG() throws {

@@ -158,8 +158,10 @@ struct SocketTests {
         _ = try client.call("session_revoke", JSONObject(["sessionId": .string(session)]))
         let control = try AgentClient(path: agent.controlSocket)
         let owner = try #require(try control.call("owners_list").arrayValue?.first?["owner"]?.stringValue)
-        var op = UserOperation(sender: try Address(AgentProcess.account),
-                               nonce: AccountKind.erc7579Reference.nonceKey(validator: SmartSessionAddresses.ownableValidator).shiftedLeft(64))
+        // The key of the nonce, for the EntryPoint's getNonce, as accounts_list gives it.
+        let key = try UInt256(parsing: try #require(try control.call("accounts_list").arrayValue?.first?["ownerNonceKey"]?.stringValue))
+        #expect(key == AccountKind.erc7579Reference.nonceKey(validator: SmartSessionAddresses.ownableValidator))
+        var op = UserOperation(sender: try Address(AgentProcess.account), nonce: key.shiftedLeft(64))
         (op.callGasLimit, op.verificationGasLimit, op.maxFeePerGas) = (100_000, 100_000, 1_000_000_000)
         var unsigned = op.json.objectValue!
         unsigned["callData"] = nil
@@ -170,6 +172,10 @@ struct SocketTests {
 
         let shown = try Command.run(Command.sessionAgent, ["account", "end", session, "--dry-run"] + options)
         #expect(shown.status == 0 && shown.stdout.hasPrefix("End 1 session on chain") && shown.stdout.contains(session), "\(shown)")
+        // For the bundler's estimate: the callData, and a dummy signature of the owners' shape.
+        let forEstimate = try JSONValue(parsing: try Command.run(Command.sessionAgent, ["account", "end", session, "--dry-run", "--json"] + options).stdout)
+        #expect(forEstimate["userOperation"]?["signature"]?.stringValue == Hex.encode(OwnableValidatorConfig.mockSignature))
+        #expect(forEstimate["userOperation"]?["callData"]?.stringValue?.hasPrefix("0xe9ae5c53") == true)
         let refused = try Command.run(Command.sessionAgent, ["account", "end", session] + options, stdin: Array("n\n".utf8))
         #expect(refused.status == 1 && refused.stderr.contains("End 1 session on chain") && refused.stderr.contains("not signed"), "\(refused)")
         #expect(try control.call("audit_show", JSONObject(["kind": "account_operation"])).arrayValue?.count == 0)

@@ -42,6 +42,9 @@ public struct OwnableValidatorConfig: Hashable, Sendable {
         try self.init(threshold: threshold, owners: owners)
     }
 
+    /// module-sdk's mock signature (spec §6.2): 65 bytes of the right shape, for gas estimates.
+    public static let mockSignature = try! Hex.decode("0xe8b94748580ca0b4993c9a1b86b5be851bfc076ff5ce3a1ff65bf16392acfcb800f9b4f1aef1555c7fce5599fffb17e7c635502154a0333ba21f3ae491839af51c")
+
     /// Concatenated 65-byte signatures; the contract sorts the recovered signers itself.
     public static func combine(_ signatures: [RecoverableSignature]) -> [UInt8] {
         signatures.flatMap(\.bytes)
