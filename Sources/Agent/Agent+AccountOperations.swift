@@ -159,7 +159,10 @@ extension Agent {
             throw AgentError("owner_unavailable", "only \(signed.signatures.count) of \(account.threshold) owner signatures are available for \(account.address)")
         }
         if !prepared.enables.isEmpty {
-            try await signer.enabledByAccount(prepared.enables, chainId: r.chainId, userOpHash: prepared.userOpHash, at: clock())
+            do { try await signer.enabledByAccount(prepared.enables, chainId: r.chainId, userOpHash: prepared.userOpHash, at: clock()) } catch {
+                logger.warning("account operation \(prepared.userOpHash.hex): signed, and not given out: \(error)")
+                throw error
+            }
         }
         audit("account_operation", .object(JSONObject([
             "account": .string(account.address.checksummed), "chainId": .string(String(r.chainId)), "operation": .string(r.kind.rawValue),

@@ -239,22 +239,30 @@ final class SessionSigner: @unchecked Sendable {
     /// The chains session `id` is enabled on, by the signatures the agent gave (those not yet
     /// on disk too).
     func enabledChains(of id: String) throws(AgentError) -> Set<UInt64> {
-        try locked { () throws(AgentError) -> Set<UInt64> in
-            if let cached = active[id] { return cached.enabledChains }
-            var chains: Set<UInt64>
-            do throws(StoreError) { chains = try store.sessionToSign(id: id).enabledChains } catch { throw Agent.readFailure(error, session: id) }
-            for r in committing + queued.map(\.record) where r.sessionId == id && r.enablesChain { chains.insert(r.chainId) }
-            return chains
-        }
+        try locked { () throws(AgentError) -> Set<UInt64> in try enabledChainsLocked(of: id) }
+    }
+
+    /// `enabledChains(of:)` with the lock held.
+    private func enabledChainsLocked(of id: String) throws(AgentError) -> Set<UInt64> {
+        if let cached = active[id] { return cached.enabledChains }
+        var chains: Set<UInt64>
+        do throws(StoreError) { chains = try store.sessionToSign(id: id).enabledChains } catch { throw Agent.readFailure(error, session: id) }
+        for r in committing + queued.map(\.record) where r.sessionId == id && r.enablesChain { chains.insert(r.chainId) }
+        return chains
     }
 
     /// Records that the owners signed a user operation of the account that enables these
     /// sessions on `chainId` by call: from then on the chain may enable them at any moment, so
     /// their ledgers there start as an ENABLE's would, and their user operations there go in
-    /// USE mode. Returns once the records are on disk.
+    /// USE mode. Returns once the records are on disk. A session enabled on the chain meanwhile
+    /// (an ENABLE signature, or another such operation, while the owners signed) is refused,
+    /// and nothing is recorded: one of the two would start its limits over on chain.
     func enabledByAccount(_ sessionIds: [String], chainId: UInt64, userOpHash: Bytes32, at now: UInt64) async throws(AgentError) {
         let waiter = CommitWaiter()
-        lock.withLock {
+        try locked { () throws(AgentError) in
+            for id in sessionIds where try enabledChainsLocked(of: id).contains(chainId) {
+                throw AgentError("already_enabled", "session \(id) was enabled on chain \(chainId) while the owners signed; the operation that would enable it again is not given out")
+            }
             for (i, id) in sessionIds.enumerated() {
                 active[id]?.enabledChains.insert(chainId)
                 let entry = JSONObject(["session": .string(id), "chainId": .string(String(chainId)), "userOpHash": .string(userOpHash.hex)])

@@ -114,6 +114,37 @@ struct AccountOperationTests {
         #expect(try store.auditEntries(after: nil, kind: "enabled_by_account", limit: 10).count == 1)
     }
 
+    /// A session enabled on the chain while the owners sign its enabling operation (the
+    /// client's first user operation, in ENABLE mode, came in meanwhile) is not enabled again:
+    /// the signed operation is not given out, and nothing is recorded.
+    @Test func aSessionEnabledWhileTheOwnersSignIsNotEnabledAgain() async throws {
+        let (entered, enteredContinuation) = AsyncStream<Void>.makeStream()
+        let (release, releaseContinuation) = AsyncStream<Void>.makeStream()
+        let hold = Mutex(false)
+        let (agent, store) = try AgentFlowTests.agent(ownerPrompt: { _ in
+            if hold.withLock({ $0 }) {
+                enteredContinuation.yield()
+                for await _ in release { break }
+            }
+            return secret("owner")
+        })
+        let id = try await Self.approvedSession(agent)
+        let request = Self.request(.enable, [id])
+        let prepared = try await agent.prepareAccountOperation(request)
+        hold.withLock { $0 = true }
+        let signing = Task { try await agent.signAccountOperation(request, shown: prepared.userOpHash, approver: "test") }
+        for await _ in entered { break }
+        let first = try await agent.signUserOperation(sessionId: id, client: Self.bot, chainId: Self.chain, entryPoint: Self.entryPoint, version: .v07,
+                                                      operation: AgentFlowTests.transfer(AgentFlowTests.usdc, 1))
+        #expect(first.mode == .enable)
+        releaseContinuation.yield()
+        await #expect { try await signing.value } throws: { error in
+            (error as? AgentError)?.reason == "already_enabled" && "\(error)".contains("while the owners signed")
+        }
+        #expect(try store.auditEntries(after: nil, kind: "account_operation", limit: 10).isEmpty)
+        #expect(try store.auditEntries(after: nil, kind: "enabled_by_account", limit: 10).isEmpty)
+    }
+
     /// Kernel v3.1: SmartSession is installed with its hook "none" and the execute selector
     /// granted, and the nonce may name the root validator (type 0x00) or the owners' own (0x01),
     /// never another.
