@@ -35,7 +35,8 @@ extension Agent {
     /// that moves a counter leaves only once its record is committed). A chain the session has
     /// signed nothing on has no ledger yet: its first ENABLE starts the contracts' counters
     /// from the init data, and so does this.
-    public nonisolated func sessionWithLimits(_ id: String, client: ClientIdentity?) throws(AgentError) -> (session: StoredSession, limits: [LimitOnChain]) {
+    public nonisolated func sessionWithLimits(_ id: String, client: ClientIdentity?) throws(AgentError)
+        -> (session: StoredSession, limits: [LimitOnChain], enabledChains: Set<UInt64>) {
         let read: SessionStore.SessionToSign
         do { read = try store.sessionToSign(id: id) } catch { throw Self.readFailure(error, session: id) }
         let s = read.stored
@@ -45,7 +46,7 @@ extension Agent {
         let limits = chains.flatMap { chain in
             checker.limits(ledger: read.ledgers[chain] ?? PolicyLedger()).map { LimitOnChain(chainId: chain, limit: $0, text: checker.describe($0)) }
         }
-        return (s, limits)
+        return (s, limits, read.enabledChains)
     }
 
     /// A store that cannot be read is said to be so, not taken for a session that is not there.

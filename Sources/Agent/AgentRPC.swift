@@ -261,9 +261,10 @@ public struct AgentRPC: Sendable {
         case "pending_get":
             return Self.json(try await agent.requestStatus(try string(p, "id"), client: nil), withReview: true)
         case "session_get":
-            let (session, limits) = try agent.sessionWithLimits(try string(p, "sessionId"), client: scope)
+            let (session, limits, enabled) = try agent.sessionWithLimits(try string(p, "sessionId"), client: scope)
             var o = Self.json(session, now: agent.clock())
             o["limits"] = .array(limits.map(Self.json))
+            o["enabledChains"] = .array(enabled.sorted().map { .string(String($0)) })
             return .object(o)
         case "session_list", "sessions_list":
             let page = try agent.sessions(client: scope, live: try optionalBool(p, "live") ?? false, after: try optionalString(p, "after"),

@@ -169,10 +169,12 @@ struct SessionsShow: ParsableCommand {
                          "  account \(s["account"]?.stringValue ?? "?"), key \(s["sessionKey"]?.stringValue ?? "?")",
                          "  created \(utcTime(s["createdAt"]) ?? "?"), \(SessionsList.state(s))"]
             let limits = s["limits"]?.arrayValue ?? []
+            let enabled = Set((s["enabledChains"]?.arrayValue ?? []).compactMap(\.stringValue))
             for chain in (s["chains"]?.arrayValue ?? []).compactMap(\.stringValue) {
                 let texts = limits.filter { $0["chainId"]?.stringValue == chain }.compactMap { $0["text"]?.stringValue }
                 let name = UInt64(chain).map(Chains.label) ?? "chain \(chain)"
-                lines.append("  on \(name): " + (texts.isEmpty ? "no limit that runs out" : "used and left"))
+                let state = enabled.contains(chain) ? "enabled (by a signature the agent gave)" : "not enabled yet (its first user operation enables it, or `account enable`)"
+                lines.append("  on \(name), \(state): " + (texts.isEmpty ? "no limit that runs out" : "used and left"))
                 lines += texts.map { "    " + $0 }
             }
             return CommandOutput(text: lines.joined(separator: "\n"), json: s)

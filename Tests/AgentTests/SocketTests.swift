@@ -1059,16 +1059,19 @@ struct SocketTests {
     /// list says until when each session lives.
     @Test func aClientIsShownWhatIsLeftOfItsSession() throws {
         let (agent, client, session) = try Self.agentWithSession()
+        let before = try Command.run(Command.sessionAgent, ["sessions", "show", session, "--socket", agent.clientSocket])
+        #expect(before.stdout.contains("on Sepolia (11155111), not enabled yet (its first user operation enables it, or `account enable`): used and left\n"), "\(before.stdout)")
         _ = try Self.sign(client, session, 5_000_000, nonce: 0)
         _ = try Self.sign(client, session, 1, nonce: 1)
         let shown = try Command.run(Command.sessionAgent, ["sessions", "show", session, "--socket", agent.clientSocket])
         #expect(shown.status == 0, "\(shown.stderr)")
-        #expect(shown.stdout.contains("on Sepolia (11155111): used and left\n"), "\(shown.stdout)")
+        #expect(shown.stdout.contains("on Sepolia (11155111), enabled (by a signature the agent gave): used and left\n"), "\(shown.stdout)")
         #expect(shown.stdout.contains("\(Self.usdc.checksummed) (USDC token).transfer [0xa9059cbb]: USDC spent or approved 5.000001 USDC of 100 USDC, 94.999999 USDC left"), "\(shown.stdout)")
         #expect(shown.stdout.contains(": uses 2 of 10, 8 left (UsageLimitPolicy)"), "\(shown.stdout)")
         let json = try JSONValue(parsing: Array(try Command.run(Command.sessionAgent, ["sessions", "show", session, "--socket", agent.clientSocket, "--json"]).stdout.utf8))
         let token = json["limits"]?.arrayValue?.first { $0["measure"] == "token" }
         #expect(token?["used"] == "5000001" && token?["remaining"] == "94999999" && token?["token"] == .string(Self.usdc.checksummed), "\(json.serialized)")
+        #expect(json["enabledChains"] == .array(["11155111"]))
         let listed = try Command.run(Command.sessionAgent, ["sessions", "--socket", agent.clientSocket])
         #expect(listed.stdout.hasPrefix(session) && listed.stdout.contains("  until 20"), "\(listed.stdout)")
         let unknown = try Command.run(Command.sessionAgent, ["sessions", "show", "sess-nope", "--socket", agent.clientSocket])
