@@ -18,6 +18,7 @@ let package = Package(
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.0.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.100.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.0.0"),
     ],
     targets: [
         // The five C libraries, each wrapped once (see the hardware-test-rig notes in docs/).
@@ -54,11 +55,13 @@ let package = Package(
         // How a reviewed request is decided by the declarative rules file.
         .target(name: "Approval", dependencies: ["SmartSessions", "TOML"]),
         // The agent: the decisions (requests, approval, owner signatures, scoped signing), the
-        // socket server with peer credentials, configuration, process hardening.
+        // socket server with peer credentials, configuration, process hardening, the metrics
+        // endpoint.
         .target(name: "Agent", dependencies: [
             "CLinuxShims", "Approval", "SessionStore", "OwnerSigners", "SmartSessions",
-            .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio"),
             "TOML", .product(name: "Logging", package: "swift-log"), .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "Prometheus", package: "swift-prometheus"),
         ]),
         // The few Linux calls Swift's Glibc module does not expose (ucred, prctl).
         .target(name: "CLinuxShims"),

@@ -12,7 +12,7 @@ apt_packages=(
   libfido2-dev fido2-tools
   libpcsclite-dev pcscd vsmartcard-vpcd
   p11-kit libp11-kit-dev softhsm2 opensc
-  systemd udev pinentry-curses
+  systemd udev pinentry-curses curl
 )
 
 missing=()

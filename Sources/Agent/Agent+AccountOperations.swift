@@ -172,6 +172,7 @@ extension Agent {
         ])))
         let signers = signed.signers.map { "\($0.key) (\($0.location))" }.joined(separator: ", ")
         logger.info("account operation \(prepared.userOpHash.hex) (\(r.kind.rawValue), account \(account.address.checksummed), chain \(r.chainId)) approved by \(approver), signed by \(signers)")
+        metrics?.accountOperationSigned(r.kind.rawValue)
         prepared.userOperation["signature"] = .string(Hex.encode(account.validatorSignature(signed.signatures)))
         return prepared
     }

@@ -74,7 +74,9 @@ public actor Agent {
     /// request, or its expiry, must not race the approval under way.
     var approving: Set<String> = []
     /// Why the store is locked; nil while it is open.
-    var lockCause: LockCause?
+    var lockCause: LockCause? { didSet { metrics?.storeLocked.set(to: lockCause == nil ? 0.0 : 1.0) } }
+    /// What the operator's Prometheus reads; nil when nobody collects it.
+    nonisolated let metrics: AgentMetrics?
     /// Whether the token wrapping the store's data key was present at the last look; nil when
     /// no token wraps it.
     var storeTokenPresent: Bool?
@@ -93,7 +95,7 @@ public actor Agent {
                 rules: RulesFile?, tokens: TokenList = TokenList(),
                 approvalTimeout: UInt64 = 300, storePIN: PINSource = .prompt, ownerPrompt: @escaping SecretPrompt,
                 ownerNotice: DeviceNotice.Show? = nil, clock: @escaping @Sendable () -> UInt64 = { UInt64(Date().timeIntervalSince1970) },
-                logger: Logger = Logger(label: "session-agent", factory: { _ in SwiftLogNoOpLogHandler() })) {
+                logger: Logger = Logger(label: "session-agent", factory: { _ in SwiftLogNoOpLogHandler() }), metrics: AgentMetrics? = nil) {
         self.store = store
         self.owners = Dictionary(owners.map { ($0.identity.key, $0) }, uniquingKeysWith: { a, _ in a })
         self.accounts = Dictionary(accounts.map { ($0.address, $0) }, uniquingKeysWith: { a, _ in a })
@@ -102,13 +104,15 @@ public actor Agent {
         self.rules = rules
         self.tokens = tokens
         self.approvalTimeout = approvalTimeout
+        self.metrics = metrics
         lockCause = store.isLocked ? .atStart : nil
+        metrics?.storeLocked.set(to: store.isLocked ? 1.0 : 0.0)
         self.ownerPrompt = ownerPrompt
         self.ownerNotice = ownerNotice
         self.storePIN = storePIN
         self.clock = clock
         self.logger = logger
-        signer = SessionSigner(store: store, tokens: tokens, clock: clock, logger: logger)
+        signer = SessionSigner(store: store, tokens: tokens, clock: clock, logger: logger, metrics: metrics)
         (requestsToDecide, requestsToDecideContinuation) = AsyncStream.makeStream()
     }
 
@@ -248,6 +252,7 @@ public actor Agent {
         } catch { throw AgentError(error) }
         pending[id] = request
         undecided[client.uid, default: 0] += 1
+        metrics?.undecided.increment()
         logger.info("request \(id) from \(client): account \(compiled.account.checksummed), permissionId \(compiled.permissionId.hex)")
         if let rules {
             let outcome = rules.evaluate(request.review, client: client, holdings: holdings)
@@ -298,6 +303,8 @@ public actor Agent {
         let uid = pending[id]!.client.uid
         if pending[id]!.status == .pending {
             undecided[uid]! -= 1
+            metrics?.undecided.decrement()
+            metrics?.decided(status.rawValue, by: approver.hasPrefix("rules") ? "rules" : ["timeout", "accounts_remove"].contains(approver) ? approver : "person")
             decided[uid, default: []].append(id)
             // Its oldest are forgotten early (`session_wait` on one answers not_found, as after the timeout).
             while decided[uid]!.count > Self.maximumDecidedKeptPerUID { pending[decided[uid]!.removeFirst()] = nil }
@@ -426,13 +433,18 @@ public actor Agent {
             guard let signer = owners[owner] else { continue }
             let given = ownerSecrets[owner] ?? ownerSecret
             let prompt: SecretPrompt = given.map { secret in { @Sendable _ in secret } } ?? asked
+            let started = ContinuousClock.now
             do {
                 let approved = ApprovedDigest(digest: digest, approval: approval)
                 signatures.append((owner, try await DeviceNotice.telling(through: given == nil ? told : nil) { () async throws(OwnerSignerError) in
                     try await signer.ownerSignature(approved, prompt: prompt)
                 }))
                 signers.append(signer.identity)
-            } catch { throw OwnerFailure(owner: owner, error: error) }
+                metrics?.ownerSigned(backend: signer.identity.backend, ok: true, took: ContinuousClock.now - started)
+            } catch {
+                metrics?.ownerSigned(backend: signer.identity.backend, ok: false, took: ContinuousClock.now - started)
+                throw OwnerFailure(owner: owner, error: error)
+            }
         }
         return (signatures, signers)
     }

@@ -34,6 +34,19 @@ public struct AgentConfiguration: Sendable {
     public var pkcs11Modules: [String]
     /// How long a PKCS#11 module may take to answer one call, in seconds.
     public var pkcs11Timeout: UInt64
+    /// Where Prometheus scrapes `/metrics` (an IP literal and a port); nil: not served.
+    public var metricsListen: (host: String, port: Int)?
+
+    /// "127.0.0.1:9464", "[::1]:9464": an IP literal (a name would need a resolver the agent
+    /// does not trust with its start) and a port.
+    static func listenAddress(_ text: String) -> (host: String, port: Int)? {
+        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (0...65535).contains(port) else { return nil }
+        var host = String(text[..<colon])
+        if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) } else if host.contains(":") { return nil }
+        var v4 = in_addr(), v6 = in6_addr()
+        guard inet_pton(AF_INET, host, &v4) == 1 || inet_pton(AF_INET6, host, &v6) == 1 else { return nil }
+        return (host, port)
+    }
 
     /// The modules an owner added at run time may use: the ones this file names, and those
     /// p11-kit knows.
@@ -61,7 +74,7 @@ public struct AgentConfiguration: Sendable {
             return resolved(s)
         }
         let known = ["data_dir", "socket_dir", "rules", "tokens", "approval_timeout", "partial_message_timeout", "connections_per_uid", "allow_uids", "allow_gids", "store_passphrase_file", "store_pin_file", "pinentry", "owners", "accounts",
-                     "pkcs11_module", "pkcs11_modules", "pkcs11_timeout"]
+                     "pkcs11_module", "pkcs11_modules", "pkcs11_timeout", "metrics_listen"]
         func duration(_ key: String, default value: UInt64) throws(AgentError) -> UInt64 {
             guard let t = table[key] else { return value }
             let seconds: UInt64
@@ -84,6 +97,12 @@ public struct AgentConfiguration: Sendable {
                 throw AgentError("bad_config", "pkcs11_modules: a list of module paths")
             }
             pkcs11Modules = items.compactMap(\.stringValue).map(resolved)
+        }
+        metricsListen = try table["metrics_listen"].map { value throws(AgentError) in
+            guard let text = value.stringValue, let address = Self.listenAddress(text) else {
+                throw AgentError("bad_config", "metrics_listen: an IP address and a port, \"127.0.0.1:9464\" or \"[::1]:9464\" (no host names)")
+            }
+            return address
         }
         approvalTimeout = try duration("approval_timeout", default: 300)
         partialMessageTimeout = try duration("partial_message_timeout", default: 30)

@@ -2,6 +2,7 @@ import Approval
 import EthereumCore
 import Foundation
 import Logging
+import NIOCore
 import OwnerSigners
 import SessionStore
 import SmartSessions
@@ -93,13 +94,24 @@ public enum AgentDaemon {
             throw AgentError("bad_config", "pinentry: \(program) is not an executable file (give the program's full path)")
         }
         let pinentry = config.pinentry.map { PinentryApproval(Pinentry(command: $0, timeout: TimeInterval(config.approvalTimeout))) }
+        // Bound before anything is served: an address taken is a failed start, not a warning.
+        let metrics = config.metricsListen.map { _ in AgentMetrics() }
+        var metricsChannel: Channel?
+        if let listen = config.metricsListen, let metrics {
+            do { metricsChannel = try await MetricsServer.bind(host: listen.host, port: listen.port, registry: metrics.registry) } catch {
+                throw AgentError("bad_config", "metrics_listen: cannot listen on \(listen.host):\(listen.port): \(error)")
+            }
+            let port = metricsChannel?.localAddress?.port ?? listen.port
+            logger.notice("metrics for Prometheus at http://\(listen.host.contains(":") ? "[\(listen.host)]" : listen.host):\(port)/metrics")
+        }
+        defer { metricsChannel?.close(promise: nil) }
         let agent = Agent(store: store, owners: owners, accounts: accounts, fixedAccounts: Set(config.accounts.map(\.address)),
                           fixedOwners: Set(owners.prefix(config.owners.count).map(\.identity.key)), rules: nil, tokens: tokens,
                           approvalTimeout: config.approvalTimeout, storePIN: storePIN,
                           ownerPrompt: pinentry?.ownerPrompt ?? { @Sendable _ in
                               throw AgentError("secret_needed", "no pinentry is configured; approve with `session-agent approve`, which asks for it")
                           },
-                          ownerNotice: pinentry?.ownerNotice ?? journalNotice(logger), logger: logger)
+                          ownerNotice: pinentry?.ownerNotice ?? journalNotice(logger), logger: logger, metrics: metrics)
         // Without a rules file too: the audit log then says when the rules last in force went.
         await agent.putInForce(rulesAtStart?.rules, from: rulesAtStart?.source, because: "start")
         let server = SocketServer(rpc: AgentRPC(agent: agent, reloadRules: config.rulesFile == nil ? nil : loadRules, pkcs11Module: config.pkcs11Module, runTimeModules: runTimeModules), allowedUIDs: config.allowedUIDs, allowedGIDs: config.allowedGIDs,

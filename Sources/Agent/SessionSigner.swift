@@ -82,8 +82,11 @@ final class SessionSigner: @unchecked Sendable {
     private var refusalsRecorded = MinuteCounts()
     private var refusalsCounted: [UInt32: CountedRefusals] = [:]
 
-    init(store: SessionStore, tokens: TokenList, clock: @escaping @Sendable () -> UInt64, logger: Logger, keeping: Int = sessionsKept) {
+    let metrics: AgentMetrics?
+
+    init(store: SessionStore, tokens: TokenList, clock: @escaping @Sendable () -> UInt64, logger: Logger, metrics: AgentMetrics? = nil, keeping: Int = sessionsKept) {
         active = RecentSessions(capacity: keeping)
+        self.metrics = metrics
         self.store = store
         self.tokens = tokens
         self.clock = clock
@@ -95,6 +98,18 @@ final class SessionSigner: @unchecked Sendable {
     /// then it may leave only once `whenDurable` reports the commit (a crash loses signatures,
     /// never ledger state); otherwise `whenDurable` is never called.
     func sign(_ r: Request, whenDurable: @escaping Completion) throws(AgentError) -> (signed: Agent.SignedOperation, durable: Bool) {
+        guard let metrics else { return try signInScope(r, whenDurable: whenDurable) }
+        do {
+            let result = try signInScope(r, whenDurable: whenDurable)
+            metrics.signed(result.signed.mode.description)
+            return result
+        } catch {
+            metrics.refused(error.reason)
+            throw error
+        }
+    }
+
+    private func signInScope(_ r: Request, whenDurable: @escaping Completion) throws(AgentError) -> (signed: Agent.SignedOperation, durable: Bool) {
         let now = clock()
         let userOpHash: Bytes32
         do { userOpHash = try r.operation.hash(version: r.version, entryPoint: r.entryPoint, chainId: UInt256(r.chainId), eip7702Delegate: r.eip7702Delegate) } catch {

@@ -40,7 +40,7 @@ enum AgentBench {
         let serving: Task<Void, any Error>
         let me = ClientIdentity(uid: getuid(), gid: getgid(), pid: getpid())
 
-        init(directory: String) async throws {
+        init(directory: String, metrics: AgentMetrics? = nil) async throws {
             try? FileManager.default.removeItem(atPath: directory)
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
             store = try SessionStore(path: directory + "/store.sqlite")
@@ -48,7 +48,7 @@ enum AgentBench {
             let ownerKey = try Secp256k1.PrivateKey(hex: "0x" + String(repeating: "22", count: 32))
             let owner = try KeystoreOwner(keystore: try Keystore.encrypt(ownerKey, passphrase: secret("owner"), kdf: .scrypt(n: 16, r: 8, p: 1)), location: "bench")
             agent = Agent(store: store, owners: [owner], accounts: [AccountConfig(address: account, kind: .erc7579Reference, owners: [ownerKey.address], chains: [chain])],
-                          rules: try RulesFile(toml: "default = \"approve\""), ownerPrompt: { _ in secret("owner") })
+                          rules: try RulesFile(toml: "default = \"approve\""), ownerPrompt: { _ in secret("owner") }, metrics: metrics)
             let server = SocketServer(rpc: AgentRPC(agent: agent))
             path = directory + "/client.sock"
             serving = Task { [path] in try await server.run([.init(source: .path(path), control: false)]) }
@@ -93,16 +93,11 @@ enum AgentBench {
             return latencies.sorted()[1000]
         }
         row("  socket round trip that does no work (agent_info), p50", floor * 1e6, "µs")
+        var firstRate = 0.0
         for (label, permission) in sessions {
             let sessionId = try await served.session(permission)
-            let count = 2000
-            let clock = ContinuousClock()
-            let start = clock.now
-            for i in 0..<count {
-                _ = try await agent.signUserOperation(sessionId: sessionId, client: me, chainId: chain, entryPoint: EntryPointVersion.v07.canonicalAddress,
-                                                      version: .v07, operation: operation(nonce: UInt64(i)))
-            }
-            let inProcessRate = Double(count) / seconds(clock.now - start)
+            let inProcessRate = try await signingRate(served, sessionId)
+            if firstRate == 0 { firstRate = inProcessRate }
             row("  \(label): in-process Agent.signUserOperation", inProcessRate, "sig/s")
 
             for clients in [1, 16] {
@@ -128,6 +123,24 @@ enum AgentBench {
             row("  \(label): session_get, limits used and left", 1e6 / limits, "µs")
         }
         try await refusals(served)
+
+        // What counting for Prometheus (metrics_listen) costs a signature: the first loop again.
+        let counted = try await Served(directory: directory + "-metrics", metrics: AgentMetrics())
+        defer { counted.close(directory + "-metrics") }
+        let countedRate = try await signingRate(counted, try await counted.session(sessions[0].1))
+        row("  \(sessions[0].0), metrics counted: in-process", countedRate, "sig/s", ratio: countedRate / firstRate)
+    }
+
+    /// Signatures a second, in process, with `sessionId`: 2,000 in a row.
+    static func signingRate(_ served: Served, _ sessionId: String) async throws -> Double {
+        let count = 2000
+        let clock = ContinuousClock()
+        let start = clock.now
+        for i in 0..<count {
+            _ = try await served.agent.signUserOperation(sessionId: sessionId, client: served.me, chainId: chain, entryPoint: EntryPointVersion.v07.canonicalAddress,
+                                                         version: .v07, operation: operation(nonce: UInt64(i)))
+        }
+        return Double(count) / seconds(clock.now - start)
     }
 
     /// What a client sending operations its session refuses costs: each is checked and refused

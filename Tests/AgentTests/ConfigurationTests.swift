@@ -24,6 +24,7 @@ struct ConfigurationTests {
         #expect(c.pinentry == ["/usr/bin/pinentry-curses", "--ttyname", "/dev/pts/1"])
         #expect(c.pkcs11Module == "/usr/lib/softhsm/libsofthsm2.so" && c.storePINFile == "/etc/session-agent/hsm.pin")
         #expect(c.pkcs11Timeout == 20)
+        #expect(c.metricsListen?.host == "127.0.0.1" && c.metricsListen?.port == 9464)
         #expect(c.owners == [
             .keystore(path: "/etc/session-agent/owner.json", passphraseFile: "/etc/session-agent/owner.pass"),
             .pkcs11(uri: try PKCS11URI("pkcs11:token=signer;object=owner"), pin: .file("/etc/session-agent/hsm.pin"),
