@@ -55,6 +55,8 @@ extension Agent {
         var enables: [String]
     }
 
+    /// The operation `r` names, built into the caller's user operation and shown; nothing is
+    /// signed, and what cannot be signed is refused here, before any owner is asked.
     public func prepareAccountOperation(_ r: AccountOperationRequest) throws(AgentError) -> PreparedAccountOperation {
         guard let account = accounts[r.account] else { throw AgentError("unknown_account", "the agent manages no account \(r.account)") }
         if !account.chains.isEmpty, !account.chains.contains(r.chainId) {
@@ -93,7 +95,22 @@ extension Agent {
         }
         let call: ExecuteCall
         do { call = try operation.call(account: account.address, kind: account.kind) } catch { throw .badRequest(error.message) }
+        let (object, packed, selected) = try Self.userOperation(r, account: account, callData: call.calldata)
+        let userOpHash: Bytes32
+        do { userOpHash = try packed.hash(version: r.version, entryPoint: r.entryPoint, chainId: UInt256(r.chainId), eip7702Delegate: r.eip7702Delegate) } catch {
+            throw .badRequest("\(error)")
+        }
+        let ownerDigest = account.takesPasskeys ? userOpHash : PersonalMessage.hash(userOpHash)
+        let text = Self.describe(r, account: account, call: call, operation: operation, sessions: sessions, packed: packed, selected: selected,
+                                 userOpHash: userOpHash, ownerDigest: ownerDigest, now: now)
+        return PreparedAccountOperation(userOperation: object, userOpHash: userOpHash, ownerDigest: ownerDigest, text: text,
+                                        enables: r.kind == .end ? [] : sessions.map(\.id))
+    }
 
+    /// The caller's user operation with the agent's callData and a dummy signature, packed, and
+    /// the validator its nonce selects, which must be the owners'.
+    static func userOperation(_ r: AccountOperationRequest, account: AccountConfig, callData: [UInt8]) throws(AgentError)
+        -> (json: JSONObject, packed: PackedUserOperation, selected: NonceValidator) {
         var object = r.userOperation
         if let sender = object["sender"] {
             guard sender.stringValue.flatMap({ try? Address($0) }) == account.address else {
@@ -102,10 +119,10 @@ extension Agent {
         } else {
             object["sender"] = .string(account.address.checksummed)
         }
-        if let given = object["callData"]?.stringValue, given != "0x", (try? Hex.decode(given)) != call.calldata {
+        if let given = object["callData"]?.stringValue, given != "0x", (try? Hex.decode(given)) != callData {
             throw .badRequest("params.userOperation.callData: the agent writes it; leave it out (it differs from the \(r.kind.rawValue) operation's)")
         }
-        object["callData"] = .string(Hex.encode(call.calldata))
+        object["callData"] = .string(Hex.encode(callData))
         // Of the shape the owners' will have, so that the operation can go to the bundler for its gas as it is.
         object["signature"] = .string(Hex.encode(account.dummySignature ?? []))
         let packed: PackedUserOperation
@@ -118,17 +135,9 @@ extension Agent {
         do { selected = try account.kind.validator(selectedBy: packed.nonce) } catch { throw .badRequest("params.userOperation.nonce: \(error.message)") }
         if case .validator(let v) = selected, v != account.ownerValidator {
             throw .badRequest("params.userOperation.nonce: it selects the validator \(v.checksummed), not the owners' \(account.ownerValidator.checksummed); "
-                              + "take the nonce from the EntryPoint's getNonce(\(account.address.checksummed), \(account.kind.nonceKey(validator: account.ownerValidator).hexQuantity))")
+                              + "take the nonce from the EntryPoint's getNonce(\(account.address.checksummed), \(account.ownerNonceKey.hexQuantity))")
         }
-        let userOpHash: Bytes32
-        do { userOpHash = try packed.hash(version: r.version, entryPoint: r.entryPoint, chainId: UInt256(r.chainId), eip7702Delegate: r.eip7702Delegate) } catch {
-            throw .badRequest("\(error)")
-        }
-        let ownerDigest = account.takesPasskeys ? userOpHash : PersonalMessage.hash(userOpHash)
-        let text = Self.describe(r, account: account, call: call, operation: operation, sessions: sessions, packed: packed, selected: selected,
-                                 userOpHash: userOpHash, ownerDigest: ownerDigest, now: now)
-        return PreparedAccountOperation(userOperation: object, userOpHash: userOpHash, ownerDigest: ownerDigest, text: text,
-                                        enables: r.kind == .end ? [] : sessions.map(\.id))
+        return (object, packed, selected)
     }
 
     /// The owners sign the operation `prepareAccountOperation` gives for `r`, if its userOpHash

@@ -19,6 +19,16 @@ struct PasskeyAgentTests {
         return (file, "p256:" + (try #require(try JSONValue(parsing: made.stdout)["publicKey"]?.stringValue)))
     }
 
+    /// A started agent whose rules approve every request, with a passkey made on a software
+    /// authenticator as the test account's owner (its file, and its owner key).
+    static func agentWithPasskey() throws -> (authenticator: SoftFIDO2, file: String, ownerKey: String, agent: AgentProcess) {
+        let authenticator = try SoftFIDO2()
+        let (file, ownerKey) = try passkey(on: authenticator)
+        let agent = try AgentProcess(rules: "default = \"approve\"", owner: .init(toml: "passkey = \"\(file)\"", address: ownerKey))
+        try agent.start()
+        return (authenticator, file, ownerKey, agent)
+    }
+
     /// The oracle's verdict on the WebAuthnValidator signature in an ENABLE `userOp.signature`
     /// signed by `ownerKey` (`p256:0x04…`) for the test account, checked as the validator would
     /// (the credential id bound to the account, the challenge the multichain digest, the P-256
@@ -43,10 +53,7 @@ struct PasskeyAgentTests {
     /// passkey as the signer.
     @Test(.enabled(if: Oracle.isAvailable, "\(Oracle.unavailableReason ?? "")"))
     func aSessionApprovedByRulesIsEnabledByThePasskey() async throws {
-        let authenticator = try SoftFIDO2()
-        let (file, ownerKey) = try Self.passkey(on: authenticator)
-        let agent = try AgentProcess(rules: "default = \"approve\"", owner: .init(toml: "passkey = \"\(file)\"", address: ownerKey))
-        try agent.start()
+        let (authenticator, file, ownerKey, agent) = try Self.agentWithPasskey()
         defer { agent.stop() }
         let control = try AgentClient(path: agent.controlSocket)
         let owners = try control.call("owners_list").arrayValue ?? []
@@ -76,19 +83,14 @@ struct PasskeyAgentTests {
     /// userOpHash itself, as the WebAuthnValidator's validateUserOp checks it.
     @Test(.enabled(if: Oracle.isAvailable, "\(Oracle.unavailableReason ?? "")"))
     func thePasskeySignsTheAccountsOwnOperations() throws {
-        let authenticator = try SoftFIDO2()
-        let (file, ownerKey) = try Self.passkey(on: authenticator)
-        let agent = try AgentProcess(rules: "default = \"approve\"", owner: .init(toml: "passkey = \"\(file)\"", address: ownerKey))
-        try agent.start()
+        let (authenticator, _, ownerKey, agent) = try Self.agentWithPasskey()
         defer { agent.stop() }
         let client = try AgentClient(path: agent.clientSocket)
         let sessionId = try SocketTests.requestSession(client)
         _ = try client.call("session_revoke", JSONObject(["sessionId": .string(sessionId)]))
-        var op = UserOperation(sender: try Address(AgentProcess.account),
-                               nonce: AccountKind.erc7579Reference.nonceKey(validator: SmartSessionAddresses.rhinestoneWebAuthnValidator).shiftedLeft(64))
-        op.callGasLimit = 100_000
         let userOp = authenticator.directory.appendingPathComponent("userop.json")
-        try op.json.serialized.write(to: userOp, atomically: true, encoding: .utf8)
+        let key = AccountKind.erc7579Reference.nonceKey(validator: SmartSessionAddresses.rhinestoneWebAuthnValidator)
+        try JSONValue.object(AccountOperationTests.userOp(key: key)).serialized.write(to: userOp, atomically: true, encoding: .utf8)
 
         let taps = authenticator.tapsAskedFor
         let ended = try Command.run(Command.sessionAgent, ["account", "end", sessionId, "--account", AgentProcess.account, "--chain-id", "11155111",

@@ -161,13 +161,8 @@ struct SocketTests {
         // The key of the nonce, for the EntryPoint's getNonce, as accounts_list gives it.
         let key = try UInt256(parsing: try #require(try control.call("accounts_list").arrayValue?.first?["ownerNonceKey"]?.stringValue))
         #expect(key == AccountKind.erc7579Reference.nonceKey(validator: SmartSessionAddresses.ownableValidator))
-        var op = UserOperation(sender: try Address(AgentProcess.account), nonce: key.shiftedLeft(64))
-        (op.callGasLimit, op.verificationGasLimit, op.maxFeePerGas) = (100_000, 100_000, 1_000_000_000)
-        var unsigned = op.json.objectValue!
-        unsigned["callData"] = nil
-        unsigned["signature"] = nil
         let file = agent.directory.appendingPathComponent("userop.json")
-        try JSONValue.object(unsigned).serialized.write(to: file, atomically: true, encoding: .utf8)
+        try JSONValue.object(AccountOperationTests.userOp(key: key, sequence: 0)).serialized.write(to: file, atomically: true, encoding: .utf8)
         let options = ["--account", AgentProcess.account, "--chain-id", "11155111", "--userop", file.path, "--socket", agent.controlSocket]
 
         let shown = try Command.run(Command.sessionAgent, ["account", "end", session, "--dry-run"] + options)
