@@ -1,19 +1,81 @@
 import ArgumentParser
 import EthereumCore
 import Foundation
+import SmartSessions
 
 struct AccountCommands: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "account",
-        abstract: "User operations of the account itself, signed by its owners: install SmartSession, enable sessions by call, end sessions on chain.",
+        abstract: "The accounts the agent manages, and their own user operations, signed by their owners: install SmartSession, enable sessions by call, end sessions on chain.",
         discussion: """
             Give the user operation as your bundler estimated it (gas, fees, nonce; either form), without \
             its callData: the agent writes the callData, shows the operation decoded, and once you say yes \
             its owners sign it. The signed user operation is printed, ready for eth_sendUserOperation. The \
-            nonce's key must select the owners' validator (the agent says which key when it does not). \
-            On the control socket.
+            nonce's key must select the owners' validator (`account list` gives it). On the control socket.
             """,
-        subcommands: [AccountInstall.self, AccountEnable.self, AccountEnd.self])
+        subcommands: [AccountList.self, AccountAdd.self, AccountRemove.self, AccountInstall.self, AccountEnable.self, AccountEnd.self])
+}
+
+struct AccountList: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "list", abstract: "The accounts: kind, owners and threshold, owner validator, chains, and the nonce key of their own user operations.")
+    @Option(help: "The agent's control socket (default: $SESSION_AGENT_CONTROL_SOCK).") var socket: String?
+    @OptionGroup var output: OutputOptions
+
+    func run() throws {
+        try report(output) {
+            let accounts = try remote { try connectControl(socket).call("accounts_list") }
+            let text = (accounts.arrayValue ?? []).map { a in
+                let owners = (a["owners"]?.arrayValue ?? []).compactMap(\.stringValue)
+                let chains = (a["chains"]?.arrayValue ?? []).compactMap { $0.stringValue.flatMap(UInt64.init) }.map(Chains.label)
+                return ["\(a["address"]?.stringValue ?? "?")  \(a["kind"]?.stringValue ?? "?")",
+                        "  \(a["threshold"]?.serialized ?? "?") of \(owners.count) owner\(owners.count == 1 ? "" : "s") through \(a["ownerValidator"]?.stringValue ?? "?"): " + owners.joined(separator: ", "),
+                        "  chains: " + (chains.isEmpty ? "any" : chains.joined(separator: ", ")),
+                        "  nonce key of its own user operations: \(a["ownerNonceKey"]?.stringValue ?? "?")"].joined(separator: "\n")
+            }
+            return CommandOutput(text: text.isEmpty ? "no accounts" : text.joined(separator: "\n"), json: accounts)
+        }
+    }
+}
+
+struct AccountAdd: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "add", abstract: "Manage an account from now on (kept in the store across restarts; the configuration file's stay as they are).")
+    @Argument(help: "The account's address.") var address: String
+    @Option(help: "erc7579, nexus, safe7579 or kernel: how the account routes signatures to its validators.") var kind: String
+    @Option(name: .customLong("owner"), help: "An owner: an address, or a passkey's p256:0x04… (repeat for several).") var owners: [String]
+    @Option(help: "How many owner signatures the validator needs.") var threshold: Int = 1
+    @Option(name: .customLong("owner-validator"), help: "The validator that checks the owners (default: OwnableValidator, or for passkeys the WebAuthnValidator).") var ownerValidator: String?
+    @Option(name: .customLong("chain-id"), help: "A chain sessions may be enabled on (repeat; none: any).") var chains: [UInt64] = []
+    @Option(help: "The agent's control socket (default: $SESSION_AGENT_CONTROL_SOCK).") var socket: String?
+    @OptionGroup var output: OutputOptions
+
+    func run() throws {
+        try report(output) {
+            var account = JSONObject([
+                "address": .string(address), "kind": .string(kind), "owners": .array(owners.map { .string($0) }), "threshold": JSONValue(threshold),
+                "chains": .array(chains.map { .string(String($0)) }),
+            ])
+            if let ownerValidator { account["ownerValidator"] = .string(ownerValidator) }
+            let added = try remote { try connectControl(socket).call("accounts_add", JSONObject(["account": .object(account)])) }
+            return CommandOutput(text: "\(address) is managed", json: added)
+        }
+    }
+}
+
+struct AccountRemove: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "remove", abstract: "Stop managing an account added with account add; its requests still waiting fail. Its sessions stay, and sign on.")
+    @Argument(help: "The account's address.") var address: String
+    @Option(help: "The agent's control socket (default: $SESSION_AGENT_CONTROL_SOCK).") var socket: String?
+    @OptionGroup var output: OutputOptions
+
+    func run() throws {
+        try report(output) {
+            let removed = try remote { try connectControl(socket).call("accounts_remove", JSONObject(["address": .string(address)])) }
+            return CommandOutput(text: "\(address) is no longer managed", json: removed)
+        }
+    }
 }
 
 struct AccountOperationOptions: ParsableArguments {

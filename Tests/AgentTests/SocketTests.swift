@@ -184,6 +184,28 @@ struct SocketTests {
         #expect(try control.call("audit_show", JSONObject(["kind": "account_operation"])).arrayValue?.count == 1)
     }
 
+    /// `account list`, `add`, `remove`: the accounts the agent manages, from the command line.
+    @Test func theOperatorManagesAccountsFromTheCommandLine() throws {
+        let agent = try AgentProcess()
+        try agent.start()
+        defer { agent.stop() }
+        let socket = ["--socket", agent.controlSocket]
+        let other = "0x000000000000000000000000000000000000E1E1", owner = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed"
+        let added = try Command.run(Command.sessionAgent, ["account", "add", other, "--kind", "nexus", "--owner", owner, "--chain-id", "84532"] + socket)
+        #expect(added.status == 0 && added.stdout == "\(other) is managed\n", "\(added)")
+        let listed = try Command.run(Command.sessionAgent, ["account", "list"] + socket)
+        let key = AccountKind.nexus.nonceKey(validator: SmartSessionAddresses.ownableValidator).hexQuantity
+        #expect(listed.stdout.contains("\(try Address(other).checksummed)  nexus\n  1 of 1 owner through \(SmartSessionAddresses.ownableValidator.checksummed): \(owner)\n"
+                                       + "  chains: Base Sepolia (84532)\n  nonce key of its own user operations: \(key)"), "\(listed.stdout)")
+        #expect(listed.stdout.contains("\(try Address(AgentProcess.account).checksummed)  erc7579\n"), "and the configuration's")
+        let misspelt = try Command.run(Command.sessionAgent, ["account", "add", other, "--kind", "nexsu", "--owner", owner] + socket)
+        #expect(misspelt.status == 1 && misspelt.stderr.contains("account.kind: one of erc7579, nexus, safe7579, kernel"), "\(misspelt)")
+        let fixed = try Command.run(Command.sessionAgent, ["account", "remove", AgentProcess.account] + socket)
+        #expect(fixed.status == 1 && fixed.stderr.contains("configuration file"), "\(fixed)")
+        #expect(try Command.run(Command.sessionAgent, ["account", "remove", other] + socket).status == 0)
+        #expect(!(try Command.run(Command.sessionAgent, ["account", "list", "--json"] + socket).stdout.lowercased().contains(other.lowercased())))
+    }
+
     @Test func rulesAreReloadedOnRequestAndOnSIGHUP() throws {
         let agent = try AgentProcess(rules: "default = \"approve\"")
         try agent.start()
