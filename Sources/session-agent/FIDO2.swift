@@ -35,7 +35,10 @@ struct FIDO2Create: AsyncParsableCommand {
         abstract: "Make a passkey on a FIDO2 authenticator (a tap) and write its file: the credential id and public key, nothing secret.",
         discussion: """
             The key never leaves the authenticator; the file is what signing with it needs. With --account, \
-            also prints the account's credential id and install data for Rhinestone's WebAuthnValidator.
+            also prints the account's credential id and install data for Rhinestone's WebAuthnValidator. \
+            With --user-verification the passkey is made with the authenticator's PIN (asked here, or read \
+            from --pin-file), and each of its signatures needs the PIN too, which the agent asks for at \
+            approval: the validator's credential then requires user verification (requireUV).
             """)
 
     @Option(help: "Where to write the passkey file (must not exist).", transform: absolute) var out: String
@@ -43,16 +46,33 @@ struct FIDO2Create: AsyncParsableCommand {
     @Option(name: .customLong("rp-id"), help: "The relying party id the passkey is made for.") var rpID: String = Passkey.defaultRPID
     @Option(help: "The user name the authenticator stores with it.") var user: String = "session-agent owner"
     @Option(help: "The smart account whose WebAuthnValidator will list the passkey.") var account: String?
+    @Flag(name: .customLong("user-verification"), help: "Make it with the authenticator's PIN: each signature needs the PIN as well as the tap.") var userVerification = false
+    @Option(name: .customLong("pin-file"), help: "With --user-verification: read the PIN from this file instead of asking.") var pinFile: String?
     @OptionGroup var output: OutputOptions
+
+    func validate() throws {
+        if pinFile != nil && !userVerification { throw ValidationError("--pin-file goes with --user-verification") }
+    }
 
     func run() async throws {
         try await report(output) {
             guard !FileManager.default.fileExists(atPath: out) else { throw CommandFailure(message: "\(out) exists; not overwriting it") }
             let account: Address?
             do { account = try self.account.map { try Address($0) } } catch { throw CommandFailure(message: "--account: \(error)") }
+            var pin: SecretBytes?
+            if userVerification {
+                if let pinFile {
+                    do { pin = try SecretFile.read(pinFile, what: "PIN file") } catch { throw CommandFailure(message: "\(error)") }
+                } else {
+                    guard let typed = Terminal.readSecret("PIN of the FIDO2 authenticator: ") else {
+                        throw CommandFailure(message: "standard input ended before the PIN was typed; give it with --pin-file")
+                    }
+                    pin = typed
+                }
+            }
             FileHandle.standardError.write(Data("Tap the FIDO2 authenticator to make the passkey.\n".utf8))
             let passkey: Passkey
-            do throws(OwnerSignerError) { passkey = try await FIDO2Authenticators.create(on: device, rpID: rpID, userName: user) } catch {
+            do throws(OwnerSignerError) { passkey = try await FIDO2Authenticators.create(on: device, rpID: rpID, userName: user, pin: pin) } catch {
                 throw CommandFailure(message: "\(error)", reason: error.reason)
             }
             guard FileManager.default.createFile(atPath: out, contents: Data((passkey.json.prettyPrinted + "\n").utf8)) else {
@@ -64,8 +84,8 @@ struct FIDO2Create: AsyncParsableCommand {
             if let account {
                 let validator = SmartSessionAddresses.rhinestoneWebAuthnValidator
                 let id = RhinestoneWebAuthn.credentialId(passkey.publicKey, account: account)
-                // Installed by the account itself, so requireUV off: a key without a PIN signs with a tap.
-                let install = try RhinestoneWebAuthn.installData(threshold: 1, credentials: [.init(publicKey: passkey.publicKey, requireUserVerification: false)],
+                // requireUV as the passkey was made: one without the PIN signs with a tap alone.
+                let install = try RhinestoneWebAuthn.installData(threshold: 1, credentials: [.init(publicKey: passkey.publicKey, requireUserVerification: passkey.userVerification)],
                                                                  account: account)
                 text += ["WebAuthnValidator \(validator.checksummed) for \(account.checksummed):", "  credential id: \(id.hex)", "  install data: \(Hex.encode(install))"]
                 json["webAuthnValidator"] = .object(JSONObject(["address": .string(validator.checksummed), "account": .string(account.checksummed),

@@ -33,7 +33,7 @@ struct PasskeyAgentTests {
     /// signed by `ownerKey` (`p256:0x04…`) for the test account, checked as the validator would
     /// (the credential id bound to the account, the challenge the multichain digest, the P-256
     /// signature); and that signature.
-    static func enableVerdict(_ signed: JSONValue, ownerKey: String, scratch: URL) throws -> (verdict: String, validatorSignature: [UInt8]) {
+    static func enableVerdict(_ signed: JSONValue, ownerKey: String, scratch: URL, requireUV: Bool = false) throws -> (verdict: String, validatorSignature: [UInt8]) {
         guard case .enable(_, let enable, _) = try SessionSignature(decoding: try Hex.decode(try #require(signed["signature"]?.stringValue))) else {
             throw Oracle.Failure(description: "not an ENABLE signature: \(signed)")
         }
@@ -42,6 +42,7 @@ struct PasskeyAgentTests {
         let enabled = JSONValue.object(JSONObject([
             "publicKey": .string(String(ownerKey.dropFirst("p256:".count))), "account": .string(AgentProcess.account), "rpId": .string(Passkey.defaultRPID),
             "challenge": .string(EnableDigest.multichainDigest(enable.hashesAndChainIds).hex), "signature": .string(Hex.encode(validatorSignature)),
+            "requireUV": .bool(requireUV),
         ]))
         return (try Oracle.webAuthnVerdicts([enabled], in: scratch).joined(separator: "\n"), validatorSignature)
     }
@@ -121,6 +122,41 @@ struct PasskeyAgentTests {
         #expect(run.status == 0 && run.stdout.contains("\(id): approved"), "\(run.stdout) \(run.stderr)")
         #expect(run.stderr.contains("a tap on the FIDO2 authenticator (\(authenticator.device)): give it on the device when it asks"), "\(run.stderr)")
         #expect(authenticator.tapsAskedFor == taps + 1)
+    }
+
+    /// A passkey made with the authenticator's PIN (`fido2 create --user-verification`): its
+    /// validator credential requires user verification, the person approving at the terminal
+    /// is asked for the PIN (again, after a wrong one) before the tap, and the ENABLE signature
+    /// says the person was verified, as the oracle checks it for a credential with requireUV.
+    @Test(.enabled(if: Oracle.isAvailable, "\(Oracle.unavailableReason ?? "")"))
+    func aPasskeyMadeWithThePINIsApprovedWithThePIN() async throws {
+        let authenticator = try SoftFIDO2(pin: "2468")
+        let file = authenticator.directory.appendingPathComponent("uv.passkey.json").path, pinFile = authenticator.directory.appendingPathComponent("pin")
+        try writeSecretFile("2468\n", pinFile.path)
+        let made = try Command.run(Command.sessionAgent, ["fido2", "create", "--device", authenticator.device, "--out", file, "--user-verification", "--pin-file", pinFile.path,
+                                                          "--account", AgentProcess.account, "--json"])
+        #expect(made.status == 0, "\(made.stderr)")
+        let created = try JSONValue(parsing: made.stdout)
+        #expect(created["userVerification"] == .bool(true))
+        let ownerKey = "p256:" + (try #require(created["publicKey"]?.stringValue))
+        let install = JSONValue.object(JSONObject([
+            "publicKey": .string(String(ownerKey.dropFirst("p256:".count))), "account": .string(AgentProcess.account),
+            "installData": try #require(created["webAuthnValidator"]?["installData"]), "requireUV": .bool(true),
+        ]))
+        #expect(try Oracle.webAuthnVerdicts([install], in: authenticator.directory) == ["ok"], "the credential requires user verification")
+
+        let agent = try AgentProcess(rules: "default = \"ask\"", owner: .init(toml: "passkey = \"\(file)\"", address: ownerKey))
+        try agent.start()
+        defer { agent.stop() }
+        let client = try AgentClient(path: agent.clientSocket)
+        _ = try #require(try client.call("session_request", JSONObject(["request": SocketTests.example]))["id"]?.stringValue)
+        let run = try Command.run(Command.sessionAgent, ["approve", "--once", "--socket", agent.controlSocket], stdin: Array("y\n0000\ny\n2468\n".utf8))
+        #expect(run.stderr.contains("PIN of the FIDO2 authenticator (\(authenticator.device)), then a tap on it: "), "\(run.stderr)")
+        #expect(run.stdout.contains("wrong PIN") && run.stdout.contains(": approved"), "\(run.stdout) \(run.stderr)")
+        #expect(!agent.logs.contains("2468"))
+        let session = try #require(try AgentClient(path: agent.controlSocket).call("sessions_list").arrayValue?.first?["sessionId"]?.stringValue)
+        let signed = try SocketTests.sign(client, session, 5_000_000, nonce: 0)
+        #expect(try Self.enableVerdict(signed, ownerKey: ownerKey, scratch: authenticator.directory, requireUV: true).verdict == "ok")
     }
 
     /// The tap refused, the request fails with the owner's reason and no session is stored; a

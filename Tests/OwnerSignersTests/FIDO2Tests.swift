@@ -2,6 +2,7 @@ import EthereumCore
 import Foundation
 @testable import OwnerSigners
 import SmartSessions
+import Synchronization
 import Testing
 import TestSupport
 
@@ -42,6 +43,61 @@ struct FIDO2Tests {
             ])))
         }
         #expect(try Oracle.webAuthnVerdicts(cases, in: authenticator.directory) == Array(repeating: "ok", count: cases.count))
+    }
+
+    /// A passkey made with the authenticator's PIN asks for it (through the approval channel)
+    /// and signs only with it; its assertions then say the person was verified (UV), which the
+    /// oracle checks as the WebAuthnValidator does for a credential with requireUV. A wrong PIN
+    /// is a wrong secret, and no PIN a secret needed: nothing is signed. A passkey made without
+    /// the PIN on the same authenticator claims presence alone.
+    @Test(.enabled(if: Oracle.isAvailable, "\(Oracle.unavailableReason ?? "")"))
+    func aPasskeyMadeWithThePINSignsWithItAndSaysThePersonWasVerified() async throws {
+        let authenticator = try SoftFIDO2(pin: "4321")
+        let passkey = try await FIDO2Authenticators.create(on: authenticator.device, userName: "uv", pin: SecretBytes(utf8: "4321"))
+        #expect(passkey.userVerification)
+        let owner = PasskeyOwner(passkey: passkey)
+        guard case .needsSecret(let prompt) = await owner.readiness() else { Issue.record("no PIN asked for"); return }
+        #expect(prompt.hasPrefix("PIN of the FIDO2 authenticator (\(authenticator.device))"))
+
+        let digest = Self.randomDigest()
+        let account = try Address("0x" + String(repeating: "cd", count: 20))
+        let asked = Mutex<[String]>([])
+        let assertion = try await owner.sign(Self.approved(digest), prompt: { text in asked.withLock { $0.append(text) }; return SecretBytes(utf8: "4321") })
+        #expect(asked.withLock { $0 } == [prompt])
+        #expect(assertion.authenticatorData[32] & 0x05 == 0x05)
+        let signature = RhinestoneWebAuthn.signature(credentialIds: [RhinestoneWebAuthn.credentialId(passkey.publicKey, account: account)], usePrecompile: true,
+                                                     assertions: [assertion])
+        let install = try RhinestoneWebAuthn.installData(threshold: 1, credentials: [.init(publicKey: passkey.publicKey, requireUserVerification: true)], account: account)
+        #expect(try Oracle.webAuthnVerdicts([.object(JSONObject([
+            "challenge": .string(digest.hex), "publicKey": .string(Hex.encode([4] + passkey.publicKey.x.bytes + passkey.publicKey.y.bytes)),
+            "rpId": .string(passkey.rpID), "account": .string(account.checksummed), "signature": .string(Hex.encode(signature)),
+            "installData": .string(Hex.encode(install)), "requireUV": .bool(true),
+        ]))], in: authenticator.directory) == ["ok"])
+
+        let taps = authenticator.tapsAskedFor
+        await #expect { try await owner.sign(Self.approved(digest), prompt: { _ in SecretBytes(utf8: "0000") }) } throws: { error in
+            guard case OwnerSignerError.wrongSecret = error else { return false }
+            return true
+        }
+        await #expect { try await owner.sign(Self.approved(digest)) } throws: { error in
+            guard case OwnerSignerError.secretNeeded = error else { return false }
+            return true
+        }
+        #expect(authenticator.tapsAskedFor == taps, "no tap is asked for without the right PIN")
+
+        // An authenticator that takes the PIN but does not say it verified the person: its
+        // assertion would fail a requireUV credential on chain, and is not returned.
+        try authenticator.claimsUserVerification(false)
+        await #expect { try await owner.sign(Self.approved(digest), prompt: { _ in SecretBytes(utf8: "4321") }) } throws: { error in
+            guard case OwnerSignerError.failed(let message) = error else { return false }
+            return message.contains("did not say it verified the person")
+        }
+        try authenticator.claimsUserVerification(true)
+
+        let plain = try await FIDO2Authenticators.create(on: authenticator.device, userName: "up")
+        #expect(!plain.userVerification)
+        let presence = try await PasskeyOwner(passkey: plain).sign(Self.approved(digest))
+        #expect(presence.authenticatorData[32] & 0x05 == 0x01)
     }
 
     /// The passkey file keeps what signing needs and nothing secret, and reads back the same.

@@ -23,7 +23,11 @@ public final class SoftFIDO2 {
     /// The device path the agent is given.
     public var device: String { "unix:" + socket }
 
-    public init() throws {
+    /// The authenticator's PIN, if it has one.
+    public let pin: String?
+
+    public init(pin: String? = nil) throws {
+        self.pin = pin
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("fido2-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: directory.appendingPathComponent("home"), withIntermediateDirectories: true)
         socket = directory.appendingPathComponent("fido2.sock").path
@@ -44,6 +48,12 @@ public final class SoftFIDO2 {
         try person.rawValue.write(to: directory.appendingPathComponent("home/tap"), atomically: true, encoding: .utf8)
     }
 
+    /// Whether the authenticator says it verified the person (the UV flag) when a PIN was
+    /// given, as it should; told `false`, it never does.
+    public func claimsUserVerification(_ claims: Bool) throws {
+        try (claims ? "pin" : "never").write(to: directory.appendingPathComponent("home/uv"), atomically: true, encoding: .utf8)
+    }
+
     /// How many times the authenticator has asked for a tap.
     public var tapsAskedFor: Int {
         ((try? String(contentsOf: directory.appendingPathComponent("out.log"), encoding: .utf8)) ?? "").split(separator: "\n").filter { $0 == "tap" }.count
@@ -55,7 +65,9 @@ public final class SoftFIDO2 {
         let process = Process()
         process.executableURL = Self.python
         process.arguments = ["-u", Self.script.path, socket]
-        process.environment = ProcessInfo.processInfo.environment.merging(["FIDO_HOME": directory.appendingPathComponent("home").path]) { $1 }
+        var environment = ["FIDO_HOME": directory.appendingPathComponent("home").path]
+        environment["FIDO_PIN"] = pin
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
         // Files, not pipes: nobody reads them while the test runs, and a full pipe would stop it.
         let out = directory.appendingPathComponent("out.log"), err = directory.appendingPathComponent("err.log")
         for file in [out, err] where !FileManager.default.fileExists(atPath: file.path) { _ = FileManager.default.createFile(atPath: file.path, contents: nil) }

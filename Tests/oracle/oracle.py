@@ -694,10 +694,10 @@ WEBAUTHN_AUTH = "(bytes,string,uint256,uint256,uint256,uint256)"
 
 def webauthn_check(path):
     """Checks passkey owners as Rhinestone's WebAuthnValidator would (spec 6.4), from one
-    {publicKey (04||X||Y), account, rpId, challenge, signature, installData} per line: the
-    signature in account mode (credential id bound to the account), and the install data for one
-    credential without user verification; either may be absent. Prints, per line, the first
-    check that failed or "ok" (eth-abi, pycryptodome)."""
+    {publicKey (04||X||Y), account, rpId, challenge, signature, installData, requireUV} per line:
+    the signature in account mode (credential id bound to the account), and the install data for
+    one credential with requireUV as given (default false); either may be absent. Prints, per
+    line, the first check that failed or "ok" (eth-abi, pycryptodome)."""
     for line in open(path):
         item = json.loads(line)
         point = bytes.fromhex(item["publicKey"][2:])
@@ -705,16 +705,16 @@ def webauthn_check(path):
         verdict = "ok"
         if "installData" in item:
             threshold, credentials = abi_decode(["uint256", "(uint256,uint256,bool)[]"], bytes.fromhex(item["installData"][2:]))
-            if threshold != 1 or list(credentials) != [(x, y, False)]:
+            if threshold != 1 or list(credentials) != [(x, y, item.get("requireUV", False))]:
                 verdict = "install data"
         if verdict == "ok" and "signature" in item:
             ids, _, auths = abi_decode(["bytes32[]", "bool", WEBAUTHN_AUTH + "[]"], bytes.fromhex(item["signature"][2:]))
             expected_id = keccak(abi_encode(["uint256", "uint256", "address"], [x, y, item["account"].lower()]))
-            verdict = webauthn_verdict(bytes.fromhex(item["challenge"][2:]), x, y, item["rpId"], ids, auths, expected_id)
+            verdict = webauthn_verdict(bytes.fromhex(item["challenge"][2:]), x, y, item["rpId"], ids, auths, expected_id, item.get("requireUV", False))
         print(json.dumps(verdict))
 
 
-def webauthn_verdict(challenge, x, y, rp_id, ids, auths, expected_id):
+def webauthn_verdict(challenge, x, y, rp_id, ids, auths, expected_id, require_uv):
     if list(ids) != [expected_id] or len(auths) != 1:
         return "credential ids"
     auth_data, client_data, challenge_index, type_index, r, s = auths[0]
@@ -728,6 +728,8 @@ def webauthn_verdict(challenge, x, y, rp_id, ids, auths, expected_id):
         return "rp id hash"
     if not auth_data[32] & 0x01:
         return "user presence"
+    if require_uv and not auth_data[32] & 0x04:
+        return "user verification"
     if not 0 < s <= P256_N // 2:
         return "high s"
     key = ECC.construct(curve="P-256", point_x=x, point_y=y)

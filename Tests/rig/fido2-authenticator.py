@@ -14,9 +14,14 @@ soft-fido2 holds the CTAPHID framing and the CTAP2 authenticator; it is built to
 - Its keepalives (sent while it waits for the tap) get the initialisation bit of their command
   byte, 0xBB, which soft-fido2 0.4.56 leaves out: libfido2 took its 0x3B for a stray packet and
   gave up on the device as a FIDO2 one.
-- The authenticator's platform-key requests are refused at once, so it uses
+- The authenticator's platform-key requests (the tray's to answer) are answered with
   `$FIDO_HOME/platform.key`, which holds its state: credentials made before a restart still
   sign after it.
+- With `$FIDO_PIN` it has that PIN. soft-fido2 checks a PIN by opening a `.passkey` file sealed
+  under its hash, made here once; a credential made with the PIN is that file's, and signs only
+  with the PIN again. The authenticator data claims user verification (UV) only for a request
+  made with the PIN's token: soft-fido2 claims it always. With the file `$FIDO_HOME/uv` saying
+  `never`, it never claims it, as an authenticator that does not verify the person would not.
 
 Usage: FIDO_HOME=DIR python fido2-authenticator.py SOCKET. Prints `ready` once it listens.
 """
@@ -27,9 +32,12 @@ import sys
 import threading
 import types
 
+import cbor2
+
 import soft_fido2.ctap.pending as pending
+from soft_fido2.authenticator.fido2 import Fido2Authenticator
 from soft_fido2.ctap.cborcmd import CBORCommand
-from soft_fido2.key_pair import KeyUtils
+from soft_fido2.key_pair import KeyPair, KeyUtils
 from soft_fido2.platform.message_queues import MessageQueue, PlatformKeyResponse, QueueMessageType
 from soft_fido2.platform.passkey_device import CTAPHIDevice
 
@@ -37,6 +45,22 @@ REPORT = 64
 home = os.environ["FIDO_HOME"]
 if not os.path.exists(os.path.join(home, "platform.key")):
     KeyUtils.create_platform_key()
+
+# Whether the request being answered carries the PIN's token (pinUvAuthParam), per thread.
+request_state = threading.local()
+authenticator_data = Fido2Authenticator.build_authenticator_data
+
+
+def honest_authenticator_data(self, pk, fmt, key_pair, uv, up=True, be=False, bs=False):
+    try:
+        with open(os.path.join(home, "uv")) as f:
+            never = f.read().strip() == "never"
+    except FileNotFoundError:
+        never = False
+    return authenticator_data(self, pk, fmt, key_pair, getattr(request_state, "verified", False) and not never, up, be, bs)
+
+
+Fido2Authenticator.build_authenticator_data = honest_authenticator_data
 
 
 class KeepalivePacket(pending.CTAPHIDInitPkt):
@@ -54,8 +78,12 @@ def presence_when_signing(self, context="default"):
     return context == "getinfo" or ask_for_presence(self, context)
 
 
-def after_a_tap(operation, context):
+def after_a_tap(operation, context, pin_auth_key):
     def run(self, request):
+        try:
+            request_state.verified = bool(cbor2.loads(request).get(pin_auth_key))
+        except Exception:
+            request_state.verified = False
         if not ask_for_presence(self, context):
             return self._set_rsp_fields(list(self.CBORStatusCode.CTAP2_ERR_OPERATION_DENIED.to_bytes(1, "big")))
         return operation(self, request)
@@ -63,8 +91,8 @@ def after_a_tap(operation, context):
 
 
 CBORCommand.gather_user_presence = presence_when_signing
-CBORCommand._make_cred = after_a_tap(CBORCommand._make_cred, "makecred")
-CBORCommand._get_assertion = after_a_tap(CBORCommand._get_assertion, "getassertion")
+CBORCommand._make_cred = after_a_tap(CBORCommand._make_cred, "makecred", 0x08)
+CBORCommand._get_assertion = after_a_tap(CBORCommand._get_assertion, "getassertion", 0x06)
 
 
 def tap_answer():
@@ -89,10 +117,12 @@ def person():
             MessageQueue.notify_auth.put(QueueMessageType.USER_RESPONSE_REJECT)
 
 
-def no_platform_keys():
+def platform_keys():
+    with open(os.path.join(home, "platform.key"), "rb") as f:
+        key = KeyPair.load_key_pair(f.read())
     while True:
         request = MessageQueue.platform_key_requests.get()
-        MessageQueue.platform_key_responses.put(PlatformKeyResponse(request.request_id, error="no platform key provider"))
+        MessageQueue.platform_key_responses.put(PlatformKeyResponse(request.request_id, key_pair=key))
 
 
 class SocketDevice(CTAPHIDevice):
@@ -127,8 +157,11 @@ class SocketDevice(CTAPHIDevice):
             self.pending.put(None)
 
 
-for target in (person, no_platform_keys):
+for target in (person, platform_keys):
     threading.Thread(target=target, daemon=True).start()
+if os.environ.get("FIDO_PIN") and not os.path.exists(os.path.join(home, "pin.passkey")):
+    made = KeyUtils.generate_passkey()
+    KeyUtils._save_passkey(made["key"], made["x5c"], [], KeyUtils.get_pin_hash(os.environ["FIDO_PIN"]), os.path.join(home, "pin.passkey"))
 
 path = sys.argv[1]
 if os.path.exists(path):

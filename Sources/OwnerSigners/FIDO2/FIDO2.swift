@@ -1,4 +1,5 @@
 internal import CFido2
+import EthereumCore
 import Foundation
 
 // libfido2, wrapped once: a device handle that closes itself, the credential and assertion
@@ -22,6 +23,11 @@ package struct FIDO2Error: Error, Sendable, CustomStringConvertible {
     }
     /// The authenticator holds no key for the credential asked for.
     package var noCredential: Bool { code == FIDO_ERR_NO_CREDENTIALS }
+    /// The PIN was wrong (the authenticator counts the try).
+    package var wrongPIN: Bool { code == FIDO_ERR_PIN_INVALID }
+    /// The authenticator takes no PIN now: too many wrong ones (a reset, or a replug, is
+    /// needed), or none was ever set.
+    package var pinUnusable: Bool { [FIDO_ERR_PIN_BLOCKED, FIDO_ERR_PIN_AUTH_BLOCKED, FIDO_ERR_PIN_NOT_SET].contains(code) }
 
     /// An answer that libfido2 took but an owner cannot use.
     package static func unexpected(_ what: String) -> FIDO2Error { FIDO2Error(operation: what, code: FIDO_ERR_INVALID_ARGUMENT) }
@@ -114,10 +120,10 @@ package final class FIDO2Device {
         fido_dev_free(&handle)
     }
 
-    /// Makes a non-resident ES256 credential for `rpID` (a tap). Its attestation is checked
-    /// (self attestation, or the packed statement's certificate) so the public key is the one
-    /// the authenticator signed for.
-    package func makeCredential(rpID: String, userID: [UInt8], userName: String, clientDataHash: [UInt8]) throws(FIDO2Error) -> FIDO2Credential {
+    /// Makes a non-resident ES256 credential for `rpID` (a tap; with `pin`, the authenticator
+    /// verifies the person too). Its attestation is checked (self attestation, or the packed
+    /// statement's certificate) so the public key is the one the authenticator signed for.
+    package func makeCredential(rpID: String, userID: [UInt8], userName: String, clientDataHash: [UInt8], pin: SecretBytes? = nil) throws(FIDO2Error) -> FIDO2Credential {
         var credential = fido_cred_new()
         guard credential != nil else { throw FIDO2Error(operation: "fido_cred_new", code: FIDO_ERR_INTERNAL) }
         defer { fido_cred_free(&credential) }
@@ -126,7 +132,7 @@ package final class FIDO2Device {
         try FIDO2Error.check(fido_cred_set_rp(credential, rpID, nil), "fido_cred_set_rp")
         try FIDO2Error.check(fido_cred_set_user(credential, userID, userID.count, userName, userName, nil), "fido_cred_set_user")
         try FIDO2Error.check(fido_cred_set_rk(credential, FIDO_OPT_FALSE), "fido_cred_set_rk")
-        try FIDO2Error.check(fido_dev_make_cred(handle, credential, nil), "making a credential on \(path)")
+        try FIDO2Error.check(Self.withPIN(pin) { fido_dev_make_cred(handle, credential, $0) }, "making a credential on \(path)")
         if fido_cred_x5c_len(credential) > 0 {
             try FIDO2Error.check(fido_cred_verify(credential), "checking the new credential's attestation")
         } else {
@@ -136,8 +142,9 @@ package final class FIDO2Device {
                                publicKey: Self.bytes(fido_cred_pubkey_ptr(credential), fido_cred_pubkey_len(credential)))
     }
 
-    /// An assertion by the credential `credentialID` over `clientDataHash`, with the person's tap.
-    package func assertion(rpID: String, credentialID: [UInt8], clientDataHash: [UInt8]) throws(FIDO2Error) -> FIDO2Assertion {
+    /// An assertion by the credential `credentialID` over `clientDataHash`, with the person's tap,
+    /// and with `pin` the person verified (the UV flag).
+    package func assertion(rpID: String, credentialID: [UInt8], clientDataHash: [UInt8], pin: SecretBytes? = nil) throws(FIDO2Error) -> FIDO2Assertion {
         var assertion = fido_assert_new()
         guard assertion != nil else { throw FIDO2Error(operation: "fido_assert_new", code: FIDO_ERR_INTERNAL) }
         defer { fido_assert_free(&assertion) }
@@ -145,7 +152,7 @@ package final class FIDO2Device {
         try FIDO2Error.check(fido_assert_set_clientdata_hash(assertion, clientDataHash, clientDataHash.count), "fido_assert_set_clientdata_hash")
         try FIDO2Error.check(fido_assert_allow_cred(assertion, credentialID, credentialID.count), "fido_assert_allow_cred")
         try FIDO2Error.check(fido_assert_set_up(assertion, FIDO_OPT_TRUE), "fido_assert_set_up")
-        try FIDO2Error.check(fido_dev_get_assert(handle, assertion, nil), "getting an assertion from \(path)")
+        try FIDO2Error.check(Self.withPIN(pin) { fido_dev_get_assert(handle, assertion, $0) }, "getting an assertion from \(path)")
         guard fido_assert_count(assertion) == 1 else { throw .unexpected("\(path) answered \(fido_assert_count(assertion)) assertions for one credential") }
         // libfido2 hands the authenticator data out as the CBOR byte string it came in.
         let cbor = Self.bytes(fido_assert_authdata_ptr(assertion, 0), fido_assert_authdata_len(assertion, 0))
@@ -153,6 +160,22 @@ package final class FIDO2Device {
             throw FIDO2Error(operation: "\(path) answered authenticator data that is not a CBOR byte string", code: FIDO_ERR_RX_INVALID_CBOR)
         }
         return FIDO2Assertion(authenticatorData: authenticatorData, signature: Self.bytes(fido_assert_sig_ptr(assertion, 0), fido_assert_sig_len(assertion, 0)))
+    }
+
+    /// `body` with the PIN as the C string libfido2 takes (nil without one), in a buffer
+    /// wiped after.
+    private static func withPIN(_ pin: SecretBytes?, _ body: (UnsafePointer<CChar>?) -> Int32) -> Int32 {
+        guard let pin else { return body(nil) }
+        return pin.withUnsafeBytes { bytes in
+            let text = UnsafeMutableRawBufferPointer.allocate(byteCount: bytes.count + 1, alignment: 1)
+            defer {
+                SecretBytes.zero(text)
+                text.deallocate()
+            }
+            text.copyBytes(from: bytes)
+            text[bytes.count] = 0
+            return body(text.baseAddress!.assumingMemoryBound(to: CChar.self))
+        }
     }
 
     private static func bytes(_ pointer: UnsafePointer<UInt8>?, _ count: Int) -> [UInt8] {

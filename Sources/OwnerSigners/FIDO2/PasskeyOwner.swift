@@ -15,12 +15,16 @@ public struct Passkey: Sendable, Equatable {
     /// The authenticator that holds it (`unix:PATH` for one on a socket), or nil: each FIDO HID
     /// device plugged in is asked.
     public var device: String?
+    /// Made with the authenticator's PIN, so each signature needs it too (user verification,
+    /// the UV flag a validator credential with requireUV checks), as well as the tap.
+    public var userVerification: Bool
 
-    public init(rpID: String, credentialID: [UInt8], publicKey: EthereumCore.P256.PublicKey, device: String?) {
+    public init(rpID: String, credentialID: [UInt8], publicKey: EthereumCore.P256.PublicKey, device: String?, userVerification: Bool = false) {
         self.rpID = rpID
         self.credentialID = credentialID
         self.publicKey = publicKey
         self.device = device
+        self.userVerification = userVerification
     }
 
     /// The relying party id a passkey is made for unless told otherwise. No browser ever asks
@@ -34,6 +38,7 @@ public struct Passkey: Sendable, Equatable {
             "publicKey": .string(Hex.encode([4] + publicKey.x.bytes + publicKey.y.bytes)),
         ])
         fields["device"] = device.map(JSONValue.string)
+        if userVerification { fields["userVerification"] = .bool(true) }
         return .object(fields)
     }
 
@@ -41,7 +46,7 @@ public struct Passkey: Sendable, Equatable {
         guard let o = json.objectValue, o["kind"]?.stringValue == "fido2-passkey" else {
             throw .failed("not a passkey file (session-agent fido2 create writes one): its kind is not fido2-passkey")
         }
-        let known = ["kind", "rpId", "credentialId", "publicKey", "device"]
+        let known = ["kind", "rpId", "credentialId", "publicKey", "device", "userVerification"]
         if let extra = o.keys.first(where: { !known.contains($0) }) { throw .failed("passkey file: unknown field \(extra)") }
         guard let rpID = o["rpId"]?.stringValue, !rpID.isEmpty else { throw .failed("passkey file: rpId is missing") }
         guard let id = o["credentialId"]?.stringValue.flatMap(Self.base64urlDecoded), !id.isEmpty else {
@@ -51,7 +56,8 @@ public struct Passkey: Sendable, Equatable {
             throw .failed("passkey file: publicKey is not a P-256 public key in hex")
         }
         if let device = o["device"], device.stringValue == nil { throw .failed("passkey file: device is not a string") }
-        self.init(rpID: rpID, credentialID: id, publicKey: key, device: o["device"]?.stringValue)
+        if let uv = o["userVerification"], uv.boolValue == nil { throw .failed("passkey file: userVerification is not true or false") }
+        self.init(rpID: rpID, credentialID: id, publicKey: key, device: o["device"]?.stringValue, userVerification: o["userVerification"]?.boolValue ?? false)
     }
 
     public static func read(_ path: String) throws(OwnerSignerError) -> Passkey {
@@ -97,19 +103,20 @@ public enum FIDO2Authenticators {
         }
     }
 
-    /// Makes a passkey on `device` (or the only FIDO device plugged in), with the person's tap.
-    public static func create(on device: String?, rpID: String = Passkey.defaultRPID, userName: String) async throws(OwnerSignerError) -> Passkey {
+    /// Makes a passkey on `device` (or the only FIDO device plugged in), with the person's tap;
+    /// with `pin`, one whose signatures need the PIN too (user verification).
+    public static func create(on device: String?, rpID: String = Passkey.defaultRPID, userName: String, pin: SecretBytes? = nil) async throws(OwnerSignerError) -> Passkey {
         let path = try await devicePath(device)
         return try await onLine { () throws(FIDO2Error) in
             let authenticator = try FIDO2Device(path: path, timeout: tapTimeout)
             // Nothing checks what was attested to, beyond the statement's own signature: any
             // fresh value does for the hash of the client data.
             let credential = try authenticator.makeCredential(rpID: rpID, userID: Array(SHA256.hash(data: Array(userName.utf8))), userName: userName,
-                                                              clientDataHash: (0..<32).map { _ in UInt8.random(in: 0...255) })
+                                                              clientDataHash: (0..<32).map { _ in UInt8.random(in: 0...255) }, pin: pin)
             guard let key = try? EthereumCore.P256.PublicKey(credential.publicKey) else {
                 throw FIDO2Error.unexpected("\(path) made a credential whose public key is not a P-256 point")
             }
-            return Passkey(rpID: rpID, credentialID: credential.id, publicKey: key, device: device)
+            return Passkey(rpID: rpID, credentialID: credential.id, publicKey: key, device: device, userVerification: pin != nil)
         }
     }
 
@@ -140,6 +147,8 @@ public enum FIDO2Authenticators {
         if error.notTapped { return .secretNeeded("the FIDO2 authenticator was not tapped (\(error))") }
         if error.deviceGone || error.opening { return .unavailable("the FIDO2 authenticator is not there (\(error))") }
         if error.noCredential { return .unavailable("the FIDO2 authenticator does not hold this passkey (\(error))") }
+        if error.wrongPIN { return .wrongSecret("wrong PIN for the FIDO2 authenticator (\(error))") }
+        if error.pinUnusable { return .failed("the FIDO2 authenticator takes no PIN now (\(error)); it needs a reset, or a PIN set, on the device") }
         return .failed("\(error)")
     }
 }
@@ -160,29 +169,43 @@ public struct PasskeyOwner: OwnerSigner {
     }
 
     public func ownerSignature(_ approved: ApprovedDigest, prompt: SecretPrompt) async throws(OwnerSignerError) -> OwnerSignature {
-        .webAuthn(try await sign(approved))
+        .webAuthn(try await sign(approved, prompt: prompt))
     }
 
-    /// A tap on the authenticator, which must be plugged in.
+    /// For a caller with no PIN to give.
+    public static let noPIN: SecretPrompt = { _ in throw OwnerSignerError.secretNeeded("no PIN can be given here") }
+
+    /// What the person is asked for a passkey that needs the PIN.
+    var pinPrompt: String { "PIN of the FIDO2 authenticator (\(passkey.device ?? "the one plugged in")), then a tap on it" }
+
+    /// A tap on the authenticator, which must be plugged in; and its PIN for a passkey made with it.
     public func readiness() async -> OwnerReadiness {
         if let device = passkey.device {
             guard FileManager.default.fileExists(atPath: FIDO2.file(of: device)) else { return .notReady(.unavailable("the FIDO2 authenticator \(device) is not there")) }
         } else {
             do { _ = try await FIDO2Authenticators.devicePath(nil) } catch { return .notReady(error) }
         }
+        if passkey.userVerification { return .needsSecret(pinPrompt) }
         return .asksOnDevice("a tap on the FIDO2 authenticator (\(passkey.device ?? "the one plugged in"))")
     }
 
-    /// An assertion over `approved.digest` (the challenge), from the passkey's authenticator.
-    public func sign(_ approved: ApprovedDigest) async throws(OwnerSignerError) -> WebAuthnAssertion {
+    /// An assertion over `approved.digest` (the challenge), from the passkey's authenticator;
+    /// `prompt` gives the PIN of a passkey that needs it.
+    public func sign(_ approved: ApprovedDigest, prompt: SecretPrompt = PasskeyOwner.noPIN) async throws(OwnerSignerError) -> WebAuthnAssertion {
         let clientData = WebAuthnAssertion.clientData(challenge: approved.digest, origin: passkey.origin)
         let clientDataHash = Array(SHA256.hash(data: Array(clientData.json.utf8)))
         let passkey = passkey
         let path = try await FIDO2Authenticators.devicePath(passkey.device)
+        let pin: SecretBytes?
+        if passkey.userVerification {
+            do { pin = try await prompt(pinPrompt) } catch { throw .secretNeeded("no PIN was given for the FIDO2 authenticator: \(error)") }
+        } else {
+            pin = nil
+        }
         let answer = try await DeviceNotice.showing("Tap the FIDO2 authenticator (\(path)) to sign.") { () async throws(OwnerSignerError) -> FIDO2Assertion in
             try await FIDO2Authenticators.onLine { () throws(FIDO2Error) in
                 try FIDO2Device(path: path, timeout: FIDO2Authenticators.tapTimeout)
-                    .assertion(rpID: passkey.rpID, credentialID: passkey.credentialID, clientDataHash: clientDataHash)
+                    .assertion(rpID: passkey.rpID, credentialID: passkey.credentialID, clientDataHash: clientDataHash, pin: pin)
             }
         }
         let rawSignature: (r: Bytes32, s: Bytes32)
@@ -193,6 +216,10 @@ public struct PasskeyOwner: OwnerSigner {
                                           challengeIndex: clientData.challengeIndex, typeIndex: clientData.typeIndex, r: rawSignature.r, s: s)
         guard assertion.verify(challenge: approved.digest, publicKey: passkey.publicKey, requireUserVerification: false) else {
             throw .failed("the FIDO2 authenticator's assertion does not verify against the passkey's public key; not returned")
+        }
+        // A validator credential made with requireUV refuses it on chain.
+        guard !passkey.userVerification || assertion.verify(challenge: approved.digest, publicKey: passkey.publicKey, requireUserVerification: true) else {
+            throw .failed("the FIDO2 authenticator took the PIN but did not say it verified the person (no UV flag), which the passkey needs; not returned")
         }
         return assertion
     }
