@@ -32,13 +32,20 @@ public struct AccountConfig: Sendable, Equatable {
 
     /// Whether the owner validator takes WebAuthn assertions from passkeys, rather than
     /// secp256k1 signatures.
-    var takesPasskeys: Bool { ownerValidator == SmartSessionAddresses.rhinestoneWebAuthnValidator }
+    var takesPasskeys: Bool { Self.passkeyValidators.contains(ownerValidator) }
+    static let passkeyValidators = [SmartSessionAddresses.rhinestoneWebAuthnValidator, SmartSessionAddresses.zeroDevWebAuthnValidator]
+    /// ZeroDev's passkey validator (Kernel's): one passkey, its signature in its own format,
+    /// user verification required.
+    var isZeroDev: Bool { ownerValidator == SmartSessionAddresses.zeroDevWebAuthnValidator }
 
     /// The owners' signatures as the owner validator reads them: OwnableValidator's
     /// concatenation sorted by signer, or the WebAuthnValidator's credential ids (bound to this
     /// account, sorted) with their assertions. The verifier is the RIP-7212 precompile, which the
     /// chains Smart Sessions runs on have.
     func validatorSignature(_ signed: [(key: OwnerKey, signature: OwnerSignature)]) -> [UInt8] {
+        if isZeroDev, case .webAuthn(let assertion)? = signed.first?.signature {
+            return ZeroDevWebAuthn.signature(assertion, usePrecompiled: true)
+        }
         if takesPasskeys {
             let assertions = signed.compactMap { owner -> (Bytes32, WebAuthnAssertion)? in
                 guard case .passkey(let key) = owner.key, case .webAuthn(let assertion) = owner.signature else { return nil }
@@ -121,6 +128,9 @@ extension AccountConfig {
         let passkeys = owners.filter { $0.address == nil }.count
         if takesPasskeys, passkeys < owners.count {
             throw .badRequest("\(path).owners: the WebAuthnValidator \(ownerValidator.checksummed) lists passkeys (p256:…), not addresses")
+        }
+        if isZeroDev, owners.count != 1 {
+            throw .badRequest("\(path).owners: ZeroDev's passkey validator \(ownerValidator.checksummed) holds one passkey")
         }
         if !takesPasskeys, passkeys > 0 {
             throw .badRequest("\(path).owners: passkey owners sign for Rhinestone's WebAuthnValidator \(SmartSessionAddresses.rhinestoneWebAuthnValidator.checksummed), not \(ownerValidator.checksummed)")

@@ -215,7 +215,7 @@ extension Agent {
         }
         out.append("")
         out.append("Account \(account.address.checksummed) (\(account.kind.rawValue)) on \(Chains.label(r.chainId)), signed by \(account.threshold) of its \(account.owners.count) "
-                   + "owner\(account.owners.count == 1 ? "" : "s") through \(account.takesPasskeys ? "WebAuthnValidator" : "OwnableValidator") \(account.ownerValidator.checksummed)")
+                   + "owner\(account.owners.count == 1 ? "" : "s") through \(account.isZeroDev ? "ZeroDev's passkey validator" : account.takesPasskeys ? "WebAuthnValidator" : "OwnableValidator") \(account.ownerValidator.checksummed)")
         out.append("It executes (ERC-7579 execute, \(call.mode.callType == .batch ? "a batch of \(call.executions.count) calls" : "one call")):")
         for (i, line) in operation.callLines(kind: account.kind).enumerated() { out.append("  \(i + 1). \(line)") }
         let sequence = packed.nonce.bigEndianBytes.suffix(8).reduce(UInt64(0)) { $0 << 8 | UInt64($1) }

@@ -46,12 +46,18 @@ struct FIDO2Create: AsyncParsableCommand {
     @Option(name: .customLong("rp-id"), help: "The relying party id the passkey is made for.") var rpID: String = Passkey.defaultRPID
     @Option(help: "The user name the authenticator stores with it.") var user: String = "session-agent owner"
     @Option(help: "The smart account whose WebAuthnValidator will list the passkey.") var account: String?
+    @Option(help: "With --account: rhinestone (Rhinestone's WebAuthnValidator) or zerodev (ZeroDev's passkey validator, Kernel's; needs --user-verification).")
+    var validator: String = "rhinestone"
     @Flag(name: .customLong("user-verification"), help: "Make it with the authenticator's PIN: each signature needs the PIN as well as the tap.") var userVerification = false
     @Option(name: .customLong("pin-file"), help: "With --user-verification: read the PIN from this file instead of asking.") var pinFile: String?
     @OptionGroup var output: OutputOptions
 
     func validate() throws {
         if pinFile != nil && !userVerification { throw ValidationError("--pin-file goes with --user-verification") }
+        guard ["rhinestone", "zerodev"].contains(validator) else { throw ValidationError("--validator: rhinestone or zerodev") }
+        if validator == "zerodev" && !userVerification {
+            throw ValidationError("ZeroDev's passkey validator requires user verification: add --user-verification")
+        }
     }
 
     func run() async throws {
@@ -81,7 +87,14 @@ struct FIDO2Create: AsyncParsableCommand {
             var text = ["passkey written to \(out)", "public key: \(Hex.encode([4] + passkey.publicKey.x.bytes + passkey.publicKey.y.bytes))"]
             var json = passkey.json.objectValue!
             json["file"] = .string(out)
-            if let account {
+            if let account, validator == "zerodev" {
+                // The authenticator id is the credential id as WebAuthn writes it (base64url), as module-sdk hashes it.
+                let address = SmartSessionAddresses.zeroDevWebAuthnValidator
+                let install = ZeroDevWebAuthn.installData(passkey.publicKey, authenticatorId: WebAuthnAssertion.base64url(passkey.credentialID))
+                text += ["ZeroDev passkey validator \(address.checksummed) for \(account.checksummed):", "  install data: \(Hex.encode(install))"]
+                json["zeroDevValidator"] = .object(JSONObject(["address": .string(address.checksummed), "account": .string(account.checksummed),
+                                                               "installData": .string(Hex.encode(install))]))
+            } else if let account {
                 let validator = SmartSessionAddresses.rhinestoneWebAuthnValidator
                 let id = RhinestoneWebAuthn.credentialId(passkey.publicKey, account: account)
                 // requireUV as the passkey was made: one without the PIN signs with a tap alone.

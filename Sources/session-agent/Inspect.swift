@@ -163,6 +163,11 @@ struct DecodeSignature: ParsableCommand {
                         passkeys.append(.object(JSONObject(["credentialId": .string(id.hex), "signedDigest": .bool(overDigest)])))
                     }
                     o["ownerPasskeys"] = .array(passkeys)
+                } else if validator == SmartSessionAddresses.zeroDevWebAuthnValidator, let decoded = try? ZeroDevWebAuthn.decodeSignature(ownerSig) {
+                    let overDigest = decoded.assertion.clientDataJSON.contains(#""challenge":""# + WebAuthnAssertion.base64url(hash.bytes) + "\"")
+                    let verified = decoded.assertion.authenticatorData.count > 32 && decoded.assertion.authenticatorData[32] & 0x04 != 0
+                    lines.append("owner passkey  (ZeroDev): \(overDigest ? "signed this digest" : "signed ANOTHER challenge"), user \(verified ? "verified" : "NOT verified, which the validator refuses")")
+                    o["ownerPasskeys"] = .array([.object(JSONObject(["signedDigest": .bool(overDigest), "userVerified": .bool(verified)]))])
                 }
             }
             let reviewed = Reviewer(tokens: try review.tokenList(), now: review.time).review(request)

@@ -159,6 +159,79 @@ struct PasskeyAgentTests {
         #expect(try Self.enableVerdict(signed, ownerKey: ownerKey, scratch: authenticator.directory, requireUV: true).verdict == "ok")
     }
 
+    /// A Kernel account whose owner validator is ZeroDev's passkey validator: the passkey made
+    /// with its PIN for it (`--validator zerodev`, whose install data the oracle reads), the PIN
+    /// given at approval, the enable signature in ZeroDev's format over Kernel's wrapping of the
+    /// digest, routed as Kernel routes it, and accepted by the oracle as the validator would. A
+    /// passkey made without the PIN is refused before anything is stored: the validator would
+    /// refuse its assertion.
+    @Test(.enabled(if: Oracle.isAvailable, "\(Oracle.unavailableReason ?? "")"))
+    func aKernelAccountsZeroDevValidatorTakesAPasskeyMadeWithThePIN() async throws {
+        let authenticator = try SoftFIDO2(pin: "1357")
+        let pinFile = authenticator.directory.appendingPathComponent("pin")
+        try writeSecretFile("1357", pinFile.path)
+        let kernel = "0x000000000000000000000000000000000000ce1e"
+        func make(_ name: String, _ options: [String]) throws -> (file: String, json: JSONValue) {
+            let file = authenticator.directory.appendingPathComponent(name).path
+            let made = try Command.run(Command.sessionAgent, ["fido2", "create", "--device", authenticator.device, "--out", file, "--account", kernel, "--json"] + options)
+            #expect(made.status == 0, "\(made.stderr)")
+            return (file, try JSONValue(parsing: made.stdout))
+        }
+        let refusedWithoutPIN = try Command.run(Command.sessionAgent, ["fido2", "create", "--device", authenticator.device, "--out", "/nonexistent/x", "--validator", "zerodev"])
+        #expect(refusedWithoutPIN.status != 0 && refusedWithoutPIN.stderr.contains("requires user verification"), "\(refusedWithoutPIN)")
+        let (file, created) = try make("zerodev.passkey.json", ["--validator", "zerodev", "--user-verification", "--pin-file", pinFile.path])
+        let publicKey = try #require(created["publicKey"]?.stringValue), ownerKey = "p256:" + publicKey
+        let credentialId = try #require(created["credentialId"]?.stringValue)
+        #expect(try Oracle.webAuthnVerdicts([.object(JSONObject([
+            "format": "zerodev", "publicKey": .string(publicKey), "authenticatorId": .string(credentialId),
+            "installData": try #require(created["zeroDevValidator"]?["installData"]),
+        ]))], in: authenticator.directory) == ["ok"])
+        let (plainFile, plainCreated) = try make("plain.passkey.json", [])
+        let plainKey = "p256:" + (try #require(plainCreated["publicKey"]?.stringValue))
+
+        let agent = try AgentProcess(rules: "default = \"ask\"", owner: .init(toml: "passkey = \"\(file)\"", address: ownerKey))
+        try agent.start()
+        defer { agent.stop() }
+        let control = try AgentClient(path: agent.controlSocket), client = try AgentClient(path: agent.clientSocket)
+        _ = try control.call("owners_add", JSONObject(["passkey": .string(plainFile)]))
+        for (address, owner) in [(kernel, ownerKey), ("0x000000000000000000000000000000000000ce1f", plainKey)] {
+            _ = try control.call("accounts_add", JSONObject(["account": .object(JSONObject([
+                "address": .string(address), "kind": "kernel", "ownerValidator": .string(SmartSessionAddresses.zeroDevWebAuthnValidator.checksummed),
+                "owners": .array([.string(owner)]), "chains": .array(["11155111"]),
+            ]))]))
+        }
+        var request = SocketTests.example.objectValue!
+        request["account"] = .string(kernel)
+        request["accountKind"] = nil
+        let id = try #require(try client.call("session_request", JSONObject(["request": .object(request)]))["id"])
+        let decided = try control.call("pending_decide", JSONObject(["id": id, "approve": true, "secrets": .object(JSONObject([ownerKey: "1357"]))]))
+        let session = try #require(decided["sessionId"]?.stringValue, "\(decided)")
+        let signed = try client.call("session_signUserOperation", JSONObject([
+            "sessionId": .string(session), "chainId": JSONValue(11155111), "entryPoint": .string(EntryPointVersion.v07.canonicalAddress.checksummed),
+            "userOperation": SocketTests.transferOp(5_000_000, nonce: 0, sender: kernel),
+        ]))
+        guard case .enable(_, let enable, _) = try SessionSignature(decoding: try Hex.decode(try #require(signed["signature"]?.stringValue))) else {
+            Issue.record("not an ENABLE signature"); return
+        }
+        let (validator, validatorSignature) = try AccountKind.kernel.parsePermissionEnableSig(enable.permissionEnableSig)
+        #expect(validator == SmartSessionAddresses.zeroDevWebAuthnValidator)
+        let wrapped = AccountKind.kernel.validatorHash(of: EnableDigest.multichainDigest(enable.hashesAndChainIds), account: try Address(kernel), chainId: 11155111)
+        #expect(try Oracle.webAuthnVerdicts([.object(JSONObject([
+            "format": "zerodev", "publicKey": .string(publicKey), "challenge": .string(wrapped.hex), "signature": .string(Hex.encode(validatorSignature)),
+        ]))], in: authenticator.directory) == ["ok"])
+
+        request["account"] = "0x000000000000000000000000000000000000ce1f"
+        do {
+            _ = try client.call("session_request", JSONObject(["request": .object(request)]))
+            let pending = try #require(try control.call("pending_list").arrayValue?.first?["id"])
+            _ = try control.call("pending_decide", JSONObject(["id": pending, "approve": true]))
+            Issue.record("a passkey without user verification enabled a session for ZeroDev's validator")
+        } catch let error as AgentClient.RemoteError {
+            #expect(error.message.contains("ZeroDev's passkey validator needs user verification"), "\(error)")
+        }
+        #expect(try control.call("sessions_list").arrayValue?.count == 1)
+    }
+
     /// The tap refused, the request fails with the owner's reason and no session is stored; a
     /// passkey owner added at run time (`owner add passkey:FILE`) serves the next, and is kept
     /// over a restart.

@@ -18,9 +18,9 @@ struct SocketTests {
     static let usdc = try! Address("0x1c7D4B196Cb0C7B01d743Fbc6116a902379C7238")
     static var example: JSONValue { try! JSONValue(parsing: [UInt8](try! Data(contentsOf: Oracle.packageRoot.appendingPathComponent("docs/examples/usdc-transfers.json")))) }
 
-    static func transferOp(_ amount: UInt64, nonce: UInt64, token: Address = usdc) -> JSONValue {
+    static func transferOp(_ amount: UInt64, nonce: UInt64, token: Address = usdc, sender: String = AgentProcess.account) -> JSONValue {
         let call = try! ABIFunction(parsing: "transfer(address,uint256)").encodeCall([.address(try! Address("0x000000000000000000000000000000000000bEEF")), .uint(UInt256(amount))])
-        var op = UserOperation(sender: try! Address(AgentProcess.account), nonce: UInt256(nonce))
+        var op = UserOperation(sender: try! Address(sender), nonce: UInt256(nonce))
         op.callData = ExecuteCall.single(Execution(target: token, callData: call)).calldata
         return op.json
     }

@@ -73,4 +73,16 @@ struct WebAuthnTests {
         #expect(ZeroDevWebAuthn.installData(publicKey, authenticatorId: "cred-1").count == 96)
         #expect(throws: SmartSessionError.self) { try ZeroDevWebAuthn.decodeSignature(Array(zeroDev.dropLast())) }
     }
+
+    /// What ZeroDev's validator accepts (spec §6.5): user presence and verification, the
+    /// backup state only with backup eligibility, the challenge at offset 23.
+    @Test func zeroDevAcceptsOnlyAVerifiedPersonsAssertion() throws {
+        let key = Crypto.P256.Signing.PrivateKey()
+        let publicKey = try EthereumCore.P256.PublicKey(Array(key.publicKey.x963Representation))
+        let challenge = Keccak256.hash(utf8: "kernel hash")
+        for (flags, accepted) in [(0x05, true), (0x0D, true), (0x1D, true), (0x01, false), (0x04, false), (0x15, false)] as [(UInt8, Bool)] {
+            #expect(ZeroDevWebAuthn.accepts(try Self.assert(challenge, key: key, flags: flags), challenge: challenge, key: publicKey) == accepted, "flags \(flags)")
+        }
+        #expect(!ZeroDevWebAuthn.accepts(try Self.assert(challenge, key: key), challenge: Keccak256.hash(utf8: "other"), key: publicKey))
+    }
 }

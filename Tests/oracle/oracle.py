@@ -696,13 +696,17 @@ def webauthn_check(path):
     """Checks passkey owners as Rhinestone's WebAuthnValidator would (spec 6.4), from one
     {publicKey (04||X||Y), account, rpId, challenge, signature, installData, requireUV} per line:
     the signature in account mode (credential id bound to the account), and the install data for
-    one credential with requireUV as given (default false); either may be absent. Prints, per
-    line, the first check that failed or "ok" (eth-abi, pycryptodome)."""
+    one credential with requireUV as given (default false); either may be absent. With "format":
+    "zerodev", as ZeroDev's validator would instead (and "authenticatorId" for its install data).
+    Prints, per line, the first check that failed or "ok" (eth-abi, pycryptodome)."""
     for line in open(path):
         item = json.loads(line)
         point = bytes.fromhex(item["publicKey"][2:])
         x, y = int.from_bytes(point[1:33], "big"), int.from_bytes(point[33:], "big")
         verdict = "ok"
+        if item.get("format") == "zerodev":
+            print(json.dumps(zerodev_verdict(item, x, y)))
+            continue
         if "installData" in item:
             threshold, credentials = abi_decode(["uint256", "(uint256,uint256,bool)[]"], bytes.fromhex(item["installData"][2:]))
             if threshold != 1 or list(credentials) != [(x, y, item.get("requireUV", False))]:
@@ -712,6 +716,39 @@ def webauthn_check(path):
             expected_id = keccak(abi_encode(["uint256", "uint256", "address"], [x, y, item["account"].lower()]))
             verdict = webauthn_verdict(bytes.fromhex(item["challenge"][2:]), x, y, item["rpId"], ids, auths, expected_id, item.get("requireUV", False))
         print(json.dumps(verdict))
+
+
+def zerodev_verdict(item, x, y):
+    """ZeroDev's passkey validator (spec 6.5): install data abi((x, y), keccak(authenticatorId)),
+    and its signature abi(authenticatorData, clientDataJSON, responseTypeLocation, r, s,
+    usePrecompiled), the challenge at offset 23, user presence and verification required, a
+    backup state only with backup eligibility."""
+    if "installData" in item:
+        key, id_hash = abi_decode(["(uint256,uint256)", "bytes32"], bytes.fromhex(item["installData"][2:]))
+        if tuple(key) != (x, y) or id_hash != keccak(item["authenticatorId"].encode()):
+            return "install data"
+    if "signature" not in item:
+        return "ok"
+    auth_data, client_data, type_index, r, s, _ = abi_decode(["bytes", "string", "uint256", "uint256", "uint256", "bool"], bytes.fromhex(item["signature"][2:]))
+    data = client_data.encode()
+    if data[type_index:type_index + 21] != b'"type":"webauthn.get"':
+        return "type"
+    wanted = b'"challenge":"' + base64.urlsafe_b64encode(bytes.fromhex(item["challenge"][2:])).rstrip(b"=") + b'"'
+    if data[23:23 + len(wanted)] != wanted:
+        return "challenge"
+    flags = auth_data[32]
+    if not flags & 0x01 or not flags & 0x04:
+        return "user presence and verification"
+    if not flags & 0x08 and flags & 0x10:
+        return "backup state"
+    if not 0 < s <= P256_N // 2:
+        return "high s"
+    key = ECC.construct(curve="P-256", point_x=x, point_y=y)
+    try:
+        DSS.new(key, "fips-186-3").verify(SHA256.new(auth_data + hashlib.sha256(data).digest()), r.to_bytes(32, "big") + s.to_bytes(32, "big"))
+    except ValueError:
+        return "signature"
+    return "ok"
 
 
 def webauthn_verdict(challenge, x, y, rp_id, ids, auths, expected_id, require_uv):

@@ -159,6 +159,16 @@ public enum ZeroDevWebAuthn {
                          .uint(UInt256(a.r)), .uint(UInt256(a.s)), .bool(usePrecompiled)], as: signatureTypes)
     }
 
+    /// Whether the validator accepts `a` for `challenge` under `key` (spec §6.5): the type at
+    /// its offset and the challenge at 23, presence and verification of the user, a backup
+    /// state only where backup is allowed, low s, the P-256 signature.
+    public static func accepts(_ a: WebAuthnAssertion, challenge: Bytes32, key: EthereumCore.P256.PublicKey) -> Bool {
+        guard a.challengeIndex == 23, a.authenticatorData.count > 32 else { return false }
+        let flags = a.authenticatorData[32]
+        guard flags & 0x08 != 0 || flags & 0x10 == 0 else { return false }
+        return a.verify(challenge: challenge, publicKey: key, requireUserVerification: true)
+    }
+
     /// The assertion (its challenge always sits at offset 23) and the precompile flag.
     public static func decodeSignature(_ bytes: [UInt8]) throws(SmartSessionError) -> (assertion: WebAuthnAssertion, usePrecompiled: Bool) {
         let v: [ABIValue]
