@@ -95,7 +95,7 @@ seed("fido2-authdata", 12, b"\4\x58\x25" + bytes(32) + b"\x05" + bytes(4))
 seed("fido2-signature", 12, b"\4\x30\x44\x02\x20" + bytes(range(1, 33)) + b"\x02\x20" + bytes(range(33, 65)))
 seed("passkey", 12, b"\4" + json.dumps({"kind": "fido2-passkey", "rpId": "session-agent", "credentialId": "AAAA",
     "publicKey": "0x046b17d1f2e12c4247f8bce6e563a440f277037d812deb33a0f4a13945d898c2964fe342e2fe1a7f9b8ee7eb4a7c0f9e162bce33576b315ececbb6406837bf51f5",
-    "device": "unix:/tmp/x"}).encode())
+    "device": "unix:/tmp/x", "userVerification": True}).encode())
 # Harness 13: three audit entries chained as the agent chains them (keccak-256 from the oracles'
 # venv, when it is there).
 try:
