@@ -99,7 +99,10 @@ public enum AgentDaemon {
         var metricsChannel: Channel?
         if let listen = config.metricsListen, let metrics {
             do { metricsChannel = try await MetricsServer.bind(host: listen.host, port: listen.port, registry: metrics.registry) } catch {
-                throw AgentError("bad_config", "metrics_listen: cannot listen on \(listen.host):\(listen.port): \(error)")
+                // The system unit allows Unix sockets only.
+                let unit = (error as? IOError).map { [EAFNOSUPPORT, EPERM, EACCES].contains($0.errnoCode) } == true
+                    ? " (under the system unit, install the drop-in systemd/metrics.conf, which gives the agent the network)" : ""
+                throw AgentError("bad_config", "metrics_listen: cannot listen on \(listen.host):\(listen.port): \(error)\(unit)")
             }
             let port = metricsChannel?.localAddress?.port ?? listen.port
             logger.notice("metrics for Prometheus at http://\(listen.host.contains(":") ? "[\(listen.host)]" : listen.host):\(port)/metrics")
