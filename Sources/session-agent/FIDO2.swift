@@ -35,7 +35,8 @@ struct FIDO2Create: AsyncParsableCommand {
         abstract: "Make a passkey on a FIDO2 authenticator (a tap) and write its file: the credential id and public key, nothing secret.",
         discussion: """
             The key never leaves the authenticator; the file is what signing with it needs. With --account, \
-            also prints the account's credential id and install data for Rhinestone's WebAuthnValidator. \
+            also prints the install data of the account's passkey validator: Rhinestone's WebAuthnValidator \
+            (and the credential id), or with --validator zerodev ZeroDev's. \
             With --user-verification the passkey is made with the authenticator's PIN (asked here, or read \
             from --pin-file), and each of its signatures needs the PIN too, which the agent asks for at \
             approval: the validator's credential then requires user verification (requireUV).
