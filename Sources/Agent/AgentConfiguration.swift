@@ -36,6 +36,8 @@ public struct AgentConfiguration: Sendable {
     public var pkcs11Timeout: UInt64
     /// Where Prometheus scrapes `/metrics` (an IP literal and a port); nil: not served.
     public var metricsListen: (host: String, port: Int)?
+    /// FIDO2 authenticators asked besides those plugged in: `unix:PATH` for one on a socket.
+    public var fido2Devices: [String]
 
     /// "127.0.0.1:9464", "[::1]:9464": an IP literal (a name would need a resolver the agent
     /// does not trust with its start) and a port.
@@ -74,7 +76,7 @@ public struct AgentConfiguration: Sendable {
             return resolved(s)
         }
         let known = ["data_dir", "socket_dir", "rules", "tokens", "approval_timeout", "partial_message_timeout", "connections_per_uid", "allow_uids", "allow_gids", "store_passphrase_file", "store_pin_file", "pinentry", "owners", "accounts",
-                     "pkcs11_module", "pkcs11_modules", "pkcs11_timeout", "metrics_listen"]
+                     "pkcs11_module", "pkcs11_modules", "pkcs11_timeout", "metrics_listen", "fido2_devices"]
         func duration(_ key: String, default value: UInt64) throws(AgentError) -> UInt64 {
             guard let t = table[key] else { return value }
             let seconds: UInt64
@@ -103,6 +105,14 @@ public struct AgentConfiguration: Sendable {
                 throw AgentError("bad_config", "metrics_listen: an IP address and a port, \"127.0.0.1:9464\" or \"[::1]:9464\" (no host names)")
             }
             return address
+        }
+        fido2Devices = []
+        if let list = table["fido2_devices"] {
+            guard let items = list.arrayValue?.compactMap(\.stringValue), items.count == list.arrayValue?.count,
+                  items.allSatisfy({ $0.hasPrefix("unix:/") || $0.hasPrefix("/dev/") }) else {
+                throw AgentError("bad_config", "fido2_devices: a list of devices, \"unix:/PATH\" for an authenticator on a socket or a /dev/hidrawN path")
+            }
+            fido2Devices = items
         }
         approvalTimeout = try duration("approval_timeout", default: 300)
         partialMessageTimeout = try duration("partial_message_timeout", default: 30)

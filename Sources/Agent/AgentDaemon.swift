@@ -29,6 +29,7 @@ public enum AgentDaemon {
         }
         PKCS11Provider.answerTimeoutOfNewProviders = .seconds(Int64(config.pkcs11Timeout))
         OpenPGPCards.answerTimeout = .seconds(Int64(config.pkcs11Timeout))
+        FIDO2Authenticators.configuredDevices = config.fido2Devices
         // A PIN file a token rejected is not offered again after a restart either.
         RejectedPINs.memory = store
         let storePIN = config.storePINFile.map { PINSource.file($0) } ?? .prompt

@@ -25,6 +25,10 @@ struct ConfigurationTests {
         #expect(c.pkcs11Module == "/usr/lib/softhsm/libsofthsm2.so" && c.storePINFile == "/etc/session-agent/hsm.pin")
         #expect(c.pkcs11Timeout == 20)
         #expect(c.metricsListen?.host == "127.0.0.1" && c.metricsListen?.port == 9464)
+        #expect(c.fido2Devices == ["unix:/run/session-agent/fido2.sock"])
+        for bad in ["fido2_devices = \"unix:/x\"", "fido2_devices = [\"unix:x\"]", "fido2_devices = [\"/home/x\"]", "fido2_devices = [1]"] {
+            #expect(throws: AgentError.self, "\(bad)") { try AgentConfiguration(toml: bad, relativeTo: "/x", environment: [:]) }
+        }
         #expect(c.owners == [
             .keystore(path: "/etc/session-agent/owner.json", passphraseFile: "/etc/session-agent/owner.pass"),
             .pkcs11(uri: try PKCS11URI("pkcs11:token=signer;object=owner"), pin: .file("/etc/session-agent/hsm.pin"),

@@ -100,6 +100,31 @@ struct FIDO2Tests {
         #expect(presence.authenticatorData[32] & 0x05 == 0x01)
     }
 
+    /// A passkey file that names no device, with several authenticators there (one plugged in
+    /// and the configured ones): each is asked, without a tap, whether it holds the credential,
+    /// and the one that does signs, with the one tap. A passkey none of them holds is
+    /// unavailable, saying so, and nobody was asked for a tap.
+    @Test func ofSeveralAuthenticatorsTheOneHoldingThePasskeySigns() async throws {
+        let first = try SoftFIDO2(), second = try SoftFIDO2(), elsewhere = try SoftFIDO2()
+        var passkey = try await FIDO2Authenticators.create(on: second.device, userName: "owner")
+        passkey.device = nil
+        var foreign = try await FIDO2Authenticators.create(on: elsewhere.device, userName: "owner")
+        foreign.device = nil
+        FIDO2Authenticators.configuredDevices = [first.device, second.device]
+        defer { FIDO2Authenticators.configuredDevices = [] }
+        #expect(try await FIDO2Authenticators.list().map(\.path).suffix(2) == [first.device, second.device])
+        let (firstTaps, secondTaps) = (first.tapsAskedFor, second.tapsAskedFor)
+        let digest = Self.randomDigest()
+        let assertion = try await PasskeyOwner(passkey: passkey).sign(Self.approved(digest))
+        #expect(assertion.verify(challenge: digest, publicKey: passkey.publicKey, requireUserVerification: false))
+        #expect(first.tapsAskedFor == firstTaps && second.tapsAskedFor == secondTaps + 1, "a tap on the holder alone")
+        await #expect { try await PasskeyOwner(passkey: foreign).sign(Self.approved(digest)) } throws: { error in
+            guard case OwnerSignerError.unavailable(let message) = error else { return false }
+            return message.contains("none of the 2 FIDO2 authenticators there")
+        }
+        #expect(first.tapsAskedFor == firstTaps && second.tapsAskedFor == secondTaps + 1)
+    }
+
     /// The passkey file keeps what signing needs and nothing secret, and reads back the same.
     @Test func aPasskeyFileReadsBackTheSame() async throws {
         let authenticator = try SoftFIDO2()

@@ -7,7 +7,8 @@ soft-fido2 holds the CTAPHID framing and the CTAP2 authenticator; it is built to
 
 - The tap is asked for when a credential is made or an assertion signed, as a hardware key asks.
   soft-fido2 asks when the client reads the authenticator's info instead (as libfido2 opens the
-  device) and remembers the answer for the connection.
+  device) and remembers the answer for the connection. An assertion asked for without user
+  presence (`up` false: does it hold this credential?) asks for no tap, as a hardware key.
 - Each request for user presence (the tap) prints a line `tap` on stdout and is answered from
   the file `$FIDO_HOME/tap`: absent or `yes` is a tap, `no` a refusal, `wait` no answer at all
   (the authenticator gives up after 15 s).
@@ -36,6 +37,7 @@ import cbor2
 
 import soft_fido2.ctap.pending as pending
 from soft_fido2.authenticator.fido2 import Fido2Authenticator
+from soft_fido2.ctap.api import AuthenticatorAPI
 from soft_fido2.ctap.cborcmd import CBORCommand
 from soft_fido2.key_pair import KeyPair, KeyUtils
 from soft_fido2.platform.message_queues import MessageQueue, PlatformKeyResponse, QueueMessageType
@@ -81,9 +83,14 @@ def presence_when_signing(self, context="default"):
 def after_a_tap(operation, context, pin_auth_key):
     def run(self, request):
         try:
-            request_state.verified = bool(cbor2.loads(request).get(pin_auth_key))
+            fields = cbor2.loads(request)
         except Exception:
-            request_state.verified = False
+            fields = {}
+        request_state.verified = bool(fields.get(pin_auth_key))
+        options = fields.get(0x05 if context == "getassertion" else 0x07) or {}
+        if context == "getassertion" and options.get("up") is False:
+            AuthenticatorAPI.cache_up(self.cid, "present")
+            return operation(self, request)
         if not ask_for_presence(self, context):
             return self._set_rsp_fields(list(self.CBORStatusCode.CTAP2_ERR_OPERATION_DENIED.to_bytes(1, "big")))
         return operation(self, request)

@@ -162,6 +162,25 @@ package final class FIDO2Device {
         return FIDO2Assertion(authenticatorData: authenticatorData, signature: Self.bytes(fido_assert_sig_ptr(assertion, 0), fido_assert_sig_len(assertion, 0)))
     }
 
+    /// Whether the authenticator holds the credential: an assertion asked for without user
+    /// presence, which takes no tap, and whose answer is thrown away.
+    package func holds(rpID: String, credentialID: [UInt8]) throws(FIDO2Error) -> Bool {
+        var assertion = fido_assert_new()
+        guard assertion != nil else { throw FIDO2Error(operation: "fido_assert_new", code: FIDO_ERR_INTERNAL) }
+        defer { fido_assert_free(&assertion) }
+        let anyHash = [UInt8](repeating: 0, count: 32)
+        try FIDO2Error.check(fido_assert_set_rp(assertion, rpID), "fido_assert_set_rp")
+        try FIDO2Error.check(fido_assert_set_clientdata_hash(assertion, anyHash, anyHash.count), "fido_assert_set_clientdata_hash")
+        try FIDO2Error.check(fido_assert_allow_cred(assertion, credentialID, credentialID.count), "fido_assert_allow_cred")
+        try FIDO2Error.check(fido_assert_set_up(assertion, FIDO_OPT_FALSE), "fido_assert_set_up")
+        switch fido_dev_get_assert(handle, assertion, nil) {
+        // A key that insists on presence has the credential too; it asked for nothing yet.
+        case FIDO_OK, FIDO_ERR_USER_PRESENCE_REQUIRED: return true
+        case FIDO_ERR_NO_CREDENTIALS: return false
+        case let code: throw FIDO2Error(operation: "asking \(path) whether it holds a credential", code: code)
+        }
+    }
+
     /// `body` with the PIN as the C string libfido2 takes (nil without one), in a buffer
     /// wiped after.
     private static func withPIN(_ pin: SecretBytes?, _ body: (UnsafePointer<CChar>?) -> Int32) -> Int32 {

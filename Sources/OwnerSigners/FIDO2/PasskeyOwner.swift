@@ -94,13 +94,22 @@ public enum FIDO2Authenticators {
         set { timeout.withLock { $0 = newValue } }
     }
     private static let timeout = Mutex<Duration>(.seconds(30))
+
+    /// Authenticators the agent asks besides those libfido2 finds plugged in (`fido2_devices`):
+    /// one on a socket (`unix:PATH`), passed into a VM or a container.
+    public static var configuredDevices: [String] {
+        get { configured.withLock { $0 } }
+        set { configured.withLock { $0 = newValue } }
+    }
+    private static let configured = Mutex<[String]>([])
     private static let line = DeviceLine(label: "session-agent.fido2")
 
-    /// The FIDO HID devices plugged in.
+    /// The FIDO HID devices plugged in, and the configured ones that are there.
     public static func list() async throws(OwnerSignerError) -> [Device] {
-        try await onLine { () throws(FIDO2Error) in
+        let configured = configuredDevices.filter { FileManager.default.fileExists(atPath: FIDO2.file(of: $0)) }
+        return try await onLine { () throws(FIDO2Error) in
             try FIDO2.devices().map { Device(path: $0.path, manufacturer: $0.manufacturer, product: $0.product) }
-        }
+        } + configured.map { Device(path: $0, manufacturer: "", product: "configured (fido2_devices)") }
     }
 
     /// Makes a passkey on `device` (or the only FIDO device plugged in), with the person's tap;
@@ -129,6 +138,21 @@ public enum FIDO2Authenticators {
                 : .failed("\(devices.count) FIDO2 authenticators are plugged in (\(devices.map(\.path).joined(separator: ", "))); name one with --device")
         }
         return devices[0].path
+    }
+
+    /// The authenticator that holds `passkey`: the one its file names, the only one there, or
+    /// of several, the one that says it holds the credential when asked without a tap.
+    static func holder(of passkey: Passkey) async throws(OwnerSignerError) -> String {
+        if let device = passkey.device { return device }
+        let devices = try await list().map(\.path)
+        guard devices.count > 1 else { return try await devicePath(nil) }
+        for path in devices {
+            let holds = try? await onLine { () throws(FIDO2Error) in
+                try FIDO2Device(path: path, timeout: .seconds(5)).holds(rpID: passkey.rpID, credentialID: passkey.credentialID)
+            }
+            if holds == true { return path }
+        }
+        throw .unavailable("none of the \(devices.count) FIDO2 authenticators there (\(devices.joined(separator: ", "))) holds this passkey")
     }
 
     static func onLine<T: Sendable>(_ body: @escaping @Sendable () throws(FIDO2Error) -> T) async throws(OwnerSignerError) -> T {
@@ -176,17 +200,19 @@ public struct PasskeyOwner: OwnerSigner {
     public static let noPIN: SecretPrompt = { _ in throw OwnerSignerError.secretNeeded("no PIN can be given here") }
 
     /// What the person is asked for a passkey that needs the PIN.
-    var pinPrompt: String { "PIN of the FIDO2 authenticator (\(passkey.device ?? "the one plugged in")), then a tap on it" }
+    var pinPrompt: String { "PIN of the FIDO2 authenticator (\(passkey.device ?? "the one that holds it")), then a tap on it" }
 
     /// A tap on the authenticator, which must be plugged in; and its PIN for a passkey made with it.
     public func readiness() async -> OwnerReadiness {
         if let device = passkey.device {
             guard FileManager.default.fileExists(atPath: FIDO2.file(of: device)) else { return .notReady(.unavailable("the FIDO2 authenticator \(device) is not there")) }
         } else {
-            do { _ = try await FIDO2Authenticators.devicePath(nil) } catch { return .notReady(error) }
+            do {
+                if try await FIDO2Authenticators.list().isEmpty { return .notReady(.unavailable("no FIDO2 authenticator is plugged in")) }
+            } catch { return .notReady(error) }
         }
         if passkey.userVerification { return .needsSecret(pinPrompt) }
-        return .asksOnDevice("a tap on the FIDO2 authenticator (\(passkey.device ?? "the one plugged in"))")
+        return .asksOnDevice("a tap on the FIDO2 authenticator (\(passkey.device ?? "the one that holds it"))")
     }
 
     /// An assertion over `approved.digest` (the challenge), from the passkey's authenticator;
@@ -195,7 +221,7 @@ public struct PasskeyOwner: OwnerSigner {
         let clientData = WebAuthnAssertion.clientData(challenge: approved.digest, origin: passkey.origin)
         let clientDataHash = Array(SHA256.hash(data: Array(clientData.json.utf8)))
         let passkey = passkey
-        let path = try await FIDO2Authenticators.devicePath(passkey.device)
+        let path = try await FIDO2Authenticators.holder(of: passkey)
         let pin: SecretBytes?
         if passkey.userVerification {
             do { pin = try await prompt(pinPrompt) } catch { throw .secretNeeded("no PIN was given for the FIDO2 authenticator: \(error)") }
