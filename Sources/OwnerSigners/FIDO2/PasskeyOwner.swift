@@ -145,7 +145,10 @@ public enum FIDO2Authenticators {
     static func holder(of passkey: Passkey) async throws(OwnerSignerError) -> String {
         if let device = passkey.device { return device }
         let devices = try await list().map(\.path)
-        guard devices.count > 1 else { return try await devicePath(nil) }
+        guard devices.count > 1 else {
+            guard let only = devices.first else { throw .unavailable("no FIDO2 authenticator is plugged in") }
+            return only
+        }
         for path in devices {
             let holds = try? await onLine { () throws(FIDO2Error) in
                 try FIDO2Device(path: path, timeout: .seconds(5)).holds(rpID: passkey.rpID, credentialID: passkey.credentialID)
