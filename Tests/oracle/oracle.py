@@ -951,21 +951,13 @@ def toml_check(path):
 KINDS = {"toml": toml_case, "rfc3339": rfc3339_case, "keccak": keccak_case, "abi": abi_case, "eip712": eip712_case, "secp256k1": secp_case, "userop": userop_case, "execute": execute_case, "fastlz": fastlz_case, "session": session_case,
          "keystore": keystore_case, "account-op": account_op_case}
 
+# Checks of what session-agent made, each reading the file named after it.
+CHECKS = {"keystore-decrypt": keystore_decrypt, "toml-check": toml_check, "recover": recover, "owner-userop-check": owner_userop_check,
+          "webauthn-check": webauthn_check}
+
 if __name__ == "__main__":
-    if sys.argv[1] == "keystore-decrypt":
-        keystore_decrypt(sys.argv[2])
-        sys.exit(0)
-    if sys.argv[1] == "toml-check":
-        toml_check(sys.argv[2])
-        sys.exit(0)
-    if sys.argv[1] == "recover":
-        recover(sys.argv[2])
-        sys.exit(0)
-    if sys.argv[1] == "owner-userop-check":
-        owner_userop_check(sys.argv[2])
-        sys.exit(0)
-    if sys.argv[1] == "webauthn-check":
-        webauthn_check(sys.argv[2])
+    if sys.argv[1] in CHECKS:
+        CHECKS[sys.argv[1]](sys.argv[2])
         sys.exit(0)
     if sys.argv[1] == "derived-open":
         derived_open(*(a[2:] if a.startswith("0x") else a for a in sys.argv[2:6]))
