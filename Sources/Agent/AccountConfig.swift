@@ -38,6 +38,16 @@ public struct AccountConfig: Sendable, Equatable {
     /// user verification required.
     var isZeroDev: Bool { ownerValidator == SmartSessionAddresses.zeroDevWebAuthnValidator }
 
+    /// Why the owner validator would refuse `signature` by `owner` over `digest`, beyond what
+    /// every owner signer checks itself; nil when it takes it. ZeroDev's takes only an assertion
+    /// that verified the person.
+    func refusal(of signature: OwnerSignature, by owner: OwnerKey, over digest: Bytes32) -> String? {
+        guard isZeroDev, case .passkey(let key) = owner, case .webAuthn(let assertion) = signature,
+              !ZeroDevWebAuthn.accepts(assertion, challenge: digest, key: key) else { return nil }
+        return "ZeroDev's passkey validator needs user verification, which this passkey's assertion does not carry: "
+            + "make it with the key's PIN (session-agent fido2 create --user-verification)"
+    }
+
     /// The owners' signatures as the owner validator reads them: OwnableValidator's
     /// concatenation sorted by signer, or the WebAuthnValidator's credential ids (bound to this
     /// account, sorted) with their assertions. The verifier is the RIP-7212 precompile, which the

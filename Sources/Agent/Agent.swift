@@ -439,12 +439,7 @@ public actor Agent {
                 let signature = try await DeviceNotice.telling(through: given == nil ? told : nil) { () async throws(OwnerSignerError) in
                     try await signer.ownerSignature(approved, prompt: prompt)
                 }
-                // ZeroDev's validator takes only an assertion that verified the person.
-                if account.isZeroDev, case .passkey(let key) = owner, case .webAuthn(let assertion) = signature,
-                   !ZeroDevWebAuthn.accepts(assertion, challenge: digest, key: key) {
-                    throw OwnerSignerError.failed("ZeroDev's passkey validator needs user verification, which this passkey's assertion does not carry: "
-                                                  + "make it with the key's PIN (session-agent fido2 create --user-verification)")
-                }
+                if let refusal = account.refusal(of: signature, by: owner, over: digest) { throw OwnerSignerError.failed(refusal) }
                 signatures.append((owner, signature))
                 signers.append(signer.identity)
                 metrics?.ownerSigned(backend: signer.identity.backend, ok: true, took: ContinuousClock.now - started)

@@ -3,6 +3,7 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 import Prometheus
+import SmartSessions
 
 /// What the agent counts for an operator's Prometheus (`metrics_listen`). No label holds a
 /// session id, a request id, an account, a key or a client: the series stay few, and say nothing
@@ -23,7 +24,8 @@ public final class AgentMetrics: Sendable {
             registry.makeCounter(descriptor: Self.name("user_operations_signed", "total", "User operations signed with a session key, by mode"),
                                  labels: [("mode", mode)])
         }
-        (signedUse, signedEnable, signedUnsafeEnable) = (signed("USE"), signed("ENABLE"), signed("UNSAFE_ENABLE"))
+        (signedUse, signedEnable, signedUnsafeEnable) = (signed(SmartSessionMode.use.description), signed(SmartSessionMode.enable.description),
+                                                         signed(SmartSessionMode.unsafeEnable.description))
         storeLocked = registry.makeGauge(descriptor: Self.name("store_locked", "", "1 while the session-key store is locked"))
         undecided = registry.makeGauge(descriptor: Self.name("requests_pending", "", "Session requests waiting for a decision"))
     }
@@ -32,11 +34,11 @@ public final class AgentMetrics: Sendable {
         MetricNameDescriptor(namespace: "session_agent", metricName: metric, unitName: unit, helpText: help)
     }
 
-    func signed(_ mode: String) {
+    func signed(_ mode: SmartSessionMode) {
         switch mode {
-        case "USE": signedUse.increment()
-        case "ENABLE": signedEnable.increment()
-        default: signedUnsafeEnable.increment()
+        case .use: signedUse.increment()
+        case .enable: signedEnable.increment()
+        case .unsafeEnable: signedUnsafeEnable.increment()
         }
     }
 

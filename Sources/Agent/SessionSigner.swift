@@ -101,7 +101,7 @@ final class SessionSigner: @unchecked Sendable {
         guard let metrics else { return try signInScope(r, whenDurable: whenDurable) }
         do {
             let result = try signInScope(r, whenDurable: whenDurable)
-            metrics.signed(result.signed.mode.description)
+            metrics.signed(result.signed.mode)
             return result
         } catch {
             metrics.refused(error.reason)

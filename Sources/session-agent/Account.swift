@@ -106,16 +106,8 @@ struct AccountOperationOptions: ParsableArguments {
         }
         params["userOpHash"] = prepared["userOpHash"]
         params["approver"] = .string("\(yes ? "command line" : "terminal") (uid \(getuid()))")
-        // Asked only for what the agent lacks, owner by owner, in its words.
-        for onDevice in prepared["onDevice"]?.arrayValue ?? [] {
-            if let prompt = onDevice["prompt"]?.stringValue { Terminal.say(prompt + ": give it on the device when it asks") }
-        }
-        var secrets = JSONObject()
-        for ask in prepared["asks"]?.arrayValue ?? [] where !yes {
-            if let owner = ask["owner"]?.stringValue, let prompt = ask["prompt"]?.stringValue, let secret = Terminal.readSecretParameter(prompt + ": ") {
-                secrets[owner] = secret
-            }
-        }
+        // With --yes nobody is at the terminal: the agent's own channel asks (pinentry, PIN files).
+        let secrets = Terminal.ownerSecrets(prepared, asking: !yes)
         if secrets.count > 0 { params["secrets"] = .object(secrets) }
         let signed = try remote { try client.call("account_sign", params) }
         var result = signed.objectValue ?? JSONObject()

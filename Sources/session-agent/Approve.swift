@@ -49,18 +49,8 @@ struct Approve: ParsableCommand {
                 }
                 var params = JSONObject(["id": .string(id), "approve": .bool(approved), "approver": .string("terminal (uid \(getuid()))")])
                 while true {
-                    // Asked only for what the agent lacks, owner by owner, in the agent's words
-                    // (which key or token, and whether it is the PIN's last try).
-                    var secrets = JSONObject()
                     let needed = approved ? try? client.call("pending_secret", JSONObject(["id": .string(id)])) : nil
-                    for onDevice in needed?["onDevice"]?.arrayValue ?? [] {
-                        if let prompt = onDevice["prompt"]?.stringValue { Terminal.say(prompt + ": give it on the device when it asks") }
-                    }
-                    for ask in needed?["asks"]?.arrayValue ?? [] {
-                        guard let owner = ask["owner"]?.stringValue, let prompt = ask["prompt"]?.stringValue,
-                              let secret = Terminal.readSecretParameter(prompt + ": ") else { continue }
-                        secrets[owner] = secret
-                    }
+                    let secrets = Terminal.ownerSecrets(needed)
                     params["secrets"] = secrets.count > 0 ? .object(secrets) : nil
                     do {
                         let decided = try client.call("pending_decide", params)

@@ -76,6 +76,22 @@ enum Terminal {
         return SecretBytes(utf8: line)
     }
 
+    /// The owners' passphrases and PINs the agent says it lacks (`asks`, `onDevice`, as
+    /// `pending_secret` and `account_prepare` answer), typed here owner by owner in the agent's
+    /// words (which key or token, and whether it is the PIN's last try), as `secrets` for the
+    /// call that signs. Those entered on the device itself are only pointed to.
+    static func ownerSecrets(_ needed: JSONValue?, asking: Bool = true) -> JSONObject {
+        for onDevice in needed?["onDevice"]?.arrayValue ?? [] {
+            if let prompt = onDevice["prompt"]?.stringValue { say(prompt + ": give it on the device when it asks") }
+        }
+        var secrets = JSONObject()
+        for ask in needed?["asks"]?.arrayValue ?? [] where asking {
+            guard let owner = ask["owner"]?.stringValue, let prompt = ask["prompt"]?.stringValue, let secret = readSecretParameter(prompt + ": ") else { continue }
+            secrets[owner] = secret
+        }
+        return secrets
+    }
+
     /// A secret typed for a control-socket call's parameters (which are JSON text); nil when
     /// nothing was typed.
     static func readSecretParameter(_ prompt: String) -> JSONValue? {

@@ -19,12 +19,12 @@ struct PasskeyAgentTests {
         return (file, "p256:" + (try #require(try JSONValue(parsing: made.stdout)["publicKey"]?.stringValue)))
     }
 
-    /// A started agent whose rules approve every request, with a passkey made on a software
+    /// A started agent with `rules` (by default, approve every request), with a passkey made on a software
     /// authenticator as the test account's owner (its file, and its owner key).
-    static func agentWithPasskey() throws -> (authenticator: SoftFIDO2, file: String, ownerKey: String, agent: AgentProcess) {
+    static func agentWithPasskey(rules: String = "default = \"approve\"") throws -> (authenticator: SoftFIDO2, file: String, ownerKey: String, agent: AgentProcess) {
         let authenticator = try SoftFIDO2()
         let (file, ownerKey) = try passkey(on: authenticator)
-        let agent = try AgentProcess(rules: "default = \"approve\"", owner: .init(toml: "passkey = \"\(file)\"", address: ownerKey))
+        let agent = try AgentProcess(rules: rules, owner: .init(toml: "passkey = \"\(file)\"", address: ownerKey))
         try agent.start()
         return (authenticator, file, ownerKey, agent)
     }
@@ -109,10 +109,7 @@ struct PasskeyAgentTests {
     /// A person approves at the terminal (`approve`): they are told the owner asks for a tap on
     /// the key, nothing else, and the tap they give there enables the session.
     @Test func aPersonApprovesAndTapsTheKey() async throws {
-        let authenticator = try SoftFIDO2()
-        let (file, ownerKey) = try Self.passkey(on: authenticator)
-        let agent = try AgentProcess(rules: "default = \"ask\"", owner: .init(toml: "passkey = \"\(file)\"", address: ownerKey))
-        try agent.start()
+        let (authenticator, _, _, agent) = try Self.agentWithPasskey(rules: "default = \"ask\"")
         defer { agent.stop() }
         let listed = try Command.run(Command.sessionAgent, ["owner", "list", "--socket", agent.controlSocket])
         #expect(listed.stdout.contains("asks at signing, on the device: a tap on the FIDO2 authenticator (\(authenticator.device))"), "\(listed.stdout)")
