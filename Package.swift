@@ -19,6 +19,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio", from: "2.100.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.0.0"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
     ],
     targets: [
         // The five C libraries, each wrapped once (see the hardware-test-rig notes in docs/).
@@ -50,6 +51,11 @@ let package = Package(
         .target(name: "SessionStore", dependencies: [
             "SmartSessions", "OwnerSigners", .product(name: "GRDB", package: "GRDB.swift"), .product(name: "Crypto", package: "swift-crypto"),
         ]),
+        // Reads an account's Smart Sessions state from an Ethereum JSON-RPC endpoint. The one
+        // module that talks to the network; what it reads is checked, never trusted.
+        .target(name: "ChainRPC", dependencies: [
+            "EthereumCore", "SmartSessions", .product(name: "AsyncHTTPClient", package: "async-http-client"),
+        ]),
         // The configuration and rules files' TOML, read into the JSON tree the agent reads strictly.
         .target(name: "TOML", dependencies: ["EthereumCore"]),
         // How a reviewed request is decided by the declarative rules file.
@@ -58,7 +64,7 @@ let package = Package(
         // socket server with peer credentials, configuration, process hardening, the metrics
         // endpoint.
         .target(name: "Agent", dependencies: [
-            "CLinuxShims", "Approval", "SessionStore", "OwnerSigners", "SmartSessions",
+            "CLinuxShims", "Approval", "SessionStore", "OwnerSigners", "SmartSessions", "ChainRPC",
             .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio"),
             "TOML", .product(name: "Logging", package: "swift-log"), .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "Prometheus", package: "swift-prometheus"),
@@ -84,7 +90,7 @@ let package = Package(
         ),
 
         // The fuzz target: `scripts/fuzz.sh` builds it for libFuzzer; built plainly, it replays inputs.
-        .executableTarget(name: "fuzz", dependencies: ["EthereumCore", "SmartSessions", "Approval", "OwnerSigners", "TOML", "Agent", "SessionStore", "TestSupport"]),
+        .executableTarget(name: "fuzz", dependencies: ["EthereumCore", "SmartSessions", "Approval", "OwnerSigners", "TOML", "Agent", "SessionStore", "ChainRPC", "TestSupport"]),
 
         .target(name: "TestSupport", dependencies: ["EthereumCore", "OwnerSigners"], path: "Tests/TestSupport", resources: [.copy("Fixtures")]),
         .target(name: "TestTraits", dependencies: ["TestSupport"], path: "Tests/TestTraits"),

@@ -3,7 +3,8 @@
 # requests, user operations and raw callData against sessions, userOp.signatures, ABI data,
 # EIP-712 documents, PKCS#11 URIs, rules files, amounts, whole conversations with an agent, the
 # configuration file, token lists, keystore files, the key data and signatures tokens return, the
-# data objects OpenPGP cards return, what FIDO2 authenticators answer and passkey files, and exported audit entries) with libFuzzer, for SECONDS
+# data objects OpenPGP cards return, what FIDO2 authenticators answer and passkey files, exported audit entries, and what a
+# chain's JSON-RPC endpoint answers) with libFuzzer, for SECONDS
 # (default 60) shared evenly by the harnesses of Sources/fuzz/Harnesses.swift, each on its own
 # corpus: mixed in one run, the agent's conversations (milliseconds each) took nearly all the time.
 #   scripts/fuzz.sh [SECONDS]          FUZZ_HARNESS="N …": those harnesses alone
@@ -110,6 +111,10 @@ try:
     seed("audit", 13, "\n".join(lines).encode())
 except ImportError:
     pass
+# Harness 14: an endpoint's answers, the first byte picking the read: a bool, a nonce, a revert.
+for i, body in enumerate([{"jsonrpc": "2.0", "id": 1, "result": "0x" + "00" * 31 + "01"}, {"jsonrpc": "2.0", "id": 1, "result": "0x64"},
+                          {"jsonrpc": "2.0", "id": 1, "error": {"code": 3, "message": "execution reverted", "data": "0x"}}]):
+    seed("chain-%d" % i, 14, bytes([i * 0x31]) + json.dumps(body).encode())
 PY
 
 for n in $harnesses; do

@@ -1,4 +1,5 @@
 import Approval
+import ChainRPC
 import EthereumCore
 import Foundation
 import Logging
@@ -77,6 +78,8 @@ public actor Agent {
     var lockCause: LockCause? { didSet { metrics?.storeLocked.set(to: lockCause == nil ? 0.0 : 1.0) } }
     /// What the operator's Prometheus reads; nil when nobody collects it.
     nonisolated let metrics: AgentMetrics?
+    /// The JSON-RPC endpoints sessions' on-chain state is read from (`chain_rpc`).
+    nonisolated let chains: ChainEndpoints?
     /// Whether the token wrapping the store's data key was present at the last look; nil when
     /// no token wraps it.
     var storeTokenPresent: Bool?
@@ -95,7 +98,8 @@ public actor Agent {
                 rules: RulesFile?, tokens: TokenList = TokenList(),
                 approvalTimeout: UInt64 = 300, storePIN: PINSource = .prompt, ownerPrompt: @escaping SecretPrompt,
                 ownerNotice: DeviceNotice.Show? = nil, clock: @escaping @Sendable () -> UInt64 = { UInt64(Date().timeIntervalSince1970) },
-                logger: Logger = Logger(label: "session-agent", factory: { _ in SwiftLogNoOpLogHandler() }), metrics: AgentMetrics? = nil) {
+                logger: Logger = Logger(label: "session-agent", factory: { _ in SwiftLogNoOpLogHandler() }), metrics: AgentMetrics? = nil,
+                chains: ChainEndpoints? = nil) {
         self.store = store
         self.owners = Dictionary(owners.map { ($0.identity.key, $0) }, uniquingKeysWith: { a, _ in a })
         self.accounts = Dictionary(accounts.map { ($0.address, $0) }, uniquingKeysWith: { a, _ in a })
@@ -105,6 +109,7 @@ public actor Agent {
         self.tokens = tokens
         self.approvalTimeout = approvalTimeout
         self.metrics = metrics
+        self.chains = chains
         lockCause = store.isLocked ? .atStart : nil
         metrics?.storeLocked.set(to: store.isLocked ? 1.0 : 0.0)
         self.ownerPrompt = ownerPrompt

@@ -1,4 +1,5 @@
 import Approval
+import ChainRPC
 import EthereumCore
 import Foundation
 import OwnerSigners
@@ -38,6 +39,8 @@ public struct AgentConfiguration: Sendable {
     public var metricsListen: (host: String, port: Int)?
     /// FIDO2 authenticators asked besides those plugged in: `unix:PATH` for one on a socket.
     public var fido2Devices: [String]
+    /// The JSON-RPC endpoint of each chain whose state `session_chain_status` reads.
+    public var chainRPC: [UInt64: ChainEndpoint]
 
     /// "127.0.0.1:9464", "[::1]:9464": an IP literal (a name would need a resolver the agent
     /// does not trust with its start) and a port.
@@ -76,7 +79,7 @@ public struct AgentConfiguration: Sendable {
             return resolved(s)
         }
         let known = ["data_dir", "socket_dir", "rules", "tokens", "approval_timeout", "partial_message_timeout", "connections_per_uid", "allow_uids", "allow_gids", "store_passphrase_file", "store_pin_file", "pinentry", "owners", "accounts",
-                     "pkcs11_module", "pkcs11_modules", "pkcs11_timeout", "metrics_listen", "fido2_devices"]
+                     "pkcs11_module", "pkcs11_modules", "pkcs11_timeout", "metrics_listen", "fido2_devices", "chain_rpc"]
         func duration(_ key: String, default value: UInt64) throws(AgentError) -> UInt64 {
             guard let t = table[key] else { return value }
             let seconds: UInt64
@@ -113,6 +116,15 @@ public struct AgentConfiguration: Sendable {
                 throw AgentError("bad_config", "fido2_devices: a list of devices, \"unix:/PATH\" for an authenticator on a socket or a /dev/hidrawN path")
             }
             fido2Devices = items
+        }
+        chainRPC = [:]
+        if let value = table["chain_rpc"] {
+            guard let endpoints = value.objectValue else { throw AgentError("bad_config", "chain_rpc: a table of chain ids and their endpoints, [chain_rpc] then 8453 = \"https://…\"") }
+            for (chain, url) in endpoints {
+                guard let id = UInt64(chain), id > 0 else { throw AgentError("bad_config", "chain_rpc.\(chain): a key is a chain id, a number") }
+                guard let text = url.stringValue else { throw AgentError("bad_config", "chain_rpc.\(chain): the endpoint's URL, a string") }
+                do { chainRPC[id] = try ChainEndpoint(text) } catch { throw AgentError("bad_config", "chain_rpc.\(chain): \(error)") }
+            }
         }
         approvalTimeout = try duration("approval_timeout", default: 300)
         partialMessageTimeout = try duration("partial_message_timeout", default: 30)

@@ -1,4 +1,5 @@
 import Approval
+import ChainRPC
 import EthereumCore
 import Foundation
 import Logging
@@ -102,7 +103,7 @@ public enum AgentDaemon {
             do { metricsChannel = try await MetricsServer.bind(host: listen.host, port: listen.port, registry: metrics.registry) } catch {
                 // The system unit allows Unix sockets only.
                 let unit = (error as? IOError).map { [EAFNOSUPPORT, EPERM, EACCES].contains($0.errnoCode) } == true
-                    ? " (under the system unit, install the drop-in systemd/metrics.conf, which gives the agent the network)" : ""
+                    ? " (under the system unit, install the drop-in systemd/network.conf, which gives the agent the network)" : ""
                 throw AgentError("bad_config", "metrics_listen: cannot listen on \(listen.host):\(listen.port): \(error)\(unit)")
             }
             let port = metricsChannel?.localAddress?.port ?? listen.port
@@ -115,7 +116,8 @@ public enum AgentDaemon {
                           ownerPrompt: pinentry?.ownerPrompt ?? { @Sendable _ in
                               throw AgentError("secret_needed", "no pinentry is configured; approve with `session-agent approve`, which asks for it")
                           },
-                          ownerNotice: pinentry?.ownerNotice ?? journalNotice(logger), logger: logger, metrics: metrics)
+                          ownerNotice: pinentry?.ownerNotice ?? journalNotice(logger), logger: logger, metrics: metrics,
+                          chains: config.chainRPC.isEmpty ? nil : ChainEndpoints(config.chainRPC))
         // Without a rules file too: the audit log then says when the rules last in force went.
         await agent.putInForce(rulesAtStart?.rules, from: rulesAtStart?.source, because: "start")
         let server = SocketServer(rpc: AgentRPC(agent: agent, reloadRules: config.rulesFile == nil ? nil : loadRules, pkcs11Module: config.pkcs11Module, runTimeModules: runTimeModules), allowedUIDs: config.allowedUIDs, allowedGIDs: config.allowedGIDs,

@@ -15,7 +15,7 @@ public struct AgentRPC: Sendable {
                                        "session_signUserOperation", "session_export", "session_revoke"]
     public static let controlMethods = ["agent_info", "pending_list", "pending_get", "pending_secret", "pending_decide", "sessions_list", "session_get", "session_revoke",
                                         "accounts_list", "accounts_add", "accounts_remove", "owners_list", "owners_add", "owners_remove", "agent_lock", "agent_unlock_asks", "agent_unlock", "rules_reload", "audit_verify", "audit_show", "audit_prune", "sessions_prune", "store_check",
-                                        "account_prepare", "account_sign"]
+                                        "account_prepare", "account_sign", "session_chain_status"]
     /// The parameters each method takes. Any other is refused, as the configuration file refuses
     /// unknown keys: a misspelt `bindExecutable` must not quietly give a session bound more loosely.
     static let parameters: [String: Set<String>] = [
@@ -25,7 +25,7 @@ public struct AgentRPC: Sendable {
         "pending_get": ["id"], "pending_secret": ["id"], "pending_decide": ["id", "approve", "approver", "reason", "passphrase", "secrets"],
         "accounts_add": ["account"], "accounts_remove": ["address"], "owners_add": ["pkcs11", "pinFile", "pin", "openpgpCard", "passkey", "keystore", "passphraseFile"],
         "owners_remove": ["owner", "address"], "agent_unlock": ["passphrase"], "audit_show": ["after", "kind", "limit"], "audit_prune": ["through", "before"], "sessions_prune": ["before"],
-        "account_prepare": accountOperationParameters, "account_sign": accountOperationParameters.union(["userOpHash", "approver", "passphrase", "secrets"]),
+        "session_chain_status": ["sessionId", "chainId"], "account_prepare": accountOperationParameters, "account_sign": accountOperationParameters.union(["userOpHash", "approver", "passphrase", "secrets"]),
     ]
     static let accountOperationParameters: Set<String> = ["account", "chainId", "entryPoint", "entryPointVersion", "eip7702Delegate", "operation", "sessionIds", "permissionIds", "userOperation"]
 
@@ -107,9 +107,7 @@ public struct AgentRPC: Sendable {
     /// Where a user operation goes: `chainId`, `entryPoint`, `entryPointVersion` (needed for a
     /// non-canonical EntryPoint) and `eip7702Delegate`.
     func destination(_ p: JSONObject) throws(AgentError) -> (chainId: UInt64, entryPoint: Address, version: EntryPointVersion, eip7702Delegate: Address?) {
-        guard let chain = p["chainId"].flatMap({ v -> UInt64? in
-            switch v { case .number(let n): UInt64(n); case .string(let s): (try? UInt256(parsing: s))?.uint64; default: nil }
-        }) else { throw .badRequest("params.chainId: a chain id is required") }
+        guard let chain = try optionalChainId(p) else { throw .badRequest("params.chainId: a chain id is required") }
         let entryPoint = try address(p, "entryPoint")
         let version: EntryPointVersion
         if let v = try optionalString(p, "entryPointVersion") {
@@ -120,6 +118,13 @@ public struct AgentRPC: Sendable {
         } else { throw .badRequest("params.entryPointVersion: needed for a non-canonical EntryPoint") }
         let delegate = try p["eip7702Delegate"] == nil ? nil : address(p, "eip7702Delegate")
         return (chain, entryPoint, version, delegate)
+    }
+
+    /// `chainId`, a number or a decimal or hex string.
+    func optionalChainId(_ p: JSONObject) throws(AgentError) -> UInt64? {
+        try optional(p, "chainId", "a chain id") { v -> UInt64? in
+            switch v { case .number(let n): UInt64(n); case .string(let s): (try? UInt256(parsing: s))?.uint64; default: nil }
+        }
     }
 
     func signRequest(_ p: JSONObject, client: ClientIdentity) throws(AgentError) -> SessionSigner.Request {
@@ -276,6 +281,10 @@ public struct AgentRPC: Sendable {
         case "session_export":
             let key = try await agent.exportKey(sessionId: try string(p, "sessionId"), client: client)
             return .object(JSONObject(["privateKey": .string(key.withUnsafeBytes { Hex.encode($0) }), "address": .string(key.address.checksummed)]))
+        case "session_chain_status":
+            let (session, chains) = try await agent.chainStatus(of: try string(p, "sessionId"), chainId: try optionalChainId(p))
+            return .object(JSONObject(["sessionId": .string(session.id), "account": .string(session.account.checksummed),
+                                       "permissionId": .string(session.session.permissionId.hex), "chains": .array(chains.map(Self.json))]))
         case "session_revoke":
             let revoked = try await agent.revoke(sessionId: try string(p, "sessionId"), client: scope)
             return .object(JSONObject(["revoked": true, "revokedAt": JSONValue(Int(revoked.at)), "already": .bool(revoked.already),
@@ -481,6 +490,37 @@ public struct AgentRPC: Sendable {
         if withReview {
             o["review"] = r.review.json
             o["reviewText"] = .string(r.review.text())
+        }
+        return .object(o)
+    }
+
+    /// One of `session_chain_status`'s `chains` (docs/protocol.md).
+    static func json(_ c: Agent.ChainStatus) -> JSONValue {
+        var o = JSONObject(["chainId": .string(String(c.chainId)), "endpoint": c.endpoint.map { .string($0) } ?? .null,
+                            "enabledHere": .bool(c.enabledHere), "signedNonce": c.signedNonce.map { .string($0.description) } ?? .null])
+        switch c.outcome {
+        case .failure(let error):
+            o["error"] = .object(JSONObject(["reason": .string(error.reason), "message": .string(error.message)]))
+        case .success(let r):
+            o["block"] = .string(String(r.state.block))
+            o["deployed"] = .bool(r.state.deployed)
+            o["installed"] = r.state.installed.map { .bool($0) } ?? .null
+            o["enabled"] = .bool(r.state.enabled)
+            o["nonce"] = .string(r.state.nonce.description)
+            o["severity"] = .string(r.severity.rawValue)
+            o["findings"] = .array(r.findings.map { f in
+                .object(JSONObject(["severity": .string(f.severity.rawValue), "reason": .string(f.reason), "message": .string(f.message)]))
+            })
+            func key(_ k: LedgerKey) -> JSONObject {
+                JSONObject(["policy": .string(k.policy.checksummed), "configId": .string(k.configId.hex), "counter": .string(k.counter)])
+            }
+            o["counters"] = .array(r.counters.map { c in
+                var entry = key(c.key)
+                entry["local"] = .string(c.local.description)
+                entry["chain"] = .string(c.chain.description)
+                return .object(entry)
+            })
+            o["unreadable"] = .array(r.unreadable.map { .object(key($0)) })
         }
         return .object(o)
     }

@@ -1,5 +1,6 @@
 import Agent
 import Approval
+import ChainRPC
 import EthereumCore
 import Foundation
 import OwnerSigners
@@ -26,6 +27,7 @@ enum Harnesses {
         ("token list, and a request in its tokens", tokenList),
         ("keystore files, and what tokens, cards and FIDO2 authenticators return", ownerKeyData),
         ("exported audit entries", auditFile),
+        ("what a chain's JSON-RPC endpoint answers", chainAnswer),
     ]
 
     /// The harness FUZZ_HARNESS=N names, which every input goes to whole.
@@ -249,6 +251,31 @@ enum Harnesses {
             guard (try? walk.check(line, number: i + 1)) != nil else { return }
         }
     }
+
+    /// `session_chain_status`: an endpoint's answer to each read of the example session, read
+    /// as the agent reads it, and set beside a ledger. The first byte picks the read.
+    static func chainAnswer(_ bytes: [UInt8]) {
+        guard let pick = bytes.first, let result = try? EthereumRPC.result(of: Array(bytes.dropFirst()), to: "eth_call", from: endpoint) else { return }
+        _ = try? EthereumRPC.quantity(result, of: "eth_blockNumber")
+        guard let answer = try? EthereumRPC.data(result, of: "eth_call") else { return }
+        let reads = chainReads
+        var counters: [LedgerKey: UInt256] = [:]
+        switch Int(pick) % (3 + reads.counters.count) {
+        case 0: _ = try? reads.installed.flag(answer)
+        case 1: _ = try? reads.enabled.flag(answer)
+        case 2: _ = try? reads.nonce.integer(answer)
+        case let i: counters = (try? SessionOnChainState.counters(of: reads.counters[i - 3], answer: answer)) ?? [:]
+        }
+        let state = SessionOnChainState(block: 1, deployed: true, installed: pick & 0x10 != 0, enabled: pick & 0x20 != 0,
+                                        nonce: UInt256(bigEndian: answer.prefix(32)), counters: counters)
+        _ = SessionChainReport(chainId: 11155111, reads: reads, state: state, ledger: PolicyLedger(), enabledHere: pick & 0x40 != 0, signedNonce: pick & 0x80 != 0 ? 1 : nil)
+    }
+
+    static let endpoint = try! ChainEndpoint("http://127.0.0.1:8545/key")
+    static let chainReads: SessionOnChainReads = {
+        let compiled = compile(example)!
+        return SessionOnChainReads(session: compiled.session, account: compiled.account)
+    }()
 
     static func numbers(_ bytes: [UInt8]) {
         let text = String(decoding: bytes, as: UTF8.self)

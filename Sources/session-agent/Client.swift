@@ -101,7 +101,7 @@ struct SignUserOp: ParsableCommand {
 
 struct Sessions: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "This client's sessions; the operator prunes those that ended.",
-                                                    subcommands: [SessionsList.self, SessionsShow.self, SessionsPrune.self], defaultSubcommand: SessionsList.self)
+                                                    subcommands: [SessionsList.self, SessionsShow.self, SessionsStatus.self, SessionsPrune.self], defaultSubcommand: SessionsList.self)
 }
 
 struct SessionsList: ParsableCommand {
@@ -179,6 +179,54 @@ struct SessionsShow: ParsableCommand {
             }
             return CommandOutput(text: lines.joined(separator: "\n"), json: s)
         }
+    }
+}
+
+struct SessionsStatus: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "status",
+        abstract: "A session's state on chain, read from the endpoints in chain_rpc, beside the agent's own record of it.",
+        discussion: """
+            For each of the session's chains: whether the account is deployed and has SmartSession installed, whether the             session is enabled and its owners' enable signature still can enable it, and each policy counter on chain beside             the agent's ledger. The ledger may be ahead (operations signed and not yet included); a chain ahead of it means             the session was used outside the agent. Exit status: 0; 1 when a chain could not be read; 2 when a finding is critical.
+            """)
+
+    @Argument(help: "The session id.") var session: String
+    @Option(help: "Only this chain.") var chain: UInt64?
+    @Option(help: "The agent's control socket (default: $SESSION_AGENT_CONTROL_SOCK).") var socket: String?
+    @OptionGroup var output: OutputOptions
+
+    func run() throws {
+        var params = JSONObject(["sessionId": .string(session)])
+        if let chain { params["chainId"] = .string(String(chain)) }
+        var chains: [JSONValue] = []
+        try report(output) {
+            let status = try remote { try connectControl(socket).call("session_chain_status", params) }
+            chains = status["chains"]?.arrayValue ?? []
+            var lines = ["\(status["sessionId"]?.stringValue ?? session), account \(status["account"]?.stringValue ?? "?"), permissionId \(status["permissionId"]?.stringValue ?? "?")"]
+            for c in chains { lines += Self.lines(c) }
+            return CommandOutput(text: lines.joined(separator: "\n"), json: status)
+        }
+        if chains.contains(where: { $0["severity"]?.stringValue == "critical" }) { throw ExitCode(2) }
+        if chains.contains(where: { $0["error"] != nil }) { throw ExitCode(1) }
+    }
+
+    static func lines(_ c: JSONValue) -> [String] {
+        let name = c["chainId"]?.stringValue.flatMap(UInt64.init).map(Chains.label) ?? "chain ?"
+        if let error = c["error"] {
+            return ["\(name): not read: \(error["message"]?.stringValue ?? "?") (\(error["reason"]?.stringValue ?? "?"))"]
+        }
+        let mark = ["info": " ", "warning": "!", "critical": "✗"]
+        var lines = ["\(name) via \(c["endpoint"]?.stringValue ?? "?"), block \(c["block"]?.stringValue ?? "?"):"]
+        for f in c["findings"]?.arrayValue ?? [] {
+            lines.append("  \(mark[f["severity"]?.stringValue ?? ""] ?? "?") \(f["message"]?.stringValue ?? "")")
+        }
+        for counter in c["counters"]?.arrayValue ?? [] {
+            let here = counter["local"]?.stringValue ?? "?", chain = counter["chain"]?.stringValue ?? "?"
+            lines.append("    \(counter["counter"]?.stringValue ?? "?") of \(counter["policy"]?.stringValue ?? "?"): signed here \(here), on chain \(chain)")
+        }
+        let unreadable = (c["unreadable"]?.arrayValue ?? []).map { "\($0["counter"]?.stringValue ?? "?") of \($0["policy"]?.stringValue ?? "?")" }
+        if !unreadable.isEmpty { lines.append("    not readable on chain (no getter): " + unreadable.joined(separator: ", ")) }
+        return lines
     }
 }
 

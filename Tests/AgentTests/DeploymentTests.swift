@@ -60,13 +60,13 @@ struct DeploymentTests {
         #expect(withDropIn.status == 0 && withDropIn.stderr.isEmpty && withDropIn.stdout.isEmpty, "\(withDropIn.stdout)\(withDropIn.stderr)")
         let loosened = try exposure()
         #expect(loosened.rating == "OK" && loosened.score > strict.score, "\(loosened) after \(strict): the drop-in was not read")
-        // The drop-in for metrics over TCP: the same loosening, no warning.
+        // The drop-in for metrics and chain endpoints over TCP: the same loosening, no warning.
         try FileManager.default.removeItem(at: dropIns.appendingPathComponent("hsm-network.conf"))
-        try FileManager.default.copyItem(at: Oracle.packageRoot.appendingPathComponent("systemd/metrics.conf"), to: dropIns.appendingPathComponent("metrics.conf"))
+        try FileManager.default.copyItem(at: Oracle.packageRoot.appendingPathComponent("systemd/network.conf"), to: dropIns.appendingPathComponent("network.conf"))
         let withMetrics = try Command.run(URL(fileURLWithPath: "/usr/bin/systemd-analyze"), ["verify"] + units, environment: env)
         #expect(withMetrics.status == 0 && withMetrics.stderr.isEmpty && withMetrics.stdout.isEmpty, "\(withMetrics.stdout)\(withMetrics.stderr)")
-        #expect(try exposure() == loosened, "metrics.conf opens what hsm-network.conf does, less its write path")
-        try FileManager.default.removeItem(at: dropIns.appendingPathComponent("metrics.conf"))
+        #expect(try exposure() == loosened, "network.conf opens what hsm-network.conf does, less its write path")
+        try FileManager.default.removeItem(at: dropIns.appendingPathComponent("network.conf"))
         // The HSM's module in a unit of its own, and the agent's drop-in that points at it.
         try FileManager.default.copyItem(at: Oracle.packageRoot.appendingPathComponent("systemd/pkcs11-server.conf"), to: dropIns.appendingPathComponent("pkcs11-server.conf"))
         let withModuleServer = try Command.run(URL(fileURLWithPath: "/usr/bin/systemd-analyze"), ["verify"] + units, environment: env)

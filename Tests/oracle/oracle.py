@@ -575,6 +575,97 @@ def session_case(r):
                        "encoded": h(bytes([mode]) + flz_compress_js(payload))}}
 
 
+USAGE_LIMIT = "0x00000000001d4479fa2a947026204d0283cede4b"
+VALUE_LIMIT = "0x000000000021dc45451291bcdfc9f0b46d6f0278"
+ERC20_SPENDING_LIMIT = "0x000000000033212e272655d8a22402db819477a6"
+SIMPLE_GAS = "0x0000000000d14a6f771494592218d8f9c2ddebb6"
+TIME_FRAME = "0x0000000000d30f611fa3bf652ac6879428586930"
+SUDO = "0x0000000000feec8d74e3143fbabbca515358d869"
+UNI_ACTION = "0x0000000000714cf48fcf88a0bfba70d313415032"
+UNI_RULE_ABI = "(uint8,uint64,bool,bytes32,uint256,uint256)"
+
+
+def chain_reads_case(r):
+    """A session with stateful policies, and the view calls that read its state on chain: the
+    account's isModuleInstalled, SmartSession's isPermissionEnabled and getNonce, and each
+    stateful policy's getter keyed [configId][SmartSession][account] (spec 9), encoded by eth-abi
+    from the contracts' signatures. Policies SmartSession holds once per id: a policy listed twice
+    for one id (or for two actions of the same target and selector) keeps its last init data.
+    Also the counters no getter exposes (UniActionPolicy's limited rules)."""
+    account = h(r.randbytes(20))
+    tokens = [h(r.randbytes(20)) for _ in range(3)]
+
+    def nonzero(bits):
+        return r.choice([1, 2 ** bits - 1, r.randint(1, 2 ** bits - 1)])
+
+    def user_op_policy():
+        kind = r.choice(["usage", "value", "gas", "time", "sudo"])
+        if kind == "usage":
+            return {"policy": USAGE_LIMIT, "initData": h(nonzero(128).to_bytes(16, "big"))}
+        if kind == "value":
+            return {"policy": VALUE_LIMIT, "initData": h(abi_encode(["uint256"], [nonzero(256)]))}
+        if kind == "gas":
+            return {"policy": SIMPLE_GAS, "initData": h(nonzero(128).to_bytes(16, "big") + nonzero(128).to_bytes(16, "big"))}
+        if kind == "time":
+            return {"policy": TIME_FRAME, "initData": h((2_000_000_000).to_bytes(6, "big") + (1_000_000_000).to_bytes(6, "big"))}
+        return {"policy": SUDO, "initData": "0x"}
+
+    def action_policy():
+        kind = r.choice(["usage", "value", "erc20", "erc20", "uni", "sudo"])
+        if kind == "erc20":
+            chosen = [r.choice(tokens) for _ in range(r.randint(1, 3))]
+            return {"policy": ERC20_SPENDING_LIMIT, "initData": h(abi_encode(["address[]", "uint256[]"], [chosen, [nonzero(256) for _ in chosen]]))}
+        if kind == "uni":
+            length = r.randint(1, 4)
+            rules = [(r.randint(0, 6), r.randint(0, 100), r.random() < 0.5, r.randbytes(32), r.randint(0, 2 ** 64), 0) for _ in range(length)]
+            rules += [(0, 0, False, bytes(32), 0, 0)] * (16 - length)
+            return {"policy": UNI_ACTION, "initData": h(abi_encode([f"(uint256,uint256,{UNI_RULE_ABI}[16])"], [(r.randint(0, 10 ** 18), length, rules)]))}
+        return user_op_policy() if kind != "sudo" else {"policy": SUDO, "initData": "0x"}
+
+    targets = [h(r.randbytes(20)) for _ in range(2)]
+    actions = [{"actionTargetSelector": r.choice(["0xa9059cbb", "0x095ea7b3"]), "actionTarget": r.choice(targets),
+                "actionPolicies": [action_policy() for _ in range(r.randint(1, 3))]} for _ in range(r.randint(0, 4))]
+    session = {"sessionValidator": OWNABLE_VALIDATOR, "sessionValidatorInitData": h(r.randbytes(20)), "salt": h(r.randbytes(32)),
+               "userOpPolicies": [user_op_policy() for _ in range(r.randint(0, 3))],
+               "erc7739Policies": {"allowedERC7739Content": [], "erc1271Policies": []}, "actions": actions, "permitERC4337Paymaster": False}
+    permission_id = keccak(abi_encode(["address", "bytes", "bytes32"],
+                                      [session["sessionValidator"], b(session["sessionValidatorInitData"]), b(session["salt"])]))
+
+    def call(to, signature, types, values):
+        return to + ":" + h(keccak(text=signature)[:4] + abi_encode(types, values))
+
+    calls = [call(account, "isModuleInstalled(uint256,address,bytes)", ["uint256", "address", "bytes"], [1, SMART_SESSION, b""]),
+             call(SMART_SESSION, "isPermissionEnabled(bytes32,address)", ["bytes32", "address"], [permission_id, account]),
+             call(SMART_SESSION, "getNonce(bytes32,address)", ["bytes32", "address"], [permission_id, account])]
+    unreadable = []
+
+    def reads(config, policies):
+        held = {}
+        for p in policies:
+            held[p["policy"]] = p["initData"]
+        for policy, init in held.items():
+            keyed = ["bytes32", "address", "address"], [config, SMART_SESSION, account]
+            if policy in (USAGE_LIMIT, VALUE_LIMIT):
+                calls.append(call(policy, "getUsed(bytes32,address,address)", *keyed))
+            elif policy == SIMPLE_GAS:
+                calls.append(call(policy, "getGasConfig(bytes32,address,address)", *keyed))
+            elif policy == ERC20_SPENDING_LIMIT:
+                for token in set(abi_decode(["address[]", "uint256[]"], b(init))[0]):
+                    calls.append(call(policy, "getPolicyData(bytes32,address,address,address)", ["bytes32", "address", "address", "address"],
+                                      [config, SMART_SESSION, token, account]))
+            elif policy == UNI_ACTION:
+                value_limit, length, rules = abi_decode([f"(uint256,uint256,{UNI_RULE_ABI}[16])"], b(init))[0]
+                unreadable.extend(f"{policy}/{h(config)}/rule:{i}" for i in range(length) if rules[i][2])
+
+    reads(keccak(b(account) + permission_id), session["userOpPolicies"])
+    by_action = {}
+    for a in actions:
+        by_action.setdefault((a["actionTarget"], a["actionTargetSelector"]), []).extend(a["actionPolicies"])
+    for (target, selector), policies in by_action.items():
+        reads(keccak(b(account) + keccak(permission_id + keccak(b(target) + b(selector)))), policies)
+    return {"session": session, "account": account, "calls": sorted(calls), "unreadable": sorted(unreadable)}
+
+
 def account_op_case(r):
     """An account operation (spec 5.4): the account's execute calldata, from the contracts' ABIs
     (eth-abi), and the nonce key selecting a validator (spec 6.6)."""
@@ -948,7 +1039,7 @@ def toml_check(path):
             print("ok")
 
 
-KINDS = {"toml": toml_case, "rfc3339": rfc3339_case, "keccak": keccak_case, "abi": abi_case, "eip712": eip712_case, "secp256k1": secp_case, "userop": userop_case, "execute": execute_case, "fastlz": fastlz_case, "session": session_case,
+KINDS = {"chain-reads": chain_reads_case, "toml": toml_case, "rfc3339": rfc3339_case, "keccak": keccak_case, "abi": abi_case, "eip712": eip712_case, "secp256k1": secp_case, "userop": userop_case, "execute": execute_case, "fastlz": fastlz_case, "session": session_case,
          "keystore": keystore_case, "account-op": account_op_case}
 
 # Checks of what session-agent made, each reading the file named after it.

@@ -1,0 +1,173 @@
+import Agent
+import EthereumCore
+import Foundation
+import SmartSessions
+import Testing
+import TestSupport
+
+/// `session_chain_status` and `session-agent sessions status`: a running agent reads a session's
+/// state from a JSON-RPC endpoint over HTTP (the stand-in chain of Tests/rig/chain-rpc.py) and
+/// sets it beside its ledger.
+@Suite("A session's state on chain, read by the agent", .serialized, .enabled(if: Oracle.isAvailable, "\(Oracle.unavailableReason ?? "")"))
+struct ChainStatusTests {
+    static let chain: UInt64 = 11155111
+    static let usdc = SocketTests.usdc
+
+    /// The chain: the account deployed with SmartSession installed, and the session's state.
+    static func state(permissionId: String? = nil, enabled: Bool = false, nonce: Int = 0, used: Int = 0, spent: Int = 0,
+                      chainId: UInt64 = chain, erc7579: Bool = true, fault: String? = nil) -> JSONValue {
+        var sessions: [JSONValue] = []
+        if let permissionId {
+            let policies = JSONObject([
+                PolicyRegistry.address(of: .usageLimit).lowercased: .object(JSONObject(["used": JSONValue(used)])),
+                PolicyRegistry.address(of: .erc20SpendingLimit).lowercased: .object(JSONObject(["tokens": .object(JSONObject([
+                    usdc.lowercased: .object(JSONObject(["limit": JSONValue(100_000_000), "spent": JSONValue(spent), "approved": JSONValue(0)])),
+                ]))])),
+            ])
+            sessions = [.object(JSONObject([
+                "account": .string(AgentProcess.account), "permissionId": .string(permissionId), "enabled": .bool(enabled), "nonce": JSONValue(nonce),
+                "actions": .array([.object(JSONObject(["target": .string(usdc.lowercased), "selector": "0xa9059cbb", "policies": .object(policies)]))]),
+            ]))]
+        }
+        return .object(JSONObject([
+            "chainId": JSONValue(Int(chainId)), "block": JSONValue(100), "fault": fault.map { .string($0) } ?? .null, "sessions": .array(sessions),
+            "accounts": .object(JSONObject([AgentProcess.account: .object(JSONObject([
+                "code": "0x6080", "erc7579": .bool(erc7579), "modules": .array([.string(SmartSessionAddresses.smartSession.lowercased)]),
+            ]))])),
+        ]))
+    }
+
+    static func status(_ control: AgentClient, _ session: String, chainId: UInt64? = nil) throws -> JSONValue {
+        var params = JSONObject(["sessionId": .string(session)])
+        if let chainId { params["chainId"] = .string(String(chainId)) }
+        let answer = try control.call("session_chain_status", params)
+        #expect(!answer.serialized.contains(ChainStandIn.apiKey), "\(answer.serialized)")
+        return try #require(answer["chains"]?.arrayValue?.first)
+    }
+
+    static func reasons(_ chain: JSONValue) -> [String] { (chain["findings"]?.arrayValue ?? []).compactMap { $0["reason"]?.stringValue } }
+
+    static func counters(_ chain: JSONValue) -> [String: String] {
+        Dictionary(uniqueKeysWithValues: (chain["counters"]?.arrayValue ?? []).map { c in
+            (c["counter"]?.stringValue ?? "?", "\(c["local"]?.stringValue ?? "?")/\(c["chain"]?.stringValue ?? "?")")
+        })
+    }
+
+    static func agent(chainRPC: String?) throws -> (AgentProcess, AgentClient, AgentClient, String) {
+        let agent = try AgentProcess(extraConfig: chainRPC.map { "chain_rpc = { \(chain) = \"\($0)\" }" } ?? "")
+        try agent.start()
+        let client = try AgentClient(path: agent.clientSocket), control = try AgentClient(path: agent.controlSocket)
+        return (agent, client, control, try SocketTests.requestSession(client))
+    }
+
+    /// Before and after its enabling, in step, behind and ahead: what the chain says is set
+    /// beside the ledger, all read at one block; a chain ahead of the ledger is critical, and
+    /// `sessions status` exits 2 for it. The endpoint's key (in its path) is never shown.
+    @Test func theChainIsSetBesideTheLedger() throws {
+        let endpoint = try ChainStandIn(Self.state())
+        let (agent, client, control, session) = try Self.agent(chainRPC: endpoint.url)
+        defer { agent.stop() }
+        let permissionId = try #require(try control.call("session_get", JSONObject(["sessionId": .string(session)]))["permissionId"]?.stringValue)
+
+        var s = try Self.status(control, session)
+        #expect(Self.reasons(s) == ["enable_outstanding"], "\(s)")
+        #expect(s["installed"] == .bool(true) && s["deployed"] == .bool(true) && s["enabled"] == .bool(false) && s["block"] == "100")
+        #expect(s["signedNonce"] == "0" && s["enabledHere"] == .bool(false) && s["endpoint"]?.stringValue == "http://127.0.0.1:\(endpoint.port)", "\(s)")
+
+        _ = try SocketTests.sign(client, session, 5_000_000, nonce: 0)
+        _ = try SocketTests.sign(client, session, 7_000_000, nonce: 1)
+        s = try Self.status(control, session)
+        #expect(Self.reasons(s) == ["not_enabled_yet"] && s["enabledHere"] == .bool(true), "\(s)")
+
+        try endpoint.write(Self.state(permissionId: permissionId, enabled: true, nonce: 1, used: 2, spent: 12_000_000))
+        s = try Self.status(control, session)
+        #expect(Self.reasons(s) == ["enabled"] && s["severity"] == "info", "\(s)")
+        let spent = "spent:\(Self.usdc.lowercased)", approved = "approved:\(Self.usdc.lowercased)"
+        #expect(Self.counters(s) == ["used": "2/2", spent: "12000000/12000000", approved: "0/0"], "\(s)")
+
+        try endpoint.write(Self.state(permissionId: permissionId, enabled: true, nonce: 1, used: 1, spent: 5_000_000))
+        s = try Self.status(control, session)
+        #expect(Self.reasons(s) == ["enabled", "pending", "pending"] && s["severity"] == "info", "\(s)")
+
+        try endpoint.write(Self.state(permissionId: permissionId, enabled: true, nonce: 1, used: 3, spent: 12_000_000))
+        s = try Self.status(control, session)
+        #expect(Self.reasons(s) == ["enabled", "counted_elsewhere"] && s["severity"] == "critical", "\(s)")
+        let cli = try Command.run(Command.sessionAgent, ["sessions", "status", session, "--socket", agent.controlSocket])
+        #expect(cli.status == 2 && cli.stdout.contains("✗ used of") && cli.stdout.contains("the session was used outside this agent"), "\(cli)")
+        #expect(cli.stdout.contains("used of \(PolicyRegistry.address(of: .usageLimit).checksummed): signed here 2, on chain 3"), "\(cli.stdout)")
+        try agent.waitForLog("the chain counted 3, this agent signed for 2")
+
+        // Every call at the block it read first, and the key nowhere the agent writes.
+        let calls = endpoint.requests.filter { $0["method"] == "eth_call" }
+        #expect(calls.count >= 5 * 5 && calls.allSatisfy { $0["params"]?.arrayValue?.last == "0x64" }, "\(calls.count)")
+        #expect(!agent.logs.contains(ChainStandIn.apiKey) && !cli.stdout.contains(ChainStandIn.apiKey))
+    }
+
+    /// An endpoint that fails, lies about its chain or answers nonsense is reported for that
+    /// chain, in words and a reason, with its key left out; nothing changes, and the agent
+    /// goes on signing. `sessions status` exits 1.
+    @Test func aChainThatCannotBeReadIsSaidSoAndChangesNothing() throws {
+        let endpoint = try ChainStandIn(Self.state())
+        let (agent, client, control, session) = try Self.agent(chainRPC: endpoint.url)
+        defer { agent.stop() }
+        _ = try SocketTests.sign(client, session, 5_000_000, nonce: 0)
+        let before = try control.call("session_get", JSONObject(["sessionId": .string(session)]))
+
+        for (fault, reason) in [("http500", "chain_unreachable"), ("garbage", "chain_answer_malformed"), ("wrong_id", "chain_answer_malformed"), ("rpc_error", "chain_error")] {
+            try endpoint.write(Self.state(fault: fault))
+            let s = try Self.status(control, session)
+            #expect(s["error"]?["reason"]?.stringValue == reason, "\(fault): \(s)")
+        }
+        try endpoint.write(Self.state(chainId: 1))
+        #expect(try Self.status(control, session)["error"]?["message"]?.stringValue?.contains("serves chain 1, configured for chain 11155111") == true)
+        // An account that does not answer isModuleInstalled: unknown, not an error.
+        try endpoint.write(Self.state(erc7579: false))
+        let unknown = try Self.status(control, session)
+        #expect(unknown["installed"] == .null && Self.reasons(unknown).first == "install_unknown", "\(unknown)")
+
+        // A chain SmartSession is not deployed on.
+        var bare = Self.state().objectValue!
+        bare["undeployed"] = .array([.string(SmartSessionAddresses.smartSession.lowercased)])
+        try endpoint.write(.object(bare))
+        #expect(try Self.status(control, session)["error"]?["reason"] == "not_deployed")
+
+        endpoint.stop()
+        let gone = try Self.status(control, session)
+        #expect(gone["error"]?["reason"] == "chain_unreachable", "\(gone)")
+        let cli = try Command.run(Command.sessionAgent, ["sessions", "status", session, "--socket", agent.controlSocket])
+        #expect(cli.status == 1 && cli.stdout.contains("not read:") && !cli.stdout.contains(ChainStandIn.apiKey), "\(cli)")
+
+        #expect(throws: AgentClient.RemoteError.self) { try Self.status(control, session, chainId: 1) }
+        #expect(throws: AgentClient.RemoteError.self) { try control.call("session_chain_status", JSONObject(["sessionId": "s-unknown"])) }
+        // Only the operator reads the chain: a client's socket does not have the method.
+        #expect(throws: AgentClient.RemoteError.self) { try client.call("session_chain_status", JSONObject(["sessionId": .string(session)])) }
+
+        #expect(try control.call("session_get", JSONObject(["sessionId": .string(session)])) == before)
+        #expect(try SocketTests.sign(client, session, 1, nonce: 1)["signature"] != nil)
+        #expect(!agent.logs.contains(ChainStandIn.apiKey))
+    }
+
+    /// A chain without an endpoint is said to have none.
+    @Test func aChainWithoutAnEndpointIsSaidSo() throws {
+        let (agent, _, control, session) = try Self.agent(chainRPC: nil)
+        defer { agent.stop() }
+        #expect(try Self.status(control, session)["error"]?["reason"] == "no_endpoint")
+    }
+
+    /// `chain_rpc`: a chain id and an http(s) URL each; shown without its path or query.
+    @Test func theConfigurationNamesAnEndpointPerChain() throws {
+        let inline = try AgentConfiguration(toml: "chain_rpc = { 1 = \"https://mainnet.infura.io/v3/SECRET?x=1\", 8453 = \"http://10.0.0.1:8545\" }", relativeTo: "/x", environment: [:])
+        #expect(inline.chainRPC.mapValues(\.description) == [1: "https://mainnet.infura.io", 8453: "http://10.0.0.1:8545"])
+        let table = try AgentConfiguration(toml: "[chain_rpc]\n10 = \"https://opt.example/key\"", relativeTo: "/x", environment: [:])
+        #expect(table.chainRPC[10]?.url == "https://opt.example/key")
+        for bad in ["chain_rpc = \"https://x\"", "chain_rpc = { mainnet = \"https://x\" }", "chain_rpc = { 0 = \"https://x\" }", "chain_rpc = { 1 = 5 }",
+                    "chain_rpc = { 1 = \"ftp://x\" }", "chain_rpc = { 1 = \"https://\" }", "chain_rpc = { 1 = \"https://user:pa55@host/k\" }"] {
+            do {
+                _ = try AgentConfiguration(toml: bad, relativeTo: "/x", environment: [:])
+                Issue.record("accepted: \(bad)")
+            } catch {
+                #expect(error.reason == "bad_config" && error.message.hasPrefix("chain_rpc") && !error.message.contains("pa55"), "\(bad): \(error)")
+            }
+        }
+    }
+}
