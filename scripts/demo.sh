@@ -4,14 +4,21 @@
 # way), a sample account, a client asking for "USDC transfers only, at most 100 USDC, 3 days,
 # at most 10 uses" on Sepolia, approval by you on a terminal (by the example rules file otherwise,
 # or with DEMO_RULES=1), one user operation signed inside the scope and one outside it denied
-# with its reason, and the account's own user operation that ends the session on chain, which
-# the token signs.
+# with its reason, the session's state on chain beside the agent's ledger (read from a stand-in
+# JSON-RPC endpoint: no Sepolia node is reachable here), and the account's own user operation
+# that ends the session on chain, which the token signs.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 demo=$(mktemp -d)
 agent_pid=""
-cleanup() { [ -n "$agent_pid" ] && kill "$agent_pid" 2>/dev/null; wait 2>/dev/null || true; rm -rf "$demo"; }
+chain_pid=""
+cleanup() {
+  [ -n "$agent_pid" ] && kill "$agent_pid" 2>/dev/null
+  [ -n "$chain_pid" ] && kill -9 "$chain_pid" 2>/dev/null
+  wait 2>/dev/null || true
+  rm -rf "$demo"
+}
 trap cleanup EXIT
 bash scripts/install-deps.sh
 # SwiftPM leaves empty directories in $TMPDIR at each build: here they go with the demo's.
@@ -40,6 +47,13 @@ uri=$(sed -n 2p owner.out)
 run "$sa" token list --module "$module"
 account=0x7227dcfb0c5ec7a5f539f97b18be261c49687ed6
 
+# Sepolia as the agent will read it: a stand-in JSON-RPC endpoint (the tests' Tests/rig/chain-rpc.py)
+# answering the contracts' getters from chain.json.
+printf '{"chainId": 11155111, "block": 7300000, "accounts": {"%s": {"code": "0x6080", "erc7579": true, "modules": ["0x00000000008bdaba73cd9815d79069c247eb4bda"]}}}\n' "$account" > chain.json
+"$root/.venv-oracle/bin/python" "$root/Tests/rig/chain-rpc.py" chain.json chain.port 2> chain.log &
+chain_pid=$!
+for _ in $(seq 100); do [ -s chain.port ] && break; sleep 0.1; done
+
 say "The agent's configuration: the owner by its PKCS#11 URI, its PIN in a file (a server's way)"
 # The example's payments rule approves clients of root and of uid 1000; the demo's run as you.
 uid=$(id -u)
@@ -52,6 +66,7 @@ data_dir = "data"
 socket_dir = "run"
 rules = "rules.toml"
 store_passphrase_file = "store.pass"
+chain_rpc = { 11155111 = "http://127.0.0.1:$(cat chain.port)/v3/demo-key" }
 
 [[owners]]
 pkcs11 = "$uri"
@@ -127,6 +142,13 @@ run "$sa" sign-userop --session "$session" --chain-id 11155111 op3.json || echo 
 
 say "What is used and left of the session's limits: what the client may still ask for"
 run "$sa" sessions show "$session"
+
+say "The session on chain, beside the agent's ledger: the chain has it enabled and counted one transfer of the two signed"
+permission=$("$sa" sessions show "$session" --json | python3 -c 'import json, sys; print(json.load(sys.stdin)["permissionId"])')
+usdc_lower=$(tr 'A-F' 'a-f' <<< "${usdc#0x}")
+printf '{"chainId": 11155111, "block": 7300001, "accounts": {"%s": {"code": "0x6080", "erc7579": true, "modules": ["0x00000000008bdaba73cd9815d79069c247eb4bda"]}}, "sessions": [{"account": "%s", "permissionId": "%s", "enabled": true, "nonce": 1, "actions": [{"target": "0x%s", "selector": "0xa9059cbb", "policies": {"0x00000000001d4479fa2a947026204d0283cede4b": {"used": 1}, "0x000000000033212e272655d8a22402db819477a6": {"tokens": {"0x%s": {"limit": 100000000, "spent": 5000000}}}}}]}]}\n' \
+  "$account" "$account" "$permission" "$usdc_lower" "$usdc_lower" > chain.json
+run "$sa" sessions status "$session"
 
 say "Done with it: revoke the session (its key is erased now; on chain it ends when the account sends what this prints)"
 run "$sa" revoke "$session"

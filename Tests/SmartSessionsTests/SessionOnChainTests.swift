@@ -64,6 +64,27 @@ struct SessionOnChainTests {
         #expect(try SessionOnChainState.counters(of: usage, answer: UInt256(3).bigEndianBytes).values.first == 3)
     }
 
+    /// Each getter's outputs go to the counters they are: SimpleGasPolicy answers (gasLimit,
+    /// gasUsed, costLimit, costUsed), ERC20SpendingLimitPolicy (spendingLimit, alreadySpent,
+    /// approvedAmount).
+    @Test func eachOutputIsTheCounterItNames() throws {
+        let token = try Address("0x1c7d4b196cb0c7b01d743fbc6116a902379c7238")
+        let session = Session(
+            sessionValidator: SmartSessionAddresses.ownableValidator, sessionValidatorInitData: Array(repeating: 3, count: 20),
+            userOpPolicies: [PolicyData(policy: PolicyRegistry.address(of: .simpleGas), initData: Array(repeating: 1, count: 32))],
+            actions: [ActionData(actionTargetSelector: KnownSelectors.erc20Transfer, actionTarget: token, actionPolicies: [
+                PolicyData(policy: PolicyRegistry.address(of: .erc20SpendingLimit), initData: try ABI.encode([.array([.address(token)]), .array([.uint(100)])], as: [.array(.address), .array(.uint256)])),
+            ])])
+        let reads = SessionOnChainReads(session: session, account: Self.account)
+        func read(_ kind: PolicyKind, _ outputs: [UInt64]) throws -> [String: String] {
+            let r = try #require(reads.counters.first { $0.call.to == PolicyRegistry.address(of: kind) })
+            let counters = try SessionOnChainState.counters(of: r, answer: outputs.flatMap { UInt256($0).bigEndianBytes })
+            return Dictionary(uniqueKeysWithValues: counters.map { ($0.key.counter, $0.value.description) })
+        }
+        #expect(try read(.simpleGas, [10, 11, 12, 13]) == ["gasUsed": "11", "costUsed": "13"])
+        #expect(try read(.erc20SpendingLimit, [10, 11, 12]) == ["spent:\(token.lowercased)": "11", "approved:\(token.lowercased)": "12"])
+    }
+
     static let account = try! Address("0x7227dcfb0c5ec7a5f539f97b18be261c49687ed6")
     static let usage = PolicyRegistry.address(of: .usageLimit)
     static let session = Session(
