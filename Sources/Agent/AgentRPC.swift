@@ -518,6 +518,7 @@ public struct AgentRPC: Sendable {
                 var entry = key(c.key)
                 entry["local"] = .string(c.local.description)
                 entry["chain"] = .string(c.chain.description)
+                entry["text"] = .string(c.text)
                 return .object(entry)
             })
             o["unreadable"] = .array(r.unreadable.map { .object(key($0)) })

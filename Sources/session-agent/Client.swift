@@ -220,10 +220,7 @@ struct SessionsStatus: ParsableCommand {
         for f in c["findings"]?.arrayValue ?? [] {
             lines.append("  \(mark[f["severity"]?.stringValue ?? ""] ?? "?") \(f["message"]?.stringValue ?? "")")
         }
-        for counter in c["counters"]?.arrayValue ?? [] {
-            let here = counter["local"]?.stringValue ?? "?", chain = counter["chain"]?.stringValue ?? "?"
-            lines.append("    \(counter["counter"]?.stringValue ?? "?") of \(counter["policy"]?.stringValue ?? "?"): signed here \(here), on chain \(chain)")
-        }
+        lines += (c["counters"]?.arrayValue ?? []).map { "    " + ($0["text"]?.stringValue ?? "?") }
         let unreadable = (c["unreadable"]?.arrayValue ?? []).map { "\($0["counter"]?.stringValue ?? "?") of \($0["policy"]?.stringValue ?? "?")" }
         if !unreadable.isEmpty { lines.append("    not readable on chain (no getter): " + unreadable.joined(separator: ", ")) }
         return lines

@@ -93,8 +93,10 @@ struct ChainStatusTests {
         s = try Self.status(control, session)
         #expect(Self.reasons(s) == ["enabled", "counted_elsewhere"] && s["severity"] == "critical", "\(s)")
         let cli = try Command.run(Command.sessionAgent, ["sessions", "status", session, "--socket", agent.controlSocket])
-        #expect(cli.status == 2 && cli.stdout.contains("✗ used of") && cli.stdout.contains("the session was used outside this agent"), "\(cli)")
-        #expect(cli.stdout.contains("used of \(PolicyRegistry.address(of: .usageLimit).checksummed): signed here 2, on chain 3"), "\(cli.stdout)")
+        let uses = "uses (UsageLimitPolicy \(PolicyRegistry.address(of: .usageLimit).checksummed))"
+        #expect(cli.status == 2 && cli.stdout.contains("✗ \(uses): the chain counted 3") && cli.stdout.contains("the session was used outside this agent"), "\(cli)")
+        #expect(cli.stdout.contains("\(uses): 2 signed here, 3 on chain"), "\(cli.stdout)")
+        #expect(cli.stdout.contains("USDC spent (ERC20SpendingLimitPolicy \(PolicyRegistry.address(of: .erc20SpendingLimit).checksummed)): 12 USDC signed here, 12 USDC on chain"), "\(cli.stdout)")
         try agent.waitForLog("the chain counted 3, this agent signed for 2")
 
         // Every call at the block it read first, and the key nowhere the agent writes.

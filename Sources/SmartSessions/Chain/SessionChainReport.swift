@@ -24,6 +24,8 @@ public struct SessionChainReport: Sendable, Equatable {
         public var key: LedgerKey
         public var local: UInt256
         public var chain: UInt256
+        /// "USDC spent (ERC20SpendingLimitPolicy 0x…): 6 USDC signed here, 5 USDC on chain"
+        public var text: String
     }
 
     public var chainId: UInt64
@@ -40,8 +42,9 @@ public struct SessionChainReport: Sendable, Equatable {
     ///   - enabledHere: whether the agent signed the session's enabling on this chain (an
     ///     ENABLE user operation, or the account's `enableSessions`).
     ///   - signedNonce: the enable nonce the owners' signature is for, nil when they signed none.
+    ///   - tokens: to name token amounts ("5 USDC").
     public init(chainId: UInt64, reads: SessionOnChainReads, state: SessionOnChainState, ledger: PolicyLedger,
-                enabledHere: Bool, signedNonce: UInt256?) {
+                enabledHere: Bool, signedNonce: UInt256?, tokens: TokenList = TokenList()) {
         self.chainId = chainId
         self.state = state
         unreadable = reads.unreadable
@@ -78,15 +81,34 @@ public struct SessionChainReport: Sendable, Equatable {
         if state.enabled {
             for key in state.counters.keys.sorted() {
                 let chain = state.counters[key]!, local = ledger[key] ?? .zero
-                counters.append(Counter(key: key, local: local, chain: chain))
+                let (name, amount) = Self.describe(key, chainId: chainId, tokens: tokens)
+                counters.append(Counter(key: key, local: local, chain: chain, text: "\(name): \(amount(local)) signed here, \(amount(chain)) on chain"))
                 if chain > local {
-                    add(.critical, "counted_elsewhere", "\(key.counter) of \(key.policy.checksummed): the chain counted \(chain), this agent signed for \(local): the session was used outside this agent (its key, or an enable signature, is elsewhere), or the agent's ledger is older than the chain")
+                    add(.critical, "counted_elsewhere", "\(name): the chain counted \(amount(chain)), this agent signed for \(amount(local)): the session was used outside this agent (its key, or an enable signature, is elsewhere), or the agent's ledger is older than the chain")
                 } else if chain < local {
-                    add(.info, "pending", "\(key.counter) of \(key.policy.checksummed): this agent signed for \(local), the chain counted \(chain): operations signed here are not on chain yet (pending, dropped or never sent)")
+                    add(.info, "pending", "\(name): this agent signed for \(amount(local)), the chain counted \(amount(chain)): operations signed here are not on chain yet (pending, dropped or never sent)")
                 }
             }
         }
         self.counters = counters
         self.findings = findings
+    }
+
+    /// A counter's name and how its amounts read: "uses", "native value" in ETH, "USDC spent"
+    /// in USDC, "gas" in units, "gas cost" in ETH; each with its policy.
+    static func describe(_ key: LedgerKey, chainId: UInt64, tokens: TokenList) -> (String, (UInt256) -> String) {
+        let policy = "\(PolicyRegistry.deployment(at: key.policy).map { "\($0.kind.rawValue) " } ?? "")\(key.policy.checksummed)"
+        let parts = key.counter.split(separator: ":", maxSplits: 1).map(String.init)
+        let token = parts.count == 2 ? try? Address(parts[1]) : nil
+        let symbol = token.flatMap { tokens.token(chains: [chainId], address: $0)?.symbol } ?? parts.last ?? ""
+        switch parts[0] {
+        case "used": return ("uses (\(policy))", { "\($0)" })
+        case "valueUsed": return ("native value (\(policy))", Amounts.eth)
+        case "gasUsed": return ("gas (\(policy))", { "\($0) gas" })
+        case "costUsed": return ("gas cost (\(policy))", Amounts.eth)
+        case "spent", "approved":
+            return ("\(symbol) \(parts[0]) (\(policy))", { amount in token.map { tokens.amount(amount, of: $0, chains: [chainId]) } ?? "\(amount)" })
+        default: return ("\(key.counter) (\(policy))", { "\($0)" })
+        }
     }
 }
