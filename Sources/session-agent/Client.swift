@@ -115,21 +115,25 @@ struct SessionsList: ParsableCommand {
 
     func run() throws {
         try report(output) {
-            let client = try remote { try socket.connect() }
-            var sessions: [JSONValue] = []
-            while true {
-                var params = JSONObject(["limit": JSONValue(Self.page), "live": .bool(live)])
-                if let last = sessions.last?["sessionId"] { params["after"] = last }
-                let page = try remote { try client.call(socket.control ? "sessions_list" : "session_list", params) }.arrayValue ?? []
-                sessions += page
-                if page.count < Self.page { break }
-            }
+            let sessions = try Self.all(try remote { try socket.connect() }, method: socket.control ? "sessions_list" : "session_list", live: live)
             let lines = sessions.map { s in
                 // A label stored before labels were checked may hold control characters.
                 "\(s["sessionId"]?.stringValue ?? "?")  \(s["label"]?.stringValue.map(DisplayText.escaped) ?? "-")  account \(s["account"]?.stringValue ?? "?")  key \(s["sessionKey"]?.stringValue ?? "?")  "
                     + (Self.ended(s) ? "(\(Self.state(s)))" : Self.state(s))
             }
             return CommandOutput(text: lines.isEmpty ? "no sessions" : lines.joined(separator: "\n"), json: .array(sessions))
+        }
+    }
+
+    /// Every session `method` lists, a page at a time.
+    static func all(_ client: AgentClient, method: String, live: Bool) throws -> [JSONValue] {
+        var sessions: [JSONValue] = []
+        while true {
+            var params = JSONObject(["limit": JSONValue(page), "live": .bool(live)])
+            if let last = sessions.last?["sessionId"] { params["after"] = last }
+            let got = try remote { try client.call(method, params) }.arrayValue ?? []
+            sessions += got
+            if got.count < page { return sessions }
         }
     }
 
@@ -187,25 +191,41 @@ struct SessionsStatus: ParsableCommand {
         commandName: "status",
         abstract: "A session's state on chain, read from the endpoints in chain_rpc, beside the agent's own record of it.",
         discussion: """
-            For each of the session's chains: whether the account is deployed and has SmartSession installed, whether the             session is enabled and its owners' enable signature still can enable it, and each policy counter on chain beside             the agent's ledger. The ledger may be ahead (operations signed and not yet included); a chain ahead of it means             the session was used outside the agent. Exit status: 0; 1 when a chain could not be read; 2 when a finding is critical.
+            For each of the session's chains: whether the account is deployed and has SmartSession installed, whether the \
+            session is enabled and its owners' enable signature still can enable it, and each policy counter on chain beside \
+            the agent's ledger. The ledger may be ahead (operations signed and not yet included); a chain ahead of it means \
+            the session was used outside the agent. With --all, every live session of every client, for a timer or a \
+            monitoring check. Exit status: 0; 1 when a chain could not be read; 2 when a finding is critical.
             """)
 
-    @Argument(help: "The session id.") var session: String
+    @Argument(help: "The session id.") var session: String?
+    @Flag(help: "Every live session (neither revoked nor expired), of every client.") var all = false
     @Option(help: "Only this chain.") var chain: UInt64?
     @Option(help: "The agent's control socket (default: $SESSION_AGENT_CONTROL_SOCK).") var socket: String?
     @OptionGroup var output: OutputOptions
 
+    func validate() throws {
+        guard (session == nil) == all else { throw ValidationError("give a session id, or --all") }
+    }
+
     func run() throws {
-        var params = JSONObject(["sessionId": .string(session)])
-        if let chain { params["chainId"] = .string(String(chain)) }
-        var chains: [JSONValue] = []
+        var statuses: [JSONValue] = []
         try report(output) {
-            let status = try remote { try connectControl(socket).call("session_chain_status", params) }
-            chains = status["chains"]?.arrayValue ?? []
-            var lines = ["\(status["sessionId"]?.stringValue ?? session), account \(status["account"]?.stringValue ?? "?"), permissionId \(status["permissionId"]?.stringValue ?? "?")"]
-            for c in chains { lines += Self.lines(c) }
-            return CommandOutput(text: lines.joined(separator: "\n"), json: status)
+            let control = try remote { try connectControl(socket) }
+            let ids = try session.map { [$0] } ?? SessionsList.all(control, method: "sessions_list", live: true).compactMap { $0["sessionId"]?.stringValue }
+            var lines: [String] = []
+            for id in ids {
+                var params = JSONObject(["sessionId": .string(id)])
+                if let chain { params["chainId"] = .string(String(chain)) }
+                let status = try remote { try control.call("session_chain_status", params) }
+                statuses.append(status)
+                lines.append("\(status["sessionId"]?.stringValue ?? id), account \(status["account"]?.stringValue ?? "?"), permissionId \(status["permissionId"]?.stringValue ?? "?")")
+                for c in status["chains"]?.arrayValue ?? [] { lines += Self.lines(c) }
+            }
+            if all && ids.isEmpty { lines.append("no live sessions") }
+            return CommandOutput(text: lines.joined(separator: "\n"), json: all ? .array(statuses) : statuses.first ?? .null)
         }
+        let chains = statuses.flatMap { $0["chains"]?.arrayValue ?? [] }
         if chains.contains(where: { $0["severity"]?.stringValue == "critical" }) { throw ExitCode(2) }
         if chains.contains(where: { $0["error"] != nil }) { throw ExitCode(1) }
     }

@@ -99,6 +99,17 @@ struct ChainStatusTests {
         #expect(cli.stdout.contains("USDC spent (ERC20SpendingLimitPolicy \(PolicyRegistry.address(of: .erc20SpendingLimit).checksummed)): 12 USDC signed here, 12 USDC on chain"), "\(cli.stdout)")
         try agent.waitForLog("the chain counted 3, this agent signed for 2")
 
+        // --all: every live session, for a timer; revoked ones are left out.
+        let second = try SocketTests.requestSession(client)
+        func all() throws -> (status: Int32, ids: [String]) {
+            let run = try Command.run(Command.sessionAgent, ["sessions", "status", "--all", "--json", "--socket", agent.controlSocket])
+            return (run.status, try JSONValue(parsing: run.stdout).arrayValue?.compactMap { $0["sessionId"]?.stringValue } ?? [])
+        }
+        #expect(try all() == (2, [session, second]))
+        _ = try control.call("session_revoke", JSONObject(["sessionId": .string(session)]))
+        #expect(try all() == (0, [second]))
+        #expect(try Command.run(Command.sessionAgent, ["sessions", "status", "--socket", agent.controlSocket]).status != 0)
+
         // Every call at the block it read first, and the key nowhere the agent writes.
         let calls = endpoint.requests.filter { $0["method"] == "eth_call" }
         #expect(calls.count >= 5 * 5 && calls.allSatisfy { $0["params"]?.arrayValue?.last == "0x64" }, "\(calls.count)")

@@ -28,7 +28,7 @@ struct DeploymentTests {
     func unitsVerifyWithoutAnyWarning(_ kind: String) throws {
         let dir = try Self.unitsCopy(kind)
         defer { try? FileManager.default.removeItem(at: dir) }
-        let servers = kind == "system" ? ["session-agent-prune.service", "session-agent-prune.timer"] : []
+        let servers = kind == "system" ? ["session-agent-prune.service", "session-agent-prune.timer", "session-agent-chain-check.service", "session-agent-chain-check.timer"] : []
         let units = (["session-agent.service", "session-agent-client.socket", "session-agent-control.socket", "session-agent-pkcs11.service"] + servers)
             .map { dir.appendingPathComponent($0).path }
         var env = ProcessInfo.processInfo.environment
@@ -74,6 +74,7 @@ struct DeploymentTests {
         #expect(try exposure() == strict, "the drop-in gives the agent nothing beyond an environment variable")
         #expect(try exposure(units[3]).rating == "OK")
         #expect(try exposure(units[4]).rating == "SAFE", "the daily prune sees even less than the agent")
+        #expect(try exposure(units[6]).rating == "SAFE", "the chain check asks the agent, and sees even less than it")
     }
 
     @Test(.enabled(if: getuid() == 0 && present("/usr/bin/udevadm"), "needs root and udevadm"))
