@@ -104,7 +104,7 @@ let package = Package(
         ),
         .testTarget(name: "TOMLTests", dependencies: ["TOML", "TestSupport"]),
         .testTarget(name: "ApprovalTests", dependencies: ["Approval", "TestSupport"]),
-        .testTarget(name: "AgentTests", dependencies: ["Agent", "CLinuxShims", "TestSupport", "TestTraits", .product(name: "GRDB", package: "GRDB.swift"),
+        .testTarget(name: "AgentTests", dependencies: ["Agent", "ChainRPC", "CLinuxShims", "TestSupport", "TestTraits", .product(name: "GRDB", package: "GRDB.swift"),
                                                    .product(name: "Logging", package: "swift-log"),
                                                    .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOEmbedded", package: "swift-nio")]),
         .testTarget(name: "SessionStoreTests", dependencies: ["SessionStore", "TestSupport", "TestTraits", .product(name: "GRDB", package: "GRDB.swift")]),

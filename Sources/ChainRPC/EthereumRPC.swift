@@ -126,7 +126,8 @@ public struct EthereumRPC: Sendable {
     }
 
     public static func quantity(_ value: JSONValue, of method: String) throws(ChainRPCError) -> UInt64 {
-        guard let text = value.stringValue, text.hasPrefix("0x"), text.count > 2, text.count <= 18,
+        // Swift's integer parser takes a sign too ("0x+1"); a quantity is hex digits only.
+        guard let text = value.stringValue, text.hasPrefix("0x"), text.count > 2, text.count <= 18, text.dropFirst(2).allSatisfy(\.isHexDigit),
               let n = UInt64(text.dropFirst(2), radix: 16) else {
             throw ChainRPCError("chain_answer_malformed", "\(method) answered \(printable(value.serialized)), not a hex quantity")
         }
@@ -164,7 +165,7 @@ public struct EthereumRPC: Sendable {
 }
 
 /// The endpoints the configuration names, one per chain, over one HTTP client that lives as
-/// long as the agent (`shutdown()` when it stops).
+/// long as they do.
 public final class ChainEndpoints: Sendable {
     public let endpoints: [UInt64: ChainEndpoint]
     let client: HTTPClient
@@ -174,7 +175,8 @@ public final class ChainEndpoints: Sendable {
         client = EthereumRPC.makeClient()
     }
 
-    public func rpc(for chainId: UInt64) -> EthereumRPC? { endpoints[chainId].map { EthereumRPC($0, client: client) } }
+    // AsyncHTTPClient traps, in debug builds, on a client that goes without a shutdown.
+    deinit { try? client.syncShutdown() }
 
-    public func shutdown() async { try? await client.shutdown() }
+    public func rpc(for chainId: UInt64) -> EthereumRPC? { endpoints[chainId].map { EthereumRPC($0, client: client) } }
 }

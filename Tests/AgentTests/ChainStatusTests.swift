@@ -1,4 +1,5 @@
 import Agent
+import ChainRPC
 import EthereumCore
 import Foundation
 import SmartSessions
@@ -165,6 +166,31 @@ struct ChainStatusTests {
         let (agent, _, control, session) = try Self.agent(chainRPC: nil)
         defer { agent.stop() }
         #expect(try Self.status(control, session)["error"]?["reason"] == "no_endpoint")
+    }
+
+    /// What an endpoint answers is read strictly: the envelope, then a quantity or data.
+    @Test func anEndpointsAnswerIsReadStrictly() throws {
+        let endpoint = try ChainEndpoint("https://rpc.example/v3/\(ChainStandIn.apiKey)")
+        func result(_ text: String) -> Result<JSONValue, ChainRPCError> {
+            Result { () throws(ChainRPCError) in try EthereumRPC.result(of: Array(text.utf8), to: "eth_call", from: endpoint) }
+        }
+        #expect(try result(#"{"jsonrpc":"2.0","id":1,"result":"0x01"}"#).get() == "0x01")
+        for (text, reason) in [(#"{"jsonrpc":"2.0","id":2,"result":"0x01"}"#, "chain_answer_malformed"), (#"{"id":1,"result":"0x01"}"#, "chain_answer_malformed"),
+                               (#"{"jsonrpc":"2.0","id":1}"#, "chain_answer_malformed"), (#"[{"jsonrpc":"2.0","id":1,"result":"0x"}]"#, "chain_answer_malformed"),
+                               (#"{"jsonrpc":"2.0","id":1,"error":{"code":3,"message":"execution reverted"}}"#, "reverted"),
+                               (#"{"jsonrpc":"2.0","id":1,"error":{"code":-32000,"message":"execution reverted: no"}}"#, "reverted"),
+                               (#"{"jsonrpc":"2.0","id":1,"error":{"code":-32005,"message":"rate limited\u001b[2J"}}"#, "chain_error")] {
+            guard case .failure(let error) = result(text) else { Issue.record("accepted: \(text)"); continue }
+            #expect(error.reason == reason && !error.message.contains("\u{1b}") && !error.message.contains(ChainStandIn.apiKey), "\(text): \(error)")
+        }
+        #expect(try EthereumRPC.quantity("0x64", of: "eth_blockNumber") == 100)
+        for bad: JSONValue in ["0x+1", "0x", "64", "0x10000000000000000", .number("100"), "0x-1", "0x 1"] {
+            #expect(throws: ChainRPCError.self, "\(bad)") { try EthereumRPC.quantity(bad, of: "eth_blockNumber") }
+        }
+        #expect(try EthereumRPC.data("0x", of: "eth_call") == [])
+        for bad: JSONValue in ["0xzz", "00", .null, .number("1")] {
+            #expect(throws: ChainRPCError.self, "\(bad)") { try EthereumRPC.data(bad, of: "eth_call") }
+        }
     }
 
     /// `chain_rpc`: a chain id and an http(s) URL each; shown without its path or query.
