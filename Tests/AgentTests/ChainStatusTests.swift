@@ -54,11 +54,11 @@ struct ChainStatusTests {
         })
     }
 
-    static func agent(chainRPC: String?) throws -> (AgentProcess, AgentClient, AgentClient, String) {
-        let agent = try AgentProcess(extraConfig: chainRPC.map { "chain_rpc = { \(chain) = \"\($0)\" }" } ?? "")
+    static func agent(chainRPC: String?, rules: String? = nil, request: JSONValue = SocketTests.example) throws -> (AgentProcess, AgentClient, AgentClient, String) {
+        let agent = try AgentProcess(rules: rules, extraConfig: chainRPC.map { "chain_rpc = { \(chain) = \"\($0)\" }" } ?? "")
         try agent.start()
         let client = try AgentClient(path: agent.clientSocket), control = try AgentClient(path: agent.controlSocket)
-        return (agent, client, control, try SocketTests.requestSession(client))
+        return (agent, client, control, try SocketTests.requestSession(client, request))
     }
 
     /// Before and after its enabling, in step, behind and ahead: what the chain says is set
@@ -159,6 +159,20 @@ struct ChainStatusTests {
         #expect(try control.call("session_get", JSONObject(["sessionId": .string(session)])) == before)
         #expect(try SocketTests.sign(client, session, 1, nonce: 1)["signature"] != nil)
         #expect(!agent.logs.contains(ChainStandIn.apiKey))
+    }
+
+    /// A session whose key may have been handed to its client: the client signs without the
+    /// agent, so a chain ahead of the ledger is a warning, not the alarm.
+    @Test func aSessionWhoseKeyMayBeWithItsClientIsNotAnAlarm() throws {
+        let endpoint = try ChainStandIn(Self.state())
+        var exportable = SocketTests.example.objectValue!
+        exportable["export"] = true
+        let (agent, _, control, session) = try Self.agent(chainRPC: endpoint.url, rules: "default = \"approve\"", request: .object(exportable))
+        defer { agent.stop() }
+        let permissionId = try #require(try control.call("session_get", JSONObject(["sessionId": .string(session)]))["permissionId"]?.stringValue)
+        try endpoint.write(Self.state(permissionId: permissionId, enabled: true, nonce: 1, used: 1, spent: 1_000_000))
+        let s = try Self.status(control, session)
+        #expect(Self.reasons(s) == ["enabled_by_client", "signed_by_client", "signed_by_client"] && s["severity"] == "warning", "\(s)")
     }
 
     /// A chain without an endpoint is said to have none.

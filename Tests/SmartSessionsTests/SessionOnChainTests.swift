@@ -133,6 +133,10 @@ struct SessionOnChainTests {
         let ahead = Self.report(Self.state(enabled: true, used: 4), ledger: ledger, enabledHere: true)
         #expect(Self.reasons(ahead) == ["enabled", "counted_elsewhere"] && ahead.severity == .critical)
         #expect(ahead.findings[1].message.contains("the chain counted 4, this agent signed for 3"), "\(ahead.findings[1].message)")
+        // Not when its key may have been handed to its client, which signs without the agent.
+        let exported = SessionChainReport(chainId: 8453, reads: SessionOnChainReads(session: Self.session, account: Self.account), state: Self.state(enabled: true, used: 4),
+                                          ledger: ledger, enabledHere: false, signedNonce: 0, keyMayBeElsewhere: true)
+        #expect(Self.reasons(exported) == ["enabled_by_client", "signed_by_client"] && exported.severity == .warning)
         // A counter the agent never moved is zero in its ledger.
         #expect(Self.reasons(Self.report(Self.state(enabled: true, used: 1), enabledHere: true)) == ["enabled", "counted_elsewhere"])
     }

@@ -42,9 +42,11 @@ public struct SessionChainReport: Sendable, Equatable {
     ///   - enabledHere: whether the agent signed the session's enabling on this chain (an
     ///     ENABLE user operation, or the account's `enableSessions`).
     ///   - signedNonce: the enable nonce the owners' signature is for, nil when they signed none.
+    ///   - keyMayBeElsewhere: the session allows its key to be handed to its client, which then
+    ///     signs without the agent: the chain ahead of the ledger is to be expected.
     ///   - tokens: to name token amounts ("5 USDC").
     public init(chainId: UInt64, reads: SessionOnChainReads, state: SessionOnChainState, ledger: PolicyLedger,
-                enabledHere: Bool, signedNonce: UInt256?, tokens: TokenList = TokenList()) {
+                enabledHere: Bool, signedNonce: UInt256?, keyMayBeElsewhere: Bool = false, tokens: TokenList = TokenList()) {
         self.chainId = chainId
         self.state = state
         unreadable = reads.unreadable
@@ -61,6 +63,8 @@ public struct SessionChainReport: Sendable, Equatable {
         switch (state.enabled, enabledHere) {
         case (true, true):
             add(.info, "enabled", "enabled on chain, as this agent enabled it")
+        case (true, false) where keyMayBeElsewhere:
+            add(.info, "enabled_by_client", "enabled on chain by its client, which may hold its key (the session allows export)")
         case (true, false):
             add(.warning, "enabled_elsewhere", "enabled on chain, but not by an enabling this agent signed: its user operations from here still go in ENABLE mode")
         case (false, true):
@@ -83,7 +87,9 @@ public struct SessionChainReport: Sendable, Equatable {
                 let chain = state.counters[key]!, local = ledger[key] ?? .zero
                 let (name, amount) = Self.describe(key, chainId: chainId, tokens: tokens)
                 counters.append(Counter(key: key, local: local, chain: chain, text: "\(name): \(amount(local)) signed here, \(amount(chain)) on chain"))
-                if chain > local {
+                if chain > local, keyMayBeElsewhere {
+                    add(.warning, "signed_by_client", "\(name): the chain counted \(amount(chain)), this agent signed for \(amount(local)): its client may hold its key (the session allows export) and sign without this agent")
+                } else if chain > local {
                     add(.critical, "counted_elsewhere", "\(name): the chain counted \(amount(chain)), this agent signed for \(amount(local)): the session was used outside this agent (its key, or an enable signature, is elsewhere), or the agent's ledger is older than the chain")
                 } else if chain < local {
                     add(.info, "pending", "\(name): this agent signed for \(amount(local)), the chain counted \(amount(chain)): operations signed here are not on chain yet (pending, dropped or never sent)")
