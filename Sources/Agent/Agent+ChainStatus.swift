@@ -51,7 +51,12 @@ extension Agent {
                 }))
         }
         for status in statuses {
-            if case .success(let report) = status.outcome, report.severity == .critical {
+            guard case .success(let report) = status.outcome else {
+                metrics?.chainRead("unread")
+                continue
+            }
+            metrics?.chainRead(report.severity.rawValue)
+            if report.severity == .critical {
                 logger.warning("session \(id) on chain \(status.chainId): \(report.findings.filter { $0.severity == .critical }.map(\.message).joined(separator: "; "))")
             }
         }

@@ -64,6 +64,13 @@ public final class AgentMetrics: Sendable {
         }
     }
 
+    /// One chain of one session read (`session_chain_status`): `result` is the worst finding's
+    /// severity (info, warning, critical), or `unread`.
+    func chainRead(_ result: String) {
+        registry.makeCounter(descriptor: Self.name("chain_reads", "total", "Sessions' states read on a chain, by the worst finding or unread"),
+                             labels: [("result", result)]).increment()
+    }
+
     func accountOperationSigned(_ operation: String) {
         registry.makeCounter(descriptor: Self.name("account_operations_signed", "total", "The account's own user operations its owners signed"),
                              labels: [("operation", operation)]).increment()

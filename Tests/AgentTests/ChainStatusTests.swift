@@ -54,8 +54,8 @@ struct ChainStatusTests {
         })
     }
 
-    static func agent(chainRPC: String?, rules: String? = nil, request: JSONValue = SocketTests.example) throws -> (AgentProcess, AgentClient, AgentClient, String) {
-        let agent = try AgentProcess(rules: rules, extraConfig: chainRPC.map { "chain_rpc = { \(chain) = \"\($0)\" }" } ?? "")
+    static func agent(chainRPC: String?, rules: String? = nil, request: JSONValue = SocketTests.example, metrics: Bool = false) throws -> (AgentProcess, AgentClient, AgentClient, String) {
+        let agent = try AgentProcess(rules: rules, extraConfig: (chainRPC.map { "chain_rpc = { \(chain) = \"\($0)\" }\n" } ?? "") + (metrics ? "metrics_listen = \"127.0.0.1:0\"" : ""))
         try agent.start()
         let client = try AgentClient(path: agent.clientSocket), control = try AgentClient(path: agent.controlSocket)
         return (agent, client, control, try SocketTests.requestSession(client, request))
@@ -66,7 +66,7 @@ struct ChainStatusTests {
     /// `sessions status` exits 2 for it. The endpoint's key (in its path) is never shown.
     @Test func theChainIsSetBesideTheLedger() throws {
         let endpoint = try ChainStandIn(Self.state())
-        let (agent, client, control, session) = try Self.agent(chainRPC: endpoint.url)
+        let (agent, client, control, session) = try Self.agent(chainRPC: endpoint.url, metrics: true)
         defer { agent.stop() }
         let permissionId = try #require(try control.call("session_get", JSONObject(["sessionId": .string(session)]))["permissionId"]?.stringValue)
 
@@ -99,6 +99,13 @@ struct ChainStatusTests {
         #expect(cli.stdout.contains("\(uses): 2 signed here, 3 on chain"), "\(cli.stdout)")
         #expect(cli.stdout.contains("USDC spent (ERC20SpendingLimitPolicy \(PolicyRegistry.address(of: .erc20SpendingLimit).checksummed)): 12 USDC signed here, 12 USDC on chain"), "\(cli.stdout)")
         try agent.waitForLog("the chain counted 3, this agent signed for 2")
+        // Prometheus counts the reads by their worst finding, for an alert on a critical one.
+        let base = String(try #require(agent.logs.firstMatch(of: /metrics for Prometheus at (http:\/\/127\.0\.0\.1:\d+)\/metrics/)?.1))
+        let scraped = try MetricsTests.scrape(base).body
+        for line in ["session_agent_chain_reads_total{result=\"info\"} 3", "session_agent_chain_reads_total{result=\"warning\"} 1",
+                     "session_agent_chain_reads_total{result=\"critical\"} 2"] {
+            #expect(scraped.contains(line + "\n"), "\(line) in \(scraped)")
+        }
 
         // --all: every live session, for a timer; revoked ones are left out.
         let second = try SocketTests.requestSession(client)
