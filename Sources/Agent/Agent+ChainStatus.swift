@@ -47,7 +47,8 @@ extension Agent {
                 chainId: target.chainId, endpoint: rpc?.endpoint.description, enabledHere: enabledHere, signedNonce: signedNonce,
                 outcome: read.map { state in
                     SessionChainReport(chainId: target.chainId, reads: reads, state: state, ledger: local.ledgers[target.chainId] ?? PolicyLedger(),
-                                       enabledHere: enabledHere, signedNonce: signedNonce, keyMayBeElsewhere: s.exportAllowed, tokens: tokens)
+                                       enabledHere: enabledHere, signedNonce: signedNonce, revoked: local.stored.revokedAt != nil,
+                                       keyMayBeElsewhere: s.exportAllowed, tokens: tokens)
                 }))
         }
         for status in statuses {

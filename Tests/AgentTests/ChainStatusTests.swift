@@ -116,6 +116,10 @@ struct ChainStatusTests {
         #expect(try all() == (2, [session, second]))
         _ = try control.call("session_revoke", JSONObject(["sessionId": .string(session)]))
         #expect(try all() == (0, [second]))
+        // Revoked here, still enabled on chain until the account ends it.
+        #expect(Self.reasons(try Self.status(control, session)) == ["revoked_but_enabled", "counted_elsewhere"])
+        try endpoint.write(Self.state(permissionId: permissionId, enabled: false, nonce: 2))
+        #expect(Self.reasons(try Self.status(control, session)) == ["ended"])
         #expect(try Command.run(Command.sessionAgent, ["sessions", "status", "--socket", agent.controlSocket]).status != 0)
 
         // Every call at the block it read first, and the key nowhere the agent writes.

@@ -119,6 +119,14 @@ struct SessionOnChainTests {
         let uninstalled = Self.report(Self.state(installed: false, enabled: false), enabledHere: false)
         #expect(Self.reasons(uninstalled) == ["not_installed", "enable_outstanding"] && uninstalled.severity == .critical)
         #expect(Self.reasons(Self.report(Self.state(installed: nil, enabled: false), enabledHere: false)) == ["install_unknown", "enable_outstanding"])
+        // Revoked here: ended, or still to be ended on chain.
+        func revoked(_ state: SessionOnChainState, exported: Bool = false) -> [String] {
+            Self.reasons(SessionChainReport(chainId: 8453, reads: SessionOnChainReads(session: Self.session, account: Self.account), state: state,
+                                            ledger: PolicyLedger(), enabledHere: true, signedNonce: 0, revoked: true, keyMayBeElsewhere: exported))
+        }
+        #expect(revoked(Self.state(enabled: true)) == ["revoked_but_enabled"])
+        #expect(revoked(Self.state(enabled: false)) == ["ended"] && revoked(Self.state(enabled: false, nonce: 1), exported: true) == ["ended"])
+        #expect(revoked(Self.state(enabled: false), exported: true) == ["revoked_enable_outstanding"])
     }
 
     /// The ledger may be ahead of the chain (signed, not yet included); a chain ahead of the

@@ -42,11 +42,12 @@ public struct SessionChainReport: Sendable, Equatable {
     ///   - enabledHere: whether the agent signed the session's enabling on this chain (an
     ///     ENABLE user operation, or the account's `enableSessions`).
     ///   - signedNonce: the enable nonce the owners' signature is for, nil when they signed none.
+    ///   - revoked: the agent revoked the session (its key is erased).
     ///   - keyMayBeElsewhere: the session allows its key to be handed to its client, which then
     ///     signs without the agent: the chain ahead of the ledger is to be expected.
     ///   - tokens: to name token amounts ("5 USDC").
     public init(chainId: UInt64, reads: SessionOnChainReads, state: SessionOnChainState, ledger: PolicyLedger,
-                enabledHere: Bool, signedNonce: UInt256?, keyMayBeElsewhere: Bool = false, tokens: TokenList = TokenList()) {
+                enabledHere: Bool, signedNonce: UInt256?, revoked: Bool = false, keyMayBeElsewhere: Bool = false, tokens: TokenList = TokenList()) {
         self.chainId = chainId
         self.state = state
         unreadable = reads.unreadable
@@ -61,6 +62,12 @@ public struct SessionChainReport: Sendable, Equatable {
             add(.warning, "install_unknown", "the account does not answer isModuleInstalled (ERC-7579): whether SmartSession is installed is unknown")
         }
         switch (state.enabled, enabledHere) {
+        case (true, _) where revoked:
+            add(.warning, "revoked_but_enabled", "revoked here, but still enabled on chain: `session-agent account end` removes it there, and voids its owners' enable signature")
+        case (false, _) where revoked && keyMayBeElsewhere && signedNonce == state.nonce:
+            add(.warning, "revoked_enable_outstanding", "revoked here and not enabled on chain, but its owners' enable signature (nonce \(state.nonce)) is still valid and its client may hold its key (the session allows export): `session-agent account end` voids the signature")
+        case (false, _) where revoked:
+            add(.info, "ended", "revoked here, and not enabled on chain")
         case (true, true):
             add(.info, "enabled", "enabled on chain, as this agent enabled it")
         case (true, false) where keyMayBeElsewhere:
