@@ -154,8 +154,9 @@ say "Done with it: revoke the session (its key is erased now; on chain it ends w
 run "$sa" revoke "$session"
 
 say "The account's owners end it on chain: the agent writes the user operation, shows it, and the token signs it"
-# The bundler's gas and fees; the nonce's key selects OwnableValidator (validator || 4 zero bytes), sequence 0.
-printf '{"sender":"%s","nonce":"0x000000000013fdb5234e4e3162a810f54d9f7e98000000000000000000000000","callGasLimit":"0x30000","verificationGasLimit":"0x30000","preVerificationGas":"0x10000","maxFeePerGas":"0x3b9aca00","maxPriorityFeePerGas":"0x3b9aca00"}\n' "$account" > end.json
+# The bundler's gas and fees; no nonce: the agent reads it from the EntryPoint (chain_rpc), for the
+# key that selects OwnableValidator (validator || 4 zero bytes).
+printf '{"sender":"%s","callGasLimit":"0x30000","verificationGasLimit":"0x30000","preVerificationGas":"0x10000","maxFeePerGas":"0x3b9aca00","maxPriorityFeePerGas":"0x3b9aca00"}\n' "$account" > end.json
 cat end.json
 if [ "$decided_by" = you ]; then
   run "$sa" account end "$session" --account "$account" --chain-id 11155111 --userop end.json

@@ -1,3 +1,4 @@
+import ChainRPC
 import EthereumCore
 import OwnerSigners
 import SessionStore
@@ -53,6 +54,26 @@ extension Agent {
         public var text: String
         /// The sessions the operation enables on its chain.
         var enables: [String]
+    }
+
+    /// `r` with its user operation's nonce read from the chain, when it gives none and the
+    /// configuration has an endpoint for the chain: the EntryPoint's `getNonce` for the account
+    /// and the key that selects its owners' validator. The operation shown names it, and one
+    /// signed after the chain moved on is `changed`.
+    public nonisolated func withNonceFromChain(_ r: AccountOperationRequest) async throws(AgentError) -> AccountOperationRequest {
+        guard r.userOperation["nonce"] == nil, let rpc = chains?.rpc(for: r.chainId), let account = await accounts[r.account] else { return r }
+        let call = ViewCall.entryPointNonce(entryPoint: r.entryPoint, sender: account.address, key: account.ownerNonceKey)
+        let nonce: UInt256
+        do throws(ChainRPCError) {
+            try await rpc.requireChain(r.chainId)
+            let answer = try await rpc.call(to: call.to, data: call.data, block: nil)
+            do { nonce = try call.integer(answer) } catch { throw ChainRPCError(error.reason, error.message) }
+        } catch {
+            throw AgentError(error.reason, "params.userOperation.nonce: not given, and not read from chain \(r.chainId): \(error.message)")
+        }
+        var read = r
+        read.userOperation["nonce"] = .string(nonce.hexQuantity)
+        return read
     }
 
     /// The operation `r` names, built into the caller's user operation and shown; nothing is

@@ -300,7 +300,7 @@ public struct AgentRPC: Sendable {
                                                  reason: try optionalString(p, "reason") ?? "", ownerSecret: try optionalSecret(p, "passphrase"), ownerSecrets: try ownerSecrets(p))
             return Self.json(decided, withReview: false)
         case "account_prepare":
-            let request = try accountOperation(p)
+            let request = try await agent.withNonceFromChain(try accountOperation(p))
             let prepared = try await agent.prepareAccountOperation(request)
             let asks = await agent.secretsToSign(forAccount: request.account)
             return .object(JSONObject([
@@ -310,7 +310,7 @@ public struct AgentRPC: Sendable {
         case "account_sign":
             let shown: Bytes32
             do { shown = try Bytes32(hex: try string(p, "userOpHash")) } catch { throw .badRequest("params.userOpHash: the userOpHash account_prepare gave") }
-            let signed = try await agent.signAccountOperation(try accountOperation(p), shown: shown, approver: try optionalString(p, "approver") ?? "operator (\(client))",
+            let signed = try await agent.signAccountOperation(try await agent.withNonceFromChain(try accountOperation(p)), shown: shown, approver: try optionalString(p, "approver") ?? "operator (\(client))",
                                                               ownerSecret: try optionalSecret(p, "passphrase"), ownerSecrets: try ownerSecrets(p))
             return .object(JSONObject(["userOperation": .object(signed.userOperation), "userOpHash": .string(signed.userOpHash.hex)]))
         case "accounts_list":

@@ -68,6 +68,12 @@ public struct EthereumRPC: Sendable {
         try Self.quantity(try await request("eth_chainId", []), of: "eth_chainId")
     }
 
+    /// Refuses an endpoint that serves another chain than the one it is configured for.
+    public func requireChain(_ chainId: UInt64) async throws(ChainRPCError) {
+        let served = try await self.chainId()
+        guard served == chainId else { throw ChainRPCError("wrong_chain", "\(endpoint) serves chain \(served), configured for chain \(chainId)") }
+    }
+
     public func blockNumber() async throws(ChainRPCError) -> UInt64 {
         try Self.quantity(try await request("eth_blockNumber", []), of: "eth_blockNumber")
     }
@@ -76,10 +82,10 @@ public struct EthereumRPC: Sendable {
         try Self.data(try await request("eth_getCode", [.string(address.lowercased), .string(UInt256(block).hexQuantity)]), of: "eth_getCode")
     }
 
-    /// `eth_call` at `block`; a revert is `reverted`.
-    public func call(to: Address, data: [UInt8], block: UInt64) async throws(ChainRPCError) -> [UInt8] {
+    /// `eth_call` at `block`, or at the latest; a revert is `reverted`.
+    public func call(to: Address, data: [UInt8], block: UInt64?) async throws(ChainRPCError) -> [UInt8] {
         let call: JSONValue = .object(JSONObject(["to": .string(to.lowercased), "data": .string(Hex.encode(data))]))
-        return try Self.data(try await request("eth_call", [call, .string(UInt256(block).hexQuantity)]), of: "eth_call")
+        return try Self.data(try await request("eth_call", [call, .string(block.map { UInt256($0).hexQuantity } ?? "latest")]), of: "eth_call")
     }
 
     func request(_ method: String, _ params: [JSONValue]) async throws(ChainRPCError) -> JSONValue {

@@ -5,10 +5,7 @@ import SmartSessions
 /// one block so the answers belong together.
 public enum SessionChainReader {
     public static func read(_ reads: SessionOnChainReads, chainId: UInt64, from rpc: EthereumRPC) async throws(ChainRPCError) -> SessionOnChainState {
-        let served = try await rpc.chainId()
-        guard served == chainId else {
-            throw ChainRPCError("wrong_chain", "\(rpc.endpoint) serves chain \(served), configured for chain \(chainId)")
-        }
+        try await rpc.requireChain(chainId)
         let block = try await rpc.blockNumber()
         func answer(_ call: ViewCall) async throws(ChainRPCError) -> [UInt8] {
             do { return try await rpc.call(to: call.to, data: call.data, block: block) } catch {

@@ -186,6 +186,35 @@ struct ChainStatusTests {
         #expect(Self.reasons(s) == ["enabled_by_client", "signed_by_client", "signed_by_client"] && s["severity"] == "warning", "\(s)")
     }
 
+    /// An account operation whose user operation gives no nonce gets the EntryPoint's, for the
+    /// key that selects the owners' validator, read from the chain; without an endpoint, or
+    /// from one serving another chain, it is refused saying so.
+    @Test func anAccountOperationsNonceIsReadFromTheChain() throws {
+        let endpoint = try ChainStandIn(Self.state())
+        let (agent, _, control, session) = try Self.agent(chainRPC: endpoint.url)
+        defer { agent.stop() }
+        let key = try #require(try control.call("accounts_list").arrayValue?.first?["ownerNonceKey"]?.stringValue)
+        var state = Self.state().objectValue!
+        state["entryPointNonces"] = .object(JSONObject([AgentProcess.account: .object(JSONObject([key: JSONValue(7)]))]))
+        try endpoint.write(.object(state))
+        let gas = JSONObject(["callGasLimit": "0x30000", "verificationGasLimit": "0x30000", "preVerificationGas": "0x10000",
+                              "maxFeePerGas": "0x3b9aca00", "maxPriorityFeePerGas": "0x3b9aca00"])
+        let params = JSONObject(["account": .string(AgentProcess.account), "chainId": JSONValue(Int(Self.chain)), "entryPoint": .string(EntryPointVersion.v07.canonicalAddress.checksummed),
+                                 "operation": "end", "sessionIds": .array([.string(session)]), "userOperation": .object(gas)])
+        let prepared = try control.call("account_prepare", params)
+        let expected = (try UInt256(parsing: key)).shiftedLeft(64) | UInt256(7)
+        #expect(prepared["userOperation"]?["nonce"]?.stringValue == expected.hexQuantity, "\(prepared)")
+        #expect(prepared["reviewText"]?.stringValue?.contains("nonce sequence 7") == true)
+
+        try endpoint.write(Self.state(chainId: 1))
+        do {
+            _ = try control.call("account_prepare", params)
+            Issue.record("prepared with another chain's nonce")
+        } catch let error as AgentClient.RemoteError {
+            #expect(error.reason == "wrong_chain" && error.message.contains("params.userOperation.nonce"), "\(error)")
+        }
+    }
+
     /// A chain without an endpoint is said to have none.
     @Test func aChainWithoutAnEndpointIsSaidSo() throws {
         let (agent, _, control, session) = try Self.agent(chainRPC: nil)

@@ -18,6 +18,7 @@ STATE.json is read again for every request, so a test changes the chain between 
                  "userOp": {"<policy>": {"used": 1, "valueUsed": 0, "gasUsed": 0, "costUsed": 0}},
                  "actions": [{"target": "0x…", "selector": "0x…",
                               "policies": {"<policy>": {"used": 1, "tokens": {"0x…": {"spent": 5, "approved": 0}}}}}]}],
+   "entryPointNonces": {"0x…account": {"0x…key": sequence}},   (EntryPoint v0.7's getNonce)
    "undeployed": ["0x…"],   (contracts without code on this chain)
    "fault": null | "http500" | "garbage" | "wrong_id" | "rpc_error"}
 Every request is appended to calls.jsonl beside STATE.json.
@@ -35,6 +36,7 @@ USAGE_LIMIT = "0x00000000001d4479fa2a947026204d0283cede4b"
 VALUE_LIMIT = "0x000000000021dc45451291bcdfc9f0b46d6f0278"
 ERC20_SPENDING_LIMIT = "0x000000000033212e272655d8a22402db819477a6"
 SIMPLE_GAS = "0x0000000000d14a6f771494592218d8f9c2ddebb6"
+ENTRY_POINT_V07 = "0x0000000071727de22e5e9d8baf0edac6f37da032"
 
 
 def selector(signature):
@@ -83,7 +85,7 @@ class Chain:
         address = address.lower()
         if address in self.accounts:
             return self.accounts[address].get("code", "0x")
-        contracts = (SMART_SESSION, USAGE_LIMIT, VALUE_LIMIT, ERC20_SPENDING_LIMIT, SIMPLE_GAS)
+        contracts = (SMART_SESSION, USAGE_LIMIT, VALUE_LIMIT, ERC20_SPENDING_LIMIT, SIMPLE_GAS, ENTRY_POINT_V07)
         return "0xfe" if address in contracts and address not in self.state.get("undeployed", []) else "0x"
 
     def call(self, to, data):
@@ -97,6 +99,10 @@ class Chain:
                 kind, module, _ = abi_decode(["uint256", "address", "bytes"], args)
                 return abi_encode(["bool"], [kind == 1 and module.lower() in [m.lower() for m in account.get("modules", [])]])
             raise Revert()
+        if to == ENTRY_POINT_V07 and sel == selector("getNonce(address,uint192)"):
+            sender, key = abi_decode(["address", "uint192"], args)
+            sequences = {int(k, 0): v for k, v in self.state.get("entryPointNonces", {}).get(sender.lower(), {}).items()}
+            return abi_encode(["uint256"], [key << 64 | sequences.get(key, 0)])
         if to == SMART_SESSION and sel == selector("isPermissionEnabled(bytes32,address)"):
             pid, account = abi_decode(["bytes32", "address"], args)
             return abi_encode(["bool"], [(pid, b(account)) in self.enabled])
@@ -152,7 +158,7 @@ class Handler(BaseHTTPRequestHandler):
             elif method == "eth_getCode":
                 result = Chain(state).code(params[0])
             elif method == "eth_call":
-                if params[1] != hex(state["block"]):
+                if params[1] not in (hex(state["block"]), "latest"):
                     error = {"code": -32000, "message": f"block {params[1]} is not the one this stand-in serves"}
                 else:
                     call = params[0]

@@ -38,6 +38,14 @@ public struct ViewCall: Sendable, Hashable {
     }
 }
 
+extension ViewCall {
+    /// The EntryPoint's `getNonce(sender, key)`: the account's next nonce for the key, the key
+    /// in its high 192 bits and the sequence in the low 64.
+    public static func entryPointNonce(entryPoint: Address, sender: Address, key: UInt256) -> ViewCall {
+        ViewCall(entryPoint, "getNonce(address,uint192) returns (uint256)", [.address(sender), .uint(key)])
+    }
+}
+
 /// One getter of a stateful policy, and the ledger counters its outputs are.
 public struct CounterRead: Sendable, Hashable {
     public var call: ViewCall
