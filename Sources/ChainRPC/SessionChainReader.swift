@@ -31,7 +31,7 @@ public enum SessionChainReader {
         // A call to an address without code answers nothing, which would otherwise read as a
         // malformed answer.
         if enabledAnswer.isEmpty, try await rpc.code(at: reads.smartSession, block: block).isEmpty {
-            throw ChainRPCError("not_deployed", "SmartSession \(reads.smartSession.checksummed) has no code on chain \(chainId) at block \(block)")
+            throw ChainRPCError("smartsession_not_deployed", "SmartSession \(reads.smartSession.checksummed) has no code on chain \(chainId) at block \(block)")
         }
         let enabled = try decoded { () throws(SmartSessionError) in try reads.enabled.flag(enabledAnswer) }
         let nonce = try decoded { () throws(SmartSessionError) in try reads.nonce.integer(nonceAnswer) }

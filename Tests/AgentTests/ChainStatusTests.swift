@@ -154,7 +154,7 @@ struct ChainStatusTests {
         var bare = Self.state().objectValue!
         bare["undeployed"] = .array([.string(SmartSessionAddresses.smartSession.lowercased)])
         try endpoint.write(.object(bare))
-        #expect(try Self.status(control, session)["error"]?["reason"] == "not_deployed")
+        #expect(try Self.status(control, session)["error"]?["reason"] == "smartsession_not_deployed")
 
         endpoint.stop()
         let gone = try Self.status(control, session)
