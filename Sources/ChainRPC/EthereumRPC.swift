@@ -181,8 +181,9 @@ public final class ChainEndpoints: Sendable {
         client = EthereumRPC.makeClient()
     }
 
-    // AsyncHTTPClient traps, in debug builds, on a client that goes without a shutdown.
-    deinit { try? client.syncShutdown() }
+    // AsyncHTTPClient traps, in debug builds, on a client that goes without a shutdown; this
+    // one does not wait, so it may run on any thread.
+    deinit { client.shutdown { _ in } }
 
     public func rpc(for chainId: UInt64) -> EthereumRPC? { endpoints[chainId].map { EthereumRPC($0, client: client) } }
 }

@@ -212,7 +212,10 @@ struct SessionsStatus: ParsableCommand {
         var statuses: [JSONValue] = []
         try report(output) {
             let control = try remote { try connectControl(socket) }
-            let ids = try session.map { [$0] } ?? SessionsList.all(control, method: "sessions_list", live: true).compactMap { $0["sessionId"]?.stringValue }
+            // With --chain, those of the sessions that are for it.
+            let ids = try session.map { [$0] } ?? SessionsList.all(control, method: "sessions_list", live: true)
+                .filter { s in chain.map { (s["chains"]?.arrayValue ?? []).contains(.string(String($0))) } ?? true }
+                .compactMap { $0["sessionId"]?.stringValue }
             var lines: [String] = []
             for id in ids {
                 var params = JSONObject(["sessionId": .string(id)])

@@ -114,6 +114,9 @@ struct ChainStatusTests {
             return (run.status, try JSONValue(parsing: run.stdout).arrayValue?.compactMap { $0["sessionId"]?.stringValue } ?? [])
         }
         #expect(try all() == (2, [session, second]))
+        // With --chain, the sessions for that chain only: none is for chain 1.
+        let none = try Command.run(Command.sessionAgent, ["sessions", "status", "--all", "--chain", "1", "--socket", agent.controlSocket])
+        #expect(none.status == 0 && none.stdout.contains("no live sessions"), "\(none)")
         _ = try control.call("session_revoke", JSONObject(["sessionId": .string(session)]))
         #expect(try all() == (0, [second]))
         // Revoked here, still enabled on chain until the account ends it.
