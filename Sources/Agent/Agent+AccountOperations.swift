@@ -66,8 +66,8 @@ extension Agent {
         let nonce: UInt256
         do throws(ChainRPCError) {
             try await rpc.requireChain(r.chainId)
-            let answer = try await rpc.call(to: call.to, data: call.data, block: nil)
-            do { nonce = try call.integer(answer) } catch { throw ChainRPCError(error.reason, error.message) }
+            let answer = try await rpc.call(call, block: nil)
+            do { nonce = try call.integer(answer) } catch { throw ChainRPCError(error, from: rpc.endpoint) }
         } catch {
             throw AgentError(error.reason, "params.userOperation.nonce: not given, and not read from chain \(r.chainId): \(error.message)")
         }

@@ -3,6 +3,7 @@ import EthereumCore
 import Foundation
 import NIOCore
 import NIOHTTP1
+import SmartSessions
 
 /// Why a chain could not be read: `chain_unreachable` (no connection, a timeout, an HTTP
 /// error), `chain_error` (the node answered with a JSON-RPC error), `chain_answer_malformed`
@@ -18,6 +19,11 @@ public struct ChainRPCError: Error, Sendable, Equatable, CustomStringConvertible
     }
 
     public var description: String { message }
+
+    /// An answer that does not decode as the call's outputs, said as coming from `endpoint`.
+    public init(_ error: SmartSessionError, from endpoint: ChainEndpoint) {
+        self.init(error.reason, "\(endpoint): \(error.message)")
+    }
 }
 
 /// An Ethereum JSON-RPC endpoint, `http://` or `https://`. Providers put their API key in the
@@ -58,7 +64,7 @@ public struct EthereumRPC: Sendable {
 
     /// One HTTP client for a process: no redirects (a POST is not followed elsewhere), and a
     /// bounded wait to connect.
-    public static func makeClient() -> HTTPClient {
+    static func makeClient() -> HTTPClient {
         var configuration = HTTPClient.Configuration(redirectConfiguration: .disallow, timeout: .init(connect: .seconds(5), read: .seconds(15)))
         configuration.httpVersion = .http1Only
         return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
@@ -86,6 +92,14 @@ public struct EthereumRPC: Sendable {
     public func call(to: Address, data: [UInt8], block: UInt64?) async throws(ChainRPCError) -> [UInt8] {
         let call: JSONValue = .object(JSONObject(["to": .string(to.lowercased), "data": .string(Hex.encode(data))]))
         return try Self.data(try await request("eth_call", [call, .string(block.map { UInt256($0).hexQuantity } ?? "latest")]), of: "eth_call")
+    }
+
+    /// A view call at `block`, or at the latest; a revert names the function and the contract.
+    public func call(_ view: ViewCall, block: UInt64?) async throws(ChainRPCError) -> [UInt8] {
+        do { return try await call(to: view.to, data: view.data, block: block) } catch {
+            guard error.reason == "reverted" else { throw error }
+            throw ChainRPCError("reverted", "\(view.function.name) on \(view.to.checksummed) reverted at block \(block.map(String.init) ?? "latest")")
+        }
     }
 
     func request(_ method: String, _ params: [JSONValue]) async throws(ChainRPCError) -> JSONValue {

@@ -7,14 +7,9 @@ public enum SessionChainReader {
     public static func read(_ reads: SessionOnChainReads, chainId: UInt64, from rpc: EthereumRPC) async throws(ChainRPCError) -> SessionOnChainState {
         try await rpc.requireChain(chainId)
         let block = try await rpc.blockNumber()
-        func answer(_ call: ViewCall) async throws(ChainRPCError) -> [UInt8] {
-            do { return try await rpc.call(to: call.to, data: call.data, block: block) } catch {
-                guard error.reason == "reverted" else { throw error }
-                throw ChainRPCError("reverted", "\(call.function.name) on \(call.to.checksummed) reverted at block \(block)")
-            }
-        }
+        func answer(_ call: ViewCall) async throws(ChainRPCError) -> [UInt8] { try await rpc.call(call, block: block) }
         func decoded<T>(_ body: () throws(SmartSessionError) -> T) throws(ChainRPCError) -> T {
-            do { return try body() } catch { throw ChainRPCError(error.reason, "\(rpc.endpoint): \(error.message)") }
+            do { return try body() } catch { throw ChainRPCError(error, from: rpc.endpoint) }
         }
         let deployed = !(try await rpc.code(at: reads.account, block: block)).isEmpty
         var installed: Bool?
