@@ -86,7 +86,7 @@ let package = Package(
         // Prints throughput figures; run with `swift run -c release bench`.
         .executableTarget(
             name: "bench",
-            dependencies: ["EthereumCore", "SmartSessions", "Agent", "Approval", "OwnerSigners", "SessionStore", "CSecp256k1", "COpenSSL", "CPKCS11", "TestSupport"]
+            dependencies: ["EthereumCore", "SmartSessions", "Agent", "Approval", "OwnerSigners", "SessionStore", "ChainRPC", "CSecp256k1", "COpenSSL", "CPKCS11", "TestSupport"]
         ),
 
         // The fuzz target: `scripts/fuzz.sh` builds it for libFuzzer; built plainly, it replays inputs.

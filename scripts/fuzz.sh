@@ -115,6 +115,9 @@ except ImportError:
 for i, body in enumerate([{"jsonrpc": "2.0", "id": 1, "result": "0x" + "00" * 31 + "01"}, {"jsonrpc": "2.0", "id": 1, "result": "0x64"},
                           {"jsonrpc": "2.0", "id": 1, "error": {"code": 3, "message": "execution reverted", "data": "0x"}}]):
     seed("chain-%d" % i, 14, bytes([i * 0x31]) + json.dumps(body).encode())
+# ... and a batch's answer, out of order, one call reverted.
+seed("chain-batch", 14, b"\x00" + json.dumps([{"jsonrpc": "2.0", "id": 3, "error": {"code": 3, "message": "execution reverted"}},
+                                              {"jsonrpc": "2.0", "id": 1, "result": "0xaa36a7"}, {"jsonrpc": "2.0", "id": 2, "result": "0x64"}]).encode())
 PY
 
 for n in $harnesses; do

@@ -65,8 +65,9 @@ extension Agent {
         let call = ViewCall.entryPointNonce(entryPoint: r.entryPoint, sender: account.address, key: account.ownerNonceKey)
         let nonce: UInt256
         do throws(ChainRPCError) {
-            try await rpc.requireChain(r.chainId)
-            let answer = try await rpc.call(call, block: nil)
+            let answers = try await rpc.batch([.chainId, .call(call, block: nil)])
+            try rpc.requireChain(r.chainId, answer: answers[0])
+            let answer = try EthereumRPC.answer(answers[1], to: call, block: nil)
             do { nonce = try call.integer(answer) } catch { throw ChainRPCError(error, from: rpc.endpoint) }
         } catch {
             throw AgentError(error.reason, "params.userOperation.nonce: not given, and not read from chain \(r.chainId): \(error.message)")

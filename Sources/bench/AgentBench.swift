@@ -2,6 +2,7 @@
 // disk), with 1 and 16 concurrent clients, next to the same call made in-process.
 import Agent
 import Approval
+import ChainRPC
 import EthereumCore
 import Foundation
 import OwnerSigners
@@ -40,7 +41,7 @@ enum AgentBench {
         let serving: Task<Void, any Error>
         let me = ClientIdentity(uid: getuid(), gid: getgid(), pid: getpid())
 
-        init(directory: String, metrics: AgentMetrics? = nil) async throws {
+        init(directory: String, metrics: AgentMetrics? = nil, chains: ChainEndpoints? = nil) async throws {
             try? FileManager.default.removeItem(atPath: directory)
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
             store = try SessionStore(path: directory + "/store.sqlite")
@@ -48,7 +49,7 @@ enum AgentBench {
             let ownerKey = try Secp256k1.PrivateKey(hex: "0x" + String(repeating: "22", count: 32))
             let owner = try KeystoreOwner(keystore: try Keystore.encrypt(ownerKey, passphrase: secret("owner"), kdf: .scrypt(n: 16, r: 8, p: 1)), location: "bench")
             agent = Agent(store: store, owners: [owner], accounts: [AccountConfig(address: account, kind: .erc7579Reference, owners: [ownerKey.address], chains: [chain])],
-                          rules: try RulesFile(toml: "default = \"approve\""), ownerPrompt: { _ in secret("owner") }, metrics: metrics)
+                          rules: try RulesFile(toml: "default = \"approve\""), ownerPrompt: { _ in secret("owner") }, metrics: metrics, chains: chains)
             let server = SocketServer(rpc: AgentRPC(agent: agent))
             path = directory + "/client.sock"
             serving = Task { [path] in try await server.run([.init(source: .path(path), control: false)]) }

@@ -35,7 +35,7 @@ extension String {
 
 var sink: UInt8 = 0   // keeps results alive so the optimiser cannot drop the work
 
-/// `bench [keccak] [secp256k1] [abi] [sessions] [agent] [audit] [pkcs11] [card] [fido2]`: the named sections, or all of them.
+/// `bench [keccak] [secp256k1] [abi] [sessions] [agent] [audit] [chain] [pkcs11] [card] [fido2]`: the named sections, or all of them.
 let sections = Set(CommandLine.arguments.dropFirst())
 func wants(_ section: String) -> Bool { sections.isEmpty || sections.contains(section) || (section == "sessions" && sections.contains("review")) }
 
@@ -234,6 +234,12 @@ if wants("audit") {
     let entries = environment["BENCH_AUDIT_ENTRIES"].flatMap { Int($0) } ?? 1_000_000
     let sessions = environment["BENCH_STORE_SESSIONS"].flatMap { Int($0) } ?? 10_000
     do { try await AgentBench.audit(directory: directory, entries: entries, sessions: sessions) } catch { fatalError("audit bench: \(error)") }
+}
+
+// MARK: a session's state read on chain from the test rig's stand-in endpoint (ChainBench.swift)
+if wants("chain") {
+    let directory = FileManager.default.currentDirectoryPath + "/.build/bench-chain"
+    do { try await ChainBench.run(directory: directory) } catch { fatalError("chain bench: \(error)") }
 }
 
 // MARK: owner signing on a SoftHSM2 token (HSMBench.swift)

@@ -253,8 +253,10 @@ enum Harnesses {
     }
 
     /// `session_chain_status`: an endpoint's answer to each read of the example session, read
-    /// as the agent reads it, and set beside a ledger. The first byte picks the read.
+    /// as the agent reads it (alone, or as a batch's answer), and set beside a ledger. The
+    /// first byte picks the read.
     static func chainAnswer(_ bytes: [UInt8]) {
+        _ = try? EthereumRPC.outcomes(of: Array(bytes.dropFirst()), to: [.chainId, .blockNumber, .call(chainReads.enabled, block: 1)], from: endpoint)
         guard let pick = bytes.first, let result = try? EthereumRPC.result(of: Array(bytes.dropFirst()), to: "eth_call", from: endpoint) else { return }
         _ = try? EthereumRPC.quantity(result, of: "eth_blockNumber")
         guard let answer = try? EthereumRPC.data(result, of: "eth_call") else { return }

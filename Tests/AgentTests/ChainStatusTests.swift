@@ -72,6 +72,10 @@ struct ChainStatusTests {
 
         var s = try Self.status(control, session)
         #expect(Self.reasons(s) == ["enable_outstanding"], "\(s)")
+        // Two round trips: the chain and its block, then the rest in one batch (two codes, three
+        // views, and the usage and spending policies' getters).
+        let sent = endpoint.httpRequests
+        #expect(sent.map { $0.arrayValue?.count ?? 0 } == [2, 2 + 3 + 2], "\(sent)")
         #expect(s["installed"] == .bool(true) && s["deployed"] == .bool(true) && s["enabled"] == .bool(false) && s["block"] == "100")
         #expect(s["signedNonce"] == "0" && s["enabledHere"] == .bool(false) && s["endpoint"]?.stringValue == "http://127.0.0.1:\(endpoint.port)", "\(s)")
 
@@ -111,9 +115,10 @@ struct ChainStatusTests {
         let second = try SocketTests.requestSession(client)
         func all() throws -> (status: Int32, ids: [String]) {
             let run = try Command.run(Command.sessionAgent, ["sessions", "status", "--all", "--json", "--socket", agent.controlSocket])
-            return (run.status, try JSONValue(parsing: run.stdout).arrayValue?.compactMap { $0["sessionId"]?.stringValue } ?? [])
+            // Sessions made in one second are listed in their ids' order.
+            return (run.status, try JSONValue(parsing: run.stdout).arrayValue?.compactMap { $0["sessionId"]?.stringValue }.sorted() ?? [])
         }
-        #expect(try all() == (2, [session, second]))
+        #expect(try all() == (2, [session, second].sorted()))
         // With --chain, the sessions for that chain only: none is for chain 1.
         let none = try Command.run(Command.sessionAgent, ["sessions", "status", "--all", "--chain", "1", "--socket", agent.controlSocket])
         #expect(none.status == 0 && none.stdout.contains("no live sessions"), "\(none)")
@@ -141,7 +146,8 @@ struct ChainStatusTests {
         _ = try SocketTests.sign(client, session, 5_000_000, nonce: 0)
         let before = try control.call("session_get", JSONObject(["sessionId": .string(session)]))
 
-        for (fault, reason) in [("http500", "chain_unreachable"), ("garbage", "chain_answer_malformed"), ("wrong_id", "chain_answer_malformed"), ("rpc_error", "chain_error")] {
+        for (fault, reason) in [("http500", "chain_unreachable"), ("garbage", "chain_answer_malformed"), ("wrong_id", "chain_answer_malformed"), ("rpc_error", "chain_error"),
+                               ("batch_short", "chain_answer_malformed"), ("batch_twice", "chain_answer_malformed")] {
             try endpoint.write(Self.state(fault: fault))
             let s = try Self.status(control, session)
             #expect(s["error"]?["reason"]?.stringValue == reason, "\(fault): \(s)")
@@ -161,7 +167,8 @@ struct ChainStatusTests {
 
         endpoint.stop()
         let gone = try Self.status(control, session)
-        #expect(gone["error"]?["reason"] == "chain_unreachable", "\(gone)")
+        // Said at once, not after the connect timeout's retries.
+        #expect(gone["error"]?["reason"] == "chain_unreachable" && gone["error"]?["message"]?.stringValue?.hasSuffix("it refused the connection") == true, "\(gone)")
         let cli = try Command.run(Command.sessionAgent, ["sessions", "status", session, "--socket", agent.controlSocket])
         #expect(cli.status == 1 && cli.stdout.contains("not read:") && !cli.stdout.contains(ChainStandIn.apiKey), "\(cli)")
 
@@ -173,6 +180,34 @@ struct ChainStatusTests {
         #expect(try control.call("session_get", JSONObject(["sessionId": .string(session)])) == before)
         #expect(try SocketTests.sign(client, session, 1, nonce: 1)["signature"] != nil)
         #expect(!agent.logs.contains(ChainStandIn.apiKey))
+    }
+
+    /// An endpoint that answers a batch with one error, as those without batches do, is asked
+    /// one call at a time, the same calls, and from then on without trying a batch again.
+    @Test func anEndpointWithoutBatchesIsAskedOneCallAtATime() throws {
+        let endpoint = try ChainStandIn(Self.state())
+        let (agent, client, control, session) = try Self.agent(chainRPC: endpoint.url)
+        defer { agent.stop() }
+        let permissionId = try #require(try control.call("session_get", JSONObject(["sessionId": .string(session)]))["permissionId"]?.stringValue)
+        _ = try SocketTests.sign(client, session, 5_000_000, nonce: 0)
+        var state = Self.state(permissionId: permissionId, enabled: true, nonce: 1, used: 1, spent: 5_000_000).objectValue!
+        try endpoint.write(.object(state))
+        let batched = try Self.status(control, session)
+        let calls = endpoint.requests.map { "\($0["method"]?.stringValue ?? "")\($0["params"]?.serialized ?? "")" }
+        #expect(Self.reasons(batched) == ["enabled"], "\(batched)")
+
+        state["fault"] = "no_batch"
+        try endpoint.write(.object(state))
+        for round in 0..<2 {
+            let before = endpoint.httpRequests.count
+            let alone = try Self.status(control, session)
+            #expect(alone["findings"] == batched["findings"] && alone["counters"] == batched["counters"], "\(alone)")
+            let sent = endpoint.httpRequests.dropFirst(before)
+            // The first read tries its first batch, once.
+            #expect(sent.filter { $0.arrayValue != nil }.count == (round == 0 ? 1 : 0), "\(sent)")
+            let singles = sent.filter { $0.arrayValue == nil }.map { "\($0["method"]?.stringValue ?? "")\($0["params"]?.serialized ?? "")" }
+            #expect(singles == calls, "\(singles)")
+        }
     }
 
     /// A session whose key may have been handed to its client: the client signs without the
@@ -248,6 +283,43 @@ struct ChainStatusTests {
         for bad: JSONValue in ["0xzz", "00", .null, .number("1")] {
             #expect(throws: ChainRPCError.self, "\(bad)") { try EthereumRPC.data(bad, of: "eth_call") }
         }
+    }
+
+    /// A batch answer is read as strictly as a single one: one response per request, in any
+    /// order, each to another request; a single response means the endpoint takes no batches.
+    @Test func aBatchAnswerIsReadStrictly() throws {
+        let endpoint = try ChainEndpoint("https://rpc.example/v3/\(ChainStandIn.apiKey)")
+        let requests: [RPCRequest] = [.chainId, .blockNumber, .call(to: SmartSessionAddresses.smartSession, data: [1, 2], block: 7)]
+        func outcomes(_ text: String) throws(ChainRPCError) -> [Result<JSONValue, ChainRPCError>]? {
+            try EthereumRPC.outcomes(of: Array(text.utf8), to: requests, from: endpoint)
+        }
+        let answered = try #require(try outcomes(#"[{"jsonrpc":"2.0","id":3,"error":{"code":3,"message":"execution reverted"}},"#
+            + #"{"jsonrpc":"2.0","id":1,"result":"0x1"},{"jsonrpc":"2.0","id":2,"error":{"code":-32005,"message":"limited"}}]"#))
+        #expect(try answered[0].get() == "0x1")
+        for (i, reason) in [(1, "chain_error"), (2, "reverted")] {
+            guard case .failure(let error) = answered[i] else { Issue.record("\(i) answered"); continue }
+            #expect(error.reason == reason, "\(error)")
+        }
+        #expect(try outcomes(#"{"jsonrpc":"2.0","id":null,"error":{"code":-32600,"message":"batch requests are not supported"}}"#) == nil)
+        let one = #"{"jsonrpc":"2.0","id":1,"result":"0x1"}"#, two = #"{"jsonrpc":"2.0","id":2,"result":"0x1"}"#
+        let three = #"{"jsonrpc":"2.0","id":3,"result":"0x"}"#
+        for bad in ["[\(one),\(two)]", "[\(one),\(two),\(three),\(three)]", "[\(one),\(one),\(three)]", "[\(one),\(two),\(three.replacingOccurrences(of: ":3", with: ":4"))]",
+                    "[\(one),\(two),\(three.replacingOccurrences(of: ":3", with: ":0"))]", "[\(one),\(two),\(three.replacingOccurrences(of: ":3", with: ":\"3\""))]",
+                    "[\(one),\(two),\(three.replacingOccurrences(of: "\"jsonrpc\":\"2.0\",", with: ""))]", "[\(one),\(two),\(three.replacingOccurrences(of: ",\"result\":\"0x\"", with: ""))]",
+                    "[\(one),\(two),\"0x\"]", "[]", "\"0x1\"", "[\(one),\(two),\(three)"] {
+            #expect(throws: ChainRPCError.self, "\(bad)") { _ = try outcomes(bad) }
+        }
+        #expect(try outcomes("[\(three),\(one),\(two)]")?.count == 3)
+    }
+
+    /// A long batch goes in parts of at most ten calls, its outcomes in the order asked.
+    @Test func aLongBatchIsSentInParts() async throws {
+        let endpoint = try ChainStandIn(Self.state())
+        let rpc = try #require(ChainEndpoints([Self.chain: try ChainEndpoint(endpoint.url)]).rpc(for: Self.chain))
+        let requests = (0..<23).map { i in i % 2 == 0 ? RPCRequest.chainId : .code(at: try! Address(AgentProcess.account), block: 100) }
+        let outcomes = try await rpc.batch(requests)
+        #expect(endpoint.httpRequests.map { $0.arrayValue?.count ?? 0 } == [10, 10, 3])
+        #expect(try outcomes.enumerated().map { i, outcome in try outcome.get() == (i % 2 == 0 ? JSONValue.string("0xaa36a7") : "0x6080") } == Array(repeating: true, count: 23))
     }
 
     /// `chain_rpc`: a chain id and an http(s) URL each; shown without its path or query.

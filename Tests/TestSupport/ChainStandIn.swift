@@ -57,9 +57,12 @@ public final class ChainStandIn {
         try state.serialized.write(to: directory.appendingPathComponent("state.json"), atomically: true, encoding: .utf8)
     }
 
-    /// Every request it was sent, in order.
-    public var requests: [JSONValue] {
+    /// Every HTTP request's body it was sent, in order: one JSON-RPC request, or a batch.
+    public var httpRequests: [JSONValue] {
         let text = (try? String(contentsOf: directory.appendingPathComponent("calls.jsonl"), encoding: .utf8)) ?? ""
         return text.split(separator: "\n").compactMap { try? JSONValue(parsing: String($0)) }
     }
+
+    /// Every JSON-RPC request it was sent, those of a batch one by one.
+    public var requests: [JSONValue] { httpRequests.flatMap { $0.arrayValue ?? [$0] } }
 }

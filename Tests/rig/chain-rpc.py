@@ -20,12 +20,17 @@ STATE.json is read again for every request, so a test changes the chain between 
                               "policies": {"<policy>": {"used": 1, "tokens": {"0x…": {"spent": 5, "approved": 0}}}}}]}],
    "entryPointNonces": {"0x…account": {"0x…key": sequence}},   (EntryPoint v0.7's getNonce)
    "undeployed": ["0x…"],   (contracts without code on this chain)
-   "fault": null | "http500" | "garbage" | "wrong_id" | "rpc_error"}
-Every request is appended to calls.jsonl beside STATE.json.
+   "fault": null | "http500" | "garbage" | "wrong_id" | "rpc_error"
+            | "no_batch" (answers a batch with one error, as endpoints without batches do)
+            | "batch_short" | "batch_twice" (a batch's answer without its last response, or with one twice),
+   "latency_ms": 0}   (a wait before each answer, as a distant provider's round trip)
+Batches (a JSON array of requests) are answered with an array, in reverse order, as a
+provider may. Every HTTP request's body is appended to calls.jsonl beside STATE.json.
 """
 import json
 import os
 import sys
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from eth_abi import decode as abi_decode, encode as abi_encode
@@ -141,38 +146,23 @@ class Handler(BaseHTTPRequestHandler):
         request = json.loads(body)
         with open(os.path.join(os.path.dirname(self.state_path), "calls.jsonl"), "a") as log:
             log.write(json.dumps(request) + "\n")
+        time.sleep(state.get("latency_ms", 0) / 1000)
         fault = state.get("fault")
         if fault == "http500":
             return self.answer(500, b"internal error")
         if fault == "garbage":
             return self.answer(200, b"<html>not json</html>")
-        result, error = None, None
-        method, params = request["method"], request.get("params", [])
-        try:
-            if fault == "rpc_error":
-                error = {"code": -32005, "message": "daily request count exceeded, request rate limited"}
-            elif method == "eth_chainId":
-                result = hex(state["chainId"])
-            elif method == "eth_blockNumber":
-                result = hex(state["block"])
-            elif method == "eth_getCode":
-                result = Chain(state).code(params[0])
-            elif method == "eth_call":
-                if params[1] not in (hex(state["block"]), "latest"):
-                    error = {"code": -32000, "message": f"block {params[1]} is not the one this stand-in serves"}
-                else:
-                    call = params[0]
-                    result = "0x" + Chain(state).call(call["to"], b(call["data"])).hex()
-            else:
-                error = {"code": -32601, "message": "the method does not exist"}
-        except Revert:
-            error = {"code": 3, "message": "execution reverted", "data": "0x"}
-        response = {"jsonrpc": "2.0", "id": request["id"] + (1 if fault == "wrong_id" else 0)}
-        if error:
-            response["error"] = error
-        else:
-            response["result"] = result
-        self.answer(200, json.dumps(response).encode())
+        if not isinstance(request, list):
+            return self.answer(200, json.dumps(respond(state, request)).encode())
+        if fault == "no_batch":
+            refusal = {"jsonrpc": "2.0", "id": None, "error": {"code": -32600, "message": "batch requests are not supported"}}
+            return self.answer(200, json.dumps(refusal).encode())
+        responses = [respond(state, r) for r in reversed(request)]
+        if fault == "batch_short":
+            responses = responses[:-1]
+        if fault == "batch_twice":
+            responses[-1]["id"] = responses[0]["id"]
+        self.answer(200, json.dumps(responses).encode())
 
     def answer(self, status, body):
         self.send_response(status)
@@ -180,6 +170,38 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
+
+
+def respond(state, request):
+    """The response to one JSON-RPC request."""
+    fault = state.get("fault")
+    result, error = None, None
+    method, params = request["method"], request.get("params", [])
+    try:
+        if fault == "rpc_error":
+            error = {"code": -32005, "message": "daily request count exceeded, request rate limited"}
+        elif method == "eth_chainId":
+            result = hex(state["chainId"])
+        elif method == "eth_blockNumber":
+            result = hex(state["block"])
+        elif method == "eth_getCode":
+            result = Chain(state).code(params[0])
+        elif method == "eth_call":
+            if params[1] not in (hex(state["block"]), "latest"):
+                error = {"code": -32000, "message": f"block {params[1]} is not the one this stand-in serves"}
+            else:
+                call = params[0]
+                result = "0x" + Chain(state).call(call["to"], b(call["data"])).hex()
+        else:
+            error = {"code": -32601, "message": "the method does not exist"}
+    except Revert:
+        error = {"code": 3, "message": "execution reverted", "data": "0x"}
+    response = {"jsonrpc": "2.0", "id": request["id"] + (1 if fault == "wrong_id" else 0)}
+    if error:
+        response["error"] = error
+    else:
+        response["result"] = result
+    return response
 
 
 def main():

@@ -1,0 +1,65 @@
+// session_chain_status: a session's state read from a JSON-RPC endpoint over HTTP (the test
+// rig's stand-in, Tests/rig/chain-rpc.py, in the oracle venv), with the endpoint answering at
+// once and after a provider's round trip.
+import Agent
+import ChainRPC
+import EthereumCore
+import Foundation
+import SmartSessions
+import TestSupport
+
+enum ChainBench {
+    /// The chain's state for `session`: the account deployed with SmartSession installed, the
+    /// session enabled, and each action's ERC-20 tokens known to the spending-limit policy.
+    static func state(_ session: Session, latency: Int) -> JSONValue {
+        let erc20 = PolicyRegistry.address(of: .erc20SpendingLimit).lowercased
+        let actions: [JSONValue] = session.actions.map { action in
+            let token: JSONValue = .object(JSONObject(["limit": JSONValue(1_000_000_000), "spent": JSONValue(1)]))
+            return .object(JSONObject([
+                "target": .string(action.actionTarget.lowercased), "selector": .string(action.actionTargetSelector.hex),
+                "policies": .object(JSONObject([erc20: .object(JSONObject(["tokens": .object(JSONObject([action.actionTarget.lowercased: token]))]))])),
+            ]))
+        }
+        return .object(JSONObject([
+            "chainId": JSONValue(Int(AgentBench.chain)), "block": JSONValue(100), "latency_ms": JSONValue(latency),
+            "accounts": .object(JSONObject([AgentBench.account.lowercased: .object(JSONObject([
+                "code": "0x6080", "erc7579": .bool(true), "modules": .array([.string(SmartSessionAddresses.smartSession.lowercased)]),
+            ]))])),
+            "sessions": .array([.object(JSONObject([
+                "account": .string(AgentBench.account.lowercased), "permissionId": .string(session.permissionId.hex), "enabled": .bool(true),
+                "nonce": JSONValue(0), "actions": .array(actions),
+            ]))]),
+        ]))
+    }
+
+    static func run(directory: String) async throws {
+        print("A session's state on chain: session_chain_status against the stand-in endpoint on loopback")
+        guard Oracle.isAvailable else {
+            print("  skipped: \(Oracle.unavailableReason ?? "no oracle venv")")
+            return
+        }
+        let standIn = try ChainStandIn(.object(JSONObject(["chainId": JSONValue(Int(AgentBench.chain)), "block": JSONValue(100)])))
+        let chains = ChainEndpoints([AgentBench.chain: try ChainEndpoint(standIn.url)])
+        let served = try await AgentBench.Served(directory: directory, chains: chains)
+        defer { served.close(directory) }
+        let sessionId = try await served.session(AgentBench.sessions[1].permission)
+        let session = try await served.agent.chainStatus(of: sessionId).session.session
+        for latency in [0, 20] {
+            try standIn.write(state(session, latency: latency))
+            let before = standIn.httpRequests.count
+            let rounds = latency == 0 ? 200 : 20
+            let clock = ContinuousClock()
+            var latencies: [Double] = []
+            for _ in 0..<rounds {
+                let t0 = clock.now
+                let status = try await served.agent.chainStatus(of: sessionId).chains
+                latencies.append(AgentBench.seconds(clock.now - t0))
+                guard case .success(let report) = status.first?.outcome, report.findings.contains(where: { $0.reason == "enabled" }) else {
+                    fatalError("chain bench: the session did not read as enabled: \(status)")
+                }
+            }
+            let perRead = Double(standIn.httpRequests.count - before) / Double(rounds)
+            row("  status read, \(latency) ms round trip, \(String(format: "%.1f", perRead)) HTTP requests a read, p50", latencies.sorted()[rounds / 2] * 1e3, "ms")
+        }
+    }
+}
