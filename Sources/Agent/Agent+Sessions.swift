@@ -57,6 +57,7 @@ extension Agent {
 
     static func binding(_ b: ClientBinding, admits c: ClientIdentity) -> Bool {
         b.uid == c.uid && (b.executable == nil || b.executable == c.executable) && (b.unit == nil || b.unit == c.unit)
+            && (b.process.map { $0.pid == c.pid && $0.startTime == c.startTime } ?? true)
     }
 
     /// A session revoked or past its lifetime neither signs nor gives out its key, though the

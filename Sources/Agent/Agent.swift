@@ -23,6 +23,8 @@ public actor Agent {
         public let review: SessionReview
         public let bindExecutable: Bool
         public let bindUnit: Bool
+        /// The session is for the requesting process alone, and ends when it exits.
+        public let bindProcess: Bool
         public let createdAt: UInt64
         public var status: RequestStatus
         public var reason: String
@@ -74,6 +76,9 @@ public actor Agent {
     /// prompt, an HSM) and the actor serves other calls meanwhile, so a second decision on the
     /// request, or its expiry, must not race the approval under way.
     var approving: Set<String> = []
+    /// The live sessions bound to a process, read from the store at the first sweep: each ends
+    /// once its process has exited.
+    var boundToProcesses: [String: (process: ClientProcess, expiresAt: UInt64?)]?
     /// Why the store is locked; nil while it is open.
     var lockCause: LockCause? { didSet { metrics?.storeLocked.set(to: lockCause == nil ? 0.0 : 1.0) } }
     /// What the operator's Prometheus reads; nil when nobody collects it.
@@ -145,7 +150,8 @@ public actor Agent {
     /// requests are signed and stored before this returns; "ask" leaves them pending for a
     /// person (`decide`). Compiling and reviewing run off the actor: a request of a thousand
     /// actions takes a while, and other clients and the approver are not kept waiting meanwhile.
-    public nonisolated func request(_ json: JSONValue, client: ClientIdentity, bindExecutable: Bool = false, bindUnit: Bool = false) async throws(AgentError) -> PendingRequest {
+    public nonisolated func request(_ json: JSONValue, client: ClientIdentity, bindExecutable: Bool = false, bindUnit: Bool = false,
+                                    bindProcess: Bool = false) async throws(AgentError) -> PendingRequest {
         try await admit(client)
         let now = clock()
         let key = Secp256k1.PrivateKey.generate()
@@ -159,6 +165,9 @@ public actor Agent {
         let account = try await account(for: compiled)
         if bindExecutable && client.executable == nil { throw .badRequest(Self.unboundExecutable(client, agentUID: getuid())) }
         if bindUnit && client.unit == nil { throw .badRequest("the client runs in no systemd unit, so the session cannot be bound to one") }
+        if bindProcess && client.startTime == nil { throw .badRequest("the client process cannot be told apart from a later one with its pid (its /proc entry is not readable, or it exited), so the session cannot be bound to it") }
+        // An exported key goes on signing in its client's hands after the process exits.
+        if bindProcess && compiled.exportKey { throw .badRequest("a session bound to its process cannot hand its key out (export): the key would outlive the process") }
         var accountKind = compiled
         accountKind.accountKind = compiled.accountKind ?? account.kind
         if accountKind.accountKind == .kernel, compiled.chains.count > 1 {
@@ -166,7 +175,7 @@ public actor Agent {
         }
         let review = Reviewer(tokens: tokens, now: now).review(accountKind)
         let id = "req-" + Hex.encode(Secp256k1.randomBytesForIdentifiers(), prefix: false)
-        let request = PendingRequest(id: id, client: client, compiled: accountKind, review: review, bindExecutable: bindExecutable, bindUnit: bindUnit,
+        let request = PendingRequest(id: id, client: client, compiled: accountKind, review: review, bindExecutable: bindExecutable, bindUnit: bindUnit, bindProcess: bindProcess,
                                      createdAt: now, status: .pending, reason: "waiting for approval", sessionId: nil, decidedAt: nil, sessionKey: key)
         return try await register(request, renderingHash: Keccak256.hash(utf8: review.text()))
     }
@@ -370,6 +379,13 @@ public actor Agent {
             _ = finish(id, .failed, reason: "only \(available) of \(account.threshold) owners are available", approver: approver)
             return AgentError("owner_unavailable", "only \(available) of \(account.threshold) owner signatures are available for \(account.address)")
         }
+        // Nobody is asked to sign for a session whose process is gone.
+        let process = request.bindProcess ? request.client.startTime.map { ClientProcess(pid: request.client.pid, startTime: $0) } : nil
+        if let process, PeerCredentials.state(pid: process.pid) != .running(since: process.startTime) {
+            let message = "the process that asked for the session (\(process)) has exited"
+            _ = finish(id, .failed, reason: message, approver: approver)
+            throw AgentError("client_exited", message)
+        }
         // Nobody is asked for a passphrase, a PIN or a tap that cannot make up the threshold.
         let held = heldOwners(account).count
         guard held >= account.threshold else { throw tooFewOwners(held) }
@@ -399,7 +415,7 @@ public actor Agent {
         let stored = StoredSession(
             id: sessionId,
             client: ClientBinding(uid: request.client.uid, executable: request.bindExecutable ? request.client.executable : nil,
-                                  unit: request.bindUnit ? request.client.unit : nil),
+                                  unit: request.bindUnit ? request.client.unit : nil, process: process),
             account: compiled.account, accountKind: compiled.accountKind ?? account.kind, chains: compiled.chains, mode: compiled.mode,
             session: compiled.session, permissionEnableSig: enableSig, sessionKey: sessionKey.address, createdAt: clock(),
             expiresAt: expiry, exportAllowed: compiled.exportKey, label: compiled.label)
@@ -415,6 +431,7 @@ public actor Agent {
             _ = finish(id, .failed, reason: "\(error)", approver: approver)
             throw AgentError(error)
         }
+        if let process { boundToProcesses?[sessionId] = (process, expiry) }
         return finish(id, .approved, reason: approval, approver: approver, sessionId: sessionId, signedBy: signers)
     }
 
@@ -500,6 +517,45 @@ public actor Agent {
             logger.error("the keys of expired sessions could not be erased: \(error)")
         }
         signer.forget { id, stored in erased.contains(id) || stored.expiresAt.map { now > $0 } ?? false }
+        endSessionsOfExitedProcesses(now: now)
+    }
+
+    /// Revokes the sessions whose process has exited (their key erased), seconds after it did,
+    /// or as the agent starts for one that exited while it was stopped. Nothing could sign with
+    /// them meanwhile: only that process, told apart by its start time, may.
+    func endSessionsOfExitedProcesses(now: UInt64) {
+        if boundToProcesses == nil {
+            do {
+                boundToProcesses = Dictionary(try store.sessionsBoundToProcesses().map { ($0.id, ($0.process, $0.expiresAt)) }, uniquingKeysWith: { a, _ in a })
+            } catch {
+                logger.error("the sessions bound to processes could not be read: \(error); tried again at the next look")
+                return
+            }
+        }
+        for (id, bound) in boundToProcesses ?? [:] {
+            // An expired one has ended already; its key is erased with the others'.
+            if let expires = bound.expiresAt, now > expires {
+                boundToProcesses?[id] = nil
+                continue
+            }
+            switch PeerCredentials.state(pid: bound.process.pid) {
+            case .running(let since) where since == bound.process.startTime: continue
+            case .unknown: continue
+            case .running, .exited: break   // a later process may have its pid now
+            }
+            do {
+                try store.revoke(id: id, at: now)
+                try store.audit("revoke", .object(JSONObject(["session": .string(id), "reason": "client_exited", "pid": JSONValue(Int(bound.process.pid))])), at: now)
+                logger.notice("session \(id) revoked: the process it was bound to (\(bound.process)) exited")
+            } catch .notFound {
+                // Revoked already.
+            } catch {
+                logger.error("session \(id), whose process exited, could not be revoked: \(error); tried again at the next look")
+                continue
+            }
+            boundToProcesses?[id] = nil
+            signer.forget { forgotten, _ in forgotten == id }
+        }
     }
 
     /// Adds (or replaces) an account, remembered in the store across restarts.

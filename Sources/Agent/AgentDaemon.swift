@@ -221,10 +221,12 @@ public enum AgentDaemon {
                 }
             }
             group.addTask {
-                // Requests nobody answered expire; keys of expired sessions are erased.
+                // Requests nobody answered expire; keys of expired sessions are erased, and
+                // sessions whose process exited are revoked (at once for those that exited while
+                // the agent was stopped).
                 while !Task.isCancelled {
-                    try await Task.sleep(nanoseconds: 5_000_000_000)
                     await agent.expire()
+                    try await Task.sleep(nanoseconds: 5_000_000_000)
                 }
             }
             // The first task to end (the server, on a signal) ends the agent, so every task in

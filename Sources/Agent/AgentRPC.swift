@@ -19,7 +19,7 @@ public struct AgentRPC: Sendable {
     /// The parameters each method takes. Any other is refused, as the configuration file refuses
     /// unknown keys: a misspelt `bindExecutable` must not quietly give a session bound more loosely.
     static let parameters: [String: Set<String>] = [
-        "session_request": ["request", "bindExecutable", "bindUnit"], "session_wait": ["id", "timeout"], "session_get": ["sessionId"],
+        "session_request": ["request", "bindExecutable", "bindUnit", "bindProcess"], "session_wait": ["id", "timeout"], "session_get": ["sessionId"],
         "session_signUserOperation": ["sessionId", "chainId", "entryPoint", "entryPointVersion", "userOperation", "mode", "eip7702Delegate"],
         "session_export": ["sessionId"], "session_revoke": ["sessionId"], "session_list": ["live", "after", "limit"], "sessions_list": ["live", "after", "limit"],
         "pending_get": ["id"], "pending_secret": ["id"], "pending_decide": ["id", "approve", "approver", "reason", "passphrase", "secrets"],
@@ -254,7 +254,7 @@ public struct AgentRPC: Sendable {
         case "session_request":
             guard let request = p["request"] else { throw .badRequest("params.request: the session request is required") }
             let pending = try await agent.request(request, client: client, bindExecutable: try optionalBool(p, "bindExecutable") ?? false,
-                                                  bindUnit: try optionalBool(p, "bindUnit") ?? false)
+                                                  bindUnit: try optionalBool(p, "bindUnit") ?? false, bindProcess: try optionalBool(p, "bindProcess") ?? false)
             return Self.json(pending, withReview: true)
         case "session_wait":
             let timeout = try optional(p, "timeout", "seconds, a number from 0") { value -> Double? in
@@ -561,6 +561,7 @@ public struct AgentRPC: Sendable {
         o["revoked"] = .bool(s.revokedAt != nil)
         o["expired"] = .bool(s.expiresAt.map { now > $0 } ?? false)
         o["exportAllowed"] = .bool(s.exportAllowed)
+        o["boundToProcess"] = s.client.process.map { JSONValue(Int($0.pid)) } ?? .null
         o["session"] = s.session.json
         return o
     }

@@ -79,10 +79,43 @@ public enum PeerCredentials {
     static func identity(_ c: CLinuxShims_ucred, _ process: ConnectedProcess) -> ClientIdentity {
         let program = executable(pid: c.pid)
         let unit = systemdUnit(pid: c.pid)
+        let started = if case .running(let since) = state(pid: c.pid) { since } else { UInt64?.none }
         // Checked after reading: what was read is of the process that connected only if it
         // still ran then, so its pid was still its own.
         guard process.stillRuns() else { return ClientIdentity(uid: c.uid, gid: c.gid, pid: c.pid) }
-        return ClientIdentity(uid: c.uid, gid: c.gid, pid: c.pid, executable: program.verified, unverifiedExecutable: program.unverified, unit: unit)
+        return ClientIdentity(uid: c.uid, gid: c.gid, pid: c.pid, executable: program.verified, unverifiedExecutable: program.unverified, unit: unit,
+                              startTime: started)
+    }
+
+    /// Whether a process runs, and since when (its start time, in clock ticks after boot).
+    public enum ProcessState: Equatable, Sendable {
+        case running(since: UInt64)
+        case exited
+        /// Its `/proc` entry cannot be read (a /proc mounted with hidepid=): nothing is known.
+        case unknown
+    }
+
+    /// The state of the process `pid` names now, from `/proc/PID/stat`.
+    public static func state(pid: Int32) -> ProcessState {
+        let fd = open("/proc/\(pid)/stat", O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return errno == ENOENT || errno == ESRCH ? .exited : .unknown }
+        defer { close(fd) }
+        var buffer = [UInt8](repeating: 0, count: 1024)
+        let count = Glibc.read(fd, &buffer, buffer.count)
+        // A process that exits after the open reads as empty, or fails with ESRCH.
+        guard count > 0 else { return count == 0 || errno == ESRCH ? .exited : .unknown }
+        return startTime(stat: buffer[..<count]).map { .running(since: $0) } ?? .unknown
+    }
+
+    /// The 22nd field of a `/proc/PID/stat` line. The second, the program's name in
+    /// parentheses, may hold spaces and parentheses itself: the fields are counted after the
+    /// last ')'.
+    static func startTime(stat: some BidirectionalCollection<UInt8>) -> UInt64? {
+        guard let close = stat.lastIndex(of: UInt8(ascii: ")")) else { return nil }
+        let fields = stat[stat.index(after: close)...].split(separator: UInt8(ascii: " "))
+        // Fields 3 onwards follow the name: the 22nd is the 20th of them.
+        guard fields.count >= 20 else { return nil }
+        return UInt64(String(decoding: fields[19], as: UTF8.self))
     }
 
     /// The path `/proc/PID/exe` names, `verified` when the file the agent finds there is the

@@ -13,6 +13,9 @@ public struct ClientIdentity: Hashable, Sendable, CustomStringConvertible {
     public var unverifiedExecutable: UnverifiedExecutable?
     /// The systemd unit from `/proc/PID/cgroup`, when there is one.
     public var unit: String?
+    /// When the process started (clock ticks after boot, from `/proc/PID/stat`): with the pid,
+    /// this process and no later one given its pid.
+    public var startTime: UInt64?
 
     public struct UnverifiedExecutable: Hashable, Sendable {
         public enum Why: String, Hashable, Sendable {
@@ -33,13 +36,15 @@ public struct ClientIdentity: Hashable, Sendable, CustomStringConvertible {
         }
     }
 
-    public init(uid: UInt32, gid: UInt32, pid: Int32, executable: String? = nil, unverifiedExecutable: UnverifiedExecutable? = nil, unit: String? = nil) {
+    public init(uid: UInt32, gid: UInt32, pid: Int32, executable: String? = nil, unverifiedExecutable: UnverifiedExecutable? = nil, unit: String? = nil,
+                startTime: UInt64? = nil) {
         self.uid = uid
         self.gid = gid
         self.pid = pid
         self.executable = executable
         self.unverifiedExecutable = unverifiedExecutable
         self.unit = unit
+        self.startTime = startTime
     }
 
     /// Shown to the approver and in the journal: a file name may hold a line break or a

@@ -10,12 +10,29 @@ public struct ClientBinding: Hashable, Sendable {
     public var uid: UInt32
     public var executable: String?
     public var unit: String?
+    /// The one process that may use the session, which ends when it exits.
+    public var process: ClientProcess?
 
-    public init(uid: UInt32, executable: String? = nil, unit: String? = nil) {
+    public init(uid: UInt32, executable: String? = nil, unit: String? = nil, process: ClientProcess? = nil) {
         self.uid = uid
         self.executable = executable
         self.unit = unit
+        self.process = process
     }
+}
+
+/// A process, told apart from any later one given the same pid by when it started (clock
+/// ticks after boot, `/proc/PID/stat`'s 22nd field).
+public struct ClientProcess: Hashable, Sendable, CustomStringConvertible {
+    public var pid: Int32
+    public var startTime: UInt64
+
+    public init(pid: Int32, startTime: UInt64) {
+        self.pid = pid
+        self.startTime = startTime
+    }
+
+    public var description: String { "pid \(pid)" }
 }
 
 /// A session the agent holds a key for.
@@ -480,12 +497,18 @@ public final class SessionStore: @unchecked Sendable {
     // MARK: - Sessions
 
     static func requestJSON(_ s: StoredSession) -> String {
-        JSONValue.object(JSONObject([
+        var request = JSONObject([
             "accountKind": s.accountKind.map { .string($0.rawValue) } ?? .null,
             "chains": .array(s.chains.map { .object(JSONObject(["chainId": .string(String($0.chainId)), "nonce": .string($0.nonce.description)])) }),
             "mode": .number(String(s.mode.rawValue)), "session": s.session.json,
             "permissionEnableSig": .string(Hex.encode(s.permissionEnableSig)), "label": s.label.map { .string($0) } ?? .null,
-        ])).serialized
+        ])
+        // In the request, which the key is bound to, rather than a column of its own: the keys
+        // of the rows written before it are bound to the columns there were.
+        if let process = s.client.process {
+            request["clientProcess"] = .object(JSONObject(["pid": JSONValue(Int(process.pid)), "startTime": .string(String(process.startTime))]))
+        }
+        return JSONValue.object(request).serialized
     }
 
     /// The columns of a session's row that never change, which its sealed key is bound to.
@@ -553,12 +576,34 @@ public final class SessionStore: @unchecked Sendable {
         let expires: Int64? = row["expires_at"]
         let revoked: Int64? = row["revoked_at"]
         return StoredSession(
-            id: row["id"], client: ClientBinding(uid: UInt32(uid), executable: row["client_executable"], unit: row["client_unit"]),
+            id: row["id"], client: ClientBinding(uid: UInt32(uid), executable: row["client_executable"], unit: row["client_unit"], process: try clientProcess(request)),
             account: try Address(row["account"] as String), accountKind: request["accountKind"]?.stringValue.flatMap(AccountKind.init(rawValue:)),
             chains: chains, mode: mode, session: try Session(json: request["session"] ?? .null),
             permissionEnableSig: try Hex.decode(request["permissionEnableSig"]?.stringValue ?? "0x"),
             sessionKey: try Address(row["session_key"] as String), createdAt: UInt64(created), expiresAt: expires.map(UInt64.init),
             revokedAt: revoked.map(UInt64.init), exportAllowed: row["export_allowed"], label: request["label"]?.stringValue)
+    }
+
+    static func clientProcess(_ request: JSONValue) throws -> ClientProcess? {
+        guard let process = request["clientProcess"], process != .null else { return nil }
+        guard let pid = process["pid"]?.integerValue.flatMap(Int32.init(exactly:)), let start = process["startTime"]?.stringValue.flatMap({ UInt64($0) }) else {
+            throw StoreError.corrupt("a session's client process")
+        }
+        return ClientProcess(pid: pid, startTime: start)
+    }
+
+    /// The live sessions bound to a process (neither revoked nor with their key erased), with
+    /// when they expire: the agent ends each once its process has exited.
+    public func sessionsBoundToProcesses() throws(StoreError) -> [(id: String, process: ClientProcess, expiresAt: UInt64?)] {
+        try snapshot { db in
+            try Row.fetchAll(db, sql: """
+                SELECT id, request, expires_at FROM sessions
+                WHERE revoked_at IS NULL AND length(sealed_key) > 0 AND json_extract(request, '$.clientProcess') IS NOT NULL
+                """).compactMap { row in
+                let expires: Int64? = row["expires_at"]
+                return try Self.clientProcess(try JSONValue(parsing: row["request"] as String)).map { (row["id"], $0, expires.map(UInt64.init)) }
+            }
+        }
     }
 
     public func session(id: String) throws(StoreError) -> StoredSession {

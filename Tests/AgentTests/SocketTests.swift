@@ -381,7 +381,7 @@ struct SocketTests {
         // session bound more loosely than asked. Nothing is requested.
         let control = try AgentClient(path: agent.controlSocket)
         let audited = try control.call("audit_verify")["entries"]
-        for (key, value, expected) in [("bindExecutible", JSONValue.bool(true), "params.bindExecutible: not a parameter of session_request, which takes bindExecutable, bindUnit, request (did you mean `bindExecutable`?)"),
+        for (key, value, expected) in [("bindExecutible", JSONValue.bool(true), "params.bindExecutible: not a parameter of session_request, which takes bindExecutable, bindProcess, bindUnit, request (did you mean `bindExecutable`?)"),
                                        ("bindExecutable", .string("yes"), "params.bindExecutable: true or false")] {
             do {
                 _ = try malformed.call("session_request", JSONObject(["request": Self.example, key: value]))
