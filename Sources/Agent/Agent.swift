@@ -21,10 +21,9 @@ public actor Agent {
         public let client: ClientIdentity
         public let compiled: CompiledRequest
         public let review: SessionReview
-        public let bindExecutable: Bool
-        public let bindUnit: Bool
-        /// The session is for the requesting process alone, and ends when it exits.
-        public let bindProcess: Bool
+        /// What the session is bound to beside the client's uid; bound to its process, it is
+        /// for that process alone, and ends when it exits.
+        public let binding: SessionBinding
         public let createdAt: UInt64
         public var status: RequestStatus
         public var reason: String
@@ -150,8 +149,7 @@ public actor Agent {
     /// requests are signed and stored before this returns; "ask" leaves them pending for a
     /// person (`decide`). Compiling and reviewing run off the actor: a request of a thousand
     /// actions takes a while, and other clients and the approver are not kept waiting meanwhile.
-    public nonisolated func request(_ json: JSONValue, client: ClientIdentity, bindExecutable: Bool = false, bindUnit: Bool = false,
-                                    bindProcess: Bool = false) async throws(AgentError) -> PendingRequest {
+    public nonisolated func request(_ json: JSONValue, client: ClientIdentity, binding: SessionBinding = []) async throws(AgentError) -> PendingRequest {
         try await admit(client)
         let now = clock()
         let key = Secp256k1.PrivateKey.generate()
@@ -163,11 +161,11 @@ public actor Agent {
             throw .badRequest("a raw Session names its own session key; the agent generates the key itself, so send the native or ERC-7715 form")
         }
         let account = try await account(for: compiled)
-        if bindExecutable && client.executable == nil { throw .badRequest(Self.unboundExecutable(client, agentUID: getuid())) }
-        if bindUnit && client.unit == nil { throw .badRequest("the client runs in no systemd unit, so the session cannot be bound to one") }
-        if bindProcess && client.startTime == nil { throw .badRequest("the client process cannot be told apart from a later one with its pid (its /proc entry is not readable, or it exited), so the session cannot be bound to it") }
+        if binding.contains(.executable) && client.executable == nil { throw .badRequest(Self.unboundExecutable(client, agentUID: getuid())) }
+        if binding.contains(.unit) && client.unit == nil { throw .badRequest("the client runs in no systemd unit, so the session cannot be bound to one") }
+        if binding.contains(.process) && client.startTime == nil { throw .badRequest("the client process cannot be told apart from a later one with its pid (its /proc entry is not readable, or it exited), so the session cannot be bound to it") }
         // An exported key goes on signing in its client's hands after the process exits.
-        if bindProcess && compiled.exportKey { throw .badRequest("a session bound to its process cannot hand its key out (export): the key would outlive the process") }
+        if binding.contains(.process) && compiled.exportKey { throw .badRequest("a session bound to its process cannot hand its key out (export): the key would outlive the process") }
         var accountKind = compiled
         accountKind.accountKind = compiled.accountKind ?? account.kind
         if accountKind.accountKind == .kernel, compiled.chains.count > 1 {
@@ -175,7 +173,7 @@ public actor Agent {
         }
         let review = Reviewer(tokens: tokens, now: now).review(accountKind)
         let id = "req-" + Hex.encode(Secp256k1.randomBytesForIdentifiers(), prefix: false)
-        let request = PendingRequest(id: id, client: client, compiled: accountKind, review: review, bindExecutable: bindExecutable, bindUnit: bindUnit, bindProcess: bindProcess,
+        let request = PendingRequest(id: id, client: client, compiled: accountKind, review: review, binding: binding,
                                      createdAt: now, status: .pending, reason: "waiting for approval", sessionId: nil, decidedAt: nil, sessionKey: key)
         return try await register(request, renderingHash: Keccak256.hash(utf8: review.text()))
     }
@@ -269,7 +267,7 @@ public actor Agent {
         metrics?.undecided.increment()
         logger.info("request \(id) from \(client): account \(compiled.account.checksummed), permissionId \(compiled.permissionId.hex)")
         if let rules {
-            let outcome = rules.evaluate(request.review, client: client, holdings: holdings)
+            let outcome = rules.evaluate(request.review, client: client, holdings: holdings, binding: request.binding)
             // The rules that decided, named now: a reload while the owners sign changes nothing of it.
             let approver = "rules: \(outcome.rule ?? "default")", source = rulesSource
             switch outcome.decision {
@@ -380,7 +378,7 @@ public actor Agent {
             return AgentError("owner_unavailable", "only \(available) of \(account.threshold) owner signatures are available for \(account.address)")
         }
         // Nobody is asked to sign for a session whose process is gone.
-        let process = request.bindProcess ? request.client.startTime.map { ClientProcess(pid: request.client.pid, startTime: $0) } : nil
+        let process = request.binding.contains(.process) ? request.client.startTime.map { ClientProcess(pid: request.client.pid, startTime: $0) } : nil
         if let process, PeerCredentials.state(pid: process.pid) != .running(since: process.startTime) {
             let message = "the process that asked for the session (\(process)) has exited"
             _ = finish(id, .failed, reason: message, approver: approver)
@@ -414,8 +412,8 @@ public actor Agent {
         let expiry = request.review.expiresAt
         let stored = StoredSession(
             id: sessionId,
-            client: ClientBinding(uid: request.client.uid, executable: request.bindExecutable ? request.client.executable : nil,
-                                  unit: request.bindUnit ? request.client.unit : nil, process: process),
+            client: ClientBinding(uid: request.client.uid, executable: request.binding.contains(.executable) ? request.client.executable : nil,
+                                  unit: request.binding.contains(.unit) ? request.client.unit : nil, process: process),
             account: compiled.account, accountKind: compiled.accountKind ?? account.kind, chains: compiled.chains, mode: compiled.mode,
             session: compiled.session, permissionEnableSig: enableSig, sessionKey: sessionKey.address, createdAt: clock(),
             expiresAt: expiry, exportAllowed: compiled.exportKey, label: compiled.label)

@@ -253,8 +253,11 @@ public struct AgentRPC: Sendable {
             return .object(info)
         case "session_request":
             guard let request = p["request"] else { throw .badRequest("params.request: the session request is required") }
-            let pending = try await agent.request(request, client: client, bindExecutable: try optionalBool(p, "bindExecutable") ?? false,
-                                                  bindUnit: try optionalBool(p, "bindUnit") ?? false, bindProcess: try optionalBool(p, "bindProcess") ?? false)
+            var binding: SessionBinding = []
+            for (name, bound) in [("bindExecutable", SessionBinding.executable), ("bindUnit", .unit), ("bindProcess", .process)] where try optionalBool(p, name) ?? false {
+                binding.insert(bound)
+            }
+            let pending = try await agent.request(request, client: client, binding: binding)
             return Self.json(pending, withReview: true)
         case "session_wait":
             let timeout = try optional(p, "timeout", "seconds, a number from 0") { value -> Double? in

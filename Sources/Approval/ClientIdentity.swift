@@ -57,3 +57,19 @@ public struct ClientIdentity: Hashable, Sendable, CustomStringConvertible {
         return parts.joined(separator: ", ")
     }
 }
+
+/// What a session is bound to beside its client's uid, as the client asked (`bindExecutable`,
+/// `bindUnit`, `bindProcess`).
+public struct SessionBinding: OptionSet, Hashable, Sendable {
+    public let rawValue: UInt8
+    public init(rawValue: UInt8) { self.rawValue = rawValue }
+
+    public static let executable = SessionBinding(rawValue: 1)
+    public static let unit = SessionBinding(rawValue: 2)
+    public static let process = SessionBinding(rawValue: 4)
+
+    /// Each binding by the name rules files and the CLI give it.
+    public static let names: [(name: String, binding: SessionBinding)] = [("executable", .executable), ("unit", .unit), ("process", .process)]
+
+    public var names: [String] { Self.names.filter { contains($0.binding) }.map(\.name) }
+}

@@ -28,13 +28,15 @@ struct Condition: Sendable {
         /// move across all of them is bounded, not only in each.
         case maxLiveSessions(Int)
         case maxSessionsPerDay(Int)
+        /// The session is bound to each of these.
+        case boundTo(SessionBinding)
     }
 
     var name: String
     var kind: Kind
 
     static let keys = ["client_uids", "client_executables", "client_units", "accounts", "chains", "targets", "selectors", "max_duration",
-                       "require_expiry", "max_native_value", "max_token_amounts", "forbid", "any_flag", "max_severity", "allow_export", "max_live_sessions", "max_sessions_per_day"]
+                       "require_expiry", "max_native_value", "max_token_amounts", "forbid", "any_flag", "max_severity", "allow_export", "max_live_sessions", "max_sessions_per_day", "bound_to"]
 
     static func parse(_ json: JSONValue, at: String) throws(RulesError) -> [Condition] {
         guard let table = json.objectValue else { throw RulesError("\(at): expected a table") }
@@ -122,6 +124,15 @@ struct Condition: Sendable {
             case "allow_export": kind = .allowExport(try bool())
             case "max_live_sessions": kind = .maxLiveSessions(try sessionCount(value, at: here))
             case "max_sessions_per_day": kind = .maxSessionsPerDay(try sessionCount(value, at: here))
+            case "bound_to":
+                var required: SessionBinding = []
+                for name in try strings() {
+                    guard let binding = SessionBinding.names.first(where: { $0.name == name })?.binding else {
+                        throw RulesError("\(here): \(name) is no binding; they are \(SessionBinding.names.map(\.name).joined(separator: ", "))")
+                    }
+                    required.insert(binding)
+                }
+                kind = .boundTo(required)
             default:
                 throw RulesError("\(here): unknown condition (known: \(keys.joined(separator: ", ")))")
             }
@@ -143,7 +154,7 @@ struct Condition: Sendable {
         return parts.count == 1 ? try? UInt256(parsing: text) : nil
     }
 
-    func check(_ r: SessionReview, client: ClientIdentity?, holdings: ClientHoldings?) -> (Bool, String) {
+    func check(_ r: SessionReview, client: ClientIdentity?, holdings: ClientHoldings?, binding: SessionBinding) -> (Bool, String) {
         switch kind {
         case .clientUIDs(let uids):
             guard let c = client else { return (false, "no client identity") }
@@ -207,6 +218,9 @@ struct Condition: Sendable {
         case .maxSessionsPerDay(let count):
             guard let made = holdings?.sessionsLastDay else { return (false, "the client's sessions are not known") }
             return (made < count, "the client was given \(made) session\(made == 1 ? "" : "s") in the last 24 hours (fewer than \(count) allowed)")
+        case .boundTo(let required):
+            let bound = binding.names.isEmpty ? "to its uid alone" : "to its " + binding.names.joined(separator: ", ")
+            return (binding.isSuperset(of: required), "the session is bound \(bound)")
         }
     }
 }

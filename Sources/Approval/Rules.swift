@@ -104,15 +104,15 @@ public struct RulesFile: Sendable {
         rules.contains { $0.conditions.contains { switch $0.kind { case .maxLiveSessions, .maxSessionsPerDay: true; default: false } } }
     }
 
-    /// Decides for `review` asked by `client`; the trace says which conditions held.
-    /// `holdings`: what the client holds already; nil where that is not known, where a
-    /// condition on it does not hold.
-    public func evaluate(_ review: SessionReview, client: ClientIdentity?, holdings: ClientHoldings? = nil) -> RulesOutcome {
+    /// Decides for `review` asked by `client`, for a session bound as `binding` says; the trace
+    /// says which conditions held. `holdings`: what the client holds already; nil where that is
+    /// not known, where a condition on it does not hold.
+    public func evaluate(_ review: SessionReview, client: ClientIdentity?, holdings: ClientHoldings? = nil, binding: SessionBinding = []) -> RulesOutcome {
         var trace: [RuleTrace] = []
         for rule in rules {
             var matched = true
             for condition in rule.conditions {
-                let (passed, detail) = condition.check(review, client: client, holdings: holdings)
+                let (passed, detail) = condition.check(review, client: client, holdings: holdings, binding: binding)
                 trace.append(RuleTrace(rule: rule.name, condition: condition.name, passed: passed, detail: detail))
                 if !passed { matched = false; break }
             }

@@ -21,6 +21,8 @@ struct RulesTest: ParsableCommand {
     @Option(help: "The client's uid, as the agent would read it from the socket.") var uid: UInt32 = UInt32(getuid())
     @Option(help: "The client's executable (/proc/PID/exe).") var executable: String?
     @Option(help: "The client's systemd unit.") var unit: String?
+    @Option(name: .customLong("bound-to"), help: "What the client would bind the session to besides its uid: executable, unit or process (once for each).")
+    var boundTo: [String] = []
     @Option(name: .customLong("session-key"), help: "The session key address (default: a fresh one).") var sessionKey: String?
     @Option(name: .customLong("live-sessions"), help: "How many live sessions the client holds already (for max_live_sessions).") var liveSessions: Int = 0
     @Option(name: .customLong("sessions-last-day"), help: "How many sessions the client was given in the last 24 hours, revoked ones too (for max_sessions_per_day).") var sessionsLastDay: Int = 0
@@ -30,6 +32,9 @@ struct RulesTest: ParsableCommand {
     func validate() throws {
         guard liveSessions >= 0 else { throw ValidationError("--live-sessions: a count, 0 or more") }
         guard sessionsLastDay >= 0 else { throw ValidationError("--sessions-last-day: a count, 0 or more") }
+        if let unknown = boundTo.first(where: { name in !SessionBinding.names.contains { $0.name == name } }) {
+            throw ValidationError("--bound-to: \(unknown) is no binding; they are \(SessionBinding.names.map(\.name).joined(separator: ", "))")
+        }
     }
 
     func run() throws {
@@ -45,7 +50,8 @@ struct RulesTest: ParsableCommand {
                 .compile(try parseJSON(try readInput(request), what: "request"))
             let reviewed = Reviewer(tokens: tokens, now: review.time).review(compiled)
             let client = ClientIdentity(uid: uid, gid: 0, pid: 0, executable: executable, unit: unit)
-            let outcome = file.evaluate(reviewed, client: client, holdings: ClientHoldings(liveSessions: liveSessions, sessionsLastDay: sessionsLastDay))
+            let binding = SessionBinding(SessionBinding.names.filter { boundTo.contains($0.name) }.map(\.binding))
+            let outcome = file.evaluate(reviewed, client: client, holdings: ClientHoldings(liveSessions: liveSessions, sessionsLastDay: sessionsLastDay), binding: binding)
             var lines = ["decision: \(outcome.decision.rawValue)", "reason: \(outcome.reason)", "trace:"]
             for t in outcome.trace { lines.append("  [\(t.passed ? "ok" : "no")] \(t.rule): \(t.condition): \(t.detail)") }
             if outcome.rule == nil { lines.append("  default: \(file.defaultDecision.rawValue)") }

@@ -115,11 +115,11 @@ struct AgentFlowTests {
         let kept = try #require(try await agent.request(.object(request), client: Self.bot).sessionId)
         await #expect { try await agent.exportKey(sessionId: kept, client: Self.bot) } throws: { ($0 as? AgentError)?.reason == "export_not_allowed" }
         request["export"] = true
-        let exportable = try #require(try await agent.request(.object(request), client: Self.bot, bindExecutable: true).sessionId)
+        let exportable = try #require(try await agent.request(.object(request), client: Self.bot, binding: .executable).sessionId)
         let revoked = try #require(try await agent.request(.object(request), client: Self.bot).sessionId)
         var inUnit = Self.bot
         inUnit.unit = "bot.service"
-        let unitBound = try #require(try await agent.request(.object(request), client: inUnit, bindUnit: true).sessionId)
+        let unitBound = try #require(try await agent.request(.object(request), client: inUnit, binding: .unit).sessionId)
 
         let key = try await agent.exportKey(sessionId: exportable, client: Self.bot)
         #expect(key.address == (try agent.session(exportable, client: Self.bot)).sessionKey)
@@ -394,7 +394,7 @@ struct AgentFlowTests {
         let (agent, _) = try Self.agent(rules: "default = \"approve\"")
         let unseen = ClientIdentity(uid: Self.bot.uid, gid: 1000, pid: 4343)
         do {
-            _ = try await agent.request(Self.example, client: unseen, bindExecutable: true)
+            _ = try await agent.request(Self.example, client: unseen, binding: .executable)
             Issue.record("a session was bound to no executable")
         } catch { #expect(error.reason == "bad_request" && error.message.hasPrefix("the client's executable cannot be read, so the session cannot be bound to it: "), "\(error)") }
         #expect(try agent.sessions(client: nil).isEmpty)
@@ -430,7 +430,7 @@ struct AgentFlowTests {
         var mine: [String] = [], others: [String] = []
         for i in 0..<12 {
             let (client, bound) = [(Self.bot, false), (Self.bot, true), (other, true)][i % 3]
-            let request = try await agent.request(Self.example, client: client, bindExecutable: bound)
+            let request = try await agent.request(Self.example, client: client, binding: bound ? .executable : [])
             let id = try #require(request.sessionId)
             if client == Self.bot || !bound { mine.append(id) }
             if client == other || !bound { others.append(id) }

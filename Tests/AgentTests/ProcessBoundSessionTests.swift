@@ -102,6 +102,21 @@ struct ProcessBoundSessionTests {
         try agent.waitForLog("session \(id) revoked: the process it was bound to (pid \(client.process.processIdentifier)) exited")
     }
 
+    /// Rules may approve only sessions bound to their process: the agent gives them the binding
+    /// the client asked for.
+    @Test func rulesMayAskForTheBinding() throws {
+        let agent = try AgentProcess(rules: "default = \"deny\"\n[[rules]]\nname = \"bound bots\"\ndecision = \"approve\"\n[rules.match]\nbound_to = [\"process\"]\n")
+        try agent.start()
+        defer { agent.stop() }
+        let bound = try Client(socket: agent.clientSocket)
+        #expect(bound.answers["asked"]?["result"]?["status"] == "approved", "\(bound.answers)")
+        let unbound = try AgentClient(path: agent.clientSocket).call("session_request", JSONObject(["request": SocketTests.example]))
+        #expect(unbound["status"] == "denied", "\(unbound)")
+        let test = try Command.run(Command.sessionAgent, ["rules", "test", "-", "--rules", agent.directory.appendingPathComponent("rules.toml").path, "--bound-to", "process", "--json"],
+                                   stdin: Array(SocketTests.example.serialized.utf8))
+        #expect(try JSONValue(parsing: test.stdout)["decision"] == "approve", "\(test)")
+    }
+
     /// A process that exits while the agent is stopped: its session is revoked as the agent
     /// starts. One still running keeps its own.
     @Test func aSessionWhoseProcessExitedWhileTheAgentWasStoppedEndsAsItStarts() throws {
@@ -149,7 +164,7 @@ struct ProcessBoundSessionTests {
         var unknown = me
         unknown.startTime = nil
         for (request, client, message) in [(JSONValue.object(exportable), me, "cannot hand its key out"), (AgentFlowTests.example, unknown, "cannot be told apart")] {
-            await #expect { try await agent.request(request, client: client, bindProcess: true) } throws: { error in
+            await #expect { try await agent.request(request, client: client, binding: .process) } throws: { error in
                 (error as? AgentError)?.reason == "bad_request" && "\(error)".contains(message)
             }
         }

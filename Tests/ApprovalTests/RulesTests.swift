@@ -153,6 +153,20 @@ struct RulesTests {
         #expect(rules.evaluate(r, client: bot).decision == .ask, "unknown holdings match nothing")
     }
 
+    /// `bound_to` holds when the session is bound to each binding it lists, whatever else.
+    @Test func boundToHoldsForASessionBoundToEachListed() throws {
+        let r = try review(Self.payments.replacingOccurrences(of: "%AMOUNT%", with: "5"))
+        let rules = try RulesFile(toml: "default = \"deny\"\n[[rules]]\nname = \"bound\"\ndecision = \"approve\"\n[rules.match]\nbound_to = [\"process\", \"unit\"]\n")
+        let bot = ClientIdentity(uid: 7, gid: 7, pid: 1)
+        for (binding, decision) in [(SessionBinding([.process, .unit]), RuleDecision.approve), ([.process, .unit, .executable], .approve),
+                                    ([.process], .deny), ([.unit, .executable], .deny), ([], .deny)] {
+            let outcome = rules.evaluate(r, client: bot, binding: binding)
+            #expect(outcome.decision == decision, "\(binding.names): \(outcome.trace)")
+        }
+        #expect(rules.evaluate(r, client: bot, binding: [.unit]).trace.first?.detail == "the session is bound to its unit")
+        #expect(rules.evaluate(r, client: bot).trace.first?.detail == "the session is bound to its uid alone")
+    }
+
     @Test func malformedRulesAreRefusedWithTheirPlace() {
         for (toml, text) in [
             ("default = \"maybe\"", "default: approve, deny or ask"),
@@ -177,6 +191,8 @@ struct RulesTests {
             ("[[rules]]\ndecision = \"approve\"\n[rules.match]\nmax_live_sessions = \"5\"", "max_live_sessions: a number of sessions"),
             ("[[rules]]\ndecision = \"approve\"\n[rules.match]\nmax_live_sessions = 1.5", "max_live_sessions: a number of sessions"),
             ("[[rules]]\ndecision = \"approve\"\n[rules.match]\nmax_sessions_per_day = 0", "max_sessions_per_day: a number of sessions, at least 1"),
+            ("[[rules]]\ndecision = \"approve\"\n[rules.match]\nbound_to = [\"pid\"]", "bound_to: pid is no binding; they are executable, unit, process"),
+            ("[[rules]]\ndecision = \"approve\"\n[rules.match]\nbound_to = \"process\"", "bound_to: a list of strings"),
         ] {
             do {
                 _ = try RulesFile(toml: toml)
