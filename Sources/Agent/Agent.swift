@@ -379,7 +379,7 @@ public actor Agent {
         }
         // Nobody is asked to sign for a session whose process is gone.
         let process = request.binding.contains(.process) ? request.client.startTime.map { ClientProcess(pid: request.client.pid, startTime: $0) } : nil
-        if let process, PeerCredentials.state(pid: process.pid) != .running(since: process.startTime) {
+        if let process, process.hasEnded(PeerCredentials.state(pid: process.pid)) {
             let message = "the process that asked for the session (\(process)) has exited"
             _ = finish(id, .failed, reason: message, approver: approver)
             throw AgentError("client_exited", message)
@@ -515,13 +515,14 @@ public actor Agent {
             logger.error("the keys of expired sessions could not be erased: \(error)")
         }
         signer.forget { id, stored in erased.contains(id) || stored.expiresAt.map { now > $0 } ?? false }
-        endSessionsOfExitedProcesses(now: now)
+        endSessionsOfEndedProcesses()
     }
 
-    /// Revokes the sessions whose process has exited (their key erased), seconds after it did,
+    /// Revokes the sessions whose process has ended (their key erased), seconds after it did,
     /// or as the agent starts for one that exited while it was stopped. Nothing could sign with
     /// them meanwhile: only that process, told apart by its start time, may.
-    func endSessionsOfExitedProcesses(now: UInt64) {
+    func endSessionsOfEndedProcesses() {
+        let now = clock()
         if boundToProcesses == nil {
             do {
                 boundToProcesses = Dictionary(try store.sessionsBoundToProcesses().map { ($0.id, ($0.process, $0.expiresAt)) }, uniquingKeysWith: { a, _ in a })
@@ -536,11 +537,7 @@ public actor Agent {
                 boundToProcesses?[id] = nil
                 continue
             }
-            switch PeerCredentials.state(pid: bound.process.pid) {
-            case .running(let since) where since == bound.process.startTime: continue
-            case .unknown: continue
-            case .running, .exited: break   // a later process may have its pid now
-            }
+            guard bound.process.hasEnded(PeerCredentials.state(pid: bound.process.pid)) else { continue }
             do {
                 try store.revoke(id: id, at: now)
                 try store.audit("revoke", .object(JSONObject(["session": .string(id), "reason": "client_exited", "pid": JSONValue(Int(bound.process.pid))])), at: now)

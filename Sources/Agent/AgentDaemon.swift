@@ -174,6 +174,9 @@ public enum AgentDaemon {
             listeners = [.init(source: .path(clientPath), control: false), .init(source: .path(controlPath), control: true)]
         }
         let readyLine = "owners: \(owners.count), accounts: \(accounts.count), \(config.rulesFile.map { "rules from \($0)" } ?? "no rules (a person decides)")"
+        // Sessions whose process exited while the agent was stopped end before any client is
+        // served; the look every 5 s below finds the others.
+        await agent.endSessionsOfEndedProcesses()
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask {
                 try await server.run(listeners) {
@@ -222,11 +225,10 @@ public enum AgentDaemon {
             }
             group.addTask {
                 // Requests nobody answered expire; keys of expired sessions are erased, and
-                // sessions whose process exited are revoked (at once for those that exited while
-                // the agent was stopped).
+                // sessions whose process exited are revoked.
                 while !Task.isCancelled {
-                    await agent.expire()
                     try await Task.sleep(nanoseconds: 5_000_000_000)
+                    await agent.expire()
                 }
             }
             // The first task to end (the server, on a signal) ends the agent, so every task in

@@ -2,6 +2,7 @@ import Approval
 internal import CLinuxShims
 import Foundation
 import NIOCore
+import SessionStore
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -159,5 +160,17 @@ public enum PeerCredentials {
             return units.count == 1 ? String(outer) : "\(outer)/\(inner)"
         }
         return nil
+    }
+}
+
+extension ClientProcess {
+    /// Whether the process has ended, by what `/proc` says of its pid now: it exited, or a
+    /// later process has the pid. A pid whose entry cannot be read is not taken for ended.
+    func hasEnded(_ state: PeerCredentials.ProcessState) -> Bool {
+        switch state {
+        case .running(let since): since != startTime
+        case .exited: true
+        case .unknown: false
+        }
     }
 }

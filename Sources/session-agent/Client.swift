@@ -172,6 +172,7 @@ struct SessionsShow: ParsableCommand {
             var lines = ["\(s["sessionId"]?.stringValue ?? "?")  \(s["label"]?.stringValue.map(DisplayText.escaped) ?? "-")",
                          "  account \(s["account"]?.stringValue ?? "?"), key \(s["sessionKey"]?.stringValue ?? "?")",
                          "  created \(utcTime(s["createdAt"]) ?? "?"), \(SessionsList.state(s))"]
+            if let pid = s["boundToProcess"]?.integerValue { lines.append("  for process \(pid) alone, and ends when it exits") }
             let limits = s["limits"]?.arrayValue ?? []
             let enabled = Set((s["enabledChains"]?.arrayValue ?? []).compactMap(\.stringValue))
             for chain in (s["chains"]?.arrayValue ?? []).compactMap(\.stringValue) {

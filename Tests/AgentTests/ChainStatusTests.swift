@@ -182,9 +182,11 @@ struct ChainStatusTests {
         #expect(!agent.logs.contains(ChainStandIn.apiKey))
     }
 
-    /// An endpoint that answers a batch with one error, as those without batches do, is asked
-    /// one call at a time, the same calls, and from then on without trying a batch again.
-    @Test func anEndpointWithoutBatchesIsAskedOneCallAtATime() throws {
+    /// An endpoint that answers a batch with one error, or HTTP 400, as those without batches
+    /// do, is asked one call at a time, the same calls, and from then on without trying a batch
+    /// again.
+    @Test(arguments: ["no_batch", "batch_http400"])
+    func anEndpointWithoutBatchesIsAskedOneCallAtATime(refusal: String) throws {
         let endpoint = try ChainStandIn(Self.state())
         let (agent, client, control, session) = try Self.agent(chainRPC: endpoint.url)
         defer { agent.stop() }
@@ -196,7 +198,7 @@ struct ChainStatusTests {
         let calls = endpoint.requests.map { "\($0["method"]?.stringValue ?? "")\($0["params"]?.serialized ?? "")" }
         #expect(Self.reasons(batched) == ["enabled"], "\(batched)")
 
-        state["fault"] = "no_batch"
+        state["fault"] = .string(refusal)
         try endpoint.write(.object(state))
         for round in 0..<2 {
             let before = endpoint.httpRequests.count

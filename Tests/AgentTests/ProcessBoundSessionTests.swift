@@ -88,6 +88,8 @@ struct ProcessBoundSessionTests {
         let id = try #require(client.sessionId, "\(client.answers)")
         #expect(client.answers["signed"]?["result"]?["signature"] != nil, "\(client.answers)")
         #expect(try Self.session(control, id)["boundToProcess"] == JSONValue(Int(client.process.processIdentifier)))
+        let shown = try Command.run(Command.sessionAgent, ["sessions", "show", id, "--socket", agent.controlSocket])
+        #expect(shown.stdout.contains("for process \(client.process.processIdentifier) alone, and ends when it exits"), "\(shown)")
         for call in [{ try other.call("session_get", JSONObject(["sessionId": .string(id)])) }, { try SocketTests.sign(other, id, 1, nonce: 1) }] {
             #expect { try call() } throws: { ($0 as? AgentClient.RemoteError)?.reason == "not_found" }
         }
@@ -118,7 +120,7 @@ struct ProcessBoundSessionTests {
     }
 
     /// A process that exits while the agent is stopped: its session is revoked as the agent
-    /// starts. One still running keeps its own.
+    /// starts, before any client is served. One still running keeps its own.
     @Test func aSessionWhoseProcessExitedWhileTheAgentWasStoppedEndsAsItStarts() throws {
         let agent = try AgentProcess()
         try agent.start()
@@ -129,7 +131,7 @@ struct ProcessBoundSessionTests {
         leaving.exit()
         try agent.start()
         let control = try AgentClient(path: agent.controlSocket)
-        try Self.waitUntilRevoked(control, gone)
+        #expect(try Self.session(control, gone)["revoked"] == .bool(true))
         try agent.waitForLog("session \(gone) revoked")
         #expect(try Self.session(control, kept)["revoked"] == .bool(false))
         #expect(!agent.logs.contains("session \(kept) revoked"))
@@ -171,8 +173,11 @@ struct ProcessBoundSessionTests {
     }
 
     /// The session admits its process alone: the same pid with another start time is a later
-    /// process.
+    /// process, and the session's process has ended then as much as when its pid is free.
     @Test func theBindingIsThePidAndItsStartTime() {
+        for (state, ended) in [(PeerCredentials.ProcessState.running(since: 777), false), (.running(since: 778), true), (.exited, true), (.unknown, false)] {
+            #expect(ClientProcess(pid: 4242, startTime: 777).hasEnded(state) == ended, "\(state)")
+        }
         let process = ClientProcess(pid: 4242, startTime: 777)
         let binding = ClientBinding(uid: 1000, process: process)
         #expect(Agent.binding(binding, admits: ClientIdentity(uid: 1000, gid: 1000, pid: 4242, startTime: 777)))

@@ -22,6 +22,7 @@ STATE.json is read again for every request, so a test changes the chain between 
    "undeployed": ["0x…"],   (contracts without code on this chain)
    "fault": null | "http500" | "garbage" | "wrong_id" | "rpc_error"
             | "no_batch" (answers a batch with one error, as endpoints without batches do)
+            | "batch_http400" (answers a batch with HTTP 400, as some gateways do)
             | "batch_short" | "batch_twice" (a batch's answer without its last response, or with one twice),
    "latency_ms": 0}   (a wait before each answer, as a distant provider's round trip)
 Batches (a JSON array of requests) are answered with an array, in reverse order, as a
@@ -154,6 +155,8 @@ class Handler(BaseHTTPRequestHandler):
             return self.answer(200, b"<html>not json</html>")
         if not isinstance(request, list):
             return self.answer(200, json.dumps(respond(state, request)).encode())
+        if fault == "batch_http400":
+            return self.answer(400, b"batch requests are not supported")
         if fault == "no_batch":
             refusal = {"jsonrpc": "2.0", "id": None, "error": {"code": -32600, "message": "batch requests are not supported"}}
             return self.answer(200, json.dumps(refusal).encode())
