@@ -154,6 +154,7 @@ extension Agent {
             let key = try store.unsealKey(read)
             try store.audit("export", .object(JSONObject(["session": .string(sessionId), "client": .string(client.description)])), at: now)
             exports.add(client.uid, at: now)
+            lastKeyUse = now
             logger.notice("session \(sessionId): its key was exported to \(client)")
             return key
         } catch { throw AgentError(error) }

@@ -80,6 +80,12 @@ public actor Agent {
     var boundToProcesses: [String: (process: ClientProcess, expiresAt: UInt64?)]?
     /// Why the store is locked; nil while it is open.
     var lockCause: LockCause? { didSet { metrics?.storeLocked.set(to: lockCause == nil ? 0.0 : 1.0) } }
+    /// When the store locks by itself (`lock_when_idle`, `lock_after`).
+    let autoLock: AutoLock
+    /// When the store was last unlocked, and a session key last used outside signing (a
+    /// session stored, a key exported): the agent's clock.
+    var unlockedAt: UInt64?
+    var lastKeyUse: UInt64?
     /// What the operator's Prometheus reads; nil when nobody collects it.
     nonisolated let metrics: AgentMetrics?
     /// The JSON-RPC endpoints sessions' on-chain state is read from (`chain_rpc`).
@@ -100,7 +106,7 @@ public actor Agent {
 
     public init(store: SessionStore, owners: [any OwnerSigner], accounts: [AccountConfig], fixedAccounts: Set<Address> = [], fixedOwners: Set<OwnerKey> = [],
                 rules: RulesFile?, tokens: TokenList = TokenList(),
-                approvalTimeout: UInt64 = 300, storePIN: PINSource = .prompt, ownerPrompt: @escaping SecretPrompt,
+                approvalTimeout: UInt64 = 300, autoLock: Agent.AutoLock = Agent.AutoLock(), storePIN: PINSource = .prompt, ownerPrompt: @escaping SecretPrompt,
                 ownerNotice: DeviceNotice.Show? = nil, clock: @escaping @Sendable () -> UInt64 = { UInt64(Date().timeIntervalSince1970) },
                 logger: Logger = Logger(label: "session-agent", factory: { _ in SwiftLogNoOpLogHandler() }), metrics: AgentMetrics? = nil,
                 chains: ChainEndpoints? = nil) {
@@ -112,9 +118,11 @@ public actor Agent {
         self.rules = rules
         self.tokens = tokens
         self.approvalTimeout = approvalTimeout
+        self.autoLock = autoLock
         self.metrics = metrics
         self.chains = chains
         lockCause = store.isLocked ? .atStart : nil
+        unlockedAt = store.isLocked ? nil : clock()
         metrics?.storeLocked.set(to: store.isLocked ? 1.0 : 0.0)
         self.ownerPrompt = ownerPrompt
         self.ownerNotice = ownerNotice
@@ -430,6 +438,7 @@ public actor Agent {
             throw AgentError(error)
         }
         if let process { boundToProcesses?[sessionId] = (process, expiry) }
+        lastKeyUse = clock()
         return finish(id, .approved, reason: approval, approver: approver, sessionId: sessionId, signedBy: signers)
     }
 
@@ -516,6 +525,25 @@ public actor Agent {
         }
         signer.forget { id, stored in erased.contains(id) || stored.expiresAt.map { now > $0 } ?? false }
         endSessionsOfEndedProcesses()
+        lockWhenDue(now: now)
+    }
+
+    /// Locks the store once it has been unlocked for `lock_after`, or no session key was used
+    /// (to sign, stored, exported) for `lock_when_idle`, as gpg-agent forgets a passphrase
+    /// after its cache's time: until a person unlocks it again, nothing signs.
+    func lockWhenDue(now: UInt64) {
+        guard !store.isLocked, let unlockedAt else { return }
+        let cause: LockCause
+        if let after = autoLock.after, now >= unlockedAt + after {
+            cause = .unlockedFor(after)
+        } else if let idle = autoLock.whenIdle, now >= [unlockedAt, lastKeyUse, signer.lastSignature].compactMap({ $0 }).max()! + idle {
+            cause = .idle(idle)
+        } else {
+            return
+        }
+        lockStore()
+        lockCause = cause
+        record("store_lock", reason: cause.reason, saying: "the store is locked: \(cause.reason)")
     }
 
     /// Revokes the sessions whose process has ended (their key erased), seconds after it did,
@@ -705,7 +733,7 @@ public actor Agent {
             storeTokenPresent = nil
             return
         }
-        let reopens = lockCause.map { $0 != .request } ?? false
+        let reopens = lockCause?.reopensWithToken ?? false
         let rescan = (storeTokenPresent == false || reopens) && Self.rescanDue(afterLooks: looksWithoutStoreToken)
         let present = await PKCS11Provider.shared(modulePath: module).holdsToken(key, rescan: rescan)
         storeTokenPresent = present
@@ -725,7 +753,7 @@ public actor Agent {
             return
         }
         // A person may have asked for a lock while the token was opening the store.
-        if lockCause == .request { return lockStore() }
+        if lockCause?.reopensWithToken == false { return lockStore() }
         lockCause = nil
         record("store_unlock", reason: "the store's token is back", saying: "the store is open again: its token is back")
     }
@@ -780,6 +808,7 @@ public actor Agent {
             }
         } catch { throw AgentError(error) }
         if let warning = store.warning { logger.warning("\(warning)") }
+        unlockedAt = clock()
         Task.detached { self.reportDamagedKeys() }
     }
 
@@ -864,6 +893,18 @@ extension Secp256k1 {
 
 extension Agent {
     /// Why the store is locked, and so whether its token's return opens it again.
+    /// When the store locks by itself: once no session key was used for `whenIdle` seconds,
+    /// or `after` seconds after it was unlocked, whichever comes first.
+    public struct AutoLock: Sendable, Equatable {
+        public var whenIdle: UInt64?
+        public var after: UInt64?
+
+        public init(whenIdle: UInt64? = nil, after: UInt64? = nil) {
+            self.whenIdle = whenIdle
+            self.after = after
+        }
+    }
+
     enum LockCause: Equatable {
         /// Not unlocked since the agent started (no passphrase file, or its token was absent).
         case atStart
@@ -873,6 +914,10 @@ extension Agent {
         case tokenAway
         /// The token came back, but opening the store with it failed.
         case tokenBackUnopened(String)
+        /// No session key was used for this long (`lock_when_idle`).
+        case idle(UInt64)
+        /// Unlocked this long ago (`lock_after`).
+        case unlockedFor(UInt64)
 
         var reason: String {
             switch self {
@@ -880,6 +925,17 @@ extension Agent {
             case .request: "locked with agent_lock"
             case .tokenAway: "the store's token went away"
             case .tokenBackUnopened(let why): "its token is back, but it did not open: \(why)"
+            case .idle(let seconds): "no session key was used for \(DurationText.text(seconds)) (lock_when_idle)"
+            case .unlockedFor(let seconds): "it was unlocked \(DurationText.text(seconds)) ago (lock_after)"
+            }
+        }
+
+        /// Whether the store's token opens it again when it is back (with its PIN from a file):
+        /// not after a person's lock, nor one for time.
+        var reopensWithToken: Bool {
+            switch self {
+            case .atStart, .tokenAway, .tokenBackUnopened: true
+            case .request, .idle, .unlockedFor: false
             }
         }
     }

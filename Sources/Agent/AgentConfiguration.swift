@@ -41,6 +41,8 @@ public struct AgentConfiguration: Sendable {
     public var fido2Devices: [String]
     /// The JSON-RPC endpoint of each chain whose state `session_chain_status` reads.
     public var chainRPC: [UInt64: ChainEndpoint]
+    /// When the store locks by itself (`lock_when_idle`, `lock_after`).
+    public var autoLock: Agent.AutoLock
 
     /// "127.0.0.1:9464", "[::1]:9464": an IP literal (a name would need a resolver the agent
     /// does not trust with its start) and a port.
@@ -79,7 +81,7 @@ public struct AgentConfiguration: Sendable {
             return resolved(s)
         }
         let known = ["data_dir", "socket_dir", "rules", "tokens", "approval_timeout", "partial_message_timeout", "connections_per_uid", "allow_uids", "allow_gids", "store_passphrase_file", "store_pin_file", "pinentry", "owners", "accounts",
-                     "pkcs11_module", "pkcs11_modules", "pkcs11_timeout", "metrics_listen", "fido2_devices", "chain_rpc"]
+                     "pkcs11_module", "pkcs11_modules", "pkcs11_timeout", "metrics_listen", "fido2_devices", "chain_rpc", "lock_when_idle", "lock_after"]
         func duration(_ key: String, default value: UInt64) throws(AgentError) -> UInt64 {
             guard let t = table[key] else { return value }
             let seconds: UInt64
@@ -129,6 +131,12 @@ public struct AgentConfiguration: Sendable {
         approvalTimeout = try duration("approval_timeout", default: 300)
         partialMessageTimeout = try duration("partial_message_timeout", default: 30)
         pkcs11Timeout = try duration("pkcs11_timeout", default: 60)
+        autoLock = Agent.AutoLock(whenIdle: table["lock_when_idle"] == nil ? nil : try duration("lock_when_idle", default: 0),
+                            after: table["lock_after"] == nil ? nil : try duration("lock_after", default: 0))
+        // The agent would open the store again from the file it reads, or hold what opens it.
+        if autoLock != Agent.AutoLock(), let unattended = storePassphraseFile != nil ? "store_passphrase_file" : storePINFile != nil ? "store_pin_file" : nil {
+            throw AgentError("bad_config", "\(autoLock.whenIdle != nil ? "lock_when_idle" : "lock_after"): a store that locks by itself is one a person unlocks, and \(unattended) opens it unattended; leave one of them out")
+        }
         connectionsPerUID = ConnectionCounts.defaultPerUID
         if let value = table["connections_per_uid"] {
             guard let n = value.integerValue, (1...65536).contains(n) else { throw AgentError("bad_config", "connections_per_uid: a number from 1 to 65536") }

@@ -112,7 +112,7 @@ public enum AgentDaemon {
         defer { metricsChannel?.close(promise: nil) }
         let agent = Agent(store: store, owners: owners, accounts: accounts, fixedAccounts: Set(config.accounts.map(\.address)),
                           fixedOwners: Set(owners.prefix(config.owners.count).map(\.identity.key)), rules: nil, tokens: tokens,
-                          approvalTimeout: config.approvalTimeout, storePIN: storePIN,
+                          approvalTimeout: config.approvalTimeout, autoLock: config.autoLock, storePIN: storePIN,
                           ownerPrompt: pinentry?.ownerPrompt ?? { @Sendable _ in
                               throw AgentError("secret_needed", "no pinentry is configured; approve with `session-agent approve`, which asks for it")
                           },

@@ -447,6 +447,8 @@ public struct AgentRPC: Sendable {
             try await agent.unlock(passphrase)
             var unlocked = JSONObject(["locked": false])
             unlocked["warning"] = agent.store.warning.map { .string($0) }
+            unlocked["locksWhenIdle"] = agent.autoLock.whenIdle.map { .string(DurationText.text($0)) }
+            unlocked["locksAfter"] = agent.autoLock.after.map { .string(DurationText.text($0)) }
             return .object(unlocked)
         case "rules_reload":
             guard let reloadRules else { throw AgentError("no_rules", "the agent runs without a rules file") }

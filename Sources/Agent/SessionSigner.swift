@@ -49,6 +49,8 @@ final class SessionSigner: @unchecked Sendable {
     /// The records of the transaction being committed now.
     private var committing: [SessionStore.SignatureRecord] = []
     private var flushing = false
+    /// When a session key last signed (the agent's clock), for `lock_when_idle`.
+    private var lastSigned: UInt64?
     /// A delayed flush is scheduled for records nobody waits for.
     private var flushScheduled = false
     /// How long records nobody waits for may sit in memory: they go to disk together, off the
@@ -145,6 +147,7 @@ final class SessionSigner: @unchecked Sendable {
                 refusals = record(denial, of: r, at: now)
                 throw AgentError(denial.reason == "expired" || denial.reason == "not_yet_valid" ? denial.reason : "policy_violation", denial.message)
             }
+            lastSigned = now
             let newlyEnabled = session.enabledChains.insert(r.chainId).inserted
             session.ledgers[r.chainId, default: PolicyLedger()].apply(allowance.delta)
             active[r.sessionId] = session
@@ -293,6 +296,9 @@ final class SessionSigner: @unchecked Sendable {
     func forget(where condition: (String, StoredSession) -> Bool) {
         lock.withLock { active.removeAll(where: condition) }
     }
+
+    /// When a session key last signed, if one has since the agent started.
+    var lastSignature: UInt64? { lock.withLock { lastSigned } }
 
     /// How many sessions are decoded now.
     var sessionsHeld: Int { lock.withLock { active.count } }

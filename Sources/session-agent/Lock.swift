@@ -44,7 +44,9 @@ struct Unlock: ParsableCommand {
             if let prompt = asks["asks"]?.stringValue { params["passphrase"] = try secret(prompt, new: asks["new"] == .bool(true)) }
             let result = try remote { try client.call("agent_unlock", params) }
             if let warning = result["warning"]?.stringValue { Terminal.say("WARNING: " + warning) }
-            return CommandOutput(text: "the store is open", json: result)
+            let locks = [result["locksWhenIdle"]?.stringValue.map { "once no session key is used for \($0)" },
+                         result["locksAfter"]?.stringValue.map { "\($0) from now" }].compactMap { $0 }
+            return CommandOutput(text: "the store is open" + (locks.isEmpty ? "" : "; it locks again " + locks.joined(separator: ", or ")), json: result)
         }
     }
 

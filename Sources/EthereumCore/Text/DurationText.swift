@@ -19,6 +19,12 @@ public enum DurationText {
         }
     }
 
+    /// `seconds` as `seconds(_:)` reads it, in the largest unit that divides it: "30m", "12h".
+    public static func text(_ seconds: UInt64) -> String {
+        let unit = [("w", UInt64(604_800)), ("d", 86400), ("h", 3600), ("m", 60)].first { seconds > 0 && seconds % $0.1 == 0 }
+        return unit.map { "\(seconds / $0.1)\($0.0)" } ?? "\(seconds)s"
+    }
+
     /// The seconds `text` stands for; zero is refused, as a mistake.
     public static func seconds(_ text: String) throws(Failure) -> UInt64 {
         guard let unit = text.last, let n = UInt64(text.dropLast()), n > 0 else { throw .malformed }

@@ -1,0 +1,104 @@
+@testable import Agent
+import Approval
+import EthereumCore
+import Foundation
+import SessionStore
+import Synchronization
+import Testing
+import TestSupport
+import TestTraits
+
+/// `lock_when_idle` and `lock_after`: the store locks by itself, as gpg-agent forgets a
+/// passphrase after its cache's time, and nothing signs until a person unlocks it again.
+@Suite("The store locks by itself when idle, or some time after it was unlocked")
+struct AutoLockTests {
+    /// On the agent's clock, moved by the test: a signature, a session stored or a key exported
+    /// is a use; a look at the store (`expire`, every 5 s in the daemon) locks it once no key
+    /// was used for `lock_when_idle`, or `lock_after` after the unlock however busy it is. The
+    /// audit log and the store's state say why, and an unlock starts both times again.
+    @Test(.scratchDirectory) func theStoreLocksWhenIdleAndAfterItsTime() async throws {
+        let time = Mutex(AgentFlowTests.now)
+        func at(_ t: UInt64) { time.withLock { $0 = AgentFlowTests.now + t } }
+        let (agent, store) = try AgentFlowTests.agent(rules: "default = \"approve\"", clock: { time.withLock { $0 } },
+                                                      autoLock: Agent.AutoLock(whenIdle: 600, after: 3600))
+        var request = AgentFlowTests.example.objectValue!
+        request["export"] = true
+        at(100)
+        let id = try #require(try await agent.request(.object(request), client: AgentFlowTests.bot).sessionId)
+        var nonce: UInt64 = 0
+        func sign() async throws(AgentError) {
+            _ = try await agent.signUserOperation(sessionId: id, client: AgentFlowTests.bot, chainId: 11155111, entryPoint: EntryPointVersion.v07.canonicalAddress,
+                                                  version: .v07, operation: AgentFlowTests.transfer(AgentFlowTests.usdc, 1, nonce: nonce))
+            nonce += 1
+        }
+        func looked(at t: UInt64) async throws -> (locked: Bool, reason: String?) {
+            at(t)
+            await agent.expire()
+            let state = try await agent.storeState()
+            return (state.locked, state.reason)
+        }
+        // Each use puts the idle lock off: the session stored at 100, a signature at 699, an
+        // export at 1298.
+        #expect(try await looked(at: 699) == (false, nil))
+        try await sign()
+        #expect(try await looked(at: 1298) == (false, nil))
+        _ = try await agent.exportKey(sessionId: id, client: AgentFlowTests.bot)
+        #expect(try await looked(at: 1897) == (false, nil))
+        #expect(try await looked(at: 1898) == (true, "no session key was used for 10m (lock_when_idle)"))
+        await #expect(throws: AgentError.self) { try await sign() }
+
+        // Unlocked again at 2000 and used every 500 s: locked at 5600 all the same.
+        at(2000)
+        try await agent.unlock(secret("store"))
+        for t in stride(from: UInt64(2400), to: 5600, by: 500) {
+            at(t)
+            try await sign()
+            #expect(try await looked(at: t + 1) == (false, nil), "\(t)")
+        }
+        #expect(try await looked(at: 5600) == (true, "it was unlocked 1h ago (lock_after)"))
+        let locks = try store.auditEntries(after: nil, kind: "store_lock", limit: 10).compactMap { $0.entry["reason"]?.stringValue }
+        #expect(locks == ["no session key was used for 10m (lock_when_idle)", "it was unlocked 1h ago (lock_after)"])
+    }
+
+    /// Without either, the store stays open however long it is idle.
+    @Test(.scratchDirectory) func withoutEitherTheStoreStaysOpen() async throws {
+        let time = Mutex(AgentFlowTests.now)
+        let (agent, _) = try AgentFlowTests.agent(clock: { time.withLock { $0 } })
+        time.withLock { $0 += 366 * 86400 }
+        await agent.expire()
+        #expect(try await agent.storeState().locked == false)
+    }
+
+    /// The configuration: durations, and never beside a passphrase or PIN file, from which the
+    /// agent would open the store again.
+    @Test func theConfigurationNamesWhenTheStoreLocks() throws {
+        let both = try AgentConfiguration(toml: "lock_when_idle = \"30m\"\nlock_after = \"12h\"", relativeTo: "/x", environment: [:])
+        #expect(both.autoLock == Agent.AutoLock(whenIdle: 1800, after: 43200))
+        #expect(try AgentConfiguration(toml: "", relativeTo: "/x", environment: [:]).autoLock == Agent.AutoLock())
+        for (bad, text) in [("lock_when_idle = \"soon\"", "lock_when_idle: expected a duration"), ("lock_after = 5", "lock_after: expected a duration"),
+                            ("lock_when_idle = \"30m\"\nstore_passphrase_file = \"p\"", "store_passphrase_file opens it unattended"),
+                            ("lock_after = \"1h\"\nstore_pin_file = \"p\"", "lock_after: a store that locks by itself is one a person unlocks, and store_pin_file")] {
+            do {
+                _ = try AgentConfiguration(toml: bad, relativeTo: "/x", environment: [:])
+                Issue.record("accepted: \(bad)")
+            } catch {
+                #expect(error.reason == "bad_config" && error.message.contains(text), "\(bad): \(error)")
+            }
+        }
+    }
+
+    /// A running agent: `unlock` says when the store locks again, and it does.
+    @Test func aRunningAgentLocksItsStoreWhenIdle() throws {
+        let agent = try AgentProcess(rules: "default = \"approve\"", extraConfig: "lock_when_idle = \"1s\"")
+        let config = agent.directory.appendingPathComponent("session-agent.toml")
+        let text = try String(contentsOf: config, encoding: .utf8)
+        try text.replacingOccurrences(of: "store_passphrase_file = \"store.pass\"\n", with: "").write(to: config, atomically: true, encoding: .utf8)
+        try agent.start()
+        defer { agent.stop() }
+        let unlocked = try Command.run(Command.sessionAgent, ["unlock", "--socket", agent.controlSocket], stdin: Array("a passphrase\na passphrase\n".utf8))
+        #expect(unlocked.stdout.contains("the store is open; it locks again once no session key is used for 1s"), "\(unlocked)")
+        try agent.waitForLog("the store is locked: no session key was used for 1s (lock_when_idle)")
+        let info = try AgentClient(path: agent.controlSocket).call("agent_info")
+        #expect(info["store"]?["locked"] == true, "\(info)")
+    }
+}
