@@ -30,22 +30,27 @@ extension Agent {
             }
         }
         let reads = SessionOnChainReads(session: s.session, account: s.account)
+        // Each chain has its own endpoint: they are read at once.
+        let read = await withTaskGroup(of: (UInt64, Result<SessionOnChainState, AgentError>).self) { group in
+            for target in chains {
+                group.addTask { (target.chainId, await self.read(reads, on: target.chainId)) }
+            }
+            var read: [UInt64: Result<SessionOnChainState, AgentError>] = [:]
+            for await (chainId, outcome) in group { read[chainId] = outcome }
+            return read
+        }
+        // The ledger after the chains: it only grows, so one read later can be ahead of a
+        // chain's answer but never behind it, and a chain ahead of it is really ahead.
+        let local: SessionStore.SessionToSign
+        do { local = try store.sessionToSign(id: id) } catch { throw Self.readFailure(error, session: id) }
         var statuses: [ChainStatus] = []
         for target in chains {
             let rpc = self.chains?.rpc(for: target.chainId)
-            var read: Result<SessionOnChainState, AgentError> = .failure(AgentError("no_endpoint", "no JSON-RPC endpoint is configured for chain \(target.chainId) (chain_rpc in the configuration)"))
-            if let rpc {
-                do { read = .success(try await SessionChainReader.read(reads, chainId: target.chainId, from: rpc)) } catch { read = .failure(AgentError(error.reason, error.message)) }
-            }
-            // The ledger after the chain: it only grows, so one read later can be ahead of the
-            // chain's answer but never behind it, and a chain ahead of it is really ahead.
-            let local: SessionStore.SessionToSign
-            do { local = try store.sessionToSign(id: id) } catch { throw Self.readFailure(error, session: id) }
             let enabledHere = local.enabledChains.contains(target.chainId)
             let signedNonce = s.permissionEnableSig.isEmpty ? nil : target.nonce
             statuses.append(ChainStatus(
                 chainId: target.chainId, endpoint: rpc?.endpoint.description, enabledHere: enabledHere, signedNonce: signedNonce,
-                outcome: read.map { state in
+                outcome: read[target.chainId]!.map { state in   // every chain was read, or failed
                     SessionChainReport(chainId: target.chainId, reads: reads, state: state, ledger: local.ledgers[target.chainId] ?? PolicyLedger(),
                                        enabledHere: enabledHere, signedNonce: signedNonce, revoked: local.stored.revokedAt != nil,
                                        keyMayBeElsewhere: s.exportAllowed, tokens: tokens)
@@ -62,5 +67,13 @@ extension Agent {
             }
         }
         return (s, statuses)
+    }
+
+    /// A session's state on one chain, from its endpoint.
+    nonisolated func read(_ reads: SessionOnChainReads, on chainId: UInt64) async -> Result<SessionOnChainState, AgentError> {
+        guard let rpc = chains?.rpc(for: chainId) else {
+            return .failure(AgentError("no_endpoint", "no JSON-RPC endpoint is configured for chain \(chainId) (chain_rpc in the configuration)"))
+        }
+        do { return .success(try await SessionChainReader.read(reads, chainId: chainId, from: rpc)) } catch { return .failure(AgentError(error.reason, error.message)) }
     }
 }

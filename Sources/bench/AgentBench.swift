@@ -48,7 +48,7 @@ enum AgentBench {
             try store.initialize(passphrase: secret("bench"), scryptN: 1024)
             let ownerKey = try Secp256k1.PrivateKey(hex: "0x" + String(repeating: "22", count: 32))
             let owner = try KeystoreOwner(keystore: try Keystore.encrypt(ownerKey, passphrase: secret("owner"), kdf: .scrypt(n: 16, r: 8, p: 1)), location: "bench")
-            agent = Agent(store: store, owners: [owner], accounts: [AccountConfig(address: account, kind: .erc7579Reference, owners: [ownerKey.address], chains: [chain])],
+            agent = Agent(store: store, owners: [owner], accounts: [AccountConfig(address: account, kind: .erc7579Reference, owners: [ownerKey.address], chains: [])],
                           rules: try RulesFile(toml: "default = \"approve\""), ownerPrompt: { _ in secret("owner") }, metrics: metrics, chains: chains)
             let server = SocketServer(rpc: AgentRPC(agent: agent))
             path = directory + "/client.sock"
@@ -64,9 +64,9 @@ enum AgentBench {
 
         /// A session the rules approve, already enabled on the chain, so that every signature
         /// measured is a USE signature.
-        func session(_ permission: JSONValue) async throws -> String {
+        func session(_ permission: JSONValue, chains: [UInt64] = [chain]) async throws -> String {
             let request: JSONValue = .object(JSONObject([
-                "account": .string(account.checksummed), "chains": .array([JSONValue(Int(chain))]), "permissions": .array([permission]),
+                "account": .string(account.checksummed), "chains": .array(chains.map { JSONValue(Int($0)) }), "permissions": .array([permission]),
             ]))
             let pending = try await agent.request(request, client: me)
             guard let sessionId = pending.sessionId else { fatalError("bench session not approved: \(pending.reason)") }

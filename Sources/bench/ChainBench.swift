@@ -9,9 +9,11 @@ import SmartSessions
 import TestSupport
 
 enum ChainBench {
+    static let secondChain: UInt64 = 84532
+
     /// The chain's state for `session`: the account deployed with SmartSession installed, the
     /// session enabled, and each action's ERC-20 tokens known to the spending-limit policy.
-    static func state(_ session: Session, latency: Int) -> JSONValue {
+    static func state(_ session: Session, latency: Int, chainId: UInt64 = AgentBench.chain) -> JSONValue {
         let erc20 = PolicyRegistry.address(of: .erc20SpendingLimit).lowercased
         let actions: [JSONValue] = session.actions.map { action in
             let token: JSONValue = .object(JSONObject(["limit": JSONValue(1_000_000_000), "spent": JSONValue(1)]))
@@ -21,7 +23,7 @@ enum ChainBench {
             ]))
         }
         return .object(JSONObject([
-            "chainId": JSONValue(Int(AgentBench.chain)), "block": JSONValue(100), "latency_ms": JSONValue(latency),
+            "chainId": JSONValue(Int(chainId)), "block": JSONValue(100), "latency_ms": JSONValue(latency),
             "accounts": .object(JSONObject([AgentBench.account.lowercased: .object(JSONObject([
                 "code": "0x6080", "erc7579": .bool(true), "modules": .array([.string(SmartSessionAddresses.smartSession.lowercased)]),
             ]))])),
@@ -39,7 +41,8 @@ enum ChainBench {
             return
         }
         let standIn = try ChainStandIn(.object(JSONObject(["chainId": JSONValue(Int(AgentBench.chain)), "block": JSONValue(100)])))
-        let chains = ChainEndpoints([AgentBench.chain: try ChainEndpoint(standIn.url)])
+        let second = try ChainStandIn(.object(JSONObject(["chainId": JSONValue(Int(secondChain)), "block": JSONValue(100)])))
+        let chains = ChainEndpoints([AgentBench.chain: try ChainEndpoint(standIn.url), secondChain: try ChainEndpoint(second.url)])
         let served = try await AgentBench.Served(directory: directory, chains: chains)
         defer { served.close(directory) }
         let sessionId = try await served.session(AgentBench.sessions[1].permission)
@@ -61,5 +64,21 @@ enum ChainBench {
             let perRead = Double(standIn.httpRequests.count - before) / Double(rounds)
             row("  status read, \(latency) ms round trip, \(String(format: "%.1f", perRead)) HTTP requests a read, p50", latencies.sorted()[rounds / 2] * 1e3, "ms")
         }
+        // A session on two chains, each endpoint 20 ms away: read at once, not one after the other.
+        let both = try await served.session(AgentBench.sessions[0].permission, chains: [AgentBench.chain, secondChain])
+        let twoChains = try await served.agent.chainStatus(of: both).session.session
+        try standIn.write(state(twoChains, latency: 20))
+        try second.write(state(twoChains, latency: 20, chainId: secondChain))
+        let clock = ContinuousClock()
+        var latencies: [Double] = []
+        for _ in 0..<20 {
+            let t0 = clock.now
+            let status = try await served.agent.chainStatus(of: both).chains
+            latencies.append(AgentBench.seconds(clock.now - t0))
+            guard status.count == 2, status.allSatisfy({ if case .success = $0.outcome { true } else { false } }) else {
+                fatalError("chain bench: the two-chain session was not read: \(status)")
+            }
+        }
+        row("  status read of a session on two chains, each 20 ms away, p50", latencies.sorted()[10] * 1e3, "ms")
     }
 }

@@ -1,5 +1,6 @@
 @testable import Agent
 import Approval
+import ChainRPC
 import EthereumCore
 import Foundation
 import GRDB
@@ -32,7 +33,8 @@ struct AgentFlowTests {
     static func agent(rules text: String? = nil, ownerPrompt: @escaping SecretPrompt = { _ in secret("owner") },
                       path: String = ScratchDirectory.path("agent.sqlite"),
                       chains: Set<UInt64> = [11155111], owners: [Address] = [owner.address], threshold: Int = 1, kind: AccountKind = .erc7579Reference,
-                      clock: @escaping @Sendable () -> UInt64 = { now }, journal: JournalLines? = nil, autoLock: Agent.AutoLock = Agent.AutoLock()) throws -> (Agent, SessionStore) {
+                      clock: @escaping @Sendable () -> UInt64 = { now }, journal: JournalLines? = nil, autoLock: Agent.AutoLock = Agent.AutoLock(),
+                      endpoints: ChainEndpoints? = nil) throws -> (Agent, SessionStore) {
         let store = try SessionStore(path: path)
         try store.initialize(passphrase: secret("store"), scryptN: 1024)
         let keystore = try KeystoreOwner(keystore: try Keystore.encrypt(owner, passphrase: secret("owner"), kdf: .scrypt(n: 16, r: 8, p: 1)), location: "test")
@@ -40,7 +42,7 @@ struct AgentFlowTests {
         let agent = Agent(store: store, owners: [keystore],
                           accounts: [AccountConfig(address: account, kind: kind, threshold: threshold, owners: owners, chains: chains)],
                           rules: rules, autoLock: autoLock, ownerPrompt: ownerPrompt, clock: clock,
-                          logger: Logger(label: "test", factory: { _ in journal.map { $0 as any LogHandler } ?? SwiftLogNoOpLogHandler() }))
+                          logger: Logger(label: "test", factory: { _ in journal.map { $0 as any LogHandler } ?? SwiftLogNoOpLogHandler() }), chains: endpoints)
         return (agent, store)
     }
 

@@ -5,6 +5,7 @@ import Foundation
 import SmartSessions
 import Testing
 import TestSupport
+import TestTraits
 
 /// `session_chain_status` and `session-agent sessions status`: a running agent reads a session's
 /// state from a JSON-RPC endpoint over HTTP (the stand-in chain of Tests/rig/chain-rpc.py) and
@@ -253,6 +254,27 @@ struct ChainStatusTests {
         } catch let error as AgentClient.RemoteError {
             #expect(error.reason == "wrong_chain" && error.message.contains("params.userOperation.nonce"), "\(error)")
         }
+    }
+
+    /// A session on two chains, each with its endpoint, read at once: each is reported in the
+    /// session's order, the one that fails beside the one that answers.
+    @Test(.scratchDirectory) func eachChainOfASessionIsReadFromItsOwnEndpoint() async throws {
+        let base = 84532 as UInt64
+        let sepolia = try ChainStandIn(Self.state()), baseSepolia = try ChainStandIn(Self.state(chainId: base, fault: "http500"))
+        let endpoints = ChainEndpoints([Self.chain: try ChainEndpoint(sepolia.url), base: try ChainEndpoint(baseSepolia.url)])
+        let (agent, _) = try AgentFlowTests.agent(rules: "default = \"approve\"", chains: [Self.chain, base], endpoints: endpoints)
+        // USDC is at another address on each chain: a target the same on both.
+        let request: JSONValue = .object(JSONObject([
+            "account": .string(AgentProcess.account), "chains": [JSONValue(Int(Self.chain)), JSONValue(Int(base))], "validity": .object(JSONObject(["duration": "1d"])),
+            "maxUses": JSONValue(5), "permissions": [.object(JSONObject(["target": .string(Self.usdc.checksummed), "functions": ["transfer(address to, uint256 amount)"], "maxUses": JSONValue(3)]))],
+        ]))
+        let id = try #require(try await agent.request(request, client: AgentFlowTests.bot).sessionId)
+        let status = try await agent.chainStatus(of: id).chains
+        #expect(status.map(\.chainId) == [Self.chain, base])
+        guard case .success(let report) = status.first?.outcome, case .failure(let error) = status.last?.outcome else { Issue.record("\(status)"); return }
+        #expect(report.findings.map(\.reason) == ["enable_outstanding"] && error.reason == "chain_unreachable", "\(report) \(error)")
+        #expect(sepolia.httpRequests.count == 2 && baseSepolia.httpRequests.count == 1)
+        #expect(status.map(\.endpoint) == ["http://127.0.0.1:\(sepolia.port)", "http://127.0.0.1:\(baseSepolia.port)"])
     }
 
     /// A chain without an endpoint is said to have none.
