@@ -69,7 +69,9 @@ extension Agent {
         return (s, statuses)
     }
 
-    /// A session's state on one chain, from its endpoint.
+    /// A session's state on one chain, from its endpoint. A method, not written out in the task
+    /// group's closure: there, Swift 6.3.1's optimiser lost the chain id of the tuple a
+    /// `do throws(ChainRPCError)` returned (release builds only).
     nonisolated func read(_ reads: SessionOnChainReads, on chainId: UInt64) async -> Result<SessionOnChainState, AgentError> {
         guard let rpc = chains?.rpc(for: chainId) else {
             return .failure(AgentError("no_endpoint", "no JSON-RPC endpoint is configured for chain \(chainId) (chain_rpc in the configuration)"))

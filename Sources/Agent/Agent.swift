@@ -81,7 +81,7 @@ public actor Agent {
     /// Why the store is locked; nil while it is open.
     var lockCause: LockCause? { didSet { metrics?.storeLocked.set(to: lockCause == nil ? 0.0 : 1.0) } }
     /// When the store locks by itself (`lock_when_idle`, `lock_after`).
-    let autoLock: AutoLock
+    nonisolated let autoLock: AutoLock
     /// When the store was last unlocked, and a session key last used outside signing (a
     /// session stored, a key exported): the agent's clock.
     var unlockedAt: UInt64?

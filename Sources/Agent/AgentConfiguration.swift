@@ -131,8 +131,8 @@ public struct AgentConfiguration: Sendable {
         approvalTimeout = try duration("approval_timeout", default: 300)
         partialMessageTimeout = try duration("partial_message_timeout", default: 30)
         pkcs11Timeout = try duration("pkcs11_timeout", default: 60)
-        autoLock = Agent.AutoLock(whenIdle: table["lock_when_idle"] == nil ? nil : try duration("lock_when_idle", default: 0),
-                            after: table["lock_after"] == nil ? nil : try duration("lock_after", default: 0))
+        func optionalDuration(_ key: String) throws(AgentError) -> UInt64? { table[key] == nil ? nil : try duration(key, default: 0) }
+        autoLock = Agent.AutoLock(whenIdle: try optionalDuration("lock_when_idle"), after: try optionalDuration("lock_after"))
         // The agent would open the store again from the file it reads, or hold what opens it.
         if autoLock != Agent.AutoLock(), let unattended = storePassphraseFile != nil ? "store_passphrase_file" : storePINFile != nil ? "store_pin_file" : nil {
             throw AgentError("bad_config", "\(autoLock.whenIdle != nil ? "lock_when_idle" : "lock_after"): a store that locks by itself is one a person unlocks, and \(unattended) opens it unattended; leave one of them out")
