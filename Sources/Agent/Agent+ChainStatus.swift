@@ -45,11 +45,10 @@ extension Agent {
         do { local = try store.sessionToSign(id: id) } catch { throw Self.readFailure(error, session: id) }
         var statuses: [ChainStatus] = []
         for target in chains {
-            let rpc = self.chains?.rpc(for: target.chainId)
             let enabledHere = local.enabledChains.contains(target.chainId)
             let signedNonce = s.permissionEnableSig.isEmpty ? nil : target.nonce
             statuses.append(ChainStatus(
-                chainId: target.chainId, endpoint: rpc?.endpoint.description, enabledHere: enabledHere, signedNonce: signedNonce,
+                chainId: target.chainId, endpoint: self.chains?.endpoints[target.chainId]?.description, enabledHere: enabledHere, signedNonce: signedNonce,
                 outcome: read[target.chainId]!.map { state in   // every chain was read, or failed
                     SessionChainReport(chainId: target.chainId, reads: reads, state: state, ledger: local.ledgers[target.chainId] ?? PolicyLedger(),
                                        enabledHere: enabledHere, signedNonce: signedNonce, revoked: local.stored.revokedAt != nil,

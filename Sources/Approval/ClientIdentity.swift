@@ -69,7 +69,16 @@ public struct SessionBinding: OptionSet, Hashable, Sendable {
     public static let process = SessionBinding(rawValue: 4)
 
     /// Each binding by the name rules files and the CLI give it.
-    public static let names: [(name: String, binding: SessionBinding)] = [("executable", .executable), ("unit", .unit), ("process", .process)]
+    static let named: [(name: String, binding: SessionBinding)] = [("executable", .executable), ("unit", .unit), ("process", .process)]
 
-    public var names: [String] { Self.names.filter { contains($0.binding) }.map(\.name) }
+    /// The binding a rules file or the CLI names; nil for a name that is none.
+    public init?(name: String) {
+        guard let binding = Self.named.first(where: { $0.name == name })?.binding else { return nil }
+        self = binding
+    }
+
+    /// Why `name` was refused, with the names there are.
+    public static func unknown(_ name: String) -> String { "\(name) is no binding; they are \(named.map(\.name).joined(separator: ", "))" }
+
+    public var names: [String] { Self.named.filter { contains($0.binding) }.map(\.name) }
 }

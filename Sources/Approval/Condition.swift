@@ -127,9 +127,7 @@ struct Condition: Sendable {
             case "bound_to":
                 var required: SessionBinding = []
                 for name in try strings() {
-                    guard let binding = SessionBinding.names.first(where: { $0.name == name })?.binding else {
-                        throw RulesError("\(here): \(name) is no binding; they are \(SessionBinding.names.map(\.name).joined(separator: ", "))")
-                    }
+                    guard let binding = SessionBinding(name: name) else { throw RulesError("\(here): \(SessionBinding.unknown(name))") }
                     required.insert(binding)
                 }
                 kind = .boundTo(required)

@@ -34,6 +34,18 @@ enum ChainBench {
         ]))
     }
 
+    /// The median time of `rounds` runs of `body`, in seconds.
+    static func median(of rounds: Int, _ body: () async throws -> Void) async throws -> Double {
+        let clock = ContinuousClock()
+        var times: [Double] = []
+        for _ in 0..<rounds {
+            let t0 = clock.now
+            try await body()
+            times.append(AgentBench.seconds(clock.now - t0))
+        }
+        return times.sorted()[rounds / 2]
+    }
+
     static func run(directory: String) async throws {
         print("A session's state on chain: session_chain_status against the stand-in endpoint on loopback")
         guard Oracle.isAvailable else {
@@ -51,34 +63,26 @@ enum ChainBench {
             try standIn.write(state(session, latency: latency))
             let before = standIn.httpRequests.count
             let rounds = latency == 0 ? 200 : 20
-            let clock = ContinuousClock()
-            var latencies: [Double] = []
-            for _ in 0..<rounds {
-                let t0 = clock.now
+            let p50 = try await median(of: rounds) {
                 let status = try await served.agent.chainStatus(of: sessionId).chains
-                latencies.append(AgentBench.seconds(clock.now - t0))
                 guard case .success(let report) = status.first?.outcome, report.findings.contains(where: { $0.reason == "enabled" }) else {
                     fatalError("chain bench: the session did not read as enabled: \(status)")
                 }
             }
             let perRead = Double(standIn.httpRequests.count - before) / Double(rounds)
-            row("  status read, \(latency) ms round trip, \(String(format: "%.1f", perRead)) HTTP requests a read, p50", latencies.sorted()[rounds / 2] * 1e3, "ms")
+            row("  status read, \(latency) ms round trip, \(String(format: "%.1f", perRead)) HTTP requests a read, p50", p50 * 1e3, "ms")
         }
         // A session on two chains, each endpoint 20 ms away: read at once, not one after the other.
         let both = try await served.session(AgentBench.sessions[0].permission, chains: [AgentBench.chain, secondChain])
         let twoChains = try await served.agent.chainStatus(of: both).session.session
         try standIn.write(state(twoChains, latency: 20))
         try second.write(state(twoChains, latency: 20, chainId: secondChain))
-        let clock = ContinuousClock()
-        var latencies: [Double] = []
-        for _ in 0..<20 {
-            let t0 = clock.now
+        let p50 = try await median(of: 20) {
             let status = try await served.agent.chainStatus(of: both).chains
-            latencies.append(AgentBench.seconds(clock.now - t0))
             guard status.count == 2, status.allSatisfy({ if case .success = $0.outcome { true } else { false } }) else {
                 fatalError("chain bench: the two-chain session was not read: \(status)")
             }
         }
-        row("  status read of a session on two chains, each 20 ms away, p50", latencies.sorted()[10] * 1e3, "ms")
+        row("  status read of a session on two chains, each 20 ms away, p50", p50 * 1e3, "ms")
     }
 }

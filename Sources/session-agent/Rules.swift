@@ -32,9 +32,7 @@ struct RulesTest: ParsableCommand {
     func validate() throws {
         guard liveSessions >= 0 else { throw ValidationError("--live-sessions: a count, 0 or more") }
         guard sessionsLastDay >= 0 else { throw ValidationError("--sessions-last-day: a count, 0 or more") }
-        if let unknown = boundTo.first(where: { name in !SessionBinding.names.contains { $0.name == name } }) {
-            throw ValidationError("--bound-to: \(unknown) is no binding; they are \(SessionBinding.names.map(\.name).joined(separator: ", "))")
-        }
+        if let unknown = boundTo.first(where: { SessionBinding(name: $0) == nil }) { throw ValidationError("--bound-to: \(SessionBinding.unknown(unknown))") }
     }
 
     func run() throws {
@@ -50,7 +48,7 @@ struct RulesTest: ParsableCommand {
                 .compile(try parseJSON(try readInput(request), what: "request"))
             let reviewed = Reviewer(tokens: tokens, now: review.time).review(compiled)
             let client = ClientIdentity(uid: uid, gid: 0, pid: 0, executable: executable, unit: unit)
-            let binding = SessionBinding(SessionBinding.names.filter { boundTo.contains($0.name) }.map(\.binding))
+            let binding = SessionBinding(boundTo.compactMap(SessionBinding.init(name:)))
             let outcome = file.evaluate(reviewed, client: client, holdings: ClientHoldings(liveSessions: liveSessions, sessionsLastDay: sessionsLastDay), binding: binding)
             var lines = ["decision: \(outcome.decision.rawValue)", "reason: \(outcome.reason)", "trace:"]
             for t in outcome.trace { lines.append("  [\(t.passed ? "ok" : "no")] \(t.rule): \(t.condition): \(t.detail)") }
