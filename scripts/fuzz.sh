@@ -77,6 +77,18 @@ seed("agent-account", 9, "\n".join([
     call(5, "session_revoke", {"sessionId": "$S"}, True), call(6, "account_prepare", account_op("end"), True),
     call(7, "account_sign", dict(account_op("end"), userOpHash="$H"), True), call(8, "audit_show", {"kind": "account_operation"}, True),
 ]).encode())
+# Typed data for the account's ERC-1271: a session that may sign Mail (approved by the operator,
+# since the rules ask about its erc7739 flag), enabled by a user operation, then signing.
+mail_type = "Mail(address to,string contents)"
+mail = {"types": {"Mail": [{"name": "to", "type": "address"}, {"name": "contents", "type": "string"}]}, "primaryType": "Mail",
+        "domain": {"name": "Ether Mail", "chainId": 1}, "message": {"to": "0x000000000000000000000000000000000000bEEF", "contents": "hi"}}
+typed = dict(request, typedData=[{"domain": mail["domain"], "contents": [mail_type]}])
+seed("agent-typed-data", 9, "\n".join([
+    call(1, "session_request", {"request": typed}), call(2, "pending_decide", {"id": "$R", "approve": True, "reason": "ok"}, True),
+    json.dumps(sign(3, "0x0")), call(4, "session_signTypedData", {"sessionId": "$S", "chainId": 11155111, "typedData": mail,
+                                                                   "accountDomain": {"name": "fuzz account", "version": "1"}}),
+    call(5, "audit_show", {"kind": "signed_message"}, True),
+]).encode())
 seed("configuration", 10, re.search(r"```toml\n(.*?)```", open("docs/configuration.md").read(), re.S).group(1).encode())
 seed("tokens", 11, json.dumps({"tokens": [{"chainId": 11155111, "address": "0x1c7D4B196Cb0C7B01d743Fbc6116a902379C7238", "symbol": "USDX",
                                            "decimals": 6, "name": "USD X"}], "request": dict(request, permissions=[dict(request["permissions"][0], token="USDX", spendingLimit="5 USDX")])}).encode())

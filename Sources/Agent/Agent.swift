@@ -415,7 +415,7 @@ public actor Agent {
         }
         // An owner removed while another signed.
         guard signatures.count >= account.threshold else { throw tooFewOwners(signatures.count) }
-        let enableSig = (compiled.accountKind ?? account.kind).permissionEnableSig(validator: account.ownerValidator, signature: account.validatorSignature(signatures))
+        let enableSig = (compiled.accountKind ?? account.kind).erc1271Signature(validator: account.ownerValidator, signature: account.validatorSignature(signatures))
         let sessionId = "sess-" + Hex.encode(Secp256k1.randomBytesForIdentifiers(), prefix: false)
         let expiry = request.review.expiresAt
         let stored = StoredSession(
@@ -854,6 +854,9 @@ public actor Agent {
     }
 
     public nonisolated func auditEntries(after seq: Int64?, kind: String?, limit: Int) throws(AgentError) -> [SessionStore.AuditEntry] {
+        // Entries of signatures that changed no state wait in memory for the next transaction
+        // (at most SessionSigner.lazyFlushDelay): an operator reading the log sees them too.
+        signer.writeQueued()
         do { return try store.auditEntries(after: seq, kind: kind, limit: limit) } catch { throw AgentError(error) }
     }
 

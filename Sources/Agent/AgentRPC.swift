@@ -12,7 +12,7 @@ import Synchronization
 public struct AgentRPC: Sendable {
     public static let version = "0.1.0"
     public static let clientMethods = ["agent_info", "session_request", "session_wait", "session_get", "session_list",
-                                       "session_signUserOperation", "session_export", "session_revoke"]
+                                       "session_signUserOperation", "session_signTypedData", "session_export", "session_revoke"]
     public static let controlMethods = ["agent_info", "pending_list", "pending_get", "pending_secret", "pending_decide", "sessions_list", "session_get", "session_revoke",
                                         "accounts_list", "accounts_add", "accounts_remove", "owners_list", "owners_add", "owners_remove", "agent_lock", "agent_unlock_asks", "agent_unlock", "rules_reload", "audit_verify", "audit_show", "audit_prune", "sessions_prune", "store_check",
                                         "account_prepare", "account_sign", "session_chain_status"]
@@ -21,6 +21,7 @@ public struct AgentRPC: Sendable {
     static let parameters: [String: Set<String>] = [
         "session_request": ["request", "bindExecutable", "bindUnit", "bindProcess"], "session_wait": ["id", "timeout"], "session_get": ["sessionId"],
         "session_signUserOperation": ["sessionId", "chainId", "entryPoint", "entryPointVersion", "userOperation", "mode", "eip7702Delegate"],
+        "session_signTypedData": ["sessionId", "chainId", "typedData", "accountDomain"],
         "session_export": ["sessionId"], "session_revoke": ["sessionId"], "session_list": ["live", "after", "limit"], "sessions_list": ["live", "after", "limit"],
         "pending_get": ["id"], "pending_secret": ["id"], "pending_decide": ["id", "approve", "approver", "reason", "passphrase", "secrets"],
         "accounts_add": ["account"], "accounts_remove": ["address"], "owners_add": ["pkcs11", "pinFile", "pin", "openpgpCard", "passkey", "keystore", "passphraseFile"],
@@ -153,6 +154,45 @@ public struct AgentRPC: Sendable {
         ]))
     }
 
+    static func json(_ signed: Agent.SignedMessage) -> JSONValue {
+        let d = signed.accountDomain
+        return .object(JSONObject([
+            "signature": .string(Hex.encode(signed.signature)), "hash": .string(signed.hash.hex), "digest": .string(signed.digest.hex),
+            "appDomainSeparator": .string(signed.message.appDomainSeparator.hex), "contents": .string(signed.message.contents.hex),
+            "contentsDescription": .string(signed.message.contentsDescription),
+            "accountDomain": .object(JSONObject(["name": .string(d.name), "version": .string(d.version), "chainId": .string(d.chainId.description),
+                                                 "verifyingContract": .string(d.verifyingContract.checksummed), "salt": .string(d.salt.hex),
+                                                 "readFromChain": .bool(signed.accountDomainReadFromChain)])),
+        ]))
+    }
+
+    /// `typedData`: an `eth_signTypedData_v4` document, as an object or as its JSON text.
+    func typedData(_ p: JSONObject) throws(AgentError) -> TypedData {
+        let document: JSONValue
+        switch p["typedData"] {
+        case .string(let text)?:
+            do { document = try JSONValue(parsing: text) } catch { throw .badRequest("params.typedData: \(error)") }
+        case let given? where given.objectValue != nil: document = given
+        default: throw .badRequest("params.typedData: an eth_signTypedData_v4 document, as an object or as JSON text")
+        }
+        do { return try TypedData(json: document) } catch { throw .badRequest("params.typedData: \(error)") }
+    }
+
+    /// `accountDomain`: `{name, version, salt?}`, the account's EIP-712 domain where the agent
+    /// cannot read it from the chain.
+    func givenAccountDomain(_ p: JSONObject) throws(AgentError) -> Agent.GivenAccountDomain? {
+        guard let given = p["accountDomain"], given != .null else { return nil }
+        guard let o = given.objectValue, let name = o["name"]?.stringValue, let version = o["version"]?.stringValue,
+              o.keys.allSatisfy(["name", "version", "salt"].contains) else {
+            throw .badRequest("params.accountDomain: {\"name\", \"version\", \"salt\"}, the account's EIP-712 domain (salt optional)")
+        }
+        guard let saltText = o["salt"]?.stringValue else {
+            guard o["salt"] == nil else { throw .badRequest("params.accountDomain.salt: 32 bytes in hex") }
+            return .init(name: name, version: version)
+        }
+        do { return .init(name: name, version: version, salt: try Bytes32(hex: saltText)) } catch { throw .badRequest("params.accountDomain.salt: 32 bytes in hex") }
+    }
+
     static func json(_ asks: [(owner: OwnerKey, prompt: String, onDevice: Bool)]) -> JSONValue {
         .array(asks.map { .object(JSONObject(["owner": .string($0.owner.description), "prompt": .string($0.prompt)])) })
     }
@@ -281,6 +321,11 @@ public struct AgentRPC: Sendable {
             return .array(page.map { .object(Self.json($0, now: now)) })
         case "session_signUserOperation":
             return Self.json(try await agent.signUserOperation(try signRequest(p, client: client)))
+        case "session_signTypedData":
+            guard let chainId = try optionalChainId(p) else { throw .badRequest("params.chainId: a chain id is required") }
+            let signed = try await agent.signTypedData(sessionId: try string(p, "sessionId"), client: client, chainId: chainId, document: try typedData(p),
+                                                       accountDomain: try givenAccountDomain(p))
+            return Self.json(signed)
         case "session_export":
             let key = try await agent.exportKey(sessionId: try string(p, "sessionId"), client: client)
             return .object(JSONObject(["privateKey": .string(key.withUnsafeBytes { Hex.encode($0) }), "address": .string(key.address.checksummed)]))

@@ -42,6 +42,12 @@ public final class AgentMetrics: Sendable {
         }
     }
 
+    /// A session key's ERC-1271 signature of typed data, given (`reason` nil) or refused.
+    func message(refused reason: String?) {
+        registry.makeCounter(descriptor: Self.name("messages_signed", "total", "Typed data signed with a session key for the account's ERC-1271, or refused, by outcome"),
+                             labels: [("outcome", reason ?? "signed")]).increment()
+    }
+
     /// `reason`: the refusal's machine-readable reason, one of a fixed few.
     func refused(_ reason: String) {
         registry.makeCounter(descriptor: Self.name("user_operations_refused", "total", "User operations the agent would not sign, by reason"),

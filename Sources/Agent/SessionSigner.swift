@@ -23,6 +23,16 @@ final class SessionSigner: @unchecked Sendable {
         var eip7702Delegate: Address?
     }
 
+    /// One `session_signTypedData`: typed data the session key signs for the account's ERC-1271.
+    struct MessageRequest: Sendable {
+        var sessionId: String
+        var client: ClientIdentity
+        var chainId: UInt64
+        var message: NestedTypedData
+        /// The account's, as SmartSession will read it on the chain.
+        var accountDomain: AccountDomain
+    }
+
     /// A session being signed with. The agent is the store's only writer, so this stays true
     /// until the agent itself changes it (a signature, revocation, lock).
     struct ActiveSession {
@@ -74,10 +84,10 @@ final class SessionSigner: @unchecked Sendable {
         var session = ""
         var chainId: UInt64 = 0
 
-        mutating func add(_ r: Request, at now: UInt64) {
+        mutating func add(session: String, chainId: UInt64, at now: UInt64) {
             count += 1
             last = now
-            (session, chainId) = (r.sessionId, r.chainId)
+            (self.session, self.chainId) = (session, chainId)
         }
     }
     // Guarded by `lock`, by uid: the refusals recorded, and those only counted.
@@ -144,7 +154,7 @@ final class SessionSigner: @unchecked Sendable {
             switch session.checker.check(r.operation, ledger: session.ledgers[r.chainId] ?? PolicyLedger(), enabling: enabling, now: now, entryPoint: r.version) {
             case .success(let a): allowance = a
             case .failure(let denial):
-                refusals = record(denial, of: r, at: now)
+                refusals = record(denial, of: "a user operation", session: r.sessionId, chainId: r.chainId, client: r.client, at: now)
                 throw AgentError(denial.reason == "expired" || denial.reason == "not_yet_valid" ? denial.reason : "policy_violation", denial.message)
             }
             lastSigned = now
@@ -177,29 +187,79 @@ final class SessionSigner: @unchecked Sendable {
         return (signed, durable)
     }
 
-    /// Records a refused operation (an audit entry, and the journal lines returned) within the
-    /// bound of its uid; past it, counts it. Called with the lock held.
-    private func record(_ denial: PolicyDenial, of r: Request, at now: UInt64) -> [String] {
-        let uid = r.client.uid
+    /// Signs `r.message` with the session key for the account, when SmartSession would accept
+    /// the signature now: the session is enabled on the chain, allows the message's contents
+    /// and passes its ERC-1271 policies. Returns the account's whole signature (its routing to
+    /// SmartSession first) and the digest the key signed. Changes no state: its audit entry goes
+    /// with the next transaction.
+    func signMessage(_ r: MessageRequest) throws(AgentError) -> (signature: [UInt8], digest: Bytes32) {
+        do {
+            let result = try signMessageInScope(r)
+            metrics?.message(refused: nil)
+            return result
+        } catch {
+            metrics?.message(refused: error.reason)
+            throw error
+        }
+    }
+
+    private func signMessageInScope(_ r: MessageRequest) throws(AgentError) -> (signature: [UInt8], digest: Bytes32) {
+        let now = clock()
+        let digest = r.message.digest(in: r.accountDomain)
+        var refusals: [String] = []
+        defer { for line in refusals { logger.notice("\(line)") } }
+        let session = try locked { () throws(AgentError) -> ActiveSession in
+            let session = try activeSession(r.sessionId, client: r.client, now: now)
+            guard session.stored.chains.contains(where: { $0.chainId == r.chainId }) else {
+                throw AgentError("wrong_chain", "session \(r.sessionId) is not enabled for chain \(r.chainId)")
+            }
+            guard session.enabledChains.contains(r.chainId) else {
+                throw AgentError("not_enabled", "session \(r.sessionId) is not enabled on chain \(r.chainId) yet; SmartSession accepts its key's signed messages "
+                                                + "once a user operation in ENABLE mode, or an account operation, has enabled it there")
+            }
+            if case .failure(let denial) = session.checker.checkSignedMessage(r.message, now: now) {
+                refusals = record(denial, of: "typed data to sign", session: r.sessionId, chainId: r.chainId, client: r.client, at: now)
+                let passed = ["expired", "not_yet_valid", "content_not_allowed"]
+                throw AgentError(passed.contains(denial.reason) ? denial.reason : "policy_violation", denial.message)
+            }
+            lastSigned = now
+            let entry = JSONObject(["session": .string(r.sessionId), "chainId": .string(String(r.chainId)), "digest": .string(digest.hex),
+                                    "appDomainSeparator": .string(r.message.appDomainSeparator.hex), "contents": .string(r.message.contents.hex),
+                                    "contentsDescription": .string(r.message.contentsDescription)])
+            enqueue(.init(sessionId: r.sessionId, chainId: r.chainId, delta: LedgerDelta(), enablesChain: false, kind: "signed_message", audit: .object(entry), at: now),
+                    done: nil)
+            return session
+        }
+        let signed = r.message.signature(permissionId: session.stored.session.permissionId, sessionSignature: session.key.sign(digest: digest).bytes)
+        // The agent stores every session with its account's kind; a row without one is routed as
+        // the reference account routes.
+        let routing = session.stored.accountKind ?? .erc7579Reference
+        return (routing.erc1271Signature(validator: SmartSessionAddresses.smartSession, signature: signed), digest)
+    }
+
+    /// Records a refused operation or message (an audit entry, and the journal lines returned)
+    /// within the bound of its uid; past it, counts it. Called with the lock held.
+    private func record(_ denial: PolicyDenial, of what: String, session: String, chainId: UInt64, client: ClientIdentity, at now: UInt64) -> [String] {
+        let uid = client.uid
         let (recordedBefore, over) = refusalsRecorded.count(uid, at: now)
         guard recordedBefore < Self.refusalsRecordedPerUIDPerMinute else {
             if refusalsCounted[uid] == nil {
                 commits.asyncAfter(deadline: .now() + .seconds(Int(over - now))) { [weak self] in self?.writeCounted(of: uid) }
             }
-            refusalsCounted[uid, default: CountedRefusals(first: now)].add(r, at: now)
+            refusalsCounted[uid, default: CountedRefusals(first: now)].add(session: session, chainId: chainId, at: now)
             return []
         }
         // Those counted in the minute before come first, if their entry is not written yet.
         var lines = enqueueCounted(of: uid, at: now).map { [$0] } ?? []
         refusalsRecorded.add(uid, at: now)
-        var line = "session \(r.sessionId): a user operation from \(r.client) was refused: \(denial.message)"
+        var line = "session \(session): \(what) from \(client) was refused: \(denial.message)"
         if recordedBefore + 1 == Self.refusalsRecordedPerUIDPerMinute {
             line += "; the next refused within \(over - now) s are counted, and written as one entry then"
         }
         lines.append(line)
         // A denial changes nothing; its audit entry goes with the next transaction.
-        let entry = JSONObject(["session": .string(r.sessionId), "reason": .string(denial.reason), "message": .string(denial.message)])
-        enqueue(.init(sessionId: r.sessionId, chainId: r.chainId, delta: LedgerDelta(), enablesChain: false, kind: "denied", audit: .object(entry), at: now), done: nil)
+        let entry = JSONObject(["session": .string(session), "reason": .string(denial.reason), "message": .string(denial.message)])
+        enqueue(.init(sessionId: session, chainId: chainId, delta: LedgerDelta(), enablesChain: false, kind: "denied", audit: .object(entry), at: now), done: nil)
         return lines
     }
 

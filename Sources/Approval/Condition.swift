@@ -30,13 +30,16 @@ struct Condition: Sendable {
         case maxSessionsPerDay(Int)
         /// The session is bound to each of these.
         case boundTo(SessionBinding)
+        /// Every typed-data contents the session may sign is listed under its application's
+        /// domain (by its separator); a session that signs none passes.
+        case typedData([Bytes32: Set<String>])
     }
 
     var name: String
     var kind: Kind
 
     static let keys = ["client_uids", "client_executables", "client_units", "accounts", "chains", "targets", "selectors", "max_duration",
-                       "require_expiry", "max_native_value", "max_token_amounts", "forbid", "any_flag", "max_severity", "allow_export", "max_live_sessions", "max_sessions_per_day", "bound_to"]
+                       "require_expiry", "max_native_value", "max_token_amounts", "forbid", "any_flag", "max_severity", "allow_export", "max_live_sessions", "max_sessions_per_day", "bound_to", "typed_data"]
 
     static func parse(_ json: JSONValue, at: String) throws(RulesError) -> [Condition] {
         guard let table = json.objectValue else { throw RulesError("\(at): expected a table") }
@@ -131,6 +134,12 @@ struct Condition: Sendable {
                     required.insert(binding)
                 }
                 kind = .boundTo(required)
+            case "typed_data":
+                // As a request lists it: [{domain = {…}, contents = ["Mail(address to)", …]}].
+                do {
+                    let (contexts, _) = try RequestCompiler.typedDataContents(value, path: here)
+                    kind = .typedData(Dictionary(uniqueKeysWithValues: contexts.map { ($0.appDomainSeparator, Set($0.contentNames)) }))
+                } catch { throw RulesError(error.message) }
             default:
                 throw RulesError("\(here): unknown condition (known: \(keys.joined(separator: ", ")))")
             }
@@ -216,6 +225,14 @@ struct Condition: Sendable {
         case .maxSessionsPerDay(let count):
             guard let made = holdings?.sessionsLastDay else { return (false, "the client's sessions are not known") }
             return (made < count, "the client was given \(made) session\(made == 1 ? "" : "s") in the last 24 hours (fewer than \(count) allowed)")
+        case .typedData(let listed):
+            for c in r.erc7739Contexts {
+                guard let names = listed[c.appDomainSeparator] else { return (false, "typed data under the domain \(c.appDomainSeparator.hex) is not listed") }
+                if let other = c.contentNames.first(where: { !names.contains($0) }) {
+                    return (false, "typed data \(DisplayText.escaped(String(reflecting: other))) under the domain \(c.appDomainSeparator.hex) is not listed")
+                }
+            }
+            return (true, r.erc7739Contexts.isEmpty ? "the session signs no typed data" : "all typed data listed")
         case .boundTo(let required):
             let bound = binding.names.isEmpty ? "to its uid alone" : "to its " + binding.names.joined(separator: ", ")
             return (binding.isSuperset(of: required), "the session is bound \(bound)")

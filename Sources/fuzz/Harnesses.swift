@@ -169,10 +169,19 @@ enum Harnesses {
         _ = try? ContractInterface(jsonABI: String(decoding: data, as: UTF8.self))
     }
 
-    /// `eth typed-data-hash` and `eth_signTypedData_v4` documents.
+    /// `eth typed-data-hash` and `eth_signTypedData_v4` documents, and `session_signTypedData`'s:
+    /// each described both ways for ERC-7739, and each description read back as SmartSession
+    /// reads it from a signature gives the same contents name and type.
     static func typedData(_ bytes: [UInt8]) {
         guard let document = try? TypedData(parsing: String(decoding: bytes, as: UTF8.self)) else { return }
         _ = try? document.digest
+        for explicit in [false, true] {
+            guard let message = try? NestedTypedData(document, explicit: explicit) else { continue }
+            _ = message.digest(in: AccountDomain(name: "x", version: "1", chainId: 1, verifyingContract: .zero))
+            _ = message.signature(permissionId: .zero, sessionSignature: [])
+            let read = try? NestedTypedData(appDomainSeparator: message.appDomainSeparator, contents: message.contents, contentsDescription: message.contentsDescription)
+            precondition(read == message, "the description \(message.contentsDescription) reads back as \(String(describing: read))")
+        }
     }
 
     static func pkcs11URI(_ bytes: [UInt8]) {

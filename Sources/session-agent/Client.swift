@@ -99,6 +99,40 @@ struct SignUserOp: ParsableCommand {
     }
 }
 
+struct SignTypedData: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sign-typed-data",
+        abstract: "Have the agent sign typed data with a session key, for the account's ERC-1271 (ERC-7739 nested typed data), when the session allows it.",
+        discussion: """
+            Prints the signature an application passes to the account's isValidSignature, with the document's own digest as the hash. \
+            The account's EIP-712 name and version are read from the chain when chain_rpc has an endpoint for it; otherwise give them.
+            """)
+
+    @Argument(help: "The eth_signTypedData_v4 document (JSON), or - for standard input.") var file: String?
+    @Option(help: "The session id.") var session: String
+    @Option(name: .customLong("chain-id"), help: "The chain id.") var chainId: UInt64
+    @Option(name: .customLong("account-name"), help: "The account's EIP-712 domain name (with --account-version), where no endpoint is configured.") var accountName: String?
+    @Option(name: .customLong("account-version"), help: "The account's EIP-712 domain version.") var accountVersion: String?
+    @OptionGroup var socket: SocketOptions
+    @OptionGroup var output: OutputOptions
+
+    func run() throws {
+        try report(output) {
+            var params = JSONObject(["sessionId": .string(session), "chainId": .number(String(chainId)),
+                                     "typedData": try parseJSON(try readInput(file), what: "typed data")])
+            switch (accountName, accountVersion) {
+            case (let name?, let version?): params["accountDomain"] = .object(JSONObject(["name": .string(name), "version": .string(version)]))
+            case (nil, nil): break
+            default: throw CommandFailure(message: "--account-name and --account-version go together")
+            }
+            let result = try remote { try socket.connect().call("session_signTypedData", params) }
+            let lines = ["signature: \(result["signature"]?.stringValue ?? "")", "hash:      \(result["hash"]?.stringValue ?? "")",
+                         "contents:  \(result["contentsDescription"]?.stringValue ?? "")"]
+            return CommandOutput(text: lines.joined(separator: "\n"), json: result)
+        }
+    }
+}
+
 struct Sessions: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "This client's sessions; the operator prunes those that ended.",
                                                     subcommands: [SessionsList.self, SessionsShow.self, SessionsStatus.self, SessionsPrune.self], defaultSubcommand: SessionsList.self)

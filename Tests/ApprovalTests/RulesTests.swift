@@ -167,6 +167,33 @@ struct RulesTests {
         #expect(rules.evaluate(r, client: bot).trace.first?.detail == "the session is bound to its uid alone")
     }
 
+    /// `typed_data` holds when every typed-data contents the session may sign is listed under
+    /// its application's domain, named as a request names it.
+    @Test func typedDataHoldsForContentsListedUnderTheirDomain() throws {
+        let mail = "Mail(address to,string contents)", order = "Order(address maker,uint256 amount)"
+        func session(_ contents: [String], domain: String = #"{"name": "Ether Mail", "chainId": 1}"#) throws -> SessionReview {
+            let list = contents.map { "\"\($0)\"" }.joined(separator: ", ")
+            return try review(Self.payments.replacingOccurrences(of: "%AMOUNT%", with: "5").replacingOccurrences(
+                of: "\"validity\"", with: #""typedData": [{"domain": \#(domain), "contents": [\#(list)]}], "validity""#))
+        }
+        let rules = try RulesFile(toml: """
+            default = "deny"
+            [[rules]]
+            name = "mail"
+            decision = "approve"
+            [rules.match]
+            typed_data = [{ domain = { name = "Ether Mail", chainId = 1 }, contents = ["\(mail)", "\(order)"] }]
+            """)
+        let bot = ClientIdentity(uid: 7, gid: 7, pid: 1)
+        #expect(rules.evaluate(try session([mail]), client: bot).decision == .approve)
+        #expect(rules.evaluate(try session([order, mail]), client: bot).decision == .approve)
+        #expect(rules.evaluate(try review(Self.payments.replacingOccurrences(of: "%AMOUNT%", with: "5")), client: bot).trace.first?.detail == "the session signs no typed data")
+        let other = rules.evaluate(try session([mail + "Mail"]), client: bot)
+        #expect(other.decision == .deny && other.trace.first?.detail.contains("\"Mail(address to,string contents)Mail\"") == true, "\(other.trace)")
+        let elsewhere = rules.evaluate(try session([mail], domain: #"{"name": "Ether Mail", "chainId": 2}"#), client: bot)
+        #expect(elsewhere.decision == .deny && elsewhere.trace.first?.detail.contains("under the domain") == true, "\(elsewhere.trace)")
+    }
+
     @Test func malformedRulesAreRefusedWithTheirPlace() {
         for (toml, text) in [
             ("default = \"maybe\"", "default: approve, deny or ask"),
@@ -193,6 +220,10 @@ struct RulesTests {
             ("[[rules]]\ndecision = \"approve\"\n[rules.match]\nmax_sessions_per_day = 0", "max_sessions_per_day: a number of sessions, at least 1"),
             ("[[rules]]\ndecision = \"approve\"\n[rules.match]\nbound_to = [\"pid\"]", "bound_to: pid is no binding; they are executable, unit, process"),
             ("[[rules]]\ndecision = \"approve\"\n[rules.match]\nbound_to = \"process\"", "bound_to: a list of strings"),
+            ("[[rules]]\ndecision = \"approve\"\n[rules.match]\ntyped_data = [{ domain = { name = \"x\" }, contents = [\"mail(address to)\"] }]",
+             "(rule 1).match.typed_data[0].contents[0]: SmartSession refuses the contents name \"mail\""),
+            ("[[rules]]\ndecision = \"approve\"\n[rules.match]\ntyped_data = [{ domain = { nme = \"x\" }, contents = [\"Mail(address to)\"] }]",
+             "(rule 1).match.typed_data[0].domain: field \"nme\" is not part of type EIP712Domain"),
         ] {
             do {
                 _ = try RulesFile(toml: toml)

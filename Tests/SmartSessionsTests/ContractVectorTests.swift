@@ -221,7 +221,7 @@ struct WorkedExampleTests {
         let digest = EnableDigest.sessionDigest(s, account: Self.account, mode: .enable, nonce: 0)
         let chains = [ChainDigest(chainId: 11_155_111, sessionDigest: digest)]
         let ownerSig = Self.owner.sign(digest: EnableDigest.multichainDigest(chains)).bytes
-        let permissionEnableSig = AccountKind.erc7579Reference.permissionEnableSig(validator: SmartSessionAddresses.ownableValidator, signature: ownerSig)
+        let permissionEnableSig = AccountKind.erc7579Reference.erc1271Signature(validator: SmartSessionAddresses.ownableValidator, signature: ownerSig)
         let enableSession = EnableSession(chainDigestIndex: 0, hashesAndChainIds: chains, sessionToEnable: s, permissionEnableSig: permissionEnableSig)
         let payload = SessionSignature.enablePayload(enableSession, signature: sessionSig)
         #expect(payload.count == 2240)

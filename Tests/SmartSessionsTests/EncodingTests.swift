@@ -84,7 +84,7 @@ struct SignatureEncodingTests {
         let validator = SmartSessionAddresses.ownableValidator
         let sig = [UInt8](repeating: 7, count: 65)
         for kind in AccountKind.allCases {
-            let wrapped = kind.permissionEnableSig(validator: validator, signature: sig)
+            let wrapped = kind.erc1271Signature(validator: validator, signature: sig)
             #expect(wrapped.count == (kind == .kernel ? 86 : 85))
             let (v, s) = try kind.parsePermissionEnableSig(wrapped)
             #expect(v == validator && s == sig)

@@ -49,6 +49,40 @@ struct RequestTests {
                 == (try compile(#"{"permissions": [{"sudo": true, "nativeTransfer": true, "target": "0x000000000000000000000000000000000000beef"}], "chains": [1], "account": "0x7227DCfB0c5EC7A5F539F97b18Be261C49687eD6"}"#).multichainDigest))
     }
 
+    /// `typedData` grants the session key ERC-1271 signatures of the listed contents under each
+    /// application's domain: ERC7739Contexts keyed by the domain's separator, under the
+    /// session's validity as the one ERC-1271 policy (SudoPolicy when it has none). The review
+    /// names each domain in words beside its hash.
+    @Test func typedDataCompilesToERC7739Contexts() throws {
+        let base = #"{"account": "0x7227dcfb0c5ec7a5f539f97b18be261c49687ed6", "chains": [11155111], %VALIDITY% "permissions": [{"token": "USDC", "allow": ["transfer"], "spendingLimit": "5 USDC"}], "typedData": %TYPED%}"#
+        func request(_ typed: String, validity: Bool = true) -> String {
+            base.replacingOccurrences(of: "%TYPED%", with: typed).replacingOccurrences(of: "%VALIDITY%", with: validity ? #""validity": {"duration": "1d"},"# : "")
+        }
+        let permit2 = #"{"name": "Permit2", "chainId": 1, "verifyingContract": "0x000000000022D473030F116dDEE9F6B43aC78BA3"}"#
+        let typed = #"[{"domain": \#(permit2), "contents": ["PermitSingle(PermitDetails details,address spender,uint256 sigDeadline)PermitDetails(address token,uint160 amount,uint48 expiration,uint48 nonce)", "Mail(address to)Mail"]}, {"domain": {"name": "Ether Mail"}, "contents": ["Mail(address to)"]}]"#
+        let c = try compile(request(typed))
+        let separator = try TypedData(json: try JSONValue(parsing: #"{"types": {}, "primaryType": "EIP712Domain", "domain": \#(permit2)}"#)).domainSeparator
+        let contexts = c.session.erc7739Policies.allowedERC7739Content
+        #expect(contexts.map(\.appDomainSeparator) == [separator, try TypedData(parsing: #"{"types": {}, "primaryType": "EIP712Domain", "domain": {"name": "Ether Mail"}}"#).domainSeparator])
+        #expect(contexts[0].contentNames.count == 2 && contexts[1].contentNames == ["Mail(address to)"])
+        #expect(c.session.erc7739Policies.erc1271Policies == [c.session.userOpPolicies[0]] && c.decodedPolicies[c.session.userOpPolicies[0]]?.kind == .timeFrame)
+        #expect(try compile(request(typed, validity: false)).session.erc7739Policies.erc1271Policies == [PolicyConfig.sudo.policyData])
+        #expect(try compile(request(typed)).session.erc7739Policies.allowedERC7739Content.isEmpty == false)
+        let review = Reviewer(now: Self.now).review(c)
+        #expect(review.text().contains("app domain \(separator.hex) (name \"Permit2\", chainId Ethereum (1), verifyingContract 0x000000000022D473030F116dDEE9F6B43aC78BA3): "), "\(review.text())")
+        #expect(review.risks.contains { $0.code == "erc7739" })
+        #expect(review.json["erc7739"]?["allowedContent"]?.arrayValue?.first?["domain"] == #"name "Permit2", chainId Ethereum (1), verifyingContract 0x000000000022D473030F116dDEE9F6B43aC78BA3"#)
+
+        rejects(request("[]"), "typedData: a list of {\"domain\", \"contents\"}, at least one")
+        rejects(request(#"[{"domain": {"name": "A"}, "contents": []}]"#), "typedData[0].contents: at least one contents type")
+        rejects(request(#"[{"domain": {"name": "A"}, "contents": ["mail(address to)"]}]"#), "typedData[0].contents[0]: SmartSession refuses the contents name \"mail\"")
+        rejects(request(#"[{"domain": {"name": "A"}, "contents": ["Mail(address to)", "Mail(address to)"]}]"#), "typedData[0].contents[1]: listed twice")
+        rejects(request(#"[{"domain": {"name": "A"}, "contents": ["X(uint a)"]}, {"domain": {"name": "A"}, "contents": ["Y(uint a)"]}]"#),
+                "typedData[1].domain: the same domain as an earlier entry")
+        rejects(request(#"[{"domain": {"name": "A", "chain": 1}, "contents": ["X(uint a)"]}]"#), #"typedData[0].domain: field "chain" is not part of type EIP712Domain"#)
+        rejects(request(#"[{"domain": {"name": "A"}, "contents": ["X(uint a)"], "extra": 1}]"#), "typedData[0].extra")
+    }
+
     @Test func argumentRulesLandAtTheRightOffsets() throws {
         let c = try compile("""
             {"account": "0x7227dcfb0c5ec7a5f539f97b18be261c49687ed6", "chains": [1],

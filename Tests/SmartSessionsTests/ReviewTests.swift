@@ -6,7 +6,7 @@ import TestSupport
 
 @Suite("Clear signing: golden renderings")
 struct ReviewGoldenTests {
-    static let requests = ["usdc-transfers", "uniswap-rules", "dangerous", "erc7715-grant", "erc7715-execution"]
+    static let requests = ["usdc-transfers", "uniswap-rules", "dangerous", "erc7715-grant", "erc7715-execution", "permit2-orders"]
 
     /// Set UPDATE_GOLDEN=1 to rewrite the files after an intended change, then read the diff.
     @Test(arguments: requests)

@@ -24,6 +24,7 @@ from Crypto.Signature import DSS
 from eth_abi import encode as abi_encode, decode as abi_decode
 from eth_account import Account
 from eth_account.messages import encode_typed_data, encode_defunct, _hash_eip191_message
+from eth_account._utils.encode_typed_data.encoding_and_hashing import encode_type
 from eth_utils import keccak, to_checksum_address
 
 N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
@@ -181,7 +182,8 @@ def abi_case(r):
 
 # ---------------------------------------------------------------- EIP-712
 
-def eip712_case(r):
+def random_typed_document(r):
+    """A random eth_signTypedData_v4 document: a DAG of struct types under names[0]."""
     count = r.randint(1, 5)
     names = [f"T{i}" + "".join(r.choice(string.ascii_letters) for _ in range(r.randint(0, 3))) for i in range(count)]
     types = {}
@@ -224,10 +226,48 @@ def eip712_case(r):
     if r.random() < 0.85:
         types_doc["EIP712Domain"] = domain_type
     domain = {f["name"]: value(f["type"]) for f in domain_type}
-    doc = {"types": types_doc, "primaryType": names[0], "domain": domain, "message": value(names[0])}
+    return {"types": types_doc, "primaryType": names[0], "domain": domain, "message": value(names[0])}
+
+
+def eip712_case(r):
+    doc = random_typed_document(r)
     signable = encode_typed_data(full_message=json.loads(json.dumps(doc)))
     return {"document": doc, "domainSeparator": h(signable.header), "structHash": h(signable.body),
             "digest": h(_hash_eip191_message(signable))}
+
+
+def erc7739_case(r):
+    """A session key's ERC-1271 signature of a random document through SmartSession (ERC-7739):
+    eth-account hashes the TypedDataSign document a wallet would show (the contents under the
+    application's domain, with the account's domain fields), coincurve signs it, and the
+    signature is laid out as SmartSessionERC7739 reads it. The primary type's name sorts
+    before the types it references (T0 < T1…), so EIP-712's encodeType of TypedDataSign equals
+    the contract's "TypedDataSign(…)" ‖ contentsType."""
+    doc = random_typed_document(r)
+    primary = doc["primaryType"]
+    signable = encode_typed_data(full_message=json.loads(json.dumps(doc)))
+    app, contents = signable.header, signable.body
+    account = {"name": random_string(r), "version": random_string(r), "chainId": r.randint(1, 2**256 - 1) if r.random() < 0.2 else r.randint(1, 2**32),
+               "verifyingContract": random_address(r), "salt": "0x" + r.randbytes(32).hex()}
+    nested_types = dict(doc["types"])
+    nested_types["TypedDataSign"] = [{"name": "contents", "type": primary}, {"name": "name", "type": "string"},
+                                     {"name": "version", "type": "string"}, {"name": "chainId", "type": "uint256"},
+                                     {"name": "verifyingContract", "type": "address"}, {"name": "salt", "type": "bytes32"}]
+    nested = {"types": nested_types, "primaryType": "TypedDataSign", "domain": doc["domain"], "message": dict(account, contents=doc["message"])}
+    digest = _hash_eip191_message(encode_typed_data(full_message=json.loads(json.dumps(nested))))
+    key = coincurve.PrivateKey(r.randbytes(32))
+    recoverable = key.sign_recoverable(digest, hasher=None)
+    signature = recoverable[:64] + bytes([recoverable[64] + 27])
+    types_without_domain = {k: v for k, v in doc["types"].items() if k != "EIP712Domain"}
+    contents_type = encode_type(primary, types_without_domain)
+    explicit = r.random() < 0.5
+    description = (contents_type + primary if explicit else contents_type).encode()
+    permission_id = r.randbytes(32)
+    blob = permission_id + signature + app + contents + description + len(description).to_bytes(2, "big")
+    return {"document": doc, "accountDomain": dict(account, chainId=str(account["chainId"])), "explicit": explicit,
+            "privateKey": "0x" + key.secret.hex(), "permissionId": h(permission_id), "contentsDescription": description.decode(),
+            "appDomainSeparator": h(app), "contents": h(contents), "appHash": h(keccak(b"\x19\x01" + app + contents)),
+            "digest": h(digest), "signature": h(blob)}
 
 
 def parse_elementary(name):
@@ -1039,7 +1079,7 @@ def toml_check(path):
             print("ok")
 
 
-KINDS = {"chain-reads": chain_reads_case, "toml": toml_case, "rfc3339": rfc3339_case, "keccak": keccak_case, "abi": abi_case, "eip712": eip712_case, "secp256k1": secp_case, "userop": userop_case, "execute": execute_case, "fastlz": fastlz_case, "session": session_case,
+KINDS = {"chain-reads": chain_reads_case, "toml": toml_case, "rfc3339": rfc3339_case, "keccak": keccak_case, "abi": abi_case, "eip712": eip712_case, "erc7739": erc7739_case, "secp256k1": secp_case, "userop": userop_case, "execute": execute_case, "fastlz": fastlz_case, "session": session_case,
          "keystore": keystore_case, "account-op": account_op_case}
 
 # Checks of what session-agent made, each reading the file named after it.

@@ -13,7 +13,9 @@ for the wrong slot reads zeros or a revert, as it would on chain.
 
 STATE.json is read again for every request, so a test changes the chain between reads:
   {"chainId": 8453, "block": 100,
-   "accounts": {"0x…": {"code": "0x…", "erc7579": true, "modules": ["0x…SmartSession"]}},
+   "accounts": {"0x…": {"code": "0x…", "erc7579": true, "modules": ["0x…SmartSession"],
+                        "eip712Domain": {"name": "…", "version": "…", "salt": "0x…"}   (ERC-5267, as the account answers)
+                        | "accountId": "vendor.account.semver"}},   (answered as SmartSessionCompatibilityFallback does)
    "sessions": [{"account": "0x…", "permissionId": "0x…", "enabled": true, "nonce": 1,
                  "userOp": {"<policy>": {"used": 1, "valueUsed": 0, "gasUsed": 0, "costUsed": 0}},
                  "actions": [{"target": "0x…", "selector": "0x…",
@@ -104,6 +106,15 @@ class Chain:
             if account.get("erc7579") and sel == selector("isModuleInstalled(uint256,address,bytes)"):
                 kind, module, _ = abi_decode(["uint256", "address", "bytes"], args)
                 return abi_encode(["bool"], [kind == 1 and module.lower() in [m.lower() for m in account.get("modules", [])]])
+            if sel == selector("eip712Domain()") and ("eip712Domain" in account or "accountId" in account):
+                if "eip712Domain" in account:
+                    domain = account["eip712Domain"]
+                    name, version, salt = domain["name"], domain["version"], b(domain.get("salt", "0x" + "00" * 32))
+                else:   # AccountIdLib.parseAccountId: "vendor.account.semver" -> ("vendor account", "semver")
+                    vendor, name, version = account["accountId"].split(".", 2)
+                    name, salt = vendor + " " + name, bytes(32)
+                types = ["bytes1", "string", "string", "uint256", "address", "bytes32", "uint256[]"]
+                return abi_encode(types, [b"\x0f", name, version, self.state["chainId"], to, salt, []])
             raise Revert()
         if to == ENTRY_POINT_V07 and sel == selector("getNonce(address,uint192)"):
             sender, key = abi_decode(["address", "uint192"], args)

@@ -8,9 +8,10 @@ public enum AccountKind: String, Sendable, CaseIterable {
     case safe7579
     case kernel
 
-    /// `permissionEnableSig`: the owner signature wrapped so the account routes it to
-    /// `validator` (module-sdk `formatPermissionEnableSig`).
-    public func permissionEnableSig(validator: Address, signature: [UInt8]) -> [UInt8] {
+    /// A signature the account's `isValidSignature` routes to `validator`: the owners'
+    /// `permissionEnableSig` (module-sdk `formatPermissionEnableSig`) to their validator, a
+    /// session key's signed message to SmartSession.
+    public func erc1271Signature(validator: Address, signature: [UInt8]) -> [UInt8] {
         switch self {
         case .erc7579Reference, .nexus, .safe7579: validator.bytes + signature
         case .kernel: [0x01] + validator.bytes + signature

@@ -58,6 +58,7 @@ public struct PolicyChecker: Sendable {
     /// hashes nothing.
     let userOpPolicies: [ResolvedPolicy]
     let userOpConfigId: Bytes32
+    let erc1271Policies: [ResolvedPolicy]
     let actions: [ActionKey: ResolvedAction]
     let permissionId: Bytes32
 
@@ -83,6 +84,7 @@ public struct PolicyChecker: Sendable {
         self.permissionId = permissionId
         userOpPolicies = resolve(merge([], session.userOpPolicies))
         userOpConfigId = SessionIds.configId(account: account, id: permissionId)
+        erc1271Policies = resolve(merge([], session.erc7739Policies.erc1271Policies))
         var merged: [ActionKey: [PolicyData]] = [:]
         for a in session.actions {
             let key = ActionKey(target: a.actionTarget, selector: a.actionTargetSelector)
@@ -106,6 +108,49 @@ public struct PolicyChecker: Sendable {
         do { return try PolicyConfig.decode(deployment.kind, initData: p.initData) } catch {
             throw PolicyDenial("policy_reverted", "\(error.message)")
         }
+    }
+
+    /// Checks a session key's ERC-1271 signature of `message` at `now` as SmartSession would
+    /// (spec §10): the session allows the message's contents under its application's domain
+    /// separator, and has at least one ERC-1271 policy, each of which passes. These policies
+    /// are views: the signature moves no counter.
+    public func checkSignedMessage(_ message: NestedTypedData, now: UInt64) -> Result<Void, PolicyDenial> {
+        let allowed = session.erc7739Policies.allowedERC7739Content.filter { $0.appDomainSeparator == message.appDomainSeparator }
+        guard !allowed.isEmpty else {
+            return .failure(PolicyDenial("content_not_allowed", "the session signs no typed data for the application domain \(message.appDomainSeparator.hex)"))
+        }
+        guard allowed.contains(where: { $0.contentNames.contains(message.contentsDescription) }) else {
+            let names = Set(allowed.flatMap(\.contentNames)).sorted().map { String(reflecting: $0) }
+            return .failure(PolicyDenial("content_not_allowed", "the session signs only \(names.joined(separator: ", ")) for the application domain \(message.appDomainSeparator.hex), "
+                                         + "not \(String(reflecting: message.contentsDescription))"))
+        }
+        guard !erc1271Policies.isEmpty else {
+            return .failure(PolicyDenial("no_policies", "the session has no ERC-1271 policy; SmartSession needs one to accept its key's signatures"))
+        }
+        for p in erc1271Policies {
+            let config: PolicyConfig
+            switch p.config {
+            case .success(let c): config = c
+            case .failure(let denial): return .failure(denial)
+            }
+            switch config {
+            case .sudo:
+                continue
+            case .timeFrame(let until, let after):
+                guard until != 0 || after != 0 else { return .failure(reverted(p.data, .timeFrame, "not initialised")) }
+                // Unlike a user operation's window, which the EntryPoint closes after validUntil,
+                // the policy's ERC-1271 check closes at it.
+                if until != 0 && now >= until {
+                    return .failure(PolicyDenial("expired", "the session's time frame for signed messages ended at \(UTCTime.format(until))"))
+                }
+                if now < after {
+                    return .failure(PolicyDenial("not_yet_valid", "the session's time frame for signed messages starts at \(UTCTime.format(after))"))
+                }
+            default:
+                return .failure(reverted(p.data, config.kind, "it does not check ERC-1271 signatures"))
+            }
+        }
+        return .success(())
     }
 
     /// The config ids this session's policies keep state under for the account.

@@ -47,6 +47,9 @@ public struct CompiledRequest: Sendable {
     /// Whether the client asked to receive the session key itself.
     public var exportKey: Bool
     public var label: String?
+    /// The application domains the request named for typed data, in words, by their separator
+    /// (the session holds only the hash).
+    public var appDomains: [Bytes32: String] = [:]
     /// The decoded configuration of each known policy of the session, filled by `check` (which
     /// refuses what a policy's initializer would revert on), so review does not decode it again.
     public internal(set) var decodedPolicies: [PolicyData: PolicyConfig] = [:]

@@ -166,10 +166,66 @@ public struct RequestCompiler: Sendable {
 
     // MARK: - The native format
 
+    /// `typedData`: `[{"domain": {…EIP-712 domain…}, "contents": ["Mail(address to)", …]}]`, the
+    /// typed data the session key may sign for the account's ERC-1271: each application's
+    /// domain, and the contents descriptions (`encodeType`, optionally followed by the name)
+    /// the agent will sign under it.
+    /// Returns the contexts, and each domain in words. Rules files name typed data the same way.
+    public static func typedDataContents(_ value: JSONValue, path: String) throws(SmartSessionError) -> ([ERC7739Context], [Bytes32: String]) {
+        guard let items = value.arrayValue, !items.isEmpty else { throw SmartSessionError("\(path): a list of {\"domain\", \"contents\"}, at least one") }
+        var contexts: [ERC7739Context] = [], texts: [Bytes32: String] = [:]
+        for (i, item) in items.enumerated() {
+            let entry = try JSONFields(item, path: "\(path)[\(i)]")
+            try entry.only(["domain", "contents"])
+            let domain = try entry.value("domain")
+            let separator: Bytes32
+            do throws(TypedDataError) {
+                separator = try TypedData(json: .object(JSONObject(["types": .object(JSONObject()), "primaryType": "EIP712Domain", "domain": domain]))).domainSeparator
+            } catch {
+                throw SmartSessionError("\(entry.field("domain")): \(error.reason)")
+            }
+            guard !contexts.contains(where: { $0.appDomainSeparator == separator }) else {
+                throw SmartSessionError("\(entry.field("domain")): the same domain as an earlier entry; list its contents together")
+            }
+            let contents = try entry.array("contents")
+            guard !contents.isEmpty else { throw SmartSessionError("\(entry.field("contents")): at least one contents type") }
+            var names: [String] = []
+            for (j, c) in contents.enumerated() {
+                guard let text = c.stringValue else { throw SmartSessionError("\(entry.field("contents[\(j)]")): a contents type, such as \"Mail(address to)\"") }
+                do { _ = try NestedTypedData(appDomainSeparator: separator, contents: .zero, contentsDescription: text) } catch {
+                    throw SmartSessionError("\(entry.field("contents[\(j)]")): \(error.message)")
+                }
+                guard !names.contains(text) else { throw SmartSessionError("\(entry.field("contents[\(j)]")): listed twice") }
+                names.append(text)
+            }
+            contexts.append(ERC7739Context(appDomainSeparator: separator, contentNames: names))
+            texts[separator] = Self.text(ofDomain: domain)
+        }
+        return (contexts, texts)
+    }
+
+    /// A domain as the approver reads it: its fields in EIP-712's order, the client's strings
+    /// quoted with what could disguise them written out. Only called on a domain that hashed.
+    static func text(ofDomain domain: JSONValue) -> String {
+        ["name", "version", "chainId", "verifyingContract", "salt"].compactMap { key -> String? in
+            guard let value = domain[key] else { return nil }
+            let shown: String
+            switch key {
+            case "name", "version": shown = DisplayText.escaped(String(reflecting: value.stringValue ?? ""))
+            case "chainId":
+                let id = try? JSONFields.integer(value, path: key)
+                shown = id.map { n in n.uint64.map(Chains.label) ?? n.description } ?? value.serialized
+            case "verifyingContract": shown = value.stringValue.flatMap { try? Address($0).checksummed } ?? value.serialized
+            default: shown = value.stringValue ?? value.serialized
+            }
+            return "\(key) \(shown)"
+        }.joined(separator: ", ")
+    }
+
     func compileNative(_ json: JSONValue) throws(SmartSessionError) -> CompiledRequest {
         let f = try JSONFields(json, path: "")
         try f.only(["account", "accountKind", "chains", "nonces", "mode", "salt", "label", "validity", "maxUses", "maxValue",
-                    "maxGas", "sudo", "paymaster", "export", "permissions"])
+                    "maxGas", "sudo", "paymaster", "export", "permissions", "typedData"])
         let chains = try chainList(f.optional("chains"), path: "chains")
         let values = RequestValues(tokens: tokens, chains: overrides.chains ?? chains, now: now)
         var userOpPolicies: [(config: PolicyConfig, field: String)] = []
@@ -202,16 +258,26 @@ public struct RequestCompiler: Sendable {
                 if let function { functions[ActionKey(target: action.actionTarget, selector: action.actionTargetSelector)] = function }
             }
         }
+        var erc7739 = ERC7739Data()
+        var appDomains: [Bytes32: String] = [:]
+        if let v = f.optional("typedData") {
+            (erc7739.allowedERC7739Content, appDomains) = try Self.typedDataContents(v, path: "typedData")
+            // SmartSession accepts a session key's signed messages only under at least one
+            // ERC-1271 policy: the session's validity, or none but the session's own end.
+            let validity = userOpPolicies.first { $0.field == "validity" }?.config
+            erc7739.erc1271Policies = [(validity ?? .sudo).policyData]
+        }
         let (validator, initData) = try sessionValidator
         let salt = try f.optional("salt").map { _ throws(SmartSessionError) in try f.bytes32("salt") } ?? .zero
         let session = Session(sessionValidator: validator, sessionValidatorInitData: initData, salt: salt,
-                              userOpPolicies: userOpPolicies.map(\.config.policyData), actions: actions,
+                              userOpPolicies: userOpPolicies.map(\.config.policyData), erc7739Policies: erc7739, actions: actions,
                               permitERC4337Paymaster: try f.optionalBool("paymaster") ?? false)
         var compiled = CompiledRequest(format: .native, account: try account(f), accountKind: try accountKind(f),
                                        chains: chainTargets(chains, nonces: try nonceMap(f.optional("nonces"), path: "nonces")),
                                        mode: try mode(f.optional("mode"), path: "mode"), session: session, functions: functions,
                                        exportKey: try f.optionalBool("export") ?? false, label: try f.displayText("label"))
         compiled.requestFields = CompiledRequest.requestFields(actions: actionFields, userOpPolicies: userOpPolicies.map(\.field))
+        compiled.appDomains = appDomains
         return compiled
     }
 

@@ -26,7 +26,7 @@ public struct Reviewer: Sendable {
             permissionId: request.permissionId, multichainDigest: EnableDigest.multichainDigest(chainDigests),
             validator: validatorView(session), salt: session.salt, flags: session.signedFlags(mode: request.mode),
             userOpPolicies: userOp, actions: actions, erc7739Contexts: session.erc7739Policies.allowedERC7739Content,
-            erc1271Policies: erc1271, exportKey: request.exportKey, risks: [],
+            erc1271Policies: erc1271, appDomains: request.appDomains, exportKey: request.exportKey, risks: [],
             exposure: .init(native: .limited(0), tokens: [], otherContracts: []), now: now)
         review.exposure = exposure(review, chains: chainIds)
         review.risks = risks(review, request: request).sorted { a, b in

@@ -59,7 +59,8 @@ extension SessionReview {
         })
         o["erc7739"] = .object(JSONObject([
             "allowedContent": .array(erc7739Contexts.map {
-                .object(JSONObject(["appDomainSeparator": .string($0.appDomainSeparator.hex), "contentNames": .array($0.contentNames.map { .string($0) })]))
+                .object(JSONObject(["appDomainSeparator": .string($0.appDomainSeparator.hex), "domain": appDomains[$0.appDomainSeparator].map { .string($0) } ?? .null,
+                                    "contentNames": .array($0.contentNames.map { .string($0) })]))
             }),
             "erc1271Policies": .array(erc1271Policies.map(policy)),
         ]))

@@ -66,7 +66,8 @@ extension SessionReview {
             // The names are the client's: quoted, and with what could disguise them written out
             // (String(reflecting:) leaves text-direction overrides, zero-width and C1 characters).
             let names = c.contentNames.map { DisplayText.escaped(String(reflecting: $0)) }
-            out.append("  app domain \(c.appDomainSeparator.hex): " + (names.isEmpty ? "no content types" : names.joined(separator: ", ")))
+            let domain = appDomains[c.appDomainSeparator].map { " (\($0))" } ?? ""
+            out.append("  app domain \(c.appDomainSeparator.hex)\(domain): " + (names.isEmpty ? "no content types" : names.joined(separator: ", ")))
         }
         out += erc1271Policies.flatMap { policy($0, indent: "  ") }
 

@@ -85,6 +85,8 @@ public struct SessionReview: Sendable {
     public var actions: [ActionView]
     public var erc7739Contexts: [ERC7739Context]
     public var erc1271Policies: [PolicyView]
+    /// The request's words for the application domains it named (by separator).
+    public var appDomains: [Bytes32: String] = [:]
     public var exportKey: Bool
     public var risks: [RiskFlag]
     public var exposure: Exposure

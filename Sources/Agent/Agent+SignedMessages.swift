@@ -1,0 +1,83 @@
+import Approval
+import ChainRPC
+import EthereumCore
+import SmartSessions
+
+extension Agent {
+    /// What `session_signTypedData` returns.
+    public struct SignedMessage: Sendable {
+        /// For the account's `isValidSignature(hash, signature)`: its routing to SmartSession,
+        /// then SmartSession's part (`NestedTypedData.signature`).
+        public var signature: [UInt8]
+        /// The document's own EIP-712 digest, the `hash` an application passes with it.
+        public var hash: Bytes32
+        /// What the session key signed: the `TypedDataSign` digest.
+        public var digest: Bytes32
+        public var message: NestedTypedData
+        public var accountDomain: AccountDomain
+        /// Whether the account's domain was read from the chain, or given in the request.
+        public var accountDomainReadFromChain: Bool
+    }
+
+    /// The account's EIP-712 name, version and salt, as a client gives them.
+    public struct GivenAccountDomain: Sendable {
+        public var name: String
+        public var version: String
+        public var salt: Bytes32
+
+        public init(name: String, version: String, salt: Bytes32 = .zero) {
+            self.name = name
+            self.version = version
+            self.salt = salt
+        }
+    }
+
+    /// Signs `document` with session `sessionId`'s key for its account's ERC-1271, as SmartSession
+    /// checks it (ERC-7739 nested typed data, spec §10), when the session allows it now. The
+    /// contents are described as the session's `ERC7739Context` lists them (the type alone, or
+    /// followed by its name). SmartSession folds the account's EIP-712 domain into what the key
+    /// signs: `given` it, or read from the chain's endpoint.
+    public nonisolated func signTypedData(sessionId: String, client: ClientIdentity, chainId: UInt64, document: TypedData,
+                                          accountDomain given: GivenAccountDomain? = nil) async throws(AgentError) -> SignedMessage {
+        let s = try session(sessionId, client: client)
+        guard s.chains.contains(where: { $0.chainId == chainId }) else {
+            throw AgentError("wrong_chain", "session \(sessionId) is not enabled for chain \(chainId)")
+        }
+        let message: NestedTypedData
+        do throws(SmartSessionError) {
+            let implicit = try NestedTypedData(document, explicit: false)
+            let listed = s.session.erc7739Policies.allowedERC7739Content.filter { $0.appDomainSeparator == implicit.appDomainSeparator }.flatMap(\.contentNames)
+            message = listed.contains(implicit.contentsDescription) ? implicit : try NestedTypedData(document, explicit: true)
+        } catch { throw .badRequest("params.typedData: \(error.message)") }
+        let domain: AccountDomain
+        if let given {
+            domain = AccountDomain(name: given.name, version: given.version, chainId: UInt256(chainId), verifyingContract: s.account, salt: given.salt)
+        } else {
+            domain = try await accountDomain(of: s.account, on: chainId)
+        }
+        let (signature, digest) = try signer.signMessage(.init(sessionId: sessionId, client: client, chainId: chainId, message: message, accountDomain: domain))
+        return SignedMessage(signature: signature, hash: message.appHash, digest: digest, message: message, accountDomain: domain, accountDomainReadFromChain: given == nil)
+    }
+
+    /// `account`'s `eip712Domain()` on `chainId`, from its endpoint.
+    nonisolated func accountDomain(of account: Address, on chainId: UInt64) async throws(AgentError) -> AccountDomain {
+        guard let rpc = chains?.rpc(for: chainId) else {
+            throw .badRequest("params.accountDomain: the account's EIP-712 name and version are needed, since no JSON-RPC endpoint is configured for chain \(chainId) to read them from")
+        }
+        let call = AccountDomain.call(on: account)
+        do throws(ChainRPCError) {
+            let answers = try await rpc.batch([.chainId, .call(call, block: nil)])
+            try rpc.requireChain(chainId, answer: answers[0])
+            let answer: [UInt8]
+            do { answer = try EthereumRPC.answer(answers[1], to: call, block: nil) } catch where error.reason == "reverted" {
+                throw ChainRPCError("no_account_domain", "the account \(account.checksummed) has no eip712Domain() on chain \(chainId), which SmartSession reads to check "
+                                                         + "its session keys' signatures: an account without one needs the SmartSessionCompatibilityFallback installed for it")
+            }
+            // A call to an address without code answers nothing.
+            guard !answer.isEmpty else { throw ChainRPCError("account_not_deployed", "the account \(account.checksummed) has no code on chain \(chainId)") }
+            do { return try AccountDomain(answer: answer, of: call) } catch { throw ChainRPCError(error, from: rpc.endpoint) }
+        } catch {
+            throw AgentError(error.reason, "the account's EIP-712 domain was not read from chain \(chainId): \(error.message)")
+        }
+    }
+}
