@@ -227,6 +227,10 @@ public struct Reviewer: Sendable {
             for t in tokenBounds.keys { tokenBounds[t] = .unbounded("the fallback action allows any call") }
             others.append("any contract, through the fallback action")
         }
+        if !r.erc7739Contexts.isEmpty {
+            for t in tokenBounds.keys { tokenBounds[t] = .unbounded("the session key's signed messages pass as the account's approval of any hash (spec §14.7)") }
+            others.append("any contract that takes the account's ERC-1271 signature as its approval (Permit2, order books): the session key's signed messages pass for any hash")
+        }
         let tokenList = tokenBounds.keys.sorted().map { t -> SessionReview.TokenExposure in
             let info = tokens.token(chains: chains, address: t)
             return .init(token: t, symbol: info?.symbol, decimals: info?.decimals, bound: tokenBounds[t]!)

@@ -81,7 +81,11 @@ extension Reviewer {
             out.append(RiskFlag(.warning, "paymaster", "user operations may use a paymaster: a third party may sponsor, and condition, the session's operations"))
         }
         if !r.erc7739Contexts.isEmpty || !r.erc1271Policies.isEmpty {
-            out.append(RiskFlag(.high, "erc7739", "the session key may sign ERC-1271 messages for the account; the deployed SmartSession accepts such signatures for an unrelated hash (spec §14.7)"))
+            // Case 13 of the contract vectors shows it: a signature given for one message passes
+            // with any hash.
+            out.append(RiskFlag(.critical, "erc7739", "the session key may sign ERC-1271 messages for the account, and the deployed SmartSession accepts each for any hash "
+                                                      + "(spec §14.7): whoever holds one can pass it as the account's approval of anything checked by ERC-1271, "
+                                                      + "such as a Permit2 transfer of what the account approved to Permit2"))
         }
         if r.validator.threshold == nil || r.validator.address != SmartSessionAddresses.ownableValidator {
             out.append(RiskFlag(.high, "unknown_session_validator", "session signatures are checked by \(r.validator.name) \(r.validator.address.checksummed)"))
