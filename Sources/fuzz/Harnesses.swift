@@ -142,7 +142,7 @@ enum Harnesses {
         let request = CompiledRequest(format: .rawSession, account: .zero, accountKind: .erc7579Reference,
                                       chains: enable.hashesAndChainIds.map { ChainTarget(chainId: $0.chainId) }, mode: mode, session: enable.sessionToEnable)
         _ = EnableDigest.multichainDigest(enable.hashesAndChainIds)
-        if let (_, ownerSignature) = try? AccountKind.erc7579Reference.parsePermissionEnableSig(enable.permissionEnableSig) {
+        if let (_, ownerSignature) = try? AccountKind.erc7579Reference.parseERC1271Signature(enable.permissionEnableSig) {
             _ = try? RhinestoneWebAuthn.decodeSignature(ownerSignature)
         }
         _ = Reviewer(tokens: TokenList(), now: now).review(request).text()

@@ -137,21 +137,13 @@ struct DecodeSignature: ParsableCommand {
                 lines.append("digests        " + (matches.allSatisfy { $0 } ? "match the session for \(accountAddress.checksummed) at nonce \(nonceValue)" : "DO NOT match the session for \(accountAddress.checksummed) at nonce \(nonceValue)"))
                 o["digestsMatch"] = .bool(matches.allSatisfy { $0 })
             }
-            if let (validator, ownerSig) = try? kind.parsePermissionEnableSig(enable.permissionEnableSig) {
+            if let (validator, ownerSig) = try? kind.parseERC1271Signature(enable.permissionEnableSig) {
                 lines.append("owner validator \(validator.checksummed)")
                 o["ownerValidator"] = .string(validator.checksummed)
                 let hash = kind.validatorHash(of: digest, account: accountAddress ?? .zero, chainId: enable.hashesAndChainIds.first?.chainId ?? 0)
-                if ownerSig.count % 65 == 0 {
-                    var signers: [JSONValue] = []
-                    for start in stride(from: 0, to: ownerSig.count, by: 65) {
-                        var sig = try RecoverableSignature(bytes: Array(ownerSig[start..<(start + 65)]))
-                        var h = hash
-                        if sig.v > 30 { sig.v -= 4; h = PersonalMessage.hash(hash) }
-                        let signer = (try? sig.recoverAddress(digest: h))?.checksummed ?? "unrecoverable"
-                        lines.append("owner signer   \(signer)")
-                        signers.append(.string(signer))
-                    }
-                    o["ownerSigners"] = .array(signers)
+                if let signers = ownableValidatorSigners(ownerSig, hash: hash) {
+                    lines += signers.map { "owner signer   \($0)" }
+                    o["ownerSigners"] = .array(signers.map { .string($0) })
                 } else if validator == SmartSessionAddresses.rhinestoneWebAuthnValidator, let decoded = try? RhinestoneWebAuthn.decodeSignature(ownerSig) {
                     // The credential ids stand for public keys the validator holds: what can be
                     // read here is which challenge each passkey signed.
@@ -175,6 +167,80 @@ struct DecodeSignature: ParsableCommand {
             lines.append(reviewed.text(colors: review.colors))
             o["session"] = enable.sessionToEnable.json
             o["review"] = reviewed.json
+            return CommandOutput(text: lines.joined(separator: "\n"), json: .object(o))
+        }
+    }
+}
+
+/// Who signed `hash` in an OwnableValidator signature (65-byte signatures, raw or eth_sign with
+/// v + 4), or nil when it is not one.
+func ownableValidatorSigners(_ signature: [UInt8], hash: Bytes32) -> [String]? {
+    guard !signature.isEmpty, signature.count % 65 == 0 else { return nil }
+    return stride(from: 0, to: signature.count, by: 65).map { start in
+        guard var sig = try? RecoverableSignature(bytes: Array(signature[start..<(start + 65)])) else { return "unrecoverable" }
+        var h = hash
+        if sig.v > 30 { sig.v -= 4; h = PersonalMessage.hash(hash) }
+        return (try? sig.recoverAddress(digest: h))?.checksummed ?? "unrecoverable"
+    }
+}
+
+struct DecodeMessageSignature: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "decode-message-signature",
+        abstract: "Explain a session key's ERC-1271 signature for an account (ERC-7739 nested typed data through SmartSession).",
+        discussion: """
+            With --typed-data, checks that the signature is for that document. With --account, --chain-id, --account-name and \
+            --account-version (the account's EIP-712 domain), recomputes the digest the session key signed and recovers the signers.
+            """)
+
+    @Argument(help: "The signature passed to the account's isValidSignature, 0x hex.") var signature: String
+    @Option(name: .customLong("account-kind"), help: "erc7579, nexus, safe7579 or kernel: how the account routes it (default erc7579).") var accountKind: String = "erc7579"
+    @Option(name: .customLong("typed-data"), help: "The eth_signTypedData_v4 document it should be for (JSON file, or - for standard input).") var typedData: String?
+    @Option(help: "The account.") var account: String?
+    @Option(name: .customLong("chain-id"), help: "The chain id of the account's domain.") var chainId: UInt64?
+    @Option(name: .customLong("account-name"), help: "The account's EIP-712 domain name.") var accountName: String?
+    @Option(name: .customLong("account-version"), help: "The account's EIP-712 domain version.") var accountVersion: String?
+    @OptionGroup var output: OutputOptions
+
+    func run() throws {
+        try report(output) {
+            guard let kind = AccountKind(rawValue: accountKind) else { throw CommandFailure(message: "--account-kind: erc7579, nexus, safe7579 or kernel") }
+            let routed: (validator: Address, signature: [UInt8])
+            do { routed = try kind.parseERC1271Signature(try parseHex(signature, what: "signature")) } catch let e as SmartSessionError { throw CommandFailure(message: e.message) }
+            guard routed.validator == SmartSessionAddresses.smartSession else {
+                throw CommandFailure(message: "the signature is routed to \(routed.validator.checksummed), not to SmartSession")
+            }
+            let parsed: (permissionId: Bytes32, sessionSignature: [UInt8], message: NestedTypedData)
+            do { parsed = try NestedTypedData.parse(routed.signature) } catch let e as SmartSessionError { throw CommandFailure(message: e.message) }
+            let (permissionId, sessionSignature, message) = parsed
+            let explicit = message.contentsDescription != message.contentsType
+            var lines = ["validator      SmartSession \(routed.validator.checksummed)", "permissionId   \(permissionId.hex)",
+                         "app domain     \(message.appDomainSeparator.hex)", "contents       \(message.contents.hex)",
+                         "description    \(DisplayText.escaped(String(reflecting: message.contentsDescription))) (\(message.contentsName), \(explicit ? "explicit" : "implicit"))",
+                         "hash           \(message.appHash.hex) (what the application passes with it)"]
+            var o = JSONObject(["permissionId": .string(permissionId.hex), "sessionSignature": .string(sessionSignature.hex),
+                                "appDomainSeparator": .string(message.appDomainSeparator.hex), "contents": .string(message.contents.hex),
+                                "contentsDescription": .string(message.contentsDescription), "hash": .string(message.appHash.hex)])
+            if let typedData {
+                let document: TypedData
+                do { document = try TypedData(json: try parseJSON(try readInput(typedData), what: "typed data")) } catch let e as TypedDataError { throw CommandFailure(message: "--typed-data: \(e)") }
+                let expected = try? NestedTypedData(document, explicit: explicit)
+                let matches = expected == message
+                lines.append("typed data     " + (matches ? "the signature is for this document" : "the signature is NOT for this document"))
+                o["matchesTypedData"] = .bool(matches)
+            }
+            switch (account, chainId, accountName, accountVersion) {
+            case (let account?, let chainId?, let name?, let version?):
+                let domain = AccountDomain(name: name, version: version, chainId: UInt256(chainId), verifyingContract: try parseAddress(account, what: "--account"))
+                let digest = message.digest(in: domain)
+                lines.append("digest         \(digest.hex) (the session key signed it)")
+                o["digest"] = .string(digest.hex)
+                let signers = ownableValidatorSigners(sessionSignature, hash: digest) ?? []
+                lines += signers.map { "session signer \($0)" }
+                o["sessionSigners"] = .array(signers.map { .string($0) })
+            case (nil, nil, nil, nil): break
+            default: throw CommandFailure(message: "--account, --chain-id, --account-name and --account-version go together")
+            }
             return CommandOutput(text: lines.joined(separator: "\n"), json: .object(o))
         }
     }

@@ -76,7 +76,7 @@ struct AgentFlowTests {
         let wrapped = AccountKind.kernel.validatorHash(of: request.review.multichainDigest, account: Self.account, chainId: 11155111)
         #expect(wrapped != request.review.multichainDigest && request.review.ownerDigest == wrapped)
         #expect(request.review.text().contains("owner signs   \(wrapped.hex) (Kernel's wrapping of it"))
-        let (_, signature) = try AccountKind.kernel.parsePermissionEnableSig(stored.permissionEnableSig)
+        let (_, signature) = try AccountKind.kernel.parseERC1271Signature(stored.permissionEnableSig)
         #expect(try RecoverableSignature(bytes: signature).recoverAddress(digest: wrapped) == Self.owner.address)
 
         kernel["chains"] = .array([JSONValue(11155111), JSONValue(84532)])
@@ -327,7 +327,7 @@ struct AgentFlowTests {
         #expect(first.mode == .enable)
         guard case .enable(_, let enable, let sessionSig) = try SessionSignature(decoding: first.signature) else { Issue.record("not ENABLE"); return }
         #expect(enable.sessionToEnable == stored.session)
-        let (validator, ownerSig) = try AccountKind.erc7579Reference.parsePermissionEnableSig(enable.permissionEnableSig)
+        let (validator, ownerSig) = try AccountKind.erc7579Reference.parseERC1271Signature(enable.permissionEnableSig)
         #expect(validator == SmartSessionAddresses.ownableValidator)
         #expect(try RecoverableSignature(bytes: ownerSig).recoverAddress(digest: EnableDigest.multichainDigest(enable.hashesAndChainIds)) == Self.owner.address)
         #expect(try RecoverableSignature(bytes: sessionSig).recoverAddress(digest: first.userOpHash) == stored.sessionKey)
@@ -805,7 +805,7 @@ struct AgentFlowTests {
                                              ownerSecrets: [.address(Self.owner.address): secret("first"), .address(second.address): secret("second")])
         #expect(decided.status == .approved, "\(decided.reason)")
         let stored = try agent.session(try #require(decided.sessionId), client: Self.bot)
-        let (_, combined) = try AccountKind.erc7579Reference.parsePermissionEnableSig(stored.permissionEnableSig)
+        let (_, combined) = try AccountKind.erc7579Reference.parseERC1271Signature(stored.permissionEnableSig)
         #expect(combined.count == 130)
 
         // Where either owner suffices, one signs: the other is asked for nothing.
@@ -815,7 +815,7 @@ struct AgentFlowTests {
         #expect(try await agent.secretsToApprove(one.id).map(\.owner) == [.address(Self.owner.address)])
         let signedOnce = try await agent.decide(one.id, approve: true, approver: "operator",
                                                 ownerSecrets: [.address(Self.owner.address): secret("first"), .address(second.address): secret("second")])
-        let (_, single) = try AccountKind.erc7579Reference.parsePermissionEnableSig(try agent.session(try #require(signedOnce.sessionId), client: Self.bot).permissionEnableSig)
+        let (_, single) = try AccountKind.erc7579Reference.parseERC1271Signature(try agent.session(try #require(signedOnce.sessionId), client: Self.bot).permissionEnableSig)
         #expect(single.count == 65)
     }
 

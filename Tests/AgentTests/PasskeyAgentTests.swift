@@ -37,7 +37,7 @@ struct PasskeyAgentTests {
         guard case .enable(_, let enable, _) = try SessionSignature(decoding: try Hex.decode(try #require(signed["signature"]?.stringValue))) else {
             throw Oracle.Failure(description: "not an ENABLE signature: \(signed)")
         }
-        let (validator, validatorSignature) = try AccountKind.erc7579Reference.parsePermissionEnableSig(enable.permissionEnableSig)
+        let (validator, validatorSignature) = try AccountKind.erc7579Reference.parseERC1271Signature(enable.permissionEnableSig)
         guard validator == SmartSessionAddresses.rhinestoneWebAuthnValidator else { return ("validator \(validator)", validatorSignature) }
         let enabled = JSONValue.object(JSONObject([
             "publicKey": .string(String(ownerKey.dropFirst("p256:".count))), "account": .string(AgentProcess.account), "rpId": .string(Passkey.defaultRPID),
@@ -210,7 +210,7 @@ struct PasskeyAgentTests {
         guard case .enable(_, let enable, _) = try SessionSignature(decoding: try Hex.decode(try #require(signed["signature"]?.stringValue))) else {
             Issue.record("not an ENABLE signature"); return
         }
-        let (validator, validatorSignature) = try AccountKind.kernel.parsePermissionEnableSig(enable.permissionEnableSig)
+        let (validator, validatorSignature) = try AccountKind.kernel.parseERC1271Signature(enable.permissionEnableSig)
         #expect(validator == SmartSessionAddresses.zeroDevWebAuthnValidator)
         let wrapped = AccountKind.kernel.validatorHash(of: EnableDigest.multichainDigest(enable.hashesAndChainIds), account: try Address(kernel), chainId: 11155111)
         #expect(try Oracle.webAuthnVerdicts([.object(JSONObject([

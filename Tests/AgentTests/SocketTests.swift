@@ -47,7 +47,7 @@ struct SocketTests {
         guard case .enable(_, let enable, let sessionSig) = try SessionSignature(decoding: try Hex.decode(try #require(signed["signature"]?.stringValue))) else {
             throw Oracle.Failure(description: "not an ENABLE signature: \(signed)")
         }
-        let (validator, ownerSig) = try AccountKind.erc7579Reference.parsePermissionEnableSig(enable.permissionEnableSig)
+        let (validator, ownerSig) = try AccountKind.erc7579Reference.parseERC1271Signature(enable.permissionEnableSig)
         #expect(validator == SmartSessionAddresses.ownableValidator)
         let ownerSignature = try RecoverableSignature(bytes: ownerSig)
         #expect(ownerSignature.hasLowS)

@@ -1,6 +1,7 @@
 import EthereumCore
 import Foundation
 import Testing
+import SmartSessions
 import TestSupport
 
 @Suite("session-agent inspect and decode-signature")
@@ -85,6 +86,43 @@ struct InspectTests {
 
 @Suite("session-agent rules test")
 struct RulesCommandTests {
+    /// `decode-message-signature`: the parts of a session key's ERC-1271 signature, whether it is
+    /// for a given document, and who signed it over the account's domain.
+    @Test func decodeMessageSignatureExplainsAndRecovers() throws {
+        let vector = try Fixtures.json("cases/13-erc7739-session-1271.json")
+        let honest = try #require(vector["erc1271Checks"]?.arrayValue?.first)
+        let parts = try JSONValue(parsing: try Command.sessionAgent("decode-message-signature", try honest.string("signature"), "--json").stdout)
+        #expect(parts["permissionId"]?.stringValue == (try vector.string("permissionId")) && parts["contentsDescription"] == "Permit(bytes32 stuff)Permit", "\(parts)")
+        #expect(parts["hash"]?.stringValue == (try honest.string("hash")), "\(parts)")
+
+        let mail = #"{"types": {"Mail": [{"name": "to", "type": "address"}]}, "primaryType": "Mail", "domain": {"name": "Ether Mail"}, "message": {"to": "0x000000000000000000000000000000000000bEEF"}}"#
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("decode-message-\(UUID())")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let file = directory.appendingPathComponent("mail.json")
+        try mail.write(to: file, atomically: true, encoding: .utf8)
+        let message = try NestedTypedData(try TypedData(parsing: mail), explicit: false)
+        let account = try Address("0x7227dcfb0c5ec7a5f539f97b18be261c49687ed6")
+        let key = try Secp256k1.PrivateKey(hex: "0x" + String(repeating: "11", count: 32))
+        let digest = message.digest(in: AccountDomain(name: "Test Account", version: "1.0.0", chainId: 8453, verifyingContract: account))
+        let signature = AccountKind.nexus.erc1271Signature(validator: SmartSessionAddresses.smartSession,
+                                                            signature: message.signature(permissionId: .zero, sessionSignature: key.sign(digest: digest).bytes))
+        let full = try Command.sessionAgent("decode-message-signature", signature.hex, "--account-kind", "nexus", "--typed-data", file.path, "--account", account.checksummed,
+                                            "--chain-id", "8453", "--account-name", "Test Account", "--account-version", "1.0.0")
+        #expect(full.status == 0 && full.stdout.contains("the signature is for this document") && full.stdout.contains("digest         \(digest.hex)")
+                && full.stdout.contains("session signer \(key.address.checksummed)") && full.stdout.contains("(Mail, implicit)"), "\(full)")
+        let otherVersion = try Command.sessionAgent("decode-message-signature", signature.hex, "--account", account.checksummed, "--chain-id", "8453",
+                                                    "--account-name", "Test Account", "--account-version", "1.0.1")
+        #expect(otherVersion.status == 0 && !otherVersion.stdout.contains(key.address.checksummed), "\(otherVersion)")
+        try mail.replacingOccurrences(of: "Ether Mail", with: "Other Mail").write(to: file, atomically: true, encoding: .utf8)
+        #expect(try Command.sessionAgent("decode-message-signature", signature.hex, "--typed-data", file.path).stdout.contains("the signature is NOT for this document"))
+        let half = try Command.sessionAgent("decode-message-signature", signature.hex, "--account", account.checksummed)
+        #expect(half.status == 1 && half.stderr.contains("go together"), "\(half)")
+        let elsewhere = try Command.sessionAgent("decode-message-signature", AccountKind.nexus.erc1271Signature(validator: account, signature: Array(signature[20...])).hex)
+        #expect(elsewhere.status == 1 && elsewhere.stderr.contains("not to SmartSession"), "\(elsewhere)")
+        #expect(try Command.sessionAgent("decode-message-signature", "0x1234").stderr.contains("shorter than the validator address"))
+    }
+
     @Test func dryRunPrintsTheDecisionAndTheTrace() throws {
         let rules = Oracle.packageRoot.appendingPathComponent("docs/examples/rules.toml").path
         let r = try Command.sessionAgent("rules", "test", InspectTests.example, "--rules", rules, "--uid", "1000", "--now", "1764096000")

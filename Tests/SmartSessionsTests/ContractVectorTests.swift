@@ -73,7 +73,7 @@ struct ContractVectorTests {
 
             let digest = EnableDigest.multichainDigest(enableSession.hashesAndChainIds)
             #expect(digest == (try record.bytes32("multichainDigest")), "\(context)")
-            let (validator, ownerSignatures) = try AccountKind.erc7579Reference.parsePermissionEnableSig(enableSession.permissionEnableSig)
+            let (validator, ownerSignatures) = try AccountKind.erc7579Reference.parseERC1271Signature(enableSession.permissionEnableSig)
             #expect(validator == SmartSessionAddresses.ownableValidator, "\(context)")
             let keys = record["keys"]!
             let owners = try OwnableValidatorConfig(threshold: Int(try keys.string("ownerThreshold"))!,

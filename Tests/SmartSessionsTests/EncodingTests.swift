@@ -86,10 +86,10 @@ struct SignatureEncodingTests {
         for kind in AccountKind.allCases {
             let wrapped = kind.erc1271Signature(validator: validator, signature: sig)
             #expect(wrapped.count == (kind == .kernel ? 86 : 85))
-            let (v, s) = try kind.parsePermissionEnableSig(wrapped)
+            let (v, s) = try kind.parseERC1271Signature(wrapped)
             #expect(v == validator && s == sig)
         }
-        #expect(throws: SmartSessionError.self) { try AccountKind.kernel.parsePermissionEnableSig([0x00] + validator.bytes) }
+        #expect(throws: SmartSessionError.self) { try AccountKind.kernel.parseERC1271Signature([0x00] + validator.bytes) }
         let digest = Keccak256.hash(utf8: "d")
         let account = try Address("0x7227dcfb0c5ec7a5f539f97b18be261c49687ed6")
         #expect(AccountKind.nexus.validatorHash(of: digest, account: account, chainId: 1) == digest)

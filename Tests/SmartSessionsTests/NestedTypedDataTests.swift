@@ -32,6 +32,8 @@ struct NestedTypedDataTests {
                 validator: SmartSessionAddresses.smartSession,
                 signature: message.signature(permissionId: session.permissionId, sessionSignature: Array(signature[52..<117])))
             #expect(rebuilt == signature, "\(label)")
+            let read = try NestedTypedData.parse(Array(signature[20...]))
+            #expect(read.permissionId == session.permissionId && read.sessionSignature == Array(signature[52..<117]) && read.message == message, "\(label)")
             laidOut += 1
             let verdict = checker.checkSignedMessage(message, now: now)
             if label.contains("not enabled") {
@@ -101,6 +103,20 @@ struct NestedTypedDataTests {
     func descriptionsSmartSessionWouldMisread(_ description: String) {
         #expect(throws: SmartSessionError.self, "\(description)") {
             try NestedTypedData(appDomainSeparator: .zero, contents: .zero, contentsDescription: description)
+        }
+    }
+
+    /// What cannot be SmartSession's part of a signature is refused, not trapped on.
+    @Test func damagedSignaturesAreRefused() throws {
+        let good = try NestedTypedData(appDomainSeparator: .zero, contents: .zero, contentsDescription: "Mail(address to)")
+            .signature(permissionId: .zero, sessionSignature: [UInt8](repeating: 1, count: 65))
+        #expect(try NestedTypedData.parse(good).sessionSignature.count == 65)
+        var tooLong = good
+        tooLong[tooLong.count - 2] = 0xff
+        var notText = good
+        notText[notText.count - 3] = 0xff
+        for bytes in [Array(good.prefix(97)), tooLong, notText, [UInt8](repeating: 0, count: 98)] {
+            #expect(throws: SmartSessionError.self) { try NestedTypedData.parse(bytes) }
         }
     }
 

@@ -18,15 +18,15 @@ public enum AccountKind: String, Sendable, CaseIterable {
         }
     }
 
-    /// Splits a `permissionEnableSig` back into the routed validator and the signature.
-    public func parsePermissionEnableSig(_ bytes: [UInt8]) throws(SmartSessionError) -> (validator: Address, signature: [UInt8]) {
+    /// Splits a signature `erc1271Signature` routed back into the validator and the signature.
+    public func parseERC1271Signature(_ bytes: [UInt8]) throws(SmartSessionError) -> (validator: Address, signature: [UInt8]) {
         switch self {
         case .erc7579Reference, .nexus, .safe7579:
-            guard bytes.count >= 20 else { throw SmartSessionError("permissionEnableSig is shorter than a validator address") }
+            guard bytes.count >= 20 else { throw SmartSessionError("the signature is shorter than the validator address it is routed to") }
             return (Address(exactly: bytes[0..<20])!, Array(bytes[20...]))
         case .kernel:
             guard bytes.count >= 21, bytes[0] == 0x01 else {
-                throw SmartSessionError("a Kernel permissionEnableSig starts with 0x01 and a validator address")
+                throw SmartSessionError("a signature Kernel routes to a validator starts with 0x01 and its address")
             }
             return (Address(exactly: bytes[1..<21])!, Array(bytes[21...]))
         }

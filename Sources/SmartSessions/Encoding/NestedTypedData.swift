@@ -110,6 +110,21 @@ public struct NestedTypedData: Sendable, Equatable {
         return keccak256([0x19, 0x01], appDomainSeparator.bytes, typedDataSign.bytes)
     }
 
+    /// SmartSession's part of an account's signature read back, as SmartSessionERC7739 reads it
+    /// from its end: the permission id, the session validator's signature, and the message.
+    public static func parse(_ bytes: [UInt8]) throws(SmartSessionError) -> (permissionId: Bytes32, sessionSignature: [UInt8], message: NestedTypedData) {
+        guard bytes.count >= 32 + 66 else { throw SmartSessionError("\(bytes.count) bytes are too few for a permission id, a domain separator, a contents hash and a length") }
+        let length = Int(bytes[bytes.count - 2]) << 8 | Int(bytes[bytes.count - 1])
+        let appended = bytes.count - 66 - length
+        guard appended >= 32 else { throw SmartSessionError("the contents description's length, \(length) bytes, is more than the signature holds") }
+        guard let description = String(validating: bytes[(appended + 64)..<(bytes.count - 2)], as: UTF8.self) else {
+            throw SmartSessionError("the contents description is not UTF-8 text")
+        }
+        let message = try NestedTypedData(appDomainSeparator: Bytes32(bytes[appended..<(appended + 32)]), contents: Bytes32(bytes[(appended + 32)..<(appended + 64)]),
+                                          contentsDescription: description)
+        return (Bytes32(bytes[0..<32]), Array(bytes[32..<appended]), message)
+    }
+
     /// SmartSession's part of the account's signature: `permissionId ‖ sessionSignature ‖
     /// appDomainSeparator ‖ contents ‖ contentsDescription ‖ uint16 length`. The account's
     /// routing to SmartSession goes before it (`AccountKind.erc1271Signature`).
