@@ -39,7 +39,7 @@ extension Agent {
     /// signs: `given` it, or read from the chain's endpoint.
     public nonisolated func signTypedData(sessionId: String, client: ClientIdentity, chainId: UInt64, document: TypedData,
                                           accountDomain given: GivenAccountDomain? = nil) async throws(AgentError) -> SignedMessage {
-        let s = try session(sessionId, client: client)
+        let s = try signer.session(sessionId, client: client)
         guard s.chains.contains(where: { $0.chainId == chainId }) else {
             throw AgentError("wrong_chain", "session \(sessionId) is not enabled for chain \(chainId)")
         }

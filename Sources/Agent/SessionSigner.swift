@@ -210,9 +210,7 @@ final class SessionSigner: @unchecked Sendable {
         defer { for line in refusals { logger.notice("\(line)") } }
         let session = try locked { () throws(AgentError) -> ActiveSession in
             let session = try activeSession(r.sessionId, client: r.client, now: now)
-            guard session.stored.chains.contains(where: { $0.chainId == r.chainId }) else {
-                throw AgentError("wrong_chain", "session \(r.sessionId) is not enabled for chain \(r.chainId)")
-            }
+            // Only a chain of the session is ever enabled (the agent refused others as wrong_chain).
             guard session.enabledChains.contains(r.chainId) else {
                 throw AgentError("not_enabled", "session \(r.sessionId) is not enabled on chain \(r.chainId) yet; SmartSession accepts its key's signed messages "
                                                 + "once a user operation in ENABLE mode, or an account operation, has enabled it there")
@@ -312,6 +310,11 @@ final class SessionSigner: @unchecked Sendable {
             active[id] = session
             return session
         } catch { throw AgentError(error) }
+    }
+
+    /// Session `id` as signing sees it (decoded once and kept), if `client` may sign with it now.
+    func session(_ id: String, client: ClientIdentity) throws(AgentError) -> StoredSession {
+        try locked { () throws(AgentError) -> StoredSession in try activeSession(id, client: client, now: clock()).stored }
     }
 
     /// The chains session `id` is enabled on, by the signatures the agent gave (those not yet

@@ -64,11 +64,12 @@ enum AgentBench {
 
         /// A session the rules approve, already enabled on the chain, so that every signature
         /// measured is a USE signature.
-        func session(_ permission: JSONValue, chains: [UInt64] = [chain]) async throws -> String {
-            let request: JSONValue = .object(JSONObject([
+        func session(_ permission: JSONValue, chains: [UInt64] = [chain], typedData: JSONValue? = nil) async throws -> String {
+            var request = JSONObject([
                 "account": .string(account.checksummed), "chains": .array(chains.map { JSONValue(Int($0)) }), "permissions": .array([permission]),
-            ]))
-            let pending = try await agent.request(request, client: me)
+            ])
+            request["typedData"] = typedData
+            let pending = try await agent.request(.object(request), client: me)
             guard let sessionId = pending.sessionId else { fatalError("bench session not approved: \(pending.reason)") }
             _ = try await agent.signUserOperation(sessionId: sessionId, client: me, chainId: chain, entryPoint: EntryPointVersion.v07.canonicalAddress,
                                                   version: .v07, operation: operation(nonce: 0))
@@ -124,12 +125,45 @@ enum AgentBench {
             row("  \(label): session_get, limits used and left", 1e6 / limits, "µs")
         }
         try await refusals(served)
+        try await typedData(served)
 
         // What counting for Prometheus (metrics_listen) costs a signature: the first loop again.
         let counted = try await Served(directory: directory + "-metrics", metrics: AgentMetrics())
         defer { counted.close(directory + "-metrics") }
         let countedRate = try await signingRate(counted, try await counted.session(sessions[0].1))
         row("  \(sessions[0].0), metrics counted: in-process", countedRate, "sig/s", ratio: countedRate / firstRate)
+    }
+
+    /// `session_signTypedData`: a session key's ERC-1271 signature of a Mail document, the
+    /// account's domain given (no chain read), in process and over the socket.
+    static func typedData(_ served: Served) async throws {
+        let mail: JSONValue = try JSONValue(parsing: """
+            {"types": {"Mail": [{"name": "to", "type": "address"}, {"name": "contents", "type": "string"}]}, "primaryType": "Mail",
+             "domain": {"name": "Ether Mail", "version": "1", "chainId": 1}, "message": {"to": "0x000000000000000000000000000000000000bEEF", "contents": "hello"}}
+            """)
+        let grant: JSONValue = .array([.object(JSONObject(["domain": mail["domain"]!, "contents": .array(["Mail(address to,string contents)"])]))])
+        let sessionId = try await served.session(sessions[0].1, typedData: grant)
+        let document = try TypedData(json: mail), domain = Agent.GivenAccountDomain(name: "bench account", version: "1")
+        let count = 2000
+        let clock = ContinuousClock()
+        let start = clock.now
+        for _ in 0..<count {
+            _ = try await served.agent.signTypedData(sessionId: sessionId, client: served.me, chainId: chain, document: document, accountDomain: domain)
+        }
+        row("  typed data for the account's ERC-1271: in-process Agent.signTypedData", Double(count) / seconds(clock.now - start), "sig/s")
+        let path = served.path
+        let p50 = try await blocking { () -> Double in
+            let client = try AgentClient(path: path)
+            let params = JSONObject(["sessionId": .string(sessionId), "chainId": JSONValue(Int(chain)), "typedData": mail,
+                                     "accountDomain": .object(JSONObject(["name": "bench account", "version": "1"]))])
+            let latencies = try (0..<count).map { _ in
+                let t0 = clock.now
+                _ = try client.call("session_signTypedData", params)
+                return seconds(clock.now - t0)
+            }
+            return latencies.sorted()[count / 2]
+        }
+        row("  typed data: socket, 1 client, p50 latency", p50 * 1e6, "µs")
     }
 
     /// Signatures a second, in process, with `sessionId`: 2,000 in a row.

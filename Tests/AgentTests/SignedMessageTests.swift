@@ -119,6 +119,8 @@ struct SignedMessageTests {
         elsewhere["domain"] = .object(JSONObject(["name": "Ether Mail", "version": "2", "chainId": JSONValue(1)]))
         #expect(Self.refusal { try Self.sign(client, session, .object(elsewhere)) }?.reason == "content_not_allowed")
         #expect(Self.refusal { try Self.sign(client, session, "not typed data") }?.reason == "bad_request")
+        let elsewhereChain = Self.refusal { try client.call("session_signTypedData", JSONObject(["sessionId": .string(session), "chainId": JSONValue(8453), "typedData": Self.mail()])) }
+        #expect(elsewhereChain?.reason == "wrong_chain", "\(String(describing: elsewhereChain))")
         // As eth_signTypedData_v4 takes it too: the document as JSON text.
         #expect(try Self.sign(client, session, .string(Self.mail().serialized))["digest"] == signed["digest"])
 
