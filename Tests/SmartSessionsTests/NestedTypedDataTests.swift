@@ -95,6 +95,10 @@ struct NestedTypedDataTests {
         #expect(implicit.digest(in: other) != implicit.digest(in: domain))
         let tail = implicit.signature(permissionId: .zero, sessionSignature: [UInt8](repeating: 7, count: 65)).suffix(2)
         #expect(Array(tail) == [0, UInt8(type.utf8.count)])
+        // Read byte by byte, as SmartSession reads it: a combining mark after the last `)` makes
+        // one character with it, yet the name starts after that byte.
+        let marked = try NestedTypedData(appDomainSeparator: .zero, contents: .zero, contentsDescription: "Mail(address to)\u{301}Mail")
+        #expect(marked.contentsType == "Mail(address to)" && marked.contentsName == "\u{301}Mail")
     }
 
     /// Names SmartSession would read as invalid (and then compute a hash nobody signed) are

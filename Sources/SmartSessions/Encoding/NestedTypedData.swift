@@ -69,31 +69,34 @@ public struct NestedTypedData: Sendable, Equatable {
         }
     }
 
-    /// The parts as a signature carries them. A description SmartSession would read as an
-    /// invalid contents name (one starting with a lower-case letter, or holding `(`, `)`, `,`,
-    /// a space or a zero byte) makes it compute a hash no key signed: refused here instead.
+    /// The parts as a signature carries them. The description is read byte by byte, as
+    /// SmartSession reads it. One it would read as an invalid contents name (empty, starting with
+    /// a lower-case letter, or holding `(`, `)`, `,`, a space or a zero byte) makes it compute a
+    /// hash no key signed: refused here instead, as is one without a type.
     public init(appDomainSeparator: Bytes32, contents: Bytes32, contentsDescription: String) throws(SmartSessionError) {
-        guard contentsDescription.utf8.count <= Int(UInt16.max) else {
+        let bytes = Array(contentsDescription.utf8)
+        guard bytes.count <= Int(UInt16.max) else {
             throw SmartSessionError("the contents description is longer than the 65535 bytes its length field holds")
         }
-        let type: Substring, name: Substring
-        if contentsDescription.hasSuffix(")") {
-            type = contentsDescription[...]
-            name = contentsDescription.prefix(while: { $0 != "(" })
-        } else if let close = contentsDescription.lastIndex(of: ")") {
-            type = contentsDescription[...close]
-            name = contentsDescription[contentsDescription.index(after: close)...]
+        let open = UInt8(ascii: "("), close = UInt8(ascii: ")")
+        let typeLength: Int, name: ArraySlice<UInt8>
+        if bytes.last == close {
+            (typeLength, name) = (bytes.count, bytes.prefix { $0 != open })
+        } else if let last = bytes.lastIndex(of: close) {
+            (typeLength, name) = (last + 1, bytes[(last + 1)...])
         } else {
             throw SmartSessionError("the contents description \(String(reflecting: contentsDescription)) holds no type")
         }
-        guard let first = name.unicodeScalars.first, !(("a" as Unicode.Scalar)..."z").contains(first), !name.unicodeScalars.contains(where: { "(), \0".unicodeScalars.contains($0) }) else {
-            throw SmartSessionError("SmartSession refuses the contents name \(String(reflecting: String(name))): it must not be empty, "
+        let refused: [UInt8] = [open, close, UInt8(ascii: ","), UInt8(ascii: " "), 0]
+        guard let first = name.first, !(UInt8(ascii: "a")...UInt8(ascii: "z")).contains(first), !name.contains(where: refused.contains) else {
+            throw SmartSessionError("SmartSession refuses the contents name \(String(reflecting: String(decoding: name, as: UTF8.self))): it must not be empty, "
                                     + "start with a lower-case letter, or hold a parenthesis, comma, space or zero byte")
         }
         self.appDomainSeparator = appDomainSeparator
         self.contents = contents
-        self.contentsType = String(type)
-        self.contentsName = String(name)
+        // Cut at an ASCII parenthesis, so both parts are whole UTF-8.
+        contentsType = String(decoding: bytes[..<typeLength], as: UTF8.self)
+        contentsName = String(decoding: name, as: UTF8.self)
         self.contentsDescription = contentsDescription
     }
 

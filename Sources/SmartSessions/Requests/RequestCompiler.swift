@@ -169,8 +169,8 @@ public struct RequestCompiler: Sendable {
     /// `typedData`: `[{"domain": {…EIP-712 domain…}, "contents": ["Mail(address to)", …]}]`, the
     /// typed data the session key may sign for the account's ERC-1271: each application's
     /// domain, and the contents descriptions (`encodeType`, optionally followed by the name)
-    /// the agent will sign under it.
-    /// Returns the contexts, and each domain in words. Rules files name typed data the same way.
+    /// the agent will sign under it. Returns the contexts, and each domain in words. Rules
+    /// files name typed data the same way.
     public static func typedDataContents(_ value: JSONValue, path: String) throws(SmartSessionError) -> ([ERC7739Context], [Bytes32: String]) {
         guard let items = value.arrayValue, !items.isEmpty else { throw SmartSessionError("\(path): a list of {\"domain\", \"contents\"}, at least one") }
         var contexts: [ERC7739Context] = [], texts: [Bytes32: String] = [:]
@@ -263,7 +263,7 @@ public struct RequestCompiler: Sendable {
         if let v = f.optional("typedData") {
             (erc7739.allowedERC7739Content, appDomains) = try Self.typedDataContents(v, path: "typedData")
             // SmartSession accepts a session key's signed messages only under at least one
-            // ERC-1271 policy: the session's validity, or none but the session's own end.
+            // ERC-1271 policy: the session's validity, or SudoPolicy when it has none.
             let validity = userOpPolicies.first { $0.field == "validity" }?.config
             erc7739.erc1271Policies = [(validity ?? .sudo).policyData]
         }
