@@ -207,6 +207,10 @@ struct SessionsShow: ParsableCommand {
                          "  account \(s["account"]?.stringValue ?? "?"), key \(s["sessionKey"]?.stringValue ?? "?")",
                          "  created \(utcTime(s["createdAt"]) ?? "?"), \(SessionsList.state(s))"]
             if let pid = s["boundToProcess"]?.integerValue { lines.append("  for process \(pid) alone, and ends when it exits") }
+            for c in s["session"]?["erc7739Policies"]?["allowedERC7739Content"]?.arrayValue ?? [] {
+                let names = (c["contentNames"]?.arrayValue ?? []).compactMap(\.stringValue).map { DisplayText.escaped(String(reflecting: $0)) }
+                lines.append("  signs typed data for the account (sign-typed-data): \(names.joined(separator: ", ")) under the application domain \(c["appDomainSeparator"]?.stringValue ?? "?")")
+            }
             let limits = s["limits"]?.arrayValue ?? []
             let enabled = Set((s["enabledChains"]?.arrayValue ?? []).compactMap(\.stringValue))
             for chain in (s["chains"]?.arrayValue ?? []).compactMap(\.stringValue) {

@@ -184,6 +184,8 @@ struct SignedMessageTests {
         let message = try NestedTypedData(try TypedData(json: Self.mail()), explicit: false)
         let domain = AccountDomain(name: "Test Account", version: "1.0.0", chainId: UInt256(Self.chain), verifyingContract: try Address(AgentProcess.account))
         #expect(try json.bytes32("digest") == message.digest(in: domain) && json.bytes32("hash") == message.appHash, "\(json)")
+        let shown = try Command.run(Command.sessionAgent, ["sessions", "show", session, "--socket", agent.clientSocket])
+        #expect(shown.stdout.contains("signs typed data for the account (sign-typed-data): \"\(Self.mailType)\" under the application domain \(message.appDomainSeparator.hex)"), "\(shown)")
         let half = try Command.run(Command.sessionAgent, ["sign-typed-data", file.path, "--session", session, "--chain-id", String(Self.chain),
                                                           "--account-name", "Test Account", "--socket", agent.clientSocket])
         #expect(half.status != 0 && half.stderr.contains("--account-name and --account-version go together"), "\(half)")
