@@ -90,6 +90,7 @@ struct EthToolboxTests {
              "primaryType":"M","domain":{"name":"SmartSession","version":"1"},"message":{"x":"1"}}
             """)
         #expect(try json(typed)["domainSeparator"] == "0x057501e891776d1482927e5f094ae44049a4d893ba2d7b334dd7db8d38d3a0e1")
+        #expect(try json(typed)["contentsType"] == "M(uint256 x)")
         let malformed = try Command.sessionAgent("eth", "typed-data-hash", stdin: "{\"types\": ")
         #expect(malformed.status == 1 && malformed.stderr.contains("invalid JSON"))
 

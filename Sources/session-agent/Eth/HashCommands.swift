@@ -22,6 +22,11 @@ struct TypedDataHash: ParsableCommand {
                 let structHash = try data.hashStruct(data.primaryType, data.message)
                 json["structHash"] = .string(structHash.hex)
                 text += "structHash (\(data.primaryType)): \(structHash.hex)\n"
+                // What a session request's `typedData` (and a rules file's `typed_data`) lists
+                // for a session key to sign such documents (ERC-7739).
+                let contentsType = try data.encodeType(data.primaryType)
+                json["contentsType"] = .string(contentsType)
+                text += "contentsType: \(contentsType)\n"
             }
             json["digest"] = .string(digest.hex)
             text += "digest: \(digest.hex)"
