@@ -94,6 +94,7 @@ struct RulesCommandTests {
         let parts = try JSONValue(parsing: try Command.sessionAgent("decode-message-signature", try honest.string("signature"), "--json").stdout)
         #expect(parts["permissionId"]?.stringValue == (try vector.string("permissionId")) && parts["contentsDescription"] == "Permit(bytes32 stuff)Permit", "\(parts)")
         #expect(parts["hash"]?.stringValue == (try honest.string("hash")), "\(parts)")
+        #expect(try Command.sessionAgent("decode-message-signature", try honest.string("signature")).stdout.contains(#""Permit(bytes32 stuff)Permit" (Permit, explicit)"#))
 
         let mail = #"{"types": {"Mail": [{"name": "to", "type": "address"}]}, "primaryType": "Mail", "domain": {"name": "Ether Mail"}, "message": {"to": "0x000000000000000000000000000000000000bEEF"}}"#
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("decode-message-\(UUID())")

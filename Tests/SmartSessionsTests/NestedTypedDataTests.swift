@@ -112,13 +112,14 @@ struct NestedTypedDataTests {
 
     /// What cannot be SmartSession's part of a signature is refused, not trapped on.
     @Test func damagedSignaturesAreRefused() throws {
-        let good = try NestedTypedData(appDomainSeparator: .zero, contents: .zero, contentsDescription: "Mail(address to)")
+        let good = try NestedTypedData(appDomainSeparator: .zero, contents: .zero, contentsDescription: "Mail(address to)Mail")
             .signature(permissionId: .zero, sessionSignature: [UInt8](repeating: 1, count: 65))
         #expect(try NestedTypedData.parse(good).sessionSignature.count == 65)
         var tooLong = good
         tooLong[tooLong.count - 2] = 0xff
+        // A byte of the name that is no UTF-8: a name SmartSession would take, but not text.
         var notText = good
-        notText[notText.count - 3] = 0xff
+        notText[notText.count - 4] = 0xff
         for bytes in [Array(good.prefix(97)), tooLong, notText, [UInt8](repeating: 0, count: 98)] {
             #expect(throws: SmartSessionError.self) { try NestedTypedData.parse(bytes) }
         }
