@@ -127,7 +127,7 @@ struct SignTypedData: ParsableCommand {
             }
             let result = try remote { try socket.connect().call("session_signTypedData", params) }
             let lines = ["signature: \(result["signature"]?.stringValue ?? "")", "hash:      \(result["hash"]?.stringValue ?? "")",
-                         "contents:  \(result["contentsDescription"]?.stringValue ?? "")"]
+                         "contents:  \(DisplayText.escaped(result["contentsDescription"]?.stringValue ?? ""))"]
             return CommandOutput(text: lines.joined(separator: "\n"), json: result)
         }
     }
