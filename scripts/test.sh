@@ -9,7 +9,10 @@ cd "$root"
 TMPDIR=$(mktemp -d "${TMPDIR:-/tmp}/session-agent-tests.XXXXXX")
 chmod 1777 "$TMPDIR"
 export TMPDIR
-trap 'rm -rf "$TMPDIR"' EXIT
+# What the tests started runs with this directory on its command line (pcscd's configuration,
+# the card and FIDO emulators' files, the agents' configurations). A test process that crashed
+# stopped none of it, and a pcscd left over takes the next run's virtual readers: stop it too.
+trap 'if command -v pkill >/dev/null; then pkill -u "$(id -u)" -f -- "$TMPDIR/" || true; fi; rm -rf "$TMPDIR"' EXIT
 bash scripts/install-deps.sh
 swift build --build-tests 2>&1 | { grep -vE '^\[|prohibited flag' || true; }
 # Every agent the tests start leaves its log here; none may contain a secret the tests gave it.
