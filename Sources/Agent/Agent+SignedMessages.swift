@@ -9,14 +9,15 @@ extension Agent {
         /// For the account's `isValidSignature(hash, signature)`: its routing to SmartSession,
         /// then SmartSession's part (`NestedTypedData.signature`).
         public var signature: [UInt8]
-        /// The document's own EIP-712 digest, the `hash` an application passes with it.
-        public var hash: Bytes32
         /// What the session key signed: the `TypedDataSign` digest.
         public var digest: Bytes32
         public var message: NestedTypedData
         public var accountDomain: AccountDomain
         /// Whether the account's domain was read from the chain, or given in the request.
         public var accountDomainReadFromChain: Bool
+
+        /// The document's own EIP-712 digest, the `hash` an application passes with it.
+        public var hash: Bytes32 { message.appHash }
     }
 
     /// The account's EIP-712 name, version and salt, as a client gives them.
@@ -47,7 +48,10 @@ extension Agent {
         do throws(SmartSessionError) {
             let implicit = try NestedTypedData(document, explicit: false)
             let listed = s.session.erc7739Policies.allowedERC7739Content.filter { $0.appDomainSeparator == implicit.appDomainSeparator }.flatMap(\.contentNames)
-            message = listed.contains(implicit.contentsDescription) ? implicit : try NestedTypedData(document, explicit: true)
+            // The explicit form differs only in its description: the hashes are not made again.
+            message = listed.contains(implicit.contentsDescription) ? implicit
+                : try NestedTypedData(appDomainSeparator: implicit.appDomainSeparator, contents: implicit.contents,
+                                      contentsDescription: implicit.contentsType + implicit.contentsName)
         } catch { throw .badRequest("params.typedData: \(error.message)") }
         let domain: AccountDomain
         if let given {
@@ -56,7 +60,7 @@ extension Agent {
             domain = try await accountDomain(of: s.account, on: chainId)
         }
         let (signature, digest) = try signer.signMessage(.init(sessionId: sessionId, client: client, chainId: chainId, message: message, accountDomain: domain))
-        return SignedMessage(signature: signature, hash: message.appHash, digest: digest, message: message, accountDomain: domain, accountDomainReadFromChain: given == nil)
+        return SignedMessage(signature: signature, digest: digest, message: message, accountDomain: domain, accountDomainReadFromChain: given == nil)
     }
 
     /// `account`'s `eip712Domain()` on `chainId`, from its endpoint.
