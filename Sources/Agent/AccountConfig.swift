@@ -16,18 +16,25 @@ public struct AccountConfig: Sendable, Equatable {
     public var owners: [OwnerKey]
     /// The chains sessions may be enabled on (empty: any).
     public var chains: Set<UInt64>
+    /// A Kernel account's version as its EIP-712 domain gives it, for a chain the agent cannot
+    /// ask (no endpoint, or the account not deployed there yet); nil: Kernel v3.1's.
+    public var kernelVersion: String?
 
-    public init(address: Address, kind: AccountKind, ownerValidator: Address? = nil, threshold: Int = 1, owners: [OwnerKey], chains: Set<UInt64> = []) {
+    public init(address: Address, kind: AccountKind, ownerValidator: Address? = nil, threshold: Int = 1, owners: [OwnerKey], chains: Set<UInt64> = [],
+                kernelVersion: String? = nil) {
         self.address = address
         self.kind = kind
         self.ownerValidator = ownerValidator ?? (owners.first?.address == nil && !owners.isEmpty ? SmartSessionAddresses.rhinestoneWebAuthnValidator : SmartSessionAddresses.ownableValidator)
         self.threshold = threshold
         self.owners = owners
         self.chains = chains
+        self.kernelVersion = kernelVersion
     }
 
-    public init(address: Address, kind: AccountKind, ownerValidator: Address? = nil, threshold: Int = 1, owners: [Address], chains: Set<UInt64> = []) {
-        self.init(address: address, kind: kind, ownerValidator: ownerValidator, threshold: threshold, owners: owners.map(OwnerKey.address), chains: chains)
+    public init(address: Address, kind: AccountKind, ownerValidator: Address? = nil, threshold: Int = 1, owners: [Address], chains: Set<UInt64> = [],
+                kernelVersion: String? = nil) {
+        self.init(address: address, kind: kind, ownerValidator: ownerValidator, threshold: threshold, owners: owners.map(OwnerKey.address), chains: chains,
+                  kernelVersion: kernelVersion)
     }
 
     /// Whether the owner validator takes WebAuthn assertions from passkeys, rather than
@@ -71,11 +78,13 @@ extension AccountConfig {
     /// The form of `accounts_list` and `accounts_add`. `ownerNonceKey` is derived: the key of
     /// the nonce of the account's own user operations (the EntryPoint's `getNonce(account, key)`).
     public var json: JSONValue {
-        .object(JSONObject([
+        var o = JSONObject([
             "address": .string(address.checksummed), "kind": .string(kind.rawValue), "ownerValidator": .string(ownerValidator.checksummed),
             "threshold": JSONValue(threshold), "owners": .array(owners.map { .string($0.description) }),
             "chains": .array(chains.sorted().map { .string(String($0)) }), "ownerNonceKey": .string(ownerNonceKey.hexQuantity),
-        ]))
+        ])
+        if let kernelVersion { o["kernelVersion"] = .string(kernelVersion) }
+        return .object(o)
     }
 
     /// What selects the owners' validator for the account's own user operations.
@@ -91,7 +100,7 @@ extension AccountConfig {
     /// `path` names the value in errors (`account.kind: …`, `accounts[2].owners[0]: …`).
     public init(json: JSONValue, path: String = "account") throws(AgentError) {
         guard let o = json.objectValue else { throw .badRequest("\(path): an object") }
-        let known = ["address", "kind", "ownerValidator", "threshold", "owners", "chains", "ownerNonceKey"]
+        let known = ["address", "kind", "ownerValidator", "threshold", "owners", "chains", "ownerNonceKey", "kernelVersion"]
         if let extra = o.keys.first(where: { !known.contains($0) }) {
             throw .badRequest("\(path).\(extra): unknown field" + Spelling.suggestion(for: extra, among: known))
         }
@@ -128,8 +137,16 @@ extension AccountConfig {
             guard let c = integer(v), c > 0 else { throw .badRequest("\(path).chains: chain ids") }
             chains.insert(c)
         }
+        // As `eip712Domain()` answers it: "0.3.3", "0.3.0-beta".
+        let kernelVersion = try o["kernelVersion"].map { v throws(AgentError) in
+            guard kind == .kernel else { throw .badRequest("\(path).kernelVersion: only a Kernel account has one") }
+            guard let text = v.stringValue, Self.isKernelVersion(text) else {
+                throw .badRequest("\(path).kernelVersion: the version in the account's EIP-712 domain, such as \"0.3.3\" or \"0.3.0-beta\"")
+            }
+            return text
+        }
         self.init(address: accountAddress, kind: kind, ownerValidator: try o["ownerValidator"].map { v throws(AgentError) in try address(v, "ownerValidator") },
-                  threshold: threshold, owners: owners, chains: chains)
+                  threshold: threshold, owners: owners, chains: chains, kernelVersion: kernelVersion)
         // As `accounts_list` gives it back: derived, so it must agree.
         if let given = o["ownerNonceKey"], given.stringValue.flatMap({ try? UInt256(parsing: $0) }) != ownerNonceKey {
             throw .badRequest("\(path).ownerNonceKey: derived from the kind and the owner validator, \(ownerNonceKey.hexQuantity) here; leave it out")
@@ -145,6 +162,13 @@ extension AccountConfig {
         if !takesPasskeys, passkeys > 0 {
             throw .badRequest("\(path).owners: passkey owners sign for Rhinestone's WebAuthnValidator \(SmartSessionAddresses.rhinestoneWebAuthnValidator.checksummed), not \(ownerValidator.checksummed)")
         }
+    }
+}
+
+extension AccountConfig {
+    /// Whether `text` reads as a version: digits, letters, dots, `-` and `+`, at most 32 of them.
+    static func isKernelVersion(_ text: String) -> Bool {
+        !text.isEmpty && text.utf8.count <= 32 && text.unicodeScalars.allSatisfy { $0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0) || ".-+".unicodeScalars.contains($0)) }
     }
 }
 

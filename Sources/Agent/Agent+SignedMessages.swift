@@ -1,5 +1,4 @@
 import Approval
-import ChainRPC
 import EthereumCore
 import SmartSessions
 
@@ -61,27 +60,5 @@ extension Agent {
         }
         let (signature, digest) = try signer.signMessage(.init(sessionId: sessionId, client: client, chainId: chainId, message: message, accountDomain: domain))
         return SignedMessage(signature: signature, digest: digest, message: message, accountDomain: domain, accountDomainReadFromChain: given == nil)
-    }
-
-    /// `account`'s `eip712Domain()` on `chainId`, from its endpoint.
-    nonisolated func accountDomain(of account: Address, on chainId: UInt64) async throws(AgentError) -> AccountDomain {
-        guard let rpc = chains?.rpc(for: chainId) else {
-            throw .badRequest("params.accountDomain: the account's EIP-712 name and version are needed, since no JSON-RPC endpoint is configured for chain \(chainId) to read them from")
-        }
-        let call = AccountDomain.call(on: account)
-        do throws(ChainRPCError) {
-            let answers = try await rpc.batch([.chainId, .call(call, block: nil)])
-            try rpc.requireChain(chainId, answer: answers[0])
-            let answer: [UInt8]
-            do { answer = try EthereumRPC.answer(answers[1], to: call, block: nil) } catch where error.reason == "reverted" {
-                throw ChainRPCError("no_account_domain", "the account \(account.checksummed) has no eip712Domain() on chain \(chainId), which SmartSession reads to check "
-                                                         + "its session keys' signatures: an account without one needs the SmartSessionCompatibilityFallback installed for it")
-            }
-            // A call to an address without code answers nothing.
-            guard !answer.isEmpty else { throw ChainRPCError("account_not_deployed", "the account \(account.checksummed) has no code on chain \(chainId)") }
-            do { return try AccountDomain(answer: answer, of: call) } catch { throw ChainRPCError(error, from: rpc.endpoint) }
-        } catch {
-            throw AgentError(error.reason, "the account's EIP-712 domain was not read from chain \(chainId): \(error.message)")
-        }
     }
 }

@@ -174,14 +174,17 @@ public actor Agent {
         if binding.contains(.process) && client.startTime == nil { throw .badRequest("the client process cannot be told apart from a later one with its pid (its /proc entry is not readable, or it exited), so the session cannot be bound to it") }
         // An exported key goes on signing in its client's hands after the process exits.
         if binding.contains(.process) && compiled.exportKey { throw .badRequest("a session bound to its process cannot hand its key out (export): the key would outlive the process") }
-        var accountKind = compiled
-        accountKind.accountKind = compiled.accountKind ?? account.kind
-        if accountKind.accountKind == .kernel, compiled.chains.count > 1 {
-            throw .badRequest("a Kernel account gives its owner validator the enable digest wrapped with the chain id (Kernel v3.1's EIP-712 domain), so one owner signature enables a session on one chain: ask for one chain per request")
+        var forAccount = compiled
+        forAccount.accountKind = compiled.accountKind ?? account.kind
+        if forAccount.accountKind == .kernel {
+            guard compiled.chains.count == 1 else {
+                throw .badRequest("a Kernel account gives its owner validator the enable digest wrapped with the chain id (in Kernel's EIP-712 domain), so one owner signature enables a session on one chain: ask for one chain per request")
+            }
+            forAccount.kernelVersion = try await kernelVersion(of: account, on: compiled.chains[0].chainId)
         }
-        let review = Reviewer(tokens: tokens, now: now).review(accountKind)
+        let review = Reviewer(tokens: tokens, now: now).review(forAccount)
         let id = "req-" + Hex.encode(Secp256k1.randomBytesForIdentifiers(), prefix: false)
-        let request = PendingRequest(id: id, client: client, compiled: accountKind, review: review, binding: binding,
+        let request = PendingRequest(id: id, client: client, compiled: forAccount, review: review, binding: binding,
                                      createdAt: now, status: .pending, reason: "waiting for approval", sessionId: nil, decidedAt: nil, sessionKey: key)
         return try await register(request, renderingHash: Keccak256.hash(utf8: review.text()))
     }

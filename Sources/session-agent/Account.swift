@@ -28,7 +28,7 @@ struct AccountList: ParsableCommand {
             let text = (accounts.arrayValue ?? []).map { a in
                 let owners = (a["owners"]?.arrayValue ?? []).compactMap(\.stringValue)
                 let chains = (a["chains"]?.arrayValue ?? []).compactMap { $0.stringValue.flatMap(UInt64.init) }.map(Chains.label)
-                return ["\(a["address"]?.stringValue ?? "?")  \(a["kind"]?.stringValue ?? "?")",
+                return ["\(a["address"]?.stringValue ?? "?")  \(a["kind"]?.stringValue ?? "?")" + (a["kernelVersion"]?.stringValue.map { " \($0)" } ?? ""),
                         "  \(a["threshold"]?.serialized ?? "?") of \(owners.count) owner\(owners.count == 1 ? "" : "s") through \(a["ownerValidator"]?.stringValue ?? "?"): " + owners.joined(separator: ", "),
                         "  chains: " + (chains.isEmpty ? "any" : chains.joined(separator: ", ")),
                         "  nonce key of its own user operations: \(a["ownerNonceKey"]?.stringValue ?? "?")"].joined(separator: "\n")
@@ -47,6 +47,8 @@ struct AccountAdd: ParsableCommand {
     @Option(help: "How many owner signatures the validator needs.") var threshold: Int = 1
     @Option(name: .customLong("owner-validator"), help: "The validator that checks the owners (default: OwnableValidator, or for passkeys the WebAuthnValidator).") var ownerValidator: String?
     @Option(name: .customLong("chain-id"), help: "A chain sessions may be enabled on (repeat; none: any).") var chains: [UInt64] = []
+    @Option(name: .customLong("kernel-version"), help: "A Kernel account's version as its eip712Domain() gives it (0.3.3), for chains the agent cannot ask (default 0.3.1).")
+    var kernelVersion: String?
     @Option(help: "The agent's control socket (default: $SESSION_AGENT_CONTROL_SOCK).") var socket: String?
     @OptionGroup var output: OutputOptions
 
@@ -57,6 +59,7 @@ struct AccountAdd: ParsableCommand {
                 "chains": .array(chains.map { .string(String($0)) }),
             ])
             if let ownerValidator { account["ownerValidator"] = .string(ownerValidator) }
+            if let kernelVersion { account["kernelVersion"] = .string(kernelVersion) }
             let added = try remote { try connectControl(socket).call("accounts_add", JSONObject(["account": .object(account)])) }
             return CommandOutput(text: "\(address) is managed", json: added)
         }

@@ -49,6 +49,8 @@ struct Inspect: ParsableCommand {
     @Option(help: "The enable nonce (SmartSession.getNonce) on every chain (default 0).") var nonce: String?
     @Option(help: "enable or unsafe-enable (overrides the request).") var mode: String?
     @Option(name: .customLong("session-key"), help: "A session key address (repeatable). Default: a fresh key made for this inspection.") var sessionKeys: [String] = []
+    @Option(name: .customLong("kernel-version"), help: "For a Kernel account (accountKind kernel): its version, as its eip712Domain() gives it (default 0.3.1).")
+    var kernelVersion: String = AccountKind.kernelV31
     @OptionGroup var review: ReviewOptions
     @OptionGroup var output: OutputOptions
 
@@ -79,7 +81,8 @@ struct Inspect: ParsableCommand {
                 let chains = try compiler.compile(json).chains.map(\.chainId)
                 compiler.overrides.nonces = Dictionary(uniqueKeysWithValues: chains.map { ($0, value) })
             }
-            let compiled = try compiler.compile(json)
+            var compiled = try compiler.compile(json)
+            compiled.kernelVersion = kernelVersion
             let result = Reviewer(tokens: tokens, now: review.time).review(compiled)
             var text = result.text(colors: review.colors)
             if generatedKey { text += "\n\nnote: the session key \(keys[0].checksummed) was generated for this inspection; the agent binds its own" }
@@ -102,6 +105,8 @@ struct DecodeSignature: ParsableCommand {
     @Option(help: "The account the operation is for, to recompute the enable digests.") var account: String?
     @Option(help: "The enable nonce the owner signed at (default 0).") var nonce: String = "0"
     @Option(name: .customLong("account-kind"), help: "erc7579, nexus, safe7579 or kernel: how permissionEnableSig routes (default erc7579).") var accountKind: String = "erc7579"
+    @Option(name: .customLong("kernel-version"), help: "A Kernel account's version, as its eip712Domain() gives it: 0.3.0-beta, 0.3.1, 0.3.2, 0.3.3 (default 0.3.1).")
+    var kernelVersion: String = AccountKind.kernelV31
     @OptionGroup var review: ReviewOptions
     @OptionGroup var output: OutputOptions
 
@@ -124,8 +129,9 @@ struct DecodeSignature: ParsableCommand {
             do { nonceValue = try UInt256(parsing: nonce) } catch { throw CommandFailure(message: "--nonce: \(error)") }
             let accountAddress = try account.map { try parseAddress($0, what: "--account") }
             let chains = enable.hashesAndChainIds.map { ChainTarget(chainId: $0.chainId, nonce: nonceValue) }
-            let request = CompiledRequest(format: .rawSession, account: accountAddress ?? .zero, accountKind: kind, chains: chains,
+            var request = CompiledRequest(format: .rawSession, account: accountAddress ?? .zero, accountKind: kind, chains: chains,
                                           mode: mode, session: enable.sessionToEnable)
+            request.kernelVersion = kernelVersion
             let digest = EnableDigest.multichainDigest(enable.hashesAndChainIds)
             lines.append("chain index    \(enable.chainDigestIndex) of " + enable.hashesAndChainIds.map { "\(Chains.label($0.chainId)) \($0.sessionDigest.hex)" }.joined(separator: ", "))
             lines.append("owner signed   \(digest.hex) (multichain digest of the listed pairs)")
@@ -140,7 +146,7 @@ struct DecodeSignature: ParsableCommand {
             if let (validator, ownerSig) = try? kind.parseERC1271Signature(enable.permissionEnableSig) {
                 lines.append("owner validator \(validator.checksummed)")
                 o["ownerValidator"] = .string(validator.checksummed)
-                let hash = kind.validatorHash(of: digest, account: accountAddress ?? .zero, chainId: enable.hashesAndChainIds.first?.chainId ?? 0)
+                let hash = kind.validatorHash(of: digest, account: accountAddress ?? .zero, chainId: enable.hashesAndChainIds.first?.chainId ?? 0, kernelVersion: kernelVersion)
                 if let signers = ownableValidatorSigners(ownerSig, hash: hash) {
                     lines += signers.map { "owner signer   \($0)" }
                     o["ownerSigners"] = .array(signers.map { .string($0) })

@@ -33,6 +33,7 @@ struct AgentFlowTests {
     static func agent(rules text: String? = nil, ownerPrompt: @escaping SecretPrompt = { _ in secret("owner") },
                       path: String = ScratchDirectory.path("agent.sqlite"),
                       chains: Set<UInt64> = [11155111], owners: [Address] = [owner.address], threshold: Int = 1, kind: AccountKind = .erc7579Reference,
+                      kernelVersion: String? = nil,
                       clock: @escaping @Sendable () -> UInt64 = { now }, journal: JournalLines? = nil, autoLock: Agent.AutoLock = Agent.AutoLock(),
                       endpoints: ChainEndpoints? = nil) throws -> (Agent, SessionStore) {
         let store = try SessionStore(path: path)
@@ -40,7 +41,7 @@ struct AgentFlowTests {
         let keystore = try KeystoreOwner(keystore: try Keystore.encrypt(owner, passphrase: secret("owner"), kdf: .scrypt(n: 16, r: 8, p: 1)), location: "test")
         let rules = try RulesFile(toml: try text ?? String(contentsOf: Oracle.packageRoot.appendingPathComponent("docs/examples/rules.toml"), encoding: .utf8))
         let agent = Agent(store: store, owners: [keystore],
-                          accounts: [AccountConfig(address: account, kind: kind, threshold: threshold, owners: owners, chains: chains)],
+                          accounts: [AccountConfig(address: account, kind: kind, threshold: threshold, owners: owners, chains: chains, kernelVersion: kernelVersion)],
                           rules: rules, autoLock: autoLock, ownerPrompt: ownerPrompt, clock: clock,
                           logger: Logger(label: "test", factory: { _ in journal.map { $0 as any LogHandler } ?? SwiftLogNoOpLogHandler() }), chains: endpoints)
         return (agent, store)
@@ -71,18 +72,66 @@ struct AgentFlowTests {
         let (agent, store) = try Self.agent(chains: [], kind: .kernel)
         var kernel = Self.example.objectValue!
         kernel["accountKind"] = nil
-        let request = try await agent.request(.object(kernel), client: Self.bot)
-        let stored = try store.session(id: try #require(request.sessionId, "\(request.reason)"))
-        let wrapped = AccountKind.kernel.validatorHash(of: request.review.multichainDigest, account: Self.account, chainId: 11155111)
-        #expect(wrapped != request.review.multichainDigest && request.review.ownerDigest == wrapped)
-        #expect(request.review.text().contains("owner signs   \(wrapped.hex) (Kernel's wrapping of it"))
-        let (_, signature) = try AccountKind.kernel.parseERC1271Signature(stored.permissionEnableSig)
-        #expect(try RecoverableSignature(bytes: signature).recoverAddress(digest: wrapped) == Self.owner.address)
+        try await Self.expectKernelWrapping(try await agent.request(.object(kernel), client: Self.bot), store: store, version: "0.3.1")
 
         kernel["chains"] = .array([JSONValue(11155111), JSONValue(84532)])
         kernel["permissions"] = .array([.object(JSONObject(["target": "0x000000000000000000000000000000000000bEEF", "functions": .array(["ping()"]), "sudo": true]))])
         await #expect { try await agent.request(.object(kernel), client: Self.bot) } throws: { error in
             "\(error)".contains("one chain per request")
+        }
+    }
+
+    /// That the owner of `request`'s session signed its digest as a Kernel account of `version`
+    /// hands it to its validator, and that the review says so.
+    static func expectKernelWrapping(_ request: Agent.PendingRequest, store: SessionStore, version: String,
+                                     sourceLocation: SourceLocation = #_sourceLocation) async throws {
+        let stored = try store.session(id: try #require(request.sessionId, "\(request.reason)", sourceLocation: sourceLocation))
+        let wrapped = AccountKind.kernel.validatorHash(of: request.review.multichainDigest, account: account, chainId: 11155111, kernelVersion: version)
+        #expect(wrapped != request.review.multichainDigest && request.review.ownerDigest == wrapped, sourceLocation: sourceLocation)
+        #expect(request.review.text().contains("owner signs   \(wrapped.hex) (Kernel's wrapping of it, in the account's EIP-712 domain on this chain: Kernel \"\(version)\")"),
+                sourceLocation: sourceLocation)
+        #expect(request.review.json["kernelVersion"] == .string(version), sourceLocation: sourceLocation)
+        let (_, signature) = try AccountKind.kernel.parseERC1271Signature(stored.permissionEnableSig)
+        #expect(try RecoverableSignature(bytes: signature).recoverAddress(digest: wrapped) == owner.address, sourceLocation: sourceLocation)
+    }
+
+    /// Kernel versions after v3.1 (v3.2, v3.3) and before it (v3.0, "0.3.0-beta") name
+    /// themselves in their EIP-712 domain, and so in what their owners sign. The agent asks the
+    /// chain where it has an endpoint and the account is deployed, and takes the configured
+    /// `kernelVersion` where not; an account whose domain is not Kernel's is refused, since its
+    /// owners would sign a digest it never checks.
+    @Test func aKernelAccountsVersionIsReadFromTheChainOrConfigured() async throws {
+        var kernel = Self.example.objectValue!
+        kernel["accountKind"] = nil
+        let noEndpoint = try Self.agent(path: ScratchDirectory.path("configured.sqlite"), chains: [], kind: .kernel, kernelVersion: "0.3.3")
+        try await Self.expectKernelWrapping(try await noEndpoint.0.request(.object(kernel), client: Self.bot), store: noEndpoint.1, version: "0.3.3")
+
+        func chain(_ account: JSONObject?) throws -> JSONValue {
+            .object(JSONObject(["chainId": JSONValue(11155111), "block": JSONValue(100),
+                                "accounts": .object(JSONObject(account.map { [Self.account.lowercased: .object($0)] } ?? [:]))]))
+        }
+        let endpoint = try ChainStandIn(try chain(JSONObject(["code": "0x6080", "eip712Domain": .object(JSONObject(["name": "Kernel", "version": "0.3.2"]))])))
+        defer { endpoint.stop() }
+        let (agent, store) = try Self.agent(chains: [], kind: .kernel, kernelVersion: "0.3.3",
+                                            endpoints: ChainEndpoints([11155111: try ChainEndpoint(endpoint.url)]))
+        try await Self.expectKernelWrapping(try await agent.request(.object(kernel), client: Self.bot), store: store, version: "0.3.2")
+        // Not deployed yet (its first user operation deploys it): the configured version.
+        try endpoint.write(try chain(nil))
+        try await Self.expectKernelWrapping(try await agent.request(.object(kernel), client: Self.bot), store: store, version: "0.3.3")
+
+        for (account, expected) in [
+            (JSONObject(["code": "0x6080", "eip712Domain": .object(JSONObject(["name": "Nexus", "version": "1.2.0"]))]), "its EIP-712 domain is \"Nexus\" \"1.2.0\", not Kernel's"),
+            (JSONObject(["code": "0x6080", "eip712Domain": .object(JSONObject(["name": "Kernel", "version": "0.3.3\u{202E}"]))]), "\"Kernel\" \"0.3.3\\u{202e}\", not Kernel's"),
+            (JSONObject(["code": "0x6080"]), "has no eip712Domain() on chain 11155111, which every Kernel v3 account has"),
+        ] {
+            try endpoint.write(try chain(account))
+            await #expect { try await agent.request(.object(kernel), client: Self.bot) } throws: { error in
+                (error as? AgentError)?.reason == "wrong_account_kind" && "\(error)".contains(expected)
+            }
+        }
+        try endpoint.write(.object(JSONObject(["chainId": JSONValue(84532), "block": JSONValue(100), "accounts": .object(JSONObject())])))
+        await #expect { try await agent.request(.object(kernel), client: Self.bot) } throws: { error in
+            "\(error)".contains("the account's EIP-712 domain was not read from chain 11155111")
         }
     }
 

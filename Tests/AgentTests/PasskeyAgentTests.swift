@@ -212,7 +212,8 @@ struct PasskeyAgentTests {
         }
         let (validator, validatorSignature) = try AccountKind.kernel.parseERC1271Signature(enable.permissionEnableSig)
         #expect(validator == SmartSessionAddresses.zeroDevWebAuthnValidator)
-        let wrapped = AccountKind.kernel.validatorHash(of: EnableDigest.multichainDigest(enable.hashesAndChainIds), account: try Address(kernel), chainId: 11155111)
+        let wrapped = AccountKind.kernel.validatorHash(of: EnableDigest.multichainDigest(enable.hashesAndChainIds), account: try Address(kernel), chainId: 11155111,
+                                                     kernelVersion: AccountKind.kernelV31)
         #expect(try Oracle.webAuthnVerdicts([.object(JSONObject([
             "format": "zerodev", "publicKey": .string(publicKey), "challenge": .string(wrapped.hex), "signature": .string(Hex.encode(validatorSignature)),
         ]))], in: authenticator.directory) == ["ok"])

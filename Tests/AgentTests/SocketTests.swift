@@ -204,6 +204,11 @@ struct SocketTests {
         #expect(fixed.status == 1 && fixed.stderr.contains("configuration file"), "\(fixed)")
         #expect(try Command.run(Command.sessionAgent, ["account", "remove", other] + socket).status == 0)
         #expect(!(try Command.run(Command.sessionAgent, ["account", "list", "--json"] + socket).stdout.lowercased().contains(other.lowercased())))
+        // A Kernel account's version, kept across a restart.
+        #expect(try Command.run(Command.sessionAgent, ["account", "add", other, "--kind", "kernel", "--owner", owner, "--kernel-version", "0.3.3"] + socket).status == 0)
+        agent.stop()
+        try agent.start()
+        #expect(try Command.run(Command.sessionAgent, ["account", "list"] + socket).stdout.contains("\(try Address(other).checksummed)  kernel 0.3.3\n"))
     }
 
     @Test func rulesAreReloadedOnRequestAndOnSIGHUP() throws {

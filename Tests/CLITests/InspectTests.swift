@@ -82,6 +82,40 @@ struct InspectTests {
         let bad = try Command.sessionAgent("decode-signature", "0x05")
         #expect(bad.status == 1 && bad.stderr.contains("unknown Smart Sessions mode byte"))
     }
+
+    /// A Kernel account's owners sign the multichain digest as that Kernel version wraps it:
+    /// `inspect` shows it, and `decode-signature` recovers the owner over it, for the version
+    /// given (v3.1's by default).
+    @Test func bothFollowTheKernelVersionGiven() throws {
+        let account = try Address("0x7227dcfb0c5ec7a5f539f97b18be261c49687ed6")
+        let request = try String(contentsOfFile: Self.example, encoding: .utf8).replacingOccurrences(of: #""accountKind": "erc7579""#, with: #""accountKind": "kernel""#)
+        let j = try JSONValue(parsing: try Command.sessionAgent("inspect", "-", "--session-key", Self.key, "--kernel-version", "0.3.3", "--json", stdin: request).stdout)
+        let multichain = try Bytes32(hex: try j.string("multichainDigest"))
+        #expect(j["kernelVersion"] == "0.3.3")
+        #expect(j["ownerDigest"]?.stringValue == AccountKind.kernel.validatorHash(of: multichain, account: account, chainId: 11155111, kernelVersion: "0.3.3").hex)
+
+        // The worked example's ENABLE signature, its owner's signature made again as a Kernel
+        // v3.3 account's owner's.
+        let c = try Fixtures.json("cases/01-enable-then-use.json")
+        guard case .enable(let mode, var enable, let sessionSignature) = try SessionSignature(decoding: try Hex.decode(try c["userOps"]!.arrayValue![0]["userOp"]!.string("signature"))) else {
+            Issue.record("not an ENABLE signature"); return
+        }
+        let owner = Secp256k1.PrivateKey.generate()
+        let wrapped = AccountKind.kernel.validatorHash(of: EnableDigest.multichainDigest(enable.hashesAndChainIds), account: account,
+                                                       chainId: enable.hashesAndChainIds[0].chainId, kernelVersion: "0.3.3")
+        enable.permissionEnableSig = AccountKind.kernel.erc1271Signature(validator: SmartSessionAddresses.ownableValidator,
+                                                                          signature: OwnableValidatorConfig.combine([owner.sign(digest: wrapped)]))
+        let signature = Hex.encode(SessionSignature.enable(mode: mode, enableSession: enable, signature: sessionSignature).encoded)
+        func decoded(_ version: [String]) throws -> JSONValue {
+            let arguments = ["decode-signature", signature, "--account", account.checksummed, "--account-kind", "kernel", "--json"] + version
+            return try JSONValue(parsing: try Command.run(Command.sessionAgent, arguments).stdout)
+        }
+        func signers(_ version: [String]) throws -> [JSONValue]? { try decoded(version)["ownerSigners"]?.arrayValue }
+        #expect(try signers(["--kernel-version", "0.3.3"]) == [.string(owner.address.checksummed)])
+        #expect(try decoded(["--kernel-version", "0.3.3"])["review"]?["kernelVersion"] == "0.3.3")
+        let byDefault = try signers([])
+        #expect(byDefault?.count == 1 && byDefault != [.string(owner.address.checksummed)])
+    }
 }
 
 @Suite("session-agent rules test")

@@ -92,16 +92,19 @@ struct SignatureEncodingTests {
         #expect(throws: SmartSessionError.self) { try AccountKind.kernel.parseERC1271Signature([0x00] + validator.bytes) }
         let digest = Keccak256.hash(utf8: "d")
         let account = try Address("0x7227dcfb0c5ec7a5f539f97b18be261c49687ed6")
-        #expect(AccountKind.nexus.validatorHash(of: digest, account: account, chainId: 1) == digest)
+        #expect(AccountKind.nexus.validatorHash(of: digest, account: account, chainId: 1, kernelVersion: "0.3.3") == digest)
         // Kernel's wrapping is its EIP-712 domain over Kernel(bytes32 hash), computed here by the
-        // generic typed-data engine as an independent check.
-        let typed = try TypedData(parsing: """
-            {"types":{"EIP712Domain":[{"name":"name","type":"string"},{"name":"version","type":"string"},{"name":"chainId","type":"uint256"},{"name":"verifyingContract","type":"address"}],
-                      "Kernel":[{"name":"hash","type":"bytes32"}]},
-             "primaryType":"Kernel","domain":{"name":"Kernel","version":"0.3.1","chainId":8453,"verifyingContract":"\(account.checksummed)"},
-             "message":{"hash":"\(digest.hex)"}}
-            """)
-        #expect(AccountKind.kernel.validatorHash(of: digest, account: account, chainId: 8453) == (try typed.digest))
+        // generic typed-data engine as an independent check (and by eth-account for random
+        // versions in IndependentDigestTests).
+        for version in [AccountKind.kernelV31, "0.3.3"] {
+            let typed = try TypedData(parsing: """
+                {"types":{"EIP712Domain":[{"name":"name","type":"string"},{"name":"version","type":"string"},{"name":"chainId","type":"uint256"},{"name":"verifyingContract","type":"address"}],
+                          "Kernel":[{"name":"hash","type":"bytes32"}]},
+                 "primaryType":"Kernel","domain":{"name":"Kernel","version":"\(version)","chainId":8453,"verifyingContract":"\(account.checksummed)"},
+                 "message":{"hash":"\(digest.hex)"}}
+                """)
+            #expect(AccountKind.kernel.validatorHash(of: digest, account: account, chainId: 8453, kernelVersion: version) == (try typed.digest))
+        }
     }
 
     @Test func moduleCalls() throws {

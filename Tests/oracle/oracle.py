@@ -505,6 +505,7 @@ SESSION_TYPES = {
 }
 DOMAIN = {"name": "SmartSession", "version": "1"}
 DOMAIN_TYPE = [{"name": "name", "type": "string"}, {"name": "version", "type": "string"}]
+KERNEL_DOMAIN_TYPE = DOMAIN_TYPE + [{"name": "chainId", "type": "uint256"}, {"name": "verifyingContract", "type": "address"}]
 POLICY_ABI = "(address,bytes)"
 SESSION_ABI = f"(address,bytes,bytes32,{POLICY_ABI}[],((bytes32,string[])[],{POLICY_ABI}[]),(bytes4,address,{POLICY_ABI}[])[],bool)"
 ENABLE_SESSION_ABI = f"(uint8,(uint64,bytes32)[],{SESSION_ABI},bytes)"
@@ -597,6 +598,14 @@ def session_case(r):
     multichain = typed("MultiChainSession", {"sessionsAndChainIds": [{"chainId": int(c["chainId"]), "session": signed_session(c["nonce"])}
                                                                      for c in chains]})
 
+    # Kernel hands its validator the multichain digest wrapped in its own EIP-712 domain, for the
+    # first chain (the agent asks for one); each Kernel version names itself in that domain.
+    kernel_version = r.choice(["0.3.0-beta", "0.3.1", "0.3.2", "0.3.3", random_string(r)])
+    kernel = encode_typed_data(full_message={
+        "types": {"EIP712Domain": KERNEL_DOMAIN_TYPE, "Kernel": [{"name": "hash", "type": "bytes32"}]}, "primaryType": "Kernel",
+        "domain": {"name": "Kernel", "version": kernel_version, "chainId": int(chains[0]["chainId"]), "verifyingContract": account},
+        "message": {"hash": _hash_eip191_message(multichain)}})
+
     index = r.randrange(len(chains))
     enable_sig, key_sig = r.randbytes(r.randint(0, 150)), r.randbytes(r.randint(0, 150))
     payload = abi_encode([ENABLE_SESSION_ABI, "bytes"],
@@ -609,6 +618,7 @@ def session_case(r):
             "permissionId": h(permission_id), "actionIds": [h(a) for a in action_ids],
             "hashPermissions": h(typed("SignedPermissions", permissions).body),
             "sessionDigests": [h(d) for d in session_digests], "multichainDigest": h(_hash_eip191_message(multichain)),
+            "kernel": {"version": kernel_version, "ownerDigest": h(_hash_eip191_message(kernel))},
             "configIds": {"userOp": config_id(permission_id), "actions": [config_id(keccak(permission_id + a)) for a in action_ids],
                           "erc1271": config_id(keccak(b"ERC1271: " + permission_id))},
             "enable": {"chainDigestIndex": str(index), "permissionEnableSig": h(enable_sig), "signature": h(key_sig),

@@ -32,26 +32,31 @@ public enum AccountKind: String, Sendable, CaseIterable {
         }
     }
 
-    /// The hash the account hands its validator for `digest`. Kernel v3.1 wraps it in its own
-    /// EIP-712 domain (`Kernel(bytes32 hash)`, name "Kernel", version "0.3.1"); the others pass
-    /// it unchanged.
+    /// The version Kernel v3.1 gives in its EIP-712 domain, the Kernel spec §6.1 describes. v3.0
+    /// gives "0.3.0-beta", v3.2 and v3.3 "0.3.2" and "0.3.3" (`eip712Domain()` tells); each wraps
+    /// what its validator is given alike, in its own domain.
+    public static let kernelV31 = "0.3.1"
+
     /// What the account's owners sign to enable a session on `chainIds` (the multichain digest
     /// of their session digests): the hash its owner validator is given. Kernel's carries the
     /// chain id, so one signature serves one chain there; the agent refuses Kernel requests for
     /// more.
-    public func ownerDigest(_ multichainDigest: Bytes32, account: Address, chainIds: [UInt64]) -> Bytes32 {
+    public func ownerDigest(_ multichainDigest: Bytes32, account: Address, chainIds: [UInt64], kernelVersion: String) -> Bytes32 {
         guard self == .kernel, chainIds.count == 1 else { return multichainDigest }
-        return validatorHash(of: multichainDigest, account: account, chainId: chainIds[0])
+        return validatorHash(of: multichainDigest, account: account, chainId: chainIds[0], kernelVersion: kernelVersion)
     }
 
-    public func validatorHash(of digest: Bytes32, account: Address, chainId: UInt64) -> Bytes32 {
+    /// The hash the account hands its validator for `digest`. Kernel wraps it in its own EIP-712
+    /// domain (`Kernel(bytes32 hash)`, name "Kernel", `kernelVersion`, the chain and the account);
+    /// the others pass it unchanged.
+    public func validatorHash(of digest: Bytes32, account: Address, chainId: UInt64, kernelVersion: String) -> Bytes32 {
         switch self {
         case .erc7579Reference, .nexus, .safe7579:
             return digest
         case .kernel:
             let domain = keccak256(
                 Keccak256.hash(utf8: "EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)").bytes,
-                Keccak256.hash(utf8: "Kernel").bytes, Keccak256.hash(utf8: "0.3.1").bytes, UInt256(chainId).bigEndianBytes, account.word.bytes)
+                Keccak256.hash(utf8: "Kernel").bytes, Keccak256.hash(utf8: kernelVersion).bytes, UInt256(chainId).bigEndianBytes, account.word.bytes)
             let structHash = keccak256(Keccak256.hash(utf8: "Kernel(bytes32 hash)").bytes, digest.bytes)
             return keccak256([0x19, 0x01], domain.bytes, structHash.bytes)
         }

@@ -38,6 +38,8 @@ public struct CompiledRequest: Sendable {
     public var format: RequestFormat
     public var account: Address
     public var accountKind: AccountKind?
+    /// The version in a Kernel account's EIP-712 domain, which Kernel wraps the owners' digest in.
+    public var kernelVersion = AccountKind.kernelV31
     public var chains: [ChainTarget]
     public var mode: SmartSessionMode
     public var session: Session
@@ -105,7 +107,7 @@ public struct CompiledRequest: Sendable {
 
     /// What the owners sign: the multichain digest, as the account's owner validator is given it.
     public var ownerDigest: Bytes32 {
-        (accountKind ?? .erc7579Reference).ownerDigest(multichainDigest, account: account, chainIds: chains.map(\.chainId))
+        (accountKind ?? .erc7579Reference).ownerDigest(multichainDigest, account: account, chainIds: chains.map(\.chainId), kernelVersion: kernelVersion)
     }
 
     /// The enable data for `chainId`, given the assembled `permissionEnableSig`.

@@ -29,6 +29,7 @@ public struct Reviewer: Sendable {
             erc1271Policies: erc1271, appDomains: request.appDomains, exportKey: request.exportKey, risks: [],
             exposure: .init(native: .limited(0), tokens: [], otherContracts: []), now: now)
         review.exposure = exposure(review, chains: chainIds)
+        review.kernelVersion = request.kernelVersion
         review.risks = risks(review, request: request).sorted { a, b in
             a.severity != b.severity ? a.severity > b.severity : (a.code, a.message) < (b.code, b.message)
         }

@@ -25,6 +25,7 @@ extension SessionReview {
         o["label"] = label.map { .string($0) } ?? .null
         o["account"] = .string(account.checksummed)
         o["accountKind"] = accountKind.map { .string($0.rawValue) } ?? .null
+        if accountKind == .kernel { o["kernelVersion"] = .string(kernelVersion) }
         o["mode"] = .string(mode.description)
         o["chains"] = .array(chains.map {
             .object(JSONObject([

@@ -99,7 +99,7 @@ extension SessionReview {
             out.append("  owner signs   \(multichainDigest.hex)")
         } else {
             out.append("  multichain    \(multichainDigest.hex)")
-            out.append("  owner signs   \(ownerDigest.hex) (Kernel's wrapping of it, for the account on this chain)")
+            out.append("  owner signs   \(ownerDigest.hex) (Kernel's wrapping of it, in the account's EIP-712 domain on this chain: Kernel \(DisplayText.escaped(String(reflecting: kernelVersion))))")
         }
         return out.joined(separator: "\n")
     }

@@ -70,13 +70,15 @@ public struct SessionReview: Sendable {
     public var label: String?
     public var account: Address
     public var accountKind: AccountKind?
+    /// The version in a Kernel account's EIP-712 domain (`CompiledRequest.kernelVersion`).
+    public var kernelVersion = AccountKind.kernelV31
     public var mode: SmartSessionMode
     public var chains: [ChainLine]
     public var permissionId: Bytes32
     public var multichainDigest: Bytes32
     /// What the owners sign: `multichainDigest` as the account's owner validator is given it.
     public var ownerDigest: Bytes32 {
-        (accountKind ?? .erc7579Reference).ownerDigest(multichainDigest, account: account, chainIds: chains.map(\.chainId))
+        (accountKind ?? .erc7579Reference).ownerDigest(multichainDigest, account: account, chainIds: chains.map(\.chainId), kernelVersion: kernelVersion)
     }
     public var validator: ValidatorView
     public var salt: Bytes32

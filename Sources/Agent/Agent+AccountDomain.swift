@@ -1,0 +1,53 @@
+import ChainRPC
+import EthereumCore
+import SmartSessions
+
+/// What the agent reads of an account's EIP-712 domain (ERC-5267's `eip712Domain()`): it is part
+/// of what a session key signs for the account's ERC-1271, and Kernel wraps its owners' enable
+/// digest in it.
+extension Agent {
+    /// `account`'s `eip712Domain()` on `chainId`, from its endpoint.
+    nonisolated func accountDomain(of account: Address, on chainId: UInt64) async throws(AgentError) -> AccountDomain {
+        guard let rpc = chains?.rpc(for: chainId) else {
+            throw .badRequest("params.accountDomain: the account's EIP-712 name and version are needed, since no JSON-RPC endpoint is configured for chain \(chainId) to read them from")
+        }
+        let call = AccountDomain.call(on: account)
+        do throws(ChainRPCError) {
+            let answers = try await rpc.batch([.chainId, .call(call, block: nil)])
+            try rpc.requireChain(chainId, answer: answers[0])
+            let answer: [UInt8]
+            do { answer = try EthereumRPC.answer(answers[1], to: call, block: nil) } catch where error.reason == "reverted" {
+                throw ChainRPCError("no_account_domain", "the account \(account.checksummed) has no eip712Domain() on chain \(chainId), which SmartSession reads to check "
+                                                         + "its session keys' signatures: an account without one needs the SmartSessionCompatibilityFallback installed for it")
+            }
+            // A call to an address without code answers nothing.
+            guard !answer.isEmpty else { throw ChainRPCError("account_not_deployed", "the account \(account.checksummed) has no code on chain \(chainId)") }
+            do { return try AccountDomain(answer: answer, of: call) } catch { throw ChainRPCError(error, from: rpc.endpoint) }
+        } catch {
+            throw AgentError(error.reason, "the account's EIP-712 domain was not read from chain \(chainId): \(error.message)")
+        }
+    }
+
+    /// The version in Kernel account `account`'s EIP-712 domain on `chainId`: read from the
+    /// chain when an endpoint is configured for it and the account is deployed there, else the
+    /// configured one (Kernel v3.1's by default). An account whose domain is not Kernel's is
+    /// refused: its kind is configured wrong, and its owners would sign a digest it never checks.
+    nonisolated func kernelVersion(of account: AccountConfig, on chainId: UInt64) async throws(AgentError) -> String {
+        let configured = account.kernelVersion ?? AccountKind.kernelV31
+        guard chains?.rpc(for: chainId) != nil else { return configured }
+        let domain: AccountDomain
+        do { domain = try await accountDomain(of: account.address, on: chainId) } catch {
+            switch error.reason {
+            case "account_not_deployed": return configured
+            case "no_account_domain":
+                throw AgentError("wrong_account_kind", "the account \(account.address.checksummed) has no eip712Domain() on chain \(chainId), which every Kernel v3 account has: is its kind kernel?")
+            default: throw error
+            }
+        }
+        guard domain.name == "Kernel", AccountConfig.isKernelVersion(domain.version) else {
+            throw AgentError("wrong_account_kind", "the account \(account.address.checksummed) is configured as a Kernel account, but on chain \(chainId) its EIP-712 domain is "
+                             + "\(DisplayText.escaped(String(reflecting: domain.name))) \(DisplayText.escaped(String(reflecting: domain.version))), not Kernel's")
+        }
+        return domain.version
+    }
+}
