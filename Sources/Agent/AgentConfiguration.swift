@@ -174,10 +174,10 @@ public struct AgentConfiguration: Sendable {
         for (i, item) in (table["accounts"]?.arrayValue ?? []).enumerated() {
             guard let t = item.objectValue else { throw AgentError("bad_config", "accounts[\(i)]: a table") }
             var fields = JSONObject()
-            let snakeCase = ["ownerValidator": "owner_validator", "kernelVersion": "kernel_version"]
-            for (key, value) in t { fields[snakeCase.first { $0.value == key }?.key ?? key] = value }
+            let camelCase = ["owner_validator": "ownerValidator", "kernel_version": "kernelVersion"]
+            for (key, value) in t { fields[camelCase[key] ?? key] = value }
             do { accounts.append(try AccountConfig(json: .object(fields), path: "accounts[\(i)]")) } catch {
-                throw AgentError("bad_config", snakeCase.reduce(error.message) { $0.replacingOccurrences(of: $1.key, with: $1.value) })
+                throw AgentError("bad_config", camelCase.reduce(error.message) { $0.replacingOccurrences(of: $1.value, with: $1.key) })
             }
         }
     }

@@ -302,7 +302,11 @@ struct SocketTests {
             .write(to: otherStore, atomically: true, encoding: .utf8)
         let sameSockets = try serve(otherStore)
         #expect(sameSockets.status == 1 && sameSockets.stderr.contains("an agent already listens at \(agent.clientSocket)"), "\(sameSockets.stderr)")
-        #expect(try AgentClient(path: agent.clientSocket).call("agent_info")["version"] == "0.1.0")
+        // Once (in 80 runs under load since, never again) the first agent's socket refused the
+        // connection here: its journal says whether it had stopped, and why.
+        do { #expect(try AgentClient(path: agent.clientSocket).call("agent_info")["version"] == "0.1.0") } catch {
+            Issue.record("\(error); the first agent \(agent.process?.isRunning == true ? "runs" : "has stopped"); its journal:\n\(agent.logs)")
+        }
     }
 
     /// What the agent cannot use is named in plain words at start, with its file: a data_dir it
