@@ -1,16 +1,19 @@
 import ChainRPC
 import EthereumCore
 import SmartSessions
+import Synchronization
 
 /// What the agent reads of an account's EIP-712 domain (ERC-5267's `eip712Domain()`): it is part
 /// of what a session key signs for the account's ERC-1271, and Kernel wraps its owners' enable
 /// digest in it.
 extension Agent {
-    /// `account`'s `eip712Domain()` on `chainId`, from its endpoint.
+    /// `account`'s `eip712Domain()` on `chainId`, from its endpoint, or as read within the last
+    /// `AccountDomains.lifetime` seconds.
     nonisolated func accountDomain(of account: Address, on chainId: UInt64) async throws(AgentError) -> AccountDomain {
         guard let rpc = chains?.rpc(for: chainId) else {
             throw .badRequest("params.accountDomain: the account's EIP-712 name and version are needed, since no JSON-RPC endpoint is configured for chain \(chainId) to read them from")
         }
+        if let known = accountDomains.domain(of: account, on: chainId, now: clock()) { return known }
         let call = AccountDomain.call(on: account)
         do throws(ChainRPCError) {
             let answers = try await rpc.batch([.chainId, .call(call, block: nil)])
@@ -22,7 +25,10 @@ extension Agent {
             }
             // A call to an address without code answers nothing.
             guard !answer.isEmpty else { throw ChainRPCError("account_not_deployed", "the account \(account.checksummed) has no code on chain \(chainId)") }
-            do { return try AccountDomain(answer: answer, of: call) } catch { throw ChainRPCError(error, from: rpc.endpoint) }
+            let domain: AccountDomain
+            do { domain = try AccountDomain(answer: answer, of: call) } catch { throw ChainRPCError(error, from: rpc.endpoint) }
+            accountDomains.keep(domain, of: account, on: chainId, at: clock())
+            return domain
         } catch {
             throw AgentError(error.reason, "the account's EIP-712 domain was not read from chain \(chainId): \(error.message)")
         }
@@ -49,5 +55,31 @@ extension Agent {
                              + "\(DisplayText.escaped(String(reflecting: domain.name))) \(DisplayText.escaped(String(reflecting: domain.version))), not Kernel's")
         }
         return domain.version
+    }
+}
+
+/// The accounts' EIP-712 domains as read from their chains, each kept for `lifetime` seconds. An
+/// account's domain changes only with its implementation (an upgrade), and reading it for every
+/// signature would put an endpoint's round trip into each of a bot's orders. A domain read just
+/// before an upgrade makes signatures the account refuses, for a minute at most. Only the
+/// configured accounts are read, so the entries are few.
+final class AccountDomains: Sendable {
+    static let lifetime: UInt64 = 60
+
+    private struct Key: Hashable {
+        var account: Address
+        var chainId: UInt64
+    }
+    private let read = Mutex<[Key: (domain: AccountDomain, at: UInt64)]>([:])
+
+    func domain(of account: Address, on chainId: UInt64, now: UInt64) -> AccountDomain? {
+        read.withLock { entries in
+            guard let entry = entries[Key(account: account, chainId: chainId)], now < entry.at + Self.lifetime else { return nil }
+            return entry.domain
+        }
+    }
+
+    func keep(_ domain: AccountDomain, of account: Address, on chainId: UInt64, at now: UInt64) {
+        read.withLock { $0[Key(account: account, chainId: chainId)] = (domain, now) }
     }
 }

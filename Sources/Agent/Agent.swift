@@ -90,6 +90,8 @@ public actor Agent {
     nonisolated let metrics: AgentMetrics?
     /// The JSON-RPC endpoints sessions' on-chain state is read from (`chain_rpc`).
     nonisolated let chains: ChainEndpoints?
+    /// The accounts' EIP-712 domains read from those endpoints lately.
+    nonisolated let accountDomains = AccountDomains()
     /// Whether the token wrapping the store's data key was present at the last look; nil when
     /// no token wraps it.
     var storeTokenPresent: Bool?

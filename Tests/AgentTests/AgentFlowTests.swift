@@ -83,10 +83,10 @@ struct AgentFlowTests {
 
     /// That the owner of `request`'s session signed its digest as a Kernel account of `version`
     /// hands it to its validator, and that the review says so.
-    static func expectKernelWrapping(_ request: Agent.PendingRequest, store: SessionStore, version: String,
+    static func expectKernelWrapping(_ request: Agent.PendingRequest, store: SessionStore, version: String, chainId: UInt64 = 11155111,
                                      sourceLocation: SourceLocation = #_sourceLocation) async throws {
         let stored = try store.session(id: try #require(request.sessionId, "\(request.reason)", sourceLocation: sourceLocation))
-        let wrapped = AccountKind.kernel.validatorHash(of: request.review.multichainDigest, account: account, chainId: 11155111, kernelVersion: version)
+        let wrapped = AccountKind.kernel.validatorHash(of: request.review.multichainDigest, account: account, chainId: chainId, kernelVersion: version)
         #expect(wrapped != request.review.multichainDigest && request.review.ownerDigest == wrapped, sourceLocation: sourceLocation)
         #expect(request.review.text().contains("owner signs   \(wrapped.hex) (Kernel's wrapping of it, in the account's EIP-712 domain on this chain: Kernel \"\(version)\")"),
                 sourceLocation: sourceLocation)
@@ -112,11 +112,25 @@ struct AgentFlowTests {
         }
         let endpoint = try ChainStandIn(try chain(JSONObject(["code": "0x6080", "eip712Domain": .object(JSONObject(["name": "Kernel", "version": "0.3.2"]))])))
         defer { endpoint.stop() }
-        let (agent, store) = try Self.agent(chains: [], kind: .kernel, kernelVersion: "0.3.3",
-                                            endpoints: ChainEndpoints([11155111: try ChainEndpoint(endpoint.url)]))
+        // The account on another chain, at another version.
+        var baseSepolia = try chain(JSONObject(["code": "0x6080", "eip712Domain": .object(JSONObject(["name": "Kernel", "version": "0.3.0-beta"]))])).objectValue!
+        baseSepolia["chainId"] = JSONValue(84532)
+        let second = try ChainStandIn(.object(baseSepolia))
+        defer { second.stop() }
+        let time = Mutex(Self.now)
+        let (agent, store) = try Self.agent(rules: "default = \"approve\"", chains: [], kind: .kernel, kernelVersion: "0.3.3", clock: { time.withLock { $0 } },
+                                            endpoints: ChainEndpoints([11155111: try ChainEndpoint(endpoint.url), 84532: try ChainEndpoint(second.url)]))
         try await Self.expectKernelWrapping(try await agent.request(.object(kernel), client: Self.bot), store: store, version: "0.3.2")
-        // Not deployed yet (its first user operation deploys it): the configured version.
+        var onBase = kernel
+        onBase["chains"] = .array([JSONValue(84532)])
+        onBase["permissions"] = .array([.object(JSONObject(["target": "0x000000000000000000000000000000000000bEEF", "functions": .array(["ping()"]), "maxUses": JSONValue(1)]))])
+        try await Self.expectKernelWrapping(try await agent.request(.object(onBase), client: Self.bot), store: store, version: "0.3.0-beta", chainId: 84532)
+        // Not deployed yet (its first user operation deploys it): the configured version, once
+        // the domain read a moment ago is no longer kept.
         try endpoint.write(try chain(nil))
+        time.withLock { $0 += AccountDomains.lifetime - 1 }
+        try await Self.expectKernelWrapping(try await agent.request(.object(kernel), client: Self.bot), store: store, version: "0.3.2")
+        time.withLock { $0 += 1 }
         try await Self.expectKernelWrapping(try await agent.request(.object(kernel), client: Self.bot), store: store, version: "0.3.3")
 
         for (account, expected) in [
@@ -125,11 +139,13 @@ struct AgentFlowTests {
             (JSONObject(["code": "0x6080"]), "has no eip712Domain() on chain 11155111, which every Kernel v3 account has"),
         ] {
             try endpoint.write(try chain(account))
+            time.withLock { $0 += AccountDomains.lifetime }
             await #expect { try await agent.request(.object(kernel), client: Self.bot) } throws: { error in
                 (error as? AgentError)?.reason == "wrong_account_kind" && "\(error)".contains(expected)
             }
         }
         try endpoint.write(.object(JSONObject(["chainId": JSONValue(84532), "block": JSONValue(100), "accounts": .object(JSONObject())])))
+        time.withLock { $0 += AccountDomains.lifetime }
         await #expect { try await agent.request(.object(kernel), client: Self.bot) } throws: { error in
             "\(error)".contains("the account's EIP-712 domain was not read from chain 11155111")
         }
