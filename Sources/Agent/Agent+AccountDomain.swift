@@ -34,6 +34,25 @@ extension Agent {
         }
     }
 
+    /// The version of Kernel account `account` on `chainIds`, which its owners sign for: one
+    /// version on every chain, and on several chains one that takes a signature for all of them
+    /// (v3.2 and later); earlier ones wrap what their owners sign with one chain's id.
+    nonisolated func kernelVersion(of account: AccountConfig, on chainIds: [UInt64]) async throws(AgentError) -> String {
+        var versions: [(chainId: UInt64, version: String)] = []
+        for chainId in chainIds { versions.append((chainId, try await kernelVersion(of: account, on: chainId))) }
+        let version = versions[0].version
+        guard chainIds.count > 1 else { return version }
+        if let other = versions.first(where: { $0.version != version }) {
+            throw .badRequest("the Kernel account \(account.address.checksummed) is version \(DisplayText.escaped(String(reflecting: version))) on chain \(versions[0].chainId) "
+                              + "but \(DisplayText.escaped(String(reflecting: other.version))) on chain \(other.chainId), so one owner signature cannot serve both: ask for one chain per request")
+        }
+        guard AccountKind.kernelSignsForEveryChain(version) else {
+            throw .badRequest("a Kernel account of version \(DisplayText.escaped(String(reflecting: version))) gives its owner validator the enable digest wrapped with the chain id "
+                              + "(in its EIP-712 domain), so one owner signature enables a session on one chain: ask for one chain per request (from v3.2, \"0.3.2\", one serves every chain)")
+        }
+        return version
+    }
+
     /// The version in Kernel account `account`'s EIP-712 domain on `chainId`: read from the
     /// chain when an endpoint is configured for it and the account is deployed there, else the
     /// configured one (Kernel v3.1's by default). An account whose domain is not Kernel's is

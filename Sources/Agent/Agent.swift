@@ -179,10 +179,7 @@ public actor Agent {
         var forAccount = compiled
         forAccount.accountKind = compiled.accountKind ?? account.kind
         if forAccount.accountKind == .kernel {
-            guard compiled.chains.count == 1 else {
-                throw .badRequest("a Kernel account gives its owner validator the enable digest wrapped with the chain id (in Kernel's EIP-712 domain), so one owner signature enables a session on one chain: ask for one chain per request")
-            }
-            forAccount.kernelVersion = try await kernelVersion(of: account, on: compiled.chains[0].chainId)
+            forAccount.kernelVersion = try await kernelVersion(of: account, on: compiled.chains.map(\.chainId))
         }
         let review = Reviewer(tokens: tokens, now: now).review(forAccount)
         let id = "req-" + Hex.encode(Secp256k1.randomBytesForIdentifiers(), prefix: false)
@@ -420,7 +417,7 @@ public actor Agent {
         }
         // An owner removed while another signed.
         guard signatures.count >= account.threshold else { throw tooFewOwners(signatures.count) }
-        let enableSig = (compiled.accountKind ?? account.kind).erc1271Signature(validator: account.ownerValidator, signature: account.validatorSignature(signatures))
+        let enableSig = compiled.permissionEnableSig(validator: account.ownerValidator, ownerSignature: account.validatorSignature(signatures))
         let sessionId = "sess-" + Hex.encode(Secp256k1.randomBytesForIdentifiers(), prefix: false)
         let expiry = request.review.expiresAt
         let stored = StoredSession(

@@ -143,10 +143,19 @@ struct DecodeSignature: ParsableCommand {
                 lines.append("digests        " + (matches.allSatisfy { $0 } ? "match the session for \(accountAddress.checksummed) at nonce \(nonceValue)" : "DO NOT match the session for \(accountAddress.checksummed) at nonce \(nonceValue)"))
                 o["digestsMatch"] = .bool(matches.allSatisfy { $0 })
             }
-            if let (validator, ownerSig) = try? kind.parseERC1271Signature(enable.permissionEnableSig) {
+            if let (validator, routed) = try? kind.parseERC1271Signature(enable.permissionEnableSig) {
+                var ownerSig = routed
                 lines.append("owner validator \(validator.checksummed)")
                 o["ownerValidator"] = .string(validator.checksummed)
-                let hash = kind.validatorHash(of: digest, account: accountAddress ?? .zero, chainId: enable.hashesAndChainIds.first?.chainId ?? 0, kernelVersion: kernelVersion)
+                // Kernel v3.2 and later check a signature so marked over the wrapping for chain id 0.
+                let everyChain = kind == .kernel && ownerSig.starts(with: AccountKind.kernelReplayable.bytes)
+                if everyChain {
+                    ownerSig.removeFirst(32)
+                    lines.append("owner signed   for every chain (Kernel's replayable signature, its wrapping for chain id 0)")
+                    o["kernelReplayable"] = .bool(true)
+                }
+                let hash = kind.validatorHash(of: digest, account: accountAddress ?? .zero, chainId: everyChain ? 0 : enable.hashesAndChainIds.first?.chainId ?? 0,
+                                              kernelVersion: kernelVersion)
                 if let signers = ownableValidatorSigners(ownerSig, hash: hash) {
                     lines += signers.map { "owner signer   \($0)" }
                     o["ownerSigners"] = .array(signers.map { .string($0) })

@@ -151,6 +151,48 @@ struct AgentFlowTests {
         }
     }
 
+    /// Kernel v3.2 and later check an owner signature marked replayable over the wrapping for
+    /// chain id 0, on every chain: there one signature enables a session on several chains, and
+    /// the ENABLE data carries it on each. Versions that differ between the chains cannot share
+    /// one, and are refused before anyone is asked.
+    @Test func aKernelAccountFromV32EnablesASessionOnSeveralChainsWithOneSignature() async throws {
+        let (agent, store) = try Self.agent(rules: "default = \"approve\"", chains: [], kind: .kernel, kernelVersion: "0.3.3")
+        let ping = try ABIFunction(parsing: "ping()")
+        var kernel = Self.example.objectValue!
+        kernel["accountKind"] = nil
+        kernel["chains"] = .array([JSONValue(11155111), JSONValue(84532)])
+        kernel["permissions"] = .array([.object(JSONObject(["target": "0x000000000000000000000000000000000000bEEF", "functions": .array(["ping()"]), "maxUses": JSONValue(2)]))])
+        let request = try await agent.request(.object(kernel), client: Self.bot)
+        let stored = try store.session(id: try #require(request.sessionId, "\(request.reason)"))
+        let wrapped = AccountKind.kernel.validatorHash(of: request.review.multichainDigest, account: Self.account, chainId: 0, kernelVersion: "0.3.3")
+        #expect(request.review.ownerDigest == wrapped)
+        #expect(request.review.text().contains("owner signs   \(wrapped.hex) (Kernel's wrapping of it, in the account's EIP-712 domain for every chain (chain id 0): Kernel \"0.3.3\")"))
+        let (validator, routed) = try AccountKind.kernel.parseERC1271Signature(stored.permissionEnableSig)
+        #expect(validator == SmartSessionAddresses.ownableValidator && Array(routed.prefix(32)) == AccountKind.kernelReplayable.bytes)
+        #expect(try RecoverableSignature(bytes: Array(routed.dropFirst(32))).recoverAddress(digest: wrapped) == Self.owner.address)
+        for chainId: UInt64 in [11155111, 84532] {
+            let operation = PackedUserOperation(sender: Self.account, nonce: 0, initCode: [], callData: ExecuteCall.single(Execution(target: try Address("0x000000000000000000000000000000000000bEEF"), callData: ping.selector)).calldata,
+                                                accountGasLimits: .zero, preVerificationGas: 0, gasFees: .zero, paymasterAndData: [], signature: [])
+            let signed = try await agent.signUserOperation(sessionId: stored.id, client: Self.bot, chainId: chainId, entryPoint: EntryPointVersion.v07.canonicalAddress,
+                                                           version: .v07, operation: operation)
+            guard case .enable(_, let enable, _) = try SessionSignature(decoding: signed.signature) else {
+                Issue.record("not an ENABLE signature on chain \(chainId)"); continue
+            }
+            #expect(enable.permissionEnableSig == stored.permissionEnableSig && enable.hashesAndChainIds.map { $0.chainId } == [11155111, 84532])
+        }
+
+        // The account at another version on one of the chains.
+        let endpoint = try ChainStandIn(.object(JSONObject(["chainId": JSONValue(84532), "block": JSONValue(100), "accounts": .object(JSONObject([
+            Self.account.lowercased: .object(JSONObject(["code": "0x6080", "eip712Domain": .object(JSONObject(["name": "Kernel", "version": "0.3.2"]))])),
+        ]))])))
+        defer { endpoint.stop() }
+        let (mixed, _) = try Self.agent(rules: "default = \"approve\"", path: ScratchDirectory.path("mixed.sqlite"), chains: [], kind: .kernel, kernelVersion: "0.3.3",
+                                        endpoints: ChainEndpoints([84532: try ChainEndpoint(endpoint.url)]))
+        await #expect { try await mixed.request(.object(kernel), client: Self.bot) } throws: { error in
+            "\(error)".contains("is version \"0.3.3\" on chain 11155111 but \"0.3.2\" on chain 84532, so one owner signature cannot serve both")
+        }
+    }
+
     /// A session is listed as expired, by the agent's clock, only once its last second is over:
     /// the agent still signs in that second, and a client reading `expiresAt` for itself would
     /// easily end it a second early.

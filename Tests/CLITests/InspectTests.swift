@@ -115,6 +115,19 @@ struct InspectTests {
         #expect(try decoded(["--kernel-version", "0.3.3"])["review"]?["kernelVersion"] == "0.3.3")
         let byDefault = try signers([])
         #expect(byDefault?.count == 1 && byDefault != [.string(owner.address.checksummed)])
+
+        // Marked replayable (v3.2 and later), the signature is over the wrapping for chain id 0.
+        let everyChain = AccountKind.kernel.validatorHash(of: EnableDigest.multichainDigest(enable.hashesAndChainIds), account: account, chainId: 0, kernelVersion: "0.3.3")
+        enable.permissionEnableSig = AccountKind.kernel.erc1271Signature(validator: SmartSessionAddresses.ownableValidator,
+                                                                          signature: AccountKind.kernelReplayable.bytes + OwnableValidatorConfig.combine([owner.sign(digest: everyChain)]))
+        let replayable = Hex.encode(SessionSignature.enable(mode: mode, enableSession: enable, signature: sessionSignature).encoded)
+        let decodedReplayable = try JSONValue(parsing: try Command.run(Command.sessionAgent, ["decode-signature", replayable, "--account", account.checksummed,
+                                                                                             "--account-kind", "kernel", "--kernel-version", "0.3.3", "--json"]).stdout)
+        #expect(decodedReplayable["ownerSigners"] == .array([.string(owner.address.checksummed)]) && decodedReplayable["kernelReplayable"] == .bool(true), "\(decodedReplayable)")
+        let twoChains = #"{"account": "0x7227dcfb0c5ec7a5f539f97b18be261c49687ed6", "accountKind": "kernel", "chains": [11155111, 1], "permissions": [{"target": "0x000000000000000000000000000000000000bEEF", "functions": ["ping()"], "maxUses": 2}]}"#
+        let both = try JSONValue(parsing: try Command.sessionAgent("inspect", "-", "--session-key", Self.key, "--kernel-version", "0.3.3", "--json", stdin: twoChains).stdout)
+        #expect(both["ownerDigest"]?.stringValue == AccountKind.kernel.validatorHash(of: try Bytes32(hex: try both.string("multichainDigest")), account: account, chainId: 0,
+                                                                                     kernelVersion: "0.3.3").hex, "\(both)")
     }
 }
 

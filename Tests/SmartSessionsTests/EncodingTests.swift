@@ -105,6 +105,24 @@ struct SignatureEncodingTests {
                 """)
             #expect(AccountKind.kernel.validatorHash(of: digest, account: account, chainId: 8453, kernelVersion: version) == (try typed.digest))
         }
+        // Kernel v3.2 and later take one owner signature for every chain, marked as ZeroDev's SDK
+        // marks it (MAGIC_VALUE_SIG_REPLAYABLE) and checked over the wrapping for chain id 0.
+        #expect(AccountKind.kernelReplayable.hex == "0x0555ad2729e8da1777a4e5020806f8bf7601c3db6bfe402f410a34958363a95a")
+        for (version, everyChain) in [("0.3.0-beta", false), ("0.3.1", false), ("0.3.2", true), ("0.3.3", true), ("0.3.10", true), ("0.4.0", false),
+                                      ("0.3.2-beta", false), ("0.3.+2", false), ("0.3.", false), ("1.3.3", false), ("0.3.3.1", false)] {
+            #expect(AccountKind.kernelSignsForEveryChain(version) == everyChain, "\(version)")
+        }
+        let two: [UInt64] = [8453, 1]
+        #expect(AccountKind.kernel.ownerDigest(digest, account: account, chainIds: two, kernelVersion: "0.3.3")
+                == AccountKind.kernel.validatorHash(of: digest, account: account, chainId: 0, kernelVersion: "0.3.3"))
+        #expect(AccountKind.kernel.ownerDigest(digest, account: account, chainIds: [8453], kernelVersion: "0.3.3")
+                == AccountKind.kernel.validatorHash(of: digest, account: account, chainId: 8453, kernelVersion: "0.3.3"))
+        #expect(AccountKind.kernel.permissionEnableSig(validator: validator, signature: sig, chainIds: two, kernelVersion: "0.3.3")
+                == [0x01] + validator.bytes + AccountKind.kernelReplayable.bytes + sig)
+        for (kind, chainIds, version) in [(AccountKind.kernel, [UInt64(8453)], "0.3.3"), (.kernel, two, "0.3.1"), (.nexus, two, "0.3.3")] {
+            #expect(kind.permissionEnableSig(validator: validator, signature: sig, chainIds: chainIds, kernelVersion: version)
+                    == kind.erc1271Signature(validator: validator, signature: sig))
+        }
     }
 
     @Test func moduleCalls() throws {

@@ -33,9 +33,11 @@ struct IndependentDigestTests {
             }
             #expect(digests.map(\.sessionDigest.hex) == c["sessionDigests"]!.arrayValue!.map { $0.stringValue! }, "\(context)")
             #expect(EnableDigest.multichainDigest(digests) == (try c.bytes32("multichainDigest")), "\(context)")
-            let kernel = c["kernel"]!
+            let kernel = c["kernel"]!, version = try kernel.string("version")
             #expect(AccountKind.kernel.validatorHash(of: EnableDigest.multichainDigest(digests), account: account, chainId: chains[0].id,
-                                                     kernelVersion: try kernel.string("version")) == (try kernel.bytes32("ownerDigest")), "\(context)")
+                                                     kernelVersion: version) == (try kernel.bytes32("ownerDigest")), "\(context)")
+            #expect(AccountKind.kernel.validatorHash(of: EnableDigest.multichainDigest(digests), account: account, chainId: 0,
+                                                     kernelVersion: version) == (try kernel.bytes32("everyChainOwnerDigest")), "\(context)")
 
             let configIds = c["configIds"]!
             #expect(SessionIds.configId(account: account, id: permissionId) == (try configIds.bytes32("userOp")), "\(context)")

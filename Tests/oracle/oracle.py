@@ -600,11 +600,14 @@ def session_case(r):
 
     # Kernel hands its validator the multichain digest wrapped in its own EIP-712 domain, for the
     # first chain (the agent asks for one); each Kernel version names itself in that domain.
+    # From v3.2 a signature marked replayable is checked over the wrapping for chain id 0.
     kernel_version = r.choice(["0.3.0-beta", "0.3.1", "0.3.2", "0.3.3", random_string(r)])
-    kernel = encode_typed_data(full_message={
-        "types": {"EIP712Domain": KERNEL_DOMAIN_TYPE, "Kernel": [{"name": "hash", "type": "bytes32"}]}, "primaryType": "Kernel",
-        "domain": {"name": "Kernel", "version": kernel_version, "chainId": int(chains[0]["chainId"]), "verifyingContract": account},
-        "message": {"hash": _hash_eip191_message(multichain)}})
+
+    def kernel(chain_id):
+        return _hash_eip191_message(encode_typed_data(full_message={
+            "types": {"EIP712Domain": KERNEL_DOMAIN_TYPE, "Kernel": [{"name": "hash", "type": "bytes32"}]}, "primaryType": "Kernel",
+            "domain": {"name": "Kernel", "version": kernel_version, "chainId": chain_id, "verifyingContract": account},
+            "message": {"hash": _hash_eip191_message(multichain)}}))
 
     index = r.randrange(len(chains))
     enable_sig, key_sig = r.randbytes(r.randint(0, 150)), r.randbytes(r.randint(0, 150))
@@ -618,7 +621,7 @@ def session_case(r):
             "permissionId": h(permission_id), "actionIds": [h(a) for a in action_ids],
             "hashPermissions": h(typed("SignedPermissions", permissions).body),
             "sessionDigests": [h(d) for d in session_digests], "multichainDigest": h(_hash_eip191_message(multichain)),
-            "kernel": {"version": kernel_version, "ownerDigest": h(_hash_eip191_message(kernel))},
+            "kernel": {"version": kernel_version, "ownerDigest": h(kernel(int(chains[0]["chainId"]))), "everyChainOwnerDigest": h(kernel(0))},
             "configIds": {"userOp": config_id(permission_id), "actions": [config_id(keccak(permission_id + a)) for a in action_ids],
                           "erc1271": config_id(keccak(b"ERC1271: " + permission_id))},
             "enable": {"chainDigestIndex": str(index), "permissionEnableSig": h(enable_sig), "signature": h(key_sig),

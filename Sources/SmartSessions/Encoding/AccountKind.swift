@@ -39,16 +39,38 @@ public enum AccountKind: String, Sendable, CaseIterable {
 
     /// What the account's owners sign to enable a session on `chainIds` (the multichain digest
     /// of their session digests): the hash its owner validator is given. Kernel's carries the
-    /// chain id, so one signature serves one chain there; the agent refuses Kernel requests for
-    /// more.
+    /// chain id, so one signature serves one chain there, except from v3.2 on, where a signature
+    /// marked `kernelReplayable` is checked over the wrapping for chain id 0 on every chain. The
+    /// agent refuses Kernel requests for several chains that the version cannot serve.
     public func ownerDigest(_ multichainDigest: Bytes32, account: Address, chainIds: [UInt64], kernelVersion: String) -> Bytes32 {
-        guard self == .kernel, chainIds.count == 1 else { return multichainDigest }
-        return validatorHash(of: multichainDigest, account: account, chainId: chainIds[0], kernelVersion: kernelVersion)
+        guard self == .kernel else { return multichainDigest }
+        if chainIds.count == 1 { return validatorHash(of: multichainDigest, account: account, chainId: chainIds[0], kernelVersion: kernelVersion) }
+        return Self.kernelSignsForEveryChain(kernelVersion) ? validatorHash(of: multichainDigest, account: account, chainId: 0, kernelVersion: kernelVersion) : multichainDigest
+    }
+
+    /// The owners' `permissionEnableSig` for a session on `chainIds`: their validator's
+    /// `signature` of `ownerDigest`, routed to it (and marked replayable where Kernel checks it
+    /// for every chain).
+    public func permissionEnableSig(validator: Address, signature: [UInt8], chainIds: [UInt64], kernelVersion: String) -> [UInt8] {
+        let replayable = self == .kernel && chainIds.count > 1 && Self.kernelSignsForEveryChain(kernelVersion)
+        return erc1271Signature(validator: validator, signature: replayable ? Self.kernelReplayable.bytes + signature : signature)
+    }
+
+    /// What marks a signature Kernel v3.2 and later check for every chain: it follows the
+    /// validator's address, and the validator is given the hash wrapped for chain id 0.
+    public static let kernelReplayable = Keccak256.hash(utf8: "kernel.replayable.signature")
+
+    /// Whether Kernel `version` takes a signature for every chain: v3.2 ("0.3.2") and later v3.
+    public static func kernelSignsForEveryChain(_ version: String) -> Bool {
+        let parts = version.split(separator: ".", omittingEmptySubsequences: false)
+        guard parts.count == 3, parts[0] == "0", parts[1] == "3", !parts[2].isEmpty, parts[2].allSatisfy({ ("0"..."9").contains($0) }),
+              let patch = Int(parts[2]) else { return false }
+        return patch >= 2
     }
 
     /// The hash the account hands its validator for `digest`. Kernel wraps it in its own EIP-712
-    /// domain (`Kernel(bytes32 hash)`, name "Kernel", `kernelVersion`, the chain and the account);
-    /// the others pass it unchanged.
+    /// domain (`Kernel(bytes32 hash)`, name "Kernel", `kernelVersion`, the chain and the account;
+    /// chain id 0 for a signature it checks for every chain); the others pass it unchanged.
     public func validatorHash(of digest: Bytes32, account: Address, chainId: UInt64, kernelVersion: String) -> Bytes32 {
         switch self {
         case .erc7579Reference, .nexus, .safe7579:

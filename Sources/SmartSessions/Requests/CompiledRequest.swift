@@ -110,6 +110,13 @@ public struct CompiledRequest: Sendable {
         (accountKind ?? .erc7579Reference).ownerDigest(multichainDigest, account: account, chainIds: chains.map(\.chainId), kernelVersion: kernelVersion)
     }
 
+    /// The owners' `permissionEnableSig`: their validator's signature of `ownerDigest`, routed
+    /// to `validator` as the account reads it.
+    public func permissionEnableSig(validator: Address, ownerSignature: [UInt8]) -> [UInt8] {
+        (accountKind ?? .erc7579Reference).permissionEnableSig(validator: validator, signature: ownerSignature, chainIds: chains.map(\.chainId),
+                                                               kernelVersion: kernelVersion)
+    }
+
     /// The enable data for `chainId`, given the assembled `permissionEnableSig`.
     public func enableSession(for chainId: UInt64, permissionEnableSig: [UInt8]) throws(SmartSessionError) -> EnableSession {
         guard let index = chains.firstIndex(where: { $0.chainId == chainId }) else {

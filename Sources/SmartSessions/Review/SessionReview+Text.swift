@@ -99,7 +99,8 @@ extension SessionReview {
             out.append("  owner signs   \(multichainDigest.hex)")
         } else {
             out.append("  multichain    \(multichainDigest.hex)")
-            out.append("  owner signs   \(ownerDigest.hex) (Kernel's wrapping of it, in the account's EIP-712 domain on this chain: Kernel \(DisplayText.escaped(String(reflecting: kernelVersion))))")
+            let domain = chains.count == 1 ? "on this chain" : "for every chain (chain id 0)"
+            out.append("  owner signs   \(ownerDigest.hex) (Kernel's wrapping of it, in the account's EIP-712 domain \(domain): Kernel \(DisplayText.escaped(String(reflecting: kernelVersion))))")
         }
         return out.joined(separator: "\n")
     }
