@@ -64,13 +64,15 @@ let package = Package(
         // socket server with peer credentials, configuration, process hardening, the metrics
         // endpoint.
         .target(name: "Agent", dependencies: [
-            "CLinuxShims", "Approval", "SessionStore", "OwnerSigners", "SmartSessions", "ChainRPC",
+            "CLinuxShims", "CSleepWatch", "Approval", "SessionStore", "OwnerSigners", "SmartSessions", "ChainRPC",
             .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio"),
             "TOML", .product(name: "Logging", package: "swift-log"), .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "Prometheus", package: "swift-prometheus"),
         ]),
         // The few Linux calls Swift's Glibc module does not expose (ucred, prctl).
         .target(name: "CLinuxShims"),
+        // logind's PrepareForSleep, heard on the system bus through sd-bus (lock_on_sleep).
+        .target(name: "CSleepWatch", linkerSettings: [.linkedLibrary("systemd")]),
         .executableTarget(
             name: "session-agent",
             dependencies: [

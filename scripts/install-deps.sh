@@ -13,6 +13,7 @@ apt_packages=(
   libpcsclite-dev pcscd vsmartcard-vpcd
   p11-kit libp11-kit-dev softhsm2 opensc
   systemd udev pinentry-curses curl
+  libsystemd-dev dbus-daemon
 )
 
 missing=()

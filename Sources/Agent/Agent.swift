@@ -709,6 +709,21 @@ public actor Agent {
         record("store_lock", reason: LockCause.request.reason, saying: "the store is locked: \(LockCause.request.reason)")
     }
 
+    /// logind says the machine is about to sleep (`lock_on_sleep`): the store locks as `lock`
+    /// locks it, so that whoever wakes the machine finds no session key ready to sign, and no
+    /// key is left in memory while it sleeps.
+    public func lockForSleep() {
+        guard lockCause == nil else { return }
+        lockStore()
+        lockCause = .sleep
+        record("store_lock", reason: LockCause.sleep.reason, saying: "the store is locked: \(LockCause.sleep.reason)")
+    }
+
+    /// logind says the machine woke: the journal says so, and that the store stays locked.
+    public func woke() {
+        logger.notice(lockCause == .sleep ? "the machine woke up: the store stays locked until a person unlocks it (lock_on_sleep)" : "the machine woke up")
+    }
+
     /// The store locked or opened, in the audit log and the journal alike.
     func record(_ kind: String, reason: String, saying line: String) {
         audit(kind, .object(JSONObject(["reason": .string(reason)])))
@@ -899,14 +914,17 @@ extension Secp256k1 {
 extension Agent {
     /// Why the store is locked, and so whether its token's return opens it again.
     /// When the store locks by itself: once no session key was used for `whenIdle` seconds,
-    /// or `after` seconds after it was unlocked, whichever comes first.
+    /// or `after` seconds after it was unlocked, whichever comes first; and, `onSleep`, when
+    /// logind says the machine is about to sleep.
     public struct AutoLock: Sendable, Equatable {
         public var whenIdle: UInt64?
         public var after: UInt64?
+        public var onSleep: Bool
 
-        public init(whenIdle: UInt64? = nil, after: UInt64? = nil) {
+        public init(whenIdle: UInt64? = nil, after: UInt64? = nil, onSleep: Bool = false) {
             self.whenIdle = whenIdle
             self.after = after
+            self.onSleep = onSleep
         }
     }
 
@@ -923,6 +941,8 @@ extension Agent {
         case idle(UInt64)
         /// Unlocked this long ago (`lock_after`).
         case unlockedFor(UInt64)
+        /// The machine went to sleep (`lock_on_sleep`).
+        case sleep
 
         var reason: String {
             switch self {
@@ -932,15 +952,16 @@ extension Agent {
             case .tokenBackUnopened(let why): "its token is back, but it did not open: \(why)"
             case .idle(let seconds): "no session key was used for \(DurationText.text(seconds)) (lock_when_idle)"
             case .unlockedFor(let seconds): "it was unlocked \(DurationText.text(seconds)) ago (lock_after)"
+            case .sleep: "the machine went to sleep (lock_on_sleep)"
             }
         }
 
         /// Whether the store's token opens it again when it is back (with its PIN from a file):
-        /// not after a person's lock, nor one for time.
+        /// not after a person's lock, nor one for time or sleep.
         var reopensWithToken: Bool {
             switch self {
             case .atStart, .tokenAway, .tokenBackUnopened: true
-            case .request, .idle, .unlockedFor: false
+            case .request, .idle, .unlockedFor, .sleep: false
             }
         }
     }

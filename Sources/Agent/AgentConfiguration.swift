@@ -81,7 +81,7 @@ public struct AgentConfiguration: Sendable {
             return resolved(s)
         }
         let known = ["data_dir", "socket_dir", "rules", "tokens", "approval_timeout", "partial_message_timeout", "connections_per_uid", "allow_uids", "allow_gids", "store_passphrase_file", "store_pin_file", "pinentry", "owners", "accounts",
-                     "pkcs11_module", "pkcs11_modules", "pkcs11_timeout", "metrics_listen", "fido2_devices", "chain_rpc", "lock_when_idle", "lock_after"]
+                     "pkcs11_module", "pkcs11_modules", "pkcs11_timeout", "metrics_listen", "fido2_devices", "chain_rpc", "lock_when_idle", "lock_after", "lock_on_sleep"]
         func duration(_ key: String, default value: UInt64) throws(AgentError) -> UInt64 {
             guard let t = table[key] else { return value }
             let seconds: UInt64
@@ -132,10 +132,13 @@ public struct AgentConfiguration: Sendable {
         partialMessageTimeout = try duration("partial_message_timeout", default: 30)
         pkcs11Timeout = try duration("pkcs11_timeout", default: 60)
         func optionalDuration(_ key: String) throws(AgentError) -> UInt64? { table[key] == nil ? nil : try duration(key, default: 0) }
-        autoLock = Agent.AutoLock(whenIdle: try optionalDuration("lock_when_idle"), after: try optionalDuration("lock_after"))
+        guard table["lock_on_sleep"].map({ $0.boolValue != nil }) ?? true else { throw AgentError("bad_config", "lock_on_sleep: true or false") }
+        autoLock = Agent.AutoLock(whenIdle: try optionalDuration("lock_when_idle"), after: try optionalDuration("lock_after"),
+                                  onSleep: table["lock_on_sleep"]?.boolValue ?? false)
         // The agent would open the store again from the file it reads, or hold what opens it.
         if autoLock != Agent.AutoLock(), let unattended = storePassphraseFile != nil ? "store_passphrase_file" : storePINFile != nil ? "store_pin_file" : nil {
-            throw AgentError("bad_config", "\(autoLock.whenIdle != nil ? "lock_when_idle" : "lock_after"): a store that locks by itself is one a person unlocks, and \(unattended) opens it unattended; leave one of them out")
+            let key = autoLock.whenIdle != nil ? "lock_when_idle" : autoLock.after != nil ? "lock_after" : "lock_on_sleep"
+            throw AgentError("bad_config", "\(key): a store that locks by itself is one a person unlocks, and \(unattended) opens it unattended; leave one of them out")
         }
         connectionsPerUID = ConnectionCounts.defaultPerUID
         if let value = table["connections_per_uid"] {

@@ -120,6 +120,23 @@ public enum AgentDaemon {
                           chains: config.chainRPC.isEmpty ? nil : ChainEndpoints(config.chainRPC))
         // Without a rules file too: the audit log then says when the rules last in force went.
         await agent.putInForce(rulesAtStart?.rules, from: rulesAtStart?.source, because: "start")
+        if config.autoLock.onSleep {
+            try SleepWatch.start { event in
+                switch event {
+                case .goingToSleep:
+                    // logind does not wait for the agent (it takes no inhibitor lock): the watch
+                    // reads on only once the store is locked.
+                    let locked = DispatchSemaphore(value: 0)
+                    Task {
+                        await agent.lockForSleep()
+                        locked.signal()
+                    }
+                    locked.wait()
+                case .woke: Task { await agent.woke() }
+                case .busGone: logger.error("logind can no longer be heard on the system bus: the store will not lock when the machine sleeps (lock_on_sleep) until the agent is started again")
+                }
+            }
+        }
         let server = SocketServer(rpc: AgentRPC(agent: agent, reloadRules: config.rulesFile == nil ? nil : loadRules, pkcs11Module: config.pkcs11Module, runTimeModules: runTimeModules), allowedUIDs: config.allowedUIDs, allowedGIDs: config.allowedGIDs,
                                   partialMessageTimeout: .seconds(Int64(config.partialMessageTimeout)), connectionsPerUID: config.connectionsPerUID)
 

@@ -494,6 +494,7 @@ public struct AgentRPC: Sendable {
             unlocked["warning"] = agent.store.warning.map { .string($0) }
             unlocked["locksWhenIdle"] = agent.autoLock.whenIdle.map { .string(DurationText.text($0)) }
             unlocked["locksAfter"] = agent.autoLock.after.map { .string(DurationText.text($0)) }
+            if agent.autoLock.onSleep { unlocked["locksOnSleep"] = true }
             return .object(unlocked)
         case "rules_reload":
             guard let reloadRules else { throw AgentError("no_rules", "the agent runs without a rules file") }

@@ -45,7 +45,8 @@ struct Unlock: ParsableCommand {
             let result = try remote { try client.call("agent_unlock", params) }
             if let warning = result["warning"]?.stringValue { Terminal.say("WARNING: " + warning) }
             let locks = [result["locksWhenIdle"]?.stringValue.map { "once no session key is used for \($0)" },
-                         result["locksAfter"]?.stringValue.map { "\($0) from now" }].compactMap { $0 }
+                         result["locksAfter"]?.stringValue.map { "\($0) from now" },
+                         result["locksOnSleep"] == .bool(true) ? "when the machine goes to sleep" : nil].compactMap { $0 }
             return CommandOutput(text: "the store is open" + (locks.isEmpty ? "" : "; it locks again " + locks.joined(separator: ", or ")), json: result)
         }
     }

@@ -75,7 +75,10 @@ struct AutoLockTests {
         let both = try AgentConfiguration(toml: "lock_when_idle = \"30m\"\nlock_after = \"12h\"", relativeTo: "/x", environment: [:])
         #expect(both.autoLock == Agent.AutoLock(whenIdle: 1800, after: 43200))
         #expect(try AgentConfiguration(toml: "", relativeTo: "/x", environment: [:]).autoLock == Agent.AutoLock())
+        #expect(try AgentConfiguration(toml: "lock_on_sleep = true", relativeTo: "/x", environment: [:]).autoLock == Agent.AutoLock(onSleep: true))
         for (bad, text) in [("lock_when_idle = \"soon\"", "lock_when_idle: expected a duration"), ("lock_after = 5", "lock_after: expected a duration"),
+                            ("lock_on_sleep = \"yes\"", "lock_on_sleep: true or false"),
+                            ("lock_on_sleep = true\nstore_pin_file = \"p\"", "lock_on_sleep: a store that locks by itself is one a person unlocks, and store_pin_file"),
                             ("lock_when_idle = \"30m\"\nstore_passphrase_file = \"p\"", "store_passphrase_file opens it unattended"),
                             ("lock_after = \"1h\"\nstore_pin_file = \"p\"", "lock_after: a store that locks by itself is one a person unlocks, and store_pin_file")] {
             do {
@@ -85,6 +88,51 @@ struct AutoLockTests {
                 #expect(error.reason == "bad_config" && error.message.contains(text), "\(bad): \(error)")
             }
         }
+    }
+
+    /// `lock_on_sleep`: logind's PrepareForSleep on the system bus (a private dbus-daemon here,
+    /// named to the agent by DBUS_SYSTEM_BUS_ADDRESS) locks the store, as gpg-agent users wish it
+    /// did; the same signal from a client of the bus that is not logind does not; waking leaves
+    /// it locked until a person unlocks it.
+    @Test(.enabled(if: SystemBus.isAvailable, "\(SystemBus.unavailableReason ?? "")"))
+    func theStoreLocksWhenTheMachineGoesToSleep() throws {
+        let bus = try SystemBus()
+        var environment = ProcessInfo.processInfo.environment
+        environment["DBUS_SYSTEM_BUS_ADDRESS"] = bus.address
+        let agent = try AgentProcess(rules: "default = \"approve\"", extraConfig: "lock_on_sleep = true", environment: environment)
+        let config = agent.directory.appendingPathComponent("session-agent.toml")
+        let text = try String(contentsOf: config, encoding: .utf8)
+        try text.replacingOccurrences(of: "store_passphrase_file = \"store.pass\"\n", with: "").write(to: config, atomically: true, encoding: .utf8)
+        try agent.start()
+        defer { agent.stop() }
+        let unlocked = try Command.run(Command.sessionAgent, ["unlock", "--socket", agent.controlSocket], stdin: Array("a passphrase\na passphrase\n".utf8))
+        #expect(unlocked.stdout.contains("the store is open; it locks again when the machine goes to sleep"), "\(unlocked)")
+        func locked() throws -> Bool { try AgentClient(path: agent.controlSocket).call("agent_info")["store"]?["locked"] == true }
+
+        // Sent by a client that is not logind, then logind's wake after it: the agent hears the
+        // second (the journal says so) and so has passed over the first.
+        try bus.prepareForSleep(true, asLogind: false)
+        try bus.prepareForSleep(false)
+        try agent.waitForLog("the machine woke up")
+        #expect(try !locked(), "\(agent.logs)")
+
+        try bus.prepareForSleep(true)
+        try agent.waitForLog("the store is locked: the machine went to sleep (lock_on_sleep)")
+        #expect(try locked())
+        try bus.prepareForSleep(false)
+        try agent.waitForLog("the machine woke up: the store stays locked until a person unlocks it (lock_on_sleep)")
+        #expect(try locked())
+        let audit = try AgentClient(path: agent.controlSocket).call("audit_show", JSONObject(["kind": "store_lock"])).arrayValue ?? []
+        #expect(audit.compactMap { $0["entry"]?["reason"]?.stringValue } == ["the machine went to sleep (lock_on_sleep)"], "\(audit)")
+
+        // Without a bus to hear logind on, an agent that was asked to lock at sleep does not start.
+        environment["DBUS_SYSTEM_BUS_ADDRESS"] = "unix:path=" + agent.directory.appendingPathComponent("no-bus").path
+        let deaf = try AgentProcess(rules: "default = \"approve\"", extraConfig: "lock_on_sleep = true", environment: environment)
+        let deafConfig = deaf.directory.appendingPathComponent("session-agent.toml")
+        try String(contentsOf: deafConfig, encoding: .utf8).replacingOccurrences(of: "store_passphrase_file = \"store.pass\"\n", with: "")
+            .write(to: deafConfig, atomically: true, encoding: .utf8)
+        let refused = try Command.run(URL(fileURLWithPath: "/usr/bin/timeout"), ["20", Command.sessionAgent.path, "serve", "--config", deafConfig.path], environment: environment)
+        #expect(refused.status == 1 && refused.stderr.contains("lock_on_sleep: logind cannot be heard on the system bus"), "\(refused)")
     }
 
     /// A running agent: `unlock` says when the store locks again, and it does.

@@ -130,6 +130,15 @@ struct StoreTokenLooksTests {
         try writeSecretFile(SoftHSM.userPIN, pinFile)
         try await agent.unlock(nil)
         #expect(try await state() == (false, nil, true))
+        // Nor one locked as the machine went to sleep.
+        await agent.lockForSleep()
+        let awayAsleep = try hsm.unplug(directory)
+        await look()
+        try hsm.plugIn(awayAsleep, as: directory)
+        await look()
+        #expect(try await state() == (true, "the machine went to sleep (lock_on_sleep)", true))
+        try await agent.unlock(nil)
+        #expect(try await state() == (false, nil, true))
 
         // Nor is one a person locks while the token that came back is opening it: the lock has
         // the last word. (The module holds the login until the lock is made.)
