@@ -90,6 +90,20 @@ struct AutoLockTests {
         }
     }
 
+    /// An agent with `extraConfig` whose store a person unlocks (no store_passphrase_file).
+    static func agentAPersonUnlocks(_ extraConfig: String, environment: [String: String]? = nil) throws -> AgentProcess {
+        let agent = try AgentProcess(rules: "default = \"approve\"", extraConfig: extraConfig, environment: environment)
+        let config = agent.directory.appendingPathComponent("session-agent.toml")
+        try String(contentsOf: config, encoding: .utf8).replacingOccurrences(of: "store_passphrase_file = \"store.pass\"\n", with: "")
+            .write(to: config, atomically: true, encoding: .utf8)
+        return agent
+    }
+
+    /// `session-agent unlock`, as a person at a terminal: a new store's passphrase, twice.
+    static func unlock(_ agent: AgentProcess) throws -> CommandResult {
+        try Command.run(Command.sessionAgent, ["unlock", "--socket", agent.controlSocket], stdin: Array("a passphrase\na passphrase\n".utf8))
+    }
+
     /// `lock_on_sleep`: logind's PrepareForSleep on the system bus (a private dbus-daemon here,
     /// named to the agent by DBUS_SYSTEM_BUS_ADDRESS) locks the store, as gpg-agent users wish it
     /// did; the same signal from a client of the bus that is not logind does not; waking leaves
@@ -99,13 +113,10 @@ struct AutoLockTests {
         let bus = try SystemBus()
         var environment = ProcessInfo.processInfo.environment
         environment["DBUS_SYSTEM_BUS_ADDRESS"] = bus.address
-        let agent = try AgentProcess(rules: "default = \"approve\"", extraConfig: "lock_on_sleep = true", environment: environment)
-        let config = agent.directory.appendingPathComponent("session-agent.toml")
-        let text = try String(contentsOf: config, encoding: .utf8)
-        try text.replacingOccurrences(of: "store_passphrase_file = \"store.pass\"\n", with: "").write(to: config, atomically: true, encoding: .utf8)
+        let agent = try Self.agentAPersonUnlocks("lock_on_sleep = true", environment: environment)
         try agent.start()
         defer { agent.stop() }
-        let unlocked = try Command.run(Command.sessionAgent, ["unlock", "--socket", agent.controlSocket], stdin: Array("a passphrase\na passphrase\n".utf8))
+        let unlocked = try Self.unlock(agent)
         #expect(unlocked.stdout.contains("the store is open; it locks again when the machine goes to sleep"), "\(unlocked)")
         func locked() throws -> Bool { try AgentClient(path: agent.controlSocket).call("agent_info")["store"]?["locked"] == true }
 
@@ -127,23 +138,18 @@ struct AutoLockTests {
 
         // Without a bus to hear logind on, an agent that was asked to lock at sleep does not start.
         environment["DBUS_SYSTEM_BUS_ADDRESS"] = "unix:path=" + agent.directory.appendingPathComponent("no-bus").path
-        let deaf = try AgentProcess(rules: "default = \"approve\"", extraConfig: "lock_on_sleep = true", environment: environment)
-        let deafConfig = deaf.directory.appendingPathComponent("session-agent.toml")
-        try String(contentsOf: deafConfig, encoding: .utf8).replacingOccurrences(of: "store_passphrase_file = \"store.pass\"\n", with: "")
-            .write(to: deafConfig, atomically: true, encoding: .utf8)
-        let refused = try Command.run(URL(fileURLWithPath: "/usr/bin/timeout"), ["20", Command.sessionAgent.path, "serve", "--config", deafConfig.path], environment: environment)
+        let deaf = try Self.agentAPersonUnlocks("lock_on_sleep = true", environment: environment)
+        let refused = try Command.run(URL(fileURLWithPath: "/usr/bin/timeout"), ["20", Command.sessionAgent.path, "serve", "--config",
+                                                                                 deaf.directory.appendingPathComponent("session-agent.toml").path], environment: environment)
         #expect(refused.status == 1 && refused.stderr.contains("lock_on_sleep: logind cannot be heard on the system bus"), "\(refused)")
     }
 
     /// A running agent: `unlock` says when the store locks again, and it does.
     @Test func aRunningAgentLocksItsStoreWhenIdle() throws {
-        let agent = try AgentProcess(rules: "default = \"approve\"", extraConfig: "lock_when_idle = \"1s\"")
-        let config = agent.directory.appendingPathComponent("session-agent.toml")
-        let text = try String(contentsOf: config, encoding: .utf8)
-        try text.replacingOccurrences(of: "store_passphrase_file = \"store.pass\"\n", with: "").write(to: config, atomically: true, encoding: .utf8)
+        let agent = try Self.agentAPersonUnlocks("lock_when_idle = \"1s\"")
         try agent.start()
         defer { agent.stop() }
-        let unlocked = try Command.run(Command.sessionAgent, ["unlock", "--socket", agent.controlSocket], stdin: Array("a passphrase\na passphrase\n".utf8))
+        let unlocked = try Self.unlock(agent)
         #expect(unlocked.stdout.contains("the store is open; it locks again once no session key is used for 1s"), "\(unlocked)")
         try agent.waitForLog("the store is locked: no session key was used for 1s (lock_when_idle)")
         let info = try AgentClient(path: agent.controlSocket).call("agent_info")
