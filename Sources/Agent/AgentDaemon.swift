@@ -121,11 +121,11 @@ public enum AgentDaemon {
         // Without a rules file too: the audit log then says when the rules last in force went.
         await agent.putInForce(rulesAtStart?.rules, from: rulesAtStart?.source, because: "start")
         if config.autoLock.onSleep {
-            try SleepWatch.start { event in
+            let delays = try SleepWatch.start { event in
                 switch event {
                 case .goingToSleep:
-                    // logind does not wait for the agent (it takes no inhibitor lock): the watch
-                    // reads on only once the store is locked.
+                    // The watch lets logind's delay lock go (and the machine sleep) only once
+                    // this returns: once the store is locked.
                     let locked = DispatchSemaphore(value: 0)
                     Task {
                         await agent.lockForSleep()
@@ -136,6 +136,7 @@ public enum AgentDaemon {
                 case .busGone: logger.error("logind can no longer be heard on the system bus: the store will not lock when the machine sleeps (lock_on_sleep) until the agent is started again")
                 }
             }
+            if !delays { logger.notice("logind gave no delay lock (Inhibit): the store locks as the machine goes to sleep (lock_on_sleep), but logind does not wait for it") }
         }
         let server = SocketServer(rpc: AgentRPC(agent: agent, reloadRules: config.rulesFile == nil ? nil : loadRules, pkcs11Module: config.pkcs11Module, runTimeModules: runTimeModules), allowedUIDs: config.allowedUIDs, allowedGIDs: config.allowedGIDs,
                                   partialMessageTimeout: .seconds(Int64(config.partialMessageTimeout)), connectionsPerUID: config.connectionsPerUID)

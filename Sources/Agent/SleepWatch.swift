@@ -14,9 +14,10 @@ enum SleepWatch {
     }
 
     /// Calls `handler` for each event, on a thread of the watch's own, for as long as the process
-    /// runs; the watch waits for `handler` to return before it reads on. Throws when the bus
-    /// cannot be reached.
-    static func start(_ handler: @escaping @Sendable (Event) -> Void) throws(AgentError) {
+    /// runs; the watch waits for `handler` to return before it reads on, and logind waits for it
+    /// before the machine sleeps when the watch holds a delay lock (true when it does). Throws
+    /// when the bus cannot be reached.
+    static func start(_ handler: @escaping @Sendable (Event) -> Void) throws(AgentError) -> Bool {
         // Kept for the life of the process, as the watch's thread is.
         let context = Unmanaged.passRetained(Handler(handler)).toOpaque()
         let started = CSleepWatch_start({ context, event in
@@ -26,6 +27,7 @@ enum SleepWatch {
             Unmanaged<Handler>.fromOpaque(context).release()
             throw AgentError("bad_config", "lock_on_sleep: logind cannot be heard on the system bus: \(String(cString: strerror(-started)))")
         }
+        return started == 1
     }
 
     private final class Handler: Sendable {

@@ -105,36 +105,54 @@ struct AutoLockTests {
     }
 
     /// `lock_on_sleep`: logind's PrepareForSleep on the system bus (a private dbus-daemon here,
-    /// named to the agent by DBUS_SYSTEM_BUS_ADDRESS) locks the store, as gpg-agent users wish it
-    /// did; the same signal from a client of the bus that is not logind does not; waking leaves
-    /// it locked until a person unlocks it.
+    /// named to the agent by DBUS_SYSTEM_BUS_ADDRESS, and logind.py on it) locks the store, as
+    /// gpg-agent users wish it did; the same signal from a client of the bus that is not logind
+    /// does not; waking leaves it locked until a person unlocks it. The agent holds a logind
+    /// delay lock on sleep and lets it go only once the store is locked, so logind waits for
+    /// the lock; it takes a new one as the machine wakes.
     @Test(.enabled(if: SystemBus.isAvailable, "\(SystemBus.unavailableReason ?? "")"))
     func theStoreLocksWhenTheMachineGoesToSleep() throws {
         let bus = try SystemBus()
+        let logind = try SystemBus.Logind(on: bus)
         var environment = ProcessInfo.processInfo.environment
         environment["DBUS_SYSTEM_BUS_ADDRESS"] = bus.address
         let agent = try Self.agentAPersonUnlocks("lock_on_sleep = true", environment: environment)
         try agent.start()
         defer { agent.stop() }
+        let delayLock = "inhibit sleep session-agent Locks the session-key store first delay"
+        try logind.waitFor(delayLock)
         let unlocked = try Self.unlock(agent)
         #expect(unlocked.stdout.contains("the store is open; it locks again when the machine goes to sleep"), "\(unlocked)")
         func locked() throws -> Bool { try AgentClient(path: agent.controlSocket).call("agent_info")["store"]?["locked"] == true }
 
         // Sent by a client that is not logind, then logind's wake after it: the agent hears the
-        // second (the journal says so) and so has passed over the first.
-        try bus.prepareForSleep(true, asLogind: false)
-        try bus.prepareForSleep(false)
+        // second (the journal says so) and so has passed over the first, keeping its delay lock.
+        try logind.send("foreign-sleep")
+        try logind.send("wake")
         try agent.waitForLog("the machine woke up")
         #expect(try !locked(), "\(agent.logs)")
+        #expect(logind.noted.filter { $0 == delayLock || $0 == "released" } == [delayLock], "\(logind.noted)")
 
-        try bus.prepareForSleep(true)
-        try agent.waitForLog("the store is locked: the machine went to sleep (lock_on_sleep)")
+        // The delay lock goes only once the store is locked.
+        try logind.send("sleep")
+        try logind.waitFor("released")
         #expect(try locked())
-        try bus.prepareForSleep(false)
+        try agent.waitForLog("the store is locked: the machine went to sleep (lock_on_sleep)")
+        try logind.send("wake")
         try agent.waitForLog("the machine woke up: the store stays locked until a person unlocks it (lock_on_sleep)")
+        try logind.waitFor(delayLock, times: 2)
         #expect(try locked())
         let audit = try AgentClient(path: agent.controlSocket).call("audit_show", JSONObject(["kind": "store_lock"])).arrayValue ?? []
         #expect(audit.compactMap { $0["entry"]?["reason"]?.stringValue } == ["the machine went to sleep (lock_on_sleep)"], "\(audit)")
+        #expect(!agent.logs.contains("logind gave no delay lock"), "\(agent.logs)")
+
+        // Without logind on the bus, it locks all the same, and says logind will not wait for it.
+        let withoutLogind = try SystemBus()
+        environment["DBUS_SYSTEM_BUS_ADDRESS"] = withoutLogind.address
+        let alone = try Self.agentAPersonUnlocks("lock_on_sleep = true", environment: environment)
+        try alone.start()
+        defer { alone.stop() }
+        try alone.waitForLog("logind gave no delay lock (Inhibit): the store locks as the machine goes to sleep (lock_on_sleep), but logind does not wait for it")
 
         // Without a bus to hear logind on, an agent that was asked to lock at sleep does not start.
         environment["DBUS_SYSTEM_BUS_ADDRESS"] = "unix:path=" + agent.directory.appendingPathComponent("no-bus").path

@@ -1,7 +1,7 @@
 import Foundation
 
 /// A private D-Bus daemon that stands in for the system bus (an agent is pointed at it with
-/// DBUS_SYSTEM_BUS_ADDRESS), and logind's sleep signal sent on it (`Tests/rig/logind.py`).
+/// DBUS_SYSTEM_BUS_ADDRESS), and logind on it (`Tests/rig/logind.py`).
 public final class SystemBus {
     static let daemon = "/usr/bin/dbus-daemon"
     static let logind = Oracle.packageRoot.appendingPathComponent("Tests/rig/logind.py")
@@ -46,10 +46,50 @@ public final class SystemBus {
         try? FileManager.default.removeItem(at: directory)
     }
 
-    /// logind's PrepareForSleep(`sleeping`), sent as logind sends it or, `asLogind` false, by a
-    /// client that does not own its name; returns once the bus has taken it.
-    public func prepareForSleep(_ sleeping: Bool, asLogind: Bool = true) throws {
-        let sent = try Command.run(Oracle.python, [Self.logind.path, address, sleeping ? "sleep" : "wake"] + (asLogind ? [] : ["--not-logind"]))
-        guard sent.status == 0 else { throw Oracle.Failure(description: "logind.py: \(sent.stderr)") }
+    /// logind on this bus: `Tests/rig/logind.py`, which gives delay locks and sends
+    /// PrepareForSleep when told.
+    public final class Logind {
+        private let process = Process()
+        private let commands = Pipe()
+        private let events: URL
+
+        public init(on bus: SystemBus) throws {
+            events = bus.directory.appendingPathComponent("logind-\(UUID().uuidString.prefix(8)).events")
+            _ = FileManager.default.createFile(atPath: events.path, contents: nil)
+            process.executableURL = Oracle.python
+            process.arguments = [SystemBus.logind.path, bus.address, events.path]
+            process.standardInput = commands
+            process.standardError = FileHandle.nullDevice
+            try process.run()
+            try waitFor("ready")
+        }
+
+        deinit {
+            if process.isRunning {
+                kill(process.processIdentifier, SIGKILL)
+                process.waitUntilExit()
+            }
+        }
+
+        /// What it noted, in order: "ready", "inhibit sleep WHO WHY delay", "released", "sent sleep"…
+        public var noted: [String] {
+            ((try? String(contentsOf: events, encoding: .utf8)) ?? "").split(separator: "\n").map(String.init)
+        }
+
+        /// Waits until it has noted `event` `times` times in all, or fails after `seconds`.
+        public func waitFor(_ event: String, times: Int = 1, seconds: Double = 15) throws {
+            let deadline = Date().addingTimeInterval(seconds)
+            while noted.filter({ $0 == event }).count < times {
+                guard process.isRunning, Date() < deadline else { throw Oracle.Failure(description: "logind.py never noted \"\(event)\" \(times) times: \(noted)") }
+                _ = poll(nil, 0, 20)
+            }
+        }
+
+        /// `sleep`, `wake` or `foreign-sleep` (see logind.py); returns once the bus took the signal.
+        public func send(_ command: String) throws {
+            let sent = noted.filter { $0 == "sent " + command }.count
+            commands.fileHandleForWriting.write(Data((command + "\n").utf8))
+            try waitFor("sent " + command, times: sent + 1)
+        }
     }
 }
