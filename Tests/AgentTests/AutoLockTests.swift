@@ -105,9 +105,9 @@ struct AutoLockTests {
     }
 
     /// `lock_on_sleep`: logind's PrepareForSleep on the system bus (a private dbus-daemon here,
-    /// named to the agent by DBUS_SYSTEM_BUS_ADDRESS, and logind.py on it) locks the store, as
-    /// gpg-agent users wish it did; the same signal from a client of the bus that is not logind
-    /// does not; waking leaves it locked until a person unlocks it. The agent holds a logind
+    /// named to the agent by DBUS_SYSTEM_BUS_ADDRESS, and logind.py on it) locks the store; the
+    /// same signal from a client of the bus that is not logind does not; waking leaves it locked
+    /// until a person unlocks it. The agent holds a logind
     /// delay lock on sleep and lets it go only once the store is locked, so logind waits for
     /// the lock; it takes a new one as the machine wakes.
     @Test(.enabled(if: SystemBus.isAvailable, "\(SystemBus.unavailableReason ?? "")"))
