@@ -143,14 +143,10 @@ struct DecodeSignature: ParsableCommand {
                 lines.append("digests        " + (matches.allSatisfy { $0 } ? "match the session for \(accountAddress.checksummed) at nonce \(nonceValue)" : "DO NOT match the session for \(accountAddress.checksummed) at nonce \(nonceValue)"))
                 o["digestsMatch"] = .bool(matches.allSatisfy { $0 })
             }
-            if let (validator, routed) = try? kind.parseERC1271Signature(enable.permissionEnableSig) {
-                var ownerSig = routed
+            if let (validator, ownerSig, everyChain) = try? kind.parsePermissionEnableSig(enable.permissionEnableSig) {
                 lines.append("owner validator \(validator.checksummed)")
                 o["ownerValidator"] = .string(validator.checksummed)
-                // Kernel v3.2 and later check a signature so marked over the wrapping for chain id 0.
-                let everyChain = kind == .kernel && ownerSig.starts(with: AccountKind.kernelReplayable.bytes)
                 if everyChain {
-                    ownerSig.removeFirst(32)
                     lines.append("owner signed   for every chain (Kernel's replayable signature, its wrapping for chain id 0)")
                     o["kernelReplayable"] = .bool(true)
                 }

@@ -119,6 +119,9 @@ struct SignatureEncodingTests {
                 == AccountKind.kernel.validatorHash(of: digest, account: account, chainId: 8453, kernelVersion: "0.3.3"))
         #expect(AccountKind.kernel.permissionEnableSig(validator: validator, signature: sig, chainIds: two, kernelVersion: "0.3.3")
                 == [0x01] + validator.bytes + AccountKind.kernelReplayable.bytes + sig)
+        let parsed = try AccountKind.kernel.parsePermissionEnableSig([0x01] + validator.bytes + AccountKind.kernelReplayable.bytes + sig)
+        #expect(parsed.validator == validator && parsed.signature == sig && parsed.everyChain)
+        #expect(try AccountKind.nexus.parsePermissionEnableSig(validator.bytes + AccountKind.kernelReplayable.bytes + sig).everyChain == false)
         for (kind, chainIds, version) in [(AccountKind.kernel, [UInt64(8453)], "0.3.3"), (.kernel, two, "0.3.1"), (.nexus, two, "0.3.3")] {
             #expect(kind.permissionEnableSig(validator: validator, signature: sig, chainIds: chainIds, kernelVersion: version)
                     == kind.erc1271Signature(validator: validator, signature: sig))

@@ -56,6 +56,14 @@ public enum AccountKind: String, Sendable, CaseIterable {
         return erc1271Signature(validator: validator, signature: replayable ? Self.kernelReplayable.bytes + signature : signature)
     }
 
+    /// Splits a `permissionEnableSig` back into the validator, its signature, and whether it is
+    /// marked for every chain (a Kernel replayable one, over the wrapping for chain id 0).
+    public func parsePermissionEnableSig(_ bytes: [UInt8]) throws(SmartSessionError) -> (validator: Address, signature: [UInt8], everyChain: Bool) {
+        let (validator, routed) = try parseERC1271Signature(bytes)
+        guard self == .kernel, routed.starts(with: Self.kernelReplayable.bytes) else { return (validator, routed, false) }
+        return (validator, Array(routed.dropFirst(32)), true)
+    }
+
     /// What marks a signature Kernel v3.2 and later check for every chain: it follows the
     /// validator's address, and the validator is given the hash wrapped for chain id 0.
     public static let kernelReplayable = Keccak256.hash(utf8: "kernel.replayable.signature")
